@@ -1,0 +1,21 @@
+"""Errors the engine raises for problems a user can fix (bad files, bad sizes)."""
+
+
+class EngineError(Exception):
+    """Base class: the message is written for the user and names the file or value at fault."""
+
+
+class ModelLoadError(EngineError):
+    """A checkpoint, VAE or config could not be read or does not fit the model it claims to be."""
+
+
+class UnsafeFileError(ModelLoadError):
+    """A pickle (.ckpt/.pt) holds objects outside the weights-only allow-list."""
+
+
+class InvalidRequestError(EngineError):
+    """A generation parameter is out of range (size not a multiple of 8, steps < 1, ...)."""
+
+
+class Interrupted(EngineError):
+    """The job was interrupted by the user; partial results may exist."""

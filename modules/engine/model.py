@@ -1,0 +1,78 @@
+"""The loaded model as the rest of the engine sees it: plain diffusers/transformers modules plus facts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+
+@dataclass
+class TextEncoderSpec:
+    """One CLIP text encoder and how the family reads it.
+
+    `layer` is the hidden state the UNet sees at clip skip 1: -1 = last layer, -2 = penultimate.
+    `final_norm` says whether the final layer norm is applied to that hidden state.
+    `pooled` marks the encoder whose projected pooled output feeds SDXL's size conditioning.
+    """
+
+    model: CLIPTextModel | CLIPTextModelWithProjection
+    tokenizer: CLIPTokenizer
+    layer: int = -1
+    final_norm: bool = True
+    pooled: bool = False
+
+
+@dataclass
+class SDModel:
+    """Everything needed to sample from one checkpoint.
+
+    `family` is the family name ("SD1", "SD2", "SDXL"); `variant` refines it ("inpaint", "v" ...).
+    `scheduler_config` is a diffusers scheduler config dict (betas, prediction type) for this model.
+    """
+
+    family: str
+    unet: UNet2DConditionModel
+    vae: AutoencoderKL
+    text_encoders: list[TextEncoderSpec]
+    scheduler_config: dict
+    prediction_type: str = "epsilon"
+    vae_scaling_factor: float = 0.18215
+    variant: str = ""
+    is_inpainting: bool = False
+    source: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def is_sdxl(self) -> bool:
+        return self.family == "SDXL"
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.unet.parameters()).dtype
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.vae.config.latent_channels)
+
+    @property
+    def vae_scale(self) -> int:
+        """Pixels per latent pixel (8 for every released family)."""
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    def modules(self) -> list[torch.nn.Module]:
+        return [self.unet, self.vae, *(spec.model for spec in self.text_encoders)]
+
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None, vae_dtype: torch.dtype | None = None):
+        """Move every part; the VAE may keep its own dtype (fp32 VAE for --no-half-vae)."""
+        self.unet.to(device=device, dtype=dtype)
+        for spec in self.text_encoders:
+            spec.model.to(device=device, dtype=dtype)
+        self.vae.to(device=device, dtype=vae_dtype or dtype)
+        return self
