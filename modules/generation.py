@@ -1,0 +1,219 @@
+"""Runs A1111-shaped txt2img jobs: settings and seeds in, images, infotexts and files out."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from modules import images as image_files
+from modules.engine import txt2img
+from modules.engine.errors import InvalidRequestError
+from modules.engine.sampling.loop import StepInfo
+from modules.engine.sampling.samplers import find_sampler
+from modules.engine.vae import cheap_preview
+from modules.infotext import build_infotext
+from modules.job_state import JobState
+from modules.model_manager import LoadedModel, ModelManager
+from modules.options import Options
+from modules.paths import DataPaths
+from modules.processing import Processed, StableDiffusionProcessing
+from modules.version import VERSION
+
+MAX_SEED = 4294967294
+
+
+class GenerationService:
+    def __init__(self, models: ModelManager, options: Options, paths: DataPaths, state: JobState) -> None:
+        self.models = models
+        self.options = options
+        self.paths = paths
+        self.state = state
+
+    def process(self, p: StableDiffusionProcessing) -> Processed:
+        """Run every batch of `p` on the active model (call from the job worker)."""
+        with self._override_settings(p):
+            self.validate(p)
+            loaded = self.models.get()
+            self._prepare(p, loaded)
+            return self._run(p, loaded)
+
+    # -- checks and preparation -----------------------------------------------------------------
+    def validate(self, p: StableDiffusionProcessing) -> None:
+        o = self.options
+        limits = (
+            ("width", p.width, 64, o.max_image_size), ("height", p.height, 64, o.max_image_size),
+            ("steps", p.steps, 1, o.max_steps), ("batch_size", p.batch_size, 1, o.max_batch_size),
+            ("n_iter", p.n_iter, 1, o.max_batch_count),
+        )
+        for name, value, low, high in limits:
+            if not isinstance(value, int) or not low <= value <= high:
+                raise InvalidRequestError(f"{name} must be an integer from {low} to {high}, got {value!r}")
+        for name in ("width", "height"):
+            if getattr(p, name) % 8:
+                raise InvalidRequestError(f"{name} must be a multiple of 8, got {getattr(p, name)}")
+        if not 0 <= p.cfg_scale <= 100:
+            raise InvalidRequestError(f"cfg_scale must be from 0 to 100, got {p.cfg_scale}")
+        find_sampler(p.sampler_name or "Euler", p.scheduler)
+
+    def _prepare(self, p: StableDiffusionProcessing, loaded: LoadedModel) -> None:
+        spec, schedule = find_sampler(p.sampler_name or "Euler", p.scheduler)
+        p.sampler_name, p.scheduler = spec.name, schedule.label
+        total = p.batch_size * p.n_iter
+        p.all_prompts = _per_image(p.prompt, total)
+        p.all_negative_prompts = _per_image(p.negative_prompt, total)
+        p.seed = _resolve_seed(p.seed)
+        use_variation = p.seed_enable_extras and p.subseed_strength > 0
+        p.subseed = _resolve_seed(p.subseed)
+        p.all_seeds = [p.seed if use_variation else p.seed + i for i in range(total)]
+        p.all_subseeds = [p.subseed + i if use_variation else p.subseed for i in range(total)]
+        p.clip_skip = int(self.options.CLIP_stop_at_last_layers)
+        p.sd_model = loaded.sd
+        p.sd_model_name = loaded.checkpoint.name_for_extra
+        p.sd_model_hash = loaded.checkpoint.hash
+        p.sd_vae_name = loaded.vae_name
+        p.job_timestamp = datetime.now().strftime("%Y%m%d%H%M%S")
+
+    @contextlib.contextmanager
+    def _override_settings(self, p: StableDiffusionProcessing) -> Iterator[None]:
+        saved = {key: getattr(self.options, key) for key in p.override_settings if key in self.options.data_labels}
+        for key, value in p.override_settings.items():
+            if key in saved:
+                self.options.set(key, value)
+        try:
+            yield
+        finally:
+            if p.override_settings_restore_afterwards:
+                for key, value in saved.items():
+                    self.options.set(key, value)
+
+    # -- running ------------------------------------------------------------------------------------
+    def _run(self, p: StableDiffusionProcessing, loaded: LoadedModel) -> Processed:
+        self.state.begin("txt2img", p.n_iter)
+        images, infotexts = [], []
+        for n in range(p.n_iter):
+            if self.state.interrupted:
+                break
+            p.iteration = n
+            result = self._batch(p, loaded, n)
+            for i, image in enumerate(result.images):
+                index = n * p.batch_size + i
+                infotext = self.infotext(p, loaded, index, result.schedule)
+                self._save(p, image, index, infotext)
+                images.append(image)
+                infotexts.append(infotext)
+            self.state.nextjob()
+        first = 0
+        if len(images) > 1 and self.options.return_grid:
+            grid = image_files.image_grid(images, batch_size=p.batch_size)
+            self._save_grid(p, grid, infotexts[0])
+            images.insert(0, grid)
+            infotexts.insert(0, infotexts[0])
+            first = 1
+        processed = Processed(p, images, infotexts, p.all_seeds[0], p.all_seeds, p.all_subseeds, first,
+                              warnings=list(p.warnings))
+        processed.info = infotexts[first] if infotexts else ""
+        return processed
+
+    def _batch(self, p: StableDiffusionProcessing, loaded: LoadedModel, n: int) -> txt2img.BatchResult:
+        window = slice(n * p.batch_size, (n + 1) * p.batch_size)
+        o = self.options
+        request = txt2img.BatchRequest(
+            prompts=p.all_prompts[window], negative_prompts=p.all_negative_prompts[window],
+            seeds=p.all_seeds[window], subseeds=p.all_subseeds[window],
+            subseed_strength=p.subseed_strength if p.seed_enable_extras else 0.0,
+            seed_resize_from=(p.seed_resize_from_w, p.seed_resize_from_h) if p.seed_enable_extras else None,
+            width=p.width, height=p.height, steps=p.steps, cfg_scale=p.cfg_scale, sampler=p.sampler_name,
+            schedule=p.scheduler, clip_skip=p.clip_skip,
+            eta_ancestral=p.eta if p.eta is not None else o.eta_ancestral, eta_ddim=o.eta_ddim,
+            eta_noise_seed_delta=int(o.eta_noise_seed_delta), noise_device=_noise_device(o.randn_source),
+        )
+        return txt2img.generate(loaded.sd, request, callback=self._step_callback(loaded), control=self.state.control)
+
+    def _step_callback(self, loaded: LoadedModel):
+        every = int(self.options.show_progress_every_n_steps)
+        live = bool(self.options.live_previews_enable) and every > 0
+
+        def on_step(info: StepInfo) -> None:
+            self.state.set_step(info.step + 1, info.total)
+            if live and ((info.step + 1) % every == 0 or info.step + 1 == info.total):
+                latents = info.denoised if info.denoised is not None else info.latents
+                self.state.set_preview(cheap_preview(loaded.sd, latents))
+
+        return on_step
+
+    # -- infotext and files -----------------------------------------------------------------------
+    def infotext(self, p: StableDiffusionProcessing, loaded: LoadedModel, index: int, schedule: str) -> str:
+        o = self.options
+        variation = p.seed_enable_extras and p.subseed_strength > 0
+        resize = p.seed_enable_extras and p.seed_resize_from_w > 0 and p.seed_resize_from_h > 0
+        params: dict[str, Any] = {
+            "Steps": p.steps, "Sampler": p.sampler_name, "Schedule type": schedule, "CFG scale": p.cfg_scale,
+            "Seed": p.all_seeds[index], "Size": f"{p.width}x{p.height}",
+            "Model hash": p.sd_model_hash if o.add_model_hash_to_info else None,
+            "Model": p.sd_model_name if o.add_model_name_to_info else None,
+            "VAE hash": None, "VAE": loaded.vae_name,
+            "Variation seed": p.all_subseeds[index] if variation else None,
+            "Variation seed strength": p.subseed_strength if variation else None,
+            "Seed resize from": f"{p.seed_resize_from_w}x{p.seed_resize_from_h}" if resize else None,
+            "Clip skip": p.clip_skip if p.clip_skip > 1 else None,
+            "ENSD": o.eta_noise_seed_delta if o.eta_noise_seed_delta and _uses_ensd(p.sampler_name) else None,
+            "RNG": o.randn_source if o.randn_source != "GPU" else None,
+            **p.extra_generation_params,
+            "Version": VERSION if o.add_version_to_infotext else None,
+        }
+        return build_infotext(p.all_prompts[index], p.all_negative_prompts[index], params)
+
+    def _outdir(self, p: StableDiffusionProcessing, option: str, override: str | None) -> Path:
+        base = self.paths.resolve(override or getattr(self.options, option))
+        if self.options.save_to_dirs:
+            base = base / datetime.now().strftime("%Y-%m-%d")
+        return base
+
+    def _save(self, p: StableDiffusionProcessing, image, index: int, infotext: str) -> None:
+        if p.do_not_save_samples or not self.options.samples_save:
+            return
+        directory = self._outdir(p, "outdir_txt2img_samples", p.outpath_samples)
+        image_files.save_image(
+            image, directory, seed=p.all_seeds[index], prompt=p.all_prompts[index], infotext=infotext,
+            extension=self.options.samples_format, pnginfo_enabled=self.options.enable_pnginfo,
+            save_txt=self.options.save_txt,
+        )
+
+    def _save_grid(self, p: StableDiffusionProcessing, grid, infotext: str) -> None:
+        if p.do_not_save_grid or not self.options.grid_save:
+            return
+        directory = self._outdir(p, "outdir_txt2img_grids", p.outpath_grids)
+        image_files.save_image(
+            grid, directory, seed=p.all_seeds[0], prompt=p.all_prompts[0], infotext=infotext,
+            extension=self.options.grid_format, pnginfo_enabled=self.options.enable_pnginfo,
+            basename_prefix="grid",
+        )
+
+
+def _per_image(value: str | list[str], total: int) -> list[str]:
+    if isinstance(value, list):
+        if not value:
+            return [""] * total
+        return [str(value[i % len(value)]) for i in range(total)]
+    return [value or ""] * total
+
+
+def _resolve_seed(seed: int | float | str | None) -> int:
+    try:
+        seed = int(float(seed)) if seed not in (None, "") else -1
+    except ValueError as exc:
+        raise InvalidRequestError(f"seed must be a number, got {seed!r}") from exc
+    return random.randrange(MAX_SEED) if seed == -1 else seed
+
+
+def _noise_device(randn_source: str) -> str:
+    return "gpu" if str(randn_source).upper() == "GPU" else "cpu"
+
+
+def _uses_ensd(sampler: str | None) -> bool:
+    spec, _ = find_sampler(sampler)
+    return spec.uses_ensd
