@@ -96,8 +96,11 @@ def generate(
 @torch.no_grad()
 def conditioning(model: SDModel, request: BatchRequest) -> Guidance:
     """Text conditioning for the batch, with SDXL's pooled text and size conditioning."""
-    cond = encode_prompts(model.text_encoders, request.prompts, request.clip_skip)
-    uncond = encode_prompts(model.text_encoders, request.negative_prompts, request.clip_skip)
+    clip_skip = request.clip_skip if model.family == "SD1" else 1  # A1111 ignores it for SD2 and SDXL
+    cond = encode_prompts(model.text_encoders, request.prompts, clip_skip)
+    uncond = encode_prompts(model.text_encoders, request.negative_prompts, clip_skip)
+    if model.is_sdxl and not any(request.negative_prompts):
+        uncond = uncond.zeros_like()  # A1111 and diffusers: an empty SDXL negative prompt is all zeros
     cond, uncond = pad_to_same_length(cond, uncond)
     return Guidance(
         context=cond.context, uncond_context=uncond.context, cfg_scale=request.cfg_scale,

@@ -36,7 +36,8 @@ def _bytes_to_unicode() -> dict[int, str]:
 
 @functools.cache
 def _vocab_and_merges() -> tuple[dict[str, int], tuple[tuple[str, str], ...]]:
-    lines = gzip.open(BPE_FILE).read().decode("utf-8").split("\n")
+    with gzip.open(BPE_FILE) as f:
+        lines = f.read().decode("utf-8").split("\n")
     merges = tuple(tuple(line.split()) for line in lines[1 : 49152 - 256 - 2 + 1])
     tokens = list(_bytes_to_unicode().values())
     tokens += [t + "</w>" for t in tokens]
@@ -49,8 +50,13 @@ def get_tokenizer(pad_token: str = "<|endoftext|>") -> CLIPTokenizer:
     """A CLIP tokenizer (77 tokens). `pad_token="!"` gives OpenCLIP's padding (id 0)."""
     vocab, merges = _vocab_and_merges()
     return CLIPTokenizer(
-        vocab=dict(vocab), merges=list(merges), model_max_length=77, pad_token=pad_token,
-        bos_token="<|startoftext|>", eos_token="<|endoftext|>", unk_token="<|endoftext|>",
+        vocab=dict(vocab),
+        merges=list(merges),
+        model_max_length=77,
+        pad_token=pad_token,
+        bos_token="<|startoftext|>",
+        eos_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
     )
 
 
