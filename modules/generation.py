@@ -75,6 +75,7 @@ class GenerationService:
         p.sd_model_name = loaded.checkpoint.name_for_extra
         p.sd_model_hash = loaded.checkpoint.hash
         p.sd_vae_name = loaded.vae_name
+        p.sd_vae_hash = loaded.vae_hash
         p.job_timestamp = datetime.now().strftime("%Y%m%d%H%M%S")
 
     @contextlib.contextmanager
@@ -151,13 +152,13 @@ class GenerationService:
         variation = p.seed_enable_extras and p.subseed_strength > 0
         resize = p.seed_enable_extras and p.seed_resize_from_w > 0 and p.seed_resize_from_h > 0
         params: dict[str, Any] = {
-            "Steps": p.steps, "Sampler": p.sampler_name, "Schedule type": schedule, "CFG scale": p.cfg_scale,
+            "Steps": p.steps, "Sampler": p.sampler_name, "Schedule type": schedule, "CFG scale": _number(p.cfg_scale),
             "Seed": p.all_seeds[index], "Size": f"{p.width}x{p.height}",
             "Model hash": p.sd_model_hash if o.add_model_hash_to_info else None,
             "Model": p.sd_model_name if o.add_model_name_to_info else None,
-            "VAE hash": None, "VAE": loaded.vae_name,
+            "VAE hash": loaded.vae_hash, "VAE": loaded.vae_name,
             "Variation seed": p.all_subseeds[index] if variation else None,
-            "Variation seed strength": p.subseed_strength if variation else None,
+            "Variation seed strength": _number(p.subseed_strength) if variation else None,
             "Seed resize from": f"{p.seed_resize_from_w}x{p.seed_resize_from_h}" if resize else None,
             "Clip skip": p.clip_skip if p.clip_skip > 1 else None,
             "ENSD": o.eta_noise_seed_delta if o.eta_noise_seed_delta and _uses_ensd(p.sampler_name) else None,
@@ -192,6 +193,11 @@ class GenerationService:
             extension=self.options.grid_format, pnginfo_enabled=self.options.enable_pnginfo,
             basename_prefix="grid",
         )
+
+
+def _number(value: float) -> float | int:
+    """7.0 -> 7, as A1111's UI writes it; 7.5 stays 7.5."""
+    return int(value) if float(value).is_integer() else value
 
 
 def _per_image(value: str | list[str], total: int) -> list[str]:

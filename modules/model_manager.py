@@ -20,7 +20,7 @@ import torch
 from modules.checkpoints import CheckpointInfo, CheckpointRegistry, VaeRegistry
 from modules.engine.devices import DeviceConfig
 from modules.engine.errors import ModelLoadError
-from modules.engine.families import load_checkpoint
+from modules.engine.loading import load_checkpoint
 from modules.engine.model import SDModel
 from modules.engine.vae_loading import apply_vae, baked_vae_state, load_vae_file
 from modules.options import Options
@@ -35,6 +35,8 @@ class LoadedModel:
     baked_vae: dict[str, torch.Tensor] = field(default_factory=dict)
     vae_path: Path | None = None
     load_seconds: float = 0.0
+
+    vae_hash: str | None = None
 
     @property
     def vae_name(self) -> str | None:
@@ -144,7 +146,12 @@ class ModelManager:
 
     # -- VAE -----------------------------------------------------------------------------------------
     def _ensure_vae(self, loaded: LoadedModel) -> None:
-        wanted = self.vaes.resolve(loaded.checkpoint, self.options.sd_vae)
+        try:
+            wanted = self.vaes.resolve(
+                loaded.checkpoint, self.options.sd_vae, bool(self.options.sd_vae_overrides_per_model_preferences)
+            )
+        except ValueError as exc:
+            raise ModelLoadError(str(exc)) from exc
         wanted = Path(wanted) if wanted else None
         if wanted == loaded.vae_path:
             return
@@ -152,4 +159,5 @@ class ModelManager:
         apply_vae(loaded.sd, state)
         loaded.sd.vae.to(self.devices.device, self.devices.vae_dtype)
         loaded.vae_path = wanted
+        loaded.vae_hash = self.vaes.short_hash(wanted) if wanted else None
         log.info("VAE for %s: %s", loaded.checkpoint.title, wanted.name if wanted else "from the checkpoint")

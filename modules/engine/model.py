@@ -71,8 +71,16 @@ class SDModel:
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None, vae_dtype: torch.dtype | None = None):
         """Move every part; the VAE may keep its own dtype (fp32 VAE for --no-half-vae)."""
-        self.unet.to(device=device, dtype=dtype)
-        for spec in self.text_encoders:
-            spec.model.to(device=device, dtype=dtype)
-        self.vae.to(device=device, dtype=vae_dtype or dtype)
+        for module in (self.unet, *(spec.model for spec in self.text_encoders)):
+            _move(module, device, dtype)
+        _move(self.vae, device, vae_dtype or dtype)
         return self
+
+
+def _move(module: torch.nn.Module, device: torch.device | str, dtype: torch.dtype | None) -> None:
+    """`module.to`, passing the dtype only when it changes (diffusers warns about no-op casts)."""
+    current = next(module.parameters()).dtype
+    if dtype is None or dtype == current:
+        module.to(device=device)
+    else:
+        module.to(device=device, dtype=dtype)

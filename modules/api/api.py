@@ -1,0 +1,204 @@
+"""The A1111 HTTP API (`/sdapi/v1/...`) over the App's services.
+
+Every generation goes through the App's single job queue, shared with the web UI. Errors a user can
+fix come back as 4xx with A1111's JSON error shape; the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import secrets
+import time
+from typing import Any
+
+import torch
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBasic, HTTPBasicCredentials
+
+from modules.api import models as m
+from modules.app import App
+from modules.engine.errors import EngineError, InvalidRequestError
+from modules.engine.sampling.samplers import SAMPLERS, SCHEDULE_TYPES
+from modules.images import decode_base64_image, encode_png_base64, read_infotext_from_image
+from modules.infotext import parse_infotext
+from modules.processing import StableDiffusionProcessingTxt2Img
+
+log = logging.getLogger(__name__)
+
+_P_FIELDS = set(StableDiffusionProcessingTxt2Img.__dataclass_fields__)
+_API_ONLY = {"sampler_index", "script_name", "script_args", "send_images", "save_images", "alwayson_scripts",
+             "force_task_id", "infotext"}
+
+
+def install_error_handlers(fastapi_app: FastAPI) -> None:
+    """A1111's error body `{error, detail, body, errors}` with a status that says whose fault it was."""
+
+    def body(exc: Exception, status: int) -> JSONResponse:
+        return JSONResponse(
+            status_code=status,
+            content={"error": type(exc).__name__, "detail": str(exc), "body": "", "errors": str(exc)},
+        )
+
+    @fastapi_app.exception_handler(EngineError)
+    async def engine_error(_: Request, exc: EngineError) -> JSONResponse:
+        return body(exc, 404 if "not found" in str(exc).lower() else 400)
+
+    @fastapi_app.exception_handler(torch.OutOfMemoryError)
+    async def out_of_memory(_: Request, exc: torch.OutOfMemoryError) -> JSONResponse:
+        msg = RuntimeError("Out of GPU memory: try a smaller size or batch, or --medvram / --lowvram")
+        return body(msg, 507)
+
+
+def _auth_dependency(credentials: str | None):
+    if not credentials:
+        return None
+    users = dict(pair.split(":", 1) for pair in credentials.split(",") if ":" in pair)
+    basic = HTTPBasic()
+
+    def check(creds: HTTPBasicCredentials = Depends(basic)) -> None:  # noqa: B008
+        expected = users.get(creds.username)
+        if expected is None or not secrets.compare_digest(creds.password, expected):
+            raise HTTPException(401, "Incorrect username or password", headers={"WWW-Authenticate": "Basic"})
+
+    return check
+
+
+def processing_from_request(req: m.Txt2ImgRequest) -> StableDiffusionProcessingTxt2Img:
+    values = {k: v for k, v in req.model_dump().items() if k in _P_FIELDS and k not in _API_ONLY}
+    values["sampler_name"] = req.sampler_name or req.sampler_index
+    values["override_settings"] = req.override_settings or {}
+    values["comments"] = req.comments or {}
+    if not req.save_images:
+        values["do_not_save_samples"] = values["do_not_save_grid"] = True
+    return StableDiffusionProcessingTxt2Img(**values)
+
+
+def create_router(app: App) -> APIRouter:
+    auth = _auth_dependency(getattr(app.args, "api_auth", None))
+    router = APIRouter(prefix="/sdapi/v1", dependencies=[Depends(auth)] if auth else [])
+
+    @router.post("/txt2img", response_model=m.ImagesResponse)
+    def txt2img(req: m.Txt2ImgRequest) -> m.ImagesResponse:
+        if req.script_name:
+            raise HTTPException(422, f"Script not found: {req.script_name!r} (scripts arrive in a later version)")
+        processed = app.txt2img(processing_from_request(req))
+        images = [encode_png_base64(img, info) for img, info in zip(processed.images, processed.infotexts,
+                                                                     strict=True)] if req.send_images else []
+        return m.ImagesResponse(images=images, parameters=req.model_dump(), info=processed.js())
+
+    @router.get("/sd-models", response_model=list[m.SDModelItem])
+    def sd_models() -> list[m.SDModelItem]:
+        return [
+            m.SDModelItem(title=c.title, model_name=c.model_name, hash=c.hash, sha256=c.sha256,
+                          filename=str(c.filename), config=_str_or_none(app.checkpoints.config_yaml_for(c)))
+            for c in app.checkpoints.list()
+        ]
+
+    @router.post("/refresh-checkpoints")
+    def refresh_checkpoints() -> dict:
+        app.refresh_checkpoints()
+        return {}
+
+    @router.get("/sd-vae", response_model=list[m.VaeItem])
+    def sd_vae() -> list[m.VaeItem]:
+        return [m.VaeItem(model_name=name, filename=str(path)) for name, path in app.vaes.files().items()]
+
+    @router.post("/refresh-vae")
+    def refresh_vae() -> dict:
+        app.vaes.refresh()
+        return {}
+
+    @router.get("/samplers", response_model=list[m.SamplerItem])
+    def samplers() -> list[m.SamplerItem]:
+        return [m.SamplerItem(name=s.name, aliases=list(s.aliases), options=s.options) for s in SAMPLERS]
+
+    @router.get("/schedulers", response_model=list[m.SchedulerItem])
+    def schedulers() -> list[m.SchedulerItem]:
+        return [m.SchedulerItem(name=t.name, label=t.label, aliases=list(t.aliases) or None)
+                for t in SCHEDULE_TYPES]
+
+    @router.get("/options")
+    def get_options() -> dict[str, Any]:
+        return dict(app.options.as_dict())
+
+    @router.post("/options")
+    def set_options(values: dict[str, Any]) -> dict:
+        app.set_options(values)
+        return {}
+
+    @router.get("/cmd-flags")
+    def cmd_flags() -> dict[str, Any]:
+        return dict(vars(app.args))
+
+    @router.get("/progress", response_model=m.ProgressResponse)
+    def progress(skip_current_image: bool = False) -> m.ProgressResponse:
+        return progress_response(app, with_image=not skip_current_image)
+
+    @router.post("/interrupt")
+    def interrupt() -> dict:
+        app.state.interrupt()
+        return {}
+
+    @router.post("/skip")
+    def skip() -> dict:
+        app.state.skip()
+        return {}
+
+    @router.post("/png-info", response_model=m.PngInfoResponse)
+    def png_info(req: m.PngInfoRequest) -> m.PngInfoResponse:
+        try:
+            image = decode_base64_image(req.image)
+        except ValueError as exc:
+            raise InvalidRequestError(str(exc)) from exc
+        info = read_infotext_from_image(image) or ""
+        items = {k: v for k, v in image.info.items() if isinstance(v, str) and k != "parameters"}
+        return m.PngInfoResponse(info=info, items=items, parameters=parse_infotext(info) if info else {})
+
+    @router.get("/memory")
+    def memory() -> dict[str, Any]:
+        cuda = {}
+        if torch.cuda.is_available():
+            free, total = torch.cuda.mem_get_info()
+            cuda = {"system": {"free": free, "used": total - free, "total": total},
+                    "active": {"peak": torch.cuda.max_memory_allocated()}}
+        return {"ram": {}, "cuda": cuda or {"error": "no CUDA device"}}
+
+    return router
+
+
+def progress_response(app: App, with_image: bool = True) -> m.ProgressResponse:
+    snap = app.state.snapshot()
+    image = None
+    if with_image and snap.preview is not None:
+        buf = io.BytesIO()
+        snap.preview.save(buf, format="PNG")
+        image = base64.b64encode(buf.getvalue()).decode()
+    state = m.ProgressState(
+        skipped=snap.skipped, interrupted=snap.interrupted, job=snap.job, job_count=snap.job_count,
+        job_timestamp=snap.job_timestamp, job_no=snap.job_no, sampling_step=snap.sampling_step,
+        sampling_steps=snap.sampling_steps,
+    )
+    current = app.queue.current.id if app.queue.current else None
+    return m.ProgressResponse(progress=snap.progress, eta_relative=snap.eta_relative, state=state,
+                              current_image=image, textinfo=snap.textinfo, current_task=current)
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def mount(fastapi_app: FastAPI, app: App) -> None:
+    install_error_handlers(fastapi_app)
+    fastapi_app.include_router(create_router(app))
+
+    if getattr(app.args, "api_log", False):
+        @fastapi_app.middleware("http")
+        async def log_requests(request: Request, call_next):
+            start = time.perf_counter()
+            response = await call_next(request)
+            log.info("API %s %s -> %s in %.3fs", request.method, request.url.path, response.status_code,
+                     time.perf_counter() - start)
+            return response

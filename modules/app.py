@@ -1,0 +1,141 @@
+"""The App: one object that owns settings, the model registry, the job queue and the services.
+
+`webui.py` builds it from the parsed flags and hands it to the UI and the API; nothing else creates
+one. Everything user-visible that went wrong at start-up is collected in `notices` for the UI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+from modules.checkpoints import CheckpointRegistry, VaeRegistry
+from modules.cmd_args import not_yet_implemented_flags
+from modules.engine.devices import DeviceConfig, select_device, xformers_available
+from modules.engine.errors import InvalidRequestError
+from modules.generation import GenerationService
+from modules.hashing import HashCache
+from modules.job_queue import JobQueue
+from modules.job_state import JobState
+from modules.model_manager import ModelManager
+from modules.options import Options
+from modules.paths import DataPaths
+from modules.processing import Processed, StableDiffusionProcessing
+
+log = logging.getLogger(__name__)
+
+
+class App:
+    def __init__(self, args: argparse.Namespace, repo_root: Path | str) -> None:
+        self.args = args
+        self.notices: list[str] = []
+        self.paths = DataPaths.from_args(args, repo_root)
+        self.paths.ensure()
+        self.options = Options()
+        for warning in self.options.load(self.paths.config_file):
+            self.notice(warning)
+        self.hash_cache = HashCache(self.paths.cache_file)
+        self.checkpoints = CheckpointRegistry(
+            self.paths.ckpt_dirs, self.hash_cache, no_hashing=bool(getattr(args, "no_hashing", False))
+        )
+        self.vaes = VaeRegistry(
+            self.paths.vae_dirs, self.paths.ckpt_dirs, forced_path=self.paths.vae_file, hash_cache=self.hash_cache
+        )
+        self.devices = self._select_device()
+        self.state = JobState()
+        self.queue = JobQueue(self.state)
+        self.models = ModelManager(
+            self.checkpoints, self.vaes, self.options, self.devices,
+            allow_unsafe_pickle=bool(args.disable_safe_unpickle),
+        )
+        self.models.on_model_loaded.append(self._remember_checkpoint)
+        self.generation = GenerationService(self.models, self.options, self.paths, self.state)
+
+    def _remember_checkpoint(self, loaded) -> None:
+        """After a load the setting holds the hashed title, as A1111 does (`name [hash]`)."""
+        self.options.data["sd_model_checkpoint"] = loaded.checkpoint.title
+
+    def _select_device(self) -> DeviceConfig:
+        a = self.args
+        use_cpu = "all" in (getattr(a, "use_cpu", None) or [])
+        config = select_device(
+            use_cpu=use_cpu, device_id=int(a.device_id) if a.device_id else None, no_half=a.no_half,
+            no_half_vae=a.no_half_vae, precision=a.precision, bf16=getattr(a, "bf16", False),
+        )
+        if a.xformers and not xformers_available():
+            self.notice("--xformers: xformers is not installed, using PyTorch SDPA attention instead")
+        return config
+
+    def notice(self, text: str) -> None:
+        log.warning(text)
+        self.notices.append(text)
+
+    # -- start-up ----------------------------------------------------------------------------------
+    def startup(self) -> None:
+        for flag in not_yet_implemented_flags(self.args):
+            self.notice(f"--{flag.replace('_', '-')} is accepted but has no effect yet in this version of Sumi")
+        self.checkpoints.refresh()
+        if self.paths.ckpt_file is not None:
+            self._pick_cli_checkpoint(self.paths.ckpt_file)
+        if not self.checkpoints.list():
+            from modules.demo_model import create_demo_checkpoint
+
+            path = create_demo_checkpoint(self.paths.ckpt_dirs[0])
+            self.checkpoints.refresh()
+            self.notice(
+                f"No checkpoint was found, so Sumi made a tiny random demo model ({path.name}). "
+                f"Its images are noise. Put real .safetensors/.ckpt checkpoints in {self.paths.ckpt_dirs[0]} "
+                "and press the refresh button next to the checkpoint list."
+            )
+        self.queue.start()
+
+    def _pick_cli_checkpoint(self, path: Path) -> None:
+        info = self.checkpoints.add_file(path) if path.is_file() else None
+        if info is None:
+            self.notice(f"--ckpt {path}: no such checkpoint file")
+            return
+        self.options.set("sd_model_checkpoint", info.title)
+
+    # -- operations shared by the UI and the API --------------------------------------------------
+    def txt2img(self, p: StableDiffusionProcessing) -> Processed:
+        """Run a txt2img job through the single worker queue and wait for it."""
+        self.generation.validate(p)
+        return self.queue.run("txt2img", lambda: self.generation.process(p))
+
+    def set_options(self, values: dict[str, Any]) -> None:
+        """Apply and persist settings; switching `sd_model_checkpoint` loads the model now."""
+        checkpoint = values.get("sd_model_checkpoint")
+        if checkpoint is not None:
+            info = self.checkpoints.match(str(checkpoint))
+            if info is None:
+                raise InvalidRequestError(f"Checkpoint not found: {checkpoint!r}")
+            values = {**values, "sd_model_checkpoint": info.title}
+        unknown = [key for key in values if key not in self.options.data_labels]
+        if unknown:
+            raise InvalidRequestError(f"Unknown setting: {', '.join(map(repr, unknown))}")
+        previous = {key: getattr(self.options, key) for key in values}
+        try:
+            for key, value in values.items():
+                self._set_option(key, value)
+            if checkpoint is not None or "sd_vae" in values:
+                self.queue.run("load model", self.models.get)
+        except Exception:
+            for key, value in previous.items():  # a model that fails to load leaves the old one selected
+                self.options.set(key, value)
+            raise
+        self.options.save(self.paths.config_file)
+
+    def _set_option(self, key: str, value: Any) -> None:
+        try:
+            self.options.set(key, value)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InvalidRequestError(f"Setting {key!r}: {exc}") from exc
+
+    def refresh_checkpoints(self) -> None:
+        self.checkpoints.refresh()
+        self.vaes.refresh()
+
+    def shutdown(self) -> None:
+        self.queue.stop()
