@@ -1,0 +1,172 @@
+"""Sumi's txt2img against plain diffusers on the same weights: it/s, seconds per image, peak memory.
+
+    python bench/txt2img.py                 # CUDA: SD1.5-shaped random weights at real size; CPU: tiny
+    python bench/txt2img.py --size tiny     # force the tiny model
+    python bench/txt2img.py --steps 20 --runs 3 --width 512 --height 512
+
+Both sides run the same UNet, VAE and text encoder objects (loaded by Sumi from an A1111 single-file
+checkpoint written here), the same scheduler and the same seeds; only the pipeline around them differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import diffusers  # noqa: E402
+import torch  # noqa: E402
+import transformers  # noqa: E402
+from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel  # noqa: E402
+from transformers import CLIPTextConfig, CLIPTextModel  # noqa: E402
+
+from modules.demo_model import _tiny_components  # noqa: E402
+from modules.engine import txt2img  # noqa: E402
+from modules.engine.devices import select_device  # noqa: E402
+from modules.engine.ldm_export import save_checkpoint, to_single_file_state_dict  # noqa: E402
+from modules.engine.loading import load_checkpoint  # noqa: E402
+from modules.engine.sampling.noise import make_generators  # noqa: E402
+from modules.engine.sampling.samplers import build_scheduler  # noqa: E402
+
+
+def sd15_components():
+    """SD1.5's real architecture (model_configs.md) with random weights."""
+    unet = UNet2DConditionModel(
+        sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
+        block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768, attention_head_dim=8,
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+    )
+    text = CLIPTextModel(CLIPTextConfig(
+        hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+        vocab_size=49408, max_position_embeddings=77, hidden_act="quick_gelu",
+    ))
+    return unet, vae, text
+
+
+def write_checkpoint(size: str, folder: Path) -> Path:
+    unet, vae, text = sd15_components() if size == "sd15" else _tiny_components(0)
+    path = folder / f"bench-{size}.safetensors"
+    save_checkpoint(path, to_single_file_state_dict("SD1", unet, vae, [text], dtype=torch.float16))
+    return path
+
+
+class StepClock:
+    def __init__(self, device: torch.device):
+        self.device, self.times = device, []
+
+    def tick(self, *_args, **_kwargs):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        self.times.append(time.perf_counter())
+        return _kwargs.get("callback_kwargs", {}) if "callback_kwargs" in _kwargs else (_args[3] if len(_args) > 3 else {})
+
+    def its(self) -> float:
+        return (len(self.times) - 1) / (self.times[-1] - self.times[0]) if len(self.times) > 1 else float("nan")
+
+
+def run_sumi(model, args, seed: int) -> tuple[float, float]:
+    clock = StepClock(model.device)
+    request = txt2img.BatchRequest(
+        prompts=[args.prompt], negative_prompts=[""], seeds=[seed], width=args.width, height=args.height,
+        steps=args.steps, cfg_scale=7.0, sampler=args.sampler,
+    )
+    start = time.perf_counter()
+    txt2img.generate(model, request, callback=lambda info: clock.tick(), progress_bar=False)
+    _sync(model.device)
+    return time.perf_counter() - start, clock.its()
+
+
+def run_diffusers(pipe, model, args, seed: int) -> tuple[float, float]:
+    clock = StepClock(model.device)
+    pipe.scheduler = build_scheduler(args.sampler, "Automatic", model.scheduler_config).scheduler
+    start = time.perf_counter()
+    pipe(
+        args.prompt, negative_prompt="", num_inference_steps=args.steps, guidance_scale=7.0, width=args.width,
+        height=args.height, generator=make_generators([seed]),
+        callback_on_step_end=lambda p, i, t, kw: (clock.tick(), kw)[1],
+    )
+    _sync(model.device)
+    return time.perf_counter() - start, clock.its()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure(name, fn, runs: int, device: torch.device) -> dict:
+    fn(0)  # warm-up
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    results = [fn(i + 1) for i in range(runs)]
+    peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
+    return {
+        "name": name, "seconds_per_image": statistics.median(r[0] for r in results),
+        "it_per_s": statistics.median(r[1] for r in results), "peak_mem_mib": peak,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=["auto", "tiny", "sd15"], default="auto")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--width", type=int, default=None)
+    parser.add_argument("--height", type=int, default=None)
+    parser.add_argument("--sampler", default="Euler a")
+    parser.add_argument("--prompt", default="a photograph of an astronaut riding a horse")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args()
+    devices = select_device()
+    size = args.size if args.size != "auto" else ("sd15" if devices.is_cuda else "tiny")
+    args.width = args.width or (512 if size == "sd15" else 256)
+    args.height = args.height or (512 if size == "sd15" else 256)
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = load_checkpoint(write_checkpoint(size, Path(tmp)), dtype=devices.dtype)
+    model.to(devices.device, devices.dtype)
+    for m in model.modules():
+        m.eval()
+    spec = model.text_encoders[0]
+    pipe = StableDiffusionPipeline(
+        vae=model.vae, text_encoder=spec.model, tokenizer=spec.tokenizer, unet=model.unet,
+        scheduler=build_scheduler(args.sampler, "Automatic", model.scheduler_config).scheduler,
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    with torch.inference_mode():
+        rows = [
+            measure("diffusers StableDiffusionPipeline", lambda s: run_diffusers(pipe, model, args, s), args.runs,
+                    devices.device),
+            measure("Sumi txt2img", lambda s: run_sumi(model, args, s), args.runs, devices.device),
+        ]
+    report = {
+        "device": torch.cuda.get_device_name() if devices.is_cuda else platform.processor() or "cpu",
+        "dtype": str(devices.dtype), "model": size, "size": f"{args.width}x{args.height}", "steps": args.steps,
+        "sampler": args.sampler, "torch": torch.__version__, "diffusers": diffusers.__version__,
+        "transformers": transformers.__version__, "threads": torch.get_num_threads(), "results": rows,
+    }
+    for row in rows:
+        mem = f"{row['peak_mem_mib']:.0f} MiB" if row["peak_mem_mib"] is not None else "n/a (CPU)"
+        print(f"{row['name']:36s} {row['it_per_s']:7.2f} it/s  {row['seconds_per_image']:7.3f} s/image  peak {mem}")
+    print(json.dumps(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
