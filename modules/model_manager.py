@@ -156,7 +156,7 @@ class ModelManager:
         if wanted == loaded.vae_path:
             return
         state = load_vae_file(wanted, allow_unsafe_pickle=self.allow_unsafe_pickle) if wanted else loaded.baked_vae
-        apply_vae(loaded.sd, state)
+        apply_vae(loaded.sd, state, source=str(wanted or loaded.checkpoint.filename))
         loaded.sd.vae.to(self.devices.device, self.devices.vae_dtype)
         loaded.vae_path = wanted
         loaded.vae_hash = self.vaes.short_hash(wanted) if wanted else None
