@@ -1,8 +1,8 @@
 """Sumi: start the web UI and/or the A1111 HTTP API.
 
-    python webui.py                 # web UI on http://127.0.0.1:7860
-    python webui.py --api           # web UI plus /sdapi/v1/... on the same port
-    python webui.py --nowebui       # API only, on port 7861
+python webui.py                 # web UI on http://127.0.0.1:7860
+python webui.py --api           # web UI plus /sdapi/v1/... on the same port
+python webui.py --nowebui       # API only, on port 7861
 """
 
 from __future__ import annotations

@@ -41,19 +41,34 @@ from modules.engine.sampling.samplers import build_scheduler  # noqa: E402
 def sd15_components():
     """SD1.5's real architecture (model_configs.md) with random weights."""
     unet = UNet2DConditionModel(
-        sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
-        block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768, attention_head_dim=8,
+        sample_size=64,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=2,
+        block_out_channels=(320, 640, 1280, 1280),
+        cross_attention_dim=768,
+        attention_head_dim=8,
         down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
         up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
     )
     vae = AutoencoderKL(
-        block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
-        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(128, 256, 512, 512),
+        layers_per_block=2,
+        latent_channels=4,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
     )
-    text = CLIPTextModel(CLIPTextConfig(
-        hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-        vocab_size=49408, max_position_embeddings=77, hidden_act="quick_gelu",
-    ))
+    text = CLIPTextModel(
+        CLIPTextConfig(
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            vocab_size=49408,
+            max_position_embeddings=77,
+            hidden_act="quick_gelu",
+        )
+    )
     return unet, vae, text
 
 
@@ -72,17 +87,29 @@ class StepClock:
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         self.times.append(time.perf_counter())
-        return _kwargs.get("callback_kwargs", {}) if "callback_kwargs" in _kwargs else (_args[3] if len(_args) > 3 else {})
+        return (
+            _kwargs.get("callback_kwargs", {})
+            if "callback_kwargs" in _kwargs
+            else (_args[3] if len(_args) > 3 else {})
+        )
 
     def its(self) -> float:
-        return (len(self.times) - 1) / (self.times[-1] - self.times[0]) if len(self.times) > 1 else float("nan")
+        return (
+            (len(self.times) - 1) / (self.times[-1] - self.times[0]) if len(self.times) > 1 else float("nan")
+        )
 
 
 def run_sumi(model, args, seed: int) -> tuple[float, float]:
     clock = StepClock(model.device)
     request = txt2img.BatchRequest(
-        prompts=[args.prompt], negative_prompts=[""], seeds=[seed], width=args.width, height=args.height,
-        steps=args.steps, cfg_scale=7.0, sampler=args.sampler,
+        prompts=[args.prompt],
+        negative_prompts=[""],
+        seeds=[seed],
+        width=args.width,
+        height=args.height,
+        steps=args.steps,
+        cfg_scale=7.0,
+        sampler=args.sampler,
     )
     start = time.perf_counter()
     txt2img.generate(model, request, callback=lambda info: clock.tick(), progress_bar=False)
@@ -95,8 +122,13 @@ def run_diffusers(pipe, model, args, seed: int) -> tuple[float, float]:
     pipe.scheduler = build_scheduler(args.sampler, "Automatic", model.scheduler_config).scheduler
     start = time.perf_counter()
     pipe(
-        args.prompt, negative_prompt="", num_inference_steps=args.steps, guidance_scale=7.0, width=args.width,
-        height=args.height, generator=make_generators([seed]),
+        args.prompt,
+        negative_prompt="",
+        num_inference_steps=args.steps,
+        guidance_scale=7.0,
+        width=args.width,
+        height=args.height,
+        generator=make_generators([seed]),
         callback_on_step_end=lambda p, i, t, kw: (clock.tick(), kw)[1],
     )
     _sync(model.device)
@@ -115,13 +147,17 @@ def measure(name, fn, runs: int, device: torch.device) -> dict:
     results = [fn(i + 1) for i in range(runs)]
     peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
     return {
-        "name": name, "seconds_per_image": statistics.median(r[0] for r in results),
-        "it_per_s": statistics.median(r[1] for r in results), "peak_mem_mib": peak,
+        "name": name,
+        "seconds_per_image": statistics.median(r[0] for r in results),
+        "it_per_s": statistics.median(r[1] for r in results),
+        "peak_mem_mib": peak,
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size", choices=["auto", "tiny", "sd15"], default="auto")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--runs", type=int, default=3)
@@ -143,26 +179,44 @@ def main() -> None:
         m.eval()
     spec = model.text_encoders[0]
     pipe = StableDiffusionPipeline(
-        vae=model.vae, text_encoder=spec.model, tokenizer=spec.tokenizer, unet=model.unet,
+        vae=model.vae,
+        text_encoder=spec.model,
+        tokenizer=spec.tokenizer,
+        unet=model.unet,
         scheduler=build_scheduler(args.sampler, "Automatic", model.scheduler_config).scheduler,
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
     )
     pipe.set_progress_bar_config(disable=True)
     with torch.inference_mode():
         rows = [
-            measure("diffusers StableDiffusionPipeline", lambda s: run_diffusers(pipe, model, args, s), args.runs,
-                    devices.device),
+            measure(
+                "diffusers StableDiffusionPipeline",
+                lambda s: run_diffusers(pipe, model, args, s),
+                args.runs,
+                devices.device,
+            ),
             measure("Sumi txt2img", lambda s: run_sumi(model, args, s), args.runs, devices.device),
         ]
     report = {
         "device": torch.cuda.get_device_name() if devices.is_cuda else platform.processor() or "cpu",
-        "dtype": str(devices.dtype), "model": size, "size": f"{args.width}x{args.height}", "steps": args.steps,
-        "sampler": args.sampler, "torch": torch.__version__, "diffusers": diffusers.__version__,
-        "transformers": transformers.__version__, "threads": torch.get_num_threads(), "results": rows,
+        "dtype": str(devices.dtype),
+        "model": size,
+        "size": f"{args.width}x{args.height}",
+        "steps": args.steps,
+        "sampler": args.sampler,
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "transformers": transformers.__version__,
+        "threads": torch.get_num_threads(),
+        "results": rows,
     }
     for row in rows:
         mem = f"{row['peak_mem_mib']:.0f} MiB" if row["peak_mem_mib"] is not None else "n/a (CPU)"
-        print(f"{row['name']:36s} {row['it_per_s']:7.2f} it/s  {row['seconds_per_image']:7.3f} s/image  peak {mem}")
+        print(
+            f"{row['name']:36s} {row['it_per_s']:7.2f} it/s  {row['seconds_per_image']:7.3f} s/image  peak {mem}"
+        )
     print(json.dumps(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

@@ -41,13 +41,19 @@ class App:
             self.paths.ckpt_dirs, self.hash_cache, no_hashing=bool(getattr(args, "no_hashing", False))
         )
         self.vaes = VaeRegistry(
-            self.paths.vae_dirs, self.paths.ckpt_dirs, forced_path=self.paths.vae_file, hash_cache=self.hash_cache
+            self.paths.vae_dirs,
+            self.paths.ckpt_dirs,
+            forced_path=self.paths.vae_file,
+            hash_cache=self.hash_cache,
         )
         self.devices = self._select_device()
         self.state = JobState()
         self.queue = JobQueue(self.state)
         self.models = ModelManager(
-            self.checkpoints, self.vaes, self.options, self.devices,
+            self.checkpoints,
+            self.vaes,
+            self.options,
+            self.devices,
             allow_unsafe_pickle=bool(args.disable_safe_unpickle),
         )
         self.models.on_model_loaded.append(self._remember_checkpoint)
@@ -61,8 +67,12 @@ class App:
         a = self.args
         use_cpu = "all" in (getattr(a, "use_cpu", None) or [])
         config = select_device(
-            use_cpu=use_cpu, device_id=int(a.device_id) if a.device_id else None, no_half=a.no_half,
-            no_half_vae=a.no_half_vae, precision=a.precision, bf16=getattr(a, "bf16", False),
+            use_cpu=use_cpu,
+            device_id=int(a.device_id) if a.device_id else None,
+            no_half=a.no_half,
+            no_half_vae=a.no_half_vae,
+            precision=a.precision,
+            bf16=getattr(a, "bf16", False),
         )
         if a.xformers and not xformers_available():
             self.notice("--xformers: xformers is not installed, using PyTorch SDPA attention instead")
@@ -75,7 +85,9 @@ class App:
     # -- start-up ----------------------------------------------------------------------------------
     def startup(self) -> None:
         for flag in not_yet_implemented_flags(self.args):
-            self.notice(f"--{flag.replace('_', '-')} is accepted but has no effect yet in this version of Sumi")
+            self.notice(
+                f"--{flag.replace('_', '-')} is accepted but has no effect yet in this version of Sumi"
+            )
         self.checkpoints.refresh()
         if self.paths.ckpt_file is not None:
             self._pick_cli_checkpoint(self.paths.ckpt_file)

@@ -20,19 +20,38 @@ DEMO_NAME = "sumi-demo-tiny-random.safetensors"
 def _tiny_components(seed: int) -> tuple[UNet2DConditionModel, AutoencoderKL, CLIPTextModel]:
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
-        sample_size=64, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=64, attention_head_dim=8, norm_num_groups=32,
+        sample_size=64,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(32, 64),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=64,
+        attention_head_dim=8,
+        norm_num_groups=32,
     )
     vae = AutoencoderKL(  # four levels: 8 pixels per latent pixel, like the real VAE
-        block_out_channels=(32, 32, 32, 32), in_channels=3, out_channels=3, latent_channels=4,
-        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-        layers_per_block=1, norm_num_groups=32,
+        block_out_channels=(32, 32, 32, 32),
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=1,
+        norm_num_groups=32,
     )
-    text = CLIPTextModel(CLIPTextConfig(
-        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=1, vocab_size=49408,
-        max_position_embeddings=77, hidden_act="quick_gelu",
-    ))
+    text = CLIPTextModel(
+        CLIPTextConfig(
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=1,
+            vocab_size=49408,
+            max_position_embeddings=77,
+            hidden_act="quick_gelu",
+        )
+    )
     return unet, vae, text
 
 
@@ -45,6 +64,8 @@ def create_demo_checkpoint(folder: Path, seed: int = 0) -> Path:
     unet, vae, text = _tiny_components(seed)
     state = to_single_file_state_dict("SD1", unet, vae, [text])
     tmp = path.with_suffix(".tmp.safetensors")
-    save_checkpoint(tmp, state, metadata={"sumi_demo": "true", "description": "tiny random weights: images are noise"})
+    save_checkpoint(
+        tmp, state, metadata={"sumi_demo": "true", "description": "tiny random weights: images are noise"}
+    )
     tmp.replace(path)
     return path

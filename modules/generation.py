@@ -45,8 +45,10 @@ class GenerationService:
     def validate(self, p: StableDiffusionProcessing) -> None:
         o = self.options
         limits = (
-            ("width", p.width, 64, o.max_image_size), ("height", p.height, 64, o.max_image_size),
-            ("steps", p.steps, 1, o.max_steps), ("batch_size", p.batch_size, 1, o.max_batch_size),
+            ("width", p.width, 64, o.max_image_size),
+            ("height", p.height, 64, o.max_image_size),
+            ("steps", p.steps, 1, o.max_steps),
+            ("batch_size", p.batch_size, 1, o.max_batch_size),
             ("n_iter", p.n_iter, 1, o.max_batch_count),
         )
         for name, value, low, high in limits:
@@ -80,7 +82,9 @@ class GenerationService:
 
     @contextlib.contextmanager
     def _override_settings(self, p: StableDiffusionProcessing) -> Iterator[None]:
-        saved = {key: getattr(self.options, key) for key in p.override_settings if key in self.options.data_labels}
+        saved = {
+            key: getattr(self.options, key) for key in p.override_settings if key in self.options.data_labels
+        }
         for key, value in p.override_settings.items():
             if key in saved:
                 self.options.set(key, value)
@@ -114,8 +118,16 @@ class GenerationService:
             images.insert(0, grid)
             infotexts.insert(0, infotexts[0])
             first = 1
-        processed = Processed(p, images, infotexts, p.all_seeds[0], p.all_seeds, p.all_subseeds, first,
-                              warnings=list(p.warnings))
+        processed = Processed(
+            p,
+            images,
+            infotexts,
+            p.all_seeds[0],
+            p.all_seeds,
+            p.all_subseeds,
+            first,
+            warnings=list(p.warnings),
+        )
         processed.info = infotexts[first] if infotexts else ""
         return processed
 
@@ -123,16 +135,27 @@ class GenerationService:
         window = slice(n * p.batch_size, (n + 1) * p.batch_size)
         o = self.options
         request = txt2img.BatchRequest(
-            prompts=p.all_prompts[window], negative_prompts=p.all_negative_prompts[window],
-            seeds=p.all_seeds[window], subseeds=p.all_subseeds[window],
+            prompts=p.all_prompts[window],
+            negative_prompts=p.all_negative_prompts[window],
+            seeds=p.all_seeds[window],
+            subseeds=p.all_subseeds[window],
             subseed_strength=p.subseed_strength if p.seed_enable_extras else 0.0,
             seed_resize_from=(p.seed_resize_from_w, p.seed_resize_from_h) if p.seed_enable_extras else None,
-            width=p.width, height=p.height, steps=p.steps, cfg_scale=p.cfg_scale, sampler=p.sampler_name,
-            schedule=p.scheduler, clip_skip=p.clip_skip,
-            eta_ancestral=p.eta if p.eta is not None else o.eta_ancestral, eta_ddim=o.eta_ddim,
-            eta_noise_seed_delta=int(o.eta_noise_seed_delta), noise_device=_noise_device(o.randn_source),
+            width=p.width,
+            height=p.height,
+            steps=p.steps,
+            cfg_scale=p.cfg_scale,
+            sampler=p.sampler_name,
+            schedule=p.scheduler,
+            clip_skip=p.clip_skip,
+            eta_ancestral=p.eta if p.eta is not None else o.eta_ancestral,
+            eta_ddim=o.eta_ddim,
+            eta_noise_seed_delta=int(o.eta_noise_seed_delta),
+            noise_device=_noise_device(o.randn_source),
         )
-        return txt2img.generate(loaded.sd, request, callback=self._step_callback(loaded), control=self.state.control)
+        return txt2img.generate(
+            loaded.sd, request, callback=self._step_callback(loaded), control=self.state.control
+        )
 
     def _step_callback(self, loaded: LoadedModel):
         every = int(self.options.show_progress_every_n_steps)
@@ -152,11 +175,16 @@ class GenerationService:
         variation = p.seed_enable_extras and p.subseed_strength > 0
         resize = p.seed_enable_extras and p.seed_resize_from_w > 0 and p.seed_resize_from_h > 0
         params: dict[str, Any] = {
-            "Steps": p.steps, "Sampler": p.sampler_name, "Schedule type": schedule, "CFG scale": _number(p.cfg_scale),
-            "Seed": p.all_seeds[index], "Size": f"{p.width}x{p.height}",
+            "Steps": p.steps,
+            "Sampler": p.sampler_name,
+            "Schedule type": schedule,
+            "CFG scale": _number(p.cfg_scale),
+            "Seed": p.all_seeds[index],
+            "Size": f"{p.width}x{p.height}",
             "Model hash": p.sd_model_hash if o.add_model_hash_to_info else None,
             "Model": p.sd_model_name if o.add_model_name_to_info else None,
-            "VAE hash": loaded.vae_hash, "VAE": loaded.vae_name,
+            "VAE hash": loaded.vae_hash,
+            "VAE": loaded.vae_name,
             "Variation seed": p.all_subseeds[index] if variation else None,
             "Variation seed strength": _number(p.subseed_strength) if variation else None,
             "Seed resize from": f"{p.seed_resize_from_w}x{p.seed_resize_from_h}" if resize else None,
@@ -179,8 +207,13 @@ class GenerationService:
             return
         directory = self._outdir(p, "outdir_txt2img_samples", p.outpath_samples)
         image_files.save_image(
-            image, directory, seed=p.all_seeds[index], prompt=p.all_prompts[index], infotext=infotext,
-            extension=self.options.samples_format, pnginfo_enabled=self.options.enable_pnginfo,
+            image,
+            directory,
+            seed=p.all_seeds[index],
+            prompt=p.all_prompts[index],
+            infotext=infotext,
+            extension=self.options.samples_format,
+            pnginfo_enabled=self.options.enable_pnginfo,
             save_txt=self.options.save_txt,
         )
 
@@ -189,8 +222,13 @@ class GenerationService:
             return
         directory = self._outdir(p, "outdir_txt2img_grids", p.outpath_grids)
         image_files.save_image(
-            grid, directory, seed=p.all_seeds[0], prompt=p.all_prompts[0], infotext=infotext,
-            extension=self.options.grid_format, pnginfo_enabled=self.options.enable_pnginfo,
+            grid,
+            directory,
+            seed=p.all_seeds[0],
+            prompt=p.all_prompts[0],
+            infotext=infotext,
+            extension=self.options.grid_format,
+            pnginfo_enabled=self.options.enable_pnginfo,
             basename_prefix="grid",
         )
 

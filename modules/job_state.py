@@ -100,9 +100,20 @@ class JobState:
             elapsed = time.time() - self.time_start if active else 0.0
             eta = elapsed / progress - elapsed if progress > 0 else 0.0
             return ProgressSnapshot(
-                active, progress, eta, self.job, self.job_count, self.job_no, self.sampling_step,
-                self.sampling_steps, self.interrupted, self.skipped, self.textinfo, self.current_image,
-                self.id_live_preview, self.job_timestamp,
+                active,
+                progress,
+                eta,
+                self.job,
+                self.job_count,
+                self.job_no,
+                self.sampling_step,
+                self.sampling_steps,
+                self.interrupted,
+                self.skipped,
+                self.textinfo,
+                self.current_image,
+                self.id_live_preview,
+                self.job_timestamp,
             )
 
     def _progress(self) -> float:

@@ -108,8 +108,10 @@ class ModelManager:
     def _read(self, info: CheckpointInfo) -> LoadedModel:
         start = time.perf_counter()
         sd = load_checkpoint(
-            Path(info.filename), allow_unsafe_pickle=self.allow_unsafe_pickle,
-            config_yaml=self.checkpoints.config_yaml_for(info), dtype=self.devices.dtype,
+            Path(info.filename),
+            allow_unsafe_pickle=self.allow_unsafe_pickle,
+            config_yaml=self.checkpoints.config_yaml_for(info),
+            dtype=self.devices.dtype,
         )
         sd.unet.eval(), sd.vae.eval()
         for spec in sd.text_encoders:
@@ -148,14 +150,20 @@ class ModelManager:
     def _ensure_vae(self, loaded: LoadedModel) -> None:
         try:
             wanted = self.vaes.resolve(
-                loaded.checkpoint, self.options.sd_vae, bool(self.options.sd_vae_overrides_per_model_preferences)
+                loaded.checkpoint,
+                self.options.sd_vae,
+                bool(self.options.sd_vae_overrides_per_model_preferences),
             )
         except ValueError as exc:
             raise ModelLoadError(str(exc)) from exc
         wanted = Path(wanted) if wanted else None
         if wanted == loaded.vae_path:
             return
-        state = load_vae_file(wanted, allow_unsafe_pickle=self.allow_unsafe_pickle) if wanted else loaded.baked_vae
+        state = (
+            load_vae_file(wanted, allow_unsafe_pickle=self.allow_unsafe_pickle)
+            if wanted
+            else loaded.baked_vae
+        )
         apply_vae(loaded.sd, state, source=str(wanted or loaded.checkpoint.filename))
         loaded.sd.vae.to(self.devices.device, self.devices.vae_dtype)
         loaded.vae_path = wanted

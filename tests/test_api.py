@@ -45,9 +45,13 @@ def test_txt2img_returns_png_with_a1111_infotext(client):
     image = decode(body["images"][0])
     assert image.size == (64, 64)
     text = image.info["parameters"]
-    assert text.startswith("a red fox\nNegative prompt: blurry\nSteps: 2, Sampler: Euler, Schedule type: Automatic")
+    assert text.startswith(
+        "a red fox\nNegative prompt: blurry\nSteps: 2, Sampler: Euler, Schedule type: Automatic"
+    )
     params = parse_infotext(text)
-    assert params["Seed"] == "1234" and params["Size-1"] == "64" and params["Model"] == "sumi-demo-tiny-random"
+    assert (
+        params["Seed"] == "1234" and params["Size-1"] == "64" and params["Model"] == "sumi-demo-tiny-random"
+    )
     info = json.loads(body["info"])
     assert info["seed"] == 1234 and info["all_seeds"] == [1234]
     assert info["infotexts"][0] == text
@@ -89,8 +93,22 @@ def test_bad_input_is_a_4xx_with_a_message_and_the_server_keeps_serving(client, 
 
 def test_samplers_and_schedulers_lists(client):
     names = [s["name"] for s in client.get("/sdapi/v1/samplers").json()]
-    for wanted in ["Euler a", "Euler", "LMS", "Heun", "DPM2", "DPM2 a", "DPM++ 2S a", "DPM++ 2M", "DPM++ SDE",
-                   "DPM++ 2M SDE", "DDIM", "PLMS", "UniPC", "LCM"]:
+    for wanted in [
+        "Euler a",
+        "Euler",
+        "LMS",
+        "Heun",
+        "DPM2",
+        "DPM2 a",
+        "DPM++ 2S a",
+        "DPM++ 2M",
+        "DPM++ SDE",
+        "DPM++ 2M SDE",
+        "DDIM",
+        "PLMS",
+        "UniPC",
+        "LCM",
+    ]:
         assert wanted in names
     labels = [s["label"] for s in client.get("/sdapi/v1/schedulers").json()]
     assert {"Automatic", "Uniform", "Karras", "Exponential", "SGM Uniform"} <= set(labels)
@@ -141,7 +159,9 @@ def test_progress_and_interrupt_during_a_job(app, client):
     results = {}
 
     def run():
-        results["r"] = client.post("/sdapi/v1/txt2img", json={**SMALL, "steps": 150, "width": 256, "height": 256})
+        results["r"] = client.post(
+            "/sdapi/v1/txt2img", json={**SMALL, "steps": 150, "width": 256, "height": 256}
+        )
 
     worker = threading.Thread(target=run)
     worker.start()

@@ -19,8 +19,16 @@ SAMPLERS = [("Euler a", "Automatic"), ("DPM++ 2M", "Karras"), ("DDIM", "Automati
 
 def _request(sampler: str, schedule: str, **kw) -> txt2img.BatchRequest:
     return txt2img.BatchRequest(
-        prompts=["a red fox in the snow", "a lighthouse at dusk"], negative_prompts=["blurry", ""],
-        seeds=[101, 102], width=64, height=64, steps=4, cfg_scale=6.5, sampler=sampler, schedule=schedule, **kw,
+        prompts=["a red fox in the snow", "a lighthouse at dusk"],
+        negative_prompts=["blurry", ""],
+        seeds=[101, 102],
+        width=64,
+        height=64,
+        steps=4,
+        cfg_scale=6.5,
+        sampler=sampler,
+        schedule=schedule,
+        **kw,
     )
 
 
@@ -38,8 +46,14 @@ def _sumi_images(model, request) -> torch.Tensor:
 def _sd_pipeline(model, scheduler) -> StableDiffusionPipeline:
     spec = model.text_encoders[0]
     pipe = StableDiffusionPipeline(
-        vae=model.vae, text_encoder=spec.model, tokenizer=spec.tokenizer, unet=model.unet, scheduler=scheduler,
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        vae=model.vae,
+        text_encoder=spec.model,
+        tokenizer=spec.tokenizer,
+        unet=model.unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe
@@ -47,21 +61,34 @@ def _sd_pipeline(model, scheduler) -> StableDiffusionPipeline:
 
 def _diffusers_images(model, request, scheduler=None) -> torch.Tensor:
     guidance = txt2img.conditioning(model, request)
-    scheduler = scheduler or build_scheduler(
-        request.sampler, request.schedule, model.scheduler_config, seed=request.seeds[0]
-    ).scheduler
+    scheduler = (
+        scheduler
+        or build_scheduler(
+            request.sampler, request.schedule, model.scheduler_config, seed=request.seeds[0]
+        ).scheduler
+    )
     common = dict(
-        prompt_embeds=guidance.context, negative_prompt_embeds=guidance.uncond_context,
-        num_inference_steps=request.steps, guidance_scale=request.cfg_scale, width=request.width,
-        height=request.height, generator=make_generators(request.seeds), output_type="pt",
+        prompt_embeds=guidance.context,
+        negative_prompt_embeds=guidance.uncond_context,
+        num_inference_steps=request.steps,
+        guidance_scale=request.cfg_scale,
+        width=request.width,
+        height=request.height,
+        generator=make_generators(request.seeds),
+        output_type="pt",
     )
     if request.sampler == "DDIM":
         common["eta"] = request.eta_ddim
     if model.is_sdxl:
         te1, te2 = model.text_encoders
         pipe = StableDiffusionXLPipeline(
-            vae=model.vae, text_encoder=te1.model, text_encoder_2=te2.model, tokenizer=te1.tokenizer,
-            tokenizer_2=te2.tokenizer, unet=model.unet, scheduler=scheduler,
+            vae=model.vae,
+            text_encoder=te1.model,
+            text_encoder_2=te2.model,
+            tokenizer=te1.tokenizer,
+            tokenizer_2=te2.tokenizer,
+            unet=model.unet,
+            scheduler=scheduler,
         )
         pipe.set_progress_bar_config(disable=True)
         common["pooled_prompt_embeds"] = guidance.added_cond["text_embeds"]
@@ -104,9 +131,13 @@ def test_euler_a_equals_stock_diffusers_euler_ancestral(models):
     """Our Euler a (which adds eta and Karras) is diffusers' Euler a at eta 1."""
     model = models["SD1"]
     request = _request("Euler a", "Automatic")
-    stock = EulerAncestralDiscreteScheduler.from_config({**model.scheduler_config, "timestep_spacing": "linspace"})
+    stock = EulerAncestralDiscreteScheduler.from_config(
+        {**model.scheduler_config, "timestep_spacing": "linspace"}
+    )
     with torch.no_grad():
-        assert (_sumi_images(model, request) - _diffusers_images(model, request, stock)).abs().max() < TOLERANCE
+        assert (
+            _sumi_images(model, request) - _diffusers_images(model, request, stock)
+        ).abs().max() < TOLERANCE
 
 
 def test_generate_matches_the_step_by_step_path_and_is_deterministic(models):
@@ -125,8 +156,14 @@ def test_an_image_does_not_depend_on_its_place_in_the_batch(models):
     model = models["SD1"]
     both = _request("Euler a", "Automatic")
     alone = txt2img.BatchRequest(
-        prompts=both.prompts[1:], negative_prompts=both.negative_prompts[1:], seeds=both.seeds[1:], width=64,
-        height=64, steps=4, cfg_scale=6.5, sampler="Euler a",
+        prompts=both.prompts[1:],
+        negative_prompts=both.negative_prompts[1:],
+        seeds=both.seeds[1:],
+        width=64,
+        height=64,
+        steps=4,
+        cfg_scale=6.5,
+        sampler="Euler a",
     )
     with torch.no_grad():
         batch = _sumi_images(model, both)

@@ -29,8 +29,16 @@ from modules.processing import StableDiffusionProcessingTxt2Img
 log = logging.getLogger(__name__)
 
 _P_FIELDS = set(StableDiffusionProcessingTxt2Img.__dataclass_fields__)
-_API_ONLY = {"sampler_index", "script_name", "script_args", "send_images", "save_images", "alwayson_scripts",
-             "force_task_id", "infotext"}
+_API_ONLY = {
+    "sampler_index",
+    "script_name",
+    "script_args",
+    "send_images",
+    "save_images",
+    "alwayson_scripts",
+    "force_task_id",
+    "infotext",
+}
 
 
 def install_error_handlers(fastapi_app: FastAPI) -> None:
@@ -83,17 +91,31 @@ def create_router(app: App) -> APIRouter:
     @router.post("/txt2img", response_model=m.ImagesResponse)
     def txt2img(req: m.Txt2ImgRequest) -> m.ImagesResponse:
         if req.script_name:
-            raise HTTPException(422, f"Script not found: {req.script_name!r} (scripts arrive in a later version)")
+            raise HTTPException(
+                422, f"Script not found: {req.script_name!r} (scripts arrive in a later version)"
+            )
         processed = app.txt2img(processing_from_request(req))
-        images = [encode_png_base64(img, info) for img, info in zip(processed.images, processed.infotexts,
-                                                                     strict=True)] if req.send_images else []
+        images = (
+            [
+                encode_png_base64(img, info)
+                for img, info in zip(processed.images, processed.infotexts, strict=True)
+            ]
+            if req.send_images
+            else []
+        )
         return m.ImagesResponse(images=images, parameters=req.model_dump(), info=processed.js())
 
     @router.get("/sd-models", response_model=list[m.SDModelItem])
     def sd_models() -> list[m.SDModelItem]:
         return [
-            m.SDModelItem(title=c.title, model_name=c.model_name, hash=c.hash, sha256=c.sha256,
-                          filename=str(c.filename), config=_str_or_none(app.checkpoints.config_yaml_for(c)))
+            m.SDModelItem(
+                title=c.title,
+                model_name=c.model_name,
+                hash=c.hash,
+                sha256=c.sha256,
+                filename=str(c.filename),
+                config=_str_or_none(app.checkpoints.config_yaml_for(c)),
+            )
             for c in app.checkpoints.list()
         ]
 
@@ -117,8 +139,10 @@ def create_router(app: App) -> APIRouter:
 
     @router.get("/schedulers", response_model=list[m.SchedulerItem])
     def schedulers() -> list[m.SchedulerItem]:
-        return [m.SchedulerItem(name=t.name, label=t.label, aliases=list(t.aliases) or None)
-                for t in SCHEDULE_TYPES]
+        return [
+            m.SchedulerItem(name=t.name, label=t.label, aliases=list(t.aliases) or None)
+            for t in SCHEDULE_TYPES
+        ]
 
     @router.get("/options")
     def get_options() -> dict[str, Any]:
@@ -162,8 +186,10 @@ def create_router(app: App) -> APIRouter:
         cuda = {}
         if torch.cuda.is_available():
             free, total = torch.cuda.mem_get_info()
-            cuda = {"system": {"free": free, "used": total - free, "total": total},
-                    "active": {"peak": torch.cuda.max_memory_allocated()}}
+            cuda = {
+                "system": {"free": free, "used": total - free, "total": total},
+                "active": {"peak": torch.cuda.max_memory_allocated()},
+            }
         return {"ram": {}, "cuda": cuda or {"error": "no CUDA device"}}
 
     return router
@@ -177,13 +203,24 @@ def progress_response(app: App, with_image: bool = True) -> m.ProgressResponse:
         snap.preview.save(buf, format="PNG")
         image = base64.b64encode(buf.getvalue()).decode()
     state = m.ProgressState(
-        skipped=snap.skipped, interrupted=snap.interrupted, job=snap.job, job_count=snap.job_count,
-        job_timestamp=snap.job_timestamp, job_no=snap.job_no, sampling_step=snap.sampling_step,
+        skipped=snap.skipped,
+        interrupted=snap.interrupted,
+        job=snap.job,
+        job_count=snap.job_count,
+        job_timestamp=snap.job_timestamp,
+        job_no=snap.job_no,
+        sampling_step=snap.sampling_step,
         sampling_steps=snap.sampling_steps,
     )
     current = app.queue.current.id if app.queue.current else None
-    return m.ProgressResponse(progress=snap.progress, eta_relative=snap.eta_relative, state=state,
-                              current_image=image, textinfo=snap.textinfo, current_task=current)
+    return m.ProgressResponse(
+        progress=snap.progress,
+        eta_relative=snap.eta_relative,
+        state=state,
+        current_image=image,
+        textinfo=snap.textinfo,
+        current_task=current,
+    )
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -195,10 +232,16 @@ def mount(fastapi_app: FastAPI, app: App) -> None:
     fastapi_app.include_router(create_router(app))
 
     if getattr(app.args, "api_log", False):
+
         @fastapi_app.middleware("http")
         async def log_requests(request: Request, call_next):
             start = time.perf_counter()
             response = await call_next(request)
-            log.info("API %s %s -> %s in %.3fs", request.method, request.url.path, response.status_code,
-                     time.perf_counter() - start)
+            log.info(
+                "API %s %s -> %s in %.3fs",
+                request.method,
+                request.url.path,
+                response.status_code,
+                time.perf_counter() - start,
+            )
             return response

@@ -69,7 +69,12 @@ class SDModel:
     def modules(self) -> list[torch.nn.Module]:
         return [self.unet, self.vae, *(spec.model for spec in self.text_encoders)]
 
-    def to(self, device: torch.device | str, dtype: torch.dtype | None = None, vae_dtype: torch.dtype | None = None):
+    def to(
+        self,
+        device: torch.device | str,
+        dtype: torch.dtype | None = None,
+        vae_dtype: torch.dtype | None = None,
+    ):
         """Move every part; the VAE may keep its own dtype (fp32 VAE for --no-half-vae)."""
         for module in (self.unet, *(spec.model for spec in self.text_encoders)):
             _move(module, device, dtype)

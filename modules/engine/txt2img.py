@@ -77,15 +77,25 @@ def generate(
     """Sample and decode one batch. `denoiser_hooks` may attach hooks to the job's denoiser."""
     validate(request, model.vae_scale)
     built = build_scheduler(
-        request.sampler, request.schedule, model.scheduler_config,
-        eta_ancestral=request.eta_ancestral, eta_ddim=request.eta_ddim, seed=request.seeds[0],
+        request.sampler,
+        request.schedule,
+        model.scheduler_config,
+        eta_ancestral=request.eta_ancestral,
+        eta_ddim=request.eta_ddim,
+        seed=request.seeds[0],
     )
     denoiser = CFGDenoiser(model.unet, conditioning(model, request), request.steps)
     if denoiser_hooks is not None:
         denoiser_hooks(denoiser)
     generators, noise = initial_noise(model, request)
     latents = loop.sample(
-        denoiser, built, noise, request.steps, generators=generators, callback=callback, control=control,
+        denoiser,
+        built,
+        noise,
+        request.steps,
+        generators=generators,
+        callback=callback,
+        control=control,
         progress_bar=progress_bar,
     )
     images = vae_ops.to_pil(vae_ops.decode(model, latents))
@@ -103,8 +113,11 @@ def conditioning(model: SDModel, request: BatchRequest) -> Guidance:
         uncond = uncond.zeros_like()  # A1111 and diffusers: an empty SDXL negative prompt is all zeros
     cond, uncond = pad_to_same_length(cond, uncond)
     return Guidance(
-        context=cond.context, uncond_context=uncond.context, cfg_scale=request.cfg_scale,
-        added_cond=_sdxl_added(model, cond, request), uncond_added_cond=_sdxl_added(model, uncond, request),
+        context=cond.context,
+        uncond_context=uncond.context,
+        cfg_scale=request.cfg_scale,
+        added_cond=_sdxl_added(model, cond, request),
+        uncond_added_cond=_sdxl_added(model, uncond, request),
     )
 
 
@@ -126,7 +139,10 @@ def initial_noise(model: SDModel, request: BatchRequest) -> tuple[list[torch.Gen
     if request.seed_resize_from and all(v > 0 for v in request.seed_resize_from):
         resize = (request.seed_resize_from[1] // scale, request.seed_resize_from[0] // scale)
     noise = image_noise(
-        shape, generators, subseeds=request.subseeds, subseed_strength=request.subseed_strength,
+        shape,
+        generators,
+        subseeds=request.subseeds,
+        subseed_strength=request.subseed_strength,
         seed_resize_from=resize,
     )
     if request.eta_noise_seed_delta:

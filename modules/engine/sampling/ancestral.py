@@ -14,7 +14,9 @@ from diffusers.schedulers.scheduling_euler_ancestral_discrete import EulerAncest
 from diffusers.utils.torch_utils import randn_tensor
 
 
-def ancestral_step(sigma_from: torch.Tensor, sigma_to: torch.Tensor, eta: float) -> tuple[torch.Tensor, torch.Tensor]:
+def ancestral_step(
+    sigma_from: torch.Tensor, sigma_to: torch.Tensor, eta: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """k-diffusion's split of a step into a deterministic part (down) and fresh noise (up)."""
     if eta == 0 or sigma_to == 0:
         return sigma_to, torch.zeros_like(sigma_to)
@@ -22,7 +24,9 @@ def ancestral_step(sigma_from: torch.Tensor, sigma_to: torch.Tensor, eta: float)
     return (sigma_to**2 - up**2) ** 0.5, up
 
 
-def predicted_original(model_output: torch.Tensor, sample: torch.Tensor, sigma, prediction_type: str) -> torch.Tensor:
+def predicted_original(
+    model_output: torch.Tensor, sample: torch.Tensor, sigma, prediction_type: str
+) -> torch.Tensor:
     """Denoised estimate x0 from the UNet output at noise level sigma (k-diffusion convention)."""
     if prediction_type == "epsilon":
         return sample - sigma * model_output
@@ -53,9 +57,14 @@ class EulerAncestralEtaScheduler(EulerAncestralDiscreteScheduler):
         use_beta_sigmas: bool = False,
     ):
         super().__init__(
-            num_train_timesteps=num_train_timesteps, beta_start=beta_start, beta_end=beta_end,
-            beta_schedule=beta_schedule, trained_betas=trained_betas, prediction_type=prediction_type,
-            timestep_spacing=timestep_spacing, steps_offset=steps_offset,
+            num_train_timesteps=num_train_timesteps,
+            beta_start=beta_start,
+            beta_end=beta_end,
+            beta_schedule=beta_schedule,
+            trained_betas=trained_betas,
+            prediction_type=prediction_type,
+            timestep_spacing=timestep_spacing,
+            steps_offset=steps_offset,
             rescale_betas_zero_snr=rescale_betas_zero_snr,
         )
 
@@ -89,8 +98,9 @@ class EulerAncestralEtaScheduler(EulerAncestralDiscreteScheduler):
         sigma_down, sigma_up = ancestral_step(sigma, sigma_next, self.config.eta)
         prev = sample + (sample - denoised) / sigma * (sigma_down - sigma)
         if sigma_up > 0:
-            noise = randn_tensor(model_output.shape, dtype=model_output.dtype, device=model_output.device,
-                                 generator=generator)
+            noise = randn_tensor(
+                model_output.shape, dtype=model_output.dtype, device=model_output.device, generator=generator
+            )
             prev = prev + noise * sigma_up
         self._step_index += 1
         prev = prev.to(model_output.dtype)
@@ -121,8 +131,9 @@ class DPMPP2SAncestralScheduler(KDPM2AncestralDiscreteScheduler):
         start = self.sample
         self.sample = None
         prev = (sigma_down / sigma) * start + (1 - sigma_down / sigma) * denoised_mid
-        noise = randn_tensor(model_output.shape, dtype=model_output.dtype, device=model_output.device,
-                             generator=generator)
+        noise = randn_tensor(
+            model_output.shape, dtype=model_output.dtype, device=model_output.device, generator=generator
+        )
         prev = prev + noise * sigma_up
         self._step_index += 1
         if not return_dict:

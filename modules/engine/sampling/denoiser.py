@@ -58,9 +58,15 @@ class CFGDenoiser:
     def __call__(self, x: torch.Tensor, timestep: torch.Tensor, step: int) -> torch.Tensor:
         g = self.guidance
         call = DenoiserCall(
-            x=x, timestep=timestep, step=step, total_steps=self.total_steps, context=g.context,
-            uncond_context=g.uncond_context if g.cfg_scale > 1 else None, cfg_scale=g.cfg_scale,
-            added_cond=g.added_cond, uncond_added_cond=g.uncond_added_cond,
+            x=x,
+            timestep=timestep,
+            step=step,
+            total_steps=self.total_steps,
+            context=g.context,
+            uncond_context=g.uncond_context if g.cfg_scale > 1 else None,
+            cfg_scale=g.cfg_scale,
+            added_cond=g.added_cond,
+            uncond_added_cond=g.uncond_added_cond,
         )
         for hook in self.before:
             hook(call)
@@ -81,7 +87,12 @@ class CFGDenoiser:
 
     def _unet(self, x, timestep, context, added_cond, kwargs) -> torch.Tensor:
         return self.unet(
-            x, timestep, encoder_hidden_states=context, added_cond_kwargs=added_cond, return_dict=False, **kwargs
+            x,
+            timestep,
+            encoder_hidden_states=context,
+            added_cond_kwargs=added_cond,
+            return_dict=False,
+            **kwargs,
         )[0]
 
 
