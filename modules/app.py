@@ -7,6 +7,7 @@ one. Everything user-visible that went wrong at start-up is collected in `notice
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,10 @@ class App:
         )
         if a.xformers and not xformers_available():
             self.notice("--xformers: xformers is not installed, using PyTorch SDPA attention instead")
+        elif a.xformers and not config.is_cuda:
+            self.notice("--xformers: xformers needs a CUDA GPU, using PyTorch SDPA attention instead")
+        elif a.xformers:
+            config = dataclasses.replace(config, attention="xformers")
         return config
 
     def notice(self, text: str) -> None:

@@ -125,6 +125,9 @@ class ModelManager:
     def _move_to_device(self, loaded: LoadedModel) -> None:
         d = self.devices
         loaded.sd.to(d.device, d.dtype, vae_dtype=d.vae_dtype)
+        if d.attention == "xformers":
+            loaded.sd.unet.enable_xformers_memory_efficient_attention()
+            loaded.sd.vae.enable_xformers_memory_efficient_attention()
 
     def _park_active(self) -> None:
         if self.active is not None and self.devices.is_cuda:
