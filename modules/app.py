@@ -15,7 +15,7 @@ from typing import Any
 from modules.checkpoints import CheckpointRegistry, VaeRegistry
 from modules.cmd_args import not_yet_implemented_flags
 from modules.engine.devices import DeviceConfig, select_device, xformers_available
-from modules.engine.errors import InvalidRequestError
+from modules.engine.errors import EngineError, InvalidRequestError
 from modules.generation import GenerationService
 from modules.hashing import HashCache
 from modules.job_queue import JobQueue
@@ -107,6 +107,14 @@ class App:
                 "and press the refresh button next to the checkpoint list."
             )
         self.queue.start()
+        self.queue.submit("load model", self._initial_load)
+
+    def _initial_load(self) -> None:
+        """Load the selected checkpoint at start (as A1111 does) so the first image is quick."""
+        try:
+            self.models.get()
+        except EngineError as exc:
+            self.notice(f"The selected checkpoint could not be loaded: {exc}")
 
     def _pick_cli_checkpoint(self, path: Path) -> None:
         info = self.checkpoints.add_file(path) if path.is_file() else None
