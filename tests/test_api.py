@@ -204,3 +204,39 @@ def test_options_reject_unknown_keys_and_wrong_types(client):
     assert client.post("/sdapi/v1/options", json={"CLIP_stop_at_last_layers": 2}).status_code == 200
     assert client.get("/sdapi/v1/options").json()["CLIP_stop_at_last_layers"] == 2
     client.post("/sdapi/v1/options", json={"CLIP_stop_at_last_layers": 1})
+
+
+def test_null_fields_mean_defaults_and_unknown_fields_are_ignored(client):
+    body = {**SMALL, "override_settings": None, "styles": None, "eta": None, "made_up_field": 3}
+    r = client.post("/sdapi/v1/txt2img", json=body)
+    assert r.status_code == 200, r.text
+
+
+def test_request_schema_has_a1111_fields_and_defaults(client):
+    schema = client.get("/openapi.json").json()["components"]["schemas"][
+        "StableDiffusionTxt2ImgProcessingAPI"
+    ]
+    props = schema["properties"]
+    for name in [
+        "prompt",
+        "negative_prompt",
+        "seed",
+        "subseed",
+        "subseed_strength",
+        "sampler_name",
+        "scheduler",
+        "batch_size",
+        "n_iter",
+        "steps",
+        "cfg_scale",
+        "width",
+        "height",
+        "override_settings",
+        "send_images",
+        "save_images",
+        "alwayson_scripts",
+        "sampler_index",
+    ]:
+        assert name in props, name
+    assert props["steps"]["default"] == 50 and props["sampler_index"]["default"] == "Euler"
+    assert "all_seeds" not in props

@@ -28,17 +28,7 @@ from modules.processing import StableDiffusionProcessingTxt2Img
 
 log = logging.getLogger(__name__)
 
-_P_FIELDS = set(StableDiffusionProcessingTxt2Img.__dataclass_fields__)
-_API_ONLY = {
-    "sampler_index",
-    "script_name",
-    "script_args",
-    "send_images",
-    "save_images",
-    "alwayson_scripts",
-    "force_task_id",
-    "infotext",
-}
+_P_FIELDS = set(StableDiffusionProcessingTxt2Img.__dataclass_fields__) - set(m._ApiOnly.model_fields)
 
 
 def install_error_handlers(fastapi_app: FastAPI) -> None:
@@ -75,10 +65,9 @@ def _auth_dependency(credentials: str | None):
 
 
 def processing_from_request(req: m.Txt2ImgRequest) -> StableDiffusionProcessingTxt2Img:
-    values = {k: v for k, v in req.model_dump().items() if k in _P_FIELDS and k not in _API_ONLY}
+    """The job for a request; fields sent as null take the processing object's defaults."""
+    values = {k: v for k, v in req.model_dump().items() if k in _P_FIELDS and v is not None}
     values["sampler_name"] = req.sampler_name or req.sampler_index
-    values["override_settings"] = req.override_settings or {}
-    values["comments"] = req.comments or {}
     if not req.save_images:
         values["do_not_save_samples"] = values["do_not_save_grid"] = True
     return StableDiffusionProcessingTxt2Img(**values)

@@ -2,56 +2,42 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from modules.processing import StableDiffusionProcessingTxt2Img
+
+# Fields of the processing object that the job fills in; they are not part of a request.
+_RUNTIME_FIELDS = {
+    "sd_model",
+    "outpath_samples",
+    "outpath_grids",
+    "all_prompts",
+    "all_negative_prompts",
+    "all_seeds",
+    "all_subseeds",
+    "iteration",
+    "clip_skip",
+    "job_timestamp",
+    "sd_model_name",
+    "sd_model_hash",
+    "sd_vae_name",
+    "sd_vae_hash",
+    "warnings",
+    "sampler_index",
+    "script_args",
+}
 
 
-class Txt2ImgRequest(BaseModel):
-    """POST /sdapi/v1/txt2img. Unknown fields are ignored, as A1111 does."""
+class _ApiOnly(BaseModel):
+    """Request fields the API adds to the processing object's own (A1111's names and defaults)."""
 
     model_config = ConfigDict(extra="ignore")
 
-    prompt: str | list[str] = ""
-    negative_prompt: str | list[str] = ""
-    styles: list[str] = Field(default_factory=list)
-    seed: int = -1
-    subseed: int = -1
-    subseed_strength: float = 0.0
-    seed_resize_from_h: int = -1
-    seed_resize_from_w: int = -1
-    sampler_name: str | None = None
     sampler_index: str = "Euler"
-    scheduler: str | None = None
-    batch_size: int = 1
-    n_iter: int = 1
-    steps: int = 50
-    cfg_scale: float = 7.0
-    width: int = 512
-    height: int = 512
-    restore_faces: bool | None = None
-    tiling: bool | None = None
-    do_not_save_samples: bool = False
-    do_not_save_grid: bool = False
-    eta: float | None = None
-    denoising_strength: float | None = None
-    s_min_uncond: float | None = None
-    s_churn: float | None = None
-    s_tmax: float | None = None
-    s_tmin: float | None = None
-    s_noise: float | None = None
-    override_settings: dict[str, Any] | None = None
-    override_settings_restore_afterwards: bool = True
-    disable_extra_networks: bool = False
-    comments: dict[str, Any] | None = None
-    enable_hr: bool = False
-    hr_scale: float = 2.0
-    hr_upscaler: str | None = None
-    hr_second_pass_steps: int = 0
-    hr_resize_x: int = 0
-    hr_resize_y: int = 0
-    firstphase_width: int = 0
-    firstphase_height: int = 0
     script_name: str | None = None
     script_args: list[Any] = Field(default_factory=list)
     send_images: bool = True
@@ -59,6 +45,31 @@ class Txt2ImgRequest(BaseModel):
     alwayson_scripts: dict[str, Any] = Field(default_factory=dict)
     force_task_id: str | None = None
     infotext: str | None = None
+
+
+def _processing_fields(cls: type) -> dict[str, Any]:
+    """pydantic field definitions from a processing dataclass, as A1111 derives its API models.
+
+    Every field also accepts null (meaning "the default"), as A1111's generated models do.
+    """
+    hints = typing.get_type_hints(cls)
+    fields = {}
+    for f in dataclasses.fields(cls):
+        if f.name in _RUNTIME_FIELDS:
+            continue
+        if f.default_factory is not dataclasses.MISSING:
+            fields[f.name] = (hints[f.name] | None, Field(default_factory=f.default_factory))
+        else:
+            fields[f.name] = (hints[f.name] | None, f.default)
+    return fields
+
+
+Txt2ImgRequest = create_model(
+    "StableDiffusionTxt2ImgProcessingAPI",
+    __base__=_ApiOnly,
+    __doc__="POST /sdapi/v1/txt2img. Unknown fields are ignored, as A1111 does.",
+    **_processing_fields(StableDiffusionProcessingTxt2Img),
+)
 
 
 class ImagesResponse(BaseModel):
