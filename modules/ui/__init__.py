@@ -14,6 +14,7 @@ import gradio as gr
 
 from modules.ui.assets import CSS, JS
 from modules.ui.quicksettings import create_quicksettings, page_load
+from modules.ui.settings import create_settings_tab
 from modules.ui.txt2img import create_txt2img_tab
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ def build_ui(app: App) -> gr.Blocks:
         quick = create_quicksettings(app)
         with gr.Tabs(elem_id="tabs"):
             _txt2img_tab(app)
+            _settings_tab(app, demo)
         demo.load(
             partial(page_load, app),
             outputs=[quick.checkpoint, quick.notices],
@@ -40,3 +42,8 @@ def build_ui(app: App) -> gr.Blocks:
 def _txt2img_tab(app: App) -> None:
     with gr.Tab("txt2img", id="txt2img", elem_id="tab_txt2img"):
         create_txt2img_tab(app)
+
+
+def _settings_tab(app: App, demo: gr.Blocks) -> None:
+    with gr.Tab("Settings", id="settings", elem_id="tab_settings"):
+        create_settings_tab(app, demo)
