@@ -240,3 +240,22 @@ def test_request_schema_has_a1111_fields_and_defaults(client):
         assert name in props, name
     assert props["steps"]["default"] == 50 and props["sampler_index"]["default"] == "Euler"
     assert "all_seeds" not in props
+
+
+def test_api_and_web_ui_share_one_server_with_api_flag(tmp_path):
+    app = make_app(tmp_path, "--api")
+    try:
+        client = TestClient(build_server(app))
+        assert client.get("/sdapi/v1/samplers").status_code == 200
+        page = client.get("/")
+        assert page.status_code == 200 and "<html" in page.text.lower()
+    finally:
+        app.shutdown()
+
+
+def test_web_ui_alone_does_not_expose_the_api(tmp_path):
+    app = make_app(tmp_path)
+    try:
+        assert TestClient(build_server(app)).get("/sdapi/v1/samplers").status_code == 404
+    finally:
+        app.shutdown()
