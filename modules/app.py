@@ -38,14 +38,13 @@ class App:
         for warning in self.options.load(self.paths.config_file):
             self.notice(warning)
         self.hash_cache = HashCache(self.paths.cache_file)
-        self.checkpoints = CheckpointRegistry(
-            self.paths.ckpt_dirs, self.hash_cache, no_hashing=bool(getattr(args, "no_hashing", False))
-        )
+        no_hashing = bool(getattr(args, "no_hashing", False))
+        self.checkpoints = CheckpointRegistry(self.paths.ckpt_dirs, self.hash_cache, no_hashing=no_hashing)
         self.vaes = VaeRegistry(
             self.paths.vae_dirs,
             self.paths.ckpt_dirs,
             forced_path=self.paths.vae_file,
-            hash_cache=self.hash_cache,
+            hash_cache=None if no_hashing else self.hash_cache,
         )
         self.devices = self._select_device()
         self.state = JobState()
@@ -137,6 +136,7 @@ class App:
             if info is None:
                 raise InvalidRequestError(f"Checkpoint not found: {checkpoint!r}")
             values = {**values, "sd_model_checkpoint": info.title}
+        self._check_vae_name(values.get("sd_vae"))
         unknown = [key for key in values if key not in self.options.data_labels]
         if unknown:
             raise InvalidRequestError(f"Unknown setting: {', '.join(map(repr, unknown))}")
@@ -151,6 +151,12 @@ class App:
                 self.options.set(key, value)
             raise
         self.options.save(self.paths.config_file)
+
+    def _check_vae_name(self, name: Any) -> None:
+        """An explicit VAE choice must exist (a stale one in config.json only falls back, as A1111)."""
+        if name is None or name in self.vaes.names():
+            return
+        raise InvalidRequestError(f"VAE not found: {name!r}; choices: {', '.join(self.vaes.names())}")
 
     def _set_option(self, key: str, value: Any) -> None:
         try:

@@ -107,6 +107,8 @@ class GenerationService:
             for i, image in enumerate(result.images):
                 index = n * p.batch_size + i
                 infotext = self.infotext(p, loaded, index, result.schedule)
+                if index == 0:
+                    self._write_params_txt(infotext)
                 self._save(p, image, index, infotext)
                 images.append(image)
                 infotexts.append(infotext)
@@ -196,41 +198,47 @@ class GenerationService:
         }
         return build_infotext(p.all_prompts[index], p.all_negative_prompts[index], params)
 
-    def _outdir(self, p: StableDiffusionProcessing, option: str, override: str | None) -> Path:
-        base = self.paths.resolve(override or getattr(self.options, option))
-        if self.options.save_to_dirs:
-            base = base / datetime.now().strftime("%Y-%m-%d")
-        return base
+    def _outdir(self, general: str, per_tab: str, override: str | None, dated: bool) -> Path:
+        """A1111's folder choice: the job's own, else opt `outdir_samples`/`outdir_grids`, else the tab's."""
+        base = self.paths.resolve(
+            override or getattr(self.options, general) or getattr(self.options, per_tab)
+        )
+        return base / datetime.now().strftime("%Y-%m-%d") if dated else base
 
     def _save(self, p: StableDiffusionProcessing, image, index: int, infotext: str) -> None:
-        if p.do_not_save_samples or not self.options.samples_save:
+        o = self.options
+        if p.do_not_save_samples or not o.samples_save:
             return
-        directory = self._outdir(p, "outdir_txt2img_samples", p.outpath_samples)
         image_files.save_image(
             image,
-            directory,
+            self._outdir("outdir_samples", "outdir_txt2img_samples", p.outpath_samples, o.save_to_dirs),
             seed=p.all_seeds[index],
             prompt=p.all_prompts[index],
             infotext=infotext,
-            extension=self.options.samples_format,
-            pnginfo_enabled=self.options.enable_pnginfo,
-            save_txt=self.options.save_txt,
+            extension=o.samples_format,
+            pnginfo_enabled=o.enable_pnginfo,
+            save_txt=o.save_txt,
+            pattern=o.samples_filename_pattern or image_files.DEFAULT_PATTERN,
         )
 
     def _save_grid(self, p: StableDiffusionProcessing, grid, infotext: str) -> None:
-        if p.do_not_save_grid or not self.options.grid_save:
+        o = self.options
+        if p.do_not_save_grid or not o.grid_save:
             return
-        directory = self._outdir(p, "outdir_txt2img_grids", p.outpath_grids)
-        image_files.save_image(
+        image_files.save_image(  # seed=None: A1111's short grid names, grid-NNNN.png
             grid,
-            directory,
-            seed=p.all_seeds[0],
+            self._outdir("outdir_grids", "outdir_txt2img_grids", p.outpath_grids, o.grid_save_to_dirs),
+            seed=None,
             prompt=p.all_prompts[0],
             infotext=infotext,
-            extension=self.options.grid_format,
-            pnginfo_enabled=self.options.enable_pnginfo,
+            extension=o.grid_format,
+            pnginfo_enabled=o.enable_pnginfo,
             basename_prefix="grid",
         )
+
+    def _write_params_txt(self, infotext: str) -> None:
+        """`<data>/params.txt` holds the last job's first infotext (A1111's paste button reads it)."""
+        image_files.write_atomic(self.paths.params_file, infotext.encode("utf-8"))
 
 
 def _number(value: float) -> float | int:

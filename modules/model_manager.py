@@ -68,12 +68,12 @@ class ModelManager:
     def selected_checkpoint(self) -> CheckpointInfo:
         """The checkpoint the settings ask for, or the first one found; a clear error if none."""
         wanted = self.options.sd_model_checkpoint
-        if wanted:
-            info = self.checkpoints.match(wanted)
-            if info is None:
-                raise ModelLoadError(f"Checkpoint {wanted!r} was not found in {self._dirs()}")
+        info = self.checkpoints.match(wanted) if wanted else None
+        if info is not None:
             return info
         found = self.checkpoints.list()
+        if wanted and found:
+            log.warning("Checkpoint %r not found; loading fallback %s", wanted, found[0].title)
         if not found:
             raise ModelLoadError(f"No checkpoint found: put a .safetensors or .ckpt file in {self._dirs()}")
         return found[0]
@@ -157,8 +157,9 @@ class ModelManager:
                 self.options.sd_vae,
                 bool(self.options.sd_vae_overrides_per_model_preferences),
             )
-        except ValueError as exc:
-            raise ModelLoadError(str(exc)) from exc
+        except ValueError as exc:  # a VAE named in config.json that is gone: A1111 falls back to none
+            log.warning("%s; using the checkpoint's own VAE instead", exc)
+            wanted = None
         wanted = Path(wanted) if wanted else None
         if wanted == loaded.vae_path:
             return

@@ -325,8 +325,21 @@ def load_weights(
     check_shapes(expected, state_dict, what, path)
     cast = {k: _cast(v, dtype).reshape(expected[k].shape) for k, v in state_dict.items()}
     module.load_state_dict(cast, strict=True, assign=True)
+    _materialize_buffers(module, what, path)
     cast_module(module, dtype)  # floating buffers outside the state dict follow the weights
     return module.eval().requires_grad_(False)
+
+
+def _materialize_buffers(module: torch.nn.Module, what: str, path: str | Path) -> None:
+    """Buffers that no file stores (CLIP's `position_ids`) are still on the meta device: rebuild them."""
+    for name, buffer in list(module.named_buffers()):
+        if not buffer.is_meta:
+            continue
+        if not name.endswith("position_ids"):
+            raise ModelLoadError(f"{path}: {what} buffer {name} is not in the file and cannot be rebuilt")
+        owner = module.get_submodule(name.rpartition(".")[0])
+        value = torch.arange(buffer.shape[-1]).expand(buffer.shape).clone()
+        owner.register_buffer(name.rpartition(".")[2], value, persistent=False)
 
 
 def cast_module(module: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-from accelerate import init_empty_weights
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from diffusers.loaders.single_file_utils import (
     convert_ldm_clip_checkpoint,
@@ -279,7 +278,7 @@ def build_text_encoder(
     model_class = CLIPTextModelWithProjection if layout.pooled else CLIPTextModel
     if not layout.pooled:
         sizes.pop("projection_dim", None)
-    with init_empty_weights():
+    with torch.device("meta"):  # this thread only, unlike accelerate's init_empty_weights
         model = model_class(_clip_config(layout, **sizes))
     to_ldm = ldm_export.openclip_to_ldm if layout.openclip else ldm_export.clip_to_ldm
     expected = to_ldm(model.state_dict(), layout.prefix)
@@ -304,7 +303,7 @@ def _fit_clip_keys(converted: StateDict, model: torch.nn.Module) -> StateDict:
 
 def build_unet(u: StateDict, config: dict, source: str, dtype: torch.dtype) -> UNet2DConditionModel:
     """The UNet from its part of the file (keys with `model.diffusion_model.`)."""
-    with init_empty_weights():
+    with torch.device("meta"):  # this thread only, unlike accelerate's init_empty_weights
         unet = UNet2DConditionModel.from_config(config)
     expected = ldm_export.unet_to_ldm(unet.state_dict(), unet.config)
     check_keys(set(expected), set(u), "UNet", source)
@@ -316,7 +315,7 @@ def build_vae(
     v: StateDict, config: dict, source: str, dtype: torch.dtype, prefix: str = VAE_PREFIX
 ) -> AutoencoderKL:
     """The VAE from LDM weights (keys with `prefix`, `first_stage_model.` in checkpoints)."""
-    with init_empty_weights():
+    with torch.device("meta"):  # this thread only, unlike accelerate's init_empty_weights
         vae = AutoencoderKL.from_config(config)
     expected = ldm_export.vae_to_ldm(vae.state_dict(), vae.config, prefix)
     check_keys(set(expected), set(v), "VAE", source)
