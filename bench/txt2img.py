@@ -145,13 +145,79 @@ def measure(name, fn, runs: int, device: torch.device) -> dict:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     results = [fn(i + 1) for i in range(runs)]
-    peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
     return {
         "name": name,
         "seconds_per_image": statistics.median(r[0] for r in results),
         "it_per_s": statistics.median(r[1] for r in results),
-        "peak_mem_mib": peak,
     }
+
+
+def _peak_memory(device: torch.device) -> float:
+    """Peak memory of this process in MiB: CUDA allocations on a GPU, resident set size on the CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_one_side(args) -> dict:
+    """Load the checkpoint and time one side (run in its own process so peak memory is its own)."""
+    devices = select_device()
+    torch.manual_seed(0)
+    model = load_checkpoint(args.checkpoint, dtype=devices.dtype)
+    model.to(devices.device, devices.dtype)
+    spec = model.text_encoders[0]
+    with torch.inference_mode():
+        if args.only == "sumi":
+            row = measure("Sumi txt2img", lambda s: run_sumi(model, args, s), args.runs, devices.device)
+        else:
+            pipe = StableDiffusionPipeline(
+                vae=model.vae,
+                text_encoder=spec.model,
+                tokenizer=spec.tokenizer,
+                unet=model.unet,
+                scheduler=build_scheduler(args.sampler, "Automatic", model.scheduler_config).scheduler,
+                safety_checker=None,
+                feature_extractor=None,
+                requires_safety_checker=False,
+            )
+            pipe.set_progress_bar_config(disable=True)
+            row = measure(
+                "diffusers StableDiffusionPipeline",
+                lambda s: run_diffusers(pipe, model, args, s),
+                args.runs,
+                devices.device,
+            )
+    row["peak_mem_mib"] = _peak_memory(devices.device)
+    return row
+
+
+def _side_in_subprocess(args, side: str, checkpoint: Path) -> dict:
+    import subprocess
+
+    cmd = [
+        sys.executable,
+        __file__,
+        "--only",
+        side,
+        "--checkpoint",
+        str(checkpoint),
+        "--steps",
+        str(args.steps),
+        "--runs",
+        str(args.runs),
+        "--width",
+        str(args.width),
+        "--height",
+        str(args.height),
+        "--sampler",
+        args.sampler,
+        "--prompt",
+        args.prompt,
+    ]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -166,39 +232,20 @@ def main() -> None:
     parser.add_argument("--sampler", default="Euler a")
     parser.add_argument("--prompt", default="a photograph of an astronaut riding a horse")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--only", choices=["sumi", "diffusers"], help=argparse.SUPPRESS)
+    parser.add_argument("--checkpoint", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.only:
+        print(json.dumps(run_one_side(args)))
+        return
     devices = select_device()
     size = args.size if args.size != "auto" else ("sd15" if devices.is_cuda else "tiny")
     args.width = args.width or (512 if size == "sd15" else 256)
     args.height = args.height or (512 if size == "sd15" else 256)
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
-        model = load_checkpoint(write_checkpoint(size, Path(tmp)), dtype=devices.dtype)
-    model.to(devices.device, devices.dtype)
-    for m in model.modules():
-        m.eval()
-    spec = model.text_encoders[0]
-    pipe = StableDiffusionPipeline(
-        vae=model.vae,
-        text_encoder=spec.model,
-        tokenizer=spec.tokenizer,
-        unet=model.unet,
-        scheduler=build_scheduler(args.sampler, "Automatic", model.scheduler_config).scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.set_progress_bar_config(disable=True)
-    with torch.inference_mode():
-        rows = [
-            measure(
-                "diffusers StableDiffusionPipeline",
-                lambda s: run_diffusers(pipe, model, args, s),
-                args.runs,
-                devices.device,
-            ),
-            measure("Sumi txt2img", lambda s: run_sumi(model, args, s), args.runs, devices.device),
-        ]
+        checkpoint = write_checkpoint(size, Path(tmp))
+        rows = [_side_in_subprocess(args, side, checkpoint) for side in ("diffusers", "sumi")]
     report = {
         "device": torch.cuda.get_device_name() if devices.is_cuda else platform.processor() or "cpu",
         "dtype": str(devices.dtype),
@@ -213,9 +260,10 @@ def main() -> None:
         "results": rows,
     }
     for row in rows:
-        mem = f"{row['peak_mem_mib']:.0f} MiB" if row["peak_mem_mib"] is not None else "n/a (CPU)"
+        kind = "CUDA peak" if devices.is_cuda else "peak RSS"
         print(
-            f"{row['name']:36s} {row['it_per_s']:7.2f} it/s  {row['seconds_per_image']:7.3f} s/image  peak {mem}"
+            f"{row['name']:36s} {row['it_per_s']:7.2f} it/s  {row['seconds_per_image']:7.3f} s/image  "
+            f"{kind} {row['peak_mem_mib']:.0f} MiB"
         )
     print(json.dumps(report))
     if args.json:
