@@ -64,7 +64,8 @@ def test_same_seed_gives_same_image_and_batches_use_consecutive_seeds(client):
     info = json.loads(batch["info"])
     assert info["all_seeds"] == [76, 77]
     assert len(batch["images"]) == 3 and info["index_of_first_image"] == 1  # grid first, as A1111
-    assert decode(batch["images"][2]).tobytes() == decode(one["images"][0]).tobytes()
+    in_batch, alone = decode(batch["images"][2]).tobytes(), decode(one["images"][0]).tobytes()
+    assert max(abs(a - b) for a, b in zip(in_batch, alone, strict=True)) <= 2  # batched float rounding
 
 
 def test_random_seed_is_reported(client):

@@ -63,6 +63,11 @@ def pixels(processed: Processed, index: int = 0) -> bytes:
     return processed.images[index].tobytes()
 
 
+def close(a: bytes, b: bytes, levels: int = 2) -> bool:
+    """Same picture up to float rounding: a batched UNet call may round differently from a single one."""
+    return len(a) == len(b) and max(abs(x - y) for x, y in zip(a, b, strict=True)) <= levels
+
+
 def params(processed: Processed, index: int = 0) -> dict[str, str]:
     return parse_infotext(processed.infotexts[index])
 
@@ -357,7 +362,7 @@ def test_a_batch_uses_consecutive_seeds(app):
     assert first == 1 and len(batch.images) == 3  # grid first
     assert [params(batch, first + i)["Seed"] for i in range(2)] == ["500", "501"]
     single = app.txt2img(job(seed=501))
-    assert pixels(batch, first + 1) == pixels(single)
+    assert close(pixels(batch, first + 1), pixels(single))
 
 
 def test_variation_seed_keeps_the_seed_and_steps_the_subseed(app, baseline):
