@@ -76,7 +76,19 @@ def processing_from_request(req: m.Txt2ImgRequest) -> StableDiffusionProcessingT
 def create_router(app: App) -> APIRouter:
     auth = _auth_dependency(getattr(app.args, "api_auth", None))
     router = APIRouter(prefix="/sdapi/v1", dependencies=[Depends(auth)] if auth else [])
+    for add_routes in (
+        _generation_routes,
+        _model_routes,
+        _sampler_routes,
+        _settings_routes,
+        _progress_routes,
+        _info_routes,
+    ):
+        add_routes(router, app)
+    return router
 
+
+def _generation_routes(router: APIRouter, app: App) -> None:
     @router.post("/txt2img", response_model=m.ImagesResponse)
     def txt2img(req: m.Txt2ImgRequest) -> m.ImagesResponse:
         if req.script_name:
@@ -94,6 +106,8 @@ def create_router(app: App) -> APIRouter:
         )
         return m.ImagesResponse(images=images, parameters=req.model_dump(), info=processed.js())
 
+
+def _model_routes(router: APIRouter, app: App) -> None:
     @router.get("/sd-models", response_model=list[m.SDModelItem])
     def sd_models() -> list[m.SDModelItem]:
         return [
@@ -122,6 +136,8 @@ def create_router(app: App) -> APIRouter:
         app.vaes.refresh()
         return {}
 
+
+def _sampler_routes(router: APIRouter, app: App) -> None:
     @router.get("/samplers", response_model=list[m.SamplerItem])
     def samplers() -> list[m.SamplerItem]:
         return [m.SamplerItem(name=s.name, aliases=list(s.aliases), options=s.options) for s in SAMPLERS]
@@ -133,6 +149,8 @@ def create_router(app: App) -> APIRouter:
             for t in SCHEDULE_TYPES
         ]
 
+
+def _settings_routes(router: APIRouter, app: App) -> None:
     @router.get("/options")
     def get_options() -> dict[str, Any]:
         return dict(app.options.as_dict())
@@ -146,6 +164,8 @@ def create_router(app: App) -> APIRouter:
     def cmd_flags() -> dict[str, Any]:
         return dict(vars(app.args))
 
+
+def _progress_routes(router: APIRouter, app: App) -> None:
     @router.get("/progress", response_model=m.ProgressResponse)
     def progress(skip_current_image: bool = False) -> m.ProgressResponse:
         return progress_response(app, with_image=not skip_current_image)
@@ -160,6 +180,8 @@ def create_router(app: App) -> APIRouter:
         app.state.skip()
         return {}
 
+
+def _info_routes(router: APIRouter, app: App) -> None:
     @router.post("/png-info", response_model=m.PngInfoResponse)
     def png_info(req: m.PngInfoRequest) -> m.PngInfoResponse:
         try:
@@ -180,8 +202,6 @@ def create_router(app: App) -> APIRouter:
                 "active": {"peak": torch.cuda.max_memory_allocated()},
             }
         return {"ram": {}, "cuda": cuda or {"error": "no CUDA device"}}
-
-    return router
 
 
 def progress_response(app: App, with_image: bool = True) -> m.ProgressResponse:
