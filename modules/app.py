@@ -24,6 +24,7 @@ from modules.model_manager import ModelManager
 from modules.options import Options
 from modules.paths import DataPaths
 from modules.processing import Processed, StableDiffusionProcessing
+from modules.styles import StyleDatabase
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,13 @@ class App:
             allow_unsafe_pickle=bool(args.disable_safe_unpickle),
         )
         self.models.on_model_loaded.append(self._remember_checkpoint)
-        self.generation = GenerationService(self.models, self.options, self.paths, self.state)
+        # A1111: --styles-file entries (paths or globs) replace <data>/styles.csv; the first is the save target
+        self.styles = StyleDatabase(
+            list(getattr(args, "styles_file", None) or []) or [self.paths.styles_file]
+        )
+        for warning in self.styles.warnings:
+            self.notice(warning)
+        self.generation = GenerationService(self.models, self.options, self.paths, self.state, self.styles)
 
     def _remember_checkpoint(self, loaded) -> None:
         """After a load the setting holds the hashed title, as A1111 does (`name [hash]`)."""
@@ -151,6 +158,22 @@ class App:
                 self.options.set(key, value)
             raise
         self.options.save(self.paths.config_file)
+
+    def count_tokens(self, text: str, steps: int = 20) -> tuple[int, int]:
+        """What the prompt boxes' token counters show: (tokens, limit) as A1111's `N/75`, `N/150`, ..."""
+        from modules.engine.text.token_count import count_tokens
+        from modules.engine.text.tokenizer import get_tokenizer
+
+        active = self.models.active
+        tokenizer = active.sd.text_encoders[0].tokenizer if active else get_tokenizer()
+        o = self.options
+        return count_tokens(
+            tokenizer,
+            text,
+            steps,
+            comma_padding_backtrack=int(o.comma_padding_backtrack),
+            emphasis=o.emphasis,
+        )
 
     def _check_vae_name(self, name: Any) -> None:
         """An explicit VAE choice must exist (a stale one in config.json only falls back, as A1111)."""

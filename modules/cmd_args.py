@@ -25,7 +25,6 @@ NOT_YET_IMPLEMENTED = frozenset(
         "skip_install",
         "disable_all_extensions",
         "disable_extra_extensions",
-        "styles_file",
         "autolaunch",
         "theme",
         "upcast_sampling",

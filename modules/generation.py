@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
 from collections.abc import Iterator
 from datetime import datetime
@@ -21,17 +22,27 @@ from modules.model_manager import LoadedModel, ModelManager
 from modules.options import Options
 from modules.paths import DataPaths
 from modules.processing import Processed, StableDiffusionProcessing
+from modules.styles import StyleDatabase
 from modules.version import VERSION
 
 MAX_SEED = 4294967294
+log = logging.getLogger(__name__)
 
 
 class GenerationService:
-    def __init__(self, models: ModelManager, options: Options, paths: DataPaths, state: JobState) -> None:
+    def __init__(
+        self,
+        models: ModelManager,
+        options: Options,
+        paths: DataPaths,
+        state: JobState,
+        styles: StyleDatabase | None = None,
+    ) -> None:
         self.models = models
         self.options = options
         self.paths = paths
         self.state = state
+        self.styles = styles
 
     def process(self, p: StableDiffusionProcessing) -> Processed:
         """Run every batch of `p` on the active model (call from the job worker)."""
@@ -67,6 +78,7 @@ class GenerationService:
         total = p.batch_size * p.n_iter
         p.all_prompts = _per_image(p.prompt, total)
         p.all_negative_prompts = _per_image(p.negative_prompt, total)
+        self._apply_styles(p)
         p.seed = _resolve_seed(p.seed)
         use_variation = p.seed_enable_extras and p.subseed_strength > 0
         p.subseed = _resolve_seed(p.subseed)
@@ -79,6 +91,18 @@ class GenerationService:
         p.sd_vae_name = loaded.vae_name
         p.sd_vae_hash = loaded.vae_hash
         p.job_timestamp = datetime.now().strftime("%Y%m%d%H%M%S")
+
+    def _apply_styles(self, p: StableDiffusionProcessing) -> None:
+        """A1111: styles are merged into every prompt first; the infotext holds the expanded text."""
+        if not p.styles or self.styles is None:
+            return
+        for name in self.styles.unknown(p.styles):  # A1111 ignores them silently; Sumi says so
+            log.warning("Style not found: %r (ignored)", name)
+            p.warnings.append(f"Style not found: {name!r} (ignored)")
+        p.all_prompts = [self.styles.apply_styles_to_prompt(x, p.styles) for x in p.all_prompts]
+        p.all_negative_prompts = [
+            self.styles.apply_negative_styles_to_prompt(x, p.styles) for x in p.all_negative_prompts
+        ]
 
     @contextlib.contextmanager
     def _override_settings(self, p: StableDiffusionProcessing) -> Iterator[None]:
@@ -154,6 +178,9 @@ class GenerationService:
             eta_ddim=o.eta_ddim,
             eta_noise_seed_delta=int(o.eta_noise_seed_delta),
             noise_device=_noise_device(o.randn_source),
+            emphasis=o.emphasis,
+            comma_padding_backtrack=int(o.comma_padding_backtrack),
+            use_old_scheduling=bool(o.use_old_scheduling),
         )
         return txt2img.generate(
             loaded.sd, request, callback=self._step_callback(loaded), control=self.state.control
@@ -193,6 +220,8 @@ class GenerationService:
             "Clip skip": p.clip_skip if p.clip_skip > 1 else None,
             "ENSD": o.eta_noise_seed_delta if o.eta_noise_seed_delta and _uses_ensd(p.sampler_name) else None,
             "RNG": o.randn_source if o.randn_source != "GPU" else None,
+            "Emphasis": o.emphasis if o.emphasis != "Original" and _uses_brackets(p, index) else None,
+            "Old prompt editing timelines": True if o.use_old_scheduling else None,
             **p.extra_generation_params,
             "Version": VERSION if o.add_version_to_infotext else None,
         }
@@ -260,6 +289,11 @@ def _resolve_seed(seed: int | float | str | None) -> int:
     except ValueError as exc:
         raise InvalidRequestError(f"seed must be a number, got {seed!r}") from exc
     return random.randrange(MAX_SEED) if seed == -1 else seed
+
+
+def _uses_brackets(p: StableDiffusionProcessing, index: int) -> bool:
+    text = p.all_prompts[index] + p.all_negative_prompts[index]
+    return "(" in text or "[" in text
 
 
 def _noise_device(randn_source: str) -> str:

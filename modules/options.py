@@ -441,6 +441,13 @@ def _stable_diffusion() -> dict[str, OptionInfo]:
             ).info(
                 "in tokens - for texts shorter than specified, if they don't fit into 75 token limit, move them to the next 75 token chunk"
             ),
+            "use_old_scheduling": OptionInfo(
+                False,
+                "Use old prompt editing timelines.",
+                infotext="Old prompt editing timelines",
+            ).info(
+                "for [red:green:N]; old: a number below 1 is a fraction of steps, else steps; new: a fraction has a dot"
+            ),
             "randn_source": OptionInfo(
                 "CPU", "Random number generator source", "radio", {"choices": ["GPU", "CPU"]}, infotext="RNG"
             ).info(

@@ -33,6 +33,7 @@ def __getattr__(name: str) -> Any:
         "state": lambda a: a.state,
         "sd_model": lambda a: a.models.active.sd if a.models.active else None,
         "device": lambda a: a.devices.device,
+        "prompt_styles": lambda a: a.styles,
     }
     if name in resolvers:
         return resolvers[name](app())

@@ -12,6 +12,7 @@ from modules.engine import vae as vae_ops
 from modules.engine.loading import load_checkpoint
 from modules.engine.sampling.noise import make_generators
 from modules.engine.sampling.samplers import build_scheduler
+from modules.engine.text.schedule import pick, stack_rows
 
 TOLERANCE = 1e-4
 SAMPLERS = [("Euler a", "Automatic"), ("DPM++ 2M", "Karras"), ("DDIM", "Automatic"), ("Heun", "Automatic")]
@@ -59,8 +60,16 @@ def _sd_pipeline(model, scheduler) -> StableDiffusionPipeline:
     return pipe
 
 
+def _embeddings(model, request):
+    """The (single-part, unscheduled) prompt embeddings Sumi uses, to hand to diffusers."""
+    jc = txt2img.conditioning(model, request).conditioning
+    cond = stack_rows([pick(c.parts[0][1], 0).cond for c in jc.conds])
+    uncond = stack_rows([pick(u, 0).cond for u in jc.unconds])
+    return cond, uncond
+
+
 def _diffusers_images(model, request, scheduler=None) -> torch.Tensor:
-    guidance = txt2img.conditioning(model, request)
+    cond, uncond = _embeddings(model, request)
     scheduler = (
         scheduler
         or build_scheduler(
@@ -68,8 +77,8 @@ def _diffusers_images(model, request, scheduler=None) -> torch.Tensor:
         ).scheduler
     )
     common = dict(
-        prompt_embeds=guidance.context,
-        negative_prompt_embeds=guidance.uncond_context,
+        prompt_embeds=cond.context,
+        negative_prompt_embeds=uncond.context,
         num_inference_steps=request.steps,
         guidance_scale=request.cfg_scale,
         width=request.width,
@@ -91,8 +100,8 @@ def _diffusers_images(model, request, scheduler=None) -> torch.Tensor:
             scheduler=scheduler,
         )
         pipe.set_progress_bar_config(disable=True)
-        common["pooled_prompt_embeds"] = guidance.added_cond["text_embeds"]
-        common["negative_pooled_prompt_embeds"] = guidance.uncond_added_cond["text_embeds"]
+        common["pooled_prompt_embeds"] = cond.pooled
+        common["negative_pooled_prompt_embeds"] = uncond.pooled
         return pipe(**common).images
     return _sd_pipeline(model, scheduler)(**common).images
 

@@ -192,6 +192,13 @@ def _info_routes(router: APIRouter, app: App) -> None:
         items = {k: v for k, v in image.info.items() if isinstance(v, str) and k != "parameters"}
         return m.PngInfoResponse(info=info, items=items, parameters=parse_infotext(info) if info else {})
 
+    @router.get("/prompt-styles")
+    def prompt_styles() -> list[dict[str, str | None]]:
+        return [
+            {"name": s.name, "prompt": s.prompt, "negative_prompt": s.negative_prompt}
+            for s in list(app.styles.styles.values())
+        ]
+
     @router.get("/memory")
     def memory() -> dict[str, Any]:
         cuda = {}

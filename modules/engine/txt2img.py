@@ -15,7 +15,8 @@ from modules.engine.sampling import loop
 from modules.engine.sampling.denoiser import CFGDenoiser, Guidance
 from modules.engine.sampling.noise import image_noise, make_generators
 from modules.engine.sampling.samplers import BuiltScheduler, build_scheduler
-from modules.engine.text.encoder import Conditioning, encode_prompts, pad_to_same_length
+from modules.engine.text import schedule
+from modules.engine.text.schedule import PromptOptions
 
 
 @dataclass
@@ -39,6 +40,9 @@ class BatchRequest:
     eta_ddim: float = 0.0
     eta_noise_seed_delta: int = 0
     noise_device: str = "cpu"  # "cpu" (reproducible everywhere) or "gpu"
+    emphasis: str = "Original"
+    comma_padding_backtrack: int = 20
+    use_old_scheduling: bool = False
 
     @property
     def batch_size(self) -> int:
@@ -84,7 +88,8 @@ def generate(
         eta_ddim=request.eta_ddim,
         seed=request.seeds[0],
     )
-    denoiser = CFGDenoiser(model.unet, conditioning(model, request), request.steps)
+    schedule_steps = request.steps * 2 if built.spec.second_order else request.steps
+    denoiser = CFGDenoiser(model.unet, conditioning(model, request, schedule_steps), schedule_steps)
     if denoiser_hooks is not None:
         denoiser_hooks(denoiser)
     generators, noise = initial_noise(model, request)
@@ -104,29 +109,27 @@ def generate(
 
 
 @torch.no_grad()
-def conditioning(model: SDModel, request: BatchRequest) -> Guidance:
-    """Text conditioning for the batch, with SDXL's pooled text and size conditioning."""
-    clip_skip = request.clip_skip if model.family == "SD1" else 1  # A1111 ignores it for SD2 and SDXL
-    cond = encode_prompts(model.text_encoders, request.prompts, clip_skip)
-    uncond = encode_prompts(model.text_encoders, request.negative_prompts, clip_skip)
-    if model.is_sdxl and not any(request.negative_prompts):
-        uncond = uncond.zeros_like()  # A1111 and diffusers: an empty SDXL negative prompt is all zeros
-    cond, uncond = pad_to_same_length(cond, uncond)
-    return Guidance(
-        context=cond.context,
-        uncond_context=uncond.context,
-        cfg_scale=request.cfg_scale,
-        added_cond=_sdxl_added(model, cond, request),
-        uncond_added_cond=_sdxl_added(model, uncond, request),
+def conditioning(model: SDModel, request: BatchRequest, schedule_steps: int | None = None) -> Guidance:
+    """Text conditioning for the batch: AND parts and prompt-editing schedules for `schedule_steps`
+    model calls (A1111: twice the steps for second-order samplers), and SDXL's size conditioning."""
+    options = PromptOptions(
+        clip_skip=request.clip_skip if model.family == "SD1" else 1,  # A1111 ignores it for SD2 and SDXL
+        emphasis=request.emphasis,
+        comma_padding_backtrack=request.comma_padding_backtrack,
+        use_old_scheduling=request.use_old_scheduling,
+        zero_empty_negative=model.is_sdxl,
     )
+    steps = schedule_steps or request.steps
+    jc = schedule.build(model.text_encoders, request.prompts, request.negative_prompts, steps, options)
+    return Guidance(jc, request.cfg_scale, _sdxl_time_ids(model, request))
 
 
-def _sdxl_added(model: SDModel, cond: Conditioning, request: BatchRequest) -> dict[str, torch.Tensor] | None:
-    if cond.pooled is None:
+def _sdxl_time_ids(model: SDModel, request: BatchRequest) -> torch.Tensor | None:
+    if not model.is_sdxl:
         return None
     h, w = request.height, request.width
-    time_ids = torch.tensor([[h, w, 0, 0, h, w]], dtype=cond.pooled.dtype, device=cond.pooled.device)
-    return {"text_embeds": cond.pooled, "time_ids": time_ids.repeat(cond.pooled.shape[0], 1)}
+    time_ids = torch.tensor([[h, w, 0, 0, h, w]], dtype=model.dtype, device=model.device)
+    return time_ids.repeat(request.batch_size, 1)
 
 
 def initial_noise(model: SDModel, request: BatchRequest) -> tuple[list[torch.Generator], torch.Tensor]:

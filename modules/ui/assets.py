@@ -1,4 +1,4 @@
-"""The page's CSS and script, read from `style.css` and `script.js` beside this file."""
+"""The page's CSS and script, read from `style.css`, `script.js` and `edit_attention.js` beside this file."""
 
 from __future__ import annotations
 
@@ -6,6 +6,6 @@ from pathlib import Path
 
 _HERE = Path(__file__).parent
 CSS = (_HERE / "style.css").read_text(encoding="utf-8")
-JS = (_HERE / "script.js").read_text(encoding="utf-8")
+JS = "\n".join((_HERE / name).read_text(encoding="utf-8") for name in ("script.js", "edit_attention.js"))
 # Injected into the document <head> by an always-visible component (gr.HTML's `head`).
 HEAD = f'<style id="sumi-style">{CSS}</style><script id="sumi-script">{JS}</script>'

@@ -18,6 +18,8 @@ from modules.engine.sampling.samplers import SAMPLERS, SCHEDULE_TYPES
 from modules.processing import Processed, StableDiffusionProcessingTxt2Img
 from modules.ui import results
 from modules.ui.progress import PROGRESS_CSS, watch_job
+from modules.ui.styles import create_styles_row
+from modules.ui.token_counter import create_token_counter, wire_token_counters
 
 if TYPE_CHECKING:
     from modules.app import App
@@ -49,6 +51,7 @@ class Txt2ImgValues:
     subseed_strength: float = 0.0
     seed_resize_from_w: float = 0
     seed_resize_from_h: float = 0
+    styles: list[str] | None = None
 
 
 INPUT_NAMES = tuple(f.name for f in fields(Txt2ImgValues))
@@ -82,6 +85,7 @@ def build_processing(v: Txt2ImgValues) -> StableDiffusionProcessingTxt2Img:
         seed_resize_from_h=_int(v.seed_resize_from_h or 0),
         do_not_save_samples=False,
         do_not_save_grid=False,
+        styles=list(v.styles or []),
     )
 
 
@@ -194,28 +198,33 @@ def tool_button(text: str, elem_id: str) -> gr.Button:
     return gr.Button(text, elem_id=elem_id, elem_classes=["tool"], size="sm", min_width=40, scale=0)
 
 
-def _prompt_row(c: dict[str, Any], b: dict[str, gr.Button]) -> None:
+def _prompt_row(app: App, c: dict[str, Any], b: dict[str, gr.Button]) -> None:
     with gr.Row(elem_id="txt2img_toprow", equal_height=False):
         with gr.Column(scale=6, elem_id="txt2img_prompt_container"):
-            c["prompt"] = gr.Textbox(
-                label="Prompt",
-                elem_id="txt2img_prompt",
-                lines=3,
-                show_label=False,
-                placeholder="Prompt (press Ctrl+Enter to generate)",
-            )
-            c["negative_prompt"] = gr.Textbox(
-                label="Negative prompt",
-                elem_id="txt2img_neg_prompt",
-                lines=3,
-                show_label=False,
-                placeholder="Negative prompt",
-            )
+            with gr.Column(elem_id="txt2img_prompt_row", elem_classes=["prompt-row"]):
+                c["token_counter"] = create_token_counter("txt2img_token_counter")
+                c["prompt"] = gr.Textbox(
+                    label="Prompt",
+                    elem_id="txt2img_prompt",
+                    lines=3,
+                    show_label=False,
+                    placeholder="Prompt (press Ctrl+Enter to generate)",
+                )
+            with gr.Column(elem_id="txt2img_neg_prompt_row", elem_classes=["prompt-row"]):
+                c["negative_token_counter"] = create_token_counter("txt2img_negative_token_counter")
+                c["negative_prompt"] = gr.Textbox(
+                    label="Negative prompt",
+                    elem_id="txt2img_neg_prompt",
+                    lines=3,
+                    show_label=False,
+                    placeholder="Negative prompt",
+                )
         with gr.Column(scale=1, min_width=180, elem_id="txt2img_actions_column"):
             b["generate"] = gr.Button("Generate", elem_id="txt2img_generate", variant="primary", size="lg")
             with gr.Row(elem_id="txt2img_interrupt_row"):
                 b["interrupt"] = gr.Button("Interrupt", elem_id="txt2img_interrupt", size="sm", min_width=60)
                 b["skip"] = gr.Button("Skip", elem_id="txt2img_skip", size="sm", min_width=60)
+            c["styles"] = create_styles_row(app, c["prompt"], c["negative_prompt"]).dropdown
 
 
 def _sampler_rows(c: dict[str, Any]) -> None:
@@ -320,7 +329,7 @@ def create_txt2img_tab(app: App) -> Txt2ImgTab:
     """Lay out the tab (call inside a `gr.Tab`) and wire its events."""
     c: dict[str, Any] = {}
     b: dict[str, gr.Button] = {}
-    _prompt_row(c, b)
+    _prompt_row(app, c, b)
     with gr.Row(elem_id="txt2img_extra_tabs", equal_height=False):
         with gr.Column(scale=1, elem_id="txt2img_settings"):
             _sampler_rows(c)
@@ -361,3 +370,5 @@ def _wire(app: App, tab: Txt2ImgTab, extras: gr.Group) -> None:
     r["gallery"].select(
         select_image, inputs=r["info_state"], outputs=[r["info_html"], r["info_state"]], **quick
     )
+    counters = (c["token_counter"], c["negative_token_counter"])
+    wire_token_counters(app, c["prompt"], c["negative_prompt"], c["steps"], counters)

@@ -1,0 +1,117 @@
+"""A1111's `modules.prompt_parser`, the names extensions import, over `modules.engine.text.prompt_syntax`.
+
+The parsing functions return what A1111 v1.10.1 returns (see docs/prompt-syntax.md for the few inputs
+where A1111 raises or is not deterministic). The functions that encode text with a model
+(`get_learned_conditioning`, `get_multicond_learned_conditioning`, `reconstruct_cond_batch`,
+`reconstruct_multicond_batch`, `stack_conds`) come with the denoiser.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from modules.engine.text import prompt_syntax
+from modules.engine.text.prompt_syntax import (
+    get_learned_conditioning_prompt_schedules,
+    parse_prompt_attention,
+    schedule_grammar_parser,
+)
+
+__all__ = [
+    "ComposableScheduledPromptConditioning",
+    "DictWithShape",
+    "MulticondLearnedConditioning",
+    "ScheduledPromptConditioning",
+    "SdConditioning",
+    "get_learned_conditioning_prompt_schedules",
+    "get_multicond_prompt_list",
+    "parse_prompt_attention",
+    "re_AND",
+    "re_attention",
+    "re_break",
+    "re_weight",
+    "scheduled_conditioning_at_step",
+]
+
+re_attention = prompt_syntax.ATTENTION_TOKEN
+re_break = prompt_syntax.BREAK_PATTERN
+re_AND = prompt_syntax.AND_PATTERN
+re_weight = prompt_syntax.SUBPROMPT_WEIGHT_PATTERN
+
+ScheduledPromptConditioning = namedtuple("ScheduledPromptConditioning", ["end_at_step", "cond"])
+
+
+class SdConditioning(list):
+    """Prompts for the text encoder, plus whether they are negative and the image size (SDXL uses it).
+
+    Attributes not given are taken from `copy_from` (by default `prompts` itself, if it has them).
+    """
+
+    def __init__(
+        self,
+        prompts: Sequence[str],
+        is_negative_prompt: bool = False,
+        width: int | None = None,
+        height: int | None = None,
+        copy_from: Any = None,
+    ) -> None:
+        super().__init__(prompts)
+        source = prompts if copy_from is None else copy_from
+        self.is_negative_prompt = is_negative_prompt or getattr(source, "is_negative_prompt", False)
+        self.width = width or getattr(source, "width", None)
+        self.height = height or getattr(source, "height", None)
+
+
+@dataclass(eq=False)
+class ComposableScheduledPromptConditioning:
+    """One AND part: its schedule of conditionings and its weight."""
+
+    schedules: list[ScheduledPromptConditioning]
+    weight: float = 1.0
+
+
+@dataclass(eq=False)
+class MulticondLearnedConditioning:
+    """Per prompt of a batch, its AND parts; `shape` is `(batch size,)` (samplers read it)."""
+
+    shape: tuple
+    batch: list[list[ComposableScheduledPromptConditioning]]
+
+
+class DictWithShape(dict):
+    """SDXL conditioning (`crossattn`, `vector`, ...) with the `shape` of its cross-attention tensor."""
+
+    def __init__(self, x: dict, shape: Any = None) -> None:
+        super().__init__(x)
+
+    @property
+    def shape(self) -> Any:
+        return self["crossattn"].shape
+
+
+def get_multicond_prompt_list(
+    prompts: Sequence[str],
+) -> tuple[list[list[tuple[int, float]]], SdConditioning, dict[str, int]]:
+    """Split prompts at AND; the flat list is an `SdConditioning` carrying `prompts`' attributes."""
+    res_indexes, flat, index_of = prompt_syntax.get_multicond_prompt_list(prompts)
+    return res_indexes, SdConditioning(flat, copy_from=prompts), index_of
+
+
+def scheduled_conditioning_at_step(
+    schedules: Sequence[ScheduledPromptConditioning], current_step: int
+) -> ScheduledPromptConditioning:
+    """The first entry with `current_step <= end_at_step` (A1111 counts steps from 0 here)."""
+    for entry in schedules:
+        if current_step <= entry.end_at_step:
+            return entry
+    return schedules[0]
+
+
+def __getattr__(name: str) -> Any:
+    # A1111's lark parser, built on first use: extensions that walk its parse trees get the same trees.
+    if name == "schedule_parser":
+        return schedule_grammar_parser()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
