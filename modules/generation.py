@@ -123,11 +123,12 @@ class GenerationService:
     def _run(self, p: StableDiffusionProcessing, loaded: LoadedModel) -> Processed:
         self.state.begin("txt2img", p.n_iter)
         images, infotexts = [], []
+        conditioning_cache: dict = {}  # batches with the same prompts are encoded once per job
         for n in range(p.n_iter):
             if self.state.interrupted:
                 break
             p.iteration = n
-            result = self._batch(p, loaded, n)
+            result = self._batch(p, loaded, n, conditioning_cache)
             for i, image in enumerate(result.images):
                 index = n * p.batch_size + i
                 infotext = self.infotext(p, loaded, index, result.schedule)
@@ -157,7 +158,9 @@ class GenerationService:
         processed.info = infotexts[first] if infotexts else ""
         return processed
 
-    def _batch(self, p: StableDiffusionProcessing, loaded: LoadedModel, n: int) -> txt2img.BatchResult:
+    def _batch(
+        self, p: StableDiffusionProcessing, loaded: LoadedModel, n: int, cache: dict
+    ) -> txt2img.BatchResult:
         window = slice(n * p.batch_size, (n + 1) * p.batch_size)
         o = self.options
         request = txt2img.BatchRequest(
@@ -181,9 +184,14 @@ class GenerationService:
             emphasis=o.emphasis,
             comma_padding_backtrack=int(o.comma_padding_backtrack),
             use_old_scheduling=bool(o.use_old_scheduling),
+            pad_cond_uncond=bool(o.pad_cond_uncond),
         )
         return txt2img.generate(
-            loaded.sd, request, callback=self._step_callback(loaded), control=self.state.control
+            loaded.sd,
+            request,
+            callback=self._step_callback(loaded),
+            control=self.state.control,
+            conditioning_cache=cache,
         )
 
     def _step_callback(self, loaded: LoadedModel):
@@ -221,6 +229,7 @@ class GenerationService:
             "ENSD": o.eta_noise_seed_delta if o.eta_noise_seed_delta and _uses_ensd(p.sampler_name) else None,
             "RNG": o.randn_source if o.randn_source != "GPU" else None,
             "Emphasis": o.emphasis if o.emphasis != "Original" and _uses_brackets(p, index) else None,
+            "Pad conds": True if o.pad_cond_uncond else None,
             "Old prompt editing timelines": True if o.use_old_scheduling else None,
             **p.extra_generation_params,
             "Version": VERSION if o.add_version_to_infotext else None,

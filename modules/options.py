@@ -441,6 +441,11 @@ def _stable_diffusion() -> dict[str, OptionInfo]:
             ).info(
                 "in tokens - for texts shorter than specified, if they don't fit into 75 token limit, move them to the next 75 token chunk"
             ),
+            "pad_cond_uncond": OptionInfo(
+                False, "Pad prompt/negative prompt to be same length", infotext="Pad conds"
+            ).info(
+                "improves performance when prompt and negative prompt have different lengths; changes seeds"
+            ),
             "use_old_scheduling": OptionInfo(
                 False,
                 "Use old prompt editing timelines.",

@@ -142,3 +142,34 @@ def test_texts_at_picks_the_first_entry_not_yet_ended():
     assert (
         denoiser.make_call(torch.zeros(1, 4, 2, 2), torch.tensor(1.0), 4).conds[0][0][1].context.mean() == 2.0
     )
+
+
+def test_pad_cond_uncond_runs_one_batch_with_empty_chunks():
+    empty = _row(0.25)
+    call = _call([[(1.0, _row(2.0, tokens=154))]], [_row(1.0)])
+    call.empty = empty
+    shapes = []
+
+    class Recording(_FakeUNet):
+        def __call__(self, x, timestep, encoder_hidden_states, **kwargs):
+            shapes.append(tuple(encoder_hidden_states.shape))
+            return super().__call__(x, timestep, encoder_hidden_states, **kwargs)
+
+    out = guided(Recording(), call)
+    assert shapes == [(2, 154, 4)]  # one batch: uncond padded with the empty chunk
+    uncond_mean = (1.0 + 0.25) / 2
+    assert torch.allclose(out, torch.full_like(out, uncond_mean + 7.0 * (2.0 - uncond_mean)))
+
+
+def test_batches_with_the_same_prompts_are_encoded_once_per_job(model, monkeypatch):
+    calls = []
+    real = schedule_mod.build
+    monkeypatch.setattr(schedule_mod, "build", lambda *a, **k: calls.append(1) or real(*a, **k))
+    cache: dict = {}
+    request = txt2img.BatchRequest(
+        prompts=["a [b:c:2]"], negative_prompts=[""], seeds=[1], width=32, height=32, steps=3, sampler="Euler"
+    )
+    for seed in (1, 2, 3):
+        request.seeds = [seed]
+        txt2img.generate(model, request, progress_bar=False, conditioning_cache=cache)
+    assert len(calls) == 1

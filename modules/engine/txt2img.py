@@ -43,6 +43,7 @@ class BatchRequest:
     emphasis: str = "Original"
     comma_padding_backtrack: int = 20
     use_old_scheduling: bool = False
+    pad_cond_uncond: bool = False
 
     @property
     def batch_size(self) -> int:
@@ -77,6 +78,7 @@ def generate(
     control: loop.SamplingControl | None = None,
     denoiser_hooks: Callable[[CFGDenoiser], None] | None = None,
     progress_bar: bool = True,
+    conditioning_cache: dict | None = None,
 ) -> BatchResult:
     """Sample and decode one batch. `denoiser_hooks` may attach hooks to the job's denoiser."""
     validate(request, model.vae_scale)
@@ -89,7 +91,8 @@ def generate(
         seed=request.seeds[0],
     )
     schedule_steps = request.steps * 2 if built.spec.second_order else request.steps
-    denoiser = CFGDenoiser(model.unet, conditioning(model, request, schedule_steps), schedule_steps)
+    guidance = conditioning(model, request, schedule_steps, conditioning_cache)
+    denoiser = CFGDenoiser(model.unet, guidance, schedule_steps)
     if denoiser_hooks is not None:
         denoiser_hooks(denoiser)
     generators, noise = initial_noise(model, request)
@@ -109,19 +112,29 @@ def generate(
 
 
 @torch.no_grad()
-def conditioning(model: SDModel, request: BatchRequest, schedule_steps: int | None = None) -> Guidance:
+def conditioning(
+    model: SDModel, request: BatchRequest, schedule_steps: int | None = None, cache: dict | None = None
+) -> Guidance:
     """Text conditioning for the batch: AND parts and prompt-editing schedules for `schedule_steps`
-    model calls (A1111: twice the steps for second-order samplers), and SDXL's size conditioning."""
+    model calls (A1111: twice the steps for second-order samplers), and SDXL's size conditioning.
+    `cache` (one dict per job) keeps batches with the same prompts from encoding them again."""
     options = PromptOptions(
         clip_skip=request.clip_skip if model.family == "SD1" else 1,  # A1111 ignores it for SD2 and SDXL
         emphasis=request.emphasis,
         comma_padding_backtrack=request.comma_padding_backtrack,
         use_old_scheduling=request.use_old_scheduling,
         zero_empty_negative=model.is_sdxl,
+        pad_cond_uncond=request.pad_cond_uncond,
     )
     steps = schedule_steps or request.steps
-    jc = schedule.build(model.text_encoders, request.prompts, request.negative_prompts, steps, options)
-    return Guidance(jc, request.cfg_scale, _sdxl_time_ids(model, request))
+    key = (tuple(request.prompts), tuple(request.negative_prompts), steps, repr(options))
+    if cache is None or key not in cache:
+        jc = schedule.build(model.text_encoders, request.prompts, request.negative_prompts, steps, options)
+        if cache is not None:
+            cache[key] = jc
+    return Guidance(
+        cache[key] if cache is not None else jc, request.cfg_scale, _sdxl_time_ids(model, request)
+    )
 
 
 def _sdxl_time_ids(model: SDModel, request: BatchRequest) -> torch.Tensor | None:

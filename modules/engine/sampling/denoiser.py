@@ -4,7 +4,7 @@ At model call `step` every image uses the schedule entries its prompt editing se
 AND parts. Guidance is A1111's: `uncond + sum_i w_i * cfg * (cond_i - uncond)`; with a single part of
 weight 1 that is diffusers' CFG, computed in the same order ([uncond, cond] in one batch), so the same
 inputs give the same floats. When cond and uncond differ in token length they run as two batches
-(A1111's default) instead of being padded.
+(A1111's default) or, with opt `pad_cond_uncond`, are padded with empty-prompt chunks into one.
 
 Hooks see and may change every call (A1111's `on_cfg_denoiser` / `on_cfg_denoised`, ControlNet
 residuals, recording which conditioning was used).
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from diffusers import UNet2DConditionModel
 
-from modules.engine.text.encoder import Conditioning
+from modules.engine.text.encoder import Conditioning, pad_to_same_length
 from modules.engine.text.schedule import JobConditioning, pick, stack_rows
 
 
@@ -34,6 +34,7 @@ class DenoiserCall:
     conds: list[list[tuple[float, Conditioning]]]  # per image: AND parts (weight, row) at this step
     unconds: list[Conditioning]  # per image
     time_ids: torch.Tensor | None = None  # SDXL size conditioning per image [B, 6]
+    empty: Conditioning | None = None  # set: pad cond/uncond of unequal length with empty chunks
     unet_kwargs: dict = field(default_factory=dict)
 
 
@@ -97,6 +98,8 @@ def guided(unet: UNet2DConditionModel, call: DenoiserCall) -> torch.Tensor:
     if _only_cond_needed(call):
         return _unet(unet, x_cond, call.timestep, cond, time_cond, call.unet_kwargs)
     uncond = stack_rows(call.unconds)
+    if call.empty is not None and cond.context.shape[1] != uncond.context.shape[1]:
+        cond, uncond = pad_to_same_length(cond, uncond, call.empty)
     uncond_out, cond_out = _forward_both(unet, call, x_cond, cond, time_cond, uncond)
     weights = torch.tensor(
         [w * call.cfg_scale for parts in call.conds for w, _ in parts], device=call.x.device

@@ -46,12 +46,14 @@ class PromptOptions:
     comma_padding_backtrack: int = 20
     use_old_scheduling: bool = False
     zero_empty_negative: bool = False  # SDXL: an all-empty negative prompt is zeros (A1111, diffusers)
+    pad_cond_uncond: bool = False  # A1111 opt: pad cond/uncond of unequal length with empty chunks
 
 
 @dataclass
 class JobConditioning:
     conds: list[ComposableCond]  # per image
     unconds: list[Schedule]  # per image
+    empty: Conditioning | None = None  # the encoding of "", when cond/uncond are padded to equal length
 
     def texts_at(self, step: int) -> list[list[str]]:
         """The positive texts each image uses at model call `step` (for tests and logs)."""
