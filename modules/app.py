@@ -159,8 +159,9 @@ class App:
             raise
         self.options.save(self.paths.config_file)
 
-    def count_tokens(self, text: str, steps: int = 20) -> tuple[int, int]:
-        """What the prompt boxes' token counters show: (tokens, limit) as A1111's `N/75`, `N/150`, ..."""
+    def count_tokens(self, text: str, steps: int = 20, *, negative: bool = False) -> tuple[int, int]:
+        """What the prompt boxes' token counters show: (tokens, limit) as A1111's `N/75`, `N/150`, ...
+        The negative prompt is not split at AND (A1111 never splits it)."""
         from modules.engine.text.token_count import count_tokens
         from modules.engine.text.tokenizer import get_tokenizer
 
@@ -173,6 +174,7 @@ class App:
             steps,
             comma_padding_backtrack=int(o.comma_padding_backtrack),
             emphasis=o.emphasis,
+            is_positive=not negative,
         )
 
     def _check_vae_name(self, name: Any) -> None:

@@ -137,7 +137,8 @@ def test_cfg_scale_one_uses_only_the_cond_prediction():
 def test_texts_at_picks_the_first_entry_not_yet_ended():
     sched = [ScheduledCond(3, _row(1.0), "a"), ScheduledCond(10, _row(2.0), "b")]
     jc = JobConditioning([ComposableCond([(1.0, sched)])], [sched])
-    assert [jc.texts_at(s)[0][0] for s in (0, 3, 4, 10, 11)] == ["a", "a", "b", "b", "b"]
+    # past the end A1111 falls back to the first entry
+    assert [jc.texts_at(s)[0][0] for s in (0, 3, 4, 10, 11)] == ["a", "a", "b", "b", "a"]
     denoiser = CFGDenoiser(_FakeUNet(), Guidance(jc, 7.0), 10)
     assert (
         denoiser.make_call(torch.zeros(1, 4, 2, 2), torch.tensor(1.0), 4).conds[0][0][1].context.mean() == 2.0

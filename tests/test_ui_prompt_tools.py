@@ -23,7 +23,7 @@ class FakeApp:
         self.calls: list[tuple[str, int]] = []
         self.result, self.error = result, error
 
-    def count_tokens(self, text: str, steps: int = 20) -> tuple[int, int]:
+    def count_tokens(self, text: str, steps: int = 20, *, negative: bool = False) -> tuple[int, int]:
         self.calls.append((text, steps))
         if self.error is not None:
             raise self.error
@@ -127,9 +127,9 @@ def seen(server, monkeypatch):
     texts: list[str] = []
     count_tokens = server.app.count_tokens
 
-    def recording(text: str, steps: int = 20) -> tuple[int, int]:
+    def recording(text: str, steps: int = 20, *, negative: bool = False) -> tuple[int, int]:
         texts.append(text)
-        return count_tokens(text, steps)
+        return count_tokens(text, steps, negative=negative)
 
     monkeypatch.setattr(server.app, "count_tokens", recording)
     return texts
@@ -294,3 +294,15 @@ def test_move_items_vectors(page):
     assert (got["text"], got["text"][got["start"] : got["end"]]) == (" c,a, b", "a, b")
     assert page.evaluate(move, ["a, b", 0, 0, True]) is None
     assert page.evaluate(move, ["a, b", 3, 3, False]) is None
+
+
+def test_the_negative_prompt_is_not_split_at_and(tmp_path):
+    from tests.app_support import make_app
+
+    app = make_app(tmp_path)
+    try:
+        long_part = ", ".join(["red fox"] * 30)
+        text = f"{long_part} AND {long_part}"
+        assert app.count_tokens(text)[0] < app.count_tokens(text, negative=True)[0]
+    finally:
+        app.shutdown()

@@ -43,10 +43,10 @@ def _steps(value: Any) -> int:
     return max(steps, 1)
 
 
-def count(app: App, text: str | None, steps: Any = DEFAULT_STEPS) -> Any:
+def count(app: App, text: str | None, steps: Any = DEFAULT_STEPS, *, negative: bool = False) -> Any:
     """Handler: the badge for one prompt; a prompt the counter cannot read leaves the badge as it was."""
     try:
-        tokens, limit = app.count_tokens(text or "", _steps(steps))
+        tokens, limit = app.count_tokens(text or "", _steps(steps), negative=negative)
     except Exception:  # the counter is a hint; it must never break typing
         log.warning("token counter: could not count %r", text, exc_info=True)
         return gr.skip()
@@ -55,7 +55,7 @@ def count(app: App, text: str | None, steps: Any = DEFAULT_STEPS) -> Any:
 
 def count_both(app: App, prompt: str | None, negative: str | None, steps: Any) -> tuple[Any, Any]:
     """Handler for the steps slider: both badges at once."""
-    return count(app, prompt, steps), count(app, negative, steps)
+    return count(app, prompt, steps), count(app, negative, steps, negative=True)
 
 
 def create_token_counter(elem_id: str) -> gr.HTML:
@@ -72,6 +72,6 @@ def wire_token_counters(
 ) -> None:
     """Recount a prompt whenever it changes (typing, Ctrl+Up/Down, values set by handlers), and both
     prompts whenever the steps change."""
-    for box, counter in zip((prompt, negative), counters, strict=True):
-        box.change(partial(count, app), inputs=[box, steps], outputs=counter, **EVENT)
+    for box, counter, is_negative in zip((prompt, negative), counters, (False, True), strict=True):
+        box.change(partial(count, app, negative=is_negative), inputs=[box, steps], outputs=counter, **EVENT)
     steps.change(partial(count_both, app), inputs=[prompt, negative, steps], outputs=list(counters), **EVENT)

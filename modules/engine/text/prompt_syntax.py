@@ -8,11 +8,13 @@ value (its doctests are the spec; see docs/prompt-syntax.md):
   `[[end_step, text], ...]` per prompt.
 * `get_multicond_prompt_list(prompts)`: `AND` and `:weight` -> sub-prompt indexes, texts and their index.
 
-A1111 expands schedules with a lark Earley grammar (`SCHEDULE_GRAMMAR` below), which needs seconds for
-a long prompt with brackets. `parse_schedule` is a linear scanner for the same language that picks the
-same parse (a bracket group that is well formed is structure, otherwise its brackets are text); the
-tests hold it against the grammar. Where A1111 raises on odd input, these functions return a value
-instead (documented where it happens).
+A1111 expands schedules with a lark Earley parse of `SCHEDULE_GRAMMAR`, which takes seconds for a long
+prompt with brackets. `parse_schedule` scans the same language in linear time and reads a bracket group
+that is well formed as structure, everything else as text; the tests hold it against the grammar.
+Where a well-formed group touches stray brackets or colons (`[cat:dog:5]: photo`), the grammar is
+ambiguous and A1111's choice changes with Python's hash seed from one start to the next; here the group
+is always an edit. Where A1111 raises on odd input, these functions return a value instead (documented
+where it happens).
 """
 
 from __future__ import annotations
@@ -63,30 +65,24 @@ def parse_prompt_attention(text: str) -> list[Segment]:
     closers are text; neighbours of equal weight merge; BREAK gives `["BREAK", -1]` (inside brackets
     that weight is multiplied too, so it is then just the word). An empty prompt is `[["", 1.0]]`.
     """
-    segments: list[Segment] = []
-    round_starts: list[int] = []
-    square_starts: list[int] = []
+    parsed = _Emphasis()
     for match in ATTENTION_TOKEN.finditer(text):
         token, weight = match.group(0), match.group(1)
         if token[0] == "\\":
-            segments.append([token[1:], 1.0])
+            parsed.add(token[1:], 1.0)
         elif token == "(":
-            round_starts.append(len(segments))
+            parsed.round.append(len(parsed.weights))
         elif token == "[":
-            square_starts.append(len(segments))
-        elif weight is not None and round_starts:
-            _close_weighted(segments, round_starts.pop(), token)
-        elif token == ")" and round_starts:
-            _scale(segments, round_starts.pop(), ROUND_MULTIPLIER)
-        elif token == "]" and square_starts:
-            _scale(segments, square_starts.pop(), SQUARE_MULTIPLIER)
+            parsed.square.append(len(parsed.weights))
+        elif weight is not None and parsed.round:
+            parsed.close_weighted(token, weight)
+        elif token == ")" and parsed.round:
+            parsed.scale(parsed.round.pop(), ROUND_MULTIPLIER)
+        elif token == "]" and parsed.square:
+            parsed.scale(parsed.square.pop(), SQUARE_MULTIPLIER)
         else:
-            segments += _text_segments(token)
-    for start in round_starts:
-        _scale(segments, start, ROUND_MULTIPLIER)
-    for start in square_starts:
-        _scale(segments, start, SQUARE_MULTIPLIER)
-    return _merge_equal_weights(segments) if segments else [["", 1.0]]
+            parsed.add_text(token)
+    return parsed.segments()
 
 
 def attention_fragments(text: str) -> list[tuple[str, float]]:
@@ -110,59 +106,90 @@ def split_break(text: str) -> list[str]:
     return parts
 
 
-def _text_segments(text: str) -> list[Segment]:
-    parts = split_break(text)
-    segments: list[Segment] = [[parts[0], 1.0]]
-    for part in parts[1:]:
-        segments += [[BREAK_TEXT, BREAK_WEIGHT], [part, 1.0]]
-    return segments
+class _Emphasis:
+    """Segments so far (texts and weights side by side) and the positions where open brackets began."""
 
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.weights: list[float] = []
+        self.round: list[int] = []
+        self.square: list[int] = []
 
-def _close_weighted(segments: list[Segment], start: int, token: str) -> None:
-    """Close a round bracket with the weight in `token` (":1.3)").
+    def add(self, text: str, weight: float) -> None:
+        self.texts.append(text)
+        self.weights.append(weight)
 
-    A1111 raises ValueError where the number is no float (`(a:1.2.3)`); here it stays text and the
-    bracket closes as a plain `)`.
-    """
-    number = token[1:-1].strip()
-    try:
-        multiplier = float(number)
-    except ValueError:
-        segments += _text_segments(token[:-1])
-        multiplier = ROUND_MULTIPLIER
-    _scale(segments, start, multiplier)
+    def add_text(self, text: str) -> None:
+        """Plain text: BREAK splits it and leaves a marker between the parts."""
+        parts = split_break(text)
+        self.add(parts[0], 1.0)
+        for part in parts[1:]:
+            self.add(BREAK_TEXT, BREAK_WEIGHT)
+            self.add(part, 1.0)
 
+    def scale(self, start: int, multiplier: float) -> None:
+        """Multiply every segment from `start` on (in order, as A1111 does: the float bits matter)."""
+        self.weights[start:] = [weight * multiplier for weight in self.weights[start:]]
 
-def _scale(segments: list[Segment], start: int, multiplier: float) -> None:
-    for index in range(start, len(segments)):
-        segments[index][1] *= multiplier
+    def close_weighted(self, token: str, number: str) -> None:
+        """Close a round bracket with the weight `number` (`token` is all of ":1.3)").
 
+        A1111 raises ValueError where the number is no float (`(a:1.2.3)`); here it stays text and the
+        bracket closes as a plain `)`.
+        """
+        start = self.round.pop()
+        try:
+            multiplier = float(number)
+        except ValueError:
+            self.add_text(token[:-1])
+            multiplier = ROUND_MULTIPLIER
+        self.scale(start, multiplier)
 
-def _merge_equal_weights(segments: list[Segment]) -> list[Segment]:
-    merged = [segments[0]]
-    for segment in segments[1:]:
-        if merged[-1][1] == segment[1]:
-            merged[-1][0] += segment[0]
-        else:
-            merged.append(segment)
-    return merged
+    def segments(self) -> list[Segment]:
+        """Close what is still open (round brackets first), then merge neighbours of equal weight."""
+        for start in self.round:
+            self.scale(start, ROUND_MULTIPLIER)
+        for start in self.square:
+            self.scale(start, SQUARE_MULTIPLIER)
+        if not self.texts:
+            return [["", 1.0]]
+        merged: list[Segment] = [[self.texts[0], self.weights[0]]]
+        for text, weight in zip(self.texts[1:], self.weights[1:], strict=True):
+            if merged[-1][1] == weight:
+                merged[-1][0] += text
+            else:
+                merged.append([text, weight])
+        return merged
 
 
 # --------------------------------------------------------------------------------------------------
 # Prompt editing [from:to:when] and alternation [a|b]
 
 SCHEDULE_GRAMMAR = r"""
-// A1111's prompt-editing language. Only `scheduled` and `alternate` change the text; the other rules
-// keep what they match. Brackets that form no rule are text, but only at the top level.
-!start: (prompt | /[][():]/+)*
+// A1111's prompt-editing language, in lark's Earley dialect; parse trees have A1111's shapes.
+// Only `scheduled` and `alternate` change the text. Brackets and colons that form no group are STRAY
+// text, which only the top level allows; a "|" outside an alternation fails the parse.
+start: (prompt | STRAY+)*
 prompt: (emphasized | scheduled | alternate | plain | WHITESPACE)*
-!emphasized: "(" prompt ")"
-    | "(" prompt ":" prompt ")"
-    | "[" prompt "]"
-scheduled: "[" [prompt ":"] prompt ":" [WHITESPACE] NUMBER [WHITESPACE] "]"
-alternate: "[" prompt ("|" [prompt])+ "]"
-plain: /([^\\\[\]():|]|\\.)+/
+emphasized: LPAR prompt RPAR
+    | LPAR prompt COLON prompt RPAR
+    | LSQB prompt RSQB
+scheduled: _LSQB [prompt _COLON] prompt _COLON [WHITESPACE] NUMBER [WHITESPACE] _RSQB
+alternate: _LSQB prompt (_VBAR [prompt])+ _RSQB
+plain: TEXT
+
+TEXT: /(?:[^\\\[\]():|]|\\.)+/    // anything but brackets, colons and bars; a backslash escapes
+STRAY: /[][():]/
 WHITESPACE: /\s+/
+LPAR: "("
+RPAR: ")"
+LSQB: "["
+RSQB: "]"
+COLON: ":"
+_LSQB: "["
+_RSQB: "]"
+_COLON: ":"
+_VBAR: "|"
 %import common.SIGNED_NUMBER -> NUMBER
 """
 """The grammar A1111 parses with lark's Earley parser; `schedule_grammar_parser()` compiles it."""
@@ -328,11 +355,12 @@ class StepTiming:
         return cls(hires_steps, int_offset=base_steps, fraction_offset=1.0)
 
     def end_step(self, when: str) -> float:
-        """The last step that shows `before`: an int, or +-inf for numbers beyond any int.
+        """The last step that shows `before` (at most `steps`; -inf for `-1e400`).
 
         A number with a `.` is a fraction of the steps, others a step number (`1e1` is step 10); the old
-        rules take any number below 1 as a fraction. A1111 truncates towards zero (0.29 * 100 steps is
-        step 28) and raises OverflowError for `1e400`, which here never switches.
+        rules take any number below 1 as a fraction. Truncated towards zero as in A1111 (0.29 * 100
+        steps is step 28). A1111 raises OverflowError for `1e400`/`-1e400`; here they mean "never
+        switches" and "switched from the start".
         """
         value = float(when)
         if self.old:

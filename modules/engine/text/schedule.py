@@ -61,10 +61,11 @@ class JobConditioning:
 
 
 def pick(schedule: Schedule, step: int) -> ScheduledCond:
+    """The entry in force at model call `step`; past the end A1111 falls back to the first one."""
     for entry in schedule:
         if step <= entry.end_at_step:
             return entry
-    return schedule[-1]
+    return schedule[0]
 
 
 def build(
