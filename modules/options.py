@@ -489,6 +489,17 @@ def _infotext() -> dict[str, OptionInfo]:
             "add_model_hash_to_info": OptionInfo(True, "Add model hash to infotext"),
             "add_model_name_to_info": OptionInfo(True, "Add model name to infotext"),
             "add_version_to_infotext": OptionInfo(True, "Add program version to infotext"),
+            "infotext_styles": OptionInfo(
+                "Apply if any",
+                "Infer styles from prompts of pasted infotext",
+                "radio",
+                {"choices": ["Ignore", "Apply", "Discard", "Apply if any"]},
+            ).info(
+                "when reading generation parameters from text into UI; Ignore: keep prompt and styles; "
+                "Apply: remove style text from prompt, always set the styles dropdown to the found styles; "
+                "Discard: remove style text from prompt, keep the styles dropdown; "
+                "Apply if any: remove style text from prompt, set the styles dropdown only if styles were found"
+            ),
         },
     )
 

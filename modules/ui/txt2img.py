@@ -16,7 +16,7 @@ import gradio as gr
 
 from modules.engine.sampling.samplers import SAMPLERS, SCHEDULE_TYPES
 from modules.processing import Processed, StableDiffusionProcessingTxt2Img
-from modules.ui import results
+from modules.ui import paste, results
 from modules.ui.progress import PROGRESS_CSS, watch_job
 from modules.ui.styles import create_styles_row
 from modules.ui.token_counter import create_token_counter, wire_token_counters
@@ -224,6 +224,8 @@ def _prompt_row(app: App, c: dict[str, Any], b: dict[str, gr.Button]) -> None:
             with gr.Row(elem_id="txt2img_interrupt_row"):
                 b["interrupt"] = gr.Button("Interrupt", elem_id="txt2img_interrupt", size="sm", min_width=60)
                 b["skip"] = gr.Button("Skip", elem_id="txt2img_skip", size="sm", min_width=60)
+            with gr.Row(elem_id="txt2img_tools", equal_height=True):
+                b["paste"] = tool_button("↙️", "paste")  # A1111's id: read generation parameters
             c["styles"] = create_styles_row(app, c["prompt"], c["negative_prompt"]).dropdown
 
 
@@ -370,5 +372,6 @@ def _wire(app: App, tab: Txt2ImgTab, extras: gr.Group) -> None:
     r["gallery"].select(
         select_image, inputs=r["info_state"], outputs=[r["info_html"], r["info_state"]], **quick
     )
+    paste.wire_paste(app, b["paste"], c, r["error"])
     counters = (c["token_counter"], c["negative_token_counter"])
     wire_token_counters(app, c["prompt"], c["negative_prompt"], c["steps"], counters)
