@@ -16,6 +16,7 @@ from modules.checkpoints import CheckpointRegistry, VaeRegistry
 from modules.cmd_args import not_yet_implemented_flags
 from modules.engine.devices import DeviceConfig, select_device, xformers_available
 from modules.engine.errors import EngineError, InvalidRequestError
+from modules.extra_networks import ExtraNetworkRegistry
 from modules.generation import GenerationService
 from modules.hashing import HashCache
 from modules.job_queue import JobQueue
@@ -64,7 +65,10 @@ class App:
         )
         for warning in self.styles.warnings:
             self.notice(warning)
-        self.generation = GenerationService(self.models, self.options, self.paths, self.state, self.styles)
+        self.extra_networks = ExtraNetworkRegistry()
+        self.generation = GenerationService(
+            self.models, self.options, self.paths, self.state, self.styles, self.extra_networks
+        )
 
     def _remember_checkpoint(self, loaded) -> None:
         """After a load the setting holds the hashed title, as A1111 does (`name [hash]`)."""

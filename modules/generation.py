@@ -16,6 +16,7 @@ from modules.engine.errors import InvalidRequestError
 from modules.engine.sampling.loop import StepInfo
 from modules.engine.sampling.samplers import find_sampler
 from modules.engine.vae import cheap_preview
+from modules.extra_networks import ExtraNetworkRegistry, parse_prompts
 from modules.infotext import build_infotext
 from modules.job_state import JobState
 from modules.model_manager import LoadedModel, ModelManager
@@ -37,12 +38,14 @@ class GenerationService:
         paths: DataPaths,
         state: JobState,
         styles: StyleDatabase | None = None,
+        extra_networks: ExtraNetworkRegistry | None = None,
     ) -> None:
         self.models = models
         self.options = options
         self.paths = paths
         self.state = state
         self.styles = styles
+        self.extra_networks = extra_networks or ExtraNetworkRegistry()
 
     def process(self, p: StableDiffusionProcessing) -> Processed:
         """Run every batch of `p` on the active model (call from the job worker)."""
@@ -121,6 +124,12 @@ class GenerationService:
 
     # -- running ------------------------------------------------------------------------------------
     def _run(self, p: StableDiffusionProcessing, loaded: LoadedModel) -> Processed:
+        try:
+            return self._run_batches(p, loaded)
+        finally:
+            self._warn(p, self.extra_networks.deactivate(p))
+
+    def _run_batches(self, p: StableDiffusionProcessing, loaded: LoadedModel) -> Processed:
         self.state.begin("txt2img", p.n_iter)
         images, infotexts = [], []
         conditioning_cache: dict = {}  # batches with the same prompts are encoded once per job
@@ -163,8 +172,9 @@ class GenerationService:
     ) -> txt2img.BatchResult:
         window = slice(n * p.batch_size, (n + 1) * p.batch_size)
         o = self.options
+        prompts = self._activate_networks(p, p.all_prompts[window])
         request = txt2img.BatchRequest(
-            prompts=p.all_prompts[window],
+            prompts=prompts,
             negative_prompts=p.all_negative_prompts[window],
             seeds=p.all_seeds[window],
             subseeds=p.all_subseeds[window],
@@ -193,6 +203,20 @@ class GenerationService:
             control=self.state.control,
             conditioning_cache=cache,
         )
+
+    def _activate_networks(self, p: StableDiffusionProcessing, prompts: list[str]) -> list[str]:
+        """Strip `<name:args>` tags from the batch's prompts and activate their networks (A1111)."""
+        stripped, data = parse_prompts(prompts)
+        if not p.disable_extra_networks:
+            self._warn(p, self.extra_networks.activate(p, data))
+        return stripped
+
+    @staticmethod
+    def _warn(p: StableDiffusionProcessing, warnings: list[str]) -> None:
+        for warning in warnings:
+            if warning not in p.warnings:
+                log.warning(warning)
+                p.warnings.append(warning)
 
     def _step_callback(self, loaded: LoadedModel):
         every = int(self.options.show_progress_every_n_steps)
