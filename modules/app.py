@@ -22,6 +22,7 @@ from modules.hashing import HashCache
 from modules.job_queue import JobQueue
 from modules.job_state import JobState
 from modules.model_manager import ModelManager
+from modules.network_files import HYPERNETWORK_EXTENSIONS, LORA_EXTENSIONS, NetworkFileRegistry
 from modules.options import Options
 from modules.paths import DataPaths
 from modules.processing import Processed, StableDiffusionProcessing
@@ -66,6 +67,14 @@ class App:
         for warning in self.styles.warnings:
             self.notice(warning)
         self.extra_networks = ExtraNetworkRegistry()
+        self.loras = NetworkFileRegistry([self.paths.lora_dir, self.paths.lycoris_dir], LORA_EXTENSIONS)
+        # <data>/hypernetworks (Sumi's layout) and models/hypernetworks (A1111's default) are both read.
+        hypernetwork_dirs = dict.fromkeys(
+            [self.paths.hypernetwork_dir, self.paths.data_dir / "hypernetworks"]
+        )
+        self.hypernetworks = NetworkFileRegistry(
+            hypernetwork_dirs, HYPERNETWORK_EXTENSIONS, read_metadata=False
+        )
         self.generation = GenerationService(
             self.models, self.options, self.paths, self.state, self.styles, self.extra_networks
         )

@@ -106,3 +106,48 @@ def test_tags_are_removed_before_encoding_kept_in_the_infotext_and_unknown_types
 
 def _pixels(b64: str) -> bytes:
     return Image.open(io.BytesIO(base64.b64decode(b64))).tobytes()
+
+
+def test_lora_and_hypernetwork_files_are_listed_and_refreshed(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    app = make_app(tmp_path, "--nowebui")
+    try:
+        client = TestClient(build_server(app))
+        assert client.get("/sdapi/v1/loras").json() == []
+        sub = app.paths.lora_dir / "styles"
+        sub.mkdir(parents=True)
+        save_file(
+            {"x": torch.zeros(1)}, str(sub / "catstyle.safetensors"), metadata={"ss_output_name": "cats"}
+        )
+        save_file({"x": torch.zeros(1)}, str(app.paths.lycoris_dir / "loha_one.safetensors"))
+        assert client.get("/sdapi/v1/loras").json() == []  # not yet refreshed
+        assert client.post("/sdapi/v1/refresh-loras").status_code == 200
+        listed = {item["name"]: item for item in client.get("/sdapi/v1/loras").json()}
+        assert set(listed) == {"catstyle", "loha_one"}
+        assert (
+            listed["catstyle"]["alias"] == "cats"
+            and listed["catstyle"]["metadata"]["ss_output_name"] == "cats"
+        )
+        assert app.loras.find("cats").name == "catstyle" and app.loras.find("catstyle").name == "catstyle"
+        (tmp_path / "hypernetworks").mkdir(exist_ok=True)
+        torch.save({"layer_structure": [1, 2, 1]}, tmp_path / "hypernetworks" / "anime.pt")
+        app.hypernetworks.refresh()
+        assert client.get("/sdapi/v1/hypernetworks").json()[0]["name"] == "anime"
+    finally:
+        app.shutdown()
+
+
+def test_an_alias_shared_by_two_files_only_works_by_stem(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from modules.network_files import LORA_EXTENSIONS, NetworkFileRegistry
+
+    for stem in ("a", "b"):
+        save_file(
+            {"x": torch.zeros(1)}, str(tmp_path / f"{stem}.safetensors"), metadata={"ss_output_name": "same"}
+        )
+    registry = NetworkFileRegistry([tmp_path], LORA_EXTENSIONS)
+    assert registry.find("same") is None and registry.find("a").name == "a"

@@ -77,6 +77,7 @@ def create_router(app: App) -> APIRouter:
     auth = _auth_dependency(getattr(app.args, "api_auth", None))
     router = APIRouter(prefix="/sdapi/v1", dependencies=[Depends(auth)] if auth else [])
     for add_routes in (
+        _network_routes,
         _generation_routes,
         _model_routes,
         _sampler_routes,
@@ -86,6 +87,24 @@ def create_router(app: App) -> APIRouter:
     ):
         add_routes(router, app)
     return router
+
+
+def _network_routes(router: APIRouter, app: App) -> None:
+    @router.get("/loras")
+    def loras() -> list[dict[str, Any]]:
+        return [
+            {"name": i.name, "alias": i.alias, "path": str(i.path), "metadata": i.metadata}
+            for i in app.loras.list()
+        ]
+
+    @router.post("/refresh-loras")
+    def refresh_loras() -> dict:
+        app.loras.refresh()
+        return {}
+
+    @router.get("/hypernetworks")
+    def hypernetworks() -> list[dict[str, str]]:
+        return [{"name": i.name, "path": str(i.path)} for i in app.hypernetworks.list()]
 
 
 def _generation_routes(router: APIRouter, app: App) -> None:
