@@ -14,6 +14,7 @@ from typing import Any
 
 from modules.checkpoints import CheckpointRegistry, VaeRegistry
 from modules.cmd_args import not_yet_implemented_flags
+from modules.embeddings import EmbeddingDatabase
 from modules.engine.devices import DeviceConfig, select_device, xformers_available
 from modules.engine.errors import EngineError, InvalidRequestError
 from modules.extra_networks import ExtraNetworkRegistry
@@ -67,6 +68,9 @@ class App:
         for warning in self.styles.warnings:
             self.notice(warning)
         self.extra_networks = ExtraNetworkRegistry()
+        self.embeddings = EmbeddingDatabase(
+            [self.paths.embeddings_dir], allow_unsafe_pickle=bool(args.disable_safe_unpickle)
+        )
         self.loras = NetworkFileRegistry([self.paths.lora_dir, self.paths.lycoris_dir], LORA_EXTENSIONS)
         # <data>/hypernetworks (Sumi's layout) and models/hypernetworks (A1111's default) are both read.
         hypernetwork_dirs = dict.fromkeys(
@@ -76,7 +80,13 @@ class App:
             hypernetwork_dirs, HYPERNETWORK_EXTENSIONS, read_metadata=False
         )
         self.generation = GenerationService(
-            self.models, self.options, self.paths, self.state, self.styles, self.extra_networks
+            self.models,
+            self.options,
+            self.paths,
+            self.state,
+            self.styles,
+            self.extra_networks,
+            self.embeddings,
         )
 
     def _remember_checkpoint(self, loaded) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from modules import images as image_files
+from modules.embeddings import EmbeddingDatabase
 from modules.engine import txt2img
 from modules.engine.errors import InvalidRequestError
 from modules.engine.sampling.loop import StepInfo
@@ -39,6 +40,7 @@ class GenerationService:
         state: JobState,
         styles: StyleDatabase | None = None,
         extra_networks: ExtraNetworkRegistry | None = None,
+        embeddings: EmbeddingDatabase | None = None,
     ) -> None:
         self.models = models
         self.options = options
@@ -46,6 +48,7 @@ class GenerationService:
         self.state = state
         self.styles = styles
         self.extra_networks = extra_networks or ExtraNetworkRegistry()
+        self.embeddings = embeddings
 
     def process(self, p: StableDiffusionProcessing) -> Processed:
         """Run every batch of `p` on the active model (call from the job worker)."""
@@ -133,11 +136,14 @@ class GenerationService:
         self.state.begin("txt2img", p.n_iter)
         images, infotexts = [], []
         conditioning_cache: dict = {}  # batches with the same prompts are encoded once per job
+        embeddings = self._embedding_hook(loaded)
         for n in range(p.n_iter):
             if self.state.interrupted:
                 break
             p.iteration = n
-            result = self._batch(p, loaded, n, conditioning_cache)
+            result = self._batch(p, loaded, n, conditioning_cache, embeddings)
+            if embeddings is not None and embeddings.ti_hashes():
+                p.extra_generation_params["TI hashes"] = embeddings.ti_hashes()
             for i, image in enumerate(result.images):
                 index = n * p.batch_size + i
                 infotext = self.infotext(p, loaded, index, result.schedule)
@@ -168,7 +174,7 @@ class GenerationService:
         return processed
 
     def _batch(
-        self, p: StableDiffusionProcessing, loaded: LoadedModel, n: int, cache: dict
+        self, p: StableDiffusionProcessing, loaded: LoadedModel, n: int, cache: dict, embeddings=None
     ) -> txt2img.BatchResult:
         window = slice(n * p.batch_size, (n + 1) * p.batch_size)
         o = self.options
@@ -195,6 +201,7 @@ class GenerationService:
             comma_padding_backtrack=int(o.comma_padding_backtrack),
             use_old_scheduling=bool(o.use_old_scheduling),
             pad_cond_uncond=bool(o.pad_cond_uncond),
+            token_override=embeddings,
         )
         return txt2img.generate(
             loaded.sd,
@@ -203,6 +210,13 @@ class GenerationService:
             control=self.state.control,
             conditioning_cache=cache,
         )
+
+    def _embedding_hook(self, loaded: LoadedModel):
+        """This job's textual-inversion hook; changed embedding files are picked up here (A1111)."""
+        if self.embeddings is None:
+            return None
+        self.embeddings.refresh()
+        return self.embeddings.for_model(loaded.sd).hook()
 
     def _activate_networks(self, p: StableDiffusionProcessing, prompts: list[str]) -> list[str]:
         """Strip `<name:args>` tags from the batch's prompts and activate their networks (A1111)."""

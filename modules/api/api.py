@@ -102,6 +102,19 @@ def _network_routes(router: APIRouter, app: App) -> None:
         app.loras.refresh()
         return {}
 
+    @router.get("/embeddings")
+    def embeddings() -> dict[str, Any]:
+        app.embeddings.refresh()
+        active = app.models.active
+        if active is None:
+            return {"loaded": {}, "skipped": {}}
+        return app.embeddings.for_model(active.sd).api_payload()
+
+    @router.post("/refresh-embeddings")
+    def refresh_embeddings() -> dict:
+        app.embeddings.refresh()
+        return {}
+
     @router.get("/hypernetworks")
     def hypernetworks() -> list[dict[str, str]]:
         return [{"name": i.name, "path": str(i.path)} for i in app.hypernetworks.list()]

@@ -16,6 +16,7 @@ from modules.engine.sampling.denoiser import CFGDenoiser, Guidance
 from modules.engine.sampling.noise import image_noise, make_generators
 from modules.engine.sampling.samplers import BuiltScheduler, build_scheduler
 from modules.engine.text import schedule
+from modules.engine.text.encoder import TokenOverride
 from modules.engine.text.schedule import PromptOptions
 
 
@@ -44,6 +45,7 @@ class BatchRequest:
     comma_padding_backtrack: int = 20
     use_old_scheduling: bool = False
     pad_cond_uncond: bool = False
+    token_override: TokenOverride | None = None  # textual-inversion embeddings for this job
 
     @property
     def batch_size(self) -> int:
@@ -125,6 +127,7 @@ def conditioning(
         use_old_scheduling=request.use_old_scheduling,
         zero_empty_negative=model.is_sdxl,
         pad_cond_uncond=request.pad_cond_uncond,
+        token_override=request.token_override,
     )
     steps = schedule_steps or request.steps
     key = (tuple(request.prompts), tuple(request.negative_prompts), steps, repr(options))

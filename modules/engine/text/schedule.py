@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from modules.engine.model import TextEncoderSpec
-from modules.engine.text.encoder import Conditioning, encode_prompts
+from modules.engine.text.encoder import Conditioning, TokenOverride, encode_prompts
 from modules.engine.text.prompt_syntax import (
     get_learned_conditioning_prompt_schedules,
     get_multicond_prompt_list,
@@ -47,6 +47,7 @@ class PromptOptions:
     use_old_scheduling: bool = False
     zero_empty_negative: bool = False  # SDXL: an all-empty negative prompt is zeros (A1111, diffusers)
     pad_cond_uncond: bool = False  # A1111 opt: pad cond/uncond of unequal length with empty chunks
+    token_override: TokenOverride | None = None  # textual inversion: embedding vectors for their names
 
 
 @dataclass
@@ -110,6 +111,7 @@ def _encode(text_encoders, texts: list[str], options: PromptOptions, negative: b
         emphasis=options.emphasis,
         parse=_attention,
         comma_padding_backtrack=options.comma_padding_backtrack,
+        token_override=options.token_override,
     )
     if negative and options.zero_empty_negative and not any(texts):
         return encoded.zeros_like()

@@ -1,0 +1,181 @@
+"""Add network deltas to the live weights in place, and take them out again bit-exactly.
+
+`NetworkPatcher(model).apply([(network, te_multiplier, unet_multiplier), ...])` sets the model's
+active networks. Per layer, the deltas of every network are computed in fp32 from the layer's
+pristine weight, summed, added once and cast back to the weight's dtype, on the weight's device.
+The pristine tensor of each touched parameter is kept (see `backup_device`), and `restore()` copies
+it back, so the model is bit-identical to the one before. Applying a new set only touches layers
+whose (network, multiplier) list changed: switching LoRA A -> B restores A's layers and patches
+B's, and layers both share with equal multipliers stay as they are.
+
+Backups live on the CPU by default (`backup_device="cpu"`, like A1111): on a GPU they cost no
+VRAM, and restoring a layer is one host-to-device copy. Pass `backup_device=None` to keep them
+beside the weights (faster switches, more VRAM).
+
+Every delta is computed and checked before the first weight changes, so a network that does not
+fit (a wrong family: no layer matches, or a layer's shape differs) raises NetworkError naming the
+file and leaves the model exactly as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .keys import Target, build_index
+from .network_file import MAX_EXAMPLES, MatchResult, NetworkError, NetworkFile, Patch, match
+
+NetworkSpec = tuple[NetworkFile, float, float]  # (network, te multiplier, unet multiplier)
+
+
+@dataclass(frozen=True)
+class _Use:
+    network: NetworkFile
+    multiplier: float
+    patch: Patch
+
+    @property
+    def signature(self) -> tuple:
+        return (self.network.identity, self.multiplier)
+
+
+class NetworkPatcher:
+    """Owns the network patches of one SDModel. Not thread-safe: one job at a time."""
+
+    def __init__(self, model, *, backup_device: str | torch.device | None = "cpu"):
+        self.model = model
+        self.backup_device = backup_device
+        self._index: dict[str, Target] | None = None
+        self._targets: dict[str, Target] = {}
+        self._backups: dict[str, dict[str, Tensor]] = {}
+        self._applied: dict[str, tuple] = {}
+        self.results: list[MatchResult] = []
+
+    @property
+    def index(self) -> dict[str, Target]:
+        if self._index is None:
+            self._index = build_index(self.model)
+        return self._index
+
+    @property
+    def patched_layers(self) -> set[str]:
+        """Keys (`component:path`) of the layers that currently hold deltas."""
+        return set(self._applied)
+
+    def apply(self, networks: Iterable[NetworkSpec]) -> list[MatchResult]:
+        """Make exactly `networks` active; returns one MatchResult per network (unmatched keys)."""
+        networks = list(networks)
+        results = [self._match(network) for network, _, _ in networks]
+        wanted = self._wanted(networks, results)
+        signatures = {key: tuple(use.signature for use in uses) for key, uses in wanted.items()}
+        changed = [k for k in {*signatures, *self._applied} if signatures.get(k) != self._applied.get(k)]
+        deltas = self._deltas({k: wanted[k] for k in changed if k in wanted})
+        with torch.no_grad():
+            for key in changed:
+                self._restore_layer(key)
+                if key in deltas:
+                    self._patch_layer(key, deltas[key])
+        self._applied = signatures
+        self.results = results
+        return results
+
+    def restore(self) -> None:
+        """Put every patched parameter back exactly as it was before the first apply."""
+        with torch.no_grad():
+            for key in list(self._applied):
+                self._restore_layer(key)
+        self._applied = {}
+
+    # -- steps ------------------------------------------------------------------------------------
+
+    def _match(self, network: NetworkFile) -> MatchResult:
+        family = self.model.family
+        if network.family and family and network.family != family:
+            raise NetworkError(
+                f"{network.path or network.name}: this is an {network.family} network and the loaded model "
+                f"is {family}; choose a {family} network or load an {network.family} model"
+            )
+        result = match(network, self.model, self.index)
+        if not result.patches and network.layers:
+            looks = f" (it looks like an {network.family} network)" if network.family else ""
+            raise NetworkError(
+                f"{network.path or network.name}: none of its {len(network.layers)} layers match this "
+                f"{self.model.family} model{looks}; is it for another model family? {result.summary()}"
+            )
+        return result
+
+    def _wanted(self, networks: Sequence[NetworkSpec], results: Sequence[MatchResult]) -> dict[str, list]:
+        wanted: dict[str, list[_Use]] = {}
+        for (network, te_mult, unet_mult), result in zip(networks, results, strict=True):
+            for patch in result.patches:
+                multiplier = float(te_mult if patch.target.is_text_encoder else unet_mult)
+                if multiplier == 0.0:
+                    continue
+                self._targets[patch.target.key] = patch.target
+                wanted.setdefault(patch.target.key, []).append(_Use(network, multiplier, patch))
+        return wanted
+
+    def _original(self, key: str, name: str) -> Tensor | None:
+        param = getattr(self._targets[key].module, name, None)
+        if param is None:
+            return None
+        backup = self._backups.get(key, {}).get(name)
+        source = param if backup is None else backup.to(param.device)
+        return source.detach().to(torch.float32)
+
+    def _deltas(self, wanted: dict[str, list[_Use]]) -> dict[str, dict]:
+        """fp32 weight/bias deltas per layer, all computed before anything changes."""
+        out: dict[str, dict[str, Tensor]] = {}
+        errors: dict[str, list[str]] = {}
+        for key, uses in wanted.items():
+            weight, bias = self._original(key, "weight"), self._original(key, "bias")
+            total: dict[str, Tensor] = {}
+            for use in uses:
+                patch = use.patch
+                try:
+                    delta = patch.adapter.delta(weight) * use.multiplier
+                    bias_delta = patch.adapter.bias_delta(bias)
+                except (ValueError, RuntimeError) as exc:
+                    errors.setdefault(use.network.path or use.network.name, []).append(
+                        f"{patch.layer_name}: {exc}"
+                    )
+                    continue
+                total["weight"] = total["weight"] + delta if "weight" in total else delta
+                if bias_delta is not None:
+                    bias_delta = bias_delta * use.multiplier
+                    total["bias"] = total["bias"] + bias_delta if "bias" in total else bias_delta
+            out[key] = total
+        if errors:
+            raise NetworkError(
+                "; ".join(_shape_message(name, errs, self.model.family) for name, errs in errors.items())
+            )
+        return out
+
+    def _patch_layer(self, key: str, deltas: dict[str, Tensor]) -> None:
+        module = self._targets[key].module
+        backups = self._backups.setdefault(key, {})
+        for name, delta in deltas.items():
+            param = getattr(module, name)
+            if name not in backups:
+                device = param.device if self.backup_device is None else self.backup_device
+                backups[name] = param.detach().to(device, copy=True)
+            patched = backups[name].to(param.device, torch.float32) + delta
+            param.copy_(patched.to(param.dtype))
+
+    def _restore_layer(self, key: str) -> None:
+        backups = self._backups.pop(key, {})
+        module = self._targets[key].module
+        for name, original in backups.items():
+            getattr(module, name).copy_(original)
+
+
+def _shape_message(name: str, errors: list[str], family: str) -> str:
+    shown = "; ".join(errors[:MAX_EXAMPLES])
+    more = f" ... ({len(errors) - MAX_EXAMPLES} more)" if len(errors) > MAX_EXAMPLES else ""
+    return (
+        f"{name}: {len(errors)} layers do not fit this {family} model (is the network for another "
+        f"model family?): {shown}{more}"
+    )
