@@ -22,6 +22,7 @@ from modules.generation import GenerationService
 from modules.hashing import HashCache
 from modules.job_queue import JobQueue
 from modules.job_state import JobState
+from modules.lora import LoraNetwork
 from modules.model_manager import ModelManager
 from modules.network_files import HYPERNETWORK_EXTENSIONS, LORA_EXTENSIONS, NetworkFileRegistry
 from modules.options import Options
@@ -78,6 +79,9 @@ class App:
         )
         self.hypernetworks = NetworkFileRegistry(
             hypernetwork_dirs, HYPERNETWORK_EXTENSIONS, read_metadata=False
+        )
+        self.extra_networks.register(
+            LoraNetwork(self.loras, allow_unsafe_pickle=bool(args.disable_safe_unpickle)), "lyco"
         )
         self.generation = GenerationService(
             self.models,

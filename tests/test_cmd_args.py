@@ -64,13 +64,13 @@ def test_port_and_host_rules():
 def test_not_yet_implemented_flags_lists_only_passed_ones():
     assert cmd_args.not_yet_implemented_flags(cmd_args.parse_args(["--api"])) == []
     ns = cmd_args.parse_args(["--medvram", "--lora-dir", "/l", "--styles-file", "s.csv", "--xformers"])
-    assert cmd_args.not_yet_implemented_flags(ns) == ["lora_dir", "medvram"]
+    assert cmd_args.not_yet_implemented_flags(ns) == ["medvram"]
     assert cmd_args.flag_name("lora_dir") == "--lora-dir"
 
 
 def test_brief_flags_are_all_marked_not_yet_implemented():
     brief = {
-        "medvram", "lowvram", "lora_dir", "hypernetwork_dir",
+        "medvram", "lowvram", "hypernetwork_dir",
         "enable_insecure_extension_access", "skip_install", "disable_all_extensions",
         "disable_extra_extensions",
     }  # fmt: skip

@@ -1,0 +1,90 @@
+"""`<lora:...>` through the API: applied to the live model, hashed, restored exactly after the job."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from modules.engine.loading import load_checkpoint
+from tests.app_support import make_app
+from tests.fixtures.tiny_models import tiny_sdxl
+from tests.fixtures.tiny_networks import write_lora
+from webui import build_server
+
+BODY = {"steps": 2, "width": 64, "height": 64, "seed": 5, "sampler_name": "Euler"}
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    app = make_app(tmp_path_factory.mktemp("lora"), "--nowebui")
+    demo = load_checkpoint(app.checkpoints.list()[0].filename)
+    components = {"family": "SD1", "unet": demo.unet, "text_encoders": [s.model for s in demo.text_encoders]}
+    write_lora(app.paths.lora_dir / "style_a.safetensors", components, seed=1, output_name="stylish")
+    write_lora(app.paths.lora_dir / "style_b.safetensors", components, seed=2)
+    write_lora(app.paths.lora_dir / "xl_only.safetensors", tiny_sdxl())
+    app.loras.refresh()
+    yield app
+    app.shutdown()
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    return TestClient(build_server(app))
+
+
+def _generate(client, prompt: str) -> tuple[bytes, dict]:
+    r = client.post("/sdapi/v1/txt2img", json={**BODY, "prompt": prompt})
+    assert r.status_code == 200, r.text
+    image = Image.open(io.BytesIO(base64.b64decode(r.json()["images"][0])))
+    return image.tobytes(), json.loads(r.json()["info"])
+
+
+def _weights(app) -> list:
+    return [p.detach().clone() for p in app.models.active.sd.unet.parameters()]
+
+
+def test_lora_changes_the_image_and_a_job_without_it_is_bit_identical_to_before(app, client):
+    before, _ = _generate(client, "a fox")
+    weights_before = _weights(app)
+    with_lora, info = _generate(client, "a fox <lora:style_a:1>")
+    assert with_lora != before
+    assert 'Lora hashes: "style_a: ' in info["infotexts"][0]
+    after, _ = _generate(client, "a fox")
+    assert after == before
+    assert all((a == b).all() for a, b in zip(weights_before, _weights(app), strict=True))
+
+
+def test_alias_multipliers_and_lyco(app, client):
+    zero, _ = _generate(client, "a fox <lora:stylish:0>")
+    plain, _ = _generate(client, "a fox")
+    assert zero == plain
+    by_alias, _ = _generate(client, "a fox <lora:stylish:1>")
+    by_lyco, _ = _generate(client, "a fox <lyco:style_a:1>")
+    assert by_alias == by_lyco != plain
+    te_only, _ = _generate(client, "a fox <lora:style_a:1:0>")
+    assert te_only not in (plain, by_alias)
+
+
+def test_two_loras_compose(app, client):
+    a, _ = _generate(client, "a fox <lora:style_a:1>")
+    b, _ = _generate(client, "a fox <lora:style_b:1>")
+    both, _ = _generate(client, "a fox <lora:style_a:1> <lora:style_b:1>")
+    assert both not in (a, b)
+
+
+def test_unknown_and_wrong_family_loras_warn_and_change_nothing(app, client):
+    plain, _ = _generate(client, "a fox")
+    missing, info = _generate(client, "a fox <lora:nope:1>")
+    assert missing == plain and any("Lora not found: nope" in w for w in info["warnings"])
+    wrong, info = _generate(client, "a fox <lora:xl_only:1>")
+    assert wrong == plain and any("SDXL" in w for w in info["warnings"])
+
+
+def test_loras_are_listed(client):
+    names = {item["name"] for item in client.get("/sdapi/v1/loras").json()}
+    assert {"style_a", "style_b", "xl_only"} <= names
