@@ -88,3 +88,27 @@ def test_unknown_and_wrong_family_loras_warn_and_change_nothing(app, client):
 def test_loras_are_listed(client):
     names = {item["name"] for item in client.get("/sdapi/v1/loras").json()}
     assert {"style_a", "style_b", "xl_only"} <= names
+
+
+def test_an_interrupted_job_with_a_lora_leaves_no_trace(app, client):
+    import threading
+    import time
+
+    before, _ = _generate(client, "a fox")
+    done = {}
+
+    def long_job():
+        done["r"] = client.post(
+            "/sdapi/v1/txt2img", json={**BODY, "prompt": "a fox <lora:style_a:1>", "steps": 150, "width": 128}
+        )
+
+    worker = threading.Thread(target=long_job)
+    worker.start()
+    deadline = time.time() + 60
+    while app.state.snapshot().sampling_step < 2 and time.time() < deadline:
+        time.sleep(0.02)
+    client.post("/sdapi/v1/interrupt")
+    worker.join(60)
+    assert done["r"].status_code == 200
+    after, _ = _generate(client, "a fox")
+    assert after == before
