@@ -20,6 +20,7 @@ from modules.engine.errors import EngineError, InvalidRequestError
 from modules.extra_networks import ExtraNetworkRegistry
 from modules.generation import GenerationService
 from modules.hashing import HashCache
+from modules.hypernetworks import HypernetworkHandler
 from modules.job_queue import JobQueue
 from modules.job_state import JobState
 from modules.lora import LoraNetwork
@@ -82,6 +83,9 @@ class App:
         )
         self.extra_networks.register(
             LoraNetwork(self.loras, allow_unsafe_pickle=bool(args.disable_safe_unpickle)), "lyco"
+        )
+        self.extra_networks.register(
+            HypernetworkHandler(self.hypernetworks, allow_unsafe_pickle=bool(args.disable_safe_unpickle))
         )
         self.generation = GenerationService(
             self.models,

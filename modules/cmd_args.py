@@ -18,7 +18,6 @@ NOT_YET_IMPLEMENTED = frozenset(
     {
         "medvram",
         "lowvram",
-        "hypernetwork_dir",
         "enable_insecure_extension_access",
         "skip_install",
         "disable_all_extensions",

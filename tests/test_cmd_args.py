@@ -70,7 +70,7 @@ def test_not_yet_implemented_flags_lists_only_passed_ones():
 
 def test_brief_flags_are_all_marked_not_yet_implemented():
     brief = {
-        "medvram", "lowvram", "hypernetwork_dir",
+        "medvram", "lowvram",
         "enable_insecure_extension_access", "skip_install", "disable_all_extensions",
         "disable_extra_extensions",
     }  # fmt: skip

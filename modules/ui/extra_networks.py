@@ -1,0 +1,420 @@
+"""The extra networks panel under the prompt: A1111's Textual Inversion, Hypernetworks, Checkpoints and
+Lora tabs of cards.
+
+Each card shows a preview (`<path-without-ext>.png` / `.preview.png` ..., sent as a small data URL),
+the name and the description (sidecar `<path-without-ext>.json` "description", else `.txt`). Clicking a
+card toggles its text in the prompt box that had focus last (script.js `sumiExtraNetworkClick`; the
+same rule as `toggle_prompt_text` here): `<lora:NAME:W>` + activation text, `<hypernet:NAME:1>`, or the
+embedding name. A checkpoint card switches the model through `App.set_options`. Search filters by name
+and path; 🔄 rescans the folders.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+
+from modules.ui import results
+
+if TYPE_CHECKING:
+    from modules.app import App
+
+log = logging.getLogger(__name__)
+
+PREVIEW_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "gif")
+THUMB_SIZE = 256
+SEPARATOR = " "  # A1111's opt extra_networks_add_text_separator
+TABS = (
+    ("textual_inversion", "Textual Inversion"),
+    ("hypernetworks", "Hypernetworks"),
+    ("checkpoints", "Checkpoints"),
+    ("lora", "Lora"),
+)
+
+
+@dataclass
+class Card:
+    kind: str  # one of TABS' ids
+    name: str
+    path: str  # file path ("" when unknown)
+    prompt: str = ""  # what a click inserts ("" for checkpoints)
+    description: str = ""
+    preview: str = ""  # a data URL, or ""
+    checkpoint: str = ""  # checkpoint title to switch to
+    negative: bool = False  # embeddings may go to the negative prompt (the box focused last)
+    search_terms: str = ""
+
+
+# -- sidecar metadata ------------------------------------------------------------------------------
+def read_user_metadata(path: str | Path) -> dict[str, Any]:
+    """The sidecar `<path-without-ext>.json` (A1111's user metadata); {} when missing or unreadable."""
+    if not path:
+        return {}
+    sidecar = Path(path).with_suffix(".json")
+    try:
+        data = json.loads(sidecar.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring unreadable user metadata %s: %s", sidecar, exc)
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def description_of(path: str | Path, meta: dict[str, Any]) -> str:
+    """The sidecar's "description", else `<path>.txt` / `<path>.description.txt`."""
+    text = meta.get("description")
+    if isinstance(text, str) and text.strip():
+        return text.strip()
+    if not path:
+        return ""
+    base = Path(path).with_suffix("")
+    for candidate in (base.with_name(base.name + ".txt"), base.with_name(base.name + ".description.txt")):
+        try:
+            return candidate.read_text(encoding="utf-8", errors="replace").strip()
+        except OSError:
+            continue
+    return ""
+
+
+def preferred_weight(meta: dict[str, Any], default: float = 1.0) -> float:
+    """The sidecar's "preferred weight" when it is a non-zero number, else `default`."""
+    try:
+        weight = float(meta.get("preferred weight") or 0)
+    except (TypeError, ValueError):
+        return default
+    return weight if weight and weight == weight else default
+
+
+def format_weight(weight: float) -> str:
+    return f"{weight:g}"
+
+
+def lora_prompt(name: str, meta: dict[str, Any]) -> str:
+    """`<lora:NAME:W>` then " " + activation text, as A1111's Lora card."""
+    text = f"<lora:{name}:{format_weight(preferred_weight(meta))}>"
+    activation = meta.get("activation text")
+    if isinstance(activation, str) and activation.strip():
+        text += " " + activation.strip()
+    return text
+
+
+# -- prompt editing (script.js `sumiToggleText` does the same in the page) ---------------------------
+_EXTRANET = re.compile(r"<([^:^>]+:[^:]+):[\d.]+>(.*)", re.S)
+_EXTRANET_G = re.compile(r"<([^:^>]+:[^:]+):[\d.]+>")
+
+
+def toggle_prompt_text(prompt: str, text: str, separator: str = SEPARATOR) -> str:
+    """A1111's card click: remove `text` from the prompt when it is there (a network tag with any
+    weight, with its separator and following activation text), else append it after `separator`."""
+    prompt = prompt or ""
+    removed = _remove(prompt, text, separator)
+    if removed is not None:
+        return removed
+    return f"{prompt}{separator}{text}" if prompt.strip() else text
+
+
+def _remove(prompt: str, text: str, separator: str) -> str | None:
+    m = _EXTRANET.match(text)
+    if m is None:
+        pattern = re.compile("(?:" + re.escape(separator) + ")?" + re.escape(text))
+        new = pattern.sub("", prompt)
+        return new if new != prompt else None
+    key, after = m.group(1), m.group(2)
+    for found in _EXTRANET_G.finditer(prompt):
+        if found.group(1) != key:
+            continue
+        start, end = found.span()
+        if after and prompt[end : end + len(after)] == after:
+            end += len(after)
+        if separator and start >= len(separator) and prompt[start - len(separator) : start] == separator:
+            start -= len(separator)
+        return prompt[:start] + prompt[end:]
+    return None
+
+
+# -- previews --------------------------------------------------------------------------------------
+_thumb_cache: dict[tuple[str, int], str] = {}
+_thumb_lock = threading.Lock()
+
+
+def find_preview(path: str | Path) -> Path | None:
+    """A1111's lookup, first hit wins: `<base>.<e>` then `<base>.preview.<e>`."""
+    if not path:
+        return None
+    base = Path(path).with_suffix("")
+    for ext in PREVIEW_EXTENSIONS:
+        for candidate in (base.with_name(f"{base.name}.{ext}"), base.with_name(f"{base.name}.preview.{ext}")):
+            if candidate.is_file() and candidate != Path(path):
+                return candidate
+    return None
+
+
+def preview_data_url(path: str | Path) -> str:
+    """A small JPEG thumbnail of the card's preview as a data URL ("" when none or unreadable)."""
+    image_path = find_preview(path)
+    if image_path is None:
+        return ""
+    try:
+        key = (str(image_path), image_path.stat().st_mtime_ns)
+    except OSError:
+        return ""
+    with _thumb_lock:
+        if key in _thumb_cache:
+            return _thumb_cache[key]
+    try:
+        from PIL import Image
+
+        with Image.open(image_path) as image:
+            image = image.convert("RGB")
+            image.thumbnail((THUMB_SIZE, THUMB_SIZE))
+            buffer = io.BytesIO()
+            image.save(buffer, format="JPEG", quality=85)
+    except Exception as exc:  # a broken image: no preview, never a broken panel
+        log.warning("preview %s not shown: %s", image_path, exc)
+        return ""
+    url = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    with _thumb_lock:
+        _thumb_cache[key] = url
+    return url
+
+
+# -- cards per tab ---------------------------------------------------------------------------------
+def _card(kind: str, name: str, path: str, **kw: Any) -> Card:
+    meta = kw.pop("meta", None)
+    if meta is None:
+        meta = read_user_metadata(path)
+    return Card(
+        kind=kind,
+        name=name,
+        path=path,
+        description=description_of(path, meta),
+        preview=preview_data_url(path),
+        search_terms=f"{name} {path}".lower(),
+        **kw,
+    )
+
+
+def lora_cards(app: App) -> list[Card]:
+    cards = []
+    for info in app.loras.list():
+        meta = read_user_metadata(info.path)
+        cards.append(_card("lora", info.name, str(info.path), meta=meta, prompt=lora_prompt(info.name, meta)))
+    return cards
+
+
+def hypernetwork_cards(app: App) -> list[Card]:
+    cards = []
+    for info in app.hypernetworks.list():
+        meta = read_user_metadata(info.path)
+        weight = format_weight(preferred_weight(meta))
+        cards.append(
+            _card(
+                "hypernetworks",
+                info.name,
+                str(info.path),
+                meta=meta,
+                prompt=f"<hypernet:{info.name}:{weight}>",
+            )
+        )
+    return cards
+
+
+def embedding_cards(app: App) -> list[Card]:
+    embeddings = app.embeddings.embeddings
+    active = app.models.active
+    skipped: set[str] = set()
+    if active is not None:
+        try:
+            skipped = set(app.embeddings.for_model(active.sd).skipped)
+        except Exception as exc:  # listing must not fail because the model view did
+            log.warning("embedding compatibility not known: %s", exc)
+    cards = []
+    for name, embedding in embeddings.items():
+        card = _card("textual_inversion", name, embedding.filename, prompt=name, negative=True)
+        if name in skipped:
+            note = "Not usable with the loaded model (vector width differs)."
+            card.description = f"{card.description} {note}".strip()
+        cards.append(card)
+    return cards
+
+
+def checkpoint_cards(app: App) -> list[Card]:
+    return [
+        _card("checkpoints", info.name, info.filename, checkpoint=info.title)
+        for info in app.checkpoints.list()
+    ]
+
+
+CARD_SOURCES: dict[str, Callable[[App], list[Card]]] = {
+    "textual_inversion": embedding_cards,
+    "hypernetworks": hypernetwork_cards,
+    "checkpoints": checkpoint_cards,
+    "lora": lora_cards,
+}
+
+
+def refresh_source(app: App, kind: str) -> None:
+    if kind == "lora":
+        app.loras.refresh()
+    elif kind == "hypernetworks":
+        app.hypernetworks.refresh()
+    elif kind == "textual_inversion":
+        app.embeddings.refresh()
+    elif kind == "checkpoints":
+        app.refresh_checkpoints()
+
+
+def filter_cards(cards: list[Card], search: str | None) -> list[Card]:
+    words = (search or "").lower().split()
+    return sorted((c for c in cards if all(w in c.search_terms for w in words)), key=lambda c: c.name.lower())
+
+
+# -- HTML ------------------------------------------------------------------------------------------
+def card_html(card: Card, tabname: str = "txt2img") -> str:
+    e = partial(html.escape, quote=True)
+    if card.preview:
+        image = f'<img class="sumi-card-preview" src="{card.preview}" alt="" loading="lazy">'
+    else:
+        image = '<div class="sumi-card-preview sumi-card-noimage">no preview</div>'
+    description = (
+        f'<div class="sumi-card-description">{e(card.description)}</div>' if card.description else ""
+    )
+    return (
+        f'<div class="card sumi-card" tabindex="0" role="button" data-kind="{e(card.kind)}"'
+        f' data-name="{e(card.name)}" data-prompt="{e(card.prompt)}" data-checkpoint="{e(card.checkpoint)}"'
+        f' data-negative="{"1" if card.negative else ""}" data-tabname="{e(tabname)}"'
+        f' title="{e(card.path)}">'
+        f'{image}<div class="sumi-card-name">{e(card.name)}</div>{description}</div>'
+    )
+
+
+def cards_html(cards: list[Card], search: str | None = None, tabname: str = "txt2img") -> str:
+    shown = filter_cards(cards, search)
+    if not shown:
+        what = "Nothing matches the search." if (search or "").strip() else "Nothing here yet."
+        return f'<div class="sumi-cards sumi-cards-empty"><div class="sumi-note">{what}</div></div>'
+    return '<div class="sumi-cards">' + "".join(card_html(c, tabname) for c in shown) + "</div>"
+
+
+def render_tab(app: App, kind: str, search: str | None = None, tabname: str = "txt2img") -> str:
+    try:
+        return cards_html(CARD_SOURCES[kind](app), search, tabname)
+    except Exception as exc:
+        log.exception("extra networks tab %s failed", kind)
+        return results.error_html(f"Could not list {kind}: {exc}")
+
+
+def refresh_tab(app: App, kind: str, search: str | None = None, tabname: str = "txt2img") -> str:
+    try:
+        refresh_source(app, kind)
+    except Exception as exc:
+        log.exception("refreshing %s failed", kind)
+        return results.error_html(f"Could not refresh {kind}: {exc}")
+    return render_tab(app, kind, search, tabname)
+
+
+def switch_checkpoint(app: App, title: str | None) -> str:
+    """A checkpoint card: load that checkpoint now (errors become a message)."""
+    title = (title or "").strip()
+    if not title:
+        return ""
+    try:
+        app.set_options({"sd_model_checkpoint": title})
+    except Exception as exc:
+        return results.error_html(f"Could not switch to {title}: {results.error_message(exc)}")
+    return f'<div class="sumi-note">Checkpoint: {html.escape(str(app.options.sd_model_checkpoint))}</div>'
+
+
+# -- layout ----------------------------------------------------------------------------------------
+@dataclass
+class ExtraNetworksPanel:
+    accordion: gr.Accordion
+    cards: dict[str, gr.HTML]
+    search: dict[str, gr.Textbox]
+    refresh: dict[str, gr.Button]
+    checkpoint_choice: gr.Textbox
+    checkpoint_button: gr.Button
+    status: gr.HTML
+
+
+def create_extra_networks(app: App, tabname: str = "txt2img") -> ExtraNetworksPanel:
+    """Lay out the panel (an accordion, closed; A1111's `txt2img_extra_networks` toggle) and wire it."""
+    cards: dict[str, gr.HTML] = {}
+    search: dict[str, gr.Textbox] = {}
+    refresh: dict[str, gr.Button] = {}
+    with gr.Accordion(
+        "Extra networks",
+        open=False,
+        elem_id=f"{tabname}_extra_networks",
+        elem_classes=["sumi-extra-networks"],
+    ) as accordion:
+        with gr.Tabs(elem_id=f"{tabname}_extra_tabs_networks"):
+            for kind, label in TABS:
+                with gr.Tab(label, id=f"{tabname}_{kind}", elem_id=f"{tabname}_{kind}_tab"):
+                    with gr.Row(equal_height=True, elem_classes=["sumi-extra-tools"]):
+                        search[kind] = gr.Textbox(
+                            show_label=False,
+                            label="Search",
+                            placeholder="Search...",
+                            container=False,
+                            lines=1,
+                            max_lines=1,
+                            elem_id=f"{tabname}_{kind}_extra_search",
+                            scale=1,
+                        )
+                        refresh[kind] = gr.Button(
+                            "🔄",
+                            elem_id=f"{tabname}_{kind}_extra_refresh",
+                            elem_classes=["tool"],
+                            size="sm",
+                            min_width=40,
+                            scale=0,
+                        )
+                    cards[kind] = gr.HTML(
+                        partial(render_tab, app, kind, None, tabname),
+                        elem_id=f"{tabname}_{kind}_cards",
+                        js_on_load=None,
+                    )
+        status = gr.HTML("", elem_id=f"{tabname}_extra_networks_status", js_on_load=None)
+        choice = gr.Textbox(
+            visible="hidden", elem_id=f"{tabname}_extra_checkpoint_choice", label="Checkpoint"
+        )
+        button = gr.Button(visible="hidden", elem_id=f"{tabname}_extra_checkpoint_switch")
+    panel = ExtraNetworksPanel(accordion, cards, search, refresh, choice, button, status)
+    _wire(app, panel, tabname)
+    return panel
+
+
+def _wire(app: App, panel: ExtraNetworksPanel, tabname: str) -> None:
+    quick = {"concurrency_limit": None, "show_progress": "hidden", "api_visibility": "undocumented"}
+    for kind in panel.cards:
+        out = panel.cards[kind]
+        panel.refresh[kind].click(
+            partial(refresh_tab, app, kind, tabname=tabname), inputs=panel.search[kind], outputs=out, **quick
+        )
+        panel.search[kind].input(
+            partial(render_tab, app, kind, tabname=tabname), inputs=panel.search[kind], outputs=out, **quick
+        )
+    # script.js stores the clicked card's checkpoint title and clicks the hidden button
+    panel.checkpoint_button.click(
+        partial(switch_checkpoint, app),
+        inputs=panel.checkpoint_choice,
+        outputs=panel.status,
+        js="(x) => window.sumiCheckpointChoice || ''",
+        concurrency_limit=None,
+        show_progress="minimal",
+        api_visibility="undocumented",
+    )
