@@ -130,6 +130,130 @@ def test_switch_checkpoint_reports_errors():
     assert chosen == {"sd_model_checkpoint": "m"}
 
 
+# -- sorting -------------------------------------------------------------------------------------------
+def test_sort_cards_by_name_and_date(tmp_path: Path):
+    import os
+
+    cards = []
+    for i, name in enumerate(["b", "A", "c"]):
+        path = tmp_path / f"{name}.pt"
+        path.write_bytes(b"")
+        os.utime(path, (1000 + i * 10, {"b": 3000, "A": 1000, "c": 2000}[name]))
+        cards.append(en.Card("lora", name, str(path), search_terms=name.lower()))
+    cards.append(en.Card("lora", "nofile", "", search_terms="nofile"))
+    names = lambda sort: [c.name for c in en.sort_cards(cards, sort)]  # noqa: E731
+    assert names("Name") == ["A", "b", "c", "nofile"]
+    assert names("Name (desc)") == ["nofile", "c", "b", "A"]
+    assert names("Date modified") == ["nofile", "A", "c", "b"]
+    assert names("Date modified (desc)") == ["b", "c", "A", "nofile"]
+    assert names("bogus") == names(None) == names("Name")
+    assert [c.name for c in en.filter_cards(cards, "b", "Name (desc)")] == ["b"]
+    page = en.cards_html(cards, None, sort="Date modified (desc)")
+    assert page.index('data-name="b"') < page.index('data-name="c"') < page.index('data-name="A"')
+
+
+def test_render_tab_applies_sort(tmp_path: Path):
+    app = _fake_app(tmp_path)
+    page = en.render_tab(app, "lora", None, sort="Name (desc)")
+    assert page.index("b_style") < page.index("a_char")
+
+
+# -- sidecar writing -----------------------------------------------------------------------------------
+def test_write_user_metadata_keeps_unknown_keys(tmp_path: Path):
+    lora = tmp_path / "style.safetensors"
+    lora.write_bytes(b"")
+    (tmp_path / "style.json").write_text(
+        json.dumps({"sd version": "SDXL", "negative text": "ugly", "notes": "old"}), encoding="utf-8"
+    )
+    sidecar, note = en.write_user_metadata(lora, {"notes": "new", "preferred weight": 0.5})
+    assert sidecar == tmp_path / "style.json" and note == ""
+    assert json.loads(sidecar.read_text(encoding="utf-8")) == {
+        "sd version": "SDXL",
+        "negative text": "ugly",
+        "notes": "new",
+        "preferred weight": 0.5,
+    }
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["style.json", "style.safetensors"]  # no temp left
+
+
+@pytest.mark.parametrize("bad", ["{not json", "[1, 2]"])
+def test_write_user_metadata_starts_over_on_bad_json(tmp_path: Path, bad: str):
+    lora = tmp_path / "style.safetensors"
+    (tmp_path / "style.json").write_text(bad, encoding="utf-8")
+    sidecar, note = en.write_user_metadata(lora, {"description": "d"})
+    assert "started over" in note
+    assert json.loads(sidecar.read_text(encoding="utf-8")) == {"description": "d"}
+
+
+def test_editor_load_and_save_round_trip(tmp_path: Path):
+    app = _fake_app(tmp_path)
+    assert en.load_edit_fields(app, "lora", "a_char") == ("A <char>", "charname", 0.8, "")
+    assert en.load_edit_fields(app, "lora", None) == ("", "", 0.0, "")
+    assert en.load_edit_fields(app, "lora", "b_style") == ("", "", 0.0, "")  # broken sidecar
+    status, page = en.save_edit(app, "lora", "b_style", "Styled", "stylish", 0.6, "n")
+    assert "Saved b_style.json" in status and "started over" in status
+    assert 'data-prompt="&lt;lora:b_style:0.6&gt; stylish"' in page and "Styled" in page
+    assert en.read_user_metadata(tmp_path / "Lora" / "b_style.safetensors") == {
+        "description": "Styled",
+        "activation text": "stylish",
+        "preferred weight": 0.6,
+        "notes": "n",
+    }
+    status, _ = en.save_edit(app, "lora", "a_char", "A", "", None, "")
+    meta = en.read_user_metadata(tmp_path / "Lora" / "a_char.safetensors")
+    assert meta["preferred weight"] == 0.0 and meta["activation text"] == ""
+    status, _ = en.save_edit(app, "lora", None, "x", "", 1, "")
+    assert "sumi-error" in status and "Choose a card" in status
+    status, _ = en.save_edit(app, "lora", "gone", "x", "", 1, "")
+    assert "sumi-error" in status
+    assert en.card_names(app, "lora") == ["a_char", "b_style"]
+
+
+# -- saving a preview ----------------------------------------------------------------------------------
+def test_save_preview_writes_png_beside_the_file(tmp_path: Path):
+    import numpy as np
+
+    model = tmp_path / "net.v1.safetensors"
+    model.write_bytes(b"")
+    target = en.save_preview(model, Image.new("RGB", (8, 6), "blue"))
+    assert target == tmp_path / "net.v1.preview.png"
+    with Image.open(target) as image:
+        assert image.format == "PNG" and image.size == (8, 6)
+    # gallery entries: (file path, caption) and numpy arrays
+    src = tmp_path / "out.png"
+    Image.new("RGB", (4, 4), "green").save(src)
+    en.save_preview(model, (str(src), None))
+    with Image.open(target) as image:
+        assert image.size == (4, 4) and image.getpixel((0, 0)) == (0, 128, 0)
+    en.save_preview(model, (np.zeros((3, 5, 3), dtype=np.uint8), "caption"))
+    with Image.open(target) as image:
+        assert image.size == (5, 3)
+    assert en.find_preview(model) == target
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_save_preview_action_uses_selected_image_and_refreshes(tmp_path: Path):
+    app = _fake_app(tmp_path)
+    red, blue = tmp_path / "red.png", tmp_path / "blue.png"
+    Image.new("RGB", (4, 4), "red").save(red)
+    Image.new("RGB", (4, 4), "blue").save(blue)
+    gallery = [(str(red), None), (str(blue), None)]
+    status, page = en.save_preview_action(app, "lora", "b_style", gallery, 1)
+    target = tmp_path / "Lora" / "b_style.preview.png"
+    assert "Saved b_style.preview.png" in status
+    with Image.open(target) as image:
+        assert image.getpixel((0, 0)) == (0, 0, 255)
+    assert "no preview" not in page  # both cards have previews now
+    en.save_preview_action(app, "lora", "b_style", gallery, 7)  # a stale index: the first image
+    with Image.open(target) as image:
+        assert image.getpixel((0, 0)) == (255, 0, 0)
+    status, _ = en.save_preview_action(app, "lora", "b_style", [], 0)
+    assert "sumi-error" in status and "empty" in status
+    status, _ = en.save_preview_action(app, "lora", None, gallery, 0)
+    assert "sumi-error" in status
+    assert en.pick_gallery_image(None, 0) is None
+
+
 # -- in the browser ------------------------------------------------------------------------------------
 @pytest.mark.browser
 @pytest.mark.skipif(browser_skip_reason() is not None, reason=browser_skip_reason() or "")
@@ -154,6 +278,14 @@ def test_lora_card_toggles_tag_in_prompt(tmp_path: Path):
             page.click("#txt2img_extra_networks button, #txt2img_extra_networks .label-wrap >> nth=0")
             page.get_by_role("tab", name="Lora").click()
             page.click("#txt2img_lora_extra_refresh")
+            save_file({"w": torch.zeros(1)}, str(paths.lora_dir / "zzlora.safetensors"))
+            page.click("#txt2img_lora_extra_refresh")
+            cards = "#txt2img_lora_cards .sumi-card"
+            page.wait_for_selector(f"{cards}[data-name=zzlora]")
+            assert page.locator(cards).first.get_attribute("data-name") == "tinylora"
+            page.locator("#txt2img_lora_extra_sort input").click()
+            page.get_by_role("option", name="Name (desc)").click()
+            page.wait_for_function(f"() => document.querySelector('{cards}').dataset.name === 'zzlora'")
             card = page.locator("#txt2img_lora_cards .sumi-card[data-name=tinylora]")
             card.click()
             prompt = page.locator("#txt2img_prompt textarea")

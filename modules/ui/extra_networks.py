@@ -6,7 +6,10 @@ the name and the description (sidecar `<path-without-ext>.json` "description", e
 card toggles its text in the prompt box that had focus last (script.js `sumiExtraNetworkClick`; the
 same rule as `toggle_prompt_text` here): `<lora:NAME:W>` + activation text, `<hypernet:NAME:1>`, or the
 embedding name. A checkpoint card switches the model through `App.set_options`. Search filters by name
-and path; 🔄 rescans the folders.
+and path, the sort menu orders by name or date modified (server-side, like search); 🔄 rescans the
+folders. Under the cards, "Edit card" picks a card by name: 🖼️ saves the selected txt2img gallery
+image as `<path-without-ext>.preview.png`, and the sidecar editor writes description, activation text,
+preferred weight and notes to `<path-without-ext>.json` (other keys kept, written atomically).
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import html
 import io
 import json
 import logging
+import os
 import re
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -277,9 +282,29 @@ def refresh_source(app: App, kind: str) -> None:
         app.refresh_checkpoints()
 
 
-def filter_cards(cards: list[Card], search: str | None) -> list[Card]:
+SORT_CHOICES = ("Name", "Name (desc)", "Date modified", "Date modified (desc)")
+DEFAULT_SORT = SORT_CHOICES[0]
+
+
+def _mtime(card: Card) -> float:
+    try:
+        return Path(card.path).stat().st_mtime if card.path else 0.0
+    except OSError:
+        return 0.0
+
+
+def sort_cards(cards: list[Card], sort: str | None = None) -> list[Card]:
+    """Order cards by one of SORT_CHOICES (unknown values sort by name); ties fall back to the name."""
+    sort = sort if sort in SORT_CHOICES else DEFAULT_SORT
+    by_name = sorted(cards, key=lambda c: c.name.lower(), reverse=sort.endswith("(desc)"))
+    if sort.startswith("Date modified"):
+        return sorted(by_name, key=_mtime, reverse=sort.endswith("(desc)"))
+    return by_name
+
+
+def filter_cards(cards: list[Card], search: str | None, sort: str | None = None) -> list[Card]:
     words = (search or "").lower().split()
-    return sorted((c for c in cards if all(w in c.search_terms for w in words)), key=lambda c: c.name.lower())
+    return sort_cards([c for c in cards if all(w in c.search_terms for w in words)], sort)
 
 
 # -- HTML ------------------------------------------------------------------------------------------
@@ -301,29 +326,220 @@ def card_html(card: Card, tabname: str = "txt2img") -> str:
     )
 
 
-def cards_html(cards: list[Card], search: str | None = None, tabname: str = "txt2img") -> str:
-    shown = filter_cards(cards, search)
+def cards_html(
+    cards: list[Card], search: str | None = None, tabname: str = "txt2img", sort: str | None = None
+) -> str:
+    shown = filter_cards(cards, search, sort)
     if not shown:
         what = "Nothing matches the search." if (search or "").strip() else "Nothing here yet."
         return f'<div class="sumi-cards sumi-cards-empty"><div class="sumi-note">{what}</div></div>'
     return '<div class="sumi-cards">' + "".join(card_html(c, tabname) for c in shown) + "</div>"
 
 
-def render_tab(app: App, kind: str, search: str | None = None, tabname: str = "txt2img") -> str:
+def render_tab(
+    app: App, kind: str, search: str | None = None, tabname: str = "txt2img", sort: str | None = None
+) -> str:
     try:
-        return cards_html(CARD_SOURCES[kind](app), search, tabname)
+        return cards_html(CARD_SOURCES[kind](app), search, tabname, sort)
     except Exception as exc:
         log.exception("extra networks tab %s failed", kind)
         return results.error_html(f"Could not list {kind}: {exc}")
 
 
-def refresh_tab(app: App, kind: str, search: str | None = None, tabname: str = "txt2img") -> str:
+def refresh_tab(
+    app: App, kind: str, search: str | None = None, tabname: str = "txt2img", sort: str | None = None
+) -> str:
     try:
         refresh_source(app, kind)
     except Exception as exc:
         log.exception("refreshing %s failed", kind)
         return results.error_html(f"Could not refresh {kind}: {exc}")
-    return render_tab(app, kind, search, tabname)
+    return render_tab(app, kind, search, tabname, sort)
+
+
+# -- editing: sidecar and preview ------------------------------------------------------------------
+EDIT_KEYS = ("description", "activation text", "preferred weight", "notes")
+
+
+def write_user_metadata(path: str | Path, updates: dict[str, Any]) -> tuple[Path, str]:
+    """Merge `updates` into the sidecar `<path-without-ext>.json` (other keys kept) and write it
+    atomically. A sidecar that is not a JSON object is started over; the second value says so."""
+    sidecar = Path(path).with_suffix(".json")
+    note = ""
+    data: dict[str, Any] = {}
+    try:
+        loaded = json.loads(sidecar.read_text(encoding="utf-8"))
+        if isinstance(loaded, dict):
+            data = loaded
+        else:
+            note = f"{sidecar.name} did not hold a JSON object; it was started over."
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as exc:
+        note = f"{sidecar.name} was not valid JSON ({exc}); it was started over."
+    data.update(updates)
+    fd, tmp = tempfile.mkstemp(prefix=f".{sidecar.name}.", suffix=".tmp", dir=sidecar.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=4, ensure_ascii=False)
+        os.replace(tmp, sidecar)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return sidecar, note
+
+
+def preview_path(path: str | Path) -> Path:
+    base = Path(path).with_suffix("")
+    return base.with_name(f"{base.name}.preview.png")
+
+
+def _to_image(item: Any) -> Any:
+    """A gallery entry ((media, caption), PIL image, numpy array, file path) as a PIL image."""
+    from PIL import Image
+
+    if isinstance(item, (tuple, list)) and item:
+        item = item[0]
+    if isinstance(item, dict):
+        item = item.get("path") or (item.get("image") or {}).get("path")
+    if isinstance(item, Image.Image):
+        return item
+    if isinstance(item, (str, Path)):
+        with Image.open(item) as image:
+            image.load()
+            return image.copy()
+    if item is not None and hasattr(item, "shape"):
+        return Image.fromarray(item)
+    raise ValueError("no image")
+
+
+def save_preview(path: str | Path, image: Any) -> Path:
+    """Write `image` as the card's `<path-without-ext>.preview.png` (atomically) and return that path."""
+    target = preview_path(path)
+    image = _to_image(image)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        image.save(tmp, format="PNG")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def card_names(app: App, kind: str) -> list[str]:
+    try:
+        return sorted((c.name for c in CARD_SOURCES[kind](app)), key=str.lower)
+    except Exception as exc:
+        log.warning("extra networks %s not listed: %s", kind, exc)
+        return []
+
+
+def _card_path(app: App, kind: str, name: str | None) -> str:
+    if not name:
+        raise ValueError("Choose a card first.")
+    for card in CARD_SOURCES[kind](app):
+        if card.name == name:
+            if not card.path:
+                raise ValueError(f"{name} has no file to write beside.")
+            return card.path
+    raise ValueError(f"{name} is not in this tab any more; refresh it.")
+
+
+def load_edit_fields(app: App, kind: str, name: str | None) -> tuple[str, str, float, str]:
+    """The editor's fields (description, activation text, preferred weight, notes) for a card."""
+    try:
+        meta = read_user_metadata(_card_path(app, kind, name))
+    except ValueError:
+        meta = {}
+
+    def text(key: str) -> str:
+        value = meta.get(key)
+        return value if isinstance(value, str) else ""
+
+    try:
+        weight = float(meta.get("preferred weight") or 0)
+    except (TypeError, ValueError):
+        weight = 0.0
+    return text("description"), text("activation text"), weight, text("notes")
+
+
+def _note(text: str, error: bool = False) -> str:
+    if error:
+        return results.error_html(text)
+    return f'<div class="sumi-note">{html.escape(text)}</div>'
+
+
+def save_edit(
+    app: App,
+    kind: str,
+    name: str | None,
+    description: str | None,
+    activation: str | None,
+    weight: float | None,
+    notes: str | None,
+    search: str | None = None,
+    sort: str | None = None,
+    tabname: str = "txt2img",
+) -> tuple[str, str]:
+    """The editor's Save: write the sidecar, then (status, the tab's cards)."""
+    try:
+        path = _card_path(app, kind, name)
+        try:
+            weight_value = float(weight or 0)
+        except (TypeError, ValueError):
+            weight_value = 0.0
+        updates = {
+            "description": description or "",
+            "activation text": activation or "",
+            "preferred weight": weight_value if weight_value == weight_value else 0.0,
+            "notes": notes or "",
+        }
+        sidecar, note = write_user_metadata(path, updates)
+    except Exception as exc:
+        return _note(f"Not saved: {results.error_message(exc)}", error=True), render_tab(
+            app, kind, search, tabname, sort
+        )
+    status = f"Saved {sidecar.name}." + (f" {note}" if note else "")
+    return _note(status), render_tab(app, kind, search, tabname, sort)
+
+
+def pick_gallery_image(gallery: Any, index: int | None) -> Any:
+    """The selected gallery entry, else the first; None when the gallery is empty."""
+    items = list(gallery or [])
+    if not items:
+        return None
+    i = index if isinstance(index, int) and 0 <= index < len(items) else 0
+    return items[i]
+
+
+def save_preview_action(
+    app: App,
+    kind: str,
+    name: str | None,
+    gallery: Any,
+    index: int | None,
+    search: str | None = None,
+    sort: str | None = None,
+    tabname: str = "txt2img",
+) -> tuple[str, str]:
+    """🖼️: save the selected (else first) gallery image as the card's preview; (status, cards)."""
+    try:
+        path = _card_path(app, kind, name)
+        item = pick_gallery_image(gallery, index)
+        if item is None:
+            raise ValueError("The gallery is empty; generate an image first.")
+        target = save_preview(path, item)
+    except Exception as exc:
+        return _note(f"Preview not saved: {results.error_message(exc)}", error=True), render_tab(
+            app, kind, search, tabname, sort
+        )
+    status = f"Saved {target.name}."
+    shown = find_preview(path)
+    if shown is not None and shown != target:
+        status += f" {shown.name} is found first and still shows on the card."
+    return _note(status), render_tab(app, kind, search, tabname, sort)
 
 
 def switch_checkpoint(app: App, title: str | None) -> str:
@@ -340,6 +556,18 @@ def switch_checkpoint(app: App, title: str | None) -> str:
 
 # -- layout ----------------------------------------------------------------------------------------
 @dataclass
+class CardEditor:
+    card: gr.Dropdown
+    save_preview: gr.Button
+    description: gr.Textbox
+    activation: gr.Textbox
+    weight: gr.Number
+    notes: gr.Textbox
+    save: gr.Button
+    status: gr.HTML
+
+
+@dataclass
 class ExtraNetworksPanel:
     accordion: gr.Accordion
     cards: dict[str, gr.HTML]
@@ -348,13 +576,48 @@ class ExtraNetworksPanel:
     checkpoint_choice: gr.Textbox
     checkpoint_button: gr.Button
     status: gr.HTML
+    sort: dict[str, gr.Dropdown]
+    editors: dict[str, CardEditor]
+    gallery_index: gr.State
+
+
+def _editor(app: App, kind: str, tabname: str) -> CardEditor:
+    prefix = f"{tabname}_{kind}_extra_edit"
+    with gr.Accordion("Edit card", open=False, elem_id=prefix, elem_classes=["sumi-extra-edit"]):
+        with gr.Row(equal_height=True):
+            card = gr.Dropdown(
+                choices=card_names(app, kind),
+                value=None,
+                label="Card",
+                elem_id=f"{prefix}_card",
+                scale=1,
+            )
+            save_preview_button = gr.Button(
+                "🖼️ Save preview",
+                elem_id=f"{tabname}_{kind}_extra_save_preview",
+                size="sm",
+                scale=0,
+                min_width=140,
+            )
+        description = gr.Textbox(label="Description", lines=2, elem_id=f"{prefix}_description")
+        activation = gr.Textbox(label="Activation text", lines=1, elem_id=f"{prefix}_activation_text")
+        weight = gr.Number(
+            label="Preferred weight (0 = default)", value=0, step=0.05, elem_id=f"{prefix}_preferred_weight"
+        )
+        notes = gr.Textbox(label="Notes", lines=2, elem_id=f"{prefix}_notes")
+        save = gr.Button("Save", elem_id=f"{prefix}_save", size="sm")
+        status = gr.HTML("", elem_id=f"{prefix}_status", js_on_load=None)
+    return CardEditor(card, save_preview_button, description, activation, weight, notes, save, status)
 
 
 def create_extra_networks(app: App, tabname: str = "txt2img") -> ExtraNetworksPanel:
-    """Lay out the panel (an accordion, closed; A1111's `txt2img_extra_networks` toggle) and wire it."""
+    """Lay out the panel (an accordion, closed; A1111's `txt2img_extra_networks` toggle) and wire it.
+    Call `wire_gallery` once the results gallery exists to enable 🖼️ Save preview."""
     cards: dict[str, gr.HTML] = {}
     search: dict[str, gr.Textbox] = {}
     refresh: dict[str, gr.Button] = {}
+    sort: dict[str, gr.Dropdown] = {}
+    editors: dict[str, CardEditor] = {}
     with gr.Accordion(
         "Extra networks",
         open=False,
@@ -375,6 +638,17 @@ def create_extra_networks(app: App, tabname: str = "txt2img") -> ExtraNetworksPa
                             elem_id=f"{tabname}_{kind}_extra_search",
                             scale=1,
                         )
+                        sort[kind] = gr.Dropdown(
+                            choices=list(SORT_CHOICES),
+                            value=DEFAULT_SORT,
+                            show_label=False,
+                            label="Sort",
+                            container=False,
+                            elem_id=f"{tabname}_{kind}_extra_sort",
+                            elem_classes=["sumi-extra-sort"],
+                            scale=0,
+                            min_width=180,
+                        )
                         refresh[kind] = gr.Button(
                             "🔄",
                             elem_id=f"{tabname}_{kind}_extra_refresh",
@@ -388,25 +662,53 @@ def create_extra_networks(app: App, tabname: str = "txt2img") -> ExtraNetworksPa
                         elem_id=f"{tabname}_{kind}_cards",
                         js_on_load=None,
                     )
+                    editors[kind] = _editor(app, kind, tabname)
         status = gr.HTML("", elem_id=f"{tabname}_extra_networks_status", js_on_load=None)
         choice = gr.Textbox(
             visible="hidden", elem_id=f"{tabname}_extra_checkpoint_choice", label="Checkpoint"
         )
         button = gr.Button(visible="hidden", elem_id=f"{tabname}_extra_checkpoint_switch")
-    panel = ExtraNetworksPanel(accordion, cards, search, refresh, choice, button, status)
+        gallery_index = gr.State(0)
+    panel = ExtraNetworksPanel(
+        accordion, cards, search, refresh, choice, button, status, sort, editors, gallery_index
+    )
     _wire(app, panel, tabname)
     return panel
+
+
+def _refresh_with_names(
+    app: App, kind: str, search: str | None, sort: str | None, tabname: str
+) -> tuple[str, Any]:
+    page = refresh_tab(app, kind, search, tabname, sort)
+    return page, gr.update(choices=card_names(app, kind))
+
+
+def _render_view(app: App, kind: str, tabname: str, search: str | None, sort: str | None) -> str:
+    return render_tab(app, kind, search, tabname, sort)
 
 
 def _wire(app: App, panel: ExtraNetworksPanel, tabname: str) -> None:
     quick = {"concurrency_limit": None, "show_progress": "hidden", "api_visibility": "undocumented"}
     for kind in panel.cards:
         out = panel.cards[kind]
+        editor = panel.editors[kind]
+        view = [panel.search[kind], panel.sort[kind]]
         panel.refresh[kind].click(
-            partial(refresh_tab, app, kind, tabname=tabname), inputs=panel.search[kind], outputs=out, **quick
+            partial(_refresh_with_names, app, kind, tabname=tabname),
+            inputs=view,
+            outputs=[out, editor.card],
+            **quick,
         )
-        panel.search[kind].input(
-            partial(render_tab, app, kind, tabname=tabname), inputs=panel.search[kind], outputs=out, **quick
+        render = partial(_render_view, app, kind, tabname)
+        panel.search[kind].input(render, inputs=view, outputs=out, **quick)
+        panel.sort[kind].change(render, inputs=view, outputs=out, **quick)
+        fields = [editor.description, editor.activation, editor.weight, editor.notes]
+        editor.card.change(partial(load_edit_fields, app, kind), inputs=editor.card, outputs=fields, **quick)
+        editor.save.click(
+            partial(save_edit, app, kind, tabname=tabname),
+            inputs=[editor.card, *fields, *view],
+            outputs=[editor.status, out],
+            **quick,
         )
     # script.js stores the clicked card's checkpoint title and clicks the hidden button
     panel.checkpoint_button.click(
@@ -418,3 +720,20 @@ def _wire(app: App, panel: ExtraNetworksPanel, tabname: str) -> None:
         show_progress="minimal",
         api_visibility="undocumented",
     )
+
+
+def _gallery_selected(evt: gr.SelectData) -> int:
+    return evt.index if isinstance(evt.index, int) else 0
+
+
+def wire_gallery(app: App, panel: ExtraNetworksPanel, gallery: gr.Gallery, tabname: str = "txt2img") -> None:
+    """Track the gallery's selected image and let each tab's 🖼️ save it as a card preview."""
+    quick = {"concurrency_limit": None, "show_progress": "hidden", "api_visibility": "undocumented"}
+    gallery.select(_gallery_selected, outputs=panel.gallery_index, **quick)
+    for kind, editor in panel.editors.items():
+        editor.save_preview.click(
+            partial(save_preview_action, app, kind, tabname=tabname),
+            inputs=[editor.card, gallery, panel.gallery_index, panel.search[kind], panel.sort[kind]],
+            outputs=[editor.status, panel.cards[kind]],
+            **quick,
+        )

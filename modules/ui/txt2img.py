@@ -17,7 +17,7 @@ import gradio as gr
 from modules.engine.sampling.samplers import SAMPLERS, SCHEDULE_TYPES
 from modules.processing import Processed, StableDiffusionProcessingTxt2Img
 from modules.ui import paste, results
-from modules.ui.extra_networks import create_extra_networks
+from modules.ui.extra_networks import create_extra_networks, wire_gallery
 from modules.ui.progress import PROGRESS_CSS, watch_job
 from modules.ui.styles import create_styles_row
 from modules.ui.token_counter import create_token_counter, wire_token_counters
@@ -333,13 +333,14 @@ def create_txt2img_tab(app: App) -> Txt2ImgTab:
     c: dict[str, Any] = {}
     b: dict[str, gr.Button] = {}
     _prompt_row(app, c, b)
-    create_extra_networks(app, "txt2img")
+    networks = create_extra_networks(app, "txt2img")
     with gr.Row(elem_id="txt2img_extra_tabs", equal_height=False):
         with gr.Column(scale=1, elem_id="txt2img_settings"):
             _sampler_rows(c)
             _size_rows(c, b)
             extras = _seed_rows(c, b)
         r = _results_column()
+    wire_gallery(app, networks, r["gallery"], "txt2img")
     tab = Txt2ImgTab(c, r, b)
     _wire(app, tab, extras)
     return tab
