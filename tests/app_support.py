@@ -17,3 +17,17 @@ def make_app(data_dir: Path, *flags: str) -> App:
     shared.set_app(app)
     app.startup()
     return app
+
+
+def generate(client, body: dict, prompt: str) -> tuple[bytes, dict]:
+    """POST a txt2img request through a TestClient; (pixels of the first image, parsed `info`)."""
+    import base64
+    import io
+    import json
+
+    from PIL import Image
+
+    r = client.post("/sdapi/v1/txt2img", json={**body, "prompt": prompt})
+    assert r.status_code == 200, r.text
+    image = Image.open(io.BytesIO(base64.b64decode(r.json()["images"][0])))
+    return image.tobytes(), json.loads(r.json()["info"])

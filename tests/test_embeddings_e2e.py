@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import io
-import json
 import os
 import time
 
 import pytest
 import torch
 from fastapi.testclient import TestClient
-from PIL import Image
 from safetensors.torch import save_file
 
-from tests.app_support import make_app
+from tests.app_support import generate, make_app
 from webui import build_server
 
 DEMO_WIDTH = 64  # the demo model's CLIP hidden size
@@ -40,10 +36,7 @@ def _write(app, name: str, vectors: torch.Tensor) -> None:
 
 
 def _generate(client, prompt: str) -> tuple[bytes, dict]:
-    r = client.post("/sdapi/v1/txt2img", json={**BODY, "prompt": prompt})
-    assert r.status_code == 200, r.text
-    image = Image.open(io.BytesIO(base64.b64decode(r.json()["images"][0])))
-    return image.tobytes(), json.loads(r.json()["info"])
+    return generate(client, BODY, prompt)
 
 
 def test_an_embedding_is_used_by_name_listed_and_hashed(app, client):

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import io
-import json
-
 import pytest
 import torch
 import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention
 from fastapi.testclient import TestClient
-from PIL import Image
 
 from modules.engine.errors import EngineError
 from modules.engine.networks.hypernetwork import (
@@ -20,7 +15,7 @@ from modules.engine.networks.hypernetwork import (
     load_hypernetwork,
     remove_hypernetworks,
 )
-from tests.app_support import make_app
+from tests.app_support import generate, make_app
 from tests.fixtures.tiny_hypernetworks import write_hypernetwork
 from webui import build_server
 
@@ -145,10 +140,7 @@ def client(app):
 
 
 def _generate(client, prompt: str) -> tuple[bytes, dict]:
-    r = client.post("/sdapi/v1/txt2img", json={**BODY, "prompt": prompt})
-    assert r.status_code == 200, r.text
-    image = Image.open(io.BytesIO(base64.b64decode(r.json()["images"][0])))
-    return image.tobytes(), json.loads(r.json()["info"])
+    return generate(client, BODY, prompt)
 
 
 def _processors(app) -> list:

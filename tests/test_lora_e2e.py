@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import io
-import json
-
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
 
 from modules.engine.loading import load_checkpoint
-from tests.app_support import make_app
+from tests.app_support import generate, make_app
 from tests.fixtures.tiny_models import tiny_sdxl
 from tests.fixtures.tiny_networks import write_lora
 from webui import build_server
@@ -38,10 +33,7 @@ def client(app):
 
 
 def _generate(client, prompt: str) -> tuple[bytes, dict]:
-    r = client.post("/sdapi/v1/txt2img", json={**BODY, "prompt": prompt})
-    assert r.status_code == 200, r.text
-    image = Image.open(io.BytesIO(base64.b64decode(r.json()["images"][0])))
-    return image.tobytes(), json.loads(r.json()["info"])
+    return generate(client, BODY, prompt)
 
 
 def _weights(app) -> list:
