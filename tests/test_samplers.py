@@ -9,20 +9,11 @@ import pytest
 import torch
 
 from modules.engine.errors import InvalidRequestError
+from modules.engine.families.base import scheduler_config
 from modules.engine.sampling import loop
 from modules.engine.sampling.samplers import SAMPLERS, build_scheduler, find_sampler
 
-MODEL = {
-    "num_train_timesteps": 1000,
-    "beta_start": 0.00085,
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "prediction_type": "epsilon",
-    "steps_offset": 1,
-    "clip_sample": False,
-    "set_alpha_to_one": False,
-    "timestep_spacing": "leading",
-}
+MODEL = scheduler_config("epsilon")  # the config every released SD family uses
 
 
 def _log_sigmas() -> np.ndarray:

@@ -6,8 +6,6 @@ fix come back as 4xx with A1111's JSON error shape; the server keeps serving.
 
 from __future__ import annotations
 
-import base64
-import io
 import logging
 import secrets
 import time
@@ -247,9 +245,7 @@ def progress_response(app: App, with_image: bool = True) -> m.ProgressResponse:
     snap = app.state.snapshot()
     image = None
     if with_image and snap.preview is not None:
-        buf = io.BytesIO()
-        snap.preview.save(buf, format="PNG")
-        image = base64.b64encode(buf.getvalue()).decode()
+        image = encode_png_base64(snap.preview)
     state = m.ProgressState(
         skipped=snap.skipped,
         interrupted=snap.interrupted,
