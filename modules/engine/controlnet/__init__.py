@@ -1,0 +1,1 @@
+"""ControlNet: model files (lllyasviel, diffusers), preprocessors, and the residuals the denoiser adds."""
