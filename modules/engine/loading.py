@@ -289,6 +289,25 @@ def check_keys(expected: set[str], got: set[str], what: str, path: str | Path) -
     raise ModelLoadError(f"{path}: the {what} weights do not match the model; " + "; ".join(parts))
 
 
+def non_finite_keys(tensors: Mapping[str, object]) -> list[str]:
+    """Names of floating-point tensors holding NaN or infinity (a damaged or badly trained file)."""
+    bad = []
+    for key, value in tensors.items():
+        if isinstance(value, Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad.append(str(key))
+    return bad
+
+
+def check_finite(tensors: Mapping[str, object], path: str | Path, what: str) -> None:
+    """Raise ModelLoadError when any tensor holds NaN/inf: applying it would turn every image black."""
+    bad = non_finite_keys(tensors)
+    if bad:
+        raise ModelLoadError(
+            f"{path}: {len(bad)} {what} tensor{'s' if len(bad) > 1 else ''} hold NaN or infinite values "
+            f"({_some(bad)}); the file is damaged, so it is not used"
+        )
+
+
 def _squeezed(shape: torch.Size) -> tuple[int, ...]:
     """Shape without trailing 1s, so a 1x1 conv and a linear layer compare equal."""
     dims = list(shape)

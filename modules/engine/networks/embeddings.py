@@ -123,6 +123,8 @@ def load_embedding_file(path: str | Path, *, allow_unsafe_pickle: bool = False) 
     else:
         data = _read_pickle(path, allow_unsafe_pickle)
     embedding = embedding_from_data(data, name, path)
+    vectors = embedding.vectors if isinstance(embedding.vectors, Mapping) else {"vectors": embedding.vectors}
+    loading.check_finite(vectors, path, "embedding")
     sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     return replace(embedding, filename=str(path), sha256=sha256)
 

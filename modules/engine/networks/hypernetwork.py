@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
-from modules.engine.errors import EngineError
-from modules.engine.loading import _read_pickle
+from modules.engine.errors import EngineError, ModelLoadError
+from modules.engine.loading import _read_pickle, check_finite
 
 # "swish" is Hardswish in A1111 (kept for file compatibility); other names map to torch.nn classes.
 _NAMED_ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
@@ -172,6 +172,10 @@ def _module(dim: int, state_dict: Any, options: HypernetworkOptions, path: Path)
             if isinstance(key, str) and key.startswith(old):
                 key = new + key[len(old) :]
         fixed[key] = value
+    try:
+        check_finite(fixed, path.name, f"context size {dim}")
+    except ModelLoadError as exc:
+        raise HypernetworkError(str(exc)) from exc
     module = HypernetworkModule(dim, options)
     try:
         module.load_state_dict(fixed, strict=True)

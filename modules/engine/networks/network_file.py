@@ -15,7 +15,7 @@ from pathlib import Path
 from torch import Tensor
 
 from ..errors import EngineError
-from ..loading import read_safetensors_metadata, read_state_dict
+from ..loading import check_finite, read_safetensors_metadata, read_state_dict
 from ..model import SDModel
 from .adapters import Adapter, adapter_for
 from .keys import Target, build_index
@@ -88,6 +88,7 @@ def load_network(path: str | Path, *, allow_unsafe_pickle: bool = False) -> Netw
     try:
         state_dict = read_state_dict(path, allow_unsafe_pickle=allow_unsafe_pickle)
         metadata = read_safetensors_metadata(path)
+        check_finite(state_dict, path, "network")
     except EngineError as exc:
         raise NetworkError(str(exc)) from exc
     network = network_from_state_dict(state_dict, path.stem, metadata=metadata, path=str(path))
