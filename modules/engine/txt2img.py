@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from modules.engine import vae as vae_ops
+from modules.engine.controlnet.control import ControlNetHook, ControlUnit, validate_units
 from modules.engine.errors import InvalidRequestError
 from modules.engine.model import SDModel
 from modules.engine.sampling import loop
@@ -46,6 +47,7 @@ class BatchRequest:
     use_old_scheduling: bool = False
     pad_cond_uncond: bool = False
     token_override: TokenOverride | None = None  # textual-inversion embeddings for this job
+    control_units: list[ControlUnit] = field(default_factory=list)  # enabled ControlNet units
 
     @property
     def batch_size(self) -> int:
@@ -70,6 +72,7 @@ def validate(request: BatchRequest, scale: int = 8) -> None:
         raise InvalidRequestError(f"steps must be at least 1, got {request.steps}")
     if not (len(request.prompts) == len(request.negative_prompts) == len(request.seeds) >= 1):
         raise InvalidRequestError("prompts, negative prompts and seeds must be given for every image")
+    validate_units(request.control_units, request.width, request.height, request.batch_size)
 
 
 def generate(
@@ -95,6 +98,8 @@ def generate(
     schedule_steps = request.steps * 2 if built.spec.second_order else request.steps
     guidance = conditioning(model, request, schedule_steps, conditioning_cache)
     denoiser = CFGDenoiser(model.unet, guidance, schedule_steps)
+    if request.control_units:
+        denoiser.unet_hooks.append(ControlNetHook(request.control_units))
     if denoiser_hooks is not None:
         denoiser_hooks(denoiser)
     generators, noise = initial_noise(model, request)

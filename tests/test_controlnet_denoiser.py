@@ -1,0 +1,229 @@
+"""ControlNet residuals in the denoiser: equal to diffusers' ControlNet pipeline, and sd-webui-controlnet's
+guidance window, weights, control modes and multi-unit sums."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from diffusers import ControlNetModel, StableDiffusionControlNetPipeline
+
+from modules.engine import txt2img
+from modules.engine.controlnet.control import ControlNetHook, ControlUnit, level_scales
+from modules.engine.errors import InvalidRequestError
+from modules.engine.loading import load_checkpoint
+from modules.engine.sampling.denoiser import UNetBatch
+from modules.engine.sampling.noise import make_generators
+from modules.engine.sampling.samplers import build_scheduler
+from modules.engine.text.encoder import Conditioning
+from modules.engine.text.schedule import pick, stack_rows
+
+SIZE = 64
+
+
+def _jittered_controlnet(unet, seed: int) -> ControlNetModel:
+    torch.manual_seed(seed)
+    controlnet = ControlNetModel.from_unet(unet)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in controlnet.parameters():
+            param.add_(torch.randn(param.shape, generator=generator) * 0.05)
+    return controlnet.eval()
+
+
+def _control_image(seed: int, count: int = 1) -> torch.Tensor:
+    return torch.rand(count, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.fixture(scope="module")
+def model(tiny_sd1_ckpt):
+    model = load_checkpoint(tiny_sd1_ckpt[0])
+    for module in model.modules():
+        module.eval()
+    return model
+
+
+@pytest.fixture(scope="module")
+def controlnets(model):
+    return [_jittered_controlnet(model.unet, 1), _jittered_controlnet(model.unet, 2)]
+
+
+def _request(units=(), prompts=("a red fox", "a blue house"), **kw) -> txt2img.BatchRequest:
+    return txt2img.BatchRequest(
+        prompts=list(prompts),
+        negative_prompts=["blurry", ""][: len(prompts)],
+        seeds=[7, 8][: len(prompts)],
+        width=SIZE,
+        height=SIZE,
+        steps=kw.pop("steps", 4),
+        cfg_scale=6.0,
+        sampler=kw.pop("sampler", "Euler a"),
+        control_units=list(units),
+        **kw,
+    )
+
+
+def _latents(model, request, **kw) -> torch.Tensor:
+    return txt2img.generate(model, request, progress_bar=False, **kw).latents
+
+
+def _diffusers_latents(model, request, controlnet, image) -> torch.Tensor:
+    jc = txt2img.conditioning(model, request).conditioning
+    cond = stack_rows([pick(c.parts[0][1], 0).cond for c in jc.conds])
+    uncond = stack_rows([pick(u, 0).cond for u in jc.unconds])
+    built = build_scheduler(request.sampler, request.schedule, model.scheduler_config, seed=request.seeds[0])
+    spec = model.text_encoders[0]
+    pipe = StableDiffusionControlNetPipeline(
+        vae=model.vae,
+        text_encoder=spec.model,
+        tokenizer=spec.tokenizer,
+        unet=model.unet,
+        controlnet=controlnet,
+        scheduler=built.scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe(
+        prompt_embeds=cond.context,
+        negative_prompt_embeds=uncond.context,
+        image=image,
+        num_inference_steps=request.steps,
+        guidance_scale=request.cfg_scale,
+        width=request.width,
+        height=request.height,
+        generator=make_generators(request.seeds),
+        controlnet_conditioning_scale=1.0,
+        output_type="latent",
+    ).images
+
+
+@pytest.mark.parametrize("sampler", ["Euler a", "DPM++ 2M"])
+def test_balanced_full_range_equals_the_diffusers_controlnet_pipeline(model, controlnets, sampler):
+    image = _control_image(3)
+    request = _request([ControlUnit(controlnets[0], image)], sampler=sampler)
+    ours = _latents(model, request)
+    theirs = _diffusers_latents(model, request, controlnets[0], image)
+    assert (ours - theirs).abs().max() < 1e-4
+    assert (ours - _latents(model, _request(sampler=sampler))).abs().max() > 1e-3  # the control matters
+
+
+def test_weight_zero_and_an_empty_window_equal_no_controlnet(model, controlnets):
+    plain = _latents(model, _request())
+    image = _control_image(4)
+    assert torch.equal(_latents(model, _request([ControlUnit(controlnets[0], image, weight=0.0)])), plain)
+
+
+def test_guidance_start_and_end_choose_the_steps_that_get_residuals(model, controlnets):
+    calls: list[int] = []
+    current = {}
+
+    def remember_step(call):
+        current["step"] = call.step
+
+    handle = controlnets[0].register_forward_hook(lambda *_: calls.append(current["step"]))
+    try:
+        unit = ControlUnit(controlnets[0], _control_image(5), guidance_start=0.25, guidance_end=0.5)
+        _latents(model, _request([unit]), denoiser_hooks=lambda d: d.before.append(remember_step))
+    finally:
+        handle.remove()
+    # 4 steps: fractions 0, .25, .5, .75 -> active at .25 and .5 (sd-webui-controlnet: start <= f <= end)
+    assert calls == [1, 2]
+
+
+def _batch(model, rows: int = 4) -> UNetBatch:
+    generator = torch.Generator().manual_seed(0)
+    width = model.unet.config.cross_attention_dim
+    return UNetBatch(
+        x=torch.randn(rows, 4, SIZE // 8, SIZE // 8, generator=generator),
+        timestep=torch.tensor(500),
+        context=Conditioning(torch.randn(rows, 77, width, generator=generator), None),
+        time_ids=None,
+        images=torch.tensor([0, 1, 0, 1][:rows]),
+        is_cond=torch.tensor([False, False, True, True][:rows]),
+        step=0,
+        total_steps=4,
+    )
+
+
+def _residuals(hook_output: dict) -> list[torch.Tensor]:
+    return [*hook_output["down_block_additional_residuals"], hook_output["mid_block_additional_residual"]]
+
+
+def test_two_units_add_up(model, controlnets):
+    batch = _batch(model)
+    a = ControlUnit(controlnets[0], _control_image(6), weight=0.7)
+    b = ControlUnit(controlnets[1], _control_image(7, count=2), weight=1.3)
+    both = _residuals(ControlNetHook([a, b])(batch))
+    separate = zip(
+        _residuals(ControlNetHook([a])(batch)), _residuals(ControlNetHook([b])(batch)), strict=True
+    )
+    for total, (ra, rb) in zip(both, separate, strict=True):
+        torch.testing.assert_close(total, ra + rb)
+
+
+def test_control_modes_scale_levels_and_cfg_injection_spares_uncond_rows(model, controlnets):
+    batch = _batch(model)
+    image = _control_image(8)
+    balanced = _residuals(ControlNetHook([ControlUnit(controlnets[0], image, weight=0.5)])(batch))
+    prompt = _residuals(
+        ControlNetHook([ControlUnit(controlnets[0], image, 0.5, control_mode="My prompt is more important")])(
+            batch
+        )
+    )
+    count = len(balanced)
+    assert level_scales(
+        ControlUnit(controlnets[0], image, 2.0, control_mode="My prompt is more important"), 13
+    ) == [2.0 * 0.825 ** (12 - i) for i in range(13)]
+    for i, (b, p) in enumerate(zip(balanced, prompt, strict=True)):
+        torch.testing.assert_close(p, b * 0.825 ** (count - 1 - i))
+    cn_more = _residuals(
+        ControlNetHook(
+            [ControlUnit(controlnets[0], image, 0.5, control_mode="ControlNet is more important")]
+        )(batch)
+    )
+    for p, c in zip(prompt, cn_more, strict=True):
+        assert torch.count_nonzero(c[:2]) == 0
+        torch.testing.assert_close(c[2:], p[2:])
+
+
+def test_shuffle_models_average_their_residuals_over_space(model, controlnets):
+    unit = ControlUnit(controlnets[0], _control_image(9), global_average_pooling=True)
+    for residual in _residuals(ControlNetHook([unit])(_batch(model))):
+        assert residual.shape[2:] == (1, 1)
+
+
+def test_low_vram_unit_returns_to_the_cpu_and_gives_the_same_residuals(model, controlnets):
+    batch = _batch(model)
+    image = _control_image(10)
+    normal = _residuals(ControlNetHook([ControlUnit(controlnets[0], image)])(batch))
+    low = _residuals(ControlNetHook([ControlUnit(controlnets[0], image, low_vram=True)])(batch))
+    assert next(controlnets[0].parameters()).device.type == "cpu"
+    for a, b in zip(normal, low, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_and_prompts_and_batches_run_with_a_controlnet(model, controlnets):
+    unit = ControlUnit(controlnets[0], _control_image(11, count=2))
+    request = _request([unit], prompts=("a fox AND a hat :0.5", "a house"))
+    latents = _latents(model, request)
+    assert latents.shape == (2, 4, SIZE // 8, SIZE // 8) and torch.isfinite(latents).all()
+
+
+@pytest.mark.parametrize(
+    ("unit_kw", "message"),
+    [
+        ({"image": torch.rand(1, 3, 32, 32)}, "control image is 32x32, expected 64x64"),
+        ({"image": torch.rand(3, 3, SIZE, SIZE)}, "3 control images for a batch of 2"),
+    ],
+)
+def test_bad_control_images_are_refused_before_sampling(model, controlnets, unit_kw, message):
+    with pytest.raises(InvalidRequestError, match=message):
+        _latents(model, _request([ControlUnit(controlnets[0], **unit_kw)]))
+
+
+def test_bad_unit_settings_are_refused(controlnets):
+    with pytest.raises(InvalidRequestError, match="guidance start"):
+        ControlUnit(controlnets[0], _control_image(1), guidance_start=0.8, guidance_end=0.2)
+    with pytest.raises(InvalidRequestError, match="unknown control mode"):
+        ControlUnit(controlnets[0], _control_image(1), control_mode="Loud")
