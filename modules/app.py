@@ -14,6 +14,8 @@ from typing import Any
 
 from modules.checkpoints import CheckpointRegistry, VaeRegistry
 from modules.cmd_args import not_yet_implemented_flags
+from modules.controlnet import ControlNetService
+from modules.controlnet_models import ControlNetModels
 from modules.embeddings import EmbeddingDatabase
 from modules.engine.devices import DeviceConfig, select_device, xformers_available
 from modules.engine.errors import EngineError, InvalidRequestError
@@ -38,6 +40,7 @@ class App:
     def __init__(self, args: argparse.Namespace, repo_root: Path | str) -> None:
         self.args = args
         self.notices: list[str] = []
+        self._count_hook: tuple[Any, Any] | None = None  # (embeddings view, its hook) for count_tokens
         self.paths = DataPaths.from_args(args, repo_root)
         self.paths.ensure()
         self.options = Options()
@@ -87,6 +90,7 @@ class App:
         self.extra_networks.register(
             HypernetworkHandler(self.hypernetworks, allow_unsafe_pickle=bool(args.disable_safe_unpickle))
         )
+        self.controlnet = self._controlnet_service()
         self.generation = GenerationService(
             self.models,
             self.options,
@@ -95,7 +99,19 @@ class App:
             self.styles,
             self.extra_networks,
             self.embeddings,
+            self.controlnet,
         )
+
+    def _controlnet_service(self) -> ControlNetService:
+        """models/ControlNet plus sd-webui-controlnet's own folders, for people moving from A1111."""
+        extension = self.paths.extensions_dir / "sd-webui-controlnet"
+        models = ControlNetModels(
+            [self.paths.controlnet_dir, extension / "models"],
+            cache_size=lambda: int(self.options.control_net_model_cache_size),
+            allow_unsafe_pickle=bool(self.args.disable_safe_unpickle),
+        )
+        annotators = [self.paths.controlnet_dir / "annotators", extension / "annotator" / "downloads"]
+        return ControlNetService(models, self.options, annotators)
 
     def _remember_checkpoint(self, loaded) -> None:
         """After a load the setting holds the hashed title, as A1111 does (`name [hash]`)."""
@@ -206,7 +222,21 @@ class App:
             comma_padding_backtrack=int(o.comma_padding_backtrack),
             emphasis=o.emphasis,
             is_positive=not negative,
+            find_embedding=self._embedding_finder(active.sd) if active else None,
         )
+
+    def _embedding_finder(self, model: Any) -> Any:
+        """The counter's `find_embedding`: an embedding counts as its vectors, as in A1111 (None when
+        the embeddings cannot be listed). One hook per embeddings view, so its name index is reused."""
+        try:
+            view = self.embeddings.for_model(model)
+        except Exception as exc:  # the counter is a hint; a broken folder must not break typing
+            log.warning("token counter: embeddings not counted: %s", exc)
+            return None
+        cached = self._count_hook
+        if cached is None or cached[0] is not view:
+            cached = self._count_hook = (view, view.hook())
+        return cached[1].finder(model.text_encoders[0])
 
     def _check_vae_name(self, name: Any) -> None:
         """An explicit VAE choice must exist (a stale one in config.json only falls back, as A1111)."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from modules import images as image_files
+from modules.controlnet import ControlNetService, PreparedControl, Target
 from modules.embeddings import EmbeddingDatabase
 from modules.engine import txt2img
 from modules.engine.errors import InvalidRequestError
@@ -41,6 +42,7 @@ class GenerationService:
         styles: StyleDatabase | None = None,
         extra_networks: ExtraNetworkRegistry | None = None,
         embeddings: EmbeddingDatabase | None = None,
+        controlnet: ControlNetService | None = None,
     ) -> None:
         self.models = models
         self.options = options
@@ -49,6 +51,7 @@ class GenerationService:
         self.styles = styles
         self.extra_networks = extra_networks or ExtraNetworkRegistry()
         self.embeddings = embeddings
+        self.controlnet = controlnet
 
     def process(self, p: StableDiffusionProcessing) -> Processed:
         """Run every batch of `p` on the active model (call from the job worker)."""
@@ -137,11 +140,12 @@ class GenerationService:
         images, infotexts = [], []
         conditioning_cache: dict = {}  # batches with the same prompts are encoded once per job
         embeddings = self._embedding_hook(loaded)
+        control = self._prepare_control(p, loaded)
         for n in range(p.n_iter):
             if self.state.interrupted:
                 break
             p.iteration = n
-            result = self._batch(p, loaded, n, conditioning_cache, embeddings)
+            result = self._batch(p, loaded, n, conditioning_cache, embeddings, control)
             if embeddings is not None and embeddings.ti_hashes():
                 p.extra_generation_params["TI hashes"] = embeddings.ti_hashes()
             for i, image in enumerate(result.images):
@@ -160,6 +164,8 @@ class GenerationService:
             images.insert(0, grid)
             infotexts.insert(0, infotexts[0])
             first = 1
+        images.extend(control.detected_maps)
+        infotexts.extend("" for _ in control.detected_maps)
         processed = Processed(
             p,
             images,
@@ -173,8 +179,23 @@ class GenerationService:
         processed.info = infotexts[first] if infotexts else ""
         return processed
 
+    def _prepare_control(self, p: StableDiffusionProcessing, loaded: LoadedModel) -> PreparedControl:
+        """Preprocess and load every enabled ControlNet unit before the first step (fail early)."""
+        if self.controlnet is None or not any(u.enabled for u in p.controlnet_units):
+            return PreparedControl()
+        target = Target(p.width, p.height, p.batch_size, p.seed + max(p.subseed, 0))
+        control = self.controlnet.prepare(p.controlnet_units, loaded.sd, target)
+        p.extra_generation_params.update(control.infotext)
+        return control
+
     def _batch(
-        self, p: StableDiffusionProcessing, loaded: LoadedModel, n: int, cache: dict, embeddings=None
+        self,
+        p: StableDiffusionProcessing,
+        loaded: LoadedModel,
+        n: int,
+        cache: dict,
+        embeddings=None,
+        control: PreparedControl | None = None,
     ) -> txt2img.BatchResult:
         window = slice(n * p.batch_size, (n + 1) * p.batch_size)
         o = self.options
@@ -202,6 +223,7 @@ class GenerationService:
             use_old_scheduling=bool(o.use_old_scheduling),
             pad_cond_uncond=bool(o.pad_cond_uncond),
             token_override=embeddings,
+            control_units=control.units if control is not None else [],
         )
         return txt2img.generate(
             loaded.sd,

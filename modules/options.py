@@ -342,6 +342,7 @@ USER_INTERFACE: Section = ("ui", "User interface")
 LIVE_PREVIEWS: Section = ("ui_preview", "Live previews")
 SAMPLER_PARAMS: Section = ("sampler-params", "Sampler parameters")
 LIMITS: Section = ("sumi-limits", "Limits")
+CONTROLNET: Section = ("control_net", "ControlNet")
 
 
 def _slider(minimum: float, maximum: float, step: float) -> dict[str, float]:
@@ -571,6 +572,23 @@ def _limits() -> dict[str, OptionInfo]:
     )
 
 
+def _controlnet() -> dict[str, OptionInfo]:
+    """sd-webui-controlnet's settings that Sumi honours, under the extension's keys."""
+    return options_section(
+        CONTROLNET,
+        {
+            "control_net_unit_count": OptionInfo(
+                3, "Multi-ControlNet: ControlNet unit number (requires restart)", "slider", _slider(1, 10, 1)
+            ).needs_reload_ui(),
+            "control_net_model_cache_size": OptionInfo(
+                2, "Model cache size (requires restart)", "slider", _slider(1, 10, 1)
+            ),
+            "control_net_no_detectmap": OptionInfo(False, "Do not append detectmap to output"),
+            "control_net_detectmap_autosaving": OptionInfo(False, "Allow detectmap auto saving"),
+        },
+    )
+
+
 def builtin_options() -> dict[str, OptionInfo]:
     """A fresh dict of the built-in options (new objects each call, so no two Options share state)."""
     labels: dict[str, OptionInfo] = {}
@@ -585,6 +603,7 @@ def builtin_options() -> dict[str, OptionInfo]:
         _live_previews,
         _sampler_params,
         _limits,
+        _controlnet,
     ):
         labels.update(group())
     return labels

@@ -67,6 +67,9 @@ class StableDiffusionProcessing:
     sd_vae_name: str | None = None
     sd_vae_hash: str | None = None
     warnings: list[str] = field(default_factory=list)
+    # Sumi: the job's ControlNet units (modules.controlnet_units.ControlNetUnit), from the API's
+    # `alwayson_scripts.controlnet` or the UI's ControlNet accordion.
+    controlnet_units: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.extra_generation_params = dict(self.extra_generation_params or {})

@@ -17,7 +17,9 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
 from modules.api import models as m
+from modules.api.controlnet import create_controlnet_router
 from modules.app import App
+from modules.controlnet_units import units_from_alwayson
 from modules.engine.errors import EngineError, InvalidRequestError
 from modules.engine.sampling.samplers import SAMPLERS, SCHEDULE_TYPES
 from modules.images import decode_base64_image, encode_png_base64, read_infotext_from_image
@@ -68,6 +70,7 @@ def processing_from_request(req: m.Txt2ImgRequest) -> StableDiffusionProcessingT
     values["sampler_name"] = req.sampler_name or req.sampler_index
     if not req.save_images:
         values["do_not_save_samples"] = values["do_not_save_grid"] = True
+    values["controlnet_units"] = units_from_alwayson(req.alwayson_scripts)
     return StableDiffusionProcessingTxt2Img(**values)
 
 
@@ -274,6 +277,8 @@ def _str_or_none(value: Any) -> str | None:
 def mount(fastapi_app: FastAPI, app: App) -> None:
     install_error_handlers(fastapi_app)
     fastapi_app.include_router(create_router(app))
+    auth = _auth_dependency(getattr(app.args, "api_auth", None))
+    fastapi_app.include_router(create_controlnet_router(app), dependencies=[Depends(auth)] if auth else [])
 
     if getattr(app.args, "api_log", False):
 

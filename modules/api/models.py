@@ -29,6 +29,7 @@ _RUNTIME_FIELDS = {
     "warnings",
     "sampler_index",
     "script_args",
+    "controlnet_units",
 }
 
 

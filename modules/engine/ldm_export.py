@@ -112,6 +112,37 @@ def unet_to_ldm(state_dict: Mapping[str, Tensor], config, prefix: str = UNET_PRE
     return {prefix + unet_key(k, layers, up_attention): v for k, v in state_dict.items()}
 
 
+CONTROLNET_PREFIX = "control_model."
+
+
+def controlnet_key(key: str, layers_per_block: int, hint_convs: int) -> str:
+    """The lllyasviel (cldm) name (without prefix) of one diffusers ControlNetModel key.
+
+    `hint_convs` is the number of convolutions between the hint encoder's first and last
+    (`controlnet_cond_embedding.blocks`): the last one is `input_hint_block.{2 * (hint_convs + 1)}`.
+    """
+    module, param = _split_param(key)
+    if m := re.fullmatch(r"controlnet_down_blocks\.(\d+)", module):
+        return f"zero_convs.{m[1]}.0.{param}"
+    if m := re.fullmatch(r"controlnet_cond_embedding\.blocks\.(\d+)", module):
+        return f"input_hint_block.{2 * (int(m[1]) + 1)}.{param}"
+    fixed = {
+        "controlnet_mid_block": "middle_block_out.0",
+        "controlnet_cond_embedding.conv_in": "input_hint_block.0",
+        "controlnet_cond_embedding.conv_out": f"input_hint_block.{2 * (hint_convs + 1)}",
+    }
+    if module in fixed:
+        return f"{fixed[module]}.{param}"
+    return unet_key(key, layers_per_block, ())
+
+
+def controlnet_to_ldm(state_dict: Mapping[str, Tensor], config, prefix: str = CONTROLNET_PREFIX) -> StateDict:
+    """A diffusers ControlNetModel state dict in lllyasviel layout (`control_model.*`, as in .pth files)."""
+    layers = int(_config_value(config, "layers_per_block"))
+    hint_convs = 2 * (len(_config_value(config, "conditioning_embedding_out_channels")) - 1)
+    return {prefix + controlnet_key(k, layers, hint_convs): v for k, v in state_dict.items()}
+
+
 def _vae_key(key: str, num_levels: int) -> str:
     """The LDM name (without prefix) of one diffusers AutoencoderKL key."""
     if m := re.fullmatch(r"encoder\.down_blocks\.(\d+)\.resnets\.(\d+)\.(.+)", key):
