@@ -182,3 +182,26 @@ def test_detect_without_images_or_with_an_unknown_module_is_a_4xx(client):
         json={"controlnet_module": "nope", "controlnet_input_images": [_png_b64(_shapes_image())]},
     )
     assert r.status_code == 400 and "Unknown ControlNet preprocessor" in r.json()["detail"]
+
+
+def test_controlnet_works_with_and_prompts_loras_and_hypernetworks(client, app):
+    from tests.fixtures.tiny_hypernetworks import write_hypernetwork
+    from tests.fixtures.tiny_networks import write_lora
+
+    demo = app.models.active.sd
+    components = {"family": "SD1", "unet": demo.unet, "text_encoders": [s.model for s in demo.text_encoders]}
+    write_lora(app.paths.lora_dir / "cn_style.safetensors", components, seed=3)
+    app.paths.hypernetwork_dir.mkdir(parents=True, exist_ok=True)
+    write_hypernetwork(app.paths.hypernetwork_dir / "cn_hn.pt", (64,), seed=2)
+    app.loras.refresh()
+    app.hypernetworks.refresh()
+    weights = [p.detach().clone() for p in demo.unet.parameters()]
+    prompt = "a fox AND a red hat :0.6 <lora:cn_style:0.8> <hypernet:cn_hn:0.5>"
+    networks_only = _txt2img(client, prompt=prompt)
+    everything = _txt2img(client, _unit(), prompt=prompt)
+    assert everything["images"][0] != networks_only["images"][0]
+    info = json.loads(everything["info"])
+    assert not info["warnings"], info["warnings"]
+    assert "Lora hashes" in info["infotexts"][0] and "ControlNet 0" in info["infotexts"][0]
+    _txt2img(client)  # a job without networks restores the weights exactly
+    assert all(torch.equal(a, b) for a, b in zip(weights, demo.unet.parameters(), strict=True))

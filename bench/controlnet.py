@@ -1,0 +1,136 @@
+"""ControlNet costs: a sampling step with one ControlNet against a plain step, Sumi beside diffusers'
+StableDiffusionControlNetPipeline on the same weights, and peak VRAM with and without low-VRAM mode.
+
+    python bench/controlnet.py      # SD1.5 architecture + its ControlNet, random weights
+                                    # (fp16 512x512 on CUDA; fp32 256x256, fewer steps, on the CPU)
+
+The ControlNet is written in lllyasviel's layout and read back through Sumi's loader, like a
+downloaded `control_v11p_sd15_canny.safetensors`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import torch  # noqa: E402
+from diffusers import ControlNetModel, EulerDiscreteScheduler, StableDiffusionControlNetPipeline  # noqa: E402
+from txt2img import sd15_components  # noqa: E402
+
+from modules.engine import txt2img  # noqa: E402
+from modules.engine.controlnet.control import ControlUnit  # noqa: E402
+from modules.engine.controlnet.models import load_controlnet  # noqa: E402
+from modules.engine.devices import select_device  # noqa: E402
+from modules.engine.families.base import scheduler_config  # noqa: E402
+from modules.engine.model import SDModel, TextEncoderSpec  # noqa: E402
+from modules.engine.sampling.noise import make_generators  # noqa: E402
+from modules.engine.text.tokenizer import get_tokenizer  # noqa: E402
+from tests.fixtures.tiny_controlnets import write_lllyasviel  # noqa: E402
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _seconds(fn, device: torch.device) -> float:
+    _sync(device)
+    start = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def _peak_mib(fn, device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    torch.cuda.reset_peak_memory_stats()
+    fn()
+    return torch.cuda.max_memory_allocated() / 2**20
+
+
+def _request(size: int, steps: int, units: list[ControlUnit]) -> txt2img.BatchRequest:
+    return txt2img.BatchRequest(
+        prompts=["a house by a lake"],
+        negative_prompts=[""],
+        seeds=[1],
+        width=size,
+        height=size,
+        steps=steps,
+        sampler="Euler",
+        control_units=units,
+    )
+
+
+def _diffusers(model: SDModel, controlnet: ControlNetModel, size: int, steps: int, image: torch.Tensor):
+    spec = model.text_encoders[0]
+    pipe = StableDiffusionControlNetPipeline(
+        vae=model.vae,
+        text_encoder=spec.model,
+        tokenizer=spec.tokenizer,
+        unet=model.unet,
+        controlnet=controlnet,
+        scheduler=EulerDiscreteScheduler.from_config(model.scheduler_config),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return lambda: pipe(
+        "a house by a lake",
+        image=image,
+        num_inference_steps=steps,
+        width=size,
+        height=size,
+        generator=make_generators([1]),
+        output_type="latent",
+    )
+
+
+def main() -> None:
+    devices = select_device()
+    device, dtype = devices.device, devices.dtype
+    size, steps = (512, 20) if devices.is_cuda else (256, 4)
+    torch.manual_seed(0)
+    unet, vae, text = sd15_components()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_lllyasviel(Path(tmp) / "control_sd15_bench.safetensors", ControlNetModel.from_unet(unet))
+        loaded = load_controlnet(path, dtype=dtype, device=device)
+    model = SDModel("SD1", unet, vae, [TextEncoderSpec(text, get_tokenizer())], scheduler_config("epsilon"))
+    model.to(device, dtype)
+    image = torch.rand(1, 3, size, size)
+    unit = ControlUnit(loaded.model, image.to(device, dtype))
+
+    def sumi(units):
+        return lambda: txt2img.generate(model, _request(size, steps, units), progress_bar=False)
+
+    sumi(())()  # warm up
+    plain_s = _seconds(sumi([]), device)
+    control_s = _seconds(sumi([unit]), device)
+    theirs = _diffusers(model, loaded.model, size, steps, image)
+    theirs()
+    diffusers_s = _seconds(theirs, device)
+    name = torch.cuda.get_device_name() if devices.is_cuda else "CPU"
+    print(
+        f"device {name}, {dtype}, SD1.5 + ControlNet (random weights), {size}x{size}, {steps} steps, Euler, CFG"
+    )
+    print(f"Sumi plain:            {steps / plain_s:.2f} it/s")
+    print(f"Sumi + ControlNet:     {steps / control_s:.2f} it/s  ({control_s / plain_s:.2f}x a plain job)")
+    print(f"diffusers + ControlNet: {steps / diffusers_s:.2f} it/s")
+    normal = _peak_mib(sumi([unit]), device)
+    if normal is not None:
+        loaded.model.to("cpu")
+        low = _peak_mib(sumi([ControlUnit(loaded.model, unit.image, low_vram=True)]), device)
+        print(f"peak VRAM with ControlNet: {normal:.0f} MiB; low VRAM mode: {low:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
