@@ -11,6 +11,7 @@ downloaded `control_v11p_sd15_canny.safetensors`.
 from __future__ import annotations
 
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -41,12 +42,16 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def _seconds(fn, device: torch.device) -> float:
-    _sync(device)
-    start = time.perf_counter()
-    fn()
-    _sync(device)
-    return time.perf_counter() - start
+def _seconds(fn, device: torch.device, runs: int = 3) -> float:
+    """Median wall time of `runs` calls (the job includes text encoding and VAE decoding)."""
+    times = []
+    for _ in range(runs):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def _peak_mib(fn, device: torch.device) -> float | None:
