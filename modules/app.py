@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from modules.callbacks import CallbackRegistry
 from modules.checkpoints import CheckpointRegistry, VaeRegistry
 from modules.cmd_args import not_yet_implemented_flags
 from modules.controlnet import ControlNetService
@@ -66,6 +67,8 @@ class App:
             allow_unsafe_pickle=bool(args.disable_safe_unpickle),
         )
         self.models.on_model_loaded.append(self._remember_checkpoint)
+        self.callbacks = CallbackRegistry()
+        self.models.on_model_loaded.append(lambda loaded: self.callbacks.call("model_loaded", loaded.sd))
         # A1111: --styles-file entries (paths or globs) replace <data>/styles.csv; the first is the save target
         self.styles = StyleDatabase(
             list(getattr(args, "styles_file", None) or []) or [self.paths.styles_file]

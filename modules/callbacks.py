@@ -1,0 +1,114 @@
+"""The App's callback registry behind A1111's `modules.script_callbacks`.
+
+Callbacks are grouped by category (`app_started`, `cfg_denoiser`, ...) and remember which script file
+registered them, so one extension's callbacks can be removed together. A callback that raises is
+logged with its traceback, recorded in `errors` (shown in the UI), and skipped; the others still run
+and the job goes on. That is A1111's behaviour, minus the silent part.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+CATEGORIES = (
+    "app_started",
+    "before_reload",
+    "model_loaded",
+    "ui_tabs",
+    "ui_train_tabs",
+    "ui_settings",
+    "before_image_saved",
+    "image_saved",
+    "extra_noise",
+    "cfg_denoiser",
+    "cfg_denoised",
+    "cfg_after_cfg",
+    "before_component",
+    "after_component",
+    "image_grid",
+    "infotext_pasted",
+    "script_unloaded",
+    "before_ui",
+    "list_optimizers",
+    "list_unets",
+    "before_token_counter",
+)
+MAX_ERRORS = 50
+
+
+@dataclass
+class CallbackEntry:
+    callback: Callable[..., Any]
+    script: str  # the file that registered it ("" for Sumi's own)
+    name: str
+
+
+@dataclass
+class CallbackError:
+    category: str
+    script: str
+    name: str
+    message: str
+    traceback: str
+
+
+@dataclass
+class CallbackRegistry:
+    entries: dict[str, list[CallbackEntry]] = field(default_factory=lambda: {c: [] for c in CATEGORIES})
+    errors: list[CallbackError] = field(default_factory=list)
+    current_script: str = ""  # set while a script file is being imported
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, category: str, callback: Callable[..., Any], name: str | None = None) -> None:
+        if category not in self.entries:
+            raise ValueError(f"unknown callback category {category!r}")
+        if not callable(callback):
+            raise TypeError(f"{category} callback must be callable, got {type(callback).__name__}")
+        label = (
+            name or f"{self.current_script or 'sumi'}/{category}/{getattr(callback, '__name__', 'callback')}"
+        )
+        with self._lock:
+            self.entries[category].append(CallbackEntry(callback, self.current_script, label))
+
+    def has(self, category: str) -> bool:
+        return bool(self.entries.get(category))
+
+    def call(self, category: str, *args: Any, **kwargs: Any) -> list[Any]:
+        """Call every callback of `category`; returns their results (None for one that failed)."""
+        results = []
+        for entry in list(self.entries[category]):
+            try:
+                results.append(entry.callback(*args, **kwargs))
+            except Exception as exc:  # an extension's bug must not stop the app or the job
+                self.report(category, entry, exc)
+                results.append(None)
+        return results
+
+    def report(self, category: str, entry: CallbackEntry, exc: BaseException) -> None:
+        text = "".join(traceback.format_exception(exc))
+        log.error("Error in %s callback %s:\n%s", category, entry.name, text)
+        with self._lock:
+            self.errors.append(CallbackError(category, entry.script, entry.name, str(exc), text))
+            del self.errors[:-MAX_ERRORS]
+
+    def remove_script(self, script: str) -> None:
+        with self._lock:
+            for category, entries in self.entries.items():
+                self.entries[category] = [e for e in entries if e.script != script]
+
+    def remove_function(self, callback: Callable[..., Any]) -> None:
+        with self._lock:
+            for category, entries in self.entries.items():
+                self.entries[category] = [e for e in entries if e.callback is not callback]
+
+    def clear(self) -> None:
+        with self._lock:
+            for entries in self.entries.values():
+                entries.clear()
