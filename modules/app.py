@@ -32,6 +32,7 @@ from modules.network_files import HYPERNETWORK_EXTENSIONS, LORA_EXTENSIONS, Netw
 from modules.options import Options
 from modules.paths import DataPaths
 from modules.processing import Processed, StableDiffusionProcessing
+from modules.script_loading import ScriptService
 from modules.styles import StyleDatabase
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class App:
             HypernetworkHandler(self.hypernetworks, allow_unsafe_pickle=bool(args.disable_safe_unpickle))
         )
         self.controlnet = self._controlnet_service()
+        self.scripts = ScriptService(self.callbacks, repo_root)
         self.generation = GenerationService(
             self.models,
             self.options,
@@ -103,6 +105,7 @@ class App:
             self.extra_networks,
             self.embeddings,
             self.controlnet,
+            self.callbacks,
         )
 
     def _controlnet_service(self) -> ControlNetService:
@@ -162,6 +165,7 @@ class App:
                 f"Its images are noise. Put real .safetensors/.ckpt checkpoints in {self.paths.ckpt_dirs[0]} "
                 "and press the refresh button next to the checkpoint list."
             )
+        self.scripts.load(self.scripts.builtin_files())
         self.queue.start()
         self.queue.submit("load model", self._initial_load)
 
@@ -183,7 +187,15 @@ class App:
     def txt2img(self, p: StableDiffusionProcessing) -> Processed:
         """Run a txt2img job through the single worker queue and wait for it."""
         self.generation.validate(p)
-        return self.queue.run("txt2img", lambda: self.generation.process(p))
+        return self.queue.run("txt2img", lambda: self._txt2img_job(p))
+
+    def _txt2img_job(self, p: StableDiffusionProcessing) -> Processed:
+        """A1111's order: the selected script runs the job (usually via process_images), else a plain job."""
+        processed = None
+        if p.scripts is not None:
+            p.scripts.setup_scrips(p, is_ui=not getattr(p, "is_api", False))
+            processed = p.scripts.run(p, *p.script_args)
+        return processed if processed is not None else self.generation.process(p)
 
     def set_options(self, values: dict[str, Any]) -> None:
         """Apply and persist settings; switching `sd_model_checkpoint` loads the model now."""

@@ -44,6 +44,47 @@ MAX_ERRORS = 50
 
 
 @dataclass
+class ImageSaveParams:
+    """A1111's `script_callbacks.ImageSaveParams` (before/after an image is written)."""
+
+    image: Any
+    p: Any
+    filename: str
+    pnginfo: dict
+
+
+@dataclass
+class CFGDenoiserParams:
+    """A1111's parameters of `on_cfg_denoiser`; callbacks may replace `x`.
+
+    Sumi's denoiser works in timesteps: `sigma` holds the model call's timestep tensor."""
+
+    x: Any
+    image_cond: Any
+    sigma: Any
+    sampling_step: int
+    total_sampling_steps: int
+    text_cond: Any
+    text_uncond: Any
+    denoiser: Any = None
+
+
+@dataclass
+class CFGDenoisedParams:
+    x: Any
+    sampling_step: int
+    total_sampling_steps: int
+    inner_model: Any
+
+
+@dataclass
+class AfterCFGCallbackParams:
+    x: Any
+    sampling_step: int
+    total_sampling_steps: int
+
+
+@dataclass
 class CallbackEntry:
     callback: Callable[..., Any]
     script: str  # the file that registered it ("" for Sumi's own)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from modules import images as image_files
+from modules.callbacks import CallbackRegistry, ImageSaveParams
 from modules.controlnet import ControlNetService, PreparedControl, Target
 from modules.embeddings import EmbeddingDatabase
 from modules.engine import txt2img
@@ -19,6 +20,7 @@ from modules.engine.sampling.loop import StepInfo
 from modules.engine.sampling.samplers import find_sampler
 from modules.engine.vae import cheap_preview
 from modules.extra_networks import ExtraNetworkRegistry, parse_prompts
+from modules.generation_hooks import JobContext, denoiser_callbacks, postprocess_batch, select_batch
 from modules.infotext import build_infotext
 from modules.job_state import JobState
 from modules.model_manager import LoadedModel, ModelManager
@@ -43,6 +45,7 @@ class GenerationService:
         extra_networks: ExtraNetworkRegistry | None = None,
         embeddings: EmbeddingDatabase | None = None,
         controlnet: ControlNetService | None = None,
+        callbacks: CallbackRegistry | None = None,
     ) -> None:
         self.models = models
         self.options = options
@@ -52,14 +55,26 @@ class GenerationService:
         self.extra_networks = extra_networks or ExtraNetworkRegistry()
         self.embeddings = embeddings
         self.controlnet = controlnet
+        self.callbacks = callbacks
 
     def process(self, p: StableDiffusionProcessing) -> Processed:
-        """Run every batch of `p` on the active model (call from the job worker)."""
+        """Run every batch of `p` on the active model (call from the job worker).
+
+        Always-on scripts (`p.scripts`) get A1111's hooks: before_process, process, then per batch
+        before_process_batch, after_extra_networks_activate, process_batch, postprocess_batch(_list),
+        postprocess_image, and postprocess at the end."""
+        if p.scripts is not None:
+            p.scripts.before_process(p)
         with self._override_settings(p):
             self.validate(p)
             loaded = self.models.get()
             self._prepare(p, loaded)
-            return self._run(p, loaded)
+            if p.scripts is not None:
+                p.scripts.process(p)
+            processed = self._run(p, loaded)
+        if p.scripts is not None:
+            p.scripts.postprocess(p, processed)
+        return processed
 
     # -- checks and preparation -----------------------------------------------------------------
     def validate(self, p: StableDiffusionProcessing) -> None:
@@ -138,19 +153,17 @@ class GenerationService:
     def _run_batches(self, p: StableDiffusionProcessing, loaded: LoadedModel) -> Processed:
         self.state.begin("txt2img", p.n_iter)
         images, infotexts = [], []
-        conditioning_cache: dict = {}  # batches with the same prompts are encoded once per job
-        embeddings = self._embedding_hook(loaded)
-        control = self._prepare_control(p, loaded)
+        job = JobContext(self._embedding_hook(loaded), self._prepare_control(p, loaded))
         for n in range(p.n_iter):
             if self.state.interrupted:
                 break
             p.iteration = n
-            result = self._batch(p, loaded, n, conditioning_cache, embeddings, control)
-            if embeddings is not None and embeddings.ti_hashes():
-                p.extra_generation_params["TI hashes"] = embeddings.ti_hashes()
-            for i, image in enumerate(result.images):
-                index = n * p.batch_size + i
-                infotext = self.infotext(p, loaded, index, result.schedule)
+            batch_images, schedule = self._batch(p, loaded, n, job)
+            if job.embeddings is not None and job.embeddings.ti_hashes():
+                p.extra_generation_params["TI hashes"] = job.embeddings.ti_hashes()
+            for i, image in enumerate(batch_images):
+                index = min(n * p.batch_size + i, len(p.all_seeds) - 1)
+                infotext = self.infotext(p, loaded, index, schedule)
                 if index == 0:
                     self._write_params_txt(infotext)
                 self._save(p, image, index, infotext)
@@ -164,8 +177,8 @@ class GenerationService:
             images.insert(0, grid)
             infotexts.insert(0, infotexts[0])
             first = 1
-        images.extend(control.detected_maps)
-        infotexts.extend("" for _ in control.detected_maps)
+        images.extend(job.control.detected_maps)
+        infotexts.extend("" for _ in job.control.detected_maps)
         processed = Processed(
             p,
             images,
@@ -189,22 +202,36 @@ class GenerationService:
         return control
 
     def _batch(
-        self,
-        p: StableDiffusionProcessing,
-        loaded: LoadedModel,
-        n: int,
-        cache: dict,
-        embeddings=None,
-        control: PreparedControl | None = None,
-    ) -> txt2img.BatchResult:
-        window = slice(n * p.batch_size, (n + 1) * p.batch_size)
+        self, p: StableDiffusionProcessing, loaded: LoadedModel, n: int, job: JobContext
+    ) -> tuple[list[Any], str]:
+        """One batch with the scripts' batch hooks around it; returns its images and schedule label."""
+        select_batch(p, n)
+        batch = {"batch_number": n, "prompts": p.prompts, "seeds": p.seeds, "subseeds": p.subseeds}
+        if p.scripts is not None:
+            p.scripts.before_process_batch(p, **batch)
+        prompts = self._activate_networks(p, p.prompts)
+        if p.scripts is not None:
+            p.scripts.after_extra_networks_activate(p, **batch, extra_network_data=p.extra_network_data)
+            p.scripts.process_batch(p, **batch)
+        result = txt2img.generate(
+            loaded.sd,
+            self._request(p, prompts, job),
+            callback=self._step_callback(loaded),
+            control=self.state.control,
+            conditioning_cache=job.conditioning_cache,
+            denoiser_hooks=denoiser_callbacks(self.callbacks, loaded),
+        )
+        return postprocess_batch(p, result.images, n), result.schedule
+
+    def _request(
+        self, p: StableDiffusionProcessing, prompts: list[str], job: JobContext
+    ) -> txt2img.BatchRequest:
         o = self.options
-        prompts = self._activate_networks(p, p.all_prompts[window])
-        request = txt2img.BatchRequest(
+        return txt2img.BatchRequest(
             prompts=prompts,
-            negative_prompts=p.all_negative_prompts[window],
-            seeds=p.all_seeds[window],
-            subseeds=p.all_subseeds[window],
+            negative_prompts=p.negative_prompts,
+            seeds=p.seeds,
+            subseeds=p.subseeds,
             subseed_strength=p.subseed_strength if p.seed_enable_extras else 0.0,
             seed_resize_from=(p.seed_resize_from_w, p.seed_resize_from_h) if p.seed_enable_extras else None,
             width=p.width,
@@ -222,15 +249,8 @@ class GenerationService:
             comma_padding_backtrack=int(o.comma_padding_backtrack),
             use_old_scheduling=bool(o.use_old_scheduling),
             pad_cond_uncond=bool(o.pad_cond_uncond),
-            token_override=embeddings,
-            control_units=control.units if control is not None else [],
-        )
-        return txt2img.generate(
-            loaded.sd,
-            request,
-            callback=self._step_callback(loaded),
-            control=self.state.control,
-            conditioning_cache=cache,
+            token_override=job.embeddings,
+            control_units=job.control.units,
         )
 
     def _embedding_hook(self, loaded: LoadedModel):
@@ -243,6 +263,7 @@ class GenerationService:
     def _activate_networks(self, p: StableDiffusionProcessing, prompts: list[str]) -> list[str]:
         """Strip `<name:args>` tags from the batch's prompts and activate their networks (A1111)."""
         stripped, data = parse_prompts(prompts)
+        p.extra_network_data = data
         if not p.disable_extra_networks:
             self._warn(p, self.extra_networks.activate(p, data))
         return stripped
@@ -307,17 +328,26 @@ class GenerationService:
         o = self.options
         if p.do_not_save_samples or not o.samples_save:
             return
-        image_files.save_image(
-            image,
-            self._outdir("outdir_samples", "outdir_txt2img_samples", p.outpath_samples, o.save_to_dirs),
+        directory = self._outdir(
+            "outdir_samples", "outdir_txt2img_samples", p.outpath_samples, o.save_to_dirs
+        )
+        params = ImageSaveParams(image, p, str(directory), {"parameters": infotext})
+        if self.callbacks is not None:  # A1111: callbacks may replace the image or its infotext
+            self.callbacks.call("before_image_saved", params)
+        path = image_files.save_image(
+            params.image,
+            directory,
             seed=p.all_seeds[index],
             prompt=p.all_prompts[index],
-            infotext=infotext,
+            infotext=params.pnginfo.get("parameters", infotext),
             extension=o.samples_format,
             pnginfo_enabled=o.enable_pnginfo,
             save_txt=o.save_txt,
             pattern=o.samples_filename_pattern or image_files.DEFAULT_PATTERN,
         )
+        if self.callbacks is not None:
+            params.filename = str(path)
+            self.callbacks.call("image_saved", params)
 
     def _save_grid(self, p: StableDiffusionProcessing, grid, infotext: str) -> None:
         o = self.options

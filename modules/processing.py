@@ -70,6 +70,13 @@ class StableDiffusionProcessing:
     # Sumi: the job's ControlNet units (modules.controlnet_units.ControlNetUnit), from the API's
     # `alwayson_scripts.controlnet` or the UI's ControlNet accordion.
     controlnet_units: list[Any] = field(default_factory=list)
+    # A1111: the tab's ScriptRunner (always-on script hooks) and the current batch's values.
+    scripts: Any = None
+    prompts: list[str] = field(default_factory=list)
+    negative_prompts: list[str] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+    subseeds: list[int] = field(default_factory=list)
+    extra_network_data: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.extra_generation_params = dict(self.extra_generation_params or {})

@@ -11,15 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from modules import shared
-from modules.callbacks import CallbackRegistry
-
-
-@dataclass
-class ImageSaveParams:
-    image: Any
-    p: Any
-    filename: str
-    pnginfo: dict
+from modules.callbacks import (
+    AfterCFGCallbackParams,
+    CallbackRegistry,
+    CFGDenoisedParams,
+    CFGDenoiserParams,
+    ImageSaveParams,
+)
 
 
 @dataclass
@@ -27,33 +25,6 @@ class ExtraNoiseParams:
     noise: Any
     x: Any
     xi: Any
-
-
-@dataclass
-class CFGDenoiserParams:
-    x: Any
-    image_cond: Any
-    sigma: Any
-    sampling_step: int
-    total_sampling_steps: int
-    text_cond: Any
-    text_uncond: Any
-    denoiser: Any = None
-
-
-@dataclass
-class CFGDenoisedParams:
-    x: Any
-    sampling_step: int
-    total_sampling_steps: int
-    inner_model: Any
-
-
-@dataclass
-class AfterCFGCallbackParams:
-    x: Any
-    sampling_step: int
-    total_sampling_steps: int
 
 
 @dataclass
@@ -198,3 +169,54 @@ def script_unloaded_callback() -> None:
 
 def before_ui_callback() -> None:
     _registry().call("before_ui")
+
+
+__all__ = [
+    "AfterCFGCallbackParams",
+    "BeforeTokenCounterParams",
+    "CFGDenoisedParams",
+    "CFGDenoiserParams",
+    "ExtraNoiseParams",
+    "ImageGridLoopParams",
+    "ImageSaveParams",
+    "UiTrainTabParams",
+    "after_component_callback",
+    "app_started_callback",
+    "before_component_callback",
+    "before_image_saved_callback",
+    "before_ui_callback",
+    "cfg_after_cfg_callback",
+    "cfg_denoised_callback",
+    "cfg_denoiser_callback",
+    "clear_callbacks",
+    "image_grid_callback",
+    "image_saved_callback",
+    "infotext_pasted_callback",
+    "model_loaded_callback",
+    "on_after_component",
+    "on_app_started",
+    "on_before_component",
+    "on_before_image_saved",
+    "on_before_reload",
+    "on_before_token_counter",
+    "on_before_ui",
+    "on_cfg_after_cfg",
+    "on_cfg_denoised",
+    "on_cfg_denoiser",
+    "on_extra_noise",
+    "on_image_grid",
+    "on_image_saved",
+    "on_infotext_pasted",
+    "on_list_optimizers",
+    "on_list_unets",
+    "on_model_loaded",
+    "on_script_unloaded",
+    "on_ui_settings",
+    "on_ui_tabs",
+    "on_ui_train_tabs",
+    "remove_callbacks_for_function",
+    "remove_current_script_callbacks",
+    "script_unloaded_callback",
+    "ui_settings_callback",
+    "ui_tabs_callback",
+]

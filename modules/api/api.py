@@ -19,7 +19,7 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from modules.api import models as m
 from modules.api.controlnet import create_controlnet_router
 from modules.app import App
-from modules.controlnet_units import units_from_alwayson
+from modules.controlnet_units import SCRIPT_TITLE, units_from_alwayson
 from modules.engine.errors import EngineError, InvalidRequestError
 from modules.engine.sampling.samplers import SAMPLERS, SCHEDULE_TYPES
 from modules.images import decode_base64_image, encode_png_base64, read_infotext_from_image
@@ -85,6 +85,7 @@ def create_router(app: App) -> APIRouter:
         _settings_routes,
         _progress_routes,
         _info_routes,
+        _script_routes,
     ):
         add_routes(router, app)
     return router
@@ -124,11 +125,13 @@ def _network_routes(router: APIRouter, app: App) -> None:
 def _generation_routes(router: APIRouter, app: App) -> None:
     @router.post("/txt2img", response_model=m.ImagesResponse)
     def txt2img(req: m.Txt2ImgRequest) -> m.ImagesResponse:
-        if req.script_name:
-            raise HTTPException(
-                422, f"Script not found: {req.script_name!r} (scripts arrive in a later version)"
-            )
-        processed = app.txt2img(processing_from_request(req))
+        p = processing_from_request(req)
+        runner = app.scripts.ensure_inputs()
+        p.scripts, p.is_api = runner, True
+        p.script_args = runner.script_args_for(
+            req.script_name, req.script_args, req.alwayson_scripts, skip=(SCRIPT_TITLE,)
+        )
+        processed = app.txt2img(p)
         images = (
             [
                 encode_png_base64(img, info)
@@ -242,6 +245,38 @@ def _info_routes(router: APIRouter, app: App) -> None:
                 "active": {"peak": torch.cuda.max_memory_allocated()},
             }
         return {"ram": {}, "cuda": cuda or {"error": "no CUDA device"}}
+
+
+def _script_routes(router: APIRouter, app: App) -> None:
+    @router.get("/scripts")
+    def scripts() -> dict[str, list[str]]:
+        runner = app.scripts.ensure_inputs()
+        return {"txt2img": [s.name for s in runner.scripts if s.name], "img2img": []}
+
+    @router.get("/script-info")
+    def script_info() -> list[dict[str, Any]]:
+        runner = app.scripts.ensure_inputs()
+        return [_script_info(s, runner.inputs) for s in runner.scripts if s.name]
+
+
+def _script_info(script, inputs: list[Any]) -> dict[str, Any]:
+    """A1111's ScriptInfo: the script's name and its controls' labels, defaults and ranges."""
+    args = []
+    for control in inputs[script.args_from : script.args_to]:
+        choices = getattr(control, "choices", None)
+        args.append(
+            {
+                "label": getattr(control, "label", None),
+                "value": getattr(control, "value", None),
+                "minimum": getattr(control, "minimum", None),
+                "maximum": getattr(control, "maximum", None),
+                "step": getattr(control, "step", None),
+                "choices": [c[0] if isinstance(c, (list, tuple)) else c for c in choices]
+                if choices
+                else None,
+            }
+        )
+    return {"name": script.name, "is_alwayson": bool(script.alwayson), "is_img2img": False, "args": args}
 
 
 def progress_response(app: App, with_image: bool = True) -> m.ProgressResponse:

@@ -30,6 +30,12 @@ _RUNTIME_FIELDS = {
     "sampler_index",
     "script_args",
     "controlnet_units",
+    "scripts",
+    "prompts",
+    "negative_prompts",
+    "seeds",
+    "subseeds",
+    "extra_network_data",
 }
 
 
