@@ -3,6 +3,8 @@
 Names are sd-webui-controlnet's: `"<stem> [<8-hex legacy hash>]"`. A unit's `model` is matched as the
 extension does: the full name, else the stem (any case), else the shortest stem containing the text.
 Loaded models stay in a small RAM cache (opt `control_net_model_cache_size`, default 2).
+`family_of` tells which model family a file is for without loading it (safetensors: the header's keys
+and shapes), so the UI can offer only the ControlNets that fit the loaded checkpoint.
 """
 
 from __future__ import annotations
@@ -14,9 +16,17 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+import torch
+
 from modules.checkpoints import natural_sort_key, walk_files
-from modules.engine.controlnet.models import LoadedControlNet, check_compatible, load_controlnet
+from modules.engine.controlnet.models import (
+    LoadedControlNet,
+    check_compatible,
+    detect_controlnet_family,
+    load_controlnet,
+)
 from modules.engine.errors import InvalidRequestError
+from modules.engine.loading import read_state_dict
 from modules.engine.model import SDModel
 from modules.hashing import legacy_model_hash
 
@@ -65,6 +75,7 @@ class ControlNetModels:
         self._lock = threading.Lock()
         self._files: list[ControlNetFile] = []
         self._cache: OrderedDict[tuple, LoadedControlNet] = OrderedDict()
+        self._families: dict[tuple[str, int], str | None] = {}
         self.refresh()
 
     def refresh(self) -> list[ControlNetFile]:
@@ -105,6 +116,35 @@ class ControlNetModels:
             f"ControlNet model not found: {name!r} (put it in models/ControlNet, then refresh)"
         )
 
+    def names_for_family(self, family: str | None) -> list[str]:
+        """`names()` limited to the ControlNets for `family` (all when None); files whose family cannot
+        be read stay listed, so choosing one gives the loader's clear message."""
+        if family is None:
+            return self.names()
+        return [NONE] + [f.name for f in self.list() if self.family_of(f) in (family, None)]
+
+    def family_of(self, file: ControlNetFile) -> str | None:
+        """The family ("SD1", "SD2", "SDXL") a ControlNet is for; None when that cannot be read.
+
+        Safetensors: from the header's keys and shapes only (no tensor is read). Pickles: loaded once
+        (memory-mapped when the format allows). Diffusers folders: their weights file, the same way.
+        Cached per (path, modification time).
+        """
+        weights = file.path if file.path.is_file() else _diffusers_weights(file.path)
+        if weights is None:
+            return None
+        try:
+            key = (str(weights), weights.stat().st_mtime_ns)
+        except OSError:
+            return None
+        with self._lock:
+            if key in self._families:
+                return self._families[key]
+        family = _read_family(weights, self.allow_unsafe_pickle)
+        with self._lock:
+            self._families[key] = family
+        return family
+
     def load(self, file: ControlNetFile, sd: SDModel) -> LoadedControlNet:
         """The model on the SD model's device and dtype, checked against its family; cached."""
         stat = file.path.stat()
@@ -135,6 +175,37 @@ class ControlNetModels:
     def clear_cache(self) -> None:
         with self._lock:
             self._cache.clear()
+
+
+def _read_family(path: Path, allow_unsafe_pickle: bool) -> str | None:
+    try:
+        shapes = _header_shapes(path) if path.suffix.lower() == ".safetensors" else None
+        state_dict = shapes if shapes is not None else _pickle_tensors(path, allow_unsafe_pickle)
+        return detect_controlnet_family(state_dict, str(path))
+    except Exception:  # unreadable, truncated or not a ControlNet: the loader says why when it is chosen
+        return None
+
+
+def _header_shapes(path: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a safetensors file as an empty "meta" tensor of its shape (header only)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return {k: torch.empty(f.get_slice(k).get_shape(), device="meta") for k in f.keys()}  # noqa: SIM118
+
+
+def _pickle_tensors(path: Path, allow_unsafe_pickle: bool) -> dict[str, torch.Tensor]:
+    """A pickle's tensors: memory-mapped (nothing read but the index) when the file is a zip archive
+    of plain weights, else through the safe loader."""
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # legacy format or objects the plain loader refuses: the full safe path decides
+        return read_state_dict(path, allow_unsafe_pickle=allow_unsafe_pickle)
+    if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
+        data = data["state_dict"]
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
 
 
 def _scan(folder: Path) -> list[Path]:

@@ -141,7 +141,7 @@ def _check_ranges(unit: ControlNetUnit, index: int) -> None:
 def decode_images(value: Any, index: int = 0) -> list[np.ndarray]:
     """The extension's image forms: base64 (or data URL), {"image", "mask"}, [image, mask], a list of
     such dicts (one control image per generated image), a PIL image or an array."""
-    if value is None or value == "":
+    if value is None or (isinstance(value, str) and not value):
         return []
     if isinstance(value, Mapping):
         return decode_images(value.get("image"), index)

@@ -17,6 +17,8 @@ import gradio as gr
 from modules.engine.sampling.samplers import SAMPLERS, SCHEDULE_TYPES
 from modules.processing import Processed, StableDiffusionProcessingTxt2Img
 from modules.ui import paste, results
+from modules.ui.controlnet import ControlNetUI, create_controlnet, wire_controlnet
+from modules.ui.controlnet_handlers import units_from_values
 from modules.ui.extra_networks import create_extra_networks, wire_gallery
 from modules.ui.progress import PROGRESS_CSS, watch_job
 from modules.ui.styles import create_styles_row
@@ -65,7 +67,9 @@ def _int(value: Any) -> Any:
     return value
 
 
-def build_processing(v: Txt2ImgValues) -> StableDiffusionProcessingTxt2Img:
+def build_processing(
+    v: Txt2ImgValues, controlnet_units: list | None = None
+) -> StableDiffusionProcessingTxt2Img:
     """The job the UI asks for; the UI saves images (A1111 UI default)."""
     return StableDiffusionProcessingTxt2Img(
         prompt=v.prompt or "",
@@ -87,6 +91,7 @@ def build_processing(v: Txt2ImgValues) -> StableDiffusionProcessingTxt2Img:
         do_not_save_samples=False,
         do_not_save_grid=False,
         styles=list(v.styles or []),
+        controlnet_units=list(controlnet_units or []),
     )
 
 
@@ -132,9 +137,12 @@ def finished(processed: Processed) -> tuple[Any, ...]:
 
 
 def generate(app: App, *values: Any) -> Iterator[tuple[Any, ...]]:
-    """Gradio generator for the Generate button: validate, queue, stream progress, show the result."""
+    """Gradio generator for the Generate button: validate, queue, stream progress, show the result.
+
+    `values`: the INPUT_NAMES controls, then the ControlNet units' values (`ControlNetUI.inputs`)."""
     try:
-        p = build_processing(Txt2ImgValues(*values))
+        main, control = values[: len(INPUT_NAMES)], values[len(INPUT_NAMES) :]
+        p = build_processing(Txt2ImgValues(*main), units_from_values(control))
         app.generation.validate(p)
     except Exception as exc:  # a bad value: say so now, before anything is queued
         yield failed(exc)
@@ -192,6 +200,7 @@ class Txt2ImgTab:
     controls: dict[str, gr.components.Component]
     results: dict[str, Any]
     buttons: dict[str, gr.Button]
+    controlnet: ControlNetUI | None = None
 
 
 def tool_button(text: str, elem_id: str) -> gr.Button:
@@ -339,10 +348,12 @@ def create_txt2img_tab(app: App) -> Txt2ImgTab:
             _sampler_rows(c)
             _size_rows(c, b)
             extras = _seed_rows(c, b)
+            controlnet = create_controlnet(app, "txt2img")  # A1111: alwayson scripts under the seed
         r = _results_column()
     wire_gallery(app, networks, r["gallery"], "txt2img")
-    tab = Txt2ImgTab(c, r, b)
+    tab = Txt2ImgTab(c, r, b, controlnet)
     _wire(app, tab, extras)
+    wire_controlnet(app, controlnet, c["width"], c["height"], r["error"])
     return tab
 
 
@@ -351,7 +362,7 @@ def _wire(app: App, tab: Txt2ImgTab, extras: gr.Group) -> None:
     quick = {"concurrency_limit": None, "show_progress": "hidden", "api_visibility": "undocumented"}
     gen = {
         "fn": partial(generate, app),
-        "inputs": [c[n] for n in INPUT_NAMES],
+        "inputs": [c[n] for n in INPUT_NAMES] + (tab.controlnet.inputs if tab.controlnet else []),
         "outputs": [r[n] for n in OUTPUTS],
         "show_progress": "hidden",
         "concurrency_limit": None,
