@@ -11,10 +11,8 @@ downloaded `control_v11p_sd15_canny.safetensors`.
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -24,6 +22,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import torch  # noqa: E402
 from diffusers import ControlNetModel, EulerDiscreteScheduler, StableDiffusionControlNetPipeline  # noqa: E402
+from timing import median_seconds  # noqa: E402
 from txt2img import sd15_components  # noqa: E402
 
 from modules.engine import txt2img  # noqa: E402
@@ -35,23 +34,6 @@ from modules.engine.model import SDModel, TextEncoderSpec  # noqa: E402
 from modules.engine.sampling.noise import make_generators  # noqa: E402
 from modules.engine.text.tokenizer import get_tokenizer  # noqa: E402
 from tests.fixtures.tiny_controlnets import write_lllyasviel  # noqa: E402
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _seconds(fn, device: torch.device, runs: int = 3) -> float:
-    """Median wall time of `runs` calls (the job includes text encoding and VAE decoding)."""
-    times = []
-    for _ in range(runs):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _peak_mib(fn, device: torch.device) -> float | None:
@@ -118,11 +100,10 @@ def main() -> None:
         return lambda: txt2img.generate(model, _request(size, steps, units), progress_bar=False)
 
     sumi(())()  # warm up
-    plain_s = _seconds(sumi([]), device)
-    control_s = _seconds(sumi([unit]), device)
+    plain_s = median_seconds(sumi([]), device, 3, warmup=False)
+    control_s = median_seconds(sumi([unit]), device, 3, warmup=False)
     theirs = _diffusers(model, loaded.model, size, steps, image)
-    theirs()
-    diffusers_s = _seconds(theirs, device)
+    diffusers_s = median_seconds(theirs, device, 3)
     name = torch.cuda.get_device_name() if devices.is_cuda else "CPU"
     print(
         f"device {name}, {dtype}, SD1.5 + ControlNet (random weights), {size}x{size}, {steps} steps, Euler, CFG"

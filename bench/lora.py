@@ -9,7 +9,6 @@ files on Civitai) written for that model, then read and applied by Sumi's own co
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -21,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import torch  # noqa: E402
+from timing import median_seconds, sync  # noqa: E402
 from txt2img import sd15_components  # noqa: E402
 
 from modules.engine.devices import select_device  # noqa: E402
@@ -28,23 +28,6 @@ from modules.engine.model import SDModel, TextEncoderSpec  # noqa: E402
 from modules.engine.networks import NetworkPatcher, load_network  # noqa: E402
 from modules.engine.text.tokenizer import get_tokenizer  # noqa: E402
 from tests.fixtures.tiny_networks import write_lora  # noqa: E402
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def timed(fn, device: torch.device, runs: int = 5) -> float:
-    fn()
-    times = []
-    for _ in range(runs):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -69,11 +52,11 @@ def main() -> None:
         patcher.apply([(a, 1.0, 1.0)])
         patcher.restore()
 
-    apply_restore_s = timed(apply_and_restore, devices.device)
+    apply_restore_s = median_seconds(apply_and_restore, devices.device)
     patcher.apply([(a, 1.0, 1.0)])
     start = time.perf_counter()
     patcher.apply([(a, 1.0, 1.0), (b, 1.0, 1.0)])
-    _sync(devices.device)
+    sync(devices.device)
     add_b_s = time.perf_counter() - start
     patcher.restore()
 
@@ -83,9 +66,9 @@ def main() -> None:
     t = torch.tensor(500.0, device=devices.device)
     with torch.inference_mode():
         step = lambda: model.unet(x, t, encoder_hidden_states=ctx)  # noqa: E731
-        plain_s = timed(step, devices.device, 3)
+        plain_s = median_seconds(step, devices.device, 3)
         patcher.apply([(a, 1.0, 1.0)])
-        lora_s = timed(step, devices.device, 3)
+        lora_s = median_seconds(step, devices.device, 3)
         patcher.restore()
     name = torch.cuda.get_device_name() if devices.is_cuda else "CPU"
     print(f"device {name}, {devices.dtype}, SD1.5 architecture, LoRA rank 16, {size_mb:.1f} MB file")

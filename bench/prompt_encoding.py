@@ -10,10 +10,8 @@ UNet call for cond and uncond) at 512x512.
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -21,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
+from timing import median_seconds  # noqa: E402
 from txt2img import write_checkpoint  # noqa: E402
 
 from modules.engine import txt2img  # noqa: E402
@@ -34,18 +33,6 @@ PROMPT = (
     f"a [portrait:landscape:5] of a [red:blue:0.5] fox in a [forest:city:12], {WORDS}, " * 8
     + f"AND a small hat on a table, {WORDS}:0.7"
 )
-
-
-def timed(fn, runs: int, device: torch.device) -> float:
-    fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -63,8 +50,8 @@ def main() -> None:
         denoiser = CFGDenoiser(model.unet, guidance, 20)
         x = torch.randn(1, 4, 64, 64, device=devices.device, dtype=devices.dtype)
         t = torch.tensor(500.0, device=devices.device)
-        encode = timed(lambda: txt2img.conditioning(model, request), 5, devices.device)
-        step = timed(lambda: denoiser(x, t, 6), 5, devices.device)
+        encode = median_seconds(lambda: txt2img.conditioning(model, request), devices.device, 5)
+        step = median_seconds(lambda: denoiser(x, t, 6), devices.device, 5)
     texts = {s.text for c in guidance.conditioning.conds for _, sched in c.parts for s in sched}
     name = torch.cuda.get_device_name() if devices.is_cuda else "CPU"
     print(
