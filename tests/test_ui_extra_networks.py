@@ -1,10 +1,9 @@
 """The extra networks panel: card data (names, sidecar metadata, previews), the prompt toggle, and
-the Lora card in Chromium against a real server."""
+the Textual Inversion notice. The browser tests are in test_ui_extra_networks_browser.py."""
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,7 +14,6 @@ from safetensors.torch import save_file
 
 from modules.network_files import LORA_EXTENSIONS, NetworkFileRegistry
 from modules.ui import extra_networks as en
-from tests.browser_support import browser_skip_reason, launch_chromium, running_server
 
 
 # -- sidecar metadata and card text -------------------------------------------------------------------
@@ -254,75 +252,88 @@ def test_save_preview_action_uses_selected_image_and_refreshes(tmp_path: Path):
     assert en.pick_gallery_image(None, 0) is None
 
 
-# -- in the browser ------------------------------------------------------------------------------------
-@pytest.mark.browser
-@pytest.mark.skipif(browser_skip_reason() is not None, reason=browser_skip_reason() or "")
-def test_lora_card_toggles_tag_in_prompt(tmp_path: Path):
-    from playwright.sync_api import sync_playwright
+# -- the Textual Inversion notice: unreadable and skipped embeddings ---------------------------------------
+def _fake_embedding_app(tmp_path: Path, errors: dict[str, str], skipped: dict[str, str], loaded=True):
+    folder = tmp_path / "embeddings"
+    folder.mkdir(exist_ok=True)
+    embeddings = {}
+    for name in ("good", *skipped):
+        (folder / f"{name}.safetensors").write_bytes(b"")
+        embeddings[name] = SimpleNamespace(filename=str(folder / f"{name}.safetensors"))
+    database = SimpleNamespace(
+        embeddings=embeddings,
+        errors=errors,
+        folders=[folder],
+        for_model=lambda sd: SimpleNamespace(skipped=skipped),
+    )
+    active = SimpleNamespace(sd=object()) if loaded else None
+    return SimpleNamespace(embeddings=database, models=SimpleNamespace(active=active)), folder
 
-    from tests.fixtures import tiny_embeddings as te
 
-    with running_server(tmp_path / "data") as server, sync_playwright() as pw:
-        paths = server.app.paths
-        paths.lora_dir.mkdir(parents=True, exist_ok=True)
-        save_file({"w": torch.zeros(1)}, str(paths.lora_dir / "tinylora.safetensors"))
-        paths.embeddings_dir.mkdir(parents=True, exist_ok=True)
-        te.write_safetensors(paths.embeddings_dir / "tinyemb.safetensors", te.random_vectors(1, 32))
-        browser = launch_chromium(pw)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.set_default_timeout(30_000)
-            page.goto(server.url)
-            page.wait_for_selector("#txt2img_prompt textarea")
-            page.fill("#txt2img_prompt textarea", "a cat")
-            page.click("#txt2img_extra_networks button, #txt2img_extra_networks .label-wrap >> nth=0")
-            page.get_by_role("tab", name="Lora").click()
-            page.click("#txt2img_lora_extra_refresh")
-            save_file({"w": torch.zeros(1)}, str(paths.lora_dir / "zzlora.safetensors"))
-            page.click("#txt2img_lora_extra_refresh")
-            cards = "#txt2img_lora_cards .sumi-card"
-            page.wait_for_selector(f"{cards}[data-name=zzlora]")
-            assert page.locator(cards).first.get_attribute("data-name") == "tinylora"
-            page.locator("#txt2img_lora_extra_sort input").click()
-            page.get_by_role("option", name="Name (desc)").click()
-            page.wait_for_function(f"() => document.querySelector('{cards}').dataset.name === 'zzlora'")
-            card = page.locator("#txt2img_lora_cards .sumi-card[data-name=tinylora]")
-            card.click()
-            prompt = page.locator("#txt2img_prompt textarea")
-            page.wait_for_function(
-                "() => document.querySelector('#txt2img_prompt textarea').value === 'a cat <lora:tinylora:1>'"
-            )
-            card.click()
-            page.wait_for_function(
-                "() => document.querySelector('#txt2img_prompt textarea').value === 'a cat'"
-            )
-            assert prompt.input_value() == "a cat"
-            page.get_by_role("tab", name="Textual Inversion").click()
-            page.click("#txt2img_textual_inversion_extra_refresh")
-            page.locator("#txt2img_textual_inversion_cards .sumi-card[data-name=tinyemb]").click()
-            page.wait_for_function(
-                "() => document.querySelector('#txt2img_prompt textarea').value === 'a cat tinyemb'"
-            )
-            # an embedding goes to the negative prompt when that box had focus last
-            page.click("#txt2img_neg_prompt textarea")
-            page.locator("#txt2img_textual_inversion_cards .sumi-card[data-name=tinyemb]").click()
-            page.wait_for_function(
-                "() => document.querySelector('#txt2img_neg_prompt textarea').value === 'tinyemb'"
-            )
-            assert prompt.input_value() == "a cat tinyemb"
-            # a checkpoint card switches the model; a vanished file is reported
-            models = paths.ckpt_dirs[0]
-            demo = next(models.glob("sumi-demo*.safetensors"))
-            shutil.copy(demo, models / "other.safetensors")
-            shutil.copy(demo, models / "gone.safetensors")
-            page.get_by_role("tab", name="Checkpoints").click()
-            page.click("#txt2img_checkpoints_extra_refresh")
-            page.locator("#txt2img_checkpoints_cards .sumi-card[data-name='other.safetensors']").click()
-            page.wait_for_selector("#txt2img_extra_networks_status .sumi-note")
-            assert "other.safetensors" in str(server.app.options.sd_model_checkpoint)
-            (models / "gone.safetensors").unlink()
-            page.locator("#txt2img_checkpoints_cards .sumi-card[data-name='gone.safetensors']").click()
-            page.wait_for_selector("#txt2img_extra_networks_status .sumi-error")
-            assert "other.safetensors" in str(server.app.options.sd_model_checkpoint)
-        finally:
-            browser.close()
+def test_embedding_notice_lists_unreadable_files_escaped_and_relative(tmp_path: Path):
+    folder = tmp_path / "embeddings"
+    bad, odd = folder / "bad.pt", folder / "sub" / "<b>odd</b>.safetensors"
+    errors = {
+        str(bad): f"{bad}: not a readable PyTorch checkpoint (UnpicklingError: x)",
+        str(odd): "not a valid .safetensors file (header too large) & more",
+    }
+    page = en.embedding_notice_html(errors, {}, [folder])
+    assert "Could not load 2 embedding files:" in page and 'class="sumi-notice sumi-extra-notice"' in page
+    assert "<li>bad.pt (not a readable PyTorch checkpoint (UnpicklingError: x))</li>" in page
+    assert str(bad) not in page  # the path is shown once, relative to the folder
+    assert "sub/&lt;b&gt;odd&lt;/b&gt;.safetensors (not a valid .safetensors file" in page
+    assert "<b>odd" not in page and "&amp; more" in page
+    assert "Skipped" not in page
+    one = en.embedding_notice_html({str(bad): "broken"}, {})
+    assert "Could not load 1 embedding file:" in one and f"{bad} (broken)" in one  # outside any folder
+    assert en.embedding_notice_html({}, {}) == ""
+
+
+def test_embedding_notice_lists_skipped_embeddings_with_reasons():
+    page = en.embedding_notice_html({}, {"wide": "48 ≠ 64", "Alpha": "1024 ≠ 768"})
+    assert "Skipped 2 embeddings whose vectors do not fit the loaded model:" in page
+    assert page.index("Alpha (1024 ≠ 768)") < page.index("wide (48 ≠ 64)")
+    assert "Could not load" not in page
+
+
+def test_embedding_notice_shortens_long_lists():
+    errors = {f"/e/f{i:02}.pt": "broken" for i in range(en.NOTICE_LIMIT + 5)}
+    page = en.embedding_notice_html(errors, {}, [Path("/e")])
+    assert page.count("<li>") == en.NOTICE_LIMIT + 1 and "… and 5 more" in page
+    assert "f00.pt (broken)" in page and f"f{en.NOTICE_LIMIT:02}.pt" not in page
+
+
+def test_textual_inversion_tab_shows_the_notice_above_the_cards(tmp_path: Path):
+    folder = tmp_path / "embeddings"
+    errors = {str(folder / "bad.pt"): f"{folder / 'bad.pt'}: broken"}
+    app, _ = _fake_embedding_app(tmp_path, errors, {"wide": "48 ≠ 64"})
+    page = en.render_tab(app, "textual_inversion")
+    assert page.index("sumi-extra-notice") < page.index('class="sumi-cards"')
+    assert "bad.pt (broken)" in page and "wide (48 ≠ 64)" in page
+    cards = {c.name: c for c in en.embedding_cards(app)}
+    assert cards["wide"].skipped == "48 ≠ 64" and "(48 ≠ 64)" in cards["wide"].description
+    assert cards["good"].skipped == ""
+    assert 'class="card sumi-card sumi-card-skipped"' in en.card_html(cards["wide"])
+    assert 'class="card sumi-card"' in en.card_html(cards["good"])
+    # the notice stays when a search hides every card; other tabs have none
+    assert "bad.pt" in en.render_tab(app, "textual_inversion", "zzz")
+    assert en.tab_notice(app, "lora") == ""
+
+
+def test_no_model_loaded_lists_only_unreadable_files(tmp_path: Path):
+    app, _ = _fake_embedding_app(tmp_path, {}, {"wide": "48 ≠ 64"}, loaded=False)
+    assert en.skipped_embeddings(app) == {}
+    assert "sumi-extra-notice" not in en.render_tab(app, "textual_inversion")
+
+
+def test_a_failing_notice_never_hides_the_cards(tmp_path: Path, caplog):
+    app, _ = _fake_embedding_app(tmp_path, {}, {})
+
+    def broken(sd):
+        raise RuntimeError("model view failed")
+
+    app.embeddings.for_model = broken
+    app.embeddings.errors = None  # not a dict: the notice itself fails
+    page = en.render_tab(app, "textual_inversion")
+    assert 'data-name="good"' in page and "sumi-extra-notice" not in page
+    assert "notice not shown" in caplog.text

@@ -10,6 +10,8 @@ and path, the sort menu orders by name or date modified (server-side, like searc
 folders. Under the cards, "Edit card" picks a card by name: 🖼️ saves the selected txt2img gallery
 image as `<path-without-ext>.preview.png`, and the sidecar editor writes description, activation text,
 preferred weight and notes to `<path-without-ext>.json` (other keys kept, written atomically).
+Above the Textual Inversion cards a notice lists the embedding files that could not be loaded and the
+embeddings skipped for the loaded model (wrong vector width); it is redrawn with the cards (🔄 too).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class Card:
     checkpoint: str = ""  # checkpoint title to switch to
     negative: bool = False  # embeddings may go to the negative prompt (the box focused last)
     search_terms: str = ""
+    skipped: str = ""  # why the loaded model cannot use this embedding ("48 ≠ 64"), else ""
 
 
 # -- sidecar metadata ------------------------------------------------------------------------------
@@ -237,20 +240,27 @@ def hypernetwork_cards(app: App) -> list[Card]:
     return cards
 
 
+def skipped_embeddings(app: App) -> dict[str, str]:
+    """{name: reason} of the embeddings the loaded model cannot use ({} before a model is loaded)."""
+    active = app.models.active
+    if active is None:
+        return {}
+    try:
+        return dict(app.embeddings.for_model(active.sd).skipped)
+    except Exception as exc:  # listing must not fail because the model view did
+        log.warning("embedding compatibility not known: %s", exc)
+        return {}
+
+
 def embedding_cards(app: App) -> list[Card]:
     embeddings = app.embeddings.embeddings
-    active = app.models.active
-    skipped: set[str] = set()
-    if active is not None:
-        try:
-            skipped = set(app.embeddings.for_model(active.sd).skipped)
-        except Exception as exc:  # listing must not fail because the model view did
-            log.warning("embedding compatibility not known: %s", exc)
+    skipped = skipped_embeddings(app)
     cards = []
     for name, embedding in embeddings.items():
         card = _card("textual_inversion", name, embedding.filename, prompt=name, negative=True)
         if name in skipped:
-            note = "Not usable with the loaded model (vector width differs)."
+            card.skipped = skipped[name]
+            note = f"Not usable with the loaded model ({skipped[name]})."
             card.description = f"{card.description} {note}".strip()
         cards.append(card)
     return cards
@@ -269,6 +279,77 @@ CARD_SOURCES: dict[str, Callable[[App], list[Card]]] = {
     "checkpoints": checkpoint_cards,
     "lora": lora_cards,
 }
+
+
+# -- notices above the cards -----------------------------------------------------------------------
+NOTICE_LIMIT = 20  # problems listed one by one; the rest are counted
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def _shown_path(path: str, folders: list[Path]) -> str:
+    """`path` relative to the folder it was found in (as card names are), else as it is."""
+    for folder in folders:
+        try:
+            return Path(path).relative_to(folder).as_posix()
+        except ValueError:
+            continue
+    return path
+
+
+def _problem_list(items: list[str]) -> str:
+    shown = "".join(f"<li>{html.escape(item)}</li>" for item in items[:NOTICE_LIMIT])
+    if len(items) > NOTICE_LIMIT:
+        shown += f"<li>… and {len(items) - NOTICE_LIMIT} more (see the console)</li>"
+    return f"<ul>{shown}</ul>"
+
+
+def embedding_notice_html(
+    errors: dict[str, str], skipped: dict[str, str], folders: list[Path] | None = None
+) -> str:
+    """The Textual Inversion tab's notice: embedding files that could not be loaded (`errors`, path ->
+    message) and embeddings skipped for the loaded model (`skipped`, name -> "48 ≠ 64", A1111's
+    "Textual inversion embeddings skipped" list). "" when there is nothing to say."""
+    parts = []
+    if errors:
+        items = []
+        for path in sorted(errors):
+            message = errors[path]
+            if message.startswith(f"{path}: "):  # the loaders name the file first; once is enough
+                message = message[len(path) + 2 :]
+            items.append(f"{_shown_path(path, folders or [])} ({message})")
+        heading = f"Could not load {_plural(len(items), 'embedding file')}:"
+        parts.append(f'<div class="sumi-embedding-errors"><b>{heading}</b>{_problem_list(items)}</div>')
+    if skipped:
+        items = [f"{name} ({skipped[name]})" for name in sorted(skipped, key=str.lower)]
+        heading = f"Skipped {_plural(len(items), 'embedding')} whose vectors do not fit the loaded model:"
+        parts.append(f'<div class="sumi-embedding-skipped"><b>{heading}</b>{_problem_list(items)}</div>')
+    if not parts:
+        return ""
+    return '<div class="sumi-notice sumi-extra-notice">' + "".join(parts) + "</div>"
+
+
+def embedding_notice(app: App) -> str:
+    database = app.embeddings
+    return embedding_notice_html(
+        dict(database.errors), skipped_embeddings(app), list(getattr(database, "folders", []))
+    )
+
+
+NOTICE_SOURCES: dict[str, Callable[[App], str]] = {"textual_inversion": embedding_notice}
+
+
+def tab_notice(app: App, kind: str) -> str:
+    source = NOTICE_SOURCES.get(kind)
+    if source is None:
+        return ""
+    try:
+        return source(app)
+    except Exception as exc:  # a notice must never hide the cards
+        log.warning("extra networks %s notice not shown: %s", kind, exc)
+        return ""
 
 
 def refresh_source(app: App, kind: str) -> None:
@@ -317,8 +398,9 @@ def card_html(card: Card, tabname: str = "txt2img") -> str:
     description = (
         f'<div class="sumi-card-description">{e(card.description)}</div>' if card.description else ""
     )
+    classes = "card sumi-card sumi-card-skipped" if card.skipped else "card sumi-card"
     return (
-        f'<div class="card sumi-card" tabindex="0" role="button" data-kind="{e(card.kind)}"'
+        f'<div class="{classes}" tabindex="0" role="button" data-kind="{e(card.kind)}"'
         f' data-name="{e(card.name)}" data-prompt="{e(card.prompt)}" data-checkpoint="{e(card.checkpoint)}"'
         f' data-negative="{"1" if card.negative else ""}" data-tabname="{e(tabname)}"'
         f' title="{e(card.path)}">'
@@ -340,10 +422,11 @@ def render_tab(
     app: App, kind: str, search: str | None = None, tabname: str = "txt2img", sort: str | None = None
 ) -> str:
     try:
-        return cards_html(CARD_SOURCES[kind](app), search, tabname, sort)
+        page = cards_html(CARD_SOURCES[kind](app), search, tabname, sort)
     except Exception as exc:
         log.exception("extra networks tab %s failed", kind)
-        return results.error_html(f"Could not list {kind}: {exc}")
+        page = results.error_html(f"Could not list {kind}: {exc}")
+    return tab_notice(app, kind) + page
 
 
 def refresh_tab(
@@ -565,6 +648,7 @@ class CardEditor:
     notes: gr.Textbox
     save: gr.Button
     status: gr.HTML
+    accordion: gr.Accordion | None = None
 
 
 @dataclass
@@ -583,7 +667,7 @@ class ExtraNetworksPanel:
 
 def _editor(app: App, kind: str, tabname: str) -> CardEditor:
     prefix = f"{tabname}_{kind}_extra_edit"
-    with gr.Accordion("Edit card", open=False, elem_id=prefix, elem_classes=["sumi-extra-edit"]):
+    with gr.Accordion("Edit card", open=False, elem_id=prefix, elem_classes=["sumi-extra-edit"]) as accordion:
         with gr.Row(equal_height=True):
             card = gr.Dropdown(
                 choices=card_names(app, kind),
@@ -607,7 +691,9 @@ def _editor(app: App, kind: str, tabname: str) -> CardEditor:
         notes = gr.Textbox(label="Notes", lines=2, elem_id=f"{prefix}_notes")
         save = gr.Button("Save", elem_id=f"{prefix}_save", size="sm")
         status = gr.HTML("", elem_id=f"{prefix}_status", js_on_load=None)
-    return CardEditor(card, save_preview_button, description, activation, weight, notes, save, status)
+    return CardEditor(
+        card, save_preview_button, description, activation, weight, notes, save, status, accordion
+    )
 
 
 def create_extra_networks(app: App, tabname: str = "txt2img") -> ExtraNetworksPanel:
@@ -683,6 +769,11 @@ def _refresh_with_names(
     return page, gr.update(choices=card_names(app, kind))
 
 
+def _card_choices(app: App, kind: str) -> Any:
+    """The editor's card list as the tab lists it now (the page may be older than the last 🔄)."""
+    return gr.update(choices=card_names(app, kind))
+
+
 def _render_view(app: App, kind: str, tabname: str, search: str | None, sort: str | None) -> str:
     return render_tab(app, kind, search, tabname, sort)
 
@@ -702,6 +793,8 @@ def _wire(app: App, panel: ExtraNetworksPanel, tabname: str) -> None:
         render = partial(_render_view, app, kind, tabname)
         panel.search[kind].input(render, inputs=view, outputs=out, **quick)
         panel.sort[kind].change(render, inputs=view, outputs=out, **quick)
+        if editor.accordion is not None:
+            editor.accordion.expand(partial(_card_choices, app, kind), outputs=editor.card, **quick)
         fields = [editor.description, editor.activation, editor.weight, editor.notes]
         editor.card.change(partial(load_edit_fields, app, kind), inputs=editor.card, outputs=fields, **quick)
         editor.save.click(

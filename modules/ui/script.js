@@ -39,6 +39,8 @@ function sumiToggleText(prompt, text, sep = " ") {
     return prompt.trim() ? prompt + sep + text : text;
 }
 window.sumiToggleText = sumiToggleText;
+// Writing textarea.value does not tell Gradio (its Textbox state, and so Generate and the token counter's
+// change event, follow "input" events only): the `input` event below is what makes both see the new text.
 function sumiExtraNetworkClick(card) {
     const d = card.dataset;
     if (d.kind === "checkpoints") {
@@ -55,5 +57,13 @@ function sumiExtraNetworkClick(card) {
 document.addEventListener("click", (e) => {
     const card = e.target.closest && e.target.closest(".sumi-card");
     if (card) sumiExtraNetworkClick(card);
+});
+// Cards are focusable buttons: Enter or Space does what a click does.
+document.addEventListener("keydown", (e) => {
+    if ((e.key !== "Enter" && e.key !== " ") || e.ctrlKey || e.metaKey || e.altKey) return;
+    const card = e.target.classList && e.target.classList.contains("sumi-card") ? e.target : null;
+    if (!card) return;
+    e.preventDefault();
+    sumiExtraNetworkClick(card);
 });
 })();
