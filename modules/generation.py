@@ -103,11 +103,10 @@ class GenerationService:
         p.all_prompts = _per_image(p.prompt, total)
         p.all_negative_prompts = _per_image(p.negative_prompt, total)
         self._apply_styles(p)
-        p.seed = _resolve_seed(p.seed)
         use_variation = p.seed_enable_extras and p.subseed_strength > 0
-        p.subseed = _resolve_seed(p.subseed)
-        p.all_seeds = [p.seed if use_variation else p.seed + i for i in range(total)]
-        p.all_subseeds = [p.subseed + i if use_variation else p.subseed for i in range(total)]
+        p.all_seeds = _seed_list(p.seed, total, 0 if use_variation else 1)
+        p.all_subseeds = _seed_list(p.subseed, total, 1 if use_variation else 0)
+        p.seed, p.subseed = p.all_seeds[0], p.all_subseeds[0]
         p.clip_skip = int(self.options.CLIP_stop_at_last_layers)
         p.sd_model = loaded.sd
         p.sd_model_name = loaded.checkpoint.name_for_extra
@@ -388,6 +387,18 @@ def _resolve_seed(seed: int | float | str | None) -> int:
     except ValueError as exc:
         raise InvalidRequestError(f"seed must be a number, got {seed!r}") from exc
     return random.randrange(MAX_SEED) if seed == -1 else seed
+
+
+def _seed_list(seed: Any, total: int, step: int) -> list[int]:
+    """Seeds of a job's images: `seed + i * step`, or, as A1111, one seed per image when `seed` is a
+    list (scripts such as Prompt matrix pass lists; -1 entries are drawn at random)."""
+    if isinstance(seed, (list, tuple)):
+        if not seed:
+            raise InvalidRequestError("seed must not be an empty list")
+        seeds = [_resolve_seed(s) for s in seed]
+        return [seeds[i % len(seeds)] for i in range(total)]
+    first = _resolve_seed(seed)
+    return [first + i * step for i in range(total)]
 
 
 def _uses_brackets(p: StableDiffusionProcessing, index: int) -> bool:

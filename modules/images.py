@@ -480,3 +480,16 @@ def _novelai_infotext(image: Image.Image, items: Mapping[str, object]) -> str | 
         )
     except (KeyError, ValueError, TypeError):
         return None
+
+
+# A1111's grid legend and tile helpers live in modules.image_grids; extensions find them here.
+from modules import image_grids as _grids  # noqa: E402
+
+Grid = _grids.Grid
+GridAnnotation = _grids.GridAnnotation
+GridStyle = _grids.GridStyle
+combine_grid = _grids.combine_grid
+draw_grid_annotations = _grids.draw_grid_annotations
+draw_prompt_matrix = _grids.draw_prompt_matrix
+get_font = _grids.get_font
+split_grid = _grids.split_grid

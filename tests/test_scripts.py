@@ -149,5 +149,5 @@ def test_a_failing_script_is_named_skipped_and_the_job_still_finishes(client, ap
 def test_a_script_file_that_does_not_import_is_reported_and_the_others_load(app):
     errors = [e for e in app.scripts.errors.items if e.where == "import"]
     assert any(e.script.endswith("zz_syntax_error.py") and "SyntaxError" in e.traceback for e in errors)
-    module = app.scripts.scripts_data[0].module
+    module = next(d.module for d in app.scripts.scripts_data if "sd-webui-test-ext" in d.path)
     assert module.LOADED_FROM.endswith("sd-webui-test-ext")
