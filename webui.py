@@ -3,14 +3,23 @@
 python webui.py                 # web UI on http://127.0.0.1:7860
 python webui.py --api           # web UI plus /sdapi/v1/... on the same port
 python webui.py --nowebui       # API only, on port 7861
+
+Restart ("Apply and restart UI" in the Extensions tab): `App.request_restart()` asks the uvicorn
+server to stop; `main` then shuts the App down (the job queue finishes) and replaces the process with
+a fresh run of the same command line (`os.execv`, so the PID, the terminal and a supervisor such as
+systemd or docker stay the same). Everything is loaded again: extensions, their preload.py flags,
+settings. A flag that only a now-disabled extension understood is ignored with a notice after a
+restart instead of stopping the server.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 # Nothing may reach a model hub: configs and the tokenizer ship with Sumi.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -19,15 +28,59 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 REPO_ROOT = Path(__file__).resolve().parent
+RESTARTED_ENV = "SUMI_RESTARTED"  # set for the process that a restart starts
+SHUTDOWN_GRACE_S = 3  # open connections (the page's event streams) get this long before a restart
+
+log = logging.getLogger("sumi")
+
+
+def preload_extensions(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """Enabled extensions' preload.py add their flags to `parser`; one message per failure."""
+    from modules.app import preload_extensions as preload
+
+    return preload(parser, argv, REPO_ROOT)
+
+
+def parse_args(argv: list[str], *, lenient: bool = False) -> tuple[argparse.Namespace, list[str]]:
+    """The flags as `main` reads them: Sumi's, plus those extensions add in preload.py.
+
+    Returns (args, notes for the user). With `lenient` (after a restart) unknown flags are reported
+    in the notes instead of stopping: they may belong to an extension that was just disabled."""
+    from modules.cmd_args import build_parser
+
+    parser = build_parser()
+    notes = preload_extensions(parser, argv)
+    if not lenient:
+        return parser.parse_args(argv), notes
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        notes.append(
+            "Ignored unknown command-line arguments after the restart (an extension that was disabled "
+            f"or removed may have added them): {' '.join(unknown)}"
+        )
+    return args, notes
 
 
 def build_server(app):
-    """The FastAPI application serving the UI at / and, when asked, the API at /sdapi/v1."""
+    """The FastAPI application serving the UI at / and, when asked, the API at /sdapi/v1.
+
+    Extensions take part as in A1111: `on_before_ui` runs first, `on_ui_settings` options are
+    registered (for the Settings tab and /sdapi/v1/options alike), and `on_app_started(demo, app)`
+    runs last, so routes that extensions add are served (before the UI's catch-all mount)."""
     from fastapi import FastAPI
 
     from modules.api import api
 
     server = FastAPI(title="Sumi", docs_url="/docs", redoc_url="/redoc")
+
+    @server.get("/internal/ping", include_in_schema=False)
+    def ping() -> dict[str, str]:
+        """A1111's liveness check; `boot_id` changes with every start (a restarting page waits for it)."""
+        return {"boot_id": app.boot_id}
+
+    app.callbacks.call("before_ui")
+    app.add_extension_options()
+    demo = None
     if app.args.api or app.args.nowebui:
         api.mount(server, app)
     if not app.args.nowebui:
@@ -36,8 +89,30 @@ def build_server(app):
         from modules.ui import build_ui
 
         auth = _credentials(app.args.gradio_auth)
-        server = gr.mount_gradio_app(server, build_ui(app), path="/", auth=auth or None)
+        demo = build_ui(app)
+        server = gr.mount_gradio_app(server, demo, path="/", auth=auth or None)
+    app.callbacks.call("app_started", demo, server)
+    _mounts_last(server)
     return server
+
+
+def _mounts_last(server: Any) -> None:
+    """Routes that extensions add in `on_app_started` come after the UI's mount at "/", which would
+    answer them all; move the catch-all mounts behind every other route."""
+    from starlette.routing import Mount
+
+    routes = server.router.routes
+    catch_all = [r for r in routes if isinstance(r, Mount) and r.path in ("", "/")]
+    routes[:] = [r for r in routes if r not in catch_all] + catch_all
+
+
+def _end_ui_streams(server: Any) -> None:
+    """End the pages' open heartbeat streams so the server can stop at once (what gradio's own
+    `close()` does); otherwise uvicorn waits SHUTDOWN_GRACE_S for them and cancels them noisily."""
+    for route in getattr(server.router, "routes", []):
+        stop_event = getattr(getattr(route, "app", None), "stop_event", None)
+        if stop_event is not None:
+            stop_event.set()
 
 
 def _credentials(text: str | None) -> list[tuple[str, str]]:
@@ -46,15 +121,32 @@ def _credentials(text: str | None) -> list[tuple[str, str]]:
     return [tuple(pair.strip().split(":", 1)) for pair in text.split(",") if ":" in pair]
 
 
+def restart_command() -> list[str]:
+    """The command line that started this process (interpreter options included)."""
+    return [sys.executable, *sys.orig_argv[1:]]
+
+
+def _restart_process() -> None:
+    command = restart_command()
+    print("Restarting Sumi: " + " ".join(command), flush=True)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.environ[RESTARTED_ENV] = "1"
+    os.execv(command[0], command)
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from modules.cmd_args import build_parser, server_host, server_port
-
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    restarted = os.environ.pop(RESTARTED_ENV, None) == "1"
+    args, notes = parse_args(sys.argv[1:] if argv is None else argv, lenient=restarted)
     from modules import shared
     from modules.app import App
+    from modules.cmd_args import server_host, server_port
 
     app = App(args, REPO_ROOT)
+    for note in notes:
+        app.notice(note)
     shared.set_app(app)
     app.startup()
     server = build_server(app)
@@ -62,11 +154,23 @@ def main(argv: list[str] | None = None) -> None:
 
     import uvicorn
 
+    config = uvicorn.Config(
+        server, host=host, port=port, log_level="warning", timeout_graceful_shutdown=SHUTDOWN_GRACE_S
+    )
+    uvicorn_server = uvicorn.Server(config)
+
+    def stop_for_restart() -> None:
+        _end_ui_streams(server)
+        uvicorn_server.should_exit = True
+
+    app.restart_handler = stop_for_restart
     print(f"Sumi is running on http://{host}:{port}", flush=True)
     try:
-        uvicorn.run(server, host=host, port=port, log_level="warning")
+        uvicorn_server.run()
     finally:
         app.shutdown()
+    if app.restart_requested:
+        _restart_process()
 
 
 if __name__ == "__main__":

@@ -9,6 +9,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import threading
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ from modules.controlnet_models import ControlNetModels
 from modules.embeddings import EmbeddingDatabase
 from modules.engine.devices import DeviceConfig, select_device, xformers_available
 from modules.engine.errors import EngineError, InvalidRequestError
+from modules.extensions import ExtensionManager
 from modules.extra_networks import ExtraNetworkRegistry
 from modules.generation import GenerationService
 from modules.hashing import HashCache
@@ -42,6 +46,12 @@ class App:
     def __init__(self, args: argparse.Namespace, repo_root: Path | str) -> None:
         self.args = args
         self.notices: list[str] = []
+        # Problems found while the UI took in extensions' tabs and settings (shown in the Extensions tab).
+        self.extension_problems: list[str] = []
+        self.boot_id = uuid.uuid4().hex  # tells a page waiting for a restart that the server is new
+        self.restart_handler: Callable[[], None] | None = None  # set by webui.main
+        self.restart_requested = False
+        self._extension_options_added = False
         self._count_hook: tuple[Any, Any] | None = None  # (embeddings view, its hook) for count_tokens
         self.paths = DataPaths.from_args(args, repo_root)
         self.paths.ensure()
@@ -69,7 +79,7 @@ class App:
         )
         self.models.on_model_loaded.append(self._remember_checkpoint)
         self.callbacks = CallbackRegistry()
-        self.models.on_model_loaded.append(lambda loaded: self.callbacks.call("model_loaded", loaded.sd))
+        self.models.on_model_loaded.append(self._model_loaded_callbacks)
         # A1111: --styles-file entries (paths or globs) replace <data>/styles.csv; the first is the save target
         self.styles = StyleDatabase(
             list(getattr(args, "styles_file", None) or []) or [self.paths.styles_file]
@@ -96,6 +106,7 @@ class App:
         )
         self.controlnet = self._controlnet_service()
         self.scripts = ScriptService(self.callbacks, repo_root)
+        self.extensions = ExtensionManager.from_paths(self.paths, self.options, args)
         self.generation = GenerationService(
             self.models,
             self.options,
@@ -118,6 +129,13 @@ class App:
         )
         annotators = [self.paths.controlnet_dir / "annotators", extension / "annotator" / "downloads"]
         return ControlNetService(models, self.options, annotators)
+
+    def _model_loaded_callbacks(self, loaded) -> None:
+        """Extensions' `on_model_loaded(sd_model)` get what they see as `shared.sd_model` (A1111)."""
+        if self.callbacks.has("model_loaded"):
+            from modules.sd_models import model_view
+
+            self.callbacks.call("model_loaded", model_view(loaded))
 
     def _remember_checkpoint(self, loaded) -> None:
         """After a load the setting holds the hashed title, as A1111 does (`name [hash]`)."""
@@ -165,9 +183,25 @@ class App:
                 f"Its images are noise. Put real .safetensors/.ckpt checkpoints in {self.paths.ckpt_dirs[0]} "
                 "and press the refresh button next to the checkpoint list."
             )
-        self.scripts.load(self.scripts.builtin_files())
+        self._load_extensions()
         self.queue.start()
         self.queue.submit("load model", self._initial_load)
+
+    def _load_extensions(self) -> None:
+        """Run new or changed install.py files (unless --skip-install), then import every script."""
+        for problem in self.extensions.problems:
+            self.notice(f"Extensions: {problem}")
+        if not self.args.skip_install:
+            for failure in self.extensions.run_install_scripts_at_start():
+                self.notice(failure)
+        root = self.scripts.repo_root
+        extension_files = [
+            (f.path, f.extension.path if f.extension else root) for f in self.extensions.script_files()
+        ]
+        self.scripts.load(self.scripts.builtin_files() + extension_files)
+        for error in self.scripts.errors.items:
+            if error.where == "import":
+                self.notice(f"Extension script {error.script} failed to load: {error.message}")
 
     def _initial_load(self) -> None:
         """Load the selected checkpoint at start (as A1111 does) so the first image is quick."""
@@ -187,15 +221,80 @@ class App:
     def txt2img(self, p: StableDiffusionProcessing) -> Processed:
         """Run a txt2img job through the single worker queue and wait for it."""
         self.generation.validate(p)
-        return self.queue.run("txt2img", lambda: self._txt2img_job(p))
+        return self.queue.run("txt2img", lambda: self.run_txt2img_job(p))
 
-    def _txt2img_job(self, p: StableDiffusionProcessing) -> Processed:
-        """A1111's order: the selected script runs the job (usually via process_images), else a plain job."""
+    def run_txt2img_job(self, p: StableDiffusionProcessing) -> Processed:
+        """The body of a txt2img job (call it on the worker queue), in A1111's order: the always-on
+        scripts' `setup`, then the selected script runs the job (usually via process_images), else a
+        plain job. A selected script that raises is recorded in the scripts' errors and re-raised."""
         processed = None
         if p.scripts is not None:
             p.scripts.setup_scrips(p, is_ui=not getattr(p, "is_api", False))
-            processed = p.scripts.run(p, *p.script_args)
+            try:
+                processed = p.scripts.run(p, *p.script_args)
+            except Exception as exc:
+                index = int(p.script_args[0] or 0) if p.script_args else 0
+                scripts = p.scripts.selectable_scripts
+                if 0 < index <= len(scripts):
+                    p.scripts.errors.report(scripts[index - 1].filename or "script", "run", exc)
+                raise
         return processed if processed is not None else self.generation.process(p)
+
+    _txt2img_job = run_txt2img_job  # the old private name
+
+    # -- extensions' settings and restart ---------------------------------------------------------
+    def add_extension_options(self) -> None:
+        """Run the `on_ui_settings` callbacks once, so extensions' options exist for the UI and the API.
+
+        An option key that is already taken (by Sumi or an earlier extension) keeps its first
+        description and value; the later one is reported in `notices` and `extension_problems`."""
+        if self._extension_options_added:
+            return
+        self._extension_options_added = True
+        owners = {key: "Sumi" for key in self.options.data_labels}
+        for entry in list(self.callbacks.entries["ui_settings"]):
+            labels, values = dict(self.options.data_labels), dict(self.options.data)
+            try:
+                entry.callback()
+            except Exception as exc:  # an extension's bug: recorded, the other extensions go on
+                self.callbacks.report("ui_settings", entry, exc)
+            source = self._script_label(entry.script) if entry.script else entry.name
+            for key, info in list(self.options.data_labels.items()):
+                first = labels.get(key)
+                if first is None:
+                    owners[key] = source
+                elif info is not first:
+                    self._keep_first_option(key, first, values, owners[key], source)
+
+    def _script_label(self, path: str) -> str:
+        """ "<extension> (scripts/x.py)" for a file in an extension folder, else the path."""
+        target = Path(path)
+        for folder in (self.paths.extensions_dir, self.paths.extensions_builtin_dir):
+            if folder is not None and Path(folder) in target.parents:
+                relative = target.relative_to(folder)
+                return f"{relative.parts[0]} ({Path(*relative.parts[1:]).as_posix()})"
+        return path
+
+    def _keep_first_option(self, key: str, first: Any, values: dict[str, Any], owner: str, by: str) -> None:
+        self.options.data_labels[key] = first
+        if key in values:
+            self.options.data[key] = values[key]
+        message = f"Setting {key!r} added by {by} is already defined by {owner}; the first definition is kept"
+        self.extension_problems.append(message)
+        self.notice(message)
+
+    def request_restart(self, delay: float = 0.5) -> bool:
+        """Ask for a restart of the whole server process (webui.main stops the server, shuts the App
+        down and runs the same command line again). False when nothing can restart this process (the
+        App is embedded, e.g. in tests). The delay lets the reply to the request that asked go out."""
+        if self.restart_handler is None:
+            return False
+        self.restart_requested = True
+        self.state.interrupt()
+        timer = threading.Timer(delay, self.restart_handler)
+        timer.daemon = True
+        timer.start()
+        return True
 
     def set_options(self, values: dict[str, Any]) -> None:
         """Apply and persist settings; switching `sd_model_checkpoint` loads the model now."""
@@ -271,3 +370,12 @@ class App:
 
     def shutdown(self) -> None:
         self.queue.stop()
+
+
+def preload_extensions(parser: argparse.ArgumentParser, argv: list[str], repo_root: Path | str) -> list[str]:
+    """Let enabled extensions' preload.py add flags to `parser` before the real parse (A1111)."""
+    early, _ = parser.parse_known_args(argv)
+    paths = DataPaths.from_args(early, repo_root)
+    options = Options()
+    options.load(paths.config_file)
+    return ExtensionManager.from_paths(paths, options, early).preload(parser)

@@ -18,13 +18,51 @@ NOT_YET_IMPLEMENTED = frozenset(
     {
         "medvram",
         "lowvram",
-        "enable_insecure_extension_access",
-        "skip_install",
-        "disable_all_extensions",
-        "disable_extra_extensions",
         "autolaunch",
         "theme",
+        "share",
+        "ngrok",
         "upcast_sampling",
+    }
+) | frozenset(
+    # A1111 flags extensions read from `shared.cmd_opts` (or users pass); accepted, no effect in Sumi.
+    {
+        "medvram_sdxl",
+        "hide_ui_dir_config",
+        "allow_code",
+        "freeze_settings",
+        "no_gradio_queue",
+        "gradio_debug",
+        "opt_channelslast",
+        "disable_nan_check",
+        "always_batch_cond_uncond",
+        "sub_quad_q_chunk_size",
+        "sub_quad_kv_chunk_size",
+        "sub_quad_chunk_threshold",
+        "config",
+        "textual_inversion_templates_dir",
+        "localizations_dir",
+        "gfpgan_models_path",
+        "codeformer_models_path",
+        "esrgan_models_path",
+        "realesrgan_models_path",
+        "bsrgan_models_path",
+        "scunet_models_path",
+        "swinir_models_path",
+        "ldsr_models_path",
+        "dat_models_path",
+        "clip_models_path",
+        "cors_allow_origins",
+        "cors_allow_origins_regex",
+        "tls_keyfile",
+        "tls_certfile",
+        "subpath",
+        "administrator",
+        "no_prompt_history",
+        "update_check",
+        "update_all_extensions",
+        "reinstall_xformers",
+        "reinstall_torch",
     }
 )
 
@@ -34,6 +72,14 @@ ALWAYS_ON = {
     "opt_sdp_no_mem_attention": "Sumi always uses PyTorch scaled-dot-product attention",
     "opt_split_attention": "Sumi always uses PyTorch scaled-dot-product attention",
     "no_download_sd_model": "Sumi never downloads a model on its own",
+    "do_not_download_clip": "Sumi never downloads a model on its own",
+    "opt_sub_quad_attention": "Sumi always uses PyTorch scaled-dot-product attention",
+    "opt_split_attention_v1": "Sumi always uses PyTorch scaled-dot-product attention",
+    "disable_opt_split_attention": "Sumi always uses PyTorch scaled-dot-product attention",
+    "skip_torch_cuda_test": "Sumi runs no start-up environment checks",
+    "skip_python_version_check": "Sumi runs no start-up environment checks",
+    "skip_version_check": "Sumi runs no start-up environment checks",
+    "skip_prepare_environment": "Sumi runs no start-up environment checks",
 }
 
 
@@ -51,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(parser)
     _add_extension_args(parser)
     _add_compat_args(parser)
+    _add_a1111_accepted_args(parser)
     return parser
 
 
@@ -118,6 +165,13 @@ def _add_server_args(parser: argparse.ArgumentParser) -> None:
     )
     add("--listen", action="store_true", help="serve on 0.0.0.0 so other machines on the network can connect")
     add("--server-name", type=str, default=None, help="host name or address to bind (overrides --listen)")
+    add("--share", action="store_true", help="A1111: make a public gradio.live link (Sumi makes none)")
+    add(
+        "--ngrok",
+        type=str,
+        default=None,
+        help="A1111: ngrok auth token for a public tunnel (Sumi opens none)",
+    )
     add("--api", action="store_true", help="serve the HTTP API (/sdapi/v1/...) beside the web UI")
     add("--nowebui", action="store_true", help="serve only the HTTP API, without the web UI")
     add(
@@ -206,6 +260,30 @@ def _add_compat_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("A1111 flags that Sumi always obeys")
     for dest, why in ALWAYS_ON.items():
         group.add_argument("--" + dest.replace("_", "-"), action="store_true", help=f"no effect: {why}")
+
+
+def _add_a1111_accepted_args(parser: argparse.ArgumentParser) -> None:
+    """A1111 flags Sumi accepts without acting on them, so command lines and extensions reading
+    `shared.cmd_opts.<flag>` keep working (A1111's defaults; the models paths default to None)."""
+    group = parser.add_argument_group("A1111 flags accepted without effect")
+    add = group.add_argument
+    for dest in (
+        "medvram_sdxl", "hide_ui_dir_config", "allow_code", "freeze_settings", "no_gradio_queue",
+        "gradio_debug", "opt_channelslast", "disable_nan_check", "always_batch_cond_uncond",
+        "administrator", "no_prompt_history", "update_check", "update_all_extensions",
+        "reinstall_xformers", "reinstall_torch",
+    ):  # fmt: skip
+        add(flag_name(dest), action="store_true", help="A1111 flag; no effect in Sumi")
+    for dest in ("sub_quad_q_chunk_size", "sub_quad_kv_chunk_size", "sub_quad_chunk_threshold"):
+        add(flag_name(dest), type=int, default=None, help="A1111 sub-quadratic attention; no effect in Sumi")
+    for dest in (
+        "config", "textual_inversion_templates_dir", "localizations_dir", "gfpgan_models_path",
+        "codeformer_models_path", "esrgan_models_path", "realesrgan_models_path", "bsrgan_models_path",
+        "scunet_models_path", "swinir_models_path", "ldsr_models_path", "dat_models_path",
+        "clip_models_path", "cors_allow_origins", "cors_allow_origins_regex", "tls_keyfile",
+        "tls_certfile", "subpath",
+    ):  # fmt: skip
+        add(flag_name(dest), type=str, default=None, help="A1111 flag; no effect in Sumi")
 
 
 def parse_args(

@@ -170,7 +170,7 @@ class GenerationService:
                 infotexts.append(infotext)
             self.state.nextjob()
         first = 0
-        if len(images) > 1 and self.options.return_grid:
+        if len(images) > 1 and self.options.return_grid and not p.do_not_save_grid:  # A1111
             grid = image_files.image_grid(images, batch_size=p.batch_size)
             self._save_grid(p, grid, infotexts[0])
             images.insert(0, grid)

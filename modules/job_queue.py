@@ -61,6 +61,16 @@ class JobQueue:
         """Submit and wait; exceptions from the job are raised here."""
         return self.submit(name, run).future.result(timeout=timeout)
 
+    def on_worker(self) -> bool:
+        """True when called from the worker thread, i.e. from inside a running job."""
+        return self._thread is not None and threading.current_thread() is self._thread
+
+    def call(self, name: str, run: Callable[[], Any]) -> Any:
+        """`run()` on the worker and wait; inline when already there (a job waiting on the queue would deadlock).
+
+        For A1111 helpers that extensions call both from their own UI and from inside a job."""
+        return run() if self.on_worker() else self.run(name, run)
+
     def pending(self) -> list[str]:
         with self._lock:
             return list(self._pending)
@@ -75,6 +85,7 @@ class JobQueue:
             self.current = None
 
     def _execute(self, job: Job) -> None:
+        self.state.reset_control()
         try:
             job.future.set_result(job.run())
         except BaseException as exc:  # a failed job must never stop the worker

@@ -45,15 +45,30 @@ class JobState:
         self.current_image: Image.Image | None = None
         self.id_live_preview = 0
         self.job_timestamp = ""
+        # A1111 fields that extensions read or write; Sumi itself does not use them.
+        self.current_image_sampling_step = 0
+        self.current_latent = None
+        self.stopping_generation = False
+        self.processing_has_refined_job_count = False
+        self.oom = False
+        self.server_start = time.time()
 
     # -- A1111 names used by extensions --------------------------------------------------------
     @property
     def interrupted(self) -> bool:
         return self.control.interrupted
 
+    @interrupted.setter
+    def interrupted(self, value: bool) -> None:
+        self.control.interrupted = bool(value)
+
     @property
     def skipped(self) -> bool:
         return self.control.skipped
+
+    @skipped.setter
+    def skipped(self, value: bool) -> None:
+        self.control.skipped = bool(value)
 
     def interrupt(self) -> None:
         self.control.interrupted = True
@@ -67,14 +82,35 @@ class JobState:
             self.sampling_step = 0
             self.control.skipped = False
 
+    def assign_current_image(self, image: Image.Image | None) -> None:
+        self.set_preview(image)
+
+    def set_current_image(self) -> None:
+        """A1111 decodes a preview here; Sumi's sampling loop sends its own previews."""
+
+    def dict(self) -> dict:
+        """A1111's `state.dict()` (what its /internal/progress reports)."""
+        names = ("skipped", "interrupted", "stopping_generation", "job", "job_count", "job_timestamp")
+        return {name: getattr(self, name) for name in names} | {
+            "job_no": self.job_no,
+            "sampling_step": self.sampling_step,
+            "sampling_steps": self.sampling_steps,
+        }
+
     # -- worker side -------------------------------------------------------------------------------
-    def begin(self, job: str, job_count: int = 1) -> None:
+    def reset_control(self) -> None:
+        """A new queued job starts: an interrupt or skip meant for the previous one no longer applies."""
+        with self._lock:
+            self.control = SamplingControl()
+
+    def begin(self, job: str = "(unknown)", job_count: int = 1) -> None:
         with self._lock:
             self.control = SamplingControl()
             self.job, self.job_count, self.job_no = job, job_count, 0
             self.sampling_step = self.sampling_steps = 0
             self.textinfo = ""
             self.current_image = None
+            self.stopping_generation = False
             self.time_start = time.time()
             self.job_timestamp = time.strftime("%Y%m%d%H%M%S")
 

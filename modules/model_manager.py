@@ -84,15 +84,28 @@ class ModelManager:
     # -- loading -------------------------------------------------------------------------------------
     def get(self) -> LoadedModel:
         """The model for the next job: the selected checkpoint on the device, with its VAE."""
+        return self.load()
+
+    def load(self, info: CheckpointInfo | None = None) -> LoadedModel:
+        """`info` (default: the selected checkpoint) on the device with its VAE (A1111's
+        `reload_model_weights(info=...)`); `get()` loads the selected one again."""
         with self._lock:
-            info = self.selected_checkpoint()
-            loaded = self._activate(info)
+            loaded = self._activate(info or self.selected_checkpoint())
             self._ensure_vae(loaded)
             return loaded
+
+    def offload(self) -> None:
+        """Move the active model to the CPU to free VRAM; the next `get()` moves it back.
+
+        What A1111's `lowvram.send_everything_to_cpu` and `sd_models.unload_model_weights` do."""
+        with self._lock:
+            self._park_active()
 
     def _activate(self, info: CheckpointInfo) -> LoadedModel:
         key = str(info.filename)
         if self.active is not None and str(self.active.checkpoint.filename) == key:
+            if not self._on_device(self.active):  # offloaded, or moved by an extension
+                self._move_to_device(self.active)
             return self.active
         loaded = self._loaded.get(key) or self._read(info)
         self._park_active()
@@ -129,6 +142,9 @@ class ModelManager:
             loaded.sd.unet.enable_xformers_memory_efficient_attention()
             loaded.sd.vae.enable_xformers_memory_efficient_attention()
 
+    def _on_device(self, loaded: LoadedModel) -> bool:
+        return all(next(m.parameters()).device == self.devices.device for m in loaded.sd.modules())
+
     def _park_active(self) -> None:
         if self.active is not None and self.devices.is_cuda:
             self.active.sd.to("cpu")
@@ -160,7 +176,16 @@ class ModelManager:
         except ValueError as exc:  # a VAE named in config.json that is gone: A1111 falls back to none
             log.warning("%s; using the checkpoint's own VAE instead", exc)
             wanted = None
-        wanted = Path(wanted) if wanted else None
+        self._apply_vae(loaded, Path(wanted) if wanted else None)
+
+    def load_vae(self, path: str | Path | None) -> None:
+        """Put this VAE file (None: the checkpoint's own) into the active model, until the next `get()`
+        applies the settings again (A1111's `sd_vae.reload_vae_weights(vae_file=...)`)."""
+        with self._lock:
+            loaded = self.active or self.load()
+            self._apply_vae(loaded, Path(path) if path else None)
+
+    def _apply_vae(self, loaded: LoadedModel, wanted: Path | None) -> None:
         if wanted == loaded.vae_path:
             return
         state = (

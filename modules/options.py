@@ -343,6 +343,7 @@ LIVE_PREVIEWS: Section = ("ui_preview", "Live previews")
 SAMPLER_PARAMS: Section = ("sampler-params", "Sampler parameters")
 LIMITS: Section = ("sumi-limits", "Limits")
 CONTROLNET: Section = ("control_net", "ControlNet")
+HIDDEN: tuple[None, str] = (None, "Hidden options")  # A1111: a section id of None is not shown in Settings
 
 
 def _slider(minimum: float, maximum: float, step: float) -> dict[str, float]:
@@ -589,6 +590,27 @@ def _controlnet() -> dict[str, OptionInfo]:
     )
 
 
+def _extensions() -> dict[str, OptionInfo]:
+    """Which extensions load; written by the Extensions tab, hidden in Settings (A1111's keys and values)."""
+    return options_section(
+        HIDDEN,
+        {
+            "disabled_extensions": OptionInfo(
+                [],
+                "Disable these extensions",
+                "dropdown",
+                {"choices": [], "multiselect": True, "allow_custom_value": True},
+            ),
+            "disable_all_extensions": OptionInfo(
+                "none",
+                "Disable all extensions (preserves the list of disabled extensions)",
+                "radio",
+                {"choices": ["none", "extra", "all"]},
+            ),
+        },
+    )
+
+
 def builtin_options() -> dict[str, OptionInfo]:
     """A fresh dict of the built-in options (new objects each call, so no two Options share state)."""
     labels: dict[str, OptionInfo] = {}
@@ -604,6 +626,7 @@ def builtin_options() -> dict[str, OptionInfo]:
         _sampler_params,
         _limits,
         _controlnet,
+        _extensions,
     ):
         labels.update(group())
     return labels

@@ -2,7 +2,8 @@
 
 `DataPaths` is built once from the parsed flags and handed to whoever needs a folder. For extensions,
 this module also answers A1111's `modules.paths` names (`models_path`, `data_path`, `script_path`,
-`extensions_dir`, ...) by deriving them from `sys.argv` on access, so it holds no state of its own.
+`extensions_dir`, ... and the rest of `modules.paths_internal`) from the running App's paths, or from
+`sys.argv` before there is one, on access, so it holds no state of its own.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class DataPaths:
     embeddings_dir: Path
     hypernetwork_dir: Path
     extensions_dir: Path
+    extensions_builtin_dir: Path
     outputs_dir: Path
     config_file: Path
     ui_config_file: Path
@@ -62,6 +64,7 @@ class DataPaths:
             embeddings_dir=_opt_path(ns, "embeddings_dir") or data / "embeddings",
             hypernetwork_dir=_opt_path(ns, "hypernetwork_dir") or models / "hypernetworks",
             extensions_dir=data / "extensions",
+            extensions_builtin_dir=root / "extensions-builtin",
             outputs_dir=data / "outputs",
             config_file=_opt_path(ns, "ui_settings_file") or data / "config.json",
             ui_config_file=_opt_path(ns, "ui_config_file") or data / "ui-config.json",
@@ -110,7 +113,7 @@ _A1111_NAMES = {
     "data_path": lambda p: p.data_dir,
     "models_path": lambda p: p.models_dir,
     "extensions_dir": lambda p: p.extensions_dir,
-    "extensions_builtin_dir": lambda p: p.repo_root / "extensions-builtin",
+    "extensions_builtin_dir": lambda p: p.extensions_builtin_dir,
     "default_output_dir": lambda p: p.outputs_dir,
 }
 
@@ -127,7 +130,19 @@ def current_paths(argv: list[str] | None = None) -> DataPaths:
     return DataPaths.from_args(ns, REPO_ROOT)
 
 
-def __getattr__(name: str) -> str:
+def a1111_paths() -> DataPaths:
+    """The running App's paths (found through `modules.shared`), else this process's command line's."""
+    from modules import shared
+
+    app = shared.running_app()
+    return app.paths if app is not None else current_paths()
+
+
+def __getattr__(name: str) -> object:
     if name in _A1111_NAMES:
-        return str(_A1111_NAMES[name](current_paths()))
+        return str(_A1111_NAMES[name](a1111_paths()))
+    from modules import paths_internal  # A1111's modules.paths re-exports all of paths_internal
+
+    if name in paths_internal.__all__:
+        return getattr(paths_internal, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

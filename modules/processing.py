@@ -180,7 +180,9 @@ def _version() -> str:
 
 
 def process_images(p: StableDiffusionProcessing) -> Processed:
-    """Run a job on the running app (A1111 entry point for scripts and extensions)."""
+    """Run a job on the running app (A1111 entry point for scripts and extensions): on the GPU worker,
+    inline when called from a job (a script's `run`), else queued (an extension's own tab)."""
     from modules import shared
 
-    return shared.app().generation.process(p)
+    app = shared.app()
+    return app.queue.call("process_images", lambda: app.generation.process(p))

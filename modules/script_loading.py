@@ -7,9 +7,13 @@ the file. A file that fails to import is recorded with its traceback and skipped
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import re
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from types import ModuleType
 
@@ -17,6 +21,13 @@ from modules.callbacks import CallbackRegistry
 from modules.script_runner import ScriptClassData, ScriptErrors, ScriptRunner
 
 BUILTIN_SCRIPTS_DIR = Path(__file__).parent / "builtin_scripts"
+
+
+def _module_name(path: Path) -> str:
+    """A unique module name per script file, so files called alike in two extensions do not clash."""
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
+    stem = re.sub(r"\W", "_", path.stem)
+    return f"sumi_script_{digest}_{stem}"
 
 
 class ScriptService:
@@ -28,6 +39,7 @@ class ScriptService:
         self.scripts_data: list[ScriptClassData] = []
         self.txt2img = ScriptRunner("txt2img", self.errors)
         self.inputs_ready = False
+        self._lock = threading.Lock()
 
     def load(self, files: Sequence[tuple[Path | str, Path | str]]) -> None:
         """Import `(script path, extension folder)` pairs in order and set up the txt2img runner."""
@@ -64,22 +76,29 @@ class ScriptService:
             sys.path.insert(0, basedir)
         self.current_basedir, self.callbacks.current_script = basedir, str(path)
         try:
-            spec = importlib.util.spec_from_file_location(path.name, path)
+            name = _module_name(path)
+            spec = importlib.util.spec_from_file_location(name, path)
             if spec is None or spec.loader is None:
                 raise ImportError(f"cannot import {path}")
             module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module  # dataclasses and pickling look their module up here
             spec.loader.exec_module(module)
             return module
         except (Exception, SystemExit) as exc:
+            sys.modules.pop(_module_name(path), None)
             self.errors.report(str(path), "import", exc)
             return None
         finally:
             sys.path[:] = saved_path
             self.current_basedir, self.callbacks.current_script = self.repo_root, ""
 
-    def ensure_inputs(self) -> ScriptRunner:
-        """Lay out script args without a UI (API-only servers); the UI lays them out while it builds."""
-        if not self.inputs_ready:
-            self.txt2img.create_inputs()
-            self.inputs_ready = True
+    def ensure_inputs(self, context: Callable[[], AbstractContextManager] | None = None) -> ScriptRunner:
+        """Lay out script args without a UI (API-only servers); the UI lays them out while it builds.
+
+        `context` makes the throwaway layout the scripts' `ui()` may need (rows, groups: a gr.Blocks)."""
+        with self._lock:
+            if not self.inputs_ready:
+                with context() if context is not None else nullcontext():
+                    self.txt2img.create_inputs()
+                self.inputs_ready = True
         return self.txt2img

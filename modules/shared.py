@@ -2,14 +2,26 @@
 
 `opts`, `cmd_opts`, `state` and `sd_model` resolve to the App's objects on access, so there is no
 copy of state here to go stale. Sumi's own code receives what it needs explicitly instead.
+
+`sd_model` is the A1111-shaped view of the active model (`modules.sd_models.ModelFacade`); reading
+it loads the selected checkpoint when none is loaded, as A1111 does. Assigning `None` to it (which
+extensions do to free VRAM) moves the model to the CPU until the next job.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
+import types
 from typing import TYPE_CHECKING, Any
+
+from modules.options import OptionHTML, OptionInfo, options_section  # noqa: F401  (A1111 re-exports)
 
 if TYPE_CHECKING:
     from modules.app import App
+
+log = logging.getLogger(__name__)
 
 _app: App | None = None
 
@@ -26,15 +38,143 @@ def app() -> App:
     return _app
 
 
+def running_app() -> App | None:
+    """The App, or None before webui.py has made one (for facades that have a fallback)."""
+    return _app
+
+
+# -- A1111 helpers and constants ----------------------------------------------------------------------
+
+batch_cond_uncond = True  # A1111: always True since 1.6
+parallel_processing_allowed = True
+face_restorers: list = []  # Sumi has no face restoration models
+sd_upscalers: list = []  # nor upscaler models (stand-in: an empty list)
+interrogator = None
+latent_upscale_default_mode = "Latent"
+latent_upscale_modes = {
+    "Latent": {"mode": "bilinear", "antialias": False},
+    "Latent (antialiased)": {"mode": "bilinear", "antialias": True},
+    "Latent (bicubic)": {"mode": "bicubic", "antialias": False},
+    "Latent (bicubic antialiased)": {"mode": "bicubic", "antialias": True},
+    "Latent (nearest)": {"mode": "nearest", "antialias": False},
+    "Latent (nearest-exact)": {"mode": "nearest-exact", "antialias": False},
+}
+progress_print_out = sys.stdout
+
+
+class TotalTQDM:
+    """A1111's console progress bar over a whole job; Sumi shows progress in the UI, so these do nothing."""
+
+    def reset(self) -> None: ...
+
+    def update(self) -> None: ...
+
+    def updateTotal(self, new_total: int) -> None: ...  # noqa: N802 (A1111's name)
+
+    def clear(self) -> None: ...
+
+
+total_tqdm = TotalTQDM()
+
+
+def listfiles(dirname: str) -> list[str]:
+    """A1111's `shared.listfiles`: the visible files of a folder, sorted, as full paths."""
+    names = sorted(os.listdir(dirname), key=str.lower)
+    return [os.path.join(dirname, name) for name in names if not name.startswith(".")]
+
+
+def walk_files(path: str, allowed_extensions: list[str] | None = None):
+    """A1111's `shared.walk_files`: every file under `path` (recursively), optionally by extension."""
+    if not os.path.exists(path):
+        return
+    extensions = {e.lower() for e in allowed_extensions} if allowed_extensions is not None else None
+    for root, dirs, files in os.walk(path, followlinks=True):
+        dirs.sort()
+        for filename in sorted(files):
+            if extensions is not None and os.path.splitext(filename)[1].lower() not in extensions:
+                continue
+            yield os.path.join(root, filename)
+
+
+def list_checkpoint_tiles(use_short: bool = False) -> list[str]:
+    from modules import sd_models
+
+    return sd_models.checkpoint_tiles(use_short)
+
+
+def refresh_checkpoints() -> None:
+    from modules import sd_models
+
+    sd_models.list_models()
+
+
+def reload_hypernetworks() -> None:
+    app().hypernetworks.refresh()
+
+
+def _hypernetworks(a: App) -> dict[str, str]:
+    """A1111's `shared.hypernetworks`: name -> file path."""
+    return {info.name: str(info.path) for info in a.hypernetworks.list()}
+
+
+def _sd_model(a: App) -> Any:
+    from modules import sd_models
+
+    return sd_models.model_data.get_sd_model()
+
+
+def _xformers_available(a: App) -> bool:
+    from modules.engine.devices import xformers_available
+
+    return xformers_available()
+
+
+def _state_class(a: App) -> type:
+    from modules.job_state import JobState
+
+    return JobState
+
+
 def __getattr__(name: str) -> Any:
     resolvers = {
         "opts": lambda a: a.options,
         "cmd_opts": lambda a: a.args,
         "state": lambda a: a.state,
-        "sd_model": lambda a: a.models.active.sd if a.models.active else None,
         "device": lambda a: a.devices.device,
         "prompt_styles": lambda a: a.styles,
+        "options_templates": lambda a: a.options.data_labels,
+        "hypernetworks": _hypernetworks,
+        "hide_dirs": lambda a: {"visible": not getattr(a.args, "hide_ui_dir_config", False)},
+        "config_filename": lambda a: str(a.paths.config_file),
+        "styles_filename": lambda a: str(a.paths.styles_file),
+        "data_path": lambda a: str(a.paths.data_dir),
+        "models_path": lambda a: str(a.paths.models_dir),
+        "script_path": lambda a: str(a.paths.repo_root),
+        "demo": lambda a: getattr(a, "demo", None),
+        "xformers_available": _xformers_available,
+        "State": _state_class,
+        "log": lambda a: logging.getLogger("sd"),
     }
     if name in resolvers:
         return resolvers[name](app())
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _SharedModule(types.ModuleType):
+    """Gives the module a settable `sd_model`, as A1111's `shared` has."""
+
+    @property
+    def sd_model(self) -> Any:
+        return _sd_model(app())
+
+    @sd_model.setter
+    def sd_model(self, value: Any) -> None:
+        if value is None:  # A1111 extensions drop the model this way to free VRAM
+            from modules import sd_models
+
+            sd_models.unload_model_weights()
+        else:
+            log.warning("shared.sd_model = %r ignored: Sumi chooses the model from the settings", value)
+
+
+sys.modules[__name__].__class__ = _SharedModule

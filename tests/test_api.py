@@ -63,8 +63,11 @@ def test_same_seed_gives_same_image_and_batches_use_consecutive_seeds(client):
     batch = client.post("/sdapi/v1/txt2img", json={**SMALL, "seed": 76, "batch_size": 2}).json()
     info = json.loads(batch["info"])
     assert info["all_seeds"] == [76, 77]
-    assert len(batch["images"]) == 3 and info["index_of_first_image"] == 1  # grid first, as A1111
-    in_batch, alone = decode(batch["images"][2]).tobytes(), decode(one["images"][0]).tobytes()
+    # A1111: the API's default save_images=false also means do_not_save_grid, so no grid comes back
+    assert len(batch["images"]) == 2 and info["index_of_first_image"] == 0
+    saved = client.post("/sdapi/v1/txt2img", json={**SMALL, "seed": 76, "batch_size": 2, "save_images": True})
+    assert len(saved.json()["images"]) == 3 and json.loads(saved.json()["info"])["index_of_first_image"] == 1
+    in_batch, alone = decode(batch["images"][1]).tobytes(), decode(one["images"][0]).tobytes()
     assert max(abs(a - b) for a, b in zip(in_batch, alone, strict=True)) <= 2  # batched float rounding
 
 

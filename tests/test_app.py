@@ -356,10 +356,11 @@ def test_random_seed_is_resolved_and_reported(app):
 
 
 def test_a_batch_uses_consecutive_seeds(app):
-    batch = app.txt2img(job(seed=500, batch_size=2))
+    batch = app.txt2img(job(seed=500, batch_size=2, do_not_save_grid=False))
     assert batch.all_seeds == [500, 501]
     first = batch.index_of_first_image
     assert first == 1 and len(batch.images) == 3  # grid first
+    assert len(app.txt2img(job(seed=500, batch_size=2)).images) == 2  # do_not_save_grid: no grid (A1111)
     assert [params(batch, first + i)["Seed"] for i in range(2)] == ["500", "501"]
     single = app.txt2img(job(seed=501))
     assert close(pixels(batch, first + 1), pixels(single))
@@ -660,3 +661,8 @@ def test_a_load_in_the_worker_does_not_touch_modules_built_on_other_threads(app,
         go.set()
         load.future.result(timeout=120)
     assert built_here.weight.device.type == "cpu"
+
+
+def test_an_interrupt_does_not_carry_over_to_the_next_job(app):
+    app.state.interrupt()
+    assert app.queue.run("probe", lambda: app.state.interrupted) is False

@@ -78,7 +78,8 @@ def test_model_loaded_callbacks_get_the_model_when_a_checkpoint_loads(app):
     sc.on_model_loaded(seen.append)
     app.models.unload_all()
     app.models.get()
-    assert seen and seen[-1] is app.models.active.sd
+    assert seen and seen[-1].sd_checkpoint_info is app.models.active.checkpoint  # shared.sd_model's facade
+    assert seen[-1].unet is app.models.active.sd.unet
 
 
 def test_bad_registrations_are_refused():

@@ -33,7 +33,10 @@ class PromptSuffix(scripts.Script):
         return scripts.AlwaysVisible
 
     def ui(self, is_img2img):
-        return [gr.Checkbox(False, label="Enabled"), gr.Textbox(SUFFIX, label="Suffix")]
+        with gr.Row():  # layouts need a page: the API-only server gives them one
+            enabled = gr.Checkbox(False, label="Enabled")
+            suffix = gr.Textbox(SUFFIX, label="Suffix")
+        return [enabled, suffix]
 
     def process(self, p, enabled, suffix):
         if enabled:

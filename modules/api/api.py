@@ -126,7 +126,7 @@ def _generation_routes(router: APIRouter, app: App) -> None:
     @router.post("/txt2img", response_model=m.ImagesResponse)
     def txt2img(req: m.Txt2ImgRequest) -> m.ImagesResponse:
         p = processing_from_request(req)
-        runner = app.scripts.ensure_inputs()
+        runner = app.scripts.ensure_inputs(_script_layout)
         p.scripts, p.is_api = runner, True
         p.script_args = runner.script_args_for(
             req.script_name, req.script_args, req.alwayson_scripts, skip=(SCRIPT_TITLE,)
@@ -247,15 +247,37 @@ def _info_routes(router: APIRouter, app: App) -> None:
         return {"ram": {}, "cuda": cuda or {"error": "no CUDA device"}}
 
 
+def _script_layout():
+    """A page that is never shown, for scripts whose `ui()` builds rows and groups (API-only servers)."""
+    import gradio as gr
+
+    return gr.Blocks()
+
+
 def _script_routes(router: APIRouter, app: App) -> None:
     @router.get("/scripts")
     def scripts() -> dict[str, list[str]]:
-        runner = app.scripts.ensure_inputs()
+        runner = app.scripts.ensure_inputs(_script_layout)
         return {"txt2img": [s.name for s in runner.scripts if s.name], "img2img": []}
+
+    @router.get("/extensions")
+    def extensions() -> list[dict[str, Any]]:
+        return [
+            {
+                "name": e.name,
+                "remote": e.remote,
+                "branch": e.branch,
+                "commit_hash": e.commit_hash,
+                "version": e.version,
+                "commit_date": e.commit_date,
+                "enabled": e.enabled,
+            }
+            for e in app.extensions.list(with_repo_info=True)
+        ]
 
     @router.get("/script-info")
     def script_info() -> list[dict[str, Any]]:
-        runner = app.scripts.ensure_inputs()
+        runner = app.scripts.ensure_inputs(_script_layout)
         return [_script_info(s, runner.inputs) for s in runner.scripts if s.name]
 
 

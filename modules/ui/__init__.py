@@ -3,16 +3,25 @@
 The page's CSS and script travel inside the Blocks (in the `<head>` of the notices component), so
 mounting needs no extra arguments; `CSS` and `JS` are exported for callers that prefer to pass them
 to `gr.mount_gradio_app(..., css=CSS)` themselves.
+
+Extensions take part as in A1111: their `on_ui_settings` options are registered before the Settings
+tab is built; their `on_ui_tabs` tabs are built before the page (each callback makes its own
+`gr.Blocks`) and placed after txt2img, before Settings and Extensions; their `javascript/*.js` and
+`style.css` are added to the page's `<head>`. A callback that raises, a tab that is not a
+`(gr.Blocks, title, elem_id)` or whose id or title is taken is reported (notices, Extensions tab)
+and left out; the rest of the page is built.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from modules.ui.assets import CSS, JS
+from modules.ui.assets import CSS, EXTENSION_HEAD_ELEM_ID, JS, extension_head
+from modules.ui.extensions_tab import create_extensions_tab, source_label
 from modules.ui.quicksettings import create_quicksettings, page_load
 from modules.ui.settings import create_settings_tab
 from modules.ui.txt2img import create_txt2img_tab
@@ -22,14 +31,31 @@ if TYPE_CHECKING:
 
 __all__ = ["CSS", "JS", "build_ui"]
 
+# Sumi's own tabs: (id, title). Extension tabs may not reuse either.
+SUMI_TABS = (("txt2img", "txt2img"), ("settings", "Settings"), ("extensions", "Extensions"))
+
+
+@dataclass
+class ExtensionTab:
+    blocks: gr.Blocks
+    title: str
+    elem_id: str
+    source: str  # the extension file that registered it
+
 
 def build_ui(app: App) -> gr.Blocks:
     """The whole page: quick settings and notices on top, then one tab per mode."""
+    app.add_extension_options()
+    extension_tabs = collect_extension_tabs(app)
     with gr.Blocks(title="Sumi", analytics_enabled=False) as demo:
         quick = create_quicksettings(app)
+        gr.HTML("", elem_id=EXTENSION_HEAD_ELEM_ID, head=extension_head(app), js_on_load=None)
         with gr.Tabs(elem_id="tabs"):
             _txt2img_tab(app)
+            for tab in extension_tabs:
+                _extension_tab(app, tab)
             _settings_tab(app, demo)
+            _extensions_tab(app, demo)
         demo.load(
             partial(page_load, app),
             outputs=[quick.checkpoint, quick.notices],
@@ -37,6 +63,62 @@ def build_ui(app: App) -> gr.Blocks:
             api_visibility="undocumented",
         )
     return demo
+
+
+def _problem(app: App, message: str) -> None:
+    app.extension_problems.append(message)
+    app.notice(message)
+
+
+def collect_extension_tabs(app: App) -> list[ExtensionTab]:
+    """Call every `on_ui_tabs` callback (outside the page's Blocks, as A1111) and check what it gave."""
+    registry = app.callbacks
+    taken_ids = {tab_id for tab_id, _ in SUMI_TABS}
+    taken_titles = {title.lower() for _, title in SUMI_TABS}
+    tabs: list[ExtensionTab] = []
+    for entry in list(registry.entries["ui_tabs"]):
+        source = source_label(app, entry.script)
+        try:
+            given = entry.callback()
+        except Exception as exc:  # recorded with its traceback; the other extensions' tabs still come
+            registry.report("ui_tabs", entry, exc)
+            _problem(app, f"{source}: on_ui_tabs failed ({type(exc).__name__}: {exc}); its tab is left out")
+            continue
+        for item in given or []:
+            tab = _checked_tab(app, item, source, taken_ids, taken_titles)
+            if tab is not None:
+                taken_ids.add(tab.elem_id)
+                taken_titles.add(tab.title.lower())
+                tabs.append(tab)
+    return tabs
+
+
+def _checked_tab(
+    app: App, item: Any, source: str, taken_ids: set[str], taken_titles: set[str]
+) -> ExtensionTab | None:
+    if not isinstance(item, (tuple, list)) or len(item) not in (2, 3) or not isinstance(item[0], gr.Blocks):
+        _problem(app, f"{source}: on_ui_tabs returned {item!r}, not (gr.Blocks, title, elem_id); left out")
+        return None
+    blocks, title = item[0], str(item[1])
+    elem_id = str(item[2]) if len(item) == 3 and item[2] else title.lower().replace(" ", "_")
+    if elem_id in taken_ids or title.lower() in taken_titles:
+        _problem(
+            app,
+            f"{source}: a tab with the id {elem_id!r} or the title {title!r} already exists; "
+            "this one is left out",
+        )
+        return None
+    return ExtensionTab(blocks, title, elem_id, source)
+
+
+def _extension_tab(app: App, tab: ExtensionTab) -> None:
+    with gr.Tab(tab.title, id=tab.elem_id, elem_id=f"tab_{tab.elem_id}"):
+        try:
+            tab.blocks.render()
+        except Exception as exc:
+            _problem(
+                app, f"{tab.source}: its tab {tab.title!r} could not be shown ({type(exc).__name__}: {exc})"
+            )
 
 
 def _txt2img_tab(app: App) -> None:
@@ -47,3 +129,8 @@ def _txt2img_tab(app: App) -> None:
 def _settings_tab(app: App, demo: gr.Blocks) -> None:
     with gr.Tab("Settings", id="settings", elem_id="tab_settings"):
         create_settings_tab(app, demo)
+
+
+def _extensions_tab(app: App, demo: gr.Blocks) -> None:
+    with gr.Tab("Extensions", id="extensions", elem_id="tab_extensions"):
+        create_extensions_tab(app, demo)

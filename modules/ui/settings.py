@@ -43,9 +43,12 @@ _TAG = re.compile(r"<[^>]*>")
 def group_by_section(
     labels: dict[str, OptionInfo], skip: frozenset[str] = SKIPPED_KEYS
 ) -> list[tuple[Section, list[str]]]:
-    """(section, keys) in the order sections first appear; options without a section go to "Other", last."""
+    """(section, keys) in the order sections first appear; options without a section go to "Other", last.
+    Sections whose id is None (A1111's hidden options) are left out."""
     groups: dict[Section, list[str]] = {}
     for key, info in labels.items():
+        if info.section and info.section[0] is None:  # A1111: "hidden options" are not shown
+            continue
         if key not in skip:
             groups.setdefault(tuple(info.section[:2]) if info.section else OTHER, []).append(key)
     other = groups.pop(OTHER, None)

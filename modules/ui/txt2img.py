@@ -3,6 +3,13 @@
 Generate validates the request at once (a bad value is a message, not a crash), submits the job to
 the App's single worker queue, then streams progress and live previews until the job is done. Every
 exception from the job ends as a message in the UI; the server keeps serving.
+
+Scripts (modules/ui/scripts_ui.py) sit under the ControlNet accordion: the always-on scripts' controls
+and the "Script" dropdown. Generate's inputs are the controls below (INPUT_NAMES), the ControlNet
+units' values, then the dropdown and every script's controls (A1111's `script_args`); the job runs
+through `App.run_txt2img_job`, which runs the selected script or a plain job with the always-on hooks.
+The tab's own components are made through `ComponentHooks.make`, so extensions' before/after
+component callbacks see them (e.g. `txt2img_width`) as in A1111.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from modules.ui.controlnet import ControlNetUI, create_controlnet, wire_controln
 from modules.ui.controlnet_handlers import units_from_values
 from modules.ui.extra_networks import create_extra_networks, wire_gallery
 from modules.ui.progress import PROGRESS_CSS, watch_job
+from modules.ui.scripts_ui import ComponentHooks, ScriptsUI, create_scripts, script_args
 from modules.ui.styles import create_styles_row
 from modules.ui.token_counter import create_token_counter, wire_token_counters
 
@@ -136,18 +144,34 @@ def finished(processed: Processed) -> tuple[Any, ...]:
     )
 
 
-def generate(app: App, *values: Any) -> Iterator[tuple[Any, ...]]:
+@dataclass(frozen=True)
+class GenerateInputs:
+    """How Generate's inputs split: INPUT_NAMES, `controlnet` ControlNet values, then the scripts'
+    inputs (dropdown + controls) when `scripts` is set."""
+
+    controlnet: int
+    scripts: Any = None  # the ScriptRunner
+
+
+def generate(app: App, *values: Any, layout: GenerateInputs | None = None) -> Iterator[tuple[Any, ...]]:
     """Gradio generator for the Generate button: validate, queue, stream progress, show the result.
 
-    `values`: the INPUT_NAMES controls, then the ControlNet units' values (`ControlNetUI.inputs`)."""
+    `values`: the INPUT_NAMES controls, then the ControlNet units' values (`ControlNetUI.inputs`), then
+    (with `layout.scripts`) the Script dropdown's index and every script's controls. Without a
+    `layout` everything after INPUT_NAMES is ControlNet's and no script runs."""
     try:
-        main, control = values[: len(INPUT_NAMES)], values[len(INPUT_NAMES) :]
+        n = len(INPUT_NAMES)
+        k = layout.controlnet if layout is not None else len(values) - n
+        main, control, scripts = values[:n], values[n : n + k], values[n + k :]
         p = build_processing(Txt2ImgValues(*main), units_from_values(control))
+        if layout is not None and layout.scripts is not None:
+            p.scripts, p.script_args = layout.scripts, script_args(scripts)
         app.generation.validate(p)
     except Exception as exc:  # a bad value: say so now, before anything is queued
         yield failed(exc)
         return
-    job = app.queue.submit("txt2img", lambda: app.generation.process(p))
+    run = app.run_txt2img_job if p.scripts is not None else app.generation.process
+    job = app.queue.submit("txt2img", lambda: run(p))
     try:
         yield outputs(error="")
         yield from stream_progress(app, job)
@@ -201,19 +225,22 @@ class Txt2ImgTab:
     results: dict[str, Any]
     buttons: dict[str, gr.Button]
     controlnet: ControlNetUI | None = None
+    scripts: ScriptsUI | None = None
 
 
-def tool_button(text: str, elem_id: str) -> gr.Button:
-    """A1111's small square buttons next to a field (🎲, ♻️, ⇅)."""
-    return gr.Button(text, elem_id=elem_id, elem_classes=["tool"], size="sm", min_width=40, scale=0)
+def tool_button(text: str, elem_id: str, mk: Any = None) -> gr.Button:
+    """A1111's small square buttons next to a field (🎲, ♻️, ⇅); `mk` is ComponentHooks.make."""
+    kwargs = {"elem_id": elem_id, "elem_classes": ["tool"], "size": "sm", "min_width": 40, "scale": 0}
+    return mk(gr.Button, text, **kwargs) if mk is not None else gr.Button(text, **kwargs)
 
 
-def _prompt_row(app: App, c: dict[str, Any], b: dict[str, gr.Button]) -> None:
+def _prompt_row(app: App, c: dict[str, Any], b: dict[str, gr.Button], mk: Any) -> None:
     with gr.Row(elem_id="txt2img_toprow", equal_height=False):
         with gr.Column(scale=6, elem_id="txt2img_prompt_container"):
             with gr.Column(elem_id="txt2img_prompt_row", elem_classes=["prompt-row"]):
                 c["token_counter"] = create_token_counter("txt2img_token_counter")
-                c["prompt"] = gr.Textbox(
+                c["prompt"] = mk(
+                    gr.Textbox,
                     label="Prompt",
                     elem_id="txt2img_prompt",
                     lines=3,
@@ -222,7 +249,8 @@ def _prompt_row(app: App, c: dict[str, Any], b: dict[str, gr.Button]) -> None:
                 )
             with gr.Column(elem_id="txt2img_neg_prompt_row", elem_classes=["prompt-row"]):
                 c["negative_token_counter"] = create_token_counter("txt2img_negative_token_counter")
-                c["negative_prompt"] = gr.Textbox(
+                c["negative_prompt"] = mk(
+                    gr.Textbox,
                     label="Negative prompt",
                     elem_id="txt2img_neg_prompt",
                     lines=3,
@@ -230,71 +258,100 @@ def _prompt_row(app: App, c: dict[str, Any], b: dict[str, gr.Button]) -> None:
                     placeholder="Negative prompt",
                 )
         with gr.Column(scale=1, min_width=180, elem_id="txt2img_actions_column"):
-            b["generate"] = gr.Button("Generate", elem_id="txt2img_generate", variant="primary", size="lg")
+            b["generate"] = mk(
+                gr.Button, "Generate", elem_id="txt2img_generate", variant="primary", size="lg"
+            )
             with gr.Row(elem_id="txt2img_interrupt_row"):
-                b["interrupt"] = gr.Button("Interrupt", elem_id="txt2img_interrupt", size="sm", min_width=60)
-                b["skip"] = gr.Button("Skip", elem_id="txt2img_skip", size="sm", min_width=60)
+                b["interrupt"] = mk(
+                    gr.Button, "Interrupt", elem_id="txt2img_interrupt", size="sm", min_width=60
+                )
+                b["skip"] = mk(gr.Button, "Skip", elem_id="txt2img_skip", size="sm", min_width=60)
             with gr.Row(elem_id="txt2img_tools", equal_height=True):
-                b["paste"] = tool_button("↙️", "paste")  # A1111's id: read generation parameters
+                b["paste"] = tool_button("↙️", "paste", mk)  # A1111's id: read generation parameters
             c["styles"] = create_styles_row(app, c["prompt"], c["negative_prompt"]).dropdown
 
 
-def _sampler_rows(c: dict[str, Any]) -> None:
+def _sampler_rows(c: dict[str, Any], mk: Any) -> None:
     with gr.Row(elem_id="txt2img_sampler_row"):
-        c["sampler_name"] = gr.Dropdown(
+        c["sampler_name"] = mk(
+            gr.Dropdown,
             [s.name for s in SAMPLERS],
             value=DEFAULT_SAMPLER,
             label="Sampling method",
             elem_id="txt2img_sampling",
         )
-        c["scheduler"] = gr.Dropdown(
+        c["scheduler"] = mk(
+            gr.Dropdown,
             [t.label for t in SCHEDULE_TYPES],
             value=DEFAULT_SCHEDULE,
             label="Schedule type",
             elem_id="txt2img_scheduler",
         )
-    c["steps"] = gr.Slider(1, 150, value=20, step=1, label="Sampling steps", elem_id="txt2img_steps")
+    c["steps"] = mk(gr.Slider, 1, 150, value=20, step=1, label="Sampling steps", elem_id="txt2img_steps")
 
 
-def _size_rows(c: dict[str, Any], b: dict[str, gr.Button]) -> None:
+def _size_rows(c: dict[str, Any], b: dict[str, gr.Button], mk: Any) -> None:
     with gr.Row(elem_id="txt2img_dimensions_row", equal_height=True):
         with gr.Column(scale=4, min_width=180):
-            c["width"] = gr.Slider(64, 2048, value=512, step=8, label="Width", elem_id="txt2img_width")
-            c["height"] = gr.Slider(64, 2048, value=512, step=8, label="Height", elem_id="txt2img_height")
-        b["swap"] = tool_button("⇅", "txt2img_res_switch_btn")
+            c["width"] = mk(gr.Slider, 64, 2048, value=512, step=8, label="Width", elem_id="txt2img_width")
+            c["height"] = mk(gr.Slider, 64, 2048, value=512, step=8, label="Height", elem_id="txt2img_height")
+        b["swap"] = tool_button("⇅", "txt2img_res_switch_btn", mk)
         with gr.Column(scale=2, min_width=120, elem_id="txt2img_column_batch"):
-            c["n_iter"] = gr.Slider(
-                1, 100, value=1, step=1, label="Batch count", elem_id="txt2img_batch_count"
+            c["n_iter"] = mk(
+                gr.Slider, 1, 100, value=1, step=1, label="Batch count", elem_id="txt2img_batch_count"
             )
-            c["batch_size"] = gr.Slider(
-                1, 8, value=1, step=1, label="Batch size", elem_id="txt2img_batch_size"
+            c["batch_size"] = mk(
+                gr.Slider, 1, 8, value=1, step=1, label="Batch size", elem_id="txt2img_batch_size"
             )
-    c["cfg_scale"] = gr.Slider(1.0, 30.0, value=7.0, step=0.5, label="CFG Scale", elem_id="txt2img_cfg_scale")
+    c["cfg_scale"] = mk(
+        gr.Slider, 1.0, 30.0, value=7.0, step=0.5, label="CFG Scale", elem_id="txt2img_cfg_scale"
+    )
 
 
-def _seed_rows(c: dict[str, Any], b: dict[str, gr.Button]) -> gr.Group:
+def _seed_rows(c: dict[str, Any], b: dict[str, gr.Button], mk: Any) -> gr.Group:
     with gr.Row(elem_id="txt2img_seed_row", equal_height=True):
-        c["seed"] = gr.Number(
-            label="Seed", value=-1, precision=0, elem_id="txt2img_seed", min_width=100, scale=4
+        c["seed"] = mk(
+            gr.Number, label="Seed", value=-1, precision=0, elem_id="txt2img_seed", min_width=100, scale=4
         )
-        b["random_seed"] = tool_button("🎲", "txt2img_random_seed")
-        b["reuse_seed"] = tool_button("♻️", "txt2img_reuse_seed")
-        c["seed_enable_extras"] = gr.Checkbox(
-            label="Extra", value=False, elem_id="txt2img_subseed_show", min_width=90, scale=0, container=False
+        b["random_seed"] = tool_button("🎲", "txt2img_random_seed", mk)
+        b["reuse_seed"] = tool_button("♻️", "txt2img_reuse_seed", mk)
+        c["seed_enable_extras"] = mk(
+            gr.Checkbox,
+            label="Extra",
+            value=False,
+            elem_id="txt2img_subseed_show",
+            min_width=90,
+            scale=0,
+            container=False,
         )
     with gr.Group(visible=False, elem_id="txt2img_seed_extras") as extras:
         with gr.Row(equal_height=True):
-            c["subseed"] = gr.Number(label="Variation seed", value=-1, precision=0, elem_id="txt2img_subseed")
-            b["random_subseed"] = tool_button("🎲", "txt2img_random_subseed")
-            b["reuse_subseed"] = tool_button("♻️", "txt2img_reuse_subseed")
-            c["subseed_strength"] = gr.Slider(
-                0.0, 1.0, value=0.0, step=0.01, label="Variation strength", elem_id="txt2img_subseed_strength"
+            c["subseed"] = mk(
+                gr.Number, label="Variation seed", value=-1, precision=0, elem_id="txt2img_subseed"
+            )
+            b["random_subseed"] = tool_button("🎲", "txt2img_random_subseed", mk)
+            b["reuse_subseed"] = tool_button("♻️", "txt2img_reuse_subseed", mk)
+            c["subseed_strength"] = mk(
+                gr.Slider,
+                0.0,
+                1.0,
+                value=0.0,
+                step=0.01,
+                label="Variation strength",
+                elem_id="txt2img_subseed_strength",
             )
         with gr.Row():
-            c["seed_resize_from_w"] = gr.Slider(
-                0, 2048, value=0, step=8, label="Resize seed from width", elem_id="txt2img_seed_resize_from_w"
+            c["seed_resize_from_w"] = mk(
+                gr.Slider,
+                0,
+                2048,
+                value=0,
+                step=8,
+                label="Resize seed from width",
+                elem_id="txt2img_seed_resize_from_w",
             )
-            c["seed_resize_from_h"] = gr.Slider(
+            c["seed_resize_from_h"] = mk(
+                gr.Slider,
                 0,
                 2048,
                 value=0,
@@ -341,17 +398,20 @@ def create_txt2img_tab(app: App) -> Txt2ImgTab:
     """Lay out the tab (call inside a `gr.Tab`) and wire its events."""
     c: dict[str, Any] = {}
     b: dict[str, gr.Button] = {}
-    _prompt_row(app, c, b)
+    hooks = ComponentHooks(app.callbacks, app.scripts.txt2img)
+    mk = hooks.make
+    _prompt_row(app, c, b, mk)
     networks = create_extra_networks(app, "txt2img")
     with gr.Row(elem_id="txt2img_extra_tabs", equal_height=False):
         with gr.Column(scale=1, elem_id="txt2img_settings"):
-            _sampler_rows(c)
-            _size_rows(c, b)
-            extras = _seed_rows(c, b)
+            _sampler_rows(c, mk)
+            _size_rows(c, b, mk)
+            extras = _seed_rows(c, b, mk)
             controlnet = create_controlnet(app, "txt2img")  # A1111: alwayson scripts under the seed
+            scripts = create_scripts(app, hooks, "txt2img")
         r = _results_column()
     wire_gallery(app, networks, r["gallery"], "txt2img")
-    tab = Txt2ImgTab(c, r, b, controlnet)
+    tab = Txt2ImgTab(c, r, b, controlnet, scripts)
     _wire(app, tab, extras)
     wire_controlnet(app, controlnet, c["width"], c["height"], r["error"])
     return tab
@@ -360,9 +420,11 @@ def create_txt2img_tab(app: App) -> Txt2ImgTab:
 def _wire(app: App, tab: Txt2ImgTab, extras: gr.Group) -> None:
     c, r, b = tab.controls, tab.results, tab.buttons
     quick = {"concurrency_limit": None, "show_progress": "hidden", "api_visibility": "undocumented"}
+    control = tab.controlnet.inputs if tab.controlnet else []
+    layout = GenerateInputs(len(control), tab.scripts.runner if tab.scripts else None)
     gen = {
-        "fn": partial(generate, app),
-        "inputs": [c[n] for n in INPUT_NAMES] + (tab.controlnet.inputs if tab.controlnet else []),
+        "fn": partial(generate, app, layout=layout),
+        "inputs": [c[n] for n in INPUT_NAMES] + control + (tab.scripts.inputs if tab.scripts else []),
         "outputs": [r[n] for n in OUTPUTS],
         "show_progress": "hidden",
         "concurrency_limit": None,

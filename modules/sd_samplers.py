@@ -1,0 +1,72 @@
+"""A1111's `modules.sd_samplers`: the sampler name lists, from Sumi's sampler table.
+
+Every Sumi sampler is listed (`all_samplers`, `samplers`, `samplers_for_img2img`) as a
+`SamplerData` with A1111's display name, aliases and options (`scheduler`, `second_order`,
+`uses_ensd`). `samplers_map` maps every lower-cased name and alias to the display name. Building
+A1111 sampler objects (`create_sampler`) is not supported: Sumi's sampling loop is its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modules import shared
+from modules.engine.errors import InvalidRequestError
+from modules.engine.sampling.samplers import SAMPLERS, SCHEDULE_TYPES, find_sampler
+from modules.sd_samplers_common import SamplerData, not_constructible
+
+all_samplers: list[SamplerData] = [
+    SamplerData(s.name, not_constructible(s.name), list(s.aliases), dict(s.options)) for s in SAMPLERS
+]
+all_samplers_map: dict[str, SamplerData] = {x.name: x for x in all_samplers}
+samplers: list[SamplerData] = all_samplers  # A1111 1.7+: every sampler shows on both tabs
+samplers_for_img2img: list[SamplerData] = all_samplers
+samplers_map: dict[str, str] = {key.lower(): x.name for x in all_samplers for key in (x.name, *x.aliases)}
+samplers_hidden: set[str] = set()
+
+
+def set_samplers() -> None:
+    """A1111 rebuilds the lists after settings change; Sumi's are fixed."""
+
+
+def find_sampler_config(name: str | None) -> SamplerData | None:
+    """The sampler named `name` (display name or alias), the first sampler for None, else None."""
+    if name is None:
+        return all_samplers[0]
+    return all_samplers_map.get(samplers_map.get(str(name).lower(), ""))
+
+
+def visible_sampler_names() -> list[str]:
+    """Sampler names to show, without those listed in opt `hide_samplers` (when that setting exists)."""
+    app = shared.running_app()
+    hidden = set(getattr(app.options, "hide_samplers", []) or []) if app is not None else set()
+    return [x.name for x in samplers if x.name not in hidden]
+
+
+def get_sampler_and_scheduler(
+    sampler_name: str | None, scheduler_name: str | None, *, convert_automatic: bool = True
+) -> tuple[str, str]:
+    """(sampler, schedule type label), splitting old "<sampler> <schedule>" names; an unknown sampler
+    gives the first one. With `convert_automatic` the sampler's own default schedule becomes "Automatic"."""
+    try:
+        spec, schedule = find_sampler(sampler_name, scheduler_name)
+    except InvalidRequestError:
+        spec, schedule = find_sampler(None, None)
+    if convert_automatic and schedule.name == spec.default_schedule:
+        return spec.name, SCHEDULE_TYPES[0].label
+    return spec.name, schedule.label
+
+
+def get_sampler_from_infotext(d: dict) -> str:
+    return get_sampler_and_scheduler(d.get("Sampler", "Euler"), d.get("Schedule type"))[0]
+
+
+def get_scheduler_from_infotext(d: dict) -> str:
+    return get_sampler_and_scheduler(d.get("Sampler", "Euler"), d.get("Schedule type"))[1]
+
+
+def create_sampler(name: str, model: Any) -> Any:
+    config = find_sampler_config(name)
+    if config is None:
+        raise ValueError(f"bad sampler name: {name}")
+    return config.constructor(model)
