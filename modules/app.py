@@ -283,7 +283,7 @@ class App:
         self.extension_problems.append(message)
         self.notice(message)
 
-    def request_restart(self, delay: float = 0.5) -> bool:
+    def request_restart(self, delay: float = 1.0) -> bool:
         """Ask for a restart of the whole server process (webui.main stops the server, shuts the App
         down and runs the same command line again). False when nothing can restart this process (the
         App is embedded, e.g. in tests). The delay lets the reply to the request that asked go out."""

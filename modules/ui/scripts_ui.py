@@ -68,8 +68,14 @@ class ComponentHooks:
         for script in self.runner.scripts:
             for wanted, callback in getattr(script, by_elem_id, None) or []:
                 if elem_id is not None and wanted == elem_id:
-                    self.runner._safe(script, category, callback, OnComponent(component=component))
-            self.runner._safe(script, category, getattr(script, category), component, **kwargs)
+                    self._safe(script, category, callback, OnComponent(component=component))
+            self._safe(script, category, getattr(script, category), component, **kwargs)
+
+    def _safe(self, script: Any, where: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        try:
+            fn(*args, **kwargs)
+        except Exception as exc:  # an extension's bug must not stop the page from building
+            self.runner.errors.report(getattr(script, "filename", None) or repr(script), where, exc)
 
     def after_created(self, components: Sequence[Any]) -> None:
         """The after-callbacks for components made without `make` (inside a script's `ui()`)."""
