@@ -90,6 +90,7 @@ def build_server(app):
 
         auth = _credentials(app.args.gradio_auth)
         demo = build_ui(app)
+        app.demo = demo  # A1111's shared.demo
         server = gr.mount_gradio_app(server, demo, path="/", auth=auth or None)
     app.callbacks.call("app_started", demo, server)
     _mounts_last(server)

@@ -78,7 +78,7 @@ def _diffusers(model: SDModel, controlnet: ControlNetModel, size: int, steps: in
         width=size,
         height=size,
         generator=make_generators([1]),
-        output_type="latent",
+        output_type="pil",  # decoded, like a Sumi job
     )
 
 

@@ -46,6 +46,7 @@ class App:
     def __init__(self, args: argparse.Namespace, repo_root: Path | str) -> None:
         self.args = args
         self.notices: list[str] = []
+        self.demo: Any = None  # the gradio page once built (A1111's shared.demo)
         # Problems found while the UI took in extensions' tabs and settings (shown in the Extensions tab).
         self.extension_problems: list[str] = []
         self.boot_id = uuid.uuid4().hex  # tells a page waiting for a restart that the server is new

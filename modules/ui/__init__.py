@@ -25,6 +25,7 @@ from modules.ui.extensions_tab import create_extensions_tab, source_label
 from modules.ui.quicksettings import create_quicksettings, page_load
 from modules.ui.settings import create_settings_tab
 from modules.ui.txt2img import create_txt2img_tab
+from modules.ui_common import create_refresh_button, gr_show, plaintext_to_html  # noqa: F401  (A1111's modules.ui names)
 
 if TYPE_CHECKING:
     from modules.app import App
