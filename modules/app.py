@@ -118,6 +118,7 @@ class App:
             self.embeddings,
             self.controlnet,
             self.callbacks,
+            model_view=_a1111_model_view,
         )
 
     def _controlnet_service(self) -> ControlNetService:
@@ -380,3 +381,10 @@ def preload_extensions(parser: argparse.ArgumentParser, argv: list[str], repo_ro
     options = Options()
     options.load(paths.config_file)
     return ExtensionManager.from_paths(paths, options, early).preload(parser)
+
+
+def _a1111_model_view(loaded: Any) -> Any:
+    """`p.sd_model` as A1111 extensions know it (sd_model_hash, sd_checkpoint_info, is_sdxl, ...)."""
+    from modules.sd_models import model_view
+
+    return model_view(loaded)

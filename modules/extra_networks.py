@@ -14,6 +14,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from modules.engine.model import SDModel
+
 log = logging.getLogger(__name__)
 
 re_extra_net = re.compile(r"<(\w+):([^>]+)>")
@@ -147,3 +149,11 @@ def deactivate(p: Any, extra_network_data: ExtraNetworkData | None = None) -> No
     from modules import shared
 
     p.warnings.extend(shared.app().extra_networks.deactivate(p))
+
+
+def sumi_model(model: Any) -> SDModel | None:
+    """The SDModel behind `p.sd_model`: Sumi's own, or the A1111 view extensions see."""
+    if isinstance(model, SDModel):
+        return model
+    inner = getattr(model, "sumi_model", None)
+    return inner if isinstance(inner, SDModel) else None

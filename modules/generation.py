@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ class GenerationService:
         embeddings: EmbeddingDatabase | None = None,
         controlnet: ControlNetService | None = None,
         callbacks: CallbackRegistry | None = None,
+        model_view: Callable[[LoadedModel], Any] | None = None,
     ) -> None:
         self.models = models
         self.options = options
@@ -56,6 +57,7 @@ class GenerationService:
         self.embeddings = embeddings
         self.controlnet = controlnet
         self.callbacks = callbacks
+        self.model_view = model_view or (lambda loaded: loaded.sd)  # what `p.sd_model` shows scripts
 
     def process(self, p: StableDiffusionProcessing) -> Processed:
         """Run every batch of `p` on the active model (call from the job worker).
@@ -108,7 +110,7 @@ class GenerationService:
         p.all_subseeds = _seed_list(p.subseed, total, 1 if use_variation else 0)
         p.seed, p.subseed = p.all_seeds[0], p.all_subseeds[0]
         p.clip_skip = int(self.options.CLIP_stop_at_last_layers)
-        p.sd_model = loaded.sd
+        p.sd_model = self.model_view(loaded)
         p.sd_model_name = loaded.checkpoint.name_for_extra
         p.sd_model_hash = loaded.checkpoint.hash
         p.sd_vae_name = loaded.vae_name

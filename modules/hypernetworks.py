@@ -19,7 +19,7 @@ from modules.engine.networks.hypernetwork import (
     load_hypernetwork,
     remove_hypernetworks,
 )
-from modules.extra_networks import ExtraNetwork, ExtraNetworkParams
+from modules.extra_networks import ExtraNetwork, ExtraNetworkParams, sumi_model
 from modules.hashing import sha256_file
 from modules.network_files import NetworkFileInfo, NetworkFileRegistry
 
@@ -42,8 +42,8 @@ class HypernetworkHandler(ExtraNetwork):
         self._hashes: dict[tuple, str] = {}
 
     def activate(self, p: Any, params_list: list[ExtraNetworkParams]) -> None:
-        model: SDModel | None = getattr(p, "sd_model", None)
-        if not isinstance(model, SDModel):
+        model = sumi_model(getattr(p, "sd_model", None))
+        if model is None:
             return
         active, hashes = [], []
         for params in params_list:
@@ -57,8 +57,8 @@ class HypernetworkHandler(ExtraNetwork):
             p.extra_generation_params["Hypernet hashes"] = ", ".join(hashes)
 
     def deactivate(self, p: Any) -> None:
-        model = getattr(p, "sd_model", None)
-        if isinstance(model, SDModel):
+        model = sumi_model(getattr(p, "sd_model", None))
+        if model is not None:
             remove_hypernetworks(model.unet)
 
     def _spec(self, p: Any, model: SDModel, params: ExtraNetworkParams):

@@ -16,7 +16,7 @@ from typing import Any
 
 from modules.engine.model import SDModel
 from modules.engine.networks import NetworkError, NetworkFile, NetworkPatcher, load_network
-from modules.extra_networks import ExtraNetwork, ExtraNetworkParams
+from modules.extra_networks import ExtraNetwork, ExtraNetworkParams, sumi_model
 from modules.network_files import NetworkFileInfo, NetworkFileRegistry
 
 log = logging.getLogger(__name__)
@@ -53,8 +53,8 @@ class LoraNetwork(ExtraNetwork):
         self._hashes: dict[tuple, str] = {}
 
     def activate(self, p: Any, params_list: list[ExtraNetworkParams]) -> None:
-        model: SDModel | None = getattr(p, "sd_model", None)
-        if not isinstance(model, SDModel):
+        model = sumi_model(getattr(p, "sd_model", None))
+        if model is None:
             return
         wanted = [spec for params in params_list if (spec := self._spec(p, params)) is not None]
         results = self._apply(p, _patcher(model), wanted)

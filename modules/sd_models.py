@@ -108,6 +108,11 @@ class ModelFacade:
             raise RuntimeError("this sd_model was unloaded; read shared.sd_model again")
         return loaded
 
+    @property
+    def sumi_model(self) -> Any:
+        """Sumi's own SDModel behind this view (what Sumi's services work with)."""
+        return self._loaded.sd
+
     # metadata
     @property
     def sd_checkpoint_info(self) -> checkpoints.CheckpointInfo:

@@ -42,6 +42,7 @@ class PromptSuffix(scripts.Script):
         if enabled:
             p.all_prompts = [prompt + suffix for prompt in p.all_prompts]
             p.extra_generation_params["Suffix"] = suffix.strip(", ")
+            p.extra_generation_params["Model seen"] = p.sd_model.sd_model_hash  # A1111's view of the model
 
     def postprocess_image(self, p, pp, enabled, suffix):
         if enabled:
@@ -123,6 +124,7 @@ def test_an_always_on_script_rewrites_the_prompts_through_alwayson_scripts(clien
     info = json.loads(body["info"])
     assert info["all_prompts"] == ["a fox, at night"]
     assert "Suffix: at night" in info["infotexts"][0]
+    assert f"Model seen: {info['sd_model_hash']}" in info["infotexts"][0]
     assert np.array_equal(_pixels(body), _pixels(plain_with_suffix))
 
 
