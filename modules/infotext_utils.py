@@ -262,6 +262,6 @@ def _switch_tab_js(tabname: str) -> str:
     label = re.sub(r"\W", "_", tabname)
     return (
         f"() => {{ if (typeof switch_to_{label} === 'function') {{ switch_to_{label}(); return; }}"
-        " const b = [...document.querySelectorAll('#tabs button')]"
+        " const b = [...document.querySelectorAll('#tabs button[role=tab]')]"
         f".find(e => e.textContent.trim() === '{label}'); if (b) b.click(); }}"
     )

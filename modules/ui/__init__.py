@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
+from modules import infotext_utils
 from modules.ui.assets import CSS, EXTENSION_HEAD_ELEM_ID, JS, extension_head
 from modules.ui.extensions_tab import create_extensions_tab, source_label
 from modules.ui.quicksettings import create_quicksettings, page_load
@@ -47,6 +48,7 @@ class ExtensionTab:
 def build_ui(app: App) -> gr.Blocks:
     """The whole page: quick settings and notices on top, then one tab per mode."""
     app.add_extension_options()
+    infotext_utils.reset()  # extensions register "send to txt2img" buttons while their tabs are made
     extension_tabs = collect_extension_tabs(app)
     with gr.Blocks(title="Sumi", analytics_enabled=False) as demo:
         quick = create_quicksettings(app)
@@ -57,6 +59,7 @@ def build_ui(app: App) -> gr.Blocks:
                 _extension_tab(app, tab)
             _settings_tab(app, demo)
             _extensions_tab(app, demo)
+        _connect_paste_buttons(app)
         demo.load(
             partial(page_load, app),
             outputs=[quick.checkpoint, quick.notices],
@@ -124,7 +127,39 @@ def _extension_tab(app: App, tab: ExtensionTab) -> None:
 
 def _txt2img_tab(app: App) -> None:
     with gr.Tab("txt2img", id="txt2img", elem_id="tab_txt2img"):
-        create_txt2img_tab(app)
+        tab = create_txt2img_tab(app)
+    infotext_utils.add_paste_fields("txt2img", None, paste_fields(tab.controls))
+
+
+def paste_fields(c: dict[str, Any]) -> list[tuple[Any, Any]]:
+    """(component, infotext key) pairs of the txt2img tab, A1111's names, for extensions' paste buttons."""
+    keys = {
+        "prompt": "Prompt",
+        "negative_prompt": "Negative prompt",
+        "steps": "Steps",
+        "sampler_name": "Sampler",
+        "scheduler": "Schedule type",
+        "cfg_scale": "CFG scale",
+        "seed": "Seed",
+        "width": "Size-1",
+        "height": "Size-2",
+        "batch_size": "Batch size",
+        "subseed": "Variation seed",
+        "subseed_strength": "Variation seed strength",
+        "seed_resize_from_w": "Seed resize from-1",
+        "seed_resize_from_h": "Seed resize from-2",
+    }
+    fields: list[tuple[Any, Any]] = [(c[name], key) for name, key in keys.items() if name in c]
+    if "seed_enable_extras" in c:
+        fields.append((c["seed_enable_extras"], lambda d: "Variation seed" in d or "Seed resize from-1" in d))
+    return fields
+
+
+def _connect_paste_buttons(app: App) -> None:
+    try:
+        infotext_utils.connect_paste_params_buttons()
+    except Exception as exc:  # an extension's button wired to something odd must not stop the page
+        _problem(app, f"Could not connect an extension's paste button ({type(exc).__name__}: {exc})")
 
 
 def _settings_tab(app: App, demo: gr.Blocks) -> None:
