@@ -195,13 +195,13 @@ def connect_paste(
         from modules import script_callbacks
 
         script_callbacks.infotext_pasted_callback(prompt or "", params)
-        return [_field_value(component, key, params) for component, key in fields]
+        return [field_value(component, key, params) for component, key in fields]
 
     outputs = [component for component, _ in fields]
     button.click(fn=paste_func, inputs=[input_comp], outputs=outputs, show_progress="hidden")
 
 
-def _field_value(component: Any, key: Any, params: dict[str, Any]) -> Any:
+def field_value(component: Any, key: Any, params: dict[str, Any]) -> Any:
     value = key(params) if callable(key) else params.get(key)
     if value is None:
         return gr.skip()

@@ -31,6 +31,25 @@ def tab():
 script_callbacks.on_ui_tabs(tab)
 """
 
+SCRIPT = """
+import gradio as gr
+
+import modules.scripts as scripts
+
+
+class Suffix(scripts.Script):
+    def title(self):
+        return "Suffix"
+
+    def show(self, is_img2img):
+        return scripts.AlwaysVisible
+
+    def ui(self, is_img2img):
+        suffix = gr.Textbox("", label="Suffix", elem_id="paste_test_suffix")
+        self.infotext_fields = [(suffix, "Suffix")]
+        return [suffix]
+"""
+
 
 def test_paste_fields_cover_the_txt2img_controls():
     from modules.ui import paste_fields
@@ -49,13 +68,14 @@ def test_paste_fields_cover_the_txt2img_controls():
 
 @pytest.mark.browser
 @pytest.mark.skipif(browser_skip_reason() is not None, reason=browser_skip_reason() or "")
-def test_an_extension_paste_button_fills_txt2img(tmp_path: Path):
+def test_an_extension_paste_button_and_script_infotext_fields_fill_txt2img(tmp_path: Path):
     from playwright.sync_api import sync_playwright
 
     data = tmp_path / "data"
     scripts = data / "extensions" / "paste-test" / "scripts"
     scripts.mkdir(parents=True)
     (scripts / "paste_test.py").write_text(textwrap.dedent(EXTENSION))
+    (scripts / "suffix.py").write_text(textwrap.dedent(SCRIPT))
     with running_server(data) as server, sync_playwright() as pw:
         browser = launch_chromium(pw)
         try:
@@ -72,5 +92,14 @@ def test_an_extension_paste_button_fills_txt2img(tmp_path: Path):
             assert page.locator("#txt2img_width input[type=number]").input_value() == "320"
             assert page.locator("#txt2img_seed input").input_value() == "99"
             assert page.locator("#tab_txt2img").is_visible()
+            # ↙️ restores a script's own setting from the infotext (its infotext_fields)
+            page.fill("#txt2img_prompt textarea", "a cat\nSteps: 3, Sampler: Euler, Suffix: rainy")
+            page.click("#paste")
+            page.wait_for_function(
+                "() => document.querySelector('#paste_test_suffix textarea, #paste_test_suffix input')?.value === 'rainy'"
+            )
+            page.wait_for_function(
+                "() => document.querySelector('#txt2img_prompt textarea').value === 'a cat'"
+            )
         finally:
             browser.close()

@@ -17,9 +17,8 @@ Unlike A1111 there is no "Override settings" dropdown: settings named in the inf
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -237,16 +236,41 @@ def paste(
     return (*(values[name] if name in values else gr.skip() for name in FIELDS), note_html(pasted, problem))
 
 
-def wire_paste(app: App, button: gr.Button, controls: Mapping[str, Any], note: gr.HTML) -> None:
-    """Connect the ↙️ button to the txt2img controls; the note goes to `note` (the tab's message area)."""
+def wire_paste(
+    app: App,
+    button: gr.Button,
+    controls: Mapping[str, Any],
+    note: gr.HTML,
+    extra_fields: Sequence[tuple[Any, Any]] = (),
+) -> None:
+    """Connect the ↙️ button to the txt2img controls; the note goes to `note` (the tab's message area).
+
+    `extra_fields` are A1111 `(component, infotext key or function)` pairs (scripts' `infotext_fields`),
+    filled from the same infotext in the same event."""
+    extra = list(extra_fields)
+
+    def handler(prompt: str | None) -> tuple[Any, ...]:
+        values = _paste_for_app(app, prompt)
+        return (*values, *extra_values(prompt or read_params_file(app.paths.params_file) or "", extra))
+
     button.click(
-        partial(_paste_for_app, app),
+        handler,
         inputs=controls["prompt"],
-        outputs=[*(controls[name] for name in FIELDS), note],
+        outputs=[*(controls[name] for name in FIELDS), note, *(component for component, _ in extra)],
         concurrency_limit=None,
         show_progress="hidden",
         api_visibility="undocumented",
     )
+
+
+def extra_values(text: str, fields: Sequence[tuple[Any, Any]]) -> list[Any]:
+    """Values for scripts' fields from an infotext, as A1111's paste does (skip: unchanged)."""
+    if not fields:
+        return []
+    from modules.infotext_utils import field_value, parse_generation_parameters
+
+    params = parse_generation_parameters(text) if is_infotext(text) else {}
+    return [field_value(component, key, params) for component, key in fields]
 
 
 def _paste_for_app(app: App, prompt: str | None) -> tuple[Any, ...]:

@@ -417,6 +417,18 @@ def create_txt2img_tab(app: App) -> Txt2ImgTab:
     return tab
 
 
+def script_paste_fields(scripts: ScriptsUI | None) -> list[tuple[Any, Any]]:
+    """Scripts' own `(component, infotext key)` pairs (A1111's `Script.infotext_fields`), for ↙️."""
+    if scripts is None:
+        return []
+    return [
+        (component, key)
+        for script in scripts.runner.scripts
+        for component, key in (getattr(script, "infotext_fields", None) or [])
+        if isinstance(component, gr.components.Component)
+    ]
+
+
 def _wire(app: App, tab: Txt2ImgTab, extras: gr.Group) -> None:
     c, r, b = tab.controls, tab.results, tab.buttons
     quick = {"concurrency_limit": None, "show_progress": "hidden", "api_visibility": "undocumented"}
@@ -448,6 +460,6 @@ def _wire(app: App, tab: Txt2ImgTab, extras: gr.Group) -> None:
     r["gallery"].select(
         select_image, inputs=r["info_state"], outputs=[r["info_html"], r["info_state"]], **quick
     )
-    paste.wire_paste(app, b["paste"], c, r["error"])
+    paste.wire_paste(app, b["paste"], c, r["error"], script_paste_fields(tab.scripts))
     counters = (c["token_counter"], c["negative_token_counter"])
     wire_token_counters(app, c["prompt"], c["negative_prompt"], c["steps"], counters)
