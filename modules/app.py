@@ -56,6 +56,7 @@ class App:
         self._count_hook: tuple[Any, Any] | None = None  # (embeddings view, its hook) for count_tokens
         self.paths = DataPaths.from_args(args, repo_root)
         self.paths.ensure()
+        self._publish_path_flags()
         self.options = Options()
         for warning in self.options.load(self.paths.config_file):
             self.notice(warning)
@@ -120,6 +121,19 @@ class App:
             self.callbacks,
             model_view=_a1111_model_view,
         )
+
+    def _publish_path_flags(self) -> None:
+        """A1111's folder flags default to the folders in use, and extensions read them as such
+        (`Path(shared.cmd_opts.embeddings_dir)`): fill in the ones the user did not pass."""
+        p = self.paths
+        for dest, path in (
+            ("embeddings_dir", p.embeddings_dir),
+            ("hypernetwork_dir", p.hypernetwork_dir),
+            ("lora_dir", p.lora_dir),
+            ("lyco_dir_backcompat", p.lycoris_dir),
+        ):
+            if getattr(self.args, dest, None) is None:
+                setattr(self.args, dest, str(path))
 
     def _controlnet_service(self) -> ControlNetService:
         """models/ControlNet plus sd-webui-controlnet's own folders, for people moving from A1111."""

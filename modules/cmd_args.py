@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 from collections.abc import Sequence
 
 DEFAULT_PORT = 7860
@@ -35,6 +36,8 @@ NOT_YET_IMPLEMENTED = frozenset(
         "gradio_debug",
         "opt_channelslast",
         "disable_nan_check",
+        "disable_console_progressbars",
+        "gradio_allowed_path",
         "always_batch_cond_uncond",
         "sub_quad_q_chunk_size",
         "sub_quad_kv_chunk_size",
@@ -269,7 +272,8 @@ def _add_a1111_accepted_args(parser: argparse.ArgumentParser) -> None:
     add = group.add_argument
     for dest in (
         "medvram_sdxl", "hide_ui_dir_config", "allow_code", "freeze_settings", "no_gradio_queue",
-        "gradio_debug", "opt_channelslast", "disable_nan_check", "always_batch_cond_uncond",
+        "gradio_debug", "opt_channelslast", "disable_nan_check", "disable_console_progressbars",
+        "always_batch_cond_uncond",
         "administrator", "no_prompt_history", "update_check", "update_all_extensions",
         "reinstall_xformers", "reinstall_torch",
     ):  # fmt: skip
@@ -284,6 +288,20 @@ def _add_a1111_accepted_args(parser: argparse.ArgumentParser) -> None:
         "tls_certfile", "subpath",
     ):  # fmt: skip
         add(flag_name(dest), type=str, default=None, help="A1111 flag; no effect in Sumi")
+    add("--gradio-allowed-path", action="append", default=None, help="A1111 flag; no effect in Sumi")
+
+
+@functools.cache
+def _a1111_parser() -> argparse.ArgumentParser:
+    return build_parser()
+
+
+def __getattr__(name: str) -> object:
+    """A1111's module-level `parser` (extensions read e.g. `parser.description`): Sumi's flags, without
+    the ones extensions add in `preload.py` (those are on `shared.cmd_opts`)."""
+    if name == "parser":
+        return _a1111_parser()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def parse_args(

@@ -512,4 +512,8 @@ def __getattr__(name: str) -> Any:
         from modules import shared
 
         return shared.app().extensions.list()
+    if name in ("extensions_dir", "extensions_builtin_dir"):  # A1111 imports them here from paths
+        from modules import paths_internal
+
+        return getattr(paths_internal, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

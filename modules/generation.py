@@ -335,7 +335,7 @@ class GenerationService:
         params = ImageSaveParams(image, p, str(directory), {"parameters": infotext})
         if self.callbacks is not None:  # A1111: callbacks may replace the image or its infotext
             self.callbacks.call("before_image_saved", params)
-        path = image_files.save_image(
+        path = image_files.save_image_file(
             params.image,
             directory,
             seed=p.all_seeds[index],
@@ -354,7 +354,7 @@ class GenerationService:
         o = self.options
         if p.do_not_save_grid or not o.grid_save:
             return
-        image_files.save_image(  # seed=None: A1111's short grid names, grid-NNNN.png
+        image_files.save_image_file(  # seed=None: A1111's short grid names, grid-NNNN.png
             grid,
             self._outdir("outdir_grids", "outdir_txt2img_grids", p.outpath_grids, o.grid_save_to_dirs),
             seed=None,

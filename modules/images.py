@@ -329,7 +329,7 @@ def _write_unique(directory: Path, names: Sequence[str], data: bytes, overwrite:
     raise FileExistsError(f"no free file name in {directory} (tried {names[0]} to {names[-1]})")
 
 
-def save_image(
+def save_image_file(
     image: Image.Image,
     directory: str | Path,
     *,
@@ -493,3 +493,12 @@ draw_grid_annotations = _grids.draw_grid_annotations
 draw_prompt_matrix = _grids.draw_prompt_matrix
 get_font = _grids.get_font
 split_grid = _grids.split_grid
+
+# A1111's `save_image` signature and its other helpers extensions call live in modules.image_helpers.
+from modules import image_helpers as _helpers  # noqa: E402
+
+FilenameGenerator = _helpers.FilenameGenerator
+flatten = _helpers.flatten
+resize_image = _helpers.resize_image
+save_image = _helpers.save_image
+get_next_sequence_number = next_sequence_number

@@ -18,6 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,28 @@ def options_section(
             info.category_id = section_identifier[2]
     return options_dict
 
+
+@dataclass
+class OptionsCategory:
+    id: str
+    label: str
+
+
+class OptionsCategories:
+    """A1111's `options.categories`: the groups of sections on the Settings page, by id.
+
+    Extensions register theirs (`categories.register_category("my_ext", "My extension")`) and put
+    it third in their section tuples; Sumi keeps the labels (Settings lists sections without groups)."""
+
+    def __init__(self) -> None:
+        self.mapping: dict[str, OptionsCategory] = {}
+
+    def register_category(self, category_id: str, label: str) -> str:
+        self.mapping.setdefault(category_id, OptionsCategory(category_id, label))
+        return category_id
+
+
+categories = OptionsCategories()
 
 _BUILTIN_FIELDS = frozenset({"data", "data_labels", "restricted_opts", "typemap", "_lock"})
 
@@ -590,6 +613,35 @@ def _controlnet() -> dict[str, OptionInfo]:
     )
 
 
+def _a1111_only() -> dict[str, OptionInfo]:
+    """A1111 settings for features Sumi does not have (face restoration, interrogation, the Extras tab,
+    A1111's console and gallery layout), with A1111's defaults, so extensions that read them find them.
+    Hidden in Settings: changing them changes nothing in Sumi."""
+    return options_section(
+        HIDDEN,
+        {
+            "face_restoration_model": OptionInfo("CodeFormer", "Face restoration model"),
+            "code_former_weight": OptionInfo(0.5, "CodeFormer weight"),
+            "interrogate_return_ranks": OptionInfo(False, "Include ranks of model tags matches in results"),
+            "outdir_extras_samples": OptionInfo("outputs/extras-images", "Output directory for Extras"),
+            "outdir_save": OptionInfo("log/images", "Directory for saving images using the Save button"),
+            "temp_dir": OptionInfo("", "Directory for temporary images; leave empty for default"),
+            "grid_extended_filename": OptionInfo(
+                False, "Add extended info (seed, prompt) to grid file names"
+            ),
+            "img2img_background_color": OptionInfo("#ffffff", "img2img: colour of transparent parts"),
+            "img2img_inpaint_mask_brush_color": OptionInfo("#ffffff", "Inpaint mask brush color"),
+            "enable_console_prompts": OptionInfo(False, "Print prompts to console"),
+            "samples_log_stdout": OptionInfo(False, "Always print all generation info to standard output"),
+            "multiple_tqdm": OptionInfo(True, "Second console progress bar for the whole job"),
+            "compact_prompt_box": OptionInfo(False, "Compact prompt layout"),
+            "do_not_show_images": OptionInfo(False, "Do not show any images in gallery"),
+            "gallery_height": OptionInfo("", "Gallery height"),
+            "open_dir_button_choice": OptionInfo("Subdirectory", "What directory the [📂] button opens"),
+        },
+    )
+
+
 def _extensions() -> dict[str, OptionInfo]:
     """Which extensions load; written by the Extensions tab, hidden in Settings (A1111's keys and values)."""
     return options_section(
@@ -627,6 +679,7 @@ def builtin_options() -> dict[str, OptionInfo]:
         _limits,
         _controlnet,
         _extensions,
+        _a1111_only,
     ):
         labels.update(group())
     return labels

@@ -7,8 +7,11 @@ and finds the running App through `modules.shared` when an extension calls `proc
 
 from __future__ import annotations
 
+import copy
 import json
+import random
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 
@@ -77,12 +80,25 @@ class StableDiffusionProcessing:
     seeds: list[int] = field(default_factory=list)
     subseeds: list[int] = field(default_factory=list)
     extra_network_data: dict[str, Any] = field(default_factory=dict)
+    sampler: Any = None  # A1111: the sampler object of the running job; Sumi's loop has none to show
 
     def __post_init__(self) -> None:
         self.extra_generation_params = dict(self.extra_generation_params or {})
         self.override_settings = dict(self.override_settings or {})
         self.styles = list(self.styles or [])
         self.comments = dict(self.comments or {})
+
+    @property
+    def script_args_value(self) -> list[Any]:
+        """A1111 1.6+ keeps `script_args` here; the same list."""
+        return self.script_args
+
+    @script_args_value.setter
+    def script_args_value(self, value: list[Any]) -> None:
+        self.script_args = value
+
+    def close(self) -> None:
+        """A1111 frees the job's sampler and cached conditionings here; Sumi keeps none on `p`."""
 
     @property
     def main_prompt(self) -> str:
@@ -103,6 +119,39 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
     hr_resize_y: int = 0
     firstphase_width: int = 0
     firstphase_height: int = 0
+    hr_prompt: str = ""
+    hr_negative_prompt: str = ""
+    # A1111: the per-image prompts of the hires pass (extensions such as Dynamic Prompts rewrite them).
+    all_hr_prompts: list[str] = field(default_factory=list)
+    all_hr_negative_prompts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
+    """A1111's img2img job, with its field names and defaults. Extensions may build one and read it,
+    but Sumi has no img2img yet: `process_images` refuses it with a clear error."""
+
+    init_images: list[Any] = field(default_factory=list)
+    resize_mode: int = 0
+    denoising_strength: float | None = 0.75
+    image_cfg_scale: float | None = None
+    mask: Any = None
+    mask_blur_x: int = 4
+    mask_blur_y: int = 4
+    mask_blur: int | None = None
+    mask_round: bool = True
+    inpainting_fill: int = 0
+    inpaint_full_res: bool = True
+    inpaint_full_res_padding: int = 0
+    inpainting_mask_invert: int = 0
+    initial_noise_multiplier: float | None = None
+    latent_mask: Any = None
+    image_mask: Any = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.image_mask is None:
+            self.image_mask = self.mask
 
 
 @dataclass
@@ -184,5 +233,80 @@ def process_images(p: StableDiffusionProcessing) -> Processed:
     inline when called from a job (a script's `run`), else queued (an extension's own tab)."""
     from modules import shared
 
+    if isinstance(p, StableDiffusionProcessingImg2Img):
+        from modules.unsupported import not_supported
+
+        not_supported("img2img (StableDiffusionProcessingImg2Img)", "only txt2img jobs run for now")
     app = shared.app()
     return app.queue.call("process_images", lambda: app.generation.process(p))
+
+
+# A1111 calls the job body `process_images_inner`; in Sumi patching it changes nothing.
+process_images_inner = process_images
+
+# -- A1111 helpers extensions call -------------------------------------------------------------------
+
+opt_C = 4  # latent channels  # noqa: N816 (A1111's name)
+opt_f = 8  # latent downscale factor
+
+
+def get_fixed_seed(seed: int | str | None) -> int:
+    """A1111: -1, empty or unreadable means a random seed; anything else is the seed itself."""
+    try:
+        seed = int(seed) if seed not in ("", None) else -1
+    except (TypeError, ValueError):
+        seed = -1
+    return random.randrange(4294967294) if seed == -1 else seed
+
+
+def fix_seed(p: StableDiffusionProcessing) -> None:
+    """Draw the random seeds of `p` now, so scripts see the seeds the job will use (A1111)."""
+    p.seed = get_fixed_seed(p.seed)
+    p.subseed = get_fixed_seed(p.subseed)
+
+
+def create_infotext(
+    p: StableDiffusionProcessing,
+    all_prompts: list[str] | None = None,
+    all_seeds: list[int] | None = None,
+    all_subseeds: list[int] | None = None,
+    comments: Any = None,
+    iteration: int = 0,
+    position_in_batch: int = 0,
+    use_main_prompt: bool = False,
+    index: int | None = None,
+    all_negative_prompts: list[str] | None = None,
+) -> str:
+    """The infotext image `index` of job `p` gets (A1111's signature), as Sumi writes it."""
+    from modules import shared
+
+    if index is None:
+        index = 0 if use_main_prompt else position_in_batch + iteration * p.batch_size
+    q = copy.copy(p)
+    scalars = {
+        "all_prompts": (all_prompts, _first(p.prompt)),
+        "all_negative_prompts": (all_negative_prompts, _first(p.negative_prompt)),
+        "all_seeds": (all_seeds, p.seed),
+        "all_subseeds": (all_subseeds, p.subseed),
+    }
+    for name, (given, scalar) in scalars.items():  # a job that has not run yet has empty lists
+        setattr(q, name, list(given if given is not None else getattr(p, name)) or [scalar] * (index + 1))
+    app = shared.app()
+    loaded = app.models.active or SimpleNamespace(vae_name=None, vae_hash=None)
+    return app.generation.infotext(q, loaded, index, p.scheduler or "Automatic")
+
+
+def create_binary_mask(image: Any, round: bool = True) -> Any:  # noqa: A002 (A1111's name)
+    """A1111: the alpha channel as a black/white mask when the image has one, else its greyscale."""
+    if image.mode == "RGBA" and image.getextrema()[-1] != (255, 255):
+        alpha = image.split()[-1].convert("L")
+        return alpha.point(lambda x: 255 if x > 128 else 0) if round else alpha
+    return image.convert("L")
+
+
+def setup_color_correction(image: Any) -> Any:
+    """A1111: the image in LAB colour space, the target img2img's colour correction matches."""
+    import cv2
+    import numpy as np
+
+    return cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2LAB)

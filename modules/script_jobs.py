@@ -123,7 +123,7 @@ def save_grid(
         return None
     base = app.paths.resolve(p.outpath_grids or o.outdir_grids or o.outdir_txt2img_grids)
     directory = base / datetime.now().strftime("%Y-%m-%d") if o.grid_save_to_dirs else base
-    return image_files.save_image(
+    return image_files.save_image_file(
         grid,
         directory,
         seed=None,

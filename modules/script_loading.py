@@ -38,6 +38,9 @@ class ScriptService:
         self.errors = ScriptErrors()
         self.scripts_data: list[ScriptClassData] = []
         self.txt2img = ScriptRunner("txt2img", self.errors)
+        # A1111's `scripts_img2img`: Sumi has no img2img tab yet, so it stays empty (extensions that
+        # read its `alwayson_scripts` or hand it to an img2img job find a runner with no scripts).
+        self.img2img = ScriptRunner("img2img", self.errors)
         self.inputs_ready = False
         self._lock = threading.Lock()
 

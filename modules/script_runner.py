@@ -78,6 +78,7 @@ class ScriptRunner:
         self.titles: list[str] = []
         self.title_map: dict[str, Any] = {}
         self.inputs: list[Any] = [None]
+        self.paste_field_names: list[str] = []  # A1111: infotext fields the tab's scripts paste into
 
     # -- set-up ------------------------------------------------------------------------------------
     def initialize_scripts(self, scripts_data: Sequence[ScriptClassData]) -> None:

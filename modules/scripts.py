@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from modules import shared
+from modules import script_callbacks, shared  # noqa: F401  (A1111 extensions reach `scripts.script_callbacks`)
 from modules.script_runner import (
     AlwaysVisible,
     PostprocessBatchListArgs,
@@ -148,13 +148,32 @@ def basedir() -> str:
     return shared.app().scripts.current_basedir
 
 
+class ScriptFile(NamedTuple):
+    basedir: str
+    filename: str
+    path: str
+
+
+def list_scripts(scriptdirname: str, extension: str, *, include_extensions: bool = True) -> list[ScriptFile]:
+    """A1111: the `<scriptdirname>/*<extension>` files of Sumi's folder and of every enabled extension,
+    in load order (extensions use it to find e.g. each extension's `localizations/*.json`)."""
+    a = shared.app()
+    root = a.paths.repo_root / scriptdirname
+    files = a.extensions.ordered_files(scriptdirname, extension.lower(), root_dir=root)
+    return [
+        ScriptFile(str(f.extension.path if f.extension else a.paths.repo_root), f.path.name, str(f.path))
+        for f in files
+        if include_extensions or f.extension is None
+    ]
+
+
 def __getattr__(name: str) -> Any:
     resolvers = {
         "scripts_txt2img": lambda a: a.scripts.txt2img,
         "scripts_current": lambda a: a.scripts.txt2img,
         "scripts_data": lambda a: a.scripts.scripts_data,
         "postprocessing_scripts_data": lambda a: [],
-        "scripts_img2img": lambda a: None,
+        "scripts_img2img": lambda a: a.scripts.img2img,
         "scripts_postproc": lambda a: None,
     }
     if name in resolvers:
@@ -170,6 +189,8 @@ __all__ = [
     "Script",
     "ScriptBuiltinUI",
     "ScriptClassData",
+    "ScriptFile",
     "ScriptRunner",
     "basedir",
+    "list_scripts",
 ]

@@ -17,6 +17,7 @@ import types
 from typing import TYPE_CHECKING, Any
 
 from modules.options import OptionHTML, OptionInfo, options_section  # noqa: F401  (A1111 re-exports)
+from modules.unsupported import Unsupported
 
 if TYPE_CHECKING:
     from modules.app import App
@@ -49,7 +50,7 @@ batch_cond_uncond = True  # A1111: always True since 1.6
 parallel_processing_allowed = True
 face_restorers: list = []  # Sumi has no face restoration models
 sd_upscalers: list = []  # nor upscaler models (stand-in: an empty list)
-interrogator = None
+interrogator = Unsupported("shared.interrogator", "Sumi has no CLIP/BLIP interrogator")
 latent_upscale_default_mode = "Latent"
 latent_upscale_modes = {
     "Latent": {"mode": "bilinear", "antialias": False},
@@ -178,3 +179,7 @@ class _SharedModule(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _SharedModule
+
+# A1111 imports these while loading `shared`; extensions reach them as `modules.shared_items` after a
+# bare `import modules` (adetailer).
+from modules import shared_items  # noqa: E402, F401

@@ -8,12 +8,17 @@ function returning one, e.g. `lambda: {"choices": names()}`).
 from __future__ import annotations
 
 import html
+import json
+import os
+import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import gradio as gr
 
-from modules.ui_components import ToolButton
+from modules.ui_components import FormRow, ToolButton
 
 refresh_symbol = "\U0001f504"  # 🔄
 folder_symbol = "\U0001f4c2"  # 📂
@@ -22,7 +27,17 @@ apply_style_symbol = "\U0001f4cb"  # 📋
 clear_prompt_symbol = "\U0001f5d1\ufe0f"  # 🗑️
 
 __all__ = [
+    "OutputPanel",
     "ToolButton",
+    "create_output_panel",
+    "create_override_settings_dropdown",
+    "create_sampler_and_steps_selection",
+    "detect_image_size_symbol",
+    "ordered_ui_categories",
+    "resize_from_to_html",
+    "save_files",
+    "switch_values_symbol",
+    "update_generation_info",
     "apply_style_symbol",
     "clear_prompt_symbol",
     "create_refresh_button",
@@ -64,3 +79,144 @@ def plaintext_to_html(text: str, classname: str | None = None) -> str:
 def gr_show(visible: bool = True) -> dict[str, Any]:
     """A1111's `ui.gr_show`: an update that shows or hides a component."""
     return gr.update(visible=visible)
+
+
+# -- A1111's output panel and its helpers (deforum, images-browser, agent-scheduler, cleaner) ---------
+
+switch_values_symbol = "\U000021c5"  # ⇅
+detect_image_size_symbol = "\U0001f4d0"  # 📐
+
+
+@dataclass
+class OutputPanel:
+    gallery: Any = None
+    generation_info: Any = None
+    infotext: Any = None
+    html_log: Any = None
+    button_upscale: Any = None
+
+
+def save_files(js_data: str, images: list[Any], do_make_zip: bool, index: int) -> tuple[Any, str]:
+    """A1111's 💾 / 🗃️: copy gallery images (all, or image `index` when it is >= 0) into the
+    `outdir_save` folder with their infotexts, optionally also as one zip; (files update, status)."""
+    from modules import images as image_files
+    from modules import shared
+    from modules.infotext import parse_infotext
+    from modules.infotext_utils import image_from_url_text
+
+    app = shared.app()
+    data = json.loads(js_data or "{}")
+    infotexts = list(data.get("infotexts") or [])
+    chosen = list(enumerate(images or []))
+    if index > -1 and index >= int(data.get("index_of_first_image") or 0):
+        chosen = chosen[index : index + 1]
+    folder = app.paths.resolve(app.options.outdir_save)
+    saved = []
+    for i, item in chosen:
+        infotext = infotexts[i] if i < len(infotexts) else None
+        params = parse_infotext(infotext) if infotext else {}
+        path, _ = image_files.save_image(
+            image_from_url_text(item), str(folder), "", params.get("Seed"), params.get("Prompt", ""),
+            app.options.samples_format, info=infotext, save_to_dirs=False,
+        )  # fmt: skip
+        saved.append(path)
+    if do_make_zip and saved:
+        zip_path = folder / f"images_{datetime.now().strftime('%Y%m%d%H%M%S')}.zip"
+        with zipfile.ZipFile(zip_path, "w") as zf:
+            for path in saved:
+                zf.write(path, os.path.basename(path))
+        saved.insert(0, str(zip_path))
+    status = plaintext_to_html(f"Saved: {os.path.basename(saved[0]) if saved else 'none'}")
+    return gr.update(value=saved, visible=True), status
+
+
+def update_generation_info(generation_info: str, html_info: str, img_index: int) -> tuple[str, Any]:
+    """The infotext of gallery image `img_index` from the panel's generation info JSON, as HTML."""
+    try:
+        infotexts = json.loads(generation_info)["infotexts"]
+        if 0 <= img_index < len(infotexts):
+            return plaintext_to_html(infotexts[img_index]), gr.update()
+    except (ValueError, KeyError, TypeError):
+        pass
+    return html_info, gr.update()
+
+
+def create_output_panel(tabname: str, outdir: str, toprow: Any = None) -> OutputPanel:
+    """A1111's results column for an extension's tab: gallery, 💾 and 📂 buttons, infotext, log."""
+    from modules import shared, util
+
+    res = OutputPanel()
+    with gr.Column(elem_id=f"{tabname}_results"):
+        res.gallery = gr.Gallery(label="Output", show_label=False, elem_id=f"{tabname}_gallery", columns=4)
+        with gr.Row(elem_id=f"image_buttons_{tabname}"):
+            save = ToolButton("\U0001f4be", elem_id=f"save_{tabname}")
+            hidden = bool(getattr(shared.cmd_opts, "hide_ui_dir_config", False))
+            open_folder = ToolButton(folder_symbol, elem_id=f"open_folder_{tabname}", visible=not hidden)
+        files = gr.File(None, file_count="multiple", interactive=False, show_label=False, visible=False)
+        res.generation_info = gr.Textbox(visible=False, elem_id=f"generation_info_{tabname}")
+        res.infotext = gr.HTML(elem_id=f"html_info_{tabname}", elem_classes="infotext")
+        res.html_log = gr.HTML(elem_id=f"html_log_{tabname}", elem_classes="html-log")
+    save.click(
+        lambda js, images: save_files(js, images, False, -1),
+        inputs=[res.generation_info, res.gallery],
+        outputs=[files, res.html_log],
+    )
+    open_folder.click(lambda: util.open_folder(shared.app().paths.resolve(outdir)), inputs=[], outputs=[])
+    return res
+
+
+def create_sampler_and_steps_selection(choices: list[Any], tabname: str) -> tuple[Any, Any]:
+    """A1111 (before 1.7): a sampler dropdown and a steps slider; returns (steps, sampler_name)."""
+    names = [getattr(c, "name", c) for c in choices]
+    with FormRow(elem_id=f"sampler_selection_{tabname}"):
+        sampler_name = gr.Dropdown(
+            label="Sampling method",
+            elem_id=f"{tabname}_sampling",
+            choices=names,
+            value=names[0] if names else None,
+        )
+        steps = gr.Slider(
+            minimum=1, maximum=150, step=1, elem_id=f"{tabname}_steps", label="Sampling steps", value=20
+        )
+    return steps, sampler_name
+
+
+def create_override_settings_dropdown(tabname: str, row: Any = None) -> Any:
+    """A1111's "Override settings" box, filled by pasting an infotext; hidden until it has values."""
+    dropdown = gr.Dropdown(
+        [],
+        value=None,
+        label="Override settings",
+        visible=False,
+        elem_id=f"{tabname}_override_settings",
+        multiselect=True,
+    )
+    dropdown.change(lambda x: gr.update(visible=bool(x)), inputs=[dropdown], outputs=[dropdown])
+    return dropdown
+
+
+def ordered_ui_categories() -> list[str]:
+    """A1111's order of the generation tabs' control groups (Sumi's tab has a fixed layout)."""
+    return [
+        "prompt",
+        "image",
+        "inpaint",
+        "sampler",
+        "accordions",
+        "checkboxes",
+        "dimensions",
+        "cfg",
+        "denoising",
+        "seed",
+        "batch",
+        "override_settings",
+        "scripts",
+    ]
+
+
+def resize_from_to_html(width: int, height: int, scale_by: float) -> str:
+    """The "resize: from WxH to WxH" note of A1111's img2img "Resize by" slider."""
+    target_width, target_height = int(width * scale_by), int(height * scale_by)
+    if not target_width or not target_height:
+        return "no image selected"
+    return f"resize: from <span class='resolution'>{width}x{height}</span> to <span class='resolution'>{target_width}x{target_height}</span>"

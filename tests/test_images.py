@@ -20,7 +20,7 @@ from modules.images import (
     read_info_from_image,
     read_infotext_from_image,
     sanitize_filename_part,
-    save_image,
+    save_image_file,
 )
 
 INFOTEXT = "a cat, 猫\nNegative prompt: dog\nSteps: 20, Sampler: Euler, Seed: 42"
@@ -31,12 +31,12 @@ def img(color="red", size=(16, 16), mode="RGB") -> Image.Image:
 
 
 def test_save_names_png_chunk_and_counter(tmp_path):
-    first = save_image(img(), tmp_path, seed=42, prompt="a cat, on: the/mat?", infotext=INFOTEXT)
+    first = save_image_file(img(), tmp_path, seed=42, prompt="a cat, on: the/mat?", infotext=INFOTEXT)
     assert first.name == "00000-42-a cat, on_ the_mat_.png"
     with Image.open(first) as saved:
         assert saved.info["parameters"] == INFOTEXT
         assert read_infotext_from_image(saved) == INFOTEXT
-    second = save_image(img(), tmp_path, seed=43, prompt="x", infotext=None)
+    second = save_image_file(img(), tmp_path, seed=43, prompt="x", infotext=None)
     assert second.name == "00001-43-x.png"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
 
@@ -47,17 +47,18 @@ def test_counter_continues_after_highest(tmp_path):
     assert next_sequence_number(tmp_path) == 42
     assert next_sequence_number(tmp_path / "missing") == 0
     assert (
-        save_image(img(), tmp_path, seed=1, prompt="", infotext=None, pattern="[seed]").name == "00042-1.png"
+        save_image_file(img(), tmp_path, seed=1, prompt="", infotext=None, pattern="[seed]").name
+        == "00042-1.png"
     )
 
 
 def test_grid_prefix_uses_four_digits(tmp_path):
-    path = save_image(img(), tmp_path, seed=None, prompt="x", infotext=None, basename_prefix="grid")
+    path = save_image_file(img(), tmp_path, seed=None, prompt="x", infotext=None, basename_prefix="grid")
     assert path.name == "grid-0000.png"
 
 
 def test_pnginfo_disabled_and_save_txt(tmp_path):
-    path = save_image(
+    path = save_image_file(
         img(), tmp_path, seed=1, prompt="p", infotext=INFOTEXT, pnginfo_enabled=False, save_txt=True
     )
     with Image.open(path) as saved:
@@ -67,7 +68,7 @@ def test_pnginfo_disabled_and_save_txt(tmp_path):
 
 @pytest.mark.parametrize("ext", ["jpg", "webp"])
 def test_jpeg_and_webp_carry_infotext_in_exif(tmp_path, ext):
-    path = save_image(img(mode="RGBA"), tmp_path, seed=1, prompt="p", infotext=INFOTEXT, extension=ext)
+    path = save_image_file(img(mode="RGBA"), tmp_path, seed=1, prompt="p", infotext=INFOTEXT, extension=ext)
     assert path.suffix == "." + ext
     with Image.open(path) as saved:
         assert read_infotext_from_image(saved) == INFOTEXT
@@ -75,12 +76,12 @@ def test_jpeg_and_webp_carry_infotext_in_exif(tmp_path, ext):
 
 def test_unknown_format_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown image format"):
-        save_image(img(), tmp_path, seed=1, prompt="p", infotext=None, extension="nope")
+        save_image_file(img(), tmp_path, seed=1, prompt="p", infotext=None, extension="nope")
 
 
 def test_long_and_hostile_prompts_make_safe_names(tmp_path):
     prompt = "\x00\x1f<>:|?*\\/" + "語" * 500
-    path = save_image(img(), tmp_path, seed=7, prompt=prompt, infotext=None)
+    path = save_image_file(img(), tmp_path, seed=7, prompt=prompt, infotext=None)
     assert path.parent == tmp_path and len(path.name.encode()) <= 255
     assert not set('<>:"/\\|?*\x00\x1f') & set(path.name)
 
@@ -115,7 +116,7 @@ def test_concurrent_saves_never_share_a_name(tmp_path):
     threads = [
         threading.Thread(
             target=lambda i=i: paths.append(
-                save_image(img(), tmp_path, seed=i, prompt="p", infotext=None, pattern="x")
+                save_image_file(img(), tmp_path, seed=i, prompt="p", infotext=None, pattern="x")
             )
         )
         for i in range(12)
@@ -134,7 +135,7 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(images.os, "link", fail)
     monkeypatch.setattr(images.os, "replace", fail)
     with pytest.raises(OSError):
-        save_image(img(), tmp_path, seed=1, prompt="p", infotext=None)
+        save_image_file(img(), tmp_path, seed=1, prompt="p", infotext=None)
     assert [p.name for p in tmp_path.iterdir() if p.stat().st_size] == []
 
 

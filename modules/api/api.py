@@ -15,6 +15,7 @@ import torch
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
+from PIL import Image
 
 from modules.api import models as m
 from modules.api.controlnet import create_controlnet_router
@@ -22,7 +23,12 @@ from modules.app import App
 from modules.controlnet_units import SCRIPT_TITLE, units_from_alwayson
 from modules.engine.errors import EngineError, InvalidRequestError
 from modules.engine.sampling.samplers import SAMPLERS, SCHEDULE_TYPES
-from modules.images import decode_base64_image, encode_png_base64, read_infotext_from_image
+from modules.images import (
+    decode_base64_image,
+    encode_image_base64,
+    encode_png_base64,
+    read_infotext_from_image,
+)
 from modules.infotext import parse_infotext
 from modules.processing import StableDiffusionProcessingTxt2Img
 
@@ -122,25 +128,30 @@ def _network_routes(router: APIRouter, app: App) -> None:
         return [{"name": i.name, "path": str(i.path)} for i in app.hypernetworks.list()]
 
 
+def run_txt2img(app: App, req: m.Txt2ImgRequest) -> m.ImagesResponse:
+    """What POST /sdapi/v1/txt2img does: the job with its scripts, queued, and its images as base64."""
+    p = processing_from_request(req)
+    runner = app.scripts.ensure_inputs(_script_layout)
+    p.scripts, p.is_api = runner, True
+    p.script_args = runner.script_args_for(
+        req.script_name, req.script_args, req.alwayson_scripts, skip=(SCRIPT_TITLE,)
+    )
+    processed = app.txt2img(p)
+    images = (
+        [
+            encode_png_base64(img, info)
+            for img, info in zip(processed.images, processed.infotexts, strict=True)
+        ]
+        if req.send_images
+        else []
+    )
+    return m.ImagesResponse(images=images, parameters=req.model_dump(), info=processed.js())
+
+
 def _generation_routes(router: APIRouter, app: App) -> None:
     @router.post("/txt2img", response_model=m.ImagesResponse)
     def txt2img(req: m.Txt2ImgRequest) -> m.ImagesResponse:
-        p = processing_from_request(req)
-        runner = app.scripts.ensure_inputs(_script_layout)
-        p.scripts, p.is_api = runner, True
-        p.script_args = runner.script_args_for(
-            req.script_name, req.script_args, req.alwayson_scripts, skip=(SCRIPT_TITLE,)
-        )
-        processed = app.txt2img(p)
-        images = (
-            [
-                encode_png_base64(img, info)
-                for img, info in zip(processed.images, processed.infotexts, strict=True)
-            ]
-            if req.send_images
-            else []
-        )
-        return m.ImagesResponse(images=images, parameters=req.model_dump(), info=processed.js())
+        return run_txt2img(app, req)
 
 
 def _model_routes(router: APIRouter, app: App) -> None:
@@ -351,3 +362,45 @@ def mount(fastapi_app: FastAPI, app: App) -> None:
                 time.perf_counter() - start,
             )
             return response
+
+
+# -- A1111 helpers extensions import from `modules.api.api` ----------------------------------------
+
+
+def decode_base64_to_image(encoding: str) -> Image.Image:
+    """A1111: a PIL image from base64 or a `data:` URL; HTTP 500 "Invalid encoded image" if it is not one."""
+    try:
+        return decode_base64_image(encoding)
+    except ValueError as exc:
+        raise HTTPException(status_code=500, detail="Invalid encoded image") from exc
+
+
+def encode_pil_to_base64(image: Image.Image) -> bytes:
+    """A1111: the image as base64 *bytes*, in the `samples_format` setting's format, with its infotext."""
+    from modules import shared
+
+    app = shared.running_app()
+    extension = str(app.options.samples_format) if app is not None else "png"
+    infotext = image.info.get("parameters") if isinstance(image.info.get("parameters"), str) else None
+    return encode_image_base64(image, infotext, extension).encode("ascii")
+
+
+class Api:
+    """A1111's `Api(app, queue_lock)`, for extensions that call its handlers directly (agent-scheduler).
+
+    Its routes are already served by Sumi, so nothing is added to the FastAPI app given; the handlers
+    run on the running App's job queue."""
+
+    def __init__(self, app: FastAPI | None = None, queue_lock: Any = None) -> None:
+        self.app = app
+        self.queue_lock = queue_lock
+
+    def text2imgapi(self, txt2imgreq: m.Txt2ImgRequest) -> m.ImagesResponse:
+        from modules import shared
+
+        return run_txt2img(shared.app(), txt2imgreq)
+
+    def img2imgapi(self, img2imgreq: m.Img2ImgRequest) -> m.ImagesResponse:
+        from modules.unsupported import not_supported
+
+        not_supported("img2img (Api.img2imgapi)", "only txt2img jobs run for now")

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from modules.processing import StableDiffusionProcessingTxt2Img
+from modules.processing import StableDiffusionProcessingImg2Img, StableDiffusionProcessingTxt2Img
 
 # Fields of the processing object that the job fills in; they are not part of a request.
 _RUNTIME_FIELDS = {
@@ -36,6 +36,11 @@ _RUNTIME_FIELDS = {
     "seeds",
     "subseeds",
     "extra_network_data",
+    "sampler",
+    "all_hr_prompts",
+    "all_hr_negative_prompts",
+    "image_mask",
+    "latent_mask",
 }
 
 
@@ -77,6 +82,24 @@ Txt2ImgRequest = create_model(
     __doc__="POST /sdapi/v1/txt2img. Unknown fields are ignored, as A1111 does.",
     **_processing_fields(StableDiffusionProcessingTxt2Img),
 )
+
+
+class _Img2ImgApiOnly(_ApiOnly):
+    include_init_images: bool = False
+
+
+# A1111's img2img request body, for extensions that build one (agent-scheduler); Sumi has no
+# /sdapi/v1/img2img yet.
+Img2ImgRequest = create_model(
+    "StableDiffusionImg2ImgProcessingAPI",
+    __base__=_Img2ImgApiOnly,
+    __doc__="A1111's img2img request body (init_images and mask as base64 strings).",
+    **_processing_fields(StableDiffusionProcessingImg2Img),
+)
+
+# A1111's names for these models (extensions import them, often with `from modules.api.models import *`).
+StableDiffusionTxt2ImgProcessingAPI = Txt2ImgRequest
+StableDiffusionImg2ImgProcessingAPI = Img2ImgRequest
 
 
 class ImagesResponse(BaseModel):
@@ -142,3 +165,7 @@ class PngInfoResponse(BaseModel):
     info: str
     items: dict[str, Any]
     parameters: dict[str, Any]
+
+
+TextToImageResponse = ImageToImageResponse = ImagesResponse
+PNGInfoRequest, PNGInfoResponse = PngInfoRequest, PngInfoResponse

@@ -21,12 +21,24 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from modules import infotext_utils
+from modules.call_queue import wrap_gradio_call  # noqa: F401  (A1111's modules.ui names, below too)
 from modules.ui.assets import CSS, EXTENSION_HEAD_ELEM_ID, JS, extension_head
 from modules.ui.extensions_tab import create_extensions_tab, source_label
 from modules.ui.quicksettings import create_quicksettings, page_load
 from modules.ui.settings import create_settings_tab
 from modules.ui.txt2img import create_txt2img_tab
-from modules.ui_common import create_refresh_button, gr_show, plaintext_to_html  # noqa: F401  (A1111's modules.ui names)
+from modules.ui_common import (  # noqa: F401
+    create_output_panel,
+    create_override_settings_dropdown,
+    create_refresh_button,
+    create_sampler_and_steps_selection,
+    detect_image_size_symbol,
+    gr_show,
+    ordered_ui_categories,
+    plaintext_to_html,
+    resize_from_to_html,
+    switch_values_symbol,
+)
 
 if TYPE_CHECKING:
     from modules.app import App
