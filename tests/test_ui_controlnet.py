@@ -331,3 +331,36 @@ def test_the_accordion_has_one_tab_per_unit_with_the_extension_ids(app):
         for x in ("preprocessor_resolution_slider", "threshold_A_slider", "threshold_B_slider")
     }
     assert set(change["outputs"]) == sliders
+
+
+def test_paste_restores_a_unit_from_its_infotext_entry(app):
+    import gradio as gr
+
+    from modules.infotext_utils import field_value, parse_generation_parameters
+    from modules.ui.controlnet import create_controlnet
+
+    with gr.Blocks():
+        ui = create_controlnet(app, "txt2img")
+    model = name_of(app, CANNY)
+    entry = (
+        f'ControlNet 1: "Module: invert, Model: {model}, Weight: 0.6, Resize Mode: Just Resize, '
+        "Processor Res: 256, Threshold A: -1, Threshold B: -1, Guidance Start: 0.1, Guidance End: 0.8, "
+        'Pixel Perfect: True, Control Mode: My prompt is more important"'
+    )
+    params = parse_generation_parameters(f"a fox\nSteps: 2, Sampler: Euler, {entry}", skip_fields=[])
+    fields = h.paste_fields(app, ui.units)
+    pasted = {(id(c)): field_value(c, key, params) for c, key in fields}
+    one, zero = ui.units[1].values, ui.units[0].values
+    assert pasted[id(one["enabled"])] is True
+    assert pasted[id(one["module"])] == "invert (from white bg & black line)"
+    assert pasted[id(one["model"])]["value"] == model
+    assert pasted[id(one["weight"])] == 0.6 and pasted[id(one["guidance_end"])] == 0.8
+    assert pasted[id(one["resize_mode"])] == "Just Resize"
+    assert pasted[id(one["control_mode"])] == "My prompt is more important"
+    assert pasted[id(one["pixel_perfect"])] is True
+    skipped = [pasted[id(zero[name])] for name in ("enabled", "module", "model", "weight")]
+    assert all(
+        isinstance(value, dict) and value.get("__type__") != "update" or value is not None
+        for value in skipped
+    )
+    assert all(value == gr.skip() for value in skipped)  # unit 0 has no entry: left as it is

@@ -101,5 +101,15 @@ def test_an_extension_paste_button_and_script_infotext_fields_fill_txt2img(tmp_p
             page.wait_for_function(
                 "() => document.querySelector('#txt2img_prompt textarea').value === 'a cat'"
             )
+            # ... and ControlNet units from their `ControlNet i` entries
+            unit = 'ControlNet 0: "Module: canny, Model: None, Weight: 0.5, Guidance End: 0.7"'
+            page.fill("#txt2img_prompt textarea", f"a dog\nSteps: 3, Sampler: Euler, {unit}")
+            page.click("#paste")
+            enable = "#txt2img_controlnet_ControlNet-0_controlnet_enable_checkbox input"
+            if not page.locator(enable).count():
+                page.click("#txt2img_controlnet > button")  # open the accordion
+            page.wait_for_function(f"() => document.querySelector('{enable}').checked")
+            weight = "#txt2img_controlnet_ControlNet-0_controlnet_control_weight_slider input[type=number]"
+            assert page.locator(weight).input_value() == "0.5"
         finally:
             browser.close()

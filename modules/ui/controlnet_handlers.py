@@ -256,3 +256,64 @@ def units_from_values(values: Sequence[Any]) -> list[ControlNetUnit]:
         unit_from_values(i, UnitValues(*values[start : start + size]))
         for i, start in enumerate(range(0, len(values), size))
     ]
+
+
+# -- paste (↙️) ------------------------------------------------------------------------------------------
+PASTED_SETTINGS = (
+    "weight",
+    "guidance_start",
+    "guidance_end",
+    "processor_res",
+    "threshold_a",
+    "threshold_b",
+    "resize_mode",
+    "control_mode",
+    "pixel_perfect",
+)
+
+
+def pasted_unit(params: dict[str, Any], index: int) -> dict[str, Any] | None:
+    """The `ControlNet <index>` entry of a parsed infotext as unit fields; None when it has none."""
+    from modules.controlnet_units import parse_infotext_unit
+
+    text = params.get(f"ControlNet {index}")
+    return parse_infotext_unit(text) if isinstance(text, str) and text else None
+
+
+def pasted_module(params: dict[str, Any], index: int) -> str | None:
+    """The preprocessor's label (what the dropdown shows) for the infotext's module name."""
+    unit = pasted_unit(params, index)
+    if unit is None or "module" not in unit:
+        return None
+    try:
+        return get_preprocessor(str(unit["module"])).label
+    except InvalidRequestError:
+        return None
+
+
+def pasted_model(app: App, params: dict[str, Any], index: int) -> Any:
+    """The infotext's model when it is installed (offered even if another family is loaded), else None."""
+    unit = pasted_unit(params, index)
+    if unit is None or "model" not in unit:
+        return None
+    try:
+        found = app.controlnet.models.find(str(unit["model"]))
+    except InvalidRequestError:
+        return None
+    if found is None:
+        return None
+    choices = model_choices(app)
+    return gr.update(choices=choices if found.name in choices else [*choices, found.name], value=found.name)
+
+
+def paste_fields(app: App, units: Sequence[Any]) -> list[tuple[Any, Any]]:
+    """(component, infotext function) pairs that restore each unit from its `ControlNet i` entry."""
+    fields: list[tuple[Any, Any]] = []
+    for unit in units:
+        i, v = unit.index, unit.values
+        fields.append((v["enabled"], lambda d, i=i: True if pasted_unit(d, i) is not None else None))
+        fields.append((v["module"], lambda d, i=i: pasted_module(d, i)))
+        fields.append((v["model"], lambda d, i=i: pasted_model(app, d, i)))
+        for name in PASTED_SETTINGS:
+            fields.append((v[name], lambda d, i=i, name=name: (pasted_unit(d, i) or {}).get(name)))
+    return fields

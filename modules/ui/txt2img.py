@@ -25,6 +25,7 @@ from modules.engine.sampling.samplers import SAMPLERS, SCHEDULE_TYPES
 from modules.processing import Processed, StableDiffusionProcessingTxt2Img
 from modules.ui import paste, results
 from modules.ui.controlnet import ControlNetUI, create_controlnet, wire_controlnet
+from modules.ui.controlnet_handlers import paste_fields as controlnet_paste_fields
 from modules.ui.controlnet_handlers import units_from_values
 from modules.ui.extra_networks import create_extra_networks, wire_gallery
 from modules.ui.progress import PROGRESS_CSS, watch_job
@@ -460,6 +461,7 @@ def _wire(app: App, tab: Txt2ImgTab, extras: gr.Group) -> None:
     r["gallery"].select(
         select_image, inputs=r["info_state"], outputs=[r["info_html"], r["info_state"]], **quick
     )
-    paste.wire_paste(app, b["paste"], c, r["error"], script_paste_fields(tab.scripts))
+    controlnet_fields = controlnet_paste_fields(app, tab.controlnet.units) if tab.controlnet else []
+    paste.wire_paste(app, b["paste"], c, r["error"], script_paste_fields(tab.scripts) + controlnet_fields)
     counters = (c["token_counter"], c["negative_token_counter"])
     wire_token_counters(app, c["prompt"], c["negative_prompt"], c["steps"], counters)
