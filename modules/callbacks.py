@@ -57,7 +57,8 @@ class ImageSaveParams:
 class CFGDenoiserParams:
     """A1111's parameters of `on_cfg_denoiser`; callbacks may replace `x`.
 
-    Sumi's denoiser works in timesteps: `sigma` holds the model call's timestep tensor."""
+    `sigma` is the call's noise level per image (from its timestep and the model's training schedule);
+    `x` is the scheduler-scaled model input Sumi's UNet receives (A1111's is unscaled)."""
 
     x: Any
     image_cond: Any

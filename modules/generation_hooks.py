@@ -56,6 +56,27 @@ def _as_tensor(images: list[Any]) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
 
 
+def training_sigmas(scheduler_config: dict) -> torch.Tensor:
+    """The model's 1000 training noise levels, sigma = sqrt((1 - alphas_cumprod) / alphas_cumprod)."""
+    from diffusers import DDPMScheduler
+
+    keys = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas")
+    config = {k: v for k, v in (scheduler_config or {}).items() if k in keys}
+    alphas = DDPMScheduler(**config).alphas_cumprod.double()
+    return ((1 - alphas) / alphas).sqrt()
+
+
+def sigma_at(sigmas: torch.Tensor, timestep: torch.Tensor | float) -> torch.Tensor:
+    """The noise level of a (possibly fractional) timestep, interpolated in log sigma like k-diffusion."""
+    t = float(torch.as_tensor(timestep).flatten()[0])
+    t = min(max(t, 0.0), len(sigmas) - 1.0)
+    low = int(t)
+    high = min(low + 1, len(sigmas) - 1)
+    w = t - low
+    log_sigma = (1 - w) * sigmas[low].log() + w * sigmas[high].log()
+    return log_sigma.exp().float().reshape(1)
+
+
 def denoiser_callbacks(
     callbacks: CallbackRegistry | None, loaded: LoadedModel
 ) -> Callable[[CFGDenoiser], None] | None:
@@ -65,10 +86,13 @@ def denoiser_callbacks(
     ):
         return None
 
+    sigmas = training_sigmas(loaded.sd.scheduler_config)
+
     def attach(denoiser: CFGDenoiser) -> None:
         def before(call: DenoiserCall) -> None:
+            sigma = sigma_at(sigmas, call.timestep).to(call.x.device).expand(call.x.shape[0])
             params = CFGDenoiserParams(
-                call.x, None, call.timestep, call.step, call.total_steps, call.conds, call.unconds, denoiser
+                call.x, None, sigma, call.step, call.total_steps, call.conds, call.unconds, denoiser
             )
             callbacks.call("cfg_denoiser", params)
             call.x = params.x

@@ -156,3 +156,21 @@ def test_a_script_file_that_does_not_import_is_reported_and_the_others_load(app)
     assert any(e.script.endswith("zz_syntax_error.py") and "SyntaxError" in e.traceback for e in errors)
     module = next(d.module for d in app.scripts.scripts_data if "sd-webui-test-ext" in d.path)
     assert module.LOADED_FROM.endswith("sd-webui-test-ext")
+
+
+def test_cfg_callbacks_see_every_model_call_with_its_noise_level(client, app):
+    from modules import script_callbacks
+
+    seen, after = [], []
+    script_callbacks.on_cfg_denoiser(
+        lambda params: seen.append((params.sampling_step, float(params.sigma[0])))
+    )
+    script_callbacks.on_cfg_after_cfg(lambda params: after.append(params.x.shape))
+    try:
+        _post(client, steps=3)
+    finally:
+        app.callbacks.remove_function(app.callbacks.entries["cfg_denoiser"][-1].callback)
+        app.callbacks.remove_function(app.callbacks.entries["cfg_after_cfg"][-1].callback)
+    assert [step for step, _ in seen] == [0, 1, 2] and len(after) == 3
+    sigmas = [sigma for _, sigma in seen]
+    assert abs(sigmas[0] - 14.6146) < 1e-3 and sigmas == sorted(sigmas, reverse=True)
