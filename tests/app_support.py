@@ -31,3 +31,21 @@ def generate(client, body: dict, prompt: str) -> tuple[bytes, dict]:
     assert r.status_code == 200, r.text
     image = Image.open(io.BytesIO(base64.b64decode(r.json()["images"][0])))
     return image.tobytes(), json.loads(r.json()["info"])
+
+
+def post_txt2img(client, body: dict, status: int = 200) -> dict:
+    """POST /sdapi/v1/txt2img and check the status; the parsed JSON body."""
+    response = client.post("/sdapi/v1/txt2img", json=body)
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+def decode_pixels(data: str):
+    """A base64 image from an API response as an RGB uint8 array."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))

@@ -5,7 +5,6 @@ and the grid legends."""
 from __future__ import annotations
 
 import base64
-import io
 import json
 
 import numpy as np
@@ -33,7 +32,7 @@ from modules.xyz_plot import (
     processing_order,
     split_csv,
 )
-from tests.app_support import make_app
+from tests.app_support import decode_pixels, make_app, post_txt2img
 from tests.fixtures.tiny_models import write_tiny_checkpoint
 from webui import build_server
 
@@ -258,17 +257,11 @@ def client(app):
 
 
 def _post(client, status: int = 200, **body) -> dict:
-    response = client.post("/sdapi/v1/txt2img", json={**BODY, **body})
-    assert response.status_code == status, response.text
-    return response.json()
-
-
-def _pixels(data: str) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
+    return post_txt2img(client, {**BODY, **body}, status)
 
 
 def _single(client, **body) -> np.ndarray:
-    return _pixels(_post(client, **body)["images"][0])
+    return decode_pixels(_post(client, **body)["images"][0])
 
 
 def _xyz(client, status: int = 200, *, args: dict, **body) -> dict:
@@ -314,10 +307,10 @@ def test_prompt_matrix_cells_are_single_generations(client):
     assert info["all_prompts"] == ["a fox", "a fox, red", "a fox, blue", "a fox, red, blue"]
     assert info["all_seeds"] == [4, 4, 4, 4] and info["index_of_first_image"] == 1
     assert len(body["images"]) == 5 and info["infotexts"][0] == info["infotexts"][1]
-    grid = _pixels(body["images"][0])
+    grid = decode_pixels(body["images"][0])
     assert grid.shape[1] > 128 and grid.shape[0] > 128  # 2x2 cells of 64 px plus legends
     for prompt, cell in zip(info["all_prompts"], body["images"][1:], strict=True):
-        assert np.array_equal(_pixels(cell), _single(client, prompt=prompt))
+        assert np.array_equal(decode_pixels(cell), _single(client, prompt=prompt))
 
 
 def test_prompt_matrix_batches_seeds_and_negative_prompts(client):
@@ -354,8 +347,8 @@ def test_xyz_steps_by_cfg_cells_are_single_generations(client):
     assert "Script" not in info["infotexts"][1]
     cells = [(1, 3), (2, 3), (1, 7), (2, 7)]  # X varies fastest, as A1111 stores them
     for (steps, cfg), image in zip(cells, body["images"][1:], strict=True):
-        assert np.array_equal(_pixels(image), _single(client, steps=steps, cfg_scale=cfg))
-    grid = _pixels(body["images"][0])
+        assert np.array_equal(decode_pixels(image), _single(client, steps=steps, cfg_scale=cfg))
+    grid = decode_pixels(body["images"][0])
     assert grid.shape[0] > 128 and grid.shape[1] > 128
 
 
@@ -391,7 +384,7 @@ def test_xyz_checkpoint_axis_minimises_switches_and_restores_the_setting(client,
     assert app.models.active.checkpoint.title == original
     infotexts = json.loads(body["info"])["infotexts"]
     assert "Model: zz_second" in infotexts[1] and "Model: sumi-demo-tiny-random" in infotexts[2]
-    assert np.array_equal(_pixels(body["images"][2]), _single(client, steps=1))
+    assert np.array_equal(decode_pixels(body["images"][2]), _single(client, steps=1))
 
 
 def test_xyz_z_axis_makes_one_grid_per_value(client):
@@ -402,7 +395,7 @@ def test_xyz_z_axis_makes_one_grid_per_value(client):
     z_info, sub_info = parse_infotext(info["infotexts"][0]), parse_infotext(info["infotexts"][2])
     assert z_info["Z Type"] == "Steps" and z_info["X Type"] == "CFG Scale" and sub_info["Steps"] == "2"
     assert "Z Type" not in sub_info and sub_info["X Values"] == "3, 7"
-    z_grid, sub = _pixels(body["images"][0]), _pixels(body["images"][1])
+    z_grid, sub = decode_pixels(body["images"][0]), decode_pixels(body["images"][1])
     assert z_grid.shape[1] >= 2 * sub.shape[1] and z_grid.shape[0] > sub.shape[0]
 
 
@@ -422,7 +415,7 @@ def test_xyz_settings_axes_are_restored_and_sizes_mix(client, app):
     sized = _xyz(
         client, args={"x_type": 41, "x_values": "64x64, 64x128", "include_lone_images": True}, steps=1
     )
-    shapes = [_pixels(image).shape[:2] for image in sized["images"]]
+    shapes = [decode_pixels(image).shape[:2] for image in sized["images"]]
     assert shapes[1:] == [(64, 64), (128, 64)] and shapes[0][0] >= 128
 
 
@@ -465,7 +458,7 @@ def test_xyz_stops_at_an_interrupt(client, app):
     finally:
         app.callbacks.remove_function(interrupt)
     assert len(calls) == 1  # the other cells were never started
-    assert len(body["images"]) == 4 and not _pixels(body["images"][3]).any()  # a blank cell
+    assert len(body["images"]) == 4 and not decode_pixels(body["images"][3]).any()  # a blank cell
 
 
 def test_prompts_from_file_make_one_job_per_line(client):
@@ -485,7 +478,7 @@ def test_prompts_from_file_make_one_job_per_line(client):
     assert info["all_seeds"] == [4, 7, 4] and len(body["images"]) == 3
     parsed = [parse_infotext(t) for t in info["infotexts"]]
     assert [p["Steps"] for p in parsed] == ["2", "3", "2"] and parsed[2]["CFG scale"] == "5.5"
-    assert np.array_equal(_pixels(body["images"][1]), _single(client, prompt="x y", steps=3, seed=7))
+    assert np.array_equal(decode_pixels(body["images"][1]), _single(client, prompt="x y", steps=3, seed=7))
 
 
 def test_prompts_from_file_position_iteration_and_uploaded_file(client):

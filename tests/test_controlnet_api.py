@@ -17,7 +17,7 @@ from PIL import Image
 
 from modules.engine.loading import load_checkpoint
 from tests.app_support import make_app
-from tests.fixtures.tiny_controlnets import tiny_controlnet, write_lllyasviel
+from tests.fixtures.tiny_controlnets import shapes_image, tiny_controlnet, write_lllyasviel
 from tests.fixtures.tiny_models import _jitter
 from webui import build_server
 
@@ -33,13 +33,6 @@ def _png_b64(array: np.ndarray) -> str:
 
 def _decode(text: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(text))).convert("RGB"))
-
-
-def _shapes_image(size: int = SIZE) -> np.ndarray:
-    image = np.full((size, size, 3), 255, np.uint8)
-    cv2.rectangle(image, (8, 8), (40, 40), (0, 0, 0), -1)
-    cv2.circle(image, (44, 44), 12, (30, 90, 200), -1)
-    return image
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +60,7 @@ def _unit(**kw) -> dict:
         "enabled": True,
         "module": "canny",
         "model": "control_tiny_canny",
-        "image": _png_b64(_shapes_image()),
+        "image": _png_b64(shapes_image()),
         "processor_res": 64,
     }
     return {**unit, **kw}
@@ -94,7 +87,7 @@ def test_routes_list_models_modules_settings_and_version(client):
 
 
 def test_detect_returns_the_canny_map(client):
-    image = _shapes_image(128)
+    image = shapes_image(128)
     r = client.post(
         "/controlnet/detect",
         json={
@@ -179,7 +172,7 @@ def test_detect_without_images_or_with_an_unknown_module_is_a_4xx(client):
     assert client.post("/controlnet/detect", json={"controlnet_module": "canny"}).status_code == 400
     r = client.post(
         "/controlnet/detect",
-        json={"controlnet_module": "nope", "controlnet_input_images": [_png_b64(_shapes_image())]},
+        json={"controlnet_module": "nope", "controlnet_input_images": [_png_b64(shapes_image())]},
     )
     assert r.status_code == 400 and "Unknown ControlNet preprocessor" in r.json()["detail"]
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.app_support import make_app
+from tests.app_support import decode_pixels, make_app, post_txt2img
 from webui import build_server
 
 BODY = {"steps": 2, "width": 64, "height": 64, "seed": 4, "sampler_name": "Euler", "prompt": "a fox"}
@@ -94,18 +94,11 @@ def client(app):
 
 
 def _post(client, status: int = 200, **body) -> dict:
-    response = client.post("/sdapi/v1/txt2img", json={**BODY, **body})
-    assert response.status_code == status, response.text
-    return response.json()
+    return post_txt2img(client, {**BODY, **body}, status)
 
 
 def _pixels(body: dict) -> np.ndarray:
-    import base64
-    import io
-
-    from PIL import Image
-
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(body["images"][0]))))
+    return decode_pixels(body["images"][0])
 
 
 def test_scripts_and_their_args_are_listed(client):

@@ -15,19 +15,17 @@ from modules.engine.loading import load_checkpoint
 from modules.ui import controlnet_handlers as h
 from modules.ui import txt2img as ui
 from tests.app_support import make_app
-from tests.fixtures.tiny_controlnets import tiny_controlnet, write_diffusers_file, write_lllyasviel
+from tests.fixtures.tiny_controlnets import (
+    shapes_image,
+    tiny_controlnet,
+    write_diffusers_file,
+    write_lllyasviel,
+)
 from tests.fixtures.tiny_models import _jitter
 
 SIZE = 64
 CANNY = "control_tiny_canny"
 XL = "control_xl_only"
-
-
-def shapes_image(size: int = SIZE) -> np.ndarray:
-    image = np.full((size, size, 3), 255, np.uint8)
-    cv2.rectangle(image, (8, 8), (40, 40), (0, 0, 0), -1)
-    cv2.circle(image, (44, 44), 12, (30, 90, 200), -1)
-    return image
 
 
 @pytest.fixture(scope="module")
