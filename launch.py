@@ -8,7 +8,7 @@ torch). Running this file does not start Sumi: use `python webui.py`.
 Differences from A1111, on purpose:
 * `run_pip("install ...")` pins the installed versions of the core packages (torch, torchvision,
   xformers, numpy, diffusers, transformers, gradio, ...; see
-  `modules.extension_install.PROTECTED_PACKAGES`) with a pip constraints file: an extension that
+  `modules.sumi.services.extensions.install.PROTECTED_PACKAGES`) with a pip constraints file: an extension that
   needs another torch gets a clear pip error instead of silently replacing the app's torch.
   `SUMI_ALLOW_CORE_PACKAGE_CHANGES=1` lifts the pins. `--prefer-binary` and `INDEX_URL` are only
   added to commands that accept them (A1111 adds them to `uninstall` too, which pip rejects).
@@ -35,7 +35,7 @@ script_path = str(Path(__file__).resolve().parent)
 if script_path not in sys.path:
     sys.path.insert(0, script_path)
 
-from modules import cmd_args  # noqa: E402  (after making the Sumi root importable)
+from modules.sumi.services.settings import flags as cmd_args  # noqa: E402  (after making the Sumi root importable)
 
 A1111_API_VERSION = "v1.10.1"
 python = sys.executable
@@ -111,7 +111,7 @@ def run_pip(command: str, desc: str | None = None, live: bool = default_command_
     """`python -m pip <command>`; nothing with --skip-install. Core packages stay at their versions."""
     if getattr(args, "skip_install", False):
         return None
-    from modules.extension_install import constraints_file
+    from modules.sumi.services.extensions.install import constraints_file
 
     words = command.split()
     extra = ""
@@ -204,7 +204,12 @@ def git_tag() -> str:
 
 def run_extension_installer(extension_dir: str) -> None:
     """Run `<extension_dir>/install.py` and print its output; a failure is printed, not raised (A1111)."""
-    from modules.extension_install import InstallScriptError, forwarded_flags, run_python_script, tail
+    from modules.sumi.services.extensions.install import (
+        InstallScriptError,
+        forwarded_flags,
+        run_python_script,
+        tail,
+    )
 
     script = Path(extension_dir) / "install.py"
     if not script.is_file():

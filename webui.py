@@ -36,7 +36,7 @@ log = logging.getLogger("sumi")
 
 def preload_extensions(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
     """Enabled extensions' preload.py add their flags to `parser`; one message per failure."""
-    from modules.app import preload_extensions as preload
+    from modules.sumi.app import preload_extensions as preload
 
     return preload(parser, argv, REPO_ROOT)
 
@@ -46,7 +46,7 @@ def parse_args(argv: list[str], *, lenient: bool = False) -> tuple[argparse.Name
 
     Returns (args, notes for the user). With `lenient` (after a restart) unknown flags are reported
     in the notes instead of stopping: they may belong to an extension that was just disabled."""
-    from modules.cmd_args import build_parser
+    from modules.sumi.services.settings.flags import build_parser
 
     parser = build_parser()
     notes = preload_extensions(parser, argv)
@@ -69,7 +69,7 @@ def build_server(app):
     runs last, so routes that extensions add are served (before the UI's catch-all mount)."""
     from fastapi import FastAPI
 
-    from modules.api import api
+    from modules.sumi.frontends.http import sdapi as api
 
     server = FastAPI(title="Sumi", docs_url="/docs", redoc_url="/redoc")
 
@@ -86,7 +86,7 @@ def build_server(app):
     if not app.args.nowebui:
         import gradio as gr
 
-        from modules.ui import build_ui
+        from modules.sumi.frontends.gradio import build_ui
 
         auth = _credentials(app.args.gradio_auth)
         demo = build_ui(app)
@@ -142,8 +142,8 @@ def main(argv: list[str] | None = None) -> None:
     restarted = os.environ.pop(RESTARTED_ENV, None) == "1"
     args, notes = parse_args(sys.argv[1:] if argv is None else argv, lenient=restarted)
     from modules import shared
-    from modules.app import App
-    from modules.cmd_args import server_host, server_port
+    from modules.sumi.app import App
+    from modules.sumi.services.settings.flags import server_host, server_port
 
     app = App(args, REPO_ROOT)
     for note in notes:

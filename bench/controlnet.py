@@ -25,14 +25,14 @@ from diffusers import ControlNetModel, EulerDiscreteScheduler, StableDiffusionCo
 from timing import median_seconds  # noqa: E402
 from txt2img import sd15_components  # noqa: E402
 
-from modules.engine import txt2img  # noqa: E402
-from modules.engine.controlnet.control import ControlUnit  # noqa: E402
-from modules.engine.controlnet.models import load_controlnet  # noqa: E402
-from modules.engine.devices import select_device  # noqa: E402
-from modules.engine.families.base import scheduler_config  # noqa: E402
-from modules.engine.model import SDModel, TextEncoderSpec  # noqa: E402
-from modules.engine.sampling.noise import make_generators  # noqa: E402
-from modules.engine.text.tokenizer import get_tokenizer  # noqa: E402
+from modules.sumi.engine import txt2img  # noqa: E402
+from modules.sumi.engine.controlnet.control import ControlUnit  # noqa: E402
+from modules.sumi.engine.controlnet.models import load_controlnet  # noqa: E402
+from modules.sumi.engine.devices import select_device  # noqa: E402
+from modules.sumi.engine.families.base import scheduler_config  # noqa: E402
+from modules.sumi.engine.model import SDModel, TextEncoderSpec  # noqa: E402
+from modules.sumi.engine.sampling.noise import make_generators  # noqa: E402
+from modules.sumi.engine.text.tokenizer import get_tokenizer  # noqa: E402
 from tests.fixtures.tiny_controlnets import write_lllyasviel  # noqa: E402
 
 

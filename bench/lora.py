@@ -23,10 +23,10 @@ import torch  # noqa: E402
 from timing import median_seconds, sync  # noqa: E402
 from txt2img import sd15_components  # noqa: E402
 
-from modules.engine.devices import select_device  # noqa: E402
-from modules.engine.model import SDModel, TextEncoderSpec  # noqa: E402
-from modules.engine.networks import NetworkPatcher, load_network  # noqa: E402
-from modules.engine.text.tokenizer import get_tokenizer  # noqa: E402
+from modules.sumi.engine.devices import select_device  # noqa: E402
+from modules.sumi.engine.model import SDModel, TextEncoderSpec  # noqa: E402
+from modules.sumi.engine.networks import NetworkPatcher, load_network  # noqa: E402
+from modules.sumi.engine.text.tokenizer import get_tokenizer  # noqa: E402
 from tests.fixtures.tiny_networks import write_lora  # noqa: E402
 
 

@@ -22,11 +22,11 @@ import torch  # noqa: E402
 from timing import median_seconds  # noqa: E402
 from txt2img import write_checkpoint  # noqa: E402
 
-from modules.engine import txt2img  # noqa: E402
-from modules.engine.devices import select_device  # noqa: E402
-from modules.engine.loading import load_checkpoint  # noqa: E402
-from modules.engine.sampling.denoiser import CFGDenoiser  # noqa: E402
-from modules.engine.text.token_count import count_tokens  # noqa: E402
+from modules.sumi.engine import txt2img  # noqa: E402
+from modules.sumi.engine.checkpoint import load_checkpoint  # noqa: E402
+from modules.sumi.engine.devices import select_device  # noqa: E402
+from modules.sumi.engine.sampling.denoiser import CFGDenoiser  # noqa: E402
+from modules.sumi.engine.text.token_count import count_tokens  # noqa: E402
 
 WORDS = "masterpiece, best quality, (detailed skin:1.2), soft light, film grain, bokeh, 35mm, golden hour"
 PROMPT = (

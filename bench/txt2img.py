@@ -29,13 +29,13 @@ import transformers  # noqa: E402
 from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel  # noqa: E402
 from transformers import CLIPTextConfig, CLIPTextModel  # noqa: E402
 
-from modules.demo_model import _tiny_components  # noqa: E402
-from modules.engine import txt2img  # noqa: E402
-from modules.engine.devices import select_device  # noqa: E402
-from modules.engine.ldm_export import save_checkpoint, to_single_file_state_dict  # noqa: E402
-from modules.engine.loading import load_checkpoint  # noqa: E402
-from modules.engine.sampling.noise import make_generators  # noqa: E402
-from modules.engine.sampling.samplers import build_scheduler  # noqa: E402
+from modules.sumi.engine import txt2img  # noqa: E402
+from modules.sumi.engine.checkpoint import load_checkpoint  # noqa: E402
+from modules.sumi.engine.devices import select_device  # noqa: E402
+from modules.sumi.engine.ldm_export import save_checkpoint, to_single_file_state_dict  # noqa: E402
+from modules.sumi.engine.sampling.noise import make_generators  # noqa: E402
+from modules.sumi.engine.sampling.samplers import build_scheduler  # noqa: E402
+from modules.sumi.services.models.demo import _tiny_components  # noqa: E402
 
 
 def sd15_components():

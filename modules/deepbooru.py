@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from modules.unsupported import Unsupported
+from modules.sumi.util.unsupported import Unsupported
 
 model = Unsupported("deepbooru.model", "Sumi has no DeepDanbooru interrogator")

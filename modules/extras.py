@@ -10,7 +10,7 @@ def run_pnginfo(image: Any) -> tuple[str, str | None, str]:
     """("", infotext, HTML of every text chunk) of an image, as A1111's PNG Info tab shows it."""
     if image is None:
         return "", "", ""
-    from modules.images import read_info_from_image
+    from modules.sumi.services.images.saving import read_info_from_image
 
     geninfo, items = read_info_from_image(image)
     items = {**(items or {}), **({"parameters": geninfo} if geninfo else {})}

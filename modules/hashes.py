@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from modules import shared
-from modules.hashing import HashCache, sha256_file
+from modules.sumi.services.models.hashing import HashCache, sha256_file
 
 
 def calculate_sha256(filename: str) -> str:
@@ -30,7 +30,7 @@ def sha256_from_cache(filename: str, title: str, use_addnet_hash: bool = False) 
 def sha256(filename: str, title: str, use_addnet_hash: bool = False) -> str:
     """From the cache, else computed (reads the whole file); plain sha256 results are cached."""
     if use_addnet_hash:
-        from modules.lora import addnet_hash
+        from modules.sumi.services.networks.lora import addnet_hash
 
         return sha256_from_cache(filename, title, True) or addnet_hash(Path(filename))
     return shared.app().hash_cache.sha256(filename, title)

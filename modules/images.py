@@ -1,504 +1,99 @@
-"""Saving, gridding and reading images the way A1111 does, with the infotext embedded.
+"""A1111's `modules.images`: saving, gridding and reading images, for extensions.
 
-Files are named like A1111's (`00012-1234567.png`, `00012-1234567-a cat.png` without date folders):
-a 5-digit counter that is one past the highest in the folder, then the filename pattern. Every write
-goes to a temporary file first and is then linked or renamed into place, so a crash never leaves
-half an image and two concurrent saves never take the same name.
+The work is in `modules.sumi.services.images` (`saving`: files and infotext, `grids`: grids and their
+legends, `resize`: A1111's resize modes, `a1111_save`: `save_image` with A1111's signature); this
+module re-exports it under A1111's names. `save_image` uses the running App's settings, folders and
+callbacks.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import datetime as dt
-import io
-import json
-import math
-import os
-import re
-import string
-import tempfile
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from modules import shared
+from modules.sumi.services.images import a1111_save
+from modules.sumi.services.images.a1111_save import FilenameGenerator
+from modules.sumi.services.images.grids import (
+    Grid,
+    GridAnnotation,
+    GridStyle,
+    combine_grid,
+    draw_grid_annotations,
+    draw_prompt_matrix,
+    get_font,
+    split_grid,
+)
+from modules.sumi.services.images.resize import flatten, resize_image
+from modules.sumi.services.images.saving import (
+    IGNORED_INFO_KEYS,
+    apply_filename_pattern,
+    dated_dir,
+    decode_base64_image,
+    decode_exif_comment,
+    encode_image,
+    encode_image_base64,
+    encode_png_base64,
+    exif_with_comment,
+    grid_rows,
+    image_grid,
+    next_sequence_number,
+    prompt_words,
+    read_info_from_image,
+    read_infotext_from_image,
+    sanitize_filename_part,
+    sanitize_path_text,
+    save_image_file,
+    write_atomic,
+)
+
+__all__ = [
+    "IGNORED_INFO_KEYS",
+    "FilenameGenerator",
+    "Grid",
+    "GridAnnotation",
+    "GridStyle",
+    "apply_filename_pattern",
+    "combine_grid",
+    "dated_dir",
+    "decode_base64_image",
+    "decode_exif_comment",
+    "draw_grid_annotations",
+    "draw_prompt_matrix",
+    "encode_image",
+    "encode_image_base64",
+    "encode_png_base64",
+    "exif_with_comment",
+    "flatten",
+    "get_font",
+    "get_next_sequence_number",
+    "grid_rows",
+    "image_grid",
+    "next_sequence_number",
+    "prompt_words",
+    "read_info_from_image",
+    "read_infotext_from_image",
+    "resize_image",
+    "sanitize_filename_part",
+    "sanitize_path_text",
+    "save_image",
+    "save_image_file",
+    "split_grid",
+    "write_atomic",
+]
 
-from PIL import ExifTags, Image, PngImagePlugin, UnidentifiedImageError
-
-INVALID_FILENAME_CHARS = '#<>:"/\\|?*\n\r\t'
-MAX_FILENAME_PART_LENGTH = 128
-MAX_FILENAME_BYTES = 200  # below the usual 255-byte limit, leaving room for ".txt" and temp names
-MAX_PROMPT_WORDS = 8
-DEFAULT_PATTERN = "[seed]-[prompt_spaces]"
-RE_NONLETTERS = re.compile(r"[\s" + re.escape(string.punctuation) + "]+")
-RE_PATTERN = re.compile(r"(.*?)(?:\[([^\[\]]+)\]|\Z)", re.DOTALL)
-EXIF_UNICODE_PREFIX = b"UNICODE\x00"
-EXIF_ASCII_PREFIX = b"ASCII\x00\x00\x00"
-FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "gif": "GIF", "avif": "AVIF"}
-IGNORED_INFO_KEYS = {
-    "jfif",
-    "jfif_version",
-    "jfif_unit",
-    "jfif_density",
-    "dpi",
-    "exif",
-    "loop",
-    "background",
-    "timestamp",
-    "duration",
-    "progressive",
-    "progression",
-    "icc_profile",
-    "chromaticity",
-    "photoshop",
-}
-NOVELAI_SAMPLERS = {
-    "k_euler_ancestral": "Euler a",
-    "k_euler": "Euler",
-    "k_lms": "LMS",
-    "k_heun": "Heun",
-    "k_dpm_2": "DPM2",
-    "k_dpm_2_ancestral": "DPM2 a",
-    "k_dpmpp_2m": "DPM++ 2M",
-    "k_dpmpp_sde": "DPM++ SDE",
-    "k_dpmpp_2s_a": "DPM++ 2S a",
-    "ddim": "DDIM",
-}
-
-
-# --- file names ------------------------------------------------------------------------------------
-
-
-def sanitize_filename_part(
-    text: str, replace_spaces: bool = True, max_length: int = MAX_FILENAME_PART_LENGTH
-) -> str:
-    """Text made safe for a file name on any OS: no path separators, reserved or control characters."""
-    if replace_spaces:
-        text = text.replace(" ", "_")
-    text = "".join(
-        "_" if ch in INVALID_FILENAME_CHARS or ord(ch) < 32 or ord(ch) == 127 else ch for ch in text
-    )
-    return text.lstrip(" ")[:max_length].rstrip(" .")
-
-
-def prompt_words(prompt: str, max_words: int = MAX_PROMPT_WORDS) -> str:
-    words = [w for w in RE_NONLETTERS.split(prompt) if w] or ["empty"]
-    return sanitize_filename_part(" ".join(words[:max_words]), replace_spaces=False)
-
-
-def apply_filename_pattern(
-    pattern: str,
-    *,
-    seed: int | None = None,
-    prompt: str = "",
-    when: dt.datetime | None = None,
-    fields: Mapping[str, object] | None = None,
-) -> str:
-    """Expand A1111 filename tokens: [seed], [prompt], [prompt_spaces], [prompt_words], [date],
-    [datetime], and any key of `fields` (e.g. [steps], [model_name]); unknown tokens stay as written."""
-    when = when or dt.datetime.now()
-    values: dict[str, object | None] = {
-        "seed": seed,
-        "prompt": sanitize_filename_part(prompt),
-        "prompt_spaces": sanitize_filename_part(prompt, replace_spaces=False),
-        "prompt_words": prompt_words(prompt),
-        "date": when.strftime("%Y-%m-%d"),
-        "datetime": when.strftime("%Y%m%d%H%M%S"),
-    }
-    values.update(
-        {k.lower(): sanitize_filename_part(str(v), replace_spaces=False) for k, v in (fields or {}).items()}
-    )
-    out = []
-    for text, token in RE_PATTERN.findall(pattern):
-        value = values.get(token.lower()) if token else None
-        out.append(text + (str(value) if value is not None else (f"[{token}]" if token else "")))
-    return sanitize_path_text("".join(out))
-
-
-def sanitize_path_text(text: str) -> str:
-    """Expanded pattern text made safe as a single path component."""
-    return sanitize_filename_part(text, replace_spaces=False, max_length=10_000)
-
-
-def default_filename_pattern(samples_filename_pattern: str, save_to_dirs: bool) -> str:
-    """A1111's pattern when opt `samples_filename_pattern` is empty: [seed] in date folders, else seed and prompt."""
-    if samples_filename_pattern:
-        return samples_filename_pattern
-    return "[seed]" if save_to_dirs else DEFAULT_PATTERN
-
-
-def dated_dir(base: str | Path, when: dt.date | None = None) -> Path:
-    """`base/YYYY-MM-DD` (A1111's default `[date]` subfolder)."""
-    return Path(base) / (when or dt.date.today()).strftime("%Y-%m-%d")
-
-
-def next_sequence_number(directory: str | Path, basename: str = "") -> int:
-    """One past the highest leading counter among the files in `directory` (A1111's numbering)."""
-    prefix = f"{basename}-" if basename else ""
-    highest = -1
-    try:
-        names = os.listdir(directory)
-    except FileNotFoundError:
-        return 0
-    for name in names:
-        if name.startswith(prefix):
-            first = os.path.splitext(name[len(prefix) :])[0].split("-")[0]
-            if first.isdigit():
-                highest = max(highest, int(first))
-    return highest + 1
-
-
-def _truncate_bytes(text: str, limit: int) -> str:
-    encoded = text.encode("utf-8")
-    if len(encoded) <= limit:
-        return text
-    return encoded[:limit].decode("utf-8", errors="ignore").rstrip(" .")
-
-
-def _candidate_names(
-    directory: Path, basename: str, decoration: str, ext: str, add_number: bool
-) -> list[str]:
-    if not add_number and decoration:
-        return [f"{decoration}.{ext}"]
-    start = next_sequence_number(directory, basename)
-    suffix = f"-{decoration}" if decoration else ""
-    counters = (f"{n:05}" if not basename else f"{basename}-{n:04}" for n in range(start, start + 500))
-    return [f"{counter}{suffix}.{ext}" for counter in counters]
-
-
-# --- encoding --------------------------------------------------------------------------------------
-
-
-def _format_for(extension: str) -> tuple[str, str]:
-    ext = extension.lower().lstrip(".")
-    fmt = FORMATS.get(ext) or Image.registered_extensions().get("." + ext)
-    Image.init()
-    if fmt is None or fmt not in Image.SAVE:
-        raise ValueError(f"unknown image format {extension!r}; use png, jpg or webp")
-    return ext, fmt
-
-
-def exif_with_comment(text: str) -> Image.Exif:
-    """EXIF holding `text` as UserComment in the "unicode" encoding A1111 (piexif) writes and reads."""
-    exif = Image.Exif()
-    exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.UserComment] = EXIF_UNICODE_PREFIX + text.encode(
-        "utf-16-be"
-    )
-    return exif
-
-
-def _pnginfo(
-    infotext: str | None, existing_info: Mapping[str, object] | None
-) -> PngImagePlugin.PngInfo | None:
-    items = {
-        k: v for k, v in (existing_info or {}).items() if isinstance(v, str) and k not in IGNORED_INFO_KEYS
-    }
-    if infotext is not None:
-        items["parameters"] = infotext
-    if not items:
-        return None
-    info = PngImagePlugin.PngInfo()
-    for key, value in items.items():
-        info.add_text(key, value)  # falls back to iTXt for text outside latin-1
-    return info
-
-
-def encode_image(
-    image: Image.Image,
-    extension: str = "png",
-    infotext: str | None = None,
-    *,
-    existing_info: Mapping[str, object] | None = None,
-    quality: int = 80,
-    lossless: bool = False,
-) -> bytes:
-    """The image file's bytes, with the infotext as PNG text `parameters` or EXIF UserComment (jpg/webp)."""
-    ext, fmt = _format_for(extension)
-    buf = io.BytesIO()
-    if fmt == "PNG":
-        image.save(buf, format=fmt, pnginfo=_pnginfo(infotext, existing_info))
-    elif fmt in ("JPEG", "WEBP", "AVIF"):
-        if image.mode not in ("RGB", "L"):
-            image = image.convert("RGB")
-        kwargs = {"exif": exif_with_comment(infotext)} if infotext else {}
-        image.save(buf, format=fmt, quality=quality, lossless=lossless, **kwargs)
-    elif fmt == "GIF":
-        image.save(buf, format=fmt, comment=infotext or "")
-    else:
-        image.save(buf, format=fmt)
-    return buf.getvalue()
-
-
-def encode_image_base64(
-    image: Image.Image, infotext: str | None = None, extension: str = "png", quality: int = 80
-) -> str:
-    """Base64 text (no `data:` prefix, as A1111's API returns) of the encoded image."""
-    return base64.b64encode(encode_image(image, extension, infotext, quality=quality)).decode("ascii")
-
-
-def encode_png_base64(image: Image.Image, infotext: str | None = None) -> str:
-    return encode_image_base64(image, infotext, "png")
-
-
-def decode_base64_image(data: str) -> Image.Image:
-    """Decode base64 (optionally a `data:image/...;base64,` URL) into a loaded PIL image.
-
-    Raises ValueError with a message fit for an API client for anything that is not an image.
-    """
-    if not isinstance(data, str) or not data.strip():
-        raise ValueError("expected a base64-encoded image, got an empty value")
-    text = data.strip()
-    if text.startswith(("http://", "https://")):
-        raise ValueError("image URLs are not accepted; send the image itself as base64")
-    if text.startswith("data:"):
-        if "," not in text:
-            raise ValueError("malformed data: URL (no comma before the base64 data)")
-        text = text.split(",", 1)[1]
-    raw = _b64decode(text)
-    try:
-        image = Image.open(io.BytesIO(raw))
-        image.load()
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError) as e:
-        raise ValueError(f"the base64 data is not a readable image ({e})") from e
-    return image
-
-
-def _b64decode(text: str) -> bytes:
-    compact = "".join(text.split())
-    compact += "=" * (-len(compact) % 4)
-    try:
-        return base64.b64decode(compact, validate=True)
-    except (binascii.Error, ValueError):
-        pass
-    try:
-        return base64.urlsafe_b64decode(compact)
-    except (binascii.Error, ValueError) as e:
-        raise ValueError(f"invalid base64 image data ({e})") from e
-
-
-# --- saving ----------------------------------------------------------------------------------------
-
-
-def _write_temp(directory: Path, data: bytes) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=".sumi-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return Path(tmp)
-
-
-def _claim(tmp: Path, target: Path, overwrite: bool) -> bool:
-    """Move the finished temp file to `target`; False if the name is taken (and not to be overwritten)."""
-    if overwrite:
-        os.replace(tmp, target)
-        return True
-    try:
-        os.link(tmp, target)  # atomic and fails if the name exists
-    except FileExistsError:
-        return False
-    except OSError:  # no hard links here (some network or FAT drives): reserve the name, then rename
-        try:
-            os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
-            return False
-        os.replace(tmp, target)
-        return True
-    tmp.unlink()
-    return True
-
-
-def write_atomic(path: str | Path, data: bytes) -> Path:
-    """Write bytes to `path` via a temp file and a rename (replacing any existing file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _claim(_write_temp(path.parent, data), path, overwrite=True)
-    return path
-
-
-def _write_unique(directory: Path, names: Sequence[str], data: bytes, overwrite: bool) -> Path:
-    tmp = _write_temp(directory, data)
-    try:
-        for name in names:
-            if _claim(tmp, directory / name, overwrite):
-                return directory / name
-    finally:
-        tmp.unlink(missing_ok=True)
-    raise FileExistsError(f"no free file name in {directory} (tried {names[0]} to {names[-1]})")
-
-
-def save_image_file(
-    image: Image.Image,
-    directory: str | Path,
-    *,
-    seed: int | None,
-    prompt: str,
-    infotext: str | None,
-    extension: str = "png",
-    basename_prefix: str = "",
-    pnginfo_enabled: bool = True,
-    save_txt: bool = False,
-    pattern: str | None = None,
-    fields: Mapping[str, object] | None = None,
-    add_number: bool = True,
-    existing_info: Mapping[str, object] | None = None,
-    quality: int = 80,
-    when: dt.datetime | None = None,
-) -> Path:
-    """Save `image` as `directory/NNNNN-<pattern>.<ext>` and return its path.
-
-    `pattern` defaults to `[seed]-[prompt_spaces]`; with `seed=None` the name is the counter alone.
-    `basename_prefix` gives `prefix-NNNN-...` as A1111 does for grids. The infotext is embedded when
-    `pnginfo_enabled` (opt `enable_pnginfo`) and also written to a `.txt` beside it with `save_txt`.
-    """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    ext, _ = _format_for(extension)
-    data = encode_image(
-        image, ext, infotext if pnginfo_enabled else None, existing_info=existing_info, quality=quality
-    )
-    decoration = (
-        ""
-        if seed is None
-        else apply_filename_pattern(
-            pattern or DEFAULT_PATTERN, seed=seed, prompt=prompt, when=when, fields=fields
-        )
-    )
-    decoration = _truncate_bytes(decoration, MAX_FILENAME_BYTES - len(basename_prefix.encode()) - 16)
-    names = _candidate_names(directory, sanitize_path_text(basename_prefix), decoration, ext, add_number)
-    path = _write_unique(directory, names, data, overwrite=not add_number and bool(decoration))
-    if save_txt and infotext:
-        write_atomic(path.with_suffix(".txt"), infotext.encode("utf-8"))
-    return path
-
-
-# --- grids -----------------------------------------------------------------------------------------
-
-
-def grid_rows(count: int, batch_size: int = 1, n_rows: int = -1, prevent_empty_spots: bool = False) -> int:
-    """A1111's row count: opt `n_rows` if > 0, batch size if 0, else about sqrt(count)."""
-    if n_rows > 0:
-        rows = n_rows
-    elif n_rows == 0:
-        rows = batch_size
-    elif prevent_empty_spots:
-        rows = max(1, math.floor(math.sqrt(count)))
-        while count % rows != 0:
-            rows -= 1
-    else:
-        rows = max(1, round(math.sqrt(count)))
-    return max(1, min(rows, count))
-
-
-def image_grid(
-    imgs: Sequence[Image.Image],
-    batch_size: int = 1,
-    rows: int | None = None,
-    *,
-    n_rows: int = -1,
-    prevent_empty_spots: bool = False,
-    background: str | tuple[int, int, int] = "black",
-) -> Image.Image:
-    """Images laid out row by row in cells of the largest image's size; smaller ones are centred."""
-    if not imgs:
-        raise ValueError("image_grid needs at least one image")
-    rows = (
-        grid_rows(len(imgs), batch_size, n_rows, prevent_empty_spots)
-        if rows is None
-        else max(1, min(rows, len(imgs)))
-    )
-    cols = math.ceil(len(imgs) / rows)
-    w = max(img.width for img in imgs)
-    h = max(img.height for img in imgs)
-    grid = Image.new("RGB", (cols * w, rows * h), color=background)
-    for i, img in enumerate(imgs):
-        x = i % cols * w + (w - img.width) // 2
-        y = i // cols * h + (h - img.height) // 2
-        grid.paste(img, (x, y))
-    return grid
-
-
-# --- reading ---------------------------------------------------------------------------------------
-
-
-def decode_exif_comment(raw: bytes | str) -> str:
-    """Text of an EXIF UserComment (unicode, ascii or undefined encoding)."""
-    if isinstance(raw, str):
-        return raw
-    if raw.startswith(EXIF_UNICODE_PREFIX):
-        body = raw[len(EXIF_UNICODE_PREFIX) :]
-        little_endian = len(body) >= 2 and body[0] != 0 and body[1] == 0
-        return body.decode("utf-16-le" if little_endian else "utf-16-be", errors="ignore")
-    if raw.startswith(EXIF_ASCII_PREFIX):
-        return raw[len(EXIF_ASCII_PREFIX) :].decode("ascii", errors="ignore")
-    return (
-        raw[8:].decode("utf-8", errors="ignore")
-        if raw[:8] == b"\x00" * 8
-        else raw.decode("utf-8", errors="ignore")
-    )
-
-
-def _exif_comment(image: Image.Image) -> str | None:
-    try:
-        raw = image.getexif().get_ifd(ExifTags.IFD.Exif).get(ExifTags.Base.UserComment)
-    except Exception:  # broken EXIF must not stop PNG Info from showing the rest
-        return None
-    text = decode_exif_comment(raw).rstrip("\x00") if raw else ""
-    return text or None
-
-
-def read_info_from_image(image: Image.Image) -> tuple[str | None, dict[str, object]]:
-    """(infotext, other info items) as A1111's PNG Info shows them; NovelAI images are converted."""
-    items = dict(image.info or {})
-    infotext = items.pop("parameters", None)
-    if "exif" in items:
-        infotext = _exif_comment(image) or infotext
-    elif "comment" in items:
-        comment = items["comment"]
-        infotext = comment.decode("utf-8", errors="ignore") if isinstance(comment, bytes) else comment
-    for key in IGNORED_INFO_KEYS:
-        items.pop(key, None)
-    if items.get("Software") == "NovelAI":
-        infotext = _novelai_infotext(image, items) or infotext
-    return (str(infotext) if infotext else None), items
-
-
-def read_infotext_from_image(image: Image.Image) -> str | None:
-    return read_info_from_image(image)[0]
-
-
-def _novelai_infotext(image: Image.Image, items: Mapping[str, object]) -> str | None:
-    try:
-        info = json.loads(str(items["Comment"]))
-        sampler = NOVELAI_SAMPLERS.get(info["sampler"], "Euler a")
-        return (
-            f"{items['Description']}\nNegative prompt: {info['uc']}\n"
-            f"Steps: {info['steps']}, Sampler: {sampler}, CFG scale: {info['scale']}, Seed: {info['seed']}, "
-            f"Size: {image.width}x{image.height}, Clip skip: 2, ENSD: 31337"
-        )
-    except (KeyError, ValueError, TypeError):
-        return None
-
-
-# A1111's grid legend and tile helpers live in modules.image_grids; extensions find them here.
-from modules import image_grids as _grids  # noqa: E402
-
-Grid = _grids.Grid
-GridAnnotation = _grids.GridAnnotation
-GridStyle = _grids.GridStyle
-combine_grid = _grids.combine_grid
-draw_grid_annotations = _grids.draw_grid_annotations
-draw_prompt_matrix = _grids.draw_prompt_matrix
-get_font = _grids.get_font
-split_grid = _grids.split_grid
-
-# A1111's `save_image` signature and its other helpers extensions call live in modules.image_helpers.
-from modules import image_helpers as _helpers  # noqa: E402
-
-FilenameGenerator = _helpers.FilenameGenerator
-flatten = _helpers.flatten
-resize_image = _helpers.resize_image
-save_image = _helpers.save_image
 get_next_sequence_number = next_sequence_number
+
+
+def save_image(
+    image: Image.Image, path: str, basename: str, *args: Any, **kwargs: Any
+) -> tuple[str, str | None]:
+    """A1111's `images.save_image(image, path, basename, seed=None, prompt=None, extension="png", info=None,
+    short_filename=False, no_prompt=False, grid=False, pnginfo_section_name="parameters", p=None,
+    existing_info=None, forced_filename=None, suffix="", save_to_dirs=None)`, with the running App's
+    settings: returns (file path, path of the .txt beside it or None)."""
+    app = shared.app()
+    return a1111_save.save_image(
+        app.options, app.paths, app.callbacks, image, path, basename, *args, **kwargs
+    )

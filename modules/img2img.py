@@ -3,7 +3,7 @@ patches `process_batch` for a moment; agent-scheduler wraps `img2img`); calling 
 
 from __future__ import annotations
 
-from modules.unsupported import stand_in
+from modules.sumi.util.unsupported import stand_in
 
 img2img = stand_in("img2img.img2img()", "only txt2img jobs run for now")
 process_batch = stand_in("img2img.process_batch()", "only txt2img jobs run for now")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from urllib.parse import urlparse
 
-from modules.unsupported import NotSupportedInSumi
+from modules.sumi.util.unsupported import NotSupportedInSumi
 
 
 def load_file_from_url(

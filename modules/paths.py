@@ -1,114 +1,21 @@
-"""Where user files live: the A1111 folder layout under `--data-dir`.
+"""A1111's `modules.paths`: where the install and the user's files are, for extensions.
 
-`DataPaths` is built once from the parsed flags and handed to whoever needs a folder. For extensions,
-this module also answers A1111's `modules.paths` names (`models_path`, `data_path`, `script_path`,
-`extensions_dir`, ... and the rest of `modules.paths_internal`) from the running App's paths, or from
-`sys.argv` before there is one, on access, so it holds no state of its own.
+`models_path`, `data_path`, `script_path`, `extensions_dir`, ... (and the rest of
+`modules.paths_internal`) are answered on access from the running App's `DataPaths`, or from this
+process's command line before there is an App, so this module holds no state of its own.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from modules import shared
+from modules.sumi.services.settings.paths import DataPaths, current_paths
 
+__all__ = ["DataPaths", "a1111_paths", "current_paths"]
 
-def _opt_path(ns: argparse.Namespace, name: str) -> Path | None:
-    value = getattr(ns, name, None)
-    return Path(value).expanduser().resolve() if value else None
-
-
-@dataclass(frozen=True)
-class DataPaths:
-    """Every folder and file Sumi reads or writes on the user's behalf (absolute paths)."""
-
-    repo_root: Path
-    data_dir: Path
-    models_dir: Path
-    ckpt_dirs: tuple[Path, ...]
-    vae_dirs: tuple[Path, ...]
-    lora_dir: Path
-    lycoris_dir: Path
-    controlnet_dir: Path
-    embeddings_dir: Path
-    hypernetwork_dir: Path
-    extensions_dir: Path
-    extensions_builtin_dir: Path
-    outputs_dir: Path
-    config_file: Path
-    ui_config_file: Path
-    cache_file: Path
-    styles_file: Path
-    params_file: Path
-    ckpt_file: Path | None = None
-    vae_file: Path | None = None
-
-    @classmethod
-    def from_args(cls, ns: argparse.Namespace, repo_root: Path | str) -> DataPaths:
-        """Apply A1111's rules: --data-dir moves everything, --models-dir moves models, the rest override one folder."""
-        root = Path(repo_root).resolve()
-        data = _opt_path(ns, "data_dir") or root
-        models = _opt_path(ns, "models_dir") or data / "models"
-        return cls(
-            repo_root=root,
-            data_dir=data,
-            models_dir=models,
-            ckpt_dirs=_with_extra(models / "Stable-diffusion", _opt_path(ns, "ckpt_dir")),
-            vae_dirs=_with_extra(models / "VAE", _opt_path(ns, "vae_dir")),
-            lora_dir=_opt_path(ns, "lora_dir") or models / "Lora",
-            lycoris_dir=_opt_path(ns, "lyco_dir_backcompat") or models / "LyCORIS",
-            controlnet_dir=_opt_path(ns, "controlnet_dir") or models / "ControlNet",
-            embeddings_dir=_opt_path(ns, "embeddings_dir") or data / "embeddings",
-            hypernetwork_dir=_opt_path(ns, "hypernetwork_dir") or models / "hypernetworks",
-            extensions_dir=data / "extensions",
-            extensions_builtin_dir=root / "extensions-builtin",
-            outputs_dir=data / "outputs",
-            config_file=_opt_path(ns, "ui_settings_file") or data / "config.json",
-            ui_config_file=_opt_path(ns, "ui_config_file") or data / "ui-config.json",
-            cache_file=data / "cache.json",
-            styles_file=data / "styles.csv",
-            params_file=data / "params.txt",
-            ckpt_file=_opt_path(ns, "ckpt"),
-            vae_file=_opt_path(ns, "vae_path"),
-        )
-
-    def folders(self) -> list[Path]:
-        """The folders `ensure()` creates: the defaults under the data dir, not user-given extras."""
-        return [
-            self.models_dir,
-            self.ckpt_dirs[0],
-            self.vae_dirs[0],
-            self.lora_dir,
-            self.lycoris_dir,
-            self.controlnet_dir,
-            self.embeddings_dir,
-            self.hypernetwork_dir,
-            self.extensions_dir,
-            self.outputs_dir,
-            self.config_file.parent,
-        ]
-
-    def ensure(self) -> None:
-        """Create the folders a user expects to find (idempotent)."""
-        for folder in self.folders():
-            folder.mkdir(parents=True, exist_ok=True)
-
-    def resolve(self, path: str | Path) -> Path:
-        """A setting's path (e.g. opt `outdir_txt2img_samples`): relative ones are under the data dir."""
-        p = Path(path).expanduser()
-        return p if p.is_absolute() else self.data_dir / p
-
-
-def _with_extra(default: Path, extra: Path | None) -> tuple[Path, ...]:
-    return (default,) if extra is None or extra == default else (default, extra)
-
-
-# --- A1111 `modules.paths` names for extensions ------------------------------------------------
-
-_A1111_NAMES = {
+A1111_NAMES: dict[str, Callable[[DataPaths], Path]] = {
     "script_path": lambda p: p.repo_root,
     "data_path": lambda p: p.data_dir,
     "models_path": lambda p: p.models_dir,
@@ -118,29 +25,15 @@ _A1111_NAMES = {
 }
 
 
-def current_paths(argv: list[str] | None = None) -> DataPaths:
-    """The paths this process was started with, derived from its command line (no cached state)."""
-    from modules import cmd_args
-
-    parser = cmd_args.build_parser()
-    try:
-        ns, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
-    except SystemExit:  # a command line that is not ours (a test runner, a script): use the defaults
-        ns, _ = parser.parse_known_args([])
-    return DataPaths.from_args(ns, REPO_ROOT)
-
-
 def a1111_paths() -> DataPaths:
-    """The running App's paths (found through `modules.shared`), else this process's command line's."""
-    from modules import shared
-
+    """The running App's paths, else this process's command line's."""
     app = shared.running_app()
     return app.paths if app is not None else current_paths()
 
 
 def __getattr__(name: str) -> object:
-    if name in _A1111_NAMES:
-        return str(_A1111_NAMES[name](a1111_paths()))
+    if name in A1111_NAMES:
+        return str(A1111_NAMES[name](a1111_paths()))
     from modules import paths_internal  # A1111's modules.paths re-exports all of paths_internal
 
     if name in paths_internal.__all__:

@@ -13,13 +13,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from modules import paths
+from modules.sumi.services.settings.paths import DataPaths
 
 
 def normalized_filepath(filepath: str) -> str:
     return str(Path(filepath).absolute())
 
 
-_EXTRA: dict[str, Callable[[paths.DataPaths], Path]] = {
+_EXTRA: dict[str, Callable[[DataPaths], Path]] = {
     "modules_path": lambda p: p.repo_root / "modules",
     "sd_configs_path": lambda p: p.repo_root / "configs",
     "sd_default_config": lambda p: p.repo_root / "configs" / "v1-inference.yaml",
@@ -28,11 +29,11 @@ _EXTRA: dict[str, Callable[[paths.DataPaths], Path]] = {
     "config_states_dir": lambda p: p.data_dir / "config_states",
 }
 
-__all__ = [*paths._A1111_NAMES, *_EXTRA, "cwd", "normalized_filepath"]  # noqa: F822 (from __getattr__)
+__all__ = [*paths.A1111_NAMES, *_EXTRA, "cwd", "normalized_filepath"]  # noqa: F822 (from __getattr__)
 
 
 def __getattr__(name: str) -> str:
-    if name in paths._A1111_NAMES:
+    if name in paths.A1111_NAMES:
         return getattr(paths, name)
     if name in _EXTRA:
         return str(_EXTRA[name](paths.a1111_paths()))

@@ -1,4 +1,4 @@
-"""A1111's `modules.prompt_parser`, the names extensions import, over `modules.engine.text.prompt_syntax`.
+"""A1111's `modules.prompt_parser`, the names extensions import, over `modules.sumi.engine.text.prompt_syntax`.
 
 The parsing functions return what A1111 v1.10.1 returns (see docs/prompt-syntax.md for the few inputs
 where A1111 raises or is not deterministic). The functions that encode text with a model
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from modules.engine.text import prompt_syntax
-from modules.engine.text.prompt_syntax import (
+from modules.sumi.engine.text import prompt_syntax
+from modules.sumi.engine.text.prompt_syntax import (
     get_learned_conditioning_prompt_schedules,
     parse_prompt_attention,
     schedule_grammar_parser,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modules import shared
-from modules.callbacks import (
+from modules.sumi.services.scripts.callbacks import (
     AfterCFGCallbackParams,
     CallbackRegistry,
     CFGDenoisedParams,

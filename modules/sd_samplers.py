@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from modules import shared
-from modules.engine.errors import InvalidRequestError
-from modules.engine.sampling.samplers import SAMPLERS, SCHEDULE_TYPES, find_sampler
 from modules.sd_samplers_common import SamplerData, not_constructible
+from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.engine.sampling.samplers import SAMPLERS, SCHEDULE_TYPES, find_sampler
 
 all_samplers: list[SamplerData] = [
     SamplerData(s.name, not_constructible(s.name), list(s.aliases), dict(s.options)) for s in SAMPLERS

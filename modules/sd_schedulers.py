@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from modules.engine.sampling.samplers import SCHEDULE_TYPES
+from modules.sumi.engine.sampling.samplers import SCHEDULE_TYPES
 
 
 @dataclass

@@ -52,7 +52,7 @@ def resolve_vae(checkpoint_file: str) -> VaeResolution:
 
 def load_vae_dict(filename: str, map_location: Any = "cpu") -> dict:
     """A VAE file's weights (diffusers names), read safely."""
-    from modules.engine.vae_loading import load_vae_file
+    from modules.sumi.engine.vae_loading import load_vae_file
 
     app = shared.app()
     state = load_vae_file(filename, allow_unsafe_pickle=bool(app.args.disable_safe_unpickle))

@@ -16,11 +16,11 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-from modules.options import OptionHTML, OptionInfo, options_section  # noqa: F401  (A1111 re-exports)
-from modules.unsupported import Unsupported
+from modules.sumi.services.settings.options import OptionHTML, OptionInfo, options_section  # noqa: F401  (A1111 re-exports)
+from modules.sumi.util.unsupported import Unsupported
 
 if TYPE_CHECKING:
-    from modules.app import App
+    from modules.sumi.app import App
 
 log = logging.getLogger(__name__)
 
@@ -125,13 +125,13 @@ def _sd_model(a: App) -> Any:
 
 
 def _xformers_available(a: App) -> bool:
-    from modules.engine.devices import xformers_available
+    from modules.sumi.engine.devices import xformers_available
 
     return xformers_available()
 
 
 def _state_class(a: App) -> type:
-    from modules.job_state import JobState
+    from modules.sumi.services.jobs.state import JobState
 
     return JobState
 

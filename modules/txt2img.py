@@ -1,10 +1,10 @@
 """A1111's `modules.txt2img`: the txt2img tab's submit function. Sumi's tab runs jobs through its own
-handler (`modules.ui.txt2img`), so wrapping or calling this one (agent-scheduler) has no effect on the
+handler (`modules.sumi.frontends.gradio.txt2img`), so wrapping or calling this one (agent-scheduler) has no effect on the
 tab and raises; extensions run jobs with `processing.process_images` or the HTTP API instead."""
 
 from __future__ import annotations
 
-from modules.unsupported import stand_in
+from modules.sumi.util.unsupported import stand_in
 
 txt2img = stand_in(
     "txt2img.txt2img()", "run jobs with modules.processing.process_images or /sdapi/v1/txt2img"

@@ -101,8 +101,8 @@ def save_files(js_data: str, images: list[Any], do_make_zip: bool, index: int) -
     `outdir_save` folder with their infotexts, optionally also as one zip; (files update, status)."""
     from modules import images as image_files
     from modules import shared
-    from modules.infotext import parse_infotext
     from modules.infotext_utils import image_from_url_text
+    from modules.sumi.services.jobs.infotext import parse_infotext
 
     app = shared.app()
     data = json.loads(js_data or "{}")

@@ -49,12 +49,12 @@ class _SumiPage(ExtraNetworksPage):
         self.allow_negative_prompt = kind == "textual_inversion"
 
     def refresh(self) -> None:
-        from modules.ui.extra_networks import refresh_source
+        from modules.sumi.frontends.gradio.extra_networks import refresh_source
 
         refresh_source(shared.app(), self.kind)
 
     def list_items(self) -> list[dict[str, Any]]:
-        from modules.ui.extra_networks import CARD_SOURCES, read_user_metadata
+        from modules.sumi.frontends.gradio.extra_networks import CARD_SOURCES, read_user_metadata
 
         items = []
         for index, card in enumerate(CARD_SOURCES[self.kind](shared.app())):
@@ -85,7 +85,7 @@ def register_page(page: ExtraNetworksPage) -> None:
 
 def __getattr__(name: str) -> Any:
     if name == "extra_pages":
-        from modules.ui.extra_networks import TABS
+        from modules.sumi.frontends.gradio.extra_networks import TABS
 
         return [*(_SumiPage(kind, title) for kind, title in TABS), *_registered]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

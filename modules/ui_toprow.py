@@ -4,7 +4,7 @@ making a `Toprow` raises a clear error, so the extension's tab is reported and l
 
 from __future__ import annotations
 
-from modules.unsupported import not_supported
+from modules.sumi.util.unsupported import not_supported
 
 
 class Toprow:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from modules import shared
-from modules.app import App
-from modules.cmd_args import build_parser
+from modules.sumi.app import App
+from modules.sumi.services.settings.flags import build_parser
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,7 +15,7 @@ from PIL import Image
 
 from modules import shared
 from modules.processing import StableDiffusionProcessingImg2Img, StableDiffusionProcessingTxt2Img
-from modules.unsupported import NotSupportedInSumi
+from modules.sumi.util.unsupported import NotSupportedInSumi
 from tests.app_support import make_app
 
 
@@ -199,7 +199,7 @@ def test_scripts_helpers(app):
     assert scripts.script_callbacks.on_ui_settings
     runner = scripts.scripts_img2img
     assert runner.alwayson_scripts == [] and runner.is_img2img and runner.paste_field_names == []
-    builtin = scripts.list_scripts("modules/builtin_scripts", ".py")  # Sumi's own folder, no extensions
+    builtin = scripts.list_scripts("modules/sumi/builtin_scripts", ".py")  # Sumi's own folder, no extensions
     assert [f.filename for f in builtin] == [
         "__init__.py",
         "prompt_matrix.py",

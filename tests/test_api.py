@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from modules.infotext import parse_infotext
+from modules.sumi.services.jobs.infotext import parse_infotext
 from tests.app_support import make_app
 from webui import build_server
 

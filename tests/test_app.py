@@ -20,12 +20,13 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from modules import model_manager, shared
-from modules.demo_model import DEMO_NAME
-from modules.engine import txt2img as engine_txt2img
-from modules.engine.devices import xformers_available
-from modules.infotext import parse_infotext
-from modules.processing import Processed, StableDiffusionProcessingTxt2Img
+from modules import shared
+from modules.sumi.engine import txt2img as engine_txt2img
+from modules.sumi.engine.devices import xformers_available
+from modules.sumi.services.jobs.infotext import parse_infotext
+from modules.sumi.services.jobs.processing import Processed, StableDiffusionProcessingTxt2Img
+from modules.sumi.services.models import manager as model_manager
+from modules.sumi.services.models.demo import DEMO_NAME
 from tests.app_support import make_app
 from webui import build_server
 

@@ -9,11 +9,12 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from modules.engine.errors import EngineError
-from modules.engine.loading import check_finite, load_checkpoint
-from modules.engine.networks.embeddings import load_embedding_file
-from modules.engine.networks.hypernetwork import load_hypernetwork
-from modules.engine.networks.network_file import load_network
+from modules.sumi.engine.checkpoint import load_checkpoint
+from modules.sumi.engine.errors import EngineError
+from modules.sumi.engine.files import check_finite
+from modules.sumi.engine.networks.embeddings import load_embedding_file
+from modules.sumi.engine.networks.hypernetwork import load_hypernetwork
+from modules.sumi.engine.networks.network_file import load_network
 from tests.app_support import generate, make_app
 from tests.fixtures.tiny_embeddings import write_a1111_pt, write_safetensors
 from tests.fixtures.tiny_hypernetworks import write_hypernetwork

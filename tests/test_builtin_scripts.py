@@ -14,16 +14,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from modules.builtin_scripts import xyz_grid as xyz_ui
-from modules.builtin_scripts.prompt_matrix import batches, matrix_prompts
-from modules.builtin_scripts.prompts_from_file import parse_line
-from modules.engine.errors import InvalidRequestError
-from modules.image_grids import GridAnnotation, draw_grid_annotations, draw_prompt_matrix
-from modules.images import image_grid
-from modules.infotext import parse_infotext
-from modules.processing import StableDiffusionProcessingTxt2Img
-from modules.script_jobs import with_params
-from modules.xyz_plot import (
+from modules.sumi.builtin_scripts import xyz_grid as xyz_ui
+from modules.sumi.builtin_scripts.prompt_matrix import batches, matrix_prompts
+from modules.sumi.builtin_scripts.prompts_from_file import parse_line
+from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.services.images.grids import GridAnnotation, draw_grid_annotations, draw_prompt_matrix
+from modules.sumi.services.images.saving import image_grid
+from modules.sumi.services.jobs.infotext import parse_infotext
+from modules.sumi.services.jobs.processing import StableDiffusionProcessingTxt2Img
+from modules.sumi.services.jobs.script_jobs import with_params
+from modules.sumi.services.jobs.xyz_plot import (
     AXES,
     expand_values,
     find_axis,

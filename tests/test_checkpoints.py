@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from modules.checkpoints import CheckpointRegistry, VaeRegistry, natural_sort_key
-from modules.hashing import HashCache, legacy_model_hash, sha256_file
+from modules.sumi.services.models.checkpoints import CheckpointRegistry, VaeRegistry, natural_sort_key
+from modules.sumi.services.models.hashing import HashCache, legacy_model_hash, sha256_file
 
 DEEP = b"deep" * 300_000  # past 1 MiB, so its legacy hash differs from the tiny files
 

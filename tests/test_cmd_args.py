@@ -2,7 +2,7 @@ import argparse
 
 import pytest
 
-from modules import cmd_args
+from modules.sumi.services.settings import flags as cmd_args
 
 
 def test_defaults_match_a1111():
@@ -107,7 +107,7 @@ def test_parser_is_fresh_each_time():
 
 
 def test_paths_default_layout(tmp_path):
-    from modules.paths import DataPaths
+    from modules.sumi.services.settings.paths import DataPaths
 
     p = DataPaths.from_args(cmd_args.parse_args([]), tmp_path)
     assert p.data_dir == tmp_path and p.models_dir == tmp_path / "models"
@@ -125,7 +125,7 @@ def test_paths_default_layout(tmp_path):
 
 
 def test_paths_data_dir_moves_everything(tmp_path):
-    from modules.paths import DataPaths
+    from modules.sumi.services.settings.paths import DataPaths
 
     data = tmp_path / "data"
     p = DataPaths.from_args(cmd_args.parse_args(["--data-dir", str(data)]), tmp_path / "repo")
@@ -135,7 +135,7 @@ def test_paths_data_dir_moves_everything(tmp_path):
 
 
 def test_paths_overrides(tmp_path):
-    from modules.paths import DataPaths
+    from modules.sumi.services.settings.paths import DataPaths
 
     ns = cmd_args.parse_args(
         ["--models-dir", str(tmp_path / "m"), "--ckpt-dir", str(tmp_path / "c"), "--vae-dir", str(tmp_path / "v"),
@@ -149,7 +149,7 @@ def test_paths_overrides(tmp_path):
 
 
 def test_paths_ensure_and_resolve(tmp_path):
-    from modules.paths import DataPaths
+    from modules.sumi.services.settings.paths import DataPaths
 
     p = DataPaths.from_args(cmd_args.parse_args(["--ckpt-dir", str(tmp_path / "extra")]), tmp_path)
     p.ensure()
@@ -162,12 +162,13 @@ def test_paths_ensure_and_resolve(tmp_path):
 
 def test_paths_a1111_module_names(monkeypatch, tmp_path):
     from modules import paths
+    from modules.sumi.services.settings.paths import REPO_ROOT
 
     monkeypatch.setattr("modules.shared._app", None)  # no App running: the command line decides
     monkeypatch.setattr("sys.argv", ["webui.py", "--data-dir", str(tmp_path)])
     assert paths.data_path == str(tmp_path) and paths.models_path == str(tmp_path / "models")
-    assert paths.script_path == str(paths.REPO_ROOT)
+    assert paths.script_path == str(REPO_ROOT)
     monkeypatch.setattr("sys.argv", ["pytest", "--port", "not-a-number", "-k", "x"])
-    assert paths.data_path == str(paths.REPO_ROOT)
+    assert paths.data_path == str(REPO_ROOT)
     with pytest.raises(AttributeError):
         paths.no_such_name  # noqa: B018

@@ -15,7 +15,7 @@ from diffusers import ControlNetModel
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from modules.engine.loading import load_checkpoint
+from modules.sumi.engine.checkpoint import load_checkpoint
 from tests.app_support import make_app
 from tests.fixtures.tiny_controlnets import shapes_image, tiny_controlnet, write_lllyasviel
 from tests.fixtures.tiny_models import _jitter

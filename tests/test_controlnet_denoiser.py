@@ -7,15 +7,15 @@ import pytest
 import torch
 from diffusers import ControlNetModel, StableDiffusionControlNetPipeline
 
-from modules.engine import txt2img
-from modules.engine.controlnet.control import ControlNetHook, ControlUnit, level_scales
-from modules.engine.errors import InvalidRequestError
-from modules.engine.loading import load_checkpoint
-from modules.engine.sampling.denoiser import UNetBatch
-from modules.engine.sampling.noise import make_generators
-from modules.engine.sampling.samplers import build_scheduler
-from modules.engine.text.encoder import Conditioning
-from modules.engine.text.schedule import pick, stack_rows
+from modules.sumi.engine import txt2img
+from modules.sumi.engine.checkpoint import load_checkpoint
+from modules.sumi.engine.controlnet.control import ControlNetHook, ControlUnit, level_scales
+from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.engine.sampling.denoiser import UNetBatch
+from modules.sumi.engine.sampling.noise import make_generators
+from modules.sumi.engine.sampling.samplers import build_scheduler
+from modules.sumi.engine.text.encoder import Conditioning
+from modules.sumi.engine.text.schedule import pick, stack_rows
 
 SIZE = 64
 

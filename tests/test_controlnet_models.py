@@ -12,14 +12,14 @@ from diffusers import ControlNetModel
 from diffusers.loaders.single_file_utils import convert_controlnet_checkpoint
 from safetensors.torch import save_file
 
-from modules.engine.controlnet.models import (
+from modules.sumi.engine.controlnet.models import (
     LoadedControlNet,
     check_compatible,
     detect_controlnet_family,
     load_controlnet,
 )
-from modules.engine.errors import ModelLoadError, UnsafeFileError
-from modules.engine.ldm_export import unet_to_ldm
+from modules.sumi.engine.errors import ModelLoadError, UnsafeFileError
+from modules.sumi.engine.ldm_export import unet_to_ldm
 from tests.fixtures.tiny_controlnets import (
     controlnet_inputs,
     diff_state_dict,

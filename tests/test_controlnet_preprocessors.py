@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modules.engine.controlnet.image_fit import (
+from modules.sumi.engine.controlnet.image_fit import (
     PreprocessorError,
     ResizeMode,
     border_median_colour,
@@ -20,8 +20,8 @@ from modules.engine.controlnet.image_fit import (
     to_control_tensor,
     to_rgb,
 )
-from modules.engine.controlnet.preprocessors import get_preprocessor, list_preprocessors
-from modules.engine.errors import InvalidRequestError
+from modules.sumi.engine.controlnet.preprocessors import get_preprocessor, list_preprocessors
+from modules.sumi.engine.errors import InvalidRequestError
 
 
 def _photo(height: int, width: int, seed: int = 0) -> np.ndarray:

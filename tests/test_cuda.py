@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from modules.engine import txt2img
-from modules.engine.loading import load_checkpoint
+from modules.sumi.engine import txt2img
+from modules.sumi.engine.checkpoint import load_checkpoint
 
 pytestmark = [
     pytest.mark.cuda,

@@ -10,21 +10,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from modules.embeddings import EmbeddingDatabase
-from modules.engine.errors import ModelLoadError, UnsafeFileError
-from modules.engine.model import SDModel, TextEncoderSpec
-from modules.engine.networks.embeddings import (
+from modules.sumi.engine.errors import ModelLoadError, UnsafeFileError
+from modules.sumi.engine.model import SDModel, TextEncoderSpec
+from modules.sumi.engine.networks.embeddings import (
     Embedding,
     EmbeddingHook,
     load_embedding_file,
     partition,
     ti_hashes,
 )
-from modules.engine.text.chunks import PLACEHOLDER_ID, chunk_prompt, tokenize_fragments
-from modules.engine.text.encoder import encode_prompts
-from modules.engine.text.prompt_syntax import attention_fragments
-from modules.engine.text.token_count import count_tokens
-from modules.engine.text.tokenizer import get_tokenizer
+from modules.sumi.engine.text.chunks import PLACEHOLDER_ID, chunk_prompt, tokenize_fragments
+from modules.sumi.engine.text.encoder import encode_prompts
+from modules.sumi.engine.text.prompt_syntax import attention_fragments
+from modules.sumi.engine.text.token_count import count_tokens
+from modules.sumi.engine.text.tokenizer import get_tokenizer
+from modules.sumi.services.networks.embeddings import EmbeddingDatabase
 from tests.fixtures import tiny_embeddings as te
 from tests.fixtures.tiny_models import tiny_clip
 

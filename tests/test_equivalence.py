@@ -7,12 +7,12 @@ import pytest
 import torch
 from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
 
-from modules.engine import txt2img
-from modules.engine import vae as vae_ops
-from modules.engine.loading import load_checkpoint
-from modules.engine.sampling.noise import make_generators
-from modules.engine.sampling.samplers import build_scheduler
-from modules.engine.text.schedule import pick, stack_rows
+from modules.sumi.engine import txt2img
+from modules.sumi.engine import vae as vae_ops
+from modules.sumi.engine.checkpoint import load_checkpoint
+from modules.sumi.engine.sampling.noise import make_generators
+from modules.sumi.engine.sampling.samplers import build_scheduler
+from modules.sumi.engine.text.schedule import pick, stack_rows
 
 TOLERANCE = 1e-4
 SAMPLERS = [("Euler a", "Automatic"), ("DPM++ 2M", "Karras"), ("DDIM", "Automatic"), ("Heun", "Automatic")]
@@ -35,8 +35,8 @@ def _request(sampler: str, schedule: str, **kw) -> txt2img.BatchRequest:
 
 def _sumi_images(model, request) -> torch.Tensor:
     generators, noise = txt2img.initial_noise(model, request)
-    from modules.engine.sampling import loop
-    from modules.engine.sampling.denoiser import CFGDenoiser
+    from modules.sumi.engine.sampling import loop
+    from modules.sumi.engine.sampling.denoiser import CFGDenoiser
 
     built = build_scheduler(request.sampler, request.schedule, model.scheduler_config, seed=request.seeds[0])
     denoiser = CFGDenoiser(model.unet, txt2img.conditioning(model, request), request.steps)

@@ -29,9 +29,9 @@ import pytest
 
 import webui
 from modules import shared
-from modules.app import App
-from modules.extensions import ACCESS_DENIED
-from modules.ui import extensions_tab
+from modules.sumi.app import App
+from modules.sumi.frontends.gradio import extensions_tab
+from modules.sumi.services.extensions.model import ACCESS_DENIED
 from tests.browser_support import browser_skip_reason, free_port, launch_chromium
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

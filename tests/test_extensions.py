@@ -11,23 +11,22 @@ from pathlib import Path
 
 import pytest
 
-from modules import cmd_args
-from modules.extension_install import (
+from modules.sumi.services.extensions.install import (
     InstallScriptError,
     core_constraints,
     dirname_from_url,
     forwarded_flags,
     normalize_git_url,
 )
-from modules.extensions import (
+from modules.sumi.services.extensions.manager import ExtensionManager, topological_sort
+from modules.sumi.services.extensions.model import (
     ACCESS_DENIED,
     ExtensionAccessError,
     ExtensionError,
-    ExtensionManager,
     extension_access_allowed,
-    topological_sort,
 )
-from modules.options import Options
+from modules.sumi.services.settings import flags as cmd_args
+from modules.sumi.services.settings.options import Options
 
 
 @pytest.fixture(autouse=True)
@@ -175,7 +174,7 @@ def test_javascript_and_style_files_of_active_extensions(tmp_path):
 
 
 def test_built_from_data_paths(tmp_path):
-    from modules.paths import DataPaths
+    from modules.sumi.services.settings.paths import DataPaths
 
     args = cmd_args.parse_args(["--data-dir", str(tmp_path / "data")])
     paths = DataPaths.from_args(args, tmp_path / "repo")
@@ -530,7 +529,7 @@ def test_launch_run_extension_installer_prints_output_and_errors(tmp_path, capsy
 def test_install_across_file_systems_and_a_hanging_install_py(tmp_path, monkeypatch):
     import errno
 
-    from modules import extension_install
+    from modules.sumi.services.extensions import install as extension_install
 
     def cross_device(src, dst):
         raise OSError(errno.EXDEV, "Invalid cross-device link")

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from modules.extra_networks import (
+from modules.sumi.services.networks.registry import (
     ExtraNetwork,
     ExtraNetworkParams,
     ExtraNetworkRegistry,
@@ -143,7 +143,7 @@ def test_an_alias_shared_by_two_files_only_works_by_stem(tmp_path):
     import torch
     from safetensors.torch import save_file
 
-    from modules.network_files import LORA_EXTENSIONS, NetworkFileRegistry
+    from modules.sumi.services.networks.files import LORA_EXTENSIONS, NetworkFileRegistry
 
     for stem in ("a", "b"):
         save_file(

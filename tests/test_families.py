@@ -8,12 +8,13 @@ from accelerate import init_empty_weights
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-from modules.engine.errors import ModelLoadError
-from modules.engine.families import FAMILIES, detect_family, get_family, load_checkpoint
-from modules.engine.families.base import head_dim_64_heads, heads_dividing, norm_groups
-from modules.engine.ldm_export import save_checkpoint, to_single_file_state_dict
-from modules.engine.loading import read_state_dict
-from modules.engine.text.tokenizer import get_tokenizer
+from modules.sumi.engine.checkpoint import load_checkpoint
+from modules.sumi.engine.errors import ModelLoadError
+from modules.sumi.engine.families import FAMILIES, detect_family, get_family
+from modules.sumi.engine.families.base import head_dim_64_heads, heads_dividing, norm_groups
+from modules.sumi.engine.files import read_state_dict
+from modules.sumi.engine.ldm_export import save_checkpoint, to_single_file_state_dict
+from modules.sumi.engine.text.tokenizer import get_tokenizer
 from tests.fixtures.tiny_models import BUILDERS, write_tiny_checkpoint
 
 EXPECTED_TEXT = {  # (layer, final_norm, pooled, pad id) per encoder

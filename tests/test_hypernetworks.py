@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention
 from fastapi.testclient import TestClient
 
-from modules.engine.errors import EngineError
-from modules.engine.networks.hypernetwork import (
+from modules.sumi.engine.errors import EngineError
+from modules.sumi.engine.networks.hypernetwork import (
     HypernetworkProcessor,
     apply_hypernetworks,
     load_hypernetwork,

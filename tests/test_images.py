@@ -8,8 +8,8 @@ import threading
 import pytest
 from PIL import Image, PngImagePlugin
 
-from modules import images
-from modules.images import (
+from modules.sumi.services.images import saving as images
+from modules.sumi.services.images.saving import (
     apply_filename_pattern,
     dated_dir,
     decode_base64_image,

@@ -3,7 +3,7 @@ import re
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from modules.infotext import (
+from modules.sumi.services.jobs.infotext import (
     PARAM_ORDER,
     build_infotext,
     ordered_params,

@@ -13,8 +13,8 @@ from diffusers.loaders.single_file_utils import (
 )
 from safetensors import safe_open
 
-from modules.engine import ldm_export
-from modules.engine.loading import read_state_dict
+from modules.sumi.engine import ldm_export
+from modules.sumi.engine.files import read_state_dict
 from tests.fixtures.tiny_models import tiny_clip, tiny_sd1, tiny_sd2, tiny_sdxl
 
 

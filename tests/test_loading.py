@@ -11,18 +11,16 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from modules.engine.errors import ModelLoadError, UnsafeFileError
-from modules.engine.families import load_checkpoint
-from modules.engine.ldm_export import save_checkpoint, vae_to_ldm
-from modules.engine.loading import (
-    check_keys,
+from modules.sumi.engine.checkpoint import load_checkpoint
+from modules.sumi.engine.checkpoint_layout import (
     normalize_checkpoint_keys,
     read_config_yaml,
-    read_safetensors_metadata,
-    read_state_dict,
     unflatten_ema_key,
 )
-from modules.engine.vae_loading import apply_vae, baked_vae_state, load_vae_file
+from modules.sumi.engine.errors import ModelLoadError, UnsafeFileError
+from modules.sumi.engine.files import check_keys, read_safetensors_metadata, read_state_dict
+from modules.sumi.engine.ldm_export import save_checkpoint, vae_to_ldm
+from modules.sumi.engine.vae_loading import apply_vae, baked_vae_state, load_vae_file
 from tests.fixtures.tiny_models import SD2_V_YAML, tiny_vae
 
 # -- formats ----------------------------------------------------------------------------------------

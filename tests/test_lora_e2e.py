@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from modules.engine.loading import load_checkpoint
+from modules.sumi.engine.checkpoint import load_checkpoint
 from tests.app_support import generate, make_app
 from tests.fixtures.tiny_models import tiny_sdxl
 from tests.fixtures.tiny_networks import write_lora

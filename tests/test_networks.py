@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from modules.engine.model import SDModel, TextEncoderSpec
-from modules.engine.networks import (
+from modules.sumi.engine.model import SDModel, TextEncoderSpec
+from modules.sumi.engine.networks import (
     NetworkError,
     NetworkPatcher,
     adapter_for,
@@ -15,7 +15,7 @@ from modules.engine.networks import (
     match,
     network_from_state_dict,
 )
-from modules.engine.networks.adapters import IA3, Full, LoHa, LoKr, LoRA, Norm
+from modules.sumi.engine.networks.adapters import IA3, Full, LoHa, LoKr, LoRA, Norm
 from tests.fixtures import tiny_networks as tn
 from tests.fixtures.tiny_models import tiny_sd1, tiny_sdxl
 

@@ -2,7 +2,13 @@ import json
 
 import pytest
 
-from modules.options import OptionHTML, OptionInfo, Options, builtin_options, options_section
+from modules.sumi.services.settings.options import (
+    OptionHTML,
+    OptionInfo,
+    Options,
+    builtin_options,
+    options_section,
+)
 
 A1111_DEFAULTS = {
     "sd_model_checkpoint": None,

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from modules.infotext import parse_infotext
+from modules.sumi.services.jobs.infotext import parse_infotext
 from tests.app_support import make_app
 from tests.browser_support import browser_skip_reason, launch_chromium, running_server
 from webui import build_server

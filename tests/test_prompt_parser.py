@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from modules import prompt_parser
-from modules.engine.text import prompt_syntax as ps
-from modules.engine.text.chunks import chunk_prompt
-from modules.engine.text.token_count import count_tokens, schedule_texts, token_limit
-from modules.engine.text.tokenizer import get_tokenizer
+from modules.sumi.engine.text import prompt_syntax as ps
+from modules.sumi.engine.text.chunks import chunk_prompt
+from modules.sumi.engine.text.token_count import count_tokens, schedule_texts, token_limit
+from modules.sumi.engine.text.tokenizer import get_tokenizer
 
 D = 1 / 1.1  # the weight of [x]
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from modules.engine import txt2img
-from modules.engine.loading import load_checkpoint
-from modules.engine.sampling.denoiser import CFGDenoiser, DenoiserCall, Guidance, guided
-from modules.engine.text import schedule as schedule_mod
-from modules.engine.text.encoder import Conditioning
-from modules.engine.text.schedule import ComposableCond, JobConditioning, ScheduledCond
+from modules.sumi.engine import txt2img
+from modules.sumi.engine.checkpoint import load_checkpoint
+from modules.sumi.engine.sampling.denoiser import CFGDenoiser, DenoiserCall, Guidance, guided
+from modules.sumi.engine.text import schedule as schedule_mod
+from modules.sumi.engine.text.encoder import Conditioning
+from modules.sumi.engine.text.schedule import ComposableCond, JobConditioning, ScheduledCond
 
 
 @pytest.fixture(scope="module")

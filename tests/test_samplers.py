@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from modules.engine.errors import InvalidRequestError
-from modules.engine.families.base import scheduler_config
-from modules.engine.sampling import loop
-from modules.engine.sampling.samplers import SAMPLERS, build_scheduler, find_sampler
+from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.engine.families.base import scheduler_config
+from modules.sumi.engine.sampling import loop
+from modules.sumi.engine.sampling.samplers import SAMPLERS, build_scheduler, find_sampler
 
 MODEL = scheduler_config("epsilon")  # the config every released SD family uses
 

@@ -6,7 +6,7 @@ import pytest
 
 from modules import script_callbacks as sc
 from modules import shared
-from modules.callbacks import CallbackRegistry
+from modules.sumi.services.scripts.callbacks import CallbackRegistry
 from tests.app_support import make_app
 
 

@@ -13,11 +13,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from modules import styles as s
-from modules.app import App
-from modules.cmd_args import build_parser
-from modules.ui import styles as ui_styles
-from modules.ui import txt2img as ui_txt2img
+from modules.sumi.app import App
+from modules.sumi.frontends.gradio import styles as ui_styles
+from modules.sumi.frontends.gradio import txt2img as ui_txt2img
+from modules.sumi.services.settings import styles as s
+from modules.sumi.services.settings.flags import build_parser
 from tests.app_support import REPO_ROOT, make_app
 from tests.browser_support import browser_skip_reason
 
@@ -296,7 +296,7 @@ def test_ui_apply_save_and_refresh(tmp_path):
 
 
 def test_build_ui_has_the_styles_row(tmp_path):
-    from modules.ui import build_ui
+    from modules.sumi.frontends.gradio import build_ui
 
     app = App(build_parser().parse_args(["--data-dir", str(tmp_path)]), tmp_path)
     config = build_ui(app).get_config_file()

@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-from modules.engine.model import TextEncoderSpec
-from modules.engine.text.chunks import EmbeddingMatch, chunk_prompt
-from modules.engine.text.encoder import Conditioning, encode_prompts, pad_to_same_length
-from modules.engine.text.tokenizer import BOS_ID, EOS_ID, get_tokenizer, tokenize
+from modules.sumi.engine.model import TextEncoderSpec
+from modules.sumi.engine.text.chunks import EmbeddingMatch, chunk_prompt
+from modules.sumi.engine.text.encoder import Conditioning, encode_prompts, pad_to_same_length
+from modules.sumi.engine.text.tokenizer import BOS_ID, EOS_ID, get_tokenizer, tokenize
 
 COMMA = 267
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from diffusers import ControlNetModel
 
-from modules.controlnet_models import ControlNetModels
-from modules.controlnet_units import ControlNetUnit
-from modules.engine.errors import InvalidRequestError
-from modules.engine.loading import load_checkpoint
-from modules.ui import controlnet_handlers as h
-from modules.ui import txt2img as ui
+from modules.sumi.engine.checkpoint import load_checkpoint
+from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.frontends.gradio import controlnet_handlers as h
+from modules.sumi.frontends.gradio import txt2img as ui
+from modules.sumi.services.controlnet.models import ControlNetModels
+from modules.sumi.services.controlnet.units import ControlNetUnit
 from tests.app_support import make_app
 from tests.fixtures.tiny_controlnets import (
     shapes_image,
@@ -64,7 +64,7 @@ def test_family_of_reads_headers_of_every_layout_and_caches(tmp_path, monkeypatc
             for kind in ("", "_pickle", "_diffusers", "_folder")
         },
     }
-    import modules.controlnet_models as cm
+    import modules.sumi.services.controlnet.models as cm
 
     monkeypatch.setattr(cm, "_read_family", lambda *a: pytest.fail("read again"))
     assert models.family_of(models.list()[1]) is not None  # cached per (path, mtime)
@@ -304,7 +304,7 @@ UNIT_IDS = (
 
 
 def test_the_accordion_has_one_tab_per_unit_with_the_extension_ids(app):
-    from modules.ui import build_ui
+    from modules.sumi.frontends.gradio import build_ui
 
     config = build_ui(app).get_config_file()
     props = {c["props"].get("elem_id"): c for c in config["components"] if c["props"].get("elem_id")}
@@ -335,7 +335,7 @@ def test_paste_restores_a_unit_from_its_infotext_entry(app):
     import gradio as gr
 
     from modules.infotext_utils import field_value, parse_generation_parameters
-    from modules.ui.controlnet import create_controlnet
+    from modules.sumi.frontends.gradio.controlnet import create_controlnet
 
     with gr.Blocks():
         ui = create_controlnet(app, "txt2img")

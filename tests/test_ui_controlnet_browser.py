@@ -9,7 +9,7 @@ import pytest
 from diffusers import ControlNetModel
 from PIL import Image
 
-from modules.engine.loading import load_checkpoint
+from modules.sumi.engine.checkpoint import load_checkpoint
 from tests.browser_support import browser_skip_reason, launch_chromium, running_server
 from tests.fixtures.tiny_controlnets import write_lllyasviel
 from tests.fixtures.tiny_models import _jitter

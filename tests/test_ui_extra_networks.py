@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from modules.network_files import LORA_EXTENSIONS, NetworkFileRegistry
-from modules.ui import extra_networks as en
+from modules.sumi.frontends.gradio import extra_networks as en
+from modules.sumi.services.networks.files import LORA_EXTENSIONS, NetworkFileRegistry
 
 
 # -- sidecar metadata and card text -------------------------------------------------------------------

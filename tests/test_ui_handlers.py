@@ -9,14 +9,14 @@ import pytest
 import torch
 from PIL import Image
 
-from modules.engine.errors import InvalidRequestError, ModelLoadError
-from modules.generation import GenerationService
-from modules.job_queue import JobQueue
-from modules.job_state import JobState, ProgressSnapshot
-from modules.options import Options
-from modules.processing import Processed, StableDiffusionProcessingTxt2Img
-from modules.ui import progress, quicksettings, results
-from modules.ui import txt2img as ui
+from modules.sumi.engine.errors import InvalidRequestError, ModelLoadError
+from modules.sumi.frontends.gradio import progress, quicksettings, results
+from modules.sumi.frontends.gradio import txt2img as ui
+from modules.sumi.services.jobs.generation import GenerationService
+from modules.sumi.services.jobs.processing import Processed, StableDiffusionProcessingTxt2Img
+from modules.sumi.services.jobs.queue import JobQueue
+from modules.sumi.services.jobs.state import JobState, ProgressSnapshot
+from modules.sumi.services.settings.options import Options
 
 
 # -- helpers -----------------------------------------------------------------------------------------
@@ -384,9 +384,9 @@ A1111_IDS = {
 
 
 def test_build_ui_has_a1111_element_ids_and_defaults(tmp_path):
-    from modules.app import App
-    from modules.cmd_args import build_parser
-    from modules.ui import build_ui
+    from modules.sumi.app import App
+    from modules.sumi.frontends.gradio import build_ui
+    from modules.sumi.services.settings.flags import build_parser
 
     app = App(build_parser().parse_args(["--data-dir", str(tmp_path)]), tmp_path)
     config = build_ui(app).get_config_file()

@@ -8,10 +8,10 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
-from modules.options import Options
-from modules.styles import StyleDatabase
-from modules.ui import paste
-from modules.ui import txt2img as ui
+from modules.sumi.frontends.gradio import paste
+from modules.sumi.frontends.gradio import txt2img as ui
+from modules.sumi.services.settings.options import Options
+from modules.sumi.services.settings.styles import StyleDatabase
 from tests.browser_support import browser_skip_reason, launch_chromium, running_server
 
 SKIP = gr.skip()
@@ -191,7 +191,7 @@ def test_empty_prompt_reads_params_txt(tmp_path):
 
 def test_a_sumi_infotext_round_trips(tmp_path):
     """What Sumi writes for a job pastes back to the values that made it."""
-    from modules.infotext import build_infotext
+    from modules.sumi.services.jobs.infotext import build_infotext
 
     text = build_infotext(
         "a fox",

@@ -52,7 +52,7 @@ class Suffix(scripts.Script):
 
 
 def test_paste_fields_cover_the_txt2img_controls():
-    from modules.ui import paste_fields
+    from modules.sumi.frontends.gradio import paste_fields
 
     class Box:
         def __init__(self, value):

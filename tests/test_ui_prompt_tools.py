@@ -9,7 +9,7 @@ import time
 import gradio as gr
 import pytest
 
-from modules.ui import token_counter
+from modules.sumi.frontends.gradio import token_counter
 from tests.browser_support import browser_skip_reason, launch_chromium, running_server
 
 TIMEOUT_MS = 20_000
@@ -63,9 +63,9 @@ def test_steps_change_recounts_both_prompts():
 
 
 def test_counters_are_laid_out_and_wired_outside_the_queue(tmp_path):
-    from modules.app import App
-    from modules.cmd_args import build_parser
-    from modules.ui import build_ui
+    from modules.sumi.app import App
+    from modules.sumi.frontends.gradio import build_ui
+    from modules.sumi.services.settings.flags import build_parser
 
     app = App(build_parser().parse_args(["--data-dir", str(tmp_path)]), tmp_path)
     demo = build_ui(app)

@@ -17,18 +17,18 @@ import pytest
 
 import webui
 from modules import shared
-from modules.app import App
-from modules.callbacks import CallbackRegistry
-from modules.cmd_args import build_parser
-from modules.extensions import ACCESS_DENIED, ExtensionError
-from modules.generation import GenerationService
-from modules.job_queue import JobQueue
-from modules.job_state import JobState
-from modules.options import OptionInfo, Options
-from modules.processing import Processed
-from modules.script_runner import ScriptErrors, ScriptRunner
-from modules.ui import assets, build_ui, extensions_tab, scripts_ui
-from modules.ui import txt2img as ui
+from modules.sumi.app import App
+from modules.sumi.frontends.gradio import assets, build_ui, extensions_tab, scripts_ui
+from modules.sumi.frontends.gradio import txt2img as ui
+from modules.sumi.services.extensions.model import ACCESS_DENIED, ExtensionError
+from modules.sumi.services.jobs.generation import GenerationService
+from modules.sumi.services.jobs.processing import Processed
+from modules.sumi.services.jobs.queue import JobQueue
+from modules.sumi.services.jobs.state import JobState
+from modules.sumi.services.scripts.callbacks import CallbackRegistry
+from modules.sumi.services.scripts.runner import ScriptErrors, ScriptRunner
+from modules.sumi.services.settings.flags import build_parser
+from modules.sumi.services.settings.options import OptionInfo, Options
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from modules.engine.errors import InvalidRequestError
-from modules.options import OptionHTML, OptionInfo, Options, _a1111_only
-from modules.ui import settings as ui
+from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.frontends.gradio import settings as ui
+from modules.sumi.services.settings.options import OptionHTML, OptionInfo, Options, _a1111_only
 from tests.browser_support import browser_skip_reason, launch_chromium, running_server
 
 
@@ -95,9 +95,9 @@ def test_choices_come_from_the_registries_and_keep_the_current_value():
 
 
 def test_page_has_a1111_settings_components_with_unique_elem_ids(tmp_path):
-    from modules.app import App
-    from modules.cmd_args import build_parser
-    from modules.ui import build_ui
+    from modules.sumi.app import App
+    from modules.sumi.frontends.gradio import build_ui
+    from modules.sumi.services.settings.flags import build_parser
 
     (tmp_path / "models" / "VAE").mkdir(parents=True)
     (tmp_path / "models" / "VAE" / "kl-f8.safetensors").write_bytes(b"")

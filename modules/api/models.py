@@ -1,171 +1,42 @@
-"""Request and response bodies of the A1111 HTTP API (`/sdapi/v1/...`), as pydantic models."""
+"""A1111's `modules.api.models`: the request and response bodies of the HTTP API (pydantic models).
+
+They are defined in `modules.sumi.frontends.http.models`.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import typing
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field, create_model
-
-from modules.processing import StableDiffusionProcessingImg2Img, StableDiffusionProcessingTxt2Img
-
-# Fields of the processing object that the job fills in; they are not part of a request.
-_RUNTIME_FIELDS = {
-    "sd_model",
-    "outpath_samples",
-    "outpath_grids",
-    "all_prompts",
-    "all_negative_prompts",
-    "all_seeds",
-    "all_subseeds",
-    "iteration",
-    "clip_skip",
-    "job_timestamp",
-    "sd_model_name",
-    "sd_model_hash",
-    "sd_vae_name",
-    "sd_vae_hash",
-    "warnings",
-    "sampler_index",
-    "script_args",
-    "controlnet_units",
-    "scripts",
-    "prompts",
-    "negative_prompts",
-    "seeds",
-    "subseeds",
-    "extra_network_data",
-    "sampler",
-    "all_hr_prompts",
-    "all_hr_negative_prompts",
-    "image_mask",
-    "latent_mask",
-}
-
-
-class _ApiOnly(BaseModel):
-    """Request fields the API adds to the processing object's own (A1111's names and defaults)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    sampler_index: str = "Euler"
-    script_name: str | None = None
-    script_args: list[Any] = Field(default_factory=list)
-    send_images: bool = True
-    save_images: bool = False
-    alwayson_scripts: dict[str, Any] = Field(default_factory=dict)
-    force_task_id: str | None = None
-    infotext: str | None = None
-
-
-def _processing_fields(cls: type) -> dict[str, Any]:
-    """pydantic field definitions from a processing dataclass, as A1111 derives its API models.
-
-    Every field also accepts null (meaning "the default"), as A1111's generated models do.
-    """
-    hints = typing.get_type_hints(cls)
-    fields = {}
-    for f in dataclasses.fields(cls):
-        if f.name in _RUNTIME_FIELDS:
-            continue
-        if f.default_factory is not dataclasses.MISSING:
-            fields[f.name] = (hints[f.name] | None, Field(default_factory=f.default_factory))
-        else:
-            fields[f.name] = (hints[f.name] | None, f.default)
-    return fields
-
-
-Txt2ImgRequest = create_model(
-    "StableDiffusionTxt2ImgProcessingAPI",
-    __base__=_ApiOnly,
-    __doc__="POST /sdapi/v1/txt2img. Unknown fields are ignored, as A1111 does.",
-    **_processing_fields(StableDiffusionProcessingTxt2Img),
+from modules.sumi.frontends.http.models import (
+    ImagesResponse,
+    ImageToImageResponse,
+    Img2ImgRequest,
+    PngInfoRequest,
+    PngInfoResponse,
+    ProgressResponse,
+    ProgressState,
+    SamplerItem,
+    SchedulerItem,
+    SDModelItem,
+    StableDiffusionImg2ImgProcessingAPI,
+    StableDiffusionTxt2ImgProcessingAPI,
+    TextToImageResponse,
+    Txt2ImgRequest,
+    VaeItem,
 )
 
-
-class _Img2ImgApiOnly(_ApiOnly):
-    include_init_images: bool = False
-
-
-# A1111's img2img request body, for extensions that build one (agent-scheduler); Sumi has no
-# /sdapi/v1/img2img yet.
-Img2ImgRequest = create_model(
+__all__ = [
+    "ImageToImageResponse",
+    "ImagesResponse",
+    "Img2ImgRequest",
+    "PngInfoRequest",
+    "PngInfoResponse",
+    "ProgressResponse",
+    "ProgressState",
+    "SDModelItem",
+    "SamplerItem",
+    "SchedulerItem",
     "StableDiffusionImg2ImgProcessingAPI",
-    __base__=_Img2ImgApiOnly,
-    __doc__="A1111's img2img request body (init_images and mask as base64 strings).",
-    **_processing_fields(StableDiffusionProcessingImg2Img),
-)
-
-# A1111's names for these models (extensions import them, often with `from modules.api.models import *`).
-StableDiffusionTxt2ImgProcessingAPI = Txt2ImgRequest
-StableDiffusionImg2ImgProcessingAPI = Img2ImgRequest
-
-
-class ImagesResponse(BaseModel):
-    images: list[str] | None = None
-    parameters: dict[str, Any]
-    info: str
-
-
-class ProgressState(BaseModel):
-    skipped: bool
-    interrupted: bool
-    stopping_generation: bool = False
-    job: str
-    job_count: int
-    job_timestamp: str
-    job_no: int
-    sampling_step: int
-    sampling_steps: int
-
-
-class ProgressResponse(BaseModel):
-    progress: float
-    eta_relative: float
-    state: ProgressState
-    current_image: str | None = None
-    textinfo: str | None = None
-    current_task: str | None = None
-
-
-class SDModelItem(BaseModel):
-    title: str
-    model_name: str
-    hash: str | None = None
-    sha256: str | None = None
-    filename: str
-    config: str | None = None
-
-
-class SamplerItem(BaseModel):
-    name: str
-    aliases: list[str]
-    options: dict[str, Any]
-
-
-class SchedulerItem(BaseModel):
-    name: str
-    label: str
-    aliases: list[str] | None = None
-    default_rho: float = -1
-    need_inner_model: bool = False
-
-
-class VaeItem(BaseModel):
-    model_name: str
-    filename: str
-
-
-class PngInfoRequest(BaseModel):
-    image: str
-
-
-class PngInfoResponse(BaseModel):
-    info: str
-    items: dict[str, Any]
-    parameters: dict[str, Any]
-
-
-TextToImageResponse = ImageToImageResponse = ImagesResponse
-PNGInfoRequest, PNGInfoResponse = PngInfoRequest, PngInfoResponse
+    "StableDiffusionTxt2ImgProcessingAPI",
+    "TextToImageResponse",
+    "Txt2ImgRequest",
+    "VaeItem",
+]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from modules.unsupported import NotSupportedInSumi
+from modules.sumi.util.unsupported import NotSupportedInSumi
 
 YUNET_FILE = "face_detection_yunet_2022mar.onnx"
 YUNET_URL = "https://github.com/opencv/opencv_zoo/blob/91fb0290f50896f38a0ab1e558b74b16bc009428/models/face_detection_yunet/face_detection_yunet_2022mar.onnx?raw=true"

@@ -1,0 +1,401 @@
+"""The App: one object that owns settings, the model registry, the job queue and the services.
+
+`webui.py` builds it from the parsed flags and hands it to the UI and the API; nothing else creates
+one. Everything user-visible that went wrong at start-up is collected in `notices` for the UI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from modules.sumi.engine.devices import DeviceConfig, select_device, xformers_available
+from modules.sumi.engine.errors import EngineError, InvalidRequestError
+from modules.sumi.services.controlnet.models import ControlNetModels
+from modules.sumi.services.controlnet.service import ControlNetService
+from modules.sumi.services.extensions.manager import ExtensionManager
+from modules.sumi.services.jobs.generation import GenerationService
+from modules.sumi.services.jobs.processing import Processed, StableDiffusionProcessing
+from modules.sumi.services.jobs.queue import JobQueue
+from modules.sumi.services.jobs.state import JobState
+from modules.sumi.services.models.a1111_view import model_view
+from modules.sumi.services.models.checkpoints import CheckpointRegistry, VaeRegistry
+from modules.sumi.services.models.hashing import HashCache
+from modules.sumi.services.models.manager import ModelManager
+from modules.sumi.services.networks.embeddings import EmbeddingDatabase
+from modules.sumi.services.networks.files import HYPERNETWORK_EXTENSIONS, LORA_EXTENSIONS, NetworkFileRegistry
+from modules.sumi.services.networks.hypernetworks import HypernetworkHandler
+from modules.sumi.services.networks.lora import LoraNetwork
+from modules.sumi.services.networks.registry import ExtraNetworkRegistry
+from modules.sumi.services.scripts.callbacks import CallbackRegistry
+from modules.sumi.services.scripts.loading import ScriptService
+from modules.sumi.services.settings.flags import not_yet_implemented_flags
+from modules.sumi.services.settings.options import Options
+from modules.sumi.services.settings.paths import DataPaths
+from modules.sumi.services.settings.styles import StyleDatabase
+
+log = logging.getLogger(__name__)
+
+
+class App:
+    def __init__(self, args: argparse.Namespace, repo_root: Path | str) -> None:
+        self.args = args
+        self.notices: list[str] = []
+        self.demo: Any = None  # the gradio page once built (A1111's shared.demo)
+        # Problems found while the UI took in extensions' tabs and settings (shown in the Extensions tab).
+        self.extension_problems: list[str] = []
+        self.boot_id = uuid.uuid4().hex  # tells a page waiting for a restart that the server is new
+        self.restart_handler: Callable[[], None] | None = None  # set by webui.main
+        self.restart_requested = False
+        self._extension_options_added = False
+        self._count_hook: tuple[Any, Any] | None = None  # (embeddings view, its hook) for count_tokens
+        self.paths = DataPaths.from_args(args, repo_root)
+        self.paths.ensure()
+        self._publish_path_flags()
+        self.options = Options()
+        for warning in self.options.load(self.paths.config_file):
+            self.notice(warning)
+        self.hash_cache = HashCache(self.paths.cache_file)
+        no_hashing = bool(getattr(args, "no_hashing", False))
+        self.checkpoints = CheckpointRegistry(self.paths.ckpt_dirs, self.hash_cache, no_hashing=no_hashing)
+        self.vaes = VaeRegistry(
+            self.paths.vae_dirs,
+            self.paths.ckpt_dirs,
+            forced_path=self.paths.vae_file,
+            hash_cache=None if no_hashing else self.hash_cache,
+        )
+        self.devices = self._select_device()
+        self.state = JobState()
+        self.queue = JobQueue(self.state)
+        self.models = ModelManager(
+            self.checkpoints,
+            self.vaes,
+            self.options,
+            self.devices,
+            allow_unsafe_pickle=bool(args.disable_safe_unpickle),
+        )
+        self.models.on_model_loaded.append(self._remember_checkpoint)
+        self.callbacks = CallbackRegistry()
+        self.models.on_model_loaded.append(self._model_loaded_callbacks)
+        # A1111: --styles-file entries (paths or globs) replace <data>/styles.csv; the first is the save target
+        self.styles = StyleDatabase(
+            list(getattr(args, "styles_file", None) or []) or [self.paths.styles_file]
+        )
+        for warning in self.styles.warnings:
+            self.notice(warning)
+        self.extra_networks = ExtraNetworkRegistry()
+        self.embeddings = EmbeddingDatabase(
+            [self.paths.embeddings_dir], allow_unsafe_pickle=bool(args.disable_safe_unpickle)
+        )
+        self.loras = NetworkFileRegistry([self.paths.lora_dir, self.paths.lycoris_dir], LORA_EXTENSIONS)
+        # <data>/hypernetworks (Sumi's layout) and models/hypernetworks (A1111's default) are both read.
+        hypernetwork_dirs = dict.fromkeys(
+            [self.paths.hypernetwork_dir, self.paths.data_dir / "hypernetworks"]
+        )
+        self.hypernetworks = NetworkFileRegistry(
+            hypernetwork_dirs, HYPERNETWORK_EXTENSIONS, read_metadata=False
+        )
+        self.extra_networks.register(
+            LoraNetwork(self.loras, allow_unsafe_pickle=bool(args.disable_safe_unpickle)), "lyco"
+        )
+        self.extra_networks.register(
+            HypernetworkHandler(self.hypernetworks, allow_unsafe_pickle=bool(args.disable_safe_unpickle))
+        )
+        self.controlnet = self._controlnet_service()
+        self.scripts = ScriptService(self.callbacks, repo_root)
+        self.extensions = ExtensionManager.from_paths(self.paths, self.options, args)
+        self.generation = GenerationService(
+            self.models,
+            self.options,
+            self.paths,
+            self.state,
+            self.styles,
+            self.extra_networks,
+            self.embeddings,
+            self.controlnet,
+            self.callbacks,
+            model_view=_a1111_model_view,
+        )
+
+    def _publish_path_flags(self) -> None:
+        """A1111's folder flags default to the folders in use, and extensions read them as such
+        (`Path(shared.cmd_opts.embeddings_dir)`): fill in the ones the user did not pass."""
+        p = self.paths
+        for dest, path in (
+            ("embeddings_dir", p.embeddings_dir),
+            ("hypernetwork_dir", p.hypernetwork_dir),
+            ("lora_dir", p.lora_dir),
+            ("lyco_dir_backcompat", p.lycoris_dir),
+        ):
+            if getattr(self.args, dest, None) is None:
+                setattr(self.args, dest, str(path))
+
+    def _controlnet_service(self) -> ControlNetService:
+        """models/ControlNet plus sd-webui-controlnet's own folders, for people moving from A1111."""
+        extension = self.paths.extensions_dir / "sd-webui-controlnet"
+        models = ControlNetModels(
+            [self.paths.controlnet_dir, extension / "models"],
+            cache_size=lambda: int(self.options.control_net_model_cache_size),
+            allow_unsafe_pickle=bool(self.args.disable_safe_unpickle),
+        )
+        annotators = [self.paths.controlnet_dir / "annotators", extension / "annotator" / "downloads"]
+        return ControlNetService(models, self.options, annotators)
+
+    def _model_loaded_callbacks(self, loaded) -> None:
+        """Extensions' `on_model_loaded(sd_model)` get what they see as `shared.sd_model` (A1111)."""
+        if self.callbacks.has("model_loaded"):
+            self.callbacks.call("model_loaded", model_view(loaded))
+
+    def _remember_checkpoint(self, loaded) -> None:
+        """After a load the setting holds the hashed title, as A1111 does (`name [hash]`)."""
+        self.options.data["sd_model_checkpoint"] = loaded.checkpoint.title
+
+    def _select_device(self) -> DeviceConfig:
+        a = self.args
+        use_cpu = "all" in (getattr(a, "use_cpu", None) or [])
+        config = select_device(
+            use_cpu=use_cpu,
+            device_id=int(a.device_id) if a.device_id else None,
+            no_half=a.no_half,
+            no_half_vae=a.no_half_vae,
+            precision=a.precision,
+            bf16=getattr(a, "bf16", False),
+        )
+        if a.xformers and not xformers_available():
+            self.notice("--xformers: xformers is not installed, using PyTorch SDPA attention instead")
+        elif a.xformers and not config.is_cuda:
+            self.notice("--xformers: xformers needs a CUDA GPU, using PyTorch SDPA attention instead")
+        elif a.xformers:
+            config = dataclasses.replace(config, attention="xformers")
+        return config
+
+    def notice(self, text: str) -> None:
+        log.warning(text)
+        self.notices.append(text)
+
+    # -- start-up ----------------------------------------------------------------------------------
+    def startup(self) -> None:
+        for flag in not_yet_implemented_flags(self.args):
+            self.notice(
+                f"--{flag.replace('_', '-')} is accepted but has no effect yet in this version of Sumi"
+            )
+        self.checkpoints.refresh()
+        if self.paths.ckpt_file is not None:
+            self._pick_cli_checkpoint(self.paths.ckpt_file)
+        if not self.checkpoints.list():
+            from modules.sumi.services.models.demo import create_demo_checkpoint
+
+            path = create_demo_checkpoint(self.paths.ckpt_dirs[0])
+            self.checkpoints.refresh()
+            self.notice(
+                f"No checkpoint was found, so Sumi made a tiny random demo model ({path.name}). "
+                f"Its images are noise. Put real .safetensors/.ckpt checkpoints in {self.paths.ckpt_dirs[0]} "
+                "and press the refresh button next to the checkpoint list."
+            )
+        self._load_extensions()
+        self.queue.start()
+        self.queue.submit("load model", self._initial_load)
+
+    def _load_extensions(self) -> None:
+        """Run new or changed install.py files (unless --skip-install), then import every script."""
+        for problem in self.extensions.problems:
+            self.notice(f"Extensions: {problem}")
+        if not self.args.skip_install:
+            for failure in self.extensions.run_install_scripts_at_start():
+                self.notice(failure)
+        root = self.scripts.repo_root
+        extension_files = [
+            (f.path, f.extension.path if f.extension else root) for f in self.extensions.script_files()
+        ]
+        self.scripts.load(self.scripts.builtin_files() + extension_files)
+        for error in self.scripts.errors.items:
+            if error.where == "import":
+                self.notice(f"Extension script {error.script} failed to load: {error.message}")
+
+    def _initial_load(self) -> None:
+        """Load the selected checkpoint at start (as A1111 does) so the first image is quick."""
+        try:
+            self.models.get()
+        except EngineError as exc:
+            self.notice(f"The selected checkpoint could not be loaded: {exc}")
+
+    def _pick_cli_checkpoint(self, path: Path) -> None:
+        info = self.checkpoints.add_file(path) if path.is_file() else None
+        if info is None:
+            self.notice(f"--ckpt {path}: no such checkpoint file")
+            return
+        self.options.set("sd_model_checkpoint", info.title)
+
+    # -- operations shared by the UI and the API --------------------------------------------------
+    def txt2img(self, p: StableDiffusionProcessing) -> Processed:
+        """Run a txt2img job through the single worker queue and wait for it."""
+        self.generation.validate(p)
+        return self.queue.run("txt2img", lambda: self.run_txt2img_job(p))
+
+    def run_txt2img_job(self, p: StableDiffusionProcessing) -> Processed:
+        """The body of a txt2img job (call it on the worker queue), in A1111's order: the always-on
+        scripts' `setup`, then the selected script runs the job (usually via process_images), else a
+        plain job. A selected script that raises is recorded in the scripts' errors and re-raised."""
+        processed = None
+        if p.scripts is not None:
+            p.scripts.setup_scrips(p, is_ui=not getattr(p, "is_api", False))
+            try:
+                processed = p.scripts.run(p, *p.script_args)
+            except Exception as exc:
+                index = int(p.script_args[0] or 0) if p.script_args else 0
+                scripts = p.scripts.selectable_scripts
+                if 0 < index <= len(scripts):
+                    p.scripts.errors.report(scripts[index - 1].filename or "script", "run", exc)
+                raise
+        return processed if processed is not None else self.generation.process(p)
+
+    _txt2img_job = run_txt2img_job  # the old private name
+
+    # -- extensions' settings and restart ---------------------------------------------------------
+    def add_extension_options(self) -> None:
+        """Run the `on_ui_settings` callbacks once, so extensions' options exist for the UI and the API.
+
+        An option key that is already taken (by Sumi or an earlier extension) keeps its first
+        description and value; the later one is reported in `notices` and `extension_problems`."""
+        if self._extension_options_added:
+            return
+        self._extension_options_added = True
+        owners = {key: "Sumi" for key in self.options.data_labels}
+        for entry in list(self.callbacks.entries["ui_settings"]):
+            labels, values = dict(self.options.data_labels), dict(self.options.data)
+            try:
+                entry.callback()
+            except Exception as exc:  # an extension's bug: recorded, the other extensions go on
+                self.callbacks.report("ui_settings", entry, exc)
+            source = self._script_label(entry.script) if entry.script else entry.name
+            for key, info in list(self.options.data_labels.items()):
+                first = labels.get(key)
+                if first is None:
+                    owners[key] = source
+                elif info is not first:
+                    self._keep_first_option(key, first, values, owners[key], source)
+
+    def _script_label(self, path: str) -> str:
+        """ "<extension> (scripts/x.py)" for a file in an extension folder, else the path."""
+        target = Path(path)
+        for folder in (self.paths.extensions_dir, self.paths.extensions_builtin_dir):
+            if folder is not None and Path(folder) in target.parents:
+                relative = target.relative_to(folder)
+                return f"{relative.parts[0]} ({Path(*relative.parts[1:]).as_posix()})"
+        return path
+
+    def _keep_first_option(self, key: str, first: Any, values: dict[str, Any], owner: str, by: str) -> None:
+        self.options.data_labels[key] = first
+        if key in values:
+            self.options.data[key] = values[key]
+        message = f"Setting {key!r} added by {by} is already defined by {owner}; the first definition is kept"
+        self.extension_problems.append(message)
+        self.notice(message)
+
+    def request_restart(self, delay: float = 1.0) -> bool:
+        """Ask for a restart of the whole server process (webui.main stops the server, shuts the App
+        down and runs the same command line again). False when nothing can restart this process (the
+        App is embedded, e.g. in tests). The delay lets the reply to the request that asked go out."""
+        if self.restart_handler is None:
+            return False
+        self.restart_requested = True
+        self.state.interrupt()
+        timer = threading.Timer(delay, self.restart_handler)
+        timer.daemon = True
+        timer.start()
+        return True
+
+    def set_options(self, values: dict[str, Any]) -> None:
+        """Apply and persist settings; switching `sd_model_checkpoint` loads the model now."""
+        checkpoint = values.get("sd_model_checkpoint")
+        if checkpoint is not None:
+            info = self.checkpoints.match(str(checkpoint))
+            if info is None:
+                raise InvalidRequestError(f"Checkpoint not found: {checkpoint!r}")
+            values = {**values, "sd_model_checkpoint": info.title}
+        self._check_vae_name(values.get("sd_vae"))
+        unknown = [key for key in values if key not in self.options.data_labels]
+        if unknown:
+            raise InvalidRequestError(f"Unknown setting: {', '.join(map(repr, unknown))}")
+        previous = {key: getattr(self.options, key) for key in values}
+        try:
+            for key, value in values.items():
+                self._set_option(key, value)
+            if checkpoint is not None or "sd_vae" in values:
+                self.queue.run("load model", self.models.get)
+        except Exception:
+            for key, value in previous.items():  # a model that fails to load leaves the old one selected
+                self.options.set(key, value)
+            raise
+        self.options.save(self.paths.config_file)
+
+    def count_tokens(self, text: str, steps: int = 20, *, negative: bool = False) -> tuple[int, int]:
+        """What the prompt boxes' token counters show: (tokens, limit) as A1111's `N/75`, `N/150`, ...
+        The negative prompt is not split at AND (A1111 never splits it)."""
+        from modules.sumi.engine.text.token_count import count_tokens
+        from modules.sumi.engine.text.tokenizer import get_tokenizer
+
+        active = self.models.active
+        tokenizer = active.sd.text_encoders[0].tokenizer if active else get_tokenizer()
+        o = self.options
+        return count_tokens(
+            tokenizer,
+            text,
+            steps,
+            comma_padding_backtrack=int(o.comma_padding_backtrack),
+            emphasis=o.emphasis,
+            is_positive=not negative,
+            find_embedding=self._embedding_finder(active.sd) if active else None,
+        )
+
+    def _embedding_finder(self, model: Any) -> Any:
+        """The counter's `find_embedding`: an embedding counts as its vectors, as in A1111 (None when
+        the embeddings cannot be listed). One hook per embeddings view, so its name index is reused."""
+        try:
+            view = self.embeddings.for_model(model)
+        except Exception as exc:  # the counter is a hint; a broken folder must not break typing
+            log.warning("token counter: embeddings not counted: %s", exc)
+            return None
+        cached = self._count_hook
+        if cached is None or cached[0] is not view:
+            cached = self._count_hook = (view, view.hook())
+        return cached[1].finder(model.text_encoders[0])
+
+    def _check_vae_name(self, name: Any) -> None:
+        """An explicit VAE choice must exist (a stale one in config.json only falls back, as A1111)."""
+        if name is None or name in self.vaes.names():
+            return
+        raise InvalidRequestError(f"VAE not found: {name!r}; choices: {', '.join(self.vaes.names())}")
+
+    def _set_option(self, key: str, value: Any) -> None:
+        try:
+            self.options.set(key, value)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InvalidRequestError(f"Setting {key!r}: {exc}") from exc
+
+    def refresh_checkpoints(self) -> None:
+        self.checkpoints.refresh()
+        self.vaes.refresh()
+
+    def shutdown(self) -> None:
+        self.queue.stop()
+
+
+def preload_extensions(parser: argparse.ArgumentParser, argv: list[str], repo_root: Path | str) -> list[str]:
+    """Let enabled extensions' preload.py add flags to `parser` before the real parse (A1111)."""
+    early, _ = parser.parse_known_args(argv)
+    paths = DataPaths.from_args(early, repo_root)
+    options = Options()
+    options.load(paths.config_file)
+    return ExtensionManager.from_paths(paths, options, early).preload(parser)
+
+
+def _a1111_model_view(loaded: Any) -> Any:
+    """`p.sd_model` as A1111 extensions know it (sd_model_hash, sd_checkpoint_info, is_sdxl, ...)."""
+    return model_view(loaded)

@@ -1,0 +1,141 @@
+"""ControlNet residuals for the denoiser: which units act at a step, and how strongly at each level.
+
+Semantics follow sd-webui-controlnet:
+- a unit acts while `guidance_start <= step / total_steps <= guidance_end` (model calls, from 0);
+- "Balanced": every residual x weight;
+- "My prompt is more important" (soft injection): residual i of n (the last is the middle block) x
+  weight * 0.825 ** (n - 1 - i), so the shallow levels fade out;
+- "ControlNet is more important": soft injection, and the control acts on the cond rows only
+  (uncond rows get none: "cfg injection"), which makes CFG push toward the control;
+- shuffle models average their residuals over space (global average pooling).
+Residuals of several units add up. A `low_vram` unit stays on the CPU between uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from diffusers import ControlNetModel
+
+from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.engine.sampling.denoiser import UNetBatch
+
+CONTROL_MODES = ("Balanced", "My prompt is more important", "ControlNet is more important")
+SOFT_INJECTION_BASE = 0.825
+
+
+@dataclass
+class ControlUnit:
+    """One enabled ControlNet unit, ready to run: its model, its control image and its settings.
+
+    `image` is [N, 3, H, W] in 0..1 at the output size in pixels; N is 1 (shared by every image of the
+    batch) or the batch size (one control image per image).
+    """
+
+    model: ControlNetModel
+    image: torch.Tensor
+    weight: float = 1.0
+    guidance_start: float = 0.0
+    guidance_end: float = 1.0
+    control_mode: str = "Balanced"
+    global_average_pooling: bool = False
+    low_vram: bool = False
+
+    def __post_init__(self):
+        if self.control_mode not in CONTROL_MODES:
+            raise InvalidRequestError(
+                f"unknown control mode {self.control_mode!r}; use one of: {', '.join(CONTROL_MODES)}"
+            )
+        if self.guidance_start > self.guidance_end:
+            raise InvalidRequestError(
+                f"ControlNet guidance start ({self.guidance_start}) is after guidance end ({self.guidance_end})"
+            )
+
+    def active_at(self, step: int, total_steps: int) -> bool:
+        fraction = step / max(total_steps, 1)
+        return self.weight != 0 and self.guidance_start <= fraction <= self.guidance_end
+
+    @property
+    def soft_injection(self) -> bool:
+        return self.control_mode != "Balanced"
+
+    @property
+    def cond_only(self) -> bool:
+        return self.control_mode == "ControlNet is more important"
+
+
+def level_scales(unit: ControlUnit, count: int) -> list[float]:
+    """The multiplier of each residual, shallowest first (the middle block last)."""
+    if not unit.soft_injection:
+        return [unit.weight] * count
+    return [unit.weight * SOFT_INJECTION_BASE ** (count - 1 - i) for i in range(count)]
+
+
+class ControlNetHook:
+    """A denoiser UNet hook that adds the residuals of every unit active at the current step."""
+
+    def __init__(self, units: Sequence[ControlUnit]):
+        self.units = list(units)
+
+    def __call__(self, batch: UNetBatch) -> dict | None:
+        total: list[torch.Tensor] | None = None
+        for unit in self.units:
+            if not unit.active_at(batch.step, batch.total_steps):
+                continue
+            residuals = unit_residuals(unit, batch)
+            total = residuals if total is None else [a + b for a, b in zip(total, residuals, strict=True)]
+        if total is None:
+            return None
+        return {"down_block_additional_residuals": total[:-1], "mid_block_additional_residual": total[-1]}
+
+
+def validate_units(units: Sequence[ControlUnit], width: int, height: int, batch_size: int) -> None:
+    """Reject control images of the wrong size or count before sampling starts."""
+    for index, unit in enumerate(units):
+        count, _, h, w = unit.image.shape
+        if (w, h) != (width, height):
+            raise InvalidRequestError(
+                f"ControlNet unit {index}: control image is {w}x{h}, expected {width}x{height}"
+            )
+        if count not in (1, batch_size):
+            raise InvalidRequestError(
+                f"ControlNet unit {index}: {count} control images for a batch of {batch_size}; give 1 or {batch_size}"
+            )
+
+
+@torch.no_grad()
+def unit_residuals(unit: ControlUnit, batch: UNetBatch) -> list[torch.Tensor]:
+    """Run one unit's ControlNet on the batch's rows; returns its scaled residuals (mid block last)."""
+    device, dtype = batch.x.device, batch.x.dtype
+    if unit.low_vram:
+        unit.model.to(device)
+    try:
+        down, mid = _forward(unit, batch, device, dtype)
+    finally:
+        if unit.low_vram:
+            unit.model.to("cpu")
+    residuals = [*down, mid]
+    if unit.global_average_pooling:
+        residuals = [r.mean(dim=(2, 3), keepdim=True) for r in residuals]
+    scales = level_scales(unit, len(residuals))
+    mask = batch.is_cond.to(dtype).view(-1, 1, 1, 1) if unit.cond_only else None
+    return [r * s if mask is None else r * s * mask for r, s in zip(residuals, scales, strict=True)]
+
+
+def _forward(unit: ControlUnit, batch: UNetBatch, device: torch.device, dtype: torch.dtype):
+    image = unit.image.to(device=device, dtype=dtype)
+    hint = image[batch.images % image.shape[0]]
+    added = None
+    if batch.context.pooled is not None:
+        added = {"text_embeds": batch.context.pooled, "time_ids": batch.time_ids}
+    return unit.model(
+        batch.x,
+        batch.timestep,
+        encoder_hidden_states=batch.context.context,
+        controlnet_cond=hint,
+        conditioning_scale=1.0,
+        added_cond_kwargs=added,
+        return_dict=False,
+    )

@@ -1,0 +1,212 @@
+"""One denoiser call per model evaluation: the UNet on cond and uncond rows, then (composable) CFG.
+
+At model call `step` every image uses the schedule entries its prompt editing selects, for each of its
+AND parts. Guidance is A1111's: `uncond + sum_i w_i * cfg * (cond_i - uncond)`; with a single part of
+weight 1 that is diffusers' CFG, computed in the same order ([uncond, cond] in one batch), so the same
+inputs give the same floats. When cond and uncond differ in token length they run as two batches
+(A1111's default) or, with opt `pad_cond_uncond`, are padded with empty-prompt chunks into one.
+
+Hooks see and may change every call (A1111's `on_cfg_denoiser` / `on_cfg_denoised`, recording which
+conditioning was used). UNet hooks see every UNet forward with, per row, the image it belongs to and
+whether it is a cond or an uncond row, and may add keyword arguments (ControlNet residuals).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from diffusers import UNet2DConditionModel
+
+from modules.sumi.engine.text.encoder import Conditioning, pad_to_same_length
+from modules.sumi.engine.text.schedule import JobConditioning, pick, stack_rows
+
+
+@dataclass
+class DenoiserCall:
+    """What one model evaluation sends through the UNet; hooks may replace fields before the forward."""
+
+    x: torch.Tensor  # scaled model input for the images [B, C, h, w]
+    timestep: torch.Tensor
+    step: int  # model call index, from 0
+    total_steps: int
+    cfg_scale: float
+    conds: list[list[tuple[float, Conditioning]]]  # per image: AND parts (weight, row) at this step
+    unconds: list[Conditioning]  # per image
+    time_ids: torch.Tensor | None = None  # SDXL size conditioning per image [B, 6]
+    empty: Conditioning | None = None  # set: pad cond/uncond of unequal length with empty chunks
+    unet_kwargs: dict = field(default_factory=dict)
+    unet_hooks: list[UNetHook] = field(default_factory=list)
+
+
+@dataclass
+class UNetBatch:
+    """One UNet forward: its inputs and, per row, the image index and whether the row is a cond row."""
+
+    x: torch.Tensor
+    timestep: torch.Tensor
+    context: Conditioning
+    time_ids: torch.Tensor | None
+    images: torch.Tensor  # [rows] index of the image each row belongs to
+    is_cond: torch.Tensor  # [rows] bool
+    step: int
+    total_steps: int
+
+
+UNetHook = Callable[[UNetBatch], dict | None]  # extra UNet keyword arguments for this forward, or None
+BeforeHook = Callable[[DenoiserCall], None]
+AfterHook = Callable[[DenoiserCall, torch.Tensor], torch.Tensor | None]
+
+
+@dataclass
+class Guidance:
+    """Per-job conditioning: schedules per image, the CFG scale and SDXL's size conditioning."""
+
+    conditioning: JobConditioning
+    cfg_scale: float
+    time_ids: torch.Tensor | None = None
+
+
+class CFGDenoiser:
+    """Callable (x_in, t, step) -> guided noise prediction, for one job."""
+
+    def __init__(self, unet: UNet2DConditionModel, guidance: Guidance, total_steps: int):
+        self.unet = unet
+        self.guidance = guidance
+        self.total_steps = total_steps
+        self.before: list[BeforeHook] = []
+        self.after: list[AfterHook] = []
+        self.unet_hooks: list[UNetHook] = []
+
+    def __call__(self, x: torch.Tensor, timestep: torch.Tensor, step: int) -> torch.Tensor:
+        call = self.make_call(x, timestep, step)
+        for hook in self.before:
+            hook(call)
+        out = guided(self.unet, call)
+        for hook in self.after:
+            replaced = hook(call, out)
+            out = out if replaced is None else replaced
+        return out
+
+    def make_call(self, x: torch.Tensor, timestep: torch.Tensor, step: int) -> DenoiserCall:
+        jc = self.guidance.conditioning
+        conds = [[(weight, pick(schedule, step).cond) for weight, schedule in c.parts] for c in jc.conds]
+        unconds = [pick(schedule, step).cond for schedule in jc.unconds]
+        return DenoiserCall(
+            x,
+            timestep,
+            step,
+            self.total_steps,
+            self.guidance.cfg_scale,
+            conds,
+            unconds,
+            self.guidance.time_ids,
+            unet_hooks=list(self.unet_hooks),
+        )
+
+
+def guided(unet: UNet2DConditionModel, call: DenoiserCall) -> torch.Tensor:
+    counts = [len(parts) for parts in call.conds]
+    owners = torch.repeat_interleave(
+        torch.arange(len(counts), device=call.x.device), torch.tensor(counts, device=call.x.device)
+    )
+    cond = stack_rows([row for parts in call.conds for _, row in parts])
+    cond_rows = _Rows(
+        call.x[owners], cond, None if call.time_ids is None else call.time_ids[owners], owners, True
+    )
+    if _only_cond_needed(call):
+        return _unet(unet, call, cond_rows)
+    uncond = stack_rows(call.unconds)
+    if call.empty is not None and cond.context.shape[1] != uncond.context.shape[1]:
+        cond_rows.context, uncond = pad_to_same_length(cond, uncond, call.empty)
+    images = torch.arange(call.x.shape[0], device=call.x.device)
+    uncond_rows = _Rows(call.x, uncond, call.time_ids, images, False)
+    uncond_out, cond_out = _forward_both(unet, call, uncond_rows, cond_rows)
+    weights = torch.tensor(
+        [w * call.cfg_scale for parts in call.conds for w, _ in parts], device=call.x.device
+    )
+    diffs = (cond_out - uncond_out[owners]) * weights.view(-1, 1, 1, 1).to(cond_out.dtype)
+    return uncond_out.index_add(0, owners, diffs)
+
+
+@dataclass
+class _Rows:
+    """Rows of one kind (cond or uncond) ready for the UNet."""
+
+    x: torch.Tensor
+    context: Conditioning
+    time_ids: torch.Tensor | None
+    images: torch.Tensor
+    is_cond: bool
+
+    def flags(self) -> torch.Tensor:
+        return torch.full((self.x.shape[0],), self.is_cond, dtype=torch.bool, device=self.x.device)
+
+
+def _only_cond_needed(call: DenoiserCall) -> bool:
+    """CFG scale 1 with one plain part per image is exactly the cond prediction: skip uncond."""
+    return call.cfg_scale == 1 and all(len(p) == 1 and p[0][0] == 1 for p in call.conds)
+
+
+def _forward_both(unet, call: DenoiserCall, uncond: _Rows, cond: _Rows):
+    """[uncond, cond] in one batch (diffusers' order) when the contexts have the same length, else two."""
+    if cond.context.context.shape[1] != uncond.context.context.shape[1]:
+        return _unet(unet, call, uncond), _unet(unet, call, cond)
+    n_uncond = uncond.x.shape[0]
+    both = _Rows(
+        torch.cat([uncond.x, cond.x]),
+        Conditioning(
+            torch.cat([uncond.context.context, cond.context.context]),
+            None if cond.context.pooled is None else torch.cat([uncond.context.pooled, cond.context.pooled]),
+        ),
+        None if call.time_ids is None else torch.cat([uncond.time_ids, cond.time_ids]),
+        torch.cat([uncond.images, cond.images]),
+        False,
+    )
+    flags = torch.cat([uncond.flags(), cond.flags()])
+    out = _unet(unet, call, both, flags)
+    return out[:n_uncond], out[n_uncond:]
+
+
+def _unet(unet, call: DenoiserCall, rows: _Rows, is_cond: torch.Tensor | None = None) -> torch.Tensor:
+    added = (
+        None
+        if rows.context.pooled is None
+        else {"text_embeds": rows.context.pooled, "time_ids": rows.time_ids}
+    )
+    kwargs = dict(call.unet_kwargs)
+    if call.unet_hooks:
+        batch = UNetBatch(
+            rows.x,
+            call.timestep,
+            rows.context,
+            rows.time_ids,
+            rows.images,
+            rows.flags() if is_cond is None else is_cond,
+            call.step,
+            call.total_steps,
+        )
+        for hook in call.unet_hooks:
+            kwargs = merge_unet_kwargs(kwargs, hook(batch) or {})
+    return unet(
+        rows.x,
+        call.timestep,
+        encoder_hidden_states=rows.context.context,
+        added_cond_kwargs=added,
+        return_dict=False,
+        **kwargs,
+    )[0]
+
+
+def merge_unet_kwargs(first: dict, second: dict) -> dict:
+    """Combine two hooks' UNet arguments: tensors (and lists of tensors) given by both are added."""
+    merged = dict(first)
+    for key, value in second.items():
+        if key not in merged or merged[key] is None:
+            merged[key] = value
+        elif isinstance(value, (list, tuple)):
+            merged[key] = [a + b for a, b in zip(merged[key], value, strict=True)]
+        else:
+            merged[key] = merged[key] + value
+    return merged

@@ -1,0 +1,217 @@
+"""A1111 sampler and schedule-type names mapped onto diffusers schedulers.
+
+A sampler is a scheduler class plus config; a schedule type is a config change on top of it
+(Karras sigmas, exponential sigmas, ...). `build_scheduler` resolves both names the way A1111 does,
+including pre-1.9 names such as "DPM++ 2M Karras", and reports the schedule label for the infotext.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from diffusers import (
+    DDIMScheduler,
+    DPMSolverMultistepScheduler,
+    DPMSolverSDEScheduler,
+    EulerDiscreteScheduler,
+    HeunDiscreteScheduler,
+    KDPM2AncestralDiscreteScheduler,
+    KDPM2DiscreteScheduler,
+    LCMScheduler,
+    LMSDiscreteScheduler,
+    PNDMScheduler,
+    UniPCMultistepScheduler,
+)
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+
+from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.engine.sampling.ancestral import DPMPP2SAncestralScheduler, EulerAncestralEtaScheduler
+
+SIGMA_FLAGS = ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas")
+
+
+@dataclass(frozen=True)
+class ScheduleType:
+    label: str
+    name: str
+    config: dict[str, Any]
+    aliases: tuple[str, ...] = ()
+
+
+SCHEDULE_TYPES: tuple[ScheduleType, ...] = (
+    ScheduleType("Automatic", "automatic", {}),
+    ScheduleType("Uniform", "uniform", {"timestep_spacing": "linspace"}),
+    ScheduleType("Karras", "karras", {"use_karras_sigmas": True}),
+    ScheduleType("Exponential", "exponential", {"use_exponential_sigmas": True}),
+    ScheduleType("SGM Uniform", "sgm_uniform", {"timestep_spacing": "trailing"}, ("SGMUniform",)),
+    ScheduleType("Beta", "beta", {"use_beta_sigmas": True}),
+)
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """One A1111 sampler: how to build its scheduler and the flags A1111 attaches to it."""
+
+    name: str
+    scheduler_class: type[SchedulerMixin]
+    aliases: tuple[str, ...] = ()
+    config: dict[str, Any] = field(default_factory=dict)
+    default_schedule: str = "automatic"
+    schedules: bool = True  # False: the sampler ignores the schedule type (DDIM, PLMS, LCM)
+    second_order: bool = False
+    uses_ensd: bool = False
+    uses_eta: str | None = None  # "ancestral" | "ddim": which A1111 eta setting applies
+
+    @property
+    def options(self) -> dict[str, Any]:
+        opts: dict[str, Any] = {}
+        if self.default_schedule != "automatic":
+            opts["scheduler"] = self.default_schedule
+        if self.second_order:
+            opts["second_order"] = True
+        if self.uses_ensd:
+            opts["uses_ensd"] = True
+        return opts
+
+
+K_SPACING = {"timestep_spacing": "linspace"}
+DPMPP = {"algorithm_type": "dpmsolver++", "solver_order": 2, **K_SPACING}
+
+SAMPLERS: tuple[SamplerSpec, ...] = (
+    SamplerSpec("DPM++ 2M", DPMSolverMultistepScheduler, ("k_dpmpp_2m",), DPMPP, "karras"),
+    SamplerSpec("DPM++ SDE", DPMSolverSDEScheduler, ("k_dpmpp_sde",), K_SPACING, "karras", second_order=True),
+    SamplerSpec(
+        "DPM++ 2M SDE",
+        DPMSolverMultistepScheduler,
+        ("k_dpmpp_2m_sde",),
+        {**DPMPP, "algorithm_type": "sde-dpmsolver++"},
+        "exponential",
+    ),
+    SamplerSpec(
+        "DPM++ 2S a",
+        DPMPP2SAncestralScheduler,
+        ("k_dpmpp_2s_a",),
+        K_SPACING,
+        "karras",
+        second_order=True,
+        uses_ensd=True,
+    ),
+    SamplerSpec(
+        "Euler a",
+        EulerAncestralEtaScheduler,
+        ("k_euler_a", "k_euler_ancestral"),
+        K_SPACING,
+        uses_ensd=True,
+        uses_eta="ancestral",
+    ),
+    SamplerSpec("Euler", EulerDiscreteScheduler, ("k_euler",), K_SPACING),
+    SamplerSpec("LMS", LMSDiscreteScheduler, ("k_lms",), K_SPACING),
+    SamplerSpec("Heun", HeunDiscreteScheduler, ("k_heun",), K_SPACING, second_order=True),
+    SamplerSpec("DPM2", KDPM2DiscreteScheduler, ("k_dpm_2",), K_SPACING, "karras", second_order=True),
+    SamplerSpec(
+        "DPM2 a",
+        KDPM2AncestralDiscreteScheduler,
+        ("k_dpm_2_a",),
+        K_SPACING,
+        "karras",
+        second_order=True,
+        uses_ensd=True,
+    ),
+    SamplerSpec(
+        "DDIM", DDIMScheduler, ("ddim",), {"timestep_spacing": "leading"}, schedules=False, uses_eta="ddim"
+    ),
+    SamplerSpec(
+        "PLMS",
+        PNDMScheduler,
+        ("plms",),
+        {"timestep_spacing": "leading", "skip_prk_steps": True},
+        schedules=False,
+    ),
+    SamplerSpec("UniPC", UniPCMultistepScheduler, ("unipc",), {**K_SPACING, "solver_order": 3}),
+    SamplerSpec("LCM", LCMScheduler, ("k_lcm", "lcm"), {"timestep_spacing": "leading"}, schedules=False),
+)
+
+_SAMPLER_LOOKUP = {key.lower(): s for s in SAMPLERS for key in (s.name, *s.aliases)}
+_SCHEDULE_LOOKUP = {key.lower(): t for t in SCHEDULE_TYPES for key in (t.label, t.name, *t.aliases)}
+
+
+def find_schedule_type(name: str | None) -> ScheduleType:
+    """A schedule type by label, name or alias (case-insensitive); None/"" means Automatic."""
+    if not name:
+        return SCHEDULE_TYPES[0]
+    found = _SCHEDULE_LOOKUP.get(name.strip().lower())
+    if found is None:
+        labels = ", ".join(t.label for t in SCHEDULE_TYPES)
+        raise InvalidRequestError(f"Unknown schedule type {name!r}; choose one of: {labels}")
+    return found
+
+
+def find_sampler(name: str | None, schedule: str | None = None) -> tuple[SamplerSpec, ScheduleType]:
+    """Resolve an A1111 sampler name (with aliases and old "<sampler> <schedule>" names)."""
+    key = (name or SAMPLERS[0].name).strip().lower()
+    spec = _SAMPLER_LOOKUP.get(key)
+    if spec is None:
+        spec, schedule = _split_legacy_name(key, schedule)
+    return spec, find_schedule_type(schedule)
+
+
+def _split_legacy_name(key: str, schedule: str | None) -> tuple[SamplerSpec, str | None]:
+    for suffix, stype in sorted(_SCHEDULE_LOOKUP.items(), key=lambda kv: -len(kv[0])):
+        base = key.removesuffix(" " + suffix)
+        if base != key and base in _SAMPLER_LOOKUP:
+            keep = schedule and find_schedule_type(schedule).name != "automatic"
+            return _SAMPLER_LOOKUP[base], schedule if keep else stype.label
+    names = ", ".join(s.name for s in SAMPLERS)
+    raise InvalidRequestError(f"Sampler not found: {key!r}; choose one of: {names}")
+
+
+def resolved_schedule(spec: SamplerSpec, schedule: ScheduleType) -> ScheduleType:
+    """The schedule actually used: Automatic becomes the sampler's default; DDIM/PLMS/LCM use none."""
+    if not spec.schedules:
+        return SCHEDULE_TYPES[0]
+    if schedule.name == "automatic":
+        return find_schedule_type(spec.default_schedule)
+    return schedule
+
+
+@dataclass
+class BuiltScheduler:
+    scheduler: SchedulerMixin
+    spec: SamplerSpec
+    schedule: ScheduleType
+    step_kwargs: dict[str, Any]
+
+
+def build_scheduler(
+    sampler: str | None,
+    schedule: str | None,
+    model_config: dict[str, Any],
+    *,
+    eta_ancestral: float = 1.0,
+    eta_ddim: float = 0.0,
+    seed: int = 0,
+) -> BuiltScheduler:
+    """A fresh scheduler for one job. `model_config` holds the model's betas and prediction type."""
+    spec, requested = find_sampler(sampler, schedule)
+    stype = resolved_schedule(spec, requested)
+    config = {**model_config, **spec.config, **stype.config}
+    if spec.uses_eta == "ancestral":
+        config["eta"] = eta_ancestral
+    if spec.scheduler_class is DPMSolverSDEScheduler:
+        config["noise_sampler_seed"] = seed
+    scheduler = spec.scheduler_class.from_config(_supported(spec.scheduler_class, config))
+    step_kwargs = {"eta": eta_ddim} if spec.uses_eta == "ddim" else {}
+    return BuiltScheduler(scheduler, spec, stype, step_kwargs)
+
+
+def _supported(cls: type[SchedulerMixin], config: dict[str, Any]) -> dict[str, Any]:
+    """Drop schedule flags a scheduler class does not know (diffusers would silently ignore them)."""
+    import inspect
+
+    params = inspect.signature(cls.__init__).parameters
+    takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    unknown = [k for k in SIGMA_FLAGS if config.get(k) and k not in params and not takes_kwargs]
+    if unknown:
+        raise InvalidRequestError(f"{cls.__name__} does not support {', '.join(unknown)}")
+    return config

@@ -1,0 +1,177 @@
+"""Text to image for one batch: encode, draw noise, sample, decode. No files, no settings, no globals."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from PIL import Image
+
+from modules.sumi.engine import vae as vae_ops
+from modules.sumi.engine.controlnet.control import ControlNetHook, ControlUnit, validate_units
+from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.engine.model import SDModel
+from modules.sumi.engine.sampling import loop
+from modules.sumi.engine.sampling.denoiser import CFGDenoiser, Guidance
+from modules.sumi.engine.sampling.noise import image_noise, make_generators
+from modules.sumi.engine.sampling.samplers import BuiltScheduler, build_scheduler
+from modules.sumi.engine.text import schedule
+from modules.sumi.engine.text.encoder import TokenOverride
+from modules.sumi.engine.text.schedule import PromptOptions
+
+
+@dataclass
+class BatchRequest:
+    """One batch of images that share size, steps and sampler; prompts and seeds are per image."""
+
+    prompts: list[str]
+    negative_prompts: list[str]
+    seeds: list[int]
+    width: int = 512
+    height: int = 512
+    steps: int = 20
+    cfg_scale: float = 7.0
+    sampler: str = "Euler a"
+    schedule: str = "Automatic"
+    clip_skip: int = 1
+    subseeds: list[int] = field(default_factory=list)
+    subseed_strength: float = 0.0
+    seed_resize_from: tuple[int, int] | None = None  # (width, height) in pixels
+    eta_ancestral: float = 1.0
+    eta_ddim: float = 0.0
+    eta_noise_seed_delta: int = 0
+    noise_device: str = "cpu"  # "cpu" (reproducible everywhere) or "gpu"
+    emphasis: str = "Original"
+    comma_padding_backtrack: int = 20
+    use_old_scheduling: bool = False
+    pad_cond_uncond: bool = False
+    token_override: TokenOverride | None = None  # textual-inversion embeddings for this job
+    control_units: list[ControlUnit] = field(default_factory=list)  # enabled ControlNet units
+
+    @property
+    def batch_size(self) -> int:
+        return len(self.prompts)
+
+
+@dataclass
+class BatchResult:
+    images: list[Image.Image]
+    latents: torch.Tensor
+    sampler: str
+    schedule: str  # resolved schedule label, as the infotext writes it
+    stopped_early: bool = False
+
+
+def validate(request: BatchRequest, scale: int = 8) -> None:
+    """Reject what cannot be sampled, with a message a user understands."""
+    for name, value in (("width", request.width), ("height", request.height)):
+        if value < scale or value % scale:
+            raise InvalidRequestError(f"{name} must be a positive multiple of {scale}, got {value}")
+    if request.steps < 1:
+        raise InvalidRequestError(f"steps must be at least 1, got {request.steps}")
+    if not (len(request.prompts) == len(request.negative_prompts) == len(request.seeds) >= 1):
+        raise InvalidRequestError("prompts, negative prompts and seeds must be given for every image")
+    validate_units(request.control_units, request.width, request.height, request.batch_size)
+
+
+def generate(
+    model: SDModel,
+    request: BatchRequest,
+    *,
+    callback: Callable[[loop.StepInfo], None] | None = None,
+    control: loop.SamplingControl | None = None,
+    denoiser_hooks: Callable[[CFGDenoiser], None] | None = None,
+    progress_bar: bool = True,
+    conditioning_cache: dict | None = None,
+) -> BatchResult:
+    """Sample and decode one batch. `denoiser_hooks` may attach hooks to the job's denoiser."""
+    validate(request, model.vae_scale)
+    built = build_scheduler(
+        request.sampler,
+        request.schedule,
+        model.scheduler_config,
+        eta_ancestral=request.eta_ancestral,
+        eta_ddim=request.eta_ddim,
+        seed=request.seeds[0],
+    )
+    schedule_steps = request.steps * 2 if built.spec.second_order else request.steps
+    guidance = conditioning(model, request, schedule_steps, conditioning_cache)
+    denoiser = CFGDenoiser(model.unet, guidance, schedule_steps)
+    if request.control_units:
+        denoiser.unet_hooks.append(ControlNetHook(request.control_units))
+    if denoiser_hooks is not None:
+        denoiser_hooks(denoiser)
+    generators, noise = initial_noise(model, request)
+    latents = loop.sample(
+        denoiser,
+        built,
+        noise,
+        request.steps,
+        generators=generators,
+        callback=callback,
+        control=control,
+        progress_bar=progress_bar,
+    )
+    images = vae_ops.to_pil(vae_ops.decode(model, latents))
+    stopped = control is not None and control.should_stop
+    return BatchResult(images, latents, built.spec.name, built.schedule.label, stopped)
+
+
+@torch.no_grad()
+def conditioning(
+    model: SDModel, request: BatchRequest, schedule_steps: int | None = None, cache: dict | None = None
+) -> Guidance:
+    """Text conditioning for the batch: AND parts and prompt-editing schedules for `schedule_steps`
+    model calls (A1111: twice the steps for second-order samplers), and SDXL's size conditioning.
+    `cache` (one dict per job) keeps batches with the same prompts from encoding them again."""
+    options = PromptOptions(
+        clip_skip=request.clip_skip if model.family == "SD1" else 1,  # A1111 ignores it for SD2 and SDXL
+        emphasis=request.emphasis,
+        comma_padding_backtrack=request.comma_padding_backtrack,
+        use_old_scheduling=request.use_old_scheduling,
+        zero_empty_negative=model.is_sdxl,
+        pad_cond_uncond=request.pad_cond_uncond,
+        token_override=request.token_override,
+    )
+    steps = schedule_steps or request.steps
+    key = (tuple(request.prompts), tuple(request.negative_prompts), steps, repr(options))
+    if cache is None or key not in cache:
+        jc = schedule.build(model.text_encoders, request.prompts, request.negative_prompts, steps, options)
+        if cache is not None:
+            cache[key] = jc
+    return Guidance(
+        cache[key] if cache is not None else jc, request.cfg_scale, _sdxl_time_ids(model, request)
+    )
+
+
+def _sdxl_time_ids(model: SDModel, request: BatchRequest) -> torch.Tensor | None:
+    if not model.is_sdxl:
+        return None
+    h, w = request.height, request.width
+    time_ids = torch.tensor([[h, w, 0, 0, h, w]], dtype=model.dtype, device=model.device)
+    return time_ids.repeat(request.batch_size, 1)
+
+
+def initial_noise(model: SDModel, request: BatchRequest) -> tuple[list[torch.Generator], torch.Tensor]:
+    """Per-image generators (they continue into the sampler's noise) and the starting noise."""
+    noise_device = model.device if request.noise_device == "gpu" else torch.device("cpu")
+    generators = make_generators(request.seeds, noise_device)
+    scale = model.vae_scale
+    shape = (model.latent_channels, request.height // scale, request.width // scale)
+    resize = None
+    if request.seed_resize_from and all(v > 0 for v in request.seed_resize_from):
+        resize = (request.seed_resize_from[1] // scale, request.seed_resize_from[0] // scale)
+    noise = image_noise(
+        shape,
+        generators,
+        subseeds=request.subseeds,
+        subseed_strength=request.subseed_strength,
+        seed_resize_from=resize,
+    )
+    if request.eta_noise_seed_delta:
+        generators = make_generators([s + request.eta_noise_seed_delta for s in request.seeds], noise_device)
+    return generators, noise.to(device=model.device, dtype=model.dtype)
+
+
+__all__ = ["BatchRequest", "BatchResult", "BuiltScheduler", "generate", "validate"]

@@ -1,0 +1,174 @@
+"""Sumi's Gradio web UI: `build_ui(app)` returns the Blocks that `webui.py` mounts at "/".
+
+The page's CSS and script travel inside the Blocks (in the `<head>` of the notices component), so
+mounting needs no extra arguments; `CSS` and `JS` are exported for callers that prefer to pass them
+to `gr.mount_gradio_app(..., css=CSS)` themselves.
+
+Extensions take part as in A1111: their `on_ui_settings` options are registered before the Settings
+tab is built; their `on_ui_tabs` tabs are built before the page (each callback makes its own
+`gr.Blocks`) and placed after txt2img, before Settings and Extensions; their `javascript/*.js` and
+`style.css` are added to the page's `<head>`. A callback that raises, a tab that is not a
+`(gr.Blocks, title, elem_id)` or whose id or title is taken is reported (notices, Extensions tab)
+and left out; the rest of the page is built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+
+from modules.sumi.frontends.gradio.assets import CSS, EXTENSION_HEAD_ELEM_ID, JS, extension_head
+from modules.sumi.frontends.gradio.extensions_tab import create_extensions_tab, source_label
+from modules.sumi.frontends.gradio.paste_buttons import REGISTRY as PASTE_BUTTONS
+from modules.sumi.frontends.gradio.paste_buttons import announcing_parser, readable_roots
+from modules.sumi.frontends.gradio.quicksettings import create_quicksettings, page_load
+from modules.sumi.frontends.gradio.settings import create_settings_tab
+from modules.sumi.frontends.gradio.txt2img import create_txt2img_tab
+
+if TYPE_CHECKING:
+    from modules.sumi.app import App
+
+__all__ = ["CSS", "JS", "build_ui"]
+
+# Sumi's own tabs: (id, title). Extension tabs may not reuse either.
+SUMI_TABS = (("txt2img", "txt2img"), ("settings", "Settings"), ("extensions", "Extensions"))
+
+
+@dataclass
+class ExtensionTab:
+    blocks: gr.Blocks
+    title: str
+    elem_id: str
+    source: str  # the extension file that registered it
+
+
+def build_ui(app: App) -> gr.Blocks:
+    """The whole page: quick settings and notices on top, then one tab per mode."""
+    app.add_extension_options()
+    PASTE_BUTTONS.reset()  # extensions register "send to txt2img" buttons while their tabs are made
+    extension_tabs = collect_extension_tabs(app)
+    with gr.Blocks(title="Sumi", analytics_enabled=False) as demo:
+        quick = create_quicksettings(app)
+        gr.HTML("", elem_id=EXTENSION_HEAD_ELEM_ID, head=extension_head(app), js_on_load=None)
+        with gr.Tabs(elem_id="tabs"):
+            _txt2img_tab(app)
+            for tab in extension_tabs:
+                _extension_tab(app, tab)
+            _settings_tab(app, demo)
+            _extensions_tab(app, demo)
+        _connect_paste_buttons(app)
+        demo.load(
+            partial(page_load, app),
+            outputs=[quick.checkpoint, quick.notices],
+            show_progress="hidden",
+            api_visibility="undocumented",
+        )
+    return demo
+
+
+def _problem(app: App, message: str) -> None:
+    app.extension_problems.append(message)
+    app.notice(message)
+
+
+def collect_extension_tabs(app: App) -> list[ExtensionTab]:
+    """Call every `on_ui_tabs` callback (outside the page's Blocks, as A1111) and check what it gave."""
+    registry = app.callbacks
+    taken_ids = {tab_id for tab_id, _ in SUMI_TABS}
+    taken_titles = {title.lower() for _, title in SUMI_TABS}
+    tabs: list[ExtensionTab] = []
+    for entry in list(registry.entries["ui_tabs"]):
+        source = source_label(app, entry.script)
+        try:
+            given = entry.callback()
+        except Exception as exc:  # recorded with its traceback; the other extensions' tabs still come
+            registry.report("ui_tabs", entry, exc)
+            _problem(app, f"{source}: on_ui_tabs failed ({type(exc).__name__}: {exc}); its tab is left out")
+            continue
+        for item in given or []:
+            tab = _checked_tab(app, item, source, taken_ids, taken_titles)
+            if tab is not None:
+                taken_ids.add(tab.elem_id)
+                taken_titles.add(tab.title.lower())
+                tabs.append(tab)
+    return tabs
+
+
+def _checked_tab(
+    app: App, item: Any, source: str, taken_ids: set[str], taken_titles: set[str]
+) -> ExtensionTab | None:
+    if not isinstance(item, (tuple, list)) or len(item) not in (2, 3) or not isinstance(item[0], gr.Blocks):
+        _problem(app, f"{source}: on_ui_tabs returned {item!r}, not (gr.Blocks, title, elem_id); left out")
+        return None
+    blocks, title = item[0], str(item[1])
+    elem_id = str(item[2]) if len(item) == 3 and item[2] else title.lower().replace(" ", "_")
+    if elem_id in taken_ids or title.lower() in taken_titles:
+        _problem(
+            app,
+            f"{source}: a tab with the id {elem_id!r} or the title {title!r} already exists; "
+            "this one is left out",
+        )
+        return None
+    return ExtensionTab(blocks, title, elem_id, source)
+
+
+def _extension_tab(app: App, tab: ExtensionTab) -> None:
+    with gr.Tab(tab.title, id=tab.elem_id, elem_id=f"tab_{tab.elem_id}"):
+        try:
+            tab.blocks.render()
+        except Exception as exc:
+            _problem(
+                app, f"{tab.source}: its tab {tab.title!r} could not be shown ({type(exc).__name__}: {exc})"
+            )
+
+
+def _txt2img_tab(app: App) -> None:
+    with gr.Tab("txt2img", id="txt2img", elem_id="tab_txt2img"):
+        tab = create_txt2img_tab(app)
+    PASTE_BUTTONS.add_paste_fields("txt2img", None, paste_fields(tab.controls))
+
+
+def paste_fields(c: dict[str, Any]) -> list[tuple[Any, Any]]:
+    """(component, infotext key) pairs of the txt2img tab, A1111's names, for extensions' paste buttons."""
+    keys = {
+        "prompt": "Prompt",
+        "negative_prompt": "Negative prompt",
+        "steps": "Steps",
+        "sampler_name": "Sampler",
+        "scheduler": "Schedule type",
+        "cfg_scale": "CFG scale",
+        "seed": "Seed",
+        "width": "Size-1",
+        "height": "Size-2",
+        "batch_size": "Batch size",
+        "subseed": "Variation seed",
+        "subseed_strength": "Variation seed strength",
+        "seed_resize_from_w": "Seed resize from-1",
+        "seed_resize_from_h": "Seed resize from-2",
+    }
+    fields: list[tuple[Any, Any]] = [(c[name], key) for name, key in keys.items() if name in c]
+    if "seed_enable_extras" in c:
+        fields.append((c["seed_enable_extras"], lambda d: "Variation seed" in d or "Seed resize from-1" in d))
+    return fields
+
+
+def _connect_paste_buttons(app: App) -> None:
+    try:
+        PASTE_BUTTONS.connect(
+            announcing_parser(app.options, app.callbacks), readable_roots(app.paths.outputs_dir)
+        )
+    except Exception as exc:  # an extension's button wired to something odd must not stop the page
+        _problem(app, f"Could not connect an extension's paste button ({type(exc).__name__}: {exc})")
+
+
+def _settings_tab(app: App, demo: gr.Blocks) -> None:
+    with gr.Tab("Settings", id="settings", elem_id="tab_settings"):
+        create_settings_tab(app, demo)
+
+
+def _extensions_tab(app: App, demo: gr.Blocks) -> None:
+    with gr.Tab("Extensions", id="extensions", elem_id="tab_extensions"):
+        create_extensions_tab(app, demo)

@@ -1,0 +1,324 @@
+"""The ControlNet accordion's handlers, free of layout: model lists, preprocessor sliders, the
+preprocessor preview, a blank canvas, and the units a Generate click turns into.
+
+Each unit sends the same values to Generate, in the order of `UnitValues`; `units_from_values` turns
+the flat list of every unit's values into `ControlNetUnit`s (checked by `unit_from_dict`, so the UI and
+the API accept and refuse the same things).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+import numpy as np
+
+from modules.sumi.engine.controlnet.control import CONTROL_MODES
+from modules.sumi.engine.controlnet.image_fit import ResizeMode, pixel_perfect_resolution
+from modules.sumi.engine.controlnet.preprocessors import (
+    RESOLUTION,
+    Slider,
+    get_preprocessor,
+    list_preprocessors,
+)
+from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.frontends.gradio import results
+from modules.sumi.services.controlnet.models import NONE
+from modules.sumi.services.controlnet.units import ControlNetUnit, decode_image, unit_from_dict
+
+if TYPE_CHECKING:
+    from modules.sumi.app import App
+
+IMAGE, CANVAS = "image", "canvas"  # where a unit's control image comes from (its input tabs' ids)
+RESIZE_MODES = tuple(m.value for m in ResizeMode)
+DEFAULT_RESIZE_MODE = ResizeMode.CROP_AND_RESIZE.value
+DEFAULT_CONTROL_MODE = CONTROL_MODES[0]
+DEFAULT_CANVAS_SIZE = 512
+RESOLUTION_LABEL = "Preprocessor Resolution"
+# Shown in an unused threshold slider; the preprocessor ignores its value.
+UNUSED_THRESHOLD = Slider("Threshold", 0, 1, 0.5, 0.01)
+
+
+@dataclass
+class UnitValues:
+    """One unit's controls as Generate receives them, in order (sliders send floats)."""
+
+    enabled: bool = False
+    source: str = IMAGE
+    image: np.ndarray | None = None
+    canvas: dict[str, Any] | None = None
+    low_vram: bool = False
+    pixel_perfect: bool = False
+    module: str = "none"
+    model: str = NONE
+    weight: float = 1.0
+    guidance_start: float = 0.0
+    guidance_end: float = 1.0
+    processor_res: float = RESOLUTION.default
+    threshold_a: float = -1
+    threshold_b: float = -1
+    resize_mode: str = DEFAULT_RESIZE_MODE
+    control_mode: str = DEFAULT_CONTROL_MODE
+
+
+UNIT_INPUTS = tuple(f.name for f in fields(UnitValues))
+
+
+# -- model list ----------------------------------------------------------------------------------------
+def preprocessor_labels() -> list[str]:
+    return [p.label for p in list_preprocessors()]
+
+
+def active_family(app: App) -> str | None:
+    """The loaded checkpoint's family ("SD1", "SD2", "SDXL"), None while no model is loaded."""
+    active = app.models.active
+    return active.sd.family if active is not None else None
+
+
+def model_choices(app: App) -> list[str]:
+    """The Model choices: "None", then the ControlNets that fit the loaded checkpoint (every one while
+    no checkpoint is loaded)."""
+    return app.controlnet.models.names_for_family(active_family(app))
+
+
+def refresh_model_dropdowns(app: App, *current: str | None, rescan: bool = False) -> tuple[Any, ...]:
+    """The 🔄 button (rescan) and opening the accordion (the checkpoint may have changed): every unit's
+    dropdown is updated from one listing (one output: one update, as Gradio expects)."""
+    if rescan:
+        app.controlnet.models.refresh()
+    choices = model_choices(app)
+    updates = tuple(gr.update(choices=choices, value=c if c in choices else NONE) for c in current)
+    return updates if len(updates) != 1 else updates[0]
+
+
+# -- preprocessor sliders ------------------------------------------------------------------------------
+def slider_update(
+    slider: Slider | None, keep: float | None = None, label: str | None = None
+) -> dict[str, Any]:
+    """A threshold/resolution slider for a preprocessor: hidden when unused; `keep` is kept when it is
+    inside the new range (the resolution), else the preprocessor's default is set."""
+    if slider is None:
+        return gr.update(visible=False)
+    value = keep if keep is not None and slider.minimum <= keep <= slider.maximum else slider.default
+    return gr.update(
+        visible=True,
+        label=label or slider.label,
+        minimum=slider.minimum,
+        maximum=slider.maximum,
+        step=slider.step,
+        value=value,
+    )
+
+
+def preprocessor_changed(module: str, pixel_perfect: bool, resolution: float | None) -> tuple[Any, Any, Any]:
+    """(resolution, threshold A, threshold B) for a newly chosen preprocessor; the resolution is
+    hidden too under Pixel Perfect, which computes it. Nothing else of the unit changes."""
+    try:
+        preprocessor = get_preprocessor(module or "none")
+    except InvalidRequestError:
+        return gr.update(visible=False), gr.update(visible=False), gr.update(visible=False)
+    res = preprocessor.resolution if not pixel_perfect else None
+    return (
+        slider_update(res, resolution, RESOLUTION_LABEL) if res is not None else gr.update(visible=False),
+        slider_update(preprocessor.threshold_a),
+        slider_update(preprocessor.threshold_b),
+    )
+
+
+def pixel_perfect_changed(module: str, pixel_perfect: bool) -> dict[str, Any]:
+    """Pixel Perfect hides the resolution slider (the value is computed); unticking shows it again."""
+    try:
+        uses = get_preprocessor(module or "none").uses_resolution
+    except InvalidRequestError:
+        uses = False
+    return gr.update(visible=uses and not pixel_perfect)
+
+
+# -- images --------------------------------------------------------------------------------------------
+def control_image(source: str, image: Any, canvas: Any) -> Any:
+    """The unit's image: the uploaded one, or the canvas drawing (its composite) on the Canvas tab."""
+    if source == CANVAS:
+        return canvas.get("composite") if isinstance(canvas, dict) else None
+    return image
+
+
+def blank_canvas(width: float, height: float) -> dict[str, Any]:
+    """A white canvas value for the Sketchpad (no layers drawn yet)."""
+    w, h = int(width or DEFAULT_CANVAS_SIZE), int(height or DEFAULT_CANVAS_SIZE)
+    white = np.full((h, w, 3), 255, np.uint8)
+    return {"background": white, "layers": [], "composite": white}
+
+
+def create_canvas(width: float, height: float) -> tuple[Any, Any, str, Any]:
+    """📝 → Create new canvas: (canvas value, input tabs on Canvas, source, canvas size panel hidden)."""
+    return blank_canvas(width, height), gr.Tabs(selected=CANVAS), CANVAS, gr.update(visible=False)
+
+
+# -- preview -------------------------------------------------------------------------------------------
+def detect_preview(
+    app: App,
+    module: str,
+    image: np.ndarray,
+    processor_res: float,
+    threshold_a: float,
+    threshold_b: float,
+    pixel_perfect: bool = False,
+    target: tuple[int, int] | None = None,
+    resize_mode: str = DEFAULT_RESIZE_MODE,
+) -> np.ndarray:
+    """The preprocessor's map for one image, as sd-webui-controlnet's 💥 computes it: at the unit's
+    resolution, or under Pixel Perfect at the resolution that fits the generation size `target` (w, h)."""
+    if not pixel_perfect or target is None:
+        return app.controlnet.detect(module, [image], processor_res, threshold_a, threshold_b)[0]
+    width, height = target
+    resolution = pixel_perfect_resolution(image.shape[:2], (int(height), int(width)), resize_mode)
+    preprocessor = get_preprocessor(module or "none")
+    return preprocessor.run(
+        image,
+        resolution,
+        threshold_a,
+        threshold_b,
+        annotator_dir=app.controlnet.annotator_dir,
+        exact_resolution=True,
+    )
+
+
+def run_preview(
+    app: App,
+    index: int,
+    module: str,
+    source: str,
+    image: Any,
+    canvas: Any,
+    processor_res: float,
+    threshold_a: float,
+    threshold_b: float,
+    pixel_perfect: bool,
+    resize_mode: str,
+    width: float,
+    height: float,
+) -> tuple[Any, Any, Any, str]:
+    """💥: (preview image, Allow Preview, preview column, message). The map is shown beside the input
+    and Allow Preview is ticked; a problem becomes the tab's error message and the preview is kept."""
+    try:
+        raw = control_image(source, image, canvas)
+        if raw is None:
+            where = "canvas" if source == CANVAS else "image"
+            raise InvalidRequestError(
+                f"ControlNet unit {index} has no {where} to preview; upload an image or create a canvas"
+            )
+        rgb = decode_image(raw, f"ControlNet unit {index}: image")
+        detected = detect_preview(
+            app,
+            module,
+            rgb,
+            processor_res,
+            threshold_a,
+            threshold_b,
+            pixel_perfect,
+            (width, height),
+            resize_mode,
+        )
+    except Exception as exc:  # a message in the UI, never a broken page
+        return gr.skip(), gr.skip(), gr.skip(), results.error_html(results.error_message(exc))
+    return gr.update(value=detected), True, gr.update(visible=True), ""
+
+
+# -- Generate ------------------------------------------------------------------------------------------
+def unit_from_values(index: int, v: UnitValues) -> ControlNetUnit:
+    """A unit as the API would build it from the same values (InvalidRequestError for a bad one).
+    A disabled unit's image is not read."""
+    data = {name: getattr(v, name) for name in UNIT_INPUTS if name not in ("source", "image", "canvas")}
+    data["image"] = control_image(v.source, v.image, v.canvas) if v.enabled else None
+    data["processor_res"] = int(v.processor_res) if v.processor_res is not None else -1
+    data.update(_unused_sliders(v.module))
+    return unit_from_dict(data, index)
+
+
+def _unused_sliders(module: str) -> dict[str, int]:
+    """Hidden sliders still hold a value; the unit gets the API's -1 for them instead, so the infotext
+    is the same as for an API request. An unknown module is left for the service's message."""
+    try:
+        preprocessor = get_preprocessor(module or "none")
+    except InvalidRequestError:
+        return {}
+    sliders = {
+        "processor_res": preprocessor.resolution,
+        "threshold_a": preprocessor.threshold_a,
+        "threshold_b": preprocessor.threshold_b,
+    }
+    return {name: -1 for name, slider in sliders.items() if slider is None}
+
+
+def units_from_values(values: Sequence[Any]) -> list[ControlNetUnit]:
+    """Every unit's values (len(UNIT_INPUTS) per unit, in order) → units; [] without ControlNet controls."""
+    size = len(UNIT_INPUTS)
+    if len(values) % size:
+        raise ValueError(f"ControlNet: {len(values)} values do not make whole units of {size}")
+    return [
+        unit_from_values(i, UnitValues(*values[start : start + size]))
+        for i, start in enumerate(range(0, len(values), size))
+    ]
+
+
+# -- paste (↙️) ------------------------------------------------------------------------------------------
+PASTED_SETTINGS = (
+    "weight",
+    "guidance_start",
+    "guidance_end",
+    "processor_res",
+    "threshold_a",
+    "threshold_b",
+    "resize_mode",
+    "control_mode",
+    "pixel_perfect",
+)
+
+
+def pasted_unit(params: dict[str, Any], index: int) -> dict[str, Any] | None:
+    """The `ControlNet <index>` entry of a parsed infotext as unit fields; None when it has none."""
+    from modules.sumi.services.controlnet.units import parse_infotext_unit
+
+    text = params.get(f"ControlNet {index}")
+    return parse_infotext_unit(text) if isinstance(text, str) and text else None
+
+
+def pasted_module(params: dict[str, Any], index: int) -> str | None:
+    """The preprocessor's label (what the dropdown shows) for the infotext's module name."""
+    unit = pasted_unit(params, index)
+    if unit is None or "module" not in unit:
+        return None
+    try:
+        return get_preprocessor(str(unit["module"])).label
+    except InvalidRequestError:
+        return None
+
+
+def pasted_model(app: App, params: dict[str, Any], index: int) -> Any:
+    """The infotext's model when it is installed (offered even if another family is loaded), else None."""
+    unit = pasted_unit(params, index)
+    if unit is None or "model" not in unit:
+        return None
+    try:
+        found = app.controlnet.models.find(str(unit["model"]))
+    except InvalidRequestError:
+        return None
+    if found is None:
+        return None
+    choices = model_choices(app)
+    return gr.update(choices=choices if found.name in choices else [*choices, found.name], value=found.name)
+
+
+def paste_fields(app: App, units: Sequence[Any]) -> list[tuple[Any, Any]]:
+    """(component, infotext function) pairs that restore each unit from its `ControlNet i` entry."""
+    fields: list[tuple[Any, Any]] = []
+    for unit in units:
+        i, v = unit.index, unit.values
+        fields.append((v["enabled"], lambda d, i=i: True if pasted_unit(d, i) is not None else None))
+        fields.append((v["module"], lambda d, i=i: pasted_module(d, i)))
+        fields.append((v["model"], lambda d, i=i: pasted_model(app, d, i)))
+        for name in PASTED_SETTINGS:
+            fields.append((v[name], lambda d, i=i, name=name: (pasted_unit(d, i) or {}).get(name)))
+    return fields

@@ -1,0 +1,820 @@
+"""The extra networks panel under the prompt: A1111's Textual Inversion, Hypernetworks, Checkpoints and
+Lora tabs of cards.
+
+Each card shows a preview (`<path-without-ext>.png` / `.preview.png` ..., sent as a small data URL),
+the name and the description (sidecar `<path-without-ext>.json` "description", else `.txt`). Clicking a
+card toggles its text in the prompt box that had focus last (script.js `sumiExtraNetworkClick`; the
+same rule as `toggle_prompt_text` here): `<lora:NAME:W>` + activation text, `<hypernet:NAME:1>`, or the
+embedding name. A checkpoint card switches the model through `App.set_options`. Search filters by name
+and path, the sort menu orders by name or date modified (server-side, like search); 🔄 rescans the
+folders. Under the cards, "Edit card" picks a card by name: 🖼️ saves the selected txt2img gallery
+image as `<path-without-ext>.preview.png`, and the sidecar editor writes description, activation text,
+preferred weight and notes to `<path-without-ext>.json` (other keys kept, written atomically).
+Above the Textual Inversion cards a notice lists the embedding files that could not be loaded and the
+embeddings skipped for the loaded model (wrong vector width); it is redrawn with the cards (🔄 too).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+
+from modules.sumi.frontends.gradio import results
+from modules.sumi.util.atomic import temp_beside, write_json_atomic
+
+if TYPE_CHECKING:
+    from modules.sumi.app import App
+
+log = logging.getLogger(__name__)
+
+PREVIEW_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "gif")
+THUMB_SIZE = 256
+SEPARATOR = " "  # A1111's opt extra_networks_add_text_separator
+TABS = (
+    ("textual_inversion", "Textual Inversion"),
+    ("hypernetworks", "Hypernetworks"),
+    ("checkpoints", "Checkpoints"),
+    ("lora", "Lora"),
+)
+
+
+@dataclass
+class Card:
+    kind: str  # one of TABS' ids
+    name: str
+    path: str  # file path ("" when unknown)
+    prompt: str = ""  # what a click inserts ("" for checkpoints)
+    description: str = ""
+    preview: str = ""  # a data URL, or ""
+    checkpoint: str = ""  # checkpoint title to switch to
+    negative: bool = False  # embeddings may go to the negative prompt (the box focused last)
+    search_terms: str = ""
+    skipped: str = ""  # why the loaded model cannot use this embedding ("48 ≠ 64"), else ""
+
+
+# -- sidecar metadata ------------------------------------------------------------------------------
+def read_user_metadata(path: str | Path) -> dict[str, Any]:
+    """The sidecar `<path-without-ext>.json` (A1111's user metadata); {} when missing or unreadable."""
+    if not path:
+        return {}
+    sidecar = Path(path).with_suffix(".json")
+    try:
+        data = json.loads(sidecar.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring unreadable user metadata %s: %s", sidecar, exc)
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def description_of(path: str | Path, meta: dict[str, Any]) -> str:
+    """The sidecar's "description", else `<path>.txt` / `<path>.description.txt`."""
+    text = meta.get("description")
+    if isinstance(text, str) and text.strip():
+        return text.strip()
+    if not path:
+        return ""
+    base = Path(path).with_suffix("")
+    for candidate in (base.with_name(base.name + ".txt"), base.with_name(base.name + ".description.txt")):
+        try:
+            return candidate.read_text(encoding="utf-8", errors="replace").strip()
+        except OSError:
+            continue
+    return ""
+
+
+def preferred_weight(meta: dict[str, Any], default: float = 1.0) -> float:
+    """The sidecar's "preferred weight" when it is a non-zero number, else `default`."""
+    try:
+        weight = float(meta.get("preferred weight") or 0)
+    except (TypeError, ValueError):
+        return default
+    return weight if weight and weight == weight else default
+
+
+def format_weight(weight: float) -> str:
+    return f"{weight:g}"
+
+
+def lora_prompt(name: str, meta: dict[str, Any]) -> str:
+    """`<lora:NAME:W>` then " " + activation text, as A1111's Lora card."""
+    text = f"<lora:{name}:{format_weight(preferred_weight(meta))}>"
+    activation = meta.get("activation text")
+    if isinstance(activation, str) and activation.strip():
+        text += " " + activation.strip()
+    return text
+
+
+# -- prompt editing (script.js `sumiToggleText` does the same in the page) ---------------------------
+_EXTRANET = re.compile(r"<([^:^>]+:[^:]+):[\d.]+>(.*)", re.S)
+_EXTRANET_G = re.compile(r"<([^:^>]+:[^:]+):[\d.]+>")
+
+
+def toggle_prompt_text(prompt: str, text: str, separator: str = SEPARATOR) -> str:
+    """A1111's card click: remove `text` from the prompt when it is there (a network tag with any
+    weight, with its separator and following activation text), else append it after `separator`."""
+    prompt = prompt or ""
+    removed = _remove(prompt, text, separator)
+    if removed is not None:
+        return removed
+    return f"{prompt}{separator}{text}" if prompt.strip() else text
+
+
+def _remove(prompt: str, text: str, separator: str) -> str | None:
+    m = _EXTRANET.match(text)
+    if m is None:
+        pattern = re.compile("(?:" + re.escape(separator) + ")?" + re.escape(text))
+        new = pattern.sub("", prompt)
+        return new if new != prompt else None
+    key, after = m.group(1), m.group(2)
+    for found in _EXTRANET_G.finditer(prompt):
+        if found.group(1) != key:
+            continue
+        start, end = found.span()
+        if after and prompt[end : end + len(after)] == after:
+            end += len(after)
+        if separator and start >= len(separator) and prompt[start - len(separator) : start] == separator:
+            start -= len(separator)
+        return prompt[:start] + prompt[end:]
+    return None
+
+
+# -- previews --------------------------------------------------------------------------------------
+_thumb_cache: dict[tuple[str, int], str] = {}
+_thumb_lock = threading.Lock()
+
+
+def find_preview(path: str | Path) -> Path | None:
+    """A1111's lookup, first hit wins: `<base>.<e>` then `<base>.preview.<e>`."""
+    if not path:
+        return None
+    base = Path(path).with_suffix("")
+    for ext in PREVIEW_EXTENSIONS:
+        for candidate in (base.with_name(f"{base.name}.{ext}"), base.with_name(f"{base.name}.preview.{ext}")):
+            if candidate.is_file() and candidate != Path(path):
+                return candidate
+    return None
+
+
+def preview_data_url(path: str | Path) -> str:
+    """A small JPEG thumbnail of the card's preview as a data URL ("" when none or unreadable)."""
+    image_path = find_preview(path)
+    if image_path is None:
+        return ""
+    try:
+        key = (str(image_path), image_path.stat().st_mtime_ns)
+    except OSError:
+        return ""
+    with _thumb_lock:
+        if key in _thumb_cache:
+            return _thumb_cache[key]
+    try:
+        from PIL import Image
+
+        with Image.open(image_path) as image:
+            image = image.convert("RGB")
+            image.thumbnail((THUMB_SIZE, THUMB_SIZE))
+            buffer = io.BytesIO()
+            image.save(buffer, format="JPEG", quality=85)
+    except Exception as exc:  # a broken image: no preview, never a broken panel
+        log.warning("preview %s not shown: %s", image_path, exc)
+        return ""
+    url = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    with _thumb_lock:
+        _thumb_cache[key] = url
+    return url
+
+
+# -- cards per tab ---------------------------------------------------------------------------------
+def _card(kind: str, name: str, path: str, **kw: Any) -> Card:
+    meta = kw.pop("meta", None)
+    if meta is None:
+        meta = read_user_metadata(path)
+    return Card(
+        kind=kind,
+        name=name,
+        path=path,
+        description=description_of(path, meta),
+        preview=preview_data_url(path),
+        search_terms=f"{name} {path}".lower(),
+        **kw,
+    )
+
+
+def lora_cards(app: App) -> list[Card]:
+    cards = []
+    for info in app.loras.list():
+        meta = read_user_metadata(info.path)
+        cards.append(_card("lora", info.name, str(info.path), meta=meta, prompt=lora_prompt(info.name, meta)))
+    return cards
+
+
+def hypernetwork_cards(app: App) -> list[Card]:
+    cards = []
+    for info in app.hypernetworks.list():
+        meta = read_user_metadata(info.path)
+        weight = format_weight(preferred_weight(meta))
+        cards.append(
+            _card(
+                "hypernetworks",
+                info.name,
+                str(info.path),
+                meta=meta,
+                prompt=f"<hypernet:{info.name}:{weight}>",
+            )
+        )
+    return cards
+
+
+def skipped_embeddings(app: App) -> dict[str, str]:
+    """{name: reason} of the embeddings the loaded model cannot use ({} before a model is loaded)."""
+    active = app.models.active
+    if active is None:
+        return {}
+    try:
+        return dict(app.embeddings.for_model(active.sd).skipped)
+    except Exception as exc:  # listing must not fail because the model view did
+        log.warning("embedding compatibility not known: %s", exc)
+        return {}
+
+
+def embedding_cards(app: App) -> list[Card]:
+    embeddings = app.embeddings.embeddings
+    skipped = skipped_embeddings(app)
+    cards = []
+    for name, embedding in embeddings.items():
+        card = _card("textual_inversion", name, embedding.filename, prompt=name, negative=True)
+        if name in skipped:
+            card.skipped = skipped[name]
+            note = f"Not usable with the loaded model ({skipped[name]})."
+            card.description = f"{card.description} {note}".strip()
+        cards.append(card)
+    return cards
+
+
+def checkpoint_cards(app: App) -> list[Card]:
+    return [
+        _card("checkpoints", info.name, info.filename, checkpoint=info.title)
+        for info in app.checkpoints.list()
+    ]
+
+
+CARD_SOURCES: dict[str, Callable[[App], list[Card]]] = {
+    "textual_inversion": embedding_cards,
+    "hypernetworks": hypernetwork_cards,
+    "checkpoints": checkpoint_cards,
+    "lora": lora_cards,
+}
+
+
+# -- notices above the cards -----------------------------------------------------------------------
+NOTICE_LIMIT = 20  # problems listed one by one; the rest are counted
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def _shown_path(path: str, folders: list[Path]) -> str:
+    """`path` relative to the folder it was found in (as card names are), else as it is."""
+    for folder in folders:
+        try:
+            return Path(path).relative_to(folder).as_posix()
+        except ValueError:
+            continue
+    return path
+
+
+def _problem_list(items: list[str]) -> str:
+    shown = "".join(f"<li>{html.escape(item)}</li>" for item in items[:NOTICE_LIMIT])
+    if len(items) > NOTICE_LIMIT:
+        shown += f"<li>… and {len(items) - NOTICE_LIMIT} more (see the console)</li>"
+    return f"<ul>{shown}</ul>"
+
+
+def embedding_notice_html(
+    errors: dict[str, str], skipped: dict[str, str], folders: list[Path] | None = None
+) -> str:
+    """The Textual Inversion tab's notice: embedding files that could not be loaded (`errors`, path ->
+    message) and embeddings skipped for the loaded model (`skipped`, name -> "48 ≠ 64", A1111's
+    "Textual inversion embeddings skipped" list). "" when there is nothing to say."""
+    parts = []
+    if errors:
+        items = []
+        for path in sorted(errors):
+            message = errors[path]
+            if message.startswith(f"{path}: "):  # the loaders name the file first; once is enough
+                message = message[len(path) + 2 :]
+            items.append(f"{_shown_path(path, folders or [])} ({message})")
+        heading = f"Could not load {_plural(len(items), 'embedding file')}:"
+        parts.append(f'<div class="sumi-embedding-errors"><b>{heading}</b>{_problem_list(items)}</div>')
+    if skipped:
+        items = [f"{name} ({skipped[name]})" for name in sorted(skipped, key=str.lower)]
+        heading = f"Skipped {_plural(len(items), 'embedding')} whose vectors do not fit the loaded model:"
+        parts.append(f'<div class="sumi-embedding-skipped"><b>{heading}</b>{_problem_list(items)}</div>')
+    if not parts:
+        return ""
+    return '<div class="sumi-notice sumi-extra-notice">' + "".join(parts) + "</div>"
+
+
+def embedding_notice(app: App) -> str:
+    database = app.embeddings
+    return embedding_notice_html(
+        dict(database.errors), skipped_embeddings(app), list(getattr(database, "folders", []))
+    )
+
+
+NOTICE_SOURCES: dict[str, Callable[[App], str]] = {"textual_inversion": embedding_notice}
+
+
+def tab_notice(app: App, kind: str) -> str:
+    source = NOTICE_SOURCES.get(kind)
+    if source is None:
+        return ""
+    try:
+        return source(app)
+    except Exception as exc:  # a notice must never hide the cards
+        log.warning("extra networks %s notice not shown: %s", kind, exc)
+        return ""
+
+
+def refresh_source(app: App, kind: str) -> None:
+    if kind == "lora":
+        app.loras.refresh()
+    elif kind == "hypernetworks":
+        app.hypernetworks.refresh()
+    elif kind == "textual_inversion":
+        app.embeddings.refresh()
+    elif kind == "checkpoints":
+        app.refresh_checkpoints()
+
+
+SORT_CHOICES = ("Name", "Name (desc)", "Date modified", "Date modified (desc)")
+DEFAULT_SORT = SORT_CHOICES[0]
+
+
+def _mtime(card: Card) -> float:
+    try:
+        return Path(card.path).stat().st_mtime if card.path else 0.0
+    except OSError:
+        return 0.0
+
+
+def sort_cards(cards: list[Card], sort: str | None = None) -> list[Card]:
+    """Order cards by one of SORT_CHOICES (unknown values sort by name); ties fall back to the name."""
+    sort = sort if sort in SORT_CHOICES else DEFAULT_SORT
+    by_name = sorted(cards, key=lambda c: c.name.lower(), reverse=sort.endswith("(desc)"))
+    if sort.startswith("Date modified"):
+        return sorted(by_name, key=_mtime, reverse=sort.endswith("(desc)"))
+    return by_name
+
+
+def filter_cards(cards: list[Card], search: str | None, sort: str | None = None) -> list[Card]:
+    words = (search or "").lower().split()
+    return sort_cards([c for c in cards if all(w in c.search_terms for w in words)], sort)
+
+
+# -- HTML ------------------------------------------------------------------------------------------
+def card_html(card: Card, tabname: str = "txt2img") -> str:
+    e = partial(html.escape, quote=True)
+    if card.preview:
+        image = f'<img class="sumi-card-preview" src="{card.preview}" alt="" loading="lazy">'
+    else:
+        image = '<div class="sumi-card-preview sumi-card-noimage">no preview</div>'
+    description = (
+        f'<div class="sumi-card-description">{e(card.description)}</div>' if card.description else ""
+    )
+    classes = "card sumi-card sumi-card-skipped" if card.skipped else "card sumi-card"
+    return (
+        f'<div class="{classes}" tabindex="0" role="button" data-kind="{e(card.kind)}"'
+        f' data-name="{e(card.name)}" data-prompt="{e(card.prompt)}" data-checkpoint="{e(card.checkpoint)}"'
+        f' data-negative="{"1" if card.negative else ""}" data-tabname="{e(tabname)}"'
+        f' title="{e(card.path)}">'
+        f'{image}<div class="sumi-card-name">{e(card.name)}</div>{description}</div>'
+    )
+
+
+def cards_html(
+    cards: list[Card], search: str | None = None, tabname: str = "txt2img", sort: str | None = None
+) -> str:
+    shown = filter_cards(cards, search, sort)
+    if not shown:
+        what = "Nothing matches the search." if (search or "").strip() else "Nothing here yet."
+        return f'<div class="sumi-cards sumi-cards-empty"><div class="sumi-note">{what}</div></div>'
+    return '<div class="sumi-cards">' + "".join(card_html(c, tabname) for c in shown) + "</div>"
+
+
+def render_tab(
+    app: App, kind: str, search: str | None = None, tabname: str = "txt2img", sort: str | None = None
+) -> str:
+    try:
+        page = cards_html(CARD_SOURCES[kind](app), search, tabname, sort)
+    except Exception as exc:
+        log.exception("extra networks tab %s failed", kind)
+        page = results.error_html(f"Could not list {kind}: {exc}")
+    return tab_notice(app, kind) + page
+
+
+def refresh_tab(
+    app: App, kind: str, search: str | None = None, tabname: str = "txt2img", sort: str | None = None
+) -> str:
+    try:
+        refresh_source(app, kind)
+    except Exception as exc:
+        log.exception("refreshing %s failed", kind)
+        return results.error_html(f"Could not refresh {kind}: {exc}")
+    return render_tab(app, kind, search, tabname, sort)
+
+
+# -- editing: sidecar and preview ------------------------------------------------------------------
+EDIT_KEYS = ("description", "activation text", "preferred weight", "notes")
+
+
+def write_user_metadata(path: str | Path, updates: dict[str, Any]) -> tuple[Path, str]:
+    """Merge `updates` into the sidecar `<path-without-ext>.json` (other keys kept) and write it
+    atomically. A sidecar that is not a JSON object is started over; the second value says so."""
+    sidecar = Path(path).with_suffix(".json")
+    note = ""
+    data: dict[str, Any] = {}
+    try:
+        loaded = json.loads(sidecar.read_text(encoding="utf-8"))
+        if isinstance(loaded, dict):
+            data = loaded
+        else:
+            note = f"{sidecar.name} did not hold a JSON object; it was started over."
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as exc:
+        note = f"{sidecar.name} was not valid JSON ({exc}); it was started over."
+    data.update(updates)
+    write_json_atomic(sidecar, data)
+    return sidecar, note
+
+
+def preview_path(path: str | Path) -> Path:
+    base = Path(path).with_suffix("")
+    return base.with_name(f"{base.name}.preview.png")
+
+
+def _to_image(item: Any) -> Any:
+    """A gallery entry ((media, caption), PIL image, numpy array, file path) as a PIL image."""
+    from PIL import Image
+
+    if isinstance(item, (tuple, list)) and item:
+        item = item[0]
+    if isinstance(item, dict):
+        item = item.get("path") or (item.get("image") or {}).get("path")
+    if isinstance(item, Image.Image):
+        return item
+    if isinstance(item, (str, Path)):
+        with Image.open(item) as image:
+            image.load()
+            return image.copy()
+    if item is not None and hasattr(item, "shape"):
+        return Image.fromarray(item)
+    raise ValueError("no image")
+
+
+def save_preview(path: str | Path, image: Any) -> Path:
+    """Write `image` as the card's `<path-without-ext>.preview.png` (atomically) and return that path."""
+    target = preview_path(path)
+    image = _to_image(image)
+    with temp_beside(target) as tmp:
+        image.save(tmp, format="PNG")
+        os.replace(tmp, target)
+    return target
+
+
+def card_names(app: App, kind: str) -> list[str]:
+    try:
+        return sorted((c.name for c in CARD_SOURCES[kind](app)), key=str.lower)
+    except Exception as exc:
+        log.warning("extra networks %s not listed: %s", kind, exc)
+        return []
+
+
+def _card_path(app: App, kind: str, name: str | None) -> str:
+    if not name:
+        raise ValueError("Choose a card first.")
+    for card in CARD_SOURCES[kind](app):
+        if card.name == name:
+            if not card.path:
+                raise ValueError(f"{name} has no file to write beside.")
+            return card.path
+    raise ValueError(f"{name} is not in this tab any more; refresh it.")
+
+
+def load_edit_fields(app: App, kind: str, name: str | None) -> tuple[str, str, float, str]:
+    """The editor's fields (description, activation text, preferred weight, notes) for a card."""
+    try:
+        meta = read_user_metadata(_card_path(app, kind, name))
+    except ValueError:
+        meta = {}
+
+    def text(key: str) -> str:
+        value = meta.get(key)
+        return value if isinstance(value, str) else ""
+
+    try:
+        weight = float(meta.get("preferred weight") or 0)
+    except (TypeError, ValueError):
+        weight = 0.0
+    return text("description"), text("activation text"), weight, text("notes")
+
+
+def _note(text: str, error: bool = False) -> str:
+    if error:
+        return results.error_html(text)
+    return f'<div class="sumi-note">{html.escape(text)}</div>'
+
+
+def save_edit(
+    app: App,
+    kind: str,
+    name: str | None,
+    description: str | None,
+    activation: str | None,
+    weight: float | None,
+    notes: str | None,
+    search: str | None = None,
+    sort: str | None = None,
+    tabname: str = "txt2img",
+) -> tuple[str, str]:
+    """The editor's Save: write the sidecar, then (status, the tab's cards)."""
+    try:
+        path = _card_path(app, kind, name)
+        try:
+            weight_value = float(weight or 0)
+        except (TypeError, ValueError):
+            weight_value = 0.0
+        updates = {
+            "description": description or "",
+            "activation text": activation or "",
+            "preferred weight": weight_value if weight_value == weight_value else 0.0,
+            "notes": notes or "",
+        }
+        sidecar, note = write_user_metadata(path, updates)
+    except Exception as exc:
+        return _note(f"Not saved: {results.error_message(exc)}", error=True), render_tab(
+            app, kind, search, tabname, sort
+        )
+    status = f"Saved {sidecar.name}." + (f" {note}" if note else "")
+    return _note(status), render_tab(app, kind, search, tabname, sort)
+
+
+def pick_gallery_image(gallery: Any, index: int | None) -> Any:
+    """The selected gallery entry, else the first; None when the gallery is empty."""
+    items = list(gallery or [])
+    if not items:
+        return None
+    i = index if isinstance(index, int) and 0 <= index < len(items) else 0
+    return items[i]
+
+
+def save_preview_action(
+    app: App,
+    kind: str,
+    name: str | None,
+    gallery: Any,
+    index: int | None,
+    search: str | None = None,
+    sort: str | None = None,
+    tabname: str = "txt2img",
+) -> tuple[str, str]:
+    """🖼️: save the selected (else first) gallery image as the card's preview; (status, cards)."""
+    try:
+        path = _card_path(app, kind, name)
+        item = pick_gallery_image(gallery, index)
+        if item is None:
+            raise ValueError("The gallery is empty; generate an image first.")
+        target = save_preview(path, item)
+    except Exception as exc:
+        return _note(f"Preview not saved: {results.error_message(exc)}", error=True), render_tab(
+            app, kind, search, tabname, sort
+        )
+    status = f"Saved {target.name}."
+    shown = find_preview(path)
+    if shown is not None and shown != target:
+        status += f" {shown.name} is found first and still shows on the card."
+    return _note(status), render_tab(app, kind, search, tabname, sort)
+
+
+def switch_checkpoint(app: App, title: str | None) -> str:
+    """A checkpoint card: load that checkpoint now (errors become a message)."""
+    title = (title or "").strip()
+    if not title:
+        return ""
+    try:
+        app.set_options({"sd_model_checkpoint": title})
+    except Exception as exc:
+        return results.error_html(f"Could not switch to {title}: {results.error_message(exc)}")
+    return f'<div class="sumi-note">Checkpoint: {html.escape(str(app.options.sd_model_checkpoint))}</div>'
+
+
+# -- layout ----------------------------------------------------------------------------------------
+@dataclass
+class CardEditor:
+    card: gr.Dropdown
+    save_preview: gr.Button
+    description: gr.Textbox
+    activation: gr.Textbox
+    weight: gr.Number
+    notes: gr.Textbox
+    save: gr.Button
+    status: gr.HTML
+    accordion: gr.Accordion | None = None
+
+
+@dataclass
+class ExtraNetworksPanel:
+    accordion: gr.Accordion
+    cards: dict[str, gr.HTML]
+    search: dict[str, gr.Textbox]
+    refresh: dict[str, gr.Button]
+    checkpoint_choice: gr.Textbox
+    checkpoint_button: gr.Button
+    status: gr.HTML
+    sort: dict[str, gr.Dropdown]
+    editors: dict[str, CardEditor]
+    gallery_index: gr.State
+
+
+def _editor(app: App, kind: str, tabname: str) -> CardEditor:
+    prefix = f"{tabname}_{kind}_extra_edit"
+    with gr.Accordion("Edit card", open=False, elem_id=prefix, elem_classes=["sumi-extra-edit"]) as accordion:
+        with gr.Row(equal_height=True):
+            card = gr.Dropdown(
+                choices=card_names(app, kind),
+                value=None,
+                label="Card",
+                elem_id=f"{prefix}_card",
+                scale=1,
+            )
+            save_preview_button = gr.Button(
+                "🖼️ Save preview",
+                elem_id=f"{tabname}_{kind}_extra_save_preview",
+                size="sm",
+                scale=0,
+                min_width=140,
+            )
+        description = gr.Textbox(label="Description", lines=2, elem_id=f"{prefix}_description")
+        activation = gr.Textbox(label="Activation text", lines=1, elem_id=f"{prefix}_activation_text")
+        weight = gr.Number(
+            label="Preferred weight (0 = default)", value=0, step=0.05, elem_id=f"{prefix}_preferred_weight"
+        )
+        notes = gr.Textbox(label="Notes", lines=2, elem_id=f"{prefix}_notes")
+        save = gr.Button("Save", elem_id=f"{prefix}_save", size="sm")
+        status = gr.HTML("", elem_id=f"{prefix}_status", js_on_load=None)
+    return CardEditor(
+        card, save_preview_button, description, activation, weight, notes, save, status, accordion
+    )
+
+
+def create_extra_networks(app: App, tabname: str = "txt2img") -> ExtraNetworksPanel:
+    """Lay out the panel (an accordion, closed; A1111's `txt2img_extra_networks` toggle) and wire it.
+    Call `wire_gallery` once the results gallery exists to enable 🖼️ Save preview."""
+    cards: dict[str, gr.HTML] = {}
+    search: dict[str, gr.Textbox] = {}
+    refresh: dict[str, gr.Button] = {}
+    sort: dict[str, gr.Dropdown] = {}
+    editors: dict[str, CardEditor] = {}
+    with gr.Accordion(
+        "Extra networks",
+        open=False,
+        elem_id=f"{tabname}_extra_networks",
+        elem_classes=["sumi-extra-networks"],
+    ) as accordion:
+        with gr.Tabs(elem_id=f"{tabname}_extra_tabs_networks"):
+            for kind, label in TABS:
+                with gr.Tab(label, id=f"{tabname}_{kind}", elem_id=f"{tabname}_{kind}_tab"):
+                    with gr.Row(equal_height=True, elem_classes=["sumi-extra-tools"]):
+                        search[kind] = gr.Textbox(
+                            show_label=False,
+                            label="Search",
+                            placeholder="Search...",
+                            container=False,
+                            lines=1,
+                            max_lines=1,
+                            elem_id=f"{tabname}_{kind}_extra_search",
+                            scale=1,
+                        )
+                        sort[kind] = gr.Dropdown(
+                            choices=list(SORT_CHOICES),
+                            value=DEFAULT_SORT,
+                            show_label=False,
+                            label="Sort",
+                            container=False,
+                            elem_id=f"{tabname}_{kind}_extra_sort",
+                            elem_classes=["sumi-extra-sort"],
+                            scale=0,
+                            min_width=180,
+                        )
+                        refresh[kind] = gr.Button(
+                            "🔄",
+                            elem_id=f"{tabname}_{kind}_extra_refresh",
+                            elem_classes=["tool"],
+                            size="sm",
+                            min_width=40,
+                            scale=0,
+                        )
+                    cards[kind] = gr.HTML(
+                        partial(render_tab, app, kind, None, tabname),
+                        elem_id=f"{tabname}_{kind}_cards",
+                        js_on_load=None,
+                    )
+                    editors[kind] = _editor(app, kind, tabname)
+        status = gr.HTML("", elem_id=f"{tabname}_extra_networks_status", js_on_load=None)
+        choice = gr.Textbox(
+            visible="hidden", elem_id=f"{tabname}_extra_checkpoint_choice", label="Checkpoint"
+        )
+        button = gr.Button(visible="hidden", elem_id=f"{tabname}_extra_checkpoint_switch")
+        gallery_index = gr.State(0)
+    panel = ExtraNetworksPanel(
+        accordion, cards, search, refresh, choice, button, status, sort, editors, gallery_index
+    )
+    _wire(app, panel, tabname)
+    return panel
+
+
+def _refresh_with_names(
+    app: App, kind: str, search: str | None, sort: str | None, tabname: str
+) -> tuple[str, Any]:
+    page = refresh_tab(app, kind, search, tabname, sort)
+    return page, gr.update(choices=card_names(app, kind))
+
+
+def _card_choices(app: App, kind: str) -> Any:
+    """The editor's card list as the tab lists it now (the page may be older than the last 🔄)."""
+    return gr.update(choices=card_names(app, kind))
+
+
+def _render_view(app: App, kind: str, tabname: str, search: str | None, sort: str | None) -> str:
+    return render_tab(app, kind, search, tabname, sort)
+
+
+def _wire(app: App, panel: ExtraNetworksPanel, tabname: str) -> None:
+    quick = {"concurrency_limit": None, "show_progress": "hidden", "api_visibility": "undocumented"}
+    for kind in panel.cards:
+        out = panel.cards[kind]
+        editor = panel.editors[kind]
+        view = [panel.search[kind], panel.sort[kind]]
+        panel.refresh[kind].click(
+            partial(_refresh_with_names, app, kind, tabname=tabname),
+            inputs=view,
+            outputs=[out, editor.card],
+            **quick,
+        )
+        render = partial(_render_view, app, kind, tabname)
+        panel.search[kind].input(render, inputs=view, outputs=out, **quick)
+        panel.sort[kind].change(render, inputs=view, outputs=out, **quick)
+        if editor.accordion is not None:
+            editor.accordion.expand(partial(_card_choices, app, kind), outputs=editor.card, **quick)
+        fields = [editor.description, editor.activation, editor.weight, editor.notes]
+        editor.card.change(partial(load_edit_fields, app, kind), inputs=editor.card, outputs=fields, **quick)
+        editor.save.click(
+            partial(save_edit, app, kind, tabname=tabname),
+            inputs=[editor.card, *fields, *view],
+            outputs=[editor.status, out],
+            **quick,
+        )
+    # script.js stores the clicked card's checkpoint title and clicks the hidden button
+    panel.checkpoint_button.click(
+        partial(switch_checkpoint, app),
+        inputs=panel.checkpoint_choice,
+        outputs=panel.status,
+        js="(x) => window.sumiCheckpointChoice || ''",
+        concurrency_limit=None,
+        show_progress="minimal",
+        api_visibility="undocumented",
+    )
+
+
+def _gallery_selected(evt: gr.SelectData) -> int:
+    return evt.index if isinstance(evt.index, int) else 0
+
+
+def wire_gallery(app: App, panel: ExtraNetworksPanel, gallery: gr.Gallery, tabname: str = "txt2img") -> None:
+    """Track the gallery's selected image and let each tab's 🖼️ save it as a card preview."""
+    quick = {"concurrency_limit": None, "show_progress": "hidden", "api_visibility": "undocumented"}
+    gallery.select(_gallery_selected, outputs=panel.gallery_index, **quick)
+    for kind, editor in panel.editors.items():
+        editor.save_preview.click(
+            partial(save_preview_action, app, kind, tabname=tabname),
+            inputs=[editor.card, gallery, panel.gallery_index, panel.search[kind], panel.sort[kind]],
+            outputs=[editor.status, panel.cards[kind]],
+            **quick,
+        )

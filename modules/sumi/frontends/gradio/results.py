@@ -1,0 +1,82 @@
+"""What the UI shows after a job: infotext HTML, error messages, and the per-session generation info.
+
+The generation info is a small dict kept in a `gr.State` (A1111 keeps the same data as JSON in a
+hidden textbox): the infotext of every gallery image and the seeds, so ♻️ can reuse the seed of the
+selected image and selecting an image shows its infotext.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from typing import Any
+
+import torch
+
+from modules.sumi.engine.errors import EngineError
+from modules.sumi.services.jobs.processing import Processed
+
+log = logging.getLogger(__name__)
+
+OOM_MESSAGE = (
+    "Out of GPU memory: try a smaller size or batch size, or start Sumi with --medvram or --lowvram."
+)
+
+
+def error_message(exc: BaseException) -> str:
+    """A message a user can act on; unexpected errors keep their type name and are logged in full."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return OOM_MESSAGE
+    if isinstance(exc, (EngineError, ValueError)):
+        return str(exc) or type(exc).__name__
+    log.error("Generation failed", exc_info=exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def error_html(message: str) -> str:
+    return f'<div class="sumi-error"><b>Error:</b> {html.escape(message)}</div>'
+
+
+def generation_info(processed: Processed) -> dict[str, Any]:
+    """The parts of a finished job the gallery needs later."""
+    return {
+        "infotexts": list(processed.infotexts),
+        "all_seeds": list(processed.all_seeds),
+        "all_subseeds": list(processed.all_subseeds),
+        "index_of_first_image": processed.index_of_first_image,
+        "warnings": list(processed.warnings),
+        "selected": 0,
+    }
+
+
+def selected_index(info: dict[str, Any] | None) -> int:
+    return int((info or {}).get("selected") or 0)
+
+
+def infotext_html(info: dict[str, Any] | None, index: int | None = None) -> str:
+    """The infotext of gallery image `index` (default: the selected one), as A1111's html_info."""
+    if not info or not info.get("infotexts"):
+        return ""
+    texts = info["infotexts"]
+    index = selected_index(info) if index is None else index
+    text = texts[index] if 0 <= index < len(texts) else texts[0]
+    body = "<br>".join(html.escape(line) for line in text.split("\n"))
+    warnings = "".join(f'<p class="sumi-warning">{html.escape(w)}</p>' for w in info.get("warnings", []))
+    return f'<div class="infotext">{body}</div>{warnings}'
+
+
+def select_image(info: dict[str, Any] | None, index: int) -> dict[str, Any] | None:
+    """A copy of `info` that remembers which gallery image is selected."""
+    return None if info is None else {**info, "selected": index}
+
+
+def seed_of_selected(info: dict[str, Any] | None, key: str = "all_seeds") -> int | None:
+    """The seed (or, with key="all_subseeds", the variation seed) of the selected gallery image.
+
+    The grid, when shown first, has no seed of its own and answers with the first image's seed.
+    """
+    seeds = (info or {}).get(key) or []
+    if not seeds:
+        return None
+    index = selected_index(info) - int(info.get("index_of_first_image") or 0)
+    return int(seeds[index] if 0 <= index < len(seeds) else seeds[0])

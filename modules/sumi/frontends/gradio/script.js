@@ -1,0 +1,69 @@
+// Sumi page script: Ctrl+Enter (or Cmd+Enter) in a prompt box presses Generate, as in A1111.
+window.sumiScript = true;
+document.addEventListener("keydown", (e) => {
+    if (e.key !== "Enter" || !(e.ctrlKey || e.metaKey)) return;
+    const tab = e.target.closest && e.target.closest("#txt2img_prompt, #txt2img_neg_prompt");
+    if (!tab) return;
+    e.preventDefault();
+    document.querySelector("#txt2img_generate")?.click();
+});
+
+// Extra networks cards (modules/sumi/frontends/gradio/extra_networks.py): a click toggles the card's text in the prompt
+// box focused last (the negative one only for embeddings), as A1111's cardClicked; a checkpoint card
+// asks the server to switch the model (hidden button, its `js` reads window.sumiCheckpointChoice).
+(() => {
+window.sumiLastPromptBox = "txt2img_prompt";
+document.addEventListener("focusin", (e) => {
+    const box = e.target.closest && e.target.closest("#txt2img_prompt, #txt2img_neg_prompt");
+    if (box) window.sumiLastPromptBox = box.id;
+});
+const sumiExtranet = /<([^:^>]+:[^:]+):[\d.]+>(.*)/s;
+const sumiExtranetG = /<([^:^>]+:[^:]+):[\d.]+>/g;
+function sumiEscapeRegex(s) { return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"); }
+function sumiToggleText(prompt, text, sep = " ") {
+    const m = text.match(sumiExtranet);
+    if (m) {
+        const key = m[1], after = m[2];
+        for (const found of prompt.matchAll(sumiExtranetG)) {
+            if (found[1] !== key) continue;
+            let start = found.index, end = found.index + found[0].length;
+            if (after && prompt.substr(end, after.length) === after) end += after.length;
+            if (sep && start >= sep.length && prompt.substr(start - sep.length, sep.length) === sep) start -= sep.length;
+            return prompt.slice(0, start) + prompt.slice(end);
+        }
+    } else {
+        const re = new RegExp("(?:" + sumiEscapeRegex(sep) + ")?" + sumiEscapeRegex(text), "g");
+        const removed = prompt.replace(re, "");
+        if (removed !== prompt) return removed;
+    }
+    return prompt.trim() ? prompt + sep + text : text;
+}
+window.sumiToggleText = sumiToggleText;
+// Writing textarea.value does not tell Gradio (its Textbox state, and so Generate and the token counter's
+// change event, follow "input" events only): the `input` event below is what makes both see the new text.
+function sumiExtraNetworkClick(card) {
+    const d = card.dataset;
+    if (d.kind === "checkpoints") {
+        window.sumiCheckpointChoice = d.checkpoint;
+        document.querySelector(`#${d.tabname}_extra_checkpoint_switch`)?.click();
+        return;
+    }
+    const boxId = d.negative && window.sumiLastPromptBox === "txt2img_neg_prompt" ? "txt2img_neg_prompt" : "txt2img_prompt";
+    const textarea = document.querySelector(`#${boxId} textarea`);
+    if (!textarea || !d.prompt) return;
+    textarea.value = sumiToggleText(textarea.value, d.prompt);
+    textarea.dispatchEvent(new Event("input", { bubbles: true }));
+}
+document.addEventListener("click", (e) => {
+    const card = e.target.closest && e.target.closest(".sumi-card");
+    if (card) sumiExtraNetworkClick(card);
+});
+// Cards are focusable buttons: Enter or Space does what a click does.
+document.addEventListener("keydown", (e) => {
+    if ((e.key !== "Enter" && e.key !== " ") || e.ctrlKey || e.metaKey || e.altKey) return;
+    const card = e.target.classList && e.target.classList.contains("sumi-card") ? e.target : null;
+    if (!card) return;
+    e.preventDefault();
+    sumiExtraNetworkClick(card);
+});
+})();

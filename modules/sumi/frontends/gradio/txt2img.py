@@ -1,0 +1,467 @@
+"""The txt2img tab: A1111's controls and element ids, and the Generate / Interrupt / Skip handlers.
+
+Generate validates the request at once (a bad value is a message, not a crash), submits the job to
+the App's single worker queue, then streams progress and live previews until the job is done. Every
+exception from the job ends as a message in the UI; the server keeps serving.
+
+Scripts (modules/sumi/frontends/gradio/scripts_ui.py) sit under the ControlNet accordion: the always-on scripts' controls
+and the "Script" dropdown. Generate's inputs are the controls below (INPUT_NAMES), the ControlNet
+units' values, then the dropdown and every script's controls (A1111's `script_args`); the job runs
+through `App.run_txt2img_job`, which runs the selected script or a plain job with the always-on hooks.
+The tab's own components are made through `ComponentHooks.make`, so extensions' before/after
+component callbacks see them (e.g. `txt2img_width`) as in A1111.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+
+from modules.sumi.engine.sampling.samplers import SAMPLERS, SCHEDULE_TYPES
+from modules.sumi.frontends.gradio import paste, results
+from modules.sumi.frontends.gradio.controlnet import ControlNetUI, create_controlnet, wire_controlnet
+from modules.sumi.frontends.gradio.controlnet_handlers import paste_fields as controlnet_paste_fields
+from modules.sumi.frontends.gradio.controlnet_handlers import units_from_values
+from modules.sumi.frontends.gradio.extra_networks import create_extra_networks, wire_gallery
+from modules.sumi.frontends.gradio.progress import PROGRESS_CSS, watch_job
+from modules.sumi.frontends.gradio.scripts_ui import ComponentHooks, ScriptsUI, create_scripts, script_args
+from modules.sumi.frontends.gradio.styles import create_styles_row
+from modules.sumi.frontends.gradio.token_counter import create_token_counter, wire_token_counters
+from modules.sumi.services.jobs.processing import Processed, StableDiffusionProcessingTxt2Img
+
+if TYPE_CHECKING:
+    from modules.sumi.app import App
+    from modules.sumi.services.jobs.queue import Job
+
+DEFAULT_SAMPLER = "DPM++ 2M"
+DEFAULT_SCHEDULE = "Automatic"
+# Generate's outputs, in the order the handler yields them.
+OUTPUTS = ("gallery", "preview", "progress", "info_html", "error", "info_state")
+
+
+@dataclass
+class Txt2ImgValues:
+    """The values of the txt2img controls, in the order of the Generate event's inputs."""
+
+    prompt: str = ""
+    negative_prompt: str = ""
+    sampler_name: str = DEFAULT_SAMPLER
+    scheduler: str = DEFAULT_SCHEDULE
+    steps: float = 20
+    width: float = 512
+    height: float = 512
+    n_iter: float = 1
+    batch_size: float = 1
+    cfg_scale: float = 7.0
+    seed: float | None = -1
+    seed_enable_extras: bool = False
+    subseed: float | None = -1
+    subseed_strength: float = 0.0
+    seed_resize_from_w: float = 0
+    seed_resize_from_h: float = 0
+    styles: list[str] | None = None
+
+
+INPUT_NAMES = tuple(f.name for f in fields(Txt2ImgValues))
+
+
+def _int(value: Any) -> Any:
+    """Whole numbers from sliders (which send floats) become ints; anything else is left for validation."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def build_processing(
+    v: Txt2ImgValues, controlnet_units: list | None = None
+) -> StableDiffusionProcessingTxt2Img:
+    """The job the UI asks for; the UI saves images (A1111 UI default)."""
+    return StableDiffusionProcessingTxt2Img(
+        prompt=v.prompt or "",
+        negative_prompt=v.negative_prompt or "",
+        sampler_name=v.sampler_name or DEFAULT_SAMPLER,
+        scheduler=v.scheduler or DEFAULT_SCHEDULE,
+        steps=_int(v.steps),
+        width=_int(v.width),
+        height=_int(v.height),
+        n_iter=_int(v.n_iter),
+        batch_size=_int(v.batch_size),
+        cfg_scale=float(v.cfg_scale),
+        seed=_seed(v.seed),
+        seed_enable_extras=bool(v.seed_enable_extras),
+        subseed=_seed(v.subseed),
+        subseed_strength=float(v.subseed_strength or 0.0),
+        seed_resize_from_w=_int(v.seed_resize_from_w or 0),
+        seed_resize_from_h=_int(v.seed_resize_from_h or 0),
+        do_not_save_samples=False,
+        do_not_save_grid=False,
+        styles=list(v.styles or []),
+        controlnet_units=list(controlnet_units or []),
+    )
+
+
+def _seed(value: Any) -> int:
+    if value is None or value == "":
+        return -1
+    number = float(value)
+    if not number.is_integer():
+        raise ValueError(f"seed must be a whole number, got {value!r}")
+    return int(number)
+
+
+# -- Generate ------------------------------------------------------------------------------------------
+def outputs(**values: Any) -> tuple[Any, ...]:
+    """One yield of the Generate handler; outputs not named are left as they are."""
+    unknown = set(values) - set(OUTPUTS)
+    if unknown:
+        raise KeyError(f"not a Generate output: {sorted(unknown)}")
+    return tuple(values[name] if name in values else gr.skip() for name in OUTPUTS)
+
+
+def _end_of_run() -> dict[str, Any]:
+    """While a job runs its live preview takes the gallery's place (as in A1111); this undoes it."""
+    return {"preview": gr.update(visible=False, value=None), "progress": ""}
+
+
+def failed(exc: BaseException) -> tuple[Any, ...]:
+    return outputs(
+        gallery=gr.update(visible=True), **_end_of_run(), error=results.error_html(results.error_message(exc))
+    )
+
+
+def finished(processed: Processed) -> tuple[Any, ...]:
+    info = results.generation_info(processed)
+    note = "" if processed.images else '<div class="sumi-note">No image was finished (interrupted).</div>'
+    return outputs(
+        **_end_of_run(),
+        gallery=gr.update(visible=True, value=list(processed.images)),
+        info_html=results.infotext_html(info),
+        error=note,
+        info_state=info,
+    )
+
+
+@dataclass(frozen=True)
+class GenerateInputs:
+    """How Generate's inputs split: INPUT_NAMES, `controlnet` ControlNet values, then the scripts'
+    inputs (dropdown + controls) when `scripts` is set."""
+
+    controlnet: int
+    scripts: Any = None  # the ScriptRunner
+
+
+def generate(app: App, *values: Any, layout: GenerateInputs | None = None) -> Iterator[tuple[Any, ...]]:
+    """Gradio generator for the Generate button: validate, queue, stream progress, show the result.
+
+    `values`: the INPUT_NAMES controls, then the ControlNet units' values (`ControlNetUI.inputs`), then
+    (with `layout.scripts`) the Script dropdown's index and every script's controls. Without a
+    `layout` everything after INPUT_NAMES is ControlNet's and no script runs."""
+    try:
+        n = len(INPUT_NAMES)
+        k = layout.controlnet if layout is not None else len(values) - n
+        main, control, scripts = values[:n], values[n : n + k], values[n + k :]
+        p = build_processing(Txt2ImgValues(*main), units_from_values(control))
+        if layout is not None and layout.scripts is not None:
+            p.scripts, p.script_args = layout.scripts, script_args(scripts)
+        app.generation.validate(p)
+    except Exception as exc:  # a bad value: say so now, before anything is queued
+        yield failed(exc)
+        return
+    run = app.run_txt2img_job if p.scripts is not None else app.generation.process
+    job = app.queue.submit("txt2img", lambda: run(p))
+    try:
+        yield outputs(error="")
+        yield from stream_progress(app, job)
+    finally:
+        job.future.cancel()  # succeeds only for a job still waiting, when the page went away
+    yield finish(job)
+
+
+def stream_progress(app: App, job: Job) -> Iterator[tuple[Any, ...]]:
+    for update in watch_job(app.queue, app.state, job):
+        if update.preview is None:
+            yield outputs(progress=update.html)
+        else:
+            yield outputs(
+                progress=update.html,
+                preview=gr.update(visible=True, value=update.preview),
+                gallery=gr.update(visible=False),
+            )
+
+
+def finish(job: Job) -> tuple[Any, ...]:
+    try:
+        return finished(job.future.result())
+    except Exception as exc:
+        return failed(exc)
+
+
+# -- small handlers ----------------------------------------------------------------------------------
+def reuse_seed(info: dict[str, Any] | None, key: str = "all_seeds") -> Any:
+    seed = results.seed_of_selected(info, key)
+    return gr.skip() if seed is None else seed
+
+
+def select_image(info: dict[str, Any] | None, evt: gr.SelectData) -> tuple[str, dict[str, Any] | None]:
+    chosen = results.select_image(info, int(evt.index or 0))
+    return results.infotext_html(chosen), chosen
+
+
+def interrupt(app: App) -> None:
+    app.state.interrupt()
+
+
+def skip(app: App) -> None:
+    app.state.skip()
+
+
+# -- layout -------------------------------------------------------------------------------------------
+@dataclass
+class Txt2ImgTab:
+    controls: dict[str, gr.components.Component]
+    results: dict[str, Any]
+    buttons: dict[str, gr.Button]
+    controlnet: ControlNetUI | None = None
+    scripts: ScriptsUI | None = None
+
+
+def tool_button(text: str, elem_id: str, mk: Any = None) -> gr.Button:
+    """A1111's small square buttons next to a field (🎲, ♻️, ⇅); `mk` is ComponentHooks.make."""
+    kwargs = {"elem_id": elem_id, "elem_classes": ["tool"], "size": "sm", "min_width": 40, "scale": 0}
+    return mk(gr.Button, text, **kwargs) if mk is not None else gr.Button(text, **kwargs)
+
+
+def _prompt_row(app: App, c: dict[str, Any], b: dict[str, gr.Button], mk: Any) -> None:
+    with gr.Row(elem_id="txt2img_toprow", equal_height=False):
+        with gr.Column(scale=6, elem_id="txt2img_prompt_container"):
+            with gr.Column(elem_id="txt2img_prompt_row", elem_classes=["prompt-row"]):
+                c["token_counter"] = create_token_counter("txt2img_token_counter")
+                c["prompt"] = mk(
+                    gr.Textbox,
+                    label="Prompt",
+                    elem_id="txt2img_prompt",
+                    lines=3,
+                    show_label=False,
+                    placeholder="Prompt (press Ctrl+Enter to generate)",
+                )
+            with gr.Column(elem_id="txt2img_neg_prompt_row", elem_classes=["prompt-row"]):
+                c["negative_token_counter"] = create_token_counter("txt2img_negative_token_counter")
+                c["negative_prompt"] = mk(
+                    gr.Textbox,
+                    label="Negative prompt",
+                    elem_id="txt2img_neg_prompt",
+                    lines=3,
+                    show_label=False,
+                    placeholder="Negative prompt",
+                )
+        with gr.Column(scale=1, min_width=180, elem_id="txt2img_actions_column"):
+            b["generate"] = mk(
+                gr.Button, "Generate", elem_id="txt2img_generate", variant="primary", size="lg"
+            )
+            with gr.Row(elem_id="txt2img_interrupt_row"):
+                b["interrupt"] = mk(
+                    gr.Button, "Interrupt", elem_id="txt2img_interrupt", size="sm", min_width=60
+                )
+                b["skip"] = mk(gr.Button, "Skip", elem_id="txt2img_skip", size="sm", min_width=60)
+            with gr.Row(elem_id="txt2img_tools", equal_height=True):
+                b["paste"] = tool_button("↙️", "paste", mk)  # A1111's id: read generation parameters
+            c["styles"] = create_styles_row(app, c["prompt"], c["negative_prompt"]).dropdown
+
+
+def _sampler_rows(c: dict[str, Any], mk: Any) -> None:
+    with gr.Row(elem_id="txt2img_sampler_row"):
+        c["sampler_name"] = mk(
+            gr.Dropdown,
+            [s.name for s in SAMPLERS],
+            value=DEFAULT_SAMPLER,
+            label="Sampling method",
+            elem_id="txt2img_sampling",
+        )
+        c["scheduler"] = mk(
+            gr.Dropdown,
+            [t.label for t in SCHEDULE_TYPES],
+            value=DEFAULT_SCHEDULE,
+            label="Schedule type",
+            elem_id="txt2img_scheduler",
+        )
+    c["steps"] = mk(gr.Slider, 1, 150, value=20, step=1, label="Sampling steps", elem_id="txt2img_steps")
+
+
+def _size_rows(c: dict[str, Any], b: dict[str, gr.Button], mk: Any) -> None:
+    with gr.Row(elem_id="txt2img_dimensions_row", equal_height=True):
+        with gr.Column(scale=4, min_width=180):
+            c["width"] = mk(gr.Slider, 64, 2048, value=512, step=8, label="Width", elem_id="txt2img_width")
+            c["height"] = mk(gr.Slider, 64, 2048, value=512, step=8, label="Height", elem_id="txt2img_height")
+        b["swap"] = tool_button("⇅", "txt2img_res_switch_btn", mk)
+        with gr.Column(scale=2, min_width=120, elem_id="txt2img_column_batch"):
+            c["n_iter"] = mk(
+                gr.Slider, 1, 100, value=1, step=1, label="Batch count", elem_id="txt2img_batch_count"
+            )
+            c["batch_size"] = mk(
+                gr.Slider, 1, 8, value=1, step=1, label="Batch size", elem_id="txt2img_batch_size"
+            )
+    c["cfg_scale"] = mk(
+        gr.Slider, 1.0, 30.0, value=7.0, step=0.5, label="CFG Scale", elem_id="txt2img_cfg_scale"
+    )
+
+
+def _seed_rows(c: dict[str, Any], b: dict[str, gr.Button], mk: Any) -> gr.Group:
+    with gr.Row(elem_id="txt2img_seed_row", equal_height=True):
+        c["seed"] = mk(
+            gr.Number, label="Seed", value=-1, precision=0, elem_id="txt2img_seed", min_width=100, scale=4
+        )
+        b["random_seed"] = tool_button("🎲", "txt2img_random_seed", mk)
+        b["reuse_seed"] = tool_button("♻️", "txt2img_reuse_seed", mk)
+        c["seed_enable_extras"] = mk(
+            gr.Checkbox,
+            label="Extra",
+            value=False,
+            elem_id="txt2img_subseed_show",
+            min_width=90,
+            scale=0,
+            container=False,
+        )
+    with gr.Group(visible=False, elem_id="txt2img_seed_extras") as extras:
+        with gr.Row(equal_height=True):
+            c["subseed"] = mk(
+                gr.Number, label="Variation seed", value=-1, precision=0, elem_id="txt2img_subseed"
+            )
+            b["random_subseed"] = tool_button("🎲", "txt2img_random_subseed", mk)
+            b["reuse_subseed"] = tool_button("♻️", "txt2img_reuse_subseed", mk)
+            c["subseed_strength"] = mk(
+                gr.Slider,
+                0.0,
+                1.0,
+                value=0.0,
+                step=0.01,
+                label="Variation strength",
+                elem_id="txt2img_subseed_strength",
+            )
+        with gr.Row():
+            c["seed_resize_from_w"] = mk(
+                gr.Slider,
+                0,
+                2048,
+                value=0,
+                step=8,
+                label="Resize seed from width",
+                elem_id="txt2img_seed_resize_from_w",
+            )
+            c["seed_resize_from_h"] = mk(
+                gr.Slider,
+                0,
+                2048,
+                value=0,
+                step=8,
+                label="Resize seed from height",
+                elem_id="txt2img_seed_resize_from_h",
+            )
+    return extras
+
+
+def _results_column() -> dict[str, Any]:
+    r: dict[str, Any] = {}
+    with gr.Column(scale=1, elem_id="txt2img_results"):
+        r["progress"] = gr.HTML("", elem_id="txt2img_progress", css_template=PROGRESS_CSS, js_on_load=None)
+        r["preview"] = gr.Image(
+            label="Preview",
+            elem_id="txt2img_preview",
+            type="pil",
+            format="jpeg",
+            interactive=False,
+            visible=False,
+            show_label=False,
+            height=512,
+            buttons=[],
+        )
+        r["gallery"] = gr.Gallery(
+            label="Output",
+            elem_id="txt2img_gallery",
+            format="png",
+            columns=4,
+            object_fit="contain",
+            height="auto",
+            preview=True,
+            interactive=False,
+            show_label=False,
+        )
+        r["error"] = gr.HTML("", elem_id="txt2img_error", js_on_load=None)
+        r["info_html"] = gr.HTML("", elem_id="html_info_txt2img", js_on_load=None)
+        r["info_state"] = gr.State(None)
+    return r
+
+
+def create_txt2img_tab(app: App) -> Txt2ImgTab:
+    """Lay out the tab (call inside a `gr.Tab`) and wire its events."""
+    c: dict[str, Any] = {}
+    b: dict[str, gr.Button] = {}
+    hooks = ComponentHooks(app.callbacks, app.scripts.txt2img)
+    mk = hooks.make
+    _prompt_row(app, c, b, mk)
+    networks = create_extra_networks(app, "txt2img")
+    with gr.Row(elem_id="txt2img_extra_tabs", equal_height=False):
+        with gr.Column(scale=1, elem_id="txt2img_settings"):
+            _sampler_rows(c, mk)
+            _size_rows(c, b, mk)
+            extras = _seed_rows(c, b, mk)
+            controlnet = create_controlnet(app, "txt2img")  # A1111: alwayson scripts under the seed
+            scripts = create_scripts(app, hooks, "txt2img")
+        r = _results_column()
+    wire_gallery(app, networks, r["gallery"], "txt2img")
+    tab = Txt2ImgTab(c, r, b, controlnet, scripts)
+    _wire(app, tab, extras)
+    wire_controlnet(app, controlnet, c["width"], c["height"], r["error"])
+    return tab
+
+
+def script_paste_fields(scripts: ScriptsUI | None) -> list[tuple[Any, Any]]:
+    """Scripts' own `(component, infotext key)` pairs (A1111's `Script.infotext_fields`), for ↙️."""
+    if scripts is None:
+        return []
+    return [
+        (component, key)
+        for script in scripts.runner.scripts
+        for component, key in (getattr(script, "infotext_fields", None) or [])
+        if isinstance(component, gr.components.Component)
+    ]
+
+
+def _wire(app: App, tab: Txt2ImgTab, extras: gr.Group) -> None:
+    c, r, b = tab.controls, tab.results, tab.buttons
+    quick = {"concurrency_limit": None, "show_progress": "hidden", "api_visibility": "undocumented"}
+    control = tab.controlnet.inputs if tab.controlnet else []
+    layout = GenerateInputs(len(control), tab.scripts.runner if tab.scripts else None)
+    gen = {
+        "fn": partial(generate, app, layout=layout),
+        "inputs": [c[n] for n in INPUT_NAMES] + control + (tab.scripts.inputs if tab.scripts else []),
+        "outputs": [r[n] for n in OUTPUTS],
+        "show_progress": "hidden",
+        "concurrency_limit": None,
+        "api_name": "txt2img",
+    }
+    b["generate"].click(**gen)
+    b["interrupt"].click(partial(interrupt, app), **quick)
+    b["skip"].click(partial(skip, app), **quick)
+    b["random_seed"].click(None, js="() => -1", outputs=c["seed"], **quick)
+    b["random_subseed"].click(None, js="() => -1", outputs=c["subseed"], **quick)
+    b["reuse_seed"].click(reuse_seed, inputs=r["info_state"], outputs=c["seed"], **quick)
+    b["reuse_subseed"].click(
+        partial(reuse_seed, key="all_subseeds"), inputs=r["info_state"], outputs=c["subseed"], **quick
+    )
+    b["swap"].click(
+        lambda w, h: (h, w), inputs=[c["width"], c["height"]], outputs=[c["width"], c["height"]], **quick
+    )
+    c["seed_enable_extras"].change(
+        lambda on: gr.update(visible=bool(on)), inputs=c["seed_enable_extras"], outputs=extras, **quick
+    )
+    r["gallery"].select(
+        select_image, inputs=r["info_state"], outputs=[r["info_html"], r["info_state"]], **quick
+    )
+    controlnet_fields = controlnet_paste_fields(app, tab.controlnet.units) if tab.controlnet else []
+    paste.wire_paste(app, b["paste"], c, r["error"], script_paste_fields(tab.scripts) + controlnet_fields)
+    counters = (c["token_counter"], c["negative_token_counter"])
+    wire_token_counters(app, c["prompt"], c["negative_prompt"], c["steps"], counters)

@@ -1,0 +1,362 @@
+"""The A1111 HTTP API (`/sdapi/v1/...`) over the App's services.
+
+Every generation goes through the App's single job queue, shared with the web UI. Errors a user can
+fix come back as 4xx with A1111's JSON error shape; the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from typing import Any
+
+import torch
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBasic, HTTPBasicCredentials
+
+from modules.sumi.app import App
+from modules.sumi.engine.errors import EngineError, InvalidRequestError
+from modules.sumi.engine.sampling.samplers import SAMPLERS, SCHEDULE_TYPES
+from modules.sumi.frontends.http import models as m
+from modules.sumi.frontends.http.controlnet import create_controlnet_router
+from modules.sumi.services.controlnet.units import SCRIPT_TITLE, units_from_alwayson
+from modules.sumi.services.images.saving import (
+    decode_base64_image,
+    encode_png_base64,
+    read_infotext_from_image,
+)
+from modules.sumi.services.jobs.infotext import parse_infotext
+from modules.sumi.services.jobs.processing import StableDiffusionProcessingTxt2Img
+
+log = logging.getLogger(__name__)
+
+_P_FIELDS = set(StableDiffusionProcessingTxt2Img.__dataclass_fields__) - set(m._ApiOnly.model_fields)
+
+
+def install_error_handlers(fastapi_app: FastAPI) -> None:
+    """A1111's error body `{error, detail, body, errors}` with a status that says whose fault it was."""
+
+    def body(exc: Exception, status: int) -> JSONResponse:
+        return JSONResponse(
+            status_code=status,
+            content={"error": type(exc).__name__, "detail": str(exc), "body": "", "errors": str(exc)},
+        )
+
+    @fastapi_app.exception_handler(EngineError)
+    async def engine_error(_: Request, exc: EngineError) -> JSONResponse:
+        return body(exc, 404 if "not found" in str(exc).lower() else 400)
+
+    @fastapi_app.exception_handler(torch.OutOfMemoryError)
+    async def out_of_memory(_: Request, exc: torch.OutOfMemoryError) -> JSONResponse:
+        msg = RuntimeError("Out of GPU memory: try a smaller size or batch, or --medvram / --lowvram")
+        return body(msg, 507)
+
+
+def _auth_dependency(credentials: str | None):
+    if not credentials:
+        return None
+    users = dict(pair.split(":", 1) for pair in credentials.split(",") if ":" in pair)
+    basic = HTTPBasic()
+
+    def check(creds: HTTPBasicCredentials = Depends(basic)) -> None:  # noqa: B008
+        expected = users.get(creds.username)
+        if expected is None or not secrets.compare_digest(creds.password, expected):
+            raise HTTPException(401, "Incorrect username or password", headers={"WWW-Authenticate": "Basic"})
+
+    return check
+
+
+def processing_from_request(req: m.Txt2ImgRequest) -> StableDiffusionProcessingTxt2Img:
+    """The job for a request; fields sent as null take the processing object's defaults."""
+    values = {k: v for k, v in req.model_dump().items() if k in _P_FIELDS and v is not None}
+    values["sampler_name"] = req.sampler_name or req.sampler_index
+    if not req.save_images:
+        values["do_not_save_samples"] = values["do_not_save_grid"] = True
+    values["controlnet_units"] = units_from_alwayson(req.alwayson_scripts)
+    return StableDiffusionProcessingTxt2Img(**values)
+
+
+def create_router(app: App) -> APIRouter:
+    auth = _auth_dependency(getattr(app.args, "api_auth", None))
+    router = APIRouter(prefix="/sdapi/v1", dependencies=[Depends(auth)] if auth else [])
+    for add_routes in (
+        _network_routes,
+        _generation_routes,
+        _model_routes,
+        _sampler_routes,
+        _settings_routes,
+        _progress_routes,
+        _info_routes,
+        _script_routes,
+    ):
+        add_routes(router, app)
+    return router
+
+
+def _network_routes(router: APIRouter, app: App) -> None:
+    @router.get("/loras")
+    def loras() -> list[dict[str, Any]]:
+        return [
+            {"name": i.name, "alias": i.alias, "path": str(i.path), "metadata": i.metadata}
+            for i in app.loras.list()
+        ]
+
+    @router.post("/refresh-loras")
+    def refresh_loras() -> dict:
+        app.loras.refresh()
+        return {}
+
+    @router.get("/embeddings")
+    def embeddings() -> dict[str, Any]:
+        app.embeddings.refresh()
+        active = app.models.active
+        if active is None:
+            return {"loaded": {}, "skipped": {}}
+        return app.embeddings.for_model(active.sd).api_payload()
+
+    @router.post("/refresh-embeddings")
+    def refresh_embeddings() -> dict:
+        app.embeddings.refresh()
+        return {}
+
+    @router.get("/hypernetworks")
+    def hypernetworks() -> list[dict[str, str]]:
+        return [{"name": i.name, "path": str(i.path)} for i in app.hypernetworks.list()]
+
+
+def run_txt2img(app: App, req: m.Txt2ImgRequest) -> m.ImagesResponse:
+    """What POST /sdapi/v1/txt2img does: the job with its scripts, queued, and its images as base64."""
+    p = processing_from_request(req)
+    runner = app.scripts.ensure_inputs(_script_layout)
+    p.scripts, p.is_api = runner, True
+    p.script_args = runner.script_args_for(
+        req.script_name, req.script_args, req.alwayson_scripts, skip=(SCRIPT_TITLE,)
+    )
+    processed = app.txt2img(p)
+    images = (
+        [
+            encode_png_base64(img, info)
+            for img, info in zip(processed.images, processed.infotexts, strict=True)
+        ]
+        if req.send_images
+        else []
+    )
+    return m.ImagesResponse(images=images, parameters=req.model_dump(), info=processed.js())
+
+
+def _generation_routes(router: APIRouter, app: App) -> None:
+    @router.post("/txt2img", response_model=m.ImagesResponse)
+    def txt2img(req: m.Txt2ImgRequest) -> m.ImagesResponse:
+        return run_txt2img(app, req)
+
+
+def _model_routes(router: APIRouter, app: App) -> None:
+    @router.get("/sd-models", response_model=list[m.SDModelItem])
+    def sd_models() -> list[m.SDModelItem]:
+        return [
+            m.SDModelItem(
+                title=c.title,
+                model_name=c.model_name,
+                hash=c.hash,
+                sha256=c.sha256,
+                filename=str(c.filename),
+                config=_str_or_none(app.checkpoints.config_yaml_for(c)),
+            )
+            for c in app.checkpoints.list()
+        ]
+
+    @router.post("/refresh-checkpoints")
+    def refresh_checkpoints() -> dict:
+        app.refresh_checkpoints()
+        return {}
+
+    @router.get("/sd-vae", response_model=list[m.VaeItem])
+    def sd_vae() -> list[m.VaeItem]:
+        return [m.VaeItem(model_name=name, filename=str(path)) for name, path in app.vaes.files().items()]
+
+    @router.post("/refresh-vae")
+    def refresh_vae() -> dict:
+        app.vaes.refresh()
+        return {}
+
+
+def _sampler_routes(router: APIRouter, app: App) -> None:
+    @router.get("/samplers", response_model=list[m.SamplerItem])
+    def samplers() -> list[m.SamplerItem]:
+        return [m.SamplerItem(name=s.name, aliases=list(s.aliases), options=s.options) for s in SAMPLERS]
+
+    @router.get("/schedulers", response_model=list[m.SchedulerItem])
+    def schedulers() -> list[m.SchedulerItem]:
+        return [
+            m.SchedulerItem(name=t.name, label=t.label, aliases=list(t.aliases) or None)
+            for t in SCHEDULE_TYPES
+        ]
+
+
+def _settings_routes(router: APIRouter, app: App) -> None:
+    @router.get("/options")
+    def get_options() -> dict[str, Any]:
+        return dict(app.options.as_dict())
+
+    @router.post("/options")
+    def set_options(values: dict[str, Any]) -> dict:
+        app.set_options(values)
+        return {}
+
+    @router.get("/cmd-flags")
+    def cmd_flags() -> dict[str, Any]:
+        return dict(vars(app.args))
+
+
+def _progress_routes(router: APIRouter, app: App) -> None:
+    @router.get("/progress", response_model=m.ProgressResponse)
+    def progress(skip_current_image: bool = False) -> m.ProgressResponse:
+        return progress_response(app, with_image=not skip_current_image)
+
+    @router.post("/interrupt")
+    def interrupt() -> dict:
+        app.state.interrupt()
+        return {}
+
+    @router.post("/skip")
+    def skip() -> dict:
+        app.state.skip()
+        return {}
+
+
+def _info_routes(router: APIRouter, app: App) -> None:
+    @router.post("/png-info", response_model=m.PngInfoResponse)
+    def png_info(req: m.PngInfoRequest) -> m.PngInfoResponse:
+        try:
+            image = decode_base64_image(req.image)
+        except ValueError as exc:
+            raise InvalidRequestError(str(exc)) from exc
+        info = read_infotext_from_image(image) or ""
+        items = {k: v for k, v in image.info.items() if isinstance(v, str) and k != "parameters"}
+        return m.PngInfoResponse(info=info, items=items, parameters=parse_infotext(info) if info else {})
+
+    @router.get("/prompt-styles")
+    def prompt_styles() -> list[dict[str, str | None]]:
+        return [
+            {"name": s.name, "prompt": s.prompt, "negative_prompt": s.negative_prompt}
+            for s in list(app.styles.styles.values())
+        ]
+
+    @router.get("/memory")
+    def memory() -> dict[str, Any]:
+        cuda = {}
+        if torch.cuda.is_available():
+            free, total = torch.cuda.mem_get_info()
+            cuda = {
+                "system": {"free": free, "used": total - free, "total": total},
+                "active": {"peak": torch.cuda.max_memory_allocated()},
+            }
+        return {"ram": {}, "cuda": cuda or {"error": "no CUDA device"}}
+
+
+def _script_layout():
+    """A page that is never shown, for scripts whose `ui()` builds rows and groups (API-only servers)."""
+    import gradio as gr
+
+    return gr.Blocks()
+
+
+def _script_routes(router: APIRouter, app: App) -> None:
+    @router.get("/scripts")
+    def scripts() -> dict[str, list[str]]:
+        runner = app.scripts.ensure_inputs(_script_layout)
+        return {"txt2img": [s.name for s in runner.scripts if s.name], "img2img": []}
+
+    @router.get("/extensions")
+    def extensions() -> list[dict[str, Any]]:
+        return [
+            {
+                "name": e.name,
+                "remote": e.remote,
+                "branch": e.branch,
+                "commit_hash": e.commit_hash,
+                "version": e.version,
+                "commit_date": e.commit_date,
+                "enabled": e.enabled,
+            }
+            for e in app.extensions.list(with_repo_info=True)
+        ]
+
+    @router.get("/script-info")
+    def script_info() -> list[dict[str, Any]]:
+        runner = app.scripts.ensure_inputs(_script_layout)
+        return [_script_info(s, runner.inputs) for s in runner.scripts if s.name]
+
+
+def _script_info(script, inputs: list[Any]) -> dict[str, Any]:
+    """A1111's ScriptInfo: the script's name and its controls' labels, defaults and ranges."""
+    args = []
+    for control in inputs[script.args_from : script.args_to]:
+        choices = getattr(control, "choices", None)
+        args.append(
+            {
+                "label": getattr(control, "label", None),
+                "value": getattr(control, "value", None),
+                "minimum": getattr(control, "minimum", None),
+                "maximum": getattr(control, "maximum", None),
+                "step": getattr(control, "step", None),
+                "choices": [c[0] if isinstance(c, (list, tuple)) else c for c in choices]
+                if choices
+                else None,
+            }
+        )
+    return {"name": script.name, "is_alwayson": bool(script.alwayson), "is_img2img": False, "args": args}
+
+
+def progress_response(app: App, with_image: bool = True) -> m.ProgressResponse:
+    snap = app.state.snapshot()
+    image = None
+    if with_image and snap.preview is not None:
+        image = encode_png_base64(snap.preview)
+    state = m.ProgressState(
+        skipped=snap.skipped,
+        interrupted=snap.interrupted,
+        job=snap.job,
+        job_count=snap.job_count,
+        job_timestamp=snap.job_timestamp,
+        job_no=snap.job_no,
+        sampling_step=snap.sampling_step,
+        sampling_steps=snap.sampling_steps,
+    )
+    current = app.queue.current.id if app.queue.current else None
+    return m.ProgressResponse(
+        progress=snap.progress,
+        eta_relative=snap.eta_relative,
+        state=state,
+        current_image=image,
+        textinfo=snap.textinfo,
+        current_task=current,
+    )
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def mount(fastapi_app: FastAPI, app: App) -> None:
+    install_error_handlers(fastapi_app)
+    fastapi_app.include_router(create_router(app))
+    auth = _auth_dependency(getattr(app.args, "api_auth", None))
+    fastapi_app.include_router(create_controlnet_router(app), dependencies=[Depends(auth)] if auth else [])
+
+    if getattr(app.args, "api_log", False):
+
+        @fastapi_app.middleware("http")
+        async def log_requests(request: Request, call_next):
+            start = time.perf_counter()
+            response = await call_next(request)
+            log.info(
+                "API %s %s -> %s in %.3fs",
+                request.method,
+                request.url.path,
+                response.status_code,
+                time.perf_counter() - start,
+            )
+            return response

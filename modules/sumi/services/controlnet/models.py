@@ -1,0 +1,223 @@
+"""ControlNet model files in `models/ControlNet` (and sd-webui-controlnet's folder): names, lookup, cache.
+
+Names are sd-webui-controlnet's: `"<stem> [<8-hex legacy hash>]"`. A unit's `model` is matched as the
+extension does: the full name, else the stem (any case), else the shortest stem containing the text.
+Loaded models stay in a small RAM cache (opt `control_net_model_cache_size`, default 2).
+`family_of` tells which model family a file is for without loading it (safetensors: the header's keys
+and shapes), so the UI can offer only the ControlNets that fit the loaded checkpoint.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import torch
+
+from modules.sumi.engine.controlnet.models import (
+    LoadedControlNet,
+    check_compatible,
+    detect_controlnet_family,
+    load_controlnet,
+)
+from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.engine.files import read_state_dict
+from modules.sumi.engine.model import SDModel
+from modules.sumi.services.models.checkpoints import natural_sort_key, walk_files
+from modules.sumi.services.models.hashing import legacy_model_hash
+
+CONTROLNET_EXTENSIONS = (".pt", ".pth", ".ckpt", ".safetensors", ".bin")
+DIFFUSERS_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
+NONE = "None"
+
+
+@dataclass
+class ControlNetFile:
+    path: Path  # a file, or a diffusers folder (config.json + diffusion_pytorch_model.*)
+
+    @property
+    def stem(self) -> str:
+        return self.path.stem if self.path.is_file() else self.path.name
+
+    @cached_property
+    def short_hash(self) -> str:
+        target = self.path if self.path.is_file() else _diffusers_weights(self.path)
+        try:
+            return legacy_model_hash(target) if target is not None else "00000000"
+        except OSError:
+            return "00000000"
+
+    @property
+    def name(self) -> str:
+        return f"{self.stem} [{self.short_hash}]"
+
+
+def _diffusers_weights(folder: Path) -> Path | None:
+    return next((folder / n for n in DIFFUSERS_WEIGHTS if (folder / n).is_file()), None)
+
+
+class ControlNetModels:
+    """Listing, lookup and a small cache of loaded ControlNets."""
+
+    def __init__(
+        self,
+        folders: Iterable[Path],
+        cache_size: Callable[[], int] = lambda: 2,
+        allow_unsafe_pickle: bool = False,
+    ) -> None:
+        self.folders = [Path(f) for f in folders]
+        self.cache_size = cache_size
+        self.allow_unsafe_pickle = allow_unsafe_pickle
+        self._lock = threading.Lock()
+        self._files: list[ControlNetFile] = []
+        self._cache: OrderedDict[tuple, LoadedControlNet] = OrderedDict()
+        self._families: dict[tuple[str, int], str | None] = {}
+        self.refresh()
+
+    def refresh(self) -> list[ControlNetFile]:
+        found: dict[str, ControlNetFile] = {}
+        for folder in self.folders:
+            for item in _scan(folder):
+                found.setdefault(str(item.resolve()), ControlNetFile(item))
+        files = sorted(found.values(), key=lambda f: natural_sort_key(f.stem))
+        with self._lock:
+            self._files = files
+        return files
+
+    def list(self) -> list[ControlNetFile]:
+        with self._lock:
+            return list(self._files)
+
+    def names(self) -> list[str]:
+        return [NONE] + [f.name for f in self.list()]
+
+    def find(self, name: str | None) -> ControlNetFile | None:
+        """The extension's lookup; None for "None"/empty, InvalidRequestError when nothing matches."""
+        if not name or name == NONE:
+            return None
+        files = self.list()
+        wanted = name.strip()
+        stem_wanted = wanted.rsplit(" [", 1)[0].lower() if wanted.endswith("]") else wanted.lower()
+        for rule in (
+            lambda f: f.name == wanted,
+            lambda f: f.stem.lower() == stem_wanted,
+        ):
+            match = next((f for f in files if rule(f)), None)
+            if match is not None:
+                return match
+        containing = [f for f in files if stem_wanted in f.stem.lower()]
+        if containing:
+            return min(containing, key=lambda f: len(f.stem))
+        raise InvalidRequestError(
+            f"ControlNet model not found: {name!r} (put it in models/ControlNet, then refresh)"
+        )
+
+    def names_for_family(self, family: str | None) -> list[str]:
+        """`names()` limited to the ControlNets for `family` (all when None); files whose family cannot
+        be read stay listed, so choosing one gives the loader's clear message."""
+        if family is None:
+            return self.names()
+        return [NONE] + [f.name for f in self.list() if self.family_of(f) in (family, None)]
+
+    def family_of(self, file: ControlNetFile) -> str | None:
+        """The family ("SD1", "SD2", "SDXL") a ControlNet is for; None when that cannot be read.
+
+        Safetensors: from the header's keys and shapes only (no tensor is read). Pickles: loaded once
+        (memory-mapped when the format allows). Diffusers folders: their weights file, the same way.
+        Cached per (path, modification time).
+        """
+        weights = file.path if file.path.is_file() else _diffusers_weights(file.path)
+        if weights is None:
+            return None
+        try:
+            key = (str(weights), weights.stat().st_mtime_ns)
+        except OSError:
+            return None
+        with self._lock:
+            if key in self._families:
+                return self._families[key]
+        family = _read_family(weights, self.allow_unsafe_pickle)
+        with self._lock:
+            self._families[key] = family
+        return family
+
+    def load(self, file: ControlNetFile, sd: SDModel) -> LoadedControlNet:
+        """The model on the SD model's device and dtype, checked against its family; cached."""
+        stat = file.path.stat()
+        key = (str(file.path), stat.st_mtime_ns, str(sd.device), sd.dtype, id(sd.unet))
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+        if cached is None:
+            cached = load_controlnet(
+                file.path,
+                dtype=sd.dtype,
+                device=sd.device,
+                allow_unsafe_pickle=self.allow_unsafe_pickle,
+                base_unet=sd.unet,
+                expected_family=sd.family,
+            )
+            self._remember(key, cached)
+        check_compatible(cached, sd.family, int(sd.unet.config.cross_attention_dim))
+        return cached
+
+    def _remember(self, key: tuple, loaded: LoadedControlNet) -> None:
+        with self._lock:
+            self._cache[key] = loaded
+            while len(self._cache) > max(0, int(self.cache_size())):
+                self._cache.popitem(last=False)
+
+    def clear_cache(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+
+def _read_family(path: Path, allow_unsafe_pickle: bool) -> str | None:
+    try:
+        shapes = _header_shapes(path) if path.suffix.lower() == ".safetensors" else None
+        state_dict = shapes if shapes is not None else _pickle_tensors(path, allow_unsafe_pickle)
+        return detect_controlnet_family(state_dict, str(path))
+    except Exception:  # unreadable, truncated or not a ControlNet: the loader says why when it is chosen
+        return None
+
+
+def _header_shapes(path: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a safetensors file as an empty "meta" tensor of its shape (header only)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return {k: torch.empty(f.get_slice(k).get_shape(), device="meta") for k in f.keys()}  # noqa: SIM118
+
+
+def _pickle_tensors(path: Path, allow_unsafe_pickle: bool) -> dict[str, torch.Tensor]:
+    """A pickle's tensors: memory-mapped (nothing read but the index) when the file is a zip archive
+    of plain weights, else through the safe loader."""
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # legacy format or objects the plain loader refuses: the full safe path decides
+        return read_state_dict(path, allow_unsafe_pickle=allow_unsafe_pickle)
+    if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
+        data = data["state_dict"]
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+
+
+def _scan(folder: Path) -> list[Path]:
+    """Model files and diffusers model folders under `folder` (recursively)."""
+    items: list[Path] = []
+    diffusers_dirs: set[Path] = set()
+    for path in walk_files(folder, CONTROLNET_EXTENSIONS, True):
+        if path.name in DIFFUSERS_WEIGHTS and (path.parent / "config.json").is_file():
+            diffusers_dirs.add(path.parent)
+        else:
+            items.append(path)
+    return items + sorted(diffusers_dirs)
+
+
+__all__ = ["ControlNetFile", "ControlNetModels", "NONE"]

@@ -1,0 +1,210 @@
+"""ControlNet units as sd-webui-controlnet's API and UI spell them: fields, defaults, aliases, images,
+and the `ControlNet <i>` infotext entries.
+
+Unknown keys are ignored (the extension does the same), so payloads written for A1111 work unchanged.
+A wrong type or value is an `InvalidRequestError` naming the unit and the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from modules.sumi.engine.controlnet.control import CONTROL_MODES
+from modules.sumi.engine.controlnet.image_fit import check_size, parse_resize_mode
+from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.services.images.saving import decode_base64_image
+
+ALIASES = {"guidance": "guidance_end", "lowvram": "low_vram", "input_image": "image"}
+SCRIPT_TITLE = "controlnet"  # the `alwayson_scripts` key, matched case-insensitively
+INFOTEXT_FIELDS = (
+    "module",
+    "model",
+    "weight",
+    "resize_mode",
+    "processor_res",
+    "threshold_a",
+    "threshold_b",
+    "guidance_start",
+    "guidance_end",
+    "pixel_perfect",
+    "control_mode",
+)
+
+
+@dataclass
+class ControlNetUnit:
+    """One unit's settings (sd-webui-controlnet names and defaults); `images` are decoded RGB arrays."""
+
+    enabled: bool = False
+    module: str = "none"
+    model: str = "None"
+    weight: float = 1.0
+    images: list[np.ndarray] = field(default_factory=list)
+    resize_mode: str = "Crop and Resize"
+    low_vram: bool = False
+    processor_res: int = -1
+    threshold_a: float = -1
+    threshold_b: float = -1
+    guidance_start: float = 0.0
+    guidance_end: float = 1.0
+    pixel_perfect: bool = False
+    control_mode: str = "Balanced"
+    save_detected_map: bool = True
+
+    def infotext(self) -> str | None:
+        """`Module: canny, Model: ..., Weight: 1.0, ...`; None when a value holds `,` or `:` (as the
+        extension, which then leaves the unit out)."""
+        values = [(name.replace("_", " ").title(), str(getattr(self, name))) for name in INFOTEXT_FIELDS]
+        if any("," in v or ":" in v for _, v in values):
+            return None
+        return ", ".join(f"{k}: {v}" for k, v in values)
+
+
+_BOOL_FIELDS = {"enabled", "low_vram", "pixel_perfect", "save_detected_map"}
+_FLOAT_FIELDS = {"weight", "threshold_a", "threshold_b", "guidance_start", "guidance_end"}
+_KNOWN = {f.name for f in fields(ControlNetUnit)} | {"image"}
+
+
+def unit_from_dict(data: Mapping[str, Any], index: int = 0) -> ControlNetUnit:
+    """Build a unit from an API/UI dict; unknown keys are ignored, aliases accepted."""
+    if not isinstance(data, Mapping):
+        raise InvalidRequestError(f"ControlNet unit {index}: expected an object, got {type(data).__name__}")
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        name = ALIASES.get(key, key)
+        if name in _KNOWN and (name not in values or key == name):
+            values[name] = value
+    unit = ControlNetUnit()
+    for name, value in values.items():
+        if value is None and name != "image":
+            continue
+        if name == "image":
+            unit.images = decode_images(value, index)
+        else:
+            setattr(unit, name, _coerce(name, value, index))
+    _check_ranges(unit, index)
+    return unit
+
+
+def _coerce(name: str, value: Any, index: int) -> Any:
+    where = f"ControlNet unit {index}: {name}"
+    if name in _BOOL_FIELDS:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise InvalidRequestError(f"{where} must be true or false, got {value!r}")
+    if name in _FLOAT_FIELDS or name == "processor_res":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidRequestError(f"{where} must be a number, got {value!r}")
+        return int(value) if name == "processor_res" else float(value)
+    if name == "resize_mode":
+        if not isinstance(value, str):
+            raise InvalidRequestError(f"{where} must be a name such as 'Crop and Resize', got {value!r}")
+        return parse_resize_mode(value).value
+    if name == "control_mode":
+        return _control_mode(value, where)
+    if not isinstance(value, str):
+        raise InvalidRequestError(f"{where} must be a string, got {value!r}")
+    return value
+
+
+def _control_mode(value: Any, where: str) -> str:
+    if isinstance(value, str):
+        for mode in CONTROL_MODES:
+            if mode.lower() == value.strip().lower():
+                return mode
+    raise InvalidRequestError(f"{where} must be one of: {', '.join(CONTROL_MODES)}; got {value!r}")
+
+
+def _check_ranges(unit: ControlNetUnit, index: int) -> None:
+    where = f"ControlNet unit {index}"
+    if not 0 <= unit.weight <= 2:
+        raise InvalidRequestError(f"{where}: weight must be from 0 to 2, got {unit.weight}")
+    for name in ("guidance_start", "guidance_end"):
+        if not 0 <= getattr(unit, name) <= 1:
+            raise InvalidRequestError(f"{where}: {name} must be from 0 to 1, got {getattr(unit, name)}")
+    if unit.guidance_start > unit.guidance_end:
+        raise InvalidRequestError(
+            f"{where}: guidance_start ({unit.guidance_start}) is after guidance_end ({unit.guidance_end})"
+        )
+
+
+# -- images ----------------------------------------------------------------------------------------
+
+
+def decode_images(value: Any, index: int = 0) -> list[np.ndarray]:
+    """The extension's image forms: base64 (or data URL), {"image", "mask"}, [image, mask], a list of
+    such dicts (one control image per generated image), a PIL image or an array."""
+    if value is None or (isinstance(value, str) and not value):
+        return []
+    if isinstance(value, Mapping):
+        return decode_images(value.get("image"), index)
+    if isinstance(value, (list, tuple)):
+        if value and all(isinstance(v, Mapping) for v in value):
+            return [img for v in value for img in decode_images(v, index)]
+        return decode_images(value[0], index) if value else []  # [image, mask]
+    return [decode_image(value, f"ControlNet unit {index}: image")]
+
+
+def decode_image(value: Any, what: str = "ControlNet image") -> np.ndarray:
+    """One image as HxWx3 uint8 RGB (RGBA composited over white, as the extension does)."""
+    if isinstance(value, np.ndarray):
+        image = Image.fromarray(value)
+    elif isinstance(value, Image.Image):
+        image = value
+    elif isinstance(value, str):
+        try:
+            image = decode_base64_image(value)
+        except ValueError as exc:
+            raise InvalidRequestError(f"{what}: {exc}") from exc
+    else:
+        raise InvalidRequestError(f"{what} must be a base64-encoded image, got {type(value).__name__}")
+    check_size(image.height, image.width, what)
+    if image.mode in ("RGBA", "LA", "P"):
+        image = image.convert("RGBA")
+        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, image)
+    return np.ascontiguousarray(np.asarray(image.convert("RGB")))
+
+
+# -- payloads ----------------------------------------------------------------------------------------
+
+
+def units_from_alwayson(alwayson_scripts: Mapping[str, Any] | None) -> list[ControlNetUnit]:
+    """`alwayson_scripts: {"controlnet": {"args": [unit, ...]}}` (title matched case-insensitively)."""
+    for title, entry in (alwayson_scripts or {}).items():
+        if str(title).lower() != SCRIPT_TITLE:
+            continue
+        args = entry.get("args", []) if isinstance(entry, Mapping) else entry
+        if not isinstance(args, (list, tuple)):
+            raise InvalidRequestError("alwayson_scripts.controlnet.args must be a list of units")
+        return [unit_from_dict(arg, i) for i, arg in enumerate(args)]
+    return []
+
+
+def parse_infotext_unit(text: str) -> dict[str, Any]:
+    """`Module: canny, Weight: 1.0, ...` back into unit fields (True/False/int/float cast)."""
+    result: dict[str, Any] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition(": ")
+        if not sep:
+            continue
+        result[key.strip().lower().replace(" ", "_")] = _cast(value.strip())
+    return result
+
+
+def _cast(value: str) -> Any:
+    if value in ("True", "False"):
+        return value == "True"
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value

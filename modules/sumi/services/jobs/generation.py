@@ -1,0 +1,418 @@
+"""Runs A1111-shaped txt2img jobs: settings and seeds in, images, infotexts and files out."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from modules.sumi.engine import txt2img
+from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.engine.sampling.loop import StepInfo
+from modules.sumi.engine.sampling.samplers import find_sampler
+from modules.sumi.engine.vae import cheap_preview
+from modules.sumi.services.controlnet.service import ControlNetService, PreparedControl, Target
+from modules.sumi.services.images import saving as image_files
+from modules.sumi.services.jobs.hooks import JobContext, denoiser_callbacks, postprocess_batch, select_batch
+from modules.sumi.services.jobs.infotext import build_infotext
+from modules.sumi.services.jobs.processing import Processed, StableDiffusionProcessing
+from modules.sumi.services.jobs.state import JobState
+from modules.sumi.services.models.manager import LoadedModel, ModelManager
+from modules.sumi.services.networks.embeddings import EmbeddingDatabase
+from modules.sumi.services.networks.registry import ExtraNetworkRegistry, parse_prompts
+from modules.sumi.services.scripts.callbacks import CallbackRegistry, ImageSaveParams
+from modules.sumi.services.settings.options import Options
+from modules.sumi.services.settings.paths import DataPaths
+from modules.sumi.services.settings.styles import StyleDatabase
+from modules.sumi.util.atomic import write_atomic
+from modules.sumi.util.version import VERSION
+
+MAX_SEED = 4294967294
+log = logging.getLogger(__name__)
+
+
+class GenerationService:
+    def __init__(
+        self,
+        models: ModelManager,
+        options: Options,
+        paths: DataPaths,
+        state: JobState,
+        styles: StyleDatabase | None = None,
+        extra_networks: ExtraNetworkRegistry | None = None,
+        embeddings: EmbeddingDatabase | None = None,
+        controlnet: ControlNetService | None = None,
+        callbacks: CallbackRegistry | None = None,
+        model_view: Callable[[LoadedModel], Any] | None = None,
+    ) -> None:
+        self.models = models
+        self.options = options
+        self.paths = paths
+        self.state = state
+        self.styles = styles
+        self.extra_networks = extra_networks or ExtraNetworkRegistry()
+        self.embeddings = embeddings
+        self.controlnet = controlnet
+        self.callbacks = callbacks
+        self.model_view = model_view or (lambda loaded: loaded.sd)  # what `p.sd_model` shows scripts
+
+    def process(self, p: StableDiffusionProcessing) -> Processed:
+        """Run every batch of `p` on the active model (call from the job worker).
+
+        Always-on scripts (`p.scripts`) get A1111's hooks: before_process, process, then per batch
+        before_process_batch, after_extra_networks_activate, process_batch, postprocess_batch(_list),
+        postprocess_image, and postprocess at the end."""
+        if p.scripts is not None:
+            p.scripts.before_process(p)
+        with self._override_settings(p):
+            self.validate(p)
+            loaded = self.models.get()
+            self._prepare(p, loaded)
+            if p.scripts is not None:
+                p.scripts.process(p)
+            processed = self._run(p, loaded)
+        if p.scripts is not None:
+            p.scripts.postprocess(p, processed)
+        return processed
+
+    # -- checks and preparation -----------------------------------------------------------------
+    def validate(self, p: StableDiffusionProcessing) -> None:
+        o = self.options
+        limits = (
+            ("width", p.width, 64, o.max_image_size),
+            ("height", p.height, 64, o.max_image_size),
+            ("steps", p.steps, 1, o.max_steps),
+            ("batch_size", p.batch_size, 1, o.max_batch_size),
+            ("n_iter", p.n_iter, 1, o.max_batch_count),
+        )
+        for name, value, low, high in limits:
+            if not isinstance(value, int) or not low <= value <= high:
+                raise InvalidRequestError(f"{name} must be an integer from {low} to {high}, got {value!r}")
+        for name in ("width", "height"):
+            if getattr(p, name) % 8:
+                raise InvalidRequestError(f"{name} must be a multiple of 8, got {getattr(p, name)}")
+        if not 0 <= p.cfg_scale <= 100:
+            raise InvalidRequestError(f"cfg_scale must be from 0 to 100, got {p.cfg_scale}")
+        find_sampler(p.sampler_name or "Euler", p.scheduler)
+
+    def _prepare(self, p: StableDiffusionProcessing, loaded: LoadedModel) -> None:
+        spec, schedule = find_sampler(p.sampler_name or "Euler", p.scheduler)
+        p.sampler_name, p.scheduler = spec.name, schedule.label
+        total = p.batch_size * p.n_iter
+        p.all_prompts = _per_image(p.prompt, total)
+        p.all_negative_prompts = _per_image(p.negative_prompt, total)
+        self._apply_styles(p)
+        use_variation = p.seed_enable_extras and p.subseed_strength > 0
+        p.all_seeds = _seed_list(p.seed, total, 0 if use_variation else 1)
+        p.all_subseeds = _seed_list(p.subseed, total, 1 if use_variation else 0)
+        p.seed, p.subseed = p.all_seeds[0], p.all_subseeds[0]
+        p.clip_skip = int(self.options.CLIP_stop_at_last_layers)
+        p.sd_model = self.model_view(loaded)
+        p.sd_model_name = loaded.checkpoint.name_for_extra
+        p.sd_model_hash = loaded.checkpoint.hash
+        p.sd_vae_name = loaded.vae_name
+        p.sd_vae_hash = loaded.vae_hash
+        p.job_timestamp = datetime.now().strftime("%Y%m%d%H%M%S")
+
+    def _apply_styles(self, p: StableDiffusionProcessing) -> None:
+        """A1111: styles are merged into every prompt first; the infotext holds the expanded text."""
+        if not p.styles or self.styles is None:
+            return
+        for name in self.styles.unknown(p.styles):  # A1111 ignores them silently; Sumi says so
+            log.warning("Style not found: %r (ignored)", name)
+            p.warnings.append(f"Style not found: {name!r} (ignored)")
+        p.all_prompts = [self.styles.apply_styles_to_prompt(x, p.styles) for x in p.all_prompts]
+        p.all_negative_prompts = [
+            self.styles.apply_negative_styles_to_prompt(x, p.styles) for x in p.all_negative_prompts
+        ]
+
+    @contextlib.contextmanager
+    def _override_settings(self, p: StableDiffusionProcessing) -> Iterator[None]:
+        saved = {
+            key: getattr(self.options, key) for key in p.override_settings if key in self.options.data_labels
+        }
+        for key, value in p.override_settings.items():
+            if key in saved:
+                self.options.set(key, value)
+        try:
+            yield
+        finally:
+            if p.override_settings_restore_afterwards:
+                for key, value in saved.items():
+                    self.options.set(key, value)
+
+    # -- running ------------------------------------------------------------------------------------
+    def _run(self, p: StableDiffusionProcessing, loaded: LoadedModel) -> Processed:
+        try:
+            return self._run_batches(p, loaded)
+        finally:
+            self._warn(p, self.extra_networks.deactivate(p))
+
+    def _run_batches(self, p: StableDiffusionProcessing, loaded: LoadedModel) -> Processed:
+        self.state.begin("txt2img", p.n_iter)
+        images, infotexts = [], []
+        job = JobContext(self._embedding_hook(loaded), self._prepare_control(p, loaded))
+        for n in range(p.n_iter):
+            if self.state.interrupted:
+                break
+            p.iteration = n
+            batch_images, schedule = self._batch(p, loaded, n, job)
+            if job.embeddings is not None and job.embeddings.ti_hashes():
+                p.extra_generation_params["TI hashes"] = job.embeddings.ti_hashes()
+            for i, image in enumerate(batch_images):
+                index = min(n * p.batch_size + i, len(p.all_seeds) - 1)
+                infotext = self.infotext(p, loaded, index, schedule)
+                if index == 0:
+                    self._write_params_txt(infotext)
+                self._save(p, image, index, infotext)
+                images.append(image)
+                infotexts.append(infotext)
+            self.state.nextjob()
+        first = 0
+        if len(images) > 1 and self.options.return_grid and not p.do_not_save_grid:  # A1111
+            grid = image_files.image_grid(images, batch_size=p.batch_size)
+            self._save_grid(p, grid, infotexts[0])
+            images.insert(0, grid)
+            infotexts.insert(0, infotexts[0])
+            first = 1
+        images.extend(job.control.detected_maps)
+        infotexts.extend("" for _ in job.control.detected_maps)
+        processed = Processed(
+            p,
+            images,
+            infotexts,
+            p.all_seeds[0],
+            p.all_seeds,
+            p.all_subseeds,
+            first,
+            warnings=list(p.warnings),
+        )
+        processed.info = infotexts[first] if infotexts else ""
+        return processed
+
+    def _prepare_control(self, p: StableDiffusionProcessing, loaded: LoadedModel) -> PreparedControl:
+        """Preprocess and load every enabled ControlNet unit before the first step (fail early)."""
+        if self.controlnet is None or not any(u.enabled for u in p.controlnet_units):
+            return PreparedControl()
+        target = Target(p.width, p.height, p.batch_size, p.seed + max(p.subseed, 0))
+        control = self.controlnet.prepare(p.controlnet_units, loaded.sd, target)
+        p.extra_generation_params.update(control.infotext)
+        return control
+
+    def _batch(
+        self, p: StableDiffusionProcessing, loaded: LoadedModel, n: int, job: JobContext
+    ) -> tuple[list[Any], str]:
+        """One batch with the scripts' batch hooks around it; returns its images and schedule label."""
+        select_batch(p, n)
+        batch = {"batch_number": n, "prompts": p.prompts, "seeds": p.seeds, "subseeds": p.subseeds}
+        if p.scripts is not None:
+            p.scripts.before_process_batch(p, **batch)
+        prompts = self._activate_networks(p, p.prompts)
+        if p.scripts is not None:
+            p.scripts.after_extra_networks_activate(p, **batch, extra_network_data=p.extra_network_data)
+            p.scripts.process_batch(p, **batch)
+        result = txt2img.generate(
+            loaded.sd,
+            self._request(p, prompts, job),
+            callback=self._step_callback(loaded),
+            control=self.state.control,
+            conditioning_cache=job.conditioning_cache,
+            denoiser_hooks=denoiser_callbacks(self.callbacks, loaded),
+        )
+        return postprocess_batch(p, result.images, n), result.schedule
+
+    def _request(
+        self, p: StableDiffusionProcessing, prompts: list[str], job: JobContext
+    ) -> txt2img.BatchRequest:
+        o = self.options
+        return txt2img.BatchRequest(
+            prompts=prompts,
+            negative_prompts=p.negative_prompts,
+            seeds=p.seeds,
+            subseeds=p.subseeds,
+            subseed_strength=p.subseed_strength if p.seed_enable_extras else 0.0,
+            seed_resize_from=(p.seed_resize_from_w, p.seed_resize_from_h) if p.seed_enable_extras else None,
+            width=p.width,
+            height=p.height,
+            steps=p.steps,
+            cfg_scale=p.cfg_scale,
+            sampler=p.sampler_name,
+            schedule=p.scheduler,
+            clip_skip=p.clip_skip,
+            eta_ancestral=p.eta if p.eta is not None else o.eta_ancestral,
+            eta_ddim=o.eta_ddim,
+            eta_noise_seed_delta=int(o.eta_noise_seed_delta),
+            noise_device=_noise_device(o.randn_source),
+            emphasis=o.emphasis,
+            comma_padding_backtrack=int(o.comma_padding_backtrack),
+            use_old_scheduling=bool(o.use_old_scheduling),
+            pad_cond_uncond=bool(o.pad_cond_uncond),
+            token_override=job.embeddings,
+            control_units=job.control.units,
+        )
+
+    def _embedding_hook(self, loaded: LoadedModel):
+        """This job's textual-inversion hook; changed embedding files are picked up here (A1111)."""
+        if self.embeddings is None:
+            return None
+        self.embeddings.refresh()
+        return self.embeddings.for_model(loaded.sd).hook()
+
+    def _activate_networks(self, p: StableDiffusionProcessing, prompts: list[str]) -> list[str]:
+        """Strip `<name:args>` tags from the batch's prompts and activate their networks (A1111)."""
+        stripped, data = parse_prompts(prompts)
+        p.extra_network_data = data
+        if not p.disable_extra_networks:
+            self._warn(p, self.extra_networks.activate(p, data))
+        return stripped
+
+    @staticmethod
+    def _warn(p: StableDiffusionProcessing, warnings: list[str]) -> None:
+        for warning in warnings:
+            if warning not in p.warnings:
+                log.warning(warning)
+                p.warnings.append(warning)
+
+    def _step_callback(self, loaded: LoadedModel):
+        every = int(self.options.show_progress_every_n_steps)
+        live = bool(self.options.live_previews_enable) and every > 0
+
+        def on_step(info: StepInfo) -> None:
+            self.state.set_step(info.step + 1, info.total)
+            if live and ((info.step + 1) % every == 0 or info.step + 1 == info.total):
+                latents = info.denoised if info.denoised is not None else info.latents
+                self.state.set_preview(cheap_preview(loaded.sd, latents))
+
+        return on_step
+
+    # -- infotext and files -----------------------------------------------------------------------
+    def infotext(self, p: StableDiffusionProcessing, loaded: LoadedModel, index: int, schedule: str) -> str:
+        o = self.options
+        variation = p.seed_enable_extras and p.subseed_strength > 0
+        resize = p.seed_enable_extras and p.seed_resize_from_w > 0 and p.seed_resize_from_h > 0
+        params: dict[str, Any] = {
+            "Steps": p.steps,
+            "Sampler": p.sampler_name,
+            "Schedule type": schedule,
+            "CFG scale": _number(p.cfg_scale),
+            "Seed": p.all_seeds[index],
+            "Size": f"{p.width}x{p.height}",
+            "Model hash": p.sd_model_hash if o.add_model_hash_to_info else None,
+            "Model": p.sd_model_name if o.add_model_name_to_info else None,
+            "VAE hash": loaded.vae_hash,
+            "VAE": loaded.vae_name,
+            "Variation seed": p.all_subseeds[index] if variation else None,
+            "Variation seed strength": _number(p.subseed_strength) if variation else None,
+            "Seed resize from": f"{p.seed_resize_from_w}x{p.seed_resize_from_h}" if resize else None,
+            "Clip skip": p.clip_skip if p.clip_skip > 1 else None,
+            "ENSD": o.eta_noise_seed_delta if o.eta_noise_seed_delta and _uses_ensd(p.sampler_name) else None,
+            "RNG": o.randn_source if o.randn_source != "GPU" else None,
+            "Emphasis": o.emphasis if o.emphasis != "Original" and _uses_brackets(p, index) else None,
+            "Pad conds": True if o.pad_cond_uncond else None,
+            "Old prompt editing timelines": True if o.use_old_scheduling else None,
+            **p.extra_generation_params,
+            "Version": VERSION if o.add_version_to_infotext else None,
+        }
+        return build_infotext(p.all_prompts[index], p.all_negative_prompts[index], params)
+
+    def _outdir(self, general: str, per_tab: str, override: str | None, dated: bool) -> Path:
+        """A1111's folder choice: the job's own, else opt `outdir_samples`/`outdir_grids`, else the tab's."""
+        base = self.paths.resolve(
+            override or getattr(self.options, general) or getattr(self.options, per_tab)
+        )
+        return base / datetime.now().strftime("%Y-%m-%d") if dated else base
+
+    def _save(self, p: StableDiffusionProcessing, image, index: int, infotext: str) -> None:
+        o = self.options
+        if p.do_not_save_samples or not o.samples_save:
+            return
+        directory = self._outdir(
+            "outdir_samples", "outdir_txt2img_samples", p.outpath_samples, o.save_to_dirs
+        )
+        params = ImageSaveParams(image, p, str(directory), {"parameters": infotext})
+        if self.callbacks is not None:  # A1111: callbacks may replace the image or its infotext
+            self.callbacks.call("before_image_saved", params)
+        path = image_files.save_image_file(
+            params.image,
+            directory,
+            seed=p.all_seeds[index],
+            prompt=p.all_prompts[index],
+            infotext=params.pnginfo.get("parameters", infotext),
+            extension=o.samples_format,
+            pnginfo_enabled=o.enable_pnginfo,
+            save_txt=o.save_txt,
+            pattern=o.samples_filename_pattern or image_files.DEFAULT_PATTERN,
+        )
+        if self.callbacks is not None:
+            params.filename = str(path)
+            self.callbacks.call("image_saved", params)
+
+    def _save_grid(self, p: StableDiffusionProcessing, grid, infotext: str) -> None:
+        o = self.options
+        if p.do_not_save_grid or not o.grid_save:
+            return
+        image_files.save_image_file(  # seed=None: A1111's short grid names, grid-NNNN.png
+            grid,
+            self._outdir("outdir_grids", "outdir_txt2img_grids", p.outpath_grids, o.grid_save_to_dirs),
+            seed=None,
+            prompt=p.all_prompts[0],
+            infotext=infotext,
+            extension=o.grid_format,
+            pnginfo_enabled=o.enable_pnginfo,
+            basename_prefix="grid",
+        )
+
+    def _write_params_txt(self, infotext: str) -> None:
+        """`<data>/params.txt` holds the last job's first infotext (A1111's paste button reads it)."""
+        write_atomic(self.paths.params_file, infotext.encode("utf-8"))
+
+
+def _number(value: float) -> float | int:
+    """7.0 -> 7, as A1111's UI writes it; 7.5 stays 7.5."""
+    return int(value) if float(value).is_integer() else value
+
+
+def _per_image(value: str | list[str], total: int) -> list[str]:
+    if isinstance(value, list):
+        if not value:
+            return [""] * total
+        return [str(value[i % len(value)]) for i in range(total)]
+    return [value or ""] * total
+
+
+def _resolve_seed(seed: int | float | str | None) -> int:
+    try:
+        seed = int(float(seed)) if seed not in (None, "") else -1
+    except ValueError as exc:
+        raise InvalidRequestError(f"seed must be a number, got {seed!r}") from exc
+    return random.randrange(MAX_SEED) if seed == -1 else seed
+
+
+def _seed_list(seed: Any, total: int, step: int) -> list[int]:
+    """Seeds of a job's images: `seed + i * step`, or, as A1111, one seed per image when `seed` is a
+    list (scripts such as Prompt matrix pass lists; -1 entries are drawn at random)."""
+    if isinstance(seed, (list, tuple)):
+        if not seed:
+            raise InvalidRequestError("seed must not be an empty list")
+        seeds = [_resolve_seed(s) for s in seed]
+        return [seeds[i % len(seeds)] for i in range(total)]
+    first = _resolve_seed(seed)
+    return [first + i * step for i in range(total)]
+
+
+def _uses_brackets(p: StableDiffusionProcessing, index: int) -> bool:
+    text = p.all_prompts[index] + p.all_negative_prompts[index]
+    return "(" in text or "[" in text
+
+
+def _noise_device(randn_source: str) -> str:
+    return "gpu" if str(randn_source).upper() == "GPU" else "cpu"
+
+
+def _uses_ensd(sampler: str | None) -> bool:
+    spec, _ = find_sampler(sampler)
+    return spec.uses_ensd

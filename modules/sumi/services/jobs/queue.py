@@ -1,0 +1,95 @@
+"""One worker thread runs every generation job in order; the UI and the API both submit here.
+
+Jobs run one at a time so two requests never share a model's patched weights. A failing job reports
+its exception to its submitter and the worker goes on with the next one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from modules.sumi.services.jobs.state import JobState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Job:
+    id: str
+    name: str
+    run: Callable[[], Any]
+    future: Future = field(default_factory=Future)
+
+
+class JobQueue:
+    def __init__(self, state: JobState) -> None:
+        self.state = state
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._ids = itertools.count(1)
+        self._thread: threading.Thread | None = None
+        self._pending: list[str] = []
+        self._lock = threading.Lock()
+        self.current: Job | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="sumi-gpu-worker", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def submit(self, name: str, run: Callable[[], Any], job_id: str | None = None) -> Job:
+        self.start()
+        job = Job(job_id or f"task({next(self._ids)})", name, run)
+        with self._lock:
+            self._pending.append(job.id)
+        self._queue.put(job)
+        return job
+
+    def run(self, name: str, run: Callable[[], Any], timeout: float | None = None) -> Any:
+        """Submit and wait; exceptions from the job are raised here."""
+        return self.submit(name, run).future.result(timeout=timeout)
+
+    def on_worker(self) -> bool:
+        """True when called from the worker thread, i.e. from inside a running job."""
+        return self._thread is not None and threading.current_thread() is self._thread
+
+    def call(self, name: str, run: Callable[[], Any]) -> Any:
+        """`run()` on the worker and wait; inline when already there (a job waiting on the queue would deadlock).
+
+        For A1111 helpers that extensions call both from their own UI and from inside a job."""
+        return run() if self.on_worker() else self.run(name, run)
+
+    def pending(self) -> list[str]:
+        with self._lock:
+            return list(self._pending)
+
+    def _work(self) -> None:
+        while (job := self._queue.get()) is not None:
+            with self._lock:
+                self._pending.remove(job.id)
+            self.current = job
+            if job.future.set_running_or_notify_cancel():
+                self._execute(job)
+            self.current = None
+
+    def _execute(self, job: Job) -> None:
+        self.state.reset_control()
+        try:
+            job.future.set_result(job.run())
+        except BaseException as exc:  # a failed job must never stop the worker
+            log.exception("Job %s (%s) failed", job.id, job.name)
+            job.future.set_exception(exc)
+        finally:
+            self.state.end()

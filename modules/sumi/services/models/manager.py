@@ -1,0 +1,200 @@
+"""Which checkpoint is loaded: loading on demand, a RAM cache of recent models, VAE overrides.
+
+Settings (A1111 names): `sd_model_checkpoint` picks the model; `sd_checkpoints_limit` is how many
+stay loaded; with `sd_checkpoints_keep_in_cpu` the inactive ones wait in RAM so switching back is a
+device copy, not a file read. `sd_vae` picks the VAE (Automatic / None / a file name).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from modules.sumi.services.models.checkpoints import CheckpointInfo, CheckpointRegistry, VaeRegistry
+from modules.sumi.engine.devices import DeviceConfig
+from modules.sumi.engine.errors import ModelLoadError
+from modules.sumi.engine.checkpoint import load_checkpoint
+from modules.sumi.engine.model import SDModel
+from modules.sumi.engine.vae_loading import apply_vae, baked_vae_state, load_vae_file
+from modules.sumi.services.settings.options import Options
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    sd: SDModel
+    checkpoint: CheckpointInfo
+    baked_vae: dict[str, torch.Tensor] = field(default_factory=dict)
+    vae_path: Path | None = None
+    load_seconds: float = 0.0
+
+    vae_hash: str | None = None
+
+    @property
+    def vae_name(self) -> str | None:
+        return self.vae_path.name if self.vae_path else None
+
+
+class ModelManager:
+    def __init__(
+        self,
+        checkpoints: CheckpointRegistry,
+        vaes: VaeRegistry,
+        options: Options,
+        devices: DeviceConfig,
+        *,
+        allow_unsafe_pickle: bool = False,
+        on_model_loaded: list[Callable[[LoadedModel], None]] | None = None,
+    ) -> None:
+        self.checkpoints = checkpoints
+        self.vaes = vaes
+        self.options = options
+        self.devices = devices
+        self.allow_unsafe_pickle = allow_unsafe_pickle
+        self.on_model_loaded = on_model_loaded if on_model_loaded is not None else []
+        self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()  # most recent last
+        self._lock = threading.RLock()
+        self.active: LoadedModel | None = None
+
+    # -- choosing ------------------------------------------------------------------------------------
+    def selected_checkpoint(self) -> CheckpointInfo:
+        """The checkpoint the settings ask for, or the first one found; a clear error if none."""
+        wanted = self.options.sd_model_checkpoint
+        info = self.checkpoints.match(wanted) if wanted else None
+        if info is not None:
+            return info
+        found = self.checkpoints.list()
+        if wanted and found:
+            log.warning("Checkpoint %r not found; loading fallback %s", wanted, found[0].title)
+        if not found:
+            raise ModelLoadError(f"No checkpoint found: put a .safetensors or .ckpt file in {self._dirs()}")
+        return found[0]
+
+    def _dirs(self) -> str:
+        return ", ".join(str(d) for d in self.checkpoints.ckpt_dirs)
+
+    # -- loading -------------------------------------------------------------------------------------
+    def get(self) -> LoadedModel:
+        """The model for the next job: the selected checkpoint on the device, with its VAE."""
+        return self.load()
+
+    def load(self, info: CheckpointInfo | None = None) -> LoadedModel:
+        """`info` (default: the selected checkpoint) on the device with its VAE (A1111's
+        `reload_model_weights(info=...)`); `get()` loads the selected one again."""
+        with self._lock:
+            loaded = self._activate(info or self.selected_checkpoint())
+            self._ensure_vae(loaded)
+            return loaded
+
+    def offload(self) -> None:
+        """Move the active model to the CPU to free VRAM; the next `get()` moves it back.
+
+        What A1111's `lowvram.send_everything_to_cpu` and `sd_models.unload_model_weights` do."""
+        with self._lock:
+            self._park_active()
+
+    def _activate(self, info: CheckpointInfo) -> LoadedModel:
+        key = str(info.filename)
+        if self.active is not None and str(self.active.checkpoint.filename) == key:
+            if not self._on_device(self.active):  # offloaded, or moved by an extension
+                self._move_to_device(self.active)
+            return self.active
+        loaded = self._loaded.get(key) or self._read(info)
+        self._park_active()
+        self._move_to_device(loaded)
+        self._loaded[key] = loaded
+        self._loaded.move_to_end(key)
+        self.active = loaded
+        self._evict()
+        for callback in self.on_model_loaded:
+            callback(loaded)
+        return loaded
+
+    def _read(self, info: CheckpointInfo) -> LoadedModel:
+        start = time.perf_counter()
+        sd = load_checkpoint(
+            Path(info.filename),
+            allow_unsafe_pickle=self.allow_unsafe_pickle,
+            config_yaml=self.checkpoints.config_yaml_for(info),
+            dtype=self.devices.dtype,
+        )
+        sd.unet.eval(), sd.vae.eval()
+        for spec in sd.text_encoders:
+            spec.model.eval()
+        if info.hash is None and not self.checkpoints.no_hashing:
+            info.calculate_hash()
+        loaded = LoadedModel(sd, info, baked_vae_state(sd), load_seconds=time.perf_counter() - start)
+        log.info("Loaded %s (%s) in %.1f s", info.title, sd.family, loaded.load_seconds)
+        return loaded
+
+    def _move_to_device(self, loaded: LoadedModel) -> None:
+        d = self.devices
+        loaded.sd.to(d.device, d.dtype, vae_dtype=d.vae_dtype)
+        if d.attention == "xformers":
+            loaded.sd.unet.enable_xformers_memory_efficient_attention()
+            loaded.sd.vae.enable_xformers_memory_efficient_attention()
+
+    def _on_device(self, loaded: LoadedModel) -> bool:
+        return all(next(m.parameters()).device == self.devices.device for m in loaded.sd.modules())
+
+    def _park_active(self) -> None:
+        if self.active is not None and self.devices.is_cuda:
+            self.active.sd.to("cpu")
+            torch.cuda.empty_cache()
+
+    def _evict(self) -> None:
+        limit = max(1, int(self.options.sd_checkpoints_limit))
+        keep_in_cpu = bool(self.options.sd_checkpoints_keep_in_cpu)
+        while len(self._loaded) > (limit if keep_in_cpu else 1):
+            key, dropped = self._loaded.popitem(last=False)
+            log.info("Unloaded %s from the model cache", dropped.checkpoint.title)
+
+    def unload_all(self) -> None:
+        with self._lock:
+            self._loaded.clear()
+            self.active = None
+
+    def loaded_titles(self) -> list[str]:
+        return [m.checkpoint.title for m in self._loaded.values()]
+
+    # -- VAE -----------------------------------------------------------------------------------------
+    def _ensure_vae(self, loaded: LoadedModel) -> None:
+        try:
+            wanted = self.vaes.resolve(
+                loaded.checkpoint,
+                self.options.sd_vae,
+                bool(self.options.sd_vae_overrides_per_model_preferences),
+            )
+        except ValueError as exc:  # a VAE named in config.json that is gone: A1111 falls back to none
+            log.warning("%s; using the checkpoint's own VAE instead", exc)
+            wanted = None
+        self._apply_vae(loaded, Path(wanted) if wanted else None)
+
+    def load_vae(self, path: str | Path | None) -> None:
+        """Put this VAE file (None: the checkpoint's own) into the active model, until the next `get()`
+        applies the settings again (A1111's `sd_vae.reload_vae_weights(vae_file=...)`)."""
+        with self._lock:
+            loaded = self.active or self.load()
+            self._apply_vae(loaded, Path(path) if path else None)
+
+    def _apply_vae(self, loaded: LoadedModel, wanted: Path | None) -> None:
+        if wanted == loaded.vae_path:
+            return
+        state = (
+            load_vae_file(wanted, allow_unsafe_pickle=self.allow_unsafe_pickle)
+            if wanted
+            else loaded.baked_vae
+        )
+        apply_vae(loaded.sd, state, source=str(wanted or loaded.checkpoint.filename))
+        loaded.sd.vae.to(self.devices.device, self.devices.vae_dtype)
+        loaded.vae_path = wanted
+        loaded.vae_hash = self.vaes.short_hash(wanted) if wanted else None
+        log.info("VAE for %s: %s", loaded.checkpoint.title, wanted.name if wanted else "from the checkpoint")

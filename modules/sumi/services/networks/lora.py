@@ -1,0 +1,117 @@
+"""The `<lora:name:te:unet>` / `<lyco:...>` handler: A1111's built-in Lora extension as a service.
+
+Networks are parsed once and cached in RAM; their deltas are added to the live weights in place by the
+model's own `NetworkPatcher`, which keeps exact copies of what it changed. A job that names no network
+restores the weights bit-exactly, and switching between sets only touches the layers that differ.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import struct
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from modules.sumi.engine.model import SDModel
+from modules.sumi.engine.networks import NetworkError, NetworkFile, NetworkPatcher, load_network
+from modules.sumi.services.networks.files import NetworkFileInfo, NetworkFileRegistry
+from modules.sumi.services.networks.registry import ExtraNetwork, ExtraNetworkParams, sumi_model
+
+log = logging.getLogger(__name__)
+PATCHER_KEY = "lora_patcher"
+CACHE_SIZE = 16
+
+
+def addnet_hash(path: Path) -> str:
+    """sha256 of a .safetensors file's tensor data (after its header), as A1111's `Lora hashes` use."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        if path.suffix.lower() == ".safetensors":
+            header_size = struct.unpack("<Q", f.read(8))[0]
+            f.seek(8 + header_size)
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def multipliers(params: ExtraNetworkParams) -> tuple[float, float]:
+    """(te, unet) from `<lora:name:te:unet>` and named `te=`/`unet=` (unet defaults to te), as A1111."""
+    pos, named = params.positional, params.named
+    te = float(named.get("te", pos[1] if len(pos) > 1 else 1.0))
+    unet = float(named.get("unet", pos[2] if len(pos) > 2 else te))
+    return te, unet
+
+
+class LoraNetwork(ExtraNetwork):
+    def __init__(self, files: NetworkFileRegistry, *, allow_unsafe_pickle: bool = False):
+        super().__init__("lora")
+        self.files = files
+        self.allow_unsafe_pickle = allow_unsafe_pickle
+        self._parsed: OrderedDict[tuple, NetworkFile] = OrderedDict()
+        self._hashes: dict[tuple, str] = {}
+
+    def activate(self, p: Any, params_list: list[ExtraNetworkParams]) -> None:
+        model = sumi_model(getattr(p, "sd_model", None))
+        if model is None:
+            return
+        wanted = [spec for params in params_list if (spec := self._spec(p, params)) is not None]
+        results = self._apply(p, _patcher(model), wanted)
+        for (network, _, _), result in zip(wanted, results, strict=False):
+            if result.unmatched:
+                p.warnings.append(f"Lora {network.name}: {result.summary()}")
+        if wanted:
+            p.extra_generation_params["Lora hashes"] = ", ".join(
+                f"{network.name.replace(':', '').replace(',', '')}: {self._hash(network)[:12]}"
+                for network, _, _ in wanted
+            )
+
+    def deactivate(self, p: Any) -> None:
+        """Weights stay patched until a job needs another set (the next activation restores them)."""
+
+    def _spec(self, p: Any, params: ExtraNetworkParams) -> tuple[NetworkFile, float, float] | None:
+        name = params.positional[0] if params.positional else ""
+        info = self.files.find(name)
+        if info is None:
+            p.warnings.append(f"Lora not found: {name} (put it in models/Lora and press refresh)")
+            return None
+        try:
+            te, unet = multipliers(params)
+            return self._load(info), te, unet
+        except (ValueError, NetworkError) as exc:
+            p.warnings.append(f"Lora {name}: {exc}")
+            return None
+
+    def _apply(self, p: Any, patcher: NetworkPatcher, wanted: list) -> list:
+        """Apply the set; a network the model refuses (another family) is dropped with a warning."""
+        while True:
+            try:
+                return patcher.apply(wanted)
+            except NetworkError as exc:
+                p.warnings.append(f"Lora refused: {exc}")
+                bad = [spec for spec in wanted if str(spec[0].path) in str(exc)]
+                wanted[:] = [spec for spec in wanted if spec not in bad] if bad else []
+
+    def _load(self, info: NetworkFileInfo) -> NetworkFile:
+        stat = info.path.stat()
+        key = (str(info.path), stat.st_mtime_ns, stat.st_size)
+        if key not in self._parsed:
+            self._parsed[key] = load_network(info.path, allow_unsafe_pickle=self.allow_unsafe_pickle)
+            while len(self._parsed) > CACHE_SIZE:
+                self._parsed.popitem(last=False)
+        self._parsed.move_to_end(key)
+        return self._parsed[key]
+
+    def _hash(self, network: NetworkFile) -> str:
+        key = network.identity
+        if key not in self._hashes:
+            self._hashes[key] = addnet_hash(Path(network.path))
+        return self._hashes[key]
+
+
+def _patcher(model: SDModel) -> NetworkPatcher:
+    """The model's patcher lives with the model (in `model.extra`), so it goes when the model goes."""
+    if PATCHER_KEY not in model.extra:
+        model.extra[PATCHER_KEY] = NetworkPatcher(model)
+    return model.extra[PATCHER_KEY]

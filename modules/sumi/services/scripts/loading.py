@@ -1,0 +1,107 @@
+"""Importing script files (Sumi's built-in scripts and extensions' `scripts/*.py`) as A1111 does.
+
+While a file is imported its extension folder is first on `sys.path` (so `from scripts.x import y`
+works), `modules.scripts.basedir()` returns that folder, and callbacks it registers are tagged with
+the file. A file that fails to import is recorded with its traceback and skipped; the rest load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import re
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from types import ModuleType
+
+from modules.sumi.services.scripts.base import Script, ScriptBuiltinUI
+from modules.sumi.services.scripts.callbacks import CallbackRegistry
+from modules.sumi.services.scripts.runner import ScriptClassData, ScriptErrors, ScriptRunner
+
+# Sumi's built-in scripts use the A1111 script API like any extension: they are loaded from files.
+BUILTIN_SCRIPTS_DIR = Path(__file__).resolve().parents[2] / "builtin_scripts"
+
+
+def _module_name(path: Path) -> str:
+    """A unique module name per script file, so files called alike in two extensions do not clash."""
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
+    stem = re.sub(r"\W", "_", path.stem)
+    return f"sumi_script_{digest}_{stem}"
+
+
+class ScriptService:
+    def __init__(self, callbacks: CallbackRegistry, repo_root: Path | str) -> None:
+        self.callbacks = callbacks
+        self.repo_root = str(repo_root)
+        self.current_basedir = self.repo_root
+        self.errors = ScriptErrors()
+        self.scripts_data: list[ScriptClassData] = []
+        self.txt2img = ScriptRunner("txt2img", self.errors)
+        # A1111's `scripts_img2img`: Sumi has no img2img tab yet, so it stays empty (extensions that
+        # read its `alwayson_scripts` or hand it to an img2img job find a runner with no scripts).
+        self.img2img = ScriptRunner("img2img", self.errors)
+        self.inputs_ready = False
+        self._lock = threading.Lock()
+
+    def load(self, files: Sequence[tuple[Path | str, Path | str]]) -> None:
+        """Import `(script path, extension folder)` pairs in order and set up the txt2img runner."""
+        for path, basedir in files:
+            self.scripts_data.extend(self.load_file(Path(path), str(basedir)))
+        self.txt2img.initialize_scripts(self.scripts_data)
+
+    def builtin_files(self) -> list[tuple[Path, Path]]:
+        return [
+            (p, Path(self.repo_root))
+            for p in sorted(BUILTIN_SCRIPTS_DIR.glob("*.py"))
+            if p.name != "__init__.py"
+        ]
+
+    def load_file(self, path: Path, basedir: str) -> list[ScriptClassData]:
+        module = self._import(path, basedir)
+        if module is None:
+            return []
+        found = []
+        for value in list(vars(module).values()):
+            if (
+                isinstance(value, type)
+                and issubclass(value, Script)
+                and value not in (Script, ScriptBuiltinUI)
+            ):
+                found.append(ScriptClassData(value, str(path), basedir, module))
+        return found
+
+    def _import(self, path: Path, basedir: str) -> ModuleType | None:
+        saved_path = list(sys.path)
+        if basedir != self.repo_root:
+            sys.path.insert(0, basedir)
+        self.current_basedir, self.callbacks.current_script = basedir, str(path)
+        try:
+            name = _module_name(path)
+            spec = importlib.util.spec_from_file_location(name, path)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot import {path}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module  # dataclasses and pickling look their module up here
+            spec.loader.exec_module(module)
+            return module
+        except (Exception, SystemExit) as exc:
+            sys.modules.pop(_module_name(path), None)
+            self.errors.report(str(path), "import", exc)
+            return None
+        finally:
+            sys.path[:] = saved_path
+            self.current_basedir, self.callbacks.current_script = self.repo_root, ""
+
+    def ensure_inputs(self, context: Callable[[], AbstractContextManager] | None = None) -> ScriptRunner:
+        """Lay out script args without a UI (API-only servers); the UI lays them out while it builds.
+
+        `context` makes the throwaway layout the scripts' `ui()` may need (rows, groups: a gr.Blocks)."""
+        with self._lock:
+            if not self.inputs_ready:
+                with context() if context is not None else nullcontext():
+                    self.txt2img.create_inputs()
+                self.inputs_ready = True
+        return self.txt2img

@@ -1,0 +1,236 @@
+"""One tab's scripts (A1111's `ScriptRunner`): the selectable ones of the "Script" dropdown, the always-on
+ones, A1111's `script_args` layout, and the hooks the generation service calls.
+
+`script_args[0]` is the selected script's index (0 = None); each script's own values sit at
+`script_args[args_from:args_to]`. A hook that raises is logged with its traceback, recorded in
+`errors` (the UI shows them), and that script's other hooks are skipped for the rest of the job.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from modules.sumi.engine.errors import InvalidRequestError
+
+log = logging.getLogger(__name__)
+MAX_ERRORS = 50
+
+
+class _AlwaysVisible:
+    def __repr__(self) -> str:
+        return "AlwaysVisible"
+
+
+AlwaysVisible = _AlwaysVisible()
+
+
+@dataclass
+class PostprocessImageArgs:
+    image: Any
+
+
+@dataclass
+class PostprocessBatchListArgs:
+    images: list
+
+
+@dataclass
+class ScriptClassData:
+    """A Script subclass found in a file (A1111's `scripts_data` entries)."""
+
+    script_class: type
+    path: str
+    basedir: str
+    module: Any
+
+
+@dataclass
+class ScriptError:
+    script: str  # file or title
+    where: str  # the hook or "import"
+    message: str
+    traceback: str
+
+
+@dataclass
+class ScriptErrors:
+    items: list[ScriptError] = field(default_factory=list)
+
+    def report(self, script: str, where: str, exc: BaseException) -> None:
+        text = "".join(traceback.format_exception(exc))
+        log.error("Error in %s of %s:\n%s", where, script, text)
+        self.items.append(ScriptError(script, where, str(exc), text))
+        del self.items[:-MAX_ERRORS]
+
+
+class ScriptRunner:
+    def __init__(self, tabname: str = "txt2img", errors: ScriptErrors | None = None) -> None:
+        self.tabname = tabname
+        self.is_img2img = tabname == "img2img"
+        self.errors = errors or ScriptErrors()
+        self.scripts: list[Any] = []
+        self.selectable_scripts: list[Any] = []
+        self.alwayson_scripts: list[Any] = []
+        self.titles: list[str] = []
+        self.title_map: dict[str, Any] = {}
+        self.inputs: list[Any] = [None]
+        self.paste_field_names: list[str] = []  # A1111: infotext fields the tab's scripts paste into
+
+    # -- set-up ------------------------------------------------------------------------------------
+    def initialize_scripts(self, scripts_data: Sequence[ScriptClassData]) -> None:
+        self.scripts, self.selectable_scripts, self.alwayson_scripts = [], [], []
+        for data in scripts_data:
+            script = self._instantiate(data)
+            if script is None:
+                continue
+            visibility = self._safe(script, "show", script.show, self.is_img2img)
+            if visibility is AlwaysVisible:
+                script.alwayson = True
+                self.alwayson_scripts.append(script)
+            elif visibility:
+                self.selectable_scripts.append(script)
+        self.scripts = self.alwayson_scripts + self.selectable_scripts
+        self.title_map = {self._title(s).lower(): s for s in self.scripts}
+        self.titles = [self._title(s) for s in self.selectable_scripts]
+
+    def _instantiate(self, data: ScriptClassData) -> Any:
+        try:
+            script = data.script_class()
+        except Exception as exc:
+            self.errors.report(data.path, "__init__", exc)
+            return None
+        script.filename = data.path
+        script.is_txt2img = not self.is_img2img
+        script.is_img2img = self.is_img2img
+        script.tabname = self.tabname
+        return script
+
+    def _title(self, script: Any) -> str:
+        title = self._safe(script, "title", script.title)
+        return str(title) if title else f"{script.filename} [error]"
+
+    def create_inputs(self, build: Callable[[Any], Sequence[Any]] | None = None) -> list[Any]:
+        """Give every script its `args_from`/`args_to` and collect its controls (index 0 = dropdown).
+
+        `build(script)` makes the script's controls (the UI calls `script.ui` inside its layout); by
+        default `script.ui` is called directly, which is enough to learn the controls and defaults.
+        """
+        build = build or (lambda s: self._safe(s, "ui", s.ui, self.is_img2img))
+        self.inputs = [None]
+        for script in self.scripts:
+            controls = list(build(script) or [])
+            script.controls = controls
+            script.args_from = len(self.inputs)
+            self.inputs.extend(controls)
+            script.args_to = len(self.inputs)
+            script.name = self._title(script).lower()
+        return self.inputs
+
+    def default_args(self) -> list[Any]:
+        return [0] + [getattr(c, "value", None) for c in self.inputs[1:]]
+
+    def script(self, title: str) -> Any | None:
+        return self.title_map.get(str(title).lower())
+
+    # -- calls ---------------------------------------------------------------------------------------
+    def _safe(self, script: Any, where: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # an extension's bug must not take the app down
+            self.errors.report(getattr(script, "filename", None) or repr(script), where, exc)
+            return None
+
+    def _each_alwayson(self, p: Any, hook: str, *args: Any, **kwargs: Any) -> None:
+        failed: set[int] = p.__dict__.setdefault("_sumi_failed_scripts", set())
+        for script in self.alwayson_scripts:
+            if id(script) in failed:
+                continue
+            script_args = p.script_args[script.args_from : script.args_to]
+            try:
+                getattr(script, hook)(p, *args, *script_args, **kwargs)
+            except Exception as exc:
+                failed.add(id(script))
+                self.errors.report(script.filename or self._title(script), hook, exc)
+                p.warnings.append(
+                    f"Script '{self._title(script)}' failed in {hook} ({exc}); it is skipped for this job"
+                )
+
+    def setup_scrips(self, p: Any, *, is_ui: bool = True) -> None:  # A1111's spelling
+        for script in self.alwayson_scripts:
+            if not is_ui and script.setup_for_ui_only:
+                continue
+            self._safe(script, "setup", script.setup, p, *p.script_args[script.args_from : script.args_to])
+
+    def before_process(self, p: Any) -> None:
+        self._each_alwayson(p, "before_process")
+
+    def process(self, p: Any) -> None:
+        self._each_alwayson(p, "process")
+
+    def before_process_batch(self, p: Any, **kwargs: Any) -> None:
+        self._each_alwayson(p, "before_process_batch", **kwargs)
+
+    def after_extra_networks_activate(self, p: Any, **kwargs: Any) -> None:
+        self._each_alwayson(p, "after_extra_networks_activate", **kwargs)
+
+    def process_batch(self, p: Any, **kwargs: Any) -> None:
+        self._each_alwayson(p, "process_batch", **kwargs)
+
+    def postprocess_batch(self, p: Any, images: Any, **kwargs: Any) -> None:
+        self._each_alwayson(p, "postprocess_batch", images=images, **kwargs)
+
+    def postprocess_batch_list(self, p: Any, pp: PostprocessBatchListArgs, **kwargs: Any) -> None:
+        self._each_alwayson(p, "postprocess_batch_list", pp, **kwargs)
+
+    def postprocess_image(self, p: Any, pp: PostprocessImageArgs) -> None:
+        self._each_alwayson(p, "postprocess_image", pp)
+
+    def postprocess(self, p: Any, processed: Any) -> None:
+        self._each_alwayson(p, "postprocess", processed)
+
+    def run(self, p: Any, *args: Any) -> Any:
+        """Run the selected script (`args[0]`, 1-based); None when no script is selected."""
+        index = int(args[0] or 0) if args else 0
+        if index == 0:
+            return None
+        if not 0 < index <= len(self.selectable_scripts):
+            raise InvalidRequestError(
+                f"script index {index} is out of range (1..{len(self.selectable_scripts)})"
+            )
+        script = self.selectable_scripts[index - 1]
+        return script.run(p, *args[script.args_from : script.args_to])
+
+    def script_args_for(
+        self,
+        script_name: str | None,
+        script_args: Sequence[Any],
+        alwayson: dict[str, Any],
+        skip: Sequence[str] = (),
+    ) -> list[Any]:
+        """A1111's API layout: defaults, the selected script's args in its slice, each always-on
+        script's `args` in its slice. Unknown titles are a 4xx (titles in `skip` are Sumi built-ins)."""
+        args = self.default_args()
+        if script_name:
+            script = self.script(script_name)
+            if script is None or script not in self.selectable_scripts:
+                raise InvalidRequestError(f"Script not found: {script_name!r}")
+            args[0] = self.selectable_scripts.index(script) + 1
+            _place(args, script, list(script_args))
+        for title, entry in (alwayson or {}).items():
+            if title.lower() in skip:
+                continue
+            script = self.script(title)
+            if script is None or not script.alwayson:
+                raise InvalidRequestError(f"always on script {title} not found")
+            values = entry.get("args", []) if isinstance(entry, dict) else []
+            _place(args, script, list(values))
+        return args
+
+
+def _place(args: list[Any], script: Any, values: list[Any]) -> None:
+    for i, value in enumerate(values[: script.args_to - script.args_from]):
+        args[script.args_from + i] = value

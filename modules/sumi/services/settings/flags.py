@@ -1,0 +1,332 @@
+"""Command-line flags, with AUTOMATIC1111's names, meanings and defaults.
+
+`build_parser()` returns a fresh parser each call; extensions add their own flags to it from their
+`preload(parser)` hook before `parse_args` runs. The parser resolves clashing option strings (a later
+`add_argument("--lora-dir")` replaces ours) because A1111 extensions re-declare flags freely.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+DEFAULT_PORT = 7860
+DEFAULT_API_ONLY_PORT = 7861
+
+# Flags that are accepted but do nothing yet; the app prints a notice for each one the user passes.
+NOT_YET_IMPLEMENTED = frozenset(
+    {
+        "medvram",
+        "lowvram",
+        "autolaunch",
+        "theme",
+        "share",
+        "ngrok",
+        "upcast_sampling",
+    }
+) | frozenset(
+    # A1111 flags extensions read from `shared.cmd_opts` (or users pass); accepted, no effect in Sumi.
+    {
+        "medvram_sdxl",
+        "hide_ui_dir_config",
+        "allow_code",
+        "freeze_settings",
+        "no_gradio_queue",
+        "gradio_debug",
+        "opt_channelslast",
+        "disable_nan_check",
+        "disable_console_progressbars",
+        "gradio_allowed_path",
+        "always_batch_cond_uncond",
+        "sub_quad_q_chunk_size",
+        "sub_quad_kv_chunk_size",
+        "sub_quad_chunk_threshold",
+        "config",
+        "textual_inversion_templates_dir",
+        "localizations_dir",
+        "gfpgan_models_path",
+        "codeformer_models_path",
+        "esrgan_models_path",
+        "realesrgan_models_path",
+        "bsrgan_models_path",
+        "scunet_models_path",
+        "swinir_models_path",
+        "ldsr_models_path",
+        "dat_models_path",
+        "clip_models_path",
+        "cors_allow_origins",
+        "cors_allow_origins_regex",
+        "tls_keyfile",
+        "tls_certfile",
+        "subpath",
+        "administrator",
+        "no_prompt_history",
+        "update_check",
+        "update_all_extensions",
+        "reinstall_xformers",
+        "reinstall_torch",
+    }
+)
+
+# A1111 flags that ask for what Sumi always does; accepted so A1111 command lines keep working.
+ALWAYS_ON = {
+    "opt_sdp_attention": "Sumi always uses PyTorch scaled-dot-product attention",
+    "opt_sdp_no_mem_attention": "Sumi always uses PyTorch scaled-dot-product attention",
+    "opt_split_attention": "Sumi always uses PyTorch scaled-dot-product attention",
+    "no_download_sd_model": "Sumi never downloads a model on its own",
+    "do_not_download_clip": "Sumi never downloads a model on its own",
+    "opt_sub_quad_attention": "Sumi always uses PyTorch scaled-dot-product attention",
+    "opt_split_attention_v1": "Sumi always uses PyTorch scaled-dot-product attention",
+    "disable_opt_split_attention": "Sumi always uses PyTorch scaled-dot-product attention",
+    "skip_torch_cuda_test": "Sumi runs no start-up environment checks",
+    "skip_python_version_check": "Sumi runs no start-up environment checks",
+    "skip_version_check": "Sumi runs no start-up environment checks",
+    "skip_prepare_environment": "Sumi runs no start-up environment checks",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """A new parser holding every flag Sumi knows."""
+    parser = argparse.ArgumentParser(
+        prog="webui.py",
+        description="Sumi: an AUTOMATIC1111-compatible Stable Diffusion WebUI.",
+        conflict_handler="resolve",
+        allow_abbrev=False,
+    )
+    _add_path_args(parser)
+    _add_server_args(parser)
+    _add_device_args(parser)
+    _add_model_args(parser)
+    _add_extension_args(parser)
+    _add_compat_args(parser)
+    _add_a1111_accepted_args(parser)
+    return parser
+
+
+def _add_path_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("folders")
+    add = group.add_argument
+    add(
+        "--data-dir",
+        type=str,
+        default=None,
+        help="base folder for all user data (default: the install folder)",
+    )
+    add("--models-dir", type=str, default=None, help="base folder for models (default: <data-dir>/models)")
+    add("--ckpt-dir", type=str, default=None, help="extra folder with Stable Diffusion checkpoints")
+    add("--vae-dir", type=str, default=None, help="extra folder with VAE files")
+    add(
+        "--embeddings-dir",
+        type=str,
+        default=None,
+        help="textual inversion folder (default: <data-dir>/embeddings)",
+    )
+    add("--lora-dir", type=str, default=None, help="Lora folder (default: <models-dir>/Lora)")
+    add(
+        "--lyco-dir-backcompat",
+        type=str,
+        default=None,
+        help="LyCORIS folder kept for old setups (default: <models-dir>/LyCORIS)",
+    )
+    add(
+        "--hypernetwork-dir",
+        type=str,
+        default=None,
+        help="hypernetwork folder (default: <models-dir>/hypernetworks)",
+    )
+    add(
+        "--controlnet-dir",
+        type=str,
+        default=None,
+        help="ControlNet model folder (default: <models-dir>/ControlNet)",
+    )
+    add("--ui-settings-file", type=str, default=None, help="settings file (default: <data-dir>/config.json)")
+    add(
+        "--ui-config-file",
+        type=str,
+        default=None,
+        help="UI defaults file (default: <data-dir>/ui-config.json)",
+    )
+    add(
+        "--styles-file",
+        type=str,
+        action="append",
+        default=[],
+        help="path or glob of a styles CSV file; may be given several times",
+    )
+
+
+def _add_server_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("server")
+    add = group.add_argument
+    add(
+        "--port",
+        type=int,
+        default=None,
+        help=f"port to serve on (default: {DEFAULT_PORT}, or {DEFAULT_API_ONLY_PORT} with --nowebui)",
+    )
+    add("--listen", action="store_true", help="serve on 0.0.0.0 so other machines on the network can connect")
+    add("--server-name", type=str, default=None, help="host name or address to bind (overrides --listen)")
+    add("--share", action="store_true", help="A1111: make a public gradio.live link (Sumi makes none)")
+    add(
+        "--ngrok",
+        type=str,
+        default=None,
+        help="A1111: ngrok auth token for a public tunnel (Sumi opens none)",
+    )
+    add("--api", action="store_true", help="serve the HTTP API (/sdapi/v1/...) beside the web UI")
+    add("--nowebui", action="store_true", help="serve only the HTTP API, without the web UI")
+    add(
+        "--api-auth",
+        type=str,
+        default=None,
+        help='HTTP Basic credentials for the API, "user:password" or "u1:p1,u2:p2"',
+    )
+    add("--api-log", action="store_true", help="log every API request")
+    add(
+        "--gradio-auth",
+        type=str,
+        default=None,
+        help='login for the web UI, "user:password" or "u1:p1,u2:p2"',
+    )
+    add("--autolaunch", action="store_true", help="open the web UI in the system browser on start")
+    add("--theme", type=str, default=None, choices=["light", "dark"], help="force the UI theme")
+
+
+def _add_device_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("device and precision")
+    add = group.add_argument
+    add("--device-id", type=str, default=None, help="CUDA device to use (its index)")
+    add(
+        "--use-cpu",
+        nargs="+",
+        type=str.lower,
+        default=[],
+        help='run these parts on the CPU; "all" for everything (A1111 style: --use-cpu all)',
+    )
+    add("--no-half", action="store_true", help="keep the model in 32-bit floats")
+    add("--no-half-vae", action="store_true", help="keep the VAE in 32-bit floats")
+    add("--bf16", action="store_true", help="Sumi: use bfloat16 instead of float16 on CUDA")
+    add(
+        "--precision",
+        type=str,
+        choices=["full", "half", "autocast"],
+        default="autocast",
+        help="evaluate at this precision",
+    )
+    add(
+        "--upcast-sampling",
+        action="store_true",
+        help="upcast sampling to 32-bit floats (saves memory vs --no-half)",
+    )
+    add("--xformers", action="store_true", help="use xformers attention when it is installed")
+    add(
+        "--medvram",
+        action="store_true",
+        help="save VRAM by keeping only the active part of the model on the GPU",
+    )
+    add(
+        "--lowvram",
+        action="store_true",
+        help="save more VRAM by streaming the UNet to the GPU block by block",
+    )
+
+
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("models")
+    add = group.add_argument
+    add("--ckpt", type=str, default=None, help="checkpoint file to add to the list and load at start")
+    add("--vae-path", type=str, default=None, help="VAE file to always use; disables the VAE settings")
+    add(
+        "--disable-safe-unpickle",
+        action="store_true",
+        help="load .ckpt/.pt files with full pickle (runs code inside them: only for files you trust)",
+    )
+    add("--no-hashing", action="store_true", help="do not compute sha256 hashes of checkpoints")
+
+
+def _add_extension_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("extensions")
+    add = group.add_argument
+    add(
+        "--enable-insecure-extension-access",
+        action="store_true",
+        help="allow installing extensions from the UI even with --listen or --share",
+    )
+    add("--skip-install", action="store_true", help="do not run extensions' install.py")
+    add("--disable-all-extensions", action="store_true", help="load no extensions at all")
+    add("--disable-extra-extensions", action="store_true", help="load only the built-in extensions")
+
+
+def _add_compat_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("A1111 flags that Sumi always obeys")
+    for dest, why in ALWAYS_ON.items():
+        group.add_argument("--" + dest.replace("_", "-"), action="store_true", help=f"no effect: {why}")
+
+
+def _add_a1111_accepted_args(parser: argparse.ArgumentParser) -> None:
+    """A1111 flags Sumi accepts without acting on them, so command lines and extensions reading
+    `shared.cmd_opts.<flag>` keep working (A1111's defaults; the models paths default to None)."""
+    group = parser.add_argument_group("A1111 flags accepted without effect")
+    add = group.add_argument
+    for dest in (
+        "medvram_sdxl", "hide_ui_dir_config", "allow_code", "freeze_settings", "no_gradio_queue",
+        "gradio_debug", "opt_channelslast", "disable_nan_check", "disable_console_progressbars",
+        "always_batch_cond_uncond",
+        "administrator", "no_prompt_history", "update_check", "update_all_extensions",
+        "reinstall_xformers", "reinstall_torch",
+    ):  # fmt: skip
+        add(flag_name(dest), action="store_true", help="A1111 flag; no effect in Sumi")
+    for dest in ("sub_quad_q_chunk_size", "sub_quad_kv_chunk_size", "sub_quad_chunk_threshold"):
+        add(flag_name(dest), type=int, default=None, help="A1111 sub-quadratic attention; no effect in Sumi")
+    for dest in (
+        "config", "textual_inversion_templates_dir", "localizations_dir", "gfpgan_models_path",
+        "codeformer_models_path", "esrgan_models_path", "realesrgan_models_path", "bsrgan_models_path",
+        "scunet_models_path", "swinir_models_path", "ldsr_models_path", "dat_models_path",
+        "clip_models_path", "cors_allow_origins", "cors_allow_origins_regex", "tls_keyfile",
+        "tls_certfile", "subpath",
+    ):  # fmt: skip
+        add(flag_name(dest), type=str, default=None, help="A1111 flag; no effect in Sumi")
+    add("--gradio-allowed-path", action="append", default=None, help="A1111 flag; no effect in Sumi")
+
+
+def parse_args(
+    argv: Sequence[str] | None = None, parser: argparse.ArgumentParser | None = None
+) -> argparse.Namespace:
+    """Parse `argv` (default: sys.argv[1:]) with `parser` (default: a fresh `build_parser()`)."""
+    return (parser or build_parser()).parse_args(argv)
+
+
+def _passed(ns: argparse.Namespace, dests: Sequence[str]) -> list[str]:
+    """The dests among `dests` whose value differs from the parser default."""
+    defaults = build_parser()
+    return [dest for dest in dests if hasattr(ns, dest) and getattr(ns, dest) != defaults.get_default(dest)]
+
+
+def flag_name(dest: str) -> str:
+    """The command-line spelling of a dest: "lora_dir" -> "--lora-dir"."""
+    return "--" + dest.replace("_", "-")
+
+
+def not_yet_implemented_flags(ns: argparse.Namespace) -> list[str]:
+    """Dests (e.g. "medvram", "lora_dir") of the flags the user passed that Sumi accepts but does not act on yet."""
+    return _passed(ns, sorted(NOT_YET_IMPLEMENTED))
+
+
+def always_on_notes(ns: argparse.Namespace) -> list[str]:
+    """One line for each passed A1111 flag that has no effect because Sumi always behaves that way."""
+    return [f"{flag_name(dest)}: {ALWAYS_ON[dest]}" for dest in _passed(ns, sorted(ALWAYS_ON))]
+
+
+def server_port(ns: argparse.Namespace) -> int:
+    """The port to serve on: --port, else 7861 for an API-only server, else 7860."""
+    if ns.port is not None:
+        return ns.port
+    return DEFAULT_API_ONLY_PORT if ns.nowebui else DEFAULT_PORT
+
+
+def server_host(ns: argparse.Namespace) -> str:
+    """The address to bind: --server-name, else 0.0.0.0 with --listen, else 127.0.0.1."""
+    if ns.server_name:
+        return ns.server_name
+    return "0.0.0.0" if ns.listen else "127.0.0.1"

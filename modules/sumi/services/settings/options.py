@@ -1,0 +1,685 @@
+"""Settings (`config.json`): A1111's `OptionInfo` and `Options`, keys and defaults.
+
+An `Options` object is owned by the App; the UI, the API and extensions (through `shared.opts`) read
+and write it. Keys, defaults and infotext labels are A1111's so that `config.json`, the
+`/sdapi/v1/options` API and `override_settings` carry over. Sumi-only options say so in their label.
+
+`OptionInfo.component` is either a gradio component class (what A1111 extensions pass) or, for the
+built-in options, one of the strings "checkbox", "textbox", "number", "slider", "radio", "dropdown",
+which the UI maps to a component; None means "infer from the default's type". This module never
+imports gradio.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modules.sumi.util.atomic import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+Section = tuple[str, str]
+
+
+class OptionInfo:
+    """One setting: its default, its label in Settings and how to edit it (A1111's constructor)."""
+
+    def __init__(
+        self,
+        default: Any = None,
+        label: str = "",
+        component: Any = None,
+        component_args: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
+        onchange: Callable[[], None] | None = None,
+        section: Section | None = None,
+        refresh: Callable[[], None] | None = None,
+        comment_before: str = "",
+        comment_after: str = "",
+        infotext: str | None = None,
+        restrict_api: bool = False,
+        category_id: str | None = None,
+    ) -> None:
+        self.default = default
+        self.label = label
+        self.component = component
+        self.component_args = component_args
+        self.onchange = onchange
+        self.section = section
+        self.category_id = category_id
+        self.refresh = refresh
+        self.do_not_save = False
+        self.comment_before = comment_before
+        self.comment_after = comment_after
+        self.infotext = infotext
+        self.restrict_api = restrict_api
+
+    def link(self, label: str, url: str) -> OptionInfo:
+        self.comment_before += f"[<a href='{url}' target='_blank'>{label}</a>]"
+        return self
+
+    def js(self, label: str, js_func: str) -> OptionInfo:
+        self.comment_before += f"[<a onclick='{js_func}(); return false'>{label}</a>]"
+        return self
+
+    def info(self, info: str) -> OptionInfo:
+        self.comment_after += f"<span class='info'>({info})</span>"
+        return self
+
+    def html(self, html: str) -> OptionInfo:
+        self.comment_after += html
+        return self
+
+    def needs_restart(self) -> OptionInfo:
+        self.comment_after += " <span class='info'>(requires restart)</span>"
+        return self
+
+    def needs_reload_ui(self) -> OptionInfo:
+        self.comment_after += " <span class='info'>(requires Reload UI)</span>"
+        return self
+
+    def resolved_component_args(self) -> dict[str, Any]:
+        """`component_args`, calling it first when it is a function (A1111 allows both)."""
+        args = self.component_args() if callable(self.component_args) else self.component_args
+        return dict(args or {})
+
+    def static_choices(self) -> list[Any] | None:
+        """The fixed list of allowed values, or None when any value (or a dynamic list) is allowed."""
+        if callable(self.component_args) or not self.component_args:
+            return None
+        args = self.component_args
+        choices = args.get("choices")
+        if (
+            not isinstance(choices, (list, tuple))
+            or args.get("multiselect")
+            or args.get("allow_custom_value")
+        ):
+            return None
+        return list(choices)
+
+
+class OptionHTML(OptionInfo):
+    """A block of explanatory HTML on the Settings page; not a value, never saved."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(str(text).strip(), label="", component="html")
+        self.do_not_save = True
+
+
+def options_section(
+    section_identifier: tuple[str, ...], options_dict: dict[str, OptionInfo]
+) -> dict[str, OptionInfo]:
+    """Put every option of `options_dict` in a section: `(id, title)` or `(id, title, category_id)`."""
+    for info in options_dict.values():
+        info.section = (section_identifier[0], section_identifier[1])
+        if len(section_identifier) == 3:
+            info.category_id = section_identifier[2]
+    return options_dict
+
+
+@dataclass
+class OptionsCategory:
+    id: str
+    label: str
+
+
+class OptionsCategories:
+    """A1111's `options.categories`: the groups of sections on the Settings page, by id.
+
+    Extensions register theirs (`categories.register_category("my_ext", "My extension")`) and put
+    it third in their section tuples; Sumi keeps the labels (Settings lists sections without groups)."""
+
+    def __init__(self) -> None:
+        self.mapping: dict[str, OptionsCategory] = {}
+
+    def register_category(self, category_id: str, label: str) -> str:
+        self.mapping.setdefault(category_id, OptionsCategory(category_id, label))
+        return category_id
+
+
+categories = OptionsCategories()
+
+_BUILTIN_FIELDS = frozenset({"data", "data_labels", "restricted_opts", "typemap", "_lock"})
+
+
+class Options:
+    """Current setting values (`data`) plus their descriptions (`data_labels`).
+
+    Attribute access reads a value (`opts.samples_save`); assigning an attribute stores it without
+    checks, as in A1111. `set()` is the checked path used by the UI and the API: it validates the
+    type (and the choices of built-in radio options) and runs `onchange`.
+    """
+
+    typemap = {int: float}
+
+    def __init__(
+        self, data_labels: dict[str, OptionInfo] | None = None, restricted_opts: set[str] | None = None
+    ) -> None:
+        labels = builtin_options() if data_labels is None else dict(data_labels)
+        object.__setattr__(self, "data_labels", labels)
+        object.__setattr__(self, "data", {k: v.default for k, v in labels.items() if not v.do_not_save})
+        object.__setattr__(self, "restricted_opts", set(restricted_opts or ()))
+        object.__setattr__(self, "_lock", threading.RLock())
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        if key in _BUILTIN_FIELDS:
+            object.__setattr__(self, key, value)
+            return
+        if key in self.data or key in self.data_labels:
+            info = self.data_labels.get(key)
+            if info is not None and info.do_not_save:
+                return
+            self.data[key] = value
+            return
+        object.__setattr__(self, key, value)
+
+    def __getattr__(self, item: str) -> Any:
+        # Only called when normal lookup fails, i.e. for setting keys.
+        if item.startswith("__") or item in _BUILTIN_FIELDS:
+            raise AttributeError(item)
+        data = self.__dict__.get("data", {})
+        if item in data:
+            return data[item]
+        labels = self.__dict__.get("data_labels", {})
+        if item in labels:
+            return labels[item].default
+        raise AttributeError(f"no setting named {item!r}")
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def get_default(self, key: str) -> Any:
+        info = self.data_labels.get(key)
+        return None if info is None else info.default
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every value, including keys found in config.json that no option has claimed (yet)."""
+        with self._lock:
+            values = {k: v.default for k, v in self.data_labels.items() if not v.do_not_save}
+            values.update(self.data)
+        return values
+
+    def dumpjson(self) -> str:
+        """Values plus each option's comments, as the Settings page's JavaScript expects."""
+        labels = self.data_labels
+        d: dict[str, Any] = {k: self.data.get(k, v.default) for k, v in labels.items()}
+        d["_comments_before"] = {k: v.comment_before for k, v in labels.items() if v.comment_before}
+        d["_comments_after"] = {k: v.comment_after for k, v in labels.items() if v.comment_after}
+        d["_item_categories"] = {k: v.category_id for k, v in labels.items() if v.category_id}
+        return json.dumps(d, default=str, ensure_ascii=False)
+
+    # --- writing ---------------------------------------------------------------------------------
+
+    def same_type(self, x: Any, y: Any) -> bool:
+        """True if `y` may replace `x`: same type, None on either side, or int for float."""
+        if x is None or y is None:
+            return True
+        type_x = self.typemap.get(type(x), type(x))
+        type_y = self.typemap.get(type(y), type(y))
+        return type_x == type_y
+
+    def validate(self, key: str, value: Any) -> None:
+        """Raise KeyError for an unknown key and ValueError (with a message for the user) for a bad value."""
+        info = self.data_labels.get(key)
+        if info is None:
+            raise KeyError(f"unknown setting {key!r}")
+        if not self.same_type(info.default, value):
+            raise ValueError(
+                f"setting {key!r} expects a {type(info.default).__name__}, got {type(value).__name__} {value!r}"
+            )
+        choices = info.static_choices()
+        if choices is not None and isinstance(value, (str, int, float)) and value not in choices:
+            raise ValueError(f"setting {key!r} must be one of {choices}, got {value!r}")
+
+    def set(self, key: str, value: Any, is_api: bool = False, run_callbacks: bool = True) -> bool:
+        """Store a checked value and run the option's `onchange`; True if the value changed.
+
+        Returns False for unchanged values, options that are not saved, and options with
+        `restrict_api` when `is_api`. If `onchange` raises, the old value is put back and the
+        exception propagates so the caller can tell the user.
+        """
+        with self._lock:
+            old = self.data.get(key, self.get_default(key))
+            if old == value and type(old) is type(value):
+                return False
+            self.validate(key, value)
+            info = self.data_labels[key]
+            if info.do_not_save or (is_api and info.restrict_api):
+                return False
+            self.data[key] = value
+        if run_callbacks and info.onchange is not None:
+            try:
+                info.onchange()
+            except Exception:
+                with self._lock:
+                    self.data[key] = old
+                raise
+        return True
+
+    def onchange(self, key: str, func: Callable[[], None], call: bool = True) -> None:
+        self.data_labels[key].onchange = func
+        if call:
+            func()
+
+    def add_option(self, key: str, info: OptionInfo) -> None:
+        """Register an option (extensions call this from `on_ui_settings`); a loaded value is kept if it fits."""
+        with self._lock:
+            self.data_labels[key] = info
+            if info.do_not_save:
+                return
+            if key in self.data and not self.same_type(info.default, self.data[key]):
+                log.warning("Setting %s had a %s; reset to its default", key, type(self.data[key]).__name__)
+                del self.data[key]
+            self.data.setdefault(key, info.default)
+
+    def cast_value(self, key: str, value: Any) -> Any:
+        """Convert text (from an infotext or a form) to the option's type: cast_value("eta_noise_seed_delta", "12") == 12."""
+        if value is None:
+            return None
+        default = self.data_labels[key].default if key in self.data_labels else None
+        if default is None:
+            default = self.data.get(key)
+        if default is None:
+            return None
+        expected = type(default)
+        if expected is bool and isinstance(value, str):
+            return value.strip().lower() not in ("false", "0", "", "no", "off")
+        return expected(value)
+
+    # --- config.json -------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> None:
+        """Write every value to `path` atomically (a crash leaves the old file intact)."""
+        with self._lock:
+            data = {k: v for k, v in self.data.items() if not self._is_unsaved(k)}
+        write_json_atomic(Path(path), data)
+
+    def _is_unsaved(self, key: str) -> bool:
+        info = self.data_labels.get(key)
+        return info is not None and info.do_not_save
+
+    def load(self, path: str | Path) -> list[str]:
+        """Read `path` over the defaults; returns warnings for the user (a corrupt file is backed up)."""
+        path = Path(path)
+        warnings: list[str] = []
+        loaded = _read_config(path, warnings)
+        _migrate(loaded)
+        with self._lock:
+            data = {k: v.default for k, v in self.data_labels.items() if not v.do_not_save}
+            for key, value in loaded.items():
+                info = self.data_labels.get(key)
+                if info is not None and not self.same_type(info.default, value):
+                    warnings.append(
+                        f"Setting {key} in {path} has a bad value {value!r} "
+                        f"(expected a {type(info.default).__name__}); using the default {info.default!r}"
+                    )
+                    continue
+                data[key] = value
+            object.__setattr__(self, "data", data)
+        return warnings
+
+
+def _read_config(path: Path, warnings: list[str]) -> dict[str, Any]:
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(loaded, dict):
+            raise ValueError("the top level is not a JSON object")
+        return loaded
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        backup = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(path, backup)
+        warnings.append(
+            f"The settings file {path} could not be read ({e}); moved it to {backup} and using defaults"
+        )
+        return {}
+
+
+def _migrate(data: dict[str, Any]) -> None:
+    """Carry values of renamed A1111 settings over to their new keys."""
+    if (
+        data.get("sd_vae_as_default") is not None
+        and data.get("sd_vae_overrides_per_model_preferences") is None
+    ):
+        data["sd_vae_overrides_per_model_preferences"] = not data["sd_vae_as_default"]
+    if isinstance(data.get("quicksettings"), str) and data.get("quicksettings_list") is None:
+        data["quicksettings_list"] = [i.strip() for i in data["quicksettings"].split(",") if i.strip()]
+
+
+# --- built-in options ---------------------------------------------------------------------------
+
+SAVING_IMAGES: Section = ("saving-images", "Saving images/grids")
+SAVING_PATHS: Section = ("saving-paths", "Paths for saving")
+SAVING_TO_DIRS: Section = ("saving-to-dirs", "Saving to a directory")
+STABLE_DIFFUSION: Section = ("sd", "Stable Diffusion")
+VAE: Section = ("vae", "VAE")
+INFOTEXT: Section = ("infotext", "Infotext")
+USER_INTERFACE: Section = ("ui", "User interface")
+LIVE_PREVIEWS: Section = ("ui_preview", "Live previews")
+SAMPLER_PARAMS: Section = ("sampler-params", "Sampler parameters")
+LIMITS: Section = ("sumi-limits", "Limits")
+CONTROLNET: Section = ("control_net", "ControlNet")
+HIDDEN: tuple[None, str] = (None, "Hidden options")  # A1111: a section id of None is not shown in Settings
+
+
+def _slider(minimum: float, maximum: float, step: float) -> dict[str, float]:
+    return {"minimum": minimum, "maximum": maximum, "step": step}
+
+
+def _saving_images() -> dict[str, OptionInfo]:
+    return options_section(
+        SAVING_IMAGES,
+        {
+            "samples_save": OptionInfo(True, "Always save all generated images"),
+            "samples_format": OptionInfo("png", "File format for images"),
+            "samples_filename_pattern": OptionInfo("", "Images filename pattern").info(
+                "empty = [seed], or [seed]-[prompt_spaces] when not saving to a subdirectory"
+            ),
+            "save_images_add_number": OptionInfo(True, "Add number to filename when saving"),
+            "grid_save": OptionInfo(True, "Always save all generated image grids"),
+            "grid_format": OptionInfo("png", "File format for grids"),
+            "n_rows": OptionInfo(
+                -1,
+                "Grid row count; use -1 for autodetect and 0 for it to be same as batch size",
+                "slider",
+                _slider(-1, 16, 1),
+            ),
+            "grid_prevent_empty_spots": OptionInfo(
+                False, "Prevent empty spots in grid (when set to autodetect)"
+            ),
+            "enable_pnginfo": OptionInfo(
+                True, "Save text information about generation parameters as chunks to png files"
+            ),
+            "save_txt": OptionInfo(False, "Create a text file with infotext next to every generated image"),
+        },
+    )
+
+
+def _saving_paths() -> dict[str, OptionInfo]:
+    return options_section(
+        SAVING_PATHS,
+        {
+            "outdir_samples": OptionInfo(
+                "", "Output directory for images; if empty, defaults to the directories below"
+            ),
+            "outdir_txt2img_samples": OptionInfo(
+                "outputs/txt2img-images", "Output directory for txt2img images"
+            ),
+            "outdir_img2img_samples": OptionInfo(
+                "outputs/img2img-images", "Output directory for img2img images"
+            ),
+            "outdir_grids": OptionInfo(
+                "", "Output directory for grids; if empty, defaults to the directories below"
+            ),
+            "outdir_txt2img_grids": OptionInfo("outputs/txt2img-grids", "Output directory for txt2img grids"),
+            "outdir_img2img_grids": OptionInfo("outputs/img2img-grids", "Output directory for img2img grids"),
+        },
+    )
+
+
+def _saving_to_dirs() -> dict[str, OptionInfo]:
+    return options_section(
+        SAVING_TO_DIRS,
+        {
+            "save_to_dirs": OptionInfo(True, "Save images to a subdirectory"),
+            "grid_save_to_dirs": OptionInfo(True, "Save grids to a subdirectory"),
+            "directories_filename_pattern": OptionInfo("[date]", "Directory name pattern"),
+        },
+    )
+
+
+def _stable_diffusion() -> dict[str, OptionInfo]:
+    return options_section(
+        STABLE_DIFFUSION,
+        {
+            "sd_model_checkpoint": OptionInfo(
+                None, "Stable Diffusion checkpoint", "dropdown", infotext="Model hash"
+            ),
+            "sd_checkpoints_limit": OptionInfo(
+                1, "Maximum number of checkpoints loaded at the same time", "slider", _slider(1, 10, 1)
+            ),
+            "sd_checkpoints_keep_in_cpu": OptionInfo(True, "Only keep one model on device").info(
+                "will keep models other than the currently used one in RAM rather than VRAM"
+            ),
+            "list_hidden_files": OptionInfo(True, "Load models/files in hidden directories").info(
+                'directory is hidden if its name starts with "."'
+            ),
+            "CLIP_stop_at_last_layers": OptionInfo(
+                1, "Clip skip", "slider", _slider(1, 12, 1), infotext="Clip skip"
+            ).info("ignore last layers of CLIP network; 1 ignores none, 2 ignores one layer"),
+            "emphasis": OptionInfo(
+                "Original",
+                "Emphasis mode",
+                "radio",
+                {"choices": ["None", "Ignore", "Original", "No norm"]},
+                infotext="Emphasis",
+            ).info("how (more:1.1) and (less:0.9) in a prompt change attention to those words"),
+            "comma_padding_backtrack": OptionInfo(
+                20, "Prompt word wrap length limit", "slider", _slider(0, 74, 1)
+            ).info(
+                "in tokens - for texts shorter than specified, if they don't fit into 75 token limit, move them to the next 75 token chunk"
+            ),
+            "pad_cond_uncond": OptionInfo(
+                False, "Pad prompt/negative prompt to be same length", infotext="Pad conds"
+            ).info(
+                "improves performance when prompt and negative prompt have different lengths; changes seeds"
+            ),
+            "use_old_scheduling": OptionInfo(
+                False,
+                "Use old prompt editing timelines.",
+                infotext="Old prompt editing timelines",
+            ).info(
+                "for [red:green:N]; old: a number below 1 is a fraction of steps, else steps; new: a fraction has a dot"
+            ),
+            "randn_source": OptionInfo(
+                "CPU", "Random number generator source", "radio", {"choices": ["GPU", "CPU"]}, infotext="RNG"
+            ).info(
+                "changes seeds drastically; Sumi defaults to CPU so a seed gives the same picture on any hardware"
+            ),
+            "disable_weights_auto_swap": OptionInfo(
+                True, "Do not change the checkpoint when pasting an infotext"
+            ).info("when reading generation parameters from text into UI"),
+        },
+    )
+
+
+def _vae() -> dict[str, OptionInfo]:
+    return options_section(
+        VAE,
+        {
+            "sd_vae": OptionInfo("Automatic", "SD VAE", "dropdown", infotext="VAE").info(
+                "Automatic = use one with the same name as the checkpoint; None = use the VAE inside the checkpoint"
+            ),
+            "sd_vae_overrides_per_model_preferences": OptionInfo(
+                True, "Selected VAE overrides per-model preferences"
+            ),
+            "auto_vae_precision": OptionInfo(True, "Automatically revert VAE to 32-bit floats").info(
+                "triggers when the VAE produces NaNs; without it such images come out black"
+            ),
+        },
+    )
+
+
+def _infotext() -> dict[str, OptionInfo]:
+    return options_section(
+        INFOTEXT,
+        {
+            "add_model_hash_to_info": OptionInfo(True, "Add model hash to infotext"),
+            "add_model_name_to_info": OptionInfo(True, "Add model name to infotext"),
+            "add_version_to_infotext": OptionInfo(True, "Add program version to infotext"),
+            "infotext_styles": OptionInfo(
+                "Apply if any",
+                "Infer styles from prompts of pasted infotext",
+                "radio",
+                {"choices": ["Ignore", "Apply", "Discard", "Apply if any"]},
+            ).info(
+                "when reading generation parameters from text into UI; Ignore: keep prompt and styles; "
+                "Apply: remove style text from prompt, always set the styles dropdown to the found styles; "
+                "Discard: remove style text from prompt, keep the styles dropdown; "
+                "Apply if any: remove style text from prompt, set the styles dropdown only if styles were found"
+            ),
+        },
+    )
+
+
+def _user_interface() -> dict[str, OptionInfo]:
+    return options_section(USER_INTERFACE, {"return_grid": OptionInfo(True, "Show grid in gallery")})
+
+
+def _live_previews() -> dict[str, OptionInfo]:
+    return options_section(
+        LIVE_PREVIEWS,
+        {
+            "show_progressbar": OptionInfo(True, "Show progressbar"),
+            "live_previews_enable": OptionInfo(True, "Show live previews of the created image"),
+            "show_progress_every_n_steps": OptionInfo(
+                10, "Live preview display period", "slider", _slider(-1, 32, 1)
+            ).info(
+                "in sampling steps - show a new live preview every N sampling steps; 0 or -1 = no previews while sampling"
+            ),
+            "live_preview_content": OptionInfo(
+                "Prompt",
+                "Live preview subject",
+                "radio",
+                {"choices": ["Combined", "Prompt", "Negative prompt"]},
+            ),
+        },
+    )
+
+
+def _sampler_params() -> dict[str, OptionInfo]:
+    return options_section(
+        SAMPLER_PARAMS,
+        {
+            "eta_ddim": OptionInfo(
+                0.0, "Eta for DDIM", "slider", _slider(0.0, 1.0, 0.01), infotext="Eta DDIM"
+            ).info("noise multiplier; higher = more unpredictable results"),
+            "eta_ancestral": OptionInfo(
+                1.0, "Eta for k-diffusion samplers", "slider", _slider(0.0, 1.0, 0.01), infotext="Eta"
+            ).info("noise multiplier; applies to ancestral samplers (i.e. Euler a) and SDE samplers"),
+            "eta_noise_seed_delta": OptionInfo(
+                0, "Eta noise seed delta", "number", {"precision": 0}, infotext="ENSD"
+            ).info(
+                "ENSD; does not improve anything, just produces different results for ancestral samplers - only useful for reproducing images"
+            ),
+        },
+    )
+
+
+def _limits() -> dict[str, OptionInfo]:
+    return options_section(
+        LIMITS,
+        {
+            "max_steps": OptionInfo(
+                150, "Maximum sampling steps a job may ask for (Sumi)", "number", {"precision": 0}
+            ),
+            "max_batch_size": OptionInfo(
+                32, "Maximum batch size a job may ask for (Sumi)", "number", {"precision": 0}
+            ),
+            "max_batch_count": OptionInfo(
+                100, "Maximum batch count a job may ask for (Sumi)", "number", {"precision": 0}
+            ),
+            "max_image_size": OptionInfo(
+                2048,
+                "Maximum width or height of a generated image, in pixels (Sumi)",
+                "number",
+                {"precision": 0},
+            ),
+        },
+    )
+
+
+def _controlnet() -> dict[str, OptionInfo]:
+    """sd-webui-controlnet's settings that Sumi honours, under the extension's keys."""
+    return options_section(
+        CONTROLNET,
+        {
+            "control_net_unit_count": OptionInfo(
+                3, "Multi-ControlNet: ControlNet unit number (requires restart)", "slider", _slider(1, 10, 1)
+            ).needs_reload_ui(),
+            "control_net_model_cache_size": OptionInfo(
+                2, "Model cache size (requires restart)", "slider", _slider(1, 10, 1)
+            ),
+            "control_net_no_detectmap": OptionInfo(False, "Do not append detectmap to output"),
+            "control_net_detectmap_autosaving": OptionInfo(False, "Allow detectmap auto saving"),
+        },
+    )
+
+
+def _a1111_only() -> dict[str, OptionInfo]:
+    """A1111 settings for features Sumi does not have (face restoration, interrogation, the Extras tab,
+    A1111's console and gallery layout), with A1111's defaults, so extensions that read them find them.
+    Hidden in Settings: changing them changes nothing in Sumi."""
+    return options_section(
+        HIDDEN,
+        {
+            "face_restoration_model": OptionInfo("CodeFormer", "Face restoration model"),
+            "code_former_weight": OptionInfo(0.5, "CodeFormer weight"),
+            "interrogate_return_ranks": OptionInfo(False, "Include ranks of model tags matches in results"),
+            "outdir_extras_samples": OptionInfo("outputs/extras-images", "Output directory for Extras"),
+            "outdir_save": OptionInfo("log/images", "Directory for saving images using the Save button"),
+            "temp_dir": OptionInfo("", "Directory for temporary images; leave empty for default"),
+            "grid_extended_filename": OptionInfo(
+                False, "Add extended info (seed, prompt) to grid file names"
+            ),
+            "img2img_background_color": OptionInfo("#ffffff", "img2img: colour of transparent parts"),
+            "img2img_inpaint_mask_brush_color": OptionInfo("#ffffff", "Inpaint mask brush color"),
+            "enable_console_prompts": OptionInfo(False, "Print prompts to console"),
+            "samples_log_stdout": OptionInfo(False, "Always print all generation info to standard output"),
+            "multiple_tqdm": OptionInfo(True, "Second console progress bar for the whole job"),
+            "compact_prompt_box": OptionInfo(False, "Compact prompt layout"),
+            "do_not_show_images": OptionInfo(False, "Do not show any images in gallery"),
+            "gallery_height": OptionInfo("", "Gallery height"),
+            "open_dir_button_choice": OptionInfo("Subdirectory", "What directory the [📂] button opens"),
+        },
+    )
+
+
+def _extensions() -> dict[str, OptionInfo]:
+    """Which extensions load; written by the Extensions tab, hidden in Settings (A1111's keys and values)."""
+    return options_section(
+        HIDDEN,
+        {
+            "disabled_extensions": OptionInfo(
+                [],
+                "Disable these extensions",
+                "dropdown",
+                {"choices": [], "multiselect": True, "allow_custom_value": True},
+            ),
+            "disable_all_extensions": OptionInfo(
+                "none",
+                "Disable all extensions (preserves the list of disabled extensions)",
+                "radio",
+                {"choices": ["none", "extra", "all"]},
+            ),
+        },
+    )
+
+
+def builtin_options() -> dict[str, OptionInfo]:
+    """A fresh dict of the built-in options (new objects each call, so no two Options share state)."""
+    labels: dict[str, OptionInfo] = {}
+    for group in (
+        _saving_images,
+        _saving_paths,
+        _saving_to_dirs,
+        _stable_diffusion,
+        _vae,
+        _infotext,
+        _user_interface,
+        _live_previews,
+        _sampler_params,
+        _limits,
+        _controlnet,
+        _extensions,
+        _a1111_only,
+    ):
+        labels.update(group())
+    return labels

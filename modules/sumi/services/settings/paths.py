@@ -1,0 +1,116 @@
+"""Where user files live: the A1111 folder layout under `--data-dir`.
+
+`DataPaths` is built once from the parsed flags and handed to whoever needs a folder. A1111's
+`modules.paths` names for extensions are answered by that facade from the running App's paths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[4]  # modules/sumi/services/settings/paths.py
+
+
+def _opt_path(ns: argparse.Namespace, name: str) -> Path | None:
+    value = getattr(ns, name, None)
+    return Path(value).expanduser().resolve() if value else None
+
+
+@dataclass(frozen=True)
+class DataPaths:
+    """Every folder and file Sumi reads or writes on the user's behalf (absolute paths)."""
+
+    repo_root: Path
+    data_dir: Path
+    models_dir: Path
+    ckpt_dirs: tuple[Path, ...]
+    vae_dirs: tuple[Path, ...]
+    lora_dir: Path
+    lycoris_dir: Path
+    controlnet_dir: Path
+    embeddings_dir: Path
+    hypernetwork_dir: Path
+    extensions_dir: Path
+    extensions_builtin_dir: Path
+    outputs_dir: Path
+    config_file: Path
+    ui_config_file: Path
+    cache_file: Path
+    styles_file: Path
+    params_file: Path
+    ckpt_file: Path | None = None
+    vae_file: Path | None = None
+
+    @classmethod
+    def from_args(cls, ns: argparse.Namespace, repo_root: Path | str) -> DataPaths:
+        """Apply A1111's rules: --data-dir moves everything, --models-dir moves models, the rest override one folder."""
+        root = Path(repo_root).resolve()
+        data = _opt_path(ns, "data_dir") or root
+        models = _opt_path(ns, "models_dir") or data / "models"
+        return cls(
+            repo_root=root,
+            data_dir=data,
+            models_dir=models,
+            ckpt_dirs=_with_extra(models / "Stable-diffusion", _opt_path(ns, "ckpt_dir")),
+            vae_dirs=_with_extra(models / "VAE", _opt_path(ns, "vae_dir")),
+            lora_dir=_opt_path(ns, "lora_dir") or models / "Lora",
+            lycoris_dir=_opt_path(ns, "lyco_dir_backcompat") or models / "LyCORIS",
+            controlnet_dir=_opt_path(ns, "controlnet_dir") or models / "ControlNet",
+            embeddings_dir=_opt_path(ns, "embeddings_dir") or data / "embeddings",
+            hypernetwork_dir=_opt_path(ns, "hypernetwork_dir") or models / "hypernetworks",
+            extensions_dir=data / "extensions",
+            extensions_builtin_dir=root / "extensions-builtin",
+            outputs_dir=data / "outputs",
+            config_file=_opt_path(ns, "ui_settings_file") or data / "config.json",
+            ui_config_file=_opt_path(ns, "ui_config_file") or data / "ui-config.json",
+            cache_file=data / "cache.json",
+            styles_file=data / "styles.csv",
+            params_file=data / "params.txt",
+            ckpt_file=_opt_path(ns, "ckpt"),
+            vae_file=_opt_path(ns, "vae_path"),
+        )
+
+    def folders(self) -> list[Path]:
+        """The folders `ensure()` creates: the defaults under the data dir, not user-given extras."""
+        return [
+            self.models_dir,
+            self.ckpt_dirs[0],
+            self.vae_dirs[0],
+            self.lora_dir,
+            self.lycoris_dir,
+            self.controlnet_dir,
+            self.embeddings_dir,
+            self.hypernetwork_dir,
+            self.extensions_dir,
+            self.outputs_dir,
+            self.config_file.parent,
+        ]
+
+    def ensure(self) -> None:
+        """Create the folders a user expects to find (idempotent)."""
+        for folder in self.folders():
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def resolve(self, path: str | Path) -> Path:
+        """A setting's path (e.g. opt `outdir_txt2img_samples`): relative ones are under the data dir."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.data_dir / p
+
+
+def _with_extra(default: Path, extra: Path | None) -> tuple[Path, ...]:
+    return (default,) if extra is None or extra == default else (default, extra)
+
+
+def current_paths(argv: list[str] | None = None) -> DataPaths:
+    """The paths this process was started with, derived from its command line (no cached state)."""
+    from modules.sumi.services.settings import flags as cmd_args
+
+    parser = cmd_args.build_parser()
+    try:
+        ns, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit:  # a command line that is not ours (a test runner, a script): use the defaults
+        ns, _ = parser.parse_known_args([])
+    return DataPaths.from_args(ns, REPO_ROOT)

@@ -1,0 +1,37 @@
+"""A1111's `modules.ui`: the UI helpers extensions import from it.
+
+Sumi's web UI is `modules.sumi.frontends.gradio` (`build_ui(app)`); the helpers below are A1111's,
+from `modules.ui_common` and `modules.call_queue`.
+"""
+
+from __future__ import annotations
+
+from modules.call_queue import wrap_gradio_call, wrap_gradio_gpu_call, wrap_queued_call
+from modules.ui_common import (
+    create_output_panel,
+    create_override_settings_dropdown,
+    create_refresh_button,
+    create_sampler_and_steps_selection,
+    detect_image_size_symbol,
+    gr_show,
+    ordered_ui_categories,
+    plaintext_to_html,
+    resize_from_to_html,
+    switch_values_symbol,
+)
+
+__all__ = [
+    "create_output_panel",
+    "create_override_settings_dropdown",
+    "create_refresh_button",
+    "create_sampler_and_steps_selection",
+    "detect_image_size_symbol",
+    "gr_show",
+    "ordered_ui_categories",
+    "plaintext_to_html",
+    "resize_from_to_html",
+    "switch_values_symbol",
+    "wrap_gradio_call",
+    "wrap_gradio_gpu_call",
+    "wrap_queued_call",
+]
