@@ -30,7 +30,6 @@ from modules.sumi.services.images.saving import (
     IGNORED_INFO_KEYS,
     apply_filename_pattern,
     dated_dir,
-    decode_base64_image,
     decode_exif_comment,
     encode_image,
     encode_image_base64,
@@ -47,6 +46,7 @@ from modules.sumi.services.images.saving import (
     save_image_file,
     write_atomic,
 )
+from modules.sumi.util.b64images import decode_base64_image
 
 __all__ = [
     "IGNORED_INFO_KEYS",

@@ -12,7 +12,6 @@ from modules.sumi.services.images import saving as images
 from modules.sumi.services.images.saving import (
     apply_filename_pattern,
     dated_dir,
-    decode_base64_image,
     encode_image,
     encode_png_base64,
     image_grid,
@@ -22,6 +21,7 @@ from modules.sumi.services.images.saving import (
     sanitize_filename_part,
     save_image_file,
 )
+from modules.sumi.util.b64images import decode_base64_image
 
 INFOTEXT = "a cat, 猫\nNegative prompt: dog\nSteps: 20, Sampler: Euler, Seed: 42"
 

@@ -13,7 +13,8 @@ from PIL import Image
 from modules import shared
 from modules.api import models
 from modules.sumi.frontends.http.sdapi import run_txt2img
-from modules.sumi.services.images.saving import decode_base64_image, encode_image_base64
+from modules.sumi.services.images.saving import encode_image_base64
+from modules.sumi.util.b64images import decode_base64_image
 from modules.sumi.util.unsupported import not_supported
 
 __all__ = ["Api", "decode_base64_to_image", "encode_pil_to_base64"]

@@ -16,7 +16,6 @@ embeddings skipped for the loaded model (wrong vector width); it is redrawn with
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 import json
@@ -34,6 +33,7 @@ import gradio as gr
 
 from modules.sumi.frontends.gradio import results
 from modules.sumi.util.atomic import temp_beside, write_json_atomic
+from modules.sumi.util.b64images import data_url
 
 if TYPE_CHECKING:
     from modules.sumi.app import App
@@ -193,7 +193,7 @@ def preview_data_url(path: str | Path) -> str:
     except Exception as exc:  # a broken image: no preview, never a broken panel
         log.warning("preview %s not shown: %s", image_path, exc)
         return ""
-    url = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    url = data_url(buffer.getvalue(), "image/jpeg")
     with _thumb_lock:
         _thumb_cache[key] = url
     return url

@@ -10,8 +10,6 @@ A1111's module-level names (`paste_fields`, `registered_param_bindings`, ...).
 
 from __future__ import annotations
 
-import base64
-import io
 import os
 import re
 import tempfile
@@ -24,6 +22,7 @@ import gradio as gr
 from PIL import Image
 
 from modules.sumi.services.jobs import infotext
+from modules.sumi.util.b64images import decode_base64_image
 
 # (component, infotext key or a function of the parsed infotext)
 PasteField = tuple[Any, Any]
@@ -186,7 +185,7 @@ def image_from_url_text(filedata: Any, roots: Sequence[Path]) -> Image.Image | N
         filedata = filedata.get("path") or filedata.get("name") or filedata.get("url")
     text = str(filedata)
     if text.startswith("data:image/"):
-        return Image.open(io.BytesIO(base64.b64decode(text.split(",", 1)[1])))
+        return decode_base64_image(text)
     path = Path(text).resolve()
     if not any(path.is_relative_to(root) for root in roots):
         raise ValueError(f"refusing to read {path}: not a file the browser sent or an output image")

@@ -23,12 +23,12 @@ from modules.sumi.frontends.http import models as m
 from modules.sumi.frontends.http.controlnet import create_controlnet_router
 from modules.sumi.services.controlnet.units import SCRIPT_TITLE, units_from_alwayson
 from modules.sumi.services.images.saving import (
-    decode_base64_image,
     encode_png_base64,
     read_infotext_from_image,
 )
 from modules.sumi.services.jobs.infotext import parse_infotext
 from modules.sumi.services.jobs.processing import StableDiffusionProcessingTxt2Img
+from modules.sumi.util.b64images import decode_base64_image
 
 log = logging.getLogger(__name__)
 

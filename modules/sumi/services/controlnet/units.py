@@ -17,7 +17,7 @@ from PIL import Image
 from modules.sumi.engine.controlnet.control import CONTROL_MODES
 from modules.sumi.engine.controlnet.image_fit import check_size, parse_resize_mode
 from modules.sumi.engine.errors import InvalidRequestError
-from modules.sumi.services.images.saving import decode_base64_image
+from modules.sumi.util.b64images import decode_base64_image
 
 ALIASES = {"guidance": "guidance_end", "lowvram": "low_vram", "input_image": "image"}
 SCRIPT_TITLE = "controlnet"  # the `alwayson_scripts` key, matched case-insensitively

@@ -9,7 +9,6 @@ half an image and two concurrent saves never take the same name.
 from __future__ import annotations
 
 import base64
-import binascii
 import datetime as dt
 import io
 import json
@@ -20,7 +19,7 @@ import string
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from PIL import ExifTags, Image, PngImagePlugin, UnidentifiedImageError
+from PIL import ExifTags, Image, PngImagePlugin
 
 from modules.sumi.util.atomic import write_atomic, write_unique
 
@@ -237,42 +236,6 @@ def encode_image_base64(
 
 def encode_png_base64(image: Image.Image, infotext: str | None = None) -> str:
     return encode_image_base64(image, infotext, "png")
-
-
-def decode_base64_image(data: str) -> Image.Image:
-    """Decode base64 (optionally a `data:image/...;base64,` URL) into a loaded PIL image.
-
-    Raises ValueError with a message fit for an API client for anything that is not an image.
-    """
-    if not isinstance(data, str) or not data.strip():
-        raise ValueError("expected a base64-encoded image, got an empty value")
-    text = data.strip()
-    if text.startswith(("http://", "https://")):
-        raise ValueError("image URLs are not accepted; send the image itself as base64")
-    if text.startswith("data:"):
-        if "," not in text:
-            raise ValueError("malformed data: URL (no comma before the base64 data)")
-        text = text.split(",", 1)[1]
-    raw = _b64decode(text)
-    try:
-        image = Image.open(io.BytesIO(raw))
-        image.load()
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError) as e:
-        raise ValueError(f"the base64 data is not a readable image ({e})") from e
-    return image
-
-
-def _b64decode(text: str) -> bytes:
-    compact = "".join(text.split())
-    compact += "=" * (-len(compact) % 4)
-    try:
-        return base64.b64decode(compact, validate=True)
-    except (binascii.Error, ValueError):
-        pass
-    try:
-        return base64.urlsafe_b64decode(compact)
-    except (binascii.Error, ValueError) as e:
-        raise ValueError(f"invalid base64 image data ({e})") from e
 
 
 # --- saving ----------------------------------------------------------------------------------------
