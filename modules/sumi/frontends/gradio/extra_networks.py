@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -34,6 +33,7 @@ import gradio as gr
 from modules.sumi.frontends.gradio import results
 from modules.sumi.util.atomic import temp_beside, write_json_atomic
 from modules.sumi.util.b64images import data_url
+from modules.sumi.util.cache import FileCache
 
 if TYPE_CHECKING:
     from modules.sumi.app import App
@@ -154,8 +154,7 @@ def _remove(prompt: str, text: str, separator: str) -> str | None:
 
 
 # -- previews --------------------------------------------------------------------------------------
-_thumb_cache: dict[tuple[str, int], str] = {}
-_thumb_lock = threading.Lock()
+_thumbnails: FileCache[str] = FileCache(max_items=4096)  # data URLs, a few KB each
 
 
 def find_preview(path: str | Path) -> Path | None:
@@ -176,12 +175,12 @@ def preview_data_url(path: str | Path) -> str:
     if image_path is None:
         return ""
     try:
-        key = (str(image_path), image_path.stat().st_mtime_ns)
-    except OSError:
+        return _thumbnails.get(image_path, lambda: _thumbnail_url(image_path))
+    except OSError:  # the preview went away meanwhile
         return ""
-    with _thumb_lock:
-        if key in _thumb_cache:
-            return _thumb_cache[key]
+
+
+def _thumbnail_url(image_path: Path) -> str:
     try:
         from PIL import Image
 
@@ -193,10 +192,7 @@ def preview_data_url(path: str | Path) -> str:
     except Exception as exc:  # a broken image: no preview, never a broken panel
         log.warning("preview %s not shown: %s", image_path, exc)
         return ""
-    url = data_url(buffer.getvalue(), "image/jpeg")
-    with _thumb_lock:
-        _thumb_cache[key] = url
-    return url
+    return data_url(buffer.getvalue(), "image/jpeg")
 
 
 # -- cards per tab ---------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ and shapes), so the UI can offer only the ControlNets that fit the loaded checkp
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
@@ -29,6 +28,7 @@ from modules.sumi.engine.files import read_state_dict
 from modules.sumi.engine.model import SDModel
 from modules.sumi.services.models.checkpoints import natural_sort_key, walk_files
 from modules.sumi.services.models.hashing import legacy_model_hash
+from modules.sumi.util.cache import FileCache
 
 CONTROLNET_EXTENSIONS = (".pt", ".pth", ".ckpt", ".safetensors", ".bin")
 DIFFUSERS_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
@@ -74,8 +74,8 @@ class ControlNetModels:
         self.allow_unsafe_pickle = allow_unsafe_pickle
         self._lock = threading.Lock()
         self._files: list[ControlNetFile] = []
-        self._cache: OrderedDict[tuple, LoadedControlNet] = OrderedDict()
-        self._families: dict[tuple[str, int], str | None] = {}
+        self._cache: FileCache[LoadedControlNet] = FileCache(lambda: max(0, int(self.cache_size())))
+        self._families: FileCache[str | None] = FileCache()
         self.refresh()
 
     def refresh(self) -> list[ControlNetFile]:
@@ -128,53 +128,37 @@ class ControlNetModels:
 
         Safetensors: from the header's keys and shapes only (no tensor is read). Pickles: loaded once
         (memory-mapped when the format allows). Diffusers folders: their weights file, the same way.
-        Cached per (path, modification time).
+        Cached per file version.
         """
         weights = file.path if file.path.is_file() else _diffusers_weights(file.path)
         if weights is None:
             return None
         try:
-            key = (str(weights), weights.stat().st_mtime_ns)
+            return self._families.get(weights, lambda: _read_family(weights, self.allow_unsafe_pickle))
         except OSError:
             return None
-        with self._lock:
-            if key in self._families:
-                return self._families[key]
-        family = _read_family(weights, self.allow_unsafe_pickle)
-        with self._lock:
-            self._families[key] = family
-        return family
 
     def load(self, file: ControlNetFile, sd: SDModel) -> LoadedControlNet:
         """The model on the SD model's device and dtype, checked against its family; cached."""
-        stat = file.path.stat()
-        key = (str(file.path), stat.st_mtime_ns, str(sd.device), sd.dtype, id(sd.unet))
-        with self._lock:
-            cached = self._cache.get(key)
-            if cached is not None:
-                self._cache.move_to_end(key)
-        if cached is None:
-            cached = load_controlnet(
+        loaded = self._cache.get(
+            file.path,
+            lambda: load_controlnet(
                 file.path,
                 dtype=sd.dtype,
                 device=sd.device,
                 allow_unsafe_pickle=self.allow_unsafe_pickle,
                 base_unet=sd.unet,
                 expected_family=sd.family,
-            )
-            self._remember(key, cached)
-        check_compatible(cached, sd.family, int(sd.unet.config.cross_attention_dim))
-        return cached
-
-    def _remember(self, key: tuple, loaded: LoadedControlNet) -> None:
-        with self._lock:
-            self._cache[key] = loaded
-            while len(self._cache) > max(0, int(self.cache_size())):
-                self._cache.popitem(last=False)
+            ),
+            str(sd.device),
+            sd.dtype,
+            id(sd.unet),
+        )
+        check_compatible(loaded, sd.family, int(sd.unet.config.cross_attention_dim))
+        return loaded
 
     def clear_cache(self) -> None:
-        with self._lock:
-            self._cache.clear()
+        self._cache.clear()
 
 
 def _read_family(path: Path, allow_unsafe_pickle: bool) -> str | None:
