@@ -7,7 +7,7 @@ import pytest
 import torch
 from diffusers import ControlNetModel, StableDiffusionControlNetPipeline
 
-from modules.sumi.engine import txt2img
+from modules.sumi.engine import generate as engine
 from modules.sumi.engine.checkpoint import load_checkpoint
 from modules.sumi.engine.controlnet.control import ControlNetHook, ControlUnit, level_scales
 from modules.sumi.engine.errors import InvalidRequestError
@@ -47,8 +47,8 @@ def controlnets(model):
     return [_jittered_controlnet(model.unet, 1), _jittered_controlnet(model.unet, 2)]
 
 
-def _request(units=(), prompts=("a red fox", "a blue house"), **kw) -> txt2img.BatchRequest:
-    return txt2img.BatchRequest(
+def _request(units=(), prompts=("a red fox", "a blue house"), **kw) -> engine.BatchRequest:
+    return engine.BatchRequest(
         prompts=list(prompts),
         negative_prompts=["blurry", ""][: len(prompts)],
         seeds=[7, 8][: len(prompts)],
@@ -63,11 +63,11 @@ def _request(units=(), prompts=("a red fox", "a blue house"), **kw) -> txt2img.B
 
 
 def _latents(model, request, **kw) -> torch.Tensor:
-    return txt2img.generate(model, request, progress_bar=False, **kw).latents
+    return engine.generate(model, request, progress_bar=False, **kw).latents
 
 
 def _diffusers_latents(model, request, controlnet, image) -> torch.Tensor:
-    jc = txt2img.conditioning(model, request).conditioning
+    jc = engine.conditioning(model, request).conditioning
     cond = stack_rows([pick(c.parts[0][1], 0).cond for c in jc.conds])
     uncond = stack_rows([pick(u, 0).cond for u in jc.unconds])
     built = build_scheduler(request.sampler, request.schedule, model.scheduler_config, seed=request.seeds[0])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from modules.sumi.engine import txt2img
+from modules.sumi.engine import generate as engine
 from modules.sumi.engine.checkpoint import load_checkpoint
 from modules.sumi.engine.sampling.denoiser import CFGDenoiser, DenoiserCall, Guidance, guided
 from modules.sumi.engine.text import schedule as schedule_mod
@@ -28,7 +28,7 @@ def _record_texts(
         jc = denoiser.guidance.conditioning
         denoiser.before.append(lambda call: seen.append(jc.texts_at(call.step)[0]))
 
-    request = txt2img.BatchRequest(
+    request = engine.BatchRequest(
         prompts=[prompt],
         negative_prompts=[negative],
         seeds=[1],
@@ -37,7 +37,7 @@ def _record_texts(
         steps=steps,
         sampler=sampler,
     )
-    txt2img.generate(model, request, denoiser_hooks=attach, progress_bar=False)
+    engine.generate(model, request, denoiser_hooks=attach, progress_bar=False)
     return seen
 
 
@@ -167,10 +167,10 @@ def test_batches_with_the_same_prompts_are_encoded_once_per_job(model, monkeypat
     real = schedule_mod.build
     monkeypatch.setattr(schedule_mod, "build", lambda *a, **k: calls.append(1) or real(*a, **k))
     cache: dict = {}
-    request = txt2img.BatchRequest(
+    request = engine.BatchRequest(
         prompts=["a [b:c:2]"], negative_prompts=[""], seeds=[1], width=32, height=32, steps=3, sampler="Euler"
     )
     for seed in (1, 2, 3):
         request.seeds = [seed]
-        txt2img.generate(model, request, progress_bar=False, conditioning_cache=cache)
+        engine.generate(model, request, progress_bar=False, conditioning_cache=cache)
     assert len(calls) == 1

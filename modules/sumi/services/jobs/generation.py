@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from modules.sumi.engine import txt2img
+from modules.sumi.engine import generate as engine
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.sampling.loop import StepInfo
 from modules.sumi.engine.sampling.samplers import find_sampler
@@ -215,7 +215,7 @@ class GenerationService:
         if p.scripts is not None:
             p.scripts.after_extra_networks_activate(p, **batch, extra_network_data=p.extra_network_data)
             p.scripts.process_batch(p, **batch)
-        result = txt2img.generate(
+        result = engine.generate(
             loaded.sd,
             self._request(p, prompts, job),
             callback=self._step_callback(loaded),
@@ -227,9 +227,9 @@ class GenerationService:
 
     def _request(
         self, p: StableDiffusionProcessing, prompts: list[str], job: JobContext
-    ) -> txt2img.BatchRequest:
+    ) -> engine.BatchRequest:
         o = self.options
-        return txt2img.BatchRequest(
+        return engine.BatchRequest(
             prompts=prompts,
             negative_prompts=p.negative_prompts,
             seeds=p.seeds,

@@ -1,4 +1,7 @@
-"""Text to image for one batch: encode, draw noise, sample, decode. No files, no settings, no globals."""
+"""One batch of images from noise: encode the prompts, draw the noise, sample, decode.
+
+Every mode goes through `generate`: txt2img today; img2img and hires fix will start from other latents
+and add engine extensions. No files, no settings, no globals."""
 
 from __future__ import annotations
 
