@@ -7,7 +7,8 @@ import torch
 
 from modules.sumi.engine import generate as engine
 from modules.sumi.engine.checkpoint import load_checkpoint
-from modules.sumi.engine.sampling.denoiser import CFGDenoiser, DenoiserCall, Guidance, guided
+from modules.sumi.engine.extensions import DenoiserCall, Extension, HookPoint, hook
+from modules.sumi.engine.sampling.denoiser import CFGDenoiser, Guidance, guided
 from modules.sumi.engine.text import schedule as schedule_mod
 from modules.sumi.engine.text.encoder import Conditioning
 from modules.sumi.engine.text.schedule import ComposableCond, JobConditioning, ScheduledCond
@@ -24,9 +25,10 @@ def _record_texts(
     """Run a job and return, for every model call, the positive texts image 0 used."""
     seen: list[list[str]] = []
 
-    def attach(denoiser: CFGDenoiser) -> None:
-        jc = denoiser.guidance.conditioning
-        denoiser.before.append(lambda call: seen.append(jc.texts_at(call.step)[0]))
+    class RecordTexts(Extension):
+        @hook(HookPoint.PRE_MODEL_CALL)
+        def record(self, call: DenoiserCall) -> None:
+            seen.append(call.conditioning.texts_at(call.step)[0])
 
     request = engine.BatchRequest(
         prompts=[prompt],
@@ -37,7 +39,7 @@ def _record_texts(
         steps=steps,
         sampler=sampler,
     )
-    engine.generate(model, request, denoiser_hooks=attach, progress_bar=False)
+    engine.generate(model, request, extensions=[RecordTexts()], progress_bar=False)
     return seen
 
 

@@ -12,12 +12,13 @@ from typing import Any
 
 from modules.sumi.engine import generate as engine
 from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.engine.extensions import Extension
 from modules.sumi.engine.sampling.loop import StepInfo
 from modules.sumi.engine.sampling.samplers import find_sampler
 from modules.sumi.engine.vae import cheap_preview
 from modules.sumi.services.controlnet.service import ControlNetService, PreparedControl, Target
 from modules.sumi.services.images import saving as image_files
-from modules.sumi.services.jobs.hooks import JobContext, denoiser_callbacks, postprocess_batch, select_batch
+from modules.sumi.services.jobs.hooks import JobContext, cfg_callbacks, postprocess_batch, select_batch
 from modules.sumi.services.jobs.infotext import build_infotext
 from modules.sumi.services.jobs.processing import Processed, StableDiffusionProcessing
 from modules.sumi.services.jobs.state import JobState
@@ -221,9 +222,16 @@ class GenerationService:
             callback=self._step_callback(loaded),
             control=self.state.control,
             conditioning_cache=job.conditioning_cache,
-            denoiser_hooks=denoiser_callbacks(self.callbacks, loaded),
+            extensions=self._extensions(p, loaded),
         )
+        self._warn(p, result.warnings)
         return postprocess_batch(p, result.images, n), result.schedule
+
+    def _extensions(self, p: StableDiffusionProcessing, loaded: LoadedModel) -> list[Extension]:
+        """The batch's engine extensions: those the handlers and scripts put on `p` (networks...), then
+        the A1111 cfg callbacks."""
+        bridge = cfg_callbacks(self.callbacks, loaded)
+        return [*p.engine_extensions.values(), *([bridge] if bridge is not None else [])]
 
     def _request(
         self, p: StableDiffusionProcessing, prompts: list[str], job: JobContext
