@@ -32,10 +32,19 @@ from modules.sumi.engine.extensions import (
     release_residents,
     resident_patches,
 )
+from modules.sumi.engine.networks import (
+    HypernetworkPatch,
+    NetworkPatch,
+    NetworkPatcher,
+    network_from_state_dict,
+)
+from modules.sumi.engine.networks.hypernetwork import HypernetworkProcessor, load_hypernetwork
 from modules.sumi.engine.sampling.denoiser import guided
 from modules.sumi.engine.sampling.loop import SamplingControl
 from modules.sumi.engine.sampling.samplers import build_scheduler
 from modules.sumi.engine.text.encoder import Conditioning
+from tests.fixtures import tiny_networks as tn
+from tests.fixtures.tiny_hypernetworks import write_hypernetwork
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = 3
@@ -484,3 +493,125 @@ def test_an_extension_runs_from_a_plain_script_without_the_app(tiny_sd1_ckpt):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "app or facades loaded: []" in done.stdout, done.stdout
+
+
+# -- networks as extensions ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def loras(model):
+    components = {
+        "family": "SD1",
+        "unet": model.unet,
+        "text_encoders": [s.model for s in model.text_encoders],
+    }
+    return [
+        network_from_state_dict(tn.lora_state_dict(components, seed=seed, alpha=4.0), f"lora{seed}")
+        for seed in (1, 2)
+    ]
+
+
+@pytest.fixture
+def patcher(model):
+    patcher = NetworkPatcher(model)
+    yield patcher
+    release_residents(model)
+    patcher.restore()
+
+
+def _counting(patcher: NetworkPatcher) -> list[str]:
+    touched: list[str] = []
+    patch, restore = patcher._patch_layer, patcher._restore_layer
+    patcher._patch_layer = lambda key, deltas: (touched.append(key), patch(key, deltas))
+    patcher._restore_layer = lambda key: (touched.append(key), restore(key))
+    return touched
+
+
+def test_a_network_patch_applies_for_the_scope_and_restores_exactly(model, loras, patcher):
+    before, plain = _weights(model), _generate(model).latents
+    with_lora = _generate(model, NetworkPatch(patcher, [(loras[0], 1.0, 1.0)])).latents
+    assert not torch.equal(with_lora, plain)
+    _assert_pristine(model, before)
+    assert patcher.patched_layers == set() and resident_patches(model) == {}
+
+
+def test_resident_network_deltas_stay_between_batches_and_go_when_no_batch_wants_them(model, loras, patcher):
+    before = _weights(model)
+    touched = _counting(patcher)
+    first = _generate(model, NetworkPatch(patcher, [(loras[0], 1.0, 1.0)], resident=True)).latents
+    assert touched and "networks" in resident_patches(model)
+    touched.clear()
+    again = _generate(model, NetworkPatch(patcher, [(loras[0], 1.0, 1.0)], resident=True)).latents
+    assert touched == [] and torch.equal(first, again)  # nothing rewritten, same image
+    _generate(model, NetworkPatch(patcher, [(loras[0], 1.0, 1.0), (loras[1], 1.0, 1.0)], resident=True))
+    assert touched and all(key in patcher.patched_layers for key in touched)  # only B's layers changed
+    _generate(model)  # a batch without networks starts from pristine weights
+    _assert_pristine(model, before)
+    assert patcher.patched_layers == set() and resident_patches(model) == {}
+
+
+def test_an_interrupted_or_failed_batch_leaves_no_resident_deltas(model, loras, patcher):
+    before = _weights(model)
+    control = SamplingControl()
+
+    class Stop(Extension):
+        @hook(HookPoint.POST_STEP)
+        def stop(self, ctx: StepContext) -> None:
+            control.interrupted = True
+
+    _generate(model, NetworkPatch(patcher, [(loras[0], 1.0, 1.0)], resident=True), Stop(), control=control)
+    _assert_pristine(model, before)
+    assert resident_patches(model) == {}
+
+    class Fail(Extension):
+        @hook(HookPoint.PRE_MODEL_CALL)
+        def fail(self, call: DenoiserCall) -> None:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _generate(model, NetworkPatch(patcher, [(loras[0], 1.0, 1.0)], resident=True), Fail())
+    _assert_pristine(model, before)
+    assert resident_patches(model) == {}
+
+
+def test_prompts_encoded_under_other_text_encoder_deltas_are_not_reused(model, loras, patcher):
+    cache: dict = {}
+    request = _request()
+    plain = engine.generate(model, request, conditioning_cache=cache, progress_bar=False).latents
+    te_only = NetworkPatch(patcher, [(loras[0], 1.0, 0.0)])
+    with_te = engine.generate(
+        model, request, extensions=[te_only], conditioning_cache=cache, progress_bar=False
+    ).latents
+    assert len(cache) == 2 and not torch.equal(plain, with_te)
+    unet_only = NetworkPatch(patcher, [(loras[0], 0.0, 1.0)])
+    engine.generate(model, request, extensions=[unet_only], conditioning_cache=cache, progress_bar=False)
+    assert len(cache) == 2  # UNet-only deltas do not change the encoded prompts
+
+
+def test_a_hypernetwork_patch_wraps_the_processors_for_the_scope_only(model, tmp_path):
+    dim = model.unet.config.cross_attention_dim
+    write_hypernetwork(tmp_path / "hn.pt", (dim,), seed=3, scale=0.5)
+    hn = load_hypernetwork(tmp_path / "hn.pt")
+    processors = list(model.unet.attn_processors.values())
+    plain = _generate(model).latents
+    seen = []
+
+    class Look(Extension):
+        @hook(HookPoint.PRE_STEP)
+        def look(self, ctx: StepContext) -> None:
+            seen.append(
+                any(isinstance(p, HypernetworkProcessor) for p in model.unet.attn_processors.values())
+            )
+
+    assert not torch.equal(_generate(model, HypernetworkPatch([(hn, 1.0)]), Look()).latents, plain)
+    with pytest.raises(RuntimeError):
+        _generate(model, HypernetworkPatch([(hn, 1.0)]), _Raise())
+    assert seen == [True] * STEPS
+    assert all(a is b for a, b in zip(processors, model.unet.attn_processors.values(), strict=True))
+    assert torch.equal(_generate(model).latents, plain)
+
+
+class _Raise(Extension):
+    @hook(HookPoint.POST_CFG)
+    def fail(self, out: DenoiserOutput) -> None:
+        raise RuntimeError("extension bug")

@@ -3,7 +3,9 @@
 Tags are removed from the positive prompts before encoding (negative prompts keep them as text, as in
 A1111); the networks of a batch come from its first prompt. Each handler (`lora`, `hypernet`, or one an
 extension registers) is activated with the tags addressed to it — or with none, so it can switch
-itself off — and deactivated after the job.
+itself off — and deactivated after the job. Sumi's own handlers do not change the model themselves:
+they give the job an engine extension (`set_engine_extension`) whose patch scope applies and restores
+their networks around each batch.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from modules.sumi.engine.extensions import Extension
 from modules.sumi.engine.model import SDModel
 
 log = logging.getLogger(__name__)
@@ -137,3 +140,15 @@ def sumi_model(model: Any) -> SDModel | None:
         return model
     inner = getattr(model, "sumi_model", None)
     return inner if isinstance(inner, SDModel) else None
+
+
+def set_engine_extension(p: Any, name: str, extension: Extension | None) -> None:
+    """Give the job `p` the engine extension `name` for its next batches (None takes it away)."""
+    extensions = getattr(p, "engine_extensions", None)
+    if extensions is None:  # a processing object built without Sumi's field
+        extensions = {}
+        p.engine_extensions = extensions
+    if extension is None:
+        extensions.pop(name, None)
+    else:
+        extensions[name] = extension
