@@ -46,7 +46,7 @@ class ControlUnit:
     global_average_pooling: bool = False
     low_vram: bool = False
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.control_mode not in CONTROL_MODES:
             raise InvalidRequestError(
                 f"unknown control mode {self.control_mode!r}; use one of: {', '.join(CONTROL_MODES)}"
@@ -79,7 +79,7 @@ def level_scales(unit: ControlUnit, count: int) -> list[float]:
 class ControlNetExtension(Extension):
     """Adds the residuals of every unit active at the current model call to each UNet forward."""
 
-    def __init__(self, units: Sequence[ControlUnit]):
+    def __init__(self, units: Sequence[ControlUnit]) -> None:
         super().__init__()
         self.units = list(units)
 
@@ -136,7 +136,9 @@ def unit_residuals(unit: ControlUnit, batch: UNetBatch) -> list[torch.Tensor]:
     return [r * s if mask is None else r * s * mask for r, s in zip(residuals, scales, strict=True)]
 
 
-def _forward(unit: ControlUnit, batch: UNetBatch, device: torch.device, dtype: torch.dtype):
+def _forward(
+    unit: ControlUnit, batch: UNetBatch, device: torch.device, dtype: torch.dtype
+) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
     image = unit.image.to(device=device, dtype=dtype)
     hint = image[batch.images % image.shape[0]]
     added = None

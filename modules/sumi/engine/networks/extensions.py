@@ -25,6 +25,7 @@ from modules.sumi.engine.networks.patcher import NetworkPatcher, NetworkSpec
 
 T = TypeVar("T")
 REFUSED = "Lora refused: "
+RESIDENT_KEY = "networks"
 
 
 def drop_refused(
@@ -46,9 +47,11 @@ class NetworkPatch(Extension):
     """Makes exactly `networks` active on the patcher's model for the scope (see the module docstring).
     A network the model refuses is dropped, with a warning in `warnings`."""
 
-    resident_key = "networks"
+    resident_key = RESIDENT_KEY
 
-    def __init__(self, patcher: NetworkPatcher, networks: Sequence[NetworkSpec], *, resident: bool = False):
+    def __init__(
+        self, patcher: NetworkPatcher, networks: Sequence[NetworkSpec], *, resident: bool = False
+    ) -> None:
         super().__init__()
         self.patcher = patcher
         self.networks = list(networks)
@@ -63,14 +66,14 @@ class NetworkPatch(Extension):
     def patch(self, scope: PatchScope) -> Iterator[None]:
         if scope.model is not self.patcher.model:
             raise ValueError("NetworkPatch: the patcher belongs to another model than the scope's")
-        claim_resident(scope.model, self.resident_key)
+        claim_resident(scope.model, RESIDENT_KEY)
         try:
             _, _, refusals = drop_refused(self.patcher.apply, self.networks)
             self.warnings.extend(REFUSED + message for message in refusals)
             yield
         finally:
             if self.resident and scope.completed:
-                scope.keep_resident(self.resident_key, self.patcher.restore)
+                scope.keep_resident(RESIDENT_KEY, self.patcher.restore)
             else:
                 self.patcher.restore()
 
@@ -79,7 +82,7 @@ class HypernetworkPatch(Extension):
     """Wraps the UNet's attention processors with `active` hypernetworks (hypernetwork, multiplier)
     for the scope; the exact original processor objects are back afterwards."""
 
-    def __init__(self, active: Sequence[tuple[Hypernetwork, float]]):
+    def __init__(self, active: Sequence[tuple[Hypernetwork, float]]) -> None:
         super().__init__()
         self.active = list(active)
 

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from modules.sumi.engine.extensions import WeightBackups
+from modules.sumi.engine.model import SDModel
 
 from .keys import Target, build_index
 from .network_file import MAX_EXAMPLES, MatchResult, NetworkError, NetworkFile, Patch, match
@@ -50,7 +51,7 @@ class _Use:
 class NetworkPatcher:
     """Owns the network patches of one SDModel. Not thread-safe: one job at a time."""
 
-    def __init__(self, model, *, backup_device: str | torch.device | None = "cpu"):
+    def __init__(self, model: SDModel, *, backup_device: str | torch.device | None = "cpu") -> None:
         self.model = model
         self.backup_device = backup_device
         self._index: dict[str, Target] | None = None

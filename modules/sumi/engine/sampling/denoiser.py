@@ -48,7 +48,7 @@ class CFGDenoiser:
         guidance: Guidance,
         total_steps: int,
         extensions: ExtensionManager | None = None,
-    ):
+    ) -> None:
         self.unet = unet
         self.guidance = guidance
         self.total_steps = total_steps
@@ -129,7 +129,11 @@ def _only_cond_needed(call: DenoiserCall) -> bool:
 
 
 def _forward_both(
-    unet, call: DenoiserCall, uncond: _Rows, cond: _Rows, extensions: ExtensionManager | None
+    unet: UNet2DConditionModel,
+    call: DenoiserCall,
+    uncond: _Rows,
+    cond: _Rows,
+    extensions: ExtensionManager | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """[uncond, cond] in one batch (diffusers' order) when the contexts have the same length, else two."""
     if cond.context.context.shape[1] != uncond.context.context.shape[1]:
@@ -151,7 +155,7 @@ def _forward_both(
 
 
 def _unet(
-    unet,
+    unet: UNet2DConditionModel,
     call: DenoiserCall,
     rows: _Rows,
     extensions: ExtensionManager | None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -93,7 +94,7 @@ def _step_hook(ext: ExtensionManager, point: HookPoint, context: StepContext) ->
     return context.latents
 
 
-def _step_kwargs(scheduler, extra: dict, generators: list[torch.Generator] | None) -> dict:
+def _step_kwargs(scheduler: Any, extra: dict, generators: list[torch.Generator] | None) -> dict:
     accepted = inspect.signature(scheduler.step).parameters
     kwargs = {k: v for k, v in extra.items() if k in accepted}
     if generators is not None and "generator" in accepted:

@@ -36,7 +36,7 @@ def text_context_dim(model: SDModel) -> int:
 
 
 class HypernetworkHandler(ExtraNetwork):
-    def __init__(self, files: NetworkFileRegistry, *, allow_unsafe_pickle: bool = False):
+    def __init__(self, files: NetworkFileRegistry, *, allow_unsafe_pickle: bool = False) -> None:
         super().__init__("hypernet")
         self.files = files
         self.allow_unsafe_pickle = allow_unsafe_pickle
@@ -63,7 +63,9 @@ class HypernetworkHandler(ExtraNetwork):
     def deactivate(self, p: Any) -> None:
         set_engine_extension(p, self.name, None)
 
-    def _spec(self, p: Any, model: SDModel, params: ExtraNetworkParams):
+    def _spec(
+        self, p: Any, model: SDModel, params: ExtraNetworkParams
+    ) -> tuple[str, Hypernetwork, float, tuple] | None:
         name = params.positional[0] if params.positional else ""
         info = self.files.find(name)
         if info is None:

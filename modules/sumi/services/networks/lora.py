@@ -60,7 +60,7 @@ def multipliers(params: ExtraNetworkParams) -> tuple[float, float]:
 
 
 class LoraNetwork(ExtraNetwork):
-    def __init__(self, files: NetworkFileRegistry, *, allow_unsafe_pickle: bool = False):
+    def __init__(self, files: NetworkFileRegistry, *, allow_unsafe_pickle: bool = False) -> None:
         super().__init__("lora")
         self.files = files
         self.allow_unsafe_pickle = allow_unsafe_pickle

@@ -51,7 +51,7 @@ class ExtraNetworkParams:
 class ExtraNetwork:
     """Base class for a tag handler (A1111 API): subclasses implement activate and deactivate."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str) -> None:
         self.name = name
 
     def activate(self, p: Any, params_list: list[ExtraNetworkParams]) -> None:
@@ -125,7 +125,13 @@ class ExtraNetworkRegistry:
         return warnings
 
     @staticmethod
-    def _call(handler: ExtraNetwork, method: str, p: Any, params, warnings: list[str]) -> None:
+    def _call(
+        handler: ExtraNetwork,
+        method: str,
+        p: Any,
+        params: list[ExtraNetworkParams] | None,
+        warnings: list[str],
+    ) -> None:
         """A failing handler is reported and skipped; the job goes on (A1111 does the same)."""
         try:
             getattr(handler, method)(p) if params is None else getattr(handler, method)(p, params)
