@@ -25,6 +25,7 @@ from modules.sumi.engine.controlnet.models import (
     load_controlnet,
 )
 from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.engine.extensions import release_residents
 from modules.sumi.engine.files import read_state_dict
 from modules.sumi.engine.model import SDModel
 from modules.sumi.services.models.checkpoints import natural_sort_key, walk_files
@@ -154,6 +155,7 @@ class ControlNetModels:
             if cached is not None:
                 self._cache.move_to_end(key)
         if cached is None:
+            release_residents(sd)  # a "diff" ControlNet adds the UNet's weights: never a job's LoRA deltas
             cached = load_controlnet(
                 file.path,
                 dtype=sd.dtype,
