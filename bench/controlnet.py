@@ -25,7 +25,7 @@ from diffusers import ControlNetModel, EulerDiscreteScheduler, StableDiffusionCo
 from timing import median_seconds  # noqa: E402
 from txt2img import sd15_components  # noqa: E402
 
-from modules.sumi.engine import txt2img  # noqa: E402
+from modules.sumi.engine import generate as engine  # noqa: E402
 from modules.sumi.engine.controlnet.control import ControlUnit  # noqa: E402
 from modules.sumi.engine.controlnet.models import load_controlnet  # noqa: E402
 from modules.sumi.engine.devices import select_device  # noqa: E402
@@ -44,8 +44,8 @@ def _peak_mib(fn, device: torch.device) -> float | None:
     return torch.cuda.max_memory_allocated() / 2**20
 
 
-def _request(size: int, steps: int, units: list[ControlUnit]) -> txt2img.BatchRequest:
-    return txt2img.BatchRequest(
+def _request(size: int, steps: int, units: list[ControlUnit]) -> engine.BatchRequest:
+    return engine.BatchRequest(
         prompts=["a house by a lake"],
         negative_prompts=[""],
         seeds=[1],
@@ -97,7 +97,7 @@ def main() -> None:
     unit = ControlUnit(loaded.model, image.to(device, dtype))
 
     def sumi(units):
-        return lambda: txt2img.generate(model, _request(size, steps, units), progress_bar=False)
+        return lambda: engine.generate(model, _request(size, steps, units), progress_bar=False)
 
     sumi(())()  # warm up
     plain_s = median_seconds(sumi([]), device, 3, warmup=False)

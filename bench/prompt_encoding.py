@@ -22,7 +22,7 @@ import torch  # noqa: E402
 from timing import median_seconds  # noqa: E402
 from txt2img import write_checkpoint  # noqa: E402
 
-from modules.sumi.engine import txt2img  # noqa: E402
+from modules.sumi.engine import generate as engine  # noqa: E402
 from modules.sumi.engine.checkpoint import load_checkpoint  # noqa: E402
 from modules.sumi.engine.devices import select_device  # noqa: E402
 from modules.sumi.engine.sampling.denoiser import CFGDenoiser  # noqa: E402
@@ -41,16 +41,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model = load_checkpoint(write_checkpoint(size, Path(tmp)), dtype=devices.dtype)
     model.to(devices.device, devices.dtype)
-    request = txt2img.BatchRequest(
+    request = engine.BatchRequest(
         prompts=[PROMPT], negative_prompts=["blurry, lowres"], seeds=[1], width=512, height=512, steps=20
     )
     tokens, _ = count_tokens(model.text_encoders[0].tokenizer, PROMPT.split("AND")[0], 20)
     with torch.inference_mode():
-        guidance = txt2img.conditioning(model, request)
+        guidance = engine.conditioning(model, request)
         denoiser = CFGDenoiser(model.unet, guidance, 20)
         x = torch.randn(1, 4, 64, 64, device=devices.device, dtype=devices.dtype)
         t = torch.tensor(500.0, device=devices.device)
-        encode = median_seconds(lambda: txt2img.conditioning(model, request), devices.device, 5)
+        encode = median_seconds(lambda: engine.conditioning(model, request), devices.device, 5)
         step = median_seconds(lambda: denoiser(x, t, 6), devices.device, 5)
     texts = {s.text for c in guidance.conditioning.conds for _, sched in c.parts for s in sched}
     name = torch.cuda.get_device_name() if devices.is_cuda else "CPU"

@@ -29,7 +29,7 @@ import transformers  # noqa: E402
 from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel  # noqa: E402
 from transformers import CLIPTextConfig, CLIPTextModel  # noqa: E402
 
-from modules.sumi.engine import txt2img  # noqa: E402
+from modules.sumi.engine import generate as engine  # noqa: E402
 from modules.sumi.engine.checkpoint import load_checkpoint  # noqa: E402
 from modules.sumi.engine.devices import select_device  # noqa: E402
 from modules.sumi.engine.ldm_export import save_checkpoint, to_single_file_state_dict  # noqa: E402
@@ -101,7 +101,7 @@ class StepClock:
 
 def run_sumi(model, args, seed: int) -> tuple[float, float]:
     clock = StepClock(model.device)
-    request = txt2img.BatchRequest(
+    request = engine.BatchRequest(
         prompts=[args.prompt],
         negative_prompts=[""],
         seeds=[seed],
@@ -112,7 +112,7 @@ def run_sumi(model, args, seed: int) -> tuple[float, float]:
         sampler=args.sampler,
     )
     start = time.perf_counter()
-    txt2img.generate(model, request, callback=lambda info: clock.tick(), progress_bar=False)
+    engine.generate(model, request, callback=lambda info: clock.tick(), progress_bar=False)
     _sync(model.device)
     return time.perf_counter() - start, clock.its()
 

@@ -21,7 +21,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from modules import shared
-from modules.sumi.engine import txt2img as engine_txt2img
+from modules.sumi.engine import generate as engine_generate
 from modules.sumi.engine.devices import xformers_available
 from modules.sumi.services.jobs.infotext import parse_infotext
 from modules.sumi.services.jobs.processing import Processed, StableDiffusionProcessingTxt2Img
@@ -612,7 +612,7 @@ def test_other_families_generate_through_the_app(app, request, fixture, stem, wi
 
 
 def test_an_error_inside_the_worker_reaches_the_caller_and_the_next_job_runs(app, monkeypatch, baseline):
-    original = engine_txt2img.generate
+    original = engine_generate.generate
     calls = {"n": 0}
 
     def fail_once(*args, **kwargs):
@@ -621,7 +621,7 @@ def test_an_error_inside_the_worker_reaches_the_caller_and_the_next_job_runs(app
             raise RuntimeError("simulated failure in the engine")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(engine_txt2img, "generate", fail_once)
+    monkeypatch.setattr(engine_generate, "generate", fail_once)
     with pytest.raises(RuntimeError, match="simulated failure"):
         app.txt2img(job())
     assert app.state.job == ""  # the job state was closed
@@ -635,7 +635,7 @@ def test_an_error_inside_the_worker_leaves_override_settings_restored(app, monke
     def fail(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(engine_txt2img, "generate", fail)
+    monkeypatch.setattr(engine_generate, "generate", fail)
     with pytest.raises(RuntimeError, match="boom"):
         app.txt2img(job(override_settings={"CLIP_stop_at_last_layers": 3}))
     assert app.options.CLIP_stop_at_last_layers == 1

@@ -7,11 +7,18 @@ import pytest
 import torch
 from diffusers import ControlNetModel, StableDiffusionControlNetPipeline
 
-from modules.sumi.engine import txt2img
+from modules.sumi.engine import generate as engine
 from modules.sumi.engine.checkpoint import load_checkpoint
-from modules.sumi.engine.controlnet.control import ControlNetHook, ControlUnit, level_scales
+from modules.sumi.engine.controlnet.control import ControlNetExtension, ControlUnit, level_scales
 from modules.sumi.engine.errors import InvalidRequestError
-from modules.sumi.engine.sampling.denoiser import UNetBatch
+from modules.sumi.engine.extensions import (
+    DenoiserCall,
+    Extension,
+    ExtensionManager,
+    HookPoint,
+    UNetBatch,
+    hook,
+)
 from modules.sumi.engine.sampling.noise import make_generators
 from modules.sumi.engine.sampling.samplers import build_scheduler
 from modules.sumi.engine.text.encoder import Conditioning
@@ -47,8 +54,8 @@ def controlnets(model):
     return [_jittered_controlnet(model.unet, 1), _jittered_controlnet(model.unet, 2)]
 
 
-def _request(units=(), prompts=("a red fox", "a blue house"), **kw) -> txt2img.BatchRequest:
-    return txt2img.BatchRequest(
+def _request(units=(), prompts=("a red fox", "a blue house"), **kw) -> engine.BatchRequest:
+    return engine.BatchRequest(
         prompts=list(prompts),
         negative_prompts=["blurry", ""][: len(prompts)],
         seeds=[7, 8][: len(prompts)],
@@ -63,11 +70,11 @@ def _request(units=(), prompts=("a red fox", "a blue house"), **kw) -> txt2img.B
 
 
 def _latents(model, request, **kw) -> torch.Tensor:
-    return txt2img.generate(model, request, progress_bar=False, **kw).latents
+    return engine.generate(model, request, progress_bar=False, **kw).latents
 
 
 def _diffusers_latents(model, request, controlnet, image) -> torch.Tensor:
-    jc = txt2img.conditioning(model, request).conditioning
+    jc = engine.conditioning(model, request).conditioning
     cond = stack_rows([pick(c.parts[0][1], 0).cond for c in jc.conds])
     uncond = stack_rows([pick(u, 0).cond for u in jc.unconds])
     built = build_scheduler(request.sampler, request.schedule, model.scheduler_config, seed=request.seeds[0])
@@ -114,17 +121,23 @@ def test_weight_zero_and_an_empty_window_equal_no_controlnet(model, controlnets)
     assert torch.equal(_latents(model, _request([ControlUnit(controlnets[0], image, weight=0.0)])), plain)
 
 
+class _RememberStep(Extension):
+    def __init__(self):
+        super().__init__()
+        self.step = -1
+
+    @hook(HookPoint.PRE_MODEL_CALL)
+    def remember(self, call: DenoiserCall) -> None:
+        self.step = call.step
+
+
 def test_guidance_start_and_end_choose_the_steps_that_get_residuals(model, controlnets):
     calls: list[int] = []
-    current = {}
-
-    def remember_step(call):
-        current["step"] = call.step
-
-    handle = controlnets[0].register_forward_hook(lambda *_: calls.append(current["step"]))
+    current = _RememberStep()
+    handle = controlnets[0].register_forward_hook(lambda *_: calls.append(current.step))
     try:
         unit = ControlUnit(controlnets[0], _control_image(5), guidance_start=0.25, guidance_end=0.5)
-        _latents(model, _request([unit]), denoiser_hooks=lambda d: d.before.append(remember_step))
+        _latents(model, _request([unit]), extensions=[current])
     finally:
         handle.remove()
     # 4 steps: fractions 0, .25, .5, .75 -> active at .25 and .5 (sd-webui-controlnet: start <= f <= end)
@@ -146,18 +159,20 @@ def _batch(model, rows: int = 4) -> UNetBatch:
     )
 
 
-def _residuals(hook_output: dict) -> list[torch.Tensor]:
-    return [*hook_output["down_block_additional_residuals"], hook_output["mid_block_additional_residual"]]
+def _residuals(units: list[ControlUnit], batch: UNetBatch) -> list[torch.Tensor]:
+    """The residuals the ControlNet extension adds to one UNet forward, run through the extension API."""
+    batch.unet_kwargs = {}
+    ExtensionManager([ControlNetExtension(units)]).run(HookPoint.UNET_FORWARD, batch)
+    kwargs = batch.unet_kwargs
+    return [*kwargs["down_block_additional_residuals"], kwargs["mid_block_additional_residual"]]
 
 
 def test_two_units_add_up(model, controlnets):
     batch = _batch(model)
     a = ControlUnit(controlnets[0], _control_image(6), weight=0.7)
     b = ControlUnit(controlnets[1], _control_image(7, count=2), weight=1.3)
-    both = _residuals(ControlNetHook([a, b])(batch))
-    separate = zip(
-        _residuals(ControlNetHook([a])(batch)), _residuals(ControlNetHook([b])(batch)), strict=True
-    )
+    both = _residuals([a, b], batch)
+    separate = zip(_residuals([a], batch), _residuals([b], batch), strict=True)
     for total, (ra, rb) in zip(both, separate, strict=True):
         torch.testing.assert_close(total, ra + rb)
 
@@ -165,11 +180,9 @@ def test_two_units_add_up(model, controlnets):
 def test_control_modes_scale_levels_and_cfg_injection_spares_uncond_rows(model, controlnets):
     batch = _batch(model)
     image = _control_image(8)
-    balanced = _residuals(ControlNetHook([ControlUnit(controlnets[0], image, weight=0.5)])(batch))
+    balanced = _residuals([ControlUnit(controlnets[0], image, weight=0.5)], batch)
     prompt = _residuals(
-        ControlNetHook([ControlUnit(controlnets[0], image, 0.5, control_mode="My prompt is more important")])(
-            batch
-        )
+        [ControlUnit(controlnets[0], image, 0.5, control_mode="My prompt is more important")], batch
     )
     count = len(balanced)
     assert level_scales(
@@ -178,9 +191,7 @@ def test_control_modes_scale_levels_and_cfg_injection_spares_uncond_rows(model, 
     for i, (b, p) in enumerate(zip(balanced, prompt, strict=True)):
         torch.testing.assert_close(p, b * 0.825 ** (count - 1 - i))
     cn_more = _residuals(
-        ControlNetHook(
-            [ControlUnit(controlnets[0], image, 0.5, control_mode="ControlNet is more important")]
-        )(batch)
+        [ControlUnit(controlnets[0], image, 0.5, control_mode="ControlNet is more important")], batch
     )
     for p, c in zip(prompt, cn_more, strict=True):
         assert torch.count_nonzero(c[:2]) == 0
@@ -189,15 +200,15 @@ def test_control_modes_scale_levels_and_cfg_injection_spares_uncond_rows(model, 
 
 def test_shuffle_models_average_their_residuals_over_space(model, controlnets):
     unit = ControlUnit(controlnets[0], _control_image(9), global_average_pooling=True)
-    for residual in _residuals(ControlNetHook([unit])(_batch(model))):
+    for residual in _residuals([unit], _batch(model)):
         assert residual.shape[2:] == (1, 1)
 
 
 def test_low_vram_unit_returns_to_the_cpu_and_gives_the_same_residuals(model, controlnets):
     batch = _batch(model)
     image = _control_image(10)
-    normal = _residuals(ControlNetHook([ControlUnit(controlnets[0], image)])(batch))
-    low = _residuals(ControlNetHook([ControlUnit(controlnets[0], image, low_vram=True)])(batch))
+    normal = _residuals([ControlUnit(controlnets[0], image)], batch)
+    low = _residuals([ControlUnit(controlnets[0], image, low_vram=True)], batch)
     assert next(controlnets[0].parameters()).device.type == "cpu"
     for a, b in zip(normal, low, strict=True):
         assert torch.equal(a, b)

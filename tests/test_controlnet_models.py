@@ -19,7 +19,10 @@ from modules.sumi.engine.controlnet.models import (
     load_controlnet,
 )
 from modules.sumi.engine.errors import ModelLoadError, UnsafeFileError
+from modules.sumi.engine.extensions import WeightBackups, resident_patches
 from modules.sumi.engine.ldm_export import unet_to_ldm
+from modules.sumi.engine.model import SDModel
+from modules.sumi.services.controlnet.models import ControlNetModels
 from tests.fixtures.tiny_controlnets import (
     controlnet_inputs,
     diff_state_dict,
@@ -338,3 +341,18 @@ def test_fp16_file_loads_in_float32_when_asked(tmp_path):
     loaded = load_controlnet(path)
     assert {p.dtype for p in loaded.model.parameters()} == {torch.float32}
     assert_same_residuals(loaded.model, original, atol=0.01)
+
+
+def test_a_diff_controlnet_is_built_on_pristine_weights_not_on_resident_lora_deltas(tmp_path):
+    original, unet = made("SD1")["controlnet"], made("SD1")["unet"]
+    write_diff(tmp_path / "diff_control_sd15_canny.safetensors", original, unet)
+    sd = SDModel("SD1", unet, None, [], {})
+    conv = unet.down_blocks[0].resnets[0].conv1
+    pristine = conv.weight.detach().clone()
+    backups = WeightBackups()
+    backups.replace("conv1", conv, "weight", conv.weight + 1.0)  # a LoRA left on the model by a job
+    resident_patches(sd)["networks"] = backups.restore_all
+    models = ControlNetModels([tmp_path])
+    loaded = models.load(models.list()[0], sd).model
+    assert torch.equal(conv.weight, pristine) and resident_patches(sd) == {}
+    assert_same_residuals(loaded, original, atol=1e-5)

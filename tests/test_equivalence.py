@@ -7,7 +7,7 @@ import pytest
 import torch
 from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
 
-from modules.sumi.engine import txt2img
+from modules.sumi.engine import generate as engine
 from modules.sumi.engine import vae as vae_ops
 from modules.sumi.engine.checkpoint import load_checkpoint
 from modules.sumi.engine.sampling.noise import make_generators
@@ -18,8 +18,8 @@ TOLERANCE = 1e-4
 SAMPLERS = [("Euler a", "Automatic"), ("DPM++ 2M", "Karras"), ("DDIM", "Automatic"), ("Heun", "Automatic")]
 
 
-def _request(sampler: str, schedule: str, **kw) -> txt2img.BatchRequest:
-    return txt2img.BatchRequest(
+def _request(sampler: str, schedule: str, **kw) -> engine.BatchRequest:
+    return engine.BatchRequest(
         prompts=["a red fox in the snow", "a lighthouse at dusk"],
         negative_prompts=["blurry", ""],
         seeds=[101, 102],
@@ -34,12 +34,12 @@ def _request(sampler: str, schedule: str, **kw) -> txt2img.BatchRequest:
 
 
 def _sumi_images(model, request) -> torch.Tensor:
-    generators, noise = txt2img.initial_noise(model, request)
+    generators, noise = engine.initial_noise(model, request)
     from modules.sumi.engine.sampling import loop
     from modules.sumi.engine.sampling.denoiser import CFGDenoiser
 
     built = build_scheduler(request.sampler, request.schedule, model.scheduler_config, seed=request.seeds[0])
-    denoiser = CFGDenoiser(model.unet, txt2img.conditioning(model, request), request.steps)
+    denoiser = CFGDenoiser(model.unet, engine.conditioning(model, request), request.steps)
     latents = loop.sample(denoiser, built, noise, request.steps, generators=generators, progress_bar=False)
     return vae_ops.decode(model, latents)
 
@@ -62,7 +62,7 @@ def _sd_pipeline(model, scheduler) -> StableDiffusionPipeline:
 
 def _embeddings(model, request):
     """The (single-part, unscheduled) prompt embeddings Sumi uses, to hand to diffusers."""
-    jc = txt2img.conditioning(model, request).conditioning
+    jc = engine.conditioning(model, request).conditioning
     cond = stack_rows([pick(c.parts[0][1], 0).cond for c in jc.conds])
     uncond = stack_rows([pick(u, 0).cond for u in jc.unconds])
     return cond, uncond
@@ -153,8 +153,8 @@ def test_generate_matches_the_step_by_step_path_and_is_deterministic(models):
     model = models["SD1"]
     request = _request("DPM++ 2M", "Karras")
     with torch.no_grad():
-        first = txt2img.generate(model, request, progress_bar=False)
-        again = txt2img.generate(model, request, progress_bar=False)
+        first = engine.generate(model, request, progress_bar=False)
+        again = engine.generate(model, request, progress_bar=False)
         reference = vae_ops.to_pil(_sumi_images(model, request))
     assert [i.tobytes() for i in first.images] == [i.tobytes() for i in again.images]
     assert [i.tobytes() for i in first.images] == [i.tobytes() for i in reference]
@@ -164,7 +164,7 @@ def test_generate_matches_the_step_by_step_path_and_is_deterministic(models):
 def test_an_image_does_not_depend_on_its_place_in_the_batch(models):
     model = models["SD1"]
     both = _request("Euler a", "Automatic")
-    alone = txt2img.BatchRequest(
+    alone = engine.BatchRequest(
         prompts=both.prompts[1:],
         negative_prompts=both.negative_prompts[1:],
         seeds=both.seeds[1:],

@@ -104,3 +104,24 @@ def test_an_interrupted_job_with_a_lora_leaves_no_trace(app, client):
     assert done["r"].status_code == 200
     after, _ = _generate(client, "a fox")
     assert after == before
+
+
+def test_the_next_job_with_the_same_lora_rewrites_no_weight_and_disabled_networks_restore_them(app, client):
+    plain, _ = _generate(client, "a fox")
+    first, _ = _generate(client, "a fox <lora:style_a:1>")
+    patcher = app.models.active.sd.extra["lora_patcher"]
+    touched: list[str] = []
+    patch, restore = patcher._patch_layer, patcher._restore_layer
+    patcher._patch_layer = lambda key, deltas: (touched.append(key), patch(key, deltas))
+    patcher._restore_layer = lambda key: (touched.append(key), restore(key))
+    try:
+        again, _ = _generate(client, "a fox <lora:style_a:1>")
+        assert again == first and touched == []
+        body = {**BODY, "prompt": "a fox <lora:style_a:1>", "disable_extra_networks": True}
+        response = client.post("/sdapi/v1/txt2img", json=body)
+        assert response.status_code == 200 and touched  # no network wanted: the deltas came out
+    finally:
+        del patcher._patch_layer, patcher._restore_layer
+    assert patcher.patched_layers == set()
+    after, _ = _generate(client, "a fox")
+    assert after == plain

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from modules.sumi.engine import txt2img
+from modules.sumi.engine import generate as engine
 from modules.sumi.engine.checkpoint import load_checkpoint
-from modules.sumi.engine.sampling.denoiser import CFGDenoiser, DenoiserCall, Guidance, guided
+from modules.sumi.engine.extensions import DenoiserCall, Extension, HookPoint, hook
+from modules.sumi.engine.sampling.denoiser import CFGDenoiser, Guidance, guided
 from modules.sumi.engine.text import schedule as schedule_mod
 from modules.sumi.engine.text.encoder import Conditioning
 from modules.sumi.engine.text.schedule import ComposableCond, JobConditioning, ScheduledCond
@@ -24,11 +25,12 @@ def _record_texts(
     """Run a job and return, for every model call, the positive texts image 0 used."""
     seen: list[list[str]] = []
 
-    def attach(denoiser: CFGDenoiser) -> None:
-        jc = denoiser.guidance.conditioning
-        denoiser.before.append(lambda call: seen.append(jc.texts_at(call.step)[0]))
+    class RecordTexts(Extension):
+        @hook(HookPoint.PRE_MODEL_CALL)
+        def record(self, call: DenoiserCall) -> None:
+            seen.append(call.conditioning.texts_at(call.step)[0])
 
-    request = txt2img.BatchRequest(
+    request = engine.BatchRequest(
         prompts=[prompt],
         negative_prompts=[negative],
         seeds=[1],
@@ -37,7 +39,7 @@ def _record_texts(
         steps=steps,
         sampler=sampler,
     )
-    txt2img.generate(model, request, denoiser_hooks=attach, progress_bar=False)
+    engine.generate(model, request, extensions=[RecordTexts()], progress_bar=False)
     return seen
 
 
@@ -167,10 +169,10 @@ def test_batches_with_the_same_prompts_are_encoded_once_per_job(model, monkeypat
     real = schedule_mod.build
     monkeypatch.setattr(schedule_mod, "build", lambda *a, **k: calls.append(1) or real(*a, **k))
     cache: dict = {}
-    request = txt2img.BatchRequest(
+    request = engine.BatchRequest(
         prompts=["a [b:c:2]"], negative_prompts=[""], seeds=[1], width=32, height=32, steps=3, sampler="Euler"
     )
     for seed in (1, 2, 3):
         request.seeds = [seed]
-        txt2img.generate(model, request, progress_bar=False, conditioning_cache=cache)
+        engine.generate(model, request, progress_bar=False, conditioning_cache=cache)
     assert len(calls) == 1

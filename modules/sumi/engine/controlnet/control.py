@@ -1,4 +1,7 @@
-"""ControlNet residuals for the denoiser: which units act at a step, and how strongly at each level.
+"""ControlNet as an engine extension: which units act at a step, and how strongly at each level.
+
+`ControlNetExtension(units)` hooks every UNet forward (UNET_FORWARD) and adds the residuals of the units
+active at that model call as `down_block_additional_residuals` / `mid_block_additional_residual`.
 
 Semantics follow sd-webui-controlnet:
 - a unit acts while `guidance_start <= step / total_steps <= guidance_end` (model calls, from 0);
@@ -20,7 +23,7 @@ import torch
 from diffusers import ControlNetModel
 
 from modules.sumi.engine.errors import InvalidRequestError
-from modules.sumi.engine.sampling.denoiser import UNetBatch
+from modules.sumi.engine.extensions import Extension, HookPoint, UNetBatch, hook
 
 CONTROL_MODES = ("Balanced", "My prompt is more important", "ControlNet is more important")
 SOFT_INJECTION_BASE = 0.825
@@ -43,7 +46,7 @@ class ControlUnit:
     global_average_pooling: bool = False
     low_vram: bool = False
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.control_mode not in CONTROL_MODES:
             raise InvalidRequestError(
                 f"unknown control mode {self.control_mode!r}; use one of: {', '.join(CONTROL_MODES)}"
@@ -73,22 +76,31 @@ def level_scales(unit: ControlUnit, count: int) -> list[float]:
     return [unit.weight * SOFT_INJECTION_BASE ** (count - 1 - i) for i in range(count)]
 
 
-class ControlNetHook:
-    """A denoiser UNet hook that adds the residuals of every unit active at the current step."""
+class ControlNetExtension(Extension):
+    """Adds the residuals of every unit active at the current model call to each UNet forward."""
 
-    def __init__(self, units: Sequence[ControlUnit]):
+    def __init__(self, units: Sequence[ControlUnit]) -> None:
+        super().__init__()
         self.units = list(units)
 
-    def __call__(self, batch: UNetBatch) -> dict | None:
-        total: list[torch.Tensor] | None = None
-        for unit in self.units:
-            if not unit.active_at(batch.step, batch.total_steps):
-                continue
-            residuals = unit_residuals(unit, batch)
-            total = residuals if total is None else [a + b for a, b in zip(total, residuals, strict=True)]
-        if total is None:
-            return None
-        return {"down_block_additional_residuals": total[:-1], "mid_block_additional_residual": total[-1]}
+    @hook(HookPoint.UNET_FORWARD)
+    def add_residuals(self, batch: UNetBatch) -> None:
+        kwargs = control_kwargs(self.units, batch)
+        if kwargs is not None:
+            batch.add_unet_kwargs(kwargs)
+
+
+def control_kwargs(units: Sequence[ControlUnit], batch: UNetBatch) -> dict | None:
+    """The UNet keyword arguments of the units active at the batch's step (None: none is active)."""
+    total: list[torch.Tensor] | None = None
+    for unit in units:
+        if not unit.active_at(batch.step, batch.total_steps):
+            continue
+        residuals = unit_residuals(unit, batch)
+        total = residuals if total is None else [a + b for a, b in zip(total, residuals, strict=True)]
+    if total is None:
+        return None
+    return {"down_block_additional_residuals": total[:-1], "mid_block_additional_residual": total[-1]}
 
 
 def validate_units(units: Sequence[ControlUnit], width: int, height: int, batch_size: int) -> None:
@@ -124,7 +136,9 @@ def unit_residuals(unit: ControlUnit, batch: UNetBatch) -> list[torch.Tensor]:
     return [r * s if mask is None else r * s * mask for r, s in zip(residuals, scales, strict=True)]
 
 
-def _forward(unit: ControlUnit, batch: UNetBatch, device: torch.device, dtype: torch.dtype):
+def _forward(
+    unit: ControlUnit, batch: UNetBatch, device: torch.device, dtype: torch.dtype
+) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
     image = unit.image.to(device=device, dtype=dtype)
     hint = image[batch.images % image.shape[0]]
     added = None

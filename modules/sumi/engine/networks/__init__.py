@@ -5,11 +5,15 @@ patcher = NetworkPatcher(model)
 patcher.apply([(network, 1.0, 0.8)])   # (network, text-encoder multiplier, UNet multiplier)
 ...                                    # sample
 patcher.restore()                      # weights bit-identical to before
+
+In a job the same happens through the engine extension `NetworkPatch(patcher, [(network, 1.0, 0.8)])`,
+whose patch scope applies and restores (`extensions.py`; hypernetworks: `HypernetworkPatch`).
 """
 
 from __future__ import annotations
 
 from .adapters import ADAPTER_TYPES, Adapter, adapter_for
+from .extensions import HypernetworkPatch, NetworkPatch, drop_refused
 from .keys import Target, build_index
 from .network_file import (
     MatchResult,
@@ -21,19 +25,23 @@ from .network_file import (
     match,
     network_from_state_dict,
 )
-from .patcher import NetworkPatcher
+from .patcher import NetworkPatcher, NetworkSpec
 
 __all__ = [
     "ADAPTER_TYPES",
     "Adapter",
+    "HypernetworkPatch",
     "MatchResult",
     "NetworkError",
     "NetworkFile",
+    "NetworkPatch",
     "NetworkPatcher",
+    "NetworkSpec",
     "Patch",
     "Target",
     "adapter_for",
     "build_index",
+    "drop_refused",
     "guess_family",
     "load_network",
     "match",

@@ -14,7 +14,10 @@ beside the weights (faster switches, more VRAM).
 
 Every delta is computed and checked before the first weight changes, so a network that does not
 fit (a wrong family: no layer matches, or a layer's shape differs) raises NetworkError naming the
-file and leaves the model exactly as it was.
+file and leaves the model exactly as it was. `check` runs the cheap family and layer checks alone.
+
+The patcher is model state that outlives a job; jobs use it through the engine extension
+`extensions.NetworkPatch`, whose patch scope applies a set and restores it (or leaves it resident).
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from modules.sumi.engine.extensions import WeightBackups
+from modules.sumi.engine.model import SDModel
 
 from .keys import Target, build_index
 from .network_file import MAX_EXAMPLES, MatchResult, NetworkError, NetworkFile, Patch, match
@@ -45,12 +51,12 @@ class _Use:
 class NetworkPatcher:
     """Owns the network patches of one SDModel. Not thread-safe: one job at a time."""
 
-    def __init__(self, model, *, backup_device: str | torch.device | None = "cpu"):
+    def __init__(self, model: SDModel, *, backup_device: str | torch.device | None = "cpu") -> None:
         self.model = model
         self.backup_device = backup_device
         self._index: dict[str, Target] | None = None
         self._targets: dict[str, Target] = {}
-        self._backups: dict[str, dict[str, Tensor]] = {}
+        self._backups = WeightBackups(backup_device)
         self._applied: dict[str, tuple] = {}
         self.results: list[MatchResult] = []
 
@@ -81,6 +87,12 @@ class NetworkPatcher:
         self._applied = signatures
         self.results = results
         return results
+
+    def check(self, networks: Iterable[NetworkSpec]) -> list[MatchResult]:
+        """Match every network to the model without changing a weight; raises NetworkError for a
+        network of another family or one none of whose layers match (the layer shapes are checked
+        when applying)."""
+        return [self._match(network) for network, _, _ in networks]
 
     def restore(self) -> None:
         """Put every patched parameter back exactly as it was before the first apply."""
@@ -122,7 +134,7 @@ class NetworkPatcher:
         param = getattr(self._targets[key].module, name, None)
         if param is None:
             return None
-        backup = self._backups.get(key, {}).get(name)
+        backup = self._backups.original(key, name)
         source = param if backup is None else backup.to(param.device)
         return source.detach().to(torch.float32)
 
@@ -156,20 +168,13 @@ class NetworkPatcher:
 
     def _patch_layer(self, key: str, deltas: dict[str, Tensor]) -> None:
         module = self._targets[key].module
-        backups = self._backups.setdefault(key, {})
         for name, delta in deltas.items():
             param = getattr(module, name)
-            if name not in backups:
-                device = param.device if self.backup_device is None else self.backup_device
-                backups[name] = param.detach().to(device, copy=True)
-            patched = backups[name].to(param.device, torch.float32) + delta
-            param.copy_(patched.to(param.dtype))
+            pristine = self._backups.save(key, module, name)
+            param.copy_((pristine.to(param.device, torch.float32) + delta).to(param.dtype))
 
     def _restore_layer(self, key: str) -> None:
-        backups = self._backups.pop(key, {})
-        module = self._targets[key].module
-        for name, original in backups.items():
-            getattr(module, name).copy_(original)
+        self._backups.restore(key)
 
 
 def _shape_message(name: str, errors: list[str], family: str) -> str:

@@ -6,57 +6,28 @@ weight 1 that is diffusers' CFG, computed in the same order ([uncond, cond] in o
 inputs give the same floats. When cond and uncond differ in token length they run as two batches
 (A1111's default) or, with opt `pad_cond_uncond`, are padded with empty-prompt chunks into one.
 
-Hooks see and may change every call (A1111's `on_cfg_denoiser` / `on_cfg_denoised`, recording which
-conditioning was used). UNet hooks see every UNet forward with, per row, the image it belongs to and
-whether it is a cond or an uncond row, and may add keyword arguments (ControlNet residuals).
+Engine extensions (`engine.extensions`) see and may change every call: PRE_MODEL_CALL before the rows are
+built (A1111's `on_cfg_denoiser`), UNET_FORWARD for every UNet forward with, per row, the image it belongs
+to and whether it is a cond or an uncond row (ControlNet residuals), POST_CFG on the guided prediction
+(A1111's `on_cfg_denoised` / `on_cfg_after_cfg`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from diffusers import UNet2DConditionModel
 
+from modules.sumi.engine.extensions import (
+    DenoiserCall,
+    DenoiserOutput,
+    ExtensionManager,
+    HookPoint,
+    UNetBatch,
+)
 from modules.sumi.engine.text.encoder import Conditioning, pad_to_same_length
 from modules.sumi.engine.text.schedule import JobConditioning, pick, stack_rows
-
-
-@dataclass
-class DenoiserCall:
-    """What one model evaluation sends through the UNet; hooks may replace fields before the forward."""
-
-    x: torch.Tensor  # scaled model input for the images [B, C, h, w]
-    timestep: torch.Tensor
-    step: int  # model call index, from 0
-    total_steps: int
-    cfg_scale: float
-    conds: list[list[tuple[float, Conditioning]]]  # per image: AND parts (weight, row) at this step
-    unconds: list[Conditioning]  # per image
-    time_ids: torch.Tensor | None = None  # SDXL size conditioning per image [B, 6]
-    empty: Conditioning | None = None  # set: pad cond/uncond of unequal length with empty chunks
-    unet_kwargs: dict = field(default_factory=dict)
-    unet_hooks: list[UNetHook] = field(default_factory=list)
-
-
-@dataclass
-class UNetBatch:
-    """One UNet forward: its inputs and, per row, the image index and whether the row is a cond row."""
-
-    x: torch.Tensor
-    timestep: torch.Tensor
-    context: Conditioning
-    time_ids: torch.Tensor | None
-    images: torch.Tensor  # [rows] index of the image each row belongs to
-    is_cond: torch.Tensor  # [rows] bool
-    step: int
-    total_steps: int
-
-
-UNetHook = Callable[[UNetBatch], dict | None]  # extra UNet keyword arguments for this forward, or None
-BeforeHook = Callable[[DenoiserCall], None]
-AfterHook = Callable[[DenoiserCall, torch.Tensor], torch.Tensor | None]
 
 
 @dataclass
@@ -71,22 +42,26 @@ class Guidance:
 class CFGDenoiser:
     """Callable (x_in, t, step) -> guided noise prediction, for one job."""
 
-    def __init__(self, unet: UNet2DConditionModel, guidance: Guidance, total_steps: int):
+    def __init__(
+        self,
+        unet: UNet2DConditionModel,
+        guidance: Guidance,
+        total_steps: int,
+        extensions: ExtensionManager | None = None,
+    ) -> None:
         self.unet = unet
         self.guidance = guidance
         self.total_steps = total_steps
-        self.before: list[BeforeHook] = []
-        self.after: list[AfterHook] = []
-        self.unet_hooks: list[UNetHook] = []
+        self.extensions = extensions if extensions is not None else ExtensionManager()
 
     def __call__(self, x: torch.Tensor, timestep: torch.Tensor, step: int) -> torch.Tensor:
         call = self.make_call(x, timestep, step)
-        for hook in self.before:
-            hook(call)
-        out = guided(self.unet, call)
-        for hook in self.after:
-            replaced = hook(call, out)
-            out = out if replaced is None else replaced
+        self.extensions.run(HookPoint.PRE_MODEL_CALL, call)
+        out = guided(self.unet, call, self.extensions)
+        if self.extensions.has(HookPoint.POST_CFG):
+            result = DenoiserOutput(call, out)
+            self.extensions.run(HookPoint.POST_CFG, result)
+            out = result.output
         return out
 
     def make_call(self, x: torch.Tensor, timestep: torch.Tensor, step: int) -> DenoiserCall:
@@ -102,11 +77,15 @@ class CFGDenoiser:
             conds,
             unconds,
             self.guidance.time_ids,
-            unet_hooks=list(self.unet_hooks),
+            conditioning=jc,
+            denoiser=self,
         )
 
 
-def guided(unet: UNet2DConditionModel, call: DenoiserCall) -> torch.Tensor:
+def guided(
+    unet: UNet2DConditionModel, call: DenoiserCall, extensions: ExtensionManager | None = None
+) -> torch.Tensor:
+    """The guided prediction for one call: the UNet on its cond and uncond rows, then CFG."""
     counts = [len(parts) for parts in call.conds]
     owners = torch.repeat_interleave(
         torch.arange(len(counts), device=call.x.device), torch.tensor(counts, device=call.x.device)
@@ -116,13 +95,13 @@ def guided(unet: UNet2DConditionModel, call: DenoiserCall) -> torch.Tensor:
         call.x[owners], cond, None if call.time_ids is None else call.time_ids[owners], owners, True
     )
     if _only_cond_needed(call):
-        return _unet(unet, call, cond_rows)
+        return _unet(unet, call, cond_rows, extensions)
     uncond = stack_rows(call.unconds)
     if call.empty is not None and cond.context.shape[1] != uncond.context.shape[1]:
         cond_rows.context, uncond = pad_to_same_length(cond, uncond, call.empty)
     images = torch.arange(call.x.shape[0], device=call.x.device)
     uncond_rows = _Rows(call.x, uncond, call.time_ids, images, False)
-    uncond_out, cond_out = _forward_both(unet, call, uncond_rows, cond_rows)
+    uncond_out, cond_out = _forward_both(unet, call, uncond_rows, cond_rows, extensions)
     weights = torch.tensor(
         [w * call.cfg_scale for parts in call.conds for w, _ in parts], device=call.x.device
     )
@@ -149,10 +128,16 @@ def _only_cond_needed(call: DenoiserCall) -> bool:
     return call.cfg_scale == 1 and all(len(p) == 1 and p[0][0] == 1 for p in call.conds)
 
 
-def _forward_both(unet, call: DenoiserCall, uncond: _Rows, cond: _Rows):
+def _forward_both(
+    unet: UNet2DConditionModel,
+    call: DenoiserCall,
+    uncond: _Rows,
+    cond: _Rows,
+    extensions: ExtensionManager | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """[uncond, cond] in one batch (diffusers' order) when the contexts have the same length, else two."""
     if cond.context.context.shape[1] != uncond.context.context.shape[1]:
-        return _unet(unet, call, uncond), _unet(unet, call, cond)
+        return _unet(unet, call, uncond, extensions), _unet(unet, call, cond, extensions)
     n_uncond = uncond.x.shape[0]
     both = _Rows(
         torch.cat([uncond.x, cond.x]),
@@ -165,18 +150,24 @@ def _forward_both(unet, call: DenoiserCall, uncond: _Rows, cond: _Rows):
         False,
     )
     flags = torch.cat([uncond.flags(), cond.flags()])
-    out = _unet(unet, call, both, flags)
+    out = _unet(unet, call, both, extensions, flags)
     return out[:n_uncond], out[n_uncond:]
 
 
-def _unet(unet, call: DenoiserCall, rows: _Rows, is_cond: torch.Tensor | None = None) -> torch.Tensor:
+def _unet(
+    unet: UNet2DConditionModel,
+    call: DenoiserCall,
+    rows: _Rows,
+    extensions: ExtensionManager | None,
+    is_cond: torch.Tensor | None = None,
+) -> torch.Tensor:
     added = (
         None
         if rows.context.pooled is None
         else {"text_embeds": rows.context.pooled, "time_ids": rows.time_ids}
     )
     kwargs = dict(call.unet_kwargs)
-    if call.unet_hooks:
+    if extensions is not None and extensions.has(HookPoint.UNET_FORWARD):
         batch = UNetBatch(
             rows.x,
             call.timestep,
@@ -186,9 +177,10 @@ def _unet(unet, call: DenoiserCall, rows: _Rows, is_cond: torch.Tensor | None = 
             rows.flags() if is_cond is None else is_cond,
             call.step,
             call.total_steps,
+            kwargs,
         )
-        for hook in call.unet_hooks:
-            kwargs = merge_unet_kwargs(kwargs, hook(batch) or {})
+        extensions.run(HookPoint.UNET_FORWARD, batch)
+        kwargs = batch.unet_kwargs
     return unet(
         rows.x,
         call.timestep,
@@ -197,16 +189,3 @@ def _unet(unet, call: DenoiserCall, rows: _Rows, is_cond: torch.Tensor | None = 
         return_dict=False,
         **kwargs,
     )[0]
-
-
-def merge_unet_kwargs(first: dict, second: dict) -> dict:
-    """Combine two hooks' UNet arguments: tensors (and lists of tensors) given by both are added."""
-    merged = dict(first)
-    for key, value in second.items():
-        if key not in merged or merged[key] is None:
-            merged[key] = value
-        elif isinstance(value, (list, tuple)):
-            merged[key] = [a + b for a, b in zip(merged[key], value, strict=True)]
-        else:
-            merged[key] = merged[key] + value
-    return merged

@@ -1,7 +1,9 @@
 """The sampling loop: a diffusers scheduler driven step by step with our denoiser.
 
 The loop owns what the pipelines hide: per-image generators for ancestral noise, progress callbacks
-with the current latents (for live previews), and stopping early on interrupt or skip.
+with the current latents (for live previews), and stopping early on interrupt or skip. It runs the
+engine extensions' loop hooks: PRE_LOOP, PRE_STEP and POST_STEP around every step, POST_LOOP at the end
+(the denoiser runs the model-call hooks).
 """
 
 from __future__ import annotations
@@ -9,10 +11,12 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
+from modules.sumi.engine.extensions import ExtensionManager, HookPoint, LoopContext, StepContext
 from modules.sumi.engine.sampling.samplers import BuiltScheduler
 
 
@@ -49,28 +53,48 @@ def sample(
     callback: Callable[[StepInfo], None] | None = None,
     control: SamplingControl | None = None,
     progress_bar: bool = True,
+    extensions: ExtensionManager | None = None,
 ) -> torch.Tensor:
     """Denoise `noise` (already on the model's device and dtype) in `steps` steps; return latents."""
+    ext = extensions if extensions is not None else ExtensionManager()
     scheduler = built.scheduler
     scheduler.set_timesteps(steps, device=noise.device)
     if hasattr(scheduler, "set_begin_index"):
         scheduler.set_begin_index(0)
     timesteps = scheduler.timesteps
-    latents = noise * scheduler.init_noise_sigma
+    total = len(timesteps)
+    latents = _loop_hook(
+        ext, HookPoint.PRE_LOOP, LoopContext(noise * scheduler.init_noise_sigma, timesteps, total)
+    )
     step_kwargs = _step_kwargs(scheduler, built.step_kwargs, generators)
+    stopped = False
     for i, t in enumerate(tqdm(timesteps, disable=not progress_bar, desc="Sampling", leave=False)):
         if control is not None and control.should_stop:
+            stopped = True
             break
+        latents = _step_hook(ext, HookPoint.PRE_STEP, StepContext(i, total, t, latents))
         model_input = scheduler.scale_model_input(latents, t)
         model_output = denoise(model_input, t, i)
         result = scheduler.step(model_output, t, latents, return_dict=True, **step_kwargs)
-        latents = result.prev_sample
+        denoised = getattr(result, "pred_original_sample", None)
+        latents = _step_hook(ext, HookPoint.POST_STEP, StepContext(i, total, t, result.prev_sample, denoised))
         if callback is not None:
-            callback(StepInfo(i, len(timesteps), latents, getattr(result, "pred_original_sample", None)))
-    return latents
+            callback(StepInfo(i, total, latents, denoised))
+    return _loop_hook(ext, HookPoint.POST_LOOP, LoopContext(latents, timesteps, total, stopped))
 
 
-def _step_kwargs(scheduler, extra: dict, generators: list[torch.Generator] | None) -> dict:
+def _loop_hook(ext: ExtensionManager, point: HookPoint, context: LoopContext) -> torch.Tensor:
+    ext.run(point, context)
+    return context.latents
+
+
+def _step_hook(ext: ExtensionManager, point: HookPoint, context: StepContext) -> torch.Tensor:
+    if ext.has(point):
+        ext.run(point, context)
+    return context.latents
+
+
+def _step_kwargs(scheduler: Any, extra: dict, generators: list[torch.Generator] | None) -> dict:
     accepted = inspect.signature(scheduler.step).parameters
     kwargs = {k: v for k, v in extra.items() if k in accepted}
     if generators is not None and "generator" in accepted:

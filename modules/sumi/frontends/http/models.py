@@ -33,6 +33,7 @@ _RUNTIME_FIELDS = {
     "sampler_index",
     "script_args",
     "controlnet_units",
+    "engine_extensions",
     "scripts",
     "prompts",
     "negative_prompts",

@@ -24,6 +24,7 @@ from modules.sumi.engine.controlnet.models import (
     load_controlnet,
 )
 from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.engine.extensions import release_residents
 from modules.sumi.engine.files import read_state_dict
 from modules.sumi.engine.model import SDModel
 from modules.sumi.services.models.checkpoints import natural_sort_key, walk_files
@@ -140,16 +141,21 @@ class ControlNetModels:
 
     def load(self, file: ControlNetFile, sd: SDModel) -> LoadedControlNet:
         """The model on the SD model's device and dtype, checked against its family; cached."""
-        loaded = self._cache.get(
-            file.path,
-            lambda: load_controlnet(
+
+        def load_fresh() -> LoadedControlNet:
+            release_residents(sd)  # a "diff" ControlNet adds the UNet's weights: never a job's LoRA deltas
+            return load_controlnet(
                 file.path,
                 dtype=sd.dtype,
                 device=sd.device,
                 allow_unsafe_pickle=self.allow_unsafe_pickle,
                 base_unet=sd.unet,
                 expected_family=sd.family,
-            ),
+            )
+
+        loaded = self._cache.get(
+            file.path,
+            load_fresh,
             str(sd.device),
             sd.dtype,
             id(sd.unet),

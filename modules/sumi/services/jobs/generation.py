@@ -10,14 +10,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from modules.sumi.engine import txt2img
+from modules.sumi.engine import generate as engine
 from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.engine.extensions import Extension
 from modules.sumi.engine.sampling.loop import StepInfo
 from modules.sumi.engine.sampling.samplers import find_sampler
 from modules.sumi.engine.vae import cheap_preview
 from modules.sumi.services.controlnet.service import ControlNetService, PreparedControl, Target
 from modules.sumi.services.images import saving as image_files
-from modules.sumi.services.jobs.hooks import JobContext, denoiser_callbacks, postprocess_batch, select_batch
+from modules.sumi.services.jobs.hooks import JobContext, cfg_callbacks, postprocess_batch, select_batch
 from modules.sumi.services.jobs.infotext import build_infotext
 from modules.sumi.services.jobs.processing import Processed, StableDiffusionProcessing
 from modules.sumi.services.jobs.state import JobState
@@ -215,21 +216,28 @@ class GenerationService:
         if p.scripts is not None:
             p.scripts.after_extra_networks_activate(p, **batch, extra_network_data=p.extra_network_data)
             p.scripts.process_batch(p, **batch)
-        result = txt2img.generate(
+        result = engine.generate(
             loaded.sd,
             self._request(p, prompts, job),
             callback=self._step_callback(loaded),
             control=self.state.control,
             conditioning_cache=job.conditioning_cache,
-            denoiser_hooks=denoiser_callbacks(self.callbacks, loaded),
+            extensions=self._extensions(p, loaded),
         )
+        self._warn(p, result.warnings)
         return postprocess_batch(p, result.images, n), result.schedule
+
+    def _extensions(self, p: StableDiffusionProcessing, loaded: LoadedModel) -> list[Extension]:
+        """The batch's engine extensions: those the handlers and scripts put on `p` (networks...), then
+        the A1111 cfg callbacks."""
+        bridge = cfg_callbacks(self.callbacks, loaded)
+        return [*p.engine_extensions.values(), *([bridge] if bridge is not None else [])]
 
     def _request(
         self, p: StableDiffusionProcessing, prompts: list[str], job: JobContext
-    ) -> txt2img.BatchRequest:
+    ) -> engine.BatchRequest:
         o = self.options
-        return txt2img.BatchRequest(
+        return engine.BatchRequest(
             prompts=prompts,
             negative_prompts=p.negative_prompts,
             seeds=p.seeds,

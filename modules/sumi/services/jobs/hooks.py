@@ -1,16 +1,16 @@
 """Where a job meets scripts and callbacks: per-batch fields on `p`, the scripts' postprocessing of a
-batch, and A1111's `on_cfg_denoiser` / `on_cfg_denoised` / `on_cfg_after_cfg` around each model call."""
+batch, and A1111's `on_cfg_denoiser` / `on_cfg_denoised` / `on_cfg_after_cfg` around each model call
+(an engine extension, `CfgCallbacks`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from modules.sumi.engine.sampling.denoiser import CFGDenoiser, DenoiserCall
+from modules.sumi.engine.extensions import DenoiserCall, DenoiserOutput, Extension, HookPoint, hook
 from modules.sumi.services.controlnet.service import PreparedControl
 from modules.sumi.services.models.manager import LoadedModel
 from modules.sumi.services.scripts.callbacks import (
@@ -82,34 +82,40 @@ def sigma_at(sigmas: torch.Tensor, timestep: torch.Tensor | float) -> torch.Tens
     return log_sigma.exp().float().reshape(1)
 
 
-def denoiser_callbacks(
-    callbacks: CallbackRegistry | None, loaded: LoadedModel
-) -> Callable[[CFGDenoiser], None] | None:
-    """Hooks that call the cfg callbacks; None (no cost) when no extension registered any."""
+class CfgCallbacks(Extension):
+    """A1111's cfg callbacks around every model call: `on_cfg_denoiser` before the UNet (may replace `x`;
+    sees the call's noise level and its conds), then `on_cfg_denoised` and `on_cfg_after_cfg` on the
+    guided prediction (the last may replace it)."""
+
+    def __init__(self, callbacks: CallbackRegistry, sigmas: torch.Tensor, inner_model: Any) -> None:
+        super().__init__()
+        self.callbacks = callbacks
+        self.sigmas = sigmas
+        self.inner_model = inner_model
+
+    @hook(HookPoint.PRE_MODEL_CALL)
+    def cfg_denoiser(self, call: DenoiserCall) -> None:
+        sigma = sigma_at(self.sigmas, call.timestep).to(call.x.device).expand(call.x.shape[0])
+        params = CFGDenoiserParams(
+            call.x, None, sigma, call.step, call.total_steps, call.conds, call.unconds, call.denoiser
+        )
+        self.callbacks.call("cfg_denoiser", params)
+        call.x = params.x
+
+    @hook(HookPoint.POST_CFG)
+    def cfg_denoised(self, out: DenoiserOutput) -> None:
+        call = out.call
+        denoised = CFGDenoisedParams(out.output, call.step, call.total_steps, self.inner_model)
+        self.callbacks.call("cfg_denoised", denoised)
+        after_cfg = AfterCFGCallbackParams(denoised.x, call.step, call.total_steps)
+        self.callbacks.call("cfg_after_cfg", after_cfg)
+        out.output = after_cfg.x
+
+
+def cfg_callbacks(callbacks: CallbackRegistry | None, loaded: LoadedModel) -> CfgCallbacks | None:
+    """The cfg-callback extension for a batch; None (no cost) when no extension registered any."""
     if callbacks is None or not any(
         callbacks.has(c) for c in ("cfg_denoiser", "cfg_denoised", "cfg_after_cfg")
     ):
         return None
-
-    sigmas = training_sigmas(loaded.sd.scheduler_config)
-
-    def attach(denoiser: CFGDenoiser) -> None:
-        def before(call: DenoiserCall) -> None:
-            sigma = sigma_at(sigmas, call.timestep).to(call.x.device).expand(call.x.shape[0])
-            params = CFGDenoiserParams(
-                call.x, None, sigma, call.step, call.total_steps, call.conds, call.unconds, denoiser
-            )
-            callbacks.call("cfg_denoiser", params)
-            call.x = params.x
-
-        def after(call: DenoiserCall, out: torch.Tensor) -> torch.Tensor:
-            denoised = CFGDenoisedParams(out, call.step, call.total_steps, loaded.sd.unet)
-            callbacks.call("cfg_denoised", denoised)
-            after_cfg = AfterCFGCallbackParams(denoised.x, call.step, call.total_steps)
-            callbacks.call("cfg_after_cfg", after_cfg)
-            return after_cfg.x
-
-        denoiser.before.append(before)
-        denoiser.after.append(after)
-
-    return attach
+    return CfgCallbacks(callbacks, training_sigmas(loaded.sd.scheduler_config), loaded.sd.unet)

@@ -72,6 +72,9 @@ class StableDiffusionProcessing:
     # Sumi: the job's ControlNet units (modules.sumi.services.controlnet.units.ControlNetUnit), from the API's
     # `alwayson_scripts.controlnet` or the UI's ControlNet accordion.
     controlnet_units: list[Any] = field(default_factory=list)
+    # Sumi: engine extensions (modules.sumi.engine.extensions.Extension) every batch of the job runs with, by
+    # name. The extra-network handlers put theirs here on activate ("lora", "hypernet"); scripts may too.
+    engine_extensions: dict[str, Any] = field(default_factory=dict)
     # A1111: the tab's ScriptRunner (always-on script hooks) and the current batch's values.
     scripts: Any = None
     prompts: list[str] = field(default_factory=list)

@@ -48,6 +48,7 @@ def job_copy(p: StableDiffusionProcessing, **changes: Any) -> StableDiffusionPro
     job.override_settings = dict(p.override_settings)
     job.extra_generation_params = dict(p.extra_generation_params)
     job.comments = dict(p.comments)
+    job.engine_extensions = dict(p.engine_extensions)
     job.warnings = []
     for name, value in changes.items():
         setattr(job, name, value)

@@ -1,8 +1,9 @@
 """The `<hypernet:name:multiplier>` handler: A1111's hypernetworks as a service.
 
-Files are parsed once and cached in RAM. Activation wraps the UNet's attention processors (the weights are
-never touched); a batch that names no hypernetwork, and the end of every job, put the original processor
-objects back, so later images are bit-identical to images made before.
+Files are parsed once and cached in RAM. Activation gives the job a `HypernetworkPatch` engine extension:
+each batch's patch scope wraps the UNet's attention processors (the weights are never touched) and puts
+the original processor objects back when the batch ends, so later images are bit-identical to images made
+before.
 """
 
 from __future__ import annotations
@@ -13,15 +14,16 @@ from typing import Any
 
 from modules.sumi.engine.errors import EngineError
 from modules.sumi.engine.model import SDModel
-from modules.sumi.engine.networks.hypernetwork import (
-    Hypernetwork,
-    apply_hypernetworks,
-    load_hypernetwork,
-    remove_hypernetworks,
-)
+from modules.sumi.engine.networks.extensions import HypernetworkPatch
+from modules.sumi.engine.networks.hypernetwork import Hypernetwork, load_hypernetwork
 from modules.sumi.services.models.hashing import sha256_file
 from modules.sumi.services.networks.files import NetworkFileInfo, NetworkFileRegistry
-from modules.sumi.services.networks.registry import ExtraNetwork, ExtraNetworkParams, sumi_model
+from modules.sumi.services.networks.registry import (
+    ExtraNetwork,
+    ExtraNetworkParams,
+    set_engine_extension,
+    sumi_model,
+)
 
 log = logging.getLogger(__name__)
 CACHE_SIZE = 16
@@ -34,7 +36,7 @@ def text_context_dim(model: SDModel) -> int:
 
 
 class HypernetworkHandler(ExtraNetwork):
-    def __init__(self, files: NetworkFileRegistry, *, allow_unsafe_pickle: bool = False):
+    def __init__(self, files: NetworkFileRegistry, *, allow_unsafe_pickle: bool = False) -> None:
         super().__init__("hypernet")
         self.files = files
         self.allow_unsafe_pickle = allow_unsafe_pickle
@@ -42,6 +44,7 @@ class HypernetworkHandler(ExtraNetwork):
         self._hashes: dict[tuple, str] = {}
 
     def activate(self, p: Any, params_list: list[ExtraNetworkParams]) -> None:
+        set_engine_extension(p, self.name, None)
         model = sumi_model(getattr(p, "sd_model", None))
         if model is None:
             return
@@ -52,16 +55,17 @@ class HypernetworkHandler(ExtraNetwork):
                 name, hn, multiplier, key = found
                 active.append((hn, multiplier))
                 hashes.append(f"{name}:{self._hash(key, hn)[:10]}")
-        apply_hypernetworks(model.unet, active)
+        if active:
+            set_engine_extension(p, self.name, HypernetworkPatch(active))
         if hashes:
             p.extra_generation_params["Hypernet hashes"] = ", ".join(hashes)
 
     def deactivate(self, p: Any) -> None:
-        model = sumi_model(getattr(p, "sd_model", None))
-        if model is not None:
-            remove_hypernetworks(model.unet)
+        set_engine_extension(p, self.name, None)
 
-    def _spec(self, p: Any, model: SDModel, params: ExtraNetworkParams):
+    def _spec(
+        self, p: Any, model: SDModel, params: ExtraNetworkParams
+    ) -> tuple[str, Hypernetwork, float, tuple] | None:
         name = params.positional[0] if params.positional else ""
         info = self.files.find(name)
         if info is None:

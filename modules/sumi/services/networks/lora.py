@@ -1,8 +1,10 @@
 """The `<lora:name:te:unet>` / `<lyco:...>` handler: A1111's built-in Lora extension as a service.
 
-Networks are parsed once and cached in RAM; their deltas are added to the live weights in place by the
-model's own `NetworkPatcher`, which keeps exact copies of what it changed. A job that names no network
-restores the weights bit-exactly, and switching between sets only touches the layers that differ.
+Networks are parsed once and cached in RAM. Activation checks them against the model and gives the job
+a resident `NetworkPatch` engine extension: each batch's patch scope adds the deltas in place through the
+model's own `NetworkPatcher` (which keeps exact copies of what it changed). The deltas stay between jobs
+that name the same networks; a job that names none, and a failed or interrupted one, restores the
+weights bit-exactly, and switching between sets only touches the layers that differ.
 """
 
 from __future__ import annotations
@@ -15,9 +17,22 @@ from pathlib import Path
 from typing import Any
 
 from modules.sumi.engine.model import SDModel
-from modules.sumi.engine.networks import NetworkError, NetworkFile, NetworkPatcher, load_network
+from modules.sumi.engine.networks import (
+    NetworkError,
+    NetworkFile,
+    NetworkPatch,
+    NetworkPatcher,
+    drop_refused,
+    load_network,
+)
+from modules.sumi.engine.networks.extensions import REFUSED
 from modules.sumi.services.networks.files import NetworkFileInfo, NetworkFileRegistry
-from modules.sumi.services.networks.registry import ExtraNetwork, ExtraNetworkParams, sumi_model
+from modules.sumi.services.networks.registry import (
+    ExtraNetwork,
+    ExtraNetworkParams,
+    set_engine_extension,
+    sumi_model,
+)
 
 log = logging.getLogger(__name__)
 PATCHER_KEY = "lora_patcher"
@@ -45,7 +60,7 @@ def multipliers(params: ExtraNetworkParams) -> tuple[float, float]:
 
 
 class LoraNetwork(ExtraNetwork):
-    def __init__(self, files: NetworkFileRegistry, *, allow_unsafe_pickle: bool = False):
+    def __init__(self, files: NetworkFileRegistry, *, allow_unsafe_pickle: bool = False) -> None:
         super().__init__("lora")
         self.files = files
         self.allow_unsafe_pickle = allow_unsafe_pickle
@@ -53,12 +68,15 @@ class LoraNetwork(ExtraNetwork):
         self._hashes: dict[tuple, str] = {}
 
     def activate(self, p: Any, params_list: list[ExtraNetworkParams]) -> None:
+        set_engine_extension(p, self.name, None)
         model = sumi_model(getattr(p, "sd_model", None))
         if model is None:
             return
         wanted = [spec for params in params_list if (spec := self._spec(p, params)) is not None]
-        results = self._apply(p, _patcher(model), wanted)
-        for (network, _, _), result in zip(wanted, results, strict=False):
+        patcher = _patcher(model)
+        wanted, results, refusals = drop_refused(patcher.check, wanted)
+        p.warnings.extend(REFUSED + message for message in refusals)
+        for (network, _, _), result in zip(wanted, results, strict=True):
             if result.unmatched:
                 p.warnings.append(f"Lora {network.name}: {result.summary()}")
         if wanted:
@@ -66,9 +84,11 @@ class LoraNetwork(ExtraNetwork):
                 f"{network.name.replace(':', '').replace(',', '')}: {self._hash(network)[:12]}"
                 for network, _, _ in wanted
             )
+            set_engine_extension(p, self.name, NetworkPatch(patcher, wanted, resident=True))
 
     def deactivate(self, p: Any) -> None:
-        """Weights stay patched until a job needs another set (the next activation restores them)."""
+        """The job is over; its deltas stay on the model until a batch needs other networks or none."""
+        set_engine_extension(p, self.name, None)
 
     def _spec(self, p: Any, params: ExtraNetworkParams) -> tuple[NetworkFile, float, float] | None:
         name = params.positional[0] if params.positional else ""
@@ -82,16 +102,6 @@ class LoraNetwork(ExtraNetwork):
         except (ValueError, NetworkError) as exc:
             p.warnings.append(f"Lora {name}: {exc}")
             return None
-
-    def _apply(self, p: Any, patcher: NetworkPatcher, wanted: list) -> list:
-        """Apply the set; a network the model refuses (another family) is dropped with a warning."""
-        while True:
-            try:
-                return patcher.apply(wanted)
-            except NetworkError as exc:
-                p.warnings.append(f"Lora refused: {exc}")
-                bad = [spec for spec in wanted if str(spec[0].path) in str(exc)]
-                wanted[:] = [spec for spec in wanted if spec not in bad] if bad else []
 
     def _load(self, info: NetworkFileInfo) -> NetworkFile:
         stat = info.path.stat()

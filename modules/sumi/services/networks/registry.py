@@ -3,7 +3,9 @@
 Tags are removed from the positive prompts before encoding (negative prompts keep them as text, as in
 A1111); the networks of a batch come from its first prompt. Each handler (`lora`, `hypernet`, or one an
 extension registers) is activated with the tags addressed to it — or with none, so it can switch
-itself off — and deactivated after the job.
+itself off — and deactivated after the job. Sumi's own handlers do not change the model themselves:
+they give the job an engine extension (`set_engine_extension`) whose patch scope applies and restores
+their networks around each batch.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from modules.sumi.engine.extensions import Extension
 from modules.sumi.engine.model import SDModel
 
 log = logging.getLogger(__name__)
@@ -48,7 +51,7 @@ class ExtraNetworkParams:
 class ExtraNetwork:
     """Base class for a tag handler (A1111 API): subclasses implement activate and deactivate."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str) -> None:
         self.name = name
 
     def activate(self, p: Any, params_list: list[ExtraNetworkParams]) -> None:
@@ -122,7 +125,13 @@ class ExtraNetworkRegistry:
         return warnings
 
     @staticmethod
-    def _call(handler: ExtraNetwork, method: str, p: Any, params, warnings: list[str]) -> None:
+    def _call(
+        handler: ExtraNetwork,
+        method: str,
+        p: Any,
+        params: list[ExtraNetworkParams] | None,
+        warnings: list[str],
+    ) -> None:
         """A failing handler is reported and skipped; the job goes on (A1111 does the same)."""
         try:
             getattr(handler, method)(p) if params is None else getattr(handler, method)(p, params)
@@ -137,3 +146,15 @@ def sumi_model(model: Any) -> SDModel | None:
         return model
     inner = getattr(model, "sumi_model", None)
     return inner if isinstance(inner, SDModel) else None
+
+
+def set_engine_extension(p: Any, name: str, extension: Extension | None) -> None:
+    """Give the job `p` the engine extension `name` for its next batches (None takes it away)."""
+    extensions = getattr(p, "engine_extensions", None)
+    if extensions is None:  # a processing object built without Sumi's field
+        extensions = {}
+        p.engine_extensions = extensions
+    if extension is None:
+        extensions.pop(name, None)
+    else:
+        extensions[name] = extension

@@ -1,16 +1,20 @@
-"""Text to image for one batch: encode, draw noise, sample, decode. No files, no settings, no globals."""
+"""One batch of images from noise: encode the prompts, draw the noise, sample, decode.
+
+Every mode goes through `generate`: txt2img today; img2img and hires fix will start from other latents
+and add engine extensions. No files, no settings, no globals."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from PIL import Image
 
 from modules.sumi.engine import vae as vae_ops
-from modules.sumi.engine.controlnet.control import ControlNetHook, ControlUnit, validate_units
+from modules.sumi.engine.controlnet.control import ControlNetExtension, ControlUnit, validate_units
 from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.engine.extensions import Extension, ExtensionManager
 from modules.sumi.engine.model import SDModel
 from modules.sumi.engine.sampling import loop
 from modules.sumi.engine.sampling.denoiser import CFGDenoiser, Guidance
@@ -61,6 +65,7 @@ class BatchResult:
     sampler: str
     schedule: str  # resolved schedule label, as the infotext writes it
     stopped_early: bool = False
+    warnings: list[str] = field(default_factory=list)  # non-fatal problems the extensions met
 
 
 def validate(request: BatchRequest, scale: int = 8) -> None:
@@ -81,11 +86,12 @@ def generate(
     *,
     callback: Callable[[loop.StepInfo], None] | None = None,
     control: loop.SamplingControl | None = None,
-    denoiser_hooks: Callable[[CFGDenoiser], None] | None = None,
+    extensions: Sequence[Extension] = (),
     progress_bar: bool = True,
     conditioning_cache: dict | None = None,
 ) -> BatchResult:
-    """Sample and decode one batch. `denoiser_hooks` may attach hooks to the job's denoiser."""
+    """Sample and decode one batch with `extensions` (after the request's ControlNet units) hooked into
+    the loop and their patches applied from text encoding to decoding."""
     validate(request, model.vae_scale)
     built = build_scheduler(
         request.sampler,
@@ -96,35 +102,48 @@ def generate(
         seed=request.seeds[0],
     )
     schedule_steps = request.steps * 2 if built.spec.second_order else request.steps
-    guidance = conditioning(model, request, schedule_steps, conditioning_cache)
-    denoiser = CFGDenoiser(model.unet, guidance, schedule_steps)
-    if request.control_units:
-        denoiser.unet_hooks.append(ControlNetHook(request.control_units))
-    if denoiser_hooks is not None:
-        denoiser_hooks(denoiser)
-    generators, noise = initial_noise(model, request)
-    latents = loop.sample(
-        denoiser,
-        built,
-        noise,
-        request.steps,
-        generators=generators,
-        callback=callback,
-        control=control,
-        progress_bar=progress_bar,
-    )
-    images = vae_ops.to_pil(vae_ops.decode(model, latents))
-    stopped = control is not None and control.should_stop
-    return BatchResult(images, latents, built.spec.name, built.schedule.label, stopped)
+    manager = ExtensionManager(_batch_extensions(request, extensions))
+    with manager.patched(model) as scope:
+        guidance = conditioning(
+            model, request, schedule_steps, conditioning_cache, manager.conditioning_key()
+        )
+        denoiser = CFGDenoiser(model.unet, guidance, schedule_steps, manager)
+        generators, noise = initial_noise(model, request)
+        latents = loop.sample(
+            denoiser,
+            built,
+            noise,
+            request.steps,
+            generators=generators,
+            callback=callback,
+            control=control,
+            progress_bar=progress_bar,
+            extensions=manager,
+        )
+        images = vae_ops.to_pil(vae_ops.decode(model, latents))
+        stopped = control is not None and control.should_stop
+        scope.completed = not stopped
+    return BatchResult(images, latents, built.spec.name, built.schedule.label, stopped, manager.warnings())
+
+
+def _batch_extensions(request: BatchRequest, extensions: Sequence[Extension]) -> list[Extension]:
+    """The request's own extensions (ControlNet) first, then the caller's, in their order."""
+    own: list[Extension] = [ControlNetExtension(request.control_units)] if request.control_units else []
+    return [*own, *extensions]
 
 
 @torch.no_grad()
 def conditioning(
-    model: SDModel, request: BatchRequest, schedule_steps: int | None = None, cache: dict | None = None
+    model: SDModel,
+    request: BatchRequest,
+    schedule_steps: int | None = None,
+    cache: dict | None = None,
+    patches: tuple = (),
 ) -> Guidance:
     """Text conditioning for the batch: AND parts and prompt-editing schedules for `schedule_steps`
     model calls (A1111: twice the steps for second-order samplers), and SDXL's size conditioning.
-    `cache` (one dict per job) keeps batches with the same prompts from encoding them again."""
+    `cache` (one dict per job) keeps batches with the same prompts, and the same text-encoder
+    `patches` (`ExtensionManager.conditioning_key()`), from encoding them again."""
     options = PromptOptions(
         clip_skip=request.clip_skip if model.family == "SD1" else 1,  # A1111 ignores it for SD2 and SDXL
         emphasis=request.emphasis,
@@ -135,7 +154,7 @@ def conditioning(
         token_override=request.token_override,
     )
     steps = schedule_steps or request.steps
-    key = (tuple(request.prompts), tuple(request.negative_prompts), steps, repr(options))
+    key = (tuple(request.prompts), tuple(request.negative_prompts), steps, repr(options), patches)
     if cache is None or key not in cache:
         jc = schedule.build(model.text_encoders, request.prompts, request.negative_prompts, steps, options)
         if cache is not None:

@@ -1,0 +1,105 @@
+"""The context object each hook point passes to its hooks. Hooks change the loop by assigning fields."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from modules.sumi.engine.extensions.hooks import HookPoint
+from modules.sumi.engine.text.encoder import Conditioning
+from modules.sumi.engine.text.schedule import JobConditioning
+
+
+@dataclass
+class LoopContext:
+    """PRE_LOOP: the starting latents (noise times the scheduler's initial sigma); POST_LOOP: the final
+    latents, which are decoded next. Hooks may replace `latents`."""
+
+    latents: torch.Tensor
+    timesteps: torch.Tensor  # the scheduler's timesteps, one per model call
+    total_steps: int  # model calls of the loop (len(timesteps))
+    stopped: bool = False  # POST_LOOP: the loop ended early (interrupt or skip)
+
+
+@dataclass
+class StepContext:
+    """PRE_STEP / POST_STEP around one scheduler step (one model call). Hooks may replace `latents`:
+    before the step they are what the model sees, after it what the next step starts from."""
+
+    step: int  # model call index, from 0
+    total_steps: int  # model calls of the loop
+    timestep: torch.Tensor
+    latents: torch.Tensor
+    denoised: torch.Tensor | None = None  # POST_STEP: the scheduler's x0 estimate, when it gives one
+
+
+@dataclass
+class DenoiserCall:
+    """PRE_MODEL_CALL: what one model evaluation sends through the UNet; hooks may replace fields."""
+
+    x: torch.Tensor  # scaled model input for the images [B, C, h, w]
+    timestep: torch.Tensor
+    step: int  # model call index, from 0
+    total_steps: int  # model calls the prompt schedule counts (twice the steps for second-order samplers)
+    cfg_scale: float
+    conds: list[list[tuple[float, Conditioning]]]  # per image: AND parts (weight, row) at this step
+    unconds: list[Conditioning]  # per image
+    time_ids: torch.Tensor | None = None  # SDXL size conditioning per image [B, 6]
+    empty: Conditioning | None = None  # set: pad cond/uncond of unequal length with empty chunks
+    unet_kwargs: dict[str, Any] = field(default_factory=dict)  # given to every UNet forward of this call
+    conditioning: JobConditioning | None = None  # the job's schedules `conds`/`unconds` were picked from
+    denoiser: Callable[..., torch.Tensor] | None = None  # the denoiser making the call (A1111 shows it)
+
+
+@dataclass
+class UNetBatch:
+    """UNET_FORWARD: one UNet forward, with per row the image index and whether it is a cond row.
+    Hooks add UNet keyword arguments with `add_unet_kwargs` (several extensions' residuals add up)."""
+
+    x: torch.Tensor
+    timestep: torch.Tensor
+    context: Conditioning
+    time_ids: torch.Tensor | None
+    images: torch.Tensor  # [rows] index of the image each row belongs to
+    is_cond: torch.Tensor  # [rows] bool
+    step: int
+    total_steps: int
+    unet_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def add_unet_kwargs(self, extra: Mapping[str, Any]) -> None:
+        self.unet_kwargs = merge_unet_kwargs(self.unet_kwargs, extra)
+
+
+@dataclass
+class DenoiserOutput:
+    """POST_CFG: the guided noise prediction of one model call; hooks may replace `output`."""
+
+    call: DenoiserCall
+    output: torch.Tensor
+
+
+def merge_unet_kwargs(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str, Any]:
+    """Combine two sets of UNet arguments: tensors (and lists of tensors) given by both are added."""
+    merged = dict(first)
+    for key, value in second.items():
+        if key not in merged or merged[key] is None:
+            merged[key] = value
+        elif isinstance(value, (list, tuple)):
+            merged[key] = [a + b for a, b in zip(merged[key], value, strict=True)]
+        else:
+            merged[key] = merged[key] + value
+    return merged
+
+
+HOOK_CONTEXTS: dict[HookPoint, type] = {
+    HookPoint.PRE_LOOP: LoopContext,
+    HookPoint.PRE_STEP: StepContext,
+    HookPoint.PRE_MODEL_CALL: DenoiserCall,
+    HookPoint.UNET_FORWARD: UNetBatch,
+    HookPoint.POST_CFG: DenoiserOutput,
+    HookPoint.POST_STEP: StepContext,
+    HookPoint.POST_LOOP: LoopContext,
+}

@@ -1,0 +1,86 @@
+"""Hook points of the denoising loop, the `@hook` decorator and the `Extension` base class."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Hashable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+if TYPE_CHECKING:
+    from modules.sumi.engine.extensions.patches import PatchScope
+
+
+class HookPoint(enum.Enum):
+    """Where the loop calls extensions, in the order they happen for one step.
+
+    Each point passes one mutable context object (see `HOOK_CONTEXTS`); a hook changes what the loop does
+    next by assigning to that object's fields. Hooks return nothing.
+    """
+
+    PRE_LOOP = "pre_loop"  # LoopContext: once, the starting latents (may replace them)
+    PRE_STEP = "pre_step"  # StepContext: before each scheduler step (may replace the latents)
+    PRE_MODEL_CALL = "pre_model_call"  # DenoiserCall: before the UNet rows are built (may replace x, conds)
+    UNET_FORWARD = "unet_forward"  # UNetBatch: each UNet forward (may add UNet keyword arguments)
+    POST_CFG = "post_cfg"  # DenoiserOutput: the guided prediction after CFG (may replace it)
+    POST_STEP = "post_step"  # StepContext: after each scheduler step (may replace the latents)
+    POST_LOOP = "post_loop"  # LoopContext: once, the final latents (may replace them)
+
+
+@dataclass(frozen=True)
+class HookSpec:
+    point: HookPoint
+    order: int = 0
+
+
+_HOOKS_ATTR = "__sumi_hooks__"
+F = TypeVar("F", bound=Callable[..., None])
+
+
+def hook(point: HookPoint, *, order: int = 0) -> Callable[[F], F]:
+    """Mark an `Extension` method as a hook of `point`. Lower `order` runs first; equal orders run in the
+    order the extensions were added, then in the order the methods are defined. Stack to hook several."""
+
+    def mark(function: F) -> F:
+        specs = getattr(function, _HOOKS_ATTR, ())
+        setattr(function, _HOOKS_ATTR, (*specs, HookSpec(point, order)))
+        return function
+
+    return mark
+
+
+class Extension:
+    """Something that takes part in generating a batch: hooks (methods marked `@hook`) and a patch.
+
+    `patch(scope)` returns a context manager entered before the text is encoded and left after the
+    images are decoded; whatever it changes on `scope.model` it must put back exactly on exit, also
+    when the block raises (see `patches.WeightBackups`). `resident_key` names model state a patch may
+    leave applied after a completed scope (see `PatchScope.keep_resident`); two extensions of one scope
+    cannot claim the same key. `warnings` collects non-fatal problems for the caller to show.
+    """
+
+    resident_key: ClassVar[str | None] = None
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
+    def hooks(self) -> list[tuple[HookSpec, Callable[[Any], None]]]:
+        """This extension's hooks as (spec, bound method), base-class methods first, in definition order.
+        A subclass that overrides a hooked method without `@hook` keeps the base's hook points."""
+        found: dict[str, tuple[HookSpec, ...]] = {}
+        for klass in reversed(type(self).__mro__):
+            for name, attribute in vars(klass).items():
+                specs = getattr(attribute, _HOOKS_ATTR, None)
+                if specs:
+                    found[name] = specs
+        return [(spec, getattr(self, name)) for name, specs in found.items() for spec in specs]
+
+    def patch(self, scope: PatchScope) -> AbstractContextManager[None]:
+        """Change the model for the scope's duration; the default changes nothing."""
+        return nullcontext()
+
+    def conditioning_key(self) -> Hashable | None:
+        """What this extension changes about the text conditioning (None: nothing). Batches whose keys
+        differ never share encoded prompts (a LoRA's text-encoder deltas change them)."""
+        return None
