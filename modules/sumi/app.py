@@ -79,8 +79,8 @@ class App:
             self.options,
             self.devices,
             allow_unsafe_pickle=bool(args.disable_safe_unpickle),
+            executor=self.queue,
         )
-        self.models.on_model_loaded.append(self._remember_checkpoint)
         self.callbacks = CallbackRegistry()
         self.models.on_model_loaded.append(self._model_loaded_callbacks)
         # A1111: --styles-file entries (paths or globs) replace <data>/styles.csv; the first is the save target
@@ -151,10 +151,6 @@ class App:
         """Extensions' `on_model_loaded(sd_model)` get what they see as `shared.sd_model` (A1111)."""
         if self.callbacks.has("model_loaded"):
             self.callbacks.call("model_loaded", model_view(loaded))
-
-    def _remember_checkpoint(self, loaded) -> None:
-        """After a load the setting holds the hashed title, as A1111 does (`name [hash]`)."""
-        self.options.data["sd_model_checkpoint"] = loaded.checkpoint.title
 
     def _select_device(self) -> DeviceConfig:
         a = self.args
@@ -328,7 +324,7 @@ class App:
             for key, value in values.items():
                 self._set_option(key, value)
             if checkpoint is not None or "sd_vae" in values:
-                self.queue.run("load model", self.models.get)
+                self.models.get()
         except Exception:
             for key, value in previous.items():  # a model that fails to load leaves the old one selected
                 self.options.set(key, value)
@@ -380,8 +376,7 @@ class App:
             raise InvalidRequestError(f"Setting {key!r}: {exc}") from exc
 
     def refresh_checkpoints(self) -> None:
-        self.checkpoints.refresh()
-        self.vaes.refresh()
+        self.models.refresh()
 
     def shutdown(self) -> None:
         self.queue.stop()
