@@ -152,7 +152,7 @@ def _txt2img(app, **kwargs):
     )
     for key, value in kwargs.items():
         setattr(p, key, value)
-    return app.txt2img(p)
+    return app.runner.txt2img(p)
 
 
 @pytest.mark.parametrize("name", FACADES)

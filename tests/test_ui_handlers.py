@@ -15,6 +15,7 @@ from modules.sumi.frontends.gradio import txt2img as ui
 from modules.sumi.services.jobs.generation import GenerationService
 from modules.sumi.services.jobs.processing import Processed, StableDiffusionProcessingTxt2Img
 from modules.sumi.services.jobs.queue import JobQueue
+from modules.sumi.services.jobs.runner import JobRunner
 from modules.sumi.services.jobs.state import JobState, ProgressSnapshot
 from modules.sumi.services.settings.options import Options
 
@@ -89,7 +90,10 @@ class FakeGeneration:
 def fake_app():
     state = JobState()
     queue = JobQueue(state)
-    app = SimpleNamespace(state=state, queue=queue, generation=FakeGeneration(state))
+    generation = FakeGeneration(state)
+    app = SimpleNamespace(
+        state=state, queue=queue, generation=generation, runner=JobRunner(queue, generation)
+    )
     yield app
     queue.stop()
 

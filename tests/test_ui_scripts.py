@@ -8,7 +8,6 @@ import argparse
 import json
 import textwrap
 import threading
-import types
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,6 +23,7 @@ from modules.sumi.services.extensions.model import ACCESS_DENIED, ExtensionError
 from modules.sumi.services.jobs.generation import GenerationService
 from modules.sumi.services.jobs.processing import Processed
 from modules.sumi.services.jobs.queue import JobQueue
+from modules.sumi.services.jobs.runner import JobRunner
 from modules.sumi.services.jobs.state import JobState
 from modules.sumi.services.scripts.callbacks import CallbackRegistry
 from modules.sumi.services.scripts.runner import ScriptErrors, ScriptRunner
@@ -252,8 +252,10 @@ class Recorder:
 def script_app():
     state = JobState()
     queue = JobQueue(state)
-    app = SimpleNamespace(state=state, queue=queue, generation=FakeGeneration(state))
-    app.run_txt2img_job = types.MethodType(App.run_txt2img_job, app)
+    generation = FakeGeneration(state)
+    app = SimpleNamespace(
+        state=state, queue=queue, generation=generation, runner=JobRunner(queue, generation)
+    )
     runner = ScriptRunner("txt2img", ScriptErrors())
     yield app, runner
     queue.stop()

@@ -21,8 +21,8 @@ from modules.sumi.services.controlnet.models import ControlNetModels
 from modules.sumi.services.controlnet.service import ControlNetService
 from modules.sumi.services.extensions.manager import ExtensionManager
 from modules.sumi.services.jobs.generation import GenerationService
-from modules.sumi.services.jobs.processing import Processed, StableDiffusionProcessing
 from modules.sumi.services.jobs.queue import JobQueue
+from modules.sumi.services.jobs.runner import JobRunner
 from modules.sumi.services.jobs.state import JobState
 from modules.sumi.services.models.a1111_view import model_view
 from modules.sumi.services.models.checkpoints import CheckpointRegistry, VaeRegistry
@@ -122,6 +122,7 @@ class App:
             self.callbacks,
             model_view=_a1111_model_view,
         )
+        self.runner = JobRunner(self.queue, self.generation)
 
     def _publish_path_flags(self) -> None:
         """A1111's folder flags default to the folders in use, and extensions read them as such
@@ -227,31 +228,6 @@ class App:
             self.notice(f"--ckpt {path}: no such checkpoint file")
             return
         self.options.set("sd_model_checkpoint", info.title)
-
-    # -- operations shared by the UI and the API --------------------------------------------------
-    def txt2img(self, p: StableDiffusionProcessing) -> Processed:
-        """Run a txt2img job through the single worker queue and wait for it."""
-        self.generation.validate(p)
-        return self.queue.run("txt2img", lambda: self.run_txt2img_job(p))
-
-    def run_txt2img_job(self, p: StableDiffusionProcessing) -> Processed:
-        """The body of a txt2img job (call it on the worker queue), in A1111's order: the always-on
-        scripts' `setup`, then the selected script runs the job (usually via process_images), else a
-        plain job. A selected script that raises is recorded in the scripts' errors and re-raised."""
-        processed = None
-        if p.scripts is not None:
-            p.scripts.setup_scrips(p, is_ui=not getattr(p, "is_api", False))
-            try:
-                processed = p.scripts.run(p, *p.script_args)
-            except Exception as exc:
-                index = int(p.script_args[0] or 0) if p.script_args else 0
-                scripts = p.scripts.selectable_scripts
-                if 0 < index <= len(scripts):
-                    p.scripts.errors.report(scripts[index - 1].filename or "script", "run", exc)
-                raise
-        return processed if processed is not None else self.generation.process(p)
-
-    _txt2img_job = run_txt2img_job  # the old private name
 
     # -- extensions' settings and restart ---------------------------------------------------------
     def add_extension_options(self) -> None:

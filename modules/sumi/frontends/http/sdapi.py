@@ -134,7 +134,7 @@ def run_txt2img(app: App, req: m.Txt2ImgRequest) -> m.ImagesResponse:
     p.script_args = runner.script_args_for(
         req.script_name, req.script_args, req.alwayson_scripts, skip=(SCRIPT_TITLE,)
     )
-    processed = app.txt2img(p)
+    processed = app.runner.txt2img(p)
     images = (
         [
             encode_png_base64(img, info)
