@@ -135,8 +135,8 @@ def settings_restored(request):
     yield
     if "app" in request.fixturenames:
         app = request.getfixturevalue("app")
-        app.refresh_checkpoints()
-        app.set_options({**RESET, "sd_model_checkpoint": DEMO_NAME})
+        app.models.refresh()
+        app.settings.set({**RESET, "sd_model_checkpoint": DEMO_NAME})
 
 
 @pytest.fixture
@@ -163,9 +163,9 @@ def fresh_app(tmp_path):
 def test_a_vae_file_replaces_the_baked_vae_and_none_or_automatic_restore_it(app, demo_ckpt, baseline):
     vae_file = write_vae_file(app.paths.vae_dirs[0] / "x.safetensors", demo_ckpt, seed=1)
     try:
-        app.refresh_checkpoints()
+        app.models.refresh()
         assert "x.safetensors" in app.vaes.names()
-        app.set_options({"sd_vae": "x.safetensors"})
+        app.settings.set({"sd_vae": "x.safetensors"})
         with_vae = app.runner.txt2img(job())
         assert pixels(with_vae) != pixels(baseline)
         info = params(with_vae)
@@ -178,8 +178,8 @@ def test_a_vae_file_replaces_the_baked_vae_and_none_or_automatic_restore_it(app,
         assert params(baseline).get("VAE") is None and "VAE" not in baseline.infotexts[0]
 
         for choice in ("None", "Automatic"):
-            app.set_options({"sd_vae": "x.safetensors"})
-            app.set_options({"sd_vae": choice})
+            app.settings.set({"sd_vae": "x.safetensors"})
+            app.settings.set({"sd_vae": choice})
             restored = app.runner.txt2img(job())
             assert pixels(restored) == pixels(baseline), choice  # bit-exact baked VAE
             assert "VAE" not in restored.infotexts[0], choice
@@ -190,7 +190,7 @@ def test_a_vae_file_replaces_the_baked_vae_and_none_or_automatic_restore_it(app,
 def test_a_vae_named_after_the_checkpoint_is_used_under_automatic(app, demo_ckpt, baseline):
     near = write_vae_file(demo_ckpt.with_name(f"{DEMO_STEM}.vae.safetensors"), demo_ckpt, seed=2)
     try:
-        app.refresh_checkpoints()
+        app.models.refresh()
         assert [c.name for c in app.checkpoints.list()].count(near.name) == 0  # not a checkpoint
         assert app.options.sd_vae == "Automatic"
         automatic = app.runner.txt2img(job())
@@ -198,13 +198,13 @@ def test_a_vae_named_after_the_checkpoint_is_used_under_automatic(app, demo_ckpt
         assert params(automatic)["VAE hash"] == sha256(near)[:10]
         assert pixels(automatic) != pixels(baseline)
         # "None" overrides the per-model preference (sd_vae_overrides_per_model_preferences is on).
-        app.set_options({"sd_vae": "None"})
+        app.settings.set({"sd_vae": "None"})
         none = app.runner.txt2img(job())
         assert pixels(none) == pixels(baseline) and "VAE" not in none.infotexts[0]
     finally:
         near.unlink()
-        app.refresh_checkpoints()
-    app.set_options({"sd_vae": "Automatic"})
+        app.models.refresh()
+    app.settings.set({"sd_vae": "Automatic"})
     assert pixels(app.runner.txt2img(job())) == pixels(baseline)  # the file is gone: baked VAE again
 
 
@@ -233,7 +233,7 @@ def test_vae_path_flag_forces_a_vae_whatever_the_setting(fresh_app, tmp_path, ti
     app = fresh_app("--ckpt", str(tiny_sd1_ckpt[0]), "--vae-path", str(forced))
     out = app.runner.txt2img(job())
     assert params(out)["VAE"] == "forced.safetensors"
-    app.set_options({"sd_vae": "None"})
+    app.settings.set({"sd_vae": "None"})
     assert pixels(app.runner.txt2img(job())) == pixels(out)
 
 
@@ -253,8 +253,8 @@ def test_a_stale_vae_setting_falls_back_to_the_baked_vae(fresh_app, tmp_path):
 def test_no_hashing_also_skips_the_vae_hash(fresh_app, tmp_path):
     app = fresh_app("--no-hashing")
     vae_file = write_vae_file(app.paths.vae_dirs[0] / "x.safetensors", app.paths.ckpt_dirs[0] / DEMO_NAME, 1)
-    app.refresh_checkpoints()
-    app.set_options({"sd_vae": vae_file.name})
+    app.models.refresh()
+    app.settings.set({"sd_vae": vae_file.name})
     info = params(app.runner.txt2img(job()))
     assert info["VAE"] == "x.safetensors" and "Model hash" not in info
     assert "VAE hash" not in info
@@ -275,32 +275,32 @@ def test_switching_back_to_a_cached_checkpoint_reads_no_file(app, monkeypatch, t
 
     monkeypatch.setattr(model_manager, "load_checkpoint", counting)
     try:
-        app.refresh_checkpoints()
+        app.models.refresh()
         app.models.unload_all()
-        app.set_options({"sd_checkpoints_limit": 2, "sd_checkpoints_keep_in_cpu": True})
-        app.set_options({"sd_model_checkpoint": DEMO_NAME})
+        app.settings.set({"sd_checkpoints_limit": 2, "sd_checkpoints_keep_in_cpu": True})
+        app.settings.set({"sd_model_checkpoint": DEMO_NAME})
         first = app.runner.txt2img(job())
-        app.set_options({"sd_model_checkpoint": "cached_b"})
+        app.settings.set({"sd_model_checkpoint": "cached_b"})
         assert params(app.runner.txt2img(job()))["Model"] == "cached_b"
-        app.set_options({"sd_model_checkpoint": DEMO_NAME})
+        app.settings.set({"sd_model_checkpoint": DEMO_NAME})
         assert reads == [DEMO_NAME, other.name]  # A, B, and A again from RAM
         assert len(app.models.loaded_titles()) == 2
         back = app.runner.txt2img(job())
         assert params(back)["Model"] == DEMO_STEM
         assert pixels(back) == pixels(first)
 
-        app.set_options({"sd_checkpoints_limit": 1})
-        app.set_options({"sd_model_checkpoint": "cached_b"})  # still loaded: no read, A is dropped
+        app.settings.set({"sd_checkpoints_limit": 1})
+        app.settings.set({"sd_model_checkpoint": "cached_b"})  # still loaded: no read, A is dropped
         assert reads == [DEMO_NAME, other.name]
         assert len(app.models.loaded_titles()) == 1
-        app.set_options({"sd_model_checkpoint": DEMO_NAME})
+        app.settings.set({"sd_model_checkpoint": DEMO_NAME})
         assert reads == [DEMO_NAME, other.name, DEMO_NAME]  # limit 1: read again
         again = app.runner.txt2img(job())
         assert pixels(again) == pixels(first)
-        app.set_options({"sd_model_checkpoint": "cached_b"})
+        app.settings.set({"sd_model_checkpoint": "cached_b"})
         assert reads == [DEMO_NAME, other.name, DEMO_NAME, other.name]
     finally:
-        app.set_options({"sd_checkpoints_limit": 1, "sd_model_checkpoint": DEMO_NAME})
+        app.settings.set({"sd_checkpoints_limit": 1, "sd_model_checkpoint": DEMO_NAME})
         other.unlink()
 
 
@@ -308,7 +308,7 @@ def test_override_settings_switch_the_checkpoint_for_one_job(app, tiny_sd1_ckpt)
     other = app.paths.ckpt_dirs[0] / "override_b.safetensors"
     shutil.copy(tiny_sd1_ckpt[0], other)
     try:
-        app.refresh_checkpoints()
+        app.models.refresh()
         once = app.runner.txt2img(job(override_settings={"sd_model_checkpoint": "override_b"}))
         assert params(once)["Model"] == "override_b"
         assert app.options.sd_model_checkpoint.startswith(DEMO_NAME)
@@ -425,12 +425,12 @@ def test_seed_extras_off_ignores_variation_and_resize(app, baseline):
 
 def test_clip_skip_setting_changes_the_image_and_is_written(app, baseline):
     assert "Clip skip" not in baseline.infotexts[0]
-    app.set_options({"CLIP_stop_at_last_layers": 2})
+    app.settings.set({"CLIP_stop_at_last_layers": 2})
     skipped = app.runner.txt2img(job())
     assert params(skipped)["Clip skip"] == "2"
     assert json.loads(skipped.js())["clip_skip"] == 2
     assert pixels(skipped) != pixels(baseline)
-    app.set_options({"CLIP_stop_at_last_layers": 1})
+    app.settings.set({"CLIP_stop_at_last_layers": 1})
 
     once = app.runner.txt2img(job(override_settings={"CLIP_stop_at_last_layers": 2}))
     assert params(once)["Clip skip"] == "2"
@@ -486,10 +486,10 @@ def test_images_are_saved_in_dated_folders_with_their_parameters(fresh_app, tmp_
         assert grid.size == (128, 64)
         assert grid.info["parameters"] == batch.infotexts[0]
 
-    app.set_options({"samples_save": False})
+    app.settings.set({"samples_save": False})
     app.runner.txt2img(job(seed=77, do_not_save_samples=False, do_not_save_grid=False))
     assert len(_saved(data / "outputs")) == 4  # nothing new
-    app.set_options({"samples_save": True})
+    app.settings.set({"samples_save": True})
     app.runner.txt2img(job(seed=78))  # do_not_save_samples (what scripts set) wins over the setting
     assert len(_saved(data / "outputs")) == 4
 
@@ -510,7 +510,7 @@ def test_default_file_names_are_seed_and_prompt_and_grids_are_numbered(fresh_app
 def test_samples_filename_pattern_names_the_files(fresh_app, tmp_path):
     data = tmp_path / "pattern"
     app = fresh_app(data_dir=data)
-    app.set_options({"samples_filename_pattern": "[prompt_words]-[seed]"})
+    app.settings.set({"samples_filename_pattern": "[prompt_words]-[seed]"})
     app.runner.txt2img(job(seed=4321, do_not_save_samples=False))
     assert [p.name for p in _saved(data / "outputs" / "txt2img-images")] == ["00000-a red fox-4321.png"]
 
@@ -518,7 +518,7 @@ def test_samples_filename_pattern_names_the_files(fresh_app, tmp_path):
 def test_outdir_samples_overrides_the_txt2img_folder(fresh_app, tmp_path):
     data = tmp_path / "outdir"
     app = fresh_app(data_dir=data)
-    app.set_options({"outdir_samples": "everything"})
+    app.settings.set({"outdir_samples": "everything"})
     app.runner.txt2img(job(seed=4321, do_not_save_samples=False))
     assert _saved(data / "outputs") == []
     assert len(_saved(data / "everything")) == 1
@@ -542,7 +542,7 @@ def test_data_dir_holds_config_cache_outputs_and_models(fresh_app, tmp_path):
     cache = json.loads((data / "cache.json").read_text())
     entry = cache["hashes"][f"checkpoint/{DEMO_NAME}"]
     assert entry["sha256"] == sha256(demo)
-    app.set_options({"CLIP_stop_at_last_layers": 2})
+    app.settings.set({"CLIP_stop_at_last_layers": 2})
     config = json.loads((data / "config.json").read_text())
     assert config["CLIP_stop_at_last_layers"] == 2
     assert config["sd_model_checkpoint"] == f"{DEMO_NAME} [{sha256(demo)[:10]}]"
@@ -552,7 +552,7 @@ def test_data_dir_holds_config_cache_outputs_and_models(fresh_app, tmp_path):
 def test_settings_survive_a_restart_with_the_same_data_dir(fresh_app, tmp_path):
     data = tmp_path / "persist"
     first = fresh_app(data_dir=data)
-    first.set_options({"CLIP_stop_at_last_layers": 2, "samples_save": False})
+    first.settings.set({"CLIP_stop_at_last_layers": 2, "samples_save": False})
     first.shutdown()
     second = fresh_app(data_dir=data)
     assert second.options.CLIP_stop_at_last_layers == 2 and second.options.samples_save is False
@@ -595,8 +595,8 @@ def test_other_families_generate_through_the_app(app, request, fixture, stem, wi
     if source.with_suffix(".yaml").exists():  # the SD2-v config sidecar travels with the checkpoint
         copied.append(shutil.copy(source.with_suffix(".yaml"), folder / f"{stem}.yaml"))
     try:
-        app.refresh_checkpoints()
-        app.set_options({"sd_model_checkpoint": stem})
+        app.models.refresh()
+        app.settings.set({"sd_model_checkpoint": stem})
         assert app.options.sd_model_checkpoint.startswith(f"{stem}.safetensors [")
         out = app.runner.txt2img(job(width=width, height=height))
         assert out.images[0].size == (width, height)
@@ -605,7 +605,7 @@ def test_other_families_generate_through_the_app(app, request, fixture, stem, wi
         assert info["Model hash"] == sha256(folder / source.name)[:10]
         assert len(set(out.images[0].getdata())) > 1  # a picture, not a flat colour
     finally:
-        app.set_options({"sd_model_checkpoint": DEMO_NAME})
+        app.settings.set({"sd_model_checkpoint": DEMO_NAME})
         for path in copied:
             Path(path).unlink()
 

@@ -315,7 +315,7 @@ def test_extension_tabs_come_before_settings_and_bad_ones_are_reported(built):
     tabs = _by_elem_id(built.demo, "tabs")
     labels = [getattr(child, "label", None) for child in tabs.children]
     assert labels == ["txt2img", "Good", "Settings", "Extensions"]
-    problems = "\n".join(built.app.extension_problems)
+    problems = "\n".join(built.app.settings.extension_problems)
     assert "on_ui_tabs failed (RuntimeError: tabs exploded)" in problems
     assert "the title 'Settings' already exists" in problems
     assert "not (gr.Blocks, title, elem_id)" in problems
@@ -327,7 +327,7 @@ def test_duplicate_options_keep_the_first_definition(built):
     options = built.app.options
     assert options.data_labels["ext_opt"].label == "Ext option" and options.ext_opt == 1
     assert options.data_labels["samples_save"].label != "Clash" and options.samples_save is True
-    problems = "\n".join(built.app.extension_problems)
+    problems = "\n".join(built.app.settings.extension_problems)
     assert "Setting 'ext_opt' added by" in problems and "Setting 'samples_save'" in problems
     assert "already defined by Sumi" in problems
     assert _by_elem_id(built.demo, "setting_ext_opt").value == 1  # shown in the Settings tab

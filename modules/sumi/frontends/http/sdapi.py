@@ -169,7 +169,7 @@ def _model_routes(router: APIRouter, app: App) -> None:
 
     @router.post("/refresh-checkpoints")
     def refresh_checkpoints() -> dict:
-        app.refresh_checkpoints()
+        app.models.refresh()
         return {}
 
     @router.get("/sd-vae", response_model=list[m.VaeItem])
@@ -202,7 +202,7 @@ def _settings_routes(router: APIRouter, app: App) -> None:
 
     @router.post("/options")
     def set_options(values: dict[str, Any]) -> dict:
-        app.set_options(values)
+        app.settings.set(values)
         return {}
 
     @router.get("/cmd-flags")
