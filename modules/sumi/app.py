@@ -41,6 +41,7 @@ from modules.sumi.services.settings.options import Options
 from modules.sumi.services.settings.paths import DataPaths
 from modules.sumi.services.settings.service import SettingsService
 from modules.sumi.services.settings.styles import StyleDatabase
+from modules.sumi.services.text.service import TextService
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,6 @@ class App:
         self.boot_id = uuid.uuid4().hex  # tells a page waiting for a restart that the server is new
         self.restart_handler: Callable[[], None] | None = None  # set by webui.main
         self.restart_requested = False
-        self._count_hook: tuple[Any, Any] | None = None  # (embeddings view, its hook) for count_tokens
         self.paths = DataPaths.from_args(args, repo_root)
         self.paths.ensure()
         self._publish_path_flags()
@@ -126,6 +126,7 @@ class App:
             model_view=_a1111_model_view,
         )
         self.runner = JobRunner(self.queue, self.generation)
+        self.text = TextService(self.models, self.embeddings, self.options)
 
     def _publish_path_flags(self) -> None:
         """A1111's folder flags default to the folders in use, and extensions read them as such
@@ -245,38 +246,6 @@ class App:
         timer.daemon = True
         timer.start()
         return True
-
-    def count_tokens(self, text: str, steps: int = 20, *, negative: bool = False) -> tuple[int, int]:
-        """What the prompt boxes' token counters show: (tokens, limit) as A1111's `N/75`, `N/150`, ...
-        The negative prompt is not split at AND (A1111 never splits it)."""
-        from modules.sumi.engine.text.token_count import count_tokens
-        from modules.sumi.engine.text.tokenizer import get_tokenizer
-
-        active = self.models.active
-        tokenizer = active.sd.text_encoders[0].tokenizer if active else get_tokenizer()
-        o = self.options
-        return count_tokens(
-            tokenizer,
-            text,
-            steps,
-            comma_padding_backtrack=int(o.comma_padding_backtrack),
-            emphasis=o.emphasis,
-            is_positive=not negative,
-            find_embedding=self._embedding_finder(active.sd) if active else None,
-        )
-
-    def _embedding_finder(self, model: Any) -> Any:
-        """The counter's `find_embedding`: an embedding counts as its vectors, as in A1111 (None when
-        the embeddings cannot be listed). One hook per embeddings view, so its name index is reused."""
-        try:
-            view = self.embeddings.for_model(model)
-        except Exception as exc:  # the counter is a hint; a broken folder must not break typing
-            log.warning("token counter: embeddings not counted: %s", exc)
-            return None
-        cached = self._count_hook
-        if cached is None or cached[0] is not view:
-            cached = self._count_hook = (view, view.hook())
-        return cached[1].finder(model.text_encoders[0])
 
     def shutdown(self) -> None:
         self.queue.stop()
