@@ -79,7 +79,7 @@ def build_server(app):
         return {"boot_id": app.boot_id}
 
     app.callbacks.call("before_ui")
-    app.add_extension_options()
+    app.settings.add_extension_options()
     demo = None
     if app.args.api or app.args.nowebui:
         api.mount(server, app)

@@ -15,8 +15,7 @@ module_in_gpu = None
 
 
 def send_everything_to_cpu() -> None:
-    app = shared.app()
-    app.queue.call("unload model", app.models.offload)
+    shared.app().models.offload()
 
 
 def is_needed(sd_model: Any = None) -> bool:

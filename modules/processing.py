@@ -48,8 +48,7 @@ def process_images(p: StableDiffusionProcessing) -> Processed:
     inline when called from a job (a script's `run`), else queued (an extension's own tab)."""
     if isinstance(p, StableDiffusionProcessingImg2Img):
         not_supported("img2img (StableDiffusionProcessingImg2Img)", "only txt2img jobs run for now")
-    app = shared.app()
-    return app.queue.call("process_images", lambda: app.generation.process(p))
+    return shared.app().runner.process(p)
 
 
 # A1111 calls the job body `process_images_inner`; in Sumi patching it changes nothing.

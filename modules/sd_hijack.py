@@ -110,7 +110,7 @@ class StableDiffusionModelHijack:
 
     def get_prompt_lengths(self, text: str) -> tuple[int, int]:
         """(token count, token limit) of a prompt: 5 tokens -> (5, 75), 80 -> (80, 150)."""
-        return shared.app().count_tokens(text)
+        return shared.app().text.count_tokens(text)
 
     def hijack(self, m: Any = None) -> None:
         """A1111 patches the model here; Sumi's model needs no patching."""

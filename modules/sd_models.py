@@ -72,7 +72,7 @@ class ModelData:
         loaded = app.models.active
         if loaded is None:
             try:
-                loaded = app.queue.call("load model", app.models.get)
+                loaded = app.models.get()
             except Exception as exc:  # noqa: BLE001 (A1111 prints it and goes on without a model)
                 log.error("sd_model: the selected checkpoint could not be loaded: %s", exc)
                 return None
@@ -146,9 +146,7 @@ def reload_model_weights(sd_model: Any = None, info: Any = None, forced_reload: 
 
     Sumi keeps `opts.sd_model_checkpoint` equal to the loaded checkpoint (so the UI shows it), so
     later generations use this checkpoint too, until the setting changes."""
-    app = shared.app()
-    loaded = app.queue.call("load model", lambda: app.models.load(info))
-    return model_view(loaded)
+    return model_view(shared.app().models.load(info))
 
 
 def load_model(checkpoint_info: Any = None, already_loaded_state_dict: Any = None) -> ModelFacade:
@@ -157,8 +155,7 @@ def load_model(checkpoint_info: Any = None, already_loaded_state_dict: Any = Non
 
 def unload_model_weights(sd_model: Any = None, info: Any = None) -> Any:
     """Move the model to the CPU to free VRAM (A1111 1.6+); the next generation moves it back."""
-    app = shared.app()
-    app.queue.call("unload model", app.models.offload)
+    shared.app().models.offload()
     return sd_model
 
 

@@ -63,11 +63,11 @@ def load_vae_dict(filename: str, map_location: Any = "cpu") -> dict:
 
 def reload_vae_weights(sd_model: Any = None, vae_file: Any = unspecified) -> Any:
     """Apply the VAE settings to the active model, or load `vae_file` (None: the checkpoint's own VAE)."""
-    app = shared.app()
+    models = shared.app().models
     if vae_file is unspecified:
-        app.queue.call("load model", app.models.get)
+        models.get()
     else:
-        app.queue.call("load VAE", lambda: app.models.load_vae(vae_file))
+        models.load_vae(vae_file)
     return sd_model
 
 

@@ -152,7 +152,7 @@ def _txt2img(app, **kwargs):
     )
     for key, value in kwargs.items():
         setattr(p, key, value)
-    return app.txt2img(p)
+    return app.runner.txt2img(p)
 
 
 @pytest.mark.parametrize("name", FACADES)
@@ -260,7 +260,7 @@ def test_embedding_db_lists_usable_and_skipped_embeddings(app, ext):
 def test_prompt_lengths_are_the_token_counter(app, ext):
     assert ext["token_count"]("a cat") == (2, 75)
     assert ext["token_count"](" ".join(["cat"] * 80)) == (80, 150)
-    assert ext["token_count"]("") == app.count_tokens("")
+    assert ext["token_count"]("") == app.text.count_tokens("")
 
 
 def test_hijack_calls_are_harmless(app):

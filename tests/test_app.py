@@ -126,7 +126,7 @@ def demo_ckpt(app) -> Path:
 @pytest.fixture(scope="module")
 def baseline(app) -> Processed:
     """The demo model's image for `job()` with the default settings."""
-    return app.txt2img(job())
+    return app.runner.txt2img(job())
 
 
 @pytest.fixture(autouse=True)
@@ -135,8 +135,8 @@ def settings_restored(request):
     yield
     if "app" in request.fixturenames:
         app = request.getfixturevalue("app")
-        app.refresh_checkpoints()
-        app.set_options({**RESET, "sd_model_checkpoint": DEMO_NAME})
+        app.models.refresh()
+        app.settings.set({**RESET, "sd_model_checkpoint": DEMO_NAME})
 
 
 @pytest.fixture
@@ -163,10 +163,10 @@ def fresh_app(tmp_path):
 def test_a_vae_file_replaces_the_baked_vae_and_none_or_automatic_restore_it(app, demo_ckpt, baseline):
     vae_file = write_vae_file(app.paths.vae_dirs[0] / "x.safetensors", demo_ckpt, seed=1)
     try:
-        app.refresh_checkpoints()
+        app.models.refresh()
         assert "x.safetensors" in app.vaes.names()
-        app.set_options({"sd_vae": "x.safetensors"})
-        with_vae = app.txt2img(job())
+        app.settings.set({"sd_vae": "x.safetensors"})
+        with_vae = app.runner.txt2img(job())
         assert pixels(with_vae) != pixels(baseline)
         info = params(with_vae)
         assert info["VAE"] == "x.safetensors"
@@ -178,9 +178,9 @@ def test_a_vae_file_replaces_the_baked_vae_and_none_or_automatic_restore_it(app,
         assert params(baseline).get("VAE") is None and "VAE" not in baseline.infotexts[0]
 
         for choice in ("None", "Automatic"):
-            app.set_options({"sd_vae": "x.safetensors"})
-            app.set_options({"sd_vae": choice})
-            restored = app.txt2img(job())
+            app.settings.set({"sd_vae": "x.safetensors"})
+            app.settings.set({"sd_vae": choice})
+            restored = app.runner.txt2img(job())
             assert pixels(restored) == pixels(baseline), choice  # bit-exact baked VAE
             assert "VAE" not in restored.infotexts[0], choice
     finally:
@@ -190,22 +190,22 @@ def test_a_vae_file_replaces_the_baked_vae_and_none_or_automatic_restore_it(app,
 def test_a_vae_named_after_the_checkpoint_is_used_under_automatic(app, demo_ckpt, baseline):
     near = write_vae_file(demo_ckpt.with_name(f"{DEMO_STEM}.vae.safetensors"), demo_ckpt, seed=2)
     try:
-        app.refresh_checkpoints()
+        app.models.refresh()
         assert [c.name for c in app.checkpoints.list()].count(near.name) == 0  # not a checkpoint
         assert app.options.sd_vae == "Automatic"
-        automatic = app.txt2img(job())
+        automatic = app.runner.txt2img(job())
         assert params(automatic)["VAE"] == near.name
         assert params(automatic)["VAE hash"] == sha256(near)[:10]
         assert pixels(automatic) != pixels(baseline)
         # "None" overrides the per-model preference (sd_vae_overrides_per_model_preferences is on).
-        app.set_options({"sd_vae": "None"})
-        none = app.txt2img(job())
+        app.settings.set({"sd_vae": "None"})
+        none = app.runner.txt2img(job())
         assert pixels(none) == pixels(baseline) and "VAE" not in none.infotexts[0]
     finally:
         near.unlink()
-        app.refresh_checkpoints()
-    app.set_options({"sd_vae": "Automatic"})
-    assert pixels(app.txt2img(job())) == pixels(baseline)  # the file is gone: baked VAE again
+        app.models.refresh()
+    app.settings.set({"sd_vae": "Automatic"})
+    assert pixels(app.runner.txt2img(job())) == pixels(baseline)  # the file is gone: baked VAE again
 
 
 def test_an_unknown_vae_name_is_a_clear_4xx_and_changes_nothing(app, client):
@@ -231,10 +231,10 @@ def test_sd_vae_api_lists_vae_files(app, client, demo_ckpt):
 def test_vae_path_flag_forces_a_vae_whatever_the_setting(fresh_app, tmp_path, tiny_sd1_ckpt):
     forced = write_vae_file(tmp_path / "forced.safetensors", tiny_sd1_ckpt[0], seed=4)
     app = fresh_app("--ckpt", str(tiny_sd1_ckpt[0]), "--vae-path", str(forced))
-    out = app.txt2img(job())
+    out = app.runner.txt2img(job())
     assert params(out)["VAE"] == "forced.safetensors"
-    app.set_options({"sd_vae": "None"})
-    assert pixels(app.txt2img(job())) == pixels(out)
+    app.settings.set({"sd_vae": "None"})
+    assert pixels(app.runner.txt2img(job())) == pixels(out)
 
 
 def _write_config(data: Path, values: dict) -> None:
@@ -246,16 +246,16 @@ def test_a_stale_vae_setting_falls_back_to_the_baked_vae(fresh_app, tmp_path):
     data = tmp_path / "stale-vae"
     _write_config(data, {"sd_vae": "deleted.safetensors"})
     app = fresh_app(data_dir=data)
-    out = app.txt2img(job())
+    out = app.runner.txt2img(job())
     assert "VAE" not in out.infotexts[0]
 
 
 def test_no_hashing_also_skips_the_vae_hash(fresh_app, tmp_path):
     app = fresh_app("--no-hashing")
     vae_file = write_vae_file(app.paths.vae_dirs[0] / "x.safetensors", app.paths.ckpt_dirs[0] / DEMO_NAME, 1)
-    app.refresh_checkpoints()
-    app.set_options({"sd_vae": vae_file.name})
-    info = params(app.txt2img(job()))
+    app.models.refresh()
+    app.settings.set({"sd_vae": vae_file.name})
+    info = params(app.runner.txt2img(job()))
     assert info["VAE"] == "x.safetensors" and "Model hash" not in info
     assert "VAE hash" not in info
 
@@ -275,32 +275,32 @@ def test_switching_back_to_a_cached_checkpoint_reads_no_file(app, monkeypatch, t
 
     monkeypatch.setattr(model_manager, "load_checkpoint", counting)
     try:
-        app.refresh_checkpoints()
+        app.models.refresh()
         app.models.unload_all()
-        app.set_options({"sd_checkpoints_limit": 2, "sd_checkpoints_keep_in_cpu": True})
-        app.set_options({"sd_model_checkpoint": DEMO_NAME})
-        first = app.txt2img(job())
-        app.set_options({"sd_model_checkpoint": "cached_b"})
-        assert params(app.txt2img(job()))["Model"] == "cached_b"
-        app.set_options({"sd_model_checkpoint": DEMO_NAME})
+        app.settings.set({"sd_checkpoints_limit": 2, "sd_checkpoints_keep_in_cpu": True})
+        app.settings.set({"sd_model_checkpoint": DEMO_NAME})
+        first = app.runner.txt2img(job())
+        app.settings.set({"sd_model_checkpoint": "cached_b"})
+        assert params(app.runner.txt2img(job()))["Model"] == "cached_b"
+        app.settings.set({"sd_model_checkpoint": DEMO_NAME})
         assert reads == [DEMO_NAME, other.name]  # A, B, and A again from RAM
         assert len(app.models.loaded_titles()) == 2
-        back = app.txt2img(job())
+        back = app.runner.txt2img(job())
         assert params(back)["Model"] == DEMO_STEM
         assert pixels(back) == pixels(first)
 
-        app.set_options({"sd_checkpoints_limit": 1})
-        app.set_options({"sd_model_checkpoint": "cached_b"})  # still loaded: no read, A is dropped
+        app.settings.set({"sd_checkpoints_limit": 1})
+        app.settings.set({"sd_model_checkpoint": "cached_b"})  # still loaded: no read, A is dropped
         assert reads == [DEMO_NAME, other.name]
         assert len(app.models.loaded_titles()) == 1
-        app.set_options({"sd_model_checkpoint": DEMO_NAME})
+        app.settings.set({"sd_model_checkpoint": DEMO_NAME})
         assert reads == [DEMO_NAME, other.name, DEMO_NAME]  # limit 1: read again
-        again = app.txt2img(job())
+        again = app.runner.txt2img(job())
         assert pixels(again) == pixels(first)
-        app.set_options({"sd_model_checkpoint": "cached_b"})
+        app.settings.set({"sd_model_checkpoint": "cached_b"})
         assert reads == [DEMO_NAME, other.name, DEMO_NAME, other.name]
     finally:
-        app.set_options({"sd_checkpoints_limit": 1, "sd_model_checkpoint": DEMO_NAME})
+        app.settings.set({"sd_checkpoints_limit": 1, "sd_model_checkpoint": DEMO_NAME})
         other.unlink()
 
 
@@ -308,11 +308,11 @@ def test_override_settings_switch_the_checkpoint_for_one_job(app, tiny_sd1_ckpt)
     other = app.paths.ckpt_dirs[0] / "override_b.safetensors"
     shutil.copy(tiny_sd1_ckpt[0], other)
     try:
-        app.refresh_checkpoints()
-        once = app.txt2img(job(override_settings={"sd_model_checkpoint": "override_b"}))
+        app.models.refresh()
+        once = app.runner.txt2img(job(override_settings={"sd_model_checkpoint": "override_b"}))
         assert params(once)["Model"] == "override_b"
         assert app.options.sd_model_checkpoint.startswith(DEMO_NAME)
-        assert params(app.txt2img(job()))["Model"] == DEMO_STEM
+        assert params(app.runner.txt2img(job()))["Model"] == DEMO_STEM
     finally:
         other.unlink()
 
@@ -321,7 +321,7 @@ def test_a_stale_checkpoint_setting_falls_back_to_the_first_checkpoint(fresh_app
     data = tmp_path / "stale-ckpt"
     _write_config(data, {"sd_model_checkpoint": "deleted.safetensors [0123456789]"})
     app = fresh_app(data_dir=data)
-    assert params(app.txt2img(job()))["Model"] == DEMO_STEM
+    assert params(app.runner.txt2img(job()))["Model"] == DEMO_STEM
 
 
 # --- 3. --ckpt -----------------------------------------------------------------------------------
@@ -332,7 +332,7 @@ def test_ckpt_flag_selects_a_file_from_another_folder(fresh_app, tiny_sd1_ckpt):
     app = fresh_app("--ckpt", str(path))
     assert app.options.sd_model_checkpoint.startswith("tiny_sd1.safetensors")
     assert not (app.paths.ckpt_dirs[0] / DEMO_NAME).exists()  # a checkpoint was given: no demo model
-    out = app.txt2img(job())
+    out = app.runner.txt2img(job())
     assert params(out)["Model"] == "tiny_sd1"
     assert out.images[0].size == (64, 64)
 
@@ -340,35 +340,37 @@ def test_ckpt_flag_selects_a_file_from_another_folder(fresh_app, tiny_sd1_ckpt):
 def test_ckpt_flag_with_a_missing_file_is_a_notice(fresh_app, tmp_path):
     app = fresh_app("--ckpt", str(tmp_path / "nope.safetensors"))
     assert any("nope.safetensors" in n for n in app.notices)
-    assert params(app.txt2img(job()))["Model"] == DEMO_STEM
+    assert params(app.runner.txt2img(job()))["Model"] == DEMO_STEM
 
 
 # --- 4. Seeds (a1111.md §1.5) --------------------------------------------------------------------
 
 
 def test_random_seed_is_resolved_and_reported(app):
-    out = app.txt2img(job(seed=-1))
+    out = app.runner.txt2img(job(seed=-1))
     assert 0 <= out.seed < 4294967294
     assert out.all_seeds == [out.seed]
     assert params(out)["Seed"] == str(out.seed)
     assert json.loads(out.js())["seed"] == out.seed
-    again = app.txt2img(job(seed=out.seed))
+    again = app.runner.txt2img(job(seed=out.seed))
     assert pixels(again) == pixels(out)
 
 
 def test_a_batch_uses_consecutive_seeds(app):
-    batch = app.txt2img(job(seed=500, batch_size=2, do_not_save_grid=False))
+    batch = app.runner.txt2img(job(seed=500, batch_size=2, do_not_save_grid=False))
     assert batch.all_seeds == [500, 501]
     first = batch.index_of_first_image
     assert first == 1 and len(batch.images) == 3  # grid first
-    assert len(app.txt2img(job(seed=500, batch_size=2)).images) == 2  # do_not_save_grid: no grid (A1111)
+    assert (
+        len(app.runner.txt2img(job(seed=500, batch_size=2)).images) == 2
+    )  # do_not_save_grid: no grid (A1111)
     assert [params(batch, first + i)["Seed"] for i in range(2)] == ["500", "501"]
-    single = app.txt2img(job(seed=501))
+    single = app.runner.txt2img(job(seed=501))
     assert close(pixels(batch, first + 1), pixels(single))
 
 
 def test_variation_seed_keeps_the_seed_and_steps_the_subseed(app, baseline):
-    varied = app.txt2img(job(batch_size=2, subseed=99, subseed_strength=0.5))
+    varied = app.runner.txt2img(job(batch_size=2, subseed=99, subseed_strength=0.5))
     first = varied.index_of_first_image
     assert varied.all_seeds == [1234, 1234]
     assert varied.all_subseeds == [99, 100]
@@ -380,32 +382,32 @@ def test_variation_seed_keeps_the_seed_and_steps_the_subseed(app, baseline):
     assert pixels(varied, first) != pixels(baseline)
     assert pixels(varied, first) != pixels(varied, first + 1)
 
-    zero = app.txt2img(job(subseed=99, subseed_strength=0.0))
+    zero = app.runner.txt2img(job(subseed=99, subseed_strength=0.0))
     assert pixels(zero) == pixels(baseline)
     assert "Variation seed" not in zero.infotexts[0]
     assert zero.all_subseeds == [99]
 
 
 def test_random_subseed_is_resolved(app):
-    varied = app.txt2img(job(subseed=-1, subseed_strength=0.3))
+    varied = app.runner.txt2img(job(subseed=-1, subseed_strength=0.3))
     subseed = varied.all_subseeds[0]
     assert 0 <= subseed < 4294967294
     assert params(varied)["Variation seed"] == str(subseed)
 
 
 def test_seed_resize_from_is_written_to_the_infotext(app, baseline):
-    resized = app.txt2img(job(seed_resize_from_w=32, seed_resize_from_h=48))
+    resized = app.runner.txt2img(job(seed_resize_from_w=32, seed_resize_from_h=48))
     assert params(resized)["Seed resize from-1"] == "32"
     assert "Seed resize from: 32x48" in resized.infotexts[0]
     assert pixels(resized) != pixels(baseline)
-    same_size = app.txt2img(job(seed_resize_from_w=64, seed_resize_from_h=64))
+    same_size = app.runner.txt2img(job(seed_resize_from_w=64, seed_resize_from_h=64))
     assert pixels(same_size) == pixels(baseline)  # the noise is drawn at the same size
-    half = app.txt2img(job(seed_resize_from_w=32, seed_resize_from_h=0))
+    half = app.runner.txt2img(job(seed_resize_from_w=32, seed_resize_from_h=0))
     assert "Seed resize from" not in half.infotexts[0]  # only when both are > 0
 
 
 def test_seed_extras_off_ignores_variation_and_resize(app, baseline):
-    out = app.txt2img(
+    out = app.runner.txt2img(
         job(
             seed_enable_extras=False,
             subseed=5,
@@ -423,18 +425,18 @@ def test_seed_extras_off_ignores_variation_and_resize(app, baseline):
 
 def test_clip_skip_setting_changes_the_image_and_is_written(app, baseline):
     assert "Clip skip" not in baseline.infotexts[0]
-    app.set_options({"CLIP_stop_at_last_layers": 2})
-    skipped = app.txt2img(job())
+    app.settings.set({"CLIP_stop_at_last_layers": 2})
+    skipped = app.runner.txt2img(job())
     assert params(skipped)["Clip skip"] == "2"
     assert json.loads(skipped.js())["clip_skip"] == 2
     assert pixels(skipped) != pixels(baseline)
-    app.set_options({"CLIP_stop_at_last_layers": 1})
+    app.settings.set({"CLIP_stop_at_last_layers": 1})
 
-    once = app.txt2img(job(override_settings={"CLIP_stop_at_last_layers": 2}))
+    once = app.runner.txt2img(job(override_settings={"CLIP_stop_at_last_layers": 2}))
     assert params(once)["Clip skip"] == "2"
     assert pixels(once) == pixels(skipped)
     assert app.options.CLIP_stop_at_last_layers == 1  # restored after the job
-    after = app.txt2img(job())
+    after = app.runner.txt2img(job())
     assert pixels(after) == pixels(baseline) and "Clip skip" not in after.infotexts[0]
 
 
@@ -462,7 +464,7 @@ def test_images_are_saved_in_dated_folders_with_their_parameters(fresh_app, tmp_
     data = tmp_path / "my data"
     app = fresh_app(data_dir=data)
     samples, grids = data / "outputs" / "txt2img-images", data / "outputs" / "txt2img-grids"
-    out = app.txt2img(job(seed=4321, do_not_save_samples=False, do_not_save_grid=False))
+    out = app.runner.txt2img(job(seed=4321, do_not_save_samples=False, do_not_save_grid=False))
     (saved,) = _saved(samples)
     assert saved.parent.parent == samples and saved.parent.name in _today_folders()
     # A1111 numbers files and puts the seed next: 00000-4321[-prompt].png
@@ -472,7 +474,7 @@ def test_images_are_saved_in_dated_folders_with_their_parameters(fresh_app, tmp_
         assert image.tobytes() == pixels(out)
     assert _saved(grids) == []  # one image: no grid
 
-    batch = app.txt2img(job(seed=10, batch_size=2, do_not_save_samples=False, do_not_save_grid=False))
+    batch = app.runner.txt2img(job(seed=10, batch_size=2, do_not_save_samples=False, do_not_save_grid=False))
     names = [p.name for p in _saved(samples)]
     assert len(names) == 3
     assert re.fullmatch(r"00001-10(-a red fox)?\.png", names[1]) and re.fullmatch(r"00002-11.*", names[2])
@@ -484,11 +486,11 @@ def test_images_are_saved_in_dated_folders_with_their_parameters(fresh_app, tmp_
         assert grid.size == (128, 64)
         assert grid.info["parameters"] == batch.infotexts[0]
 
-    app.set_options({"samples_save": False})
-    app.txt2img(job(seed=77, do_not_save_samples=False, do_not_save_grid=False))
+    app.settings.set({"samples_save": False})
+    app.runner.txt2img(job(seed=77, do_not_save_samples=False, do_not_save_grid=False))
     assert len(_saved(data / "outputs")) == 4  # nothing new
-    app.set_options({"samples_save": True})
-    app.txt2img(job(seed=78))  # do_not_save_samples (what scripts set) wins over the setting
+    app.settings.set({"samples_save": True})
+    app.runner.txt2img(job(seed=78))  # do_not_save_samples (what scripts set) wins over the setting
     assert len(_saved(data / "outputs")) == 4
 
 
@@ -497,7 +499,7 @@ def test_default_file_names_are_seed_and_prompt_and_grids_are_numbered(fresh_app
     grids A1111's short grid-NNNN.png."""
     data = tmp_path / "names"
     app = fresh_app(data_dir=data)
-    app.txt2img(job(seed=10, batch_size=2, do_not_save_samples=False, do_not_save_grid=False))
+    app.runner.txt2img(job(seed=10, batch_size=2, do_not_save_samples=False, do_not_save_grid=False))
     assert [p.name for p in _saved(data / "outputs" / "txt2img-images")] == [
         "00000-10-a red fox.png",
         "00001-11-a red fox.png",
@@ -508,16 +510,16 @@ def test_default_file_names_are_seed_and_prompt_and_grids_are_numbered(fresh_app
 def test_samples_filename_pattern_names_the_files(fresh_app, tmp_path):
     data = tmp_path / "pattern"
     app = fresh_app(data_dir=data)
-    app.set_options({"samples_filename_pattern": "[prompt_words]-[seed]"})
-    app.txt2img(job(seed=4321, do_not_save_samples=False))
+    app.settings.set({"samples_filename_pattern": "[prompt_words]-[seed]"})
+    app.runner.txt2img(job(seed=4321, do_not_save_samples=False))
     assert [p.name for p in _saved(data / "outputs" / "txt2img-images")] == ["00000-a red fox-4321.png"]
 
 
 def test_outdir_samples_overrides_the_txt2img_folder(fresh_app, tmp_path):
     data = tmp_path / "outdir"
     app = fresh_app(data_dir=data)
-    app.set_options({"outdir_samples": "everything"})
-    app.txt2img(job(seed=4321, do_not_save_samples=False))
+    app.settings.set({"outdir_samples": "everything"})
+    app.runner.txt2img(job(seed=4321, do_not_save_samples=False))
     assert _saved(data / "outputs") == []
     assert len(_saved(data / "everything")) == 1
 
@@ -525,7 +527,7 @@ def test_outdir_samples_overrides_the_txt2img_folder(fresh_app, tmp_path):
 def test_the_last_infotext_is_written_to_params_txt(fresh_app, tmp_path):
     data = tmp_path / "params"
     app = fresh_app(data_dir=data)
-    out = app.txt2img(job(seed=99))
+    out = app.runner.txt2img(job(seed=99))
     assert (data / "params.txt").read_text(encoding="utf-8") == out.infotexts[0]
 
 
@@ -536,11 +538,11 @@ def test_data_dir_holds_config_cache_outputs_and_models(fresh_app, tmp_path):
         assert (data / sub).is_dir(), sub
     demo = data / "models" / "Stable-diffusion" / DEMO_NAME
     assert demo.is_file()
-    app.txt2img(job())
+    app.runner.txt2img(job())
     cache = json.loads((data / "cache.json").read_text())
     entry = cache["hashes"][f"checkpoint/{DEMO_NAME}"]
     assert entry["sha256"] == sha256(demo)
-    app.set_options({"CLIP_stop_at_last_layers": 2})
+    app.settings.set({"CLIP_stop_at_last_layers": 2})
     config = json.loads((data / "config.json").read_text())
     assert config["CLIP_stop_at_last_layers"] == 2
     assert config["sd_model_checkpoint"] == f"{DEMO_NAME} [{sha256(demo)[:10]}]"
@@ -550,11 +552,11 @@ def test_data_dir_holds_config_cache_outputs_and_models(fresh_app, tmp_path):
 def test_settings_survive_a_restart_with_the_same_data_dir(fresh_app, tmp_path):
     data = tmp_path / "persist"
     first = fresh_app(data_dir=data)
-    first.set_options({"CLIP_stop_at_last_layers": 2, "samples_save": False})
+    first.settings.set({"CLIP_stop_at_last_layers": 2, "samples_save": False})
     first.shutdown()
     second = fresh_app(data_dir=data)
     assert second.options.CLIP_stop_at_last_layers == 2 and second.options.samples_save is False
-    assert params(second.txt2img(job()))["Clip skip"] == "2"
+    assert params(second.runner.txt2img(job()))["Clip skip"] == "2"
 
 
 # --- 7. Flags that are accepted but do nothing (yet) -----------------------------------------------
@@ -564,7 +566,7 @@ def test_medvram_adds_a_notice_that_it_has_no_effect_yet(fresh_app):
     app = fresh_app("--medvram")
     notes = [n for n in app.notices if "--medvram" in n]
     assert notes and "no effect" in notes[0]
-    assert app.txt2img(job()).images[0].size == (64, 64)
+    assert app.runner.txt2img(job()).images[0].size == (64, 64)
 
 
 @pytest.mark.skipif(xformers_available(), reason="xformers is installed")
@@ -572,7 +574,7 @@ def test_xformers_without_xformers_falls_back_to_sdpa_with_a_notice(fresh_app):
     app = fresh_app("--xformers")
     notes = [n for n in app.notices if "xformers" in n]
     assert notes and "SDPA" in notes[0]
-    assert app.txt2img(job()).images[0].size == (64, 64)
+    assert app.runner.txt2img(job()).images[0].size == (64, 64)
 
 
 def test_no_notices_without_such_flags(app):
@@ -593,17 +595,17 @@ def test_other_families_generate_through_the_app(app, request, fixture, stem, wi
     if source.with_suffix(".yaml").exists():  # the SD2-v config sidecar travels with the checkpoint
         copied.append(shutil.copy(source.with_suffix(".yaml"), folder / f"{stem}.yaml"))
     try:
-        app.refresh_checkpoints()
-        app.set_options({"sd_model_checkpoint": stem})
+        app.models.refresh()
+        app.settings.set({"sd_model_checkpoint": stem})
         assert app.options.sd_model_checkpoint.startswith(f"{stem}.safetensors [")
-        out = app.txt2img(job(width=width, height=height))
+        out = app.runner.txt2img(job(width=width, height=height))
         assert out.images[0].size == (width, height)
         info = params(out)
         assert info["Model"] == stem and info["Size-1"] == str(width) and info["Size-2"] == str(height)
         assert info["Model hash"] == sha256(folder / source.name)[:10]
         assert len(set(out.images[0].getdata())) > 1  # a picture, not a flat colour
     finally:
-        app.set_options({"sd_model_checkpoint": DEMO_NAME})
+        app.settings.set({"sd_model_checkpoint": DEMO_NAME})
         for path in copied:
             Path(path).unlink()
 
@@ -623,9 +625,9 @@ def test_an_error_inside_the_worker_reaches_the_caller_and_the_next_job_runs(app
 
     monkeypatch.setattr(engine_generate, "generate", fail_once)
     with pytest.raises(RuntimeError, match="simulated failure"):
-        app.txt2img(job())
+        app.runner.txt2img(job())
     assert app.state.job == ""  # the job state was closed
-    out = app.txt2img(job())
+    out = app.runner.txt2img(job())
     assert calls["n"] == 2
     assert pixels(out) == pixels(baseline)
     assert app.queue.pending() == []
@@ -637,7 +639,7 @@ def test_an_error_inside_the_worker_leaves_override_settings_restored(app, monke
 
     monkeypatch.setattr(engine_generate, "generate", fail)
     with pytest.raises(RuntimeError, match="boom"):
-        app.txt2img(job(override_settings={"CLIP_stop_at_last_layers": 3}))
+        app.runner.txt2img(job(override_settings={"CLIP_stop_at_last_layers": 3}))
     assert app.options.CLIP_stop_at_last_layers == 1
 
 

@@ -59,3 +59,11 @@ def test_a_changed_file_is_picked_up_at_the_next_job(app, client):
     _write(app, "swap", torch.ones(1, DEMO_WIDTH) * 3)
     second, _ = _generate(client, "a fox swap")
     assert first != second
+
+
+def test_the_token_counter_counts_an_embedding_as_its_vectors(app):
+    app.queue.run("wait for the model", lambda: None)
+    _write(app, "six-vectors", torch.zeros(6, DEMO_WIDTH))
+    app.embeddings.refresh()
+    assert app.text.count_tokens("six-vectors") == (6, 75)
+    assert app.text.count_tokens("a six-vectors b") == (8, 75)

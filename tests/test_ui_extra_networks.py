@@ -119,11 +119,13 @@ def test_switch_checkpoint_reports_errors():
     def fail(values):
         raise ValueError("Checkpoint not found: 'nope'")
 
-    app = SimpleNamespace(set_options=fail)
+    app = SimpleNamespace(settings=SimpleNamespace(set=fail))
     assert "sumi-error" in en.switch_checkpoint(app, "nope")
     assert en.switch_checkpoint(app, "") == ""
     chosen = {}
-    ok = SimpleNamespace(set_options=chosen.update, options=SimpleNamespace(sd_model_checkpoint="m [abc]"))
+    ok = SimpleNamespace(
+        settings=SimpleNamespace(set=chosen.update), options=SimpleNamespace(sd_model_checkpoint="m [abc]")
+    )
     assert "m [abc]" in en.switch_checkpoint(ok, "m")
     assert chosen == {"sd_model_checkpoint": "m"}
 

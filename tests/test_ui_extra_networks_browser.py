@@ -78,13 +78,13 @@ def page(browser, server):
 def seen(server, monkeypatch):
     """The prompt texts the server was asked to count: what Gradio received from the page."""
     texts: list[str] = []
-    count_tokens = server.app.count_tokens
+    count_tokens = server.app.text.count_tokens
 
     def recording(text: str, steps: int = 20, *, negative: bool = False) -> tuple[int, int]:
         texts.append(text)
         return count_tokens(text, steps, negative=negative)
 
-    monkeypatch.setattr(server.app, "count_tokens", recording)
+    monkeypatch.setattr(server.app.text, "count_tokens", recording)
     return texts
 
 

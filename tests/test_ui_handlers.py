@@ -15,6 +15,7 @@ from modules.sumi.frontends.gradio import txt2img as ui
 from modules.sumi.services.jobs.generation import GenerationService
 from modules.sumi.services.jobs.processing import Processed, StableDiffusionProcessingTxt2Img
 from modules.sumi.services.jobs.queue import JobQueue
+from modules.sumi.services.jobs.runner import JobRunner
 from modules.sumi.services.jobs.state import JobState, ProgressSnapshot
 from modules.sumi.services.settings.options import Options
 
@@ -89,7 +90,10 @@ class FakeGeneration:
 def fake_app():
     state = JobState()
     queue = JobQueue(state)
-    app = SimpleNamespace(state=state, queue=queue, generation=FakeGeneration(state))
+    generation = FakeGeneration(state)
+    app = SimpleNamespace(
+        state=state, queue=queue, generation=generation, runner=JobRunner(queue, generation)
+    )
     yield app
     queue.stop()
 
@@ -308,6 +312,8 @@ def quick_app(names=("a.safetensors", "b.safetensors"), selected=None, fail=None
         options=SimpleNamespace(sd_model_checkpoint=selected),
         notices=["Demo model: images are noise <sic>"],
         refreshed=0,
+        settings=SimpleNamespace(),
+        models=SimpleNamespace(),
     )
 
     def set_options(values):
@@ -319,7 +325,7 @@ def quick_app(names=("a.safetensors", "b.safetensors"), selected=None, fail=None
         app.refreshed += 1
         app.checkpoints.infos.append(info("c.safetensors"))
 
-    app.set_options, app.refresh_checkpoints = set_options, refresh
+    app.settings.set, app.models.refresh = set_options, refresh
     return app
 
 
@@ -408,13 +414,13 @@ def test_a_checkpoint_that_fails_to_load_does_not_stay_selected():
     app = quick_app()
     loads = []
 
-    def set_options(values):  # like App.set_options: the option is saved, then loading fails
+    def set_options(values):  # like SettingsService.set: the option is saved, then loading fails
         app.options.sd_model_checkpoint = values["sd_model_checkpoint"]
         loads.append(values["sd_model_checkpoint"])
         if values["sd_model_checkpoint"] == "b.safetensors":
             raise ModelLoadError("b.safetensors: file is gone")
 
-    app.set_options = set_options
+    app.settings.set = set_options
     update, notices = quicksettings.select_checkpoint(app, "b.safetensors")
     assert loads == ["b.safetensors", "a.safetensors [0123456789]"]
     assert app.options.sd_model_checkpoint == "a.safetensors [0123456789]"

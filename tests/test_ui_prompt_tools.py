@@ -19,9 +19,12 @@ NEGATIVE = "#txt2img_neg_prompt textarea"
 
 # -- handlers -----------------------------------------------------------------------------------------
 class FakeApp:
+    """What the token counter uses of the App: `app.text.count_tokens` (here the app is its own text)."""
+
     def __init__(self, result=(3, 75), error: Exception | None = None):
         self.calls: list[tuple[str, int]] = []
         self.result, self.error = result, error
+        self.text = self
 
     def count_tokens(self, text: str, steps: int = 20, *, negative: bool = False) -> tuple[int, int]:
         self.calls.append((text, steps))
@@ -125,13 +128,13 @@ def page(server):
 def seen(server, monkeypatch):
     """The prompt texts the server was asked to count: what Gradio received from the page."""
     texts: list[str] = []
-    count_tokens = server.app.count_tokens
+    count_tokens = server.app.text.count_tokens
 
     def recording(text: str, steps: int = 20, *, negative: bool = False) -> tuple[int, int]:
         texts.append(text)
         return count_tokens(text, steps, negative=negative)
 
-    monkeypatch.setattr(server.app, "count_tokens", recording)
+    monkeypatch.setattr(server.app.text, "count_tokens", recording)
     return texts
 
 
@@ -303,6 +306,6 @@ def test_the_negative_prompt_is_not_split_at_and(tmp_path):
     try:
         long_part = ", ".join(["red fox"] * 30)
         text = f"{long_part} AND {long_part}"
-        assert app.count_tokens(text)[0] < app.count_tokens(text, negative=True)[0]
+        assert app.text.count_tokens(text)[0] < app.text.count_tokens(text, negative=True)[0]
     finally:
         app.shutdown()

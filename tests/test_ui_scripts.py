@@ -8,7 +8,6 @@ import argparse
 import json
 import textwrap
 import threading
-import types
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,6 +23,7 @@ from modules.sumi.services.extensions.model import ACCESS_DENIED, ExtensionError
 from modules.sumi.services.jobs.generation import GenerationService
 from modules.sumi.services.jobs.processing import Processed
 from modules.sumi.services.jobs.queue import JobQueue
+from modules.sumi.services.jobs.runner import JobRunner
 from modules.sumi.services.jobs.state import JobState
 from modules.sumi.services.scripts.callbacks import CallbackRegistry
 from modules.sumi.services.scripts.runner import ScriptErrors, ScriptRunner
@@ -252,8 +252,10 @@ class Recorder:
 def script_app():
     state = JobState()
     queue = JobQueue(state)
-    app = SimpleNamespace(state=state, queue=queue, generation=FakeGeneration(state))
-    app.run_txt2img_job = types.MethodType(App.run_txt2img_job, app)
+    generation = FakeGeneration(state)
+    app = SimpleNamespace(
+        state=state, queue=queue, generation=generation, runner=JobRunner(queue, generation)
+    )
     runner = ScriptRunner("txt2img", ScriptErrors())
     yield app, runner
     queue.stop()
@@ -313,7 +315,7 @@ def test_extension_tabs_come_before_settings_and_bad_ones_are_reported(built):
     tabs = _by_elem_id(built.demo, "tabs")
     labels = [getattr(child, "label", None) for child in tabs.children]
     assert labels == ["txt2img", "Good", "Settings", "Extensions"]
-    problems = "\n".join(built.app.extension_problems)
+    problems = "\n".join(built.app.settings.extension_problems)
     assert "on_ui_tabs failed (RuntimeError: tabs exploded)" in problems
     assert "the title 'Settings' already exists" in problems
     assert "not (gr.Blocks, title, elem_id)" in problems
@@ -325,7 +327,7 @@ def test_duplicate_options_keep_the_first_definition(built):
     options = built.app.options
     assert options.data_labels["ext_opt"].label == "Ext option" and options.ext_opt == 1
     assert options.data_labels["samples_save"].label != "Clash" and options.samples_save is True
-    problems = "\n".join(built.app.extension_problems)
+    problems = "\n".join(built.app.settings.extension_problems)
     assert "Setting 'ext_opt' added by" in problems and "Setting 'samples_save'" in problems
     assert "already defined by Sumi" in problems
     assert _by_elem_id(built.demo, "setting_ext_opt").value == 1  # shown in the Settings tab

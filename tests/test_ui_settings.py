@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -14,13 +15,14 @@ from tests.browser_support import browser_skip_reason, launch_chromium, running_
 
 
 class FakeApp:
-    """What the Settings tab uses of the App: options, VAE and checkpoint names, set_options."""
+    """What the Settings tab uses of the App: options, VAE and checkpoint names, settings.set."""
 
     def __init__(self, options: Options | None = None) -> None:
         self.options = options or Options()
         self.vaes = _Names(["Automatic", "None", "kl-f8.safetensors"])
         self.checkpoints = _Names(["a.safetensors [0123456789]"])
         self.applied: list[dict[str, Any]] = []
+        self.settings = SimpleNamespace(set=self.set_options)
 
     def set_options(self, values: dict[str, Any]) -> None:
         self.applied.append(dict(values))
@@ -160,7 +162,7 @@ def test_apply_sends_the_changes_and_reports_them():
     assert app.applied == [{"samples_save": False, "n_rows": 4}]
     assert app.options.samples_save is False
     assert ui.apply_settings(app, keys, *submitted(app, keys)) == "0 settings changed."
-    assert len(app.applied) == 1  # nothing changed: set_options is not called
+    assert len(app.applied) == 1  # nothing changed: settings.set is not called
 
 
 def test_apply_shows_errors_instead_of_raising():
@@ -179,7 +181,7 @@ def test_apply_survives_an_unexpected_failure():
     def broken(values):
         raise RuntimeError("disk full")
 
-    app.set_options = broken
+    app.settings.set = broken
     out = ui.apply_settings(app, ["samples_save"], False)
     assert "RuntimeError: disk full" in out
 

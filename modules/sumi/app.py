@@ -1,4 +1,5 @@
-"""The App: one object that owns settings, the model registry, the job queue and the services.
+"""The App: builds the services (settings, models, job queue and runner, networks, scripts,
+extensions, ...), starts them and stops them; nothing else.
 
 `webui.py` builds it from the parsed flags and hands it to the UI and the API; nothing else creates
 one. Everything user-visible that went wrong at start-up is collected in `notices` for the UI.
@@ -16,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from modules.sumi.engine.devices import DeviceConfig, select_device, xformers_available
-from modules.sumi.engine.errors import EngineError, InvalidRequestError
+from modules.sumi.engine.errors import EngineError
 from modules.sumi.services.controlnet.models import ControlNetModels
 from modules.sumi.services.controlnet.service import ControlNetService
 from modules.sumi.services.extensions.manager import ExtensionManager
 from modules.sumi.services.jobs.generation import GenerationService
-from modules.sumi.services.jobs.processing import Processed, StableDiffusionProcessing
 from modules.sumi.services.jobs.queue import JobQueue
+from modules.sumi.services.jobs.runner import JobRunner
 from modules.sumi.services.jobs.state import JobState
 from modules.sumi.services.models.a1111_view import model_view
 from modules.sumi.services.models.checkpoints import CheckpointRegistry, VaeRegistry
@@ -38,23 +39,24 @@ from modules.sumi.services.scripts.loading import ScriptService
 from modules.sumi.services.settings.flags import not_yet_implemented_flags
 from modules.sumi.services.settings.options import Options
 from modules.sumi.services.settings.paths import DataPaths
+from modules.sumi.services.settings.service import SettingsService
 from modules.sumi.services.settings.styles import StyleDatabase
+from modules.sumi.services.text.service import TextService
 
 log = logging.getLogger(__name__)
 
 
 class App:
+    """Builds the services (each an attribute) and starts and stops them; the front ends call the
+    services directly: `runner` (jobs), `settings`, `models`, `text`, `scripts`, `extensions`, ..."""
+
     def __init__(self, args: argparse.Namespace, repo_root: Path | str) -> None:
         self.args = args
         self.notices: list[str] = []
         self.demo: Any = None  # the gradio page once built (A1111's shared.demo)
-        # Problems found while the UI took in extensions' tabs and settings (shown in the Extensions tab).
-        self.extension_problems: list[str] = []
         self.boot_id = uuid.uuid4().hex  # tells a page waiting for a restart that the server is new
         self.restart_handler: Callable[[], None] | None = None  # set by webui.main
         self.restart_requested = False
-        self._extension_options_added = False
-        self._count_hook: tuple[Any, Any] | None = None  # (embeddings view, its hook) for count_tokens
         self.paths = DataPaths.from_args(args, repo_root)
         self.paths.ensure()
         self._publish_path_flags()
@@ -79,10 +81,11 @@ class App:
             self.options,
             self.devices,
             allow_unsafe_pickle=bool(args.disable_safe_unpickle),
+            executor=self.queue,
         )
-        self.models.on_model_loaded.append(self._remember_checkpoint)
         self.callbacks = CallbackRegistry()
         self.models.on_model_loaded.append(self._model_loaded_callbacks)
+        self.settings = SettingsService(self.options, self.paths, self.models, self.callbacks, self.notice)
         # A1111: --styles-file entries (paths or globs) replace <data>/styles.csv; the first is the save target
         self.styles = StyleDatabase(
             list(getattr(args, "styles_file", None) or []) or [self.paths.styles_file]
@@ -122,6 +125,8 @@ class App:
             self.callbacks,
             model_view=_a1111_model_view,
         )
+        self.runner = JobRunner(self.queue, self.generation)
+        self.text = TextService(self.models, self.embeddings, self.options)
 
     def _publish_path_flags(self) -> None:
         """A1111's folder flags default to the folders in use, and extensions read them as such
@@ -151,10 +156,6 @@ class App:
         """Extensions' `on_model_loaded(sd_model)` get what they see as `shared.sd_model` (A1111)."""
         if self.callbacks.has("model_loaded"):
             self.callbacks.call("model_loaded", model_view(loaded))
-
-    def _remember_checkpoint(self, loaded) -> None:
-        """After a load the setting holds the hashed title, as A1111 does (`name [hash]`)."""
-        self.options.data["sd_model_checkpoint"] = loaded.checkpoint.title
 
     def _select_device(self) -> DeviceConfig:
         a = self.args
@@ -232,72 +233,7 @@ class App:
             return
         self.options.set("sd_model_checkpoint", info.title)
 
-    # -- operations shared by the UI and the API --------------------------------------------------
-    def txt2img(self, p: StableDiffusionProcessing) -> Processed:
-        """Run a txt2img job through the single worker queue and wait for it."""
-        self.generation.validate(p)
-        return self.queue.run("txt2img", lambda: self.run_txt2img_job(p))
-
-    def run_txt2img_job(self, p: StableDiffusionProcessing) -> Processed:
-        """The body of a txt2img job (call it on the worker queue), in A1111's order: the always-on
-        scripts' `setup`, then the selected script runs the job (usually via process_images), else a
-        plain job. A selected script that raises is recorded in the scripts' errors and re-raised."""
-        processed = None
-        if p.scripts is not None:
-            p.scripts.setup_scrips(p, is_ui=not getattr(p, "is_api", False))
-            try:
-                processed = p.scripts.run(p, *p.script_args)
-            except Exception as exc:
-                index = int(p.script_args[0] or 0) if p.script_args else 0
-                scripts = p.scripts.selectable_scripts
-                if 0 < index <= len(scripts):
-                    p.scripts.errors.report(scripts[index - 1].filename or "script", "run", exc)
-                raise
-        return processed if processed is not None else self.generation.process(p)
-
-    _txt2img_job = run_txt2img_job  # the old private name
-
-    # -- extensions' settings and restart ---------------------------------------------------------
-    def add_extension_options(self) -> None:
-        """Run the `on_ui_settings` callbacks once, so extensions' options exist for the UI and the API.
-
-        An option key that is already taken (by Sumi or an earlier extension) keeps its first
-        description and value; the later one is reported in `notices` and `extension_problems`."""
-        if self._extension_options_added:
-            return
-        self._extension_options_added = True
-        owners = {key: "Sumi" for key in self.options.data_labels}
-        for entry in list(self.callbacks.entries["ui_settings"]):
-            labels, values = dict(self.options.data_labels), dict(self.options.data)
-            try:
-                entry.callback()
-            except Exception as exc:  # an extension's bug: recorded, the other extensions go on
-                self.callbacks.report("ui_settings", entry, exc)
-            source = self._script_label(entry.script) if entry.script else entry.name
-            for key, info in list(self.options.data_labels.items()):
-                first = labels.get(key)
-                if first is None:
-                    owners[key] = source
-                elif info is not first:
-                    self._keep_first_option(key, first, values, owners[key], source)
-
-    def _script_label(self, path: str) -> str:
-        """ "<extension> (scripts/x.py)" for a file in an extension folder, else the path."""
-        target = Path(path)
-        for folder in (self.paths.extensions_dir, self.paths.extensions_builtin_dir):
-            if folder is not None and Path(folder) in target.parents:
-                relative = target.relative_to(folder)
-                return f"{relative.parts[0]} ({Path(*relative.parts[1:]).as_posix()})"
-        return path
-
-    def _keep_first_option(self, key: str, first: Any, values: dict[str, Any], owner: str, by: str) -> None:
-        self.options.data_labels[key] = first
-        if key in values:
-            self.options.data[key] = values[key]
-        message = f"Setting {key!r} added by {by} is already defined by {owner}; the first definition is kept"
-        self.extension_problems.append(message)
-        self.notice(message)
-
+    # -- restart ------------------------------------------------------------------------------------
     def request_restart(self, delay: float = 1.0) -> bool:
         """Ask for a restart of the whole server process (webui.main stops the server, shuts the App
         down and runs the same command line again). False when nothing can restart this process (the
@@ -310,78 +246,6 @@ class App:
         timer.daemon = True
         timer.start()
         return True
-
-    def set_options(self, values: dict[str, Any]) -> None:
-        """Apply and persist settings; switching `sd_model_checkpoint` loads the model now."""
-        checkpoint = values.get("sd_model_checkpoint")
-        if checkpoint is not None:
-            info = self.checkpoints.match(str(checkpoint))
-            if info is None:
-                raise InvalidRequestError(f"Checkpoint not found: {checkpoint!r}")
-            values = {**values, "sd_model_checkpoint": info.title}
-        self._check_vae_name(values.get("sd_vae"))
-        unknown = [key for key in values if key not in self.options.data_labels]
-        if unknown:
-            raise InvalidRequestError(f"Unknown setting: {', '.join(map(repr, unknown))}")
-        previous = {key: getattr(self.options, key) for key in values}
-        try:
-            for key, value in values.items():
-                self._set_option(key, value)
-            if checkpoint is not None or "sd_vae" in values:
-                self.queue.run("load model", self.models.get)
-        except Exception:
-            for key, value in previous.items():  # a model that fails to load leaves the old one selected
-                self.options.set(key, value)
-            raise
-        self.options.save(self.paths.config_file)
-
-    def count_tokens(self, text: str, steps: int = 20, *, negative: bool = False) -> tuple[int, int]:
-        """What the prompt boxes' token counters show: (tokens, limit) as A1111's `N/75`, `N/150`, ...
-        The negative prompt is not split at AND (A1111 never splits it)."""
-        from modules.sumi.engine.text.token_count import count_tokens
-        from modules.sumi.engine.text.tokenizer import get_tokenizer
-
-        active = self.models.active
-        tokenizer = active.sd.text_encoders[0].tokenizer if active else get_tokenizer()
-        o = self.options
-        return count_tokens(
-            tokenizer,
-            text,
-            steps,
-            comma_padding_backtrack=int(o.comma_padding_backtrack),
-            emphasis=o.emphasis,
-            is_positive=not negative,
-            find_embedding=self._embedding_finder(active.sd) if active else None,
-        )
-
-    def _embedding_finder(self, model: Any) -> Any:
-        """The counter's `find_embedding`: an embedding counts as its vectors, as in A1111 (None when
-        the embeddings cannot be listed). One hook per embeddings view, so its name index is reused."""
-        try:
-            view = self.embeddings.for_model(model)
-        except Exception as exc:  # the counter is a hint; a broken folder must not break typing
-            log.warning("token counter: embeddings not counted: %s", exc)
-            return None
-        cached = self._count_hook
-        if cached is None or cached[0] is not view:
-            cached = self._count_hook = (view, view.hook())
-        return cached[1].finder(model.text_encoders[0])
-
-    def _check_vae_name(self, name: Any) -> None:
-        """An explicit VAE choice must exist (a stale one in config.json only falls back, as A1111)."""
-        if name is None or name in self.vaes.names():
-            return
-        raise InvalidRequestError(f"VAE not found: {name!r}; choices: {', '.join(self.vaes.names())}")
-
-    def _set_option(self, key: str, value: Any) -> None:
-        try:
-            self.options.set(key, value)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise InvalidRequestError(f"Setting {key!r}: {exc}") from exc
-
-    def refresh_checkpoints(self) -> None:
-        self.checkpoints.refresh()
-        self.vaes.refresh()
 
     def shutdown(self) -> None:
         self.queue.stop()

@@ -47,7 +47,7 @@ class ExtensionTab:
 
 def build_ui(app: App) -> gr.Blocks:
     """The whole page: quick settings and notices on top, then one tab per mode."""
-    app.add_extension_options()
+    app.settings.add_extension_options()
     PASTE_BUTTONS.reset()  # extensions register "send to txt2img" buttons while their tabs are made
     extension_tabs = collect_extension_tabs(app)
     with gr.Blocks(title="Sumi", analytics_enabled=False) as demo:
@@ -70,8 +70,7 @@ def build_ui(app: App) -> gr.Blocks:
 
 
 def _problem(app: App, message: str) -> None:
-    app.extension_problems.append(message)
-    app.notice(message)
+    app.settings.report_extension_problem(message)
 
 
 def collect_extension_tabs(app: App) -> list[ExtensionTab]:

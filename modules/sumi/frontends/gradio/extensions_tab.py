@@ -153,7 +153,7 @@ class ErrorItem:
 def error_items(app: App) -> list[ErrorItem]:
     """Everything extensions did wrong so far, oldest first within each kind."""
     items = [ErrorItem("Extensions", p) for p in app.extensions.problems]
-    items += [ErrorItem("Extensions", p) for p in app.extension_problems]
+    items += [ErrorItem("Extensions", p) for p in app.settings.extension_problems]
     items += [
         ErrorItem(source_label(app, e.script), f"{e.where}: {e.message}", e.traceback)
         for e in app.scripts.errors.items

@@ -5,7 +5,7 @@ Each card shows a preview (`<path-without-ext>.png` / `.preview.png` ..., sent a
 the name and the description (sidecar `<path-without-ext>.json` "description", else `.txt`). Clicking a
 card toggles its text in the prompt box that had focus last (script.js `sumiExtraNetworkClick`; the
 same rule as `toggle_prompt_text` here): `<lora:NAME:W>` + activation text, `<hypernet:NAME:1>`, or the
-embedding name. A checkpoint card switches the model through `App.set_options`. Search filters by name
+embedding name. A checkpoint card switches the model through `app.settings.set`. Search filters by name
 and path, the sort menu orders by name or date modified (server-side, like search); 🔄 rescans the
 folders. Under the cards, "Edit card" picks a card by name: 🖼️ saves the selected txt2img gallery
 image as `<path-without-ext>.preview.png`, and the sidecar editor writes description, activation text,
@@ -356,7 +356,7 @@ def refresh_source(app: App, kind: str) -> None:
     elif kind == "textual_inversion":
         app.embeddings.refresh()
     elif kind == "checkpoints":
-        app.refresh_checkpoints()
+        app.models.refresh()
 
 
 SORT_CHOICES = ("Name", "Name (desc)", "Date modified", "Date modified (desc)")
@@ -615,7 +615,7 @@ def switch_checkpoint(app: App, title: str | None) -> str:
     if not title:
         return ""
     try:
-        app.set_options({"sd_model_checkpoint": title})
+        app.settings.set({"sd_model_checkpoint": title})
     except Exception as exc:
         return results.error_html(f"Could not switch to {title}: {results.error_message(exc)}")
     return f'<div class="sumi-note">Checkpoint: {html.escape(str(app.options.sd_model_checkpoint))}</div>'

@@ -51,7 +51,7 @@ def checkpoint_update(app: App) -> dict[str, Any]:
 def refresh_checkpoints(app: App) -> tuple[dict[str, Any], str]:
     """🔄: rescan the checkpoint and VAE folders."""
     try:
-        app.refresh_checkpoints()
+        app.models.refresh()
     except Exception as exc:
         return checkpoint_update(app), notices_html(app.notices, results.error_message(exc))
     return checkpoint_update(app), notices_html(app.notices)
@@ -66,7 +66,7 @@ def select_checkpoint(app: App, title: str | None) -> tuple[dict[str, Any], str]
         return checkpoint_update(app), notices_html(app.notices)
     previous = app.options.sd_model_checkpoint or current_checkpoint_title(app)
     try:
-        app.set_options({"sd_model_checkpoint": title})
+        app.settings.set({"sd_model_checkpoint": title})
     except Exception as exc:
         _restore_checkpoint(app, previous)
         return checkpoint_update(app), notices_html(app.notices, results.error_message(exc))
@@ -77,7 +77,7 @@ def _restore_checkpoint(app: App, previous: str | None) -> None:
     if app.options.sd_model_checkpoint == previous or previous is None:
         return
     try:
-        app.set_options({"sd_model_checkpoint": previous})
+        app.settings.set({"sd_model_checkpoint": previous})
     except Exception:
         log.exception("Could not go back to checkpoint %r", previous)
 

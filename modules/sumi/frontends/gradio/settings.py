@@ -3,7 +3,7 @@
 As in A1111 each option is edited by the component its `OptionInfo` names (a hint string such as
 "slider", or a gradio class from an extension) and carries the elem_id `setting_<key>`. The values come
 from `app.options` each time the page loads, so a reload shows what `config.json` holds; Apply sends
-only the values that changed through `App.set_options`, which checks, applies and saves them.
+only the values that changed through `app.settings.set`, which checks, applies and saves them.
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def apply_settings(app: App, keys: list[str], *submitted: Any) -> str:
     try:
         changed = changed_values(app, keys, list(submitted))
         if changed:
-            app.set_options(changed)
+            app.settings.set(changed)
     except Exception as exc:
         return results.error_html(results.error_message(exc))
     return html.escape(result_text(list(changed)))

@@ -1,6 +1,6 @@
 """Token counters on the prompt boxes: A1111's `N/75` badge in each box's top-right corner.
 
-The count comes from `App.count_tokens(text, steps)` (prompt schedules need the step count), so the
+The count comes from `app.text.count_tokens(text, steps)` (prompt schedules need the step count), so the
 badge grows to `N/150`, `N/225`, ... as the prompt spills into more 75-token chunks. Counting runs on
 every edit of a prompt and every change of the steps slider, outside the job queue (no concurrency
 limit) so it never waits behind a running Generate; `trigger_mode="always_last"` drops the stale
@@ -46,7 +46,7 @@ def _steps(value: Any) -> int:
 def count(app: App, text: str | None, steps: Any = DEFAULT_STEPS, *, negative: bool = False) -> Any:
     """Handler: the badge for one prompt; a prompt the counter cannot read leaves the badge as it was."""
     try:
-        tokens, limit = app.count_tokens(text or "", _steps(steps), negative=negative)
+        tokens, limit = app.text.count_tokens(text or "", _steps(steps), negative=negative)
     except Exception:  # the counter is a hint; it must never break typing
         log.warning("token counter: could not count %r", text, exc_info=True)
         return gr.skip()

@@ -7,7 +7,8 @@ exception from the job ends as a message in the UI; the server keeps serving.
 Scripts (modules/sumi/frontends/gradio/scripts_ui.py) sit under the ControlNet accordion: the always-on scripts' controls
 and the "Script" dropdown. Generate's inputs are the controls below (INPUT_NAMES), the ControlNet
 units' values, then the dropdown and every script's controls (A1111's `script_args`); the job runs
-through `App.run_txt2img_job`, which runs the selected script or a plain job with the always-on hooks.
+through the job runner (`app.runner`), which runs the selected script or a plain job with the always-on
+hooks.
 The tab's own components are made through `ComponentHooks.make`, so extensions' before/after
 component callbacks see them (e.g. `txt2img_width`) as in A1111.
 """
@@ -167,12 +168,10 @@ def generate(app: App, *values: Any, layout: GenerateInputs | None = None) -> It
         p = build_processing(Txt2ImgValues(*main), units_from_values(control))
         if layout is not None and layout.scripts is not None:
             p.scripts, p.script_args = layout.scripts, script_args(scripts)
-        app.generation.validate(p)
+        job = app.runner.submit(p)
     except Exception as exc:  # a bad value: say so now, before anything is queued
         yield failed(exc)
         return
-    run = app.run_txt2img_job if p.scripts is not None else app.generation.process
-    job = app.queue.submit("txt2img", lambda: run(p))
     try:
         yield outputs(error="")
         yield from stream_progress(app, job)

@@ -134,7 +134,7 @@ def run_txt2img(app: App, req: m.Txt2ImgRequest) -> m.ImagesResponse:
     p.script_args = runner.script_args_for(
         req.script_name, req.script_args, req.alwayson_scripts, skip=(SCRIPT_TITLE,)
     )
-    processed = app.txt2img(p)
+    processed = app.runner.txt2img(p)
     images = (
         [
             encode_png_base64(img, info)
@@ -169,7 +169,7 @@ def _model_routes(router: APIRouter, app: App) -> None:
 
     @router.post("/refresh-checkpoints")
     def refresh_checkpoints() -> dict:
-        app.refresh_checkpoints()
+        app.models.refresh()
         return {}
 
     @router.get("/sd-vae", response_model=list[m.VaeItem])
@@ -202,7 +202,7 @@ def _settings_routes(router: APIRouter, app: App) -> None:
 
     @router.post("/options")
     def set_options(values: dict[str, Any]) -> dict:
-        app.set_options(values)
+        app.settings.set(values)
         return {}
 
     @router.get("/cmd-flags")

@@ -13,11 +13,12 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from modules.sumi.services.jobs.state import JobState
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -65,7 +66,7 @@ class JobQueue:
         """True when called from the worker thread, i.e. from inside a running job."""
         return self._thread is not None and threading.current_thread() is self._thread
 
-    def call(self, name: str, run: Callable[[], Any]) -> Any:
+    def call(self, name: str, run: Callable[[], T]) -> T:
         """`run()` on the worker and wait; inline when already there (a job waiting on the queue would deadlock).
 
         For A1111 helpers that extensions call both from their own UI and from inside a job."""

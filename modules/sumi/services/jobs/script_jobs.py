@@ -58,7 +58,7 @@ def job_copy(p: StableDiffusionProcessing, **changes: Any) -> StableDiffusionPro
 def validate_jobs(app: Any, jobs: Sequence[StableDiffusionProcessing]) -> None:
     """Check every job's sizes, steps, CFG and sampler before the first image is made."""
     for job in jobs:
-        app.generation.validate(job)
+        app.runner.validate(job)
 
 
 def run_jobs(app: Any, jobs: Sequence[StableDiffusionProcessing]) -> Iterator[Processed]:
@@ -67,7 +67,7 @@ def run_jobs(app: Any, jobs: Sequence[StableDiffusionProcessing]) -> Iterator[Pr
     The flag is read after a job, never before the first: an interrupt of an earlier job stays set
     until the next job begins."""
     for job in jobs:
-        yield app.generation.process(job)
+        yield app.runner.process(job)
         if app.state.interrupted:
             return
 

@@ -588,7 +588,7 @@ def _generate(app: Any, grid: Plot, collected: Collected) -> None:
     failures: list[EngineError] = []
     for cell in grid.cells:
         try:
-            processed = app.generation.process(cell.job)
+            processed = app.runner.process(cell.job)
         except Interrupted:
             break
         except EngineError as exc:  # e.g. a checkpoint that does not load: the other cells still run

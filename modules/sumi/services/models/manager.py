@@ -3,6 +3,10 @@
 Settings (A1111 names): `sd_model_checkpoint` picks the model; `sd_checkpoints_limit` is how many
 stay loaded; with `sd_checkpoints_keep_in_cpu` the inactive ones wait in RAM so switching back is a
 device copy, not a file read. `sd_vae` picks the VAE (Automatic / None / a file name).
+
+Loads, unloads and VAE swaps run on the job worker (the `executor`, which the App makes the job
+queue): called from a request thread they wait for the running job, called from inside a job they run
+at once. So a load never changes the weights under a running generation, and callers just call.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import torch
 
@@ -26,6 +31,22 @@ from modules.sumi.engine.vae_loading import apply_vae, baked_vae_state, load_vae
 from modules.sumi.services.settings.options import Options
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Executor(Protocol):
+    """Where model changes run: the job queue's `call` (on its worker, inline when already there).
+
+    A protocol because the job queue's area sits above this one (it imports the models)."""
+
+    def call(self, name: str, run: Callable[[], T]) -> T: ...
+
+
+class Inline:
+    """The executor without a worker (tests, scripts): everything runs on the calling thread."""
+
+    def call(self, name: str, run: Callable[[], T]) -> T:
+        return run()
 
 
 @dataclass
@@ -53,6 +74,7 @@ class ModelManager:
         *,
         allow_unsafe_pickle: bool = False,
         on_model_loaded: list[Callable[[LoadedModel], None]] | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.checkpoints = checkpoints
         self.vaes = vaes
@@ -60,6 +82,7 @@ class ModelManager:
         self.devices = devices
         self.allow_unsafe_pickle = allow_unsafe_pickle
         self.on_model_loaded = on_model_loaded if on_model_loaded is not None else []
+        self.executor: Executor = executor or Inline()
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()  # most recent last
         self._lock = threading.RLock()
         self.active: LoadedModel | None = None
@@ -81,6 +104,20 @@ class ModelManager:
     def _dirs(self) -> str:
         return ", ".join(str(d) for d in self.checkpoints.ckpt_dirs)
 
+    def checkpoint_title(self, name: str) -> str | None:
+        """The title of the checkpoint `name` stands for (any alias A1111 accepts), None if none."""
+        info = self.checkpoints.match(name)
+        return info.title if info is not None else None
+
+    def vae_names(self) -> list[str]:
+        """What `sd_vae` may be set to: Automatic, None and the VAE files' names."""
+        return self.vaes.names()
+
+    def refresh(self) -> None:
+        """Rescan the checkpoint and VAE folders."""
+        self.checkpoints.refresh()
+        self.vaes.refresh()
+
     # -- loading -------------------------------------------------------------------------------------
     def get(self) -> LoadedModel:
         """The model for the next job: the selected checkpoint on the device, with its VAE."""
@@ -89,6 +126,9 @@ class ModelManager:
     def load(self, info: CheckpointInfo | None = None) -> LoadedModel:
         """`info` (default: the selected checkpoint) on the device with its VAE (A1111's
         `reload_model_weights(info=...)`); `get()` loads the selected one again."""
+        return self.executor.call("load model", lambda: self._load(info))
+
+    def _load(self, info: CheckpointInfo | None) -> LoadedModel:
         with self._lock:
             loaded = self._activate(info or self.selected_checkpoint())
             self._ensure_vae(loaded)
@@ -98,6 +138,9 @@ class ModelManager:
         """Move the active model to the CPU to free VRAM; the next `get()` moves it back.
 
         What A1111's `lowvram.send_everything_to_cpu` and `sd_models.unload_model_weights` do."""
+        self.executor.call("unload model", self._offload)
+
+    def _offload(self) -> None:
         with self._lock:
             self._park_active()
 
@@ -114,6 +157,8 @@ class ModelManager:
         self._loaded.move_to_end(key)
         self.active = loaded
         self._evict()
+        # The setting then holds the hashed title, as A1111's does (`name [hash]`).
+        self.options.data["sd_model_checkpoint"] = loaded.checkpoint.title
         for callback in self.on_model_loaded:
             callback(loaded)
         return loaded
@@ -158,6 +203,10 @@ class ModelManager:
             log.info("Unloaded %s from the model cache", dropped.checkpoint.title)
 
     def unload_all(self) -> None:
+        """Forget every loaded model (the next `get()` reads the file again)."""
+        self.executor.call("unload model", self._unload_all)
+
+    def _unload_all(self) -> None:
         with self._lock:
             self._loaded.clear()
             self.active = None
@@ -181,8 +230,11 @@ class ModelManager:
     def load_vae(self, path: str | Path | None) -> None:
         """Put this VAE file (None: the checkpoint's own) into the active model, until the next `get()`
         applies the settings again (A1111's `sd_vae.reload_vae_weights(vae_file=...)`)."""
+        self.executor.call("load VAE", lambda: self._load_vae(path))
+
+    def _load_vae(self, path: str | Path | None) -> None:
         with self._lock:
-            loaded = self.active or self.load()
+            loaded = self.active or self._load(None)
             self._apply_vae(loaded, Path(path) if path else None)
 
     def _apply_vae(self, loaded: LoadedModel, wanted: Path | None) -> None:

@@ -1,0 +1,61 @@
+"""Runs generation jobs on the single worker: the one way the UI, the API, the built-in scripts and
+extensions (`processing.process_images`) get images.
+
+A txt2img job runs in A1111's order: the always-on scripts' `setup`, then the selected script's
+`run` (which usually calls `process_images` once or many times), else a plain job; the
+generation service calls the always-on scripts' other hooks. Called from inside a running job (a
+script, an extension's queued handler) everything runs inline, since waiting on the queue would wait
+on itself.
+"""
+
+from __future__ import annotations
+
+from modules.sumi.services.jobs.generation import GenerationService
+from modules.sumi.services.jobs.processing import Processed, StableDiffusionProcessing
+from modules.sumi.services.jobs.queue import Job, JobQueue
+
+
+class JobRunner:
+    def __init__(self, queue: JobQueue, generation: GenerationService) -> None:
+        self.queue = queue
+        self.generation = generation
+
+    def validate(self, p: StableDiffusionProcessing) -> None:
+        """InvalidRequestError for sizes, steps, CFG or a sampler out of range, before anything runs."""
+        self.generation.validate(p)
+
+    def submit(self, p: StableDiffusionProcessing, job_id: str | None = None) -> Job:
+        """Check `p` now (raises before anything is queued), then queue it; the job's future holds the
+        result. What the UI does, so it can show progress while waiting."""
+        self.validate(p)
+        return self.queue.submit("txt2img", lambda: self.run_job(p), job_id)
+
+    def txt2img(self, p: StableDiffusionProcessing) -> Processed:
+        """Check `p`, run it as a txt2img job with its scripts on the worker, and wait for it."""
+        self.validate(p)
+        return self.queue.call("txt2img", lambda: self.run_job(p))
+
+    def process(self, p: StableDiffusionProcessing) -> Processed:
+        """A1111's `process_images`: the job without `setup`/`run` of scripts (a script's `run` calls
+        this), on the worker."""
+        return self.queue.call("process_images", lambda: self.generation.process(p))
+
+    def run_job(self, p: StableDiffusionProcessing) -> Processed:
+        """The body of a txt2img job (runs on the worker): the always-on scripts' `setup`, then the
+        selected script runs the job, else a plain job. A selected script that raises is recorded in
+        the scripts' errors and re-raised."""
+        processed = None
+        if p.scripts is not None:
+            p.scripts.setup_scrips(p, is_ui=not getattr(p, "is_api", False))
+            processed = self._run_selected_script(p)
+        return processed if processed is not None else self.generation.process(p)
+
+    def _run_selected_script(self, p: StableDiffusionProcessing) -> Processed | None:
+        try:
+            return p.scripts.run(p, *p.script_args)
+        except Exception as exc:
+            index = int(p.script_args[0] or 0) if p.script_args else 0
+            scripts = p.scripts.selectable_scripts
+            if 0 < index <= len(scripts):
+                p.scripts.errors.report(scripts[index - 1].filename or "script", "run", exc)
+            raise
