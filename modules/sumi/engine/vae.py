@@ -32,7 +32,7 @@ def decode(model: SDModel, latents: torch.Tensor, *, nan_fallback: bool = True) 
     """
     images = _decode_once(model, latents)
     if nan_fallback and torch.isnan(images).any() and model.vae.dtype != torch.float32:
-        model.vae.to(torch.float32)
+        model.vae.to(torch.float32)  # pyright: ignore[reportArgumentType]  # diffusers' @wraps hides to()'s signature
         images = _decode_once(model, latents)
     return images.float().cpu()
 
@@ -40,7 +40,7 @@ def decode(model: SDModel, latents: torch.Tensor, *, nan_fallback: bool = True) 
 def _decode_once(model: SDModel, latents: torch.Tensor) -> torch.Tensor:
     vae = model.vae
     z = latents.to(device=next(vae.parameters()).device, dtype=vae.dtype) / model.vae_scaling_factor
-    pixels = vae.decode(z, return_dict=False)[0]
+    pixels = vae.decode(z, return_dict=False)[0]  # pyright: ignore[reportArgumentType]  # typed torch.FloatTensor
     return (pixels / 2 + 0.5).clamp(0, 1)
 
 

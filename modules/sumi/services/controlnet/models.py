@@ -163,7 +163,7 @@ class ControlNetModels:
                 expected_family=sd.family,
             )
             self._remember(key, cached)
-        check_compatible(cached, sd.family, int(sd.unet.config.cross_attention_dim))
+        check_compatible(cached, sd.family, int(sd.unet.config["cross_attention_dim"]))
         return cached
 
     def _remember(self, key: tuple, loaded: LoadedControlNet) -> None:
