@@ -323,8 +323,8 @@ def load_weights(
     expected = module.state_dict()
     check_keys(set(expected), set(state_dict), what, path)
     check_shapes(expected, state_dict, what, path)
-    cast = {k: _cast(v, dtype).reshape(expected[k].shape) for k, v in state_dict.items()}
-    module.load_state_dict(cast, strict=True, assign=True)
+    converted = {k: _cast(v, dtype).reshape(expected[k].shape) for k, v in state_dict.items()}
+    module.load_state_dict(converted, strict=True, assign=True)
     _materialize_buffers(module, what, path)
     cast_module(module, dtype)  # floating buffers outside the state dict follow the weights
     return module.eval().requires_grad_(False)
