@@ -82,7 +82,7 @@ def schedule_texts(text: str, steps: int, *, is_positive: bool = True) -> list[s
     text = EXTRA_NETWORK_TAG.sub("", text)
     subprompts = get_multicond_prompt_list([text])[1] if is_positive else [text]
     schedules = get_learned_conditioning_prompt_schedules(subprompts, steps)
-    return list(dict.fromkeys(text for schedule in schedules for _, text in schedule_entries(schedule)))
+    return list(dict.fromkeys(shown for schedule in schedules for _, shown in schedule_entries(schedule)))
 
 
 def token_limit(count: int) -> int:
