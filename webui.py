@@ -119,7 +119,8 @@ def _end_ui_streams(server: Any) -> None:
 def _credentials(text: str | None) -> list[tuple[str, str]]:
     if not text:
         return []
-    return [tuple(pair.strip().split(":", 1)) for pair in text.split(",") if ":" in pair]
+    pairs = [pair.strip().partition(":") for pair in text.split(",") if ":" in pair]
+    return [(user, password) for user, _, password in pairs]
 
 
 def restart_command() -> list[str]:

@@ -69,4 +69,6 @@ def create_sampler(name: str, model: Any) -> Any:
     config = find_sampler_config(name)
     if config is None:
         raise ValueError(f"bad sampler name: {name}")
+    if config.constructor is None:
+        raise ValueError(f"sampler {name} has no constructor")
     return config.constructor(model)

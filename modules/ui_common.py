@@ -115,8 +115,11 @@ def save_files(js_data: str, images: list[Any], do_make_zip: bool, index: int) -
     for i, item in chosen:
         infotext = infotexts[i] if i < len(infotexts) else None
         params = parse_infotext(infotext) if infotext else {}
+        image = image_from_url_text(item)
+        if image is None:  # an empty gallery entry
+            continue
         path, _ = image_files.save_image(
-            image_from_url_text(item), str(folder), "", params.get("Seed"), params.get("Prompt", ""),
+            image, str(folder), "", params.get("Seed"), params.get("Prompt", ""),
             app.options.samples_format, info=infotext, save_to_dirs=False,
         )  # fmt: skip
         saved.append(path)

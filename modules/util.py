@@ -26,7 +26,7 @@ def truncate_path(target_path: str, base_path: str | None = None) -> str:
     return abs_target
 
 
-def open_folder(path: str) -> None:
+def open_folder(path: str | os.PathLike[str]) -> None:
     """Open `path` in the desktop's file manager, as A1111's 📂 buttons do; not with --hide-ui-dir-config."""
     from modules import shared
 

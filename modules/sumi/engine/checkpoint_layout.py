@@ -127,7 +127,9 @@ def unflatten_ema_key(flat: str) -> str:
     pos = 0
     while pos < len(flat):
         if flat[pos].isdigit():
-            digits = re.match(r"\d+", flat[pos:])[0]
+            match = re.match(r"\d+", flat[pos:])
+            assert match is not None  # flat[pos] is a digit
+            digits = match[0]
             parts.extend(_split_digits(parts[-1] if parts else "", digits))
             pos += len(digits)
             continue

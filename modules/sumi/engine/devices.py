@@ -42,7 +42,7 @@ def select_device(
 
 def xformers_available() -> bool:
     try:
-        import xformers.ops  # noqa: F401
+        import xformers.ops  # noqa: F401  # pyright: ignore[reportMissingImports]  # optional, CUDA only
     except Exception:
         return False
     return True

@@ -18,13 +18,19 @@ import warnings
 import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import torch
 from torch import Tensor
 
 from modules.sumi.engine.errors import ModelLoadError, UnsafeFileError
 
+if TYPE_CHECKING:
+    from diffusers import ConfigMixin
+
 StateDict = dict[str, Tensor]
+ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
+ConfigT = TypeVar("ConfigT", bound="ConfigMixin")
 
 
 SAFETENSORS_SUFFIXES = (".safetensors",)
@@ -89,7 +95,8 @@ def _harmless_globals() -> list:
     cannot run code (the same allow-list idea as A1111's safe unpickler)."""
     import numpy as np
 
-    core = getattr(np, "_core", None) or np.core
+    # numpy 2 renamed `core` to `_core`; the stubs of the deprecated `numpy.core` omit `multiarray`
+    core: Any = getattr(np, "_core", None) or np.core
     dtype_classes = {type(np.dtype(code)) for code in "?bhilqBHILQefd"}
     return [
         (_LightningCheckpointCallback, "pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint"),
@@ -299,9 +306,15 @@ def check_shapes(
         )
 
 
+def from_config(cls: type[ConfigT], config: dict[str, Any]) -> ConfigT:
+    """`cls.from_config(config)`: diffusers declares `Self | tuple[Self, dict]`, but the tuple only
+    comes with `return_unused_kwargs=True`."""
+    return cast(ConfigT, cls.from_config(config))
+
+
 def load_weights(
-    module: torch.nn.Module, state_dict: Mapping[str, Tensor], what: str, path: str | Path, dtype: torch.dtype
-) -> torch.nn.Module:
+    module: ModuleT, state_dict: Mapping[str, Tensor], what: str, path: str | Path, dtype: torch.dtype
+) -> ModuleT:
     """Fill `module` (usually built on the meta device) strictly from `state_dict`, cast to `dtype`.
 
     Keys and shapes are checked first so a mismatch is a ModelLoadError naming the keys.
@@ -310,8 +323,8 @@ def load_weights(
     expected = module.state_dict()
     check_keys(set(expected), set(state_dict), what, path)
     check_shapes(expected, state_dict, what, path)
-    cast = {k: _cast(v, dtype).reshape(expected[k].shape) for k, v in state_dict.items()}
-    module.load_state_dict(cast, strict=True, assign=True)
+    converted = {k: _cast(v, dtype).reshape(expected[k].shape) for k, v in state_dict.items()}
+    module.load_state_dict(converted, strict=True, assign=True)
     _materialize_buffers(module, what, path)
     cast_module(module, dtype)  # floating buffers outside the state dict follow the weights
     return module.eval().requires_grad_(False)

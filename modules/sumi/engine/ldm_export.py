@@ -251,10 +251,11 @@ def _sd2_text_encoder(model: torch.nn.Module) -> StateDict:
     complete open_clip layout that A1111 and ComfyUI expect; Sumi's loader ignores them.
     """
     out = openclip_to_ldm(model.state_dict(), SD2_OPENCLIP_PREFIX)
-    config = model.config
+    config = model.config  # transformers' CLIPTextConfig
     like = out[SD2_OPENCLIP_PREFIX + "token_embedding.weight"]
-    hidden, mlp = config.hidden_size, config.intermediate_size
-    out.update(_identity_resblock(SD2_OPENCLIP_PREFIX, config.num_hidden_layers, hidden, mlp, like))
+    hidden, mlp = _config_value(config, "hidden_size"), _config_value(config, "intermediate_size")
+    layers = _config_value(config, "num_hidden_layers")
+    out.update(_identity_resblock(SD2_OPENCLIP_PREFIX, layers, hidden, mlp, like))
     out[SD2_OPENCLIP_PREFIX + "text_projection"] = torch.eye(hidden, dtype=like.dtype)
     out[SD2_OPENCLIP_PREFIX + "logit_scale"] = torch.tensor(LOGIT_SCALE, dtype=like.dtype)
     return out

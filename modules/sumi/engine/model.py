@@ -59,12 +59,12 @@ class SDModel:
 
     @property
     def latent_channels(self) -> int:
-        return int(self.vae.config.latent_channels)
+        return int(self.vae.config["latent_channels"])
 
     @property
     def vae_scale(self) -> int:
         """Pixels per latent pixel (8 for every released family)."""
-        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+        return 2 ** (len(self.vae.config["block_out_channels"]) - 1)
 
     def modules(self) -> list[torch.nn.Module]:
         return [self.unet, self.vae, *(spec.model for spec in self.text_encoders)]

@@ -32,7 +32,8 @@ def decode(model: SDModel, latents: torch.Tensor, *, nan_fallback: bool = True) 
     """
     images = _decode_once(model, latents)
     if nan_fallback and torch.isnan(images).any() and model.vae.dtype != torch.float32:
-        model.vae.to(torch.float32)
+        # diffusers' ModelMixin.to is @wraps(Module.to), typed as a plain callable that does not bind `self`
+        model.vae.to(torch.float32)  # pyright: ignore[reportArgumentType]
         images = _decode_once(model, latents)
     return images.float().cpu()
 
@@ -40,7 +41,8 @@ def decode(model: SDModel, latents: torch.Tensor, *, nan_fallback: bool = True) 
 def _decode_once(model: SDModel, latents: torch.Tensor) -> torch.Tensor:
     vae = model.vae
     z = latents.to(device=next(vae.parameters()).device, dtype=vae.dtype) / model.vae_scaling_factor
-    pixels = vae.decode(z, return_dict=False)[0]
+    # diffusers types `z` as the legacy torch.FloatTensor, which a Tensor is not
+    pixels = vae.decode(z, return_dict=False)[0]  # pyright: ignore[reportArgumentType]
     return (pixels / 2 + 0.5).clamp(0, 1)
 
 

@@ -36,7 +36,7 @@ from modules.sumi.engine.controlnet.keys import (
 from modules.sumi.engine.errors import ModelLoadError
 from modules.sumi.engine.families import get_family
 from modules.sumi.engine.families.base import norm_groups
-from modules.sumi.engine.files import check_keys, check_shapes, load_weights, read_state_dict
+from modules.sumi.engine.files import check_keys, check_shapes, from_config, load_weights, read_state_dict
 
 StateDict = dict[str, Tensor]
 CONTEXT_DIMS = {"SD1": 768, "SD2": 1024, "SDXL": 2048}  # text embedding width of the real models
@@ -101,15 +101,15 @@ def load_controlnet(
         )
         _check_family(path, _family(file.ldm), expected_family)
         model, family = _load_file(file, str(path), dtype, base_unet)
-    pooling = "shuffle" in path.stem.lower() or bool(model.config.global_pool_conditions)
-    if pooling and not model.config.global_pool_conditions:
+    pooling = "shuffle" in path.stem.lower() or bool(model.config["global_pool_conditions"])
+    if pooling and not model.config["global_pool_conditions"]:
         model.register_to_config(global_pool_conditions=True)
     torch.nn.Module.to(model, device=device)  # not ModelMixin.to: no keep-in-fp32 warning
     return LoadedControlNet(
         model=model,
         family=family,
         source=str(path),
-        hint_channels=int(model.config.conditioning_channels),
+        hint_channels=int(model.config["conditioning_channels"]),
         global_average_pooling=pooling,
     )
 
@@ -118,7 +118,7 @@ def check_compatible(controlnet: LoadedControlNet, model_family: str, context_di
     """ModelLoadError unless the ControlNet fits a checkpoint of `model_family` with `context_dim` text width."""
     name = Path(controlnet.source).name
     _check_family(Path(controlnet.source), controlnet.family, model_family)
-    width = int(controlnet.model.config.cross_attention_dim)
+    width = int(controlnet.model.config["cross_attention_dim"])
     if _has_cross_attention(controlnet.model) and width != context_dim:
         raise ModelLoadError(
             f"ControlNet '{name}' expects {width}-wide text embeddings; the loaded checkpoint gives {context_dim}"
@@ -142,7 +142,7 @@ def _load_file(
     family = _family(file.ldm)
     config = infer_controlnet_config(file.ldm, family, source, base_unet)
     with torch.device("meta"):  # this thread only, unlike accelerate's init_empty_weights
-        model = ControlNetModel.from_config(config)
+        model = from_config(ControlNetModel, config)
     expected = model.state_dict()
     names = file_names(list(expected), config, file)
     check_keys(set(names.values()), set(file.weights), "ControlNet", source)
@@ -262,12 +262,12 @@ def _sdxl_config(ldm: Mapping[str, Tensor], source: str, base_unet: UNet2DCondit
     adm_in = int(_need(ldm, "label_emb.0.0.weight", source).shape[1])
     time_dim = SDXL_SIZE_EMBED_DIM
     if base_unet is not None and base_unet.config.get("addition_time_embed_dim"):
-        if base_unet.config.projection_class_embeddings_input_dim != adm_in:
+        if base_unet.config["projection_class_embeddings_input_dim"] != adm_in:
             raise ModelLoadError(
                 f"{source}: the ControlNet's size conditioning takes {adm_in} inputs but the loaded "
-                f"checkpoint's UNet gives {base_unet.config.projection_class_embeddings_input_dim}"
+                f"checkpoint's UNet gives {base_unet.config['projection_class_embeddings_input_dim']}"
             )
-        time_dim = int(base_unet.config.addition_time_embed_dim)
+        time_dim = int(base_unet.config["addition_time_embed_dim"])
     elif adm_in <= SDXL_SIZE_CONDITIONS * time_dim:
         raise ModelLoadError(
             f"{source}: cannot tell this SDXL ControlNet's size-embedding width ({adm_in} conditioning "
@@ -315,7 +315,7 @@ def _load_folder(path: Path, dtype: torch.dtype, allow_unsafe_pickle: bool) -> t
     state_dict = read_state_dict(weights, allow_unsafe_pickle=allow_unsafe_pickle)
     try:
         with torch.device("meta"):
-            model = ControlNetModel.from_config(config)
+            model = from_config(ControlNetModel, config)
     except (TypeError, ValueError) as exc:
         raise ModelLoadError(f"{path / 'config.json'}: not a usable ControlNet config ({exc})") from exc
     load_weights(model, state_dict, "ControlNet", weights, dtype)

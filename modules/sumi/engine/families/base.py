@@ -38,7 +38,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProject
 from modules.sumi.engine import ldm_export
 from modules.sumi.engine.checkpoint_layout import IGNORED_PREFIXES, SCHEDULE_BUFFERS, ConfigHints
 from modules.sumi.engine.errors import ModelLoadError
-from modules.sumi.engine.files import check_keys, check_shapes, load_weights
+from modules.sumi.engine.files import check_keys, check_shapes, from_config, load_weights
 from modules.sumi.engine.model import SDModel, TextEncoderSpec
 from modules.sumi.engine.text.tokenizer import BOS_ID, EOS_ID, get_tokenizer
 
@@ -298,7 +298,7 @@ def _fit_clip_keys(converted: StateDict, model: torch.nn.Module) -> StateDict:
 def build_unet(u: StateDict, config: dict, source: str, dtype: torch.dtype) -> UNet2DConditionModel:
     """The UNet from its part of the file (keys with `model.diffusion_model.`)."""
     with torch.device("meta"):  # this thread only, unlike accelerate's init_empty_weights
-        unet = UNet2DConditionModel.from_config(config)
+        unet = from_config(UNet2DConditionModel, config)
     expected = ldm_export.unet_to_ldm(unet.state_dict(), unet.config)
     check_keys(set(expected), set(u), "UNet", source)
     check_shapes(expected, u, "UNet", source)
@@ -310,7 +310,7 @@ def build_vae(
 ) -> AutoencoderKL:
     """The VAE from LDM weights (keys with `prefix`, `first_stage_model.` in checkpoints)."""
     with torch.device("meta"):  # this thread only, unlike accelerate's init_empty_weights
-        vae = AutoencoderKL.from_config(config)
+        vae = from_config(AutoencoderKL, config)
     expected = ldm_export.vae_to_ldm(vae.state_dict(), vae.config, prefix)
     check_keys(set(expected), set(v), "VAE", source)
     check_shapes(expected, v, "VAE", source)
@@ -415,10 +415,10 @@ class ModelFamily:
     @staticmethod
     def _set_native_size(unet: UNet2DConditionModel, vae: AutoencoderKL, latent_size: int) -> None:
         """`sample_size` (the native resolution pipelines default to) may depend on the prediction type."""
-        image_size = latent_size * 2 ** (len(vae.config.block_out_channels) - 1)
-        if unet.config.sample_size != latent_size:
+        image_size = latent_size * 2 ** (len(vae.config["block_out_channels"]) - 1)
+        if unet.config["sample_size"] != latent_size:
             unet.register_to_config(sample_size=latent_size)
-        if vae.config.sample_size != image_size:
+        if vae.config["sample_size"] != image_size:
             vae.register_to_config(sample_size=image_size)
 
     def _prediction(
@@ -440,7 +440,7 @@ class ModelFamily:
         source: str,
         decided_by: str,
     ) -> SDModel:
-        inpaint = unet.config.in_channels == 9
+        inpaint = unet.config["in_channels"] == 9
         variant = "-".join(p for p, on in (("v", prediction == "v_prediction"), ("inpaint", inpaint)) if on)
         specs = [
             TextEncoderSpec(

@@ -18,12 +18,12 @@ from modules.sumi.engine.files import cast_module
 def looks_like_v_prediction(unet: UNet2DConditionModel) -> bool:
     """A1111's v-prediction test (sd_models_config.is_using_v_parameterization_for_sd2)."""
     config = unet.config
-    size = max(8, 2 ** (len(config.block_out_channels) - 1))
+    size = max(8, 2 ** (len(config["block_out_channels"]) - 1))
     dtype = unet.dtype
     try:
         cast_module(unet, torch.float32)
-        x = torch.full((1, config.in_channels, size, size), 0.5, device=unet.device)
-        context = torch.full((1, 2, config.cross_attention_dim), 0.5, device=unet.device)
+        x = torch.full((1, config["in_channels"], size, size), 0.5, device=unet.device)
+        context = torch.full((1, 2, config["cross_attention_dim"]), 0.5, device=unet.device)
         with torch.no_grad():
             out = unet(x, torch.tensor([999], device=unet.device), encoder_hidden_states=context).sample
         return (out - x).mean().item() < -1
@@ -52,7 +52,7 @@ class SD2(ModelFamily):
         return 96 if prediction_type == "v_prediction" else 64
 
     def default_prediction_type(self, unet: UNet2DConditionModel) -> tuple[str, str]:
-        if unet.config.in_channels == 9:
+        if unet.config["in_channels"] == 9:
             return "epsilon", "family default (SD2 inpainting)"
         if looks_like_v_prediction(unet):
             return "v_prediction", "v-prediction test"

@@ -6,6 +6,9 @@ A1111 users rely on, so we implement their steps here on top of diffusers' sigma
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, cast
+
 import numpy as np
 import torch
 from diffusers import EulerAncestralDiscreteScheduler, EulerDiscreteScheduler, KDPM2AncestralDiscreteScheduler
@@ -76,33 +79,38 @@ class EulerAncestralEtaScheduler(EulerAncestralDiscreteScheduler):
         sigmas = convert(self, in_sigmas=self.sigmas[:-1].clone(), num_inference_steps=num_inference_steps)
         sigmas = torch.as_tensor(np.asarray(sigmas), dtype=torch.float32)
         log_sigmas = np.log((((1 - self.alphas_cumprod) / self.alphas_cumprod) ** 0.5).numpy())
-        timesteps = [EulerDiscreteScheduler._sigma_to_t(self, s, log_sigmas) for s in sigmas.numpy()]
+        # borrowed from Euler (not a base class): it only reads arguments, not scheduler state
+        to_t = EulerDiscreteScheduler._sigma_to_t
+        timesteps = [to_t(self, s, log_sigmas) for s in sigmas.numpy()]  # pyright: ignore[reportArgumentType]
         self.sigmas = torch.cat([sigmas, sigmas.new_zeros(1)])
         self.timesteps = torch.tensor(np.array(timesteps), dtype=torch.float32, device=device)
 
-    def _sigma_converter(self):
-        if self.config.use_karras_sigmas:
+    def _sigma_converter(self) -> Callable[..., Any] | None:
+        """Euler's sigma conversion for the configured schedule type, called with this scheduler as
+        `self` (they read nothing from it but optional `config` entries)."""
+        if self.config["use_karras_sigmas"]:
             return EulerDiscreteScheduler._convert_to_karras
-        if self.config.use_exponential_sigmas:
+        if self.config["use_exponential_sigmas"]:
             return EulerDiscreteScheduler._convert_to_exponential
-        if self.config.use_beta_sigmas:
+        if self.config["use_beta_sigmas"]:
             return EulerDiscreteScheduler._convert_to_beta
         return None
 
     def step(self, model_output, timestep, sample, generator=None, return_dict: bool = True):
         if self.step_index is None:
             self._init_step_index(timestep)
-        sigma, sigma_next = self.sigmas[self.step_index], self.sigmas[self.step_index + 1]
+        index = self.step_index
+        sigma, sigma_next = self.sigmas[index], self.sigmas[index + 1]
         sample = sample.to(torch.float32)
-        denoised = predicted_original(model_output, sample, sigma, self.config.prediction_type)
-        sigma_down, sigma_up = ancestral_step(sigma, sigma_next, self.config.eta)
+        denoised = predicted_original(model_output, sample, sigma, self.config["prediction_type"])
+        sigma_down, sigma_up = ancestral_step(sigma, sigma_next, self.config["eta"])
         prev = sample + (sample - denoised) / sigma * (sigma_down - sigma)
         if sigma_up > 0:
             noise = randn_tensor(
                 model_output.shape, dtype=model_output.dtype, device=model_output.device, generator=generator
             )
             prev = prev + noise * sigma_up
-        self._step_index += 1
+        self._step_index = index + 1
         prev = prev.to(model_output.dtype)
         if not return_dict:
             return prev, denoised
@@ -123,19 +131,23 @@ class DPMPP2SAncestralScheduler(KDPM2AncestralDiscreteScheduler):
             self._init_step_index(timestep)
         if self.state_in_first_order:
             return super().step(model_output, timestep, sample, generator=generator, return_dict=return_dict)
-        sigma = self.sigmas[self.step_index - 1]
-        sigma_mid = self.sigmas_interpol[self.step_index - 1]
-        sigma_up = self.sigmas_up[self.step_index - 1]
-        sigma_down = self.sigmas_down[self.step_index - 1]
-        denoised_mid = predicted_original(model_output, sample, sigma_mid, self.config.prediction_type)
-        start = self.sample
+        # diffusers types these for numpy too and the index/stored sample as optional; here they are
+        # the loop's tensors, the index is set above and the first-order step stored the sample
+        model_output, sample = cast(torch.Tensor, model_output), cast(torch.Tensor, sample)
+        index = cast(int, self.step_index)
+        sigma = self.sigmas[index - 1]
+        sigma_mid = self.sigmas_interpol[index - 1]
+        sigma_up = self.sigmas_up[index - 1]
+        sigma_down = self.sigmas_down[index - 1]
+        denoised_mid = predicted_original(model_output, sample, sigma_mid, self.config["prediction_type"])
+        start = cast(torch.Tensor, self.sample)
         self.sample = None
         prev = (sigma_down / sigma) * start + (1 - sigma_down / sigma) * denoised_mid
         noise = randn_tensor(
             model_output.shape, dtype=model_output.dtype, device=model_output.device, generator=generator
         )
         prev = prev + noise * sigma_up
-        self._step_index += 1
+        self._step_index = index + 1
         if not return_dict:
             return prev, denoised_mid
         return EulerAncestralDiscreteSchedulerOutput(prev_sample=prev, pred_original_sample=denoised_mid)

@@ -8,9 +8,10 @@ including pre-1.9 names such as "DPM++ 2M Karras", and reports the schedule labe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from diffusers import (
+    ConfigMixin,
     DDIMScheduler,
     DPMSolverMultistepScheduler,
     DPMSolverSDEScheduler,
@@ -200,9 +201,15 @@ def build_scheduler(
         config["eta"] = eta_ancestral
     if spec.scheduler_class is DPMSolverSDEScheduler:
         config["noise_sampler_seed"] = seed
-    scheduler = spec.scheduler_class.from_config(_supported(spec.scheduler_class, config))
+    scheduler = _from_config(spec.scheduler_class, _supported(spec.scheduler_class, config))
     step_kwargs = {"eta": eta_ddim} if spec.uses_eta == "ddim" else {}
     return BuiltScheduler(scheduler, spec, stype, step_kwargs)
+
+
+def _from_config(cls: type[SchedulerMixin], config: dict[str, Any]) -> SchedulerMixin:
+    """`cls.from_config(config)`: every diffusers scheduler is also a ConfigMixin (SchedulerMixin does
+    not say so), and without `return_unused_kwargs` it returns the scheduler alone, not a tuple."""
+    return cast(SchedulerMixin, cast(type[ConfigMixin], cls).from_config(config))
 
 
 def _supported(cls: type[SchedulerMixin], config: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 from transformers import CLIPTokenizer
@@ -74,11 +75,12 @@ class SpecialIds:
 
     @classmethod
     def of(cls, tokenizer: CLIPTokenizer) -> SpecialIds:
-        comma = tokenizer.convert_tokens_to_ids(",</w>")
+        # transformers types ids for token lists too; one token (CLIP's are all set) has one int id
+        comma = cast(int, tokenizer.convert_tokens_to_ids(",</w>"))
         return cls(
-            bos=tokenizer.bos_token_id,
-            eos=tokenizer.eos_token_id,
-            pad=tokenizer.pad_token_id,
+            bos=cast(int, tokenizer.bos_token_id),
+            eos=cast(int, tokenizer.eos_token_id),
+            pad=cast(int, tokenizer.pad_token_id),
             comma=None if comma == tokenizer.unk_token_id else comma,
         )
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -35,6 +36,9 @@ from modules.sumi.engine.text.chunks import (
     no_parse,
     split_break,
 )
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 EMPHASIS_MODES = ("Original", "No norm", "Ignore", "None")
 MAX_ROWS_PER_FORWARD = 32
@@ -229,7 +233,7 @@ def _forward(
     else:
         hidden = out.hidden_states[index]
         if spec.final_norm:
-            hidden = _text_model(spec.model).final_layer_norm(hidden)
+            hidden = _final_layer_norm(spec.model)(hidden)
     pooled = None
     if spec.pooled:
         pooled = getattr(out, "text_embeds", None)
@@ -238,13 +242,14 @@ def _forward(
     return hidden, pooled
 
 
-def _text_model(model: torch.nn.Module) -> torch.nn.Module:
-    """The module holding `final_layer_norm` (CLIPTextModelWithProjection wraps a CLIPTextModel)."""
-    return getattr(model, "text_model", model)
+def _final_layer_norm(model: torch.nn.Module) -> torch.nn.Module:
+    """CLIP's `final_layer_norm` (CLIPTextModelWithProjection holds it in a wrapped `text_model`)."""
+    text_model: torch.nn.Module = getattr(model, "text_model", model)
+    return text_model.get_submodule("final_layer_norm")
 
 
 @contextmanager
-def _substituted_embeddings(model: torch.nn.Module, rows: list[PromptChunk]) -> Iterator[None]:
+def _substituted_embeddings(model: PreTrainedModel, rows: list[PromptChunk]) -> Iterator[None]:
     """Replace placeholder token embeddings by textual-inversion vectors for one forward pass."""
     fixes = [(row, position, match) for row, chunk in enumerate(rows) for position, match in chunk.fixes]
     if not fixes:

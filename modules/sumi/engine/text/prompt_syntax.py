@@ -24,7 +24,7 @@ import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     import lark
@@ -443,6 +443,11 @@ def get_learned_conditioning_prompt_schedules(
     timing = StepTiming.of(base_steps, hires_steps, use_old_scheduling)
     schedules = {prompt: prompt_schedule(prompt, timing) for prompt in dict.fromkeys(prompts)}
     return [schedules[prompt] for prompt in prompts]
+
+
+def schedule_entries(schedule: Sequence[Sequence[int | str]]) -> list[tuple[int, str]]:
+    """One prompt's A1111 schedule `[[end_step, text], ...]` as typed `(end_step, text)` pairs."""
+    return [(cast(int, end), cast(str, text)) for end, text in schedule]
 
 
 @functools.cache

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 
@@ -19,6 +20,7 @@ from modules.sumi.engine.text.prompt_syntax import (
     get_learned_conditioning_prompt_schedules,
     get_multicond_prompt_list,
     parse_prompt_attention,
+    schedule_entries,
 )
 
 
@@ -94,9 +96,12 @@ def _schedules(
     negative: bool,
 ) -> list[Schedule]:
     """One schedule per prompt; all distinct texts are encoded in one batch (as A1111 does)."""
-    plans = get_learned_conditioning_prompt_schedules(
-        prompts, steps, use_old_scheduling=options.use_old_scheduling
-    )
+    plans = [
+        schedule_entries(plan)
+        for plan in get_learned_conditioning_prompt_schedules(
+            prompts, steps, use_old_scheduling=options.use_old_scheduling
+        )
+    ]
     texts = list(dict.fromkeys(text for plan in plans for _, text in plan))
     encoded = _encode(text_encoders, texts, options, negative)
     rows = {text: _row(encoded, i) for i, text in enumerate(texts)}
@@ -132,7 +137,8 @@ def stack_rows(rows: Sequence[Conditioning]) -> Conditioning:
     vector (A1111 does this for AND parts and for the rows of one batch)."""
     length = max(r.context.shape[1] for r in rows)
     contexts = [_extend(r.context, length) for r in rows]
-    pooled = None if rows[0].pooled is None else torch.cat([r.pooled for r in rows])
+    # the rows come from the same encoders: all have a pooled output or none has
+    pooled = None if rows[0].pooled is None else torch.cat(cast(list[torch.Tensor], [r.pooled for r in rows]))
     return Conditioning(torch.cat(contexts), pooled)
 
 

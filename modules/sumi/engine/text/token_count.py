@@ -28,6 +28,7 @@ from modules.sumi.engine.text.prompt_syntax import (
     attention_fragments,
     get_learned_conditioning_prompt_schedules,
     get_multicond_prompt_list,
+    schedule_entries,
 )
 
 EXTRA_NETWORK_TAG = re.compile(r"<(\w+):([^>]+)>")
@@ -81,7 +82,7 @@ def schedule_texts(text: str, steps: int, *, is_positive: bool = True) -> list[s
     text = EXTRA_NETWORK_TAG.sub("", text)
     subprompts = get_multicond_prompt_list([text])[1] if is_positive else [text]
     schedules = get_learned_conditioning_prompt_schedules(subprompts, steps)
-    return list(dict.fromkeys(entry[1] for schedule in schedules for entry in schedule))
+    return list(dict.fromkeys(shown for schedule in schedules for _, shown in schedule_entries(schedule)))
 
 
 def token_limit(count: int) -> int:

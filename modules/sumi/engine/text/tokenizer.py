@@ -38,7 +38,7 @@ def _bytes_to_unicode() -> dict[int, str]:
 def _vocab_and_merges() -> tuple[dict[str, int], tuple[tuple[str, str], ...]]:
     with gzip.open(BPE_FILE) as f:
         lines = f.read().decode("utf-8").split("\n")
-    merges = tuple(tuple(line.split()) for line in lines[1 : 49152 - 256 - 2 + 1])
+    merges = tuple((a, b) for a, b in (line.split() for line in lines[1 : 49152 - 256 - 2 + 1]))
     tokens = list(_bytes_to_unicode().values())
     tokens += [t + "</w>" for t in tokens]
     tokens += ["".join(m) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
@@ -51,7 +51,7 @@ def get_tokenizer(pad_token: str = "<|endoftext|>") -> CLIPTokenizer:
     vocab, merges = _vocab_and_merges()
     return CLIPTokenizer(
         vocab=dict(vocab),
-        merges=list(merges),
+        merges=list(merges),  # pyright: ignore[reportArgumentType]  # the tokenizers BPE takes (a, b) pairs
         model_max_length=77,
         pad_token=pad_token,
         bos_token="<|startoftext|>",

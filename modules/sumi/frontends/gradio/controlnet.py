@@ -121,8 +121,10 @@ def _input_tabs(unit: UnitUI) -> None:
                 height=320,
             )
         with gr.Tab("Canvas", id=h.CANVAS, elem_id=f"{prefix}_canvas_tab") as p["canvas_tab"]:
+            # Sketchpad's `value` is typed like gr.Image's; it goes to gr.ImageEditor, which takes this dict
+            blank = h.blank_canvas(h.DEFAULT_CANVAS_SIZE, h.DEFAULT_CANVAS_SIZE)
             v["canvas"] = gr.Sketchpad(
-                value=h.blank_canvas(h.DEFAULT_CANVAS_SIZE, h.DEFAULT_CANVAS_SIZE),
+                value=blank,  # pyright: ignore[reportArgumentType]
                 label="Canvas",
                 elem_id=f"{prefix}_canvas",
                 type="numpy",
@@ -152,18 +154,19 @@ def _canvas_row(unit: UnitUI) -> None:
     with gr.Row(elem_id=f"{prefix}_controlnet_canvas_tools"):
         p["open_canvas"] = _tool("📝", f"{prefix}_controlnet_open_new_canvas_button")
     with gr.Group(visible=False, elem_id=f"{prefix}_controlnet_new_canvas_group") as p["canvas_group"]:
-        size = {"minimum": 256, "maximum": 1024, "value": h.DEFAULT_CANVAS_SIZE, "step": 64}
-        p["canvas_width"] = gr.Slider(
-            label="New Canvas Width", elem_id=f"{prefix}_controlnet_canvas_width", **size
-        )
-        p["canvas_height"] = gr.Slider(
-            label="New Canvas Height", elem_id=f"{prefix}_controlnet_canvas_height", **size
-        )
+        p["canvas_width"] = _canvas_size("New Canvas Width", f"{prefix}_controlnet_canvas_width")
+        p["canvas_height"] = _canvas_size("New Canvas Height", f"{prefix}_controlnet_canvas_height")
         with gr.Row():
             p["create_canvas"] = gr.Button(
                 "Create New Canvas", elem_id=f"{prefix}_controlnet_canvas_create_button"
             )
             p["cancel_canvas"] = gr.Button("Cancel", elem_id=f"{prefix}_controlnet_canvas_cancel_button")
+
+
+def _canvas_size(label: str, elem_id: str) -> gr.Slider:
+    return gr.Slider(
+        minimum=256, maximum=1024, value=h.DEFAULT_CANVAS_SIZE, step=64, label=label, elem_id=elem_id
+    )
 
 
 def _checkbox_row(unit: UnitUI) -> None:

@@ -83,7 +83,9 @@ def model_choices(app: App) -> list[str]:
     return app.controlnet.models.names_for_family(active_family(app))
 
 
-def refresh_model_dropdowns(app: App, *current: str | None, rescan: bool = False) -> tuple[Any, ...]:
+def refresh_model_dropdowns(
+    app: App, *current: str | None, rescan: bool = False
+) -> tuple[dict[str, Any], ...] | dict[str, Any]:
     """The 🔄 button (rescan) and opening the accordion (the checkpoint may have changed): every unit's
     dropdown is updated from one listing (one output: one update, as Gradio expects)."""
     if rescan:
@@ -165,7 +167,7 @@ def detect_preview(
     threshold_a: float,
     threshold_b: float,
     pixel_perfect: bool = False,
-    target: tuple[int, int] | None = None,
+    target: tuple[float, float] | None = None,
     resize_mode: str = DEFAULT_RESIZE_MODE,
 ) -> np.ndarray:
     """The preprocessor's map for one image, as sd-webui-controlnet's 💥 computes it: at the unit's

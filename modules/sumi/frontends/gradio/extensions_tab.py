@@ -351,24 +351,29 @@ def create_extensions_tab(app: App, demo: gr.Blocks) -> ExtensionsTab:
 
 
 def _wire(app: App, tab: ExtensionsTab, demo: gr.Blocks) -> None:
-    common = {"api_visibility": "undocumented", "concurrency_id": "sumi_extensions"}
     tab.apply.click(
         partial(apply_changes, app),
         js=APPLY_JS,
         inputs=[tab.disabled_list, tab.update_list, tab.disable_all],
         outputs=[tab.result, tab.table],
         show_progress="minimal",
-        **common,
+        api_visibility="undocumented",
+        concurrency_id="sumi_extensions",
     ).then(None, js=RELOAD_JS, inputs=tab.result, api_visibility="undocumented")
     tab.check.click(
-        partial(check_updates, app), outputs=[tab.result, tab.table], show_progress="minimal", **common
+        partial(check_updates, app),
+        outputs=[tab.result, tab.table],
+        show_progress="minimal",
+        api_visibility="undocumented",
+        concurrency_id="sumi_extensions",
     )
     tab.install.click(
         partial(install_extension, app),
         inputs=[tab.install_url, tab.install_branch, tab.install_dirname],
         outputs=[tab.install_result, tab.table],
         show_progress="full",
-        **common,
+        api_visibility="undocumented",
+        concurrency_id="sumi_extensions",
     )
     demo.load(
         partial(load, app),

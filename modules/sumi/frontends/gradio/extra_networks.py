@@ -481,7 +481,7 @@ def _to_image(item: Any) -> Any:
             image.load()
             return image.copy()
     if item is not None and hasattr(item, "shape"):
-        return Image.fromarray(item)
+        return Image.fromarray(item)  # pyright: ignore[reportArgumentType]  # an array
     raise ValueError("no image")
 
 

@@ -142,7 +142,7 @@ def connect_paste(button: Any, fields: list, input_comp: Any, parse: Callable[[s
 
 def field_value(component: Any, key: Any, params: dict[str, Any]) -> Any:
     """The value `component` gets for infotext `key` (or `key(params)`); `gr.skip()` leaves it as it is."""
-    value = key(params) if callable(key) else params.get(key)
+    value: Any = key(params) if callable(key) else params.get(key)
     if value is None:
         return gr.skip()
     if isinstance(value, dict) and "__type__" in value:  # already an update
@@ -150,12 +150,12 @@ def field_value(component: Any, key: Any, params: dict[str, Any]) -> Any:
     current = getattr(component, "value", None)
     if isinstance(current, list):  # multiselect dropdowns take lists only
         return value if isinstance(value, list) else gr.skip()
-    try:
+    try:  # values that do not convert (a dict that is no update, "abc" for a number) are skipped
         if isinstance(current, bool):
             return value not in ("False", "false", False)
         if isinstance(current, (int, float)) and not isinstance(value, (int, float)):
-            return float(value)
-        return type(current)(value) if current is not None else value
+            return float(value)  # pyright: ignore[reportArgumentType]
+        return type(current)(value) if current is not None else value  # pyright: ignore[reportArgumentType]
     except (TypeError, ValueError):
         return gr.skip()
 

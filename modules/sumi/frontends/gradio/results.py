@@ -75,7 +75,9 @@ def seed_of_selected(info: dict[str, Any] | None, key: str = "all_seeds") -> int
 
     The grid, when shown first, has no seed of its own and answers with the first image's seed.
     """
-    seeds = (info or {}).get(key) or []
+    if info is None:
+        return None
+    seeds = info.get(key) or []
     if not seeds:
         return None
     index = selected_index(info) - int(info.get("index_of_first_image") or 0)

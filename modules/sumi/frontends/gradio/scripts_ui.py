@@ -62,25 +62,29 @@ class ComponentHooks:
     def _call(self, category: str, by_elem_id: str, component: Any, kwargs: dict[str, Any]) -> None:
         if self.callbacks is not None and self.callbacks.has(category):
             self.callbacks.call(category, component, **kwargs)
-        if self.runner is None:
+        runner = self.runner
+        if runner is None:
             return
         elem_id = kwargs.get("elem_id")
-        for script in self.runner.scripts:
+        for script in runner.scripts:
             for wanted, callback in getattr(script, by_elem_id, None) or []:
                 if elem_id is not None and wanted == elem_id:
-                    self._safe(script, category, callback, OnComponent(component=component))
-            self._safe(script, category, getattr(script, category), component, **kwargs)
-
-    def _safe(self, script: Any, where: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        try:
-            fn(*args, **kwargs)
-        except Exception as exc:  # an extension's bug must not stop the page from building
-            self.runner.errors.report(getattr(script, "filename", None) or repr(script), where, exc)
+                    _safe(runner, script, category, callback, OnComponent(component=component))
+            _safe(runner, script, category, getattr(script, category), component, **kwargs)
 
     def after_created(self, components: Sequence[Any]) -> None:
         """The after-callbacks for components made without `make` (inside a script's `ui()`)."""
         for component in components:
             self.after(component, **_component_kwargs(component))
+
+
+def _safe(
+    runner: ScriptRunner, script: Any, where: str, fn: Callable[..., Any], *args: Any, **kwargs: Any
+) -> None:
+    try:
+        fn(*args, **kwargs)
+    except Exception as exc:  # an extension's bug must not stop the page from building
+        runner.errors.report(getattr(script, "filename", None) or repr(script), where, exc)
 
 
 def _component_kwargs(component: Any) -> dict[str, Any]:

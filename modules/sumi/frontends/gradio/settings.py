@@ -13,7 +13,7 @@ import logging
 import re
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import gradio as gr
 
@@ -50,7 +50,9 @@ def group_by_section(
         if info.section and info.section[0] is None:  # A1111: "hidden options" are not shown
             continue
         if key not in skip:
-            groups.setdefault(tuple(info.section[:2]) if info.section else OTHER, []).append(key)
+            # extensions may give a list or an (id, title, category) triple: keep (id, title)
+            section = cast("Section", tuple(info.section[:2])) if info.section else OTHER
+            groups.setdefault(section, []).append(key)
     other = groups.pop(OTHER, None)
     return [*groups.items(), *([(OTHER, other)] if other else [])]
 

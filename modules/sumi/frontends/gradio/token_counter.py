@@ -67,7 +67,7 @@ def wire_token_counters(
     app: App,
     prompt: gr.Textbox,
     negative: gr.Textbox,
-    steps: gr.components.Component,
+    steps: gr.Slider,
     counters: tuple[gr.HTML, gr.HTML],
 ) -> None:
     """Recount a prompt whenever it changes (typing, Ctrl+Up/Down, values set by handlers), and both

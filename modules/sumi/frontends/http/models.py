@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -80,26 +80,35 @@ def _processing_fields(cls: type) -> dict[str, Any]:
     return fields
 
 
-Txt2ImgRequest = create_model(
-    "StableDiffusionTxt2ImgProcessingAPI",
-    __base__=_ApiOnly,
-    __doc__="POST /sdapi/v1/txt2img. Unknown fields are ignored, as A1111 does.",
-    **_processing_fields(StableDiffusionProcessingTxt2Img),
-)
-
-
 class _Img2ImgApiOnly(_ApiOnly):
     include_init_images: bool = False
 
 
-# A1111's img2img request body, for extensions that build one (agent-scheduler); Sumi has no
-# /sdapi/v1/img2img yet.
-Img2ImgRequest = create_model(
-    "StableDiffusionImg2ImgProcessingAPI",
-    __base__=_Img2ImgApiOnly,
-    __doc__="A1111's img2img request body (init_images and mask as base64 strings).",
-    **_processing_fields(StableDiffusionProcessingImg2Img),
-)
+if TYPE_CHECKING:
+    # What type checkers see of the models made below: their fixed fields, and the processing
+    # object's fields (added by create_model at runtime) as Any.
+    class Txt2ImgRequest(_ApiOnly):
+        def __getattr__(self, name: str) -> Any: ...
+
+    class Img2ImgRequest(_Img2ImgApiOnly):
+        def __getattr__(self, name: str) -> Any: ...
+
+else:
+    Txt2ImgRequest = create_model(
+        "StableDiffusionTxt2ImgProcessingAPI",
+        __base__=_ApiOnly,
+        __doc__="POST /sdapi/v1/txt2img. Unknown fields are ignored, as A1111 does.",
+        **_processing_fields(StableDiffusionProcessingTxt2Img),
+    )
+
+    # A1111's img2img request body, for extensions that build one (agent-scheduler); Sumi has no
+    # /sdapi/v1/img2img yet.
+    Img2ImgRequest = create_model(
+        "StableDiffusionImg2ImgProcessingAPI",
+        __base__=_Img2ImgApiOnly,
+        __doc__="A1111's img2img request body (init_images and mask as base64 strings).",
+        **_processing_fields(StableDiffusionProcessingImg2Img),
+    )
 
 # A1111's names for these models (extensions import them, often with `from modules.api.models import *`).
 StableDiffusionTxt2ImgProcessingAPI = Txt2ImgRequest

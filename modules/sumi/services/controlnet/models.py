@@ -160,7 +160,7 @@ class ControlNetModels:
             sd.dtype,
             id(sd.unet),
         )
-        check_compatible(loaded, sd.family, int(sd.unet.config.cross_attention_dim))
+        check_compatible(loaded, sd.family, int(sd.unet.config["cross_attention_dim"]))
         return loaded
 
     def clear_cache(self) -> None:

@@ -472,7 +472,9 @@ class _InstallRecords:
             data = self._read()
             if data is None:
                 return
-            section = data.get(RECORD_SECTION) if isinstance(data.get(RECORD_SECTION), dict) else {}
+            section = data.get(RECORD_SECTION)
+            if not isinstance(section, dict):
+                section = {}
             if digest is None and key not in section:
                 return
             if digest is None:

@@ -361,7 +361,7 @@ def _exif_comment(image: Image.Image) -> str | None:
     return text or None
 
 
-def read_info_from_image(image: Image.Image) -> tuple[str | None, dict[str, object]]:
+def read_info_from_image(image: Image.Image) -> tuple[str | None, dict[str | tuple[int, int], object]]:
     """(infotext, other info items) as A1111's PNG Info shows them; NovelAI images are converted."""
     items = dict(image.info or {})
     infotext = items.pop("parameters", None)
@@ -381,7 +381,7 @@ def read_infotext_from_image(image: Image.Image) -> str | None:
     return read_info_from_image(image)[0]
 
 
-def _novelai_infotext(image: Image.Image, items: Mapping[str, object]) -> str | None:
+def _novelai_infotext(image: Image.Image, items: Mapping[str | tuple[int, int], object]) -> str | None:
     try:
         info = json.loads(str(items["Comment"]))
         sampler = NOVELAI_SAMPLERS.get(info["sampler"], "Euler a")

@@ -131,9 +131,10 @@ class JobState:
     # -- reader side -------------------------------------------------------------------------------
     def snapshot(self) -> ProgressSnapshot:
         with self._lock:
-            active = self.time_start is not None
+            start = self.time_start
+            active = start is not None
             progress = self._progress() if active else 0.0
-            elapsed = time.time() - self.time_start if active else 0.0
+            elapsed = time.time() - start if start is not None else 0.0
             eta = elapsed / progress - elapsed if progress > 0 else 0.0
             return ProgressSnapshot(
                 active,

@@ -521,7 +521,9 @@ def _cell_job(
 ) -> Any:
     job = job_copy(p, do_not_save_grid=True)
     for axis, i in zip(axes, index, strict=True):
-        axis.option.apply(job, axis.values[i], axis.values)
+        apply = axis.option.apply
+        assert apply is not None  # find_axis refuses unsupported axes
+        apply(job, axis.values[i], axis.values)
     offset, stride = 0, 1
     for i, size, varies in zip(index, sizes, vary, strict=True):
         if varies:
@@ -565,10 +567,11 @@ def run_plot(app: Any, p: StableDiffusionProcessing, settings: PlotSettings) -> 
     if not app.options.return_grid:
         p.batch_size = 1
     specs = (("X", s.x), ("Y", s.y), ("Z", s.z))
-    axes = tuple(
+    x, y, z = (
         build_axis(app, p, name, a.kind, a.text, a.dropdown, s.csv_mode, s.no_fixed_seeds)
         for name, a in specs
     )
+    axes = (x, y, z)
     check_grid_size(math.prod(len(a.values) for a in axes), 64, 64, app.options, TITLE)
     grid = plan(p, axes, s.vary_seeds)
     width = max(cell.job.width for cell in grid.cells)

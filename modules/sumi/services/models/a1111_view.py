@@ -46,6 +46,16 @@ class _TextEncoders(torch.nn.ModuleList):
         return self
 
 
+class _LdmLayout(torch.nn.Module):
+    """A1111's top-level layout of an LDM model, for parameters()/named_modules()."""
+
+    def __init__(self, unet: torch.nn.Module, vae: torch.nn.Module, text_encoders: list[Any]) -> None:
+        super().__init__()
+        self.model = _DiffusionWrapper(unet)
+        self.first_stage_model = vae
+        self.cond_stage_model = _TextEncoders(text_encoders)
+
+
 class ModelFacade:
     """What A1111 extensions see as `shared.sd_model` (see the module docstring for what is real)."""
 
@@ -57,10 +67,7 @@ class ModelFacade:
     def __init__(self, loaded: LoadedModel) -> None:
         self._ref = weakref.ref(loaded)  # the facade lives as long as the model manager keeps the model
         sd = loaded.sd
-        self._parts = torch.nn.Module()  # A1111's top-level layout, for parameters()/named_modules()
-        self._parts.model = _DiffusionWrapper(sd.unet)
-        self._parts.first_stage_model = sd.vae
-        self._parts.cond_stage_model = _TextEncoders(sd.text_encoders)
+        self._parts = _LdmLayout(sd.unet, sd.vae, sd.text_encoders)
 
     @property
     def _loaded(self) -> LoadedModel:
