@@ -2,7 +2,7 @@
 
 Through the A1111 HTTP API (TestClient, real App with the tiny demo checkpoint) and once through the
 web UI in Chromium. Images are 64x64 with 2-3 steps (20 where prompt editing must show) and fixed
-seeds, so every request takes well under a second. Clip skip through `override_settings` is covered in tests/test_app.py.
+seeds, so every request takes well under a second. Clip skip through `override_settings` is covered in tests/app/test_app.py.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Every A1111 module and name that the A, C and B-light extensions of
-`reference/extension_ecosystem.md` use (the 39 of 58 in `tests/a1111_surface.py`) exists in Sumi.
+`reference/extension_ecosystem.md` use (the 39 of 58 in `tests/compat/a1111_surface.py`) exists in Sumi.
 
 One test per module (and per object: `shared.opts`, `shared.state`, `p`, ...), so a failure names the
 missing names and the extensions that need them. Whether a name behaves like A1111's is tested
@@ -15,8 +15,8 @@ from collections import Counter
 import pytest
 
 from modules import shared
-from tests import a1111_surface as surface
 from tests.app_support import make_app
+from tests.compat import a1111_surface as surface
 
 
 @pytest.fixture(scope="module")

@@ -32,9 +32,9 @@ from modules import shared
 from modules.sumi.app import App
 from modules.sumi.frontends.gradio import extensions_tab
 from modules.sumi.services.extensions.model import ACCESS_DENIED
+from tests.app_support import REPO_ROOT
 from tests.browser_support import browser_skip_reason, free_port, launch_chromium
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 EXT = "sd-webui-test-ext"
 BROKEN = "zz-broken-ext"
 BODY = {"steps": 2, "width": 64, "height": 64, "seed": 3, "sampler_name": "Euler", "prompt": "a fox"}

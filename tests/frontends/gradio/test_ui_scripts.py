@@ -29,8 +29,7 @@ from modules.sumi.services.scripts.callbacks import CallbackRegistry
 from modules.sumi.services.scripts.runner import ScriptErrors, ScriptRunner
 from modules.sumi.services.settings.flags import build_parser
 from modules.sumi.services.settings.options import OptionInfo, Options
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from tests.app_support import REPO_ROOT
 
 
 def values(**changes) -> list:
