@@ -1,7 +1,14 @@
-"""Helpers that build a real App on a temporary data folder (with the tiny demo checkpoint)."""
+"""Real Apps on temporary data folders (with the tiny demo checkpoint), and API request helpers.
+
+Tests get Apps from the `make_app` / `make_module_app` fixtures (tests/conftest.py), which are
+`AppFactory` objects: every App they build becomes `modules.shared`'s App, and on teardown each is
+shut down and the App that was there before is put back, whatever the test did.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from modules import shared
@@ -11,12 +18,62 @@ from modules.sumi.services.settings.flags import build_parser
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def make_app(data_dir: Path, *flags: str) -> App:
-    args = build_parser().parse_args(["--data-dir", str(data_dir), *flags])
-    app = App(args, REPO_ROOT)
-    shared.set_app(app)
-    app.startup()
-    return app
+class AppFactory:
+    """`factory(data_dir, *flags)` builds an App as webui.py does and makes it `modules.shared`'s App.
+
+    `start=False` leaves it unstarted (no demo checkpoint, scripts or worker: enough to build the UI);
+    `loaded=True` waits until the start-up model load has finished; `preload=True` parses the flags
+    as `webui.main` does, with the flags the data folder's extensions add in preload.py (the notes
+    become App notices). `close()` shuts every App down, newest first, and restores `shared`.
+    """
+
+    def __init__(self) -> None:
+        self.previous = shared.running_app()
+        self.apps: list[App] = []
+
+    def __call__(
+        self,
+        data_dir: Path | str,
+        *flags: str,
+        start: bool = True,
+        loaded: bool = False,
+        preload: bool = False,
+    ) -> App:
+        argv = ["--data-dir", str(data_dir), *flags]
+        if preload:
+            import webui
+
+            args, notes = webui.parse_args(argv)
+        else:
+            args, notes = build_parser().parse_args(argv), []
+        app = App(args, REPO_ROOT)
+        for note in notes:
+            app.notice(note)
+        self.apps.append(app)
+        shared.set_app(app)
+        if start:
+            app.startup()
+            if loaded:
+                app.queue.run("wait for the start-up load", lambda: None)
+        return app
+
+    def close(self) -> None:
+        try:
+            for app in reversed(self.apps):
+                app.shutdown()
+        finally:
+            self.apps.clear()
+            shared.set_app(self.previous)
+
+
+@contextlib.contextmanager
+def app_factory() -> Iterator[AppFactory]:
+    """An AppFactory for a `with` block (the fixtures' teardown, or code outside pytest fixtures)."""
+    factory = AppFactory()
+    try:
+        yield factory
+    finally:
+        factory.close()
 
 
 def generate(client, body: dict, prompt: str) -> tuple[bytes, dict]:

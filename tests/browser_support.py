@@ -76,20 +76,20 @@ def running_server(data_dir: Path, extra_args: list[str] | None = None) -> Itera
     """A Sumi server (demo model unless `data_dir` holds checkpoints) on 127.0.0.1:<free port>."""
     import uvicorn
 
-    from tests.app_support import make_app
+    from tests.app_support import app_factory
     from webui import build_server
 
-    app = make_app(Path(data_dir), *(extra_args or []))
-    port = free_port()
-    config = uvicorn.Config(build_server(app), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="sumi-test-server", daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_up(url, thread)
-        yield RunningServer(url, app, Path(data_dir))
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        app.shutdown()
+    with app_factory() as make_app:
+        app = make_app(Path(data_dir), *(extra_args or []))
+        port = free_port()
+        config = uvicorn.Config(build_server(app), host="127.0.0.1", port=port, log_level="warning")
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, name="sumi-test-server", daemon=True)
+        thread.start()
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_until_up(url, thread)
+            yield RunningServer(url, app, Path(data_dir))
+        finally:
+            server.should_exit = True
+            thread.join(timeout=15)

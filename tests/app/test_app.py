@@ -16,19 +16,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from fastapi.testclient import TestClient
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from modules import shared
 from modules.sumi.engine import txt2img as engine_txt2img
 from modules.sumi.engine.devices import xformers_available
 from modules.sumi.services.jobs.infotext import parse_infotext
 from modules.sumi.services.jobs.processing import Processed, StableDiffusionProcessingTxt2Img
 from modules.sumi.services.models import manager as model_manager
 from modules.sumi.services.models.demo import DEMO_NAME
-from tests.app_support import make_app
-from webui import build_server
 
 DEMO_STEM = Path(DEMO_NAME).stem
 VAE_PREFIX = "first_stage_model."
@@ -106,16 +102,10 @@ def write_vae_file(path: Path, checkpoint: Path, seed: int) -> Path:
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    app = make_app(tmp_path_factory.mktemp("data"), "--api", "--nowebui")
+def app(make_module_app, tmp_path_factory):
+    app = make_module_app(tmp_path_factory.mktemp("data"), "--api", "--nowebui")
     wait_for_startup(app)
-    yield app
-    app.shutdown()
-
-
-@pytest.fixture(scope="module")
-def client(app):
-    return TestClient(build_server(app))
+    return app
 
 
 @pytest.fixture(scope="module")
@@ -140,21 +130,15 @@ def settings_restored(request):
 
 
 @pytest.fixture
-def fresh_app(tmp_path):
+def fresh_app(tmp_path, make_app):
     """Build apps with their own data folder and flags; shut down afterwards."""
-    built = []
-    previous = shared._app
 
     def build(*flags: str, data_dir: Path | None = None):
-        app = make_app(data_dir or tmp_path / f"data{len(built)}", *flags)
-        built.append(app)
+        app = make_app(data_dir or tmp_path / f"data{len(make_app.apps)}", *flags)
         wait_for_startup(app)
         return app
 
-    yield build
-    for app in built:
-        app.shutdown()
-    shared.set_app(previous)
+    return build
 
 
 # --- 1. VAE selection (a1111.md §10.3) -----------------------------------------------------------

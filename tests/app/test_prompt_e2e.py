@@ -13,29 +13,20 @@ import json
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image
 
 from modules.sumi.services.jobs.infotext import parse_infotext
-from tests.app_support import make_app
 from tests.browser_support import browser_skip_reason, launch_chromium, running_server
-from webui import build_server
 
 BASE = {"steps": 3, "width": 64, "height": 64, "seed": 4321, "sampler_name": "Euler", "cfg_scale": 7}
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    app = make_app(tmp_path_factory.mktemp("data"), "--api", "--nowebui")
+def app(make_module_app, tmp_path_factory):
+    app = make_module_app(tmp_path_factory.mktemp("data"), "--api", "--nowebui")
     app.options.set("samples_save", False)
     app.options.set("grid_save", False)
-    yield app
-    app.shutdown()
-
-
-@pytest.fixture(scope="module")
-def client(app):
-    return TestClient(build_server(app))
+    return app
 
 
 def post(client, **fields) -> dict:

@@ -9,7 +9,6 @@ import json
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -32,9 +31,8 @@ from modules.sumi.services.jobs.xyz_plot import (
     processing_order,
     split_csv,
 )
-from tests.app_support import decode_pixels, make_app, post_txt2img
+from tests.app_support import decode_pixels, post_txt2img
 from tests.fixtures.tiny_models import write_tiny_checkpoint
-from webui import build_server
 
 BODY = {"steps": 2, "width": 64, "height": 64, "seed": 4, "sampler_name": "Euler", "prompt": "a fox"}
 XYZ_DEFAULTS = [
@@ -242,18 +240,12 @@ def test_legends_add_room_around_the_cells():
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    app = make_app(tmp_path_factory.mktemp("builtin_scripts") / "data", "--nowebui")
+def app(make_module_app, tmp_path_factory):
+    app = make_module_app(tmp_path_factory.mktemp("builtin_scripts") / "data", "--nowebui")
     app.queue.run("wait for the first load", lambda: None)
     write_tiny_checkpoint(app.paths.ckpt_dirs[0] / "zz_second.safetensors", "SD1", seed=1)
     app.checkpoints.refresh()
-    yield app
-    app.shutdown()
-
-
-@pytest.fixture(scope="module")
-def client(app):
-    return TestClient(build_server(app))
+    return app
 
 
 def _post(client, status: int = 200, **body) -> dict:

@@ -17,7 +17,6 @@ from safetensors.torch import save_file
 
 from modules import shared
 from modules.processing import StableDiffusionProcessingTxt2Img
-from tests.app_support import make_app
 
 DEMO_WIDTH = 64  # the demo model's CLIP hidden size
 
@@ -130,13 +129,8 @@ script_callbacks.on_ui_settings(on_ui_settings)
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    previous = shared.running_app()
-    app = make_app(tmp_path_factory.mktemp("facades"), "--nowebui")
-    app.queue.run("wait for the initial load", lambda: None)
-    yield app
-    app.shutdown()
-    shared.set_app(previous)
+def app(make_module_app, tmp_path_factory):
+    return make_module_app(tmp_path_factory.mktemp("facades"), "--nowebui", loaded=True)
 
 
 @pytest.fixture(scope="module")

@@ -16,17 +16,11 @@ from PIL import Image
 from modules import shared
 from modules.processing import StableDiffusionProcessingImg2Img, StableDiffusionProcessingTxt2Img
 from modules.sumi.util.unsupported import NotSupportedInSumi
-from tests.app_support import make_app
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    previous = shared.running_app()
-    app = make_app(tmp_path_factory.mktemp("helpers"), "--nowebui")
-    app.queue.run("wait for the initial load", lambda: None)
-    yield app
-    app.shutdown()
-    shared.set_app(previous)
+def app(make_module_app, tmp_path_factory):
+    return make_module_app(tmp_path_factory.mktemp("helpers"), "--nowebui", loaded=True)
 
 
 def _p(**kwargs) -> StableDiffusionProcessingTxt2Img:

@@ -15,17 +15,12 @@ from collections import Counter
 import pytest
 
 from modules import shared
-from tests.app_support import make_app
 from tests.compat import a1111_surface as surface
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    previous = shared.running_app()
-    app = make_app(tmp_path_factory.mktemp("coverage"), "--nowebui")
-    yield app
-    app.shutdown()
-    shared.set_app(previous)
+def app(make_module_app, tmp_path_factory):
+    return make_module_app(tmp_path_factory.mktemp("coverage"), "--nowebui")
 
 
 def _missing(obj, names: dict[str, set[str]]) -> list[str]:

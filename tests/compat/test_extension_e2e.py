@@ -28,7 +28,6 @@ from pathlib import Path
 import pytest
 
 import webui
-from modules import shared
 from modules.sumi.app import App
 from modules.sumi.frontends.gradio import extensions_tab
 from modules.sumi.services.extensions.model import ACCESS_DENIED
@@ -161,29 +160,17 @@ def git_repository(root: Path) -> Path:
     return root
 
 
-def new_app(data_dir: Path, *flags: str) -> App:
-    """An App as webui.main makes it (extensions' preload.py flags included), not started."""
-    args, notes = webui.parse_args(["--data-dir", str(data_dir), *flags])
-    app = App(args, REPO_ROOT)
-    for note in notes:
-        app.notice(note)
-    shared.set_app(app)
-    return app
-
-
-def install(repo: Path, data_dir: Path) -> str:
+def install(app: App, repo: Path) -> str:
     """Install from URL exactly as the Extensions tab does; the HTML it shows."""
-    message, _table = extensions_tab.install_extension(new_app(data_dir), str(repo), "", "")
+    message, _table = extensions_tab.install_extension(app, str(repo), "", "")
     return message
 
 
 @contextlib.contextmanager
-def sumi_server(data_dir: Path, *flags: str) -> Iterator[tuple[str, App]]:
-    """A started App and the server webui.main builds, on a free port, in a thread."""
+def sumi_server(app: App) -> Iterator[tuple[str, App]]:
+    """The server webui.main builds for a started App, on a free port, in a thread."""
     import uvicorn
 
-    app = new_app(data_dir, *flags)
-    app.startup()
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(webui.build_server(app), host="127.0.0.1", port=port, log_level="warning")
@@ -197,7 +184,6 @@ def sumi_server(data_dir: Path, *flags: str) -> Iterator[tuple[str, App]]:
     finally:
         server.should_exit = True
         thread.join(timeout=15)
-        app.shutdown()
 
 
 def wait_until_up(url: str, timeout: float = 90.0, proc: subprocess.Popen | None = None) -> dict:
@@ -215,11 +201,11 @@ def wait_until_up(url: str, timeout: float = 90.0, proc: subprocess.Popen | None
 
 # -- install --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
+def data_dir(tmp_path_factory, make_module_app) -> Path:
     root = tmp_path_factory.mktemp("extension-e2e")
     repo = git_repository(write_files(root / "repos" / EXT, EXTENSION))
     data = root / "data"
-    message = install(repo, data)
+    message = install(make_module_app(data, start=False, preload=True), repo)
     assert "test-ext install.py: pytest installed = True" in message, message
     assert f"Installed into {data / 'extensions' / EXT}" in message
     write_files(data / "extensions" / BROKEN, BROKEN_EXTENSION)
@@ -232,9 +218,9 @@ def test_install_from_a_local_git_repository_runs_install_py(data_dir):
     assert not (data_dir / "tmp").exists()  # the clone went through tmp/ and was moved
 
 
-def test_installing_with_listen_is_refused_with_a1111s_message(tmp_path, data_dir):
+def test_installing_with_listen_is_refused_with_a1111s_message(tmp_path, data_dir, make_app):
     repo = data_dir / "extensions" / EXT
-    app = new_app(tmp_path / "listen", "--listen")
+    app = make_app(tmp_path / "listen", "--listen", start=False, preload=True)
     message, _ = extensions_tab.install_extension(app, str(repo), "", "")
     assert ACCESS_DENIED in message
     assert not (tmp_path / "listen" / "extensions" / EXT).exists()
@@ -245,8 +231,8 @@ def test_installing_with_listen_is_refused_with_a1111s_message(tmp_path, data_di
 
 # -- a fresh server on the same data folder: API ------------------------------------------------------------
 @pytest.fixture(scope="module")
-def server(data_dir):
-    with sumi_server(data_dir, "--api", "--test-ext-flag") as running:
+def server(data_dir, make_module_app):
+    with sumi_server(make_module_app(data_dir, "--api", "--test-ext-flag", preload=True)) as running:
         yield running
 
 

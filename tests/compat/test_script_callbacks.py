@@ -5,21 +5,16 @@ from __future__ import annotations
 import pytest
 
 from modules import script_callbacks as sc
-from modules import shared
 from modules.sumi.services.scripts.callbacks import CallbackRegistry
-from tests.app_support import make_app
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    app = make_app(tmp_path_factory.mktemp("callbacks"), "--nowebui")
-    yield app
-    app.shutdown()
+def app(make_module_app, tmp_path_factory):
+    return make_module_app(tmp_path_factory.mktemp("callbacks"), "--nowebui")
 
 
 @pytest.fixture(autouse=True)
 def fresh_registry(app):
-    shared.set_app(app)
     app.callbacks.clear()
     app.callbacks.errors.clear()
 

@@ -8,10 +8,8 @@ import textwrap
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 
-from tests.app_support import decode_pixels, make_app, post_txt2img
-from webui import build_server
+from tests.app_support import decode_pixels, post_txt2img
 
 BODY = {"steps": 2, "width": 64, "height": 64, "seed": 4, "sampler_name": "Euler", "prompt": "a fox"}
 
@@ -74,9 +72,9 @@ class Broken(scripts.Script):
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
+def app(make_module_app, tmp_path_factory):
     root = tmp_path_factory.mktemp("scripts")
-    app = make_app(root / "data", "--nowebui")
+    app = make_module_app(root / "data", "--nowebui")
     extension = root / "sd-webui-test-ext"
     (extension / "scripts").mkdir(parents=True)
     (extension / "scripts" / "suffix_default.py").write_text('SUFFIX = ", in the rain"\n')
@@ -84,13 +82,7 @@ def app(tmp_path_factory):
     (extension / "scripts" / "zz_syntax_error.py").write_text("def broken(:\n")
     files = sorted((extension / "scripts").glob("*.py"))
     app.scripts.load([(path, extension) for path in files])
-    yield app
-    app.shutdown()
-
-
-@pytest.fixture(scope="module")
-def client(app):
-    return TestClient(build_server(app))
+    return app
 
 
 def _post(client, status: int = 200, **body) -> dict:

@@ -6,7 +6,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention
-from fastapi.testclient import TestClient
 
 from modules.sumi.engine.errors import EngineError
 from modules.sumi.engine.networks.hypernetwork import (
@@ -15,9 +14,8 @@ from modules.sumi.engine.networks.hypernetwork import (
     load_hypernetwork,
     remove_hypernetworks,
 )
-from tests.app_support import generate, make_app
+from tests.app_support import generate
 from tests.fixtures.tiny_hypernetworks import write_hypernetwork
-from webui import build_server
 
 BODY = {"steps": 2, "width": 64, "height": 64, "seed": 5, "sampler_name": "Euler"}
 
@@ -123,20 +121,14 @@ def test_processor_transforms_k_and_v_and_is_removed_exactly(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    app = make_app(tmp_path_factory.mktemp("hypernet"), "--nowebui")
+def app(make_module_app, tmp_path_factory):
+    app = make_module_app(tmp_path_factory.mktemp("hypernet"), "--nowebui")
     folder = app.paths.hypernetwork_dir
     write_hypernetwork(folder / "anime.pt", (64, 32), seed=1, activation_func="relu", scale=0.5)
     write_hypernetwork(folder / "sub" / "other.pt", (64,), seed=2, scale=0.5)
     write_hypernetwork(folder / "sd2_only.pt", (1024,), seed=3)
     app.hypernetworks.refresh()
-    yield app
-    app.shutdown()
-
-
-@pytest.fixture(scope="module")
-def client(app):
-    return TestClient(build_server(app))
+    return app
 
 
 def _generate(client, prompt: str) -> tuple[bytes, dict]:

@@ -7,7 +7,6 @@ import os
 
 import pytest
 import torch
-from fastapi.testclient import TestClient
 
 from modules.sumi.engine.checkpoint import load_checkpoint
 from modules.sumi.engine.errors import EngineError
@@ -15,11 +14,10 @@ from modules.sumi.engine.files import check_finite
 from modules.sumi.engine.networks.embeddings import load_embedding_file
 from modules.sumi.engine.networks.hypernetwork import load_hypernetwork
 from modules.sumi.engine.networks.network_file import load_network
-from tests.app_support import generate, make_app
+from tests.app_support import generate
 from tests.fixtures.tiny_embeddings import write_a1111_pt, write_safetensors
 from tests.fixtures.tiny_hypernetworks import write_hypernetwork
 from tests.fixtures.tiny_networks import lora_state_dict, save
-from webui import build_server
 
 BODY = {"steps": 2, "width": 64, "height": 64, "seed": 3, "sampler_name": "Euler"}
 DEMO_WIDTH = 64
@@ -58,15 +56,8 @@ def test_check_finite_names_the_file_and_the_tensors(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    app = make_app(tmp_path_factory.mktemp("badfiles"), "--nowebui")
-    yield app
-    app.shutdown()
-
-
-@pytest.fixture(scope="module")
-def client(app):
-    return TestClient(build_server(app))
+def app(make_module_app, tmp_path_factory):
+    return make_module_app(tmp_path_factory.mktemp("badfiles"), "--nowebui")
 
 
 @pytest.fixture(scope="module")

@@ -7,26 +7,17 @@ import time
 
 import pytest
 import torch
-from fastapi.testclient import TestClient
 from safetensors.torch import save_file
 
-from tests.app_support import generate, make_app
-from webui import build_server
+from tests.app_support import generate
 
 DEMO_WIDTH = 64  # the demo model's CLIP hidden size
 BODY = {"steps": 2, "width": 64, "height": 64, "seed": 11, "sampler_name": "Euler"}
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    app = make_app(tmp_path_factory.mktemp("ti"), "--nowebui")
-    yield app
-    app.shutdown()
-
-
-@pytest.fixture(scope="module")
-def client(app):
-    return TestClient(build_server(app))
+def app(make_module_app, tmp_path_factory):
+    return make_module_app(tmp_path_factory.mktemp("ti"), "--nowebui")
 
 
 def _write(app, name: str, vectors: torch.Tensor) -> None:

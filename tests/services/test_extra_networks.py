@@ -17,7 +17,6 @@ from modules.sumi.services.networks.registry import (
     parse_prompt,
     parse_prompts,
 )
-from tests.app_support import make_app
 from webui import build_server
 
 
@@ -85,58 +84,49 @@ def test_a_failing_handler_is_reported_and_the_others_still_run():
     assert ok.calls and "broken failed to activate: boom" in warnings[0]
 
 
-def test_tags_are_removed_before_encoding_kept_in_the_infotext_and_unknown_types_warn(tmp_path):
+def test_tags_are_removed_before_encoding_kept_in_the_infotext_and_unknown_types_warn(tmp_path, make_app):
     app = make_app(tmp_path, "--nowebui")
-    try:
-        rec = Recorder("rec")
-        app.extra_networks.register(rec)
-        client = TestClient(build_server(app))
-        body = {"prompt": "a fox <rec:thing:0.5> <nope:x>", "steps": 2, "width": 64, "height": 64, "seed": 3}
-        r = client.post("/sdapi/v1/txt2img", json=body)
-        assert r.status_code == 200, r.text
-        info = json.loads(r.json()["info"])
-        assert info["infotexts"][0].startswith("a fox <rec:thing:0.5> <nope:x>")
-        assert "Unknown extra network type <nope:...>: ignored" in info["warnings"]
-        assert rec.calls == [("activate", [["thing", "0.5"]]), ("deactivate", None)]
-        plain = client.post("/sdapi/v1/txt2img", json={**body, "prompt": "a fox  "}).json()["images"][0]
-        assert _pixels(r.json()["images"][0]) == _pixels(plain)  # the model saw the text without tags
-    finally:
-        app.shutdown()
+    rec = Recorder("rec")
+    app.extra_networks.register(rec)
+    client = TestClient(build_server(app))
+    body = {"prompt": "a fox <rec:thing:0.5> <nope:x>", "steps": 2, "width": 64, "height": 64, "seed": 3}
+    r = client.post("/sdapi/v1/txt2img", json=body)
+    assert r.status_code == 200, r.text
+    info = json.loads(r.json()["info"])
+    assert info["infotexts"][0].startswith("a fox <rec:thing:0.5> <nope:x>")
+    assert "Unknown extra network type <nope:...>: ignored" in info["warnings"]
+    assert rec.calls == [("activate", [["thing", "0.5"]]), ("deactivate", None)]
+    plain = client.post("/sdapi/v1/txt2img", json={**body, "prompt": "a fox  "}).json()["images"][0]
+    assert _pixels(r.json()["images"][0]) == _pixels(plain)  # the model saw the text without tags
 
 
 def _pixels(b64: str) -> bytes:
     return Image.open(io.BytesIO(base64.b64decode(b64))).tobytes()
 
 
-def test_lora_and_hypernetwork_files_are_listed_and_refreshed(tmp_path):
+def test_lora_and_hypernetwork_files_are_listed_and_refreshed(tmp_path, make_app):
     import torch
     from safetensors.torch import save_file
 
     app = make_app(tmp_path, "--nowebui")
-    try:
-        client = TestClient(build_server(app))
-        assert client.get("/sdapi/v1/loras").json() == []
-        sub = app.paths.lora_dir / "styles"
-        sub.mkdir(parents=True)
-        save_file(
-            {"x": torch.zeros(1)}, str(sub / "catstyle.safetensors"), metadata={"ss_output_name": "cats"}
-        )
-        save_file({"x": torch.zeros(1)}, str(app.paths.lycoris_dir / "loha_one.safetensors"))
-        assert client.get("/sdapi/v1/loras").json() == []  # not yet refreshed
-        assert client.post("/sdapi/v1/refresh-loras").status_code == 200
-        listed = {item["name"]: item for item in client.get("/sdapi/v1/loras").json()}
-        assert set(listed) == {"catstyle", "loha_one"}
-        assert (
-            listed["catstyle"]["alias"] == "cats"
-            and listed["catstyle"]["metadata"]["ss_output_name"] == "cats"
-        )
-        assert app.loras.find("cats").name == "catstyle" and app.loras.find("catstyle").name == "catstyle"
-        (tmp_path / "hypernetworks").mkdir(exist_ok=True)
-        torch.save({"layer_structure": [1, 2, 1]}, tmp_path / "hypernetworks" / "anime.pt")
-        app.hypernetworks.refresh()
-        assert client.get("/sdapi/v1/hypernetworks").json()[0]["name"] == "anime"
-    finally:
-        app.shutdown()
+    client = TestClient(build_server(app))
+    assert client.get("/sdapi/v1/loras").json() == []
+    sub = app.paths.lora_dir / "styles"
+    sub.mkdir(parents=True)
+    save_file({"x": torch.zeros(1)}, str(sub / "catstyle.safetensors"), metadata={"ss_output_name": "cats"})
+    save_file({"x": torch.zeros(1)}, str(app.paths.lycoris_dir / "loha_one.safetensors"))
+    assert client.get("/sdapi/v1/loras").json() == []  # not yet refreshed
+    assert client.post("/sdapi/v1/refresh-loras").status_code == 200
+    listed = {item["name"]: item for item in client.get("/sdapi/v1/loras").json()}
+    assert set(listed) == {"catstyle", "loha_one"}
+    assert (
+        listed["catstyle"]["alias"] == "cats" and listed["catstyle"]["metadata"]["ss_output_name"] == "cats"
+    )
+    assert app.loras.find("cats").name == "catstyle" and app.loras.find("catstyle").name == "catstyle"
+    (tmp_path / "hypernetworks").mkdir(exist_ok=True)
+    torch.save({"layer_structure": [1, 2, 1]}, tmp_path / "hypernetworks" / "anime.pt")
+    app.hypernetworks.refresh()
+    assert client.get("/sdapi/v1/hypernetworks").json()[0]["name"] == "anime"
 
 
 def test_an_alias_shared_by_two_files_only_works_by_stem(tmp_path):

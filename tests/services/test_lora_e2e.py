@@ -3,33 +3,25 @@
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 
 from modules.sumi.engine.checkpoint import load_checkpoint
-from tests.app_support import generate, make_app
+from tests.app_support import generate
 from tests.fixtures.tiny_models import tiny_sdxl
 from tests.fixtures.tiny_networks import write_lora
-from webui import build_server
 
 BODY = {"steps": 2, "width": 64, "height": 64, "seed": 5, "sampler_name": "Euler"}
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    app = make_app(tmp_path_factory.mktemp("lora"), "--nowebui")
+def app(make_module_app, tmp_path_factory):
+    app = make_module_app(tmp_path_factory.mktemp("lora"), "--nowebui")
     demo = load_checkpoint(app.checkpoints.list()[0].filename)
     components = {"family": "SD1", "unet": demo.unet, "text_encoders": [s.model for s in demo.text_encoders]}
     write_lora(app.paths.lora_dir / "style_a.safetensors", components, seed=1, output_name="stylish")
     write_lora(app.paths.lora_dir / "style_b.safetensors", components, seed=2)
     write_lora(app.paths.lora_dir / "xl_only.safetensors", tiny_sdxl())
     app.loras.refresh()
-    yield app
-    app.shutdown()
-
-
-@pytest.fixture(scope="module")
-def client(app):
-    return TestClient(build_server(app))
+    return app
 
 
 def _generate(client, prompt: str) -> tuple[bytes, dict]:

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
@@ -17,8 +16,6 @@ from modules.sumi.app import App
 from modules.sumi.frontends.gradio import styles as ui_styles
 from modules.sumi.frontends.gradio import txt2img as ui_txt2img
 from modules.sumi.services.settings import styles as s
-from modules.sumi.services.settings.flags import build_parser
-from tests.app_support import REPO_ROOT, make_app
 from tests.browser_support import browser_skip_reason
 
 HEADER = b"\xef\xbb\xbfname,prompt,negative_prompt\r\n"
@@ -198,9 +195,9 @@ def test_several_files_and_globs_follow_a1111(tmp_path):
     assert glob_first.default_path == tmp_path / "styles.csv"  # A1111: no match -> styles.csv beside it
 
 
-def test_app_reads_styles_file_flags_and_defaults_to_data_styles_csv(tmp_path):
+def test_app_reads_styles_file_flags_and_defaults_to_data_styles_csv(tmp_path, make_app):
     def app(*flags: str) -> App:
-        return App(build_parser().parse_args(["--data-dir", str(tmp_path), *flags]), REPO_ROOT)
+        return make_app(tmp_path, *flags, start=False)
 
     write(tmp_path / "styles.csv", "name,prompt\r\ndefault,d\r\n")
     one = write(tmp_path / "one.csv", "name,prompt\r\nfirst,1\r\n")
@@ -218,7 +215,7 @@ SMALL = {"prompt": "a red fox", "steps": 2, "width": 64, "height": 64, "seed": 5
 
 
 @pytest.fixture(scope="module")
-def api_app(tmp_path_factory):
+def app(make_module_app, tmp_path_factory):
     data = tmp_path_factory.mktemp("styles-data")
     write(
         data / "styles.csv",
@@ -226,16 +223,7 @@ def api_app(tmp_path_factory):
         'Photo,"photo of {prompt}, 35mm",blurry\r\n'
         "Detail,highly detailed,lowres\r\n",
     )
-    app = make_app(data, "--api", "--nowebui")
-    yield app
-    app.shutdown()
-
-
-@pytest.fixture(scope="module")
-def client(api_app):
-    from webui import build_server
-
-    return TestClient(build_server(api_app))
+    return make_module_app(data, "--api", "--nowebui")
 
 
 def test_api_styles_field_expands_prompts_and_infotext(client):
@@ -295,10 +283,10 @@ def test_ui_apply_save_and_refresh(tmp_path):
     assert dropdown["choices"] == ["only"] and dropdown["value"] == ["only"] and status == ""
 
 
-def test_build_ui_has_the_styles_row(tmp_path):
+def test_build_ui_has_the_styles_row(tmp_path, make_app):
     from modules.sumi.frontends.gradio import build_ui
 
-    app = App(build_parser().parse_args(["--data-dir", str(tmp_path)]), tmp_path)
+    app = make_app(tmp_path, start=False)
     config = build_ui(app).get_config_file()
     ids = {c["props"].get("elem_id") for c in config["components"]}
     assert {"txt2img_styles", "refresh_txt2img_styles", "txt2img_style_apply", "txt2img_style_create"} <= ids

@@ -14,7 +14,6 @@ from modules.sumi.frontends.gradio import controlnet_handlers as h
 from modules.sumi.frontends.gradio import txt2img as ui
 from modules.sumi.services.controlnet.models import ControlNetModels
 from modules.sumi.services.controlnet.units import ControlNetUnit
-from tests.app_support import make_app
 from tests.fixtures.tiny_controlnets import (
     shapes_image,
     tiny_controlnet,
@@ -29,16 +28,15 @@ XL = "control_xl_only"
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    app = make_app(tmp_path_factory.mktemp("cn-ui"), "--nowebui")
+def app(make_module_app, tmp_path_factory):
+    app = make_module_app(tmp_path_factory.mktemp("cn-ui"), "--nowebui")
     demo = load_checkpoint(app.checkpoints.list()[0].filename)
     folder = app.paths.controlnet_dir
     write_lllyasviel(folder / f"{CANNY}.safetensors", _jitter(ControlNetModel.from_unet(demo.unet), 5))
     write_lllyasviel(folder / f"{XL}.safetensors", tiny_controlnet("SDXL")["controlnet"])
     app.controlnet.models.refresh()
     app.queue.run("load model", app.models.get)  # the demo checkpoint (SD1) is the active model
-    yield app
-    app.shutdown()
+    return app
 
 
 def name_of(app, stem: str) -> str:

@@ -383,12 +383,10 @@ A1111_IDS = {
 }
 
 
-def test_build_ui_has_a1111_element_ids_and_defaults(tmp_path):
-    from modules.sumi.app import App
+def test_build_ui_has_a1111_element_ids_and_defaults(tmp_path, make_app):
     from modules.sumi.frontends.gradio import build_ui
-    from modules.sumi.services.settings.flags import build_parser
 
-    app = App(build_parser().parse_args(["--data-dir", str(tmp_path)]), tmp_path)
+    app = make_app(tmp_path, start=False)
     config = build_ui(app).get_config_file()
     props = {c["props"].get("elem_id"): c["props"] for c in config["components"] if c["props"].get("elem_id")}
     assert not A1111_IDS - set(props), "missing element ids"

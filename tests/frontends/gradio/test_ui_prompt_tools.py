@@ -62,12 +62,10 @@ def test_steps_change_recounts_both_prompts():
     assert app.calls == [("a", 7), ("b", 7)]
 
 
-def test_counters_are_laid_out_and_wired_outside_the_queue(tmp_path):
-    from modules.sumi.app import App
+def test_counters_are_laid_out_and_wired_outside_the_queue(tmp_path, make_app):
     from modules.sumi.frontends.gradio import build_ui
-    from modules.sumi.services.settings.flags import build_parser
 
-    app = App(build_parser().parse_args(["--data-dir", str(tmp_path)]), tmp_path)
+    app = make_app(tmp_path, start=False)
     demo = build_ui(app)
     ids = {block_id: block.elem_id for block_id, block in demo.blocks.items()}
     counters = {"txt2img_token_counter", "txt2img_negative_token_counter"}
@@ -296,13 +294,8 @@ def test_move_items_vectors(page):
     assert page.evaluate(move, ["a, b", 3, 3, False]) is None
 
 
-def test_the_negative_prompt_is_not_split_at_and(tmp_path):
-    from tests.app_support import make_app
-
+def test_the_negative_prompt_is_not_split_at_and(tmp_path, make_app):
     app = make_app(tmp_path)
-    try:
-        long_part = ", ".join(["red fox"] * 30)
-        text = f"{long_part} AND {long_part}"
-        assert app.count_tokens(text)[0] < app.count_tokens(text, negative=True)[0]
-    finally:
-        app.shutdown()
+    long_part = ", ".join(["red fox"] * 30)
+    text = f"{long_part} AND {long_part}"
+    assert app.count_tokens(text)[0] < app.count_tokens(text, negative=True)[0]

@@ -9,14 +9,12 @@ import json
 import textwrap
 import threading
 import types
-from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
 import pytest
 
 import webui
-from modules import shared
 from modules.sumi.app import App
 from modules.sumi.frontends.gradio import assets, build_ui, extensions_tab, scripts_ui
 from modules.sumi.frontends.gradio import txt2img as ui
@@ -27,9 +25,7 @@ from modules.sumi.services.jobs.queue import JobQueue
 from modules.sumi.services.jobs.state import JobState
 from modules.sumi.services.scripts.callbacks import CallbackRegistry
 from modules.sumi.services.scripts.runner import ScriptErrors, ScriptRunner
-from modules.sumi.services.settings.flags import build_parser
 from modules.sumi.services.settings.options import OptionInfo, Options
-from tests.app_support import REPO_ROOT
 
 
 def values(**changes) -> list:
@@ -109,20 +105,14 @@ class BadUI(scripts.Script):
 """
 
 
-def make_app(data_dir: Path, *flags: str) -> App:
-    app = App(build_parser().parse_args(["--data-dir", str(data_dir), *flags]), REPO_ROOT)
-    shared.set_app(app)
-    return app
-
-
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(tmp_path_factory, make_module_app):
     """A real App (not started: no model) with test scripts and extension callbacks, and its page."""
     root = tmp_path_factory.mktemp("ui-scripts")
     script = root / "ext" / "scripts" / "ui_scripts.py"
     script.parent.mkdir(parents=True)
     script.write_text(textwrap.dedent(SCRIPTS))
-    app = make_app(root / "data")
+    app = make_module_app(root / "data", start=False)
     app.scripts.load([(script, script.parent.parent)])
     seen: list[str] = []
     registry = app.callbacks
@@ -134,8 +124,7 @@ def built(tmp_path_factory):
     registry.add("ui_settings", lambda: app.options.add_option("ext_opt", OptionInfo("two", "Again")))
     registry.add("ui_settings", lambda: app.options.add_option("samples_save", OptionInfo(5, "Clash")))
     demo = build_ui(app)
-    yield SimpleNamespace(app=app, demo=demo, seen=seen, module=app.scripts.scripts_data[0].module)
-    app.shutdown()
+    return SimpleNamespace(app=app, demo=demo, seen=seen, module=app.scripts.scripts_data[0].module)
 
 
 def _blocks(text: str) -> gr.Blocks:
@@ -330,8 +319,8 @@ def test_duplicate_options_keep_the_first_definition(built):
     assert _by_elem_id(built.demo, "setting_ext_opt").value == 1  # shown in the Settings tab
 
 
-def test_extension_head_carries_a1111_helpers_and_extension_files(tmp_path):
-    app = make_app(tmp_path / "data")
+def test_extension_head_carries_a1111_helpers_and_extension_files(tmp_path, make_app):
+    app = make_app(tmp_path / "data", start=False)
     ext = app.paths.extensions_dir / "my-ext"
     (ext / "javascript").mkdir(parents=True)
     (ext / "javascript" / "a.js").write_text("window.a = '</script>';")
@@ -452,8 +441,8 @@ def test_errors_section_names_the_extension_and_folds_the_traceback(built):
 
 
 # -- restart ----------------------------------------------------------------------------------------------
-def test_request_restart_calls_the_handler_after_the_reply(tmp_path):
-    app = make_app(tmp_path)
+def test_request_restart_calls_the_handler_after_the_reply(tmp_path, make_app):
+    app = make_app(tmp_path, start=False)
     assert app.request_restart() is False and not app.restart_requested
     called = threading.Event()
     app.restart_handler = called.set
@@ -470,8 +459,8 @@ def test_parse_args_is_lenient_about_unknown_flags_only_after_a_restart(tmp_path
     assert webui.restart_command()[0] == webui.sys.executable
 
 
-def test_build_server_survives_failing_app_started_and_before_ui(tmp_path):
-    app = make_app(tmp_path, "--nowebui")
+def test_build_server_survives_failing_app_started_and_before_ui(tmp_path, make_app):
+    app = make_app(tmp_path, "--nowebui", start=False)
     app.callbacks.add("before_ui", _raise)
     app.callbacks.add("app_started", lambda demo, server: server.add_api_route("/x", lambda: {"ok": 1}))
     app.callbacks.add("app_started", lambda demo, server: 1 / 0)
@@ -481,7 +470,6 @@ def test_build_server_survives_failing_app_started_and_before_ui(tmp_path):
     assert client.get("/x").json() == {"ok": 1}
     assert client.get("/internal/ping").json() == {"boot_id": app.boot_id}
     assert {e.category for e in app.callbacks.errors} == {"before_ui", "app_started"}
-    app.shutdown()
 
 
 def test_extension_options_json_for_the_page(built):

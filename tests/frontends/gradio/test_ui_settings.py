@@ -94,14 +94,12 @@ def test_choices_come_from_the_registries_and_keep_the_current_value():
     assert ui.choices_for(app, "dyn", dynamic) == ["a", "b"]
 
 
-def test_page_has_a1111_settings_components_with_unique_elem_ids(tmp_path):
-    from modules.sumi.app import App
+def test_page_has_a1111_settings_components_with_unique_elem_ids(tmp_path, make_app):
     from modules.sumi.frontends.gradio import build_ui
-    from modules.sumi.services.settings.flags import build_parser
 
     (tmp_path / "models" / "VAE").mkdir(parents=True)
     (tmp_path / "models" / "VAE" / "kl-f8.safetensors").write_bytes(b"")
-    app = App(build_parser().parse_args(["--data-dir", str(tmp_path)]), tmp_path)
+    app = make_app(tmp_path, start=False)
     bad = OptionInfo("a", "Broken extension option", ui.COMPONENTS["radio"], {"bogus": 1})
     app.options.add_option("ext_broken", bad)
     config = build_ui(app).get_config_file()

@@ -15,22 +15,14 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from modules.sumi.services.jobs.infotext import parse_infotext
-from tests.app_support import make_app
 from webui import build_server
 
 SMALL = {"prompt": "a red fox", "steps": 2, "width": 64, "height": 64, "seed": 1234, "sampler_name": "Euler"}
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    app = make_app(tmp_path_factory.mktemp("data"), "--api", "--nowebui")
-    yield app
-    app.shutdown()
-
-
-@pytest.fixture(scope="module")
-def client(app):
-    return TestClient(build_server(app))
+def app(make_module_app, tmp_path_factory):
+    return make_module_app(tmp_path_factory.mktemp("data"), "--api", "--nowebui")
 
 
 def decode(b64: str) -> Image.Image:
@@ -190,15 +182,12 @@ def test_png_info_reads_back_parameters(client):
     assert client.post("/sdapi/v1/png-info", json={"image": "not base64!"}).status_code == 400
 
 
-def test_api_auth_requires_credentials(tmp_path):
+def test_api_auth_requires_credentials(tmp_path, make_app):
     app = make_app(tmp_path, "--nowebui", "--api-auth", "user:secret")
-    try:
-        client = TestClient(build_server(app))
-        assert client.get("/sdapi/v1/samplers").status_code == 401
-        assert client.get("/sdapi/v1/samplers", auth=("user", "wrong")).status_code == 401
-        assert client.get("/sdapi/v1/samplers", auth=("user", "secret")).status_code == 200
-    finally:
-        app.shutdown()
+    client = TestClient(build_server(app))
+    assert client.get("/sdapi/v1/samplers").status_code == 401
+    assert client.get("/sdapi/v1/samplers", auth=("user", "wrong")).status_code == 401
+    assert client.get("/sdapi/v1/samplers", auth=("user", "secret")).status_code == 200
 
 
 def test_options_reject_unknown_keys_and_wrong_types(client):
@@ -246,20 +235,14 @@ def test_request_schema_has_a1111_fields_and_defaults(client):
     assert "all_seeds" not in props
 
 
-def test_api_and_web_ui_share_one_server_with_api_flag(tmp_path):
+def test_api_and_web_ui_share_one_server_with_api_flag(tmp_path, make_app):
     app = make_app(tmp_path, "--api")
-    try:
-        client = TestClient(build_server(app))
-        assert client.get("/sdapi/v1/samplers").status_code == 200
-        page = client.get("/")
-        assert page.status_code == 200 and "<html" in page.text.lower()
-    finally:
-        app.shutdown()
+    client = TestClient(build_server(app))
+    assert client.get("/sdapi/v1/samplers").status_code == 200
+    page = client.get("/")
+    assert page.status_code == 200 and "<html" in page.text.lower()
 
 
-def test_web_ui_alone_does_not_expose_the_api(tmp_path):
+def test_web_ui_alone_does_not_expose_the_api(tmp_path, make_app):
     app = make_app(tmp_path)
-    try:
-        assert TestClient(build_server(app)).get("/sdapi/v1/samplers").status_code == 404
-    finally:
-        app.shutdown()
+    assert TestClient(build_server(app)).get("/sdapi/v1/samplers").status_code == 404

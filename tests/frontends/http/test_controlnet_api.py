@@ -12,14 +12,11 @@ import numpy as np
 import pytest
 import torch
 from diffusers import ControlNetModel
-from fastapi.testclient import TestClient
 from PIL import Image
 
 from modules.sumi.engine.checkpoint import load_checkpoint
-from tests.app_support import make_app
 from tests.fixtures.tiny_controlnets import shapes_image, tiny_controlnet, write_lllyasviel
 from tests.fixtures.tiny_models import _jitter
-from webui import build_server
 
 SIZE = 64
 BODY = {"steps": 2, "width": SIZE, "height": SIZE, "seed": 9, "sampler_name": "Euler", "prompt": "a fox"}
@@ -36,8 +33,8 @@ def _decode(text: str) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    app = make_app(tmp_path_factory.mktemp("cn"), "--nowebui")
+def app(make_module_app, tmp_path_factory):
+    app = make_module_app(tmp_path_factory.mktemp("cn"), "--nowebui")
     demo = load_checkpoint(app.checkpoints.list()[0].filename)
     controlnet = _jitter(ControlNetModel.from_unet(demo.unet), 5)
     folder = app.paths.controlnet_dir
@@ -46,13 +43,7 @@ def app(tmp_path_factory):
     write_lllyasviel(folder / "sub" / "control_tiny_shuffle.pth", controlnet)
     write_lllyasviel(folder / "control_xl_only.safetensors", tiny_controlnet("SDXL")["controlnet"])
     app.controlnet.models.refresh()
-    yield app
-    app.shutdown()
-
-
-@pytest.fixture(scope="module")
-def client(app):
-    return TestClient(build_server(app))
+    return app
 
 
 def _unit(**kw) -> dict:
