@@ -12,7 +12,7 @@ from PIL import Image
 from modules.sumi.engine.checkpoint import load_checkpoint
 from tests.browser_support import browser_skip_reason, launch_chromium, running_server
 from tests.fixtures.tiny_controlnets import write_lllyasviel
-from tests.fixtures.tiny_models import _jitter
+from tests.fixtures.tiny_models import jitter
 
 pytestmark = [
     pytest.mark.browser,
@@ -29,7 +29,7 @@ UNIT2 = "txt2img_controlnet_ControlNet-2"
 def server(tmp_path_factory):
     with running_server(tmp_path_factory.mktemp("sumi-cn")) as srv:
         demo = load_checkpoint(srv.app.checkpoints.list()[0].filename)
-        controlnet = _jitter(ControlNetModel.from_unet(demo.unet), 5)
+        controlnet = jitter(ControlNetModel.from_unet(demo.unet), 5)
         write_lllyasviel(srv.app.paths.controlnet_dir / "control_tiny_canny.safetensors", controlnet)
         srv.app.controlnet.models.refresh()
         yield srv

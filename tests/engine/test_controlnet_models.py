@@ -32,7 +32,7 @@ from tests.fixtures.tiny_controlnets import (
     write_diffusers_folder,
     write_lllyasviel,
 )
-from tests.fixtures.tiny_models import _jitter, tiny_unet
+from tests.fixtures.tiny_models import jitter, tiny_unet
 
 FAMILIES = ("SD1", "SD2", "SDXL")
 WRITERS = {
@@ -125,7 +125,7 @@ def test_sdxl_size_embedding_defaults_to_256_without_base(tmp_path):
         addition_time_embed_dim=256,
         projection_class_embeddings_input_dim=24 + 6 * 256,
     )
-    original = _jitter(ControlNetModel.from_unet(unet), 6)
+    original = jitter(ControlNetModel.from_unet(unet), 6)
     loaded = load_controlnet(write_lllyasviel(tmp_path / "xl.safetensors", original))
     assert loaded.family == "SDXL" and loaded.model.config.addition_time_embed_dim == 256
     assert_same_residuals(loaded.model, original)

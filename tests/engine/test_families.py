@@ -5,8 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 from accelerate import init_empty_weights
-from diffusers import AutoencoderKL, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
 from modules.sumi.engine.checkpoint import load_checkpoint
 from modules.sumi.engine.errors import ModelLoadError
@@ -15,6 +13,7 @@ from modules.sumi.engine.families.base import head_dim_64_heads, heads_dividing,
 from modules.sumi.engine.files import read_state_dict
 from modules.sumi.engine.ldm_export import save_checkpoint, to_single_file_state_dict
 from modules.sumi.engine.text.tokenizer import get_tokenizer
+from modules.sumi.engine.tiny_models import full_size
 from tests.fixtures.tiny_models import BUILDERS, write_tiny_checkpoint
 
 EXPECTED_TEXT = {  # (layer, final_norm, pooled, pad id) per encoder
@@ -348,84 +347,11 @@ def test_rules_for_values_not_in_the_weights():
 # -- the real sizes, on the meta device (no memory, no weights) ----------------------------------------------
 
 
-def _real_components(family: str) -> dict:
-    """SD1.5 / SD2.1-v / SDXL-base architectures with the diffusers configs' values."""
-    unet_kw = {"block_out_channels": [320, 640, 1280, 1280], "layers_per_block": 2, "sample_size": 64}
-    vae_kw = {"block_out_channels": [128, 256, 512, 512], "layers_per_block": 2, "sample_size": 512}
-    clip_l = {
-        "hidden_size": 768,
-        "intermediate_size": 3072,
-        "num_hidden_layers": 12,
-        "num_attention_heads": 12,
-    }
-    if family == "SD1":
-        unet_kw |= {"cross_attention_dim": 768, "attention_head_dim": 8}
-        encoders = [CLIPTextModel(_clip_config(**clip_l, hidden_act="quick_gelu"))]
-    elif family == "SD2":
-        unet_kw |= {
-            "cross_attention_dim": 1024,
-            "attention_head_dim": [5, 10, 20, 20],
-            "use_linear_projection": True,
-        }
-        unet_kw["sample_size"], vae_kw["sample_size"] = 96, 768
-        h = {
-            "hidden_size": 1024,
-            "intermediate_size": 4096,
-            "num_hidden_layers": 23,
-            "num_attention_heads": 16,
-        }
-        encoders = [CLIPTextModel(_clip_config(**h, hidden_act="gelu", pad_token_id=0))]
-    else:
-        unet_kw |= {
-            "block_out_channels": [320, 640, 1280],
-            "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
-            "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
-            "transformer_layers_per_block": [1, 2, 10],
-            "cross_attention_dim": 2048,
-            "attention_head_dim": [5, 10, 20],
-            "use_linear_projection": True,
-            "addition_embed_type": "text_time",
-            "addition_time_embed_dim": 256,
-            "projection_class_embeddings_input_dim": 2816,
-            "sample_size": 128,
-        }
-        vae_kw |= {"sample_size": 1024, "scaling_factor": 0.13025}
-        g = {
-            "hidden_size": 1280,
-            "intermediate_size": 5120,
-            "num_hidden_layers": 32,
-            "num_attention_heads": 20,
-        }
-        encoders = [
-            CLIPTextModel(_clip_config(**clip_l, hidden_act="quick_gelu")),
-            CLIPTextModelWithProjection(
-                _clip_config(**g, hidden_act="gelu", projection_dim=1280, pad_token_id=0)
-            ),
-        ]
-    levels = len(vae_kw["block_out_channels"])
-    vae = AutoencoderKL(
-        down_block_types=["DownEncoderBlock2D"] * levels,
-        up_block_types=["UpDecoderBlock2D"] * levels,
-        **vae_kw,
-    )
-    return {"family": family, "unet": UNet2DConditionModel(**unet_kw), "vae": vae, "text_encoders": encoders}
-
-
-def _clip_config(**kwargs) -> CLIPTextConfig:
-    defaults = {
-        "vocab_size": 49408,
-        "max_position_embeddings": 77,
-        "bos_token_id": 49406,
-        "eos_token_id": 49407,
-    }
-    return CLIPTextConfig(**{"pad_token_id": 49407, "layer_norm_eps": 1e-5, **defaults, **kwargs})
-
-
 @pytest.mark.parametrize("family", ["SD1", "SD2", "SDXL"])
 def test_real_architectures_are_inferred_exactly(family):
     """The released models' configs come out of the weight shapes and the family rules."""
     with init_empty_weights():
-        components = _real_components(family)
+        components = full_size(family)  # SD1.5 / SD2.1-v / SDXL base
         parts = [components["unet"], components["vae"], components["text_encoders"]]
         state_dict = to_single_file_state_dict(family, *parts)
     prediction = "v_prediction" if family == "SD2" else "epsilon"  # SD2.1-768-v

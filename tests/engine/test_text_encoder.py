@@ -9,29 +9,29 @@ import torch
 from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+from transformers import CLIPTextModel
 
 from modules.sumi.engine.model import TextEncoderSpec
 from modules.sumi.engine.text.chunks import EmbeddingMatch, chunk_prompt
 from modules.sumi.engine.text.encoder import Conditioning, encode_prompts, pad_to_same_length
 from modules.sumi.engine.text.tokenizer import BOS_ID, EOS_ID, get_tokenizer, tokenize
+from modules.sumi.engine.tiny_models import tiny_clip as factory_clip
 
 COMMA = 267
 
 
 def tiny_clip(seed: int, hidden: int = 32, projection: bool = False) -> CLIPTextModel:
-    torch.manual_seed(seed)
-    config = CLIPTextConfig(
-        hidden_size=hidden,
-        intermediate_size=37,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        vocab_size=49408,
-        max_position_embeddings=77,
-        projection_dim=32,
+    """Three layers (clip skip 1, 2 and 3 differ), four heads, transformers' initial weights."""
+    return factory_clip(
+        seed,
+        hidden,
+        openclip=False,
+        projection_dim=32 if projection else None,
+        layers=3,
+        heads=4,
+        intermediate=37,
+        jittered=False,
     )
-    model_class = CLIPTextModelWithProjection if projection else CLIPTextModel
-    return model_class(config).eval()
 
 
 @pytest.fixture(scope="module")

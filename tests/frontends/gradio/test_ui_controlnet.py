@@ -20,7 +20,7 @@ from tests.fixtures.tiny_controlnets import (
     write_diffusers_file,
     write_lllyasviel,
 )
-from tests.fixtures.tiny_models import _jitter
+from tests.fixtures.tiny_models import jitter
 
 SIZE = 64
 CANNY = "control_tiny_canny"
@@ -32,7 +32,7 @@ def app(make_module_app, tmp_path_factory):
     app = make_module_app(tmp_path_factory.mktemp("cn-ui"), "--nowebui")
     demo = load_checkpoint(app.checkpoints.list()[0].filename)
     folder = app.paths.controlnet_dir
-    write_lllyasviel(folder / f"{CANNY}.safetensors", _jitter(ControlNetModel.from_unet(demo.unet), 5))
+    write_lllyasviel(folder / f"{CANNY}.safetensors", jitter(ControlNetModel.from_unet(demo.unet), 5))
     write_lllyasviel(folder / f"{XL}.safetensors", tiny_controlnet("SDXL")["controlnet"])
     app.controlnet.models.refresh()
     app.queue.run("load model", app.models.get)  # the demo checkpoint (SD1) is the active model

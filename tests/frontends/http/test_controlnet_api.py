@@ -16,7 +16,7 @@ from PIL import Image
 
 from modules.sumi.engine.checkpoint import load_checkpoint
 from tests.fixtures.tiny_controlnets import shapes_image, tiny_controlnet, write_lllyasviel
-from tests.fixtures.tiny_models import _jitter
+from tests.fixtures.tiny_models import jitter
 
 SIZE = 64
 BODY = {"steps": 2, "width": SIZE, "height": SIZE, "seed": 9, "sampler_name": "Euler", "prompt": "a fox"}
@@ -36,7 +36,7 @@ def _decode(text: str) -> np.ndarray:
 def app(make_module_app, tmp_path_factory):
     app = make_module_app(tmp_path_factory.mktemp("cn"), "--nowebui")
     demo = load_checkpoint(app.checkpoints.list()[0].filename)
-    controlnet = _jitter(ControlNetModel.from_unet(demo.unet), 5)
+    controlnet = jitter(ControlNetModel.from_unet(demo.unet), 5)
     folder = app.paths.controlnet_dir
     (folder / "sub").mkdir(parents=True, exist_ok=True)
     write_lllyasviel(folder / "control_tiny_canny.safetensors", controlnet)
