@@ -1,6 +1,6 @@
-"""The A1111 helper modules added for the A, C and B-light extensions (tests/compat/a1111_surface.py): what they
-do when an extension calls them, against a live App. Stand-ins must load and fail only when called,
-with an error that says what Sumi lacks."""
+"""The A1111 helper modules added for the A, C and B-light extensions (tests/compat/a1111_surface.json):
+what they do when an extension calls them, against a live App. Stand-ins must load and fail only when
+called, with an error that says what Sumi lacks."""
 
 from __future__ import annotations
 
