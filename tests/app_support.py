@@ -1,14 +1,21 @@
-"""Real Apps on temporary data folders (with the tiny demo checkpoint), and API request helpers.
+"""Real Apps on temporary data folders (with the tiny demo checkpoint), servers, and API request helpers.
 
 Tests get Apps from the `make_app` / `make_module_app` fixtures (tests/conftest.py), which are
 `AppFactory` objects: every App they build becomes `modules.shared`'s App, and on teardown each is
-shut down and the App that was there before is put back, whatever the test did.
+shut down and the App that was there before is put back, whatever the test did. `serve(app)` runs the
+server `webui.py` builds for an App on a free port in a thread; `running_server(data_dir)` does both.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import json
+import socket
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from modules import shared
@@ -74,6 +81,70 @@ def app_factory() -> Iterator[AppFactory]:
         yield factory
     finally:
         factory.close()
+
+
+# -- servers ------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_up(url: str, alive: Callable[[], bool], timeout: float = 90.0) -> dict:
+    """Poll the server's /internal/ping until it answers (its JSON: the boot id) or `alive()` is False."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError(f"the Sumi server for {url} stopped while starting")
+        try:
+            with urllib.request.urlopen(url + "/internal/ping", timeout=2) as response:
+                return json.loads(response.read())
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"the Sumi server did not answer at {url} within {timeout:.0f}s")
+
+
+@contextlib.contextmanager
+def serve(app: App) -> Iterator[str]:
+    """The FastAPI + Gradio server `webui.py` builds for a started App, on 127.0.0.1:<free port> in a
+    thread; its URL. Stopped afterwards (the App is its factory's to shut down)."""
+    import uvicorn
+
+    from webui import build_server
+
+    port = free_port()
+    config = uvicorn.Config(build_server(app), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="sumi-test-server", daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, thread.is_alive)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+@dataclass
+class RunningServer:
+    url: str
+    app: App
+    data_dir: Path
+
+
+@contextlib.contextmanager
+def running_server(data_dir: Path, extra_args: list[str] | None = None) -> Iterator[RunningServer]:
+    """A started App (demo model unless `data_dir` holds checkpoints) and its server; both stopped after."""
+    with app_factory() as make_app:
+        app = make_app(Path(data_dir), *(extra_args or []))
+        with serve(app) as url:
+            yield RunningServer(url, app, Path(data_dir))
+
+
+# -- API requests ---------------------------------------------------------------------------------------
 
 
 def generate(client, body: dict, prompt: str) -> tuple[bytes, dict]:

@@ -1,8 +1,9 @@
 """Prompt syntax end to end: emphasis, BREAK, AND, prompt editing and alternation reach the image.
 
-Through the A1111 HTTP API (TestClient, real App with the tiny demo checkpoint) and once through the
-web UI in Chromium. Images are 64x64 with 2-3 steps (20 where prompt editing must show) and fixed
-seeds, so every request takes well under a second. Clip skip through `override_settings` is covered in tests/app/test_app.py.
+Through the A1111 HTTP API (TestClient, real App with the tiny demo checkpoint); once through the web
+UI in Chromium in tests/browser/test_prompt_browser.py. Images are 64x64 with 2-3 steps (20 where
+prompt editing must show) and fixed seeds, so every request takes well under a second. Clip skip
+through `override_settings` is covered in tests/app/test_app.py.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import pytest
 from PIL import Image
 
 from modules.sumi.services.jobs.infotext import parse_infotext
-from tests.browser_support import browser_skip_reason, launch_chromium, running_server
 
 BASE = {"steps": 3, "width": 64, "height": 64, "seed": 4321, "sampler_name": "Euler", "cfg_scale": 7}
 
@@ -227,37 +227,3 @@ def test_odd_prompts_give_images_in_one_batch(client, where):
     key = "all_prompts" if where == "prompt" else "all_negative_prompts"
     assert info[key] == ODD_PROMPTS
     assert post(client, prompt="fox", steps=2)["images"]  # the server keeps serving
-
-
-# --- the web UI -----------------------------------------------------------------------------------
-
-BROWSER_PROMPT = "a (red:1.3) fox AND a [cat|dog] BREAK hat"
-
-
-@pytest.mark.browser
-@pytest.mark.skipif(browser_skip_reason() is not None, reason=browser_skip_reason() or "")
-def test_the_web_ui_generates_from_a_prompt_with_every_syntax(tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    with running_server(tmp_path / "data") as server, sync_playwright() as pw:
-        browser = launch_chromium(pw)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.set_default_timeout(30_000)
-            page.goto(server.url)
-            page.fill("#txt2img_prompt textarea", BROWSER_PROMPT)
-            for elem_id, value in (("txt2img_width", 64), ("txt2img_height", 64), ("txt2img_steps", 2)):
-                box = page.locator(f"#{elem_id} input[type=number]")
-                box.fill(str(value))
-                box.press("Tab")
-            page.click("#txt2img_generate")
-            page.wait_for_selector("#txt2img_gallery img")
-            page.wait_for_function(
-                "() => document.querySelector('#html_info_txt2img').innerText.includes('Steps: 2')"
-            )
-            info = page.inner_text("#html_info_txt2img")
-            assert info.splitlines()[0] == BROWSER_PROMPT
-            assert "Steps: 2" in info and "Size: 64x64" in info
-            assert page.inner_text("#txt2img_error").strip() == ""
-        finally:
-            browser.close()

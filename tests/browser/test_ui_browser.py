@@ -9,14 +9,8 @@ import time
 import pytest
 from PIL import Image
 
-from tests.browser_support import browser_skip_reason, launch_chromium, running_server
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(browser_skip_reason() is not None, reason=browser_skip_reason() or ""),
-]
-
-TIMEOUT_MS = 30_000
+from tests.app_support import running_server
+from tests.browser_support import INFO, open_page, set_number, small_job, wait_text, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -25,48 +19,10 @@ def server(tmp_path_factory):
         yield srv
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = launch_chromium(pw)
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
-def page(server, browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(server.url)
-    page.wait_for_selector("#txt2img_prompt textarea")
-    yield page
-    context.close()
-
-
-def set_number(page, elem_id: str, value) -> None:
-    """Type into the number box of a slider or a number field, as a user would."""
-    box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Tab")
-
-
-def small_job(page, prompt: str, steps: int = 2, size: int = 64) -> None:
-    page.fill("#txt2img_prompt textarea", prompt)
-    set_number(page, "txt2img_width", size)
-    set_number(page, "txt2img_height", size)
-    set_number(page, "txt2img_steps", steps)
-
-
-def wait_for_info(page, text: str) -> str:
-    page.wait_for_function(
-        "t => document.querySelector('#html_info_txt2img').innerText.includes(t)",
-        arg=text,
-        timeout=TIMEOUT_MS,
-    )
-    return page.inner_text("#html_info_txt2img")
+def page(server, chromium):
+    with open_page(chromium, server.url) as page:
+        yield page
 
 
 def test_generate_shows_images_and_infotext_and_saves_pngs(page, server):
@@ -75,7 +31,7 @@ def test_generate_shows_images_and_infotext_and_saves_pngs(page, server):
     small_job(page, "a lighthouse at dusk")
     set_number(page, "txt2img_batch_size", 2)
     page.click("#txt2img_generate")
-    info = wait_for_info(page, "Steps: 2")
+    info = wait_text(page, INFO, "Steps: 2")
     assert "a lighthouse at dusk" in info and "Size: 64x64" in info and "Sampler: DPM++ 2M" in info
     page.wait_for_selector("#txt2img_gallery img")
     seed = int(re.search(r"Seed: (\d+)", info).group(1))
@@ -87,7 +43,7 @@ def test_generate_shows_images_and_infotext_and_saves_pngs(page, server):
         assert image.size == (64, 64) and f"Seed: {seed + 1}" in image.info["parameters"]
     # the gallery holds the grid, then the two images; selecting one shows its infotext and seed
     page.get_by_label("Thumbnail 3 of 3").first.click()
-    wait_for_info(page, f"Seed: {seed + 1}")
+    wait_text(page, INFO, f"Seed: {seed + 1}")
     page.click("#txt2img_reuse_seed")
     page.wait_for_function(
         "s => document.querySelector('#txt2img_seed input').value === s", arg=str(seed + 1)
@@ -104,7 +60,7 @@ def test_bad_size_shows_error_then_a_valid_generate_works(page):
     assert "width must be a multiple of 8, got 100" in page.inner_text("#txt2img_error")
     set_number(page, "txt2img_width", 64)
     page.locator("#txt2img_prompt textarea").press("Control+Enter")  # A1111's shortcut for Generate
-    assert "a red fox" in wait_for_info(page, "Steps: 2")
+    assert "a red fox" in wait_text(page, INFO, "Steps: 2")
     assert page.inner_text("#txt2img_error").strip() == ""
 
 
@@ -120,7 +76,7 @@ def test_progress_preview_and_interrupt_while_generating(page, server):
     assert re.search(r"\d+%", progress) and "Batch 1/20" in progress
     page.wait_for_selector("#txt2img_preview img")
     page.click("#txt2img_interrupt")  # must not wait behind the running Generate
-    wait_for_info(page, "Steps: 150")
+    wait_text(page, INFO, "Steps: 150")
     assert server.app.state.snapshot().job_no < 20
     assert time.monotonic() - started < 25
     assert page.inner_text("#txt2img_progress").strip() == ""
@@ -149,10 +105,3 @@ def test_checkpoint_refresh_select_and_load_failure(page, server):
 def choose_checkpoint(page, name: str) -> None:
     page.click("#setting_sd_model_checkpoint input")
     page.get_by_role("option", name=re.compile(re.escape(name))).click()
-
-
-def wait_until(condition, timeout: float = TIMEOUT_MS / 1000) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)

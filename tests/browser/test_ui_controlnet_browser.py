@@ -10,16 +10,11 @@ from diffusers import ControlNetModel
 from PIL import Image
 
 from modules.sumi.engine.checkpoint import load_checkpoint
-from tests.browser_support import browser_skip_reason, launch_chromium, running_server
+from tests.app_support import running_server
+from tests.browser_support import INFO, open_page, set_number, small_job
 from tests.fixtures.tiny_controlnets import write_lllyasviel
 from tests.fixtures.tiny_models import jitter
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(browser_skip_reason() is not None, reason=browser_skip_reason() or ""),
-]
-
-TIMEOUT_MS = 30_000
 UNIT0 = "txt2img_controlnet_ControlNet-0"
 UNIT1 = "txt2img_controlnet_ControlNet-1"
 UNIT2 = "txt2img_controlnet_ControlNet-2"
@@ -36,17 +31,9 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(server, tmp_path_factory):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = launch_chromium(pw)
-        page = browser.new_page(viewport={"width": 1280, "height": 1400})
-        page.set_default_timeout(TIMEOUT_MS)
-        page.goto(server.url)
-        page.wait_for_selector("#txt2img_prompt textarea")
+def page(server, chromium):
+    with open_page(chromium, server.url, height=1400) as page:
         yield page
-        browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +43,6 @@ def png(tmp_path_factory):
     path = tmp_path_factory.mktemp("img") / "shapes.png"
     Image.fromarray(image).save(path)
     return path
-
-
-def set_number(page, elem_id: str, value) -> None:
-    box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Tab")
 
 
 def choose(page, elem_id: str, option: str) -> None:
@@ -76,7 +57,7 @@ def generate_and_wait(page, text: str) -> str:
         " || document.querySelector('#html_info_txt2img').innerText.includes(t)",
         arg=text,
     )
-    return page.inner_text("#txt2img_error") + page.inner_text("#html_info_txt2img")
+    return page.inner_text("#txt2img_error") + page.inner_text(INFO)
 
 
 def open_accordion(page) -> None:
@@ -100,9 +81,7 @@ def test_upload_preview_and_generate_with_canny_then_a_unit_without_image(page, 
     page.wait_for_selector(f"#{UNIT0}_generated_image img")
     assert page.is_checked(f"#{UNIT0}_controlnet_preprocessor_preview_checkbox input")
 
-    page.fill("#txt2img_prompt textarea", "a fox")
-    for elem_id, value in (("txt2img_width", 64), ("txt2img_height", 64), ("txt2img_steps", 2)):
-        set_number(page, elem_id, value)
+    small_job(page, "a fox")
     info = generate_and_wait(page, "Steps: 2")
     assert 'ControlNet 0: "Module: canny' in info
     page.wait_for_function("() => document.querySelectorAll('#txt2img_gallery .thumbnail-item').length === 2")

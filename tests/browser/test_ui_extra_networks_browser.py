@@ -16,18 +16,11 @@ import torch
 from PIL import Image, ImageChops
 from safetensors.torch import save_file
 
-from tests.browser_support import browser_skip_reason, launch_chromium, running_server
+from tests.app_support import running_server
+from tests.browser_support import NEGATIVE, PROMPT, open_page, set_number, small_job, wait_text, wait_value
 from tests.fixtures import tiny_embeddings as te
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(browser_skip_reason() is not None, reason=browser_skip_reason() or ""),
-]
-
-TIMEOUT_MS = 30_000
-PROMPT = "#txt2img_prompt textarea"
-NEGATIVE = "#txt2img_neg_prompt textarea"
-DEMO_WIDTH = 64  # the demo model's text encoder width (modules/demo_model.py)
+DEMO_WIDTH = 64  # the demo model's text encoder width (engine/tiny_models.py, demo_sd1)
 EMB_VECTORS = 5
 
 
@@ -50,42 +43,12 @@ def server(tmp_path_factory):
         yield srv
 
 
-@pytest.fixture(scope="module")
-def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = launch_chromium(pw)
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
-def page(browser, server):
-    context = browser.new_context(viewport={"width": 1280, "height": 1100})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
+def page(chromium, server):
     errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(server.url)
-    page.wait_for_selector(PROMPT)
-    yield page
-    context.close()
+    with open_page(chromium, server.url, height=1100, errors=errors) as page:
+        yield page
     assert not errors, f"errors in the page: {errors}"
-
-
-@pytest.fixture
-def seen(server, monkeypatch):
-    """The prompt texts the server was asked to count: what Gradio received from the page."""
-    texts: list[str] = []
-    count_tokens = server.app.count_tokens
-
-    def recording(text: str, steps: int = 20, *, negative: bool = False) -> tuple[int, int]:
-        texts.append(text)
-        return count_tokens(text, steps, negative=negative)
-
-    monkeypatch.setattr(server.app, "count_tokens", recording)
-    return texts
 
 
 # -- helpers -----------------------------------------------------------------------------------------
@@ -94,35 +57,6 @@ def open_tab(page, label: str) -> None:
     if not page.locator("#txt2img_extra_tabs_networks").is_visible():
         page.click("#txt2img_extra_networks > .label-wrap")
     page.get_by_role("tab", name=label).click()
-
-
-def wait_value(page, selector: str, value: str) -> None:
-    page.wait_for_function(
-        "([s, v]) => document.querySelector(s).value === v", arg=[selector, value], timeout=TIMEOUT_MS
-    )
-
-
-def wait_text(page, selector: str, text: str) -> None:
-    page.wait_for_function(
-        "([s, t]) => (document.querySelector(s)?.innerText || '').includes(t)", arg=[selector, text]
-    )
-
-
-def set_number(page, elem_id: str, value: float) -> None:
-    box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Tab")
-
-
-def small_job(page, batch_size: int = 1) -> None:
-    """64x64, 2 steps: the demo model makes that in a fraction of a second."""
-    for elem_id, value in (
-        ("txt2img_steps", 2),
-        ("txt2img_width", 64),
-        ("txt2img_height", 64),
-        ("txt2img_batch_size", batch_size),
-    ):
-        set_number(page, elem_id, value)
 
 
 def open_editor(page, kind: str, card: str) -> str:
@@ -219,7 +153,7 @@ def test_save_preview_writes_the_selected_image_and_the_card_shows_it(page, serv
 
 # -- the token counter after a card click ------------------------------------------------------------
 def test_embedding_card_recounts_tokens_and_generate_sends_the_new_prompt(page, server, seen):
-    small_job(page)
+    small_job(page, batch_size=1)
     page.fill(PROMPT, "a cat")
     wait_text(page, "#txt2img_token_counter", "2/75")
     open_tab(page, "Textual Inversion")

@@ -27,6 +27,7 @@ from modules.sumi.services.extensions.model import (
 )
 from modules.sumi.services.settings import flags as cmd_args
 from modules.sumi.services.settings.options import Options
+from tests.fixtures.files import write_files
 
 
 @pytest.fixture(autouse=True)
@@ -40,12 +41,6 @@ def _git(cwd: Path, *args: str) -> str:
     return subprocess.run(
         ["git", "-c", "commit.gpgsign=false", *args], cwd=cwd, check=True, capture_output=True, text=True
     ).stdout
-
-
-def write_files(root: Path, files: dict[str, str]) -> None:
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text, encoding="utf-8")
 
 
 def make_repo(path: Path, files: dict[str, str]) -> Path:

@@ -4,12 +4,12 @@ script_args layout over the API, and a broken script that does not stop the app.
 from __future__ import annotations
 
 import json
-import textwrap
 
 import numpy as np
 import pytest
 
 from tests.app_support import decode_pixels, post_txt2img
+from tests.fixtures.files import write_files
 
 BODY = {"steps": 2, "width": 64, "height": 64, "seed": 4, "sampler_name": "Euler", "prompt": "a fox"}
 
@@ -75,11 +75,14 @@ class Broken(scripts.Script):
 def app(make_module_app, tmp_path_factory):
     root = tmp_path_factory.mktemp("scripts")
     app = make_module_app(root / "data", "--nowebui")
-    extension = root / "sd-webui-test-ext"
-    (extension / "scripts").mkdir(parents=True)
-    (extension / "scripts" / "suffix_default.py").write_text('SUFFIX = ", in the rain"\n')
-    (extension / "scripts" / "test_script.py").write_text(textwrap.dedent(SCRIPT))
-    (extension / "scripts" / "zz_syntax_error.py").write_text("def broken(:\n")
+    extension = write_files(
+        root / "sd-webui-test-ext",
+        {
+            "scripts/suffix_default.py": 'SUFFIX = ", in the rain"\n',
+            "scripts/test_script.py": SCRIPT,
+            "scripts/zz_syntax_error.py": "def broken(:\n",
+        },
+    )
     files = sorted((extension / "scripts").glob("*.py"))
     app.scripts.load([(path, extension) for path in files])
     return app

@@ -5,12 +5,12 @@ the loader the import coverage test uses."""
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from tests.compat.a1111_surface import Surface, load
+from tests.fixtures.files import write_files
 from tools import scan_a1111_surface as scanner
 
 A1111_FILES = {
@@ -181,21 +181,13 @@ INDEX = {
 }
 
 
-def write_tree(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
-    return root
-
-
 @pytest.fixture
 def trees(tmp_path) -> tuple[Path, Path, Path]:
     """(A1111 checkout, folder of extensions, index JSON)."""
-    a1111 = write_tree(tmp_path / "a1111", A1111_FILES)
+    a1111 = write_files(tmp_path / "a1111", A1111_FILES)
     extensions = tmp_path / "extensions"
     for name, files in EXTENSIONS.items():
-        write_tree(extensions / name, files)
+        write_files(extensions / name, files)
     bom = extensions / "ext-two" / "two.py"  # saved by an editor that writes a byte order mark
     bom.write_bytes(b"\xef\xbb\xbf" + bom.read_bytes())
     index = tmp_path / "index.json"

@@ -1,4 +1,5 @@
-"""Prompt styles (A1111's styles.csv): applying, extracting, files, the API, the UI handlers and the browser."""
+"""Prompt styles (A1111's styles.csv): applying, extracting, files, the API and the UI handlers (the
+browser test is tests/browser/test_styles_browser.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from modules.sumi.app import App
 from modules.sumi.frontends.gradio import styles as ui_styles
 from modules.sumi.frontends.gradio import txt2img as ui_txt2img
 from modules.sumi.services.settings import styles as s
-from tests.browser_support import browser_skip_reason
 
 HEADER = b"\xef\xbb\xbfname,prompt,negative_prompt\r\n"
 
@@ -290,52 +290,3 @@ def test_build_ui_has_the_styles_row(tmp_path, make_app):
     config = build_ui(app).get_config_file()
     ids = {c["props"].get("elem_id") for c in config["components"]}
     assert {"txt2img_styles", "refresh_txt2img_styles", "txt2img_style_apply", "txt2img_style_create"} <= ids
-
-
-# -- browser ------------------------------------------------------------------------------------------
-@pytest.mark.browser
-@pytest.mark.skipif(browser_skip_reason() is not None, reason=browser_skip_reason() or "")
-def test_browser_pick_style_generate_and_save_a_new_style(tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    from tests.browser_support import launch_chromium, running_server
-
-    write(
-        tmp_path / "styles.csv", 'name,prompt,negative_prompt\r\nPhoto,"photo of {prompt}, 35mm",blurry\r\n'
-    )
-    with running_server(tmp_path) as server, sync_playwright() as pw:
-        browser = launch_chromium(pw)
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.set_default_timeout(30_000)
-        page.goto(server.url)
-        page.fill("#txt2img_prompt textarea", "a lighthouse")
-        for elem_id, value in (("txt2img_width", 64), ("txt2img_height", 64), ("txt2img_steps", 2)):
-            box = page.locator(f"#{elem_id} input[type=number]")
-            box.fill(str(value))
-            box.press("Tab")
-        page.click("#txt2img_styles input")
-        page.get_by_role("option", name="Photo").click()
-        page.keyboard.press("Escape")
-        page.click("#txt2img_generate")
-        page.wait_for_function(
-            "() => document.querySelector('#html_info_txt2img').innerText.includes('Steps: 2')"
-        )
-        info = page.inner_text("#html_info_txt2img")
-        assert "photo of a lighthouse, 35mm" in info and "blurry" in info
-        assert page.input_value("#txt2img_prompt textarea") == "a lighthouse"  # the box is unchanged
-
-        page.fill("#txt2img_prompt textarea", "watercolor, soft light")
-        page.locator("#txt2img_style_name input, #txt2img_style_name textarea").fill("Watercolor")
-        page.click("#txt2img_style_create")
-        page.wait_for_function(
-            "() => document.querySelector('#txt2img_styles_status').innerText.includes('Watercolor')"
-        )
-        saved = {x.name: x.prompt for x in s.read_styles_csv(tmp_path / "styles.csv")}
-        assert saved == {"Photo": "photo of {prompt}, 35mm", "Watercolor": "watercolor, soft light"}
-        page.click("#txt2img_style_apply")  # Photo is still selected: 📋 pastes it into the boxes
-        page.wait_for_function(
-            "() => document.querySelector('#txt2img_prompt textarea').value"
-            " === 'photo of watercolor, soft light, 35mm'"
-        )
-        assert page.input_value("#txt2img_neg_prompt textarea") == "blurry"
-        browser.close()

@@ -1,8 +1,8 @@
-"""The ↙️ paste button: infotext (or params.txt) -> txt2img control values, and the button in Chromium."""
+"""The ↙️ paste button: infotext (or params.txt) -> txt2img control values (the button in Chromium is in
+tests/browser/test_ui_paste_browser.py)."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import gradio as gr
@@ -12,17 +12,9 @@ from modules.sumi.frontends.gradio import paste
 from modules.sumi.frontends.gradio import txt2img as ui
 from modules.sumi.services.settings.options import Options
 from modules.sumi.services.settings.styles import StyleDatabase
-from tests.browser_support import browser_skip_reason, launch_chromium, running_server
+from tests.fixtures.infotexts import A1111_INFOTEXT
 
 SKIP = gr.skip()
-
-A1111_INFOTEXT = (
-    "masterpiece, a castle on a hill, (sunset:1.2)\n"
-    "Negative prompt: blurry, lowres\n"
-    "Steps: 28, Sampler: DPM++ 2M Karras, CFG scale: 6.5, Seed: 3735928559, Size: 640x448, "
-    "Model hash: 6ce0161689, Model: v1-5-pruned-emaonly, Variation seed: 42, "
-    "Variation seed strength: 0.25, Seed resize from: 512x512, Clip skip: 2, ENSD: 31337, Version: v1.10.1"
-)
 
 
 def styles_db(tmp_path: Path) -> StyleDatabase:
@@ -215,89 +207,3 @@ def test_a_sumi_infotext_round_trips(tmp_path):
     assert (p.steps, p.cfg_scale, p.seed, p.width, p.height) == (12, 5.5, 77, 128, 64)
     assert (p.subseed, p.subseed_strength, p.seed_enable_extras) == (8, 0.5, True)
     assert out.settings == {}  # RNG: CPU is Sumi's default
-
-
-# -- the button in Chromium ------------------------------------------------------------------------
-TIMEOUT_MS = 30_000
-
-
-@pytest.mark.browser
-@pytest.mark.skipif(browser_skip_reason() is not None, reason=browser_skip_reason() or "")
-def test_paste_button_in_the_browser(tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    with running_server(tmp_path / "data") as server, sync_playwright() as pw:
-        browser = launch_chromium(pw)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.set_default_timeout(TIMEOUT_MS)
-            page.goto(server.url)
-            page.wait_for_selector("#txt2img_prompt textarea")
-            _paste_last_generation(page, server)
-            _paste_typed_infotext(page)
-        finally:
-            browser.close()
-
-
-def _set_number(page, elem_id: str, value) -> None:
-    box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Tab")
-
-
-def _wait_value(page, selector: str, value: str) -> None:
-    page.wait_for_function(
-        "([s, v]) => document.querySelector(s).value === v", arg=[selector, value], timeout=TIMEOUT_MS
-    )
-
-
-def _paste_last_generation(page, server) -> None:
-    page.fill("#txt2img_prompt textarea", "a paste test lighthouse")
-    for elem_id, value in (("txt2img_width", 64), ("txt2img_height", 64), ("txt2img_steps", 2)):
-        _set_number(page, elem_id, value)
-    page.click("#txt2img_generate")
-    page.wait_for_function(
-        "() => document.querySelector('#html_info_txt2img').innerText.includes('Steps: 2')",
-        timeout=TIMEOUT_MS,
-    )
-    info = page.inner_text("#html_info_txt2img")
-    seed = re.search(r"Seed: (\d+)", info).group(1)
-    assert (server.data_dir / "params.txt").is_file()
-    page.fill("#txt2img_prompt textarea", "")
-    _set_number(page, "txt2img_steps", 7)
-    _wait_value(page, "#txt2img_steps input[type=number]", "7")
-    page.click("#paste")
-    _wait_value(page, "#txt2img_prompt textarea", "a paste test lighthouse")
-    _wait_value(page, "#txt2img_steps input[type=number]", "2")
-    _wait_value(page, "#txt2img_seed input", seed)
-    assert page.input_value("#txt2img_width input[type=number]") == "64"
-
-
-def _paste_typed_infotext(page) -> None:
-    page.fill("#txt2img_prompt textarea", A1111_INFOTEXT)
-    page.click("#paste")
-    _wait_value(page, "#txt2img_prompt textarea", "masterpiece, a castle on a hill, (sunset:1.2)")
-    _wait_value(page, "#txt2img_neg_prompt textarea", "blurry, lowres")
-    _wait_value(page, "#txt2img_steps input[type=number]", "28")
-    _wait_value(page, "#txt2img_seed input", "3735928559")
-    _wait_value(page, "#txt2img_width input[type=number]", "640")
-    _wait_value(page, "#txt2img_height input[type=number]", "448")
-    _wait_value(page, "#txt2img_cfg_scale input[type=number]", "6.5")
-    assert page.input_value("#txt2img_sampling input") == "DPM++ 2M"
-    assert page.input_value("#txt2img_scheduler input") == "Automatic"
-    # variation values: the Extra checkbox is ticked and the variation controls show
-    page.wait_for_selector("#txt2img_seed_extras", state="visible")
-    assert page.is_checked("#txt2img_subseed_show input")
-    _wait_value(page, "#txt2img_subseed input", "42")
-    _wait_value(page, "#txt2img_subseed_strength input[type=number]", "0.25")
-    note = page.inner_text("#txt2img_error")
-    assert "Clip skip: 2" in note and "ENSD: 31337" in note
-    # a plain prompt is left as it is
-    page.fill("#txt2img_prompt textarea", "only a prompt")
-    page.click("#paste")
-    page.wait_for_function(
-        "() => document.querySelector('#txt2img_error').innerText.includes('no generation parameters')",
-        timeout=TIMEOUT_MS,
-    )
-    assert page.input_value("#txt2img_prompt textarea") == "only a prompt"
-    assert page.input_value("#txt2img_steps input[type=number]") == "28"

@@ -1,8 +1,8 @@
-"""The Settings tab: grouping, components, changed values and the result line; one run in Chromium."""
+"""The Settings tab: grouping, components, changed values and the result line (the run in Chromium is
+in tests/browser/test_ui_settings_browser.py)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -10,7 +10,6 @@ import pytest
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.frontends.gradio import settings as ui
 from modules.sumi.services.settings.options import OptionHTML, OptionInfo, Options, _a1111_only
-from tests.browser_support import browser_skip_reason, launch_chromium, running_server
 
 
 class FakeApp:
@@ -191,28 +190,3 @@ def test_page_load_reads_the_stored_values_and_fresh_choices():
     assert updates[0]["value"] is False and "choices" not in updates[0]
     assert updates[1]["value"] == "kl-f8.safetensors" and updates[1]["choices"][-1] == "new.pt"
     assert updates[2]["choices"] == ["None", "Ignore", "Original", "No norm"]
-
-
-# -- in the browser -----------------------------------------------------------------------------------
-@pytest.mark.browser
-@pytest.mark.skipif(browser_skip_reason() is not None, reason=browser_skip_reason() or "")
-def test_settings_tab_applies_persists_and_shows_values_after_reload(tmp_path):
-    from playwright.sync_api import expect, sync_playwright
-
-    with running_server(tmp_path) as server, sync_playwright() as pw:
-        browser = launch_chromium(pw)
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.set_default_timeout(30_000)
-        page.goto(server.url)
-        page.get_by_role("tab", name="Settings").click()
-        box = page.locator("#setting_samples_save input[type=checkbox]")
-        expect(box).to_be_checked()
-        box.uncheck()
-        page.click("#settings_submit")
-        expect(page.locator("#settings_result")).to_have_text("1 settings changed: samples_save.")
-        config = json.loads((server.data_dir / "config.json").read_text(encoding="utf-8"))
-        assert config["samples_save"] is False
-        page.reload()
-        page.get_by_role("tab", name="Settings").click()
-        expect(page.locator("#setting_samples_save input[type=checkbox]")).not_to_be_checked()
-        browser.close()
