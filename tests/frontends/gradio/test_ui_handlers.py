@@ -17,22 +17,10 @@ from modules.sumi.services.jobs.processing import Processed, StableDiffusionProc
 from modules.sumi.services.jobs.queue import JobQueue
 from modules.sumi.services.jobs.state import JobState, ProgressSnapshot
 from modules.sumi.services.settings.options import Options
+from tests.frontends.gradio.fakes import FakeGeneration, as_dict, processed, values
 
 
 # -- helpers -----------------------------------------------------------------------------------------
-def values(**changes) -> list:
-    """The Generate inputs, in order, as the browser would send them (sliders send floats)."""
-    v = ui.Txt2ImgValues(prompt="a fox", steps=2.0, width=64.0, height=64.0, n_iter=1.0, batch_size=1.0)
-    for key, value in changes.items():
-        setattr(v, key, value)
-    return [getattr(v, name) for name in ui.INPUT_NAMES]
-
-
-def as_dict(out: tuple) -> dict:
-    assert len(out) == len(ui.OUTPUTS)
-    return dict(zip(ui.OUTPUTS, out, strict=True))
-
-
 def snapshot(**changes) -> ProgressSnapshot:
     base = dict(
         active=True,
@@ -51,38 +39,6 @@ def snapshot(**changes) -> ProgressSnapshot:
         job_timestamp="",
     )
     return ProgressSnapshot(**{**base, **changes})
-
-
-def processed(p: StableDiffusionProcessingTxt2Img, n: int = 1, grid: bool = False) -> Processed:
-    images = [Image.new("RGB", (8, 8)) for _ in range(n + grid)]
-    texts = [f"a fox\nSteps: 2, Seed: {100 + i}" for i in range(n)]
-    if grid:
-        texts.insert(0, texts[0])
-    seeds = [100 + i for i in range(n)]
-    return Processed(
-        p, images, texts, seeds[0], seeds, [7 + i for i in range(n)], index_of_first_image=int(grid)
-    )
-
-
-class FakeGeneration:
-    """Validates like the real service; `process` runs in the worker like a real job."""
-
-    def __init__(self, state: JobState, outcome=None) -> None:
-        self.state = state
-        self.outcome = outcome
-        self.jobs: list[StableDiffusionProcessingTxt2Img] = []
-        self._real = GenerationService(None, Options(), None, state)  # type: ignore[arg-type]
-
-    def validate(self, p) -> None:
-        self._real.validate(p)
-
-    def process(self, p):
-        self.jobs.append(p)
-        self.state.begin("txt2img", p.n_iter)
-        self.state.set_step(1, p.steps)
-        if isinstance(self.outcome, BaseException):
-            raise self.outcome
-        return self.outcome or processed(p)
 
 
 @pytest.fixture

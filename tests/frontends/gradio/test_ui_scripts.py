@@ -19,43 +19,13 @@ from modules.sumi.app import App
 from modules.sumi.frontends.gradio import assets, build_ui, extensions_tab, scripts_ui
 from modules.sumi.frontends.gradio import txt2img as ui
 from modules.sumi.services.extensions.model import ACCESS_DENIED, ExtensionError
-from modules.sumi.services.jobs.generation import GenerationService
 from modules.sumi.services.jobs.processing import Processed
 from modules.sumi.services.jobs.queue import JobQueue
 from modules.sumi.services.jobs.state import JobState
 from modules.sumi.services.scripts.callbacks import CallbackRegistry
 from modules.sumi.services.scripts.runner import ScriptErrors, ScriptRunner
-from modules.sumi.services.settings.options import OptionInfo, Options
-
-
-def values(**changes) -> list:
-    """The Generate inputs before ControlNet's and the scripts', as the browser sends them."""
-    v = ui.Txt2ImgValues(prompt="a fox", steps=2.0, width=64.0, height=64.0)
-    for key, value in changes.items():
-        setattr(v, key, value)
-    return [getattr(v, name) for name in ui.INPUT_NAMES]
-
-
-def as_dict(out: tuple) -> dict:
-    return dict(zip(ui.OUTPUTS, out, strict=True))
-
-
-class FakeGeneration:
-    """Validates like the real service; `process` records the job and makes a fake result."""
-
-    def __init__(self, state: JobState) -> None:
-        self.state = state
-        self.jobs: list = []
-        self._real = GenerationService(None, Options(), None, state)  # type: ignore[arg-type]
-
-    def validate(self, p) -> None:
-        self._real.validate(p)
-
-    def process(self, p):
-        self.jobs.append(p)
-        self.state.begin("txt2img", p.n_iter)
-        return Processed(p, [], ["a fox\nSteps: 2, Seed: 1"], 1, [1], [1])
-
+from modules.sumi.services.settings.options import OptionInfo
+from tests.frontends.gradio.fakes import FakeGeneration, as_dict, values
 
 SCRIPTS = """
 import gradio as gr
@@ -240,7 +210,11 @@ class Recorder:
 def script_app():
     state = JobState()
     queue = JobQueue(state)
-    app = SimpleNamespace(state=state, queue=queue, generation=FakeGeneration(state))
+
+    def result(p):
+        return Processed(p, [], ["a fox\nSteps: 2, Seed: 1"], 1, [1], [1])
+
+    app = SimpleNamespace(state=state, queue=queue, generation=FakeGeneration(state, result))
     app.run_txt2img_job = types.MethodType(App.run_txt2img_job, app)
     runner = ScriptRunner("txt2img", ScriptErrors())
     yield app, runner
