@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from modules.sumi.services.jobs.infotext import parse_infotext
+from tests.app_support import post_txt2img
 
 BASE = {"steps": 3, "width": 64, "height": 64, "seed": 4321, "sampler_name": "Euler", "cfg_scale": 7}
 
@@ -30,9 +31,7 @@ def app(make_module_app, tmp_path_factory):
 
 
 def post(client, **fields) -> dict:
-    r = client.post("/sdapi/v1/txt2img", json={**BASE, **fields})
-    assert r.status_code == 200, r.text
-    return r.json()
+    return post_txt2img(client, {**BASE, **fields})
 
 
 def pixels_of(b64: str) -> np.ndarray:

@@ -17,6 +17,7 @@ from modules.sumi.app import App
 from modules.sumi.frontends.gradio import styles as ui_styles
 from modules.sumi.frontends.gradio import txt2img as ui_txt2img
 from modules.sumi.services.settings import styles as s
+from tests.app_support import post_txt2img
 
 HEADER = b"\xef\xbb\xbfname,prompt,negative_prompt\r\n"
 
@@ -228,24 +229,21 @@ def app(make_module_app, tmp_path_factory):
 
 def test_api_styles_field_expands_prompts_and_infotext(client):
     body = {**SMALL, "negative_prompt": "ugly", "styles": ["Photo", "Detail"], "batch_size": 2}
-    r = client.post("/sdapi/v1/txt2img", json=body)
-    assert r.status_code == 200, r.text
-    info = json.loads(r.json()["info"])
+    response = post_txt2img(client, body)
+    info = json.loads(response["info"])
     expanded = "photo of a red fox, 35mm, highly detailed"
     assert info["prompt"] == expanded and info["all_prompts"] == [expanded, expanded]
     assert info["all_negative_prompts"] == ["ugly, blurry, lowres"] * 2
     assert info["styles"] == ["Photo", "Detail"]
-    image = Image.open(io.BytesIO(base64.b64decode(r.json()["images"][1])))
+    image = Image.open(io.BytesIO(base64.b64decode(response["images"][1])))
     text = image.info["parameters"]
     assert text.startswith(f"{expanded}\nNegative prompt: ugly, blurry, lowres\nSteps: 2")
     assert "Styles" not in text  # A1111 writes the expanded prompt, not the style names
-    assert r.json()["parameters"]["prompt"] == "a red fox"
+    assert response["parameters"]["prompt"] == "a red fox"
 
 
 def test_api_unknown_style_is_ignored_with_a_warning(client):
-    r = client.post("/sdapi/v1/txt2img", json={**SMALL, "styles": ["Nope", "Detail"]})
-    assert r.status_code == 200, r.text
-    info = json.loads(r.json()["info"])
+    info = json.loads(post_txt2img(client, {**SMALL, "styles": ["Nope", "Detail"]})["info"])
     assert info["all_prompts"] == ["a red fox, highly detailed"]
     assert any("Nope" in w for w in info["warnings"])
 

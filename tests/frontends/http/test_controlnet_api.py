@@ -15,6 +15,7 @@ from diffusers import ControlNetModel
 from PIL import Image
 
 from modules.sumi.engine.checkpoint import load_checkpoint
+from tests.app_support import post_txt2img
 from tests.fixtures.tiny_controlnets import shapes_image, tiny_controlnet, write_lllyasviel
 from tests.fixtures.tiny_models import jitter
 
@@ -59,9 +60,7 @@ def _unit(**kw) -> dict:
 
 def _txt2img(client, *units, status: int = 200, **body):
     payload = {**BODY, **body, "alwayson_scripts": {"ControlNet": {"args": list(units)}}}
-    response = client.post("/sdapi/v1/txt2img", json=payload)
-    assert response.status_code == status, response.text
-    return response.json()
+    return post_txt2img(client, payload, status)
 
 
 def test_routes_list_models_modules_settings_and_version(client):
