@@ -65,12 +65,16 @@ class AppFactory:
         return app
 
     def close(self) -> None:
-        try:
-            for app in reversed(self.apps):
+        apps, self.apps = self.apps[::-1], []
+        errors = []
+        for app in apps:
+            try:
                 app.shutdown()
-        finally:
-            self.apps.clear()
-            shared.set_app(self.previous)
+            except Exception as exc:  # the others are shut down all the same
+                errors.append(exc)
+        shared.set_app(self.previous)
+        if errors:
+            raise errors[0]
 
 
 @contextlib.contextmanager
