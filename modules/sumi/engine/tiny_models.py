@@ -152,14 +152,19 @@ def tiny_unet(seed: int, **config: Any) -> UNet2DConditionModel:
 
 # -- tiny models of each family ----------------------------------------------------------------------------
 
+# SD1 and SD2: attention at every level but the last
+SD_BLOCKS = {
+    "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
+    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"],
+}
+
 
 def tiny_sd1(inpaint: bool = False, seed: int = 0) -> Components:
     """SD1: attention at every level but the last, 8 heads, conv proj_in, CLIP-L (quick_gelu)."""
     model = tiny_unet(
         seed,
         in_channels=9 if inpaint else 4,
-        down_block_types=["CrossAttnDownBlock2D", "DownBlock2D"],
-        up_block_types=["UpBlock2D", "CrossAttnUpBlock2D"],
+        **SD_BLOCKS,
         cross_attention_dim=32,
         attention_head_dim=8,
         sample_size=64,
@@ -177,8 +182,7 @@ def tiny_sd2(inpaint: bool = False, seed: int = 0, v_prediction: bool = False) -
     model = tiny_unet(
         seed,
         in_channels=9 if inpaint else 4,
-        down_block_types=["CrossAttnDownBlock2D", "DownBlock2D"],
-        up_block_types=["UpBlock2D", "CrossAttnUpBlock2D"],
+        **SD_BLOCKS,
         cross_attention_dim=32,
         attention_head_dim=[1, 1],
         use_linear_projection=True,
