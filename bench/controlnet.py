@@ -23,9 +23,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 import torch  # noqa: E402
 from diffusers import ControlNetModel, EulerDiscreteScheduler, StableDiffusionControlNetPipeline  # noqa: E402
 from timing import median_seconds  # noqa: E402
-from txt2img import sd15_components  # noqa: E402
 
 from modules.sumi.engine import generate as engine  # noqa: E402
+from modules.sumi.engine import tiny_models  # noqa: E402
 from modules.sumi.engine.controlnet.control import ControlUnit  # noqa: E402
 from modules.sumi.engine.controlnet.models import load_controlnet  # noqa: E402
 from modules.sumi.engine.devices import select_device  # noqa: E402
@@ -86,8 +86,8 @@ def main() -> None:
     devices = select_device()
     device, dtype = devices.device, devices.dtype
     size, steps = (512, 20) if devices.is_cuda else (256, 4)
-    torch.manual_seed(0)
-    unet, vae, text = sd15_components()
+    components = tiny_models.full_size("SD1", seed=0)
+    unet, vae, (text,) = components["unet"], components["vae"], components["text_encoders"]
     with tempfile.TemporaryDirectory() as tmp:
         path = write_lllyasviel(Path(tmp) / "control_sd15_bench.safetensors", ControlNetModel.from_unet(unet))
         loaded = load_controlnet(path, dtype=dtype, device=device)

@@ -21,8 +21,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import torch  # noqa: E402
 from timing import median_seconds, sync  # noqa: E402
-from txt2img import sd15_components  # noqa: E402
 
+from modules.sumi.engine import tiny_models  # noqa: E402
 from modules.sumi.engine.devices import select_device  # noqa: E402
 from modules.sumi.engine.model import SDModel, TextEncoderSpec  # noqa: E402
 from modules.sumi.engine.networks import NetworkPatcher, load_network  # noqa: E402
@@ -32,9 +32,8 @@ from tests.fixtures.tiny_networks import write_lora  # noqa: E402
 
 def main() -> None:
     devices = select_device()
-    torch.manual_seed(0)
-    unet, vae, text = sd15_components()
-    components = {"family": "SD1", "unet": unet, "text_encoders": [text]}
+    components = tiny_models.full_size("SD1", seed=0)
+    unet, vae, (text,) = components["unet"], components["vae"], components["text_encoders"]
     with tempfile.TemporaryDirectory() as tmp:
         paths = [Path(tmp) / f"lora_{i}.safetensors" for i in range(2)]
         for i, path in enumerate(paths):

@@ -26,57 +26,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import diffusers  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
-from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel  # noqa: E402
-from transformers import CLIPTextConfig, CLIPTextModel  # noqa: E402
+from diffusers import StableDiffusionPipeline  # noqa: E402
 
 from modules.sumi.engine import generate as engine  # noqa: E402
+from modules.sumi.engine import tiny_models  # noqa: E402
 from modules.sumi.engine.checkpoint import load_checkpoint  # noqa: E402
 from modules.sumi.engine.devices import select_device  # noqa: E402
-from modules.sumi.engine.ldm_export import save_checkpoint, to_single_file_state_dict  # noqa: E402
 from modules.sumi.engine.sampling.noise import make_generators  # noqa: E402
 from modules.sumi.engine.sampling.samplers import build_scheduler  # noqa: E402
-from modules.sumi.services.models.demo import _tiny_components  # noqa: E402
-
-
-def sd15_components():
-    """SD1.5's real architecture (model_configs.md) with random weights."""
-    unet = UNet2DConditionModel(
-        sample_size=64,
-        in_channels=4,
-        out_channels=4,
-        layers_per_block=2,
-        block_out_channels=(320, 640, 1280, 1280),
-        cross_attention_dim=768,
-        attention_head_dim=8,
-        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-    )
-    vae = AutoencoderKL(
-        block_out_channels=(128, 256, 512, 512),
-        layers_per_block=2,
-        latent_channels=4,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-    )
-    text = CLIPTextModel(
-        CLIPTextConfig(
-            hidden_size=768,
-            intermediate_size=3072,
-            num_hidden_layers=12,
-            num_attention_heads=12,
-            vocab_size=49408,
-            max_position_embeddings=77,
-            hidden_act="quick_gelu",
-        )
-    )
-    return unet, vae, text
 
 
 def write_checkpoint(size: str, folder: Path) -> Path:
-    unet, vae, text = sd15_components() if size == "sd15" else _tiny_components(0)
+    """The bench model as an fp16 A1111 checkpoint: SD1.5's architecture ("sd15") or the demo model ("tiny")."""
+    components = tiny_models.full_size("SD1") if size == "sd15" else tiny_models.demo_sd1(0)
     path = folder / f"bench-{size}.safetensors"
-    save_checkpoint(path, to_single_file_state_dict("SD1", unet, vae, [text], dtype=torch.float16))
-    return path
+    return tiny_models.write_checkpoint(path, components, dtype=torch.float16)
 
 
 class StepClock:

@@ -1,7 +1,21 @@
-"""Helpers that build a real App on a temporary data folder (with the tiny demo checkpoint)."""
+"""Real Apps on temporary data folders (with the tiny demo checkpoint), servers, and API request helpers.
+
+Tests get Apps from the `make_app` / `make_module_app` fixtures (tests/conftest.py), which are
+`AppFactory` objects: every App they build becomes `modules.shared`'s App, and on teardown each is
+shut down and the App that was there before is put back, whatever the test did. `serve(app)` runs the
+server `webui.py` builds for an App on a free port in a thread; `running_server(data_dir)` does both.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import socket
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from modules import shared
@@ -11,12 +25,130 @@ from modules.sumi.services.settings.flags import build_parser
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def make_app(data_dir: Path, *flags: str) -> App:
-    args = build_parser().parse_args(["--data-dir", str(data_dir), *flags])
-    app = App(args, REPO_ROOT)
-    shared.set_app(app)
-    app.startup()
-    return app
+class AppFactory:
+    """`factory(data_dir, *flags)` builds an App as webui.py does and makes it `modules.shared`'s App.
+
+    `start=False` leaves it unstarted (no demo checkpoint, scripts or worker: enough to build the UI);
+    `loaded=True` waits until the start-up model load has finished; `preload=True` parses the flags
+    as `webui.main` does, with the flags the data folder's extensions add in preload.py (the notes
+    become App notices). `close()` shuts every App down, newest first, and restores `shared`.
+    """
+
+    def __init__(self) -> None:
+        self.previous = shared.running_app()
+        self.apps: list[App] = []
+
+    def __call__(
+        self,
+        data_dir: Path | str,
+        *flags: str,
+        start: bool = True,
+        loaded: bool = False,
+        preload: bool = False,
+    ) -> App:
+        argv = ["--data-dir", str(data_dir), *flags]
+        if preload:
+            import webui
+
+            args, notes = webui.parse_args(argv)
+        else:
+            args, notes = build_parser().parse_args(argv), []
+        app = App(args, REPO_ROOT)
+        for note in notes:
+            app.notice(note)
+        self.apps.append(app)
+        shared.set_app(app)
+        if start:
+            app.startup()
+            if loaded:
+                app.queue.run("wait for the start-up load", lambda: None)
+        return app
+
+    def close(self) -> None:
+        apps, self.apps = self.apps[::-1], []
+        errors = []
+        for app in apps:
+            try:
+                app.shutdown()
+            except Exception as exc:  # the others are shut down all the same
+                errors.append(exc)
+        shared.set_app(self.previous)
+        if errors:
+            raise errors[0]
+
+
+@contextlib.contextmanager
+def app_factory() -> Iterator[AppFactory]:
+    """An AppFactory for a `with` block (the fixtures' teardown, or code outside pytest fixtures)."""
+    factory = AppFactory()
+    try:
+        yield factory
+    finally:
+        factory.close()
+
+
+# -- servers ------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_up(url: str, alive: Callable[[], bool], timeout: float = 90.0) -> dict:
+    """Poll the server's /internal/ping until it answers (its JSON: the boot id) or `alive()` is False."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError(f"the Sumi server for {url} stopped while starting")
+        try:
+            with urllib.request.urlopen(url + "/internal/ping", timeout=2) as response:
+                return json.loads(response.read())
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"the Sumi server did not answer at {url} within {timeout:.0f}s")
+
+
+@contextlib.contextmanager
+def serve(app: App) -> Iterator[str]:
+    """The FastAPI + Gradio server `webui.py` builds for a started App, on 127.0.0.1:<free port> in a
+    thread; its URL. Stopped afterwards (the App is its factory's to shut down)."""
+    import uvicorn
+
+    from webui import build_server
+
+    port = free_port()
+    config = uvicorn.Config(build_server(app), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="sumi-test-server", daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, thread.is_alive)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+@dataclass
+class RunningServer:
+    url: str
+    app: App
+    data_dir: Path
+
+
+@contextlib.contextmanager
+def running_server(data_dir: Path, extra_args: list[str] | None = None) -> Iterator[RunningServer]:
+    """A started App (demo model unless `data_dir` holds checkpoints) and its server; both stopped after."""
+    with app_factory() as make_app:
+        app = make_app(Path(data_dir), *(extra_args or []))
+        with serve(app) as url:
+            yield RunningServer(url, app, Path(data_dir))
+
+
+# -- API requests ---------------------------------------------------------------------------------------
 
 
 def generate(client, body: dict, prompt: str) -> tuple[bytes, dict]:

@@ -1,8 +1,9 @@
-"""Helpers for browser tests: a real Sumi server on a free port, and Debian's Chromium via Playwright.
+"""Helpers for browser tests: Debian's Chromium via Playwright, and the page actions the tests share.
 
-`running_server(data_dir)` starts the App and the same FastAPI + Gradio server `webui.py` builds, in
-a background thread, and stops both afterwards. `launch_chromium(playwright)` opens the system
-Chromium. `browser_skip_reason()` says why browser tests cannot run here (None when they can).
+`launch_chromium(playwright)` opens the system Chromium (tests/browser/conftest.py holds one for all
+browser tests); `open_page(browser, url)` a page on the txt2img tab. `browser_skip_reason()` says why
+browser tests cannot run here (None when they can). The servers they drive come from
+`tests.app_support.running_server`.
 """
 
 from __future__ import annotations
@@ -10,14 +11,14 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import shutil
-import socket
-import threading
 import time
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
+
+TIMEOUT_MS = 30_000  # Playwright's default wait in these tests
+PROMPT = "#txt2img_prompt textarea"
+NEGATIVE = "#txt2img_neg_prompt textarea"
+INFO = "#html_info_txt2img"
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -44,52 +45,79 @@ def launch_chromium(playwright: Any) -> Any:
     return playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class RunningServer:
-    url: str
-    app: Any
-    data_dir: Path
-
-
-def _wait_until_up(url: str, thread: threading.Thread, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not thread.is_alive():
-            raise RuntimeError("the Sumi test server stopped while starting")
-        try:
-            with urllib.request.urlopen(url + "/config", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError(f"the Sumi test server did not answer at {url} within {timeout:.0f}s")
+# -- pages ----------------------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
-def running_server(data_dir: Path, extra_args: list[str] | None = None) -> Iterator[RunningServer]:
-    """A Sumi server (demo model unless `data_dir` holds checkpoints) on 127.0.0.1:<free port>."""
-    import uvicorn
+def open_page(
+    browser: Any,
+    url: str,
+    *,
+    width: int = 1280,
+    height: int = 1000,
+    ready: str | None = PROMPT,
+    errors: list[str] | None = None,
+    timeout_ms: int = TIMEOUT_MS,
+):
+    """A page of `url` in a fresh browser context (closed afterwards), once `ready` is on the page.
 
-    from tests.app_support import make_app
-    from webui import build_server
-
-    app = make_app(Path(data_dir), *(extra_args or []))
-    port = free_port()
-    config = uvicorn.Config(build_server(app), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="sumi-test-server", daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
+    `errors` collects the page's uncaught script errors from the start."""
+    context = browser.new_context(viewport={"width": width, "height": height})
     try:
-        _wait_until_up(url, thread)
-        yield RunningServer(url, app, Path(data_dir))
+        page = context.new_page()
+        page.set_default_timeout(timeout_ms)
+        if errors is not None:
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(url)
+        if ready:
+            page.wait_for_selector(ready)
+        yield page
     finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        app.shutdown()
+        context.close()
+
+
+def set_number(page: Any, elem_id: str, value: float) -> None:
+    """Type into the number box of a slider or a number field, as a user would."""
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Tab")
+
+
+def small_job(
+    page: Any, prompt: str | None = None, *, steps: int = 2, size: int = 64, batch_size: int | None = None
+) -> None:
+    """Set up a job the demo model makes in a fraction of a second (64x64, 2 steps by default)."""
+    if prompt is not None:
+        page.fill(PROMPT, prompt)
+    numbers = {"txt2img_width": size, "txt2img_height": size, "txt2img_steps": steps}
+    if batch_size is not None:
+        numbers["txt2img_batch_size"] = batch_size
+    for elem_id, value in numbers.items():
+        set_number(page, elem_id, value)
+
+
+def wait_text(page: Any, selector: str, text: str) -> str:
+    """Wait until the element's text includes `text`; its text."""
+    page.wait_for_function(
+        "([s, t]) => (document.querySelector(s)?.innerText || '').includes(t)", arg=[selector, text]
+    )
+    return page.inner_text(selector)
+
+
+def wait_value(page: Any, selector: str, value: str) -> None:
+    """Wait until the input's value is `value`."""
+    page.wait_for_function("([s, v]) => document.querySelector(s).value === v", arg=[selector, value])
+
+
+def generate(page: Any, until: str = "Steps: 2") -> str:
+    """Press Generate and wait until the infotext shows `until`; the infotext."""
+    page.click("#txt2img_generate")
+    return wait_text(page, INFO, until)
+
+
+def wait_until(condition: Callable[[], object], timeout: float = TIMEOUT_MS / 1000) -> None:
+    """Poll a condition on the server side."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)

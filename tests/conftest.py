@@ -1,4 +1,9 @@
-"""Shared pytest fixtures. Tiny checkpoints are written once per session and must not be modified."""
+"""Shared pytest fixtures: tiny checkpoints (written once per session; never modify them) and Apps.
+
+`make_app` / `make_module_app` build real Apps (tests.app_support.AppFactory) and always put
+`modules.shared` back; `client` is a TestClient on the module's `app` fixture. Every test must leave
+`modules.shared` as it found it (checked after each test).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from modules import shared
+from tests.app_support import app_factory
 from tests.fixtures.tiny_models import SD2_V_YAML, write_tiny_checkpoint
 
 
@@ -30,3 +37,37 @@ def tiny_sd2v_ckpt(tmp_path_factory):
 def tiny_sdxl_ckpt(tmp_path_factory):
     """(path, components) of a tiny SDXL .safetensors checkpoint."""
     return _tiny_checkpoint(tmp_path_factory, "tiny_sdxl", "SDXL")
+
+
+@pytest.fixture
+def make_app():
+    """`make_app(data_dir, *flags, start=True, loaded=False, preload=False) -> App` for one test.
+
+    Each App becomes `modules.shared`'s App; after the test (passed or failed) they are shut down and
+    the previous App is restored. See tests.app_support.AppFactory."""
+    with app_factory() as factory:
+        yield factory
+
+
+@pytest.fixture(scope="module")
+def make_module_app():
+    """The same factory for Apps that a module's tests share (torn down after the module)."""
+    with app_factory() as factory:
+        yield factory
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    """A TestClient on the server webui.py builds for the module's `app` fixture."""
+    from fastapi.testclient import TestClient
+
+    from webui import build_server
+
+    return TestClient(build_server(app))
+
+
+@pytest.fixture(autouse=True)
+def _shared_app_is_restored():
+    before = shared.running_app()
+    yield
+    assert shared.running_app() is before, "the test left another App in modules.shared: use make_app"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import a1111_surface
+from tests.compat.a1111_surface import load as load_surface
 
 REPO = Path(__file__).resolve().parent.parent
 CONTRACT_LAYERS = "Sumi's layers point down"
@@ -167,7 +167,8 @@ def _dotted(path: Path) -> str:
 
 
 def test_modules_holds_only_a1111_names():
-    known = set(a1111_surface.MODULES) | set(a1111_surface.NAMES) | A1111_MODULES_NOT_IN_SURFACE
+    surface = load_surface()
+    known = set(surface.modules) | set(surface.names) | A1111_MODULES_NOT_IN_SURFACE
     packages = {p.name for p in (REPO / "modules").iterdir() if p.is_dir() and p.name != "__pycache__"}
     assert packages == {"api", "textual_inversion", "sumi"}
     strangers = [_dotted(p) for p in _facade_modules() if _dotted(p) not in known]

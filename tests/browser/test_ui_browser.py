@@ -1,0 +1,107 @@
+"""The web UI in Chromium against a real Sumi server with the tiny demo model."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+
+import pytest
+from PIL import Image
+
+from tests.app_support import running_server
+from tests.browser_support import INFO, open_page, set_number, small_job, wait_text, wait_until
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with running_server(tmp_path_factory.mktemp("sumi-data")) as srv:
+        yield srv
+
+
+@pytest.fixture
+def page(server, chromium):
+    with open_page(chromium, server.url) as page:
+        yield page
+
+
+def test_generate_shows_images_and_infotext_and_saves_pngs(page, server):
+    assert "demo model" in page.inner_text("#sumi_notices")
+    assert page.input_value("#setting_sd_model_checkpoint input").startswith("sumi-demo-tiny-random")
+    small_job(page, "a lighthouse at dusk")
+    set_number(page, "txt2img_batch_size", 2)
+    page.click("#txt2img_generate")
+    info = wait_text(page, INFO, "Steps: 2")
+    assert "a lighthouse at dusk" in info and "Size: 64x64" in info and "Sampler: DPM++ 2M" in info
+    page.wait_for_selector("#txt2img_gallery img")
+    seed = int(re.search(r"Seed: (\d+)", info).group(1))
+    outputs = server.data_dir / "outputs" / "txt2img-images"
+    files = sorted(outputs.glob("*/*-a lighthouse at dusk.png"))
+    assert [f.name.split("-")[1] for f in files] == [str(seed), str(seed + 1)]
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", files[0].parent.name)
+    with Image.open(files[1]) as image:
+        assert image.size == (64, 64) and f"Seed: {seed + 1}" in image.info["parameters"]
+    # the gallery holds the grid, then the two images; selecting one shows its infotext and seed
+    page.get_by_label("Thumbnail 3 of 3").first.click()
+    wait_text(page, INFO, f"Seed: {seed + 1}")
+    page.click("#txt2img_reuse_seed")
+    page.wait_for_function(
+        "s => document.querySelector('#txt2img_seed input').value === s", arg=str(seed + 1)
+    )
+    page.click("#txt2img_random_seed")
+    page.wait_for_function("() => document.querySelector('#txt2img_seed input').value === '-1'")
+
+
+def test_bad_size_shows_error_then_a_valid_generate_works(page):
+    small_job(page, "a red fox")
+    set_number(page, "txt2img_width", 100)
+    page.click("#txt2img_generate")
+    page.wait_for_selector("#txt2img_error .sumi-error")
+    assert "width must be a multiple of 8, got 100" in page.inner_text("#txt2img_error")
+    set_number(page, "txt2img_width", 64)
+    page.locator("#txt2img_prompt textarea").press("Control+Enter")  # A1111's shortcut for Generate
+    assert "a red fox" in wait_text(page, INFO, "Steps: 2")
+    assert page.inner_text("#txt2img_error").strip() == ""
+
+
+def test_progress_preview_and_interrupt_while_generating(page, server):
+    small_job(page, "a slow painting", steps=150)
+    set_number(page, "txt2img_batch_count", 20)  # far more work than the test waits for
+    started = time.monotonic()
+    page.click("#txt2img_generate")
+    page.wait_for_function(
+        "() => /Step \\d+\\/150/.test(document.querySelector('#txt2img_progress').innerText)"
+    )
+    progress = page.inner_text("#txt2img_progress")
+    assert re.search(r"\d+%", progress) and "Batch 1/20" in progress
+    page.wait_for_selector("#txt2img_preview img")
+    page.click("#txt2img_interrupt")  # must not wait behind the running Generate
+    wait_text(page, INFO, "Steps: 150")
+    assert server.app.state.snapshot().job_no < 20
+    assert time.monotonic() - started < 25
+    assert page.inner_text("#txt2img_progress").strip() == ""
+    assert not page.locator("#txt2img_preview").is_visible()
+    assert page.locator("#txt2img_gallery img").count() >= 1
+
+
+def test_checkpoint_refresh_select_and_load_failure(page, server):
+    models = server.data_dir / "models" / "Stable-diffusion"
+    demo = next(models.glob("sumi-demo*.safetensors"))
+    shutil.copy(demo, models / "other.safetensors")
+    shutil.copy(demo, models / "broken.safetensors")
+    page.click("#refresh_sd_model_checkpoint")
+    choose_checkpoint(page, "other.safetensors")
+    wait_until(lambda: "other.safetensors" in str(server.app.options.sd_model_checkpoint))
+    (models / "broken.safetensors").unlink()  # listed, but gone when the user picks it
+    choose_checkpoint(page, "broken.safetensors")
+    page.wait_for_selector("#sumi_notices .sumi-error")
+    assert "broken.safetensors" in page.inner_text("#sumi_notices")
+    assert "other.safetensors" in str(server.app.options.sd_model_checkpoint)
+    page.wait_for_function(
+        "() => document.querySelector('#setting_sd_model_checkpoint input').value.startsWith('other')"
+    )
+
+
+def choose_checkpoint(page, name: str) -> None:
+    page.click("#setting_sd_model_checkpoint input")
+    page.get_by_role("option", name=re.compile(re.escape(name))).click()

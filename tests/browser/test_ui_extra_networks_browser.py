@@ -1,0 +1,243 @@
+"""The extra networks panel in Chromium against one real server (tiny demo model) for the module: the
+cards' prompt toggle and sort, the card editor writing the sidecar, saving a generated image as a
+card's preview, the token counter after a card click, the embedding problems notice, checkpoint cards.
+
+Each test opens a fresh page; the files the server finds at start are written by the `server` fixture.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+import torch
+from PIL import Image, ImageChops
+from safetensors.torch import save_file
+
+from tests.app_support import running_server
+from tests.browser_support import NEGATIVE, PROMPT, open_page, set_number, small_job, wait_text, wait_value
+from tests.fixtures import tiny_embeddings as te
+
+DEMO_WIDTH = 64  # the demo model's text encoder width (engine/tiny_models.py, demo_sd1)
+EMB_VECTORS = 5
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    data = tmp_path_factory.mktemp("sumi-extra-networks") / "data"
+    lora_dir, emb_dir = data / "models" / "Lora", data / "embeddings"
+    lora_dir.mkdir(parents=True)
+    emb_dir.mkdir(parents=True)
+    for name in ("edlora", "prevlora"):
+        save_file({"w": torch.zeros(1)}, str(lora_dir / f"{name}.safetensors"))
+    (lora_dir / "edlora.json").write_text(
+        json.dumps({"sd version": "SD1", "description": "old words"}), encoding="utf-8"
+    )
+    te.write_safetensors(emb_dir / "tinyemb.safetensors", te.random_vectors(EMB_VECTORS, DEMO_WIDTH))
+    te.write_safetensors(emb_dir / "wide.safetensors", te.random_vectors(2, 48))  # skipped: 48 ≠ 64
+    (emb_dir / "bad.pt").write_bytes(torch.randint(0, 256, (512,), dtype=torch.uint8).numpy().tobytes())
+    with running_server(data) as srv:
+        srv.app.queue.run("wait for the model", lambda: None)  # the start-up load is queued first
+        yield srv
+
+
+@pytest.fixture
+def page(chromium, server):
+    errors: list[str] = []
+    with open_page(chromium, server.url, height=1100, errors=errors) as page:
+        yield page
+    assert not errors, f"errors in the page: {errors}"
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+def open_tab(page, label: str) -> None:
+    """Open the Extra networks accordion (closed on a fresh page) and one of its tabs."""
+    if not page.locator("#txt2img_extra_tabs_networks").is_visible():
+        page.click("#txt2img_extra_networks > .label-wrap")
+    page.get_by_role("tab", name=label).click()
+
+
+def open_editor(page, kind: str, card: str) -> str:
+    """Open the tab's "Edit card" accordion and choose `card`; returns the editor's id prefix."""
+    prefix = f"#txt2img_{kind}_extra_edit"
+    page.click(f"{prefix} > .label-wrap")
+    page.click(f"{prefix}_card input")
+    page.get_by_role("option", name=card, exact=True).click()
+    return prefix
+
+
+def field(page, selector: str):
+    return page.locator(f"{selector} textarea, {selector} input").first
+
+
+def card(page, kind: str, name: str):
+    return page.locator(f"#txt2img_{kind}_cards .sumi-card[data-name='{name}']")
+
+
+# -- the card editor ---------------------------------------------------------------------------------
+def test_card_editor_writes_the_sidecar_and_the_card_uses_it(page, server):
+    lora_dir = server.app.paths.lora_dir
+    page.fill(PROMPT, "a cat")
+    open_tab(page, "Lora")
+    late = lora_dir / "latelora.safetensors"  # found after this page was loaded (🔄 in another page)
+    save_file({"w": torch.zeros(1)}, str(late))
+    server.app.loras.refresh()
+    try:
+        open_editor(page, "lora", "latelora")  # the editor's list is renewed when it opens
+    finally:
+        late.unlink()
+        server.app.loras.refresh()
+    edit = "#txt2img_lora_extra_edit"
+    page.click(f"{edit}_card input")
+    page.get_by_role("option", name="edlora", exact=True).click()
+    description = field(page, f"{edit}_description")
+    page.wait_for_function(  # choosing the card loads its sidecar into the fields
+        "el => el.value === 'old words'", arg=description.element_handle()
+    )
+    description.fill("A <b>bold</b> style")
+    field(page, f"{edit}_activation_text").fill("red hat")
+    set_number(page, f"{edit.lstrip('#')}_preferred_weight", 0.7)
+    field(page, f"{edit}_notes").fill("from civitai")
+    page.click(f"{edit}_save")
+    wait_text(page, f"{edit}_status", "Saved edlora.json.")
+    assert json.loads((lora_dir / "edlora.json").read_text(encoding="utf-8")) == {
+        "sd version": "SD1",  # keys the editor does not know are kept
+        "description": "A <b>bold</b> style",
+        "activation text": "red hat",
+        "preferred weight": 0.7,
+        "notes": "from civitai",
+    }
+    lora = card(page, "lora", "edlora")
+    wait_text(page, "#txt2img_lora_cards .sumi-card[data-name='edlora'] .sumi-card-description", "A <b>bold")
+    assert lora.locator(".sumi-card-description b").count() == 0  # shown as text, not markup
+    lora.click()
+    wait_value(page, PROMPT, "a cat <lora:edlora:0.7> red hat")
+    lora.click()
+    wait_value(page, PROMPT, "a cat")
+
+
+# -- a generated image as a card's preview -----------------------------------------------------------
+def test_save_preview_writes_the_selected_image_and_the_card_shows_it(page, server):
+    lora_dir = server.app.paths.lora_dir
+    small_job(page, batch_size=2)
+    page.fill(PROMPT, "a preview")
+    page.click("#txt2img_generate")
+    # the grid and two images; the gallery shows them as a grid or as a preview with a strip
+    third = page.locator(
+        "#txt2img_gallery button.thumbnail-item[aria-label='Thumbnail 3 of 3'] >> visible=true"
+    )
+    wait_text(page, "#html_info_txt2img", "a preview")
+    seed = int(re.findall(r"Seed: (\d+)", page.inner_text("#html_info_txt2img"))[0]) + 1
+    third.first.click()
+    wait_text(page, "#html_info_txt2img", f"Seed: {seed},")  # the infotext follows: the second image
+    open_tab(page, "Lora")
+    assert card(page, "lora", "prevlora").locator("img").count() == 0
+    open_editor(page, "lora", "prevlora")
+    page.click("#txt2img_lora_extra_save_preview")
+    wait_text(page, "#txt2img_lora_extra_edit_status", "Saved prevlora.preview.png.")
+    preview = lora_dir / "prevlora.preview.png"
+    [sample] = (server.data_dir / "outputs" / "txt2img-images").rglob(f"*-{seed}-*.png")
+    with Image.open(preview) as saved, Image.open(sample) as generated:
+        assert saved.size == (64, 64)
+        assert ImageChops.difference(saved.convert("RGB"), generated.convert("RGB")).getbbox() is None
+    card(page, "lora", "prevlora").locator("img.sumi-card-preview").wait_for()
+    page.reload()  # a new page draws the cards from the folder
+    page.wait_for_selector(PROMPT)
+    open_tab(page, "Lora")
+    page.click("#txt2img_lora_extra_refresh")
+    src = card(page, "lora", "prevlora").locator("img.sumi-card-preview").get_attribute("src")
+    assert src and src.startswith("data:image/jpeg;base64,")
+
+
+# -- the token counter after a card click ------------------------------------------------------------
+def test_embedding_card_recounts_tokens_and_generate_sends_the_new_prompt(page, server, seen):
+    small_job(page, batch_size=1)
+    page.fill(PROMPT, "a cat")
+    wait_text(page, "#txt2img_token_counter", "2/75")
+    open_tab(page, "Textual Inversion")
+    emb = card(page, "textual_inversion", "tinyemb")
+    emb.click()
+    page.click("#txt2img_generate")  # at once: Gradio must already hold the new prompt
+    wait_value(page, PROMPT, "a cat tinyemb")
+    wait_text(page, "#txt2img_token_counter", f"{2 + EMB_VECTORS}/75")  # an embedding counts its vectors
+    assert "a cat tinyemb" in seen
+    wait_text(page, "#html_info_txt2img", "TI hashes")
+    assert page.inner_text("#html_info_txt2img").startswith("a cat tinyemb\n")
+    emb.focus()  # Enter on a focused card clicks it: the embedding goes again
+    page.keyboard.press("Enter")
+    wait_value(page, PROMPT, "a cat")
+    wait_text(page, "#txt2img_token_counter", "2/75")
+    # the negative prompt when it had focus last, with its own counter
+    page.click(NEGATIVE)
+    emb.click()
+    wait_value(page, NEGATIVE, "tinyemb")
+    wait_text(page, "#txt2img_negative_token_counter", f"{EMB_VECTORS}/75")
+    assert page.input_value(PROMPT) == "a cat"
+
+
+# -- problems with embedding files -------------------------------------------------------------------
+def test_unreadable_and_skipped_embeddings_are_listed_above_the_cards(page, server):
+    emb_dir = server.app.paths.embeddings_dir
+    notice = "#txt2img_textual_inversion_cards .sumi-extra-notice"
+    open_tab(page, "Textual Inversion")
+    page.click("#txt2img_textual_inversion_extra_refresh")
+    wait_text(page, notice, "Could not load 1 embedding file:")
+    text = page.inner_text(notice)
+    assert "bad.pt (" in text and "not a readable PyTorch checkpoint" in text
+    assert "Skipped 1 embedding" in text and "wide (48 ≠ 64)" in text
+    assert "sumi-card-skipped" in (card(page, "textual_inversion", "wide").get_attribute("class") or "")
+    odd = emb_dir / "<i>odd.safetensors"
+    odd.write_bytes(b"not safetensors")
+    try:
+        page.click("#txt2img_textual_inversion_extra_refresh")
+        wait_text(page, notice, "Could not load 2 embedding files:")
+        assert "<i>odd.safetensors (not a valid .safetensors file" in page.inner_text(notice)
+        assert page.locator(f"{notice} i").count() == 0  # escaped
+    finally:
+        odd.unlink()
+    page.click("#txt2img_textual_inversion_extra_refresh")
+    wait_text(page, notice, "Could not load 1 embedding file:")
+    # the page keeps working: the good embedding's card still toggles
+    page.fill(PROMPT, "a dog")
+    card(page, "textual_inversion", "tinyemb").click()
+    wait_value(page, PROMPT, "a dog tinyemb")
+
+
+# -- Lora cards: toggle, sort; checkpoint cards switch the model (last: it changes the model) -------
+def test_lora_card_toggles_tag_in_prompt_and_checkpoint_cards_switch(page, server):
+    paths = server.app.paths
+    page.fill(PROMPT, "a cat")
+    open_tab(page, "Lora")
+    save_file({"w": torch.zeros(1)}, str(paths.lora_dir / "zzlora.safetensors"))
+    try:
+        page.click("#txt2img_lora_extra_refresh")
+        cards = "#txt2img_lora_cards .sumi-card"
+        page.wait_for_selector(f"{cards}[data-name=zzlora]")
+        assert page.locator(cards).first.get_attribute("data-name") == "edlora"
+        page.locator("#txt2img_lora_extra_sort input").click()
+        page.get_by_role("option", name="Name (desc)").click()
+        page.wait_for_function(f"() => document.querySelector('{cards}').dataset.name === 'zzlora'")
+        lora = card(page, "lora", "zzlora")
+        lora.click()
+        wait_value(page, PROMPT, "a cat <lora:zzlora:1>")
+        lora.click()
+        wait_value(page, PROMPT, "a cat")
+    finally:
+        (paths.lora_dir / "zzlora.safetensors").unlink()
+        server.app.loras.refresh()
+    # a checkpoint card switches the model; a vanished file is reported
+    models = paths.ckpt_dirs[0]
+    demo = next(models.glob("sumi-demo*.safetensors"))
+    shutil.copy(demo, models / "other.safetensors")
+    shutil.copy(demo, models / "gone.safetensors")
+    open_tab(page, "Checkpoints")
+    page.click("#txt2img_checkpoints_extra_refresh")
+    card(page, "checkpoints", "other.safetensors").click()
+    page.wait_for_selector("#txt2img_extra_networks_status .sumi-note")
+    assert "other.safetensors" in str(server.app.options.sd_model_checkpoint)
+    (models / "gone.safetensors").unlink()
+    card(page, "checkpoints", "gone.safetensors").click()
+    page.wait_for_selector("#txt2img_extra_networks_status .sumi-error")
+    assert "other.safetensors" in str(server.app.options.sd_model_checkpoint)

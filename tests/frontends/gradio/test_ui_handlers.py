@@ -1,0 +1,381 @@
+"""The web UI's handler functions without a browser: building jobs, progress, errors, seeds, layout."""
+
+from __future__ import annotations
+
+import threading
+from types import SimpleNamespace
+
+import pytest
+import torch
+from PIL import Image
+
+from modules.sumi.engine.errors import InvalidRequestError, ModelLoadError
+from modules.sumi.frontends.gradio import progress, quicksettings, results
+from modules.sumi.frontends.gradio import txt2img as ui
+from modules.sumi.services.jobs.generation import GenerationService
+from modules.sumi.services.jobs.processing import Processed, StableDiffusionProcessingTxt2Img
+from modules.sumi.services.jobs.queue import JobQueue
+from modules.sumi.services.jobs.runner import JobRunner
+from modules.sumi.services.jobs.state import JobState, ProgressSnapshot
+from modules.sumi.services.settings.options import Options
+from tests.frontends.gradio.fakes import FakeGeneration, as_dict, processed, values
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+def snapshot(**changes) -> ProgressSnapshot:
+    base = dict(
+        active=True,
+        progress=0.0,
+        eta_relative=0.0,
+        job="txt2img",
+        job_count=1,
+        job_no=0,
+        sampling_step=0,
+        sampling_steps=0,
+        interrupted=False,
+        skipped=False,
+        textinfo="",
+        preview=None,
+        preview_id=0,
+        job_timestamp="",
+    )
+    return ProgressSnapshot(**{**base, **changes})
+
+
+@pytest.fixture
+def fake_app():
+    state = JobState()
+    queue = JobQueue(state)
+    generation = FakeGeneration(state)
+    app = SimpleNamespace(
+        state=state, queue=queue, generation=generation, runner=JobRunner(queue, generation)
+    )
+    yield app
+    queue.stop()
+
+
+def run_generate(app, **changes) -> list[dict]:
+    return [as_dict(out) for out in ui.generate(app, *values(**changes))]
+
+
+# -- building the job ----------------------------------------------------------------------------------
+def test_build_processing_takes_ui_values_and_saves_images():
+    p = ui.build_processing(ui.Txt2ImgValues(*values(cfg_scale=6.5, seed=42.0, negative_prompt="blurry")))
+    assert isinstance(p, StableDiffusionProcessingTxt2Img)
+    assert (p.prompt, p.negative_prompt, p.steps, p.width, p.height) == ("a fox", "blurry", 2, 64, 64)
+    assert all(isinstance(x, int) for x in (p.steps, p.width, p.height, p.n_iter, p.batch_size, p.seed))
+    assert (p.sampler_name, p.scheduler, p.cfg_scale, p.seed) == ("DPM++ 2M", "Automatic", 6.5, 42)
+    assert p.do_not_save_samples is False and p.do_not_save_grid is False
+    assert p.seed_enable_extras is False
+
+
+def test_build_processing_variation_seed_only_with_extra():
+    v = ui.Txt2ImgValues(
+        *values(
+            seed_enable_extras=True,
+            subseed=5.0,
+            subseed_strength=0.3,
+            seed_resize_from_w=256.0,
+            seed_resize_from_h=0.0,
+        )
+    )
+    p = ui.build_processing(v)
+    assert (p.seed_enable_extras, p.subseed, p.subseed_strength) == (True, 5, 0.3)
+    assert (p.seed_resize_from_w, p.seed_resize_from_h) == (256, 0)
+
+
+def test_ui_defaults_follow_a1111():
+    v = ui.Txt2ImgValues()
+    assert (v.sampler_name, v.scheduler, v.steps, v.width, v.height, v.cfg_scale, v.seed) == (
+        "DPM++ 2M",
+        "Automatic",
+        20,
+        512,
+        512,
+        7.0,
+        -1,
+    )
+
+
+@pytest.mark.parametrize("seed", [None, ""])
+def test_empty_seed_means_random(seed):
+    assert ui.build_processing(ui.Txt2ImgValues(*values(seed=seed))).seed == -1
+
+
+def test_fractional_values_are_left_for_validation_to_reject():
+    p = ui.build_processing(ui.Txt2ImgValues(*values(width=100.5)))
+    with pytest.raises(InvalidRequestError, match="width"):
+        GenerationService(None, Options(), None, JobState()).validate(p)  # type: ignore[arg-type]
+
+
+def test_outputs_rejects_unknown_names():
+    with pytest.raises(KeyError):
+        ui.outputs(nonsense=1)
+
+
+# -- Generate ----------------------------------------------------------------------------------------
+def test_generate_bad_input_is_a_message_and_nothing_is_queued(fake_app):
+    updates = run_generate(fake_app, width=100.0)
+    assert len(updates) == 1
+    assert "width must be a multiple of 8, got 100" in updates[0]["error"]
+    assert fake_app.generation.jobs == []
+
+
+def test_generate_streams_then_shows_images_and_infotext(fake_app):
+    updates = run_generate(fake_app)
+    last = updates[-1]
+    assert last["gallery"]["visible"] is True and len(last["gallery"]["value"]) == 1
+    assert "Steps: 2" in last["info_html"] and last["error"] == "" and last["progress"] == ""
+    assert last["info_state"]["all_seeds"] == [100]
+    assert fake_app.generation.jobs[0].do_not_save_samples is False
+
+
+@pytest.mark.parametrize(
+    ("error", "shown"),
+    [
+        (ModelLoadError("Checkpoint 'x' was not found"), "Checkpoint &#x27;x&#x27; was not found"),
+        (ValueError("bad prompt"), "bad prompt"),
+        (torch.OutOfMemoryError("CUDA out of memory"), "Out of GPU memory"),
+        (RuntimeError("boom <b>"), "RuntimeError: boom &lt;b&gt;"),
+    ],
+)
+def test_generate_job_errors_become_messages(fake_app, error, shown):
+    fake_app.generation.outcome = error
+    last = run_generate(fake_app)[-1]
+    assert shown in last["error"] and "sumi-error" in last["error"]
+    assert last["gallery"]["visible"] is True and "value" not in last["gallery"]
+    fake_app.generation.outcome = None
+    assert "Steps: 2" in run_generate(fake_app)[-1]["info_html"]  # the worker keeps serving
+
+
+def test_generate_interrupted_with_no_images_says_so(fake_app):
+    p = StableDiffusionProcessingTxt2Img()
+    fake_app.generation.outcome = Processed(p, [], [], 1, [], [])
+    last = run_generate(fake_app)[-1]
+    assert "No image was finished" in last["error"] and last["gallery"]["value"] == []
+
+
+def test_closing_the_page_cancels_a_job_still_waiting(fake_app):
+    release = threading.Event()
+    fake_app.queue.submit("blocker", release.wait)
+    gen = ui.generate(fake_app, *values())
+    next(gen)  # submitted; waiting behind the blocker
+    waiting = as_dict(next(gen))
+    assert "Waiting in queue (1 ahead)" in waiting["progress"]
+    gen.close()
+    release.set()
+    fake_app.queue.run("after", lambda: None, timeout=10)
+    assert fake_app.generation.jobs == []
+
+
+# -- progress ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("seconds", "text"), [(0, "0s"), (7.4, "7s"), (65, "1m 05s"), (3723, "1h 02m 03s")])
+def test_format_eta(seconds, text):
+    assert progress.format_eta(seconds) == text
+
+
+def test_progress_html_shows_percent_step_eta_and_batch():
+    html = progress.progress_html(
+        snapshot(progress=0.25, eta_relative=12.2, sampling_step=5, sampling_steps=20, job_count=2, job_no=0)
+    )
+    assert "25% ETA: 12s" in html and "width:25.0%" in html
+    assert "Step 5/20" in html and "Batch 1/2" in html
+
+
+def test_progress_html_at_start_and_while_interrupting():
+    html = progress.progress_html(snapshot(interrupted=True, textinfo="<x>"))
+    assert "0%" in html and "ETA" not in html and "Interrupting" in html and "&lt;x&gt;" in html
+
+
+def test_watch_job_yields_each_preview_once_and_ends_with_the_job():
+    state = JobState()
+    queue = JobQueue(state)
+    seen_preview = threading.Event()
+    preview = Image.new("RGB", (8, 8), "red")
+
+    def job_body():
+        state.begin("txt2img", 1)
+        state.set_step(3, 10)
+        state.set_preview(preview)
+        assert seen_preview.wait(10)
+        return "done"
+
+    job = queue.submit("txt2img", job_body)
+    previews = []
+    try:
+        for update in progress.watch_job(queue, state, job, poll_seconds=0.01):
+            if update.preview is not None:
+                previews.append(update.preview)
+                assert "Step 3/10" in update.html
+                seen_preview.set()
+    finally:
+        queue.stop()
+    assert previews == [preview] and job.future.result() == "done"
+
+
+# -- results and seeds ------------------------------------------------------------------------------
+def test_infotext_html_escapes_and_follows_selection():
+    info = results.generation_info(processed(StableDiffusionProcessingTxt2Img(), n=2, grid=True))
+    assert "Seed: 100" in results.infotext_html(info)  # the grid shows the first image's text
+    chosen = results.select_image(info, 2)
+    assert "Seed: 101" in results.infotext_html(chosen)
+    assert "<br>" in results.infotext_html(chosen)
+    assert "&lt;lora" in results.infotext_html({"infotexts": ["<lora:x:1>"]})
+    assert results.infotext_html(None) == ""
+
+
+def test_reuse_seed_of_selected_image_with_grid():
+    info = results.generation_info(processed(StableDiffusionProcessingTxt2Img(), n=2, grid=True))
+    assert ui.reuse_seed(info) == 100  # grid selected: first image's seed
+    assert ui.reuse_seed(results.select_image(info, 2)) == 101
+    assert ui.reuse_seed(results.select_image(info, 2), key="all_subseeds") == 8
+    assert ui.reuse_seed(None) == {"__type__": "update"}  # nothing generated yet: leave the seed alone
+
+
+def test_select_image_handler_updates_infotext_and_state():
+    info = results.generation_info(processed(StableDiffusionProcessingTxt2Img(), n=2))
+    html, state = ui.select_image(info, SimpleNamespace(index=1))
+    assert "Seed: 101" in html and state["selected"] == 1 and info["selected"] == 0
+
+
+def test_error_message_logs_unexpected_errors(caplog):
+    assert results.error_message(KeyError("x")) == "KeyError: 'x'"
+    assert "Generation failed" in caplog.text
+
+
+# -- quick settings -------------------------------------------------------------------------------
+def info(name):
+    return SimpleNamespace(name=name, title=f"{name} [0123456789]")
+
+
+class FakeCheckpoints:
+    def __init__(self, names):
+        self.infos = [info(name) for name in names]
+
+    def list(self):
+        return list(self.infos)
+
+    def match(self, name):
+        return next((i for i in self.infos if name and name in i.title), None)
+
+    def first(self):
+        return self.infos[0] if self.infos else None
+
+
+def quick_app(names=("a.safetensors", "b.safetensors"), selected=None, fail=None):
+    app = SimpleNamespace(
+        checkpoints=FakeCheckpoints(names),
+        options=SimpleNamespace(sd_model_checkpoint=selected),
+        notices=["Demo model: images are noise <sic>"],
+        refreshed=0,
+        settings=SimpleNamespace(),
+        models=SimpleNamespace(),
+    )
+
+    def set_options(values):
+        if fail:
+            raise fail
+        app.options.sd_model_checkpoint = values["sd_model_checkpoint"]
+
+    def refresh():
+        app.refreshed += 1
+        app.checkpoints.infos.append(info("c.safetensors"))
+
+    app.settings.set, app.models.refresh = set_options, refresh
+    return app
+
+
+def test_current_checkpoint_defaults_to_the_first():
+    assert quicksettings.current_checkpoint_title(quick_app()) == "a.safetensors [0123456789]"
+    assert quicksettings.current_checkpoint_title(quick_app(selected="b")) == "b.safetensors [0123456789]"
+    assert quicksettings.current_checkpoint_title(quick_app(names=())) is None
+    assert quicksettings.checkpoint_update(quick_app(names=()))["value"] is None
+
+
+def test_select_checkpoint_sets_the_option():
+    app = quick_app()
+    update, notices = quicksettings.select_checkpoint(app, "b.safetensors")
+    assert app.options.sd_model_checkpoint == "b.safetensors" and update["value"] == "b.safetensors"
+    assert "images are noise &lt;sic&gt;" in notices and "sumi-error" not in notices
+
+
+def test_select_checkpoint_failure_is_shown_and_the_list_stays_truthful():
+    app = quick_app(fail=ModelLoadError("b.safetensors: missing keys"))
+    update, notices = quicksettings.select_checkpoint(app, "b.safetensors")
+    assert "b.safetensors: missing keys" in notices and update["value"] == "a.safetensors"
+
+
+def test_refresh_rescans_and_lists_new_files():
+    app = quick_app()
+    update, _ = quicksettings.refresh_checkpoints(app)
+    assert app.refreshed == 1
+    assert update["choices"] == [(f"{n}.safetensors [0123456789]", f"{n}.safetensors") for n in "abc"]
+
+
+# -- layout ------------------------------------------------------------------------------------------
+A1111_IDS = {
+    "setting_sd_model_checkpoint",
+    "refresh_sd_model_checkpoint",
+    "sumi_notices",
+    "tab_txt2img",
+    "txt2img_prompt",
+    "txt2img_neg_prompt",
+    "txt2img_generate",
+    "txt2img_interrupt",
+    "txt2img_skip",
+    "txt2img_sampling",
+    "txt2img_scheduler",
+    "txt2img_steps",
+    "txt2img_width",
+    "txt2img_height",
+    "txt2img_batch_count",
+    "txt2img_batch_size",
+    "txt2img_cfg_scale",
+    "txt2img_seed",
+    "txt2img_random_seed",
+    "txt2img_reuse_seed",
+    "txt2img_subseed_show",
+    "txt2img_subseed",
+    "txt2img_subseed_strength",
+    "txt2img_gallery",
+    "html_info_txt2img",
+    "txt2img_error",
+    "txt2img_progress",
+    "txt2img_preview",
+}
+
+
+def test_build_ui_has_a1111_element_ids_and_defaults(tmp_path, make_app):
+    from modules.sumi.frontends.gradio import build_ui
+
+    app = make_app(tmp_path, start=False)
+    config = build_ui(app).get_config_file()
+    props = {c["props"].get("elem_id"): c["props"] for c in config["components"] if c["props"].get("elem_id")}
+    assert not A1111_IDS - set(props), "missing element ids"
+    assert props["txt2img_sampling"]["value"] == "DPM++ 2M"
+    assert props["txt2img_scheduler"]["value"] == "Automatic"
+    assert (
+        props["txt2img_steps"]["minimum"],
+        props["txt2img_steps"]["maximum"],
+        props["txt2img_steps"]["value"],
+    ) == (1, 150, 20)
+    assert (props["txt2img_width"]["step"], props["txt2img_width"]["value"]) == (8, 512)
+    assert (props["txt2img_cfg_scale"]["step"], props["txt2img_cfg_scale"]["value"]) == (0.5, 7.0)
+    assert props["txt2img_seed"]["value"] == -1
+
+
+def test_a_checkpoint_that_fails_to_load_does_not_stay_selected():
+    app = quick_app()
+    loads = []
+
+    def set_options(values):  # like SettingsService.set: the option is saved, then loading fails
+        app.options.sd_model_checkpoint = values["sd_model_checkpoint"]
+        loads.append(values["sd_model_checkpoint"])
+        if values["sd_model_checkpoint"] == "b.safetensors":
+            raise ModelLoadError("b.safetensors: file is gone")
+
+    app.settings.set = set_options
+    update, notices = quicksettings.select_checkpoint(app, "b.safetensors")
+    assert loads == ["b.safetensors", "a.safetensors [0123456789]"]
+    assert app.options.sd_model_checkpoint == "a.safetensors [0123456789]"
+    assert update["value"] == "a.safetensors" and "file is gone" in notices

@@ -1,0 +1,248 @@
+"""The A1111 HTTP API against a real App with the tiny demo checkpoint."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from modules.sumi.services.jobs.infotext import parse_infotext
+from webui import build_server
+
+SMALL = {"prompt": "a red fox", "steps": 2, "width": 64, "height": 64, "seed": 1234, "sampler_name": "Euler"}
+
+
+@pytest.fixture(scope="module")
+def app(make_module_app, tmp_path_factory):
+    return make_module_app(tmp_path_factory.mktemp("data"), "--api", "--nowebui")
+
+
+def decode(b64: str) -> Image.Image:
+    return Image.open(io.BytesIO(base64.b64decode(b64)))
+
+
+def test_txt2img_returns_png_with_a1111_infotext(client):
+    r = client.post("/sdapi/v1/txt2img", json={**SMALL, "negative_prompt": "blurry"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert len(body["images"]) == 1
+    image = decode(body["images"][0])
+    assert image.size == (64, 64)
+    text = image.info["parameters"]
+    assert text.startswith(
+        "a red fox\nNegative prompt: blurry\nSteps: 2, Sampler: Euler, Schedule type: Automatic"
+    )
+    params = parse_infotext(text)
+    assert (
+        params["Seed"] == "1234" and params["Size-1"] == "64" and params["Model"] == "sumi-demo-tiny-random"
+    )
+    info = json.loads(body["info"])
+    assert info["seed"] == 1234 and info["all_seeds"] == [1234]
+    assert info["infotexts"][0] == text
+    assert body["parameters"]["prompt"] == "a red fox"
+
+
+def test_same_seed_gives_same_image_and_batches_use_consecutive_seeds(client):
+    one = client.post("/sdapi/v1/txt2img", json={**SMALL, "seed": 77}).json()
+    batch = client.post("/sdapi/v1/txt2img", json={**SMALL, "seed": 76, "batch_size": 2}).json()
+    info = json.loads(batch["info"])
+    assert info["all_seeds"] == [76, 77]
+    # A1111: the API's default save_images=false also means do_not_save_grid, so no grid comes back
+    assert len(batch["images"]) == 2 and info["index_of_first_image"] == 0
+    saved = client.post("/sdapi/v1/txt2img", json={**SMALL, "seed": 76, "batch_size": 2, "save_images": True})
+    assert len(saved.json()["images"]) == 3 and json.loads(saved.json()["info"])["index_of_first_image"] == 1
+    in_batch, alone = decode(batch["images"][1]).tobytes(), decode(one["images"][0]).tobytes()
+    assert max(abs(a - b) for a, b in zip(in_batch, alone, strict=True)) <= 2  # batched float rounding
+
+
+def test_random_seed_is_reported(client):
+    info = json.loads(client.post("/sdapi/v1/txt2img", json={**SMALL, "seed": -1}).json()["info"])
+    assert 0 <= info["seed"] < 2**32 and info["seed"] != -1
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "words"),
+    [
+        ({"width": 100}, 400, "multiple of 8"),
+        ({"height": 0}, 400, "height"),
+        ({"steps": 0}, 400, "steps"),
+        ({"steps": 100000}, 400, "steps"),
+        ({"batch_size": 10000}, 400, "batch_size"),
+        ({"sampler_name": "No Such Sampler"}, 404, "not found"),
+        ({"scheduler": "wobbly"}, 400, "schedule type"),
+    ],
+)
+def test_bad_input_is_a_4xx_with_a_message_and_the_server_keeps_serving(client, change, status, words):
+    r = client.post("/sdapi/v1/txt2img", json={**SMALL, **change})
+    assert r.status_code == status, r.text
+    assert words.lower() in r.json()["detail"].lower()
+    assert client.post("/sdapi/v1/txt2img", json=SMALL).status_code == 200
+
+
+def test_samplers_and_schedulers_lists(client):
+    names = [s["name"] for s in client.get("/sdapi/v1/samplers").json()]
+    for wanted in [
+        "Euler a",
+        "Euler",
+        "LMS",
+        "Heun",
+        "DPM2",
+        "DPM2 a",
+        "DPM++ 2S a",
+        "DPM++ 2M",
+        "DPM++ SDE",
+        "DPM++ 2M SDE",
+        "DDIM",
+        "PLMS",
+        "UniPC",
+        "LCM",
+    ]:
+        assert wanted in names
+    labels = [s["label"] for s in client.get("/sdapi/v1/schedulers").json()]
+    assert {"Automatic", "Uniform", "Karras", "Exponential", "SGM Uniform"} <= set(labels)
+
+
+def test_every_sampler_generates_through_the_api(client):
+    for sampler in client.get("/sdapi/v1/samplers").json():
+        r = client.post("/sdapi/v1/txt2img", json={**SMALL, "sampler_name": sampler["name"], "steps": 3})
+        assert r.status_code == 200, (sampler["name"], r.text)
+
+
+def test_sd_models_options_and_checkpoint_switch(app, client, tmp_path):
+    client.post("/sdapi/v1/txt2img", json=SMALL)  # loading a checkpoint hashes it (lazily, as A1111)
+    models = client.get("/sdapi/v1/sd-models").json()
+    assert models[0]["title"].startswith("sumi-demo-tiny-random.safetensors [")
+    assert len(models[0]["hash"]) == 10
+    demo = Path(app.checkpoints.list()[0].filename)
+    (demo.parent / "sub").mkdir(exist_ok=True)
+    shutil.copy(demo, demo.parent / "sub" / "copy.safetensors")
+    assert client.post("/sdapi/v1/refresh-checkpoints").status_code == 200
+    titles = [m["title"] for m in client.get("/sdapi/v1/sd-models").json()]
+    assert "sub/copy.safetensors" in [t.split(" [")[0] for t in titles]  # hashed lazily, as A1111
+    assert client.post("/sdapi/v1/options", json={"sd_model_checkpoint": "sub/copy"}).status_code == 200
+    assert client.get("/sdapi/v1/options").json()["sd_model_checkpoint"].startswith("sub/copy.safetensors [")
+    saved = json.loads((app.paths.config_file).read_text())
+    assert saved["sd_model_checkpoint"].startswith("sub/copy.safetensors")
+    r = client.post("/sdapi/v1/txt2img", json=SMALL)
+    assert "Model: copy," in decode(r.json()["images"][0]).info["parameters"]
+    bad = client.post("/sdapi/v1/options", json={"sd_model_checkpoint": "does-not-exist"})
+    assert bad.status_code == 404 and "not found" in bad.json()["detail"].lower()
+    client.post("/sdapi/v1/options", json={"sd_model_checkpoint": models[0]["title"]})
+
+
+def test_a_corrupt_checkpoint_is_a_clear_error_and_the_loaded_model_stays_usable(app, client):
+    folder = app.paths.ckpt_dirs[0]
+    (folder / "broken.safetensors").write_bytes(b"this is not a checkpoint")
+    client.post("/sdapi/v1/refresh-checkpoints")
+    r = client.post("/sdapi/v1/options", json={"sd_model_checkpoint": "broken"})
+    assert 400 <= r.status_code < 500
+    assert "broken.safetensors" in r.json()["detail"]
+    assert client.get("/sdapi/v1/options").json()["sd_model_checkpoint"].startswith("sumi-demo-tiny-random")
+    assert client.post("/sdapi/v1/txt2img", json=SMALL).status_code == 200
+    (folder / "broken.safetensors").unlink()
+    client.post("/sdapi/v1/refresh-checkpoints")
+
+
+def test_progress_and_interrupt_during_a_job(app, client):
+    results = {}
+
+    def run():
+        results["r"] = client.post(
+            "/sdapi/v1/txt2img", json={**SMALL, "steps": 150, "width": 256, "height": 256}
+        )
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    deadline = time.time() + 60
+    seen = None
+    while time.time() < deadline:
+        seen = client.get("/sdapi/v1/progress").json()
+        if seen["state"]["sampling_step"] > 0:
+            break
+        time.sleep(0.05)
+    assert seen["state"]["sampling_steps"] > 0 and 0 < seen["progress"] < 1
+    assert client.post("/sdapi/v1/interrupt").status_code == 200
+    worker.join(60)
+    assert results["r"].status_code == 200
+    assert client.get("/sdapi/v1/progress").json()["progress"] == 0
+
+
+def test_png_info_reads_back_parameters(client):
+    image_b64 = client.post("/sdapi/v1/txt2img", json=SMALL).json()["images"][0]
+    info = client.post("/sdapi/v1/png-info", json={"image": image_b64}).json()
+    assert info["parameters"]["Steps"] == "2" and info["info"].startswith("a red fox")
+    assert client.post("/sdapi/v1/png-info", json={"image": "not base64!"}).status_code == 400
+
+
+def test_api_auth_requires_credentials(tmp_path, make_app):
+    app = make_app(tmp_path, "--nowebui", "--api-auth", "user:secret")
+    client = TestClient(build_server(app))
+    assert client.get("/sdapi/v1/samplers").status_code == 401
+    assert client.get("/sdapi/v1/samplers", auth=("user", "wrong")).status_code == 401
+    assert client.get("/sdapi/v1/samplers", auth=("user", "secret")).status_code == 200
+
+
+def test_options_reject_unknown_keys_and_wrong_types(client):
+    assert client.post("/sdapi/v1/options", json={"no_such_setting": 1}).status_code == 400
+    r = client.post("/sdapi/v1/options", json={"samples_save": "not a bool"})
+    assert r.status_code == 400 and "samples_save" in r.json()["detail"]
+    assert client.post("/sdapi/v1/options", json={"CLIP_stop_at_last_layers": 2}).status_code == 200
+    assert client.get("/sdapi/v1/options").json()["CLIP_stop_at_last_layers"] == 2
+    client.post("/sdapi/v1/options", json={"CLIP_stop_at_last_layers": 1})
+
+
+def test_null_fields_mean_defaults_and_unknown_fields_are_ignored(client):
+    body = {**SMALL, "override_settings": None, "styles": None, "eta": None, "made_up_field": 3}
+    r = client.post("/sdapi/v1/txt2img", json=body)
+    assert r.status_code == 200, r.text
+
+
+def test_request_schema_has_a1111_fields_and_defaults(client):
+    schema = client.get("/openapi.json").json()["components"]["schemas"][
+        "StableDiffusionTxt2ImgProcessingAPI"
+    ]
+    props = schema["properties"]
+    for name in [
+        "prompt",
+        "negative_prompt",
+        "seed",
+        "subseed",
+        "subseed_strength",
+        "sampler_name",
+        "scheduler",
+        "batch_size",
+        "n_iter",
+        "steps",
+        "cfg_scale",
+        "width",
+        "height",
+        "override_settings",
+        "send_images",
+        "save_images",
+        "alwayson_scripts",
+        "sampler_index",
+    ]:
+        assert name in props, name
+    assert props["steps"]["default"] == 50 and props["sampler_index"]["default"] == "Euler"
+    assert "all_seeds" not in props
+
+
+def test_api_and_web_ui_share_one_server_with_api_flag(tmp_path, make_app):
+    app = make_app(tmp_path, "--api")
+    client = TestClient(build_server(app))
+    assert client.get("/sdapi/v1/samplers").status_code == 200
+    page = client.get("/")
+    assert page.status_code == 200 and "<html" in page.text.lower()
+
+
+def test_web_ui_alone_does_not_expose_the_api(tmp_path, make_app):
+    app = make_app(tmp_path)
+    assert TestClient(build_server(app)).get("/sdapi/v1/samplers").status_code == 404

@@ -1,0 +1,190 @@
+"""ControlNet through the API as sd-webui-controlnet clients use it: `alwayson_scripts.controlnet` on
+txt2img, the `/controlnet/...` routes, the infotext, detected maps, and clear 4xx errors for bad units."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from diffusers import ControlNetModel
+from PIL import Image
+
+from modules.sumi.engine.checkpoint import load_checkpoint
+from tests.app_support import post_txt2img
+from tests.fixtures.tiny_controlnets import shapes_image, tiny_controlnet, write_lllyasviel
+from tests.fixtures.tiny_models import jitter
+
+SIZE = 64
+BODY = {"steps": 2, "width": SIZE, "height": SIZE, "seed": 9, "sampler_name": "Euler", "prompt": "a fox"}
+
+
+def _png_b64(array: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _decode(text: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(text))).convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def app(make_module_app, tmp_path_factory):
+    app = make_module_app(tmp_path_factory.mktemp("cn"), "--nowebui")
+    demo = load_checkpoint(app.checkpoints.list()[0].filename)
+    controlnet = jitter(ControlNetModel.from_unet(demo.unet), 5)
+    folder = app.paths.controlnet_dir
+    (folder / "sub").mkdir(parents=True, exist_ok=True)
+    write_lllyasviel(folder / "control_tiny_canny.safetensors", controlnet)
+    write_lllyasviel(folder / "sub" / "control_tiny_shuffle.pth", controlnet)
+    write_lllyasviel(folder / "control_xl_only.safetensors", tiny_controlnet("SDXL")["controlnet"])
+    app.controlnet.models.refresh()
+    return app
+
+
+def _unit(**kw) -> dict:
+    unit = {
+        "enabled": True,
+        "module": "canny",
+        "model": "control_tiny_canny",
+        "image": _png_b64(shapes_image()),
+        "processor_res": 64,
+    }
+    return {**unit, **kw}
+
+
+def _txt2img(client, *units, status: int = 200, **body):
+    payload = {**BODY, **body, "alwayson_scripts": {"ControlNet": {"args": list(units)}}}
+    return post_txt2img(client, payload, status)
+
+
+def test_routes_list_models_modules_settings_and_version(client):
+    models = client.get("/controlnet/model_list").json()["model_list"]
+    assert any(name.startswith("control_tiny_canny [") and name.endswith("]") for name in models)
+    assert any(name.startswith("control_tiny_shuffle [") for name in models)
+    modules = client.get("/controlnet/module_list").json()
+    assert modules["module_list"][0] == "none" and "canny" in modules["module_list"]
+    assert modules["module_detail"]["canny"]["sliders"][1]["value"] == 100
+    labels = client.get("/controlnet/module_list", params={"alias_names": True}).json()["module_list"]
+    assert "invert (from white bg & black line)" in labels
+    assert client.get("/controlnet/settings").json() == {"control_net_unit_count": 3}
+    assert client.get("/controlnet/version").json()["version"] >= 2
+
+
+def test_detect_returns_the_canny_map(client):
+    image = shapes_image(128)
+    r = client.post(
+        "/controlnet/detect",
+        json={
+            "controlnet_module": "canny",
+            "controlnet_input_images": [_png_b64(image)],
+            "controlnet_processor_res": 128,
+            "controlnet_threshold_a": 50,
+            "controlnet_threshold_b": 150,
+        },
+    )
+    assert r.status_code == 200, r.text
+    edges = _decode(r.json()["images"][0])
+    expected = cv2.Canny(image, 50, 150)
+    assert np.array_equal(edges[:, :, 0], expected)
+
+
+def test_a_controlnet_unit_changes_the_image_and_is_written_to_the_infotext(client):
+    plain = _txt2img(client)
+    controlled = _txt2img(client, _unit())
+    assert controlled["images"][0] != plain["images"][0]
+    assert len(controlled["images"]) == 2  # the image, then the detected map (as the extension)
+    detected = _decode(controlled["images"][1])
+    assert detected.shape == (SIZE, SIZE, 3) and set(np.unique(detected)) <= {0, 255}
+    infotext = json.loads(controlled["info"])["infotexts"][0]
+    assert 'ControlNet 0: "Module: canny, Model: control_tiny_canny [' in infotext
+    assert "Weight: 1.0, Resize Mode: Crop and Resize, Processor Res: 64" in infotext
+    again = _txt2img(client, _unit())
+    assert again["images"][0] == controlled["images"][0]
+
+
+def test_weight_zero_or_a_disabled_unit_equals_no_controlnet(client):
+    plain = _txt2img(client)
+    zero = _txt2img(client, _unit(weight=0))
+    assert np.array_equal(_decode(zero["images"][0]), _decode(plain["images"][0]))
+    disabled = _txt2img(client, _unit(enabled=False))
+    assert disabled["images"] == plain["images"]
+    assert "ControlNet" not in json.loads(disabled["info"])["infotexts"][0]
+
+
+def test_two_units_and_the_extension_field_aliases(client):
+    one = _txt2img(client, _unit())
+    two = _txt2img(client, _unit(), _unit(module="invert", model="shuffle", lowvram=True, guidance=0.5))
+    assert two["images"][0] != one["images"][0]
+    infotext = json.loads(two["info"])["infotexts"][0]
+    assert 'ControlNet 1: "Module: invert, Model: control_tiny_shuffle [' in infotext
+    assert "Guidance End: 0.5" in infotext
+    no_map = _txt2img(client, _unit(save_detected_map=False, unknown_field="ignored"))
+    assert len(no_map["images"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("unit", "status", "message"),
+    [
+        ({"image": None}, 400, "has no image"),
+        ({"module": "no_such_preprocessor"}, 400, "Unknown ControlNet preprocessor"),
+        ({"model": "missing_model"}, 404, "ControlNet model not found"),
+        ({"model": "control_xl_only"}, 400, "is for SDXL; the loaded checkpoint is SD1"),
+        ({"image": base64.b64encode(b"not an image").decode()}, 400, "not a readable image"),
+        ({"guidance_start": 0.9, "guidance_end": 0.1}, 400, "guidance_start"),
+        ({"weight": "heavy"}, 400, "weight must be a number"),
+        ({"resize_mode": "Stretch it"}, 400, "resize mode"),
+        ({"module": "depth_midas"}, 400, "needs midas/dpt_hybrid-midas-501f0c75.pt"),
+    ],
+)
+def test_bad_units_get_a_clear_4xx_and_the_server_keeps_serving(client, app, unit, status, message):
+    weights = [p.detach().clone() for p in app.models.active.sd.unet.parameters()]
+    body = _txt2img(client, _unit(**unit), status=status)
+    assert message in body["detail"]
+    assert all(
+        torch.equal(a, b) for a, b in zip(weights, app.models.active.sd.unet.parameters(), strict=True)
+    )
+    assert _txt2img(client)["images"]
+
+
+def test_a_huge_control_image_is_refused(client):
+    huge = np.zeros((8, 17000, 3), np.uint8)
+    body = _txt2img(client, _unit(image=_png_b64(huge)), status=400)
+    assert "too large" in body["detail"]
+
+
+def test_detect_without_images_or_with_an_unknown_module_is_a_4xx(client):
+    assert client.post("/controlnet/detect", json={"controlnet_module": "canny"}).status_code == 400
+    r = client.post(
+        "/controlnet/detect",
+        json={"controlnet_module": "nope", "controlnet_input_images": [_png_b64(shapes_image())]},
+    )
+    assert r.status_code == 400 and "Unknown ControlNet preprocessor" in r.json()["detail"]
+
+
+def test_controlnet_works_with_and_prompts_loras_and_hypernetworks(client, app):
+    from tests.fixtures.tiny_hypernetworks import write_hypernetwork
+    from tests.fixtures.tiny_networks import write_lora
+
+    demo = app.models.active.sd
+    components = {"family": "SD1", "unet": demo.unet, "text_encoders": [s.model for s in demo.text_encoders]}
+    write_lora(app.paths.lora_dir / "cn_style.safetensors", components, seed=3)
+    app.paths.hypernetwork_dir.mkdir(parents=True, exist_ok=True)
+    write_hypernetwork(app.paths.hypernetwork_dir / "cn_hn.pt", (64,), seed=2)
+    app.loras.refresh()
+    app.hypernetworks.refresh()
+    weights = [p.detach().clone() for p in demo.unet.parameters()]
+    prompt = "a fox AND a red hat :0.6 <lora:cn_style:0.8> <hypernet:cn_hn:0.5>"
+    networks_only = _txt2img(client, prompt=prompt)
+    everything = _txt2img(client, _unit(), prompt=prompt)
+    assert everything["images"][0] != networks_only["images"][0]
+    info = json.loads(everything["info"])
+    assert not info["warnings"], info["warnings"]
+    assert "Lora hashes" in info["infotexts"][0] and "ControlNet 0" in info["infotexts"][0]
+    _txt2img(client)  # a job without networks restores the weights exactly
+    assert all(torch.equal(a, b) for a, b in zip(weights, demo.unet.parameters(), strict=True))

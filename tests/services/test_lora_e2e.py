@@ -1,0 +1,119 @@
+"""`<lora:...>` through the API: applied to the live model, hashed, restored exactly after the job."""
+
+from __future__ import annotations
+
+import pytest
+
+from modules.sumi.engine.checkpoint import load_checkpoint
+from tests.app_support import generate
+from tests.fixtures.tiny_models import tiny_sdxl
+from tests.fixtures.tiny_networks import write_lora
+
+BODY = {"steps": 2, "width": 64, "height": 64, "seed": 5, "sampler_name": "Euler"}
+
+
+@pytest.fixture(scope="module")
+def app(make_module_app, tmp_path_factory):
+    app = make_module_app(tmp_path_factory.mktemp("lora"), "--nowebui")
+    demo = load_checkpoint(app.checkpoints.list()[0].filename)
+    components = {"family": "SD1", "unet": demo.unet, "text_encoders": [s.model for s in demo.text_encoders]}
+    write_lora(app.paths.lora_dir / "style_a.safetensors", components, seed=1, output_name="stylish")
+    write_lora(app.paths.lora_dir / "style_b.safetensors", components, seed=2)
+    write_lora(app.paths.lora_dir / "xl_only.safetensors", tiny_sdxl())
+    app.loras.refresh()
+    return app
+
+
+def _generate(client, prompt: str) -> tuple[bytes, dict]:
+    return generate(client, BODY, prompt)
+
+
+def _weights(app) -> list:
+    return [p.detach().clone() for p in app.models.active.sd.unet.parameters()]
+
+
+def test_lora_changes_the_image_and_a_job_without_it_is_bit_identical_to_before(app, client):
+    before, _ = _generate(client, "a fox")
+    weights_before = _weights(app)
+    with_lora, info = _generate(client, "a fox <lora:style_a:1>")
+    assert with_lora != before
+    assert 'Lora hashes: "style_a: ' in info["infotexts"][0]
+    after, _ = _generate(client, "a fox")
+    assert after == before
+    assert all((a == b).all() for a, b in zip(weights_before, _weights(app), strict=True))
+
+
+def test_alias_multipliers_and_lyco(app, client):
+    zero, _ = _generate(client, "a fox <lora:stylish:0>")
+    plain, _ = _generate(client, "a fox")
+    assert zero == plain
+    by_alias, _ = _generate(client, "a fox <lora:stylish:1>")
+    by_lyco, _ = _generate(client, "a fox <lyco:style_a:1>")
+    assert by_alias == by_lyco != plain
+    te_only, _ = _generate(client, "a fox <lora:style_a:1:0>")
+    assert te_only not in (plain, by_alias)
+
+
+def test_two_loras_compose(app, client):
+    a, _ = _generate(client, "a fox <lora:style_a:1>")
+    b, _ = _generate(client, "a fox <lora:style_b:1>")
+    both, _ = _generate(client, "a fox <lora:style_a:1> <lora:style_b:1>")
+    assert both not in (a, b)
+
+
+def test_unknown_and_wrong_family_loras_warn_and_change_nothing(app, client):
+    plain, _ = _generate(client, "a fox")
+    missing, info = _generate(client, "a fox <lora:nope:1>")
+    assert missing == plain and any("Lora not found: nope" in w for w in info["warnings"])
+    wrong, info = _generate(client, "a fox <lora:xl_only:1>")
+    assert wrong == plain and any("SDXL" in w for w in info["warnings"])
+
+
+def test_loras_are_listed(client):
+    names = {item["name"] for item in client.get("/sdapi/v1/loras").json()}
+    assert {"style_a", "style_b", "xl_only"} <= names
+
+
+def test_an_interrupted_job_with_a_lora_leaves_no_trace(app, client):
+    import threading
+    import time
+
+    before, _ = _generate(client, "a fox")
+    done = {}
+
+    def long_job():
+        done["r"] = client.post(
+            "/sdapi/v1/txt2img", json={**BODY, "prompt": "a fox <lora:style_a:1>", "steps": 150, "width": 128}
+        )
+
+    worker = threading.Thread(target=long_job)
+    worker.start()
+    deadline = time.time() + 60
+    while app.state.snapshot().sampling_step < 2 and time.time() < deadline:
+        time.sleep(0.02)
+    client.post("/sdapi/v1/interrupt")
+    worker.join(60)
+    assert done["r"].status_code == 200
+    after, _ = _generate(client, "a fox")
+    assert after == before
+
+
+def test_the_next_job_with_the_same_lora_rewrites_no_weight_and_disabled_networks_restore_them(app, client):
+    plain, _ = _generate(client, "a fox")
+    first, _ = _generate(client, "a fox <lora:style_a:1>")
+    patcher = app.models.active.sd.extra["lora_patcher"]
+    touched: list[str] = []
+    patch, restore = patcher._patch_layer, patcher._restore_layer
+    patcher._patch_layer = lambda key, deltas: (touched.append(key), patch(key, deltas))
+    patcher._restore_layer = lambda key: (touched.append(key), restore(key))
+    try:
+        again, _ = _generate(client, "a fox <lora:style_a:1>")
+        assert again == first and touched == []
+        body = {**BODY, "prompt": "a fox <lora:style_a:1>", "disable_extra_networks": True}
+        response = client.post("/sdapi/v1/txt2img", json=body)
+        assert response.status_code == 200 and touched  # no network wanted: the deltas came out
+    finally:
+        del patcher._patch_layer, patcher._restore_layer
+    assert patcher.patched_layers == set()
+    after, _ = _generate(client, "a fox")
+    assert after == plain
