@@ -7,7 +7,6 @@ through `modules.shared`, as every A1111 module-level function does.
 from __future__ import annotations
 
 import copy
-from types import SimpleNamespace
 from typing import Any
 
 from modules import shared
@@ -80,5 +79,4 @@ def create_infotext(
     for name, (given, scalar) in scalars.items():  # a job that has not run yet has empty lists
         setattr(q, name, list(given if given is not None else getattr(p, name)) or [scalar] * (index + 1))
     app = shared.app()
-    loaded = app.models.active or SimpleNamespace(vae_name=None, vae_hash=None)
-    return app.generation.infotext(q, loaded, index, p.scheduler or "Automatic")
+    return app.generation.infotext(q, app.models.active, index, p.scheduler or "Automatic")

@@ -46,7 +46,7 @@ from modules.sumi.engine.text.encoder import Conditioning
 from tests.fixtures import tiny_networks as tn
 from tests.fixtures.tiny_hypernetworks import write_hypernetwork
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STEPS = 3
 
 

@@ -10,19 +10,10 @@ import pytest
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.services.jobs.generation import GenerationService
 from modules.sumi.services.jobs.processing import Processed, StableDiffusionProcessingTxt2Img
-from modules.sumi.services.jobs.queue import JobQueue
 from modules.sumi.services.jobs.runner import JobRunner
 from modules.sumi.services.jobs.state import JobState
 from modules.sumi.services.settings.options import Options
-
-WORKER = "sumi-gpu-worker"
-
-
-@pytest.fixture
-def queue():
-    q = JobQueue(JobState())
-    yield q
-    q.stop()
+from tests.services.conftest import WORKER
 
 
 class FakeGeneration:

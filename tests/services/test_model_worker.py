@@ -4,21 +4,9 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-
-from modules.sumi.services.jobs.queue import JobQueue
-from modules.sumi.services.jobs.state import JobState
 from modules.sumi.services.models.manager import ModelManager
 from modules.sumi.services.settings.options import Options
-
-WORKER = "sumi-gpu-worker"
-
-
-@pytest.fixture
-def queue():
-    q = JobQueue(JobState())
-    yield q
-    q.stop()
+from tests.services.conftest import WORKER
 
 
 def manager(queue) -> tuple[ModelManager, list]:

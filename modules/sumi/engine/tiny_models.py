@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
@@ -44,13 +44,17 @@ TINY_UNET_CHANNELS = (32, 64)
 TINY_VAE_CHANNELS = (16, 32, 32, 32)  # 4 levels: 8 pixels per latent pixel, like the real VAE
 
 
-def jitter(module: torch.nn.Module, seed: int, scale: float = 0.02) -> torch.nn.Module:
+ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
+
+
+def jitter(module: ModuleT, seed: int, scale: float = 0.02) -> ModuleT:
     """Perturb every weight in place so no two tensors are equal (norms 1 +- noise, biases non-zero)."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for param in module.parameters():
             param.add_(torch.randn(param.shape, generator=generator) * scale)
-    return module.eval()
+    module.eval()
+    return module
 
 
 # -- components ------------------------------------------------------------------------------------------
@@ -94,7 +98,7 @@ def tiny_clip(
     heads: int | None = None,
     intermediate: int | None = None,
     jittered: bool = True,
-) -> CLIPTextModel:
+) -> CLIPTextModel | CLIPTextModelWithProjection:
     """A CLIP text encoder (with projection when `projection_dim` is given: SDXL's bigG).
 
     Heads default to the head-dim-64 rule and the MLP to `2 * hidden + 5` (an odd size, so a mix-up
@@ -110,17 +114,22 @@ def tiny_clip(
     )
     model_class = CLIPTextModelWithProjection if projection_dim else CLIPTextModel
     model = model_class(config)
-    return jitter(model, seed) if jittered else model.eval()
+    model = jitter(model, seed) if jittered else model
+    model.eval()
+    return model
 
 
 def vae(channels: tuple[int, ...], *, norm_groups: int, layers: int = 1, **config: Any) -> AutoencoderKL:
     """An AutoencoderKL with one encoder/decoder level per entry of `channels` (random init)."""
+    levels: dict[str, Any] = {  # diffusers annotates these as 1-tuples: passed untyped
+        "down_block_types": ["DownEncoderBlock2D"] * len(channels),
+        "up_block_types": ["UpDecoderBlock2D"] * len(channels),
+        "block_out_channels": list(channels),
+    }
     return AutoencoderKL(
         in_channels=3,
         out_channels=3,
-        down_block_types=["DownEncoderBlock2D"] * len(channels),
-        up_block_types=["UpDecoderBlock2D"] * len(channels),
-        block_out_channels=list(channels),
+        **levels,
         layers_per_block=layers,
         latent_channels=4,
         norm_num_groups=norm_groups,

@@ -122,12 +122,12 @@ def unit_residuals(unit: ControlUnit, batch: UNetBatch) -> list[torch.Tensor]:
     """Run one unit's ControlNet on the batch's rows; returns its scaled residuals (mid block last)."""
     device, dtype = batch.x.device, batch.x.dtype
     if unit.low_vram:
-        unit.model.to(device)
+        unit.model.to(device)  # pyright: ignore[reportArgumentType] (diffusers' ModelMixin.to typing)
     try:
         down, mid = _forward(unit, batch, device, dtype)
     finally:
         if unit.low_vram:
-            unit.model.to("cpu")
+            unit.model.to("cpu")  # pyright: ignore[reportArgumentType]
     residuals = [*down, mid]
     if unit.global_average_pooling:
         residuals = [r.mean(dim=(2, 3), keepdim=True) for r in residuals]

@@ -268,7 +268,7 @@ def _pixel_embedding(image) -> dict | None:
 
 def _crop_black(pixels: np.ndarray) -> np.ndarray:
     """Remove the all-black border rows and columns (a pixel counts when every channel is non-zero)."""
-    lit = (pixels > 0).all(axis=2)
+    lit = np.asarray((pixels > 0).all(axis=2))
     rows, columns = np.flatnonzero(lit.any(axis=1)), np.flatnonzero(lit.any(axis=0))
     if rows.size == 0 or columns.size == 0:
         return pixels[:0, :0]
@@ -288,7 +288,9 @@ def encoder_keys(family: str, text_encoders: Sequence[TextEncoderSpec]) -> list[
 
 
 def encoder_width(spec: TextEncoderSpec) -> int:
-    return int(spec.model.get_input_embeddings().weight.shape[-1])
+    weight = spec.model.get_input_embeddings().weight
+    assert isinstance(weight, torch.Tensor)
+    return int(weight.shape[-1])
 
 
 def incompatibility(

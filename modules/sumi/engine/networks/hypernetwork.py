@@ -146,7 +146,7 @@ def hypernetwork_from_dict(data: Any, path: str | Path = "<memory>") -> Hypernet
 
 
 def _options(data: dict, path: Path) -> HypernetworkOptions:
-    ls = list(data.get("layer_structure") or [1, 2, 1])
+    ls: list[float] = list(data.get("layer_structure") or [1, 2, 1])
     if len(ls) < 2 or ls[0] != 1 or ls[-1] != 1:
         raise HypernetworkError(f"{path.name}: layer_structure {ls} must start and end with 1")
     drop = data.get("dropout_structure")
@@ -248,7 +248,7 @@ def apply_hypernetworks(unet: torch.nn.Module, active: Sequence[tuple[Hypernetwo
         hn.to(device, dtype)
     count = 0
     for module in _attention_modules(unet):
-        module.processor = HypernetworkProcessor(module.processor, active)
+        module.processor = HypernetworkProcessor(module.processor, active)  # pyright: ignore[reportArgumentType]
         count += 1
     return count
 

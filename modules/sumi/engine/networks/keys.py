@@ -62,8 +62,8 @@ def build_index(model: SDModel) -> dict[str, Target]:
     """Map every network-file layer name to its Target in `model`."""
     index: dict[str, Target] = {}
     unet = model.unet
-    layers = int(unet.config.layers_per_block)
-    up_attention = ["CrossAttn" in t for t in unet.config.up_block_types]
+    layers = int(unet.config["layers_per_block"])
+    up_attention = ["CrossAttn" in t for t in unet.config["up_block_types"]]
     for name, module in unet.named_modules():
         if isinstance(module, PATCHABLE):
             target = Target("unet", name, module)

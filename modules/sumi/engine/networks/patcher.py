@@ -148,6 +148,8 @@ class NetworkPatcher:
             for use in uses:
                 patch = use.patch
                 try:
+                    if weight is None:
+                        raise ValueError("the layer has no weight to patch")
                     delta = patch.adapter.delta(weight) * use.multiplier
                     bias_delta = patch.adapter.bias_delta(bias)
                 except (ValueError, RuntimeError) as exc:

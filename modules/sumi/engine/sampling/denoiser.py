@@ -143,15 +143,22 @@ def _forward_both(
         torch.cat([uncond.x, cond.x]),
         Conditioning(
             torch.cat([uncond.context.context, cond.context.context]),
-            None if cond.context.pooled is None else torch.cat([uncond.context.pooled, cond.context.pooled]),
+            _cat_present(uncond.context.pooled, cond.context.pooled),
         ),
-        None if call.time_ids is None else torch.cat([uncond.time_ids, cond.time_ids]),
+        _cat_present(uncond.time_ids, cond.time_ids),
         torch.cat([uncond.images, cond.images]),
         False,
     )
     flags = torch.cat([uncond.flags(), cond.flags()])
     out = _unet(unet, call, both, extensions, flags)
     return out[:n_uncond], out[n_uncond:]
+
+
+def _cat_present(first: torch.Tensor | None, second: torch.Tensor | None) -> torch.Tensor | None:
+    """Both row groups' optional inputs (SDXL's pooled text, time ids) in one batch; None when absent."""
+    if first is None or second is None:
+        return None
+    return torch.cat([first, second])
 
 
 def _unet(

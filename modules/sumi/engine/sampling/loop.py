@@ -57,10 +57,11 @@ def sample(
 ) -> torch.Tensor:
     """Denoise `noise` (already on the model's device and dtype) in `steps` steps; return latents."""
     ext = extensions if extensions is not None else ExtensionManager()
-    scheduler = built.scheduler
+    scheduler = built.stepping
     scheduler.set_timesteps(steps, device=noise.device)
-    if hasattr(scheduler, "set_begin_index"):
-        scheduler.set_begin_index(0)
+    set_begin_index = getattr(scheduler, "set_begin_index", None)
+    if set_begin_index is not None:
+        set_begin_index(0)
     timesteps = scheduler.timesteps
     total = len(timesteps)
     latents = _loop_hook(

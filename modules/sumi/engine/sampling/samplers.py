@@ -8,8 +8,9 @@ including pre-1.9 names such as "DPM++ 2M Karras", and reports the schedule labe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
+import torch
 from diffusers import (
     ConfigMixin,
     DDIMScheduler,
@@ -176,12 +177,32 @@ def resolved_schedule(spec: SamplerSpec, schedule: ScheduleType) -> ScheduleType
     return schedule
 
 
+class SteppingScheduler(Protocol):
+    """What the sampling loop calls on a diffusers scheduler (SchedulerMixin itself declares none of it)."""
+
+    timesteps: torch.Tensor
+    init_noise_sigma: float | torch.Tensor
+
+    def set_timesteps(self, num_inference_steps: int, device: torch.device | str | None = None) -> None: ...
+
+    def scale_model_input(self, sample: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor: ...
+
+    def step(
+        self, model_output: torch.Tensor, timestep: torch.Tensor, sample: torch.Tensor, **kwargs: Any
+    ) -> Any: ...
+
+
 @dataclass
 class BuiltScheduler:
     scheduler: SchedulerMixin
     spec: SamplerSpec
     schedule: ScheduleType
     step_kwargs: dict[str, Any]
+
+    @property
+    def stepping(self) -> SteppingScheduler:
+        """The scheduler as the loop drives it (every scheduler in SAMPLERS has these methods)."""
+        return cast(SteppingScheduler, self.scheduler)
 
 
 def build_scheduler(

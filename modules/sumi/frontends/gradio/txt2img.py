@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import gradio as gr
 
@@ -454,7 +454,7 @@ def _wire(app: App, tab: Txt2ImgTab, extras: gr.Group) -> None:
     b["swap"].click(
         lambda w, h: (h, w), inputs=[c["width"], c["height"]], outputs=[c["width"], c["height"]], **quick
     )
-    c["seed_enable_extras"].change(
+    cast(gr.Checkbox, c["seed_enable_extras"]).change(
         lambda on: gr.update(visible=bool(on)), inputs=c["seed_enable_extras"], outputs=extras, **quick
     )
     r["gallery"].select(
@@ -462,5 +462,6 @@ def _wire(app: App, tab: Txt2ImgTab, extras: gr.Group) -> None:
     )
     controlnet_fields = controlnet_paste_fields(app, tab.controlnet.units) if tab.controlnet else []
     paste.wire_paste(app, b["paste"], c, r["error"], script_paste_fields(tab.scripts) + controlnet_fields)
-    counters = (c["token_counter"], c["negative_token_counter"])
-    wire_token_counters(app, c["prompt"], c["negative_prompt"], c["steps"], counters)
+    counters = (cast(gr.HTML, c["token_counter"]), cast(gr.HTML, c["negative_token_counter"]))
+    prompt, negative = cast(gr.Textbox, c["prompt"]), cast(gr.Textbox, c["negative_prompt"])
+    wire_token_counters(app, prompt, negative, cast(gr.Slider, c["steps"]), counters)

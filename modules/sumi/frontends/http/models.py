@@ -71,7 +71,7 @@ def _processing_fields(cls: type) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     fields = {}
     for f in dataclasses.fields(cls):
-        if f.name in _RUNTIME_FIELDS:
+        if f.name in _RUNTIME_FIELDS or not f.init:  # A1111 builds its models from __init__'s parameters
             continue
         if f.default_factory is not dataclasses.MISSING:
             fields[f.name] = (hints[f.name] | None, Field(default_factory=f.default_factory))

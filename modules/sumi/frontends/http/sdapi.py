@@ -6,6 +6,7 @@ fix come back as 4xx with A1111's JSON error shape; the server keeps serving.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import time
@@ -32,7 +33,9 @@ from modules.sumi.util.b64images import decode_base64_image
 
 log = logging.getLogger(__name__)
 
-_P_FIELDS = set(StableDiffusionProcessingTxt2Img.__dataclass_fields__) - set(m._ApiOnly.model_fields)
+_P_FIELDS = {f.name for f in dataclasses.fields(StableDiffusionProcessingTxt2Img) if f.init} - set(
+    m._ApiOnly.model_fields
+)
 
 
 def install_error_handlers(fastapi_app: FastAPI) -> None:
@@ -234,7 +237,11 @@ def _info_routes(router: APIRouter, app: App) -> None:
         except ValueError as exc:
             raise InvalidRequestError(str(exc)) from exc
         info = read_infotext_from_image(image) or ""
-        items = {k: v for k, v in image.info.items() if isinstance(v, str) and k != "parameters"}
+        items = {
+            k: v
+            for k, v in image.info.items()
+            if isinstance(k, str) and isinstance(v, str) and k != "parameters"
+        }
         return m.PngInfoResponse(info=info, items=items, parameters=parse_infotext(info) if info else {})
 
     @router.get("/prompt-styles")

@@ -237,6 +237,8 @@ class GenerationService:
         self, p: StableDiffusionProcessing, prompts: list[str], job: JobContext
     ) -> engine.BatchRequest:
         o = self.options
+        if p.sampler_name is None or p.scheduler is None:
+            raise RuntimeError("the sampler is resolved in _prepare before any batch runs")
         return engine.BatchRequest(
             prompts=prompts,
             negative_prompts=p.negative_prompts,
@@ -298,7 +300,10 @@ class GenerationService:
         return on_step
 
     # -- infotext and files -----------------------------------------------------------------------
-    def infotext(self, p: StableDiffusionProcessing, loaded: LoadedModel, index: int, schedule: str) -> str:
+    def infotext(
+        self, p: StableDiffusionProcessing, loaded: LoadedModel | None, index: int, schedule: str
+    ) -> str:
+        """A1111's infotext of image `index`; `loaded` gives the VAE entries (None: no model yet)."""
         o = self.options
         variation = p.seed_enable_extras and p.subseed_strength > 0
         resize = p.seed_enable_extras and p.seed_resize_from_w > 0 and p.seed_resize_from_h > 0
@@ -311,8 +316,8 @@ class GenerationService:
             "Size": f"{p.width}x{p.height}",
             "Model hash": p.sd_model_hash if o.add_model_hash_to_info else None,
             "Model": p.sd_model_name if o.add_model_name_to_info else None,
-            "VAE hash": loaded.vae_hash,
-            "VAE": loaded.vae_name,
+            "VAE hash": loaded.vae_hash if loaded else None,
+            "VAE": loaded.vae_name if loaded else None,
             "Variation seed": p.all_subseeds[index] if variation else None,
             "Variation seed strength": _number(p.subseed_strength) if variation else None,
             "Seed resize from": f"{p.seed_resize_from_w}x{p.seed_resize_from_h}" if resize else None,

@@ -77,6 +77,7 @@ class StableDiffusionProcessing:
     engine_extensions: dict[str, Any] = field(default_factory=dict)
     # A1111: the tab's ScriptRunner (always-on script hooks) and the current batch's values.
     scripts: Any = None
+    is_api: bool = field(default=False, init=False)  # set by the API routes: scripts run without a UI
     prompts: list[str] = field(default_factory=list)
     negative_prompts: list[str] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)

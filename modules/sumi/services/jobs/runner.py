@@ -46,7 +46,7 @@ class JobRunner:
         the scripts' errors and re-raised."""
         processed = None
         if p.scripts is not None:
-            p.scripts.setup_scrips(p, is_ui=not getattr(p, "is_api", False))
+            p.scripts.setup_scrips(p, is_ui=not p.is_api)
             processed = self._run_selected_script(p)
         return processed if processed is not None else self.generation.process(p)
 

@@ -171,7 +171,8 @@ class ModelManager:
             config_yaml=self.checkpoints.config_yaml_for(info),
             dtype=self.devices.dtype,
         )
-        sd.unet.eval(), sd.vae.eval()
+        sd.unet.eval()
+        sd.vae.eval()
         for spec in sd.text_encoders:
             spec.model.eval()
         if info.hash is None and not self.checkpoints.no_hashing:
@@ -246,7 +247,7 @@ class ModelManager:
             else loaded.baked_vae
         )
         apply_vae(loaded.sd, state, source=str(wanted or loaded.checkpoint.filename))
-        loaded.sd.vae.to(self.devices.device, self.devices.vae_dtype)
+        loaded.sd.vae.to(self.devices.device, self.devices.vae_dtype)  # pyright: ignore[reportArgumentType]
         loaded.vae_path = wanted
         loaded.vae_hash = self.vaes.short_hash(wanted) if wanted else None
         log.info("VAE for %s: %s", loaded.checkpoint.title, wanted.name if wanted else "from the checkpoint")

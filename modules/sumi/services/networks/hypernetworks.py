@@ -9,7 +9,6 @@ before.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from typing import Any
 
 from modules.sumi.engine.errors import EngineError
@@ -24,6 +23,7 @@ from modules.sumi.services.networks.registry import (
     set_engine_extension,
     sumi_model,
 )
+from modules.sumi.util.cache import FileCache, file_key
 
 log = logging.getLogger(__name__)
 CACHE_SIZE = 16
@@ -31,7 +31,7 @@ CACHE_SIZE = 16
 
 def text_context_dim(model: SDModel) -> int:
     """The width of the text context the UNet's cross-attention reads (768 SD1, 1024 SD2, 2048 SDXL)."""
-    dim = model.unet.config.cross_attention_dim
+    dim = model.unet.config["cross_attention_dim"]
     return int(dim[0] if isinstance(dim, (list, tuple)) else dim)
 
 
@@ -40,7 +40,7 @@ class HypernetworkHandler(ExtraNetwork):
         super().__init__("hypernet")
         self.files = files
         self.allow_unsafe_pickle = allow_unsafe_pickle
-        self._parsed: OrderedDict[tuple, Hypernetwork] = OrderedDict()
+        self._parsed: FileCache[Hypernetwork] = FileCache(CACHE_SIZE)
         self._hashes: dict[tuple, str] = {}
 
     def activate(self, p: Any, params_list: list[ExtraNetworkParams]) -> None:
@@ -87,14 +87,12 @@ class HypernetworkHandler(ExtraNetwork):
         return name, hn, multiplier, key
 
     def _load(self, info: NetworkFileInfo) -> tuple[tuple, Hypernetwork]:
-        stat = info.path.stat()
-        key = (str(info.path), stat.st_mtime_ns, stat.st_size)
-        if key not in self._parsed:
-            self._parsed[key] = load_hypernetwork(info.path, allow_unsafe_pickle=self.allow_unsafe_pickle)
-            while len(self._parsed) > CACHE_SIZE:
-                self._parsed.popitem(last=False)
-        self._parsed.move_to_end(key)
-        return key, self._parsed[key]
+        """The parsed file and its version key (for the hash cache)."""
+        key = file_key(info.path)
+        hn = self._parsed.get(
+            info.path, lambda: load_hypernetwork(info.path, allow_unsafe_pickle=self.allow_unsafe_pickle)
+        )
+        return key, hn
 
     def _hash(self, key: tuple, hn: Hypernetwork) -> str:
         if key not in self._hashes:

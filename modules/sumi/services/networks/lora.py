@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import struct
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from modules.sumi.services.networks.registry import (
     set_engine_extension,
     sumi_model,
 )
+from modules.sumi.util.cache import FileCache
 
 log = logging.getLogger(__name__)
 PATCHER_KEY = "lora_patcher"
@@ -64,7 +64,7 @@ class LoraNetwork(ExtraNetwork):
         super().__init__("lora")
         self.files = files
         self.allow_unsafe_pickle = allow_unsafe_pickle
-        self._parsed: OrderedDict[tuple, NetworkFile] = OrderedDict()
+        self._parsed: FileCache[NetworkFile] = FileCache(CACHE_SIZE)
         self._hashes: dict[tuple, str] = {}
 
     def activate(self, p: Any, params_list: list[ExtraNetworkParams]) -> None:
@@ -104,14 +104,9 @@ class LoraNetwork(ExtraNetwork):
             return None
 
     def _load(self, info: NetworkFileInfo) -> NetworkFile:
-        stat = info.path.stat()
-        key = (str(info.path), stat.st_mtime_ns, stat.st_size)
-        if key not in self._parsed:
-            self._parsed[key] = load_network(info.path, allow_unsafe_pickle=self.allow_unsafe_pickle)
-            while len(self._parsed) > CACHE_SIZE:
-                self._parsed.popitem(last=False)
-        self._parsed.move_to_end(key)
-        return self._parsed[key]
+        return self._parsed.get(
+            info.path, lambda: load_network(info.path, allow_unsafe_pickle=self.allow_unsafe_pickle)
+        )
 
     def _hash(self, network: NetworkFile) -> str:
         key = network.identity

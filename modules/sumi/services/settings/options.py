@@ -26,7 +26,7 @@ from modules.sumi.util.atomic import write_json_atomic
 
 log = logging.getLogger(__name__)
 
-Section = tuple[str, str]
+Section = tuple[str | None, str]  # id None: hidden from the Settings page (A1111)
 
 
 class OptionInfo:
@@ -114,11 +114,11 @@ class OptionHTML(OptionInfo):
 
 
 def options_section(
-    section_identifier: tuple[str, ...], options_dict: dict[str, OptionInfo]
+    section_identifier: tuple[str | None, ...], options_dict: dict[str, OptionInfo]
 ) -> dict[str, OptionInfo]:
     """Put every option of `options_dict` in a section: `(id, title)` or `(id, title, category_id)`."""
     for info in options_dict.values():
-        info.section = (section_identifier[0], section_identifier[1])
+        info.section = (section_identifier[0], str(section_identifier[1]))
         if len(section_identifier) == 3:
             info.category_id = section_identifier[2]
     return options_dict

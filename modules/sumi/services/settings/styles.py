@@ -256,7 +256,7 @@ class StyleDatabase:
             )
             self.styles[name] = style
             try:
-                self._write(Path(style.path))
+                self._write(Path(style.path or self.default_path))
             except Exception:
                 if old is None:
                     del self.styles[name]

@@ -25,8 +25,10 @@ class LoRA(Adapter):
 
     def __init__(self, weights: Weights):
         super().__init__(weights)
-        self.up = _get(weights, "up")
-        self.down = _get(weights, "down")
+        up, down = _get(weights, "up"), _get(weights, "down")
+        if up is None or down is None:
+            raise ValueError("a LoRA layer needs both its up and down weights")
+        self.up, self.down = up, down
         self.mid = weights.get("lora_mid.weight")
 
     @staticmethod
