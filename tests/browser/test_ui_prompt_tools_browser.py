@@ -85,6 +85,18 @@ def test_counters_sit_on_the_prompt_boxes_and_count_while_a_job_runs(page, serve
     )
 
 
+def test_a_steps_change_recounts_a_scheduled_prompt_and_the_last_answer_wins(page):
+    page.locator(PROMPT).fill("[cat:dog dog dog dog:10]")  # the second part only from step 10 on
+    set_number(page, "txt2img_steps", 5)
+    wait_for_counter(page, "txt2img_token_counter", "1/75")
+    set_number(page, "txt2img_steps", 20)
+    wait_for_counter(page, "txt2img_token_counter", "4/75")
+    # a steps change and an edit at once: the badge ends on the count of the text as it is now
+    set_number(page, "txt2img_steps", 6)
+    page.locator(PROMPT).fill("")
+    wait_for_counter(page, "txt2img_token_counter", "0/75")
+
+
 def test_ctrl_up_down_on_a_selection(page, seen):
     set_box(page, PROMPT, "a cat on a mat", 2, 5)
     box = page.locator(PROMPT)

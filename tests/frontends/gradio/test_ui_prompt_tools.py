@@ -52,9 +52,10 @@ def test_a_prompt_that_cannot_be_counted_leaves_the_badge(caplog):
     assert "could not count" in caplog.text
 
 
-def test_steps_change_recounts_both_prompts():
+def test_each_prompt_is_counted_with_the_steps_slider_value():
     app = FakeApp(result=(5, 75))
-    assert token_counter.count_both(app, "a", "b", 7.0) == ("<span>5/75</span>",) * 2
+    assert token_counter.count(app, "a", 7.0) == "<span>5/75</span>"
+    assert token_counter.count(app, "b", 7.0, negative=True) == "<span>5/75</span>"
     assert app.calls == [("a", 7), ("b", 7)]
 
 
@@ -75,18 +76,17 @@ def test_counters_are_laid_out_and_wired_outside_the_queue(tmp_path, make_app):
             trigger = tuple((ids[block_id], event) for block_id, event in fn.targets)
             wired[trigger] = ([i.elem_id for i in fn.inputs], outputs)
             assert fn.trigger_mode == "always_last" and fn.concurrency_limit is None
-    assert wired[(("txt2img_prompt", "change"),)] == (
-        ["txt2img_prompt", "txt2img_steps"],
-        ["txt2img_token_counter"],
-    )
-    assert wired[(("txt2img_neg_prompt", "change"),)] == (
-        ["txt2img_neg_prompt", "txt2img_steps"],
-        ["txt2img_negative_token_counter"],
-    )
-    assert wired[(("txt2img_steps", "change"),)] == (
-        ["txt2img_prompt", "txt2img_neg_prompt", "txt2img_steps"],
-        ["txt2img_negative_token_counter", "txt2img_token_counter"],
-    )
+    # one event per badge, fired by its prompt and by the steps: its answers cannot overtake each other
+    assert wired == {
+        (("txt2img_prompt", "change"), ("txt2img_steps", "change")): (
+            ["txt2img_prompt", "txt2img_steps"],
+            ["txt2img_token_counter"],
+        ),
+        (("txt2img_neg_prompt", "change"), ("txt2img_steps", "change")): (
+            ["txt2img_neg_prompt", "txt2img_steps"],
+            ["txt2img_negative_token_counter"],
+        ),
+    }
 
 
 def test_the_negative_prompt_is_not_split_at_and(tmp_path, make_app):

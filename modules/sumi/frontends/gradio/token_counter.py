@@ -4,7 +4,7 @@ The count comes from `app.text.count_tokens(text, steps)` (prompt schedules need
 badge grows to `N/150`, `N/225`, ... as the prompt spills into more 75-token chunks. Counting runs on
 every edit of a prompt and every change of the steps slider, outside the job queue (no concurrency
 limit) so it never waits behind a running Generate; `trigger_mode="always_last"` drops the stale
-requests of fast typing, which is the debounce.
+requests of fast typing (the debounce) and keeps each badge's answers in order.
 """
 
 from __future__ import annotations
@@ -53,11 +53,6 @@ def count(app: App, text: str | None, steps: Any = DEFAULT_STEPS, *, negative: b
     return counter_html(tokens, limit)
 
 
-def count_both(app: App, prompt: str | None, negative: str | None, steps: Any) -> tuple[Any, Any]:
-    """Handler for the steps slider: both badges at once."""
-    return count(app, prompt, steps), count(app, negative, steps, negative=True)
-
-
 def create_token_counter(elem_id: str) -> gr.HTML:
     """The badge; place it just before its prompt box inside a `.prompt-row` (see style.css)."""
     return gr.HTML(counter_html(0, 75), elem_id=elem_id, elem_classes=["token-counter"], js_on_load=None)
@@ -70,8 +65,14 @@ def wire_token_counters(
     steps: gr.Slider,
     counters: tuple[gr.HTML, gr.HTML],
 ) -> None:
-    """Recount a prompt whenever it changes (typing, Ctrl+Up/Down, values set by handlers), and both
-    prompts whenever the steps change."""
+    """Recount a prompt whenever it changes (typing, Ctrl+Up/Down, values set by handlers) or the steps
+    change. One event per badge with both triggers, so `always_last` also orders a steps change against
+    an edit: a slow count of the old text can never overwrite the count of the new one."""
     for box, counter, is_negative in zip((prompt, negative), counters, (False, True), strict=True):
-        box.change(partial(count, app, negative=is_negative), inputs=[box, steps], outputs=counter, **EVENT)
-    steps.change(partial(count_both, app), inputs=[prompt, negative, steps], outputs=list(counters), **EVENT)
+        gr.on(
+            [box.change, steps.change],
+            partial(count, app, negative=is_negative),
+            inputs=[box, steps],
+            outputs=counter,
+            **EVENT,
+        )
