@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from diffusers import AutoencoderKL, UNet2DConditionModel
+from diffusers import UNet2DConditionModel
 from diffusers.loaders.single_file_utils import (
     convert_ldm_clip_checkpoint,
     convert_ldm_unet_checkpoint,
@@ -13,7 +13,7 @@ from diffusers.loaders.single_file_utils import (
 )
 from safetensors import safe_open
 
-from modules.sumi.engine import ldm_export
+from modules.sumi.engine import ldm_export, tiny_models
 from modules.sumi.engine.files import read_state_dict
 from tests.fixtures.tiny_models import tiny_clip, tiny_sd1, tiny_sd2, tiny_sdxl
 
@@ -27,7 +27,7 @@ def assert_same_state(expected: dict, got: dict) -> None:
 def odd_unet() -> UNet2DConditionModel:
     """3 levels, 2 layers per block, per-level transformer depth, attention skipping the middle level."""
     torch.manual_seed(0)
-    return UNet2DConditionModel(
+    return tiny_models.unet(
         block_out_channels=(32, 32, 64),
         layers_per_block=2,
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
@@ -49,7 +49,7 @@ def test_unet_export_inverts_diffusers_converter(make_unet):
 
 def test_unet_export_uses_the_real_sd1_key_names():
     """4 levels x 2 layers like SD1.5: the block numbering must match the released files."""
-    unet = UNet2DConditionModel(
+    unet = tiny_models.unet(
         block_out_channels=(32, 64, 64, 64),
         layers_per_block=2,
         cross_attention_dim=8,
@@ -79,13 +79,7 @@ def test_unet_export_uses_the_real_sd1_key_names():
 
 def test_vae_export_inverts_diffusers_converter():
     torch.manual_seed(0)
-    vae = AutoencoderKL(
-        block_out_channels=(16, 32, 32),
-        down_block_types=["DownEncoderBlock2D"] * 3,
-        up_block_types=["UpDecoderBlock2D"] * 3,
-        layers_per_block=2,
-        norm_num_groups=16,
-    )
+    vae = tiny_models.vae((16, 32, 32), norm_groups=16, layers=2)
     ldm = ldm_export.vae_to_ldm(vae.state_dict(), vae.config)
     assert ldm["first_stage_model.encoder.mid.attn_1.q.weight"].shape == (32, 32, 1, 1)
     assert "first_stage_model.decoder.up.0.block.2.conv1.weight" in ldm
