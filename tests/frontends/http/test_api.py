@@ -246,3 +246,33 @@ def test_api_and_web_ui_share_one_server_with_api_flag(tmp_path, make_app):
 def test_web_ui_alone_does_not_expose_the_api(tmp_path, make_app):
     app = make_app(tmp_path)
     assert TestClient(build_server(app)).get("/sdapi/v1/samplers").status_code == 404
+
+
+def test_force_task_id_names_the_job_in_progress_reports(app, client):
+    """A1111 clients pass `force_task_id` to follow their own job in /progress (`current_task`)."""
+    import threading
+
+    seen: list[str | None] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            seen.append(
+                client.get("/sdapi/v1/progress", params={"skip_current_image": True}).json()["current_task"]
+            )
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        body = {
+            "prompt": "a fox",
+            "steps": 40,
+            "width": 64,
+            "height": 64,
+            "force_task_id": "task(my-client-1)",
+        }
+        assert client.post("/sdapi/v1/txt2img", json=body).status_code == 200
+    finally:
+        done.set()
+        watcher.join()
+    assert "task(my-client-1)" in seen

@@ -137,7 +137,7 @@ def run_txt2img(app: App, req: m.Txt2ImgRequest) -> m.ImagesResponse:
     p.script_args = runner.script_args_for(
         req.script_name, req.script_args, req.alwayson_scripts, skip=(SCRIPT_TITLE,)
     )
-    processed = app.runner.txt2img(p)
+    processed = app.runner.txt2img(p, job_id=req.force_task_id or None)
     images = (
         [
             encode_png_base64(img, info)

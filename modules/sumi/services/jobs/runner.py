@@ -30,10 +30,14 @@ class JobRunner:
         self.validate(p)
         return self.queue.submit("txt2img", lambda: self.run_job(p), job_id)
 
-    def txt2img(self, p: StableDiffusionProcessing) -> Processed:
-        """Check `p`, run it as a txt2img job with its scripts on the worker, and wait for it."""
-        self.validate(p)
-        return self.queue.call("txt2img", lambda: self.run_job(p))
+    def txt2img(self, p: StableDiffusionProcessing, job_id: str | None = None) -> Processed:
+        """Check `p`, run it as a txt2img job with its scripts on the worker, and wait for it.
+
+        `job_id` names the job in the queue and in progress reports (the API's `force_task_id`)."""
+        if self.queue.on_worker():  # a script's job inside a job: inline, it would wait on itself
+            self.validate(p)
+            return self.run_job(p)
+        return self.submit(p, job_id).future.result()
 
     def process(self, p: StableDiffusionProcessing) -> Processed:
         """A1111's `process_images`: the job without `setup`/`run` of scripts (a script's `run` calls
