@@ -8,7 +8,8 @@
 also finds values too big for the target dtype). "without" replaces that call by a no-op; loads with and
 without alternate run by run. "scan alone" runs the scan over the file's tensors (already read once);
 "isfinite" is the naive `torch.isfinite(t).all()` per tensor, for comparison. Each figure is the median
-of `--runs` runs after a warm-up (the file is in the page cache).
+of `--runs` runs after a warm-up (the file is in the page cache), as wall seconds and as CPU seconds of the
+process: on a shared machine the CPU time is the steadier figure.
 """
 
 from __future__ import annotations
@@ -19,22 +20,20 @@ import os
 import statistics
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 import torch  # noqa: E402
-from timing import median_seconds  # noqa: E402
 
 from modules.sumi.engine import tiny_models  # noqa: E402
 from modules.sumi.engine.checkpoint import load_checkpoint  # noqa: E402
 from modules.sumi.engine.families import base as family_base  # noqa: E402
 from modules.sumi.engine.files import check_weights, read_state_dict  # noqa: E402
-
-CPU = torch.device("cpu")
 
 
 def _write(path: Path, components: dict, dtype: torch.dtype | None) -> int:
@@ -52,21 +51,33 @@ def _load(path: Path, dtype: torch.dtype) -> None:
     gc.collect()
 
 
-def _scan_costs(path: Path, dtype: torch.dtype, runs: int) -> tuple[float, float]:
-    """Seconds for Sumi's scan and for the naive isfinite scan over the file's tensors."""
+Cost = tuple[float, float]  # (wall seconds, CPU seconds of this process), medians over the runs
+
+
+def _cost(fn: Callable[[], object], runs: int) -> Cost:
+    fn()  # warm-up: the file in the page cache, the mapping faulted in
+    walls, cpus = [], []
+    for _ in range(runs):
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def _scan_costs(path: Path, dtype: torch.dtype, runs: int) -> tuple[Cost, Cost]:
+    """Sumi's scan and the naive isfinite scan over the file's tensors."""
     tensors = read_state_dict(path)
-    scan = median_seconds(lambda: check_weights(tensors, "all", path, dtype), CPU, runs=runs)
-    naive = median_seconds(
-        lambda: [bool(torch.isfinite(t).all()) for t in tensors.values() if t.is_floating_point()],
-        CPU,
-        runs=runs,
+    scan = _cost(lambda: check_weights(tensors, "all", path, dtype), runs)
+    naive = _cost(
+        lambda: [bool(torch.isfinite(t).all()) for t in tensors.values() if t.is_floating_point()], runs
     )
     return scan, naive
 
 
-def _load_seconds(path: Path, dtype: torch.dtype, runs: int) -> tuple[float, float]:
-    """Median load seconds with and without the scan, the two interleaved run by run so that a busy
-    neighbour on a shared machine slows both alike."""
+def _load_costs(path: Path, dtype: torch.dtype, runs: int) -> tuple[Cost, Cost]:
+    """Load with and without the scan, interleaved run by run so that a busy neighbour on a shared
+    machine slows both alike."""
     real = family_base.check_weights
 
     def without_scan() -> None:
@@ -76,22 +87,25 @@ def _load_seconds(path: Path, dtype: torch.dtype, runs: int) -> tuple[float, flo
         finally:
             family_base.check_weights = real
 
-    _load(path, dtype)  # warm-up: the file in the page cache
-    with_times, without_times = [], []
-    for _ in range(runs):
-        with_times.append(median_seconds(lambda: _load(path, dtype), CPU, runs=1, warmup=False))
-        without_times.append(median_seconds(without_scan, CPU, runs=1, warmup=False))
-    return statistics.median(with_times), statistics.median(without_times)
+    pairs = [(_cost(lambda: _load(path, dtype), 1), _cost(without_scan, 1)) for _ in range(runs)]
+    with_scan = (statistics.median(p[0][0] for p in pairs), statistics.median(p[0][1] for p in pairs))
+    without = (statistics.median(p[1][0] for p in pairs), statistics.median(p[1][1] for p in pairs))
+    return with_scan, without
+
+
+def _show(cost: Cost, base: Cost | None = None) -> str:
+    text = f"{cost[0]:.2f} / {cost[1]:.2f} s"
+    return text + (f" ({cost[0] / base[0]:.1%} / {cost[1] / base[1]:.1%})" if base else "")
 
 
 def measure(label: str, path: Path, params: int, dtype: torch.dtype, runs: int) -> None:
-    with_scan, without = _load_seconds(path, dtype, runs)
+    with_scan, without = _load_costs(path, dtype, runs)
     scan, naive = _scan_costs(path, dtype, runs)
     gc.collect()
     size = path.stat().st_size / 2**20
     print(
-        f"| {label} | {params / 1e6:.0f} M, {size:.0f} MiB | {without:.2f} s | {with_scan:.2f} s | "
-        f"{scan * 1000:.0f} ms ({scan / without:.1%}) | {naive * 1000:.0f} ms ({naive / without:.1%}) |"
+        f"| {label} | {params / 1e6:.0f} M, {size:.0f} MiB | {_show(without)} | {_show(with_scan)} | "
+        f"{_show(scan, without)} | {_show(naive, without)} |"
     )
 
 
@@ -99,8 +113,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--full", action="store_true", help="also SD1.5's real size (needs ~7 GB of RAM)")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; loading in fp32 on the CPU")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, load average "
+        f"{os.getloadavg()[0]:.1f}; loading in fp32 on the CPU; wall / CPU seconds (medians)"
+    )
     print("| model | weights, file | load without scan | load with scan | scan alone | isfinite().all() |")
     print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
@@ -113,7 +133,8 @@ def main() -> None:
             params = _write(full_path, components, torch.float16)
             del components
             gc.collect()
-            measure("SD1.5 size, fp16 file", full_path, params, torch.float32, max(2, args.runs // 2))
+            measure("SD1.5 size, fp16 file", full_path, params, torch.float32, max(3, args.runs // 2))
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
