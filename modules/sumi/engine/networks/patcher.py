@@ -24,6 +24,7 @@ The patcher is model state that outlives a job; jobs use it through the engine e
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -145,17 +146,17 @@ class NetworkPatcher:
         """fp32 weight/bias deltas per layer, all computed and checked before anything changes."""
         out: dict[str, dict[str, Tensor]] = {}
         errors: dict[str, list[str]] = {}
-        overflows: dict[str, list[str]] = {}
+        bounds: list[tuple[str, str, Tensor]] = []  # (layer, "weight"/"bias", [min, max] patched)
         for key, uses in wanted.items():
-            weight, bias = self._original(key, "weight"), self._original(key, "bias")
+            originals = {"weight": self._original(key, "weight"), "bias": self._original(key, "bias")}
             total: dict[str, Tensor] = {}
             for use in uses:
                 patch = use.patch
                 try:
-                    if weight is None:
+                    if originals["weight"] is None:
                         raise ValueError("the layer has no weight to patch")
-                    delta = patch.adapter.delta(weight) * use.multiplier
-                    bias_delta = patch.adapter.bias_delta(bias)
+                    delta = patch.adapter.delta(originals["weight"]) * use.multiplier
+                    bias_delta = patch.adapter.bias_delta(originals["bias"])
                 except (ValueError, RuntimeError) as exc:
                     errors.setdefault(_name(use), []).append(f"{patch.layer_name}: {exc}")
                     continue
@@ -163,49 +164,41 @@ class NetworkPatcher:
                 if bias_delta is not None:
                     bias_delta = bias_delta * use.multiplier
                     total["bias"] = total["bias"] + bias_delta if "bias" in total else bias_delta
-            for name, problem in self._overflow(key, uses, {"weight": weight, "bias": bias}, total):
-                overflows.setdefault(name, []).append(problem)
+            for name, delta in total.items():
+                original = originals[name]
+                if original is not None:
+                    bounds.append((key, name, torch.stack(torch.aminmax(original + delta))))
             out[key] = total
         if errors:
             raise NetworkError(
                 "; ".join(_shape_message(name, errs, self.model.family) for name, errs in errors.items())
             )
-        if overflows:
-            raise NetworkError("; ".join(_overflow_message(name, errs) for name, errs in overflows.items()))
+        self._check_range(wanted, out, bounds)
         return out
 
-    def _overflow(
-        self, key: str, uses: list[_Use], originals: dict[str, Tensor | None], total: dict[str, Tensor]
-    ) -> list[tuple[str, str]]:
-        """(network, "layer (problem)") for each network whose deltas would make this layer's weights
-        NaN, infinite or too big for their dtype (every image black). One pass over the patched layer;
-        only when it fails is each network's share checked, to name the one at fault (all of them when
-        only their sum overflows)."""
-        module = self._targets[key].module
-        for name, delta in total.items():
-            original = originals[name]
+    def _check_range(
+        self, wanted: dict[str, list[_Use]], deltas: dict[str, dict], bounds: list[tuple[str, str, Tensor]]
+    ) -> None:
+        """Raise NetworkError naming the networks and layers whose patched weights would hold NaN or
+        infinity or exceed their dtype's range (every image black). The min/max of every patched layer
+        come to the host in one transfer; only a failing layer is looked at again, network by network,
+        to name the one at fault (all of them when only their sum overflows)."""
+        if not bounds:
+            return
+        device = bounds[0][2].device
+        values = torch.stack([b.to(device) for _, _, b in bounds]).tolist()
+        overflows: dict[str, list[str]] = {}
+        for (key, name, _), (low, high) in zip(bounds, values, strict=True):
+            dtype = getattr(self._targets[key].module, name).dtype
+            if math.isfinite(low) and math.isfinite(high) and max(-low, high) <= torch.finfo(dtype).max:
+                continue
+            original = self._original(key, name)
             if original is None:
                 continue
-            dtype = getattr(module, name).dtype
-            if weight_problem(original + delta, dtype) is None:
-                continue
-            found = []
-            for use in uses:
-                try:
-                    alone = _single_delta(use, original, name)
-                except (ValueError, RuntimeError):  # does not fit: reported as such
-                    continue
-                problem = None if alone is None else weight_problem(original + alone, dtype)
-                if problem is not None:
-                    found.append((_name(use), f"{use.patch.layer_name} ({name} {problem})"))
-            if not found:
-                problem = weight_problem(original + delta, dtype)
-                found = [
-                    (_name(use), f"{use.patch.layer_name} (with the others, {name} {problem})")
-                    for use in uses
-                ]
-            return found
-        return []
+            for network, problem in _blame(wanted[key], original, deltas[key][name], name, dtype):
+                overflows.setdefault(network, []).append(problem)
+        if overflows:
+            raise NetworkError("; ".join(_overflow_message(name, errs) for name, errs in overflows.items()))
 
     def _patch_layer(self, key: str, deltas: dict[str, Tensor]) -> None:
         module = self._targets[key].module
@@ -220,6 +213,26 @@ class NetworkPatcher:
 
 def _name(use: _Use) -> str:
     return str(use.network.path or use.network.name)
+
+
+def _blame(
+    uses: list[_Use], original: Tensor, total: Tensor, name: str, dtype: torch.dtype
+) -> list[tuple[str, str]]:
+    """(network, "layer (problem)") for each network whose own delta breaks the layer's `name`; all
+    of them when only their sum does."""
+    found = []
+    for use in uses:
+        try:
+            alone = _single_delta(use, original, name)
+        except (ValueError, RuntimeError):  # does not fit: reported as such
+            continue
+        problem = None if alone is None else weight_problem(original + alone, dtype)
+        if problem is not None:
+            found.append((_name(use), f"{use.patch.layer_name} ({name} {problem})"))
+    if found:
+        return found
+    problem = weight_problem(original + total, dtype)
+    return [(_name(use), f"{use.patch.layer_name} (with the others, {name} {problem})") for use in uses]
 
 
 def _single_delta(use: _Use, original: Tensor, name: str) -> Tensor | None:
