@@ -16,15 +16,13 @@ from typing import Any
 import torch
 
 from modules import shared
+from modules.sumi.engine.errors import NansException
+from modules.sumi.engine.nan_check import nan_message
 
 cpu = torch.device("cpu")
 fp8 = False
 force_fp16 = False
 unet_needs_upcast = False  # Sumi never upcasts the UNet behind the caller's back
-
-
-class NansException(Exception):
-    pass
 
 
 def has_mps() -> bool:
@@ -110,13 +108,14 @@ def without_autocast(disable: bool = False) -> Any:
 
 
 def test_for_nans(x: torch.Tensor, where: str) -> None:
-    """Raise NansException when a tensor is all NaN, naming where it happened (A1111's check)."""
+    """Raise NansException when a tensor is all NaN, with A1111's message for `where` ("unet", "vae")
+    unless --disable-nan-check. Sumi's own jobs run a stricter check (any NaN/inf) in the engine."""
     app = shared.running_app()
     if app is not None and getattr(app.args, "disable_nan_check", False):
         return
     if not torch.isnan(x).all().item():
         return
-    raise NansException(f"A tensor with all NaNs was produced in {where}.")
+    raise NansException(nan_message(where, _dtype("dtype_vae" if where == "vae" else "dtype")), where)
 
 
 def first_time_calculation() -> None:

@@ -124,6 +124,7 @@ class App:
             self.controlnet,
             self.callbacks,
             model_view=_a1111_model_view,
+            nan_check=not self.args.disable_nan_check,
         )
         self.runner = JobRunner(self.queue, self.generation)
         self.text = TextService(self.models, self.embeddings, self.options)

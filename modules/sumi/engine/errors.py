@@ -19,3 +19,12 @@ class InvalidRequestError(EngineError):
 
 class Interrupted(EngineError):
     """The job was interrupted by the user; partial results may exist."""
+
+
+class NansException(EngineError):
+    """The UNet or the VAE produced NaN or infinite values: the image would be black. A1111's name, so
+    extensions that catch `modules.devices.NansException` catch it. `where` is "unet" or "vae"."""
+
+    def __init__(self, message: str, where: str = "") -> None:
+        super().__init__(message)
+        self.where = where

@@ -5,12 +5,14 @@
   `UnsafeFileError`; `--disable-safe-unpickle` (`allow_unsafe_pickle=True`) is the only way around it.
 - Every failure names the file and what is wrong: a user sees "truncated download", never a
   traceback from deep inside torch later.
-- `check_keys`, `check_shapes`, `check_finite` and `load_weights` are what every loader (checkpoints,
-  VAEs, ControlNets, networks) uses to prove a file fits its model before anything is built.
+- `check_keys`, `check_shapes`, `check_finite`/`check_weights` and `load_weights` are what every
+  loader (checkpoints, VAEs, ControlNets, networks) uses to prove a file fits its model before anything
+  is built.
 """
 
 from __future__ import annotations
 
+import math
 import pickle
 import pickletools
 import re
@@ -264,13 +266,39 @@ def check_keys(expected: set[str], got: set[str], what: str, path: str | Path) -
     raise ModelLoadError(f"{path}: the {what} weights do not match the model; " + "; ".join(parts))
 
 
+def _range(value: Tensor) -> tuple[float, float]:
+    """(min, max) in one pass; NaN anywhere makes both NaN. `isfinite(t).all()` costs ~30x more."""
+    try:
+        low, high = torch.aminmax(value.detach())
+    except RuntimeError:  # dtypes aminmax lacks (float8): widen first
+        low, high = torch.aminmax(value.detach().float())
+    return float(low), float(high)
+
+
+def weight_problem(value: Tensor, dtype: torch.dtype | None = None) -> str | None:
+    """Why a floating-point tensor cannot be used, or None: it holds NaN or infinity, or values
+    beyond the range of `dtype` (the dtype it will be cast to), which would become infinite there."""
+    if not value.is_floating_point() or value.numel() == 0 or value.is_meta:  # meta: shapes only
+        return None
+    low, high = _range(value)
+    if math.isnan(low) or math.isnan(high):
+        return "holds NaN values"
+    if math.isinf(low) or math.isinf(high):
+        return "holds infinite values"
+    limit = torch.finfo(dtype).max if dtype is not None and dtype.is_floating_point else math.inf
+    if max(-low, high) > limit:
+        name = str(dtype).removeprefix("torch.")
+        return f"holds values up to {max(-low, high):.3g}, more than {name} can hold ({limit:.6g})"
+    return None
+
+
 def non_finite_keys(tensors: Mapping[str, object]) -> list[str]:
     """Names of floating-point tensors holding NaN or infinity (a damaged or badly trained file)."""
-    bad = []
-    for key, value in tensors.items():
-        if isinstance(value, Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            bad.append(str(key))
-    return bad
+    return [
+        str(key)
+        for key, value in tensors.items()
+        if isinstance(value, Tensor) and weight_problem(value) is not None
+    ]
 
 
 def check_finite(tensors: Mapping[str, object], path: str | Path, what: str) -> None:
@@ -281,6 +309,23 @@ def check_finite(tensors: Mapping[str, object], path: str | Path, what: str) -> 
             f"{path}: {len(bad)} {what} tensor{'s' if len(bad) > 1 else ''} hold NaN or infinite values "
             f"({_some(bad)}); the file is damaged, so it is not used"
         )
+
+
+def check_weights(
+    tensors: Mapping[str, Tensor], what: str, path: str | Path, dtype: torch.dtype | None = None
+) -> None:
+    """Raise ModelLoadError naming the first tensor that holds NaN or infinity, or that would overflow
+    when cast to `dtype`: a model built from it draws only black images. One min/max pass per tensor
+    (about 0.1 s for SD1.5's 1.07 billion weights on two CPU cores, see docs/performance.md)."""
+    for key, value in tensors.items():
+        problem = weight_problem(value, dtype)
+        if problem is None:
+            continue
+        if "NaN" in problem or "infinite" in problem:
+            advice = "the file is damaged (every image would be black), so it is not loaded"
+        else:
+            advice = "every image would be black in that precision; load it in 32-bit floats (--no-half)"
+        raise ModelLoadError(f"{path}: the {what} tensor {key} {problem}; {advice}")
 
 
 def _squeezed(shape: torch.Size) -> tuple[int, ...]:

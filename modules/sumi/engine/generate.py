@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import torch
 from PIL import Image
 
+from modules.sumi.engine import nan_check as nans
 from modules.sumi.engine import vae as vae_ops
 from modules.sumi.engine.controlnet.control import ControlNetExtension, ControlUnit, validate_units
 from modules.sumi.engine.errors import InvalidRequestError
@@ -23,6 +24,11 @@ from modules.sumi.engine.sampling.samplers import BuiltScheduler, build_schedule
 from modules.sumi.engine.text import schedule
 from modules.sumi.engine.text.encoder import TokenOverride
 from modules.sumi.engine.text.schedule import PromptOptions
+
+VAE_REVERTED = (
+    "The VAE produced NaN values in {dtype}, so it was switched to 32-bit floats and the images decoded "
+    "again (setting 'Automatically revert VAE to 32-bit floats'); --no-half-vae starts it in 32-bit floats."
+)
 
 
 @dataclass
@@ -89,9 +95,15 @@ def generate(
     extensions: Sequence[Extension] = (),
     progress_bar: bool = True,
     conditioning_cache: dict | None = None,
+    nan_check: bool = True,
+    vae_fallback: bool = True,
 ) -> BatchResult:
     """Sample and decode one batch with `extensions` (after the request's ControlNet units) hooked into
-    the loop and their patches applied from text encoding to decoding."""
+    the loop and their patches applied from text encoding to decoding.
+
+    `nan_check` (off: A1111's `--disable-nan-check`): NaN or infinity in the sampled latents or the decoded
+    pixels raises NansException saying where, instead of giving black images. `vae_fallback` (A1111's
+    `auto_vae_precision`): a half-precision VAE that gives NaN is switched to fp32 and run again first."""
     validate(request, model.vae_scale)
     built = build_scheduler(
         request.sampler,
@@ -120,10 +132,28 @@ def generate(
             progress_bar=progress_bar,
             extensions=manager,
         )
-        images = vae_ops.to_pil(vae_ops.decode(model, latents))
+        if nan_check:
+            nans.check_output(latents, "unet", model.dtype, request.seeds)
+        images, warnings = _decode(model, latents, request, nan_check=nan_check, vae_fallback=vae_fallback)
         stopped = control is not None and control.should_stop
         scope.completed = not stopped
-    return BatchResult(images, latents, built.spec.name, built.schedule.label, stopped, manager.warnings())
+    return BatchResult(
+        images, latents, built.spec.name, built.schedule.label, stopped, [*manager.warnings(), *warnings]
+    )
+
+
+def _decode(
+    model: SDModel, latents: torch.Tensor, request: BatchRequest, *, nan_check: bool, vae_fallback: bool
+) -> tuple[list[Image.Image], list[str]]:
+    """The batch's images, and a warning when the VAE had to be switched to fp32 for them."""
+    dtype = model.vae.dtype
+    pixels = vae_ops.decode(
+        model, latents, nan_fallback=vae_fallback, nan_check=nan_check, seeds=request.seeds
+    )
+    warnings = []
+    if model.vae.dtype != dtype:
+        warnings.append(VAE_REVERTED.format(dtype=str(dtype).removeprefix("torch.")))
+    return vae_ops.to_pil(pixels), warnings
 
 
 def _batch_extensions(request: BatchRequest, extensions: Sequence[Extension]) -> list[Extension]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from PIL import Image
 
+from modules.sumi.engine import nan_check as nans
 from modules.sumi.engine.model import SDModel
 
 # Linear maps from the 4 latent channels to RGB, as A1111's "Approx cheap" preview uses.
@@ -24,26 +27,41 @@ _SDXL_LATENT_RGB = (
 
 
 @torch.no_grad()
-def decode(model: SDModel, latents: torch.Tensor, *, nan_fallback: bool = True) -> torch.Tensor:
+def decode(
+    model: SDModel,
+    latents: torch.Tensor,
+    *,
+    nan_fallback: bool = True,
+    nan_check: bool = False,
+    seeds: Sequence[int] = (),
+) -> torch.Tensor:
     """Decode latents to images in [0, 1] (B, 3, H, W), float32 on the CPU.
 
-    If the VAE gives NaNs in half precision (SDXL's VAE does), decode again in fp32 and keep the VAE
-    in fp32 from then on, as A1111's `auto_vae_precision` does.
+    If the VAE gives NaN or infinity in half precision (SDXL's VAE does), and `nan_fallback` (A1111's
+    `auto_vae_precision`), decode again in fp32 and keep the VAE in fp32 from then on; the caller sees
+    it by `model.vae.dtype`. With `nan_check`, pixels that are still not finite raise NansException
+    ("...produced in VAE.", naming the `seeds` of the images) instead of becoming black.
     """
-    images = _decode_once(model, latents)
-    if nan_fallback and torch.isnan(images).any() and model.vae.dtype != torch.float32:
-        # diffusers' ModelMixin.to is @wraps(Module.to), typed as a plain callable that does not bind `self`
-        model.vae.to(torch.float32)  # pyright: ignore[reportArgumentType]
-        images = _decode_once(model, latents)
-    return images.float().cpu()
+    pixels = _decode_once(model, latents)
+    if (
+        nan_fallback
+        and model.vae.dtype != torch.float32
+        and nans.bad_images(pixels)
+        and not nans.bad_images(latents)  # fp32 cannot mend latents that are already NaN
+    ):
+        torch.nn.Module.to(model.vae, torch.float32)  # without diffusers' keep-in-fp32 warning
+        pixels = _decode_once(model, latents)
+    if nan_check:
+        nans.check_output(pixels, "vae", model.vae.dtype, seeds)
+    return (pixels / 2 + 0.5).clamp(0, 1).float().cpu()
 
 
 def _decode_once(model: SDModel, latents: torch.Tensor) -> torch.Tensor:
+    """The VAE's raw output, about [-1, 1]; not clamped, so infinities stay visible."""
     vae = model.vae
     z = latents.to(device=next(vae.parameters()).device, dtype=vae.dtype) / model.vae_scaling_factor
     # diffusers types `z` as the legacy torch.FloatTensor, which a Tensor is not
-    pixels = vae.decode(z, return_dict=False)[0]  # pyright: ignore[reportArgumentType]
-    return (pixels / 2 + 0.5).clamp(0, 1)
+    return vae.decode(z, return_dict=False)[0]  # pyright: ignore[reportArgumentType]
 
 
 def to_pil(images: torch.Tensor) -> list[Image.Image]:

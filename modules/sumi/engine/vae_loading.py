@@ -19,7 +19,7 @@ from torch import Tensor
 
 from modules.sumi.engine.errors import ModelLoadError
 from modules.sumi.engine.families.base import VAE_PREFIX, build_vae, infer_vae_config, strip_prefix
-from modules.sumi.engine.files import check_keys, check_shapes, read_state_dict
+from modules.sumi.engine.files import check_keys, check_shapes, check_weights, read_state_dict
 from modules.sumi.engine.model import SDModel
 
 StateDict = dict[str, Tensor]
@@ -40,9 +40,10 @@ def load_vae_file(path: str | Path, allow_unsafe_pickle: bool = False) -> StateD
     if any(k.startswith(VAE_PREFIX) for k in sd):
         sd = strip_prefix(sd, VAE_PREFIX)
     if "encoder.down_blocks.0.resnets.0.conv1.weight" in sd:
+        check_weights(sd, "VAE", path)
         return _modern_diffusers_names(sd)
     if "encoder.down.0.block.0.conv1.weight" in sd:
-        return _ldm_to_diffusers(sd, path)
+        return _ldm_to_diffusers(sd, path)  # build_vae checks the weights
     raise ModelLoadError(
         f"{path}: not a VAE: expected LDM keys (encoder.down.*, decoder.up.*, quant_conv.*) or diffusers "
         f"keys (encoder.down_blocks.*); found e.g. {', '.join(sorted(sd)[:5])}"

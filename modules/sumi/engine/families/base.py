@@ -38,7 +38,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProject
 from modules.sumi.engine import ldm_export
 from modules.sumi.engine.checkpoint_layout import IGNORED_PREFIXES, SCHEDULE_BUFFERS, ConfigHints
 from modules.sumi.engine.errors import ModelLoadError
-from modules.sumi.engine.files import check_keys, check_shapes, from_config, load_weights
+from modules.sumi.engine.files import check_keys, check_shapes, check_weights, from_config, load_weights
 from modules.sumi.engine.model import SDModel, TextEncoderSpec
 from modules.sumi.engine.text.tokenizer import BOS_ID, EOS_ID, get_tokenizer
 
@@ -278,6 +278,7 @@ def build_text_encoder(
     expected = to_ldm(model.state_dict(), layout.prefix)
     check_keys(set(expected), set(t), layout.what, source)
     check_shapes(expected, t, layout.what, source)
+    check_weights(t, layout.what, source, dtype)
     if layout.openclip:
         converted = convert_open_clip_checkpoint(model, t, prefix=layout.prefix)
     else:
@@ -302,6 +303,7 @@ def build_unet(u: StateDict, config: dict, source: str, dtype: torch.dtype) -> U
     expected = ldm_export.unet_to_ldm(unet.state_dict(), unet.config)
     check_keys(set(expected), set(u), "UNet", source)
     check_shapes(expected, u, "UNet", source)
+    check_weights(u, "UNet", source, dtype)
     return load_weights(unet, convert_ldm_unet_checkpoint(u, dict(unet.config)), "UNet", source, dtype)
 
 
@@ -314,6 +316,7 @@ def build_vae(
     expected = ldm_export.vae_to_ldm(vae.state_dict(), vae.config, prefix)
     check_keys(set(expected), set(v), "VAE", source)
     check_shapes(expected, v, "VAE", source)
+    check_weights(v, "VAE", source, dtype)
     converted = convert_ldm_vae_checkpoint(strip_prefix(v, prefix), dict(vae.config))
     return load_weights(vae, converted, "VAE", source, dtype)
 

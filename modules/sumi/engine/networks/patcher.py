@@ -13,8 +13,10 @@ VRAM, and restoring a layer is one host-to-device copy. Pass `backup_device=None
 beside the weights (faster switches, more VRAM).
 
 Every delta is computed and checked before the first weight changes, so a network that does not
-fit (a wrong family: no layer matches, or a layer's shape differs) raises NetworkError naming the
-file and leaves the model exactly as it was. `check` runs the cheap family and layer checks alone.
+fit (a wrong family: no layer matches, or a layer's shape differs), or whose deltas would make a
+weight NaN, infinite or too big for its dtype (a black image), raises NetworkError naming the file
+and the layers, and leaves the model exactly as it was. `check` runs the cheap family and layer
+checks alone.
 
 The patcher is model state that outlives a job; jobs use it through the engine extension
 `extensions.NetworkPatch`, whose patch scope applies a set and restores it (or leaves it resident).
@@ -22,6 +24,7 @@ The patcher is model state that outlives a job; jobs use it through the engine e
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -31,6 +34,7 @@ from torch import Tensor
 from modules.sumi.engine.extensions import WeightBackups
 from modules.sumi.engine.model import SDModel
 
+from ..files import weight_problem
 from .keys import Target, build_index
 from .network_file import MAX_EXAMPLES, MatchResult, NetworkError, NetworkFile, Patch, match
 
@@ -139,34 +143,62 @@ class NetworkPatcher:
         return source.detach().to(torch.float32)
 
     def _deltas(self, wanted: dict[str, list[_Use]]) -> dict[str, dict]:
-        """fp32 weight/bias deltas per layer, all computed before anything changes."""
+        """fp32 weight/bias deltas per layer, all computed and checked before anything changes."""
         out: dict[str, dict[str, Tensor]] = {}
         errors: dict[str, list[str]] = {}
+        bounds: list[tuple[str, str, Tensor]] = []  # (layer, "weight"/"bias", [min, max] patched)
         for key, uses in wanted.items():
-            weight, bias = self._original(key, "weight"), self._original(key, "bias")
+            originals = {"weight": self._original(key, "weight"), "bias": self._original(key, "bias")}
             total: dict[str, Tensor] = {}
             for use in uses:
                 patch = use.patch
                 try:
-                    if weight is None:
+                    if originals["weight"] is None:
                         raise ValueError("the layer has no weight to patch")
-                    delta = patch.adapter.delta(weight) * use.multiplier
-                    bias_delta = patch.adapter.bias_delta(bias)
+                    delta = patch.adapter.delta(originals["weight"]) * use.multiplier
+                    bias_delta = patch.adapter.bias_delta(originals["bias"])
                 except (ValueError, RuntimeError) as exc:
-                    errors.setdefault(use.network.path or use.network.name, []).append(
-                        f"{patch.layer_name}: {exc}"
-                    )
+                    errors.setdefault(_name(use), []).append(f"{patch.layer_name}: {exc}")
                     continue
                 total["weight"] = total["weight"] + delta if "weight" in total else delta
                 if bias_delta is not None:
                     bias_delta = bias_delta * use.multiplier
                     total["bias"] = total["bias"] + bias_delta if "bias" in total else bias_delta
+            for name, delta in total.items():
+                original = originals[name]
+                if original is not None:
+                    bounds.append((key, name, torch.stack(torch.aminmax(original + delta))))
             out[key] = total
         if errors:
             raise NetworkError(
                 "; ".join(_shape_message(name, errs, self.model.family) for name, errs in errors.items())
             )
+        self._check_range(wanted, out, bounds)
         return out
+
+    def _check_range(
+        self, wanted: dict[str, list[_Use]], deltas: dict[str, dict], bounds: list[tuple[str, str, Tensor]]
+    ) -> None:
+        """Raise NetworkError naming the networks and layers whose patched weights would hold NaN or
+        infinity or exceed their dtype's range (every image black). The min/max of every patched layer
+        come to the host in one transfer; only a failing layer is looked at again, network by network,
+        to name the one at fault (all of them when only their sum overflows)."""
+        if not bounds:
+            return
+        device = bounds[0][2].device
+        values = torch.stack([b.to(device) for _, _, b in bounds]).tolist()
+        overflows: dict[str, list[str]] = {}
+        for (key, name, _), (low, high) in zip(bounds, values, strict=True):
+            dtype = getattr(self._targets[key].module, name).dtype
+            if math.isfinite(low) and math.isfinite(high) and max(-low, high) <= torch.finfo(dtype).max:
+                continue
+            original = self._original(key, name)
+            if original is None:
+                continue
+            for network, problem in _blame(wanted[key], original, deltas[key][name], name, dtype):
+                overflows.setdefault(network, []).append(problem)
+        if overflows:
+            raise NetworkError("; ".join(_overflow_message(name, errs) for name, errs in overflows.items()))
 
     def _patch_layer(self, key: str, deltas: dict[str, Tensor]) -> None:
         module = self._targets[key].module
@@ -177,6 +209,47 @@ class NetworkPatcher:
 
     def _restore_layer(self, key: str) -> None:
         self._backups.restore(key)
+
+
+def _name(use: _Use) -> str:
+    return str(use.network.path or use.network.name)
+
+
+def _blame(
+    uses: list[_Use], original: Tensor, total: Tensor, name: str, dtype: torch.dtype
+) -> list[tuple[str, str]]:
+    """(network, "layer (problem)") for each network whose own delta breaks the layer's `name`; all
+    of them when only their sum does."""
+    found = []
+    for use in uses:
+        try:
+            alone = _single_delta(use, original, name)
+        except (ValueError, RuntimeError):  # does not fit: reported as such
+            continue
+        problem = None if alone is None else weight_problem(original + alone, dtype)
+        if problem is not None:
+            found.append((_name(use), f"{use.patch.layer_name} ({name} {problem})"))
+    if found:
+        return found
+    problem = weight_problem(original + total, dtype)
+    return [(_name(use), f"{use.patch.layer_name} (with the others, {name} {problem})") for use in uses]
+
+
+def _single_delta(use: _Use, original: Tensor, name: str) -> Tensor | None:
+    """One network's delta of the layer's `name` ("weight" or "bias"), times its multiplier."""
+    adapter = use.patch.adapter
+    delta = adapter.delta(original) if name == "weight" else adapter.bias_delta(original)
+    return None if delta is None else delta * use.multiplier
+
+
+def _overflow_message(name: str, problems: list[str]) -> str:
+    shown = "; ".join(problems[:MAX_EXAMPLES])
+    more = f" ... ({len(problems) - MAX_EXAMPLES} more)" if len(problems) > MAX_EXAMPLES else ""
+    return (
+        f"{name}: its deltas overflow the model's weights in {len(problems)} "
+        f"layer{'s' if len(problems) > 1 else ''}, so it is not applied (every image would be black; the "
+        f"model is unchanged; use a lower weight or another file): {shown}{more}"
+    )
 
 
 def _shape_message(name: str, errors: list[str], family: str) -> str:

@@ -49,6 +49,8 @@ class GenerationService:
         controlnet: ControlNetService | None = None,
         callbacks: CallbackRegistry | None = None,
         model_view: Callable[[LoadedModel], Any] | None = None,
+        *,
+        nan_check: bool = True,
     ) -> None:
         self.models = models
         self.options = options
@@ -60,6 +62,7 @@ class GenerationService:
         self.controlnet = controlnet
         self.callbacks = callbacks
         self.model_view = model_view or (lambda loaded: loaded.sd)  # what `p.sd_model` shows scripts
+        self.nan_check = nan_check  # off with --disable-nan-check
 
     def process(self, p: StableDiffusionProcessing) -> Processed:
         """Run every batch of `p` on the active model (call from the job worker).
@@ -223,6 +226,8 @@ class GenerationService:
             control=self.state.control,
             conditioning_cache=job.conditioning_cache,
             extensions=self._extensions(p, loaded),
+            nan_check=self.nan_check,
+            vae_fallback=bool(self.options.auto_vae_precision),
         )
         self._warn(p, result.warnings)
         return postprocess_batch(p, result.images, n), result.schedule

@@ -34,7 +34,6 @@ NOT_YET_IMPLEMENTED = frozenset(
         "no_gradio_queue",
         "gradio_debug",
         "opt_channelslast",
-        "disable_nan_check",
         "disable_console_progressbars",
         "gradio_allowed_path",
         "always_batch_cond_uncond",
@@ -206,6 +205,11 @@ def _add_device_args(parser: argparse.ArgumentParser) -> None:
     )
     add("--no-half", action="store_true", help="keep the model in 32-bit floats")
     add("--no-half-vae", action="store_true", help="keep the VAE in 32-bit floats")
+    add(
+        "--disable-nan-check",
+        action="store_true",
+        help="do not check for NaN/inf in what the UNet and the VAE produce (such images come out black)",
+    )
     add("--bf16", action="store_true", help="Sumi: use bfloat16 instead of float16 on CUDA")
     add(
         "--precision",
@@ -271,8 +275,7 @@ def _add_a1111_accepted_args(parser: argparse.ArgumentParser) -> None:
     add = group.add_argument
     for dest in (
         "medvram_sdxl", "hide_ui_dir_config", "allow_code", "freeze_settings", "no_gradio_queue",
-        "gradio_debug", "opt_channelslast", "disable_nan_check", "disable_console_progressbars",
-        "always_batch_cond_uncond",
+        "gradio_debug", "opt_channelslast", "disable_console_progressbars", "always_batch_cond_uncond",
         "administrator", "no_prompt_history", "update_check", "update_all_extensions",
         "reinstall_xformers", "reinstall_torch",
     ):  # fmt: skip
