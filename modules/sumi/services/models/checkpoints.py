@@ -215,6 +215,18 @@ class CheckpointRegistry:
                 return info
         return None
 
+    def lookup(self, name: str | None) -> CheckpointInfo | None:
+        """The checkpoint `name` is an exact alias of (A1111's `checkpoint_aliases`: title, name,
+        model name, stem, or a hash, alone or after the name); never a part of a name."""
+        if not name:
+            return None
+        infos = self.list()
+        for candidate in dict.fromkeys((name, name.replace("\\", "/"))):
+            found = _match_alias(infos, candidate)
+            if found is not None:
+                return found
+        return None
+
     def match(self, name: str | None) -> CheckpointInfo | None:
         """A1111's `get_closet_checkpoint_match`: any alias, else the shortest title containing `name`."""
         if not name:
