@@ -210,7 +210,7 @@ def _settings_routes(router: APIRouter, app: App) -> None:
 
     @router.post("/options")
     def set_options(values: dict[str, Any]) -> dict:
-        app.settings.set(values)
+        app.settings.set(values, is_api=True)
         return {}
 
     @router.get("/cmd-flags")

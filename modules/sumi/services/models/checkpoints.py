@@ -126,6 +126,7 @@ class CheckpointInfo:
         ids = [
             self.title,
             self.name,
+            os.path.splitext(self.name)[0],  # "sub/model": the name without its extension
             self.model_name,
             self.name_for_extra,
             self.legacy_hash,
