@@ -58,8 +58,10 @@ def test_restore_afterwards_false_keeps_the_overrides_unless_changed_meanwhile()
         override_settings={"CLIP_stop_at_last_layers": 2, "eta_ddim": 0.5},
         override_settings_restore_afterwards=False,
     )
-    with generation(opts)._job_settings(p):
-        in_thread(lambda: opts.set("eta_ddim", 0.25))  # someone else's change wins
+    with opts.job_view():  # the whole job (JobRunner.run_job), around process_images
+        with generation(opts)._job_settings(p):
+            in_thread(lambda: opts.set("eta_ddim", 0.25))  # someone else's change wins
+        assert opts.CLIP_stop_at_last_layers == 2  # the rest of the job sees the kept override
     assert opts.CLIP_stop_at_last_layers == 2 and opts.eta_ddim == 0.25
 
 

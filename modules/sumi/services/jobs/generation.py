@@ -88,13 +88,17 @@ class GenerationService:
         """InvalidRequestError for a value out of range, or `override_settings` that POST /options
         would refuse. The limits are the global settings (a job's overrides cannot lift them)."""
         self._checked_overrides(p)
-        o = self.options.global_data()
+        glob = self.options.global_data()
+
+        def limit(key: str) -> Any:
+            return glob.get(key, self.options.get_default(key))
+
         limits = (
-            ("width", p.width, 64, o["max_image_size"]),
-            ("height", p.height, 64, o["max_image_size"]),
-            ("steps", p.steps, 1, o["max_steps"]),
-            ("batch_size", p.batch_size, 1, o["max_batch_size"]),
-            ("n_iter", p.n_iter, 1, o["max_batch_count"]),
+            ("width", p.width, 64, limit("max_image_size")),
+            ("height", p.height, 64, limit("max_image_size")),
+            ("steps", p.steps, 1, limit("max_steps")),
+            ("batch_size", p.batch_size, 1, limit("max_batch_size")),
+            ("n_iter", p.n_iter, 1, limit("max_batch_count")),
         )
         for name, value, low, high in limits:
             if not isinstance(value, int) or not low <= value <= high:
@@ -153,14 +157,15 @@ class GenerationService:
         the race). With `override_settings_restore_afterwards` false the overrides stay set afterwards
         (as in A1111, in memory only), except where someone changed that setting meanwhile."""
         overrides = self._checked_overrides(p)
-        outer = self.options.data
-        started = {key: outer.get(key) for key in overrides}
+        outer, glob = self.options.data, self.options.global_data()
+        started = {key: glob.get(key) for key in overrides}
         with self.options.job_view(overrides):
             yield
         if not p.override_settings_restore_afterwards:
             for key, value in overrides.items():
-                if outer.get(key) == started[key]:
-                    outer[key] = value
+                outer[key] = value  # the rest of this job (a script's next process_images) too
+                if glob.get(key) == started[key]:
+                    glob[key] = value
 
     # -- running ------------------------------------------------------------------------------------
     def _run(self, p: StableDiffusionProcessing, loaded: LoadedModel) -> Processed:
