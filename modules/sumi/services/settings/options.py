@@ -440,9 +440,23 @@ class Options:
                         f"(expected a {type(info.default).__name__}); using the default {info.default!r}"
                     )
                     continue
+                problem = self._load_problem(key, info, value)
+                if problem is not None and info is not None:
+                    warnings.append(f"Setting {key} in {path}: {problem}; using the default {info.default!r}")
+                    continue
                 data[key] = value
             object.__setattr__(self, "_data", data)
         return warnings
+
+    def _load_problem(self, key: str, info: OptionInfo | None, value: Any) -> str | None:
+        """Why a value from config.json is out of range or choices (written before Sumi checked), or None."""
+        if info is None:
+            return None
+        try:
+            self.validate(key, value)
+        except ValueError as exc:
+            return str(exc)
+        return None
 
 
 def _check_number(key: str, info: OptionInfo, value: float) -> None:
