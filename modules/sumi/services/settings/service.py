@@ -94,19 +94,26 @@ class SettingsService:
         --freeze-settings/--hide-ui-dir-config locks): one bad value refuses them all with an
         InvalidRequestError and nothing changes. A model that fails to load, or a config.json that
         cannot be written (SettingsNotSaved), puts the old values back in memory."""
-        with self._writing, self.options.outside_job_view():
-            values = self.checked(values, is_api=is_api)
-            data = self.options.global_data()
-            previous = {key: data.get(key, self.options.get_default(key)) for key in values}
-            try:
-                for key, value in values.items():
-                    self._set_option(key, value)
-                if values.get("sd_model_checkpoint") is not None or "sd_vae" in values:
-                    self.models.get()
-                self._save()
-            except BaseException:
+        with self.options.outside_job_view():
+            with self._writing:
+                values = self.checked(values, is_api=is_api)
+                data = self.options.global_data()
+                previous = {key: data.get(key, self.options.get_default(key)) for key in values}
+                self._applied(previous, lambda: [self._set_option(k, v) for k, v in values.items()])
+            if values.get("sd_model_checkpoint") is not None or "sd_vae" in values:
+                # Not under the lock: the load waits for the running job, which may change settings too.
+                self._applied(previous, self.models.get)
+            with self._writing:
+                self._applied(previous, self._save)
+
+    def _applied(self, previous: dict[str, Any], step: Callable[[], object]) -> None:
+        """Run one step of `set`; if it fails, put the values back as they were before `set`."""
+        try:
+            step()
+        except BaseException:
+            with self._writing:
                 self._restore(previous)
-                raise
+            raise
 
     def _save(self) -> None:
         path = self.paths.config_file
