@@ -85,7 +85,9 @@ class App:
         )
         self.callbacks = CallbackRegistry()
         self.models.on_model_loaded.append(self._model_loaded_callbacks)
-        self.settings = SettingsService(self.options, self.paths, self.models, self.callbacks, self.notice)
+        self.settings = SettingsService(
+            self.options, self.paths, self.models, self.callbacks, self.notice, flags=args
+        )
         # A1111: --styles-file entries (paths or globs) replace <data>/styles.csv; the first is the save target
         self.styles = StyleDatabase(
             list(getattr(args, "styles_file", None) or []) or [self.paths.styles_file]
@@ -125,6 +127,7 @@ class App:
             self.callbacks,
             model_view=_a1111_model_view,
             nan_check=not self.args.disable_nan_check,
+            settings=self.settings,
         )
         self.runner = JobRunner(self.queue, self.generation)
         self.text = TextService(self.models, self.embeddings, self.options)

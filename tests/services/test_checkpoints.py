@@ -137,6 +137,27 @@ def test_match_prefers_shortest_title_and_misses(models):
     assert reg.match("") is None and reg.match(None) is None
 
 
+@pytest.mark.parametrize(
+    "alias",
+    ["sub/deep.safetensors", "sub_deep", "deep", "LEGACY", "sub/deep.safetensors [LEGACY]", "SHORT", "SHA",
+     "sub/deep.safetensors [SHORT]", "deep [SHORT]", "sub\\deep.safetensors"],
+)  # fmt: skip
+def test_lookup_finds_a_checkpoint_by_an_exact_alias(models, alias):
+    reg = registry(models)
+    info = reg.get("sub/deep.safetensors")
+    info.calculate_hash()
+    alias = alias.replace("LEGACY", info.legacy_hash).replace("SHORT", info.hash).replace("SHA", info.sha256)
+    assert reg.lookup(alias) is info
+
+
+@pytest.mark.parametrize(
+    "part", [".", "e", "model", "safetensors", "deep.safe", "sub/deep.safetensors [0123456789]"]
+)
+def test_lookup_never_takes_a_part_of_a_name(models, part):
+    """What the settings accept for sd_model_checkpoint: `"."` no longer picks some checkpoint."""
+    assert registry(models).lookup(part) is None
+
+
 def test_refresh_and_extra_file(models, tmp_path):
     reg = registry(models)
     write(models / "models" / "Stable-diffusion" / "new.safetensors")

@@ -22,6 +22,7 @@ class FakeGeneration:
     def __init__(self, calls: list) -> None:
         self.calls = calls
         self._real = GenerationService(None, Options(), None, JobState())  # type: ignore[arg-type]
+        self.options = self._real.options
 
     def validate(self, p) -> None:
         self._real.validate(p)

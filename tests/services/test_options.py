@@ -185,6 +185,21 @@ def test_load_bad_typed_value_falls_back_to_default(tmp_path):
     assert opts.samples_save is True and opts.eta_ddim == 1
 
 
+def test_load_drops_damage_an_unchecked_write_left_in_config_json(tmp_path):
+    path = tmp_path / "config.json"
+    damage = {"samples_format": "sh", "max_image_size": -5, "eta_noise_seed_delta": 2**70, "n_rows": 3}
+    path.write_text(json.dumps(damage))
+    opts = Options()
+    warnings = opts.load(path)
+    assert len(warnings) == 3 and all("using the default" in w for w in warnings)
+    assert (opts.samples_format, opts.max_image_size, opts.eta_noise_seed_delta, opts.n_rows) == (
+        "png",
+        2048,
+        0,
+        3,
+    )
+
+
 def test_load_missing_file_gives_defaults(tmp_path):
     opts = Options()
     opts.samples_save = False

@@ -64,8 +64,8 @@ def test_set_applies_saves_and_loads_the_chosen_checkpoint_by_its_title(tmp_path
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"sd_model_checkpoint": "nope"}, "Checkpoint not found: 'nope'"),
-        ({"sd_vae": "gone.pt"}, "VAE not found: 'gone.pt'; choices: Automatic, None, kl-f8.safetensors"),
+        ({"sd_model_checkpoint": "nope"}, "Setting 'sd_model_checkpoint': no checkpoint is called 'nope'"),
+        ({"sd_vae": "gone.pt"}, "no VAE is called 'gone.pt'; choices: Automatic, None, kl-f8.safetensors"),
         ({"samples_save": False, "no_such_key": 1}, "Unknown setting: 'no_such_key'"),
         ({"CLIP_stop_at_last_layers": "many"}, "Setting 'CLIP_stop_at_last_layers'"),
     ],

@@ -50,6 +50,7 @@ class FakeGeneration:
         self.outcome = outcome
         self.jobs: list[StableDiffusionProcessingTxt2Img] = []
         self._real = GenerationService(None, Options(), None, state)  # type: ignore[arg-type]
+        self.options = self._real.options  # the runner opens each job's settings view on it
 
     def validate(self, p) -> None:
         self._real.validate(p)

@@ -124,6 +124,20 @@ def test_page_has_a1111_settings_components_with_unique_elem_ids(tmp_path, make_
     assert comps["setting_ext_broken"]["type"] == "textbox"  # bad component_args: a plain field
 
 
+def test_hide_ui_dir_config_leaves_the_folder_settings_off_the_page(tmp_path, make_app):
+    from modules.sumi.frontends.gradio import build_ui
+
+    app = make_app(tmp_path, "--hide-ui-dir-config", start=False)
+    config = build_ui(app).get_config_file()
+    ids = {c["props"].get("elem_id") for c in config["components"]}
+    assert "setting_samples_save" in ids
+    assert not ids & {
+        "setting_outdir_txt2img_samples",
+        "setting_outdir_samples",
+        "setting_samples_filename_pattern",
+    }
+
+
 # -- changed values and Apply -------------------------------------------------------------------------
 def test_only_changed_values_are_sent_in_the_options_types():
     app = FakeApp()

@@ -134,7 +134,7 @@ def test_sd_models_options_and_checkpoint_switch(app, client, tmp_path):
     r = client.post("/sdapi/v1/txt2img", json=SMALL)
     assert "Model: copy," in decode(r.json()["images"][0]).info["parameters"]
     bad = client.post("/sdapi/v1/options", json={"sd_model_checkpoint": "does-not-exist"})
-    assert bad.status_code == 404 and "not found" in bad.json()["detail"].lower()
+    assert bad.status_code == 400 and "no checkpoint is called 'does-not-exist'" in bad.json()["detail"]
     client.post("/sdapi/v1/options", json={"sd_model_checkpoint": models[0]["title"]})
 
 

@@ -203,13 +203,21 @@ def _section(app: App, section: Section, keys: list[str], tab: SettingsTab) -> N
             tab.components.append(make_component(app, key, info))
 
 
+def hidden_keys(app: App) -> frozenset[str]:
+    """With --hide-ui-dir-config the folder and file-name settings are not shown (A1111); they cannot be
+    changed either (the settings service refuses them)."""
+    if not getattr(app.args, "hide_ui_dir_config", False):
+        return frozenset()
+    return frozenset(key for key in app.options.data_labels if app.settings.is_dir_config(key))
+
+
 def create_settings_tab(app: App, demo: gr.Blocks) -> SettingsTab:
     """Lay out the tab (call inside a `gr.Tab`) and wire Apply and the page-load refresh of the values."""
     with gr.Row(elem_id="settings_top_row"):
         submit = gr.Button("Apply settings", elem_id="settings_submit", variant="primary")
     result = gr.HTML("", elem_id="settings_result", js_on_load=None)
     tab = SettingsTab([], [], submit, result)
-    for section, keys in group_by_section(app.options.data_labels):
+    for section, keys in group_by_section(app.options.data_labels, SKIPPED_KEYS | hidden_keys(app)):
         _section(app, section, keys, tab)
     _wire(app, tab, demo)
     return tab

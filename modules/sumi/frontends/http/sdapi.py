@@ -126,7 +126,12 @@ def _network_routes(router: APIRouter, app: App) -> None:
 
     @router.get("/hypernetworks")
     def hypernetworks() -> list[dict[str, str]]:
-        return [{"name": i.name, "path": str(i.path)} for i in app.hypernetworks.list()]
+        return [{"name": i.name, "path": str(i.path)} for i in app.hypernetworks.refresh()]
+
+    @router.post("/refresh-hypernetworks")
+    def refresh_hypernetworks() -> dict:
+        app.hypernetworks.refresh()
+        return {}
 
 
 def run_txt2img(app: App, req: m.Txt2ImgRequest) -> m.ImagesResponse:
@@ -205,7 +210,7 @@ def _settings_routes(router: APIRouter, app: App) -> None:
 
     @router.post("/options")
     def set_options(values: dict[str, Any]) -> dict:
-        app.settings.set(values)
+        app.settings.set(values, is_api=True)
         return {}
 
     @router.get("/cmd-flags")

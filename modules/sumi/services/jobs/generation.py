@@ -28,6 +28,7 @@ from modules.sumi.services.networks.registry import ExtraNetworkRegistry, parse_
 from modules.sumi.services.scripts.callbacks import CallbackRegistry, ImageSaveParams
 from modules.sumi.services.settings.options import Options
 from modules.sumi.services.settings.paths import DataPaths
+from modules.sumi.services.settings.service import SettingsService
 from modules.sumi.services.settings.styles import StyleDatabase
 from modules.sumi.util.atomic import write_atomic
 from modules.sumi.util.version import VERSION
@@ -49,6 +50,7 @@ class GenerationService:
         controlnet: ControlNetService | None = None,
         callbacks: CallbackRegistry | None = None,
         model_view: Callable[[LoadedModel], Any] | None = None,
+        settings: SettingsService | None = None,
         *,
         nan_check: bool = True,
     ) -> None:
@@ -62,6 +64,7 @@ class GenerationService:
         self.controlnet = controlnet
         self.callbacks = callbacks
         self.model_view = model_view or (lambda loaded: loaded.sd)  # what `p.sd_model` shows scripts
+        self.settings = settings  # checks `override_settings` as POST /options checks settings
         self.nan_check = nan_check  # off with --disable-nan-check
 
     def process(self, p: StableDiffusionProcessing) -> Processed:
@@ -72,7 +75,7 @@ class GenerationService:
         postprocess_image, and postprocess at the end."""
         if p.scripts is not None:
             p.scripts.before_process(p)
-        with self._override_settings(p):
+        with self._job_settings(p):
             self.validate(p)
             loaded = self.models.get()
             self._prepare(p, loaded)
@@ -85,13 +88,20 @@ class GenerationService:
 
     # -- checks and preparation -----------------------------------------------------------------
     def validate(self, p: StableDiffusionProcessing) -> None:
-        o = self.options
+        """InvalidRequestError for a value out of range, or `override_settings` that POST /options
+        would refuse. The limits are the global settings (a job's overrides cannot lift them)."""
+        self._checked_overrides(p)
+        glob = self.options.global_data()
+
+        def limit(key: str) -> Any:
+            return glob.get(key, self.options.get_default(key))
+
         limits = (
-            ("width", p.width, 64, o.max_image_size),
-            ("height", p.height, 64, o.max_image_size),
-            ("steps", p.steps, 1, o.max_steps),
-            ("batch_size", p.batch_size, 1, o.max_batch_size),
-            ("n_iter", p.n_iter, 1, o.max_batch_count),
+            ("width", p.width, 64, limit("max_image_size")),
+            ("height", p.height, 64, limit("max_image_size")),
+            ("steps", p.steps, 1, limit("max_steps")),
+            ("batch_size", p.batch_size, 1, limit("max_batch_size")),
+            ("n_iter", p.n_iter, 1, limit("max_batch_count")),
         )
         for name, value, low, high in limits:
             if not isinstance(value, int) or not low <= value <= high:
@@ -134,20 +144,31 @@ class GenerationService:
             self.styles.apply_negative_styles_to_prompt(x, p.styles) for x in p.all_negative_prompts
         ]
 
+    def _checked_overrides(self, p: StableDiffusionProcessing) -> dict[str, Any]:
+        """`p.override_settings` checked as settings are (the checkpoint as its title); unknown keys
+        are left out with a warning."""
+        if self.settings is None:
+            return {k: v for k, v in p.override_settings.items() if k in self.options.data_labels}
+        overrides, warnings = self.settings.checked_overrides(p.override_settings, is_api=p.is_api)
+        self._warn(p, warnings)
+        return overrides
+
     @contextlib.contextmanager
-    def _override_settings(self, p: StableDiffusionProcessing) -> Iterator[None]:
-        saved = {
-            key: getattr(self.options, key) for key in p.override_settings if key in self.options.data_labels
-        }
-        for key, value in p.override_settings.items():
-            if key in saved:
-                self.options.set(key, value)
-        try:
+    def _job_settings(self, p: StableDiffusionProcessing) -> Iterator[None]:
+        """The job's private view of the settings: the values when it started with its overrides on
+        top; the globals are never written back (A1111's `override_settings_restore_afterwards` without
+        the race). With `override_settings_restore_afterwards` false the overrides stay set afterwards
+        (as in A1111, in memory only), except where someone changed that setting meanwhile."""
+        overrides = self._checked_overrides(p)
+        outer, glob = self.options.data, self.options.global_data()
+        started = {key: glob.get(key) for key in overrides}
+        with self.options.job_view(overrides):
             yield
-        finally:
-            if p.override_settings_restore_afterwards:
-                for key, value in saved.items():
-                    self.options.set(key, value)
+        if not p.override_settings_restore_afterwards:
+            for key, value in overrides.items():
+                outer[key] = value  # the rest of this job (a script's next process_images) too
+                if glob.get(key) == started[key]:
+                    glob[key] = value
 
     # -- running ------------------------------------------------------------------------------------
     def _run(self, p: StableDiffusionProcessing, loaded: LoadedModel) -> Processed:

@@ -48,11 +48,12 @@ class JobRunner:
         """The body of a txt2img job (runs on the worker): the always-on scripts' `setup`, then the
         selected script runs the job, else a plain job. A selected script that raises is recorded in
         the scripts' errors and re-raised."""
-        processed = None
-        if p.scripts is not None:
-            p.scripts.setup_scrips(p, is_ui=not p.is_api)
-            processed = self._run_selected_script(p)
-        return processed if processed is not None else self.generation.process(p)
+        with self.generation.options.job_view():  # the job's own settings, whatever changes meanwhile
+            processed = None
+            if p.scripts is not None:
+                p.scripts.setup_scrips(p, is_ui=not p.is_api)
+                processed = self._run_selected_script(p)
+            return processed if processed is not None else self.generation.process(p)
 
     def _run_selected_script(self, p: StableDiffusionProcessing) -> Processed | None:
         try:

@@ -5,7 +5,7 @@ Sumi cannot vary (hires fix, refiner, face restore, ...) keep their place but ar
 message (the UI does not offer them). Values are CSV with A1111's ranges: `1-5`, `1-10 (+3)`,
 `1-10 [4]` for whole numbers and `0-1 (+0.25)`, `0-1 [5]` for decimals. Every value and every cell is
 checked before the first image; the costliest axis (checkpoint, then VAE) is iterated outermost.
-Settings axes go through `override_settings`, which each job restores. The result is the Z grid (the
+Settings axes go through `override_settings`, which each job sees in its own view of the settings. The result is the Z grid (the
 X×Y grids side by side) first, then the X×Y grids and the cells when asked for.
 
 `modules/sumi/builtin_scripts/xyz_grid.py` is the A1111-style script and its controls; the work is here.

@@ -126,6 +126,7 @@ class CheckpointInfo:
         ids = [
             self.title,
             self.name,
+            os.path.splitext(self.name)[0],  # "sub/model": the name without its extension
             self.model_name,
             self.name_for_extra,
             self.legacy_hash,
@@ -213,6 +214,18 @@ class CheckpointRegistry:
         for info in self.list():
             if title in (info.title, info.name):
                 return info
+        return None
+
+    def lookup(self, name: str | None) -> CheckpointInfo | None:
+        """The checkpoint `name` is an exact alias of (A1111's `checkpoint_aliases`: title, name,
+        model name, stem, or a hash, alone or after the name); never a part of a name."""
+        if not name:
+            return None
+        infos = self.list()
+        for candidate in dict.fromkeys((name, name.replace("\\", "/"))):
+            found = _match_alias(infos, candidate)
+            if found is not None:
+                return found
         return None
 
     def match(self, name: str | None) -> CheckpointInfo | None:

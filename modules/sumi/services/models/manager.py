@@ -22,7 +22,12 @@ from typing import Protocol, TypeVar
 
 import torch
 
-from modules.sumi.services.models.checkpoints import CheckpointInfo, CheckpointRegistry, VaeRegistry
+from modules.sumi.services.models.checkpoints import (
+    RE_STRIP_CHECKSUM,
+    CheckpointInfo,
+    CheckpointRegistry,
+    VaeRegistry,
+)
 from modules.sumi.engine.devices import DeviceConfig
 from modules.sumi.engine.errors import ModelLoadError
 from modules.sumi.engine.checkpoint import load_checkpoint
@@ -91,7 +96,9 @@ class ModelManager:
     def selected_checkpoint(self) -> CheckpointInfo:
         """The checkpoint the settings ask for, or the first one found; a clear error if none."""
         wanted = self.options.sd_model_checkpoint
-        info = self.checkpoints.match(wanted) if wanted else None
+        info = None
+        if wanted:  # the title saved in config.json, or the same file after its hash changed
+            info = self.checkpoints.lookup(wanted) or self.checkpoints.lookup(RE_STRIP_CHECKSUM.sub("", wanted))
         if info is not None:
             return info
         found = self.checkpoints.list()
@@ -105,8 +112,8 @@ class ModelManager:
         return ", ".join(str(d) for d in self.checkpoints.ckpt_dirs)
 
     def checkpoint_title(self, name: str) -> str | None:
-        """The title of the checkpoint `name` stands for (any alias A1111 accepts), None if none."""
-        info = self.checkpoints.match(name)
+        """The title of the checkpoint `name` is an exact alias of (A1111's `checkpoint_aliases`), None if none."""
+        info = self.checkpoints.lookup(name)
         return info.title if info is not None else None
 
     def vae_names(self) -> list[str]:

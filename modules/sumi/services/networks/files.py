@@ -68,6 +68,15 @@ class NetworkFileRegistry:
         with self._lock:
             return self._items.get(name) or self._aliases.get(name)
 
+    def find_or_refresh(self, name: str) -> NetworkFileInfo | None:
+        """`find`, rescanning the folders once when the name is not known: a file added since the last
+        scan is found without a restart or a refresh button."""
+        found = self.find(name)
+        if found is None and name:
+            self.refresh()
+            found = self.find(name)
+        return found
+
 
 def _unique_aliases(items: Iterable[NetworkFileInfo]) -> dict[str, NetworkFileInfo]:
     seen: dict[str, list[NetworkFileInfo]] = {}

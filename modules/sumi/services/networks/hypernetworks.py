@@ -67,7 +67,7 @@ class HypernetworkHandler(ExtraNetwork):
         self, p: Any, model: SDModel, params: ExtraNetworkParams
     ) -> tuple[str, Hypernetwork, float, tuple] | None:
         name = params.positional[0] if params.positional else ""
-        info = self.files.find(name)
+        info = self.files.find_or_refresh(name)
         if info is None:
             _warn(p, f"Hypernetwork not found: {name}")
             return None

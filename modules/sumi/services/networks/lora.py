@@ -92,7 +92,7 @@ class LoraNetwork(ExtraNetwork):
 
     def _spec(self, p: Any, params: ExtraNetworkParams) -> tuple[NetworkFile, float, float] | None:
         name = params.positional[0] if params.positional else ""
-        info = self.files.find(name)
+        info = self.files.find_or_refresh(name)
         if info is None:
             p.warnings.append(f"Lora not found: {name} (put it in models/Lora and press refresh)")
             return None

@@ -28,14 +28,11 @@ NOT_YET_IMPLEMENTED = frozenset(
     # A1111 flags extensions read from `shared.cmd_opts` (or users pass); accepted, no effect in Sumi.
     {
         "medvram_sdxl",
-        "hide_ui_dir_config",
         "allow_code",
-        "freeze_settings",
         "no_gradio_queue",
         "gradio_debug",
         "opt_channelslast",
         "disable_console_progressbars",
-        "gradio_allowed_path",
         "always_batch_cond_uncond",
         "sub_quad_q_chunk_size",
         "sub_quad_kv_chunk_size",
@@ -274,8 +271,9 @@ def _add_a1111_accepted_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("A1111 flags accepted without effect")
     add = group.add_argument
     for dest in (
-        "medvram_sdxl", "hide_ui_dir_config", "allow_code", "freeze_settings", "no_gradio_queue",
-        "gradio_debug", "opt_channelslast", "disable_console_progressbars", "always_batch_cond_uncond",
+        "medvram_sdxl", "allow_code", "no_gradio_queue",
+        "gradio_debug", "opt_channelslast", "disable_console_progressbars",
+        "always_batch_cond_uncond",
         "administrator", "no_prompt_history", "update_check", "update_all_extensions",
         "reinstall_xformers", "reinstall_torch",
     ):  # fmt: skip
@@ -290,7 +288,37 @@ def _add_a1111_accepted_args(parser: argparse.ArgumentParser) -> None:
         "tls_certfile", "subpath",
     ):  # fmt: skip
         add(flag_name(dest), type=str, default=None, help="A1111 flag; no effect in Sumi")
-    add("--gradio-allowed-path", action="append", default=None, help="A1111 flag; no effect in Sumi")
+    _add_settings_lock_args(parser)
+
+
+def _add_settings_lock_args(parser: argparse.ArgumentParser) -> None:
+    """A1111's flags that lock settings and confine the folders settings may name."""
+    group = parser.add_argument_group("settings locks")
+    add = group.add_argument
+    add(
+        "--gradio-allowed-path",
+        action="append",
+        default=None,
+        help="a folder outside the data dir that path settings (outdir_*, ...) may name; may be repeated",
+    )
+    add(
+        "--hide-ui-dir-config",
+        action="store_true",
+        help="folder and file-name settings cannot be changed from the UI or the API (and are hidden)",
+    )
+    add("--freeze-settings", action="store_true", help="no setting can be changed from the UI or the API")
+    add(
+        "--freeze-settings-in-sections",
+        type=str,
+        default=None,
+        help='settings in these Settings sections cannot be changed, e.g. "saving-images,sd"',
+    )
+    add(
+        "--freeze-specific-settings",
+        type=str,
+        default=None,
+        help='these settings cannot be changed, e.g. "samples_save,samples_format"',
+    )
 
 
 def parse_args(

@@ -12,12 +12,15 @@ imports gradio.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import logging
+import math
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +63,27 @@ class OptionInfo:
         self.comment_after = comment_after
         self.infotext = infotext
         self.restrict_api = restrict_api
+        # Sumi: explicit bounds and choices checked on every write, and whether the value names a folder
+        # or file (confined to the data dir); see `bounds`, `one_of`, `path_setting`.
+        self.value_bounds: tuple[float | None, float | None] | None = None
+        self.allowed_values: list[Any] | None = None
+        self.names_a_path = False
+
+    def bounds(self, minimum: float | None = None, maximum: float | None = None) -> OptionInfo:
+        """Sumi: the smallest and largest value a write may store (None: no limit that side)."""
+        self.value_bounds = (minimum, maximum)
+        return self
+
+    def one_of(self, values: list[Any]) -> OptionInfo:
+        """Sumi: the values a write may store, when the component (a textbox) does not list them."""
+        self.allowed_values = list(values)
+        return self
+
+    def path_setting(self) -> OptionInfo:
+        """Sumi: the value names a folder or file; writes from the UI and the API must stay inside the
+        data dir or a folder allowed with --gradio-allowed-path."""
+        self.names_a_path = True
+        return self
 
     def link(self, label: str, url: str) -> OptionInfo:
         self.comment_before += f"[<a href='{url}' target='_blank'>{label}</a>]"
@@ -102,7 +126,26 @@ class OptionInfo:
             or args.get("allow_custom_value")
         ):
             return None
-        return list(choices)
+        return [c[1] if isinstance(c, (tuple, list)) and len(c) == 2 else c for c in choices]
+
+    def allowed(self) -> list[Any] | None:
+        """The values a write may store: `one_of`, else the component's fixed choices; None: any."""
+        return self.allowed_values if self.allowed_values is not None else self.static_choices()
+
+    def value_range(self) -> tuple[float | None, float | None]:
+        """(minimum, maximum) for a number: `bounds`, else the component's `minimum`/`maximum`."""
+        if self.value_bounds is not None:
+            return self.value_bounds
+        args = self.component_args if isinstance(self.component_args, dict) else {}
+        low, high = args.get("minimum"), args.get("maximum")
+        number = (int, float)
+        return (low if isinstance(low, number) else None, high if isinstance(high, number) else None)
+
+    def wants_whole_number(self) -> bool:
+        """An int default (not a bool), or a number field with `precision` 0."""
+        args = self.component_args if isinstance(self.component_args, dict) else {}
+        is_int = isinstance(self.default, int) and not isinstance(self.default, bool)
+        return is_int or args.get("precision") == 0
 
 
 class OptionHTML(OptionInfo):
@@ -146,7 +189,12 @@ class OptionsCategories:
 
 categories = OptionsCategories()
 
-_BUILTIN_FIELDS = frozenset({"data", "data_labels", "restricted_opts", "typemap", "_lock"})
+_BUILTIN_FIELDS = frozenset({"data", "data_labels", "restricted_opts", "typemap", "_lock", "_data"})
+
+# The job views open in this thread (or task), by Options object: what `data` is while a job runs.
+_JOB_VIEWS: contextvars.ContextVar[Mapping[int, dict[str, Any]] | None] = contextvars.ContextVar(
+    "sumi_job_options", default=None
+)
 
 
 class Options:
@@ -154,7 +202,12 @@ class Options:
 
     Attribute access reads a value (`opts.samples_save`); assigning an attribute stores it without
     checks, as in A1111. `set()` is the checked path used by the UI and the API: it validates the
-    type (and the choices of built-in radio options) and runs `onchange`.
+    type, range and choices and runs `onchange`.
+
+    Jobs own their settings: inside `job_view(overrides)` (opened on the job's worker thread) `data` is a
+    private copy of the values taken when the job started, with the job's `override_settings` on top.
+    Everything the job (and the extensions it runs) reads or writes goes to that copy; other threads
+    keep seeing and changing the global values, which the job neither sees nor reverts.
     """
 
     typemap = {int: float}
@@ -164,9 +217,56 @@ class Options:
     ) -> None:
         labels = builtin_options() if data_labels is None else dict(data_labels)
         object.__setattr__(self, "data_labels", labels)
-        object.__setattr__(self, "data", {k: v.default for k, v in labels.items() if not v.do_not_save})
+        object.__setattr__(self, "_data", {k: v.default for k, v in labels.items() if not v.do_not_save})
         object.__setattr__(self, "restricted_opts", set(restricted_opts or ()))
         object.__setattr__(self, "_lock", threading.RLock())
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The values this thread sees: the running job's own copy inside `job_view`, else the globals."""
+        views = _JOB_VIEWS.get()
+        view = views.get(id(self)) if views else None
+        return view if view is not None else self._data
+
+    @data.setter
+    def data(self, value: dict[str, Any]) -> None:
+        object.__setattr__(self, "_data", value)
+
+    def global_data(self) -> dict[str, Any]:
+        """The global values, whichever thread asks (what config.json holds)."""
+        return self._data
+
+    def in_job_view(self) -> bool:
+        views = _JOB_VIEWS.get()
+        return bool(views) and id(self) in views  # type: ignore[operator]
+
+    @contextlib.contextmanager
+    def job_view(self, overrides: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Give the code run inside (on this thread) a private copy of the values it sees now, with
+        `overrides` on top; the copy is dropped on exit, so nothing is restored over the globals."""
+        with self._lock:
+            view = dict(self.data)
+        view.update(overrides or {})
+        views = dict(_JOB_VIEWS.get() or {})
+        views[id(self)] = view
+        token = _JOB_VIEWS.set(views)
+        try:
+            yield view
+        finally:
+            _JOB_VIEWS.reset(token)
+
+    @contextlib.contextmanager
+    def outside_job_view(self) -> Iterator[None]:
+        """Code inside reads and writes the global values even on a job's thread (the settings service)."""
+        views = _JOB_VIEWS.get()
+        if not views or id(self) not in views:
+            yield
+            return
+        token = _JOB_VIEWS.set({k: v for k, v in views.items() if k != id(self)})
+        try:
+            yield
+        finally:
+            _JOB_VIEWS.reset(token)
 
     def __setattr__(self, key: str, value: Any) -> None:
         if key in _BUILTIN_FIELDS:
@@ -184,7 +284,9 @@ class Options:
         # Only called when normal lookup fails, i.e. for setting keys.
         if item.startswith("__") or item in _BUILTIN_FIELDS:
             raise AttributeError(item)
-        data = self.__dict__.get("data", {})
+        if "_data" not in self.__dict__:
+            raise AttributeError(item)
+        data = self.data
         if item in data:
             return data[item]
         labels = self.__dict__.get("data_labels", {})
@@ -225,7 +327,9 @@ class Options:
         return type_x == type_y
 
     def validate(self, key: str, value: Any) -> None:
-        """Raise KeyError for an unknown key and ValueError (with a message for the user) for a bad value."""
+        """Raise KeyError for an unknown key and ValueError (with a message for the user) for a bad
+        value: the wrong type, a number that is not finite, out of the option's range or not whole
+        where it must be, or a value outside its choices."""
         info = self.data_labels.get(key)
         if info is None:
             raise KeyError(f"unknown setting {key!r}")
@@ -233,9 +337,23 @@ class Options:
             raise ValueError(
                 f"setting {key!r} expects a {type(info.default).__name__}, got {type(value).__name__} {value!r}"
             )
-        choices = info.static_choices()
-        if choices is not None and isinstance(value, (str, int, float)) and value not in choices:
-            raise ValueError(f"setting {key!r} must be one of {choices}, got {value!r}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            _check_number(key, info, value)
+        choices = info.allowed()
+        if choices is None:
+            return
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if isinstance(item, (str, int, float)) and item not in choices:
+                raise ValueError(f"setting {key!r} must be one of {choices}, got {item!r}")
+
+    def checked_value(self, key: str, value: Any) -> Any:
+        """`value` validated, a whole float (3.0) for an int option stored as an int."""
+        self.validate(key, value)
+        info = self.data_labels[key]
+        if isinstance(value, float) and info.wants_whole_number() and isinstance(info.default, int):
+            return int(value)
+        return value
 
     def set(self, key: str, value: Any, is_api: bool = False, run_callbacks: bool = True) -> bool:
         """Store a checked value and run the option's `onchange`; True if the value changed.
@@ -248,7 +366,7 @@ class Options:
             old = self.data.get(key, self.get_default(key))
             if old == value and type(old) is type(value):
                 return False
-            self.validate(key, value)
+            value = self.checked_value(key, value)
             info = self.data_labels[key]
             if info.do_not_save or (is_api and info.restrict_api):
                 return False
@@ -273,10 +391,11 @@ class Options:
             self.data_labels[key] = info
             if info.do_not_save:
                 return
-            if key in self.data and not self.same_type(info.default, self.data[key]):
-                log.warning("Setting %s had a %s; reset to its default", key, type(self.data[key]).__name__)
-                del self.data[key]
-            self.data.setdefault(key, info.default)
+            data = self._data
+            if key in data and not self.same_type(info.default, data[key]):
+                log.warning("Setting %s had a %s; reset to its default", key, type(data[key]).__name__)
+                del data[key]
+            data.setdefault(key, info.default)
 
     def cast_value(self, key: str, value: Any) -> Any:
         """Convert text (from an infotext or a form) to the option's type: cast_value("eta_noise_seed_delta", "12") == 12."""
@@ -295,9 +414,10 @@ class Options:
     # --- config.json -------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> None:
-        """Write every value to `path` atomically (a crash leaves the old file intact)."""
+        """Write every global value to `path` atomically (a crash leaves the old file intact); a job's
+        own values are never saved."""
         with self._lock:
-            data = {k: v for k, v in self.data.items() if not self._is_unsaved(k)}
+            data = {k: v for k, v in self._data.items() if not self._is_unsaved(k)}
         write_json_atomic(Path(path), data)
 
     def _is_unsaved(self, key: str) -> bool:
@@ -320,9 +440,42 @@ class Options:
                         f"(expected a {type(info.default).__name__}); using the default {info.default!r}"
                     )
                     continue
+                problem = self._load_problem(key, info, value)
+                if problem is not None and info is not None:
+                    warnings.append(f"Setting {key} in {path}: {problem}; using the default {info.default!r}")
+                    continue
                 data[key] = value
-            object.__setattr__(self, "data", data)
+            object.__setattr__(self, "_data", data)
         return warnings
+
+    def _load_problem(self, key: str, info: OptionInfo | None, value: Any) -> str | None:
+        """Why a value from config.json is out of range or choices (written before Sumi checked), or None."""
+        if info is None:
+            return None
+        try:
+            self.validate(key, value)
+        except ValueError as exc:
+            return str(exc)
+        return None
+
+
+def _check_number(key: str, info: OptionInfo, value: float) -> None:
+    if not math.isfinite(value):
+        raise ValueError(f"setting {key!r} must be a finite number, got {value!r}")
+    if info.wants_whole_number() and not float(value).is_integer():
+        raise ValueError(f"setting {key!r} must be a whole number, got {value!r}")
+    low, high = info.value_range()
+    if (low is not None and value < low) or (high is not None and value > high):
+        span = (
+            f"from {_fmt(low)} to {_fmt(high)}"
+            if low is not None and high is not None
+            else (f"at least {_fmt(low)}" if low is not None else f"at most {_fmt(high)}")
+        )
+        raise ValueError(f"setting {key!r} must be {span}, got {value!r}")
+
+
+def _fmt(number: float | None) -> str:
+    return str(int(number)) if number is not None and float(number).is_integer() else str(number)
 
 
 def _read_config(path: Path, warnings: list[str]) -> dict[str, Any]:
@@ -369,6 +522,11 @@ CONTROLNET: Section = ("control_net", "ControlNet")
 HIDDEN: tuple[None, str] = (None, "Hidden options")  # A1111: a section id of None is not shown in Settings
 
 
+# What `samples_format`/`grid_format` may name: the formats Sumi writes with their infotext.
+IMAGE_FORMATS = ["png", "jpg", "jpeg", "webp", "avif", "gif"]
+MAX_ENSD = 2**32 - 1  # the noise seed is seed + ENSD; torch takes seeds below 2**64
+
+
 def _slider(minimum: float, maximum: float, step: float) -> dict[str, float]:
     return {"minimum": minimum, "maximum": maximum, "step": step}
 
@@ -378,13 +536,13 @@ def _saving_images() -> dict[str, OptionInfo]:
         SAVING_IMAGES,
         {
             "samples_save": OptionInfo(True, "Always save all generated images"),
-            "samples_format": OptionInfo("png", "File format for images"),
+            "samples_format": OptionInfo("png", "File format for images").one_of(IMAGE_FORMATS),
             "samples_filename_pattern": OptionInfo("", "Images filename pattern").info(
                 "empty = [seed], or [seed]-[prompt_spaces] when not saving to a subdirectory"
             ),
             "save_images_add_number": OptionInfo(True, "Add number to filename when saving"),
             "grid_save": OptionInfo(True, "Always save all generated image grids"),
-            "grid_format": OptionInfo("png", "File format for grids"),
+            "grid_format": OptionInfo("png", "File format for grids").one_of(IMAGE_FORMATS),
             "n_rows": OptionInfo(
                 -1,
                 "Grid row count; use -1 for autodetect and 0 for it to be same as batch size",
@@ -408,18 +566,22 @@ def _saving_paths() -> dict[str, OptionInfo]:
         {
             "outdir_samples": OptionInfo(
                 "", "Output directory for images; if empty, defaults to the directories below"
-            ),
+            ).path_setting(),
             "outdir_txt2img_samples": OptionInfo(
                 "outputs/txt2img-images", "Output directory for txt2img images"
-            ),
+            ).path_setting(),
             "outdir_img2img_samples": OptionInfo(
                 "outputs/img2img-images", "Output directory for img2img images"
-            ),
+            ).path_setting(),
             "outdir_grids": OptionInfo(
                 "", "Output directory for grids; if empty, defaults to the directories below"
-            ),
-            "outdir_txt2img_grids": OptionInfo("outputs/txt2img-grids", "Output directory for txt2img grids"),
-            "outdir_img2img_grids": OptionInfo("outputs/img2img-grids", "Output directory for img2img grids"),
+            ).path_setting(),
+            "outdir_txt2img_grids": OptionInfo(
+                "outputs/txt2img-grids", "Output directory for txt2img grids"
+            ).path_setting(),
+            "outdir_img2img_grids": OptionInfo(
+                "outputs/img2img-grids", "Output directory for img2img grids"
+            ).path_setting(),
         },
     )
 
@@ -566,7 +728,9 @@ def _sampler_params() -> dict[str, OptionInfo]:
             ).info("noise multiplier; applies to ancestral samplers (i.e. Euler a) and SDE samplers"),
             "eta_noise_seed_delta": OptionInfo(
                 0, "Eta noise seed delta", "number", {"precision": 0}, infotext="ENSD"
-            ).info(
+            )
+            .bounds(0, MAX_ENSD)
+            .info(
                 "ENSD; does not improve anything, just produces different results for ancestral samplers - only useful for reproducing images"
             ),
         },
@@ -579,19 +743,19 @@ def _limits() -> dict[str, OptionInfo]:
         {
             "max_steps": OptionInfo(
                 150, "Maximum sampling steps a job may ask for (Sumi)", "number", {"precision": 0}
-            ),
+            ).bounds(1, 10_000),
             "max_batch_size": OptionInfo(
                 32, "Maximum batch size a job may ask for (Sumi)", "number", {"precision": 0}
-            ),
+            ).bounds(1, 1024),
             "max_batch_count": OptionInfo(
                 100, "Maximum batch count a job may ask for (Sumi)", "number", {"precision": 0}
-            ),
+            ).bounds(1, 10_000),
             "max_image_size": OptionInfo(
                 2048,
                 "Maximum width or height of a generated image, in pixels (Sumi)",
                 "number",
                 {"precision": 0},
-            ),
+            ).bounds(64, 16_384),
         },
     )
 
@@ -621,11 +785,17 @@ def _a1111_only() -> dict[str, OptionInfo]:
         HIDDEN,
         {
             "face_restoration_model": OptionInfo("CodeFormer", "Face restoration model"),
-            "code_former_weight": OptionInfo(0.5, "CodeFormer weight"),
+            "code_former_weight": OptionInfo(0.5, "CodeFormer weight").bounds(0.0, 1.0),
             "interrogate_return_ranks": OptionInfo(False, "Include ranks of model tags matches in results"),
-            "outdir_extras_samples": OptionInfo("outputs/extras-images", "Output directory for Extras"),
-            "outdir_save": OptionInfo("log/images", "Directory for saving images using the Save button"),
-            "temp_dir": OptionInfo("", "Directory for temporary images; leave empty for default"),
+            "outdir_extras_samples": OptionInfo(
+                "outputs/extras-images", "Output directory for Extras"
+            ).path_setting(),
+            "outdir_save": OptionInfo(
+                "log/images", "Directory for saving images using the Save button"
+            ).path_setting(),
+            "temp_dir": OptionInfo(
+                "", "Directory for temporary images; leave empty for default"
+            ).path_setting(),
             "grid_extended_filename": OptionInfo(
                 False, "Add extended info (seed, prompt) to grid file names"
             ),

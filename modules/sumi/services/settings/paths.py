@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +45,8 @@ class DataPaths:
     params_file: Path
     ckpt_file: Path | None = None
     vae_file: Path | None = None
+    # Folders outside the data dir that path settings may name (A1111's --gradio-allowed-path).
+    allowed_dirs: tuple[Path, ...] = ()
 
     @classmethod
     def from_args(cls, ns: argparse.Namespace, repo_root: Path | str) -> DataPaths:
@@ -71,6 +75,9 @@ class DataPaths:
             params_file=data / "params.txt",
             ckpt_file=_opt_path(ns, "ckpt"),
             vae_file=_opt_path(ns, "vae_path"),
+            allowed_dirs=tuple(
+                Path(p).expanduser().resolve() for p in (getattr(ns, "gradio_allowed_path", None) or []) if p
+            ),
         )
 
     def folders(self) -> list[Path]:
@@ -98,6 +105,28 @@ class DataPaths:
         """A setting's path (e.g. opt `outdir_txt2img_samples`): relative ones are under the data dir."""
         p = Path(path).expanduser()
         return p if p.is_absolute() else self.data_dir / p
+
+    def confine(self, value: str | Path) -> Path:
+        """The real path a path setting names (relative to the data dir; `~`, `..` and links resolved);
+        ValueError unless it lies inside the data dir or a folder allowed with --gradio-allowed-path."""
+        return confine_path(value, self.data_dir, self.allowed_dirs)
+
+
+def confine_path(value: str | Path, base: Path, allowed: Sequence[Path] = ()) -> Path:
+    """`value` resolved against `base`; ValueError if it leaves `base` and every `allowed` folder."""
+    text = os.fspath(value)
+    if "\0" in text:
+        raise ValueError("a path must not contain a NUL character")
+    path = Path(text).expanduser()
+    real = Path(os.path.realpath(path if path.is_absolute() else base / path))
+    roots = [Path(os.path.realpath(root)) for root in (base, *allowed)]
+    if not any(real == root or root in real.parents for root in roots):
+        where = ", ".join(str(root) for root in roots)
+        raise ValueError(
+            f"{text!r} is outside the data folder ({where}); start Sumi with "
+            f"--gradio-allowed-path <folder> to allow another folder"
+        )
+    return real
 
 
 def _with_extra(default: Path, extra: Path | None) -> tuple[Path, ...]:
