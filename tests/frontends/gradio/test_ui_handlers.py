@@ -155,6 +155,15 @@ def test_generate_interrupted_with_no_images_says_so(fake_app):
     assert "No image was finished" in last["error"] and last["gallery"]["value"] == []
 
 
+def test_a_saving_failure_is_shown_and_the_gallery_keeps_the_images():
+    result = processed(StableDiffusionProcessingTxt2Img(), n=2)
+    result.warnings = [
+        "Could not save the image to /out: OSError: No space left on device; the image is still returned"
+    ]
+    shown = as_dict(ui.finished(result))
+    assert "No space left on device" in shown["error"] and len(shown["gallery"]["value"]) == 2
+
+
 def test_closing_the_page_cancels_a_job_still_waiting(fake_app):
     release = threading.Event()
     fake_app.queue.submit("blocker", release.wait)
