@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from types import SimpleNamespace
 
@@ -18,6 +19,7 @@ from modules.sumi.services.jobs.queue import JobQueue
 from modules.sumi.services.jobs.runner import JobRunner
 from modules.sumi.services.jobs.state import JobState, ProgressSnapshot
 from modules.sumi.services.settings.options import Options
+from modules.sumi.util.logs import report_exception
 from tests.frontends.gradio.fakes import FakeGeneration, as_dict, processed, values
 
 
@@ -250,6 +252,14 @@ def test_select_image_handler_updates_infotext_and_state():
 def test_error_message_logs_unexpected_errors(caplog):
     assert results.error_message(KeyError("x")) == "KeyError: 'x'"
     assert "Generation failed" in caplog.text
+
+
+def test_an_error_the_job_queue_logged_gets_one_line_not_a_second_traceback(caplog):
+    exc = RuntimeError("boom")
+    report_exception(logging.getLogger("test"), "Job failed", exc)
+    caplog.clear()
+    assert results.error_message(exc) == "RuntimeError: boom"
+    assert "Generation failed" in caplog.text and not [r for r in caplog.records if r.exc_info]
 
 
 # -- quick settings -------------------------------------------------------------------------------
