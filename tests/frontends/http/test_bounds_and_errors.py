@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import io
 import json
 import logging
@@ -14,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from tests.app_support import post_txt2img
+from tests.app_support import post_txt2img, serve
 from webui import build_server
 
 SMALL = {"prompt": "a red fox", "steps": 2, "width": 64, "height": 64, "seed": 1234, "sampler_name": "Euler"}
@@ -108,6 +109,21 @@ def test_a_body_over_the_limit_is_a_413(client):
     r = client.post("/sdapi/v1/txt2img", content=chunks(), headers={"content-type": "application/json"})
     assert r.status_code == 413 and set(r.json()) == A1111_ERROR_KEYS
     assert client.post("/sdapi/v1/txt2img", json=SMALL).status_code == 200
+
+
+def test_a_real_client_still_sending_a_too_large_body_reads_the_413(app):
+    """Over a socket: the refused body is read and dropped, so the client gets the 413, not a reset."""
+    with serve(app) as url:
+        for chunked in (False, True):
+            connection = http.client.HTTPConnection(url.split("//")[1], timeout=60)
+            body = (b"x" * (256 * 1024) for _ in range(8)) if chunked else b"x" * (2 * 1024 * 1024)
+            headers = {"content-type": "application/json"}
+            connection.request(
+                "POST", "/sdapi/v1/txt2img", body=body, headers=headers, encode_chunked=chunked
+            )
+            response = connection.getresponse()
+            assert response.status == 413 and "max-request-body-mb" in json.loads(response.read())["detail"]
+            connection.close()
 
 
 def test_a_base64_image_that_decodes_to_too_many_pixels_is_a_400(client):

@@ -187,14 +187,18 @@ class BodyLimitMiddleware:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.limit:
+            await _drain(receive)
             await _too_large(BodyTooLarge(self.limit))(scope, receive, send)
             return
         seen = 0
         started = False
+        finished = False
 
         async def receive_counting() -> Message:
             nonlocal seen
+            nonlocal finished
             message = await receive()
+            finished = message["type"] != "http.request" or not message.get("more_body", False)
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
@@ -210,11 +214,24 @@ class BodyLimitMiddleware:
             await self.app(scope, receive_counting, send_tracking)
         except BodyTooLarge as exc:  # a route that reads the body outside FastAPI's handlers
             if not started:
+                await _drain(receive)
                 await _too_large(exc)(scope, receive, send)
+                return
+        if seen > self.limit and not finished:
+            await _drain(receive)
+
+
+async def _drain(receive: Receive) -> None:
+    """Read the rest of a refused body and drop it, so the client (which is still sending) reads the
+    413 instead of a reset connection. Nothing is kept."""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
 
 
 def _too_large(exc: BodyTooLarge) -> JSONResponse:
-    return JSONResponse(status_code=413, content=error_content("PayloadTooLarge", exc.detail, exc.detail))
+    return JSONResponse(status_code=413, content=error_content(type(exc).__name__, exc.detail, exc.detail))
 
 
 def _content_length(scope: Scope) -> int | None:
