@@ -81,6 +81,7 @@ def build_server(app):
     app.callbacks.call("before_ui")
     app.settings.add_extension_options()
     demo = None
+    api.protect(server, app)
     if app.args.api or app.args.nowebui:
         api.mount(server, app)
     if not app.args.nowebui:
@@ -140,6 +141,9 @@ def _restart_process() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from modules.sumi.util.logs import install_repeat_filter
+
+    install_repeat_filter()  # a flood of one error costs a few lines, its traceback is written once
     restarted = os.environ.pop(RESTARTED_ENV, None) == "1"
     args, notes = parse_args(sys.argv[1:] if argv is None else argv, lenient=restarted)
     from modules import shared

@@ -414,11 +414,11 @@ def test_xyz_settings_axes_are_restored_and_sizes_mix(client, app):
 @pytest.mark.parametrize(
     ("args", "status", "message"),
     [
-        ({"x_type": 9, "x_values": "Euler, Nope", "csv_mode": True}, 404, "Sampler not found: 'nope'"),
-        ({"x_type": 9, "x_values_dropdown": ["Euler", "Nope"]}, 404, "Sampler not found"),
-        ({"x_type": 11, "x_values": "no-such-model"}, 404, "Checkpoint not found: 'no-such-model'"),
-        ({"x_type": 29, "x_values": "missing.pt"}, 404, "VAE not found: 'missing.pt'"),
-        ({"x_type": 30, "x_values": "no style"}, 404, "Style not found: 'no style'"),
+        ({"x_type": 9, "x_values": "Euler, Nope", "csv_mode": True}, 400, "Sampler not found: 'nope'"),
+        ({"x_type": 9, "x_values_dropdown": ["Euler", "Nope"]}, 400, "Sampler not found"),
+        ({"x_type": 11, "x_values": "no-such-model"}, 400, "Checkpoint not found: 'no-such-model'"),
+        ({"x_type": 29, "x_values": "missing.pt"}, 400, "VAE not found: 'missing.pt'"),
+        ({"x_type": 30, "x_values": "no style"}, 400, "Style not found: 'no style'"),
         ({"x_type": 5, "x_values": "1, 2"}, 400, "'Hires steps' is not supported"),
         ({"x_type": 4, "x_values": "1, two"}, 400, "X axis (Steps): 'two' is not a whole number"),
         ({"x_type": 4, "x_values": "1-500 (+100)"}, 400, "steps must be an integer from 1 to"),
@@ -496,5 +496,5 @@ def test_prompts_from_file_bad_lines_are_clear_4xx_errors(client):
     args = [False, False, "start", "--sd_model nothing-like-this"]
     assert (
         "Checkpoint not found"
-        in _post(client, 404, script_name="prompts from file or textbox", script_args=args)["detail"]
+        in _post(client, 400, script_name="prompts from file or textbox", script_args=args)["detail"]
     )

@@ -124,8 +124,8 @@ def test_a_selectable_script_runs_the_job_with_its_args(client):
 
 
 def test_unknown_scripts_are_a_clear_4xx(client):
-    assert "Script not found" in _post(client, status=404, script_name="nope")["detail"]
-    body = _post(client, status=404, alwayson_scripts={"no such script": {"args": []}})
+    assert "Script not found" in _post(client, status=400, script_name="nope")["detail"]
+    body = _post(client, status=400, alwayson_scripts={"no such script": {"args": []}})
     assert "always on script no such script not found" in body["detail"]
 
 

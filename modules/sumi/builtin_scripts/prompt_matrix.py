@@ -147,7 +147,7 @@ class Script(scripts.Script):
         grid = image_grid(collected.images, rows=1 << ((len(parts) - 1) // 2))
         grid = draw_prompt_matrix(grid, width, height, parts, margin, style=grid_style(app))
         infotext = collected.infotexts[0]
-        save_grid(app, p, grid, infotext, "prompt_matrix")
+        save_grid(app, p, grid, infotext, "prompt_matrix", collected.warnings)
         result = collected.processed(p, grids=[(grid, infotext)])
         result.p.n_iter = math.ceil(len(collected.images) / max(1, int(p.batch_size)))
         return result

@@ -1,4 +1,8 @@
-"""Errors the engine raises for problems a user can fix (bad files, bad sizes)."""
+"""Errors the engine raises for problems a user can fix (bad files, bad sizes).
+
+Each class says whose fault an error is; the HTTP API turns the class into a status (an invalid value
+is a 400, a missing resource that a route names is a 404), never the message's words.
+"""
 
 
 class EngineError(Exception):
@@ -14,7 +18,13 @@ class UnsafeFileError(ModelLoadError):
 
 
 class InvalidRequestError(EngineError):
-    """A generation parameter is out of range (size not a multiple of 8, steps < 1, ...)."""
+    """A generation parameter is out of range (size not a multiple of 8, steps < 1, ...), or names
+    something that does not exist (a sampler, a script, a checkpoint in a request body)."""
+
+
+class NotFoundError(EngineError):
+    """The resource a request addresses (by its path, e.g. a file or task id in the URL) does not
+    exist. A bad name inside a request body is an InvalidRequestError, not this."""
 
 
 class Interrupted(EngineError):

@@ -18,10 +18,15 @@ def data_url(data: bytes, mime: str) -> str:
     return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
 
 
-def decode_base64_image(data: str) -> Image.Image:
+MAX_PIXELS = 64 * 1024 * 1024  # 64 megapixels (8192x8192): a decoded image never holds more
+
+
+def decode_base64_image(data: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Decode base64 (optionally a `data:image/...;base64,` URL) into a loaded PIL image.
 
-    Raises ValueError with a message fit for an API client for anything that is not an image.
+    The size in the image's header is checked against `max_pixels` before any pixel is decoded, so a
+    small file that would unpack into gigabytes (a "decompression bomb") costs nothing. Raises
+    ValueError with a message fit for an API client for anything that is not an image or too large.
     """
     if not isinstance(data, str) or not data.strip():
         raise ValueError("expected a base64-encoded image, got an empty value")
@@ -35,8 +40,17 @@ def decode_base64_image(data: str) -> Image.Image:
     raw = _b64decode(text)
     try:
         image = Image.open(io.BytesIO(raw))
-        image.load()
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError) as e:
+        raise ValueError(f"the base64 data is not a readable image ({e})") from e
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ValueError(
+            f"the image is too large ({width}x{height}, {width * height / 1e6:.0f} megapixels); "
+            f"the limit is {max_pixels / 1e6:.0f} megapixels"
+        )
+    try:
+        image.load()
+    except (OSError, Image.DecompressionBombError, SyntaxError, ValueError) as e:
         raise ValueError(f"the base64 data is not a readable image ({e})") from e
     return image
 

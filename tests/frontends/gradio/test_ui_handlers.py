@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from types import SimpleNamespace
 
@@ -18,6 +19,7 @@ from modules.sumi.services.jobs.queue import JobQueue
 from modules.sumi.services.jobs.runner import JobRunner
 from modules.sumi.services.jobs.state import JobState, ProgressSnapshot
 from modules.sumi.services.settings.options import Options
+from modules.sumi.util.logs import report_exception
 from tests.frontends.gradio.fakes import FakeGeneration, as_dict, processed, values
 
 
@@ -155,6 +157,15 @@ def test_generate_interrupted_with_no_images_says_so(fake_app):
     assert "No image was finished" in last["error"] and last["gallery"]["value"] == []
 
 
+def test_a_saving_failure_is_shown_and_the_gallery_keeps_the_images():
+    result = processed(StableDiffusionProcessingTxt2Img(), n=2)
+    result.warnings = [
+        "Could not save the image to /out: OSError: No space left on device; the image is still returned"
+    ]
+    shown = as_dict(ui.finished(result))
+    assert "No space left on device" in shown["error"] and len(shown["gallery"]["value"]) == 2
+
+
 def test_closing_the_page_cancels_a_job_still_waiting(fake_app):
     release = threading.Event()
     fake_app.queue.submit("blocker", release.wait)
@@ -241,6 +252,14 @@ def test_select_image_handler_updates_infotext_and_state():
 def test_error_message_logs_unexpected_errors(caplog):
     assert results.error_message(KeyError("x")) == "KeyError: 'x'"
     assert "Generation failed" in caplog.text
+
+
+def test_an_error_the_job_queue_logged_gets_one_line_not_a_second_traceback(caplog):
+    exc = RuntimeError("boom")
+    report_exception(logging.getLogger("test"), "Job failed", exc)
+    caplog.clear()
+    assert results.error_message(exc) == "RuntimeError: boom"
+    assert "Generation failed" in caplog.text and not [r for r in caplog.records if r.exc_info]
 
 
 # -- quick settings -------------------------------------------------------------------------------

@@ -71,19 +71,22 @@ def test_random_seed_is_reported(client):
 @pytest.mark.parametrize(
     ("change", "status", "words"),
     [
-        ({"width": 100}, 400, "multiple of 8"),
-        ({"height": 0}, 400, "height"),
-        ({"steps": 0}, 400, "steps"),
-        ({"steps": 100000}, 400, "steps"),
-        ({"batch_size": 10000}, 400, "batch_size"),
-        ({"sampler_name": "No Such Sampler"}, 404, "not found"),
+        ({"width": 100}, 422, "multiple of 8"),  # outside the schema's bounds: 422
+        ({"height": 0}, 422, "height"),
+        ({"steps": 0}, 422, "steps"),
+        ({"steps": 100000}, 422, "steps"),
+        ({"batch_size": 10000}, 422, "batch_size"),
+        ({"steps": 151}, 400, "steps"),  # inside the schema, over the live limit (setting max_steps)
+        ({"batch_size": 33}, 400, "batch_size"),
+        ({"sampler_name": "No Such Sampler"}, 400, "not found"),  # a bad value, not a missing route
         ({"scheduler": "wobbly"}, 400, "schedule type"),
     ],
 )
 def test_bad_input_is_a_4xx_with_a_message_and_the_server_keeps_serving(client, change, status, words):
     r = client.post("/sdapi/v1/txt2img", json={**SMALL, **change})
     assert r.status_code == status, r.text
-    assert words.lower() in r.json()["detail"].lower()
+    assert set(r.json()) == {"error", "detail", "body", "errors"}  # A1111's error body
+    assert words.lower() in r.json()["errors"].lower()
     assert client.post("/sdapi/v1/txt2img", json=SMALL).status_code == 200
 
 

@@ -133,7 +133,7 @@ def test_two_units_and_the_extension_field_aliases(client):
     [
         ({"image": None}, 400, "has no image"),
         ({"module": "no_such_preprocessor"}, 400, "Unknown ControlNet preprocessor"),
-        ({"model": "missing_model"}, 404, "ControlNet model not found"),
+        ({"model": "missing_model"}, 400, "ControlNet model not found"),
         ({"model": "control_xl_only"}, 400, "is for SDXL; the loaded checkpoint is SD1"),
         ({"image": base64.b64encode(b"not an image").decode()}, 400, "not a readable image"),
         ({"guidance_start": 0.9, "guidance_end": 0.1}, 400, "guidance_start"),

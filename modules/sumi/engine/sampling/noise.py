@@ -11,9 +11,18 @@ from collections.abc import Sequence
 
 import torch
 
+_SEED_LOW, _SEED_HIGH = -(2**63), 2**64 - 1  # what torch's generators accept
+
+
+def generator_seed(seed: int) -> int:
+    """`seed` as a torch generator takes it: itself when torch accepts it (A1111's images for every
+    seed A1111 can use), else wrapped into 0..2^64-1, so no seed (seed + i in a batch, + ENSD) fails."""
+    seed = int(seed)
+    return seed if _SEED_LOW <= seed <= _SEED_HIGH else seed % 2**64
+
 
 def make_generators(seeds: Sequence[int], device: str | torch.device = "cpu") -> list[torch.Generator]:
-    return [torch.Generator(device=device).manual_seed(int(seed)) for seed in seeds]
+    return [torch.Generator(device=device).manual_seed(generator_seed(seed)) for seed in seeds]
 
 
 def slerp(val: float, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
@@ -62,7 +71,9 @@ def image_noise(
     for i, generator in enumerate(generators):
         noise = _draw_resized(shape, generator, seed_resize_from)
         if subseed_strength > 0 and subseeds:
-            variation = _draw(shape, torch.Generator(generator.device).manual_seed(int(subseeds[i])))
+            variation = _draw(
+                shape, torch.Generator(generator.device).manual_seed(generator_seed(subseeds[i]))
+            )
             noise = slerp(subseed_strength, noise, variation)
         draws.append(noise)
     return torch.stack(draws)

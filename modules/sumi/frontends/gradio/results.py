@@ -15,6 +15,7 @@ import torch
 
 from modules.sumi.engine.errors import EngineError
 from modules.sumi.services.jobs.processing import Processed
+from modules.sumi.util.logs import report_exception, was_reported
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,10 @@ def error_message(exc: BaseException) -> str:
         return OOM_MESSAGE
     if isinstance(exc, (EngineError, ValueError)):
         return str(exc) or type(exc).__name__
-    log.error("Generation failed", exc_info=exc)
+    if was_reported(exc):  # the job queue logged its traceback already: one line here
+        log.error("Generation failed: %s: %s (traceback above)", type(exc).__name__, exc)
+    else:
+        report_exception(log, "Generation failed", exc)
     return f"{type(exc).__name__}: {exc}"
 
 

@@ -15,6 +15,7 @@ component callbacks see them (e.g. `txt2img_width`) as in A1111.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from functools import partial
@@ -137,6 +138,8 @@ def failed(exc: BaseException) -> tuple[Any, ...]:
 def finished(processed: Processed) -> tuple[Any, ...]:
     info = results.generation_info(processed)
     note = "" if processed.images else '<div class="sumi-note">No image was finished (interrupted).</div>'
+    not_saved = [w for w in processed.warnings if w.startswith("Could not save")]
+    note += "".join(f'<div class="sumi-note">{html.escape(w)}</div>' for w in not_saved)
     return outputs(
         **_end_of_run(),
         gallery=gr.update(visible=True, value=list(processed.images)),

@@ -18,7 +18,7 @@ VERSION = 2  # the extension's API version number
 
 
 class DetectRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
     controlnet_module: str = "none"
     controlnet_input_images: list[str] = Field(default_factory=list)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
 from modules.sumi.services.jobs.processing import (
     StableDiffusionProcessingImg2Img,
     StableDiffusionProcessingTxt2Img,
 )
+from modules.sumi.services.settings import limits
 
 # Fields of the processing object that the job fills in; they are not part of a request.
 _RUNTIME_FIELDS = {
@@ -51,7 +52,7 @@ _RUNTIME_FIELDS = {
 class _ApiOnly(BaseModel):
     """Request fields the API adds to the processing object's own (A1111's names and defaults)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
     sampler_index: str = "Euler"
     script_name: str | None = None
@@ -63,20 +64,81 @@ class _ApiOnly(BaseModel):
     infotext: str | None = None
 
 
+_SETTING = "; the live limit is the {} setting"
+_SIDE = {
+    "ge": limits.MIN_IMAGE_SIDE,
+    "le": limits.IMAGE_SIDE_CEILING,
+    "multiple_of": 8,
+    "description": "pixels, a multiple of 8" + _SETTING.format("max_image_size"),
+}
+_SEED = {"ge": -1, "le": limits.MAX_SEED, "description": "-1: a random seed"}
+_SEED_RESIZE = {
+    "ge": -1,
+    "le": limits.IMAGE_SIDE_CEILING,
+    "description": "0 or -1: off" + _SETTING.format("max_image_size"),
+}
+_UNIT = {"ge": 0.0, "le": 1.0}
+
+# Bounds the schema states (issue 11): a request outside them is a 422 before anything runs; the
+# live limits (settings) are checked again for every job, whoever submits it (400).
+FIELD_BOUNDS: dict[str, dict[str, Any]] = {
+    "seed": _SEED,
+    "subseed": _SEED,
+    "subseed_strength": _UNIT,
+    "seed_resize_from_w": _SEED_RESIZE,
+    "seed_resize_from_h": _SEED_RESIZE,
+    "width": _SIDE,
+    "height": _SIDE,
+    "steps": {"ge": 1, "le": limits.STEPS_CEILING, "description": _SETTING.format("max_steps")[2:]},
+    "batch_size": {
+        "ge": 1,
+        "le": limits.BATCH_SIZE_CEILING,
+        "description": _SETTING.format("max_batch_size")[2:],
+    },
+    "n_iter": {
+        "ge": 1,
+        "le": limits.BATCH_COUNT_CEILING,
+        "description": _SETTING.format("max_batch_count")[2:],
+    },
+    "cfg_scale": {"ge": 0.0, "le": limits.CFG_SCALE_MAX},
+    "denoising_strength": _UNIT,
+    "hr_second_pass_steps": {"ge": 0, "le": limits.STEPS_CEILING},
+    "hr_resize_x": {"ge": 0, "le": limits.IMAGE_SIDE_CEILING},
+    "hr_resize_y": {"ge": 0, "le": limits.IMAGE_SIDE_CEILING},
+    "firstphase_width": {"ge": 0, "le": limits.IMAGE_SIDE_CEILING},
+    "firstphase_height": {"ge": 0, "le": limits.IMAGE_SIDE_CEILING},
+}
+
+_PromptText = Annotated[str, StringConstraints(max_length=limits.PROMPT_LENGTH_CEILING)]
+_PROMPT_FIELDS = ("prompt", "negative_prompt", "hr_prompt", "hr_negative_prompt")
+_PROMPT_NOTE = "characters at most" + _SETTING.format("max_prompt_length")
+
+
+def _field_type(name: str, hint: Any) -> Any:
+    if name in _PROMPT_FIELDS:  # str (or, as A1111 accepts, a list of str), each bounded
+        return _PromptText if hint is str else (_PromptText | list[_PromptText])
+    return hint
+
+
 def _processing_fields(cls: type) -> dict[str, Any]:
     """pydantic field definitions from a processing dataclass, as A1111 derives its API models.
 
-    Every field also accepts null (meaning "the default"), as A1111's generated models do.
+    Every field also accepts null (meaning "the default"), as A1111's generated models do. Fields
+    in FIELD_BOUNDS and the prompts carry their bounds, so the OpenAPI schema states them.
     """
     hints = typing.get_type_hints(cls)
     fields = {}
     for f in dataclasses.fields(cls):
         if f.name in _RUNTIME_FIELDS or not f.init:  # A1111 builds its models from __init__'s parameters
             continue
+        bounds = dict(FIELD_BOUNDS.get(f.name, {}))
+        if f.name in _PROMPT_FIELDS:
+            bounds["description"] = f"{limits.PROMPT_LENGTH_CEILING} {_PROMPT_NOTE}"
+        kind = _field_type(f.name, hints[f.name]) | None
         if f.default_factory is not dataclasses.MISSING:
-            fields[f.name] = (hints[f.name] | None, Field(default_factory=f.default_factory))
+            fields[f.name] = (kind, Field(default_factory=f.default_factory, **bounds))
         else:
-            fields[f.name] = (hints[f.name] | None, f.default)
+            fields[f.name] = (kind, Field(default=f.default, **bounds))
     return fields
 
 

@@ -14,12 +14,12 @@ from typing import Any
 
 import torch
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
 from modules.sumi.app import App
-from modules.sumi.engine.errors import EngineError, InvalidRequestError
+from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.sampling.samplers import SAMPLERS, SCHEDULE_TYPES
+from modules.sumi.frontends.http import errors
 from modules.sumi.frontends.http import models as m
 from modules.sumi.frontends.http.controlnet import create_controlnet_router
 from modules.sumi.services.controlnet.units import SCRIPT_TITLE, units_from_alwayson
@@ -32,29 +32,18 @@ from modules.sumi.services.jobs.processing import StableDiffusionProcessingTxt2I
 from modules.sumi.util.b64images import decode_base64_image
 
 log = logging.getLogger(__name__)
+DEFAULT_MAX_BODY_MB = 64
 
 _P_FIELDS = {f.name for f in dataclasses.fields(StableDiffusionProcessingTxt2Img) if f.init} - set(
     m._ApiOnly.model_fields
 )
 
 
-def install_error_handlers(fastapi_app: FastAPI) -> None:
-    """A1111's error body `{error, detail, body, errors}` with a status that says whose fault it was."""
-
-    def body(exc: Exception, status: int) -> JSONResponse:
-        return JSONResponse(
-            status_code=status,
-            content={"error": type(exc).__name__, "detail": str(exc), "body": "", "errors": str(exc)},
-        )
-
-    @fastapi_app.exception_handler(EngineError)
-    async def engine_error(_: Request, exc: EngineError) -> JSONResponse:
-        return body(exc, 404 if "not found" in str(exc).lower() else 400)
-
-    @fastapi_app.exception_handler(torch.OutOfMemoryError)
-    async def out_of_memory(_: Request, exc: torch.OutOfMemoryError) -> JSONResponse:
-        msg = RuntimeError("Out of GPU memory: try a smaller size or batch, or --medvram / --lowvram")
-        return body(msg, 507)
+def protect(fastapi_app: FastAPI, app: App) -> None:
+    """What every server gets, with or without --api: A1111's JSON errors with a status by exception
+    class, no bare 500, one traceback per error, and the request body limit (`errors.py`)."""
+    limit_mb = getattr(app.args, "max_request_body_mb", DEFAULT_MAX_BODY_MB)
+    errors.install(fastapi_app, int(float(limit_mb) * 1024 * 1024))
 
 
 def _auth_dependency(credentials: str | None):
@@ -353,7 +342,6 @@ def _str_or_none(value: Any) -> str | None:
 
 
 def mount(fastapi_app: FastAPI, app: App) -> None:
-    install_error_handlers(fastapi_app)
     fastapi_app.include_router(create_router(app))
     auth = _auth_dependency(getattr(app.args, "api_auth", None))
     fastapi_app.include_router(create_controlnet_router(app), dependencies=[Depends(auth)] if auth else [])

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from modules.sumi.engine.controlnet.control import CONTROL_MODES
-from modules.sumi.engine.controlnet.image_fit import check_size, parse_resize_mode
+from modules.sumi.engine.controlnet.image_fit import MAX_PIXELS, check_size, parse_resize_mode
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.util.b64images import decode_base64_image
 
@@ -160,7 +160,7 @@ def decode_image(value: Any, what: str = "ControlNet image") -> np.ndarray:
         image = value
     elif isinstance(value, str):
         try:
-            image = decode_base64_image(value)
+            image = decode_base64_image(value, max_pixels=MAX_PIXELS)
         except ValueError as exc:
             raise InvalidRequestError(f"{what}: {exc}") from exc
     else:

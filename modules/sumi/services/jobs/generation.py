@@ -26,6 +26,7 @@ from modules.sumi.services.models.manager import LoadedModel, ModelManager
 from modules.sumi.services.networks.embeddings import EmbeddingDatabase
 from modules.sumi.services.networks.registry import ExtraNetworkRegistry, parse_prompts
 from modules.sumi.services.scripts.callbacks import CallbackRegistry, ImageSaveParams
+from modules.sumi.services.settings import limits as hard_limits
 from modules.sumi.services.settings.options import Options
 from modules.sumi.services.settings.paths import DataPaths
 from modules.sumi.services.settings.service import SettingsService
@@ -109,9 +110,36 @@ class GenerationService:
         for name in ("width", "height"):
             if getattr(p, name) % 8:
                 raise InvalidRequestError(f"{name} must be a multiple of 8, got {getattr(p, name)}")
-        if not 0 <= p.cfg_scale <= 100:
-            raise InvalidRequestError(f"cfg_scale must be from 0 to 100, got {p.cfg_scale}")
+        if not 0 <= p.cfg_scale <= hard_limits.CFG_SCALE_MAX:
+            raise InvalidRequestError(
+                f"cfg_scale must be from 0 to {hard_limits.CFG_SCALE_MAX:g}, got {p.cfg_scale}"
+            )
+        self._validate_seed_resize(p)
+        self._validate_prompt_lengths(p)
         find_sampler(p.sampler_name or "Euler", p.scheduler)
+
+    def _validate_seed_resize(self, p: StableDiffusionProcessing) -> None:
+        """Resize-seed-from draws noise at that size: it is bound by `max_image_size` like the image."""
+        high = int(self.options.max_image_size)
+        for name in ("seed_resize_from_w", "seed_resize_from_h"):
+            value = getattr(p, name)
+            if not isinstance(value, int) or value > high:
+                raise InvalidRequestError(
+                    f"{name} must be an integer of at most {high} (the max_image_size setting), or 0/-1 "
+                    f"for none, got {value!r}"
+                )
+
+    def _validate_prompt_lengths(self, p: StableDiffusionProcessing) -> None:
+        """Every prompt text at most `max_prompt_length` characters (a huge prompt holds the queue)."""
+        high = int(self.options.max_prompt_length)
+        for name in ("prompt", "negative_prompt", "hr_prompt", "hr_negative_prompt"):
+            value = getattr(p, name, "")
+            texts = value if isinstance(value, (list, tuple)) else [value]
+            longest = max((len(t) for t in texts if isinstance(t, str)), default=0)
+            if longest > high:
+                raise InvalidRequestError(
+                    f"{name} is {longest} characters long; the limit is {high} (the max_prompt_length setting)"
+                )
 
     def _prepare(self, p: StableDiffusionProcessing, loaded: LoadedModel) -> None:
         spec, schedule = find_sampler(p.sampler_name or "Euler", p.scheduler)
@@ -192,7 +220,7 @@ class GenerationService:
                 index = min(n * p.batch_size + i, len(p.all_seeds) - 1)
                 infotext = self.infotext(p, loaded, index, schedule)
                 if index == 0:
-                    self._write_params_txt(infotext)
+                    self._write_params_txt(p, infotext)
                 self._save(p, image, index, infotext)
                 images.append(image)
                 infotexts.append(infotext)
@@ -372,42 +400,58 @@ class GenerationService:
         directory = self._outdir(
             "outdir_samples", "outdir_txt2img_samples", p.outpath_samples, o.save_to_dirs
         )
-        params = ImageSaveParams(image, p, str(directory), {"parameters": infotext})
-        if self.callbacks is not None:  # A1111: callbacks may replace the image or its infotext
-            self.callbacks.call("before_image_saved", params)
-        path = image_files.save_image_file(
-            params.image,
-            directory,
-            seed=p.all_seeds[index],
-            prompt=p.all_prompts[index],
-            infotext=params.pnginfo.get("parameters", infotext),
-            extension=o.samples_format,
-            pnginfo_enabled=o.enable_pnginfo,
-            save_txt=o.save_txt,
-            pattern=o.samples_filename_pattern or image_files.DEFAULT_PATTERN,
-        )
-        if self.callbacks is not None:
-            params.filename = str(path)
-            self.callbacks.call("image_saved", params)
+        with self._saving(p, "the image", directory):
+            params = ImageSaveParams(image, p, str(directory), {"parameters": infotext})
+            if self.callbacks is not None:  # A1111: callbacks may replace the image or its infotext
+                self.callbacks.call("before_image_saved", params)
+            path = image_files.save_image_file(
+                params.image,
+                directory,
+                seed=p.all_seeds[index],
+                prompt=p.all_prompts[index],
+                infotext=params.pnginfo.get("parameters", infotext),
+                extension=o.samples_format,
+                pnginfo_enabled=o.enable_pnginfo,
+                save_txt=o.save_txt,
+                pattern=o.samples_filename_pattern or image_files.DEFAULT_PATTERN,
+            )
+            if self.callbacks is not None:
+                params.filename = str(path)
+                self.callbacks.call("image_saved", params)
 
     def _save_grid(self, p: StableDiffusionProcessing, grid, infotext: str) -> None:
         o = self.options
         if p.do_not_save_grid or not o.grid_save:
             return
-        image_files.save_image_file(  # seed=None: A1111's short grid names, grid-NNNN.png
-            grid,
-            self._outdir("outdir_grids", "outdir_txt2img_grids", p.outpath_grids, o.grid_save_to_dirs),
-            seed=None,
-            prompt=p.all_prompts[0],
-            infotext=infotext,
-            extension=o.grid_format,
-            pnginfo_enabled=o.enable_pnginfo,
-            basename_prefix="grid",
-        )
+        directory = self._outdir("outdir_grids", "outdir_txt2img_grids", p.outpath_grids, o.grid_save_to_dirs)
+        with self._saving(p, "the grid", directory):
+            image_files.save_image_file(  # seed=None: A1111's short grid names, grid-NNNN.png
+                grid,
+                directory,
+                seed=None,
+                prompt=p.all_prompts[0],
+                infotext=infotext,
+                extension=o.grid_format,
+                pnginfo_enabled=o.enable_pnginfo,
+                basename_prefix="grid",
+            )
 
-    def _write_params_txt(self, infotext: str) -> None:
+    def _write_params_txt(self, p: StableDiffusionProcessing, infotext: str) -> None:
         """`<data>/params.txt` holds the last job's first infotext (A1111's paste button reads it)."""
-        write_atomic(self.paths.params_file, infotext.encode("utf-8"))
+        with self._saving(p, "params.txt", self.paths.params_file):
+            write_atomic(self.paths.params_file, infotext.encode("utf-8"))
+
+    @contextlib.contextmanager
+    def _saving(self, p: StableDiffusionProcessing, what: str, where: Path) -> Iterator[None]:
+        """Nothing is lost when a file cannot be written (full disk, a folder that is a file, no
+        permission, a bad format setting): the job goes on and returns its images, with a warning."""
+        try:
+            yield
+        except Exception as exc:
+            message = (
+                f"Could not save {what} to {where}: {type(exc).__name__}: {exc}; the image is still returned"
+            )
+            self._warn(p, [message])
 
 
 def _number(value: float) -> float | int:
@@ -424,11 +468,22 @@ def _per_image(value: str | list[str], total: int) -> list[str]:
 
 
 def _resolve_seed(seed: int | float | str | None) -> int:
+    """-1 (or nothing) is a random seed; an int is taken exactly (a float round trip would change
+    seeds above 2^53); "12" and 12.0 are read as 12."""
+    if seed in (None, ""):
+        return random.randrange(MAX_SEED)
     try:
-        seed = int(float(seed)) if seed not in (None, "") else -1
-    except ValueError as exc:
-        raise InvalidRequestError(f"seed must be a number, got {seed!r}") from exc
-    return random.randrange(MAX_SEED) if seed == -1 else seed
+        value = seed if isinstance(seed, int) else _int_from_text(seed)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidRequestError(f"seed must be a whole number, got {seed!r}") from exc
+    return random.randrange(MAX_SEED) if value == -1 else int(value)
+
+
+def _int_from_text(seed: float | str) -> int:
+    try:
+        return int(str(seed).strip())
+    except ValueError:
+        return int(float(seed))
 
 
 def _seed_list(seed: Any, total: int, step: int) -> list[int]:

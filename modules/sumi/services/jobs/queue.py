@@ -15,7 +15,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from modules.sumi.engine.errors import EngineError
 from modules.sumi.services.jobs.state import JobState
+from modules.sumi.util.logs import report_exception
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -89,8 +91,11 @@ class JobQueue:
         self.state.reset_control()
         try:
             job.future.set_result(job.run())
+        except EngineError as exc:  # a value the user can fix: one line, the submitter shows it
+            log.warning("Job %s (%s) failed: %s", job.id, job.name, exc)
+            job.future.set_exception(exc)
         except BaseException as exc:  # a failed job must never stop the worker
-            log.exception("Job %s (%s) failed", job.id, job.name)
+            report_exception(log, "Job %s (%s) failed", exc, job.id, job.name)
             job.future.set_exception(exc)
         finally:
             self.state.end()

@@ -8,6 +8,7 @@ each copy of `p` independent and make one `Processed` of the many.
 from __future__ import annotations
 
 import copy
+import logging
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from modules.sumi.services.images import saving as image_files
 from modules.sumi.services.images.grids import GridStyle
 from modules.sumi.services.jobs.infotext import params_line, split_infotext
 from modules.sumi.services.jobs.processing import Processed, StableDiffusionProcessing
+
+log = logging.getLogger(__name__)
 
 MAX_SEED = 4294967294
 DEFAULT_MAX_GRID_MP = 200  # A1111's default of opt `img_max_size_mp`
@@ -116,24 +119,41 @@ def grid_style(app: Any) -> GridStyle:
 
 
 def save_grid(
-    app: Any, p: StableDiffusionProcessing, grid: Image.Image, infotext: str, prefix: str
+    app: Any,
+    p: StableDiffusionProcessing,
+    grid: Image.Image,
+    infotext: str,
+    prefix: str,
+    warnings: list[str] | None = None,
 ) -> Path | None:
-    """Save a script's grid as `<prefix>-NNNN.<grid_format>` in the grids folder (opt `grid_save`)."""
+    """Save a script's grid as `<prefix>-NNNN.<grid_format>` in the grids folder (opt `grid_save`).
+
+    A grid that cannot be written (full disk, no permission...) is not lost: the job still returns
+    it, and the reason is logged and added to `warnings`."""
     o = app.options
     if p.do_not_save_grid or not o.grid_save:
         return None
     base = app.paths.resolve(p.outpath_grids or o.outdir_grids or o.outdir_txt2img_grids)
     directory = base / datetime.now().strftime("%Y-%m-%d") if o.grid_save_to_dirs else base
-    return image_files.save_image_file(
-        grid,
-        directory,
-        seed=None,
-        prompt=p.main_prompt,
-        infotext=infotext,
-        extension=o.grid_format,
-        pnginfo_enabled=o.enable_pnginfo,
-        basename_prefix=prefix,
-    )
+    try:
+        return image_files.save_image_file(
+            grid,
+            directory,
+            seed=None,
+            prompt=p.main_prompt,
+            infotext=infotext,
+            extension=o.grid_format,
+            pnginfo_enabled=o.enable_pnginfo,
+            basename_prefix=prefix,
+        )
+    except Exception as exc:
+        message = (
+            f"Could not save the grid to {directory}: {type(exc).__name__}: {exc}; the grid is still returned"
+        )
+        log.warning(message)
+        if warnings is not None and message not in warnings:
+            warnings.append(message)
+        return None
 
 
 @dataclass

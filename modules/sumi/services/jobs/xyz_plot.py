@@ -645,10 +645,10 @@ def _assemble(app: Any, p: Any, grid: Plot, collected: Collected, options: PlotS
     if options.draw_legend:
         z_grid = draw_grid_annotations(z_grid, *sub_size, z.legends(), [[GridAnnotation()]], style=style)
     main = (z_grid, with_params(_first_infotext(grid, 0), _grid_params(grid, options, z=True)))
-    save_grid(app, p, main[0], main[1], "xyz_grid")
+    save_grid(app, p, main[0], main[1], "xyz_grid", collected.warnings)
     if options.include_sub_grids and nz > 1:
         for sub, info in sub_grids:
-            save_grid(app, p, sub, info, "xyz_grid")
+            save_grid(app, p, sub, info, "xyz_grid", collected.warnings)
     grids = [main, *sub_grids] if options.include_sub_grids else [main]
     return collected.processed(p, grids, include_images=options.include_lone_images)
 

@@ -180,6 +180,12 @@ def _add_server_args(parser: argparse.ArgumentParser) -> None:
     )
     add("--api-log", action="store_true", help="log every API request")
     add(
+        "--max-request-body-mb",
+        type=float,
+        default=64,
+        help="refuse (413) a request body larger than this many MB; 0 for no limit (Sumi)",
+    )
+    add(
         "--gradio-auth",
         type=str,
         default=None,

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modules.sumi.services.settings import limits
 from modules.sumi.util.atomic import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -738,24 +739,31 @@ def _sampler_params() -> dict[str, OptionInfo]:
 
 
 def _limits() -> dict[str, OptionInfo]:
+    def number(default: int, label: str, ceiling: int, minimum: int = 1) -> OptionInfo:
+        info = OptionInfo(default, label, "number", {"precision": 0, "minimum": minimum, "maximum": ceiling})
+        return info.bounds(minimum, ceiling)
+
     return options_section(
         LIMITS,
         {
-            "max_steps": OptionInfo(
-                150, "Maximum sampling steps a job may ask for (Sumi)", "number", {"precision": 0}
-            ).bounds(1, 10_000),
-            "max_batch_size": OptionInfo(
-                32, "Maximum batch size a job may ask for (Sumi)", "number", {"precision": 0}
-            ).bounds(1, 1024),
-            "max_batch_count": OptionInfo(
-                100, "Maximum batch count a job may ask for (Sumi)", "number", {"precision": 0}
-            ).bounds(1, 10_000),
-            "max_image_size": OptionInfo(
+            "max_steps": number(150, "Maximum sampling steps a job may ask for (Sumi)", limits.STEPS_CEILING),
+            "max_batch_size": number(
+                32, "Maximum batch size a job may ask for (Sumi)", limits.BATCH_SIZE_CEILING
+            ),
+            "max_batch_count": number(
+                100, "Maximum batch count a job may ask for (Sumi)", limits.BATCH_COUNT_CEILING
+            ),
+            "max_image_size": number(
                 2048,
                 "Maximum width or height of a generated image, in pixels (Sumi)",
-                "number",
-                {"precision": 0},
-            ).bounds(64, 16_384),
+                limits.IMAGE_SIDE_CEILING,
+                limits.MIN_IMAGE_SIDE,
+            ),
+            "max_prompt_length": number(
+                limits.DEFAULT_MAX_PROMPT_LENGTH,
+                "Maximum length of a prompt or negative prompt, in characters (Sumi)",
+                limits.PROMPT_LENGTH_CEILING,
+            ),
         },
     )
 
