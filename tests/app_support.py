@@ -13,6 +13,7 @@ import json
 import socket
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -105,6 +106,10 @@ def wait_until_up(url: str, alive: Callable[[], bool], timeout: float = 90.0) ->
         try:
             with urllib.request.urlopen(url + "/internal/ping", timeout=2) as response:
                 return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            if exc.code == 401:  # up, with a login configured
+                return {}
+            time.sleep(0.2)
         except OSError:
             time.sleep(0.2)
     raise TimeoutError(f"the Sumi server did not answer at {url} within {timeout:.0f}s")
@@ -149,6 +154,17 @@ def running_server(data_dir: Path, extra_args: list[str] | None = None) -> Itera
 
 
 # -- API requests ---------------------------------------------------------------------------------------
+
+# The Host a TestClient sends: the server answers only to the names it serves (loopback by default),
+# and TestClient's own default, "testserver", is not one of them.
+LOCAL_URL = "http://127.0.0.1"
+
+
+def local_client(server, **kwargs):
+    """A TestClient on `server` (e.g. `webui.build_server(app)`) that reaches it as 127.0.0.1."""
+    from fastapi.testclient import TestClient
+
+    return TestClient(server, base_url=LOCAL_URL, **kwargs)
 
 
 def generate(client, body: dict, prompt: str) -> tuple[bytes, dict]:
