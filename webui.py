@@ -95,7 +95,8 @@ def build_server(app):
         demo = build_ui(app)
         app.demo = demo  # A1111's shared.demo
         logins = list(app.credentials.ui.items())
-        server = gr.mount_gradio_app(server, demo, path="/", auth=logins or None)
+        # run_history off: its routes reach the Hugging Face hub (no network use behind the user's back)
+        server = gr.mount_gradio_app(server, demo, path="/", auth=logins or None, run_history=False)
         drop_cors(_ui_app(server))
     app.callbacks.call("app_started", demo, server)
     _mounts_last(server)
