@@ -91,3 +91,12 @@ def test_options_posted_back_as_read_keep_the_secret(make_app, data_dir):
         == 200
     )
     assert app.options.as_dict()["civitai_api_key"] == OPTION_KEY
+
+
+def test_error_messages_mask_secrets(make_app, data_dir):
+    app = make_app(data_dir, *flags(data_dir), start=False)
+    from webui import build_server
+
+    client = local_client(build_server(app), auth=("apiuser", API_PASS))
+    failed = client.post("/sdapi/v1/options", json={"sd_model_checkpoint": f"model {NGROK_TOKEN}"})
+    assert failed.status_code in (400, 404) and NGROK_TOKEN not in failed.text and MASK in failed.text

@@ -15,6 +15,7 @@ import torch
 
 from modules.sumi.engine.errors import EngineError
 from modules.sumi.services.jobs.processing import Processed
+from modules.sumi.services.settings.secrets import redact_text
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +29,9 @@ def error_message(exc: BaseException) -> str:
     if isinstance(exc, torch.OutOfMemoryError):
         return OOM_MESSAGE
     if isinstance(exc, (EngineError, ValueError)):
-        return str(exc) or type(exc).__name__
+        return redact_text(str(exc) or type(exc).__name__)
     log.error("Generation failed", exc_info=exc)
-    return f"{type(exc).__name__}: {exc}"
+    return redact_text(f"{type(exc).__name__}: {exc}")
 
 
 def error_html(message: str) -> str:

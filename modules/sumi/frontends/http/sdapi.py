@@ -27,7 +27,12 @@ from modules.sumi.services.images.saving import (
 )
 from modules.sumi.services.jobs.infotext import parse_infotext
 from modules.sumi.services.jobs.processing import StableDiffusionProcessingTxt2Img
-from modules.sumi.services.settings.secrets import redacted_flags, redacted_options, without_masked
+from modules.sumi.services.settings.secrets import (
+    redact_text,
+    redacted_flags,
+    redacted_options,
+    without_masked,
+)
 from modules.sumi.util.b64images import decode_base64_image
 
 log = logging.getLogger(__name__)
@@ -41,9 +46,10 @@ def install_error_handlers(fastapi_app: FastAPI) -> None:
     """A1111's error body `{error, detail, body, errors}` with a status that says whose fault it was."""
 
     def body(exc: Exception, status: int) -> JSONResponse:
+        message = redact_text(str(exc))  # secrets never leave the process, not even in an error
         return JSONResponse(
             status_code=status,
-            content={"error": type(exc).__name__, "detail": str(exc), "body": "", "errors": str(exc)},
+            content={"error": type(exc).__name__, "detail": message, "body": "", "errors": message},
         )
 
     @fastapi_app.exception_handler(EngineError)

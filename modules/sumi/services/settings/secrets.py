@@ -186,6 +186,14 @@ def install_log_redaction(redactor: Redactor) -> Callable[[], None]:
     return lambda: _redactors.discard(redactor)
 
 
+def redact_text(text: str) -> str:
+    """`text` with the secrets of every live App masked: for error messages on their way out (the HTTP
+    API's error bodies, the web UI's error boxes), which are made far from any App."""
+    for redact in list(_redactors):
+        text = redact(text)
+    return text
+
+
 def _redacting_factory(make: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
     formatter = logging.Formatter()
 
