@@ -64,7 +64,8 @@ class App:
         # secrets never leave the process: notices and every log record pass through the redactor
         self.redact = Redactor(
             lambda: secret_values(vars(self.args), self.credentials),
-            lambda: secret_option_values(self.options.as_dict()) if hasattr(self, "options") else (),
+            # the stored values, copied without the options' lock: a log call must never wait on it
+            lambda: secret_option_values(dict(self.options.data)) if hasattr(self, "options") else (),
         )
         self._stop_log_redaction = install_log_redaction(self.redact)
         self.notices: list[str] = []

@@ -189,7 +189,11 @@ def install_log_redaction(redactor: Redactor) -> Callable[[], None]:
 def redact_text(text: str) -> str:
     """`text` with the secrets of every live App masked: for error messages on their way out (the HTTP
     API's error bodies, the web UI's error boxes), which are made far from any App."""
-    for redact in list(_redactors):
+    return _redacted(text, list(_redactors))
+
+
+def _redacted(text: str, redactors: list[Redactor]) -> str:
+    for redact in redactors:
         text = redact(text)
     return text
 
@@ -206,17 +210,16 @@ def _redacting_factory(make: Callable[..., logging.LogRecord]) -> Callable[..., 
             message = record.getMessage()
         except Exception:  # a bad format string: let logging report it as usual
             return record
-        for redact in redactors:
-            message = redact(message)
-        record.msg, record.args = message, ()
+        redacted = _redacted(message, redactors)
+        if redacted != message:  # untouched otherwise: some formatters read `args` (uvicorn's access log)
+            record.msg, record.args = redacted, ()
         if record.exc_info and not record.exc_text:
             text = formatter.formatException(record.exc_info)
-            for redact in redactors:
-                text = redact(text)
-            record.exc_text = text
+            redacted = _redacted(text, redactors)
+            if redacted != text:
+                record.exc_text = redacted
         if record.stack_info:
-            for redact in redactors:
-                record.stack_info = redact(record.stack_info)
+            record.stack_info = _redacted(record.stack_info, redactors)
         return record
 
     return factory
