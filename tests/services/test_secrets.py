@@ -87,3 +87,10 @@ def test_an_unreadable_login_file_stops_the_start(tmp_path):
 def test_redactor_masks_every_secret_value_in_text():
     redact = Redactor(lambda: ["pass", "user:pass"], lambda: ["", "tok"])
     assert redact("login user:pass and tok, pass") == f"login {MASK} and {MASK}, {MASK}"
+
+
+def test_infotexts_leave_out_parameters_named_as_secrets():
+    from modules.sumi.services.jobs.infotext import build_infotext
+
+    params = {"Steps": 2, "API key": "k-123", "Civitai token": "t-456", "Token merging ratio": 0.5}
+    assert build_infotext("a cat", "", params) == "a cat\nSteps: 2, Token merging ratio: 0.5"
