@@ -6,7 +6,9 @@ from __future__ import annotations
 import base64
 
 import pytest
+from fastapi import WebSocket
 from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
 import modules.script_callbacks as script_callbacks
 from modules.sumi.frontends.http.guard import basic_login, host_name
@@ -150,3 +152,29 @@ def test_basic_headers_are_decoded_or_ignored():
     assert (
         basic_login("Bearer abc") is None and basic_login("Basic !!!") is None and basic_login(None) is None
     )
+
+
+def test_extension_websockets_ask_for_the_login_too(make_app, tmp_path):
+
+    app = make_app(tmp_path, "--nowebui", "--api-auth", "u:p", start=False)
+
+    def add_socket(_demo, server) -> None:
+        @server.websocket("/ext/socket")
+        async def socket(websocket: WebSocket):
+            await websocket.accept()
+            await websocket.send_text("hello")
+            await websocket.close()
+
+    script_callbacks.on_app_started(add_socket)
+    client = TestClient(build_server(app), base_url="http://127.0.0.1")
+    with pytest.raises(WebSocketDisconnect), client.websocket_connect("ws://127.0.0.1/ext/socket") as ws:
+        ws.receive_text()
+    token = base64.b64encode(b"u:p").decode()
+    login = {"authorization": f"Basic {token}"}
+    with client.websocket_connect("ws://127.0.0.1/ext/socket", headers=login) as ws:
+        assert ws.receive_text() == "hello"
+    with (
+        pytest.raises(WebSocketDisconnect),
+        client.websocket_connect("ws://elsewhere/ext/socket", headers=login),
+    ):
+        pass
