@@ -185,7 +185,12 @@ def main(argv: list[str] | None = None) -> None:
     from modules import shared
     from modules.sumi.app import App
     from modules.sumi.services.settings.flags import server_host, server_port
+    from modules.sumi.services.settings.secrets import Credentials
 
+    try:
+        Credentials.from_args(args)  # a malformed login stops the start, with a message, not a traceback
+    except ValueError as exc:
+        sys.exit(f"Sumi cannot start: {exc}")
     app = App(args, REPO_ROOT)
     for note in notes:
         app.notice(note)

@@ -35,3 +35,11 @@ def test_log_records_are_not_masked_once_the_app_is_shut_down(make_app, tmp_path
 def test_a_malformed_api_login_refuses_to_start(make_app, tmp_path):
     with pytest.raises(ValueError, match="--api-auth"):
         make_app(tmp_path, "--api-auth", "no-colon-here", start=False)
+
+
+def test_webui_stops_with_a_message_for_a_malformed_login(tmp_path):
+    import webui
+
+    with pytest.raises(SystemExit, match="--gradio-auth: entry 1 is not user:password") as stopped:
+        webui.main(["--data-dir", str(tmp_path), "--gradio-auth", "Not-Shown-Pass"])
+    assert "Not-Shown-Pass" not in str(stopped.value)
