@@ -66,10 +66,13 @@ def build_server(app):
 
     Extensions take part as in A1111: `on_before_ui` runs first, `on_ui_settings` options are
     registered (for the Settings tab and /sdapi/v1/options alike), and `on_app_started(demo, app)`
-    runs last, so routes that extensions add are served (before the UI's catch-all mount)."""
+    runs last, so routes that extensions add are served (before the UI's catch-all mount). Then the
+    one gate (`AccessGuard`: Host header, CORS, login) goes in front of everything, extensions'
+    routes and middleware included."""
     from fastapi import FastAPI
 
     from modules.sumi.frontends.http import sdapi as api
+    from modules.sumi.frontends.http.guard import AccessGuard
 
     server = FastAPI(title="Sumi", docs_url="/docs", redoc_url="/redoc")
 
@@ -88,14 +91,58 @@ def build_server(app):
         import gradio as gr
 
         from modules.sumi.frontends.gradio import build_ui
+        from modules.sumi.frontends.gradio.login import drop_cors
 
-        auth = _credentials(app.args.gradio_auth)
         demo = build_ui(app)
         app.demo = demo  # A1111's shared.demo
-        server = gr.mount_gradio_app(server, demo, path="/", auth=auth or None)
+        logins = list(app.credentials.ui.items())
+        # run_history off: its routes reach the Hugging Face hub (no network use behind the user's back)
+        server = gr.mount_gradio_app(server, demo, path="/", auth=logins or None, run_history=False)
+        drop_cors(_ui_app(server))
     app.callbacks.call("app_started", demo, server)
     _mounts_last(server)
+    server.add_middleware(AccessGuard, policy=_access_policy(app, server))
     return server
+
+
+def _access_policy(app, server: Any):
+    """What the gate checks: the logins, the host names and CORS origins from the flags, and what the
+    web UI's login needs (its session cookie, the login page and its files)."""
+    from modules.sumi.frontends.http.guard import AccessPolicy
+    from modules.sumi.services.settings.flags import allowed_hosts, cors_origins
+
+    origins, regex = cors_origins(app.args)
+    policy = AccessPolicy(app.credentials, allowed_hosts(app.args), origins, regex)
+    ui = _ui_app(server)
+    if ui is None or not app.credentials.ui:
+        return policy
+    from dataclasses import replace
+
+    from modules.sumi.frontends.gradio.login import is_login_page_path, session_checker
+
+    return replace(
+        policy, session_user=session_checker(ui), public=is_login_page_path, ui_path=_ui_path_test(server)
+    )
+
+
+def _ui_app(server: Any) -> Any:
+    """The web UI's (Gradio's) app, mounted at "/", or None."""
+    from starlette.routing import Mount
+
+    mounts = [r for r in server.router.routes if isinstance(r, Mount) and r.path in ("", "/")]
+    return mounts[-1].app if mounts else None
+
+
+def _ui_path_test(server: Any):
+    """`is_ui(path)`: no route but the web UI's catch-all mount serves `path`."""
+    from starlette.routing import Match, Mount
+
+    def is_ui(path: str) -> bool:
+        scope = {"type": "http", "path": path, "root_path": "", "method": "GET"}
+        others = [r for r in server.router.routes if not (isinstance(r, Mount) and r.path in ("", "/"))]
+        return all(route.matches(scope)[0] == Match.NONE for route in others)
+
+    return is_ui
 
 
 def _mounts_last(server: Any) -> None:
@@ -115,13 +162,6 @@ def _end_ui_streams(server: Any) -> None:
         stop_event = getattr(getattr(route, "app", None), "stop_event", None)
         if stop_event is not None:
             stop_event.set()
-
-
-def _credentials(text: str | None) -> list[tuple[str, str]]:
-    if not text:
-        return []
-    pairs = [pair.strip().partition(":") for pair in text.split(",") if ":" in pair]
-    return [(user, password) for user, _, password in pairs]
 
 
 def restart_command() -> list[str]:
@@ -149,7 +189,12 @@ def main(argv: list[str] | None = None) -> None:
     from modules import shared
     from modules.sumi.app import App
     from modules.sumi.services.settings.flags import server_host, server_port
+    from modules.sumi.services.settings.secrets import Credentials
 
+    try:
+        Credentials.from_args(args)  # a malformed login stops the start, with a message, not a traceback
+    except ValueError as exc:
+        sys.exit(f"Sumi cannot start: {exc}")
     app = App(args, REPO_ROOT)
     for note in notes:
         app.notice(note)

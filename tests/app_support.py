@@ -13,6 +13,7 @@ import json
 import socket
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -105,21 +106,26 @@ def wait_until_up(url: str, alive: Callable[[], bool], timeout: float = 90.0) ->
         try:
             with urllib.request.urlopen(url + "/internal/ping", timeout=2) as response:
                 return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            if exc.code == 401:  # up, with a login configured
+                return {}
+            time.sleep(0.2)
         except OSError:
             time.sleep(0.2)
     raise TimeoutError(f"the Sumi server did not answer at {url} within {timeout:.0f}s")
 
 
 @contextlib.contextmanager
-def serve(app: App) -> Iterator[str]:
-    """The FastAPI + Gradio server `webui.py` builds for a started App, on 127.0.0.1:<free port> in a
-    thread; its URL. Stopped afterwards (the App is its factory's to shut down)."""
+def serve(app: App, server=None) -> Iterator[str]:
+    """The FastAPI + Gradio server `webui.py` builds for a started App (or `server`, built already), on
+    127.0.0.1:<free port> in a thread; its URL. Stopped afterwards (the App is its factory's to shut down)."""
     import uvicorn
 
     from webui import build_server
 
     port = free_port()
-    config = uvicorn.Config(build_server(app), host="127.0.0.1", port=port, log_level="warning")
+    server = build_server(app) if server is None else server
+    config = uvicorn.Config(server, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="sumi-test-server", daemon=True)
     thread.start()
@@ -149,6 +155,21 @@ def running_server(data_dir: Path, extra_args: list[str] | None = None) -> Itera
 
 
 # -- API requests ---------------------------------------------------------------------------------------
+
+# The Host a TestClient sends: the server answers only to the names it serves (loopback by default),
+# and TestClient's own default, "testserver", is not one of them.
+LOCAL_URL = "http://127.0.0.1"
+
+
+def local_client(server, auth: tuple[str, str] | None = None, **kwargs):
+    """A TestClient on `server` (e.g. `webui.build_server(app)`) that reaches it as 127.0.0.1, sending
+    `auth` as HTTP Basic with every request."""
+    from fastapi.testclient import TestClient
+
+    client = TestClient(server, base_url=LOCAL_URL, **kwargs)
+    if auth is not None:
+        client.auth = auth
+    return client
 
 
 def generate(client, body: dict, prompt: str) -> tuple[bytes, dict]:
@@ -181,3 +202,34 @@ def decode_pixels(data: str):
     from PIL import Image
 
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
+
+
+# -- routes ---------------------------------------------------------------------------------------------
+
+
+def mounted_routes(server) -> list[tuple[str, str]]:
+    """(method, path template) of every route the server serves: its own, the included routers', those
+    extensions added, and those of mounted apps (the web UI at "/"), in the order they are matched."""
+    from starlette.routing import Mount
+
+    found: list[tuple[str, str]] = []
+
+    def walk(routes, prefix: str) -> None:
+        for route in routes:
+            if hasattr(route, "effective_candidates"):  # FastAPI's included router
+                walk(route.effective_candidates(), prefix)
+            elif isinstance(route, Mount):
+                walk(route.routes, prefix + route.path)
+            else:
+                methods = getattr(getattr(route, "original_route", route), "methods", None) or {"GET"}
+                found.extend((method, prefix + route.path) for method in sorted(methods))
+
+    walk(server.router.routes, "")
+    return list(dict.fromkeys(found))
+
+
+def concrete_path(template: str) -> str:
+    """A path that a route template matches: every `{param}` / `{param:path}` filled with "x"."""
+    import re
+
+    return re.sub(r"\{[^}]+\}", "x", template)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from modules import shared
-from tests.app_support import app_factory
+from tests.app_support import app_factory, local_client
 from tests.fixtures.tiny_models import SD2_V_YAML, write_tiny_checkpoint
 
 
@@ -59,11 +59,10 @@ def make_module_app():
 @pytest.fixture(scope="module")
 def client(app):
     """A TestClient on the server webui.py builds for the module's `app` fixture."""
-    from fastapi.testclient import TestClient
 
     from webui import build_server
 
-    return TestClient(build_server(app))
+    return local_client(build_server(app))
 
 
 @pytest.fixture(autouse=True)

@@ -39,6 +39,13 @@ from modules.sumi.services.scripts.loading import ScriptService
 from modules.sumi.services.settings.flags import not_yet_implemented_flags
 from modules.sumi.services.settings.options import Options
 from modules.sumi.services.settings.paths import DataPaths
+from modules.sumi.services.settings.secrets import (
+    Credentials,
+    Redactor,
+    install_log_redaction,
+    secret_option_values,
+    secret_values,
+)
 from modules.sumi.services.settings.service import SettingsService
 from modules.sumi.services.settings.styles import StyleDatabase
 from modules.sumi.services.text.service import TextService
@@ -52,6 +59,15 @@ class App:
 
     def __init__(self, args: argparse.Namespace, repo_root: Path | str) -> None:
         self.args = args
+        # the logins (--api-auth, --gradio-auth, --gradio-auth-path); a malformed one stops the start
+        self.credentials = Credentials.from_args(args)
+        # secrets never leave the process: notices and every log record pass through the redactor
+        self.redact = Redactor(
+            lambda: secret_values(vars(self.args), self.credentials),
+            # the stored values, copied without the options' lock: a log call must never wait on it
+            lambda: secret_option_values(dict(self.options.data)) if hasattr(self, "options") else (),
+        )
+        self._stop_log_redaction = install_log_redaction(self.redact)
         self.notices: list[str] = []
         self.demo: Any = None  # the gradio page once built (A1111's shared.demo)
         self.boot_id = uuid.uuid4().hex  # tells a page waiting for a restart that the server is new
@@ -181,6 +197,7 @@ class App:
         return config
 
     def notice(self, text: str) -> None:
+        text = self.redact(text)
         log.warning(text)
         self.notices.append(text)
 
@@ -253,6 +270,7 @@ class App:
 
     def shutdown(self) -> None:
         self.queue.stop()
+        self._stop_log_redaction()
 
 
 def preload_extensions(parser: argparse.ArgumentParser, argv: list[str], repo_root: Path | str) -> list[str]:

@@ -7,7 +7,6 @@ import io
 import json
 
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image
 
 from modules.sumi.services.networks.registry import (
@@ -17,6 +16,7 @@ from modules.sumi.services.networks.registry import (
     parse_prompt,
     parse_prompts,
 )
+from tests.app_support import local_client
 from webui import build_server
 
 
@@ -88,7 +88,7 @@ def test_tags_are_removed_before_encoding_kept_in_the_infotext_and_unknown_types
     app = make_app(tmp_path, "--nowebui")
     rec = Recorder("rec")
     app.extra_networks.register(rec)
-    client = TestClient(build_server(app))
+    client = local_client(build_server(app))
     body = {"prompt": "a fox <rec:thing:0.5> <nope:x>", "steps": 2, "width": 64, "height": 64, "seed": 3}
     r = client.post("/sdapi/v1/txt2img", json=body)
     assert r.status_code == 200, r.text
@@ -109,7 +109,7 @@ def test_lora_and_hypernetwork_files_are_listed_and_refreshed(tmp_path, make_app
     from safetensors.torch import save_file
 
     app = make_app(tmp_path, "--nowebui")
-    client = TestClient(build_server(app))
+    client = local_client(build_server(app))
     assert client.get("/sdapi/v1/loras").json() == []
     sub = app.paths.lora_dir / "styles"
     sub.mkdir(parents=True)

@@ -24,6 +24,7 @@ from modules.sumi.services.jobs.state import JobState
 from modules.sumi.services.scripts.callbacks import CallbackRegistry
 from modules.sumi.services.scripts.runner import ScriptErrors, ScriptRunner
 from modules.sumi.services.settings.options import OptionInfo
+from tests.app_support import local_client
 from tests.frontends.gradio.fakes import FakeGeneration, as_dict, values
 
 SCRIPTS = """
@@ -439,9 +440,8 @@ def test_build_server_survives_failing_app_started_and_before_ui(tmp_path, make_
     app.callbacks.add("before_ui", _raise)
     app.callbacks.add("app_started", lambda demo, server: server.add_api_route("/x", lambda: {"ok": 1}))
     app.callbacks.add("app_started", lambda demo, server: 1 / 0)
-    from fastapi.testclient import TestClient
 
-    client = TestClient(webui.build_server(app))
+    client = local_client(webui.build_server(app))
     assert client.get("/x").json() == {"ok": 1}
     assert client.get("/internal/ping").json() == {"boot_id": app.boot_id}
     assert {e.category for e in app.callbacks.errors} == {"before_ui", "app_started"}

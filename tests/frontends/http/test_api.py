@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image
 
 from modules.sumi.services.jobs.infotext import parse_infotext
+from tests.app_support import local_client
 from webui import build_server
 
 SMALL = {"prompt": "a red fox", "steps": 2, "width": 64, "height": 64, "seed": 1234, "sampler_name": "Euler"}
@@ -187,7 +187,7 @@ def test_png_info_reads_back_parameters(client):
 
 def test_api_auth_requires_credentials(tmp_path, make_app):
     app = make_app(tmp_path, "--nowebui", "--api-auth", "user:secret")
-    client = TestClient(build_server(app))
+    client = local_client(build_server(app))
     assert client.get("/sdapi/v1/samplers").status_code == 401
     assert client.get("/sdapi/v1/samplers", auth=("user", "wrong")).status_code == 401
     assert client.get("/sdapi/v1/samplers", auth=("user", "secret")).status_code == 200
@@ -240,7 +240,7 @@ def test_request_schema_has_a1111_fields_and_defaults(client):
 
 def test_api_and_web_ui_share_one_server_with_api_flag(tmp_path, make_app):
     app = make_app(tmp_path, "--api")
-    client = TestClient(build_server(app))
+    client = local_client(build_server(app))
     assert client.get("/sdapi/v1/samplers").status_code == 200
     page = client.get("/")
     assert page.status_code == 200 and "<html" in page.text.lower()
@@ -248,7 +248,7 @@ def test_api_and_web_ui_share_one_server_with_api_flag(tmp_path, make_app):
 
 def test_web_ui_alone_does_not_expose_the_api(tmp_path, make_app):
     app = make_app(tmp_path)
-    assert TestClient(build_server(app)).get("/sdapi/v1/samplers").status_code == 404
+    assert local_client(build_server(app)).get("/sdapi/v1/samplers").status_code == 404
 
 
 def test_force_task_id_names_the_job_in_progress_reports(app, client):

@@ -18,6 +18,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from modules.sumi.services.settings.secrets import redacted_options
+
 if TYPE_CHECKING:
     from modules.sumi.app import App
 
@@ -54,7 +56,9 @@ def _read(path: Path) -> str | None:
 
 def extension_head(app: App) -> str:
     """A1111's helpers, the current settings as `opts`, and the enabled extensions' CSS and scripts."""
-    opts = json.dumps(app.options.as_dict(), default=str, ensure_ascii=False).replace("</", "<\\/")
+    opts = json.dumps(redacted_options(app.options.as_dict()), default=str, ensure_ascii=False).replace(
+        "</", "<\\/"
+    )
     parts = [
         f"<style>#{EXTENSION_HEAD_ELEM_ID} {{ display: none !important; }}</style>",
         _script(f"window.opts = Object.assign(window.opts || {{}}, {opts});", "sumi/opts.js"),

@@ -15,6 +15,7 @@ import torch
 
 from modules.sumi.engine.errors import EngineError
 from modules.sumi.services.jobs.processing import Processed
+from modules.sumi.services.settings.secrets import redact_text
 from modules.sumi.util.logs import report_exception, was_reported
 
 log = logging.getLogger(__name__)
@@ -29,12 +30,12 @@ def error_message(exc: BaseException) -> str:
     if isinstance(exc, torch.OutOfMemoryError):
         return OOM_MESSAGE
     if isinstance(exc, (EngineError, ValueError)):
-        return str(exc) or type(exc).__name__
+        return redact_text(str(exc) or type(exc).__name__)
     if was_reported(exc):  # the job queue logged its traceback already: one line here
         log.error("Generation failed: %s: %s (traceback above)", type(exc).__name__, exc)
     else:
         report_exception(log, "Generation failed", exc)
-    return f"{type(exc).__name__}: {exc}"
+    return redact_text(f"{type(exc).__name__}: {exc}")
 
 
 def error_html(message: str) -> str:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 import gradio as gr
 
 from modules.sumi.frontends.gradio import results
+from modules.sumi.services.settings.secrets import is_secret_name, redacted_options
 
 if TYPE_CHECKING:
     from modules.sumi.app import App
@@ -117,7 +118,7 @@ def coerce_value(info: OptionInfo, value: Any) -> Any:
 
 def changed_values(app: App, keys: list[str], submitted: list[Any]) -> dict[str, Any]:
     """The submitted values that differ from the current ones (ValueError names the first bad one)."""
-    current = app.options.as_dict()
+    current = shown_values(app)  # a secret sent back masked is unchanged
     changed: dict[str, Any] = {}
     for key, raw in zip(keys, submitted, strict=True):
         try:
@@ -128,6 +129,11 @@ def changed_values(app: App, keys: list[str], submitted: list[Any]) -> dict[str,
         if value != old or type(value) is not type(old):
             changed[key] = value
     return changed
+
+
+def shown_values(app: App) -> dict[str, Any]:
+    """The settings as the page may see them: secrets (API keys, tokens, passwords) masked."""
+    return redacted_options(app.options.as_dict())
 
 
 def result_text(changed: list[str]) -> str:
@@ -149,7 +155,7 @@ def apply_settings(app: App, keys: list[str], *submitted: Any) -> str:
 
 def current_values(app: App, keys: list[str]) -> list[dict[str, Any]]:
     """On page load: the stored value of each field (and fresh choices for dropdowns and radios)."""
-    values = app.options.as_dict()
+    values = shown_values(app)
     updates = []
     for key in keys:
         info = app.options.data_labels[key]
@@ -176,13 +182,15 @@ def _component_args(app: App, key: str, info: OptionInfo, kind: str, value: Any)
     info_text = plain_text(info.comment_after)
     if info_text and kind != "custom":
         args.setdefault("info", info_text)
+    if kind == "textbox" and is_secret_name(key):
+        args.setdefault("type", "password")
     return {"label": info.label or key, "value": value, "elem_id": f"setting_{key}", **args}
 
 
 def make_component(app: App, key: str, info: OptionInfo) -> gr.components.Component:
     """The field for one option; options an extension describes badly fall back to a plain field."""
     kind = component_kind(info)
-    value = app.options.as_dict().get(key, info.default)
+    value = shown_values(app).get(key, info.default)
     cls = info.component if kind == "custom" else COMPONENTS[kind]
     try:
         return cls(**_component_args(app, key, info, kind, value))

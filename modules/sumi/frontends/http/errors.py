@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modules.sumi.engine.errors import EngineError, NotFoundError
+from modules.sumi.services.settings.secrets import redact_text
 from modules.sumi.util.logs import report_exception, was_reported
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,18 @@ MAX_INPUT_ECHO = 100  # a validation error repeats the offending value only when
 
 
 def error_content(error: str, detail: Any, errors: str) -> dict[str, Any]:
-    return {"error": error, "detail": detail, "body": "", "errors": errors}
+    """The body of every error; secrets never leave the process, not even in an error message."""
+    return {"error": error, "detail": _redacted(detail), "body": "", "errors": redact_text(errors)}
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    return value
 
 
 def error_response(exc: BaseException, status: int, detail: Any = None, headers=None) -> JSONResponse:

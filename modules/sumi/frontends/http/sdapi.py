@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import secrets
 import time
 from typing import Any
 
 import torch
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
-from fastapi.security import HTTPBasic, HTTPBasicCredentials
+from fastapi import APIRouter, FastAPI, Request
 
 from modules.sumi.app import App
 from modules.sumi.engine.errors import InvalidRequestError
@@ -29,6 +27,11 @@ from modules.sumi.services.images.saving import (
 )
 from modules.sumi.services.jobs.infotext import parse_infotext
 from modules.sumi.services.jobs.processing import StableDiffusionProcessingTxt2Img
+from modules.sumi.services.settings.secrets import (
+    redacted_flags,
+    redacted_options,
+    without_masked,
+)
 from modules.sumi.util.b64images import decode_base64_image
 
 log = logging.getLogger(__name__)
@@ -46,20 +49,6 @@ def protect(fastapi_app: FastAPI, app: App) -> None:
     errors.install(fastapi_app, int(float(limit_mb) * 1024 * 1024))
 
 
-def _auth_dependency(credentials: str | None):
-    if not credentials:
-        return None
-    users = dict(pair.split(":", 1) for pair in credentials.split(",") if ":" in pair)
-    basic = HTTPBasic()
-
-    def check(creds: HTTPBasicCredentials = Depends(basic)) -> None:  # noqa: B008
-        expected = users.get(creds.username)
-        if expected is None or not secrets.compare_digest(creds.password, expected):
-            raise HTTPException(401, "Incorrect username or password", headers={"WWW-Authenticate": "Basic"})
-
-    return check
-
-
 def processing_from_request(req: m.Txt2ImgRequest) -> StableDiffusionProcessingTxt2Img:
     """The job for a request; fields sent as null take the processing object's defaults."""
     values = {k: v for k, v in req.model_dump().items() if k in _P_FIELDS and v is not None}
@@ -71,8 +60,7 @@ def processing_from_request(req: m.Txt2ImgRequest) -> StableDiffusionProcessingT
 
 
 def create_router(app: App) -> APIRouter:
-    auth = _auth_dependency(getattr(app.args, "api_auth", None))
-    router = APIRouter(prefix="/sdapi/v1", dependencies=[Depends(auth)] if auth else [])
+    router = APIRouter(prefix="/sdapi/v1")  # the login is checked for every route by guard.AccessGuard
     for add_routes in (
         _network_routes,
         _generation_routes,
@@ -195,16 +183,16 @@ def _sampler_routes(router: APIRouter, app: App) -> None:
 def _settings_routes(router: APIRouter, app: App) -> None:
     @router.get("/options")
     def get_options() -> dict[str, Any]:
-        return dict(app.options.as_dict())
+        return redacted_options(app.options.as_dict())
 
     @router.post("/options")
     def set_options(values: dict[str, Any]) -> dict:
-        app.settings.set(values, is_api=True)
+        app.settings.set(without_masked(values), is_api=True)
         return {}
 
     @router.get("/cmd-flags")
     def cmd_flags() -> dict[str, Any]:
-        return dict(vars(app.args))
+        return redacted_flags(vars(app.args))
 
 
 def _progress_routes(router: APIRouter, app: App) -> None:
@@ -343,8 +331,7 @@ def _str_or_none(value: Any) -> str | None:
 
 def mount(fastapi_app: FastAPI, app: App) -> None:
     fastapi_app.include_router(create_router(app))
-    auth = _auth_dependency(getattr(app.args, "api_auth", None))
-    fastapi_app.include_router(create_controlnet_router(app), dependencies=[Depends(auth)] if auth else [])
+    fastapi_app.include_router(create_controlnet_router(app))
 
     if getattr(app.args, "api_log", False):
 

@@ -41,6 +41,7 @@ from typing import Any
 
 from modules.sumi.services.extensions.model import Extension, ExtensionError
 from modules.sumi.services.settings.paths import REPO_ROOT
+from modules.sumi.services.settings.secrets import is_secret_name
 from modules.sumi.util.atomic import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,6 @@ PROTECTED_PACKAGES = (
     "torch", "torchvision", "torchaudio", "xformers", "numpy", "diffusers", "transformers",
     "gradio", "gradio_client", "fastapi", "pydantic",
 )  # fmt: skip
-_SECRET_FLAGS = frozenset({"api_auth", "gradio_auth", "ngrok"})
 _PATH_FLAGS = frozenset({"ckpt", "lyco_dir_backcompat"})
 _records_lock = threading.Lock()
 
@@ -334,7 +334,7 @@ def forwarded_flags(args: Any) -> list[str]:
     argv: list[str] = []
     for action in build_parser()._actions:
         dest = action.dest
-        if not action.option_strings or dest in _SECRET_FLAGS or not hasattr(args, dest):
+        if not action.option_strings or is_secret_name(dest) or not hasattr(args, dest):
             continue
         value = getattr(args, dest)
         if value is None or value == action.default:

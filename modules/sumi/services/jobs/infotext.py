@@ -17,6 +17,8 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 
+from modules.sumi.services.settings.secrets import is_secret_name
+
 # Keys in the order A1111 writes them; `extra_generation_params` follow, then TRAILING_KEYS.
 PARAM_ORDER: list[str] = [
     "Steps",
@@ -108,7 +110,10 @@ def params_line(params: Mapping[str, object]) -> str:
 
 
 def build_infotext(prompt: str, negative_prompt: str, params: Mapping[str, object]) -> str:
-    """The full infotext for one image (A1111's `create_infotext` layout)."""
+    """The full infotext for one image (A1111's `create_infotext` layout). A parameter whose name says
+    it holds a secret ("API key", "Token"...; an extension's `extra_generation_params`) is left out:
+    infotexts travel with the images."""
+    params = {k: v for k, v in params.items() if not is_secret_name(re.sub(r"\W+", "_", k.strip()))}
     negative = f"\n{NEGATIVE_PREFIX} {negative_prompt}" if negative_prompt else ""
     return f"{prompt}{negative}\n{params_line(params)}".strip()
 

@@ -50,8 +50,6 @@ NOT_YET_IMPLEMENTED = frozenset(
         "ldsr_models_path",
         "dat_models_path",
         "clip_models_path",
-        "cors_allow_origins",
-        "cors_allow_origins_regex",
         "tls_keyfile",
         "tls_certfile",
         "subpath",
@@ -191,6 +189,31 @@ def _add_server_args(parser: argparse.ArgumentParser) -> None:
         default=None,
         help='login for the web UI, "user:password" or "u1:p1,u2:p2"',
     )
+    add(
+        "--gradio-auth-path",
+        type=str,
+        default=None,
+        help='file with logins for the web UI: "user:password" entries, comma-separated or one per line',
+    )
+    add(
+        "--allowed-hosts",
+        type=str,
+        default=None,
+        help="Sumi: comma-separated host names the server answers to besides the loopback names and "
+        "--server-name (the Host header is checked; --listen allows any)",
+    )
+    add(
+        "--cors-allow-origins",
+        type=str,
+        default=None,
+        help="comma-separated origins (scheme://host:port) whose pages may call the server",
+    )
+    add(
+        "--cors-allow-origins-regex",
+        type=str,
+        default=None,
+        help="a regular expression for origins whose pages may call the server",
+    )
     add("--autolaunch", action="store_true", help="open the web UI in the system browser on start")
     add("--theme", type=str, default=None, choices=["light", "dark"], help="force the UI theme")
 
@@ -290,8 +313,7 @@ def _add_a1111_accepted_args(parser: argparse.ArgumentParser) -> None:
         "config", "textual_inversion_templates_dir", "localizations_dir", "gfpgan_models_path",
         "codeformer_models_path", "esrgan_models_path", "realesrgan_models_path", "bsrgan_models_path",
         "scunet_models_path", "swinir_models_path", "ldsr_models_path", "dat_models_path",
-        "clip_models_path", "cors_allow_origins", "cors_allow_origins_regex", "tls_keyfile",
-        "tls_certfile", "subpath",
+        "clip_models_path", "tls_keyfile", "tls_certfile", "subpath",
     ):  # fmt: skip
         add(flag_name(dest), type=str, default=None, help="A1111 flag; no effect in Sumi")
     _add_settings_lock_args(parser)
@@ -367,3 +389,28 @@ def server_host(ns: argparse.Namespace) -> str:
     if ns.server_name:
         return ns.server_name
     return "0.0.0.0" if ns.listen else "127.0.0.1"
+
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+_ANY_ADDRESS = frozenset({"0.0.0.0", "::", "*"})
+
+
+def allowed_hosts(ns: argparse.Namespace) -> frozenset[str] | None:
+    """The host names the server answers to (the Host header, without its port), or None for any.
+
+    The loopback names, plus --server-name and each --allowed-hosts name; --listen (or a server
+    name or allowed host of 0.0.0.0, :: or *) allows any, as a server on every interface must."""
+    names = [getattr(ns, "server_name", None) or ""]
+    names += (getattr(ns, "allowed_hosts", None) or "").split(",")
+    names = [n.strip().lower().strip("[]") for n in names if n.strip()]
+    if getattr(ns, "listen", False) or any(n in _ANY_ADDRESS for n in names):
+        return None
+    return LOOPBACK_HOSTS | frozenset(names)
+
+
+def cors_origins(ns: argparse.Namespace) -> tuple[list[str], str | None]:
+    """(--cors-allow-origins as a list, --cors-allow-origins-regex): the origins allowed by CORS."""
+    text = getattr(ns, "cors_allow_origins", None) or ""
+    return [o.strip() for o in text.split(",") if o.strip()], getattr(
+        ns, "cors_allow_origins_regex", None
+    ) or None
