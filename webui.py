@@ -180,12 +180,11 @@ def _restart_process() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from modules.sumi.util.logs import install_repeat_filter
+    from modules.sumi.util.logs import configure_logging
 
-    install_repeat_filter()  # a flood of one error costs a few lines, its traceback is written once
     restarted = os.environ.pop(RESTARTED_ENV, None) == "1"
     args, notes = parse_args(sys.argv[1:] if argv is None else argv, lenient=restarted)
+    configure_logging(args.log_file)  # a flood of one error costs a few lines, its traceback is written once
     from modules import shared
     from modules.sumi.app import App
     from modules.sumi.services.settings.flags import server_host, server_port

@@ -7,16 +7,24 @@
   exception type and where it was raised) shows its traceback only the first time, and after
   `every_line` occurrences only every power of ten is written, with a count. A fuzzer sending
   thousands of identical bad requests adds a few lines to the log, not thousands of tracebacks.
+- `configure_logging` sets up the handlers Sumi owns (the console and, with `--log-file`, a file
+  rotated at `LOG_FILE_BYTES` with `LOG_FILE_BACKUPS` old files kept) and filters only those: a
+  program that configured logging before (an embedding script, pytest) keeps its handlers untouched.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import logging.handlers
 import threading
 from collections import OrderedDict
+from pathlib import Path
 
 _REPORTED = "_sumi_reported"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_FILE_BYTES = 10 * 1024 * 1024
+LOG_FILE_BACKUPS = 5  # at most 60 MB of log on disk: the live file and five rotated ones
 
 
 def report_exception(logger: logging.Logger, message: str, exc: BaseException, *args: object) -> None:
@@ -90,11 +98,35 @@ def _power_of_ten(n: int) -> bool:
     return n == 1
 
 
-def install_repeat_filter(logger: logging.Logger | None = None) -> RepeatFilter:
-    """Put one RepeatFilter on every handler of `logger` (default: the root logger)."""
-    target = logger or logging.getLogger()
+def install_repeat_filter(handlers: list[logging.Handler]) -> RepeatFilter:
+    """Put one RepeatFilter on each of `handlers` (it changes the records it lets through, so it
+    belongs only on handlers that all see the same records: those Sumi made)."""
     repeat = RepeatFilter()
-    for handler in target.handlers:
+    for handler in handlers:
         if not any(isinstance(f, RepeatFilter) for f in handler.filters):
             handler.addFilter(repeat)
     return repeat
+
+
+def configure_logging(log_file: str | Path | None = None, level: int = logging.INFO) -> list[logging.Handler]:
+    """Sumi's console handler (unless the root logger has handlers already) and, with `log_file`, a
+    rotating file handler, both with one RepeatFilter. Returns the handlers it added."""
+    root = logging.getLogger()
+    added: list[logging.Handler] = []
+    if not root.handlers:
+        added.append(logging.StreamHandler())
+    if log_file:
+        path = Path(log_file).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        added.append(
+            logging.handlers.RotatingFileHandler(
+                path, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8"
+            )
+        )
+    for handler in added:
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        root.addHandler(handler)
+    if added:
+        root.setLevel(level)
+    install_repeat_filter(added)
+    return added

@@ -12,10 +12,9 @@ import struct
 import zlib
 
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image
 
-from tests.app_support import post_txt2img, serve
+from tests.app_support import local_client, post_txt2img, serve
 from webui import build_server
 
 SMALL = {"prompt": "a red fox", "steps": 2, "width": 64, "height": 64, "seed": 1234, "sampler_name": "Euler"}
@@ -89,7 +88,7 @@ def test_a_prompt_over_max_prompt_length_is_a_400_naming_the_setting(app, client
 
 
 def test_a_20_mb_negative_prompt_is_refused_with_a_4xx_and_not_echoed(make_app, tmp_path):
-    client = TestClient(build_server(make_app(tmp_path, "--api", "--nowebui")))  # the default body limit
+    client = local_client(build_server(make_app(tmp_path, "--api", "--nowebui")))  # the default body limit
     r = client.post("/sdapi/v1/txt2img", json={**SMALL, "negative_prompt": "x" * (20 * 1024 * 1024)})
     assert 400 <= r.status_code < 500 and set(r.json()) == A1111_ERROR_KEYS
     assert len(r.content) < 10_000  # the prompt is not sent back

@@ -17,7 +17,7 @@ from fastapi import APIRouter, FastAPI, Request
 from modules.sumi.app import App
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.sampling.samplers import SAMPLERS, SCHEDULE_TYPES
-from modules.sumi.frontends.http import errors
+from modules.sumi.frontends.http import errors, openapi
 from modules.sumi.frontends.http import models as m
 from modules.sumi.frontends.http.controlnet import create_controlnet_router
 from modules.sumi.services.controlnet.units import SCRIPT_TITLE, units_from_alwayson
@@ -44,9 +44,11 @@ _P_FIELDS = {f.name for f in dataclasses.fields(StableDiffusionProcessingTxt2Img
 
 def protect(fastapi_app: FastAPI, app: App) -> None:
     """What every server gets, with or without --api: A1111's JSON errors with a status by exception
-    class, no bare 500, one traceback per error, and the request body limit (`errors.py`)."""
+    class, no bare 500, one traceback per error, and the request body limit (`errors.py`), all stated in
+    the OpenAPI schema (`openapi.py`)."""
     limit_mb = getattr(app.args, "max_request_body_mb", DEFAULT_MAX_BODY_MB)
     errors.install(fastapi_app, int(float(limit_mb) * 1024 * 1024))
+    openapi.document_errors(fastapi_app)
 
 
 def processing_from_request(req: m.Txt2ImgRequest) -> StableDiffusionProcessingTxt2Img:

@@ -178,6 +178,12 @@ def _add_server_args(parser: argparse.ArgumentParser) -> None:
     )
     add("--api-log", action="store_true", help="log every API request")
     add(
+        "--log-file",
+        type=str,
+        default=None,
+        help="also write the log to this file, rotated at 10 MB with 5 old files kept (Sumi)",
+    )
+    add(
         "--max-request-body-mb",
         type=float,
         default=64,
