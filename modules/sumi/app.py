@@ -130,7 +130,7 @@ class App:
         )
         self.controlnet = self._controlnet_service()
         self.scripts = ScriptService(self.callbacks, repo_root)
-        self.extensions = ExtensionManager.from_paths(self.paths, self.options, args)
+        self.extensions = ExtensionManager.from_paths(self.paths, self.options, args, self.settings.set)
         self.generation = GenerationService(
             self.models,
             self.options,

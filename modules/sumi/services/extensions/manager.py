@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from modules.sumi.engine.errors import EngineError
 from modules.sumi.services.extensions import install
 from modules.sumi.services.extensions.model import (
     Extension,
@@ -54,8 +55,12 @@ class ExtensionManager:
         data_dir: str | Path | None = None,
         config_file: str | Path | None = None,
         cache_file: str | Path | None = None,
+        write_settings: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.extensions_dir = Path(extensions_dir)
+        # The settings service's `set` (checks, --freeze-settings, atomic save, rollback); without one,
+        # the options are set and saved directly (a manager built on its own, e.g. by a test or script).
+        self.write_settings = write_settings
         self.builtin_dir = Path(builtin_dir) if builtin_dir else None
         self.options = options
         self.args = args if args is not None else argparse.Namespace()
@@ -68,7 +73,9 @@ class ExtensionManager:
         self._lock = threading.RLock()
 
     @classmethod
-    def from_paths(cls, paths: Any, options: Any, args: Any) -> ExtensionManager:
+    def from_paths(
+        cls, paths: Any, options: Any, args: Any, write_settings: Callable[[dict[str, Any]], None] | None = None
+    ) -> ExtensionManager:
         """Built from `modules.paths.DataPaths`."""
         return cls(
             paths.extensions_dir,
@@ -78,6 +85,7 @@ class ExtensionManager:
             data_dir=paths.data_dir,
             config_file=paths.config_file,
             cache_file=paths.cache_file,
+            write_settings=write_settings,
         )
 
     # --- discovery -----------------------------------------------------------------------------
@@ -157,11 +165,20 @@ class ExtensionManager:
                 f"disable_all_extensions must be one of {list(DISABLE_MODES)}, got {disable_all!r}"
             )
         disabled = list(dict.fromkeys(str(n) for n in names))
-        self._set_opt("disabled_extensions", disabled)
+        values: dict[str, Any] = {"disabled_extensions": disabled}
         if disable_all is not None:
-            self._set_opt("disable_all_extensions", disable_all)
-        if self.config_file is not None and hasattr(self.options, "save"):
-            self.options.save(self.config_file)
+            values["disable_all_extensions"] = disable_all
+        if self.write_settings is not None:
+            try:
+                self.write_settings(values)
+            except (EngineError, OSError, RuntimeError) as exc:  # refused (--freeze-settings) or not saved
+                # nothing changed, in memory or in config.json
+                raise ExtensionError(str(exc)) from exc
+        else:
+            for key, value in values.items():
+                self._set_opt(key, value)
+            if self.config_file is not None and hasattr(self.options, "save"):
+                self.options.save(self.config_file)
         with self._lock:
             for ext in self._extensions or []:
                 ext.enabled = ext.name not in disabled
