@@ -147,6 +147,26 @@ def test_non_finite_numbers_are_a_422(client):
     assert r.status_code == 422 and "cfg_scale" in r.json()["errors"]
 
 
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("seed_resize_from_w", True),
+        ("steps", "2"),
+        ("cfg_scale", False),
+        ("tiling", 1),
+        ("send_images", "yes"),
+    ],
+)
+def test_a_value_of_another_json_type_is_a_422_not_read_as_a_number_or_flag(client, field, value):
+    """The schema says integer, number or boolean: `true` is not 1 and "2" is not 2 (found by fuzzing)."""
+    body = refused(client, {**SMALL, field: value}, 422)
+    assert field in body["errors"]
+
+
+def test_a_whole_number_written_as_a_float_is_still_an_integer(client):
+    assert client.post("/sdapi/v1/txt2img", json={**SMALL, "steps": 2.0}).status_code == 200
+
+
 def test_the_openapi_schema_states_the_bounds(client):
     schema = client.get("/openapi.json").json()["components"]["schemas"][
         "StableDiffusionTxt2ImgProcessingAPI"

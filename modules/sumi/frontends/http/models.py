@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import operator
+import types
 import typing
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+import annotated_types
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    create_model,
+)
 
 from modules.sumi.services.jobs.processing import (
     StableDiffusionProcessingImg2Img,
@@ -49,6 +61,33 @@ _RUNTIME_FIELDS = {
 }
 
 
+def _number_not_text_or_bool(value: Any) -> Any:
+    """JSON numbers only: pydantic would read `true` as 1 and "12" as 12, values the schema forbids."""
+    if isinstance(value, (bool, str)):
+        raise ValueError(f"must be a number, not {type(value).__name__} {value!r}")
+    return value
+
+
+_EXACT_BOOL = {bool: StrictBool}
+_NUMBERS = (int, float)
+
+
+def _exact(hint: Any, constraints: dict[str, Any]) -> Any:
+    """`hint` with ints, floats and bools taking only JSON values of that type (inside unions too);
+    `constraints` (ge, le, multiple_of) bound the numbers."""
+    if hint in _NUMBERS:
+        bounds = [annotated_types.Interval(ge=constraints.get("ge"), le=constraints.get("le"))]
+        if "multiple_of" in constraints:
+            bounds.append(annotated_types.MultipleOf(constraints["multiple_of"]))
+        return Annotated[(hint, *bounds, BeforeValidator(_number_not_text_or_bool))]
+    if hint in _EXACT_BOOL:
+        return _EXACT_BOOL[hint]
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return functools.reduce(operator.or_, [_exact(a, constraints) for a in args])
+    return hint
+
+
 class _ApiOnly(BaseModel):
     """Request fields the API adds to the processing object's own (A1111's names and defaults)."""
 
@@ -57,8 +96,8 @@ class _ApiOnly(BaseModel):
     sampler_index: str = "Euler"
     script_name: str | None = None
     script_args: list[Any] = Field(default_factory=list)
-    send_images: bool = True
-    save_images: bool = False
+    send_images: StrictBool = True
+    save_images: StrictBool = False
     alwayson_scripts: dict[str, Any] = Field(default_factory=dict)
     force_task_id: str | None = None
     infotext: str | None = None
@@ -114,10 +153,10 @@ _PROMPT_FIELDS = ("prompt", "negative_prompt", "hr_prompt", "hr_negative_prompt"
 _PROMPT_NOTE = "characters at most" + _SETTING.format("max_prompt_length")
 
 
-def _field_type(name: str, hint: Any) -> Any:
+def _field_type(name: str, hint: Any, constraints: dict[str, Any]) -> Any:
     if name in _PROMPT_FIELDS:  # str (or, as A1111 accepts, a list of str), each bounded
         return _PromptText if hint is str else (_PromptText | list[_PromptText])
-    return hint
+    return _exact(hint, constraints)
 
 
 def _processing_fields(cls: type) -> dict[str, Any]:
@@ -132,9 +171,10 @@ def _processing_fields(cls: type) -> dict[str, Any]:
         if f.name in _RUNTIME_FIELDS or not f.init:  # A1111 builds its models from __init__'s parameters
             continue
         bounds = dict(FIELD_BOUNDS.get(f.name, {}))
+        constraints = {k: bounds.pop(k) for k in ("ge", "le", "multiple_of") if k in bounds}
         if f.name in _PROMPT_FIELDS:
             bounds["description"] = f"{limits.PROMPT_LENGTH_CEILING} {_PROMPT_NOTE}"
-        kind = _field_type(f.name, hints[f.name]) | None
+        kind = _field_type(f.name, hints[f.name], constraints) | None
         if f.default_factory is not dataclasses.MISSING:
             fields[f.name] = (kind, Field(default_factory=f.default_factory, **bounds))
         else:
@@ -143,7 +183,7 @@ def _processing_fields(cls: type) -> dict[str, Any]:
 
 
 class _Img2ImgApiOnly(_ApiOnly):
-    include_init_images: bool = False
+    include_init_images: StrictBool = False
 
 
 if TYPE_CHECKING:
