@@ -76,7 +76,7 @@ def _exact(hint: Any, constraints: dict[str, Any]) -> Any:
     """`hint` with ints, floats and bools taking only JSON values of that type (inside unions too);
     `constraints` (ge, le, multiple_of) bound the numbers."""
     if hint in _NUMBERS:
-        bounds = [annotated_types.Interval(ge=constraints.get("ge"), le=constraints.get("le"))]
+        bounds: list[Any] = [annotated_types.Interval(ge=constraints.get("ge"), le=constraints.get("le"))]
         if "multiple_of" in constraints:
             bounds.append(annotated_types.MultipleOf(constraints["multiple_of"]))
         return Annotated[(hint, *bounds, BeforeValidator(_number_not_text_or_bool))]
