@@ -234,18 +234,18 @@ class GenerationService:
             first = 1
         images.extend(job.control.detected_maps)
         infotexts.extend("" for _ in job.control.detected_maps)
-        processed = Processed(
+        return Processed(
             p,
             images,
-            infotexts,
             p.all_seeds[0],
-            p.all_seeds,
-            p.all_subseeds,
-            first,
+            infotexts[first] if infotexts else "",
+            p.all_subseeds[0],
+            all_seeds=p.all_seeds,
+            all_subseeds=p.all_subseeds,
+            index_of_first_image=first,
+            infotexts=infotexts,
             warnings=list(p.warnings),
         )
-        processed.info = infotexts[first] if infotexts else ""
-        return processed
 
     def _prepare_control(self, p: StableDiffusionProcessing, loaded: LoadedModel) -> PreparedControl:
         """Preprocess and load every enabled ControlNet unit before the first step (fail early)."""
