@@ -111,6 +111,9 @@ class StableDiffusionProcessing:
     def close(self) -> None:
         """A1111 frees the job's sampler and cached conditionings here; Sumi keeps none on `p`."""
 
+    def init(self, all_prompts: list[str], all_seeds: list[int], all_subseeds: list[int]) -> None:
+        """A1111: the job's own preparation once its prompts and seeds are known (img2img's images)."""
+
     @property
     def main_prompt(self) -> str:
         return self.all_prompts[0] if self.all_prompts else first_text(self.prompt)
