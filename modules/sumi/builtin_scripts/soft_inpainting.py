@@ -78,16 +78,16 @@ class Script(scripts.Script):
     def ui(self, is_img2img: bool) -> list[Any]:
         from modules.ui_components import InputAccordion
 
-        with InputAccordion(False, label="Soft inpainting", elem_id="soft_inpainting_enabled") as enabled:
-            with gr.Group():
-                gr.Markdown(
-                    "Soft inpainting blends original content with inpainted content by the mask's opacity. "
-                    "**High _Mask blur_** values are recommended!"
-                )
-                sliders = [
-                    gr.Slider(label=label, minimum=low, maximum=high, step=step, value=value, elem_id=elem_id)
-                    for label, _, elem_id, low, high, step, value in SETTINGS
-                ]
+        accordion = InputAccordion(False, label="Soft inpainting", elem_id="soft_inpainting_enabled")
+        with accordion as enabled, gr.Group():
+            gr.Markdown(
+                "Soft inpainting blends original content with inpainted content by the mask's opacity. "
+                "**High _Mask blur_** values are recommended!"
+            )
+            sliders = [
+                gr.Slider(label=label, minimum=low, maximum=high, step=step, value=value, elem_id=elem_id)
+                for label, _, elem_id, low, high, step, value in SETTINGS
+            ]
         self.infotext_fields = [(enabled, ENABLED_LABEL)] + [
             (slider, key) for slider, (_, key, *_rest) in zip(sliders, SETTINGS, strict=True)
         ]
