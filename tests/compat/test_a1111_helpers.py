@@ -207,12 +207,16 @@ def test_scripts_helpers(app):
 
     assert scripts.script_callbacks.on_ui_settings
     runner = scripts.scripts_img2img
-    assert runner.alwayson_scripts == [] and runner.is_img2img and runner.paste_field_names == []
+    assert [s.title() for s in runner.alwayson_scripts] == ["Soft Inpainting"] and runner.is_img2img
+    assert all(s.is_img2img for s in runner.scripts) and not any(
+        s.is_img2img for s in scripts.scripts_txt2img.scripts
+    )
     builtin = scripts.list_scripts("modules/sumi/builtin_scripts", ".py")  # Sumi's own folder, no extensions
     assert [f.filename for f in builtin] == [
         "__init__.py",
         "prompt_matrix.py",
         "prompts_from_file.py",
+        "soft_inpainting.py",
         "xyz_grid.py",
     ]
     assert builtin[0].basedir == str(app.paths.repo_root) and builtin[0].path.endswith("__init__.py")
