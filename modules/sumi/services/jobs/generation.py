@@ -390,7 +390,9 @@ class GenerationService:
             "Sampler": p.sampler_name,
             "Schedule type": schedule,
             "CFG scale": _number(p.cfg_scale),
-            "Image CFG scale": _number(p.image_cfg_scale) if getattr(p, "image_cfg_scale", None) else None,
+            "Image CFG scale": _number(image_cfg)
+            if (image_cfg := getattr(p, "image_cfg_scale", None))
+            else None,
             "Seed": p.all_seeds[index],
             "Size": f"{p.width}x{p.height}",
             "Model hash": p.sd_model_hash if o.add_model_hash_to_info else None,
