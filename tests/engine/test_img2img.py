@@ -461,6 +461,7 @@ def test_init_latents_are_validated(sd1):
         (img2img.InitLatents(init[:1], 0.5), "shape"),
         (img2img.InitLatents(init, 0.5, fill="fill"), "unknown latent fill"),
         (img2img.InitLatents(init, 0.5, mask=torch.ones((1, 1, 4, 4))), "latent mask"),
+        (img2img.InitLatents(init, 0.5, image_conditioning=torch.zeros((2, 5, 8, 8))), "image conditioning"),
     ):
         with pytest.raises(InvalidRequestError, match=message):
             engine.generate(sd1, _request(bad), progress_bar=False)
