@@ -306,3 +306,27 @@ def test_a_job_run_again_starts_from_its_inputs_as_loopback_does(app):
     outside = np.asarray(p.mask_for_overlay) == 0
     assert (pixels(second)[outside] == pixels(first)[outside]).all()
     assert not np.array_equal(pixels(second), pixels(first))
+
+
+def test_soft_inpainting_keeps_grey_mask_levels_and_composites_by_change(app):
+    import gradio as gr
+
+    runner = app.scripts.ensure_inputs(gr.Blocks, tab="img2img")  # laid out as an API-only server does
+    args = runner.script_args_for(None, [], {"Soft Inpainting": {"args": [True, 1, 0.5, 4, 0, 0.5, 2]}})
+    big = (128, 128)  # soft inpainting's filters reach a few latent pixels beyond the mask
+    p = job(
+        init_images=[picture(big)],
+        width=128,
+        height=128,
+        mask=square_mask(big, (48, 48, 80, 80)),
+        mask_blur=3,
+    )
+    p.inpaint_full_res = False
+    p.scripts, p.script_args = runner, args
+    processed = app.runner.img2img(p)
+    assert p.mask_round is False and len(torch.unique(p.nmask)) > 2  # the blurred edge stays soft
+    assert isinstance(p.engine_extensions["soft_inpainting"], engine_img2img.SoftInpainting)
+    assert params(processed)["Soft inpainting enabled"] == "True"
+    out, original = pixels(processed.images[0]), pixels(picture(big))
+    assert np.abs(out[:4] - original[:4]).max() <= 1  # far from the mask nothing moved: the original stays
+    assert np.abs(out[56:72, 56:72] - original[56:72, 56:72]).max() > 10
