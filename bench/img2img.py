@@ -111,7 +111,7 @@ def main() -> None:
 
     def diffusers_img2img(strength: float):
         plan = img2img.img2img_steps(find_sampler(args.sampler)[0], args.steps, strength)
-        equivalent = plan.run_steps / args.steps + 1e-6
+        equivalent = min(plan.run_steps / args.steps + 1e-6, 1.0)
 
         def run(seed: int) -> None:
             pipe.scheduler = build_scheduler(args.sampler, "Automatic", model.scheduler_config).scheduler
