@@ -330,3 +330,12 @@ def test_soft_inpainting_keeps_grey_mask_levels_and_composites_by_change(app):
     out, original = pixels(processed.images[0]), pixels(picture(big))
     assert np.abs(out[:4] - original[:4]).max() <= 1  # far from the mask nothing moved: the original stays
     assert np.abs(out[56:72, 56:72] - original[56:72, 56:72]).max() > 10
+
+
+def test_latent_upscale_with_a_mask_fits_the_mask_to_the_image(app):
+    init = picture((32, 32))
+    p = job(
+        init_images=[init], resize_mode=3, mask=square_mask((32, 32), (8, 8, 24, 24)), inpaint_full_res=False
+    )
+    processed = app.runner.img2img(p)
+    assert processed.images[0].size == (SIZE, SIZE) and p.nmask is not None

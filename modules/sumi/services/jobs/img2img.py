@@ -203,7 +203,7 @@ def _prepare_images(
         if crop_region is not None:
             image = resize_image(2, image.crop(crop_region), p.width, p.height)
         if image_mask is not None and latent_mask is not None and p.inpainting_fill != 1:
-            image = masking.fill(image, latent_mask)
+            image = masking.fill(image, _sized(latent_mask, image.size))
             if p.inpainting_fill == 0:
                 p.extra_generation_params["Masked content"] = "fill"
         arrays.append(np.moveaxis(np.asarray(image, dtype=np.float32) / 255.0, 2, 0))
@@ -215,6 +215,12 @@ def _prepare_images(
         return np.repeat(arrays[0][None], p.batch_size, axis=0)
     p.batch_size = len(arrays)  # A1111: several init images make a batch of that many
     return np.stack(arrays)
+
+
+def _sized(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """`image` at `size` (a mask made at the job's size meets an image kept at its own size only in the
+    latent upscale mode)."""
+    return image if image.size == size else image.resize(size, Image.Resampling.LANCZOS)
 
 
 def _latent_mask(mask: Image.Image, latents: torch.Tensor, round_mask: bool) -> torch.Tensor:
@@ -244,7 +250,9 @@ def _image_conditioning(
         return None
     mask = None
     if image_mask is not None:
-        mask = torch.from_numpy(np.asarray(image_mask.convert("L"), dtype=np.float32) / 255.0)[None, None]
+        size = (pixels.shape[-1], pixels.shape[-2])  # the latent upscale mode encodes at the image's size
+        mask_pixels = np.asarray(_sized(image_mask.convert("L"), size), dtype=np.float32) / 255.0
+        mask = torch.from_numpy(mask_pixels)[None, None]
     weight = float(getattr(p, "inpainting_mask_weight", options.inpainting_mask_weight))
     p.is_using_inpainting_conditioning = True
     p.extra_generation_params["Conditional mask weight"] = weight
@@ -287,6 +295,8 @@ def composite(
         args = PostProcessMaskOverlayArgs(index, getattr(p, "mask_for_overlay", None), overlay)
         p.scripts.postprocess_maskoverlay(p, args)
         overlay = args.overlay_image
+    if overlay is not None and p.paste_to is None and overlay.size != image.size:  # latent upscale mode
+        overlay = _sized(overlay, image.size)
     image, _ = apply_overlay(image, p.paste_to, overlay)
     return image
 
