@@ -1,0 +1,355 @@
+"""A1111's built-in img2img scripts (Loopback, Outpainting mk2, Poor man's outpainting, SD upscale) and the
+img2img axes of X/Y/Z plot: their geometry and fills as functions, and whole runs on the tiny demo model
+through the img2img script runner, as the img2img tab and the API run them (A1111's `script_args`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from modules.sumi.builtin_scripts import loopback, outpainting_mk_2, poor_mans_outpainting, sd_upscale
+from modules.sumi.builtin_scripts.img2img_support import Sides, directions, expansion
+from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.services.images.grids import split_grid
+from modules.sumi.services.jobs.infotext import parse_infotext
+from modules.sumi.services.jobs.processing import StableDiffusionProcessingImg2Img
+from modules.sumi.services.jobs.xyz_plot import IMG2IMG_AXES, TXT2IMG_AXES, find_axis
+
+A1111_IMG2IMG_AXES = [  # v1.10.1 scripts/xyz_grid.py, img2img tab
+    "Nothing", "Seed", "Var. seed", "Var. strength", "Steps", "CFG Scale", "Image CFG Scale", "Prompt S/R",
+    "Prompt order", "Sampler", "Checkpoint name", "Negative Guidance minimum sigma", "Sigma Churn",
+    "Sigma min", "Sigma max", "Sigma noise", "Schedule type", "Schedule min sigma", "Schedule max sigma",
+    "Schedule rho", "Beta schedule alpha", "Beta schedule beta", "Eta", "Clip skip", "Denoising",
+    "Initial noise multiplier", "Extra noise", "Cond. Image Mask Weight", "VAE", "Styles", "UniPC Order",
+    "Face restore", "Token merging ratio", "Token merging ratio high-res", "Always discard next-to-last sigma",
+    "SGM noise multiplier", "Refiner checkpoint", "Refiner switch at", "RNG source", "FP8 mode", "Size",
+]  # fmt: skip
+
+
+def _picture(width: int = 64, height: int = 64, seed: int = 0) -> Image.Image:
+    """A picture with structure: a gradient, a block and some noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    pixels = np.stack([x * 255 // max(width - 1, 1), y * 255 // max(height - 1, 1), (x + y) % 256], axis=2)
+    pixels[height // 4 : height // 2, width // 4 : width // 2] = (200, 40, 90)
+    pixels = np.clip(pixels + rng.integers(-10, 10, pixels.shape), 0, 255)
+    return Image.fromarray(pixels.astype(np.uint8), "RGB")
+
+
+# --- Loopback: the strength curve ---------------------------------------------------------------------
+
+
+def test_loopback_strength_moves_from_the_jobs_own_to_the_final_along_the_curve():
+    linear = loopback.strengths(0.75, 0.25, 5, "Linear")
+    assert linear == pytest.approx([0.75, 0.625, 0.5, 0.375, 0.25])
+    aggressive = loopback.strengths(0.75, 0.25, 5, "Aggressive")
+    lazy = loopback.strengths(0.75, 0.25, 5, "Lazy")
+    for curve in (aggressive, lazy):
+        assert curve[0] == 0.75 and curve[-1] == pytest.approx(0.25)
+        assert all(a >= b for a, b in zip(curve, curve[1:], strict=False))
+    assert all(a < lin < lz for a, lin, lz in zip(aggressive[1:-1], linear[1:-1], lazy[1:-1], strict=True))
+    assert loopback.strengths(0.6, 0.1, 1, "Lazy") == [0.6]
+    assert loopback.strengths(0.2, 0.8, 3) == pytest.approx([0.2, 0.5, 0.8])
+
+
+# --- outpainting geometry ------------------------------------------------------------------------------
+
+
+def test_outpainting_grows_each_chosen_side_to_a_multiple_of_64():
+    assert expansion(64, 64, 128, ["left", "right", "up", "down"]) == Sides(128, 128, 128, 128)
+    assert expansion(64, 64, 32, ["left"]) == Sides(64, 0, 0, 0)  # 96 rounds up to 128
+    assert expansion(100, 60, 8, ["left", "right", "down"]) == Sides(14, 14, 0, 4)
+    sides = expansion(100, 70, 40, ["left", "right", "up", "down"])
+    assert (100 + sides.left + sides.right) % 64 == 0 and (70 + sides.up + sides.down) % 64 == 0
+    assert directions("left, UP", "t") == ["left", "up"]
+    with pytest.raises(InvalidRequestError, match="unknown outpainting direction 'north'"):
+        directions(["left", "north"], "t")
+    with pytest.raises(InvalidRequestError, match="at least one"):
+        directions([], "t")
+
+
+def test_noise_matched_fill_keeps_the_picture_and_fills_with_its_colours():
+    image = np.asarray(_picture(64, 48), dtype=np.float64) / 255.0
+    mask = np.zeros((48, 64))
+    mask[:, 40:] = 1.0
+    filled = outpainting_mk_2.matched_noise(image, mask, noise_q=1.0, color_variation=0.05)
+    assert filled.shape == image.shape and np.array_equal(filled[:, :40], image[:, :40])
+    assert np.array_equal(filled, outpainting_mk_2.matched_noise(image, mask, 1.0, 0.05))  # deterministic
+    region, reference = filled[:, 40:].reshape(-1, 3), image[:, :40].reshape(-1, 3)
+    assert region.std() > 0.01  # noise, not a flat colour
+    for c in range(3):  # the fill has the kept part's histogram
+        assert np.quantile(region[:, c], [0.1, 0.5, 0.9]) == pytest.approx(
+            np.quantile(reference[:, c], [0.1, 0.5, 0.9]), abs=0.03
+        )
+    black = outpainting_mk_2.matched_noise(np.zeros((16, 16, 3)), mask[:16, :16] * 0 + 1, 1.0, 0.5)
+    assert np.isfinite(black).all()
+
+
+def test_outpainting_mk2_step_redraws_the_strip_beside_the_grown_side():
+    picture = _picture(64, 64)
+    step = outpainting_mk_2.plan_step(picture, "left", 64, 8, (128, 128), (1.0, 0.05))
+    assert step.canvas.size == (128, 64) and step.size == (128, 64) and step.strip == (0, 0, 128, 64)
+    mask = np.asarray(step.mask)
+    assert (mask[:, : 64 + 8] == 255).all() and (mask[:, 64 + 8 :] == 0).all()
+    assert np.array_equal(
+        np.asarray(step.canvas)[:, 64 + 8 :], np.asarray(picture)[:, 8:]
+    )  # the seam is filled too
+    latent = np.asarray(step.latent_mask)
+    assert (latent[:, : 64 + 16] == 255).all() and (latent[:, 64 + 16 :] == 0).all()
+    down = outpainting_mk_2.plan_step(picture, "down", 64, 0, (64, 64), (1.0, 0.05))
+    assert down.strip == (0, 64, 64, 128)  # limited to the job's height, at the bottom
+    grown = outpainting_mk_2.finish_step(down, Image.new("RGB", (64, 64), (1, 2, 3)))
+    assert grown.size == (64, 128) and grown.getpixel((5, 100)) == (1, 2, 3)
+    assert np.array_equal(np.asarray(grown)[:64], np.asarray(picture))
+
+
+def test_poor_mans_outpainting_redraws_only_tiles_that_reach_the_new_part():
+    sides = expansion(64, 64, 32, ["right"])
+    canvas, mask, latent = poor_mans_outpainting.canvas_and_masks(_picture(), sides, 4)
+    assert canvas.size == (128, 64) and np.array_equal(np.asarray(canvas)[:, :64], np.asarray(_picture()))
+    # PIL's rectangles include their last pixel, as in A1111: the kept part ends at x = 64 - 2 * blur
+    assert (np.asarray(mask)[:, : 64 - 8 + 1] == 0).all() and (np.asarray(mask)[:, 64 - 8 + 1 :] == 255).all()
+    assert (np.asarray(latent)[:, : 64 - 2 + 1] == 0).all() and (
+        np.asarray(latent)[:, 64 - 2 + 1 :] == 255
+    ).all()
+    grid = split_grid(canvas, 64, 64, 32)
+    assert len(grid.tiles[0][2]) == 3  # x = 0, 32, 64
+    assert poor_mans_outpainting.tiles_to_redraw(grid, sides) == [(0, 1), (0, 2)]
+    assert poor_mans_outpainting.masked_content("latent noise") == 2
+    assert poor_mans_outpainting.masked_content(1) == 1
+    with pytest.raises(InvalidRequestError, match="Masked content must be one of"):
+        poor_mans_outpainting.masked_content("blur")
+
+
+# --- SD upscale -----------------------------------------------------------------------------------------
+
+
+def test_sd_upscale_always_offers_none_lanczos_and_nearest():
+    choices = sd_upscale.upscalers()
+    assert [data.name for data in choices][:3] == ["None", "Lanczos", "Nearest"]
+    nearest = sd_upscale.find_upscaler(2, choices)
+    assert sd_upscale.find_upscaler("lanczos", choices).name == "Lanczos" and nearest.name == "Nearest"
+    picture = _picture(64, 40)
+    doubled = sd_upscale.upscaled(picture, nearest, 2.0)
+    assert doubled.size == (128, 80)
+    assert np.array_equal(np.asarray(doubled)[::2, ::2], np.asarray(picture))  # nearest: copies pixels
+    assert sd_upscale.upscaled(picture, choices[1], 1.5).size == (96, 56)  # A1111: down to a multiple of 8
+    assert sd_upscale.upscaled(picture, choices[0], 3.0) is picture
+    with pytest.raises(InvalidRequestError, match="upscaler 'ESRGAN_4x' not found"):
+        sd_upscale.find_upscaler("ESRGAN_4x", choices)
+    with pytest.raises(InvalidRequestError, match="Upscaler must be a whole number from 0 to 2"):
+        sd_upscale.find_upscaler(7, choices)
+    for size, tile, overlap in (((128, 128), 64, 16), ((200, 96), 64, 32), ((64, 64), 64, 0)):
+        assert sd_upscale.tile_count(*size, tile, tile, overlap) == sum(
+            len(row) for _y, _h, row in split_grid(Image.new("RGB", size), tile, tile, overlap).tiles
+        )
+
+
+# --- X/Y/Z plot's img2img axes ---------------------------------------------------------------------------
+
+
+def test_xyz_img2img_tab_has_a1111s_axis_list_with_its_img2img_axes():
+    assert [axis.label for axis in IMG2IMG_AXES] == A1111_IMG2IMG_AXES
+    assert "Image CFG Scale" not in [axis.label for axis in TXT2IMG_AXES]
+    denoising = find_axis(24, is_img2img=True)
+    assert denoising.label == "Denoising" and find_axis(6, is_img2img=True).label == "Image CFG Scale"
+    assert find_axis(25, is_img2img=True).label == "Initial noise multiplier"
+    assert find_axis("denoising", is_img2img=True) is denoising
+    p = StableDiffusionProcessingImg2Img()
+    for index, field, value in (
+        (24, "denoising_strength", 0.3),
+        (6, "image_cfg_scale", 1.25),
+        (25, "initial_noise_multiplier", 0.9),
+    ):
+        find_axis(index, is_img2img=True).apply(p, value, [value])
+        assert getattr(p, field) == value
+    with pytest.raises(InvalidRequestError, match="'Denoising' is not supported by Sumi in txt2img"):
+        find_axis("Denoising")
+    with pytest.raises(InvalidRequestError, match="'Cond. Image Mask Weight' is not supported"):
+        find_axis(27, is_img2img=True)
+
+
+# --- the scripts in the img2img runner ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def app(make_module_app, tmp_path_factory):
+    app = make_module_app(tmp_path_factory.mktemp("img2img_scripts") / "data", "--nowebui")
+    app.queue.run("wait for the first load", lambda: None)
+    return app
+
+
+@pytest.fixture(scope="module")
+def runner(app):
+    return app.scripts.ensure_inputs(tab="img2img")
+
+
+def _img2img(app, runner, script: str | None, args: list, **fields):
+    """An img2img job with `script` selected and A1111's `script_args`, run as the API runs it."""
+    values = {"prompt": "a fox", "steps": 2, "width": 64, "height": 64, "seed": 4, "sampler_name": "Euler"}
+    values.update(fields)
+    values.setdefault("init_images", [_picture()])
+    p = StableDiffusionProcessingImg2Img(**values)
+    p.scripts = runner
+    p.script_args = runner.script_args_for(script, args, {})
+    return app.runner.img2img(p)
+
+
+def _pixels(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("RGB"))
+
+
+def _count_jobs(app):
+    """Counts the img2img jobs that start (the first denoiser call of each batch)."""
+    jobs: list[int] = []
+
+    def seen(params):
+        if params.sampling_step == 0:
+            jobs.append(1)
+
+    app.callbacks.add("cfg_denoiser", seen)
+    return jobs, seen
+
+
+def test_the_img2img_scripts_are_listed_on_the_img2img_tab_only(app, runner):
+    titles = runner.titles
+    for title in ("Loopback", "Outpainting mk2", "Poor man's outpainting", "SD upscale", "X/Y/Z plot"):
+        assert title in titles
+    assert not {"Loopback", "Outpainting mk2", "Poor man's outpainting", "SD upscale"} & set(
+        app.scripts.txt2img.titles
+    )
+    scripts = {s.title(): s for s in runner.selectable_scripts}
+    assert [c.value for c in scripts["Loopback"].controls] == [4, 0.5, "Linear", "None"]
+    assert scripts["Loopback"].controls[0].elem_id == "script_loopback_loops"
+    mk2 = scripts["Outpainting mk2"].controls
+    assert [c.value for c in mk2[1:]] == [128, 8, ["left", "right", "up", "down"], 1.0, 0.05]
+    assert mk2[4].elem_id == "script_outpainting_mk2_noise_q"
+    poor = scripts["Poor man's outpainting"].controls
+    assert [c.value for c in poor] == [128, 4, "fill", ["left", "right", "up", "down"]]
+    assert poor[0].elem_id == "img2img_script_poor_mans_outpainting_pixels"
+    upscale = scripts["SD upscale"].controls
+    assert [c.value for c in upscale[1:]] == [64, "None", 2.0] and upscale[
+        2
+    ].elem_id == "script_sd_upscale_upscaler_index"
+    assert upscale[2].choices[:3] == [("None", "None"), ("Lanczos", "Lanczos"), ("Nearest", "Nearest")]
+    xyz = scripts["X/Y/Z plot"].controls
+    offered = [label for label, _ in xyz[0].choices]
+    assert "Denoising" in offered and "Image CFG Scale" in offered and "Hires steps" not in offered
+
+
+def test_loopback_runs_each_loop_on_the_last_picture_with_the_strength_curve(app, runner):
+    strengths: list[float] = []
+    jobs, seen = _count_jobs(app)
+    try:
+        processed = _img2img(app, runner, "Loopback", [3, 0.25, "Linear", "None"], denoising_strength=0.75)
+    finally:
+        app.callbacks.remove_function(seen)
+    assert len(jobs) == 3
+    assert len(processed.images) == 4 and processed.index_of_first_image == 1  # the grid, then 3 loops
+    assert processed.images[0].size == (3 * 64, 64)
+    infos = [parse_infotext(text) for text in processed.infotexts[1:]]
+    strengths = [float(info["Denoising strength"]) for info in infos]
+    assert strengths == pytest.approx([0.75, 0.5, 0.25])
+    assert [info["Seed"] for info in infos] == ["4", "5", "6"]
+    assert infos[0]["Final denoising strength"] == "0.25" and infos[0]["Denoising curve"] == "Linear"
+    # each loop starts from the picture before it: the second loop alone gives the same picture
+    again = _img2img(app, runner, None, [], init_images=[processed.images[1]], denoising_strength=0.5, seed=5)
+    assert np.array_equal(_pixels(again.images[0]), _pixels(processed.images[2]))
+
+
+def test_loopback_refuses_interrogation_until_sumi_has_captioning(app, runner):
+    with pytest.raises(InvalidRequestError, match="needs captioning"):
+        _img2img(app, runner, "Loopback", [2, 0.5, "Linear", "CLIP"])
+    with pytest.raises(InvalidRequestError, match="curve must be one of"):
+        _img2img(app, runner, "Loopback", [2, 0.5, "Steep", "None"])
+
+
+def test_outpainting_mk2_grows_the_picture_and_keeps_the_original(app, runner):
+    picture = _picture()
+    processed = _img2img(
+        app,
+        runner,
+        "Outpainting mk2",
+        [None, 32, 0, ["left", "down"], 1.0, 0.05],
+        width=128,
+        height=128,
+        init_images=[picture],
+    )
+    assert len(processed.images) == 1
+    grown = processed.images[0]
+    assert grown.size == (128, 128)  # 64 + 32 on each chosen side, rounded up to 64
+    assert np.array_equal(_pixels(grown)[:64, 64:], _pixels(picture))  # the original, at the top right
+    assert _pixels(grown)[64:, :64].std() > 1  # the new corner was drawn
+    assert parse_infotext(processed.infotexts[0])["Denoising strength"] == "0.75"
+
+
+def test_poor_mans_outpainting_grows_the_picture_and_keeps_the_original(app, runner):
+    picture = _picture()
+    jobs, seen = _count_jobs(app)
+    try:
+        processed = _img2img(
+            app, runner, "Poor man's outpainting", [16, 0, 1, ["right"]], init_images=[picture]
+        )
+    finally:
+        app.callbacks.remove_function(seen)
+    grown = processed.images[0]
+    assert len(processed.images) == 1 and grown.size == (128, 64)
+    assert np.array_equal(_pixels(grown)[:, :64], _pixels(picture))  # kept by the mask and the overlay
+    assert _pixels(grown)[:, 64:].std() > 1  # the new part was drawn
+    assert len(jobs) == 2  # tiles at x = 32 and 64; the one at 0 lies inside the original
+    with pytest.raises(InvalidRequestError, match="must be larger than Pixels to expand"):
+        _img2img(app, runner, "Poor man's outpainting", [64, 4, 0, ["left"]])
+
+
+def test_sd_upscale_output_size_and_tile_count(app, runner):
+    jobs, seen = _count_jobs(app)
+    try:
+        processed = _img2img(app, runner, "SD upscale", [None, 16, 2, 2.0], denoising_strength=0.5)
+    finally:
+        app.callbacks.remove_function(seen)
+    assert len(processed.images) == 1 and processed.images[0].size == (128, 128)
+    assert len(jobs) == sd_upscale.tile_count(128, 128, 64, 64, 16) == 9
+    info = parse_infotext(processed.infotexts[0])
+    assert info["SD upscale overlap"] == "16" and info["SD upscale upscaler"] == "Nearest"
+    batched = _img2img(app, runner, "SD upscale", [None, 0, "Lanczos", 1.0], batch_size=2, n_iter=2)
+    assert [image.size for image in batched.images] == [(64, 64), (64, 64)]
+    with pytest.raises(InvalidRequestError, match="Tile overlap \\(64\\) must be smaller"):
+        _img2img(app, runner, "SD upscale", [None, 64, 0, 2.0])
+
+
+def test_xyz_img2img_denoising_axis_changes_the_strength(app, runner):
+    args = [
+        24,
+        "0.25, 0.75",
+        None,
+        0,
+        "",
+        None,
+        0,
+        "",
+        None,
+        True,
+        True,
+        False,
+        False,
+        False,
+        False,
+        False,
+        0,
+        False,
+    ]
+    processed = _img2img(app, runner, "X/Y/Z plot", args)
+    assert len(processed.images) == 3  # the grid and the two cells
+    infos = [parse_infotext(text) for text in processed.infotexts]
+    assert infos[0]["X Type"] == "Denoising" and [i["Denoising strength"] for i in infos[1:]] == [
+        "0.25",
+        "0.75",
+    ]
+    for strength, cell in zip((0.25, 0.75), processed.images[1:], strict=True):
+        single = _img2img(app, runner, None, [], denoising_strength=strength)
+        assert np.array_equal(_pixels(cell), _pixels(single.images[0]))
+    assert not np.array_equal(_pixels(processed.images[1]), _pixels(processed.images[2]))
+    args[0], args[1] = 25, "0.5, 1"
+    noise = _img2img(app, runner, "X/Y/Z plot", args)
+    assert not np.array_equal(_pixels(noise.images[1]), _pixels(noise.images[2]))
