@@ -59,7 +59,7 @@ def test_loopback_strength_moves_from_the_jobs_own_to_the_final_along_the_curve(
 def test_outpainting_grows_each_chosen_side_to_a_multiple_of_64():
     assert expansion(64, 64, 128, ["left", "right", "up", "down"]) == Sides(128, 128, 128, 128)
     assert expansion(64, 64, 32, ["left"]) == Sides(64, 0, 0, 0)  # 96 rounds up to 128
-    assert expansion(100, 60, 8, ["left", "right", "down"]) == Sides(14, 14, 0, 4)
+    assert expansion(100, 60, 8, ["left", "right", "down"]) == Sides(14, 14, 0, 68)  # 68 = 128 - 60
     sides = expansion(100, 70, 40, ["left", "right", "up", "down"])
     assert (100 + sides.left + sides.right) % 64 == 0 and (70 + sides.up + sides.down) % 64 == 0
     assert directions("left, UP", "t") == ["left", "up"]
