@@ -353,3 +353,53 @@ def test_xyz_img2img_denoising_axis_changes_the_strength(app, runner):
     args[0], args[1] = 25, "0.5, 1"
     noise = _img2img(app, runner, "X/Y/Z plot", args)
     assert not np.array_equal(_pixels(noise.images[1]), _pixels(noise.images[2]))
+
+
+def test_loopback_with_batch_count_restarts_from_the_init_image(app, runner):
+    processed = _img2img(app, runner, "Loopback", [2, 0.5, "Lazy", "None"], n_iter=2, steps=1)
+    infos = [parse_infotext(text) for text in processed.infotexts[1:]]
+    assert len(processed.images) == 3  # the grid and the last picture of each run
+    assert [info["Seed"] for info in infos] == ["5", "7"]  # runs use seeds 4, 5 and 6, 7
+    assert [info["Denoising curve"] for info in infos] == ["Lazy", "Lazy"]
+    assert not np.array_equal(_pixels(processed.images[1]), _pixels(processed.images[2]))
+
+
+def test_pictures_the_scripts_assemble_are_saved_in_the_img2img_folders(app, runner):
+    outputs = app.paths.resolve("outputs")
+
+    def saved(folder: str) -> set[str]:
+        return {p.name for p in (outputs / folder).rglob("*.png")}
+
+    samples, grids = saved("img2img-images"), saved("img2img-grids")
+    upscaled = _img2img(app, runner, "SD upscale", [None, 0, "Nearest", 2.0], steps=1)
+    new = saved("img2img-images") - samples
+    assert len(new) == 1  # the tiles are not saved, the whole picture is
+    (path,) = [p for p in (outputs / "img2img-images").rglob("*.png") if p.name in new]
+    with Image.open(path) as image:
+        assert image.size == (128, 128) and "SD upscale upscaler: Nearest" in image.info["parameters"]
+    assert upscaled.images[0].size == (128, 128)
+    _img2img(app, runner, "Loopback", [2, 0.5, "Linear", "None"], steps=1)
+    assert len(saved("img2img-grids") - grids) == 1 and not (outputs / "txt2img-grids").exists()
+
+
+def test_the_img2img_controls_build_inside_a_page(runner):
+    import gradio as gr
+
+    from modules.sumi.builtin_scripts import xyz_grid as xyz_ui
+
+    scripts = {s.title(): s for s in runner.selectable_scripts}
+    with gr.Blocks():
+        built = {title: scripts[title].ui(True) for title in scripts}
+    assert [
+        len(built[t]) for t in ("Loopback", "Outpainting mk2", "Poor man's outpainting", "SD upscale")
+    ] == [
+        4,
+        6,
+        4,
+        4,
+    ]
+    assert built["Loopback"][3].visible is False  # no captioning: the option is not shown
+    xyz = built["X/Y/Z plot"]
+    paste = dict((id(c), key) for c, key in scripts["X/Y/Z plot"].infotext_fields)
+    assert paste[id(xyz[0])]({"X Type": "Denoising"}) == 24
+    assert xyz_ui._select_axis(9, "Euler", [], False, is_img2img=True)[2]["value"] == ["Euler"]
