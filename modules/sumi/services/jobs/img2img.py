@@ -131,6 +131,8 @@ def _prepare_mask(p: StableDiffusionProcessingImg2Img) -> tuple[Image.Image | No
         return None, None
     extra = p.extra_generation_params
     mask = create_binary_mask(p.image_mask, round=p.mask_round)
+    if p.init_images and mask.size != p.init_images[0].size:  # a mask of another size fits the image
+        mask = mask.resize(p.init_images[0].size, Image.Resampling.LANCZOS)
     if p.inpainting_mask_invert:
         mask = ImageOps.invert(mask)
         extra["Mask mode"] = "Inpaint not masked"
@@ -235,17 +237,15 @@ def _image_conditioning(
         return engine_img2img.pix2pix_conditioning(model, pixels)
     if kind != "inpaint":
         return None
-    if image_mask is None:
-        mask = torch.ones(1, 1, *pixels.shape[-2:])
-    else:
+    mask = None
+    if image_mask is not None:
         mask = torch.from_numpy(np.asarray(image_mask.convert("L"), dtype=np.float32) / 255.0)[None, None]
-        if p.mask_round:
-            mask = mask.round()
     weight = float(getattr(p, "inpainting_mask_weight", options.inpainting_mask_weight))
     p.is_using_inpainting_conditioning = True
     p.extra_generation_params["Conditional mask weight"] = weight
-    mask = mask.to(device=pixels.device, dtype=pixels.dtype)
-    return engine_img2img.inpaint_conditioning(model, pixels, mask, mask_weight=weight)
+    return engine_img2img.inpaint_conditioning(
+        model, pixels, mask, mask_weight=weight, round_mask=p.mask_round
+    )
 
 
 def init_latents(p: StableDiffusionProcessingImg2Img, options: Any) -> engine_img2img.InitLatents:
