@@ -111,7 +111,7 @@ def _grids_dir(p: Any) -> str:
 def save_sample(p: Any, image: Image.Image, seed: Any, infotext: str, warnings: list[str]) -> None:
     """Save a picture the script assembled (as A1111: in the img2img samples folder, opt `samples_save`)."""
     o = shared.opts
-    if not o.samples_save:
+    if p.do_not_save_samples or not o.samples_save:  # an API request without save_images saves nothing
         return
     _save(warnings, image, _samples_dir(p), "", seed, p, infotext, extension=o.samples_format)
 
@@ -119,7 +119,7 @@ def save_sample(p: Any, image: Image.Image, seed: Any, infotext: str, warnings: 
 def save_grid(p: Any, grid: Image.Image, seed: Any, infotext: str, warnings: list[str]) -> None:
     """Save a script's grid as A1111's `grid-NNNN` in the img2img grids folder (opt `grid_save`)."""
     o = shared.opts
-    if not o.grid_save:
+    if p.do_not_save_grid or not o.grid_save:
         return
     short = not getattr(o, "grid_extended_filename", False)
     _save(
