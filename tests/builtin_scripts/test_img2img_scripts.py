@@ -430,3 +430,21 @@ def test_the_img2img_controls_build_inside_a_page(runner):
     paste = dict((id(c), key) for c, key in scripts["X/Y/Z plot"].infotext_fields)
     assert paste[id(xyz[0])]({"X Type": "Denoising"}) == 24
     assert xyz_ui._select_axis(9, "Euler", [], False, is_img2img=True)[2]["value"] == ["Euler"]
+
+
+def test_loopback_stops_at_an_interrupt(client, app):
+    jobs: list[int] = []
+
+    def interrupt_second_loop(params):
+        if params.sampling_step == 0:
+            jobs.append(1)
+            if len(jobs) == 2:
+                app.state.interrupt()
+
+    app.callbacks.add("cfg_denoiser", interrupt_second_loop)
+    try:
+        result = _post(client, "Loopback", [4, 0.25, "Linear", "None"], steps=1)
+    finally:
+        app.callbacks.remove_function(interrupt_second_loop)
+    assert len(jobs) == 2  # the third and fourth loops never started
+    assert len(result.images) == 1 and result.params[0]["Seed"] == "4"  # the first loop's picture, no grid
