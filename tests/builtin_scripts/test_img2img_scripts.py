@@ -168,7 +168,9 @@ def test_xyz_img2img_tab_has_a1111s_axis_list_with_its_img2img_axes():
         (6, "image_cfg_scale", 1.25),
         (25, "initial_noise_multiplier", 0.9),
     ):
-        find_axis(index, is_img2img=True).apply(p, value, [value])
+        apply = find_axis(index, is_img2img=True).apply
+        assert apply is not None
+        apply(p, value, [value])
         assert getattr(p, field) == value
     with pytest.raises(InvalidRequestError, match="'Denoising' is not supported by Sumi in txt2img"):
         find_axis("Denoising")
