@@ -189,8 +189,10 @@ def app(make_module_app, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def runner(app):
-    return app.scripts.ensure_inputs(tab="img2img")
+def runner(app, client):
+    """The img2img tab's runner, laid out as the API lays it out (inside a throwaway page)."""
+    assert client.get("/sdapi/v1/scripts").status_code == 200
+    return app.scripts.img2img
 
 
 def _b64(image: Image.Image) -> str:
