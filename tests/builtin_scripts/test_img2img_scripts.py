@@ -453,3 +453,14 @@ def test_loopback_stops_at_an_interrupt(client, app):
         app.callbacks.remove_function(interrupt_second_loop)
     assert len(jobs) == 2  # the third and fourth loops never started
     assert len(result.images) == 1 and result.params[0]["Seed"] == "4"  # the first loop's picture, no grid
+
+
+def test_outpainting_mk2_grows_every_picture_of_a_batch(client):
+    args = [None, 64, 4, ["right"], 1.0, 0.05]
+    result = _post(client, "Outpainting mk2", args, batch_size=2, steps=1)
+    assert len(result.images) == 3 and result.info["index_of_first_image"] == 1  # the grid, then 2
+    assert [image.shape[:2] for image in result.images[1:]] == [(64, 128), (64, 128)]
+    assert result.images[0].shape[:2] == (64, 256)
+    assert not np.array_equal(result.images[1], result.images[2])  # seeds 4 and 5
+    upscaled = _post(client, "SD upscale", [None, 0, "Nearest", 2.0], batch_size=3, steps=1)
+    assert len(upscaled.images) == 1 and upscaled.images[0].shape[:2] == (128, 128)  # 4 tiles: jobs of 3 + 1

@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from modules import images, shared
 from modules.sumi.engine.errors import InvalidRequestError
@@ -96,6 +96,15 @@ def expansion(width: int, height: int, pixels: int, chosen: Iterable[str]) -> Si
     left, right = axis(width, "left" in chosen, "right" in chosen)
     up, down = axis(height, "up" in chosen, "down" in chosen)
     return Sides(left, right, up, down)
+
+
+def keep_box(mask: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
+    """`mask` with the box (PIL's: both corners included) black, i.e. kept; an empty box (a seam
+    wider than the strip) keeps nothing."""
+    x0, y0, x1, y1 = box
+    if x1 >= x0 and y1 >= y0:
+        ImageDraw.Draw(mask).rectangle(box, fill=0)
+    return mask
 
 
 def _samples_dir(p: Any) -> str:

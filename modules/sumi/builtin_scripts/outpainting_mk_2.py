@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 import modules.scripts as scripts
 from modules import shared
@@ -25,6 +25,7 @@ from modules.sumi.builtin_scripts.img2img_support import (
     directions,
     expansion,
     init_image,
+    keep_box,
     number,
     whole,
 )
@@ -147,7 +148,7 @@ def plan_step(
     canvas = Image.new("RGB", (canvas_w, canvas_h))
     canvas.paste(image, (grow_w if side == "left" else 0, grow_h if side == "up" else 0))
 
-    def keep_box(inset: int, width: int, height: int) -> tuple[int, int, int, int]:
+    def kept(inset: int, width: int, height: int) -> tuple[int, int, int, int]:
         return (
             pixels + inset if side == "left" else 0,
             pixels + inset if side == "up" else 0,
@@ -155,8 +156,7 @@ def plan_step(
             height - pixels - inset if side == "down" else size[1],
         )
 
-    mask = Image.new("L", (canvas_w, canvas_h), 255)
-    ImageDraw.Draw(mask).rectangle(keep_box(blur, canvas_w, canvas_h), fill=0)
+    mask = keep_box(Image.new("L", (canvas_w, canvas_h), 255), kept(blur, canvas_w, canvas_h))
     filled = noise_filled(canvas, mask, *noise)
 
     strip_w = min(limit[0], size[0] // 8 * 8) if horizontal else canvas_w
@@ -164,8 +164,7 @@ def plan_step(
     x0 = 0 if side == "left" else canvas_w - strip_w
     y0 = 0 if side == "up" else canvas_h - strip_h
     strip = (x0, y0, x0 + strip_w, y0 + strip_h)
-    latent = Image.new("L", (strip_w, strip_h), 255)
-    ImageDraw.Draw(latent).rectangle(keep_box(blur * 2, strip_w, strip_h), fill=0)
+    latent = keep_box(Image.new("L", (strip_w, strip_h), 255), kept(blur * 2, strip_w, strip_h))
     return Step(filled, size, strip, mask.crop(strip), latent)
 
 

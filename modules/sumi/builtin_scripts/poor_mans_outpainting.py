@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from PIL import Image, ImageDraw
+from PIL import Image
 
 import modules.scripts as scripts
 from modules import shared
@@ -24,6 +24,7 @@ from modules.sumi.builtin_scripts.img2img_support import (
     directions,
     expansion,
     init_image,
+    keep_box,
     whole,
 )
 from modules.sumi.engine.errors import InvalidRequestError
@@ -46,17 +47,13 @@ def masked_content(value: Any) -> int:
 
 def _keep_mask(size: tuple[int, int], sides: Sides, inset: int) -> Image.Image:
     """White (redraw) everywhere but the old picture, less `inset` pixels on each grown side."""
-    mask = Image.new("L", size, 255)
-    ImageDraw.Draw(mask).rectangle(
-        (
-            sides.left + (inset if sides.left else 0),
-            sides.up + (inset if sides.up else 0),
-            size[0] - sides.right - (inset if sides.right else 0),
-            size[1] - sides.down - (inset if sides.down else 0),
-        ),
-        fill=0,
+    box = (
+        sides.left + (inset if sides.left else 0),
+        sides.up + (inset if sides.up else 0),
+        size[0] - sides.right - (inset if sides.right else 0),
+        size[1] - sides.down - (inset if sides.down else 0),
     )
-    return mask
+    return keep_box(Image.new("L", size, 255), box)
 
 
 def canvas_and_masks(
