@@ -11,6 +11,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from modules.sumi.builtin_scripts import loopback, outpainting_mk_2, poor_mans_outpainting, sd_upscale
@@ -108,6 +110,36 @@ def test_outpainting_mk2_step_redraws_the_strip_beside_the_grown_side():
     grown = outpainting_mk_2.finish_step(down, Image.new("RGB", (64, 64), (1, 2, 3)))
     assert grown.size == (64, 128) and grown.getpixel((5, 100)) == (1, 2, 3)
     assert np.array_equal(np.asarray(grown)[:64], np.asarray(picture))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(8, 80),
+    st.integers(8, 80),
+    st.sampled_from(["left", "right", "up", "down"]),
+    st.integers(1, 96),
+    st.integers(0, 64),
+    st.integers(1, 16),
+)
+def test_every_outpainting_step_fits_the_job_and_keeps_the_old_picture(
+    width, height, side, pixels, blur, limit
+):
+    picture = _picture(width, height)
+    step = outpainting_mk_2.plan_step(picture, side, pixels, blur, (limit * 8, limit * 8), (1.0, 0.05))
+    x0, y0, x1, y1 = step.strip
+    assert 0 <= x0 < x1 <= step.canvas.width and 0 <= y0 < y1 <= step.canvas.height
+    assert (
+        (x1 - x0) % 8 == 0
+        and (y1 - y0) % 8 == 0
+        and step.mask.size == step.latent_mask.size == (x1 - x0, y1 - y0)
+    )
+    grown = outpainting_mk_2.finish_step(step, step.canvas.crop(step.strip))
+    horizontal = side in ("left", "right")
+    assert grown.size == (width + pixels * horizontal, height + pixels * (not horizontal))
+    at = (pixels if side == "left" else 0, pixels if side == "up" else 0)
+    kept = _pixels(grown)[at[1] : at[1] + height, at[0] : at[0] + width]
+    inner = slice(blur + 1, -blur - 1) if blur + 1 < min(width, height) // 2 else slice(0, 0)
+    assert np.array_equal(kept[inner, inner], _pixels(picture)[inner, inner])
 
 
 def test_poor_mans_outpainting_redraws_only_tiles_that_reach_the_new_part():
