@@ -272,3 +272,25 @@ def test_the_job_and_its_progress_are_named_img2img(app):
     finally:
         app.callbacks.remove_function(record)
     assert queued.name == "img2img" and seen and set(seen) == {"img2img"}
+
+
+def test_a_nine_channel_inpainting_model_gets_the_mask_and_the_masked_image(make_app, tmp_path):
+    from tests.fixtures.tiny_models import write_tiny_checkpoint
+
+    models = tmp_path / "models" / "Stable-diffusion"
+    models.mkdir(parents=True)
+    write_tiny_checkpoint(models / "tiny-inpainting.safetensors", "SD1", inpaint=True)
+    inpaint_app = make_app(tmp_path, loaded=True)
+    assert engine_img2img.needs_image_conditioning(inpaint_app.models.get().sd) == "inpaint"
+    p = job(mask=square_mask(), inpaint_full_res=False, mask_blur=0)
+    processed = inpaint_app.runner.img2img(p)
+    assert p.is_using_inpainting_conditioning and tuple(p.image_conditioning.shape) == (1, 5, 8, 8)
+    assert params(processed)["Conditional mask weight"] == "1.0"
+    assert json.loads(processed.js())["is_using_inpainting_conditioning"] is True
+    out, original = pixels(processed.images[0]), pixels(picture())
+    outside = np.asarray(p.mask_for_overlay) == 0
+    assert (out[outside] == original[outside]).all()
+    inpaint_app.settings.set({"inpainting_mask_weight": 0.5})
+    weaker = job(mask=square_mask(), inpaint_full_res=False, mask_blur=0)
+    assert params(inpaint_app.runner.img2img(weaker))["Conditional mask weight"] == "0.5"
+    assert not torch.equal(weaker.image_conditioning, p.image_conditioning)
