@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from modules.sumi.builtin_scripts import loopback, outpainting_mk_2, poor_mans_outpainting, sd_upscale
-from modules.sumi.builtin_scripts.img2img_support import Sides, directions, expansion
+from modules.sumi.builtin_scripts.support.img2img import Sides, directions, expansion
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.services.images.grids import split_grid
 from modules.sumi.services.jobs.infotext import parse_infotext

@@ -18,7 +18,7 @@ from typing import Any
 import modules.scripts as scripts
 from modules import shared
 from modules.processing import setup_color_correction
-from modules.sumi.builtin_scripts.img2img_support import init_image, number, save_grid, whole
+from modules.sumi.builtin_scripts.support.img2img import init_image, number, save_grid, whole
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.services.images.saving import image_grid
 from modules.sumi.services.jobs.processing import Processed
@@ -146,6 +146,6 @@ class Script(scripts.Script):
             return history.processed(p)
         grid = image_grid(history.images, rows=1)
         info = history.infotexts[0]
-        save_grid(p, grid, history.seeds[0], info, history.warnings)
+        save_grid(app.options, p, grid, history.seeds[0], info, history.warnings)
         grids = [(grid, info)] if app.options.return_grid else []
         return history.processed(p, grids)

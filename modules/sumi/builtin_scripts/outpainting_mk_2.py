@@ -19,7 +19,7 @@ from PIL import Image
 
 import modules.scripts as scripts
 from modules import shared
-from modules.sumi.builtin_scripts.img2img_support import (
+from modules.sumi.builtin_scripts.support.img2img import (
     DIRECTIONS,
     assembled,
     directions,

@@ -17,7 +17,7 @@ from PIL import Image
 import modules.scripts as scripts
 from modules import shared
 from modules.images import combine_grid, split_grid
-from modules.sumi.builtin_scripts.img2img_support import (
+from modules.sumi.builtin_scripts.support.img2img import (
     DIRECTIONS,
     Sides,
     assembled,

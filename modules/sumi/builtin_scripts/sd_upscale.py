@@ -19,7 +19,7 @@ from PIL import Image
 import modules.scripts as scripts
 from modules import shared
 from modules.images import combine_grid, flatten, split_grid
-from modules.sumi.builtin_scripts.img2img_support import assembled, init_image, number, whole
+from modules.sumi.builtin_scripts.support.img2img import assembled, init_image, number, whole
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.services.jobs.processing import Processed
 from modules.sumi.services.jobs.script_jobs import fix_seed, generated, job_copy, validate_jobs

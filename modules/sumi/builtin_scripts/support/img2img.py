@@ -2,7 +2,7 @@
 checking the job they are given, how far each side of an outpainted picture grows, and saving the
 pictures they assemble themselves into the img2img folders with A1111's names.
 
-This file holds no script; the script loader imports it like the others and finds nothing to list.
+It sits in a package of its own, so the script loader never imports it as a script.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 from PIL import Image, ImageDraw
 
-from modules import images, shared
+from modules import images
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.services.images.saving import image_grid
 from modules.sumi.services.jobs.processing import Processed
@@ -107,34 +107,30 @@ def keep_box(mask: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
     return mask
 
 
-def _samples_dir(p: Any) -> str:
-    o = shared.opts
+def _samples_dir(p: Any, o: Any) -> str:
     return p.outpath_samples or o.outdir_samples or o.outdir_img2img_samples
 
 
-def _grids_dir(p: Any) -> str:
-    o = shared.opts
+def _grids_dir(p: Any, o: Any) -> str:
     return p.outpath_grids or o.outdir_grids or o.outdir_img2img_grids
 
 
-def save_sample(p: Any, image: Image.Image, seed: Any, infotext: str, warnings: list[str]) -> None:
+def save_sample(o: Any, p: Any, image: Image.Image, seed: Any, infotext: str, warnings: list[str]) -> None:
     """Save a picture the script assembled (as A1111: in the img2img samples folder, opt `samples_save`)."""
-    o = shared.opts
     if p.do_not_save_samples or not o.samples_save:  # an API request without save_images saves nothing
         return
-    _save(warnings, image, _samples_dir(p), "", seed, p, infotext, extension=o.samples_format)
+    _save(warnings, image, _samples_dir(p, o), "", seed, p, infotext, extension=o.samples_format)
 
 
-def save_grid(p: Any, grid: Image.Image, seed: Any, infotext: str, warnings: list[str]) -> None:
+def save_grid(o: Any, p: Any, grid: Image.Image, seed: Any, infotext: str, warnings: list[str]) -> None:
     """Save a script's grid as A1111's `grid-NNNN` in the img2img grids folder (opt `grid_save`)."""
-    o = shared.opts
     if p.do_not_save_grid or not o.grid_save:
         return
     short = not getattr(o, "grid_extended_filename", False)
     _save(
         warnings,
         grid,
-        _grids_dir(p),
+        _grids_dir(p, o),
         "grid",
         seed,
         p,
@@ -174,14 +170,14 @@ def assembled(
     info = first.infotexts[first.index_of_first_image] if first is not None and first.infotexts else ""
     template = first.p if first is not None else p
     for picture in pictures:
-        save_sample(p, picture, seed, info, warnings)
+        save_sample(app.options, p, picture, seed, info, warnings)
     result = Collected(warnings=warnings)
     for picture in pictures:
         result.add_image(picture, info, template)
     grids = []
     if grid_when_several and len(pictures) > 1:
         grid = image_grid(pictures)
-        save_grid(p, grid, seed, info, warnings)
+        save_grid(app.options, p, grid, seed, info, warnings)
         if app.options.return_grid:
             grids.append((grid, info))
     return result.processed(p, grids)
