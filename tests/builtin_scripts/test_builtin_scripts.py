@@ -23,7 +23,7 @@ from modules.sumi.services.jobs.infotext import parse_infotext
 from modules.sumi.services.jobs.processing import StableDiffusionProcessingTxt2Img
 from modules.sumi.services.jobs.script_jobs import with_params
 from modules.sumi.services.jobs.xyz_plot import (
-    AXES,
+    TXT2IMG_AXES,
     expand_values,
     find_axis,
     float_range,
@@ -131,12 +131,12 @@ def test_count_ranges_have_the_count_and_both_ends(start, end, count):
 
 
 def test_axis_types_are_a1111_indices():
-    assert [axis.label for axis in AXES] == A1111_TXT2IMG_AXES
+    assert [axis.label for axis in TXT2IMG_AXES] == A1111_TXT2IMG_AXES
     assert (
         find_axis(4).label == "Steps" and find_axis(6).label == "CFG Scale" and find_axis("29").label == "VAE"
     )
     assert find_axis("cfg scale").label == "CFG Scale"
-    supported = {axis.label for axis in AXES if axis.supported}
+    supported = {axis.label for axis in TXT2IMG_AXES if axis.supported_on(False)}
     assert supported == {
         "Nothing", "Seed", "Var. seed", "Var. strength", "Steps", "CFG Scale", "Prompt S/R", "Prompt order",
         "Sampler", "Checkpoint name", "Schedule type", "Eta", "Clip skip", "VAE", "Styles", "RNG source", "Size",

@@ -214,8 +214,12 @@ def test_scripts_helpers(app):
     builtin = scripts.list_scripts("modules/sumi/builtin_scripts", ".py")  # Sumi's own folder, no extensions
     assert [f.filename for f in builtin] == [
         "__init__.py",
+        "loopback.py",
+        "outpainting_mk_2.py",
+        "poor_mans_outpainting.py",
         "prompt_matrix.py",
         "prompts_from_file.py",
+        "sd_upscale.py",
         "soft_inpainting.py",
         "xyz_grid.py",
     ]

@@ -3,7 +3,8 @@
 The arguments are A1111's, in A1111's order: x_type, x_values, x_values_dropdown, y_type, y_values,
 y_values_dropdown, z_type, z_values, z_values_dropdown, draw_legend, include_lone_images,
 include_sub_grids, no_fixed_seeds, vary_seeds_x, vary_seeds_y, vary_seeds_z, margin_size, csv_mode.
-The type dropdowns list the axes Sumi supports, each holding its index in A1111's axis list.
+The type dropdowns list the axes Sumi supports on the tab, each holding its index in A1111's axis list of
+that tab (img2img adds Image CFG Scale and varies Denoising and Initial noise multiplier).
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import modules.scripts as scripts
 from modules import shared
 from modules.sumi.services.jobs.processing import Processed, StableDiffusionProcessing
 from modules.sumi.services.jobs.xyz_plot import (
-    AXES,
-    AXIS_INDEX,
     TITLE,
     AxisSpec,
     PlotSettings,
+    axes_for,
+    axis_index,
     run_plot,
     split_csv,
     to_csv,
@@ -73,6 +74,7 @@ class Script(scripts.Script):
             vary_seeds=(bool(vary_seeds_x), bool(vary_seeds_y), bool(vary_seeds_z)),
             margin_size=int(margin_size or 0),
             csv_mode=bool(csv_mode),
+            is_img2img=bool(self.is_img2img),
         )
         return run_plot(shared.app(), p, settings)
 
@@ -97,7 +99,10 @@ def build_ui(script: Script) -> list[Any]:
     """A1111's controls, in A1111's order; the type dropdowns hold A1111's axis indices."""
     import gradio as gr
 
-    offered = [(axis.label, i) for i, axis in enumerate(AXES) if axis.supported]
+    is_img2img = bool(script.is_img2img)
+    offered = [
+        (axis.label, i) for i, axis in enumerate(axes_for(is_img2img)) if axis.supported_on(is_img2img)
+    ]
     axes = {}
     for name, default in (("x", 1), ("y", 0), ("z", 0)):
         with layout("Row"):
@@ -138,8 +143,10 @@ def build_ui(script: Script) -> list[Any]:
             0, 500, value=0, step=2, label="Grid margins (px)", elem_id=script.elem_id("margin_size")
         )
     if _in_blocks():
-        _wire(axes, checks["csv_mode"])
-    script.infotext_fields = [field for name, c in axes.items() for field in _paste_fields(name.upper(), c)]
+        _wire(axes, checks["csv_mode"], is_img2img)
+    script.infotext_fields = [
+        field for name, c in axes.items() for field in _paste_fields(name.upper(), c, is_img2img)
+    ]
     x, y, z = axes["x"], axes["y"], axes["z"]
     return [
         *(x.kind, x.values, x.dropdown, y.kind, y.values, y.dropdown, z.kind, z.values, z.dropdown),
@@ -150,28 +157,30 @@ def build_ui(script: Script) -> list[Any]:
     ]
 
 
-def _paste_fields(name: str, controls: AxisControls) -> list[tuple[Any, Any]]:
+def _paste_fields(name: str, controls: AxisControls, is_img2img: bool = False) -> list[tuple[Any, Any]]:
     """Reading an X/Y/Z infotext back into the controls (the type is stored by label)."""
     return [
-        (controls.kind, lambda params: AXIS_INDEX.get(str(params.get(f"{name} Type", "")).lower())),
+        (controls.kind, lambda params: axis_index(str(params.get(f"{name} Type", "")), is_img2img)),
         (controls.values, f"{name} Values"),
         (controls.dropdown, lambda params: split_csv(str(params.get(f"{name} Values", "")))),
     ]
 
 
-def _choices(kind: Any) -> list[str] | None:
+def _choices(kind: Any, is_img2img: bool = False) -> list[str] | None:
     try:
-        axis = AXES[int(kind)]
+        axis = axes_for(is_img2img)[int(kind)]
     except (TypeError, ValueError, IndexError):
         return None
     return axis.choices(shared.app()) if axis.choices is not None else None
 
 
-def _select_axis(kind: Any, text: str, chosen: list[str] | None, csv_mode: bool) -> tuple[Any, Any, Any]:
+def _select_axis(
+    kind: Any, text: str, chosen: list[str] | None, csv_mode: bool, is_img2img: bool = False
+) -> tuple[Any, Any, Any]:
     """Show the value dropdown (with the axis' choices) or the text box, carrying the values over."""
     import gradio as gr
 
-    choices = _choices(kind)
+    choices = _choices(kind, is_img2img)
     if choices is None:
         return (
             gr.update(visible=False),
@@ -189,10 +198,10 @@ def _select_axis(kind: Any, text: str, chosen: list[str] | None, csv_mode: bool)
     )
 
 
-def _fill(kind: Any, csv_mode: bool) -> tuple[Any, Any]:
+def _fill(kind: Any, csv_mode: bool, is_img2img: bool = False) -> tuple[Any, Any]:
     import gradio as gr
 
-    choices = _choices(kind)
+    choices = _choices(kind, is_img2img)
     if choices is None:
         return gr.update(), gr.update()
     return (
@@ -202,16 +211,20 @@ def _fill(kind: Any, csv_mode: bool) -> tuple[Any, Any]:
     )
 
 
-def _wire(axes: dict[str, AxisControls], csv_mode: Any) -> None:
+def _wire(axes: dict[str, AxisControls], csv_mode: Any, is_img2img: bool = False) -> None:
     import gradio as gr
+
+    def select(kind: Any, text: str, chosen: list[str] | None, csv: bool) -> tuple[Any, Any, Any]:
+        return _select_axis(kind, text, chosen, csv, is_img2img)
+
+    def fill(kind: Any, csv: bool) -> tuple[Any, Any]:
+        return _fill(kind, csv, is_img2img)
 
     for c in axes.values():
         outputs = [c.fill, c.values, c.dropdown]
-        c.kind.change(_select_axis, [c.kind, c.values, c.dropdown, csv_mode], outputs, show_progress="hidden")
-        c.fill.click(_fill, [c.kind, csv_mode], [c.values, c.dropdown], show_progress="hidden")
-        csv_mode.change(
-            _select_axis, [c.kind, c.values, c.dropdown, csv_mode], outputs, show_progress="hidden"
-        )
+        c.kind.change(select, [c.kind, c.values, c.dropdown, csv_mode], outputs, show_progress="hidden")
+        c.fill.click(fill, [c.kind, csv_mode], [c.values, c.dropdown], show_progress="hidden")
+        csv_mode.change(select, [c.kind, c.values, c.dropdown, csv_mode], outputs, show_progress="hidden")
     with layout("Row"):
         for first, second in (("x", "y"), ("y", "z"), ("x", "z")):
             button = gr.Button(f"Swap {first.upper()}/{second.upper()} axes", size="sm")

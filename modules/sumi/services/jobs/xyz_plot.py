@@ -1,8 +1,9 @@
 """X/Y/Z plot (A1111's built-in script): one image per combination of up to three axes of values.
 
-Axis types are indices into A1111's txt2img axis list (so API clients send the same numbers); the axes
-Sumi cannot vary (hires fix, refiner, face restore, ...) keep their place but are refused with a clear
-message (the UI does not offer them). Values are CSV with A1111's ranges: `1-5`, `1-10 (+3)`,
+Axis types are indices into A1111's axis list of the tab (txt2img and img2img each have their own: A1111
+lists some axes on one tab only, e.g. Hires steps on txt2img, Image CFG Scale on img2img), so API clients
+send the same numbers; the axes Sumi cannot vary (hires fix, refiner, face restore, ...) keep their place
+but are refused with a clear message (the UI does not offer them). Values are CSV with A1111's ranges: `1-5`, `1-10 (+3)`,
 `1-10 [4]` for whole numbers and `0-1 (+0.25)`, `0-1 [5]` for decimals. Every value and every cell is
 checked before the first image; the costliest axis (checkpoint, then VAE) is iterated outermost.
 Settings axes go through `override_settings`, which each job sees in its own view of the settings. The result is the Z grid (the
@@ -158,10 +159,18 @@ class AxisOption:
     confirm: Confirm | None = None  # checks the values up front and returns them normalised
     cost: float = 0.0
     choices: Callable[[Any], list[str]] | None = None
+    tab: str | None = None  # A1111's AxisOptionTxt2Img/AxisOptionImg2Img: listed on that tab only
+    img2img_only: bool = False  # listed on both tabs, but Sumi varies it in img2img jobs only
 
     @property
     def supported(self) -> bool:
         return self.apply is not None
+
+    def supported_on(self, is_img2img: bool) -> bool:
+        return self.apply is not None and (is_img2img or not self.img2img_only)
+
+    def listed_on(self, is_img2img: bool) -> bool:
+        return self.tab is None or self.tab == ("img2img" if is_img2img else "txt2img")
 
     def legend(self, value: Any) -> str:
         if self.format_value is not None:
@@ -323,25 +332,37 @@ def _unsupported(label: str) -> AxisOption:
     return AxisOption(label)
 
 
-AXES: tuple[AxisOption, ...] = (  # A1111's txt2img list, in its order (the index is the API's x_type)
-    AxisOption("Nothing", str, lambda p, x, xs: None, format_value=_nothing),
-    AxisOption("Seed", int, _field("seed")),
-    AxisOption("Var. seed", int, _field("subseed")),
-    AxisOption("Var. strength", float, _field("subseed_strength")),
-    AxisOption("Steps", int, _field("steps")),
-    _unsupported("Hires steps"),
-    AxisOption("CFG Scale", float, _field("cfg_scale")),
-    AxisOption("Prompt S/R", str, _apply_prompt_sr, format_value=_value_only),
-    AxisOption("Prompt order", PERMUTATIONS, _apply_order, format_value=_joined),
-    AxisOption(
+def _sampler_axis(tab: str) -> AxisOption:
+    return AxisOption(
         "Sampler",
         str,
         _field("sampler_name"),
         format_value=_value_only,
         confirm=_confirm_samplers,
         choices=lambda app: [s.name for s in SAMPLERS],
-    ),
-    _unsupported("Hires sampler"),
+        tab=tab,
+    )
+
+
+def _in_img2img(label: str, name: str) -> AxisOption:
+    """An axis on both tabs that only img2img jobs have a field for in Sumi (txt2img's is the hires pass)."""
+    return AxisOption(label, float, _field(name), img2img_only=True)
+
+
+AXES: tuple[AxisOption, ...] = (  # A1111's list of both tabs, in its order
+    AxisOption("Nothing", str, lambda p, x, xs: None, format_value=_nothing),
+    AxisOption("Seed", int, _field("seed")),
+    AxisOption("Var. seed", int, _field("subseed")),
+    AxisOption("Var. strength", float, _field("subseed_strength")),
+    AxisOption("Steps", int, _field("steps")),
+    AxisOption("Hires steps", tab="txt2img"),
+    AxisOption("CFG Scale", float, _field("cfg_scale")),
+    AxisOption("Image CFG Scale", float, _field("image_cfg_scale"), tab="img2img"),
+    AxisOption("Prompt S/R", str, _apply_prompt_sr, format_value=_value_only),
+    AxisOption("Prompt order", PERMUTATIONS, _apply_order, format_value=_joined),
+    _sampler_axis("txt2img"),
+    AxisOption("Hires sampler", tab="txt2img"),
+    _sampler_axis("img2img"),
     AxisOption(
         "Checkpoint name",
         str,
@@ -370,10 +391,11 @@ AXES: tuple[AxisOption, ...] = (  # A1111's txt2img list, in its order (the inde
     _unsupported("Beta schedule beta"),
     AxisOption("Eta", float, _field("eta")),
     AxisOption("Clip skip", int, _setting("CLIP_stop_at_last_layers"), confirm=_confirm_clip_skip),
-    _unsupported("Denoising"),
-    _unsupported("Initial noise multiplier"),
+    _in_img2img("Denoising", "denoising_strength"),
+    _in_img2img("Initial noise multiplier", "initial_noise_multiplier"),
     _unsupported("Extra noise"),
-    _unsupported("Hires upscaler"),
+    AxisOption("Hires upscaler", tab="txt2img"),
+    AxisOption("Cond. Image Mask Weight", tab="img2img"),
     AxisOption(
         "VAE", str, _setting("sd_vae"), confirm=_confirm_vaes, cost=0.7, choices=lambda app: app.vaes.names()
     ),
@@ -396,22 +418,41 @@ AXES: tuple[AxisOption, ...] = (  # A1111's txt2img list, in its order (the inde
     _unsupported("FP8 mode"),
     AxisOption("Size", str, _apply_size, confirm=_confirm_sizes),
 )
-AXIS_INDEX = {axis.label.lower(): i for i, axis in enumerate(AXES)}
+TXT2IMG_AXES = tuple(axis for axis in AXES if axis.listed_on(False))
+IMG2IMG_AXES = tuple(axis for axis in AXES if axis.listed_on(True))
 
 
-def find_axis(kind: Any, name: str = "X") -> AxisOption:
-    """The axis for an A1111 index (or its label); a clear error for unknown or unsupported ones."""
-    index = AXIS_INDEX.get(str(kind).strip().lower()) if isinstance(kind, str) else None
+def axes_for(is_img2img: bool) -> tuple[AxisOption, ...]:
+    """The tab's axis list: its index is the tab's `x_type` (A1111's `current_axis_options`)."""
+    return IMG2IMG_AXES if is_img2img else TXT2IMG_AXES
+
+
+def axis_index(label: str, is_img2img: bool = False) -> int | None:
+    """The tab's index of the axis called `label` (any case), None for none."""
+    wanted = str(label).strip().lower()
+    return next((i for i, axis in enumerate(axes_for(is_img2img)) if axis.label.lower() == wanted), None)
+
+
+AXIS_INDEX = {axis.label.lower(): i for i, axis in enumerate(TXT2IMG_AXES)}
+
+
+def find_axis(kind: Any, name: str = "X", is_img2img: bool = False) -> AxisOption:
+    """The tab's axis for an A1111 index (or its label); a clear error for unknown or unsupported ones."""
+    axes = axes_for(is_img2img)
+    index = axis_index(kind, is_img2img) if isinstance(kind, str) else None
     if index is None:
         try:
             index = int(kind)
         except (TypeError, ValueError):
             raise InvalidRequestError(f"X/Y/Z plot: unknown {name} type {kind!r}") from None
-    if not 0 <= index < len(AXES):
-        raise InvalidRequestError(f"X/Y/Z plot: {name} type {index} is out of range (0..{len(AXES) - 1})")
-    axis = AXES[index]
-    if not axis.supported:
-        raise InvalidRequestError(f"X/Y/Z plot: the {name} axis {axis.label!r} is not supported by Sumi")
+    if not 0 <= index < len(axes):
+        raise InvalidRequestError(f"X/Y/Z plot: {name} type {index} is out of range (0..{len(axes) - 1})")
+    axis = axes[index]
+    if not axis.supported_on(is_img2img):
+        where = " in txt2img" if axis.supported else ""
+        raise InvalidRequestError(
+            f"X/Y/Z plot: the {name} axis {axis.label!r} is not supported by Sumi{where}"
+        )
     return axis
 
 
@@ -442,9 +483,17 @@ class PlotAxis:
 
 
 def build_axis(
-    app: Any, p: Any, name: str, kind: Any, text: str, dropdown: Any, csv_mode: bool, keep_random: bool
+    app: Any,
+    p: Any,
+    name: str,
+    kind: Any,
+    text: str,
+    dropdown: Any,
+    csv_mode: bool,
+    keep_random: bool,
+    is_img2img: bool = False,
 ) -> PlotAxis:
-    option = find_axis(kind, name)
+    option = find_axis(kind, name, is_img2img)
     if option.label == "Nothing":
         return PlotAxis(name, option, [0], "")
     if isinstance(dropdown, str):
@@ -557,6 +606,7 @@ class PlotSettings:
     vary_seeds: tuple[bool, bool, bool] = (False, False, False)
     margin_size: int = 0
     csv_mode: bool = False
+    is_img2img: bool = False  # which tab's axis list the types index
 
 
 def run_plot(app: Any, p: StableDiffusionProcessing, settings: PlotSettings) -> Processed:
@@ -568,7 +618,7 @@ def run_plot(app: Any, p: StableDiffusionProcessing, settings: PlotSettings) -> 
         p.batch_size = 1
     specs = (("X", s.x), ("Y", s.y), ("Z", s.z))
     x, y, z = (
-        build_axis(app, p, name, a.kind, a.text, a.dropdown, s.csv_mode, s.no_fixed_seeds)
+        build_axis(app, p, name, a.kind, a.text, a.dropdown, s.csv_mode, s.no_fixed_seeds, s.is_img2img)
         for name, a in specs
     )
     axes = (x, y, z)

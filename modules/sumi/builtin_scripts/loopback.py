@@ -1,0 +1,151 @@
+"""Loopback (A1111's built-in img2img script): feed each result back in as the next init image.
+
+Each of the `Loops` img2img jobs starts from the previous one's picture, with the next seed, and a
+denoising strength that moves from the job's own to `Final denoising strength` along the chosen curve
+(Linear, Aggressive: fast at first, Lazy: slow at first). With batch count N the loops run N times from
+the original picture. The pictures come back with a one-row grid of them in front.
+
+A1111 can append a CLIP or DeepBooru caption of each picture to the prompt; Sumi has no captioning yet,
+so the UI does not offer it and an API request that asks for it is refused (the argument keeps its
+place, so A1111 clients that send "None" work unchanged).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import modules.scripts as scripts
+from modules import shared
+from modules.processing import setup_color_correction
+from modules.sumi.builtin_scripts.support.img2img import init_image, number, save_grid, whole
+from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.services.images.saving import image_grid
+from modules.sumi.services.jobs.processing import Processed
+from modules.sumi.services.jobs.script_jobs import Collected, fix_seed, generated, job_copy, validate_jobs
+
+TITLE = "Loopback"
+CURVES = ("Aggressive", "Linear", "Lazy")
+MAX_LOOPS = 1000
+ORIGINAL = 1  # A1111's "Masked content: original", used from the second loop on
+
+
+def curve_name(value: Any) -> str:
+    found = {c.lower(): c for c in CURVES}.get(str(value).strip().lower())
+    if found is None:
+        raise InvalidRequestError(f"{TITLE}: the denoising strength curve must be one of {', '.join(CURVES)}")
+    return found
+
+
+def strengths(initial: float, final: float, loops: int, curve: str = "Linear") -> list[float]:
+    """The denoising strength of each loop: the first is the job's own, the last is `final`."""
+    if loops <= 1:
+        return [initial] * loops
+
+    def shape(progress: float) -> float:
+        if curve == "Aggressive":
+            return math.sin(progress * math.pi / 2)
+        if curve == "Lazy":
+            return 1 - math.cos(progress * math.pi / 2)
+        return progress
+
+    return [initial + (final - initial) * shape(i / (loops - 1)) for i in range(loops)]
+
+
+class Script(scripts.Script):
+    def title(self) -> str:
+        return TITLE
+
+    def show(self, is_img2img: bool) -> bool:
+        return is_img2img
+
+    def ui(self, is_img2img: bool) -> list[Any]:
+        import gradio as gr
+
+        loops = gr.Slider(
+            minimum=1, maximum=32, step=1, label="Loops", value=4, elem_id=self.elem_id("loops")
+        )
+        final = gr.Slider(
+            minimum=0,
+            maximum=1,
+            step=0.01,
+            label="Final denoising strength",
+            value=0.5,
+            elem_id=self.elem_id("final_denoising_strength"),
+        )
+        curve = gr.Dropdown(label="Denoising strength curve", choices=list(CURVES), value="Linear")
+        # A1111's fourth argument; hidden until Sumi has captioning (only "None" is accepted).
+        append = gr.Dropdown(
+            label="Append interrogated prompt at each iteration",
+            choices=["None"],
+            value="None",
+            visible=False,
+        )
+        return [loops, final, curve, append]
+
+    def run(
+        self,
+        p: Any,
+        loops: Any = 4,
+        final_denoising_strength: Any = 0.5,
+        denoising_curve: Any = "Linear",
+        append_interrogation: Any = "None",
+    ) -> Processed:
+        if str(append_interrogation or "None").strip().lower() != "none":
+            raise InvalidRequestError(
+                f"{TITLE}: appending an interrogated prompt ({append_interrogation}) needs captioning, "
+                "which Sumi does not have yet; send 'None'"
+            )
+        count = whole(loops, "Loops", TITLE, 1, MAX_LOOPS)
+        final = number(final_denoising_strength, "Final denoising strength", TITLE, 0.0, 1.0)
+        curve = curve_name(denoising_curve)
+        original = init_image(p, TITLE)
+        app = shared.app()
+        fix_seed(p)
+        p.extra_generation_params.update({"Final denoising strength": final, "Denoising curve": curve})
+        plan = strengths(
+            float(p.denoising_strength if p.denoising_strength is not None else 0.75), final, count, curve
+        )
+        base = job_copy(p, n_iter=1, batch_size=1, do_not_save_grid=True)
+        if getattr(app.options, "img2img_color_correction", False):
+            base.color_corrections = [setup_color_correction(original)]
+        validate_jobs(app, [job_copy(base, init_images=[original], denoising_strength=plan[0])])
+        return self._loops(app, p, base, original, plan)
+
+    def _loops(self, app: Any, p: Any, base: Any, original: Any, plan: list[float]) -> Processed:
+        batch_count = max(1, int(p.n_iter))
+        seed = int(p.seed)
+        history = Collected()
+        for _ in range(batch_count):
+            image, last = original, None
+            for i, strength in enumerate(plan):
+                fill = base.inpainting_fill if i == 0 else ORIGINAL
+                job = job_copy(
+                    base, init_images=[image], denoising_strength=strength, seed=seed, inpainting_fill=fill
+                )
+                processed = app.runner.process(job)
+                if app.state.interrupted:
+                    break
+                seed = int(processed.seed) + 1
+                if app.state.skipped:
+                    break
+                images, infotexts = generated(processed)
+                if not images:
+                    break
+                image, last = images[0], (processed, images[0], infotexts[0])
+                if batch_count == 1:
+                    history.add(processed, images[:1], infotexts[:1])
+            if batch_count > 1 and last is not None and not app.state.skipped and not app.state.interrupted:
+                history.add(last[0], [last[1]], [last[2]])
+            if app.state.interrupted:
+                break
+        return self._result(app, p, history)
+
+    def _result(self, app: Any, p: Any, history: Collected) -> Processed:
+        if len(history.images) < 2:
+            return history.processed(p)
+        grid = image_grid(history.images, rows=1)
+        info = history.infotexts[0]
+        save_grid(app.options, p, grid, history.seeds[0], info, history.warnings)
+        grids = [(grid, info)] if app.options.return_grid else []
+        return history.processed(p, grids)
