@@ -461,17 +461,31 @@ def script_paste_fields(scripts: ScriptsUI | None) -> list[tuple[Any, Any]]:
 
 
 def _wire(app: App, tab: Txt2ImgTab, extras: gr.Group) -> None:
+    wire_tab(app, tab, extras, generate, INPUT_NAMES, "txt2img")
+
+
+def wire_tab(
+    app: App,
+    tab: Txt2ImgTab,
+    extras: gr.Group,
+    generate_fn: Callable[..., Iterator[tuple[Any, ...]]],
+    input_names: Sequence[str],
+    tabname: str,
+    paste_names: Sequence[str] = paste.FIELDS,
+) -> None:
+    """The events every generation tab has: Generate (`generate_fn` over `input_names`, ControlNet and
+    the scripts), Interrupt/Skip, seeds, ⇅, gallery selection, ↙️ and the token counters."""
     c, r, b = tab.controls, tab.results, tab.buttons
     quick = {"concurrency_limit": None, "show_progress": "hidden", "api_visibility": "undocumented"}
     control = tab.controlnet.inputs if tab.controlnet else []
     layout = GenerateInputs(len(control), tab.scripts.runner if tab.scripts else None)
     gen = {
-        "fn": partial(generate, app, layout=layout),
-        "inputs": [c[n] for n in INPUT_NAMES] + control + (tab.scripts.inputs if tab.scripts else []),
+        "fn": partial(generate_fn, app, layout=layout),
+        "inputs": [c[n] for n in input_names] + control + (tab.scripts.inputs if tab.scripts else []),
         "outputs": [r[n] for n in OUTPUTS],
         "show_progress": "hidden",
         "concurrency_limit": None,
-        "api_name": "txt2img",
+        "api_name": tabname,
     }
     b["generate"].click(**gen)
     b["interrupt"].click(partial(interrupt, app), **quick)
@@ -492,7 +506,8 @@ def _wire(app: App, tab: Txt2ImgTab, extras: gr.Group) -> None:
         select_image, inputs=r["info_state"], outputs=[r["info_html"], r["info_state"]], **quick
     )
     controlnet_fields = controlnet_paste_fields(app, tab.controlnet.units) if tab.controlnet else []
-    paste.wire_paste(app, b["paste"], c, r["error"], script_paste_fields(tab.scripts) + controlnet_fields)
+    extra_fields = script_paste_fields(tab.scripts) + controlnet_fields
+    paste.wire_paste(app, b["paste"], c, r["error"], extra_fields, paste_names)
     counters = (cast(gr.HTML, c["token_counter"]), cast(gr.HTML, c["negative_token_counter"]))
     prompt, negative = cast(gr.Textbox, c["prompt"]), cast(gr.Textbox, c["negative_prompt"])
     wire_token_counters(app, prompt, negative, cast(gr.Slider, c["steps"]), counters)
