@@ -15,6 +15,7 @@ from modules.sumi.services.jobs.processing import (
     StableDiffusionProcessing,
     StableDiffusionProcessingImg2Img,
     StableDiffusionProcessingTxt2Img,
+    apply_overlay,
     create_binary_mask,
     first_text,
     fix_seed,
@@ -22,14 +23,15 @@ from modules.sumi.services.jobs.processing import (
     opt_C,
     opt_f,
     setup_color_correction,
+    uncrop,
 )
-from modules.sumi.util.unsupported import not_supported
 
 __all__ = [
     "Processed",
     "StableDiffusionProcessing",
     "StableDiffusionProcessingImg2Img",
     "StableDiffusionProcessingTxt2Img",
+    "apply_overlay",
     "create_binary_mask",
     "create_infotext",
     "fix_seed",
@@ -39,14 +41,14 @@ __all__ = [
     "process_images",
     "process_images_inner",
     "setup_color_correction",
+    "uncrop",
 ]
 
 
 def process_images(p: StableDiffusionProcessing) -> Processed:
-    """Run a job on the running app (A1111 entry point for scripts and extensions): on the GPU worker,
-    inline when called from a job (a script's `run`), else queued (an extension's own tab)."""
-    if isinstance(p, StableDiffusionProcessingImg2Img):
-        not_supported("img2img (StableDiffusionProcessingImg2Img)", "only txt2img jobs run for now")
+    """Run a txt2img or img2img job (by the type of `p`) on the running app (A1111 entry point for
+    scripts and extensions): on the GPU worker, inline when called from a job (a script's `run`, an
+    extension's `postprocess_image` running an inner img2img job), else queued (an extension's own tab)."""
     return shared.app().runner.process(p)
 
 

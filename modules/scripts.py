@@ -13,8 +13,11 @@ from modules import script_callbacks, shared  # noqa: F401  (A1111 extensions re
 from modules.sumi.services.scripts.base import OnComponent, Script, ScriptBuiltinUI
 from modules.sumi.services.scripts.runner import (
     AlwaysVisible,
+    MaskBlendArgs,
     PostprocessBatchListArgs,
     PostprocessImageArgs,
+    PostProcessMaskOverlayArgs,
+    PostSampleArgs,
     ScriptClassData,
     ScriptRunner,
 )
@@ -60,7 +63,10 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AlwaysVisible",
+    "MaskBlendArgs",
     "OnComponent",
+    "PostProcessMaskOverlayArgs",
+    "PostSampleArgs",
     "PostprocessBatchListArgs",
     "PostprocessImageArgs",
     "Script",

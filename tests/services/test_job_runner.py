@@ -29,7 +29,7 @@ class FakeGeneration:
 
     def process(self, p) -> Processed:
         self.calls.append(("process", threading.current_thread().name))
-        return Processed(p, [], [], 1, [1], [1])
+        return Processed(p, [], 1, infotexts=[], all_seeds=[1], all_subseeds=[1])
 
 
 class FakeScripts:
@@ -89,7 +89,7 @@ def test_inside_a_job_txt2img_and_process_run_inline(runner):
 
 def test_the_selected_script_runs_after_setup_and_replaces_the_plain_job(runner):
     r, calls = runner
-    made = Processed(job(), [], [], 7, [7], [7])
+    made = Processed(job(), [], 7, infotexts=[], all_seeds=[7], all_subseeds=[7])
     p = job(scripts=FakeScripts(calls, result=made), script_args=[1, "x"])
     assert r.txt2img(p) is made
     assert calls == [("setup", True), ("run", (1, "x"))]

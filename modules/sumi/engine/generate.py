@@ -1,7 +1,8 @@
-"""One batch of images from noise: encode the prompts, draw the noise, sample, decode.
+"""One batch of images: encode the prompts, draw the noise, sample, decode.
 
-Every mode goes through `generate`: txt2img today; img2img and hires fix will start from other latents
-and add engine extensions. No files, no settings, no globals."""
+Every mode goes through `generate`: txt2img from noise; img2img and inpainting from `BatchRequest.init`
+(`engine.img2img.InitLatents`: strength, mask, fills, image conditioning; see that module); hires fix
+will start from other latents too. No files, no settings, no globals."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from PIL import Image
 
+from modules.sumi.engine import img2img
 from modules.sumi.engine import nan_check as nans
 from modules.sumi.engine import vae as vae_ops
 from modules.sumi.engine.controlnet.control import ControlNetExtension, ControlUnit, validate_units
@@ -20,7 +22,7 @@ from modules.sumi.engine.model import SDModel
 from modules.sumi.engine.sampling import loop
 from modules.sumi.engine.sampling.denoiser import CFGDenoiser, Guidance
 from modules.sumi.engine.sampling.noise import image_noise, make_generators
-from modules.sumi.engine.sampling.samplers import BuiltScheduler, build_scheduler
+from modules.sumi.engine.sampling.samplers import BuiltScheduler, build_scheduler, call_sigma
 from modules.sumi.engine.text import schedule
 from modules.sumi.engine.text.encoder import TokenOverride
 from modules.sumi.engine.text.schedule import PromptOptions
@@ -58,6 +60,7 @@ class BatchRequest:
     pad_cond_uncond: bool = False
     token_override: TokenOverride | None = None  # textual-inversion embeddings for this job
     control_units: list[ControlUnit] = field(default_factory=list)  # enabled ControlNet units
+    init: img2img.InitLatents | None = None  # img2img/inpainting: what the batch starts from; None: txt2img
 
     @property
     def batch_size(self) -> int:
@@ -86,6 +89,20 @@ def validate(request: BatchRequest, scale: int = 8) -> None:
     validate_units(request.control_units, request.width, request.height, request.batch_size)
 
 
+def _validate_init(model: SDModel, request: BatchRequest) -> None:
+    init = request.init
+    if init is None:
+        return
+    shape = (model.latent_channels, request.height // model.vae_scale, request.width // model.vae_scale)
+    img2img.validate_init(init, request.batch_size, shape)
+    kind = img2img.needs_image_conditioning(model)
+    if kind is not None and init.image_conditioning is None:
+        helper = "inpaint_conditioning" if kind == "inpaint" else "pix2pix_conditioning"
+        raise InvalidRequestError(
+            f"this {kind} model needs image conditioning for img2img (engine.img2img.{helper})"
+        )
+
+
 def generate(
     model: SDModel,
     request: BatchRequest,
@@ -105,6 +122,7 @@ def generate(
     pixels raises NansException saying where, instead of giving black images. `vae_fallback` (A1111's
     `auto_vae_precision`): a half-precision VAE that gives NaN is switched to fp32 and run again first."""
     validate(request, model.vae_scale)
+    _validate_init(model, request)
     built = build_scheduler(
         request.sampler,
         request.schedule,
@@ -114,23 +132,51 @@ def generate(
         seed=request.seeds[0],
     )
     schedule_steps = request.steps * 2 if built.spec.second_order else request.steps
-    manager = ExtensionManager(_batch_extensions(request, extensions))
+    init = request.init
+    plan = (
+        None
+        if init is None
+        else img2img.img2img_steps(built.spec, request.steps, init.strength, init.fix_steps)
+    )
+    filled = None if init is None else _filled_init(model, request, init)
+    manager = ExtensionManager(
+        _batch_extensions(request, extensions, _mask_blend(model, built, filled, init, extensions))
+    )
     with manager.patched(model) as scope:
         guidance = conditioning(
             model, request, schedule_steps, conditioning_cache, manager.conditioning_key()
         )
-        denoiser = CFGDenoiser(model.unet, guidance, schedule_steps, manager)
+        image_conditioning = (
+            img2img.txt2img_conditioning(model, request.batch_size, request.height, request.width)
+            if init is None
+            else init.image_conditioning
+        )
+        denoiser = CFGDenoiser(
+            model.unet,
+            guidance,
+            schedule_steps,
+            manager,
+            sigma_of=lambda t: call_sigma(built.scheduler, t),
+            image_conditioning=None
+            if image_conditioning is None
+            else image_conditioning.to(device=model.device, dtype=model.dtype),
+            image_cfg_scale=None if init is None else init.image_cfg_scale,
+        )
         generators, noise = initial_noise(model, request)
+        start = None
+        if init is not None and plan is not None and filled is not None:
+            start = img2img.plan_start(init, filled, noise, plan)
         latents = loop.sample(
             denoiser,
             built,
             noise,
-            request.steps,
+            request.steps if plan is None else plan.schedule_steps,
             generators=generators,
             callback=callback,
             control=control,
             progress_bar=progress_bar,
             extensions=manager,
+            start=start,
         )
         if nan_check:
             nans.check_output(latents, "unet", model.dtype, request.seeds)
@@ -156,10 +202,40 @@ def _decode(
     return vae_ops.to_pil(pixels), warnings
 
 
-def _batch_extensions(request: BatchRequest, extensions: Sequence[Extension]) -> list[Extension]:
-    """The request's own extensions (ControlNet) first, then the caller's, in their order."""
+def _batch_extensions(
+    request: BatchRequest, extensions: Sequence[Extension], mask_blend: Extension | None = None
+) -> list[Extension]:
+    """The request's own extensions (ControlNet, the img2img mask blend) first, then the caller's."""
     own: list[Extension] = [ControlNetExtension(request.control_units)] if request.control_units else []
+    if mask_blend is not None:
+        own.append(mask_blend)
     return [*own, *extensions]
+
+
+def _filled_init(model: SDModel, request: BatchRequest, init: img2img.InitLatents) -> torch.Tensor:
+    """The init latents on the model's device, after the masked-content fill."""
+    noise_device = model.device if request.noise_device == "gpu" else torch.device("cpu")
+    filled = img2img.filled_init(init, request.seeds, noise_device)
+    return filled.to(device=model.device, dtype=model.dtype)
+
+
+def _mask_blend(
+    model: SDModel,
+    built: BuiltScheduler,
+    filled: torch.Tensor | None,
+    init: img2img.InitLatents | None,
+    extensions: Sequence[Extension] = (),
+) -> Extension | None:
+    if init is None or init.mask is None or filled is None:
+        return None
+    soft = next((e for e in extensions if isinstance(e, img2img.SoftInpainting)), None)
+    return img2img.MaskBlend(
+        filled,
+        init.mask.to(device=model.device, dtype=model.dtype),
+        prediction_type=model.prediction_type,
+        before_model=built.spec.timestep_sampler,
+        soft=soft,
+    )
 
 
 @torch.no_grad()

@@ -168,11 +168,12 @@ SD_BLOCKS = {
 }
 
 
-def tiny_sd1(inpaint: bool = False, seed: int = 0) -> Components:
-    """SD1: attention at every level but the last, 8 heads, conv proj_in, CLIP-L (quick_gelu)."""
+def tiny_sd1(inpaint: bool = False, seed: int = 0, pix2pix: bool = False) -> Components:
+    """SD1: attention at every level but the last, 8 heads, conv proj_in, CLIP-L (quick_gelu).
+    `inpaint`: 9 input channels (SD1 inpainting); `pix2pix`: 8 (instruct-pix2pix)."""
     model = tiny_unet(
         seed,
-        in_channels=9 if inpaint else 4,
+        in_channels=9 if inpaint else 8 if pix2pix else 4,
         **SD_BLOCKS,
         cross_attention_dim=32,
         attention_head_dim=8,
@@ -229,7 +230,8 @@ TINY_BUILDERS = {"SD1": tiny_sd1, "SD2": tiny_sd2, "SDXL": tiny_sdxl}
 
 
 def tiny(family: str, **kwargs: Any) -> Components:
-    """The tiny model of `family` ("SD1", "SD2" or "SDXL"); kwargs: `inpaint`, `seed` (SD2: `v_prediction`)."""
+    """The tiny model of `family` ("SD1", "SD2" or "SDXL"); kwargs: `inpaint`, `seed` (SD2: `v_prediction`,
+    SD1: `pix2pix`)."""
     return TINY_BUILDERS[family](**kwargs)
 
 

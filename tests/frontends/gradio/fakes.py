@@ -36,7 +36,14 @@ def processed(p: StableDiffusionProcessingTxt2Img, n: int = 1, grid: bool = Fals
         texts.insert(0, texts[0])
     seeds = [100 + i for i in range(n)]
     return Processed(
-        p, images, texts, seeds[0], seeds, [7 + i for i in range(n)], index_of_first_image=int(grid)
+        p,
+        images,
+        seeds[0],
+        texts[0] if texts else "",
+        all_seeds=seeds,
+        all_subseeds=[7 + i for i in range(n)],
+        index_of_first_image=int(grid),
+        infotexts=texts,
     )
 
 

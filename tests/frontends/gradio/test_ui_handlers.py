@@ -152,7 +152,7 @@ def test_generate_job_errors_become_messages(fake_app, error, shown):
 
 def test_generate_interrupted_with_no_images_says_so(fake_app):
     p = StableDiffusionProcessingTxt2Img()
-    fake_app.generation.outcome = Processed(p, [], [], 1, [], [])
+    fake_app.generation.outcome = Processed(p, [], 1, infotexts=[])
     last = run_generate(fake_app)[-1]
     assert "No image was finished" in last["error"] and last["gallery"]["value"] == []
 

@@ -203,7 +203,7 @@ class Recorder:
         self.calls.append((p, args))
         if self.fail:
             raise RuntimeError("script run failed")
-        return Processed(p, [], [], 1, [1], [1])
+        return Processed(p, [], 1, infotexts=[], all_seeds=[1], all_subseeds=[1])
 
 
 @pytest.fixture
@@ -212,7 +212,7 @@ def script_app():
     queue = JobQueue(state)
 
     def result(p):
-        return Processed(p, [], ["a fox\nSteps: 2, Seed: 1"], 1, [1], [1])
+        return Processed(p, [], 1, infotexts=["a fox\nSteps: 2, Seed: 1"], all_seeds=[1], all_subseeds=[1])
 
     generation = FakeGeneration(state, result)
     app = SimpleNamespace(

@@ -52,6 +52,11 @@ class DenoiserCall:
     unet_kwargs: dict[str, Any] = field(default_factory=dict)  # given to every UNet forward of this call
     conditioning: JobConditioning | None = None  # the job's schedules `conds`/`unconds` were picked from
     denoiser: Callable[..., torch.Tensor] | None = None  # the denoiser making the call (A1111 shows it)
+    sigma: float | None = None  # the call's noise level (k-diffusion sigma; x = a*x0 + a*sigma*eps,
+    # a = 1/sqrt(1+sigma^2)), when the loop knows it
+    image_conditioning: torch.Tensor | None = None  # per image, extra UNet input channels (9-channel
+    # inpainting: mask + masked-image latents; instruct-pix2pix: image latents), A1111's image_cond
+    image_cfg_scale: float | None = None  # instruct-pix2pix image guidance (None or 1: plain CFG)
 
 
 @dataclass

@@ -10,11 +10,18 @@ Engine extensions (`engine.extensions`) see and may change every call: PRE_MODEL
 built (A1111's `on_cfg_denoiser`), UNET_FORWARD for every UNet forward with, per row, the image it belongs
 to and whether it is a cond or an uncond row (ControlNet residuals), POST_CFG on the guided prediction
 (A1111's `on_cfg_denoised` / `on_cfg_after_cfg`).
+
+Image conditioning (`DenoiserCall.image_conditioning`, A1111's `image_cond`): 9-channel inpainting and
+instruct-pix2pix UNets get it concatenated to the latent input of every row, cond and uncond alike. With
+an instruct-pix2pix `image_cfg_scale` other than 1 the guidance has three terms (A1111's edit model and
+diffusers' pix2pix pipeline): `uncond + cfg * (cond - img) + image_cfg * (img - uncond)`, where `img` is the
+uncond text with the image and `uncond` the uncond text with a zero image.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import torch
 from diffusers import UNet2DConditionModel
@@ -48,11 +55,18 @@ class CFGDenoiser:
         guidance: Guidance,
         total_steps: int,
         extensions: ExtensionManager | None = None,
+        *,
+        sigma_of: Callable[[torch.Tensor], float] | None = None,
+        image_conditioning: torch.Tensor | None = None,
+        image_cfg_scale: float | None = None,
     ) -> None:
         self.unet = unet
         self.guidance = guidance
         self.total_steps = total_steps
         self.extensions = extensions if extensions is not None else ExtensionManager()
+        self.sigma_of = sigma_of  # the noise level of the current call from its timestep (the scheduler's)
+        self.image_conditioning = image_conditioning
+        self.image_cfg_scale = image_cfg_scale
 
     def __call__(self, x: torch.Tensor, timestep: torch.Tensor, step: int) -> torch.Tensor:
         call = self.make_call(x, timestep, step)
@@ -79,6 +93,9 @@ class CFGDenoiser:
             self.guidance.time_ids,
             conditioning=jc,
             denoiser=self,
+            sigma=None if self.sigma_of is None else self.sigma_of(timestep),
+            image_conditioning=self.image_conditioning,
+            image_cfg_scale=self.image_cfg_scale,
         )
 
 
@@ -91,16 +108,24 @@ def guided(
         torch.arange(len(counts), device=call.x.device), torch.tensor(counts, device=call.x.device)
     )
     cond = stack_rows([row for parts in call.conds for _, row in parts])
+    image = call.image_conditioning
     cond_rows = _Rows(
-        call.x[owners], cond, None if call.time_ids is None else call.time_ids[owners], owners, True
+        call.x[owners],
+        cond,
+        None if call.time_ids is None else call.time_ids[owners],
+        owners,
+        True,
+        None if image is None else image[owners],
     )
+    if _is_edit(call):
+        return _edit_guided(unet, call, cond_rows, extensions)
     if _only_cond_needed(call):
         return _unet(unet, call, cond_rows, extensions)
     uncond = stack_rows(call.unconds)
     if call.empty is not None and cond.context.shape[1] != uncond.context.shape[1]:
         cond_rows.context, uncond = pad_to_same_length(cond, uncond, call.empty)
     images = torch.arange(call.x.shape[0], device=call.x.device)
-    uncond_rows = _Rows(call.x, uncond, call.time_ids, images, False)
+    uncond_rows = _Rows(call.x, uncond, call.time_ids, images, False, image)
     uncond_out, cond_out = _forward_both(unet, call, uncond_rows, cond_rows, extensions)
     weights = torch.tensor(
         [w * call.cfg_scale for parts in call.conds for w, _ in parts], device=call.x.device
@@ -118,9 +143,40 @@ class _Rows:
     time_ids: torch.Tensor | None
     images: torch.Tensor
     is_cond: bool
+    image_conditioning: torch.Tensor | None = None  # per row, concatenated to x for the UNet
 
     def flags(self) -> torch.Tensor:
         return torch.full((self.x.shape[0],), self.is_cond, dtype=torch.bool, device=self.x.device)
+
+
+def _is_edit(call: DenoiserCall) -> bool:
+    """instruct-pix2pix with image guidance: A1111 uses the three-way guidance only when the image CFG
+    scale is set and not 1 (at 1 it equals plain CFG with the image on both halves)."""
+    return (
+        call.image_conditioning is not None
+        and call.image_cfg_scale is not None
+        and call.image_cfg_scale != 1.0
+    )
+
+
+def _edit_guided(
+    unet: UNet2DConditionModel, call: DenoiserCall, cond: _Rows, extensions: ExtensionManager | None
+) -> torch.Tensor:
+    """`uncond + cfg * (cond - img) + image_cfg * (img - uncond)` (one prompt part per image, as A1111
+    requires for edit models); the three row groups in one UNet batch, in diffusers' order."""
+    if any(len(parts) != 1 for parts in call.conds):
+        raise ValueError("AND is not supported for instruct-pix2pix models unless Image CFG scale is 1")
+    image = call.image_conditioning
+    assert image is not None and call.image_cfg_scale is not None
+    uncond = stack_rows(call.unconds)
+    if call.empty is not None and cond.context.context.shape[1] != uncond.context.shape[1]:
+        cond.context, uncond = pad_to_same_length(cond.context, uncond, call.empty)
+    images = torch.arange(call.x.shape[0], device=call.x.device)
+    img_rows = _Rows(call.x, uncond, call.time_ids, images, False, image)
+    plain_rows = replace(img_rows, image_conditioning=torch.zeros_like(image))
+    outs = [_unet(unet, call, rows, extensions) for rows in (cond, img_rows, plain_rows)]
+    out_cond, out_img, out_uncond = outs
+    return out_uncond + call.cfg_scale * (out_cond - out_img) + call.image_cfg_scale * (out_img - out_uncond)
 
 
 def _only_cond_needed(call: DenoiserCall) -> bool:
@@ -148,6 +204,7 @@ def _forward_both(
         _cat_present(uncond.time_ids, cond.time_ids),
         torch.cat([uncond.images, cond.images]),
         False,
+        _cat_present(uncond.image_conditioning, cond.image_conditioning),
     )
     flags = torch.cat([uncond.flags(), cond.flags()])
     out = _unet(unet, call, both, extensions, flags)
@@ -188,8 +245,11 @@ def _unet(
         )
         extensions.run(HookPoint.UNET_FORWARD, batch)
         kwargs = batch.unet_kwargs
+    x = rows.x
+    if rows.image_conditioning is not None:
+        x = torch.cat([x, rows.image_conditioning.to(x.dtype)], dim=1)
     return unet(
-        rows.x,
+        x,
         call.timestep,
         encoder_hidden_states=rows.context.context,
         added_cond_kwargs=added,

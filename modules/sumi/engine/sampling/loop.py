@@ -43,6 +43,19 @@ class SamplingControl:
 Denoise = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
 
 
+@dataclass
+class PartialStart:
+    """img2img: start from `init` noised with `noise` and run only the last `run_steps` steps of the
+    schedule. The init is noised to the level of the first step run (the scheduler's `add_noise`, as
+    diffusers' img2img pipelines do), or `noise_back` steps above it (A1111's DDIM/PLMS/UniPC noise one
+    step above the first step they run). `run_steps` 0: no step runs and the init is the result."""
+
+    init: torch.Tensor
+    noise: torch.Tensor
+    run_steps: int
+    noise_back: int = 0
+
+
 def sample(
     denoise: Denoise,
     built: BuiltScheduler,
@@ -54,19 +67,21 @@ def sample(
     control: SamplingControl | None = None,
     progress_bar: bool = True,
     extensions: ExtensionManager | None = None,
+    start: PartialStart | None = None,
 ) -> torch.Tensor:
-    """Denoise `noise` (already on the model's device and dtype) in `steps` steps; return latents."""
+    """Denoise `noise` (already on the model's device and dtype) in `steps` steps; return latents.
+    With `start` (img2img), `steps` is the schedule's length and only its last `start.run_steps` run."""
     ext = extensions if extensions is not None else ExtensionManager()
     scheduler = built.stepping
     scheduler.set_timesteps(steps, device=noise.device)
-    set_begin_index = getattr(scheduler, "set_begin_index", None)
-    if set_begin_index is not None:
-        set_begin_index(0)
-    timesteps = scheduler.timesteps
+    if start is None:
+        _set_begin_index(scheduler, 0)
+        timesteps = scheduler.timesteps
+        first = noise * scheduler.init_noise_sigma
+    else:
+        timesteps, first = _partial_start(scheduler, steps, start)
     total = len(timesteps)
-    latents = _loop_hook(
-        ext, HookPoint.PRE_LOOP, LoopContext(noise * scheduler.init_noise_sigma, timesteps, total)
-    )
+    latents = _loop_hook(ext, HookPoint.PRE_LOOP, LoopContext(first, timesteps, total))
     step_kwargs = _step_kwargs(scheduler, built.step_kwargs, generators)
     stopped = False
     for i, t in enumerate(tqdm(timesteps, disable=not progress_bar, desc="Sampling", leave=False)):
@@ -82,6 +97,28 @@ def sample(
         if callback is not None:
             callback(StepInfo(i, total, latents, denoised))
     return _loop_hook(ext, HookPoint.POST_LOOP, LoopContext(latents, timesteps, total, stopped))
+
+
+def _set_begin_index(scheduler: Any, index: int) -> None:
+    set_begin_index = getattr(scheduler, "set_begin_index", None)
+    if set_begin_index is not None:
+        set_begin_index(index)
+
+
+def _partial_start(scheduler: Any, steps: int, start: PartialStart) -> tuple[torch.Tensor, torch.Tensor]:
+    """The timesteps left to run and the noised init latents (diffusers' img2img indexing: a scheduler
+    of order 2 has two timesteps per step)."""
+    order = int(getattr(scheduler, "order", 1))
+    run = min(max(start.run_steps, 0), steps)
+    if run == 0:
+        return scheduler.timesteps[:0], start.init
+    first = (steps - run) * order
+    noised_at = max(first - start.noise_back * order, 0)
+    _set_begin_index(scheduler, noised_at)
+    level = scheduler.timesteps[noised_at : noised_at + 1]
+    latents = scheduler.add_noise(start.init, start.noise, level)
+    _set_begin_index(scheduler, first)
+    return scheduler.timesteps[first:], latents
 
 
 def _loop_hook(ext: ExtensionManager, point: HookPoint, context: LoopContext) -> torch.Tensor:

@@ -64,6 +64,7 @@ class SamplerSpec:
     second_order: bool = False
     uses_ensd: bool = False
     uses_eta: str | None = None  # "ancestral" | "ddim": which A1111 eta setting applies
+    timestep_sampler: bool = False  # A1111 runs it as a CompVis timestep sampler (DDIM, PLMS, UniPC)
 
     @property
     def options(self) -> dict[str, Any]:
@@ -121,7 +122,13 @@ SAMPLERS: tuple[SamplerSpec, ...] = (
         uses_ensd=True,
     ),
     SamplerSpec(
-        "DDIM", DDIMScheduler, ("ddim",), {"timestep_spacing": "leading"}, schedules=False, uses_eta="ddim"
+        "DDIM",
+        DDIMScheduler,
+        ("ddim",),
+        {"timestep_spacing": "leading"},
+        schedules=False,
+        uses_eta="ddim",
+        timestep_sampler=True,
     ),
     SamplerSpec(
         "PLMS",
@@ -129,8 +136,11 @@ SAMPLERS: tuple[SamplerSpec, ...] = (
         ("plms",),
         {"timestep_spacing": "leading", "skip_prk_steps": True},
         schedules=False,
+        timestep_sampler=True,
     ),
-    SamplerSpec("UniPC", UniPCMultistepScheduler, ("unipc",), {**K_SPACING, "solver_order": 3}),
+    SamplerSpec(
+        "UniPC", UniPCMultistepScheduler, ("unipc",), {**K_SPACING, "solver_order": 3}, timestep_sampler=True
+    ),
     SamplerSpec("LCM", LCMScheduler, ("k_lcm", "lcm"), {"timestep_spacing": "leading"}, schedules=False),
 )
 
@@ -225,6 +235,30 @@ def build_scheduler(
     scheduler = _from_config(spec.scheduler_class, _supported(spec.scheduler_class, config))
     step_kwargs = {"eta": eta_ddim} if spec.uses_eta == "ddim" else {}
     return BuiltScheduler(scheduler, spec, stype, step_kwargs)
+
+
+def call_sigma(scheduler: Any, timestep: torch.Tensor | float) -> float:
+    """The noise level (k-diffusion sigma) of the model call the scheduler is at: the sigma its
+    `scale_model_input` used (the midpoint sigma on the second evaluation of KDPM2 and DPM++ SDE), or
+    for schedulers without sigmas (DDIM, PLMS, LCM) the timestep's, sqrt((1 - alpha_bar) / alpha_bar).
+    Call it after `scale_model_input` of that call. The model input is then a * x0 + sqrt(1 - a^2) * eps
+    with a = 1 / sqrt(1 + sigma^2) for every scheduler."""
+    sigmas = getattr(scheduler, "sigmas", None)
+    index = getattr(scheduler, "step_index", None)
+    if index is None:
+        index = getattr(scheduler, "begin_index", None)
+    if sigmas is not None and index is not None and index < len(sigmas):
+        if not getattr(scheduler, "state_in_first_order", True):
+            interpol = getattr(scheduler, "sigmas_interpol", None)
+            if interpol is not None:
+                return float(interpol[index])
+            mid = getattr(scheduler, "mid_point_sigma", None)
+            if mid is not None:
+                return float(mid)
+        return float(sigmas[index])
+    alphas = scheduler.alphas_cumprod
+    a = float(alphas[min(max(round(float(timestep)), 0), len(alphas) - 1)])
+    return ((1 - a) / a) ** 0.5
 
 
 def _from_config(cls: type[SchedulerMixin], config: dict[str, Any]) -> SchedulerMixin:

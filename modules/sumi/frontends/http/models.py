@@ -58,6 +58,7 @@ _RUNTIME_FIELDS = {
     "all_hr_negative_prompts",
     "image_mask",
     "latent_mask",
+    "overlay_images",
 }
 
 
@@ -117,6 +118,7 @@ _SEED_RESIZE = {
     "description": "0 or -1: off" + _SETTING.format("max_image_size"),
 }
 _UNIT = {"ge": 0.0, "le": 1.0}
+_MASK_BLUR = {"ge": 0, "le": 512, "description": "pixels (the Gaussian's sigma)"}
 
 # Bounds the schema states (issue 11): a request outside them is a 422 before anything runs; the
 # live limits (settings) are checked again for every job, whoever submits it (400).
@@ -146,9 +148,29 @@ FIELD_BOUNDS: dict[str, dict[str, Any]] = {
     "hr_resize_y": {"ge": 0, "le": limits.IMAGE_SIDE_CEILING},
     "firstphase_width": {"ge": 0, "le": limits.IMAGE_SIDE_CEILING},
     "firstphase_height": {"ge": 0, "le": limits.IMAGE_SIDE_CEILING},
+    # img2img
+    "resize_mode": {
+        "ge": 0,
+        "le": 3,
+        "description": "0 Just resize, 1 Crop and resize, 2 Resize and fill, 3 Just resize (latent upscale)",
+    },
+    "image_cfg_scale": {"ge": 0.0, "le": limits.CFG_SCALE_MAX},
+    "mask_blur": _MASK_BLUR,
+    "mask_blur_x": _MASK_BLUR,
+    "mask_blur_y": _MASK_BLUR,
+    "inpainting_fill": {
+        "ge": 0,
+        "le": 3,
+        "description": "0 fill, 1 original, 2 latent noise, 3 latent nothing",
+    },
+    "inpaint_full_res_padding": {"ge": 0, "le": limits.IMAGE_SIDE_CEILING},
+    "inpainting_mask_invert": {"ge": 0, "le": 1},
+    "initial_noise_multiplier": {"ge": 0.0, "le": 10.0},
 }
 
 _PromptText = Annotated[str, StringConstraints(max_length=limits.PROMPT_LENGTH_CEILING)]
+# A base64 image (or data: URL); its decoded size is checked when it is read (64 megapixels).
+_ImageText = Annotated[str, StringConstraints(max_length=limits.BASE64_IMAGE_CEILING)]
 _PROMPT_FIELDS = ("prompt", "negative_prompt", "hr_prompt", "hr_negative_prompt")
 _PROMPT_NOTE = "characters at most" + _SETTING.format("max_prompt_length")
 
@@ -156,6 +178,10 @@ _PROMPT_NOTE = "characters at most" + _SETTING.format("max_prompt_length")
 def _field_type(name: str, hint: Any, constraints: dict[str, Any]) -> Any:
     if name in _PROMPT_FIELDS:  # str (or, as A1111 accepts, a list of str), each bounded
         return _PromptText if hint is str else (_PromptText | list[_PromptText])
+    if name == "init_images":  # img2img: base64 images
+        return list[_ImageText]
+    if name == "mask":
+        return _ImageText
     return _exact(hint, constraints)
 
 
@@ -169,6 +195,8 @@ def _processing_fields(cls: type) -> dict[str, Any]:
     fields = {}
     for f in dataclasses.fields(cls):
         if f.name in _RUNTIME_FIELDS or not f.init:  # A1111 builds its models from __init__'s parameters
+            continue
+        if f.name in _ApiOnly.model_fields:  # declared by the API's own fields (force_task_id)
             continue
         bounds = dict(FIELD_BOUNDS.get(f.name, {}))
         constraints = {k: bounds.pop(k) for k in ("ge", "le", "multiple_of") if k in bounds}
@@ -203,12 +231,11 @@ else:
         **_processing_fields(StableDiffusionProcessingTxt2Img),
     )
 
-    # A1111's img2img request body, for extensions that build one (agent-scheduler); Sumi has no
-    # /sdapi/v1/img2img yet.
     Img2ImgRequest = create_model(
         "StableDiffusionImg2ImgProcessingAPI",
         __base__=_Img2ImgApiOnly,
-        __doc__="A1111's img2img request body (init_images and mask as base64 strings).",
+        __doc__="POST /sdapi/v1/img2img (init_images and mask as base64 strings). Unknown fields are "
+        "ignored, as A1111 does.",
         **_processing_fields(StableDiffusionProcessingImg2Img),
     )
 

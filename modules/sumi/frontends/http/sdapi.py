@@ -26,7 +26,10 @@ from modules.sumi.services.images.saving import (
     read_infotext_from_image,
 )
 from modules.sumi.services.jobs.infotext import parse_infotext
-from modules.sumi.services.jobs.processing import StableDiffusionProcessingTxt2Img
+from modules.sumi.services.jobs.processing import (
+    StableDiffusionProcessingImg2Img,
+    StableDiffusionProcessingTxt2Img,
+)
 from modules.sumi.services.settings.secrets import (
     redacted_flags,
     redacted_options,
@@ -39,6 +42,9 @@ DEFAULT_MAX_BODY_MB = 64
 
 _P_FIELDS = {f.name for f in dataclasses.fields(StableDiffusionProcessingTxt2Img) if f.init} - set(
     m._ApiOnly.model_fields
+)
+_I2I_FIELDS = {f.name for f in dataclasses.fields(StableDiffusionProcessingImg2Img) if f.init} - set(
+    m._Img2ImgApiOnly.model_fields
 )
 
 
@@ -59,6 +65,52 @@ def processing_from_request(req: m.Txt2ImgRequest) -> StableDiffusionProcessingT
         values["do_not_save_samples"] = values["do_not_save_grid"] = True
     values["controlnet_units"] = units_from_alwayson(req.alwayson_scripts)
     return StableDiffusionProcessingTxt2Img(**values)
+
+
+def img2img_from_request(req: m.Img2ImgRequest) -> StableDiffusionProcessingImg2Img:
+    """The img2img job for a request: its base64 init images and mask decoded (a 400 for one that is not
+    a readable image or is over 64 megapixels); fields sent as null take the defaults."""
+    values = {k: v for k, v in req.model_dump().items() if k in _I2I_FIELDS and v is not None}
+    values["sampler_name"] = req.sampler_name or req.sampler_index
+    if not req.init_images:
+        raise InvalidRequestError("Init image not found: init_images must hold at least one base64 image")
+    values["init_images"] = [_decoded(text, f"init_images[{i}]") for i, text in enumerate(req.init_images)]
+    values["mask"] = _decoded(req.mask, "mask") if req.mask else None
+    if not req.save_images:
+        values["do_not_save_samples"] = values["do_not_save_grid"] = True
+    values["controlnet_units"] = units_from_alwayson(req.alwayson_scripts)
+    return StableDiffusionProcessingImg2Img(**values)
+
+
+def _decoded(text: str, name: str):
+    try:
+        return decode_base64_image(text)
+    except ValueError as exc:
+        raise InvalidRequestError(f"{name}: {exc}") from exc
+
+
+def run_img2img(app: App, req: m.Img2ImgRequest) -> m.ImagesResponse:
+    """What POST /sdapi/v1/img2img does: the img2img job with the img2img tab's scripts, queued, and its
+    images as base64 (the request echoed without its images unless `include_init_images`)."""
+    p = img2img_from_request(req)
+    runner = app.scripts.ensure_inputs(_script_layout, tab="img2img")
+    p.scripts, p.is_api = runner, True
+    p.script_args = runner.script_args_for(
+        req.script_name, req.script_args, req.alwayson_scripts, skip=(SCRIPT_TITLE,)
+    )
+    processed = app.runner.img2img(p, job_id=req.force_task_id or None)
+    images = (
+        [
+            encode_png_base64(img, info)
+            for img, info in zip(processed.images, processed.infotexts, strict=True)
+        ]
+        if req.send_images
+        else []
+    )
+    parameters = req.model_dump()
+    if not req.include_init_images:
+        parameters["init_images"] = parameters["mask"] = None
+    return m.ImagesResponse(images=images, parameters=parameters, info=processed.js())
 
 
 def create_router(app: App) -> APIRouter:
@@ -137,6 +189,10 @@ def _generation_routes(router: APIRouter, app: App) -> None:
     @router.post("/txt2img", response_model=m.ImagesResponse)
     def txt2img(req: m.Txt2ImgRequest) -> m.ImagesResponse:
         return run_txt2img(app, req)
+
+    @router.post("/img2img", response_model=m.ImagesResponse)
+    def img2img(req: m.Img2ImgRequest) -> m.ImagesResponse:
+        return run_img2img(app, req)
 
 
 def _model_routes(router: APIRouter, app: App) -> None:
@@ -257,8 +313,9 @@ def _script_layout():
 def _script_routes(router: APIRouter, app: App) -> None:
     @router.get("/scripts")
     def scripts() -> dict[str, list[str]]:
-        runner = app.scripts.ensure_inputs(_script_layout)
-        return {"txt2img": [s.name for s in runner.scripts if s.name], "img2img": []}
+        tabs = ("txt2img", "img2img")
+        runners = {tab: app.scripts.ensure_inputs(_script_layout, tab=tab) for tab in tabs}
+        return {tab: [s.name for s in runner.scripts if s.name] for tab, runner in runners.items()}
 
     @router.get("/extensions")
     def extensions() -> list[dict[str, Any]]:
@@ -277,8 +334,8 @@ def _script_routes(router: APIRouter, app: App) -> None:
 
     @router.get("/script-info")
     def script_info() -> list[dict[str, Any]]:
-        runner = app.scripts.ensure_inputs(_script_layout)
-        return [_script_info(s, runner.inputs) for s in runner.scripts if s.name]
+        runners = [app.scripts.ensure_inputs(_script_layout, tab=tab) for tab in ("txt2img", "img2img")]
+        return [_script_info(s, r.inputs) for r in runners for s in r.scripts if s.name]
 
 
 def _script_info(script, inputs: list[Any]) -> dict[str, Any]:
@@ -298,7 +355,12 @@ def _script_info(script, inputs: list[Any]) -> dict[str, Any]:
                 else None,
             }
         )
-    return {"name": script.name, "is_alwayson": bool(script.alwayson), "is_img2img": False, "args": args}
+    return {
+        "name": script.name,
+        "is_alwayson": bool(script.alwayson),
+        "is_img2img": bool(script.is_img2img),
+        "args": args,
+    }
 
 
 def progress_response(app: App, with_image: bool = True) -> m.ProgressResponse:

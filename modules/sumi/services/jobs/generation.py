@@ -1,4 +1,6 @@
-"""Runs A1111-shaped txt2img jobs: settings and seeds in, images, infotexts and files out."""
+"""Runs A1111-shaped txt2img and img2img jobs: settings and seeds in, images, infotexts and files out.
+
+img2img's own work (masks, crops, init latents, the overlay after decoding) is in `jobs/img2img.py`."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from modules.sumi.engine import generate as engine
+from modules.sumi.engine import vae as vae_ops
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.extensions import Extension
 from modules.sumi.engine.sampling.loop import StepInfo
@@ -18,6 +21,7 @@ from modules.sumi.engine.sampling.samplers import find_sampler
 from modules.sumi.engine.vae import cheap_preview
 from modules.sumi.services.controlnet.service import ControlNetService, PreparedControl, Target
 from modules.sumi.services.images import saving as image_files
+from modules.sumi.services.jobs import img2img
 from modules.sumi.services.jobs.hooks import JobContext, cfg_callbacks, postprocess_batch, select_batch
 from modules.sumi.services.jobs.infotext import build_infotext
 from modules.sumi.services.jobs.processing import Processed, StableDiffusionProcessing
@@ -26,6 +30,7 @@ from modules.sumi.services.models.manager import LoadedModel, ModelManager
 from modules.sumi.services.networks.embeddings import EmbeddingDatabase
 from modules.sumi.services.networks.registry import ExtraNetworkRegistry, parse_prompts
 from modules.sumi.services.scripts.callbacks import CallbackRegistry, ImageSaveParams
+from modules.sumi.services.scripts.runner import PostSampleArgs
 from modules.sumi.services.settings import limits as hard_limits
 from modules.sumi.services.settings.options import Options
 from modules.sumi.services.settings.paths import DataPaths
@@ -82,6 +87,7 @@ class GenerationService:
             self._prepare(p, loaded)
             if p.scripts is not None:
                 p.scripts.process(p)
+            p.init(p.all_prompts, p.all_seeds, p.all_subseeds)  # A1111: img2img prepares its images here
             processed = self._run(p, loaded)
         if p.scripts is not None:
             p.scripts.postprocess(p, processed)
@@ -117,6 +123,8 @@ class GenerationService:
         self._validate_seed_resize(p)
         self._validate_prompt_lengths(p)
         find_sampler(p.sampler_name or "Euler", p.scheduler)
+        if img2img.is_img2img(p):
+            img2img.validate(p, int(limit("max_image_size")))
 
     def _validate_seed_resize(self, p: StableDiffusionProcessing) -> None:
         """Resize-seed-from draws noise at that size: it is bound by `max_image_size` like the image."""
@@ -159,6 +167,8 @@ class GenerationService:
         p.sd_vae_name = loaded.vae_name
         p.sd_vae_hash = loaded.vae_hash
         p.job_timestamp = datetime.now().strftime("%Y%m%d%H%M%S")
+        if img2img.is_img2img(p):
+            p.job_context = img2img.Img2ImgContext(loaded.sd, self.options)
 
     def _apply_styles(self, p: StableDiffusionProcessing) -> None:
         """A1111: styles are merged into every prompt first; the infotext holds the expanded text."""
@@ -206,7 +216,7 @@ class GenerationService:
             self._warn(p, self.extra_networks.deactivate(p))
 
     def _run_batches(self, p: StableDiffusionProcessing, loaded: LoadedModel) -> Processed:
-        self.state.begin("txt2img", p.n_iter)
+        self.state.begin(job_kind(p), p.n_iter)
         images, infotexts = [], []
         job = JobContext(self._embedding_hook(loaded), self._prepare_control(p, loaded))
         for n in range(p.n_iter):
@@ -234,18 +244,18 @@ class GenerationService:
             first = 1
         images.extend(job.control.detected_maps)
         infotexts.extend("" for _ in job.control.detected_maps)
-        processed = Processed(
+        return Processed(
             p,
             images,
-            infotexts,
             p.all_seeds[0],
-            p.all_seeds,
-            p.all_subseeds,
-            first,
+            infotexts[first] if infotexts else "",
+            p.all_subseeds[0],
+            all_seeds=p.all_seeds,
+            all_subseeds=p.all_subseeds,
+            index_of_first_image=first,
+            infotexts=infotexts,
             warnings=list(p.warnings),
         )
-        processed.info = infotexts[first] if infotexts else ""
-        return processed
 
     def _prepare_control(self, p: StableDiffusionProcessing, loaded: LoadedModel) -> PreparedControl:
         """Preprocess and load every enabled ControlNet unit before the first step (fail early)."""
@@ -279,7 +289,20 @@ class GenerationService:
             vae_fallback=bool(self.options.auto_vae_precision),
         )
         self._warn(p, result.warnings)
-        return postprocess_batch(p, result.images, n), result.schedule
+        images = result.images
+        if p.scripts is not None:  # A1111: scripts see (and may replace) the sampled latents
+            args = PostSampleArgs(result.latents)
+            p.scripts.post_sample(p, args)
+            if args.samples is not result.latents:
+                images = vae_ops.to_pil(vae_ops.decode(loaded.sd, args.samples))
+        return postprocess_batch(p, images, n, self._composite(p)), result.schedule
+
+    def _composite(self, p: StableDiffusionProcessing) -> Callable[[int, Any], Any] | None:
+        """img2img's paste-back and overlay of the original after each image's postprocessing."""
+        if not img2img.is_img2img(p):
+            return None
+        overlay = bool(self.options.overlay_inpaint)
+        return lambda index, image: img2img.composite(p, index, image, overlay)
 
     def _extensions(self, p: StableDiffusionProcessing, loaded: LoadedModel) -> list[Extension]:
         """The batch's engine extensions: those the handlers and scripts put on `p` (networks...), then
@@ -317,6 +340,7 @@ class GenerationService:
             pad_cond_uncond=bool(o.pad_cond_uncond),
             token_override=job.embeddings,
             control_units=job.control.units,
+            init=img2img.init_latents(p, o) if img2img.is_img2img(p) else None,
         )
 
     def _embedding_hook(self, loaded: LoadedModel):
@@ -366,6 +390,7 @@ class GenerationService:
             "Sampler": p.sampler_name,
             "Schedule type": schedule,
             "CFG scale": _number(p.cfg_scale),
+            "Image CFG scale": _number(p.image_cfg_scale) if getattr(p, "image_cfg_scale", None) else None,
             "Seed": p.all_seeds[index],
             "Size": f"{p.width}x{p.height}",
             "Model hash": p.sd_model_hash if o.add_model_hash_to_info else None,
@@ -375,6 +400,8 @@ class GenerationService:
             "Variation seed": p.all_subseeds[index] if variation else None,
             "Variation seed strength": _number(p.subseed_strength) if variation else None,
             "Seed resize from": f"{p.seed_resize_from_w}x{p.seed_resize_from_h}" if resize else None,
+            "Denoising strength": p.extra_generation_params.get("Denoising strength"),
+            "Conditional mask weight": p.extra_generation_params.get("Conditional mask weight"),
             "Clip skip": p.clip_skip if p.clip_skip > 1 else None,
             "ENSD": o.eta_noise_seed_delta if o.eta_noise_seed_delta and _uses_ensd(p.sampler_name) else None,
             "RNG": o.randn_source if o.randn_source != "GPU" else None,
@@ -398,7 +425,7 @@ class GenerationService:
         if p.do_not_save_samples or not o.samples_save:
             return
         directory = self._outdir(
-            "outdir_samples", "outdir_txt2img_samples", p.outpath_samples, o.save_to_dirs
+            "outdir_samples", f"outdir_{job_kind(p)}_samples", p.outpath_samples, o.save_to_dirs
         )
         with self._saving(p, "the image", directory):
             params = ImageSaveParams(image, p, str(directory), {"parameters": infotext})
@@ -423,7 +450,9 @@ class GenerationService:
         o = self.options
         if p.do_not_save_grid or not o.grid_save:
             return
-        directory = self._outdir("outdir_grids", "outdir_txt2img_grids", p.outpath_grids, o.grid_save_to_dirs)
+        directory = self._outdir(
+            "outdir_grids", f"outdir_{job_kind(p)}_grids", p.outpath_grids, o.grid_save_to_dirs
+        )
         with self._saving(p, "the grid", directory):
             image_files.save_image_file(  # seed=None: A1111's short grid names, grid-NNNN.png
                 grid,
@@ -452,6 +481,11 @@ class GenerationService:
                 f"Could not save {what} to {where}: {type(exc).__name__}: {exc}; the image is still returned"
             )
             self._warn(p, [message])
+
+
+def job_kind(p: StableDiffusionProcessing) -> str:
+    """ "img2img" or "txt2img": the job's label in progress reports and its output folders."""
+    return "img2img" if img2img.is_img2img(p) else "txt2img"
 
 
 def _number(value: float) -> float | int:

@@ -4,6 +4,7 @@ batch, and A1111's `on_cfg_denoiser` / `on_cfg_denoised` / `on_cfg_after_cfg` ar
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,18 +41,29 @@ def select_batch(p: Any, n: int) -> None:
     p.subseeds = p.all_subseeds[window]
 
 
-def postprocess_batch(p: Any, images: list[Any], n: int) -> list[Any]:
+def postprocess_batch(
+    p: Any, images: list[Any], n: int, composite: Callable[[int, Any], Any] | None = None
+) -> list[Any]:
     """The scripts' postprocess_batch (a [B, 3, H, W] tensor in 0..1, as A1111), postprocess_batch_list
-    (may replace the list) and postprocess_image (may replace each image)."""
-    if p.scripts is None:
+    (may replace the list) and postprocess_image (may replace each image); then `composite(i, image)`
+    (img2img's overlay of the original) and postprocess_image_after_composite."""
+    if p.scripts is None and composite is None:
         return images
-    p.scripts.postprocess_batch(p, _as_tensor(images), batch_number=n)
-    batch = PostprocessBatchListArgs(list(images))
-    p.scripts.postprocess_batch_list(p, batch, batch_number=n)
+    if p.scripts is not None:
+        p.scripts.postprocess_batch(p, _as_tensor(images), batch_number=n)
+        batch = PostprocessBatchListArgs(list(images))
+        p.scripts.postprocess_batch_list(p, batch, batch_number=n)
+        images = batch.images
     result = []
-    for image in batch.images:
+    for i, image in enumerate(images):
+        p.batch_index = i
         args = PostprocessImageArgs(image)
-        p.scripts.postprocess_image(p, args)
+        if p.scripts is not None:
+            p.scripts.postprocess_image(p, args)
+        if composite is not None:
+            args.image = composite(i, args.image)
+        if p.scripts is not None:
+            p.scripts.postprocess_image_after_composite(p, args)
         result.append(args.image)
     return result
 

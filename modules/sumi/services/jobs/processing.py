@@ -11,6 +11,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from modules.sumi.services.images.resize import resize_image
 from modules.sumi.util.version import VERSION
 
 
@@ -43,6 +44,7 @@ class StableDiffusionProcessing:
     do_not_save_samples: bool = False
     do_not_save_grid: bool = False
     extra_generation_params: dict[str, Any] = field(default_factory=dict)
+    overlay_images: list[Any] | None = None  # A1111: the originals pasted over the result outside the mask
     eta: float | None = None
     denoising_strength: float | None = None
     s_min_uncond: float | None = None
@@ -84,6 +86,12 @@ class StableDiffusionProcessing:
     subseeds: list[int] = field(default_factory=list)
     extra_network_data: dict[str, Any] = field(default_factory=dict)
     sampler: Any = None  # A1111: the sampler object of the running job; Sumi's loop has none to show
+    # A1111 runtime fields: where an "only masked" crop goes back (x, y, w, h), and whether the model
+    # took 9-channel inpainting conditioning.
+    paste_to: tuple[int, int, int, int] | None = field(default=None, init=False)
+    is_using_inpainting_conditioning: bool = field(default=False, init=False)
+    color_corrections: list[Any] | None = field(default=None, init=False)
+    batch_index: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         self.extra_generation_params = dict(self.extra_generation_params or {})
@@ -102,6 +110,9 @@ class StableDiffusionProcessing:
 
     def close(self) -> None:
         """A1111 frees the job's sampler and cached conditionings here; Sumi keeps none on `p`."""
+
+    def init(self, all_prompts: list[str], all_seeds: list[int], all_subseeds: list[int]) -> None:
+        """A1111: the job's own preparation once its prompts and seeds are known (img2img's images)."""
 
     @property
     def main_prompt(self) -> str:
@@ -131,8 +142,14 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
 
 @dataclass
 class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
-    """A1111's img2img job, with its field names and defaults. Extensions may build one and read it,
-    but Sumi has no img2img yet: `process_images` refuses it with a clear error."""
+    """A1111's img2img job, with its field names and defaults.
+
+    `mask` is the inpainting mask as given (white = redraw); as in A1111 it moves to `image_mask` when
+    the object is made, and `mask`/`nmask` become the latent masks once the job is prepared. `mask_blur`
+    sets both `mask_blur_x` and `mask_blur_y` (reading it gives the blur when they are equal, else None).
+    `initial_noise_multiplier` None means the setting of that name. The job's preparation (`init`, run
+    by the generation service) fills the runtime fields: `image_mask` (blurred, resized), `mask_for_overlay`,
+    `overlay_images`, `paste_to`, `init_latent`, `image_conditioning`, `mask`, `nmask`."""
 
     init_images: list[Any] = field(default_factory=list)
     resize_mode: int = 0
@@ -149,28 +166,83 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
     inpainting_mask_invert: int = 0
     initial_noise_multiplier: float | None = None
     latent_mask: Any = None
-    image_mask: Any = None
+    force_task_id: str | None = None
+    # Filled while the job is prepared (A1111 names).
+    image_mask: Any = field(default=None, init=False)
+    nmask: Any = field(default=None, init=False)
+    image_conditioning: Any = field(default=None, init=False)
+    init_img_hash: str | None = field(default=None, init=False)
+    mask_for_overlay: Any = field(default=None, init=False)
+    init_latent: Any = field(default=None, init=False)
+    # Sumi: what `init` needs from the running job (the engine model and the settings), set by the
+    # generation service before it calls `init`.
+    job_context: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.image_mask is None:
-            self.image_mask = self.mask
+        self.init_images = list(self.init_images or [])
+        self.image_mask, self.mask = self.mask, None
+
+    def init(self, all_prompts: list[str], all_seeds: list[int], all_subseeds: list[int]) -> None:
+        """A1111: prepare the init images, the masks and the overlays, and encode the images with the
+        VAE (`init_latent`). The generation service calls it once per job after the scripts' `process`;
+        without a running job (`job_context` unset) only the pixel work is done."""
+        if self.job_context is not None:
+            self.job_context.init(self, all_seeds)
 
 
-@dataclass
+def _get_mask_blur(self: StableDiffusionProcessingImg2Img) -> int | None:
+    return self.mask_blur_x if self.mask_blur_x == self.mask_blur_y else None
+
+
+def _set_mask_blur(self: StableDiffusionProcessingImg2Img, value: Any) -> None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        self.mask_blur_x = self.mask_blur_y = value
+
+
+# A1111's `mask_blur` is a property over mask_blur_x/y; the dataclass field keeps its None default (the
+# API model reads it) and its __init__ assignment goes through the setter.
+StableDiffusionProcessingImg2Img.mask_blur = property(_get_mask_blur, _set_mask_blur)  # type: ignore[assignment]
+
+
 class Processed:
-    """What a job produced: images with their infotexts and the values actually used."""
+    """What a job produced: images with their infotexts and the values actually used.
 
-    p: StableDiffusionProcessing
-    images: list[Any]
-    infotexts: list[str]
-    seed: int
-    all_seeds: list[int]
-    all_subseeds: list[int]
-    index_of_first_image: int = 0
-    info: str = ""
-    comments: str = ""
-    warnings: list[str] = field(default_factory=list)
+    A1111's constructor: `Processed(p, images_list, seed=-1, info="", subseed=None, all_prompts=None,
+    all_negative_prompts=None, all_seeds=None, all_subseeds=None, index_of_first_image=0,
+    infotexts=None, comments="")`; Sumi adds `warnings` (default: the job's)."""
+
+    def __init__(
+        self,
+        p: StableDiffusionProcessing,
+        images_list: list[Any],
+        seed: Any = -1,
+        info: str = "",
+        subseed: Any = None,
+        all_prompts: list[str] | None = None,
+        all_negative_prompts: list[str] | None = None,
+        all_seeds: list[int] | None = None,
+        all_subseeds: list[int] | None = None,
+        index_of_first_image: int = 0,
+        infotexts: list[str] | None = None,
+        comments: str = "",
+        warnings: list[str] | None = None,
+    ) -> None:
+        self.p = p
+        self.images = images_list
+        self.seed = _first_int(seed, -1)
+        self.subseed = _first_int(subseed, -1)
+        self.info = info
+        self.comments = comments or "".join(f"{c}\n" for c in p.comments)
+        self.all_prompts = list(all_prompts or p.all_prompts or [first_text(p.prompt)])
+        self.all_negative_prompts = list(
+            all_negative_prompts or p.all_negative_prompts or [first_text(p.negative_prompt)]
+        )
+        self.all_seeds = list(all_seeds or p.all_seeds or [self.seed])
+        self.all_subseeds = list(all_subseeds or p.all_subseeds or [self.subseed])
+        self.index_of_first_image = index_of_first_image
+        self.infotexts = list(infotexts) if infotexts is not None else [info]
+        self.warnings = list(p.warnings if warnings is None else warnings)
 
     def __getattr__(self, name: str) -> Any:
         # A1111's Processed copies most of p's fields; read them from p instead.
@@ -178,17 +250,21 @@ class Processed:
             raise AttributeError(name)
         return getattr(self.p, name)
 
+    def infotext(self, p: StableDiffusionProcessing, index: int) -> str:
+        """A1111: the infotext of image `index` of this result."""
+        return self.infotexts[index] if 0 <= index < len(self.infotexts) else self.info
+
     def js(self) -> str:
         """The `info` JSON string of A1111's API response."""
         p = self.p
         data = {
-            "prompt": p.main_prompt,
-            "all_prompts": p.all_prompts,
-            "negative_prompt": p.main_negative_prompt,
-            "all_negative_prompts": p.all_negative_prompts,
+            "prompt": self.all_prompts[0] if self.all_prompts else "",
+            "all_prompts": self.all_prompts,
+            "negative_prompt": self.all_negative_prompts[0] if self.all_negative_prompts else "",
+            "all_negative_prompts": self.all_negative_prompts,
             "seed": self.seed,
             "all_seeds": self.all_seeds,
-            "subseed": p.all_subseeds[0] if p.all_subseeds else -1,
+            "subseed": self.all_subseeds[0] if self.all_subseeds else -1,
             "all_subseeds": self.all_subseeds,
             "subseed_strength": p.subseed_strength,
             "width": p.width,
@@ -196,6 +272,7 @@ class Processed:
             "sampler_name": p.sampler_name,
             "scheduler": p.scheduler,
             "cfg_scale": p.cfg_scale,
+            "image_cfg_scale": getattr(p, "image_cfg_scale", None),
             "steps": p.steps,
             "batch_size": p.batch_size,
             "n_iter": p.n_iter,
@@ -214,11 +291,21 @@ class Processed:
             "styles": p.styles,
             "job_timestamp": p.job_timestamp,
             "clip_skip": p.clip_skip,
-            "is_using_inpainting_conditioning": False,
+            "is_using_inpainting_conditioning": p.is_using_inpainting_conditioning,
             "version": VERSION,
             "warnings": self.warnings,
         }
         return json.dumps(data, default=str)
+
+
+def _first_int(value: Any, default: int) -> int:
+    """A1111: a seed given as a list means its first entry; None means `default`."""
+    if isinstance(value, (list, tuple)):
+        value = value[0] if value else None
+    try:
+        return int(value) if value is not None else default
+    except (TypeError, ValueError):
+        return default
 
 
 def first_text(value: str | list[str]) -> str:
@@ -245,6 +332,37 @@ def fix_seed(p: StableDiffusionProcessing) -> None:
     """Draw the random seeds of `p` now, so scripts see the seeds the job will use (A1111)."""
     p.seed = get_fixed_seed(p.seed)
     p.subseed = get_fixed_seed(p.subseed)
+
+
+def uncrop(image: Any, dest_size: tuple[int, int], paste_loc: tuple[int, int, int, int]) -> Any:
+    """A1111: `image` (the result of an "only masked" crop) scaled back into its box of a transparent
+    `dest_size` picture."""
+    from PIL import Image
+
+    x, y, w, h = paste_loc
+    base = Image.new("RGBA", dest_size)
+    base.paste(resize_image(1, image, w, h), (x, y))
+    return base
+
+
+def apply_overlay(image: Any, paste_loc: Any, overlay: Any, overlays: list[Any] | None = None) -> Any:
+    """A1111's overlay of the original outside the mask (`overlay`: the original with the masked part
+    transparent), after pasting an "only masked" result back into place (`paste_loc`).
+
+    Returns `(image, image before the overlay)` as A1111 1.8+; the older form
+    `apply_overlay(image, paste_loc, index, overlays)` returns the image alone."""
+    if overlays is not None or isinstance(overlay, int):
+        index = overlay
+        chosen = overlays[index] if overlays is not None and index < len(overlays) else None
+        return apply_overlay(image, paste_loc, chosen)[0]
+    if overlay is None:
+        return image, image.copy()
+    if paste_loc is not None:
+        image = uncrop(image, (overlay.width, overlay.height), paste_loc)
+    original = image.copy()
+    image = image.convert("RGBA")
+    image.alpha_composite(overlay)
+    return image.convert("RGB"), original
 
 
 def create_binary_mask(image: Any, round: bool = True) -> Any:  # noqa: A002 (A1111's name)

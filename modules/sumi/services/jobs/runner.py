@@ -1,7 +1,7 @@
 """Runs generation jobs on the single worker: the one way the UI, the API, the built-in scripts and
 extensions (`processing.process_images`) get images.
 
-A txt2img job runs in A1111's order: the always-on scripts' `setup`, then the selected script's
+A txt2img or img2img job runs in A1111's order: the always-on scripts' `setup`, then the selected script's
 `run` (which usually calls `process_images` once or many times), else a plain job; the
 generation service calls the always-on scripts' other hooks. Called from inside a running job (a
 script, an extension's queued handler) everything runs inline, since waiting on the queue would wait
@@ -10,7 +10,13 @@ on itself.
 
 from __future__ import annotations
 
-from modules.sumi.services.jobs.generation import GenerationService
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.services.jobs.generation import GenerationService, job_kind
+from modules.sumi.services.jobs.img2img_batch import BatchFolders, run_batch
 from modules.sumi.services.jobs.processing import Processed, StableDiffusionProcessing
 from modules.sumi.services.jobs.queue import Job, JobQueue
 
@@ -25,10 +31,11 @@ class JobRunner:
         self.generation.validate(p)
 
     def submit(self, p: StableDiffusionProcessing, job_id: str | None = None) -> Job:
-        """Check `p` now (raises before anything is queued), then queue it; the job's future holds the
-        result. What the UI does, so it can show progress while waiting."""
+        """Check `p` now (raises before anything is queued), then queue it as a txt2img or img2img job
+        (by the type of `p`); the job's future holds the result. What the UI does, so it can show
+        progress while waiting."""
         self.validate(p)
-        return self.queue.submit("txt2img", lambda: self.run_job(p), job_id)
+        return self.queue.submit(job_kind(p), lambda: self.run_job(p), job_id)
 
     def txt2img(self, p: StableDiffusionProcessing, job_id: str | None = None) -> Processed:
         """Check `p`, run it as a txt2img job with its scripts on the worker, and wait for it.
@@ -39,13 +46,57 @@ class JobRunner:
             return self.run_job(p)
         return self.submit(p, job_id).future.result()
 
+    def img2img(self, p: StableDiffusionProcessing, job_id: str | None = None) -> Processed:
+        """The same for an img2img job (`StableDiffusionProcessingImg2Img`)."""
+        return self.txt2img(p, job_id)
+
+    def img2img_batch(
+        self, p: Any, folders: BatchFolders, args: Sequence[Any] = (), job_id: str | None = None
+    ) -> Processed:
+        """A1111's img2img Batch tab (`modules.img2img.process_batch`): `p` once per image of
+        `folders.input_dir`, as one job on the worker (inline when called from a job); each image runs
+        the selected script (`args`, A1111's script args) or the plain job."""
+        self.validate_batch(p, folders)
+
+        def one(job: Any) -> Processed:
+            result = job.scripts.run(job, *args) if job.scripts is not None and args else None
+            return result if result is not None else self.generation.process(job)
+
+        def body() -> Processed:
+            with self.generation.options.job_view():
+                return run_batch(
+                    p,
+                    folders,
+                    args,
+                    process=one,
+                    confine=self._confined,
+                    interrupted=lambda: self.generation.state.interrupted,
+                    samples_format=str(self.generation.options.samples_format),
+                )
+
+        if self.queue.on_worker():
+            return body()
+        return self.queue.submit("img2img", body, job_id).future.result()
+
+    def validate_batch(self, p: Any, folders: BatchFolders) -> None:
+        """The batch's output folder inside the data folder; the job's other values as any job's
+        (checked with a stand-in image: the real ones are read one by one)."""
+        if folders.output_dir.strip():
+            self._confined(folders.output_dir.strip())
+
+    def _confined(self, folder: str) -> Path:
+        try:
+            return self.generation.paths.confine(folder)
+        except ValueError as exc:
+            raise InvalidRequestError(f"Batch output folder: {exc}") from exc
+
     def process(self, p: StableDiffusionProcessing) -> Processed:
         """A1111's `process_images`: the job without `setup`/`run` of scripts (a script's `run` calls
         this), on the worker."""
         return self.queue.call("process_images", lambda: self.generation.process(p))
 
     def run_job(self, p: StableDiffusionProcessing) -> Processed:
-        """The body of a txt2img job (runs on the worker): the always-on scripts' `setup`, then the
+        """The body of a txt2img or img2img job (runs on the worker): the always-on scripts' `setup`, then the
         selected script runs the job, else a plain job. A selected script that raises is recorded in
         the scripts' errors and re-raised."""
         with self.generation.options.job_view():  # the job's own settings, whatever changes meanwhile

@@ -207,15 +207,14 @@ class Collected:
         infotexts = [i for _, i in grids] + (self.infotexts if include_images else [])
         first = len(grids) if include_images and self.images else min(1, len(grids))
         seed = self.seeds[0] if self.seeds else p.seed
-        processed = Processed(
+        return Processed(
             result,
             images,
-            infotexts,
             seed,
-            result.all_seeds,
-            result.all_subseeds,
-            first,
+            infotexts[0] if infotexts else "",
+            all_seeds=result.all_seeds,
+            all_subseeds=result.all_subseeds,
+            index_of_first_image=first,
+            infotexts=infotexts,
             warnings=list(self.warnings),
         )
-        processed.info = infotexts[0] if infotexts else ""
-        return processed

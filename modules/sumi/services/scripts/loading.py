@@ -40,17 +40,32 @@ class ScriptService:
         self.errors = ScriptErrors()
         self.scripts_data: list[ScriptClassData] = []
         self.txt2img = ScriptRunner("txt2img", self.errors)
-        # A1111's `scripts_img2img`: Sumi has no img2img tab yet, so it stays empty (extensions that
-        # read its `alwayson_scripts` or hand it to an img2img job find a runner with no scripts).
-        self.img2img = ScriptRunner("img2img", self.errors)
-        self.inputs_ready = False
+        self.img2img = ScriptRunner("img2img", self.errors)  # A1111's `scripts_img2img`
+        # Whether each tab's script args are laid out (the UI does it while it builds the tab; else
+        # `ensure_inputs` does it without a UI).
+        self.ready = {"txt2img": False, "img2img": False}
         self._lock = threading.Lock()
 
+    @property
+    def inputs_ready(self) -> bool:
+        """The txt2img tab's scripts are laid out (the name the txt2img UI sets)."""
+        return self.ready["txt2img"]
+
+    @inputs_ready.setter
+    def inputs_ready(self, value: bool) -> None:
+        self.ready["txt2img"] = bool(value)
+
+    def runner(self, tab: str) -> ScriptRunner:
+        """The ScriptRunner of "txt2img" or "img2img"."""
+        return self.img2img if tab == "img2img" else self.txt2img
+
     def load(self, files: Sequence[tuple[Path | str, Path | str]]) -> None:
-        """Import `(script path, extension folder)` pairs in order and set up the txt2img runner."""
+        """Import `(script path, extension folder)` pairs in order and set up both tabs' runners (every
+        hook of the img2img runner's scripts sees `is_img2img=True`)."""
         for path, basedir in files:
             self.scripts_data.extend(self.load_file(Path(path), str(basedir)))
         self.txt2img.initialize_scripts(self.scripts_data)
+        self.img2img.initialize_scripts(self.scripts_data)
 
     def builtin_files(self) -> list[tuple[Path, Path]]:
         return [
@@ -95,13 +110,17 @@ class ScriptService:
             sys.path[:] = saved_path
             self.current_basedir, self.callbacks.current_script = self.repo_root, ""
 
-    def ensure_inputs(self, context: Callable[[], AbstractContextManager] | None = None) -> ScriptRunner:
-        """Lay out script args without a UI (API-only servers); the UI lays them out while it builds.
+    def ensure_inputs(
+        self, context: Callable[[], AbstractContextManager] | None = None, tab: str = "txt2img"
+    ) -> ScriptRunner:
+        """Lay out the `tab`'s script args without a UI (API-only servers) and return its runner; the
+        UI lays them out while it builds the tab (and sets `ready[tab]`).
 
         `context` makes the throwaway layout the scripts' `ui()` may need (rows, groups: a gr.Blocks)."""
+        runner = self.runner(tab)
         with self._lock:
-            if not self.inputs_ready:
+            if not self.ready[runner.tabname]:
                 with context() if context is not None else nullcontext():
-                    self.txt2img.create_inputs()
-                self.inputs_ready = True
-        return self.txt2img
+                    runner.create_inputs()
+                self.ready[runner.tabname] = True
+        return runner

@@ -39,6 +39,34 @@ class PostprocessBatchListArgs:
 
 
 @dataclass
+class PostSampleArgs:
+    """A1111: the batch's sampled latents, before decoding; a script may replace them."""
+
+    samples: Any
+
+
+@dataclass
+class PostProcessMaskOverlayArgs:
+    """A1111: the mask and overlay (the original outside the mask) of image `index`, before the overlay."""
+
+    index: int
+    mask_for_overlay: Any
+    overlay_image: Any
+
+
+class MaskBlendArgs:
+    """A1111's arguments of `on_mask_blend` (Sumi blends masks in the engine; kept for imports)."""
+
+    def __init__(
+        self, current_latent, nmask, init_latent, mask, blended_latent, denoiser=None, sigma=None
+    ) -> None:
+        self.current_latent, self.nmask, self.init_latent = current_latent, nmask, init_latent
+        self.mask, self.blended_latent = mask, blended_latent
+        self.denoiser, self.sigma = denoiser, sigma
+        self.is_final_blend = denoiser is None
+
+
+@dataclass
 class ScriptClassData:
     """A Script subclass found in a file (A1111's `scripts_data` entries)."""
 
@@ -188,6 +216,15 @@ class ScriptRunner:
 
     def postprocess_image(self, p: Any, pp: PostprocessImageArgs) -> None:
         self._each_alwayson(p, "postprocess_image", pp)
+
+    def post_sample(self, p: Any, ps: PostSampleArgs) -> None:
+        self._each_alwayson(p, "post_sample", ps)
+
+    def postprocess_maskoverlay(self, p: Any, ppmo: PostProcessMaskOverlayArgs) -> None:
+        self._each_alwayson(p, "postprocess_maskoverlay", ppmo)
+
+    def postprocess_image_after_composite(self, p: Any, pp: PostprocessImageArgs) -> None:
+        self._each_alwayson(p, "postprocess_image_after_composite", pp)
 
     def postprocess(self, p: Any, processed: Any) -> None:
         self._each_alwayson(p, "postprocess", processed)

@@ -17,3 +17,6 @@ BATCH_COUNT_CEILING = 10_000
 CFG_SCALE_MAX = 100.0
 PROMPT_LENGTH_CEILING = 1_000_000  # characters
 DEFAULT_MAX_PROMPT_LENGTH = 20_000  # characters: ~5,000 tokens, far above any real prompt
+# characters of one base64 image in a request (img2img's init images and mask); the request body limit
+# (--max-request-body-mb) and the 64-megapixel decode limit apply too
+BASE64_IMAGE_CEILING = 256 * 1024 * 1024

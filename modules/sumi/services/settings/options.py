@@ -520,6 +520,7 @@ LIVE_PREVIEWS: Section = ("ui_preview", "Live previews")
 SAMPLER_PARAMS: Section = ("sampler-params", "Sampler parameters")
 LIMITS: Section = ("sumi-limits", "Limits")
 CONTROLNET: Section = ("control_net", "ControlNet")
+IMG2IMG: Section = ("img2img", "img2img")
 HIDDEN: tuple[None, str] = (None, "Hidden options")  # A1111: a section id of None is not shown in Settings
 
 
@@ -594,6 +595,53 @@ def _saving_to_dirs() -> dict[str, OptionInfo]:
             "save_to_dirs": OptionInfo(True, "Save images to a subdirectory"),
             "grid_save_to_dirs": OptionInfo(True, "Save grids to a subdirectory"),
             "directories_filename_pattern": OptionInfo("[date]", "Directory name pattern"),
+        },
+    )
+
+
+def _img2img() -> dict[str, OptionInfo]:
+    """A1111's img2img settings (the ones Sumi's img2img uses, with A1111's keys, labels and defaults)."""
+    return options_section(
+        IMG2IMG,
+        {
+            "inpainting_mask_weight": OptionInfo(
+                1.0,
+                "Inpainting conditioning mask strength",
+                "slider",
+                _slider(0.0, 1.0, 0.01),
+                infotext="Conditional mask weight",
+            ).bounds(0.0, 1.0),
+            "initial_noise_multiplier": OptionInfo(
+                1.0,
+                "Noise multiplier for img2img",
+                "slider",
+                _slider(0.0, 1.5, 0.001),
+                infotext="Noise multiplier",
+            ).bounds(0.0, 1.5),
+            "img2img_fix_steps": OptionInfo(
+                False, "With img2img, do exactly the amount of steps the slider specifies."
+            ).info("normally you'd do less with less denoising"),
+            "img2img_background_color": OptionInfo(
+                "#ffffff", "With img2img, fill transparent parts of the input image with this color."
+            ),
+            "img2img_editor_height": OptionInfo(
+                720, "Height of the image editor", "slider", _slider(80, 1600, 1)
+            )
+            .bounds(80, 1600)
+            .info("in pixels"),
+            "img2img_sketch_default_brush_color": OptionInfo("#ffffff", "Sketch initial brush color"),
+            "img2img_inpaint_mask_brush_color": OptionInfo("#ffffff", "Inpaint mask brush color"),
+            "img2img_inpaint_sketch_default_brush_color": OptionInfo(
+                "#ffffff", "Inpaint sketch initial brush color"
+            ),
+            "img2img_batch_show_results_limit": OptionInfo(
+                32, "Show the first N batch img2img results in UI", "slider", _slider(-1, 1000, 1)
+            )
+            .bounds(-1, 1000)
+            .info("0: disable, -1: show all images. Too many images can cause lag"),
+            "overlay_inpaint": OptionInfo(True, "Overlay original for inpaint").info(
+                "when inpainting, overlay the original image over the areas that weren't inpainted."
+            ),
         },
     )
 
@@ -807,8 +855,6 @@ def _a1111_only() -> dict[str, OptionInfo]:
             "grid_extended_filename": OptionInfo(
                 False, "Add extended info (seed, prompt) to grid file names"
             ),
-            "img2img_background_color": OptionInfo("#ffffff", "img2img: colour of transparent parts"),
-            "img2img_inpaint_mask_brush_color": OptionInfo("#ffffff", "Inpaint mask brush color"),
             "enable_console_prompts": OptionInfo(False, "Print prompts to console"),
             "samples_log_stdout": OptionInfo(False, "Always print all generation info to standard output"),
             "multiple_tqdm": OptionInfo(True, "Second console progress bar for the whole job"),
@@ -849,6 +895,7 @@ def builtin_options() -> dict[str, OptionInfo]:
         _saving_paths,
         _saving_to_dirs,
         _stable_diffusion,
+        _img2img,
         _vae,
         _infotext,
         _user_interface,
