@@ -13,16 +13,16 @@ sampler, seeds, ControlNet, scripts and the results column are txt2img's builder
 
 Generate turns the sub-tab's canvas into `init_images` and `mask` as A1111's `modules.img2img.img2img`
 does (`mask_from_editor`, `inpaint_sketch`), builds a `StableDiffusionProcessingImg2Img` and runs it
-through `app.runner` like a txt2img job. Batch runs one such job per image of the input folder
-(`batch_jobs`).
+through `app.runner` like a txt2img job. Batch hands the same job and the folders to
+`app.runner.img2img_batch` (A1111's `process_batch`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, fields
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
@@ -35,7 +35,9 @@ from modules.sumi.frontends.gradio.controlnet import create_controlnet, wire_con
 from modules.sumi.frontends.gradio.controlnet_handlers import units_from_values
 from modules.sumi.frontends.gradio.extra_networks import create_extra_networks, wire_gallery
 from modules.sumi.frontends.gradio.paste_buttons import image_from_url_text, readable_roots
+from modules.sumi.frontends.gradio.progress import POLL_SECONDS, STARTING_HTML, progress_html
 from modules.sumi.frontends.gradio.scripts_ui import ComponentHooks, create_scripts
+from modules.sumi.services.jobs.img2img_batch import PNG_INFO_PROPS, BatchFolders
 from modules.sumi.services.jobs.processing import StableDiffusionProcessingImg2Img
 
 if TYPE_CHECKING:
@@ -57,8 +59,6 @@ RESIZE_MODES = ("Just resize", "Crop and resize", "Resize and fill", "Just resiz
 MASK_MODES = ("Inpaint masked", "Inpaint not masked")
 MASKED_CONTENT = ("fill", "original", "latent noise", "latent nothing")
 INPAINT_AREAS = ("Whole picture", "Only masked")
-PNG_INFO_PROPS = ("Prompt", "Negative prompt", "Seed", "CFG scale", "Sampler", "Steps", "Model hash")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".avif")
 
 
 @dataclass
@@ -139,11 +139,15 @@ def strokes(value: Any, size: tuple[int, int]) -> Image.Image:
     return mask
 
 
-def binary_mask(mask: Image.Image) -> Image.Image:
-    """A1111's `create_binary_mask` with rounding: alpha (or grey) above 128 is masked."""
-    if mask.mode == "RGBA" and mask.getextrema()[-1] != (255, 255):
-        mask = mask.split()[-1]
-    return mask.convert("L").point(lambda x: 255 if x > 128 else 0)
+def painted_mask(value: Any, size: tuple[int, int]) -> Image.Image:
+    """The Inpaint canvas's mask as A1111's canvas gives it: white, with the strokes as alpha (the job
+    rounds it: alpha above 128 is redrawn). Nothing painted is a mistake worth saying."""
+    alpha = strokes(value, size)
+    if alpha.getextrema()[1] == 0:
+        raise ValueError("Inpaint: paint over the part of the image to redraw first.")
+    mask = Image.new("RGBA", size, (255, 255, 255, 0))
+    mask.putalpha(alpha)
+    return mask
 
 
 def inpaint_sketch(value: Any, mask_blur: int, mask_alpha: float) -> tuple[Image.Image, Image.Image]:
@@ -173,7 +177,7 @@ def source_images(v: Img2ImgValues) -> tuple[Image.Image | None, Image.Image | N
         image = editor_image(v.init_img_with_mask, "background")
         if image is None:
             return None, None
-        return image, binary_mask(strokes(v.init_img_with_mask, image.size))
+        return image, painted_mask(v.init_img_with_mask, image.size)
     if mode == MODE_INPAINT_SKETCH:
         return inpaint_sketch(v.inpaint_color_sketch, int(v.mask_blur), float(v.mask_alpha or 0))
     if mode == MODE_INPAINT_UPLOAD:
@@ -192,10 +196,12 @@ def scaled_size(v: Img2ImgValues, image: Image.Image | None) -> tuple[int, int]:
 
 
 def build_processing(
-    v: Img2ImgValues, controlnet_units: list | None = None, image: Any = None, mask: Any = None
+    v: Img2ImgValues, controlnet_units: list | None = None
 ) -> StableDiffusionProcessingImg2Img:
-    """The job the UI asks for (A1111's `modules.img2img.img2img`); the UI saves images."""
+    """The job the UI asks for (A1111's `modules.img2img.img2img`); the UI saves images. On the
+    Batch sub-tab it has no image: the batch gives it one input at a time."""
     mode = int(v.mode or 0)
+    image = mask = None
     if mode != MODE_BATCH:
         image, mask = source_images(v)
         if image is None:
@@ -204,7 +210,7 @@ def build_processing(
             raise ValueError("Inpaint upload: choose a mask image too.")
     if image is not None:
         image = ImageOps.exif_transpose(image)
-    width, height = scaled_size(v, image)
+    width, height = scaled_size(v, image) if mode != MODE_BATCH else (t2i._int(v.width), t2i._int(v.height))
     p = StableDiffusionProcessingImg2Img(
         prompt=v.prompt or "",
         negative_prompt=v.negative_prompt or "",
@@ -237,8 +243,6 @@ def build_processing(
         inpaint_full_res_padding=t2i._int(v.inpaint_full_res_padding),
         inpainting_mask_invert=int(v.inpainting_mask_invert or 0),
     )
-    if mask is not None:
-        p.extra_generation_params["Mask blur"] = t2i._int(v.mask_blur)
     return p
 
 
@@ -258,129 +262,53 @@ def generate(app: App, *values: Any, layout: t2i.GenerateInputs | None = None) -
     yield from t2i.run_generate(app, make, n, values, layout)
 
 
-def batch_files(v: Img2ImgValues) -> list[Path]:
-    """The images of the Batch input folder, sorted by name."""
-    folder = Path(v.batch_input_dir or "").expanduser()
-    if not v.batch_input_dir or not folder.is_dir():
-        raise ValueError(f"Batch: input directory {v.batch_input_dir!r} is not a folder on the server.")
-    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
-    if not files:
-        raise ValueError(f"Batch: there are no images in {folder}.")
-    return files
-
-
-def batch_mask(v: Img2ImgValues, image_file: Path) -> Image.Image | None:
-    """The mask for `image_file`: the file with the same stem in the mask folder (A1111), if any."""
-    if not v.batch_inpaint_mask_dir:
-        return None
-    folder = Path(v.batch_inpaint_mask_dir).expanduser()
-    if not folder.is_dir():
-        raise ValueError(f"Batch: mask directory {v.batch_inpaint_mask_dir!r} is not a folder on the server.")
-    found = [f for f in folder.iterdir() if f.stem == image_file.stem and f.suffix.lower() in IMAGE_SUFFIXES]
-    return Image.open(found[0]) if found else None
-
-
-def png_info_values(v: Img2ImgValues, image_file: Path, image: Image.Image) -> dict[str, Any]:
-    """Img2ImgValues fields from the input's PNG info (A1111's "PNG info" accordion), with the
-    prompts appended to the tab's as A1111 does."""
-    if not v.batch_use_png_info:
-        return {}
-    source = image
-    if v.batch_png_info_dir:
-        other = Path(v.batch_png_info_dir).expanduser() / image_file.name
-        source = Image.open(other) if other.is_file() else image
-    text = source.info.get("parameters") if hasattr(source, "info") else None
-    if not isinstance(text, str) or not paste.is_infotext(text):
-        return {}
-    pasted = paste.infotext_values(text)
-    if pasted is None:
-        return {}
-    got, props = pasted.values, set(v.batch_png_info_props or [])
-    changes: dict[str, Any] = {}
-    if "Prompt" in props and got.get("prompt"):
-        changes["prompt"] = f"{v.prompt} {got['prompt']}".strip()
-    if "Negative prompt" in props and got.get("negative_prompt"):
-        changes["negative_prompt"] = f"{v.negative_prompt} {got['negative_prompt']}".strip()
-    for prop, name in (("Seed", "seed"), ("CFG scale", "cfg_scale"), ("Steps", "steps")):
-        if prop in props and name in got:
-            changes[name] = got[name]
-    if "Sampler" in props and "sampler_name" in got:
-        changes["sampler_name"], changes["scheduler"] = got["sampler_name"], got["scheduler"]
-    return changes
-
-
-def batch_jobs(v: Img2ImgValues, units: list) -> Iterator[StableDiffusionProcessingImg2Img]:
-    """One job per input image (A1111's `process_batch`); with an output folder the images are
-    saved there under the input's name instead of the usual outputs folder."""
-    files = batch_files(v)
-    for file in files:
-        with Image.open(file) as opened:
-            image = opened.copy()
-            image.info = dict(opened.info)
-        mask = batch_mask(v, file)
-        values = Img2ImgValues(**{**v.__dict__, **png_info_values(v, file, image)})
-        p = build_processing(values, units, image=image, mask=mask)
-        if mask is not None:
-            p.extra_generation_params["Mask blur"] = t2i._int(v.mask_blur)
-        if v.batch_output_dir:
-            p.outpath_samples = str(Path(v.batch_output_dir).expanduser())
-            p.override_settings["save_to_dirs"] = False
-            many = p.n_iter > 1 or p.batch_size > 1
-            p.override_settings["samples_filename_pattern"] = (
-                f"{file.stem}-[generation_number]" if many else file.stem
-            )
-        yield p
+def batch_folders(v: Img2ImgValues) -> BatchFolders:
+    """The Batch sub-tab's folders and PNG-info choices, as the services' batch takes them."""
+    if not (v.batch_input_dir or "").strip():
+        raise ValueError("Batch: enter the input directory (a folder on the machine where Sumi runs).")
+    return BatchFolders(
+        input_dir=v.batch_input_dir.strip(),
+        output_dir=(v.batch_output_dir or "").strip(),
+        inpaint_mask_dir=(v.batch_inpaint_mask_dir or "").strip(),
+        to_scale=int(v.scale_tab or 0) == 1,
+        scale_by=float(v.scale_by),
+        use_png_info=bool(v.batch_use_png_info),
+        png_info_props=list(v.batch_png_info_props or []),
+        png_info_dir=(v.batch_png_info_dir or "").strip(),
+    )
 
 
 def generate_batch(
     app: App, v: Img2ImgValues, values: Sequence[Any], layout: t2i.GenerateInputs | None
 ) -> Iterator[tuple[Any, ...]]:
-    """The Batch sub-tab: queue the jobs one after the other and show every image at the end."""
+    """The Batch sub-tab: one job over every image of the input folder (`app.runner.img2img_batch`),
+    with progress from the job state while it runs, and every image in the gallery at the end."""
     n = len(INPUT_NAMES)
-    images: list[Any] = []
-    infos: list[dict[str, Any]] = []
     try:
         k = layout.controlnet if layout is not None else len(values) - n
-        units = units_from_values(values[n : n + k])
-        scripts = values[n + k :]
-        for p in batch_jobs(v, units):
-            if layout is not None and layout.scripts is not None:
-                p.scripts, p.script_args = layout.scripts, t2i.script_args(scripts)
-            job = app.runner.submit(p)
-            try:
-                yield t2i.outputs(error="")
-                yield from t2i.stream_progress(app, job)
-            finally:
-                job.future.cancel()
-            processed = job.future.result()
-            images.extend(processed.images)
-            infos.append(t2i.results.generation_info(processed))
-            if app.state.interrupted:
-                break
+        p = build_processing(v, units_from_values(values[n : n + k]))
+        args: list[Any] = []
+        if layout is not None and layout.scripts is not None:
+            p.scripts, args = layout.scripts, t2i.script_args(values[n + k :])
+            p.script_args = args
+        folders = batch_folders(v)
+        app.runner.validate_batch(p, folders)
     except Exception as exc:
         yield t2i.failed(exc)
         return
-    info = merge_infos(infos)
-    yield t2i.outputs(
-        gallery=gr.update(visible=True, value=images),
-        preview=gr.update(visible=False, value=None),
-        progress="",
-        info_html=t2i.results.infotext_html(info),
-        error="",
-        info_state=info,
-    )
-
-
-def merge_infos(infos: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The generation info of several jobs shown in one gallery (grids left out of the index)."""
-    if not infos:
-        return None
-    merged = {**infos[0], "infotexts": [], "all_seeds": [], "all_subseeds": [], "warnings": []}
-    for info in infos:
-        for key in ("infotexts", "all_seeds", "all_subseeds", "warnings"):
-            merged[key].extend(info.get(key) or [])
-    merged["index_of_first_image"] = 0
-    return merged
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="img2img-batch") as pool:
+        future = pool.submit(app.runner.img2img_batch, p, folders, args)
+        yield t2i.outputs(error="")
+        while not future.done():
+            snap = app.state.snapshot()
+            yield t2i.outputs(
+                progress=progress_html(snap, "img2img_progress") if snap.active else STARTING_HTML
+            )
+            wait([future], timeout=POLL_SECONDS)
+        try:
+            yield t2i.finished(future.result())
+        except Exception as exc:
+            yield t2i.failed(exc)
 
 
 def image_cfg_visible(app: App) -> dict[str, Any]:
@@ -499,6 +427,7 @@ def _batch_controls(app: App, c: dict[str, Any]) -> None:
         )
         c["batch_png_info_props"] = gr.CheckboxGroup(
             list(PNG_INFO_PROPS),
+            value=list(PNG_INFO_PROPS),
             label="Parameters to take from png info",
             info="Prompts from png info will be appended to prompts set in ui.",
             elem_id="img2img_batch_png_info_props",
