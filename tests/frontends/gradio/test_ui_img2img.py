@@ -203,7 +203,7 @@ def test_send_to_inpaint_copies_the_image_and_its_parameters(app):
 
 
 def _tab(app) -> ui.Img2ImgTab:
-    with gr.Blocks(), gr.Tabs():
+    with gr.Blocks(), gr.Tabs(), gr.Tab("img2img", id="img2img"):
         return ui.create_img2img_tab(app)
 
 
