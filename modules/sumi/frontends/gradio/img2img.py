@@ -159,7 +159,7 @@ def inpaint_sketch(value: Any, mask_blur: int, mask_alpha: float) -> tuple[Image
     if original is None or drawn is None:
         raise ValueError("Inpaint sketch: upload an image and draw on it first.")
     original, drawn = original.convert("RGB"), drawn.convert("RGB").resize(original.size)
-    mask = strokes(value, original.size).point(lambda x: 255 if x > 0 else 0)
+    mask = Image.fromarray(np.where(np.asarray(strokes(value, original.size)) > 0, 255, 0).astype(np.uint8))
     mask = ImageEnhance.Brightness(mask).enhance(1 - mask_alpha / 100)
     blur = ImageFilter.GaussianBlur(mask_blur)
     image = Image.composite(drawn.filter(blur), original, mask.filter(blur))
@@ -343,7 +343,7 @@ def _editor(label: str, elem_id: str, mask: bool, app: App) -> gr.ImageEditor:
         elem_id=elem_id,
         type="pil",
         image_mode="RGBA",
-        sources=("upload", "clipboard"),
+        sources=["upload", "clipboard"],
         brush=brush,
         eraser=gr.Eraser(default_size=24),
         layers=False,
@@ -360,7 +360,7 @@ def _source_tabs(app: App, c: dict[str, Any]) -> tuple[gr.Tabs, list[gr.Tab]]:
         with gr.Tab(title, id=tab_id, elem_id=elem_id) as tab:
             c["init_img"] = gr.Image(
                 label="Image for img2img", elem_id="img2img_image", type="pil", image_mode="RGBA", height=512,
-                sources=("upload", "clipboard"), format="png",
+                sources=["upload", "clipboard"], format="png",
             )  # fmt: skip
         tabs.append(tab)
         title, tab_id, elem_id = MODES[1]
@@ -381,11 +381,11 @@ def _source_tabs(app: App, c: dict[str, Any]) -> tuple[gr.Tabs, list[gr.Tab]]:
                 label="Image for img2img",
                 elem_id="img_inpaint_base",
                 type="pil",
-                sources=("upload",),
+                sources=["upload"],
                 format="png",
             )
             c["init_mask_inpaint"] = gr.Image(
-                label="Mask", elem_id="img_inpaint_mask", type="pil", image_mode="RGBA", sources=("upload",),
+                label="Mask", elem_id="img_inpaint_mask", type="pil", image_mode="RGBA", sources=["upload"],
                 format="png",
             )  # fmt: skip
         tabs.append(tab)
