@@ -12,10 +12,9 @@ from PIL import Image
 
 from modules import shared
 from modules.api import models
-from modules.sumi.frontends.http.sdapi import run_txt2img
+from modules.sumi.frontends.http.sdapi import run_img2img, run_txt2img
 from modules.sumi.services.images.saving import encode_image_base64
 from modules.sumi.util.b64images import decode_base64_image
-from modules.sumi.util.unsupported import not_supported
 
 __all__ = ["Api", "decode_base64_to_image", "encode_pil_to_base64"]
 
@@ -50,4 +49,4 @@ class Api:
         return run_txt2img(shared.app(), txt2imgreq)
 
     def img2imgapi(self, img2imgreq: models.Img2ImgRequest) -> models.ImagesResponse:
-        not_supported("img2img (Api.img2imgapi)", "only txt2img jobs run for now")
+        return run_img2img(shared.app(), img2imgreq)

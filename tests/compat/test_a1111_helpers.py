@@ -15,6 +15,7 @@ from PIL import Image
 
 from modules import shared
 from modules.processing import StableDiffusionProcessingImg2Img, StableDiffusionProcessingTxt2Img
+from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.util.unsupported import NotSupportedInSumi
 
 
@@ -48,7 +49,7 @@ def test_api_base64_helpers_round_trip(app):
 def test_api_object_runs_txt2img_on_the_app(app):
     from fastapi import FastAPI
 
-    from modules.api.api import Api
+    from modules.api.api import Api, encode_pil_to_base64
     from modules.api.models import StableDiffusionImg2ImgProcessingAPI, StableDiffusionTxt2ImgProcessingAPI
     from modules.call_queue import queue_lock
 
@@ -56,19 +57,33 @@ def test_api_object_runs_txt2img_on_the_app(app):
     req = StableDiffusionTxt2ImgProcessingAPI(prompt="a fox", steps=2, width=64, height=64, seed=5)
     res = api.text2imgapi(req)
     assert len(res.images) == 1 and json.loads(res.info)["seed"] == 5
-    with pytest.raises(NotSupportedInSumi, match="img2img"):
+    with pytest.raises(InvalidRequestError, match="Init image not found"):
         api.img2imgapi(StableDiffusionImg2ImgProcessingAPI(prompt="x", init_images=[]))
+    image = encode_pil_to_base64(Image.new("RGB", (64, 64), (90, 20, 20))).decode()
+    req = StableDiffusionImg2ImgProcessingAPI(
+        prompt="a fox", steps=2, width=64, height=64, seed=6, init_images=[image]
+    )
+    res = api.img2imgapi(req)
+    assert len(res.images) == 1 and json.loads(res.info)["seed"] == 6
 
 
-def test_img2img_jobs_are_refused_clearly(app):
-    from modules import img2img, processing
+def test_img2img_jobs_run_through_process_images(app):
+    from modules import processing
 
-    p = StableDiffusionProcessingImg2Img(prompt="x", init_images=[Image.new("RGB", (64, 64))], mask="m")
-    assert p.image_mask == "m" and p.denoising_strength == 0.75 and p.resize_mode == 0
-    with pytest.raises(NotSupportedInSumi, match="img2img"):
-        processing.process_images(p)
-    with pytest.raises(NotSupportedInSumi, match="not supported in Sumi"):
-        img2img.process_batch(p, "", "", "", [])
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (8, 8, 24, 24))
+    p = StableDiffusionProcessingImg2Img(
+        prompt="x", steps=2, width=64, height=64, init_images=[Image.new("RGB", (64, 64))], mask=mask
+    )
+    assert p.image_mask is mask and p.mask is None  # A1111 moves the mask when the job is made
+    assert p.denoising_strength == 0.75 and p.resize_mode == 0 and p.mask_blur == 4
+    p.mask_blur = 7
+    assert (p.mask_blur_x, p.mask_blur_y) == (7, 7)
+    processed = processing.process_images(p)
+    assert len(processed.images) == 1 and "Denoising strength: 0.75" in processed.infotexts[0]
+    assert p.init_latent is not None and p.nmask is not None and len(p.overlay_images) == 1
+    other = processing.Processed(p, processed.images, 12, "info text")
+    assert other.seed == 12 and other.info == "info text" and other.infotexts == ["info text"]
 
 
 def test_processing_helpers(app):
@@ -192,12 +207,16 @@ def test_scripts_helpers(app):
 
     assert scripts.script_callbacks.on_ui_settings
     runner = scripts.scripts_img2img
-    assert runner.alwayson_scripts == [] and runner.is_img2img and runner.paste_field_names == []
+    assert [s.title() for s in runner.alwayson_scripts] == ["Soft Inpainting"] and runner.is_img2img
+    assert all(s.is_img2img for s in runner.scripts) and not any(
+        s.is_img2img for s in scripts.scripts_txt2img.scripts
+    )
     builtin = scripts.list_scripts("modules/sumi/builtin_scripts", ".py")  # Sumi's own folder, no extensions
     assert [f.filename for f in builtin] == [
         "__init__.py",
         "prompt_matrix.py",
         "prompts_from_file.py",
+        "soft_inpainting.py",
         "xyz_grid.py",
     ]
     assert builtin[0].basedir == str(app.paths.repo_root) and builtin[0].path.endswith("__init__.py")

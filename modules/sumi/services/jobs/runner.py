@@ -54,29 +54,40 @@ class JobRunner:
         self, p: Any, folders: BatchFolders, args: Sequence[Any] = (), job_id: str | None = None
     ) -> Processed:
         """A1111's img2img Batch tab (`modules.img2img.process_batch`): `p` once per image of
-        `folders.input_dir`, as one job on the worker (inline when called from a job); each image runs
-        the selected script (`args`, A1111's script args) or the plain job."""
-        self.validate_batch(p, folders)
+        `folders.input_dir`, as one job on the worker (inline when called from a job), and wait for it.
+        Each image runs the selected script (`args`: A1111's script args) or the plain job."""
+        if self.queue.on_worker():
+            self.validate_batch(p, folders)
+            return self._batch_body(p, folders, args)
+        return self.submit_img2img_batch(p, folders, args, job_id).future.result()
 
+    def submit_img2img_batch(
+        self, p: Any, folders: BatchFolders, args: Sequence[Any] = (), job_id: str | None = None
+    ) -> Job:
+        """Check the batch (its output folder) now, then queue it; what the UI does, to show progress."""
+        self.validate_batch(p, folders)
+        return self.queue.submit("img2img", lambda: self._batch_body(p, folders, args), job_id)
+
+    def _batch_body(self, p: Any, folders: BatchFolders, args: Sequence[Any]) -> Processed:
         def one(job: Any) -> Processed:
             result = job.scripts.run(job, *args) if job.scripts is not None and args else None
             return result if result is not None else self.generation.process(job)
 
-        def body() -> Processed:
-            with self.generation.options.job_view():
-                return run_batch(
-                    p,
-                    folders,
-                    args,
-                    process=one,
-                    confine=self._confined,
-                    interrupted=lambda: self.generation.state.interrupted,
-                    samples_format=str(self.generation.options.samples_format),
-                )
-
-        if self.queue.on_worker():
-            return body()
-        return self.queue.submit("img2img", body, job_id).future.result()
+        options = self.generation.options
+        with options.job_view():
+            processed = run_batch(
+                p,
+                folders,
+                args,
+                process=one,
+                confine=self._confined,
+                interrupted=lambda: self.generation.state.interrupted,
+                samples_format=str(options.samples_format),
+            )
+        limit = int(options.img2img_batch_show_results_limit)  # A1111: what the UI gets back
+        if limit >= 0:
+            processed.images, processed.infotexts = processed.images[:limit], processed.infotexts[:limit]
+        return processed
 
     def validate_batch(self, p: Any, folders: BatchFolders) -> None:
         """The batch's output folder inside the data folder; the job's other values as any job's

@@ -1,0 +1,296 @@
+"""img2img and inpainting jobs on a real App (the tiny demo model): masks, masked content, only-masked
+crops, blur, resize modes, the overlay of the original, infotext and paste, output folders, batches."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from modules.sumi.engine import img2img as engine_img2img
+from modules.sumi.engine import vae as vae_ops
+from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.services.images import masking
+from modules.sumi.services.jobs import img2img
+from modules.sumi.services.jobs.infotext import parse_infotext
+from modules.sumi.services.jobs.processing import StableDiffusionProcessingImg2Img
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def app(make_module_app, tmp_path_factory):
+    return make_module_app(tmp_path_factory.mktemp("data"), loaded=True)
+
+
+def picture(size: tuple[int, int] = (SIZE, SIZE)) -> Image.Image:
+    """A picture with structure (a gradient and a square), so crops and resizes show."""
+    w, h = size
+    x = np.linspace(0, 255, w, dtype=np.float32)[None, :].repeat(h, 0)
+    y = np.linspace(0, 255, h, dtype=np.float32)[:, None].repeat(w, 1)
+    rgb = np.stack([x, y, 255 - x], -1).astype(np.uint8)
+    rgb[h // 4 : h // 2, w // 4 : w // 2] = (10, 200, 30)
+    return Image.fromarray(rgb)
+
+
+def square_mask(size=(SIZE, SIZE), box=(20, 20, 44, 44)) -> Image.Image:
+    mask = Image.new("L", size, 0)
+    mask.paste(255, box)
+    return mask
+
+
+def job(**changes) -> StableDiffusionProcessingImg2Img:
+    values = {
+        "prompt": "a red fox",
+        "steps": 3,
+        "width": SIZE,
+        "height": SIZE,
+        "seed": 11,
+        "sampler_name": "Euler",
+        "init_images": [picture()],
+        "denoising_strength": 0.8,
+        "do_not_save_grid": True,
+    }
+    return StableDiffusionProcessingImg2Img(**{**values, **changes})
+
+
+def params(processed, index: int = 0) -> dict[str, str]:
+    return parse_infotext(processed.infotexts[index])
+
+
+def pixels(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("RGB")).astype(int)
+
+
+@pytest.mark.parametrize("fill", [0, 1, 2, 3])
+def test_each_masked_content_mode_changes_only_the_masked_part(app, fill):
+    p = job(mask=square_mask(), inpainting_fill=fill, inpaint_full_res=False, mask_blur=0)
+    processed = app.runner.img2img(p)
+    out, original = pixels(processed.images[0]), pixels(picture())
+    outside = np.asarray(p.mask_for_overlay) == 0
+    assert outside.sum() > 0 and (out[outside] == original[outside]).all()
+    assert np.abs(out[24:40, 24:40] - original[24:40, 24:40]).max() > 10  # the masked part was redrawn
+    written = params(processed).get("Masked content")
+    assert written == img2img.MASKED_CONTENT[fill]  # "original" by the parser's default, as A1111
+    assert img2img.fields_from_infotext(params(processed))["inpainting_fill"] == fill
+
+
+def test_latent_fills_give_different_pictures(app):
+    results = [
+        pixels(
+            app.runner.img2img(job(mask=square_mask(), inpainting_fill=f, inpaint_full_res=False)).images[0]
+        )
+        for f in (1, 2, 3)
+    ]
+    assert not np.array_equal(results[0], results[1]) and not np.array_equal(results[1], results[2])
+
+
+def test_only_masked_crops_around_the_mask_with_padding_and_pastes_back(app):
+    init = picture((128, 128))
+    mask = square_mask((128, 128), (40, 50, 60, 70))
+    p = job(init_images=[init], mask=mask, inpaint_full_res=True, inpaint_full_res_padding=8, mask_blur=0)
+    processed = app.runner.img2img(p)
+    region = masking.expand_crop_region((32, 42, 68, 78), SIZE, SIZE, 128, 128)
+    x1, y1, x2, y2 = region
+    assert p.paste_to == (x1, y1, x2 - x1, y2 - y1)
+    out = processed.images[0]
+    assert out.size == (128, 128)  # the result goes back into the full picture
+    outside = np.ones((128, 128), bool)
+    outside[y1:y2, x1:x2] = False
+    assert (pixels(out)[outside] == pixels(init)[outside]).all()
+    assert np.abs(pixels(out)[52:68, 42:58] - pixels(init)[52:68, 42:58]).max() > 10
+    fields = params(processed)
+    assert fields["Inpaint area"] == "Only masked" and fields["Masked area padding"] == "8"
+
+
+def test_padding_widens_the_crop(app):
+    mask = square_mask((128, 128), (40, 50, 60, 70))
+    small, large = (
+        job(init_images=[picture((128, 128))], mask=mask, inpaint_full_res_padding=pad) for pad in (0, 32)
+    )
+    app.runner.img2img(small)
+    app.runner.img2img(large)
+    assert small.paste_to[2] < large.paste_to[2]
+
+
+def test_mask_blur_softens_the_mask_and_is_written_as_a1111_does(app):
+    sharp = job(mask=square_mask(), mask_blur=0, inpaint_full_res=False)
+    soft = job(mask=square_mask(), mask_blur=6, inpaint_full_res=False)
+    processed = [app.runner.img2img(sharp), app.runner.img2img(soft)]
+    assert set(np.unique(np.asarray(sharp.mask_for_overlay))) <= {0, 255}
+    assert len(np.unique(np.asarray(soft.mask_for_overlay))) > 10  # grey levels at the edge
+    assert (np.asarray(soft.mask_for_overlay) > 0).sum() > (np.asarray(sharp.mask_for_overlay) > 0).sum()
+    assert "Mask blur" not in params(processed[0]) and params(processed[1])["Mask blur"] == "6"
+    uneven = job(mask=square_mask(), mask_blur_x=2, mask_blur_y=5)
+    assert uneven.mask_blur is None
+    assert "Mask blur" not in params(app.runner.img2img(uneven))  # A1111 writes it only when x == y
+
+
+def test_inverted_mask_keeps_the_masked_part(app):
+    p = job(mask=square_mask(), inpainting_mask_invert=1, mask_blur=0, inpaint_full_res=False)
+    processed = app.runner.img2img(p)
+    out, original = pixels(processed.images[0]), pixels(picture())
+    assert (out[20:44, 20:44] == original[20:44, 20:44]).all()
+    assert params(processed)["Mask mode"] == "Inpaint not masked"
+
+
+@pytest.mark.parametrize("mode", [0, 1, 2])
+def test_resize_modes_resize_the_init_image_as_a1111(app, mode):
+    init = picture((128, 64))  # 2:1 into a square job
+    p = job(init_images=[init], resize_mode=mode, denoising_strength=0.0)
+    processed = app.runner.img2img(p)
+    assert processed.images[0].size == (SIZE, SIZE)
+    from modules.sumi.services.images.resize import resize_image
+
+    expected = resize_image(mode, init, SIZE, SIZE)
+    loaded = app.models.active.sd
+    tensor = torch.from_numpy(np.moveaxis(np.asarray(expected, dtype=np.float32) / 255, 2, 0))[None]
+    latents = engine_img2img.encode(loaded, tensor.to(loaded.device, loaded.vae.dtype) * 2 - 1)
+    assert torch.allclose(p.init_latent, latents, atol=1e-5)
+
+
+def test_latent_upscale_resizes_the_latents(app):
+    p = job(init_images=[picture((32, 32))], resize_mode=3, denoising_strength=0.5)
+    processed = app.runner.img2img(p)
+    assert tuple(p.init_latent.shape[-2:]) == (SIZE // 8, SIZE // 8)
+    assert processed.images[0].size == (SIZE, SIZE)
+
+
+def test_strength_zero_returns_the_init_image_after_the_vae_round_trip(app):
+    init = picture()
+    processed = app.runner.img2img(job(init_images=[init], denoising_strength=0.0))
+    loaded = app.models.active.sd
+    tensor = torch.from_numpy(np.moveaxis(np.asarray(init, dtype=np.float32) / 255, 2, 0))[None]
+    latents = engine_img2img.encode(loaded, tensor.to(loaded.device, loaded.vae.dtype) * 2 - 1)
+    round_trip = vae_ops.to_pil(vae_ops.decode(loaded, latents))[0]
+    assert np.abs(pixels(processed.images[0]) - pixels(round_trip)).max() <= 1
+    assert params(processed)["Denoising strength"] == "0.0"
+
+
+def test_one_init_image_fills_the_batch_and_several_make_it(app):
+    one = job(batch_size=2, mask=square_mask(), inpaint_full_res=False)
+    processed = app.runner.img2img(one)
+    assert len(processed.images) == 2 and len(one.overlay_images) == 2
+    assert not np.array_equal(pixels(processed.images[0]), pixels(processed.images[1]))  # seeds 11, 12
+    two = job(init_images=[picture(), picture().transpose(Image.Transpose.FLIP_LEFT_RIGHT)], batch_size=4)
+    assert len(app.runner.img2img(two).images) == 2 and two.batch_size == 2
+    with pytest.raises(InvalidRequestError, match="bad number of images"):
+        app.runner.img2img(job(init_images=[picture()] * 3, batch_size=2))
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"init_images": []}, "init image"),
+        ({"denoising_strength": 1.5}, "denoising_strength"),
+        ({"resize_mode": 7}, "resize_mode"),
+        ({"inpainting_fill": 9}, "inpainting_fill"),
+        ({"init_images": ["not an image"]}, "must be images"),
+        ({"resize_mode": 3, "init_images": [Image.new("RGB", (2100, 2100))]}, "max_image_size"),
+    ],
+)
+def test_bad_jobs_are_refused_before_they_are_queued(app, changes, words):
+    with pytest.raises(InvalidRequestError, match=words):
+        app.runner.submit(job(**changes))
+    assert app.queue.pending() == []
+
+
+def test_an_all_black_mask_keeps_the_picture_and_only_masked_falls_back_to_the_whole_picture(app):
+    black = Image.new("L", (SIZE, SIZE), 0)
+    whole = app.runner.img2img(job(mask=black, inpaint_full_res=False, mask_blur=0))
+    assert (pixels(whole.images[0]) == pixels(picture())).all()
+    p = job(mask=black, inpaint_full_res=True)
+    processed = app.runner.img2img(p)
+    assert any("mask is blank" in w for w in processed.warnings) and p.paste_to is None
+
+
+def test_a_mask_of_another_size_is_resized_to_the_image(app):
+    p = job(mask=square_mask((32, 32), (10, 10, 22, 22)), inpaint_full_res=False, mask_blur=0)
+    processed = app.runner.img2img(p)
+    assert processed.images[0].size == (SIZE, SIZE)
+    assert np.asarray(p.mask_for_overlay)[0, 0] == 0 and np.asarray(p.mask_for_overlay)[32, 32] == 255
+
+
+def test_noise_multiplier_and_the_paste_fields_round_trip(app):
+    p = job(
+        mask=square_mask(),
+        initial_noise_multiplier=0.9,
+        mask_blur=3,
+        inpainting_fill=2,
+        inpaint_full_res=True,
+        inpaint_full_res_padding=12,
+        inpainting_mask_invert=1,
+        denoising_strength=0.55,
+    )
+    fields = params(app.runner.img2img(p))
+    assert fields["Noise multiplier"] == "0.9"
+    assert img2img.fields_from_infotext(fields) == {
+        "denoising_strength": 0.55,
+        "mask_blur": 3,
+        "inpaint_full_res_padding": 12,
+        "initial_noise_multiplier": 0.9,
+        "inpainting_fill": 2,
+        "inpaint_full_res": True,
+        "inpainting_mask_invert": 1,
+    }
+
+
+def test_noise_multiplier_defaults_to_the_setting(app):
+    app.settings.set({"initial_noise_multiplier": 0.8})
+    try:
+        p = job()
+        fields = params(app.runner.img2img(p))
+    finally:
+        app.settings.set({"initial_noise_multiplier": 1.0})
+    assert p.initial_noise_multiplier == 0.8 and fields["Noise multiplier"] == "0.8"
+
+
+def test_outputs_go_to_the_img2img_folders_with_a1111_names(app):
+    processed = app.runner.img2img(job(batch_size=2, do_not_save_grid=False, seed=77, prompt="grey owl"))
+    outputs = app.paths.data_dir / "outputs"
+    samples = sorted((outputs / "img2img-images").rglob("*-77-grey owl.png"))
+    assert len(samples) == 1 and samples[0].parent.parent.name == "img2img-images"
+    assert sorted((outputs / "img2img-images").rglob("*-78-grey owl.png"))
+    assert list((outputs / "img2img-grids").rglob("grid-*.png"))
+    info = json.loads(processed.js())
+    assert info["denoising_strength"] == 0.8 and info["index_of_first_image"] == 1
+
+
+def test_the_job_and_its_progress_are_named_img2img(app):
+    seen = []
+
+    def record(params) -> None:
+        seen.append(app.state.job)
+
+    app.callbacks.add("cfg_denoiser", record)
+    try:
+        queued = app.runner.submit(job())
+        queued.future.result(60)
+    finally:
+        app.callbacks.remove_function(record)
+    assert queued.name == "img2img" and seen and set(seen) == {"img2img"}
+
+
+def test_a_nine_channel_inpainting_model_gets_the_mask_and_the_masked_image(make_app, tmp_path):
+    from tests.fixtures.tiny_models import write_tiny_checkpoint
+
+    models = tmp_path / "models" / "Stable-diffusion"
+    models.mkdir(parents=True)
+    write_tiny_checkpoint(models / "tiny-inpainting.safetensors", "SD1", inpaint=True)
+    inpaint_app = make_app(tmp_path, loaded=True)
+    assert engine_img2img.needs_image_conditioning(inpaint_app.models.get().sd) == "inpaint"
+    p = job(mask=square_mask(), inpaint_full_res=False, mask_blur=0)
+    processed = inpaint_app.runner.img2img(p)
+    assert p.is_using_inpainting_conditioning and tuple(p.image_conditioning.shape) == (1, 5, 8, 8)
+    assert params(processed)["Conditional mask weight"] == "1.0"
+    assert json.loads(processed.js())["is_using_inpainting_conditioning"] is True
+    out, original = pixels(processed.images[0]), pixels(picture())
+    outside = np.asarray(p.mask_for_overlay) == 0
+    assert (out[outside] == original[outside]).all()
+    inpaint_app.settings.set({"inpainting_mask_weight": 0.5})
+    weaker = job(mask=square_mask(), inpaint_full_res=False, mask_blur=0)
+    assert params(inpaint_app.runner.img2img(weaker))["Conditional mask weight"] == "0.5"
+    assert not torch.equal(weaker.image_conditioning, p.image_conditioning)
