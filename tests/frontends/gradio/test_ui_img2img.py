@@ -219,3 +219,17 @@ def test_save_writes_the_selected_image_a_log_row_and_a_zip(app):
     assert rows[0] == output_panel.LOG_COLUMNS and rows[-1][0] == "a saved square"
     zipped, _ = output_panel.save_files(app, images, {**info, "selected": 1}, make_zip=True)
     assert zipped[0].suffix == ".zip" and zipfile.ZipFile(zipped[0]).namelist()
+
+
+def test_batch_runs_every_image_of_the_folder_into_the_output_folder(app):
+    inputs = app.paths.resolve("batch-in")
+    inputs.mkdir(parents=True, exist_ok=True)
+    for name in ("a.png", "b.png"):
+        red().save(inputs / name)
+    out_dir = app.paths.resolve("batch-out")
+    v = values(mode=ui.MODE_BATCH, init_img=None, batch_input_dir=str(inputs), batch_output_dir=str(out_dir))
+    outs = run(app, v)
+    last = outs[-1]
+    assert last["error"] == "", last["error"]
+    assert len(last["gallery"]["value"]) == 2
+    assert sorted(f.stem for f in out_dir.glob("*.png")) == ["a", "b"]

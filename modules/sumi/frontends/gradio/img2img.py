@@ -20,7 +20,6 @@ through `app.runner` like a txt2img job. Batch hands the same job and the folder
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, fields
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -32,11 +31,11 @@ from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 from modules.sumi.frontends.gradio import output_panel, paste
 from modules.sumi.frontends.gradio import txt2img as t2i
 from modules.sumi.frontends.gradio.controlnet import create_controlnet, wire_controlnet
-from modules.sumi.frontends.gradio.controlnet_handlers import units_from_values
 from modules.sumi.frontends.gradio.extra_networks import create_extra_networks, wire_gallery
+from modules.sumi.frontends.gradio.paste import INPAINT_AREAS, MASK_MODES
 from modules.sumi.frontends.gradio.paste_buttons import image_from_url_text, readable_roots
-from modules.sumi.frontends.gradio.progress import POLL_SECONDS, STARTING_HTML, progress_html
 from modules.sumi.frontends.gradio.scripts_ui import ComponentHooks, create_scripts
+from modules.sumi.services.jobs.img2img import MASKED_CONTENT, RESIZE_MODES
 from modules.sumi.services.jobs.img2img_batch import PNG_INFO_PROPS, BatchFolders
 from modules.sumi.services.jobs.processing import StableDiffusionProcessingImg2Img
 
@@ -55,10 +54,6 @@ MODES = (
 )
 MODE_IMG2IMG, MODE_SKETCH, MODE_INPAINT, MODE_INPAINT_SKETCH, MODE_INPAINT_UPLOAD, MODE_BATCH = range(6)
 INPAINT_MODES = (MODE_INPAINT, MODE_INPAINT_SKETCH, MODE_INPAINT_UPLOAD)
-RESIZE_MODES = ("Just resize", "Crop and resize", "Resize and fill", "Just resize (latent upscale)")
-MASK_MODES = ("Inpaint masked", "Inpaint not masked")
-MASKED_CONTENT = ("fill", "original", "latent noise", "latent nothing")
-INPAINT_AREAS = ("Whole picture", "Only masked")
 
 
 @dataclass
@@ -281,34 +276,17 @@ def batch_folders(v: Img2ImgValues) -> BatchFolders:
 def generate_batch(
     app: App, v: Img2ImgValues, values: Sequence[Any], layout: t2i.GenerateInputs | None
 ) -> Iterator[tuple[Any, ...]]:
-    """The Batch sub-tab: one job over every image of the input folder (`app.runner.img2img_batch`),
-    with progress from the job state while it runs, and every image in the gallery at the end."""
-    n = len(INPUT_NAMES)
-    try:
-        k = layout.controlnet if layout is not None else len(values) - n
-        p = build_processing(v, units_from_values(values[n : n + k]))
-        args: list[Any] = []
-        if layout is not None and layout.scripts is not None:
-            p.scripts, args = layout.scripts, t2i.script_args(values[n + k :])
-            p.script_args = args
-        folders = batch_folders(v)
-        app.runner.validate_batch(p, folders)
-    except Exception as exc:
-        yield t2i.failed(exc)
-        return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="img2img-batch") as pool:
-        future = pool.submit(app.runner.img2img_batch, p, folders, args)
-        yield t2i.outputs(error="")
-        while not future.done():
-            snap = app.state.snapshot()
-            yield t2i.outputs(
-                progress=progress_html(snap, "img2img_progress") if snap.active else STARTING_HTML
-            )
-            wait([future], timeout=POLL_SECONDS)
-        try:
-            yield t2i.finished(future.result())
-        except Exception as exc:
-            yield t2i.failed(exc)
+    """The Batch sub-tab: one queued job over every image of the input folder
+    (`app.runner.submit_img2img_batch`), shown as any job is."""
+
+    def submit(p: StableDiffusionProcessingImg2Img) -> Any:
+        args = p.script_args if p.scripts is not None else []
+        return app.runner.submit_img2img_batch(p, batch_folders(v), args)
+
+    def make(main: Sequence[Any], units: list) -> StableDiffusionProcessingImg2Img:
+        return build_processing(v, units)
+
+    yield from t2i.run_generate(app, make, len(INPUT_NAMES), values, layout, submit=submit)
 
 
 def image_cfg_visible(app: App) -> dict[str, Any]:
@@ -332,9 +310,11 @@ class Img2ImgTab(t2i.Txt2ImgTab):
     inpaint_controls: gr.Group | None = None
 
 
-def _editor(label: str, elem_id: str, mask: bool, app: App) -> gr.ImageEditor:
-    """A canvas with a brush: a white mask brush (Inpaint) or a colour one (Sketch, Inpaint sketch)."""
-    color = str(app.options.data.get("img2img_inpaint_mask_brush_color") or "#ffffff") if mask else "#000000"
+def _editor(label: str, elem_id: str, color_option: str, app: App) -> gr.ImageEditor:
+    """A canvas with a brush: one fixed colour for the Inpaint mask, a palette starting from the
+    setting's colour for Sketch and Inpaint sketch."""
+    mask = color_option == "img2img_inpaint_mask_brush_color"
+    color = str(getattr(app.options, color_option, None) or "#ffffff")
     brush = gr.Brush(
         colors=[color], default_color=color, color_mode="fixed" if mask else "defaults", default_size=24
     )
@@ -348,7 +328,7 @@ def _editor(label: str, elem_id: str, mask: bool, app: App) -> gr.ImageEditor:
         eraser=gr.Eraser(default_size=24),
         layers=False,
         transforms=(),
-        height=512,
+        height=int(getattr(app.options, "img2img_editor_height", 720) or 720),
         format="png",
     )
 
@@ -365,15 +345,21 @@ def _source_tabs(app: App, c: dict[str, Any]) -> tuple[gr.Tabs, list[gr.Tab]]:
         tabs.append(tab)
         title, tab_id, elem_id = MODES[1]
         with gr.Tab(title, id=tab_id, elem_id=elem_id) as tab:
-            c["sketch"] = _editor("Image for img2img", "img2img_sketch", False, app)
+            c["sketch"] = _editor(
+                "Image for img2img", "img2img_sketch", "img2img_sketch_default_brush_color", app
+            )
         tabs.append(tab)
         title, tab_id, elem_id = MODES[2]
         with gr.Tab(title, id=tab_id, elem_id=elem_id) as tab:
-            c["init_img_with_mask"] = _editor("Image for inpainting with mask", "img2maskimg", True, app)
+            c["init_img_with_mask"] = _editor(
+                "Image for inpainting with mask", "img2maskimg", "img2img_inpaint_mask_brush_color", app
+            )
         tabs.append(tab)
         title, tab_id, elem_id = MODES[3]
         with gr.Tab(title, id=tab_id, elem_id=elem_id) as tab:
-            c["inpaint_color_sketch"] = _editor("Color sketch inpainting", "inpaint_sketch", False, app)
+            c["inpaint_color_sketch"] = _editor(
+                "Color sketch inpainting", "inpaint_sketch", "img2img_inpaint_sketch_default_brush_color", app
+            )
         tabs.append(tab)
         title, tab_id, elem_id = MODES[4]
         with gr.Tab(title, id=tab_id, elem_id=elem_id) as tab:

@@ -28,6 +28,7 @@ from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.sampling.samplers import SAMPLERS, SCHEDULE_TYPES, find_sampler, find_schedule_type
 from modules.sumi.frontends.gradio.paste_buttons import field_value, parse_infotext
 from modules.sumi.services.jobs import infotext
+from modules.sumi.services.jobs.img2img import MASKED_CONTENT, RESIZE_MODES
 
 if TYPE_CHECKING:
     from modules.sumi.app import App
@@ -72,15 +73,14 @@ IMG2IMG_INT_KEYS = {
     "mask_blur": ("Mask blur",),
     "inpaint_full_res_padding": ("Masked area padding", "Only masked padding"),
 }
+MASK_MODES = ("Inpaint masked", "Inpaint not masked")
+INPAINT_AREAS = ("Whole picture", "Only masked")
 # radio controls: infotext key, the radio's choices (the infotext holds the label)
 IMG2IMG_CHOICES = {
-    "inpainting_mask_invert": ("Mask mode", ("Inpaint masked", "Inpaint not masked")),
-    "inpainting_fill": ("Masked content", ("fill", "original", "latent noise", "latent nothing")),
-    "resize_mode": (
-        "Resize mode",
-        ("Just resize", "Crop and resize", "Resize and fill", "Just resize (latent upscale)"),
-    ),
-    "inpaint_full_res": ("Inpaint area", ("Whole picture", "Only masked")),
+    "inpainting_mask_invert": ("Mask mode", MASK_MODES),
+    "inpainting_fill": ("Masked content", tuple(MASKED_CONTENT)),
+    "resize_mode": ("Resize mode", tuple(RESIZE_MODES)),
+    "inpaint_full_res": ("Inpaint area", INPAINT_AREAS),
 }
 
 # control -> infotext key, for the plain numeric fields

@@ -199,7 +199,7 @@ def create_scripts(app: App, hooks: ComponentHooks, tab: str = "txt2img") -> Scr
         runner.create_inputs(build)
         if area.dropdown is None:
             area.dropdown = script_dropdown(runner, tab)
-    app.scripts.inputs_ready = True
+    app.scripts.ready[runner.tabname] = True
     groups = [g for g in area.groups if g is not None]
     if groups:
         area.dropdown.change(

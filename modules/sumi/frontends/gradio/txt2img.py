@@ -181,16 +181,17 @@ def run_generate(
     n: int,
     values: Sequence[Any],
     layout: GenerateInputs | None,
+    submit: Callable[[Any], Job] | None = None,
 ) -> Iterator[tuple[Any, ...]]:
-    """Generate for any tab: `make(first n values, ControlNet units)` builds the job, which is queued,
-    watched and shown as txt2img's is."""
+    """Generate for any tab: `make(first n values, ControlNet units)` builds the job, which is queued
+    (`submit(p)`, default `app.runner.submit`), watched and shown as txt2img's is."""
     try:
         k = layout.controlnet if layout is not None else len(values) - n
         main, control, scripts = values[:n], values[n : n + k], values[n + k :]
         p = make(main, units_from_values(control))
         if layout is not None and layout.scripts is not None:
             p.scripts, p.script_args = layout.scripts, script_args(scripts)
-        job = app.runner.submit(p)
+        job = (submit or app.runner.submit)(p)
     except Exception as exc:  # a bad value: say so now, before anything is queued
         yield failed(exc)
         return
