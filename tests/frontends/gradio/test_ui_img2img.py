@@ -233,3 +233,10 @@ def test_batch_runs_every_image_of_the_folder_into_the_output_folder(app):
     assert last["error"] == "", last["error"]
     assert len(last["gallery"]["value"]) == 2
     assert sorted(f.stem for f in out_dir.glob("*.png")) == ["a", "b"]
+
+
+def test_open_folder_names_the_folder_when_the_server_has_no_desktop(app, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    run(app, values(prompt="for the folder"))
+    note = output_panel.open_folder_note(app, "img2img", None)
+    assert "img2img-images" in note and "no desktop" in note

@@ -61,12 +61,13 @@ SEND_TO = (
 OUTDIR_SAMPLES = {"txt2img": "outdir_txt2img_samples", "img2img": "outdir_img2img_samples"}
 
 
-def create_buttons(tabname: str) -> dict[str, Any]:
-    """The row of buttons, the download list and the note (call under the gallery)."""
+def create_buttons(tabname: str, hide_dirs: bool = False) -> dict[str, Any]:
+    """The row of buttons, the download list and the note (call under the gallery); 📂 is left out
+    with `hide_dirs` (--hide-ui-dir-config), as in A1111."""
     b: dict[str, Any] = {}
     with gr.Row(elem_id=f"image_buttons_{tabname}", elem_classes=["image-buttons"]):
         kwargs = {"elem_classes": ["tool"], "size": "sm", "min_width": 40, "scale": 0}
-        b["open_folder"] = gr.Button("📂", elem_id=f"{tabname}_open_folder", **kwargs)
+        b["open_folder"] = gr.Button("📂", elem_id=f"{tabname}_open_folder", visible=not hide_dirs, **kwargs)
         b["save"] = gr.Button("💾", elem_id=f"save_{tabname}", **kwargs)
         b["save_zip"] = gr.Button("🗜️", elem_id=f"save_zip_{tabname}", **kwargs)
         for label, key, _ in SEND_TO:

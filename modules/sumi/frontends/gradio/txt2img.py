@@ -390,7 +390,7 @@ def seed_rows(c: dict[str, Any], b: dict[str, gr.Button], mk: Any, tabname: str 
     return extras
 
 
-def results_column(tabname: str = "txt2img") -> dict[str, Any]:
+def results_column(tabname: str = "txt2img", hide_dirs: bool = False) -> dict[str, Any]:
     r: dict[str, Any] = {}
     with gr.Column(scale=1, elem_id=f"{tabname}_results"):
         r["progress"] = gr.HTML("", elem_id=f"{tabname}_progress", css_template=PROGRESS_CSS, js_on_load=None)
@@ -419,7 +419,7 @@ def results_column(tabname: str = "txt2img") -> dict[str, Any]:
             interactive=False,
             show_label=False,
         )
-        r["buttons"] = output_panel.create_buttons(tabname)
+        r["buttons"] = output_panel.create_buttons(tabname, hide_dirs)
         r["info_html"] = gr.HTML("", elem_id=f"html_info_{tabname}", js_on_load=None)
         r["info_state"] = gr.State(None)
     return r
@@ -440,7 +440,7 @@ def create_txt2img_tab(app: App) -> Txt2ImgTab:
             extras = seed_rows(c, b, mk)
             controlnet = create_controlnet(app, "txt2img")  # A1111: alwayson scripts under the seed
             scripts = create_scripts(app, hooks, "txt2img")
-        r = results_column()
+        r = results_column("txt2img", bool(getattr(app.args, "hide_ui_dir_config", False)))
     wire_gallery(app, networks, r["gallery"], "txt2img")
     output_panel.wire_buttons(app, "txt2img", r, r["buttons"])
     tab = Txt2ImgTab(c, r, b, controlnet, scripts)
