@@ -151,29 +151,15 @@ def _img2img_tab(app: App) -> Img2ImgTab:
     top.select(
         partial(image_cfg_visible, app), outputs=tab.controls["image_cfg_scale"], show_progress="hidden"
     )
-    fields = paste_fields(tab.controls) + img2img_paste_fields(tab.controls)
+    fields = paste_fields(tab.controls)
     PASTE_BUTTONS.add_paste_fields("img2img", tab.controls["init_img"], fields)
     PASTE_BUTTONS.add_paste_fields("inpaint", tab.controls["init_img_with_mask"], fields)
     return tab
 
 
-def img2img_paste_fields(c: dict[str, Any]) -> list[tuple[Any, Any]]:
-    """img2img's own (component, infotext key) pairs, A1111's `img2img_paste_fields`."""
-    keys = {
-        "image_cfg_scale": "Image CFG scale",
-        "denoising_strength": "Denoising strength",
-        "mask_blur": "Mask blur",
-        "inpainting_mask_invert": "Mask mode",
-        "inpainting_fill": "Masked content",
-        "resize_mode": "Resize mode",
-        "inpaint_full_res": "Inpaint area",
-        "inpaint_full_res_padding": "Masked area padding",
-    }
-    return [(c[name], key) for name, key in keys.items() if name in c]
-
-
 def paste_fields(c: dict[str, Any]) -> list[tuple[Any, Any]]:
-    """(component, infotext key) pairs of the txt2img tab, A1111's names, for extensions' paste buttons."""
+    """(component, infotext key) pairs of a tab's controls `c` (txt2img's or img2img's), A1111's names
+    (its `txt2img_paste_fields` / `img2img_paste_fields`), for extensions' paste buttons."""
     keys = {
         "prompt": "Prompt",
         "negative_prompt": "Negative prompt",
@@ -189,6 +175,15 @@ def paste_fields(c: dict[str, Any]) -> list[tuple[Any, Any]]:
         "subseed_strength": "Variation seed strength",
         "seed_resize_from_w": "Seed resize from-1",
         "seed_resize_from_h": "Seed resize from-2",
+        # img2img only
+        "image_cfg_scale": "Image CFG scale",
+        "denoising_strength": "Denoising strength",
+        "mask_blur": "Mask blur",
+        "inpainting_mask_invert": "Mask mode",
+        "inpainting_fill": "Masked content",
+        "resize_mode": "Resize mode",
+        "inpaint_full_res": "Inpaint area",
+        "inpaint_full_res_padding": "Masked area padding",
     }
     fields: list[tuple[Any, Any]] = [(c[name], key) for name, key in keys.items() if name in c]
     if "seed_enable_extras" in c:

@@ -57,13 +57,11 @@ INPAINT_MODES = (MODE_INPAINT, MODE_INPAINT_SKETCH, MODE_INPAINT_UPLOAD)
 
 
 @dataclass
-class Img2ImgValues:
-    """The values of the img2img controls, in the order of the Generate event's inputs."""
+class Img2ImgValues(t2i.Txt2ImgValues):
+    """The values of the img2img controls, in the order of the Generate event's inputs: txt2img's
+    (prompts, sampler, size, batch, CFG, seeds, styles), then img2img's own."""
 
     mode: float = MODE_IMG2IMG
-    prompt: str = ""
-    negative_prompt: str = ""
-    styles: list[str] | None = None
     init_img: Any = None  # PIL image (img2img)
     sketch: Any = None  # ImageEditor value (Sketch)
     init_img_with_mask: Any = None  # ImageEditor value (Inpaint)
@@ -77,24 +75,10 @@ class Img2ImgValues:
     inpaint_full_res: int | None = 0
     inpaint_full_res_padding: float = 32
     resize_mode: int | None = 0
-    sampler_name: str = t2i.DEFAULT_SAMPLER
-    scheduler: str = t2i.DEFAULT_SCHEDULE
-    steps: float = 20
     scale_tab: float = 0  # 0: "Resize to", 1: "Resize by"
-    width: float = 512
-    height: float = 512
     scale_by: float = 1.0
-    n_iter: float = 1
-    batch_size: float = 1
-    cfg_scale: float = 7.0
     image_cfg_scale: float = 1.5
     denoising_strength: float = 0.75
-    seed: float | None = -1
-    seed_enable_extras: bool = False
-    subseed: float | None = -1
-    subseed_strength: float = 0.0
-    seed_resize_from_w: float = 0
-    seed_resize_from_h: float = 0
     batch_input_dir: str = ""
     batch_output_dir: str = ""
     batch_inpaint_mask_dir: str = ""
@@ -333,52 +317,57 @@ def _editor(label: str, elem_id: str, color_option: str, app: App) -> gr.ImageEd
     )
 
 
+def _image_source(app: App, c: dict[str, Any]) -> None:
+    c["init_img"] = gr.Image(
+        label="Image for img2img", elem_id="img2img_image", type="pil", image_mode="RGBA", height=512,
+        sources=["upload", "clipboard"], format="png",
+    )  # fmt: skip
+
+
+def _sketch_source(app: App, c: dict[str, Any]) -> None:
+    c["sketch"] = _editor("Image for img2img", "img2img_sketch", "img2img_sketch_default_brush_color", app)
+
+
+def _inpaint_source(app: App, c: dict[str, Any]) -> None:
+    label, option = "Image for inpainting with mask", "img2img_inpaint_mask_brush_color"
+    c["init_img_with_mask"] = _editor(label, "img2maskimg", option, app)
+
+
+def _inpaint_sketch_source(app: App, c: dict[str, Any]) -> None:
+    label, option = "Color sketch inpainting", "img2img_inpaint_sketch_default_brush_color"
+    c["inpaint_color_sketch"] = _editor(label, "inpaint_sketch", option, app)
+
+
+def _upload_source(app: App, c: dict[str, Any]) -> None:
+    c["init_img_inpaint"] = gr.Image(
+        label="Image for img2img", elem_id="img_inpaint_base", type="pil", sources=["upload"], format="png"
+    )
+    c["init_mask_inpaint"] = gr.Image(
+        label="Mask",
+        elem_id="img_inpaint_mask",
+        type="pil",
+        image_mode="RGBA",
+        sources=["upload"],
+        format="png",
+    )
+
+
 def _source_tabs(app: App, c: dict[str, Any]) -> tuple[gr.Tabs, list[gr.Tab]]:
+    """The sub-tabs (MODES, in A1111's order) with their canvases or folder fields."""
+    makers = (
+        _image_source,
+        _sketch_source,
+        _inpaint_source,
+        _inpaint_sketch_source,
+        _upload_source,
+        _batch_controls,
+    )
     tabs: list[gr.Tab] = []
     with gr.Tabs(elem_id="mode_img2img") as mode_tabs:
-        title, tab_id, elem_id = MODES[0]
-        with gr.Tab(title, id=tab_id, elem_id=elem_id) as tab:
-            c["init_img"] = gr.Image(
-                label="Image for img2img", elem_id="img2img_image", type="pil", image_mode="RGBA", height=512,
-                sources=["upload", "clipboard"], format="png",
-            )  # fmt: skip
-        tabs.append(tab)
-        title, tab_id, elem_id = MODES[1]
-        with gr.Tab(title, id=tab_id, elem_id=elem_id) as tab:
-            c["sketch"] = _editor(
-                "Image for img2img", "img2img_sketch", "img2img_sketch_default_brush_color", app
-            )
-        tabs.append(tab)
-        title, tab_id, elem_id = MODES[2]
-        with gr.Tab(title, id=tab_id, elem_id=elem_id) as tab:
-            c["init_img_with_mask"] = _editor(
-                "Image for inpainting with mask", "img2maskimg", "img2img_inpaint_mask_brush_color", app
-            )
-        tabs.append(tab)
-        title, tab_id, elem_id = MODES[3]
-        with gr.Tab(title, id=tab_id, elem_id=elem_id) as tab:
-            c["inpaint_color_sketch"] = _editor(
-                "Color sketch inpainting", "inpaint_sketch", "img2img_inpaint_sketch_default_brush_color", app
-            )
-        tabs.append(tab)
-        title, tab_id, elem_id = MODES[4]
-        with gr.Tab(title, id=tab_id, elem_id=elem_id) as tab:
-            c["init_img_inpaint"] = gr.Image(
-                label="Image for img2img",
-                elem_id="img_inpaint_base",
-                type="pil",
-                sources=["upload"],
-                format="png",
-            )
-            c["init_mask_inpaint"] = gr.Image(
-                label="Mask", elem_id="img_inpaint_mask", type="pil", image_mode="RGBA", sources=["upload"],
-                format="png",
-            )  # fmt: skip
-        tabs.append(tab)
-        title, tab_id, elem_id = MODES[5]
-        with gr.Tab(title, id=tab_id, elem_id=elem_id) as tab:
-            _batch_controls(app, c)
-        tabs.append(tab)
+        for (title, tab_id, elem_id), make in zip(MODES, makers, strict=True):
+            with gr.Tab(title, id=tab_id, elem_id=elem_id) as tab:
+                make(app, c)
+            tabs.append(tab)
     return mode_tabs, tabs
 
 
