@@ -294,3 +294,15 @@ def test_a_nine_channel_inpainting_model_gets_the_mask_and_the_masked_image(make
     weaker = job(mask=square_mask(), inpaint_full_res=False, mask_blur=0)
     assert params(inpaint_app.runner.img2img(weaker))["Conditional mask weight"] == "0.5"
     assert not torch.equal(weaker.image_conditioning, p.image_conditioning)
+
+
+def test_a_job_run_again_starts_from_its_inputs_as_loopback_does(app):
+    mask = square_mask()
+    p = job(mask=mask, inpaint_full_res=True, inpaint_full_res_padding=4, mask_blur=0)
+    first = app.runner.img2img(p).images[0]
+    p.init_images = [first]
+    second = app.runner.img2img(p).images[0]
+    assert p.image_mask is mask  # the mask given stays; masks and latents are made anew
+    outside = np.asarray(p.mask_for_overlay) == 0
+    assert (pixels(second)[outside] == pixels(first)[outside]).all()
+    assert not np.array_equal(pixels(second), pixels(first))

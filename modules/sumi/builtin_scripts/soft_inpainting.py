@@ -128,8 +128,8 @@ class Script(scripts.Script):
         setattr(p, _STATE, (full_masks, overlays))
 
     def postprocess_maskoverlay(self, p, ppmo, enabled=False, *values) -> None:
-        masks, overlays = getattr(p, _STATE, (None, None))
-        if not enabled or masks is None or ppmo.index >= len(overlays):
+        masks, overlays = getattr(p, _STATE, ([], []))
+        if not enabled or ppmo.index >= min(len(masks), len(overlays)):
             return
         ppmo.mask_for_overlay, ppmo.overlay_image = masks[ppmo.index], overlays[ppmo.index]
 

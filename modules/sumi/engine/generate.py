@@ -96,7 +96,19 @@ def _validate_init(model: SDModel, request: BatchRequest) -> None:
     shape = (model.latent_channels, request.height // model.vae_scale, request.width // model.vae_scale)
     img2img.validate_init(init, request.batch_size, shape)
     kind = img2img.needs_image_conditioning(model)
-    if kind is not None and init.image_conditioning is None:
+    extra = int(model.unet.config["in_channels"]) - model.latent_channels
+    given = init.image_conditioning
+    if given is not None and (
+        given.dim() != 4
+        or given.shape[0] not in (1, request.batch_size)
+        or given.shape[1] != extra
+        or tuple(given.shape[2:]) != shape[1:]
+    ):
+        raise InvalidRequestError(
+            f"image conditioning has shape {tuple(given.shape)}; this model takes (1 or "
+            f"{request.batch_size}, {extra}, {shape[1]}, {shape[2]})"
+        )
+    if kind is not None and given is None:
         helper = "inpaint_conditioning" if kind == "inpaint" else "pix2pix_conditioning"
         raise InvalidRequestError(
             f"this {kind} model needs image conditioning for img2img (engine.img2img.{helper})"
@@ -159,7 +171,9 @@ def generate(
             sigma_of=lambda t: call_sigma(built.scheduler, t),
             image_conditioning=None
             if image_conditioning is None
-            else image_conditioning.to(device=model.device, dtype=model.dtype),
+            else image_conditioning.to(device=model.device, dtype=model.dtype).expand(
+                request.batch_size, -1, -1, -1
+            ),
             image_cfg_scale=None if init is None else init.image_cfg_scale,
         )
         generators, noise = initial_noise(model, request)

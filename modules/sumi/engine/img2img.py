@@ -135,7 +135,8 @@ def filled_init(init: InitLatents, seeds: Sequence[int], noise_device: torch.dev
     keep = 1 - init.mask.to(latents)
     if init.fill == "latent nothing":
         return latents * keep
-    noise = image_noise(tuple(latents.shape[1:]), make_generators(seeds, noise_device))
+    channels, height, width = latents.shape[1:]
+    noise = image_noise((channels, height, width), make_generators(seeds, noise_device))
     return latents * keep + noise.to(latents) * init.mask.to(latents)
 
 

@@ -188,3 +188,20 @@ def test_controlnet_works_with_and_prompts_loras_and_hypernetworks(client, app):
     assert "Lora hashes" in info["infotexts"][0] and "ControlNet 0" in info["infotexts"][0]
     _txt2img(client)  # a job without networks restores the weights exactly
     assert all(torch.equal(a, b) for a, b in zip(weights, demo.unet.parameters(), strict=True))
+
+
+def test_in_img2img_a_unit_without_an_image_uses_the_init_image(client):
+    init = _png_b64(shapes_image())
+    body = {**BODY, "init_images": [init], "denoising_strength": 0.7}
+
+    def img2img(unit: dict) -> dict:
+        r = client.post(
+            "/sdapi/v1/img2img", json={**body, "alwayson_scripts": {"ControlNet": {"args": [unit]}}}
+        )
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    without = img2img({k: v for k, v in _unit().items() if k != "image"})
+    given = img2img(_unit(image=init))
+    plain = client.post("/sdapi/v1/img2img", json=body).json()
+    assert without["images"][0] == given["images"][0] != plain["images"][0]

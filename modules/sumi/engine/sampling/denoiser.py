@@ -174,9 +174,34 @@ def _edit_guided(
     images = torch.arange(call.x.shape[0], device=call.x.device)
     img_rows = _Rows(call.x, uncond, call.time_ids, images, False, image)
     plain_rows = replace(img_rows, image_conditioning=torch.zeros_like(image))
-    outs = [_unet(unet, call, rows, extensions) for rows in (cond, img_rows, plain_rows)]
-    out_cond, out_img, out_uncond = outs
+    groups = (cond, img_rows, plain_rows)
+    if cond.context.context.shape[1] == uncond.context.shape[1]:
+        n = call.x.shape[0]
+        out_cond, out_img, out_uncond = _unet(
+            unet, call, _cat_rows(groups), extensions, torch.cat([g.flags() for g in groups])
+        ).split(n)
+    else:
+        out_cond, out_img, out_uncond = (_unet(unet, call, rows, extensions) for rows in groups)
     return out_uncond + call.cfg_scale * (out_cond - out_img) + call.image_cfg_scale * (out_img - out_uncond)
+
+
+def _cat_rows(groups: tuple[_Rows, ...]) -> _Rows:
+    """Row groups with contexts of one length as one UNet batch (pass their flags for is_cond)."""
+    return _Rows(
+        torch.cat([g.x for g in groups]),
+        Conditioning(
+            torch.cat([g.context.context for g in groups]),
+            None
+            if any(g.context.pooled is None for g in groups)
+            else torch.cat([g.context.pooled for g in groups]),  # pyright: ignore[reportArgumentType]
+        ),
+        None if any(g.time_ids is None for g in groups) else torch.cat([g.time_ids for g in groups]),  # pyright: ignore[reportArgumentType]
+        torch.cat([g.images for g in groups]),
+        False,
+        None
+        if any(g.image_conditioning is None for g in groups)
+        else torch.cat([g.image_conditioning for g in groups]),  # pyright: ignore[reportArgumentType]
+    )
 
 
 def _only_cond_needed(call: DenoiserCall) -> bool:

@@ -5,6 +5,7 @@ img2img's own work (masks, crops, init latents, the overlay after decoding) is i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import random
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from modules.sumi.engine.sampling.loop import StepInfo
 from modules.sumi.engine.sampling.samplers import find_sampler
 from modules.sumi.engine.vae import cheap_preview
 from modules.sumi.services.controlnet.service import ControlNetService, PreparedControl, Target
+from modules.sumi.services.controlnet.units import decode_image
 from modules.sumi.services.images import saving as image_files
 from modules.sumi.services.jobs import img2img
 from modules.sumi.services.jobs.hooks import JobContext, cfg_callbacks, postprocess_batch, select_batch
@@ -261,8 +263,14 @@ class GenerationService:
         """Preprocess and load every enabled ControlNet unit before the first step (fail early)."""
         if self.controlnet is None or not any(u.enabled for u in p.controlnet_units):
             return PreparedControl()
+        units = p.controlnet_units
+        if img2img.is_img2img(p) and p.init_images:  # sd-webui-controlnet: a unit without an image uses
+            fallback = [decode_image(p.init_images[0], "img2img init image")]  # the init image
+            units = [
+                dataclasses.replace(u, images=fallback) if u.enabled and not u.images else u for u in units
+            ]
         target = Target(p.width, p.height, p.batch_size, p.seed + max(p.subseed, 0))
-        control = self.controlnet.prepare(p.controlnet_units, loaded.sd, target)
+        control = self.controlnet.prepare(units, loaded.sd, target)
         p.extra_generation_params.update(control.infotext)
         return control
 
@@ -390,7 +398,9 @@ class GenerationService:
             "Sampler": p.sampler_name,
             "Schedule type": schedule,
             "CFG scale": _number(p.cfg_scale),
-            "Image CFG scale": _number(p.image_cfg_scale) if getattr(p, "image_cfg_scale", None) else None,
+            "Image CFG scale": _number(image_cfg)
+            if (image_cfg := getattr(p, "image_cfg_scale", None))
+            else None,
             "Seed": p.all_seeds[index],
             "Size": f"{p.width}x{p.height}",
             "Model hash": p.sd_model_hash if o.add_model_hash_to_info else None,

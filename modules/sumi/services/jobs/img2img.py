@@ -16,7 +16,7 @@ original is laid over everything outside the mask (setting `overlay_inpaint`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import torch
@@ -43,7 +43,7 @@ LATENT_UPSCALE = 3
 MAX_MASK_BLUR = 512  # a Gaussian kernel of ~2.5k pixels; more only costs time
 
 
-def is_img2img(p: Any) -> bool:
+def is_img2img(p: Any) -> TypeGuard[StableDiffusionProcessingImg2Img]:
     return isinstance(p, StableDiffusionProcessingImg2Img)
 
 
@@ -103,12 +103,14 @@ def prepare(p: StableDiffusionProcessingImg2Img, model: SDModel | None, options:
     masks `mask`/`nmask` and `image_conditioning`. Writes A1111's infotext keys."""
     extra = p.extra_generation_params
     extra["Denoising strength"] = p.denoising_strength
+    # a job object run again (Loopback, an extension's second pass) starts from its inputs, as in A1111:
+    # `image_mask` stays the mask given, the rest is made anew
+    p.mask = p.nmask = p.init_latent = p.image_conditioning = p.paste_to = None
     if p.initial_noise_multiplier is None:
         p.initial_noise_multiplier = float(getattr(options, "initial_noise_multiplier", 1.0))
     image_mask, crop_region = _prepare_mask(p)
     latent_mask = p.latent_mask if p.latent_mask is not None else image_mask
     pixels = _prepare_images(p, image_mask, latent_mask, crop_region, str(options.img2img_background_color))
-    p.image_mask = image_mask
     if model is None:
         return
     batch = torch.from_numpy(pixels).to(device=model.device, dtype=model.vae.dtype) * 2 - 1
@@ -117,7 +119,7 @@ def prepare(p: StableDiffusionProcessingImg2Img, model: SDModel | None, options:
         size = (p.height // model.vae_scale, p.width // model.vae_scale)
         latents = torch.nn.functional.interpolate(latents, size=size, mode="bilinear")
     p.init_latent = latents
-    if image_mask is not None:
+    if image_mask is not None and latent_mask is not None:
         nmask = _latent_mask(latent_mask, latents, p.mask_round)
         p.nmask, p.mask = nmask, 1.0 - nmask
         if p.inpainting_fill in (2, 3):
@@ -183,6 +185,7 @@ def _prepare_images(
 ) -> np.ndarray:
     """The batch's init images as floats in [0, 1] (B, 3, H, W); fills `overlay_images`."""
     arrays = []
+    overlays: list[Image.Image] = []
     for img in p.init_images:
         image = flatten(img, background)
         if crop_region is None and p.resize_mode != LATENT_UPSCALE:
@@ -196,14 +199,16 @@ def _prepare_images(
             kept.paste(
                 image.convert("RGBA").convert("RGBa"), mask=ImageOps.invert(p.mask_for_overlay.convert("L"))
             )
-            p.overlay_images.append(kept.convert("RGBA"))
+            overlays.append(kept.convert("RGBA"))
         if crop_region is not None:
             image = resize_image(2, image.crop(crop_region), p.width, p.height)
-        if image_mask is not None and p.inpainting_fill != 1:
+        if image_mask is not None and latent_mask is not None and p.inpainting_fill != 1:
             image = masking.fill(image, latent_mask)
             if p.inpainting_fill == 0:
                 p.extra_generation_params["Masked content"] = "fill"
         arrays.append(np.moveaxis(np.asarray(image, dtype=np.float32) / 255.0, 2, 0))
+    if image_mask is not None:
+        p.overlay_images = overlays
     if len(arrays) == 1:  # one init image: the whole batch starts from it
         if p.overlay_images is not None:
             p.overlay_images = p.overlay_images * p.batch_size

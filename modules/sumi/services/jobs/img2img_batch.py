@@ -96,8 +96,7 @@ def run_batch(
             p.image_mask = Image.open(mask)
         if folders.use_png_info:
             _apply_png_info(p, img, path, folders, defaults)
-        p.mask = p.nmask = p.init_latent = p.paste_to = None  # each image is prepared afresh
-        p.overlay_images = None
+        p.overlay_images = None  # each image is prepared afresh
         processed = process(p)
         for n, (image, text) in enumerate(zip(processed.images, processed.infotexts, strict=False)):
             if output_dir is not None:
@@ -157,9 +156,9 @@ def _apply_png_info(
     p.prompt = prompt + (" " + params["Prompt"] if "Prompt" in params else "")
     p.negative_prompt = negative + (" " + params["Negative prompt"] if "Negative prompt" in params else "")
     try:
-        p.seed = int(params.get("Seed", seed))
-        p.cfg_scale = float(params.get("CFG scale", cfg_scale))
-        p.steps = int(params.get("Steps", steps))
+        p.seed = int(params.get("Seed") or seed)
+        p.cfg_scale = float(params.get("CFG scale") or cfg_scale)
+        p.steps = int(params.get("Steps") or steps)
     except ValueError:
         p.seed, p.cfg_scale, p.steps = seed, cfg_scale, steps
     p.sampler_name = params.get("Sampler", sampler)
