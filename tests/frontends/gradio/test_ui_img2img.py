@@ -240,3 +240,9 @@ def test_open_folder_names_the_folder_when_the_server_has_no_desktop(app, monkey
     run(app, values(prompt="for the folder"))
     note = output_panel.open_folder_note(app, "img2img", None)
     assert "img2img-images" in note and "no desktop" in note
+
+
+def test_image_cfg_scale_is_hidden_for_a_model_without_image_conditioning(app):
+    run(app, values())  # the demo model is loaded
+    assert app.models.active.sd.unet.config.in_channels == 4
+    assert ui.image_cfg_visible(app)["visible"] is False
