@@ -60,6 +60,11 @@ def test_a1111_infotext_sets_every_field(tmp_path):
         "seed_resize_from_w": 512,
         "seed_resize_from_h": 512,
         "seed_enable_extras": True,
+        # A1111's defaults for the img2img keys the infotext lacks (only img2img's ↙️ sets them)
+        "inpainting_mask_invert": "Inpaint masked",
+        "inpainting_fill": "original",
+        "inpaint_full_res": "Whole picture",
+        "inpaint_full_res_padding": 32,
     }
     assert isinstance(out.values["steps"], int) and isinstance(out.values["seed"], int)
     # settings are listed (not applied); the checkpoint is never switched
@@ -105,6 +110,11 @@ def test_missing_fields_are_left_alone():
         "cfg_scale": 4.0,
         "seed": 5,
         "seed_enable_extras": False,
+        # A1111's defaults for img2img keys an infotext lacks (only img2img's ↙️ has these controls)
+        "inpainting_mask_invert": "Inpaint masked",
+        "inpainting_fill": "original",
+        "inpaint_full_res": "Whole picture",
+        "inpaint_full_res_padding": 32,
     }
     result = outputs_of(
         paste.paste("a dog\nSteps: 9, CFG scale: 4, Seed: 5", Path("/nonexistent"), None, None)
@@ -201,7 +211,7 @@ def test_a_sumi_infotext_round_trips(tmp_path):
         },
     )
     out = paste.infotext_values(text, options=Options())
-    v = ui.Txt2ImgValues(**out.values)
+    v = ui.Txt2ImgValues(**{k: v for k, v in out.values.items() if k in paste.FIELDS})
     p = ui.build_processing(v)
     assert (p.prompt, p.negative_prompt, p.sampler_name, p.scheduler) == ("a fox", "ugly", "Euler", "Karras")
     assert (p.steps, p.cfg_scale, p.seed, p.width, p.height) == (12, 5.5, 77, 128, 64)

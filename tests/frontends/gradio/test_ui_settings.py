@@ -105,7 +105,8 @@ def test_page_has_a1111_settings_components_with_unique_elem_ids(tmp_path, make_
     app.options.add_option("ext_broken", bad)
     config = build_ui(app).get_config_file()
     ids = [c["props"]["elem_id"] for c in config["components"] if c["props"].get("elem_id")]
-    assert len(ids) == len(set(ids)), "elem_ids must be unique on the page"
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    assert not dupes, f"elem_ids must be unique on the page: {dupes}"
     comps = {c["props"]["elem_id"]: c for c in config["components"] if c["props"].get("elem_id")}
     assert {"tab_settings", "settings_submit", "settings_result", "settings_sd"} <= set(comps)
     assert comps["setting_sd_model_checkpoint"]["type"] == "dropdown"  # the quicksettings one only

@@ -6,7 +6,7 @@ to `gr.mount_gradio_app(..., css=CSS)` themselves.
 
 Extensions take part as in A1111: their `on_ui_settings` options are registered before the Settings
 tab is built; their `on_ui_tabs` tabs are built before the page (each callback makes its own
-`gr.Blocks`) and placed after txt2img, before Settings and Extensions; their `javascript/*.js` and
+`gr.Blocks`) and placed after txt2img and img2img, before Settings and Extensions; their `javascript/*.js` and
 `style.css` are added to the page's `<head>`. A callback that raises, a tab that is not a
 `(gr.Blocks, title, elem_id)` or whose id or title is taken is reported (notices, Extensions tab)
 and left out; the rest of the page is built.
@@ -22,11 +22,17 @@ import gradio as gr
 
 from modules.sumi.frontends.gradio.assets import CSS, EXTENSION_HEAD_ELEM_ID, JS, extension_head
 from modules.sumi.frontends.gradio.extensions_tab import create_extensions_tab, source_label
+from modules.sumi.frontends.gradio.img2img import (
+    Img2ImgTab,
+    create_img2img_tab,
+    image_cfg_visible,
+    wire_send_to,
+)
 from modules.sumi.frontends.gradio.paste_buttons import REGISTRY as PASTE_BUTTONS
 from modules.sumi.frontends.gradio.paste_buttons import announcing_parser, readable_roots
 from modules.sumi.frontends.gradio.quicksettings import create_quicksettings, page_load
 from modules.sumi.frontends.gradio.settings import create_settings_tab
-from modules.sumi.frontends.gradio.txt2img import create_txt2img_tab
+from modules.sumi.frontends.gradio.txt2img import Txt2ImgTab, create_txt2img_tab
 
 if TYPE_CHECKING:
     from modules.sumi.app import App
@@ -34,7 +40,12 @@ if TYPE_CHECKING:
 __all__ = ["CSS", "JS", "build_ui"]
 
 # Sumi's own tabs: (id, title). Extension tabs may not reuse either.
-SUMI_TABS = (("txt2img", "txt2img"), ("settings", "Settings"), ("extensions", "Extensions"))
+SUMI_TABS = (
+    ("txt2img", "txt2img"),
+    ("img2img", "img2img"),
+    ("settings", "Settings"),
+    ("extensions", "Extensions"),
+)
 
 
 @dataclass
@@ -53,12 +64,15 @@ def build_ui(app: App) -> gr.Blocks:
     with gr.Blocks(title="Sumi", analytics_enabled=False) as demo:
         quick = create_quicksettings(app)
         gr.HTML("", elem_id=EXTENSION_HEAD_ELEM_ID, head=extension_head(app), js_on_load=None)
-        with gr.Tabs(elem_id="tabs"):
-            _txt2img_tab(app)
+        with gr.Tabs(elem_id="tabs") as tabs:
+            txt2img = _txt2img_tab(app)
+            img2img = _img2img_tab(app)
             for tab in extension_tabs:
                 _extension_tab(app, tab)
             _settings_tab(app, demo)
             _extensions_tab(app, demo)
+        for source in (txt2img.results, img2img.results):
+            wire_send_to(app, tabs, source, img2img)
         _connect_paste_buttons(app)
         demo.load(
             partial(page_load, app),
@@ -124,14 +138,28 @@ def _extension_tab(app: App, tab: ExtensionTab) -> None:
             )
 
 
-def _txt2img_tab(app: App) -> None:
+def _txt2img_tab(app: App) -> Txt2ImgTab:
     with gr.Tab("txt2img", id="txt2img", elem_id="tab_txt2img"):
         tab = create_txt2img_tab(app)
     PASTE_BUTTONS.add_paste_fields("txt2img", None, paste_fields(tab.controls))
+    return tab
+
+
+def _img2img_tab(app: App) -> Img2ImgTab:
+    with gr.Tab("img2img", id="img2img", elem_id="tab_img2img") as top:
+        tab = create_img2img_tab(app)
+    top.select(
+        partial(image_cfg_visible, app), outputs=tab.controls["image_cfg_scale"], show_progress="hidden"
+    )
+    fields = paste_fields(tab.controls)
+    PASTE_BUTTONS.add_paste_fields("img2img", tab.controls["init_img"], fields)
+    PASTE_BUTTONS.add_paste_fields("inpaint", tab.controls["init_img_with_mask"], fields)
+    return tab
 
 
 def paste_fields(c: dict[str, Any]) -> list[tuple[Any, Any]]:
-    """(component, infotext key) pairs of the txt2img tab, A1111's names, for extensions' paste buttons."""
+    """(component, infotext key) pairs of a tab's controls `c` (txt2img's or img2img's), A1111's names
+    (its `txt2img_paste_fields` / `img2img_paste_fields`), for extensions' paste buttons."""
     keys = {
         "prompt": "Prompt",
         "negative_prompt": "Negative prompt",
@@ -147,6 +175,15 @@ def paste_fields(c: dict[str, Any]) -> list[tuple[Any, Any]]:
         "subseed_strength": "Variation seed strength",
         "seed_resize_from_w": "Seed resize from-1",
         "seed_resize_from_h": "Seed resize from-2",
+        # img2img only
+        "image_cfg_scale": "Image CFG scale",
+        "denoising_strength": "Denoising strength",
+        "mask_blur": "Mask blur",
+        "inpainting_mask_invert": "Mask mode",
+        "inpainting_fill": "Masked content",
+        "resize_mode": "Resize mode",
+        "inpaint_full_res": "Inpaint area",
+        "inpaint_full_res_padding": "Masked area padding",
     }
     fields: list[tuple[Any, Any]] = [(c[name], key) for name, key in keys.items() if name in c]
     if "seed_enable_extras" in c:

@@ -44,6 +44,21 @@
         }
         return null;
     };
+    // A1111's tab switches (ui.js), which "Send to ..." buttons call: the top tab, then img2img's sub-tab.
+    function clickTab(selector, index, label) {
+        const buttons = [...gradioApp().querySelectorAll(selector)];
+        const button = label ? buttons.find((b) => b.textContent.trim() === label) : buttons[index];
+        if (button) button.click();
+    }
+    window.switch_to_txt2img = function () { clickTab("#tabs button[role=tab]", 0, "txt2img"); };
+    window.switch_to_img2img_tab = function (no) {
+        clickTab("#tabs button[role=tab]", 0, "img2img");
+        setTimeout(() => clickTab("#mode_img2img button[role=tab]", no), 0);
+    };
+    window.switch_to_img2img = function () { window.switch_to_img2img_tab(0); };
+    window.switch_to_sketch = function () { window.switch_to_img2img_tab(1); };
+    window.switch_to_inpaint = function () { window.switch_to_img2img_tab(2); };
+    window.switch_to_inpaint_sketch = function () { window.switch_to_img2img_tab(3); };
     window.uiElementIsVisible = function (el) {
         return !!el && el.offsetParent !== null;
     };

@@ -28,6 +28,7 @@ from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.sampling.samplers import SAMPLERS, SCHEDULE_TYPES, find_sampler, find_schedule_type
 from modules.sumi.frontends.gradio.paste_buttons import field_value, parse_infotext
 from modules.sumi.services.jobs import infotext
+from modules.sumi.services.jobs.img2img import MASKED_CONTENT, RESIZE_MODES
 
 if TYPE_CHECKING:
     from modules.sumi.app import App
@@ -53,6 +54,34 @@ FIELDS = (
     "seed_resize_from_w",
     "seed_resize_from_h",
 )
+
+# the img2img tab's own controls ↙️ also sets (names as in img2img.Img2ImgValues)
+IMG2IMG_ONLY = (
+    "denoising_strength",
+    "image_cfg_scale",
+    "mask_blur",
+    "inpainting_mask_invert",
+    "inpainting_fill",
+    "resize_mode",
+    "inpaint_full_res",
+    "inpaint_full_res_padding",
+)
+IMG2IMG_FIELDS = FIELDS + IMG2IMG_ONLY
+IMG2IMG_FLOAT_KEYS = {"denoising_strength": "Denoising strength", "image_cfg_scale": "Image CFG scale"}
+# A1111 writes "Masked area padding"; "Only masked padding" is accepted too
+IMG2IMG_INT_KEYS = {
+    "mask_blur": ("Mask blur",),
+    "inpaint_full_res_padding": ("Masked area padding", "Only masked padding"),
+}
+MASK_MODES = ("Inpaint masked", "Inpaint not masked")
+INPAINT_AREAS = ("Whole picture", "Only masked")
+# radio controls: infotext key, the radio's choices (the infotext holds the label)
+IMG2IMG_CHOICES = {
+    "inpainting_mask_invert": ("Mask mode", MASK_MODES),
+    "inpainting_fill": ("Masked content", tuple(MASKED_CONTENT)),
+    "resize_mode": ("Resize mode", tuple(RESIZE_MODES)),
+    "inpaint_full_res": ("Inpaint area", INPAINT_AREAS),
+}
 
 # control -> infotext key, for the plain numeric fields
 INT_KEYS = {
@@ -181,8 +210,28 @@ def infotext_values(
     strength = out.values.get("subseed_strength", 0.0)
     resize = out.values.get("seed_resize_from_w", 0) > 0 and out.values.get("seed_resize_from_h", 0) > 0
     out.values["seed_enable_extras"] = bool(strength) or resize
+    _img2img_values(out, res)
     out.settings = settings_in_infotext(res, options)
     return out
+
+
+def _img2img_values(out: Pasted, res: Mapping[str, str]) -> None:
+    """The img2img controls' values (a txt2img tab ignores them: they are not among its outputs)."""
+    for name, key in IMG2IMG_FLOAT_KEYS.items():
+        _set(out, name, key, res, float)
+    for name, keys in IMG2IMG_INT_KEYS.items():
+        for key in keys:
+            _set(out, name, key, res, _int)
+    for name, (key, choices) in IMG2IMG_CHOICES.items():
+        if key not in res:
+            continue
+        text = str(res[key]).strip()
+        if text in choices:
+            out.values[name] = text
+        elif text.isdigit() and int(text) < len(choices):  # an index, as the API's values
+            out.values[name] = choices[int(text)]
+        else:
+            out.notes.append(f"Ignored {key}: {text!r} is not one of {', '.join(choices)}.")
 
 
 def _set(out: Pasted, name: str, key: str, res: Mapping[str, str], cast: Any) -> None:
@@ -217,9 +266,13 @@ def _note(message: str) -> str:
 
 
 def paste(
-    prompt: str | None, params_file: Path, styles: StyleDatabase | None, options: Options | None
+    prompt: str | None,
+    params_file: Path,
+    styles: StyleDatabase | None,
+    options: Options | None,
+    names: Sequence[str] = FIELDS,
 ) -> tuple[Any, ...]:
-    """Handler of the ↙️ button: one output per FIELDS entry (skip = unchanged), then the note."""
+    """Handler of the ↙️ button: one output per `names` entry (skip = unchanged), then the note."""
     text = prompt or ""
     if not text.strip():
         text = read_params_file(params_file) or ""
@@ -234,7 +287,7 @@ def paste(
         )
     pasted = infotext_values(text, styles, options) if text.strip() else None
     values = pasted.values if pasted is not None else {}
-    return (*(values[name] if name in values else gr.skip() for name in FIELDS), note_html(pasted, problem))
+    return (*(values[name] if name in values else gr.skip() for name in names), note_html(pasted, problem))
 
 
 def wire_paste(
@@ -243,15 +296,17 @@ def wire_paste(
     controls: Mapping[str, Any],
     note: gr.HTML,
     extra_fields: Sequence[tuple[Any, Any]] = (),
+    names: Sequence[str] = FIELDS,
 ) -> None:
-    """Connect the ↙️ button to the txt2img controls; the note goes to `note` (the tab's message area).
+    """Connect the ↙️ button to the tab's controls `names` (FIELDS on txt2img, IMG2IMG_FIELDS on
+    img2img); the note goes to `note` (the tab's message area).
 
     `extra_fields` are A1111 `(component, infotext key or function)` pairs (scripts' `infotext_fields`),
     filled from the same infotext in the same event."""
     extra = list(extra_fields)
 
     def handler(prompt: str | None) -> tuple[Any, ...]:
-        values = _paste_for_app(app, prompt)
+        values = paste(prompt, app.paths.params_file, app.styles, app.options, names)
         return (
             *values,
             *extra_values(prompt or read_params_file(app.paths.params_file) or "", extra, app.options),
@@ -260,7 +315,7 @@ def wire_paste(
     button.click(
         handler,
         inputs=controls["prompt"],
-        outputs=[*(controls[name] for name in FIELDS), note, *(component for component, _ in extra)],
+        outputs=[*(controls[name] for name in names), note, *(component for component, _ in extra)],
         concurrency_limit=None,
         show_progress="hidden",
         api_visibility="undocumented",
@@ -273,7 +328,3 @@ def extra_values(text: str, fields: Sequence[tuple[Any, Any]], options: Any = No
         return []
     params = parse_infotext(text, options) if is_infotext(text) else {}
     return [field_value(component, key, params) for component, key in fields]
-
-
-def _paste_for_app(app: App, prompt: str | None) -> tuple[Any, ...]:
-    return paste(prompt, app.paths.params_file, app.styles, app.options)

@@ -51,7 +51,18 @@ def generation_info(processed: Processed) -> dict[str, Any]:
         "index_of_first_image": processed.index_of_first_image,
         "warnings": list(processed.warnings),
         "selected": 0,
+        "params": job_params(processed),
     }
+
+
+def job_params(processed: Processed) -> dict[str, Any]:
+    """What 💾 writes to log.csv and file names (A1111 keeps these in its generation info JSON)."""
+    p = processed.p
+    names = ("width", "height", "sampler_name", "scheduler", "cfg_scale", "steps", "sd_model_name",
+             "sd_model_hash", "all_prompts", "styles", "job_timestamp", "clip_skip", "batch_size")  # fmt: skip
+    params = {name: getattr(p, name, None) for name in names}
+    params["denoising_strength"] = getattr(p, "denoising_strength", None)
+    return params
 
 
 def selected_index(info: dict[str, Any] | None) -> int:

@@ -1,11 +1,12 @@
 // Sumi page script: Ctrl+Enter (or Cmd+Enter) in a prompt box presses Generate, as in A1111.
 window.sumiScript = true;
+window.sumiPromptBoxes = "#txt2img_prompt, #txt2img_neg_prompt, #img2img_prompt, #img2img_neg_prompt";
 document.addEventListener("keydown", (e) => {
     if (e.key !== "Enter" || !(e.ctrlKey || e.metaKey)) return;
-    const tab = e.target.closest && e.target.closest("#txt2img_prompt, #txt2img_neg_prompt");
-    if (!tab) return;
+    const box = e.target.closest && e.target.closest(window.sumiPromptBoxes);
+    if (!box) return;
     e.preventDefault();
-    document.querySelector("#txt2img_generate")?.click();
+    document.querySelector(`#${box.id.split("_")[0]}_generate`)?.click();
 });
 
 // Extra networks cards (modules/sumi/frontends/gradio/extra_networks.py): a click toggles the card's text in the prompt
@@ -14,7 +15,7 @@ document.addEventListener("keydown", (e) => {
 (() => {
 window.sumiLastPromptBox = "txt2img_prompt";
 document.addEventListener("focusin", (e) => {
-    const box = e.target.closest && e.target.closest("#txt2img_prompt, #txt2img_neg_prompt");
+    const box = e.target.closest && e.target.closest(window.sumiPromptBoxes);
     if (box) window.sumiLastPromptBox = box.id;
 });
 const sumiExtranet = /<([^:^>]+:[^:]+):[\d.]+>(.*)/s;
@@ -48,7 +49,8 @@ function sumiExtraNetworkClick(card) {
         document.querySelector(`#${d.tabname}_extra_checkpoint_switch`)?.click();
         return;
     }
-    const boxId = d.negative && window.sumiLastPromptBox === "txt2img_neg_prompt" ? "txt2img_neg_prompt" : "txt2img_prompt";
+    const tab = d.tabname || "txt2img";
+    const boxId = d.negative && window.sumiLastPromptBox === `${tab}_neg_prompt` ? `${tab}_neg_prompt` : `${tab}_prompt`;
     const textarea = document.querySelector(`#${boxId} textarea`);
     if (!textarea || !d.prompt) return;
     textarea.value = sumiToggleText(textarea.value, d.prompt);

@@ -135,7 +135,7 @@ def script_dropdown(runner: ScriptRunner, tab: str = "txt2img") -> gr.Dropdown:
         value="None",
         type="index",
         label="Script",
-        elem_id="script_list",
+        elem_id="script_list" if tab == "txt2img" else f"{tab}_script_list",  # ids are unique on the page
         elem_classes=[f"{tab}_script_list"],
     )
 
@@ -176,7 +176,7 @@ def _title(script: Any) -> str:
 
 def create_scripts(app: App, hooks: ComponentHooks, tab: str = "txt2img") -> ScriptsUI:
     """Lay out every script's controls (call inside the settings column) and mark the inputs ready."""
-    runner = app.scripts.txt2img
+    runner = app.scripts.img2img if tab == "img2img" else app.scripts.txt2img
     area = ScriptsUI(runner, None)  # type: ignore[arg-type]  # the dropdown comes after the always-on scripts
 
     def build(script: Any) -> list[Any]:
@@ -199,7 +199,7 @@ def create_scripts(app: App, hooks: ComponentHooks, tab: str = "txt2img") -> Scr
         runner.create_inputs(build)
         if area.dropdown is None:
             area.dropdown = script_dropdown(runner, tab)
-    app.scripts.inputs_ready = True
+    app.scripts.ready[runner.tabname] = True
     groups = [g for g in area.groups if g is not None]
     if groups:
         area.dropdown.change(

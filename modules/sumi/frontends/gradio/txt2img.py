@@ -16,7 +16,7 @@ component callbacks see them (e.g. `txt2img_width`) as in A1111.
 from __future__ import annotations
 
 import html
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, cast
 import gradio as gr
 
 from modules.sumi.engine.sampling.samplers import SAMPLERS, SCHEDULE_TYPES
-from modules.sumi.frontends.gradio import paste, results
+from modules.sumi.frontends.gradio import output_panel, paste, results
 from modules.sumi.frontends.gradio.controlnet import ControlNetUI, create_controlnet, wire_controlnet
 from modules.sumi.frontends.gradio.controlnet_handlers import paste_fields as controlnet_paste_fields
 from modules.sumi.frontends.gradio.controlnet_handlers import units_from_values
@@ -33,7 +33,11 @@ from modules.sumi.frontends.gradio.progress import PROGRESS_CSS, watch_job
 from modules.sumi.frontends.gradio.scripts_ui import ComponentHooks, ScriptsUI, create_scripts, script_args
 from modules.sumi.frontends.gradio.styles import create_styles_row
 from modules.sumi.frontends.gradio.token_counter import create_token_counter, wire_token_counters
-from modules.sumi.services.jobs.processing import Processed, StableDiffusionProcessingTxt2Img
+from modules.sumi.services.jobs.processing import (
+    Processed,
+    StableDiffusionProcessing,
+    StableDiffusionProcessingTxt2Img,
+)
 
 if TYPE_CHECKING:
     from modules.sumi.app import App
@@ -164,14 +168,30 @@ def generate(app: App, *values: Any, layout: GenerateInputs | None = None) -> It
     `values`: the INPUT_NAMES controls, then the ControlNet units' values (`ControlNetUI.inputs`), then
     (with `layout.scripts`) the Script dropdown's index and every script's controls. Without a
     `layout` everything after INPUT_NAMES is ControlNet's and no script runs."""
+
+    def make(main: Sequence[Any], units: list) -> StableDiffusionProcessing:
+        return build_processing(Txt2ImgValues(*main), units)
+
+    yield from run_generate(app, make, len(INPUT_NAMES), values, layout)
+
+
+def run_generate(
+    app: App,
+    make: Callable[[Sequence[Any], list], StableDiffusionProcessing],
+    n: int,
+    values: Sequence[Any],
+    layout: GenerateInputs | None,
+    submit: Callable[[Any], Job] | None = None,
+) -> Iterator[tuple[Any, ...]]:
+    """Generate for any tab: `make(first n values, ControlNet units)` builds the job, which is queued
+    (`submit(p)`, default `app.runner.submit`), watched and shown as txt2img's is."""
     try:
-        n = len(INPUT_NAMES)
         k = layout.controlnet if layout is not None else len(values) - n
         main, control, scripts = values[:n], values[n : n + k], values[n + k :]
-        p = build_processing(Txt2ImgValues(*main), units_from_values(control))
+        p = make(main, units_from_values(control))
         if layout is not None and layout.scripts is not None:
             p.scripts, p.script_args = layout.scripts, script_args(scripts)
-        job = app.runner.submit(p)
+        job = (submit or app.runner.submit)(p)
     except Exception as exc:  # a bad value: say so now, before anything is queued
         yield failed(exc)
         return
@@ -237,60 +257,65 @@ def tool_button(text: str, elem_id: str, mk: Any = None) -> gr.Button:
     return mk(gr.Button, text, **kwargs) if mk is not None else gr.Button(text, **kwargs)
 
 
-def _prompt_row(app: App, c: dict[str, Any], b: dict[str, gr.Button], mk: Any) -> None:
-    with gr.Row(elem_id="txt2img_toprow", equal_height=False):
-        with gr.Column(scale=6, elem_id="txt2img_prompt_container"):
-            with gr.Column(elem_id="txt2img_prompt_row", elem_classes=["prompt-row"]):
-                c["token_counter"] = create_token_counter("txt2img_token_counter")
+def prompt_row(
+    app: App, c: dict[str, Any], b: dict[str, gr.Button], mk: Any, tabname: str = "txt2img"
+) -> None:
+    """A1111's top row: prompts with token counters, Generate/Interrupt/Skip, ↙️ and styles."""
+    with gr.Row(elem_id=f"{tabname}_toprow", equal_height=False):
+        with gr.Column(scale=6, elem_id=f"{tabname}_prompt_container"):
+            with gr.Column(elem_id=f"{tabname}_prompt_row", elem_classes=["prompt-row"]):
+                c["token_counter"] = create_token_counter(f"{tabname}_token_counter")
                 c["prompt"] = mk(
                     gr.Textbox,
                     label="Prompt",
-                    elem_id="txt2img_prompt",
+                    elem_id=f"{tabname}_prompt",
                     lines=3,
                     show_label=False,
                     placeholder="Prompt (press Ctrl+Enter to generate)",
                 )
-            with gr.Column(elem_id="txt2img_neg_prompt_row", elem_classes=["prompt-row"]):
-                c["negative_token_counter"] = create_token_counter("txt2img_negative_token_counter")
+            with gr.Column(elem_id=f"{tabname}_neg_prompt_row", elem_classes=["prompt-row"]):
+                c["negative_token_counter"] = create_token_counter(f"{tabname}_negative_token_counter")
                 c["negative_prompt"] = mk(
                     gr.Textbox,
                     label="Negative prompt",
-                    elem_id="txt2img_neg_prompt",
+                    elem_id=f"{tabname}_neg_prompt",
                     lines=3,
                     show_label=False,
                     placeholder="Negative prompt",
                 )
-        with gr.Column(scale=1, min_width=180, elem_id="txt2img_actions_column"):
+        with gr.Column(scale=1, min_width=180, elem_id=f"{tabname}_actions_column"):
             b["generate"] = mk(
-                gr.Button, "Generate", elem_id="txt2img_generate", variant="primary", size="lg"
+                gr.Button, "Generate", elem_id=f"{tabname}_generate", variant="primary", size="lg"
             )
-            with gr.Row(elem_id="txt2img_interrupt_row"):
+            with gr.Row(elem_id=f"{tabname}_interrupt_row"):
                 b["interrupt"] = mk(
-                    gr.Button, "Interrupt", elem_id="txt2img_interrupt", size="sm", min_width=60
+                    gr.Button, "Interrupt", elem_id=f"{tabname}_interrupt", size="sm", min_width=60
                 )
-                b["skip"] = mk(gr.Button, "Skip", elem_id="txt2img_skip", size="sm", min_width=60)
-            with gr.Row(elem_id="txt2img_tools", equal_height=True):
-                b["paste"] = tool_button("↙️", "paste", mk)  # A1111's id: read generation parameters
-            c["styles"] = create_styles_row(app, c["prompt"], c["negative_prompt"]).dropdown
+                b["skip"] = mk(gr.Button, "Skip", elem_id=f"{tabname}_skip", size="sm", min_width=60)
+            with gr.Row(elem_id=f"{tabname}_tools", equal_height=True):
+                b["paste"] = tool_button(
+                    "↙️", "paste" if tabname == "txt2img" else f"{tabname}_paste", mk
+                )  # read infotext
+            c["styles"] = create_styles_row(app, c["prompt"], c["negative_prompt"], tabname).dropdown
 
 
-def _sampler_rows(c: dict[str, Any], mk: Any) -> None:
-    with gr.Row(elem_id="txt2img_sampler_row"):
+def sampler_rows(c: dict[str, Any], mk: Any, tabname: str = "txt2img") -> None:
+    with gr.Row(elem_id=f"{tabname}_sampler_row"):
         c["sampler_name"] = mk(
             gr.Dropdown,
             [s.name for s in SAMPLERS],
             value=DEFAULT_SAMPLER,
             label="Sampling method",
-            elem_id="txt2img_sampling",
+            elem_id=f"{tabname}_sampling",
         )
         c["scheduler"] = mk(
             gr.Dropdown,
             [t.label for t in SCHEDULE_TYPES],
             value=DEFAULT_SCHEDULE,
             label="Schedule type",
-            elem_id="txt2img_scheduler",
+            elem_id=f"{tabname}_scheduler",
         )
-    c["steps"] = mk(gr.Slider, 1, 150, value=20, step=1, label="Sampling steps", elem_id="txt2img_steps")
+    c["steps"] = mk(gr.Slider, 1, 150, value=20, step=1, label="Sampling steps", elem_id=f"{tabname}_steps")
 
 
 def _size_rows(c: dict[str, Any], b: dict[str, gr.Button], mk: Any) -> None:
@@ -311,29 +336,29 @@ def _size_rows(c: dict[str, Any], b: dict[str, gr.Button], mk: Any) -> None:
     )
 
 
-def _seed_rows(c: dict[str, Any], b: dict[str, gr.Button], mk: Any) -> gr.Group:
-    with gr.Row(elem_id="txt2img_seed_row", equal_height=True):
+def seed_rows(c: dict[str, Any], b: dict[str, gr.Button], mk: Any, tabname: str = "txt2img") -> gr.Group:
+    with gr.Row(elem_id=f"{tabname}_seed_row", equal_height=True):
         c["seed"] = mk(
-            gr.Number, label="Seed", value=-1, precision=0, elem_id="txt2img_seed", min_width=100, scale=4
+            gr.Number, label="Seed", value=-1, precision=0, elem_id=f"{tabname}_seed", min_width=100, scale=4
         )
-        b["random_seed"] = tool_button("🎲", "txt2img_random_seed", mk)
-        b["reuse_seed"] = tool_button("♻️", "txt2img_reuse_seed", mk)
+        b["random_seed"] = tool_button("🎲", f"{tabname}_random_seed", mk)
+        b["reuse_seed"] = tool_button("♻️", f"{tabname}_reuse_seed", mk)
         c["seed_enable_extras"] = mk(
             gr.Checkbox,
             label="Extra",
             value=False,
-            elem_id="txt2img_subseed_show",
+            elem_id=f"{tabname}_subseed_show",
             min_width=90,
             scale=0,
             container=False,
         )
-    with gr.Group(visible=False, elem_id="txt2img_seed_extras") as extras:
+    with gr.Group(visible=False, elem_id=f"{tabname}_seed_extras") as extras:
         with gr.Row(equal_height=True):
             c["subseed"] = mk(
-                gr.Number, label="Variation seed", value=-1, precision=0, elem_id="txt2img_subseed"
+                gr.Number, label="Variation seed", value=-1, precision=0, elem_id=f"{tabname}_subseed"
             )
-            b["random_subseed"] = tool_button("🎲", "txt2img_random_subseed", mk)
-            b["reuse_subseed"] = tool_button("♻️", "txt2img_reuse_subseed", mk)
+            b["random_subseed"] = tool_button("🎲", f"{tabname}_random_subseed", mk)
+            b["reuse_subseed"] = tool_button("♻️", f"{tabname}_reuse_subseed", mk)
             c["subseed_strength"] = mk(
                 gr.Slider,
                 0.0,
@@ -341,7 +366,7 @@ def _seed_rows(c: dict[str, Any], b: dict[str, gr.Button], mk: Any) -> gr.Group:
                 value=0.0,
                 step=0.01,
                 label="Variation strength",
-                elem_id="txt2img_subseed_strength",
+                elem_id=f"{tabname}_subseed_strength",
             )
         with gr.Row():
             c["seed_resize_from_w"] = mk(
@@ -351,7 +376,7 @@ def _seed_rows(c: dict[str, Any], b: dict[str, gr.Button], mk: Any) -> gr.Group:
                 value=0,
                 step=8,
                 label="Resize seed from width",
-                elem_id="txt2img_seed_resize_from_w",
+                elem_id=f"{tabname}_seed_resize_from_w",
             )
             c["seed_resize_from_h"] = mk(
                 gr.Slider,
@@ -360,18 +385,20 @@ def _seed_rows(c: dict[str, Any], b: dict[str, gr.Button], mk: Any) -> gr.Group:
                 value=0,
                 step=8,
                 label="Resize seed from height",
-                elem_id="txt2img_seed_resize_from_h",
+                elem_id=f"{tabname}_seed_resize_from_h",
             )
     return extras
 
 
-def _results_column() -> dict[str, Any]:
+def results_column(tabname: str = "txt2img", hide_dirs: bool = False) -> dict[str, Any]:
     r: dict[str, Any] = {}
-    with gr.Column(scale=1, elem_id="txt2img_results"):
-        r["progress"] = gr.HTML("", elem_id="txt2img_progress", css_template=PROGRESS_CSS, js_on_load=None)
+    with gr.Column(scale=1, elem_id=f"{tabname}_results"):
+        r["progress"] = gr.HTML("", elem_id=f"{tabname}_progress", css_template=PROGRESS_CSS, js_on_load=None)
+        # errors and warnings above the images: seen without scrolling
+        r["error"] = gr.HTML("", elem_id=f"{tabname}_error", js_on_load=None)
         r["preview"] = gr.Image(
             label="Preview",
-            elem_id="txt2img_preview",
+            elem_id=f"{tabname}_preview",
             type="pil",
             format="jpeg",
             interactive=False,
@@ -382,8 +409,9 @@ def _results_column() -> dict[str, Any]:
         )
         r["gallery"] = gr.Gallery(
             label="Output",
-            elem_id="txt2img_gallery",
+            elem_id=f"{tabname}_gallery",
             format="png",
+            type="pil",
             columns=4,
             object_fit="contain",
             height="auto",
@@ -391,8 +419,8 @@ def _results_column() -> dict[str, Any]:
             interactive=False,
             show_label=False,
         )
-        r["error"] = gr.HTML("", elem_id="txt2img_error", js_on_load=None)
-        r["info_html"] = gr.HTML("", elem_id="html_info_txt2img", js_on_load=None)
+        r["buttons"] = output_panel.create_buttons(tabname, hide_dirs)
+        r["info_html"] = gr.HTML("", elem_id=f"html_info_{tabname}", js_on_load=None)
         r["info_state"] = gr.State(None)
     return r
 
@@ -403,17 +431,18 @@ def create_txt2img_tab(app: App) -> Txt2ImgTab:
     b: dict[str, gr.Button] = {}
     hooks = ComponentHooks(app.callbacks, app.scripts.txt2img)
     mk = hooks.make
-    _prompt_row(app, c, b, mk)
+    prompt_row(app, c, b, mk)
     networks = create_extra_networks(app, "txt2img")
     with gr.Row(elem_id="txt2img_extra_tabs", equal_height=False):
         with gr.Column(scale=1, elem_id="txt2img_settings"):
-            _sampler_rows(c, mk)
+            sampler_rows(c, mk)
             _size_rows(c, b, mk)
-            extras = _seed_rows(c, b, mk)
+            extras = seed_rows(c, b, mk)
             controlnet = create_controlnet(app, "txt2img")  # A1111: alwayson scripts under the seed
             scripts = create_scripts(app, hooks, "txt2img")
-        r = _results_column()
+        r = results_column("txt2img", bool(getattr(app.args, "hide_ui_dir_config", False)))
     wire_gallery(app, networks, r["gallery"], "txt2img")
+    output_panel.wire_buttons(app, "txt2img", r, r["buttons"])
     tab = Txt2ImgTab(c, r, b, controlnet, scripts)
     _wire(app, tab, extras)
     wire_controlnet(app, controlnet, c["width"], c["height"], r["error"])
@@ -433,17 +462,31 @@ def script_paste_fields(scripts: ScriptsUI | None) -> list[tuple[Any, Any]]:
 
 
 def _wire(app: App, tab: Txt2ImgTab, extras: gr.Group) -> None:
+    wire_tab(app, tab, extras, generate, INPUT_NAMES, "txt2img")
+
+
+def wire_tab(
+    app: App,
+    tab: Txt2ImgTab,
+    extras: gr.Group,
+    generate_fn: Callable[..., Iterator[tuple[Any, ...]]],
+    input_names: Sequence[str],
+    tabname: str,
+    paste_names: Sequence[str] = paste.FIELDS,
+) -> None:
+    """The events every generation tab has: Generate (`generate_fn` over `input_names`, ControlNet and
+    the scripts), Interrupt/Skip, seeds, ⇅, gallery selection, ↙️ and the token counters."""
     c, r, b = tab.controls, tab.results, tab.buttons
     quick = {"concurrency_limit": None, "show_progress": "hidden", "api_visibility": "undocumented"}
     control = tab.controlnet.inputs if tab.controlnet else []
     layout = GenerateInputs(len(control), tab.scripts.runner if tab.scripts else None)
     gen = {
-        "fn": partial(generate, app, layout=layout),
-        "inputs": [c[n] for n in INPUT_NAMES] + control + (tab.scripts.inputs if tab.scripts else []),
+        "fn": partial(generate_fn, app, layout=layout),
+        "inputs": [c[n] for n in input_names] + control + (tab.scripts.inputs if tab.scripts else []),
         "outputs": [r[n] for n in OUTPUTS],
         "show_progress": "hidden",
         "concurrency_limit": None,
-        "api_name": "txt2img",
+        "api_name": tabname,
     }
     b["generate"].click(**gen)
     b["interrupt"].click(partial(interrupt, app), **quick)
@@ -464,7 +507,8 @@ def _wire(app: App, tab: Txt2ImgTab, extras: gr.Group) -> None:
         select_image, inputs=r["info_state"], outputs=[r["info_html"], r["info_state"]], **quick
     )
     controlnet_fields = controlnet_paste_fields(app, tab.controlnet.units) if tab.controlnet else []
-    paste.wire_paste(app, b["paste"], c, r["error"], script_paste_fields(tab.scripts) + controlnet_fields)
+    extra_fields = script_paste_fields(tab.scripts) + controlnet_fields
+    paste.wire_paste(app, b["paste"], c, r["error"], extra_fields, paste_names)
     counters = (cast(gr.HTML, c["token_counter"]), cast(gr.HTML, c["negative_token_counter"]))
     prompt, negative = cast(gr.Textbox, c["prompt"]), cast(gr.Textbox, c["negative_prompt"])
     wire_token_counters(app, prompt, negative, cast(gr.Slider, c["steps"]), counters)
