@@ -339,3 +339,13 @@ def test_latent_upscale_with_a_mask_fits_the_mask_to_the_image(app):
     )
     processed = app.runner.img2img(p)
     assert processed.images[0].size == (SIZE, SIZE) and p.nmask is not None
+
+
+def test_a_scripts_grid_from_an_img2img_job_goes_to_the_img2img_grids_folder(app):
+    """X/Y/Z plot and Prompt matrix grids of img2img jobs land where A1111 puts them."""
+    from modules.sumi.services.jobs import script_jobs
+
+    p = job(do_not_save_grid=False)
+    path = script_jobs.save_grid(app, p, Image.new("RGB", (64, 64)), "", "xyz_grid")
+    assert path is not None
+    assert app.paths.resolve(app.options.outdir_img2img_grids) in path.parents

@@ -246,3 +246,15 @@ def test_image_cfg_scale_is_hidden_for_a_model_without_image_conditioning(app):
     run(app, values())  # the demo model is loaded
     assert app.models.active.sd.unet.config.in_channels == 4
     assert ui.image_cfg_visible(app)["visible"] is False
+
+
+def test_save_selected_only_is_a_setting_and_off_saves_every_image(app):
+    """A1111's `save_selected_only` is a real setting (Settings tab, /options): off, 💾 saves them all."""
+    last = run(app, values(prompt="all of them", n_iter=2))[-1]
+    images = [(img, None) for img in last["gallery"]["value"]]
+    app.settings.set({"save_selected_only": False})
+    try:
+        files, _ = output_panel.save_files(app, images, {**last["info_state"], "selected": 1})
+    finally:
+        app.settings.set({"save_selected_only": True})
+    assert len([f for f in files if f.suffix == ".png"]) == len(images) > 1

@@ -21,6 +21,7 @@ from PIL import Image
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.services.images import saving as image_files
 from modules.sumi.services.images.grids import GridStyle
+from modules.sumi.services.jobs.generation import job_kind
 from modules.sumi.services.jobs.infotext import params_line, split_infotext
 from modules.sumi.services.jobs.processing import Processed, StableDiffusionProcessing
 
@@ -133,7 +134,8 @@ def save_grid(
     o = app.options
     if p.do_not_save_grid or not o.grid_save:
         return None
-    base = app.paths.resolve(p.outpath_grids or o.outdir_grids or o.outdir_txt2img_grids)
+    per_tab = getattr(o, f"outdir_{job_kind(p)}_grids")  # txt2img-grids or img2img-grids, as A1111
+    base = app.paths.resolve(p.outpath_grids or o.outdir_grids or per_tab)
     directory = base / datetime.now().strftime("%Y-%m-%d") if o.grid_save_to_dirs else base
     try:
         return image_files.save_image_file(

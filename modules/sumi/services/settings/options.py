@@ -558,6 +558,18 @@ def _saving_images() -> dict[str, OptionInfo]:
                 True, "Save text information about generation parameters as chunks to png files"
             ),
             "save_txt": OptionInfo(False, "Create a text file with infotext next to every generated image"),
+            "save_selected_only": OptionInfo(
+                True, "When using 'Save' button, only save a single selected image"
+            ),
+            "grid_zip_filename_pattern": OptionInfo("", "Archive filename pattern").info(
+                "empty = [datetime]_[[model_name]]_[seed]-[seed_last]"
+            ),
+            "open_dir_button_choice": OptionInfo(
+                "Subdirectory",
+                "What directory the [📂] button opens",
+                "radio",
+                {"choices": ["Output Root", "Subdirectory", "Subdirectory (even temp dir)"]},
+            ),
         },
     )
 
@@ -584,6 +596,9 @@ def _saving_paths() -> dict[str, OptionInfo]:
             "outdir_img2img_grids": OptionInfo(
                 "outputs/img2img-grids", "Output directory for img2img grids"
             ).path_setting(),
+            "outdir_save": OptionInfo(
+                "log/images", "Directory for saving images using the Save button"
+            ).path_setting(),
         },
     )
 
@@ -595,6 +610,9 @@ def _saving_to_dirs() -> dict[str, OptionInfo]:
             "save_to_dirs": OptionInfo(True, "Save images to a subdirectory"),
             "grid_save_to_dirs": OptionInfo(True, "Save grids to a subdirectory"),
             "directories_filename_pattern": OptionInfo("[date]", "Directory name pattern"),
+            "use_save_to_dirs_for_ui": OptionInfo(
+                False, 'Use "Save images to a subdirectory" option for images saved with the Save button'
+            ),
         },
     )
 
@@ -741,7 +759,14 @@ def _infotext() -> dict[str, OptionInfo]:
 
 
 def _user_interface() -> dict[str, OptionInfo]:
-    return options_section(USER_INTERFACE, {"return_grid": OptionInfo(True, "Show grid in gallery")})
+    return options_section(
+        USER_INTERFACE,
+        {
+            "return_grid": OptionInfo(True, "Show grid in gallery"),
+            "send_seed": OptionInfo(True, "Send seed when sending prompt or image to other interface"),
+            "send_size": OptionInfo(True, "Send size when sending prompt or image to other interface"),
+        },
+    )
 
 
 def _live_previews() -> dict[str, OptionInfo]:
@@ -846,9 +871,6 @@ def _a1111_only() -> dict[str, OptionInfo]:
             "outdir_extras_samples": OptionInfo(
                 "outputs/extras-images", "Output directory for Extras"
             ).path_setting(),
-            "outdir_save": OptionInfo(
-                "log/images", "Directory for saving images using the Save button"
-            ).path_setting(),
             "temp_dir": OptionInfo(
                 "", "Directory for temporary images; leave empty for default"
             ).path_setting(),
@@ -861,7 +883,6 @@ def _a1111_only() -> dict[str, OptionInfo]:
             "compact_prompt_box": OptionInfo(False, "Compact prompt layout"),
             "do_not_show_images": OptionInfo(False, "Do not show any images in gallery"),
             "gallery_height": OptionInfo("", "Gallery height"),
-            "open_dir_button_choice": OptionInfo("Subdirectory", "What directory the [📂] button opens"),
         },
     )
 
