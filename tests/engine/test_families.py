@@ -135,9 +135,10 @@ def test_sdxl_round_trip(tiny_sdxl_ckpt):
 
 
 @pytest.mark.parametrize("family", ["SD1", "SD2", "SDXL"])
-def test_inpainting_round_trip(tmp_path, family):
+def test_nine_channel_checkpoint_is_detected_and_loads_as_inpainting(tmp_path, family):
     path = tmp_path / "inpaint.safetensors"
     components = write_tiny_checkpoint(path, family, inpaint=True)
+    assert detect_family(read_state_dict(path)).name == family
     model = load_checkpoint(path)
     check_round_trip(model, components)
     assert model.is_inpainting and model.unet.config.in_channels == 9

@@ -22,6 +22,7 @@ from diffusers import (
     StableDiffusionInpaintPipeline,
     StableDiffusionInstructPix2PixPipeline,
     StableDiffusionXLImg2ImgPipeline,
+    StableDiffusionXLInpaintPipeline,
 )
 from PIL import Image
 
@@ -35,7 +36,7 @@ from modules.sumi.engine.sampling.denoiser import CFGDenoiser
 from modules.sumi.engine.sampling.noise import make_generators
 from modules.sumi.engine.sampling.samplers import build_scheduler, call_sigma, find_sampler
 from modules.sumi.engine.text.schedule import pick, stack_rows
-from tests.fixtures.tiny_models import write_tiny_checkpoint
+from tests.fixtures.tiny_models import SD2_V_YAML, write_tiny_checkpoint
 
 TOLERANCE = 1e-4
 SIZE = 64
@@ -63,6 +64,29 @@ def sd1_inpaint(tmp_path_factory):
     path = tmp_path_factory.mktemp("inpaint") / "tiny_sd1_inpaint.safetensors"
     write_tiny_checkpoint(path, "SD1", inpaint=True)
     return _load(path)
+
+
+def _inpaint_checkpoint(tmp_path_factory, family, yaml=None, **kwargs):
+    path = tmp_path_factory.mktemp("inpaint") / f"tiny_{family.lower()}_inpaint.safetensors"
+    write_tiny_checkpoint(path, family, inpaint=True, yaml=yaml, **kwargs)
+    return _load(path)
+
+
+@pytest.fixture(scope="module")
+def sd2_inpaint(tmp_path_factory):
+    return _inpaint_checkpoint(tmp_path_factory, "SD2")
+
+
+@pytest.fixture(scope="module")
+def sd2v_inpaint(tmp_path_factory):
+    """A 9-channel SD2 model whose yaml says v-prediction (the released SD2 inpainting model is epsilon)."""
+    yaml = SD2_V_YAML.replace("in_channels: 4", "in_channels: 9")
+    return _inpaint_checkpoint(tmp_path_factory, "SD2", yaml=yaml, v_prediction=True)
+
+
+@pytest.fixture(scope="module")
+def sdxl_inpaint(tmp_path_factory):
+    return _inpaint_checkpoint(tmp_path_factory, "SDXL")
 
 
 @pytest.fixture(scope="module")
@@ -191,8 +215,8 @@ def test_sdxl_img2img_latents_equal_diffusers_sdxl_img2img_pipeline(sdxl):
     assert torch.allclose(ours, theirs, rtol=1e-5, atol=TOLERANCE)
 
 
-def test_nine_channel_inpaint_model_equals_diffusers_inpaint_pipeline(sd1_inpaint):
-    model = sd1_inpaint
+def _nine_channel_latents(model, pipeline_class, pipeline_kwargs, call_kwargs):
+    """Sumi's latents and diffusers' inpaint pipeline's for the same 9-channel model, noise and mask."""
     assert img2img.needs_image_conditioning(model) == "inpaint"
     steps, strength = 6, 0.75
     pixels = _pixels(2)
@@ -206,16 +230,11 @@ def test_nine_channel_inpaint_model_equals_diffusers_inpaint_pipeline(sd1_inpain
     )
     ours = engine.generate(model, request, progress_bar=False).latents
     cond, uncond = _embeddings(model, request)
-    spec = model.text_encoders[0]
-    pipe = StableDiffusionInpaintPipeline(
+    pipe = pipeline_class(
         vae=model.vae,
-        text_encoder=spec.model,
-        tokenizer=spec.tokenizer,
         unet=model.unet,
         scheduler=build_scheduler("Euler", "Automatic", model.scheduler_config).scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
+        **pipeline_kwargs,
     )
     pipe.set_progress_bar_config(disable=True)
     theirs = pipe(
@@ -231,7 +250,56 @@ def test_nine_channel_inpaint_model_equals_diffusers_inpaint_pipeline(sd1_inpain
         height=SIZE,
         width=SIZE,
         output_type="latent",
+        **{key: value(cond, uncond) for key, value in call_kwargs.items()},
     ).images
+    return ours, theirs
+
+
+def _sd_inpaint_latents(model):
+    spec = model.text_encoders[0]
+    components = {
+        "text_encoder": spec.model,
+        "tokenizer": spec.tokenizer,
+        "safety_checker": None,
+        "feature_extractor": None,
+        "requires_safety_checker": False,
+    }
+    return _nine_channel_latents(model, StableDiffusionInpaintPipeline, components, {})
+
+
+def test_nine_channel_inpaint_model_equals_diffusers_inpaint_pipeline(sd1_inpaint):
+    ours, theirs = _sd_inpaint_latents(sd1_inpaint)
+    assert torch.allclose(ours, theirs, rtol=1e-5, atol=TOLERANCE)
+
+
+def test_sd2_nine_channel_inpaint_model_equals_diffusers_inpaint_pipeline(sd2_inpaint):
+    assert (sd2_inpaint.family, sd2_inpaint.prediction_type) == ("SD2", "epsilon")
+    ours, theirs = _sd_inpaint_latents(sd2_inpaint)
+    assert torch.allclose(ours, theirs, rtol=1e-5, atol=TOLERANCE)
+
+
+def test_sd2_v_prediction_nine_channel_inpaint_model_equals_diffusers_inpaint_pipeline(sd2v_inpaint):
+    assert (sd2v_inpaint.family, sd2v_inpaint.variant) == ("SD2", "v-inpaint")
+    assert sd2v_inpaint.scheduler_config["prediction_type"] == "v_prediction"
+    ours, theirs = _sd_inpaint_latents(sd2v_inpaint)
+    assert torch.allclose(ours, theirs, rtol=1e-5, atol=TOLERANCE)
+
+
+def test_sdxl_nine_channel_inpaint_model_equals_diffusers_sdxl_inpaint_pipeline(sdxl_inpaint):
+    assert sdxl_inpaint.is_sdxl and sdxl_inpaint.is_inpainting
+    te1, te2 = sdxl_inpaint.text_encoders
+    components = {
+        "text_encoder": te1.model,
+        "text_encoder_2": te2.model,
+        "tokenizer": te1.tokenizer,
+        "tokenizer_2": te2.tokenizer,
+        "requires_aesthetics_score": False,
+    }
+    pooled = {
+        "pooled_prompt_embeds": lambda cond, uncond: cond.pooled,
+        "negative_pooled_prompt_embeds": lambda cond, uncond: uncond.pooled,
+    }
+    ours, theirs = _nine_channel_latents(sdxl_inpaint, StableDiffusionXLInpaintPipeline, components, pooled)
     assert torch.allclose(ours, theirs, rtol=1e-5, atol=TOLERANCE)
 
 
