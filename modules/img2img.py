@@ -1,21 +1,247 @@
-"""A1111's `modules.img2img`: `process_batch` (the Batch tab: every image of a folder through one img2img
-job) runs on the running App; `img2img` is A1111's web UI handler, whose arguments are A1111's page
-layout: Sumi's img2img tab has its own, so it stands in (adetailer patches `process_batch` for a moment;
-agent-scheduler wraps `img2img`)."""
+"""A1111's `modules.img2img`: `img2img`, the img2img tab's submit function with A1111 1.10's arguments
+(extensions wrap it, agent-scheduler, or call it), and `process_batch` (the Batch tab: every image of a
+folder through one img2img job; adetailer patches it for a moment). Both run on the running App's job
+runner, like the tab and the API.
+
+Sumi's img2img tab has its own handler and does not go through `img2img`: wrapping it changes what
+callers of `modules.img2img.img2img` get, not the tab.
+
+`*args` are the img2img script runner's arguments (`scripts.scripts_img2img`: `args[0]` the selected
+script, 1-based, then every script's slice). A1111 1.10 takes steps, sampler, scheduler and seeds from
+its built-in "Sampler" and "Seed" always-on scripts' slices; Sumi has no such scripts, so the job keeps
+`StableDiffusionProcessingImg2Img`'s defaults for them, or the values given as keyword arguments
+(Sumi's addition: any field of the job by A1111's name, e.g. `steps=20, sampler_name="Euler a", seed=1`).
+"""
 
 from __future__ import annotations
 
+from contextlib import closing
+from dataclasses import fields
 from typing import Any
 
-from modules import shared
-from modules.sumi.services.jobs.img2img_batch import PNG_INFO_PROPS, BatchFolders
-from modules.sumi.services.jobs.processing import Processed
-from modules.sumi.util.unsupported import stand_in
+from PIL import Image, ImageOps
 
-img2img = stand_in(
-    "img2img.img2img()",
-    "it is A1111's web UI handler; build a StableDiffusionProcessingImg2Img and call process_images",
+from modules import shared
+from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.services.jobs.img2img import changed_pixels, scaled_by, sketch_blend
+from modules.sumi.services.jobs.img2img_batch import PNG_INFO_PROPS, BatchFolders
+from modules.sumi.services.jobs.processing import (
+    Processed,
+    StableDiffusionProcessingImg2Img,
+    create_binary_mask,
 )
+
+MODE_NAMES = ("img2img", "Sketch", "Inpaint", "Inpaint sketch", "Inpaint upload", "Batch")
+MODE_BATCH = 5
+
+
+def _image(value: Any) -> Image.Image | None:
+    """A1111's `images.fix_image`: the picture turned by its EXIF orientation (None stays None)."""
+    return ImageOps.exif_transpose(value) if isinstance(value, Image.Image) else None
+
+
+def source_images(
+    mode: int,
+    init_img: Any,
+    sketch: Any,
+    init_img_with_mask: Any,
+    inpaint_color_sketch: Any,
+    inpaint_color_sketch_orig: Any,
+    init_img_inpaint: Any,
+    init_mask_inpaint: Any,
+    mask_blur: int,
+    mask_alpha: float,
+) -> tuple[Image.Image | None, Image.Image | None]:
+    """(init image, mask) for A1111's `mode`, as A1111 1.10 picks them: img2img and Sketch have no mask;
+    Inpaint takes the canvas dict's `image` and the binary of its `mask`; Inpaint sketch masks the pixels
+    the drawing changed (fainter by `mask_alpha`) and blends the drawing in through the blurred mask;
+    Inpaint upload takes both pictures; Batch has neither."""
+    if mode == 0:
+        return _image(init_img), None
+    if mode == 1:
+        return _image(sketch), None
+    if mode == 2:
+        canvas = init_img_with_mask if isinstance(init_img_with_mask, dict) else {}
+        image, mask = canvas.get("image"), canvas.get("mask")
+        if mask is None:
+            raise InvalidRequestError("Inpaint: the canvas has no mask (a dict with 'image' and 'mask')")
+        return _image(image), _image(create_binary_mask(mask))
+    if mode == 3:
+        drawn = _image(inpaint_color_sketch)
+        if drawn is None:
+            return None, None
+        original = _image(inpaint_color_sketch_orig) or drawn
+        mask = changed_pixels(drawn, original)
+        return sketch_blend(original, drawn, mask, int(mask_blur), float(mask_alpha or 0))
+    if mode == 4:
+        return _image(init_img_inpaint), _image(init_mask_inpaint)
+    return None, None
+
+
+def img2img(
+    id_task: str,
+    request: Any,
+    mode: int,
+    prompt: str,
+    negative_prompt: str,
+    prompt_styles: Any,
+    init_img: Any,
+    sketch: Any,
+    init_img_with_mask: Any,
+    inpaint_color_sketch: Any,
+    inpaint_color_sketch_orig: Any,
+    init_img_inpaint: Any,
+    init_mask_inpaint: Any,
+    mask_blur: int,
+    mask_alpha: float,
+    inpainting_fill: int,
+    n_iter: int,
+    batch_size: int,
+    cfg_scale: float,
+    image_cfg_scale: float,
+    denoising_strength: float,
+    selected_scale_tab: int,
+    height: int,
+    width: int,
+    scale_by: float,
+    resize_mode: int,
+    inpaint_full_res: bool,
+    inpaint_full_res_padding: int,
+    inpainting_mask_invert: int,
+    img2img_batch_input_dir: str,
+    img2img_batch_output_dir: str,
+    img2img_batch_inpaint_mask_dir: str,
+    override_settings_texts: Any,
+    img2img_batch_use_png_info: bool,
+    img2img_batch_png_info_props: list,
+    img2img_batch_png_info_dir: str,
+    img2img_batch_source_type: str,
+    img2img_batch_upload: list,
+    *args: Any,
+    **job: Any,
+) -> tuple[list[Any], str, str, str]:
+    """A1111 1.10's img2img submit: build the job from the tab's values and `mode` (0 img2img, 1 Sketch,
+    2 Inpaint, 3 Inpaint sketch, 4 Inpaint upload, 5 Batch), run it with the img2img scripts (`args`)
+    and return (images, generation info JSON, info HTML, comments HTML)."""
+    from modules.infotext_utils import create_override_settings_dict
+    from modules.ui_common import plaintext_to_html
+
+    mode = int(mode or 0)
+    is_batch = mode == MODE_BATCH
+    image, mask = source_images(
+        mode,
+        init_img,
+        sketch,
+        init_img_with_mask,
+        inpaint_color_sketch,
+        inpaint_color_sketch_orig,
+        init_img_inpaint,
+        init_mask_inpaint,
+        mask_blur,
+        mask_alpha,
+    )
+    if not is_batch:
+        if not 0 <= mode < MODE_BATCH:
+            raise InvalidRequestError(f"img2img mode {mode} is not one of 0..5")
+        if image is None:
+            raise InvalidRequestError(f"{MODE_NAMES[mode]}: no input image")
+        if mode == 4 and mask is None:
+            raise InvalidRequestError("Inpaint upload: no mask image")
+    if int(selected_scale_tab or 0) == 1 and not is_batch:
+        assert image is not None
+        width, height = scaled_by(image, scale_by)
+    if not 0.0 <= float(denoising_strength) <= 1.0:
+        raise InvalidRequestError("can only work with strength in [0.0, 1.0]")
+    known = {f.name for f in fields(StableDiffusionProcessingImg2Img) if f.init}
+    unknown = sorted(set(job) - known)
+    if unknown:
+        raise TypeError(f"img2img() got unknown job fields: {', '.join(unknown)}")
+    values: dict[str, Any] = {
+        "prompt": prompt,
+        "negative_prompt": negative_prompt,
+        "styles": list(prompt_styles or []),
+        "batch_size": int(batch_size),
+        "n_iter": int(n_iter),
+        "cfg_scale": float(cfg_scale),
+        "width": int(width),
+        "height": int(height),
+        "init_images": [image] if image is not None else [],
+        "mask": mask,
+        "mask_blur": int(mask_blur),
+        "inpainting_fill": int(inpainting_fill),
+        "resize_mode": int(resize_mode),
+        "denoising_strength": float(denoising_strength),
+        "image_cfg_scale": float(image_cfg_scale),
+        "inpaint_full_res": bool(inpaint_full_res),
+        "inpaint_full_res_padding": int(inpaint_full_res_padding),
+        "inpainting_mask_invert": int(inpainting_mask_invert),
+        "override_settings": create_override_settings_dict(override_settings_texts or []),
+    }
+    app = shared.app()
+    p = StableDiffusionProcessingImg2Img(**{**values, **job})
+    p.scripts = app.scripts.img2img
+    p.script_args = list(args) if args else p.scripts.default_args()  # none: every script's defaults
+    p.user = getattr(request, "username", None)  # type: ignore[attr-defined]  # A1111 sets it
+    if app.options.enable_console_prompts:
+        print(f"\nimg2img: {prompt}")
+    with closing(p):
+        if is_batch:
+            processed = _run_batch(
+                p,
+                args,
+                img2img_batch_source_type,
+                img2img_batch_upload,
+                (img2img_batch_input_dir, img2img_batch_output_dir, img2img_batch_inpaint_mask_dir),
+                to_scale=int(selected_scale_tab or 0) == 1,
+                scale_by=scale_by,
+                use_png_info=img2img_batch_use_png_info,
+                png_info_props=img2img_batch_png_info_props,
+                png_info_dir=img2img_batch_png_info_dir,
+            )
+        else:
+            task = id_task if isinstance(id_task, str) and id_task else None
+            processed = app.runner.img2img(p, task)
+    generation_info_js = processed.js()
+    if app.options.samples_log_stdout:
+        print(generation_info_js)
+    if app.options.do_not_show_images:
+        processed.images = []
+    return (
+        processed.images,
+        generation_info_js,
+        plaintext_to_html(processed.info),
+        plaintext_to_html(processed.comments, classname="comments"),
+    )
+
+
+def _run_batch(
+    p: StableDiffusionProcessingImg2Img,
+    args: Any,
+    source_type: str,
+    upload: Any,
+    folders: tuple[str, str, str],
+    *,
+    png_info_dir: str,
+    **options: Any,
+) -> Processed:
+    """The Batch sub-tab: the uploaded files (no output or mask folder) or the input folder."""
+    if source_type == "upload":
+        if not isinstance(upload, list) or not upload:
+            raise InvalidRequestError("Batch: upload the images first")
+        info_dir = "" if _hide_dirs() else png_info_dir
+        processed = process_batch(p, upload, "", "", args, png_info_dir=info_dir, **options)
+    else:
+        if _hide_dirs():
+            raise InvalidRequestError("Launched with --hide-ui-dir-config, batch img2img disabled")
+        input_dir, output_dir, mask_dir = folders
+        processed = process_batch(
+            p, input_dir, output_dir, mask_dir, args, png_info_dir=png_info_dir, **options
+        )
+    return processed if processed is not None else Processed(p, [], p.seed, "")
+
+
+def _hide_dirs() -> bool:
+    return bool(getattr(shared.app().args, "hide_ui_dir_config", False))
 
 
 def process_batch(

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 import numpy as np
-from PIL import Image, ImageEnhance, ImageFilter, ImageOps
+from PIL import Image, ImageOps
 
 from modules.sumi.frontends.gradio import output_panel, paste
 from modules.sumi.frontends.gradio import txt2img as t2i
@@ -35,7 +35,7 @@ from modules.sumi.frontends.gradio.extra_networks import create_extra_networks, 
 from modules.sumi.frontends.gradio.paste import INPAINT_AREAS, MASK_MODES
 from modules.sumi.frontends.gradio.paste_buttons import image_from_url_text, readable_roots
 from modules.sumi.frontends.gradio.scripts_ui import ComponentHooks, create_scripts
-from modules.sumi.services.jobs.img2img import MASKED_CONTENT, RESIZE_MODES
+from modules.sumi.services.jobs.img2img import MASKED_CONTENT, RESIZE_MODES, scaled_by, sketch_blend
 from modules.sumi.services.jobs.img2img_batch import PNG_INFO_PROPS, BatchFolders
 from modules.sumi.services.jobs.processing import StableDiffusionProcessingImg2Img
 
@@ -137,12 +137,7 @@ def inpaint_sketch(value: Any, mask_blur: int, mask_alpha: float) -> tuple[Image
     drawn = editor_image(value, "composite")
     if original is None or drawn is None:
         raise ValueError("Inpaint sketch: upload an image and draw on it first.")
-    original, drawn = original.convert("RGB"), drawn.convert("RGB").resize(original.size)
-    mask = Image.fromarray(np.where(np.asarray(strokes(value, original.size)) > 0, 255, 0).astype(np.uint8))
-    mask = ImageEnhance.Brightness(mask).enhance(1 - mask_alpha / 100)
-    blur = ImageFilter.GaussianBlur(mask_blur)
-    image = Image.composite(drawn.filter(blur), original, mask.filter(blur))
-    return image, mask
+    return sketch_blend(original, drawn, strokes(value, original.size), mask_blur, mask_alpha)
 
 
 def source_images(v: Img2ImgValues) -> tuple[Image.Image | None, Image.Image | None]:
@@ -170,8 +165,7 @@ def scaled_size(v: Img2ImgValues, image: Image.Image | None) -> tuple[int, int]:
         return t2i._int(v.width), t2i._int(v.height)
     if image is None:
         raise ValueError("Resize by: there is no image to scale.")
-    width, height = int(image.width * float(v.scale_by)), int(image.height * float(v.scale_by))
-    return max(8, width - width % 8), max(8, height - height % 8)
+    return scaled_by(image, v.scale_by)
 
 
 def build_processing(

@@ -20,7 +20,7 @@ from typing import Any, TypeGuard
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from modules.sumi.engine import img2img as engine_img2img
 from modules.sumi.engine.errors import InvalidRequestError
@@ -299,6 +299,35 @@ def composite(
         overlay = _sized(overlay, image.size)
     image, _ = apply_overlay(image, p.paste_to, overlay)
     return image
+
+
+# -- the web UI's sources -> init image and mask (the img2img tab and A1111's `modules.img2img.img2img`) --
+def sketch_blend(
+    original: Image.Image, drawn: Image.Image, strokes: Image.Image, mask_blur: int, mask_alpha: float
+) -> tuple[Image.Image, Image.Image]:
+    """(init image, mask) of A1111's Inpaint sketch: the mask is the strokes ("L", non-zero where drawn)
+    made fainter by the mask transparency (0..100), and the init image is the drawing blended into the
+    original through that mask, both blurred by `mask_blur`."""
+    original = original.convert("RGB")
+    drawn = drawn.convert("RGB").resize(original.size)
+    mask = Image.fromarray(np.where(np.asarray(strokes.convert("L")) > 0, 255, 0).astype(np.uint8))
+    mask = ImageEnhance.Brightness(mask).enhance(1 - float(mask_alpha) / 100)
+    blur = ImageFilter.GaussianBlur(mask_blur)
+    return Image.composite(drawn.filter(blur), original, mask.filter(blur)), mask
+
+
+def changed_pixels(drawn: Image.Image, original: Image.Image) -> Image.Image:
+    """Where `drawn` differs from `original` in any channel ("L", 255 there): A1111's Inpaint sketch
+    mask when only the two pictures are known."""
+    a = np.asarray(drawn.convert("RGB"))
+    b = np.asarray(original.convert("RGB").resize(drawn.size))
+    return Image.fromarray(np.any(a != b, axis=-1).astype(np.uint8) * 255, "L")
+
+
+def scaled_by(image: Image.Image, scale: float) -> tuple[int, int]:
+    """ "Resize by": the image's size times `scale`, rounded down to multiples of 8 (at least 8)."""
+    width, height = int(image.width * float(scale)), int(image.height * float(scale))
+    return max(8, width - width % 8), max(8, height - height % 8)
 
 
 # -- infotext -> job fields (paste) --------------------------------------------------------------------
