@@ -150,3 +150,24 @@ def test_an_extension_wrapping_img2img_sees_and_changes_the_call(app, monkeypatc
     assert seen == [("task(wrapped)", 0)]
     assert [image.size for image in images] == [(2 * SIZE, SIZE), (SIZE, SIZE), (SIZE, SIZE)]  # grid first
     assert json.loads(info_js)["steps"] == 2
+
+
+def test_inpaint_upload_takes_the_image_and_the_mask_file():
+    from modules.img2img import source_images
+
+    mask = Image.new("L", (SIZE, SIZE), 255)
+    image, got = source_images(4, None, None, None, None, None, picture(), mask, 4, 0)
+    assert image.tobytes() == picture().tobytes() and got.tobytes() == mask.tobytes()
+
+
+def test_batch_mode_runs_every_image_of_the_input_folder(app):
+    from modules import img2img
+
+    folder = app.paths.data_dir / "handler-batch"
+    folder.mkdir()
+    for name in ("one", "two"):
+        picture().save(folder / f"{name}.png")
+    args = a1111_args(5, img2img_batch_input_dir=str(folder), img2img_batch_output_dir=str(folder / "out"))
+    images, _, _, _ = img2img.img2img("", Request(), *args, steps=2)
+    assert len(images) == 2
+    assert sorted(p.name for p in (folder / "out").iterdir()) == ["one.png", "two.png"]
