@@ -10,6 +10,7 @@ import copy
 from typing import Any
 
 from modules import shared
+from modules.sumi.services.images.colors import apply_color_correction, setup_color_correction
 from modules.sumi.services.jobs.processing import (
     Processed,
     StableDiffusionProcessing,
@@ -22,7 +23,6 @@ from modules.sumi.services.jobs.processing import (
     get_fixed_seed,
     opt_C,
     opt_f,
-    setup_color_correction,
     uncrop,
 )
 
@@ -40,6 +40,7 @@ __all__ = [
     "opt_f",
     "process_images",
     "process_images_inner",
+    "apply_color_correction",
     "setup_color_correction",
     "uncrop",
 ]

@@ -508,6 +508,24 @@ def test_mask_blend_keeps_unmasked_latents_at_the_init(sd1, sampler):
             assert (denoised[..., outside] - init[..., outside]).abs().max() < 1e-4
 
 
+@pytest.mark.parametrize("sampler", ["Euler a", "DDIM"])
+def test_on_blend_sees_every_blend_and_its_result_is_used(sd1, sampler):
+    init = img2img.encode(sd1, _pixels())
+    mask = torch.zeros((1, 1, 8, 8))
+    mask[..., 2:6, 2:6] = 1
+    seen: list[float | None] = []
+
+    def keep_init(current, blended, sigma):
+        seen.append(sigma)
+        assert blended.shape == current.shape
+        return init.to(current).expand_as(blended)
+
+    request = _request(img2img.InitLatents(init, 0.6, mask=mask, on_blend=keep_init), sampler, steps=6)
+    result = engine.generate(sd1, request, progress_bar=False)
+    assert seen[-1] is None and len(seen) > 1 and all(s is not None for s in seen[:-1])
+    assert torch.allclose(result.latents, init.to(result.latents), atol=1e-5)
+
+
 def test_call_sigma_is_the_noise_level_the_scheduler_scaled_the_input_with(sd1):
     built = build_scheduler("Euler", "Karras", sd1.scheduler_config)
     built.stepping.set_timesteps(8)

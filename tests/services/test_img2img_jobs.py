@@ -349,3 +349,158 @@ def test_a_scripts_grid_from_an_img2img_job_goes_to_the_img2img_grids_folder(app
     path = script_jobs.save_grid(app, p, Image.new("RGB", (64, 64)), "", "xyz_grid")
     assert path is not None
     assert app.paths.resolve(app.options.outdir_img2img_grids) in path.parents
+
+
+# -- colour correction, saved and returned init images and masks, script hooks ---------------------------
+def _colour_distance(image: Image.Image, reference: Image.Image) -> float:
+    """How far the per-channel histograms (sorted values) of two same-sized pictures are apart."""
+    a = np.sort(pixels(image).reshape(-1, 3), axis=0)
+    b = np.sort(pixels(reference.resize(image.size)).reshape(-1, 3), axis=0)
+    return float(np.abs(a - b).mean())
+
+
+def test_color_correction_brings_the_result_towards_the_init_images_colours(app):
+    plain_job = job(denoising_strength=1.0, seed=5)
+    plain = app.runner.img2img(plain_job).images[0]
+    app.settings.set({"img2img_color_correction": True})
+    try:
+        p = job(denoising_strength=1.0, seed=5)
+        corrected = app.runner.img2img(p)
+    finally:
+        app.settings.set({"img2img_color_correction": False})
+    assert plain_job.color_corrections is None
+    assert p.color_corrections is not None and len(p.color_corrections) == p.batch_size
+    image = corrected.images[0]
+    assert _colour_distance(image, picture()) < _colour_distance(plain, picture()) / 2
+    assert not any("olor correction" in key for key in params(corrected))  # A1111 writes no infotext key
+
+
+def test_color_corrections_set_by_a_script_are_kept_and_the_uncorrected_copy_is_saved(app):
+    from modules.processing import setup_color_correction
+
+    target = Image.new("RGB", (SIZE, SIZE), (200, 30, 30))
+    app.settings.set({"save_images_before_color_correction": True})
+    try:
+        p = job(denoising_strength=1.0, seed=6, prompt="cc copy")
+        p.color_corrections = [setup_color_correction(target)]  # as Loopback does with the option on
+        image = app.runner.img2img(p).images[0]
+    finally:
+        app.settings.set({"save_images_before_color_correction": False})
+    red = pixels(image)[..., 0].mean() - pixels(image)[..., 1:].mean()
+    assert red > 50
+    outputs = app.paths.data_dir / "outputs" / "img2img-images"
+    assert list(outputs.rglob("*-6-cc copy-before-color-correction.png"))
+    assert list(outputs.rglob("*-6-cc copy.png"))
+
+
+def test_loopback_corrects_colours_towards_the_original_when_the_option_is_on(app):
+    import gradio as gr
+
+    runner = app.scripts.ensure_inputs(gr.Blocks, tab="img2img")
+    args = runner.script_args_for("loopback", [2, 1.0, "Linear", "None"], {})
+
+    def loop() -> Image.Image:
+        p = job(denoising_strength=1.0, seed=8)
+        p.scripts, p.script_args = runner, args
+        return runner.run(p, *args).images[-1]
+
+    plain = loop()
+    app.settings.set({"img2img_color_correction": True})
+    try:
+        corrected = loop()
+    finally:
+        app.settings.set({"img2img_color_correction": False})
+    assert _colour_distance(corrected, picture()) < _colour_distance(plain, picture()) / 2
+
+
+def test_save_init_img_saves_the_init_image_named_by_its_md5(app):
+    import hashlib
+
+    init = picture()
+    app.settings.set({"save_init_img": True})
+    try:
+        p = job(init_images=[init])
+        app.runner.img2img(p)
+    finally:
+        app.settings.set({"save_init_img": False})
+    digest = hashlib.md5(init.tobytes()).hexdigest()
+    saved = app.paths.resolve(app.options.outdir_init_images) / f"{digest}.png"
+    assert p.init_img_hash == digest and saved.is_file()
+    assert np.array_equal(pixels(Image.open(saved)), pixels(init))
+
+
+def test_outdir_init_images_is_a_confined_path_setting(app):
+    with pytest.raises(Exception, match="(?i)outside|allowed|path"):
+        app.settings.set({"outdir_init_images": "/etc"})
+
+
+def test_masks_are_returned_and_saved_after_each_image_as_a1111(app):
+    keys = ("return_mask", "return_mask_composite", "save_mask", "save_mask_composite")
+    app.settings.set(dict.fromkeys(keys, True))
+    try:
+        p = job(mask=square_mask(), mask_blur=0, seed=31, prompt="masked owl", batch_size=2)
+        processed = app.runner.img2img(p)
+    finally:
+        app.settings.set(dict.fromkeys(keys, False))
+    images = processed.images
+    assert len(images) == 6 and len(processed.infotexts) == 6
+    mask, composite = images[1], images[2]
+    assert mask.mode == "RGB" and pixels(mask)[32, 32].tolist() == [255, 255, 255]
+    assert pixels(mask)[2, 2].tolist() == [0, 0, 0]
+    alpha = np.asarray(composite)[..., 3]
+    assert composite.mode == "RGBA" and alpha[32, 32] == 255 and alpha[2, 2] == 0
+    outputs = app.paths.data_dir / "outputs" / "img2img-images"
+    assert list(outputs.rglob("*-31-masked owl-mask.png")) and list(outputs.rglob("*-32-masked owl-mask.png"))
+    assert list(outputs.rglob("*-31-masked owl-mask-composite.png"))
+
+
+def test_no_masks_are_returned_without_a_mask_or_with_the_options_off(app):
+    assert len(app.runner.img2img(job(mask=square_mask())).images) == 1
+    app.settings.set({"return_mask": True})
+    try:
+        assert len(app.runner.img2img(job()).images) == 1
+    finally:
+        app.settings.set({"return_mask": False})
+
+
+def _runner_with(script):
+    from modules.sumi.services.scripts.runner import ScriptRunner
+
+    runner = ScriptRunner("img2img")
+    script.args_from = script.args_to = 0
+    runner.alwayson_scripts.append(script)
+    runner.scripts.append(script)
+    return runner
+
+
+def test_scripts_get_process_before_every_sampling_and_on_mask_blend_with_a1111s_args(app):
+    import modules.scripts as scripts
+
+    calls: dict[str, list] = {"before": [], "blend": []}
+
+    class Recorder(scripts.Script):
+        def title(self):
+            return "recorder"
+
+        def show(self, is_img2img):
+            return scripts.AlwaysVisible
+
+        def process_before_every_sampling(self, p, *args, **kwargs):
+            calls["before"].append(dict(kwargs))
+
+        def on_mask_blend(self, p, mba, *args):
+            calls["blend"].append((mba.is_final_blend, mba.sigma, mba.nmask.shape, mba.init_latent.shape))
+            mba.blended_latent = mba.init_latent.expand_as(mba.blended_latent)  # keep the init everywhere
+
+    p = job(mask=square_mask(), mask_blur=0, steps=2)
+    p.scripts, p.script_args = _runner_with(Recorder()), []
+    processed = app.runner.img2img(p)
+    assert len(calls["before"]) == 1 and set(calls["before"][0]) == {"x", "noise", "c", "uc"}
+    assert calls["before"][0]["x"] is p.init_latent
+    finals = [c for c in calls["blend"] if c[0]]
+    steps = [c for c in calls["blend"] if not c[0]]
+    assert len(finals) == 1 and finals[0][1] is None and steps and all(c[1] is not None for c in steps)
+    plain = app.runner.img2img(job(mask=square_mask(), mask_blur=0, steps=2)).images[0]
+    kept = pixels(processed.images[0])[24:40, 24:40]  # the blend kept the init: the masked part barely moved
+    original = pixels(picture())[24:40, 24:40]
+    assert np.abs(kept - original).mean() < np.abs(pixels(plain)[24:40, 24:40] - original).mean()

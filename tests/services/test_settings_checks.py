@@ -146,7 +146,7 @@ def test_every_path_setting_is_found(data_dir):
         "temp_dir",
         EXTENSION_PATH_KEY,
     } <= set(keys)
-    assert len(keys) == 10
+    assert "outdir_init_images" in keys and len(keys) == 11
 
 
 @pytest.mark.parametrize("value", OUTSIDE)

@@ -29,6 +29,7 @@ from modules.sumi.builtin_scripts.support.img2img import (
     number,
     whole,
 )
+from modules.sumi.services.images.colors import match_histograms
 from modules.sumi.services.jobs.processing import Processed
 from modules.sumi.services.jobs.script_jobs import fix_seed, generated, job_copy, validate_jobs
 
@@ -62,18 +63,6 @@ def _falloff_window(rows: int, cols: int) -> np.ndarray:
     y = (np.arange(rows) / rows * 2.0 - 1.0) * (rows / short)
     x = (np.arange(cols) / cols * 2.0 - 1.0) * (cols / short)
     return 1.0 / np.outer(y**2 + 1.0, x**2 + 1.0)
-
-
-def match_histograms(source: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """`source` (N, C) with each channel's values mapped so its histogram is `reference`'s (M, C)."""
-    matched = np.empty_like(source, dtype=np.float64)
-    for c in range(source.shape[1]):
-        values, inverse, counts = np.unique(source[:, c], return_inverse=True, return_counts=True)
-        ref_values, ref_counts = np.unique(reference[:, c], return_counts=True)
-        quantiles = np.cumsum(counts) / source.shape[0]
-        ref_quantiles = np.cumsum(ref_counts) / reference.shape[0]
-        matched[:, c] = np.interp(quantiles, ref_quantiles, ref_values)[inverse.reshape(-1)]
-    return matched
 
 
 def _safe_divide(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:

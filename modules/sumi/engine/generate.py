@@ -249,6 +249,7 @@ def _mask_blend(
         prediction_type=model.prediction_type,
         before_model=built.spec.timestep_sampler,
         soft=soft,
+        on_blend=init.on_blend,
     )
 
 

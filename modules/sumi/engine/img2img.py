@@ -42,7 +42,7 @@ kept; `soft_overlay` punches those pixels out of the original (A1111's RGBa past
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,6 +78,9 @@ class InitLatents:
     fix_steps: bool = False  # A1111 img2img_fix_steps: run exactly `steps` steps
     image_conditioning: torch.Tensor | None = None  # extra UNet input channels (inpaint: (B, 5, h, w))
     image_cfg_scale: float | None = None  # instruct-pix2pix only
+    # A1111's scripts' `on_mask_blend`: on_blend(current, blended, sigma) -> the blend to use; sigma is
+    # None for the final blend after the loop
+    on_blend: Callable[[torch.Tensor, torch.Tensor, float | None], torch.Tensor] | None = None
 
 
 @dataclass(frozen=True)
@@ -374,17 +377,23 @@ class MaskBlend(Extension):
         prediction_type: str = "epsilon",
         before_model: bool = False,
         soft: SoftInpainting | None = None,
+        on_blend: Callable[[torch.Tensor, torch.Tensor, float | None], torch.Tensor] | None = None,
     ) -> None:
         self.init = init
         self.mask = mask.to(init)
         self.prediction_type = prediction_type
         self.before_model = before_model
         self.soft = soft
+        self.on_blend = on_blend  # `InitLatents.on_blend`: sees (and may replace) every blend
 
     def _blend(self, current: torch.Tensor, sigma: float) -> torch.Tensor:
         if self.soft is not None:
-            return self.soft.latent_blend(self.init, current, self.mask, sigma).to(current.dtype)
-        return current * self.mask + self.init * (1 - self.mask)
+            blended = self.soft.latent_blend(self.init, current, self.mask, sigma).to(current.dtype)
+        else:
+            blended = current * self.mask + self.init * (1 - self.mask)
+        if self.on_blend is not None:
+            blended = self.on_blend(current, blended, sigma)
+        return blended
 
     @hook(HookPoint.PRE_MODEL_CALL, order=-100)
     def blend_input(self, call: DenoiserCall) -> None:
@@ -398,7 +407,8 @@ class MaskBlend(Extension):
             return
         a, b = _alpha(sigma)
         x, pred = out.call.x, out.output
-        if self.soft is None:  # linear blend in prediction space: exact where the mask is 0 or 1
+        if self.soft is None and self.on_blend is None:  # linear blend in prediction space: exact where the
+            # mask is 0 or 1
             if self.prediction_type == "v_prediction":
                 kept = (a * x - self.init) / b
             else:
@@ -416,8 +426,13 @@ class MaskBlend(Extension):
 
     @hook(HookPoint.POST_LOOP, order=-100)
     def final_blend(self, context: LoopContext) -> None:
-        if self.soft is None and context.total_steps > 0:  # no step ran: the init itself
-            context.latents = context.latents * self.mask + self.init * (1 - self.mask)
+        if context.total_steps <= 0:  # no step ran: the init itself
+            return
+        current = context.latents
+        blended = current if self.soft is not None else current * self.mask + self.init * (1 - self.mask)
+        if self.on_blend is not None:
+            blended = self.on_blend(current, blended, None)
+        context.latents = blended
 
 
 def plan_start(init: InitLatents, filled: torch.Tensor, noise: torch.Tensor, plan: StepPlan):

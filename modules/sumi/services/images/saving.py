@@ -258,8 +258,9 @@ def save_image_file(
     existing_info: Mapping[str, object] | None = None,
     quality: int = 80,
     when: dt.datetime | None = None,
+    suffix: str = "",
 ) -> Path:
-    """Save `image` as `directory/NNNNN-<pattern>.<ext>` and return its path.
+    """Save `image` as `directory/NNNNN-<pattern><suffix>.<ext>` and return its path.
 
     `pattern` defaults to `[seed]-[prompt_spaces]`; with `seed=None` the name is the counter alone.
     `basename_prefix` gives `prefix-NNNN-...` as A1111 does for grids. The infotext is embedded when
@@ -278,7 +279,8 @@ def save_image_file(
             pattern or DEFAULT_PATTERN, seed=seed, prompt=prompt, when=when, fields=fields
         )
     )
-    decoration = _truncate_bytes(decoration, MAX_FILENAME_BYTES - len(basename_prefix.encode()) - 16)
+    room = MAX_FILENAME_BYTES - len(basename_prefix.encode()) - len(suffix.encode()) - 16
+    decoration = _truncate_bytes(decoration, room) + sanitize_path_text(suffix)
     names = _candidate_names(directory, sanitize_path_text(basename_prefix), decoration, ext, add_number)
     path = write_unique(directory, names, data, overwrite=not add_number and bool(decoration))
     if save_txt and infotext:

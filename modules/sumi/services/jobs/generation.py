@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import random
 from collections.abc import Callable, Iterator
@@ -170,7 +171,7 @@ class GenerationService:
         p.sd_vae_hash = loaded.vae_hash
         p.job_timestamp = datetime.now().strftime("%Y%m%d%H%M%S")
         if img2img.is_img2img(p):
-            p.job_context = img2img.Img2ImgContext(loaded.sd, self.options)
+            p.job_context = img2img.Img2ImgContext(loaded.sd, self.options, self._save_init_image)
 
     def _apply_styles(self, p: StableDiffusionProcessing) -> None:
         """A1111: styles are merged into every prompt first; the infotext holds the expanded text."""
@@ -225,7 +226,8 @@ class GenerationService:
             if self.state.interrupted:
                 break
             p.iteration = n
-            batch_images, schedule = self._batch(p, loaded, n, job)
+            composited: dict[int, img2img.Composited] = {}
+            batch_images, schedule = self._batch(p, loaded, n, job, composited)
             if job.embeddings is not None and job.embeddings.ti_hashes():
                 p.extra_generation_params["TI hashes"] = job.embeddings.ti_hashes()
             for i, image in enumerate(batch_images):
@@ -233,9 +235,16 @@ class GenerationService:
                 infotext = self.infotext(p, loaded, index, schedule)
                 if index == 0:
                     self._write_params_txt(p, infotext)
+                extra = composited.get(i)
+                before = extra.before_color_correction if extra is not None else None
+                if before is not None and self.options.save_images_before_color_correction:
+                    self._save(p, before, index, infotext, "-before-color-correction")
                 self._save(p, image, index, infotext)
                 images.append(image)
                 infotexts.append(infotext)
+                for mask_image in self._mask_outputs(p, image, extra, index, infotext):
+                    images.append(mask_image)
+                    infotexts.append(infotext)
             self.state.nextjob()
         first = 0
         if len(images) > 1 and self.options.return_grid and not p.do_not_save_grid:  # A1111
@@ -259,6 +268,30 @@ class GenerationService:
             warnings=list(p.warnings),
         )
 
+    def _mask_outputs(
+        self, p: StableDiffusionProcessing, image, extra: img2img.Composited | None, index: int, infotext: str
+    ) -> list[Any]:
+        """A1111's inpainting extras after each image: the greyscale mask (opts `save_mask`,
+        `return_mask`) and the masked composite (`save_mask_composite`, `return_mask_composite`), saved
+        with the suffixes `-mask` and `-mask-composite` and returned after the image."""
+        if extra is None or extra.mask_for_overlay is None:
+            return []
+        o = self.options
+        returned = []
+        if o.return_mask or o.save_mask:
+            mask = extra.mask_for_overlay.convert("RGB")
+            if o.save_mask:
+                self._save(p, mask, index, infotext, "-mask")
+            if o.return_mask:
+                returned.append(mask)
+        if o.return_mask_composite or o.save_mask_composite:
+            masked = img2img.mask_composite(extra.mask_for_overlay, extra.denoised, image.size)
+            if o.save_mask_composite:
+                self._save(p, masked, index, infotext, "-mask-composite")
+            if o.return_mask_composite:
+                returned.append(masked)
+        return returned
+
     def _prepare_control(self, p: StableDiffusionProcessing, loaded: LoadedModel) -> PreparedControl:
         """Preprocess and load every enabled ControlNet unit before the first step (fail early)."""
         if self.controlnet is None or not any(u.enabled for u in p.controlnet_units):
@@ -275,9 +308,15 @@ class GenerationService:
         return control
 
     def _batch(
-        self, p: StableDiffusionProcessing, loaded: LoadedModel, n: int, job: JobContext
+        self,
+        p: StableDiffusionProcessing,
+        loaded: LoadedModel,
+        n: int,
+        job: JobContext,
+        composited: dict[int, img2img.Composited] | None = None,
     ) -> tuple[list[Any], str]:
-        """One batch with the scripts' batch hooks around it; returns its images and schedule label."""
+        """One batch with the scripts' batch hooks around it; returns its images and schedule label
+        (img2img's composite of each image leaves its masks in `composited`)."""
         select_batch(p, n)
         batch = {"batch_number": n, "prompts": p.prompts, "seeds": p.seeds, "subseeds": p.subseeds}
         if p.scripts is not None:
@@ -286,9 +325,13 @@ class GenerationService:
         if p.scripts is not None:
             p.scripts.after_extra_networks_activate(p, **batch, extra_network_data=p.extra_network_data)
             p.scripts.process_batch(p, **batch)
+        request = self._request(p, prompts, job)
+        if p.scripts is not None:  # A1111: x is the init latents (txt2img: None, the engine makes the noise)
+            init = getattr(p, "init_latent", None) if img2img.is_img2img(p) else None
+            p.scripts.process_before_every_sampling(p, x=init, noise=None, c=None, uc=None)
         result = engine.generate(
             loaded.sd,
-            self._request(p, prompts, job),
+            request,
             callback=self._step_callback(loaded),
             control=self.state.control,
             conditioning_cache=job.conditioning_cache,
@@ -303,14 +346,17 @@ class GenerationService:
             p.scripts.post_sample(p, args)
             if args.samples is not result.latents:
                 images = vae_ops.to_pil(vae_ops.decode(loaded.sd, args.samples))
-        return postprocess_batch(p, images, n, self._composite(p)), result.schedule
+        return postprocess_batch(p, images, n, self._composite(p, composited)), result.schedule
 
-    def _composite(self, p: StableDiffusionProcessing) -> Callable[[int, Any], Any] | None:
-        """img2img's paste-back and overlay of the original after each image's postprocessing."""
+    def _composite(
+        self, p: StableDiffusionProcessing, record: dict[int, img2img.Composited] | None = None
+    ) -> Callable[[int, Any], Any] | None:
+        """img2img's paste-back, colour correction and overlay of the original after each image's
+        postprocessing."""
         if not img2img.is_img2img(p):
             return None
         overlay = bool(self.options.overlay_inpaint)
-        return lambda index, image: img2img.composite(p, index, image, overlay)
+        return lambda index, image: img2img.composite(p, index, image, overlay, record)
 
     def _extensions(self, p: StableDiffusionProcessing, loaded: LoadedModel) -> list[Extension]:
         """The batch's engine extensions: those the handlers and scripts put on `p` (networks...), then
@@ -430,7 +476,7 @@ class GenerationService:
         )
         return base / datetime.now().strftime("%Y-%m-%d") if dated else base
 
-    def _save(self, p: StableDiffusionProcessing, image, index: int, infotext: str) -> None:
+    def _save(self, p: StableDiffusionProcessing, image, index: int, infotext: str, suffix: str = "") -> None:
         o = self.options
         if p.do_not_save_samples or not o.samples_save:
             return
@@ -451,10 +497,22 @@ class GenerationService:
                 pnginfo_enabled=o.enable_pnginfo,
                 save_txt=o.save_txt,
                 pattern=o.samples_filename_pattern or image_files.DEFAULT_PATTERN,
+                suffix=suffix,
             )
             if self.callbacks is not None:
                 params.filename = str(path)
                 self.callbacks.call("image_saved", params)
+
+    def _save_init_image(self, p: StableDiffusionProcessing, image) -> None:
+        """A1111 (opt `save_init_img`): the init image as given, named by the MD5 of its pixels, in
+        `outdir_init_images`; its own PNG info is kept. `p.init_img_hash` is that name."""
+        digest = hashlib.md5(image.tobytes()).hexdigest()  # noqa: S324 (a file name, as A1111's)
+        p.init_img_hash = digest
+        directory = self.paths.resolve(self.options.outdir_init_images)
+        with self._saving(p, "the init image", directory):
+            directory.mkdir(parents=True, exist_ok=True)
+            data = image_files.encode_image(image, "png", None, existing_info=image.info)
+            write_atomic(directory / f"{digest}.png", data)
 
     def _save_grid(self, p: StableDiffusionProcessing, grid, infotext: str) -> None:
         o = self.options

@@ -15,6 +15,7 @@ original is laid over everything outside the mask (setting `overlay_inpaint`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
@@ -26,6 +27,7 @@ from modules.sumi.engine import img2img as engine_img2img
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.model import SDModel
 from modules.sumi.services.images import masking
+from modules.sumi.services.images.colors import apply_color_correction, setup_color_correction
 from modules.sumi.services.images.resize import flatten, resize_image
 from modules.sumi.services.jobs.processing import (
     StableDiffusionProcessing,
@@ -89,18 +91,28 @@ def _check_range(name: str, value: Any, low: int, high: int) -> None:
 # -- preparation (A1111's init) ------------------------------------------------------------------------
 @dataclass
 class Img2ImgContext:
-    """What `p.init` needs from the running job: the engine model (None: pixels only) and settings."""
+    """What `p.init` needs from the running job: the engine model (None: pixels only), settings, and
+    what saves an init image (opt `save_init_img`)."""
 
     model: SDModel | None
     options: Any
+    save_init_image: Callable[[StableDiffusionProcessingImg2Img, Image.Image], None] | None = None
 
     def init(self, p: StableDiffusionProcessingImg2Img, all_seeds: list[int]) -> None:
-        prepare(p, self.model, self.options)
+        prepare(p, self.model, self.options, self.save_init_image)
 
 
-def prepare(p: StableDiffusionProcessingImg2Img, model: SDModel | None, options: Any) -> None:
+def prepare(
+    p: StableDiffusionProcessingImg2Img,
+    model: SDModel | None,
+    options: Any,
+    save_init_image: Callable[[StableDiffusionProcessingImg2Img, Image.Image], None] | None = None,
+) -> None:
     """A1111's `init`: masks, overlays, the pixels to encode, and (with a model) `init_latent`, the latent
-    masks `mask`/`nmask` and `image_conditioning`. Writes A1111's infotext keys."""
+    masks `mask`/`nmask` and `image_conditioning`. Writes A1111's infotext keys. With opt
+    `img2img_color_correction` (and no `p.color_corrections` set yet, as Loopback sets them), each
+    prepared init image becomes a colour-correction target; with `save_init_img`, each init image is
+    given to `save_init_image` first."""
     extra = p.extra_generation_params
     extra["Denoising strength"] = p.denoising_strength
     # a job object run again (Loopback, an extension's second pass) starts from its inputs, as in A1111:
@@ -110,7 +122,16 @@ def prepare(p: StableDiffusionProcessingImg2Img, model: SDModel | None, options:
         p.initial_noise_multiplier = float(getattr(options, "initial_noise_multiplier", 1.0))
     image_mask, crop_region = _prepare_mask(p)
     latent_mask = p.latent_mask if p.latent_mask is not None else image_mask
-    pixels = _prepare_images(p, image_mask, latent_mask, crop_region, str(options.img2img_background_color))
+    if save_init_image is not None and getattr(options, "save_init_img", False):
+        for img in p.init_images:
+            save_init_image(p, img)
+    add_corrections = (
+        bool(getattr(options, "img2img_color_correction", False)) and p.color_corrections is None
+    )
+    if add_corrections:
+        p.color_corrections = []
+    background = str(options.img2img_background_color)
+    pixels = _prepare_images(p, image_mask, latent_mask, crop_region, background, add_corrections)
     if model is None:
         return
     batch = torch.from_numpy(pixels).to(device=model.device, dtype=model.vae.dtype) * 2 - 1
@@ -182,8 +203,10 @@ def _prepare_images(
     latent_mask: Image.Image | None,
     crop_region: tuple | None,
     background: str,
+    add_corrections: bool = False,
 ) -> np.ndarray:
-    """The batch's init images as floats in [0, 1] (B, 3, H, W); fills `overlay_images`."""
+    """The batch's init images as floats in [0, 1] (B, 3, H, W); fills `overlay_images` (and
+    `color_corrections` with `add_corrections`)."""
     arrays = []
     overlays: list[Image.Image] = []
     for img in p.init_images:
@@ -206,12 +229,16 @@ def _prepare_images(
             image = masking.fill(image, _sized(latent_mask, image.size))
             if p.inpainting_fill == 0:
                 p.extra_generation_params["Masked content"] = "fill"
+        if add_corrections:
+            p.color_corrections.append(setup_color_correction(image))
         arrays.append(np.moveaxis(np.asarray(image, dtype=np.float32) / 255.0, 2, 0))
     if image_mask is not None:
         p.overlay_images = overlays
     if len(arrays) == 1:  # one init image: the whole batch starts from it
         if p.overlay_images is not None:
             p.overlay_images = p.overlay_images * p.batch_size
+        if p.color_corrections is not None and len(p.color_corrections) == 1:
+            p.color_corrections = p.color_corrections * p.batch_size
         return np.repeat(arrays[0][None], p.batch_size, axis=0)
     p.batch_size = len(arrays)  # A1111: several init images make a batch of that many
     return np.stack(arrays)
@@ -278,27 +305,98 @@ def init_latents(p: StableDiffusionProcessingImg2Img, options: Any) -> engine_im
         fix_steps=bool(options.img2img_fix_steps),
         image_conditioning=p.image_conditioning,
         image_cfg_scale=p.image_cfg_scale,
+        on_blend=_script_mask_blend(p),
     )
 
 
+class BlendingDenoiser:
+    """What `MaskBlendArgs.denoiser` is during sampling (A1111: its CFG denoiser): the job and step's
+    noise level; None at the final blend."""
+
+    def __init__(self, p: StableDiffusionProcessing, sigma: float) -> None:
+        self.p = p
+        self.sigma = sigma
+
+
+def _script_mask_blend(p: StableDiffusionProcessingImg2Img):
+    """The engine's `on_blend` calling the scripts' `on_mask_blend` (A1111's MaskBlendArgs), when an
+    always-on script has one; None (no cost) otherwise."""
+    from modules.sumi.services.scripts.base import Script
+    from modules.sumi.services.scripts.runner import MaskBlendArgs
+
+    runner = p.scripts
+    scripts = getattr(runner, "alwayson_scripts", None) or []
+    if not any(type(s).on_mask_blend is not Script.on_mask_blend for s in scripts):
+        return None
+
+    def on_blend(current: torch.Tensor, blended: torch.Tensor, sigma: float | None) -> torch.Tensor:
+        nmask = p.nmask if p.nmask is not None else torch.ones_like(current)
+        nmask = nmask.to(current)
+        init = p.init_latent.to(current) if p.init_latent is not None else None
+        if sigma is None:
+            args = MaskBlendArgs(current, nmask, init, 1.0 - nmask, blended)
+        else:
+            sigmas = torch.full((current.shape[0],), float(sigma), device=current.device)
+            args = MaskBlendArgs(
+                current, nmask, init, 1.0 - nmask, blended, BlendingDenoiser(p, sigma), sigmas
+            )
+        runner.on_mask_blend(p, args)
+        return args.blended_latent
+
+    return on_blend
+
+
 # -- after decoding --------------------------------------------------------------------------------------
+@dataclass
+class Composited:
+    """What the composite of one image leaves besides the image: the mask for the overlay (after the
+    scripts' `postprocess_maskoverlay`), the image before the overlay (pasted back), and the image before
+    colour correction (None when none was applied)."""
+
+    mask_for_overlay: Image.Image | None
+    denoised: Image.Image
+    before_color_correction: Image.Image | None = None
+
+
 def composite(
-    p: StableDiffusionProcessing, index: int, image: Image.Image, overlay_enabled: bool
+    p: StableDiffusionProcessing,
+    index: int,
+    image: Image.Image,
+    overlay_enabled: bool,
+    record: dict[int, Composited] | None = None,
 ) -> Image.Image:
     """The decoded `image` pasted back into place ("only masked") with the original laid over it
-    outside the mask; the scripts' `postprocess_maskoverlay` may swap the mask and overlay first (A1111's
-    order). With `overlay_inpaint` off there is no overlay, and as in A1111 an "only masked" result
-    stays the crop."""
+    outside the mask; the scripts' `postprocess_maskoverlay` may swap the mask and overlay first, then
+    the colour correction (`p.color_corrections`) is applied (A1111's order). With `overlay_inpaint` off
+    there is no overlay, and as in A1111 an "only masked" result stays the crop. `record[index]` gets
+    what A1111 saves and returns besides the image (masks, the image before colour correction)."""
     overlays = p.overlay_images
     overlay = overlays[index] if overlay_enabled and overlays is not None and index < len(overlays) else None
+    mask_for_overlay = getattr(p, "mask_for_overlay", None)
     if p.scripts is not None:
-        args = PostProcessMaskOverlayArgs(index, getattr(p, "mask_for_overlay", None), overlay)
+        args = PostProcessMaskOverlayArgs(index, mask_for_overlay, overlay)
         p.scripts.postprocess_maskoverlay(p, args)
-        overlay = args.overlay_image
+        mask_for_overlay, overlay = args.mask_for_overlay, args.overlay_image
     if overlay is not None and p.paste_to is None and overlay.size != image.size:  # latent upscale mode
         overlay = _sized(overlay, image.size)
-    image, _ = apply_overlay(image, p.paste_to, overlay)
+    before = None
+    corrections = getattr(p, "color_corrections", None)
+    if corrections is not None and index < len(corrections):
+        before, _ = apply_overlay(image, p.paste_to, overlay)
+        image = apply_color_correction(corrections[index], image)
+    image, denoised = apply_overlay(image, p.paste_to, overlay)
+    if record is not None:
+        record[index] = Composited(mask_for_overlay, denoised, before)
     return image
+
+
+def mask_composite(
+    mask_for_overlay: Image.Image, denoised: Image.Image, size: tuple[int, int]
+) -> Image.Image:
+    """A1111's "masked composite": the result before the overlay where the mask is, transparent elsewhere."""
+    mask = resize_image(2, mask_for_overlay, size[0], size[1]).convert("L")
+    kept = Image.composite(denoised.convert("RGBA").convert("RGBa"), Image.new("RGBa", size), mask)
+    return kept.convert("RGBA")
 
 
 # -- the web UI's sources -> init image and mask (the img2img tab and A1111's `modules.img2img.img2img`) --

@@ -371,11 +371,3 @@ def create_binary_mask(image: Any, round: bool = True) -> Any:  # noqa: A002 (A1
         alpha = image.split()[-1].convert("L")
         return alpha.point(lambda x: 255 if x > 128 else 0) if round else alpha
     return image.convert("L")
-
-
-def setup_color_correction(image: Any) -> Any:
-    """A1111: the image in LAB colour space, the target img2img's colour correction matches."""
-    import cv2
-    import numpy as np
-
-    return cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2LAB)

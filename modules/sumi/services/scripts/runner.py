@@ -55,7 +55,9 @@ class PostProcessMaskOverlayArgs:
 
 
 class MaskBlendArgs:
-    """A1111's arguments of `on_mask_blend` (Sumi blends masks in the engine; kept for imports)."""
+    """A1111's arguments of a script's `on_mask_blend`: the latents before the blend, the masks (`nmask`:
+    1 = redraw), the init latents and the blend, which the script may replace; `denoiser` and `sigma` are
+    set for the blends during sampling, None for the final one (`is_final_blend`)."""
 
     def __init__(
         self, current_latent, nmask, init_latent, mask, blended_latent, denoiser=None, sigma=None
@@ -207,6 +209,12 @@ class ScriptRunner:
 
     def process_batch(self, p: Any, **kwargs: Any) -> None:
         self._each_alwayson(p, "process_batch", **kwargs)
+
+    def process_before_every_sampling(self, p: Any, **kwargs: Any) -> None:
+        self._each_alwayson(p, "process_before_every_sampling", **kwargs)
+
+    def on_mask_blend(self, p: Any, mba: MaskBlendArgs) -> None:
+        self._each_alwayson(p, "on_mask_blend", mba)
 
     def postprocess_batch(self, p: Any, images: Any, **kwargs: Any) -> None:
         self._each_alwayson(p, "postprocess_batch", images=images, **kwargs)

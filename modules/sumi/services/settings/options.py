@@ -564,6 +564,16 @@ def _saving_images() -> dict[str, OptionInfo]:
             "grid_zip_filename_pattern": OptionInfo("", "Archive filename pattern").info(
                 "empty = [datetime]_[[model_name]]_[seed]-[seed_last]"
             ),
+            "save_images_before_color_correction": OptionInfo(
+                False, "Save a copy of image before applying color correction to img2img results"
+            ),
+            "save_mask": OptionInfo(False, "For inpainting, save a copy of the greyscale mask"),
+            "save_mask_composite": OptionInfo(False, "For inpainting, save a masked composite"),
+            "return_mask": OptionInfo(False, "For inpainting, include the greyscale mask in results for web"),
+            "return_mask_composite": OptionInfo(
+                False, "For inpainting, include masked composite in results for web"
+            ),
+            "save_init_img": OptionInfo(False, "Save init images when using img2img"),
             "open_dir_button_choice": OptionInfo(
                 "Subdirectory",
                 "What directory the [📂] button opens",
@@ -595,6 +605,9 @@ def _saving_paths() -> dict[str, OptionInfo]:
             ).path_setting(),
             "outdir_img2img_grids": OptionInfo(
                 "outputs/img2img-grids", "Output directory for img2img grids"
+            ).path_setting(),
+            "outdir_init_images": OptionInfo(
+                "outputs/init-images", "Directory for saving init images when using img2img"
             ).path_setting(),
             "outdir_save": OptionInfo(
                 "log/images", "Directory for saving images using the Save button"
@@ -636,6 +649,9 @@ def _img2img() -> dict[str, OptionInfo]:
                 _slider(0.0, 1.5, 0.001),
                 infotext="Noise multiplier",
             ).bounds(0.0, 1.5),
+            "img2img_color_correction": OptionInfo(
+                False, "Apply color correction to img2img results to match original colors."
+            ),
             "img2img_fix_steps": OptionInfo(
                 False, "With img2img, do exactly the amount of steps the slider specifies."
             ).info("normally you'd do less with less denoising"),
