@@ -324,5 +324,36 @@ def to_control_tensor(
 ) -> torch.Tensor:
     """An HxWx3 uint8 map as the [1, 3, H, W] tensor in 0..1 that ControlNet models take as hint."""
     rgb = to_rgb(detected_map, "detected map")
+    if not rgb.flags.writeable:
+        rgb = rgb.copy()
     tensor = torch.from_numpy(rgb).to(torch.float32).div_(255.0).permute(2, 0, 1).unsqueeze(0)
     return tensor.to(device=device, dtype=dtype).contiguous()
+
+
+def to_inpaint_tensor(
+    detected_map: np.ndarray,
+    mask: np.ndarray,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """The inpaint hint [1, 3, H, W]: the map in 0..1 where the mask (HxW uint8, white = redraw) is
+    under half, -1 where it is over (sd-webui-controlnet's inpaint protocol)."""
+    color = to_control_tensor(detected_map)
+    if mask.shape[:2] != color.shape[2:]:
+        raise PreprocessorError(
+            f"inpaint mask is {mask.shape[1]}x{mask.shape[0]}, the map {color.shape[3]}x{color.shape[2]}"
+        )
+    masked = torch.from_numpy(np.ascontiguousarray(mask)).to(torch.float32).div(255.0).gt(0.5)
+    hint = color.masked_fill(masked[None, None].expand_as(color), -1.0)
+    return hint.to(device=device, dtype=dtype).contiguous()
+
+
+def inpaint_blend_mask(mask: np.ndarray, sigma: int = 7) -> np.ndarray:
+    """Where `inpaint_only` keeps the generated pixels (HxW float32 in 0..1): the mask grown by a
+    `sigma`-pixel square and box-blurred by the same size (the extension's
+    `control_net_inpaint_blur_sigma`); 0 keeps the control image."""
+    soft = mask.astype(np.float32) / 255.0
+    if sigma > 0:
+        soft = cv2.dilate(soft, np.ones((sigma, sigma), dtype=np.uint8))
+        soft = cv2.blur(soft, (sigma, sigma))
+    return np.clip(soft, 0.0, 1.0)

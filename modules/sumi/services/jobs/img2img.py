@@ -164,6 +164,17 @@ def _prepare_mask(p: StableDiffusionProcessingImg2Img) -> tuple[Image.Image | No
     return resize_image(2, mask.crop(region), p.width, p.height), region
 
 
+def controlnet_mask(p: StableDiffusionProcessingImg2Img) -> np.ndarray:
+    """The job's mask as sd-webui-controlnet gives it to an inpaint unit: gray, inverted for "Inpaint not
+    masked", blurred by the job's mask blur, at the init image's size (HxW uint8, white = redraw)."""
+    mask = p.image_mask.convert("L")
+    if p.init_images and mask.size != p.init_images[0].size:
+        mask = mask.resize(p.init_images[0].size, Image.Resampling.LANCZOS)
+    if p.inpainting_mask_invert:
+        mask = ImageOps.invert(mask)
+    return np.ascontiguousarray(np.asarray(blur_mask(mask, p.mask_blur_x, p.mask_blur_y)))
+
+
 def blur_mask(mask: Image.Image, blur_x: int, blur_y: int) -> Image.Image:
     """A1111's mask blur: a Gaussian of sigma `blur_x` across, then `blur_y` down (kernel 2*int(2.5*s+0.5)+1)."""
     import cv2
