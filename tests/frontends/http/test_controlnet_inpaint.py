@@ -138,3 +138,18 @@ def test_inpaint_only_lama_without_its_weights_is_a_400_naming_the_file(client, 
     text = json.dumps(r)
     assert "lama/ControlNetLama.pth" in text and str(app.controlnet.annotator_dir) in text
     assert client.get("/sdapi/v1/options").status_code == 200  # and the server keeps serving
+
+
+def test_resize_and_fill_masks_the_padding_so_inpaint_units_outpaint(app):
+    wide = _picture()[:32]  # 64x32 into 64x64: 16 rows of padding above and below
+    unit = unit_from_dict(
+        _unit(
+            module="inpaint",
+            resize_mode="Resize and Fill",
+            image={"image": _png_b64(wide), "mask": _png_b64(np.zeros((32, SIZE), np.uint8))},
+        )
+    )
+    prepared = app.controlnet.prepare([unit], app.demo_sd, Target(SIZE, SIZE, 1))
+    hint = prepared.units[0].image[0].float().cpu().numpy()
+    assert np.all(hint[:, :16] == -1) and np.all(hint[:, 48:] == -1)
+    assert np.all(hint[:, 16:48] >= 0)

@@ -165,12 +165,17 @@ def pixel_perfect_resolution(
 
 
 def fit_to_target(
-    detected_map: np.ndarray, width: int, height: int, resize_mode: ResizeMode | str | int
+    detected_map: np.ndarray,
+    width: int,
+    height: int,
+    resize_mode: ResizeMode | str | int,
+    fill: int | None = None,
 ) -> np.ndarray:
     """The detected map at exactly (height, width, 3), by the unit's resize mode.
 
     Just Resize stretches; Crop and Resize scales to cover and crops the centre; Resize and Fill scales
-    to fit and fills the rest with the median colour of the map's border.
+    to fit and fills the rest with the median colour of the map's border, or with `fill` when given
+    (an inpaint mask is filled with 255: the padding is to be drawn, as the extension's outpainting).
     """
     mode = parse_resize_mode(resize_mode)
     check_size(height, width, "target size")
@@ -179,7 +184,7 @@ def fit_to_target(
         return high_quality_resize(source, width, height)
     if mode is ResizeMode.CROP_AND_RESIZE:
         return _crop_and_resize(source, width, height)
-    return _resize_and_fill(source, width, height)
+    return _resize_and_fill(source, width, height, fill)
 
 
 def _scaled_size(source: np.ndarray, k: float) -> tuple[int, int]:
@@ -195,10 +200,10 @@ def _crop_and_resize(source: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.ascontiguousarray(scaled[top : top + height, left : left + width])
 
 
-def _resize_and_fill(source: np.ndarray, width: int, height: int) -> np.ndarray:
+def _resize_and_fill(source: np.ndarray, width: int, height: int, fill: int | None = None) -> np.ndarray:
     old_h, old_w = source.shape[:2]
     background = np.empty((height, width, 3), dtype=np.uint8)
-    background[:] = border_median_colour(source)
+    background[:] = border_median_colour(source) if fill is None else fill
     new_w, new_h = _scaled_size(source, min(height / old_h, width / old_w))
     scaled = high_quality_resize(source, min(new_w, width), min(new_h, height))
     top, left = (height - scaled.shape[0]) // 2, (width - scaled.shape[1]) // 2

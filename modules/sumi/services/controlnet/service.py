@@ -160,13 +160,14 @@ class ControlNetService:
 
     @staticmethod
     def _fit_mask(mask: np.ndarray, unit: ControlNetUnit, image: np.ndarray, target: Target) -> np.ndarray:
-        """The mask brought to its image's size, then to the generation size as the map is."""
+        """The mask brought to its image's size, then to the generation size as the map is; with
+        Resize and Fill the padding is masked (the extension's outpainting with inpaint units)."""
         if mask.shape[:2] != image.shape[:2]:
             resized = Image.fromarray(mask).resize((image.shape[1], image.shape[0]), Image.Resampling.LANCZOS)
             mask = np.asarray(resized)
         gray = np.repeat(mask[:, :, None], 3, axis=2)
         return np.ascontiguousarray(
-            fit_to_target(gray, target.width, target.height, unit.resize_mode)[:, :, 0]
+            fit_to_target(gray, target.width, target.height, unit.resize_mode, fill=255)[:, :, 0]
         )
 
     def _describe(self, index: int, unit: ControlNetUnit, preprocessor: Preprocessor, maps, prepared) -> None:
