@@ -17,6 +17,8 @@ from PIL import Image
 from modules.sumi.engine.checkpoint import load_checkpoint
 from modules.sumi.services.controlnet.service import Target
 from modules.sumi.services.controlnet.units import unit_from_dict
+from modules.sumi.services.jobs import img2img
+from modules.sumi.services.jobs.processing import StableDiffusionProcessingImg2Img
 from tests.app_support import post_txt2img
 from tests.fixtures.tiny_controlnets import write_lllyasviel
 from tests.fixtures.tiny_models import jitter
@@ -153,3 +155,39 @@ def test_resize_and_fill_masks_the_padding_so_inpaint_units_outpaint(app):
     hint = prepared.units[0].image[0].float().cpu().numpy()
     assert np.all(hint[:, :16] == -1) and np.all(hint[:, 48:] == -1)
     assert np.all(hint[:, 16:48] >= 0)
+
+
+def test_only_masked_jobs_give_units_the_crop_region_of_their_image_and_mask():
+    picture = _picture()
+    mask = np.zeros((SIZE, SIZE), np.uint8)
+    mask[8:24, 8:24] = 255
+    p = StableDiffusionProcessingImg2Img(
+        init_images=[Image.fromarray(picture)],
+        mask=Image.fromarray(mask),
+        mask_blur=0,
+        inpaint_full_res=True,
+        inpaint_full_res_padding=0,
+        width=SIZE,
+        height=SIZE,
+    )
+    cropped = img2img.controlnet_crop(p, picture, 1)
+    expected = Image.fromarray(picture[8:24, 8:24]).resize((SIZE, SIZE), Image.Resampling.LANCZOS)
+    assert np.array_equal(cropped, np.asarray(expected))
+    assert np.all(img2img.controlnet_crop(p, mask, 1) > 200)  # the crop is all mask
+    p.inpaint_full_res = False
+    assert img2img.controlnet_crop(p, picture, 1) is picture
+
+
+def test_inpaint_only_in_an_only_masked_job_keeps_the_original_outside_the_mask(client):
+    picture, mask = _picture(), _left_mask(16)
+    body = {
+        "init_images": [_png_b64(picture)],
+        "mask": _png_b64(mask),
+        "mask_blur": 0,
+        "inpaint_full_res": True,
+        "inpaint_full_res_padding": 4,
+    }
+    controlled = _img2img(client, body, _unit())
+    image = _decode(controlled["images"][0])
+    assert np.array_equal(image[:, 16:], picture[:, 16:])
+    assert controlled["images"][0] != _img2img(client, body)["images"][0]

@@ -552,7 +552,8 @@ def _img2img_unit(p: StableDiffusionProcessing, unit: ControlNetUnit) -> Control
     """sd-webui-controlnet's img2img rules for an enabled unit: without an image it uses the job's
     first init image, and an inpaint module gets the job's mask (A1111's `image_mask`, inverted and
     blurred as the job's); `inpaint_only` on a job that has a mask becomes `inpaint` (A1111's overlay
-    already keeps the pixels outside the mask)."""
+    already keeps the pixels outside the mask); with "only masked" its images and masks are cropped to
+    the job's crop region."""
     module = get_preprocessor(unit.module or "none") if _known_module(unit.module) else None
     job_mask = getattr(p, "image_mask", None)
     changes: dict[str, Any] = {}
@@ -562,7 +563,15 @@ def _img2img_unit(p: StableDiffusionProcessing, unit: ControlNetUnit) -> Control
             changes["masks"] = [img2img.controlnet_mask(p)]
     if module is not None and module.name == "inpaint_only" and job_mask is not None:
         changes["module"] = "inpaint"
+    if getattr(p, "inpaint_full_res", False) and job_mask is not None:  # "only masked": the crop's part
+        mode = _A1111_RESIZE.get(unit.resize_mode, 1)
+        for name in ("images", "masks"):
+            arrays = changes.get(name, getattr(unit, name))
+            changes[name] = [img2img.controlnet_crop(p, a, mode) for a in arrays]
     return dataclasses.replace(unit, **changes) if changes else unit
+
+
+_A1111_RESIZE = {"Just Resize": 0, "Crop and Resize": 1, "Resize and Fill": 2}  # images.resize_image's modes
 
 
 def _known_module(module: str) -> bool:
