@@ -15,6 +15,8 @@ from diffusers import ControlNetModel
 from PIL import Image
 
 from modules.sumi.engine.checkpoint import load_checkpoint
+from modules.sumi.engine.controlnet.image_fit import PreprocessorError
+from modules.sumi.engine.controlnet.preprocessors import get_preprocessor
 from modules.sumi.services.controlnet.service import Target
 from modules.sumi.services.controlnet.units import unit_from_dict
 from modules.sumi.services.jobs import img2img
@@ -191,3 +193,10 @@ def test_inpaint_only_in_an_only_masked_job_keeps_the_original_outside_the_mask(
     image = _decode(controlled["images"][0])
     assert np.array_equal(image[:, 16:], picture[:, 16:])
     assert controlled["images"][0] != _img2img(client, body)["images"][0]
+
+
+def test_inpaint_only_lama_with_its_weights_present_says_lama_is_not_run_yet(tmp_path):
+    (tmp_path / "lama").mkdir()
+    (tmp_path / "lama" / "ControlNetLama.pth").write_bytes(b"not loaded")
+    with pytest.raises(PreprocessorError, match="does not run yet"):
+        get_preprocessor("inpaint_only+lama").run(_picture(), annotator_dir=tmp_path)
