@@ -109,7 +109,15 @@ _MODEL_FREE = [p.name for p in list_preprocessors() if p.model_free]
 
 
 def _expected_size(name: str, height: int, width: int) -> tuple[int, int]:
-    if name in ("none", "invert", "recolor_luminance", "recolor_intensity", "tile_resample"):
+    if name in (
+        "none",
+        "invert",
+        "recolor_luminance",
+        "recolor_intensity",
+        "tile_resample",
+        "inpaint",
+        "inpaint_only",
+    ):
         return height, width
     if name == "shuffle":
         return _scaled_size(height, width, 512)

@@ -165,12 +165,17 @@ def pixel_perfect_resolution(
 
 
 def fit_to_target(
-    detected_map: np.ndarray, width: int, height: int, resize_mode: ResizeMode | str | int
+    detected_map: np.ndarray,
+    width: int,
+    height: int,
+    resize_mode: ResizeMode | str | int,
+    fill: int | None = None,
 ) -> np.ndarray:
     """The detected map at exactly (height, width, 3), by the unit's resize mode.
 
     Just Resize stretches; Crop and Resize scales to cover and crops the centre; Resize and Fill scales
-    to fit and fills the rest with the median colour of the map's border.
+    to fit and fills the rest with the median colour of the map's border, or with `fill` when given
+    (an inpaint mask is filled with 255: the padding is to be drawn, as the extension's outpainting).
     """
     mode = parse_resize_mode(resize_mode)
     check_size(height, width, "target size")
@@ -179,7 +184,7 @@ def fit_to_target(
         return high_quality_resize(source, width, height)
     if mode is ResizeMode.CROP_AND_RESIZE:
         return _crop_and_resize(source, width, height)
-    return _resize_and_fill(source, width, height)
+    return _resize_and_fill(source, width, height, fill)
 
 
 def _scaled_size(source: np.ndarray, k: float) -> tuple[int, int]:
@@ -195,10 +200,10 @@ def _crop_and_resize(source: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.ascontiguousarray(scaled[top : top + height, left : left + width])
 
 
-def _resize_and_fill(source: np.ndarray, width: int, height: int) -> np.ndarray:
+def _resize_and_fill(source: np.ndarray, width: int, height: int, fill: int | None = None) -> np.ndarray:
     old_h, old_w = source.shape[:2]
     background = np.empty((height, width, 3), dtype=np.uint8)
-    background[:] = border_median_colour(source)
+    background[:] = border_median_colour(source) if fill is None else fill
     new_w, new_h = _scaled_size(source, min(height / old_h, width / old_w))
     scaled = high_quality_resize(source, min(new_w, width), min(new_h, height))
     top, left = (height - scaled.shape[0]) // 2, (width - scaled.shape[1]) // 2
@@ -324,5 +329,36 @@ def to_control_tensor(
 ) -> torch.Tensor:
     """An HxWx3 uint8 map as the [1, 3, H, W] tensor in 0..1 that ControlNet models take as hint."""
     rgb = to_rgb(detected_map, "detected map")
+    if not rgb.flags.writeable:
+        rgb = rgb.copy()
     tensor = torch.from_numpy(rgb).to(torch.float32).div_(255.0).permute(2, 0, 1).unsqueeze(0)
     return tensor.to(device=device, dtype=dtype).contiguous()
+
+
+def to_inpaint_tensor(
+    detected_map: np.ndarray,
+    mask: np.ndarray,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """The inpaint hint [1, 3, H, W]: the map in 0..1 where the mask (HxW uint8, white = redraw) is
+    under half, -1 where it is over (sd-webui-controlnet's inpaint protocol)."""
+    color = to_control_tensor(detected_map)
+    if mask.shape[:2] != color.shape[2:]:
+        raise PreprocessorError(
+            f"inpaint mask is {mask.shape[1]}x{mask.shape[0]}, the map {color.shape[3]}x{color.shape[2]}"
+        )
+    masked = torch.from_numpy(np.ascontiguousarray(mask)).to(torch.float32).div(255.0).gt(0.5)
+    hint = color.masked_fill(masked[None, None].expand_as(color), -1.0)
+    return hint.to(device=device, dtype=dtype).contiguous()
+
+
+def inpaint_blend_mask(mask: np.ndarray, sigma: int = 7) -> np.ndarray:
+    """Where `inpaint_only` keeps the generated pixels (HxW float32 in 0..1): the mask grown by a
+    `sigma`-pixel square and box-blurred by the same size (the extension's
+    `control_net_inpaint_blur_sigma`); 0 keeps the control image."""
+    soft = mask.astype(np.float32) / 255.0
+    if sigma > 0:
+        soft = cv2.dilate(soft, np.ones((sigma, sigma), dtype=np.uint8))
+        soft = cv2.blur(soft, (sigma, sigma))
+    return np.clip(soft, 0.0, 1.0)

@@ -104,6 +104,10 @@ class Preprocessor:
     annotator_files: tuple[AnnotatorFile, ...] = ()
     priority: int = 0
     tags: tuple[str, ...] = ()
+    uses_mask: bool = False  # inpaint family: the map travels with a mask (masked hint pixels are -1)
+    post_blend: bool = (
+        False  # inpaint_only: the result is blended back with the control image outside the mask
+    )
 
     @property
     def uses_resolution(self) -> bool:
@@ -580,7 +584,28 @@ def _sorted(preprocessors: tuple[Preprocessor, ...]) -> tuple[Preprocessor, ...]
     return (next(p for p in preprocessors if p.name == "none"), *rest)
 
 
-_ALL = _sorted(_model_free() + _depth_and_normal() + _poses() + _edges_and_lines() + _segmentation())
+def _inpaint() -> tuple[Preprocessor, ...]:
+    """The extension's inpaint family: the map is the image itself; the mask goes with it (see
+    `inpaint_hint`). `inpaint_only+lama` first fills the masked part with the LaMa network, which Sumi
+    does not run: it is refused with the file it needs."""
+    inpaint = {"resolution": None, "tags": ("Inpaint",), "uses_mask": True}
+    return (
+        Preprocessor("inpaint", "inpaint_global_harmonious", _identity, **inpaint),
+        Preprocessor("inpaint_only", "inpaint_only", _identity, priority=100, post_blend=True, **inpaint),
+        Preprocessor(
+            "inpaint_only+lama",
+            "inpaint_only+lama",
+            None,
+            annotator_files=(_file("lama", "ControlNetLama.pth"),),
+            post_blend=True,
+            **inpaint,
+        ),
+    )
+
+
+_ALL = _sorted(
+    _model_free() + _depth_and_normal() + _poses() + _edges_and_lines() + _segmentation() + _inpaint()
+)
 
 # Names from older versions of the extension that saved infotexts and API scripts may still use.
 _OLD_NAMES = {"fake_scribble": "scribble_hed", "binary": "threshold", "none (no preprocessor)": "none"}

@@ -19,8 +19,10 @@ from PIL import Image
 from modules.sumi.engine.controlnet.control import ControlUnit
 from modules.sumi.engine.controlnet.image_fit import (
     fit_to_target,
+    inpaint_blend_mask,
     pixel_perfect_resolution,
     to_control_tensor,
+    to_inpaint_tensor,
 )
 from modules.sumi.engine.controlnet.preprocessors import Preprocessor, get_preprocessor
 from modules.sumi.engine.errors import InvalidRequestError
@@ -31,10 +33,48 @@ from modules.sumi.services.settings.options import Options
 
 
 @dataclass
+class InpaintBlend:
+    """`inpaint_only`'s post-processing: each generated image becomes `mask * image + (1 - mask) *
+    control image` (sd-webui-controlnet's post-processor, run on the batch before A1111's overlay)."""
+
+    images: list[np.ndarray]  # the control images at the generation size, HxWx3 uint8
+    masks: list[np.ndarray]  # HxW float32 in 0..1: where the generated pixels stay
+
+    def apply(self, image: Image.Image, index: int) -> Image.Image | None:
+        """The blended image, or None when the image is not at the generation size (the extension
+        logs that and leaves the image as it is)."""
+        i = index if index < len(self.images) else 0
+        raw, mask = self.images[i], self.masks[min(i, len(self.masks) - 1)]
+        if (image.height, image.width) != raw.shape[:2]:
+            return None
+        pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
+        m = mask[:, :, None]
+        blended = m * pixels + (1.0 - m) * raw.astype(np.float32)
+        return Image.fromarray(np.clip(np.rint(blended), 0, 255).astype(np.uint8))
+
+
+@dataclass
 class PreparedControl:
     units: list[ControlUnit] = field(default_factory=list)
     detected_maps: list[Image.Image] = field(default_factory=list)  # appended to the job's images
     infotext: dict[str, str] = field(default_factory=dict)
+    blends: list[InpaintBlend] = field(default_factory=list)  # inpaint_only units, in unit order
+
+    def post_process(self, images: list[Image.Image]) -> tuple[list[Image.Image], list[str]]:
+        """The batch's images after every unit's post-processing, and warnings for those skipped."""
+        warnings: list[str] = []
+        out = list(images)
+        for blend in self.blends:
+            for i, image in enumerate(out):
+                blended = blend.apply(image, i)
+                if blended is None:
+                    warnings.append(
+                        "ControlNet inpaint_only: the image is not at the generation size; "
+                        "the blend with the control image was skipped"
+                    )
+                else:
+                    out[i] = blended
+        return out, list(dict.fromkeys(warnings))
 
 
 @dataclass
@@ -77,9 +117,17 @@ class ControlNetService:
         if file is None:
             raise InvalidRequestError(f"{where} is enabled but no model is selected")
         preprocessor = _preprocessor(unit.module, where)
+        masks = self._masks(preprocessor, unit, where)
         maps = [self.detect_for_target(preprocessor, unit, image, target) for image in unit.images]
         loaded = self.models.load(file, sd)
-        tensors = [to_control_tensor(m, sd.device, sd.dtype) for m in maps]
+        if masks:
+            masks = [self._fit_mask(mask, unit, image, target) for mask, image in _pairs(masks, unit.images)]
+            tensors = [to_inpaint_tensor(m, k, sd.device, sd.dtype) for m, k in _pairs(maps, masks)]
+            if preprocessor.post_blend:
+                sigma = int(self.options.data.get("control_net_inpaint_blur_sigma", 7))
+                prepared.blends.append(InpaintBlend(maps, [inpaint_blend_mask(k, sigma) for k in masks]))
+        else:
+            tensors = [to_control_tensor(m, sd.device, sd.dtype) for m in maps]
         prepared.units.append(
             ControlUnit(
                 loaded.model,
@@ -94,7 +142,33 @@ class ControlNetService:
         )
         unit.model = file.name
         unit.module = preprocessor.name
-        self._describe(index, unit, preprocessor, maps, prepared)
+        self._describe(index, unit, preprocessor, _shown(maps, masks), prepared)
+
+    @staticmethod
+    def _masks(preprocessor: Preprocessor, unit: ControlNetUnit, where: str) -> list[np.ndarray]:
+        if not preprocessor.uses_mask:
+            return []
+        if not unit.masks:
+            raise InvalidRequestError(
+                f"{where}: preprocessor '{preprocessor.label}' needs a mask: draw one on the unit's image, "
+                'send `mask` (or `image: {"image": ..., "mask": ...}`), or use it in img2img inpaint '
+                "without an image of its own"
+            )
+        if len(unit.masks) not in (1, len(unit.images)):
+            raise InvalidRequestError(f"{where}: {len(unit.masks)} masks for {len(unit.images)} images")
+        return unit.masks
+
+    @staticmethod
+    def _fit_mask(mask: np.ndarray, unit: ControlNetUnit, image: np.ndarray, target: Target) -> np.ndarray:
+        """The mask brought to its image's size, then to the generation size as the map is; with
+        Resize and Fill the padding is masked (the extension's outpainting with inpaint units)."""
+        if mask.shape[:2] != image.shape[:2]:
+            resized = Image.fromarray(mask).resize((image.shape[1], image.shape[0]), Image.Resampling.LANCZOS)
+            mask = np.asarray(resized)
+        gray = np.repeat(mask[:, :, None], 3, axis=2)
+        return np.ascontiguousarray(
+            fit_to_target(gray, target.width, target.height, unit.resize_mode, fill=255)[:, :, 0]
+        )
 
     def _describe(self, index: int, unit: ControlNetUnit, preprocessor: Preprocessor, maps, prepared) -> None:
         text = unit.infotext()
@@ -141,6 +215,20 @@ class ControlNetService:
             preprocessor.run(image, processor_res, threshold_a, threshold_b, annotator_dir=self.annotator_dir)
             for image in images
         ]
+
+
+def _shown(maps: list[np.ndarray], masks: list[np.ndarray]) -> list[np.ndarray]:
+    """The detected maps as shown: with a mask, RGBA with the masked part half transparent (the
+    extension's `visualize_inpaint_mask`)."""
+    if not masks:
+        return maps
+    return [np.dstack([m, 255 - k // 2]) for m, k in _pairs(maps, masks)]
+
+
+def _pairs(first: list, second: list) -> list[tuple]:
+    """Pair two per-image lists where either may hold a single shared entry."""
+    n = max(len(first), len(second))
+    return [(first[min(i, len(first) - 1)], second[min(i, len(second) - 1)]) for i in range(n)]
 
 
 def _preprocessor(module: str, where: str) -> Preprocessor:

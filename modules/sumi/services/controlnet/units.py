@@ -19,7 +19,7 @@ from modules.sumi.engine.controlnet.image_fit import MAX_PIXELS, check_size, par
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.util.b64images import decode_base64_image
 
-ALIASES = {"guidance": "guidance_end", "lowvram": "low_vram", "input_image": "image"}
+ALIASES = {"guidance": "guidance_end", "lowvram": "low_vram", "input_image": "image", "mask_image": "mask"}
 SCRIPT_TITLE = "controlnet"  # the `alwayson_scripts` key, matched case-insensitively
 INFOTEXT_FIELDS = (
     "module",
@@ -45,6 +45,7 @@ class ControlNetUnit:
     model: str = "None"
     weight: float = 1.0
     images: list[np.ndarray] = field(default_factory=list)
+    masks: list[np.ndarray] = field(default_factory=list)  # HxW uint8, white = redraw (inpaint modules)
     resize_mode: str = "Crop and Resize"
     low_vram: bool = False
     processor_res: int = -1
@@ -67,7 +68,7 @@ class ControlNetUnit:
 
 _BOOL_FIELDS = {"enabled", "low_vram", "pixel_perfect", "save_detected_map"}
 _FLOAT_FIELDS = {"weight", "threshold_a", "threshold_b", "guidance_start", "guidance_end"}
-_KNOWN = {f.name for f in fields(ControlNetUnit)} | {"image"}
+_KNOWN = ({f.name for f in fields(ControlNetUnit)} - {"images", "masks"}) | {"image", "mask"}
 
 
 def unit_from_dict(data: Mapping[str, Any], index: int = 0) -> ControlNetUnit:
@@ -81,10 +82,13 @@ def unit_from_dict(data: Mapping[str, Any], index: int = 0) -> ControlNetUnit:
             values[name] = value
     unit = ControlNetUnit()
     for name, value in values.items():
-        if value is None and name != "image":
+        if value is None and name not in ("image", "mask"):
             continue
         if name == "image":
             unit.images = decode_images(value, index)
+            unit.masks = unit.masks or decode_masks(value, index)
+        elif name == "mask":  # the unit's own mask (`mask` / `mask_image`) wins over one inside `image`
+            unit.masks = decode_masks([None, value], index) or unit.masks
         else:
             setattr(unit, name, _coerce(name, value, index))
     _check_ranges(unit, index)
@@ -150,6 +154,41 @@ def decode_images(value: Any, index: int = 0) -> list[np.ndarray]:
             return [img for v in value for img in decode_images(v, index)]
         return decode_images(value[0], index) if value else []  # [image, mask]
     return [decode_image(value, f"ControlNet unit {index}: image")]
+
+
+def decode_masks(value: Any, index: int = 0) -> list[np.ndarray]:
+    """The masks that go with `decode_images(value)`: `{"image", "mask"}`, `[image, mask]`, or a list of
+    such dicts; HxW uint8, white = redraw. Empty when none is given."""
+    if isinstance(value, Mapping):
+        value = [value.get("image"), value.get("mask")]
+    if not isinstance(value, (list, tuple)) or not value:
+        return []
+    if all(isinstance(v, Mapping) for v in value):
+        masks = [m for v in value for m in decode_masks(v, index)]
+        return masks if len(masks) == len(value) else []
+    if len(value) < 2 or value[1] is None or (isinstance(value[1], str) and not value[1]):
+        return []
+    return [decode_mask(value[1], f"ControlNet unit {index}: mask")]
+
+
+def decode_mask(value: Any, what: str = "ControlNet mask") -> np.ndarray:
+    """A mask as HxW uint8 (white = redraw); a transparent mask counts as black where it is clear."""
+    if isinstance(value, np.ndarray):
+        image = Image.fromarray(value)
+    elif isinstance(value, Image.Image):
+        image = value
+    elif isinstance(value, str):
+        try:
+            image = decode_base64_image(value, max_pixels=MAX_PIXELS)
+        except ValueError as exc:
+            raise InvalidRequestError(f"{what}: {exc}") from exc
+    else:
+        raise InvalidRequestError(f"{what} must be a base64-encoded image, got {type(value).__name__}")
+    check_size(image.height, image.width, what)
+    if image.mode in ("RGBA", "LA", "P"):
+        image = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", image.size, (0, 0, 0, 255)), image)
+    return np.ascontiguousarray(np.asarray(image.convert("L")))
 
 
 def decode_image(value: Any, what: str = "ControlNet image") -> np.ndarray:

@@ -16,13 +16,14 @@ from typing import Any
 
 from modules.sumi.engine import generate as engine
 from modules.sumi.engine import vae as vae_ops
+from modules.sumi.engine.controlnet.preprocessors import get_preprocessor
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.extensions import Extension
 from modules.sumi.engine.sampling.loop import StepInfo
 from modules.sumi.engine.sampling.samplers import find_sampler
 from modules.sumi.engine.vae import cheap_preview
 from modules.sumi.services.controlnet.service import ControlNetService, PreparedControl, Target
-from modules.sumi.services.controlnet.units import decode_image
+from modules.sumi.services.controlnet.units import ControlNetUnit, decode_image
 from modules.sumi.services.images import saving as image_files
 from modules.sumi.services.jobs import img2img
 from modules.sumi.services.jobs.hooks import JobContext, cfg_callbacks, postprocess_batch, select_batch
@@ -297,11 +298,8 @@ class GenerationService:
         if self.controlnet is None or not any(u.enabled for u in p.controlnet_units):
             return PreparedControl()
         units = p.controlnet_units
-        if img2img.is_img2img(p) and p.init_images:  # sd-webui-controlnet: a unit without an image uses
-            fallback = [decode_image(p.init_images[0], "img2img init image")]  # the init image
-            units = [
-                dataclasses.replace(u, images=fallback) if u.enabled and not u.images else u for u in units
-            ]
+        if img2img.is_img2img(p) and p.init_images:
+            units = [_img2img_unit(p, u) if u.enabled else u for u in units]
         target = Target(p.width, p.height, p.batch_size, p.seed + max(p.subseed, 0))
         control = self.controlnet.prepare(units, loaded.sd, target)
         p.extra_generation_params.update(control.infotext)
@@ -346,6 +344,9 @@ class GenerationService:
             p.scripts.post_sample(p, args)
             if args.samples is not result.latents:
                 images = vae_ops.to_pil(vae_ops.decode(loaded.sd, args.samples))
+        if job.control.blends:  # sd-webui-controlnet's inpaint_only blend, before A1111's overlay
+            images, warnings = job.control.post_process(images)
+            self._warn(p, warnings)
         return postprocess_batch(p, images, n, self._composite(p, composited)), result.schedule
 
     def _composite(
@@ -603,6 +604,40 @@ def _seed_list(seed: Any, total: int, step: int) -> list[int]:
 def _uses_brackets(p: StableDiffusionProcessing, index: int) -> bool:
     text = p.all_prompts[index] + p.all_negative_prompts[index]
     return "(" in text or "[" in text
+
+
+def _img2img_unit(p: StableDiffusionProcessing, unit: ControlNetUnit) -> ControlNetUnit:
+    """sd-webui-controlnet's img2img rules for an enabled unit: without an image it uses the job's
+    first init image, and an inpaint module gets the job's mask (A1111's `image_mask`, inverted and
+    blurred as the job's); `inpaint_only` on a job that has a mask becomes `inpaint` (A1111's overlay
+    already keeps the pixels outside the mask); with "only masked" its images and masks are cropped to
+    the job's crop region."""
+    module = get_preprocessor(unit.module or "none") if _known_module(unit.module) else None
+    job_mask = getattr(p, "image_mask", None)
+    changes: dict[str, Any] = {}
+    if not unit.images:
+        changes["images"] = [decode_image(p.init_images[0], "img2img init image")]
+        if module is not None and module.uses_mask and job_mask is not None:
+            changes["masks"] = [img2img.controlnet_mask(p)]
+    if module is not None and module.name == "inpaint_only" and job_mask is not None:
+        changes["module"] = "inpaint"
+    if getattr(p, "inpaint_full_res", False) and job_mask is not None:  # "only masked": the crop's part
+        mode = _A1111_RESIZE.get(unit.resize_mode, 1)
+        for name in ("images", "masks"):
+            arrays = changes.get(name, getattr(unit, name))
+            changes[name] = [img2img.controlnet_crop(p, a, mode) for a in arrays]
+    return dataclasses.replace(unit, **changes) if changes else unit
+
+
+_A1111_RESIZE = {"Just Resize": 0, "Crop and Resize": 1, "Resize and Fill": 2}  # images.resize_image's modes
+
+
+def _known_module(module: str) -> bool:
+    try:
+        get_preprocessor(module or "none")
+    except InvalidRequestError:
+        return False  # the ControlNet service refuses it with the unit's number
+    return True
 
 
 def _noise_device(randn_source: str) -> str:

@@ -185,6 +185,37 @@ def _prepare_mask(p: StableDiffusionProcessingImg2Img) -> tuple[Image.Image | No
     return resize_image(2, mask.crop(region), p.width, p.height), region
 
 
+def controlnet_mask(p: StableDiffusionProcessingImg2Img) -> np.ndarray:
+    """The job's mask as sd-webui-controlnet gives it to an inpaint unit: gray, inverted for "Inpaint not
+    masked", blurred by the job's mask blur, at the init image's size (HxW uint8, white = redraw)."""
+    mask = p.image_mask.convert("L")
+    if p.init_images and mask.size != p.init_images[0].size:
+        mask = mask.resize(p.init_images[0].size, Image.Resampling.LANCZOS)
+    if p.inpainting_mask_invert:
+        mask = ImageOps.invert(mask)
+    return np.ascontiguousarray(np.asarray(blur_mask(mask, p.mask_blur_x, p.mask_blur_y)))
+
+
+def controlnet_crop(p: StableDiffusionProcessingImg2Img, image: np.ndarray, resize_mode: int) -> np.ndarray:
+    """A ControlNet unit's image (or mask) for an "only masked" job, as sd-webui-controlnet makes it:
+    brought to the init image's size by the unit's resize mode (A1111's 0/1/2), cropped to the job's
+    crop region, then fitted to the job's size by "Resize and fill". Unchanged for other jobs."""
+    if not (p.inpaint_full_res and p.image_mask is not None):
+        return image
+    mask = Image.fromarray(controlnet_mask(p))
+    region = masking.get_crop_region_v2(mask, p.inpaint_full_res_padding)
+    if region is None:
+        return image
+    region = masking.expand_crop_region(region, p.width, p.height, mask.width, mask.height)
+    channels = [image] if image.ndim == 2 else [image[:, :, c] for c in range(image.shape[2])]
+    out = []
+    for channel in channels:
+        whole = resize_image(resize_mode, Image.fromarray(channel), mask.width, mask.height).convert("L")
+        fitted = np.asarray(resize_image(2, whole.crop(region), p.width, p.height))
+        out.append(fitted[:, :, 0] if fitted.ndim == 3 else fitted)  # resize_image may give RGB
+    return np.ascontiguousarray(out[0] if image.ndim == 2 else np.stack(out, axis=2))
+
+
 def blur_mask(mask: Image.Image, blur_x: int, blur_y: int) -> Image.Image:
     """A1111's mask blur: a Gaussian of sigma `blur_x` across, then `blur_y` down (kernel 2*int(2.5*s+0.5)+1)."""
     import cv2

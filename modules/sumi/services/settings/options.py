@@ -868,6 +868,9 @@ def _controlnet() -> dict[str, OptionInfo]:
             "control_net_model_cache_size": OptionInfo(
                 2, "Model cache size (requires restart)", "slider", _slider(1, 10, 1)
             ),
+            "control_net_inpaint_blur_sigma": OptionInfo(
+                7, "ControlNet inpainting Gaussian blur sigma", "slider", _slider(0, 64, 1)
+            ),
             "control_net_no_detectmap": OptionInfo(False, "Do not append detectmap to output"),
             "control_net_detectmap_autosaving": OptionInfo(False, "Allow detectmap auto saving"),
         },
