@@ -28,7 +28,11 @@ from modules.sumi.services.images import saving as image_files
 from modules.sumi.services.jobs import img2img
 from modules.sumi.services.jobs.hooks import JobContext, cfg_callbacks, postprocess_batch, select_batch
 from modules.sumi.services.jobs.infotext import build_infotext
-from modules.sumi.services.jobs.processing import Processed, StableDiffusionProcessing
+from modules.sumi.services.jobs.processing import (
+    Processed,
+    StableDiffusionProcessing,
+    StableDiffusionProcessingImg2Img,
+)
 from modules.sumi.services.jobs.state import JobState
 from modules.sumi.services.models.manager import LoadedModel, ModelManager
 from modules.sumi.services.networks.embeddings import EmbeddingDatabase
@@ -504,7 +508,7 @@ class GenerationService:
                 params.filename = str(path)
                 self.callbacks.call("image_saved", params)
 
-    def _save_init_image(self, p: StableDiffusionProcessing, image) -> None:
+    def _save_init_image(self, p: StableDiffusionProcessingImg2Img, image) -> None:
         """A1111 (opt `save_init_img`): the init image as given, named by the MD5 of its pixels, in
         `outdir_init_images`; its own PNG info is kept. `p.init_img_hash` is that name."""
         digest = hashlib.md5(image.tobytes()).hexdigest()  # noqa: S324 (a file name, as A1111's)
@@ -606,7 +610,7 @@ def _uses_brackets(p: StableDiffusionProcessing, index: int) -> bool:
     return "(" in text or "[" in text
 
 
-def _img2img_unit(p: StableDiffusionProcessing, unit: ControlNetUnit) -> ControlNetUnit:
+def _img2img_unit(p: StableDiffusionProcessingImg2Img, unit: ControlNetUnit) -> ControlNetUnit:
     """sd-webui-controlnet's img2img rules for an enabled unit: without an image it uses the job's
     first init image, and an inpaint module gets the job's mask (A1111's `image_mask`, inverted and
     blurred as the job's); `inpaint_only` on a job that has a mask becomes `inpaint` (A1111's overlay

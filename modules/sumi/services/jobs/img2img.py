@@ -260,7 +260,7 @@ def _prepare_images(
             image = masking.fill(image, _sized(latent_mask, image.size))
             if p.inpainting_fill == 0:
                 p.extra_generation_params["Masked content"] = "fill"
-        if add_corrections:
+        if add_corrections and p.color_corrections is not None:
             p.color_corrections.append(setup_color_correction(image))
         arrays.append(np.moveaxis(np.asarray(image, dtype=np.float32) / 255.0, 2, 0))
     if image_mask is not None:
