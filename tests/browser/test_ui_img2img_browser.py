@@ -95,3 +95,71 @@ def test_a_txt2img_image_sent_to_inpaint_changes_only_where_the_mask_is_painted(
     diff = np.abs(before - after).max(axis=2)
     assert diff[:8].max() <= 2 and diff[-8:].max() <= 2  # top and bottom rows: not painted, unchanged
     assert diff[28:36, 24:40].mean() > 10  # the painted band was redrawn
+
+
+def test_inpaint_upload_redraws_only_inside_the_uploaded_mask(page, server, tmp_path):
+    base, mask = tmp_path / "base.png", tmp_path / "mask.png"
+    Image.new("RGB", (64, 64), (200, 60, 40)).save(base)
+    band = Image.new("L", (64, 64), 0)
+    band.paste(255, (0, 24, 64, 40))
+    band.save(mask)
+    page.get_by_role("tab", name="img2img").first.click()
+    page.get_by_role("tab", name="Inpaint upload").click()
+    page.locator("#img_inpaint_base input[type=file]").set_input_files(str(base))
+    page.locator("#img_inpaint_mask input[type=file]").set_input_files(str(mask))
+    page.wait_for_selector("#img_inpaint_mask img")
+    img2img_job(page, "a green field", denoise=1.0)
+    set_number(page, "img2img_mask_blur", 0)
+    page.get_by_label("latent noise").check()
+    page.click("#img2img_generate")
+    wait_text(page, INFO, "Denoising strength: 1")
+    with Image.open(newest(server.data_dir / "outputs" / "img2img-images")) as result:
+        after = np.asarray(result.convert("RGB")).astype(int)
+    diff = np.abs(after - np.array([200, 60, 40])).max(axis=2)
+    assert diff[:16].max() <= 2 and diff[-16:].max() <= 2  # outside the band: the original
+    assert diff[26:38].mean() > 10  # the band was redrawn
+
+
+def test_batch_runs_a_folder_into_the_output_folder(page, server):
+    inputs = server.data_dir / "batch-in"
+    inputs.mkdir(exist_ok=True)
+    for name, colour in (("a.png", (10, 200, 10)), ("b.png", (10, 10, 200))):
+        Image.new("RGB", (64, 64), colour).save(inputs / name)
+    out_dir = server.data_dir / "batch-out"
+    page.get_by_role("tab", name="img2img").first.click()
+    page.get_by_role("tab", name="Batch").click()
+    page.fill("#img2img_batch_input_dir textarea, #img2img_batch_input_dir input", str(inputs))
+    page.fill("#img2img_batch_output_dir textarea, #img2img_batch_output_dir input", str(out_dir))
+    img2img_job(page, "two squares")
+    page.click("#img2img_generate")
+    wait_text(page, INFO, "Denoising strength: 0.6")
+    assert sorted(f.name for f in out_dir.glob("*.png")) == ["a.png", "b.png"]
+
+
+@pytest.mark.parametrize(
+    ("tab", "editor"), [("Sketch", "img2img_sketch"), ("Inpaint sketch", "inpaint_sketch")]
+)
+def test_a_sketch_drawn_over_an_uploaded_picture_generates(page, server, tmp_path, tab, editor):
+    source = tmp_path / "source.png"
+    Image.new("RGB", (64, 64), (240, 240, 240)).save(source)
+    before = set((server.data_dir / "outputs" / "img2img-images").glob("*/*.png"))
+    page.get_by_role("tab", name="img2img").first.click()
+    page.get_by_role("tab", name=tab, exact=True).click()
+    page.locator(f"#{editor} input[type=file]").first.set_input_files(str(source))
+    page.wait_for_selector(f"#{editor} canvas")
+    page.click(f"#{editor} button[aria-label=Brush]")
+    canvas = page.locator(f"#{editor} canvas").first
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    assert box is not None
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx - box["width"] * 0.2, cy)
+    page.mouse.down()
+    page.mouse.move(cx + box["width"] * 0.2, cy, steps=8)
+    page.mouse.up()
+    img2img_job(page, f"a {tab.lower()}")
+    page.click("#img2img_generate")
+    info = wait_text(page, INFO, "Denoising strength: 0.6")
+    assert f"a {tab.lower()}" in info and "Size: 64x64" in info
+    assert ("Mask blur" in info) == (tab == "Inpaint sketch")  # the strokes are the mask there only
+    assert set((server.data_dir / "outputs" / "img2img-images").glob("*/*.png")) - before
