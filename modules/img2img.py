@@ -19,63 +19,18 @@ from contextlib import closing
 from dataclasses import fields
 from typing import Any
 
-from PIL import Image, ImageOps
-
 from modules import shared
 from modules.sumi.engine.errors import InvalidRequestError
-from modules.sumi.services.jobs.img2img import changed_pixels, scaled_by, sketch_blend
+from modules.sumi.services.jobs.img2img import scaled_by
 from modules.sumi.services.jobs.img2img_batch import PNG_INFO_PROPS, BatchFolders
+from modules.sumi.services.jobs.img2img_sources import source_images
 from modules.sumi.services.jobs.processing import (
     Processed,
     StableDiffusionProcessingImg2Img,
-    create_binary_mask,
 )
 
 MODE_NAMES = ("img2img", "Sketch", "Inpaint", "Inpaint sketch", "Inpaint upload", "Batch")
 MODE_BATCH = 5
-
-
-def _image(value: Any) -> Image.Image | None:
-    """A1111's `images.fix_image`: the picture turned by its EXIF orientation (None stays None)."""
-    return ImageOps.exif_transpose(value) if isinstance(value, Image.Image) else None
-
-
-def source_images(
-    mode: int,
-    init_img: Any,
-    sketch: Any,
-    init_img_with_mask: Any,
-    inpaint_color_sketch: Any,
-    inpaint_color_sketch_orig: Any,
-    init_img_inpaint: Any,
-    init_mask_inpaint: Any,
-    mask_blur: int,
-    mask_alpha: float,
-) -> tuple[Image.Image | None, Image.Image | None]:
-    """(init image, mask) for A1111's `mode`, as A1111 1.10 picks them: img2img and Sketch have no mask;
-    Inpaint takes the canvas dict's `image` and the binary of its `mask`; Inpaint sketch masks the pixels
-    the drawing changed (fainter by `mask_alpha`) and blends the drawing in through the blurred mask;
-    Inpaint upload takes both pictures; Batch has neither."""
-    if mode == 0:
-        return _image(init_img), None
-    if mode == 1:
-        return _image(sketch), None
-    if mode == 2:
-        canvas = init_img_with_mask if isinstance(init_img_with_mask, dict) else {}
-        image, mask = canvas.get("image"), canvas.get("mask")
-        if mask is None:
-            raise InvalidRequestError("Inpaint: the canvas has no mask (a dict with 'image' and 'mask')")
-        return _image(image), _image(create_binary_mask(mask))
-    if mode == 3:
-        drawn = _image(inpaint_color_sketch)
-        if drawn is None:
-            return None, None
-        original = _image(inpaint_color_sketch_orig) or drawn
-        mask = changed_pixels(drawn, original)
-        return sketch_blend(original, drawn, mask, int(mask_blur), float(mask_alpha or 0))
-    if mode == 4:
-        return _image(init_img_inpaint), _image(init_mask_inpaint)
-    return None, None
 
 
 def img2img(
