@@ -49,6 +49,7 @@ from modules.sumi.services.settings.secrets import (
 from modules.sumi.services.settings.service import SettingsService
 from modules.sumi.services.settings.styles import StyleDatabase
 from modules.sumi.services.text.service import TextService
+from modules.sumi.services.upscalers.registry import UpscalerRegistry
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,7 @@ class App:
             HypernetworkHandler(self.hypernetworks, allow_unsafe_pickle=bool(args.disable_safe_unpickle))
         )
         self.controlnet = self._controlnet_service()
+        self.upscalers = UpscalerRegistry(lambda: self.state.interrupted)
         self.scripts = ScriptService(self.callbacks, repo_root)
         self.extensions = ExtensionManager.from_paths(self.paths, self.options, args, self.settings.set)
         self.generation = GenerationService(
