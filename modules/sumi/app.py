@@ -146,6 +146,7 @@ class App:
             model_view=_a1111_model_view,
             nan_check=not self.args.disable_nan_check,
             settings=self.settings,
+            upscalers=self.upscalers,
         )
         self.runner = JobRunner(self.queue, self.generation)
         self.text = TextService(self.models, self.embeddings, self.options)

@@ -180,7 +180,7 @@ def _field_type(name: str, hint: Any, constraints: dict[str, Any]) -> Any:
         return _PromptText if hint is str else (_PromptText | list[_PromptText])
     if name == "init_images":  # img2img: base64 images
         return list[_ImageText]
-    if name == "mask":
+    if name in ("mask", "firstpass_image"):
         return _ImageText
     return _exact(hint, constraints)
 

@@ -64,6 +64,8 @@ def processing_from_request(req: m.Txt2ImgRequest) -> StableDiffusionProcessingT
     if not req.save_images:
         values["do_not_save_samples"] = values["do_not_save_grid"] = True
     values["controlnet_units"] = units_from_alwayson(req.alwayson_scripts)
+    if req.firstpass_image:  # A1111: a finished first pass; only the hires pass runs on it
+        values["firstpass_image"] = _decoded(req.firstpass_image, "firstpass_image")
     return StableDiffusionProcessingTxt2Img(**values)
 
 

@@ -56,6 +56,7 @@ class ControlNetUnit:
     pixel_perfect: bool = False
     control_mode: str = "Balanced"
     save_detected_map: bool = True
+    hr_option: str = "Both"  # with Hires. fix: "Both", "Low res only" or "High res only" pass
 
     def infotext(self) -> str | None:
         """`Module: canny, Model: ..., Weight: 1.0, ...`; None when a value holds `,` or `:` (as the
@@ -113,6 +114,8 @@ def _coerce(name: str, value: Any, index: int) -> Any:
         return parse_resize_mode(value).value
     if name == "control_mode":
         return _control_mode(value, where)
+    if name == "hr_option":
+        return _hr_option(value, where)
     if not isinstance(value, str):
         raise InvalidRequestError(f"{where} must be a string, got {value!r}")
     return value
@@ -124,6 +127,18 @@ def _control_mode(value: Any, where: str) -> str:
             if mode.lower() == value.strip().lower():
                 return mode
     raise InvalidRequestError(f"{where} must be one of: {', '.join(CONTROL_MODES)}; got {value!r}")
+
+
+HR_OPTIONS = ("Both", "Low res only", "High res only")
+
+
+def _hr_option(value: Any, where: str) -> str:
+    """sd-webui-controlnet's `HiResFixOption`: its value, case-insensitively."""
+    if isinstance(value, str):
+        for option in HR_OPTIONS:
+            if option.lower() == value.strip().lower():
+                return option
+    raise InvalidRequestError(f"{where} must be one of: {', '.join(HR_OPTIONS)}; got {value!r}")
 
 
 def _check_ranges(unit: ControlNetUnit, index: int) -> None:

@@ -25,7 +25,7 @@ from modules.sumi.engine.vae import cheap_preview
 from modules.sumi.services.controlnet.service import ControlNetService, PreparedControl, Target
 from modules.sumi.services.controlnet.units import ControlNetUnit, decode_image
 from modules.sumi.services.images import saving as image_files
-from modules.sumi.services.jobs import img2img
+from modules.sumi.services.jobs import hires, img2img
 from modules.sumi.services.jobs.hooks import JobContext, cfg_callbacks, postprocess_batch, select_batch
 from modules.sumi.services.jobs.infotext import build_infotext
 from modules.sumi.services.jobs.processing import (
@@ -44,6 +44,7 @@ from modules.sumi.services.settings.options import Options
 from modules.sumi.services.settings.paths import DataPaths
 from modules.sumi.services.settings.service import SettingsService
 from modules.sumi.services.settings.styles import StyleDatabase
+from modules.sumi.services.upscalers.registry import UpscalerRegistry
 from modules.sumi.util.atomic import write_atomic
 from modules.sumi.util.version import VERSION
 
@@ -67,6 +68,7 @@ class GenerationService:
         settings: SettingsService | None = None,
         *,
         nan_check: bool = True,
+        upscalers: UpscalerRegistry | None = None,
     ) -> None:
         self.models = models
         self.options = options
@@ -80,6 +82,7 @@ class GenerationService:
         self.model_view = model_view or (lambda loaded: loaded.sd)  # what `p.sd_model` shows scripts
         self.settings = settings  # checks `override_settings` as POST /options checks settings
         self.nan_check = nan_check  # off with --disable-nan-check
+        self.upscalers = upscalers or UpscalerRegistry()  # Hires. fix's image upscalers
 
     def process(self, p: StableDiffusionProcessing) -> Processed:
         """Run every batch of `p` on the active model (call from the job worker).
@@ -133,6 +136,10 @@ class GenerationService:
         find_sampler(p.sampler_name or "Euler", p.scheduler)
         if img2img.is_img2img(p):
             img2img.validate(p, int(limit("max_image_size")))
+        old_hires = bool(self.options.use_old_hires_fix_width_height)
+        hires.validate(
+            p, self.upscalers.find, int(limit("max_image_size")), int(limit("max_steps")), old_hires
+        )
 
     def _validate_seed_resize(self, p: StableDiffusionProcessing) -> None:
         """Resize-seed-from draws noise at that size: it is bound by `max_image_size` like the image."""
@@ -164,6 +171,7 @@ class GenerationService:
         p.all_prompts = _per_image(p.prompt, total)
         p.all_negative_prompts = _per_image(p.negative_prompt, total)
         self._apply_styles(p)
+        hires.setup_prompts(p, self.styles)
         use_variation = p.seed_enable_extras and p.subseed_strength > 0
         p.all_seeds = _seed_list(p.seed, total, 0 if use_variation else 1)
         p.all_subseeds = _seed_list(p.subseed, total, 1 if use_variation else 0)
@@ -177,6 +185,8 @@ class GenerationService:
         p.job_timestamp = datetime.now().strftime("%Y%m%d%H%M%S")
         if img2img.is_img2img(p):
             p.job_context = img2img.Img2ImgContext(loaded.sd, self.options, self._save_init_image)
+        elif hires.is_enabled(p):
+            p.job_context = hires.HiresContext(self.options, self.models)
 
     def _apply_styles(self, p: StableDiffusionProcessing) -> None:
         """A1111: styles are merged into every prompt first; the infotext holds the expanded text."""
@@ -224,7 +234,7 @@ class GenerationService:
             self._warn(p, self.extra_networks.deactivate(p))
 
     def _run_batches(self, p: StableDiffusionProcessing, loaded: LoadedModel) -> Processed:
-        self.state.begin(job_kind(p), p.n_iter)
+        self.state.begin(job_kind(p), hires.job_count(p))
         images, infotexts = [], []
         job = JobContext(self._embedding_hook(loaded), self._prepare_control(p, loaded))
         for n in range(p.n_iter):
@@ -304,6 +314,7 @@ class GenerationService:
         units = p.controlnet_units
         if img2img.is_img2img(p) and p.init_images:
             units = [_img2img_unit(p, u) if u.enabled else u for u in units]
+        units = hires.first_pass_units(p, units)
         target = Target(p.width, p.height, p.batch_size, p.seed + max(p.subseed, 0))
         control = self.controlnet.prepare(units, loaded.sd, target)
         p.extra_generation_params.update(control.infotext)
@@ -331,16 +342,10 @@ class GenerationService:
         if p.scripts is not None:  # A1111: x is the init latents (txt2img: None, the engine makes the noise)
             init = getattr(p, "init_latent", None) if img2img.is_img2img(p) else None
             p.scripts.process_before_every_sampling(p, x=init, noise=None, c=None, uc=None)
-        result = engine.generate(
-            loaded.sd,
-            request,
-            callback=self._step_callback(loaded),
-            control=self.state.control,
-            conditioning_cache=job.conditioning_cache,
-            extensions=self._extensions(p, loaded),
-            nan_check=self.nan_check,
-            vae_fallback=bool(self.options.auto_vae_precision),
-        )
+        if hires.is_enabled(p):  # the first pass, then the hires pass (services/jobs/hires.py)
+            result = hires.HiresFix(self, p, loaded, job).sample(request)
+        else:
+            result = self._generate(p, loaded, request, job)
         self._warn(p, result.warnings)
         images = result.images
         if p.scripts is not None:  # A1111: scripts see (and may replace) the sampled latents
@@ -352,6 +357,21 @@ class GenerationService:
             images, warnings = job.control.post_process(images)
             self._warn(p, warnings)
         return postprocess_batch(p, images, n, self._composite(p, composited)), result.schedule
+
+    def _generate(
+        self, p: StableDiffusionProcessing, loaded: LoadedModel, request: engine.BatchRequest, job: JobContext
+    ) -> engine.BatchResult:
+        """One engine batch with the job's extensions, progress, previews and interrupt."""
+        return engine.generate(
+            loaded.sd,
+            request,
+            callback=self._step_callback(loaded),
+            control=self.state.control,
+            conditioning_cache=job.conditioning_cache,
+            extensions=self._extensions(p, loaded),
+            nan_check=self.nan_check,
+            vae_fallback=bool(self.options.auto_vae_precision),
+        )
 
     def _composite(
         self, p: StableDiffusionProcessing, record: dict[int, img2img.Composited] | None = None
@@ -469,7 +489,7 @@ class GenerationService:
             "Emphasis": o.emphasis if o.emphasis != "Original" and _uses_brackets(p, index) else None,
             "Pad conds": True if o.pad_cond_uncond else None,
             "Old prompt editing timelines": True if o.use_old_scheduling else None,
-            **p.extra_generation_params,
+            **_resolved(p, index, p.extra_generation_params),
             "Version": VERSION if o.add_version_to_infotext else None,
         }
         return build_infotext(p.all_prompts[index], p.all_negative_prompts[index], params)
@@ -559,6 +579,23 @@ class GenerationService:
 def job_kind(p: StableDiffusionProcessing) -> str:
     """ "img2img" or "txt2img": the job's label in progress reports and its output folders."""
     return "img2img" if img2img.is_img2img(p) else "txt2img"
+
+
+def _resolved(p: StableDiffusionProcessing, index: int, extra: dict[str, Any]) -> dict[str, Any]:
+    """A1111 1.7+: an `extra_generation_params` value may be a function of the image (`p`, `index`,
+    `prompt_text`, `negative_prompt`...), as the hires prompts are; a failing one is left out."""
+    if not any(callable(v) for v in extra.values()):
+        return extra
+    args = {"p": p, "index": index, "prompt_text": p.all_prompts[index]}
+    args["negative_prompt"] = p.all_negative_prompts[index]
+    resolved = {}
+    for key, value in extra.items():
+        try:
+            resolved[key] = value(**args) if callable(value) else value
+        except Exception:
+            log.exception("Infotext value %r failed", key)
+            resolved[key] = None
+    return resolved
 
 
 def _number(value: float) -> float | int:

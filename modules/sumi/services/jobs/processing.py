@@ -92,6 +92,7 @@ class StableDiffusionProcessing:
     is_using_inpainting_conditioning: bool = field(default=False, init=False)
     color_corrections: list[Any] | None = field(default=None, init=False)
     batch_index: int = field(default=0, init=False)
+    is_hr_pass: bool = field(default=False, init=False)  # A1111: True while the hires pass samples
 
     def __post_init__(self) -> None:
         self.extra_generation_params = dict(self.extra_generation_params or {})
@@ -125,19 +126,78 @@ class StableDiffusionProcessing:
 
 @dataclass
 class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
+    """A1111's txt2img job with its Hires. fix fields (names and defaults as A1111 1.10).
+
+    `hr_cfg` is Sumi's (and Forge's) "Hires CFG Scale"; None means the job's `cfg_scale`. `firstpass_image`
+    (API: base64) is a finished first-pass image: the job runs only the hires pass on it (A1111's
+    ✨ Upscale). The runtime fields are filled by `init` (`services.jobs.hires.prepare`)."""
+
     enable_hr: bool = False
+    denoising_strength: float | None = 0.75
+    firstphase_width: int = 0
+    firstphase_height: int = 0
     hr_scale: float = 2.0
     hr_upscaler: str | None = None
     hr_second_pass_steps: int = 0
     hr_resize_x: int = 0
     hr_resize_y: int = 0
-    firstphase_width: int = 0
-    firstphase_height: int = 0
-    hr_prompt: str = ""
-    hr_negative_prompt: str = ""
+    hr_checkpoint_name: str | None = None
+    hr_sampler_name: str | None = None
+    hr_scheduler: str | None = None
+    hr_prompt: str | list[str] = ""
+    hr_negative_prompt: str | list[str] = ""
+    hr_cfg: float | None = None
+    firstpass_image: Any = None
+    # A1111 runtime fields (filled when the job is prepared).
+    hr_checkpoint_info: Any = field(default=None, init=False)
+    hr_upscale_to_x: int = field(default=0, init=False)
+    hr_upscale_to_y: int = field(default=0, init=False)
+    truncate_x: int = field(default=0, init=False)
+    truncate_y: int = field(default=0, init=False)
+    applied_old_hires_behavior_to: tuple[int, int] | None = field(default=None, init=False)
+    latent_scale_mode: dict[str, Any] | None = field(default=None, init=False)
+    hr_c: Any = field(default=None, init=False)
+    hr_uc: Any = field(default=None, init=False)
     # A1111: the per-image prompts of the hires pass (extensions such as Dynamic Prompts rewrite them).
-    all_hr_prompts: list[str] = field(default_factory=list)
-    all_hr_negative_prompts: list[str] = field(default_factory=list)
+    all_hr_prompts: list[str] = field(default_factory=list, init=False)
+    all_hr_negative_prompts: list[str] = field(default_factory=list, init=False)
+    hr_prompts: list[str] = field(default_factory=list, init=False)
+    hr_negative_prompts: list[str] = field(default_factory=list, init=False)
+    hr_extra_network_data: dict[str, Any] = field(default_factory=dict, init=False)
+    # A1111 1.8+: set by the ✨ Upscale button (only the hires pass runs, on `firstpass_image`).
+    txt2img_upscale: bool = field(default=False, init=False)
+    # Sumi: what `init` needs from the running job (settings, upscalers, checkpoints), set by the
+    # generation service.
+    job_context: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.firstphase_width != 0 or self.firstphase_height != 0:  # A1111's pre-1.0 API fields
+            self.hr_upscale_to_x, self.hr_upscale_to_y = self.width, self.height
+            self.width, self.height = self.firstphase_width, self.firstphase_height
+
+    def calculate_target_resolution(self, use_old_hires_fix_width_height: bool | None = None) -> None:
+        """A1111: the hires size (`hr_upscale_to_x/y`) and the latent crop (`truncate_x/y`) from
+        "Upscale by" or "Resize width/height to"; writes `Hires upscale` or `Hires resize`. With the
+        old behaviour (setting `use_old_hires_fix_width_height`) width/height are the final size."""
+        from modules.sumi.services.jobs import hires
+
+        old = use_old_hires_fix_width_height
+        if old is None:
+            old = bool(
+                getattr(getattr(self.job_context, "options", None), "use_old_hires_fix_width_height", False)
+            )
+        hires.calculate_target_resolution(self, old)
+
+    def init(self, all_prompts: list[str], all_seeds: list[int], all_subseeds: list[int]) -> None:
+        """A1111: checks the hires settings and writes their infotext keys (the generation service
+        sets `job_context`; without one, only the target size is computed)."""
+        if not self.enable_hr:
+            return
+        if self.job_context is not None:
+            self.job_context.init(self)
+        else:
+            self.calculate_target_resolution()
 
 
 @dataclass
@@ -285,7 +345,10 @@ class Processed:
             "seed_resize_from_w": p.seed_resize_from_w,
             "seed_resize_from_h": p.seed_resize_from_h,
             "denoising_strength": p.denoising_strength,
-            "extra_generation_params": p.extra_generation_params,
+            # A1111: values that are functions of the image (the hires prompts) show as null here
+            "extra_generation_params": {
+                k: None if callable(v) else v for k, v in p.extra_generation_params.items()
+            },
             "index_of_first_image": self.index_of_first_image,
             "infotexts": self.infotexts,
             "styles": p.styles,

@@ -210,6 +210,10 @@ class ScriptRunner:
     def process_batch(self, p: Any, **kwargs: Any) -> None:
         self._each_alwayson(p, "process_batch", **kwargs)
 
+    def before_hr(self, p: Any) -> None:
+        """A1111: before the hires pass of a txt2img job samples (after its networks are activated)."""
+        self._each_alwayson(p, "before_hr")
+
     def process_before_every_sampling(self, p: Any, **kwargs: Any) -> None:
         self._each_alwayson(p, "process_before_every_sampling", **kwargs)
 

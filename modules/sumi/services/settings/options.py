@@ -521,6 +521,7 @@ SAMPLER_PARAMS: Section = ("sampler-params", "Sampler parameters")
 LIMITS: Section = ("sumi-limits", "Limits")
 CONTROLNET: Section = ("control_net", "ControlNet")
 IMG2IMG: Section = ("img2img", "img2img")
+COMPATIBILITY: Section = ("compatibility", "Compatibility")
 HIDDEN: tuple[None, str] = (None, "Hidden options")  # A1111: a section id of None is not shown in Settings
 
 
@@ -678,6 +679,41 @@ def _img2img() -> dict[str, OptionInfo]:
             ),
         },
     )
+
+
+def _hires_fix() -> dict[str, OptionInfo]:
+    """A1111's Hires. fix settings (keys, labels and defaults of A1111 1.10, in its sections)."""
+    return {
+        **options_section(
+            SAVING_IMAGES,
+            {
+                "save_images_before_highres_fix": OptionInfo(
+                    False, "Save copy of image before applying highres fix."
+                ),
+            },
+        ),
+        **options_section(
+            USER_INTERFACE,
+            {
+                "hires_fix_show_sampler": OptionInfo(
+                    False, "Hires fix: show hires checkpoint and sampler selection"
+                ).needs_reload_ui(),
+                "hires_fix_show_prompts": OptionInfo(
+                    False, "Hires fix: show hires prompt and negative prompt"
+                ).needs_reload_ui(),
+            },
+        ),
+        **options_section(
+            COMPATIBILITY,
+            {
+                "use_old_hires_fix_width_height": OptionInfo(
+                    False,
+                    "For hires fix, use width/height sliders to set final resolution rather than first pass "
+                    "(disables Upscale by, Resize width/height to).",
+                ),
+            },
+        ),
+    }
 
 
 def _stable_diffusion() -> dict[str, OptionInfo]:
@@ -936,6 +972,7 @@ def builtin_options() -> dict[str, OptionInfo]:
         _saving_to_dirs,
         _stable_diffusion,
         _img2img,
+        _hires_fix,
         _vae,
         _infotext,
         _user_interface,
