@@ -70,6 +70,9 @@ def create_buttons(tabname: str, hide_dirs: bool = False) -> dict[str, Any]:
         b["open_folder"] = gr.Button("📂", elem_id=f"{tabname}_open_folder", visible=not hide_dirs, **kwargs)
         b["save"] = gr.Button("💾", elem_id=f"save_{tabname}", **kwargs)
         b["save_zip"] = gr.Button("🗜️", elem_id=f"save_zip_{tabname}", **kwargs)
+        if tabname == "txt2img":  # A1111 1.8+: "Create an upscaled version of the current image using
+            # hires fix settings" (the hires pass again on the selected image)
+            b["upscale"] = gr.Button("✨", elem_id="txt2img_upscale", **kwargs)
         for label, key, _ in SEND_TO:
             b[f"send_{key}"] = gr.Button(label, elem_id=f"{tabname}_send_to_{key}", size="sm", scale=1)
     b["download"] = gr.File(

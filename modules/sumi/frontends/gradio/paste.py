@@ -27,7 +27,7 @@ import gradio as gr
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.sampling.samplers import SAMPLERS, SCHEDULE_TYPES, find_sampler, find_schedule_type
 from modules.sumi.frontends.gradio.paste_buttons import field_value, parse_infotext
-from modules.sumi.services.jobs import infotext
+from modules.sumi.services.jobs import hires, infotext
 from modules.sumi.services.jobs.img2img import MASKED_CONTENT, RESIZE_MODES
 
 if TYPE_CHECKING:
@@ -211,6 +211,7 @@ def infotext_values(
     resize = out.values.get("seed_resize_from_w", 0) > 0 and out.values.get("seed_resize_from_h", 0) > 0
     out.values["seed_enable_extras"] = bool(strength) or resize
     _img2img_values(out, res)
+    out.values.update(hires.fields_from_infotext(res))  # txt2img's Hires. fix accordion
     out.settings = settings_in_infotext(res, options)
     return out
 

@@ -24,11 +24,12 @@ from typing import TYPE_CHECKING, Any, cast
 import gradio as gr
 
 from modules.sumi.engine.sampling.samplers import SAMPLERS, SCHEDULE_TYPES
-from modules.sumi.frontends.gradio import output_panel, paste, results
+from modules.sumi.frontends.gradio import hires_ui, output_panel, paste, results
 from modules.sumi.frontends.gradio.controlnet import ControlNetUI, create_controlnet, wire_controlnet
 from modules.sumi.frontends.gradio.controlnet_handlers import paste_fields as controlnet_paste_fields
 from modules.sumi.frontends.gradio.controlnet_handlers import units_from_values
 from modules.sumi.frontends.gradio.extra_networks import create_extra_networks, wire_gallery
+from modules.sumi.frontends.gradio.paste_buttons import image_from_url_text, readable_roots
 from modules.sumi.frontends.gradio.progress import PROGRESS_CSS, watch_job
 from modules.sumi.frontends.gradio.scripts_ui import ComponentHooks, ScriptsUI, create_scripts, script_args
 from modules.sumi.frontends.gradio.styles import create_styles_row
@@ -173,6 +174,68 @@ def generate(app: App, *values: Any, layout: GenerateInputs | None = None) -> It
         return build_processing(Txt2ImgValues(*main), units)
 
     yield from run_generate(app, make, len(INPUT_NAMES), values, layout)
+
+
+# The tab's Generate inputs: its controls, then the Hires. fix accordion's (hires_ui.HIRES_FIELDS).
+TAB_INPUT_NAMES = INPUT_NAMES + hires_ui.HIRES_FIELDS
+
+
+def _with_hires(main: Sequence[Any], units: list) -> StableDiffusionProcessingTxt2Img:
+    k = len(INPUT_NAMES)
+    return hires_ui.apply_values(
+        build_processing(Txt2ImgValues(*main[:k]), units), hires_ui.HiresValues(*main[k:])
+    )
+
+
+def generate_with_hires(
+    app: App, *values: Any, layout: GenerateInputs | None = None
+) -> Iterator[tuple[Any, ...]]:
+    """Generate on the tab: TAB_INPUT_NAMES (the controls and the Hires. fix accordion), then as `generate`."""
+    yield from run_generate(app, _with_hires, len(TAB_INPUT_NAMES), values, layout)
+
+
+def upscale(app: App, *values: Any, layout: GenerateInputs | None = None) -> Iterator[tuple[Any, ...]]:
+    """✨ Upscale (A1111 1.8+): only the hires pass, with the current settings, on the selected gallery
+    image and its seed; the result takes that image's place. `values`: Generate's inputs, then the
+    gallery and the generation info."""
+    *inputs, gallery, info = values
+    try:
+        index, item, text = hires_ui.selected_image(gallery, info)
+        image = image_from_url_text(
+            item[0] if isinstance(item, (list, tuple)) else item, readable_roots(app.paths.outputs_dir)
+        )
+        if image is None:
+            raise ValueError("the gallery sent no image")
+        n = len(TAB_INPUT_NAMES)
+        k = layout.controlnet if layout is not None else len(inputs) - n
+        main, control, scripts = inputs[:n], inputs[n : n + k], inputs[n + k :]
+        p = hires_ui.upscale_job(_with_hires(main, units_from_values(control)), image, text)
+        if layout is not None and layout.scripts is not None:
+            p.scripts, p.script_args = layout.scripts, script_args(scripts)
+        job = app.runner.submit(p)
+    except Exception as exc:
+        yield failed(exc)
+        return
+    try:
+        yield outputs(error="")
+        yield from stream_progress(app, job)
+    finally:
+        job.future.cancel()
+    try:
+        processed = job.future.result()
+    except Exception as exc:
+        yield failed(exc)
+        return
+    items, new_info = hires_ui.replaced(
+        gallery, info, index, list(processed.images), list(processed.infotexts)
+    )
+    yield outputs(
+        **_end_of_run(),
+        gallery=gr.update(visible=True, value=items, selected_index=index),
+        info_html=results.infotext_html(new_info),
+        error="",
+        info_state=new_info,
+    )
 
 
 def run_generate(
@@ -436,6 +499,7 @@ def create_txt2img_tab(app: App) -> Txt2ImgTab:
     with gr.Row(elem_id="txt2img_extra_tabs", equal_height=False):
         with gr.Column(scale=1, elem_id="txt2img_settings"):
             sampler_rows(c, mk)
+            hires_final = hires_ui.create_hires(app, c, mk)  # the Hires. fix accordion
             _size_rows(c, b, mk)
             extras = seed_rows(c, b, mk)
             controlnet = create_controlnet(app, "txt2img")  # A1111: alwayson scripts under the seed
@@ -445,6 +509,8 @@ def create_txt2img_tab(app: App) -> Txt2ImgTab:
     output_panel.wire_buttons(app, "txt2img", r, r["buttons"])
     tab = Txt2ImgTab(c, r, b, controlnet, scripts)
     _wire(app, tab, extras)
+    hires_ui.wire_resolution(c, hires_final)
+    _wire_upscale(app, tab)
     wire_controlnet(app, controlnet, c["width"], c["height"], r["error"])
     return tab
 
@@ -462,7 +528,24 @@ def script_paste_fields(scripts: ScriptsUI | None) -> list[tuple[Any, Any]]:
 
 
 def _wire(app: App, tab: Txt2ImgTab, extras: gr.Group) -> None:
-    wire_tab(app, tab, extras, generate, INPUT_NAMES, "txt2img")
+    paste_names = (*paste.FIELDS, *hires_ui.HIRES_FIELDS)
+    wire_tab(app, tab, extras, generate_with_hires, TAB_INPUT_NAMES, "txt2img", paste_names)
+
+
+def _wire_upscale(app: App, tab: Txt2ImgTab) -> None:
+    """✨ under the gallery: Generate's inputs, the gallery and the info in; Generate's outputs out."""
+    c, r = tab.controls, tab.results
+    control = tab.controlnet.inputs if tab.controlnet else []
+    layout = GenerateInputs(len(control), tab.scripts.runner if tab.scripts else None)
+    scripts = tab.scripts.inputs if tab.scripts else []
+    r["buttons"]["upscale"].click(
+        partial(upscale, app, layout=layout),
+        inputs=[c[n] for n in TAB_INPUT_NAMES] + control + scripts + [r["gallery"], r["info_state"]],
+        outputs=[r[n] for n in OUTPUTS],
+        show_progress="hidden",
+        concurrency_limit=None,
+        api_name="txt2img_upscale",
+    )
 
 
 def wire_tab(

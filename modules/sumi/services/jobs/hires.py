@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import Any, TypeGuard
 
 import numpy as np
 import torch
@@ -40,13 +39,16 @@ from modules.sumi.engine.upscalers.latent import DEFAULT_LATENT_MODE, LATENT_MOD
 from modules.sumi.services.controlnet.service import PreparedControl, Target
 from modules.sumi.services.jobs.hooks import JobContext
 from modules.sumi.services.jobs.model_switch import switched_model
-from modules.sumi.services.jobs.processing import StableDiffusionProcessingTxt2Img, opt_f
+from modules.sumi.services.jobs.processing import (
+    StableDiffusionProcessingTxt2Img,
+    calculate_target_resolution,
+    old_hires_fix_first_pass_dimensions,
+    opt_f,
+    target_size,
+)
 from modules.sumi.services.models.manager import LoadedModel, ModelManager
 from modules.sumi.services.networks.registry import parse_prompts
 from modules.sumi.services.settings import limits as hard_limits
-
-if TYPE_CHECKING:
-    from modules.sumi.services.jobs.generation import GenerationService
 
 # What the UI's dropdowns show for "the first pass's" (A1111's labels; the job fields are then None).
 USE_SAME_CHECKPOINT = "Use same checkpoint"
@@ -67,46 +69,6 @@ def _same(value: Any, placeholder: str) -> Any:
 
 
 # -- size --------------------------------------------------------------------------------------------
-
-
-def old_hires_fix_first_pass_dimensions(width: int, height: int) -> tuple[int, int]:
-    """A1111's pre-1.0 first pass size: about 512x512 pixels, each side rounded up to a multiple of 64."""
-    scale = math.sqrt(512 * 512 / (width * height))
-    return math.ceil(scale * width / 64) * 64, math.ceil(scale * height / 64) * 64
-
-
-def target_size(
-    width: int, height: int, scale: float, resize_x: int, resize_y: int
-) -> tuple[int, int, int, int]:
-    """A1111's `calculate_target_resolution`: (upscale_to_x, upscale_to_y, truncate_x, truncate_y)."""
-    if resize_x == 0 and resize_y == 0:
-        return int(width * scale), int(height * scale), 0, 0
-    if resize_y == 0:
-        return resize_x, resize_x * height // width, 0, 0
-    if resize_x == 0:
-        return resize_y * width // height, resize_y, 0, 0
-    if width / height < resize_x / resize_y:
-        x, y = resize_x, resize_x * height // width
-    else:
-        x, y = resize_y * width // height, resize_y
-    return x, y, (x - resize_x) // opt_f, (y - resize_y) // opt_f
-
-
-def calculate_target_resolution(p: StableDiffusionProcessingTxt2Img, old: bool = False) -> None:
-    """Fill `hr_upscale_to_x/y` and `truncate_x/y`, and write `Hires upscale` or `Hires resize`. `old`:
-    A1111's `use_old_hires_fix_width_height` (width/height are the final size; the first pass is
-    about 512x512)."""
-    if old and p.applied_old_hires_behavior_to != (p.width, p.height):
-        p.hr_resize_x, p.hr_resize_y = p.width, p.height
-        p.hr_upscale_to_x, p.hr_upscale_to_y = p.width, p.height
-        p.width, p.height = old_hires_fix_first_pass_dimensions(p.width, p.height)
-        p.applied_old_hires_behavior_to = (p.width, p.height)
-    x, y, tx, ty = target_size(p.width, p.height, p.hr_scale, p.hr_resize_x, p.hr_resize_y)
-    if p.hr_resize_x == 0 and p.hr_resize_y == 0:
-        p.extra_generation_params["Hires upscale"] = p.hr_scale
-    else:
-        p.extra_generation_params["Hires resize"] = f"{p.hr_resize_x}x{p.hr_resize_y}"
-    p.hr_upscale_to_x, p.hr_upscale_to_y, p.truncate_x, p.truncate_y = x, y, tx, ty
 
 
 def final_size(p: StableDiffusionProcessingTxt2Img, scale: int = opt_f) -> tuple[int, int]:
@@ -279,11 +241,12 @@ def _hr_option(unit: Any) -> str:
 
 
 class HiresFix:
-    """One batch of a hires job: the first pass (or `firstpass_image`), then the hires pass."""
+    """One batch of a hires job: the first pass (or `firstpass_image`), then the hires pass. `service` is
+    the job's `GenerationService` (its engine call, saving, warnings, upscalers and ControlNet)."""
 
     def __init__(
         self,
-        service: GenerationService,
+        service: Any,
         p: StableDiffusionProcessingTxt2Img,
         loaded: LoadedModel,
         job: JobContext,
@@ -477,3 +440,60 @@ def _image_conditioning(model: Any, kind: str, pixels: torch.Tensor, weight: flo
     if kind == "pix2pix":
         return engine_img2img.pix2pix_conditioning(model, pixels)
     return engine_img2img.inpaint_conditioning(model, pixels, None, mask_weight=weight)
+
+
+# -- infotext -> job fields (paste) --------------------------------------------------------------------
+
+
+def fields_from_infotext(params: dict[str, str]) -> dict[str, Any]:
+    """The Hires. fix fields an infotext (parsed, with A1111's defaults) sets, as the txt2img tab's
+    controls hold them ("Use same ..." for the first pass's). `enable_hr` follows A1111's rule: on when
+    the infotext has a denoising strength and a hires upscale, upscaler or resize."""
+    fields: dict[str, Any] = {}
+    fields["enable_hr"] = "Denoising strength" in params and any(
+        k in params for k in ("Hires upscale", "Hires upscaler", "Hires resize-1")
+    )
+    readers: dict[str, tuple[str, Any]] = {
+        "Denoising strength": ("denoising_strength", float),
+        "Hires upscale": ("hr_scale", float),
+        "Hires steps": ("hr_second_pass_steps", lambda v: int(float(v))),
+        "Hires resize-1": ("hr_resize_x", lambda v: int(float(v))),
+        "Hires resize-2": ("hr_resize_y", lambda v: int(float(v))),
+        "Hires CFG Scale": ("hr_cfg", float),
+    }
+    for key, (name, read) in readers.items():
+        if key in params:
+            try:
+                fields[name] = read(params[key])
+            except (TypeError, ValueError):
+                continue
+    texts = {
+        "Hires upscaler": "hr_upscaler",
+        "Hires checkpoint": "hr_checkpoint_name",
+        "Hires prompt": "hr_prompt",
+        "Hires negative prompt": "hr_negative_prompt",
+    }
+    for key, name in texts.items():
+        if key in params:
+            fields[name] = str(params[key])
+    if "Hires sampler" in params or "Hires schedule type" in params:
+        fields["hr_sampler_name"], fields["hr_scheduler"] = _hr_sampler_and_scheduler(params)
+    return fields
+
+
+def _hr_sampler_and_scheduler(params: dict[str, str]) -> tuple[str, str]:
+    """A1111's `get_hr_sampler_and_scheduler`: old names such as "DPM++ 2M Karras" split; a schedule
+    type equal to the first pass's is "Use same scheduler"."""
+    sampler = params.get("Hires sampler", USE_SAME_SAMPLER) or USE_SAME_SAMPLER
+    schedule = params.get("Hires schedule type", USE_SAME_SCHEDULER) or USE_SAME_SCHEDULER
+    if sampler != USE_SAME_SAMPLER:
+        try:
+            spec, stype = find_sampler(sampler, None if schedule == USE_SAME_SCHEDULER else schedule)
+        except InvalidRequestError:
+            return USE_SAME_SAMPLER, USE_SAME_SCHEDULER
+        sampler = spec.name
+        if schedule == USE_SAME_SCHEDULER and stype.label not in ("Automatic", params.get("Schedule type")):
+            schedule = stype.label  # the schedule an old combined name held
+    if schedule != USE_SAME_SCHEDULER and schedule == params.get("Schedule type"):
+        schedule = USE_SAME_SCHEDULER
+    return sampler, schedule

@@ -7,6 +7,7 @@ the names and meanings are A1111's. The work itself is done by `services.jobs.ge
 from __future__ import annotations
 
 import json
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -180,14 +181,11 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
         """A1111: the hires size (`hr_upscale_to_x/y`) and the latent crop (`truncate_x/y`) from
         "Upscale by" or "Resize width/height to"; writes `Hires upscale` or `Hires resize`. With the
         old behaviour (setting `use_old_hires_fix_width_height`) width/height are the final size."""
-        from modules.sumi.services.jobs import hires
-
         old = use_old_hires_fix_width_height
         if old is None:
-            old = bool(
-                getattr(getattr(self.job_context, "options", None), "use_old_hires_fix_width_height", False)
-            )
-        hires.calculate_target_resolution(self, old)
+            options = getattr(self.job_context, "options", None)
+            old = bool(getattr(options, "use_old_hires_fix_width_height", False))
+        calculate_target_resolution(self, old)
 
     def init(self, all_prompts: list[str], all_seeds: list[int], all_subseeds: list[int]) -> None:
         """A1111: checks the hires settings and writes their infotext keys (the generation service
@@ -426,6 +424,49 @@ def apply_overlay(image: Any, paste_loc: Any, overlay: Any, overlays: list[Any] 
     image = image.convert("RGBA")
     image.alpha_composite(overlay)
     return image.convert("RGB"), original
+
+
+# -- Hires. fix size (A1111's txt2img `calculate_target_resolution`) ---------------------------------
+
+
+def old_hires_fix_first_pass_dimensions(width: int, height: int) -> tuple[int, int]:
+    """A1111's pre-1.0 first pass size: about 512x512 pixels, each side rounded up to a multiple of 64."""
+    scale = math.sqrt(512 * 512 / (width * height))
+    return math.ceil(scale * width / 64) * 64, math.ceil(scale * height / 64) * 64
+
+
+def target_size(
+    width: int, height: int, scale: float, resize_x: int, resize_y: int
+) -> tuple[int, int, int, int]:
+    """A1111's `calculate_target_resolution`: (upscale_to_x, upscale_to_y, truncate_x, truncate_y)."""
+    if resize_x == 0 and resize_y == 0:
+        return int(width * scale), int(height * scale), 0, 0
+    if resize_y == 0:
+        return resize_x, resize_x * height // width, 0, 0
+    if resize_x == 0:
+        return resize_y * width // height, resize_y, 0, 0
+    if width / height < resize_x / resize_y:
+        x, y = resize_x, resize_x * height // width
+    else:
+        x, y = resize_y * width // height, resize_y
+    return x, y, (x - resize_x) // opt_f, (y - resize_y) // opt_f
+
+
+def calculate_target_resolution(p: Any, old: bool = False) -> None:
+    """Fill `hr_upscale_to_x/y` and `truncate_x/y`, and write `Hires upscale` or `Hires resize`. `old`:
+    A1111's `use_old_hires_fix_width_height` (width/height are the final size; the first pass is
+    about 512x512)."""
+    if old and p.applied_old_hires_behavior_to != (p.width, p.height):
+        p.hr_resize_x, p.hr_resize_y = p.width, p.height
+        p.hr_upscale_to_x, p.hr_upscale_to_y = p.width, p.height
+        p.width, p.height = old_hires_fix_first_pass_dimensions(p.width, p.height)
+        p.applied_old_hires_behavior_to = (p.width, p.height)
+    x, y, tx, ty = target_size(p.width, p.height, p.hr_scale, p.hr_resize_x, p.hr_resize_y)
+    if p.hr_resize_x == 0 and p.hr_resize_y == 0:
+        p.extra_generation_params["Hires upscale"] = p.hr_scale
+    else:
+        p.extra_generation_params["Hires resize"] = f"{p.hr_resize_x}x{p.hr_resize_y}"
+    p.hr_upscale_to_x, p.hr_upscale_to_y, p.truncate_x, p.truncate_y = x, y, tx, ty
 
 
 def create_binary_mask(image: Any, round: bool = True) -> Any:  # noqa: A002 (A1111's name)
