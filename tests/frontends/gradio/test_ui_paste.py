@@ -41,6 +41,19 @@ def outputs_of(result: tuple) -> dict:
     return dict(zip((*paste.FIELDS, "note"), result, strict=True))
 
 
+# What paste sets on the Hires. fix accordion from an infotext without hires keys (A1111's defaults).
+HIRES_DEFAULTS = {
+    "enable_hr": False,
+    "hr_resize_x": 0,
+    "hr_resize_y": 0,
+    "hr_checkpoint_name": "Use same checkpoint",
+    "hr_sampler_name": "Use same sampler",
+    "hr_scheduler": "Use same scheduler",
+    "hr_prompt": "",
+    "hr_negative_prompt": "",
+}
+
+
 # -- the mapping -----------------------------------------------------------------------------------
 def test_a1111_infotext_sets_every_field(tmp_path):
     out = paste.infotext_values(A1111_INFOTEXT, options=options(infotext_styles="Ignore"))
@@ -65,6 +78,8 @@ def test_a1111_infotext_sets_every_field(tmp_path):
         "inpainting_fill": "original",
         "inpaint_full_res": "Whole picture",
         "inpaint_full_res_padding": 32,
+        # A1111's defaults for the Hires. fix accordion (off: no denoising strength in the infotext)
+        **HIRES_DEFAULTS,
     }
     assert isinstance(out.values["steps"], int) and isinstance(out.values["seed"], int)
     # settings are listed (not applied); the checkpoint is never switched
@@ -115,6 +130,8 @@ def test_missing_fields_are_left_alone():
         "inpainting_fill": "original",
         "inpaint_full_res": "Whole picture",
         "inpaint_full_res_padding": 32,
+        # and for the Hires. fix accordion (txt2img)
+        **HIRES_DEFAULTS,
     }
     result = outputs_of(
         paste.paste("a dog\nSteps: 9, CFG scale: 4, Seed: 5", Path("/nonexistent"), None, None)

@@ -351,7 +351,8 @@ class HiresFix:
                 images, warnings = job.control.post_process(result.images)
                 service._warn(p, warnings)  # noqa: SLF001
                 result = dataclasses.replace(result, images=images)
-            return result
+            # the infotext's Sampler and Schedule type are the first pass's (the hires ones have their keys)
+            return dataclasses.replace(result, sampler=first.sampler, schedule=first.schedule)
         finally:
             p.is_hr_pass = False
 
