@@ -80,7 +80,7 @@ def params(processed, index: int = 0) -> dict[str, str]:
     ],
 )
 def test_target_size_is_a1111s(size, scale, resize, expected):
-    assert target_size(*size, scale, *resize) == expected
+    assert target_size(size[0], size[1], scale, resize[0], resize[1]) == expected
 
 
 def test_old_hires_behaviour_makes_width_and_height_the_final_size():
