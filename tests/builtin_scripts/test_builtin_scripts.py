@@ -140,9 +140,10 @@ def test_axis_types_are_a1111_indices():
     assert supported == {
         "Nothing", "Seed", "Var. seed", "Var. strength", "Steps", "CFG Scale", "Prompt S/R", "Prompt order",
         "Sampler", "Checkpoint name", "Schedule type", "Eta", "Clip skip", "VAE", "Styles", "RNG source", "Size",
+        "Hires steps", "Hires sampler", "Denoising", "Hires upscaler",
     }  # fmt: skip
-    with pytest.raises(InvalidRequestError, match="'Hires steps' is not supported"):
-        find_axis(5)
+    with pytest.raises(InvalidRequestError, match="'Negative Guidance minimum sigma' is not supported"):
+        find_axis(12)
     with pytest.raises(InvalidRequestError, match="out of range"):
         find_axis(99)
 
@@ -271,7 +272,7 @@ def test_the_scripts_are_listed_with_a1111_args(client):
     info = {s["name"]: s for s in client.get("/sdapi/v1/script-info").json()}
     assert len(info["x/y/z plot"]["args"]) == 18
     assert info["x/y/z plot"]["args"][0]["value"] == 1  # Seed, A1111's default X type
-    assert "Hires steps" not in info["x/y/z plot"]["args"][0]["choices"]
+    assert "Hires steps" not in info["x/y/z plot"]["args"][0]["choices"]  # the img2img entry, listed last
     assert [a["value"] for a in info["prompt matrix"]["args"]] == [False, False, "positive", "comma", 0]
 
 
@@ -411,6 +412,35 @@ def test_xyz_settings_axes_are_restored_and_sizes_mix(client, app):
     assert shapes[1:] == [(64, 64), (128, 64)] and shapes[0][0] >= 128
 
 
+def test_xyz_hires_axes_vary_the_hires_pass(client):
+    args = {
+        "x_type": 5,
+        "x_values": "1, 2",
+        "y_type": 28,
+        "y_values": "Latent, Nearest",
+        "include_lone_images": True,
+    }
+    body = _xyz(client, args=args, steps=1, enable_hr=True, hr_scale=1.5)
+    infotexts = json.loads(body["info"])["infotexts"][1:]
+    assert [("Hires steps: 1" in t, "Hires upscaler: Nearest" in t) for t in infotexts] == [
+        (True, False),
+        (False, False),
+        (True, True),
+        (False, True),
+    ]  # A1111 writes Hires steps only when not 0; 2 is written as "Hires steps: 2"
+    assert all(decode_pixels(image).shape[:2] == (96, 96) for image in body["images"][1:])
+    denoise = _xyz(
+        client,
+        args={"x_type": 25, "x_values": "0.2, 0.9", "include_lone_images": True},
+        steps=1,
+        enable_hr=True,
+    )
+    assert [("Denoising strength: 0.2" in t) for t in json.loads(denoise["info"])["infotexts"][1:]] == [
+        True,
+        False,
+    ]
+
+
 @pytest.mark.parametrize(
     ("args", "status", "message"),
     [
@@ -419,7 +449,8 @@ def test_xyz_settings_axes_are_restored_and_sizes_mix(client, app):
         ({"x_type": 11, "x_values": "no-such-model"}, 400, "Checkpoint not found: 'no-such-model'"),
         ({"x_type": 29, "x_values": "missing.pt"}, 400, "VAE not found: 'missing.pt'"),
         ({"x_type": 30, "x_values": "no style"}, 400, "Style not found: 'no style'"),
-        ({"x_type": 5, "x_values": "1, 2"}, 400, "'Hires steps' is not supported"),
+        ({"x_type": 12, "x_values": "1, 2"}, 400, "'Negative Guidance minimum sigma' is not supported"),
+        ({"x_type": 28, "x_values": "Latent, R-ESRGAN 9x"}, 400, "upscaler 'R-ESRGAN 9x' not found"),
         ({"x_type": 4, "x_values": "1, two"}, 400, "X axis (Steps): 'two' is not a whole number"),
         ({"x_type": 4, "x_values": "1-500 (+100)"}, 400, "steps must be an integer from 1 to"),
         ({"x_type": 4, "x_values": ""}, 400, "no values given"),

@@ -259,6 +259,12 @@ def _confirm_samplers(app: Any, p: Any, values: list) -> list:
     return values
 
 
+def _confirm_upscalers(app: Any, p: Any, values: list) -> list:
+    """Hires upscaler names: a latent mode, or an upscaler of the registry (its own spelling)."""
+    latent = app.upscalers.latent_modes()
+    return [value if value in latent else app.upscalers.find(value).name for value in values]
+
+
 def _confirm_schedules(app: Any, p: Any, values: list) -> list:
     return [find_schedule_type(value).label for value in values]
 
@@ -355,13 +361,20 @@ AXES: tuple[AxisOption, ...] = (  # A1111's list of both tabs, in its order
     AxisOption("Var. seed", int, _field("subseed")),
     AxisOption("Var. strength", float, _field("subseed_strength")),
     AxisOption("Steps", int, _field("steps")),
-    AxisOption("Hires steps", tab="txt2img"),
+    AxisOption("Hires steps", int, _field("hr_second_pass_steps"), tab="txt2img"),
     AxisOption("CFG Scale", float, _field("cfg_scale")),
     AxisOption("Image CFG Scale", float, _field("image_cfg_scale"), tab="img2img"),
     AxisOption("Prompt S/R", str, _apply_prompt_sr, format_value=_value_only),
     AxisOption("Prompt order", PERMUTATIONS, _apply_order, format_value=_joined),
     _sampler_axis("txt2img"),
-    AxisOption("Hires sampler", tab="txt2img"),
+    AxisOption(
+        "Hires sampler",
+        str,
+        _field("hr_sampler_name"),
+        confirm=_confirm_samplers,
+        choices=lambda app: [s.name for s in SAMPLERS],
+        tab="txt2img",
+    ),
     _sampler_axis("img2img"),
     AxisOption(
         "Checkpoint name",
@@ -391,10 +404,17 @@ AXES: tuple[AxisOption, ...] = (  # A1111's list of both tabs, in its order
     _unsupported("Beta schedule beta"),
     AxisOption("Eta", float, _field("eta")),
     AxisOption("Clip skip", int, _setting("CLIP_stop_at_last_layers"), confirm=_confirm_clip_skip),
-    _in_img2img("Denoising", "denoising_strength"),
+    AxisOption("Denoising", float, _field("denoising_strength")),  # txt2img: the hires pass's
     _in_img2img("Initial noise multiplier", "initial_noise_multiplier"),
     _unsupported("Extra noise"),
-    AxisOption("Hires upscaler", tab="txt2img"),
+    AxisOption(
+        "Hires upscaler",
+        str,
+        _field("hr_upscaler"),
+        confirm=_confirm_upscalers,
+        choices=lambda app: [*app.upscalers.latent_modes(), *app.upscalers.names()],
+        tab="txt2img",
+    ),
     AxisOption("Cond. Image Mask Weight", tab="img2img"),
     AxisOption(
         "VAE", str, _setting("sd_vae"), confirm=_confirm_vaes, cost=0.7, choices=lambda app: app.vaes.names()
