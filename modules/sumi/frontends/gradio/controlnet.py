@@ -16,7 +16,7 @@ One tab per unit (opt `control_net_unit_count`, default 3). Element ids follow t
 - `P_controlnet_control_weight_slider`, `P_controlnet_start_control_step_slider`,
   `P_controlnet_ending_control_step_slider`, `P_controlnet_preprocessor_resolution_slider`,
   `P_controlnet_threshold_A_slider`, `P_controlnet_threshold_B_slider`
-- `P_controlnet_resize_mode_radio`, `P_controlnet_control_mode_radio`
+- `P_controlnet_resize_mode_radio`, `P_controlnet_control_mode_radio`, `P_controlnet_hr_option_radio` (txt2img)
 
 Handlers live in `controlnet_handlers`; this module only builds and wires.
 """
@@ -32,6 +32,7 @@ import gradio as gr
 from modules.sumi.engine.controlnet.control import CONTROL_MODES
 from modules.sumi.engine.controlnet.preprocessors import RESOLUTION, Slider
 from modules.sumi.frontends.gradio import controlnet_handlers as h
+from modules.sumi.services.controlnet.units import HR_OPTIONS
 
 if TYPE_CHECKING:
     from modules.sumi.app import App
@@ -242,6 +243,13 @@ def _radio_rows(unit: UnitUI) -> None:
         value=h.DEFAULT_RESIZE_MODE,
         label="Resize Mode",
         elem_id=f"{prefix}_controlnet_resize_mode_radio",
+    )
+    v["hr_option"] = gr.Radio(  # which passes of a Hires. fix job the unit works in (txt2img only)
+        list(HR_OPTIONS),
+        value=HR_OPTIONS[0],
+        label="Hires-Fix Option",
+        elem_id=f"{prefix}_controlnet_hr_option_radio",
+        visible=prefix.startswith("txt2img"),
     )
 
 

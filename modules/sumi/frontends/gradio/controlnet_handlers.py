@@ -61,6 +61,7 @@ class UnitValues:
     threshold_b: float = -1
     resize_mode: str = DEFAULT_RESIZE_MODE
     control_mode: str = DEFAULT_CONTROL_MODE
+    hr_option: str = "Both"  # sd-webui-controlnet's "Hires-Fix Option" (txt2img)
 
 
 UNIT_INPUTS = tuple(f.name for f in fields(UnitValues))
