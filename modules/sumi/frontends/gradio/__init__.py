@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
+from modules.sumi.frontends.gradio import hires_ui
 from modules.sumi.frontends.gradio.assets import CSS, EXTENSION_HEAD_ELEM_ID, JS, extension_head
 from modules.sumi.frontends.gradio.extensions_tab import create_extensions_tab, source_label
 from modules.sumi.frontends.gradio.img2img import (
@@ -141,7 +142,8 @@ def _extension_tab(app: App, tab: ExtensionTab) -> None:
 def _txt2img_tab(app: App) -> Txt2ImgTab:
     with gr.Tab("txt2img", id="txt2img", elem_id="tab_txt2img"):
         tab = create_txt2img_tab(app)
-    PASTE_BUTTONS.add_paste_fields("txt2img", None, paste_fields(tab.controls))
+    fields = paste_fields(tab.controls) + hires_ui.paste_fields(tab.controls)  # with the Hires. fix accordion
+    PASTE_BUTTONS.add_paste_fields("txt2img", None, fields)
     return tab
 
 

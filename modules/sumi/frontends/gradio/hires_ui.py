@@ -245,3 +245,28 @@ def replaced(
     infotexts[index : index + 1] = texts
     info["infotexts"], info["selected"] = infotexts, index
     return items, info
+
+
+def paste_fields(c: dict[str, Any]) -> list[tuple[Any, Any]]:
+    """A1111's `txt2img_paste_fields` entries of the accordion: (component, infotext key or function of
+    the parsed infotext), for paste buttons (A1111's `infotext_utils`)."""
+    if "enable_hr" not in c:
+        return []
+
+    def pasted(name: str) -> Any:
+        return lambda d: hires.fields_from_infotext(d).get(name)
+
+    keys = {
+        "hr_scale": "Hires upscale",
+        "hr_upscaler": "Hires upscaler",
+        "hr_second_pass_steps": "Hires steps",
+        "hr_resize_x": "Hires resize-1",
+        "hr_resize_y": "Hires resize-2",
+        "hr_checkpoint_name": "Hires checkpoint",
+        "hr_prompt": "Hires prompt",
+        "hr_negative_prompt": "Hires negative prompt",
+        "hr_cfg": "Hires CFG Scale",
+    }
+    fields: list[tuple[Any, Any]] = [(c[name], key) for name, key in keys.items()]
+    fields += [(c[name], pasted(name)) for name in ("enable_hr", "hr_sampler_name", "hr_scheduler")]
+    return fields
