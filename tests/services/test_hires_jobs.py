@@ -320,3 +320,29 @@ def test_controlnet_hr_option_picks_the_passes_a_unit_works_in():
 def test_hires_latents_keep_their_values_through_a_nearest_upscale():
     small = torch.arange(16.0).reshape(1, 1, 4, 4)
     assert torch.equal(upscale_latents(small, "Latent (nearest)", 8, 8)[0, 0, ::2, ::2], small[0, 0])
+
+
+def _run_with(app, p, on_call):
+    app.callbacks.add("cfg_denoiser", on_call)
+    try:
+        return app.runner.txt2img(p)
+    finally:
+        app.callbacks.remove_function(on_call)
+
+
+def test_interrupt_keeps_the_first_pass_skip_goes_on_to_the_hires_pass_and_progress_counts_both(app):
+    seen: list[tuple[int, int, int]] = []
+
+    def interrupt(params) -> None:
+        app.state.interrupt()
+
+    assert _run_with(app, job(), interrupt).images[0].size == (SIZE, SIZE)  # A1111: the first pass, no hires
+
+    def skip_first_pass(params) -> None:
+        seen.append((int(params.x.shape[-1]), app.state.job_no, app.state.job_count))
+        if params.x.shape[-1] == SIZE // 8:
+            app.state.skip()
+
+    skipped = _run_with(app, job(n_iter=2), skip_first_pass)
+    assert [image.size for image in skipped.images] == [(2 * SIZE, 2 * SIZE)] * 2
+    assert (SIZE // 8, 0, 4) in seen and (2 * SIZE // 8, 1, 4) in seen and (2 * SIZE // 8, 3, 4) in seen
