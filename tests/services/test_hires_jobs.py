@@ -346,3 +346,13 @@ def test_interrupt_keeps_the_first_pass_skip_goes_on_to_the_hires_pass_and_progr
     skipped = _run_with(app, job(n_iter=2), skip_first_pass)
     assert [image.size for image in skipped.images] == [(2 * SIZE, 2 * SIZE)] * 2
     assert (SIZE // 8, 0, 4) in seen and (2 * SIZE // 8, 1, 4) in seen and (2 * SIZE // 8, 3, 4) in seen
+
+
+def test_prompt_edits_count_the_hires_steps_after_the_first_passes(app):
+    edited, plain = "[a red fox:a blue cat:5]", "a red fox"  # step 5: hires step 1 after 4 first-pass steps
+    first = [
+        app.runner.txt2img(StableDiffusionProcessingTxt2Img(**{**BASE, "prompt": t})) for t in (edited, plain)
+    ]
+    assert np.array_equal(pixels(first[0].images[0]), pixels(first[1].images[0]))  # never reached in 4 steps
+    hr = [app.runner.txt2img(job(prompt=t, denoising_strength=1.0)) for t in (edited, plain)]
+    assert not np.array_equal(pixels(hr[0].images[0]), pixels(hr[1].images[0]))

@@ -61,6 +61,9 @@ class BatchRequest:
     token_override: TokenOverride | None = None  # textual-inversion embeddings for this job
     control_units: list[ControlUnit] = field(default_factory=list)  # enabled ControlNet units
     init: img2img.InitLatents | None = None  # img2img/inpainting: what the batch starts from; None: txt2img
+    first_pass_steps: int | None = (
+        None  # hires fix's second pass: the first pass's model calls (prompt edits)
+    )
 
     @property
     def batch_size(self) -> int:
@@ -273,6 +276,7 @@ def conditioning(
         zero_empty_negative=model.is_sdxl,
         pad_cond_uncond=request.pad_cond_uncond,
         token_override=request.token_override,
+        first_pass_steps=request.first_pass_steps,
     )
     steps = schedule_steps or request.steps
     key = (tuple(request.prompts), tuple(request.negative_prompts), steps, repr(options), patches)

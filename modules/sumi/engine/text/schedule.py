@@ -50,6 +50,9 @@ class PromptOptions:
     zero_empty_negative: bool = False  # SDXL: an all-empty negative prompt is zeros (A1111, diffusers)
     pad_cond_uncond: bool = False  # A1111 opt: pad cond/uncond of unequal length with empty chunks
     token_override: TokenOverride | None = None  # textual inversion: embedding vectors for their names
+    # Hires fix's second pass: the first pass's model calls; its schedules then span the hires pass
+    # (A1111's `hires_steps`: whole numbers count from the start of the first pass, fractions from 1.0)
+    first_pass_steps: int | None = None
 
 
 @dataclass
@@ -98,8 +101,14 @@ def _schedules(
     """One schedule per prompt; all distinct texts are encoded in one batch (as A1111 does)."""
     plans = [
         schedule_entries(plan)
-        for plan in get_learned_conditioning_prompt_schedules(
-            prompts, steps, use_old_scheduling=options.use_old_scheduling
+        for plan in (
+            get_learned_conditioning_prompt_schedules(
+                prompts, steps, use_old_scheduling=options.use_old_scheduling
+            )
+            if options.first_pass_steps is None
+            else get_learned_conditioning_prompt_schedules(
+                prompts, options.first_pass_steps, steps, options.use_old_scheduling
+            )
         )
     ]
     texts = list(dict.fromkeys(text for plan in plans for _, text in plan))

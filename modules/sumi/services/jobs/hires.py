@@ -334,6 +334,7 @@ class HiresFix:
                 schedule=p.hr_scheduler or request.schedule,
                 token_override=job.embeddings,
                 control_units=job.control.units,
+                first_pass_steps=_model_calls(request.sampler, request.steps),
                 init=engine_img2img.InitLatents(
                     latents=latents,
                     strength=float(p.denoising_strength or 0.0),
@@ -418,6 +419,11 @@ class HiresFix:
             )
             control = service.controlnet.prepare(units, loaded.sd, target)
         return JobContext(embeddings, control, cache)
+
+
+def _model_calls(sampler: str, steps: int) -> int:
+    """A1111's `total_steps`: model calls of `steps` steps (twice as many for second-order samplers)."""
+    return steps * 2 if find_sampler(sampler)[0].second_order else steps
 
 
 def _truncated(latents: torch.Tensor | None, truncate_x: int, truncate_y: int) -> Any:
