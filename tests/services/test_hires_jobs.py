@@ -268,6 +268,11 @@ def test_scripts_get_before_hr_and_a_second_process_before_every_sampling(app):
     app.runner.txt2img(p)
     assert seen == [("sampling", False, None), ("before_hr", True, None), ("sampling", True, (16, 16))]
     assert p.is_hr_pass is False
+    seen.clear()
+    upscale = job(firstpass_image=Image.new("RGB", (SIZE, SIZE), "gray"))
+    upscale.scripts = runner
+    app.runner.txt2img(upscale)  # ✨ Upscale: no first pass, so no first process_before_every_sampling
+    assert seen == [("before_hr", True, None), ("sampling", True, (16, 16))]
 
 
 def test_a_hires_job_counts_two_jobs_per_batch_and_saves_the_first_pass_when_asked(app, tmp_path):

@@ -339,7 +339,8 @@ class GenerationService:
             p.scripts.after_extra_networks_activate(p, **batch, extra_network_data=p.extra_network_data)
             p.scripts.process_batch(p, **batch)
         request = self._request(p, prompts, job)
-        if p.scripts is not None:  # A1111: x is the init latents (txt2img: None, the engine makes the noise)
+        if p.scripts is not None and not hires.skips_first_pass(p):  # A1111: x is the init latents (txt2img:
+            # None, the engine makes the noise); ✨ Upscale (firstpass_image) has no first pass
             init = getattr(p, "init_latent", None) if img2img.is_img2img(p) else None
             p.scripts.process_before_every_sampling(p, x=init, noise=None, c=None, uc=None)
         if hires.is_enabled(p):  # the first pass, then the hires pass (services/jobs/hires.py)

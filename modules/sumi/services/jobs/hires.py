@@ -63,6 +63,11 @@ def is_enabled(p: Any) -> TypeGuard[StableDiffusionProcessingTxt2Img]:
     return isinstance(p, StableDiffusionProcessingTxt2Img) and bool(p.enable_hr)
 
 
+def skips_first_pass(p: Any) -> bool:
+    """A hires job given its first pass (`firstpass_image`, A1111's ✨ Upscale)."""
+    return is_enabled(p) and p.firstpass_image is not None
+
+
 def _same(value: Any, placeholder: str) -> Any:
     """None for "the first pass's" (None, "" or the UI's "Use same ..." label), else `value`."""
     return None if value in (None, "", placeholder) else value
