@@ -105,6 +105,7 @@ def create_hires(app: App, c: dict[str, Any], mk: Any, tabname: str = "txt2img")
                 value=DEFAULT_LATENT_MODE,
                 label="Upscaler",
                 elem_id=f"{tabname}_hr_upscaler",
+                allow_custom_value=True,  # a pasted upscaler this install lacks: the job says so
             )
             c["hr_second_pass_steps"] = mk(
                 gr.Slider, 0, 150, value=0, step=1, label="Hires steps", elem_id=f"{tabname}_hires_steps"
@@ -137,10 +138,11 @@ def create_hires(app: App, c: dict[str, Any], mk: Any, tabname: str = "txt2img")
         with gr.Row(elem_id=f"{tabname}_hires_fix_row3", visible=bool(o.hires_fix_show_sampler)):
             c["hr_checkpoint_name"] = mk(
                 gr.Dropdown,
-                [hires.USE_SAME_CHECKPOINT, *app.checkpoints.titles()],
+                [hires.USE_SAME_CHECKPOINT, *(i.short_title for i in app.checkpoints.list())],  # A1111's
                 value=hires.USE_SAME_CHECKPOINT,
                 label="Checkpoint",
                 elem_id="hr_checkpoint",
+                allow_custom_value=True,
             )
             c["hr_sampler_name"] = mk(
                 gr.Dropdown,
