@@ -10,3 +10,6 @@ txt2img = stand_in(
     "txt2img.txt2img()", "run jobs with modules.processing.process_images or /sdapi/v1/txt2img"
 )
 txt2img_create_processing = stand_in("txt2img.txt2img_create_processing()")
+txt2img_upscale = stand_in(
+    "txt2img.txt2img_upscale()", "send firstpass_image with enable_hr to /sdapi/v1/txt2img (✨ Upscale)"
+)
