@@ -361,3 +361,25 @@ def test_prompt_edits_count_the_hires_steps_after_the_first_passes(app):
     assert np.array_equal(pixels(first[0].images[0]), pixels(first[1].images[0]))  # never reached in 4 steps
     hr = [app.runner.txt2img(job(prompt=t, denoising_strength=1.0)) for t in (edited, plain)]
     assert not np.array_equal(pixels(hr[0].images[0]), pixels(hr[1].images[0]))
+
+
+def test_an_inpainting_model_gets_the_upscaled_images_conditioning(make_app, tmp_path):
+    models = tmp_path / "models" / "Stable-diffusion"
+    models.mkdir(parents=True)
+    write_tiny_checkpoint(models / "tiny-inpainting.safetensors", "SD1", inpaint=True)
+    inpaint_app = make_app(tmp_path, loaded=True)
+    assert engine_img2img.needs_image_conditioning(inpaint_app.models.get().sd) == "inpaint"
+    inpaint_app.settings.set({"inpainting_mask_weight": 0.5})
+    hr = inpaint_app.runner.txt2img(job(hr_upscaler="Lanczos", denoising_strength=0.6))
+    first = inpaint_app.runner.txt2img(StableDiffusionProcessingTxt2Img(**BASE))
+    upscaled = inpaint_app.upscalers.resize(first.images[0], 2 * SIZE, 2 * SIZE, "Lanczos")
+    fields = {k: v for k, v in BASE.items() if k not in ("width", "height")}
+    by_hand = inpaint_app.runner.img2img(
+        StableDiffusionProcessingImg2Img(
+            **fields, init_images=[upscaled], width=2 * SIZE, height=2 * SIZE, denoising_strength=0.6
+        )
+    )
+    assert np.abs(pixels(hr.images[0]) - pixels(by_hand.images[0])).max() <= 1
+    for weight in (1.0, 0.5):  # latent path: the txt2img conditioning, or the decoded image's below 1
+        inpaint_app.settings.set({"inpainting_mask_weight": weight})
+        assert inpaint_app.runner.txt2img(job()).images[0].size == (2 * SIZE, 2 * SIZE)
