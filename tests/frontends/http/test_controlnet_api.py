@@ -205,3 +205,18 @@ def test_in_img2img_a_unit_without_an_image_uses_the_init_image(client):
     given = img2img(_unit(image=init))
     plain = client.post("/sdapi/v1/img2img", json=body).json()
     assert without["images"][0] == given["images"][0] != plain["images"][0]
+
+
+def test_hr_option_picks_the_passes_of_a_hires_job(client):
+    hires = {"enable_hr": True, "hr_upscaler": "Nearest", "denoising_strength": 0.6}
+    images = {
+        option: _decode(_txt2img(client, _unit(hr_option=option), **hires)["images"][0])
+        for option in ("Both", "Low res only", "High res only")
+    }
+    images["no unit"] = _decode(_txt2img(client, **hires)["images"][0])
+    assert all(image.shape[:2] == (2 * SIZE, 2 * SIZE) for image in images.values())
+    names = list(images)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            assert not np.array_equal(images[a], images[b]), (a, b)
+    _txt2img(client, _unit(hr_option="sometimes"), status=400, **hires)
