@@ -93,3 +93,14 @@ def test_bad_hires_values_are_400s_with_a_message(client, change, words):
     assert r.status_code == 400, r.text
     assert words in r.text
     assert client.post("/sdapi/v1/txt2img", json=SMALL).status_code == 200
+
+
+@pytest.mark.parametrize("upscaler", ["Latent", "Lanczos"])
+def test_a_batch_gets_one_hires_pass_per_image_with_its_own_seed(client, upscaler):
+    body = {**SMALL, "enable_hr": True, "hr_upscaler": upscaler, "batch_size": 2}
+    r = client.post("/sdapi/v1/txt2img", json=body)
+    assert r.status_code == 200, r.text
+    info = json.loads(r.json()["info"])
+    images = [decode(b64) for b64 in r.json()["images"][info["index_of_first_image"] :]]
+    assert [image.size for image in images] == [(128, 128)] * 2
+    assert images[0].tobytes() != images[1].tobytes() and info["all_seeds"] == [1234, 1235]
