@@ -46,6 +46,21 @@ def k_sampling() -> types.ModuleType:
     return module
 
 
+@cache
+def k_external() -> types.ModuleType:
+    """k-diffusion's `external.py` (the CompVis model wrappers and their `DiscreteSchedule`)."""
+    sampling = k_sampling()
+    path = Path(str(sampling.__file__)).parent / "external.py"
+    package = sys.modules["_kd_reference"]
+    package.sampling = sampling  # pyright: ignore[reportAttributeAccessIssue]
+    module_spec = importlib.util.spec_from_file_location("_kd_reference.external", path)
+    assert module_spec is not None and module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules["_kd_reference.external"] = module
+    module_spec.loader.exec_module(module)
+    return module
+
+
 class Gaussian:
     """Data x0 ~ N(mean, std^2) per element: its exact denoiser E[x0 | x0 + sigma * eps = x]."""
 
