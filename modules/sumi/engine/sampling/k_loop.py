@@ -132,11 +132,11 @@ class _Reporter:
             x = self._step_hook(HookPoint.PRE_STEP, StepContext(next_step, self.total, self.timestep, x))
         return x
 
-    def finish(self) -> None:
-        """Progress at 100% when a sampler took fewer steps than it planned (DPM adaptive)."""
+    def finish(self, completed: bool) -> None:
+        """Progress at 100% when a sampler completed in fewer steps than it planned (DPM adaptive)."""
         if self.bar is not None:
             self.bar.close()
-        if self.callback is not None and self.last is not None and self.index < self.total:
+        if completed and self.callback is not None and self.last is not None and self.index < self.total:
             x, denoised = self.last
             self.callback(
                 _info(self.total - 1, self.total, x.to(self.out_dtype), denoised.to(self.out_dtype))
@@ -249,7 +249,7 @@ def sample_k(
             x = _run(run, model, x, levels, bounds, reporter, generators)
         except _Stopped as stop:
             x, stopped = stop.latents, True
-        reporter.finish()
+        reporter.finish(completed=not stopped)
     run.current_sigma = None
     context = LoopContext(x.to(out_dtype), timesteps, total, stopped)
     ext.run(HookPoint.POST_LOOP, context)
