@@ -36,6 +36,7 @@ def _model_for(built):
 
     def denoise(x_in: torch.Tensor, t: torch.Tensor, step: int) -> torch.Tensor:
         sigma = run.current_sigma
+        assert sigma is not None
         x = x_in * math.sqrt(sigma**2 + 1)
         return (x - DATA.denoised(x, sigma)) / sigma
 
@@ -139,6 +140,7 @@ def _vp_model(built):
 
     def denoise(x_vp: torch.Tensor, t: torch.Tensor, step: int) -> torch.Tensor:
         sigma = run.current_sigma
+        assert sigma is not None
         x = x_vp * math.sqrt(sigma**2 + 1)
         return (x - DATA.denoised(x, sigma)) / sigma
 
