@@ -9,6 +9,7 @@ depend on the batch it is in; Sumi builds the trees on the CPU, like its other n
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import cast
 
@@ -16,6 +17,10 @@ import torch
 import torchsde
 
 NoiseSource = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+# torchsde warns when a query hits the tree's ends to within float rounding (A1111's console shows it
+# on every SDE image); the query is clamped and the noise is right.
+warnings.filterwarnings("ignore", message=r"Should have (ta>=t0|tb<=t1)", module="torchsde")
 
 
 class GeneratorNoise:
