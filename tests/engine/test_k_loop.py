@@ -276,8 +276,7 @@ def test_every_new_sampler_generates_reproducibly_through_the_engine(sd1, euler_
     again = engine.generate(sd1, _request(sampler), progress_bar=False)
     assert torch.equal(first.latents, again.latents)
     assert not torch.allclose(first.latents, euler_latents, atol=1e-3)
-    reseeded = engine.generate(sd1, _request(sampler, seeds=(13, 14)), progress_bar=False)
-    assert not torch.allclose(first.latents, reseeded.latents, atol=1e-3)
+    assert not torch.allclose(first.latents[0], first.latents[1], atol=1e-3)  # per-image seeds
 
 
 @pytest.mark.parametrize(
