@@ -21,7 +21,13 @@ class Scheduler:
 
 
 schedulers: list[Scheduler] = [
-    Scheduler(t.name, t.label, aliases=list(t.aliases), default_rho=7.0 if t.name == "karras" else -1)
+    Scheduler(
+        t.name,
+        t.label,
+        aliases=list(t.aliases),
+        default_rho=t.default_rho,
+        need_inner_model=t.need_inner_model,
+    )
     for t in SCHEDULE_TYPES
 ]
 schedulers_map: dict[str, Scheduler] = {**{x.name: x for x in schedulers}, **{x.label: x for x in schedulers}}

@@ -345,6 +345,18 @@ def test_xyz_steps_by_cfg_cells_are_single_generations(client):
     assert grid.shape[0] > 128 and grid.shape[1] > 128
 
 
+def test_xyz_sampler_axis_takes_the_new_samplers_and_old_combined_names(client):
+    body = _xyz(
+        client,
+        args={"x_type": 9, "x_values": "DPM++ 2M SDE Heun Karras, DDIM CFG++", "include_lone_images": True},
+    )
+    infos = [parse_infotext(text) for text in json.loads(body["info"])["infotexts"][1:]]
+    assert [(i["Sampler"], i.get("Schedule type")) for i in infos] == [
+        ("DPM++ 2M SDE Heun", "Karras"),
+        ("DDIM CFG++", "Automatic"),
+    ]
+
+
 def test_xyz_seed_axis_ranges_random_seeds_and_varying_seeds(client):
     body = _xyz(client, args={"x_values": "10-12", "include_lone_images": True}, steps=1)
     assert json.loads(body["info"])["all_seeds"] == [10, 11, 12]

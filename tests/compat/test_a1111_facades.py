@@ -229,6 +229,9 @@ def test_samplers_and_schedulers(ext):
     samplers, schedulers = ext["list_samplers"]()
     assert samplers[:2] == ["DPM++ 2M", "DPM++ SDE"] and "Euler a" in samplers
     assert "Karras" in schedulers and sd_schedulers.schedulers_map["karras"].label == "Karras"
+    assert sd_schedulers.schedulers_map["Polyexponential"].default_rho == 1.0
+    assert sd_schedulers.schedulers_map["normal"].need_inner_model
+    assert sd_samplers.get_sampler_and_scheduler("DPM++ 3M SDE Karras", None) == ("DPM++ 3M SDE", "Karras")
     euler_a = sd_samplers.find_sampler_config("k_euler_a")
     assert euler_a.name == "Euler a" and "k_euler_a" in euler_a.aliases and euler_a.options["uses_ensd"]
     assert sd_samplers.samplers_map["k_dpmpp_2m"] == "DPM++ 2M"

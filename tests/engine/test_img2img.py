@@ -491,7 +491,9 @@ def test_fill_latent_nothing_replaces_the_masked_init_by_zeros(sd1):
     assert torch.allclose(start, noise * sigma, atol=1e-5)
 
 
-@pytest.mark.parametrize("sampler", ["Euler a", "DPM++ 2M", "Heun", "DDIM", "DPM2"])
+@pytest.mark.parametrize(
+    "sampler", ["Euler a", "DPM++ 2M", "Heun", "DDIM", "DPM2", "DPM++ 3M SDE", "DDIM CFG++"]
+)
 def test_mask_blend_keeps_unmasked_latents_at_the_init(sd1, sampler):
     init = img2img.encode(sd1, _pixels())
     mask = torch.zeros((1, 1, 8, 8))

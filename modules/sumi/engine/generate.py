@@ -145,6 +145,8 @@ def generate(
         eta_ancestral=request.eta_ancestral,
         eta_ddim=request.eta_ddim,
         seed=request.seeds[0],
+        seeds=request.seeds,
+        is_sdxl=model.is_sdxl,
     )
     schedule_steps = request.steps * 2 if built.spec.second_order else request.steps
     init = request.init

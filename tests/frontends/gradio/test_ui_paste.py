@@ -99,6 +99,14 @@ def test_a1111_infotext_sets_every_field(tmp_path):
         ("Euler a", "Automatic", ("Euler a", "Automatic")),
         ("k_euler", None, ("Euler", "Automatic")),
         ("DDIM", None, ("DDIM", "Automatic")),
+        ("DPM++ 2M SDE Heun Karras", None, ("DPM++ 2M SDE Heun", "Karras")),
+        ("DPM++ 2M SDE Heun Exponential", None, ("DPM++ 2M SDE Heun", "Automatic")),
+        ("DPM++ 3M SDE Karras", None, ("DPM++ 3M SDE", "Karras")),
+        ("DPM++ 3M SDE", "Align Your Steps", ("DPM++ 3M SDE", "Align Your Steps")),
+        ("Restart", "Karras", ("Restart", "Automatic")),
+        ("Euler", "KL Optimal", ("Euler", "KL Optimal")),
+        ("DPM adaptive", None, ("DPM adaptive", "Automatic")),
+        ("DDIM CFG++", None, ("DDIM CFG++", "Automatic")),
     ],
 )
 def test_sampler_names_old_and_new(sampler, schedule, expected):
@@ -110,10 +118,10 @@ def test_sampler_names_old_and_new(sampler, schedule, expected):
 
 
 def test_unknown_sampler_and_schedule_fall_back_with_a_note():
-    text = "a cat\nSteps: 20, Sampler: Made Up, Schedule type: Align Your Steps, CFG scale: 7"
+    text = "a cat\nSteps: 20, Sampler: Made Up, Schedule type: Karras Exponential, CFG scale: 7"
     out = paste.infotext_values(text)
     assert (out.values["sampler_name"], out.values["scheduler"]) == ("DPM++ 2M", "Automatic")
-    assert any("Made Up" in n for n in out.notes) and any("Align Your Steps" in n for n in out.notes)
+    assert any("Made Up" in n for n in out.notes) and any("Karras Exponential" in n for n in out.notes)
 
 
 def test_missing_fields_are_left_alone():

@@ -107,10 +107,62 @@ def test_samplers_and_schedulers_lists(client):
         "PLMS",
         "UniPC",
         "LCM",
+        "DPM++ 2M SDE Heun",
+        "DPM++ 3M SDE",
+        "DPM fast",
+        "DPM adaptive",
+        "Restart",
+        "DDIM CFG++",
     ]:
         assert wanted in names
-    labels = [s["label"] for s in client.get("/sdapi/v1/schedulers").json()]
-    assert {"Automatic", "Uniform", "Karras", "Exponential", "SGM Uniform"} <= set(labels)
+    samplers = {s["name"]: s for s in client.get("/sdapi/v1/samplers").json()}
+    assert samplers["DPM++ 3M SDE"] == {  # as A1111 1.10 lists it
+        "name": "DPM++ 3M SDE",
+        "aliases": ["k_dpmpp_3m_sde"],
+        "options": {"scheduler": "exponential", "discard_next_to_last_sigma": True, "brownian_noise": True},
+    }
+    assert samplers["DPM++ 2M SDE Heun"]["options"] == {
+        "scheduler": "exponential",
+        "brownian_noise": True,
+        "solver_type": "heun",
+    }
+    assert samplers["Restart"]["options"] == {"scheduler": "karras", "second_order": True}
+    assert samplers["DPM adaptive"]["aliases"] == ["k_dpm_ad"]
+    assert samplers["DDIM CFG++"]["aliases"] == ["ddim_cfgpp"]
+    schedulers = client.get("/sdapi/v1/schedulers").json()
+    assert [s["label"] for s in schedulers] == [
+        "Automatic",
+        "Uniform",
+        "Karras",
+        "Exponential",
+        "Polyexponential",
+        "SGM Uniform",
+        "KL Optimal",
+        "Align Your Steps",
+        "Simple",
+        "Normal",
+        "DDIM",
+        "Beta",
+    ]
+    by_name = {s["name"]: s for s in schedulers}
+    assert by_name["karras"]["default_rho"] == 7.0 and by_name["polyexponential"]["default_rho"] == 1.0
+    assert by_name["sgm_uniform"] == {
+        "name": "sgm_uniform",
+        "label": "SGM Uniform",
+        "aliases": ["SGMUniform"],
+        "default_rho": -1,
+        "need_inner_model": True,
+    }
+    assert by_name["align_your_steps"]["need_inner_model"] is False
+
+
+def test_old_combined_sampler_names_run_with_their_schedule(client):
+    r = client.post(
+        "/sdapi/v1/txt2img", json={**SMALL, "sampler_name": "DPM++ 2M SDE Heun Karras", "steps": 3}
+    )
+    assert r.status_code == 200, r.text
+    info = r.json()["info"]
+    assert '"sampler_name": "DPM++ 2M SDE Heun"' in info and "Schedule type: Karras" in info
 
 
 def test_every_sampler_generates_through_the_api(client):

@@ -57,6 +57,8 @@ class DenoiserCall:
     image_conditioning: torch.Tensor | None = None  # per image, extra UNet input channels (9-channel
     # inpainting: mask + masked-image latents; instruct-pix2pix: image latents), A1111's image_cond
     image_cfg_scale: float | None = None  # instruct-pix2pix image guidance (None or 1: plain CFG)
+    keep_uncond: bool = False  # the sampler needs the unconditional prediction (DDIM CFG++)
+    uncond_output: torch.Tensor | None = None  # set by the guidance when `keep_uncond`: per image
 
 
 @dataclass

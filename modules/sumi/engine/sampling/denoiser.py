@@ -67,11 +67,15 @@ class CFGDenoiser:
         self.sigma_of = sigma_of  # the noise level of the current call from its timestep (the scheduler's)
         self.image_conditioning = image_conditioning
         self.image_cfg_scale = image_cfg_scale
+        self.cfg_multiplier = 1.0  # DDIM CFG++ guides with cfg_scale / 12.5
+        self.keep_uncond = False  # DDIM CFG++ reads `last_uncond`, the last call's uncond prediction
+        self.last_uncond: torch.Tensor | None = None
 
     def __call__(self, x: torch.Tensor, timestep: torch.Tensor, step: int) -> torch.Tensor:
         call = self.make_call(x, timestep, step)
         self.extensions.run(HookPoint.PRE_MODEL_CALL, call)
         out = guided(self.unet, call, self.extensions)
+        self.last_uncond = call.uncond_output
         if self.extensions.has(HookPoint.POST_CFG):
             result = DenoiserOutput(call, out)
             self.extensions.run(HookPoint.POST_CFG, result)
@@ -87,7 +91,7 @@ class CFGDenoiser:
             timestep,
             step,
             self.total_steps,
-            self.guidance.cfg_scale,
+            self.guidance.cfg_scale * self.cfg_multiplier,
             conds,
             unconds,
             self.guidance.time_ids,
@@ -96,6 +100,7 @@ class CFGDenoiser:
             sigma=None if self.sigma_of is None else self.sigma_of(timestep),
             image_conditioning=self.image_conditioning,
             image_cfg_scale=self.image_cfg_scale,
+            keep_uncond=self.keep_uncond,
         )
 
 
@@ -119,7 +124,7 @@ def guided(
     )
     if _is_edit(call):
         return _edit_guided(unet, call, cond_rows, extensions)
-    if _only_cond_needed(call):
+    if _only_cond_needed(call) and not call.keep_uncond:
         return _unet(unet, call, cond_rows, extensions)
     uncond = stack_rows(call.unconds)
     if call.empty is not None and cond.context.shape[1] != uncond.context.shape[1]:
@@ -127,6 +132,8 @@ def guided(
     images = torch.arange(call.x.shape[0], device=call.x.device)
     uncond_rows = _Rows(call.x, uncond, call.time_ids, images, False, image)
     uncond_out, cond_out = _forward_both(unet, call, uncond_rows, cond_rows, extensions)
+    if call.keep_uncond:
+        call.uncond_output = uncond_out
     weights = torch.tensor(
         [w * call.cfg_scale for parts in call.conds for w, _ in parts], device=call.x.device
     )
@@ -182,6 +189,8 @@ def _edit_guided(
         ).split(n)
     else:
         out_cond, out_img, out_uncond = (_unet(unet, call, rows, extensions) for rows in groups)
+    if call.keep_uncond:
+        call.uncond_output = out_uncond
     return out_uncond + call.cfg_scale * (out_cond - out_img) + call.image_cfg_scale * (out_img - out_uncond)
 
 

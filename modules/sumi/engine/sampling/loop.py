@@ -3,57 +3,23 @@
 The loop owns what the pipelines hide: per-image generators for ancestral noise, progress callbacks
 with the current latents (for live previews), and stopping early on interrupt or skip. It runs the
 engine extensions' loop hooks: PRE_LOOP, PRE_STEP and POST_STEP around every step, POST_LOOP at the end
-(the denoiser runs the model-call hooks).
+(the denoiser runs the model-call hooks). Samplers diffusers lacks run in `k_loop.sample_k`, which
+keeps all of this.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
 from modules.sumi.engine.extensions import ExtensionManager, HookPoint, LoopContext, StepContext
+from modules.sumi.engine.sampling.k_loop import KSampler, sample_k
+from modules.sumi.engine.sampling.loop_types import Denoise, PartialStart, SamplingControl, StepInfo
 from modules.sumi.engine.sampling.samplers import BuiltScheduler
-
-
-@dataclass
-class StepInfo:
-    step: int  # 0-based index of the model evaluation just done
-    total: int
-    latents: torch.Tensor
-    denoised: torch.Tensor | None  # the scheduler's x0 estimate, when it gives one
-
-
-class SamplingControl:
-    """Asks the loop to stop: `interrupted` ends the job, `skipped` ends the current batch."""
-
-    def __init__(self) -> None:
-        self.interrupted = False
-        self.skipped = False
-
-    @property
-    def should_stop(self) -> bool:
-        return self.interrupted or self.skipped
-
-
-Denoise = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
-
-
-@dataclass
-class PartialStart:
-    """img2img: start from `init` noised with `noise` and run only the last `run_steps` steps of the
-    schedule. The init is noised to the level of the first step run (the scheduler's `add_noise`, as
-    diffusers' img2img pipelines do), or `noise_back` steps above it (A1111's DDIM/PLMS/UniPC noise one
-    step above the first step they run). `run_steps` 0: no step runs and the init is the result."""
-
-    init: torch.Tensor
-    noise: torch.Tensor
-    run_steps: int
-    noise_back: int = 0
 
 
 def sample(
@@ -71,6 +37,20 @@ def sample(
 ) -> torch.Tensor:
     """Denoise `noise` (already on the model's device and dtype) in `steps` steps; return latents.
     With `start` (img2img), `steps` is the schedule's length and only its last `start.run_steps` run."""
+    if isinstance(built.scheduler, KSampler):
+        gens = [generators] if isinstance(generators, torch.Generator) else generators
+        return sample_k(
+            denoise,
+            built.scheduler,
+            noise,
+            steps,
+            generators=gens,
+            callback=callback,
+            control=control,
+            progress_bar=progress_bar,
+            extensions=extensions,
+            start=start,
+        )
     ext = extensions if extensions is not None else ExtensionManager()
     scheduler = built.stepping
     scheduler.set_timesteps(steps, device=noise.device)
@@ -138,3 +118,6 @@ def _step_kwargs(scheduler: Any, extra: dict, generators: list[torch.Generator] 
     if generators is not None and "generator" in accepted:
         kwargs["generator"] = generators
     return kwargs
+
+
+__all__ = ["Denoise", "PartialStart", "SamplingControl", "StepInfo", "sample"]

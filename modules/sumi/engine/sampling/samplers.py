@@ -7,6 +7,7 @@ including pre-1.9 names such as "DPM++ 2M Karras", and reports the schedule labe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
@@ -29,34 +30,53 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.sampling.ancestral import DPMPP2SAncestralScheduler, EulerAncestralEtaScheduler
+from modules.sumi.engine.sampling.k_loop import KSampler
+from modules.sumi.engine.sampling.schedules import ModelSigmas
 
 SIGMA_FLAGS = ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas")
 
 
 @dataclass(frozen=True)
 class ScheduleType:
+    """One A1111 schedule type. `config`: the diffusers scheduler config that gives it, None where
+    diffusers has none (then Sumi's k-diffusion samplers run it, `engine.sampling.schedules`)."""
+
     label: str
     name: str
-    config: dict[str, Any]
+    config: dict[str, Any] | None
     aliases: tuple[str, ...] = ()
+    default_rho: float = -1
+    need_inner_model: bool = False
 
 
 SCHEDULE_TYPES: tuple[ScheduleType, ...] = (
     ScheduleType("Automatic", "automatic", {}),
-    ScheduleType("Uniform", "uniform", {"timestep_spacing": "linspace"}),
-    ScheduleType("Karras", "karras", {"use_karras_sigmas": True}),
+    ScheduleType("Uniform", "uniform", {"timestep_spacing": "linspace"}, need_inner_model=True),
+    ScheduleType("Karras", "karras", {"use_karras_sigmas": True}, default_rho=7.0),
     ScheduleType("Exponential", "exponential", {"use_exponential_sigmas": True}),
-    ScheduleType("SGM Uniform", "sgm_uniform", {"timestep_spacing": "trailing"}, ("SGMUniform",)),
-    ScheduleType("Beta", "beta", {"use_beta_sigmas": True}),
+    ScheduleType("Polyexponential", "polyexponential", None, default_rho=1.0),
+    ScheduleType(
+        "SGM Uniform", "sgm_uniform", {"timestep_spacing": "trailing"}, ("SGMUniform",), need_inner_model=True
+    ),
+    ScheduleType("KL Optimal", "kl_optimal", None),
+    ScheduleType("Align Your Steps", "align_your_steps", None),
+    ScheduleType("Simple", "simple", None, need_inner_model=True),
+    ScheduleType("Normal", "normal", None, need_inner_model=True),
+    ScheduleType("DDIM", "ddim", None, need_inner_model=True),
+    ScheduleType("Beta", "beta", {"use_beta_sigmas": True}, need_inner_model=True),
 )
 
 
 @dataclass(frozen=True)
 class SamplerSpec:
-    """One A1111 sampler: how to build its scheduler and the flags A1111 attaches to it."""
+    """One A1111 sampler: how to build its scheduler and the flags A1111 attaches to it.
+
+    `scheduler_class` is the diffusers scheduler that runs it; `k_function` names Sumi's k-diffusion
+    implementation (`engine.sampling.k_loop.FUNCTIONS`), used when there is no diffusers class or the
+    schedule type has no diffusers config."""
 
     name: str
-    scheduler_class: type[SchedulerMixin]
+    scheduler_class: type[SchedulerMixin] | None
     aliases: tuple[str, ...] = ()
     config: dict[str, Any] = field(default_factory=dict)
     default_schedule: str = "automatic"
@@ -65,16 +85,26 @@ class SamplerSpec:
     uses_ensd: bool = False
     uses_eta: str | None = None  # "ancestral" | "ddim": which A1111 eta setting applies
     timestep_sampler: bool = False  # A1111 runs it as a CompVis timestep sampler (DDIM, PLMS, UniPC)
+    k_function: str | None = None
+    brownian_noise: bool = False  # A1111's per-seed Brownian tree noise
+    discard_next_to_last_sigma: bool = False
+    solver_type: str | None = None  # DPM++ 2M SDE's "midpoint" (default) or "heun"
 
     @property
     def options(self) -> dict[str, Any]:
         opts: dict[str, Any] = {}
         if self.default_schedule != "automatic":
             opts["scheduler"] = self.default_schedule
-        if self.second_order:
-            opts["second_order"] = True
+        if self.discard_next_to_last_sigma:
+            opts["discard_next_to_last_sigma"] = True
         if self.uses_ensd:
             opts["uses_ensd"] = True
+        if self.second_order:
+            opts["second_order"] = True
+        if self.brownian_noise:
+            opts["brownian_noise"] = True
+        if self.solver_type is not None:
+            opts["solver_type"] = self.solver_type
         return opts
 
 
@@ -82,14 +112,36 @@ K_SPACING = {"timestep_spacing": "linspace"}
 DPMPP = {"algorithm_type": "dpmsolver++", "solver_order": 2, **K_SPACING}
 
 SAMPLERS: tuple[SamplerSpec, ...] = (
-    SamplerSpec("DPM++ 2M", DPMSolverMultistepScheduler, ("k_dpmpp_2m",), DPMPP, "karras"),
-    SamplerSpec("DPM++ SDE", DPMSolverSDEScheduler, ("k_dpmpp_sde",), K_SPACING, "karras", second_order=True),
+    SamplerSpec(
+        "DPM++ 2M", DPMSolverMultistepScheduler, ("k_dpmpp_2m",), DPMPP, "karras", k_function="dpmpp_2m"
+    ),
+    SamplerSpec(
+        "DPM++ SDE",
+        DPMSolverSDEScheduler,
+        ("k_dpmpp_sde",),
+        K_SPACING,
+        "karras",
+        second_order=True,
+        k_function="dpmpp_sde",
+        brownian_noise=True,
+    ),
     SamplerSpec(
         "DPM++ 2M SDE",
         DPMSolverMultistepScheduler,
         ("k_dpmpp_2m_sde",),
         {**DPMPP, "algorithm_type": "sde-dpmsolver++"},
         "exponential",
+        k_function="dpmpp_2m_sde",
+    ),
+    SamplerSpec(
+        "DPM++ 2M SDE Heun",
+        None,
+        ("k_dpmpp_2m_sde_heun",),
+        default_schedule="exponential",
+        k_function="dpmpp_2m_sde",
+        brownian_noise=True,
+        solver_type="heun",
+        uses_eta="ancestral",
     ),
     SamplerSpec(
         "DPM++ 2S a",
@@ -99,6 +151,17 @@ SAMPLERS: tuple[SamplerSpec, ...] = (
         "karras",
         second_order=True,
         uses_ensd=True,
+        k_function="dpmpp_2s_ancestral",
+    ),
+    SamplerSpec(
+        "DPM++ 3M SDE",
+        None,
+        ("k_dpmpp_3m_sde",),
+        default_schedule="exponential",
+        k_function="dpmpp_3m_sde",
+        brownian_noise=True,
+        discard_next_to_last_sigma=True,
+        uses_eta="ancestral",
     ),
     SamplerSpec(
         "Euler a",
@@ -107,11 +170,20 @@ SAMPLERS: tuple[SamplerSpec, ...] = (
         K_SPACING,
         uses_ensd=True,
         uses_eta="ancestral",
+        k_function="euler_ancestral",
     ),
-    SamplerSpec("Euler", EulerDiscreteScheduler, ("k_euler",), K_SPACING),
-    SamplerSpec("LMS", LMSDiscreteScheduler, ("k_lms",), K_SPACING),
-    SamplerSpec("Heun", HeunDiscreteScheduler, ("k_heun",), K_SPACING, second_order=True),
-    SamplerSpec("DPM2", KDPM2DiscreteScheduler, ("k_dpm_2",), K_SPACING, "karras", second_order=True),
+    SamplerSpec("Euler", EulerDiscreteScheduler, ("k_euler",), K_SPACING, k_function="euler"),
+    SamplerSpec("LMS", LMSDiscreteScheduler, ("k_lms",), K_SPACING, k_function="lms"),
+    SamplerSpec("Heun", HeunDiscreteScheduler, ("k_heun",), K_SPACING, second_order=True, k_function="heun"),
+    SamplerSpec(
+        "DPM2",
+        KDPM2DiscreteScheduler,
+        ("k_dpm_2",),
+        K_SPACING,
+        "karras",
+        second_order=True,
+        k_function="dpm_2",
+    ),
     SamplerSpec(
         "DPM2 a",
         KDPM2AncestralDiscreteScheduler,
@@ -120,6 +192,16 @@ SAMPLERS: tuple[SamplerSpec, ...] = (
         "karras",
         second_order=True,
         uses_ensd=True,
+        k_function="dpm_2_ancestral",
+    ),
+    SamplerSpec(
+        "DPM fast", None, ("k_dpm_fast",), uses_ensd=True, uses_eta="ancestral", k_function="dpm_fast"
+    ),
+    SamplerSpec(
+        "DPM adaptive", None, ("k_dpm_ad",), uses_ensd=True, uses_eta="ancestral", k_function="dpm_adaptive"
+    ),
+    SamplerSpec(
+        "Restart", None, ("restart",), default_schedule="karras", second_order=True, k_function="restart"
     ),
     SamplerSpec(
         "DDIM",
@@ -129,6 +211,15 @@ SAMPLERS: tuple[SamplerSpec, ...] = (
         schedules=False,
         uses_eta="ddim",
         timestep_sampler=True,
+    ),
+    SamplerSpec(
+        "DDIM CFG++",
+        None,
+        ("ddim_cfgpp",),
+        schedules=False,
+        uses_eta="ddim",
+        timestep_sampler=True,
+        k_function="ddim_cfgpp",
     ),
     SamplerSpec(
         "PLMS",
@@ -184,7 +275,15 @@ def resolved_schedule(spec: SamplerSpec, schedule: ScheduleType) -> ScheduleType
         return SCHEDULE_TYPES[0]
     if schedule.name == "automatic":
         return find_schedule_type(spec.default_schedule)
+    if schedule.config is None and spec.k_function is None:
+        return SCHEDULE_TYPES[0]  # UniPC: a schedule diffusers lacks is ignored, as A1111 ignores all
     return schedule
+
+
+def runs_k_diffusion(spec: SamplerSpec, schedule: ScheduleType) -> bool:
+    """Sumi's k-diffusion implementation runs the sampler: diffusers has no such scheduler, or no such
+    schedule type."""
+    return spec.k_function is not None and (spec.scheduler_class is None or schedule.config is None)
 
 
 class SteppingScheduler(Protocol):
@@ -204,7 +303,9 @@ class SteppingScheduler(Protocol):
 
 @dataclass
 class BuiltScheduler:
-    scheduler: SchedulerMixin
+    """A job's sampler: a diffusers scheduler, or a `KSampler` (the loop runs `k_loop.sample_k`)."""
+
+    scheduler: SchedulerMixin | KSampler
     spec: SamplerSpec
     schedule: ScheduleType
     step_kwargs: dict[str, Any]
@@ -223,11 +324,21 @@ def build_scheduler(
     eta_ancestral: float = 1.0,
     eta_ddim: float = 0.0,
     seed: int = 0,
+    seeds: Sequence[int] = (),
+    is_sdxl: bool = False,
 ) -> BuiltScheduler:
-    """A fresh scheduler for one job. `model_config` holds the model's betas and prediction type."""
+    """A fresh scheduler for one job. `model_config` holds the model's betas and prediction type;
+    `seeds` (the batch's image seeds) seed the Brownian noise of the SDE samplers Sumi runs itself,
+    `is_sdxl` picks the Align Your Steps table."""
     spec, requested = find_sampler(sampler, schedule)
     stype = resolved_schedule(spec, requested)
-    config = {**model_config, **spec.config, **stype.config}
+    if runs_k_diffusion(spec, stype):
+        eta = eta_ddim if spec.uses_eta == "ddim" else eta_ancestral
+        run = _k_sampler(spec, stype, model_config, eta, tuple(seeds) or (seed,), is_sdxl)
+        return BuiltScheduler(run, spec, stype, {})
+    if spec.scheduler_class is None:
+        raise InvalidRequestError(f"{spec.name} cannot run with schedule type {stype.label}")
+    config = {**model_config, **spec.config, **(stype.config or {})}
     if spec.uses_eta == "ancestral":
         config["eta"] = eta_ancestral
     if spec.scheduler_class is DPMSolverSDEScheduler:
@@ -237,12 +348,45 @@ def build_scheduler(
     return BuiltScheduler(scheduler, spec, stype, step_kwargs)
 
 
+def _k_sampler(
+    spec: SamplerSpec,
+    stype: ScheduleType,
+    model_config: dict[str, Any],
+    eta: float,
+    seeds: tuple[int, ...],
+    is_sdxl: bool,
+) -> KSampler:
+    assert spec.k_function is not None
+    options: dict[str, Any] = {"eta": eta}
+    if spec.solver_type is not None:
+        options["solver_type"] = spec.solver_type
+    try:
+        model = ModelSigmas.from_config(model_config)
+    except ValueError as error:
+        raise InvalidRequestError(f"{spec.name}: {error}") from error
+    return KSampler(
+        spec.k_function,
+        model,
+        stype.name,
+        model_config.get("prediction_type", "epsilon"),
+        options,
+        brownian=spec.brownian_noise,
+        discard_penultimate=spec.discard_next_to_last_sigma,
+        seeds=seeds,
+        is_sdxl=is_sdxl,
+    )
+
+
 def call_sigma(scheduler: Any, timestep: torch.Tensor | float) -> float:
     """The noise level (k-diffusion sigma) of the model call the scheduler is at: the sigma its
     `scale_model_input` used (the midpoint sigma on the second evaluation of KDPM2 and DPM++ SDE), or
     for schedulers without sigmas (DDIM, PLMS, LCM) the timestep's, sqrt((1 - alpha_bar) / alpha_bar).
     Call it after `scale_model_input` of that call. The model input is then a * x0 + sqrt(1 - a^2) * eps
-    with a = 1 / sqrt(1 + sigma^2) for every scheduler."""
+    with a = 1 / sqrt(1 + sigma^2) for every scheduler. A `KSampler` knows the sigma of its call."""
+    if isinstance(scheduler, KSampler):
+        if scheduler.current_sigma is not None:
+            return scheduler.current_sigma
+        scheduler = scheduler.model
     sigmas = getattr(scheduler, "sigmas", None)
     index = getattr(scheduler, "step_index", None)
     if index is None:

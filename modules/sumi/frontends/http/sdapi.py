@@ -235,7 +235,13 @@ def _sampler_routes(router: APIRouter, app: App) -> None:
     @router.get("/schedulers", response_model=list[m.SchedulerItem])
     def schedulers() -> list[m.SchedulerItem]:
         return [
-            m.SchedulerItem(name=t.name, label=t.label, aliases=list(t.aliases) or None)
+            m.SchedulerItem(
+                name=t.name,
+                label=t.label,
+                aliases=list(t.aliases) or None,
+                default_rho=t.default_rho,
+                need_inner_model=t.need_inner_model,
+            )
             for t in SCHEDULE_TYPES
         ]
 

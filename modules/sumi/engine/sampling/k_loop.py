@@ -1,0 +1,324 @@
+"""Running Sumi's own k-diffusion-style samplers inside the sampling loop.
+
+`KSampler` is what `build_scheduler` returns for a sampler (or schedule type) diffusers does not have:
+the sampler function, the model's sigmas, the schedule and the options. `sample_k` gives it what the
+diffusers path gives a scheduler: the engine's loop hooks (PRE_LOOP, PRE_STEP/POST_STEP around each
+sampler step, POST_LOOP), progress callbacks with the latents and x0 estimate, interrupt/skip between
+steps, img2img's partial start, and per-image noise (each image's generator, or A1111's per-seed
+Brownian trees for the SDE samplers). The model is called as the denoiser the loop is given:
+`denoise(scaled input, timestep, model call index)` returning the UNet's prediction.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from modules.sumi.engine.extensions import ExtensionManager, HookPoint, LoopContext, StepContext
+from modules.sumi.engine.sampling import cfgpp, dpm_solver, k_samplers, restart
+from modules.sumi.engine.sampling.ancestral import predicted_original
+from modules.sumi.engine.sampling.loop_types import PartialStart, SamplingControl, StepInfo
+from modules.sumi.engine.sampling.noise_sources import BrownianNoise, GeneratorNoise, NoiseSource
+from modules.sumi.engine.sampling.schedules import ModelSigmas, ddim_timesteps, schedule_sigmas
+
+FUNCTIONS: dict[str, Callable[..., torch.Tensor]] = {
+    "euler": k_samplers.euler,
+    "euler_ancestral": k_samplers.euler_ancestral,
+    "heun": k_samplers.heun,
+    "dpm_2": k_samplers.dpm_2,
+    "dpm_2_ancestral": k_samplers.dpm_2_ancestral,
+    "lms": k_samplers.lms,
+    "dpmpp_2s_ancestral": k_samplers.dpmpp_2s_ancestral,
+    "dpmpp_sde": k_samplers.dpmpp_sde,
+    "dpmpp_2m": k_samplers.dpmpp_2m,
+    "dpmpp_2m_sde": k_samplers.dpmpp_2m_sde,
+    "dpmpp_3m_sde": k_samplers.dpmpp_3m_sde,
+    "dpm_fast": dpm_solver.dpm_fast,
+    "dpm_adaptive": dpm_solver.dpm_adaptive,
+    "restart": restart.restart,
+    "ddim_cfgpp": cfgpp.ddim_cfgpp,
+}
+TIMESTEP_FUNCTIONS = ("ddim_cfgpp",)  # run on DDIM timesteps in variance-preserving latents
+BOUNDS_FUNCTIONS = ("dpm_fast", "dpm_adaptive")  # take (sigma_min, sigma_max, n), not the sigmas
+
+
+@dataclass
+class KSampler:
+    """One job's k-diffusion-style sampler. `current_sigma` is the noise level of the model call in
+    progress (the denoiser's `sigma_of` reads it through `samplers.call_sigma`)."""
+
+    function: str
+    model: ModelSigmas
+    schedule: str  # a ScheduleType name; "automatic" is k-diffusion's default (uniform in timesteps)
+    prediction_type: str = "epsilon"
+    options: dict[str, Any] = field(default_factory=dict)  # eta, solver_type, ...
+    brownian: bool = False
+    discard_penultimate: bool = False
+    seeds: tuple[int, ...] = ()
+    is_sdxl: bool = False
+    current_sigma: float | None = None
+
+    @property
+    def alphas_cumprod(self) -> torch.Tensor:
+        return self.model.alphas_cumprod
+
+    @property
+    def timestep_sampler(self) -> bool:
+        return self.function in TIMESTEP_FUNCTIONS
+
+    def sigmas(self, steps: int) -> torch.Tensor:
+        return schedule_sigmas(
+            self.schedule,
+            steps,
+            self.model,
+            discard_penultimate=self.discard_penultimate,
+            is_sdxl=self.is_sdxl,
+        )
+
+
+class _Stopped(Exception):
+    def __init__(self, latents: torch.Tensor) -> None:
+        super().__init__("sampling stopped")
+        self.latents = latents
+
+
+class _Reporter:
+    """The `Steps` a sampler reports to: hooks, progress, previews and stopping."""
+
+    def __init__(
+        self,
+        ext: ExtensionManager,
+        callback: Callable[[StepInfo], None] | None,
+        control: SamplingControl | None,
+        out_dtype: torch.dtype,
+        progress_bar: bool,
+    ) -> None:
+        self.ext, self.callback, self.control = ext, callback, control
+        self.out_dtype = out_dtype
+        self.progress_bar = progress_bar
+        self.total = 0
+        self.index = 0
+        self.timestep = torch.tensor(0.0)  # of the step's first model call
+        self.last: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.bar: Any = None
+
+    def model_call(self, timestep: torch.Tensor, first_of_step: bool) -> None:
+        if first_of_step:
+            self.timestep = timestep
+
+    def start(self, x: torch.Tensor, total: int) -> torch.Tensor:
+        self.total = max(int(total), 1)
+        self.bar = tqdm(total=self.total, disable=not self.progress_bar, desc="Sampling", leave=False)
+        self._check_stop(x)
+        return self._step_hook(HookPoint.PRE_STEP, StepContext(0, self.total, self.timestep, x))
+
+    def done(self, x: torch.Tensor, denoised: torch.Tensor, *, last: bool) -> torch.Tensor:
+        step = min(self.index, self.total - 1)
+        x = self._step_hook(HookPoint.POST_STEP, StepContext(step, self.total, self.timestep, x, denoised))
+        self.index += 1
+        self.last = (x, denoised)
+        if self.bar is not None and self.index <= self.total:
+            self.bar.update(1)
+        if self.callback is not None:
+            self.callback(_info(step, self.total, x.to(self.out_dtype), denoised.to(self.out_dtype)))
+        self._check_stop(x)
+        if not last:
+            next_step = min(self.index, self.total - 1)
+            x = self._step_hook(HookPoint.PRE_STEP, StepContext(next_step, self.total, self.timestep, x))
+        return x
+
+    def finish(self, completed: bool) -> None:
+        """Progress at 100% when a sampler completed in fewer steps than it planned (DPM adaptive)."""
+        if self.bar is not None:
+            self.bar.close()
+        if completed and self.callback is not None and self.last is not None and self.index < self.total:
+            x, denoised = self.last
+            self.callback(
+                _info(self.total - 1, self.total, x.to(self.out_dtype), denoised.to(self.out_dtype))
+            )
+
+    def _check_stop(self, x: torch.Tensor) -> None:
+        if self.control is not None and self.control.should_stop:
+            raise _Stopped(x)
+
+    def _step_hook(self, point: HookPoint, context: StepContext) -> torch.Tensor:
+        if self.ext.has(point):
+            self.ext.run(point, context)
+        return context.latents
+
+
+def _info(step: int, total: int, latents: torch.Tensor, denoised: torch.Tensor | None) -> StepInfo:
+    return StepInfo(step, total, latents, denoised)
+
+
+class _Denoiser:
+    """The loop's denoiser as k-diffusion's model(x, sigma) -> x0, counting model calls."""
+
+    def __init__(self, denoise: Callable, run: KSampler, dtype: torch.dtype, reporter: _Reporter) -> None:
+        self.denoise, self.run, self.dtype, self.reporter = denoise, run, dtype, reporter
+        self.calls = 0
+        self.seen_step = -1
+        self.guided = False  # CFG++: the denoiser keeps its unconditional prediction (`_use_cfgpp`)
+
+    def _call(self, model_input: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+        self.reporter.model_call(timestep, self.reporter.index != self.seen_step)
+        self.seen_step = self.reporter.index
+        out = self.denoise(model_input.to(self.dtype), timestep, self.calls)
+        self.calls += 1
+        return out.to(torch.float32)
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
+        s = float(sigma)
+        self.run.current_sigma = s
+        t = self.run.model.sigma_to_t(torch.tensor(s)).to(x.device)
+        out = self._call(x / (s**2 + 1) ** 0.5, t)
+        return predicted_original(out, x, s, self.run.prediction_type)
+
+    def eps(self, x: torch.Tensor, timestep: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """CFG++: guided and unconditional noise predictions at a training timestep (x is VP)."""
+        a = float(self.run.alphas_cumprod[timestep])
+        self.run.current_sigma = ((1 - a) / a) ** 0.5
+        out = self._call(x, torch.tensor(float(timestep), device=x.device))
+        # a denoiser without guidance (no `keep_uncond`) is its own unconditional prediction
+        uncond = getattr(self.denoise, "last_uncond", None) if self.guided else out
+        if uncond is None:
+            raise RuntimeError("the CFG denoiser kept no unconditional prediction for DDIM CFG++")
+        return self._to_eps(out, x, a), self._to_eps(uncond.to(torch.float32), x, a)
+
+    def _to_eps(self, out: torch.Tensor, x: torch.Tensor, a: float) -> torch.Tensor:
+        if self.run.prediction_type == "v_prediction":
+            return a**0.5 * out + (1 - a) ** 0.5 * x
+        return out
+
+
+def _noise_source(
+    run: KSampler, x: torch.Tensor, sigmas: torch.Tensor, generators: Sequence[torch.Generator] | None
+) -> NoiseSource:
+    if run.brownian:
+        seeds = list(run.seeds)
+        if len(seeds) != x.shape[0]:  # one seed given: the batch's consecutive seeds, as A1111 makes them
+            seeds = [(seeds[0] if seeds else 0) + i for i in range(x.shape[0])]
+        positive = sigmas[sigmas > 0]
+        return BrownianNoise(x, float(positive.min()), float(sigmas.max()), seeds)
+    if generators is None:
+        generators = [torch.Generator().manual_seed(int(s)) for s in run.seeds] or [
+            torch.Generator().manual_seed(0) for _ in range(x.shape[0])
+        ]
+    return GeneratorNoise(x, generators)
+
+
+def sample_k(
+    denoise: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor],
+    run: KSampler,
+    noise: torch.Tensor,
+    steps: int,
+    *,
+    generators: Sequence[torch.Generator] | None = None,
+    callback: Callable[[StepInfo], None] | None = None,
+    control: SamplingControl | None = None,
+    progress_bar: bool = True,
+    extensions: ExtensionManager | None = None,
+    start: PartialStart | None = None,
+) -> torch.Tensor:
+    """`loop.sample` for a `KSampler` (same arguments and result)."""
+    ext = extensions if extensions is not None else ExtensionManager()
+    out_dtype = noise.dtype
+    if run.timestep_sampler:
+        schedule = ddim_timesteps(steps)
+        levels, first, bounds = _timestep_start(run, schedule, noise, start)
+        timesteps = levels[1:].flip(0).to(torch.float32)  # the ones the model is called at
+    else:
+        schedule = run.sigmas(steps).to(noise.device)
+        levels, first, bounds = _sigma_start(run, schedule, noise, start)
+        called = levels[:-1].cpu()
+        timesteps = (run.model.sigma_to_t(called) if len(called) else called).to(noise.device)
+    total = len(timesteps)
+    context = LoopContext(first, timesteps, total)
+    ext.run(HookPoint.PRE_LOOP, context)
+    x = context.latents.to(torch.float32)
+    stopped = False
+    if total > 0:
+        reporter = _Reporter(ext, callback, control, out_dtype, progress_bar)
+        model = _Denoiser(denoise, run, out_dtype, reporter)
+        try:
+            x = _run(run, model, x, levels, bounds, reporter, generators)
+        except _Stopped as stop:
+            x, stopped = stop.latents, True
+        reporter.finish(completed=not stopped)
+    run.current_sigma = None
+    context = LoopContext(x.to(out_dtype), timesteps, total, stopped)
+    ext.run(HookPoint.POST_LOOP, context)
+    return context.latents
+
+
+def _run(
+    run: KSampler,
+    model: _Denoiser,
+    x: torch.Tensor,
+    levels: torch.Tensor,
+    bounds: tuple[float, float],
+    reporter: _Reporter,
+    generators: Sequence[torch.Generator] | None,
+) -> torch.Tensor:
+    function = FUNCTIONS[run.function]
+    accepted = inspect.signature(function).parameters
+    options = {k: v for k, v in run.options.items() if k in accepted}
+    if run.timestep_sampler:
+        model.guided = _use_cfgpp(model.denoise)
+        noise = _noise_source(run, x, torch.ones(1), generators)
+        return function(model.eps, x, levels, run.alphas_cumprod.to(x.device), reporter, noise, **options)
+    noise = _noise_source(run, x, levels, generators)
+    if run.function in BOUNDS_FUNCTIONS:
+        return function(model, x, bounds[0], bounds[1], len(levels) - 1, reporter, noise, **options)
+    return function(model, x, levels, reporter, noise, **options)
+
+
+def _use_cfgpp(denoise: Any) -> bool:
+    """Ask a CFG denoiser (`denoiser.CFGDenoiser`) for CFG++: guidance scale / 12.5 and its unconditional
+    prediction kept. False for a denoiser without guidance."""
+    if not hasattr(denoise, "cfg_multiplier") or not hasattr(denoise, "keep_uncond"):
+        return False
+    denoise.cfg_multiplier = 1 / cfgpp.CFG_DIVISOR
+    denoise.keep_uncond = True
+    return True
+
+
+def _sigma_start(
+    run: KSampler, sigmas: torch.Tensor, noise: torch.Tensor, start: PartialStart | None
+) -> tuple[torch.Tensor, torch.Tensor, tuple[float, float]]:
+    """(sigmas to run, starting latents, DPM fast/adaptive's (sigma_min, sigma_max)) as A1111's
+    `sample` / `sample_img2img`: txt2img starts from noise * sigma_max with the model's sigma range,
+    img2img from init + noise * sigma at the first step run, with the range of the steps run."""
+    steps = len(sigmas) - 1
+    if start is None:
+        return sigmas, noise.to(torch.float32) * sigmas[0], (run.model.sigma_min, run.model.sigma_max)
+    run_steps = min(max(start.run_steps, 0), steps)
+    if run_steps == 0:
+        return sigmas[-1:], start.init, (run.model.sigma_min, run.model.sigma_max)
+    sched = sigmas[steps - run_steps :]
+    noised_at = max(steps - run_steps - start.noise_back, 0)
+    first = start.init.to(torch.float32) + start.noise.to(torch.float32) * sigmas[noised_at]
+    return sched, first, (float(sched[-2]), float(sched[0]))
+
+
+def _timestep_start(
+    run: KSampler, timesteps: torch.Tensor, noise: torch.Tensor, start: PartialStart | None
+) -> tuple[torch.Tensor, torch.Tensor, tuple[float, float]]:
+    """(ascending timesteps to run, starting VP latents) as A1111's timestep samplers: txt2img starts
+    from the noise itself, img2img runs the first `run_steps` timesteps from the init noised to the
+    timestep `noise_back` above the last of them."""
+    unused = (0.0, 0.0)
+    if start is None:
+        return timesteps, noise.to(torch.float32), unused
+    run_steps = min(max(start.run_steps, 0), len(timesteps))
+    if run_steps == 0:
+        return timesteps[:0], start.init, unused
+    level = int(timesteps[min(run_steps - 1 + start.noise_back, len(timesteps) - 1)])
+    a = run.alphas_cumprod[level].to(noise.device)
+    first = start.init.to(torch.float32) * a.sqrt() + start.noise.to(torch.float32) * (1 - a).sqrt()
+    return timesteps[:run_steps], first, unused
