@@ -3,7 +3,7 @@
 The package's `__init__` imports torchvision, which Sumi does not install, so only `sampling.py` is
 loaded, by file path, as a submodule of a stand-in `k_diffusion` package whose `utils` holds the one
 helper it uses (`append_dims`). `torchdiffeq` is needed only by `log_likelihood`; a stand-in is used
-when it is not installed. k-diffusion comes from requirements-nodeps.txt (installed with --no-deps).
+when it is not installed. k-diffusion comes from requirements-test-nodeps.txt (installed with --no-deps).
 """
 
 from __future__ import annotations
