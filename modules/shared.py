@@ -49,7 +49,6 @@ def running_app() -> App | None:
 batch_cond_uncond = True  # A1111: always True since 1.6
 parallel_processing_allowed = True
 face_restorers: list = []  # Sumi has no face restoration models
-sd_upscalers: list = []  # nor upscaler models (stand-in: an empty list)
 interrogator = Unsupported("shared.interrogator", "Sumi has no CLIP/BLIP interrogator")
 latent_upscale_default_mode = "Latent"
 latent_upscale_modes = {
@@ -130,6 +129,13 @@ def _xformers_available(a: App) -> bool:
     return xformers_available()
 
 
+def _sd_upscalers(a: App) -> list:
+    """A1111's `shared.sd_upscalers`: `UpscalerData` for each upscaler the App's registry lists now."""
+    from modules import upscaler
+
+    return upscaler.sd_upscalers()
+
+
 def _state_class(a: App) -> type:
     from modules.sumi.services.jobs.state import JobState
 
@@ -145,6 +151,7 @@ def __getattr__(name: str) -> Any:
         "prompt_styles": lambda a: a.styles,
         "options_templates": lambda a: a.options.data_labels,
         "hypernetworks": _hypernetworks,
+        "sd_upscalers": _sd_upscalers,
         "hide_dirs": lambda a: {"visible": not getattr(a.args, "hide_ui_dir_config", False)},
         "config_filename": lambda a: str(a.paths.config_file),
         "styles_filename": lambda a: str(a.paths.styles_file),

@@ -130,7 +130,7 @@ class App:
             HypernetworkHandler(self.hypernetworks, allow_unsafe_pickle=bool(args.disable_safe_unpickle))
         )
         self.controlnet = self._controlnet_service()
-        self.upscalers = UpscalerRegistry(lambda: self.state.interrupted)
+        self.upscalers = self._upscaler_registry()
         self.scripts = ScriptService(self.callbacks, repo_root)
         self.extensions = ExtensionManager.from_paths(self.paths, self.options, args, self.settings.set)
         self.generation = GenerationService(
@@ -146,6 +146,7 @@ class App:
             model_view=_a1111_model_view,
             nan_check=not self.args.disable_nan_check,
             settings=self.settings,
+            upscalers=self.upscalers,
         )
         self.runner = JobRunner(self.queue, self.generation)
         self.text = TextService(self.models, self.embeddings, self.options)
@@ -162,6 +163,19 @@ class App:
         ):
             if getattr(self.args, dest, None) is None:
                 setattr(self.args, dest, str(path))
+
+    def _upscaler_registry(self) -> UpscalerRegistry:
+        """None/Lanczos/Nearest and the model files of models/ESRGAN, RealESRGAN, SwinIR, DAT, HAT."""
+        registry = UpscalerRegistry(
+            lambda: self.state.interrupted,
+            folders=self.paths.upscaler_dirs,
+            setting=lambda key: getattr(self.options, key),
+            device=lambda: self.devices.device,
+            prefer_half=not (self.args.no_half or getattr(self.args, "upcast_sampling", False)),
+            allow_unsafe_pickle=bool(self.args.disable_safe_unpickle),
+        )
+        registry.attach_choices(self.options.data_labels)
+        return registry
 
     def _controlnet_service(self) -> ControlNetService:
         """models/ControlNet plus sd-webui-controlnet's own folders, for people moving from A1111."""

@@ -44,6 +44,7 @@ from modules.sumi.services.settings.options import Options
 from modules.sumi.services.settings.paths import DataPaths
 from modules.sumi.services.settings.service import SettingsService
 from modules.sumi.services.settings.styles import StyleDatabase
+from modules.sumi.services.upscalers.registry import UpscalerRegistry
 from modules.sumi.util.atomic import write_atomic
 from modules.sumi.util.version import VERSION
 
@@ -67,6 +68,7 @@ class GenerationService:
         settings: SettingsService | None = None,
         *,
         nan_check: bool = True,
+        upscalers: UpscalerRegistry | None = None,
     ) -> None:
         self.models = models
         self.options = options
@@ -80,6 +82,7 @@ class GenerationService:
         self.model_view = model_view or (lambda loaded: loaded.sd)  # what `p.sd_model` shows scripts
         self.settings = settings  # checks `override_settings` as POST /options checks settings
         self.nan_check = nan_check  # off with --disable-nan-check
+        self.upscalers = upscalers or UpscalerRegistry(lambda: state.interrupted)
 
     def process(self, p: StableDiffusionProcessing) -> Processed:
         """Run every batch of `p` on the active model (call from the job worker).
@@ -176,7 +179,8 @@ class GenerationService:
         p.sd_vae_hash = loaded.vae_hash
         p.job_timestamp = datetime.now().strftime("%Y%m%d%H%M%S")
         if img2img.is_img2img(p):
-            p.job_context = img2img.Img2ImgContext(loaded.sd, self.options, self._save_init_image)
+            resizer = self.upscalers.resizer(self.options.upscaler_for_img2img)
+            p.job_context = img2img.Img2ImgContext(loaded.sd, self.options, self._save_init_image, resizer)
 
     def _apply_styles(self, p: StableDiffusionProcessing) -> None:
         """A1111: styles are merged into every prompt first; the infotext holds the expanded text."""

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from modules.sumi.services.settings import limits
+from modules.sumi.services.upscalers.model_files import DAT_KNOWN, REALESRGAN_KNOWN
 from modules.sumi.util.atomic import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -521,6 +522,7 @@ SAMPLER_PARAMS: Section = ("sampler-params", "Sampler parameters")
 LIMITS: Section = ("sumi-limits", "Limits")
 CONTROLNET: Section = ("control_net", "ControlNet")
 IMG2IMG: Section = ("img2img", "img2img")
+UPSCALING: Section = ("upscaling", "Upscaling")
 HIDDEN: tuple[None, str] = (None, "Hidden options")  # A1111: a section id of None is not shown in Settings
 
 
@@ -675,6 +677,50 @@ def _img2img() -> dict[str, OptionInfo]:
             .info("0: disable, -1: show all images. Too many images can cause lag"),
             "overlay_inpaint": OptionInfo(True, "Overlay original for inpaint").info(
                 "when inpainting, overlay the original image over the areas that weren't inpainted."
+            ),
+        },
+    )
+
+
+def _upscaling() -> dict[str, OptionInfo]:
+    """A1111's Upscaling section (SwinIR's from its built-in extension). The upscaler lists get their
+    choices from the App's upscaler registry (`UpscalerRegistry.attach_choices`)."""
+    tile, overlap = _slider(0, 512, 16), _slider(0, 48, 1)
+    realesrgan = {"choices": [name for name, _ in REALESRGAN_KNOWN.values()], "multiselect": True}
+    dat = {"choices": [name for name, _ in DAT_KNOWN.values()], "multiselect": True}
+    return options_section(
+        UPSCALING,
+        {
+            "ESRGAN_tile": OptionInfo(192, "Tile size for ESRGAN upscalers.", "slider", tile)
+            .bounds(0, 512)
+            .info("0 = no tiling"),
+            "ESRGAN_tile_overlap": OptionInfo(8, "Tile overlap for ESRGAN upscalers.", "slider", overlap)
+            .bounds(0, 48)
+            .info("Low values = visible seam"),
+            "realesrgan_enabled_models": OptionInfo(
+                ["R-ESRGAN 4x+", "R-ESRGAN 4x+ Anime6B"],
+                "Select which Real-ESRGAN models to show in the web UI.",
+                "dropdown",
+                realesrgan,
+            ),
+            "dat_enabled_models": OptionInfo(
+                ["DAT x2", "DAT x3", "DAT x4"],
+                "Select which DAT models to show in the web UI.",
+                "dropdown",
+                dat,
+            ),
+            "DAT_tile": OptionInfo(192, "Tile size for DAT upscalers.", "slider", tile)
+            .bounds(0, 512)
+            .info("0 = no tiling"),
+            "DAT_tile_overlap": OptionInfo(8, "Tile overlap for DAT upscalers.", "slider", overlap)
+            .bounds(0, 48)
+            .info("Low values = visible seam"),
+            "SWIN_tile": OptionInfo(192, "Tile size for all SwinIR.", "slider", tile).bounds(0, 512),
+            "SWIN_tile_overlap": OptionInfo(
+                8, "Tile overlap, in pixels for SwinIR. Low values = visible seam.", "slider", overlap
+            ).bounds(0, 48),
+            "upscaler_for_img2img": OptionInfo(
+                None, "Upscaler for img2img", "dropdown", lambda: {"choices": ["None", "Lanczos", "Nearest"]}
             ),
         },
     )
@@ -936,6 +982,7 @@ def builtin_options() -> dict[str, OptionInfo]:
         _saving_to_dirs,
         _stable_diffusion,
         _img2img,
+        _upscaling,
         _vae,
         _infotext,
         _user_interface,
