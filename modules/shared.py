@@ -129,13 +129,6 @@ def _xformers_available(a: App) -> bool:
     return xformers_available()
 
 
-def _sd_upscalers(a: App) -> list:
-    """A1111's `shared.sd_upscalers`: `UpscalerData` for each upscaler the App's registry lists now."""
-    from modules import upscaler
-
-    return upscaler.sd_upscalers()
-
-
 def _state_class(a: App) -> type:
     from modules.sumi.services.jobs.state import JobState
 
@@ -151,7 +144,6 @@ def __getattr__(name: str) -> Any:
         "prompt_styles": lambda a: a.styles,
         "options_templates": lambda a: a.options.data_labels,
         "hypernetworks": _hypernetworks,
-        "sd_upscalers": _sd_upscalers,
         "hide_dirs": lambda a: {"visible": not getattr(a.args, "hide_ui_dir_config", False)},
         "config_filename": lambda a: str(a.paths.config_file),
         "styles_filename": lambda a: str(a.paths.styles_file),
@@ -163,6 +155,10 @@ def __getattr__(name: str) -> Any:
         "State": _state_class,
         "log": lambda a: logging.getLogger("sd"),
     }
+    if name == "sd_upscalers":  # also before the App runs: the built-in ones
+        from modules import upscaler
+
+        return upscaler.sd_upscalers()
     if name in resolvers:
         return resolvers[name](app())
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

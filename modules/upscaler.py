@@ -15,6 +15,7 @@ from PIL import Image
 
 from modules import modelloader, shared
 from modules.sumi.services.upscalers.entry import UpscalerEntry
+from modules.sumi.services.upscalers.registry import BUILTIN
 
 LANCZOS = Image.Resampling.LANCZOS
 NEAREST = Image.Resampling.NEAREST
@@ -177,8 +178,9 @@ def sd_upscalers() -> list[UpscalerData]:
         "Lanczos": UpscalerLanczos,
         "Nearest": UpscalerNearest,
     }
+    app = shared.running_app()
     out: list[UpscalerData] = []
-    for entry in shared.app().upscalers.entries():
+    for entry in app.upscalers.entries() if app is not None else BUILTIN:
         cls = builtin.get(entry.name) if entry.kind != "model" else None
         scaler = cls() if cls is not None else RegistryUpscaler(entry)
         out.extend(scaler.scalers[:1])

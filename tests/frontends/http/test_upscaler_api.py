@@ -94,3 +94,15 @@ def test_a_tile_size_out_of_range_is_refused_with_a_400(client):
     response = client.post("/sdapi/v1/options", json={"ESRGAN_tile": 10_000})
     assert response.status_code == 400
     assert client.get("/sdapi/v1/options").json()["ESRGAN_tile"] == 192
+
+
+def test_sd_upscale_offers_and_runs_the_model_upscalers(app):
+    from modules.sumi.builtin_scripts import sd_upscale
+
+    choices = sd_upscale.upscalers()
+    assert [c.name for c in choices[:3]] == ["None", "Lanczos", "Nearest"]
+    model = sd_upscale.find_upscaler("4x-old-style", choices)
+    picture = _picture()
+    out = sd_upscale.upscaled(picture, model, 2.0)
+    assert out.size == (32, 32)
+    assert out.tobytes() == app.upscalers.upscale(picture, 2.0, "4x-old-style").tobytes()
