@@ -403,6 +403,7 @@ class GenerationService:
             pad_cond_uncond=bool(o.pad_cond_uncond),
             token_override=job.embeddings,
             control_units=job.control.units,
+            noise_x0=job.control.noise_x0,
             init=img2img.init_latents(p, o) if img2img.is_img2img(p) else None,
         )
 
