@@ -153,6 +153,11 @@ class Preprocessor:
         if exact_resolution:
             args = replace(args, resolution=_exact_resolution(resolution))
         self.check_files(annotator_dir)
+        if self.detect is None and self.uses_mask:  # inpaint_only+lama: LaMa runs in the job
+            raise PreprocessorError(
+                f"{self.label} fills the masked part with LaMa inside a generation, where the unit's "
+                "mask is known; preview the unit with inpaint_only"
+            )
         if self.detect is None:
             raise PreprocessorError(
                 f"Preprocessor '{self.label}' needs a network that Sumi does not run yet; "
@@ -585,13 +590,6 @@ def _sorted(preprocessors: tuple[Preprocessor, ...]) -> tuple[Preprocessor, ...]
     return (next(p for p in preprocessors if p.name == "none"), *rest)
 
 
-def _lama_in_jobs_only(image: np.ndarray, args: DetectArgs) -> np.ndarray:
-    raise PreprocessorError(
-        "inpaint_only+lama fills the masked part with LaMa inside a generation, where the unit's mask "
-        "is known; preview the unit with inpaint_only"
-    )
-
-
 def _inpaint() -> tuple[Preprocessor, ...]:
     """The extension's inpaint family: the map is the image itself; the mask goes with it (see
     `inpaint_hint`). `inpaint_only+lama` first fills the masked part with the LaMa network (see
@@ -604,7 +602,7 @@ def _inpaint() -> tuple[Preprocessor, ...]:
         Preprocessor(
             "inpaint_only+lama",
             "inpaint_only+lama",
-            _lama_in_jobs_only,
+            None,
             annotator_files=(_file("lama", "ControlNetLama.pth"),),
             post_blend=True,
             **inpaint,
