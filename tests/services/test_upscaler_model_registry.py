@@ -149,3 +149,29 @@ def test_an_unknown_img2img_upscaler_falls_back_to_lanczos(models_dir):
     picture = _picture(16, 16)
     out = resize_image(0, picture, 32, 32, resizer=_registry(models_dir).resizer("gone"))
     assert out.tobytes() == picture.resize((32, 32), Image.Resampling.LANCZOS).tobytes()
+
+
+def test_rescan_refreshes_only_when_the_files_changed(tmp_path):
+    folder = tmp_path / "DAT"
+    registry = UpscalerRegistry(folders=[("DAT", [folder])], setting=SETTING_DEFAULTS.get)
+    tiny.write(folder / "2x-one.pth", tiny.compact(scale=2), "params")
+    registry.rescan()
+    registry.upscale(_picture(), 2, "2x-one")
+    registry.rescan()
+    assert len(registry.loaded) == 1  # nothing changed: the model stays loaded
+    tiny.write(folder / "2x-two.pth", tiny.compact(scale=2), "params")
+    registry.rescan()
+    assert "2x-two" in registry.names() and len(registry.loaded) == 0
+
+
+def test_the_upscaler_setting_offers_the_files_present_now(tmp_path):
+    from modules.sumi.services.settings.options import builtin_options
+
+    folder = tmp_path / "ESRGAN"
+    registry = UpscalerRegistry(folders=[("ESRGAN", [folder])], setting=SETTING_DEFAULTS.get)
+    labels = builtin_options()
+    registry.attach_choices(labels)
+    info = labels["upscaler_for_img2img"]
+    assert info.resolved_component_args()["choices"] == ["None", "Lanczos", "Nearest"]
+    tiny.write(folder / "4x-late.pth", tiny.compact(), "params")
+    assert info.resolved_component_args()["choices"][-1] == "4x-late"

@@ -49,11 +49,14 @@ def test_realesrgan_models_lists_the_present_files(client):
     assert items[0]["path"].endswith("RealESRGAN_x4plus.pth")
 
 
-def test_a_new_file_shows_after_load_upscalers(client, app):
+def test_a_new_file_shows_in_the_list_and_after_load_upscalers(client, app):
+    app.upscalers.names()  # scanned before the file comes
     tiny.write(app.paths.models_dir / "HAT" / "HAT_x2.pth", tiny.hat(), "params_ema")
-    assert "HAT_x2" not in [i["name"] for i in client.get("/sdapi/v1/upscalers").json()]
-    modelloader.load_upscalers()
+    assert "HAT_x2" not in [d.name for d in shared.sd_upscalers]  # A1111: the list is built at load
     assert "HAT_x2" in [i["name"] for i in client.get("/sdapi/v1/upscalers").json()]
+    tiny.write(app.paths.models_dir / "HAT" / "HAT_x3.pth", tiny.hat(scale=3), "params_ema")
+    modelloader.load_upscalers()
+    assert "HAT_x3" in [d.name for d in shared.sd_upscalers]
 
 
 def test_shared_sd_upscalers_run_through_the_registry(app):

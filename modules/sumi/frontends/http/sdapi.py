@@ -242,7 +242,9 @@ def _sampler_routes(router: APIRouter, app: App) -> None:
 def _upscaler_routes(router: APIRouter, app: App) -> None:
     @router.get("/upscalers", response_model=list[m.UpscalerItem])
     def upscalers() -> list[m.UpscalerItem]:
-        """A1111's list: None, Lanczos, Nearest, then the model files (no URLs: Sumi never downloads)."""
+        """A1111's list: None, Lanczos, Nearest, then the model files (no URLs: Sumi never downloads);
+        files added since the last look are picked up."""
+        app.upscalers.rescan()
         return [
             m.UpscalerItem(
                 name=e.name,
@@ -261,6 +263,7 @@ def _upscaler_routes(router: APIRouter, app: App) -> None:
     @router.get("/realesrgan-models", response_model=list[m.RealesrganItem])
     def realesrgan_models() -> list[m.RealesrganItem]:
         """The Real-ESRGAN files present in models/RealESRGAN (A1111 lists its download URLs too)."""
+        app.upscalers.rescan()
         return [
             m.RealesrganItem(name=e.name, path=str(e.path), scale=int(e.scale))
             for e in app.upscalers.model_entries()

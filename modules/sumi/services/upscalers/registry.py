@@ -79,6 +79,7 @@ class UpscalerRegistry:
         self._prefer_half = prefer_half
         self._allow_unsafe_pickle = allow_unsafe_pickle
         self._scanned = False
+        self._files: frozenset[Path] = frozenset()
         self._scales: dict[Path, float] = {}  # a loaded model's own scale, by file
         self.loaded = LoadedModels(size=1)
 
@@ -86,16 +87,30 @@ class UpscalerRegistry:
     def refresh(self) -> None:
         """Rescan the model folders (no weights are read) and unload the loaded models."""
         self._models = model_files.scan(self._folders)
+        self._files = self._file_set()
         self._scanned = True
         self._scales.clear()
         self.loaded.clear()
 
+    def rescan(self) -> None:
+        """`refresh` when files were added to or removed from the folders since the last scan."""
+        if not self._scanned or self._file_set() != self._files:
+            self.refresh()
+
+    def _file_set(self) -> frozenset[Path]:
+        return frozenset(p for _, dirs in self._folders for d in dirs for p in model_files.model_files(d))
+
     def attach_choices(self, labels: dict[str, Any]) -> None:
         """Give the settings that name an upscaler (`upscaler_for_img2img`, ...) this registry's names
-        as their choices, read afresh each time the Settings page asks."""
+        as their choices, rescanned each time the Settings page asks."""
+
+        def choices() -> dict[str, Any]:
+            self.rescan()
+            return {"choices": self.names()}
+
         for key in CHOICE_SETTINGS:
             if key in labels:
-                labels[key].component_args = lambda: {"choices": self.names()}
+                labels[key].component_args = choices
 
     def folders(self) -> list[tuple[str, tuple[Path, ...]]]:
         return list(self._folders)
