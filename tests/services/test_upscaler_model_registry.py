@@ -175,3 +175,34 @@ def test_the_upscaler_setting_offers_the_files_present_now(tmp_path):
     assert info.resolved_component_args()["choices"] == ["None", "Lanczos", "Nearest"]
     tiny.write(folder / "4x-late.pth", tiny.compact(), "params")
     assert info.resolved_component_args()["choices"][-1] == "4x-late"
+
+
+def test_half_precision_only_where_the_architecture_supports_it(models_dir):
+    from modules.sumi.services.upscalers.loaded import load_descriptor
+
+    cpu = torch.device("cpu")
+    esrgan = load_descriptor(models_dir / "ESRGAN" / "4x-old-style.pth", device=cpu, prefer_half=True)
+    swinir = load_descriptor(models_dir / "SwinIR" / "swinir_x2.pth", device=cpu, prefer_half=True)
+    assert next(esrgan.model.parameters()).dtype == torch.float16
+    assert next(swinir.model.parameters()).dtype == torch.float32  # spandrel: SwinIR does not support half
+
+
+def test_the_registry_asks_for_half_only_on_cuda(models_dir):
+    registry = UpscalerRegistry(
+        folders=[("ESRGAN", [models_dir / "ESRGAN"])], setting=SETTING_DEFAULTS.get, prefer_half=True
+    )
+    descriptor = registry.load(registry.find("4x-old-style"))
+    assert next(descriptor.model.parameters()).dtype == torch.float32  # on the CPU: fp32
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_on_cuda_an_esrgan_runs_in_fp16(models_dir):
+    registry = UpscalerRegistry(
+        folders=[("ESRGAN", [models_dir / "ESRGAN"])],
+        setting=SETTING_DEFAULTS.get,
+        device=lambda: torch.device("cuda"),
+        prefer_half=True,
+    )
+    out = registry.upscale(_picture(), 4, "4x-old-style")
+    descriptor = registry.load(registry.find("4x-old-style"))
+    assert next(descriptor.model.parameters()).dtype == torch.float16 and out.size == (96, 64)
