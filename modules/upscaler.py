@@ -55,8 +55,10 @@ class Upscaler:
         """A1111: `do_upscale` up to three times until the size is reached, then Lanczos to it."""
         self.scale = scale
         dest_w, dest_h = int(img.width * scale // 8 * 8), int(img.height * scale // 8 * 8)
-        for _ in range(3):
-            if img.width >= dest_w and img.height >= dest_h:
+        for i in range(3):
+            if img.width >= dest_w and img.height >= dest_h and (i > 0 or scale != 1):
+                break
+            if shared.running_app() is not None and shared.app().state.interrupted:
                 break
             shape = img.size
             img = self.do_upscale(img, selected_model)
@@ -121,8 +123,7 @@ class RegistryUpscaler(Upscaler):
 
     def do_upscale(self, img: Image.Image, selected_model: Any) -> Image.Image:
         """One pass at the model's own factor (what A1111's subclasses do)."""
-        registry = shared.app().upscalers
-        return registry.upscale(img, self.entry.scale, self.entry.name)
+        return shared.app().upscalers.model_pass(img, self.entry.name)
 
     def load_model(self, path: str) -> Any:
         """The spandrel ModelDescriptor of a model entry (A1111's subclasses return theirs)."""

@@ -109,3 +109,22 @@ def test_sd_upscale_offers_and_runs_the_model_upscalers(app):
     out = sd_upscale.upscaled(picture, model, 2.0)
     assert out.size == (32, 32)
     assert out.tobytes() == app.upscalers.upscale(picture, 2.0, "4x-old-style").tobytes()
+
+
+def test_an_upscaler_data_do_upscale_is_one_pass_of_the_model(app):
+    model = {d.name: d for d in shared.sd_upscalers}["swinir_x2"]
+    assert model.scaler is not None
+    assert model.scaler.do_upscale(_picture(12), model.data_path).size == (24, 24)
+
+
+def test_an_extensions_own_upscaler_runs_do_upscale_up_to_three_times(app):
+    from modules.upscaler import Upscaler
+
+    class Doubler(Upscaler):
+        name = "Doubler"
+
+        def do_upscale(self, img, selected_model):
+            return img.resize((img.width * 2, img.height * 2))
+
+    assert Doubler().upscale(_picture(16), 8).size == (128, 128)
+    assert Doubler().upscale(_picture(16), 1).size == (16, 16)

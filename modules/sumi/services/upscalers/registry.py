@@ -181,6 +181,13 @@ class UpscalerRegistry:
             image = self.upscale(image, scale, entry.name)
         return image if image.size == (width, height) else image.resize((width, height), LANCZOS)
 
+    def model_pass(self, image: Image.Image, name: str) -> Image.Image:
+        """One pass of the named model at its own factor (A1111's `do_upscale`)."""
+        entry = self.find(name)
+        if entry.kind != "model":
+            raise InvalidRequestError(f"upscaler {entry.name!r} is not a model")
+        return self._model_upscale(entry, image)
+
     def resizer(self, name: str | None) -> Callable[[Image.Image, int, int], Image.Image]:
         """`resize` with the named upscaler for `images.resize_image` (A1111: an unknown name falls back
         to the first upscaler, "None", with a message)."""
