@@ -163,6 +163,10 @@ class App:
         ):
             if getattr(self.args, dest, None) is None:
                 setattr(self.args, dest, str(path))
+        for kind, dirs in p.upscaler_dirs:  # A1111: --esrgan-models-path defaults to models/ESRGAN, ...
+            dest = f"{kind.lower()}_models_path"
+            if hasattr(self.args, dest) and getattr(self.args, dest) is None:
+                setattr(self.args, dest, str(dirs[0]))
 
     def _upscaler_registry(self) -> UpscalerRegistry:
         """None/Lanczos/Nearest and the model files of models/ESRGAN, RealESRGAN, SwinIR, DAT, HAT."""

@@ -128,3 +128,8 @@ def test_an_extensions_own_upscaler_runs_do_upscale_up_to_three_times(app):
 
     assert Doubler().upscale(_picture(16), 8).size == (128, 128)
     assert Doubler().upscale(_picture(16), 1).size == (16, 16)
+
+
+def test_the_models_path_flags_hold_the_folders_in_use(app):
+    assert shared.cmd_opts.esrgan_models_path == str(app.paths.models_dir / "ESRGAN")
+    assert shared.cmd_opts.dat_models_path == str(app.paths.models_dir / "DAT")
