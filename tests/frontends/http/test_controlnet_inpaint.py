@@ -239,3 +239,14 @@ def test_inpaint_only_lama_fills_the_mask_with_lama_and_keeps_the_outside(app, c
     )
     assert not np.array_equal(image[:, :24], plain[:, :24])  # LaMa's colours reach the noise
     assert "Module: inpaint_only+lama" in json.loads(result["info"])["infotexts"][0]
+
+
+def test_inpaint_only_lama_in_img2img_uses_the_jobs_mask(client, lama_file):
+    picture, mask = _picture(), _left_mask()
+    body = {"init_images": [_png_b64(picture)], "mask": _png_b64(mask), "mask_blur": 0}
+    result = _img2img(client, body, _unit(module="inpaint_only+lama"))
+    assert np.array_equal(_decode(result["images"][0])[:, 24:], picture[:, 24:])
+    assert (
+        result["images"][0] != _img2img(client, body, _unit())["images"][0]
+    )  # LaMa's fill made a difference
+    assert "Module: inpaint_only+lama" in json.loads(result["info"])["infotexts"][0]
