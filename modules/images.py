@@ -14,6 +14,7 @@ from PIL import Image
 
 from modules import shared
 from modules.sumi.services.images import a1111_save
+from modules.sumi.services.images import resize as _resize
 from modules.sumi.services.images.a1111_save import FilenameGenerator
 from modules.sumi.services.images.grids import (
     Grid,
@@ -25,7 +26,7 @@ from modules.sumi.services.images.grids import (
     get_font,
     split_grid,
 )
-from modules.sumi.services.images.resize import flatten, resize_image
+from modules.sumi.services.images.resize import flatten
 from modules.sumi.services.images.saving import (
     IGNORED_INFO_KEYS,
     apply_filename_pattern,
@@ -97,3 +98,15 @@ def save_image(
     return a1111_save.save_image(
         app.options, app.paths, app.callbacks, image, path, basename, *args, **kwargs
     )
+
+
+def resize_image(
+    resize_mode: int, im: Image.Image, width: int, height: int, upscaler_name: str | None = None
+) -> Image.Image:
+    """A1111's `images.resize_image`: the picture grows with `upscaler_name` (default: the setting
+    `upscaler_for_img2img`), through the App's upscaler registry; Lanczos when no App runs."""
+    app = shared.running_app()
+    if app is None:
+        return _resize.resize_image(resize_mode, im, width, height)
+    name = upscaler_name or app.options.upscaler_for_img2img
+    return _resize.resize_image(resize_mode, im, width, height, resizer=app.upscalers.resizer(name))

@@ -3,10 +3,17 @@ own (DESIGN.md), so `load_file_from_url` raises an error naming the file to fetc
 
 from __future__ import annotations
 
+import logging
 import os
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
+import torch
+
 from modules.sumi.util.unsupported import NotSupportedInSumi
+
+log = logging.getLogger(__name__)
 
 
 def load_file_from_url(
@@ -60,4 +67,39 @@ def friendly_name(file: str) -> str:
 
 
 def load_upscalers() -> None:
-    """A1111 fills `shared.sd_upscalers` here; Sumi has no upscaler models, so nothing changes."""
+    """A1111 rebuilds `shared.sd_upscalers` here: rescan the upscaler folders (the list is live)."""
+    from modules import shared
+
+    shared.app().upscalers.refresh()
+
+
+def load_spandrel_model(
+    path: str | os.PathLike,
+    device: str | torch.device | None = None,
+    prefer_half: bool = False,
+    dtype: str | torch.dtype | None = None,
+    expected_architecture: str | None = None,
+) -> Any:
+    """A1111 1.8+: a spandrel ModelDescriptor for `path` on `device`, in eval mode; half precision when
+    asked for and the architecture supports it. Pickles are read with weights_only (unless Sumi was
+    started with --disable-safe-unpickle). A different architecture than `expected_architecture` is
+    logged, as in A1111."""
+    from modules import shared
+    from modules.sumi.services.upscalers.loaded import load_descriptor
+
+    app = shared.running_app()
+    unsafe = bool(getattr(app.args, "disable_safe_unpickle", False)) if app is not None else False
+    torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    descriptor = load_descriptor(
+        Path(path),
+        device=torch.device(device) if device is not None else torch.device("cpu"),
+        prefer_half=prefer_half,
+        allow_unsafe_pickle=unsafe,
+        dtype=torch_dtype,
+    )
+    arch = descriptor.architecture
+    if expected_architecture and expected_architecture not in (arch.name, arch.id):
+        log.warning("Model %r is not a %r model (got %r)", os.fspath(path), expected_architecture, arch.name)
+    if prefer_half and not descriptor.supports_half:
+        log.info("Model %s does not support half precision, ignoring --half", os.fspath(path))
+    return descriptor

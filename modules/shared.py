@@ -49,7 +49,6 @@ def running_app() -> App | None:
 batch_cond_uncond = True  # A1111: always True since 1.6
 parallel_processing_allowed = True
 face_restorers: list = []  # Sumi has no face restoration models
-sd_upscalers: list = []  # nor upscaler models (stand-in: an empty list)
 interrogator = Unsupported("shared.interrogator", "Sumi has no CLIP/BLIP interrogator")
 latent_upscale_default_mode = "Latent"
 latent_upscale_modes = {
@@ -156,6 +155,10 @@ def __getattr__(name: str) -> Any:
         "State": _state_class,
         "log": lambda a: logging.getLogger("sd"),
     }
+    if name == "sd_upscalers":  # also before the App runs: the built-in ones
+        from modules import upscaler
+
+        return upscaler.sd_upscalers()
     if name in resolvers:
         return resolvers[name](app())
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

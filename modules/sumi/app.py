@@ -130,7 +130,7 @@ class App:
             HypernetworkHandler(self.hypernetworks, allow_unsafe_pickle=bool(args.disable_safe_unpickle))
         )
         self.controlnet = self._controlnet_service()
-        self.upscalers = UpscalerRegistry(lambda: self.state.interrupted)
+        self.upscalers = self._upscaler_registry()
         self.scripts = ScriptService(self.callbacks, repo_root)
         self.extensions = ExtensionManager.from_paths(self.paths, self.options, args, self.settings.set)
         self.generation = GenerationService(
@@ -163,6 +163,23 @@ class App:
         ):
             if getattr(self.args, dest, None) is None:
                 setattr(self.args, dest, str(path))
+        for kind, dirs in p.upscaler_dirs:  # A1111: --esrgan-models-path defaults to models/ESRGAN, ...
+            dest = f"{kind.lower()}_models_path"
+            if hasattr(self.args, dest) and getattr(self.args, dest) is None:
+                setattr(self.args, dest, str(dirs[0]))
+
+    def _upscaler_registry(self) -> UpscalerRegistry:
+        """None/Lanczos/Nearest and the model files of models/ESRGAN, RealESRGAN, SwinIR, DAT, HAT."""
+        registry = UpscalerRegistry(
+            lambda: self.state.interrupted,
+            folders=self.paths.upscaler_dirs,
+            setting=lambda key: getattr(self.options, key),
+            device=lambda: self.devices.device,
+            prefer_half=not (self.args.no_half or getattr(self.args, "upcast_sampling", False)),
+            allow_unsafe_pickle=bool(self.args.disable_safe_unpickle),
+        )
+        registry.attach_choices(self.options.data_labels)
+        return registry
 
     def _controlnet_service(self) -> ControlNetService:
         """models/ControlNet plus sd-webui-controlnet's own folders, for people moving from A1111."""

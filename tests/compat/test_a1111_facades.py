@@ -399,7 +399,8 @@ def test_shared_names_extensions_read(app):
     assert shared.hypernetworks == {} and shared.hide_dirs == {"visible": True}
     shared.total_tqdm.updateTotal(3)
     shared.total_tqdm.clear()
-    assert shared.sd_upscalers == [] and shared.batch_cond_uncond is True
+    assert [u.name for u in shared.sd_upscalers] == ["None", "Lanczos", "Nearest"]  # no model files here
+    assert shared.batch_cond_uncond is True
     assert shared.opts.data["samples_format"] == shared.opts.samples_format
     assert list(shared.walk_files(str(app.paths.ckpt_dirs[0]), [".safetensors"]))
     assert shared.demo is None  # until the UI is built

@@ -5,8 +5,8 @@ cut into tiles of the job's width and height overlapping by `Tile overlap`, ever
 img2img (`batch size` tiles per job, each tile its own seed), and the tiles are put back with their
 overlaps blended. With batch count N the whole picture is done N times from seeds seed, seed+1, ...
 
-Upscalers: None, Lanczos and Nearest are always there (A1111's built-in ones; Sumi has no upscaler
-models yet), followed by whatever `shared.sd_upscalers` lists under other names.
+Upscalers: `shared.sd_upscalers`, i.e. the App's upscaler registry: None, Lanczos, Nearest, then the
+model files of models/ESRGAN, RealESRGAN, SwinIR, DAT and HAT (tiled as the Upscaling settings say).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from modules.sumi.builtin_scripts.support.img2img import assembled, init_image, 
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.services.jobs.processing import Processed
 from modules.sumi.services.jobs.script_jobs import fix_seed, generated, job_copy, validate_jobs
-from modules.upscaler import Upscaler, UpscalerData, UpscalerNone
+from modules.upscaler import UpscalerData
 
 TITLE = "SD upscale"
 INFO = (
@@ -32,34 +32,10 @@ INFO = (
 )
 
 
-class _Resampling(Upscaler):
-    """A1111's UpscalerLanczos / UpscalerNearest: PIL resampling, no model."""
-
-    resample = Image.Resampling.LANCZOS
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.scalers = [UpscalerData(str(self.name), None, self)]
-
-    def do_upscale(self, img: Image.Image, selected_model: Any) -> Image.Image:
-        size = (int(img.width * self.scale), int(img.height * self.scale))
-        return img.resize(size, resample=self.resample)
-
-
-class UpscalerLanczos(_Resampling):
-    name = "Lanczos"
-
-
-class UpscalerNearest(_Resampling):
-    name = "Nearest"
-    resample = Image.Resampling.NEAREST
-
-
 def upscalers() -> list[UpscalerData]:
-    """The choices, in A1111's order: None, Lanczos, Nearest, then the other registered upscalers."""
-    builtin = [cls().scalers[0] for cls in (UpscalerNone, UpscalerLanczos, UpscalerNearest)]
-    names = {data.name.lower() for data in builtin}
-    return builtin + [data for data in shared.sd_upscalers if str(data.name).lower() not in names]
+    """The choices, in A1111's order (`shared.sd_upscalers`): None, Lanczos, Nearest, then the model
+    files of the upscaler folders."""
+    return list(shared.sd_upscalers)
 
 
 def find_upscaler(value: Any, choices: list[UpscalerData]) -> UpscalerData:

@@ -16,6 +16,7 @@ from modules.sumi.engine import img2img
 from modules.sumi.engine import nan_check as nans
 from modules.sumi.engine import vae as vae_ops
 from modules.sumi.engine.controlnet.control import ControlNetExtension, ControlUnit, validate_units
+from modules.sumi.engine.controlnet.lama import lama_noise
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.extensions import Extension, ExtensionManager
 from modules.sumi.engine.model import SDModel
@@ -64,6 +65,7 @@ class BatchRequest:
     first_pass_steps: int | None = (
         None  # hires fix's second pass: the first pass's model calls (prompt edits)
     )
+    noise_x0: torch.Tensor | None = None  # ControlNet inpaint_only+lama: latents mixed into the noise
 
     @property
     def batch_size(self) -> int:
@@ -315,6 +317,8 @@ def initial_noise(model: SDModel, request: BatchRequest) -> tuple[list[torch.Gen
         subseed_strength=request.subseed_strength,
         seed_resize_from=resize,
     )
+    if request.noise_x0 is not None:
+        noise = lama_noise(noise, request.noise_x0, model.scheduler_config)
     if request.eta_noise_seed_delta:
         generators = make_generators([s + request.eta_noise_seed_delta for s in request.seeds], noise_device)
     return generators, noise.to(device=model.device, dtype=model.dtype)

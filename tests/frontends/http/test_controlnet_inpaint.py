@@ -1,7 +1,8 @@
 """ControlNet's inpaint preprocessors as sd-webui-controlnet has them: `inpaint` (inpaint_global_harmonious),
 `inpaint_only` and `inpaint_only+lama`, with the img2img job's mask or a unit's own mask: masked pixels
 of the control image reach the ControlNet as -1, `inpaint_only` blends the result back with the control
-image outside the mask, and `inpaint_only+lama` without its LaMa weights is a clear 400."""
+image outside the mask, and `inpaint_only+lama` fills the mask with LaMa first (a clear 400 without its
+weights)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from modules.sumi.services.controlnet.units import unit_from_dict
 from modules.sumi.services.jobs import img2img
 from modules.sumi.services.jobs.processing import StableDiffusionProcessingImg2Img
 from tests.app_support import post_txt2img
+from tests.fixtures import tiny_upscalers
 from tests.fixtures.tiny_controlnets import write_lllyasviel
 from tests.fixtures.tiny_models import jitter
 
@@ -195,8 +197,56 @@ def test_inpaint_only_in_an_only_masked_job_keeps_the_original_outside_the_mask(
     assert controlled["images"][0] != _img2img(client, body)["images"][0]
 
 
-def test_inpaint_only_lama_with_its_weights_present_says_lama_is_not_run_yet(tmp_path):
+def test_inpaint_only_lama_preview_explains_it_runs_in_jobs(tmp_path):
     (tmp_path / "lama").mkdir()
     (tmp_path / "lama" / "ControlNetLama.pth").write_bytes(b"not loaded")
-    with pytest.raises(PreprocessorError, match="does not run yet"):
+    with pytest.raises(PreprocessorError, match="inside a generation"):
         get_preprocessor("inpaint_only+lama").run(_picture(), annotator_dir=tmp_path)
+
+
+@pytest.fixture
+def lama_file(app):
+    path = app.controlnet.annotator_dirs[0] / "lama" / "ControlNetLama.pth"
+    tiny_upscalers.write(path, tiny_upscalers.lama(), "state_dict")
+    yield path
+    path.unlink()
+
+
+def test_inpaint_only_lama_fills_the_mask_with_lama_and_keeps_the_outside(app, client, lama_file):
+    picture, mask = _picture(), _left_mask()
+    unit = unit_from_dict(
+        _unit(module="inpaint_only+lama", image={"image": _png_b64(picture), "mask": _png_b64(mask)})
+    )
+    prepared = app.controlnet.prepare([unit], app.demo_sd, Target(SIZE, SIZE, 1))
+    filled = prepared.blends[0].images[0]
+    assert np.array_equal(filled[:, 24:], picture[:, 24:])  # LaMa painted only under the mask
+    assert not np.array_equal(filled[:, :24], picture[:, :24])
+    assert prepared.noise_x0 is not None and prepared.noise_x0.shape[-2:] == (SIZE // 8, SIZE // 8)
+    hint = prepared.units[0].image[0].float().cpu().numpy()
+    assert np.all(hint[:, :, :24] == -1)  # then the unit is inpaint_only
+
+    api_unit = _unit(module="inpaint_only+lama", image={"image": _png_b64(picture), "mask": _png_b64(mask)})
+    payload = {**BODY, "alwayson_scripts": {"ControlNet": {"args": [api_unit]}}}
+    result = post_txt2img(client, payload, 200)
+    image = _decode(result["images"][0])
+    assert np.array_equal(image[:, 31:], picture[:, 31:])
+    plain = _decode(
+        post_txt2img(
+            client,
+            {**BODY, "alwayson_scripts": {"ControlNet": {"args": [_unit(image=api_unit["image"])]}}},
+            200,
+        )["images"][0]
+    )
+    assert not np.array_equal(image[:, :24], plain[:, :24])  # LaMa's colours reach the noise
+    assert "Module: inpaint_only+lama" in json.loads(result["info"])["infotexts"][0]
+
+
+def test_inpaint_only_lama_in_img2img_uses_the_jobs_mask(client, lama_file):
+    picture, mask = _picture(), _left_mask()
+    body = {"init_images": [_png_b64(picture)], "mask": _png_b64(mask), "mask_blur": 0}
+    result = _img2img(client, body, _unit(module="inpaint_only+lama"))
+    assert np.array_equal(_decode(result["images"][0])[:, 24:], picture[:, 24:])
+    assert (
+        result["images"][0] != _img2img(client, body, _unit())["images"][0]
+    )  # LaMa's fill made a difference
+    assert "Module: inpaint_only+lama" in json.loads(result["info"])["infotexts"][0]

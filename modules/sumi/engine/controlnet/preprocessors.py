@@ -152,7 +152,12 @@ class Preprocessor:
         args = replace(self.resolve(resolution, threshold_a, threshold_b), seed=int(seed) & 0xFFFFFFFF)
         if exact_resolution:
             args = replace(args, resolution=_exact_resolution(resolution))
-        self._check_files(annotator_dir)
+        self.check_files(annotator_dir)
+        if self.detect is None and self.uses_mask:  # inpaint_only+lama: LaMa runs in the job
+            raise PreprocessorError(
+                f"{self.label} fills the masked part with LaMa inside a generation, where the unit's "
+                "mask is known; preview the unit with inpaint_only"
+            )
         if self.detect is None:
             raise PreprocessorError(
                 f"Preprocessor '{self.label}' needs a network that Sumi does not run yet; "
@@ -160,7 +165,8 @@ class Preprocessor:
             )
         return to_rgb(self.detect(rgb, args), "detected map")
 
-    def _check_files(self, annotator_dir: Path | None) -> None:
+    def check_files(self, annotator_dir: Path | None) -> None:
+        """A clear refusal naming each missing weight file, its folder and where to download it."""
         missing = self.missing_files(annotator_dir)
         if not missing:
             return
@@ -586,8 +592,9 @@ def _sorted(preprocessors: tuple[Preprocessor, ...]) -> tuple[Preprocessor, ...]
 
 def _inpaint() -> tuple[Preprocessor, ...]:
     """The extension's inpaint family: the map is the image itself; the mask goes with it (see
-    `inpaint_hint`). `inpaint_only+lama` first fills the masked part with the LaMa network, which Sumi
-    does not run: it is refused with the file it needs."""
+    `inpaint_hint`). `inpaint_only+lama` first fills the masked part with the LaMa network (see
+    `engine.controlnet.lama`; the ControlNet service runs it with the unit's mask, then uses
+    `inpaint_only`); without its file it is refused naming the file."""
     inpaint = {"resolution": None, "tags": ("Inpaint",), "uses_mask": True}
     return (
         Preprocessor("inpaint", "inpaint_global_harmonious", _identity, **inpaint),

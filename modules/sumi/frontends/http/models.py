@@ -294,6 +294,24 @@ class SchedulerItem(BaseModel):
     need_inner_model: bool = False
 
 
+class UpscalerItem(BaseModel):
+    name: str
+    model_name: str | None = None
+    model_path: str | None = None
+    model_url: str | None = None
+    scale: float | None = None
+
+
+class LatentUpscalerModeItem(BaseModel):
+    name: str
+
+
+class RealesrganItem(BaseModel):
+    name: str
+    path: str | None = None
+    scale: int | None = None
+
+
 class VaeItem(BaseModel):
     model_name: str
     filename: str

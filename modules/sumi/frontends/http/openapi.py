@@ -46,6 +46,13 @@ LINKS: dict[Route, list[tuple[str, Route, dict[str, Any]]]] = {
     ("/sdapi/v1/schedulers", "get"): [
         ("GenerateWithScheduler", ("/sdapi/v1/txt2img", "post"), {"scheduler": "$response.body#/0/label"}),
     ],
+    ("/sdapi/v1/upscalers", "get"): [
+        (
+            "SelectImg2ImgUpscaler",
+            ("/sdapi/v1/options", "post"),
+            {"upscaler_for_img2img": "$response.body#/0/name"},
+        ),
+    ],
     ("/sdapi/v1/scripts", "get"): [
         ("GenerateWithScript", ("/sdapi/v1/txt2img", "post"), {"script_name": "$response.body#/txt2img/0"}),
     ],

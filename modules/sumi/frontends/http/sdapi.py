@@ -122,6 +122,7 @@ def create_router(app: App) -> APIRouter:
         _generation_routes,
         _model_routes,
         _sampler_routes,
+        _upscaler_routes,
         _settings_routes,
         _progress_routes,
         _info_routes,
@@ -243,6 +244,38 @@ def _sampler_routes(router: APIRouter, app: App) -> None:
                 need_inner_model=t.need_inner_model,
             )
             for t in SCHEDULE_TYPES
+        ]
+
+
+def _upscaler_routes(router: APIRouter, app: App) -> None:
+    @router.get("/upscalers", response_model=list[m.UpscalerItem])
+    def upscalers() -> list[m.UpscalerItem]:
+        """A1111's list: None, Lanczos, Nearest, then the model files (no URLs: Sumi never downloads);
+        files added since the last look are picked up."""
+        app.upscalers.rescan()
+        return [
+            m.UpscalerItem(
+                name=e.name,
+                model_name=e.folder,
+                model_path=str(e.path) if e.path else None,
+                model_url=None,
+                scale=e.scale,
+            )
+            for e in app.upscalers.entries()
+        ]
+
+    @router.get("/latent-upscale-modes", response_model=list[m.LatentUpscalerModeItem])
+    def latent_upscale_modes() -> list[m.LatentUpscalerModeItem]:
+        return [m.LatentUpscalerModeItem(name=name) for name in app.upscalers.latent_modes()]
+
+    @router.get("/realesrgan-models", response_model=list[m.RealesrganItem])
+    def realesrgan_models() -> list[m.RealesrganItem]:
+        """The Real-ESRGAN files present in models/RealESRGAN (A1111 lists its download URLs too)."""
+        app.upscalers.rescan()
+        return [
+            m.RealesrganItem(name=e.name, path=str(e.path), scale=int(e.scale))
+            for e in app.upscalers.model_entries()
+            if e.folder == "RealESRGAN"
         ]
 
 

@@ -27,6 +27,7 @@ from modules.sumi.engine.controlnet.image_fit import (
 from modules.sumi.engine.controlnet.preprocessors import Preprocessor, get_preprocessor
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.model import SDModel
+from modules.sumi.services.controlnet.lama import LAMA_PREPROCESSOR, LamaFill, latents_of
 from modules.sumi.services.controlnet.models import ControlNetModels
 from modules.sumi.services.controlnet.units import ControlNetUnit
 from modules.sumi.services.settings.options import Options
@@ -59,6 +60,7 @@ class PreparedControl:
     detected_maps: list[Image.Image] = field(default_factory=list)  # appended to the job's images
     infotext: dict[str, str] = field(default_factory=dict)
     blends: list[InpaintBlend] = field(default_factory=list)  # inpaint_only units, in unit order
+    noise_x0: torch.Tensor | None = None  # inpaint_only+lama: the filled image's latents (the last unit's)
 
     def post_process(self, images: list[Image.Image]) -> tuple[list[Image.Image], list[str]]:
         """The batch's images after every unit's post-processing, and warnings for those skipped."""
@@ -90,6 +92,7 @@ class ControlNetService:
         self.models = models
         self.options = options
         self.annotator_dirs = [Path(d) for d in annotator_dirs]
+        self.lama = LamaFill(lambda: self.annotator_dir, models.allow_unsafe_pickle)
 
     @property
     def annotator_dir(self) -> Path:
@@ -118,10 +121,18 @@ class ControlNetService:
             raise InvalidRequestError(f"{where} is enabled but no model is selected")
         preprocessor = _preprocessor(unit.module, where)
         masks = self._masks(preprocessor, unit, where)
-        maps = [self.detect_for_target(preprocessor, unit, image, target) for image in unit.images]
+        images, detector = unit.images, preprocessor
+        if preprocessor.name == LAMA_PREPROCESSOR:  # LaMa fills the masked part, then inpaint_only
+            images, masks = self.lama.filled(
+                preprocessor, unit, masks, (target.width, target.height), sd.device
+            )
+            detector = _preprocessor("inpaint_only", where)
+        maps = [self.detect_for_target(detector, unit, image, target) for image in images]
+        if preprocessor.name == LAMA_PREPROCESSOR:
+            prepared.noise_x0 = latents_of(sd, maps)
         loaded = self.models.load(file, sd)
         if masks:
-            masks = [self._fit_mask(mask, unit, image, target) for mask, image in _pairs(masks, unit.images)]
+            masks = [self._fit_mask(mask, unit, image, target) for mask, image in _pairs(masks, images)]
             tensors = [to_inpaint_tensor(m, k, sd.device, sd.dtype) for m, k in _pairs(maps, masks)]
             if preprocessor.post_blend:
                 sigma = int(self.options.data.get("control_net_inpaint_blur_sigma", 7))

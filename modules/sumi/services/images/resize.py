@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PIL import Image
 
 LANCZOS = Image.Resampling.LANCZOS
+# (image, width, height) -> image at that size: Lanczos, or an upscaler where the picture must grow
+Resizer = Callable[[Image.Image, int, int], Image.Image]
+
+
+def lanczos(im: Image.Image, width: int, height: int) -> Image.Image:
+    return im.resize((width, height), LANCZOS)
 
 
 def flatten(img: Image.Image, bgcolor: str) -> Image.Image:
@@ -17,19 +25,27 @@ def flatten(img: Image.Image, bgcolor: str) -> Image.Image:
 
 
 def resize_image(
-    resize_mode: int, im: Image.Image, width: int, height: int, upscaler_name: str | None = None
+    resize_mode: int,
+    im: Image.Image,
+    width: int,
+    height: int,
+    upscaler_name: str | None = None,
+    *,
+    resizer: Resizer = lanczos,
 ) -> Image.Image:
     """A1111's resize modes: 0 (and 3) stretch to the size, 1 crop to fill it, 2 fit inside it and fill
-    the bars by stretching the image's edges. Sumi resizes with Lanczos (it has no upscaler models)."""
+    the bars by stretching the image's edges. The picture is scaled with `resizer` (A1111: the named
+    upscaler, see `UpscalerRegistry.resizer`); `upscaler_name` is for A1111's signature: the caller
+    picks the resizer from it."""
     if resize_mode not in (1, 2):
-        return im.resize((width, height), LANCZOS)
+        return resizer(im, width, height)
     ratio, src_ratio = width / height, im.width / im.height
     crop = resize_mode == 1
     if (ratio > src_ratio) == crop:
         src_w, src_h = width, im.height * width // im.width
     else:
         src_w, src_h = im.width * height // im.height, height
-    resized = im.resize((src_w, src_h), LANCZOS)
+    resized = resizer(im, src_w, src_h)
     res = Image.new("RGB", (width, height))
     left, top = width // 2 - src_w // 2, height // 2 - src_h // 2
     res.paste(resized, box=(left, top))

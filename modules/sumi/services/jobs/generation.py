@@ -82,7 +82,7 @@ class GenerationService:
         self.model_view = model_view or (lambda loaded: loaded.sd)  # what `p.sd_model` shows scripts
         self.settings = settings  # checks `override_settings` as POST /options checks settings
         self.nan_check = nan_check  # off with --disable-nan-check
-        self.upscalers = upscalers or UpscalerRegistry()  # Hires. fix's image upscalers
+        self.upscalers = upscalers or UpscalerRegistry(lambda: state.interrupted)  # hires, img2img
 
     def process(self, p: StableDiffusionProcessing) -> Processed:
         """Run every batch of `p` on the active model (call from the job worker).
@@ -184,7 +184,8 @@ class GenerationService:
         p.sd_vae_hash = loaded.vae_hash
         p.job_timestamp = datetime.now().strftime("%Y%m%d%H%M%S")
         if img2img.is_img2img(p):
-            p.job_context = img2img.Img2ImgContext(loaded.sd, self.options, self._save_init_image)
+            resizer = self.upscalers.resizer(self.options.upscaler_for_img2img)
+            p.job_context = img2img.Img2ImgContext(loaded.sd, self.options, self._save_init_image, resizer)
         elif hires.is_enabled(p):
             p.job_context = hires.HiresContext(self.options, self.models)
 
@@ -420,6 +421,7 @@ class GenerationService:
             pad_cond_uncond=bool(o.pad_cond_uncond),
             token_override=job.embeddings,
             control_units=job.control.units,
+            noise_x0=job.control.noise_x0,
             init=img2img.init_latents(p, o) if img2img.is_img2img(p) else None,
         )
 

@@ -28,7 +28,7 @@ from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.model import SDModel
 from modules.sumi.services.images import masking
 from modules.sumi.services.images.colors import apply_color_correction, setup_color_correction
-from modules.sumi.services.images.resize import flatten, resize_image
+from modules.sumi.services.images.resize import Resizer, flatten, lanczos, resize_image
 from modules.sumi.services.jobs.processing import (
     StableDiffusionProcessing,
     StableDiffusionProcessingImg2Img,
@@ -97,9 +97,10 @@ class Img2ImgContext:
     model: SDModel | None
     options: Any
     save_init_image: Callable[[StableDiffusionProcessingImg2Img, Image.Image], None] | None = None
+    resizer: Resizer = lanczos  # A1111: opt `upscaler_for_img2img` when the init image must grow
 
     def init(self, p: StableDiffusionProcessingImg2Img, all_seeds: list[int]) -> None:
-        prepare(p, self.model, self.options, self.save_init_image)
+        prepare(p, self.model, self.options, self.save_init_image, self.resizer)
 
 
 def prepare(
@@ -107,6 +108,7 @@ def prepare(
     model: SDModel | None,
     options: Any,
     save_init_image: Callable[[StableDiffusionProcessingImg2Img, Image.Image], None] | None = None,
+    resizer: Resizer = lanczos,
 ) -> None:
     """A1111's `init`: masks, overlays, the pixels to encode, and (with a model) `init_latent`, the latent
     masks `mask`/`nmask` and `image_conditioning`. Writes A1111's infotext keys. With opt
@@ -131,7 +133,7 @@ def prepare(
     if add_corrections:
         p.color_corrections = []
     background = str(options.img2img_background_color)
-    pixels = _prepare_images(p, image_mask, latent_mask, crop_region, background, add_corrections)
+    pixels = _prepare_images(p, image_mask, latent_mask, crop_region, background, add_corrections, resizer)
     if model is None:
         return
     batch = torch.from_numpy(pixels).to(device=model.device, dtype=model.vae.dtype) * 2 - 1
@@ -235,6 +237,7 @@ def _prepare_images(
     crop_region: tuple | None,
     background: str,
     add_corrections: bool = False,
+    resizer: Resizer = lanczos,
 ) -> np.ndarray:
     """The batch's init images as floats in [0, 1] (B, 3, H, W); fills `overlay_images` (and
     `color_corrections` with `add_corrections`)."""
@@ -243,7 +246,7 @@ def _prepare_images(
     for img in p.init_images:
         image = flatten(img, background)
         if crop_region is None and p.resize_mode != LATENT_UPSCALE:
-            image = resize_image(p.resize_mode, image, p.width, p.height)
+            image = resize_image(p.resize_mode, image, p.width, p.height, resizer=resizer)
         if image_mask is not None:
             if p.mask_for_overlay.size != image.size:
                 p.mask_for_overlay = resize_image(
@@ -255,7 +258,7 @@ def _prepare_images(
             )
             overlays.append(kept.convert("RGBA"))
         if crop_region is not None:
-            image = resize_image(2, image.crop(crop_region), p.width, p.height)
+            image = resize_image(2, image.crop(crop_region), p.width, p.height, resizer=resizer)
         if image_mask is not None and latent_mask is not None and p.inpainting_fill != 1:
             image = masking.fill(image, _sized(latent_mask, image.size))
             if p.inpainting_fill == 0:

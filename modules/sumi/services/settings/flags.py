@@ -42,13 +42,9 @@ NOT_YET_IMPLEMENTED = frozenset(
         "localizations_dir",
         "gfpgan_models_path",
         "codeformer_models_path",
-        "esrgan_models_path",
-        "realesrgan_models_path",
         "bsrgan_models_path",
         "scunet_models_path",
-        "swinir_models_path",
         "ldsr_models_path",
-        "dat_models_path",
         "clip_models_path",
         "tls_keyfile",
         "tls_certfile",
@@ -317,11 +313,17 @@ def _add_a1111_accepted_args(parser: argparse.ArgumentParser) -> None:
         add(flag_name(dest), type=int, default=None, help="A1111 sub-quadratic attention; no effect in Sumi")
     for dest in (
         "config", "textual_inversion_templates_dir", "localizations_dir", "gfpgan_models_path",
-        "codeformer_models_path", "esrgan_models_path", "realesrgan_models_path", "bsrgan_models_path",
-        "scunet_models_path", "swinir_models_path", "ldsr_models_path", "dat_models_path",
+        "codeformer_models_path", "bsrgan_models_path", "scunet_models_path", "ldsr_models_path",
         "clip_models_path", "tls_keyfile", "tls_certfile", "subpath",
     ):  # fmt: skip
         add(flag_name(dest), type=str, default=None, help="A1111 flag; no effect in Sumi")
+    for kind in ("ESRGAN", "RealESRGAN", "SwinIR", "DAT"):  # read next to models/<kind>
+        add(
+            flag_name(f"{kind.lower()}_models_path"),
+            type=str,
+            default=None,
+            help=f"extra folder of {kind} models",
+        )
     _add_settings_lock_args(parser)
 
 

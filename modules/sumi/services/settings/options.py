@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from modules.sumi.services.settings import limits
+from modules.sumi.services.upscalers.model_files import DAT_KNOWN, REALESRGAN_KNOWN
 from modules.sumi.util.atomic import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -522,6 +523,7 @@ LIMITS: Section = ("sumi-limits", "Limits")
 CONTROLNET: Section = ("control_net", "ControlNet")
 IMG2IMG: Section = ("img2img", "img2img")
 COMPATIBILITY: Section = ("compatibility", "Compatibility")
+UPSCALING: Section = ("upscaling", "Upscaling")
 HIDDEN: tuple[None, str] = (None, "Hidden options")  # A1111: a section id of None is not shown in Settings
 
 
@@ -714,6 +716,50 @@ def _hires_fix() -> dict[str, OptionInfo]:
             },
         ),
     }
+
+
+def _upscaling() -> dict[str, OptionInfo]:
+    """A1111's Upscaling section (SwinIR's from its built-in extension). The upscaler lists get their
+    choices from the App's upscaler registry (`UpscalerRegistry.attach_choices`)."""
+    tile, overlap = _slider(0, 512, 16), _slider(0, 48, 1)
+    realesrgan = {"choices": [name for name, _ in REALESRGAN_KNOWN.values()], "multiselect": True}
+    dat = {"choices": [name for name, _ in DAT_KNOWN.values()], "multiselect": True}
+    return options_section(
+        UPSCALING,
+        {
+            "ESRGAN_tile": OptionInfo(192, "Tile size for ESRGAN upscalers.", "slider", tile)
+            .bounds(0, 512)
+            .info("0 = no tiling"),
+            "ESRGAN_tile_overlap": OptionInfo(8, "Tile overlap for ESRGAN upscalers.", "slider", overlap)
+            .bounds(0, 48)
+            .info("Low values = visible seam"),
+            "realesrgan_enabled_models": OptionInfo(
+                ["R-ESRGAN 4x+", "R-ESRGAN 4x+ Anime6B"],
+                "Select which Real-ESRGAN models to show in the web UI.",
+                "dropdown",
+                realesrgan,
+            ),
+            "dat_enabled_models": OptionInfo(
+                ["DAT x2", "DAT x3", "DAT x4"],
+                "Select which DAT models to show in the web UI.",
+                "dropdown",
+                dat,
+            ),
+            "DAT_tile": OptionInfo(192, "Tile size for DAT upscalers.", "slider", tile)
+            .bounds(0, 512)
+            .info("0 = no tiling"),
+            "DAT_tile_overlap": OptionInfo(8, "Tile overlap for DAT upscalers.", "slider", overlap)
+            .bounds(0, 48)
+            .info("Low values = visible seam"),
+            "SWIN_tile": OptionInfo(192, "Tile size for all SwinIR.", "slider", tile).bounds(0, 512),
+            "SWIN_tile_overlap": OptionInfo(
+                8, "Tile overlap, in pixels for SwinIR. Low values = visible seam.", "slider", overlap
+            ).bounds(0, 48),
+            "upscaler_for_img2img": OptionInfo(
+                None, "Upscaler for img2img", "dropdown", lambda: {"choices": ["None", "Lanczos", "Nearest"]}
+            ),
+        },
+    )
 
 
 def _stable_diffusion() -> dict[str, OptionInfo]:
@@ -973,6 +1019,7 @@ def builtin_options() -> dict[str, OptionInfo]:
         _stable_diffusion,
         _img2img,
         _hires_fix,
+        _upscaling,
         _vae,
         _infotext,
         _user_interface,

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+UPSCALER_KINDS = ("ESRGAN", "RealESRGAN", "SwinIR", "DAT", "HAT")
 REPO_ROOT = Path(__file__).resolve().parents[4]  # modules/sumi/services/settings/paths.py
 
 
@@ -47,6 +48,9 @@ class DataPaths:
     vae_file: Path | None = None
     # Folders outside the data dir that path settings may name (A1111's --gradio-allowed-path).
     allowed_dirs: tuple[Path, ...] = ()
+    # Upscaler models by kind ("ESRGAN", "RealESRGAN", "SwinIR", "DAT", "HAT"): models/<kind> and the
+    # folder of A1111's --<kind>-models-path
+    upscaler_dirs: tuple[tuple[str, tuple[Path, ...]], ...] = ()
 
     @classmethod
     def from_args(cls, ns: argparse.Namespace, repo_root: Path | str) -> DataPaths:
@@ -78,6 +82,10 @@ class DataPaths:
             allowed_dirs=tuple(
                 Path(p).expanduser().resolve() for p in (getattr(ns, "gradio_allowed_path", None) or []) if p
             ),
+            upscaler_dirs=tuple(
+                (kind, _with_extra(models / kind, _opt_path(ns, f"{kind.lower()}_models_path")))
+                for kind in UPSCALER_KINDS
+            ),
         )
 
     def folders(self) -> list[Path]:
@@ -94,6 +102,7 @@ class DataPaths:
             self.extensions_dir,
             self.outputs_dir,
             self.config_file.parent,
+            *(dirs[0] for _, dirs in self.upscaler_dirs),
         ]
 
     def ensure(self) -> None:

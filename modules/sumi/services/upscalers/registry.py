@@ -8,30 +8,45 @@ not pictures' upscalers: they live in `engine.upscalers.latent` and are listed b
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
+import torch
 from PIL import Image
 
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.upscalers.latent import LATENT_MODES
+from modules.sumi.engine.upscalers.tiled import upscale_image
+from modules.sumi.services.upscalers import model_files
+from modules.sumi.services.upscalers.entry import UpscalerEntry
+from modules.sumi.services.upscalers.loaded import LoadedModels
 
+log = logging.getLogger(__name__)
 LANCZOS = Image.Resampling.LANCZOS
 NEAREST = Image.Resampling.NEAREST
 MAX_PASSES = 3  # A1111 runs a model at most three times to reach a scale
-
-
-@dataclass(frozen=True)
-class UpscalerEntry:
-    """One choice in the upscaler lists (A1111's `UpscalerData`)."""
-
-    name: str
-    kind: Literal["none", "resample", "model"]
-    path: Path | None = None  # model upscalers: the weights file
-    scale: float = 4.0  # model upscalers: the model's own factor; A1111 lists 4 for the resamplers
-    folder: str | None = None  # model upscalers: "ESRGAN", "RealESRGAN", "SwinIR", "DAT", "HAT", ...
+# The settings that tile each folder's models (A1111: HAT and Real-ESRGAN use ESRGAN's).
+TILE_SETTINGS = {
+    "ESRGAN": ("ESRGAN_tile", "ESRGAN_tile_overlap"),
+    "RealESRGAN": ("ESRGAN_tile", "ESRGAN_tile_overlap"),
+    "HAT": ("ESRGAN_tile", "ESRGAN_tile_overlap"),
+    "DAT": ("DAT_tile", "DAT_tile_overlap"),
+    "SwinIR": ("SWIN_tile", "SWIN_tile_overlap"),
+}
+CHOICE_SETTINGS = ("upscaler_for_img2img",)  # settings whose value is an upscaler name
+SETTING_DEFAULTS: dict[str, Any] = {
+    "ESRGAN_tile": 192,
+    "ESRGAN_tile_overlap": 8,
+    "DAT_tile": 192,
+    "DAT_tile_overlap": 8,
+    "SWIN_tile": 192,
+    "SWIN_tile_overlap": 8,
+    "realesrgan_enabled_models": ["R-ESRGAN 4x+", "R-ESRGAN 4x+ Anime6B"],
+    "dat_enabled_models": ["DAT x2", "DAT x3", "DAT x4"],
+}
 
 
 BUILTIN: tuple[UpscalerEntry, ...] = (
@@ -43,19 +58,78 @@ _RESAMPLING = {"Lanczos": LANCZOS, "Nearest": NEAREST}
 
 
 class UpscalerRegistry:
-    """The upscalers a user can pick. Model files are found by `refresh` (see `models`)."""
+    """The upscalers a user can pick: the built-in ones, then the model files of `folders` (found by
+    `refresh`, loaded on first use; see `model_files`, `loaded`)."""
 
-    def __init__(self, interrupted: Callable[[], bool] = lambda: False) -> None:
+    def __init__(
+        self,
+        interrupted: Callable[[], bool] = lambda: False,
+        *,
+        folders: Sequence[tuple[str, Sequence[Path]]] = (),
+        setting: Callable[[str], Any] | None = None,
+        device: Callable[[], torch.device] = lambda: torch.device("cpu"),
+        prefer_half: bool = False,
+        allow_unsafe_pickle: bool = False,
+    ) -> None:
         self._models: list[UpscalerEntry] = []
         self._interrupted = interrupted
+        self._folders = [(kind, tuple(Path(d) for d in dirs)) for kind, dirs in folders]
+        self._setting = setting or (lambda key: SETTING_DEFAULTS.get(key))
+        self._device = device
+        self._prefer_half = prefer_half
+        self._allow_unsafe_pickle = allow_unsafe_pickle
+        self._scanned = False
+        self._files: frozenset[Path] = frozenset()
+        self._scales: dict[Path, float] = {}  # a loaded model's own scale, by file
+        self.loaded = LoadedModels(size=1)
 
     # -- listing ------------------------------------------------------------------------------------
     def refresh(self) -> None:
-        """Rescan the model folders (none in this registry; subclasses or later work add them)."""
+        """Rescan the model folders (no weights are read) and unload the loaded models."""
+        self._models = model_files.scan(self._folders)
+        self._files = self._file_set()
+        self._scanned = True
+        self._scales.clear()
+        self.loaded.clear()
+
+    def rescan(self) -> None:
+        """`refresh` when files were added to or removed from the folders since the last scan."""
+        if not self._scanned or self._file_set() != self._files:
+            self.refresh()
+
+    def _file_set(self) -> frozenset[Path]:
+        return frozenset(p for _, dirs in self._folders for d in dirs for p in model_files.model_files(d))
+
+    def attach_choices(self, labels: dict[str, Any]) -> None:
+        """Give the settings that name an upscaler (`upscaler_for_img2img`, ...) this registry's names
+        as their choices, rescanned each time the Settings page asks."""
+
+        def choices() -> dict[str, Any]:
+            self.rescan()
+            return {"choices": self.names()}
+
+        for key in CHOICE_SETTINGS:
+            if key in labels:
+                labels[key].component_args = choices
+
+    def folders(self) -> list[tuple[str, tuple[Path, ...]]]:
+        return list(self._folders)
+
+    def model_entries(self) -> list[UpscalerEntry]:
+        """The model files, A1111's known Real-ESRGAN / DAT files only when enabled in the settings."""
+        if not self._scanned:
+            self.refresh()
+        enabled = {
+            *(self._setting("realesrgan_enabled_models") or ()),
+            *(self._setting("dat_enabled_models") or ()),
+        }
+        known = {name for table in model_files.KNOWN.values() for name, _ in table.values()}
+        shown = [e for e in self._models if e.name not in known or e.name in enabled]
+        return [_with_scale(e, self._scales.get(e.path)) if e.path else e for e in shown]
 
     def entries(self) -> list[UpscalerEntry]:
         """A1111's order: None, Lanczos, Nearest, then the model files."""
-        return [*BUILTIN, *self._models]
+        return [*BUILTIN, *self.model_entries()]
 
     def names(self) -> list[str]:
         return [e.name for e in self.entries()]
@@ -107,6 +181,55 @@ class UpscalerRegistry:
             image = self.upscale(image, scale, entry.name)
         return image if image.size == (width, height) else image.resize((width, height), LANCZOS)
 
+    def model_pass(self, image: Image.Image, name: str) -> Image.Image:
+        """One pass of the named model at its own factor (A1111's `do_upscale`)."""
+        entry = self.find(name)
+        if entry.kind != "model":
+            raise InvalidRequestError(f"upscaler {entry.name!r} is not a model")
+        return self._model_upscale(entry, image)
+
+    def resizer(self, name: str | None) -> Callable[[Image.Image, int, int], Image.Image]:
+        """`resize` with the named upscaler for `images.resize_image` (A1111: an unknown name falls back
+        to the first upscaler, "None", with a message)."""
+        try:
+            entry = self.find(name)
+        except InvalidRequestError:
+            log.warning("could not find upscaler named %r, using None as a fallback", name or "")
+            entry = BUILTIN[0]
+        return lambda image, width, height: self.resize(image, width, height, entry.name)
+
     def _model_upscale(self, entry: UpscalerEntry, image: Image.Image) -> Image.Image:
-        """One pass of a model upscaler (its own factor). Implemented with the model loader."""
-        raise InvalidRequestError(f"upscaler {entry.name!r}: model upscalers are not available")
+        """One pass of a model upscaler at its own factor, tiled with overlap as the settings say."""
+        assert entry.path is not None
+        descriptor = self.load(entry)
+        tile_key, overlap_key = TILE_SETTINGS.get(entry.folder or "", TILE_SETTINGS["ESRGAN"])
+        param = next(descriptor.model.parameters())
+        return upscale_image(
+            descriptor,
+            image,
+            device=param.device,
+            dtype=param.dtype,
+            tile=int(self._setting(tile_key) or 0),
+            overlap=int(self._setting(overlap_key) or 0),
+            interrupted=self._interrupted,
+            desc=f"Upscaling with {entry.name}",
+        )
+
+    def load(self, entry: UpscalerEntry) -> Any:
+        """The entry's spandrel ModelDescriptor on the job device (cached); its scale becomes the
+        entry's. A file that is not an upscaler is a ModelLoadError naming it."""
+        if entry.path is None:
+            raise InvalidRequestError(f"upscaler {entry.name!r} is not a model")
+        device = self._device()
+        descriptor = self.loaded.get(
+            entry.path,
+            device=device,
+            prefer_half=self._prefer_half and device.type == "cuda",
+            allow_unsafe_pickle=self._allow_unsafe_pickle,
+        )
+        self._scales[entry.path] = float(descriptor.scale)
+        return descriptor
+
+
+def _with_scale(entry: UpscalerEntry, scale: float | None) -> UpscalerEntry:
+    return entry if scale is None or scale == entry.scale else replace(entry, scale=scale)
