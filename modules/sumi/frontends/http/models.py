@@ -294,6 +294,11 @@ class SchedulerItem(BaseModel):
     need_inner_model: bool = False
 
 
+class FaceRestorerItem(BaseModel):
+    name: str = Field(title="Name")
+    cmd_dir: str | None = Field(default=None, title="Path")
+
+
 class VaeItem(BaseModel):
     model_name: str
     filename: str

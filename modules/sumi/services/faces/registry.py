@@ -57,7 +57,7 @@ class FaceRestorers:
         gfpgan_dir: Path,
         codeformer_dir: Path,
         *,
-        device: Callable[[], torch.device] = lambda: torch.device("cpu"),
+        device: Callable[[], torch.device | str] = lambda: "cpu",
         unload_after_use: Callable[[], bool] = lambda: False,
         allow_unsafe_pickle: bool = False,
     ) -> None:
@@ -82,6 +82,11 @@ class FaceRestorers:
 
     def names(self) -> list[str]:
         return [e.name for e in self.entries()]
+
+    def setting_choices(self) -> dict[str, Any]:
+        """The `face_restoration_model` radio: the restorers found (A1111's two names when none is,
+        so the setting still shows what can be installed)."""
+        return {"choices": self.names() or [CODEFORMER, GFPGAN]}
 
     def find(self, name: str | None) -> RestorerEntry:
         """The restorer called `name` (case-insensitive); None or "" picks the first available. A name
@@ -142,6 +147,11 @@ class FaceRestorers:
                 if self._unload_after_use():
                     net.to("cpu")
                     detector.to("cpu")
+
+    def detector(self) -> RetinaFace:
+        """The RetinaFace detector (loaded once); FaceRestorationUnavailable when its file is missing."""
+        with self._lock:
+            return self._load_detector()
 
     def unload(self) -> None:
         """Forget the loaded models (they reload on next use)."""
