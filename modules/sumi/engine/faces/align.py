@@ -56,5 +56,6 @@ def paste_face(image: np.ndarray, face: np.ndarray, matrix: np.ndarray) -> tuple
         soft = cv2.GaussianBlur(centre, (edge * 2 + 1, edge * 2 + 1), 0)
     else:
         soft = mask
+    soft = soft * (mask > 0)  # the blur's last tails never reach past the face's square
     weight = soft[:, :, None]
     return weight * pasted + (1 - weight) * image, soft
