@@ -95,7 +95,6 @@ def restore_faces(
         # of a small picture stays exactly as it was (A1111 resamples the whole picture)
         rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR)
         near = cv2.resize(touched, (width, height), interpolation=cv2.INTER_LINEAR) > 0
-        near = cv2.dilate(near.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
         rgb = np.where(near[:, :, None], rgb, original)
     found = [
         Face(tuple(v / scale for v in f.box), f.score, f.landmarks / scale)  # type: ignore[arg-type]
