@@ -891,7 +891,7 @@ def _face_restoration() -> dict[str, OptionInfo]:
             ),
             "face_restoration_model": OptionInfo(
                 "CodeFormer", "Face restoration model", "radio", {"choices": ["CodeFormer", "GFPGAN"]}
-            ),
+            ).one_of(["CodeFormer", "GFPGAN"]),
             "code_former_weight": OptionInfo(0.5, "CodeFormer weight", "slider", _slider(0, 1, 0.01)).info(
                 "0 = maximum effect; 1 = minimum effect"
             ),
