@@ -9,7 +9,7 @@ from typing import Any
 
 import gradio as gr
 
-from modules import scripts_postprocessing
+from modules import scripts_postprocessing, shared
 from modules.sumi.builtin_scripts.support.faces import restore_and_blend
 from modules.sumi.services.faces.registry import CODEFORMER
 
@@ -41,6 +41,6 @@ class ScriptPostprocessingCodeFormer(scripts_postprocessing.ScriptPostprocessing
         visibility, weight = float(codeformer_visibility), float(codeformer_weight)
         if visibility == 0 or not enable:
             return
-        restore_and_blend(pp, CODEFORMER, visibility, weight)
+        restore_and_blend(shared.app().faces, pp, CODEFORMER, visibility, weight)
         pp.info["CodeFormer visibility"] = round(visibility, 3)
         pp.info["CodeFormer weight"] = round(weight, 3)

@@ -9,7 +9,7 @@ from typing import Any
 
 import gradio as gr
 
-from modules import scripts_postprocessing
+from modules import scripts_postprocessing, shared
 from modules.sumi.builtin_scripts.support.faces import restore_and_blend
 from modules.sumi.services.faces.registry import GFPGAN
 
@@ -35,5 +35,5 @@ class ScriptPostprocessingGfpGan(scripts_postprocessing.ScriptPostprocessing):
         visibility = float(gfpgan_visibility)
         if visibility == 0 or not enable:
             return
-        restore_and_blend(pp, GFPGAN, visibility, 0.5)
+        restore_and_blend(shared.app().faces, pp, GFPGAN, visibility, 0.5)
         pp.info["GFPGAN visibility"] = round(visibility, 3)

@@ -5,16 +5,16 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from modules import shared
 from modules.scripts_postprocessing import PostprocessedImage
-from modules.sumi.services.faces.registry import FaceRestorationUnavailable
+from modules.sumi.services.faces.registry import FaceRestorationUnavailable, FaceRestorers
 
 
-def restore_and_blend(pp: PostprocessedImage, name: str, visibility: float, weight: float) -> None:
+def restore_and_blend(
+    faces: FaceRestorers, pp: PostprocessedImage, name: str, visibility: float, weight: float
+) -> None:
     """Replace `pp.image` by its faces restored with `name` ("GFPGAN" / "CodeFormer", `weight` is
     CodeFormer's), blended over the original at `visibility` (1: the restored picture alone). A missing
     restorer or detector is a FaceRestorationUnavailable naming the file to put where."""
-    faces = shared.app().faces
     problem = faces.problem(name)
     if problem is not None:
         raise FaceRestorationUnavailable(problem)
