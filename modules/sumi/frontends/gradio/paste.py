@@ -211,7 +211,8 @@ def infotext_values(
     strength = out.values.get("subseed_strength", 0.0)
     resize = out.values.get("seed_resize_from_w", 0) > 0 and out.values.get("seed_resize_from_h", 0) > 0
     out.values["seed_enable_extras"] = bool(strength) or resize
-    out.values["restore_faces"] = "Face restoration" in res  # A1111 writes the restorer's name
+    if res.get("Face restoration"):  # A1111 writes the restorer's name; absent: left alone
+        out.values["restore_faces"] = True
     _img2img_values(out, res)
     out.settings = settings_in_infotext(res, options)
     return out
