@@ -104,4 +104,3 @@ def test_codeformer_weight_is_its_fidelity_argument(installed):
     faithful = installed.restore(image, "CodeFormer", weight=1.0).image
     assert changed_pixels(strong, image).any() and not np.array_equal(strong, faithful)
     assert np.array_equal(strong[:, :150], image[:, :150])
-
