@@ -66,14 +66,10 @@ class ResNetBody(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(3, base, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(base)
-        cin = base
-        for index, count in enumerate(blocks):
-            width = base * 2**index
-            stride = 1 if index == 0 else 2
-            layer = [Bottleneck(cin, width, stride, True)]
-            layer += [Bottleneck(width * 4, width, 1, False) for _ in range(count - 1)]
-            setattr(self, f"layer{index + 1}", nn.Sequential(*layer))
-            cin = width * 4
+        widths = [base * 2**i for i in range(4)]
+        ins = [base, *(w * 4 for w in widths[:3])]
+        layers = [_layer(ins[i], widths[i], 1 if i == 0 else 2, blocks[i]) for i in range(4)]
+        self.layer1, self.layer2, self.layer3, self.layer4 = layers
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 3, 2, 1)
@@ -81,6 +77,12 @@ class ResNetBody(nn.Module):
         c2 = self.layer2(c1)
         c3 = self.layer3(c2)
         return [c2, c3, self.layer4(c3)]
+
+
+def _layer(cin: int, width: int, stride: int, count: int) -> nn.Sequential:
+    blocks = [Bottleneck(cin, width, stride, True)]
+    blocks += [Bottleneck(width * 4, width, 1, False) for _ in range(count - 1)]
+    return nn.Sequential(*blocks)
 
 
 class FPN(nn.Module):
