@@ -7,7 +7,7 @@ fields so the extension's other parts (its txt2img hooks, API routes) work.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -42,9 +42,9 @@ class PostprocessedImage:
         return pp
 
 
-@dataclass
 class ScriptPostprocessing:
-    """Base class of A1111 Extras-tab scripts: override `ui()` and `process(pp, **args)`."""
+    """Base class of A1111 Extras-tab scripts: override `ui()` and `process(pp, **args)`. Plain class
+    attributes, as A1111's, so a subclass's `name = "..."` / `order = ...` are what instances show."""
 
     filename: str | None = None
     controls: dict[str, Any] | None = None
@@ -53,7 +53,6 @@ class ScriptPostprocessing:
     order: int = 1000
     name: str | None = None
     group: Any = None
-    extra: list[Any] = field(default_factory=list)
 
     def ui(self) -> dict[str, Any]:
         return {}

@@ -48,7 +48,6 @@ def running_app() -> App | None:
 
 batch_cond_uncond = True  # A1111: always True since 1.6
 parallel_processing_allowed = True
-face_restorers: list = []  # Sumi has no face restoration models
 interrogator = Unsupported("shared.interrogator", "Sumi has no CLIP/BLIP interrogator")
 latent_upscale_default_mode = "Latent"
 latent_upscale_modes = {
@@ -154,6 +153,7 @@ def __getattr__(name: str) -> Any:
         "xformers_available": _xformers_available,
         "State": _state_class,
         "log": lambda a: logging.getLogger("sd"),
+        "face_restorers": _face_restorers,
     }
     if name == "sd_upscalers":  # also before the App runs: the built-in ones
         from modules import upscaler
@@ -162,6 +162,13 @@ def __getattr__(name: str) -> Any:
     if name in resolvers:
         return resolvers[name](app())
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _face_restorers(a: App) -> list:
+    """The GFPGAN / CodeFormer restorers installed now, one live list (extensions may append)."""
+    from modules import face_restoration_utils
+
+    return face_restoration_utils.live_restorers(a.faces.names())
 
 
 class _SharedModule(types.ModuleType):

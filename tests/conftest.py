@@ -39,6 +39,16 @@ def tiny_sdxl_ckpt(tmp_path_factory):
     return _tiny_checkpoint(tmp_path_factory, "tiny_sdxl", "SDXL")
 
 
+@pytest.fixture(scope="session")
+def face_files(tmp_path_factory):
+    """GFPGAN (175 MB) and CodeFormer (136 MB) files at their real sizes with random weights, and a
+    small hand-set RetinaFace that sees a face where the picture is bright (tests.fixtures.tiny_faces);
+    written once per session, linked into data dirs with `install_face_files`."""
+    from tests.fixtures.tiny_faces import write_face_files
+
+    return write_face_files(Path(tmp_path_factory.mktemp("faces")))
+
+
 @pytest.fixture
 def make_app():
     """`make_app(data_dir, *flags, start=True, loaded=False, preload=False) -> App` for one test.

@@ -21,6 +21,7 @@ from modules.sumi.engine.errors import EngineError
 from modules.sumi.services.controlnet.models import ControlNetModels
 from modules.sumi.services.controlnet.service import ControlNetService
 from modules.sumi.services.extensions.manager import ExtensionManager
+from modules.sumi.services.faces.registry import FaceRestorers
 from modules.sumi.services.jobs.generation import GenerationService
 from modules.sumi.services.jobs.queue import JobQueue
 from modules.sumi.services.jobs.runner import JobRunner
@@ -131,6 +132,7 @@ class App:
         )
         self.controlnet = self._controlnet_service()
         self.upscalers = self._upscaler_registry()
+        self.faces = self._face_restorers()
         self.scripts = ScriptService(self.callbacks, repo_root)
         self.extensions = ExtensionManager.from_paths(self.paths, self.options, args, self.settings.set)
         self.generation = GenerationService(
@@ -147,9 +149,25 @@ class App:
             nan_check=not self.args.disable_nan_check,
             settings=self.settings,
             upscalers=self.upscalers,
+            faces=self.faces,
         )
         self.runner = JobRunner(self.queue, self.generation)
         self.text = TextService(self.models, self.embeddings, self.options)
+
+    def _face_restorers(self) -> FaceRestorers:
+        """GFPGAN / CodeFormer from their folders, on the app's device (`--use-cpu gfpgan codeformer`
+        or `all` keeps them on the CPU); the model setting lists the ones found."""
+        use_cpu = set(getattr(self.args, "use_cpu", None) or [])
+        on_cpu = bool(use_cpu & {"all", "gfpgan", "codeformer"})
+        faces = FaceRestorers(
+            self.paths.gfpgan_dir,
+            self.paths.codeformer_dir,
+            device=lambda: "cpu" if on_cpu else self.devices.device,
+            unload_after_use=lambda: bool(self.options.face_restoration_unload),
+            allow_unsafe_pickle=bool(self.args.disable_safe_unpickle),
+        )
+        self.options.data_labels["face_restoration_model"].component_args = faces.setting_choices
+        return faces
 
     def _publish_path_flags(self) -> None:
         """A1111's folder flags default to the folders in use, and extensions read them as such
@@ -160,6 +178,8 @@ class App:
             ("hypernetwork_dir", p.hypernetwork_dir),
             ("lora_dir", p.lora_dir),
             ("lyco_dir_backcompat", p.lycoris_dir),
+            ("gfpgan_models_path", p.gfpgan_dir),
+            ("codeformer_models_path", p.codeformer_dir),
         ):
             if getattr(self.args, dest, None) is None:
                 setattr(self.args, dest, str(path))

@@ -32,6 +32,7 @@ from modules.sumi.frontends.gradio import output_panel, paste
 from modules.sumi.frontends.gradio import txt2img as t2i
 from modules.sumi.frontends.gradio.controlnet import create_controlnet, wire_controlnet
 from modules.sumi.frontends.gradio.extra_networks import create_extra_networks, wire_gallery
+from modules.sumi.frontends.gradio.faces_ui import restore_faces_checkbox
 from modules.sumi.frontends.gradio.paste import INPAINT_AREAS, MASK_MODES
 from modules.sumi.frontends.gradio.paste_buttons import image_from_url_text, readable_roots
 from modules.sumi.frontends.gradio.scripts_ui import ComponentHooks, create_scripts
@@ -188,6 +189,7 @@ def build_processing(
         prompt=v.prompt or "",
         negative_prompt=v.negative_prompt or "",
         styles=list(v.styles or []),
+        restore_faces=bool(v.restore_faces),
         sampler_name=v.sampler_name or t2i.DEFAULT_SAMPLER,
         scheduler=v.scheduler or t2i.DEFAULT_SCHEDULE,
         steps=t2i._int(v.steps),
@@ -508,6 +510,7 @@ def create_img2img_tab(app: App) -> Img2ImgTab:
             )
             scale_tabs = _size_rows(c, b, mk)
             extras = t2i.seed_rows(c, b, mk, TAB)
+            restore_faces_checkbox(app, c, mk, TAB)
             inpaint = _inpaint_controls(c)
             controlnet = create_controlnet(app, TAB)
             scripts = create_scripts(app, hooks, TAB)

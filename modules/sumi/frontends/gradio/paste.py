@@ -53,6 +53,7 @@ FIELDS = (
     "subseed_strength",
     "seed_resize_from_w",
     "seed_resize_from_h",
+    "restore_faces",
 )
 
 # the img2img tab's own controls ↙️ also sets (names as in img2img.Img2ImgValues)
@@ -210,6 +211,8 @@ def infotext_values(
     strength = out.values.get("subseed_strength", 0.0)
     resize = out.values.get("seed_resize_from_w", 0) > 0 and out.values.get("seed_resize_from_h", 0) > 0
     out.values["seed_enable_extras"] = bool(strength) or resize
+    if res.get("Face restoration"):  # A1111 writes the restorer's name; absent: left alone
+        out.values["restore_faces"] = True
     _img2img_values(out, res)
     out.values.update(hires.fields_from_infotext(res))  # txt2img's Hires. fix accordion
     out.settings = settings_in_infotext(res, options)

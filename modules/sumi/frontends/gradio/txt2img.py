@@ -29,6 +29,7 @@ from modules.sumi.frontends.gradio.controlnet import ControlNetUI, create_contro
 from modules.sumi.frontends.gradio.controlnet_handlers import paste_fields as controlnet_paste_fields
 from modules.sumi.frontends.gradio.controlnet_handlers import units_from_values
 from modules.sumi.frontends.gradio.extra_networks import create_extra_networks, wire_gallery
+from modules.sumi.frontends.gradio.faces_ui import restore_faces_checkbox
 from modules.sumi.frontends.gradio.paste_buttons import image_from_url_text, readable_roots
 from modules.sumi.frontends.gradio.progress import PROGRESS_CSS, watch_job
 from modules.sumi.frontends.gradio.scripts_ui import ComponentHooks, ScriptsUI, create_scripts, script_args
@@ -71,6 +72,7 @@ class Txt2ImgValues:
     seed_resize_from_w: float = 0
     seed_resize_from_h: float = 0
     styles: list[str] | None = None
+    restore_faces: bool = False
 
 
 INPUT_NAMES = tuple(f.name for f in fields(Txt2ImgValues))
@@ -107,6 +109,7 @@ def build_processing(
         do_not_save_samples=False,
         do_not_save_grid=False,
         styles=list(v.styles or []),
+        restore_faces=bool(v.restore_faces),
         controlnet_units=list(controlnet_units or []),
     )
 
@@ -502,6 +505,7 @@ def create_txt2img_tab(app: App) -> Txt2ImgTab:
             hires_final = hires_ui.create_hires(app, c, mk)  # the Hires. fix accordion
             _size_rows(c, b, mk)
             extras = seed_rows(c, b, mk)
+            restore_faces_checkbox(app, c, mk, "txt2img")
             controlnet = create_controlnet(app, "txt2img")  # A1111: alwayson scripts under the seed
             scripts = create_scripts(app, hooks, "txt2img")
         r = results_column("txt2img", bool(getattr(app.args, "hide_ui_dir_config", False)))

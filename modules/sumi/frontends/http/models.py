@@ -312,6 +312,11 @@ class RealesrganItem(BaseModel):
     scale: int | None = None
 
 
+class FaceRestorerItem(BaseModel):
+    name: str = Field(title="Name")
+    cmd_dir: str | None = Field(default=None, title="Path")
+
+
 class VaeItem(BaseModel):
     model_name: str
     filename: str

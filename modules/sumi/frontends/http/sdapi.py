@@ -121,6 +121,7 @@ def create_router(app: App) -> APIRouter:
         _network_routes,
         _generation_routes,
         _model_routes,
+        _face_routes,
         _sampler_routes,
         _upscaler_routes,
         _settings_routes,
@@ -226,6 +227,13 @@ def _model_routes(router: APIRouter, app: App) -> None:
     def refresh_vae() -> dict:
         app.vaes.refresh()
         return {}
+
+
+def _face_routes(router: APIRouter, app: App) -> None:
+    @router.get("/face-restorers", response_model=list[m.FaceRestorerItem])
+    def face_restorers() -> list[m.FaceRestorerItem]:
+        """The restorers whose weights are installed (GFPGAN: models/GFPGAN, CodeFormer: models/Codeformer)."""
+        return [m.FaceRestorerItem(name=e.name, cmd_dir=str(e.folder)) for e in app.faces.entries()]
 
 
 def _sampler_routes(router: APIRouter, app: App) -> None:

@@ -11,6 +11,7 @@ import logging
 import random
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,9 @@ from modules.sumi.engine.sampling.samplers import find_sampler
 from modules.sumi.engine.vae import cheap_preview
 from modules.sumi.services.controlnet.service import ControlNetService, PreparedControl, Target
 from modules.sumi.services.controlnet.units import ControlNetUnit, decode_image
+from modules.sumi.services.faces.registry import FaceRestorers
 from modules.sumi.services.images import saving as image_files
-from modules.sumi.services.jobs import hires, img2img
+from modules.sumi.services.jobs import face_restore, hires, img2img
 from modules.sumi.services.jobs.hooks import JobContext, cfg_callbacks, postprocess_batch, select_batch
 from modules.sumi.services.jobs.infotext import build_infotext
 from modules.sumi.services.jobs.processing import (
@@ -69,6 +71,7 @@ class GenerationService:
         *,
         nan_check: bool = True,
         upscalers: UpscalerRegistry | None = None,
+        faces: FaceRestorers | None = None,
     ) -> None:
         self.models = models
         self.options = options
@@ -83,6 +86,7 @@ class GenerationService:
         self.settings = settings  # checks `override_settings` as POST /options checks settings
         self.nan_check = nan_check  # off with --disable-nan-check
         self.upscalers = upscalers or UpscalerRegistry(lambda: state.interrupted)  # hires, img2img
+        self.faces = faces  # GFPGAN / CodeFormer for restore_faces
 
     def process(self, p: StableDiffusionProcessing) -> Processed:
         """Run every batch of `p` on the active model (call from the job worker).
@@ -96,6 +100,7 @@ class GenerationService:
             self.validate(p)
             loaded = self.models.get()
             self._prepare(p, loaded)
+            self._warn(p, face_restore.prepare(p, self.faces, self.options))
             if p.scripts is not None:
                 p.scripts.process(p)
             p.init(p.all_prompts, p.all_seeds, p.all_subseeds)  # A1111: img2img prepares its images here
@@ -358,7 +363,25 @@ class GenerationService:
         if job.control.blends:  # sd-webui-controlnet's inpaint_only blend, before A1111's overlay
             images, warnings = job.control.post_process(images)
             self._warn(p, warnings)
-        return postprocess_batch(p, images, n, self._composite(p, composited)), result.schedule
+        restore = face_restore.per_image(
+            p,
+            self.faces,
+            self.options,
+            self._before_restore(p, loaded, n, result.schedule),
+            partial(self._warn, p),
+        )
+        return postprocess_batch(p, images, n, self._composite(p, composited), restore), result.schedule
+
+    def _before_restore(
+        self, p: StableDiffusionProcessing, loaded: LoadedModel, n: int, schedule: str
+    ) -> Callable[[int, Any], None]:
+        """Saves image i of batch n before face restoration (A1111's -before-face-restoration copy)."""
+
+        def save(i: int, image: Any) -> None:
+            index = min(n * p.batch_size + i, len(p.all_seeds) - 1)
+            self._save(p, image, index, self.infotext(p, loaded, index, schedule), "-before-face-restoration")
+
+        return save
 
     def _generate(
         self, p: StableDiffusionProcessing, loaded: LoadedModel, request: engine.BatchRequest, job: JobContext
@@ -476,6 +499,7 @@ class GenerationService:
             if (image_cfg := getattr(p, "image_cfg_scale", None))
             else None,
             "Seed": p.all_seeds[index],
+            "Face restoration": p.extra_generation_params.get(face_restore.INFOTEXT_KEY),
             "Size": f"{p.width}x{p.height}",
             "Model hash": p.sd_model_hash if o.add_model_hash_to_info else None,
             "Model": p.sd_model_name if o.add_model_name_to_info else None,

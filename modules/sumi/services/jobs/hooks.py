@@ -42,12 +42,17 @@ def select_batch(p: Any, n: int) -> None:
 
 
 def postprocess_batch(
-    p: Any, images: list[Any], n: int, composite: Callable[[int, Any], Any] | None = None
+    p: Any,
+    images: list[Any],
+    n: int,
+    composite: Callable[[int, Any], Any] | None = None,
+    restore: Callable[[int, Any], Any] | None = None,
 ) -> list[Any]:
     """The scripts' postprocess_batch (a [B, 3, H, W] tensor in 0..1, as A1111), postprocess_batch_list
-    (may replace the list) and postprocess_image (may replace each image); then `composite(i, image)`
-    (img2img's overlay of the original) and postprocess_image_after_composite."""
-    if p.scripts is None and composite is None:
+    (may replace the list), `restore(i, image)` (face restoration), postprocess_image (may replace each
+    image); then `composite(i, image)` (img2img's overlay of the original) and
+    postprocess_image_after_composite."""
+    if p.scripts is None and composite is None and restore is None:
         return images
     if p.scripts is not None:
         p.scripts.postprocess_batch(p, _as_tensor(images), batch_number=n)
@@ -57,7 +62,7 @@ def postprocess_batch(
     result = []
     for i, image in enumerate(images):
         p.batch_index = i
-        args = PostprocessImageArgs(image)
+        args = PostprocessImageArgs(restore(i, image) if restore is not None else image)
         if p.scripts is not None:
             p.scripts.postprocess_image(p, args)
         if composite is not None:

@@ -40,8 +40,6 @@ NOT_YET_IMPLEMENTED = frozenset(
         "config",
         "textual_inversion_templates_dir",
         "localizations_dir",
-        "gfpgan_models_path",
-        "codeformer_models_path",
         "bsrgan_models_path",
         "scunet_models_path",
         "ldsr_models_path",
@@ -130,6 +128,13 @@ def _add_path_args(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="ControlNet model folder (default: <models-dir>/ControlNet)",
     )
+    for dest, folder in (("gfpgan_models_path", "GFPGAN"), ("codeformer_models_path", "Codeformer")):
+        add(
+            flag_name(dest),
+            type=str,
+            default=None,
+            help=f"{folder} model folder (default: <models-dir>/{folder})",
+        )
     add("--ui-settings-file", type=str, default=None, help="settings file (default: <data-dir>/config.json)")
     add(
         "--ui-config-file",
@@ -312,8 +317,8 @@ def _add_a1111_accepted_args(parser: argparse.ArgumentParser) -> None:
     for dest in ("sub_quad_q_chunk_size", "sub_quad_kv_chunk_size", "sub_quad_chunk_threshold"):
         add(flag_name(dest), type=int, default=None, help="A1111 sub-quadratic attention; no effect in Sumi")
     for dest in (
-        "config", "textual_inversion_templates_dir", "localizations_dir", "gfpgan_models_path",
-        "codeformer_models_path", "bsrgan_models_path", "scunet_models_path", "ldsr_models_path",
+        "config", "textual_inversion_templates_dir", "localizations_dir", "bsrgan_models_path",
+        "scunet_models_path", "ldsr_models_path",
         "clip_models_path", "tls_keyfile", "tls_certfile", "subpath",
     ):  # fmt: skip
         add(flag_name(dest), type=str, default=None, help="A1111 flag; no effect in Sumi")

@@ -524,6 +524,7 @@ CONTROLNET: Section = ("control_net", "ControlNet")
 IMG2IMG: Section = ("img2img", "img2img")
 COMPATIBILITY: Section = ("compatibility", "Compatibility")
 UPSCALING: Section = ("upscaling", "Upscaling")
+FACE_RESTORATION: Section = ("face-restoration", "Face restoration")
 HIDDEN: tuple[None, str] = (None, "Hidden options")  # A1111: a section id of None is not shown in Settings
 
 
@@ -566,6 +567,9 @@ def _saving_images() -> dict[str, OptionInfo]:
             ),
             "grid_zip_filename_pattern": OptionInfo("", "Archive filename pattern").info(
                 "empty = [datetime]_[[model_name]]_[seed]-[seed_last]"
+            ),
+            "save_images_before_face_restoration": OptionInfo(
+                False, "Save a copy of image before doing face restoration."
             ),
             "save_images_before_color_correction": OptionInfo(
                 False, "Save a copy of image before applying color correction to img2img results"
@@ -959,15 +963,34 @@ def _controlnet() -> dict[str, OptionInfo]:
     )
 
 
+def _face_restoration() -> dict[str, OptionInfo]:
+    """A1111's section; the model radio lists the restorers found (the App sets its choices)."""
+    return options_section(
+        FACE_RESTORATION,
+        {
+            "face_restoration": OptionInfo(False, "Restore faces").info(
+                "will use a third-party model on generation result to reconstruct faces"
+            ),
+            "face_restoration_model": OptionInfo(
+                "CodeFormer", "Face restoration model", "radio", {"choices": ["CodeFormer", "GFPGAN"]}
+            ).one_of(["CodeFormer", "GFPGAN"]),
+            "code_former_weight": OptionInfo(0.5, "CodeFormer weight", "slider", _slider(0, 1, 0.01)).info(
+                "0 = maximum effect; 1 = minimum effect"
+            ),
+            "face_restoration_unload": OptionInfo(
+                False, "Move face restoration model from VRAM into RAM after processing"
+            ),
+        },
+    )
+
+
 def _a1111_only() -> dict[str, OptionInfo]:
-    """A1111 settings for features Sumi does not have (face restoration, interrogation, the Extras tab,
+    """A1111 settings for features Sumi does not have (interrogation, the Extras tab,
     A1111's console and gallery layout), with A1111's defaults, so extensions that read them find them.
     Hidden in Settings: changing them changes nothing in Sumi."""
     return options_section(
         HIDDEN,
         {
-            "face_restoration_model": OptionInfo("CodeFormer", "Face restoration model"),
-            "code_former_weight": OptionInfo(0.5, "CodeFormer weight").bounds(0.0, 1.0),
             "interrogate_return_ranks": OptionInfo(False, "Include ranks of model tags matches in results"),
             "outdir_extras_samples": OptionInfo(
                 "outputs/extras-images", "Output directory for Extras"
@@ -1027,6 +1050,7 @@ def builtin_options() -> dict[str, OptionInfo]:
         _sampler_params,
         _limits,
         _controlnet,
+        _face_restoration,
         _extensions,
         _a1111_only,
     ):

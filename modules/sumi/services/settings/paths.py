@@ -36,6 +36,8 @@ class DataPaths:
     controlnet_dir: Path
     embeddings_dir: Path
     hypernetwork_dir: Path
+    gfpgan_dir: Path
+    codeformer_dir: Path
     extensions_dir: Path
     extensions_builtin_dir: Path
     outputs_dir: Path
@@ -69,6 +71,8 @@ class DataPaths:
             controlnet_dir=_opt_path(ns, "controlnet_dir") or models / "ControlNet",
             embeddings_dir=_opt_path(ns, "embeddings_dir") or data / "embeddings",
             hypernetwork_dir=_opt_path(ns, "hypernetwork_dir") or models / "hypernetworks",
+            gfpgan_dir=_opt_path(ns, "gfpgan_models_path") or models / "GFPGAN",
+            codeformer_dir=_opt_path(ns, "codeformer_models_path") or models / "Codeformer",
             extensions_dir=data / "extensions",
             extensions_builtin_dir=root / "extensions-builtin",
             outputs_dir=data / "outputs",
@@ -99,6 +103,8 @@ class DataPaths:
             self.controlnet_dir,
             self.embeddings_dir,
             self.hypernetwork_dir,
+            self.gfpgan_dir,
+            self.codeformer_dir,
             self.extensions_dir,
             self.outputs_dir,
             self.config_file.parent,

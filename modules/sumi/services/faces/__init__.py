@@ -1,0 +1,1 @@
+"""Face restorers (GFPGAN, CodeFormer) found in the user's model folders."""
