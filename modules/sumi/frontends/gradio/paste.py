@@ -53,6 +53,7 @@ FIELDS = (
     "subseed_strength",
     "seed_resize_from_w",
     "seed_resize_from_h",
+    "tiling",
 )
 
 # the img2img tab's own controls ↙️ also sets (names as in img2img.Img2ImgValues)
@@ -98,7 +99,7 @@ FLOAT_KEYS = {"cfg_scale": "CFG scale", "subseed_strength": "Variation seed stre
 
 STYLE_MODES = ("Ignore", "Apply", "Discard", "Apply if any")
 # settings never offered from an infotext (A1111's opt `disable_weights_auto_swap` defaults to True)
-NOT_OFFERED_SETTINGS = frozenset({"sd_model_checkpoint"})
+NOT_OFFERED_SETTINGS = frozenset({"sd_model_checkpoint", "tiling"})  # tiling: the Tiling checkbox
 
 
 @dataclass
@@ -210,6 +211,7 @@ def infotext_values(
     strength = out.values.get("subseed_strength", 0.0)
     resize = out.values.get("seed_resize_from_w", 0) > 0 and out.values.get("seed_resize_from_h", 0) > 0
     out.values["seed_enable_extras"] = bool(strength) or resize
+    out.values["tiling"] = str(res.get("Tiling", "")).strip() == "True"  # A1111 writes it only when on
     _img2img_values(out, res)
     out.settings = settings_in_infotext(res, options)
     return out

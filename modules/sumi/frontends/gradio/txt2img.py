@@ -32,6 +32,7 @@ from modules.sumi.frontends.gradio.extra_networks import create_extra_networks, 
 from modules.sumi.frontends.gradio.progress import PROGRESS_CSS, watch_job
 from modules.sumi.frontends.gradio.scripts_ui import ComponentHooks, ScriptsUI, create_scripts, script_args
 from modules.sumi.frontends.gradio.styles import create_styles_row
+from modules.sumi.frontends.gradio.tiling import create_tiling
 from modules.sumi.frontends.gradio.token_counter import create_token_counter, wire_token_counters
 from modules.sumi.services.jobs.processing import (
     Processed,
@@ -70,6 +71,7 @@ class Txt2ImgValues:
     seed_resize_from_w: float = 0
     seed_resize_from_h: float = 0
     styles: list[str] | None = None
+    tiling: bool = False
 
 
 INPUT_NAMES = tuple(f.name for f in fields(Txt2ImgValues))
@@ -106,6 +108,7 @@ def build_processing(
         do_not_save_samples=False,
         do_not_save_grid=False,
         styles=list(v.styles or []),
+        tiling=bool(v.tiling),
         controlnet_units=list(controlnet_units or []),
     )
 
@@ -438,6 +441,7 @@ def create_txt2img_tab(app: App) -> Txt2ImgTab:
             sampler_rows(c, mk)
             _size_rows(c, b, mk)
             extras = seed_rows(c, b, mk)
+            create_tiling(app, c, mk, "txt2img")
             controlnet = create_controlnet(app, "txt2img")  # A1111: alwayson scripts under the seed
             scripts = create_scripts(app, hooks, "txt2img")
         r = results_column("txt2img", bool(getattr(app.args, "hide_ui_dir_config", False)))

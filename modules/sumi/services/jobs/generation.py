@@ -25,7 +25,7 @@ from modules.sumi.engine.vae import cheap_preview
 from modules.sumi.services.controlnet.service import ControlNetService, PreparedControl, Target
 from modules.sumi.services.controlnet.units import ControlNetUnit, decode_image
 from modules.sumi.services.images import saving as image_files
-from modules.sumi.services.jobs import img2img
+from modules.sumi.services.jobs import img2img, tiling
 from modules.sumi.services.jobs.hooks import JobContext, cfg_callbacks, postprocess_batch, select_batch
 from modules.sumi.services.jobs.infotext import build_infotext
 from modules.sumi.services.jobs.processing import (
@@ -93,10 +93,11 @@ class GenerationService:
             self.validate(p)
             loaded = self.models.get()
             self._prepare(p, loaded)
-            if p.scripts is not None:
-                p.scripts.process(p)
-            p.init(p.all_prompts, p.all_seeds, p.all_subseeds)  # A1111: img2img prepares its images here
-            processed = self._run(p, loaded)
+            with tiling.job_tiling(p, loaded.sd, self.options) as tiles:  # circular padding, undone after
+                if p.scripts is not None:
+                    p.scripts.process(p)
+                p.init(p.all_prompts, p.all_seeds, p.all_subseeds)  # A1111: img2img prepares its images here
+                processed = self._run(p, loaded, tiles)
         if p.scripts is not None:
             p.scripts.postprocess(p, processed)
         return processed
@@ -217,16 +218,22 @@ class GenerationService:
                     glob[key] = value
 
     # -- running ------------------------------------------------------------------------------------
-    def _run(self, p: StableDiffusionProcessing, loaded: LoadedModel) -> Processed:
+    def _run(
+        self, p: StableDiffusionProcessing, loaded: LoadedModel, tiles: tiling.JobTiling | None = None
+    ) -> Processed:
         try:
-            return self._run_batches(p, loaded)
+            return self._run_batches(p, loaded, tiles)
         finally:
             self._warn(p, self.extra_networks.deactivate(p))
 
-    def _run_batches(self, p: StableDiffusionProcessing, loaded: LoadedModel) -> Processed:
+    def _run_batches(
+        self, p: StableDiffusionProcessing, loaded: LoadedModel, tiles: tiling.JobTiling | None = None
+    ) -> Processed:
         self.state.begin(job_kind(p), p.n_iter)
         images, infotexts = [], []
         job = JobContext(self._embedding_hook(loaded), self._prepare_control(p, loaded))
+        if tiles is not None:
+            tiles.include(*(unit.model for unit in job.control.units))
         for n in range(p.n_iter):
             if self.state.interrupted:
                 break
@@ -466,6 +473,7 @@ class GenerationService:
             "Clip skip": p.clip_skip if p.clip_skip > 1 else None,
             "ENSD": o.eta_noise_seed_delta if o.eta_noise_seed_delta and _uses_ensd(p.sampler_name) else None,
             "RNG": o.randn_source if o.randn_source != "GPU" else None,
+            "Tiling": tiling.infotext_value(p),
             "Emphasis": o.emphasis if o.emphasis != "Original" and _uses_brackets(p, index) else None,
             "Pad conds": True if o.pad_cond_uncond else None,
             "Old prompt editing timelines": True if o.use_old_scheduling else None,
