@@ -25,7 +25,7 @@ from modules.sumi.engine.vae import cheap_preview
 from modules.sumi.services.controlnet.service import ControlNetService, PreparedControl, Target
 from modules.sumi.services.controlnet.units import ControlNetUnit, decode_image
 from modules.sumi.services.images import saving as image_files
-from modules.sumi.services.jobs import img2img, tiling
+from modules.sumi.services.jobs import ignored_fields, img2img, tiling
 from modules.sumi.services.jobs.hooks import JobContext, cfg_callbacks, postprocess_batch, select_batch
 from modules.sumi.services.jobs.infotext import build_infotext
 from modules.sumi.services.jobs.processing import (
@@ -87,6 +87,7 @@ class GenerationService:
         Always-on scripts (`p.scripts`) get A1111's hooks: before_process, process, then per batch
         before_process_batch, after_extra_networks_activate, process_batch, postprocess_batch(_list),
         postprocess_image, and postprocess at the end."""
+        self._warn(p, ignored_fields.warnings_for(p))  # fields Sumi accepts but does not honour
         if p.scripts is not None:
             p.scripts.before_process(p)
         with self._job_settings(p):
@@ -397,7 +398,7 @@ class GenerationService:
             schedule=p.scheduler,
             clip_skip=p.clip_skip,
             eta_ancestral=p.eta if p.eta is not None else o.eta_ancestral,
-            eta_ddim=o.eta_ddim,
+            eta_ddim=p.eta if p.eta is not None else o.eta_ddim,  # A1111: `eta` is DDIM's too
             eta_noise_seed_delta=int(o.eta_noise_seed_delta),
             noise_device=_noise_device(o.randn_source),
             emphasis=o.emphasis,

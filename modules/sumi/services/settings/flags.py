@@ -8,59 +8,103 @@
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Sequence
 
 DEFAULT_PORT = 7860
 DEFAULT_API_ONLY_PORT = 7861
 
 # Flags that are accepted but do nothing yet; the app prints a notice for each one the user passes.
-NOT_YET_IMPLEMENTED = frozenset(
-    {
-        "medvram",
-        "lowvram",
-        "autolaunch",
-        "theme",
-        "share",
-        "ngrok",
-        "upcast_sampling",
-    }
-) | frozenset(
-    # A1111 flags extensions read from `shared.cmd_opts` (or users pass); accepted, no effect in Sumi.
-    {
-        "medvram_sdxl",
-        "allow_code",
-        "no_gradio_queue",
-        "gradio_debug",
-        "opt_channelslast",
-        "disable_console_progressbars",
-        "always_batch_cond_uncond",
-        "sub_quad_q_chunk_size",
-        "sub_quad_kv_chunk_size",
-        "sub_quad_chunk_threshold",
-        "config",
-        "textual_inversion_templates_dir",
-        "localizations_dir",
-        "gfpgan_models_path",
-        "codeformer_models_path",
-        "esrgan_models_path",
-        "realesrgan_models_path",
-        "bsrgan_models_path",
-        "scunet_models_path",
-        "swinir_models_path",
-        "ldsr_models_path",
-        "dat_models_path",
-        "clip_models_path",
-        "tls_keyfile",
-        "tls_certfile",
-        "subpath",
-        "administrator",
-        "no_prompt_history",
-        "update_check",
-        "update_all_extensions",
-        "reinstall_xformers",
-        "reinstall_torch",
-    }
+NOT_YET_IMPLEMENTED = (
+    frozenset(
+        {
+            "medvram",
+            "lowvram",
+            "autolaunch",
+            "theme",
+            "share",
+            "ngrok",
+            "upcast_sampling",
+        }
+    )
+    | frozenset(
+        # A1111 flags extensions read from `shared.cmd_opts` (or users pass); accepted, no effect in Sumi.
+        {
+            "medvram_sdxl",
+            "allow_code",
+            "no_gradio_queue",
+            "gradio_debug",
+            "opt_channelslast",
+            "disable_console_progressbars",
+            "always_batch_cond_uncond",
+            "sub_quad_q_chunk_size",
+            "sub_quad_kv_chunk_size",
+            "sub_quad_chunk_threshold",
+            "config",
+            "textual_inversion_templates_dir",
+            "localizations_dir",
+            "gfpgan_models_path",
+            "codeformer_models_path",
+            "esrgan_models_path",
+            "realesrgan_models_path",
+            "bsrgan_models_path",
+            "scunet_models_path",
+            "swinir_models_path",
+            "ldsr_models_path",
+            "dat_models_path",
+            "clip_models_path",
+            "tls_keyfile",
+            "tls_certfile",
+            "subpath",
+            "administrator",
+            "no_prompt_history",
+            "update_check",
+            "update_all_extensions",
+            "reinstall_xformers",
+            "reinstall_torch",
+        }
+    )
+    | frozenset(
+        # A1111 1.10 flags that would change something there and do nothing here yet.
+        {
+            "loglevel",
+            "gfpgan_dir",
+            "gfpgan_model",
+            "no_progressbar_hiding",
+            "lowram",
+            "ngrok_options",
+            "force_enable_xformers",
+            "xformers_flash_attention",
+            "use_ipex",
+            "disable_model_loading_ram_optimization",
+            "use_textbox_seed",
+            "ui_debug_mode",
+            "disable_tls_verify",
+            "api_server_stop",
+            "timeout_keep_alive",
+            "skip_load_model_at_start",
+            "unix_filenames_sanitization",
+            "filenames_max_length",
+        }
+    )
 )
+
+# A1111 1.10 flags that do nothing in A1111 either ("does not do anything"), or only steer A1111's
+# launcher (launch.py); accepted so command lines keep working, with a notice saying so.
+A1111_NO_OP = {
+    **dict.fromkeys(
+        (
+            "max_batch_count", "unload_gfpgan", "ngrok_region", "deepdanbooru", "show_negative_prompt",
+            "gradio_img2img_tool", "gradio_inpaint_tool", "enable_console_prompts", "gradio_queue",
+            "add_stop_route",
+        ),
+        "does nothing in A1111 1.10 either",
+    ),
+    **dict.fromkeys(
+        ("f", "test_server", "log_startup", "dump_sysinfo"),
+        "an A1111 launcher (launch.py) flag; Sumi has no such launcher step",
+    ),
+}  # fmt: skip
 
 # A1111 flags that ask for what Sumi always does; accepted so A1111 command lines keep working.
 ALWAYS_ON = {
@@ -71,6 +115,7 @@ ALWAYS_ON = {
     "do_not_download_clip": "Sumi never downloads a model on its own",
     "opt_sub_quad_attention": "Sumi always uses PyTorch scaled-dot-product attention",
     "opt_split_attention_v1": "Sumi always uses PyTorch scaled-dot-product attention",
+    "opt_split_attention_invokeai": "Sumi always uses PyTorch scaled-dot-product attention",
     "disable_opt_split_attention": "Sumi always uses PyTorch scaled-dot-product attention",
     "skip_torch_cuda_test": "Sumi runs no start-up environment checks",
     "skip_python_version_check": "Sumi runs no start-up environment checks",
@@ -322,7 +367,40 @@ def _add_a1111_accepted_args(parser: argparse.ArgumentParser) -> None:
         "clip_models_path", "tls_keyfile", "tls_certfile", "subpath",
     ):  # fmt: skip
         add(flag_name(dest), type=str, default=None, help="A1111 flag; no effect in Sumi")
+    _add_a1111_more_args(group)
     _add_settings_lock_args(parser)
+
+
+def _add_a1111_more_args(group: argparse._ArgumentGroup) -> None:
+    """The rest of A1111 1.10's flags (modules/cmd_args.py), with A1111's types and defaults."""
+    add = group.add_argument
+    for dest in (
+        "f", "test_server", "log_startup", "dump_sysinfo", "no_progressbar_hiding", "lowram", "unload_gfpgan",
+        "force_enable_xformers", "xformers_flash_attention", "deepdanbooru", "use_ipex",
+        "disable_model_loading_ram_optimization", "show_negative_prompt", "use_textbox_seed",
+        "enable_console_prompts", "ui_debug_mode", "gradio_queue", "add_stop_route", "api_server_stop",
+        "skip_load_model_at_start", "unix_filenames_sanitization",
+    ):  # fmt: skip
+        add("-f" if dest == "f" else flag_name(dest), action="store_true", help=_no_effect_help(dest))
+    for dest in (
+        "loglevel",
+        "gfpgan_dir",
+        "gfpgan_model",
+        "ngrok_region",
+        "gradio_img2img_tool",
+        "gradio_inpaint_tool",
+    ):
+        add(flag_name(dest), type=str, default=None, help=_no_effect_help(dest))
+    for dest in ("max_batch_count", "timeout_keep_alive", "filenames_max_length"):
+        add(flag_name(dest), type=int, default=None, help=_no_effect_help(dest))
+    add("--ngrok-options", type=json.loads, default=None, help=_no_effect_help("ngrok_options"))
+    add(
+        "--disable-tls-verify", action="store_false", default=None, help=_no_effect_help("disable_tls_verify")
+    )
+
+
+def _no_effect_help(dest: str) -> str:
+    return f"A1111 flag; {A1111_NO_OP.get(dest, 'no effect in Sumi yet')}"
 
 
 def _add_settings_lock_args(parser: argparse.ArgumentParser) -> None:
@@ -376,6 +454,20 @@ def flag_name(dest: str) -> str:
 def not_yet_implemented_flags(ns: argparse.Namespace) -> list[str]:
     """Dests (e.g. "medvram", "lora_dir") of the flags the user passed that Sumi accepts but does not act on yet."""
     return _passed(ns, sorted(NOT_YET_IMPLEMENTED))
+
+
+def startup_notices(ns: argparse.Namespace) -> list[str]:
+    """One line for each passed flag that does nothing here: not built yet, always Sumi's behaviour, or
+    a no-op in A1111 too. Every other flag is honoured."""
+    later = [
+        f"{flag_name(d)} is accepted but has no effect yet in this version of Sumi"
+        for d in not_yet_implemented_flags(ns)
+    ]
+    no_op = [
+        f"{'-f' if d == 'f' else flag_name(d)} has no effect: {A1111_NO_OP[d]}"
+        for d in _passed(ns, sorted(A1111_NO_OP))
+    ]
+    return [*later, *(f"{note} (the flag has no effect)" for note in always_on_notes(ns)), *no_op]
 
 
 def always_on_notes(ns: argparse.Namespace) -> list[str]:
