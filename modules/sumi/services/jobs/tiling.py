@@ -39,10 +39,10 @@ def resolve(p: Any, options: Any) -> bool:
     value = p.tiling
     if value is None:
         value = bool(getattr(options, "tiling", False))
-    if not isinstance(value, bool):
+    if not isinstance(value, (bool, int)):  # scripts may pass 0/1, as A1111's truth test allows
         raise InvalidRequestError(f"tiling must be true, false or null, got {value!r}")
-    p.tiling = value
-    return value
+    p.tiling = bool(value)
+    return p.tiling
 
 
 @contextmanager
