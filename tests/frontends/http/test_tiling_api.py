@@ -10,12 +10,17 @@ import json
 
 import numpy as np
 import pytest
+from diffusers import ControlNetModel
 from PIL import Image
 from torch import nn
 
+from modules.sumi.engine.checkpoint import load_checkpoint
 from modules.sumi.engine.extensions import Extension, HookPoint, StepContext, hook
+from modules.sumi.services.controlnet.units import ControlNetUnit
 from modules.sumi.services.jobs.infotext import parse_infotext
 from modules.sumi.services.jobs.processing import StableDiffusionProcessingTxt2Img
+from tests.fixtures.tiny_controlnets import shapes_image, write_lllyasviel
+from tests.fixtures.tiny_models import jitter
 
 SMALL = {"prompt": "a stone wall", "steps": 3, "width": 64, "height": 64, "sampler_name": "Euler"}
 SEEDS = (11, 12, 13, 14)
@@ -23,7 +28,13 @@ SEEDS = (11, 12, 13, 14)
 
 @pytest.fixture(scope="module")
 def app(make_module_app, tmp_path_factory):
-    return make_module_app(tmp_path_factory.mktemp("data"), "--api", "--nowebui", loaded=True)
+    app = make_module_app(tmp_path_factory.mktemp("data"), "--api", "--nowebui", loaded=True)
+    demo = app.checkpoints.list()[0].filename
+    controlnet = jitter(ControlNetModel.from_unet(load_checkpoint(demo).unet), 5)
+    app.paths.controlnet_dir.mkdir(parents=True, exist_ok=True)
+    write_lllyasviel(app.paths.controlnet_dir / "control_tiny_canny.safetensors", controlnet)
+    app.controlnet.models.refresh()
+    return app
 
 
 def _image(data: dict) -> np.ndarray:
@@ -93,3 +104,30 @@ def test_a_failing_tiled_job_gives_the_model_its_padding_back(app):
         app.runner.txt2img(p)
     assert failing.seen == {"circular"}
     assert {m.padding_mode for m in _convs(app)} == {"zeros"}
+
+
+class LookAt(Extension):
+    """Records the padding modes of `convs` at every step."""
+
+    def __init__(self, convs: list[nn.Conv2d]) -> None:
+        super().__init__()
+        self.convs, self.seen = convs, set()
+
+    @hook(HookPoint.PRE_STEP)
+    def look(self, ctx: StepContext) -> None:
+        self.seen |= {m.padding_mode for m in self.convs}
+
+
+def test_a_tiled_job_tiles_its_controlnet_models_too_and_gives_them_back(app):
+    models = app.controlnet.models
+    loaded = models.load(models.find("control_tiny_canny"), app.models.active.sd)  # the job's cached model
+    convs = [m for m in loaded.model.modules() if isinstance(m, nn.Conv2d)]
+    unit = ControlNetUnit(
+        enabled=True, module="canny", model="control_tiny_canny", images=[shapes_image()], processor_res=64
+    )
+    look = LookAt(convs)
+    p = StableDiffusionProcessingTxt2Img(**SMALL, seed=3, tiling=True, do_not_save_samples=True)
+    p.controlnet_units, p.engine_extensions["look"] = [unit], look
+    app.runner.txt2img(p)
+    assert look.seen == {"circular"}
+    assert {m.padding_mode for m in convs} == {"zeros"}
