@@ -85,37 +85,28 @@ def test_tiling_must_be_a_boolean(client):
     assert r.status_code == 422 and "tiling" in r.text
 
 
-class FailAtFirstStep(Extension):
-    def __init__(self, convs: list[nn.Conv2d]) -> None:
+class LookAt(Extension):
+    """Records the padding modes of `convs` at every step; with `fail`, raises at the first one."""
+
+    def __init__(self, convs: list[nn.Conv2d], fail: bool = False) -> None:
         super().__init__()
-        self.convs, self.seen = convs, set()
+        self.convs, self.fail, self.seen = convs, fail, set()
 
     @hook(HookPoint.PRE_STEP)
-    def fail(self, ctx: StepContext) -> None:
-        self.seen = {m.padding_mode for m in self.convs}
-        raise RuntimeError("the job fails mid-way")
+    def look(self, ctx: StepContext) -> None:
+        self.seen |= {m.padding_mode for m in self.convs}
+        if self.fail:
+            raise RuntimeError("the job fails mid-way")
 
 
 def test_a_failing_tiled_job_gives_the_model_its_padding_back(app):
-    failing = FailAtFirstStep(_convs(app))
+    failing = LookAt(_convs(app), fail=True)
     p = StableDiffusionProcessingTxt2Img(**SMALL, seed=3, tiling=True, do_not_save_samples=True)
     p.engine_extensions["fails"] = failing
     with pytest.raises(RuntimeError, match="fails mid-way"):
         app.runner.txt2img(p)
     assert failing.seen == {"circular"}
     assert {m.padding_mode for m in _convs(app)} == {"zeros"}
-
-
-class LookAt(Extension):
-    """Records the padding modes of `convs` at every step."""
-
-    def __init__(self, convs: list[nn.Conv2d]) -> None:
-        super().__init__()
-        self.convs, self.seen = convs, set()
-
-    @hook(HookPoint.PRE_STEP)
-    def look(self, ctx: StepContext) -> None:
-        self.seen |= {m.padding_mode for m in self.convs}
 
 
 def test_a_tiled_job_tiles_its_controlnet_models_too_and_gives_them_back(app):
