@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import torch  # noqa: E402
 from diffusers import ControlNetModel, EulerDiscreteScheduler, StableDiffusionControlNetPipeline  # noqa: E402
+from pipelines import diffusers_pipeline  # noqa: E402
 from timing import median_seconds  # noqa: E402
 
 from modules.sumi.engine import generate as engine  # noqa: E402
@@ -58,19 +59,12 @@ def _request(size: int, steps: int, units: list[ControlUnit]) -> engine.BatchReq
 
 
 def _diffusers(model: SDModel, controlnet: ControlNetModel, size: int, steps: int, image: torch.Tensor):
-    spec = model.text_encoders[0]
-    pipe = StableDiffusionControlNetPipeline(
-        vae=model.vae,
-        text_encoder=spec.model,
-        tokenizer=spec.tokenizer,
-        unet=model.unet,
+    pipe = diffusers_pipeline(
+        StableDiffusionControlNetPipeline,
+        model,
+        EulerDiscreteScheduler.from_config(model.scheduler_config),
         controlnet=controlnet,
-        scheduler=EulerDiscreteScheduler.from_config(model.scheduler_config),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
     )
-    pipe.set_progress_bar_config(disable=True)
     return lambda: pipe(
         "a house by a lake",
         image=image,

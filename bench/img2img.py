@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import diffusers  # noqa: E402
 import torch  # noqa: E402
 from diffusers import StableDiffusionImg2ImgPipeline  # noqa: E402
+from pipelines import diffusers_pipeline  # noqa: E402
 
 from modules.sumi.engine import generate as engine  # noqa: E402
 from modules.sumi.engine import img2img, tiny_models  # noqa: E402
@@ -76,18 +77,11 @@ def main() -> None:
     model.to(devices.device, devices.dtype)
     device = devices.device
     pixels = torch.rand((1, 3, res, res), generator=torch.Generator().manual_seed(0)) * 2 - 1
-    spec = model.text_encoders[0]
-    pipe = StableDiffusionImg2ImgPipeline(
-        vae=model.vae,
-        text_encoder=spec.model,
-        tokenizer=spec.tokenizer,
-        unet=model.unet,
-        scheduler=build_scheduler(args.sampler, "Automatic", model.scheduler_config).scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
+    pipe = diffusers_pipeline(
+        StableDiffusionImg2ImgPipeline,
+        model,
+        build_scheduler(args.sampler, "Automatic", model.scheduler_config).scheduler,
     )
-    pipe.set_progress_bar_config(disable=True)
     prompt = "a photograph of an astronaut riding a horse"
 
     def request(seed: int, init=None) -> engine.BatchRequest:

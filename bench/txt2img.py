@@ -27,6 +27,7 @@ import diffusers  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
 from diffusers import StableDiffusionPipeline  # noqa: E402
+from pipelines import diffusers_pipeline  # noqa: E402
 
 from modules.sumi.engine import generate as engine  # noqa: E402
 from modules.sumi.engine import tiny_models  # noqa: E402
@@ -131,22 +132,15 @@ def run_one_side(args) -> dict:
     torch.manual_seed(0)
     model = load_checkpoint(args.checkpoint, dtype=devices.dtype)
     model.to(devices.device, devices.dtype)
-    spec = model.text_encoders[0]
     with torch.inference_mode():
         if args.only == "sumi":
             row = measure("Sumi txt2img", lambda s: run_sumi(model, args, s), args.runs, devices.device)
         else:
-            pipe = StableDiffusionPipeline(
-                vae=model.vae,
-                text_encoder=spec.model,
-                tokenizer=spec.tokenizer,
-                unet=model.unet,
-                scheduler=build_scheduler(args.sampler, "Automatic", model.scheduler_config).scheduler,
-                safety_checker=None,
-                feature_extractor=None,
-                requires_safety_checker=False,
+            pipe = diffusers_pipeline(
+                StableDiffusionPipeline,
+                model,
+                build_scheduler(args.sampler, "Automatic", model.scheduler_config).scheduler,
             )
-            pipe.set_progress_bar_config(disable=True)
             row = measure(
                 "diffusers StableDiffusionPipeline",
                 lambda s: run_diffusers(pipe, model, args, s),

@@ -37,7 +37,7 @@ from modules.sumi.services.networks.lora import LoraNetwork
 from modules.sumi.services.networks.registry import ExtraNetworkRegistry
 from modules.sumi.services.scripts.callbacks import CallbackRegistry
 from modules.sumi.services.scripts.loading import ScriptService
-from modules.sumi.services.settings.flags import not_yet_implemented_flags
+from modules.sumi.services.settings.flags import startup_notices
 from modules.sumi.services.settings.options import Options
 from modules.sumi.services.settings.paths import DataPaths
 from modules.sumi.services.settings.secrets import (
@@ -243,10 +243,8 @@ class App:
 
     # -- start-up ----------------------------------------------------------------------------------
     def startup(self) -> None:
-        for flag in not_yet_implemented_flags(self.args):
-            self.notice(
-                f"--{flag.replace('_', '-')} is accepted but has no effect yet in this version of Sumi"
-            )
+        for note in startup_notices(self.args):  # flags that do nothing here, each named
+            self.notice(note)
         self.checkpoints.refresh()
         if self.paths.ckpt_file is not None:
             self._pick_cli_checkpoint(self.paths.ckpt_file)

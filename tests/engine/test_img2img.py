@@ -59,17 +59,20 @@ def sdxl(tiny_sdxl_ckpt):
     return _load(tiny_sdxl_ckpt[0])
 
 
-@pytest.fixture(scope="module")
-def sd1_inpaint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("inpaint") / "tiny_sd1_inpaint.safetensors"
-    write_tiny_checkpoint(path, "SD1", inpaint=True)
+def _tiny_checkpoint(tmp_path_factory, family, kind, **kwargs):
+    """A tiny `family` checkpoint of another kind (inpaint=True, pix2pix=True...), written and loaded."""
+    path = tmp_path_factory.mktemp(kind) / f"tiny_{family.lower()}_{kind}.safetensors"
+    write_tiny_checkpoint(path, family, **kwargs)
     return _load(path)
 
 
 def _inpaint_checkpoint(tmp_path_factory, family, yaml=None, **kwargs):
-    path = tmp_path_factory.mktemp("inpaint") / f"tiny_{family.lower()}_inpaint.safetensors"
-    write_tiny_checkpoint(path, family, inpaint=True, yaml=yaml, **kwargs)
-    return _load(path)
+    return _tiny_checkpoint(tmp_path_factory, family, "inpaint", inpaint=True, yaml=yaml, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def sd1_inpaint(tmp_path_factory):
+    return _inpaint_checkpoint(tmp_path_factory, "SD1")
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +94,7 @@ def sdxl_inpaint(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sd1_pix2pix(tmp_path_factory):
-    path = tmp_path_factory.mktemp("pix2pix") / "tiny_sd1_pix2pix.safetensors"
-    write_tiny_checkpoint(path, "SD1", pix2pix=True)
-    return _load(path)
+    return _tiny_checkpoint(tmp_path_factory, "SD1", "pix2pix", pix2pix=True)
 
 
 def _pixels(seed: int = 0, batch: int = 2) -> torch.Tensor:
@@ -168,17 +169,7 @@ def test_img2img_latents_equal_diffusers_img2img_pipeline(sd1, sampler, schedule
         feature_extractor=None,
         requires_safety_checker=False,
     )
-    pipe.set_progress_bar_config(disable=True)
-    theirs = pipe(
-        image=init,
-        strength=_a1111_strength_for_diffusers(steps, strength),
-        prompt_embeds=cond.context,
-        negative_prompt_embeds=uncond.context,
-        num_inference_steps=steps,
-        guidance_scale=request.cfg_scale,
-        generator=make_generators(request.seeds),
-        output_type="latent",
-    ).images
+    theirs = _diffusers_latents(pipe, init, request, steps, strength, cond, uncond)
     assert torch.allclose(ours, theirs, rtol=1e-5, atol=TOLERANCE)
 
 
@@ -199,20 +190,25 @@ def test_sdxl_img2img_latents_equal_diffusers_sdxl_img2img_pipeline(sdxl):
         scheduler=build_scheduler("Euler", "Automatic", sdxl.scheduler_config).scheduler,
         requires_aesthetics_score=False,
     )
+    pooled = {"pooled_prompt_embeds": cond.pooled, "negative_pooled_prompt_embeds": uncond.pooled}
+    theirs = _diffusers_latents(pipe, init, request, steps, strength, cond, uncond, **pooled)
+    assert torch.allclose(ours, theirs, rtol=1e-5, atol=TOLERANCE)
+
+
+def _diffusers_latents(pipe, init, request, steps, strength, cond, uncond, **extra) -> torch.Tensor:
+    """What a diffusers img2img/inpaint pipeline makes of `init` at A1111's (steps, strength)."""
     pipe.set_progress_bar_config(disable=True)
-    theirs = pipe(
+    return pipe(
         image=init,
         strength=_a1111_strength_for_diffusers(steps, strength),
         prompt_embeds=cond.context,
         negative_prompt_embeds=uncond.context,
-        pooled_prompt_embeds=cond.pooled,
-        negative_pooled_prompt_embeds=uncond.pooled,
         num_inference_steps=steps,
         guidance_scale=request.cfg_scale,
         generator=make_generators(request.seeds),
         output_type="latent",
+        **extra,
     ).images
-    assert torch.allclose(ours, theirs, rtol=1e-5, atol=TOLERANCE)
 
 
 def _nine_channel_latents(model, pipeline_class, pipeline_kwargs, call_kwargs):
@@ -236,22 +232,11 @@ def _nine_channel_latents(model, pipeline_class, pipeline_kwargs, call_kwargs):
         scheduler=build_scheduler("Euler", "Automatic", model.scheduler_config).scheduler,
         **pipeline_kwargs,
     )
-    pipe.set_progress_bar_config(disable=True)
-    theirs = pipe(
-        image=init,
-        mask_image=mask,
-        masked_image_latents=conditioning[:, 1:],
-        strength=_a1111_strength_for_diffusers(steps, strength),
-        prompt_embeds=cond.context,
-        negative_prompt_embeds=uncond.context,
-        num_inference_steps=steps,
-        guidance_scale=request.cfg_scale,
-        generator=make_generators(request.seeds),
-        height=SIZE,
-        width=SIZE,
-        output_type="latent",
-        **{key: value(cond, uncond) for key, value in call_kwargs.items()},
-    ).images
+    extra = {key: value(cond, uncond) for key, value in call_kwargs.items()}
+    theirs = _diffusers_latents(
+        pipe, init, request, steps, strength, cond, uncond,
+        mask_image=mask, masked_image_latents=conditioning[:, 1:], height=SIZE, width=SIZE, **extra,
+    )  # fmt: skip
     return ours, theirs
 
 

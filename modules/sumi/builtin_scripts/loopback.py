@@ -18,7 +18,7 @@ from typing import Any
 import modules.scripts as scripts
 from modules import shared
 from modules.processing import setup_color_correction
-from modules.sumi.builtin_scripts.support.img2img import init_image, number, save_grid, whole
+from modules.sumi.builtin_scripts.support.img2img import init_image, number, save_grid, slider, whole
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.services.images.saving import image_grid
 from modules.sumi.services.jobs.processing import Processed
@@ -62,17 +62,8 @@ class Script(scripts.Script):
     def ui(self, is_img2img: bool) -> list[Any]:
         import gradio as gr
 
-        loops = gr.Slider(
-            minimum=1, maximum=32, step=1, label="Loops", value=4, elem_id=self.elem_id("loops")
-        )
-        final = gr.Slider(
-            minimum=0,
-            maximum=1,
-            step=0.01,
-            label="Final denoising strength",
-            value=0.5,
-            elem_id=self.elem_id("final_denoising_strength"),
-        )
+        loops = slider(self, "loops", "Loops", (1, 32, 1), 4)
+        final = slider(self, "final_denoising_strength", "Final denoising strength", (0, 1, 0.01), 0.5)
         curve = gr.Dropdown(label="Denoising strength curve", choices=list(CURVES), value="Linear")
         # A1111's fourth argument; hidden until Sumi has captioning (only "None" is accepted).
         append = gr.Dropdown(

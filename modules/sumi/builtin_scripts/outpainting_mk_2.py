@@ -22,11 +22,15 @@ from modules import shared
 from modules.sumi.builtin_scripts.support.img2img import (
     DIRECTIONS,
     assembled,
+    direction_choice,
     directions,
     expansion,
     init_image,
     keep_box,
+    mask_blur_everywhere,
     number,
+    outpaint_sliders,
+    slider,
     whole,
 )
 from modules.sumi.services.images.colors import match_histograms
@@ -180,39 +184,10 @@ class Script(scripts.Script):
         import gradio as gr
 
         info = gr.HTML(INFO)
-        pixels = gr.Slider(
-            label="Pixels to expand",
-            minimum=8,
-            maximum=256,
-            step=8,
-            value=128,
-            elem_id=self.elem_id("pixels"),
-        )
-        mask_blur = gr.Slider(
-            label="Mask blur", minimum=0, maximum=64, step=1, value=8, elem_id=self.elem_id("mask_blur")
-        )
-        direction = gr.CheckboxGroup(
-            label="Outpainting direction",
-            choices=list(DIRECTIONS),
-            value=list(DIRECTIONS),
-            elem_id=self.elem_id("direction"),
-        )
-        noise_q = gr.Slider(
-            label="Fall-off exponent (lower=higher detail)",
-            minimum=0.0,
-            maximum=4.0,
-            step=0.01,
-            value=1.0,
-            elem_id=self.elem_id("noise_q"),
-        )
-        color_variation = gr.Slider(
-            label="Color variation",
-            minimum=0.0,
-            maximum=1.0,
-            step=0.01,
-            value=0.05,
-            elem_id=self.elem_id("color_variation"),
-        )
+        pixels, mask_blur = outpaint_sliders(self, mask_blur=8)
+        direction = direction_choice(self)
+        noise_q = slider(self, "noise_q", "Fall-off exponent (lower=higher detail)", (0.0, 4.0, 0.01), 1.0)
+        color_variation = slider(self, "color_variation", "Color variation", (0.0, 1.0, 0.01), 0.05)
         return [info, pixels, mask_blur, direction, noise_q, color_variation]
 
     def run(
@@ -238,9 +213,7 @@ class Script(scripts.Script):
         sides = expansion(original.width, original.height, amount, chosen)
         base = job_copy(
             p,
-            mask_blur=blur * 4,
-            mask_blur_x=blur * 4,
-            mask_blur_y=blur * 4,
+            **mask_blur_everywhere(blur * 4),
             inpaint_full_res=False,
             inpainting_fill=ORIGINAL,
             do_not_save_samples=True,

@@ -21,10 +21,13 @@ from modules.sumi.builtin_scripts.support.img2img import (
     DIRECTIONS,
     Sides,
     assembled,
+    direction_choice,
     directions,
     expansion,
     init_image,
     keep_box,
+    mask_blur_everywhere,
+    outpaint_sliders,
     whole,
 )
 from modules.sumi.engine.errors import InvalidRequestError
@@ -101,17 +104,7 @@ class Script(scripts.Script):
             return None
         import gradio as gr
 
-        pixels = gr.Slider(
-            label="Pixels to expand",
-            minimum=8,
-            maximum=256,
-            step=8,
-            value=128,
-            elem_id=self.elem_id("pixels"),
-        )
-        mask_blur = gr.Slider(
-            label="Mask blur", minimum=0, maximum=64, step=1, value=4, elem_id=self.elem_id("mask_blur")
-        )
+        pixels, mask_blur = outpaint_sliders(self, mask_blur=4)
         inpainting_fill = gr.Radio(
             label="Masked content",
             choices=list(MASKED_CONTENT),
@@ -119,12 +112,7 @@ class Script(scripts.Script):
             type="index",
             elem_id=self.elem_id("inpainting_fill"),
         )
-        direction = gr.CheckboxGroup(
-            label="Outpainting direction",
-            choices=list(DIRECTIONS),
-            value=list(DIRECTIONS),
-            elem_id=self.elem_id("direction"),
-        )
+        direction = direction_choice(self)
         return [pixels, mask_blur, inpainting_fill, direction]
 
     def run(
@@ -155,9 +143,7 @@ class Script(scripts.Script):
         work = tiles_to_redraw(grids[0], sides)
         base = job_copy(
             p,
-            mask_blur=blur * 2,
-            mask_blur_x=blur * 2,
-            mask_blur_y=blur * 2,
+            **mask_blur_everywhere(blur * 2),
             inpainting_fill=fill,
             inpaint_full_res=False,
             n_iter=1,

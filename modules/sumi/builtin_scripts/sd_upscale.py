@@ -19,7 +19,7 @@ from PIL import Image
 import modules.scripts as scripts
 from modules import shared
 from modules.images import combine_grid, flatten, split_grid
-from modules.sumi.builtin_scripts.support.img2img import assembled, init_image, number, whole
+from modules.sumi.builtin_scripts.support.img2img import assembled, init_image, number, slider, whole
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.services.jobs.processing import Processed
 from modules.sumi.services.jobs.script_jobs import fix_seed, generated, job_copy, validate_jobs
@@ -76,17 +76,8 @@ class Script(scripts.Script):
 
         names = [data.name for data in upscalers()]
         info = gr.HTML(INFO)
-        overlap = gr.Slider(
-            minimum=0, maximum=256, step=16, label="Tile overlap", value=64, elem_id=self.elem_id("overlap")
-        )
-        scale_factor = gr.Slider(
-            minimum=1.0,
-            maximum=4.0,
-            step=0.05,
-            label="Scale Factor",
-            value=2.0,
-            elem_id=self.elem_id("scale_factor"),
-        )
+        overlap = slider(self, "overlap", "Tile overlap", (0, 256, 16), 64)
+        scale_factor = slider(self, "scale_factor", "Scale Factor", (1.0, 4.0, 0.05), 2.0)
         upscaler_index = gr.Radio(
             label="Upscaler",
             choices=names,

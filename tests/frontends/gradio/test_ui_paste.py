@@ -73,6 +73,7 @@ def test_a1111_infotext_sets_every_field(tmp_path):
         "seed_resize_from_w": 512,
         "seed_resize_from_h": 512,
         "seed_enable_extras": True,
+        "tiling": False,  # the infotext has no "Tiling: True"
         # A1111's defaults for the img2img keys the infotext lacks (only img2img's ↙️ sets them)
         "inpainting_mask_invert": "Inpaint masked",
         "inpainting_fill": "original",
@@ -133,6 +134,7 @@ def test_missing_fields_are_left_alone():
         "cfg_scale": 4.0,
         "seed": 5,
         "seed_enable_extras": False,
+        "tiling": False,  # A1111 writes "Tiling: True" only for a tiled image
         # A1111's defaults for img2img keys an infotext lacks (only img2img's ↙️ has these controls)
         "inpainting_mask_invert": "Inpaint masked",
         "inpainting_fill": "original",

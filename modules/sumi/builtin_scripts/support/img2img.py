@@ -33,6 +33,39 @@ def init_image(p: Any, title: str) -> Image.Image:
     return found[0]
 
 
+def slider(script: Any, key: str, label: str, bounds: tuple[float, float, float], value: float) -> Any:
+    """A script's slider with A1111's element id (`script.elem_id(key)`); `bounds`: min, max, step."""
+    import gradio as gr
+
+    low, high, step = bounds
+    return gr.Slider(
+        minimum=low, maximum=high, step=step, label=label, value=value, elem_id=script.elem_id(key)
+    )
+
+
+def mask_blur_everywhere(value: int) -> dict[str, int]:
+    """A job's mask blur set on all three of A1111's fields (`mask_blur` and its x and y)."""
+    return {"mask_blur": value, "mask_blur_x": value, "mask_blur_y": value}
+
+
+def outpaint_sliders(script: Any, mask_blur: int) -> tuple[Any, Any]:
+    """The "Pixels to expand" and "Mask blur" sliders both outpainting scripts start with (A1111's ids)."""
+    pixels = slider(script, "pixels", "Pixels to expand", (8, 256, 8), 128)
+    return pixels, slider(script, "mask_blur", "Mask blur", (0, 64, 1), mask_blur)
+
+
+def direction_choice(script: Any) -> Any:
+    """The outpainting scripts' "Outpainting direction" checkboxes (every side ticked)."""
+    import gradio as gr
+
+    return gr.CheckboxGroup(
+        label="Outpainting direction",
+        choices=list(DIRECTIONS),
+        value=list(DIRECTIONS),
+        elem_id=script.elem_id("direction"),
+    )
+
+
 def directions(value: Any, title: str) -> list[str]:
     """The outpainting directions of a CheckboxGroup value (or "left, up" from an API client)."""
     items = value.split(",") if isinstance(value, str) else list(value or [])

@@ -36,6 +36,7 @@ from modules.sumi.frontends.gradio.faces_ui import restore_faces_checkbox
 from modules.sumi.frontends.gradio.paste import INPAINT_AREAS, MASK_MODES
 from modules.sumi.frontends.gradio.paste_buttons import image_from_url_text, readable_roots
 from modules.sumi.frontends.gradio.scripts_ui import ComponentHooks, create_scripts
+from modules.sumi.frontends.gradio.tiling import create_tiling
 from modules.sumi.services.jobs.img2img import MASKED_CONTENT, RESIZE_MODES, scaled_by, sketch_blend
 from modules.sumi.services.jobs.img2img_batch import PNG_INFO_PROPS, BatchFolders
 from modules.sumi.services.jobs.processing import StableDiffusionProcessingImg2Img
@@ -204,6 +205,7 @@ def build_processing(
         subseed_strength=float(v.subseed_strength or 0.0),
         seed_resize_from_w=t2i._int(v.seed_resize_from_w or 0),
         seed_resize_from_h=t2i._int(v.seed_resize_from_h or 0),
+        tiling=bool(v.tiling),
         do_not_save_samples=False,
         do_not_save_grid=False,
         controlnet_units=list(controlnet_units or []),
@@ -511,6 +513,7 @@ def create_img2img_tab(app: App) -> Img2ImgTab:
             scale_tabs = _size_rows(c, b, mk)
             extras = t2i.seed_rows(c, b, mk, TAB)
             restore_faces_checkbox(app, c, mk, TAB)
+            create_tiling(app, c, mk, TAB)
             inpaint = _inpaint_controls(c)
             controlnet = create_controlnet(app, TAB)
             scripts = create_scripts(app, hooks, TAB)

@@ -54,6 +54,7 @@ FIELDS = (
     "seed_resize_from_w",
     "seed_resize_from_h",
     "restore_faces",
+    "tiling",
 )
 
 # the img2img tab's own controls ↙️ also sets (names as in img2img.Img2ImgValues)
@@ -99,7 +100,7 @@ FLOAT_KEYS = {"cfg_scale": "CFG scale", "subseed_strength": "Variation seed stre
 
 STYLE_MODES = ("Ignore", "Apply", "Discard", "Apply if any")
 # settings never offered from an infotext (A1111's opt `disable_weights_auto_swap` defaults to True)
-NOT_OFFERED_SETTINGS = frozenset({"sd_model_checkpoint"})
+NOT_OFFERED_SETTINGS = frozenset({"sd_model_checkpoint", "tiling"})  # tiling: the Tiling checkbox
 
 
 @dataclass
@@ -213,6 +214,7 @@ def infotext_values(
     out.values["seed_enable_extras"] = bool(strength) or resize
     if res.get("Face restoration"):  # A1111 writes the restorer's name; absent: left alone
         out.values["restore_faces"] = True
+    out.values["tiling"] = str(res.get("Tiling", "")).strip() == "True"  # A1111 writes it only when on
     _img2img_values(out, res)
     out.values.update(hires.fields_from_infotext(res))  # txt2img's Hires. fix accordion
     out.settings = settings_in_infotext(res, options)

@@ -34,6 +34,7 @@ from modules.sumi.frontends.gradio.paste_buttons import image_from_url_text, rea
 from modules.sumi.frontends.gradio.progress import PROGRESS_CSS, watch_job
 from modules.sumi.frontends.gradio.scripts_ui import ComponentHooks, ScriptsUI, create_scripts, script_args
 from modules.sumi.frontends.gradio.styles import create_styles_row
+from modules.sumi.frontends.gradio.tiling import create_tiling
 from modules.sumi.frontends.gradio.token_counter import create_token_counter, wire_token_counters
 from modules.sumi.services.jobs.processing import (
     Processed,
@@ -73,6 +74,7 @@ class Txt2ImgValues:
     seed_resize_from_h: float = 0
     styles: list[str] | None = None
     restore_faces: bool = False
+    tiling: bool = False
 
 
 INPUT_NAMES = tuple(f.name for f in fields(Txt2ImgValues))
@@ -110,6 +112,7 @@ def build_processing(
         do_not_save_grid=False,
         styles=list(v.styles or []),
         restore_faces=bool(v.restore_faces),
+        tiling=bool(v.tiling),
         controlnet_units=list(controlnet_units or []),
     )
 
@@ -506,6 +509,7 @@ def create_txt2img_tab(app: App) -> Txt2ImgTab:
             _size_rows(c, b, mk)
             extras = seed_rows(c, b, mk)
             restore_faces_checkbox(app, c, mk, "txt2img")
+            create_tiling(app, c, mk, "txt2img")
             controlnet = create_controlnet(app, "txt2img")  # A1111: alwayson scripts under the seed
             scripts = create_scripts(app, hooks, "txt2img")
         r = results_column("txt2img", bool(getattr(app.args, "hide_ui_dir_config", False)))

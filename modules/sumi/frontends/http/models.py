@@ -57,7 +57,6 @@ _RUNTIME_FIELDS = {
     "all_hr_prompts",
     "all_hr_negative_prompts",
     "image_mask",
-    "latent_mask",
     "overlay_images",
 }
 
@@ -92,7 +91,8 @@ def _exact(hint: Any, constraints: dict[str, Any]) -> Any:
 class _ApiOnly(BaseModel):
     """Request fields the API adds to the processing object's own (A1111's names and defaults)."""
 
-    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+    # Unknown keys are kept aside (`model_extra`), never used: the API names them in a warning.
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     sampler_index: str = "Euler"
     script_name: str | None = None
@@ -180,7 +180,7 @@ def _field_type(name: str, hint: Any, constraints: dict[str, Any]) -> Any:
         return _PromptText if hint is str else (_PromptText | list[_PromptText])
     if name == "init_images":  # img2img: base64 images
         return list[_ImageText]
-    if name in ("mask", "firstpass_image"):
+    if name in ("mask", "firstpass_image", "latent_mask"):  # base64 images
         return _ImageText
     return _exact(hint, constraints)
 
@@ -227,15 +227,15 @@ else:
     Txt2ImgRequest = create_model(
         "StableDiffusionTxt2ImgProcessingAPI",
         __base__=_ApiOnly,
-        __doc__="POST /sdapi/v1/txt2img. Unknown fields are ignored, as A1111 does.",
+        __doc__="POST /sdapi/v1/txt2img. Unknown fields are ignored, as A1111 does (info.warnings names them).",
         **_processing_fields(StableDiffusionProcessingTxt2Img),
     )
 
     Img2ImgRequest = create_model(
         "StableDiffusionImg2ImgProcessingAPI",
         __base__=_Img2ImgApiOnly,
-        __doc__="POST /sdapi/v1/img2img (init_images and mask as base64 strings). Unknown fields are "
-        "ignored, as A1111 does.",
+        __doc__="POST /sdapi/v1/img2img (init_images, mask and latent_mask as base64 strings). Unknown "
+        "fields are ignored, as A1111 does (info.warnings names them).",
         **_processing_fields(StableDiffusionProcessingImg2Img),
     )
 

@@ -25,6 +25,8 @@ from modules.sumi.services.images.saving import (
     encode_png_base64,
     read_infotext_from_image,
 )
+from modules.sumi.services.jobs import infotext_request
+from modules.sumi.services.jobs.ignored_fields import unknown_fields_warning
 from modules.sumi.services.jobs.infotext import parse_infotext
 from modules.sumi.services.jobs.processing import (
     StableDiffusionProcessingImg2Img,
@@ -78,6 +80,7 @@ def img2img_from_request(req: m.Img2ImgRequest) -> StableDiffusionProcessingImg2
         raise InvalidRequestError("Init image not found: init_images must hold at least one base64 image")
     values["init_images"] = [_decoded(text, f"init_images[{i}]") for i, text in enumerate(req.init_images)]
     values["mask"] = _decoded(req.mask, "mask") if req.mask else None
+    values["latent_mask"] = _decoded(req.latent_mask, "latent_mask") if req.latent_mask else None
     if not req.save_images:
         values["do_not_save_samples"] = values["do_not_save_grid"] = True
     values["controlnet_units"] = units_from_alwayson(req.alwayson_scripts)
@@ -91,10 +94,34 @@ def _decoded(text: str, name: str):
         raise InvalidRequestError(f"{name}: {exc}") from exc
 
 
+def with_infotext(app: App, req: Any) -> Any:
+    """The request with its `infotext` applied (A1111's `apply_infotext`): fields it did not send are
+    taken from the infotext, the settings it names go to `override_settings`."""
+    if not req.infotext:
+        return req
+    accepted = set(type(req).model_fields) - {"infotext"}
+    update = infotext_request.fields_from_infotext(req.infotext, accepted, req.model_fields_set)
+    overrides = dict(req.override_settings or {})
+    overrides.update(infotext_request.settings_from_infotext(req.infotext, app.options, overrides))
+    update["override_settings"] = overrides
+    return req.model_copy(update=update)
+
+
+def _note_unknown_fields(p: Any, req: Any) -> None:
+    p.warnings.extend(unknown_fields_warning(req.model_extra or {}))
+
+
+def _echo(req: Any) -> dict[str, Any]:
+    """The request as A1111 echoes it in `parameters` (known fields only)."""
+    return req.model_dump(exclude=set(req.model_extra or {}))
+
+
 def run_img2img(app: App, req: m.Img2ImgRequest) -> m.ImagesResponse:
     """What POST /sdapi/v1/img2img does: the img2img job with the img2img tab's scripts, queued, and its
     images as base64 (the request echoed without its images unless `include_init_images`)."""
+    req = with_infotext(app, req)
     p = img2img_from_request(req)
+    _note_unknown_fields(p, req)
     runner = app.scripts.ensure_inputs(_script_layout, tab="img2img")
     p.scripts, p.is_api = runner, True
     p.script_args = runner.script_args_for(
@@ -109,9 +136,9 @@ def run_img2img(app: App, req: m.Img2ImgRequest) -> m.ImagesResponse:
         if req.send_images
         else []
     )
-    parameters = req.model_dump()
+    parameters = _echo(req)
     if not req.include_init_images:
-        parameters["init_images"] = parameters["mask"] = None
+        parameters["init_images"] = parameters["mask"] = parameters["latent_mask"] = None
     return m.ImagesResponse(images=images, parameters=parameters, info=processed.js())
 
 
@@ -171,7 +198,9 @@ def _network_routes(router: APIRouter, app: App) -> None:
 
 def run_txt2img(app: App, req: m.Txt2ImgRequest) -> m.ImagesResponse:
     """What POST /sdapi/v1/txt2img does: the job with its scripts, queued, and its images as base64."""
+    req = with_infotext(app, req)
     p = processing_from_request(req)
+    _note_unknown_fields(p, req)
     runner = app.scripts.ensure_inputs(_script_layout)
     p.scripts, p.is_api = runner, True
     p.script_args = runner.script_args_for(
@@ -186,7 +215,7 @@ def run_txt2img(app: App, req: m.Txt2ImgRequest) -> m.ImagesResponse:
         if req.send_images
         else []
     )
-    return m.ImagesResponse(images=images, parameters=req.model_dump(), info=processed.js())
+    return m.ImagesResponse(images=images, parameters=_echo(req), info=processed.js())
 
 
 def _generation_routes(router: APIRouter, app: App) -> None:

@@ -188,26 +188,18 @@ def decode_masks(value: Any, index: int = 0) -> list[np.ndarray]:
 
 def decode_mask(value: Any, what: str = "ControlNet mask") -> np.ndarray:
     """A mask as HxW uint8 (white = redraw); a transparent mask counts as black where it is clear."""
-    if isinstance(value, np.ndarray):
-        image = Image.fromarray(value)
-    elif isinstance(value, Image.Image):
-        image = value
-    elif isinstance(value, str):
-        try:
-            image = decode_base64_image(value, max_pixels=MAX_PIXELS)
-        except ValueError as exc:
-            raise InvalidRequestError(f"{what}: {exc}") from exc
-    else:
-        raise InvalidRequestError(f"{what} must be a base64-encoded image, got {type(value).__name__}")
-    check_size(image.height, image.width, what)
-    if image.mode in ("RGBA", "LA", "P"):
-        image = image.convert("RGBA")
-        image = Image.alpha_composite(Image.new("RGBA", image.size, (0, 0, 0, 255)), image)
+    image = _flattened(_read_image(value, what), (0, 0, 0, 255))
     return np.ascontiguousarray(np.asarray(image.convert("L")))
 
 
 def decode_image(value: Any, what: str = "ControlNet image") -> np.ndarray:
     """One image as HxWx3 uint8 RGB (RGBA composited over white, as the extension does)."""
+    image = _flattened(_read_image(value, what), (255, 255, 255, 255))
+    return np.ascontiguousarray(np.asarray(image.convert("RGB")))
+
+
+def _read_image(value: Any, what: str) -> Image.Image:
+    """An array, a PIL image or base64 text as a PIL image within the size limit (4xx otherwise)."""
     if isinstance(value, np.ndarray):
         image = Image.fromarray(value)
     elif isinstance(value, Image.Image):
@@ -220,11 +212,15 @@ def decode_image(value: Any, what: str = "ControlNet image") -> np.ndarray:
     else:
         raise InvalidRequestError(f"{what} must be a base64-encoded image, got {type(value).__name__}")
     check_size(image.height, image.width, what)
-    if image.mode in ("RGBA", "LA", "P"):
-        image = image.convert("RGBA")
-        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(white, image)
-    return np.ascontiguousarray(np.asarray(image.convert("RGB")))
+    return image
+
+
+def _flattened(image: Image.Image, background: tuple[int, int, int, int]) -> Image.Image:
+    """Transparent images composited over `background`; others as they are."""
+    if image.mode not in ("RGBA", "LA", "P"):
+        return image
+    image = image.convert("RGBA")
+    return Image.alpha_composite(Image.new("RGBA", image.size, background), image)
 
 
 # -- payloads ----------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from modules.sumi.services.controlnet.service import ControlNetService, Prepared
 from modules.sumi.services.controlnet.units import ControlNetUnit, decode_image
 from modules.sumi.services.faces.registry import FaceRestorers
 from modules.sumi.services.images import saving as image_files
-from modules.sumi.services.jobs import face_restore, hires, img2img
+from modules.sumi.services.jobs import face_restore, hires, ignored_fields, img2img, tiling
 from modules.sumi.services.jobs.hooks import JobContext, cfg_callbacks, postprocess_batch, select_batch
 from modules.sumi.services.jobs.infotext import build_infotext
 from modules.sumi.services.jobs.processing import (
@@ -94,6 +94,7 @@ class GenerationService:
         Always-on scripts (`p.scripts`) get A1111's hooks: before_process, process, then per batch
         before_process_batch, after_extra_networks_activate, process_batch, postprocess_batch(_list),
         postprocess_image, and postprocess at the end."""
+        self._warn(p, ignored_fields.warnings_for(p))  # fields Sumi accepts but does not honour
         if p.scripts is not None:
             p.scripts.before_process(p)
         with self._job_settings(p):
@@ -101,10 +102,11 @@ class GenerationService:
             loaded = self.models.get()
             self._prepare(p, loaded)
             self._warn(p, face_restore.prepare(p, self.faces, self.options))
-            if p.scripts is not None:
-                p.scripts.process(p)
-            p.init(p.all_prompts, p.all_seeds, p.all_subseeds)  # A1111: img2img prepares its images here
-            processed = self._run(p, loaded)
+            with tiling.job_tiling(p, loaded.sd, self.options) as tiles:  # circular padding, undone after
+                if p.scripts is not None:
+                    p.scripts.process(p)
+                p.init(p.all_prompts, p.all_seeds, p.all_subseeds)  # A1111: img2img prepares its images here
+                processed = self._run(p, loaded, tiles)
         if p.scripts is not None:
             p.scripts.postprocess(p, processed)
         return processed
@@ -233,16 +235,22 @@ class GenerationService:
                     glob[key] = value
 
     # -- running ------------------------------------------------------------------------------------
-    def _run(self, p: StableDiffusionProcessing, loaded: LoadedModel) -> Processed:
+    def _run(
+        self, p: StableDiffusionProcessing, loaded: LoadedModel, tiles: tiling.JobTiling | None = None
+    ) -> Processed:
         try:
-            return self._run_batches(p, loaded)
+            return self._run_batches(p, loaded, tiles)
         finally:
             self._warn(p, self.extra_networks.deactivate(p))
 
-    def _run_batches(self, p: StableDiffusionProcessing, loaded: LoadedModel) -> Processed:
+    def _run_batches(
+        self, p: StableDiffusionProcessing, loaded: LoadedModel, tiles: tiling.JobTiling | None = None
+    ) -> Processed:
         self.state.begin(job_kind(p), hires.job_count(p))
         images, infotexts = [], []
-        job = JobContext(self._embedding_hook(loaded), self._prepare_control(p, loaded))
+        job = JobContext(self._embedding_hook(loaded), self._prepare_control(p, loaded), tiles=tiles)
+        if tiles is not None:
+            tiles.include(*(unit.model for unit in job.control.units))
         for n in range(p.n_iter):
             if self.state.interrupted:
                 break
@@ -435,7 +443,7 @@ class GenerationService:
             schedule=p.scheduler,
             clip_skip=p.clip_skip,
             eta_ancestral=p.eta if p.eta is not None else o.eta_ancestral,
-            eta_ddim=o.eta_ddim,
+            eta_ddim=p.eta if p.eta is not None else o.eta_ddim,  # A1111: `eta` is DDIM's too
             eta_noise_seed_delta=int(o.eta_noise_seed_delta),
             noise_device=_noise_device(o.randn_source),
             emphasis=o.emphasis,
@@ -513,6 +521,7 @@ class GenerationService:
             "Clip skip": p.clip_skip if p.clip_skip > 1 else None,
             "ENSD": o.eta_noise_seed_delta if o.eta_noise_seed_delta and _uses_ensd(p.sampler_name) else None,
             "RNG": o.randn_source if o.randn_source != "GPU" else None,
+            "Tiling": tiling.infotext_value(p),
             "Emphasis": o.emphasis if o.emphasis != "Original" and _uses_brackets(p, index) else None,
             "Pad conds": True if o.pad_cond_uncond else None,
             "Old prompt editing timelines": True if o.use_old_scheduling else None,

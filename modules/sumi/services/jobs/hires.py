@@ -34,6 +34,7 @@ from modules.sumi.engine import generate as engine
 from modules.sumi.engine import img2img as engine_img2img
 from modules.sumi.engine import vae as vae_ops
 from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.engine.extensions.circular import model_modules
 from modules.sumi.engine.sampling.samplers import find_sampler
 from modules.sumi.engine.upscalers.latent import DEFAULT_LATENT_MODE, LATENT_MODES, upscale_latents
 from modules.sumi.services.controlnet.service import PreparedControl, Target
@@ -306,6 +307,8 @@ class HiresFix:
             return
         before = p.sd_model
         with switched_model(service.models, p.hr_checkpoint_info.title) as loaded:
+            if self.job.tiles is not None:  # a tiled job tiles the hires checkpoint too
+                self.job.tiles.include(*model_modules(loaded.sd))
             p.sd_model = service.model_view(loaded)
             try:
                 yield loaded

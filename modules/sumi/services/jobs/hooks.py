@@ -30,6 +30,7 @@ class JobContext:
     embeddings: Any = None  # the textual-inversion hook
     control: PreparedControl = field(default_factory=PreparedControl)
     conditioning_cache: dict = field(default_factory=dict)  # batches with the same prompts encode once
+    tiles: Any = None  # services.jobs.tiling.JobTiling: models loaded mid-job (hires, refiner) tile too
 
 
 def select_batch(p: Any, n: int) -> None:

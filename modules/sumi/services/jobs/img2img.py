@@ -39,6 +39,9 @@ from modules.sumi.services.scripts.runner import PostProcessMaskOverlayArgs
 from modules.sumi.util.b64images import MAX_PIXELS
 
 # A1111's "Masked content" choices, by `inpainting_fill`; "Resize mode" choices, by `resize_mode`.
+IMAGE_CFG_UNUSED = (
+    "image_cfg_scale={value!r} was ignored: only instruct-pix2pix models use an image CFG scale (as in A1111)"
+)
 MASKED_CONTENT = ["fill", "original", "latent noise", "latent nothing"]
 RESIZE_MODES = ["Just resize", "Crop and resize", "Resize and fill", "Just resize (latent upscale)"]
 LATENT_UPSCALE = 3
@@ -304,6 +307,8 @@ def _image_conditioning(
     """9-channel inpainting models get the mask and the masked image; instruct-pix2pix the image."""
     kind = engine_img2img.needs_image_conditioning(model)
     if kind != "pix2pix":
+        if p.image_cfg_scale is not None and p.is_api:  # the UI hides the slider for these models
+            p.warnings.append(IMAGE_CFG_UNUSED.format(value=p.image_cfg_scale))
         p.image_cfg_scale = None  # A1111: only instruct-pix2pix models use it
     if kind == "pix2pix":
         return engine_img2img.pix2pix_conditioning(model, pixels)

@@ -8,53 +8,98 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
 
 DEFAULT_PORT = 7860
 DEFAULT_API_ONLY_PORT = 7861
 
 # Flags that are accepted but do nothing yet; the app prints a notice for each one the user passes.
-NOT_YET_IMPLEMENTED = frozenset(
-    {
-        "medvram",
-        "lowvram",
-        "autolaunch",
-        "theme",
-        "share",
-        "ngrok",
-        "upcast_sampling",
-    }
-) | frozenset(
-    # A1111 flags extensions read from `shared.cmd_opts` (or users pass); accepted, no effect in Sumi.
-    {
-        "medvram_sdxl",
-        "allow_code",
-        "no_gradio_queue",
-        "gradio_debug",
-        "opt_channelslast",
-        "disable_console_progressbars",
-        "always_batch_cond_uncond",
-        "sub_quad_q_chunk_size",
-        "sub_quad_kv_chunk_size",
-        "sub_quad_chunk_threshold",
-        "config",
-        "textual_inversion_templates_dir",
-        "localizations_dir",
-        "bsrgan_models_path",
-        "scunet_models_path",
-        "ldsr_models_path",
-        "clip_models_path",
-        "tls_keyfile",
-        "tls_certfile",
-        "subpath",
-        "administrator",
-        "no_prompt_history",
-        "update_check",
-        "update_all_extensions",
-        "reinstall_xformers",
-        "reinstall_torch",
-    }
+NOT_YET_IMPLEMENTED = (
+    frozenset(
+        {
+            "medvram",
+            "lowvram",
+            "autolaunch",
+            "theme",
+            "share",
+            "ngrok",
+            "upcast_sampling",
+        }
+    )
+    | frozenset(
+        # A1111 flags extensions read from `shared.cmd_opts` (or users pass); accepted, no effect in Sumi.
+        {
+            "medvram_sdxl",
+            "allow_code",
+            "no_gradio_queue",
+            "gradio_debug",
+            "opt_channelslast",
+            "disable_console_progressbars",
+            "always_batch_cond_uncond",
+            "sub_quad_q_chunk_size",
+            "sub_quad_kv_chunk_size",
+            "sub_quad_chunk_threshold",
+            "config",
+            "textual_inversion_templates_dir",
+            "localizations_dir",
+            "bsrgan_models_path",
+            "scunet_models_path",
+            "ldsr_models_path",
+            "clip_models_path",
+            "tls_keyfile",
+            "tls_certfile",
+            "subpath",
+            "administrator",
+            "no_prompt_history",
+            "update_check",
+            "update_all_extensions",
+            "reinstall_xformers",
+            "reinstall_torch",
+        }
+    )
+    | frozenset(
+        # A1111 1.10 flags that would change something there and do nothing here yet.
+        {
+            "loglevel",
+            "gfpgan_dir",
+            "gfpgan_model",
+            "no_progressbar_hiding",
+            "lowram",
+            "ngrok_options",
+            "force_enable_xformers",
+            "xformers_flash_attention",
+            "use_ipex",
+            "disable_model_loading_ram_optimization",
+            "use_textbox_seed",
+            "ui_debug_mode",
+            "disable_tls_verify",
+            "api_server_stop",
+            "timeout_keep_alive",
+            "skip_load_model_at_start",
+            "unix_filenames_sanitization",
+            "filenames_max_length",
+        }
+    )
 )
+
+# A1111 1.10 flags that do nothing in A1111 either ("does not do anything"), or only steer A1111's
+# launcher (launch.py); accepted so command lines keep working, with a notice saying so.
+A1111_NO_OP = {
+    **dict.fromkeys(
+        (
+            "max_batch_count", "unload_gfpgan", "ngrok_region", "deepdanbooru", "show_negative_prompt",
+            "gradio_img2img_tool", "gradio_inpaint_tool", "enable_console_prompts", "gradio_queue",
+            "add_stop_route",
+        ),
+        "does nothing in A1111 1.10 either",
+    ),
+    **dict.fromkeys(
+        ("f", "test_server", "log_startup", "dump_sysinfo"),
+        "an A1111 launcher (launch.py) flag; Sumi has no such launcher step",
+    ),
+}  # fmt: skip
 
 # A1111 flags that ask for what Sumi always does; accepted so A1111 command lines keep working.
 ALWAYS_ON = {
@@ -65,6 +110,7 @@ ALWAYS_ON = {
     "do_not_download_clip": "Sumi never downloads a model on its own",
     "opt_sub_quad_attention": "Sumi always uses PyTorch scaled-dot-product attention",
     "opt_split_attention_v1": "Sumi always uses PyTorch scaled-dot-product attention",
+    "opt_split_attention_invokeai": "Sumi always uses PyTorch scaled-dot-product attention",
     "disable_opt_split_attention": "Sumi always uses PyTorch scaled-dot-product attention",
     "skip_torch_cuda_test": "Sumi runs no start-up environment checks",
     "skip_python_version_check": "Sumi runs no start-up environment checks",
@@ -91,57 +137,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _adders(add: Callable[..., Any]) -> tuple[Callable[[str, str], Any], Callable[[str, str], Any]]:
+    """(text, switch): add a flag taking a text (default None), or an on/off flag, with its help."""
+
+    def text(flag: str, help_text: str) -> Any:
+        return add(flag, type=str, default=None, help=help_text)
+
+    def switch(flag: str, help_text: str) -> Any:
+        return add(flag, action="store_true", help=help_text)
+
+    return text, switch
+
+
 def _add_path_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("folders")
     add = group.add_argument
-    add(
-        "--data-dir",
-        type=str,
-        default=None,
-        help="base folder for all user data (default: the install folder)",
-    )
-    add("--models-dir", type=str, default=None, help="base folder for models (default: <data-dir>/models)")
-    add("--ckpt-dir", type=str, default=None, help="extra folder with Stable Diffusion checkpoints")
-    add("--vae-dir", type=str, default=None, help="extra folder with VAE files")
-    add(
-        "--embeddings-dir",
-        type=str,
-        default=None,
-        help="textual inversion folder (default: <data-dir>/embeddings)",
-    )
-    add("--lora-dir", type=str, default=None, help="Lora folder (default: <models-dir>/Lora)")
-    add(
-        "--lyco-dir-backcompat",
-        type=str,
-        default=None,
-        help="LyCORIS folder kept for old setups (default: <models-dir>/LyCORIS)",
-    )
-    add(
-        "--hypernetwork-dir",
-        type=str,
-        default=None,
-        help="hypernetwork folder (default: <models-dir>/hypernetworks)",
-    )
-    add(
-        "--controlnet-dir",
-        type=str,
-        default=None,
-        help="ControlNet model folder (default: <models-dir>/ControlNet)",
-    )
+    text = _adders(add)[0]
+    text("--data-dir", "base folder for all user data (default: the install folder)")
+    text("--models-dir", "base folder for models (default: <data-dir>/models)")
+    text("--ckpt-dir", "extra folder with Stable Diffusion checkpoints")
+    text("--vae-dir", "extra folder with VAE files")
+    text("--embeddings-dir", "textual inversion folder (default: <data-dir>/embeddings)")
+    text("--lora-dir", "Lora folder (default: <models-dir>/Lora)")
+    text("--lyco-dir-backcompat", "LyCORIS folder kept for old setups (default: <models-dir>/LyCORIS)")
+    text("--hypernetwork-dir", "hypernetwork folder (default: <models-dir>/hypernetworks)")
+    text("--controlnet-dir", "ControlNet model folder (default: <models-dir>/ControlNet)")
     for dest, folder in (("gfpgan_models_path", "GFPGAN"), ("codeformer_models_path", "Codeformer")):
-        add(
-            flag_name(dest),
-            type=str,
-            default=None,
-            help=f"{folder} model folder (default: <models-dir>/{folder})",
-        )
-    add("--ui-settings-file", type=str, default=None, help="settings file (default: <data-dir>/config.json)")
-    add(
-        "--ui-config-file",
-        type=str,
-        default=None,
-        help="UI defaults file (default: <data-dir>/ui-config.json)",
-    )
+        text(flag_name(dest), f"{folder} model folder (default: <models-dir>/{folder})")
+    text("--ui-settings-file", "settings file (default: <data-dir>/config.json)")
+    text("--ui-config-file", "UI defaults file (default: <data-dir>/ui-config.json)")
     add(
         "--styles-file",
         type=str,
@@ -154,81 +178,51 @@ def _add_path_args(parser: argparse.ArgumentParser) -> None:
 def _add_server_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("server")
     add = group.add_argument
+    text, switch = _adders(add)
     add(
         "--port",
         type=int,
         default=None,
         help=f"port to serve on (default: {DEFAULT_PORT}, or {DEFAULT_API_ONLY_PORT} with --nowebui)",
     )
-    add("--listen", action="store_true", help="serve on 0.0.0.0 so other machines on the network can connect")
-    add("--server-name", type=str, default=None, help="host name or address to bind (overrides --listen)")
-    add("--share", action="store_true", help="A1111: make a public gradio.live link (Sumi makes none)")
-    add(
-        "--ngrok",
-        type=str,
-        default=None,
-        help="A1111: ngrok auth token for a public tunnel (Sumi opens none)",
-    )
-    add("--api", action="store_true", help="serve the HTTP API (/sdapi/v1/...) beside the web UI")
-    add("--nowebui", action="store_true", help="serve only the HTTP API, without the web UI")
-    add(
-        "--api-auth",
-        type=str,
-        default=None,
-        help='HTTP Basic credentials for the API, "user:password" or "u1:p1,u2:p2"',
-    )
-    add("--api-log", action="store_true", help="log every API request")
-    add(
-        "--log-file",
-        type=str,
-        default=None,
-        help="also write the log to this file, rotated at 10 MB with 5 old files kept (Sumi)",
-    )
+    switch("--listen", "serve on 0.0.0.0 so other machines on the network can connect")
+    text("--server-name", "host name or address to bind (overrides --listen)")
+    switch("--share", "A1111: make a public gradio.live link (Sumi makes none)")
+    text("--ngrok", "A1111: ngrok auth token for a public tunnel (Sumi opens none)")
+    switch("--api", "serve the HTTP API (/sdapi/v1/...) beside the web UI")
+    switch("--nowebui", "serve only the HTTP API, without the web UI")
+    text("--api-auth", 'HTTP Basic credentials for the API, "user:password" or "u1:p1,u2:p2"')
+    switch("--api-log", "log every API request")
+    text("--log-file", "also write the log to this file, rotated at 10 MB with 5 old files kept (Sumi)")
     add(
         "--max-request-body-mb",
         type=float,
         default=64,
         help="refuse (413) a request body larger than this many MB; 0 for no limit (Sumi)",
     )
-    add(
-        "--gradio-auth",
-        type=str,
-        default=None,
-        help='login for the web UI, "user:password" or "u1:p1,u2:p2"',
-    )
-    add(
+    text("--gradio-auth", 'login for the web UI, "user:password" or "u1:p1,u2:p2"')
+    text(
         "--gradio-auth-path",
-        type=str,
-        default=None,
-        help='file with logins for the web UI: "user:password" entries, comma-separated or one per line',
+        'file with logins for the web UI: "user:password" entries, comma-separated or one per line',
     )
-    add(
+    text(
         "--allowed-hosts",
-        type=str,
-        default=None,
-        help="Sumi: comma-separated host names the server answers to besides the loopback names and "
+        "Sumi: comma-separated host names the server answers to besides the loopback names and "
         "--server-name (the Host header is checked; --listen allows any)",
     )
-    add(
-        "--cors-allow-origins",
-        type=str,
-        default=None,
-        help="comma-separated origins (scheme://host:port) whose pages may call the server",
+    text(
+        "--cors-allow-origins", "comma-separated origins (scheme://host:port) whose pages may call the server"
     )
-    add(
-        "--cors-allow-origins-regex",
-        type=str,
-        default=None,
-        help="a regular expression for origins whose pages may call the server",
-    )
-    add("--autolaunch", action="store_true", help="open the web UI in the system browser on start")
+    text("--cors-allow-origins-regex", "a regular expression for origins whose pages may call the server")
+    switch("--autolaunch", "open the web UI in the system browser on start")
     add("--theme", type=str, default=None, choices=["light", "dark"], help="force the UI theme")
 
 
 def _add_device_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("device and precision")
     add = group.add_argument
-    add("--device-id", type=str, default=None, help="CUDA device to use (its index)")
+    text, switch = _adders(add)
+    text("--device-id", "CUDA device to use (its index)")
     add(
         "--use-cpu",
         nargs="+",
@@ -236,14 +230,13 @@ def _add_device_args(parser: argparse.ArgumentParser) -> None:
         default=[],
         help='run these parts on the CPU; "all" for everything (A1111 style: --use-cpu all)',
     )
-    add("--no-half", action="store_true", help="keep the model in 32-bit floats")
-    add("--no-half-vae", action="store_true", help="keep the VAE in 32-bit floats")
-    add(
+    switch("--no-half", "keep the model in 32-bit floats")
+    switch("--no-half-vae", "keep the VAE in 32-bit floats")
+    switch(
         "--disable-nan-check",
-        action="store_true",
-        help="do not check for NaN/inf in what the UNet and the VAE produce (such images come out black)",
+        "do not check for NaN/inf in what the UNet and the VAE produce (such images come out black)",
     )
-    add("--bf16", action="store_true", help="Sumi: use bfloat16 instead of float16 on CUDA")
+    switch("--bf16", "Sumi: use bfloat16 instead of float16 on CUDA")
     add(
         "--precision",
         type=str,
@@ -251,48 +244,36 @@ def _add_device_args(parser: argparse.ArgumentParser) -> None:
         default="autocast",
         help="evaluate at this precision",
     )
-    add(
-        "--upcast-sampling",
-        action="store_true",
-        help="upcast sampling to 32-bit floats (saves memory vs --no-half)",
-    )
-    add("--xformers", action="store_true", help="use xformers attention when it is installed")
-    add(
-        "--medvram",
-        action="store_true",
-        help="save VRAM by keeping only the active part of the model on the GPU",
-    )
-    add(
-        "--lowvram",
-        action="store_true",
-        help="save more VRAM by streaming the UNet to the GPU block by block",
-    )
+    switch("--upcast-sampling", "upcast sampling to 32-bit floats (saves memory vs --no-half)")
+    switch("--xformers", "use xformers attention when it is installed")
+    switch("--medvram", "save VRAM by keeping only the active part of the model on the GPU")
+    switch("--lowvram", "save more VRAM by streaming the UNet to the GPU block by block")
 
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("models")
     add = group.add_argument
-    add("--ckpt", type=str, default=None, help="checkpoint file to add to the list and load at start")
-    add("--vae-path", type=str, default=None, help="VAE file to always use; disables the VAE settings")
-    add(
+    text, switch = _adders(add)
+    text("--ckpt", "checkpoint file to add to the list and load at start")
+    text("--vae-path", "VAE file to always use; disables the VAE settings")
+    switch(
         "--disable-safe-unpickle",
-        action="store_true",
-        help="load .ckpt/.pt files with full pickle (runs code inside them: only for files you trust)",
+        "load .ckpt/.pt files with full pickle (runs code inside them: only for files you trust)",
     )
-    add("--no-hashing", action="store_true", help="do not compute sha256 hashes of checkpoints")
+    switch("--no-hashing", "do not compute sha256 hashes of checkpoints")
 
 
 def _add_extension_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("extensions")
     add = group.add_argument
-    add(
+    switch = _adders(add)[1]
+    switch(
         "--enable-insecure-extension-access",
-        action="store_true",
-        help="allow installing extensions from the UI even with --listen or --share",
+        "allow installing extensions from the UI even with --listen or --share",
     )
-    add("--skip-install", action="store_true", help="do not run extensions' install.py")
-    add("--disable-all-extensions", action="store_true", help="load no extensions at all")
-    add("--disable-extra-extensions", action="store_true", help="load only the built-in extensions")
+    switch("--skip-install", "do not run extensions' install.py")
+    switch("--disable-all-extensions", "load no extensions at all")
+    switch("--disable-extra-extensions", "load only the built-in extensions")
 
 
 def _add_compat_args(parser: argparse.ArgumentParser) -> None:
@@ -329,37 +310,63 @@ def _add_a1111_accepted_args(parser: argparse.ArgumentParser) -> None:
             default=None,
             help=f"extra folder of {kind} models",
         )
+    _add_a1111_more_args(group)
     _add_settings_lock_args(parser)
+
+
+def _add_a1111_more_args(group: argparse._ArgumentGroup) -> None:
+    """The rest of A1111 1.10's flags (modules/cmd_args.py), with A1111's types and defaults."""
+    add = group.add_argument
+    for dest in (
+        "f", "test_server", "log_startup", "dump_sysinfo", "no_progressbar_hiding", "lowram", "unload_gfpgan",
+        "force_enable_xformers", "xformers_flash_attention", "deepdanbooru", "use_ipex",
+        "disable_model_loading_ram_optimization", "show_negative_prompt", "use_textbox_seed",
+        "enable_console_prompts", "ui_debug_mode", "gradio_queue", "add_stop_route", "api_server_stop",
+        "skip_load_model_at_start", "unix_filenames_sanitization",
+    ):  # fmt: skip
+        add("-f" if dest == "f" else flag_name(dest), action="store_true", help=_no_effect_help(dest))
+    for dest in (
+        "loglevel",
+        "gfpgan_dir",
+        "gfpgan_model",
+        "ngrok_region",
+        "gradio_img2img_tool",
+        "gradio_inpaint_tool",
+    ):
+        add(flag_name(dest), type=str, default=None, help=_no_effect_help(dest))
+    for dest in ("max_batch_count", "timeout_keep_alive", "filenames_max_length"):
+        add(flag_name(dest), type=int, default=None, help=_no_effect_help(dest))
+    add("--ngrok-options", type=json.loads, default=None, help=_no_effect_help("ngrok_options"))
+    add(
+        "--disable-tls-verify", action="store_false", default=None, help=_no_effect_help("disable_tls_verify")
+    )
+
+
+def _no_effect_help(dest: str) -> str:
+    return f"A1111 flag; {A1111_NO_OP.get(dest, 'no effect in Sumi yet')}"
 
 
 def _add_settings_lock_args(parser: argparse.ArgumentParser) -> None:
     """A1111's flags that lock settings and confine the folders settings may name."""
     group = parser.add_argument_group("settings locks")
     add = group.add_argument
+    text, switch = _adders(add)
     add(
         "--gradio-allowed-path",
         action="append",
         default=None,
         help="a folder outside the data dir that path settings (outdir_*, ...) may name; may be repeated",
     )
-    add(
+    switch(
         "--hide-ui-dir-config",
-        action="store_true",
-        help="folder and file-name settings cannot be changed from the UI or the API (and are hidden)",
+        "folder and file-name settings cannot be changed from the UI or the API (and are hidden)",
     )
-    add("--freeze-settings", action="store_true", help="no setting can be changed from the UI or the API")
-    add(
+    switch("--freeze-settings", "no setting can be changed from the UI or the API")
+    text(
         "--freeze-settings-in-sections",
-        type=str,
-        default=None,
-        help='settings in these Settings sections cannot be changed, e.g. "saving-images,sd"',
+        'settings in these Settings sections cannot be changed, e.g. "saving-images,sd"',
     )
-    add(
-        "--freeze-specific-settings",
-        type=str,
-        default=None,
-        help='these settings cannot be changed, e.g. "samples_save,samples_format"',
-    )
+    text("--freeze-specific-settings", 'these settings cannot be changed, e.g. "samples_save,samples_format"')
 
 
 def parse_args(
@@ -383,6 +390,20 @@ def flag_name(dest: str) -> str:
 def not_yet_implemented_flags(ns: argparse.Namespace) -> list[str]:
     """Dests (e.g. "medvram", "lora_dir") of the flags the user passed that Sumi accepts but does not act on yet."""
     return _passed(ns, sorted(NOT_YET_IMPLEMENTED))
+
+
+def startup_notices(ns: argparse.Namespace) -> list[str]:
+    """One line for each passed flag that does nothing here: not built yet, always Sumi's behaviour, or
+    a no-op in A1111 too. Every other flag is honoured."""
+    later = [
+        f"{flag_name(d)} is accepted but has no effect yet in this version of Sumi"
+        for d in not_yet_implemented_flags(ns)
+    ]
+    no_op = [
+        f"{'-f' if d == 'f' else flag_name(d)} has no effect: {A1111_NO_OP[d]}"
+        for d in _passed(ns, sorted(A1111_NO_OP))
+    ]
+    return [*later, *(f"{note} (the flag has no effect)" for note in always_on_notes(ns)), *no_op]
 
 
 def always_on_notes(ns: argparse.Namespace) -> list[str]:

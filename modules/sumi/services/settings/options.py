@@ -817,6 +817,9 @@ def _stable_diffusion() -> dict[str, OptionInfo]:
             "disable_weights_auto_swap": OptionInfo(
                 True, "Do not change the checkpoint when pasting an infotext"
             ).info("when reading generation parameters from text into UI"),
+            "tiling": OptionInfo(False, "Tiling", infotext="Tiling").info(
+                "produce a tileable picture (the default of the Tiling checkbox and of the API's `tiling`)"
+            ),
         },
     )
 
