@@ -63,6 +63,7 @@ A1111_TXT2IMG = frozenset(A1111_COMMON + A1111_TXT2IMG_ONLY + A1111_API_ONLY)
 A1111_IMG2IMG = frozenset(A1111_COMMON + A1111_IMG2IMG_ONLY + A1111_API_ONLY)
 # Fields Sumi's models have beyond A1111's (A1111 keeps them out of its API; Sumi honours them).
 SUMI_ONLY = frozenset({"seed_enable_extras", "extra_generation_params"})
+SUMI_TXT2IMG_ONLY = frozenset({"hr_cfg"})  # Hires CFG Scale (Forge's field; A1111 1.10 has none)
 
 # Samplers and schedule types of issue 13 point 7 (stream F), each a probe of its own.
 NEW_SAMPLERS = ("DPM++ 2M SDE Heun", "DPM++ 3M SDE", "DPM fast", "DPM adaptive", "Restart", "DDIM CFG++")
@@ -368,6 +369,8 @@ TXT2IMG_ONLY: dict[str, Probe] = {
     "hr_negative_prompt": lambda w: w.param(
         {**_HR, "hr_negative_prompt": "blurry"}, "Hires negative prompt", "blurry"
     ),
+    "hr_cfg": lambda w: w.param({**_HR, "hr_cfg": 3.5}, "Hires CFG Scale", "3.5")
+    and w.differs({**_HR, "hr_cfg": 1.0}, {**_HR, "hr_cfg": 9.0}),
 }  # fmt: skip
 
 _FULL = {**MASKED, "inpaint_full_res": True}
@@ -435,14 +438,17 @@ def test_every_request_field_is_honoured_or_reported(walks, tab, name, probe):
 
 # -- the lists agree -------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("probes", "a1111", "model"),
-    [(TXT2IMG_PROBES, A1111_TXT2IMG, m.Txt2ImgRequest), (IMG2IMG_PROBES, A1111_IMG2IMG, m.Img2ImgRequest)],
+    ("probes", "a1111", "model", "sumi_only"),
+    [
+        (TXT2IMG_PROBES, A1111_TXT2IMG, m.Txt2ImgRequest, SUMI_ONLY | SUMI_TXT2IMG_ONLY),
+        (IMG2IMG_PROBES, A1111_IMG2IMG, m.Img2ImgRequest, SUMI_ONLY),
+    ],
     ids=["txt2img", "img2img"],
 )
-def test_the_walk_covers_every_field_of_a1111s_and_sumis_request_models(probes, a1111, model):
-    assert set(probes) == a1111 | SUMI_ONLY  # one probe per A1111 field and per Sumi-only field
+def test_the_walk_covers_every_field_of_a1111s_and_sumis_request_models(probes, a1111, model, sumi_only):
+    assert set(probes) == a1111 | sumi_only  # one probe per A1111 field and per Sumi-only field
     accepted = set(model.model_fields)
-    assert accepted - a1111 == SUMI_ONLY, "a field Sumi added needs a probe and a place in SUMI_ONLY"
+    assert accepted - a1111 == sumi_only, "a field Sumi added needs a probe and a place in SUMI_ONLY"
     tab = "txt2img" if model is m.Txt2ImgRequest else "img2img"
     for name in a1111 - accepted:  # unknown to Sumi's model: pending, or its probe expects a warning
         assert f"{tab}:{name}" in set(PENDING_OTHER_STREAMS) | UNKNOWN_BUT_REPORTED, name
