@@ -56,6 +56,21 @@ class PartialStart:
     noise_back: int = 0
 
 
+@dataclass
+class Pause:
+    """Stop the loop before the first step for which `before(step, total, timestep)` is true (the refiner's
+    switch), leaving the scheduler mid-schedule: `resume=` with the same BuiltScheduler, generators and
+    these fields goes on exactly where it stopped. `index` stays None when the loop ran to the end."""
+
+    before: Callable[[int, int, torch.Tensor], bool]
+    index: int | None = None  # the step the loop stopped before
+    timesteps: torch.Tensor | None = None  # the timesteps the loop was running
+
+    @property
+    def stopped(self) -> bool:
+        return self.index is not None
+
+
 def sample(
     denoise: Denoise,
     built: BuiltScheduler,
@@ -68,26 +83,41 @@ def sample(
     progress_bar: bool = True,
     extensions: ExtensionManager | None = None,
     start: PartialStart | None = None,
+    pause: Pause | None = None,
+    resume: Pause | None = None,
 ) -> torch.Tensor:
     """Denoise `noise` (already on the model's device and dtype) in `steps` steps; return latents.
-    With `start` (img2img), `steps` is the schedule's length and only its last `start.run_steps` run."""
+    With `start` (img2img), `steps` is the schedule's length and only its last `start.run_steps` run.
+    With `pause`, the loop may stop early (see Pause; POST_LOOP then waits for the resumed run); with
+    `resume` (a stopped Pause), `noise` is the latents it stopped with and the schedule goes on."""
     ext = extensions if extensions is not None else ExtensionManager()
     scheduler = built.stepping
-    scheduler.set_timesteps(steps, device=noise.device)
-    if start is None:
-        _set_begin_index(scheduler, 0)
-        timesteps = scheduler.timesteps
-        first = noise * scheduler.init_noise_sigma
+    if resume is not None:
+        if resume.index is None or resume.timesteps is None:
+            raise ValueError("resume needs a Pause the loop stopped at")
+        timesteps, begin, latents = resume.timesteps, resume.index, noise
     else:
-        timesteps, first = _partial_start(scheduler, steps, start)
+        scheduler.set_timesteps(steps, device=noise.device)
+        if start is None:
+            _set_begin_index(scheduler, 0)
+            timesteps = scheduler.timesteps
+            first = noise * scheduler.init_noise_sigma
+        else:
+            timesteps, first = _partial_start(scheduler, steps, start)
+        begin = 0
+        latents = _loop_hook(ext, HookPoint.PRE_LOOP, LoopContext(first, timesteps, len(timesteps)))
     total = len(timesteps)
-    latents = _loop_hook(ext, HookPoint.PRE_LOOP, LoopContext(first, timesteps, total))
     step_kwargs = _step_kwargs(scheduler, built.step_kwargs, generators)
     stopped = False
-    for i, t in enumerate(tqdm(timesteps, disable=not progress_bar, desc="Sampling", leave=False)):
+    steps_left = timesteps[begin:]
+    bar = tqdm(steps_left, disable=not progress_bar, desc="Sampling", leave=False)
+    for i, t in enumerate(bar, start=begin):
         if control is not None and control.should_stop:
             stopped = True
             break
+        if pause is not None and pause.before(i, total, t):
+            pause.index, pause.timesteps = i, timesteps
+            return latents
         latents = _step_hook(ext, HookPoint.PRE_STEP, StepContext(i, total, t, latents))
         model_input = scheduler.scale_model_input(latents, t)
         model_output = denoise(model_input, t, i)
