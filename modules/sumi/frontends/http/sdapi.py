@@ -25,6 +25,7 @@ from modules.sumi.services.images.saving import (
     encode_png_base64,
     read_infotext_from_image,
 )
+from modules.sumi.services.jobs import refiner
 from modules.sumi.services.jobs.infotext import parse_infotext
 from modules.sumi.services.jobs.processing import (
     StableDiffusionProcessingImg2Img,
@@ -64,7 +65,9 @@ def processing_from_request(req: m.Txt2ImgRequest) -> StableDiffusionProcessingT
     if not req.save_images:
         values["do_not_save_samples"] = values["do_not_save_grid"] = True
     values["controlnet_units"] = units_from_alwayson(req.alwayson_scripts)
-    return StableDiffusionProcessingTxt2Img(**values)
+    p = StableDiffusionProcessingTxt2Img(**values)
+    refiner.apply_script_args(p, req.alwayson_scripts)
+    return p
 
 
 def img2img_from_request(req: m.Img2ImgRequest) -> StableDiffusionProcessingImg2Img:
@@ -79,7 +82,9 @@ def img2img_from_request(req: m.Img2ImgRequest) -> StableDiffusionProcessingImg2
     if not req.save_images:
         values["do_not_save_samples"] = values["do_not_save_grid"] = True
     values["controlnet_units"] = units_from_alwayson(req.alwayson_scripts)
-    return StableDiffusionProcessingImg2Img(**values)
+    p = StableDiffusionProcessingImg2Img(**values)
+    refiner.apply_script_args(p, req.alwayson_scripts)
+    return p
 
 
 def _decoded(text: str, name: str):
@@ -96,7 +101,7 @@ def run_img2img(app: App, req: m.Img2ImgRequest) -> m.ImagesResponse:
     runner = app.scripts.ensure_inputs(_script_layout, tab="img2img")
     p.scripts, p.is_api = runner, True
     p.script_args = runner.script_args_for(
-        req.script_name, req.script_args, req.alwayson_scripts, skip=(SCRIPT_TITLE,)
+        req.script_name, req.script_args, req.alwayson_scripts, skip=(SCRIPT_TITLE, refiner.SCRIPT_TITLE)
     )
     processed = app.runner.img2img(p, job_id=req.force_task_id or None)
     images = (
@@ -171,7 +176,7 @@ def run_txt2img(app: App, req: m.Txt2ImgRequest) -> m.ImagesResponse:
     runner = app.scripts.ensure_inputs(_script_layout)
     p.scripts, p.is_api = runner, True
     p.script_args = runner.script_args_for(
-        req.script_name, req.script_args, req.alwayson_scripts, skip=(SCRIPT_TITLE,)
+        req.script_name, req.script_args, req.alwayson_scripts, skip=(SCRIPT_TITLE, refiner.SCRIPT_TITLE)
     )
     processed = app.runner.txt2img(p, job_id=req.force_task_id or None)
     images = (

@@ -25,7 +25,7 @@ from modules.sumi.engine.vae import cheap_preview
 from modules.sumi.services.controlnet.service import ControlNetService, PreparedControl, Target
 from modules.sumi.services.controlnet.units import ControlNetUnit, decode_image
 from modules.sumi.services.images import saving as image_files
-from modules.sumi.services.jobs import img2img
+from modules.sumi.services.jobs import img2img, refiner
 from modules.sumi.services.jobs.hooks import JobContext, cfg_callbacks, postprocess_batch, select_batch
 from modules.sumi.services.jobs.infotext import build_infotext
 from modules.sumi.services.jobs.processing import (
@@ -131,6 +131,7 @@ class GenerationService:
         self._validate_seed_resize(p)
         self._validate_prompt_lengths(p)
         find_sampler(p.sampler_name or "Euler", p.scheduler)
+        refiner.prepare(p, self.models)
         if img2img.is_img2img(p):
             img2img.validate(p, int(limit("max_image_size")))
 
@@ -331,23 +332,26 @@ class GenerationService:
         if p.scripts is not None:  # A1111: x is the init latents (txt2img: None, the engine makes the noise)
             init = getattr(p, "init_latent", None) if img2img.is_img2img(p) else None
             p.scripts.process_before_every_sampling(p, x=init, noise=None, c=None, uc=None)
-        result = engine.generate(
-            loaded.sd,
-            request,
-            callback=self._step_callback(loaded),
-            control=self.state.control,
-            conditioning_cache=job.conditioning_cache,
-            extensions=self._extensions(p, loaded),
-            nan_check=self.nan_check,
-            vae_fallback=bool(self.options.auto_vae_precision),
-        )
-        self._warn(p, result.warnings)
-        images = result.images
-        if p.scripts is not None:  # A1111: scripts see (and may replace) the sampled latents
-            args = PostSampleArgs(result.latents)
-            p.scripts.post_sample(p, args)
-            if args.samples is not result.latents:
-                images = vae_ops.to_pil(vae_ops.decode(loaded.sd, args.samples))
+        with contextlib.ExitStack() as refined:  # the refiner, if it runs, until the batch is decoded
+            result = engine.generate(
+                loaded.sd,
+                request,
+                callback=self._step_callback(loaded),
+                control=self.state.control,
+                conditioning_cache=job.conditioning_cache,
+                extensions=self._extensions(p, loaded),
+                nan_check=self.nan_check,
+                vae_fallback=bool(self.options.auto_vae_precision),
+                switch=refiner.model_switch(p, self.models, self.options, loaded, refined),
+            )
+            self._warn(p, result.warnings)
+            images = result.images
+            if p.scripts is not None:  # A1111: scripts see (and may replace) the sampled latents
+                args = PostSampleArgs(result.latents)
+                p.scripts.post_sample(p, args)
+                if args.samples is not result.latents:
+                    decoder = self.models.active if result.switched else None
+                    images = vae_ops.to_pil(vae_ops.decode((decoder or loaded).sd, args.samples))
         if job.control.blends:  # sd-webui-controlnet's inpaint_only blend, before A1111's overlay
             images, warnings = job.control.post_process(images)
             self._warn(p, warnings)
