@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, cast
 import gradio as gr
 
 from modules.sumi.engine.sampling.samplers import SAMPLERS, SCHEDULE_TYPES
-from modules.sumi.frontends.gradio import output_panel, paste, results
+from modules.sumi.frontends.gradio import output_panel, paste, refiner_ui, results
 from modules.sumi.frontends.gradio.controlnet import ControlNetUI, create_controlnet, wire_controlnet
 from modules.sumi.frontends.gradio.controlnet_handlers import paste_fields as controlnet_paste_fields
 from modules.sumi.frontends.gradio.controlnet_handlers import units_from_values
@@ -70,6 +70,9 @@ class Txt2ImgValues:
     seed_resize_from_w: float = 0
     seed_resize_from_h: float = 0
     styles: list[str] | None = None
+    refiner_enabled: bool = False
+    refiner_checkpoint: str | None = None
+    refiner_switch_at: float = refiner_ui.DEFAULT_SWITCH_AT
 
 
 INPUT_NAMES = tuple(f.name for f in fields(Txt2ImgValues))
@@ -107,6 +110,7 @@ def build_processing(
         do_not_save_grid=False,
         styles=list(v.styles or []),
         controlnet_units=list(controlnet_units or []),
+        **refiner_ui.job_fields(v.refiner_enabled, v.refiner_checkpoint, v.refiner_switch_at),
     )
 
 
@@ -438,6 +442,7 @@ def create_txt2img_tab(app: App) -> Txt2ImgTab:
             sampler_rows(c, mk)
             _size_rows(c, b, mk)
             extras = seed_rows(c, b, mk)
+            refiner_ui.create_refiner(app, c, mk, "txt2img")
             controlnet = create_controlnet(app, "txt2img")  # A1111: alwayson scripts under the seed
             scripts = create_scripts(app, hooks, "txt2img")
         r = results_column("txt2img", bool(getattr(app.args, "hide_ui_dir_config", False)))
@@ -507,7 +512,7 @@ def wire_tab(
         select_image, inputs=r["info_state"], outputs=[r["info_html"], r["info_state"]], **quick
     )
     controlnet_fields = controlnet_paste_fields(app, tab.controlnet.units) if tab.controlnet else []
-    extra_fields = script_paste_fields(tab.scripts) + controlnet_fields
+    extra_fields = script_paste_fields(tab.scripts) + controlnet_fields + refiner_ui.paste_fields(app, c)
     paste.wire_paste(app, b["paste"], c, r["error"], extra_fields, paste_names)
     counters = (cast(gr.HTML, c["token_counter"]), cast(gr.HTML, c["negative_token_counter"]))
     prompt, negative = cast(gr.Textbox, c["prompt"]), cast(gr.Textbox, c["negative_prompt"])
