@@ -18,6 +18,7 @@ from modules.sumi.engine import vae as vae_ops
 from modules.sumi.engine.controlnet.control import ControlNetExtension, ControlUnit, validate_units
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.extensions import Extension, ExtensionManager
+from modules.sumi.engine.families.sdxl_refiner import NAME as SDXL_REFINER
 from modules.sumi.engine.model import SDModel
 from modules.sumi.engine.sampling import loop
 from modules.sumi.engine.sampling.denoiser import CFGDenoiser, Guidance
@@ -62,6 +63,8 @@ class BatchRequest:
     token_override: TokenOverride | None = None  # textual-inversion embeddings for this job
     control_units: list[ControlUnit] = field(default_factory=list)  # enabled ControlNet units
     init: img2img.InitLatents | None = None  # img2img/inpainting: what the batch starts from; None: txt2img
+    aesthetic_score: float = 6.0  # SDXL refiner: the prompt's (A1111's sdxl_refiner_high_aesthetic_score)
+    negative_aesthetic_score: float = 2.5  # and the negative prompt's (sdxl_refiner_low_aesthetic_score)
 
     @property
     def batch_size(self) -> int:
@@ -314,9 +317,24 @@ def conditioning(
         jc = schedule.build(model.text_encoders, request.prompts, request.negative_prompts, steps, options)
         if cache is not None:
             cache[key] = jc
-    return Guidance(
-        cache[key] if cache is not None else jc, request.cfg_scale, _sdxl_time_ids(model, request)
-    )
+    if model.family == SDXL_REFINER:
+        time_ids, uncond_time_ids = _refiner_time_ids(model, request)
+    else:
+        time_ids, uncond_time_ids = _sdxl_time_ids(model, request), None
+    return Guidance(cache[key] if cache is not None else jc, request.cfg_scale, time_ids, uncond_time_ids)
+
+
+def _refiner_time_ids(model: SDModel, request: BatchRequest) -> tuple[torch.Tensor, torch.Tensor]:
+    """(h, w, crop top, crop left, aesthetic score) per image: the high score for the prompt, the low
+    one for the negative prompt (sgm's aesthetic_score embedder; diffusers' requires_aesthetics_score)."""
+    h, w = request.height, request.width
+    rows = [
+        torch.tensor([[h, w, 0, 0, score]], dtype=model.dtype, device=model.device).repeat(
+            request.batch_size, 1
+        )
+        for score in (request.aesthetic_score, request.negative_aesthetic_score)
+    ]
+    return rows[0], rows[1]
 
 
 def _sdxl_time_ids(model: SDModel, request: BatchRequest) -> torch.Tensor | None:

@@ -57,6 +57,7 @@ class DenoiserCall:
     image_conditioning: torch.Tensor | None = None  # per image, extra UNet input channels (9-channel
     # inpainting: mask + masked-image latents; instruct-pix2pix: image latents), A1111's image_cond
     image_cfg_scale: float | None = None  # instruct-pix2pix image guidance (None or 1: plain CFG)
+    uncond_time_ids: torch.Tensor | None = None  # the uncond rows' own (SDXL refiner: low aesthetic score)
 
 
 @dataclass

@@ -404,6 +404,8 @@ class GenerationService:
             token_override=job.embeddings,
             control_units=job.control.units,
             init=img2img.init_latents(p, o) if img2img.is_img2img(p) else None,
+            aesthetic_score=float(o.sdxl_refiner_high_aesthetic_score),
+            negative_aesthetic_score=float(o.sdxl_refiner_low_aesthetic_score),
         )
 
     def _embedding_hook(self, loaded: LoadedModel):
