@@ -33,6 +33,7 @@ def app(make_module_app, tmp_path_factory):
     write_tiny_checkpoint(folder / "base.safetensors", "SD1", seed=1)
     write_tiny_checkpoint(folder / "fine.safetensors", "SD1", seed=2)
     write_tiny_checkpoint(folder / "xl.safetensors", "SDXL", seed=3)
+    write_tiny_checkpoint(folder / "sd_xl_refiner.safetensors", "SDXL-refiner", seed=4)
     (data / "config.json").write_text(json.dumps({"sd_model_checkpoint": "base.safetensors"}))
     return make_module_app(data, "--api", "--nowebui", loaded=True)
 
@@ -104,6 +105,15 @@ def test_an_unknown_refiner_is_a_400_naming_the_choices(client):
 def test_an_sdxl_refiner_may_continue_an_sd1_model_as_in_a1111(client):
     body = post_txt2img(client, {**BODY, "refiner_checkpoint": "xl", "refiner_switch_at": 0.5})
     assert decode_pixels(body["images"][0]).shape == (64, 64, 3) and "Refiner: xl" in infotext(body)
+
+
+def test_sdxl_base_with_the_sdxl_refiner(client, app):
+    body = {**BODY, "override_settings": {"sd_model_checkpoint": "xl"}}
+    plain = post_txt2img(client, body)
+    refined = post_txt2img(client, {**body, "refiner_checkpoint": "sd_xl_refiner", "refiner_switch_at": 0.5})
+    assert "Refiner: sd_xl_refiner [" in infotext(refined) and "Model: xl" in infotext(refined)
+    assert plain["images"][0] != refined["images"][0]
+    assert app.models.active.checkpoint.name == "xl.safetensors"  # the job's model, as the job ends
 
 
 def test_img2img_takes_the_refiner_too(client, app):
