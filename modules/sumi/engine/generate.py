@@ -7,7 +7,7 @@ will start from other latents too. No files, no settings, no globals."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from PIL import Image
@@ -408,10 +408,11 @@ def _continue_on(
         kept = [e for e in manager.extensions if isinstance(e, (img2img.MaskBlend, img2img.SoftInpainting))]
         if len(kept) < len(manager.extensions):
             warnings.append(
-                f"The refiner is an {other.family} model and the model {model.family}: ControlNet units and "
-                "extra networks acted on the steps before the switch only"
+                f"The refiner is an {other.family} model and the model {model.family}: the batch's ControlNet "
+                "units, extra networks and script hooks acted on the steps before the switch only"
             )
         ext = ExtensionManager(kept)
+        request = replace(request, token_override=None)  # the embeddings fit the main model's encoders
     with ext.patched(other) as scope:
         key = (*ext.conditioning_key(), ("model", id(other)))
         guidance = conditioning(other, request, stage.schedule_steps, conditioning_cache, key)
