@@ -39,6 +39,7 @@ def test_both_tabs_have_a1111s_refiner_controls(app):
         checkpoint = props[f"{tab}_checkpoint"]
         assert checkpoint["value"] == "None"
         assert [c[0] for c in checkpoint["choices"]] == ["None", *app.checkpoints.titles()]
+        assert [c[1] for c in checkpoint["choices"]] == ["None", *(i.name for i in app.checkpoints.list())]
         switch = props[f"{tab}_switch_at"]
         assert (switch["minimum"], switch["maximum"], switch["step"], switch["value"]) == (
             0.01,
@@ -83,7 +84,7 @@ def test_paste_restores_the_refiner_and_unticks_it_when_the_infotext_has_none(ap
     fields = refiner_ui.paste_fields(app, c)
     title = app.checkpoints.match("fine").title
     text = f"a fox\nSteps: 20, Sampler: Euler, Seed: 1, Refiner: {title}, Refiner switch at: 0.6"
-    assert extra_values(text, fields, app.options) == [True, title, 0.6]
+    assert extra_values(text, fields, app.options) == [True, "fine.safetensors", 0.6]
     plain = "a fox\nSteps: 20, Sampler: Euler, Seed: 1"
     assert extra_values(plain, fields, app.options) == [False, SKIP, SKIP]
     gone = "a fox\nSteps: 20, Sampler: Euler, Seed: 1, Refiner: deleted [abcdef12], Refiner switch at: 0.7"

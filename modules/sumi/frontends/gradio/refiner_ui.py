@@ -20,8 +20,9 @@ DEFAULT_SWITCH_AT = 0.8
 FIELDS = ("refiner_enabled", "refiner_checkpoint", "refiner_switch_at")
 
 
-def checkpoint_choices(app: App) -> list[str]:
-    return [NONE, *app.checkpoints.titles()]
+def checkpoint_choices(app: App) -> list[tuple[str, str]]:
+    """(label, value): titles show the hash once known; the value is the name, which stays the same."""
+    return [(NONE, NONE), *((info.title, info.name) for info in app.checkpoints.list())]
 
 
 def create_refiner(app: App, c: dict[str, Any], mk: Any, tab: str = "txt2img") -> gr.Accordion:
@@ -80,13 +81,13 @@ def job_fields(enabled: Any, checkpoint: Any, switch_at: Any) -> dict[str, Any]:
 
 def paste_fields(app: App, c: dict[str, Any]) -> list[tuple[Any, Any]]:
     """A1111's `infotext_fields` of the script: ticked when the infotext names a refiner, the checkpoint
-    as the title of the file it names (unchanged when none matches), and the switch fraction."""
+    it names (unchanged when no file matches), and the switch fraction."""
     if "refiner_enabled" not in c:
         return []
 
     def checkpoint(params: dict[str, Any]) -> str | None:
         info = app.checkpoints.match(params.get("Refiner"))
-        return None if info is None else info.title
+        return None if info is None else info.name
 
     return [
         (c["refiner_enabled"], lambda params: "Refiner" in params),
