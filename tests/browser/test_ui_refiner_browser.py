@@ -26,7 +26,8 @@ def test_refiner_accordion_generates_and_pastes_back(tmp_path, chromium):
         set_number(page, "txt2img_switch_at", 0.5)
         info = generate(page, "Refiner: fine")
         assert "Refiner switch at: 0.5" in info and "Model: base" in info
-        assert server.app.models.active.checkpoint.name == "base.safetensors"
+        active = server.app.models.active
+        assert active is not None and active.checkpoint.name == "base.safetensors"
         page.uncheck("#txt2img_enable-checkbox input")
         set_number(page, "txt2img_switch_at", 0.8)
         page.fill("#txt2img_prompt textarea", "")
