@@ -56,7 +56,7 @@ def request(sampler: str, steps: int = 6) -> engine.BatchRequest:
     )
 
 
-@pytest.mark.parametrize("sampler", SAMPLERS)
+@pytest.mark.parametrize("sampler", [*SAMPLERS, "DPM++ 2M SDE", "DPM++ SDE", "UniPC"])
 def test_switching_to_the_same_model_is_bit_for_bit_no_switch(sd1_pair, sampler):
     model = sd1_pair[0]
     plain = engine.generate(model, request(sampler), progress_bar=False)
