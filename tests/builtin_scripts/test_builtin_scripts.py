@@ -141,6 +141,7 @@ def test_axis_types_are_a1111_indices():
         "Nothing", "Seed", "Var. seed", "Var. strength", "Steps", "CFG Scale", "Prompt S/R", "Prompt order",
         "Sampler", "Checkpoint name", "Schedule type", "Eta", "Clip skip", "VAE", "Styles", "RNG source", "Size",
         "Hires steps", "Hires sampler", "Denoising", "Hires upscaler",
+        "Refiner checkpoint", "Refiner switch at",
     }  # fmt: skip
     with pytest.raises(InvalidRequestError, match="'Negative Guidance minimum sigma' is not supported"):
         find_axis(12)
@@ -541,3 +542,20 @@ def test_prompts_from_file_bad_lines_are_clear_4xx_errors(client):
         "Checkpoint not found"
         in _post(client, 400, script_name="prompts from file or textbox", script_args=args)["detail"]
     )
+
+
+def test_xyz_refiner_axes_switch_to_the_refiner_per_cell(client, app):
+    refiner_axis = A1111_TXT2IMG_AXES.index("Refiner checkpoint")
+    args = {
+        "x_type": refiner_axis,
+        "x_values": "None, zz_second",
+        "y_type": A1111_TXT2IMG_AXES.index("Refiner switch at"),
+        "y_values": "0.3, 0.6",
+        "include_lone_images": True,
+    }
+    infotexts = json.loads(_xyz(client, args=args, steps=4)["info"])["infotexts"]
+    assert "Refiner" not in infotexts[1] and "Refiner" not in infotexts[3]
+    assert "Refiner: zz_second" in infotexts[2] and "Refiner switch at: 0.3" in infotexts[2]
+    assert "Refiner: zz_second" in infotexts[4] and "Refiner switch at: 0.6" in infotexts[4]
+    body = _xyz(client, 400, args={"x_type": refiner_axis, "x_values": "no-such-model"})
+    assert "Checkpoint not found: 'no-such-model'" in body["detail"]

@@ -150,7 +150,7 @@ def test_nine_channel_checkpoint_is_detected_and_loads_as_inpainting(tmp_path, f
 def test_detect_family(tiny_sd1_ckpt, tiny_sd2v_ckpt, tiny_sdxl_ckpt):
     for path, components in (tiny_sd1_ckpt, tiny_sd2v_ckpt, tiny_sdxl_ckpt):
         assert detect_family(read_state_dict(path)).name == components["family"]
-    assert [f.name for f in FAMILIES] == ["SDXL", "SD2", "SD1"]
+    assert [f.name for f in FAMILIES] == ["SDXL", "SDXL-refiner", "SD2", "SD1"]
     assert get_family("sdxl").name == "SDXL"
     with pytest.raises(ModelLoadError, match="unknown model family"):
         get_family("SD3")
@@ -348,7 +348,7 @@ def test_rules_for_values_not_in_the_weights():
 # -- the real sizes, on the meta device (no memory, no weights) ----------------------------------------------
 
 
-@pytest.mark.parametrize("family", ["SD1", "SD2", "SDXL"])
+@pytest.mark.parametrize("family", ["SD1", "SD2", "SDXL", "SDXL-refiner"])
 def test_real_architectures_are_inferred_exactly(family):
     """The released models' configs come out of the weight shapes and the family rules."""
     with init_empty_weights():

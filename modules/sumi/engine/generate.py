@@ -7,7 +7,7 @@ will start from other latents too. No files, no settings, no globals."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from PIL import Image
@@ -19,9 +19,11 @@ from modules.sumi.engine.controlnet.control import ControlNetExtension, ControlU
 from modules.sumi.engine.controlnet.lama import lama_noise
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.extensions import Extension, ExtensionManager
+from modules.sumi.engine.families.sdxl_refiner import NAME as SDXL_REFINER
 from modules.sumi.engine.model import SDModel
 from modules.sumi.engine.sampling import loop
 from modules.sumi.engine.sampling.denoiser import CFGDenoiser, Guidance
+from modules.sumi.engine.sampling.model_switch import ModelSwitch, switch_test
 from modules.sumi.engine.sampling.noise import image_noise, make_generators
 from modules.sumi.engine.sampling.samplers import BuiltScheduler, build_scheduler, call_sigma
 from modules.sumi.engine.text import schedule
@@ -66,6 +68,8 @@ class BatchRequest:
         None  # hires fix's second pass: the first pass's model calls (prompt edits)
     )
     noise_x0: torch.Tensor | None = None  # ControlNet inpaint_only+lama: latents mixed into the noise
+    aesthetic_score: float = 6.0  # SDXL refiner: the prompt's (A1111's sdxl_refiner_high_aesthetic_score)
+    negative_aesthetic_score: float = 2.5  # and the negative prompt's (sdxl_refiner_low_aesthetic_score)
 
     @property
     def batch_size(self) -> int:
@@ -80,6 +84,7 @@ class BatchResult:
     schedule: str  # resolved schedule label, as the infotext writes it
     stopped_early: bool = False
     warnings: list[str] = field(default_factory=list)  # non-fatal problems the extensions met
+    switched: bool = False  # the request's ModelSwitch happened: the last steps and decoding ran on its model
 
 
 def validate(request: BatchRequest, scale: int = 8) -> None:
@@ -131,9 +136,14 @@ def generate(
     conditioning_cache: dict | None = None,
     nan_check: bool = True,
     vae_fallback: bool = True,
+    switch: ModelSwitch | None = None,
 ) -> BatchResult:
     """Sample and decode one batch with `extensions` (after the request's ControlNet units) hooked into
     the loop and their patches applied from text encoding to decoding.
+
+    `switch` (the refiner): from its switch point the rest of the same schedule (same scheduler state,
+    same noise generators) runs on its model, with the prompts encoded by that model's text encoders,
+    and that model decodes (A1111's `apply_refiner`; see `sampling.model_switch`).
 
     `nan_check` (off: A1111's `--disable-nan-check`): NaN or infinity in the sampled latents or the decoded
     pixels raises NansException saying where, instead of giving black images. `vae_fallback` (A1111's
@@ -187,6 +197,7 @@ def generate(
         start = None
         if init is not None and plan is not None and filled is not None:
             start = img2img.plan_start(init, filled, noise, plan)
+        pause = None if switch is None else loop.Pause(switch_test(switch, built))
         latents = loop.sample(
             denoiser,
             built,
@@ -198,14 +209,40 @@ def generate(
             progress_bar=progress_bar,
             extensions=manager,
             start=start,
+            pause=pause,
         )
-        if nan_check:
-            nans.check_output(latents, "unet", model.dtype, request.seeds)
-        images, warnings = _decode(model, latents, request, nan_check=nan_check, vae_fallback=vae_fallback)
-        stopped = control is not None and control.should_stop
-        scope.completed = not stopped
-    return BatchResult(
-        images, latents, built.spec.name, built.schedule.label, stopped, [*manager.warnings(), *warnings]
+        if pause is None or not pause.stopped:
+            if nan_check:
+                nans.check_output(latents, "unet", model.dtype, request.seeds)
+            images, warnings = _decode(
+                model, latents, request, nan_check=nan_check, vae_fallback=vae_fallback
+            )
+            stopped = control is not None and control.should_stop
+            scope.completed = not stopped
+            return BatchResult(
+                images,
+                latents,
+                built.spec.name,
+                built.schedule.label,
+                stopped,
+                [*manager.warnings(), *warnings],
+            )
+    # The switch: the main model's patches are off again (its scope did not complete); the rest runs on
+    # the other model.
+    stage = _Stage(request, built, generators, schedule_steps, image_conditioning, init, pause)
+    other = switch.load() if switch is not None else model
+    return _continue_on(
+        other,
+        model,
+        stage,
+        latents,
+        manager,
+        callback=callback,
+        control=control,
+        progress_bar=progress_bar,
+        conditioning_cache=conditioning_cache,
+        nan_check=nan_check,
+        vae_fallback=vae_fallback,
     )
 
 
@@ -288,9 +325,24 @@ def conditioning(
         jc = schedule.build(model.text_encoders, request.prompts, request.negative_prompts, steps, options)
         if cache is not None:
             cache[key] = jc
-    return Guidance(
-        cache[key] if cache is not None else jc, request.cfg_scale, _sdxl_time_ids(model, request)
-    )
+    if model.family == SDXL_REFINER:
+        time_ids, uncond_time_ids = _refiner_time_ids(model, request)
+    else:
+        time_ids, uncond_time_ids = _sdxl_time_ids(model, request), None
+    return Guidance(cache[key] if cache is not None else jc, request.cfg_scale, time_ids, uncond_time_ids)
+
+
+def _refiner_time_ids(model: SDModel, request: BatchRequest) -> tuple[torch.Tensor, torch.Tensor]:
+    """(h, w, crop top, crop left, aesthetic score) per image: the high score for the prompt, the low
+    one for the negative prompt (sgm's aesthetic_score embedder; diffusers' requires_aesthetics_score)."""
+    h, w = request.height, request.width
+    rows = [
+        torch.tensor([[h, w, 0, 0, score]], dtype=model.dtype, device=model.device).repeat(
+            request.batch_size, 1
+        )
+        for score in (request.aesthetic_score, request.negative_aesthetic_score)
+    ]
+    return rows[0], rows[1]
 
 
 def _sdxl_time_ids(model: SDModel, request: BatchRequest) -> torch.Tensor | None:
@@ -324,4 +376,109 @@ def initial_noise(model: SDModel, request: BatchRequest) -> tuple[list[torch.Gen
     return generators, noise.to(device=model.device, dtype=model.dtype)
 
 
-__all__ = ["BatchRequest", "BatchResult", "BuiltScheduler", "generate", "validate"]
+# -- the model switch (refiner) ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Stage:
+    """What the run on the switched-to model continues from."""
+
+    request: BatchRequest
+    built: BuiltScheduler
+    generators: list[torch.Generator]
+    schedule_steps: int
+    image_conditioning: torch.Tensor | None
+    init: img2img.InitLatents | None
+    pause: loop.Pause
+
+
+def _continue_on(
+    other: SDModel,
+    model: SDModel,
+    stage: _Stage,
+    latents: torch.Tensor,
+    manager: ExtensionManager,
+    *,
+    callback: Callable[[loop.StepInfo], None] | None,
+    control: loop.SamplingControl | None,
+    progress_bar: bool,
+    conditioning_cache: dict | None,
+    nan_check: bool,
+    vae_fallback: bool,
+) -> BatchResult:
+    """The rest of the schedule on `other`: its own text encoding, its UNet, its VAE. The batch's
+    extensions go on with it when it is the same family as `model` (networks patch it as A1111's do);
+    for another family only the img2img mask blend does (ControlNet and networks fit the main model)."""
+    request, built = stage.request, stage.built
+    check_switch(model, other)
+    warnings: list[str] = []
+    if other.family == model.family:
+        ext = manager
+    else:
+        kept = [e for e in manager.extensions if isinstance(e, (img2img.MaskBlend, img2img.SoftInpainting))]
+        if len(kept) < len(manager.extensions):
+            warnings.append(
+                f"The refiner is an {other.family} model and the model {model.family}: the batch's ControlNet "
+                "units, extra networks and script hooks acted on the steps before the switch only"
+            )
+        ext = ExtensionManager(kept)
+        request = replace(request, token_override=None)  # the embeddings fit the main model's encoders
+    with ext.patched(other) as scope:
+        key = (*ext.conditioning_key(), ("model", id(other)))
+        guidance = conditioning(other, request, stage.schedule_steps, conditioning_cache, key)
+        extra = int(other.unet.config["in_channels"]) - other.latent_channels
+        image = stage.image_conditioning
+        if image is None or image.shape[1] != extra:
+            image = img2img.txt2img_conditioning(other, request.batch_size, request.height, request.width)
+        denoiser = CFGDenoiser(
+            other.unet,
+            guidance,
+            stage.schedule_steps,
+            ext,
+            sigma_of=lambda t: call_sigma(built.scheduler, t),
+            image_conditioning=None
+            if image is None
+            else image.to(device=other.device, dtype=other.dtype).expand(request.batch_size, -1, -1, -1),
+            image_cfg_scale=None if stage.init is None else stage.init.image_cfg_scale,
+        )
+        latents = loop.sample(
+            denoiser,
+            built,
+            latents.to(device=other.device, dtype=other.dtype),
+            request.steps,
+            generators=stage.generators,
+            callback=callback,
+            control=control,
+            progress_bar=progress_bar,
+            extensions=ext,
+            resume=stage.pause,
+        )
+        if nan_check:
+            nans.check_output(latents, "unet", other.dtype, request.seeds)
+        images, decoded = _decode(other, latents, request, nan_check=nan_check, vae_fallback=vae_fallback)
+        stopped = control is not None and control.should_stop
+        scope.completed = not stopped
+    found = dict.fromkeys([*manager.warnings(), *ext.warnings(), *warnings, *decoded])
+    return BatchResult(images, latents, built.spec.name, built.schedule.label, stopped, list(found), True)
+
+
+def check_switch(model: SDModel, other: SDModel) -> None:
+    """A model can take over the latents of another only when they have the same shape; A1111 lets SD1
+    and SDXL (both 4 channels, 1/8 size) swap although their latent scales differ, and so does Sumi."""
+    if other.latent_channels != model.latent_channels or other.vae_scale != model.vae_scale:
+        raise InvalidRequestError(
+            f"the {other.family} model cannot continue the {model.family} model's sampling: its latents have "
+            f"{other.latent_channels} channels at 1/{other.vae_scale} size, the model's "
+            f"{model.latent_channels} at 1/{model.vae_scale}"
+        )
+
+
+__all__ = [
+    "BatchRequest",
+    "BatchResult",
+    "BuiltScheduler",
+    "ModelSwitch",
+    "check_switch",
+    "generate",
+    "validate",
+]

@@ -24,6 +24,7 @@ SD1_CLIP_PREFIX = "cond_stage_model.transformer."
 SD2_OPENCLIP_PREFIX = "cond_stage_model.model."
 SDXL_CLIP_L_PREFIX = "conditioner.embedders.0.transformer."
 SDXL_CLIP_G_PREFIX = "conditioner.embedders.1.model."
+SDXL_REFINER_CLIP_G_PREFIX = "conditioner.embedders.0.model."  # the refiner has only OpenCLIP bigG
 
 _RESNET_NAMES = {
     "norm1": "in_layers.0",
@@ -270,11 +271,19 @@ def _sdxl_text_encoders(models: Sequence[torch.nn.Module]) -> StateDict:
     return out
 
 
+def _sdxl_refiner_text_encoder(models: Sequence[torch.nn.Module]) -> StateDict:
+    out = openclip_to_ldm(models[0].state_dict(), SDXL_REFINER_CLIP_G_PREFIX)
+    like = out[SDXL_REFINER_CLIP_G_PREFIX + "token_embedding.weight"]
+    out[SDXL_REFINER_CLIP_G_PREFIX + "logit_scale"] = torch.tensor(LOGIT_SCALE, dtype=like.dtype)
+    return out
+
+
 def _text_encoders(family: str, models: Sequence[torch.nn.Module]) -> StateDict:
     writers: dict[str, tuple[int, Callable[[Sequence[torch.nn.Module]], StateDict]]] = {
         "SD1": (1, lambda m: clip_to_ldm(m[0].state_dict(), SD1_CLIP_PREFIX)),
         "SD2": (1, lambda m: _sd2_text_encoder(m[0])),
         "SDXL": (2, _sdxl_text_encoders),
+        "SDXL-refiner": (1, _sdxl_refiner_text_encoder),
     }
     if family not in writers:
         raise ValueError(f"unknown family {family!r}; expected one of {sorted(writers)}")
@@ -298,7 +307,7 @@ def to_single_file_state_dict(
     dtype: torch.dtype | None = None,
     extra: Mapping[str, Tensor] | None = None,
 ) -> StateDict:
-    """The A1111 single-file state dict ("SD1", "SD2" or "SDXL") of these components.
+    """The A1111 single-file state dict ("SD1", "SD2", "SDXL" or "SDXL-refiner") of these components.
 
     `text_encoders` are modules (or TextEncoderSpec) in the family's order: SD1 [CLIP-L],
     SD2 [OpenCLIP-H as CLIPTextModel], SDXL [CLIP-L, bigG CLIPTextModelWithProjection].

@@ -47,7 +47,8 @@ class SDModel:
 
     @property
     def is_sdxl(self) -> bool:
-        return self.family == "SDXL"
+        """SDXL base or refiner (A1111: any model with an SGM conditioner)."""
+        return self.family in ("SDXL", "SDXL-refiner")
 
     @property
     def device(self) -> torch.device:

@@ -10,7 +10,7 @@ load back through the normal path.
   weight jittered so that no two tensors are equal (tests).
 - `demo_sd1()`: the demo checkpoint's model: attention only at the coarser level, so 512x512 images
   stay quick on a CPU.
-- `full_size(family)`: SD1.5, SD2.1-768-v and SDXL base at their released sizes (model_configs.md), for
+- `full_size(family)`: SD1.5, SD2.1-768-v, SDXL base and refiner at their released sizes (model_configs.md), for
   benches; under accelerate's `init_empty_weights` they cost no memory.
 
 The sizes follow the loader's rules for what the weights do not say (families/base.py), so a
@@ -226,11 +226,33 @@ def tiny_sdxl(inpaint: bool = False, seed: int = 0) -> Components:
     return {"family": "SDXL", "unet": model, "vae": decoder, "text_encoders": [clip_l, clip_g]}
 
 
-TINY_BUILDERS = {"SD1": tiny_sd1, "SD2": tiny_sd2, "SDXL": tiny_sdxl}
+def tiny_sdxl_refiner(seed: int = 0) -> Components:
+    """SDXL refiner: attention at the second level (depth 2), only a 32-wide bigG, 5 time ids."""
+    clip_g = tiny_clip(seed + 3, 32, openclip=True, projection_dim=24)
+    time_embed_dim = 8
+    model = tiny_unet(
+        seed,
+        in_channels=4,
+        down_block_types=["DownBlock2D", "CrossAttnDownBlock2D"],
+        up_block_types=["CrossAttnUpBlock2D", "UpBlock2D"],
+        cross_attention_dim=32,
+        attention_head_dim=[1, 1],
+        use_linear_projection=True,
+        transformer_layers_per_block=[1, 2],
+        addition_embed_type="text_time",
+        addition_time_embed_dim=time_embed_dim,
+        projection_class_embeddings_input_dim=24 + 5 * time_embed_dim,
+        sample_size=128,
+    )
+    decoder = tiny_vae(seed + 2, 0.13025, 1024)
+    return {"family": "SDXL-refiner", "unet": model, "vae": decoder, "text_encoders": [clip_g]}
+
+
+TINY_BUILDERS = {"SD1": tiny_sd1, "SD2": tiny_sd2, "SDXL": tiny_sdxl, "SDXL-refiner": tiny_sdxl_refiner}
 
 
 def tiny(family: str, **kwargs: Any) -> Components:
-    """The tiny model of `family` ("SD1", "SD2" or "SDXL"); kwargs: `inpaint`, `seed` (SD2: `v_prediction`,
+    """The tiny model of `family` ("SD1", "SD2", "SDXL" or "SDXL-refiner"); kwargs: `inpaint`, `seed` (SD2: `v_prediction`,
     SD1: `pix2pix`)."""
     return TINY_BUILDERS[family](**kwargs)
 
@@ -260,7 +282,7 @@ def demo_sd1(seed: int = 0) -> Components:
 
 
 def full_size(family: str, seed: int | None = None) -> Components:
-    """SD1.5 / SD2.1-768-v / SDXL base architectures with the diffusers configs' values, random weights.
+    """SD1.5 / SD2.1-768-v / SDXL base / SDXL refiner architectures with the diffusers configs' values, random weights.
 
     `seed` seeds torch's global generator first (None: leave it as it is)."""
     if seed is not None:
@@ -305,8 +327,30 @@ def full_size(family: str, seed: int | None = None) -> Components:
             CLIPTextModel(clip_config(768, openclip=False, **clip_l)),
             CLIPTextModelWithProjection(bigg),
         ]
+    elif family == "SDXL-refiner":  # sgm's sd_xl_refiner.yaml: 384 x (1, 2, 4, 4), depth 4, adm 2560
+        unet_kw |= {
+            "block_out_channels": [384, 768, 1536, 1536],
+            "down_block_types": [
+                "DownBlock2D",
+                "CrossAttnDownBlock2D",
+                "CrossAttnDownBlock2D",
+                "DownBlock2D",
+            ],
+            "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+            "transformer_layers_per_block": 4,
+            "cross_attention_dim": 1280,
+            "attention_head_dim": [6, 12, 24, 24],
+            "use_linear_projection": True,
+            "addition_embed_type": "text_time",
+            "addition_time_embed_dim": 256,
+            "projection_class_embeddings_input_dim": 2560,
+            "sample_size": 128,
+        }
+        vae_kw |= {"sample_size": 1024, "scaling_factor": 0.13025}
+        bigg = clip_config(1280, openclip=True, layers=32, intermediate=5120, heads=20, projection_dim=1280)
+        encoders = [CLIPTextModelWithProjection(bigg)]
     else:
-        raise ValueError(f"unknown family {family!r}: SD1, SD2 or SDXL")
+        raise ValueError(f"unknown family {family!r}: SD1, SD2, SDXL or SDXL-refiner")
     model = UNet2DConditionModel(**unet_kw)
     decoder = vae((128, 256, 512, 512), norm_groups=32, layers=2, **vae_kw)
     return {"family": family, "unet": model, "vae": decoder, "text_encoders": encoders}

@@ -74,7 +74,6 @@ _REFINER = "C refiner (issue 13 point 3)"
 _FACES = "E faces (issue 13 point 4)"
 _SAMPLERS = "F samplers (issue 13 point 7)"
 PENDING_OTHER_STREAMS: dict[str, str] = {
-    **{f"{tab}:{name}": _REFINER for tab in ("txt2img", "img2img") for name in ("refiner_checkpoint", "refiner_switch_at")},
 }  # fmt: skip
 
 # A1111 fields Sumi's model lacks whose probe expects the unknown-field warning (A1111 itself ignores

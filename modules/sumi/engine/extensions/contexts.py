@@ -59,6 +59,7 @@ class DenoiserCall:
     image_cfg_scale: float | None = None  # instruct-pix2pix image guidance (None or 1: plain CFG)
     keep_uncond: bool = False  # the sampler needs the unconditional prediction (DDIM CFG++)
     uncond_output: torch.Tensor | None = None  # set by the guidance when `keep_uncond`: per image
+    uncond_time_ids: torch.Tensor | None = None  # the uncond rows' own (SDXL refiner: low aesthetic score)
 
 
 @dataclass

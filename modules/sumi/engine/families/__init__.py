@@ -1,6 +1,6 @@
 """The model family registry: which family a checkpoint is, and loading it.
 
-Families are tried in order (most specific first): SDXL, SD2, SD1.
+Families are tried in order (most specific first): SDXL, SDXL refiner, SD2, SD1.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from modules.sumi.engine.families.base import ModelFamily, TextEncoderLayout, sc
 from modules.sumi.engine.families.sd1 import SD1
 from modules.sumi.engine.families.sd2 import SD2
 from modules.sumi.engine.families.sdxl import SDXL
+from modules.sumi.engine.families.sdxl_refiner import SDXLRefiner
 
-FAMILIES: tuple[ModelFamily, ...] = (SDXL(), SD2(), SD1())
+FAMILIES: tuple[ModelFamily, ...] = (SDXL(), SDXLRefiner(), SD2(), SD1())
 
 __all__ = [
     "FAMILIES",
@@ -24,6 +25,7 @@ __all__ = [
     "SD2",
     "SDXL",
     "ModelFamily",
+    "SDXLRefiner",
     "TextEncoderLayout",
     "detect_family",
     "get_family",

@@ -134,7 +134,7 @@ def infer_unet_config(u: Mapping[str, Tensor], source: str) -> dict:
         "up_block_types": ["CrossAttnUpBlock2D" if a else "UpBlock2D" for a in up_attention],
         "block_out_channels": channels,
         "layers_per_block": layers,
-        "transformer_layers_per_block": 1 if set(depth) == {1} else depth,
+        "transformer_layers_per_block": _depth(u, depth, down_attention),
         "norm_num_groups": norm_groups(channels),
         **_attention_config(u, source),
     }
@@ -142,6 +142,17 @@ def infer_unet_config(u: Mapping[str, Tensor], source: str) -> dict:
     if time_dim != 4 * model_channels:
         config["time_embedding_dim"] = time_dim
     return config
+
+
+def _depth(u: Mapping[str, Tensor], depth: list[int], attention: list[bool]) -> int | list[int]:
+    """diffusers' `transformer_layers_per_block`: its mid block takes the last entry, so when the last
+    level has no attention (the SDXL refiner: depth 4 at levels 2-3 and in the mid block) one number."""
+    if set(depth) == {1}:
+        return 1
+    mid = _count(u, r"middle_block\.1\.transformer_blocks\.(\d+)\.")
+    if mid and depth[-1] != mid and {d for d, a in zip(depth, attention, strict=True) if a} == {mid}:
+        return mid
+    return depth
 
 
 def _attention_config(u: Mapping[str, Tensor], source: str) -> dict:

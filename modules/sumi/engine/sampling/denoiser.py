@@ -44,6 +44,7 @@ class Guidance:
     conditioning: JobConditioning
     cfg_scale: float
     time_ids: torch.Tensor | None = None
+    uncond_time_ids: torch.Tensor | None = None  # None: `time_ids` (only the SDXL refiner differs)
 
 
 class CFGDenoiser:
@@ -101,6 +102,7 @@ class CFGDenoiser:
             image_conditioning=self.image_conditioning,
             image_cfg_scale=self.image_cfg_scale,
             keep_uncond=self.keep_uncond,
+            uncond_time_ids=self.guidance.uncond_time_ids,
         )
 
 
@@ -130,7 +132,8 @@ def guided(
     if call.empty is not None and cond.context.shape[1] != uncond.context.shape[1]:
         cond_rows.context, uncond = pad_to_same_length(cond, uncond, call.empty)
     images = torch.arange(call.x.shape[0], device=call.x.device)
-    uncond_rows = _Rows(call.x, uncond, call.time_ids, images, False, image)
+    uncond_ids = call.time_ids if call.uncond_time_ids is None else call.uncond_time_ids
+    uncond_rows = _Rows(call.x, uncond, uncond_ids, images, False, image)
     uncond_out, cond_out = _forward_both(unet, call, uncond_rows, cond_rows, extensions)
     if call.keep_uncond:
         call.uncond_output = uncond_out

@@ -11,15 +11,32 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
+from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.extensions import ExtensionManager, HookPoint, LoopContext, StepContext
 from modules.sumi.engine.sampling.k_loop import KSampler, sample_k
 from modules.sumi.engine.sampling.loop_types import Denoise, PartialStart, SamplingControl, StepInfo
 from modules.sumi.engine.sampling.samplers import BuiltScheduler
+
+
+@dataclass
+class Pause:
+    """Stop the loop before the first step for which `before(step, total, timestep)` is true (the refiner's
+    switch), leaving the scheduler mid-schedule: `resume=` with the same BuiltScheduler, generators and
+    these fields goes on exactly where it stopped. `index` stays None when the loop ran to the end."""
+
+    before: Callable[[int, int, torch.Tensor], bool]
+    index: int | None = None  # the step the loop stopped before
+    timesteps: torch.Tensor | None = None  # the timesteps the loop was running
+
+    @property
+    def stopped(self) -> bool:
+        return self.index is not None
 
 
 def sample(
@@ -34,10 +51,20 @@ def sample(
     progress_bar: bool = True,
     extensions: ExtensionManager | None = None,
     start: PartialStart | None = None,
+    pause: Pause | None = None,
+    resume: Pause | None = None,
 ) -> torch.Tensor:
     """Denoise `noise` (already on the model's device and dtype) in `steps` steps; return latents.
-    With `start` (img2img), `steps` is the schedule's length and only its last `start.run_steps` run."""
+    With `start` (img2img), `steps` is the schedule's length and only its last `start.run_steps` run.
+    With `pause`, the loop may stop early (see Pause; POST_LOOP then waits for the resumed run); with
+    `resume` (a stopped Pause), `noise` is the latents it stopped with and the schedule goes on."""
     if isinstance(built.scheduler, KSampler):
+        if pause is not None or resume is not None:
+            raise InvalidRequestError(
+                "the refiner switch needs a sampler and schedule type that diffusers runs (Euler, Euler a, "
+                "DPM++ 2M, DPM++ SDE, UniPC, ... with Automatic, Karras, Exponential, ...); Sumi's own "
+                "k-diffusion samplers and schedules cannot hand over to another model yet"
+            )
         gens = [generators] if isinstance(generators, torch.Generator) else generators
         return sample_k(
             denoise,
@@ -53,21 +80,32 @@ def sample(
         )
     ext = extensions if extensions is not None else ExtensionManager()
     scheduler = built.stepping
-    scheduler.set_timesteps(steps, device=noise.device)
-    if start is None:
-        _set_begin_index(scheduler, 0)
-        timesteps = scheduler.timesteps
-        first = noise * scheduler.init_noise_sigma
+    if resume is not None:
+        if resume.index is None or resume.timesteps is None:
+            raise ValueError("resume needs a Pause the loop stopped at")
+        timesteps, begin, latents = resume.timesteps, resume.index, noise
     else:
-        timesteps, first = _partial_start(scheduler, steps, start)
+        scheduler.set_timesteps(steps, device=noise.device)
+        if start is None:
+            _set_begin_index(scheduler, 0)
+            timesteps = scheduler.timesteps
+            first = noise * scheduler.init_noise_sigma
+        else:
+            timesteps, first = _partial_start(scheduler, steps, start)
+        begin = 0
+        latents = _loop_hook(ext, HookPoint.PRE_LOOP, LoopContext(first, timesteps, len(timesteps)))
     total = len(timesteps)
-    latents = _loop_hook(ext, HookPoint.PRE_LOOP, LoopContext(first, timesteps, total))
     step_kwargs = _step_kwargs(scheduler, built.step_kwargs, generators)
     stopped = False
-    for i, t in enumerate(tqdm(timesteps, disable=not progress_bar, desc="Sampling", leave=False)):
+    steps_left = timesteps[begin:]
+    bar = tqdm(steps_left, disable=not progress_bar, desc="Sampling", leave=False)
+    for i, t in enumerate(bar, start=begin):
         if control is not None and control.should_stop:
             stopped = True
             break
+        if pause is not None and pause.before(i, total, t):
+            pause.index, pause.timesteps = i, timesteps
+            return latents
         latents = _step_hook(ext, HookPoint.PRE_STEP, StepContext(i, total, t, latents))
         model_input = scheduler.scale_model_input(latents, t)
         model_output = denoise(model_input, t, i)
@@ -120,4 +158,4 @@ def _step_kwargs(scheduler: Any, extra: dict, generators: list[torch.Generator] 
     return kwargs
 
 
-__all__ = ["Denoise", "PartialStart", "SamplingControl", "StepInfo", "sample"]
+__all__ = ["Denoise", "PartialStart", "Pause", "SamplingControl", "StepInfo", "sample"]

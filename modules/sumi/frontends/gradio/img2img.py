@@ -28,7 +28,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image, ImageOps
 
-from modules.sumi.frontends.gradio import output_panel, paste
+from modules.sumi.frontends.gradio import output_panel, paste, refiner_ui
 from modules.sumi.frontends.gradio import txt2img as t2i
 from modules.sumi.frontends.gradio.controlnet import create_controlnet, wire_controlnet
 from modules.sumi.frontends.gradio.extra_networks import create_extra_networks, wire_gallery
@@ -209,6 +209,7 @@ def build_processing(
         do_not_save_samples=False,
         do_not_save_grid=False,
         controlnet_units=list(controlnet_units or []),
+        **refiner_ui.job_fields(v.refiner_enabled, v.refiner_checkpoint, v.refiner_switch_at),
         init_images=[image] if image is not None else [],
         mask=mask,
         mask_blur=t2i._int(v.mask_blur),
@@ -514,6 +515,7 @@ def create_img2img_tab(app: App) -> Img2ImgTab:
             extras = t2i.seed_rows(c, b, mk, TAB)
             restore_faces_checkbox(app, c, mk, TAB)
             create_tiling(app, c, mk, TAB)
+            refiner_ui.create_refiner(app, c, mk, TAB)
             inpaint = _inpaint_controls(c)
             controlnet = create_controlnet(app, TAB)
             scripts = create_scripts(app, hooks, TAB)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, cast
 import gradio as gr
 
 from modules.sumi.engine.sampling.samplers import SAMPLERS, SCHEDULE_TYPES
-from modules.sumi.frontends.gradio import hires_ui, output_panel, paste, results
+from modules.sumi.frontends.gradio import hires_ui, output_panel, paste, refiner_ui, results
 from modules.sumi.frontends.gradio.controlnet import ControlNetUI, create_controlnet, wire_controlnet
 from modules.sumi.frontends.gradio.controlnet_handlers import paste_fields as controlnet_paste_fields
 from modules.sumi.frontends.gradio.controlnet_handlers import units_from_values
@@ -75,6 +75,9 @@ class Txt2ImgValues:
     styles: list[str] | None = None
     restore_faces: bool = False
     tiling: bool = False
+    refiner_enabled: bool = False
+    refiner_checkpoint: str | None = None
+    refiner_switch_at: float = refiner_ui.DEFAULT_SWITCH_AT
 
 
 INPUT_NAMES = tuple(f.name for f in fields(Txt2ImgValues))
@@ -114,6 +117,7 @@ def build_processing(
         restore_faces=bool(v.restore_faces),
         tiling=bool(v.tiling),
         controlnet_units=list(controlnet_units or []),
+        **refiner_ui.job_fields(v.refiner_enabled, v.refiner_checkpoint, v.refiner_switch_at),
     )
 
 
@@ -510,6 +514,7 @@ def create_txt2img_tab(app: App) -> Txt2ImgTab:
             extras = seed_rows(c, b, mk)
             restore_faces_checkbox(app, c, mk, "txt2img")
             create_tiling(app, c, mk, "txt2img")
+            refiner_ui.create_refiner(app, c, mk, "txt2img")
             controlnet = create_controlnet(app, "txt2img")  # A1111: alwayson scripts under the seed
             scripts = create_scripts(app, hooks, "txt2img")
         r = results_column("txt2img", bool(getattr(app.args, "hide_ui_dir_config", False)))
@@ -598,7 +603,7 @@ def wire_tab(
         select_image, inputs=r["info_state"], outputs=[r["info_html"], r["info_state"]], **quick
     )
     controlnet_fields = controlnet_paste_fields(app, tab.controlnet.units) if tab.controlnet else []
-    extra_fields = script_paste_fields(tab.scripts) + controlnet_fields
+    extra_fields = script_paste_fields(tab.scripts) + controlnet_fields + refiner_ui.paste_fields(app, c)
     paste.wire_paste(app, b["paste"], c, r["error"], extra_fields, paste_names)
     counters = (cast(gr.HTML, c["token_counter"]), cast(gr.HTML, c["negative_token_counter"]))
     prompt, negative = cast(gr.Textbox, c["prompt"]), cast(gr.Textbox, c["negative_prompt"])

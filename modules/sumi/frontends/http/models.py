@@ -143,6 +143,7 @@ FIELD_BOUNDS: dict[str, dict[str, Any]] = {
     },
     "cfg_scale": {"ge": 0.0, "le": limits.CFG_SCALE_MAX},
     "denoising_strength": _UNIT,
+    "refiner_switch_at": _UNIT,
     "hr_second_pass_steps": {"ge": 0, "le": limits.STEPS_CEILING},
     "hr_resize_x": {"ge": 0, "le": limits.IMAGE_SIDE_CEILING},
     "hr_resize_y": {"ge": 0, "le": limits.IMAGE_SIDE_CEILING},

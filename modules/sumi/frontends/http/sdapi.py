@@ -25,7 +25,7 @@ from modules.sumi.services.images.saving import (
     encode_png_base64,
     read_infotext_from_image,
 )
-from modules.sumi.services.jobs import infotext_request
+from modules.sumi.services.jobs import infotext_request, refiner
 from modules.sumi.services.jobs.ignored_fields import unknown_fields_warning
 from modules.sumi.services.jobs.infotext import parse_infotext
 from modules.sumi.services.jobs.processing import (
@@ -68,7 +68,9 @@ def processing_from_request(req: m.Txt2ImgRequest) -> StableDiffusionProcessingT
     values["controlnet_units"] = units_from_alwayson(req.alwayson_scripts)
     if req.firstpass_image:  # A1111: a finished first pass; only the hires pass runs on it
         values["firstpass_image"] = _decoded(req.firstpass_image, "firstpass_image")
-    return StableDiffusionProcessingTxt2Img(**values)
+    p = StableDiffusionProcessingTxt2Img(**values)
+    refiner.apply_script_args(p, req.alwayson_scripts)
+    return p
 
 
 def img2img_from_request(req: m.Img2ImgRequest) -> StableDiffusionProcessingImg2Img:
@@ -84,7 +86,9 @@ def img2img_from_request(req: m.Img2ImgRequest) -> StableDiffusionProcessingImg2
     if not req.save_images:
         values["do_not_save_samples"] = values["do_not_save_grid"] = True
     values["controlnet_units"] = units_from_alwayson(req.alwayson_scripts)
-    return StableDiffusionProcessingImg2Img(**values)
+    p = StableDiffusionProcessingImg2Img(**values)
+    refiner.apply_script_args(p, req.alwayson_scripts)
+    return p
 
 
 def _decoded(text: str, name: str):
@@ -125,7 +129,7 @@ def run_img2img(app: App, req: m.Img2ImgRequest) -> m.ImagesResponse:
     runner = app.scripts.ensure_inputs(_script_layout, tab="img2img")
     p.scripts, p.is_api = runner, True
     p.script_args = runner.script_args_for(
-        req.script_name, req.script_args, req.alwayson_scripts, skip=(SCRIPT_TITLE,)
+        req.script_name, req.script_args, req.alwayson_scripts, skip=(SCRIPT_TITLE, refiner.SCRIPT_TITLE)
     )
     processed = app.runner.img2img(p, job_id=req.force_task_id or None)
     images = (
@@ -204,7 +208,7 @@ def run_txt2img(app: App, req: m.Txt2ImgRequest) -> m.ImagesResponse:
     runner = app.scripts.ensure_inputs(_script_layout)
     p.scripts, p.is_api = runner, True
     p.script_args = runner.script_args_for(
-        req.script_name, req.script_args, req.alwayson_scripts, skip=(SCRIPT_TITLE,)
+        req.script_name, req.script_args, req.alwayson_scripts, skip=(SCRIPT_TITLE, refiner.SCRIPT_TITLE)
     )
     processed = app.runner.txt2img(p, job_id=req.force_task_id or None)
     images = (

@@ -27,7 +27,7 @@ from modules.sumi.services.controlnet.service import ControlNetService, Prepared
 from modules.sumi.services.controlnet.units import ControlNetUnit, decode_image
 from modules.sumi.services.faces.registry import FaceRestorers
 from modules.sumi.services.images import saving as image_files
-from modules.sumi.services.jobs import face_restore, hires, ignored_fields, img2img, tiling
+from modules.sumi.services.jobs import face_restore, hires, ignored_fields, img2img, refiner, tiling
 from modules.sumi.services.jobs.hooks import JobContext, cfg_callbacks, postprocess_batch, select_batch
 from modules.sumi.services.jobs.infotext import build_infotext
 from modules.sumi.services.jobs.processing import (
@@ -141,6 +141,7 @@ class GenerationService:
         self._validate_seed_resize(p)
         self._validate_prompt_lengths(p)
         find_sampler(p.sampler_name or "Euler", p.scheduler)
+        refiner.prepare(p, self.models)
         if img2img.is_img2img(p):
             img2img.validate(p, int(limit("max_image_size")))
         old_hires = bool(self.options.use_old_hires_fix_width_height)
@@ -357,17 +358,20 @@ class GenerationService:
             # None, the engine makes the noise); ✨ Upscale (firstpass_image) has no first pass
             init = getattr(p, "init_latent", None) if img2img.is_img2img(p) else None
             p.scripts.process_before_every_sampling(p, x=init, noise=None, c=None, uc=None)
-        if hires.is_enabled(p):  # the first pass, then the hires pass (services/jobs/hires.py)
-            result = hires.HiresFix(self, p, loaded, job).sample(request)
-        else:
-            result = self._generate(p, loaded, request, job)
-        self._warn(p, result.warnings)
-        images = result.images
-        if p.scripts is not None:  # A1111: scripts see (and may replace) the sampled latents
-            args = PostSampleArgs(result.latents)
-            p.scripts.post_sample(p, args)
-            if args.samples is not result.latents:
-                images = vae_ops.to_pil(vae_ops.decode(loaded.sd, args.samples))
+        with contextlib.ExitStack() as refined:  # the refiner, if it runs, until the batch is decoded
+            if hires.is_enabled(p):  # the first pass, then the hires pass (services/jobs/hires.py)
+                result = hires.HiresFix(self, p, loaded, job).sample(request)
+            else:
+                switch = refiner.model_switch(p, self.models, self.options, loaded, refined)
+                result = self._generate(p, loaded, request, job, switch)
+            self._warn(p, result.warnings)
+            images = result.images
+            if p.scripts is not None:  # A1111: scripts see (and may replace) the sampled latents
+                args = PostSampleArgs(result.latents)
+                p.scripts.post_sample(p, args)
+                if args.samples is not result.latents:
+                    decoder = self.models.active if result.switched and not hires.is_enabled(p) else None
+                    images = vae_ops.to_pil(vae_ops.decode((decoder or loaded).sd, args.samples))
         if job.control.blends:  # sd-webui-controlnet's inpaint_only blend, before A1111's overlay
             images, warnings = job.control.post_process(images)
             self._warn(p, warnings)
@@ -392,9 +396,15 @@ class GenerationService:
         return save
 
     def _generate(
-        self, p: StableDiffusionProcessing, loaded: LoadedModel, request: engine.BatchRequest, job: JobContext
+        self,
+        p: StableDiffusionProcessing,
+        loaded: LoadedModel,
+        request: engine.BatchRequest,
+        job: JobContext,
+        switch: Any = None,
     ) -> engine.BatchResult:
-        """One engine batch with the job's extensions, progress, previews and interrupt."""
+        """One engine batch with the job's extensions, progress, previews and interrupt; `switch` (an
+        engine ModelSwitch from `refiner.model_switch`) hands the rest of the schedule to the refiner."""
         return engine.generate(
             loaded.sd,
             request,
@@ -404,6 +414,7 @@ class GenerationService:
             extensions=self._extensions(p, loaded),
             nan_check=self.nan_check,
             vae_fallback=bool(self.options.auto_vae_precision),
+            switch=switch,
         )
 
     def _composite(
@@ -454,6 +465,8 @@ class GenerationService:
             control_units=job.control.units,
             noise_x0=job.control.noise_x0,
             init=img2img.init_latents(p, o) if img2img.is_img2img(p) else None,
+            aesthetic_score=float(o.sdxl_refiner_high_aesthetic_score),
+            negative_aesthetic_score=float(o.sdxl_refiner_low_aesthetic_score),
         )
 
     def _embedding_hook(self, loaded: LoadedModel):

@@ -38,6 +38,7 @@ from modules.sumi.engine.extensions.circular import model_modules
 from modules.sumi.engine.sampling.samplers import find_sampler
 from modules.sumi.engine.upscalers.latent import DEFAULT_LATENT_MODE, LATENT_MODES, upscale_latents
 from modules.sumi.services.controlnet.service import PreparedControl, Target
+from modules.sumi.services.jobs import refiner
 from modules.sumi.services.jobs.hooks import JobContext
 from modules.sumi.services.jobs.model_switch import switched_model
 from modules.sumi.services.jobs.processing import (
@@ -277,7 +278,10 @@ class HiresFix:
     def _first_pass(self, request: engine.BatchRequest) -> engine.BatchResult:
         p = self.p
         if p.firstpass_image is None:
-            return self.service._generate(p, self.loaded, request, self.job)  # noqa: SLF001
+            service = self.service
+            with contextlib.ExitStack() as refined:  # hires_fix_refiner_pass "first pass"/"both passes"
+                switch = refiner.model_switch(p, service.models, service.options, self.loaded, refined)
+                return service._generate(p, self.loaded, request, self.job, switch)  # noqa: SLF001
         image = p.firstpass_image.convert("RGB")
         if image.size != (p.width, p.height):
             image = image.resize((p.width, p.height), Image.Resampling.LANCZOS)
@@ -353,7 +357,11 @@ class HiresFix:
             if p.scripts is not None:
                 p.scripts.before_hr(p)
                 p.scripts.process_before_every_sampling(p, x=latents, noise=None, c=None, uc=None)
-            result = service._generate(p, loaded, hr_request, job)  # noqa: SLF001
+            with contextlib.ExitStack() as refined:  # the refiner (default: in this pass), then back
+                switch = refiner.model_switch(
+                    p, service.models, service.options, loaded, refined, hires_pass=True
+                )
+                result = service._generate(p, loaded, hr_request, job, switch)  # noqa: SLF001
             if result.schedule != first.schedule:
                 p.extra_generation_params["Hires schedule type"] = result.schedule
             if job.control.blends:

@@ -1,5 +1,6 @@
-"""Another checkpoint on the device for a part of a job (hires checkpoint, refiner), without touching
-the `sd_model_checkpoint` setting; the job's own model comes back afterwards."""
+"""Another checkpoint for part of a job (the refiner, the hires checkpoint), as A1111's
+`reload_model_weights(info=...)` under `SkipWritingToConfig`: the setting `sd_model_checkpoint` is never
+written, and the job's own model is active again afterwards."""
 
 from __future__ import annotations
 
@@ -7,7 +8,23 @@ import contextlib
 from collections.abc import Iterator
 
 from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.services.models.checkpoints import CheckpointInfo
 from modules.sumi.services.models.manager import LoadedModel, ModelManager
+
+MAX_CHOICES_LISTED = 20
+
+
+def find_checkpoint(models: ModelManager, checkpoint: str, what: str = "checkpoint") -> CheckpointInfo:
+    """The checkpoint `checkpoint` names (title, name, name with hash, hash, or the shortest title that
+    contains it: A1111's `get_closet_checkpoint_match`); InvalidRequestError naming the choices if none."""
+    info = models.checkpoints.match(checkpoint)
+    if info is None:
+        titles = models.checkpoints.titles()
+        listed = ", ".join(titles[:MAX_CHOICES_LISTED]) + (" ..." if len(titles) > MAX_CHOICES_LISTED else "")
+        raise InvalidRequestError(
+            f"Could not find {what} with name {checkpoint!r}; choices: {listed or 'none (no checkpoint files)'}"
+        )
+    return info
 
 
 @contextlib.contextmanager
@@ -16,17 +33,9 @@ def switched_model(models: ModelManager, checkpoint: str) -> Iterator[LoadedMode
     block, WITHOUT changing the sd_model_checkpoint setting; the job's model is active again after
     (kept in the RAM cache per sd_checkpoints_limit/keep_in_cpu). Unknown name: InvalidRequestError
     naming the choices. Runs inside the job worker (no executor round trip -> no deadlock)."""
-    info = models.checkpoints.match(checkpoint)
-    if info is None:
-        titles = ", ".join(models.checkpoints.titles()) or "none found"
-        raise InvalidRequestError(f"Could not find checkpoint with name {checkpoint!r}; choose from {titles}")
+    info = find_checkpoint(models, checkpoint)
     previous = models.active
-    setting = models.options.data.get("sd_model_checkpoint")
-    # inside the worker: the manager's own (locked) load, not its executor
-    loaded = models._load(info)  # noqa: SLF001
     try:
-        yield loaded
+        yield models.borrow(info)
     finally:
-        if previous is not None:
-            models._load(previous.checkpoint)  # noqa: SLF001
-        models.options.data["sd_model_checkpoint"] = setting
+        models.give_back(previous)

@@ -59,6 +59,10 @@ class StableDiffusionProcessing:
     disable_extra_networks: bool = False
     comments: dict[str, Any] = field(default_factory=dict)
     script_args: list[Any] = field(default_factory=list)
+    # A1111 1.6+: the refiner checkpoint (title or name; None, "" or "None": no refiner) and the completed
+    # fraction of sampling at which it takes over (services/jobs/refiner.py).
+    refiner_checkpoint: str | None = None
+    refiner_switch_at: float | None = None
     # Filled while the job runs (A1111 names).
     all_prompts: list[str] = field(default_factory=list)
     all_negative_prompts: list[str] = field(default_factory=list)
@@ -94,6 +98,7 @@ class StableDiffusionProcessing:
     color_corrections: list[Any] | None = field(default=None, init=False)
     batch_index: int = field(default=0, init=False)
     is_hr_pass: bool = field(default=False, init=False)  # A1111: True while the hires pass samples
+    refiner_checkpoint_info: Any = field(default=None, init=False)  # A1111: set once the job starts
 
     def __post_init__(self) -> None:
         self.extra_generation_params = dict(self.extra_generation_params or {})

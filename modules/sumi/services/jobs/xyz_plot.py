@@ -279,6 +279,14 @@ def _confirm_checkpoints(app: Any, p: Any, values: list) -> list:
     return titles
 
 
+def _confirm_refiners(app: Any, p: Any, values: list) -> list:
+    """A1111's `confirm_checkpoints_or_none`: checkpoint names, or None / "None" for no refiner."""
+    return [
+        None if value in (None, "", "None", "none") else _confirm_checkpoints(app, p, [value])[0]
+        for value in values
+    ]
+
+
 def _confirm_vaes(app: Any, p: Any, values: list) -> list:
     names = {name.lower(): name for name in app.vaes.names()}
     names["auto"] = names["automatic"]
@@ -426,8 +434,16 @@ AXES: tuple[AxisOption, ...] = (  # A1111's list of both tabs, in its order
     _unsupported("Token merging ratio high-res"),
     _unsupported("Always discard next-to-last sigma"),
     _unsupported("SGM noise multiplier"),
-    _unsupported("Refiner checkpoint"),
-    _unsupported("Refiner switch at"),
+    AxisOption(
+        "Refiner checkpoint",
+        str,
+        _field("refiner_checkpoint"),
+        format_value=_basename,
+        confirm=_confirm_refiners,
+        cost=1.0,
+        choices=lambda app: ["None", *sorted(app.checkpoints.titles(), key=str.casefold)],
+    ),
+    AxisOption("Refiner switch at", float, _field("refiner_switch_at")),
     AxisOption(
         "RNG source",
         str,

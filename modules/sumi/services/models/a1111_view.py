@@ -96,7 +96,7 @@ class ModelFacade:
 
     @property
     def is_sdxl(self) -> bool:
-        return self._loaded.sd.family == "SDXL"
+        return self._loaded.sd.is_sdxl
 
     @property
     def is_sd1(self) -> bool:
@@ -183,5 +183,3 @@ def model_view(loaded: LoadedModel) -> ModelFacade:
         view = _views[id(loaded)] = ModelFacade(loaded)
         weakref.finalize(loaded, _views.pop, id(loaded), None)
     return view
-
-

@@ -22,17 +22,17 @@ from typing import Protocol, TypeVar
 
 import torch
 
+from modules.sumi.engine.checkpoint import load_checkpoint
+from modules.sumi.engine.devices import DeviceConfig
+from modules.sumi.engine.errors import ModelLoadError
+from modules.sumi.engine.model import SDModel
+from modules.sumi.engine.vae_loading import apply_vae, baked_vae_state, load_vae_file
 from modules.sumi.services.models.checkpoints import (
     RE_STRIP_CHECKSUM,
     CheckpointInfo,
     CheckpointRegistry,
     VaeRegistry,
 )
-from modules.sumi.engine.devices import DeviceConfig
-from modules.sumi.engine.errors import ModelLoadError
-from modules.sumi.engine.checkpoint import load_checkpoint
-from modules.sumi.engine.model import SDModel
-from modules.sumi.engine.vae_loading import apply_vae, baked_vae_state, load_vae_file
 from modules.sumi.services.settings.options import Options
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,9 @@ class ModelManager:
         wanted = self.options.sd_model_checkpoint
         info = None
         if wanted:  # the title saved in config.json, or the same file after its hash changed
-            info = self.checkpoints.lookup(wanted) or self.checkpoints.lookup(RE_STRIP_CHECKSUM.sub("", wanted))
+            info = self.checkpoints.lookup(wanted) or self.checkpoints.lookup(
+                RE_STRIP_CHECKSUM.sub("", wanted)
+            )
         if info is not None:
             return info
         found = self.checkpoints.list()
@@ -151,21 +153,44 @@ class ModelManager:
         with self._lock:
             self._park_active()
 
-    def _activate(self, info: CheckpointInfo) -> LoadedModel:
+    def borrow(self, info: CheckpointInfo) -> LoadedModel:
+        """`info` on the device with its VAE for part of a job (a refiner, a hires checkpoint), WITHOUT
+        writing the `sd_model_checkpoint` setting; `give_back` makes the job's model active again.
+        Call it from the job worker (no executor round trip: the worker is the caller)."""
+        with self._lock:
+            loaded = self._activate(info, remember=False)
+            self._ensure_vae(loaded)
+            return loaded
+
+    def give_back(self, previous: LoadedModel | None) -> None:
+        """Make `previous` (the model active before `borrow`) the active one again: the same object, so a
+        job holding it goes on with it even when the cache limit dropped it meanwhile; its VAE as it was."""
+        with self._lock:
+            if previous is None or self.active is previous:
+                return
+            vae_path = previous.vae_path
+            self._activate(previous.checkpoint, remember=False, loaded=previous)
+            self._apply_vae(previous, vae_path)
+
+    def _activate(
+        self, info: CheckpointInfo, *, remember: bool = True, loaded: LoadedModel | None = None
+    ) -> LoadedModel:
+        """`info` active on the device (read unless cached or given as `loaded`). `remember`: write it
+        to the `sd_model_checkpoint` setting as A1111's loads do (a borrowed model does not)."""
         key = str(info.filename)
         if self.active is not None and str(self.active.checkpoint.filename) == key:
             if not self._on_device(self.active):  # offloaded, or moved by an extension
                 self._move_to_device(self.active)
             return self.active
-        loaded = self._loaded.get(key) or self._read(info)
+        loaded = loaded or self._loaded.get(key) or self._read(info)
         self._park_active()
         self._move_to_device(loaded)
         self._loaded[key] = loaded
         self._loaded.move_to_end(key)
         self.active = loaded
         self._evict()
-        # The setting then holds the hashed title, as A1111's does (`name [hash]`).
-        self.options.data["sd_model_checkpoint"] = loaded.checkpoint.title
+        if remember:  # the setting then holds the hashed title, as A1111's does (`name [hash]`)
+            self.options.data["sd_model_checkpoint"] = loaded.checkpoint.title
         for callback in self.on_model_loaded:
             callback(loaded)
         return loaded

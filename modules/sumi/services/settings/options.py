@@ -987,6 +987,45 @@ def _face_restoration() -> dict[str, OptionInfo]:
     )
 
 
+def _refiner() -> dict[str, OptionInfo]:
+    """A1111's refiner settings, in A1111's sections (services/jobs/refiner.py reads them)."""
+    return {
+        **options_section(
+            STABLE_DIFFUSION,
+            {
+                "hires_fix_refiner_pass": OptionInfo(
+                    "second pass",
+                    "Hires fix: which pass to enable refiner for",
+                    "radio",
+                    {"choices": ["first pass", "second pass", "both passes"]},
+                    infotext="Hires refiner",
+                ),
+            },
+        ),
+        **options_section(
+            ("sdxl", "Stable Diffusion XL"),
+            {
+                "sdxl_refiner_low_aesthetic_score": OptionInfo(
+                    2.5, "SDXL low aesthetic score", "number"
+                ).info("used for refiner model negative prompt"),
+                "sdxl_refiner_high_aesthetic_score": OptionInfo(
+                    6.0, "SDXL high aesthetic score", "number"
+                ).info("used for refiner model prompt"),
+            },
+        ),
+        **options_section(
+            ("compatibility", "Compatibility"),
+            {
+                "refiner_switch_by_sample_steps": OptionInfo(
+                    False,
+                    "Switch to refiner by sampling steps instead of model timesteps. Old behavior for refiner.",
+                    infotext="Refiner switch by sampling steps",
+                ),
+            },
+        ),
+    }
+
+
 def _a1111_only() -> dict[str, OptionInfo]:
     """A1111 settings for features Sumi does not have (interrogation, the Extras tab,
     A1111's console and gallery layout), with A1111's defaults, so extensions that read them find them.
@@ -1055,6 +1094,7 @@ def builtin_options() -> dict[str, OptionInfo]:
         _controlnet,
         _face_restoration,
         _extensions,
+        _refiner,
         _a1111_only,
     ):
         labels.update(group())
