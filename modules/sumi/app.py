@@ -34,6 +34,7 @@ from modules.sumi.services.networks.files import HYPERNETWORK_EXTENSIONS, LORA_E
 from modules.sumi.services.networks.hypernetworks import HypernetworkHandler
 from modules.sumi.services.networks.lora import LoraNetwork
 from modules.sumi.services.networks.registry import ExtraNetworkRegistry
+from modules.sumi.services.postprocessing.service import ExtrasService
 from modules.sumi.services.scripts.callbacks import CallbackRegistry
 from modules.sumi.services.scripts.loading import ScriptService
 from modules.sumi.services.settings.flags import not_yet_implemented_flags
@@ -131,7 +132,7 @@ class App:
         )
         self.controlnet = self._controlnet_service()
         self.upscalers = UpscalerRegistry(lambda: self.state.interrupted)
-        self.scripts = ScriptService(self.callbacks, repo_root)
+        self.scripts = ScriptService(self.callbacks, repo_root, self.options, self.state)
         self.extensions = ExtensionManager.from_paths(self.paths, self.options, args, self.settings.set)
         self.generation = GenerationService(
             self.models,
@@ -148,6 +149,14 @@ class App:
             settings=self.settings,
         )
         self.runner = JobRunner(self.queue, self.generation)
+        self.extras = ExtrasService(
+            self.scripts.postproc,
+            self.queue,
+            self.state,
+            self.options,
+            self.paths,
+            hide_dirs=lambda: bool(getattr(self.args, "hide_ui_dir_config", False)),
+        )
         self.text = TextService(self.models, self.embeddings, self.options)
 
     def _publish_path_flags(self) -> None:
