@@ -179,12 +179,12 @@ class ExtrasService:
     def _one(
         self, request: ExtrasRequest, image: Image.Image, name: str | None, outdir: Path, result: ExtrasResult
     ) -> None:
-        self.state.assign_current_image(image)
         parameters, existing = read_info_from_image(image)
         existing_info: dict[str, object] = {k: v for k, v in existing.items() if isinstance(k, str)}
         if parameters:
             existing_info["parameters"] = parameters
         pp = PostprocessedImage(ImageOps.exif_transpose(image).convert("RGB"))
+        self.state.assign_current_image(pp.image)  # the live preview (RGB: it is sent as JPEG)
         self.runner.run(pp, request.args, request.order, after_firstpass=_check_target_size)
         if self.state.skipped:
             self.state.skipped = False
