@@ -6,7 +6,8 @@ visibility is above 0) enlarges the same picture and is blended in. Upscaler 1 "
 picture as it is, as in A1111. Infotext: `Postprocess upscale by` / `Postprocess upscale to`,
 `Postprocess crop to`, `Max side length`, `Postprocess upscaler`, `Postprocess upscaler 2`. Upscalers
 are the App's registry (None, Lanczos, Nearest, model files); an unknown name is a clear error naming
-the choices.
+the choices. "Simple Upscale" (a factor and an upscaler) is for txt2img/img2img only, through opt
+postprocessing_enable_in_main_ui.
 """
 
 from __future__ import annotations
@@ -260,6 +261,43 @@ class ScriptPostprocessingUpscale(scripts_postprocessing.ScriptPostprocessing):
 
     def image_changed(self) -> None:
         _cache.clear()
+
+
+class ScriptPostprocessingUpscaleSimple(ScriptPostprocessingUpscale):
+    """A1111's "Simple Upscale": a factor and an upscaler, for txt2img/img2img only (opt
+    postprocessing_enable_in_main_ui); never shown in the Extras tab."""
+
+    name = "Simple Upscale"
+    order = 900
+    main_ui_only = True
+
+    def ui(self) -> dict[str, Any]:  # pyright: ignore[reportIncompatibleMethodOverride]
+        names = _registry().names()
+        with FormRow():
+            upscaler_name = gr.Dropdown(label="Upscaler", choices=names, value=names[0])
+            upscale_by = gr.Slider(minimum=0.05, maximum=8.0, step=0.05, label="Upscale by", value=2)
+        return {"upscale_by": upscale_by, "upscaler_name": upscaler_name}
+
+    def process_firstpass(  # pyright: ignore[reportIncompatibleMethodOverride]
+        self,
+        pp: scripts_postprocessing.PostprocessedImage,
+        upscale_by: float = 2.0,
+        upscaler_name: str | None = None,
+    ) -> None:
+        pp.shared.target_width = int(pp.image.width * float(upscale_by))
+        pp.shared.target_height = int(pp.image.height * float(upscale_by))
+
+    def process(  # pyright: ignore[reportIncompatibleMethodOverride]
+        self,
+        pp: scripts_postprocessing.PostprocessedImage,
+        upscale_by: float = 2.0,
+        upscaler_name: str | None = None,
+    ) -> None:
+        if _none(upscaler_name):
+            return
+        name = _registry().find(upscaler_name).name
+        pp.image = self.upscale(pp.image, pp.info, name, 0, float(upscale_by), 0, 0, 0, False)
+        pp.info["Postprocess upscaler"] = name
 
 
 def _none(name: Any) -> bool:

@@ -21,6 +21,7 @@ from typing import Any
 from modules.sumi.services.scripts.base import Script, ScriptBuiltinUI
 from modules.sumi.services.scripts.callbacks import CallbackRegistry
 from modules.sumi.services.scripts.postprocessing_base import ScriptPostprocessing
+from modules.sumi.services.scripts.postprocessing_main_ui import main_ui_scripts_data
 from modules.sumi.services.scripts.postprocessing_runner import ScriptPostprocessingRunner
 from modules.sumi.services.scripts.runner import ScriptClassData, ScriptErrors, ScriptRunner
 
@@ -72,8 +73,11 @@ class ScriptService:
         hook of the img2img runner's scripts sees `is_img2img=True`)."""
         for path, basedir in files:
             self.scripts_data.extend(self.load_file(Path(path), str(basedir)))
-        self.txt2img.initialize_scripts(self.scripts_data)
-        self.img2img.initialize_scripts(self.scripts_data)
+        # opt postprocessing_enable_in_main_ui: those Extras scripts as always-on scripts too (A1111)
+        names = getattr(self.postproc.options, "postprocessing_enable_in_main_ui", None) or []
+        main_ui = main_ui_scripts_data([str(n) for n in names], self.postprocessing_data)
+        self.txt2img.initialize_scripts([*self.scripts_data, *main_ui])
+        self.img2img.initialize_scripts([*self.scripts_data, *main_ui])
         self.postproc.initialize_scripts(self.postprocessing_data)
 
     def builtin_files(self) -> list[tuple[Path, Path]]:

@@ -15,6 +15,9 @@ def postprocessing_options(option: Any, section: Any) -> dict[str, Any]:
     return section(
         POSTPROCESSING,
         {
+            "postprocessing_enable_in_main_ui": option(
+                [], "Enable postprocessing operations in txt2img and img2img tabs", "dropdown", dict(_NAMES)
+            ).needs_restart(),
             "postprocessing_disable_in_extras": option(
                 [], "Disable postprocessing operations in extras tab", "dropdown", dict(_NAMES)
             ),
