@@ -40,6 +40,7 @@ from modules.sumi.services.scripts.loading import ScriptService
 from modules.sumi.services.settings.flags import not_yet_implemented_flags
 from modules.sumi.services.settings.options import Options
 from modules.sumi.services.settings.paths import DataPaths
+from modules.sumi.services.settings.postprocessing_options import offer_script_choices
 from modules.sumi.services.settings.secrets import (
     Credentials,
     Redactor,
@@ -247,6 +248,7 @@ class App:
             (f.path, f.extension.path if f.extension else root) for f in self.extensions.script_files()
         ]
         self.scripts.load(self.scripts.builtin_files() + extension_files)
+        offer_script_choices(self.options, self.scripts.postprocessing_data)
         for error in self.scripts.errors.items:
             if error.where == "import":
                 self.notice(f"Extension script {error.script} failed to load: {error.message}")

@@ -239,3 +239,10 @@ def test_interrupt_stops_a_batch_between_images(app):
         mode=BATCH, images=images, args=args(app, {"upscale_by": 1}, {"enabled": True, "interrupt": True})
     )
     assert len(app.extras.run(request).images) == 1
+
+
+def test_the_operation_settings_offer_the_loaded_scripts(app):
+    extras = app.options.data_labels["postprocessing_operation_order"].resolved_component_args()["choices"]
+    main_ui = app.options.data_labels["postprocessing_enable_in_main_ui"].resolved_component_args()["choices"]
+    assert {"Upscale", "Posterize"} <= set(extras) and "Simple Upscale" not in extras
+    assert {"Upscale", "Posterize", "Simple Upscale"} <= set(main_ui)

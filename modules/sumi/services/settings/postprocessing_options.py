@@ -1,9 +1,11 @@
 """A1111's settings for the Extras tab and its scripts (section "Postprocessing"), keys and defaults
-as A1111 1.10. The choices of the script lists are filled in by the Settings page from the loaded
-Extras scripts (free text otherwise: an extension's script name is valid before it is loaded)."""
+as A1111 1.10. The choices of the script lists are the loaded Extras scripts' names (`offer_script_choices`,
+called once the scripts are loaded); other names are accepted too (an extension not loaded yet)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 POSTPROCESSING = ("postprocessing", "Postprocessing", "postprocessing")
@@ -52,3 +54,27 @@ def postprocessing_options(option: Any, section: Any) -> dict[str, Any]:
             ),
         },
     )
+
+
+def script_choices(scripts_data: Sequence[Any], main_ui: bool) -> dict[str, Any]:
+    """The dropdown of Extras script names: for txt2img/img2img all but `extra_only` scripts, for the
+    Extras tab all but `main_ui_only` ones (A1111's `shared_items.postprocessing_scripts`)."""
+    hidden = "extra_only" if main_ui else "main_ui_only"
+    names = [
+        str(d.script_class.name)
+        for d in scripts_data
+        if getattr(d.script_class, "name", None) and not getattr(d.script_class, hidden, False)
+    ]
+    return {**_NAMES, "choices": list(dict.fromkeys(names))}
+
+
+def offer_script_choices(options: Any, scripts_data: Sequence[Any]) -> None:
+    """Give the three script-list settings the loaded scripts' names as their choices."""
+    for key, main_ui in (
+        ("postprocessing_enable_in_main_ui", True),
+        ("postprocessing_disable_in_extras", False),
+        ("postprocessing_operation_order", False),
+    ):
+        info = options.data_labels.get(key)
+        if info is not None:
+            info.component_args = partial(script_choices, scripts_data, main_ui)
