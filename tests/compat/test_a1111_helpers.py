@@ -217,6 +217,7 @@ def test_scripts_helpers(app):
         "loopback.py",
         "outpainting_mk_2.py",
         "poor_mans_outpainting.py",
+        "postprocessing_upscale.py",
         "prompt_matrix.py",
         "prompts_from_file.py",
         "sd_upscale.py",

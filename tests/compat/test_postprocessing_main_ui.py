@@ -36,3 +36,16 @@ def test_with_its_defaults_nothing_changes(client):
 
 def test_a_main_ui_only_script_is_not_an_extras_operation(app):
     assert "Simple Upscale" not in [s.name for s in app.scripts.postproc.scripts_in_preferred_order()]
+
+
+def test_a1111_run_extras_upscales_and_saves(app):
+    from PIL import Image
+
+    from modules import postprocessing
+
+    picture = Image.new("RGB", (64, 48), (10, 200, 30))
+    images, html_info, _ = postprocessing.run_extras(
+        0, 0, picture, None, "", "", True, 0, 0, 0, 2, 512, 512, True, "Lanczos", "None", 0, False
+    )
+    assert images[0].size == (128, 96) and "Postprocess upscaler: Lanczos" in html_info
+    assert list((app.paths.data_dir / "outputs" / "extras-images").glob("*.png"))

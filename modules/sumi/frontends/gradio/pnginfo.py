@@ -5,34 +5,14 @@ page's paste-button registry (A1111's `ParamBinding`)."""
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 import gradio as gr
-from PIL import Image
 
 from modules.sumi.frontends.gradio.paste_buttons import REGISTRY, ParamBinding
-from modules.sumi.services.images.saving import read_info_from_image
+from modules.sumi.services.images.pnginfo import run_pnginfo
 
 TARGETS = (("txt2img", "txt2img"), ("img2img", "img2img"), ("inpaint", "inpaint"), ("extras", "extras"))
-
-
-def read_pnginfo(image: Image.Image | None) -> tuple[str, str, str]:
-    """A1111's `run_pnginfo`: ("", the parameters, HTML of every text item)."""
-    if image is None:
-        return "", "", ""
-    geninfo, items = read_info_from_image(image)
-    shown = {str(k): v for k, v in (items or {}).items() if isinstance(v, (str, int, float))}
-    if geninfo:
-        shown["parameters"] = geninfo
-    info = "".join(
-        f"<div><p><b>{html.escape(k)}</b></p><p>{_lines(str(v))}</p></div>\n" for k, v in shown.items()
-    )
-    return "", geninfo or "", info or "<div><p>Nothing found in the image.</p></div>"
-
-
-def _lines(text: str) -> str:
-    return "<br>".join(html.escape(line) for line in text.split("\n"))
 
 
 def create_pnginfo_tab() -> dict[str, Any]:
@@ -64,7 +44,7 @@ def create_pnginfo_tab() -> dict[str, Any]:
             )
         )
     c["image"].change(
-        read_pnginfo,
+        run_pnginfo,
         inputs=c["image"],
         outputs=[c["html"], c["generation_info"], c["html2"]],
         concurrency_limit=None,

@@ -19,13 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 from modules.sumi.app import App
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.services.images.saving import encode_image
+from modules.sumi.services.postprocessing.a1111_args import run_extras_scripts_args, run_order
 from modules.sumi.services.postprocessing.service import BATCH, SINGLE, BatchImage, ExtrasRequest
 from modules.sumi.services.settings import limits
 from modules.sumi.util.b64images import decode_base64_image
 
 _ImageText = Annotated[str, StringConstraints(max_length=limits.BASE64_IMAGE_CEILING)]
 _Name = Annotated[str, StringConstraints(max_length=1024)]
-FACE_SCRIPTS = ("GFPGAN", "CodeFormer")
 
 
 class ExtrasBaseRequest(BaseModel):
@@ -111,32 +111,22 @@ def scripts_args(app: App, req: ExtrasBaseRequest) -> tuple[list[Any], list[str]
                 "or send 0)"
             )
     args = runner.create_args_for_run(
-        {
-            "Upscale": {
-                "upscale_enabled": True,
-                "upscale_mode": req.resize_mode,
-                "upscale_by": req.upscaling_resize,
-                "max_side_length": 0,
-                "upscale_to_width": req.upscaling_resize_w,
-                "upscale_to_height": req.upscaling_resize_h,
-                "upscale_crop": req.upscaling_crop,
-                "upscaler_1_name": req.upscaler_1,
-                "upscaler_2_name": req.upscaler_2,
-                "upscaler_2_visibility": req.extras_upscaler_2_visibility,
-            },
-            "GFPGAN": {"enable": True, "gfpgan_visibility": req.gfpgan_visibility},
-            "CodeFormer": {
-                "enable": True,
-                "codeformer_visibility": req.codeformer_visibility,
-                "codeformer_weight": req.codeformer_weight,
-            },
-        },
+        run_extras_scripts_args(
+            resize_mode=req.resize_mode,
+            gfpgan_visibility=req.gfpgan_visibility,
+            codeformer_visibility=req.codeformer_visibility,
+            codeformer_weight=req.codeformer_weight,
+            upscaling_resize=req.upscaling_resize,
+            upscaling_resize_w=req.upscaling_resize_w,
+            upscaling_resize_h=req.upscaling_resize_h,
+            upscaling_crop=req.upscaling_crop,
+            extras_upscaler_1=req.upscaler_1,
+            extras_upscaler_2=req.upscaler_2,
+            extras_upscaler_2_visibility=req.extras_upscaler_2_visibility,
+        ),
         _layout,
     )
-    faces = req.gfpgan_visibility > 0 or req.codeformer_visibility > 0
-    if not faces:
-        return args, None
-    return args, (["Upscale", *FACE_SCRIPTS] if req.upscale_first else [*FACE_SCRIPTS, "Upscale"])
+    return args, run_order(req.upscale_first, req.gfpgan_visibility > 0 or req.codeformer_visibility > 0)
 
 
 def _decoded(text: str, what: str):
