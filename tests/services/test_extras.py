@@ -174,6 +174,10 @@ def test_an_unknown_upscaler_is_refused_naming_the_choices(app):
 def test_a_result_over_64_megapixels_is_refused_before_upscaling(app):
     with pytest.raises(InvalidRequestError, match="megapixels"):
         run(app, picture(2048, 2048), args=args(app, {"upscale_mode": 0, "upscale_by": 8}))
+    # Scale to 8192x8192 without crop keeps the proportions: a thin picture would come out 81920 wide
+    scale_to = {"upscale_mode": 1, "upscale_to_width": 8192, "upscale_to_height": 8192, "upscale_crop": False}
+    with pytest.raises(InvalidRequestError, match="megapixels"):
+        run(app, picture(100, 10), args=args(app, scale_to))
 
 
 def test_single_image_is_saved_with_its_parameters_and_the_operations(app):

@@ -21,6 +21,8 @@ from PIL import Image
 
 from modules import scripts_postprocessing, shared
 from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.services.postprocessing.service import MAX_OUTPUT_PIXELS
+from modules.sumi.services.settings.limits import IMAGE_SIDE_CEILING
 from modules.ui_components import FormRow, InputAccordion, ToolButton
 
 SWITCH = "\U000021c5"  # ⇅, A1111's switch_values_symbol
@@ -162,10 +164,7 @@ class ScriptPostprocessingUpscale(scripts_postprocessing.ScriptPostprocessing):
                 )
                 upscale_by = max(upscale_to_width / image.width, upscale_to_height / image.height)
                 info["Max side length"] = max_side_length
-        if int(image.width * upscale_by // 8 * 8) < 8 or int(image.height * upscale_by // 8 * 8) < 8:
-            raise InvalidRequestError(
-                f"upscaling {image.width}x{image.height} by {upscale_by:g} leaves less than 8 pixels a side"
-            )
+        _check_size(image, upscale_by)
         key = (
             hashlib.sha256(image.tobytes()).hexdigest(),
             image.size,
@@ -298,6 +297,20 @@ class ScriptPostprocessingUpscaleSimple(ScriptPostprocessingUpscale):
         name = _registry().find(upscaler_name).name
         pp.image = self.upscale(pp.image, pp.info, name, 0, float(upscale_by), 0, 0, 0, False)
         pp.info["Postprocess upscaler"] = name
+
+
+def _check_size(image: Image.Image, upscale_by: float) -> None:
+    """Refuse a result under 8 pixels a side, or one too big to hold, before enlarging anything."""
+    width, height = int(image.width * upscale_by // 8 * 8), int(image.height * upscale_by // 8 * 8)
+    if width < 8 or height < 8:
+        raise InvalidRequestError(
+            f"upscaling {image.width}x{image.height} by {upscale_by:g} leaves less than 8 pixels a side"
+        )
+    if width * height > MAX_OUTPUT_PIXELS or max(width, height) > IMAGE_SIDE_CEILING:
+        raise InvalidRequestError(
+            f"upscaling {image.width}x{image.height} by {upscale_by:g} would make {width}x{height}; Extras "
+            f"results may hold at most {MAX_OUTPUT_PIXELS // (1024 * 1024)} megapixels"
+        )
 
 
 def _none(name: Any) -> bool:
