@@ -1,6 +1,6 @@
 """The Extras and PNG Info tabs in Chromium against a real server: upscale an uploaded picture by 2 and
-see the bigger image; read an image's parameters in PNG Info and send them to txt2img; send a txt2img
-result to Extras."""
+see the bigger image; a batch of uploads; read an image's parameters in PNG Info and send them to txt2img
+(and the picture to Extras); send a txt2img result to Extras."""
 
 from __future__ import annotations
 
@@ -52,7 +52,9 @@ def test_upload_in_extras_and_upscale_by_two(page, server, tmp_path):
     page.wait_for_function(
         "() => [...document.querySelectorAll('#extras_gallery img')].some(i => i.naturalWidth === 128)"
     )
-    (saved,) = (server.data_dir / "outputs" / "extras-images").glob("*.png")
+    saved = max(
+        (server.data_dir / "outputs" / "extras-images").glob("0*.png"), key=lambda f: f.stat().st_mtime
+    )
     with Image.open(saved) as image:
         assert image.size == (128, 96)
         assert "Postprocess upscaler: Lanczos" in image.info["postprocessing"]
@@ -71,6 +73,11 @@ def test_png_info_shows_the_parameters_and_sends_them_to_txt2img(page, tmp_path)
     assert page.locator("#txt2img_neg_prompt textarea").input_value() == "fog"
     assert page.locator("#txt2img_steps input[type=number]").input_value() == "7"
     assert page.locator("#tab_txt2img").is_visible()
+    # "Send to extras" carries the picture into Extras' Single Image
+    page.get_by_role("tab", name="PNG Info").click()
+    page.click("#extras_tab")
+    page.wait_for_selector("#extras_image img")
+    assert page.locator("#tab_extras").is_visible()
 
 
 def test_send_a_txt2img_result_to_extras(page):
@@ -88,3 +95,21 @@ def test_send_a_txt2img_result_to_extras(page):
     page.wait_for_function(
         "() => [...document.querySelectorAll('#extras_gallery img')].some(i => i.naturalWidth === 128)"
     )
+
+
+def test_batch_process_upscales_every_upload(page, server, tmp_path):
+    page.get_by_role("tab", name="Extras").click()
+    page.get_by_role("tab", name="Batch Process").click()
+    files = [str(picture(tmp_path / f"pic{i}.png")) for i in range(2)]
+    page.locator("#extras_image_batch input[type=file]").set_input_files(files)
+    page.wait_for_function(
+        "() => document.querySelector('#extras_image_batch').innerText.includes('pic1.png')"
+    )
+    choose(page, "extras_upscaler_1", "Lanczos")
+    set_number(page, "extras_upscaling_resize", 1.5)
+    page.click("#extras_generate")
+    wait_text(page, "#html_info_extras", "Postprocess upscale by: 1.5")
+    folder = server.data_dir / "outputs" / "extras-images"
+    for name in ("pic0.png", "pic1.png"):  # opt use_original_name_batch
+        with Image.open(folder / name) as image:
+            assert image.size == (96, 72)
