@@ -250,3 +250,20 @@ def test_the_operation_settings_offer_the_loaded_scripts(app):
     main_ui = app.options.data_labels["postprocessing_enable_in_main_ui"].resolved_component_args()["choices"]
     assert {"Upscale", "Posterize"} <= set(extras) and "Simple Upscale" not in extras
     assert {"Upscale", "Posterize", "Simple Upscale"} <= set(main_ui)
+
+
+def test_upscale_first_orders_upscale_around_the_face_restorers(app):
+    from modules.sumi.services.postprocessing.a1111_args import run_order
+
+    assert run_order(True, faces=False) is None  # no face restorer in use: the configured order
+    assert run_order(True, faces=True) == ["Upscale", "GFPGAN", "CodeFormer"]
+    assert run_order(False, faces=True) == ["GFPGAN", "CodeFormer", "Upscale"]
+    order = [s.name for s in app.scripts.postproc.scripts_in_preferred_order(["Upscale"])]
+    assert order == ["Upscale", "Posterize"]  # a run's own order wins over the scripts' `order`
+    # ... and is what runs: Upscale first, so Posterize's entry comes after Upscale's in the infotext
+    result = app.extras.run(
+        ExtrasRequest(
+            image=picture(), args=args(app, {"upscale_by": 2}, {"enabled": True}), order=["Upscale"]
+        )
+    )
+    assert result.infotext.index("Postprocess upscaler") < result.infotext.index("Posterize")
