@@ -113,3 +113,21 @@ def test_batch_process_upscales_every_upload(page, server, tmp_path):
     for name in ("pic0.png", "pic1.png"):  # opt use_original_name_batch
         with Image.open(folder / name) as image:
             assert image.size == (96, 72)
+
+
+def test_scale_to_a_size_with_crop(page, tmp_path):
+    page.get_by_role("tab", name="Extras").click()
+    page.locator("#extras_image input[type=file]").set_input_files(
+        str(picture(tmp_path / "wide.png", 64, 32))
+    )
+    page.wait_for_selector("#extras_image img")
+    choose(page, "extras_upscaler_1", "Nearest")
+    page.get_by_role("tab", name="Scale to").click()
+    set_number(page, "extras_upscaling_resize_w", 96)
+    set_number(page, "extras_upscaling_resize_h", 96)
+    page.click("#extras_generate")
+    info = wait_text(page, "#html_info_extras", "Postprocess crop to: 96x96")
+    assert "Postprocess upscale to: 96x96" in info
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#extras_gallery img')].some(i => i.naturalWidth === 96)"
+    )
