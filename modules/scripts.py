@@ -52,9 +52,9 @@ def __getattr__(name: str) -> Any:
         "scripts_txt2img": lambda a: a.scripts.txt2img,
         "scripts_current": lambda a: a.scripts.txt2img,
         "scripts_data": lambda a: a.scripts.scripts_data,
-        "postprocessing_scripts_data": lambda a: [],
+        "postprocessing_scripts_data": lambda a: a.scripts.postprocessing_data,
         "scripts_img2img": lambda a: a.scripts.img2img,
-        "scripts_postproc": lambda a: None,
+        "scripts_postproc": lambda a: a.scripts.postproc,
     }
     if name in resolvers:
         return resolvers[name](shared.app())

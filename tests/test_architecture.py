@@ -25,7 +25,12 @@ CONTRACT_FRONTENDS = "The front ends are independent of each other"
 CONTRACT_CYCLES = "No cycles between service areas or between engine packages"
 
 # A1111 modules that Sumi provides although none of the scanned extensions imports them.
-A1111_MODULES_NOT_IN_SURFACE = {"modules.errors", "modules.styles", "modules.face_restoration_utils"}
+A1111_MODULES_NOT_IN_SURFACE = {
+    "modules.errors",
+    "modules.styles",
+    "modules.face_restoration_utils",
+    "modules.postprocessing",
+}
 MAX_FACADE_LINES = 250
 
 

@@ -5,6 +5,15 @@ They are defined in `modules.sumi.frontends.http.models`.
 
 from __future__ import annotations
 
+from modules.sumi.frontends.http.extras import (
+    ExtraBaseResponse,
+    ExtrasBaseRequest,
+    ExtrasBatchImagesRequest,
+    ExtrasBatchImagesResponse,
+    ExtrasSingleImageRequest,
+    ExtrasSingleImageResponse,
+    FileData,
+)
 from modules.sumi.frontends.http.models import (
     ImagesResponse,
     ImageToImageResponse,
@@ -24,6 +33,13 @@ from modules.sumi.frontends.http.models import (
 )
 
 __all__ = [
+    "ExtraBaseResponse",
+    "ExtrasBaseRequest",
+    "ExtrasBatchImagesRequest",
+    "ExtrasBatchImagesResponse",
+    "ExtrasSingleImageRequest",
+    "ExtrasSingleImageResponse",
+    "FileData",
     "ImageToImageResponse",
     "ImagesResponse",
     "Img2ImgRequest",

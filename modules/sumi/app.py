@@ -35,11 +35,13 @@ from modules.sumi.services.networks.files import HYPERNETWORK_EXTENSIONS, LORA_E
 from modules.sumi.services.networks.hypernetworks import HypernetworkHandler
 from modules.sumi.services.networks.lora import LoraNetwork
 from modules.sumi.services.networks.registry import ExtraNetworkRegistry
+from modules.sumi.services.postprocessing.service import ExtrasService
 from modules.sumi.services.scripts.callbacks import CallbackRegistry
 from modules.sumi.services.scripts.loading import ScriptService
 from modules.sumi.services.settings.flags import startup_notices
 from modules.sumi.services.settings.options import Options
 from modules.sumi.services.settings.paths import DataPaths
+from modules.sumi.services.settings.postprocessing_options import offer_script_choices
 from modules.sumi.services.settings.secrets import (
     Credentials,
     Redactor,
@@ -133,7 +135,7 @@ class App:
         self.controlnet = self._controlnet_service()
         self.upscalers = self._upscaler_registry()
         self.faces = self._face_restorers()
-        self.scripts = ScriptService(self.callbacks, repo_root)
+        self.scripts = ScriptService(self.callbacks, repo_root, self.options, self.state)
         self.extensions = ExtensionManager.from_paths(self.paths, self.options, args, self.settings.set)
         self.generation = GenerationService(
             self.models,
@@ -152,6 +154,14 @@ class App:
             faces=self.faces,
         )
         self.runner = JobRunner(self.queue, self.generation)
+        self.extras = ExtrasService(
+            self.scripts.postproc,
+            self.queue,
+            self.state,
+            self.options,
+            self.paths,
+            hide_dirs=lambda: bool(getattr(self.args, "hide_ui_dir_config", False)),
+        )
         self.text = TextService(self.models, self.embeddings, self.options)
 
     def _face_restorers(self) -> FaceRestorers:
@@ -274,6 +284,7 @@ class App:
             (f.path, f.extension.path if f.extension else root) for f in self.extensions.script_files()
         ]
         self.scripts.load(self.scripts.builtin_files() + extension_files)
+        offer_script_choices(self.options, self.scripts.postprocessing_data)
         for error in self.scripts.errors.items:
             if error.where == "import":
                 self.notice(f"Extension script {error.script} failed to load: {error.message}")

@@ -219,6 +219,7 @@ def test_scripts_helpers(app):
         "poor_mans_outpainting.py",
         "postprocessing_codeformer.py",
         "postprocessing_gfpgan.py",
+        "postprocessing_upscale.py",
         "prompt_matrix.py",
         "prompts_from_file.py",
         "sd_upscale.py",

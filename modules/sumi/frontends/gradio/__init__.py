@@ -6,7 +6,7 @@ to `gr.mount_gradio_app(..., css=CSS)` themselves.
 
 Extensions take part as in A1111: their `on_ui_settings` options are registered before the Settings
 tab is built; their `on_ui_tabs` tabs are built before the page (each callback makes its own
-`gr.Blocks`) and placed after txt2img and img2img, before Settings and Extensions; their `javascript/*.js` and
+`gr.Blocks`) and placed after txt2img, img2img, Extras and PNG Info, before Settings and Extensions; their `javascript/*.js` and
 `style.css` are added to the page's `<head>`. A callback that raises, a tab that is not a
 `(gr.Blocks, title, elem_id)` or whose id or title is taken is reported (notices, Extensions tab)
 and left out; the rest of the page is built.
@@ -23,6 +23,7 @@ import gradio as gr
 from modules.sumi.frontends.gradio import hires_ui
 from modules.sumi.frontends.gradio.assets import CSS, EXTENSION_HEAD_ELEM_ID, JS, extension_head
 from modules.sumi.frontends.gradio.extensions_tab import create_extensions_tab, source_label
+from modules.sumi.frontends.gradio.extras import ExtrasTab, create_extras_tab, wire_send_to_extras
 from modules.sumi.frontends.gradio.img2img import (
     Img2ImgTab,
     create_img2img_tab,
@@ -31,6 +32,7 @@ from modules.sumi.frontends.gradio.img2img import (
 )
 from modules.sumi.frontends.gradio.paste_buttons import REGISTRY as PASTE_BUTTONS
 from modules.sumi.frontends.gradio.paste_buttons import announcing_parser, readable_roots
+from modules.sumi.frontends.gradio.pnginfo import create_pnginfo_tab
 from modules.sumi.frontends.gradio.quicksettings import create_quicksettings, page_load
 from modules.sumi.frontends.gradio.settings import create_settings_tab
 from modules.sumi.frontends.gradio.txt2img import Txt2ImgTab, create_txt2img_tab
@@ -44,6 +46,8 @@ __all__ = ["CSS", "JS", "build_ui"]
 SUMI_TABS = (
     ("txt2img", "txt2img"),
     ("img2img", "img2img"),
+    ("extras", "Extras"),
+    ("pnginfo", "PNG Info"),
     ("settings", "Settings"),
     ("extensions", "Extensions"),
 )
@@ -68,12 +72,15 @@ def build_ui(app: App) -> gr.Blocks:
         with gr.Tabs(elem_id="tabs") as tabs:
             txt2img = _txt2img_tab(app)
             img2img = _img2img_tab(app)
+            extras = _extras_tab(app)
+            _pnginfo_tab()
             for tab in extension_tabs:
                 _extension_tab(app, tab)
             _settings_tab(app, demo)
             _extensions_tab(app, demo)
-        for source in (txt2img.results, img2img.results):
+        for source in (txt2img.results, img2img.results, extras.results):
             wire_send_to(app, tabs, source, img2img)
+            wire_send_to_extras(app, tabs, source, extras)
         _connect_paste_buttons(app)
         demo.load(
             partial(page_load, app),
@@ -157,6 +164,18 @@ def _img2img_tab(app: App) -> Img2ImgTab:
     PASTE_BUTTONS.add_paste_fields("img2img", tab.controls["init_img"], fields)
     PASTE_BUTTONS.add_paste_fields("inpaint", tab.controls["init_img_with_mask"], fields)
     return tab
+
+
+def _extras_tab(app: App) -> ExtrasTab:
+    with gr.Tab("Extras", id="extras", elem_id="tab_extras"):
+        tab = create_extras_tab(app)
+    PASTE_BUTTONS.add_paste_fields("extras", tab.controls["image"], None)
+    return tab
+
+
+def _pnginfo_tab() -> None:
+    with gr.Tab("PNG Info", id="pnginfo", elem_id="tab_pnginfo"):
+        create_pnginfo_tab()
 
 
 def paste_fields(c: dict[str, Any]) -> list[tuple[Any, Any]]:

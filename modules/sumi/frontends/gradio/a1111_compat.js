@@ -59,6 +59,10 @@
     window.switch_to_sketch = function () { window.switch_to_img2img_tab(1); };
     window.switch_to_inpaint = function () { window.switch_to_img2img_tab(2); };
     window.switch_to_inpaint_sketch = function () { window.switch_to_img2img_tab(3); };
+    window.switch_to_extras = function () {
+        clickTab("#tabs button[role=tab]", 0, "Extras");
+        setTimeout(() => clickTab("#mode_extras button[role=tab]", 0), 0);
+    };
     window.uiElementIsVisible = function (el) {
         return !!el && el.offsetParent !== null;
     };

@@ -10,7 +10,8 @@
   offered for download.
 - "Send to img2img" / "Send to inpaint" copy the selected image and its parameters (its infotext) into
   the img2img tab (the img2img or Inpaint sub-tab) and switch to it. They are wired by `wire_send_to`
-  once both tabs exist; there is no Extras tab yet, so there is no "Send to extras" button.
+  once both tabs exist. "Send to extras" copies the selected image into the Extras tab's single image
+  and switches to it (wired by `extras.wire_send_to_extras`).
 """
 
 from __future__ import annotations
@@ -57,8 +58,13 @@ LOG_COLUMNS = [
 SEND_TO = (
     ("Send to img2img", "img2img", "img2img_img2img_tab"),
     ("Send to inpaint", "inpaint", "img2img_inpaint_tab"),
+    ("Send to extras", "extras", "extras_single_tab"),
 )
-OUTDIR_SAMPLES = {"txt2img": "outdir_txt2img_samples", "img2img": "outdir_img2img_samples"}
+OUTDIR_SAMPLES = {
+    "txt2img": "outdir_txt2img_samples",
+    "img2img": "outdir_img2img_samples",
+    "extras": "outdir_extras_samples",
+}
 
 
 def create_buttons(tabname: str, hide_dirs: bool = False) -> dict[str, Any]:

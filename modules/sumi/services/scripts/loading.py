@@ -16,9 +16,13 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from modules.sumi.services.scripts.base import Script, ScriptBuiltinUI
 from modules.sumi.services.scripts.callbacks import CallbackRegistry
+from modules.sumi.services.scripts.postprocessing_base import ScriptPostprocessing
+from modules.sumi.services.scripts.postprocessing_main_ui import main_ui_scripts_data
+from modules.sumi.services.scripts.postprocessing_runner import ScriptPostprocessingRunner
 from modules.sumi.services.scripts.runner import ScriptClassData, ScriptErrors, ScriptRunner
 
 # Sumi's built-in scripts use the A1111 script API like any extension: they are loaded from files.
@@ -33,7 +37,9 @@ def _module_name(path: Path) -> str:
 
 
 class ScriptService:
-    def __init__(self, callbacks: CallbackRegistry, repo_root: Path | str) -> None:
+    def __init__(
+        self, callbacks: CallbackRegistry, repo_root: Path | str, options: Any = None, state: Any = None
+    ) -> None:
         self.callbacks = callbacks
         self.repo_root = str(repo_root)
         self.current_basedir = self.repo_root
@@ -41,6 +47,9 @@ class ScriptService:
         self.scripts_data: list[ScriptClassData] = []
         self.txt2img = ScriptRunner("txt2img", self.errors)
         self.img2img = ScriptRunner("img2img", self.errors)  # A1111's `scripts_img2img`
+        # the Extras tab's scripts (ScriptPostprocessing subclasses): A1111's `scripts_postproc`
+        self.postprocessing_data: list[ScriptClassData] = []
+        self.postproc = ScriptPostprocessingRunner(options, state, self.errors.report)
         # Whether each tab's script args are laid out (the UI does it while it builds the tab; else
         # `ensure_inputs` does it without a UI).
         self.ready = {"txt2img": False, "img2img": False}
@@ -64,8 +73,12 @@ class ScriptService:
         hook of the img2img runner's scripts sees `is_img2img=True`)."""
         for path, basedir in files:
             self.scripts_data.extend(self.load_file(Path(path), str(basedir)))
-        self.txt2img.initialize_scripts(self.scripts_data)
-        self.img2img.initialize_scripts(self.scripts_data)
+        # opt postprocessing_enable_in_main_ui: those Extras scripts as always-on scripts too (A1111)
+        names = getattr(self.postproc.options, "postprocessing_enable_in_main_ui", None) or []
+        main_ui = main_ui_scripts_data([str(n) for n in names], self.postprocessing_data)
+        self.txt2img.initialize_scripts([*self.scripts_data, *main_ui])
+        self.img2img.initialize_scripts([*self.scripts_data, *main_ui])
+        self.postproc.initialize_scripts(self.postprocessing_data)
 
     def builtin_files(self) -> list[tuple[Path, Path]]:
         return [
@@ -86,6 +99,13 @@ class ScriptService:
                 and value not in (Script, ScriptBuiltinUI)
             ):
                 found.append(ScriptClassData(value, str(path), basedir, module))
+            elif (
+                isinstance(value, type)
+                and issubclass(value, ScriptPostprocessing)
+                and value is not ScriptPostprocessing
+                and all(d.script_class is not value for d in self.postprocessing_data)  # imported twice
+            ):
+                self.postprocessing_data.append(ScriptClassData(value, str(path), basedir, module))
         return found
 
     def _import(self, path: Path, basedir: str) -> ModuleType | None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from modules.sumi.services.settings import limits
+from modules.sumi.services.settings.postprocessing_options import postprocessing_options
 from modules.sumi.services.upscalers.model_files import DAT_KNOWN, REALESRGAN_KNOWN
 from modules.sumi.util.atomic import write_json_atomic
 
@@ -616,6 +617,9 @@ def _saving_paths() -> dict[str, OptionInfo]:
             "outdir_init_images": OptionInfo(
                 "outputs/init-images", "Directory for saving init images when using img2img"
             ).path_setting(),
+            "outdir_extras_samples": OptionInfo(
+                "outputs/extras-images", "Output directory for images from extras tab"
+            ).path_setting(),
             "outdir_save": OptionInfo(
                 "log/images", "Directory for saving images using the Save button"
             ).path_setting(),
@@ -1027,16 +1031,12 @@ def _refiner() -> dict[str, OptionInfo]:
 
 
 def _a1111_only() -> dict[str, OptionInfo]:
-    """A1111 settings for features Sumi does not have (interrogation, the Extras tab,
-    A1111's console and gallery layout), with A1111's defaults, so extensions that read them find them.
+    """A1111 settings for features Sumi does not have (interrogation,     A1111's console and gallery layout), with A1111's defaults, so extensions that read them find them.
     Hidden in Settings: changing them changes nothing in Sumi."""
     return options_section(
         HIDDEN,
         {
             "interrogate_return_ranks": OptionInfo(False, "Include ranks of model tags matches in results"),
-            "outdir_extras_samples": OptionInfo(
-                "outputs/extras-images", "Output directory for Extras"
-            ).path_setting(),
             "temp_dir": OptionInfo(
                 "", "Directory for temporary images; leave empty for default"
             ).path_setting(),
@@ -1098,4 +1098,5 @@ def builtin_options() -> dict[str, OptionInfo]:
         _a1111_only,
     ):
         labels.update(group())
+    labels.update(postprocessing_options(OptionInfo, options_section))
     return labels
