@@ -87,14 +87,19 @@ def run(app, image=None, **kwargs):
 
 def test_an_extension_script_is_found_and_runs_in_its_order(app):
     names = [s.name for s in app.scripts.postproc.scripts_in_preferred_order()]
-    assert names == ["Posterize", "Upscale"]  # order 500 before A1111's Upscale at 1000
+    assert names == ["Posterize", "Upscale", "GFPGAN", "CodeFormer"]  # 500, then A1111's 1000, 2000, 3000
 
 
 def test_the_operation_order_setting_and_the_disable_setting_are_obeyed(app):
     app.options.set("postprocessing_operation_order", ["Upscale"])
-    assert [s.name for s in app.scripts.postproc.scripts_in_preferred_order()] == ["Upscale", "Posterize"]
+    ordered = [s.name for s in app.scripts.postproc.scripts_in_preferred_order()]
+    assert ordered == ["Upscale", "Posterize", "GFPGAN", "CodeFormer"]  # the rest by their `order`
     app.options.set("postprocessing_disable_in_extras", ["Posterize"])
-    assert [s.name for s in app.scripts.postproc.scripts_in_preferred_order()] == ["Upscale"]
+    assert [s.name for s in app.scripts.postproc.scripts_in_preferred_order()] == [
+        "Upscale",
+        "GFPGAN",
+        "CodeFormer",
+    ]
 
 
 def test_firstpass_of_every_script_runs_before_any_process(app):
@@ -259,7 +264,7 @@ def test_upscale_first_orders_upscale_around_the_face_restorers(app):
     assert run_order(True, faces=True) == ["Upscale", "GFPGAN", "CodeFormer"]
     assert run_order(False, faces=True) == ["GFPGAN", "CodeFormer", "Upscale"]
     order = [s.name for s in app.scripts.postproc.scripts_in_preferred_order(["Upscale"])]
-    assert order == ["Upscale", "Posterize"]  # a run's own order wins over the scripts' `order`
+    assert order == ["Upscale", "Posterize", "GFPGAN", "CodeFormer"]  # a run's own order comes first
     # ... and is what runs: Upscale first, so Posterize's entry comes after Upscale's in the infotext
     result = app.extras.run(
         ExtrasRequest(
