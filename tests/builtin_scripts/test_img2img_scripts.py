@@ -204,8 +204,7 @@ def test_xyz_img2img_tab_has_a1111s_axis_list_with_its_img2img_axes():
         assert apply is not None
         apply(p, value, [value])
         assert getattr(p, field) == value
-    with pytest.raises(InvalidRequestError, match="'Denoising' is not supported by Sumi in txt2img"):
-        find_axis("Denoising")
+    assert find_axis("Denoising").label == "Denoising"  # txt2img: the hires pass's denoising strength
     with pytest.raises(InvalidRequestError, match="'Cond. Image Mask Weight' is not supported"):
         find_axis(27, is_img2img=True)
 

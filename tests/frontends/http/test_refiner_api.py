@@ -128,3 +128,12 @@ def test_img2img_takes_the_refiner_too(client, app):
     assert "Refiner: fine" in infotext(refined) and "Refiner switch at: 0.6" in infotext(refined)
     assert plain["images"][0] != refined["images"][0]
     assert app.models.active.checkpoint.name == "base.safetensors"
+
+
+def test_a_sumi_k_sampler_with_a_mid_schedule_refiner_is_a_400_before_any_step(client, app):
+    body = {**BODY, "sampler_name": "DPM++ 3M SDE", "refiner_checkpoint": "fine", "refiner_switch_at": 0.5}
+    response = client.post("/sdapi/v1/txt2img", json=body)
+    assert response.status_code == 400, response.text
+    assert "refiner" in response.json()["detail"] and "DPM++ 2M" in response.json()["detail"]
+    assert app.models.active.checkpoint.name == "base.safetensors"
+    assert post_txt2img(client, {**BODY, "sampler_name": "DPM++ 3M SDE"})["images"]  # without it: fine

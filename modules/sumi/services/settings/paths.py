@@ -14,6 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 UPSCALER_KINDS = ("ESRGAN", "RealESRGAN", "SwinIR", "DAT", "HAT")
+# A1111's flag adding a folder of each kind (A1111 has none for HAT)
+UPSCALER_FLAGS = {
+    "ESRGAN": "esrgan_models_path",
+    "RealESRGAN": "realesrgan_models_path",
+    "SwinIR": "swinir_models_path",
+    "DAT": "dat_models_path",
+}
 REPO_ROOT = Path(__file__).resolve().parents[4]  # modules/sumi/services/settings/paths.py
 
 
@@ -87,7 +94,7 @@ class DataPaths:
                 Path(p).expanduser().resolve() for p in (getattr(ns, "gradio_allowed_path", None) or []) if p
             ),
             upscaler_dirs=tuple(
-                (kind, _with_extra(models / kind, _opt_path(ns, f"{kind.lower()}_models_path")))
+                (kind, _with_extra(models / kind, _opt_path(ns, UPSCALER_FLAGS.get(kind, ""))))
                 for kind in UPSCALER_KINDS
             ),
         )
