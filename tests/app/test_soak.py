@@ -33,8 +33,8 @@ from tests.fixtures.tiny_models import jitter
 from tests.fixtures.tiny_networks import write_lora
 
 GENERATORS = 6
-WARM_UP_JOBS = 6  # per generating client, before memory is first measured
-SOAK_JOBS = 40  # per generating client, after
+WARM_UP_JOBS = 4  # per generating client, before memory is first measured
+SOAK_JOBS = 20  # per generating client, after
 INTERRUPTS = 6
 SEEDS = (11, 12, 13)
 BASE = {"steps": 2, "width": 64, "height": 64, "sampler_name": "Euler", "cfg_scale": 5}
