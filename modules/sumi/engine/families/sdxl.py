@@ -48,20 +48,36 @@ class SDXL(ModelFamily):
 
     def unet_extra_config(self, state_dict: Mapping[str, Tensor], u: StateDict, source: str) -> dict:
         """adm_in_channels = pooled text width + 6 x the size-embedding width (2816 = 1280 + 6 x 256)."""
-        label = u.get("label_emb.0.0.weight")
-        projection = state_dict.get(ldm_export.SDXL_CLIP_G_PREFIX + "text_projection")
-        if label is None or projection is None:
-            missing = f"{UNET_PREFIX}label_emb.0.0.weight" if label is None else "text_projection"
-            raise ModelLoadError(f"{source}: an SDXL checkpoint needs {missing}")
-        adm_in, pooled = int(label.shape[1]), int(projection.shape[1])
-        time_dim, leftover = divmod(adm_in - pooled, SIZE_CONDITIONS)
-        if leftover or time_dim < 1:
-            raise ModelLoadError(
-                f"{source}: label_emb takes {adm_in} inputs, which is not the pooled width {pooled} "
-                f"+ {SIZE_CONDITIONS} size embeddings"
-            )
-        return {
-            "addition_embed_type": "text_time",
-            "addition_time_embed_dim": time_dim,
-            "projection_class_embeddings_input_dim": adm_in,
-        }
+        return text_time_config(
+            state_dict, u, source, ldm_export.SDXL_CLIP_G_PREFIX, SIZE_CONDITIONS, ("SDXL", "size")
+        )
+
+
+def text_time_config(
+    state_dict: Mapping[str, Tensor],
+    u: StateDict,
+    source: str,
+    clip_g_prefix: str,
+    conditions: int,
+    names: tuple[str, str],
+) -> dict:
+    """The UNet's "text_time" addition embedding read from its weights: label_emb takes the pooled
+    bigG text width plus `conditions` time embeddings. `names`: (family, what the embeddings are)."""
+    family, what = names
+    label = u.get("label_emb.0.0.weight")
+    projection = state_dict.get(clip_g_prefix + "text_projection")
+    if label is None or projection is None:
+        missing = f"{UNET_PREFIX}label_emb.0.0.weight" if label is None else "text_projection"
+        raise ModelLoadError(f"{source}: an {family} checkpoint needs {missing}")
+    adm_in, pooled = int(label.shape[1]), int(projection.shape[1])
+    time_dim, leftover = divmod(adm_in - pooled, conditions)
+    if leftover or time_dim < 1:
+        raise ModelLoadError(
+            f"{source}: label_emb takes {adm_in} inputs, which is not the pooled width {pooled} "
+            f"+ {conditions} {what} embeddings"
+        )
+    return {
+        "addition_embed_type": "text_time",
+        "addition_time_embed_dim": time_dim,
+        "projection_class_embeddings_input_dim": adm_in,
+    }
