@@ -16,6 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 TIMEOUT_MS = 30_000  # Playwright's default wait in these tests
+# The first render of the whole UI is the slowest thing a page does (seconds of script on a busy 2-core
+# machine): `open_page` gives it longer than the other waits so load spikes do not fail unrelated tests.
+PAGE_LOAD_TIMEOUT_MS = 90_000
 PROMPT = "#txt2img_prompt textarea"
 NEGATIVE = "#txt2img_neg_prompt textarea"
 INFO = "#html_info_txt2img"
@@ -70,7 +73,7 @@ def open_page(
             page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(url)
         if ready:
-            page.wait_for_selector(ready)
+            page.wait_for_selector(ready, timeout=max(timeout_ms, PAGE_LOAD_TIMEOUT_MS))
         yield page
     finally:
         context.close()

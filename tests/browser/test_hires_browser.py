@@ -3,7 +3,6 @@ runs the hires pass on a finished gallery image, which it replaces with one twic
 
 from __future__ import annotations
 
-from tests.app_support import running_server
 from tests.browser_support import INFO, generate, open_page, small_job, wait_text
 
 IMAGE = "#txt2img_gallery img"
@@ -19,8 +18,8 @@ def _open_hires(page) -> None:
     page.wait_for_selector("#txt2img_hr-checkbox input", state="visible")
 
 
-def test_hires_fix_doubles_the_image_and_upscale_doubles_a_gallery_image(tmp_path, chromium):
-    with running_server(tmp_path / "data") as server, open_page(chromium, server.url) as page:
+def test_hires_fix_doubles_the_image_and_upscale_doubles_a_gallery_image(demo_server, chromium):
+    with open_page(chromium, demo_server.url) as page:
         small_job(page, "a red fox")
         _open_hires(page)
         page.check("#txt2img_hr-checkbox input")

@@ -4,14 +4,13 @@ tests/app/test_prompt_e2e.py."""
 
 from __future__ import annotations
 
-from tests.app_support import running_server
 from tests.browser_support import INFO, open_page, small_job, wait_text
 
 BROWSER_PROMPT = "a (red:1.3) fox AND a [cat|dog] BREAK hat"
 
 
-def test_the_web_ui_generates_from_a_prompt_with_every_syntax(tmp_path, chromium):
-    with running_server(tmp_path / "data") as server, open_page(chromium, server.url) as page:
+def test_the_web_ui_generates_from_a_prompt_with_every_syntax(demo_server, chromium):
+    with open_page(chromium, demo_server.url) as page:
         small_job(page, BROWSER_PROMPT)
         page.click("#txt2img_generate")
         page.wait_for_selector("#txt2img_gallery img")

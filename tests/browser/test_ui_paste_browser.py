@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import re
 
-from tests.app_support import running_server
 from tests.browser_support import generate, open_page, set_number, small_job, wait_text, wait_value
 from tests.fixtures.infotexts import A1111_INFOTEXT
 
 
-def test_paste_button_in_the_browser(tmp_path, chromium):
-    with running_server(tmp_path / "data") as server, open_page(chromium, server.url) as page:
-        _paste_last_generation(page, server)
+def test_paste_button_in_the_browser(demo_server, chromium):
+    (demo_server.data_dir / "params.txt").unlink(missing_ok=True)  # the shared server's last job wrote one
+    with open_page(chromium, demo_server.url) as page:
+        _paste_last_generation(page, demo_server)
         _paste_typed_infotext(page)
 
 

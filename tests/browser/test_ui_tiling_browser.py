@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-from tests.app_support import running_server
 from tests.browser_support import generate, open_page, small_job, wait_until
 
 
-def test_tiling_checkbox_in_the_browser(tmp_path, chromium):
-    with running_server(tmp_path / "data") as server, open_page(chromium, server.url) as page:
+def test_tiling_checkbox_in_the_browser(demo_server, chromium):
+    with open_page(chromium, demo_server.url) as page:
         box = "#txt2img_tiling input"
         assert not page.is_checked(box)
         small_job(page, "a tileable brick wall")
