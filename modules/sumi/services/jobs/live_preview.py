@@ -65,6 +65,11 @@ class PreviewWorker:
             if wait:
                 self._cond.wait_for(lambda: getattr(self._running, "owner", None) is not task_owner)
 
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until no task runs or waits; False if `timeout` passed first."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._running is None and self._pending is None, timeout)
+
     def close(self) -> None:
         with self._cond:
             self._closed = True
