@@ -12,6 +12,7 @@ import torch
 from torch.nn import functional as F
 
 from modules.sumi.engine.errors import UnsafeFileError
+from modules.sumi.engine.extensions import DenoiserCall, DenoiserOutput, Extension, HookPoint, hook
 from modules.sumi.engine.previews import (
     APPROX_CHEAP,
     APPROX_NN,
@@ -23,6 +24,7 @@ from modules.sumi.engine.previews import (
     taesd,
 )
 from modules.sumi.engine.previews.cheap import SD_LATENT_RGB, SDXL_LATENT_RGB, cheap_approximation
+from modules.sumi.engine.previews.content import COMBINED, NEGATIVE, PROMPT, wants_uncond, x0_estimate
 from modules.sumi.services.settings.options import PREVIEW_METHODS, builtin_options
 
 # A1111's VAEApprox, as its model.pt / vaeapprox-sdxl.pt store it: conv1..conv8 (out, in, k, k).
@@ -206,3 +208,49 @@ def test_a_file_with_wrong_keys_is_named_and_not_used(tmp_path):
 def test_latents_that_are_not_finite_give_no_preview():
     latents = torch.full((1, 4, 4, 4), float("nan"))
     assert preview_pixels(APPROX_CHEAP, _Model(), latents, None) is None  # pyright: ignore[reportArgumentType]
+
+
+class _Capture(Extension):
+    """Keeps every call's unconditional prediction and the Prompt / Negative prompt estimates."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.estimates: list[dict[str, torch.Tensor | None]] = []
+
+    @hook(HookPoint.PRE_MODEL_CALL)
+    def keep(self, call: DenoiserCall) -> None:
+        assert wants_uncond(PROMPT, call) and wants_uncond(NEGATIVE, call)
+        call.keep_uncond = True
+
+    @hook(HookPoint.POST_CFG)
+    def grab(self, out: DenoiserOutput) -> None:
+        self.estimates.append(
+            {c: x0_estimate(c, out.call, out.output, "epsilon") for c in (PROMPT, NEGATIVE)}
+        )
+
+
+def test_prompt_and_negative_estimates_combine_into_the_samplers_own_x0(tiny_sd1_ckpt):
+    """Euler's x0 estimate of the guided prediction equals negative + cfg * (prompt - negative): the
+    Prompt and Negative prompt previews are the two halves of what the sampler denoises."""
+    from modules.sumi.engine import generate as engine
+    from modules.sumi.engine.checkpoint import load_checkpoint
+
+    model = load_checkpoint(tiny_sd1_ckpt[0])
+    capture, denoised = _Capture(), []
+    request = engine.BatchRequest(
+        prompts=["a red fox"], negative_prompts=["blurry"], seeds=[3], width=32, height=32, steps=2,
+        cfg_scale=6.0, sampler="Euler",
+    )  # fmt: skip
+    engine.generate(
+        model,
+        request,
+        extensions=[capture],
+        progress_bar=False,
+        callback=lambda i: denoised.append(i.denoised),
+    )
+    assert len(capture.estimates) == len(denoised) == 2
+    for estimate, x0 in zip(capture.estimates, denoised, strict=True):
+        prompt, negative = estimate[PROMPT], estimate[NEGATIVE]
+        assert prompt is not None and negative is not None and not torch.allclose(prompt, negative)
+        torch.testing.assert_close(negative + 6.0 * (prompt - negative), x0.float(), rtol=1e-4, atol=1e-4)
+    assert x0_estimate(COMBINED, DenoiserCall.__new__(DenoiserCall), torch.zeros(1), "epsilon") is None

@@ -530,6 +530,7 @@ class GenerationService:
             loaded.sd,
             method,
             self.preview_networks,
+            content=str(o.live_preview_content),
             synchronous=method == previews.FULL and offloaded,
         )
 

@@ -27,8 +27,16 @@ from collections.abc import Callable
 import torch
 
 from modules.sumi.engine import previews
-from modules.sumi.engine.extensions import Extension, HookPoint, LoopContext, hook
+from modules.sumi.engine.extensions import (
+    DenoiserCall,
+    DenoiserOutput,
+    Extension,
+    HookPoint,
+    LoopContext,
+    hook,
+)
 from modules.sumi.engine.model import SDModel
+from modules.sumi.engine.previews import content as preview_content
 from modules.sumi.engine.sampling.loop_types import StepInfo
 from modules.sumi.services.jobs.state import JobState
 
@@ -110,8 +118,9 @@ class _Task:
 
 
 class BatchPreview(Extension):
-    """The live previews of one engine batch: the step callback's half (`on_step`) and a POST_LOOP hook
-    that closes it before the job decodes."""
+    """The live previews of one engine batch: the step callback's half (`on_step`), the model-call hooks
+    that estimate what opt `live_preview_content` asks for, and a POST_LOOP hook that closes it before
+    the job decodes."""
 
     def __init__(
         self,
@@ -121,9 +130,12 @@ class BatchPreview(Extension):
         method: str,
         networks: previews.PreviewNetworks | None,
         *,
+        content: str = preview_content.COMBINED,
         synchronous: bool = False,
     ) -> None:
         super().__init__()
+        self.content = content
+        self._estimate: torch.Tensor | None = None  # the last call's x0 estimate for `content`
         self.worker = worker
         self.state = state
         self.model = model
@@ -133,8 +145,22 @@ class BatchPreview(Extension):
         self._lock = threading.Lock()
         self._open = True
 
+    @hook(HookPoint.PRE_MODEL_CALL, order=1000)
+    def keep_uncond(self, call: DenoiserCall) -> None:
+        if preview_content.wants_uncond(self.content, call):
+            call.keep_uncond = True
+
+    @hook(HookPoint.POST_CFG, order=-1000)  # A1111 takes it before the after-cfg callbacks
+    def estimate(self, out: DenoiserOutput) -> None:
+        if self.content != preview_content.COMBINED:
+            self._estimate = preview_content.x0_estimate(
+                self.content, out.call, out.output, self.model.prediction_type
+            )
+
     def on_step(self, info: StepInfo) -> None:
         latents = info.denoised if info.denoised is not None else info.latents
+        if self._estimate is not None:
+            latents, self._estimate = self._estimate, None
         first = latents[:1].detach().clone()  # the sampler may reuse its tensors in place
         if self.synchronous:
             self._render(first)
