@@ -13,8 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
-from modules.sumi.engine.extensions import Extension, HookPoint, StepContext, hook
-from modules.sumi.engine.previews import APPROX_NN, FULL, taesd
+from modules.sumi.engine.extensions import Extension, HookPoint, LoopContext, StepContext, hook
+from modules.sumi.engine.previews import APPROX_NN, FULL, preview_pixels, taesd, to_image
 from modules.sumi.engine.previews.approx_nn import VAEApprox
 from modules.sumi.services.jobs.live_preview import PreviewWorker
 from modules.sumi.services.jobs.processing import StableDiffusionProcessingTxt2Img
@@ -189,3 +189,34 @@ def test_options_api_reads_and_checks_the_preview_settings(client):
     client.post(
         "/sdapi/v1/options", json={"show_progress_type": "Approx NN", "live_previews_image_format": "png"}
     )
+
+
+class InterruptAt(Extension):
+    """Interrupts the job before step `at` (as the Interrupt button does) and keeps the final latents."""
+
+    def __init__(self, app, at: int = 1) -> None:
+        super().__init__()
+        self.app, self.at = app, at
+        self.final: torch.Tensor | None = None
+
+    @hook(HookPoint.PRE_STEP)
+    def interrupt(self, step: StepContext) -> None:
+        if step.step == self.at:
+            self.app.state.interrupt()
+
+    @hook(HookPoint.POST_LOOP)
+    def keep(self, context: LoopContext) -> None:
+        self.final = context.latents.clone()
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_fast_interrupt_returns_the_preview_methods_picture_at_the_jobs_size(app, fast):
+    stop = InterruptAt(app)
+    processed = app.runner.txt2img(job("Approx cheap", stop, live_preview_fast_interrupt=fast))
+    assert stop.final is not None and len(processed.images) == 1
+    image = processed.images[0]
+    assert image.size == (64, 64)
+    pixels = preview_pixels("Approx cheap", app.models.active.sd, stop.final, None)
+    assert pixels is not None
+    cheap = to_image(pixels).resize((64, 64), Image.Resampling.LANCZOS)
+    assert (image.tobytes() == cheap.tobytes()) is fast

@@ -19,6 +19,8 @@ A1111_LABELS = {
     "show_progress_every_n_steps": "Live preview display period",
     "show_progress_type": "Live preview method",
     "live_preview_allow_lowvram_full": "Allow Full live preview method with lowvram/medvram",
+    "live_preview_content": "Live preview subject",
+    "live_preview_fast_interrupt": "Return image with chosen live preview method on interrupt",
 }
 
 

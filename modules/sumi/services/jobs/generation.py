@@ -30,7 +30,7 @@ from modules.sumi.services.images import saving as image_files
 from modules.sumi.services.jobs import face_restore, hires, ignored_fields, img2img, refiner, tiling
 from modules.sumi.services.jobs.hooks import JobContext, cfg_callbacks, postprocess_batch, select_batch
 from modules.sumi.services.jobs.infotext import build_infotext
-from modules.sumi.services.jobs.live_preview import BatchPreview, PreviewWorker
+from modules.sumi.services.jobs.live_preview import BatchPreview, PreviewWorker, interrupt_decoder
 from modules.sumi.services.jobs.processing import (
     Processed,
     StableDiffusionProcessing,
@@ -91,7 +91,7 @@ class GenerationService:
         self.preview_worker = PreviewWorker()
         self.preview_problems: list[str] = []  # missing/unusable preview files, each said once
         self.preview_networks = previews.PreviewNetworks(
-            paths.models_dir / "VAE-approx",
+            (paths.models_dir if paths is not None else Path("models")) / "VAE-approx",
             allow_unsafe_pickle=bool(getattr(models, "allow_unsafe_pickle", False)),
             on_problem=self._preview_problem,
         )
@@ -434,6 +434,7 @@ class GenerationService:
                 nan_check=self.nan_check,
                 vae_fallback=bool(self.options.auto_vae_precision),
                 switch=switch,
+                interrupt_decode=self._interrupt_decode(loaded, request),
             )
         finally:
             if preview is not None:
@@ -515,15 +516,32 @@ class GenerationService:
                 log.warning(warning)
                 p.warnings.append(warning)
 
+    def _preview_method(self, loaded: LoadedModel) -> str:
+        """Opt `show_progress_type`, with A1111's Approx NN for Full on an offloaded model (--medvram,
+        --lowvram) unless opt `live_preview_allow_lowvram_full`."""
+        method = str(self.options.show_progress_type)
+        if (
+            method == previews.FULL
+            and _offloaded(loaded)
+            and not self.options.live_preview_allow_lowvram_full
+        ):
+            return previews.APPROX_NN
+        return method
+
+    def _interrupt_decode(self, loaded: LoadedModel, request: engine.BatchRequest):
+        """Opt `live_preview_fast_interrupt`: how an interrupted batch is decoded (None: the VAE)."""
+        method = self._preview_method(loaded)
+        if not self.options.live_preview_fast_interrupt or method == previews.FULL:
+            return None
+        return interrupt_decoder(method, self.preview_networks, (request.width, request.height))
+
     def _batch_preview(self, loaded: LoadedModel) -> BatchPreview | None:
         """This batch's live previews by opt `show_progress_type`, or None when they are off."""
         o = self.options
         if not o.live_previews_enable or int(o.show_progress_every_n_steps) <= 0:
             return None
-        method = str(o.show_progress_type)
-        offloaded = loaded.sd.extra.get("offload", "none") != "none"
-        if method == previews.FULL and offloaded and not o.live_preview_allow_lowvram_full:
-            method = previews.APPROX_NN  # A1111: Full under --medvram/--lowvram is too slow
+        method = self._preview_method(loaded)
+        offloaded = _offloaded(loaded)
         return BatchPreview(
             self.preview_worker,
             self.state,
@@ -769,6 +787,11 @@ def _known_module(module: str) -> bool:
     except InvalidRequestError:
         return False  # the ControlNet service refuses it with the unit's number
     return True
+
+
+def _offloaded(loaded: LoadedModel) -> bool:
+    """The model runs with --medvram/--lowvram offloading (`SDModel.extra["offload"]`, issue 14)."""
+    return loaded.sd.extra.get("offload", "none") != "none"
 
 
 def _noise_device(randn_source: str) -> str:

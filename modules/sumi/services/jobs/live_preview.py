@@ -25,6 +25,7 @@ import threading
 from collections.abc import Callable
 
 import torch
+from PIL import Image
 
 from modules.sumi.engine import previews
 from modules.sumi.engine.extensions import (
@@ -183,3 +184,21 @@ class BatchPreview(Extension):
         with self._lock:
             if self._open:
                 self.state.set_preview(image)
+
+
+def interrupt_decoder(
+    method: str, networks: previews.PreviewNetworks, size: tuple[int, int]
+) -> Callable[[SDModel, torch.Tensor], list[Image.Image]]:
+    """A1111's `live_preview_fast_interrupt`: an interrupted batch's images by the preview method
+    instead of the VAE, resized to the job's `size` (width, height) so saving and grids see the size
+    they asked for."""
+
+    def decode(model: SDModel, latents: torch.Tensor) -> list[Image.Image]:
+        images = []
+        for index in range(latents.shape[0]):
+            pixels = previews.preview_pixels(method, model, latents[index : index + 1], networks)
+            image = previews.to_image(pixels) if pixels is not None else Image.new("RGB", size)
+            images.append(image if image.size == size else image.resize(size, Image.Resampling.LANCZOS))
+        return images
+
+    return decode

@@ -913,6 +913,9 @@ def _live_previews() -> dict[str, OptionInfo]:
                 "radio",
                 {"choices": ["Combined", "Prompt", "Negative prompt"]},
             ),
+            "live_preview_fast_interrupt": OptionInfo(
+                False, "Return image with chosen live preview method on interrupt"
+            ).info("makes interrupts faster"),
         },
     )
 
