@@ -3,6 +3,7 @@ preview is sent in opt `live_previews_image_format`."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -43,3 +44,34 @@ def test_the_browser_preview_is_written_in_the_chosen_format(fmt):
     assert path.suffix == f".{fmt}"
     with Image.open(path) as written:
         assert written.format == fmt.upper() and written.size == (16, 8)
+
+
+def test_the_generate_stream_sends_the_preview_file_in_the_chosen_format():
+    from modules.sumi.frontends.gradio import txt2img as t2i
+    from modules.sumi.services.jobs.queue import JobQueue
+    from modules.sumi.services.jobs.state import JobState
+
+    state = JobState()
+    queue = JobQueue(state)
+    seen = threading.Event()
+
+    def job_body():
+        state.begin("txt2img", 1)
+        state.set_preview(Image.new("RGB", (8, 8), "red"))
+        assert seen.wait(10)
+
+    app = SimpleNamespace(
+        queue=queue, state=state, options=SimpleNamespace(live_previews_image_format="webp")
+    )
+    job = queue.submit("txt2img", job_body)
+    sent = []
+    try:
+        for values in t2i.stream_progress(app, job):  # pyright: ignore[reportArgumentType]
+            update = values[t2i.OUTPUTS.index("preview")]
+            if isinstance(update, dict) and update.get("value"):
+                sent.append(update["value"])
+                seen.set()
+    finally:
+        seen.set()
+        queue.stop()
+    assert len(sent) == 1 and sent[0].endswith(".webp")

@@ -164,7 +164,10 @@ class BatchPreview(Extension):
             latents, self._estimate = self._estimate, None
         first = latents[:1].detach().clone()  # the sampler may reuse its tensors in place
         if self.synchronous:
-            self._render(first)
+            try:
+                self._render(first)
+            except Exception:  # a preview that fails is not shown; the job goes on
+                log.debug("live preview failed", exc_info=True)
         else:
             self.worker.submit(_Task(self, lambda: self._render(first)))
 
