@@ -254,3 +254,19 @@ def test_prompt_and_negative_estimates_combine_into_the_samplers_own_x0(tiny_sd1
         assert prompt is not None and negative is not None and not torch.allclose(prompt, negative)
         torch.testing.assert_close(negative + 6.0 * (prompt - negative), x0.float(), rtol=1e-4, atol=1e-4)
     assert x0_estimate(COMBINED, DenoiserCall.__new__(DenoiserCall), torch.zeros(1), "epsilon") is None
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("method", [APPROX_NN, TAESD])
+def test_on_cuda_the_networks_run_in_the_models_half_precision_and_agree_with_the_cpu(approx_folder, method):
+    networks = PreviewNetworks(approx_folder)
+    latents = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(6))
+    cpu = preview_pixels(method, _Model(), latents, networks)  # pyright: ignore[reportArgumentType]
+    model = _Model()
+    model.dtype = torch.float16
+    gpu = preview_pixels(method, model, latents.cuda(), networks)  # pyright: ignore[reportArgumentType]
+    network = networks.get(method, False, torch.device("cuda", torch.cuda.current_device()), torch.float16)
+    assert network is not None and next(network.parameters()).dtype == torch.float16
+    assert cpu is not None and gpu is not None and gpu.device.type == "cpu"
+    torch.testing.assert_close(gpu, cpu, atol=2e-2, rtol=0)
