@@ -319,6 +319,7 @@ class App:
 
     def shutdown(self) -> None:
         self.queue.stop()
+        self.generation.close()
         self._stop_log_redaction()
 
 

@@ -137,6 +137,7 @@ def generate(
     nan_check: bool = True,
     vae_fallback: bool = True,
     switch: ModelSwitch | None = None,
+    interrupt_decode: Callable[[SDModel, torch.Tensor], list[Image.Image]] | None = None,
 ) -> BatchResult:
     """Sample and decode one batch with `extensions` (after the request's ControlNet units) hooked into
     the loop and their patches applied from text encoding to decoding.
@@ -147,7 +148,9 @@ def generate(
 
     `nan_check` (off: A1111's `--disable-nan-check`): NaN or infinity in the sampled latents or the decoded
     pixels raises NansException saying where, instead of giving black images. `vae_fallback` (A1111's
-    `auto_vae_precision`): a half-precision VAE that gives NaN is switched to fp32 and run again first."""
+    `auto_vae_precision`): a half-precision VAE that gives NaN is switched to fp32 and run again first.
+    `interrupt_decode` (A1111's `live_preview_fast_interrupt`): an interrupted batch is decoded by it (the
+    live preview method) instead of the VAE."""
     validate(request, model.vae_scale)
     _validate_init(model, request)
     built = build_scheduler(
@@ -214,10 +217,13 @@ def generate(
         if pause is None or not pause.stopped:
             if nan_check:
                 nans.check_output(latents, "unet", model.dtype, request.seeds)
-            images, warnings = _decode(
-                model, latents, request, nan_check=nan_check, vae_fallback=vae_fallback
-            )
             stopped = control is not None and control.should_stop
+            if stopped and control is not None and control.interrupted and interrupt_decode is not None:
+                images, warnings = interrupt_decode(model, latents), []
+            else:
+                images, warnings = _decode(
+                    model, latents, request, nan_check=nan_check, vae_fallback=vae_fallback
+                )
             scope.completed = not stopped
             return BatchResult(
                 images,

@@ -1,4 +1,4 @@
-"""Latents to pixels: full VAE decode with an automatic fp32 retry on NaN, and cheap live previews."""
+"""Latents to pixels: full VAE decode with an automatic fp32 retry on NaN (live previews: engine.previews)."""
 
 from __future__ import annotations
 
@@ -10,20 +10,6 @@ from PIL import Image
 
 from modules.sumi.engine import nan_check as nans
 from modules.sumi.engine.model import SDModel
-
-# Linear maps from the 4 latent channels to RGB, as A1111's "Approx cheap" preview uses.
-_SD_LATENT_RGB = (
-    (0.298, 0.207, 0.208),
-    (0.187, 0.286, 0.173),
-    (-0.158, 0.189, 0.264),
-    (-0.184, -0.271, -0.473),
-)
-_SDXL_LATENT_RGB = (
-    (0.3448, 0.4168, 0.4395),
-    (-0.1953, -0.0290, 0.0250),
-    (0.1074, 0.0886, -0.0163),
-    (-0.3730, -0.2499, -0.2088),
-)
 
 
 @torch.no_grad()
@@ -68,13 +54,3 @@ def to_pil(images: torch.Tensor) -> list[Image.Image]:
     """[0, 1] float images (B, 3, H, W) to PIL images, rounding as diffusers does."""
     arrays = (images.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
     return [Image.fromarray(a) for a in arrays]
-
-
-def cheap_preview(model: SDModel, latents: torch.Tensor) -> Image.Image | None:
-    """A fast, approximate picture of the first latent for live previews (no VAE run)."""
-    if latents.shape[1] != 4 or torch.isnan(latents[:1]).any():
-        return None
-    coefs = torch.tensor(_SDXL_LATENT_RGB if model.is_sdxl else _SD_LATENT_RGB, dtype=torch.float32)
-    rgb = torch.einsum("chw,cr->hwr", latents[0].float().cpu(), coefs)
-    rgb = ((rgb + 1) / 2).clamp(0, 1)
-    return Image.fromarray((rgb.numpy() * 255).astype(np.uint8))

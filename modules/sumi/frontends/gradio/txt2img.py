@@ -283,9 +283,21 @@ def stream_progress(app: App, job: Job) -> Iterator[tuple[Any, ...]]:
         else:
             yield outputs(
                 progress=update.html,
-                preview=gr.update(visible=True, value=update.preview),
+                preview=gr.update(visible=True, value=preview_file(update.preview, app.options)),
                 gallery=gr.update(visible=False),
             )
+
+
+def preview_file(image: Any, options: Any) -> str:
+    """The live preview written to Gradio's cache in opt `live_previews_image_format` (A1111's live
+    preview file format); the browser gets that file as it is."""
+    from gradio import processing_utils
+    from gradio.utils import get_upload_folder
+
+    fmt = str(options.live_previews_image_format)
+    if fmt == "jpeg" and image.mode not in ("RGB", "L"):
+        image = image.convert("RGB")
+    return processing_utils.save_pil_to_cache(image, cache_dir=get_upload_folder(), format=fmt)
 
 
 def finish(job: Job) -> tuple[Any, ...]:

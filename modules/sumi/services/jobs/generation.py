@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from modules.sumi.engine import generate as engine
+from modules.sumi.engine import previews
 from modules.sumi.engine import vae as vae_ops
 from modules.sumi.engine.controlnet.preprocessors import get_preprocessor
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.extensions import Extension
 from modules.sumi.engine.sampling.loop import StepInfo
 from modules.sumi.engine.sampling.samplers import find_sampler
-from modules.sumi.engine.vae import cheap_preview
 from modules.sumi.services.controlnet.service import ControlNetService, PreparedControl, Target
 from modules.sumi.services.controlnet.units import ControlNetUnit, decode_image
 from modules.sumi.services.faces.registry import FaceRestorers
@@ -30,6 +30,7 @@ from modules.sumi.services.images import saving as image_files
 from modules.sumi.services.jobs import face_restore, hires, ignored_fields, img2img, refiner, tiling
 from modules.sumi.services.jobs.hooks import JobContext, cfg_callbacks, postprocess_batch, select_batch
 from modules.sumi.services.jobs.infotext import build_infotext
+from modules.sumi.services.jobs.live_preview import BatchPreview, PreviewWorker, interrupt_decoder
 from modules.sumi.services.jobs.processing import (
     Processed,
     StableDiffusionProcessing,
@@ -87,6 +88,21 @@ class GenerationService:
         self.nan_check = nan_check  # off with --disable-nan-check
         self.upscalers = upscalers or UpscalerRegistry(lambda: state.interrupted)  # hires, img2img
         self.faces = faces  # GFPGAN / CodeFormer for restore_faces
+        self.preview_worker = PreviewWorker()
+        self.preview_problems: list[str] = []  # missing/unusable preview files, each said once
+        self.preview_networks = previews.PreviewNetworks(
+            (paths.models_dir if paths is not None else Path("models")) / "VAE-approx",
+            allow_unsafe_pickle=bool(getattr(models, "allow_unsafe_pickle", False)),
+            on_problem=self._preview_problem,
+        )
+
+    def close(self) -> None:
+        """Stop the live-preview thread (the App shuts down)."""
+        self.preview_worker.close()
+
+    def _preview_problem(self, text: str) -> None:
+        log.warning(text)
+        self.preview_problems.append(text)
 
     def process(self, p: StableDiffusionProcessing) -> Processed:
         """Run every batch of `p` on the active model (call from the job worker).
@@ -405,17 +421,26 @@ class GenerationService:
     ) -> engine.BatchResult:
         """One engine batch with the job's extensions, progress, previews and interrupt; `switch` (an
         engine ModelSwitch from `refiner.model_switch`) hands the rest of the schedule to the refiner."""
-        return engine.generate(
-            loaded.sd,
-            request,
-            callback=self._step_callback(loaded),
-            control=self.state.control,
-            conditioning_cache=job.conditioning_cache,
-            extensions=self._extensions(p, loaded),
-            nan_check=self.nan_check,
-            vae_fallback=bool(self.options.auto_vae_precision),
-            switch=switch,
-        )
+        preview = self._batch_preview(loaded)
+        extensions = self._extensions(p, loaded)
+        try:
+            return engine.generate(
+                loaded.sd,
+                request,
+                callback=self._step_callback(preview),
+                control=self.state.control,
+                conditioning_cache=job.conditioning_cache,
+                extensions=[*extensions, preview] if preview is not None else extensions,
+                nan_check=self.nan_check,
+                vae_fallback=bool(self.options.auto_vae_precision),
+                switch=switch,
+                interrupt_decode=self._interrupt_decode(loaded, request),
+            )
+        finally:
+            if preview is not None:
+                preview.close()  # also when the batch failed before its POST_LOOP
+            problems, self.preview_problems = self.preview_problems, []
+            self._warn(p, problems)
 
     def _composite(
         self, p: StableDiffusionProcessing, record: dict[int, img2img.Composited] | None = None
@@ -491,15 +516,49 @@ class GenerationService:
                 log.warning(warning)
                 p.warnings.append(warning)
 
-    def _step_callback(self, loaded: LoadedModel):
+    def _preview_method(self, loaded: LoadedModel) -> str:
+        """Opt `show_progress_type`, with A1111's Approx NN for Full on an offloaded model (--medvram,
+        --lowvram) unless opt `live_preview_allow_lowvram_full`."""
+        method = str(self.options.show_progress_type)
+        if (
+            method == previews.FULL
+            and _offloaded(loaded)
+            and not self.options.live_preview_allow_lowvram_full
+        ):
+            return previews.APPROX_NN
+        return method
+
+    def _interrupt_decode(self, loaded: LoadedModel, request: engine.BatchRequest):
+        """Opt `live_preview_fast_interrupt`: how an interrupted batch is decoded (None: the VAE)."""
+        method = self._preview_method(loaded)
+        if not self.options.live_preview_fast_interrupt or method == previews.FULL:
+            return None
+        return interrupt_decoder(method, self.preview_networks, (request.width, request.height))
+
+    def _batch_preview(self, loaded: LoadedModel) -> BatchPreview | None:
+        """This batch's live previews by opt `show_progress_type`, or None when they are off."""
+        o = self.options
+        if not o.live_previews_enable or int(o.show_progress_every_n_steps) <= 0:
+            return None
+        method = self._preview_method(loaded)
+        offloaded = _offloaded(loaded)
+        return BatchPreview(
+            self.preview_worker,
+            self.state,
+            loaded.sd,
+            method,
+            self.preview_networks,
+            content=str(o.live_preview_content),
+            synchronous=method == previews.FULL and offloaded,
+        )
+
+    def _step_callback(self, preview: BatchPreview | None):
         every = int(self.options.show_progress_every_n_steps)
-        live = bool(self.options.live_previews_enable) and every > 0
 
         def on_step(info: StepInfo) -> None:
             self.state.set_step(info.step + 1, info.total)
-            if live and ((info.step + 1) % every == 0 or info.step + 1 == info.total):
-                latents = info.denoised if info.denoised is not None else info.latents
-                self.state.set_preview(cheap_preview(loaded.sd, latents))
+            if preview is not None and ((info.step + 1) % every == 0 or info.step + 1 == info.total):
+                preview.on_step(info)
 
         return on_step
 
@@ -728,6 +787,11 @@ def _known_module(module: str) -> bool:
     except InvalidRequestError:
         return False  # the ControlNet service refuses it with the unit's number
     return True
+
+
+def _offloaded(loaded: LoadedModel) -> bool:
+    """The model runs with --medvram/--lowvram offloading (`SDModel.extra["offload"]`, issue 14)."""
+    return loaded.sd.extra.get("offload", "none") != "none"
 
 
 def _noise_device(randn_source: str) -> str:

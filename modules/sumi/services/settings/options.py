@@ -33,6 +33,8 @@ from modules.sumi.util.atomic import write_json_atomic
 log = logging.getLogger(__name__)
 
 Section = tuple[str | None, str]  # id None: hidden from the Settings page (A1111)
+PREVIEW_METHODS = ("Full", "Approx NN", "Approx cheap", "TAESD")  # engine.previews.METHODS
+PREVIEW_FORMATS = ("jpeg", "png", "webp")
 
 
 class OptionInfo:
@@ -884,10 +886,26 @@ def _live_previews() -> dict[str, OptionInfo]:
         {
             "show_progressbar": OptionInfo(True, "Show progressbar"),
             "live_previews_enable": OptionInfo(True, "Show live previews of the created image"),
+            "live_previews_image_format": OptionInfo(
+                "png", "Live preview file format", "radio", {"choices": list(PREVIEW_FORMATS)}
+            ),
             "show_progress_every_n_steps": OptionInfo(
                 10, "Live preview display period", "slider", _slider(-1, 32, 1)
             ).info(
                 "in sampling steps - show a new live preview every N sampling steps; 0 or -1 = no previews while sampling"
+            ),
+            "show_progress_type": OptionInfo(
+                "Approx NN", "Live preview method", "radio", {"choices": list(PREVIEW_METHODS)}
+            ).info(
+                "Full = slow but pretty; Approx NN and TAESD = fast but low quality; Approx cheap = super fast "
+                "but terrible otherwise; Approx NN and TAESD need their files in models/VAE-approx (see "
+                "docs/performance.md), else Approx cheap is shown"
+            ),
+            "live_preview_allow_lowvram_full": OptionInfo(
+                False, "Allow Full live preview method with lowvram/medvram"
+            ).info(
+                "If not, Approx NN will be used instead; Full live preview method is very detrimental to speed "
+                "if lowvram/medvram optimizations are enabled"
             ),
             "live_preview_content": OptionInfo(
                 "Prompt",
@@ -895,6 +913,9 @@ def _live_previews() -> dict[str, OptionInfo]:
                 "radio",
                 {"choices": ["Combined", "Prompt", "Negative prompt"]},
             ),
+            "live_preview_fast_interrupt": OptionInfo(
+                False, "Return image with chosen live preview method on interrupt"
+            ).info("makes interrupts faster"),
         },
     )
 
