@@ -234,3 +234,16 @@ def test_a_parked_model_waits_in_pinned_ram(tiny_sd1_ckpt):
     before = _image(model.to("cuda", torch.float16))
     offload.park_in_host_memory(model, pinned=True)
     assert np.array_equal(_image(model.to("cuda", torch.float16)), before)
+
+
+def test_a_part_recast_while_in_use_keeps_its_new_dtype_when_sent_back():
+    """The VAE's fp32 fallback recasts it while it is on the compute device; eviction keeps that."""
+    layer = torch.nn.Linear(4, 4)
+    offloader = offload.Offloader("cpu", "cpu", "med")
+    offloader.add("vae", layer)
+    layer(torch.ones(1, 4))
+    assert offloader.resident() == ["vae"]
+    layer.to(torch.float64)
+    offloader.send_everything_to_storage()
+    assert offloader.resident() == [] and layer.weight.dtype == torch.float64
+    assert layer(torch.ones(1, 4, dtype=torch.float64)).dtype == torch.float64

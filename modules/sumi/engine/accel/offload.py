@@ -278,7 +278,9 @@ class Offloader:
         for tensor in unit.tensors:
             host = unit.host.pop(id(tensor), None)
             changed = tensor._version != unit.versions.pop(id(tensor), None)
-            if host is None:  # not swapped in by us (moved by someone else): the plain way back
+            if host is None or host.dtype != tensor.dtype or host.shape != tensor.shape:
+                # not swapped in by us, or recast while on the compute device (the VAE's fp32 fallback):
+                # the new tensor goes to storage as it is
                 tensor.data = _to_storage(tensor.data, self.storage, self.pinned)
                 continue
             if changed and host.data_ptr() != tensor.data.data_ptr():
