@@ -13,6 +13,7 @@ from modules.sumi.engine import generate as engine
 from modules.sumi.engine.accel import fp8
 from modules.sumi.engine.accel.offload import OffloadFlags, offloader_of
 from modules.sumi.engine.devices import DeviceConfig
+from modules.sumi.services.jobs.model_switch import switched_model
 from modules.sumi.services.models.checkpoints import CheckpointRegistry, VaeRegistry
 from modules.sumi.services.models.manager import ModelManager
 from modules.sumi.services.settings.options import Options
@@ -77,6 +78,22 @@ def test_lowvram_keeps_working_through_switches_unloads_and_reloads(model_dir, p
     manager.options.data["sd_model_checkpoint"] = "other.safetensors"
     assert np.array_equal(_image(manager), plain_images["other"])
     assert offloader_of(manager.active.sd).report()["policy"] == "low"  # type: ignore[union-attr]
+    manager.options.data["sd_model_checkpoint"] = "main.safetensors"
+    job_model = manager.get()
+    with switched_model(manager, "other"):  # a refiner / hires checkpoint for part of a job
+        assert manager.active.sd.extra["offload"] == "low"  # type: ignore[union-attr]
+        request = engine.BatchRequest(
+            prompts=["a blue square"],
+            negative_prompts=[""],
+            seeds=[3],
+            width=32,
+            height=32,
+            steps=2,
+            sampler="Euler a",
+        )
+        borrowed = engine.generate(manager.active.sd, request, progress_bar=False).images[0]  # type: ignore[union-attr]
+        assert np.array_equal(np.asarray(borrowed), plain_images["other"])
+    assert manager.active is job_model and offloader_of(job_model.sd) is not None
     manager.offload()  # A1111's send_everything_to_cpu: every part to RAM, hooks kept
     assert offloader_of(manager.active.sd).resident() == []  # type: ignore[union-attr]
     manager.unload_all()
