@@ -83,10 +83,15 @@ class SDModel:
         dtype: torch.dtype | None = None,
         vae_dtype: torch.dtype | None = None,
     ):
-        """Move every part; the VAE may keep its own dtype (fp32 VAE for --no-half-vae)."""
+        """Move every part; the VAE may keep its own dtype (fp32 VAE for --no-half-vae).
+
+        Without offloading the model then computes where it is; under an offload policy (`extra`
+        "offload" med/low) this only moves the stored weights and the compute device stays."""
         for module in (self.unet, *(spec.model for spec in self.text_encoders)):
             _move(module, device, dtype)
         _move(self.vae, device, vae_dtype or dtype)
+        if self.extra.get("offload", "none") == "none":
+            self.execution_device = torch.device(device)
         return self
 
 
