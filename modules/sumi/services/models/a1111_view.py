@@ -165,7 +165,7 @@ class ModelFacade:
         if (
             offloader is not None
             and device is not None
-            and torch.device(device) == sd.device
+            and torch.device(device).type == sd.device.type
             and dtype is None
         ):
             offloader.send_everything_to_storage()  # offloaded: the parts come to the GPU when used
