@@ -22,7 +22,7 @@ is how the tests check it on a machine without a GPU.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -373,9 +373,3 @@ def _to_device(value: Any, device: torch.device) -> Any:
     if isinstance(value, dict):
         return {k: _to_device(v, device) for k, v in value.items()}
     return value
-
-
-def iter_units(offloader: Offloader) -> Iterator[tuple[str, str]]:
-    """(unit, state) pairs, for reports and tests."""
-    for unit in offloader.units.values():
-        yield unit.name, unit.state
