@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from modules.sumi.engine.accel.offload import OffloadFlags
 from modules.sumi.engine.devices import DeviceConfig, select_device, xformers_available
 from modules.sumi.engine.errors import EngineError
 from modules.sumi.services.controlnet.models import ControlNetModels
@@ -102,6 +103,7 @@ class App:
             self.devices,
             allow_unsafe_pickle=bool(args.disable_safe_unpickle),
             executor=self.queue,
+            offload_flags=self._offload_flags(),
         )
         self.callbacks = CallbackRegistry()
         self.models.on_model_loaded.append(self._model_loaded_callbacks)
@@ -245,6 +247,20 @@ class App:
         elif a.xformers:
             config = dataclasses.replace(config, attention="xformers")
         return config
+
+    def _offload_flags(self) -> OffloadFlags:
+        a = self.args
+        flags = OffloadFlags(
+            medvram=bool(getattr(a, "medvram", False)),
+            lowvram=bool(getattr(a, "lowvram", False)),
+            medvram_sdxl=bool(getattr(a, "medvram_sdxl", False)),
+        )
+        if flags != OffloadFlags() and not self.devices.is_cuda:
+            self.notice(
+                "--medvram/--lowvram: the model computes on the CPU, so the parts stay in RAM and there "
+                "is no VRAM to save; the offload policy still runs"
+            )
+        return flags
 
     def notice(self, text: str) -> None:
         text = self.redact(text)

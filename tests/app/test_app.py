@@ -546,11 +546,15 @@ def test_settings_survive_a_restart_with_the_same_data_dir(fresh_app, tmp_path):
 # --- 7. Flags that are accepted but do nothing (yet) -----------------------------------------------
 
 
-def test_medvram_adds_a_notice_that_it_has_no_effect_yet(fresh_app):
+def test_medvram_places_the_model_under_the_medvram_policy(fresh_app):
     app = fresh_app("--medvram")
     notes = [n for n in app.notices if "--medvram" in n]
-    assert notes and "no effect" in notes[0]
+    assert notes and "no VRAM to save" in notes[0]  # this machine computes on the CPU
     assert app.runner.txt2img(job()).images[0].size == (64, 64)
+    sd = app.models.get().sd
+    assert sd.extra["offload"] == "med"
+    report = app.models.offload_report()
+    assert report is not None and report["policy"] == "med" and report["resident"] == ["vae"]
 
 
 @pytest.mark.skipif(xformers_available(), reason="xformers is installed")

@@ -346,13 +346,21 @@ def test_devices_on_cpu(app):
         devices.test_for_nans(torch.full((2,), float("nan")), "unet")
 
 
-def test_lowvram_is_harmless(app):
+def test_lowvram_reports_and_sets_the_offload_state_as_a1111(app):
     from modules import lowvram
 
     lowvram.send_everything_to_cpu()
-    lowvram.setup_for_low_vram(shared.sd_model, True)
+    assert lowvram.is_enabled(shared.sd_model) is False and lowvram.is_needed(shared.sd_model) is False
+    try:
+        lowvram.setup_for_low_vram(shared.sd_model, True)
+        assert lowvram.is_enabled(shared.sd_model) is True and shared.sd_model.lowvram is True
+        assert shared.sd_model.extra["offload"] == "med"
+        assert _txt2img(app).images
+    finally:
+        lowvram.apply(shared.sd_model)  # back to what the flags say (none)
     assert lowvram.is_enabled(shared.sd_model) is False
-    assert _txt2img(app).images
+    with pytest.raises(ValueError, match="shared.sd_model"):
+        lowvram.setup_for_low_vram(object(), False)
 
 
 def test_paths_follow_the_app(app):

@@ -63,13 +63,14 @@ def test_port_and_host_rules():
 
 def test_not_yet_implemented_flags_lists_only_passed_ones():
     assert cmd_args.not_yet_implemented_flags(cmd_args.parse_args(["--api"])) == []
-    ns = cmd_args.parse_args(["--medvram", "--lora-dir", "/l", "--styles-file", "s.csv", "--xformers"])
-    assert cmd_args.not_yet_implemented_flags(ns) == ["medvram"]
+    ns = cmd_args.parse_args(["--autolaunch", "--lora-dir", "/l", "--styles-file", "s.csv", "--xformers"])
+    assert cmd_args.not_yet_implemented_flags(ns) == ["autolaunch"]
     assert cmd_args.flag_name("lora_dir") == "--lora-dir"
 
 
 def test_unbuilt_flags_are_marked_not_yet_implemented():
-    assert {"medvram", "lowvram"} <= cmd_args.NOT_YET_IMPLEMENTED
+    assert {"autolaunch", "share"} <= cmd_args.NOT_YET_IMPLEMENTED
+    assert not {"medvram", "lowvram", "medvram_sdxl"} & cmd_args.NOT_YET_IMPLEMENTED  # acted on
     extension_flags = {"enable_insecure_extension_access", "skip_install", "disable_all_extensions"}
     assert not extension_flags & cmd_args.NOT_YET_IMPLEMENTED
     dests = {action.dest for action in cmd_args.build_parser()._actions}

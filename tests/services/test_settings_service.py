@@ -61,6 +61,15 @@ def test_set_applies_saves_and_loads_the_chosen_checkpoint_by_its_title(tmp_path
     assert len(s.models.loads) == 1  # no model setting changed: nothing is loaded
 
 
+def test_fp8_weight_settings_place_the_model_again_and_a_wrong_choice_is_refused(tmp_path):
+    s = settings_service(tmp_path)
+    s.set({"fp8_storage": "Enable"})
+    s.set({"cache_fp16_weight": True})
+    assert len(s.models.loads) == 2 and s.options.fp8_storage == "Enable"
+    with pytest.raises(InvalidRequestError, match="fp8_storage"):
+        s.set({"fp8_storage": "Sometimes"})
+
+
 @pytest.mark.parametrize(
     ("values", "message"),
     [

@@ -148,7 +148,7 @@ def filled_init(init: InitLatents, seeds: Sequence[int], noise_device: torch.dev
 
 def _posterior_mode(model: SDModel, pixels: torch.Tensor) -> torch.Tensor:
     vae = model.vae
-    x = pixels.to(device=next(vae.parameters()).device, dtype=vae.dtype)
+    x = pixels.to(device=model.device, dtype=vae.dtype)
     z = vae.encode(x).latent_dist.mode()  # pyright: ignore[reportAttributeAccessIssue]
     if vae.dtype != torch.float32 and not torch.isfinite(z).all():
         torch.nn.Module.to(vae, torch.float32)  # as decoding does: a half VAE that overflows goes fp32

@@ -44,6 +44,9 @@ class SDModel:
     is_inpainting: bool = False
     source: str = ""
     extra: dict = field(default_factory=dict)
+    # Where the model computes. Set by whoever places the model; with offloading (--medvram/--lowvram)
+    # the weights may sit on the CPU while the UNet runs on the GPU, so parameters cannot tell.
+    execution_device: torch.device | None = None
 
     @property
     def is_sdxl(self) -> bool:
@@ -52,11 +55,15 @@ class SDModel:
 
     @property
     def device(self) -> torch.device:
+        """Where inputs go: `execution_device` when set, else where the UNet's weights are."""
+        if self.execution_device is not None:
+            return self.execution_device
         return next(self.unet.parameters()).device
 
     @property
     def dtype(self) -> torch.dtype:
-        return next(self.unet.parameters()).dtype
+        """The UNet's compute dtype (fp8-stored weights are upcast to it)."""
+        return compute_dtype(self.unet)
 
     @property
     def latent_channels(self) -> int:
@@ -76,17 +83,42 @@ class SDModel:
         dtype: torch.dtype | None = None,
         vae_dtype: torch.dtype | None = None,
     ):
-        """Move every part; the VAE may keep its own dtype (fp32 VAE for --no-half-vae)."""
+        """Move every part; the VAE may keep its own dtype (fp32 VAE for --no-half-vae).
+
+        Without offloading the model then computes where it is; under an offload policy (`extra`
+        "offload" med/low) this only moves the stored weights and the compute device stays."""
         for module in (self.unet, *(spec.model for spec in self.text_encoders)):
             _move(module, device, dtype)
         _move(self.vae, device, vae_dtype or dtype)
+        if self.extra.get("offload", "none") == "none":
+            self.execution_device = torch.device(device)
         return self
 
 
+FP8_DTYPES = frozenset({torch.float8_e4m3fn, torch.float8_e5m2})
+
+
+def compute_dtype(module: torch.nn.Module) -> torch.dtype:
+    """The dtype a module computes in: its first parameter's, skipping fp8-stored weights."""
+    first = None
+    for parameter in module.parameters():
+        if parameter.dtype not in FP8_DTYPES:
+            return parameter.dtype
+        first = first or parameter.dtype
+    if first is None:
+        raise ValueError("the module has no parameters")
+    return first
+
+
 def _move(module: torch.nn.Module, device: torch.device | str, dtype: torch.dtype | None) -> None:
-    """`module.to`, passing the dtype only when it changes (diffusers warns about no-op casts)."""
-    current = next(module.parameters()).dtype
-    if dtype is None or dtype == current:
-        module.to(device=device)
+    """`module.to`, passing the dtype only when it changes (diffusers warns about no-op casts).
+
+    A module holding fp8-stored weights only moves: a dtype cast would upcast those weights too."""
+    current = compute_dtype(module)
+    has_fp8 = any(p.dtype in FP8_DTYPES for p in module.parameters())
+    # Host to GPU may run asynchronously (from pinned RAM the copy overlaps); GPU to host may not.
+    non_blocking = torch.device(device).type == "cuda"
+    if dtype is None or dtype == current or has_fp8:
+        module.to(device=device, non_blocking=non_blocking)
     else:
-        module.to(device=device, dtype=dtype)
+        module.to(device=device, dtype=dtype, non_blocking=non_blocking)

@@ -45,7 +45,7 @@ def decode(
 def _decode_once(model: SDModel, latents: torch.Tensor) -> torch.Tensor:
     """The VAE's raw output, about [-1, 1]; not clamped, so infinities stay visible."""
     vae = model.vae
-    z = latents.to(device=next(vae.parameters()).device, dtype=vae.dtype) / model.vae_scaling_factor
+    z = latents.to(device=model.device, dtype=vae.dtype) / model.vae_scaling_factor
     # diffusers types `z` as the legacy torch.FloatTensor, which a Tensor is not
     return vae.decode(z, return_dict=False)[0]  # pyright: ignore[reportArgumentType]
 

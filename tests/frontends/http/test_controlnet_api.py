@@ -220,3 +220,15 @@ def test_hr_option_picks_the_passes_of_a_hires_job(client):
         for b in names[i + 1 :]:
             assert not np.array_equal(images[a], images[b]), (a, b)
     _txt2img(client, _unit(hr_option="sometimes"), status=400, **hires)
+
+
+def test_under_lowvram_a_unit_gives_the_same_image(client, app):
+    """--medvram/--lowvram: the ControlNet follows the policy (on the compute device only while it runs)."""
+    normal = _txt2img(client, _unit(weight=0.8))
+    app.models.set_offload("low")
+    try:
+        offloaded = _txt2img(client, _unit(weight=0.8))
+        assert app.models.active.sd.extra["offload"] == "low"
+    finally:
+        app.models.set_offload(None)
+    assert np.array_equal(_decode(offloaded["images"][0]), _decode(normal["images"][0]))

@@ -89,7 +89,7 @@ class HypernetworkPatch(Extension):
     @contextmanager
     def patch(self, scope: PatchScope) -> Iterator[None]:
         try:
-            apply_hypernetworks(scope.model.unet, self.active)
+            apply_hypernetworks(scope.model.unet, self.active, scope.model.device)
             yield
         finally:
             remove_hypernetworks(scope.model.unet)

@@ -22,6 +22,7 @@ import torch
 
 from modules.sumi.engine.errors import EngineError, ModelLoadError
 from modules.sumi.engine.files import check_finite, read_pickle
+from modules.sumi.engine.model import compute_dtype
 
 # "swish" is Hardswish in A1111 (kept for file compatibility); other names map to torch.nn classes.
 _NAMED_ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
@@ -238,12 +239,20 @@ def _attention_modules(unet: torch.nn.Module) -> list[torch.nn.Module]:
     ]
 
 
-def apply_hypernetworks(unet: torch.nn.Module, active: Sequence[tuple[Hypernetwork, float]]) -> int:
-    """Install (or replace) the wrapping processors; returns how many attention layers got one."""
+def apply_hypernetworks(
+    unet: torch.nn.Module,
+    active: Sequence[tuple[Hypernetwork, float]],
+    device: torch.device | None = None,
+) -> int:
+    """Install (or replace) the wrapping processors; returns how many attention layers got one.
+
+    `device`: where the UNet computes (`SDModel.device`); default where its weights are (not the
+    same under --medvram/--lowvram, where the weights wait on the CPU)."""
     remove_hypernetworks(unet)
     if not active:
         return 0
-    device, dtype = next(unet.parameters()).device, next(unet.parameters()).dtype
+    device = device or next(unet.parameters()).device
+    dtype = compute_dtype(unet)
     for hn, _ in active:
         hn.to(device, dtype)
     count = 0

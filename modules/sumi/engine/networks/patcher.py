@@ -135,12 +135,16 @@ class NetworkPatcher:
         return wanted
 
     def _original(self, key: str, name: str) -> Tensor | None:
-        param = getattr(self._targets[key].module, name, None)
+        """The layer's pristine `name` in fp32: the backup once patched, else the live tensor. A weight
+        stored in fp8 with an fp16 cache (`fp16_weight`, engine.accel.fp8) starts from that cache."""
+        module = self._targets[key].module
+        param = getattr(module, name, None)
         if param is None:
             return None
+        cached = getattr(module, "fp16_weight", None) if name == "weight" else None
         backup = self._backups.original(key, name)
-        source = param if backup is None else backup.to(param.device)
-        return source.detach().to(torch.float32)
+        source = cached if cached is not None else param if backup is None else backup
+        return source.detach().to(param.device, torch.float32)
 
     def _deltas(self, wanted: dict[str, list[_Use]]) -> dict[str, dict]:
         """fp32 weight/bias deltas per layer, all computed and checked before anything changes."""
@@ -204,8 +208,10 @@ class NetworkPatcher:
         module = self._targets[key].module
         for name, delta in deltas.items():
             param = getattr(module, name)
-            pristine = self._backups.save(key, module, name)
-            param.copy_((pristine.to(param.device, torch.float32) + delta).to(param.dtype))
+            self._backups.save(key, module, name)
+            base = self._original(key, name)
+            assert base is not None
+            param.copy_((base + delta.to(base.device)).to(param.dtype))
 
     def _restore_layer(self, key: str) -> None:
         self._backups.restore(key)

@@ -142,12 +142,15 @@ class ControlNetModels:
     def load(self, file: ControlNetFile, sd: SDModel) -> LoadedControlNet:
         """The model on the SD model's device and dtype, checked against its family; cached."""
 
+        # Under --medvram/--lowvram the ControlNet waits in RAM and visits the GPU only while it runs.
+        device = torch.device("cpu") if sd.extra.get("offload", "none") != "none" else sd.device
+
         def load_fresh() -> LoadedControlNet:
             release_residents(sd)  # a "diff" ControlNet adds the UNet's weights: never a job's LoRA deltas
             return load_controlnet(
                 file.path,
                 dtype=sd.dtype,
-                device=sd.device,
+                device=device,
                 allow_unsafe_pickle=self.allow_unsafe_pickle,
                 base_unet=sd.unet,
                 expected_family=sd.family,
@@ -156,7 +159,7 @@ class ControlNetModels:
         loaded = self._cache.get(
             file.path,
             load_fresh,
-            str(sd.device),
+            str(device),
             sd.dtype,
             id(sd.unet),
         )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from modules.sumi.engine.accel.offload import offloader_of
 from modules.sumi.services.models import checkpoints
 
 if TYPE_CHECKING:
@@ -62,11 +63,11 @@ class ModelFacade:
     cond_stage_key = "txt"
     is_sd3 = False
     is_ssd = False
-    lowvram = False
 
     def __init__(self, loaded: LoadedModel) -> None:
         self._ref = weakref.ref(loaded)  # the facade lives as long as the model manager keeps the model
         sd = loaded.sd
+        self._sd_id = id(sd)  # the weights read again (fp8 turned off) make a new SDModel: a new view
         self._parts = _LdmLayout(sd.unet, sd.vae, sd.text_encoders)
 
     @property
@@ -75,6 +76,11 @@ class ModelFacade:
         if loaded is None:
             raise RuntimeError("this sd_model was unloaded; read shared.sd_model again")
         return loaded
+
+    @property
+    def lowvram(self) -> bool:
+        """A1111: True while the model is under --medvram/--lowvram (parts on the GPU only when used)."""
+        return self._loaded.sd.extra.get("offload", "none") != "none"
 
     @property
     def sumi_model(self) -> Any:
@@ -154,7 +160,17 @@ class ModelFacade:
                 dtype = arg
             else:
                 device = arg
-        self._loaded.sd.to(device if device is not None else self._loaded.sd.device, dtype)
+        sd = self._loaded.sd
+        offloader = offloader_of(sd)
+        if (
+            offloader is not None
+            and device is not None
+            and torch.device(device).type == sd.device.type
+            and dtype is None
+        ):
+            offloader.send_everything_to_storage()  # offloaded: the parts come to the GPU when used
+            return self
+        sd.to(device if device is not None else sd.device, dtype)
         return self
 
     def cpu(self) -> ModelFacade:
@@ -179,7 +195,7 @@ _views: dict[int, ModelFacade] = {}
 def model_view(loaded: LoadedModel) -> ModelFacade:
     """The facade of a loaded model: the same object for as long as the model stays loaded."""
     view = _views.get(id(loaded))
-    if view is None or view._ref() is not loaded:
+    if view is None or view._ref() is not loaded or view._sd_id != id(loaded.sd):
         view = _views[id(loaded)] = ModelFacade(loaded)
         weakref.finalize(loaded, _views.pop, id(loaded), None)
     return view

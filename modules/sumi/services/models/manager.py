@@ -2,7 +2,13 @@
 
 Settings (A1111 names): `sd_model_checkpoint` picks the model; `sd_checkpoints_limit` is how many
 stay loaded; with `sd_checkpoints_keep_in_cpu` the inactive ones wait in RAM so switching back is a
-device copy, not a file read. `sd_vae` picks the VAE (Automatic / None / a file name).
+device copy, not a file read (on CUDA that RAM is pinned, so the copy is fast and asynchronous).
+`sd_vae` picks the VAE (Automatic / None / a file name).
+
+Placement: the active model goes to the compute device whole, or under an offload policy from the
+flags (--medvram, --medvram-sdxl, --lowvram: engine.accel.offload), with its UNet weights in fp8 when
+`fp8_storage` asks (engine.accel.fp8; `cache_fp16_weight` keeps fp16 copies for LoRA). A change of
+those settings re-places the active model at the next `get()`; leaving fp8 re-reads the file.
 
 Loads, unloads and VAE swaps run on the job worker (the `executor`, which the App makes the job
 queue): called from a request thread they wait for the running job, called from inside a job they run
@@ -22,6 +28,8 @@ from typing import Protocol, TypeVar
 
 import torch
 
+from modules.sumi.engine.accel import fp8, offload
+from modules.sumi.engine.accel.offload import OffloadFlags
 from modules.sumi.engine.checkpoint import load_checkpoint
 from modules.sumi.engine.devices import DeviceConfig
 from modules.sumi.engine.errors import ModelLoadError
@@ -80,8 +88,10 @@ class ModelManager:
         allow_unsafe_pickle: bool = False,
         on_model_loaded: list[Callable[[LoadedModel], None]] | None = None,
         executor: Executor | None = None,
+        offload_flags: OffloadFlags | None = None,
     ) -> None:
         self.checkpoints = checkpoints
+        self.offload_flags = offload_flags or OffloadFlags()
         self.vaes = vaes
         self.options = options
         self.devices = devices
@@ -151,7 +161,28 @@ class ModelManager:
 
     def _offload(self) -> None:
         with self._lock:
-            self._park_active()
+            offloader = offload.offloader_of(self.active.sd) if self.active is not None else None
+            if offloader is not None:  # under --medvram/--lowvram: every part back to RAM, hooks stay
+                offloader.send_everything_to_storage()
+            else:
+                self._park_active()
+
+    def set_offload(self, policy: str | None) -> None:
+        """Put the active model under `policy` ("none", "med", "low"; None: what the flags say) now,
+        and keep it so while it stays loaded (A1111's `lowvram.setup_for_low_vram` from extensions)."""
+        if policy is not None and policy not in offload.POLICIES:
+            raise ValueError(f"offload policy must be one of {', '.join(offload.POLICIES)}, not {policy!r}")
+        self.executor.call("place model", lambda: self._set_offload(policy))
+
+    def _set_offload(self, policy: str | None) -> None:
+        with self._lock:
+            loaded = self.active or self._load(None)
+            if policy is None:
+                loaded.sd.extra.pop("offload_requested", None)
+            else:
+                loaded.sd.extra["offload_requested"] = policy
+            if not self._on_device(loaded):
+                self._move_to_device(loaded)
 
     def borrow(self, info: CheckpointInfo) -> LoadedModel:
         """`info` on the device with its VAE for part of a job (a refiner, a hires checkpoint), WITHOUT
@@ -179,11 +210,15 @@ class ModelManager:
         to the `sd_model_checkpoint` setting as A1111's loads do (a borrowed model does not)."""
         key = str(info.filename)
         if self.active is not None and str(self.active.checkpoint.filename) == key:
-            if not self._on_device(self.active):  # offloaded, or moved by an extension
+            if self._needs_reading(self.active):
+                self._reread(self.active)
+            if not self._on_device(self.active):  # offloaded, moved by an extension, settings changed
                 self._move_to_device(self.active)
             return self.active
         loaded = loaded or self._loaded.get(key) or self._read(info)
         self._park_active()
+        if self._needs_reading(loaded):
+            self._reread(loaded)
         self._move_to_device(loaded)
         self._loaded[key] = loaded
         self._loaded.move_to_end(key)
@@ -213,20 +248,65 @@ class ModelManager:
         log.info("Loaded %s (%s) in %.1f s", info.title, sd.family, loaded.load_seconds)
         return loaded
 
+    def _placement(self, sd: SDModel) -> tuple[str, bool, bool]:
+        """(offload policy, fp8 weights, fp16 cache) the flags and settings ask for this model."""
+        use_fp8 = fp8.wanted(str(self.options.fp8_storage), is_sdxl=sd.is_sdxl)
+        return (
+            sd.extra.get("offload_requested") or self.offload_flags.policy(is_sdxl=sd.is_sdxl),
+            use_fp8,
+            use_fp8 and bool(self.options.cache_fp16_weight),
+        )
+
+    def _needs_reading(self, loaded: LoadedModel) -> bool:
+        """fp8-rounded weights cannot go back: leaving fp8, or wanting the fp16 cache it lacks, reads
+        the file again."""
+        sd = loaded.sd
+        if not fp8.is_fp8(sd.unet):
+            return False
+        _, use_fp8, cache = self._placement(sd)
+        return not use_fp8 or cache != fp8.has_fp16_cache(sd.unet)
+
+    def _reread(self, loaded: LoadedModel) -> None:
+        """Read `loaded`'s file again into the same LoadedModel (a job holding it keeps it)."""
+        offload.detach(loaded.sd)
+        fresh = self._read(loaded.checkpoint)
+        if "offload_requested" in loaded.sd.extra:
+            fresh.sd.extra["offload_requested"] = loaded.sd.extra["offload_requested"]
+        loaded.sd, loaded.baked_vae, loaded.vae_path, loaded.vae_hash = fresh.sd, fresh.baked_vae, None, None
+
     def _move_to_device(self, loaded: LoadedModel) -> None:
-        d = self.devices
-        loaded.sd.to(d.device, d.dtype, vae_dtype=d.vae_dtype)
+        d, sd = self.devices, loaded.sd
+        policy, use_fp8, cache = self._placement(sd)
+        offload.detach(sd)
+        if use_fp8 and not fp8.is_fp8(sd.unet):
+            fp8.store_in_fp8(sd.unet, cache_fp16=cache)
+        storage = torch.device("cpu") if policy != "none" else d.device
+        sd.to(storage, d.dtype, vae_dtype=d.vae_dtype)
         if d.attention == "xformers":
-            loaded.sd.unet.enable_xformers_memory_efficient_attention()
-            loaded.sd.vae.enable_xformers_memory_efficient_attention()
+            sd.unet.enable_xformers_memory_efficient_attention()
+            sd.vae.enable_xformers_memory_efficient_attention()
+        offload.attach(sd, policy, storage, d.device)  # type: ignore[arg-type]  # a Policy string
+        sd.extra["fp8"] = use_fp8
+        sd.extra["placement"] = (policy, use_fp8, cache)
 
     def _on_device(self, loaded: LoadedModel) -> bool:
-        return all(next(m.parameters()).device == self.devices.device for m in loaded.sd.modules())
+        sd = loaded.sd
+        if sd.extra.get("placement") != self._placement(sd):
+            return False
+        if sd.extra.get("offload", "none") != "none":
+            return offload.offloader_of(sd) is not None
+        return all(next(m.parameters()).device == self.devices.device for m in sd.modules())
 
     def _park_active(self) -> None:
+        """The active model to RAM (pinned on CUDA, so bringing it back is a fast copy)."""
         if self.active is not None and self.devices.is_cuda:
-            self.active.sd.to("cpu")
+            offload.park_in_host_memory(self.active.sd, pinned=True)
             torch.cuda.empty_cache()
+
+    def offload_report(self) -> dict | None:
+        """The active model's offloader record (policy, resident units, bytes moved), if any."""
+        offloader = offload.offloader_of(self.active.sd) if self.active is not None else None
+        return offloader.report() if offloader is not None else None
 
     def _evict(self) -> None:
         limit = max(1, int(self.options.sd_checkpoints_limit))
@@ -278,8 +358,12 @@ class ModelManager:
             if wanted
             else loaded.baked_vae
         )
+        offloader = offload.offloader_of(loaded.sd)
+        if offloader is not None:  # the new weights go where the offloader keeps them
+            offloader.send_everything_to_storage()
         apply_vae(loaded.sd, state, source=str(wanted or loaded.checkpoint.filename))
-        loaded.sd.vae.to(self.devices.device, self.devices.vae_dtype)  # pyright: ignore[reportArgumentType]
+        vae_device = offloader.storage if offloader is not None else self.devices.device
+        loaded.sd.vae.to(vae_device, self.devices.vae_dtype)  # pyright: ignore[reportArgumentType]
         loaded.vae_path = wanted
         loaded.vae_hash = self.vaes.short_hash(wanted) if wanted else None
         log.info("VAE for %s: %s", loaded.checkpoint.title, wanted.name if wanted else "from the checkpoint")

@@ -19,8 +19,6 @@ DEFAULT_API_ONLY_PORT = 7861
 NOT_YET_IMPLEMENTED = (
     frozenset(
         {
-            "medvram",
-            "lowvram",
             "autolaunch",
             "theme",
             "share",
@@ -31,7 +29,6 @@ NOT_YET_IMPLEMENTED = (
     | frozenset(
         # A1111 flags extensions read from `shared.cmd_opts` (or users pass); accepted, no effect in Sumi.
         {
-            "medvram_sdxl",
             "allow_code",
             "no_gradio_queue",
             "gradio_debug",
@@ -246,8 +243,18 @@ def _add_device_args(parser: argparse.ArgumentParser) -> None:
     )
     switch("--upcast-sampling", "upcast sampling to 32-bit floats (saves memory vs --no-half)")
     switch("--xformers", "use xformers attention when it is installed")
-    switch("--medvram", "save VRAM by keeping only the active part of the model on the GPU")
-    switch("--lowvram", "save more VRAM by streaming the UNet to the GPU block by block")
+    switch(
+        "--medvram",
+        "save VRAM: the text encoders, the UNet and the VAE each go to the GPU only while used",
+    )
+    switch(
+        "--medvram-sdxl",
+        "--medvram for SDXL models only (other models stay whole on the GPU)",
+    )
+    switch(
+        "--lowvram",
+        "save the most VRAM: as --medvram, and the UNet is streamed to the GPU one block at a time (slower)",
+    )
 
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -288,7 +295,7 @@ def _add_a1111_accepted_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("A1111 flags accepted without effect")
     add = group.add_argument
     for dest in (
-        "medvram_sdxl", "allow_code", "no_gradio_queue",
+        "allow_code", "no_gradio_queue",
         "gradio_debug", "opt_channelslast", "disable_console_progressbars",
         "always_batch_cond_uncond",
         "administrator", "no_prompt_history", "update_check", "update_all_extensions",

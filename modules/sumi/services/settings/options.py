@@ -527,6 +527,7 @@ CONTROLNET: Section = ("control_net", "ControlNet")
 IMG2IMG: Section = ("img2img", "img2img")
 COMPATIBILITY: Section = ("compatibility", "Compatibility")
 UPSCALING: Section = ("upscaling", "Upscaling")
+OPTIMIZATIONS: Section = ("optimizations", "Optimizations")
 FACE_RESTORATION: Section = ("face-restoration", "Face restoration")
 HIDDEN: tuple[None, str] = (None, "Hidden options")  # A1111: a section id of None is not shown in Settings
 
@@ -830,6 +831,25 @@ def _stable_diffusion() -> dict[str, OptionInfo]:
     )
 
 
+def _fp8_weights() -> dict[str, OptionInfo]:
+    """A1111's "FP8 weight" options (Optimizations): engine.accel.fp8."""
+    return options_section(
+        OPTIMIZATIONS,
+        {
+            "fp8_storage": OptionInfo(
+                "Disable", "FP8 weight", "radio", {"choices": ["Disable", "Enable for SDXL", "Enable"]}
+            ).info(
+                "store the UNet's Linear/Conv weights in FP8 (half the memory of fp16), upcast layer by "
+                "layer when used; changing it reloads the model"
+            ),
+            "cache_fp16_weight": OptionInfo(False, "Cache FP16 weight for LoRA").info(
+                "with FP8 weight: keep an fp16 copy of each weight in RAM so LoRA is applied to it "
+                "(better LoRA quality, more RAM)"
+            ),
+        },
+    )
+
+
 def _vae() -> dict[str, OptionInfo]:
     return options_section(
         VAE,
@@ -1107,6 +1127,7 @@ def builtin_options() -> dict[str, OptionInfo]:
         _hires_fix,
         _upscaling,
         _vae,
+        _fp8_weights,
         _infotext,
         _user_interface,
         _live_previews,

@@ -16,6 +16,9 @@ from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.services.settings.options import OptionInfo, Options
 from modules.sumi.services.settings.paths import DataPaths
 
+# Settings whose change loads or re-places the model now (the VAE; fp8 weight storage).
+PLACEMENT_KEYS = frozenset({"sd_vae", "fp8_storage", "cache_fp16_weight"})
+
 
 class ModelChoices(Protocol):
     """What the settings need of the model manager."""
@@ -100,7 +103,7 @@ class SettingsService:
                 data = self.options.global_data()
                 previous = {key: data.get(key, self.options.get_default(key)) for key in values}
                 self._applied(previous, lambda: [self._set_option(k, v) for k, v in values.items()])
-            if values.get("sd_model_checkpoint") is not None or "sd_vae" in values:
+            if values.get("sd_model_checkpoint") is not None or PLACEMENT_KEYS & values.keys():
                 # Not under the lock: the load waits for the running job, which may change settings too.
                 self._applied(previous, self.models.get)
             with self._writing:
