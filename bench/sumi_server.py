@@ -8,8 +8,11 @@ that an error message quotes.
 from __future__ import annotations
 
 import base64
+import contextlib
+import ctypes
 import io
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -23,11 +26,19 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 600.0  # a full-size SDXL file read from a cold disk, plus compile when asked
+PR_SET_PDEATHSIG = 1
 JOB_TIMEOUT = httpx.Timeout(3600.0)  # a 2048x2048 job on a CPU
 
 
 class ServerError(RuntimeError):
     pass
+
+
+def _die_with_parent() -> None:
+    """Linux: the server gets SIGTERM when the bench process dies, even killed (no orphan servers)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            ctypes.CDLL("libc.so.6").prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -79,7 +90,9 @@ class SumiServer:
         command += ["--data-dir", str(self.data_dir), *self.flags]
         self._log = self.log_path.open("w")
         self.started_at = time.perf_counter()
-        self.process = subprocess.Popen(command, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            command, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+        )
         self._wait_ready()
         return self
 

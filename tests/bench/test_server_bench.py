@@ -6,6 +6,8 @@ makes a case fail, and a failed case is a row saying FAILED)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -29,8 +31,17 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
         "--option",
         "sd_checkpoints_keep_in_cpu=true",
     ]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=560)
-    assert done.returncode == 0, done.stderr[-3000:]
+    # its own process group: on a timeout the servers it started go too
+    bench = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        _, stderr = bench.communicate(timeout=560)
+    except subprocess.TimeoutExpired:
+        os.killpg(bench.pid, signal.SIGKILL)
+        bench.communicate()
+        raise
+    assert bench.returncode == 0, stderr.decode(errors="replace")[-3000:]
     return json.loads(out.with_suffix(".json").read_text()), out.with_suffix(".md").read_text()
 
 
