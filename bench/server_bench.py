@@ -323,7 +323,10 @@ def run(cfg: Config, cache: Path) -> list[Row]:
             for name, step in steps:
                 print(f"[{kind}] {name} ...", flush=True)
                 try:
-                    rows += step()
+                    done = step()
+                    rows += done
+                    for row in done:  # a long run shows its figures as they come
+                        print("  " + json.dumps(asdict(row)), flush=True)
                 except Exception as exc:  # one failing case is a row saying why, the rest still runs
                     rows.append(Row(kind, name, "Sumi" if name != "diffusers" else "diffusers",
                                     note=f"FAILED: {str(exc)[:300]}"))  # fmt: skip
