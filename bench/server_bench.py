@@ -137,9 +137,9 @@ def _expect(response: dict, text: str, what: str) -> dict:
 def _notes(server: SumiServer, flags: list[str]) -> str:
     """What the server ignores of what it was given: flags not acted on yet, settings it does not know."""
     notes = startup_notices(build_parser().parse_args(flags))
-    unknown = server.unknown_settings()
-    if unknown:
-        notes.append("settings unknown to this server: " + ", ".join(unknown))
+    refused = server.refused_settings()
+    if refused:
+        notes.append("settings this server refuses: " + ", ".join(refused))
     return "; ".join(notes)
 
 

@@ -143,10 +143,18 @@ class SumiServer:
     def set_options(self, values: dict) -> None:
         self._call("POST", "/options", values)
 
-    def unknown_settings(self) -> list[str]:
-        """The settings given at start that this server does not know (a stream not merged yet)."""
-        known = self.options()
-        return sorted(k for k in self.settings if k not in known)
+    def refused_settings(self) -> list[str]:
+        """The settings given at start that this server refuses, with its reason: unknown to it (a
+        stream not merged yet) or a value out of its choices. Each is set again through POST /options,
+        which checks it (config.json keeps unknown keys quietly, as A1111's does)."""
+        refused = []
+        for key, value in self.settings.items():
+            if key == "sd_model_checkpoint":  # checked by every job's infotext instead
+                continue
+            response = self.client.post("/options", json={key: value})
+            if response.status_code != 200:
+                refused.append(f"{key} ({response.text[:160]})")
+        return refused
 
     def peak_vram_mib(self) -> float | None:
         """Peak CUDA memory of the server since it started, from /sdapi/v1/memory (A1111's layout)."""

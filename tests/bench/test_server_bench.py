@@ -30,6 +30,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
         str(out),
         "--option",
         "sd_checkpoints_keep_in_cpu=true",
+        "--option",
+        "sumi_no_such_setting=1",  # the table must say the server refused it
     ]
     # its own process group: on a timeout the servers it started go too
     bench = subprocess.Popen(
@@ -68,8 +70,11 @@ def test_every_tiny_case_produces_a_measured_row(report: tuple[dict, str]) -> No
     assert all(rows[key]["seconds"] > 0 for key in expected)
 
 
-def test_the_table_names_the_machine_versions_and_flags(report: tuple[dict, str]) -> None:
+def test_the_table_names_the_machine_versions_flags_and_refused_settings(report: tuple[dict, str]) -> None:
     data, table = report
-    assert data["options"] == {"sd_checkpoints_keep_in_cpu": True}
+    assert data["options"] == {"sd_checkpoints_keep_in_cpu": True, "sumi_no_such_setting": 1}
+    sumi = next(r for r in data["rows"] if (r["case"], r["side"]) == ("txt2img", "Sumi"))
+    assert "refuses: sumi_no_such_setting" in sumi["note"]
+    assert "sd_checkpoints_keep_in_cpu" not in sumi["note"]  # a known setting is not reported
     assert data["torch"] in table and data["diffusers"] in table and "--nowebui" in table
     assert "| tiny | txt2img | Sumi |" in table and "| tiny | txt2img | diffusers |" in table
