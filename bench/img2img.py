@@ -15,43 +15,25 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import diffusers  # noqa: E402
 import torch  # noqa: E402
 from diffusers import StableDiffusionImg2ImgPipeline  # noqa: E402
-from pipelines import diffusers_pipeline  # noqa: E402
+from pipelines import load_bench_model, sampler_pipeline, write_bench_checkpoint  # noqa: E402
+from timing import median_seeded  # noqa: E402
 
 from modules.sumi.engine import generate as engine  # noqa: E402
-from modules.sumi.engine import img2img, tiny_models  # noqa: E402
-from modules.sumi.engine.checkpoint import load_checkpoint  # noqa: E402
+from modules.sumi.engine import img2img  # noqa: E402
 from modules.sumi.engine.devices import select_device  # noqa: E402
 from modules.sumi.engine.sampling.noise import make_generators  # noqa: E402
 from modules.sumi.engine.sampling.samplers import build_scheduler, find_sampler  # noqa: E402
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _timed(fn, device: torch.device, runs: int) -> float:
-    fn(0)  # warm-up
-    times = []
-    for i in range(runs):
-        _sync(device)
-        start = time.perf_counter()
-        fn(i + 1)
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -71,17 +53,10 @@ def main() -> None:
     res = args.resolution or (512 if size == "sd15" else 256)
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
-        components = tiny_models.full_size("SD1") if size == "sd15" else tiny_models.demo_sd1(0)
-        path = tiny_models.write_checkpoint(Path(tmp) / "bench.safetensors", components, dtype=torch.float16)
-        model = load_checkpoint(path, dtype=devices.dtype)
-    model.to(devices.device, devices.dtype)
+        model = load_bench_model(write_bench_checkpoint(size, Path(tmp)), devices)
     device = devices.device
     pixels = torch.rand((1, 3, res, res), generator=torch.Generator().manual_seed(0)) * 2 - 1
-    pipe = diffusers_pipeline(
-        StableDiffusionImg2ImgPipeline,
-        model,
-        build_scheduler(args.sampler, "Automatic", model.scheduler_config).scheduler,
-    )
+    pipe = sampler_pipeline(StableDiffusionImg2ImgPipeline, model, args.sampler)
     prompt = "a photograph of an astronaut riding a horse"
 
     def request(seed: int, init=None) -> engine.BatchRequest:
@@ -123,14 +98,16 @@ def main() -> None:
 
     rows = []
     with torch.inference_mode():
-        txt2img = _timed(lambda s: engine.generate(model, request(s), progress_bar=False), device, args.runs)
-        encode = _timed(lambda s: img2img.encode(model, pixels.to(device)), device, args.runs)
+        txt2img = median_seeded(
+            lambda s: engine.generate(model, request(s), progress_bar=False), device, args.runs
+        )
+        encode = median_seeded(lambda s: img2img.encode(model, pixels.to(device)), device, args.runs)
         rows.append({"name": "Sumi txt2img", "strength": None, "steps_run": args.steps, "seconds": txt2img})
         rows.append({"name": "Sumi VAE encode", "strength": None, "steps_run": 0, "seconds": encode})
         for strength in args.strengths:
             plan = img2img.img2img_steps(find_sampler(args.sampler)[0], args.steps, strength)
-            ours = _timed(sumi_img2img(strength), device, args.runs)
-            theirs = _timed(diffusers_img2img(strength), device, args.runs)
+            ours = median_seeded(sumi_img2img(strength), device, args.runs)
+            theirs = median_seeded(diffusers_img2img(strength), device, args.runs)
             rows.append(
                 {"name": "Sumi img2img", "strength": strength, "steps_run": plan.run_steps, "seconds": ours}
             )

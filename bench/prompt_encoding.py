@@ -19,11 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
+from pipelines import load_bench_model, write_bench_checkpoint  # noqa: E402
 from timing import median_seconds  # noqa: E402
-from txt2img import write_checkpoint  # noqa: E402
 
 from modules.sumi.engine import generate as engine  # noqa: E402
-from modules.sumi.engine.checkpoint import load_checkpoint  # noqa: E402
 from modules.sumi.engine.devices import select_device  # noqa: E402
 from modules.sumi.engine.sampling.denoiser import CFGDenoiser  # noqa: E402
 from modules.sumi.engine.text.token_count import count_tokens  # noqa: E402
@@ -39,8 +38,7 @@ def main() -> None:
     devices = select_device()
     size = "sd15" if devices.is_cuda else "tiny"
     with tempfile.TemporaryDirectory() as tmp:
-        model = load_checkpoint(write_checkpoint(size, Path(tmp)), dtype=devices.dtype)
-    model.to(devices.device, devices.dtype)
+        model = load_bench_model(write_bench_checkpoint(size, Path(tmp)), devices)
     request = engine.BatchRequest(
         prompts=[PROMPT], negative_prompts=["blurry, lowres"], seeds=[1], width=512, height=512, steps=20
     )

@@ -22,26 +22,19 @@ from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import diffusers  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
 from diffusers import StableDiffusionPipeline  # noqa: E402
-from pipelines import diffusers_pipeline  # noqa: E402
+from pipelines import load_bench_model, sampler_pipeline, write_bench_checkpoint  # noqa: E402
+from timing import sync  # noqa: E402
 
 from modules.sumi.engine import generate as engine  # noqa: E402
-from modules.sumi.engine import tiny_models  # noqa: E402
-from modules.sumi.engine.checkpoint import load_checkpoint  # noqa: E402
 from modules.sumi.engine.devices import select_device  # noqa: E402
 from modules.sumi.engine.sampling.noise import make_generators  # noqa: E402
 from modules.sumi.engine.sampling.samplers import build_scheduler  # noqa: E402
-
-
-def write_checkpoint(size: str, folder: Path) -> Path:
-    """The bench model as an fp16 A1111 checkpoint: SD1.5's architecture ("sd15") or the demo model ("tiny")."""
-    components = tiny_models.full_size("SD1") if size == "sd15" else tiny_models.demo_sd1(0)
-    path = folder / f"bench-{size}.safetensors"
-    return tiny_models.write_checkpoint(path, components, dtype=torch.float16)
 
 
 class StepClock:
@@ -49,8 +42,7 @@ class StepClock:
         self.device, self.times = device, []
 
     def tick(self, *_args, **_kwargs):
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
+        sync(self.device)
         self.times.append(time.perf_counter())
         return (
             _kwargs.get("callback_kwargs", {})
@@ -77,8 +69,8 @@ def run_sumi(model, args, seed: int) -> tuple[float, float]:
         sampler=args.sampler,
     )
     start = time.perf_counter()
-    engine.generate(model, request, callback=lambda info: clock.tick(), progress_bar=False)
-    _sync(model.device)
+    engine.generate(model, request, callback=lambda info: (clock.tick(), None)[1], progress_bar=False)
+    sync(model.device)
     return time.perf_counter() - start, clock.its()
 
 
@@ -96,20 +88,16 @@ def run_diffusers(pipe, model, args, seed: int) -> tuple[float, float]:
         generator=make_generators([seed]),
         callback_on_step_end=lambda p, i, t, kw: (clock.tick(), kw)[1],
     )
-    _sync(model.device)
+    sync(model.device)
     return time.perf_counter() - start, clock.its()
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def measure(name, fn, runs: int, device: torch.device) -> dict:
+    """Median seconds per image and it/s of `fn(seed) -> (seconds, it/s)` over `runs` seeds after a warm-up."""
     fn(0)  # warm-up
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    results = [fn(i + 1) for i in range(runs)]
+    results = [fn(seed) for seed in range(1, runs + 1)]
     return {
         "name": name,
         "seconds_per_image": statistics.median(r[0] for r in results),
@@ -130,17 +118,12 @@ def run_one_side(args) -> dict:
     """Load the checkpoint and time one side (run in its own process so peak memory is its own)."""
     devices = select_device()
     torch.manual_seed(0)
-    model = load_checkpoint(args.checkpoint, dtype=devices.dtype)
-    model.to(devices.device, devices.dtype)
+    model = load_bench_model(args.checkpoint, devices)
     with torch.inference_mode():
         if args.only == "sumi":
             row = measure("Sumi txt2img", lambda s: run_sumi(model, args, s), args.runs, devices.device)
         else:
-            pipe = diffusers_pipeline(
-                StableDiffusionPipeline,
-                model,
-                build_scheduler(args.sampler, "Automatic", model.scheduler_config).scheduler,
-            )
+            pipe = sampler_pipeline(StableDiffusionPipeline, model, args.sampler)
             row = measure(
                 "diffusers StableDiffusionPipeline",
                 lambda s: run_diffusers(pipe, model, args, s),
@@ -202,7 +185,7 @@ def main() -> None:
     args.height = args.height or (512 if size == "sd15" else 256)
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
-        checkpoint = write_checkpoint(size, Path(tmp))
+        checkpoint = write_bench_checkpoint(size, Path(tmp))
         rows = [_side_in_subprocess(args, side, checkpoint) for side in ("diffusers", "sumi")]
     report = {
         "device": torch.cuda.get_device_name() if devices.is_cuda else platform.processor() or "cpu",
