@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from modules.sumi.engine import nan_check as nans
+from modules.sumi.engine.accel import compiled
 from modules.sumi.engine.model import SDModel
 
 # Linear maps from the 4 latent channels to RGB, as A1111's "Approx cheap" preview uses.
@@ -60,6 +61,9 @@ def _decode_once(model: SDModel, latents: torch.Tensor) -> torch.Tensor:
     """The VAE's raw output, about [-1, 1]; not clamped, so infinities stay visible."""
     vae = model.vae
     z = latents.to(device=next(vae.parameters()).device, dtype=vae.dtype) / model.vae_scaling_factor
+    decode = compiled.vae_decoder(model)  # the compiled fast path when it is on
+    if decode is not None:
+        return decode(z)
     # diffusers types `z` as the legacy torch.FloatTensor, which a Tensor is not
     return vae.decode(z, return_dict=False)[0]  # pyright: ignore[reportArgumentType]
 
