@@ -102,6 +102,8 @@ class App:
             self.devices,
             allow_unsafe_pickle=bool(args.disable_safe_unpickle),
             executor=self.queue,
+            compile_flag=bool(getattr(args, "compile", False)),
+            compile_notify=self.state.set_textinfo,
         )
         self.callbacks = CallbackRegistry()
         self.models.on_model_loaded.append(self._model_loaded_callbacks)

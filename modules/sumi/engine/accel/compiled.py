@@ -23,6 +23,7 @@ manager drops it when a model leaves the device.
 from __future__ import annotations
 
 import logging
+import time
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -174,6 +175,7 @@ class CompileCache:
         first = entry.calls == 0
         if first:
             self._tell(f"{COMPILING}: {entry.label}")
+            start = time.perf_counter()
         try:
             if self._graphs(args):
                 torch.compiler.cudagraph_mark_step_begin()
@@ -186,6 +188,7 @@ class CompileCache:
             out = eager()
         finally:
             if first:
+                log.info("%s: %.1f s (compile and first call)", entry.label, time.perf_counter() - start)
                 self._tell("")
         entry.calls += 1
         if self._graphs(args):  # a CUDA graph's output is overwritten by its next replay

@@ -22,6 +22,8 @@ from typing import Protocol, TypeVar
 
 import torch
 
+from modules.sumi.engine.accel import compiled
+from modules.sumi.engine.accel.compiled import CompileConfig
 from modules.sumi.engine.checkpoint import load_checkpoint
 from modules.sumi.engine.devices import DeviceConfig
 from modules.sumi.engine.errors import ModelLoadError
@@ -80,6 +82,8 @@ class ModelManager:
         allow_unsafe_pickle: bool = False,
         on_model_loaded: list[Callable[[LoadedModel], None]] | None = None,
         executor: Executor | None = None,
+        compile_flag: bool = False,
+        compile_notify: Callable[[str], None] | None = None,
     ) -> None:
         self.checkpoints = checkpoints
         self.vaes = vaes
@@ -91,6 +95,8 @@ class ModelManager:
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()  # most recent last
         self._lock = threading.RLock()
         self.active: LoadedModel | None = None
+        self.compile_flag = compile_flag  # --compile: the UNet at least, whatever the setting says
+        self.compile_notify = compile_notify  # "compiling (once)" into the progress text
 
     # -- choosing ------------------------------------------------------------------------------------
     def selected_checkpoint(self) -> CheckpointInfo:
@@ -141,6 +147,7 @@ class ModelManager:
         with self._lock:
             loaded = self._activate(info or self.selected_checkpoint())
             self._ensure_vae(loaded)
+            self._configure_compile(loaded)
             return loaded
 
     def offload(self) -> None:
@@ -160,6 +167,7 @@ class ModelManager:
         with self._lock:
             loaded = self._activate(info, remember=False)
             self._ensure_vae(loaded)
+            self._configure_compile(loaded)
             return loaded
 
     def give_back(self, previous: LoadedModel | None) -> None:
@@ -223,8 +231,19 @@ class ModelManager:
     def _on_device(self, loaded: LoadedModel) -> bool:
         return all(next(m.parameters()).device == self.devices.device for m in loaded.sd.modules())
 
+    def compile_config(self) -> CompileConfig | None:
+        """The compiled fast path the settings (`sumi_compile_unet`) and `--compile` ask for; None: off."""
+        choice = str(self.options.sumi_compile_unet)
+        if choice == "Off" and self.compile_flag:
+            choice = "UNet"
+        return CompileConfig.from_choice(choice)
+
+    def _configure_compile(self, loaded: LoadedModel) -> None:
+        compiled.configure(loaded.sd, self.compile_config(), self.compile_notify)
+
     def _park_active(self) -> None:
         if self.active is not None and self.devices.is_cuda:
+            compiled.forget(self.active.sd)  # its compiled graphs (CUDA graph pools) go with its VRAM
             self.active.sd.to("cpu")
             torch.cuda.empty_cache()
 
@@ -233,6 +252,7 @@ class ModelManager:
         keep_in_cpu = bool(self.options.sd_checkpoints_keep_in_cpu)
         while len(self._loaded) > (limit if keep_in_cpu else 1):
             key, dropped = self._loaded.popitem(last=False)
+            compiled.forget(dropped.sd)
             log.info("Unloaded %s from the model cache", dropped.checkpoint.title)
 
     def unload_all(self) -> None:
@@ -241,6 +261,8 @@ class ModelManager:
 
     def _unload_all(self) -> None:
         with self._lock:
+            for loaded in self._loaded.values():
+                compiled.forget(loaded.sd)
             self._loaded.clear()
             self.active = None
 

@@ -248,6 +248,11 @@ def _add_device_args(parser: argparse.ArgumentParser) -> None:
     switch("--xformers", "use xformers attention when it is installed")
     switch("--medvram", "save VRAM by keeping only the active part of the model on the GPU")
     switch("--lowvram", "save more VRAM by streaming the UNet to the GPU block by block")
+    switch(
+        "--compile",
+        "Sumi: torch.compile the UNet (CUDA graphs on a GPU), once per resolution and batch; the "
+        "setting 'Compile the UNet' can add the VAE decode",
+    )
 
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
