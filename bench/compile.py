@@ -4,6 +4,7 @@ included), then per-step UNet time (batch 2: cond + uncond) and seconds per imag
     python bench/compile.py --model tiny --dtype fp32          # the demo model's architecture
     python bench/compile.py --model sd15 --dtype bf16 --steps 4 # full-size SD1.5, random weights, 512x512
     python bench/compile.py --model sd15 --dtype fp16           # CUDA: inductor + CUDA graphs
+    python bench/compile.py --model sd15 --dtype bf16 --unet-only  # no images: step and compile time
 
 Each run is one process: eager first (first image, then a warm image and the UNet step), then compiled
 (a fresh cache: the first image includes its one compilation, then a warm image and the UNet step).
@@ -70,8 +71,9 @@ def image_seconds(model, args) -> float:
     return time.perf_counter() - start
 
 
-def step_seconds(unet, model, args) -> float:
-    """Median seconds of one UNet call on batch 2 (what one CFG step costs)."""
+def step_seconds(unet, model, args, runs: int | None = None) -> float:
+    """Median seconds of one UNet call on batch 2 (what one CFG step costs), after a warm-up call;
+    `runs=0`: the time of that first call alone."""
     device, dtype = model.device, model.dtype
     g = torch.Generator().manual_seed(0)
     h, w = args.height // model.vae_scale, args.width // model.vae_scale
@@ -79,13 +81,14 @@ def step_seconds(unet, model, args) -> float:
     ctx = torch.randn(2, 77, int(model.unet.config["cross_attention_dim"]), generator=g).to(device, dtype)
     t = torch.tensor(500.0, device=device)
     times = []
-    for _ in range(args.step_runs + 1):
+    runs = args.step_runs if runs is None else runs
+    for _ in range(runs + 1):
         _sync(device)
         start = time.perf_counter()
         unet(x, t, encoder_hidden_states=ctx, return_dict=False)
         _sync(device)
         times.append(time.perf_counter() - start)
-    return statistics.median(times[1:])
+    return statistics.median(times[1:]) if runs else times[0]
 
 
 def run(args) -> dict:
@@ -101,19 +104,31 @@ def run(args) -> dict:
         "torch": torch.__version__,
         "targets": args.targets,
     }
+
+    def record(name: str, value: float) -> None:
+        row[name] = value
+        print(f"{name}: {value:.3f}", file=sys.stderr, flush=True)  # progress of a long CPU run
+
     with tempfile.TemporaryDirectory() as tmp, torch.inference_mode():
         model = load_model(args.model, dtype, device, Path(tmp))
-        row["eager_first_image_s"] = image_seconds(model, args)
-        row["eager_image_s"] = image_seconds(model, args)
-        row["eager_step_s"] = step_seconds(model.unet, model, args)
+        if not args.unet_only:
+            record("eager_first_image_s", image_seconds(model, args))
+            record("eager_image_s", image_seconds(model, args))
+        record("eager_step_s", step_seconds(model.unet, model, args))
         config = CompileConfig(unet=True, vae_decode=args.targets == "unet+vae")
         cache = compiled.configure(model, config)
         assert cache is not None
-        row["compiled_first_image_s"] = image_seconds(model, args)
-        row["compiled_image_s"] = image_seconds(model, args)
-        row["compiled_step_s"] = step_seconds(compiled.CompiledUNet(model.unet, cache), model, args)
+        unet = compiled.CompiledUNet(model.unet, cache)
+        if args.unet_only:  # the first call compiles: its time is what a first image adds
+            record("compile_and_first_call_s", step_seconds(unet, model, args, runs=0))
+        else:
+            record("compiled_first_image_s", image_seconds(model, args))
+            record("compiled_image_s", image_seconds(model, args))
+        record("compiled_step_s", step_seconds(unet, model, args))
         row["compilations"] = cache.compiles
     row["step_speedup"] = row["eager_step_s"] / row["compiled_step_s"]
+    if args.unet_only:
+        return row
     row["image_speedup"] = row["eager_image_s"] / row["compiled_image_s"]
     row["images_to_break_even"] = max(
         0.0,
@@ -133,6 +148,7 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=512)
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--step-runs", type=int, default=3, help="UNet calls timed (median)")
+    parser.add_argument("--unet-only", action="store_true", help="no images: UNet step and compile time only")
     parser.add_argument("--targets", choices=["unet", "unet+vae"], default="unet")
     parser.add_argument("--cold", action="store_true", help="a fresh inductor cache folder (full compile)")
     parser.add_argument("--json", type=Path, default=None)
