@@ -104,6 +104,8 @@ class App:
             allow_unsafe_pickle=bool(args.disable_safe_unpickle),
             executor=self.queue,
             offload_flags=self._offload_flags(),
+            compile_flag=bool(getattr(args, "compile", False)),
+            compile_notify=self.state.set_textinfo,
         )
         self.callbacks = CallbackRegistry()
         self.models.on_model_loaded.append(self._model_loaded_callbacks)

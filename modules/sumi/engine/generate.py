@@ -15,6 +15,7 @@ from PIL import Image
 from modules.sumi.engine import img2img
 from modules.sumi.engine import nan_check as nans
 from modules.sumi.engine import vae as vae_ops
+from modules.sumi.engine.accel import compiled
 from modules.sumi.engine.controlnet.control import ControlNetExtension, ControlUnit, validate_units
 from modules.sumi.engine.controlnet.lama import lama_noise
 from modules.sumi.engine.errors import InvalidRequestError
@@ -184,7 +185,7 @@ def generate(
             else init.image_conditioning
         )
         denoiser = CFGDenoiser(
-            model.unet,
+            compiled.unet_for_job(model, manager),
             guidance,
             schedule_steps,
             manager,
@@ -437,7 +438,7 @@ def _continue_on(
         if image is None or image.shape[1] != extra:
             image = img2img.txt2img_conditioning(other, request.batch_size, request.height, request.width)
         denoiser = CFGDenoiser(
-            other.unet,
+            compiled.unet_for_job(other, ext),
             guidance,
             stage.schedule_steps,
             ext,

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from modules.sumi.engine import nan_check as nans
+from modules.sumi.engine.accel import compiled
 from modules.sumi.engine.model import SDModel
 
 
@@ -46,6 +47,9 @@ def _decode_once(model: SDModel, latents: torch.Tensor) -> torch.Tensor:
     """The VAE's raw output, about [-1, 1]; not clamped, so infinities stay visible."""
     vae = model.vae
     z = latents.to(device=model.device, dtype=vae.dtype) / model.vae_scaling_factor
+    decode = compiled.vae_decoder(model)  # the compiled fast path when it is on
+    if decode is not None:
+        return decode(z)
     # diffusers types `z` as the legacy torch.FloatTensor, which a Tensor is not
     return vae.decode(z, return_dict=False)[0]  # pyright: ignore[reportArgumentType]
 

@@ -123,6 +123,11 @@ class JobState:
     def set_step(self, step: int, steps: int) -> None:
         self.sampling_step, self.sampling_steps = step, steps
 
+    def set_textinfo(self, text: str) -> None:
+        """The progress text the browser and /sdapi/v1/progress show (e.g. "compiling (once): ...")."""
+        with self._lock:
+            self.textinfo = text
+
     def set_preview(self, image: Image.Image | None) -> None:
         if image is not None:
             self.current_image = image

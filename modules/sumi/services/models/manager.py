@@ -28,7 +28,8 @@ from typing import Protocol, TypeVar
 
 import torch
 
-from modules.sumi.engine.accel import fp8, offload
+from modules.sumi.engine.accel import compiled, fp8, offload
+from modules.sumi.engine.accel.compiled import CompileConfig
 from modules.sumi.engine.accel.offload import OffloadFlags
 from modules.sumi.engine.checkpoint import load_checkpoint
 from modules.sumi.engine.devices import DeviceConfig
@@ -89,6 +90,8 @@ class ModelManager:
         on_model_loaded: list[Callable[[LoadedModel], None]] | None = None,
         executor: Executor | None = None,
         offload_flags: OffloadFlags | None = None,
+        compile_flag: bool = False,
+        compile_notify: Callable[[str], None] | None = None,
     ) -> None:
         self.checkpoints = checkpoints
         self.offload_flags = offload_flags or OffloadFlags()
@@ -101,6 +104,8 @@ class ModelManager:
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()  # most recent last
         self._lock = threading.RLock()
         self.active: LoadedModel | None = None
+        self.compile_flag = compile_flag  # --compile: the UNet at least, whatever the setting says
+        self.compile_notify = compile_notify  # "compiling (once)" into the progress text
 
     # -- choosing ------------------------------------------------------------------------------------
     def selected_checkpoint(self) -> CheckpointInfo:
@@ -151,6 +156,7 @@ class ModelManager:
         with self._lock:
             loaded = self._activate(info or self.selected_checkpoint())
             self._ensure_vae(loaded)
+            self._configure_compile(loaded)
             return loaded
 
     def offload(self) -> None:
@@ -191,6 +197,7 @@ class ModelManager:
         with self._lock:
             loaded = self._activate(info, remember=False)
             self._ensure_vae(loaded)
+            self._configure_compile(loaded)
             return loaded
 
     def give_back(self, previous: LoadedModel | None) -> None:
@@ -297,9 +304,20 @@ class ModelManager:
             return offload.offloader_of(sd) is not None
         return all(next(m.parameters()).device == self.devices.device for m in sd.modules())
 
+    def compile_config(self) -> CompileConfig | None:
+        """The compiled fast path the settings (`sumi_compile_unet`) and `--compile` ask for; None: off."""
+        choice = str(self.options.sumi_compile_unet)
+        if choice == "Off" and self.compile_flag:
+            choice = "UNet"
+        return CompileConfig.from_choice(choice)
+
+    def _configure_compile(self, loaded: LoadedModel) -> None:
+        compiled.configure(loaded.sd, self.compile_config(), self.compile_notify)
+
     def _park_active(self) -> None:
         """The active model to RAM (pinned on CUDA, so bringing it back is a fast copy)."""
         if self.active is not None and self.devices.is_cuda:
+            compiled.forget(self.active.sd)  # its compiled graphs (CUDA graph pools) go with its VRAM
             offload.park_in_host_memory(self.active.sd, pinned=True)
             torch.cuda.empty_cache()
 
@@ -313,6 +331,7 @@ class ModelManager:
         keep_in_cpu = bool(self.options.sd_checkpoints_keep_in_cpu)
         while len(self._loaded) > (limit if keep_in_cpu else 1):
             key, dropped = self._loaded.popitem(last=False)
+            compiled.forget(dropped.sd)
             log.info("Unloaded %s from the model cache", dropped.checkpoint.title)
 
     def unload_all(self) -> None:
@@ -321,6 +340,8 @@ class ModelManager:
 
     def _unload_all(self) -> None:
         with self._lock:
+            for loaded in self._loaded.values():
+                compiled.forget(loaded.sd)
             self._loaded.clear()
             self.active = None
 

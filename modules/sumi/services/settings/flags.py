@@ -255,6 +255,11 @@ def _add_device_args(parser: argparse.ArgumentParser) -> None:
         "--lowvram",
         "save the most VRAM: as --medvram, and the UNet is streamed to the GPU one block at a time (slower)",
     )
+    switch(
+        "--compile",
+        "Sumi: torch.compile the UNet (CUDA graphs on a GPU), once per resolution and batch; the "
+        "setting 'Compile the UNet' can add the VAE decode",
+    )
 
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modules.sumi.engine.accel.compiled import CHOICES as COMPILE_CHOICES
 from modules.sumi.services.settings import limits
 from modules.sumi.services.settings.postprocessing_options import postprocessing_options
 from modules.sumi.services.upscalers.model_files import DAT_KNOWN, REALESRGAN_KNOWN
@@ -1071,6 +1072,25 @@ def _refiner() -> dict[str, OptionInfo]:
     }
 
 
+def _compile() -> dict[str, OptionInfo]:
+    """The compiled fast path (engine/accel/compiled.py; the model manager applies it to each job)."""
+    return options_section(
+        ("optimizations", "Optimizations"),
+        {
+            "sumi_compile_unet": OptionInfo(
+                "Off",
+                "Compile the UNet (torch.compile; CUDA graphs on a GPU)",
+                "radio",
+                {"choices": list(COMPILE_CHOICES)},
+            ).info(
+                "faster steps after a one-time compilation per resolution and batch (the first image at a "
+                "new size says 'compiling (once)'); LoRA changes need no recompile; hypernetworks, "
+                "ControlNet and --lowvram run uncompiled; --compile turns it on as 'UNet'"
+            ),
+        },
+    )
+
+
 def _a1111_only() -> dict[str, OptionInfo]:
     """A1111 settings for features Sumi does not have (interrogation,     A1111's console and gallery layout), with A1111's defaults, so extensions that read them find them.
     Hidden in Settings: changing them changes nothing in Sumi."""
@@ -1137,6 +1157,7 @@ def builtin_options() -> dict[str, OptionInfo]:
         _face_restoration,
         _extensions,
         _refiner,
+        _compile,
         _a1111_only,
     ):
         labels.update(group())
