@@ -117,9 +117,7 @@ def test_a_plain_decode_that_runs_out_of_memory_is_retried_in_tiles(vae):
     decode = _decoder(vae)
 
     def decode_within(z: torch.Tensor) -> torch.Tensor:
-        if (
-            z.shape[-1] > 20
-        ):  # wider than a tile and its context: a real allocation failure
+        if z.shape[-1] > 20:  # wider than a tile and its context: a real allocation failure
             torch.empty(2**62, dtype=torch.uint8)
         return decode(z)
 
@@ -140,7 +138,13 @@ def test_always_tiles_and_never_does_not(vae):
     events: list[tiled_vae.Tiled] = []
     with torch.no_grad():
         tiled_vae.run(
-            "decode", decode, z, policy=TilingPolicy(mode="Never", tile=16, overlap=4), vae=vae, scale=8, events=events
+            "decode",
+            decode,
+            z,
+            policy=TilingPolicy(mode="Never", tile=16, overlap=4),
+            vae=vae,
+            scale=8,
+            events=events,
         )
         assert events == []
         tiled_vae.run(
