@@ -36,8 +36,8 @@ MODES = ("Auto", "Always", "Never")
 Stage = Literal["decode", "encode"]
 FreeMemory = Callable[[torch.device], int]
 # Live full-resolution activations of the widest layer in a plain pass (input kept for the residual,
-# normalised, activated, convolved, plus the allocator's slack); measured on the SD VAE: see
-# docs/performance/tiled-vae.md.
+# normalised, activated, convolved, plus the allocator's slack): a conservative guess, to be checked
+# with bench/tiled_vae_memory.py on a GPU (docs/performance/tiled-vae.md).
 ACTIVATION_FACTOR = 5.0
 
 
