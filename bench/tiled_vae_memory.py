@@ -25,7 +25,7 @@ from modules.sumi.engine.accel import memory, tiled_vae  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--size", type=int, default=2048, help="image side in pixels")
     parser.add_argument("--mode", choices=["Never", "Always"], default="Always")
     parser.add_argument("--tile", type=int, default=64, help="latent pixels")
@@ -35,7 +35,8 @@ def main() -> None:
     args = parser.parse_args()
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     torch.manual_seed(0)
-    vae = tiny_models.vae((128, 256, 512, 512), norm_groups=32, layers=2).to(device, dtype).eval()
+    vae = tiny_models.vae((128, 256, 512, 512), norm_groups=32, layers=2).eval()
+    torch.nn.Module.to(vae, device=device, dtype=dtype)
     z = torch.randn(1, 4, args.size // 8, args.size // 8, device=device, dtype=dtype)
     policy = tiled_vae.TilingPolicy(mode=args.mode, tile=args.tile, overlap=args.overlap)
     tracker = memory.PeakTracker(device if device.type == "cuda" else None)
@@ -44,7 +45,12 @@ def main() -> None:
     start = time.perf_counter()
     with torch.no_grad():
         tiled_vae.run(
-            "decode", lambda t: vae.decode(t, return_dict=False)[0], z, policy=policy, vae=vae, scale=8
+            "decode",
+            lambda t: vae.decode(t, return_dict=False)[0],  # pyright: ignore[reportArgumentType]
+            z,
+            policy=policy,
+            vae=vae,
+            scale=8,
         )
     if device.type == "cuda":
         torch.cuda.synchronize()

@@ -105,7 +105,7 @@ def test_the_estimate_grows_with_the_image_and_halves_with_half_precision(vae):
     assert tiled_vae.estimate_bytes(vae, "decode", big, 8) == 4 * tiled_vae.estimate_bytes(
         vae, "decode", small, 8
     )
-    half = tiny_models.tiny_vae(2, 0.18215, 512).to(torch.float16)
+    half = torch.nn.Module.to(tiny_models.tiny_vae(2, 0.18215, 512), torch.float16)
     assert tiled_vae.estimate_bytes(half, "decode", small, 8) * 2 == tiled_vae.estimate_bytes(
         vae, "decode", small, 8
     )
@@ -176,7 +176,8 @@ def test_bad_policies_are_refused_with_a_message(kwargs, message):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @torch.no_grad()
 def test_tiled_decode_on_cuda_uses_less_memory_than_the_plain_decode():
-    vae = tiny_models.vae((128, 256, 512, 512), norm_groups=32, layers=2).cuda().half().eval()
+    vae = tiny_models.vae((128, 256, 512, 512), norm_groups=32, layers=2).eval()
+    torch.nn.Module.to(vae, device="cuda", dtype=torch.float16)
     z = torch.randn(1, 4, 128, 128, device="cuda", dtype=torch.float16)
     decode = _decoder(vae)
     torch.cuda.reset_peak_memory_stats()
