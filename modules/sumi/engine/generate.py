@@ -16,6 +16,7 @@ from modules.sumi.engine import img2img
 from modules.sumi.engine import nan_check as nans
 from modules.sumi.engine import vae as vae_ops
 from modules.sumi.engine.accel import compiled
+from modules.sumi.engine.accel.tiled_vae import Tiled, TilingPolicy
 from modules.sumi.engine.controlnet.control import ControlNetExtension, ControlUnit, validate_units
 from modules.sumi.engine.controlnet.lama import lama_noise
 from modules.sumi.engine.errors import InvalidRequestError
@@ -71,6 +72,7 @@ class BatchRequest:
     noise_x0: torch.Tensor | None = None  # ControlNet inpaint_only+lama: latents mixed into the noise
     aesthetic_score: float = 6.0  # SDXL refiner: the prompt's (A1111's sdxl_refiner_high_aesthetic_score)
     negative_aesthetic_score: float = 2.5  # and the negative prompt's (sdxl_refiner_low_aesthetic_score)
+    vae_tiling: TilingPolicy | None = None  # tiled VAE (engine.accel.tiled_vae); None: plain passes
 
     @property
     def batch_size(self) -> int:
@@ -86,6 +88,7 @@ class BatchResult:
     stopped_early: bool = False
     warnings: list[str] = field(default_factory=list)  # non-fatal problems the extensions met
     switched: bool = False  # the request's ModelSwitch happened: the last steps and decoding ran on its model
+    vae_tiled: list[Tiled] = field(default_factory=list)  # VAE passes that ran in tiles, and why
 
 
 def validate(request: BatchRequest, scale: int = 8) -> None:
@@ -180,7 +183,9 @@ def generate(
             model, request, schedule_steps, conditioning_cache, manager.conditioning_key()
         )
         image_conditioning = (
-            img2img.txt2img_conditioning(model, request.batch_size, request.height, request.width)
+            img2img.txt2img_conditioning(
+                model, request.batch_size, request.height, request.width, request.vae_tiling
+            )
             if init is None
             else init.image_conditioning
         )
@@ -220,9 +225,9 @@ def generate(
                 nans.check_output(latents, "unet", model.dtype, request.seeds)
             stopped = control is not None and control.should_stop
             if stopped and control is not None and control.interrupted and interrupt_decode is not None:
-                images, warnings = interrupt_decode(model, latents), []
+                images, warnings, tiled = interrupt_decode(model, latents), [], []
             else:
-                images, warnings = _decode(
+                images, warnings, tiled = _decode(
                     model, latents, request, nan_check=nan_check, vae_fallback=vae_fallback
                 )
             scope.completed = not stopped
@@ -233,6 +238,7 @@ def generate(
                 built.schedule.label,
                 stopped,
                 [*manager.warnings(), *warnings],
+                vae_tiled=tiled,
             )
     # The switch: the main model's patches are off again (its scope did not complete); the rest runs on
     # the other model.
@@ -255,16 +261,24 @@ def generate(
 
 def _decode(
     model: SDModel, latents: torch.Tensor, request: BatchRequest, *, nan_check: bool, vae_fallback: bool
-) -> tuple[list[Image.Image], list[str]]:
-    """The batch's images, and a warning when the VAE had to be switched to fp32 for them."""
+) -> tuple[list[Image.Image], list[str], list[Tiled]]:
+    """The batch's images, a warning when the VAE had to be switched to fp32 for them or ran out of
+    memory (and was tiled), and the passes that ran in tiles."""
     dtype = model.vae.dtype
+    tiled: list[Tiled] = []
     pixels = vae_ops.decode(
-        model, latents, nan_fallback=vae_fallback, nan_check=nan_check, seeds=request.seeds
+        model,
+        latents,
+        nan_fallback=vae_fallback,
+        nan_check=nan_check,
+        seeds=request.seeds,
+        tiling=request.vae_tiling,
+        tiled=tiled,
     )
-    warnings = []
+    warnings = [event.message() for event in tiled if event.reason == "out of memory"]
     if model.vae.dtype != dtype:
         warnings.append(VAE_REVERTED.format(dtype=str(dtype).removeprefix("torch.")))
-    return vae_ops.to_pil(pixels), warnings
+    return vae_ops.to_pil(pixels), warnings, tiled
 
 
 def _batch_extensions(
@@ -436,7 +450,9 @@ def _continue_on(
         extra = int(other.unet.config["in_channels"]) - other.latent_channels
         image = stage.image_conditioning
         if image is None or image.shape[1] != extra:
-            image = img2img.txt2img_conditioning(other, request.batch_size, request.height, request.width)
+            image = img2img.txt2img_conditioning(
+                other, request.batch_size, request.height, request.width, request.vae_tiling
+            )
         denoiser = CFGDenoiser(
             compiled.unet_for_job(other, ext),
             guidance,
@@ -462,11 +478,15 @@ def _continue_on(
         )
         if nan_check:
             nans.check_output(latents, "unet", other.dtype, request.seeds)
-        images, decoded = _decode(other, latents, request, nan_check=nan_check, vae_fallback=vae_fallback)
+        images, decoded, tiled = _decode(
+            other, latents, request, nan_check=nan_check, vae_fallback=vae_fallback
+        )
         stopped = control is not None and control.should_stop
         scope.completed = not stopped
     found = dict.fromkeys([*manager.warnings(), *ext.warnings(), *warnings, *decoded])
-    return BatchResult(images, latents, built.spec.name, built.schedule.label, stopped, list(found), True)
+    return BatchResult(
+        images, latents, built.spec.name, built.schedule.label, stopped, list(found), True, tiled
+    )
 
 
 def check_switch(model: SDModel, other: SDModel) -> None:

@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageFilter, ImageOps
 
+from modules.sumi.engine.accel import tiled_vae
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.extensions import (
     DenoiserCall,
@@ -146,21 +147,39 @@ def filled_init(init: InitLatents, seeds: Sequence[int], noise_device: torch.dev
 # -- VAE encoding and image conditioning ---------------------------------------------------------------------
 
 
-def _posterior_mode(model: SDModel, pixels: torch.Tensor) -> torch.Tensor:
+def _posterior_mode(
+    model: SDModel,
+    pixels: torch.Tensor,
+    tiling: tiled_vae.TilingPolicy | None = None,
+    tiled: list[tiled_vae.Tiled] | None = None,
+) -> torch.Tensor:
     vae = model.vae
+
+    def mode(x: torch.Tensor) -> torch.Tensor:
+        return vae.encode(x).latent_dist.mode()  # pyright: ignore[reportAttributeAccessIssue]
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return tiled_vae.run("encode", mode, x, policy=tiling, vae=vae, scale=model.vae_scale, events=tiled)
+
     x = pixels.to(device=model.device, dtype=vae.dtype)
-    z = vae.encode(x).latent_dist.mode()  # pyright: ignore[reportAttributeAccessIssue]
+    z = run(x)
     if vae.dtype != torch.float32 and not torch.isfinite(z).all():
         torch.nn.Module.to(vae, torch.float32)  # as decoding does: a half VAE that overflows goes fp32
-        z = vae.encode(pixels.to(device=x.device, dtype=torch.float32)).latent_dist.mode()  # pyright: ignore[reportAttributeAccessIssue]
+        z = run(pixels.to(device=x.device, dtype=torch.float32))
     return z.to(device=model.device, dtype=model.dtype)
 
 
 @torch.no_grad()
-def encode(model: SDModel, pixels: torch.Tensor) -> torch.Tensor:
+def encode(
+    model: SDModel,
+    pixels: torch.Tensor,
+    tiling: tiled_vae.TilingPolicy | None = None,
+    tiled: list[tiled_vae.Tiled] | None = None,
+) -> torch.Tensor:
     """Pixels (B, 3, H, W) in [-1, 1] to latents scaled like the sampler's. The posterior's mean is taken
-    (A1111 samples it with the global RNG; its spread is ~1e-3 of the latents), so encoding is deterministic."""
-    return _posterior_mode(model, pixels) * model.vae_scaling_factor
+    (A1111 samples it with the global RNG; its spread is ~1e-3 of the latents), so encoding is deterministic.
+    `tiling` and `tiled` as engine.vae.decode's: large images are encoded in tiles."""
+    return _posterior_mode(model, pixels, tiling, tiled) * model.vae_scaling_factor
 
 
 def needs_image_conditioning(model: SDModel) -> str | None:
@@ -181,6 +200,7 @@ def inpaint_conditioning(
     mask: torch.Tensor | None = None,
     mask_weight: float = 1.0,
     round_mask: bool = True,
+    tiling: tiled_vae.TilingPolicy | None = None,
 ) -> torch.Tensor:
     """A1111's `inpainting_image_conditioning` for 9-channel models: (B, 5, h, w) = [mask, latents of the
     image masked by `mask * mask_weight`]. `pixels` (B, 3, H, W) in [-1, 1]; `mask` (B or 1, 1, H, W) in
@@ -192,20 +212,24 @@ def inpaint_conditioning(
     if round_mask:
         mask = torch.round(mask)
     masked = torch.lerp(pixels, pixels * (1.0 - mask), mask_weight)
-    latents = encode(model, masked)
+    latents = encode(model, masked, tiling)
     small = F.interpolate(mask, size=latents.shape[-2:]).expand(latents.shape[0], -1, -1, -1)
     return torch.cat([small.to(latents), latents], dim=1)
 
 
 @torch.no_grad()
-def pix2pix_conditioning(model: SDModel, pixels: torch.Tensor) -> torch.Tensor:
+def pix2pix_conditioning(
+    model: SDModel, pixels: torch.Tensor, tiling: tiled_vae.TilingPolicy | None = None
+) -> torch.Tensor:
     """instruct-pix2pix image conditioning: the VAE posterior's mean of the image, unscaled (A1111's
     `encode_first_stage(...).mode()`, diffusers' pipeline the same)."""
-    return _posterior_mode(model, pixels.float())
+    return _posterior_mode(model, pixels.float(), tiling)
 
 
 @torch.no_grad()
-def txt2img_conditioning(model: SDModel, batch_size: int, height: int, width: int) -> torch.Tensor | None:
+def txt2img_conditioning(
+    model: SDModel, batch_size: int, height: int, width: int, tiling: tiled_vae.TilingPolicy | None = None
+) -> torch.Tensor | None:
     """What A1111 feeds image-conditioned models without an init image: for 9-channel models a mask of
     ones and the latents of a grey image; for instruct-pix2pix zeros. None for plain models."""
     kind = needs_image_conditioning(model)
@@ -215,7 +239,7 @@ def txt2img_conditioning(model: SDModel, batch_size: int, height: int, width: in
     if kind == "pix2pix":
         return torch.zeros((batch_size, model.latent_channels, h, w), device=model.device, dtype=model.dtype)
     grey = torch.zeros((1, 3, height, width))  # 0.5 in [0, 1] is 0 in [-1, 1]
-    latents = encode(model, grey)
+    latents = encode(model, grey, tiling)
     ones = torch.ones_like(latents[:, :1])
     return torch.cat([ones, latents], dim=1).expand(batch_size, -1, -1, -1)
 

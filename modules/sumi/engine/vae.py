@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from modules.sumi.engine import nan_check as nans
-from modules.sumi.engine.accel import compiled
+from modules.sumi.engine.accel import compiled, tiled_vae
 from modules.sumi.engine.model import SDModel
 
 
@@ -21,15 +21,21 @@ def decode(
     nan_fallback: bool = True,
     nan_check: bool = False,
     seeds: Sequence[int] = (),
+    tiling: tiled_vae.TilingPolicy | None = None,
+    tiled: list[tiled_vae.Tiled] | None = None,
 ) -> torch.Tensor:
     """Decode latents to images in [0, 1] (B, 3, H, W), float32 on the CPU.
+
+    `tiling` (engine.accel.tiled_vae) decodes in tiles when it says so, when the whole image would not
+    fit in free memory ("Auto"), or after the plain decode ran out of memory; each tiled pass is
+    appended to `tiled`. None: one plain pass, as before.
 
     If the VAE gives NaN or infinity in half precision (SDXL's VAE does), and `nan_fallback` (A1111's
     `auto_vae_precision`), decode again in fp32 and keep the VAE in fp32 from then on; the caller sees
     it by `model.vae.dtype`. With `nan_check`, pixels that are still not finite raise NansException
     ("...produced in VAE.", naming the `seeds` of the images) instead of becoming black.
     """
-    pixels = _decode_once(model, latents)
+    pixels = _decode_once(model, latents, tiling, tiled)
     if (
         nan_fallback
         and model.vae.dtype != torch.float32
@@ -37,21 +43,28 @@ def decode(
         and not nans.bad_images(latents)  # fp32 cannot mend latents that are already NaN
     ):
         torch.nn.Module.to(model.vae, torch.float32)  # without diffusers' keep-in-fp32 warning
-        pixels = _decode_once(model, latents)
+        pixels = _decode_once(model, latents, tiling, tiled)
     if nan_check:
         nans.check_output(pixels, "vae", model.vae.dtype, seeds)
     return (pixels / 2 + 0.5).clamp(0, 1).float().cpu()
 
 
-def _decode_once(model: SDModel, latents: torch.Tensor) -> torch.Tensor:
+def _decode_once(
+    model: SDModel,
+    latents: torch.Tensor,
+    tiling: tiled_vae.TilingPolicy | None = None,
+    tiled: list[tiled_vae.Tiled] | None = None,
+) -> torch.Tensor:
     """The VAE's raw output, about [-1, 1]; not clamped, so infinities stay visible."""
     vae = model.vae
     z = latents.to(device=model.device, dtype=vae.dtype) / model.vae_scaling_factor
-    decode = compiled.vae_decoder(model)  # the compiled fast path when it is on
-    if decode is not None:
-        return decode(z)
-    # diffusers types `z` as the legacy torch.FloatTensor, which a Tensor is not
-    return vae.decode(z, return_dict=False)[0]  # pyright: ignore[reportArgumentType]
+
+    def plain(z: torch.Tensor) -> torch.Tensor:
+        # diffusers types `z` as the legacy torch.FloatTensor, which a Tensor is not
+        return vae.decode(z, return_dict=False)[0]  # pyright: ignore[reportArgumentType]
+
+    fn = compiled.vae_decoder(model) or plain  # the compiled fast path (one graph per tile shape) when on
+    return tiled_vae.run("decode", fn, z, policy=tiling, vae=vae, scale=model.vae_scale, events=tiled)
 
 
 def to_pil(images: torch.Tensor) -> list[Image.Image]:

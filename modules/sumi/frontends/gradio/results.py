@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from modules.sumi.engine.errors import EngineError
-from modules.sumi.services.jobs.processing import Processed
+from modules.sumi.services.jobs.processing import JobPerformance, Processed
 from modules.sumi.services.settings.secrets import redact_text
 from modules.sumi.util.logs import report_exception, was_reported
 
@@ -52,6 +52,7 @@ def generation_info(processed: Processed) -> dict[str, Any]:
         "warnings": list(processed.warnings),
         "selected": 0,
         "params": job_params(processed),
+        "performance": performance_html(processed.performance),
     }
 
 
@@ -78,7 +79,32 @@ def infotext_html(info: dict[str, Any] | None, index: int | None = None) -> str:
     text = texts[index] if 0 <= index < len(texts) else texts[0]
     body = "<br>".join(html.escape(line) for line in text.split("\n"))
     warnings = "".join(f'<p class="sumi-warning">{html.escape(w)}</p>' for w in info.get("warnings", []))
-    return f'<div class="infotext">{body}</div>{warnings}'
+    return f'<div class="infotext">{body}</div>{warnings}{info.get("performance") or ""}'
+
+
+def performance_html(performance: JobPerformance | None) -> str:
+    """A1111's line under the infotext: "Time taken", CUDA's peak active/reserved and the card's use
+    (when the job ran on CUDA), and Sumi's peak RAM of the process."""
+    if performance is None:
+        return ""
+    minutes, seconds = divmod(performance.seconds, 60)
+    taken = f"{int(minutes)}m {seconds:.2f}s" if minutes >= 1 else f"{seconds:.2f}s"
+    peaks = performance.peaks
+    parts = [f"<p class='time'>Time taken: <wbr>{taken}</p>"]
+    if peaks.cuda_total:
+        active, reserved = _mib(peaks.cuda_active), _mib(peaks.cuda_reserved)
+        used, total = _mib(peaks.cuda_system_used), _mib(peaks.cuda_total)
+        share = round(used / max(total, 1) * 100, 2)
+        parts.append(
+            f"<p class='vram'>Torch active/reserved: {active}/{reserved} MiB, <wbr>"
+            f"Sys VRAM: {used}/{total} MiB ({share}%)</p>"
+        )
+    parts.append(f"<p class='ram'>RAM peak: {_mib(peaks.rss)} MiB</p>")
+    return f"<div class='performance'>{''.join(parts)}</div>"
+
+
+def _mib(value: int | None) -> int:
+    return -(int(value or 0) // -(1024 * 1024))  # rounded up, as A1111
 
 
 def select_image(info: dict[str, Any] | None, index: int) -> dict[str, Any] | None:

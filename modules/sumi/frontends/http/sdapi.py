@@ -11,10 +11,10 @@ import logging
 import time
 from typing import Any
 
-import torch
 from fastapi import APIRouter, FastAPI, Request
 
 from modules.sumi.app import App
+from modules.sumi.engine.accel import memory as memory_report
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.sampling.samplers import SAMPLERS, SCHEDULE_TYPES
 from modules.sumi.frontends.http import errors, openapi
@@ -376,14 +376,9 @@ def _info_routes(router: APIRouter, app: App) -> None:
 
     @router.get("/memory")
     def memory() -> dict[str, Any]:
-        cuda = {}
-        if torch.cuda.is_available():
-            free, total = torch.cuda.mem_get_info()
-            cuda = {
-                "system": {"free": free, "used": total - free, "total": total},
-                "active": {"peak": torch.cuda.max_memory_allocated()},
-            }
-        return {"ram": {}, "cuda": cuda or {"error": "no CUDA device"}}
+        """A1111's MemoryResponse: ram {free, used, total} (Sumi adds the process's RSS and its peak),
+        cuda {system, active, allocated, reserved, inactive, events}, or {"error": ...} for either."""
+        return memory_report.report()
 
 
 def _script_layout():

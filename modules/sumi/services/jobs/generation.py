@@ -18,6 +18,7 @@ from typing import Any
 from modules.sumi.engine import generate as engine
 from modules.sumi.engine import previews
 from modules.sumi.engine import vae as vae_ops
+from modules.sumi.engine.accel.tiled_vae import Tiled
 from modules.sumi.engine.controlnet.preprocessors import get_preprocessor
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.extensions import Extension
@@ -27,7 +28,15 @@ from modules.sumi.services.controlnet.service import ControlNetService, Prepared
 from modules.sumi.services.controlnet.units import ControlNetUnit, decode_image
 from modules.sumi.services.faces.registry import FaceRestorers
 from modules.sumi.services.images import saving as image_files
-from modules.sumi.services.jobs import face_restore, hires, ignored_fields, img2img, refiner, tiling
+from modules.sumi.services.jobs import (
+    face_restore,
+    hires,
+    ignored_fields,
+    img2img,
+    refiner,
+    tiling,
+    vae_tiling,
+)
 from modules.sumi.services.jobs.hooks import JobContext, cfg_callbacks, postprocess_batch, select_batch
 from modules.sumi.services.jobs.infotext import build_infotext
 from modules.sumi.services.jobs.live_preview import BatchPreview, PreviewWorker, interrupt_decoder
@@ -381,13 +390,19 @@ class GenerationService:
                 switch = refiner.model_switch(p, self.models, self.options, loaded, refined)
                 result = self._generate(p, loaded, request, job, switch)
             self._warn(p, result.warnings)
+            vae_tiling.record(p, result.vae_tiled)
             images = result.images
             if p.scripts is not None:  # A1111: scripts see (and may replace) the sampled latents
                 args = PostSampleArgs(result.latents)
                 p.scripts.post_sample(p, args)
                 if args.samples is not result.latents:
                     decoder = self.models.active if result.switched and not hires.is_enabled(p) else None
-                    images = vae_ops.to_pil(vae_ops.decode((decoder or loaded).sd, args.samples))
+                    tiled: list[Tiled] = []
+                    pixels = vae_ops.decode(
+                        (decoder or loaded).sd, args.samples, tiling=request.vae_tiling, tiled=tiled
+                    )
+                    vae_tiling.record(p, tiled)
+                    images = vae_ops.to_pil(pixels)
         if job.control.blends:  # sd-webui-controlnet's inpaint_only blend, before A1111's overlay
             images, warnings = job.control.post_process(images)
             self._warn(p, warnings)
@@ -492,6 +507,7 @@ class GenerationService:
             init=img2img.init_latents(p, o) if img2img.is_img2img(p) else None,
             aesthetic_score=float(o.sdxl_refiner_high_aesthetic_score),
             negative_aesthetic_score=float(o.sdxl_refiner_low_aesthetic_score),
+            vae_tiling=vae_tiling.policy(o),
         )
 
     def _embedding_hook(self, loaded: LoadedModel):

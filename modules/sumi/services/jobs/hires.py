@@ -33,12 +33,13 @@ from PIL import Image
 from modules.sumi.engine import generate as engine
 from modules.sumi.engine import img2img as engine_img2img
 from modules.sumi.engine import vae as vae_ops
+from modules.sumi.engine.accel.tiled_vae import Tiled, TilingPolicy
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.extensions.circular import model_modules
 from modules.sumi.engine.sampling.samplers import find_sampler
 from modules.sumi.engine.upscalers.latent import DEFAULT_LATENT_MODE, LATENT_MODES, upscale_latents
 from modules.sumi.services.controlnet.service import PreparedControl, Target
-from modules.sumi.services.jobs import refiner
+from modules.sumi.services.jobs import refiner, vae_tiling
 from modules.sumi.services.jobs.hooks import JobContext
 from modules.sumi.services.jobs.model_switch import switched_model
 from modules.sumi.services.jobs.processing import (
@@ -262,11 +263,13 @@ class HiresFix:
         self.p = p
         self.loaded = loaded
         self.job = job
+        self.tiling = vae_tiling.policy(service.options)
 
     def sample(self, request: engine.BatchRequest) -> engine.BatchResult:
         service, p = self.service, self.p
         first = self._first_pass(request)
         service._warn(p, first.warnings)  # noqa: SLF001
+        vae_tiling.record(p, first.vae_tiled)
         if service.state.interrupted:  # A1111: an interrupted job keeps its first pass
             return first
         self._save_before_hires(first)
@@ -288,7 +291,7 @@ class HiresFix:
         images = [image] * request.batch_size
         latents = None
         if p.latent_scale_mode is not None:  # A1111 encodes the image for the latent upscale
-            latents = engine_img2img.encode(self.loaded.sd, _pixels(images).to(self.loaded.sd.device))
+            latents = self._encode(self.loaded.sd, _pixels(images).to(self.loaded.sd.device))
         return engine.BatchResult(images, latents, request.sampler, request.schedule)  # pyright: ignore[reportArgumentType]
 
     def _save_before_hires(self, first: engine.BatchResult) -> None:
@@ -393,15 +396,25 @@ class HiresFix:
                 return latents, engine_img2img.txt2img_conditioning(
                     model, latents.shape[0], h * scale, w * scale
                 )
-            pixels = vae_ops.decode(model, latents) * 2 - 1
-            return latents, _image_conditioning(model, kind, pixels, weight)
+            tiled: list[Tiled] = []
+            pixels = vae_ops.decode(model, latents, tiling=self.tiling, tiled=tiled) * 2 - 1
+            vae_tiling.record(p, tiled)
+            return latents, _image_conditioning(model, kind, pixels, weight, self.tiling)
         upscalers = self.service.upscalers
         images = [
             upscalers.resize(image.convert("RGB"), width, height, p.hr_upscaler) for image in first.images
         ]
         pixels = _pixels(images).to(model.device)
-        latents = engine_img2img.encode(model, pixels)
-        return latents, None if kind is None else _image_conditioning(model, kind, pixels, weight)
+        latents = self._encode(model, pixels)
+        return latents, None if kind is None else _image_conditioning(
+            model, kind, pixels, weight, self.tiling
+        )
+
+    def _encode(self, model: Any, pixels: torch.Tensor) -> torch.Tensor:
+        tiled: list[Tiled] = []
+        latents = engine_img2img.encode(model, pixels, self.tiling, tiled)
+        vae_tiling.record(self.p, tiled)
+        return latents
 
     def _activate_networks(self) -> list[str]:
         """The batch's hires prompts without their `<...>` tags; the tags' networks are activated for
@@ -458,11 +471,13 @@ def _pixels(images: list[Image.Image]) -> torch.Tensor:
     return torch.from_numpy(arrays).permute(0, 3, 1, 2) * 2 - 1
 
 
-def _image_conditioning(model: Any, kind: str, pixels: torch.Tensor, weight: float) -> torch.Tensor:
+def _image_conditioning(
+    model: Any, kind: str, pixels: torch.Tensor, weight: float, tiling: TilingPolicy
+) -> torch.Tensor:
     """A1111's `img2img_image_conditioning` of the upscaled image, with no mask (all redrawn)."""
     if kind == "pix2pix":
-        return engine_img2img.pix2pix_conditioning(model, pixels)
-    return engine_img2img.inpaint_conditioning(model, pixels, None, mask_weight=weight)
+        return engine_img2img.pix2pix_conditioning(model, pixels, tiling)
+    return engine_img2img.inpaint_conditioning(model, pixels, None, mask_weight=weight, tiling=tiling)
 
 
 # -- infotext -> job fields (paste) --------------------------------------------------------------------

@@ -29,6 +29,7 @@ from modules.sumi.engine.model import SDModel
 from modules.sumi.services.images import masking
 from modules.sumi.services.images.colors import apply_color_correction, setup_color_correction
 from modules.sumi.services.images.resize import Resizer, flatten, lanczos, resize_image
+from modules.sumi.services.jobs import vae_tiling
 from modules.sumi.services.jobs.processing import (
     StableDiffusionProcessing,
     StableDiffusionProcessingImg2Img,
@@ -140,7 +141,9 @@ def prepare(
     if model is None:
         return
     batch = torch.from_numpy(pixels).to(device=model.device, dtype=model.vae.dtype) * 2 - 1
-    latents = engine_img2img.encode(model, batch)
+    tiling, tiled = vae_tiling.policy(options), []
+    latents = engine_img2img.encode(model, batch, tiling, tiled)
+    vae_tiling.record(p, tiled)
     if p.resize_mode == LATENT_UPSCALE:
         size = (p.height // model.vae_scale, p.width // model.vae_scale)
         latents = torch.nn.functional.interpolate(latents, size=size, mode="bilinear")
@@ -311,7 +314,7 @@ def _image_conditioning(
             p.warnings.append(IMAGE_CFG_UNUSED.format(value=p.image_cfg_scale))
         p.image_cfg_scale = None  # A1111: only instruct-pix2pix models use it
     if kind == "pix2pix":
-        return engine_img2img.pix2pix_conditioning(model, pixels)
+        return engine_img2img.pix2pix_conditioning(model, pixels, vae_tiling.policy(options))
     if kind != "inpaint":
         return None
     mask = None
@@ -323,7 +326,7 @@ def _image_conditioning(
     p.is_using_inpainting_conditioning = True
     p.extra_generation_params["Conditional mask weight"] = weight
     return engine_img2img.inpaint_conditioning(
-        model, pixels, mask, mask_weight=weight, round_mask=p.mask_round
+        model, pixels, mask, mask_weight=weight, round_mask=p.mask_round, tiling=vae_tiling.policy(options)
     )
 
 

@@ -12,6 +12,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from modules.sumi.engine.accel.memory import JobPeaks
 from modules.sumi.services.images.resize import resize_image
 from modules.sumi.util.version import VERSION
 
@@ -268,6 +269,14 @@ def _set_mask_blur(self: StableDiffusionProcessingImg2Img, value: Any) -> None:
 StableDiffusionProcessingImg2Img.mask_blur = property(_get_mask_blur, _set_mask_blur)  # type: ignore[assignment]
 
 
+@dataclass(frozen=True)
+class JobPerformance:
+    """How long a job took and the most memory it used (the UI's "Time taken" line)."""
+
+    seconds: float
+    peaks: JobPeaks
+
+
 class Processed:
     """What a job produced: images with their infotexts and the values actually used.
 
@@ -306,6 +315,7 @@ class Processed:
         self.index_of_first_image = index_of_first_image
         self.infotexts = list(infotexts) if infotexts is not None else [info]
         self.warnings = list(p.warnings if warnings is None else warnings)
+        self.performance: JobPerformance | None = None  # set by the job runner when the job ends
 
     def __getattr__(self, name: str) -> Any:
         # A1111's Processed copies most of p's fields; read them from p instead.

@@ -10,14 +10,16 @@ on itself.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from modules.sumi.engine.accel.memory import PeakTracker
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.services.jobs.generation import GenerationService, job_kind
 from modules.sumi.services.jobs.img2img_batch import BatchFolders, run_batch
-from modules.sumi.services.jobs.processing import Processed, StableDiffusionProcessing
+from modules.sumi.services.jobs.processing import JobPerformance, Processed, StableDiffusionProcessing
 from modules.sumi.services.jobs.queue import Job, JobQueue
 
 
@@ -110,12 +112,17 @@ class JobRunner:
         """The body of a txt2img or img2img job (runs on the worker): the always-on scripts' `setup`, then the
         selected script runs the job, else a plain job. A selected script that raises is recorded in
         the scripts' errors and re-raised."""
+        tracker, start = PeakTracker(), time.perf_counter()
+        tracker.start()
         with self.generation.options.job_view():  # the job's own settings, whatever changes meanwhile
             processed = None
             if p.scripts is not None:
                 p.scripts.setup_scrips(p, is_ui=not p.is_api)
                 processed = self._run_selected_script(p)
-            return processed if processed is not None else self.generation.process(p)
+            if processed is None:
+                processed = self.generation.process(p)
+        processed.performance = JobPerformance(time.perf_counter() - start, tracker.peaks())
+        return processed
 
     def _run_selected_script(self, p: StableDiffusionProcessing) -> Processed | None:
         try:

@@ -864,6 +864,23 @@ def _vae() -> dict[str, OptionInfo]:
             "auto_vae_precision": OptionInfo(True, "Automatically revert VAE to 32-bit floats").info(
                 "triggers when the VAE produces NaNs; without it such images come out black"
             ),
+            "sumi_tiled_vae": OptionInfo(
+                "Auto", "Tiled VAE", "radio", {"choices": ["Auto", "Always", "Never"]}
+            ).info(
+                "encode and decode large images in tiles; Auto: when the whole image would not fit in free "
+                "memory, and after the VAE runs out of memory"
+            ),
+            "sumi_tiled_vae_tile_size": OptionInfo(
+                64,
+                "Tiled VAE tile size (latent pixels)",
+                "slider",
+                {"minimum": 16, "maximum": 256, "step": 8},
+            ).info("8 image pixels each; smaller tiles need less memory"),
+            "sumi_tiled_vae_overlap": OptionInfo(
+                16, "Tiled VAE overlap (latent pixels)", "slider", {"minimum": 0, "maximum": 64, "step": 1}
+            ).info(
+                "blended between neighbouring tiles, and the context each tile sees; at most half the tile"
+            ),
         },
     )
 
