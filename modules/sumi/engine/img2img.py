@@ -153,7 +153,7 @@ def _posterior_mode(model: SDModel, pixels: torch.Tensor) -> torch.Tensor:
     if vae.dtype != torch.float32 and not torch.isfinite(z).all():
         torch.nn.Module.to(vae, torch.float32)  # as decoding does: a half VAE that overflows goes fp32
         z = vae.encode(pixels.to(device=x.device, dtype=torch.float32)).latent_dist.mode()  # pyright: ignore[reportAttributeAccessIssue]
-    return z.to(device=model.device, dtype=model.dtype)
+    return z.to(device=model.device, dtype=model.latent_dtype)
 
 
 @torch.no_grad()

@@ -44,6 +44,7 @@ class SDModel:
     is_inpainting: bool = False
     source: str = ""
     extra: dict = field(default_factory=dict)
+    sampling_dtype: torch.dtype | None = None  # latents between steps and into the VAE; None: `dtype`
 
     @property
     def is_sdxl(self) -> bool:
@@ -57,6 +58,12 @@ class SDModel:
     @property
     def dtype(self) -> torch.dtype:
         return next(self.unet.parameters()).dtype
+
+    @property
+    def latent_dtype(self) -> torch.dtype:
+        """The dtype latents are kept in between UNet calls (fp32 on the CPU bf16 path and with
+        --upcast-sampling; the denoiser casts at the UNet's input and output)."""
+        return self.sampling_dtype or self.dtype
 
     @property
     def latent_channels(self) -> int:

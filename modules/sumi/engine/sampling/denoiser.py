@@ -262,15 +262,18 @@ def _unet(
     extensions: ExtensionManager | None,
     is_cond: torch.Tensor | None = None,
 ) -> torch.Tensor:
+    dtype = unet_dtype(unet, rows.x.dtype)
+    x = rows.x.to(dtype)  # latents may be fp32 (CPU bf16 path, --upcast-sampling): cast at the UNet only
+    context = rows.context.context.to(dtype)
     added = (
         None
         if rows.context.pooled is None
-        else {"text_embeds": rows.context.pooled, "time_ids": rows.time_ids}
+        else {"text_embeds": rows.context.pooled.to(dtype), "time_ids": rows.time_ids}
     )
     kwargs = dict(call.unet_kwargs)
     if extensions is not None and extensions.has(HookPoint.UNET_FORWARD):
         batch = UNetBatch(
-            rows.x,
+            x,
             call.timestep,
             rows.context,
             rows.time_ids,
@@ -282,14 +285,21 @@ def _unet(
         )
         extensions.run(HookPoint.UNET_FORWARD, batch)
         kwargs = batch.unet_kwargs
-    x = rows.x
     if rows.image_conditioning is not None:
         x = torch.cat([x, rows.image_conditioning.to(x.dtype)], dim=1)
-    return unet(
+    out = unet(
         x,
         call.timestep,
-        encoder_hidden_states=rows.context.context,
+        encoder_hidden_states=context,
         added_cond_kwargs=added,
         return_dict=False,
         **kwargs,
     )[0]
+    return out.to(rows.x.dtype)
+
+
+def unet_dtype(unet: object, default: torch.dtype) -> torch.dtype:
+    """The dtype the UNet computes in: its `dtype` (diffusers models, and wrappers that forward it),
+    else `default`."""
+    dtype = getattr(unet, "dtype", None)
+    return dtype if isinstance(dtype, torch.dtype) else default

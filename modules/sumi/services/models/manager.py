@@ -23,6 +23,7 @@ from typing import Protocol, TypeVar
 import torch
 
 from modules.sumi.engine.checkpoint import load_checkpoint
+from modules.sumi.engine.accel.placement import load_dtype, place
 from modules.sumi.engine.devices import DeviceConfig
 from modules.sumi.engine.errors import ModelLoadError
 from modules.sumi.engine.model import SDModel
@@ -201,7 +202,7 @@ class ModelManager:
             Path(info.filename),
             allow_unsafe_pickle=self.allow_unsafe_pickle,
             config_yaml=self.checkpoints.config_yaml_for(info),
-            dtype=self.devices.dtype,
+            dtype=load_dtype(self.devices),
         )
         sd.unet.eval()
         sd.vae.eval()
@@ -215,7 +216,8 @@ class ModelManager:
 
     def _move_to_device(self, loaded: LoadedModel) -> None:
         d = self.devices
-        loaded.sd.to(d.device, d.dtype, vae_dtype=d.vae_dtype)
+        done = place(loaded.sd, d)
+        log.info("%s on %s: %s", loaded.checkpoint.title, d.device, done)
         if d.attention == "xformers":
             loaded.sd.unet.enable_xformers_memory_efficient_attention()
             loaded.sd.vae.enable_xformers_memory_efficient_attention()
@@ -279,7 +281,8 @@ class ModelManager:
             else loaded.baked_vae
         )
         apply_vae(loaded.sd, state, source=str(wanted or loaded.checkpoint.filename))
-        loaded.sd.vae.to(self.devices.device, self.devices.vae_dtype)  # pyright: ignore[reportArgumentType]
+        vae_dtype = loaded.sd.extra.get("vae_dtype", self.devices.vae_dtype)  # placement's (size rule)
+        loaded.sd.vae.to(self.devices.device, vae_dtype)  # pyright: ignore[reportArgumentType]
         loaded.vae_path = wanted
         loaded.vae_hash = self.vaes.short_hash(wanted) if wanted else None
         log.info("VAE for %s: %s", loaded.checkpoint.title, wanted.name if wanted else "from the checkpoint")
