@@ -37,10 +37,10 @@ from pipelines import diffusers_pipeline  # noqa: E402
 from modules.sumi.engine import generate as engine  # noqa: E402
 from modules.sumi.engine import tiny_models  # noqa: E402
 from modules.sumi.engine.accel.cpu import bf16_flags, cpu_flags  # noqa: E402
-from modules.sumi.engine.accel.placement import place  # noqa: E402
 from modules.sumi.engine.checkpoint import load_checkpoint  # noqa: E402
 from modules.sumi.engine.devices import select_device  # noqa: E402
 from modules.sumi.engine.model import SDModel  # noqa: E402
+from modules.sumi.engine.placement import place  # noqa: E402
 from modules.sumi.engine.sampling.noise import make_generators  # noqa: E402
 from modules.sumi.engine.sampling.samplers import build_scheduler  # noqa: E402
 
@@ -70,7 +70,7 @@ def unet_step(model: SDModel, size: int) -> Callable[[], object]:
 
 def vae_decode(model: SDModel, size: int) -> Callable[[], object]:
     z = torch.randn(1, 4, size // 8, size // 8).to(model.vae.dtype)
-    return lambda: model.vae.decode(z, return_dict=False)
+    return lambda: model.vae.decode(z, return_dict=False)  # pyright: ignore[reportArgumentType]
 
 
 def sumi_image(model: SDModel, size: int, steps: int, out: list) -> Callable[[], object]:
@@ -110,8 +110,33 @@ def pixel_gap(a, b) -> dict[str, float]:
     return {"max": float(d.max()), "mean": float(d.mean()), "p99": float(np.percentile(d, 99))}
 
 
+def run_side(args) -> dict:
+    """One side in this process: "fp32" (plain diffusers on fp32 weights, and the fp32 UNet and VAE) or
+    "fast" (Sumi's engine on the weights placed as `select_device()` chooses)."""
+    model = load_checkpoint(args.checkpoint, dtype=torch.float32)
+    config = select_device(use_cpu=True)
+    row: dict = {"side": args.side}
+    if args.side == "fast":
+        row["placed"] = place(model, config, size_rule=not args.no_size_rule)
+    parts = set(args.parts.split(","))
+    runs = max(args.runs, 1)
+    out: list = []
+    with torch.inference_mode():
+        if "unet" in parts:
+            row["unet_step_s"] = interleaved({"x": unet_step(model, args.pixels)}, runs)["x"]
+        if "vae" in parts:
+            row["vae_decode_s"] = interleaved({"x": vae_decode(model, args.pixels)}, runs)["x"]
+        if "image" in parts:
+            make = diffusers_image if args.side == "fp32" else sumi_image
+            row["image_s"] = interleaved({"x": make(model, args.pixels, args.steps, out)}, runs)["x"]
+            out[0].save(args.checkpoint.with_name(f"{args.side}.png"))
+    return row
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size", choices=["tiny", "sd15"], default="sd15")
     parser.add_argument("--pixels", type=int, default=512)
     parser.add_argument("--steps", type=int, default=4)
@@ -120,18 +145,18 @@ def main() -> None:
     parser.add_argument(
         "--no-size-rule", action="store_true", help="bf16 even for a model the size rule keeps in fp32"
     )
+    parser.add_argument(
+        "--separate", action="store_true", help="each side in its own process, one after the other "
+        "(half the peak memory of the full-size model; not interleaved)"
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--side", choices=["fp32", "fast"], help=argparse.SUPPRESS)
+    parser.add_argument("--checkpoint", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    parts = set(args.parts.split(","))
+    if args.side:
+        print(json.dumps(run_side(args)))
+        return
     config = select_device(use_cpu=True)
-    torch.manual_seed(0)
-    with tempfile.TemporaryDirectory() as tmp:
-        components = tiny_models.full_size("SD1") if args.size == "sd15" else tiny_models.demo_sd1(0)
-        path = tiny_models.write_checkpoint(Path(tmp) / f"bench-{args.size}.safetensors", components)
-        del components
-        fp32 = load_checkpoint(path, dtype=torch.float32)
-    fast = copy.deepcopy(fp32)
-    placed = place(fast, config, size_rule=not args.no_size_rule)
     report: dict = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": platform.processor() or platform.machine(),
@@ -141,9 +166,57 @@ def main() -> None:
         "model": args.size,
         "pixels": args.pixels,
         "steps": args.steps,
-        "fast_path": placed,
+        "runs": args.runs,
         "reason": config.reason,
     }
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.manual_seed(0)
+        components = tiny_models.full_size("SD1") if args.size == "sd15" else tiny_models.demo_sd1(0)
+        path = tiny_models.write_checkpoint(Path(tmp) / f"bench-{args.size}.safetensors", components)
+        del components
+        if args.separate:
+            report.update(_separate(args, path))
+        else:
+            report.update(_together(args, path, config))
+    for key in ("unet_step_s", "vae_decode_s", "image_s"):
+        if key in report:
+            values = list(report[key].values())
+            report[key.removesuffix("_s") + "_speedup"] = round(values[0] / values[1], 2)
+    print(json.dumps(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+def _separate(args, path: Path) -> dict:
+    import subprocess
+
+    rows = {}
+    for side in ("fp32", "fast"):
+        cmd = [sys.executable, __file__, "--side", side, "--checkpoint", str(path), "--size", args.size]
+        cmd += ["--pixels", str(args.pixels), "--steps", str(args.steps), "--runs", str(args.runs)]
+        cmd += ["--parts", args.parts] + (["--no-size-rule"] if args.no_size_rule else [])
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        rows[side] = json.loads(out.strip().splitlines()[-1])
+        print(side, rows[side], flush=True)
+    result: dict = {"fast_path": rows["fast"].get("placed")}
+    for key in ("unet_step_s", "vae_decode_s", "image_s"):
+        if key in rows["fp32"]:
+            names = ("diffusers_fp32", "sumi_fast") if key == "image_s" else ("fp32", "fast")
+            result[key] = {names[0]: rows["fp32"][key], names[1]: rows["fast"][key]}
+    if "image_s" in result:
+        from PIL import Image
+
+        result["pixel_gap_vs_diffusers_fp32"] = pixel_gap(
+            Image.open(path.with_name("fast.png")), Image.open(path.with_name("fp32.png"))
+        )
+    return result
+
+
+def _together(args, path: Path, config) -> dict:
+    parts = set(args.parts.split(","))
+    fp32 = load_checkpoint(path, dtype=torch.float32)
+    fast = copy.deepcopy(fp32)
+    report: dict = {"fast_path": place(fast, config, size_rule=not args.no_size_rule)}
     with torch.inference_mode():
         if "unet" in parts:
             report["unet_step_s"] = interleaved(
@@ -167,13 +240,7 @@ def main() -> None:
             )
             report["pixel_gap_vs_diffusers_fp32"] = pixel_gap(sumi_out[0], diffusers_out[0])
             print("Image:", report["image_s"], report["pixel_gap_vs_diffusers_fp32"], flush=True)
-    for key in ("unet_step_s", "vae_decode_s", "image_s"):
-        if key in report:
-            values = list(report[key].values())
-            report[key.removesuffix("_s") + "_speedup"] = round(values[0] / values[1], 2)
-    print(json.dumps(report))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+    return report
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from diffusers import ControlNetModel
 
 from modules.sumi.engine import generate as engine
 from modules.sumi.engine import img2img
-from modules.sumi.engine.accel.placement import place, precision_infotext
 from modules.sumi.engine.checkpoint import load_checkpoint
 from modules.sumi.engine.controlnet.control import ControlUnit
 from modules.sumi.engine.devices import select_device
@@ -22,8 +21,9 @@ from modules.sumi.engine.networks.hypernetwork import (
     load_hypernetwork,
     remove_hypernetworks,
 )
-from tests.fixtures.tiny_hypernetworks import write_hypernetwork
+from modules.sumi.engine.placement import place, precision_infotext
 from tests.fixtures import tiny_networks as tn
+from tests.fixtures.tiny_hypernetworks import write_hypernetwork
 from tests.fixtures.tiny_models import write_tiny_checkpoint
 
 ZEN4 = frozenset({"avx512f", "avx512_bf16"})
@@ -128,7 +128,7 @@ def test_controlnet_runs_in_bf16_with_the_bf16_unet(fast):
     with torch.no_grad():  # from_unet zeroes the output convolutions: give them weights
         for param in controlnet.parameters():
             param.add_(torch.randn(param.shape, generator=generator) * 0.05)
-    controlnet = controlnet.to(torch.bfloat16).eval()
+    controlnet = controlnet.to(torch.bfloat16).eval()  # pyright: ignore[reportArgumentType]
     hint = torch.rand(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(2))
     plain = _pixels(engine.generate(fast, _request(), progress_bar=False))
     unit = ControlUnit(controlnet, hint, weight=1.0)

@@ -100,7 +100,7 @@ def fits_size_rule(unet: torch.nn.Module) -> bool:
 
 
 def dtype_name(dtype: torch.dtype) -> str:
-    """"fp32", "fp16", "bf16" (as A1111 and the UI name them)."""
+    """ "fp32", "fp16", "bf16" (as A1111 and the UI name them)."""
     return {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}.get(
         dtype, str(dtype).removeprefix("torch.")
     )

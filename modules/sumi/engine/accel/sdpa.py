@@ -36,6 +36,6 @@ def use_sdpa_without_mem_efficient(model: torch.nn.Module) -> int:
         processor = getattr(module, "processor", None)
         if processor is None or not callable(processor) or isinstance(processor, NoMemEfficientProcessor):
             continue
-        module.processor = NoMemEfficientProcessor(processor)  # pyright: ignore[reportAttributeAccessIssue]
+        module.processor = NoMemEfficientProcessor(processor)  # pyright: ignore[reportArgumentType]
         count += 1
     return count

@@ -17,10 +17,10 @@ from typing import Any
 
 from modules.sumi.engine import generate as engine
 from modules.sumi.engine import vae as vae_ops
-from modules.sumi.engine.accel.placement import precision_infotext
 from modules.sumi.engine.controlnet.preprocessors import get_preprocessor
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.extensions import Extension
+from modules.sumi.engine.placement import precision_infotext
 from modules.sumi.engine.sampling.loop import StepInfo
 from modules.sumi.engine.sampling.samplers import find_sampler
 from modules.sumi.engine.vae import cheap_preview

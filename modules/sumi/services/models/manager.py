@@ -23,10 +23,10 @@ from typing import Protocol, TypeVar
 import torch
 
 from modules.sumi.engine.checkpoint import load_checkpoint
-from modules.sumi.engine.accel.placement import load_dtype, place
 from modules.sumi.engine.devices import DeviceConfig
 from modules.sumi.engine.errors import ModelLoadError
 from modules.sumi.engine.model import SDModel
+from modules.sumi.engine.placement import load_dtype, place
 from modules.sumi.engine.vae_loading import apply_vae, baked_vae_state, load_vae_file
 from modules.sumi.services.models.checkpoints import (
     RE_STRIP_CHECKSUM,

@@ -234,7 +234,9 @@ def _add_device_args(parser: argparse.ArgumentParser) -> None:
         "--disable-nan-check",
         "do not check for NaN/inf in what the UNet and the VAE produce (such images come out black)",
     )
-    switch("--bf16", "Sumi: use bfloat16 instead of float16 on CUDA (CPUs with native bf16 use it by default)")
+    switch(
+        "--bf16", "Sumi: use bfloat16 instead of float16 on CUDA (CPUs with native bf16 use it by default)"
+    )
     add(
         "--precision",
         type=str,
@@ -247,7 +249,10 @@ def _add_device_args(parser: argparse.ArgumentParser) -> None:
         "--upcast-sampling",
         "keep latents and the sampler in 32-bit floats with a half-precision UNet (less memory than --no-half)",
     )
-    switch("--opt-channelslast", "channels_last memory layout for the UNet and VAE (on by default on the CPU bf16 path)")
+    switch(
+        "--opt-channelslast",
+        "channels_last memory layout for the UNet and VAE (on by default on the CPU bf16 path)",
+    )
     switch(
         "--opt-sdp-no-mem-attention",
         "PyTorch SDPA attention without the memory-efficient kernel (flash or math: deterministic images)",
