@@ -111,8 +111,11 @@ def guided(
 ) -> torch.Tensor:
     """The guided prediction for one call: the UNet on its cond and uncond rows, then CFG."""
     counts = [len(parts) for parts in call.conds]
-    owners = torch.repeat_interleave(
-        torch.arange(len(counts), device=call.x.device), torch.tensor(counts, device=call.x.device)
+    device = call.x.device
+    # Small host lists reach the device with non-blocking copies: `torch.tensor(..., device=cuda)`
+    # would wait for the GPU to drain its queue at every model call.
+    owners = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts)).to(
+        device, non_blocking=True
     )
     cond = stack_rows([row for parts in call.conds for _, row in parts])
     image = call.image_conditioning
@@ -137,8 +140,8 @@ def guided(
     uncond_out, cond_out = _forward_both(unet, call, uncond_rows, cond_rows, extensions)
     if call.keep_uncond:
         call.uncond_output = uncond_out
-    weights = torch.tensor(
-        [w * call.cfg_scale for parts in call.conds for w, _ in parts], device=call.x.device
+    weights = torch.tensor([w * call.cfg_scale for parts in call.conds for w, _ in parts]).to(
+        device, non_blocking=True
     )
     diffs = (cond_out - uncond_out[owners]) * weights.view(-1, 1, 1, 1).to(cond_out.dtype)
     return uncond_out.index_add(0, owners, diffs)
