@@ -30,7 +30,8 @@ class AppFactory:
     """`factory(data_dir, *flags)` builds an App as webui.py does and makes it `modules.shared`'s App.
 
     `start=False` leaves it unstarted (no demo checkpoint, scripts or worker: enough to build the UI);
-    `loaded=True` waits until the start-up model load has finished; `preload=True` parses the flags
+    `loaded=True` waits until the start-up model load has finished; `fast_path=True` leaves out the
+    `--no-half` every other App gets (fp32, whatever the CPU); `preload=True` parses the flags
     as `webui.main` does, with the flags the data folder's extensions add in preload.py (the notes
     become App notices). `close()` shuts every App down, newest first, and restores `shared`.
     """
@@ -46,8 +47,12 @@ class AppFactory:
         start: bool = True,
         loaded: bool = False,
         preload: bool = False,
+        fast_path: bool = False,
     ) -> App:
-        argv = ["--data-dir", str(data_dir), *flags]
+        # Tests compare images with fp32 references: --no-half unless a test asks for the fast path
+        # (the CPU bf16 default; contract 6 of issue 14).
+        fp32 = [] if fast_path or "--no-half" in flags else ["--no-half"]
+        argv = ["--data-dir", str(data_dir), *fp32, *flags]
         if preload:
             import webui
 
@@ -146,10 +151,13 @@ class RunningServer:
 
 
 @contextlib.contextmanager
-def running_server(data_dir: Path, extra_args: list[str] | None = None) -> Iterator[RunningServer]:
-    """A started App (demo model unless `data_dir` holds checkpoints) and its server; both stopped after."""
+def running_server(
+    data_dir: Path, extra_args: list[str] | None = None, fast_path: bool = False
+) -> Iterator[RunningServer]:
+    """A started App (demo model unless `data_dir` holds checkpoints) and its server; both stopped after.
+    fp32 (`--no-half`) unless `fast_path`."""
     with app_factory() as make_app:
-        app = make_app(Path(data_dir), *(extra_args or []))
+        app = make_app(Path(data_dir), *(extra_args or []), fast_path=fast_path)
         with serve(app) as url:
             yield RunningServer(url, app, Path(data_dir))
 

@@ -51,7 +51,8 @@ def face_files(tmp_path_factory):
 
 @pytest.fixture
 def make_app():
-    """`make_app(data_dir, *flags, start=True, loaded=False, preload=False) -> App` for one test.
+    """`make_app(data_dir, *flags, start=True, loaded=False, preload=False, fast_path=False) -> App` (fp32
+    unless `fast_path`) for one test.
 
     Each App becomes `modules.shared`'s App; after the test (passed or failed) they are shut down and
     the previous App is restored. See tests.app_support.AppFactory."""

@@ -241,7 +241,11 @@ class App:
             no_half_vae=a.no_half_vae,
             precision=a.precision,
             bf16=getattr(a, "bf16", False),
+            upcast_sampling=bool(getattr(a, "upcast_sampling", False)),
+            opt_channelslast=bool(getattr(a, "opt_channelslast", False)),
+            opt_sdp_no_mem_attention=bool(getattr(a, "opt_sdp_no_mem_attention", False)),
         )
+        log.info("Precision: %s", config.reason)
         if a.xformers and not xformers_available():
             self.notice("--xformers: xformers is not installed, using PyTorch SDPA attention instead")
         elif a.xformers and not config.is_cuda:
@@ -263,6 +267,12 @@ class App:
                 "is no VRAM to save; the offload policy still runs"
             )
         return flags
+
+    def precision_summary(self) -> dict[str, object]:
+        """The precision chosen at start-up and, once a model is loaded, what its placement did
+        (the CPU size rule may keep a small model in fp32)."""
+        active = self.models.active
+        return {**self.devices.summary(), "model": active.sd.extra.get("precision") if active else None}
 
     def notice(self, text: str) -> None:
         text = self.redact(text)

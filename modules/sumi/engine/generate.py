@@ -295,7 +295,7 @@ def _filled_init(model: SDModel, request: BatchRequest, init: img2img.InitLatent
     """The init latents on the model's device, after the masked-content fill."""
     noise_device = model.device if request.noise_device == "gpu" else torch.device("cpu")
     filled = img2img.filled_init(init, request.seeds, noise_device)
-    return filled.to(device=model.device, dtype=model.dtype)
+    return filled.to(device=model.device, dtype=model.latent_dtype)
 
 
 def _mask_blend(
@@ -310,7 +310,7 @@ def _mask_blend(
     soft = next((e for e in extensions if isinstance(e, img2img.SoftInpainting)), None)
     return img2img.MaskBlend(
         filled,
-        init.mask.to(device=model.device, dtype=model.dtype),
+        init.mask.to(device=model.device, dtype=model.latent_dtype),
         prediction_type=model.prediction_type,
         before_model=built.spec.timestep_sampler,
         soft=soft,
@@ -394,7 +394,7 @@ def initial_noise(model: SDModel, request: BatchRequest) -> tuple[list[torch.Gen
         noise = lama_noise(noise, request.noise_x0, model.scheduler_config)
     if request.eta_noise_seed_delta:
         generators = make_generators([s + request.eta_noise_seed_delta for s in request.seeds], noise_device)
-    return generators, noise.to(device=model.device, dtype=model.dtype)
+    return generators, noise.to(device=model.device, dtype=model.latent_dtype)
 
 
 # -- the model switch (refiner) ---------------------------------------------------------------------------
@@ -467,7 +467,7 @@ def _continue_on(
         latents = loop.sample(
             denoiser,
             built,
-            latents.to(device=other.device, dtype=other.dtype),
+            latents.to(device=other.device, dtype=other.latent_dtype),
             request.steps,
             generators=stage.generators,
             callback=callback,

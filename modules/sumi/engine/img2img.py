@@ -166,7 +166,7 @@ def _posterior_mode(
     if vae.dtype != torch.float32 and not torch.isfinite(z).all():
         torch.nn.Module.to(vae, torch.float32)  # as decoding does: a half VAE that overflows goes fp32
         z = run(pixels.to(device=x.device, dtype=torch.float32))
-    return z.to(device=model.device, dtype=model.dtype)
+    return z.to(device=model.device, dtype=model.latent_dtype)
 
 
 @torch.no_grad()

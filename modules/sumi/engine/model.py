@@ -47,6 +47,7 @@ class SDModel:
     # Where the model computes. Set by whoever places the model; with offloading (--medvram/--lowvram)
     # the weights may sit on the CPU while the UNet runs on the GPU, so parameters cannot tell.
     execution_device: torch.device | None = None
+    sampling_dtype: torch.dtype | None = None  # latents between steps and into the VAE; None: `dtype`
 
     @property
     def is_sdxl(self) -> bool:
@@ -64,6 +65,12 @@ class SDModel:
     def dtype(self) -> torch.dtype:
         """The UNet's compute dtype (fp8-stored weights are upcast to it)."""
         return compute_dtype(self.unet)
+
+    @property
+    def latent_dtype(self) -> torch.dtype:
+        """The dtype latents are kept in between UNet calls (fp32 on the CPU bf16 path and with
+        --upcast-sampling; the denoiser casts at the UNet's input and output)."""
+        return self.sampling_dtype or self.dtype
 
     @property
     def latent_channels(self) -> int:

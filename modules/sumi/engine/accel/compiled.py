@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from modules.sumi.engine.extensions import ExtensionManager, HookPoint
-from modules.sumi.engine.model import SDModel
+from modules.sumi.engine.model import SDModel, compute_dtype
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +213,11 @@ class CompiledUNet:
     def __init__(self, module: torch.nn.Module, cache: CompileCache) -> None:
         self.module = module
         self.cache = cache
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The UNet's compute dtype: the denoiser casts the (fp32) latents to it."""
+        return compute_dtype(self.module)
 
     def __call__(
         self,

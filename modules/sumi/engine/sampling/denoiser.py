@@ -33,6 +33,7 @@ from modules.sumi.engine.extensions import (
     HookPoint,
     UNetBatch,
 )
+from modules.sumi.engine.model import compute_dtype
 from modules.sumi.engine.text.encoder import Conditioning, pad_to_same_length
 from modules.sumi.engine.text.schedule import JobConditioning, pick, stack_rows
 
@@ -111,8 +112,11 @@ def guided(
 ) -> torch.Tensor:
     """The guided prediction for one call: the UNet on its cond and uncond rows, then CFG."""
     counts = [len(parts) for parts in call.conds]
-    owners = torch.repeat_interleave(
-        torch.arange(len(counts), device=call.x.device), torch.tensor(counts, device=call.x.device)
+    device = call.x.device
+    # Small host lists reach the device with non-blocking copies: `torch.tensor(..., device=cuda)`
+    # would wait for the GPU to drain its queue at every model call.
+    owners = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts)).to(
+        device, non_blocking=True
     )
     cond = stack_rows([row for parts in call.conds for _, row in parts])
     image = call.image_conditioning
@@ -137,8 +141,8 @@ def guided(
     uncond_out, cond_out = _forward_both(unet, call, uncond_rows, cond_rows, extensions)
     if call.keep_uncond:
         call.uncond_output = uncond_out
-    weights = torch.tensor(
-        [w * call.cfg_scale for parts in call.conds for w, _ in parts], device=call.x.device
+    weights = torch.tensor([w * call.cfg_scale for parts in call.conds for w, _ in parts]).to(
+        device, non_blocking=True
     )
     diffs = (cond_out - uncond_out[owners]) * weights.view(-1, 1, 1, 1).to(cond_out.dtype)
     return uncond_out.index_add(0, owners, diffs)
@@ -262,15 +266,18 @@ def _unet(
     extensions: ExtensionManager | None,
     is_cond: torch.Tensor | None = None,
 ) -> torch.Tensor:
+    dtype = unet_dtype(unet, rows.x.dtype)
+    x = rows.x.to(dtype)  # latents may be fp32 (CPU bf16 path, --upcast-sampling): cast at the UNet only
+    context = rows.context.context.to(dtype)
     added = (
         None
         if rows.context.pooled is None
-        else {"text_embeds": rows.context.pooled, "time_ids": rows.time_ids}
+        else {"text_embeds": rows.context.pooled.to(dtype), "time_ids": rows.time_ids}
     )
     kwargs = dict(call.unet_kwargs)
     if extensions is not None and extensions.has(HookPoint.UNET_FORWARD):
         batch = UNetBatch(
-            rows.x,
+            x,
             call.timestep,
             rows.context,
             rows.time_ids,
@@ -282,14 +289,23 @@ def _unet(
         )
         extensions.run(HookPoint.UNET_FORWARD, batch)
         kwargs = batch.unet_kwargs
-    x = rows.x
     if rows.image_conditioning is not None:
         x = torch.cat([x, rows.image_conditioning.to(x.dtype)], dim=1)
-    return unet(
+    out = unet(
         x,
         call.timestep,
-        encoder_hidden_states=rows.context.context,
+        encoder_hidden_states=context,
         added_cond_kwargs=added,
         return_dict=False,
         **kwargs,
     )[0]
+    return out.to(rows.x.dtype)
+
+
+def unet_dtype(unet: object, default: torch.dtype) -> torch.dtype:
+    """The dtype the UNet computes in: its `dtype` (diffusers models, and wrappers that forward it),
+    else `default`."""
+    if isinstance(unet, torch.nn.Module):
+        return compute_dtype(unet)  # not diffusers' `dtype`, which is fp8 for fp8-stored weights
+    dtype = getattr(unet, "dtype", None)
+    return dtype if isinstance(dtype, torch.dtype) else default

@@ -333,7 +333,8 @@ def _settings_routes(router: APIRouter, app: App) -> None:
 
     @router.get("/cmd-flags")
     def cmd_flags() -> dict[str, Any]:
-        return redacted_flags(vars(app.args))
+        # A1111's flags, plus what Sumi chose from them (precision, layout; key `sumi_precision`)
+        return {**redacted_flags(vars(app.args)), "sumi_precision": app.precision_summary()}
 
 
 def _progress_routes(router: APIRouter, app: App) -> None:

@@ -22,6 +22,7 @@ from modules.sumi.engine.accel.tiled_vae import Tiled
 from modules.sumi.engine.controlnet.preprocessors import get_preprocessor
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.extensions import Extension
+from modules.sumi.engine.placement import precision_infotext
 from modules.sumi.engine.sampling.loop import StepInfo
 from modules.sumi.engine.sampling.samplers import find_sampler
 from modules.sumi.services.controlnet.service import ControlNetService, PreparedControl, Target
@@ -613,6 +614,7 @@ class GenerationService:
             "Emphasis": o.emphasis if o.emphasis != "Original" and _uses_brackets(p, index) else None,
             "Pad conds": True if o.pad_cond_uncond else None,
             "Old prompt editing timelines": True if o.use_old_scheduling else None,
+            "Precision": precision_infotext(loaded.sd) if loaded else None,
             **_resolved(p, index, p.extra_generation_params),
             "Version": VERSION if o.add_version_to_infotext else None,
         }

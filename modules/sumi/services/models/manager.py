@@ -35,6 +35,7 @@ from modules.sumi.engine.checkpoint import load_checkpoint
 from modules.sumi.engine.devices import DeviceConfig
 from modules.sumi.engine.errors import ModelLoadError
 from modules.sumi.engine.model import SDModel
+from modules.sumi.engine.placement import load_dtype, place
 from modules.sumi.engine.vae_loading import apply_vae, baked_vae_state, load_vae_file
 from modules.sumi.services.models.checkpoints import (
     RE_STRIP_CHECKSUM,
@@ -243,7 +244,7 @@ class ModelManager:
             Path(info.filename),
             allow_unsafe_pickle=self.allow_unsafe_pickle,
             config_yaml=self.checkpoints.config_yaml_for(info),
-            dtype=self.devices.dtype,
+            dtype=load_dtype(self.devices),
         )
         sd.unet.eval()
         sd.vae.eval()
@@ -288,7 +289,8 @@ class ModelManager:
         if use_fp8 and not fp8.is_fp8(sd.unet):
             fp8.store_in_fp8(sd.unet, cache_fp16=cache)
         storage = torch.device("cpu") if policy != "none" else d.device
-        sd.to(storage, d.dtype, vae_dtype=d.vae_dtype)
+        done = place(sd, d, device=storage)
+        log.info("%s on %s: %s", loaded.checkpoint.title, d.device, done)
         if d.attention == "xformers":
             sd.unet.enable_xformers_memory_efficient_attention()
             sd.vae.enable_xformers_memory_efficient_attention()
@@ -384,7 +386,8 @@ class ModelManager:
             offloader.send_everything_to_storage()
         apply_vae(loaded.sd, state, source=str(wanted or loaded.checkpoint.filename))
         vae_device = offloader.storage if offloader is not None else self.devices.device
-        loaded.sd.vae.to(vae_device, self.devices.vae_dtype)  # pyright: ignore[reportArgumentType]
+        vae_dtype = loaded.sd.extra.get("vae_dtype", self.devices.vae_dtype)  # placement's (size rule)
+        loaded.sd.vae.to(vae_device, vae_dtype)  # pyright: ignore[reportArgumentType]
         loaded.vae_path = wanted
         loaded.vae_hash = self.vaes.short_hash(wanted) if wanted else None
         log.info("VAE for %s: %s", loaded.checkpoint.title, wanted.name if wanted else "from the checkpoint")

@@ -23,7 +23,6 @@ NOT_YET_IMPLEMENTED = (
             "theme",
             "share",
             "ngrok",
-            "upcast_sampling",
         }
     )
     | frozenset(
@@ -32,7 +31,6 @@ NOT_YET_IMPLEMENTED = (
             "allow_code",
             "no_gradio_queue",
             "gradio_debug",
-            "opt_channelslast",
             "disable_console_progressbars",
             "always_batch_cond_uncond",
             "sub_quad_q_chunk_size",
@@ -100,8 +98,8 @@ A1111_NO_OP = {
 
 # A1111 flags that ask for what Sumi always does; accepted so A1111 command lines keep working.
 ALWAYS_ON = {
-    "opt_sdp_attention": "Sumi always uses PyTorch scaled-dot-product attention",
-    "opt_sdp_no_mem_attention": "Sumi always uses PyTorch scaled-dot-product attention",
+    "opt_sdp_attention": "Sumi always uses PyTorch scaled-dot-product attention (torch picks flash, "
+    "memory-efficient or math kernels per call; --opt-sdp-no-mem-attention rules out memory-efficient)",
     "opt_split_attention": "Sumi always uses PyTorch scaled-dot-product attention",
     "no_download_sd_model": "Sumi never downloads a model on its own",
     "do_not_download_clip": "Sumi never downloads a model on its own",
@@ -227,21 +225,35 @@ def _add_device_args(parser: argparse.ArgumentParser) -> None:
         default=[],
         help='run these parts on the CPU; "all" for everything (A1111 style: --use-cpu all)',
     )
-    switch("--no-half", "keep the model in 32-bit floats")
+    switch("--no-half", "keep the model in 32-bit floats (also turns off the CPU bf16 fast path)")
     switch("--no-half-vae", "keep the VAE in 32-bit floats")
     switch(
         "--disable-nan-check",
         "do not check for NaN/inf in what the UNet and the VAE produce (such images come out black)",
     )
-    switch("--bf16", "Sumi: use bfloat16 instead of float16 on CUDA")
+    switch(
+        "--bf16", "Sumi: use bfloat16 instead of float16 on CUDA (CPUs with native bf16 use it by default)"
+    )
     add(
         "--precision",
         type=str,
         choices=["full", "half", "autocast"],
         default="autocast",
-        help="evaluate at this precision",
+        help="full: 32-bit floats everywhere (as --no-half); autocast (default): half precision where the "
+        "device computes it natively; half: also on a CPU without native bf16 and for small models",
     )
-    switch("--upcast-sampling", "upcast sampling to 32-bit floats (saves memory vs --no-half)")
+    switch(
+        "--upcast-sampling",
+        "keep latents and the sampler in 32-bit floats with a half-precision UNet (less memory than --no-half)",
+    )
+    switch(
+        "--opt-channelslast",
+        "channels_last memory layout for the UNet and VAE (on by default on the CPU bf16 path)",
+    )
+    switch(
+        "--opt-sdp-no-mem-attention",
+        "PyTorch SDPA attention without the memory-efficient kernel (flash or math: deterministic images)",
+    )
     switch("--xformers", "use xformers attention when it is installed")
     switch(
         "--medvram",
@@ -301,7 +313,7 @@ def _add_a1111_accepted_args(parser: argparse.ArgumentParser) -> None:
     add = group.add_argument
     for dest in (
         "allow_code", "no_gradio_queue",
-        "gradio_debug", "opt_channelslast", "disable_console_progressbars",
+        "gradio_debug", "disable_console_progressbars",
         "always_batch_cond_uncond",
         "administrator", "no_prompt_history", "update_check", "update_all_extensions",
         "reinstall_xformers", "reinstall_torch",
