@@ -221,3 +221,18 @@ def test_fast_interrupt_returns_the_preview_methods_picture_at_the_jobs_size(app
     assert pixels is not None
     cheap = to_image(pixels).resize((64, 64), Image.Resampling.LANCZOS)
     assert (image.tobytes() == cheap.tobytes()) is fast
+
+
+def test_the_default_method_without_its_file_shows_approx_cheap_without_a_job_warning(make_app, tmp_path):
+    """A fresh install has no models/VAE-approx/model.pt: the default "Approx NN" quietly shows Approx
+    cheap (the console says once which file to add); a method the user chose warns in the job."""
+    app = make_app(tmp_path / "data", loaded=True)
+    p = job(APPROX_NN)
+    p.override_settings.pop("show_progress_type")
+    processed = app.runner.txt2img(p)
+    assert app.generation.preview_worker.wait_idle(WAIT)
+    assert not any("model.pt" in w for w in processed.warnings)
+    chosen = app.runner.txt2img(job("TAESD"))
+    assert app.generation.preview_worker.wait_idle(WAIT)
+    later = app.runner.txt2img(job("TAESD"))
+    assert any("taesd_decoder.pth" in w for w in [*chosen.warnings, *later.warnings])

@@ -7,8 +7,9 @@ unusable falls back to "Approx cheap"; `on_problem` is told once per file and re
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,8 @@ from modules.sumi.engine.model import SDModel
 from modules.sumi.engine.previews import approx_nn, taesd
 from modules.sumi.engine.previews.cheap import cheap_approximation
 from modules.sumi.engine.previews.full import full_decode
+
+log = logging.getLogger(__name__)
 
 FULL, APPROX_NN, APPROX_CHEAP, TAESD = "Full", "Approx NN", "Approx cheap", "TAESD"
 METHODS = (FULL, APPROX_NN, APPROX_CHEAP, TAESD)  # A1111's order in Settings
@@ -36,8 +39,12 @@ class PreviewNetworks:
         *,
         allow_unsafe_pickle: bool = False,
         on_problem: Callable[[str], None] = lambda text: None,
+        quiet_when_missing: Collection[str] = (),
     ) -> None:
+        """`quiet_when_missing`: methods whose missing file is only logged, not told to `on_problem`
+        (the default method on a fresh install, which has no preview files)."""
         self.folder = folder
+        self.quiet_when_missing = frozenset(quiet_when_missing)
         self.allow_unsafe_pickle = allow_unsafe_pickle
         self.on_problem = on_problem
         self._lock = threading.Lock()
@@ -55,7 +62,10 @@ class PreviewNetworks:
             try:
                 stamp = path.stat().st_mtime
             except OSError:
-                self._report(path, "missing", _missing_text(method, path))
+                if method in self.quiet_when_missing:
+                    self._log_once(path, _missing_text(method, path))
+                else:
+                    self._report(path, "missing", _missing_text(method, path))
                 return None
             key = (path, str(device), dtype)
             cached = self._loaded.get(key)
@@ -74,6 +84,11 @@ class PreviewNetworks:
             network = network.to(device=device, dtype=dtype)
             self._loaded[key] = (stamp, network)
             return network
+
+    def _log_once(self, path: Path, text: str) -> None:
+        if (path, "missing, logged") not in self._reported:
+            self._reported.add((path, "missing, logged"))
+            log.warning(text)
 
     def _report(self, path: Path, reason: str, text: str) -> None:
         if (path, reason) not in self._reported:

@@ -104,6 +104,9 @@ class GenerationService:
             (paths.models_dir if paths is not None else Path("models")) / "VAE-approx",
             allow_unsafe_pickle=bool(getattr(models, "allow_unsafe_pickle", False)),
             on_problem=self._preview_problem,
+            # A fresh install has no preview files: its default method falls back to Approx cheap with
+            # one console line; a method the user picked without its file also warns in the job.
+            quiet_when_missing=(options.data_labels["show_progress_type"].default,),
         )
 
     def close(self) -> None:
