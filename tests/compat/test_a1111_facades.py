@@ -395,7 +395,8 @@ def test_sd_vae(app):
 def test_shared_names_extensions_read(app):
     args = shared.cmd_opts
     assert args.lowvram is False and args.medvram is False and args.api is False and args.listen is False
-    assert args.hide_ui_dir_config is False and args.no_half is False and args.ckpt_dir is None
+    assert args.hide_ui_dir_config is False and args.no_half_vae is False and args.ckpt_dir is None
+    assert args.no_half is True  # the suite runs fp32: tests/app_support.py passes --no-half
     assert args.data_dir == str(app.paths.data_dir) and args.sub_quad_q_chunk_size is None
     # A1111's folder flags hold the folders in use when not passed (extensions build paths from them)
     assert args.lora_dir == str(app.paths.lora_dir) and args.lyco_dir_backcompat == str(app.paths.lycoris_dir)
