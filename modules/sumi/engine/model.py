@@ -67,6 +67,11 @@ class SDModel:
         return compute_dtype(self.unet)
 
     @property
+    def offloaded(self) -> bool:
+        """Parts of the model move between devices during a job (--medvram/--lowvram: `extra["offload"]`)."""
+        return self.extra.get("offload", "none") != "none"
+
+    @property
     def latent_dtype(self) -> torch.dtype:
         """The dtype latents are kept in between UNet calls (fp32 on the CPU bf16 path and with
         --upcast-sampling; the denoiser casts at the UNet's input and output)."""
@@ -97,7 +102,7 @@ class SDModel:
         for module in (self.unet, *(spec.model for spec in self.text_encoders)):
             _move(module, device, dtype)
         _move(self.vae, device, vae_dtype or dtype)
-        if self.extra.get("offload", "none") == "none":
+        if not self.offloaded:
             self.execution_device = torch.device(device)
         return self
 

@@ -289,7 +289,7 @@ def eager_reason(model: SDModel, extensions: ExtensionManager | None = None) -> 
 
 def _offloaded(model: SDModel) -> bool:
     """Offload hooks move modules at forward time, which a captured graph cannot do."""
-    return model.extra.get("offload", "none") != "none"
+    return model.offloaded
 
 
 def unet_for_job(model: SDModel, extensions: ExtensionManager | None = None) -> Any:

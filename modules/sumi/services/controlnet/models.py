@@ -143,7 +143,7 @@ class ControlNetModels:
         """The model on the SD model's device and dtype, checked against its family; cached."""
 
         # Under --medvram/--lowvram the ControlNet waits in RAM and visits the GPU only while it runs.
-        device = torch.device("cpu") if sd.extra.get("offload", "none") != "none" else sd.device
+        device = torch.device("cpu") if sd.offloaded else sd.device
 
         def load_fresh() -> LoadedControlNet:
             release_residents(sd)  # a "diff" ControlNet adds the UNet's weights: never a job's LoRA deltas

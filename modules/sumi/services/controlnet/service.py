@@ -148,7 +148,7 @@ class ControlNetService:
                 guidance_end=unit.guidance_end,
                 control_mode=unit.control_mode,
                 global_average_pooling=loaded.global_average_pooling,
-                low_vram=unit.low_vram or sd.extra.get("offload", "none") != "none",  # follows --medvram
+                low_vram=unit.low_vram or sd.offloaded,  # follows --medvram
             )
         )
         unit.model = file.name

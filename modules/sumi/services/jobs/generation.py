@@ -812,7 +812,7 @@ def _known_module(module: str) -> bool:
 
 def _offloaded(loaded: LoadedModel) -> bool:
     """The model runs with --medvram/--lowvram offloading (`SDModel.extra["offload"]`, issue 14)."""
-    return loaded.sd.extra.get("offload", "none") != "none"
+    return loaded.sd.offloaded
 
 
 def _noise_device(randn_source: str) -> str:

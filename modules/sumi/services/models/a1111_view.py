@@ -80,7 +80,7 @@ class ModelFacade:
     @property
     def lowvram(self) -> bool:
         """A1111: True while the model is under --medvram/--lowvram (parts on the GPU only when used)."""
-        return self._loaded.sd.extra.get("offload", "none") != "none"
+        return self._loaded.sd.offloaded
 
     @property
     def sumi_model(self) -> Any:

@@ -302,7 +302,7 @@ class ModelManager:
         sd = loaded.sd
         if sd.extra.get("placement") != self._placement(sd):
             return False
-        if sd.extra.get("offload", "none") != "none":
+        if sd.offloaded:
             return offload.offloader_of(sd) is not None
         return all(next(m.parameters()).device == self.devices.device for m in sd.modules())
 
