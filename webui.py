@@ -95,6 +95,9 @@ def build_server(app):
 
         demo = build_ui(app)
         app.demo = demo  # A1111's shared.demo
+        from modules.sumi.frontends.http import files
+
+        files.mount(server, app)  # A1111's /file=PATH for extensions' page scripts (the allow-list only)
         logins = list(app.credentials.ui.items())
         # run_history off: its routes reach the Hugging Face hub (no network use behind the user's back)
         server = gr.mount_gradio_app(server, demo, path="/", auth=logins or None, run_history=False)

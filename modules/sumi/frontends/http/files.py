@@ -1,0 +1,50 @@
+"""A1111's `/file=PATH` route (GET and HEAD): the files of the allow-list in `services/files/allowlist.py`.
+
+Extensions' page scripts load their data this way (tagcomplete's tag lists, bilingual-localization's
+JSON, images-browser's pictures): `fetch("file=extensions/x/tags/danbooru.csv?123")`, relative to the
+page. The query string (A1111 adds the file's mtime to defeat caches) is ignored. The login is checked
+by `guard.AccessGuard` in front of every route; this route only decides which file, with Gradio 3's
+statuses (403 not allowed, 404 allowed but missing) and `{"detail": ...}` bodies.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.responses import Response
+
+from modules.sumi.services.files.allowlist import FileAllowList, allow_list
+
+if TYPE_CHECKING:
+    from modules.sumi.app import App
+
+ROUTE = "/file={name:path}"
+
+
+def file_response(rules: FileAllowList, name: str) -> Response:
+    """The file `name` names, or the refusal, with a type the browser may use and no sniffing."""
+    verdict = rules.check(name)
+    if verdict.status != 200 or verdict.path is None:
+        return JSONResponse({"detail": verdict.reason}, status_code=verdict.status)
+    headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
+    if verdict.download:
+        return FileResponse(
+            verdict.path,
+            media_type="application/octet-stream",
+            filename=verdict.path.name,
+            headers=headers,
+        )
+    return FileResponse(verdict.path, media_type=verdict.media_type, headers=headers)
+
+
+def mount(server: FastAPI, app: App) -> FileAllowList:
+    """Add `/file=` to `server` with the App's allow-list (its settings and extensions read per request)."""
+    rules = allow_list(app.paths, app.options, app.args, lambda: [e.path for e in app.extensions.active()])
+
+    @server.api_route(ROUTE, methods=["GET", "HEAD"], include_in_schema=False)
+    def serve_file(name: str) -> Response:
+        return file_response(rules, name)
+
+    return rules
