@@ -82,6 +82,13 @@ def test_generate_with_the_always_on_and_a_selected_script(page):
 
 
 # -- disable from the Extensions tab and restart a real webui.py ---------------------------------------------
+def test_the_page_reads_extension_files_through_file_urls_as_a1111_scripts_do(page):
+    fetch = "async (u) => { const r = await fetch(u); return [r.status, await r.text()]; }"
+    status, text = page.evaluate(fetch, f"file=extensions/{EXT}/style.css?1712345678")  # relative, as A1111
+    assert (status, text) == (200, "#test_ext_hello { color: rgb(1, 2, 3); }\n")
+    assert page.evaluate(fetch, "file=config.json")[0] == 403  # the settings file is not on the list
+
+
 def test_disable_in_the_extensions_tab_then_restart_leaves_it_out(tmp_path, data_dir, chromium):
     data = tmp_path / "data"
     shutil.copytree(data_dir / "extensions" / EXT, data / "extensions" / EXT)

@@ -15,6 +15,7 @@ import torch
 
 from modules.sumi.engine.errors import EngineError
 from modules.sumi.services.jobs.processing import JobPerformance, Processed
+from modules.sumi.services.scripts.runner import ExtensionScriptError
 from modules.sumi.services.settings.secrets import redact_text
 from modules.sumi.util.logs import report_exception, was_reported
 
@@ -29,7 +30,7 @@ def error_message(exc: BaseException) -> str:
     """A message a user can act on; unexpected errors keep their type name and are logged in full."""
     if isinstance(exc, torch.OutOfMemoryError):
         return OOM_MESSAGE
-    if isinstance(exc, (EngineError, ValueError)):
+    if isinstance(exc, (EngineError, ValueError, ExtensionScriptError)):  # the message says it all
         return redact_text(str(exc) or type(exc).__name__)
     if was_reported(exc):  # the job queue logged its traceback already: one line here
         log.error("Generation failed: %s: %s (traceback above)", type(exc).__name__, exc)
@@ -46,6 +47,7 @@ def generation_info(processed: Processed) -> dict[str, Any]:
     """The parts of a finished job the gallery needs later."""
     return {
         "infotexts": list(processed.infotexts),
+        "info": processed.info,  # shown when no image has an infotext (A1111 shows `processed.info`)
         "all_seeds": list(processed.all_seeds),
         "all_subseeds": list(processed.all_subseeds),
         "index_of_first_image": processed.index_of_first_image,
@@ -72,9 +74,9 @@ def selected_index(info: dict[str, Any] | None) -> int:
 
 def infotext_html(info: dict[str, Any] | None, index: int | None = None) -> str:
     """The infotext of gallery image `index` (default: the selected one), as A1111's html_info."""
-    if not info or not info.get("infotexts"):
+    if not info or not (info.get("infotexts") or info.get("info")):
         return ""
-    texts = info["infotexts"]
+    texts = info.get("infotexts") or [info["info"]]
     index = selected_index(info) if index is None else index
     text = texts[index] if 0 <= index < len(texts) else texts[0]
     body = "<br>".join(html.escape(line) for line in text.split("\n"))

@@ -282,7 +282,10 @@ class Processed:
 
     A1111's constructor: `Processed(p, images_list, seed=-1, info="", subseed=None, all_prompts=None,
     all_negative_prompts=None, all_seeds=None, all_subseeds=None, index_of_first_image=0,
-    infotexts=None, comments="")`; Sumi adds `warnings` (default: the job's)."""
+    infotexts=None, comments="")`, as a script's `run` calls it: without `infotexts`, every image gets
+    `info` (A1111's `[info] * len(images_list)`); `prompt`/`negative_prompt` are the first prompt
+    when `p` holds a list. Sumi adds the keyword `warnings` (default: the job's); the other fields of
+    A1111's Processed are read from `p`."""
 
     def __init__(
         self,
@@ -298,10 +301,14 @@ class Processed:
         index_of_first_image: int = 0,
         infotexts: list[str] | None = None,
         comments: str = "",
+        *,
         warnings: list[str] | None = None,
     ) -> None:
         self.p = p
         self.images = images_list
+        self.prompt = first_text(p.prompt)
+        self.negative_prompt = first_text(p.negative_prompt)
+        self.version = VERSION
         self.seed = _first_int(seed, -1)
         self.subseed = _first_int(subseed, -1)
         self.info = info
@@ -313,7 +320,7 @@ class Processed:
         self.all_seeds = list(all_seeds or p.all_seeds or [self.seed])
         self.all_subseeds = list(all_subseeds or p.all_subseeds or [self.subseed])
         self.index_of_first_image = index_of_first_image
-        self.infotexts = list(infotexts) if infotexts is not None else [info]
+        self.infotexts = list(infotexts) if infotexts else [info] * len(images_list)
         self.warnings = list(p.warnings if warnings is None else warnings)
         self.performance: JobPerformance | None = None  # set by the job runner when the job ends
 

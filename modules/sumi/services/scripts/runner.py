@@ -2,8 +2,12 @@
 ones, A1111's `script_args` layout, and the hooks the generation service calls.
 
 `script_args[0]` is the selected script's index (0 = None); each script's own values sit at
-`script_args[args_from:args_to]`. A hook that raises is logged with its traceback, recorded in
-`errors` (the UI shows them), and that script's other hooks are skipped for the rest of the job.
+`script_args[args_from:args_to]`; a text box without a value defaults to "" (Gradio 3's default, which
+A1111's API hands to scripts). A hook that raises is logged with its traceback, recorded in `errors`
+(the UI shows them), and that script's other hooks are skipped for the rest of the job; the job's
+warning names the extension the script comes from. A selected script whose `run` raises fails the job
+with an `ExtensionScriptError` naming the extension, the script and the original error (Sumi's own
+errors and out-of-memory pass through unchanged, with their status).
 """
 
 from __future__ import annotations
@@ -12,9 +16,12 @@ import logging
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from modules.sumi.engine.errors import InvalidRequestError
+import torch
+
+from modules.sumi.engine.errors import EngineError, InvalidRequestError
 
 log = logging.getLogger(__name__)
 MAX_ERRORS = 50
@@ -97,6 +104,38 @@ class ScriptErrors:
         del self.items[:-MAX_ERRORS]
 
 
+class ExtensionScriptError(RuntimeError):
+    """A selected script's `run` raised: the message names the extension, the script and the error."""
+
+    def __init__(self, origin: str, title: str, hook: str, exc: BaseException) -> None:
+        super().__init__(f"{origin} (script '{title}') failed in {hook}: {type(exc).__name__}: {exc}")
+        self.origin, self.title, self.hook = origin, title, hook
+
+
+def script_origin(script: Any) -> str:
+    """Who wrote a script, for messages: "Extension '<folder>'" for a file in an extension's
+    `scripts/` folder, else "Built-in script"."""
+    folder = getattr(script, "_sumi_extension", None)
+    return f"Extension '{folder}'" if folder else "Built-in script"
+
+
+def _extension_folder(data: ScriptClassData) -> str | None:
+    """The extension folder name of a script file `<extension>/scripts/...py`, else None."""
+    base, path = Path(data.basedir), Path(data.path)
+    return base.name if (base / "scripts") in path.parents else None
+
+
+def _is_text_box(control: Any) -> bool:
+    return any(cls.__name__ in ("Textbox", "TextArea") for cls in type(control).__mro__)
+
+
+def default_value(control: Any) -> Any:
+    """A control's value as a script receives it when nothing was sent: its `value`, and "" for a text
+    box without one (Gradio 3's Textbox default, which A1111 1.10 runs on; Gradio 6 says None)."""
+    value = getattr(control, "value", None)
+    return "" if value is None and _is_text_box(control) else value
+
+
 class ScriptRunner:
     def __init__(self, tabname: str = "txt2img", errors: ScriptErrors | None = None) -> None:
         self.tabname = tabname
@@ -134,6 +173,7 @@ class ScriptRunner:
             self.errors.report(data.path, "__init__", exc)
             return None
         script.filename = data.path
+        script._sumi_extension = _extension_folder(data)  # named in messages about its failures
         script.is_txt2img = not self.is_img2img
         script.is_img2img = self.is_img2img
         script.tabname = self.tabname
@@ -161,7 +201,7 @@ class ScriptRunner:
         return self.inputs
 
     def default_args(self) -> list[Any]:
-        return [0] + [getattr(c, "value", None) for c in self.inputs[1:]]
+        return [0] + [default_value(c) for c in self.inputs[1:]]
 
     def script(self, title: str) -> Any | None:
         return self.title_map.get(str(title).lower())
@@ -186,7 +226,8 @@ class ScriptRunner:
                 failed.add(id(script))
                 self.errors.report(script.filename or self._title(script), hook, exc)
                 p.warnings.append(
-                    f"Script '{self._title(script)}' failed in {hook} ({exc}); it is skipped for this job"
+                    f"{script_origin(script)}: Script '{self._title(script)}' failed in {hook} ({exc}); "
+                    "it is skipped for this job"
                 )
 
     def setup_scrips(self, p: Any, *, is_ui: bool = True) -> None:  # A1111's spelling
@@ -251,7 +292,12 @@ class ScriptRunner:
                 f"script index {index} is out of range (1..{len(self.selectable_scripts)})"
             )
         script = self.selectable_scripts[index - 1]
-        return script.run(p, *args[script.args_from : script.args_to])
+        try:
+            return script.run(p, *args[script.args_from : script.args_to])
+        except (EngineError, torch.OutOfMemoryError):
+            raise  # Sumi's own refusal of the job the script made, or out of memory: their status stands
+        except Exception as exc:
+            raise ExtensionScriptError(script_origin(script), self._title(script), "run", exc) from exc
 
     def script_args_for(
         self,
