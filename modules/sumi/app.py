@@ -41,6 +41,7 @@ from modules.sumi.services.scripts.callbacks import CallbackRegistry
 from modules.sumi.services.scripts.loading import ScriptService
 from modules.sumi.services.settings.flags import startup_notices
 from modules.sumi.services.settings.options import Options
+from modules.sumi.services.settings.output_defaults import anchor_output_defaults
 from modules.sumi.services.settings.paths import DataPaths
 from modules.sumi.services.settings.postprocessing_options import offer_script_choices
 from modules.sumi.services.settings.secrets import (
@@ -82,6 +83,7 @@ class App:
         self.paths.ensure()
         self._publish_path_flags()
         self.options = Options()
+        anchor_output_defaults(self.options, self.paths.data_dir)  # extensions open opts.outdir_* as is
         for warning in self.options.load(self.paths.config_file):
             self.notice(warning)
         self.hash_cache = HashCache(self.paths.cache_file)

@@ -199,7 +199,9 @@ def test_face_restoration_and_upscalers_are_empty_and_harmless(app):
     data = upscaler.UpscalerData("Mine", None, upscaler.UpscalerNone())
     assert data.name == "Mine" and data.scaler.upscale(Image.new("RGB", (8, 8)), 2).size == (8, 8)
     assert upscaler.Upscaler().upscale(Image.new("RGB", (8, 8)), 2).size == (16, 16)
-    assert shared.opts.face_restoration_model == "CodeFormer" and shared.opts.outdir_save == "log/images"
+    assert shared.opts.face_restoration_model == "CodeFormer"
+    # A1111's default folder under the data dir, absolute as the data dir is not the working folder
+    assert shared.opts.outdir_save == str(shared.app().paths.data_dir / "log" / "images")
 
 
 def test_scripts_helpers(app):

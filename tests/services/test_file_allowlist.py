@@ -103,6 +103,12 @@ def test_missing_file_is_404_inside_a_root_and_403_outside(tree):
     assert rules.check(str(tree["data"] / "models" / "none.csv")).status == 403  # no existence oracle
 
 
+def test_a_name_too_long_for_the_file_system_is_404_inside_a_root_and_403_outside(tree):
+    rules = rules_for(tree)
+    assert rules.check("extensions/tags-ext/" + "a" * 5000).status == 404
+    assert rules.check("/nowhere/" + "a" * 5000).status == 403
+
+
 def test_a_symlink_out_of_a_root_is_403_and_one_between_roots_is_served(tree):
     (tree["ext"] / "escape.txt").symlink_to(tree["secret"])
     (tree["ext"] / "escape-dir").symlink_to(tree["secret"].parent)

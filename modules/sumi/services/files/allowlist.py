@@ -138,12 +138,18 @@ class FileAllowList:
         candidates = [given] if given.is_absolute() else [base / given for base in self.bases]
         roots = [Root(_real(r.path), r.kind) for r in self._roots()]
         blocked = {_real(p) for p in self._blocked()}
-        verdicts = [self._check_one(Path(os.path.normpath(c)), roots, blocked) for c in candidates]
+        verdicts = [self._checked(Path(os.path.normpath(c)), roots, blocked) for c in candidates]
         for status in (200, 404):  # the first that exists, else the first allowed one, else refused
             for verdict in verdicts:
                 if verdict.status == status:
                     return verdict if status == 200 else Verdict(404, f"File not found: {name}.")
         return Verdict(403, f"File not allowed: {name}.")
+
+    def _checked(self, lexical: Path, roots: list[Root], blocked: set[Path]) -> Verdict:
+        try:
+            return self._check_one(lexical, roots, blocked)
+        except (OSError, ValueError):  # a name the file system refuses (too long, ...): nothing there
+            return Verdict(403 if not any(_inside(lexical, r.path) for r in roots) else 404)
 
     def _check_one(self, lexical: Path, roots: list[Root], blocked: set[Path]) -> Verdict:
         real = _real(lexical)
@@ -164,6 +170,8 @@ class FileAllowList:
             return Verdict(403)
         if not real.is_file():
             return Verdict(404)
+        if not os.access(real, os.R_OK):  # unreadable to Sumi: not a file it may hand out
+            return Verdict(403)
         download = not root.trusted and kind not in INLINE_SAFE_TYPES
         return Verdict(200, path=real, media_type=kind, download=download)
 
