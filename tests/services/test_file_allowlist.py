@@ -169,7 +169,23 @@ def app_rules(tmp_path: Path, *flags: str) -> tuple[FileAllowList, Options, Data
     options = Options()
     ext = paths.extensions_dir / "on"
     ext.mkdir(parents=True)
-    return allow_list(paths, options, args, lambda: [ext]), options, paths, args
+    rules = allow_list(paths, options, args, lambda: [ext], cwd=tmp_path / "launched-from")
+    return rules, options, paths, args
+
+
+def test_tagcompletes_path_file_in_the_working_folders_tmp_is_served_then_its_tag_list(tmp_path):
+    rules, _, paths, _ = app_rules(tmp_path)
+    tags = paths.extensions_dir / "on" / "tags"
+    tags.mkdir()
+    (tags / "danbooru.csv").write_text("1girl,0\n")
+    written = tmp_path / "launched-from" / "tmp" / "tagAutocompletePath.txt"  # Path().absolute() / "tmp"
+    written.parent.mkdir(parents=True)
+    written.write_text(tags.as_posix())
+    found = rules.check("tmp/tagAutocompletePath.txt")
+    assert (found.status, found.path, found.download) == (200, written, False)
+    assert rules.check(written.read_text() + "/danbooru.csv").status == 200
+    (tmp_path / "launched-from" / "notes.txt").write_text("mine")
+    assert rules.check("notes.txt").status == 403  # the working folder itself is no root
 
 
 def test_an_app_serves_its_output_settings_live_relative_ones_under_the_data_dir(tmp_path):

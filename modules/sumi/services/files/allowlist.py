@@ -8,14 +8,15 @@ appends to `cmd_opts.gradio_allowed_path` at import counts at once:
 | --- | --- | --- |
 | extension | every enabled extension's folder (its `javascript/`, tag lists, localization JSON, ...) | any |
 | assets | the app's `javascript/`, `html/` and `localizations/` folders, the data dir's `localizations/` and `--localizations-dir` | any |
-| outputs | `outputs/`, every `outdir_*` setting (relative ones under the data dir), `temp_dir`, Gradio's temp folder | images, text, JSON, media |
+| outputs | `outputs/`, every `outdir_*` setting (relative ones under the data dir), `temp_dir`, Gradio's temp folder, the `tmp/` folder of the data dir, the app folder and the working folder (where tagcomplete writes `tagAutocompletePath.txt`) | images, text, JSON, media |
 | allowed | each `--gradio-allowed-path` | images, text, JSON, media |
 | previews | the model folders (checkpoints, VAE, Lora, LyCORIS, embeddings, hypernetworks, ControlNet) | preview images only |
 
 Checks, in Gradio 3's order: a name with a dot-folder or dot-file part below its root, a blocked file
 (settings, caches, logins, TLS keys, any `config.json`) or a folder is 403; a path whose real location
 (links resolved) is in no root is 403; an allowed path that does not exist is 404. Relative paths are
-looked up under the data dir first, then the app folder (A1111's working folder). Types outside the
+looked up under the data dir first, then the app folder, then the working folder (A1111's base for
+relative names, which extensions write to with `Path().absolute()`). Types outside the
 "types" column are refused (previews) or sent as a download (outputs, allowed), so a page of HTML in an
 outputs folder never runs as the app's own page.
 """
@@ -181,7 +182,9 @@ def gradio_temp_dir() -> Path:
     return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
 
 
-def app_roots(paths: Any, options: Any, args: Any, extensions: Callable[[], Iterable[Path]]) -> list[Root]:
+def app_roots(
+    paths: Any, options: Any, args: Any, extensions: Callable[[], Iterable[Path]], cwd: Path | None = None
+) -> list[Root]:
     """The roots of a running App: its `DataPaths`, settings (`Options`), flags and enabled extensions."""
     roots = [Root(Path(p), "extension") for p in extensions()]
     repo, data = Path(paths.repo_root), Path(paths.data_dir)
@@ -199,6 +202,7 @@ def app_roots(paths: Any, options: Any, args: Any, extensions: Callable[[], Iter
     if isinstance(temp_dir, str) and temp_dir.strip():
         outputs.append(paths.resolve(temp_dir))
     outputs.append(gradio_temp_dir())
+    outputs += [base / "tmp" for base in (data, repo, cwd or Path.cwd())]
     roots += [Root(p, "outputs") for p in outputs]
     # read live: extensions append to cmd_opts.gradio_allowed_path when they load (A1111 reads it at launch)
     roots += [
@@ -221,11 +225,18 @@ def app_blocked(paths: Any, args: Any) -> list[Path]:
 
 
 def allow_list(
-    paths: Any, options: Any, args: Any, extension_dirs: Callable[[], Iterable[Path]]
+    paths: Any,
+    options: Any,
+    args: Any,
+    extension_dirs: Callable[[], Iterable[Path]],
+    cwd: Path | None = None,
 ) -> FileAllowList:
-    """The `/file=` rules of a running App (relative names: the data dir first, then the app folder)."""
+    """The `/file=` rules of a running App (relative names: the data dir, the app folder, then the
+    working folder, `cwd` or the process's)."""
+    here = Path(cwd) if cwd is not None else Path.cwd()
+    bases = list(dict.fromkeys([Path(paths.data_dir), Path(paths.repo_root), here]))
     return FileAllowList(
-        lambda: app_roots(paths, options, args, extension_dirs),
+        lambda: app_roots(paths, options, args, extension_dirs, here),
         lambda: app_blocked(paths, args),
-        [Path(paths.data_dir), Path(paths.repo_root)],
+        bases,
     )
