@@ -119,3 +119,28 @@ def test_ui_error_message_is_the_extension_named_message():
         error_message(exc)
         == f"Extension '{EXT}' (script 'Exploding') failed in run: KeyError: 'wildcards.txt'"
     )
+
+
+def test_an_empty_text_box_from_the_page_reaches_the_script_as_empty_text():
+    from types import SimpleNamespace
+
+    import gradio as gr
+
+    import modules.scripts as scripts
+    from modules.sumi.services.scripts.runner import ScriptClassData, ScriptRunner
+
+    class Boxes(scripts.Script):
+        def title(self):
+            return "Boxes"
+
+        def ui(self, is_img2img):
+            return [gr.Textbox(label="Words"), gr.Number(label="Count"), gr.TextArea(label="More")]
+
+    runner = ScriptRunner()
+    runner.initialize_scripts([ScriptClassData(Boxes, "boxes.py", ".", None)])
+    with gr.Blocks():
+        runner.create_inputs()
+    assert runner.default_args() == [0, "", None, ""]  # Gradio 3's Textbox default; Number stays None
+    p = SimpleNamespace(script_args=(1, None, None, None))  # what Gradio 6's page sends for empty boxes
+    runner.setup_scrips(p)
+    assert p.script_args == [1, "", None, ""]

@@ -230,7 +230,17 @@ class ScriptRunner:
                     "it is skipped for this job"
                 )
 
+    def empty_text_boxes(self, p: Any) -> None:
+        """A text box whose value is None (Gradio 6's empty box, from the page or a short API list)
+        reaches the scripts as "", as in A1111 (Gradio 3); called as the job starts."""
+        args = list(p.script_args)
+        for i, control in enumerate(self.inputs[1:], start=1):
+            if i < len(args) and args[i] is None and _is_text_box(control):
+                args[i] = ""
+        p.script_args = args
+
     def setup_scrips(self, p: Any, *, is_ui: bool = True) -> None:  # A1111's spelling
+        self.empty_text_boxes(p)
         for script in self.alwayson_scripts:
             if not is_ui and script.setup_for_ui_only:
                 continue
