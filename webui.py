@@ -137,10 +137,15 @@ def _ui_app(server: Any) -> Any:
 
 
 def _ui_path_test(server: Any):
-    """`is_ui(path)`: no route but the web UI's catch-all mount serves `path`."""
+    """`is_ui(path)`: no route but the web UI's catch-all mount serves `path`, or it is the UI's
+    `/file=` route (the page's own files: a refusal there must not raise the browser's Basic prompt)."""
     from starlette.routing import Match, Mount
 
+    from modules.sumi.frontends.http.files import is_file_route
+
     def is_ui(path: str) -> bool:
+        if is_file_route(path):
+            return True
         scope = {"type": "http", "path": path, "root_path": "", "method": "GET"}
         others = [r for r in server.router.routes if not (isinstance(r, Mount) and r.path in ("", "/"))]
         return all(route.matches(scope)[0] == Match.NONE for route in others)

@@ -20,7 +20,13 @@ from modules.sumi.services.files.allowlist import FileAllowList, allow_list
 if TYPE_CHECKING:
     from modules.sumi.app import App
 
-ROUTE = "/file={name:path}"
+PREFIX = "/file="
+ROUTE = PREFIX + "{name:path}"
+
+
+def is_file_route(path: str) -> bool:
+    """The request path is one of `/file=`'s (the page's files, behind the UI's login)."""
+    return path.startswith(PREFIX)
 
 
 def file_response(rules: FileAllowList, name: str) -> Response:
