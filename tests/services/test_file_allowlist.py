@@ -239,3 +239,14 @@ def test_no_name_reaches_a_file_outside_the_roots(tmp_path_factory, parts):
         verdict = rules.check(name)
         if verdict.status == 200:
             assert verdict.path is not None and ext in Path(os.path.realpath(verdict.path)).parents
+
+
+def test_web_path_is_a1111s_file_url_and_the_allow_list_serves_it(tree):
+    from modules.sumi.services.files.allowlist import web_path
+
+    script = tree["ext"] / "javascript" / "x.js"
+    url = web_path(script, tree["data"])
+    name, _, mtime = url.removeprefix("file=").partition("?")
+    assert (name, float(mtime)) == ("extensions/tags-ext/javascript/x.js", script.stat().st_mtime)
+    assert web_path(script, tree["app"]).startswith(f"file={script.as_posix()}?")  # outside: absolute
+    assert rules_for(tree).check(name).path == script

@@ -240,3 +240,13 @@ def allow_list(
         lambda: app_blocked(paths, args),
         bases,
     )
+
+
+def web_path(path: Path | str, script_path: Path | str) -> str:
+    """A1111's `webpath`: the `file=` URL (relative to the page) of a file to load in the page,
+    relative to the app folder when inside it, else absolute, with its mtime as the query (a changed
+    file is fetched again)."""
+    real = Path(os.path.abspath(path))
+    base = Path(os.path.abspath(script_path))
+    name = real.relative_to(base).as_posix() if _inside(real, base) else real.as_posix()
+    return f"file={name}?{os.path.getmtime(real)}"
