@@ -4,7 +4,9 @@ last job applied."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +26,11 @@ def app(make_module_app, tmp_path_factory):
     return app
 
 
+def _modules(*names: str) -> list[Any]:
+    """`import networks` etc., as extensions write it (by name: they are not on the type checker's path)."""
+    return [importlib.import_module(name) for name in names]
+
+
 def _run(prompt: str) -> processing.Processed:
     p = processing.StableDiffusionProcessingTxt2Img(
         prompt=prompt, steps=1, width=64, height=64, seed=3, sampler_name="Euler", do_not_save_samples=True
@@ -32,19 +39,14 @@ def _run(prompt: str) -> processing.Processed:
 
 
 def test_the_builtin_lora_folder_is_a1111s_extensions_builtin_dir_and_imports_by_top_level_name(app):
-    import lora
-    import network
-    import networks
-
-    folder = Path(paths.extensions_builtin_dir) / "Lora"
-    assert Path(networks.__file__).parent == folder and Path(lora.__file__).parent == folder
+    lora, network, networks = _modules("lora", "network", "networks")
+    folder = Path(str(paths.extensions_builtin_dir)) / "Lora"
+    assert Path(str(networks.__file__)).parent == folder and Path(str(lora.__file__)).parent == folder
     assert network.NetworkOnDisk and network.Network
 
 
 def test_available_networks_list_the_lora_folder_with_aliases(app):
-    import lora
-    import networks
-
+    lora, networks = _modules("lora", "networks")
     available = networks.available_networks
     assert set(available) == {"style_a", "style_b"}
     a = available["style_a"]
@@ -59,9 +61,7 @@ def test_available_networks_list_the_lora_folder_with_aliases(app):
 
 
 def test_list_available_networks_finds_a_file_added_since(app, tmp_path):
-    import lora
-    import networks
-
+    lora, networks = _modules("lora", "networks")
     source = app.paths.lora_dir / "style_b.safetensors"
     copy = app.paths.lora_dir / "sub" / "style_c.safetensors"
     copy.parent.mkdir(exist_ok=True)
@@ -77,9 +77,7 @@ def test_list_available_networks_finds_a_file_added_since(app, tmp_path):
 
 
 def test_loaded_networks_are_the_last_jobs_lora_tags_with_their_multipliers(app):
-    import lora
-    import networks
-
+    lora, networks = _modules("lora", "networks")
     _run("a fox <lora:stylish:0.5:0.25> <lora:style_b:1>")
     loaded = networks.loaded_networks
     assert [n.name for n in loaded] == ["stylish", "style_b"]

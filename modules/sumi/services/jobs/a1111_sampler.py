@@ -19,10 +19,10 @@ import torch
 
 from modules.sumi.engine.sampling.samplers import SAMPLERS, SamplerSpec
 
-Cond = torch.Tensor | dict[str, torch.Tensor]
+Cond = torch.Tensor | dict[str, torch.Tensor]  # SD1/SD2: token vectors; SDXL: {"crossattn", "vector"}
 
 
-def catenate_conds(conds: Sequence[Cond]) -> Cond:
+def catenate_conds(conds: Sequence[Cond]) -> Any:
     """Text conditionings (tensors, or SDXL dicts of tensors) into one batch."""
     dicts = [c for c in conds if isinstance(c, dict)]
     if not dicts:
@@ -30,14 +30,14 @@ def catenate_conds(conds: Sequence[Cond]) -> Cond:
     return {key: torch.cat([c[key] for c in dicts]) for key in dicts[0]}
 
 
-def subscript_cond(cond: Cond, a: int, b: int) -> Cond:
+def subscript_cond(cond: Cond, a: int, b: int) -> Any:
     """Rows a..b of a conditioning (tensor or SDXL dict)."""
     if not isinstance(cond, dict):
         return cond[a:b]
     return {key: value[a:b] for key, value in cond.items()}
 
 
-def pad_cond(tensor: Cond, repeats: int, empty: torch.Tensor) -> Cond:
+def pad_cond(tensor: Cond, repeats: int, empty: torch.Tensor) -> Any:
     """Append `repeats` copies of the empty prompt's chunk (`empty`, [1, 77, D]) to every row's tokens."""
     if isinstance(tensor, dict):
         crossattn = tensor["crossattn"]
