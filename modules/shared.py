@@ -199,3 +199,15 @@ from modules import shared_items  # noqa: E402, F401
 _BUILTIN_LORA = os.path.join(os.path.dirname(__file__), "sumi", "extensions_builtin", "Lora")
 if _BUILTIN_LORA not in sys.path:
     sys.path.append(_BUILTIN_LORA)
+
+# An extension importing A1111's model internals (ldm, sgm, k_diffusion, modules.sd_hijack_clip, ...) gets
+# an error naming it and what is missing (services/scripts/refusals.py).
+from modules.sumi.services.scripts import refusals as _refusals  # noqa: E402
+
+
+def _extension_roots() -> list[Any]:
+    app = running_app()
+    return [] if app is None else [app.paths.extensions_dir, app.paths.extensions_builtin_dir]
+
+
+_refusals.install(_extension_roots)
