@@ -19,11 +19,20 @@ def app(make_module_app, tmp_path_factory):
     return make_module_app(tmp_path_factory.mktemp("cfg") / "data", "--nowebui", loaded=True)
 
 
+ONE = {"prompt": "a red circle", "batch_size": 1, "n_iter": 2}  # two batches of one image
+
+
+@pytest.fixture(scope="module")
+def plain(app) -> np.ndarray:
+    """The `ONE` job's images with no callback and no override: Sumi's own guidance."""
+    return _pixels(processing.process_images(_job(**ONE)))
+
+
 def _job(**kwargs) -> processing.StableDiffusionProcessingTxt2Img:
     fields = {
         "prompt": "a red circle AND a blue square",
         "negative_prompt": "green",
-        "steps": 3,
+        "steps": 2,
         "width": 64,
         "height": 64,
         "seed": 5,
@@ -54,34 +63,10 @@ def registered():
         script_callbacks.remove_callbacks_for_function(function)
 
 
-def test_on_cfg_denoiser_sees_a1111s_rows_cond_parts_per_image_then_uncond(app, registered):
-    seen = []
-    registered("denoiser", lambda params: seen.append(params))
-    processing.process_images(_job())
-    first = seen[0]
-    # 2 images x 2 AND parts, then 2 uncond rows
-    assert first.x.shape[0] == 6 and first.sigma.shape == (6,) and first.image_cond.shape[0] == 6
-    x = first.x
-    assert torch.equal(x[0], x[1]) and torch.equal(x[2], x[3])  # image 0's parts, image 1's parts
-    assert torch.equal(x[4], x[0]) and torch.equal(x[5], x[2]) and not torch.equal(x[0], x[2])
-    cond, uncond = first.text_cond, first.text_uncond
-    assert cond.shape[0] == 4 and uncond.shape[0] == 2
-    assert (
-        torch.equal(cond[0], cond[2]) and torch.equal(cond[1], cond[3]) and not torch.equal(cond[0], cond[1])
-    )
-    assert [p.sampling_step for p in seen] == [0, 1, 2] and {p.total_sampling_steps for p in seen} == {3}
-    assert isinstance(first.denoiser, sd_samplers_cfg_denoiser.CFGDenoiser)
-
-
-def test_a_no_op_callback_leaves_the_image_as_sumis_own_guidance_makes_it(app, registered):
-    plain = _pixels(processing.process_images(_job()))
-    registered("denoised", lambda params: None)
-    with_callback = _pixels(processing.process_images(_job()))
-    assert np.abs(plain - with_callback).max() <= 1
-
-
-def test_a_latent_couple_blend_in_on_cfg_denoised_is_what_the_guidance_combines(app, registered):
-    before, blended, after = [], [], []
+def test_the_rows_are_a1111s_and_a_latent_couple_blend_is_what_the_guidance_combines(app, registered):
+    """on_cfg_denoiser sees the cond rows per AND part of each image, then the uncond rows; a two-shot
+    style region blend of the on_cfg_denoised rows is what A1111's composable CFG combines."""
+    seen, before, blended, after = [], [], [], []
     mask = torch.zeros(1, 8, 8)
     mask[..., :4] = 1  # part 0 on the left half, part 1 on the right half
 
@@ -98,10 +83,24 @@ def test_a_latent_couple_blend_in_on_cfg_denoised_is_what_the_guidance_combines(
                 x[row] = x[row] * region + uncond * (1 - region)
         blended.append(x.clone())
 
+    registered("denoiser", lambda params: seen.append(params))
     registered("denoised", couple)
     registered("after_cfg", lambda params: after.append(params.x.clone()))
     processing.process_images(_job())
-    assert len(before) == len(after) == 3
+    first = seen[0]
+    # 2 images x 2 AND parts, then 2 uncond rows
+    assert first.x.shape[0] == 6 and first.sigma.shape == (6,) and first.image_cond.shape[0] == 6
+    x = first.x
+    assert torch.equal(x[0], x[1]) and torch.equal(x[2], x[3])  # image 0's parts, image 1's parts
+    assert torch.equal(x[4], x[0]) and torch.equal(x[5], x[2]) and not torch.equal(x[0], x[2])
+    cond, uncond = first.text_cond, first.text_uncond
+    assert cond.shape[0] == 4 and uncond.shape[0] == 2
+    assert (
+        torch.equal(cond[0], cond[2]) and torch.equal(cond[1], cond[3]) and not torch.equal(cond[0], cond[1])
+    )
+    assert [p.sampling_step for p in seen] == [0, 1] and {p.total_sampling_steps for p in seen} == {2}
+    assert isinstance(first.denoiser, sd_samplers_cfg_denoiser.CFGDenoiser)
+    assert len(before) == len(after) == 2
     rows, result = blended[0], after[0]
     for b in range(2):  # A1111's composable CFG by hand: uncond + sum_i w_i * cfg * (cond_i - uncond)
         uncond = rows[4 + b]
@@ -112,7 +111,13 @@ def test_a_latent_couple_blend_in_on_cfg_denoised_is_what_the_guidance_combines(
     torch.testing.assert_close(right, before[0][4][..., :4])
 
 
-def test_combine_denoised_replaced_on_the_class_changes_the_job(app):
+def test_a_no_op_callback_leaves_the_image_as_sumis_own_guidance_makes_it(app, registered, plain):
+    registered("denoised", lambda params: None)
+    with_callback = _pixels(processing.process_images(_job(**ONE)))
+    assert np.abs(plain - with_callback).max() <= 1
+
+
+def test_combine_denoised_replaced_on_the_class_changes_the_job(app, plain):
     """A combine that keeps only the uncond rows gives the image of the negative prompt at CFG 1."""
     original = sd_samplers_cfg_denoiser.CFGDenoiser.combine_denoised
 
@@ -121,16 +126,15 @@ def test_combine_denoised_replaced_on_the_class_changes_the_job(app):
 
     sd_samplers_cfg_denoiser.CFGDenoiser.combine_denoised = uncond_only
     try:
-        replaced = _pixels(processing.process_images(_job(prompt="a red circle", batch_size=1)))
+        replaced = _pixels(processing.process_images(_job(**ONE)))
     finally:
         sd_samplers_cfg_denoiser.CFGDenoiser.combine_denoised = original
-    negative = _pixels(processing.process_images(_job(prompt="green", cfg_scale=1.0, batch_size=1)))
+    negative = _pixels(processing.process_images(_job(**{**ONE, "prompt": "green", "cfg_scale": 1.0})))
     assert np.abs(replaced - negative).max() <= 1
-    plain = _pixels(processing.process_images(_job(prompt="a red circle", batch_size=1)))
     assert np.abs(plain - negative).max() > 8
 
 
-def test_a_neutral_prompt_style_create_sampler_wrap_changes_the_guidance(app, registered):
+def test_a_neutral_prompt_style_create_sampler_wrap_changes_the_guidance(app, registered, plain):
     calls, combined, after = [], [], []
 
     def rescaled(x_out, conds_list, uncond, cond_scale, original_function):
@@ -156,14 +160,13 @@ def test_a_neutral_prompt_style_create_sampler_wrap_changes_the_guidance(app, re
     registered("after_cfg", lambda params: after.append(params.x.clone()))
     sd_samplers.create_sampler = create_sampler_hijack
     try:
-        p = _job(prompt="a red circle", batch_size=1, n_iter=2)
+        p = _job(**ONE)
         wrapped = _pixels(processing.process_images(p))
     finally:
         sd_samplers.create_sampler = original_create
-    plain = _pixels(processing.process_images(_job(prompt="a red circle", batch_size=1, n_iter=2)))
     assert len(calls) == 2 and p.sampler is calls[-1]  # one sampler per batch, the job's `p.sampler`
     assert calls[0].name == "Euler" and calls[0].model_wrap_cfg.p is not None
-    assert len(combined) == 6 and combined[0][1] == [[(0, 1.0)]]
+    assert len(combined) == 4 and combined[0][1] == [[(0, 1.0)]]  # 2 batches x 2 steps
     x_out, _, out = combined[0]
     denoised = x_out[1] + 6.0 * (x_out[0] - x_out[1])  # the webui's own combination, by hand
     expected = 1.5 * denoised * (x_out[0].std() / denoised.std())
