@@ -2,8 +2,12 @@
 
 Every Sumi sampler is listed (`all_samplers`, `samplers`, `samplers_for_img2img`) as a
 `SamplerData` with A1111's display name, aliases and options (`scheduler`, `second_order`,
-`uses_ensd`). `samplers_map` maps every lower-cased name and alias to the display name. Building
-A1111 sampler objects (`create_sampler`) is not supported: Sumi's sampling loop is its own.
+`uses_ensd`). `samplers_map` maps every lower-cased name and alias to the display name.
+
+`create_sampler(name, model)` (and `SamplerData.constructor(model)`) build A1111's sampler object, whose
+`model_wrap_cfg` is a `sd_samplers_cfg_denoiser.CFGDenoiser`. Every job batch makes its sampler through
+this module's `create_sampler` as it is at that moment, so an extension that wraps it (neutral-prompt)
+changes the job: see services/jobs/a1111_sampler.py.
 """
 
 from __future__ import annotations
@@ -11,12 +15,21 @@ from __future__ import annotations
 from typing import Any
 
 from modules import shared
-from modules.sd_samplers_common import SamplerData, not_constructible
+from modules.sd_samplers_common import SamplerData
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.sampling.samplers import SAMPLERS, SCHEDULE_TYPES, find_sampler
+from modules.sumi.services.jobs import a1111_sampler
+
+
+def _constructor(name: str) -> Any:
+    def construct(model: Any) -> a1111_sampler.A1111Sampler:
+        return a1111_sampler.create_sampler(name, model, all_samplers_map[name])
+
+    return construct
+
 
 all_samplers: list[SamplerData] = [
-    SamplerData(s.name, not_constructible(s.name), list(s.aliases), dict(s.options)) for s in SAMPLERS
+    SamplerData(s.name, _constructor(s.name), list(s.aliases), dict(s.options)) for s in SAMPLERS
 ]
 all_samplers_map: dict[str, SamplerData] = {x.name: x for x in all_samplers}
 samplers: list[SamplerData] = all_samplers  # A1111 1.7+: every sampler shows on both tabs
@@ -66,9 +79,15 @@ def get_scheduler_from_infotext(d: dict) -> str:
 
 
 def create_sampler(name: str, model: Any) -> Any:
+    """A1111's sampler object for `name` (`model_wrap_cfg` is its CFGDenoiser); a bad name is an error."""
     config = find_sampler_config(name)
     if config is None:
         raise ValueError(f"bad sampler name: {name}")
     if config.constructor is None:
         raise ValueError(f"sampler {name} has no constructor")
     return config.constructor(model)
+
+
+# Jobs build their sampler through whatever `create_sampler` is when the batch starts (a global lookup
+# here, so an extension's replacement of this module's attribute is what runs).
+a1111_sampler.use_factory(lambda name, model: create_sampler(name, model))

@@ -1,7 +1,7 @@
 """A1111's `modules.sd_samplers_common`: the names extensions import from it.
 
-`SamplerData` describes one sampler (`sd_samplers.all_samplers` holds them); Sumi builds samplers
-itself, so `constructor` only raises a clear error. `InterruptedException` is what A1111 raises
+`SamplerData` describes one sampler (`sd_samplers.all_samplers` holds them); `constructor(model)` builds
+A1111's sampler object (see `sd_samplers.create_sampler`). `InterruptedException` is what A1111 raises
 when a job is interrupted; extensions catch it.
 """
 
@@ -24,14 +24,3 @@ class SamplerData(NamedTuple):
 
 class InterruptedException(BaseException):
     pass
-
-
-def not_constructible(name: str) -> Callable[..., Any]:
-    """A `SamplerData.constructor` for Sumi's samplers, which extensions cannot build (A1111 internals)."""
-
-    def constructor(*args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError(
-            f"Sumi builds its samplers itself; A1111 sampler objects ({name}) cannot be created by extensions"
-        )
-
-    return constructor

@@ -193,3 +193,21 @@ sys.modules[__name__].__class__ = _SharedModule
 # A1111 imports these while loading `shared`; extensions reach them as `modules.shared_items` after a
 # bare `import modules` (adetailer).
 from modules import shared_items  # noqa: E402, F401
+
+# A1111's built-in Lora extension modules import by their top-level names (`import networks`, `lora`,
+# `network`): their folder (paths.extensions_builtin_dir/Lora) goes on sys.path, after installed packages.
+_BUILTIN_LORA = os.path.join(os.path.dirname(__file__), "sumi", "extensions_builtin", "Lora")
+if _BUILTIN_LORA not in sys.path:
+    sys.path.append(_BUILTIN_LORA)
+
+# An extension importing A1111's model internals (ldm, sgm, k_diffusion, modules.sd_hijack_clip, ...) gets
+# an error naming it and what is missing (services/scripts/refusals.py).
+from modules.sumi.services.scripts import refusals as _refusals  # noqa: E402
+
+
+def _extension_roots() -> list[Any]:
+    app = running_app()
+    return [] if app is None else [app.paths.extensions_dir, app.paths.extensions_builtin_dir]
+
+
+_refusals.install(_extension_roots)

@@ -30,6 +30,7 @@ A1111_MODULES_NOT_IN_SURFACE = {
     "modules.styles",
     "modules.face_restoration_utils",
     "modules.postprocessing",
+    "modules.sd_samplers_cfg_denoiser",  # B-deep CFG extensions (neutral-prompt, EasyPhoto)
 }
 MAX_FACADE_LINES = 250
 

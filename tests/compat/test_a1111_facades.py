@@ -240,8 +240,8 @@ def test_samplers_and_schedulers(ext):
     assert sd_samplers.visible_sampler_names() == samplers
     assert sd_samplers.find_sampler_config("no such sampler") is None
     assert sd_samplers.get_sampler_and_scheduler("DPM++ 2M Karras", None) == ("DPM++ 2M", "Automatic")
-    with pytest.raises(NotImplementedError):
-        sd_samplers.create_sampler("Euler", shared.sd_model)
+    sampler = sd_samplers.create_sampler("Euler", shared.sd_model)  # tests/compat/test_cfg_denoiser.py
+    assert sampler.name == "Euler" and sampler.model_wrap_cfg.sampler is sampler
 
 
 def test_embedding_db_lists_usable_and_skipped_embeddings(app, ext):

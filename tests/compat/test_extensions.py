@@ -175,7 +175,8 @@ def test_built_from_data_paths(tmp_path):
     paths = DataPaths.from_args(args, tmp_path / "repo")
     m = ExtensionManager.from_paths(paths, Options(), args)
     assert m.extensions_dir == tmp_path / "data" / "extensions" and m.tmp_dir == tmp_path / "data" / "tmp"
-    assert m.builtin_dir == tmp_path / "repo" / "extensions-builtin" == paths.extensions_builtin_dir
+    builtin = tmp_path / "repo" / "modules" / "sumi" / "extensions_builtin"
+    assert m.builtin_dir == builtin == paths.extensions_builtin_dir
     assert m.config_file == paths.config_file and m.cache_file == paths.cache_file
     assert m.list() == [] and m.active() == []
 

@@ -25,6 +25,7 @@ from modules.sumi.engine.extensions import (
     HookPoint,
     LoopContext,
     PatchScope,
+    RowOutputs,
     StepContext,
     UNetBatch,
     WeightBackups,
@@ -286,6 +287,45 @@ class _KwargsUNet:
     def __call__(self, x, timestep, encoder_hidden_states, added_cond_kwargs=None, return_dict=False, **kw):
         self.kwargs.append(kw)
         return (x,)
+
+
+class _Rows(Extension):
+    """PRE_CFG on the raw rows; `mode` says what to change: "rows_x" gives every row its image's input
+    explicitly, "uncond" makes the uncond rows the result, "cond_is_uncond" makes every cond row its
+    image's uncond row (so the built-in guidance gives the uncond rows too)."""
+
+    def __init__(self, mode: str = "") -> None:
+        super().__init__()
+        self.mode, self.seen = mode, []
+
+    @hook(HookPoint.PRE_MODEL_CALL)
+    def rows_in(self, call: DenoiserCall) -> None:
+        if self.mode == "rows_x":
+            owners = torch.tensor([i for i, parts in enumerate(call.conds) for _ in parts])
+            call.rows_x = torch.cat([call.x[owners], call.x])
+
+    @hook(HookPoint.PRE_CFG)
+    def rows(self, rows: RowOutputs) -> None:
+        self.seen.append((rows.cond.shape[0], rows.uncond.shape[0], rows.owners.tolist()))
+        if self.mode == "uncond":
+            rows.output = rows.uncond
+        elif self.mode == "cond_is_uncond":
+            rows.cond = rows.uncond[rows.owners]
+
+
+def test_pre_cfg_sees_a_row_per_and_part_and_can_replace_the_rows_or_the_guidance(model):
+    prompts = {"prompts": ["a red fox AND a cat", "a blue house"]}
+    plain = _generate(model, **prompts)
+    explicit = _Rows("rows_x")
+    same = _generate(model, explicit, **prompts)
+    assert [i.tobytes() for i in same.images] == [i.tobytes() for i in plain.images]
+    assert explicit.seen[0] == (3, 2, [0, 0, 1]) and len(explicit.seen) == STEPS
+    uncond, via_rows = (
+        _generate(model, _Rows("uncond"), **prompts),
+        _generate(model, _Rows("cond_is_uncond"), **prompts),
+    )
+    assert [i.tobytes() for i in uncond.images] == [i.tobytes() for i in via_rows.images]
+    assert uncond.images[0].tobytes() != plain.images[0].tobytes()
 
 
 def test_two_extensions_unet_kwargs_add_up():

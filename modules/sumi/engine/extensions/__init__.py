@@ -15,7 +15,9 @@ Hook points, in the order they run for one step (each passes one mutable context
     PRE_MODEL_CALL  DenoiserCall     x, timestep, conds/unconds of the call (A1111 on_cfg_denoiser)
     UNET_FORWARD    UNetBatch        each UNet forward, per row image index and cond flag: add UNet
                                      keyword arguments (ControlNet residuals; several add up)
-    POST_CFG        DenoiserOutput   the guided prediction (A1111 on_cfg_denoised, on_cfg_after_cfg)
+    PRE_CFG         RowOutputs       the UNet's cond and uncond rows before guidance combines them
+                                     (A1111 on_cfg_denoised, CFGDenoiser.combine_denoised)
+    POST_CFG        DenoiserOutput   the guided prediction (A1111 on_cfg_after_cfg)
     POST_STEP       StepContext      after each scheduler step: the latents the next step starts from
     POST_LOOP       LoopContext      once: the final latents, decoded next
 
@@ -33,6 +35,7 @@ from modules.sumi.engine.extensions.contexts import (
     DenoiserCall,
     DenoiserOutput,
     LoopContext,
+    RowOutputs,
     StepContext,
     UNetBatch,
     merge_unet_kwargs,
@@ -57,6 +60,7 @@ __all__ = [
     "HookSpec",
     "LoopContext",
     "PatchScope",
+    "RowOutputs",
     "StepContext",
     "UNetBatch",
     "WeightBackups",

@@ -60,6 +60,9 @@ class DenoiserCall:
     keep_uncond: bool = False  # the sampler needs the unconditional prediction (DDIM CFG++)
     uncond_output: torch.Tensor | None = None  # set by the guidance when `keep_uncond`: per image
     uncond_time_ids: torch.Tensor | None = None  # the uncond rows' own (SDXL refiner: low aesthetic score)
+    rows_x: torch.Tensor | None = None  # set: the UNet input of every row, A1111's x_in layout (the cond
+    # rows, one per AND part of each image in order, then one uncond row per image; instruct-pix2pix:
+    # then one zero-image uncond row per image); None: each row takes its image's `x`
 
 
 @dataclass
@@ -79,6 +82,21 @@ class UNetBatch:
 
     def add_unet_kwargs(self, extra: Mapping[str, Any]) -> None:
         self.unet_kwargs = merge_unet_kwargs(self.unet_kwargs, extra)
+
+
+@dataclass
+class RowOutputs:
+    """PRE_CFG: the UNet's prediction for every row of one call, before guidance combines them. Hooks may
+    replace `cond`/`uncond`/`image`, or set `output` to the guided prediction [B] (then the built-in
+    guidance does not run). With a PRE_CFG hook the uncond rows are always computed (also at CFG 1)."""
+
+    call: DenoiserCall
+    cond: torch.Tensor  # [rows] one per AND part of each image, images in order (`owners` says whose)
+    uncond: torch.Tensor  # [B] the negative prompt's rows
+    owners: torch.Tensor  # [rows] the image index of each cond row
+    image: torch.Tensor | None = None  # instruct-pix2pix with image guidance: uncond text with the image;
+    # `uncond` is then the uncond text with a zero image
+    output: torch.Tensor | None = None
 
 
 @dataclass
@@ -107,6 +125,7 @@ HOOK_CONTEXTS: dict[HookPoint, type] = {
     HookPoint.PRE_STEP: StepContext,
     HookPoint.PRE_MODEL_CALL: DenoiserCall,
     HookPoint.UNET_FORWARD: UNetBatch,
+    HookPoint.PRE_CFG: RowOutputs,
     HookPoint.POST_CFG: DenoiserOutput,
     HookPoint.POST_STEP: StepContext,
     HookPoint.POST_LOOP: LoopContext,

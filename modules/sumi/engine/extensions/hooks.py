@@ -23,6 +23,7 @@ class HookPoint(enum.Enum):
     PRE_STEP = "pre_step"  # StepContext: before each scheduler step (may replace the latents)
     PRE_MODEL_CALL = "pre_model_call"  # DenoiserCall: before the UNet rows are built (may replace x, conds)
     UNET_FORWARD = "unet_forward"  # UNetBatch: each UNet forward (may add UNet keyword arguments)
+    PRE_CFG = "pre_cfg"  # RowOutputs: the UNet's rows before guidance (may replace them, or the guidance)
     POST_CFG = "post_cfg"  # DenoiserOutput: the guided prediction after CFG (may replace it)
     POST_STEP = "post_step"  # StepContext: after each scheduler step (may replace the latents)
     POST_LOOP = "post_loop"  # LoopContext: once, the final latents (may replace them)

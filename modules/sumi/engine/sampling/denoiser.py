@@ -8,8 +8,9 @@ inputs give the same floats. When cond and uncond differ in token length they ru
 
 Engine extensions (`engine.extensions`) see and may change every call: PRE_MODEL_CALL before the rows are
 built (A1111's `on_cfg_denoiser`), UNET_FORWARD for every UNet forward with, per row, the image it belongs
-to and whether it is a cond or an uncond row (ControlNet residuals), POST_CFG on the guided prediction
-(A1111's `on_cfg_denoised` / `on_cfg_after_cfg`).
+to and whether it is a cond or an uncond row (ControlNet residuals), PRE_CFG on the rows' predictions
+before they are combined (A1111's `on_cfg_denoised` and `combine_denoised`), POST_CFG on the guided
+prediction (A1111's `on_cfg_after_cfg`).
 
 Image conditioning (`DenoiserCall.image_conditioning`, A1111's `image_cond`): 9-channel inpainting and
 instruct-pix2pix UNets get it concatenated to the latent input of every row, cond and uncond alike. With
@@ -31,6 +32,7 @@ from modules.sumi.engine.extensions import (
     DenoiserOutput,
     ExtensionManager,
     HookPoint,
+    RowOutputs,
     UNetBatch,
 )
 from modules.sumi.engine.model import compute_dtype
@@ -120,8 +122,9 @@ def guided(
     )
     cond = stack_rows([row for parts in call.conds for _, row in parts])
     image = call.image_conditioning
+    n_cond = sum(counts)
     cond_rows = _Rows(
-        call.x[owners],
+        call.x[owners] if call.rows_x is None else call.rows_x[:n_cond],
         cond,
         None if call.time_ids is None else call.time_ids[owners],
         owners,
@@ -130,15 +133,26 @@ def guided(
     )
     if _is_edit(call):
         return _edit_guided(unet, call, cond_rows, extensions)
-    if _only_cond_needed(call) and not call.keep_uncond:
+    rows_hook = extensions is not None and extensions.has(HookPoint.PRE_CFG)
+    if _only_cond_needed(call) and not call.keep_uncond and not rows_hook:
         return _unet(unet, call, cond_rows, extensions)
     uncond = stack_rows(call.unconds)
     if call.empty is not None and cond.context.shape[1] != uncond.context.shape[1]:
         cond_rows.context, uncond = pad_to_same_length(cond, uncond, call.empty)
     images = torch.arange(call.x.shape[0], device=call.x.device)
     uncond_ids = call.time_ids if call.uncond_time_ids is None else call.uncond_time_ids
-    uncond_rows = _Rows(call.x, uncond, uncond_ids, images, False, image)
+    uncond_x = call.x if call.rows_x is None else call.rows_x[n_cond : n_cond + len(counts)]
+    uncond_rows = _Rows(uncond_x, uncond, uncond_ids, images, False, image)
     uncond_out, cond_out = _forward_both(unet, call, uncond_rows, cond_rows, extensions)
+    if rows_hook:
+        assert extensions is not None
+        rows = RowOutputs(call, cond_out, uncond_out, owners)
+        extensions.run(HookPoint.PRE_CFG, rows)
+        cond_out, uncond_out = rows.cond, rows.uncond
+        if rows.output is not None:
+            if call.keep_uncond:
+                call.uncond_output = uncond_out
+            return rows.output
     if call.keep_uncond:
         call.uncond_output = uncond_out
     weights = torch.tensor([w * call.cfg_scale for parts in call.conds for w, _ in parts]).to(
@@ -186,16 +200,27 @@ def _edit_guided(
     if call.empty is not None and cond.context.context.shape[1] != uncond.context.shape[1]:
         cond.context, uncond = pad_to_same_length(cond.context, uncond, call.empty)
     images = torch.arange(call.x.shape[0], device=call.x.device)
-    img_rows = _Rows(call.x, uncond, call.time_ids, images, False, image)
-    plain_rows = replace(img_rows, image_conditioning=torch.zeros_like(image))
+    n, n_cond = call.x.shape[0], cond.x.shape[0]
+    img_x = call.x if call.rows_x is None else call.rows_x[n_cond : n_cond + n]
+    img_rows = _Rows(img_x, uncond, call.time_ids, images, False, image)
+    plain_x = call.x if call.rows_x is None else call.rows_x[n_cond + n : n_cond + 2 * n]
+    plain_rows = replace(img_rows, x=plain_x, image_conditioning=torch.zeros_like(image))
     groups = (cond, img_rows, plain_rows)
     if cond.context.context.shape[1] == uncond.context.shape[1]:
-        n = call.x.shape[0]
         out_cond, out_img, out_uncond = _unet(
             unet, call, _cat_rows(groups), extensions, torch.cat([g.flags() for g in groups])
         ).split(n)
     else:
         out_cond, out_img, out_uncond = (_unet(unet, call, rows, extensions) for rows in groups)
+    if extensions is not None and extensions.has(HookPoint.PRE_CFG):
+        rows = RowOutputs(call, out_cond, out_uncond, cond.images, out_img)
+        extensions.run(HookPoint.PRE_CFG, rows)
+        out_cond, out_uncond, out_img = rows.cond, rows.uncond, rows.image
+        assert out_img is not None, "a PRE_CFG hook took the image rows of an instruct-pix2pix call"
+        if rows.output is not None:
+            if call.keep_uncond:
+                call.uncond_output = out_uncond
+            return rows.output
     if call.keep_uncond:
         call.uncond_output = out_uncond
     return out_uncond + call.cfg_scale * (out_cond - out_img) + call.image_cfg_scale * (out_img - out_uncond)

@@ -38,7 +38,7 @@ from modules.sumi.services.jobs import (
     tiling,
     vae_tiling,
 )
-from modules.sumi.services.jobs.hooks import JobContext, cfg_callbacks, postprocess_batch, select_batch
+from modules.sumi.services.jobs.hooks import JobContext, a1111_cfg, postprocess_batch, select_batch
 from modules.sumi.services.jobs.infotext import build_infotext
 from modules.sumi.services.jobs.live_preview import BatchPreview, PreviewWorker, interrupt_decoder
 from modules.sumi.services.jobs.processing import (
@@ -473,8 +473,8 @@ class GenerationService:
 
     def _extensions(self, p: StableDiffusionProcessing, loaded: LoadedModel) -> list[Extension]:
         """The batch's engine extensions: those the handlers and scripts put on `p` (networks...), then
-        the A1111 cfg callbacks."""
-        bridge = cfg_callbacks(self.callbacks, loaded)
+        the A1111 denoiser (cfg callbacks, `combine_denoised` overrides)."""
+        bridge = a1111_cfg(self.callbacks, p, loaded)
         return [*p.engine_extensions.values(), *([bridge] if bridge is not None else [])]
 
     def _request(

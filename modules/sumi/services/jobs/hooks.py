@@ -1,6 +1,5 @@
 """Where a job meets scripts and callbacks: per-batch fields on `p`, the scripts' postprocessing of a
-batch, and A1111's `on_cfg_denoiser` / `on_cfg_denoised` / `on_cfg_after_cfg` around each model call
-(an engine extension, `CfgCallbacks`)."""
+batch, and the batch's A1111 sampler object with its denoiser and cfg callbacks (services.jobs.cfg_bridge)."""
 
 from __future__ import annotations
 
@@ -11,15 +10,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from modules.sumi.engine.extensions import DenoiserCall, DenoiserOutput, Extension, HookPoint, hook
+from modules.sumi.engine.extensions import Extension
 from modules.sumi.services.controlnet.service import PreparedControl
+from modules.sumi.services.jobs.a1111_sampler import sampler_for_batch
+from modules.sumi.services.jobs.cfg_bridge import A1111Denoiser, needs_a1111_denoiser
 from modules.sumi.services.models.manager import LoadedModel
-from modules.sumi.services.scripts.callbacks import (
-    AfterCFGCallbackParams,
-    CallbackRegistry,
-    CFGDenoisedParams,
-    CFGDenoiserParams,
-)
+from modules.sumi.services.scripts.callbacks import CallbackRegistry
 from modules.sumi.services.scripts.runner import PostprocessBatchListArgs, PostprocessImageArgs
 
 
@@ -89,51 +85,17 @@ def training_sigmas(scheduler_config: dict) -> torch.Tensor:
     return ((1 - alphas) / alphas).sqrt()
 
 
-def sigma_at(sigmas: torch.Tensor, timestep: torch.Tensor | float) -> torch.Tensor:
-    """The noise level of a (possibly fractional) timestep, interpolated in log sigma like k-diffusion."""
-    t = float(torch.as_tensor(timestep).flatten()[0])
-    t = min(max(t, 0.0), len(sigmas) - 1.0)
-    low = int(t)
-    high = min(low + 1, len(sigmas) - 1)
-    w = t - low
-    log_sigma = (1 - w) * sigmas[low].log() + w * sigmas[high].log()
-    return log_sigma.exp().float().reshape(1)
-
-
-class CfgCallbacks(Extension):
-    """A1111's cfg callbacks around every model call: `on_cfg_denoiser` before the UNet (may replace `x`;
-    sees the call's noise level and its conds), then `on_cfg_denoised` and `on_cfg_after_cfg` on the
-    guided prediction (the last may replace it)."""
-
-    def __init__(self, callbacks: CallbackRegistry, sigmas: torch.Tensor, inner_model: Any) -> None:
-        super().__init__()
-        self.callbacks = callbacks
-        self.sigmas = sigmas
-        self.inner_model = inner_model
-
-    @hook(HookPoint.PRE_MODEL_CALL)
-    def cfg_denoiser(self, call: DenoiserCall) -> None:
-        sigma = sigma_at(self.sigmas, call.timestep).to(call.x.device).expand(call.x.shape[0])
-        params = CFGDenoiserParams(
-            call.x, None, sigma, call.step, call.total_steps, call.conds, call.unconds, call.denoiser
-        )
-        self.callbacks.call("cfg_denoiser", params)
-        call.x = params.x
-
-    @hook(HookPoint.POST_CFG)
-    def cfg_denoised(self, out: DenoiserOutput) -> None:
-        call = out.call
-        denoised = CFGDenoisedParams(out.output, call.step, call.total_steps, self.inner_model)
-        self.callbacks.call("cfg_denoised", denoised)
-        after_cfg = AfterCFGCallbackParams(denoised.x, call.step, call.total_steps)
-        self.callbacks.call("cfg_after_cfg", after_cfg)
-        out.output = after_cfg.x
-
-
-def cfg_callbacks(callbacks: CallbackRegistry | None, loaded: LoadedModel) -> CfgCallbacks | None:
-    """The cfg-callback extension for a batch; None (no cost) when no extension registered any."""
-    if callbacks is None or not any(
-        callbacks.has(c) for c in ("cfg_denoiser", "cfg_denoised", "cfg_after_cfg")
-    ):
+def a1111_cfg(callbacks: CallbackRegistry | None, p: Any, loaded: LoadedModel) -> Extension | None:
+    """The batch's A1111 sampler object (`p.sampler`, made through `sd_samplers.create_sampler` as it is
+    now, so extensions' wraps apply) and the engine extension that runs its `CFGDenoiser` and the cfg
+    callbacks; None (no cost) when neither a callback nor a `combine_denoised` override needs it."""
+    sampler = sampler_for_batch(p.sampler_name, p.sd_model)
+    p.sampler = sampler
+    denoiser = getattr(sampler, "model_wrap_cfg", None)
+    if denoiser is not None:
+        denoiser.p = p
+        denoiser.steps = p.steps
+    if not needs_a1111_denoiser(callbacks, sampler):
         return None
-    return CfgCallbacks(callbacks, training_sigmas(loaded.sd.scheduler_config), loaded.sd.unet)
+    sigmas = training_sigmas(loaded.sd.scheduler_config)
+    return A1111Denoiser(callbacks, sampler, sigmas, loaded.sd.prediction_type)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import struct
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from modules.sumi.engine.model import SDModel
 from modules.sumi.engine.networks import (
@@ -59,9 +60,20 @@ def multipliers(params: ExtraNetworkParams) -> tuple[float, float]:
     return te, unet
 
 
+@dataclass(frozen=True)
+class ActiveLora:
+    """A network the last activation applied (A1111's `networks.loaded_networks` shows them)."""
+
+    mentioned_name: str  # the name the prompt used: the file stem or the alias
+    info: NetworkFileInfo
+    te_multiplier: float
+    unet_multiplier: float
+
+
 class LoraNetwork(ExtraNetwork):
     def __init__(self, files: NetworkFileRegistry, *, allow_unsafe_pickle: bool = False) -> None:
         super().__init__("lora")
+        self.active: list[ActiveLora] = []  # replaced (never changed in place) by each activation
         self.files = files
         self.allow_unsafe_pickle = allow_unsafe_pickle
         self._parsed: FileCache[NetworkFile] = FileCache(CACHE_SIZE)
@@ -69,12 +81,21 @@ class LoraNetwork(ExtraNetwork):
 
     def activate(self, p: Any, params_list: list[ExtraNetworkParams]) -> None:
         set_engine_extension(p, self.name, None)
+        self.active = []
         model = sumi_model(getattr(p, "sd_model", None))
         if model is None:
             return
-        wanted = [spec for params in params_list if (spec := self._spec(p, params)) is not None]
+        mentioned: dict[int, tuple[str, NetworkFileInfo]] = {}
+        wanted = []
+        for params in params_list:
+            spec = self._spec(p, params)
+            if spec is not None:
+                wanted.append(spec)
+                name = params.positional[0]
+                mentioned[id(spec[0])] = (name, cast(NetworkFileInfo, self.files.find(name)))
         patcher = _patcher(model)
         wanted, results, refusals = drop_refused(patcher.check, wanted)
+        self.active = [ActiveLora(*mentioned[id(net)], te, unet) for net, te, unet in wanted]
         p.warnings.extend(REFUSED + message for message in refusals)
         for (network, _, _), result in zip(wanted, results, strict=True):
             if result.unmatched:

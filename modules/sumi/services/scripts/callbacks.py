@@ -55,10 +55,9 @@ class ImageSaveParams:
 
 @dataclass
 class CFGDenoiserParams:
-    """A1111's parameters of `on_cfg_denoiser`; callbacks may replace `x`.
-
-    `sigma` is the call's noise level per image (from its timestep and the model's training schedule);
-    `x` is the scheduler-scaled model input Sumi's UNet receives (A1111's is unscaled)."""
+    """A1111's parameters of `on_cfg_denoiser`, in A1111's row layout (cond rows per AND part of each image,
+    then the uncond rows) and k-diffusion values (`x` = x0 + sigma * noise); callbacks may change `x`,
+    `text_cond` and `text_uncond` (services/jobs/cfg_bridge.py)."""
 
     x: Any
     image_cond: Any

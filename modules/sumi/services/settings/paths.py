@@ -81,7 +81,9 @@ class DataPaths:
             gfpgan_dir=_opt_path(ns, "gfpgan_models_path") or models / "GFPGAN",
             codeformer_dir=_opt_path(ns, "codeformer_models_path") or models / "Codeformer",
             extensions_dir=data / "extensions",
-            extensions_builtin_dir=root / "extensions-builtin",
+            # A1111's built-in extensions that extensions import by their top-level names (Lora's
+            # `networks`, `lora`, `network`); modules.shared puts Lora on sys.path
+            extensions_builtin_dir=root / "modules" / "sumi" / "extensions_builtin",
             outputs_dir=data / "outputs",
             config_file=_opt_path(ns, "ui_settings_file") or data / "config.json",
             ui_config_file=_opt_path(ns, "ui_config_file") or data / "ui-config.json",
