@@ -173,6 +173,15 @@ def app_rules(tmp_path: Path, *flags: str) -> tuple[FileAllowList, Options, Data
     return rules, options, paths, args
 
 
+def test_the_users_own_page_files_are_served_and_nothing_else_beside_them(tmp_path):
+    rules, _, paths, _ = app_rules(tmp_path)
+    (paths.data_dir / "user.css").write_text("body { color: red; }")
+    (paths.data_dir / "user.json").write_text("{}")
+    assert rules.check("user.css").media_type == "text/css"
+    assert rules.check("user.js").status == 404  # allowed, not there
+    assert rules.check("user.json").status == 403
+
+
 def test_tagcompletes_path_file_in_the_working_folders_tmp_is_served_then_its_tag_list(tmp_path):
     rules, _, paths, _ = app_rules(tmp_path)
     tags = paths.extensions_dir / "on" / "tags"

@@ -7,7 +7,7 @@ appends to `cmd_opts.gradio_allowed_path` at import counts at once:
 | root | what | types |
 | --- | --- | --- |
 | extension | every enabled extension's folder (its `javascript/`, tag lists, localization JSON, ...) | any |
-| assets | the app's `javascript/`, `html/` and `localizations/` folders, the data dir's `localizations/` and `--localizations-dir` | any |
+| assets | the app's `javascript/`, `html/` and `localizations/` folders, the data dir's `localizations/`, `user.css` and `user.js`, and `--localizations-dir` | any |
 | outputs | `outputs/`, every `outdir_*` setting (relative ones under the data dir), `temp_dir`, Gradio's temp folder, the `tmp/` folder of the data dir, the app folder and the working folder (where tagcomplete writes `tagAutocompletePath.txt`) | images, text, JSON, media |
 | allowed | each `--gradio-allowed-path` | images, text, JSON, media |
 | previews | the model folders (checkpoints, VAE, Lora, LyCORIS, embeddings, hypernetworks, ControlNet) | preview images only |
@@ -189,6 +189,7 @@ def app_roots(
     roots = [Root(Path(p), "extension") for p in extensions()]
     repo, data = Path(paths.repo_root), Path(paths.data_dir)
     assets = [repo / "javascript", repo / "html", repo / "localizations", data / "localizations"]
+    assets += [data / "user.css", data / "user.js"]  # A1111 links the user's own page files by file=
     localizations_dir = getattr(args, "localizations_dir", None)
     if localizations_dir:
         assets.append(Path(localizations_dir).expanduser())
