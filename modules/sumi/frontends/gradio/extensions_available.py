@@ -224,7 +224,7 @@ def _wire(app: App, tab: AvailableTab, installed_table: gr.HTML) -> None:
         show_progress="minimal",
         api_visibility="undocumented",
     )
-    for event in (tab.hide_tags.input, tab.order.input, tab.search.input):
+    for event in (tab.hide_tags.input, tab.order.input, tab.search.change):
         event(partial(refresh, app), inputs=view, outputs=[tab.table, tab.result], **quiet)  # type: ignore[arg-type]
     tab.install.click(
         partial(install_from_index, app),
