@@ -1,4 +1,5 @@
-"""The Extensions tab, as A1111's: "Installed" and "Install from URL", plus the errors extensions caused.
+"""The Extensions tab, as A1111's: "Installed", "Available" (extensions_available.py), "Install from
+URL" and "Backup/Restore" (extensions_backup.py), plus the errors extensions caused.
 
 Installed: a table of every extension (enable checkbox, name, URL, branch, version, date, update
 status with an update checkbox when there are new commits), "Apply and restart UI" (saves the
