@@ -105,3 +105,20 @@ def test_backup_save_show_and_restore_with_confirmation(setup):
     assert "✓ <b>alpha</b>: will be enabled" in message and extensions_tab.RESTART_NOTE in message
     assert app.options.disabled_extensions == [] and "Nothing: the extensions are as saved." in details
     assert 'data-extension="alpha"' in installed
+
+
+def test_with_listen_the_index_is_not_read_and_nothing_is_restored(tmp_path, make_app):
+    index_file = tmp_path / "index.json"
+    index_file.write_text(json.dumps({"extensions": [{"name": "A", "url": "https://github.com/u/a"}]}))
+    app = make_app(tmp_path / "data", "--listen", start=False)
+    *_, message, _ = extensions_available.load_index(app, str(index_file), [], "a-z")
+    assert "extension access disabled because of command line flags" in message
+    index = extensions_available.read_index(str(index_file))
+    assert 'aria-label="Install A" disabled' in extensions_available.render(app, index, [], "a-z", "")
+    _, _, message = extensions_available.install_from_index(
+        app, index, "https://github.com/u/a", [], "a-z", ""
+    )
+    assert "extension access disabled" in message
+    path = extensions_backup.config_states(app).save("x")  # saving a backup changes nothing: allowed
+    message, _, _ = extensions_backup.restore(app, True, extensions_backup.choices(app)[1])
+    assert "extension access disabled" in message and path.is_file()
