@@ -8,6 +8,7 @@ import argparse
 import json
 import textwrap
 import threading
+from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
@@ -317,7 +318,9 @@ def test_extension_head_carries_a1111_helpers_and_extension_files(tmp_path, make
 def _ext(name: str, **kw):
     base = dict(
         name=name, enabled=True, is_builtin=False, remote="https://example.com/x.git", branch="main",
-        version="0123abcd", commit_date=0, status="unknown", can_update=False,
+        version="0123abcd", commit_date=0, status="unknown", can_update=False, path=Path(name),
+        commit_hash="0123abcd" * 5, have_info_from_repo=True, remote_commit_hash=None,
+        remote_commit_date=None, remote_commits_ahead=None,
     )  # fmt: skip
     return SimpleNamespace(**{**base, **kw})
 
@@ -336,8 +339,8 @@ def test_installed_table_has_a1111s_columns_and_checkboxes():
 
 
 class FakeExtensions:
-    def __init__(self, allowed: bool = True, fail_update: bool = False) -> None:
-        self.allowed, self.fail_update = allowed, fail_update
+    def __init__(self, allowed: bool = True, fail_update: bool = False, data_dir: Path | None = None) -> None:
+        self.allowed, self.fail_update, self.data_dir = allowed, fail_update, data_dir
         self.disabled: list | None = None
         self.updated: list[str] = []
         self.problems: list[str] = []
@@ -366,27 +369,35 @@ class FakeExtensions:
         return {"a": "latest", "b": "Checking b for updates failed: offline"}
 
 
-def _tab_app(**kw):
+def _tab_app(data_dir: Path | None = None, **kw):
     restarts = []
-    app = SimpleNamespace(extensions=FakeExtensions(**kw), boot_id="abc123", restarts=restarts)
+    app = SimpleNamespace(
+        extensions=FakeExtensions(data_dir=data_dir, **kw),
+        boot_id="abc123",
+        restarts=restarts,
+        paths=SimpleNamespace(repo_root=data_dir),
+    )
     app.request_restart = lambda: bool(restarts.append(1) or True)
     return app
 
 
-def test_apply_saves_updates_and_restarts():
-    app = _tab_app()
+def test_apply_saves_updates_and_restarts(tmp_path):
+    app = _tab_app(tmp_path)
     result, table = extensions_tab.apply_changes(app, '["b"]', '["a"]', "extra")
     assert app.extensions.disabled == (["b"], "extra") and app.extensions.updated == ["a"]
+    # as A1111, a config state is saved before updating (Backup/Restore can go back to it)
+    (backup,) = (tmp_path / "config_states").glob("*_Backup (pre-update).json")
+    assert set(json.loads(backup.read_text())["extensions"]) == {"a", "b"}
     assert app.restarts == [1] and 'data-sumi-restart="abc123"' in result and "Restarting" in result
     assert 'data-extension="a"' in table
 
 
-def test_apply_without_a_restarter_or_with_a_failed_update_says_so():
+def test_apply_without_a_restarter_or_with_a_failed_update_says_so(tmp_path):
     app = _tab_app()
     app.request_restart = lambda: False
     result, _ = extensions_tab.apply_changes(app, "not json", "[]", "bogus")
     assert extensions_tab.RESTART_NOTE in result and app.extensions.disabled == ([], None)
-    app = _tab_app(fail_update=True)
+    app = _tab_app(tmp_path, fail_update=True)
     result, _ = extensions_tab.apply_changes(app, "[]", '["a", "ghost"]', "none")
     assert "no network" in result and "ghost: not installed" in result and app.restarts == []
 

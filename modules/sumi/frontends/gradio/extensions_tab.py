@@ -1,4 +1,5 @@
-"""The Extensions tab, as A1111's: "Installed" and "Install from URL", plus the errors extensions caused.
+"""The Extensions tab, as A1111's: "Installed", "Available" (extensions_available.py), "Install from
+URL" and "Backup/Restore" (extensions_backup.py), plus the errors extensions caused.
 
 Installed: a table of every extension (enable checkbox, name, URL, branch, version, date, update
 status with an update checkbox when there are new commits), "Apply and restart UI" (saves the
@@ -31,6 +32,9 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from modules.sumi.frontends.gradio import results
+from modules.sumi.frontends.gradio.extensions_available import create_available_tab
+from modules.sumi.frontends.gradio.extensions_backup import commit_link, config_states, create_backup_tab
+from modules.sumi.services.extensions.config_states import PRE_UPDATE_NAME
 from modules.sumi.services.extensions.manager import DISABLE_MODES
 from modules.sumi.services.extensions.model import ExtensionError
 
@@ -90,12 +94,23 @@ def _remote_link(remote: str | None) -> str:
     return _esc(remote)
 
 
+def _remote_commit(ext: Extension) -> str:
+    """After "Check for updates": the remote branch's commit, its date and how many commits it is ahead."""
+    if not ext.remote_commit_hash:
+        return ""
+    ahead = ext.remote_commits_ahead
+    count = f"{ahead} new commit{'s' * (ahead != 1)}, " if ahead else ""
+    date = f", {format_date(ext.remote_commit_date)}" if ext.remote_commit_date else ""
+    link = commit_link(ext.remote_commit_hash, ext.remote)
+    return f'<div class="sumi-remote-commit">{count}remote: {link}{_esc(date)}</div>'
+
+
 def _update_cell(ext: Extension, editable: bool) -> str:
     status = ext.status or "unknown"
     if ext.can_update:
         box = _checkbox(ext, "update", True, editable)
-        return f"<label>{box} {_esc(status)}</label>"
-    return _esc(status)
+        return f"<label>{box} {_esc(status)}</label>{_remote_commit(ext)}"
+    return _esc(status) + _remote_commit(ext)
 
 
 def _checkbox(ext: Extension, role: str, checked: bool, editable: bool) -> str:
@@ -118,7 +133,7 @@ def installed_html(extensions: list[Extension], editable: bool = True) -> str:
             f'<tr class="{css}" data-extension="{_esc(ext.name)}">'
             f"<td><label>{_checkbox(ext, 'enable', ext.enabled, editable)} {_esc(ext.name)}</label></td>"
             f"<td>{_remote_link(ext.remote)}</td><td>{_esc(ext.branch)}</td>"
-            f"<td>{_esc(ext.version)}</td><td>{_esc(format_date(ext.commit_date))}</td>"
+            f"<td>{commit_link(ext.commit_hash, ext.remote) if ext.commit_hash else ''}</td><td>{_esc(format_date(ext.commit_date))}</td>"
             f"<td>{_update_cell(ext, editable)}</td></tr>"
         )
     head = "".join(f"<th>{h}</th>" for h in ("Extension", "URL", "Branch", "Version", "Date", "Update"))
@@ -232,6 +247,11 @@ def apply_changes(app: App, disabled_json: str, update_json: str, disable_all: s
     except ExtensionError as exc:
         return results.error_html(str(exc)), table(app)
     failures = []
+    if _names(update_json):  # as A1111: a backup before updating, to go back from Backup/Restore
+        try:
+            config_states(app).save(PRE_UPDATE_NAME)
+        except ExtensionError as exc:
+            log.warning("%s", exc)
     for name in _names(update_json):
         ext = app.extensions.get(name)
         if ext is None:
@@ -244,13 +264,17 @@ def apply_changes(app: App, disabled_json: str, update_json: str, disable_all: s
     if failures:
         message = "The enabled extensions were saved, but Sumi was not restarted: " + "; ".join(failures)
         return results.error_html(message), table(app)
+    return restart_html(app), table(app)
+
+
+def restart_html(app: App) -> str:
+    """Ask the App to restart: "Restarting…" (RELOAD_JS reloads the page) or, embedded, how to restart."""
     if app.request_restart():
         return (
             f'<div class="sumi-note" data-sumi-restart="{_esc(app.boot_id)}">'
-            "Restarting… the page reloads when Sumi is back.</div>",
-            table(app),
+            "Restarting… the page reloads when Sumi is back.</div>"
         )
-    return _note(RESTART_NOTE), table(app)
+    return _note(RESTART_NOTE)
 
 
 def check_updates(app: App) -> tuple[str, str]:
@@ -273,17 +297,17 @@ def install_extension(app: App, url: str, branch: str, dirname: str) -> tuple[st
             url, (branch or "").strip() or None, (dirname or "").strip() or None
         )
     except InstallScriptError as exc:
-        return results.error_html(str(exc).split("\n", 1)[0]) + _output(exc.output), table(app)
+        return results.error_html(str(exc).split("\n", 1)[0]) + install_output_html(exc.output), table(app)
     except ExtensionError as exc:
         return results.error_html(str(exc)), table(app)
     except Exception as exc:
         log.exception("Installing %s failed", url)
         return results.error_html(results.error_message(exc)), table(app)
     message = _note(f"Installed into {result.path}. Use Installed tab to restart.")
-    return message + _output(result.output), table(app)
+    return message + install_output_html(result.output), table(app)
 
 
-def _output(text: str) -> str:
+def install_output_html(text: str) -> str:
     return f'<pre class="sumi-install-output">{_esc(text)}</pre>' if text and text.strip() else ""
 
 
@@ -328,6 +352,7 @@ def create_extensions_tab(app: App, demo: gr.Blocks) -> ExtensionsTab:
             installed = gr.HTML("Loading…", elem_id="extensions_installed_html", js_on_load=None)
             gr.Markdown("### Errors", elem_id="extensions_errors_title")
             errors = gr.HTML("", elem_id="extensions_errors", js_on_load=None)
+        create_available_tab(app, installed)
         with gr.Tab("Install from URL", id="install_from_url", elem_id="extensions_install_tab"):
             url = gr.Textbox(label="URL for extension's git repository", elem_id="extension_install_url")
             branch = gr.Textbox(
@@ -342,6 +367,7 @@ def create_extensions_tab(app: App, demo: gr.Blocks) -> ExtensionsTab:
             )
             install = gr.Button("Install", elem_id="extension_install_button", variant="primary")
             install_result = gr.HTML("", elem_id="extension_install_result", js_on_load=None)
+        create_backup_tab(app, demo, installed, RELOAD_JS)
     tab = ExtensionsTab(
         installed, errors, result, apply, check, disable_all, disabled_list, update_list,
         url, branch, dirname, install, install_result, access,

@@ -233,9 +233,12 @@ def check_updates(ext: Extension) -> str:
     """Set `status` ("new commits", "behind HEAD", "latest", "unknown (...)") and `can_update`; returns status.
 
     "new commits": the remote branch moved since the last fetch (A1111's dry-run fetch; we ask with
-    `git ls-remote`, which changes nothing). "behind HEAD": fetched but not checked out.
+    `git ls-remote`). "behind HEAD": fetched but not checked out. Also sets `remote_commit_hash`,
+    `remote_commit_date` and `remote_commits_ahead`; to read the remote commit's date its objects are
+    fetched into FETCH_HEAD only (`--refmap=`): the branch, the remote-tracking refs and the files stay.
     """
     ext.can_update = False
+    ext.remote_commit_hash = ext.remote_commit_date = ext.remote_commits_ahead = None
     if not ext.remote:
         ext.status = "unknown"
         raise ExtensionError(
@@ -271,7 +274,71 @@ def check_updates(ext: Extension) -> str:
     else:
         ext.status = "latest"
     ext.can_update = ext.status != "latest"
+    ext.remote_commit_hash = remote_sha
+    _read_remote_commit(ext, remote, ref, head)
     return ext.status
+
+
+def _has_commit(path: Path, sha: str) -> bool:
+    try:
+        git(["-C", str(path), "cat-file", "-e", f"{sha}^{{commit}}"])
+    except ExtensionError:
+        return False
+    return True
+
+
+def _read_remote_commit(ext: Extension, remote: str, ref: str, head: str) -> None:
+    """Fill `remote_commit_date` and `remote_commits_ahead` for `ext.remote_commit_hash` (a failure leaves None)."""
+    sha = ext.remote_commit_hash
+    if not sha:
+        return
+    where = ["-C", str(ext.path)]
+    try:
+        if not _has_commit(ext.path, sha):
+            git(
+                [*where, "fetch", "--quiet", "--no-tags", "--refmap=", remote, ref],
+                action=f"Fetching {ext.name}",
+            )
+        ext.remote_commit_date = int(git([*where, "log", "-1", "--format=%ct", sha]).strip())
+        ext.remote_commits_ahead = int(git([*where, "rev-list", "--count", f"{head}..{sha}"]).strip())
+    except (ExtensionError, ValueError) as e:
+        log.warning("Could not read the remote commit %s of %s: %s", sha[:8], ext.name, e)
+
+
+_SHA = re.compile(r"^[0-9a-fA-F]{7,40}$")
+
+
+def checkout_commit(ext: Extension, commit: str) -> Extension:
+    """Put the extension's files at `commit` (A1111's restore: `git reset --hard <commit>` on the current
+    branch; local changes are lost). The commit is fetched from the remotes only when it is not here."""
+    if not _SHA.match(commit or ""):
+        raise ExtensionError(f"Restoring {ext.name}: {commit!r} is not a commit hash")
+    if not (ext.path / ".git").exists():
+        raise ExtensionError(f"Restoring {ext.name}: it is not a git repository")
+    where = ["-C", str(ext.path)]
+    if not _has_commit(ext.path, commit):
+        if not _remote_name(ext.path):
+            raise ExtensionError(f"Restoring {ext.name}: commit {commit[:8]} is not in the repository")
+        git([*where, "fetch", "--all", "--quiet"], action=f"Fetching {ext.name}")
+        if not _has_commit(ext.path, commit):
+            raise ExtensionError(f"Restoring {ext.name}: commit {commit[:8]} is in none of its remotes")
+    git([*where, "reset", "--quiet", "--hard", commit], action=f"Restoring {ext.name} to {commit[:8]}")
+    if (ext.path / ".gitmodules").is_file():
+        git(
+            [*where, "submodule", "update", "--init", "--recursive"],
+            action=f"Updating submodules of {ext.name}",
+        )
+    return read_repo_info(ext)
+
+
+def has_local_changes(ext: Extension) -> bool:
+    """True when the extension's git work tree has uncommitted changes (a restore would discard them)."""
+    if not (ext.path / ".git").exists():
+        return False
+    try:
+        return bool(git(["-C", str(ext.path), "status", "--porcelain", "--untracked-files=no"]).strip())
+    except ExtensionError:
+        return False
 
 
 def update_repo(ext: Extension) -> Extension:

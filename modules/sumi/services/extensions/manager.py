@@ -324,6 +324,12 @@ class ExtensionManager:
         with self._lock:
             return install.update_repo(ext if ext.have_info_from_repo else self.read_info(ext))
 
+    def checkout(self, ext: Extension, commit: str) -> Extension:
+        """Put the extension's files at `commit` (`git reset --hard`, A1111's config-state restore)."""
+        self.check_access()
+        with self._lock:
+            return install.checkout_commit(ext if ext.have_info_from_repo else self.read_info(ext), commit)
+
     # --- helpers -------------------------------------------------------------------------------
 
     def _opt(self, key: str, default: Any) -> Any:

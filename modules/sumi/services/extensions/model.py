@@ -94,6 +94,11 @@ class Extension:
     have_info_from_repo: bool = False
     can_update: bool = False
     status: str = "unknown"
+    # What the last "Check for updates" saw on the remote branch: its commit, that commit's date and
+    # how many commits it is ahead of HEAD (None where unknown).
+    remote_commit_hash: str | None = None
+    remote_commit_date: int | None = None
+    remote_commits_ahead: int | None = None
 
     @property
     def canonical_name(self) -> str:
