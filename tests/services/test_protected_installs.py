@@ -209,6 +209,15 @@ def test_any_pip_an_install_py_starts_gets_torchvision_built_for_this_torch(tmp_
     assert _installed(sandbox) == {"torchvision": WANTED_TORCHVISION}
 
 
+def test_uv_pip_in_an_install_py_gets_the_same_constraints(tmp_path, monkeypatch):
+    monkeypatch.delenv("UV_CONSTRAINT", raising=False)
+    m = _manager(tmp_path)
+    script = "import os\nfor p in os.environ['UV_CONSTRAINT'].split():\n    print(open(p).read())\n"
+    write_files(m.extensions_dir / "uv-ext", {"install.py": script})
+    output = m.run_install_script(m.list(refresh=True)[0])
+    assert f"torchvision=={WANTED_TORCHVISION}" in output.split() and f"torch=={TORCH}" in output.split()
+
+
 def test_a_pip_run_through_launch_run_gets_the_constraints(sandbox, monkeypatch):
     import launch
 
@@ -227,9 +236,21 @@ def test_an_extension_asking_for_another_torchvision_gets_none(tmp_path, sandbox
     assert core_pins()["torchvision"] == f"=={WANTED_TORCHVISION}"
 
 
-def test_launch_run_pip_in_this_process_keeps_the_pins_too(sandbox, capsys):
-    import launch
+def test_run_pip_called_by_an_extension_script_inside_sumi_keeps_the_pins_and_names_it(
+    tmp_path, sandbox, capsys
+):
+    import importlib.util
 
-    assert launch.run_pip('install "transformers<5"', "transformers") == ""
+    m = _manager(tmp_path)
+    script = m.extensions_dir / "inproc-ext" / "scripts" / "setup_deps.py"
+    write_files(script.parent, {script.name: "import launch\n\ndef ensure():\n    return launch.run_pip('install \"transformers<5\"', 't')\n"})  # fmt: skip
+    spec = importlib.util.spec_from_file_location("sumi_test_inproc_ext", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    assert module.ensure() == ""  # nothing left to install: pip is not run
     assert f"Sumi keeps transformers {TRANSFORMERS}" in capsys.readouterr().out
     assert _installed(sandbox) == {} and sys.modules["transformers"].__version__ == TRANSFORMERS
+    m.refresh()
+    assert [(c.extension, c.asked) for c in m.conflicts()] == [("inproc-ext", "transformers<5")]

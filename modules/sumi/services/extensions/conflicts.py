@@ -19,8 +19,10 @@ import json
 import os
 import re
 import shlex
+import sys
+import threading
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -217,15 +219,43 @@ def unique(conflicts: Iterable[Conflict]) -> list[Conflict]:
     return list(seen.values())
 
 
+_in_process: list[Conflict] = []  # run_pip called by extension code inside Sumi's own process
+_in_process_lock = threading.Lock()
+
+
 def record(conflicts: Iterable[Conflict]) -> None:
-    """Append to the report file of the running install.py (`SUMI_PIP_REPORT`), if there is one."""
-    target = os.environ.get(REPORT_ENV)
+    """Append to the report file of the running install.py (`SUMI_PIP_REPORT`); without one (an
+    extension's script calling `launch.run_pip` inside Sumi) keep them for `recorded_in_process`,
+    named after the extension folder the call came from."""
     items = list(conflicts)
-    if not target or not items:
+    target = os.environ.get(REPORT_ENV)
+    if not items:
+        return
+    if not target:
+        caller = extension_of_caller()
+        with _in_process_lock:
+            _in_process.extend(replace(c, extension=c.extension or caller) for c in items)
         return
     with contextlib.suppress(OSError), open(target, "a", encoding="utf-8") as f:
         for c in items:
             f.write(json.dumps(c.to_json()) + "\n")
+
+
+def recorded_in_process() -> list[Conflict]:
+    with _in_process_lock:
+        return list(_in_process)
+
+
+def extension_of_caller() -> str:
+    """The folder name under an `extensions`/`extensions-builtin` folder of the nearest calling frame."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        parts = Path(frame.f_code.co_filename).parts
+        for i, part in enumerate(parts[:-2]):
+            if part in ("extensions", "extensions-builtin"):
+                return parts[i + 1]
+        frame = frame.f_back
+    return ""
 
 
 def read_report(path: Path) -> list[Conflict]:

@@ -342,12 +342,14 @@ def pip_constraint_value(constraints: Path) -> str:
 
 
 def constrained_env(env: dict[str, str], constraints: Path | None) -> dict[str, str]:
-    """`env` plus our constraints file in PIP_CONSTRAINT (after any the user set)."""
+    """`env` plus our constraints file in PIP_CONSTRAINT and UV_CONSTRAINT (after any the user set):
+    install.py files that run `uv pip install` (adetailer does) are held to the same pins."""
     env = dict(env)
     if constraints is not None:
         env["PIP_CONSTRAINT"] = " ".join(
             p for p in (env.get("PIP_CONSTRAINT", ""), pip_constraint_value(constraints)) if p
         )
+        env["UV_CONSTRAINT"] = " ".join(p for p in (env.get("UV_CONSTRAINT", ""), str(constraints)) if p)
     return env
 
 

@@ -27,7 +27,13 @@ from typing import Any
 
 from modules.sumi.engine.errors import EngineError
 from modules.sumi.services.extensions import install
-from modules.sumi.services.extensions.conflicts import Conflict, conflicts_in, requirement_lines, unique
+from modules.sumi.services.extensions.conflicts import (
+    Conflict,
+    conflicts_in,
+    recorded_in_process,
+    requirement_lines,
+    unique,
+)
 from modules.sumi.services.extensions.model import (
     Extension,
     ExtensionAccessError,
@@ -312,6 +318,7 @@ class ExtensionManager:
         requirements.txt and from its last install.py run (launch.run_pip arguments, pip's resolver)."""
         pins = core_pins()
         recorded = install.recorded_conflicts(self.cache_file)
+        in_process = recorded_in_process()
         found: list[Conflict] = []
         for ext in self.active():
             if ext.is_builtin:
@@ -319,6 +326,7 @@ class ExtensionManager:
             lines = requirement_lines(ext.path / "requirements.txt")
             found += conflicts_in(lines, pins, ext.name, "requirements.txt")
             found += recorded.get(ext.key, [])
+            found += [c for c in in_process if c.extension == ext.name]
         return unique(found)
 
     def check_for_updates(self, ext: Extension) -> str:
