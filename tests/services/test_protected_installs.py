@@ -149,6 +149,22 @@ def test_pips_resolver_output_names_what_was_asked_for_and_by_whom():
     )
 
 
+def test_a_pinned_build_missing_from_the_index_is_named():
+    output = """ERROR: Cannot install torchvision because these package versions have conflicting dependencies.
+
+The conflict is caused by:
+    The user requested torchvision
+    The user requested (constraint) torchvision==0.28.0+cpu
+
+To fix this you could try to:
+"""
+    found = conflicts_from_pip_output(output, {"torchvision": "==0.28.0+cpu"}, "adetailer")
+    assert [c.message() for c in found] == [
+        "Extension adetailer asked for torchvision (pip: the package index has no torchvision 0.28.0+cpu); "
+        "Sumi keeps torchvision 0.28.0+cpu"
+    ]
+
+
 def test_requirements_txt_conflicts_are_listed_per_extension(tmp_path):
     m = _manager(tmp_path)
     write_files(m.extensions_dir / "old-ext", {"requirements.txt": "transformers<5\npydantic<2\nrich\n"})

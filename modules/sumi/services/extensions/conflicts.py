@@ -189,26 +189,49 @@ def parse_pip_args(command: str, cwd: Path | None = None) -> PipArgs:
 
 
 def conflicts_from_pip_output(output: str, pins: dict[str, str], extension: str) -> list[Conflict]:
-    """What pip's resolver said conflicts with Sumi's constraints ("The conflict is caused by:" lines)."""
+    """What pip's resolver said conflicts with Sumi's constraints ("The conflict is caused by:" lines).
+
+    A request Sumi's pin satisfies still conflicts when pip names the pin among the causes: the
+    package index has no build of that version (PyPI has no `torchvision==0.28.0+cpu`)."""
     found: list[Conflict] = []
-    in_causes = False
+    for causes in _cause_blocks(output):
+        constrained = set()
+        for line in causes:
+            if line.startswith("The user requested (constraint) "):
+                with contextlib.suppress(InvalidRequirement):
+                    constrained.add(canonicalize_name(Requirement(line.split(") ", 1)[1]).name))
+        for line in causes:
+            user, dep = _CAUSE_USER.match(line), _CAUSE_DEP.match(line)
+            if user is None and dep is None:
+                continue
+            requirement = (user or dep)["req"].strip()  # type: ignore[index]
+            source = f"pip: {dep['who']} needs it" if dep is not None else "pip: asked for directly"
+            hits = conflicts_in([requirement], pins, extension, source)
+            if not hits:
+                with contextlib.suppress(InvalidRequirement):
+                    name = canonicalize_name(Requirement(requirement).name)
+                    if name in constrained and name in pins:
+                        missing = f"pip: the package index has no {name} {pins[name].lstrip('=')}"
+                        hits = [Conflict(extension, name, requirement, pins[name], missing)]
+            found += hits
+    return found
+
+
+def _cause_blocks(output: str) -> list[list[str]]:
+    """The stripped lines after each "The conflict is caused by:" up to the next blank line."""
+    blocks: list[list[str]] = []
+    current: list[str] | None = None
     for raw in output.splitlines():
         line = raw.strip()
         if line.startswith("The conflict is caused by"):
-            in_causes = True
-            continue
-        if not in_causes:
-            continue
-        if not line or line.startswith("To fix this"):
-            in_causes = False
-            continue
-        user, dep = _CAUSE_USER.match(line), _CAUSE_DEP.match(line)
-        if user is None and dep is None:
-            continue
-        requirement = (user or dep)["req"].strip()  # type: ignore[index]
-        source = f"pip: {dep['who']} needs it" if dep is not None else "pip: asked for directly"
-        found += conflicts_in([requirement], pins, extension, source)
-    return found
+            current = []
+            blocks.append(current)
+        elif current is not None:
+            if not line or line.startswith("To fix this"):
+                current = None
+            else:
+                current.append(line)
+    return blocks
 
 
 def unique(conflicts: Iterable[Conflict]) -> list[Conflict]:
