@@ -125,7 +125,7 @@ def run_pip(command: str, desc: str | None = None, live: bool = default_command_
     extension = os.environ.get(conflicts.EXTENSION_ENV, "")
     pins = core_pins() if protecting() else {}
     parsed = conflicts.parse_pip_args(command)
-    if pins and parsed.requirement_positions:
+    if pins and (parsed.requirement_positions or parsed.requirement_files):
         refused = conflicts.conflicts_in(parsed.requirements, pins, extension, "install.py: launch.run_pip")
         for path in parsed.requirement_files:
             refused += conflicts.conflicts_in(
@@ -134,7 +134,8 @@ def run_pip(command: str, desc: str | None = None, live: bool = default_command_
         conflicts.record(refused)
         direct = [c.asked for c in refused if c.asked in parsed.requirements]
         for c in refused:
-            print(f"Sumi keeps {c.package} {c.kept.lstrip('=')}: {c.asked} is not installed.", flush=True)
+            what = "is not installed" if c.asked in direct else f"({c.source}) conflicts: pip will refuse it"
+            print(f"Sumi keeps {c.package} {c.kept.lstrip('=')}: {c.asked} {what}.", flush=True)
         if direct:
             if len(direct) == len(parsed.requirement_positions) and not parsed.requirement_files:
                 return ""

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from modules.sumi.services.extensions import install
 from modules.sumi.services.extensions.conflicts import (
     Conflict,
     conflict_with,
@@ -214,6 +215,25 @@ def test_a_dependency_that_needs_another_core_version_fails_in_pip_and_is_report
             "dep-ext", "transformers", "transformers<5", f"=={TRANSFORMERS}", "pip: dynprompts 1.0 needs it"
         )
     ]
+
+
+def test_a_requirements_file_given_to_run_pip_is_checked_and_pip_refuses_it(tmp_path, sandbox):
+    m = _manager(tmp_path)
+    files = {
+        "install.py": "import launch\nlaunch.run_pip('install -r requirements.txt', 'requirements')\n",
+        "requirements.txt": "okpkg\ntransformers<5\n",
+    }
+    write_files(m.extensions_dir / "req-ext", files)
+    with pytest.raises(InstallScriptError) as failed:
+        m.run_install_script(m.list(refresh=True)[0])
+    assert (
+        "transformers<5 (install.py: pip -r requirements.txt) conflicts: pip will refuse it"
+        in failed.value.output
+    )
+    assert _installed(sandbox) == {}
+    recorded = install.recorded_conflicts(m.cache_file)["req-ext"]
+    assert [c.source for c in recorded] == ["install.py: pip -r requirements.txt"]  # pip said it again
+    assert [(c.asked, c.source) for c in m.conflicts()] == [("transformers<5", "requirements.txt")]  # once
 
 
 def test_any_pip_an_install_py_starts_gets_torchvision_built_for_this_torch(tmp_path, sandbox):
