@@ -116,6 +116,9 @@ def test_core_requirements_sumi_does_not_satisfy_are_conflicts():
     assert conflict_with('transformers<5; python_version < "3"', pins) is None  # not for this Python
     assert conflict_with("transformers @ https://example.invalid/t.whl", pins) == ("transformers", "==5.24.0")
     assert conflict_with("torchvision", {"torchvision": "<0"}) == ("torchvision", "<0")
+    assert Conflict("x", "torchvision", "torchvision", "<0", "requirements.txt").message() == (
+        "Extension x asked for torchvision (requirements.txt); no torchvision is known to work with Sumi's torch"
+    )
 
 
 def test_pip_arguments_are_split_into_requirements_files_and_options(tmp_path):

@@ -50,7 +50,7 @@ def packages_html(app: App) -> str:
             f'<table id="extensions_conflicts_table" class="sumi-extensions"><thead><tr>{head}</tr></thead>'
             f"<tbody>{rows}</tbody></table>"
         )
-    for broken in getattr(app, "broken_packages", []):
+    for broken in app.broken_packages:
         parts.append(results.error_html(broken.message()))
     return "".join(parts) or '<p class="sumi-note">No package conflicts.</p>'
 

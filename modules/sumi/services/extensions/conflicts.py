@@ -60,9 +60,9 @@ class Conflict:
 
     def message(self) -> str:
         who = f"Extension {self.extension}" if self.extension else "An extension"
-        return (
-            f"{who} asked for {self.asked} ({self.source}); Sumi keeps {self.package} {self.kept.lstrip('=')}"
-        )
+        if self.kept.startswith("=="):
+            return f"{who} asked for {self.asked} ({self.source}); Sumi keeps {self.package} {self.kept[2:]}"
+        return f"{who} asked for {self.asked} ({self.source}); no {self.package} is known to work with Sumi's torch"
 
     def to_json(self) -> dict[str, str]:
         return asdict(self)
