@@ -290,6 +290,6 @@ def test_run_pip_called_by_an_extension_script_inside_sumi_keeps_the_pins_and_na
 
     assert module.ensure() == ""  # nothing left to install: pip is not run
     assert f"Sumi keeps transformers {TRANSFORMERS}" in capsys.readouterr().out
-    assert _installed(sandbox) == {} and sys.modules["transformers"].__version__ == TRANSFORMERS
+    assert _installed(sandbox) == {} and importlib.metadata.version("transformers") == TRANSFORMERS
     m.refresh()
     assert [(c.extension, c.asked) for c in m.conflicts()] == [("inproc-ext", "transformers<5")]
