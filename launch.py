@@ -6,12 +6,15 @@ Same names and meanings as A1111's `launch` / `launch_utils`: `is_installed`, `r
 torch). Running this file does not start Sumi: use `python webui.py`.
 
 Differences from A1111, on purpose:
-* `run_pip("install ...")` pins the installed versions of the core packages (torch, torchvision,
-  xformers, numpy, diffusers, transformers, gradio, ...; see
-  `modules.sumi.services.extensions.install.PROTECTED_PACKAGES`) with a pip constraints file: an extension that
-  needs another torch gets a clear pip error instead of silently replacing the app's torch.
-  `SUMI_ALLOW_CORE_PACKAGE_CHANGES=1` lifts the pins. `--prefer-binary` and `INDEX_URL` are only
-  added to commands that accept them (A1111 adds them to `uninstall` too, which pip rejects).
+* `run_pip("install ...")` pins the installed versions of the core packages (torch, xformers,
+  numpy, diffusers, transformers, gradio, pydantic, safetensors, ...; see
+  `modules.sumi.services.extensions.pins`) and torchvision at the release built for this torch
+  with a pip constraints file; `run("... pip ...")` gets the same file in PIP_CONSTRAINT. A
+  requirement for another version of a core package ("transformers<5") is left out of the pip
+  command, printed and reported (Extensions tab, notices); the rest installs. Only when nothing is
+  left does `run_pip` skip pip (and return ""). `SUMI_ALLOW_CORE_PACKAGE_CHANGES=1` lifts the pins.
+  `--prefer-binary` and `INDEX_URL` are only added to commands that accept them (A1111 adds them to
+  `uninstall` too, which pip rejects).
 * `git_tag()` answers the A1111 release whose extension API Sumi follows ("v1.10.1"), because
   extensions compare it with A1111 versions to pick a code path.
 """
@@ -83,16 +86,18 @@ def run(
     """Run a shell command; its output (empty when `live`). RuntimeError with the output on failure (A1111)."""
     if desc is not None:
         print(desc, flush=True)
-    kwargs: dict = {
-        "args": command,
-        "shell": True,
-        "env": os.environ if custom_env is None else custom_env,
-        "encoding": "utf8",
-        "errors": "ignore",
-    }
+    env = dict(os.environ if custom_env is None else custom_env)
+    kwargs: dict = {"args": command, "shell": True, "env": env, "encoding": "utf8", "errors": "ignore"}
     if not live:
         kwargs["stdout"] = kwargs["stderr"] = subprocess.PIPE
-    result = subprocess.run(**kwargs)
+    if "pip" not in command:
+        result = subprocess.run(**kwargs)
+    else:  # a pip started through the shell keeps the core packages too (PIP_CONSTRAINT)
+        from modules.sumi.services.extensions.install import constrained_env, constraints_file
+
+        with constraints_file() as constraints:
+            kwargs["env"] = constrained_env(env, constraints)
+            result = subprocess.run(**kwargs)
     if result.returncode != 0:
         bits = [
             f"{errdesc or 'Error running command'}.",
@@ -108,11 +113,33 @@ def run(
 
 
 def run_pip(command: str, desc: str | None = None, live: bool = default_command_live) -> str | None:
-    """`python -m pip <command>`; nothing with --skip-install. Core packages stay at their versions."""
+    """`python -m pip <command>`; nothing with --skip-install. Core packages stay at their versions:
+    a requirement for another version of one is left out of the command (and reported, see
+    `modules.sumi.services.extensions.conflicts`), the rest installs under the constraints file."""
     if getattr(args, "skip_install", False):
         return None
-    from modules.sumi.services.extensions.install import constraints_file
+    from modules.sumi.services.extensions import conflicts
+    from modules.sumi.services.extensions.install import constraints_file, protecting
+    from modules.sumi.services.extensions.pins import core_pins
 
+    extension = os.environ.get(conflicts.EXTENSION_ENV, "")
+    pins = core_pins() if protecting() else {}
+    parsed = conflicts.parse_pip_args(command)
+    if pins and (parsed.requirement_positions or parsed.requirement_files):
+        refused = conflicts.conflicts_in(parsed.requirements, pins, extension, "install.py: launch.run_pip")
+        for path in parsed.requirement_files:
+            refused += conflicts.conflicts_in(
+                conflicts.requirement_lines(path), pins, extension, f"install.py: pip -r {path.name}"
+            )
+        conflicts.record(refused)
+        direct = [c.asked for c in refused if c.asked in parsed.requirements]
+        for c in refused:
+            what = "is not installed" if c.asked in direct else f"({c.source}) conflicts: pip will refuse it"
+            print(f"Sumi keeps {c.package} {c.kept.lstrip('=')}: {c.asked} {what}.", flush=True)
+        if direct:
+            if len(direct) == len(parsed.requirement_positions) and not parsed.requirement_files:
+                return ""
+            command = parsed.without(direct)
     words = command.split()
     extra = ""
     with constraints_file() as constraints:
@@ -120,12 +147,16 @@ def run_pip(command: str, desc: str | None = None, live: bool = default_command_
             extra = " --prefer-binary" + (f" --index-url {index_url}" if index_url else "")
             if constraints is not None:
                 extra += f' -c "{constraints}"'
-        return run(
-            f'"{python}" -m pip {command}{extra}',
-            desc=f"Installing {desc}",
-            errdesc=f"Couldn't install {desc}",
-            live=live,
-        )
+        try:
+            return run(
+                f'"{python}" -m pip {command}{extra}',
+                desc=f"Installing {desc}",
+                errdesc=f"Couldn't install {desc}",
+                live=live,
+            )
+        except RuntimeError as e:
+            conflicts.record(conflicts.conflicts_from_pip_output(str(e), pins, extension))
+            raise
 
 
 def check_run_python(code: str) -> bool:
@@ -214,7 +245,9 @@ def run_extension_installer(extension_dir: str) -> None:
     script = Path(extension_dir) / "install.py"
     if not script.is_file():
         return
-    output, code = run_python_script(script, Path(extension_dir), forwarded_flags(args))
+    output, code = run_python_script(
+        script, Path(extension_dir), forwarded_flags(args), extension=Path(extension_dir).name
+    )
     if output.strip():
         print(output.rstrip())
     if code != 0:

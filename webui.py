@@ -189,7 +189,11 @@ def _restart_process() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     from modules.sumi.util.logs import configure_logging
+    from modules.sumi.util.package_guard import guard_optional_packages
 
+    # before transformers/diffusers are imported: a broken optional package (a torchvision an
+    # extension installed for another torch) is kept away instead of stopping the start (App names it)
+    guard_optional_packages()
     restarted = os.environ.pop(RESTARTED_ENV, None) == "1"
     args, notes = parse_args(sys.argv[1:] if argv is None else argv, lenient=restarted)
     configure_logging(args.log_file)  # a flood of one error costs a few lines, its traceback is written once

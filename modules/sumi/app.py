@@ -55,6 +55,7 @@ from modules.sumi.services.settings.service import SettingsService
 from modules.sumi.services.settings.styles import StyleDatabase
 from modules.sumi.services.text.service import TextService
 from modules.sumi.services.upscalers.registry import UpscalerRegistry
+from modules.sumi.util.package_guard import guard_optional_packages
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,11 @@ class App:
         )
         self._stop_log_redaction = install_log_redaction(self.redact)
         self.notices: list[str] = []
+        # an optional package an extension left broken (a torchvision built for another torch) is kept
+        # away from transformers/diffusers; webui.main checks before they are imported, this names it
+        self.broken_packages = guard_optional_packages()
+        for broken in self.broken_packages:
+            self.notice(broken.message())
         self.demo: Any = None  # the gradio page once built (A1111's shared.demo)
         self.boot_id = uuid.uuid4().hex  # tells a page waiting for a restart that the server is new
         self.restart_handler: Callable[[], None] | None = None  # set by webui.main
@@ -309,6 +315,8 @@ class App:
         if not self.args.skip_install:
             for failure in self.extensions.run_install_scripts_at_start():
                 self.notice(failure)
+        for conflict in self.extensions.conflicts():
+            self.notice(f"Extensions: {conflict.message()}")
         root = self.scripts.repo_root
         extension_files = [
             (f.path, f.extension.path if f.extension else root) for f in self.extensions.script_files()

@@ -56,6 +56,8 @@ def test_tab_script_setting_and_extensions_tab_in_the_browser(page, data_dir):
     assert f"{BROKEN} (scripts/x.py)" in errors and "broken on_ui_tabs" in errors
     page.locator("#extensions_errors summary", has_text="x.py").first.click()
     assert "RuntimeError: broken extension at import" in page.inner_text("#extensions_errors")
+    conflict = page.locator(f'#extensions_conflicts tr[data-extension="{BROKEN}"][data-package="gradio"]')
+    assert "gradio==3.41.2" in conflict.inner_text()  # asked for in its requirements.txt, not installed
     page.get_by_role("tab", name="Install from URL").click()
     page.fill("#extension_install_url textarea, #extension_install_url input", str(repo))
     page.fill("#extension_install_dirname textarea, #extension_install_dirname input", "a-copy")

@@ -112,12 +112,16 @@ def import_spandrel() -> types.ModuleType:
 
 
 def _import_with_stand_ins() -> types.ModuleType:
+    # a torchvision kept away at start (modules.sumi.util.package_guard) stays blocked afterwards
+    blocked = "torchvision" in sys.modules and sys.modules["torchvision"] is None
     _forget(("torchvision", "spandrel"))
     sys.modules.update(_stand_in_modules())
     try:
         import spandrel
     finally:
         _forget(("torchvision",))
+        if blocked:
+            sys.modules["torchvision"] = None  # type: ignore[assignment]
     return spandrel
 
 

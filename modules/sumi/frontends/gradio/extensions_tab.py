@@ -16,6 +16,8 @@ of command line flags"; the tab stays visible.
 Errors: scripts that failed to import or raised in a hook, callbacks that raised, problems with
 extension folders (duplicate names, missing requirements) and with what extensions added to the UI
 (duplicate tabs or settings), each with the extension and file it came from and its traceback.
+Packages (`extension_conflicts`): versions of core packages extensions asked for and did not get,
+and optional packages found broken at start.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from modules.sumi.frontends.gradio import results
+from modules.sumi.frontends.gradio.extension_conflicts import create_packages_area, refresh_packages_after
 from modules.sumi.frontends.gradio.extensions_available import create_available_tab
 from modules.sumi.frontends.gradio.extensions_backup import commit_link, config_states, create_backup_tab
 from modules.sumi.services.extensions.config_states import PRE_UPDATE_NAME
@@ -352,6 +355,7 @@ def create_extensions_tab(app: App, demo: gr.Blocks) -> ExtensionsTab:
             installed = gr.HTML("Loading…", elem_id="extensions_installed_html", js_on_load=None)
             gr.Markdown("### Errors", elem_id="extensions_errors_title")
             errors = gr.HTML("", elem_id="extensions_errors", js_on_load=None)
+            packages = create_packages_area(app, demo)
         create_available_tab(app, installed)
         with gr.Tab("Install from URL", id="install_from_url", elem_id="extensions_install_tab"):
             url = gr.Textbox(label="URL for extension's git repository", elem_id="extension_install_url")
@@ -373,6 +377,7 @@ def create_extensions_tab(app: App, demo: gr.Blocks) -> ExtensionsTab:
         url, branch, dirname, install, install_result, access,
     )  # fmt: skip
     _wire(app, tab, demo)
+    refresh_packages_after(app, packages, [tab.install_result])
     return tab
 
 

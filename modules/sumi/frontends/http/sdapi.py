@@ -398,6 +398,13 @@ def _script_routes(router: APIRouter, app: App) -> None:
 
     @router.get("/extensions")
     def extensions() -> list[dict[str, Any]]:
+        """A1111's ExtensionItem fields, plus Sumi's `conflicts`: the core package versions the
+        extension asked for and did not get ({package, asked, kept, source})."""
+        conflicts: dict[str, list[dict[str, str]]] = {}
+        for c in app.extensions.conflicts():
+            conflicts.setdefault(c.extension, []).append(
+                {"package": c.package, "asked": c.asked, "kept": c.kept, "source": c.source}
+            )
         return [
             {
                 "name": e.name,
@@ -407,9 +414,16 @@ def _script_routes(router: APIRouter, app: App) -> None:
                 "version": e.version,
                 "commit_date": e.commit_date,
                 "enabled": e.enabled,
+                "conflicts": conflicts.get(e.name, []),
             }
             for e in app.extensions.list(with_repo_info=True)
         ]
+
+    @router.get("/notices")
+    def notices() -> dict[str, list[str]]:
+        """Sumi: what went wrong at start-up (the notices above the UI's tabs): extension install
+        failures and package conflicts, optional packages kept away, flags that do nothing, ..."""
+        return {"notices": list(app.notices)}
 
     @router.get("/script-info")
     def script_info() -> list[dict[str, Any]]:

@@ -7,9 +7,13 @@ user-given URLs, and a timeout. Every failure is an `ExtensionError` quoting git
 `install.py` runs in a subprocess with this Python, its folder as working directory, the Sumi root on
 `PYTHONPATH` (so `import launch` works) and Sumi's command-line flags (paths made absolute, passwords
 left out) in its `sys.argv`, so `launch.args` and `modules.paths` see the same folders as the app.
-`PIP_CONSTRAINT` pins the installed versions of the core packages (`PROTECTED_PACKAGES`): an
-extension that needs another torch gets a pip error in its output instead of a silently changed
-torch. `SUMI_ALLOW_CORE_PACKAGE_CHANGES=1` lifts the pins.
+`PIP_CONSTRAINT` pins the installed versions of the core packages (`pins.PROTECTED_PACKAGES`, and
+torchvision at the release built for this torch): an extension that needs another torch gets a pip
+error in its output instead of a silently changed torch. What an extension asked for that Sumi does
+not give it (`conflicts.Conflict`: from `launch.run_pip`'s arguments and pip's resolver output) is
+kept in cache.json (section "sumi-extension-conflicts") until its install.py runs again, for the
+Extensions tab, the start-up notices and /sdapi/v1/extensions. `SUMI_ALLOW_CORE_PACKAGE_CHANGES=1`
+lifts the pins.
 
 A1111 runs every install.py at every start. Sumi runs it at start only when it is new or anything it
 may depend on changed since its last successful run: install.py, requirements*.txt, the checked-out
@@ -23,7 +27,6 @@ import argparse
 import contextlib
 import errno
 import hashlib
-import importlib.metadata
 import json
 import logging
 import os
@@ -39,7 +42,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from modules.sumi.services.extensions import conflicts as pip_conflicts
+from modules.sumi.services.extensions.conflicts import Conflict
 from modules.sumi.services.extensions.model import Extension, ExtensionError
+from modules.sumi.services.extensions.pins import (  # noqa: F401  (PROTECTED_PACKAGES: re-exported)
+    PROTECTED_PACKAGES,
+    constraint_lines,
+    core_pins,
+)
 from modules.sumi.services.settings.paths import REPO_ROOT
 from modules.sumi.services.settings.secrets import is_secret_name
 from modules.sumi.util.atomic import write_json_atomic
@@ -51,10 +61,7 @@ GIT_TIMEOUT = 600.0
 INSTALL_TIMEOUT = 600.0
 TAIL_LINES = 40
 RECORD_SECTION = "sumi-extension-installers"
-PROTECTED_PACKAGES = (
-    "torch", "torchvision", "torchaudio", "xformers", "numpy", "diffusers", "transformers",
-    "gradio", "gradio_client", "fastapi", "pydantic",
-)  # fmt: skip
+CONFLICTS_SECTION = "sumi-extension-conflicts"
 _PATH_FLAGS = frozenset({"ckpt", "lyco_dir_backcompat"})
 _records_lock = threading.Lock()
 
@@ -369,18 +376,20 @@ def update_repo(ext: Extension) -> Extension:
 
 
 def core_constraints() -> list[str]:
-    """pip constraint lines pinning the installed version of each of PROTECTED_PACKAGES."""
-    lines = []
-    for name in PROTECTED_PACKAGES:
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            lines.append(f"{name}=={importlib.metadata.version(name)}")
-    return lines
+    """pip constraint lines: the installed version of each of PROTECTED_PACKAGES, and torchvision at
+    the release built for this torch (see `pins`)."""
+    return constraint_lines()
+
+
+def protecting() -> bool:
+    """False only with SUMI_ALLOW_CORE_PACKAGE_CHANGES=1 (the user lifted the pins)."""
+    return os.environ.get("SUMI_ALLOW_CORE_PACKAGE_CHANGES") != "1"
 
 
 @contextlib.contextmanager
 def constraints_file() -> Iterator[Path | None]:
     """A temporary pip constraints file of `core_constraints()` (None with SUMI_ALLOW_CORE_PACKAGE_CHANGES=1)."""
-    if os.environ.get("SUMI_ALLOW_CORE_PACKAGE_CHANGES") == "1":
+    if not protecting():
         yield None
         return
     fd, name = tempfile.mkstemp(prefix="sumi-constraints-", suffix=".txt")
@@ -390,6 +399,25 @@ def constraints_file() -> Iterator[Path | None]:
         yield Path(name)
     finally:
         Path(name).unlink(missing_ok=True)
+
+
+def pip_constraint_value(constraints: Path) -> str:
+    """How to name `constraints` in PIP_CONSTRAINT, which pip splits at whitespace: a path with a
+    space in it (a Windows user folder) goes as a file: URL, which pip also reads."""
+    text = str(constraints)
+    return constraints.resolve().as_uri() if re.search(r"\s", text) else text
+
+
+def constrained_env(env: dict[str, str], constraints: Path | None) -> dict[str, str]:
+    """`env` plus our constraints file in PIP_CONSTRAINT and UV_CONSTRAINT (after any the user set):
+    install.py files that run `uv pip install` (adetailer does) are held to the same pins."""
+    env = dict(env)
+    if constraints is not None:
+        env["PIP_CONSTRAINT"] = " ".join(
+            p for p in (env.get("PIP_CONSTRAINT", ""), pip_constraint_value(constraints)) if p
+        )
+        env["UV_CONSTRAINT"] = " ".join(p for p in (env.get("UV_CONSTRAINT", ""), str(constraints)) if p)
+    return env
 
 
 def forwarded_flags(args: Any) -> list[str]:
@@ -426,18 +454,27 @@ def tail(output: str, lines: int = TAIL_LINES) -> str:
 
 
 def run_python_script(
-    script: Path, cwd: Path, argv: Sequence[str] = (), timeout: float = INSTALL_TIMEOUT
+    script: Path,
+    cwd: Path,
+    argv: Sequence[str] = (),
+    timeout: float = INSTALL_TIMEOUT,
+    extension: str = "",
+    report: Path | None = None,
 ) -> tuple[str, int | None]:
-    """Run `script` with this Python the way install.py runs; (stdout+stderr, exit code or None on timeout)."""
+    """Run `script` with this Python the way install.py runs; (stdout+stderr, exit code or None on timeout).
+
+    Every pip it starts sees the constraints file (PIP_CONSTRAINT); `launch.run_pip` there writes the
+    conflicts it finds to `report`, naming `extension`."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("PYTHONIOENCODING", "utf-8")
+    env[pip_conflicts.EXTENSION_ENV] = extension
+    env.pop(pip_conflicts.REPORT_ENV, None)
+    if report is not None:
+        env[pip_conflicts.REPORT_ENV] = str(report)
     with constraints_file() as constraints:
-        if constraints is not None:
-            env["PIP_CONSTRAINT"] = " ".join(
-                p for p in (env.get("PIP_CONSTRAINT", ""), str(constraints)) if p
-            )
+        env = constrained_env(env, constraints)
         proc = subprocess.Popen(
             [sys.executable, str(script), *argv], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=os.name == "posix",
@@ -466,8 +503,20 @@ def run_installer(ext: Extension, cache_file: Path, args: Any, timeout: float = 
     script = ext.path / "install.py"
     if not script.is_file():
         return ""
-    output, code = run_python_script(script, ext.path, forwarded_flags(args), timeout)
+    fd, report_name = tempfile.mkstemp(prefix="sumi-pip-report-", suffix=".jsonl")
+    os.close(fd)
+    report = Path(report_name)
+    try:
+        output, code = run_python_script(
+            script, ext.path, forwarded_flags(args), timeout, extension=ext.name, report=report
+        )
+        found = pip_conflicts.read_report(report)
+    finally:
+        report.unlink(missing_ok=True)
+    if protecting():
+        found += pip_conflicts.conflicts_from_pip_output(output, core_pins(), ext.name)
     records = _InstallRecords(cache_file)
+    records.put_conflicts(ext.key, pip_conflicts.unique(found))
     if code != 0:
         records.put(ext.key, None)
         why = f"exit code {code}" if code is not None else f"stopped after {timeout:.0f} s"
@@ -478,6 +527,11 @@ def run_installer(ext: Extension, cache_file: Path, args: Any, timeout: float = 
         )
     records.put(ext.key, installer_digest(ext))
     return output
+
+
+def recorded_conflicts(cache_file: Path) -> dict[str, list[Conflict]]:
+    """Extension key -> the conflicts its last install.py run reported (kept in cache.json)."""
+    return _InstallRecords(cache_file).conflicts()
 
 
 def installer_digest(ext: Extension) -> str:
@@ -534,6 +588,34 @@ class _InstallRecords:
         section = (self._read() or {}).get(RECORD_SECTION)
         return section.get(key) if isinstance(section, dict) else None
 
+    def conflicts(self) -> dict[str, list[Conflict]]:
+        """Extension key -> the conflicts its last install.py run reported."""
+        section = (self._read() or {}).get(CONFLICTS_SECTION)
+        if not isinstance(section, dict):
+            return {}
+        found = {}
+        for key, items in section.items():
+            if isinstance(items, list):
+                found[str(key)] = [c for c in map(Conflict.from_json, items) if c is not None]
+        return found
+
+    def put_conflicts(self, key: str, found: list[Conflict]) -> None:
+        """Replace what the extension's previous install.py run reported."""
+        with _records_lock:
+            data = self._read()
+            if data is None:
+                return
+            section = data.get(CONFLICTS_SECTION)
+            section = section if isinstance(section, dict) else {}
+            if not found and key not in section:
+                return
+            if found:
+                section[key] = [c.to_json() for c in found]
+            else:
+                section.pop(key, None)
+            data[CONFLICTS_SECTION] = section
+            self._write(data)
+
     def put(self, key: str, digest: str | None) -> None:
         with _records_lock:
             data = self._read()
@@ -549,7 +631,10 @@ class _InstallRecords:
             else:
                 section[key] = digest
             data[RECORD_SECTION] = section
-            try:
-                write_json_atomic(self.cache_file, data)
-            except OSError as e:
-                log.warning("Could not write %s: %s", self.cache_file, e)
+            self._write(data)
+
+    def _write(self, data: dict[str, Any]) -> None:
+        try:
+            write_json_atomic(self.cache_file, data)
+        except OSError as e:
+            log.warning("Could not write %s: %s", self.cache_file, e)

@@ -27,6 +27,13 @@ from typing import Any
 
 from modules.sumi.engine.errors import EngineError
 from modules.sumi.services.extensions import install
+from modules.sumi.services.extensions.conflicts import (
+    Conflict,
+    conflicts_in,
+    recorded_in_process,
+    requirement_lines,
+    unique,
+)
 from modules.sumi.services.extensions.model import (
     Extension,
     ExtensionAccessError,
@@ -36,6 +43,7 @@ from modules.sumi.services.extensions.model import (
     InstallResult,
     extension_access_allowed,
 )
+from modules.sumi.services.extensions.pins import core_pins
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +82,11 @@ class ExtensionManager:
 
     @classmethod
     def from_paths(
-        cls, paths: Any, options: Any, args: Any, write_settings: Callable[[dict[str, Any]], None] | None = None
+        cls,
+        paths: Any,
+        options: Any,
+        args: Any,
+        write_settings: Callable[[dict[str, Any]], None] | None = None,
     ) -> ExtensionManager:
         """Built from `modules.paths.DataPaths`."""
         return cls(
@@ -300,6 +312,22 @@ class ExtensionManager:
         if getattr(self.args, "skip_install", False):
             return []
         return install.run_installers_at_start(self.active(), self.cache_file, self.args, force)
+
+    def conflicts(self) -> list[Conflict]:
+        """What active extensions asked for that Sumi keeps at its own version: from each one's
+        requirements.txt and from its last install.py run (launch.run_pip arguments, pip's resolver)."""
+        pins = core_pins()
+        recorded = install.recorded_conflicts(self.cache_file)
+        in_process = recorded_in_process()
+        found: list[Conflict] = []
+        for ext in self.active():
+            if ext.is_builtin:
+                continue
+            lines = requirement_lines(ext.path / "requirements.txt")
+            found += conflicts_in(lines, pins, ext.name, "requirements.txt")
+            found += recorded.get(ext.key, [])
+            found += [c for c in in_process if c.extension == ext.name]
+        return unique(found)
 
     def check_for_updates(self, ext: Extension) -> str:
         """Compare with the remote branch: "new commits", "behind HEAD" or "latest" (sets `status`, `can_update`)."""
