@@ -19,6 +19,7 @@ from modules.sumi.engine.text.prompt_syntax import (
     parse_prompt_attention,
     schedule_grammar_parser,
 )
+from modules.sumi.services.jobs import a1111_sampler
 
 __all__ = [
     "ComposableScheduledPromptConditioning",
@@ -98,6 +99,11 @@ def get_multicond_prompt_list(
     """Split prompts at AND; the flat list is an `SdConditioning` carrying `prompts`' attributes."""
     res_indexes, flat, index_of = prompt_syntax.get_multicond_prompt_list(prompts)
     return res_indexes, SdConditioning(flat, copy_from=prompts), index_of
+
+
+# Jobs read their AND parts through whatever `get_multicond_prompt_list` is when a batch starts, so an
+# extension that replaces it (neutral-prompt) changes the job (services/jobs/a1111_sampler.py).
+a1111_sampler.use_prompt_lister(lambda: get_multicond_prompt_list, get_multicond_prompt_list)
 
 
 def scheduled_conditioning_at_step(

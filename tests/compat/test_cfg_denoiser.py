@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from modules import processing, script_callbacks, sd_samplers, sd_samplers_cfg_denoiser
+from modules import processing, prompt_parser, script_callbacks, sd_samplers, sd_samplers_cfg_denoiser
 
 
 @pytest.fixture(scope="module")
@@ -198,3 +198,24 @@ def test_the_conditioning_helpers_work_on_tensors_and_sdxl_dicts():
     assert padded.shape == (1, 231, 4) and bool((padded[:, 77:] == 2).all())
     padded_dict = sd_samplers_cfg_denoiser.pad_cond({"crossattn": b, "vector": torch.zeros(2, 6)}, 1, empty)
     assert padded_dict["crossattn"].shape == (2, 154, 4)
+
+
+def test_a_neutral_prompt_style_get_multicond_prompt_list_wrap_gives_the_job_its_and_parts(app, registered):
+    """neutral-prompt turns AND_PERP into AND parts by replacing prompt_parser.get_multicond_prompt_list;
+    the job's cond rows follow what the replacement returns, the infotext keeps the user's prompt."""
+    original = prompt_parser.get_multicond_prompt_list
+    listed, rows = [], []
+
+    def hijack(prompts):
+        listed.append(list(prompts))
+        return original([p.replace("AND_PERP", "AND") + " AND a green triangle :0.5" for p in prompts])
+
+    registered("denoiser", lambda params: rows.append(params.text_cond.shape[0]))
+    registered("denoised", lambda params: None)
+    prompt_parser.get_multicond_prompt_list = hijack
+    try:
+        prompt = "a red circle AND_PERP a blue square"
+        processed = processing.process_images(_job(prompt=prompt, batch_size=1, steps=1))
+    finally:
+        prompt_parser.get_multicond_prompt_list = original
+    assert listed == [[prompt]] and rows == [3] and processed.prompt == prompt

@@ -50,7 +50,8 @@ def _object(info: Any) -> network.NetworkOnDisk:
 
 
 def list_available_networks() -> None:
-    """Rescan models/Lora and models/LyCORIS (A1111's refresh)."""
+    """Rescan models/Lora and models/LyCORIS (A1111's refresh: the file objects are made anew)."""
+    _on_disk.clear()
     _app().loras.refresh()
 
 

@@ -154,3 +154,29 @@ def sampler_for_batch(name: str, model: Any) -> Any:
     """The batch's sampler object, through the registered factory (so extensions' wraps apply)."""
     factory = _factory[0] if _factory else create_sampler
     return factory(name, model)
+
+
+# --- prompt_parser.get_multicond_prompt_list as a wrap point ---------------------------------------
+
+PromptLister = Callable[[list[str]], Any]
+_prompt_listers: list[tuple[Callable[[], PromptLister], PromptLister]] = []  # (current, original)
+
+
+def use_prompt_lister(current: Callable[[], PromptLister], original: PromptLister) -> None:
+    """The facade `modules.prompt_parser` registers how to read its current `get_multicond_prompt_list`
+    and which function is its own."""
+    _prompt_listers[:] = [(current, original)]
+
+
+def prompts_for_batch(prompts: list[str]) -> list[str]:
+    """The batch's prompts as an extension that replaced `prompt_parser.get_multicond_prompt_list`
+    (neutral-prompt's AND_PERP / AND_SALT) has them: each image's AND parts with their weights, from
+    what the replacement returns. Unchanged (and no call) when nothing replaced it."""
+    if not _prompt_listers:
+        return prompts
+    current, original = _prompt_listers[0]
+    lister = current()
+    if lister is original:
+        return prompts
+    res_indexes, flat, _ = lister(list(prompts))
+    return [" AND ".join(f"{flat[index]} :{weight}" for index, weight in parts) for parts in res_indexes]

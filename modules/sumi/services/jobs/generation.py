@@ -30,6 +30,7 @@ from modules.sumi.services.controlnet.units import ControlNetUnit, decode_image
 from modules.sumi.services.faces.registry import FaceRestorers
 from modules.sumi.services.images import saving as image_files
 from modules.sumi.services.jobs import (
+    a1111_sampler,
     face_restore,
     hires,
     ignored_fields,
@@ -382,7 +383,7 @@ class GenerationService:
         if p.scripts is not None:
             p.scripts.after_extra_networks_activate(p, **batch, extra_network_data=p.extra_network_data)
             p.scripts.process_batch(p, **batch)
-        request = self._request(p, prompts, job)
+        request = self._request(p, a1111_sampler.prompts_for_batch(prompts), job)
         if p.scripts is not None and not hires.skips_first_pass(p):  # A1111: x is the init latents (txt2img:
             # None, the engine makes the noise); ✨ Upscale (firstpass_image) has no first pass
             init = getattr(p, "init_latent", None) if img2img.is_img2img(p) else None

@@ -91,7 +91,7 @@ class StableDiffusionProcessing:
     seeds: list[int] = field(default_factory=list)
     subseeds: list[int] = field(default_factory=list)
     extra_network_data: dict[str, Any] = field(default_factory=dict)
-    sampler: Any = None  # A1111: the sampler object of the running job; Sumi's loop has none to show
+    sampler: Any = None  # A1111: the running batch's sampler object (sd_samplers.create_sampler)
     # A1111 runtime fields: where an "only masked" crop goes back (x, y, w, h), and whether the model
     # took 9-channel inpainting conditioning.
     paste_to: tuple[int, int, int, int] | None = field(default=None, init=False)
@@ -117,7 +117,8 @@ class StableDiffusionProcessing:
         self.script_args = value
 
     def close(self) -> None:
-        """A1111 frees the job's sampler and cached conditionings here; Sumi keeps none on `p`."""
+        """A1111 frees the job's sampler and cached conditionings here."""
+        self.sampler = None
 
     def init(self, all_prompts: list[str], all_seeds: list[int], all_subseeds: list[int]) -> None:
         """A1111: the job's own preparation once its prompts and seeds are known (img2img's images)."""
