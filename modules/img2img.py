@@ -15,6 +15,7 @@ its built-in "Sampler" and "Seed" always-on scripts' slices; Sumi has no such sc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import fields
 from typing import Any
@@ -79,7 +80,6 @@ def img2img(
     2 Inpaint, 3 Inpaint sketch, 4 Inpaint upload, 5 Batch), run it with the img2img scripts (`args`)
     and return (images, generation info JSON, info HTML, comments HTML)."""
     from modules.infotext_utils import create_override_settings_dict
-    from modules.ui_common import plaintext_to_html
 
     mode = int(mode or 0)
     is_batch = mode == MODE_BATCH
@@ -107,10 +107,7 @@ def img2img(
         width, height = scaled_by(image, scale_by)
     if not 0.0 <= float(denoising_strength) <= 1.0:
         raise InvalidRequestError("can only work with strength in [0.0, 1.0]")
-    known = {f.name for f in fields(StableDiffusionProcessingImg2Img) if f.init}
-    unknown = sorted(set(job) - known)
-    if unknown:
-        raise TypeError(f"img2img() got unknown job fields: {', '.join(unknown)}")
+    check_job_fields(StableDiffusionProcessingImg2Img, job, "img2img")
     values: dict[str, Any] = {
         "prompt": prompt,
         "negative_prompt": negative_prompt,
@@ -134,11 +131,7 @@ def img2img(
     }
     app = shared.app()
     p = StableDiffusionProcessingImg2Img(**{**values, **job})
-    p.scripts = app.scripts.img2img
-    p.script_args = list(args) if args else p.scripts.default_args()  # none: every script's defaults
-    p.user = getattr(request, "username", None)  # type: ignore[attr-defined]  # A1111 sets it
-    if app.options.enable_console_prompts:
-        print(f"\nimg2img: {prompt}")
+    with_scripts(p, app.scripts.img2img, args, request, "img2img")
     with closing(p):
         if is_batch:
             processed = _run_batch(
@@ -156,10 +149,39 @@ def img2img(
         else:
             task = id_task if isinstance(id_task, str) and id_task else None
             processed = app.runner.img2img(p, task)
+    return tab_outputs(processed)
+
+
+def check_job_fields(cls: type, job: dict[str, Any], caller: str) -> None:
+    """TypeError naming the keyword arguments that are no field of the job `cls` (Sumi's addition)."""
+    known = {f.name for f in fields(cls) if f.init}
+    unknown = sorted(set(job) - known)
+    if unknown:
+        raise TypeError(f"{caller}() got unknown job fields: {', '.join(unknown)}")
+
+
+def with_scripts(p: Any, scripts: Any, args: Sequence[Any], request: Any, tabname: str) -> Any:
+    """A1111's common job set-up: the tab's script runner and its args (none given: every script's
+    defaults), the user of the Gradio request, and the prompt on the console with
+    `enable_console_prompts`."""
+    p.scripts = scripts
+    p.script_args = list(args) if args else scripts.default_args()
+    p.user = getattr(request, "username", None)  # A1111 sets it
+    if shared.app().options.enable_console_prompts:
+        print(f"\n{tabname}: {p.prompt}")
+    return p
+
+
+def tab_outputs(processed: Processed) -> tuple[list[Any], str, str, str]:
+    """What A1111's submit functions return: (images, generation info JSON, info HTML, comments
+    HTML), with the options `samples_log_stdout` and `do_not_show_images` applied."""
+    from modules.ui_common import plaintext_to_html
+
+    options = shared.app().options
     generation_info_js = processed.js()
-    if app.options.samples_log_stdout:
+    if options.samples_log_stdout:
         print(generation_info_js)
-    if app.options.do_not_show_images:
+    if options.do_not_show_images:
         processed.images = []
     return (
         processed.images,

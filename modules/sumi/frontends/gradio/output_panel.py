@@ -261,7 +261,6 @@ def _zip(
     pattern = str(
         app.options.data.get("grid_zip_filename_pattern") or "[datetime]_[[model_name]]_[seed]-[seed_last]"
     )
-    pattern = pattern.replace("[seed_last]", str(seeds[-1]) if seeds else "")
     name = namegen.apply(pattern).strip() or "images"
     target = path / f"{name}.zip"
     with zipfile.ZipFile(target, "w") as archive:
