@@ -91,3 +91,14 @@ def test_an_extension_can_add_its_own_token(monkeypatch):
     table = {**FilenameGenerator.replacements, "frame": lambda g, *a: f"f{a[0] if a else 0}"}
     monkeypatch.setattr(FilenameGenerator, "replacements", table)
     assert name("[frame<3>]-[seed]") == "f3-7"
+
+
+def test_a_jobs_image_file_name_counts_its_place_in_the_batch():
+    from modules.sumi.services.images.namegen import image_file_decoration
+
+    p = job(batch_size=2, n_iter=2, all_seeds=[1, 2, 3, 4])
+    names = [
+        image_file_decoration(p, i, p.all_seeds[i], "x", None, "[seed]-[batch_number]-[generation_number]")
+        for i in range(4)
+    ]
+    assert names == ["1-1-1", "2-2-2", "3-1-3", "4-2-4"]

@@ -82,7 +82,8 @@ def test_the_panels_save_button_runs_the_shared_save(app, gallery):
     assert "myext_send_to_img2img" not in ids  # send-to buttons are for Sumi's own tabs only
     save = next(f for f in demo.fns.values() if (ids["save_myext"], "click") in f.targets)
     assert [c._id for c in save.inputs[:2]] == [panel.generation_info._id, panel.gallery._id]
+    assert save.fn is not None
     update, note = save.fn(generation_info(), gallery, 0)
     assert update["value"][0].endswith("-5.png") and "Saved:" in note
     folder = next(f for f in demo.fns.values() if (ids["myext_open_folder"], "click") in f.targets)
-    assert str(app.paths.resolve("outputs/ext")) in folder.fn()
+    assert folder.fn is not None and str(app.paths.resolve("outputs/ext")) in folder.fn()

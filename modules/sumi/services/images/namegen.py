@@ -210,3 +210,19 @@ class FilenameGenerator:
                 continue
             out.append(text + (str(value) if value is not None else f"[{token}]"))
         return sanitize_path_text("".join(out))
+
+
+class _ImageOfJob:
+    """Job `p` as seen while image `index` of it is saved: A1111's `batch_index` and `iteration`."""
+
+    def __init__(self, p: Any, index: int) -> None:
+        size = max(1, int(getattr(p, "batch_size", 1) or 1))
+        self._p, self.batch_index, self.iteration = p, index % size, index // size
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._p, name)
+
+
+def image_file_decoration(p: Any, index: int, seed: Any, prompt: str, image: Any, pattern: str) -> str:
+    """The `samples_filename_pattern` part of the file name of image `index` of job `p`."""
+    return FilenameGenerator(_ImageOfJob(p, index), seed, prompt, image).apply(pattern)
