@@ -15,13 +15,12 @@ its built-in "Sampler" and "Seed" always-on scripts' slices; Sumi has no such sc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from contextlib import closing
-from dataclasses import fields
 from typing import Any
 
 from modules import shared
 from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.frontends.gradio.a1111_submit import check_job_fields, tab_outputs, with_scripts
 from modules.sumi.services.jobs.img2img import scaled_by
 from modules.sumi.services.jobs.img2img_batch import PNG_INFO_PROPS, BatchFolders
 from modules.sumi.services.jobs.img2img_sources import source_images
@@ -131,7 +130,7 @@ def img2img(
     }
     app = shared.app()
     p = StableDiffusionProcessingImg2Img(**{**values, **job})
-    with_scripts(p, app.scripts.img2img, args, request, "img2img")
+    with_scripts(p, app.scripts.img2img, args, request, "img2img", app.options)
     with closing(p):
         if is_batch:
             processed = _run_batch(
@@ -149,46 +148,7 @@ def img2img(
         else:
             task = id_task if isinstance(id_task, str) and id_task else None
             processed = app.runner.img2img(p, task)
-    return tab_outputs(processed)
-
-
-def check_job_fields(cls: type, job: dict[str, Any], caller: str) -> None:
-    """TypeError naming the keyword arguments that are no field of the job `cls` (Sumi's addition)."""
-    known = {f.name for f in fields(cls) if f.init}
-    unknown = sorted(set(job) - known)
-    if unknown:
-        raise TypeError(f"{caller}() got unknown job fields: {', '.join(unknown)}")
-
-
-def with_scripts(p: Any, scripts: Any, args: Sequence[Any], request: Any, tabname: str) -> Any:
-    """A1111's common job set-up: the tab's script runner and its args (none given: every script's
-    defaults), the user of the Gradio request, and the prompt on the console with
-    `enable_console_prompts`."""
-    p.scripts = scripts
-    p.script_args = list(args) if args else scripts.default_args()
-    p.user = getattr(request, "username", None)  # A1111 sets it
-    if shared.app().options.enable_console_prompts:
-        print(f"\n{tabname}: {p.prompt}")
-    return p
-
-
-def tab_outputs(processed: Processed) -> tuple[list[Any], str, str, str]:
-    """What A1111's submit functions return: (images, generation info JSON, info HTML, comments
-    HTML), with the options `samples_log_stdout` and `do_not_show_images` applied."""
-    from modules.ui_common import plaintext_to_html
-
-    options = shared.app().options
-    generation_info_js = processed.js()
-    if options.samples_log_stdout:
-        print(generation_info_js)
-    if options.do_not_show_images:
-        processed.images = []
-    return (
-        processed.images,
-        generation_info_js,
-        plaintext_to_html(processed.info),
-        plaintext_to_html(processed.comments, classname="comments"),
-    )
+    return tab_outputs(processed, app.options)
 
 
 def _run_batch(

@@ -21,8 +21,13 @@ from contextlib import closing
 from typing import Any
 
 from modules import shared
-from modules.img2img import check_job_fields, tab_outputs, with_scripts
 from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.frontends.gradio.a1111_submit import (
+    check_job_fields,
+    plaintext_to_html,
+    tab_outputs,
+    with_scripts,
+)
 from modules.sumi.frontends.gradio.hires_ui import replaced, upscale_job
 from modules.sumi.services.jobs.processing import StableDiffusionProcessingTxt2Img
 
@@ -90,7 +95,8 @@ def txt2img_create_processing(
         "override_settings": create_override_settings_dict(override_settings_texts or []),
     }
     p = StableDiffusionProcessingTxt2Img(**{**values, **job})
-    return with_scripts(p, shared.app().scripts.txt2img, args, request, "txt2img")
+    app = shared.app()
+    return with_scripts(p, app.scripts.txt2img, args, request, "txt2img", app.options)
 
 
 def txt2img(id_task: str, request: Any, *args: Any, **job: Any) -> tuple[list[Any], str, str, str]:
@@ -99,7 +105,7 @@ def txt2img(id_task: str, request: Any, *args: Any, **job: Any) -> tuple[list[An
     p = txt2img_create_processing(id_task, request, *args, **job)
     with closing(p):
         processed = shared.app().runner.txt2img(p, _task(id_task))
-    return tab_outputs(processed)
+    return tab_outputs(processed, shared.app().options)
 
 
 def txt2img_upscale(
@@ -110,7 +116,6 @@ def txt2img_upscale(
     infotext; returns the gallery with that image replaced, the updated generation info JSON, and the
     new image's info and comments HTML."""
     from modules.infotext_utils import image_from_url_text
-    from modules.ui_common import plaintext_to_html
 
     items = [_gallery_item(item) for item in list(gallery or [])]
     if not items:

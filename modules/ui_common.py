@@ -7,7 +7,6 @@ function returning one, e.g. `lambda: {"choices": names()}`).
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any
 import gradio as gr
 
 from modules.sumi.frontends.gradio import output_panel
+from modules.sumi.frontends.gradio.a1111_submit import plaintext_to_html
 from modules.ui_components import FormRow, ToolButton
 
 refresh_symbol = "\U0001f504"  # 🔄
@@ -67,11 +67,6 @@ def create_refresh_button(
     button = ToolButton(value=refresh_symbol, elem_id=elem_id)
     button.click(fn=refresh, inputs=[], outputs=components, show_progress="hidden")
     return button
-
-
-def plaintext_to_html(text: str, classname: str | None = None) -> str:
-    content = "<br>\n".join(html.escape(x) for x in text.split("\n"))
-    return f"<p class='{classname}'>{content}</p>" if classname else f"<p>{content}</p>"
 
 
 def gr_show(visible: bool = True) -> dict[str, Any]:
