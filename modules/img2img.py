@@ -16,11 +16,11 @@ its built-in "Sampler" and "Seed" always-on scripts' slices; Sumi has no such sc
 from __future__ import annotations
 
 from contextlib import closing
-from dataclasses import fields
 from typing import Any
 
 from modules import shared
 from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.frontends.gradio.a1111_submit import check_job_fields, tab_outputs, with_scripts
 from modules.sumi.services.jobs.img2img import scaled_by
 from modules.sumi.services.jobs.img2img_batch import PNG_INFO_PROPS, BatchFolders
 from modules.sumi.services.jobs.img2img_sources import source_images
@@ -79,7 +79,6 @@ def img2img(
     2 Inpaint, 3 Inpaint sketch, 4 Inpaint upload, 5 Batch), run it with the img2img scripts (`args`)
     and return (images, generation info JSON, info HTML, comments HTML)."""
     from modules.infotext_utils import create_override_settings_dict
-    from modules.ui_common import plaintext_to_html
 
     mode = int(mode or 0)
     is_batch = mode == MODE_BATCH
@@ -107,10 +106,7 @@ def img2img(
         width, height = scaled_by(image, scale_by)
     if not 0.0 <= float(denoising_strength) <= 1.0:
         raise InvalidRequestError("can only work with strength in [0.0, 1.0]")
-    known = {f.name for f in fields(StableDiffusionProcessingImg2Img) if f.init}
-    unknown = sorted(set(job) - known)
-    if unknown:
-        raise TypeError(f"img2img() got unknown job fields: {', '.join(unknown)}")
+    check_job_fields(StableDiffusionProcessingImg2Img, job, "img2img")
     values: dict[str, Any] = {
         "prompt": prompt,
         "negative_prompt": negative_prompt,
@@ -134,11 +130,7 @@ def img2img(
     }
     app = shared.app()
     p = StableDiffusionProcessingImg2Img(**{**values, **job})
-    p.scripts = app.scripts.img2img
-    p.script_args = list(args) if args else p.scripts.default_args()  # none: every script's defaults
-    p.user = getattr(request, "username", None)  # type: ignore[attr-defined]  # A1111 sets it
-    if app.options.enable_console_prompts:
-        print(f"\nimg2img: {prompt}")
+    with_scripts(p, app.scripts.img2img, args, request, "img2img", app.options)
     with closing(p):
         if is_batch:
             processed = _run_batch(
@@ -156,17 +148,7 @@ def img2img(
         else:
             task = id_task if isinstance(id_task, str) and id_task else None
             processed = app.runner.img2img(p, task)
-    generation_info_js = processed.js()
-    if app.options.samples_log_stdout:
-        print(generation_info_js)
-    if app.options.do_not_show_images:
-        processed.images = []
-    return (
-        processed.images,
-        generation_info_js,
-        plaintext_to_html(processed.info),
-        plaintext_to_html(processed.comments, classname="comments"),
-    )
+    return tab_outputs(processed, app.options)
 
 
 def _run_batch(

@@ -7,17 +7,15 @@ function returning one, e.g. `lambda: {"choices": names()}`).
 
 from __future__ import annotations
 
-import html
 import json
-import os
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import gradio as gr
 
+from modules.sumi.frontends.gradio import output_panel
+from modules.sumi.frontends.gradio.a1111_submit import plaintext_to_html
 from modules.ui_components import FormRow, ToolButton
 
 refresh_symbol = "\U0001f504"  # 🔄
@@ -71,11 +69,6 @@ def create_refresh_button(
     return button
 
 
-def plaintext_to_html(text: str, classname: str | None = None) -> str:
-    content = "<br>\n".join(html.escape(x) for x in text.split("\n"))
-    return f"<p class='{classname}'>{content}</p>" if classname else f"<p>{content}</p>"
-
-
 def gr_show(visible: bool = True) -> dict[str, Any]:
     """A1111's `ui.gr_show`: an update that shows or hides a component."""
     return gr.update(visible=visible)
@@ -97,40 +90,13 @@ class OutputPanel:
 
 
 def save_files(js_data: str, images: list[Any], do_make_zip: bool, index: int) -> tuple[Any, str]:
-    """A1111's 💾 / 🗃️: copy gallery images (all, or image `index` when it is >= 0) into the
-    `outdir_save` folder with their infotexts, optionally also as one zip; (files update, status)."""
-    from modules import images as image_files
+    """A1111's 💾 / 🗜️, the same as Sumi's own tabs (`frontends.gradio.output_panel`): the gallery's
+    images (only image `index` with opt `save_selected_only`) into `outdir_save` with their infotexts
+    and a `log.csv` row, and with `do_make_zip` also one zip (first in the list); (files update, note).
+    `js_data` is the generation info JSON of the job that made them."""
     from modules import shared
-    from modules.infotext_utils import image_from_url_text
-    from modules.sumi.services.jobs.infotext import parse_infotext
 
-    app = shared.app()
-    data = json.loads(js_data or "{}")
-    infotexts = list(data.get("infotexts") or [])
-    chosen = list(enumerate(images or []))
-    if index > -1 and index >= int(data.get("index_of_first_image") or 0):
-        chosen = chosen[index : index + 1]
-    folder = app.paths.resolve(app.options.outdir_save)
-    saved = []
-    for i, item in chosen:
-        infotext = infotexts[i] if i < len(infotexts) else None
-        params = parse_infotext(infotext) if infotext else {}
-        image = image_from_url_text(item)
-        if image is None:  # an empty gallery entry
-            continue
-        path, _ = image_files.save_image(
-            image, str(folder), "", params.get("Seed"), params.get("Prompt", ""),
-            app.options.samples_format, info=infotext, save_to_dirs=False,
-        )  # fmt: skip
-        saved.append(path)
-    if do_make_zip and saved:
-        zip_path = folder / f"images_{datetime.now().strftime('%Y%m%d%H%M%S')}.zip"
-        with zipfile.ZipFile(zip_path, "w") as zf:
-            for path in saved:
-                zf.write(path, os.path.basename(path))
-        saved.insert(0, str(zip_path))
-    status = plaintext_to_html(f"Saved: {os.path.basename(saved[0]) if saved else 'none'}")
-    return gr.update(value=saved, visible=True), status
+    return output_panel.save_json_update(shared.app(), js_data, images, bool(do_make_zip), int(index))
 
 
 def update_generation_info(generation_info: str, html_info: str, img_index: int) -> tuple[str, Any]:
@@ -145,27 +111,17 @@ def update_generation_info(generation_info: str, html_info: str, img_index: int)
 
 
 def create_output_panel(tabname: str, outdir: str, toprow: Any = None) -> OutputPanel:
-    """A1111's results column for an extension's tab: gallery, 💾 and 📂 buttons, infotext, log."""
-    from modules import shared, util
+    """A1111's results column for an extension's tab, built like Sumi's own (`output_panel`):
+    gallery, 📂 (opens `outdir`) 💾 🗜️, the hidden `generation_info` JSON textbox, infotext, log."""
+    from modules import shared
 
-    res = OutputPanel()
-    with gr.Column(elem_id=f"{tabname}_results"):
-        res.gallery = gr.Gallery(label="Output", show_label=False, elem_id=f"{tabname}_gallery", columns=4)
-        with gr.Row(elem_id=f"image_buttons_{tabname}"):
-            save = ToolButton("\U0001f4be", elem_id=f"save_{tabname}")
-            hidden = bool(getattr(shared.cmd_opts, "hide_ui_dir_config", False))
-            open_folder = ToolButton(folder_symbol, elem_id=f"open_folder_{tabname}", visible=not hidden)
-        files = gr.File(None, file_count="multiple", interactive=False, show_label=False, visible=False)
-        res.generation_info = gr.Textbox(visible=False, elem_id=f"generation_info_{tabname}")
-        res.infotext = gr.HTML(elem_id=f"html_info_{tabname}", elem_classes="infotext")
-        res.html_log = gr.HTML(elem_id=f"html_log_{tabname}", elem_classes="html-log")
-    save.click(
-        lambda js, images: save_files(js, images, False, -1),
-        inputs=[res.generation_info, res.gallery],
-        outputs=[files, res.html_log],
+    panel = output_panel.create_extension_panel(shared.app(), tabname, outdir)
+    return OutputPanel(
+        gallery=panel["gallery"],
+        generation_info=panel["generation_info"],
+        infotext=panel["infotext"],
+        html_log=panel["html_log"],
     )
-    open_folder.click(lambda: util.open_folder(shared.app().paths.resolve(outdir)), inputs=[], outputs=[])
-    return res
 
 
 def create_sampler_and_steps_selection(choices: list[Any], tabname: str) -> tuple[Any, Any]:

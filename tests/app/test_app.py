@@ -494,9 +494,10 @@ def test_default_file_names_are_seed_and_prompt_and_grids_are_numbered(fresh_app
 def test_samples_filename_pattern_names_the_files(fresh_app, tmp_path):
     data = tmp_path / "pattern"
     app = fresh_app(data_dir=data)
-    app.settings.set({"samples_filename_pattern": "[prompt_words]-[seed]"})
+    app.settings.set({"samples_filename_pattern": "[prompt_words]-[seed]-[steps]-[seed_last]"})
     app.runner.txt2img(job(seed=4321, do_not_save_samples=False))
-    assert [p.name for p in _saved(data / "outputs" / "txt2img-images")] == ["00000-a red fox-4321.png"]
+    files = [p.name for p in _saved(data / "outputs" / "txt2img-images")]
+    assert files == [f"00000-a red fox-4321-{job().steps}.png"]  # batch of one: no "-[seed_last]"
 
 
 def test_outdir_samples_overrides_the_txt2img_folder(fresh_app, tmp_path):

@@ -170,12 +170,12 @@ def test_masking():
 
 
 def test_stand_ins_fail_only_when_called(app, tmp_path):
-    from modules import deepbooru, modelloader, txt2img
+    from modules import deepbooru, modelloader
     from modules.textual_inversion import autocrop
     from modules.ui_toprow import Toprow
 
     assert not shared.interrogator and not deepbooru.model  # falsy: "not available"
-    for call in (shared.interrogator.interrogate, deepbooru.model.start, txt2img.txt2img, Toprow):
+    for call in (shared.interrogator.interrogate, deepbooru.model.start, Toprow):
         with pytest.raises(NotSupportedInSumi, match="not supported in Sumi"):
             call()
     with pytest.raises(NotSupportedInSumi, match=r"download https://example.com/m.pth yourself"):

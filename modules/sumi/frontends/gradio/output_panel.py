@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import html
+import json
 import os
 import shutil
 import subprocess
@@ -67,9 +68,9 @@ OUTDIR_SAMPLES = {
 }
 
 
-def create_buttons(tabname: str, hide_dirs: bool = False) -> dict[str, Any]:
+def create_buttons(tabname: str, hide_dirs: bool = False, send_to: bool = True) -> dict[str, Any]:
     """The row of buttons, the download list and the note (call under the gallery); 📂 is left out
-    with `hide_dirs` (--hide-ui-dir-config), as in A1111."""
+    with `hide_dirs` (--hide-ui-dir-config), as in A1111, and the send-to buttons without `send_to`."""
     b: dict[str, Any] = {}
     with gr.Row(elem_id=f"image_buttons_{tabname}", elem_classes=["image-buttons"]):
         kwargs = {"elem_classes": ["tool"], "size": "sm", "min_width": 40, "scale": 0}
@@ -79,7 +80,7 @@ def create_buttons(tabname: str, hide_dirs: bool = False) -> dict[str, Any]:
         if tabname == "txt2img":  # A1111 1.8+: "Create an upscaled version of the current image using
             # hires fix settings" (the hires pass again on the selected image)
             b["upscale"] = gr.Button("✨", elem_id="txt2img_upscale", **kwargs)
-        for label, key, _ in SEND_TO:
+        for label, key, _ in SEND_TO if send_to else ():
             b[f"send_{key}"] = gr.Button(label, elem_id=f"{tabname}_send_to_{key}", size="sm", scale=1)
     b["download"] = gr.File(
         None, file_count="multiple", interactive=False, show_label=False, visible=False,
@@ -120,7 +121,11 @@ def output_folder(app: App, tabname: str, info: dict[str, Any] | None) -> Path:
 
 
 def open_folder_note(app: App, tabname: str, info: dict[str, Any] | None) -> str:
-    folder = output_folder(app, tabname, info)
+    return folder_note(app, output_folder(app, tabname, info))
+
+
+def folder_note(app: App, folder: Path) -> str:
+    """Open `folder` on the server, or say where it is when the server cannot (or may not)."""
     if getattr(app.args, "hide_ui_dir_config", False):
         return _note("Opening folders is turned off on this server (--hide-ui-dir-config).")
     if not folder.is_dir():
@@ -179,7 +184,7 @@ def save_files(
         text = texts[i] if i < len(texts) else texts[0]
         parsed.append(infotext.parse_infotext(text))
         k = max(0, i - first)
-        seed = seeds[k] if k < len(seeds) else (seeds[0] if seeds else None)
+        seed = seeds[k] if k < len(seeds) else parsed[-1].get("Seed")  # A1111: the infotext's seed
         prompt = prompts[k] if k < len(prompts) else parsed[-1].get("Prompt", "")
         p = _p(params, parsed[-1])
         fullfn, txt = save_image(
@@ -192,9 +197,62 @@ def save_files(
         if txt:
             saved.append(Path(txt))
     _log_row(path / "log.csv", parsed[0], params, names[0])
-    if make_zip:
-        saved = [_zip(app, path, saved, params, seeds, prompts)]
+    if make_zip:  # A1111: the zip first, then the files themselves
+        zip_seeds = seeds or [d.get("Seed") for d in parsed]
+        saved.insert(0, _zip(app, path, saved, params, parsed[0], zip_seeds, prompts))
     return saved, _note(f"Saved: {names[0]}")
+
+
+def info_from_generation_json(js_data: str, index: int) -> dict[str, Any]:
+    """The gallery info `save_files` reads, from A1111's generation info JSON (`Processed.js()`, what
+    an extension's `generation_info` textbox holds) and the selected image's index (-1: none)."""
+    data = json.loads(js_data or "{}")
+    if not isinstance(data, dict):
+        raise ValueError("the generation info is not a JSON object")
+    return {
+        "infotexts": list(data.get("infotexts") or []),
+        "index_of_first_image": int(data.get("index_of_first_image") or 0),
+        "all_seeds": list(data.get("all_seeds") or []),
+        "params": data,
+        "selected": int(index),
+    }
+
+
+def save_json_update(app: App, js_data: str, images: Any, make_zip: bool, index: int) -> tuple[Any, str]:
+    """A1111's `ui_common.save_files(js_data, images, do_make_zip, index)`: (files update, note)."""
+    try:
+        info = info_from_generation_json(js_data, index)
+    except (ValueError, TypeError) as exc:
+        return gr.update(visible=False), results.error_html(f"Could not save: bad generation info ({exc})")
+    return save_files_update(app, images, info, make_zip)
+
+
+def create_extension_panel(app: App, tabname: str, outdir: str) -> dict[str, Any]:
+    """A1111's `create_output_panel` for an extension's tab: the gallery, the same 📂 💾 🗜️ buttons as
+    Sumi's tabs (📂 opens `outdir`; no send-to buttons), A1111's hidden `generation_info` textbox (the
+    JSON the extension's handler returns), the infotext and the log."""
+    hide = bool(getattr(app.args, "hide_ui_dir_config", False))
+    with gr.Column(elem_id=f"{tabname}_results"):
+        gallery = gr.Gallery(label="Output", show_label=False, elem_id=f"{tabname}_gallery", columns=4)
+        b = create_buttons(tabname, hide_dirs=hide, send_to=False)
+        info = gr.Textbox(visible=False, elem_id=f"generation_info_{tabname}")
+        infotext = gr.HTML(elem_id=f"html_info_{tabname}", elem_classes="infotext")
+    selected = gr.State(-1)
+
+    def select(evt: gr.SelectData) -> int:
+        return int(evt.index) if isinstance(evt.index, int) else -1
+
+    gallery.select(select, None, selected, **QUICK)
+    gallery.change(lambda: -1, None, selected, **QUICK)
+    b["open_folder"].click(lambda: folder_note(app, app.paths.resolve(outdir)), outputs=b["log"], **QUICK)
+    for button, make_zip in ((b["save"], False), (b["save_zip"], True)):
+        button.click(
+            lambda js, images, i, z=make_zip: save_json_update(app, js, images, z, i),
+            inputs=[info, gallery, selected],
+            outputs=[b["download"], b["log"]],
+            **QUICK,
+        )
+    return {"gallery": gallery, "generation_info": info, "infotext": infotext, "html_log": b["log"], **b}
 
 
 def _image(item: Any, roots: Sequence[Path]) -> Image.Image:
@@ -225,6 +283,11 @@ def _p(params: dict[str, Any], parsed: dict[str, str]) -> SimpleNamespace:
         batch_size=params.get("batch_size", 1),
         all_prompts=params.get("all_prompts") or [],
         all_seeds=[],
+        prompt=params.get("prompt", parsed.get("Prompt", "")),
+        negative_prompt=params.get("negative_prompt", parsed.get("Negative prompt", "")),
+        n_iter=params.get("n_iter", 1),
+        sd_vae_name=params.get("sd_vae_name"),
+        user=params.get("user"),
     )
 
 
@@ -252,16 +315,25 @@ def _log_row(log: Path, parsed: dict[str, str], params: dict[str, Any], filename
 
 
 def _zip(
-    app: App, path: Path, files: list[Path], params: dict[str, Any], seeds: list[Any], prompts: list[str]
+    app: App,
+    path: Path,
+    files: list[Path],
+    params: dict[str, Any],
+    parsed: dict[str, str],
+    seeds: list[Any],
+    prompts: list[str],
 ) -> Path:
-    p = _p(params, {})
+    p = _p(params, parsed)
     p.all_seeds = seeds
+    if not p.sd_model_name:  # A1111 names the loaded model
+        title = str(app.options.data.get("sd_model_checkpoint") or "")
+        p.sd_model_name = Path(title.split(" [")[0]).stem if title else None
     seed = seeds[0] if seeds else None
-    namegen = FilenameGenerator(p, seed, prompts[0] if prompts else "", image=None, zip=True)
+    prompt = prompts[0] if prompts else parsed.get("Prompt", "")
+    namegen = FilenameGenerator(p, seed, prompt, image=None, zip=True)
     pattern = str(
         app.options.data.get("grid_zip_filename_pattern") or "[datetime]_[[model_name]]_[seed]-[seed_last]"
     )
-    pattern = pattern.replace("[seed_last]", str(seeds[-1]) if seeds else "")
     name = namegen.apply(pattern).strip() or "images"
     target = path / f"{name}.zip"
     with zipfile.ZipFile(target, "w") as archive:

@@ -14,52 +14,11 @@ from typing import Any
 from PIL import Image
 
 from modules.sumi.services.images import saving as image_files
+from modules.sumi.services.images.namegen import FilenameGenerator
 from modules.sumi.services.scripts.callbacks import CallbackRegistry, ImageSaveParams
 from modules.sumi.services.settings.options import Options
 from modules.sumi.services.settings.paths import DataPaths
 from modules.sumi.util.atomic import write_atomic
-
-
-class FilenameGenerator:
-    """Expands A1111's file-name patterns ("[seed]-[prompt_spaces]", "[date]", "[model_name]", ...)."""
-
-    def __init__(
-        self, p: Any, seed: Any, prompt: Any, image: Any = None, zip: bool = False, basename: str = ""
-    ):  # noqa: A002
-        self.p, self.seed, self.prompt, self.image, self.zip, self.basename = (
-            p,
-            seed,
-            prompt,
-            image,
-            zip,
-            basename,
-        )
-
-    def fields(self) -> dict[str, object]:
-        p = self.p
-        if p is None:
-            return {"none": "", "basename": self.basename}
-        return {
-            "steps": p.steps,
-            "cfg": p.cfg_scale,
-            "width": getattr(self.image, "width", p.width),
-            "height": getattr(self.image, "height", p.height),
-            "styles": ", ".join(p.styles or []) or "None",
-            "sampler": p.sampler_name,
-            "scheduler": p.scheduler,
-            "model_name": p.sd_model_name,
-            "model_hash": p.sd_model_hash,
-            "job_timestamp": p.job_timestamp,
-            "clip_skip": p.clip_skip,
-            "denoising": p.denoising_strength,
-            "batch_size": p.batch_size,
-            "none": "",
-            "basename": self.basename,
-        }
-
-    def apply(self, x: str) -> str:
-        prompt = self.prompt if isinstance(self.prompt, str) else ""
-        return image_files.apply_filename_pattern(x, seed=self.seed, prompt=prompt, fields=self.fields())
 
 
 def save_image(
@@ -109,23 +68,20 @@ def save_image(
             write_atomic(target.with_suffix(".txt"), infotext.encode("utf-8"))
     else:
         named = not short_filename and seed is not None
-        pattern = (
-            (o.samples_filename_pattern or ("[seed]" if o.save_to_dirs else "[seed]-[prompt_spaces]"))
-            if named
-            else ""
-        )
+        pattern = o.samples_filename_pattern or ("[seed]" if o.save_to_dirs else "[seed]-[prompt_spaces]")
+        # A1111: the pattern expanded by FilenameGenerator, then the suffix as given
+        decoration = (namegen.apply(pattern) if named else "") + suffix
         saved = image_files.save_image_file(
             params.image,
             directory,
-            seed=seed if named else (0 if suffix else None),  # no seed: the counter (and suffix) only
+            seed=0 if decoration else None,  # no decoration: the counter only
             prompt=prompt if isinstance(prompt, str) else "",
             infotext=infotext,
             extension=extension,
             basename_prefix=basename,
             pnginfo_enabled=o.enable_pnginfo,
             save_txt=o.save_txt,
-            pattern=pattern + suffix,
-            fields=namegen.fields(),
+            pattern=decoration,
             add_number=o.save_images_add_number,
             existing_info=others,
         )

@@ -29,6 +29,7 @@ from modules.sumi.services.controlnet.service import ControlNetService, Prepared
 from modules.sumi.services.controlnet.units import ControlNetUnit, decode_image
 from modules.sumi.services.faces.registry import FaceRestorers
 from modules.sumi.services.images import saving as image_files
+from modules.sumi.services.images.namegen import image_file_decoration
 from modules.sumi.services.jobs import (
     a1111_sampler,
     face_restore,
@@ -642,16 +643,20 @@ class GenerationService:
             params = ImageSaveParams(image, p, str(directory), {"parameters": infotext})
             if self.callbacks is not None:  # A1111: callbacks may replace the image or its infotext
                 self.callbacks.call("before_image_saved", params)
+            pattern = o.samples_filename_pattern or image_files.DEFAULT_PATTERN
+            decoration = image_file_decoration(
+                p, index, p.all_seeds[index], p.all_prompts[index], params.image, pattern
+            )  # every A1111 token ([steps], [seed_last], [batch_number], ...)
             path = image_files.save_image_file(
                 params.image,
                 directory,
-                seed=p.all_seeds[index],
+                seed=0 if decoration else None,  # nothing to add: the counter alone
                 prompt=p.all_prompts[index],
                 infotext=params.pnginfo.get("parameters", infotext),
                 extension=o.samples_format,
                 pnginfo_enabled=o.enable_pnginfo,
                 save_txt=o.save_txt,
-                pattern=o.samples_filename_pattern or image_files.DEFAULT_PATTERN,
+                pattern=decoration,
                 suffix=suffix,
             )
             if self.callbacks is not None:
