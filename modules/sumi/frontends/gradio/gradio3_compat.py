@@ -35,6 +35,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 from gradio import component_meta
+from gradio.blocks_events import BLOCKS_EVENTS
 from gradio.events import Dependency
 
 from modules.sumi.services.scripts.extension_imports import extension_of
@@ -174,6 +175,9 @@ def _map_arguments(real: type, kwargs: dict[str, Any]) -> dict[str, Any]:
             kw["allow_custom_value"] = True
     if issubclass(real, gr.Image) and not issubclass(real, gr.ImageEditor):
         kw.pop("tool", None)  # "editor"/"select": the plain image's own tools
+    mirror = kw.pop("mirror_webcam", None)
+    if mirror is not None and "webcam_options" in _params(real.__init__) and "webcam_options" not in kw:
+        kw["webcam_options"] = gr.WebcamOptions(mirror=bool(mirror))
     return kw
 
 
@@ -274,10 +278,30 @@ def _no_pyi_stubs() -> Iterator[None]:
         component_meta.create_or_modify_pyi = original
 
 
-class _CompatMeta(component_meta.ComponentMeta):
+class _Gradio3Meta(type):
+    """The compat classes' metaclass: a real component passes `isinstance(x, gr.Slider)` (extensions
+    test the components Sumi makes), and no `.pyi` stubs are written for them or their subclasses."""
+
     def __new__(mcls, name: str, bases: tuple[type, ...], attrs: dict[str, Any]) -> Any:
         with _no_pyi_stubs():
             return super().__new__(mcls, name, bases, attrs)
+
+    def __instancecheck__(cls, instance: Any) -> bool:
+        real = cls.__dict__.get("_gradio3_real")
+        if real is not None:  # by the MRO: ABCMeta's check would come back here through __subclasses__
+            return real in type(instance).__mro__
+        return super().__instancecheck__(instance)
+
+    def __subclasscheck__(cls, subclass: type) -> bool:
+        real = cls.__dict__.get("_gradio3_real")
+        if real is not None:
+            return isinstance(subclass, type) and real in subclass.__mro__
+        return super().__subclasscheck__(subclass)
+
+
+@functools.cache
+def _metaclass(real_meta: type) -> type:
+    return type(f"Gradio3{real_meta.__name__}", (_Gradio3Meta, real_meta), {})
 
 
 class Gradio3Component:
@@ -300,17 +324,15 @@ class Gradio3Component:
 
 
 def _make_class(real: type, name: str) -> type:
-    attrs: dict[str, Any] = {"__module__": __name__, "__qualname__": name}
-    for event in getattr(real, "EVENTS", None) or []:
-        event_name = getattr(event, "event_name", event)
-        attrs[event_name] = _event_method(real, event_name)
-    if issubclass(real, gr.Blocks) or name == "Blocks":
-        attrs["load"] = _event_method(real, "load")
+    attrs: dict[str, Any] = {"__module__": __name__, "__qualname__": name, "_gradio3_real": real}
     attrs["update"] = staticmethod(functools.partial(_update, real))
     if issubclass(real, gr.Dropdown):
         attrs["preprocess"] = _dropdown_preprocess
-    metaclass: Any = _CompatMeta if isinstance(real, component_meta.ComponentMeta) else type(real)
-    cls = metaclass(name, (Gradio3Component, real), attrs)
+    cls = _metaclass(type(real))(name, (Gradio3Component, real), attrs)
+    # events after creation: Gradio's metaclasses put their own listeners on every class they make
+    events = [getattr(e, "event_name", e) for e in getattr(real, "EVENTS", None) or []]
+    for event in [*events, *(BLOCKS_EVENTS if issubclass(real, gr.Blocks) else [])]:
+        setattr(cls, event, _event_method(real, event))
     cls.__init__ = _make_init(real, name)  # set after creation: Gradio's metaclass would drop positionals
     cls.__init__.__signature__ = inspect.signature(real.__init__)  # type: ignore[attr-defined]
     return cls
@@ -383,6 +405,7 @@ def _image_new(cls: type, *args: Any, **kwargs: Any) -> Any:
         editor = object.__new__(_compat().SketchImage)
         editor.gradio3_tool = tool
         kwargs.pop("tool")
+        kwargs.setdefault("image_mode", "RGB")  # Gradio 3's Image default (the editor's is RGBA)
         editor.__init__(*args, **kwargs)
         return editor
     return object.__new__(cls)
@@ -484,7 +507,8 @@ def _compat() -> Any:
     image = classes["Image"]
     image.__new__ = _image_new
     with _no_pyi_stubs():
-        sketch = _CompatMeta("SketchImage", (_SketchMixin, classes["ImageEditor"]), {"__module__": __name__})
+        meta = _metaclass(component_meta.ComponentMeta)
+        sketch = meta("SketchImage", (_SketchMixin, classes["ImageEditor"]), {"__module__": __name__})
     for name, target in ALIASES.items():
         classes[name] = classes[target]
     components = _Namespace(
