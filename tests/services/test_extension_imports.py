@@ -1,15 +1,18 @@
-"""Extension code's imports: modules in an extension folder see aliased names, nothing else does."""
+"""Extension code's imports: modules in an extension folder see aliased names, nothing else does; and
+a script whose `ui()` failed still gets the values an API request gives it."""
 
 from __future__ import annotations
 
 import sys
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import pytest
 
+from modules.sumi.services.scripts.base import Script
 from modules.sumi.services.scripts.callbacks import CallbackRegistry
 from modules.sumi.services.scripts.extension_imports import EXTENSION_GLOBAL, ExtensionImports
 from modules.sumi.services.scripts.loading import ScriptService
+from modules.sumi.services.scripts.runner import AlwaysVisible, ScriptClassData, ScriptRunner
 from tests.fixtures.files import write_files
 
 
@@ -100,3 +103,59 @@ def test_after_close_new_helper_modules_import_normally(tmp_path):
 def test_only_top_level_names_can_be_aliased():
     with pytest.raises(ValueError, match="top-level"):
         ExtensionImports().alias("json.decoder", _alias_module)
+
+
+# -- a script whose ui() failed still runs with the API's values ---------------------------------------------
+class _AlwaysOnFailingUi(Script):
+    def title(self):
+        return "Always-on failing ui"
+
+    def show(self, is_img2img):
+        return AlwaysVisible
+
+    def ui(self, is_img2img):
+        raise RuntimeError("no ui")
+
+    def process(self, p, *args):
+        p.seen.append(("process", *args))
+
+
+class _SelectableFailingUi(_AlwaysOnFailingUi):
+    def title(self):
+        return "Selectable failing ui"
+
+    def show(self, is_img2img):
+        return True
+
+    def run(self, p, *args):
+        p.seen.append(("run", *args))
+        return "ran"
+
+
+def _runner_with_failing_ui() -> ScriptRunner:
+    runner = ScriptRunner("txt2img")
+    classes = (_AlwaysOnFailingUi, _SelectableFailingUi)
+    runner.initialize_scripts([ScriptClassData(c, f"/ext/{c.__name__}.py", "/ext", None) for c in classes])
+    runner.create_inputs()
+    return runner
+
+
+def test_a_script_whose_ui_failed_gets_its_api_args_in_its_hooks_and_run():
+    runner = _runner_with_failing_ui()
+    assert all(s.ui_failed for s in runner.scripts) and len(runner.scripts) == 2
+    assert [e.where for e in runner.errors.items] == ["ui", "ui"]
+    args = runner.script_args_for(
+        "Selectable failing ui", [3, "x"], {"Always-on failing ui": {"args": [True, 0.5]}}
+    )
+    p = SimpleNamespace(script_args=args, warnings=[], seen=[])
+    runner.process(p)
+    assert runner.run(p, *p.script_args) == "ran"
+    assert p.seen == [("process", True, 0.5), ("run", 3, "x")]
+
+
+def test_without_api_args_a_script_whose_ui_failed_gets_none():
+    runner = _runner_with_failing_ui()
+    p = SimpleNamespace(script_args=runner.script_args_for(None, [], {}), warnings=[], seen=[])
+    runner.process(p)
+    assert runner.run(p, *p.script_args) is None  # no script selected
+    assert p.seen == [("process",)]
