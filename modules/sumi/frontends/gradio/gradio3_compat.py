@@ -35,6 +35,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 from gradio import component_meta
+from gradio.blocks import Block
 from gradio.blocks_events import BLOCKS_EVENTS
 from gradio.events import Dependency
 
@@ -315,6 +316,9 @@ class Gradio3Component:
 
     def get_block_name(self) -> str:
         real = _gradio_class(type(self))
+        own = next(c for c in real.__mro__ if "get_block_name" in c.__dict__)
+        if own is not Block:  # e.g. Tab renders as "tabitem", HTML as "html"
+            return own.__dict__["get_block_name"](self)
         return (real.__base__ if hasattr(real, "is_template") else real).__name__.lower()  # type: ignore[union-attr]
 
     def get_block_class(self) -> str:
@@ -387,9 +391,12 @@ class _SketchMixin:
         value = super().preprocess(payload)  # type: ignore[misc]
         if value is None:
             return None
+        background = value.get("background")
+        drawn = _sketch_mask(value.get("layers") or [], None)
+        if background is None and (drawn is None or not np.asarray(drawn).any()):
+            return None  # an empty canvas: Gradio 3's None
         if self.gradio3_tool == "color-sketch":
             return value.get("composite")
-        background = value.get("background")
         size = getattr(background, "size", None) if background is not None else None
         if isinstance(background, np.ndarray):
             size = (background.shape[1], background.shape[0])
