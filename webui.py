@@ -207,6 +207,9 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as exc:
         sys.exit(f"Sumi cannot start: {exc}")
     app = App(args, REPO_ROOT)
+    from modules.sumi.frontends.gradio import gradio3_compat
+
+    gradio3_compat.install(app.scripts)  # extension code's `import gradio` gets the Gradio 3 layer
     for note in notes:
         app.notice(note)
     shared.set_app(app)

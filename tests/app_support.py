@@ -21,6 +21,7 @@ from pathlib import Path
 
 from modules import shared
 from modules.sumi.app import App
+from modules.sumi.frontends.gradio import gradio3_compat
 from modules.sumi.services.settings.flags import build_parser
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -60,6 +61,7 @@ class AppFactory:
         else:
             args, notes = build_parser().parse_args(argv), []
         app = App(args, REPO_ROOT)
+        gradio3_compat.install(app.scripts)  # as webui.main does
         for note in notes:
             app.notice(note)
         self.apps.append(app)

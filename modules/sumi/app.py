@@ -39,6 +39,7 @@ from modules.sumi.services.networks.registry import ExtraNetworkRegistry
 from modules.sumi.services.postprocessing.service import ExtrasService
 from modules.sumi.services.scripts.callbacks import CallbackRegistry
 from modules.sumi.services.scripts.loading import ScriptService
+from modules.sumi.services.scripts.runner import ScriptError
 from modules.sumi.services.settings.flags import startup_notices
 from modules.sumi.services.settings.options import Options
 from modules.sumi.services.settings.output_defaults import anchor_output_defaults
@@ -58,6 +59,8 @@ from modules.sumi.services.upscalers.registry import UpscalerRegistry
 from modules.sumi.util.package_guard import guard_optional_packages
 
 log = logging.getLogger(__name__)
+# Where a script's failure is an App notice: while it is imported, created, or its UI built.
+SETUP_STAGES = frozenset({"import", "__init__", "show", "title", "ui"})
 
 
 class App:
@@ -148,6 +151,7 @@ class App:
         self.upscalers = self._upscaler_registry()
         self.faces = self._face_restorers()
         self.scripts = ScriptService(self.callbacks, repo_root, self.options, self.state)
+        self.scripts.errors.notify = self._script_setup_notice
         self.extensions = ExtensionManager.from_paths(self.paths, self.options, args, self.settings.set)
         self.generation = GenerationService(
             self.models,
@@ -323,9 +327,19 @@ class App:
         ]
         self.scripts.load(self.scripts.builtin_files() + extension_files)
         offer_script_choices(self.options, self.scripts.postprocessing_data)
-        for error in self.scripts.errors.items:
-            if error.where == "import":
-                self.notice(f"Extension script {error.script} failed to load: {error.message}")
+
+    def _script_setup_notice(self, error: ScriptError) -> None:
+        """A script that failed while it was imported, created or its UI built: named, with its
+        extension (Sumi goes on without that part; hook failures during jobs are the job's warnings)."""
+        if error.where not in SETUP_STAGES:
+            return
+        owner = self.scripts.extension_name(error.script)
+        who = f"Extension {owner}" if owner else "Built-in script"
+        name = Path(error.script).name if Path(error.script).suffix == ".py" else error.script
+        what = "failed to load" if error.where == "import" else f"failed in {error.where}()"
+        text = f"{who}: {name} {what}: {error.message}"
+        if self.redact(text) not in self.notices:  # each tab builds the scripts' UI: one notice
+            self.notice(text)
 
     def _initial_load(self) -> None:
         """Load the selected checkpoint at start (as A1111 does) so the first image is quick."""
@@ -358,6 +372,7 @@ class App:
     def shutdown(self) -> None:
         self.queue.stop()
         self.generation.close()
+        self.scripts.close()
         self._stop_log_redaction()
 
 

@@ -160,6 +160,7 @@ def _script_ui(runner: ScriptRunner, hooks: ComponentHooks, script: Any) -> list
     try:
         controls = _valid_controls(runner, script, script.ui(runner.is_img2img))
     except Exception as exc:  # an extension's bug must not stop the page from building
+        script.ui_failed = True  # its API args still reach it (ScriptArgs.passthrough)
         runner.errors.report(script.filename or "script", "ui", exc)
         gr.HTML(results.error_html(f"{_title(script)}: ui() failed: {exc}"), js_on_load=None)
         return []

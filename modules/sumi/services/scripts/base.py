@@ -36,6 +36,7 @@ class Script:
     paste_field_names: list | None = None
     api_info: Any = None
     setup_for_ui_only: bool = False
+    ui_failed: bool = False  # its ui() raised: no controls, its API args are passed through
     controls: list | None = None
     on_before_component_elem_id: list | None = None
     on_after_component_elem_id: list | None = None

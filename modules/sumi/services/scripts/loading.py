@@ -20,6 +20,7 @@ from typing import Any
 
 from modules.sumi.services.scripts.base import Script, ScriptBuiltinUI
 from modules.sumi.services.scripts.callbacks import CallbackRegistry
+from modules.sumi.services.scripts.extension_imports import ExtensionImports
 from modules.sumi.services.scripts.postprocessing_base import ScriptPostprocessing
 from modules.sumi.services.scripts.postprocessing_main_ui import main_ui_scripts_data
 from modules.sumi.services.scripts.postprocessing_runner import ScriptPostprocessingRunner
@@ -54,6 +55,8 @@ class ScriptService:
         # `ensure_inputs` does it without a UI).
         self.ready = {"txt2img": False, "img2img": False}
         self._lock = threading.Lock()
+        # What extension code gets for `import gradio` etc. (the composition root sets the aliases)
+        self.imports = ExtensionImports()
 
     @property
     def inputs_ready(self) -> bool:
@@ -119,6 +122,9 @@ class ScriptService:
             if spec is None or spec.loader is None:
                 raise ImportError(f"cannot import {path}")
             module = importlib.util.module_from_spec(spec)
+            if basedir != self.repo_root:
+                self.imports.add_extension_dir(basedir)
+                self.imports.prepare(module, Path(basedir).name)
             sys.modules[name] = module  # dataclasses and pickling look their module up here
             spec.loader.exec_module(module)
             return module
@@ -129,6 +135,14 @@ class ScriptService:
         finally:
             sys.path[:] = saved_path
             self.current_basedir, self.callbacks.current_script = self.repo_root, ""
+
+    def extension_name(self, path: str) -> str | None:
+        """The extension whose folder holds script file `path` (None: one of Sumi's own)."""
+        return self.imports.extension_at(path)
+
+    def close(self) -> None:
+        """Stop giving extension imports their aliases (the App's shutdown)."""
+        self.imports.close()
 
     def ensure_inputs(
         self, context: Callable[[], AbstractContextManager] | None = None, tab: str = "txt2img"

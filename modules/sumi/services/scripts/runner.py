@@ -3,11 +3,13 @@ ones, A1111's `script_args` layout, and the hooks the generation service calls.
 
 `script_args[0]` is the selected script's index (0 = None); each script's own values sit at
 `script_args[args_from:args_to]`; a text box without a value defaults to "" (Gradio 3's default, which
-A1111's API hands to scripts). A hook that raises is logged with its traceback, recorded in `errors`
-(the UI shows them), and that script's other hooks are skipped for the rest of the job; the job's
-warning names the extension the script comes from. A selected script whose `run` raises fails the job
-with an `ExtensionScriptError` naming the extension, the script and the original error (Sumi's own
-errors and out-of-memory pass through unchanged, with their status).
+A1111's API hands to scripts). A script whose `ui()` failed has no slots there; the values an API request
+gives it are passed to its hooks all the same (`ScriptArgs.passthrough`), as A1111 does. A hook that
+raises is logged with its traceback, recorded in `errors` (the UI shows them), and that script's other
+hooks are skipped for the rest of the job; the job's warning names the extension the script comes from.
+A selected script whose `run` raises fails the job with an `ExtensionScriptError` naming the extension,
+the script and the original error (Sumi's own errors and out-of-memory pass through unchanged, with their
+status).
 """
 
 from __future__ import annotations
@@ -85,6 +87,22 @@ class ScriptClassData:
     module: Any
 
 
+class ScriptArgs(list):
+    """A job's `script_args`, plus the API values of scripts whose `ui()` failed (by script id)."""
+
+    def __init__(self, values: Sequence[Any] = ()) -> None:
+        super().__init__(values)
+        self.passthrough: dict[int, list[Any]] = {}
+
+
+def args_of(p: Any, script: Any) -> list[Any]:
+    """The values `script`'s hooks receive in job `p`."""
+    passthrough = getattr(p.script_args, "passthrough", None)
+    if passthrough and id(script) in passthrough:
+        return passthrough[id(script)]
+    return list(p.script_args[script.args_from : script.args_to])
+
+
 @dataclass
 class ScriptError:
     script: str  # file or title
@@ -96,12 +114,16 @@ class ScriptError:
 @dataclass
 class ScriptErrors:
     items: list[ScriptError] = field(default_factory=list)
+    notify: Callable[[ScriptError], None] | None = field(default=None, repr=False)  # the App's notices
 
     def report(self, script: str, where: str, exc: BaseException) -> None:
         text = "".join(traceback.format_exception(exc))
         log.error("Error in %s of %s:\n%s", where, script, text)
-        self.items.append(ScriptError(script, where, str(exc), text))
+        error = ScriptError(script, where, str(exc), text)
+        self.items.append(error)
         del self.items[:-MAX_ERRORS]
+        if self.notify is not None:
+            self.notify(error)
 
 
 class ExtensionScriptError(RuntimeError):
@@ -189,9 +211,10 @@ class ScriptRunner:
         `build(script)` makes the script's controls (the UI calls `script.ui` inside its layout); by
         default `script.ui` is called directly, which is enough to learn the controls and defaults.
         """
-        build = build or (lambda s: self._safe(s, "ui", s.ui, self.is_img2img))
+        build = build or self._build_ui
         self.inputs = [None]
         for script in self.scripts:
+            script.ui_failed = False
             controls = list(build(script) or [])
             script.controls = controls
             script.args_from = len(self.inputs)
@@ -199,6 +222,14 @@ class ScriptRunner:
             script.args_to = len(self.inputs)
             script.name = self._title(script).lower()
         return self.inputs
+
+    def _build_ui(self, script: Any) -> Any:
+        try:
+            return script.ui(self.is_img2img)
+        except Exception as exc:  # the script still runs, with the values an API request gives it
+            script.ui_failed = True
+            self.errors.report(getattr(script, "filename", None) or repr(script), "ui", exc)
+            return None
 
     def default_args(self) -> list[Any]:
         return [0] + [default_value(c) for c in self.inputs[1:]]
@@ -219,7 +250,7 @@ class ScriptRunner:
         for script in self.alwayson_scripts:
             if id(script) in failed:
                 continue
-            script_args = p.script_args[script.args_from : script.args_to]
+            script_args = args_of(p, script)
             try:
                 getattr(script, hook)(p, *args, *script_args, **kwargs)
             except Exception as exc:
@@ -244,7 +275,7 @@ class ScriptRunner:
         for script in self.alwayson_scripts:
             if not is_ui and script.setup_for_ui_only:
                 continue
-            self._safe(script, "setup", script.setup, p, *p.script_args[script.args_from : script.args_to])
+            self._safe(script, "setup", script.setup, p, *args_of(p, script))
 
     def before_process(self, p: Any) -> None:
         self._each_alwayson(p, "before_process")
@@ -302,8 +333,10 @@ class ScriptRunner:
                 f"script index {index} is out of range (1..{len(self.selectable_scripts)})"
             )
         script = self.selectable_scripts[index - 1]
+        passthrough = getattr(p.script_args, "passthrough", None) or {}
+        script_args = passthrough.get(id(script), args[script.args_from : script.args_to])
         try:
-            return script.run(p, *args[script.args_from : script.args_to])
+            return script.run(p, *script_args)
         except (EngineError, torch.OutOfMemoryError):
             raise  # Sumi's own refusal of the job the script made, or out of memory: their status stands
         except Exception as exc:
@@ -315,10 +348,10 @@ class ScriptRunner:
         script_args: Sequence[Any],
         alwayson: dict[str, Any],
         skip: Sequence[str] = (),
-    ) -> list[Any]:
+    ) -> ScriptArgs:
         """A1111's API layout: defaults, the selected script's args in its slice, each always-on
         script's `args` in its slice. Unknown titles are a 4xx (titles in `skip` are Sumi built-ins)."""
-        args = self.default_args()
+        args = ScriptArgs(self.default_args())
         if script_name:
             script = self.script(script_name)
             if script is None or script not in self.selectable_scripts:
@@ -336,6 +369,8 @@ class ScriptRunner:
         return args
 
 
-def _place(args: list[Any], script: Any, values: list[Any]) -> None:
+def _place(args: ScriptArgs, script: Any, values: list[Any]) -> None:
+    if getattr(script, "ui_failed", False) and values:
+        args.passthrough[id(script)] = values
     for i, value in enumerate(values[: script.args_to - script.args_from]):
         args[script.args_from + i] = value
