@@ -9,16 +9,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.app_support import running_server
 from tests.browser_support import open_page, set_number, small_job, wait_text
 
 INFO = "#html_info_img2img"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with running_server(tmp_path_factory.mktemp("sumi-img2img")) as srv:
-        yield srv
+def server(demo_server):
+    """The folder's shared demo server: these tests only generate, save outputs and read the page."""
+    return demo_server
 
 
 @pytest.fixture

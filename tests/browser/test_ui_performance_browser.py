@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 
-from tests.app_support import running_server
 from tests.browser_support import INFO, generate, open_page, small_job, wait_text
 
 
-def test_time_taken_and_peak_memory_are_shown_after_a_job(tmp_path, chromium):
-    with running_server(tmp_path / "data") as server, open_page(chromium, server.url) as page:
+def test_time_taken_and_peak_memory_are_shown_after_a_job(demo_server, chromium):
+    with open_page(chromium, demo_server.url) as page:
         small_job(page, "a blue square")
         generate(page)
         wait_text(page, INFO, "Time taken")

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.app_support import running_server
 from tests.browser_support import NEGATIVE, PROMPT, open_page, set_number, small_job, wait_until
 
 TIMEOUT_MS = 20_000
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with running_server(tmp_path_factory.mktemp("sumi-prompt-tools")) as srv:
-        yield srv
+def server(demo_server):
+    """The folder's shared demo server: these tests only generate, save outputs and read the page."""
+    return demo_server
 
 
 @pytest.fixture(scope="module")
