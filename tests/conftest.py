@@ -7,13 +7,26 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from modules import shared
 from tests.app_support import app_factory, local_client
 from tests.fixtures.tiny_models import SD2_V_YAML, write_tiny_checkpoint
+
+
+def _share_cores_between_workers() -> None:
+    """Under pytest-xdist (the README's `-n 2`) each worker takes its share of the cores, so two workers
+    do not run twice as many torch threads as there are cores."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
+_share_cores_between_workers()
 
 
 def _tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, name: str, family: str, **kwargs):

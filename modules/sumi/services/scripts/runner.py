@@ -264,7 +264,8 @@ class ScriptRunner:
     def empty_text_boxes(self, p: Any) -> None:
         """A text box whose value is None (Gradio 6's empty box, from the page or a short API list)
         reaches the scripts as "", as in A1111 (Gradio 3); called as the job starts."""
-        args = list(p.script_args)
+        args = ScriptArgs(p.script_args)
+        args.passthrough = dict(getattr(p.script_args, "passthrough", None) or {})
         for i, control in enumerate(self.inputs[1:], start=1):
             if i < len(args) and args[i] is None and _is_text_box(control):
                 args[i] = ""
