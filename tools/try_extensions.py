@@ -521,6 +521,16 @@ def markdown(results: list[Result], sumi: dict[str, Any], when: str, sumi_commit
         f"{'works' if sumi.get('txt2img_page') else '**fails**'}, core packages "
         f"{'unchanged' if not sumi.get('core_packages_changed') else '**changed**: ' + str(sumi['core_packages_changed'])}.",
     ]
+    if sumi.get("stopped_by"):
+        lines.append(
+            f"Stopped Sumi from starting (left out, the others tried again): {', '.join(sumi['stopped_by'])}."
+        )
+    if sumi.get("page_broken_by"):
+        lines.append(
+            f"The page never loaded with all of them; it did without: {', '.join(sumi['page_broken_by'])}."
+        )
+    if sumi.get("page_problem"):
+        lines.append(f"Page: {sumi['page_problem']}.")
     return "\n".join(lines) + "\n"
 
 
@@ -574,6 +584,41 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def retry_without_page_breakers(
+    active: list[Entry],
+    results: dict[str, Result],
+    sumi: dict[str, Any],
+    sources: dict[str, Path],
+    work: Path,
+    python: Path,
+    args: argparse.Namespace,
+) -> tuple[dict[str, Result], dict[str, Any]]:
+    """The page never became usable. Suspects: extensions whose Python part failed to load while their
+    page scripts still ran (such scripts wait for UI that is not there). The round is run again without
+    them; when the page loads then, they are named as what broke it and the others' results come from
+    that round."""
+    extensions = work / "all" / "sumi" / "extensions"
+    suspects = [
+        e.name
+        for e in active
+        if results[e.name].load is False and any((extensions / e.repo.split("/")[1]).glob("javascript/*.js"))
+    ]
+    if not suspects:
+        return results, sumi
+    shutil.rmtree(work / "page-broken", ignore_errors=True)
+    (work / "all").rename(work / "page-broken")
+    rest = [e for e in active if e.name not in suspects]
+    again, sumi_again = run_round(rest, sources, work, python, args, "all")
+    if not sumi_again.get("page_loads"):
+        return results, {**sumi, "page_suspects_not_confirmed": suspects}
+    for name in suspects:
+        results[name].details.insert(
+            0,
+            "the page never loaded with it (its Python part had failed, its page scripts ran); it loads without it",
+        )
+    return {**results, **again}, {**sumi_again, "page_broken_by": suspects}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     begun = time.monotonic()
@@ -599,6 +644,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         active = [e for e in active if e.name != name]
         shutil.rmtree(work / f"stopped-by-{name}", ignore_errors=True)
         (work / "all").rename(work / f"stopped-by-{name}")  # its log stays for reading
+    if sumi["started"] and not sumi.get("page_loads"):
+        results, sumi = retry_without_page_breakers(active, results, sumi, sources, work, python, args)
     for entry in entries:
         if entry.name in stoppers:
             result = results[entry.name] = Result(entry.name, entry.repo, entry.commit, entry.category, True)
