@@ -328,7 +328,11 @@ def judge_log(results: dict[str, Result], dirs: dict[str, Path], server: Server)
         if level not in ("WARNING", "ERROR", "CRITICAL"):
             continue
         for name, ext_dir in dirs.items():
-            if not mentions(text, ext_dir):
+            # the record's own line and its traceback's file lines (print()s of other extensions can follow)
+            own = "\n".join(
+                line for i, line in enumerate(text.splitlines()) if i == 0 or line.startswith("  File ")
+            )
+            if not mentions(own, ext_dir):
                 continue
             result = results[name]
             first = text.splitlines()[0][24:]
