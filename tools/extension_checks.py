@@ -102,29 +102,18 @@ class Context:
         folders = [d.name for d in self.dirs.values()]
         return [e for e in self.page_errors if not any(f in e for f in folders)][:20]
 
-    def tab(self, elem_id: str) -> Any:
-        """Select the top-level tab whose content is #tab_<elem_id> (a tab button may sit in Gradio's
-        overflow menu when there are many); the tab's content locator."""
+    def tab(self, elem_id: str, title: str) -> Any:
+        """Select the top-level tab titled `title` (its button may sit in Gradio's overflow menu when
+        there are many); the tab's content, #tab_<elem_id> (Gradio renders it once selected)."""
         page = self.page
-        content = page.locator(f"#tab_{elem_id}")
-        title = page.evaluate(
-            """id => {
-                const tabs = document.querySelector('#tabs');
-                const content = document.getElementById('tab_' + id);
-                if (!content) return null;
-                const label = content.getAttribute('aria-labelledby');
-                const button = label && document.getElementById(label);
-                return button ? button.textContent.trim() : null;
-            }""",
-            elem_id,
-        )
-        button = page.locator("#tabs > .tab-wrapper button[role=tab]", has_text=title or elem_id).first
+        button = page.locator("#tabs button[role=tab]", has_text=title).first
         if not button.is_visible():
-            more = page.locator("#tabs .overflow-menu button, #tabs button.overflow-menu").first
+            more = page.locator("#tabs .overflow-menu button").first
             if more.count():
                 more.click()
-            button = page.locator("button", has_text=title or elem_id).last
+            button = page.locator("#tabs button", has_text=title).last
         button.click()
+        content = page.locator(f"#tab_{elem_id}")
         content.wait_for(state="visible")
         return content
 
@@ -200,7 +189,7 @@ def _script_listed(ctx: Context, title: str, tab: str = "txt2img") -> tuple[bool
 
 def sumi_txt2img(ctx: Context) -> bool:
     try:
-        images, info = ctx.txt2img(prompt="a red circle")
+        images, info = ctx.txt2img(prompt="a red circle", save_images=True)  # outputs for the image browsers
         return len(images) == 1 and info.get("prompt") == "a red circle"
     except Exception:
         return False
@@ -243,7 +232,7 @@ def _wildcards_core(ctx: Context) -> tuple[bool | None, str]:
 @ui("sd-dynamic-prompts")
 def _dynprompts_ui(ctx: Context) -> tuple[bool | None, str]:
     ok, detail = _accordion(ctx, "Dynamic Prompts")
-    tab = ctx.tab("sddp-wildcard-manager").is_visible()
+    tab = ctx.tab("sddp-wildcard-manager", "Wildcards Manager").is_visible()
     ctx.back_to_txt2img()
     return ok and tab, f"{detail}; Wildcards Manager tab {'shown' if tab else 'missing'}"
 
@@ -268,7 +257,7 @@ def _obp_core(ctx: Context) -> tuple[bool | None, str]:
 
 @ui("sd-webui-agent-scheduler")
 def _agent_ui(ctx: Context) -> tuple[bool | None, str]:
-    shown = ctx.tab("agent_scheduler").is_visible()
+    shown = ctx.tab("agent_scheduler", "Agent Scheduler").is_visible()
     button = ctx.page.locator("#txt2img_enqueue").count() > 0
     ctx.back_to_txt2img()
     return (
@@ -337,7 +326,7 @@ def _usdu_core(ctx: Context) -> tuple[bool | None, str]:
 
 @ui("stable-diffusion-webui-rembg")
 def _rembg_ui(ctx: Context) -> tuple[bool | None, str]:
-    ctx.tab("extras")
+    ctx.tab("extras", "Extras")
     ok, detail = _accordion(ctx, "Remove background", "extras")
     ctx.back_to_txt2img()
     return ok, detail
@@ -371,13 +360,13 @@ def _oldsix_core(ctx: Context) -> tuple[bool | None, str]:
 
 @ui("stable-diffusion-webui-images-browser")
 def _ib_ui(ctx: Context) -> tuple[bool | None, str]:
-    shown = ctx.tab("image_browser").is_visible()
+    shown = ctx.tab("image_browser", "Image Browser").is_visible()
     return shown, "tab shown" if shown else "tab missing"
 
 
 @core("stable-diffusion-webui-images-browser")
 def _ib_core(ctx: Context) -> tuple[bool | None, str]:
-    content = ctx.tab("image_browser")
+    content = ctx.tab("image_browser", "Image Browser")
     first = content.locator("button", has_text="First Page").first
     first.click()
     thumbs = content.locator("[id$='_image_browser_gallery'] img")
@@ -415,7 +404,7 @@ def _arh_core(ctx: Context) -> tuple[bool | None, str]:
 
 @ui("sd-civitai-browser-plus")
 def _civitai_ui(ctx: Context) -> tuple[bool | None, str]:
-    shown = ctx.tab("civitai_interface").is_visible()
+    shown = ctx.tab("civitai_interface", "CivitAI Browser+").is_visible()
     ctx.back_to_txt2img()
     return shown, "tab shown" if shown else "tab missing"
 
@@ -462,7 +451,7 @@ def _state_core(ctx: Context) -> tuple[bool | None, str]:
 
 @ui("sd-webui-model-converter")
 def _converter_ui(ctx: Context) -> tuple[bool | None, str]:
-    shown = ctx.tab("model_converter").is_visible()
+    shown = ctx.tab("model_converter", "Model Converter").is_visible()
     ctx.back_to_txt2img()
     return shown, "tab shown" if shown else "tab missing"
 
@@ -478,7 +467,7 @@ def _presets_ui(ctx: Context) -> tuple[bool | None, str]:
 
 @ui("sd-webui-cleaner")
 def _cleaner_ui(ctx: Context) -> tuple[bool | None, str]:
-    shown = ctx.tab("cleaner_tab").is_visible()
+    shown = ctx.tab("cleaner_tab", "Cleaner").is_visible()
     ctx.back_to_txt2img()
     return shown, "tab shown" if shown else "tab missing"
 
@@ -490,7 +479,7 @@ def _cleaner_core(ctx: Context) -> tuple[bool | None, str]:
 
 @ui("openpose-editor")
 def _openpose_ui(ctx: Context) -> tuple[bool | None, str]:
-    content = ctx.tab("openpose_editor")
+    content = ctx.tab("openpose_editor", "OpenPose Editor")
     try:
         content.locator("canvas").first.wait_for(state="visible")
         return True, "editor canvas shown"
@@ -510,7 +499,7 @@ def _openpose3d_core(ctx: Context) -> tuple[bool | None, str]:
 
 @ui("sd-webui-infinite-image-browsing")
 def _iib_ui(ctx: Context) -> tuple[bool | None, str]:
-    shown = ctx.tab("infinite-image-browsing").is_visible()
+    shown = ctx.tab("infinite-image-browsing", "Infinite image browsing").is_visible()
     ctx.back_to_txt2img()
     return shown, "tab shown" if shown else "tab missing"
 
