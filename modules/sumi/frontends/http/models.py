@@ -7,7 +7,7 @@ import functools
 import operator
 import types
 import typing
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import annotated_types
 from pydantic import (
@@ -88,11 +88,21 @@ def _exact(hint: Any, constraints: dict[str, Any]) -> Any:
     return hint
 
 
+class _V1Config:
+    """What pydantic 1 (A1111 1.10's) put on every model as `Model.__config__`. Extensions subclass it
+    (`class Config(StableDiffusionTxt2ImgProcessingAPI.__config__): ...`, agent-scheduler); pydantic 2
+    reads such a class-based Config with a deprecation warning, so the same keys as `model_config`."""
+
+    extra = "allow"
+    allow_inf_nan = False
+
+
 class _ApiOnly(BaseModel):
     """Request fields the API adds to the processing object's own (A1111's names and defaults)."""
 
     # Unknown keys are kept aside (`model_extra`), never used: the API names them in a warning.
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    __config__: ClassVar[type] = _V1Config
 
     sampler_index: str = "Euler"
     script_name: str | None = None

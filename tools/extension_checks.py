@@ -1,0 +1,637 @@
+"""The per-extension parts of tools/try_extensions.py: files a user would add (`prepare`), what must
+appear in the page (`ui`) and one scripted check of what the extension is for (`core`).
+
+A check returns (ok, detail): ok True/False, or None when it cannot be checked here (it needs a
+download, a service on the internet or a GPU), with the reason as detail. Checks run in the order of
+the list against one page of one server; `LATE` ones (they change the whole page: the UI language)
+run after all others.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+Check = Callable[["Context"], "tuple[bool | None, str]"]
+UI: dict[str, Check] = {}
+CORE: dict[str, Check] = {}
+PREPARE: dict[str, Callable[[Path, Path], None]] = {}
+LATE = {"stable-diffusion-webui-localization-zh_CN", "sd-webui-bilingual-localization"}
+TIMEOUT_MS = 20_000
+PAGE_LOAD_TIMEOUT_MS = 180_000  # the whole UI with every extension, on a busy 2-core machine
+SMALL = {"steps": 2, "width": 64, "height": 64, "seed": 1234, "sampler_name": "Euler", "cfg_scale": 7}
+
+
+class PageUnavailable(RuntimeError):
+    """The UI page could not be opened; a check that needs it fails with this reason."""
+
+
+class Context:
+    """The server, its data folder, the extensions' folders and one Chromium page on the UI."""
+
+    def __init__(self, url: str, data_dir: Path, dirs: dict[str, Path]) -> None:
+        self.url, self.data_dir, self.dirs = url, data_dir, dirs
+        self.http = httpx.Client(base_url=url, timeout=300)
+        self.browser: Any = None
+        self._page: Any = None
+        self.page_problem = "no browser"  # why there is no page, while there is none
+        self.page_errors: list[str] = []  # uncaught script errors and failed requests, with their URLs
+
+    # -- the API -------------------------------------------------------------------------------------
+    def txt2img(self, **payload: Any) -> tuple[list[str], dict[str, Any]]:
+        response = self.http.post("/sdapi/v1/txt2img", json={**SMALL, **payload})
+        if response.status_code != 200:
+            raise AssertionError(f"txt2img answered {response.status_code}: {response.text[:300]}")
+        body = response.json()
+        return body["images"], json.loads(body["info"])
+
+    # -- the page ------------------------------------------------------------------------------------
+    @property
+    def page(self) -> Any:
+        if self._page is None:
+            raise PageUnavailable(self.page_problem)
+        return self._page
+
+    def open_browser(self, browser: Any) -> None:
+        self.browser = browser
+        try:
+            self._page = self.new_page()
+        except Exception as exc:  # the page never became usable: every page check fails with this reason
+            self.page_problem = (
+                f"the page did not load ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+            )
+
+    def new_page(self) -> Any:
+        if self.browser is None:
+            raise PageUnavailable(self.page_problem)
+        context = self.browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.on("pageerror", lambda exc: self.page_errors.append(f"{exc} {getattr(exc, 'stack', '') or ''}"))
+        page.on(
+            "response",
+            lambda r: (
+                r.status >= 400 and self.page_errors.append(f"HTTP {r.status} {r.request.method} {r.url}")
+            ),
+        )
+        try:
+            page.goto(self.url)
+            page.wait_for_selector("#txt2img_prompt textarea", timeout=PAGE_LOAD_TIMEOUT_MS)
+        except Exception:
+            context.close()
+            raise
+        return page
+
+    def reload(self) -> None:
+        self.page.reload()
+        self.page.wait_for_selector("#txt2img_prompt textarea", timeout=PAGE_LOAD_TIMEOUT_MS)
+
+    def page_errors_of(self, name: str) -> list[str]:
+        folder = self.dirs[name].name
+        return [e for e in self.page_errors if folder in e or folder.replace("-", "_") in e]
+
+    def unattributed_page_errors(self) -> list[str]:
+        folders = [d.name for d in self.dirs.values()]
+        return [e for e in self.page_errors if not any(f in e for f in folders)][:20]
+
+    def tab(self, elem_id: str, title: str) -> Any:
+        """Select the top-level tab titled `title` (its button may sit in Gradio's overflow menu when
+        there are many); the tab's content, #tab_<elem_id> (Gradio renders it once selected)."""
+        page = self.page
+        button = page.locator("#tabs button[role=tab]", has_text=title).first
+        if not button.is_visible():
+            more = page.locator("#tabs .overflow-menu button").first
+            if more.count():
+                more.click()
+            button = page.locator("#tabs button", has_text=title).last
+        button.click()
+        content = page.locator(f"#tab_{elem_id}")
+        content.wait_for(state="visible")
+        return content
+
+    def back_to_txt2img(self) -> None:
+        self.page.locator("#tabs button[role=tab]", has_text="txt2img").first.click()
+
+    def text_visible(self, where: str, text: str) -> bool:
+        locator = self.page.locator(where).get_by_text(text, exact=False).first
+        try:
+            locator.wait_for(state="visible", timeout=TIMEOUT_MS)
+            return True
+        except Exception:
+            return False
+
+
+def run(kind: str, name: str, ctx: Context) -> tuple[bool | None, str]:
+    table = UI if kind == "ui" else CORE
+    if name not in table:
+        return None, "no scripted check"
+    ok, detail = table[name](ctx)
+    return ok, ("ok " + detail if ok and detail else detail)
+
+
+def prepare(name: str, ext_dir: Path, data_dir: Path) -> None:
+    if name in PREPARE:
+        PREPARE[name](ext_dir, data_dir)
+
+
+def prepare_for(name: str) -> Callable[[Callable[[Path, Path], None]], Callable[[Path, Path], None]]:
+    return lambda f: PREPARE.setdefault(name, f)
+
+
+def ui(name: str) -> Callable[[Check], Check]:
+    return lambda f: UI.setdefault(name, f)
+
+
+def core(name: str) -> Callable[[Check], Check]:
+    return lambda f: CORE.setdefault(name, f)
+
+
+def _settings(data_dir: Path, values: dict[str, Any]) -> None:
+    path = data_dir / "config.json"
+    current = json.loads(path.read_text()) if path.is_file() else {}
+    path.write_text(json.dumps({**current, **values}, indent=1))
+
+
+def _png_size(b64: str) -> tuple[int, int]:
+    from PIL import Image
+
+    return Image.open(io.BytesIO(base64.b64decode(b64))).size
+
+
+def _option_exists(ctx: Context, key: str) -> tuple[bool, str]:
+    options = ctx.http.get("/sdapi/v1/options").json()
+    return key in options, f"setting {key} {'present' if key in options else 'missing'} in /sdapi/v1/options"
+
+
+def _accordion(ctx: Context, text: str, tab: str = "txt2img") -> tuple[bool, str]:
+    ok = ctx.text_visible(f"#tab_{tab}", text)
+    return ok, f"'{text}' {'shown' if ok else 'not shown'} on {tab}"
+
+
+def _script_listed(ctx: Context, title: str, tab: str = "txt2img") -> tuple[bool, str]:
+    scripts = ctx.http.get("/sdapi/v1/scripts").json()[tab]
+    ok = title.lower() in scripts
+    ok_page = ctx.page.evaluate(
+        """([tab, title]) => [...document.querySelectorAll('#' + tab + '_script_container, #script_list, #tab_' + tab)]
+            .some(e => e.textContent.includes(title) || [...e.querySelectorAll('input')].some(i => (i.value||'') === 'None'))""",
+        [tab, title],
+    )
+    return ok and ok_page, f"script '{title}' {'in' if ok else 'not in'} /sdapi/v1/scripts {tab}"
+
+
+def sumi_txt2img(ctx: Context) -> bool:
+    try:
+        images, info = ctx.txt2img(prompt="a red circle", save_images=True)  # outputs for the image browsers
+        return len(images) == 1 and info.get("prompt") == "a red circle"
+    except Exception:
+        return False
+
+
+def sumi_generate_in_page(ctx: Context) -> bool:
+    try:
+        page = ctx.page
+        page.fill("#txt2img_prompt textarea", "a blue square")
+        for elem_id, value in (("txt2img_steps", 2), ("txt2img_width", 64), ("txt2img_height", 64)):
+            number = page.locator(f"#{elem_id} input[type=number]").first
+            number.fill(str(value))
+            number.press("Enter")
+        page.click("#txt2img_generate")
+        page.locator("#html_info_txt2img").get_by_text("Steps: 2").wait_for(timeout=120_000)
+        return True
+    except Exception:
+        return False
+
+
+# -- A: script / callback extensions --------------------------------------------------------------------
+
+
+@prepare_for("stable-diffusion-webui-wildcards")
+def _wildcards_files(ext_dir: Path, data_dir: Path) -> None:
+    (ext_dir / "wildcards" / "trycolor.txt").write_text("vermilionword\n")
+
+
+@ui("stable-diffusion-webui-wildcards")
+def _wildcards_ui(ctx: Context) -> tuple[bool | None, str]:
+    return _option_exists(ctx, "wildcards_same_seed")
+
+
+@core("stable-diffusion-webui-wildcards")
+def _wildcards_core(ctx: Context) -> tuple[bool | None, str]:
+    _, info = ctx.txt2img(prompt="a __trycolor__ ball")
+    return info["prompt"] == "a vermilionword ball", f"job prompt {info['prompt']!r}"
+
+
+@ui("sd-dynamic-prompts")
+def _dynprompts_ui(ctx: Context) -> tuple[bool | None, str]:
+    ok, detail = _accordion(ctx, "Dynamic Prompts")
+    tab = ctx.tab("sddp-wildcard-manager", "Wildcards Manager").is_visible()
+    ctx.back_to_txt2img()
+    return ok and tab, f"{detail}; Wildcards Manager tab {'shown' if tab else 'missing'}"
+
+
+@core("sd-dynamic-prompts")
+def _dynprompts_core(ctx: Context) -> tuple[bool | None, str]:
+    _, info = ctx.txt2img(prompt="{alphaword|betaword} cat")
+    return info["prompt"] in ("alphaword cat", "betaword cat"), f"job prompt {info['prompt']!r}"
+
+
+@ui("OneButtonPrompt")
+def _obp_ui(ctx: Context) -> tuple[bool | None, str]:
+    return _script_listed(ctx, "One Button Prompt")
+
+
+@core("OneButtonPrompt")
+def _obp_core(ctx: Context) -> tuple[bool | None, str]:
+    _, info = ctx.txt2img(prompt="", script_name="One Button Prompt", script_args=[])
+    prompt = info.get("prompt") or ""
+    return len(prompt.split()) >= 3, f"generated prompt {prompt[:80]!r}"
+
+
+@ui("sd-webui-agent-scheduler")
+def _agent_ui(ctx: Context) -> tuple[bool | None, str]:
+    shown = ctx.tab("agent_scheduler", "Agent Scheduler").is_visible()
+    button = ctx.page.locator("#txt2img_enqueue").count() > 0
+    ctx.back_to_txt2img()
+    return (
+        shown and button,
+        f"tab {'shown' if shown else 'missing'}, Enqueue button {'present' if button else 'missing'}",
+    )
+
+
+@core("sd-webui-agent-scheduler")
+def _agent_core(ctx: Context) -> tuple[bool | None, str]:
+    response = ctx.http.post("/agent-scheduler/v1/queue/txt2img", json={**SMALL, "prompt": "queued green"})
+    if response.status_code != 200:
+        return False, f"queue/txt2img answered {response.status_code}: {response.text[:200]}"
+    task_id = response.json()["task_id"]
+    deadline = time.monotonic() + 90
+    status = None
+    while time.monotonic() < deadline:
+        status = ctx.http.get(f"/agent-scheduler/v1/task/{task_id}").json().get("data", {}).get("status")
+        if status in ("done", "failed", "interrupted"):
+            break
+        time.sleep(1)
+    return status == "done", f"queued task ended {status!r}"
+
+
+@ui("stable-diffusion-webui-two-shot")
+def _twoshot_ui(ctx: Context) -> tuple[bool | None, str]:
+    return _accordion(ctx, "Latent Couple")
+
+
+@core("stable-diffusion-webui-two-shot")
+def _twoshot_core(ctx: Context) -> tuple[bool | None, str]:
+    prompt = "a red circle AND a blue square AND a green triangle"
+    plain, _ = ctx.txt2img(prompt=prompt)
+    args = [True, "1:1,1:2,1:2", "0:0,0:0,0:1", "0.2,0.8,0.8", 150, 0.0]
+    coupled, info = ctx.txt2img(prompt=prompt, alwayson_scripts={"Latent Couple extension": {"args": args}})
+    infotext = info["infotexts"][0]
+    return coupled[0] != plain[0] and "Latent Couple" in infotext, (
+        f"image {'changed' if coupled[0] != plain[0] else 'unchanged'}; infotext "
+        f"{'names' if 'Latent Couple' in infotext else 'lacks'} Latent Couple"
+    )
+
+
+@ui("ultimate-upscale-for-automatic1111")
+def _usdu_ui(ctx: Context) -> tuple[bool | None, str]:
+    return _script_listed(ctx, "Ultimate SD upscale", "img2img")
+
+
+@core("ultimate-upscale-for-automatic1111")
+def _usdu_core(ctx: Context) -> tuple[bool | None, str]:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(buffer, format="PNG")
+    init = base64.b64encode(buffer.getvalue()).decode()
+    args = [None, 64, 64, 8, 32, 64, 0.35, 16, 1, False, 0, False, 4, 0, 2, 128, 128, 2]
+    response = ctx.http.post(
+        "/sdapi/v1/img2img",
+        json={**SMALL, "prompt": "a red field", "init_images": [init], "denoising_strength": 0.3,
+              "script_name": "Ultimate SD upscale", "script_args": args},
+    )  # fmt: skip
+    if response.status_code != 200:
+        return False, f"img2img answered {response.status_code}: {response.text[:200]}"
+    size = _png_size(response.json()["images"][0])
+    return size == (128, 128), f"output {size[0]}x{size[1]} from a 64x64 image at scale 2"
+
+
+@ui("stable-diffusion-webui-rembg")
+def _rembg_ui(ctx: Context) -> tuple[bool | None, str]:
+    ctx.tab("extras", "Extras")
+    ok, detail = _accordion(ctx, "Remove background", "extras")
+    ctx.back_to_txt2img()
+    return ok, detail
+
+
+@core("stable-diffusion-webui-rembg")
+def _rembg_core(ctx: Context) -> tuple[bool | None, str]:
+    return None, "needs the rembg package and its u2net model download (network)"
+
+
+@ui("sd-webui-oldsix-prompt")
+def _oldsix_ui(ctx: Context) -> tuple[bool | None, str]:
+    try:
+        ctx.page.locator("#six_god_k .float").wait_for(state="visible")
+        return True, "its floating button is shown"
+    except Exception:
+        return False, "#six_god_k (its Vue app) not mounted"
+
+
+@core("sd-webui-oldsix-prompt")
+def _oldsix_core(ctx: Context) -> tuple[bool | None, str]:
+    response = ctx.http.get("/api/sixgod/getJsonFiles")
+    if response.status_code != 200:
+        return False, f"getJsonFiles answered {response.status_code}"
+    groups = json.loads(response.json())
+    return len(groups) > 0, f"{len(groups)} prompt groups served"
+
+
+# -- C: tabs, page scripts, tools -------------------------------------------------------------------------
+
+
+@ui("stable-diffusion-webui-images-browser")
+def _ib_ui(ctx: Context) -> tuple[bool | None, str]:
+    shown = ctx.tab("image_browser", "Image Browser").is_visible()
+    return shown, "tab shown" if shown else "tab missing"
+
+
+@core("stable-diffusion-webui-images-browser")
+def _ib_core(ctx: Context) -> tuple[bool | None, str]:
+    content = ctx.tab("image_browser", "Image Browser")
+    first = content.locator("button", has_text="First Page").first
+    first.click()
+    thumbs = content.locator("[id$='_image_browser_gallery'] img")
+    try:
+        thumbs.first.wait_for(state="visible")
+        return True, f"{thumbs.count()} output images listed"
+    except Exception:
+        return False, "no output image listed after First Page"
+    finally:
+        ctx.back_to_txt2img()
+
+
+@ui("sd-webui-aspect-ratio-helper")
+def _arh_ui(ctx: Context) -> tuple[bool | None, str]:
+    try:
+        ctx.page.locator("#txt2img_select_aspect_ratio").wait_for(state="visible")
+        return True, "aspect ratio dropdown next to width/height"
+    except Exception:
+        return False, "#txt2img_select_aspect_ratio (made by its page script) missing"
+
+
+@core("sd-webui-aspect-ratio-helper")
+def _arh_core(ctx: Context) -> tuple[bool | None, str]:
+    page = ctx.page
+    page.select_option("#txt2img_select_aspect_ratio", "16:9")
+    width = page.locator("#txt2img_width input[type=number]").first
+    width.fill("512")
+    width.press("Enter")
+    time.sleep(0.5)
+    w = float(page.input_value("#txt2img_width input[type=number]"))
+    h = float(page.input_value("#txt2img_height input[type=number]"))
+    page.select_option("#txt2img_select_aspect_ratio", "Off")
+    return abs(w / h - 16 / 9) < 0.1, f"16:9 picked, width 512 -> height {h:g}"
+
+
+@ui("sd-civitai-browser-plus")
+def _civitai_ui(ctx: Context) -> tuple[bool | None, str]:
+    shown = ctx.tab("civitai_interface", "CivitAI Browser+").is_visible()
+    ctx.back_to_txt2img()
+    return shown, "tab shown" if shown else "tab missing"
+
+
+@core("sd-civitai-browser-plus")
+def _civitai_core(ctx: Context) -> tuple[bool | None, str]:
+    return None, "browses and downloads from civitai.com (network)"
+
+
+@ui("canvas-zoom")
+def _canvas_zoom_ui(ctx: Context) -> tuple[bool | None, str]:
+    loaded = ctx.page.evaluate("() => [...document.scripts].some(s => (s.src || '').includes('canvas-zoom'))")
+    return loaded, "its page scripts are in the page" if loaded else "its page scripts are not in the page"
+
+
+@ui("stable-diffusion-webui-state")
+def _state_ui(ctx: Context) -> tuple[bool | None, str]:
+    return _option_exists(ctx, "state_txt2img")
+
+
+PREPARE["stable-diffusion-webui-state"] = lambda ext, data: _settings(data, {"state_txt2img": ["prompt"]})
+
+
+@core("stable-diffusion-webui-state")
+def _state_core(ctx: Context) -> tuple[bool | None, str]:
+    page = ctx.new_page()
+    try:
+        page.fill("#txt2img_prompt textarea", "kept across reloads")
+        page.locator("#txt2img_prompt textarea").press("Tab")
+        time.sleep(1)
+        page.reload()
+        page.wait_for_selector("#txt2img_prompt textarea", timeout=PAGE_LOAD_TIMEOUT_MS)
+        deadline = time.monotonic() + 15
+        value = ""
+        while time.monotonic() < deadline:
+            value = page.input_value("#txt2img_prompt textarea")
+            if value == "kept across reloads":
+                break
+            time.sleep(0.5)
+        return value == "kept across reloads", f"prompt after reload {value!r}"
+    finally:
+        page.context.close()
+
+
+@ui("sd-webui-model-converter")
+def _converter_ui(ctx: Context) -> tuple[bool | None, str]:
+    shown = ctx.tab("model_converter", "Model Converter").is_visible()
+    ctx.back_to_txt2img()
+    return shown, "tab shown" if shown else "tab missing"
+
+
+@ui("Config-Presets")
+def _presets_ui(ctx: Context) -> tuple[bool | None, str]:
+    try:
+        ctx.page.locator("#config_preset_wrapper_txt2img").wait_for(state="visible")
+        return True, "preset dropdown shown"
+    except Exception:
+        return False, "#config_preset_wrapper_txt2img missing"
+
+
+@ui("sd-webui-cleaner")
+def _cleaner_ui(ctx: Context) -> tuple[bool | None, str]:
+    shown = ctx.tab("cleaner_tab", "Cleaner").is_visible()
+    ctx.back_to_txt2img()
+    return shown, "tab shown" if shown else "tab missing"
+
+
+@core("sd-webui-cleaner")
+def _cleaner_core(ctx: Context) -> tuple[bool | None, str]:
+    return None, "needs the LaMa model download (network)"
+
+
+@ui("openpose-editor")
+def _openpose_ui(ctx: Context) -> tuple[bool | None, str]:
+    content = ctx.tab("openpose_editor", "OpenPose Editor")
+    try:
+        content.locator("canvas").first.wait_for(state="visible")
+        return True, "editor canvas shown"
+    except Exception:
+        return False, "no canvas in its tab"
+    finally:
+        ctx.back_to_txt2img()
+
+
+@core("sd-webui-openpose-editor")
+def _openpose3d_core(ctx: Context) -> tuple[bool | None, str]:
+    response = ctx.http.get("/openpose_editor_index")
+    return response.status_code == 200 and "<html" in response.text.lower(), (
+        f"/openpose_editor_index answered {response.status_code}"
+    )
+
+
+@ui("sd-webui-infinite-image-browsing")
+def _iib_ui(ctx: Context) -> tuple[bool | None, str]:
+    shown = ctx.tab("infinite-image-browsing", "Infinite image browsing").is_visible()
+    ctx.back_to_txt2img()
+    return shown, "tab shown" if shown else "tab missing"
+
+
+@core("sd-webui-infinite-image-browsing")
+def _iib_core(ctx: Context) -> tuple[bool | None, str]:
+    folder = ctx.data_dir / "outputs" / "txt2img-images"
+    day = sorted(folder.iterdir())[-1] if folder.is_dir() else folder
+    response = ctx.http.get("/infinite_image_browsing/files", params={"folder_path": str(day)})
+    if response.status_code != 200:
+        return False, f"/infinite_image_browsing/files answered {response.status_code}: {response.text[:200]}"
+    files = [f for f in response.json().get("files", []) if str(f.get("name", "")).endswith(".png")]
+    return len(files) > 0, f"{len(files)} output images listed"
+
+
+@ui("a1111-sd-webui-tagcomplete")
+def _tac_ui(ctx: Context) -> tuple[bool | None, str]:
+    return _option_exists(ctx, "tac_tagFile")
+
+
+@core("a1111-sd-webui-tagcomplete")
+def _tac_core(ctx: Context) -> tuple[bool | None, str]:
+    page = ctx.page
+    box = page.locator("#txt2img_prompt textarea")
+    box.fill("")
+    box.press_sequentially("1gir", delay=80)
+    results = page.locator(".autocompleteResults").first
+    try:
+        results.get_by_text("1girl").first.wait_for(state="visible")
+        return True, "typing '1gir' offers 1girl"
+    except Exception:
+        return False, "no completion for '1gir' (tag list not loaded?)"
+    finally:
+        box.fill("")
+
+
+@ui("sd-webui-prompt-all-in-one")
+def _paio_ui(ctx: Context) -> tuple[bool | None, str]:
+    try:
+        ctx.page.locator("[id^='physton-prompt'], .physton-prompt").first.wait_for(state="visible")
+        return True, "its prompt panel is shown"
+    except Exception:
+        return False, "its prompt panel is not shown"
+
+
+@core("sd-webui-prompt-all-in-one")
+def _paio_core(ctx: Context) -> tuple[bool | None, str]:
+    response = ctx.http.post(
+        "/physton_prompt/token_counter", json={"text": "a red circle, blue", "steps": 20}
+    )
+    if response.status_code != 200:
+        return False, f"token_counter answered {response.status_code}: {response.text[:200]}"
+    return "token_count" in response.text, f"token_counter: {response.text[:100]}"
+
+
+# -- B-deep named in the issue ------------------------------------------------------------------------------
+
+
+@ui("sd-webui-neutral-prompt")
+def _neutral_ui(ctx: Context) -> tuple[bool | None, str]:
+    return _accordion(ctx, "Neutral Prompt")
+
+
+@core("sd-webui-neutral-prompt")
+def _neutral_core(ctx: Context) -> tuple[bool | None, str]:
+    prompt = "a red circle AND_PERP a blue square"
+    plain, _ = ctx.txt2img(prompt=prompt, alwayson_scripts={"Neutral Prompt": {"args": [0.0]}})
+    rescaled, info = ctx.txt2img(prompt=prompt, alwayson_scripts={"Neutral Prompt": {"args": [0.7]}})
+    infotext = info["infotexts"][0]
+    return rescaled[0] != plain[0] and "CFG Rescale phi: 0.7" in infotext, (
+        f"CFG rescale 0.7 {'changed' if rescaled[0] != plain[0] else 'did not change'} the image; infotext "
+        f"{'has' if 'CFG Rescale phi' in infotext else 'lacks'} it"
+    )
+
+
+@ui("sd-webui-freeu")
+def _freeu_ui(ctx: Context) -> tuple[bool | None, str]:
+    return _accordion(ctx, "FreeU")
+
+
+@core("sd-webui-freeu")
+def _freeu_core(ctx: Context) -> tuple[bool | None, str]:
+    plain, _ = ctx.txt2img(prompt="a red circle")
+    state = {"enable": True, "stage_infos": [{"backbone_factor": 1.6, "skip_factor": 0.5}] * 3}
+    boosted, info = ctx.txt2img(prompt="a red circle", alwayson_scripts={"FreeU": {"args": [state]}})
+    infotext = info["infotexts"][0]
+    return boosted[0] != plain[0] and "FreeU" in infotext, (
+        f"FreeU {'changed' if boosted[0] != plain[0] else 'did not change'} the image; infotext "
+        f"{'has' if 'FreeU' in infotext else 'lacks'} its parameters"
+    )
+
+
+# -- late: the UI language ---------------------------------------------------------------------------------------
+
+
+@core("stable-diffusion-webui-localization-zh_CN")
+def _zh_core(ctx: Context) -> tuple[bool | None, str]:
+    response = ctx.http.post("/sdapi/v1/options", json={"localization": "zh_CN"})
+    if response.status_code != 200:
+        return False, f"setting localization zh_CN answered {response.status_code}: {response.text[:200]}"
+    ctx.reload()
+    ctx.page.wait_for_timeout(2000)
+    text = ctx.page.inner_text("#txt2img_generate")
+    return "生成" in text, f"Generate button reads {text.strip()!r}"
+
+
+@ui("stable-diffusion-webui-localization-zh_CN")
+def _zh_ui(ctx: Context) -> tuple[bool | None, str]:
+    choices = ctx.http.get("/sdapi/v1/options").json()
+    return (
+        None if "localization" in choices else False,
+        "localization is a setting" if "localization" in choices else "no localization setting",
+    )
+
+
+@ui("sd-webui-bilingual-localization")
+def _bl_ui(ctx: Context) -> tuple[bool | None, str]:
+    return _option_exists(ctx, "bilingual_localization_file")
+
+
+@core("sd-webui-bilingual-localization")
+def _bl_core(ctx: Context) -> tuple[bool | None, str]:
+    values = {
+        "localization": "None",
+        "bilingual_localization_enabled": True,
+        "bilingual_localization_file": "zh_CN",
+    }
+    response = ctx.http.post("/sdapi/v1/options", json=values)
+    if response.status_code != 200:
+        return False, f"setting bilingual options answered {response.status_code}: {response.text[:200]}"
+    ctx.reload()
+    ctx.page.wait_for_timeout(3000)
+    text = ctx.page.inner_text("#txt2img_generate")
+    both = "生成" in text and re.search("generate", text, re.I) is not None
+    return both, f"Generate button reads {text.strip()!r}"
