@@ -18,6 +18,11 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import FrameType, ModuleType
 
+from modules.sumi.services.scripts import extension_imports
+
+# Frames that only pass an import on: this module, and the `__import__` extension files get (Gradio 3 layer).
+_MACHINERY = frozenset({__file__, extension_imports.__file__})
+
 PORT_HINT = (
     "Sumi runs diffusers models with its own sampling loop; the extension needs a port to Sumi's hooks"
 )
@@ -78,7 +83,7 @@ def _author(frame: FrameType | None) -> tuple[str | None, bool]:
     importing = False
     while frame is not None:
         name = frame.f_code.co_filename
-        if not (name.startswith("<frozen") or "importlib" in Path(name).parts or name == __file__):
+        if not (name.startswith("<frozen") or "importlib" in Path(name).parts or name in _MACHINERY):
             return name, importing
         importing = importing or frame.f_code.co_name == "_find_and_load"
         frame = frame.f_back
