@@ -7,7 +7,7 @@ to `gr.mount_gradio_app(..., css=CSS)` themselves.
 Extensions take part as in A1111: their `on_ui_settings` options are registered before the Settings
 tab is built; their `on_ui_tabs` tabs are built before the page (each callback makes its own
 `gr.Blocks`) and placed after txt2img, img2img, Extras and PNG Info, before Settings and Extensions; their `javascript/*.js` and
-`style.css` are added to the page's `<head>`. A callback that raises, a tab that is not a
+`style.css` are added to the served page by `page_head` (webui.py installs it). A callback that raises, a tab that is not a
 `(gr.Blocks, title, elem_id)` or whose id or title is taken is reported (notices, Extensions tab)
 and left out; the rest of the page is built.
 """
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from modules.sumi.frontends.gradio import hires_ui
-from modules.sumi.frontends.gradio.assets import CSS, EXTENSION_HEAD_ELEM_ID, JS, extension_head
+from modules.sumi.frontends.gradio.assets import CSS, JS
 from modules.sumi.frontends.gradio.extensions_tab import create_extensions_tab, source_label
 from modules.sumi.frontends.gradio.extras import ExtrasTab, create_extras_tab, wire_send_to_extras
 from modules.sumi.frontends.gradio.img2img import (
@@ -68,7 +68,6 @@ def build_ui(app: App) -> gr.Blocks:
     extension_tabs = collect_extension_tabs(app)
     with gr.Blocks(title="Sumi", analytics_enabled=False) as demo:
         quick = create_quicksettings(app)
-        gr.HTML("", elem_id=EXTENSION_HEAD_ELEM_ID, head=extension_head(app), js_on_load=None)
         with gr.Tabs(elem_id="tabs") as tabs:
             txt2img = _txt2img_tab(app)
             img2img = _img2img_tab(app)
