@@ -36,6 +36,7 @@ from modules.sumi.frontends.gradio.pnginfo import create_pnginfo_tab
 from modules.sumi.frontends.gradio.quicksettings import create_quicksettings, page_load
 from modules.sumi.frontends.gradio.settings import create_settings_tab
 from modules.sumi.frontends.gradio.txt2img import Txt2ImgTab, create_txt2img_tab
+from modules.sumi.frontends.gradio.ui_config import UiConfig, apply_to_tabs
 
 if TYPE_CHECKING:
     from modules.sumi.app import App
@@ -51,6 +52,9 @@ SUMI_TABS = (
     ("settings", "Settings"),
     ("extensions", "Extensions"),
 )
+
+# Tabs whose inputs ui-config.json does not hold (their values live in config.json, as in A1111).
+UI_CONFIG_SKIPPED = ("settings", "extensions")
 
 
 @dataclass
@@ -81,13 +85,24 @@ def build_ui(app: App) -> gr.Blocks:
             wire_send_to(app, tabs, source, img2img)
             wire_send_to_extras(app, tabs, source, extras)
         _connect_paste_buttons(app)
+        ui_config = _apply_ui_config(app, tabs)
         demo.load(
             partial(page_load, app),
             outputs=[quick.checkpoint, quick.notices],
             show_progress="hidden",
             api_visibility="undocumented",
         )
+    ui_config.dump_defaults()
+    demo.ui_loadsave = ui_config  # type: ignore[attr-defined]  # A1111's name
     return demo
+
+
+def _apply_ui_config(app: App, tabs: gr.Tabs) -> UiConfig:
+    """ui-config.json's defaults into every tab's inputs but Settings and Extensions (A1111's rule)."""
+    config = UiConfig(app.paths.ui_config_file, app.notice)
+    pages = [(t, str(t.id)) for t in tabs.children if isinstance(t, gr.Tab) and t.id not in UI_CONFIG_SKIPPED]
+    apply_to_tabs(config, pages, tabs)
+    return config
 
 
 def _problem(app: App, message: str) -> None:
