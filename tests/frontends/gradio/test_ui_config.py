@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 import pytest
@@ -42,7 +43,7 @@ def _build(app) -> gr.Blocks:
     return build_ui(app)
 
 
-def _by_id(demo: gr.Blocks, elem_id: str):
+def _by_id(demo: gr.Blocks, elem_id: str) -> Any:
     return next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == elem_id)
 
 
@@ -97,7 +98,9 @@ def test_edited_file_sets_the_defaults_on_the_next_build(app, first):
     assert _by_id(demo, "txt2img_prompt").value == "a lighthouse"
     assert _by_id(demo, "txt2img_seed").visible is False
     assert _by_id(demo, "txt2img_sampling").value == first["txt2img/Sampling method/value"]
-    strengths = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "remembered_strength"]
+    strengths: list[Any] = [
+        b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "remembered_strength"
+    ]
     assert sorted(s.value for s in strengths) == [3, 7]  # the txt2img one changed, img2img's did not
     assert _by_id(demo, "ext_choice").value == "b"
     assert _by_id(demo, "txt2img_steps").get_config()["value"] == 33  # what the page receives
