@@ -15,7 +15,9 @@ from starlette.testclient import TestClient
 
 import webui
 from modules.sumi.frontends.gradio import page_head
+from modules.sumi.frontends.gradio.txt2img import update_generation_info
 from modules.sumi.services.settings.options import OptionInfo
+from modules.sumi.services.settings.secrets import MASK
 from tests.app_support import local_client
 
 
@@ -40,6 +42,8 @@ def data_dir(tmp_path_factory):
 def app(data_dir, make_module_app):
     app = make_module_app(data_dir, start=False)
     app.options.add_option("page_ext_opt", OptionInfo("hello", "An extension's option"))
+    app.options.add_option("civitai_api_key", OptionInfo("", "Civitai API key"))
+    app.options.set("civitai_api_key", "Head-Secret-Key-8642")
     return app
 
 
@@ -95,6 +99,7 @@ def test_localization_and_opts_are_the_current_settings_without_secrets(page, ap
     opts = json.loads(head.split("window.opts = Object.assign(window.opts || {}, ", 1)[1].split(");", 1)[0])
     assert opts["page_ext_opt"] == "hello" and opts["localization"] == "xx"
     assert opts["disabled_extensions"] == ["off-ext"]
+    assert "Head-Secret-Key-8642" not in page and opts["civitai_api_key"] == MASK
 
 
 def test_settings_are_read_again_for_each_page_load(app, client):
@@ -141,3 +146,14 @@ def test_the_rewrite_adds_to_the_index_page_only():
     client = TestClient(app)
     assert "<x></head>" in client.get("/").text
     assert client.get("/other").text == page and client.get("/error").text == page
+
+
+def test_generation_info_button_shows_the_selected_images_infotext():
+    info = json.dumps(
+        {"infotexts": ["grid text\nSteps: 2, Seed: 1", "second\nSteps: 2, Seed: 2"], "warnings": []}
+    )
+    html_info, _ = update_generation_info(info, "<old>", 1)
+    assert "second" in html_info and "Seed: 2" in html_info
+    assert update_generation_info(info, "<old>", 5)[0] == "<old>"  # no such image: unchanged
+    assert update_generation_info("not json", "<old>", 0)[0] == "<old>"
+    assert update_generation_info(info, "<old>", None)[0] == "<old>"

@@ -44,7 +44,10 @@ var titles = {
 
 function updateTooltip(element) {
     if (element.title) return;
-    const lookup = (key) => (key && titles[key] ? (window.localization || {})[titles[key]] || titles[key] : undefined);
+    const lookup = function (key) {
+        key = typeof key === "string" ? key.trim() : key;
+        return key && titles[key] ? (window.localization || {})[titles[key]] || titles[key] : undefined;
+    };
     let tooltip = lookup(element.textContent) || lookup(element.value) || lookup(element.dataset && element.dataset.value);
     if (!tooltip) {
         for (const c of element.classList) {

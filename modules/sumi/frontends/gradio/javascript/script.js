@@ -36,7 +36,11 @@ var onUiLoadedCallbacks = uiLoadedCallbacks; // some extensions read this older 
 
 function onUiUpdate(callback) { uiUpdateCallbacks.push(callback); }
 function onAfterUiUpdate(callback) { uiAfterUpdateCallbacks.push(callback); }
-function onUiLoaded(callback) { uiLoadedCallbacks.push(callback); }
+// Sumi: a callback registered after the UI has loaded runs at once (A1111 would never call it).
+function onUiLoaded(callback) {
+    uiLoadedCallbacks.push(callback);
+    if (executedOnLoaded) setTimeout(function () { executeCallbacks([callback]); }, 0);
+}
 function onUiTabChange(callback) { uiTabChangeCallbacks.push(callback); }
 function onOptionsChanged(callback) { optionsChangedCallbacks.push(callback); }
 // Called at once when `opts` is already filled (Sumi fills it before any extension script runs).
@@ -80,15 +84,26 @@ function sumiOnPageMutation(mutations) {
     }
 }
 
+// Gradio may have drawn the page before DOMContentLoaded, and other DOMContentLoaded listeners (the
+// extensions' among them) register their callbacks after this one: page changes seen before they all
+// ran are handed over, with a first look for the loaded UI, once they have.
 document.addEventListener("DOMContentLoaded", function () {
-    new MutationObserver(sumiOnPageMutation).observe(gradioApp(), { childList: true, subtree: true });
+    let early = [];
+    new MutationObserver(function (m) {
+        if (early === null) sumiOnPageMutation(m);
+        else early.push(...m);
+    }).observe(gradioApp(), { childList: true, subtree: true });
+    setTimeout(function () {
+        const records = early;
+        early = null;
+        sumiOnPageMutation(records);
+    }, 0);
 });
 
 // Not in a hidden element or an unselected tab.
 function uiElementIsVisible(el) {
-    if (el === document || el === null || el === undefined || el.nodeType === Node.DOCUMENT_FRAGMENT_NODE) {
-        return true;
-    }
+    if (el === null || el === undefined) return false;
+    if (el === document || el.nodeType === Node.DOCUMENT_FRAGMENT_NODE) return true;
     if (el.nodeType !== Node.ELEMENT_NODE) return uiElementIsVisible(el.parentNode);
     if (getComputedStyle(el).display === "none") return false;
     return uiElementIsVisible(el.parentNode);
