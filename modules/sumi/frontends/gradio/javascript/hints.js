@@ -74,8 +74,12 @@ onUiUpdate(function (mutationRecords) {
             node.querySelectorAll("span, button, p, label").forEach((n) => tooltipCheckNodes.add(n));
         }
     }
-    if (tooltipCheckNodes.size) {
-        clearTimeout(tooltipCheckTimer);
-        tooltipCheckTimer = setTimeout(processTooltipCheckNodes, 200);
+    // at most one pass every 200 ms: a page that changes all the time (a running job's previews) would
+    // otherwise postpone it for ever while the set of nodes grows
+    if (tooltipCheckNodes.size && tooltipCheckTimer === null) {
+        tooltipCheckTimer = setTimeout(function () {
+            tooltipCheckTimer = null;
+            processTooltipCheckNodes();
+        }, 200);
     }
 });
