@@ -41,6 +41,7 @@ from modules.sumi.services.scripts.callbacks import CallbackRegistry
 from modules.sumi.services.scripts.loading import ScriptService
 from modules.sumi.services.scripts.runner import ScriptError
 from modules.sumi.services.settings.flags import startup_notices
+from modules.sumi.services.settings.localizations import Localizations
 from modules.sumi.services.settings.options import Options
 from modules.sumi.services.settings.output_defaults import anchor_output_defaults
 from modules.sumi.services.settings.paths import DataPaths
@@ -153,6 +154,11 @@ class App:
         self.scripts = ScriptService(self.callbacks, repo_root, self.options, self.state)
         self.scripts.errors.notify = self._script_setup_notice
         self.extensions = ExtensionManager.from_paths(self.paths, self.options, args, self.settings.set)
+        self.localizations = Localizations(
+            self.paths.localizations_dir,
+            lambda: [f.path for f in self.extensions.ordered_files("localizations", ".json")],
+        )
+        self.options.data_labels["localization"].component_args = self.localizations.setting_choices
         self.generation = GenerationService(
             self.models,
             self.options,
@@ -206,6 +212,8 @@ class App:
             ("lyco_dir_backcompat", p.lycoris_dir),
             ("gfpgan_models_path", p.gfpgan_dir),
             ("codeformer_models_path", p.codeformer_dir),
+            ("ui_config_file", p.ui_config_file),
+            ("localizations_dir", p.localizations_dir),
         ):
             if getattr(self.args, dest, None) is None:
                 setattr(self.args, dest, str(path))

@@ -5,7 +5,6 @@ restart, and extensions' assets in the page."""
 from __future__ import annotations
 
 import argparse
-import json
 import textwrap
 import threading
 from pathlib import Path
@@ -15,7 +14,7 @@ import gradio as gr
 import pytest
 
 import webui
-from modules.sumi.frontends.gradio import assets, build_ui, extensions_tab, scripts_ui
+from modules.sumi.frontends.gradio import build_ui, extensions_tab, scripts_ui
 from modules.sumi.frontends.gradio import txt2img as ui
 from modules.sumi.services.extensions.model import ACCESS_DENIED, ExtensionError
 from modules.sumi.services.jobs.processing import Processed
@@ -296,24 +295,6 @@ def test_duplicate_options_keep_the_first_definition(built):
     assert _by_elem_id(built.demo, "setting_ext_opt").value == 1  # shown in the Settings tab
 
 
-def test_extension_head_carries_a1111_helpers_and_extension_files(tmp_path, make_app):
-    app = make_app(tmp_path / "data", start=False)
-    ext = app.paths.extensions_dir / "my-ext"
-    (ext / "javascript").mkdir(parents=True)
-    (ext / "javascript" / "a.js").write_text("window.a = '</script>';")
-    (ext / "style.css").write_text(".x { color: red }")
-    (app.paths.extensions_dir / "off-ext" / "javascript").mkdir(parents=True)
-    (app.paths.extensions_dir / "off-ext" / "javascript" / "b.js").write_text("window.b = 1;")
-    app.options.disabled_extensions = ["off-ext"]
-    app.extensions.refresh()
-    head = assets.extension_head(app)
-    assert "window.gradioApp" in head and "window.onUiLoaded" in head
-    assert "window.a = '<\\/script>';" in head and "sourceURL=extensions/my-ext/javascript/a.js" in head
-    assert '<style data-extension="my-ext">.x { color: red }</style>' in head
-    assert "window.b" not in head  # disabled extensions add nothing
-    assert head.index("a1111_compat.js") < head.index("my-ext/javascript/a.js")
-
-
 # -- the Extensions tab's handlers ----------------------------------------------------------------------
 def _ext(name: str, **kw):
     base = dict(
@@ -456,9 +437,3 @@ def test_build_server_survives_failing_app_started_and_before_ui(tmp_path, make_
     assert client.get("/x").json() == {"ok": 1}
     assert client.get("/internal/ping").json() == {"boot_id": app.boot_id}
     assert {e.category for e in app.callbacks.errors} == {"before_ui", "app_started"}
-
-
-def test_extension_options_json_for_the_page(built):
-    head = assets.extension_head(built.app)
-    opts = json.loads(head.split("window.opts = Object.assign(window.opts || {}, ", 1)[1].split(");", 1)[0])
-    assert opts["ext_opt"] == 1

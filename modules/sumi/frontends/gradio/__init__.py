@@ -7,7 +7,7 @@ to `gr.mount_gradio_app(..., css=CSS)` themselves.
 Extensions take part as in A1111: their `on_ui_settings` options are registered before the Settings
 tab is built; their `on_ui_tabs` tabs are built before the page (each callback makes its own
 `gr.Blocks`) and placed after txt2img, img2img, Extras and PNG Info, before Settings and Extensions; their `javascript/*.js` and
-`style.css` are added to the page's `<head>`. A callback that raises, a tab that is not a
+`style.css` are added to the served page by `page_head` (webui.py installs it). A callback that raises, a tab that is not a
 `(gr.Blocks, title, elem_id)` or whose id or title is taken is reported (notices, Extensions tab)
 and left out; the rest of the page is built.
 """
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from modules.sumi.frontends.gradio import hires_ui
-from modules.sumi.frontends.gradio.assets import CSS, EXTENSION_HEAD_ELEM_ID, JS, extension_head
+from modules.sumi.frontends.gradio.assets import CSS, JS
 from modules.sumi.frontends.gradio.extensions_tab import create_extensions_tab, source_label
 from modules.sumi.frontends.gradio.extras import ExtrasTab, create_extras_tab, wire_send_to_extras
 from modules.sumi.frontends.gradio.img2img import (
@@ -36,6 +36,7 @@ from modules.sumi.frontends.gradio.pnginfo import create_pnginfo_tab
 from modules.sumi.frontends.gradio.quicksettings import create_quicksettings, page_load
 from modules.sumi.frontends.gradio.settings import create_settings_tab
 from modules.sumi.frontends.gradio.txt2img import Txt2ImgTab, create_txt2img_tab
+from modules.sumi.frontends.gradio.ui_config import UiConfig, apply_to_tabs
 
 if TYPE_CHECKING:
     from modules.sumi.app import App
@@ -51,6 +52,9 @@ SUMI_TABS = (
     ("settings", "Settings"),
     ("extensions", "Extensions"),
 )
+
+# Tabs whose inputs ui-config.json does not hold (their values live in config.json, as in A1111).
+UI_CONFIG_SKIPPED = ("settings", "extensions")
 
 
 @dataclass
@@ -68,7 +72,6 @@ def build_ui(app: App) -> gr.Blocks:
     extension_tabs = collect_extension_tabs(app)
     with gr.Blocks(title="Sumi", analytics_enabled=False) as demo:
         quick = create_quicksettings(app)
-        gr.HTML("", elem_id=EXTENSION_HEAD_ELEM_ID, head=extension_head(app), js_on_load=None)
         with gr.Tabs(elem_id="tabs") as tabs:
             txt2img = _txt2img_tab(app)
             img2img = _img2img_tab(app)
@@ -82,13 +85,24 @@ def build_ui(app: App) -> gr.Blocks:
             wire_send_to(app, tabs, source, img2img)
             wire_send_to_extras(app, tabs, source, extras)
         _connect_paste_buttons(app)
+        ui_config = _apply_ui_config(app, tabs)
         demo.load(
             partial(page_load, app),
             outputs=[quick.checkpoint, quick.notices],
             show_progress="hidden",
             api_visibility="undocumented",
         )
+    ui_config.dump_defaults()
+    demo.ui_loadsave = ui_config  # type: ignore[attr-defined]  # A1111's name
     return demo
+
+
+def _apply_ui_config(app: App, tabs: gr.Tabs) -> UiConfig:
+    """ui-config.json's defaults into every tab's inputs but Settings and Extensions (A1111's rule)."""
+    config = UiConfig(app.paths.ui_config_file, app.notice)
+    pages = [(t, str(t.id)) for t in tabs.children if isinstance(t, gr.Tab) and t.id not in UI_CONFIG_SKIPPED]
+    apply_to_tabs(config, pages, tabs)
+    return config
 
 
 def _problem(app: App, message: str) -> None:

@@ -18,6 +18,7 @@ gradio's constructors). A callback that raises is recorded like any extension er
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -165,6 +166,8 @@ def _script_ui(runner: ScriptRunner, hooks: ComponentHooks, script: Any) -> list
         gr.HTML(results.error_html(f"{_title(script)}: ui() failed: {exc}"), js_on_load=None)
         return []
     hooks.after_created(_new_components(before))
+    for control in controls:  # ui-config.json keys them as customscript/<file>/... (A1111)
+        control.custom_script_source = os.path.basename(script.filename or "script")
     return controls
 
 

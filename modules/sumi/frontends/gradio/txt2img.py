@@ -16,6 +16,7 @@ component callbacks see them (e.g. `txt2img_width`) as in A1111.
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from functools import partial
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
 DEFAULT_SAMPLER = "DPM++ 2M"
 DEFAULT_SCHEDULE = "Automatic"
 # Generate's outputs, in the order the handler yields them.
-OUTPUTS = ("gallery", "preview", "progress", "info_html", "error", "info_state")
+OUTPUTS = ("gallery", "preview", "progress", "info_html", "error", "info_state", "generation_info")
 
 
 @dataclass
@@ -161,6 +162,7 @@ def finished(processed: Processed) -> tuple[Any, ...]:
         info_html=results.infotext_html(info),
         error=note,
         info_state=info,
+        generation_info=processed.js(),
     )
 
 
@@ -369,18 +371,29 @@ def prompt_row(
                     placeholder="Negative prompt",
                 )
         with gr.Column(scale=1, min_width=180, elem_id=f"{tabname}_actions_column"):
-            b["generate"] = mk(
-                gr.Button, "Generate", elem_id=f"{tabname}_generate", variant="primary", size="lg"
-            )
-            with gr.Row(elem_id=f"{tabname}_interrupt_row"):
-                b["interrupt"] = mk(
-                    gr.Button, "Interrupt", elem_id=f"{tabname}_interrupt", size="sm", min_width=60
+            with gr.Column(elem_id=f"{tabname}_generate_box", elem_classes=["generate-box"]):
+                b["generate"] = mk(
+                    gr.Button, "Generate", elem_id=f"{tabname}_generate", variant="primary", size="lg"
                 )
-                b["skip"] = mk(gr.Button, "Skip", elem_id=f"{tabname}_skip", size="sm", min_width=60)
+                with gr.Row(elem_id=f"{tabname}_interrupt_row"):
+                    b["interrupt"] = mk(
+                        gr.Button, "Interrupt", elem_id=f"{tabname}_interrupt", size="sm", min_width=60
+                    )
+                    b["skip"] = mk(gr.Button, "Skip", elem_id=f"{tabname}_skip", size="sm", min_width=60)
             with gr.Row(elem_id=f"{tabname}_tools", equal_height=True):
                 b["paste"] = tool_button(
                     "↙️", "paste" if tabname == "txt2img" else f"{tabname}_paste", mk
                 )  # read infotext
+                b["clear_prompt"] = tool_button("🗑️", f"{tabname}_clear_prompt", mk)
+            # A1111: asks first (script.js's confirm_clear_prompt), then empties both prompts
+            b["clear_prompt"].click(
+                None,
+                js="confirm_clear_prompt",
+                inputs=[c["prompt"], c["negative_prompt"]],
+                outputs=[c["prompt"], c["negative_prompt"]],
+                show_progress="hidden",
+                api_visibility="undocumented",
+            )
             c["styles"] = create_styles_row(app, c["prompt"], c["negative_prompt"], tabname).dropdown
 
 
@@ -507,7 +520,35 @@ def results_column(tabname: str = "txt2img", hide_dirs: bool = False) -> dict[st
         r["buttons"] = output_panel.create_buttons(tabname, hide_dirs)
         r["info_html"] = gr.HTML("", elem_id=f"html_info_{tabname}", js_on_load=None)
         r["info_state"] = gr.State(None)
+        # A1111's hidden pair that extensions read and click: the last job's info JSON (Processed.js()),
+        # and a button that shows the infotext of the gallery image selected (selected_gallery_index()).
+        r["generation_info"] = gr.Textbox(
+            visible="hidden", elem_id=f"generation_info_{tabname}", show_label=False
+        )
+        r["generation_info_button"] = gr.Button(visible="hidden", elem_id=f"{tabname}_generation_info_button")
+        r["generation_info_button"].click(
+            update_generation_info,
+            js="(info, html, index) => [info, html, selected_gallery_index()]",
+            inputs=[r["generation_info"], r["info_html"], r["info_html"]],
+            outputs=[r["info_html"], r["info_html"]],
+            show_progress="hidden",
+            api_visibility="undocumented",
+        )
     return r
+
+
+def update_generation_info(generation_info: str, html_info: str, index: Any) -> tuple[str, Any]:
+    """A1111's `update_generation_info`: the infotext of gallery image `index` of the last job's info
+    JSON; anything unreadable keeps what is shown."""
+    try:
+        info = json.loads(generation_info or "")
+        index = int(index)
+        texts = info["infotexts"]
+        if index < 0 or index >= len(texts):
+            return html_info, gr.skip()
+        return results.infotext_html({**info, "performance": ""}, index), gr.skip()
+    except (ValueError, TypeError, KeyError, IndexError):
+        return html_info, gr.skip()
 
 
 def create_txt2img_tab(app: App) -> Txt2ImgTab:

@@ -38,7 +38,6 @@ NOT_YET_IMPLEMENTED = (
             "sub_quad_chunk_threshold",
             "config",
             "textual_inversion_templates_dir",
-            "localizations_dir",
             "bsrgan_models_path",
             "scunet_models_path",
             "ldsr_models_path",
@@ -161,6 +160,7 @@ def _add_path_args(parser: argparse.ArgumentParser) -> None:
         text(flag_name(dest), f"{folder} model folder (default: <models-dir>/{folder})")
     text("--ui-settings-file", "settings file (default: <data-dir>/config.json)")
     text("--ui-config-file", "UI defaults file (default: <data-dir>/ui-config.json)")
+    text("--localizations-dir", "localization files folder (default: <data-dir>/localizations)")
     add(
         "--styles-file",
         type=str,
@@ -322,7 +322,7 @@ def _add_a1111_accepted_args(parser: argparse.ArgumentParser) -> None:
     for dest in ("sub_quad_q_chunk_size", "sub_quad_kv_chunk_size", "sub_quad_chunk_threshold"):
         add(flag_name(dest), type=int, default=None, help="A1111 sub-quadratic attention; no effect in Sumi")
     for dest in (
-        "config", "textual_inversion_templates_dir", "localizations_dir", "bsrgan_models_path",
+        "config", "textual_inversion_templates_dir", "bsrgan_models_path",
         "scunet_models_path", "ldsr_models_path",
         "clip_models_path", "tls_keyfile", "tls_certfile", "subpath",
     ):  # fmt: skip

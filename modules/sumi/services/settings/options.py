@@ -914,6 +914,12 @@ def _user_interface() -> dict[str, OptionInfo]:
             "return_grid": OptionInfo(True, "Show grid in gallery"),
             "send_seed": OptionInfo(True, "Send seed when sending prompt or image to other interface"),
             "send_size": OptionInfo(True, "Send size when sending prompt or image to other interface"),
+            # choices: the App sets them to the localizations found (services/settings/localizations.py)
+            "localization": OptionInfo(
+                "None", "Localization", "dropdown", lambda: {"choices": ["None"]}
+            ).info(
+                "localizations/<name>.json of the data folder and of extensions; applies when the page is loaded"
+            ),
         },
     )
 

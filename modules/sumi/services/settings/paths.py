@@ -50,6 +50,7 @@ class DataPaths:
     outputs_dir: Path
     config_file: Path
     ui_config_file: Path
+    localizations_dir: Path
     cache_file: Path
     styles_file: Path
     params_file: Path
@@ -87,6 +88,7 @@ class DataPaths:
             outputs_dir=data / "outputs",
             config_file=_opt_path(ns, "ui_settings_file") or data / "config.json",
             ui_config_file=_opt_path(ns, "ui_config_file") or data / "ui-config.json",
+            localizations_dir=_opt_path(ns, "localizations_dir") or data / "localizations",
             cache_file=data / "cache.json",
             styles_file=data / "styles.csv",
             params_file=data / "params.txt",

@@ -1,0 +1,157 @@
+// A1111's script.js contract, for extensions' javascript/*.js: it runs in the page <head> before them and
+// before DOMContentLoaded, as in A1111. Top-level declarations are page globals on purpose (A1111's
+// extensions call them by bare name). A callback that throws is logged and the others still run.
+
+function gradioApp() {
+    const elems = document.getElementsByTagName("gradio-app");
+    const elem = elems.length === 0 ? document : elems[0];
+    if (elem !== document) {
+        elem.getElementById = function (id) { return document.getElementById(id); };
+    }
+    return elem.shadowRoot ? elem.shadowRoot : elem;
+}
+
+// The selected top-level tab's button (e.g. the one that says "Extras").
+function get_uiCurrentTab() {
+    return gradioApp().querySelector("#tabs button[role=tab][aria-selected=true], #tabs > .tab-nav > button.selected");
+}
+
+// The first visible top-level tab's content (e.g. the element holding the txt2img UI).
+function get_uiCurrentTabContent() {
+    for (const panel of gradioApp().querySelectorAll("#tabs .tabitem[id^=tab_], #tabs [role=tabpanel][id^=tab_]")) {
+        if (panel.closest("#tabs") === gradioApp().querySelector("#tabs") && uiElementIsVisible(panel)) return panel;
+    }
+    return null;
+}
+
+var uiUpdateCallbacks = [];
+var uiAfterUpdateCallbacks = [];
+var uiLoadedCallbacks = [];
+var uiTabChangeCallbacks = [];
+var optionsChangedCallbacks = [];
+var optionsAvailableCallbacks = [];
+var uiAfterUpdateTimeout = null;
+var uiCurrentTab = null;
+var onUiLoadedCallbacks = uiLoadedCallbacks; // some extensions read this older name
+
+function onUiUpdate(callback) { uiUpdateCallbacks.push(callback); }
+function onAfterUiUpdate(callback) { uiAfterUpdateCallbacks.push(callback); }
+// Sumi: a callback registered after the UI has loaded runs at once (A1111 would never call it).
+function onUiLoaded(callback) {
+    uiLoadedCallbacks.push(callback);
+    if (executedOnLoaded) setTimeout(function () { executeCallbacks([callback]); }, 0);
+}
+function onUiTabChange(callback) { uiTabChangeCallbacks.push(callback); }
+function onOptionsChanged(callback) { optionsChangedCallbacks.push(callback); }
+// Called at once when `opts` is already filled (Sumi fills it before any extension script runs).
+function onOptionsAvailable(callback) {
+    if (Object.keys(opts).length !== 0) {
+        callback();
+        return;
+    }
+    optionsAvailableCallbacks.push(callback);
+}
+
+function executeCallbacks(queue, arg) {
+    for (const callback of queue.slice()) {
+        try {
+            callback(arg);
+        } catch (e) {
+            console.error("error running callback", callback, ":", e);
+        }
+    }
+}
+
+// onAfterUiUpdate callbacks run once, 200 ms after the last of a burst of page changes.
+function scheduleAfterUiUpdateCallbacks() {
+    clearTimeout(uiAfterUpdateTimeout);
+    uiAfterUpdateTimeout = setTimeout(function () { executeCallbacks(uiAfterUpdateCallbacks); }, 200);
+}
+
+var executedOnLoaded = false;
+
+function sumiOnPageMutation(mutations) {
+    if (!executedOnLoaded && gradioApp().querySelector("#txt2img_prompt")) {
+        executedOnLoaded = true;
+        executeCallbacks(uiLoadedCallbacks);
+    }
+    executeCallbacks(uiUpdateCallbacks, mutations);
+    scheduleAfterUiUpdateCallbacks();
+    const newTab = get_uiCurrentTab();
+    if (newTab && newTab !== uiCurrentTab) {
+        uiCurrentTab = newTab;
+        executeCallbacks(uiTabChangeCallbacks);
+    }
+}
+
+// Gradio may have drawn the page before DOMContentLoaded, and other DOMContentLoaded listeners (the
+// extensions' among them) register their callbacks after this one: page changes seen before they all
+// ran are handed over, with a first look for the loaded UI, once they have.
+document.addEventListener("DOMContentLoaded", function () {
+    let early = [];
+    new MutationObserver(function (m) {
+        if (early === null) sumiOnPageMutation(m);
+        else early.push(...m);
+    }).observe(gradioApp(), { childList: true, subtree: true });
+    setTimeout(function () {
+        const records = early;
+        early = null;
+        sumiOnPageMutation(records);
+    }, 0);
+});
+
+// Not in a hidden element or an unselected tab.
+function uiElementIsVisible(el) {
+    if (el === null || el === undefined) return false;
+    if (el === document || el.nodeType === Node.DOCUMENT_FRAGMENT_NODE) return true;
+    if (el.nodeType !== Node.ELEMENT_NODE) return uiElementIsVisible(el.parentNode);
+    if (getComputedStyle(el).display === "none") return false;
+    return uiElementIsVisible(el.parentNode);
+}
+
+// Some of it is on the screen.
+function uiElementInSight(el) {
+    const rect = el.getBoundingClientRect();
+    return rect.bottom > 0 && rect.top < window.innerHeight;
+}
+
+// A1111's keyboard shortcuts: Ctrl/Cmd+Enter generates (or interrupts, then generates), Alt+Enter skips,
+// Esc interrupts, in the tab on screen.
+document.addEventListener("keydown", function (e) {
+    const isEnter = e.key === "Enter" || e.keyCode === 13;
+    const isEsc = e.key === "Escape";
+    if (!isEnter && !isEsc) return;
+    const content = get_uiCurrentTabContent();
+    if (!content) return;
+    const generate = content.querySelector("button[id$=_generate]");
+    const interrupt = content.querySelector("button[id$=_interrupt]");
+    const skip = content.querySelector("button[id$=_skip]");
+    const running = interrupt && uiElementIsVisible(interrupt);
+    if (isEnter && (e.metaKey || e.ctrlKey)) {
+        // Sumi's own script.js handles Ctrl+Enter in a prompt box; this covers the rest of the tab.
+        if (e.target.closest && e.target.closest(window.sumiPromptBoxes || "#none")) return;
+        if (!generate) return;
+        e.preventDefault();
+        if (running) {
+            interrupt.click();
+            const wait = setInterval(function () {
+                if (!uiElementIsVisible(interrupt)) {
+                    clearInterval(wait);
+                    generate.click();
+                }
+            }, 100);
+        } else {
+            generate.click();
+        }
+    } else if (isEnter && e.altKey && skip) {
+        e.preventDefault();
+        skip.click();
+    } else if (isEsc && running) {
+        const lightbox = document.querySelector("#lightboxModal");
+        if (document.activeElement === lightbox) return;
+        const popup = document.querySelector(".global-popup");
+        if (popup && popup.style.display !== "none") return;
+        e.preventDefault();
+        interrupt.click();
+    }
+});

@@ -1,0 +1,183 @@
+"""A1111's page contract in Chromium: an A1111-style extension whose script waits for DOMContentLoaded
+starts (its script runs while the page is still loading, with A1111's globals defined), its title and
+localization apply, A1111's element ids are on both tabs, and the generation-info pair and the
+clear-prompt button work as in A1111. The served HTML itself: tests/frontends/gradio/test_page_head.py.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.app_support import serve
+from tests.browser_support import PAGE_LOAD_TIMEOUT_MS, generate, open_page, small_job
+
+EXT_JS = """
+window.pageExt = {
+    readyState: document.readyState,
+    globals: Object.fromEntries(%s.map((name) => [name, typeof window[name]])),
+    opts: typeof opts === "object" ? opts.page_ext_flag : undefined,
+};
+titles["Page ext box"] = "Tooltip from the extension";
+document.addEventListener("DOMContentLoaded", () => {
+    window.pageExt.domContentLoaded = true;
+    onUiLoaded(() => {
+        window.pageExt.uiLoaded = !!gradioApp().querySelector("#txt2img_prompt");
+    });
+    onAfterUiUpdate(() => { window.pageExt.afterUpdate = true; });
+});
+"""
+A1111_GLOBALS = [
+    "gradioApp", "onUiLoaded", "onUiUpdate", "onAfterUiUpdate", "onUiTabChange", "onOptionsChanged",
+    "onOptionsAvailable", "executeCallbacks", "get_uiCurrentTab", "get_uiCurrentTabContent",
+    "uiElementIsVisible", "uiElementInSight", "switch_to_txt2img", "switch_to_img2img", "switch_to_sketch",
+    "switch_to_inpaint", "switch_to_inpaint_sketch", "switch_to_extras", "switch_to_img2img_tab",
+    "get_tab_index", "create_tab_index_args", "create_submit_args", "submit", "submit_img2img",
+    "restart_reload", "selected_gallery_index", "extract_image_from_gallery", "updateInput",
+    "confirm_clear_prompt", "ask_for_style_name", "args_to_array", "dimensionChange", "titles", "opts",
+    "localization", "localSet", "localGet", "onEdit", "setRandomSeed", "switchWidthHeight",
+    "getTranslation", "localizeWholePage", "dumpTranslations",
+]  # fmt: skip
+SCRIPT = """
+import gradio as gr
+import modules.scripts as scripts
+from modules import script_callbacks, shared
+
+
+class PageExt(scripts.Script):
+    def title(self):
+        return "Page ext"
+
+    def show(self, is_img2img):
+        return scripts.AlwaysVisible
+
+    def ui(self, is_img2img):
+        return [gr.Textbox("", label="Page ext box", elem_id="page_ext_box")]
+
+
+def on_ui_settings():
+    shared.opts.add_option("page_ext_flag", shared.OptionInfo("flag-value", "Page ext flag"))
+
+
+script_callbacks.on_ui_settings(on_ui_settings)
+"""
+TXT2IMG_IDS = [
+    "tabs", "tab_txt2img", "quicksettings", "setting_sd_model_checkpoint", "txt2img_toprow",
+    "txt2img_prompt_container", "txt2img_prompt", "txt2img_neg_prompt", "txt2img_actions_column",
+    "txt2img_generate_box", "txt2img_generate", "txt2img_interrupt", "txt2img_skip", "txt2img_tools",
+    "paste", "txt2img_clear_prompt", "txt2img_styles_row", "txt2img_styles", "txt2img_style_apply",
+    "txt2img_token_counter", "txt2img_negative_token_counter", "txt2img_extra_tabs", "txt2img_settings",
+    "txt2img_sampling", "txt2img_scheduler", "txt2img_steps", "txt2img_hr", "txt2img_dimensions_row",
+    "txt2img_width", "txt2img_height", "txt2img_res_switch_btn", "txt2img_column_batch",
+    "txt2img_batch_count", "txt2img_batch_size", "txt2img_cfg_scale", "txt2img_seed_row", "txt2img_seed",
+    "txt2img_random_seed", "txt2img_reuse_seed", "txt2img_subseed_show", "txt2img_script_container",
+    "txt2img_results", "txt2img_gallery", "image_buttons_txt2img", "txt2img_open_folder", "save_txt2img",
+    "save_zip_txt2img", "txt2img_send_to_img2img", "txt2img_send_to_inpaint", "txt2img_send_to_extras",
+    "txt2img_upscale", "html_info_txt2img", "html_log_txt2img", "generation_info_txt2img",
+    "txt2img_generation_info_button",
+]  # fmt: skip
+IMG2IMG_IDS = [
+    "tab_img2img", "img2img_prompt", "img2img_neg_prompt", "img2img_generate_box", "img2img_generate",
+    "img2img_interrupt", "img2img_skip", "img2img_clear_prompt", "img2img_styles", "mode_img2img",
+    "img2img_img2img_tab", "img2img_image", "img2img_settings", "resize_mode", "img2img_tabs_resize",
+    "img2img_tab_resize_to", "img2img_width", "img2img_height", "img2img_res_switch_btn",
+    "img2img_batch_count", "img2img_batch_size", "img2img_cfg_scale", "img2img_denoising_strength",
+    "img2img_sampling", "img2img_steps", "img2img_seed", "img2img_script_container", "img2img_gallery",
+    "html_info_img2img", "generation_info_img2img", "img2img_generation_info_button",
+]  # fmt: skip
+# img2img's sub-tabs (button text) and the ids each shows
+IMG2IMG_MODES = {
+    "Sketch": ["img2img_sketch"],
+    "Inpaint": ["img2maskimg", "img2img_mask_blur", "img2img_mask_mode", "img2img_inpainting_fill",
+                "img2img_inpaint_full_res", "img2img_inpaint_full_res_padding"],
+    "Inpaint sketch": ["inpaint_sketch"],
+    "Inpaint upload": ["img_inpaint_base", "img_inpaint_mask"],
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory, make_module_app, chromium):
+    data = tmp_path_factory.mktemp("page-contract") / "data"
+    ext = data / "extensions" / "page-ext"
+    (ext / "javascript").mkdir(parents=True)
+    (ext / "scripts").mkdir()
+    (ext / "localizations").mkdir()
+    (ext / "javascript" / "page_ext.js").write_text(EXT_JS % json.dumps(A1111_GLOBALS))
+    (ext / "scripts" / "page_ext.py").write_text(SCRIPT)
+    (ext / "localizations" / "xx.json").write_text(json.dumps({"Sampling steps": "XX steps"}))
+    (data / "config.json").write_text(json.dumps({"localization": "xx"}))
+    app = make_module_app(data)
+    errors: list[str] = []
+    with serve(app) as url, open_page(chromium, url, errors=errors) as page:
+        page.wait_for_function(
+            "() => window.pageExt && window.pageExt.uiLoaded === true", timeout=PAGE_LOAD_TIMEOUT_MS
+        )
+        yield page
+        assert errors == []
+
+
+def test_extension_script_runs_before_domcontentloaded_with_a1111_globals(page):
+    ext = page.evaluate("() => window.pageExt")
+    assert ext["readyState"] == "loading"  # in the page head, as in A1111
+    assert ext["domContentLoaded"] is True and ext["uiLoaded"] is True
+    assert {name: kind for name, kind in ext["globals"].items() if kind == "undefined"} == {}
+    assert ext["opts"] == "flag-value"  # its own setting, in opts before its script ran
+    page.wait_for_function("() => window.pageExt.afterUpdate === true")
+
+
+def test_titles_and_localization_apply_to_the_page(page):
+    page.wait_for_function(
+        "() => document.querySelector('#page_ext_box label span, #page_ext_box span')?.title"
+        " === 'Tooltip from the extension'"
+    )
+    page.locator("#txt2img_steps").get_by_text("XX steps").wait_for()  # the extension's localizations/xx.json
+    assert page.evaluate("() => localization['Sampling steps']") == "XX steps"
+
+
+def test_a1111_element_ids_on_both_tabs(page):
+    missing = page.evaluate("(ids) => ids.filter((id) => !document.getElementById(id))", TXT2IMG_IDS)
+    assert missing == []
+    page.evaluate("() => switch_to_img2img()")
+    page.locator("#img2img_prompt").wait_for()
+    assert page.evaluate("() => get_uiCurrentTabContent().id") == "tab_img2img"
+    missing = page.evaluate("(ids) => ids.filter((id) => !document.getElementById(id))", IMG2IMG_IDS)
+    assert missing == []
+    for index, (mode, ids) in enumerate(IMG2IMG_MODES.items(), start=1):
+        page.locator("#mode_img2img").get_by_role("tab", name=mode, exact=True).click()
+        page.locator(f"#{ids[0]}").wait_for()
+        assert page.evaluate("() => get_tab_index('mode_img2img')") == index
+        assert page.evaluate("(ids) => ids.filter((id) => !document.getElementById(id))", ids) == []
+    page.evaluate("() => switch_to_txt2img()")
+    page.locator("#txt2img_prompt").wait_for()
+
+
+def test_clear_prompt_asks_then_empties_both_prompts(page):
+    page.fill("#txt2img_prompt textarea", "a lighthouse")
+    page.fill("#txt2img_neg_prompt textarea", "fog")
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.click("#txt2img_clear_prompt")
+    page.wait_for_timeout(300)
+    assert page.input_value("#txt2img_prompt textarea") == "a lighthouse"
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#txt2img_clear_prompt")
+    page.wait_for_function("() => document.querySelector('#txt2img_prompt textarea').value === ''")
+    assert page.input_value("#txt2img_neg_prompt textarea") == ""
+
+
+def test_generation_info_json_and_button_as_a1111(page):
+    small_job(page, "a red circle", batch_size=2)
+    generate(page)
+    page.wait_for_function(
+        "() => (document.querySelector('#generation_info_txt2img textarea')?.value || '').includes('infotexts')"
+    )
+    info = json.loads(page.input_value("#generation_info_txt2img textarea"))
+    assert info["prompt"] == "a red circle" and len(info["infotexts"]) == 3  # the grid, then two images
+    second = info["infotexts"][2]
+    page.locator("#txt2img_gallery .thumbnails button, #txt2img_gallery .thumbnail-item").nth(2).click()
+    page.evaluate("() => gradioApp().getElementById('txt2img_generation_info_button').click()")
+    seed = second.split("Seed: ", 1)[1].split(",", 1)[0]
+    page.wait_for_function(
+        "(seed) => document.querySelector('#html_info_txt2img').innerText.includes('Seed: ' + seed)", arg=seed
+    )
+    assert page.evaluate("() => selected_gallery_index()") == 2
