@@ -18,7 +18,9 @@ def _write(path: Path, data: object) -> Path:
 def test_folder_then_extensions_merge_per_name_later_files_win(tmp_path):
     folder = tmp_path / "localizations"
     _write(folder / "de_DE.json", {"Generate": "Generieren", "Seed": "Saat"})
-    ext_file = _write(tmp_path / "ext" / "localizations" / "de_DE.json", {"Seed": "Startwert", "Extra": "Zusatz"})
+    ext_file = _write(
+        tmp_path / "ext" / "localizations" / "de_DE.json", {"Seed": "Startwert", "Extra": "Zusatz"}
+    )
     only_ext = _write(tmp_path / "ext" / "localizations" / "fr_FR.json", {"Generate": "Générer"})
     loc = Localizations(folder, lambda: [ext_file, only_ext])
     assert loc.setting_choices() == {"choices": ["None", "de_DE", "fr_FR"]}

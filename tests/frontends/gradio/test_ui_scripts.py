@@ -5,6 +5,7 @@ restart, and extensions' assets in the page."""
 from __future__ import annotations
 
 import argparse
+import json
 import textwrap
 import threading
 from pathlib import Path
