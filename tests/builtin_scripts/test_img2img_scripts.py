@@ -326,7 +326,8 @@ def test_loopback_runs_each_loop_on_the_last_picture_with_the_strength_curve(cli
     again = _post(
         client, None, [], init_images=[Image.fromarray(result.images[1])], denoising_strength=0.5, seed=5
     )
-    assert np.array_equal(again.images[0], result.images[2])
+    # equal but for rounding (a one-level step in a few pixels); a different start differs everywhere
+    assert np.abs(again.images[0].astype(int) - result.images[2]).max() <= 1
 
 
 def test_loopback_with_batch_count_restarts_from_the_init_image(client):

@@ -442,7 +442,8 @@ def test_strength_one_with_a_full_mask_is_txt2img_from_the_same_seed(sd1, fill, 
     rescale = (extra + sigma_max) / float(built.stepping.init_noise_sigma)
     denoiser = CFGDenoiser(sd1.unet, engine.conditioning(sd1, request), 5)
     txt2img = loop.sample(denoiser, built, noise * rescale, 5, generators=generators, progress_bar=False)
-    assert torch.allclose(ours, txt2img, rtol=1e-5, atol=TOLERANCE)
+    # the start is rescaled in another order than txt2img's, so the last bits differ (more with one thread)
+    assert torch.allclose(ours, txt2img, rtol=1e-4, atol=TOLERANCE)
 
 
 def _start_with_fill(model, fill):

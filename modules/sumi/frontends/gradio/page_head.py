@@ -21,6 +21,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -147,6 +148,10 @@ class PageHeadMiddleware:
         await self.app(scope, receive, buffered)
 
 
+# Gradio's index page before a UI login: its config says the login is still required.
+_LOGIN_PAGE = re.compile(rb'"auth_required"\s*:\s*true')
+
+
 def _is_index(scope: Any) -> bool:
     path = scope.get("path", "")
     root = scope.get("root_path", "")
@@ -160,7 +165,12 @@ async def _send_page(
 ) -> None:
     headers = list(start.get("headers", []))
     content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
-    if start.get("status") == 200 and content_type.startswith(b"text/html") and PAGE_MARKER in body:
+    if (
+        start.get("status") == 200
+        and content_type.startswith(b"text/html")
+        and PAGE_MARKER in body
+        and not _LOGIN_PAGE.search(body)  # the login page gets no settings or extension scripts
+    ):
         try:
             body = rewrite(body)
         except Exception:  # the page without the extensions' parts beats no page at all
