@@ -6,9 +6,11 @@ clear-prompt button work as in A1111. The served HTML itself: tests/frontends/gr
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.app_support import serve
 from tests.browser_support import PAGE_LOAD_TIMEOUT_MS, generate, open_page, small_job
@@ -135,21 +137,29 @@ def test_titles_and_localization_apply_to_the_page(page):
     assert page.evaluate("() => localization['Sampling steps']") == "XX steps"
 
 
+def _missing(page, ids) -> list[str]:
+    """The ids not on the page once Gradio has drawn what it draws lazily (waits up to 15 s for them)."""
+    script = "(ids) => ids.every((id) => document.getElementById(id))"
+    with contextlib.suppress(PlaywrightTimeoutError):  # the caller's assertion names what is missing
+        page.wait_for_function(script, arg=ids, timeout=15_000)
+    return page.evaluate("(ids) => ids.filter((id) => !document.getElementById(id))", ids)
+
+
 def test_a1111_element_ids_on_both_tabs(page):
-    missing = page.evaluate("(ids) => ids.filter((id) => !document.getElementById(id))", TXT2IMG_IDS)
-    assert missing == []
+    assert _missing(page, TXT2IMG_IDS) == []
     page.evaluate("() => switch_to_img2img()")
-    page.locator("#img2img_prompt").wait_for()
-    assert page.evaluate("() => get_uiCurrentTabContent().id") == "tab_img2img"
-    missing = page.evaluate("(ids) => ids.filter((id) => !document.getElementById(id))", IMG2IMG_IDS)
-    assert missing == []
-    for index, (mode, ids) in enumerate(IMG2IMG_MODES.items(), start=1):
-        page.locator("#mode_img2img").get_by_role("tab", name=mode, exact=True).click()
-        page.locator(f"#{ids[0]}").wait_for()
-        assert page.evaluate("() => get_tab_index('mode_img2img')") == index
-        assert page.evaluate("(ids) => ids.filter((id) => !document.getElementById(id))", ids) == []
-    page.evaluate("() => switch_to_txt2img()")
-    page.locator("#txt2img_prompt").wait_for()
+    try:
+        page.locator("#img2img_prompt").wait_for()
+        assert page.evaluate("() => get_uiCurrentTabContent().id") == "tab_img2img"
+        assert _missing(page, IMG2IMG_IDS) == []
+        for index, (mode, ids) in enumerate(IMG2IMG_MODES.items(), start=1):
+            page.locator("#mode_img2img").get_by_role("tab", name=mode, exact=True).click()
+            page.locator(f"#{ids[0]}").wait_for()
+            assert page.evaluate("() => get_tab_index('mode_img2img')") == index
+            assert _missing(page, ids) == []
+    finally:  # the module's other tests start on txt2img
+        page.evaluate("() => switch_to_txt2img()")
+        page.locator("#txt2img_prompt").wait_for()
 
 
 def test_clear_prompt_asks_then_empties_both_prompts(page):

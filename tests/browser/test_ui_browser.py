@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
 
 import pytest
 from PIL import Image
@@ -67,7 +66,6 @@ def test_bad_size_shows_error_then_a_valid_generate_works(page):
 def test_progress_preview_and_interrupt_while_generating(page, server):
     small_job(page, "a slow painting", steps=150)
     set_number(page, "txt2img_batch_count", 20)  # far more work than the test waits for
-    started = time.monotonic()
     page.click("#txt2img_generate")
     page.wait_for_function(
         "() => /Step \\d+\\/150/.test(document.querySelector('#txt2img_progress').innerText)"
@@ -77,8 +75,7 @@ def test_progress_preview_and_interrupt_while_generating(page, server):
     page.wait_for_selector("#txt2img_preview img")
     page.click("#txt2img_interrupt")  # must not wait behind the running Generate
     wait_text(page, INFO, "Steps: 150")
-    assert server.app.state.snapshot().job_no < 20
-    assert time.monotonic() - started < 25
+    assert server.app.state.snapshot().job_no < 20  # stopped, not run to the end
     assert page.inner_text("#txt2img_progress").strip() == ""
     assert not page.locator("#txt2img_preview").is_visible()
     assert page.locator("#txt2img_gallery img").count() >= 1
