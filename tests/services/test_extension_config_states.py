@@ -4,7 +4,6 @@ remote's commit, against real local git repositories cloned from local paths."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,32 +13,20 @@ from modules.sumi.services.extensions.manager import ExtensionManager
 from modules.sumi.services.extensions.model import ExtensionAccessError, ExtensionError
 from modules.sumi.services.settings import flags as cmd_args
 from modules.sumi.services.settings.options import Options
-from tests.fixtures.files import GIT_IDENTITY, write_files
-
-
-@pytest.fixture(autouse=True)
-def _git_identity(monkeypatch):
-    for key, value in GIT_IDENTITY.items():
-        monkeypatch.setenv(key, value)
-
-
-def _git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "commit.gpgsign=false", *args], cwd=cwd, check=True, capture_output=True, text=True
-    ).stdout.strip()
+from tests.fixtures.files import git, git_identity, write_files  # noqa: F401 (git_identity: autouse fixture)
 
 
 def commit(repo: Path, files: dict[str, str], message: str = "change") -> str:
     write_files(repo, files)
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-q", "--allow-empty", "-m", message)
-    return _git(repo, "rev-parse", "HEAD")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "--allow-empty", "-m", message)
+    return git(repo, "rev-parse", "HEAD")
 
 
 def origin(tmp_path: Path, name: str) -> Path:
     path = tmp_path / "src" / name
     path.mkdir(parents=True)
-    _git(path, "init", "-q", "-b", "main")
+    git(path, "init", "-q", "-b", "main")
     commit(path, {"a.txt": "1"}, "initial")
     return path
 
@@ -78,9 +65,9 @@ def test_check_for_updates_shows_the_remote_commit_its_date_and_how_far_ahead(tw
     newest = commit(origins["one"], {"c.txt": "3"})
     assert m.check_for_updates(one) == "new commits"
     assert one.remote_commit_hash == newest and one.remote_commits_ahead == 2
-    assert one.remote_commit_date == int(_git(origins["one"], "log", "-1", "--format=%ct"))
+    assert one.remote_commit_date == int(git(origins["one"], "log", "-1", "--format=%ct"))
     # reading the date changed nothing: files, HEAD and the remote-tracking branch are where they were
-    assert _git(one.path, "rev-parse", "HEAD", "refs/remotes/origin/main").split() == [installed_at] * 2
+    assert git(one.path, "rev-parse", "HEAD", "refs/remotes/origin/main").split() == [installed_at] * 2
     assert not (one.path / "c.txt").exists()
     assert m.check_for_updates(one) == "new commits"  # still, until it is updated
 

@@ -4,26 +4,12 @@ updates, through their handlers on a real App with local git repositories and an
 from __future__ import annotations
 
 import json
-import subprocess
-from pathlib import Path
 
 import pytest
 
 from modules.sumi.frontends.gradio import extensions_available, extensions_backup, extensions_tab
 from modules.sumi.services.extensions.config_states import CURRENT
-from tests.fixtures.files import GIT_IDENTITY, git_repository, write_files
-
-
-@pytest.fixture(autouse=True)
-def _git_identity(monkeypatch):
-    for key, value in GIT_IDENTITY.items():
-        monkeypatch.setenv(key, value)
-
-
-def _git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "commit.gpgsign=false", *args], cwd=cwd, check=True, capture_output=True, text=True
-    ).stdout.strip()
+from tests.fixtures.files import git, git_identity, git_repository, write_files  # noqa: F401 (git_identity: autouse fixture)
 
 
 @pytest.fixture
@@ -77,9 +63,9 @@ def test_check_for_updates_shows_current_and_remote_commits(setup):
     app, repos, _ = setup
     app.extensions.install_from_url(str(repos["alpha"]))
     (repos["alpha"] / "b.txt").write_text("b")
-    _git(repos["alpha"], "add", "-A")
-    _git(repos["alpha"], "commit", "-q", "-m", "two")
-    new = _git(repos["alpha"], "rev-parse", "HEAD")
+    git(repos["alpha"], "add", "-A")
+    git(repos["alpha"], "commit", "-q", "-m", "two")
+    new = git(repos["alpha"], "rev-parse", "HEAD")
     app.extensions.refresh()
     _, table = extensions_tab.check_updates(app)
     assert "new commits" in table and f"1 new commit, remote: {new[:8]}" in table
