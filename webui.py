@@ -90,7 +90,7 @@ def build_server(app):
     if not app.args.nowebui:
         import gradio as gr
 
-        from modules.sumi.frontends.gradio import build_ui, page_head
+        from modules.sumi.frontends.gradio import asset_patches, build_ui, page_head
         from modules.sumi.frontends.gradio.login import drop_cors
 
         demo = build_ui(app)
@@ -103,6 +103,7 @@ def build_server(app):
         server = gr.mount_gradio_app(server, demo, path="/", auth=logins or None, run_history=False)
         drop_cors(_ui_app(server))
         page_head.install(_ui_app(server), app)  # A1111's scripts in the page <head>, before DOMContentLoaded
+        asset_patches.install(_ui_app(server))  # Gradio 3's page behaviour where extensions rely on it
     app.callbacks.call("app_started", demo, server)
     _mounts_last(server)
     server.add_middleware(AccessGuard, policy=_access_policy(app, server))

@@ -289,15 +289,24 @@ def _twoshot_ui(ctx: Context) -> tuple[bool | None, str]:
 
 @core("stable-diffusion-webui-two-shot")
 def _twoshot_core(ctx: Context) -> tuple[bool | None, str]:
+    # This commit applies its rectangles only after the "Rectangular" tab was selected in the page (the
+    # tab's select event sets the mode on the script; the default mask mode with no sketch does nothing,
+    # in A1111 too), and writes no infotext (that line is commented out in it).
     prompt = "a red circle AND a blue square AND a green triangle"
-    plain, _ = ctx.txt2img(prompt=prompt)
     args = [True, "1:1,1:2,1:2", "0:0,0:0,0:1", "0.2,0.8,0.8", 150, 0.0]
-    coupled, info = ctx.txt2img(prompt=prompt, alwayson_scripts={"Latent Couple extension": {"args": args}})
-    infotext = info["infotexts"][0]
-    return coupled[0] != plain[0] and "Latent Couple" in infotext, (
-        f"image {'changed' if coupled[0] != plain[0] else 'unchanged'}; infotext "
-        f"{'names' if 'Latent Couple' in infotext else 'lacks'} Latent Couple"
-    )
+    scripts = {"Latent Couple extension": {"args": args}}
+    before, _ = ctx.txt2img(prompt=prompt, alwayson_scripts=scripts)
+    page = ctx.page
+    root = page.locator("#tab_txt2img")
+    if not root.locator("#tab_twoshot_rect").first.is_visible():
+        root.get_by_text("Latent Couple", exact=False).first.click()
+    tab = root.locator("button[role=tab]", has_text="Rectangular").first
+    tab.click()
+    root.locator("#tab_twoshot_rect").first.wait_for(state="visible")
+    page.wait_for_timeout(1000)  # the select event reaches the server
+    coupled, _ = ctx.txt2img(prompt=prompt, alwayson_scripts=scripts)
+    changed = coupled[0] != before[0]
+    return changed, f"rectangles {'applied' if changed else 'not applied'} after selecting Rectangular"
 
 
 @ui("ultimate-upscale-for-automatic1111")

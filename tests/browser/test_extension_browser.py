@@ -69,12 +69,13 @@ def test_tab_script_setting_and_extensions_tab_in_the_browser(page, data_dir):
 
 def test_generate_with_the_always_on_and_a_selected_script(page):
     small_job(page, "a lighthouse")
-    page.get_by_label("Enable rewrite").check()
+    tab = page.locator("#tab_txt2img")  # img2img has the same controls, hidden
+    tab.get_by_label("Enable rewrite").check()
     assert generate(page, "Steps: 2").startswith("rewritten a lighthouse")
     # the Script dropdown shows the chosen script's controls and runs it
-    suffix = page.get_by_label("Test suffix")
+    suffix = tab.get_by_label("Test suffix")
     assert not suffix.is_visible()
-    page.click("#script_list input")
+    tab.locator("#script_list input").click()
     page.get_by_role("option", name="Test selectable").click()
     suffix.fill("picked")
     page.click("#txt2img_generate")

@@ -28,7 +28,7 @@ def test_the_gradio3_extension_renders_and_its_js_event_updates_a_textbox(page):
     container = page.locator("#txt2img_script_container")
     assert container.get_by_label("gr3 size").first.input_value() == "256"
     assert container.get_by_label("Preset").input_value() == "portrait"  # a value outside its choices
-    assert page.locator("#gr3_sketch").count() == 1
+    assert page.locator("#tab_txt2img #gr3_sketch").count() == 1
     note = container.get_by_label("gr3 note")
     assert note.input_value() == "note"
     container.get_by_role("button", name="Fill").click()

@@ -80,6 +80,6 @@ def test_an_extension_paste_button_and_script_infotext_fields_fill_txt2img(tmp_p
         enable = "#txt2img_controlnet_ControlNet-0_controlnet_enable_checkbox input"
         if not page.locator(enable).count():
             page.click("#txt2img_controlnet > button")  # open the accordion
-        page.wait_for_function(f"() => document.querySelector('{enable}').checked")
+        page.wait_for_function(f"() => document.querySelector('{enable}')?.checked")
         weight = "#txt2img_controlnet_ControlNet-0_controlnet_control_weight_slider input[type=number]"
         assert page.locator(weight).input_value() == "0.5"

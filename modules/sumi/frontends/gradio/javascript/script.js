@@ -70,7 +70,19 @@ function scheduleAfterUiUpdateCallbacks() {
 
 var executedOnLoaded = false;
 
+// Gradio 3 drew a Textbox as `#id > label > textarea`, and extensions select it so (tagcomplete's
+// `#txt2img_prompt > label > textarea`); Gradio 6 puts a div between. A textarea alone in that div is
+// moved up into the label: the same element, so Gradio's own handlers on it keep working.
+function sumiTextareasWhereGradio3HadThem() {
+    for (const area of gradioApp().querySelectorAll("label > div.input-container > textarea:only-child")) {
+        const holder = area.parentElement;
+        holder.parentElement.insertBefore(area, holder);
+        holder.classList.add("sumi-moved-textarea");
+    }
+}
+
 function sumiOnPageMutation(mutations) {
+    sumiTextareasWhereGradio3HadThem();
     if (!executedOnLoaded && gradioApp().querySelector("#txt2img_prompt")) {
         executedOnLoaded = true;
         executeCallbacks(uiLoadedCallbacks);

@@ -1,0 +1,132 @@
+"""Gradio's page scripts, served with small patches where Gradio 6's page differs from what A1111's
+users and extensions rely on.
+
+Each patch replaces one exact piece of one of Gradio's built `assets/*.js` files. Sumi serves those
+files itself from the installed Gradio (`AssetPatchMiddleware`); when a piece is not found exactly once
+(a Gradio upgrade changed it), that patch is left out with a warning naming it, the file is served with
+the others, and tests/frontends/gradio/test_asset_patches.py fails so the change is looked at.
+
+- `STATUS_PUSH`: Gradio 6 keeps a loading status for every input and output of every event that has
+  run, and on every message of every event (pending, each update of a streamed Generate, complete) it
+  pushes *all* of them into their components again, each push walking the component tree. On A1111's
+  layout a Generate has a few hundred inputs, so after the first Generate every later message cost the
+  page about 0.15 s of main-thread time on a 2-core machine, more with each extension's controls: a
+  streamed job kept the page half busy, typing waited behind token-count events, clicks lagged. Patched:
+  a status equal to the one last pushed to the same component is not pushed again (what the component
+  shows is the same).
+- `EVERY_TAB_DRAWN`: Gradio 6 draws a tab's contents only when the tab is first chosen. Gradio 3 drew
+  them all at once, hidden, and A1111's extensions look up elements of tabs not opened yet when the page
+  loads (img2img's size inputs and images, their own tab's container) and fail on a missing element.
+  Patched: every tab is drawn when the page loads (hidden until chosen, as Gradio shows tabs anyway).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AssetPatch:
+    name: str
+    asset: re.Pattern[str]  # the built file's name (Gradio's build gives it a hash)
+    original: bytes
+    patched: bytes
+
+
+STATUS_PUSH = AssetPatch(
+    "STATUS_PUSH",
+    re.compile(r"^Blocks-[A-Za-z0-9_-]+\.js$"),
+    original=(
+        b"async update_loading_stati_state(){await Promise.all(Object.entries(this.loading_stati.current)"
+        b".map(([e,t])=>this.update_state_cb(Number(e),{loading_status:t},!1)))}"
+    ),
+    patched=(
+        b"async update_loading_stati_state(){const sumiPushed=this.sumi_pushed_stati||"
+        b"(this.sumi_pushed_stati=new Map);await Promise.all(Object.entries(this.loading_stati.current)"
+        b".filter(([e,t])=>{const k=JSON.stringify(t);if(sumiPushed.get(e)===k)return!1;"
+        b"sumiPushed.set(e,k);return!0})"
+        b".map(([e,t])=>this.update_state_cb(Number(e),{loading_status:t},!1)))}"
+    ),
+)
+
+EVERY_TAB_DRAWN = AssetPatch(
+    "EVERY_TAB_DRAWN",
+    re.compile(r"^core-[A-Za-z0-9_-]+\.js$"),
+    original=(
+        b",e.type===`tabs`&&e.children.forEach(r=>{r.type===`tabitem`&&r.props.props.id!=="
+        b"(e.props.props.selected??e.props.props.initial_tabs[0].id)&&(J(r,t),Y(r,n))}),e}"
+    ),
+    patched=b",e}",
+)
+
+PATCHES = (STATUS_PUSH, EVERY_TAB_DRAWN)
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_-]+\.js$")
+
+
+def assets_dir() -> Path:
+    import gradio
+
+    return Path(gradio.__file__).parent / "templates" / "frontend" / "assets"
+
+
+@functools.cache
+def patched_asset(name: str) -> bytes | None:
+    """Gradio's asset `name` with the patches that apply to it; None when none does (then Gradio serves
+    the file as it is)."""
+    patches = [p for p in PATCHES if p.asset.match(name)]
+    if not patches or not SAFE_NAME.match(name):
+        return None
+    try:
+        body = (assets_dir() / name).read_bytes()
+    except OSError:
+        return None
+    applied = 0
+    for patch in patches:
+        if body.count(patch.original) != 1:
+            log.warning("%s.%s: Gradio's %s changed; served without this patch", __name__, patch.name, name)
+            continue
+        body = body.replace(patch.original, patch.patched)
+        applied += 1
+    return body if applied else None
+
+
+def _asset_name(scope: Any) -> str | None:
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    prefix = "/assets/"
+    return path[len(prefix) :] if path.startswith(prefix) else None
+
+
+class AssetPatchMiddleware:
+    """Answers `GET /assets/<patched file>` with the patched file; everything else passes untouched."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        name = _asset_name(scope) if scope["type"] == "http" and scope.get("method") == "GET" else None
+        body = patched_asset(name) if name else None
+        if body is None:
+            await self.app(scope, receive, send)
+            return
+        headers = [
+            (b"content-type", b"application/javascript; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+            (b"cache-control", b"no-cache"),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def install(ui_app: Any) -> None:
+    """Serve the patched assets from the Gradio app `ui_app` (call before the server starts)."""
+    ui_app.add_middleware(AssetPatchMiddleware)
