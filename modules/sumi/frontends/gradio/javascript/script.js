@@ -77,7 +77,6 @@ function sumiTextareasWhereGradio3HadThem() {
     for (const area of gradioApp().querySelectorAll("label > div.input-container > textarea:only-child")) {
         const holder = area.parentElement;
         holder.parentElement.insertBefore(area, holder);
-        holder.classList.add("sumi-moved-textarea");
     }
 }
 
