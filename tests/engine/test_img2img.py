@@ -442,8 +442,9 @@ def test_strength_one_with_a_full_mask_is_txt2img_from_the_same_seed(sd1, fill, 
     rescale = (extra + sigma_max) / float(built.stepping.init_noise_sigma)
     denoiser = CFGDenoiser(sd1.unet, engine.conditioning(sd1, request), 5)
     txt2img = loop.sample(denoiser, built, noise * rescale, 5, generators=generators, progress_bar=False)
-    # the start is rescaled in another order than txt2img's, so the last bits differ (more with one thread)
-    assert torch.allclose(ours, txt2img, rtol=1e-4, atol=TOLERANCE)
+    # the start is rescaled in another order than txt2img's, so the last bits differ (more with one thread,
+    # and with latents up to ~30 one rounding step is above 1e-4): equal to 1e-5 of the latents' range
+    assert torch.allclose(ours, txt2img, rtol=1e-4, atol=1e-5 * float(txt2img.abs().max()))
 
 
 def _start_with_fill(model, fill):

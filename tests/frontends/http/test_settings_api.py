@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 
+import numpy as np
 import pytest
 
 from modules.sumi.services.jobs.infotext import parse_infotext
@@ -104,8 +105,11 @@ def test_a_job_keeps_its_settings_while_post_options_changes_the_globals(app, cl
 
     client.post("/sdapi/v1/options", json={"eta_noise_seed_delta": 0, "CLIP_stop_at_last_layers": 1})
     twin = client.post("/sdapi/v1/txt2img", json=body).json()  # the same job with nothing racing it
+    # a leaked global (another ENSD or clip skip) changes the image wholesale (mean difference in the tens);
+    # the same settings under a loaded CI machine may differ by a last bit, one level on a few pixels
     for a, b in zip(raced["images"], twin["images"], strict=True):
-        assert (decode_pixels(a) == decode_pixels(b)).all()
+        difference = np.abs(decode_pixels(a).astype(np.int16) - decode_pixels(b).astype(np.int16))
+        assert difference.mean() < 0.5, difference.mean()
 
 
 def test_a_new_hypernetwork_file_is_found_without_a_restart(app, client):
