@@ -71,16 +71,13 @@ def build_server(app):
     routes and middleware included."""
     from fastapi import FastAPI
 
+    from modules.sumi.frontends.http import internal
     from modules.sumi.frontends.http import sdapi as api
     from modules.sumi.frontends.http.guard import AccessGuard
 
     server = FastAPI(title="Sumi", docs_url="/docs", redoc_url="/redoc")
 
-    @server.get("/internal/ping", include_in_schema=False)
-    def ping() -> dict[str, str]:
-        """A1111's liveness check; `boot_id` changes with every start (a restarting page waits for it)."""
-        return {"boot_id": app.boot_id}
-
+    internal.mount(server, app)  # A1111's /internal/ping, /internal/progress, /internal/pending-tasks
     app.callbacks.call("before_ui")
     app.settings.add_extension_options()
     demo = None
@@ -144,9 +141,10 @@ def _ui_path_test(server: Any):
     from starlette.routing import Match, Mount
 
     from modules.sumi.frontends.http.files import is_file_route
+    from modules.sumi.frontends.http.internal import is_internal_route
 
     def is_ui(path: str) -> bool:
-        if is_file_route(path):
+        if is_file_route(path) or is_internal_route(path):
             return True
         scope = {"type": "http", "path": path, "root_path": "", "method": "GET"}
         others = [r for r in server.router.routes if not (isinstance(r, Mount) and r.path in ("", "/"))]

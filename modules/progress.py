@@ -1,38 +1,48 @@
 """A1111's `modules.progress` task bookkeeping, for extensions that queue their own tasks
-(agent-scheduler): which task id runs now, which wait, which finished. Sumi's own progress reporting
-(`/sdapi/v1/progress`, the UI's bar) reads the job queue, not these."""
+(agent-scheduler): which task id runs now (`current_task`), which wait (`pending_tasks`), which
+finished (`finished_tasks`). The names read the App's job queue, which also records every job it runs
+(a page job, an API job, an extension's), so an extension sees what A1111 would show it; what an
+extension writes here is what the page's `/internal/progress` polling reads."""
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
 from typing import Any
 
-current_task: str | None = None
-pending_tasks: OrderedDict[str, float] = OrderedDict()
-finished_tasks: list[str] = []
-recorded_results: list[tuple[str, Any]] = []
+from modules import shared
+from modules.sumi.services.jobs.tasks import TaskBook
+
 recorded_results_limit = 2
+_fallback = TaskBook()  # before the App runs (an extension imported early)
+
+
+def _book() -> TaskBook:
+    app = shared.running_app()
+    return app.queue.tasks if app is not None else _fallback
 
 
 def start_task(id_task: str) -> None:
-    global current_task
-    current_task = id_task
-    pending_tasks.pop(id_task, None)
+    _book().start(id_task)
 
 
 def finish_task(id_task: str) -> None:
-    global current_task
-    if current_task == id_task:
-        current_task = None
-    finished_tasks.append(id_task)
-    del finished_tasks[:-16]
+    _book().finish(id_task)
 
 
 def add_task_to_queue(id_job: str) -> None:
-    pending_tasks[id_job] = time.time()
+    _book().add(id_job)
 
 
 def record_results(id_task: str, res: Any) -> None:
-    recorded_results.append((id_task, res))
-    del recorded_results[:-recorded_results_limit]
+    _book().record(id_task, res)
+
+
+def __getattr__(name: str) -> Any:
+    views = {
+        "current_task": lambda b: b.current,
+        "pending_tasks": lambda b: b.pending,
+        "finished_tasks": lambda b: b.finished,
+        "recorded_results": lambda b: b.recorded,
+    }
+    if name in views:
+        return views[name](_book())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -39,7 +39,7 @@ A1111_GLOBALS = [
     "restart_reload", "selected_gallery_index", "extract_image_from_gallery", "updateInput",
     "confirm_clear_prompt", "ask_for_style_name", "args_to_array", "dimensionChange", "titles", "opts",
     "localization", "localSet", "localGet", "onEdit", "setRandomSeed", "switchWidthHeight",
-    "getTranslation", "localizeWholePage", "dumpTranslations",
+    "getTranslation", "localizeWholePage", "dumpTranslations", "request", "requestProgress", "formatTime",
 ]  # fmt: skip
 SCRIPT = """
 import gradio as gr
@@ -191,3 +191,40 @@ def test_generation_info_json_and_button_as_a1111(page):
         "(seed) => document.querySelector('#html_info_txt2img').innerText.includes('Seed: ' + seed)", arg=seed
     )
     assert page.evaluate("() => selected_gallery_index()") == 2
+
+
+def test_request_progress_draws_a_bar_and_a_live_preview_then_calls_at_end(page):
+    """A1111's `requestProgress(id_task, progressbarContainer, gallery, atEnd, onProgress)` for a task of
+    the server's queue (agent-scheduler shows its own tasks' progress this way)."""
+    from modules import shared  # the module's App, which the page's server runs
+    from tests.frontends.http.test_internal_progress import held_job
+
+    page.evaluate(
+        """() => {
+            const box = document.createElement("div");
+            box.id = "rp_box";
+            box.innerHTML = '<div id="rp_container"></div><div id="rp_gallery"></div>';
+            document.body.appendChild(box);
+            window.rp = {ended: false, seen: []};
+        }"""
+    )
+    start = """(id) => requestProgress(id, document.getElementById("rp_container"),
+        document.getElementById("rp_gallery"), () => { window.rp.ended = true; },
+        (res) => { window.rp.seen.push(res.textinfo); })"""
+    with held_job(shared.app(), "task(rp)") as release:
+        page.evaluate(start, "task(rp)")
+        page.wait_for_function(
+            "() => (document.querySelector('#rp_box .progressDiv .progress')?.textContent || '').startsWith('50%')"
+        )
+        assert "held by the test" in page.text_content("#rp_box .progressDiv .progress")
+        page.wait_for_function(
+            "() => document.querySelector('#rp_box .livePreview img')?.src.startsWith('data:image/')"
+        )
+        assert page.evaluate("() => window.rp.ended") is False
+        release.set()
+    page.wait_for_function("() => window.rp.ended === true")
+    assert (
+        page.evaluate("() => document.querySelectorAll('#rp_box .progressDiv, #rp_box .livePreview').length")
+        == 0
+    )
+    assert "held by the test" in page.evaluate("() => window.rp.seen")

@@ -22,6 +22,7 @@ A1111_LABELS = {
     "live_preview_allow_lowvram_full": "Allow Full live preview method with lowvram/medvram",
     "live_preview_content": "Live preview subject",
     "live_preview_fast_interrupt": "Return image with chosen live preview method on interrupt",
+    "live_preview_refresh_period": "Progressbar and preview update period",
 }
 
 
@@ -35,6 +36,13 @@ def test_live_previews_section_has_a1111s_preview_options():
     assert infos["show_progress_type"].static_choices() == ["Full", "Approx NN", "Approx cheap", "TAESD"]
     assert infos["live_previews_image_format"].static_choices() == ["jpeg", "png", "webp"]
     assert ui.component_kind(infos["live_preview_allow_lowvram_full"]) == "checkbox"
+
+
+@pytest.mark.parametrize("period,seconds", [(1000, 1.0), (300, 0.3), (0, 0.05), ("fast", 0.3)])
+def test_the_page_refreshes_progress_at_the_update_period_setting(period, seconds):
+    from modules.sumi.frontends.gradio.progress import refresh_seconds
+
+    assert refresh_seconds(SimpleNamespace(live_preview_refresh_period=period)) == pytest.approx(seconds)
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "png", "webp"])

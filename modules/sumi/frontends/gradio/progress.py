@@ -84,6 +84,15 @@ def waiting_html(position: int) -> str:
     return f'<div class="progress-detail">Waiting in queue{ahead}…</div>'
 
 
+def refresh_seconds(options: Any) -> float:
+    """The "Progressbar and preview update period" setting (milliseconds), at least 50 ms."""
+    try:
+        period = float(getattr(options, "live_preview_refresh_period", POLL_SECONDS * 1000))
+    except (TypeError, ValueError):
+        period = POLL_SECONDS * 1000
+    return max(period, 50.0) / 1000
+
+
 def watch_job(
     queue: JobQueue, state: JobState, job: Job, poll_seconds: float = POLL_SECONDS
 ) -> Iterator[ProgressUpdate]:

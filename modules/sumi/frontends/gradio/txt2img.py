@@ -32,7 +32,7 @@ from modules.sumi.frontends.gradio.controlnet_handlers import units_from_values
 from modules.sumi.frontends.gradio.extra_networks import create_extra_networks, wire_gallery
 from modules.sumi.frontends.gradio.faces_ui import restore_faces_checkbox
 from modules.sumi.frontends.gradio.paste_buttons import image_from_url_text, readable_roots
-from modules.sumi.frontends.gradio.progress import PROGRESS_CSS, watch_job
+from modules.sumi.frontends.gradio.progress import PROGRESS_CSS, refresh_seconds, watch_job
 from modules.sumi.frontends.gradio.scripts_ui import ComponentHooks, ScriptsUI, create_scripts, script_args
 from modules.sumi.frontends.gradio.styles import create_styles_row
 from modules.sumi.frontends.gradio.tiling import create_tiling
@@ -279,7 +279,7 @@ def run_generate(
 
 
 def stream_progress(app: App, job: Job) -> Iterator[tuple[Any, ...]]:
-    for update in watch_job(app.queue, app.state, job):
+    for update in watch_job(app.queue, app.state, job, refresh_seconds(app.options)):
         if update.preview is None:
             yield outputs(progress=update.html)
         else:

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from modules.sumi.engine.errors import EngineError
 from modules.sumi.services.jobs.state import JobState
+from modules.sumi.services.jobs.tasks import TaskBook
 from modules.sumi.util.logs import report_exception
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class JobQueue:
         self._pending: list[str] = []
         self._lock = threading.Lock()
         self.current: Job | None = None
+        self.tasks = TaskBook()  # A1111's task ids: waiting, running, finished (for /internal/progress)
 
     def start(self) -> None:
         if self._thread is None:
@@ -57,6 +59,7 @@ class JobQueue:
         job = Job(job_id or f"task({next(self._ids)})", name, run)
         with self._lock:
             self._pending.append(job.id)
+        self.tasks.add(job.id)
         self._queue.put(job)
         return job
 
@@ -85,10 +88,13 @@ class JobQueue:
             self.current = job
             if job.future.set_running_or_notify_cancel():
                 self._execute(job)
+            else:  # cancelled while it waited: a page polling for it stops waiting
+                self.tasks.finish(job.id)
             self.current = None
 
     def _execute(self, job: Job) -> None:
         self.state.reset_control()
+        self.tasks.start(job.id)
         try:
             job.future.set_result(job.run())
         except EngineError as exc:  # a value the user can fix: one line, the submitter shows it
@@ -99,3 +105,4 @@ class JobQueue:
             job.future.set_exception(exc)
         finally:
             self.state.end()
+            self.tasks.finish(job.id)

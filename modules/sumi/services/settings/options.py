@@ -960,6 +960,9 @@ def _live_previews() -> dict[str, OptionInfo]:
             "live_preview_fast_interrupt": OptionInfo(
                 False, "Return image with chosen live preview method on interrupt"
             ).info("makes interrupts faster"),
+            "live_preview_refresh_period": OptionInfo(300, "Progressbar and preview update period").info(
+                "in milliseconds; how often the page asks for progress and a new preview (A1111: 1000)"
+            ),
         },
     )
 
