@@ -17,7 +17,7 @@ SCRIPTS = {
     "scripts/c_kdiffusion.py": "import k_diffusion.external\n",
     "scripts/d_sd_unet.py": "from modules import sd_unet\n",
     "scripts/e_patch.py": (
-        "from modules import sd_hijack_unet\nsd_hijack_unet.th.cat = lambda *args, **kwargs: None\n"
+        "from modules import sd_hijack_unet\nsd_hijack_unet.th.zeros = lambda *args, **kwargs: None\n"
     ),
     "scripts/f_condfunc.py": (
         "from modules.sd_hijack_utils import CondFunc\n"
@@ -52,7 +52,7 @@ def loaded(make_module_app, tmp_path_factory):
             ["'sd-webui-deep-ext' imports k_diffusion", "k-diffusion with A1111's model wrappers"],
         ),
         ("d_sd_unet.py", ["'sd-webui-deep-ext' imports modules.sd_unet", "UNet replacement API"]),
-        ("e_patch.py", ["'sd-webui-deep-ext' patches modules.sd_hijack_unet.th.cat", "does not call"]),
+        ("e_patch.py", ["'sd-webui-deep-ext' patches modules.sd_hijack_unet.th.zeros", "does not call"]),
         (
             "f_condfunc.py",
             ["'sd-webui-deep-ext' patches ldm.modules.diffusionmodules.openaimodel.timestep_emb"],
@@ -70,6 +70,31 @@ def test_an_extension_reaching_for_a1111_internals_is_refused_by_name(loaded, sc
 def test_probes_and_reading_torch_through_sd_hijack_unet_still_work(loaded):
     _, errors = loaded
     assert "g_probe.py" not in errors  # its asserts ran at import
+
+
+def test_th_cat_is_the_unets_skip_concatenation_an_extension_may_replace():
+    """FreeU's way: `th.cat = partial(free_u_cat, original_function=th.cat)`; the engine test checks the
+    UNet then joins its skips through it (tests/engine/test_skip_concat.py)."""
+    import functools
+
+    import torch
+
+    from modules.sd_hijack_unet import th
+    from modules.sumi.engine.extensions.skip_concat import skip_concat
+
+    def free_u_like(tensors, *args, original_function, **kwargs):
+        return original_function(tensors, *args, **kwargs)
+
+    assert th.cat is torch.cat
+    try:
+        th.cat = functools.partial(free_u_like, original_function=th.cat)
+        assert skip_concat() is th.cat and th.cat.keywords["original_function"] is torch.cat
+        assert torch.equal(
+            th.cat([torch.ones(1, 2), torch.zeros(1, 1)], dim=1), torch.tensor([[1.0, 1.0, 0.0]])
+        )
+    finally:
+        th.cat = torch.cat
+    assert skip_concat() is torch.cat
 
 
 def test_imports_outside_extensions_see_the_normal_import_system(loaded):
