@@ -59,6 +59,8 @@ def wheel_index(tmp_path_factory) -> Path:
     write_wheel(index, "okpkg", "1.0")
     write_wheel(index, "transformers", "4.46.0")
     write_wheel(index, "dynprompts", "1.0", ["transformers<5"])
+    magic = ['transformers<5; extra == "magic"']
+    write_wheel(index, "dynextras", "1.0", ["okpkg", *magic], extras=["magic", "plain"])
     assert WANTED_TORCHVISION is not None
     plain = WANTED_TORCHVISION.split("+")[0]
     for version in {"0.99.0", plain, WANTED_TORCHVISION}:
@@ -218,6 +220,42 @@ def test_a_dependency_that_needs_another_core_version_fails_in_pip_and_is_report
             "dep-ext", "transformers", "transformers<5", f"=={TRANSFORMERS}", "pip: dynprompts 1.0 needs it"
         )
     ]
+
+
+INSTALL_LIKE_DYNAMIC_PROMPTS = """
+import importlib.metadata, os, subprocess, sys
+if not list(importlib.metadata.distributions(name="dynextras", path=[os.environ["PIP_TARGET"]])):
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "okpkg", "dynextras[magic,plain]==1.0"])
+"""
+
+
+def test_an_optional_extra_wanting_another_core_version_is_left_out_and_the_rest_installs(tmp_path, sandbox):
+    """sd-dynamic-prompts: its install.py runs pip itself for `dynamicprompts[magicprompt]`, whose extra
+    wants transformers<5; pip refuses the whole command, so Sumi installs it without that extra,
+    names the conflict, and install.py runs again and succeeds."""
+    m = _manager(tmp_path)
+    write_files(m.extensions_dir / "extras-ext", {"install.py": INSTALL_LIKE_DYNAMIC_PROMPTS})
+    output = m.run_install_script(m.list(refresh=True)[0])
+    assert "install.py ran again" in output
+    assert _installed(sandbox) == {"dynextras": "1.0", "okpkg": "1.0"}  # no transformers 4 in the target
+    assert m.conflicts() == [
+        Conflict(
+            "extras-ext",
+            "transformers",
+            "transformers<5 (extra 'magic' of dynextras)",
+            f"=={TRANSFORMERS}",
+            "pip: the extra was left out, the rest installed",
+        )
+    ]
+
+
+def test_an_install_py_failing_for_another_reason_still_fails(tmp_path, sandbox):
+    m = _manager(tmp_path)
+    script = "import subprocess, sys\nsubprocess.check_call([sys.executable, '-m', 'pip', 'install', 'nosuchpkg'])\n"
+    write_files(m.extensions_dir / "broken-ext", {"install.py": script})
+    with pytest.raises(InstallScriptError):
+        m.run_install_script(m.list(refresh=True)[0])
+    assert _installed(sandbox) == {}
 
 
 def test_a_requirements_file_given_to_run_pip_is_checked_and_pip_refuses_it(tmp_path, sandbox):

@@ -205,6 +205,9 @@ def conflicts_from_pip_output(output: str, pins: dict[str, str], extension: str)
             if user is None and dep is None:
                 continue
             requirement = (user or dep)["req"].strip()  # type: ignore[index]
+            requirement = re.sub(
+                r";\s*extra\s*==\s*['\"][^'\"]*['\"]\s*$", "", requirement
+            )  # an asked-for extra's
             source = f"pip: {dep['who']} needs it" if dep is not None else "pip: asked for directly"
             hits = conflicts_in([requirement], pins, extension, source)
             if not hits:

@@ -44,6 +44,7 @@ from typing import Any
 
 from modules.sumi.services.extensions import conflicts as pip_conflicts
 from modules.sumi.services.extensions.conflicts import Conflict
+from modules.sumi.services.extensions.extras_fallback import install_without_conflicting_extras
 from modules.sumi.services.extensions.model import Extension, ExtensionError
 from modules.sumi.services.extensions.pins import (  # noqa: F401  (PROTECTED_PACKAGES: re-exported)
     PROTECTED_PACKAGES,
@@ -515,6 +516,10 @@ def run_installer(ext: Extension, cache_file: Path, args: Any, timeout: float = 
         report.unlink(missing_ok=True)
     if protecting():
         found += pip_conflicts.conflicts_from_pip_output(output, core_pins(), ext.name)
+        if code != 0:
+            output, code, left_out = _again_without_conflicting_extras(ext, args, timeout, output, code)
+            if left_out:  # the same packages, said better
+                found = [c for c in found if c.package not in {o.package for o in left_out}] + left_out
     records = _InstallRecords(cache_file)
     records.put_conflicts(ext.key, pip_conflicts.unique(found))
     if code != 0:
@@ -527,6 +532,25 @@ def run_installer(ext: Extension, cache_file: Path, args: Any, timeout: float = 
         )
     records.put(ext.key, installer_digest(ext))
     return output
+
+
+def _again_without_conflicting_extras(
+    ext: Extension, args: Any, timeout: float, output: str, code: int | None
+) -> tuple[str, int | None, list[Conflict]]:
+    """install.py failed because pip could not install an optional extra under Sumi's pins: install the
+    same packages without it, then run install.py once more (it finds them in place)."""
+    installed, left_out, pip_output = install_without_conflicting_extras(output, core_pins(), ext.name)
+    if not left_out:
+        return output, code, []
+    for c in left_out:
+        log.warning("%s", c.message())
+    if not installed:
+        return output + "\n" + pip_output, code, left_out
+    again, code = run_python_script(
+        ext.path / "install.py", ext.path, forwarded_flags(args), timeout, ext.name
+    )
+    note = "Sumi installed the requirements without the extras above; install.py ran again:\n"
+    return output + "\n" + note + again, code, left_out
 
 
 def recorded_conflicts(cache_file: Path) -> dict[str, list[Conflict]]:
