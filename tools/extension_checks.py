@@ -121,7 +121,8 @@ class Context:
         self.page.locator("#tabs button[role=tab]", has_text="txt2img").first.click()
 
     def text_visible(self, where: str, text: str) -> bool:
-        locator = self.page.locator(where).get_by_text(text, exact=False).first
+        # the first visible one: a hidden element can carry the same text (InputAccordion's checkbox label)
+        locator = self.page.locator(where).get_by_text(text, exact=False).filter(visible=True).first
         try:
             locator.wait_for(state="visible", timeout=TIMEOUT_MS)
             return True
@@ -437,6 +438,11 @@ def _state_ui(ctx: Context) -> tuple[bool | None, str]:
 PREPARE["stable-diffusion-webui-state"] = lambda ext, data: _settings(data, {"state_txt2img": ["prompt"]})
 
 
+def kept(value: str) -> bool:
+    """The prompt came back; prompt-all-in-one (also installed) ends a typed prompt with ", " on blur."""
+    return value.rstrip(", ") == "kept across reloads"
+
+
 @core("stable-diffusion-webui-state")
 def _state_core(ctx: Context) -> tuple[bool | None, str]:
     page = ctx.new_page()
@@ -450,10 +456,10 @@ def _state_core(ctx: Context) -> tuple[bool | None, str]:
         value = ""
         while time.monotonic() < deadline:
             value = page.input_value("#txt2img_prompt textarea")
-            if value == "kept across reloads":
+            if kept(value):
                 break
             time.sleep(0.5)
-        return value == "kept across reloads", f"prompt after reload {value!r}"
+        return kept(value), f"prompt after reload {value!r}"
     finally:
         page.context.close()
 

@@ -93,6 +93,7 @@ class Result:
     alone: dict[str, Any] | None = None  # the result when tried alone, for one that failed with the others
     details: list[str] = field(default_factory=list)
     causes: list[str] = field(default_factory=list)
+    not_tried_here: str | None = None  # why this run cannot try it fairly (network, files the mirror lacks)
 
     @property
     def works(self) -> bool:
@@ -479,6 +480,27 @@ CAUSES = [  # (regex over the details, cause); first match wins per detail line
 ]
 
 
+NETWORK_FAILURE = re.compile(
+    r"NameResolutionError|Failed to resolve|Temporary failure in name resolution|Max retries exceeded|"
+    r"urlopen error|Network is unreachable|ConnectionError: HTTPSConnectionPool"
+)
+
+
+def why_not_tried_here(result: Result, missing: list[str]) -> str | None:
+    """Why a failure says nothing about Sumi: the extension reached for the network (this run has none;
+    A1111 offline fails the same way), or for a file the local mirror snapshot left out (a full clone
+    has it). None when it was tried fairly."""
+    if result.works:
+        return None
+    for line in result.details:
+        if NETWORK_FAILURE.search(line):
+            return "needs the network at start (this run is offline; so would A1111 be)"
+        for path in missing:
+            if path in line:
+                return f"the local mirror lacks {path} (a clone from GitHub has it)"
+    return None
+
+
 def classify(result: Result) -> list[str]:
     causes = []
     for line in result.details:
@@ -501,11 +523,15 @@ def mark(value: bool | None) -> str:
 
 def markdown(results: list[Result], sumi: dict[str, Any], when: str, sumi_commit: str, offline: bool) -> str:
     working = sum(r.works for r in results)
+    tried = [r for r in results if r.not_tried_here is None]
+    untried = [r.name for r in results if r.not_tried_here is not None]
     installs = "installs offline" if offline else "installs from the package index"
+    share = f" ({100 * working / len(tried):.0f} %)" if tried else ""
     lines = [
         f"Run {when} on Sumi `{sumi_commit}` by `python tools/try_extensions.py` (one server with all of "
-        f"them, demo model, {installs}): **{working} of {len(results)} work unchanged** "
-        "(load, show their UI, do their job; n/a = needs a download or hardware this run cannot have).",
+        f"them, demo model, {installs}): **{working} of the {len(tried)} tried work unchanged**{share} "
+        "(load, show their UI, do their job; n/a = needs a download or hardware this run cannot have)"
+        + (f"; not tried fairly here: {', '.join(untried)} (see their notes)." if untried else "."),
         "",
         "| extension | commit | cat. | install.py | loads | UI | core function | notes |",
         "|---|---|---|---|---|---|---|---|",
@@ -514,6 +540,8 @@ def markdown(results: list[Result], sumi: dict[str, Any], when: str, sumi_commit
         notes = "; ".join(d.replace("|", "\\|") for d in r.details)[:400]
         if r.alone is not None:
             notes = f"alone: {'works' if r.alone.get('works') else 'same failure'}; " + notes
+        if r.not_tried_here is not None:
+            notes = f"**not tried fairly here: {r.not_tried_here}**; " + notes
         lines.append(
             f"| [{r.name}](https://github.com/{r.repo}) | `{r.commit[:7]}` | {r.category} | {r.install} | "
             f"{mark(r.load)} | {mark(r.ui)} | {mark(r.core)} | {notes} |"
@@ -672,6 +700,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 result.details.append("works alone: interference from another extension")
     for result in results.values():
         result.causes = classify(result)
+        result.not_tried_here = why_not_tried_here(result, MISSING.get(result.name, []))
     sumi["base_environment_changed"] = {
         n: [v, _version(n)] for n, v in base_before.items() if v != _version(n)
     }
