@@ -77,6 +77,7 @@ class Entry:
     repo: str
     commit: str
     category: str
+    broken_on_a1111: str | None = None  # how it fails on A1111 1.10 itself, with the upstream report
 
 
 @dataclass
@@ -501,6 +502,16 @@ def why_not_tried_here(result: Result, missing: list[str]) -> str | None:
     return None
 
 
+def judge_causes(results: dict[str, Result], entries: list[Entry]) -> None:
+    """Each result's causes, and whether its failure says anything about Sumi (`not_tried_here`)."""
+    for entry in entries:
+        result = results[entry.name]
+        result.causes = classify(result)
+        result.not_tried_here = why_not_tried_here(result, MISSING.get(result.name, []))
+        if entry.broken_on_a1111 and not result.works and result.not_tried_here is None:
+            result.not_tried_here = f"fails on A1111 1.10 too: {entry.broken_on_a1111}"
+
+
 def classify(result: Result) -> list[str]:
     causes = []
     for line in result.details:
@@ -698,9 +709,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             result.alone["details"] = other.details
             if other.works:
                 result.details.append("works alone: interference from another extension")
-    for result in results.values():
-        result.causes = classify(result)
-        result.not_tried_here = why_not_tried_here(result, MISSING.get(result.name, []))
+    judge_causes(results, entries)
     sumi["base_environment_changed"] = {
         n: [v, _version(n)] for n, v in base_before.items() if v != _version(n)
     }
