@@ -595,15 +595,48 @@ def _freeu_ui(ctx: Context) -> tuple[bool | None, str]:
     return _accordion(ctx, "FreeU")
 
 
+SD15_SHAPED = "sd15-shaped-random"
+
+
+def _sd15_shaped_checkpoint(ctx: Context) -> Path:
+    """A random-weight checkpoint with SD1.5's architecture in the server's checkpoint folder (cached
+    between runs). FreeU acts on the blocks 320, 640 and 1280 channels wide, as in SD1.5 and SDXL; the
+    demo model's 32/64-wide blocks are not in its table, so it would leave the demo's images alone (in
+    A1111 too)."""
+    import sys
+
+    import torch
+
+    cached = Path.home() / ".cache" / "sumi-try-extensions" / f"{SD15_SHAPED}.safetensors"
+    if not cached.exists():
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from modules.sumi.engine.tiny_models import full_size, write_checkpoint
+
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        write_checkpoint(cached, full_size("SD1", seed=0), dtype=torch.float16)
+    target = ctx.data_dir / "models" / "Stable-diffusion" / cached.name
+    if not target.exists():
+        target.symlink_to(cached)
+    ctx.http.post("/sdapi/v1/refresh-checkpoints")
+    return target
+
+
 @core("sd-webui-freeu")
 def _freeu_core(ctx: Context) -> tuple[bool | None, str]:
-    plain, _ = ctx.txt2img(prompt="a red circle")
-    state = {"enable": True, "stage_infos": [{"backbone_factor": 1.6, "skip_factor": 0.5}] * 3}
-    boosted, info = ctx.txt2img(prompt="a red circle", alwayson_scripts={"FreeU": {"args": [state]}})
+    checkpoint = _sd15_shaped_checkpoint(ctx)
+    model = {"override_settings": {"sd_model_checkpoint": SD15_SHAPED}}
+    try:
+        plain, _ = ctx.txt2img(prompt="a red circle", **model)
+        state = {"enable": True, "stage_infos": [{"backbone_factor": 1.6, "skip_factor": 0.5}] * 3}
+        scripts = {"FreeU": {"args": [state]}}
+        boosted, info = ctx.txt2img(prompt="a red circle", alwayson_scripts=scripts, **model)
+    finally:
+        checkpoint.unlink(missing_ok=True)
+        ctx.http.post("/sdapi/v1/refresh-checkpoints")
     infotext = info["infotexts"][0]
     return boosted[0] != plain[0] and "FreeU" in infotext, (
-        f"FreeU {'changed' if boosted[0] != plain[0] else 'did not change'} the image; infotext "
-        f"{'has' if 'FreeU' in infotext else 'lacks'} its parameters"
+        f"FreeU {'changed' if boosted[0] != plain[0] else 'did not change'} the image of an SD1.5-shaped "
+        f"model; infotext {'has' if 'FreeU' in infotext else 'lacks'} its parameters"
     )
 
 
