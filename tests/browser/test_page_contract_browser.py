@@ -26,6 +26,7 @@ document.addEventListener("DOMContentLoaded", () => {
     window.pageExt.domContentLoaded = true;
     onUiLoaded(() => {
         window.pageExt.uiLoaded = !!gradioApp().querySelector("#txt2img_prompt");
+        window.pageExt.missingAtUiLoaded = %s.filter((id) => !gradioApp().querySelector("#" + id));
     });
     onAfterUiUpdate(() => { window.pageExt.afterUpdate = true; });
 });
@@ -40,6 +41,12 @@ A1111_GLOBALS = [
     "confirm_clear_prompt", "ask_for_style_name", "args_to_array", "dimensionChange", "titles", "opts",
     "localization", "localSet", "localGet", "onEdit", "setRandomSeed", "switchWidthHeight",
     "getTranslation", "localizeWholePage", "dumpTranslations", "request", "requestProgress", "formatTime",
+]  # fmt: skip
+# What extensions look up in onUiLoaded (canvas-zoom: the quicksettings button, the send-to buttons). Gradio 6
+# draws the page one component type at a time, buttons and galleries well after the prompt.
+AT_UI_LOADED = [
+    "txt2img_prompt", "txt2img_generate", "txt2img_gallery", "refresh_sd_model_checkpoint",
+    "txt2img_send_to_inpaint", "img2img_send_to_inpaint", "img2img_generate", "img2img_image",
 ]  # fmt: skip
 SCRIPT = """
 import gradio as gr
@@ -105,7 +112,9 @@ def page(tmp_path_factory, make_module_app, chromium):
     (ext / "javascript").mkdir(parents=True)
     (ext / "scripts").mkdir()
     (ext / "localizations").mkdir()
-    (ext / "javascript" / "page_ext.js").write_text(EXT_JS % json.dumps(A1111_GLOBALS))
+    (ext / "javascript" / "page_ext.js").write_text(
+        EXT_JS % (json.dumps(A1111_GLOBALS), json.dumps(AT_UI_LOADED))
+    )
     (ext / "scripts" / "page_ext.py").write_text(SCRIPT)
     (ext / "localizations" / "xx.json").write_text(json.dumps({"Sampling steps": "XX steps"}))
     (data / "config.json").write_text(json.dumps({"localization": "xx"}))
@@ -123,6 +132,7 @@ def test_extension_script_runs_before_domcontentloaded_with_a1111_globals(page):
     ext = page.evaluate("() => window.pageExt")
     assert ext["readyState"] == "loading"  # in the page head, as in A1111
     assert ext["domContentLoaded"] is True and ext["uiLoaded"] is True
+    assert ext["missingAtUiLoaded"] == []  # the whole UI was drawn when onUiLoaded ran, as in A1111
     assert {name: kind for name, kind in ext["globals"].items() if kind == "undefined"} == {}
     assert ext["opts"] == "flag-value"  # its own setting, in opts before its script ran
     page.wait_for_function("() => window.pageExt.afterUpdate === true")

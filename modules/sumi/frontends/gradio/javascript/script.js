@@ -80,9 +80,47 @@ function sumiTextareasWhereGradio3HadThem() {
     }
 }
 
+// Gradio 6 loads each component type's code when the page first needs it and draws that type's
+// elements when it arrives, so the page appears type by type over a second or more (Gradio 3 drew it
+// at once). A1111's onUiLoaded means "the UI is there" (extensions look up #txt2img_generate, the
+// galleries, the quicksettings buttons in it), so it waits until an element of every component type
+// the page shows is drawn, or UI_LOADED_FALLBACK_MS after the prompt appeared.
+var UI_LOADED_FALLBACK_MS = 10000;
+var sumiPromptSeenAt = null;
+
+// A1111's own elements of each kind extensions look up at load (an id of a type can also turn up
+// early in an extension's HTML, so these are checked by name, besides one element of every type).
+var SUMI_UI_LANDMARKS = [
+    "txt2img_prompt", "txt2img_generate", "txt2img_gallery", "txt2img_steps", "txt2img_sampling",
+    "html_info_txt2img", "txt2img_send_to_inpaint", "img2img_prompt", "img2img_generate", "img2img_gallery",
+    "img2img_send_to_inpaint", "html_info_img2img",
+    "img2img_image", "refresh_sd_model_checkpoint",
+];
+
+function sumiEveryComponentTypeDrawn() {
+    if (!SUMI_UI_LANDMARKS.every((id) => document.getElementById(id))) return false;
+    const components = (window.gradio_config && window.gradio_config.components) || [];
+    const idsByType = {};
+    for (const c of components) {
+        const id = c.props && c.props.elem_id;
+        if (!id || c.props.visible === false) continue;
+        (idsByType[c.type] = idsByType[c.type] || []).push(id);
+    }
+    return Object.values(idsByType).every((ids) => ids.some((id) => document.getElementById(id)));
+}
+
+function sumiUiIsLoaded() {
+    if (!gradioApp().querySelector("#txt2img_prompt")) return false;
+    if (sumiPromptSeenAt === null) {
+        sumiPromptSeenAt = Date.now();
+        setTimeout(function () { sumiOnPageMutation([]); }, UI_LOADED_FALLBACK_MS);
+    }
+    return sumiEveryComponentTypeDrawn() || Date.now() - sumiPromptSeenAt >= UI_LOADED_FALLBACK_MS;
+}
+
 function sumiOnPageMutation(mutations) {
     sumiTextareasWhereGradio3HadThem();
-    if (!executedOnLoaded && gradioApp().querySelector("#txt2img_prompt")) {
+    if (!executedOnLoaded && sumiUiIsLoaded()) {
         executedOnLoaded = true;
         executeCallbacks(uiLoadedCallbacks);
     }
