@@ -208,8 +208,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"Sumi cannot start: {exc}")
     app = App(args, REPO_ROOT)
     from modules.sumi.frontends.gradio import gradio3_compat
+    from modules.sumi.frontends.http import pydantic1_compat
 
     gradio3_compat.install(app.scripts)  # extension code's `import gradio` gets the Gradio 3 layer
+    pydantic1_compat.install(app.scripts)  # and its `import pydantic`, pydantic 1's manners
     for note in notes:
         app.notice(note)
     shared.set_app(app)
