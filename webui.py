@@ -80,14 +80,14 @@ def build_server(app):
     internal.mount(server, app)  # A1111's /internal/ping, /internal/progress, /internal/pending-tasks
     app.callbacks.call("before_ui")
     app.settings.add_extension_options()
-    demo = None
+    demo = started = None
     api.protect(server, app)
     if app.args.api or app.args.nowebui:
         api.mount(server, app)
     if not app.args.nowebui:
         import gradio as gr
 
-        from modules.sumi.frontends.gradio import asset_patches, build_ui, page_head
+        from modules.sumi.frontends.gradio import asset_patches, build_ui, gradio3_compat, page_head
         from modules.sumi.frontends.gradio.login import drop_cors
 
         demo = build_ui(app)
@@ -101,7 +101,8 @@ def build_server(app):
         drop_cors(_ui_app(server))
         page_head.install(_ui_app(server), app)  # A1111's scripts in the page <head>, before DOMContentLoaded
         asset_patches.install(_ui_app(server))  # Gradio 3's page behaviour where extensions rely on it
-    app.callbacks.call("app_started", demo, server)
+        started = gradio3_compat.blocks_view(demo)  # Gradio 3's `demo.dependencies` and `demo.fns`
+    app.callbacks.call("app_started", started, server)
     _mounts_last(server)
     server.add_middleware(AccessGuard, policy=_access_policy(app, server))
     return server
@@ -208,8 +209,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"Sumi cannot start: {exc}")
     app = App(args, REPO_ROOT)
     from modules.sumi.frontends.gradio import gradio3_compat
+    from modules.sumi.frontends.http import pydantic1_compat
 
     gradio3_compat.install(app.scripts)  # extension code's `import gradio` gets the Gradio 3 layer
+    pydantic1_compat.install(app.scripts)  # and its `import pydantic`, pydantic 1's manners
     for note in notes:
         app.notice(note)
     shared.set_app(app)

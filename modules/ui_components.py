@@ -19,6 +19,8 @@ from typing import Any
 import gradio as gr
 from gradio import component_meta
 
+from modules.sumi.frontends.gradio.gradio3_compat import with_gradio3_events
+
 
 class FormComponent:
     """A1111's marker for components that fit in a form row."""
@@ -101,6 +103,10 @@ with _no_pyi_stubs():
     class DropdownEditable(_AsGradio, gr.Dropdown, FormComponent):
         def __init__(self, **kwargs: Any) -> None:
             super().__init__(**{"allow_custom_value": True, **kwargs})
+
+    # Extensions call their events the Gradio 3 way (`ToolButton.click(..., _js=...)`, agent-scheduler)
+    for _cls in (ToolButton, FormHTML, FormColorPicker, DropdownMulti, DropdownEditable):
+        with_gradio3_events(_cls)
 
     def _open_accordion(checked: bool) -> gr.Accordion:
         return gr.Accordion(open=bool(checked))

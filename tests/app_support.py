@@ -22,6 +22,7 @@ from pathlib import Path
 from modules import shared
 from modules.sumi.app import App
 from modules.sumi.frontends.gradio import gradio3_compat
+from modules.sumi.frontends.http import pydantic1_compat
 from modules.sumi.services.settings.flags import build_parser
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -62,6 +63,7 @@ class AppFactory:
             args, notes = build_parser().parse_args(argv), []
         app = App(args, REPO_ROOT)
         gradio3_compat.install(app.scripts)  # as webui.main does
+        pydantic1_compat.install(app.scripts)
         for note in notes:
             app.notice(note)
         self.apps.append(app)

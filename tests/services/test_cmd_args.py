@@ -157,6 +157,7 @@ def test_paths_ensure_and_resolve(tmp_path):
     p.ensure()
     assert all(folder.is_dir() for folder in p.folders())
     assert not (tmp_path / "extra").exists()  # a user-given folder is not invented
+    assert (tmp_path / "localizations").is_dir()  # A1111 always has it; extensions list it unchecked
     assert p.resolve("outputs/txt2img-images") == tmp_path / "outputs" / "txt2img-images"
     assert p.resolve(tmp_path / "abs") == tmp_path / "abs"
 

@@ -331,3 +331,17 @@ def test_run_pip_called_by_an_extension_script_inside_sumi_keeps_the_pins_and_na
     assert _installed(sandbox) == {} and importlib.metadata.version("transformers") == TRANSFORMERS
     m.refresh()
     assert [(c.extension, c.asked) for c in m.conflicts()] == [("inproc-ext", "transformers<5")]
+
+
+def test_an_install_py_that_reads_versions_through_pkg_resources_runs(tmp_path):
+    # sd-webui-oldsix-prompt's install.py, in form: A1111 ships a setuptools that still has pkg_resources
+    script = tmp_path / "install.py"
+    script.write_text(
+        "import pkg_resources\n"
+        "import launch\n"
+        "version = pkg_resources.get_distribution('pytest').version\n"
+        "assert pkg_resources.parse_version(version) >= pkg_resources.parse_version('1.0')\n"
+        "print('installed', launch.is_installed('pytest'))\n"
+    )
+    out, code = install.run_python_script(script, tmp_path, extension="pkg-ext")
+    assert (code, out.strip().splitlines()[-1]) == (0, "installed True"), out

@@ -379,3 +379,30 @@ def test_every_class_renders_as_its_gradio_component():
         assert compat.get_block_name() == real.get_block_name(), name  # e.g. Tab is "tabitem"
         checked += 1
     assert checked > 40
+
+
+def test_app_started_sees_gradio3_dependencies_and_fns_and_events_added_in_it_reach_the_page():
+    from modules.sumi.frontends.gradio.gradio3_compat import blocks_view
+
+    with gr.Blocks() as page:
+        prompt, button, out = gr.Textbox(), gr.Button(elem_id="gen"), gr.Textbox()
+        button.click(lambda p: p, inputs=[prompt], outputs=[out])
+    root = blocks_view(page)  # what an extension's on_app_started(demo, app) gets
+    assert isinstance(root, gr.Blocks) and root.children is page.children
+    deps = [d for d in root.dependencies if d["trigger"] == "click" and button._id in d["targets"]]
+    assert [(d["inputs"], d["outputs"]) for d in deps] == [([prompt._id], [out._id])]
+    fn = next(fn for fn in root.fns if [c._id for c in fn.inputs] == deps[0]["inputs"])  # agent-scheduler
+    with root:
+        extra = gr.Button()
+        extra.click(lambda p: p, inputs=fn.inputs, outputs=[out])
+    assert len(page.fns) == 2 and extra._id in {t for d in root.dependencies for t in d["targets"]}
+
+
+def test_a1111_ui_components_take_gradio3_event_arguments():
+    from modules.ui_components import ToolButton
+
+    with gr.Blocks() as demo:
+        save, out = ToolButton("💾"), gr.Textbox()
+        save.click(fn=lambda: "x", _js="() => []", outputs=[out], show_progress=False)  # agent-scheduler's
+    config = next(iter(demo.fns.values())).get_config()
+    assert (config["js"], config["show_progress"]) == ("() => []", "hidden")

@@ -10,6 +10,7 @@ import textwrap
 import threading
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import gradio as gr
 import pytest
@@ -438,3 +439,19 @@ def test_build_server_survives_failing_app_started_and_before_ui(tmp_path, make_
     assert client.get("/x").json() == {"ok": 1}
     assert client.get("/internal/ping").json() == {"boot_id": app.boot_id}
     assert {e.category for e in app.callbacks.errors} == {"before_ui", "app_started"}
+
+
+def test_app_started_callbacks_read_the_page_as_gradio3_blocks(tmp_path, make_app):
+    app = make_app(tmp_path)
+    seen: list[Any] = []
+
+    def on_app_started(demo, server):  # agent-scheduler finds the Generate button's event this way
+        generate = next(c for c in demo.blocks.values() if c.elem_id == "txt2img_generate")
+        seen.extend(d for d in demo.dependencies if d["trigger"] == "click" and generate._id in d["targets"])
+        with demo:
+            gr.Button(elem_id="ext_enqueue").click(None, js="() => 1")
+
+    app.callbacks.add("app_started", on_app_started)
+    local_client(webui.build_server(app))
+    assert seen and all(isinstance(d["inputs"], list) for d in seen)
+    assert "ext_enqueue" in {c.elem_id for c in app.demo.blocks.values()}

@@ -266,6 +266,17 @@ def _event_method(real: type, event: str) -> Callable[..., Any]:
     return method
 
 
+def with_gradio3_events(cls: type) -> type:
+    """Give `cls`, a subclass of a Gradio class made elsewhere for extensions (A1111's `ToolButton` and
+    the other `modules.ui_components`), Gradio 3's event arguments (`_js=`, `show_progress=bool`, ...);
+    Gradio 6's arguments pass unchanged."""
+    real = _gradio_class(cls)
+    events = [getattr(e, "event_name", e) for e in getattr(real, "EVENTS", None) or []]
+    for event in events:
+        setattr(cls, event, _event_method(real, event))
+    return cls
+
+
 # -- the classes ------------------------------------------------------------------------------------------
 @contextmanager
 def _no_pyi_stubs() -> Iterator[None]:
@@ -541,6 +552,47 @@ def _compat() -> Any:
         "gradio",
     )
     return module
+
+
+class Gradio3BlocksView(gr.Blocks):
+    """The page's Blocks as Gradio 3 code reads it in `on_app_started(demo, app)`: the same object (one
+    shared `__dict__`, so children, ids and config are the page's), but `.dependencies` is Gradio 3's list
+    of event dicts (`{"targets": [ids], "trigger": "click", "inputs": [ids], "outputs": [ids], ...}`) and
+    `.fns` the list of BlockFunctions; `with demo:` enters the page's Blocks itself, so events an
+    extension adds there land on the page (agent-scheduler finds the Generate button's event this way)."""
+
+    _page: gr.Blocks  # set on the per-page subclass `blocks_view` makes
+
+    @property
+    def dependencies(self) -> list[dict[str, Any]]:
+        deps = []
+        for fn in self._page.fns.values():
+            config = fn.get_config()
+            by_event: dict[str, list[int]] = {}
+            for target, event in config.get("targets") or []:
+                by_event.setdefault(event, []).append(target)
+            for event, targets in by_event.items():
+                deps.append({**config, "targets": targets, "trigger": event})
+        return deps
+
+    @property
+    def fns(self) -> list[Any]:  # type: ignore[override]
+        return list(self._page.fns.values())
+
+    def __enter__(self) -> Any:
+        self._page.__enter__()
+        return self
+
+    def __exit__(self, *args: Any) -> None:
+        self._page.__exit__(*args)
+
+
+def blocks_view(page: gr.Blocks) -> gr.Blocks:
+    """`page` as Gradio 3 code sees it (see Gradio3BlocksView); what extensions' app_started callbacks get."""
+    cls = type("Blocks", (Gradio3BlocksView,), {"_page": page, "__module__": __name__})
+    view = object.__new__(cls)
+    object.__setattr__(view, "__dict__", page.__dict__)
+    return view
 
 
 def compat_gradio() -> ModuleType:

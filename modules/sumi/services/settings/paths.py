@@ -117,6 +117,7 @@ class DataPaths:
             self.gfpgan_dir,
             self.codeformer_dir,
             self.extensions_dir,
+            self.data_dir / "localizations",  # A1111 ships it; extensions list it (bilingual-localization)
             self.outputs_dir,
             self.config_file.parent,
             *(dirs[0] for _, dirs in self.upscaler_dirs),
