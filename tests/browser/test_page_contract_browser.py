@@ -116,6 +116,10 @@ def page(tmp_path_factory, make_module_app, chromium):
         EXT_JS % (json.dumps(A1111_GLOBALS), json.dumps(AT_UI_LOADED))
     )
     (ext / "scripts" / "page_ext.py").write_text(SCRIPT)
+    (ext / "javascript" / "mod.mjs").write_text(
+        "import { part } from './part.mjs';\nwindow.pageExtModule = part;"
+    )
+    (ext / "javascript" / "part.mjs").write_text("export const part = 'imported';")
     (ext / "localizations" / "xx.json").write_text(json.dumps({"Sampling steps": "XX steps"}))
     (data / "config.json").write_text(json.dumps({"localization": "xx"}))
     app = make_module_app(data)
@@ -136,6 +140,10 @@ def test_extension_script_runs_before_domcontentloaded_with_a1111_globals(page):
     assert {name: kind for name, kind in ext["globals"].items() if kind == "undefined"} == {}
     assert ext["opts"] == "flag-value"  # its own setting, in opts before its script ran
     page.wait_for_function("() => window.pageExt.afterUpdate === true")
+
+
+def test_an_extensions_module_script_runs_with_its_relative_import(page):
+    page.wait_for_function("() => window.pageExtModule === 'imported'")
 
 
 def test_titles_and_localization_apply_to_the_page(page):

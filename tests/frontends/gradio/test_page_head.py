@@ -29,6 +29,16 @@ def data_dir(tmp_path_factory):
     (ext / "javascript" / "b.js").write_text("window.myExtB = '</script>';")
     (ext / "javascript" / "a.js").write_text("window.myExtA = 1;")
     (ext / "style.css").write_text(".x { color: red }")
+    (ext / "javascript" / "mod.mjs").write_text(
+        "import { part } from './part.mjs';\nwindow.myExtModule = part;"
+    )
+    (ext / "javascript" / "part.mjs").write_text("export const part = 'from a module';")
+    (data / "extensions" / "css-ext" / "img").mkdir(parents=True)
+    (data / "extensions" / "css-ext" / "img" / "bg.png").write_bytes(b"\x89PNG-bytes")
+    (data / "extensions" / "css-ext" / "style.css").write_text(
+        ".a { background: url(img/bg.png) } .b { background: url('data:image/png;base64,AAAA') }"
+        ' .c { background: url("https://example.com/x.png") } .d { filter: url(#blur) }'
+    )
     (data / "extensions" / "off-ext" / "javascript").mkdir(parents=True)
     (data / "extensions" / "off-ext" / "javascript" / "c.js").write_text("window.offExt = 1;")
     (data / "user.css").write_text(".user { color: blue }")
@@ -157,3 +167,25 @@ def test_generation_info_button_shows_the_selected_images_infotext():
     assert update_generation_info(info, "<old>", 5)[0] == "<old>"  # no such image: unchanged
     assert update_generation_info("not json", "<old>", 0)[0] == "<old>"
     assert update_generation_info(info, "<old>", None)[0] == "<old>"
+
+
+def test_extension_modules_load_from_file_so_their_imports_resolve(page, client, data_dir):
+    """A1111 loads `javascript/*.mjs` as `<script type="module" src="file=...">`: relative imports work."""
+    head = _head(page)
+    folder = (data_dir / "extensions" / "my-ext" / "javascript").resolve().as_posix()
+    srcs = [part.split('"', 1)[0] for part in head.split('<script type="module" src="')[1:]]
+    assert [src.split("?", 1)[0] for src in srcs] == [f"./file={folder}/mod.mjs", f"./file={folder}/part.mjs"]
+    module = client.get(srcs[0][1:])  # the page is at /: ./file=... is /file=...
+    assert module.status_code == 200 and "from './part.mjs'" in module.text
+    assert client.get(f"/file={folder}/part.mjs").status_code == 200  # where the import resolves
+
+
+def test_relative_urls_in_an_extensions_css_point_at_its_files(page, client, data_dir):
+    body = page.split("</head>", 1)[1]
+    css = body.split('<style data-extension="css-ext">', 1)[1].split("</style>", 1)[0]
+    image = (data_dir / "extensions" / "css-ext" / "img" / "bg.png").resolve().as_posix()
+    url = css.split('.a { background: url("', 1)[1].split('")', 1)[0]
+    assert url.startswith(f"./file={image}?")
+    assert client.get(url[1:]).content == b"\x89PNG-bytes"
+    for kept in ("url('data:image/png;base64,AAAA')", 'url("https://example.com/x.png")', "url(#blur)"):
+        assert kept in css

@@ -80,13 +80,49 @@ def extension_scripts(app: App) -> str:
     return "".join(parts)
 
 
+def extension_modules(app: App) -> str:
+    """Every enabled extension's `javascript/*.mjs` as a module script loaded from `/file=` (A1111 loads
+    them so; their relative imports then resolve next to them). Modules run after the page is parsed."""
+    parts = []
+    for item in app.extensions.javascript_files(".mjs"):
+        src = html.escape(file_url(item.path), quote=True)
+        parts.append(f'<script type="module" src="{src}"></script>')
+    return "".join(parts)
+
+
+def file_url(path: Path) -> str:
+    """`./file=<absolute path>?<mtime>`, relative to the page (A1111's `webpath`: the mtime defeats caches)."""
+    try:
+        stamp = int(path.stat().st_mtime)
+    except OSError:
+        stamp = 0
+    return f"./file={path.resolve().as_posix()}?{stamp}"
+
+
+_CSS_URL = re.compile(r"""url\(\s*(['"]?)(?P<ref>[^'")\s]+)\1\s*\)""")
+
+
+def with_urls_from(css: str, folder: Path) -> str:
+    """`css` (inlined in the page) with its relative `url(...)`s pointing at `folder`'s files through
+    `/file=`, where a `<link>`ed stylesheet's would have resolved (A1111 links style.css)."""
+
+    def rewrite(match: re.Match[str]) -> str:
+        ref = match["ref"]
+        if re.match(r"^(?:[a-z][a-z0-9+.-]*:|/|#|\./file=|file=)", ref, re.IGNORECASE):
+            return match[0]  # data:, http(s):, absolute, fragment (SVG filters) or already /file=
+        target = folder / ref.split("?", 1)[0].split("#", 1)[0]
+        return f'url("{file_url(target)}")'
+
+    return _CSS_URL.sub(rewrite, css)
+
+
 def page_styles(app: App) -> str:
     """The enabled extensions' `style.css`, then `<data-dir>/user.css` (A1111 puts them before `</body>`)."""
     parts = []
     for item in app.extensions.style_files():
         text = _read(item.path)
         if text is not None and item.extension is not None:
-            parts.append(_style(text, item.extension.name))
+            parts.append(_style(with_urls_from(text, item.path.parent), item.extension.name))
     user_css = app.paths.data_dir / "user.css"
     if user_css.is_file() and (text := _read(user_css)) is not None:
         parts.append(_style(text, "user.css"))
@@ -109,7 +145,7 @@ class PageHead:
 
     def __init__(self, app: App) -> None:
         self.app = app
-        self.scripts = helper_scripts() + extension_scripts(app)
+        self.scripts = helper_scripts() + extension_scripts(app) + extension_modules(app)
         self.styles = page_styles(app)
 
     def rewrite(self, page: bytes) -> bytes:
