@@ -43,9 +43,9 @@ function onUiLoaded(callback) {
 }
 function onUiTabChange(callback) { uiTabChangeCallbacks.push(callback); }
 function onOptionsChanged(callback) { optionsChangedCallbacks.push(callback); }
-// Called at once when `opts` is already filled (Sumi fills it before any extension script runs).
+// Called at once when `opts` is already filled (once the page is drawn).
 function onOptionsAvailable(callback) {
-    if (Object.keys(opts).length !== 0) {
+    if (executedOnLoaded) {
         callback();
         return;
     }
@@ -80,10 +80,26 @@ function sumiTextareasWhereGradio3HadThem() {
     }
 }
 
+// Gradio 3 drew the whole page at once; Gradio 6 draws it in waves, one kind of component after another
+// (text boxes, then sliders, then buttons, ...). A1111 fills `opts` and runs onUiLoaded only when its
+// page is there, and extensions rely on it: aspect-ratio-helper waits for #txt2img_width and `opts`,
+// then moves #txt2img_res_switch_btn. So both wait for an element of each kind A1111's page starts with.
+var sumiPageDrawnSelectors = [
+    "#txt2img_prompt textarea", "#txt2img_generate", "#txt2img_width input[type=range]",
+    "#txt2img_res_switch_btn", "#txt2img_sampling", "#txt2img_seed input", "#txt2img_gallery",
+    "#img2img_prompt textarea", "#img2img_res_switch_btn",
+];
+function sumiPageDrawn() {
+    const app = gradioApp();
+    return sumiPageDrawnSelectors.every(function (selector) { return app.querySelector(selector) !== null; });
+}
+
 function sumiOnPageMutation(mutations) {
     sumiTextareasWhereGradio3HadThem();
-    if (!executedOnLoaded && gradioApp().querySelector("#txt2img_prompt")) {
+    if (!executedOnLoaded && sumiPageDrawn()) {
         executedOnLoaded = true;
+        Object.assign(opts, window.sumiPageOpts || {});
+        executeCallbacks(optionsAvailableCallbacks);
         executeCallbacks(uiLoadedCallbacks);
     }
     executeCallbacks(uiUpdateCallbacks, mutations);
