@@ -94,13 +94,23 @@ function sumiPageDrawn() {
     return sumiPageDrawnSelectors.every(function (selector) { return app.querySelector(selector) !== null; });
 }
 
+var sumiLoadFallback = null;
+function sumiPageLoaded() {
+    if (executedOnLoaded) return;
+    executedOnLoaded = true;
+    clearTimeout(sumiLoadFallback);
+    Object.assign(opts, window.sumiPageOpts || {});
+    executeCallbacks(optionsAvailableCallbacks);
+    executeCallbacks(uiLoadedCallbacks);
+}
+
 function sumiOnPageMutation(mutations) {
     sumiTextareasWhereGradio3HadThem();
     if (!executedOnLoaded && sumiPageDrawn()) {
-        executedOnLoaded = true;
-        Object.assign(opts, window.sumiPageOpts || {});
-        executeCallbacks(optionsAvailableCallbacks);
-        executeCallbacks(uiLoadedCallbacks);
+        sumiPageLoaded();
+    } else if (!executedOnLoaded && !sumiLoadFallback && gradioApp().querySelector("#txt2img_prompt")) {
+        // ui-config.json or a hidden tab can leave one of those elements out: load anyway a while later
+        sumiLoadFallback = setTimeout(sumiPageLoaded, 3000);
     }
     executeCallbacks(uiUpdateCallbacks, mutations);
     scheduleAfterUiUpdateCallbacks();
