@@ -21,12 +21,22 @@ window.pageExt = {
     globals: Object.fromEntries(%s.map((name) => [name, typeof window[name]])),
     opts: typeof opts === "object" ? opts.page_ext_flag : undefined,
 };
+// aspect-ratio-helper's start: once the size sliders and its option are there, it moves the swap button
+const sizeObserver = new MutationObserver(() => {
+    if (gradioApp().querySelector("#txt2img_width") && window.opts && window.opts.page_ext_flag !== undefined) {
+        sizeObserver.disconnect();
+        const button = gradioApp().getElementById("txt2img_res_switch_btn");
+        window.pageExt.swapButtonParent = button && button.parentNode ? button.parentNode.id : null;
+    }
+});
+sizeObserver.observe(gradioApp(), {childList: true, subtree: true});
 titles["Page ext box"] = "Tooltip from the extension";
 document.addEventListener("DOMContentLoaded", () => {
     window.pageExt.domContentLoaded = true;
     onUiLoaded(() => {
         window.pageExt.uiLoaded = !!gradioApp().querySelector("#txt2img_prompt");
         window.pageExt.missingAtUiLoaded = %s.filter((id) => !gradioApp().querySelector("#" + id));
+        window.pageExt.optsOnUiLoaded = opts.page_ext_flag;
     });
     onAfterUiUpdate(() => { window.pageExt.afterUpdate = true; });
 });
@@ -138,12 +148,19 @@ def test_extension_script_runs_before_domcontentloaded_with_a1111_globals(page):
     assert ext["domContentLoaded"] is True and ext["uiLoaded"] is True
     assert ext["missingAtUiLoaded"] == []  # the whole UI was drawn when onUiLoaded ran, as in A1111
     assert {name: kind for name, kind in ext["globals"].items() if kind == "undefined"} == {}
-    assert ext["opts"] == "flag-value"  # its own setting, in opts before its script ran
+    assert ext["opts"] is None  # as A1111: `opts` is filled once the page is drawn
+    assert ext["optsOnUiLoaded"] == "flag-value"
+    page.wait_for_function("() => window.pageExt.swapButtonParent !== undefined")
     page.wait_for_function("() => window.pageExt.afterUpdate === true")
 
 
 def test_an_extensions_module_script_runs_with_its_relative_import(page):
     page.wait_for_function("() => window.pageExtModule === 'imported'")
+
+
+def test_an_option_set_means_the_page_is_drawn_so_the_size_row_is_whole(page):
+    # aspect-ratio-helper waits for #txt2img_width and its option, then moves the swap button beside it
+    assert page.evaluate("() => window.pageExt.swapButtonParent") == "txt2img_dimensions_row"
 
 
 def test_titles_and_localization_apply_to_the_page(page):

@@ -406,3 +406,18 @@ def test_a1111_ui_components_take_gradio3_event_arguments():
         save.click(fn=lambda: "x", _js="() => []", outputs=[out], show_progress=False)  # agent-scheduler's
     config = next(iter(demo.fns.values())).get_config()
     assert (config["js"], config["show_progress"]) == ("() => []", "hidden")
+
+
+def test_an_invisible_component_is_drawn_hidden_as_gradio3_did():
+    # images-browser reads `#image_browser_swipe input` of a `gr.Checkbox(visible=False)` when the page loads
+    with gr.Blocks() as demo:
+        box = g.Checkbox(False, elem_id="image_browser_swipe", visible=False)
+        with g.Row(visible=False) as row:
+            g.Textbox()
+        with g.Tab("Hidden tab", visible=False) as tab:
+            g.Textbox()
+        shown = g.Button("b")
+    assert _config(demo, box)["props"]["visible"] == "hidden"
+    assert _config(demo, row)["props"]["visible"] == "hidden"
+    assert _config(demo, tab)["props"]["visible"] is False  # a Gradio 3 tab hidden so has no button
+    assert _config(demo, shown)["props"]["visible"] is True

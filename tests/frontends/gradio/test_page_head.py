@@ -78,7 +78,7 @@ def test_scripts_come_in_a1111_order_in_the_head(page):
     head = _head(page)
     order = [
         "window.localization = ",
-        "window.opts = ",
+        "window.sumiPageOpts = ",
         "sourceURL=sumi/script.js",
         "sourceURL=sumi/aspectRatioOverlay.js",
         "sourceURL=sumi/hints.js",
@@ -106,7 +106,7 @@ def test_localization_and_opts_are_the_current_settings_without_secrets(page, ap
     localization = json.loads(head.split("window.localization = ", 1)[1].split(";\n", 1)[0])
     assert localization == {"Generate": "XX</script>"}
     assert "XX<\\/script>" in head
-    opts = json.loads(head.split("window.opts = Object.assign(window.opts || {}, ", 1)[1].split(");", 1)[0])
+    opts = json.loads(head.split("window.sumiPageOpts = ", 1)[1].split(";\n", 1)[0])
     assert opts["page_ext_opt"] == "hello" and opts["localization"] == "xx"
     assert opts["disabled_extensions"] == ["off-ext"]
     assert "Head-Secret-Key-8642" not in page and opts["civitai_api_key"] == MASK

@@ -54,6 +54,9 @@ class AlwaysOn(scripts.Script):
         self.seen.append(("after", kwargs.get("elem_id")))
         if kwargs.get("elem_id") == "txt2img_width":  # A1111 extensions add controls next to a field
             self.width_button = gr.Button("↔", elem_id="always_width_button")
+        if kwargs.get("elem_id") == "txt2img_generation_info_button":  # Config-Presets' place for its box
+            with gr.Box(elem_id="always_presets_box"):
+                gr.Dropdown(["a"], value="a", elem_id="always_presets")
 
 
 class Selectable(scripts.Script):
@@ -166,6 +169,12 @@ def test_after_component_callbacks_see_sumi_and_script_components(built):
     order = [child for child in column.children]
     assert _inside(button, column)
     assert order.index(next(c for c in order if _inside(button, c))) == order.index(width.parent) + 1
+
+
+def test_after_component_sees_the_hidden_generation_info_button_at_the_end_of_the_results(built):
+    assert {"txt2img_generation_info_button", "img2img_generation_info_button"} <= set(built.seen)
+    results = _by_elem_id(built.demo, "txt2img_results")
+    assert _inside(_by_elem_id(built.demo, "always_presets_box"), results)
 
 
 def test_on_before_component_by_elem_id_gets_the_component(built):

@@ -92,9 +92,28 @@ def build_ui(app: App) -> gr.Blocks:
             show_progress="hidden",
             api_visibility="undocumented",
         )
+    sliders_never_null(demo)
     ui_config.dump_defaults()
     demo.ui_loadsave = ui_config  # type: ignore[attr-defined]  # A1111's name
     return demo
+
+
+def sliders_never_null(demo: gr.Blocks) -> None:
+    """Every slider of the page (Sumi's and the extensions') reads a missing value as its own value.
+
+    Page scripts of A1111 extensions set a slider's number and range boxes themselves (value, min, max)
+    and fire `input` events; in some orders Gradio 6's slider sends `null` for that value. Gradio would
+    then fail the whole event ("Could not preprocess input component ... Expected a float"), so the
+    Generate of a page with such an extension never ran. Gradio 3 always had a number there."""
+    for block in demo.blocks.values():
+        if isinstance(block, gr.Slider) and "preprocess" not in vars(block):
+            block.preprocess = partial(_slider_preprocess, block, block.preprocess)  # type: ignore[method-assign]
+
+
+def _slider_preprocess(slider: gr.Slider, original: Any, payload: Any) -> Any:
+    if payload is None:
+        payload = slider.value if isinstance(slider.value, int | float) else slider.minimum
+    return original(payload)
 
 
 def _apply_ui_config(app: App, tabs: gr.Tabs) -> UiConfig:

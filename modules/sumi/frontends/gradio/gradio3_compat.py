@@ -356,6 +356,12 @@ def _make_class(real: type, name: str) -> type:
 def _make_init(real: type, name: str) -> Callable[..., None]:
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         kw = _map_arguments(real, _bind_positional(real, name, args, kwargs))
+        if (
+            kw.get("visible") is False
+            and not issubclass(real, gr.Tab)
+            and "visible" in _params(real.__init__)
+        ):
+            kw["visible"] = "hidden"  # Gradio 3 drew an invisible component, hidden; page scripts look it up
         real.__init__(self, **_keep_known(real, kw, f"{name}()"))
 
     return __init__

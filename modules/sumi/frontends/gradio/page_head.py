@@ -130,12 +130,14 @@ def page_styles(app: App) -> str:
 
 
 def settings_scripts(app: App) -> str:
-    """`window.localization` (the "Localization" setting's files) and `window.opts` (the settings, without
-    secrets), for the page being served now."""
+    """`window.localization` (the "Localization" setting's files) and `window.sumiPageOpts` (the settings,
+    without secrets), for the page being served now. script.js copies the settings into `opts` once the
+    page is drawn, as A1111 fills `opts` only then: extensions wait for an option to be set as their sign
+    that the elements they move exist (aspect-ratio-helper)."""
     localization = app.localizations.data(str(getattr(app.options, "localization", "None") or "None"))
     opts = redacted_options(app.options.as_dict())
     return _script(
-        f"window.localization = {_json(localization)};\nwindow.opts = Object.assign(window.opts || {{}}, {_json(opts)});",
+        f"window.localization = {_json(localization)};\nwindow.sumiPageOpts = {_json(opts)};",
         "sumi/settings.js",
     )
 

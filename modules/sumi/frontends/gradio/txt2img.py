@@ -488,7 +488,11 @@ def seed_rows(c: dict[str, Any], b: dict[str, gr.Button], mk: Any, tabname: str 
     return extras
 
 
-def results_column(tabname: str = "txt2img", hide_dirs: bool = False) -> dict[str, Any]:
+def results_column(tabname: str = "txt2img", hide_dirs: bool = False, mk: Any = None) -> dict[str, Any]:
+    """The gallery side. `mk` (ComponentHooks.make) makes A1111's hidden generation-info pair, so the
+    extensions' `after_component` callbacks see them: Config-Presets places its presets box after
+    `txt2img_generation_info_button`, the last element of A1111's results column."""
+    mk = mk or (lambda cls, *args, **kwargs: cls(*args, **kwargs))
     r: dict[str, Any] = {}
     with gr.Column(scale=1, elem_id=f"{tabname}_results"):
         r["progress"] = gr.HTML("", elem_id=f"{tabname}_progress", css_template=PROGRESS_CSS, js_on_load=None)
@@ -522,10 +526,12 @@ def results_column(tabname: str = "txt2img", hide_dirs: bool = False) -> dict[st
         r["info_state"] = gr.State(None)
         # A1111's hidden pair that extensions read and click: the last job's info JSON (Processed.js()),
         # and a button that shows the infotext of the gallery image selected (selected_gallery_index()).
-        r["generation_info"] = gr.Textbox(
-            visible="hidden", elem_id=f"generation_info_{tabname}", show_label=False
+        r["generation_info"] = mk(
+            gr.Textbox, visible="hidden", elem_id=f"generation_info_{tabname}", show_label=False
         )
-        r["generation_info_button"] = gr.Button(visible="hidden", elem_id=f"{tabname}_generation_info_button")
+        r["generation_info_button"] = mk(
+            gr.Button, visible="hidden", elem_id=f"{tabname}_generation_info_button"
+        )
         r["generation_info_button"].click(
             update_generation_info,
             js="(info, html, index) => [info, html, selected_gallery_index()]",
@@ -570,7 +576,7 @@ def create_txt2img_tab(app: App) -> Txt2ImgTab:
             refiner_ui.create_refiner(app, c, mk, "txt2img")
             controlnet = create_controlnet(app, "txt2img")  # A1111: alwayson scripts under the seed
             scripts = create_scripts(app, hooks, "txt2img")
-        r = results_column("txt2img", bool(getattr(app.args, "hide_ui_dir_config", False)))
+        r = results_column("txt2img", bool(getattr(app.args, "hide_ui_dir_config", False)), mk)
     wire_gallery(app, networks, r["gallery"], "txt2img")
     output_panel.wire_buttons(app, "txt2img", r, r["buttons"])
     tab = Txt2ImgTab(c, r, b, controlnet, scripts)

@@ -43,9 +43,9 @@ function onUiLoaded(callback) {
 }
 function onUiTabChange(callback) { uiTabChangeCallbacks.push(callback); }
 function onOptionsChanged(callback) { optionsChangedCallbacks.push(callback); }
-// Called at once when `opts` is already filled (Sumi fills it before any extension script runs).
+// Called at once when `opts` is already filled (once the page is drawn).
 function onOptionsAvailable(callback) {
-    if (Object.keys(opts).length !== 0) {
+    if (executedOnLoaded) {
         callback();
         return;
     }
@@ -80,25 +80,23 @@ function sumiTextareasWhereGradio3HadThem() {
     }
 }
 
-// Gradio 6 loads each component type's code when the page first needs it and draws that type's
-// elements when it arrives, so the page appears type by type over a second or more (Gradio 3 drew it
-// at once). A1111's onUiLoaded means "the UI is there" (extensions look up #txt2img_generate, the
-// galleries, the quicksettings buttons in it), so it waits until an element of every component type
-// the page shows is drawn, or UI_LOADED_FALLBACK_MS after the prompt appeared.
-var UI_LOADED_FALLBACK_MS = 10000;
-var sumiPromptSeenAt = null;
-
-// A1111's own elements of each kind extensions look up at load (an id of a type can also turn up
-// early in an extension's HTML, so these are checked by name, besides one element of every type).
-var SUMI_UI_LANDMARKS = [
-    "txt2img_prompt", "txt2img_generate", "txt2img_gallery", "txt2img_steps", "txt2img_sampling",
-    "html_info_txt2img", "txt2img_send_to_inpaint", "img2img_prompt", "img2img_generate", "img2img_gallery",
-    "img2img_send_to_inpaint", "html_info_img2img",
-    "img2img_image", "refresh_sd_model_checkpoint",
+// Gradio 3 drew the whole page at once; Gradio 6 draws it in waves, one component type after another
+// (a type's code is fetched on first use: text boxes, then sliders, ..., buttons and galleries a second
+// or more after the prompt). A1111 fills `opts` and runs onUiLoaded only when its page is there, and
+// extensions rely on it: aspect-ratio-helper waits for #txt2img_width and `opts`, then moves
+// #txt2img_res_switch_btn; canvas-zoom looks up the quicksettings and send-to buttons. So both wait for
+// A1111's landmark elements and one element of every component type the page shows; if ui-config.json
+// or a hidden tab leaves one out, the page loads anyway SUMI_LOAD_FALLBACK_MS after the prompt appeared.
+var SUMI_LOAD_FALLBACK_MS = 6000;
+var sumiPageDrawnSelectors = [
+    "#txt2img_prompt textarea", "#txt2img_generate", "#txt2img_width input[type=range]",
+    "#txt2img_res_switch_btn", "#txt2img_sampling", "#txt2img_steps", "#txt2img_seed input",
+    "#txt2img_gallery", "#html_info_txt2img", "#txt2img_send_to_inpaint", "#img2img_prompt textarea",
+    "#img2img_generate", "#img2img_gallery", "#img2img_image", "#img2img_res_switch_btn",
+    "#img2img_send_to_inpaint", "#html_info_img2img", "#refresh_sd_model_checkpoint",
 ];
 
 function sumiEveryComponentTypeDrawn() {
-    if (!SUMI_UI_LANDMARKS.every((id) => document.getElementById(id))) return false;
     const components = (window.gradio_config && window.gradio_config.components) || [];
     const idsByType = {};
     for (const c of components) {
@@ -109,20 +107,27 @@ function sumiEveryComponentTypeDrawn() {
     return Object.values(idsByType).every((ids) => ids.some((id) => document.getElementById(id)));
 }
 
-function sumiUiIsLoaded() {
-    if (!gradioApp().querySelector("#txt2img_prompt")) return false;
-    if (sumiPromptSeenAt === null) {
-        sumiPromptSeenAt = Date.now();
-        setTimeout(function () { sumiOnPageMutation([]); }, UI_LOADED_FALLBACK_MS);
-    }
-    return sumiEveryComponentTypeDrawn() || Date.now() - sumiPromptSeenAt >= UI_LOADED_FALLBACK_MS;
+function sumiPageDrawn() {
+    const app = gradioApp();
+    return sumiPageDrawnSelectors.every((selector) => app.querySelector(selector) !== null) && sumiEveryComponentTypeDrawn();
+}
+
+var sumiLoadFallback = null;
+function sumiPageLoaded() {
+    if (executedOnLoaded) return;
+    executedOnLoaded = true;
+    clearTimeout(sumiLoadFallback);
+    Object.assign(opts, window.sumiPageOpts || {});
+    executeCallbacks(optionsAvailableCallbacks);
+    executeCallbacks(uiLoadedCallbacks);
 }
 
 function sumiOnPageMutation(mutations) {
     sumiTextareasWhereGradio3HadThem();
-    if (!executedOnLoaded && sumiUiIsLoaded()) {
-        executedOnLoaded = true;
-        executeCallbacks(uiLoadedCallbacks);
+    if (!executedOnLoaded && sumiPageDrawn()) {
+        sumiPageLoaded();
+    } else if (!executedOnLoaded && !sumiLoadFallback && gradioApp().querySelector("#txt2img_prompt")) {
+        sumiLoadFallback = setTimeout(sumiPageLoaded, SUMI_LOAD_FALLBACK_MS);
     }
     executeCallbacks(uiUpdateCallbacks, mutations);
     scheduleAfterUiUpdateCallbacks();

@@ -1,6 +1,6 @@
 // A1111's javascript/ui.js: the small page functions its Python side names in `_js=` and extensions call.
 
-var opts = window.opts || {}; // filled from the server's settings before this file runs
+var opts = window.opts || {}; // filled from the server's settings (window.sumiPageOpts) once the page is drawn
 
 // Thumbnails of the gallery on the visible tab (Gradio's gallery: buttons in .thumbnails).
 function all_gallery_buttons() {

@@ -1,0 +1,34 @@
+"""A slider's value that a page script left as null reaches the job as the slider's own value."""
+
+from __future__ import annotations
+
+import asyncio
+
+import gradio as gr
+
+from modules.sumi.frontends.gradio import sliders_never_null
+
+
+def test_a_null_slider_value_reads_as_the_sliders_value_and_a_number_passes_unchanged():
+    with gr.Blocks() as demo:
+        width = gr.Slider(64, 2048, value=512, step=8, label="Width", elem_id="txt2img_width")
+        with gr.Blocks() as extension_tab:  # an extension's tab, rendered into the page as A1111's are
+            extra = gr.Slider(0, 1, value=0.25, label="Weight")
+        extension_tab.render()
+    sliders_never_null(demo)
+    sliders_never_null(demo)  # twice: still one fallback
+
+    assert width.preprocess(None) == 512
+    assert width.preprocess(768) == 768
+    assert extra.preprocess(None) == 0.25
+
+
+def test_a_null_slider_value_runs_the_event_with_the_sliders_value():
+    with gr.Blocks() as demo:
+        width = gr.Slider(64, 2048, value=512, step=8)
+        out = gr.Number()
+        width.change(lambda w: w * 2, inputs=[width], outputs=[out])
+    sliders_never_null(demo)
+    fn = demo.fns[0]
+
+    assert asyncio.run(demo.preprocess_data(fn, [None], state=None)) == [512]
