@@ -279,7 +279,7 @@ def run_generate(
 
 
 def stream_progress(app: App, job: Job) -> Iterator[tuple[Any, ...]]:
-    for update in watch_job(app.queue, app.state, job, refresh_seconds(app.options)):
+    for update in watch_job(app.queue, app.state, job, refresh_seconds(getattr(app, "options", None))):
         if update.preview is None:
             yield outputs(progress=update.html)
         else:
