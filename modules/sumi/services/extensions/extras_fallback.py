@@ -10,10 +10,8 @@ reported as a conflict, and install.py can then run again and find its packages 
 from __future__ import annotations
 
 import ast
-import os
 import re
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -93,15 +91,15 @@ def install_without_conflicting_extras(
     output: str,
     pins: dict[str, str],
     extension: str,
-    run_pip: Callable[[list[str]], subprocess.CompletedProcess] | None = None,
+    pip: Callable[[list[str]], subprocess.CompletedProcess],
 ) -> tuple[bool, list[Conflict], str]:
     """(installed, conflicts, pip's output): the failed command's requirements installed without the
-    extras that conflict with Sumi's pins. Not tried (False, [], "") when that is not why pip failed."""
+    extras that conflict with Sumi's pins, by `pip(requirements)` (pip install under the constraints the
+    install.py ran with). Not tried (False, [], "") when that is not why pip failed."""
     requirements = failed_pip_requirements(output)
     dropped = left_out_extras(output, pins)
     if not requirements or not dropped:
         return False, [], ""
-    pip = run_pip or _pip_install
     log = ""
     for _ in range(MAX_ROUNDS):
         result = pip(without_extras(requirements, dropped))
@@ -118,20 +116,3 @@ def _conflict(dropped: LeftOutExtra, pins: dict[str, str], extension: str) -> Co
     package, kept = conflict_with(dropped.wants, pins) or (dropped.wants, "")
     asked = f"{dropped.wants} (extra '{dropped.extra}' of {dropped.package})"
     return Conflict(extension, package, asked, kept, "pip: the extra was left out, the rest installed")
-
-
-def _pip_install(requirements: list[str]) -> subprocess.CompletedProcess:
-    """pip in this interpreter, under the constraints install.py ran with (PIP_CONSTRAINT is inherited
-    from the caller's environment, see `install.run_python_script`)."""
-    from modules.sumi.services.extensions.install import constrained_env, constraints_file
-
-    with constraints_file() as constraints:
-        env = constrained_env(dict(os.environ), constraints)
-        return subprocess.run(
-            [sys.executable, "-m", "pip", "install", *requirements],
-            env=env,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            stdin=subprocess.DEVNULL,
-        )

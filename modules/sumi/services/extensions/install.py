@@ -539,7 +539,9 @@ def _again_without_conflicting_extras(
 ) -> tuple[str, int | None, list[Conflict]]:
     """install.py failed because pip could not install an optional extra under Sumi's pins: install the
     same packages without it, then run install.py once more (it finds them in place)."""
-    installed, left_out, pip_output = install_without_conflicting_extras(output, core_pins(), ext.name)
+    installed, left_out, pip_output = install_without_conflicting_extras(
+        output, core_pins(), ext.name, _pip_install
+    )
     if not left_out:
         return output, code, []
     for c in left_out:
@@ -551,6 +553,19 @@ def _again_without_conflicting_extras(
     )
     note = "Sumi installed the requirements without the extras above; install.py ran again:\n"
     return output + "\n" + note + again, code, left_out
+
+
+def _pip_install(requirements: list[str]) -> subprocess.CompletedProcess:
+    """`pip install requirements` in this interpreter under the core-package constraints."""
+    with constraints_file() as constraints:
+        return subprocess.run(
+            [sys.executable, "-m", "pip", "install", *requirements],
+            env=constrained_env(dict(os.environ), constraints),
+            capture_output=True,
+            text=True,
+            errors="replace",
+            stdin=subprocess.DEVNULL,
+        )
 
 
 def recorded_conflicts(cache_file: Path) -> dict[str, list[Conflict]]:

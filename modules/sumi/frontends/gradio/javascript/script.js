@@ -96,15 +96,18 @@ var sumiPageDrawnSelectors = [
     "#img2img_send_to_inpaint", "#html_info_img2img", "#refresh_sd_model_checkpoint",
 ];
 
+var sumiIdsByComponentType = null; // from the page's Gradio config, read once
+
 function sumiEveryComponentTypeDrawn() {
-    const components = (window.gradio_config && window.gradio_config.components) || [];
-    const idsByType = {};
-    for (const c of components) {
-        const id = c.props && c.props.elem_id;
-        if (!id || c.props.visible === false) continue;
-        (idsByType[c.type] = idsByType[c.type] || []).push(id);
+    if (sumiIdsByComponentType === null) {
+        sumiIdsByComponentType = {};
+        for (const c of (window.gradio_config && window.gradio_config.components) || []) {
+            const id = c.props && c.props.elem_id;
+            if (!id || c.props.visible === false) continue;
+            (sumiIdsByComponentType[c.type] = sumiIdsByComponentType[c.type] || []).push(id);
+        }
     }
-    return Object.values(idsByType).every((ids) => ids.some((id) => document.getElementById(id)));
+    return Object.values(sumiIdsByComponentType).every((ids) => ids.some((id) => document.getElementById(id)));
 }
 
 function sumiPageDrawn() {
