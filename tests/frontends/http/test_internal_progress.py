@@ -127,3 +127,8 @@ def test_an_extensions_own_queue_shows_through_modules_progress(client):
 def test_a_bad_progress_request_is_a_422_not_a_500(client):
     r = client.post("/internal/progress", json={"id_task": "x", "id_live_preview": "not a number"})
     assert r.status_code == 422
+
+
+def test_a_number_for_live_preview_is_a_422_as_the_schema_says(client):
+    r = client.post("/internal/progress", json={"id_task": "x", "live_preview": 0})
+    assert r.status_code == 422

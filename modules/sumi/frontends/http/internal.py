@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool, StrictInt
 
 from modules.sumi.services.images.saving import encode_image_base64
 
@@ -23,8 +23,8 @@ PREFIX = "/internal/"
 
 class ProgressRequest(BaseModel):
     id_task: str | None = Field(default=None, description="id of the task to report on")
-    id_live_preview: int = Field(default=-1, description="id of the last live preview the page has")
-    live_preview: bool = Field(default=True, description="include the live preview image")
+    id_live_preview: StrictInt = Field(default=-1, description="id of the last live preview the page has")
+    live_preview: StrictBool = Field(default=True, description="include the live preview image")
 
 
 class ProgressResponse(BaseModel):
