@@ -145,9 +145,10 @@ def test_a_sketch_drawn_over_an_uploaded_picture_generates(page, server, tmp_pat
     page.get_by_role("tab", name="img2img").first.click()
     page.get_by_role("tab", name=tab, exact=True).click()
     page.locator(f"#{editor} input[type=file]").first.set_input_files(str(source))
-    page.wait_for_selector(f"#{editor} canvas")
+    # the editor has more than one canvas; the one drawn on is the one with a size (visible)
+    canvas = page.locator(f"#{editor} canvas").filter(visible=True).first
+    canvas.wait_for(timeout=60_000)
     page.click(f"#{editor} button[aria-label=Brush]")
-    canvas = page.locator(f"#{editor} canvas").first
     canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
     assert box is not None
