@@ -74,12 +74,14 @@ def encode_prompts(
     parse: Parser | None = None,
     token_override: TokenOverride | None = None,
     comma_padding_backtrack: int = 20,
+    grad: bool = False,
 ) -> Conditioning:
     """Encode `prompts` (one row each, in order) with all `text_encoders`, features concatenated.
 
     `parse` splits a prompt into (text, weight) fragments (default: weight 1, BREAK splits); it is not
     called in emphasis mode "None". `chunk_count` is a minimum number of chunks (to match cond and
-    uncond); the result has at least the chunks its longest prompt needs.
+    uncond); the result has at least the chunks its longest prompt needs. `grad` keeps the autograd
+    graph (training: textual-inversion vectors or text-encoder adapters receive gradients).
     """
     _check_arguments(text_encoders, prompts, emphasis)
     parser = no_parse if emphasis == "None" else (parse or split_break)
@@ -98,7 +100,7 @@ def encode_prompts(
         for spec in text_encoders
     ]
     count = max([chunk_count or 1] + [len(chunks) for grid in grids for chunks in grid])
-    context, pooled = _encode_all(text_encoders, grids, count, clip_skip, emphasis)
+    context, pooled = _encode_all(text_encoders, grids, count, clip_skip, emphasis, grad)
     position = {prompt: i for i, prompt in enumerate(unique)}
     rows = torch.tensor([position[prompt] for prompt in prompts], device=context.device)
     return Conditioning(context[rows], None if pooled is None else pooled[rows])
@@ -110,6 +112,7 @@ def _encode_all(
     count: int,
     clip_skip: int,
     emphasis: str,
+    grad: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Encode every encoder's chunk grid padded to `count` chunks; concatenate along the features."""
     contexts: list[torch.Tensor] = []
@@ -117,7 +120,7 @@ def _encode_all(
     for spec, grid in zip(text_encoders, grids, strict=True):
         empty = empty_chunk(SpecialIds.of(spec.tokenizer))
         padded = [chunks + [empty] * (count - len(chunks)) for chunks in grid]
-        context, spec_pooled = _encode_with(spec, padded, clip_skip, emphasis)
+        context, spec_pooled = _encode_with(spec, padded, clip_skip, emphasis, grad)
         contexts.append(context)
         if spec.pooled and pooled is None:
             pooled = spec_pooled
@@ -170,12 +173,12 @@ def _finder(spec: TextEncoderSpec, token_override: TokenOverride | None) -> Embe
 
 
 def _encode_with(
-    spec: TextEncoderSpec, grid: list[list[PromptChunk]], clip_skip: int, emphasis: str
+    spec: TextEncoderSpec, grid: list[list[PromptChunk]], clip_skip: int, emphasis: str, grad: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Encode prompts x chunks with one encoder: context [U, 77*k, D] and pooled [U, P] (first chunk)."""
     prompt_count, count = len(grid), len(grid[0])
     rows = [grid[p][c] for c in range(count) for p in range(prompt_count)]  # chunk-major
-    hidden, pooled = _run_encoder(spec, rows, clip_skip)
+    hidden, pooled = _run_encoder(spec, rows, clip_skip, grad)
     weights = torch.tensor([row.weights for row in rows], dtype=torch.float32, device=hidden.device)
     per_chunk = [
         apply_emphasis(z, w, emphasis)
@@ -204,7 +207,7 @@ def apply_emphasis(z: torch.Tensor, weights: torch.Tensor, emphasis: str) -> tor
 
 
 def _run_encoder(
-    spec: TextEncoderSpec, rows: list[PromptChunk], clip_skip: int
+    spec: TextEncoderSpec, rows: list[PromptChunk], clip_skip: int, grad: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Hidden states [N, 77, D] (in the encoder's dtype) and pooled outputs [N, P] for N chunks."""
     parameter = next(spec.model.parameters())
@@ -213,7 +216,7 @@ def _run_encoder(
     for start in range(0, len(rows), MAX_ROWS_PER_FORWARD):
         batch = rows[start : start + MAX_ROWS_PER_FORWARD]
         ids = torch.tensor([row.tokens for row in batch], dtype=torch.long, device=parameter.device)
-        with torch.no_grad(), _substituted_embeddings(spec.model, batch):
+        with torch.set_grad_enabled(grad), _substituted_embeddings(spec.model, batch):
             hidden, pooled = _forward(spec, ids, clip_skip)
         hidden_parts.append(hidden.to(parameter.dtype))
         if pooled is not None:

@@ -1,0 +1,116 @@
+"""What every trainer does with the model: images to latents, a UNet call with the right extra
+conditioning, mixed precision, and a guard that leaves the model exactly as generation needs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+
+from modules.sumi.engine.model import SDModel
+from modules.sumi.engine.text.encoder import Conditioning
+from modules.sumi.engine.training.errors import TrainingError
+from modules.sumi.engine.training.objective import Predict
+
+LATENT_SAMPLING = ("once", "deterministic", "random")
+PRECISIONS = ("no", "bf16", "fp16")
+
+
+def check_trainable(model: SDModel) -> None:
+    """Refuse what the trainers cannot do yet, before any work is done."""
+    if model.is_inpainting:
+        raise TrainingError("training on an inpainting checkpoint is not supported; choose its base model")
+    if model.family == "SDXL-refiner":
+        raise TrainingError("training on the SDXL refiner is not supported; choose an SDXL base model")
+    if model.offloaded:
+        raise TrainingError("training needs the whole model on one device: turn off --medvram/--lowvram")
+
+
+@torch.no_grad()
+def encode_images(
+    model: SDModel,
+    pixels: torch.Tensor,
+    method: str = "deterministic",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Pixels [B, 3, H, W] in [-1, 1] -> scaled latents (fp32) on the model's device.
+
+    `method` is A1111's latent sampling: "deterministic" takes the distribution's mean, "random" (and
+    "once", which samples once and keeps it) draw from it with `generator`."""
+    if method not in LATENT_SAMPLING:
+        raise TrainingError(f"latent sampling {method!r}: expected one of {', '.join(LATENT_SAMPLING)}")
+    vae = model.vae
+    parameter = next(vae.parameters())
+    dist = vae.encode(pixels.to(device=parameter.device, dtype=parameter.dtype)).latent_dist
+    if method == "deterministic":
+        latents = dist.mean
+    else:
+        noise = torch.randn(dist.mean.shape, generator=generator, dtype=torch.float32).to(dist.mean)
+        latents = dist.mean + dist.std * noise
+    shift = float(getattr(vae.config, "shift_factor", None) or 0.0)
+    return ((latents.float() - shift) * model.vae_scaling_factor).to(model.device)
+
+
+def unet_predictor(model: SDModel, conditioning: Conditioning, height: int, width: int) -> Predict:
+    """The UNet as the objective calls it, with SDXL's pooled text and size conditioning when needed."""
+    added = None
+    if model.is_sdxl:
+        if conditioning.pooled is None:
+            raise TrainingError("SDXL training needs the pooled text embedding")
+        rows = conditioning.context.shape[0]
+        time_ids = torch.tensor(
+            [[height, width, 0, 0, height, width]], device=model.device, dtype=model.dtype
+        )
+        added = {
+            "text_embeds": conditioning.pooled.to(model.device, model.dtype),
+            "time_ids": time_ids.repeat(rows, 1),
+        }
+    context = conditioning.context.to(model.device, model.dtype)
+
+    def predict(noisy: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        return model.unet(
+            noisy.to(model.dtype),
+            timesteps,
+            encoder_hidden_states=context,
+            added_cond_kwargs=added,
+            return_dict=False,
+        )[0]
+
+    return predict
+
+
+def autocast(model: SDModel, precision: str) -> contextlib.AbstractContextManager:
+    """Mixed precision for the forward pass: "no" (the model's dtype), "bf16" (CPU with AMX/AVX512-BF16
+    or CUDA) or "fp16" (CUDA only)."""
+    if precision not in PRECISIONS:
+        raise TrainingError(f"mixed precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if precision == "no":
+        return contextlib.nullcontext()
+    device = model.device.type
+    if precision == "fp16" and device != "cuda":
+        raise TrainingError("fp16 mixed precision needs CUDA; use bf16 on this device")
+    return torch.autocast(device, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+@contextlib.contextmanager
+def training_guard(model: SDModel) -> Iterator[None]:
+    """Freeze every base weight for the trainer and put it all back afterwards: modes, requires_grad
+    flags and gradient checkpointing as they were (the model goes on generating after training)."""
+    modules = model.modules()
+    modes = [(m, m.training) for module in modules for m in module.modules()]
+    flags = [(p, p.requires_grad) for module in modules for p in module.parameters()]
+    checkpointing = bool(getattr(model.unet, "gradient_checkpointing", False))
+    for module in modules:
+        module.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for m, mode in modes:
+            m.train(mode)
+        for p, flag in flags:
+            p.requires_grad_(flag)
+            p.grad = None
+        if not checkpointing and getattr(model.unet, "gradient_checkpointing", False):
+            model.unet.disable_gradient_checkpointing()
