@@ -24,6 +24,7 @@ from modules.sumi.services.controlnet.service import ControlNetService
 from modules.sumi.services.extensions.manager import ExtensionManager
 from modules.sumi.services.faces.registry import FaceRestorers
 from modules.sumi.services.jobs.generation import GenerationService
+from modules.sumi.services.jobs.processing import StableDiffusionProcessingTxt2Img
 from modules.sumi.services.jobs.queue import JobQueue
 from modules.sumi.services.jobs.runner import JobRunner
 from modules.sumi.services.jobs.state import JobState
@@ -56,6 +57,7 @@ from modules.sumi.services.settings.secrets import (
 from modules.sumi.services.settings.service import SettingsService
 from modules.sumi.services.settings.styles import StyleDatabase
 from modules.sumi.services.text.service import TextService
+from modules.sumi.services.training.service import TrainingService
 from modules.sumi.services.upscalers.registry import UpscalerRegistry
 from modules.sumi.util.package_guard import guard_optional_packages
 
@@ -185,6 +187,18 @@ class App:
             hide_dirs=lambda: bool(getattr(self.args, "hide_ui_dir_config", False)),
         )
         self.text = TextService(self.models, self.embeddings, self.options)
+        self.training = TrainingService(self.queue, self.state, self._training_model, self._training_sample)
+
+    def _training_model(self) -> tuple[Any, str, str]:
+        """The selected checkpoint for a training job: (SDModel, model name, short hash)."""
+        loaded = self.models.get()
+        return loaded.sd, loaded.checkpoint.model_name, (loaded.checkpoint.hash or "")[:10]
+
+    def _training_sample(self, fields: dict[str, Any]) -> Any:
+        """One txt2img for a trainer's sample image, inline on the worker, nothing saved."""
+        p = StableDiffusionProcessingTxt2Img(**fields, do_not_save_samples=True, do_not_save_grid=True)
+        processed = self.generation.process(p)
+        return processed.images[0] if processed.images else None
 
     def _face_restorers(self) -> FaceRestorers:
         """GFPGAN / CodeFormer from their folders, on the app's device (`--use-cpu gfpgan codeformer`
