@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.browser_support import open_page, set_number, small_job, wait_text
 
@@ -135,6 +136,28 @@ def test_batch_runs_a_folder_into_the_output_folder(page, server):
     assert sorted(f.name for f in out_dir.glob("*.png")) == ["a.png", "b.png"]
 
 
+def upload_to_editor(page, editor: str, source: Path):
+    """Upload `source` into the image editor `editor` and return the canvas it is drawn on.
+
+    The editor draws with WebGL, which Chromium without a GPU renders in software. On a busy machine
+    its canvas can be set up before its box has a size, and it stays at 0x0 until the window is
+    resized (Gradio's editor sizes its canvas on resize): so when the canvas has no size after a while,
+    the window is resized by a pixel, as a user dragging the window would. Of the editor's canvases,
+    the one drawn on is the one with a size."""
+    page.locator(f"#{editor} canvas").first.wait_for(state="attached", timeout=60_000)
+    canvas = page.locator(f"#{editor} canvas").filter(visible=True).first
+    page.locator(f"#{editor} input[type=file]").first.set_input_files(str(source))
+    size = page.viewport_size or {"width": 1280, "height": 1000}
+    for nudge in range(6):
+        try:
+            canvas.wait_for(timeout=30_000)
+            return canvas
+        except PlaywrightTimeoutError:
+            page.set_viewport_size({"width": size["width"] + (nudge % 2) - 1, "height": size["height"]})
+    canvas.wait_for(timeout=30_000)
+    return canvas
+
+
 @pytest.mark.parametrize(
     ("tab", "editor"), [("Sketch", "img2img_sketch"), ("Inpaint sketch", "inpaint_sketch")]
 )
@@ -144,10 +167,7 @@ def test_a_sketch_drawn_over_an_uploaded_picture_generates(page, server, tmp_pat
     before = set((server.data_dir / "outputs" / "img2img-images").glob("*/*.png"))
     page.get_by_role("tab", name="img2img").first.click()
     page.get_by_role("tab", name=tab, exact=True).click()
-    page.locator(f"#{editor} input[type=file]").first.set_input_files(str(source))
-    # the editor has more than one canvas; the one drawn on is the one with a size (visible)
-    canvas = page.locator(f"#{editor} canvas").filter(visible=True).first
-    canvas.wait_for(timeout=60_000)
+    canvas = upload_to_editor(page, editor, source)
     page.click(f"#{editor} button[aria-label=Brush]")
     canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
