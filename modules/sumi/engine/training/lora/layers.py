@@ -30,6 +30,10 @@ def _dims(base: nn.Module) -> tuple[int, int, tuple[int, ...]]:
     return int(weight.shape[0]), int(weight.shape[1]), tuple(int(k) for k in weight.shape[2:])
 
 
+def _pair(values: tuple[int, ...]) -> tuple[int, int]:
+    return int(values[0]), int(values[1])
+
+
 def bypass(base: nn.Module, x: Tensor, weight: Tensor) -> Tensor:
     """`base`'s operation with another weight and no bias (conv keeps the base's geometry)."""
     if isinstance(base, nn.Conv2d):
@@ -76,8 +80,9 @@ class LoRALayer(TrainableLayer):
         super().__init__(rank, alpha, dropout)
         out_dim, in_dim, kernel = _dims(base)
         if isinstance(base, nn.Conv2d):
+            padding = base.padding if isinstance(base.padding, str) else _pair(base.padding)
             self.lora_down = nn.Conv2d(
-                in_dim, rank, kernel, base.stride, base.padding, base.dilation, bias=False
+                in_dim, rank, _pair(kernel), _pair(base.stride), padding, _pair(base.dilation), bias=False
             )
             self.lora_up = nn.Conv2d(rank, out_dim, 1, bias=False)
         else:
@@ -100,7 +105,7 @@ class DeltaLayer(TrainableLayer):
     adapter_type: type[Adapter] = Adapter
 
     def adapter_weights(self) -> dict[str, Tensor]:
-        weights = {name: p for name, p in self.named_parameters()}
+        weights: dict[str, Tensor] = dict(self.named_parameters())
         weights["alpha"] = torch.tensor(self.alpha_value)  # a CPU scalar: no device sync per call
         return weights
 
