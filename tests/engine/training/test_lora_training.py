@@ -98,6 +98,12 @@ def test_layers_follow_kohyas_module_lists(sd1):
     assert ("unet", "down_blocks.0.downsamplers.0.conv") in locon
     assert ("unet", "up_blocks.0.resnets.0.time_emb_proj") in locon
     assert not any(p in ("conv_in", "conv_out") or "time_embedding" in p for _, p in locon)
+    linear = paths(unet_target="all_linear", train_text_encoder=False)
+    assert ("unet", "up_blocks.0.resnets.0.conv_shortcut") in linear
+    assert not any(p.endswith(("conv1", "conv2")) for _, p in linear)
+    attention_conv = paths(unet_target="attention", conv_rank=2, train_text_encoder=False)
+    assert attention | {("unet", "down_blocks.0.resnets.0.conv1")} <= attention_conv
+    assert ("unet", "up_blocks.0.resnets.0.time_emb_proj") not in attention_conv
     ranks = {t.path: t.rank for t in select_targets(sd1, LoraSettings(rank=4, conv_rank=2))}
     assert ranks["down_blocks.0.resnets.0.conv1"] == 2 and ranks["down_blocks.0.attentions.0.proj_in"] == 4
 

@@ -3,7 +3,8 @@
 Layers are chosen as kohya's sd-scripts and LyCORIS choose them, from the module classes around them:
 - UNet `unet_target="transformer"` (kohya's default): every Linear and 1x1 conv inside the
   `Transformer2DModel` blocks (attention projections, feed-forward, proj_in/out);
-- `"attention"`: only the attention projections (to_q, to_k, to_v, to_out.0) in those blocks;
+- `"attention"`: only the attention projections (to_q, to_k, to_v, to_out.0) in those blocks (and the
+  k x k convs when `conv_rank` asks for them);
 - `"all_linear"`: also the Linear / 1x1 conv layers of `ResnetBlock2D`, `Downsample2D`, `Upsample2D`
   (time_emb_proj, conv_shortcut), at the main rank;
 - `conv_rank > 0` (LoCon, and LyCORIS' conv layers): the k x k convs of those blocks too, at their own
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
@@ -36,7 +38,7 @@ UNET_TARGETS = ("attention", "transformer", "all_linear")
 TRANSFORMER_BLOCKS = ("Transformer2DModel",)
 CONV_BLOCKS = ("ResnetBlock2D", "Downsample2D", "Upsample2D")
 TEXT_BLOCKS = ("CLIPAttention", "CLIPSdpaAttention", "CLIPMLP")
-ATTENTION_LAYERS = ("to_q", "to_k", "to_v", "to_out.0")
+ATTENTION_LAYERS = re.compile(r"(^|\.)attn\d*\.(to_q|to_k|to_v|to_out\.0)$")
 
 
 @dataclass(frozen=True)
@@ -121,18 +123,17 @@ def _unet_targets(unet: nn.Module, settings: LoraSettings) -> Iterator[tuple[str
             path = f"{block_path}.{child_path}" if child_path else block_path
             if path in seen or not child_path or not _adaptable(child):
                 continue
-            if settings.unet_target == "attention" and not _is_attention(child_path):
+            is_conv = not _is_1x1(child)
+            if is_conv and not conv_rank:
                 continue
-            if not _is_1x1(child) and not conv_rank:
+            if not is_conv and settings.unet_target == "attention" and not _is_attention(child_path):
                 continue
             seen.add(path)
-            yield path, child, not _is_1x1(child)
+            yield path, child, is_conv
 
 
 def _is_attention(child_path: str) -> bool:
-    parts = child_path.split(".")
-    tail = ".".join(parts[-2:]) if parts[-1].isdigit() else parts[-1]
-    return len(parts) >= 2 and (tail in ATTENTION_LAYERS) and any(p.startswith("attn") for p in parts)
+    return ATTENTION_LAYERS.search(child_path) is not None
 
 
 def _text_targets(encoder: nn.Module) -> Iterator[tuple[str, nn.Module]]:
