@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .adapters import ADAPTER_TYPES, Adapter, adapter_for
 from .extensions import HypernetworkPatch, NetworkPatch, drop_refused
-from .keys import Target, build_index
+from .keys import Target, build_index, kohya_name
 from .network_file import (
     MatchResult,
     NetworkError,
@@ -43,6 +43,7 @@ __all__ = [
     "build_index",
     "drop_refused",
     "guess_family",
+    "kohya_name",
     "load_network",
     "match",
     "network_from_state_dict",

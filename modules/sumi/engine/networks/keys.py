@@ -58,6 +58,22 @@ def _text_names(name: str, index: int, count: int) -> list[str]:
     return [*names, f"{dotted}.{path}", f"{dotted}.{path.removeprefix('text_model.')}"]
 
 
+def kohya_name(model: SDModel, component: str, name: str) -> str:
+    """The layer name kohya's sd-scripts (and LyCORIS) write for live layer `name` of `component`
+    ("unet", "te0", "te1"): SD1/SD2 UNet diffusers paths, SDXL UNet LDM/SGM paths, text encoders
+    `lora_te_` (one encoder) or `lora_te1_` / `lora_te2_` (SDXL). Trainers save under these names."""
+    if component == "unet":
+        if not model.is_sdxl:
+            return "lora_unet_" + name.replace(".", "_")
+        unet = model.unet
+        up_attention = ["CrossAttn" in t for t in unet.config["up_block_types"]]
+        ldm = unet_key(name + ".weight", int(unet.config["layers_per_block"]), up_attention)
+        return "lora_unet_" + ldm.removesuffix(".weight").replace(".", "_")
+    index, count = int(component.removeprefix("te")), len(model.text_encoders)
+    prefix = "lora_te_" if count == 1 else f"lora_te{index + 1}_"
+    return prefix + ("text_model." + name.removeprefix("text_model.")).replace(".", "_")
+
+
 def build_index(model: SDModel) -> dict[str, Target]:
     """Map every network-file layer name to its Target in `model`."""
     index: dict[str, Target] = {}
