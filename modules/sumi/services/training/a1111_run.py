@@ -35,7 +35,13 @@ from modules.sumi.engine.training.objective import DiffusionObjective, Objective
 from modules.sumi.services.settings.options import Options
 from modules.sumi.services.settings.paths import DataPaths
 from modules.sumi.services.training.a1111_settings import A1111TrainingSettings
-from modules.sumi.services.training.dataset import FolderSettings, encode_folder, read_folder, read_template
+from modules.sumi.services.training.dataset import (
+    FolderSettings,
+    check_folder,
+    encode_folder,
+    read_folder,
+    read_template,
+)
 from modules.sumi.services.training.service import TrainingContext
 
 TokenOverride = Callable[..., Any]
@@ -76,7 +82,7 @@ class A1111Trainer:
     def check(self, settings: Any) -> None:
         """Everything that can be checked before the job is queued (a 4xx at the API)."""
         read_template(self.paths.templates_dir, settings.template_filename)
-        self.dataset_folder(settings)
+        check_folder(self.dataset_folder(settings))
         self.log_folder(settings)
 
     def prepare(self, context: TrainingContext, settings: Any) -> Trainee:

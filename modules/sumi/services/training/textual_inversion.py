@@ -32,6 +32,7 @@ from modules.sumi.services.settings.options import Options
 from modules.sumi.services.settings.paths import DataPaths
 from modules.sumi.services.training.a1111_run import A1111Trainer, RunFolders, Trainee
 from modules.sumi.services.training.a1111_settings import EmbeddingTrainingSettings
+from modules.sumi.services.training.dataset import read_template
 from modules.sumi.services.training.service import TrainingContext
 
 
@@ -64,6 +65,7 @@ class EmbeddingTrainer(A1111Trainer):
         self.embeddings = embeddings
 
     def prepare(self, context: TrainingContext, settings: EmbeddingTrainingSettings) -> Trainee:
+        self.check_template(settings.template_filename)
         found = self._find(context.model, settings.embedding_name)
         vectors = ti.trainable(found.vectors)
         suffix = ti.embedding_suffix(vectors)
@@ -85,6 +87,14 @@ class EmbeddingTrainer(A1111Trainer):
             {"embedding": training, "settings": settings},
         )
 
+    def check_template(self, filename: str) -> None:
+        """An embedding trains only through prompts that name it."""
+        if not any("[name]" in line for line in read_template(self.paths.templates_dir, filename)):
+            raise TrainingError(
+                f"template_filename: {filename} never uses [name], so the embedding would not train; "
+                "choose a template with [name] (style, subject, ...)"
+            )
+
     def _find(self, model: SDModel, name: str) -> Embedding:
         self.embeddings.refresh()
         view = self.embeddings.for_model(model)
@@ -96,6 +106,7 @@ class EmbeddingTrainer(A1111Trainer):
 
     def check(self, settings: Any) -> None:
         super().check(settings)
+        self.check_template(settings.template_filename)
         if settings.embedding_name not in self.embeddings.embeddings:
             self.embeddings.refresh()
             if settings.embedding_name not in self.embeddings.embeddings:
