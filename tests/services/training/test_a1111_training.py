@@ -346,3 +346,61 @@ def test_an_interrupted_hypernetwork_run_keeps_a_usable_file(app):
     run = stopping.train_hypernetwork(settings)
     assert run.view().status == "interrupted"
     assert load_hypernetwork(path).info["step"] == 1
+
+
+def test_a_preview_sampler_must_exist_and_an_embedding_past_max_steps_is_left_alone(app):
+    with pytest.raises(TrainingError, match="preview_sampler_name"):
+        _embedding_settings("x", preview_from_txt2img=True, preview_sampler_name="Nope")
+    with pytest.raises(TrainingError, match="preview_sampler_index"):
+        _embedding_settings("x", preview_sampler_index=999)
+    app.a1111_training.create_embedding("done-already", 1)
+    path = app.paths.embeddings_dir / "done-already.pt"
+    data = torch.load(path, weights_only=True)
+    torch.save({**data, "step": 10}, path)
+    run = app.a1111_training.train_embedding(_embedding_settings("done-already", steps=5))
+    assert run.view().status == "done" and "already been trained to step 10" in run.view().message
+    assert torch.load(path, weights_only=True)["step"] == 10
+
+
+def test_a_hypernetwork_resumed_with_its_optimizer_state_ends_like_an_uninterrupted_run(app):
+    dim = int(app.models.get().sd.unet.config.cross_attention_dim)
+    path = app.a1111_training.create_hypernetwork(
+        "hn-resume", [dim], use_dropout=True, dropout_structure="0, 0.2, 0"
+    )
+    fresh = path.read_bytes()
+    settings = dict(
+        hypernetwork_name="hn-resume",
+        data_root="dataset",
+        training_width=64,
+        training_height=64,
+        steps=4,
+        learn_rate="0.01",
+        save_hypernetwork_every=0,
+        template_filename="hypernetwork.txt",
+    )
+    preview = dict(
+        create_image_every=2,
+        preview_from_txt2img=True,
+        preview_prompt="x",
+        preview_steps=1,
+        preview_width=64,
+        preview_height=64,
+    )
+    app.options.save_optimizer_state = True
+    try:
+        app.a1111_training.train_hypernetwork(HypernetworkTrainingSettings(**settings, create_image_every=0))
+        expected = load_hypernetwork(path).layers[dim]
+        path.write_bytes(fresh)
+        path.with_name(path.name + ".optim").unlink()
+        first = _interrupting_a1111(app, 2).train_hypernetwork(
+            HypernetworkTrainingSettings(**settings, **preview)
+        )
+        assert first.view().status == "interrupted" and first.view().step == 2
+        app.a1111_training.train_hypernetwork(HypernetworkTrainingSettings(**settings, create_image_every=0))
+    finally:
+        app.options.save_optimizer_state = False
+    resumed = load_hypernetwork(path)
+    assert resumed.info["step"] == 4
+    for got, want in zip(resumed.layers[dim], expected, strict=True):
+        for (name, a), b in zip(got.state_dict().items(), want.state_dict().values(), strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)

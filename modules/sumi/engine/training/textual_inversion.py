@@ -23,6 +23,7 @@ from modules.sumi.engine.training.errors import TrainingError
 
 A1111_PLACEHOLDER_TOKEN = 265  # the "*" token id A1111 writes in string_to_token
 MAX_VECTORS = 75  # A1111's slider maximum: one chunk
+MAX_NAME_BYTES = 150  # room for a suffix and ".optim" within the usual 255-byte file-name limit
 
 
 def sanitize_name(name: str) -> str:
@@ -30,6 +31,10 @@ def sanitize_name(name: str) -> str:
     clean = "".join(ch for ch in str(name) if ch.isalnum() or ch in "._- ").strip()
     if not clean or set(clean) <= {"."}:
         raise TrainingError(f"name {name!r}: nothing is left once unusable characters are removed")
+    if len(clean.encode()) > MAX_NAME_BYTES:
+        raise TrainingError(
+            f"name: too long for a file name ({len(clean.encode())} bytes; at most {MAX_NAME_BYTES})"
+        )
     return clean
 
 

@@ -25,7 +25,7 @@ from modules.sumi.services.training.a1111_settings import (
 )
 from modules.sumi.services.training.run import TrainingRun
 
-_Name = Annotated[str, Field(min_length=1, max_length=255)]
+_Name = Annotated[str, Field(min_length=1, max_length=150)]
 
 
 class CreateEmbeddingRequest(BaseModel):

@@ -362,9 +362,6 @@ def preview_fields(settings: A1111TrainingSettings, last_prompt: str) -> dict[st
 
 
 def sampler_name(settings: A1111TrainingSettings) -> str:
+    """`preview_sampler_name`, or the sampler `preview_sampler_index` (A1111 before 1.6) points at."""
     index = settings.preview_sampler_index
-    if index is None:
-        return settings.preview_sampler_name
-    if not 0 <= index < len(SAMPLERS):
-        raise TrainingError(f"preview_sampler_index {index}: expected 0 to {len(SAMPLERS) - 1}")
-    return SAMPLERS[index].name
+    return settings.preview_sampler_name if index is None else SAMPLERS[index].name

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.engine.sampling.samplers import SAMPLERS, find_sampler
 from modules.sumi.engine.training.errors import TrainingError
 from modules.sumi.engine.training.loop import CLIP_MODES
 from modules.sumi.engine.training.lr_schedule import LearnRateSchedule
@@ -66,6 +68,7 @@ class A1111TrainingSettings:
     def __post_init__(self) -> None:
         self._check_numbers()
         self._check_choices()
+        self._check_preview()
         self.learn_rate_schedule()
         self.clip_schedule()
 
@@ -124,6 +127,17 @@ class A1111TrainingSettings:
             raise TrainingError("no name given: choose what to train")
         if (self.save_every or self.create_image_every) and not self.log_directory.strip():
             raise TrainingError("log_directory is empty (needed to save intermediate files and images)")
+
+    def _check_preview(self) -> None:
+        if self.preview_sampler_index is not None and not 0 <= self.preview_sampler_index < len(SAMPLERS):
+            raise TrainingError(
+                f"preview_sampler_index {self.preview_sampler_index}: expected 0 to {len(SAMPLERS) - 1}"
+            )
+        if self.preview_from_txt2img and self.preview_sampler_index is None:
+            try:
+                find_sampler(self.preview_sampler_name)
+            except InvalidRequestError as exc:
+                raise TrainingError(f"preview_sampler_name: {exc}") from exc
 
     def _check_choices(self) -> None:
         for key, value, choices in (

@@ -65,7 +65,10 @@ def create_hypernetwork_file(
         dropout_structure=dropout or [0.0] * len(structure),
     )
     hn = hnt.new_hypernetwork(clean, _sizes(enable_sizes), options, weight_init or "Normal")
-    hnt.save_hypernetwork_file(path, hn)
+    try:
+        hnt.save_hypernetwork_file(path, hn)
+    except OSError as exc:
+        raise TrainingError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return path
 
 

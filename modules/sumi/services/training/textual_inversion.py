@@ -51,7 +51,10 @@ def create_embedding_file(
     path = folder / f"{clean}{ti.embedding_suffix(vectors)}"
     if path.exists() and not overwrite_old:
         raise TrainingError(f"file {path} already exists (set overwrite_old to replace it)")
-    ti.save_embedding_file(path, clean, vectors, 0, None, None)
+    try:
+        ti.save_embedding_file(path, clean, vectors, 0, None, None)
+    except OSError as exc:
+        raise TrainingError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return path
 
 
@@ -84,7 +87,7 @@ class EmbeddingTrainer(A1111Trainer):
             _step(found),
             output,
             state,
-            {"embedding": training, "settings": settings},
+            {"embedding": training},
         )
 
     def check_template(self, filename: str) -> None:
