@@ -238,6 +238,7 @@ class App:
             ("codeformer_models_path", p.codeformer_dir),
             ("ui_config_file", p.ui_config_file),
             ("localizations_dir", p.localizations_dir),
+            ("textual_inversion_templates_dir", p.templates_dir),
         ):
             if getattr(self.args, dest, None) is None:
                 setattr(self.args, dest, str(path))

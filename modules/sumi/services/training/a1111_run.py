@@ -306,7 +306,8 @@ class _LossFunction:
         batch = self.dataset.batch(step, micro, generator)
         self.last_prompt = batch.prompts[0]
         latents = batch.latents.to(self.model.device)
-        height, width = latents.shape[-2] * 8, latents.shape[-1] * 8
+        scale = self.model.vae_scale
+        height, width = latents.shape[-2] * scale, latents.shape[-1] * scale
         with autocast(self.model, self.precision):
             cond = self._encode(batch.prompts)
             predict = unet_predictor(self.model, cond, height, width)
