@@ -57,6 +57,7 @@ from modules.sumi.services.settings.secrets import (
 from modules.sumi.services.settings.service import SettingsService
 from modules.sumi.services.settings.styles import StyleDatabase
 from modules.sumi.services.text.service import TextService
+from modules.sumi.services.training.a1111 import A1111Training
 from modules.sumi.services.training.service import TrainingService
 from modules.sumi.services.upscalers.registry import UpscalerRegistry
 from modules.sumi.util.package_guard import guard_optional_packages
@@ -188,6 +189,15 @@ class App:
         )
         self.text = TextService(self.models, self.embeddings, self.options)
         self.training = TrainingService(self.queue, self.state, self._training_model, self._training_sample)
+        self.a1111_training = A1111Training(
+            self.training,
+            self.queue,
+            lambda: self.models.get().sd,
+            self.paths,
+            self.options,
+            self.embeddings,
+            self.hypernetworks,
+        )
 
     def _training_model(self) -> tuple[Any, str, str]:
         """The selected checkpoint for a training job: (SDModel, model name, short hash)."""
@@ -228,6 +238,7 @@ class App:
             ("codeformer_models_path", p.codeformer_dir),
             ("ui_config_file", p.ui_config_file),
             ("localizations_dir", p.localizations_dir),
+            ("textual_inversion_templates_dir", p.templates_dir),
         ):
             if getattr(self.args, dest, None) is None:
                 setattr(self.args, dest, str(path))

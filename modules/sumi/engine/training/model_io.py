@@ -53,6 +53,18 @@ def encode_images(
     return ((latents.float() - shift) * model.vae_scaling_factor).to(model.device)
 
 
+@torch.no_grad()
+def encode_distribution(model: SDModel, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixels [B, 3, H, W] in [-1, 1] -> the VAE's latent distribution as scaled (mean, std), fp32 on the
+    CPU (a dataset keeps them between steps; "random" latent sampling draws from them each time)."""
+    vae = model.vae
+    parameter = next(vae.parameters())
+    dist = vae.encode(pixels.to(device=parameter.device, dtype=parameter.dtype)).latent_dist
+    shift = float(getattr(vae.config, "shift_factor", None) or 0.0)
+    scale = model.vae_scaling_factor
+    return ((dist.mean.float() - shift) * scale).cpu(), (dist.std.float() * scale).cpu()
+
+
 def unet_predictor(model: SDModel, conditioning: Conditioning, height: int, width: int) -> Predict:
     """The UNet as the objective calls it, with SDXL's pooled text and size conditioning when needed."""
     added = None

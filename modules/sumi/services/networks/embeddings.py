@@ -12,10 +12,11 @@ skipped with A1111's reason ("1024 ≠ 768"); its `hook()` is the `token_overrid
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,6 +76,7 @@ class EmbeddingDatabase:
         self._lock = threading.RLock()
         self._scanned = False
         self._views: dict[int, tuple[int, ModelEmbeddings]] = {}
+        self._overrides: dict[str, Embedding] = {}
 
     @property
     def embeddings(self) -> dict[str, Embedding]:
@@ -100,6 +102,24 @@ class EmbeddingDatabase:
             if changed:
                 self._rebuild()
             return bool(changed)
+
+    @contextlib.contextmanager
+    def overriding(self, embedding: Embedding) -> Iterator[None]:
+        """Jobs see `embedding` under its name instead of the file's (an embedding being trained: its
+        samples use the vectors as they are now); the files' view is back afterwards."""
+        with self._lock:
+            previous = self._overrides.get(embedding.name)
+            self._overrides[embedding.name] = embedding
+            self._rebuild()
+        try:
+            yield
+        finally:
+            with self._lock:
+                if previous is None:
+                    self._overrides.pop(embedding.name, None)
+                else:
+                    self._overrides[embedding.name] = previous
+                self._rebuild()
 
     def for_model(self, model: SDModel) -> ModelEmbeddings:
         """Usable and skipped embeddings for `model` (cached until the files change)."""
@@ -155,6 +175,7 @@ class EmbeddingDatabase:
                 )
                 continue
             self._embeddings[embedding.name] = embedding
+        self._embeddings.update(self._overrides)
 
     def _sort_key(self, path: Path) -> tuple[int, str]:
         for i, folder in enumerate(self.folders):

@@ -37,7 +37,6 @@ NOT_YET_IMPLEMENTED = (
             "sub_quad_kv_chunk_size",
             "sub_quad_chunk_threshold",
             "config",
-            "textual_inversion_templates_dir",
             "bsrgan_models_path",
             "scunet_models_path",
             "ldsr_models_path",
@@ -156,6 +155,10 @@ def _add_path_args(parser: argparse.ArgumentParser) -> None:
     text("--lyco-dir-backcompat", "LyCORIS folder kept for old setups (default: <models-dir>/LyCORIS)")
     text("--hypernetwork-dir", "hypernetwork folder (default: <models-dir>/hypernetworks)")
     text("--controlnet-dir", "ControlNet model folder (default: <models-dir>/ControlNet)")
+    text(
+        "--textual-inversion-templates-dir",
+        "prompt templates for embedding/hypernetwork training (default: Sumi's textual_inversion_templates)",
+    )
     for dest, folder in (("gfpgan_models_path", "GFPGAN"), ("codeformer_models_path", "Codeformer")):
         text(flag_name(dest), f"{folder} model folder (default: <models-dir>/{folder})")
     text("--ui-settings-file", "settings file (default: <data-dir>/config.json)")
@@ -322,7 +325,7 @@ def _add_a1111_accepted_args(parser: argparse.ArgumentParser) -> None:
     for dest in ("sub_quad_q_chunk_size", "sub_quad_kv_chunk_size", "sub_quad_chunk_threshold"):
         add(flag_name(dest), type=int, default=None, help="A1111 sub-quadratic attention; no effect in Sumi")
     for dest in (
-        "config", "textual_inversion_templates_dir", "bsrgan_models_path",
+        "config", "bsrgan_models_path",
         "scunet_models_path", "ldsr_models_path",
         "clip_models_path", "tls_keyfile", "tls_certfile", "subpath",
     ):  # fmt: skip

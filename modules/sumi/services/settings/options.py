@@ -1117,6 +1117,52 @@ def _compile() -> dict[str, OptionInfo]:
     )
 
 
+def _training() -> dict[str, OptionInfo]:
+    """A1111's Training section (keys, labels and defaults of 1.10); Sumi's trainers read them."""
+    return options_section(
+        ("training", "Training"),
+        {
+            "unload_models_when_training": OptionInfo(
+                False, "Move VAE and CLIP to RAM when training if possible. Saves VRAM."
+            ),
+            "pin_memory": OptionInfo(
+                False,
+                "Turn on pin_memory for DataLoader. Makes training slightly faster but can increase memory usage.",
+            ),
+            "save_optimizer_state": OptionInfo(
+                False,
+                "Saves Optimizer state as separate *.optim file. Training of embedding or HN can be resumed "
+                "with the matching optim file.",
+            ),
+            "save_training_settings_to_txt": OptionInfo(
+                True, "Save textual inversion and hypernet settings to a text file whenever training starts."
+            ),
+            "dataset_filename_word_regex": OptionInfo("", "Filename word regex"),
+            "dataset_filename_join_string": OptionInfo(" ", "Filename join string"),
+            "training_image_repeats_per_epoch": OptionInfo(
+                1,
+                "Number of repeats for a single input image per epoch; used only for displaying epoch number",
+                "number",
+                {"precision": 0},
+            ).bounds(1, None),
+            "training_write_csv_every": OptionInfo(
+                500, "Save an csv containing the loss to log directory every N steps, 0 to disable"
+            ).bounds(0, None),
+            "training_xattention_optimizations": OptionInfo(
+                False, "Use cross attention optimizations while training"
+            ),
+            "training_enable_tensorboard": OptionInfo(False, "Enable tensorboard logging."),
+            "training_tensorboard_save_images": OptionInfo(
+                False, "Save generated images within tensorboard."
+            ),
+            "training_tensorboard_flush_every": OptionInfo(
+                120,
+                "How often, in seconds, to flush the pending tensorboard events and summaries to disk.",
+            ),
+        },
+    )
+
+
 def _a1111_only() -> dict[str, OptionInfo]:
     """A1111 settings for features Sumi does not have (interrogation,     A1111's console and gallery layout), with A1111's defaults, so extensions that read them find them.
     Hidden in Settings: changing them changes nothing in Sumi."""
@@ -1184,6 +1230,7 @@ def builtin_options() -> dict[str, OptionInfo]:
         _extensions,
         _refiner,
         _compile,
+        _training,
         _a1111_only,
     ):
         labels.update(group())

@@ -61,6 +61,9 @@ class DataPaths:
     # Upscaler models by kind ("ESRGAN", "RealESRGAN", "SwinIR", "DAT", "HAT"): models/<kind> and the
     # folder of A1111's --<kind>-models-path
     upscaler_dirs: tuple[tuple[str, tuple[Path, ...]], ...] = ()
+    # A1111's --textual-inversion-templates-dir: the prompt templates of TI / hypernetwork training
+    # (default: the folder shipped with Sumi, in the repo as A1111 has it)
+    textual_inversion_templates_dir: Path | None = None
 
     @classmethod
     def from_args(cls, ns: argparse.Namespace, repo_root: Path | str) -> DataPaths:
@@ -101,6 +104,8 @@ class DataPaths:
                 (kind, _with_extra(models / kind, _opt_path(ns, UPSCALER_FLAGS.get(kind, ""))))
                 for kind in UPSCALER_KINDS
             ),
+            textual_inversion_templates_dir=_opt_path(ns, "textual_inversion_templates_dir")
+            or root / "textual_inversion_templates",
         )
 
     def folders(self) -> list[Path]:
@@ -122,6 +127,11 @@ class DataPaths:
             self.config_file.parent,
             *(dirs[0] for _, dirs in self.upscaler_dirs),
         ]
+
+    @property
+    def templates_dir(self) -> Path:
+        """The textual-inversion templates folder (`textual_inversion_templates_dir`, or the repo's)."""
+        return self.textual_inversion_templates_dir or self.repo_root / "textual_inversion_templates"
 
     def ensure(self) -> None:
         """Create the folders a user expects to find (idempotent)."""

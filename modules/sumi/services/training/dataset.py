@@ -1,0 +1,190 @@
+"""Reading an A1111 training folder: prompt templates, images and their captions, then latents.
+
+As A1111's `PersonalizedBase`: the images are the files directly in `data_root` (not its sub-folders);
+each one's caption is the same-stem `.txt`, else the file name (options `dataset_filename_word_regex`
+and `dataset_filename_join_string`). Images are resized to the training size (bicubic) unless
+`varsize`, which keeps their own size (rounded down to a multiple of 64 so the UNet can take it).
+A file that is not a readable image is skipped and named in the run's message; a folder with no image
+at all is a TrainingError.
+
+Templates are the `.txt` files under the templates folder (A1111's `--textual-inversion-templates-dir`),
+by file name, sub-folders included.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from modules.sumi.engine.model import SDModel
+from modules.sumi.engine.training.dataset import (
+    DatasetSettings,
+    LatentDataset,
+    TrainingImage,
+    alpha_weight,
+    caption_from_stem,
+)
+from modules.sumi.engine.training.errors import TrainingError
+from modules.sumi.engine.training.loop import micro_seed
+from modules.sumi.engine.training.model_io import encode_distribution
+
+SIZE_STEP = 64
+
+
+def list_templates(folder: Path) -> dict[str, Path]:
+    """Template files by file name (A1111 lists every file of the folder tree; the first name wins)."""
+    found: dict[str, Path] = {}
+    if not folder.is_dir():
+        return found
+    for root, dirs, names in os.walk(folder):
+        dirs.sort()
+        for name in sorted(names):
+            if not name.startswith("."):
+                found.setdefault(name, Path(root, name))
+    return found
+
+
+def read_template(folder: Path, filename: str) -> tuple[str, ...]:
+    """The prompt lines of template `filename` (blank lines left out)."""
+    if not filename:
+        raise TrainingError("template_filename: no prompt template file selected")
+    path = list_templates(folder).get(filename)
+    if path is None:
+        names = ", ".join(sorted(list_templates(folder))) or f"none in {folder}"
+        raise TrainingError(f"template_filename: prompt template file {filename!r} not found ({names})")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TrainingError(f"template_filename: {path} cannot be read ({exc})") from exc
+    lines = tuple(line.strip() for line in text.splitlines() if line.strip())
+    if not lines:
+        raise TrainingError(f"template_filename: {path} holds no prompt lines")
+    return lines
+
+
+@dataclass(frozen=True)
+class FolderSettings:
+    data_root: Path
+    width: int = 512
+    height: int = 512
+    varsize: bool = False
+    use_weight: bool = False
+    word_regex: str = ""
+    join_string: str = " "
+
+
+@dataclass
+class SourceImage:
+    path: Path
+    pixels: torch.Tensor  # [3, H, W] in [-1, 1]
+    alpha: np.ndarray | None
+    caption: str
+
+
+@dataclass
+class FolderContents:
+    images: list[SourceImage] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def check_folder(data_root: Path) -> list[Path]:
+    """The candidate files of the dataset folder; TrainingError when it is missing or empty."""
+    if not str(data_root):
+        raise TrainingError("data_root: the dataset directory is empty")
+    if not data_root.is_dir():
+        raise TrainingError(f"data_root: the dataset directory {data_root} does not exist")
+    files = sorted(p for p in data_root.iterdir() if p.is_file() and not p.name.startswith("."))
+    candidates = [p for p in files if p.suffix.lower() != ".txt"]
+    if not candidates:
+        raise TrainingError(f"data_root: the dataset directory {data_root} holds no images")
+    return candidates
+
+
+def read_folder(settings: FolderSettings, interrupted: Callable[[], bool] = lambda: False) -> FolderContents:
+    """Every readable image of the folder with its caption; unreadable files are listed in `skipped`."""
+    contents = FolderContents()
+    for path in check_folder(settings.data_root):
+        if interrupted():
+            raise TrainingError("interrupted while the dataset was being prepared")
+        try:
+            contents.images.append(_read_image(path, settings))
+        except (OSError, ValueError, Image.DecompressionBombError):
+            contents.skipped.append(path.name)
+    if not contents.images:
+        raise TrainingError(
+            f"data_root: no readable image in {settings.data_root} (skipped: {', '.join(contents.skipped)})"
+        )
+    return contents
+
+
+def _read_image(path: Path, settings: FolderSettings) -> SourceImage:
+    with Image.open(path) as opened:
+        opened.load()
+        alpha = None
+        if settings.use_weight and "A" in opened.getbands():
+            alpha = np.asarray(opened.getchannel("A"), dtype=np.uint8)
+        image = opened.convert("RGB")
+    size = _varsize(image.size) if settings.varsize else (settings.width, settings.height)
+    if image.size != size:
+        image = image.resize(size, Image.Resampling.BICUBIC)
+    array = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
+    pixels = torch.from_numpy(array.copy()).permute(2, 0, 1)
+    return SourceImage(path, pixels, alpha, _caption(path, settings))
+
+
+def _varsize(size: tuple[int, int]) -> tuple[int, int]:
+    w, h = size
+    return max(SIZE_STEP, w // SIZE_STEP * SIZE_STEP), max(SIZE_STEP, h // SIZE_STEP * SIZE_STEP)
+
+
+def _caption(path: Path, settings: FolderSettings) -> str:
+    text_file = path.with_suffix(".txt")
+    if text_file.is_file():
+        try:
+            return text_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{text_file.name} cannot be read: {exc}") from exc
+    return caption_from_stem(path.stem, settings.word_regex, settings.join_string)
+
+
+def encode_folder(
+    model: SDModel,
+    contents: FolderContents,
+    settings: DatasetSettings,
+    use_weight: bool = False,
+    interrupted: Callable[[], bool] = lambda: False,
+) -> LatentDataset:
+    """Latents for every image (one VAE call each) and the dataset over them; with `use_weight` an
+    image without an alpha channel weighs every pixel 1."""
+    images = []
+    for index, source in enumerate(contents.images):
+        if interrupted():
+            raise TrainingError("interrupted while the dataset was being prepared")
+        images.append(_encode(model, source, settings, index, use_weight))
+    return LatentDataset(images, settings)
+
+
+def _encode(
+    model: SDModel, source: SourceImage, settings: DatasetSettings, index: int, use_weight: bool
+) -> TrainingImage:
+    mean, std = encode_distribution(model, source.pixels.unsqueeze(0))
+    mean, std = mean[0], std[0]
+    method = settings.latent_sampling_method
+    latent_std = None
+    if method == "once":  # one draw, kept for the whole run
+        generator = torch.Generator().manual_seed(micro_seed(settings.seed, index, 0x0DCE))
+        mean = mean + std * torch.randn(mean.shape, generator=generator)
+    elif method == "random":
+        latent_std = std
+    weight = None
+    if source.alpha is not None:
+        weight = alpha_weight(source.alpha, (int(mean.shape[-2]), int(mean.shape[-1])))
+    elif use_weight:
+        weight = torch.ones(1, *mean.shape[-2:])
+    return TrainingImage(source.path.name, mean, latent_std, weight, source.caption)
