@@ -43,7 +43,7 @@ def encode_images(
         raise TrainingError(f"latent sampling {method!r}: expected one of {', '.join(LATENT_SAMPLING)}")
     vae = model.vae
     parameter = next(vae.parameters())
-    dist = vae.encode(pixels.to(device=parameter.device, dtype=parameter.dtype)).latent_dist
+    dist = vae.encode(pixels.to(device=parameter.device, dtype=parameter.dtype)).latent_dist  # pyright: ignore[reportAttributeAccessIssue]
     if method == "deterministic":
         latents = dist.mean
     else:
@@ -59,7 +59,7 @@ def encode_distribution(model: SDModel, pixels: torch.Tensor) -> tuple[torch.Ten
     CPU (a dataset keeps them between steps; "random" latent sampling draws from them each time)."""
     vae = model.vae
     parameter = next(vae.parameters())
-    dist = vae.encode(pixels.to(device=parameter.device, dtype=parameter.dtype)).latent_dist
+    dist = vae.encode(pixels.to(device=parameter.device, dtype=parameter.dtype)).latent_dist  # pyright: ignore[reportAttributeAccessIssue]
     shift = float(getattr(vae.config, "shift_factor", None) or 0.0)
     scale = model.vae_scaling_factor
     return ((dist.mean.float() - shift) * scale).cpu(), (dist.std.float() * scale).cpu()

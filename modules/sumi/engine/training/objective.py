@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 from diffusers import DDPMScheduler
 
+from modules.sumi.engine.files import from_config
 from modules.sumi.engine.training.errors import TrainingError
 
 Predict = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -46,10 +47,10 @@ class DiffusionObjective:
             raise TrainingError(
                 f"training a {prediction_type!r} model is not supported (epsilon or v_prediction)"
             )
-        self.scheduler = DDPMScheduler.from_config({**scheduler_config, "prediction_type": prediction_type})
+        self.scheduler = from_config(DDPMScheduler, {**scheduler_config, "prediction_type": prediction_type})
         self.prediction_type = prediction_type
         self.settings = settings or ObjectiveSettings()
-        total = int(self.scheduler.config.num_train_timesteps)
+        total = int(self.scheduler.config["num_train_timesteps"])
         high = total if self.settings.timestep_max is None else self.settings.timestep_max
         if not 0 <= self.settings.timestep_min < high <= total:
             raise TrainingError(
@@ -76,7 +77,7 @@ class DiffusionObjective:
 
     def target(self, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
         if self.prediction_type == "v_prediction":
-            return self.scheduler.get_velocity(latents, noise, timesteps)
+            return self.scheduler.get_velocity(latents, noise, timesteps)  # pyright: ignore[reportArgumentType]
         return noise
 
     def snr_weights(self, timesteps: torch.Tensor) -> torch.Tensor | None:
@@ -99,7 +100,7 @@ class DiffusionObjective:
         latents = latents.float()
         noise = self.sample_noise(latents, generator)
         timesteps = self.sample_timesteps(latents.shape[0], generator, latents.device)
-        noisy = self.scheduler.add_noise(latents, noise, timesteps)
+        noisy = self.scheduler.add_noise(latents, noise, timesteps)  # pyright: ignore[reportArgumentType]
         prediction = predict(noisy, timesteps).float()
         error = (prediction - self.target(latents, noise, timesteps)) ** 2
         if pixel_weight is not None:

@@ -41,11 +41,18 @@ def sanitize_name(name: str) -> str:
 def token_vectors(spec: TextEncoderSpec, text: str) -> torch.Tensor:
     """The input embeddings of `text`'s tokens (no start/end tokens) in one encoder, [t, D] fp32."""
     ids = tokenize_fragments(spec.tokenizer, [text])[0]
-    table = spec.model.get_input_embeddings().weight
+    table = _input_table(spec)
     if not ids:
         return table.new_zeros((0, table.shape[-1])).float()
     index = torch.tensor(ids, device=table.device)
     return table.detach()[index].float().cpu()
+
+
+def _input_table(spec: TextEncoderSpec) -> torch.Tensor:
+    """The encoder's token embedding matrix [vocab, D]."""
+    embeddings = spec.model.get_input_embeddings()
+    assert isinstance(embeddings, torch.nn.Embedding)
+    return embeddings.weight
 
 
 def spread_vectors(tokens: torch.Tensor, count: int, width: int) -> torch.Tensor:
@@ -65,7 +72,7 @@ def initial_vectors(model: SDModel, init_text: str, count: int) -> Vectors:
     keys = _keys(model)
     result: dict[str, torch.Tensor] = {}
     for key, spec in zip(keys, model.text_encoders, strict=True):
-        width = int(spec.model.get_input_embeddings().weight.shape[-1])
+        width = int(_input_table(spec).shape[-1])
         tokens = token_vectors(spec, init_text or "*") if init_text else torch.zeros(0, width)
         result[key or ""] = spread_vectors(tokens, count, width)
     return result[""] if keys == [None] else result

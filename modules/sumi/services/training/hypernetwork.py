@@ -171,9 +171,9 @@ class HypernetworkTrainer(A1111Trainer):
 
 def _check_sizes(model: SDModel, hn: Hypernetwork) -> None:
     widths = {
-        int(m.to_k.in_features)
+        int(layer.in_features)
         for m in model.unet.modules()
-        if hasattr(m, "to_k") and hasattr(m, "processor")
+        if hasattr(m, "processor") and isinstance(layer := getattr(m, "to_k", None), torch.nn.Linear)
     }
     if not widths & set(hn.layers):
         raise TrainingError(
