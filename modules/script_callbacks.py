@@ -17,6 +17,7 @@ from modules.sumi.services.scripts.callbacks import (
     CFGDenoisedParams,
     CFGDenoiserParams,
     ImageSaveParams,
+    UiTrainTabParams,
 )
 
 
@@ -25,11 +26,6 @@ class ExtraNoiseParams:
     noise: Any
     x: Any
     xi: Any
-
-
-@dataclass
-class UiTrainTabParams:
-    txt2img_preview_params: Any
 
 
 @dataclass

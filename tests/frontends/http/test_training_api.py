@@ -135,3 +135,21 @@ def test_the_training_routes_need_the_api_login(make_app, tmp_path):
     client = local_client(build_server(app))
     for route in ("create/embedding", "create/hypernetwork", "train/embedding", "train/hypernetwork"):
         assert client.post(f"/sdapi/v1/{route}", json={}).status_code == 401
+
+
+def test_training_runs_are_listed_with_their_loss_curve_and_files(app, client):
+    r = client.post(
+        "/sdapi/v1/create/embedding", json={"name": "runs-emb", "num_vectors_per_token": 1, "init_text": "tile"}
+    )
+    assert r.status_code == 200, r.text
+    r = client.post("/sdapi/v1/train/embedding", json={**TRAIN, "embedding_name": "runs-emb", "steps": 3})
+    assert r.status_code == 200, r.text
+    runs = client.get("/sdapi/v1/training/runs").json()
+    mine = [run for run in runs if run["name"] == "runs-emb"]
+    assert len(mine) == 1 and mine[0]["status"] == "done" and mine[0]["step"] == mine[0]["steps"] == 3
+    assert mine[0]["files"] == ["embeddings/runs-emb.pt"]  # relative to the data folder
+    detail = client.get(f"/sdapi/v1/training/runs/{mine[0]['id']}").json()
+    assert [p["step"] for p in detail["losses"]] == [1, 2, 3]
+    assert all(p["loss"] > 0 and p["learn_rate"] == 0.005 for p in detail["losses"])
+    missing = client.get("/sdapi/v1/training/runs/no-such-run")
+    assert missing.status_code == 404 and "no-such-run" in missing.text

@@ -35,6 +35,7 @@ from modules.sumi.frontends.gradio.paste_buttons import announcing_parser, reada
 from modules.sumi.frontends.gradio.pnginfo import create_pnginfo_tab
 from modules.sumi.frontends.gradio.quicksettings import create_quicksettings, page_load
 from modules.sumi.frontends.gradio.settings import create_settings_tab
+from modules.sumi.frontends.gradio.train_ui import create_train_tab
 from modules.sumi.frontends.gradio.txt2img import Txt2ImgTab, create_txt2img_tab
 from modules.sumi.frontends.gradio.ui_config import UiConfig, apply_to_tabs
 
@@ -49,6 +50,7 @@ SUMI_TABS = (
     ("img2img", "img2img"),
     ("extras", "Extras"),
     ("pnginfo", "PNG Info"),
+    ("train", "Train"),
     ("settings", "Settings"),
     ("extensions", "Extensions"),
 )
@@ -77,6 +79,7 @@ def build_ui(app: App) -> gr.Blocks:
             img2img = _img2img_tab(app)
             extras = _extras_tab(app)
             _pnginfo_tab()
+            _train_tab(app, txt2img)
             for tab in extension_tabs:
                 _extension_tab(app, tab)
             _settings_tab(app, demo)
@@ -252,6 +255,11 @@ def _connect_paste_buttons(app: App) -> None:
         )
     except Exception as exc:  # an extension's button wired to something odd must not stop the page
         _problem(app, f"Could not connect an extension's paste button ({type(exc).__name__}: {exc})")
+
+
+def _train_tab(app: App, txt2img: Txt2ImgTab) -> None:
+    with gr.Tab("Train", id="train", elem_id="tab_train"):
+        create_train_tab(app, txt2img.controls)
 
 
 def _settings_tab(app: App, demo: gr.Blocks) -> None:

@@ -44,6 +44,14 @@ MAX_ERRORS = 50
 
 
 @dataclass
+class UiTrainTabParams:
+    """A1111's `on_ui_train_tabs` argument: txt2img's preview controls (prompt, negative prompt, steps,
+    sampler, CFG, seed, width, height) for an extension's own training tab."""
+
+    txt2img_preview_params: Any
+
+
+@dataclass
 class ImageSaveParams:
     """A1111's `script_callbacks.ImageSaveParams` (before/after an image is written)."""
 
