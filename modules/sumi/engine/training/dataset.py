@@ -11,10 +11,16 @@ of what is trained. Without shuffling or dropout the line is chosen once per ima
 Batches are chosen by step alone (the micro-batch's global index picks an epoch and a position in
 that epoch's seeded order), so a run resumed at step s sees exactly the batches the uninterrupted run
 saw from step s on. `varsize` keeps images at their own size and batches only images of one size.
+
+LoRA training adds kohya's options: `keep_tokens` (the first N tags stay in place and are never
+dropped), `flip` (a seeded coin per use picks the mirrored image's latents, encoded beside the plain
+ones) and aspect-ratio buckets (`bucket_sizes`, `nearest_bucket`: each image goes to the bucket
+nearest its aspect within the training area; a batch only holds images of one bucket).
 """
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from collections.abc import Sequence
@@ -28,6 +34,25 @@ from modules.sumi.engine.training.loop import micro_seed
 from modules.sumi.engine.training.model_io import LATENT_SAMPLING
 
 LEADING_NUMBERS = re.compile(r"^[-\d]+\s*")
+BUCKET_STEP = 64
+
+
+def bucket_sizes(width: int, height: int, step: int = BUCKET_STEP) -> list[tuple[int, int]]:
+    """kohya's bucket resolutions for a `width` x `height` training area: sides in multiples of `step`,
+    at most twice the longer training side, as large as the area allows, in both orientations."""
+    area, longest = width * height, max(width, height, step) * 2
+    sizes: set[tuple[int, int]] = set()
+    for w in range(step, longest + 1, step):
+        h = min(longest, area // w // step * step)
+        if h >= step:
+            sizes |= {(w, h), (h, w)}  # both orientations, as kohya
+    return sorted(sizes)
+
+
+def nearest_bucket(size: tuple[int, int], buckets: Sequence[tuple[int, int]]) -> tuple[int, int]:
+    """The bucket whose aspect ratio is nearest the image's (the larger bucket on a tie)."""
+    ratio = math.log(size[0] / size[1])
+    return min(buckets, key=lambda b: (abs(math.log(b[0] / b[1]) - ratio), -b[0] * b[1]))
 
 
 def caption_from_stem(stem: str, word_regex: str = "", join_string: str = " ") -> str:
@@ -56,14 +81,17 @@ def compose_prompt(
     rng: random.Random,
     shuffle_tags: bool = False,
     tag_drop_out: float = 0.0,
+    keep_tokens: int = 0,
 ) -> str:
-    """One template line filled in: `[filewords]` with the (shuffled / thinned) tags, `[name]` with `name`."""
+    """One template line filled in: `[filewords]` with the (shuffled / thinned) tags, `[name]` with `name`;
+    the first `keep_tokens` tags stay first and are never dropped (kohya)."""
     tags = filewords.split(",")
+    kept, tags = tags[:keep_tokens], tags[keep_tokens:]
     if tag_drop_out:
         tags = [tag for tag in tags if rng.random() > tag_drop_out]
     if shuffle_tags:
         rng.shuffle(tags)
-    return line.replace("[filewords]", ",".join(tags)).replace("[name]", name)
+    return line.replace("[filewords]", ",".join(kept + tags)).replace("[name]", name)
 
 
 def alpha_weight(alpha: np.ndarray, latent_size: tuple[int, int]) -> torch.Tensor:
@@ -93,6 +121,8 @@ class TrainingImage:
     weight: torch.Tensor | None = None  # [1, h, w]
     filewords: str = ""
     fixed_prompt: str | None = None
+    flipped: torch.Tensor | None = None  # the mirrored image's latents (mean), when flipping
+    flipped_std: torch.Tensor | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -118,6 +148,8 @@ class DatasetSettings:
     latent_sampling_method: str = "once"
     repeats: int = 1
     seed: int = 0
+    keep_tokens: int = 0
+    flip: bool = False
 
     def __post_init__(self) -> None:
         if not self.lines:
@@ -135,6 +167,8 @@ class DatasetSettings:
             )
         if self.repeats < 1:
             raise TrainingError("the number of repeats per epoch must be at least 1")
+        if self.keep_tokens < 0:
+            raise TrainingError("keep_tokens must not be negative")
 
 
 class LatentDataset:
@@ -180,10 +214,17 @@ class LatentDataset:
         members = self._epoch_order(epoch)[position]
         rng = random.Random(micro_seed(self.settings.seed, index, 0x7E57))
         images = [self.images[i] for i in members]
-        latents = torch.stack([self._latents(image, generator) for image in images])
+        flips = self._flips(index, len(images))
+        latents = torch.stack([self._latents(im, generator, f) for im, f in zip(images, flips, strict=True)])
         weights = None
         if all(image.weight is not None for image in images):
-            weights = torch.stack([image.weight for image in images if image.weight is not None])
+            weights = torch.stack(
+                [
+                    _mirrored(im.weight, f)
+                    for im, f in zip(images, flips, strict=True)
+                    if im.weight is not None
+                ]
+            )
         prompts = [self._prompt(image, rng) for image in images]
         return Batch(latents, weights, prompts, [image.name for image in images])
 
@@ -198,18 +239,38 @@ class LatentDataset:
         rng.shuffle(batches)
         return batches[: self.batches_per_epoch]
 
-    def _latents(self, image: TrainingImage, generator: torch.Generator) -> torch.Tensor:
-        if image.latent_std is None:
-            return image.latents
-        noise = torch.randn(image.latents.shape, generator=generator, dtype=torch.float32)
-        return image.latents + image.latent_std * noise.to(image.latents)
+    def _flips(self, index: int, count: int) -> list[bool]:
+        """Whether each image of micro-batch `index` is used mirrored (its own seeded coin, so the
+        prompts' randomness is the same with and without flipping)."""
+        if not self.settings.flip:
+            return [False] * count
+        rng = random.Random(micro_seed(self.settings.seed, index, 0xF11B))
+        return [rng.random() < 0.5 for _ in range(count)]
+
+    def _latents(self, image: TrainingImage, generator: torch.Generator, flip: bool = False) -> torch.Tensor:
+        mean, std = image.latents, image.latent_std
+        if flip:
+            if image.flipped is not None:
+                mean, std = image.flipped, image.flipped_std
+            else:
+                mean, std = _mirrored(mean, True), None if std is None else _mirrored(std, True)
+        if std is None:
+            return mean
+        noise = torch.randn(mean.shape, generator=generator, dtype=torch.float32)
+        return mean + std * noise.to(mean)
 
     def _prompt(self, image: TrainingImage, rng: random.Random) -> str:
         if image.fixed_prompt is not None:
             return image.fixed_prompt
         s = self.settings
         return compose_prompt(
-            rng.choice(s.lines), s.placeholder, image.filewords, rng, s.shuffle_tags, s.tag_drop_out
+            rng.choice(s.lines),
+            s.placeholder,
+            image.filewords,
+            rng,
+            s.shuffle_tags,
+            s.tag_drop_out,
+            s.keep_tokens,
         )
 
     def _fix_prompts(self) -> None:
@@ -220,3 +281,7 @@ class LatentDataset:
         for image in self.images:
             line = rng.choice(self.settings.lines)
             image.fixed_prompt = compose_prompt(line, self.settings.placeholder, image.filewords, rng)
+
+
+def _mirrored(tensor: torch.Tensor, flip: bool) -> torch.Tensor:
+    return torch.flip(tensor, dims=[-1]) if flip else tensor

@@ -28,7 +28,6 @@ from modules.sumi.engine.sampling.samplers import SAMPLERS
 from modules.sumi.engine.text.encoder import Conditioning, encode_prompts
 from modules.sumi.engine.text.prompt_syntax import parse_prompt_attention
 from modules.sumi.engine.training.dataset import DatasetSettings, LatentDataset
-from modules.sumi.engine.training.errors import TrainingError
 from modules.sumi.engine.training.loop import LoopSettings, StepReport, make_optimizer, run_loop
 from modules.sumi.engine.training.model_io import autocast, check_trainable, training_guard, unet_predictor
 from modules.sumi.engine.training.objective import DiffusionObjective, ObjectiveSettings
@@ -38,6 +37,7 @@ from modules.sumi.services.training.a1111_settings import A1111TrainingSettings
 from modules.sumi.services.training.dataset import (
     FolderSettings,
     check_folder,
+    confined_setting,
     encode_folder,
     read_folder,
     read_template,
@@ -222,12 +222,7 @@ class A1111Trainer:
         return self._confined(settings.log_directory or ".", "log_directory")
 
     def _confined(self, value: str, key: str) -> Path:
-        if not str(value).strip():
-            raise TrainingError(f"{key} is empty")
-        try:
-            return self.paths.confine(value)
-        except ValueError as exc:
-            raise TrainingError(f"{key}: {exc}") from exc
+        return confined_setting(self.paths, value, key)
 
     def folders(self, settings: A1111TrainingSettings, name: str) -> RunFolders:
         log = self.log_folder(settings) / datetime.date.today().isoformat() / name

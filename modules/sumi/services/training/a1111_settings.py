@@ -83,18 +83,7 @@ class A1111TrainingSettings:
     @classmethod
     def from_args(cls: type[S], args: Mapping[str, Any]) -> S:
         """Settings from A1111's keyword arguments; unknown keys and mistyped values name the field."""
-        if not isinstance(args, Mapping):
-            raise TrainingError("the request body must be an object of the training arguments")
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(args) - set(known))
-        if unknown:
-            raise TrainingError(
-                f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
-                f"expected some of {', '.join(known)}"
-            )
-        hints = typing.get_type_hints(cls)
-        values = {key: _coerce(key, value, hints[key]) for key, value in args.items()}
-        return cls(**values)
+        return settings_from_args(cls, args)
 
     def learn_rate_schedule(self) -> LearnRateSchedule:
         return LearnRateSchedule.parse(self.learn_rate, self.steps, what="learn_rate")
@@ -105,12 +94,12 @@ class A1111TrainingSettings:
         return LearnRateSchedule.parse(self.clip_grad_value, self.steps, what="clip_grad_value")
 
     def _check_numbers(self) -> None:
-        _at_least("steps", self.steps, 1)
-        _at_least("batch_size", self.batch_size, 1)
-        _at_least("gradient_step", self.gradient_step, 1)
-        _at_least("create_image_every", self.create_image_every, 0)
-        _at_least("save_every", self.save_every, 0)
-        _at_least("preview_steps", self.preview_steps, 1)
+        at_least("steps", self.steps, 1)
+        at_least("batch_size", self.batch_size, 1)
+        at_least("gradient_step", self.gradient_step, 1)
+        at_least("create_image_every", self.create_image_every, 0)
+        at_least("save_every", self.save_every, 0)
+        at_least("preview_steps", self.preview_steps, 1)
         for key in ("training_width", "training_height", "preview_width", "preview_height"):
             value = getattr(self, key)
             if not 64 <= value <= MAX_SIDE or value % 8:
@@ -184,12 +173,32 @@ class HypernetworkTrainingSettings(A1111TrainingSettings):
         return self.save_hypernetwork_every
 
 
-def _at_least(key: str, value: int, low: int) -> None:
+T = TypeVar("T")
+
+
+def settings_from_args(cls: type[T], args: Mapping[str, Any]) -> T:
+    """A settings dataclass from request keyword arguments; unknown keys and mistyped values name the
+    field (a TrainingError, a 4xx at the API)."""
+    if not isinstance(args, Mapping):
+        raise TrainingError("the request body must be an object of the training arguments")
+    known = [f.name for f in dataclasses.fields(cls)]  # pyright: ignore[reportArgumentType]
+    unknown = sorted(set(args) - set(known))
+    if unknown:
+        raise TrainingError(
+            f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"expected some of {', '.join(known)}"
+        )
+    hints = typing.get_type_hints(cls)
+    values = {key: coerce_field(key, value, hints[key]) for key, value in args.items()}
+    return cls(**values)
+
+
+def at_least(key: str, value: int, low: int) -> None:
     if value < low:
         raise TrainingError(f"{key} must be at least {low} (got {value})")
 
 
-def _coerce(key: str, value: Any, hint: Any) -> Any:
+def coerce_field(key: str, value: Any, hint: Any) -> Any:
     """`value` as the field's type; the schedule fields also take numbers (A1111 sends both)."""
     args = typing.get_args(hint)
     optional = type(None) in args

@@ -3,7 +3,8 @@
 As A1111's `PersonalizedBase`: the images are the files directly in `data_root` (not its sub-folders);
 each one's caption is the same-stem `.txt`, else the file name (options `dataset_filename_word_regex`
 and `dataset_filename_join_string`). Images are resized to the training size (bicubic) unless
-`varsize`, which keeps their own size (rounded down to a multiple of 64 so the UNet can take it).
+`varsize`, which keeps their own size (rounded down to a multiple of 64 so the UNet can take it), or
+`buckets` (LoRA), which scales each image to cover its aspect-ratio bucket and crops the centre.
 A file that is not a readable image is skipped and named in the run's message; a folder with no image
 at all is a TrainingError.
 
@@ -28,13 +29,27 @@ from modules.sumi.engine.training.dataset import (
     LatentDataset,
     TrainingImage,
     alpha_weight,
+    bucket_sizes,
     caption_from_stem,
+    nearest_bucket,
 )
 from modules.sumi.engine.training.errors import TrainingError
 from modules.sumi.engine.training.loop import micro_seed
 from modules.sumi.engine.training.model_io import encode_distribution
+from modules.sumi.services.settings.paths import DataPaths
 
 SIZE_STEP = 64
+
+
+def confined_setting(paths: DataPaths, value: str, key: str) -> Path:
+    """The folder a path setting names, confined to the data folder (or a --gradio-allowed-path one);
+    a TrainingError naming `key` when it is empty or outside."""
+    if not str(value).strip():
+        raise TrainingError(f"{key} is empty")
+    try:
+        return paths.confine(value)
+    except ValueError as exc:
+        raise TrainingError(f"{key}: {exc}") from exc
 
 
 def list_templates(folder: Path) -> dict[str, Path]:
@@ -77,6 +92,7 @@ class FolderSettings:
     use_weight: bool = False
     word_regex: str = ""
     join_string: str = " "
+    buckets: bool = False
 
 
 @dataclass
@@ -130,12 +146,25 @@ def _read_image(path: Path, settings: FolderSettings) -> SourceImage:
         if settings.use_weight and "A" in opened.getbands():
             alpha = np.asarray(opened.getchannel("A"), dtype=np.uint8)
         image = opened.convert("RGB")
-    size = _varsize(image.size) if settings.varsize else (settings.width, settings.height)
-    if image.size != size:
-        image = image.resize(size, Image.Resampling.BICUBIC)
+    if settings.buckets:
+        image = _cover(image, nearest_bucket(image.size, bucket_sizes(settings.width, settings.height)))
+    else:
+        size = _varsize(image.size) if settings.varsize else (settings.width, settings.height)
+        if image.size != size:
+            image = image.resize(size, Image.Resampling.BICUBIC)
     array = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
     pixels = torch.from_numpy(array.copy()).permute(2, 0, 1)
     return SourceImage(path, pixels, alpha, _caption(path, settings))
+
+
+def _cover(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """`image` scaled (bicubic) to cover `size`, then its centre cropped to it (kohya's bucketing)."""
+    scale = max(size[0] / image.width, size[1] / image.height)
+    scaled = (max(size[0], round(image.width * scale)), max(size[1], round(image.height * scale)))
+    if scaled != image.size:
+        image = image.resize(scaled, Image.Resampling.BICUBIC)
+    left, top = (scaled[0] - size[0]) // 2, (scaled[1] - size[1]) // 2
+    return image.crop((left, top, left + size[0], top + size[1]))
 
 
 def _varsize(size: tuple[int, int]) -> tuple[int, int]:
@@ -173,18 +202,28 @@ def encode_folder(
 def _encode(
     model: SDModel, source: SourceImage, settings: DatasetSettings, index: int, use_weight: bool
 ) -> TrainingImage:
-    mean, std = encode_distribution(model, source.pixels.unsqueeze(0))
-    mean, std = mean[0], std[0]
-    method = settings.latent_sampling_method
-    latent_std = None
-    if method == "once":  # one draw, kept for the whole run
-        generator = torch.Generator().manual_seed(micro_seed(settings.seed, index, 0x0DCE))
-        mean = mean + std * torch.randn(mean.shape, generator=generator)
-    elif method == "random":
-        latent_std = std
+    mean, latent_std = _latents(model, source.pixels, settings, index, 0x0DCE)
+    flipped = flipped_std = None
+    if settings.flip:  # the mirrored image's own latents (a flipped latent is not a flipped image's)
+        flipped, flipped_std = _latents(model, source.pixels.flip(-1), settings, index, 0x0DCF)
     weight = None
     if source.alpha is not None:
         weight = alpha_weight(source.alpha, (int(mean.shape[-2]), int(mean.shape[-1])))
     elif use_weight:
         weight = torch.ones(1, *mean.shape[-2:])
-    return TrainingImage(source.path.name, mean, latent_std, weight, source.caption)
+    return TrainingImage(
+        source.path.name, mean, latent_std, weight, source.caption, None, flipped, flipped_std
+    )
+
+
+def _latents(
+    model: SDModel, pixels: torch.Tensor, settings: DatasetSettings, index: int, salt: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(latents, spread for "random" sampling) of one image [3, H, W]."""
+    mean, std = encode_distribution(model, pixels.unsqueeze(0))
+    mean, std = mean[0], std[0]
+    method = settings.latent_sampling_method
+    if method == "once":  # one draw, kept for the whole run
+        generator = torch.Generator().manual_seed(micro_seed(settings.seed, index, salt))
+        return mean + std * torch.randn(mean.shape, generator=generator), None
+    return mean, std if method == "random" else None

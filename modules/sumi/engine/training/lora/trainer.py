@@ -106,12 +106,16 @@ def train_lora(
     resume: ResumeState | None = None,
     on_step: Callable[[StepReport], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    on_start: Callable[[TrainableNetwork], None] | None = None,
 ) -> LoraTrainResult:
-    """Train a LoRA / LyCORIS network on `model` (SD1, SD2 or SDXL) and return it (see the module doc)."""
+    """Train a LoRA / LyCORIS network on `model` (SD1, SD2 or SDXL) and return it (see the module doc).
+    `on_start` gets the network before the first step (to save intermediate files from `on_step`)."""
     check_trainable(model)
     network = create_network(model, network_settings)
     digest = settings_digest(model, network_settings)
     start = _resume_into(network, resume, digest)
+    if on_start is not None:
+        on_start(network)
     optimizer = _optimizer(network, settings)
     if resume is not None:
         optimizer.load_state_dict(resume.optimizer)
