@@ -12,7 +12,17 @@ from safetensors import safe_open
 from tests.app_support import running_server
 from tests.browser_support import open_page, set_number, wait_text
 
-OUTPUT = "#ti_output"
+OUTPUT = "#ti_output textarea, #ti_output input"
+
+
+def wait_output(page, text: str) -> str:
+    """Wait until the run's status box says `text`; its value."""
+    page.wait_for_function(
+        "([s, t]) => (document.querySelector(s)?.value || '').includes(t)",
+        arg=[OUTPUT, text],
+        timeout=120_000,
+    )
+    return page.locator(OUTPUT).first.input_value()
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +53,7 @@ def test_an_embedding_created_and_trained_in_the_tab_shows_its_loss_and_samples(
     page.get_by_role("tab", name="Create embedding").click()
     page.fill("#train_new_embedding_name input, #train_new_embedding_name textarea", "sumi-square")
     page.click("#train_create_embedding")
-    wait_text(page, OUTPUT, "Created: sumi-square.pt")
+    wait_output(page, "Created: sumi-square.pt")
 
     page.get_by_role("tab", name="Train", exact=True).nth(1).click()
     choose(page, "train_embedding", "sumi-square")
@@ -58,7 +68,7 @@ def test_an_embedding_created_and_trained_in_the_tab_shows_its_loss_and_samples(
     }.items():
         set_number(page, elem_id, value)
     page.click("#train_train_embedding")
-    text = wait_text(page, OUTPUT, "Training finished")
+    text = wait_output(page, "Training finished")
     assert "step 4/4" in text and "loss" in text
     page.wait_for_function("() => document.querySelectorAll('#train_samples img').length >= 2")
     page.locator("#train_loss_plot canvas, #train_loss_plot svg").first.wait_for()
@@ -79,12 +89,12 @@ def test_a_lora_trained_in_its_panel_lands_in_models_lora_with_kohya_metadata(pa
     }.items():
         set_number(page, elem_id, value)
     page.click("#train_lora_train")
-    text = wait_text(page, OUTPUT, "Training finished")
+    text = wait_output(page, "Training finished")
     assert "lora 'squares'" in text and "step 3/3" in text
     path = server.data_dir / "models" / "Lora" / "squares.safetensors"
     with safe_open(str(path), "pt") as f:
         metadata = f.metadata()
-        assert any(k.startswith("lora_unet_") for k in f.keys())
+        assert any(k.startswith("lora_unet_") for k in f.keys())  # noqa: SIM118  (safe_open has no __iter__)
     assert metadata["ss_network_dim"] == "4" and metadata["ss_steps"] == "3"
 
 

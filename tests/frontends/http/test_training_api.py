@@ -139,7 +139,8 @@ def test_the_training_routes_need_the_api_login(make_app, tmp_path):
 
 def test_training_runs_are_listed_with_their_loss_curve_and_files(app, client):
     r = client.post(
-        "/sdapi/v1/create/embedding", json={"name": "runs-emb", "num_vectors_per_token": 1, "init_text": "tile"}
+        "/sdapi/v1/create/embedding",
+        json={"name": "runs-emb", "num_vectors_per_token": 1, "init_text": "tile"},
     )
     assert r.status_code == 200, r.text
     r = client.post("/sdapi/v1/train/embedding", json={**TRAIN, "embedding_name": "runs-emb", "steps": 3})

@@ -3,10 +3,12 @@ written to models/Lora in kohya's layout, usable as `<lora:name:1>` as soon as i
 
 from __future__ import annotations
 
+import dataclasses
 import html
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
@@ -67,7 +69,7 @@ class LoraPanel:
 def create_lora_panel(app: App) -> LoraPanel:
     panel = LoraPanel(app)
     f: dict[str, Any] = {}
-    d = LoraTrainingSettings()
+    d = _defaults()
     with gr.Tab("LoRA", id="train_lora", elem_id="train_lora_tab"):
         with gr.Row():
             f["output_name"] = gr.Textbox(
@@ -214,7 +216,7 @@ def create_lora_panel(app: App) -> LoraPanel:
                 )
                 f["preview_sampler_name"] = gr.Dropdown(
                     label="Sampler",
-                    choices=list(SAMPLERS),
+                    choices=[spec.name for spec in SAMPLERS],
                     value=d.preview_sampler_name,
                     elem_id="train_lora_preview_sampler",
                 )
@@ -234,6 +236,11 @@ def create_lora_panel(app: App) -> LoraPanel:
             panel.controls["train"] = gr.Button("Train LoRA", variant="primary", elem_id="train_lora_train")
     panel.controls["fields"] = f
     return panel
+
+
+def _defaults() -> SimpleNamespace:
+    """The settings' field defaults (the settings themselves refuse an empty name, so are not made)."""
+    return SimpleNamespace(**{f.name: f.default for f in dataclasses.fields(LoraTrainingSettings)})
 
 
 def settings_from_ui(names: list[str], values: tuple[Any, ...]) -> LoraTrainingSettings:

@@ -477,8 +477,8 @@ def _wire_train(app: App, c: dict[str, Any], monitor: Monitor, txt2img: dict[str
 def _train(
     app: App, kind: str, name: str | None, learn_rate: str, save_with_embedding: bool, *values: Any
 ) -> Iterator[tuple[Any, ...]]:
-    fields = dict(zip(COMMON, values[: len(COMMON)], strict=True))
-    preview = dict(zip(PREVIEW_FIELDS, values[len(COMMON) :], strict=False))
+    fields: dict[str, Any] = dict(zip(COMMON, values[: len(COMMON)], strict=True))
+    preview: dict[str, Any] = dict(zip(PREVIEW_FIELDS, values[len(COMMON) :], strict=False))
     try:
         settings = _a1111_settings(kind, name, learn_rate, save_with_embedding, fields, preview)
         training = app.a1111_training
@@ -486,7 +486,7 @@ def _train(
             training.submit_embedding(settings)
             if kind == "embedding"
             else training.submit_hypernetwork(settings)
-        )  # type: ignore[arg-type]
+        )
     except EngineError as exc:
         yield "", _error(exc), gr.skip(), gr.skip()
         return
@@ -559,7 +559,7 @@ def _preview_fields(preview: dict[str, Any]) -> dict[str, Any]:
             value = int(value)
         elif key == "cfg_scale":
             value = float(value)
-        elif key == "sampler_name" and value not in SAMPLERS:
+        elif key == "sampler_name" and value not in {spec.name for spec in SAMPLERS}:
             continue
         out[names[key]] = value
     return out
