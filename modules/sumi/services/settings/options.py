@@ -1124,11 +1124,11 @@ def _training() -> dict[str, OptionInfo]:
         {
             "unload_models_when_training": OptionInfo(
                 False, "Move VAE and CLIP to RAM when training if possible. Saves VRAM."
-            ),
+            ).info("not used by Sumi yet: the model stays where it is while training"),
             "pin_memory": OptionInfo(
                 False,
                 "Turn on pin_memory for DataLoader. Makes training slightly faster but can increase memory usage.",
-            ),
+            ).info("no effect in Sumi: latents are cached on the training device, there is no DataLoader"),
             "save_optimizer_state": OptionInfo(
                 False,
                 "Saves Optimizer state as separate *.optim file. Training of embedding or HN can be resumed "
@@ -1141,7 +1141,7 @@ def _training() -> dict[str, OptionInfo]:
             "dataset_filename_join_string": OptionInfo(" ", "Filename join string"),
             "training_image_repeats_per_epoch": OptionInfo(
                 1,
-                "Number of repeats for a single input image per epoch; used only for displaying epoch number",
+                "Number of repeats for a single input image per epoch (Sumi repeats the images within an epoch)",
                 "number",
                 {"precision": 0},
             ).bounds(1, None),
@@ -1150,15 +1150,17 @@ def _training() -> dict[str, OptionInfo]:
             ).bounds(0, None),
             "training_xattention_optimizations": OptionInfo(
                 False, "Use cross attention optimizations while training"
+            ).info("no effect in Sumi: training uses the same attention (SDPA) as generation"),
+            "training_enable_tensorboard": OptionInfo(False, "Enable tensorboard logging.").info(
+                "not supported by Sumi: the Train tab plots the loss; the loss CSV is in the log directory"
             ),
-            "training_enable_tensorboard": OptionInfo(False, "Enable tensorboard logging."),
             "training_tensorboard_save_images": OptionInfo(
                 False, "Save generated images within tensorboard."
-            ),
+            ).info("not supported by Sumi (no tensorboard logging)"),
             "training_tensorboard_flush_every": OptionInfo(
                 120,
                 "How often, in seconds, to flush the pending tensorboard events and summaries to disk.",
-            ),
+            ).info("not supported by Sumi (no tensorboard logging)"),
         },
     )
 
