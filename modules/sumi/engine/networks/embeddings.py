@@ -361,7 +361,21 @@ class EmbeddingHook:
         self.embeddings = dict(embeddings)
         self._keys = {id(spec.model): key for spec, key in zip(text_encoders, keys, strict=True)}
         self._indexes: dict[int, _Index] = {}
+        self._bundled: set[str] = set()
         self.used: dict[str, Embedding] = {}
+
+    def set_bundled(self, embeddings: Mapping[str, Embedding]) -> list[str]:
+        """Use these (compatible) embeddings from the batch's networks instead of the last batch's.
+        A name the embeddings folder already has keeps the folder's vectors (A1111); returns those names."""
+        for name in self._bundled:
+            self.embeddings.pop(name, None)
+        taken = [name for name in embeddings if name in self.embeddings]
+        added = {name: e for name, e in embeddings.items() if name not in self.embeddings}
+        if added or self._bundled:
+            self._indexes.clear()
+        self.embeddings.update(added)
+        self._bundled = set(added)
+        return taken
 
     def __call__(self, spec: TextEncoderSpec, tokens: Sequence[int], position: int) -> EmbeddingMatch | None:
         candidates = self._index(spec.tokenizer).get(tokens[position])
