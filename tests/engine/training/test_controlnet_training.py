@@ -157,6 +157,16 @@ def test_gradient_checkpointing_and_bf16_train_the_same_controlnet(sd1):
     assert all(torch.isfinite(torch.tensor(bf16.losses)))
 
 
+def test_a_half_precision_model_trains_an_fp32_controlnet(tiny_sd1_ckpt):
+    """The UNet computes in its own dtype (fp16/bf16 on a GPU); the ControlNet's weights stay fp32 and its
+    residuals meet the UNet's features in the UNet's dtype."""
+    model = load_checkpoint(tiny_sd1_ckpt[0]).to("cpu", torch.bfloat16)
+    result = train_controlnet(model, _batches(), _training(2, 1e-2))
+    assert {p.dtype for p in result.controlnet.parameters()} == {torch.float32}
+    assert all(torch.isfinite(torch.tensor(result.losses)))
+    assert any(v.any() for k, v in result.resume.tensors.items() if k.startswith("controlnet_down_blocks"))
+
+
 def test_pixel_batches_are_encoded_with_the_vae(sd1):
     pixels = torch.rand(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1)) * 2 - 1
     result = train_controlnet(
