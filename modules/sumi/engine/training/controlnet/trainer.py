@@ -40,6 +40,7 @@ from modules.sumi.engine.text.encoder import encode_prompts
 from modules.sumi.engine.training.errors import TrainingError
 from modules.sumi.engine.training.loop import LoopSettings, StepReport, make_optimizer, run_loop
 from modules.sumi.engine.training.model_io import (
+    UNetExtra,
     autocast,
     batch_latents,
     check_trainable,
@@ -266,7 +267,7 @@ def _drop_captions(captions: Sequence[str], probability: float, generator: torch
     return ["" if draw < probability else caption for caption, draw in zip(captions, draws, strict=True)]
 
 
-def _residuals(controlnet: ControlNetModel, hint: Tensor, unet_dtype: torch.dtype):
+def _residuals(controlnet: ControlNetModel, hint: Tensor, unet_dtype: torch.dtype) -> UNetExtra:
     """The UNet's extra arguments: the ControlNet's residuals for the same noisy latents and timesteps.
 
     The ControlNet computes in fp32 (under autocast: the autocast dtype); its residuals meet the UNet's
