@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from modules.sumi.engine.extensions.patches import release_residents
 from modules.sumi.engine.model import SDModel
 from modules.sumi.engine.text.encoder import Conditioning
 from modules.sumi.engine.training.errors import TrainingError
@@ -145,7 +146,10 @@ def autocast(model: SDModel, precision: str) -> contextlib.AbstractContextManage
 @contextlib.contextmanager
 def training_guard(model: SDModel) -> Iterator[None]:
     """Freeze every base weight for the trainer and put it all back afterwards: modes, requires_grad
-    flags and gradient checkpointing as they were (the model goes on generating after training)."""
+    flags and gradient checkpointing as they were (the model goes on generating after training).
+    Patches a generation job left resident (LoRA deltas) are taken off first: training starts from the
+    checkpoint's own weights."""
+    release_residents(model)
     modules = model.modules()
     modes = [(m, m.training) for module in modules for m in module.modules()]
     flags = [(p, p.requires_grad) for module in modules for p in module.parameters()]
