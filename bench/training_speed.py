@@ -5,7 +5,8 @@ diffusers' train_text_to_image_lora.py does), on the same random weights, latent
     python bench/training_speed.py [--steps 3] [--precisions no,bf16]
 
 Both train the UNet's attention projections (to_q/k/v/out.0) only, batch 1, AdamW, fp32 weights; "bf16"
-runs the forward pass under torch.autocast (CPU with AMX/AVX512-BF16, or CUDA). One warm-up step first.
+runs the forward pass under torch.autocast (CPU with AMX/AVX512-BF16, or CUDA). Each trainer runs twice, in
+the order A B B A, each time after one warm-up step; the table gives the median of all timed steps.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ SCHEDULE = {
     "num_train_timesteps": 1000,
 }
 CAPTION = "a photo of a red square on a blue background"
+ABBA = ("Sumi train_lora", "diffusers + peft", "diffusers + peft", "Sumi train_lora")
 
 
 def sd15(device: torch.device) -> SDModel:
@@ -122,10 +124,13 @@ def main() -> None:
     )
     print("| trainer | precision | s/step (median) | steps/s |")
     print("|---|---|---|---|")
+    trainers = {"Sumi train_lora": sumi_step_times, "diffusers + peft": diffusers_step_times}
     for precision in args.precisions.split(","):
-        for name, run in (("Sumi train_lora", sumi_step_times), ("diffusers + peft", diffusers_step_times)):
-            times = run(sd15(device), latents, args.steps, precision)
-            median = statistics.median(times)
+        times: dict[str, list[float]] = {name: [] for name in trainers}
+        for name in ABBA:  # A B B A: a machine slowing down or speeding up over the run favours neither
+            times[name] += trainers[name](sd15(device), latents, args.steps, precision)
+        for name, measured in times.items():
+            median = statistics.median(measured)
             print(f"| {name} | {precision} | {median:.2f} | {1 / median:.3f} |", flush=True)
 
 
