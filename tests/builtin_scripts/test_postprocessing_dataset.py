@@ -106,9 +106,10 @@ def test_the_scripts_declare_a1111s_names_order_controls_and_defaults():
 
 def test_extras_offers_them_after_the_face_restorers_in_a1111s_order(app):
     names = [s.name for s in app.scripts.postproc.scripts_in_preferred_order()]
-    assert names[-4:] == [
+    assert names[-5:] == [
         "Auto focal point crop",
         "Auto-sized crop",
+        "Caption",
         "Create flipped copies",
         "Split oversized images",
     ]

@@ -51,6 +51,7 @@ class Posterize(scripts_postprocessing.ScriptPostprocessing):
 DATASET_SCRIPTS = [
     "Auto focal point crop",
     "Auto-sized crop",
+    "Caption",
     "Create flipped copies",
     "Split oversized images",
 ]
