@@ -145,4 +145,4 @@ class CaptionService:
             yield
         finally:
             if not self.options.interrogate_keep_models_in_memory:
-                model.to("cpu", torch.float32)
+                model.to("cpu")  # in the device's dtype: no rounding on every round trip
