@@ -153,6 +153,7 @@ def test_a_bad_script_argument_is_a_400_naming_it(client):
         ({"Split oversized images": {"split_threshold": "half"}}, "must be a number"),
         ({"Create flipped copies": {"enable": "yes"}}, "true or false"),
         ({"Upscale": {"upscale_by": 2}}, "request's own fields"),
+        ({"Caption": {"enable": True}}, "/sdapi/v1/interrogate"),  # nowhere to write it: nothing is saved
     )
     for scripts, named in cases:
         assert named in post(client, "extra-single-image", 400, image=image, scripts=scripts)["detail"]

@@ -133,6 +133,11 @@ def scripts_args(app: App, req: ExtrasBaseRequest) -> tuple[list[Any], list[str]
         extras_upscaler_2_visibility=req.extras_upscaler_2_visibility,
     )
     named.update(checked_script_args(runner, req.scripts, reserved=named))
+    if named.get("Caption", {}).get("enable"):
+        raise InvalidRequestError(
+            "scripts: Caption writes .txt files beside saved pictures and the API saves none; "
+            "POST /sdapi/v1/interrogate gives a picture's caption"
+        )
     args = runner.create_args_for_run(named, _layout)
     return args, run_order(req.upscale_first, req.gfpgan_visibility > 0 or req.codeformer_visibility > 0)
 
