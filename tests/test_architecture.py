@@ -31,6 +31,7 @@ A1111_MODULES_NOT_IN_SURFACE = {
     "modules.face_restoration_utils",
     "modules.postprocessing",
     "modules.sd_samplers_cfg_denoiser",  # B-deep CFG extensions (neutral-prompt, EasyPhoto)
+    "modules.interrogate",  # the class of shared.interrogator (ebsynth_utility, sd-webui-mov2mov)
 }
 MAX_FACADE_LINES = 250
 
