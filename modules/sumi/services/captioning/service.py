@@ -59,6 +59,16 @@ class CaptionService:
         describe = self.describer(model)
         return self._on_worker(lambda: describe(image.convert("RGB")))
 
+    def describer(self, model: str) -> Callable[[Image.Image], str]:
+        """What "clip" or "deepdanbooru" does to an RGB picture on the worker; its model is looked for now."""
+        if model == CLIP:
+            folder = blip_folder(self.models_dir, str(self.options.interrogate_blip_model or ""))
+            return lambda image: self._caption(folder, image)
+        if model == DEEPDANBOORU:
+            path = deepdanbooru_file(self.models_dir)
+            return lambda image: self._tag(path, image, None)
+        raise InvalidRequestError(f"unknown interrogator {model!r}; use {' or '.join(INTERROGATORS)}")
+
     def tag(self, image: Image.Image, *, ranks: bool | None = None) -> str:
         """DeepDanbooru's tags; `ranks` False leaves `(tag:score)` out whatever the setting says (A1111's
         `force_disable_ranks`)."""
@@ -98,16 +108,6 @@ class CaptionService:
             return work()
 
         return self.queue.run("interrogate", job)
-
-    def describer(self, model: str) -> Callable[[Image.Image], str]:
-        """What "clip" or "deepdanbooru" does to an RGB picture on the worker; its model is looked for now."""
-        if model == CLIP:
-            folder = blip_folder(self.models_dir, str(self.options.interrogate_blip_model or ""))
-            return lambda image: self._caption(folder, image)
-        if model == DEEPDANBOORU:
-            path = deepdanbooru_file(self.models_dir)
-            return lambda image: self._tag(path, image, None)
-        raise InvalidRequestError(f"unknown interrogator {model!r}; use {' or '.join(INTERROGATORS)}")
 
     def _tag(self, path: Path, image: Image.Image, ranks: bool | None) -> str:
         o = self.options
