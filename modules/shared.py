@@ -16,8 +16,8 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
+from modules.interrogate import InterrogateModels
 from modules.sumi.services.settings.options import OptionHTML, OptionInfo, options_section  # noqa: F401  (A1111 re-exports)
-from modules.sumi.util.unsupported import Unsupported
 
 if TYPE_CHECKING:
     from modules.sumi.app import App
@@ -48,7 +48,7 @@ def running_app() -> App | None:
 
 batch_cond_uncond = True  # A1111: always True since 1.6
 parallel_processing_allowed = True
-interrogator = Unsupported("shared.interrogator", "Sumi has no CLIP/BLIP interrogator")
+interrogator = InterrogateModels("interrogate")  # A1111's object; captions come from the App's service
 latent_upscale_default_mode = "Latent"
 latent_upscale_modes = {
     "Latent": {"mode": "bilinear", "antialias": False},

@@ -32,6 +32,7 @@ A1111_MODULES_NOT_IN_SURFACE = {
     "modules.postprocessing",
     "modules.sd_samplers_cfg_denoiser",  # B-deep CFG extensions (neutral-prompt, EasyPhoto)
     "modules.textual_inversion.textual_inversion",  # B-deep lycoris, supermerger; A1111's Train tab
+    "modules.interrogate",  # the class of shared.interrogator (ebsynth_utility, sd-webui-mov2mov)
 }
 MAX_FACADE_LINES = 250
 

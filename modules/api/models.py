@@ -14,6 +14,7 @@ from modules.sumi.frontends.http.extras import (
     ExtrasSingleImageResponse,
     FileData,
 )
+from modules.sumi.frontends.http.interrogate import InterrogateRequest, InterrogateResponse
 from modules.sumi.frontends.http.models import (
     ImagesResponse,
     ImageToImageResponse,
@@ -43,6 +44,8 @@ __all__ = [
     "ImageToImageResponse",
     "ImagesResponse",
     "Img2ImgRequest",
+    "InterrogateRequest",
+    "InterrogateResponse",
     "PngInfoRequest",
     "PngInfoResponse",
     "ProgressResponse",

@@ -19,6 +19,7 @@ from typing import Any
 from modules.sumi.engine.accel.offload import OffloadFlags
 from modules.sumi.engine.devices import DeviceConfig, select_device, xformers_available
 from modules.sumi.engine.errors import EngineError
+from modules.sumi.services.captioning.service import CaptionService
 from modules.sumi.services.controlnet.models import ControlNetModels
 from modules.sumi.services.controlnet.service import ControlNetService
 from modules.sumi.services.extensions.manager import ExtensionManager
@@ -190,6 +191,7 @@ class App:
             hide_dirs=lambda: bool(getattr(self.args, "hide_ui_dir_config", False)),
         )
         self.text = TextService(self.models, self.embeddings, self.options)
+        self.captioning = self._caption_service()
         self.training = TrainingService(self.queue, self.state, self._training_model, self._training_sample)
         self.a1111_training = A1111Training(
             self.training,
@@ -215,6 +217,24 @@ class App:
         p = StableDiffusionProcessingTxt2Img(**fields, do_not_save_samples=True, do_not_save_grid=True)
         processed = self.generation.process(p)
         return processed.images[0] if processed.images else None
+
+    def _caption_service(self) -> CaptionService:
+        """DeepDanbooru and BLIP from models/, on the app's device (`--use-cpu interrogate` or `all`
+        keeps them on the CPU; half precision on CUDA unless --no-half)."""
+        use_cpu = set(getattr(self.args, "use_cpu", None) or [])
+        on_cpu = bool(use_cpu & {"all", "interrogate"}) or not self.devices.is_cuda
+        half = not on_cpu and not self.args.no_half
+        captioning = CaptionService(
+            self.paths.models_dir,
+            self.options,
+            self.queue,
+            self.state,
+            device=lambda: "cpu" if on_cpu else self.devices.device,
+            half=half,
+            allow_unsafe_pickle=bool(self.args.disable_safe_unpickle),
+        )
+        self.options.data_labels["interrogate_blip_model"].component_args = captioning.blip_choices
+        return captioning
 
     def _face_restorers(self) -> FaceRestorers:
         """GFPGAN / CodeFormer from their folders, on the app's device (`--use-cpu gfpgan codeformer`

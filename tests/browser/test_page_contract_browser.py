@@ -98,7 +98,8 @@ TXT2IMG_IDS = [
 ]  # fmt: skip
 IMG2IMG_IDS = [
     "tab_img2img", "img2img_prompt", "img2img_neg_prompt", "img2img_generate_box", "img2img_generate",
-    "img2img_interrupt", "img2img_skip", "img2img_clear_prompt", "img2img_styles", "mode_img2img",
+    "img2img_interrupt", "img2img_skip", "img2img_clear_prompt", "interrogate", "deepbooru", "img2img_styles",
+    "mode_img2img",
     "img2img_img2img_tab", "img2img_image", "img2img_settings", "resize_mode", "img2img_tabs_resize",
     "img2img_tab_resize_to", "img2img_width", "img2img_height", "img2img_res_switch_btn",
     "img2img_batch_count", "img2img_batch_size", "img2img_cfg_scale", "img2img_denoising_strength",

@@ -23,6 +23,7 @@ from modules.sumi.services.jobs.infotext import parse_infotext
 from modules.sumi.services.jobs.processing import StableDiffusionProcessingImg2Img
 from modules.sumi.services.jobs.xyz_plot import IMG2IMG_AXES, TXT2IMG_AXES, find_axis
 from tests.app_support import decode_pixels
+from tests.fixtures.tiny_captioners import write_deepdanbooru
 
 A1111_IMG2IMG_AXES = [  # v1.10.1 scripts/xyz_grid.py, img2img tab
     "Nothing", "Seed", "Var. seed", "Var. strength", "Steps", "CFG Scale", "Image CFG Scale", "Prompt S/R",
@@ -338,11 +339,21 @@ def test_loopback_with_batch_count_restarts_from_the_init_image(client):
     assert not np.array_equal(result.images[1], result.images[2])
 
 
-def test_loopback_refuses_interrogation_until_sumi_has_captioning(client):
+def test_loopback_appends_the_interrogated_prompt_at_each_loop(client, app):
     body = _post(client, "Loopback", [2, 0.5, "Linear", "CLIP"], status=400)
-    assert "needs captioning" in body["detail"]
+    assert str(app.paths.models_dir / "BLIP") in body["detail"]  # no captioning model: where it goes
+    tags = ["red_hair", "smile", "rating:safe", "blurry"]
+    model = app.paths.models_dir / "torch_deepdanbooru" / "model-resnet_custom_v3.pt"
+    write_deepdanbooru(model, tags, logits=[3.0, 2.0, 5.0, -4.0])
+    try:
+        result = _post(client, "Loopback", [2, 0.5, "Linear", "DeepBooru"], steps=1)
+    finally:
+        model.unlink()
+    assert [info["Prompt"] for info in result.params[1:]] == ["a fox, red hair, smile"] * 2
     body = _post(client, "Loopback", [2, 0.5, "Steep", "None"], status=400)
     assert "curve must be one of" in body["detail"]
+    body = _post(client, "Loopback", [2, 0.5, "Linear", "BLIP-2"], status=400)
+    assert "None, CLIP, DeepBooru" in body["detail"]
 
 
 def test_outpainting_mk2_grows_the_picture_and_keeps_the_original(client):

@@ -47,6 +47,14 @@ class Posterize(scripts_postprocessing.ScriptPostprocessing):
         if interrupt:
             shared.state.interrupt()
 """
+# A1111's dataset preparation scripts (order 4000, by name) come after the face restorers
+DATASET_SCRIPTS = [
+    "Auto focal point crop",
+    "Auto-sized crop",
+    "Caption",
+    "Create flipped copies",
+    "Split oversized images",
+]
 PARAMETERS = (
     "a red fox\nNegative prompt: blurry\nSteps: 3, Sampler: Euler, CFG scale: 7, Seed: 5, Size: 64x48"
 )
@@ -87,18 +95,26 @@ def run(app, image=None, **kwargs):
 
 def test_an_extension_script_is_found_and_runs_in_its_order(app):
     names = [s.name for s in app.scripts.postproc.scripts_in_preferred_order()]
-    assert names == ["Posterize", "Upscale", "GFPGAN", "CodeFormer"]  # 500, then A1111's 1000, 2000, 3000
+    # 500, then A1111's 1000, 2000, 3000 and 4000
+    assert names == ["Posterize", "Upscale", "GFPGAN", "CodeFormer", *DATASET_SCRIPTS]
 
 
 def test_the_operation_order_setting_and_the_disable_setting_are_obeyed(app):
     app.options.set("postprocessing_operation_order", ["Upscale"])
     ordered = [s.name for s in app.scripts.postproc.scripts_in_preferred_order()]
-    assert ordered == ["Upscale", "Posterize", "GFPGAN", "CodeFormer"]  # the rest by their `order`
+    assert ordered == [
+        "Upscale",
+        "Posterize",
+        "GFPGAN",
+        "CodeFormer",
+        *DATASET_SCRIPTS,
+    ]  # the rest by `order`
     app.options.set("postprocessing_disable_in_extras", ["Posterize"])
     assert [s.name for s in app.scripts.postproc.scripts_in_preferred_order()] == [
         "Upscale",
         "GFPGAN",
         "CodeFormer",
+        *DATASET_SCRIPTS,
     ]
 
 
@@ -264,7 +280,7 @@ def test_upscale_first_orders_upscale_around_the_face_restorers(app):
     assert run_order(True, faces=True) == ["Upscale", "GFPGAN", "CodeFormer"]
     assert run_order(False, faces=True) == ["GFPGAN", "CodeFormer", "Upscale"]
     order = [s.name for s in app.scripts.postproc.scripts_in_preferred_order(["Upscale"])]
-    assert order == ["Upscale", "Posterize", "GFPGAN", "CodeFormer"]  # a run's own order comes first
+    assert order == ["Upscale", "Posterize", "GFPGAN", "CodeFormer", *DATASET_SCRIPTS]  # a run's order first
     # ... and is what runs: Upscale first, so Posterize's entry comes after Upscale's in the infotext
     result = app.extras.run(
         ExtrasRequest(

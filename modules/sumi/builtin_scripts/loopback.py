@@ -5,9 +5,9 @@ denoising strength that moves from the job's own to `Final denoising strength` a
 (Linear, Aggressive: fast at first, Lazy: slow at first). With batch count N the loops run N times from
 the original picture. The pictures come back with a one-row grid of them in front.
 
-A1111 can append a CLIP or DeepBooru caption of each picture to the prompt; Sumi has no captioning yet,
-so the UI does not offer it and an API request that asks for it is refused (the argument keeps its
-place, so A1111 clients that send "None" work unchanged).
+"Append interrogated prompt at each iteration" (CLIP: the BLIP caption, DeepBooru: the tags) makes
+each loop's prompt the job's prompt followed by a caption of the picture that loop starts from, as
+A1111; the captioning model must be in place (a missing one is refused before the first loop).
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ TITLE = "Loopback"
 CURVES = ("Aggressive", "Linear", "Lazy")
 MAX_LOOPS = 1000
 ORIGINAL = 1  # A1111's "Masked content: original", used from the second loop on
+INTERROGATIONS = {"none": None, "clip": "clip", "deepbooru": "deepdanbooru"}  # choice -> interrogator
+APPEND_CHOICES = ("None", "CLIP", "DeepBooru")
 
 
 def curve_name(value: Any) -> str:
@@ -65,12 +67,8 @@ class Script(scripts.Script):
         loops = slider(self, "loops", "Loops", (1, 32, 1), 4)
         final = slider(self, "final_denoising_strength", "Final denoising strength", (0, 1, 0.01), 0.5)
         curve = gr.Dropdown(label="Denoising strength curve", choices=list(CURVES), value="Linear")
-        # A1111's fourth argument; hidden until Sumi has captioning (only "None" is accepted).
         append = gr.Dropdown(
-            label="Append interrogated prompt at each iteration",
-            choices=["None"],
-            value="None",
-            visible=False,
+            label="Append interrogated prompt at each iteration", choices=list(APPEND_CHOICES), value="None"
         )
         return [loops, final, curve, append]
 
@@ -82,16 +80,12 @@ class Script(scripts.Script):
         denoising_curve: Any = "Linear",
         append_interrogation: Any = "None",
     ) -> Processed:
-        if str(append_interrogation or "None").strip().lower() != "none":
-            raise InvalidRequestError(
-                f"{TITLE}: appending an interrogated prompt ({append_interrogation}) needs captioning, "
-                "which Sumi does not have yet; send 'None'"
-            )
         count = whole(loops, "Loops", TITLE, 1, MAX_LOOPS)
         final = number(final_denoising_strength, "Final denoising strength", TITLE, 0.0, 1.0)
         curve = curve_name(denoising_curve)
         original = init_image(p, TITLE)
         app = shared.app()
+        describe = _describer(app, append_interrogation)
         fix_seed(p)
         p.extra_generation_params.update({"Final denoising strength": final, "Denoising curve": curve})
         plan = strengths(
@@ -101,9 +95,11 @@ class Script(scripts.Script):
         if getattr(app.options, "img2img_color_correction", False):
             base.color_corrections = [setup_color_correction(original)]
         validate_jobs(app, [job_copy(base, init_images=[original], denoising_strength=plan[0])])
-        return self._loops(app, p, base, original, plan)
+        return self._loops(app, p, base, original, plan, describe)
 
-    def _loops(self, app: Any, p: Any, base: Any, original: Any, plan: list[float]) -> Processed:
+    def _loops(
+        self, app: Any, p: Any, base: Any, original: Any, plan: list[float], describe: Any
+    ) -> Processed:
         batch_count = max(1, int(p.n_iter))
         seed = int(p.seed)
         history = Collected()
@@ -114,6 +110,8 @@ class Script(scripts.Script):
                 job = job_copy(
                     base, init_images=[image], denoising_strength=strength, seed=seed, inpainting_fill=fill
                 )
+                if describe is not None:
+                    job.prompt = ", ".join(t for t in (p.prompt, describe(image.convert("RGB"))) if t)
                 processed = app.runner.process(job)
                 if app.state.interrupted:
                     break
@@ -140,3 +138,14 @@ class Script(scripts.Script):
         save_grid(app.options, p, grid, history.seeds[0], info, history.warnings)
         grids = [(grid, info)] if app.options.return_grid else []
         return history.processed(p, grids)
+
+
+def _describer(app: Any, choice: Any) -> Any:
+    """The captioner "CLIP" or "DeepBooru" asks for (its model looked for now), or None."""
+    key = str(choice or "None").strip().lower()
+    if key not in INTERROGATIONS:
+        raise InvalidRequestError(
+            f"{TITLE}: append interrogated prompt must be one of {', '.join(APPEND_CHOICES)}, not {choice!r}"
+        )
+    interrogator = INTERROGATIONS[key]
+    return None if interrogator is None else app.captioning.describer(interrogator)

@@ -204,8 +204,8 @@ class ScriptPostprocessingUpscale(scripts_postprocessing.ScriptPostprocessing):
         upscaler_2_name: str | None = None,
         upscaler_2_visibility: float = 0.0,
     ) -> None:
-        if not upscale_enabled or _none(upscaler_1_name):
-            return
+        """Announce the size the picture is meant to reach, whether or not an upscaler is picked (A1111):
+        the dataset scripts (focal crop, split) crop to it; the size is checked where it is used."""
         if int(upscale_mode or 0) == 1:
             pp.shared.target_width, pp.shared.target_height = upscale_to_width, upscale_to_height
         else:

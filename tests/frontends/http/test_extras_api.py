@@ -114,3 +114,46 @@ def test_bad_images_and_values_are_4xx(client):
         client, "extra-single-image", 400, image=b64(picture()), upscaler_1="Lanczos", upscaling_resize=0.01
     )
     assert "8 pixels" in tiny["detail"]
+
+
+def test_other_extras_scripts_are_set_by_name_under_scripts(client):
+    tall = picture(64, 200)
+    body = post(
+        client,
+        "extra-batch-images",
+        imageList=[{"data": b64(tall), "name": "tall.png"}],
+        resize_mode=1,
+        upscaling_resize_w=64,
+        upscaling_resize_h=64,
+        scripts={
+            "Split oversized images": {"enable": True, "overlap_ratio": 0.2},
+            "Create flipped copies": {"enable": True, "option": ["Vertical"]},
+        },
+    )
+    tiles = [decode_pixels(i) for i in body["images"]]
+    assert [t.shape[:2] for t in tiles] == [(64, 64)] * 8  # the picture and its flip, 4 tiles each
+    assert np.array_equal(tiles[0], np.asarray(tall)[:64])
+    single = post(
+        client,
+        "extra-single-image",
+        image=b64(tall),
+        resize_mode=1,
+        upscaling_resize_w=64,
+        upscaling_resize_h=64,
+        scripts={"Auto focal point crop": {"enable": True}},
+    )
+    assert decode_pixels(single["image"]).shape[:2] == (64, 64)
+
+
+def test_a_bad_script_argument_is_a_400_naming_it(client):
+    image = b64(picture())
+    cases = (
+        ({"Split oversized image": {"enable": True}}, "Split oversized images"),  # the choices
+        ({"Split oversized images": {"threshold": 0.5}}, "split_threshold"),  # the arguments it takes
+        ({"Split oversized images": {"split_threshold": "half"}}, "must be a number"),
+        ({"Create flipped copies": {"enable": "yes"}}, "true or false"),
+        ({"Upscale": {"upscale_by": 2}}, "request's own fields"),
+        ({"Caption": {"enable": True}}, "/sdapi/v1/interrogate"),  # nowhere to write it: nothing is saved
+    )
+    for scripts, named in cases:
+        assert named in post(client, "extra-single-image", 400, image=image, scripts=scripts)["detail"]

@@ -33,6 +33,7 @@ from modules.sumi.frontends.gradio import txt2img as t2i
 from modules.sumi.frontends.gradio.controlnet import create_controlnet, wire_controlnet
 from modules.sumi.frontends.gradio.extra_networks import create_extra_networks, wire_gallery
 from modules.sumi.frontends.gradio.faces_ui import restore_faces_checkbox
+from modules.sumi.frontends.gradio.interrogate_ui import wire_interrogate
 from modules.sumi.frontends.gradio.paste import INPAINT_AREAS, MASK_MODES
 from modules.sumi.frontends.gradio.paste_buttons import image_from_url_text, readable_roots
 from modules.sumi.frontends.gradio.scripts_ui import ComponentHooks, create_scripts
@@ -159,6 +160,15 @@ def source_images(v: Img2ImgValues) -> tuple[Image.Image | None, Image.Image | N
     if mode == MODE_INPAINT_UPLOAD:
         return editor_image(v.init_img_inpaint), editor_image(v.init_mask_inpaint)
     raise ValueError(f"not a sub-tab with an image: {mode}")
+
+
+def mode_picture(mode: int, pictures: Sequence[Any]) -> Image.Image | None:
+    """The picture of sub-tab `mode` (0-4) from the sub-tabs' values (init_img, sketch,
+    init_img_with_mask, inpaint_color_sketch, init_img_inpaint), drawn strokes included as A1111
+    interrogates them; the Inpaint tab's picture under its mask."""
+    if mode == MODE_INPAINT:
+        return editor_image(pictures[MODE_INPAINT], "background")
+    return editor_image(pictures[mode]) if 0 <= mode < MODE_BATCH else None
 
 
 def scaled_size(v: Img2ImgValues, image: Image.Image | None) -> tuple[int, int]:
@@ -535,6 +545,7 @@ def create_img2img_tab(app: App) -> Img2ImgTab:
 
 def _wire(app: App, tab: Img2ImgTab, extras: gr.Group) -> None:
     t2i.wire_tab(app, tab, extras, generate, INPUT_NAMES, TAB, paste.IMG2IMG_FIELDS)
+    wire_interrogate(app, tab.controls, tab.buttons, tab.results["error"], mode_picture)
 
 
 # -- Send to img2img / inpaint --------------------------------------------------------------------------

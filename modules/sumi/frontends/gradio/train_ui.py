@@ -23,6 +23,7 @@ from modules.sumi.engine.training.loop import CLIP_MODES
 from modules.sumi.engine.training.model_io import LATENT_SAMPLING, PRECISIONS
 from modules.sumi.frontends.gradio import train_monitor
 from modules.sumi.frontends.gradio.train_controlnet_ui import create_controlnet_panel
+from modules.sumi.frontends.gradio.train_dataset_ui import create_dataset_panel
 from modules.sumi.frontends.gradio.train_lora_ui import create_lora_panel
 from modules.sumi.services.scripts.callbacks import UiTrainTabParams
 from modules.sumi.services.training.a1111_settings import (
@@ -82,6 +83,7 @@ def create_train_tab(app: App, txt2img_controls: dict[str, Any]) -> None:
             train = _train_panel(app)
             lora = create_lora_panel(app)
             controlnet = create_controlnet_panel(app)
+            create_dataset_panel(app)
             _extension_train_tabs(app, txt2img_controls)
         with gr.Column(scale=2, elem_id="train_monitor"):
             monitor = _monitor()

@@ -385,6 +385,9 @@ def prompt_row(
                     "↙️", "paste" if tabname == "txt2img" else f"{tabname}_paste", mk
                 )  # read infotext
                 b["clear_prompt"] = tool_button("🗑️", f"{tabname}_clear_prompt", mk)
+                if tabname == "img2img":  # A1111: 📎 Interrogate CLIP, 📦 Interrogate DeepBooru
+                    b["interrogate"] = tool_button("📎", "interrogate", mk)
+                    b["deepbooru"] = tool_button("📦", "deepbooru", mk)
             # A1111: asks first (script.js's confirm_clear_prompt), then empties both prompts
             b["clear_prompt"].click(
                 None,

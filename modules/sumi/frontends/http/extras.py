@@ -6,6 +6,8 @@ controls' defaults. An unknown upscaler is a 400 naming the choices; a face rest
 above 0 with no such restorer installed is a 400 (A1111 would fail or silently skip it). As in A1111,
 the API does not save files. `upscale_first` decides whether faces are restored before or after the
 upscale when a face restorer is used; `show_extras_results: false` returns the info without images.
+Sumi adds `scripts`: the other Extras scripts' arguments by name (the dataset preparation scripts,
+Caption, extensions' scripts), checked against their controls.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from modules.sumi.app import App
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.services.images.saving import encode_image
 from modules.sumi.services.postprocessing.a1111_args import run_extras_scripts_args, run_order
+from modules.sumi.services.postprocessing.named_args import checked_script_args
 from modules.sumi.services.postprocessing.service import BATCH, SINGLE, BatchImage, ExtrasRequest
 from modules.sumi.services.settings import limits
 from modules.sumi.util.b64images import decode_base64_image
@@ -58,6 +61,12 @@ class ExtrasBaseRequest(BaseModel):
     extras_upscaler_2_visibility: float = Field(default=0, ge=0, le=1, description="upscaler 2's weight")
     upscale_first: StrictBool = Field(
         default=False, description="upscale before restoring faces (when a face restorer is used)"
+    )
+    scripts: dict[_Name, dict[_Name, Any]] = Field(
+        default_factory=dict,
+        description="Sumi: the other Extras scripts' arguments, by script name and by the argument names "
+        'their ui() returns, e.g. {"Split oversized images": {"enable": true, "split_threshold": 0.5}}; '
+        "scripts not named run with their controls' defaults (A1111's API has no way to set them)",
     )
 
 
@@ -110,22 +119,26 @@ def scripts_args(app: App, req: ExtrasBaseRequest) -> tuple[list[Any], list[str]
                 f"on this server (put its weights in models/{script if script == 'GFPGAN' else 'Codeformer'}, "
                 "or send 0)"
             )
-    args = runner.create_args_for_run(
-        run_extras_scripts_args(
-            resize_mode=req.resize_mode,
-            gfpgan_visibility=req.gfpgan_visibility,
-            codeformer_visibility=req.codeformer_visibility,
-            codeformer_weight=req.codeformer_weight,
-            upscaling_resize=req.upscaling_resize,
-            upscaling_resize_w=req.upscaling_resize_w,
-            upscaling_resize_h=req.upscaling_resize_h,
-            upscaling_crop=req.upscaling_crop,
-            extras_upscaler_1=req.upscaler_1,
-            extras_upscaler_2=req.upscaler_2,
-            extras_upscaler_2_visibility=req.extras_upscaler_2_visibility,
-        ),
-        _layout,
+    named = run_extras_scripts_args(
+        resize_mode=req.resize_mode,
+        gfpgan_visibility=req.gfpgan_visibility,
+        codeformer_visibility=req.codeformer_visibility,
+        codeformer_weight=req.codeformer_weight,
+        upscaling_resize=req.upscaling_resize,
+        upscaling_resize_w=req.upscaling_resize_w,
+        upscaling_resize_h=req.upscaling_resize_h,
+        upscaling_crop=req.upscaling_crop,
+        extras_upscaler_1=req.upscaler_1,
+        extras_upscaler_2=req.upscaler_2,
+        extras_upscaler_2_visibility=req.extras_upscaler_2_visibility,
     )
+    named.update(checked_script_args(runner, req.scripts, reserved=named))
+    if named.get("Caption", {}).get("enable"):
+        raise InvalidRequestError(
+            "scripts: Caption writes .txt files beside saved pictures and the API saves none; "
+            "POST /sdapi/v1/interrogate gives a picture's caption"
+        )
+    args = runner.create_args_for_run(named, _layout)
     return args, run_order(req.upscale_first, req.gfpgan_visibility > 0 or req.codeformer_visibility > 0)
 
 

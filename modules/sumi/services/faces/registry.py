@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.engine.faces.detect import Face, detect_faces
 from modules.sumi.engine.faces.restore import RestoreResult, codeformer_call, gfpgan_call, restore_faces
 from modules.sumi.engine.faces.retinaface import RetinaFace
 from modules.sumi.engine.files import PICKLE_SUFFIXES
@@ -146,6 +147,19 @@ class FaceRestorers:
             finally:
                 if self._unload_after_use():
                     net.to("cpu")
+                    detector.to("cpu")
+
+    def find_faces(self, image_rgb: np.ndarray) -> list[Face]:
+        """The faces RetinaFace finds in an RGB uint8 picture (its own pixel coordinates), on the
+        restorers' device; FaceRestorationUnavailable when the detector file is missing."""
+        with self._lock:
+            device = self._device()
+            detector = self._load_detector().to(device)
+            try:
+                bgr = np.ascontiguousarray(image_rgb[:, :, 2::-1])
+                return detect_faces(detector, bgr, device)
+            finally:
+                if self._unload_after_use():
                     detector.to("cpu")
 
     def detector(self) -> RetinaFace:

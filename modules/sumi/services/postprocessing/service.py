@@ -62,6 +62,7 @@ class ExtrasResult:
     infotext: str = ""  # the last image's operations, A1111's html_info source
     saved: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    changed: bool = False  # some operation replaced a picture, added one, a caption or infotext
 
     @property
     def html_info(self) -> str:
@@ -144,7 +145,7 @@ class ExtrasService:
                 if image is None:
                     continue
                 self._one(request, image, name, outdir, result)
-            if not result.infotext and result.images:
+            if not result.changed and result.images:
                 result.warnings.append(
                     "No operation changed the image: pick an Upscaler 1 other than None, or enable an operation."
                 )
@@ -185,7 +186,9 @@ class ExtrasService:
             existing_info["parameters"] = parameters
         pp = PostprocessedImage(ImageOps.exif_transpose(image).convert("RGB"))
         self.state.assign_current_image(pp.image)  # the live preview (RGB: it is sent as JPEG)
-        self.runner.run(pp, request.args, request.order, after_firstpass=_check_target_size)
+        original = pp.image
+        self.runner.run(pp, request.args, request.order)
+        result.changed |= bool(pp.image is not original or pp.extra_images or pp.caption or pp.info)
         if self.state.skipped:
             self.state.skipped = False
             return
@@ -254,17 +257,6 @@ def _batch_item(item: Any) -> tuple[Any, str | None]:
     if isinstance(item, Image.Image):
         return item, None
     return str(item), str(item)
-
-
-def _check_target_size(pp: PostprocessedImage) -> None:
-    """Refuse before upscaling when the scripts announce a result too big to hold (Scale to 8192x8192
-    is fine; 8x of a 4096 picture is not)."""
-    w, h = pp.shared.target_width, pp.shared.target_height
-    if w and h and (int(w) * int(h) > MAX_OUTPUT_PIXELS or max(int(w), int(h)) > limits.IMAGE_SIDE_CEILING):
-        raise InvalidRequestError(
-            f"the result would be {int(w)}x{int(h)}; Extras results may hold at most "
-            f"{MAX_OUTPUT_PIXELS // (1024 * 1024)} megapixels"
-        )
 
 
 def _write_caption(path: Path, caption: str, action: str) -> None:

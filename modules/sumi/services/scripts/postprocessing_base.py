@@ -51,12 +51,15 @@ class PostprocessedImage:
     def create_copy(
         self, new_image: Any, *, nametags: list[str] | None = None, disable_processing: bool = False
     ) -> PostprocessedImage:
-        """A new output sharing this one's shared info, infotext entries and name tags (A1111)."""
+        """A new output sharing this one's shared info, infotext entries and name tags (A1111), and its
+        caption unless it is a by-product kept out of processing (a debug picture): a flipped copy or a
+        tile of a training picture is captioned like it (A1111 leaves copies without one)."""
         pp = PostprocessedImage(new_image)
         pp.shared = self.shared
         pp.nametags = [*self.nametags, *(nametags or [])]
         pp.info = dict(self.info)
         pp.disable_processing = disable_processing
+        pp.caption = None if disable_processing else self.caption
         return pp
 
 

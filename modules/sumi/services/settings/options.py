@@ -27,6 +27,7 @@ from typing import Any
 
 from modules.sumi.engine.accel.compiled import CHOICES as COMPILE_CHOICES
 from modules.sumi.services.settings import limits
+from modules.sumi.services.settings.interrogate_options import interrogate_options
 from modules.sumi.services.settings.postprocessing_options import postprocessing_options
 from modules.sumi.services.upscalers.model_files import DAT_KNOWN, REALESRGAN_KNOWN
 from modules.sumi.util.atomic import write_json_atomic
@@ -1166,12 +1167,12 @@ def _training() -> dict[str, OptionInfo]:
 
 
 def _a1111_only() -> dict[str, OptionInfo]:
-    """A1111 settings for features Sumi does not have (interrogation,     A1111's console and gallery layout), with A1111's defaults, so extensions that read them find them.
+    """A1111 settings for features Sumi does not have (A1111's console and gallery layout), with A1111's
+    defaults, so extensions that read them find them.
     Hidden in Settings: changing them changes nothing in Sumi."""
     return options_section(
         HIDDEN,
         {
-            "interrogate_return_ranks": OptionInfo(False, "Include ranks of model tags matches in results"),
             "temp_dir": OptionInfo(
                 "", "Directory for temporary images; leave empty for default"
             ).path_setting(),
@@ -1237,4 +1238,5 @@ def builtin_options() -> dict[str, OptionInfo]:
     ):
         labels.update(group())
     labels.update(postprocessing_options(OptionInfo, options_section))
+    labels.update(interrogate_options(OptionInfo, options_section))
     return labels
