@@ -473,7 +473,7 @@ def test_the_img2img_controls_build_inside_a_page(runner):
         built = {title: scripts[title].ui(True) for title in scripts}
     ours = ("Loopback", "Outpainting mk2", "Poor man's outpainting", "SD upscale")
     assert [len(built[title]) for title in ours] == [4, 6, 4, 4]
-    assert built["Loopback"][3].visible is False  # no captioning: the option is not shown
+    assert built["Loopback"][3].visible  # "Append interrogated prompt" is shown, as in A1111
     xyz = built["X/Y/Z plot"]
     paste = dict((id(c), key) for c, key in scripts["X/Y/Z plot"].infotext_fields)
     assert paste[id(xyz[0])]({"X Type": "Denoising"}) == 24
