@@ -113,7 +113,7 @@ def training_guard(model: SDModel) -> Iterator[None]:
     modules = model.modules()
     modes = [(m, m.training) for module in modules for m in module.modules()]
     flags = [(p, p.requires_grad) for module in modules for p in module.parameters()]
-    checkpointing = bool(getattr(model.unet, "gradient_checkpointing", False))
+    checkpointing = model.unet.is_gradient_checkpointing  # set on the blocks, not the UNet itself
     for module in modules:
         module.requires_grad_(False)
     try:
@@ -124,5 +124,5 @@ def training_guard(model: SDModel) -> Iterator[None]:
         for p, flag in flags:
             p.requires_grad_(flag)
             p.grad = None
-        if not checkpointing and getattr(model.unet, "gradient_checkpointing", False):
+        if not checkpointing and model.unet.is_gradient_checkpointing:
             model.unet.disable_gradient_checkpointing()
