@@ -22,6 +22,7 @@ from modules.sumi.engine.training.hypernetwork import WEIGHT_INITS
 from modules.sumi.engine.training.loop import CLIP_MODES
 from modules.sumi.engine.training.model_io import LATENT_SAMPLING, PRECISIONS
 from modules.sumi.frontends.gradio import train_monitor
+from modules.sumi.frontends.gradio.train_finetune_ui import create_finetune_panel
 from modules.sumi.frontends.gradio.train_lora_ui import create_lora_panel
 from modules.sumi.services.scripts.callbacks import UiTrainTabParams
 from modules.sumi.services.training.a1111_settings import (
@@ -80,12 +81,14 @@ def create_train_tab(app: App, txt2img_controls: dict[str, Any]) -> None:
             hypernetwork = _create_hypernetwork_panel(app)
             train = _train_panel(app)
             lora = create_lora_panel(app)
+            finetune = create_finetune_panel(app)
             _extension_train_tabs(app, txt2img_controls)
         with gr.Column(scale=2, elem_id="train_monitor"):
             monitor = _monitor()
     _wire_create(app, embedding, hypernetwork, train, monitor)
     _wire_train(app, train, monitor, txt2img_controls)
     lora.wire(monitor.outputs, monitor.output)
+    finetune.wire(monitor.outputs)
 
 
 def _monitor() -> Monitor:
