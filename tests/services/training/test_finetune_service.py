@@ -197,6 +197,7 @@ def test_bad_settings_are_refused_before_anything_is_queued(app):
         (_settings("x", data_root="missing"), "data_root"),
         (_dreambooth("x", class_data_root="../.."), "class_data_root"),
         (_dreambooth("x", class_data_root="empty-classes", class_prompt=""), "class_prompt"),
+        (_dreambooth("x", class_data_root="instance-set"), "class_data_root"),
     ):
         with pytest.raises(TrainingError, match=field):
             app.finetune_training.submit(settings)

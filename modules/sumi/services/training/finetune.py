@@ -118,6 +118,10 @@ class FinetuneTrainer:
         self.output(settings)
         if settings.prior_preservation:
             folder = self.class_folder(settings)
+            if folder.resolve() == self.dataset_folder(settings).resolve():
+                raise TrainingError(
+                    "class_data_root: the class images need a folder of their own, not data_root"
+                )
             if folder.exists() and not folder.is_dir():
                 raise TrainingError(f"class_data_root: {folder} is a file, not a folder")
             if missing_count(folder, settings.num_class_images) and not settings.class_prompt.strip():

@@ -13,6 +13,8 @@ images' batch as `prior`. A caller that keeps generating with the model wraps th
 `preserved_weights(...)`, which puts every weight back exactly.
 """
 
+from modules.sumi.engine.training.lora.trainer import TrainingBatch
+
 from .parts import TrainedParts, WeightAverage
 from .saving import FinetuneFileInfo, checkpoint_state_dict, finetune_metadata, save_finetuned
 from .snapshot import WeightSnapshot, preserved_weights
@@ -37,6 +39,7 @@ __all__ = [
     "FinetuneTrainResult",
     "FinetuneTrainSettings",
     "TrainedParts",
+    "TrainingBatch",
     "WeightAverage",
     "WeightSnapshot",
     "batch_latents",
