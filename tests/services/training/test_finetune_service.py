@@ -19,6 +19,7 @@ from safetensors import safe_open
 
 from modules.sumi.engine.checkpoint import load_checkpoint
 from modules.sumi.engine.training.errors import TrainingError
+from modules.sumi.engine.training.lora import LoraSettings, create_network, save_lora
 from modules.sumi.engine.training.resume import load_resume_state
 from modules.sumi.services.models.demo import DEMO_NAME
 from modules.sumi.services.training.finetune import FinetuneTraining
@@ -143,6 +144,26 @@ def test_a_dreambooth_run_writes_a_checkpoint_that_loads_back_and_leaves_generat
     assert not any(p.requires_grad for m in model.modules() for p in m.parameters())
     assert not any(m.training for m in model.modules())
     assert _image(client, "a square") == base
+
+
+def test_a_lora_left_in_the_weights_by_a_job_is_not_baked_into_the_checkpoint(app, client):
+    """A learning rate too small to move a weight: the checkpoint must equal the base, not base + LoRA."""
+    model = app.models.get().sd
+    network = create_network(model, LoraSettings(rank=2, train_text_encoder=False, unet_target="attention"))
+    tensors = {
+        k: torch.full_like(v, 0.5) if "lora_up" in k else v for k, v in network.file_state_dict().items()
+    }
+    save_lora(app.paths.lora_dir / "resident.safetensors", tensors, dtype="fp32")
+    client.post("/sdapi/v1/refresh-loras")
+    base_unet = _weights(model.unet)
+    with_lora = _image(client, "a square <lora:resident:1>")  # leaves the deltas in the weights
+    assert not _equal(_weights(model.unet), base_unet)
+    run = app.finetune_training.train(_settings("no-lora", steps=1, learn_rate="1e-9"))
+    assert run.view().status == "done", run.view().message
+    saved = load_checkpoint(app.paths.ckpt_dirs[0] / "no-lora.safetensors").unet.state_dict()
+    for key, value in base_unet.items():
+        torch.testing.assert_close(saved[key], value, rtol=0, atol=1e-6)
+    assert _image(client, "a square <lora:resident:1>") == with_lora
 
 
 # -- interrupt and resume ----------------------------------------------------------------------------------
