@@ -205,6 +205,10 @@ def test_a_resumed_run_equals_the_uninterrupted_one(sd1, tmp_path):
 
 
 def test_preserved_weights_put_a_half_precision_model_back_bit_for_bit(sd1):
+    storages = [p.data_ptr() for p in sd1.unet.parameters()]
+    with preserved_weights([sd1.unet]):
+        train_finetune(sd1, _instance, _training(1))
+    assert [p.data_ptr() for p in sd1.unet.parameters()] == storages  # fp32: copied back in place
     sd1.unet.to(torch.bfloat16)
     before = _weights(sd1.unet)
     identities = [id(p) for p in sd1.unet.parameters()]

@@ -245,6 +245,16 @@ def test_bad_settings_are_refused_before_anything_is_queued(app):
     assert parsed.learn_rate == "1e-05" and parsed.ema and not parsed.prior_preservation
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the App computes on CUDA here, where fp16 trains")
+def test_fp16_off_cuda_fails_before_any_class_image_is_made(app):
+    classes = app.paths.data_dir / "fp16-classes"
+    run = app.finetune_training.train(
+        _dreambooth("fp16", class_data_root="fp16-classes", mixed_precision="fp16", steps=1)
+    )
+    assert run.view().status == "failed" and "CUDA" in run.view().message
+    assert not classes.exists()
+
+
 def test_the_loaded_checkpoint_is_never_overwritten(app):
     demo = app.paths.ckpt_dirs[0] / DEMO_NAME
     before = demo.read_bytes()

@@ -25,17 +25,19 @@ checkpoints (`save_every`) and samples (`create_image_every`, drawn with the EMA
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from modules.sumi.engine.accel import compiled
 from modules.sumi.engine.model import SDModel
 from modules.sumi.engine.training.errors import TrainingError
 from modules.sumi.engine.training.finetune import (
@@ -51,7 +53,7 @@ from modules.sumi.engine.training.finetune import (
 )
 from modules.sumi.engine.training.loop import LoopSettings, StepReport
 from modules.sumi.engine.training.lora import TrainingBatch, tag_frequency
-from modules.sumi.engine.training.model_io import check_trainable
+from modules.sumi.engine.training.model_io import autocast, check_trainable
 from modules.sumi.engine.training.objective import ObjectiveSettings
 from modules.sumi.engine.training.resume import ResumeState, load_resume_state, save_resume_state
 from modules.sumi.services.jobs.queue import Job
@@ -146,6 +148,7 @@ class FinetuneTrainer:
     def train(self, context: TrainingContext, settings: FinetuneTrainingSettings) -> None:
         model = context.model
         check_trainable(model)
+        autocast(model, settings.mixed_precision)  # fp16 off CUDA fails before class images are made
         output = self.output(settings)
         if model.source and Path(model.source).resolve() == output.resolve():
             raise TrainingError(
@@ -165,7 +168,7 @@ class FinetuneTrainer:
             context, settings, training, self._file_info(context, settings, data), data, self._log(settings)
         )
         clear_resident_networks(model)
-        with preserved_weights(_trained_modules(model, settings)):
+        with _compiled_graphs_dropped(model), preserved_weights(_trained_modules(model, settings)):
             context.begin(resume.step if resume else 0, _start_message(settings, data, resume))
             result = train_finetune(
                 model,
@@ -289,6 +292,16 @@ def clear_resident_networks(model: SDModel) -> None:
     patcher = model.extra.get(PATCHER_KEY)
     if patcher is not None:
         patcher.restore()
+
+
+@contextlib.contextmanager
+def _compiled_graphs_dropped(model: SDModel) -> Iterator[None]:
+    """The fast path's compiled UNet graphs go when the run ends: training may have given the weights
+    new storage (CUDA graphs read fixed addresses); the next job compiles again."""
+    try:
+        yield
+    finally:
+        compiled.forget(model)
 
 
 def _trained_modules(model: SDModel, settings: FinetuneTrainingSettings) -> list[torch.nn.Module]:

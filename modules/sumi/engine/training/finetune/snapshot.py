@@ -5,8 +5,10 @@
         save_finetuned(path, model, ...)
     # every parameter and buffer is back: same values, same dtype, same device, same tensor objects
 
-Parameters keep their identity (`param.data` is replaced, not the Parameter), so anything holding on
-to them (network patchers, compiled graphs' guards) still sees the model's own tensors.
+Parameters keep their identity (their data is copied back or replaced, never the Parameter), so
+anything holding on to them (network patchers) still sees the model's own tensors. Where training
+upcast a half-precision module the storage is new: compiled graphs of the model must be dropped
+(`engine.accel.compiled.forget`).
 """
 
 from __future__ import annotations
@@ -32,9 +34,14 @@ class WeightSnapshot:
                 self._saved.append((tensor, tensor.detach().to("cpu", copy=True), tensor.device))
 
     def restore(self) -> None:
+        """Copy back into the same storage where the tensor still has its dtype (an fp32 model: compiled
+        graphs stay valid); replace the storage where training upcast it."""
         with torch.no_grad():
             for tensor, saved, device in self._saved:
-                tensor.data = saved.to(device)
+                if tensor.dtype == saved.dtype and tensor.shape == saved.shape and tensor.device == device:
+                    tensor.data.copy_(saved)
+                else:
+                    tensor.data = saved.to(device)
                 tensor.grad = None
 
 
