@@ -154,8 +154,7 @@ class FinetuneTrainer:
             raise TrainingError(
                 f"output_name {settings.output_name!r} is the loaded checkpoint's own file: choose another name"
             )
-        state_path = output.with_name(output.name + ".state")
-        resume = self._resume(settings, state_path)
+        resume = self._resume(settings, _state_path(output))
         if resume is not None and resume.step >= settings.steps:
             context.say(f"{settings.output_name} has already been trained to step {resume.step}")
             return
@@ -163,10 +162,23 @@ class FinetuneTrainer:
             return
         context.say(f"Preparing dataset from {settings.data_root}...")
         data = prepare_data(model, settings, self._folders(settings), context.should_stop)
+        self._train_and_save(context, settings, data, resume, output)
+        _copy_config(model, output)
+        context.wrote(output)
+
+    def _train_and_save(
+        self,
+        context: TrainingContext,
+        settings: FinetuneTrainingSettings,
+        data: FinetuneData,
+        resume: ResumeState | None,
+        output: Path,
+    ) -> None:
+        """Train on the generation model and save the checkpoint (and state), then put its weights back."""
+        model = context.model
         training = self._train_settings(settings, data)
-        handler = _StepHandler(
-            context, settings, training, self._file_info(context, settings, data), data, self._log(settings)
-        )
+        info = self._file_info(context, settings, data)
+        handler = _StepHandler(context, settings, training, info, data, self._log(settings))
         clear_resident_networks(model)
         with _compiled_graphs_dropped(model), preserved_weights(_trained_modules(model, settings)):
             context.begin(resume.step if resume else 0, _start_message(settings, data, resume))
@@ -181,9 +193,7 @@ class FinetuneTrainer:
             )
             save_finetuned(output, model, handler.metadata(result.step), dtype=settings.save_precision)
             if settings.save_state:
-                save_resume_state(state_path, result.resume)
-        _copy_config(model, output)
-        context.wrote(output)
+                save_resume_state(_state_path(output), result.resume)
 
     def _class_images(self, context: TrainingContext, settings: FinetuneTrainingSettings) -> bool:
         """Fill the class folder; False when interrupted meanwhile (the images made so far are kept)."""
@@ -285,6 +295,10 @@ class FinetuneTrainer:
             log / "Stable-diffusion" if settings.save_every else None,
             log / "images" if settings.create_image_every else None,
         )
+
+
+def _state_path(output: Path) -> Path:
+    return output.with_name(output.name + ".state")
 
 
 def clear_resident_networks(model: SDModel) -> None:
