@@ -148,13 +148,12 @@ def train_finetune(
     autocast(model, settings.mixed_precision)  # a precision this device cannot do fails before any work
     parts = TrainedParts(model, settings.train_text_encoder)
     digest = settings_digest(model, settings)
-    objective = DiffusionObjective(model.scheduler_config, model.prediction_type, settings.objective)
+    loss_for = DreamBoothLoss(model, batch_for, settings)
     losses: list[float] = []
     with training_guard(model), _train_modes(model, parts, settings):
         parts.make_trainable()
-        average = None
-        if settings.ema_decay is not None:
-            average = WeightAverage(parts.parameters(), settings.ema_decay)
+        decay = settings.ema_decay
+        average = WeightAverage(parts.parameters(), decay) if decay is not None else None
         optimizer = _optimizer(parts, settings)
         scaler = torch.amp.GradScaler("cuda") if settings.mixed_precision == "fp16" else None
         start = _resume_into(parts, optimizer, average, scaler, resume, digest)
@@ -163,20 +162,10 @@ def train_finetune(
 
         def report(step: StepReport) -> None:
             if average is not None:
-                average.update()
+                average.update()  # before on_step, so its samples and files see this step's average
             losses.append(step.loss)
             if on_step is not None:
                 on_step(step)
-
-        def loss_for(step: int, micro: int, generator: torch.Generator) -> Tensor:
-            batch = batch_for(step, micro, generator)
-            if isinstance(batch, TrainingBatch):
-                batch = FinetuneBatch(batch)
-            loss = _loss(model, objective, batch.instance, settings, generator)
-            if batch.prior is not None and settings.prior_loss_weight > 0:
-                prior = _loss(model, objective, batch.prior, settings, generator)
-                loss = loss + settings.prior_loss_weight * prior
-            return loss
 
         step = run_loop(
             parts.parameters(),
@@ -188,15 +177,48 @@ def train_finetune(
             should_stop=should_stop,
             scaler=scaler,
         )
-        extra = {}
-        if average is not None:
-            extra["ema"] = average.state_dict()
-        if scaler is not None:
-            extra["scaler"] = scaler.state_dict()
+        extra = _extra_state(average, scaler)
         state = ResumeState(step, parts.state_tensors(), optimizer.state_dict(), RESUME_KIND, digest, extra)
         if average is not None:
             average.copy_to_model()
     return FinetuneTrainResult(step, step >= settings.loop.steps, state, losses)
+
+
+class DreamBoothLoss:
+    """The loss of one micro-batch: instance loss + prior_loss_weight * class loss (the class part only
+    when the batch has class images and the weight is above 0)."""
+
+    def __init__(self, model: SDModel, batch_for: BatchFor, settings: FinetuneTrainSettings) -> None:
+        self.model, self.batch_for, self.settings = model, batch_for, settings
+        self.objective = DiffusionObjective(model.scheduler_config, model.prediction_type, settings.objective)
+
+    def __call__(self, step: int, micro: int, generator: torch.Generator) -> Tensor:
+        batch = self.batch_for(step, micro, generator)
+        if isinstance(batch, TrainingBatch):
+            batch = FinetuneBatch(batch)
+        loss = self.batch_loss(batch.instance, generator)
+        weight = self.settings.prior_loss_weight
+        if batch.prior is not None and weight > 0:
+            loss = loss + weight * self.batch_loss(batch.prior, generator)
+        return loss
+
+    def batch_loss(self, batch: TrainingBatch, generator: torch.Generator) -> Tensor:
+        model, settings = self.model, self.settings
+        latents = batch_latents(model, batch, settings.latent_sampling, generator)
+        height, width = (side * model.vae_scale for side in latents.shape[-2:])
+        with autocast(model, settings.mixed_precision):
+            conditioning = _encode(model, batch.captions, settings.train_text_encoder, settings.clip_skip)
+            predict = unet_predictor(model, conditioning, height, width)
+            return self.objective.loss(predict, latents, generator, batch.loss_weight)
+
+
+def _extra_state(average: WeightAverage | None, scaler: torch.amp.GradScaler | None) -> dict:
+    extra: dict = {}
+    if average is not None:
+        extra["ema"] = average.state_dict()
+    if scaler is not None:
+        extra["scaler"] = scaler.state_dict()
+    return extra
 
 
 def _resume_into(
@@ -264,21 +286,6 @@ def _train_modes(model: SDModel, parts: TrainedParts, settings: FinetuneTrainSet
     finally:
         for encoder in switched:
             encoder.gradient_checkpointing_disable()
-
-
-def _loss(
-    model: SDModel,
-    objective: DiffusionObjective,
-    batch: TrainingBatch,
-    settings: FinetuneTrainSettings,
-    generator: torch.Generator,
-) -> Tensor:
-    latents = batch_latents(model, batch, settings.latent_sampling, generator)
-    height, width = (side * model.vae_scale for side in latents.shape[-2:])
-    with autocast(model, settings.mixed_precision):
-        conditioning = _encode(model, batch.captions, settings.train_text_encoder, settings.clip_skip)
-        predict = unet_predictor(model, conditioning, height, width)
-        return objective.loss(predict, latents, generator, batch.loss_weight)
 
 
 def batch_latents(model: SDModel, batch: TrainingBatch, method: str, generator: torch.Generator) -> Tensor:
