@@ -13,79 +13,12 @@ real is the text side extensions read:
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from modules import shared
+from modules.textual_inversion.textual_inversion import Embedding, EmbeddingDatabase
 
-log = logging.getLogger(__name__)
-
-
-class Embedding:
-    """A1111's `textual_inversion.Embedding` fields over one of Sumi's embeddings (read-only copy)."""
-
-    def __init__(self, embedding: Any) -> None:
-        self.name = embedding.name
-        self.vec = embedding.vectors  # a tensor [n, D]; SDXL: {"clip_l": ..., "clip_g": ...}
-        self.shape = embedding.shape
-        self.vectors = embedding.vector_count
-        self.step = embedding.step
-        self.filename = embedding.filename
-        self.sd_checkpoint = embedding.sd_checkpoint
-        self.sd_checkpoint_name = embedding.sd_checkpoint_name
-        self.hash = embedding.sha256
-        self.shorthash = embedding.shorthash
-        self.cached_checksum = None
-        self.optimizer_state_dict = None
-
-    def checksum(self) -> str:
-        return self.shorthash
-
-
-class EmbeddingDatabase:
-    """A1111's `embedding_db` over the App's embeddings folder (read on access, never stale)."""
-
-    @property
-    def embedding_dirs(self) -> dict[str, Any]:
-        return {str(folder): folder for folder in shared.app().embeddings.folders}
-
-    def _split(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        app = shared.app()
-        active = app.models.active
-        if active is None:  # no model yet: nothing can be called unusable
-            return dict(app.embeddings.embeddings), {}
-        view = app.embeddings.for_model(active.sd)
-        return view.loaded, view.skipped_embeddings
-
-    @property
-    def word_embeddings(self) -> dict[str, Embedding]:
-        """Embeddings the active model can use, by name."""
-        return {name: Embedding(e) for name, e in self._split()[0].items()}
-
-    @property
-    def skipped_embeddings(self) -> dict[str, Embedding]:
-        """Embeddings made for another model family (A1111 lists them as skipped)."""
-        return {name: Embedding(e) for name, e in self._split()[1].items()}
-
-    @property
-    def expected_shape(self) -> int:
-        active = shared.app().models.active
-        if active is None:
-            return -1
-        return sum(int(spec.model.config.hidden_size) for spec in active.sd.text_encoders)
-
-    def load_textual_inversion_embeddings(
-        self, force_reload: bool = False, sync_with_sd_model: bool = True
-    ) -> None:
-        """Rescan the folders: new and changed files are read, removed ones forgotten."""
-        shared.app().embeddings.refresh()
-
-    def register_embedding(self, embedding: Any, model: Any = None) -> Any:
-        name = getattr(embedding, "name", embedding)
-        log.warning(
-            "embedding_db.register_embedding(%s) ignored: Sumi reads embeddings from files only", name
-        )
-        return embedding
+__all__ = ["Embedding", "EmbeddingDatabase", "StableDiffusionModelHijack", "model_hijack"]
 
 
 class StableDiffusionModelHijack:

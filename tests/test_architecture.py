@@ -31,6 +31,7 @@ A1111_MODULES_NOT_IN_SURFACE = {
     "modules.face_restoration_utils",
     "modules.postprocessing",
     "modules.sd_samplers_cfg_denoiser",  # B-deep CFG extensions (neutral-prompt, EasyPhoto)
+    "modules.textual_inversion.textual_inversion",  # B-deep lycoris, supermerger; A1111's Train tab
 }
 MAX_FACADE_LINES = 250
 

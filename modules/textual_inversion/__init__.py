@@ -1,1 +1,2 @@
-"""A1111's `modules.textual_inversion` package: only `autocrop` is provided (Sumi has no training)."""
+"""A1111's `modules.textual_inversion` package: `textual_inversion` (embeddings and their training) and
+`autocrop` (the face detector lookup, without download)."""

@@ -18,7 +18,7 @@ from modules.sumi.engine.controlnet.models import (
     detect_controlnet_family,
     load_controlnet,
 )
-from modules.sumi.engine.errors import ModelLoadError, UnsafeFileError
+from modules.sumi.engine.errors import InvalidRequestError, ModelLoadError, UnsafeFileError
 from modules.sumi.engine.extensions import WeightBackups, resident_patches
 from modules.sumi.engine.ldm_export import unet_to_ldm
 from modules.sumi.engine.model import SDModel
@@ -356,3 +356,25 @@ def test_a_diff_controlnet_is_built_on_pristine_weights_not_on_resident_lora_del
     loaded = models.load(models.list()[0], sd).model
     assert torch.equal(conv.weight, pristine) and resident_patches(sd) == {}
     assert_same_residuals(loaded, original, atol=1e-5)
+
+
+def test_a_lent_controlnet_is_found_and_loaded_by_name_only_while_lent(tmp_path):
+    """A ControlNet in memory (one being trained) is usable by units under `<name> [training]` while the
+    block runs; it is never listed, and the name goes with it."""
+    made_sd1 = made("SD1")
+    original, unet = made_sd1["controlnet"], made_sd1["unet"]
+    write_lllyasviel(tmp_path / "canny.safetensors", original)
+    sd = SDModel("SD1", unet, None, [], {})
+    models = ControlNetModels([tmp_path])
+    loaded = LoadedControlNet(original, "SD1", "mine (training)", 3)
+    with models.lend("mine", loaded) as name:
+        assert name == "mine [training]"
+        file = models.find(name)
+        assert file is not None and file.lent is loaded and file.name == name
+        assert models.load(file, sd) is loaded
+        assert models.names() == ["None", models.list()[0].name] and "mine" not in str(models.names())
+    with pytest.raises(InvalidRequestError, match="not found"):
+        models.find(name)
+    sdxl = LoadedControlNet(original, "SDXL", "sdxl (training)", 3)
+    with models.lend("sdxl", sdxl) as other, pytest.raises(ModelLoadError, match="SDXL"):
+        models.load(models.find(other) or models.list()[0], sd)

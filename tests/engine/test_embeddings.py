@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from modules.sumi.engine.errors import ModelLoadError, UnsafeFileError
 from modules.sumi.engine.model import SDModel, TextEncoderSpec
@@ -289,3 +290,14 @@ def test_database_scans_refreshes_and_reports(tmp_path, sd1):
     assert view.skipped == {}
     after = encode_prompts(sd1.text_encoders, ["a my-emb"], token_override=view.hook()).context
     assert not torch.allclose(before, after)
+
+
+def test_fields_in_a_safetensors_header_are_read_with_the_vectors(tmp_path):
+    """Sumi and kohya write an SDXL embedding's step and checkpoint in the header (resume needs the step)."""
+    sdxl = {"clip_l": torch.randn(2, 768), "clip_g": torch.randn(2, 1280)}
+    save_file(sdxl, str(tmp_path / "xl.safetensors"), metadata={"step": "40", "sd_checkpoint": "abc123"})
+    loaded = load_embedding_file(tmp_path / "xl.safetensors")
+    assert loaded.step == 40 and loaded.sd_checkpoint == "abc123"
+    save_file({"emb_params": torch.randn(1, 768)}, str(tmp_path / "one.safetensors"), metadata={"step": "x"})
+    one = load_embedding_file(tmp_path / "one.safetensors")
+    assert one.step is None and one.vectors.shape == (1, 768)

@@ -389,3 +389,19 @@ def test_half_precision_weights_restore_exactly(sd1):
     )
     patcher.restore()
     assert _changed(model, before) == set()
+
+
+def test_bundled_embeddings_are_read_apart_from_the_layers():
+    state = {
+        "lora_te_text_model_encoder_layers_0_mlp_fc1.lora_down.weight": torch.zeros(4, 64),
+        "bundle_emb.ok.string_to_param.*": torch.ones(2, 64),
+        "bundle_emb.xl.clip_l": torch.ones(1, 768),
+        "bundle_emb.xl.clip_g": torch.ones(1, 1280),
+        "bundle_emb.broken.a": torch.ones(1, 64),
+        "bundle_emb.broken.b": torch.ones(1, 64),
+    }
+    network = network_from_state_dict(state, "pivotal")
+    assert list(network.layers) == ["lora_te_text_model_encoder_layers_0_mlp_fc1"]
+    assert network.embeddings["ok"].vectors.shape == (2, 64) and network.embeddings["xl"].shape == 2048
+    assert "broken" not in network.embeddings
+    assert len(network.bundle_errors) == 1 and "bundled embedding broken" in network.bundle_errors[0]

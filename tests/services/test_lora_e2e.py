@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+import torch
+from safetensors.torch import load_file, save_file
 
 from modules.sumi.engine.checkpoint import load_checkpoint
 from tests.app_support import generate
@@ -117,3 +119,24 @@ def test_the_next_job_with_the_same_lora_rewrites_no_weight_and_disabled_network
     assert patcher.patched_layers == set()
     after, _ = _generate(client, "a fox")
     assert after == plain
+
+
+def test_embeddings_bundled_in_a_lora_file_work_while_it_is_in_the_prompt(app, client):
+    """kohya's pivotal tuning saves `bundle_emb.<name>.string_to_param.*` beside the LoRA (A1111 1.7+)."""
+    vectors = torch.randn(2, 64, generator=torch.Generator().manual_seed(3))
+    clash = torch.randn(1, 64, generator=torch.Generator().manual_seed(4))
+    tensors = load_file(app.paths.lora_dir / "style_a.safetensors")
+    tensors["bundle_emb.pivot.string_to_param.*"] = vectors
+    tensors["bundle_emb.clashing.string_to_param.*"] = clash
+    save_file(tensors, str(app.paths.lora_dir / "bundled.safetensors"))
+    save_file({"emb_params": vectors}, str(app.paths.embeddings_dir / "same-as-pivot.safetensors"))
+    save_file({"emb_params": -clash}, str(app.paths.embeddings_dir / "clashing.safetensors"))
+    app.loras.refresh()
+    plain, _ = _generate(client, "a fox pivot")
+    bundled, info = _generate(client, "a fox pivot <lora:bundled:0>")
+    from_file, _ = _generate(client, "a fox same-as-pivot <lora:bundled:0>")
+    assert bundled == from_file != plain
+    assert "pivot: " in info["infotexts"][0].split("TI hashes:")[1]
+    folder_wins, _ = _generate(client, "a fox clashing <lora:bundled:0>")
+    assert folder_wins == _generate(client, "a fox clashing <lora:style_a:0>")[0]
+    assert _generate(client, "a fox pivot")[0] == plain  # gone with the LoRA

@@ -198,3 +198,31 @@ def test_a_tiny_unet_step_gets_gradients_and_the_guard_restores_the_model(tiny_s
     assert not model.unet.training and not weight.requires_grad and weight.grad is None
     after = model.unet.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_8bit_adamw_is_refused_off_cuda_with_the_reason():
+    with pytest.raises(TrainingError, match="CUDA only"):
+        make_optimizer("AdamW8bit", [torch.nn.Parameter(torch.zeros(3))])
+
+
+@pytest.mark.cuda
+def test_8bit_adamw_trains_on_cuda():
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    pytest.importorskip("bitsandbytes")
+    layer = torch.nn.Linear(256, 256).cuda()  # bitsandbytes keeps 8-bit state for tensors of 4096+ values
+    optimizer = make_optimizer("AdamW8bit", layer.parameters())
+    x = torch.randn(64, 256, device="cuda", generator=torch.Generator("cuda").manual_seed(0))
+    target = torch.zeros(64, 256, device="cuda")
+    settings = LoopSettings(40, LearnRateSchedule.parse("0.01", 40), seed=1)
+    reports = []
+    run_loop(
+        layer.parameters(),
+        optimizer,
+        settings,
+        lambda s, m, g: ((layer(x) - target) ** 2).mean(),
+        on_step=reports.append,
+    )
+    assert reports[-1].loss < reports[0].loss / 2
+    state = optimizer.state[layer.weight]
+    assert any(v.dtype == torch.uint8 for v in state.values() if isinstance(v, torch.Tensor))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -9,6 +10,7 @@ from types import SimpleNamespace
 from PIL import Image
 
 from modules.sumi.frontends.gradio.train_monitor import loss_frame, outcome_html, sample_gallery, status_text
+from modules.sumi.services.settings.paths import DataPaths
 from modules.sumi.services.training.run import LossPoint, Sample, TrainingRun
 
 
@@ -35,7 +37,7 @@ def test_the_loss_plot_gets_one_row_per_step(tmp_path):
 
 
 def test_files_are_shown_relative_to_the_data_folder_and_errors_escaped(tmp_path):
-    app = SimpleNamespace(paths=SimpleNamespace(data_dir=tmp_path))
+    app = SimpleNamespace(paths=DataPaths.from_args(argparse.Namespace(data_dir=str(tmp_path)), tmp_path))
     run = _run(tmp_path)
     run.finish("failed", "bad <value>")
     shown = outcome_html(app, run.view())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -404,3 +405,22 @@ def test_a_hypernetwork_resumed_with_its_optimizer_state_ends_like_an_uninterrup
     for got, want in zip(resumed.layers[dim], expected, strict=True):
         for (name, a), b in zip(got.state_dict().items(), want.state_dict().values(), strict=True):
             torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+
+
+def test_an_sdxl_embedding_trains_both_encoders_vectors(make_app, tiny_sdxl_ckpt, tmp_path):
+    models = tmp_path / "models" / "Stable-diffusion"
+    models.mkdir(parents=True)
+    shutil.copy(tiny_sdxl_ckpt[0], models / "xl.safetensors")
+    app = make_app(tmp_path, "--nowebui", loaded=True)
+    _write_dataset(app.paths.data_dir / "dataset")
+    path = app.a1111_training.create_embedding("xl-learn", 1, init_text="square")
+    before = load_embedding_file(path).vectors
+    run = app.a1111_training.train_embedding(_embedding_settings("xl-learn", steps=2))
+    view = run.view()
+    assert view.status == "done", view.message
+    after = load_embedding_file(path)
+    assert after.step == 2 and set(after.vectors) == {"clip_l", "clip_g"}
+    for key in ("clip_l", "clip_g"):
+        assert after.vectors[key].shape == before[key].shape and not torch.equal(
+            after.vectors[key], before[key]
+        )

@@ -253,3 +253,15 @@ def test_keep_tokens_shuffle_and_dropout_are_deterministic_and_keep_the_prefix()
     assert len(seen) > 3 and flipped == {True, False}
     kept = compose_prompt("[filewords]", "", tags, random.Random(0), True, 0.99, keep_tokens=1)
     assert kept == "alpha"
+
+
+def test_a_lora_left_on_the_model_by_a_job_is_not_trained_on(app, client):
+    """Generation leaves LoRA deltas resident (A1111); training starts from the checkpoint's weights."""
+    clean = app.lora_training.train(_settings("from-clean", steps=2, train_text_encoder=False))
+    assert clean.view().status == "done"
+    _image(client, "a square <lora:from-clean:1>")  # its deltas stay on the model after the job
+    again = app.lora_training.train(_settings("from-patched", steps=2, train_text_encoder=False))
+    assert again.view().status == "done"
+    first = _tensors(app.paths.lora_dir / "from-clean.safetensors")[0]
+    second = _tensors(app.paths.lora_dir / "from-patched.safetensors")[0]
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)

@@ -100,7 +100,15 @@ def control_kwargs(units: Sequence[ControlUnit], batch: UNetBatch) -> dict | Non
         total = residuals if total is None else [a + b for a, b in zip(total, residuals, strict=True)]
     if total is None:
         return None
-    return {"down_block_additional_residuals": total[:-1], "mid_block_additional_residual": total[-1]}
+    return residual_kwargs(total)
+
+
+def residual_kwargs(residuals: Sequence[torch.Tensor]) -> dict:
+    """Residuals (shallowest first, the middle block last) as the UNet's keyword arguments."""
+    return {
+        "down_block_additional_residuals": list(residuals[:-1]),
+        "mid_block_additional_residual": residuals[-1],
+    }
 
 
 def validate_units(units: Sequence[ControlUnit], width: int, height: int, batch_size: int) -> None:
@@ -144,12 +152,29 @@ def _forward(
     added = None
     if batch.context.pooled is not None:
         added = {"text_embeds": batch.context.pooled, "time_ids": batch.time_ids}
-    return unit.model(
-        batch.x,
-        batch.timestep,
-        encoder_hidden_states=batch.context.context,
+    *down, mid = controlnet_residuals(unit.model, batch.x, batch.timestep, batch.context.context, hint, added)
+    return tuple(down), mid
+
+
+def controlnet_residuals(
+    model: ControlNetModel,
+    x: torch.Tensor,
+    timestep: torch.Tensor,
+    context: torch.Tensor,
+    hint: torch.Tensor,
+    added: dict | None = None,
+) -> list[torch.Tensor]:
+    """One ControlNet forward, unscaled: its residuals, shallowest first, the middle block's last.
+
+    `hint` is the control image [B, C, H, W] in 0..1; `added` SDXL's text_embeds / time_ids. Gradients
+    flow when the caller has them on (training), so inference wraps this in no_grad itself."""
+    down, mid = model(
+        x,
+        timestep,
+        encoder_hidden_states=context,
         controlnet_cond=hint,
         conditioning_scale=1.0,
         added_cond_kwargs=added,
         return_dict=False,
     )
+    return [*down, mid]

@@ -40,6 +40,8 @@ EMBEDDING_SUFFIXES = (".pt", ".bin", ".safetensors", ".png", ".webp")
 IMAGE_SUFFIXES = (".png", ".webp")
 SDXL_KEYS = ("clip_l", "clip_g")
 PNG_TEXT_KEY = "sd-ti-embedding"
+FIELD_KEYS = ("name", "step", "sd_checkpoint", "sd_checkpoint_name")
+"""An embedding's fields beside its vectors (in a pickle's dict or a .safetensors header)."""
 TENSOR_JSON_KEY = "TORCHTENSOR"
 
 Vectors = Tensor | dict[str, Tensor]
@@ -119,7 +121,7 @@ def load_embedding_file(path: str | Path, *, allow_unsafe_pickle: bool = False) 
             return None
         name = str(data.get("name") or name)
     elif suffix == ".safetensors":
-        data = files.read_state_dict(path)
+        data = {**_safetensors_fields(path), **files.read_state_dict(path)}
     else:
         data = _read_pickle(path, allow_unsafe_pickle)
     embedding = embedding_from_data(data, name, path)
@@ -127,6 +129,12 @@ def load_embedding_file(path: str | Path, *, allow_unsafe_pickle: bool = False) 
     files.check_finite(vectors, path, "embedding")
     sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     return replace(embedding, filename=str(path), sha256=sha256)
+
+
+def _safetensors_fields(path: Path) -> dict[str, str]:
+    """A1111's embedding fields kept in a .safetensors file's metadata (SDXL embeddings: step, ...)."""
+    metadata = files.read_safetensors_metadata(path)
+    return {k: metadata[k] for k in ("step", "sd_checkpoint", "sd_checkpoint_name") if k in metadata}
 
 
 def _read_pickle(path: Path, allow_unsafe: bool) -> object:
@@ -152,11 +160,12 @@ def embedding_from_data(data: object, name: str, path: str | Path = "") -> Embed
     elif all(key in data for key in SDXL_KEYS):
         vectors = {key: _as_matrix(data[key], where) for key in SDXL_KEYS}
     else:
-        tensors = [value for value in data.values() if isinstance(value, Tensor)]
-        if len(data) != 1 or len(tensors) != 1:
+        entries = {key: value for key, value in data.items() if key not in FIELD_KEYS}
+        tensors = [value for value in entries.values() if isinstance(value, Tensor)]
+        if len(entries) != 1 or len(tensors) != 1:
             raise ModelLoadError(
                 f"{where}not a textual-inversion embedding (expected string_to_param, clip_l + clip_g, "
-                f"or exactly one tensor; found keys {', '.join(map(str, list(data)[:10]))})"
+                f"or exactly one tensor; found keys {', '.join(map(str, list(entries)[:10]))})"
             )
         vectors = _as_matrix(tensors[0], where)
     return Embedding(
@@ -184,6 +193,8 @@ def _as_matrix(value: object, where: str) -> Tensor:
 def _optional_int(value: object) -> int | None:
     if isinstance(value, Tensor) and value.numel() == 1:
         value = value.item()
+    if isinstance(value, str) and value.strip().isdigit():  # from a .safetensors header
+        return int(value)
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
@@ -350,7 +361,21 @@ class EmbeddingHook:
         self.embeddings = dict(embeddings)
         self._keys = {id(spec.model): key for spec, key in zip(text_encoders, keys, strict=True)}
         self._indexes: dict[int, _Index] = {}
+        self._bundled: set[str] = set()
         self.used: dict[str, Embedding] = {}
+
+    def set_bundled(self, embeddings: Mapping[str, Embedding]) -> list[str]:
+        """Use these (compatible) embeddings from the batch's networks instead of the last batch's.
+        A name the embeddings folder already has keeps the folder's vectors (A1111); returns those names."""
+        for name in self._bundled:
+            self.embeddings.pop(name, None)
+        taken = [name for name in embeddings if name in self.embeddings]
+        added = {name: e for name, e in embeddings.items() if name not in self.embeddings}
+        if added or self._bundled:
+            self._indexes.clear()
+        self.embeddings.update(added)
+        self._bundled = set(added)
+        return taken
 
     def __call__(self, spec: TextEncoderSpec, tokens: Sequence[int], position: int) -> EmbeddingMatch | None:
         candidates = self._index(spec.tokenizer).get(tokens[position])

@@ -4,6 +4,9 @@
 into layers: `lora_unet_x.lora_down.weight` -> layer `lora_unet_x`, weight `lora_down.weight`;
 dotted diffusers/PEFT keys (`unet.a.b.lora_A.weight`) are split at the known weight names.
 `match(network, model)` pairs each layer with a live model layer and an adapter.
+
+Keys `bundle_emb.<name>.<vectors>` are textual-inversion embeddings bundled in the file (kohya's pivotal
+tuning, A1111 1.7+): they become `NetworkFile.embeddings`, usable in the prompt while the network is.
 """
 
 from __future__ import annotations
@@ -14,13 +17,15 @@ from pathlib import Path
 
 from torch import Tensor
 
-from ..errors import EngineError
+from ..errors import EngineError, ModelLoadError
 from ..files import check_finite, read_safetensors_metadata, read_state_dict
 from ..model import SDModel
 from .adapters import Adapter, adapter_for
+from .embeddings import Embedding, embedding_from_data
 from .keys import Target, build_index
 
 MAX_EXAMPLES = 10
+BUNDLE_PREFIX = "bundle_emb."
 
 # Weight names inside one layer, longest first so `lora_up.weight` wins over `weight`.
 WEIGHT_NAMES = sorted(
@@ -60,6 +65,8 @@ class NetworkFile:
     metadata: dict[str, str] = field(default_factory=dict)
     family: str = ""  # "SD1" / "SD2" / "SDXL" / "" (unknown), guessed from names and shapes
     identity: tuple = ()
+    embeddings: dict[str, Embedding] = field(default_factory=dict)  # bundled, by name
+    bundle_errors: list[str] = field(default_factory=list)  # bundled embeddings that could not be read
 
     def __post_init__(self):
         self.alias = self.alias or self.name
@@ -74,12 +81,33 @@ def network_from_state_dict(
     state_dict: Mapping[str, Tensor], name: str, *, metadata: Mapping[str, str] | None = None, path: str = ""
 ) -> NetworkFile:
     layers: dict[str, dict[str, Tensor]] = {}
+    bundled: dict[str, dict[str, Tensor]] = {}
     for key, value in state_dict.items():
+        if key.startswith(BUNDLE_PREFIX):
+            embedding, _, vectors = key[len(BUNDLE_PREFIX) :].partition(".")
+            bundled.setdefault(embedding, {})[vectors] = value
+            continue
         layer, weight_name = split_key(key)
         layers.setdefault(layer, {})[weight_name] = value
     metadata = dict(metadata or {})
     alias = metadata.get("ss_output_name", "").strip()
-    return NetworkFile(name, layers, alias, path, metadata, guess_family(layers))
+    network = NetworkFile(name, layers, alias, path, metadata, guess_family(layers))
+    network.embeddings, network.bundle_errors = bundled_embeddings(bundled, path or name)
+    return network
+
+
+def bundled_embeddings(
+    bundled: Mapping[str, Mapping[str, Tensor]], where: str
+) -> tuple[dict[str, Embedding], list[str]]:
+    """The bundled embeddings that can be read, and a message for each one that cannot."""
+    embeddings: dict[str, Embedding] = {}
+    errors: list[str] = []
+    for name, data in bundled.items():
+        try:
+            embeddings[name] = embedding_from_data(data, name, f"{where} (bundled embedding {name})")
+        except ModelLoadError as exc:
+            errors.append(str(exc))
+    return embeddings, errors
 
 
 def load_network(path: str | Path, *, allow_unsafe_pickle: bool = False) -> NetworkFile:

@@ -5,10 +5,12 @@ conditioning, mixed precision, and a guard that leaves the model exactly as gene
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 
+from modules.sumi.engine.extensions.patches import release_residents
 from modules.sumi.engine.model import SDModel
 from modules.sumi.engine.text.encoder import Conditioning
 from modules.sumi.engine.training.errors import TrainingError
@@ -65,8 +67,41 @@ def encode_distribution(model: SDModel, pixels: torch.Tensor) -> tuple[torch.Ten
     return ((dist.mean.float() - shift) * scale).cpu(), (dist.std.float() * scale).cpu()
 
 
-def unet_predictor(model: SDModel, conditioning: Conditioning, height: int, width: int) -> Predict:
-    """The UNet as the objective calls it, with SDXL's pooled text and size conditioning when needed."""
+def batch_latents(
+    model: SDModel,
+    captions: Sequence[str],
+    latents: torch.Tensor | None,
+    pixels: torch.Tensor | None,
+    method: str,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """A micro-batch's clean latents (fp32, on the model's device): the cached `latents`, else `pixels`
+    in [-1, 1] encoded with `method`; one caption per image."""
+    if latents is not None:
+        out = latents.to(model.device, torch.float32)
+    elif pixels is not None:
+        out = encode_images(model, pixels, method, generator)
+    else:
+        raise TrainingError("a training batch needs latents or pixels")
+    if len(captions) != out.shape[0]:
+        raise TrainingError(f"a training batch has {out.shape[0]} images and {len(captions)} captions")
+    return out
+
+
+UNetExtra = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, dict | None], dict[str, Any]]
+"""(noisy latents, timesteps, text context, SDXL's added conditioning or None) -> extra UNet keyword
+arguments for that call (a ControlNet's residuals)."""
+
+
+def unet_predictor(
+    model: SDModel,
+    conditioning: Conditioning,
+    height: int,
+    width: int,
+    extra: UNetExtra | None = None,
+) -> Predict:
+    """The UNet as the objective calls it, with SDXL's pooled text and size conditioning when needed;
+    `extra` adds keyword arguments computed from the same inputs (a ControlNet being trained)."""
     added = None
     if model.is_sdxl:
         if conditioning.pooled is None:
@@ -82,12 +117,14 @@ def unet_predictor(model: SDModel, conditioning: Conditioning, height: int, widt
     context = conditioning.context.to(model.device, model.dtype)
 
     def predict(noisy: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        kwargs = extra(noisy, timesteps, context, added) if extra is not None else {}
         return model.unet(
             noisy.to(model.dtype),
             timesteps,
             encoder_hidden_states=context,
             added_cond_kwargs=added,
             return_dict=False,
+            **kwargs,
         )[0]
 
     return predict
@@ -109,11 +146,14 @@ def autocast(model: SDModel, precision: str) -> contextlib.AbstractContextManage
 @contextlib.contextmanager
 def training_guard(model: SDModel) -> Iterator[None]:
     """Freeze every base weight for the trainer and put it all back afterwards: modes, requires_grad
-    flags and gradient checkpointing as they were (the model goes on generating after training)."""
+    flags and gradient checkpointing as they were (the model goes on generating after training).
+    Patches a generation job left resident (LoRA deltas) are taken off first: training starts from the
+    checkpoint's own weights."""
+    release_residents(model)
     modules = model.modules()
     modes = [(m, m.training) for module in modules for m in module.modules()]
     flags = [(p, p.requires_grad) for module in modules for p in module.parameters()]
-    checkpointing = model.unet.is_gradient_checkpointing  # set on the blocks, not the UNet itself
+    checkpointing = model.unet.is_gradient_checkpointing
     for module in modules:
         module.requires_grad_(False)
     try:

@@ -10,7 +10,6 @@ import html
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
@@ -52,7 +51,7 @@ def outcome_html(app: App, view: RunView) -> str:
         css = "sumi-error" if view.status == "failed" else "sumi-note"
         lines.append(f'<div class="{css}">{html.escape(view.message)}</div>')
     if view.files:
-        items = "".join(f"<li>{html.escape(_shown(app, f))}</li>" for f in view.files[-8:])
+        items = "".join(f"<li>{html.escape(app.paths.shown(f))}</li>" for f in view.files[-8:])
         lines.append(f"<div>Files written:</div><ul>{items}</ul>")
     return "".join(lines)
 
@@ -107,10 +106,3 @@ def _duration(seconds: float) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
-
-
-def _shown(app: App, path: Path) -> str:
-    try:
-        return Path(path).resolve().relative_to(app.paths.data_dir.resolve()).as_posix()
-    except ValueError:
-        return Path(path).name

@@ -1,6 +1,6 @@
-"""The Train tab (A1111's, plus Sumi's LoRA panel): Create embedding, Create hypernetwork, Train, LoRA,
-and the tabs extensions add through `on_ui_train_tabs`; on the right the run's status, a loss plot that
-grows while it trains, the sample images as they are made, and the files written.
+"""The Train tab (A1111's, plus Sumi's LoRA and ControlNet panels): Create embedding, Create hypernetwork,
+Train, LoRA, ControlNet, and the tabs extensions add through `on_ui_train_tabs`; on the right the run's
+status, a loss plot that grows while it trains, the sample images as they are made, and the files written.
 
 Training runs on the one worker queue like a generation job (Interrupt stops it and keeps a usable
 file); the created and trained files are listed at once in the prompt's extra networks.
@@ -22,6 +22,7 @@ from modules.sumi.engine.training.hypernetwork import WEIGHT_INITS
 from modules.sumi.engine.training.loop import CLIP_MODES
 from modules.sumi.engine.training.model_io import LATENT_SAMPLING, PRECISIONS
 from modules.sumi.frontends.gradio import train_monitor
+from modules.sumi.frontends.gradio.train_controlnet_ui import create_controlnet_panel
 from modules.sumi.frontends.gradio.train_finetune_ui import create_finetune_panel
 from modules.sumi.frontends.gradio.train_lora_ui import create_lora_panel
 from modules.sumi.services.scripts.callbacks import UiTrainTabParams
@@ -81,6 +82,7 @@ def create_train_tab(app: App, txt2img_controls: dict[str, Any]) -> None:
             hypernetwork = _create_hypernetwork_panel(app)
             train = _train_panel(app)
             lora = create_lora_panel(app)
+            controlnet = create_controlnet_panel(app)
             finetune = create_finetune_panel(app)
             _extension_train_tabs(app, txt2img_controls)
         with gr.Column(scale=2, elem_id="train_monitor"):
@@ -88,6 +90,7 @@ def create_train_tab(app: App, txt2img_controls: dict[str, Any]) -> None:
     _wire_create(app, embedding, hypernetwork, train, monitor)
     _wire_train(app, train, monitor, txt2img_controls)
     lora.wire(monitor.outputs, monitor.output)
+    controlnet.wire(monitor.outputs, monitor.output)
     finetune.wire(monitor.outputs)
 
 

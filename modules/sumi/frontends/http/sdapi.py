@@ -22,6 +22,7 @@ from modules.sumi.frontends.http import models as m
 from modules.sumi.frontends.http.controlnet import create_controlnet_router
 from modules.sumi.frontends.http.extras import create_extras_router
 from modules.sumi.frontends.http.training import create_training_router
+from modules.sumi.frontends.http.training_controlnet import create_training_controlnet_router
 from modules.sumi.frontends.http.training_finetune import create_training_finetune_router
 from modules.sumi.frontends.http.training_lora import create_training_lora_router
 from modules.sumi.frontends.http.training_runs import create_training_runs_router
@@ -497,6 +498,7 @@ def mount(fastapi_app: FastAPI, app: App) -> None:
     fastapi_app.include_router(create_extras_router(app))
     fastapi_app.include_router(create_training_router(app))
     fastapi_app.include_router(create_training_lora_router(app))
+    fastapi_app.include_router(create_training_controlnet_router(app))
     fastapi_app.include_router(create_training_finetune_router(app))
 
     if getattr(app.args, "api_log", False):

@@ -7,7 +7,6 @@ as absolute paths of the server's disk.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter
@@ -34,7 +33,7 @@ def create_training_runs_router(app: App) -> APIRouter:
             **run_summary(app, view),
             "losses": [{"step": p.step, "loss": p.loss, "learn_rate": p.learn_rate} for p in view.losses],
             "samples": [
-                {"step": s.step, "path": shown_path(app, s.path), "prompt": s.prompt} for s in view.samples
+                {"step": s.step, "path": app.paths.shown(s.path), "prompt": s.prompt} for s in view.samples
             ],
         }
 
@@ -52,13 +51,5 @@ def run_summary(app: App, view: RunView) -> dict[str, Any]:
         "loss": view.losses[-1].loss if view.losses else None,
         "eta_seconds": view.eta_seconds,
         "message": view.message,
-        "files": [shown_path(app, f) for f in view.files],
+        "files": [app.paths.shown(f) for f in view.files],
     }
-
-
-def shown_path(app: App, path: Path) -> str:
-    """A path as the user knows it: relative to the data folder when inside it, else the file name."""
-    try:
-        return Path(path).resolve().relative_to(app.paths.data_dir.resolve()).as_posix()
-    except ValueError:
-        return Path(path).name

@@ -5,13 +5,16 @@ extension does: the full name, else the stem (any case), else the shortest stem 
 Loaded models stay in a small RAM cache (opt `control_net_model_cache_size`, default 2).
 `family_of` tells which model family a file is for without loading it (safetensors: the header's keys
 and shapes), so the UI can offer only the ControlNets that fit the loaded checkpoint.
+`lend(name, loaded)` makes a ControlNet that lives in memory (one being trained) usable by a job's units
+as `"<name> [training]"` while the block runs; it is never listed or cached.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -34,14 +37,18 @@ from modules.sumi.util.cache import FileCache
 CONTROLNET_EXTENSIONS = (".pt", ".pth", ".ckpt", ".safetensors", ".bin")
 DIFFUSERS_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 NONE = "None"
+LENT_TAG = "training"  # in place of the hash in a lent ControlNet's name
 
 
 @dataclass
 class ControlNetFile:
     path: Path  # a file, or a diffusers folder (config.json + diffusion_pytorch_model.*)
+    lent: LoadedControlNet | None = field(default=None, compare=False)  # in memory: no file behind it
 
     @property
     def stem(self) -> str:
+        if self.lent is not None:
+            return self.path.name
         return self.path.stem if self.path.is_file() else self.path.name
 
     @cached_property
@@ -54,7 +61,7 @@ class ControlNetFile:
 
     @property
     def name(self) -> str:
-        return f"{self.stem} [{self.short_hash}]"
+        return f"{self.stem} [{LENT_TAG if self.lent is not None else self.short_hash}]"
 
 
 def _diffusers_weights(folder: Path) -> Path | None:
@@ -77,6 +84,7 @@ class ControlNetModels:
         self._files: list[ControlNetFile] = []
         self._cache: FileCache[LoadedControlNet] = FileCache(lambda: max(0, int(self.cache_size())))
         self._families: FileCache[str | None] = FileCache()
+        self._lent: dict[str, ControlNetFile] = {}
         self.refresh()
 
     def refresh(self) -> list[ControlNetFile]:
@@ -100,8 +108,12 @@ class ControlNetModels:
         """The extension's lookup; None for "None"/empty, InvalidRequestError when nothing matches."""
         if not name or name == NONE:
             return None
-        files = self.list()
         wanted = name.strip()
+        with self._lock:
+            lent = self._lent.get(wanted)
+        if lent is not None:
+            return lent
+        files = self.list()
         stem_wanted = wanted.rsplit(" [", 1)[0].lower() if wanted.endswith("]") else wanted.lower()
         for rule in (
             lambda f: f.name == wanted,
@@ -141,6 +153,9 @@ class ControlNetModels:
 
     def load(self, file: ControlNetFile, sd: SDModel) -> LoadedControlNet:
         """The model on the SD model's device and dtype, checked against its family; cached."""
+        if file.lent is not None:
+            check_compatible(file.lent, sd.family, int(sd.unet.config["cross_attention_dim"]))
+            return file.lent
 
         # Under --medvram/--lowvram the ControlNet waits in RAM and visits the GPU only while it runs.
         device = torch.device("cpu") if sd.offloaded else sd.device
@@ -168,6 +183,19 @@ class ControlNetModels:
 
     def clear_cache(self) -> None:
         self._cache.clear()
+
+    @contextlib.contextmanager
+    def lend(self, name: str, loaded: LoadedControlNet) -> Iterator[str]:
+        """Make `loaded` (a ControlNet in memory, on the model's device and dtype) usable by units while
+        the block runs, under the name yielded (`"<name> [training]"`); never listed, cached or saved."""
+        file = ControlNetFile(Path(name), lent=loaded)
+        with self._lock:
+            self._lent[file.name] = file
+        try:
+            yield file.name
+        finally:
+            with self._lock:
+                self._lent.pop(file.name, None)
 
 
 def _read_family(path: Path, allow_unsafe_pickle: bool) -> str | None:

@@ -22,6 +22,7 @@ from modules.sumi.engine.accel.tiled_vae import Tiled
 from modules.sumi.engine.controlnet.preprocessors import get_preprocessor
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.extensions import Extension
+from modules.sumi.engine.networks.embeddings import partition
 from modules.sumi.engine.placement import precision_infotext
 from modules.sumi.engine.sampling.loop import StepInfo
 from modules.sumi.engine.sampling.samplers import find_sampler
@@ -381,6 +382,7 @@ class GenerationService:
         if p.scripts is not None:
             p.scripts.before_process_batch(p, **batch)
         prompts = self._activate_networks(p, p.prompts)
+        self._use_bundled_embeddings(p, loaded, job)
         if p.scripts is not None:
             p.scripts.after_extra_networks_activate(p, **batch, extra_network_data=p.extra_network_data)
             p.scripts.process_batch(p, **batch)
@@ -530,6 +532,17 @@ class GenerationService:
         if not p.disable_extra_networks:
             self._warn(p, self.extra_networks.activate(p, data))
         return stripped
+
+    def _use_bundled_embeddings(
+        self, p: StableDiffusionProcessing, loaded: LoadedModel, job: JobContext
+    ) -> None:
+        """The batch's LoRA files' bundled embeddings join the job's (the embeddings folder wins a name)."""
+        if job.embeddings is None:
+            return
+        bundled = {} if p.disable_extra_networks else self.extra_networks.bundled_embeddings()
+        usable, _ = partition(bundled, loaded.sd.family, loaded.sd.text_encoders)
+        for name in job.embeddings.set_bundled(usable):
+            log.warning("Skip bundled embedding %r: the embeddings folder has one of that name", name)
 
     @staticmethod
     def _warn(p: StableDiffusionProcessing, warnings: list[str]) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -25,6 +25,7 @@ from modules.sumi.engine.networks import (
     drop_refused,
     load_network,
 )
+from modules.sumi.engine.networks.embeddings import Embedding
 from modules.sumi.engine.networks.extensions import REFUSED
 from modules.sumi.services.networks.files import NetworkFileInfo, NetworkFileRegistry
 from modules.sumi.services.networks.registry import (
@@ -74,6 +75,7 @@ class LoraNetwork(ExtraNetwork):
     def __init__(self, files: NetworkFileRegistry, *, allow_unsafe_pickle: bool = False) -> None:
         super().__init__("lora")
         self.active: list[ActiveLora] = []  # replaced (never changed in place) by each activation
+        self.bundled: dict[str, Embedding] = {}  # the active networks' bundled embeddings
         self.files = files
         self.allow_unsafe_pickle = allow_unsafe_pickle
         self._parsed: FileCache[NetworkFile] = FileCache(CACHE_SIZE)
@@ -82,6 +84,7 @@ class LoraNetwork(ExtraNetwork):
     def activate(self, p: Any, params_list: list[ExtraNetworkParams]) -> None:
         set_engine_extension(p, self.name, None)
         self.active = []
+        self.bundled = {}
         model = sumi_model(getattr(p, "sd_model", None))
         if model is None:
             return
@@ -96,6 +99,7 @@ class LoraNetwork(ExtraNetwork):
         patcher = _patcher(model)
         wanted, results, refusals = drop_refused(patcher.check, wanted)
         self.active = [ActiveLora(*mentioned[id(net)], te, unet) for net, te, unet in wanted]
+        self.bundled = self._bundled(p, [network for network, _, _ in wanted])
         p.warnings.extend(REFUSED + message for message in refusals)
         for (network, _, _), result in zip(wanted, results, strict=True):
             if result.unmatched:
@@ -110,6 +114,20 @@ class LoraNetwork(ExtraNetwork):
     def deactivate(self, p: Any) -> None:
         """The job is over; its deltas stay on the model until a batch needs other networks or none."""
         set_engine_extension(p, self.name, None)
+
+    def bundled_embeddings(self) -> dict[str, Embedding]:
+        return self.bundled
+
+    def _bundled(self, p: Any, networks: list[NetworkFile]) -> dict[str, Embedding]:
+        """The networks' bundled embeddings (the first network wins a name), hashed as their file is
+        for `TI hashes`; unreadable ones are warnings."""
+        found: dict[str, Embedding] = {}
+        for network in networks:
+            p.warnings.extend(f"Lora {network.name}: {error}" for error in network.bundle_errors)
+            for name, embedding in network.embeddings.items():
+                if name not in found:
+                    found[name] = replace(embedding, filename=network.path, sha256=self._hash(network))
+        return found
 
     def _spec(self, p: Any, params: ExtraNetworkParams) -> tuple[NetworkFile, float, float] | None:
         name = params.positional[0] if params.positional else ""

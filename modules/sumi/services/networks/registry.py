@@ -14,10 +14,11 @@ import logging
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from modules.sumi.engine.extensions import Extension
 from modules.sumi.engine.model import SDModel
+from modules.sumi.engine.networks.embeddings import Embedding
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,10 @@ class ExtraNetwork:
 
     def deactivate(self, p: Any) -> None:
         raise NotImplementedError
+
+    def bundled_embeddings(self) -> dict[str, Embedding]:
+        """Embeddings the networks of the last activation bring (a LoRA file's bundled embeddings)."""
+        return {}
 
 
 ExtraNetworkData = dict[str, list[ExtraNetworkParams]]
@@ -117,6 +122,16 @@ class ExtraNetworkRegistry:
         for name, handler in self.handlers.items():
             self._call(handler, "activate", p, by_handler.get(name, []), warnings)
         return warnings
+
+    def bundled_embeddings(self) -> dict[str, Embedding]:
+        """The embeddings the handlers' last activation brings, first handler first."""
+        found: dict[str, Embedding] = {}
+        for handler in self.handlers.values():
+            getter = getattr(handler, "bundled_embeddings", None)  # extensions' handlers may lack it
+            embeddings = cast(dict[str, Embedding], getter() if callable(getter) else {})
+            for name, embedding in embeddings.items():
+                found.setdefault(name, embedding)
+        return found
 
     def deactivate(self, p: Any) -> list[str]:
         warnings: list[str] = []

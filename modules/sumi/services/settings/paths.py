@@ -148,6 +148,14 @@ class DataPaths:
         ValueError unless it lies inside the data dir or a folder allowed with --gradio-allowed-path."""
         return confine_path(value, self.data_dir, self.allowed_dirs)
 
+    def shown(self, path: str | Path) -> str:
+        """A path as the user knows it: relative to the data dir when inside it, else the file name
+        (never an absolute server path in a response)."""
+        try:
+            return Path(path).resolve().relative_to(self.data_dir.resolve()).as_posix()
+        except ValueError:
+            return Path(path).name
+
 
 def confine_path(value: str | Path, base: Path, allowed: Sequence[Path] = ()) -> Path:
     """`value` resolved against `base`; ValueError if it leaves `base` and every `allowed` folder."""

@@ -38,6 +38,7 @@ from typing import Any
 import torch
 
 from modules.sumi.engine.accel import compiled
+from modules.sumi.engine.extensions import release_residents
 from modules.sumi.engine.model import SDModel
 from modules.sumi.engine.training.errors import TrainingError
 from modules.sumi.engine.training.finetune import (
@@ -57,7 +58,6 @@ from modules.sumi.engine.training.model_io import autocast, check_trainable
 from modules.sumi.engine.training.objective import ObjectiveSettings
 from modules.sumi.engine.training.resume import ResumeState, load_resume_state, save_resume_state
 from modules.sumi.services.jobs.queue import Job
-from modules.sumi.services.networks.lora import PATCHER_KEY
 from modules.sumi.services.settings.options import Options
 from modules.sumi.services.settings.paths import DataPaths
 from modules.sumi.services.training.class_images import (
@@ -179,7 +179,7 @@ class FinetuneTrainer:
         training = self._train_settings(settings, data)
         info = self._file_info(context, settings, data)
         handler = _StepHandler(context, settings, training, info, data, self._log(settings))
-        clear_resident_networks(model)
+        release_residents(model)  # before the snapshot: the weights put back are the checkpoint's own
         with _compiled_graphs_dropped(model), preserved_weights(_trained_modules(model, settings)):
             context.begin(resume.step if resume else 0, _start_message(settings, data, resume))
             result = train_finetune(
@@ -301,13 +301,6 @@ def _state_path(output: Path) -> Path:
     return output.with_name(output.name + ".state")
 
 
-def clear_resident_networks(model: SDModel) -> None:
-    """Take out LoRA deltas a generation job left in the weights (they are put back when a job asks)."""
-    patcher = model.extra.get(PATCHER_KEY)
-    if patcher is not None:
-        patcher.restore()
-
-
 @contextlib.contextmanager
 def _compiled_graphs_dropped(model: SDModel) -> Iterator[None]:
     """The fast path's compiled UNet graphs go when the run ends: training may have given the weights
@@ -390,7 +383,7 @@ class _StepHandler:
         if images is not None and report.step % s.create_image_every == 0:
             with self.session.for_sampling():
                 self.context.sample(self.sample_fields(), report.step, images)
-                clear_resident_networks(self.context.model)
+                release_residents(self.context.model)  # a sample's <lora:...> stays out of training
 
     def sample_fields(self) -> dict[str, Any]:
         s = self.settings

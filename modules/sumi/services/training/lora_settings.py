@@ -89,15 +89,7 @@ class LoraTrainingSettings:
         return LearnRateSchedule.parse(self.learn_rate, self.steps, what="learn_rate")
 
     def _check_name(self) -> None:
-        name = self.output_name
-        if not name.strip():
-            raise TrainingError("output_name: no name given for the LoRA file")
-        if set(name) & NAME_FORBIDDEN or name.strip() in (".", "..") or name.startswith("."):
-            raise TrainingError(
-                f'output_name {name!r}: a file name without / \\ : * ? " < > | or a leading dot'
-            )
-        if len(name.encode()) > 200:
-            raise TrainingError("output_name: too long for a file name (at most 200 bytes)")
+        check_output_name(self.output_name, "LoRA")
 
     def _check_counts(self) -> None:
         for key, low in (
@@ -146,3 +138,13 @@ class LoraTrainingSettings:
             find_sampler(self.preview_sampler_name)
         except InvalidRequestError as exc:
             raise TrainingError(f"preview_sampler_name: {exc}") from exc
+
+
+def check_output_name(name: str, what: str) -> None:
+    """`output_name` is a plain file name (no folder, no leading dot, at most 200 bytes)."""
+    if not name.strip():
+        raise TrainingError(f"output_name: no name given for the {what} file")
+    if set(name) & NAME_FORBIDDEN or name.strip() in (".", "..") or name.startswith("."):
+        raise TrainingError(f'output_name {name!r}: a file name without / \\ : * ? " < > | or a leading dot')
+    if len(name.encode()) > 200:
+        raise TrainingError("output_name: too long for a file name (at most 200 bytes)")

@@ -25,7 +25,6 @@ from .trainer import (
     FinetuneSession,
     FinetuneTrainResult,
     FinetuneTrainSettings,
-    batch_latents,
     settings_digest,
     train_finetune,
 )
@@ -42,7 +41,6 @@ __all__ = [
     "TrainingBatch",
     "WeightAverage",
     "WeightSnapshot",
-    "batch_latents",
     "checkpoint_state_dict",
     "finetune_metadata",
     "preserved_weights",

@@ -35,8 +35,8 @@ from modules.sumi.engine.training.loop import LoopSettings, StepReport, make_opt
 from modules.sumi.engine.training.lora.trainer import TrainingBatch
 from modules.sumi.engine.training.model_io import (
     autocast,
+    batch_latents,
     check_trainable,
-    encode_images,
     training_guard,
     unet_predictor,
 )
@@ -204,7 +204,9 @@ class DreamBoothLoss:
 
     def batch_loss(self, batch: TrainingBatch, generator: torch.Generator) -> Tensor:
         model, settings = self.model, self.settings
-        latents = batch_latents(model, batch, settings.latent_sampling, generator)
+        latents = batch_latents(
+            model, batch.captions, batch.latents, batch.pixels, settings.latent_sampling, generator
+        )
         height, width = (side * model.vae_scale for side in latents.shape[-2:])
         with autocast(model, settings.mixed_precision):
             conditioning = _encode(model, batch.captions, settings.train_text_encoder, settings.clip_skip)
@@ -286,21 +288,6 @@ def _train_modes(model: SDModel, parts: TrainedParts, settings: FinetuneTrainSet
     finally:
         for encoder in switched:
             encoder.gradient_checkpointing_disable()
-
-
-def batch_latents(model: SDModel, batch: TrainingBatch, method: str, generator: torch.Generator) -> Tensor:
-    """The batch's latents (fp32 on the model's device): given, or encoded from its pixels."""
-    if batch.latents is not None:
-        latents = batch.latents.to(model.device, torch.float32)
-    elif batch.pixels is not None:
-        latents = encode_images(model, batch.pixels, method, generator)
-    else:
-        raise TrainingError("a training batch needs latents or pixels")
-    if len(batch.captions) != latents.shape[0]:
-        raise TrainingError(
-            f"a training batch has {latents.shape[0]} images and {len(batch.captions)} captions"
-        )
-    return latents
 
 
 def _encode(model: SDModel, captions: Sequence[str], train_te: bool, clip_skip: int) -> Conditioning:

@@ -29,8 +29,8 @@ from modules.sumi.engine.training.errors import TrainingError
 from modules.sumi.engine.training.loop import LoopSettings, StepReport, make_optimizer, run_loop
 from modules.sumi.engine.training.model_io import (
     autocast,
+    batch_latents,
     check_trainable,
-    encode_images,
     training_guard,
     unet_predictor,
 )
@@ -209,17 +209,7 @@ def _train_modes(
 
 
 def _latents(model: SDModel, batch: TrainingBatch, method: str, generator: torch.Generator) -> Tensor:
-    if batch.latents is not None:
-        latents = batch.latents.to(model.device, torch.float32)
-    elif batch.pixels is not None:
-        latents = encode_images(model, batch.pixels, method, generator)
-    else:
-        raise TrainingError("a training batch needs latents or pixels")
-    if len(batch.captions) != latents.shape[0]:
-        raise TrainingError(
-            f"a training batch has {latents.shape[0]} images and {len(batch.captions)} captions"
-        )
-    return latents
+    return batch_latents(model, batch.captions, batch.latents, batch.pixels, method, generator)
 
 
 def _encode(model: SDModel, captions: Sequence[str], train_te: bool, clip_skip: int) -> Conditioning:
