@@ -210,6 +210,29 @@ def test_an_interrupted_run_keeps_a_usable_checkpoint_and_resumes_to_the_uninter
     assert "already been trained" in again.view().message
 
 
+def test_a_run_that_fails_midway_leaves_the_model_as_it_was_and_writes_nothing(app):
+    def failing_sample(fields):
+        raise RuntimeError("the sample broke")
+
+    service = TrainingService(
+        app.queue, app.state, lambda: (app.models.get().sd, "demo", "0123456789"), failing_sample
+    )
+    kind = FinetuneTraining(service, app.paths, app.options, app.checkpoints.refresh)
+    model = app.models.get().sd
+    before = [_weights(m) for m in model.modules()]
+    run, job = kind.submit(
+        _settings("broken", steps=3, create_image_every=1, train_text_encoder=True, ema=True)
+    )
+    with pytest.raises(RuntimeError, match="the sample broke"):
+        job.future.result(timeout=120)
+    assert run.view().status == "failed" and "the sample broke" in run.view().message
+    assert run.view().step == 1  # it failed after training a step
+    assert all(_equal(_weights(m), w) for m, w in zip(model.modules(), before, strict=True))
+    assert all(p.dtype == torch.float32 and not p.requires_grad for p in model.unet.parameters())
+    assert not any(m.training for m in model.modules())
+    assert not (app.paths.ckpt_dirs[0] / "broken.safetensors").exists()
+
+
 # -- settings and checks ----------------------------------------------------------------------------------
 def test_bad_settings_are_refused_before_anything_is_queued(app):
     queued = len(app.training.runs.runs)
