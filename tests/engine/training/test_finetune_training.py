@@ -4,6 +4,8 @@ an exact resume, weights put back bit for bit, and checkpoints that load back (S
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from safetensors import safe_open
@@ -197,9 +199,12 @@ def test_a_resumed_run_equals_the_uninterrupted_one(sd1, tmp_path):
     ):
         torch.testing.assert_close(got, want, rtol=0, atol=0)
 
-    other = FinetuneTrainSettings(loop=loop, ema_decay=0.9)
-    with pytest.raises(TrainingError, match="settings it was started with"):
-        train_finetune(sd1, _with_prior, other, resume=state)
+    for other in (
+        FinetuneTrainSettings(loop=loop, ema_decay=0.9),
+        dataclasses.replace(training, optimizer="SGD"),
+    ):
+        with pytest.raises(TrainingError, match="settings it was started with"):
+            train_finetune(sd1, _with_prior, other, resume=state)
     with pytest.raises(TrainingError, match="not a fine-tune"):
         train_finetune(sd1, _with_prior, training, resume=ResumeState(1, {}, {}, "lora"))
 

@@ -130,7 +130,8 @@ class FinetuneSession:
 
 def settings_digest(model: SDModel, settings: FinetuneTrainSettings) -> str:
     parts = "unet+te" if settings.train_text_encoder else "unet"
-    return f"{model.family}:{parts}:{'ema' if settings.ema_decay is not None else 'no-ema'}"
+    ema = "ema" if settings.ema_decay is not None else "no-ema"
+    return f"{model.family}:{parts}:{ema}:{settings.optimizer}"
 
 
 def train_finetune(
@@ -238,7 +239,7 @@ def _resume_into(
     if resume.settings_digest and resume.settings_digest != digest:
         raise TrainingError(
             f"the resume state was saved for {resume.settings_digest} and this run is {digest} (model "
-            "family, trained parts, EMA): resume with the settings it was started with"
+            "family, trained parts, EMA, optimizer): resume with the settings it was started with"
         )
     parts.load_state_tensors(resume.tensors)
     try:
