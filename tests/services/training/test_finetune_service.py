@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import shutil
 from pathlib import Path
 
@@ -136,6 +137,8 @@ def test_a_dreambooth_run_writes_a_checkpoint_that_loads_back_and_leaves_generat
     assert _equal(_weights(loaded.vae), _weights(model.vae))
     _, meta = _tensors(path)
     assert meta["ss_instance_prompt"] == "sks square" and meta["ss_class_prompt"] == "a square"
+    # DreamBooth: a picture without a .txt is trained with the instance prompt alone, not "IMG_0001"
+    assert json.loads(meta["ss_tag_frequency"]) == {"instance-set": {"sks square": 2, "white centre": 1}}
     assert meta["ss_num_train_images"] == "2" and meta["ss_num_reg_images"] == "3"
     assert meta["ss_steps"] == "3" and meta["ss_sd_model_name"] and meta["ss_train_text_encoder"] == "True"
     assert "sks-tuned" in {m["model_name"] for m in client.get("/sdapi/v1/sd-models").json()}
