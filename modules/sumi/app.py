@@ -60,6 +60,7 @@ from modules.sumi.services.settings.styles import StyleDatabase
 from modules.sumi.services.text.service import TextService
 from modules.sumi.services.training.a1111 import A1111Training
 from modules.sumi.services.training.controlnet import ControlNetTraining
+from modules.sumi.services.training.finetune import FinetuneTraining
 from modules.sumi.services.training.lora import LoraTraining
 from modules.sumi.services.training.service import TrainingService
 from modules.sumi.services.upscalers.registry import UpscalerRegistry
@@ -205,6 +206,9 @@ class App:
         self.lora_training = LoraTraining(self.training, self.paths, self.options, self.loras)
         self.controlnet_training = ControlNetTraining(
             self.training, self.paths, self.options, self.controlnet.models
+        )
+        self.finetune_training = FinetuneTraining(
+            self.training, self.paths, self.options, self.checkpoints.refresh
         )
 
     def _training_model(self) -> tuple[Any, str, str]:

@@ -220,6 +220,7 @@ def test_gradient_checkpointing_and_bf16_train_the_same_network(sd1):
     ).tensors
     for key in plain:
         torch.testing.assert_close(checkpointed[key], plain[key], rtol=1e-4, atol=1e-6)
+    assert not sd1.unet.is_gradient_checkpointing  # turned off again after the run
     bf16 = train_lora(sd1, _batches(_latents()), settings, _training(2, mixed_precision="bf16"))
     assert all(torch.isfinite(v).all() for v in bf16.tensors.values())
     assert all(torch.isfinite(torch.tensor(bf16.losses)))

@@ -8,6 +8,10 @@ the optimizer and reports each step. It stops when the steps are done, the sched
 Determinism: micro-batch (step, k) gets a generator seeded from (seed, step, k), and the global RNG
 (dropout) is forked and seeded the same way, so a run resumed at step s draws exactly what the
 uninterrupted run drew from step s on: resume needs only the parameters, the optimizer state and s.
+
+fp16 mixed precision passes a `torch.amp.GradScaler`: the loss is scaled before backward, the gradients
+unscaled before clipping, and a step whose gradients overflowed is skipped (the scaler's state then
+belongs in the resume file too).
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ def run_loop(
     start_step: int = 0,
     on_step: Callable[[StepReport], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> int:
     """Train from `start_step` to `settings.steps`; returns the number of steps completed in total."""
     params = [p for p in parameters if p.requires_grad]
@@ -86,9 +91,15 @@ def run_loop(
             break
         for group in optimizer.param_groups:
             group["lr"] = rate * group.get("lr_scale", 1.0)
-        loss = _accumulate(settings, loss_for, step)
+        loss = _accumulate(settings, loss_for, step, scaler)
+        if scaler is not None:
+            scaler.unscale_(optimizer)
         _clip(params, settings, step)
-        optimizer.step()
+        if scaler is None:
+            optimizer.step()
+        else:
+            scaler.step(optimizer)
+            scaler.update()
         optimizer.zero_grad(set_to_none=True)
         step += 1
         if on_step is not None:
@@ -96,7 +107,9 @@ def run_loop(
     return step
 
 
-def _accumulate(settings: LoopSettings, loss_for: MicroBatchLoss, step: int) -> float:
+def _accumulate(
+    settings: LoopSettings, loss_for: MicroBatchLoss, step: int, scaler: torch.amp.GradScaler | None = None
+) -> float:
     total = 0.0
     count = settings.gradient_accumulation
     for micro in range(count):
@@ -110,7 +123,8 @@ def _accumulate(settings: LoopSettings, loss_for: MicroBatchLoss, step: int) -> 
                     f"the loss became {loss.item()} at step {step + 1}: lower the learning rate "
                     "(or turn on gradient clipping)"
                 )
-            (loss / count).backward()
+            scaled = loss / count
+            (scaled if scaler is None else scaler.scale(scaled)).backward()
         total += float(loss.detach())
     return total / count
 

@@ -8,7 +8,7 @@ needs to continue exactly where the interrupted one stopped.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -25,6 +25,7 @@ class ResumeState:
     optimizer: dict
     kind: str
     settings_digest: str = ""
+    extra: dict = field(default_factory=dict)  # a kind's own state (EMA, grad scaler): plain values only
 
 
 def save_resume_state(path: str | Path, state: ResumeState) -> None:
@@ -38,6 +39,7 @@ def save_resume_state(path: str | Path, state: ResumeState) -> None:
         "tensors": {k: v.detach().cpu() for k, v in state.tensors.items()},
         "optimizer": state.optimizer,
         "settings_digest": state.settings_digest,
+        "extra": state.extra,
     }
     torch.save(payload, tmp)
     os.replace(tmp, path)
@@ -59,4 +61,5 @@ def load_resume_state(path: str | Path, kind: str) -> ResumeState:
         dict(data["optimizer"]),
         kind,
         str(data.get("settings_digest", "")),
+        dict(data.get("extra") or {}),
     )

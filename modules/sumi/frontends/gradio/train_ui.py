@@ -24,6 +24,7 @@ from modules.sumi.engine.training.model_io import LATENT_SAMPLING, PRECISIONS
 from modules.sumi.frontends.gradio import train_monitor
 from modules.sumi.frontends.gradio.train_controlnet_ui import create_controlnet_panel
 from modules.sumi.frontends.gradio.train_dataset_ui import create_dataset_panel
+from modules.sumi.frontends.gradio.train_finetune_ui import create_finetune_panel
 from modules.sumi.frontends.gradio.train_lora_ui import create_lora_panel
 from modules.sumi.services.scripts.callbacks import UiTrainTabParams
 from modules.sumi.services.training.a1111_settings import (
@@ -82,6 +83,7 @@ def create_train_tab(app: App, txt2img_controls: dict[str, Any]) -> None:
             hypernetwork = _create_hypernetwork_panel(app)
             train = _train_panel(app)
             lora = create_lora_panel(app)
+            finetune = create_finetune_panel(app)
             controlnet = create_controlnet_panel(app)
             create_dataset_panel(app)
             _extension_train_tabs(app, txt2img_controls)
@@ -91,6 +93,7 @@ def create_train_tab(app: App, txt2img_controls: dict[str, Any]) -> None:
     _wire_train(app, train, monitor, txt2img_controls)
     lora.wire(monitor.outputs, monitor.output)
     controlnet.wire(monitor.outputs, monitor.output)
+    finetune.wire(monitor.outputs)
 
 
 def _monitor() -> Monitor:

@@ -24,6 +24,7 @@ from modules.sumi.frontends.http.extras import create_extras_router
 from modules.sumi.frontends.http.interrogate import create_interrogate_router
 from modules.sumi.frontends.http.training import create_training_router
 from modules.sumi.frontends.http.training_controlnet import create_training_controlnet_router
+from modules.sumi.frontends.http.training_finetune import create_training_finetune_router
 from modules.sumi.frontends.http.training_lora import create_training_lora_router
 from modules.sumi.frontends.http.training_runs import create_training_runs_router
 from modules.sumi.services.controlnet.units import SCRIPT_TITLE, units_from_alwayson
@@ -500,6 +501,7 @@ def mount(fastapi_app: FastAPI, app: App) -> None:
     fastapi_app.include_router(create_training_router(app))
     fastapi_app.include_router(create_training_lora_router(app))
     fastapi_app.include_router(create_training_controlnet_router(app))
+    fastapi_app.include_router(create_training_finetune_router(app))
 
     if getattr(app.args, "api_log", False):
 

@@ -93,6 +93,7 @@ class FolderSettings:
     word_regex: str = ""
     join_string: str = " "
     buckets: bool = False
+    limit: int | None = None  # read at most this many images (in file-name order)
 
 
 @dataclass
@@ -128,6 +129,8 @@ def read_folder(settings: FolderSettings, interrupted: Callable[[], bool] = lamb
     for path in check_folder(settings.data_root):
         if interrupted():
             raise TrainingError("interrupted while the dataset was being prepared")
+        if settings.limit is not None and len(contents.images) >= settings.limit:
+            break
         try:
             contents.images.append(_read_image(path, settings))
         except (OSError, ValueError, Image.DecompressionBombError):

@@ -80,12 +80,18 @@ class TrainingContext:
         self.run.set_message(message)
         self._state.set_textinfo(message)
 
-    def sample(self, fields: dict[str, Any], step: int, folder: Path) -> Path | None:
-        """Make one sample image now (with the trainee patched in), save it as `<name>-<step>.png` in
-        `folder`, show it as the live preview and in the run's gallery."""
+    def generate(self, fields: dict[str, Any]) -> Image.Image | None:
+        """One txt2img now, on the model as it is (e.g. DreamBooth's class images), without touching the
+        run: the job state is the training job's again afterwards."""
         job, job_count, job_no = self._state.job, self._state.job_count, self._state.job_no
         image = self._make_sample(fields)
         self._state.job, self._state.job_count, self._state.job_no = job, job_count, job_no
+        return image
+
+    def sample(self, fields: dict[str, Any], step: int, folder: Path) -> Path | None:
+        """Make one sample image now (with the trainee patched in), save it as `<name>-<step>.png` in
+        `folder`, show it as the live preview and in the run's gallery."""
+        image = self.generate(fields)
         self._state.set_step(step, self.run.steps)
         if image is None:
             return None
