@@ -48,3 +48,15 @@ def test_files_are_shown_relative_to_the_data_folder_and_errors_escaped(tmp_path
 def test_samples_are_read_into_the_gallery_with_their_step_and_prompt(tmp_path):
     [(image, caption)] = sample_gallery(_run(tmp_path).view())
     assert image.size == (8, 8) and caption == "step 4: a red square"
+
+
+def test_panel_values_become_settings_by_their_field_types():
+    from modules.sumi.frontends.gradio.train_panel_values import settings_from_panel
+    from modules.sumi.services.training.lora_settings import LoraTrainingSettings
+
+    names = ["output_name", "data_root", "steps", "alpha", "unet_lr", "preview_prompt", "flip"]
+    values = (" my-lora ", " sets/a ", 12.0, 4.0, 0, None, True)
+    settings = settings_from_panel(LoraTrainingSettings, names, values, stripped=("output_name", "data_root"))
+    assert (settings.output_name, settings.data_root, settings.steps) == ("my-lora", "sets/a", 12)
+    assert isinstance(settings.steps, int) and settings.alpha == 4.0 and settings.unet_lr is None
+    assert settings.preview_prompt == "" and settings.flip is True

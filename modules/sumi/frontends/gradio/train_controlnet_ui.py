@@ -19,6 +19,7 @@ from modules.sumi.engine.sampling.samplers import SAMPLERS
 from modules.sumi.engine.training.loop import OPTIMIZERS
 from modules.sumi.engine.training.model_io import PRECISIONS
 from modules.sumi.frontends.gradio import train_monitor
+from modules.sumi.frontends.gradio.train_panel_values import settings_from_panel
 from modules.sumi.services.training.controlnet_settings import (
     SAVE_PRECISIONS,
     ControlNetTrainingSettings,
@@ -29,29 +30,7 @@ if TYPE_CHECKING:
     from modules.sumi.app import App
 
 FOLDER_CHOICE = "Conditioning folder"  # the preprocessor dropdown's "read the control images" entry
-INTS = (
-    "preprocessor_resolution",
-    "batch_size",
-    "gradient_step",
-    "steps",
-    "training_width",
-    "training_height",
-    "save_every",
-    "create_image_every",
-    "preview_steps",
-    "preview_seed",
-    "seed",
-)
-FLOATS = (
-    "preprocessor_threshold_a",
-    "preprocessor_threshold_b",
-    "proportion_empty_prompts",
-    "offset_noise",
-    "preview_cfg_scale",
-)
-OPTIONAL_FLOATS = ("min_snr_gamma",)
 PATHS = ("output_name", "data_root", "conditioning_data_root", "preview_conditioning")
-TEXTS = (*PATHS, "learn_rate", "preview_prompt", "preview_negative_prompt")
 
 
 @dataclass
@@ -266,23 +245,13 @@ def _defaults() -> SimpleNamespace:
 
 
 def settings_from_ui(names: list[str], values: tuple[Any, ...]) -> ControlNetTrainingSettings:
-    """The panel's values as settings: numbers rounded as their fields need, 0 = off where it means that,
-    empty text boxes as "", the dropdown's conditioning-folder entry as no preprocessor."""
-    fields: dict[str, Any] = {}
-    for name, value in zip(names, values, strict=True):
-        if name in INTS:
-            value = int(value or 0)
-        elif name in FLOATS:
-            value = float(value or 0)
-        elif name in OPTIONAL_FLOATS:
-            value = float(value) if value else None
-        elif name == "preprocessor":
-            value = "" if value in (None, FOLDER_CHOICE) else value
-        elif name in TEXTS:
-            value = "" if value is None else str(value)  # an untouched textbox may hold None
-            value = value.strip() if name in PATHS else value
-        fields[name] = value
-    return ControlNetTrainingSettings(**fields)
+    """The panel's values as settings (see `train_panel_values`); the dropdown's conditioning-folder
+    entry means no preprocessor."""
+    values = tuple(
+        "" if name == "preprocessor" and value in (None, FOLDER_CHOICE) else value
+        for name, value in zip(names, values, strict=True)
+    )
+    return settings_from_panel(ControlNetTrainingSettings, names, values, stripped=PATHS)
 
 
 def train_controlnet(app: App, names: list[str], *values: Any) -> Iterator[tuple[Any, ...]]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import html
-import typing
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -20,39 +19,15 @@ from modules.sumi.engine.sampling.samplers import SAMPLERS
 from modules.sumi.engine.training.loop import OPTIMIZERS
 from modules.sumi.engine.training.model_io import PRECISIONS
 from modules.sumi.frontends.gradio import train_monitor
+from modules.sumi.frontends.gradio.train_panel_values import settings_from_panel
 from modules.sumi.services.training.finetune_settings import FinetuneTrainingSettings
 from modules.sumi.services.training.lora_settings import SAVE_PRECISIONS
 
 if TYPE_CHECKING:
     from modules.sumi.app import App
 
-INTS = (
-    "num_class_images",
-    "class_steps",
-    "batch_size",
-    "gradient_step",
-    "steps",
-    "training_width",
-    "training_height",
-    "keep_tokens",
-    "save_every",
-    "create_image_every",
-    "preview_steps",
-    "preview_seed",
-    "seed",
-)
-FLOATS = (
-    "prior_loss_weight",
-    "class_cfg_scale",
-    "tag_drop_out",
-    "ema_decay",
-    "offset_noise",
-    "preview_cfg_scale",
-)
-OPTIONAL_FLOATS = ("unet_lr", "text_encoder_lr", "min_snr_gamma")
 STRIPPED = ("output_name", "data_root", "class_data_root")
 SAMPLER_NAMES = [spec.name for spec in SAMPLERS]
-FIELD_TYPES = typing.get_type_hints(FinetuneTrainingSettings)
 
 
 @dataclass
@@ -283,20 +258,8 @@ def _defaults() -> SimpleNamespace:
 
 
 def settings_from_ui(names: list[str], values: tuple[Any, ...]) -> FinetuneTrainingSettings:
-    """The panel's values as settings: numbers rounded as their fields need, 0 = off where it means that."""
-    fields: dict[str, Any] = {}
-    for name, value in zip(names, values, strict=True):
-        if name in INTS:
-            value = int(value or 0)
-        elif name in FLOATS:
-            value = float(value or 0)
-        elif name in OPTIONAL_FLOATS:
-            value = float(value) if value else None
-        elif FIELD_TYPES.get(name) is str:
-            value = str(value or "")  # an untouched textbox may give None
-            value = value.strip() if name in STRIPPED else value
-        fields[name] = value
-    return FinetuneTrainingSettings(**fields)
+    """The panel's values as settings (see `train_panel_values`)."""
+    return settings_from_panel(FinetuneTrainingSettings, names, values, stripped=STRIPPED)
 
 
 def train_finetune(app: App, names: list[str], *values: Any) -> Iterator[tuple[Any, ...]]:

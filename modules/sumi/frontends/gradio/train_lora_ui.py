@@ -18,6 +18,7 @@ from modules.sumi.engine.sampling.samplers import SAMPLERS
 from modules.sumi.engine.training.loop import OPTIMIZERS
 from modules.sumi.engine.training.model_io import PRECISIONS
 from modules.sumi.frontends.gradio import train_monitor
+from modules.sumi.frontends.gradio.train_panel_values import settings_from_panel
 from modules.sumi.services.training.lora_settings import (
     LORA_ALGOS,
     SAVE_PRECISIONS,
@@ -27,24 +28,6 @@ from modules.sumi.services.training.lora_settings import (
 
 if TYPE_CHECKING:
     from modules.sumi.app import App
-
-INTS = (
-    "rank",
-    "conv_rank",
-    "batch_size",
-    "gradient_step",
-    "steps",
-    "training_width",
-    "training_height",
-    "keep_tokens",
-    "save_every",
-    "create_image_every",
-    "preview_steps",
-    "preview_seed",
-    "seed",
-)
-FLOATS = ("alpha", "conv_alpha", "tag_drop_out", "offset_noise", "preview_cfg_scale")
-OPTIONAL_FLOATS = ("unet_lr", "text_encoder_lr", "min_snr_gamma")
 
 
 @dataclass
@@ -244,19 +227,8 @@ def _defaults() -> SimpleNamespace:
 
 
 def settings_from_ui(names: list[str], values: tuple[Any, ...]) -> LoraTrainingSettings:
-    """The panel's values as settings: numbers rounded as their fields need, 0 = off where it means that."""
-    fields: dict[str, Any] = {}
-    for name, value in zip(names, values, strict=True):
-        if name in INTS:
-            value = int(value or 0)
-        elif name in FLOATS:
-            value = float(value or 0)
-        elif name in OPTIONAL_FLOATS:
-            value = float(value) if value else None
-        elif isinstance(value, str):
-            value = value.strip() if name in ("output_name", "data_root") else value
-        fields[name] = value
-    return LoraTrainingSettings(**fields)
+    """The panel's values as settings (see `train_panel_values`)."""
+    return settings_from_panel(LoraTrainingSettings, names, values, stripped=("output_name", "data_root"))
 
 
 def train_lora(app: App, names: list[str], *values: Any) -> Iterator[tuple[Any, ...]]:
