@@ -106,3 +106,21 @@ def test_a_missing_dataset_folder_is_named_in_red_and_nothing_is_queued(page, se
     error = wait_text(page, "#ti_error .sumi-error", "no-such-folder")
     assert error
     assert not (server.data_dir / "models" / "Lora" / "nothing.safetensors").exists()
+
+
+def test_every_train_panel_has_its_tab_in_view_on_a_1280_wide_window(demo_server, chromium):
+    """Gradio hides tabs that do not fit behind a "..." menu; on a common laptop width none is hidden."""
+    with open_page(chromium, demo_server.url, width=1280) as page:
+        page.get_by_role("tab", name="Train", exact=True).first.click()
+        panels = (
+            "Create embedding",
+            "Create hypernetwork",
+            "Train",
+            "LoRA",
+            "Fine-tune",
+            "ControlNet",
+            "Dataset",
+        )
+        for name in panels:
+            tab = page.locator("#train_tabs").get_by_role("tab", name=name, exact=True)
+            tab.wait_for(state="visible", timeout=10_000)

@@ -29,7 +29,7 @@ def server(tmp_path_factory):
 def test_a_checkpoint_trained_in_its_panel_is_listed_with_its_recipe(server, chromium):
     with open_page(chromium, server.url) as page:
         page.get_by_role("tab", name="Train", exact=True).first.click()
-        page.get_by_role("tab", name="Fine-tune / DreamBooth", exact=True).click()
+        page.get_by_role("tab", name="Fine-tune", exact=True).click()
         page.fill("#train_finetune_output_name input, #train_finetune_output_name textarea", "sks-dog")
         page.fill(
             "#train_finetune_instance_prompt input, #train_finetune_instance_prompt textarea", "sks dog"

@@ -57,7 +57,11 @@ def create_finetune_panel(app: App) -> FinetunePanel:
     panel = FinetunePanel(app)
     f: dict[str, Any] = {}
     d = _defaults()
-    with gr.Tab("Fine-tune / DreamBooth", id="train_finetune", elem_id="train_finetune_tab"):
+    with gr.Tab("Fine-tune", id="train_finetune", elem_id="train_finetune_tab"):  # short: 7 tabs share a row
+        gr.Markdown(
+            "Trains the loaded checkpoint itself into a new one. With an instance prompt (and class images "
+            "for prior preservation) this is **DreamBooth**."
+        )
         with gr.Row():
             f["output_name"] = gr.Textbox(
                 label="Checkpoint name (file in models/Stable-diffusion)", elem_id=_id("output_name")
