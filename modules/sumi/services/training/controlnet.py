@@ -53,7 +53,6 @@ from modules.sumi.engine.training.objective import ObjectiveSettings
 from modules.sumi.engine.training.resume import ResumeState, load_resume_state, save_resume_state
 from modules.sumi.services.controlnet.models import ControlNetModels
 from modules.sumi.services.controlnet.units import ControlNetUnit
-from modules.sumi.services.jobs.queue import Job
 from modules.sumi.services.settings.options import Options
 from modules.sumi.services.settings.paths import DataPaths
 from modules.sumi.services.training.controlnet_dataset import (
@@ -75,36 +74,20 @@ from modules.sumi.services.training.dataset import (
     encode_folder,
     read_folder,
 )
-from modules.sumi.services.training.run import TrainingRun
-from modules.sumi.services.training.service import TrainingContext, TrainingKind, TrainingService
+from modules.sumi.services.training.service import CheckedKind, TrainingContext, TrainingService
 
 CONTROLNET = "controlnet"
 LOG_DIRECTORY = "textual_inversion"  # A1111's default log folder, shared with the other kinds
 
 
-class ControlNetTraining:
+class ControlNetTraining(CheckedKind):
     """The "controlnet" kind of `TrainingService`: check, queue, and (for the API) wait."""
 
     def __init__(
         self, training: TrainingService, paths: DataPaths, options: Options, models: ControlNetModels
     ) -> None:
-        self.training = training
         self.trainer = ControlNetTrainer(paths, options, models)
-        training.register(
-            TrainingKind(
-                CONTROLNET, self.trainer.train, lambda s: s.steps, lambda s: s.output_name, models.refresh
-            )
-        )
-
-    def submit(self, settings: ControlNetTrainingSettings) -> tuple[TrainingRun, Job]:
-        """Check the folders and names now (a bad request fails before anything is queued)."""
-        self.trainer.check(settings)
-        return self.training.submit(CONTROLNET, settings)
-
-    def train(self, settings: ControlNetTrainingSettings) -> TrainingRun:
-        """Check, queue and wait."""
-        self.trainer.check(settings)
-        return self.training.run(CONTROLNET, settings)
+        super().__init__(training, CONTROLNET, self.trainer, models.refresh)
 
 
 @dataclass

@@ -57,7 +57,6 @@ from modules.sumi.engine.training.lora import TrainingBatch, tag_frequency
 from modules.sumi.engine.training.model_io import autocast, check_trainable
 from modules.sumi.engine.training.objective import ObjectiveSettings
 from modules.sumi.engine.training.resume import ResumeState, load_resume_state, save_resume_state
-from modules.sumi.services.jobs.queue import Job
 from modules.sumi.services.settings.options import Options
 from modules.sumi.services.settings.paths import DataPaths
 from modules.sumi.services.training.class_images import (
@@ -68,14 +67,13 @@ from modules.sumi.services.training.class_images import (
 from modules.sumi.services.training.dataset import FolderSettings, check_folder, confined_setting
 from modules.sumi.services.training.finetune_data import FinetuneData, prepare_data
 from modules.sumi.services.training.finetune_settings import FinetuneTrainingSettings
-from modules.sumi.services.training.run import TrainingRun
-from modules.sumi.services.training.service import TrainingContext, TrainingKind, TrainingService
+from modules.sumi.services.training.service import CheckedKind, TrainingContext, TrainingService
 
 FINETUNE = "finetune"
 LOG_DIRECTORY = "textual_inversion"  # A1111's default log folder, shared with the other kinds
 
 
-class FinetuneTraining:
+class FinetuneTraining(CheckedKind):
     """The "finetune" kind of `TrainingService`: check, queue, and (for the API) wait."""
 
     def __init__(
@@ -85,23 +83,8 @@ class FinetuneTraining:
         options: Options,
         refresh_checkpoints: Callable[[], Any],
     ) -> None:
-        self.training = training
         self.trainer = FinetuneTrainer(paths, options)
-        training.register(
-            TrainingKind(
-                FINETUNE, self.trainer.train, lambda s: s.steps, lambda s: s.output_name, refresh_checkpoints
-            )
-        )
-
-    def submit(self, settings: FinetuneTrainingSettings) -> tuple[TrainingRun, Job]:
-        """Check the folders and names now (a bad request fails before anything is queued)."""
-        self.trainer.check(settings)
-        return self.training.submit(FINETUNE, settings)
-
-    def train(self, settings: FinetuneTrainingSettings) -> TrainingRun:
-        """Check, queue and wait."""
-        self.trainer.check(settings)
-        return self.training.run(FINETUNE, settings)
+        super().__init__(training, FINETUNE, self.trainer, refresh_checkpoints)
 
 
 @dataclass

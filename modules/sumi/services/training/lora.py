@@ -47,7 +47,6 @@ from modules.sumi.engine.training.lora.trainer import RESUME_KIND, settings_dige
 from modules.sumi.engine.training.model_io import check_trainable
 from modules.sumi.engine.training.objective import ObjectiveSettings
 from modules.sumi.engine.training.resume import ResumeState, load_resume_state, save_resume_state
-from modules.sumi.services.jobs.queue import Job
 from modules.sumi.services.networks.files import NetworkFileRegistry
 from modules.sumi.services.settings.options import Options
 from modules.sumi.services.settings.paths import DataPaths
@@ -60,34 +59,20 @@ from modules.sumi.services.training.dataset import (
     read_folder,
 )
 from modules.sumi.services.training.lora_settings import LoraTrainingSettings
-from modules.sumi.services.training.run import TrainingRun
-from modules.sumi.services.training.service import TrainingContext, TrainingKind, TrainingService
+from modules.sumi.services.training.service import CheckedKind, TrainingContext, TrainingService
 
 LORA = "lora"
 LOG_DIRECTORY = "textual_inversion"  # A1111's default log folder, shared with the other kinds
 
 
-class LoraTraining:
+class LoraTraining(CheckedKind):
     """The "lora" kind of `TrainingService`: check, queue, and (for the API) wait."""
 
     def __init__(
         self, training: TrainingService, paths: DataPaths, options: Options, loras: NetworkFileRegistry
     ) -> None:
-        self.training = training
         self.trainer = LoraTrainer(paths, options)
-        training.register(
-            TrainingKind(LORA, self.trainer.train, lambda s: s.steps, lambda s: s.output_name, loras.refresh)
-        )
-
-    def submit(self, settings: LoraTrainingSettings) -> tuple[TrainingRun, Job]:
-        """Check the dataset folder and names now (a bad request fails before anything is queued)."""
-        self.trainer.check(settings)
-        return self.training.submit(LORA, settings)
-
-    def train(self, settings: LoraTrainingSettings) -> TrainingRun:
-        """Check, queue and wait."""
-        self.trainer.check(settings)
-        return self.training.run(LORA, settings)
+        super().__init__(training, LORA, self.trainer, loras.refresh)
 
 
 @dataclass

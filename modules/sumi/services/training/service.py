@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from PIL import Image
 from tqdm import tqdm
@@ -192,3 +192,39 @@ class TrainingService:
                     spec.refresh()
                 except Exception:  # a refresh failure must not hide the training result
                     log.exception("refreshing after %s training failed", spec.kind)
+
+
+class CheckedTrainer(Protocol):
+    """A trainer whose settings (folders, names) can be checked before anything is queued."""
+
+    def check(self, settings: Any) -> None: ...
+
+    def train(self, context: TrainingContext, settings: Any) -> None: ...
+
+
+class CheckedKind:
+    """A kind of `TrainingService` with an `output_name` and a `steps` count: check, queue, and (for the
+    API) wait. A bad request fails in `submit`/`train` before anything is queued."""
+
+    def __init__(
+        self,
+        training: TrainingService,
+        kind: str,
+        trainer: CheckedTrainer,
+        refresh: Callable[[], Any] | None = None,
+    ) -> None:
+        self.training = training
+        self.kind = kind
+        self.trainer = trainer
+        training.register(
+            TrainingKind(kind, trainer.train, lambda s: s.steps, lambda s: s.output_name, refresh)
+        )
+
+    def submit(self, settings: Any) -> tuple[TrainingRun, Job]:
+        self.trainer.check(settings)
+        return self.training.submit(self.kind, settings)
+
+    def train(self, settings: Any) -> TrainingRun:
+        """Check, queue and wait."""
+        self.trainer.check(settings)
+        return self.training.run(self.kind, settings)
