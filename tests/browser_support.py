@@ -74,6 +74,8 @@ def open_page(
         page.goto(url)
         if ready:
             page.wait_for_selector(ready, timeout=max(timeout_ms, PAGE_LOAD_TIMEOUT_MS))
+        if ready == PROMPT:  # Sumi's page: its size sliders have moved to the model's size (native_size.py)
+            page.wait_for_function("() => window.sumiSizesFollowed === true")
         yield page
     finally:
         context.close()

@@ -361,19 +361,31 @@ class App:
         self.checkpoints.refresh()
         if self.paths.ckpt_file is not None:
             self._pick_cli_checkpoint(self.paths.ckpt_file)
-        if not self.checkpoints.list():
-            from modules.sumi.services.models.demo import create_demo_checkpoint
-
-            path = create_demo_checkpoint(self.paths.ckpt_dirs[0])
-            self.checkpoints.refresh()
-            self.notice(
-                f"No checkpoint was found, so Sumi made a tiny random demo model ({path.name}). "
-                f"Its images are noise. Put real .safetensors/.ckpt checkpoints in {self.paths.ckpt_dirs[0]} "
-                "and press the refresh button next to the checkpoint list."
-            )
+        self._offer_demo_model()
         self._load_extensions()
         self.queue.start()
         self.queue.submit("load model", self._initial_load)
+
+    def _offer_demo_model(self) -> None:
+        """With no checkpoint (or only the random-weight demo an older Sumi made), install the demo model
+        Sumi trained, select it, and say what it draws."""
+        from modules.sumi.services.models import demo
+
+        found = self.checkpoints.list()
+        if found and not demo.is_only_the_old_demo([Path(c.filename) for c in found]):
+            return
+        path = demo.create_demo_checkpoint(self.paths.ckpt_dirs[0])
+        self.checkpoints.refresh()
+        info = self.checkpoints.match(path.name)
+        current = self.checkpoints.match(self.options.sd_model_checkpoint)
+        if info is not None and (current is None or current.name == demo.OLD_RANDOM_DEMO):
+            self.options.set("sd_model_checkpoint", info.title)
+        self.notice(
+            f"No checkpoint was found, so Sumi installed its demo model ({path.name}), which it trained itself: "
+            f"it draws one coloured shape at {demo.DEMO_SIZE}x{demo.DEMO_SIZE}, for example "
+            f"'{demo.EXAMPLE_PROMPT}'. Put real .safetensors/.ckpt checkpoints in {self.paths.ckpt_dirs[0]} "
+            "and press the refresh button next to the checkpoint list."
+        )
 
     def _load_extensions(self) -> None:
         """Run new or changed install.py files (unless --skip-install), then import every script."""

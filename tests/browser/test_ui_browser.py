@@ -26,7 +26,9 @@ def page(server, chromium):
 
 def test_generate_shows_images_and_infotext_and_saves_pngs(page, server):
     assert "demo model" in page.inner_text("#sumi_notices")
-    assert page.input_value("#setting_sd_model_checkpoint input").startswith("sumi-demo-tiny-random")
+    assert page.input_value("#setting_sd_model_checkpoint input").startswith("sumi-demo-shapes")
+    for size in ("txt2img_width", "txt2img_height", "img2img_width", "img2img_height"):  # the demo's own size
+        assert page.input_value(f"#{size} input[type=number]") == "128"
     small_job(page, "a lighthouse at dusk")
     set_number(page, "txt2img_batch_size", 2)
     page.click("#txt2img_generate")

@@ -385,11 +385,11 @@ def test_xyz_checkpoint_axis_minimises_switches_and_restores_the_setting(client,
         body = _xyz(client, args={**args, "include_lone_images": True})
     finally:
         app.models.on_model_loaded.pop()
-    assert loads == ["zz_second", "sumi-demo-tiny-random"]  # not second, demo, second, demo
+    assert loads == ["zz_second", "sumi-demo-shapes"]  # not second, demo, second, demo
     assert app.options.sd_model_checkpoint == original
     assert app.models.active.checkpoint.title == original
     infotexts = json.loads(body["info"])["infotexts"]
-    assert "Model: zz_second" in infotexts[1] and "Model: sumi-demo-tiny-random" in infotexts[2]
+    assert "Model: zz_second" in infotexts[1] and "Model: sumi-demo-shapes" in infotexts[2]
     assert np.array_equal(decode_pixels(body["images"][2]), _single(client, steps=1))
 
 

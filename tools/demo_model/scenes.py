@@ -35,6 +35,8 @@ POSITIONS: dict[str, tuple[float, float]] = {  # the shape's centre, as fraction
 }
 SIZES: dict[str, float] = {"small": 0.17, "large": 0.29}  # the shape's radius, as a fraction of the side
 SUPERSAMPLE = 4
+EMPTY_CAPTION_RATE = 0.1
+CAPTION_DROP_RATES = {"size": 0.5, "colour": 0.1, "shape": 0.1, "where": 0.25, "background": 0.3}
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,47 @@ class Scene:
         )
 
     def caption(self) -> str:
-        where = "in the center" if self.position == "center" else f"on the {self.position}"
-        return f"a {self.size} {self.colour} {self.shape} {where}, {self.background} background"
+        return self.caption_with()
+
+    def caption_with(
+        self,
+        *,
+        size: bool = True,
+        colour: bool = True,
+        shape: bool = True,
+        where: bool = True,
+        background: bool = True,
+    ) -> str:
+        """The caption naming only the parts asked for ("a red circle", "a small shape on the left")."""
+        words = [self.size] if size else []
+        words += [self.colour] if colour else []
+        words += [self.shape if shape else "shape"]
+        text = "a " + " ".join(words)
+        if where:
+            text += " in the center" if self.position == "center" else f" on the {self.position}"
+        return text + (f", {self.background} background" if background else "")
+
+    def training_caption(self, rng: random.Random) -> str:
+        """A caption as the demo model is trained on it: every part but the shape's noun may be left out
+        (then the model draws any value for it), and one caption in ten is empty (the unconditional
+        prediction classifier-free guidance needs)."""
+        if rng.random() < EMPTY_CAPTION_RATE:
+            return ""
+        keep = {part: rng.random() >= rate for part, rate in CAPTION_DROP_RATES.items()}
+        return self.caption_with(**keep)
+
+
+def every_scene() -> list[Scene]:
+    """Each combination of colour, shape, position, size and background (a different colour) once."""
+    return [
+        Scene(colour, shape, position, size, background)
+        for colour in COLOURS
+        for shape in SHAPES
+        for position in POSITIONS
+        for size in SIZES
+        for background in COLOURS
+        if background != colour
+    ]
 
 
 def render(scene: Scene, side: int = 128) -> Image.Image:

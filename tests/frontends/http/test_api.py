@@ -41,9 +41,7 @@ def test_txt2img_returns_png_with_a1111_infotext(client):
         "a red fox\nNegative prompt: blurry\nSteps: 2, Sampler: Euler, Schedule type: Automatic"
     )
     params = parse_infotext(text)
-    assert (
-        params["Seed"] == "1234" and params["Size-1"] == "64" and params["Model"] == "sumi-demo-tiny-random"
-    )
+    assert params["Seed"] == "1234" and params["Size-1"] == "64" and params["Model"] == "sumi-demo-shapes"
     info = json.loads(body["info"])
     assert info["seed"] == 1234 and info["all_seeds"] == [1234]
     assert info["infotexts"][0] == text
@@ -174,7 +172,7 @@ def test_every_sampler_generates_through_the_api(client):
 def test_sd_models_options_and_checkpoint_switch(app, client, tmp_path):
     client.post("/sdapi/v1/txt2img", json=SMALL)  # loading a checkpoint hashes it (lazily, as A1111)
     models = client.get("/sdapi/v1/sd-models").json()
-    assert models[0]["title"].startswith("sumi-demo-tiny-random.safetensors [")
+    assert models[0]["title"].startswith("sumi-demo-shapes.safetensors [")
     assert len(models[0]["hash"]) == 10
     demo = Path(app.checkpoints.list()[0].filename)
     (demo.parent / "sub").mkdir(exist_ok=True)
@@ -200,7 +198,7 @@ def test_a_corrupt_checkpoint_is_a_clear_error_and_the_loaded_model_stays_usable
     r = client.post("/sdapi/v1/options", json={"sd_model_checkpoint": "broken"})
     assert 400 <= r.status_code < 500
     assert "broken.safetensors" in r.json()["detail"]
-    assert client.get("/sdapi/v1/options").json()["sd_model_checkpoint"].startswith("sumi-demo-tiny-random")
+    assert client.get("/sdapi/v1/options").json()["sd_model_checkpoint"].startswith("sumi-demo-shapes")
     assert client.post("/sdapi/v1/txt2img", json=SMALL).status_code == 200
     (folder / "broken.safetensors").unlink()
     client.post("/sdapi/v1/refresh-checkpoints")

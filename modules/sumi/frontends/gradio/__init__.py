@@ -30,6 +30,7 @@ from modules.sumi.frontends.gradio.img2img import (
     image_cfg_visible,
     wire_send_to,
 )
+from modules.sumi.frontends.gradio.native_size import wire_native_size
 from modules.sumi.frontends.gradio.paste_buttons import REGISTRY as PASTE_BUTTONS
 from modules.sumi.frontends.gradio.paste_buttons import announcing_parser, readable_roots
 from modules.sumi.frontends.gradio.pnginfo import create_pnginfo_tab
@@ -89,6 +90,8 @@ def build_ui(app: App) -> gr.Blocks:
             wire_send_to_extras(app, tabs, source, extras)
         _connect_paste_buttons(app)
         ui_config = _apply_ui_config(app, tabs)
+        sizes = [(tab.controls["width"], tab.controls["height"]) for tab in (txt2img, img2img)]
+        wire_native_size(app, demo, quick.checkpoint, sizes)
         demo.load(
             partial(page_load, app),
             outputs=[quick.checkpoint, quick.notices],
