@@ -101,6 +101,21 @@ def test_checkpoint_refresh_select_and_load_failure(page, server):
     )
 
 
+def test_size_sliders_follow_the_picked_checkpoints_trained_size(page, server, tiny_sd1_ckpt):
+    models = server.data_dir / "models" / "Stable-diffusion"
+    shutil.copy(tiny_sd1_ckpt[0], models / "plain-sd1.safetensors")  # says no size: A1111's 512x512
+    page.click("#refresh_sd_model_checkpoint")
+    txt_width, img_width = "#txt2img_width input[type=number]", "#img2img_width input[type=number]"
+    choose_checkpoint(page, "plain-sd1.safetensors")
+    page.wait_for_function(f"() => document.querySelector('{img_width}').value === '512'")
+    assert page.input_value(txt_width) == "512"
+    set_number(page, "txt2img_height", 256)  # a size the user chose stays when the model changes
+    choose_checkpoint(page, "sumi-demo-shapes.safetensors")
+    page.wait_for_function(f"() => document.querySelector('{img_width}').value === '128'")
+    assert page.input_value(txt_width) == "512"
+    assert page.input_value("#txt2img_height input[type=number]") == "256"
+
+
 def choose_checkpoint(page, name: str) -> None:
     page.click("#setting_sd_model_checkpoint input")
     page.get_by_role("option", name=re.compile(re.escape(name))).click()

@@ -24,7 +24,7 @@ from modules.sumi.engine.generate import BatchRequest, generate
 from modules.sumi.engine.model import SDModel
 
 from .architecture import IMAGE_SIDE
-from .reading import read_image
+from .reading import colour_shares, read_image
 from .scenes import COLOURS, POSITIONS, SHAPES, Scene
 
 ATTRIBUTES = ("colour", "shape", "position", "background")
@@ -98,6 +98,36 @@ def evaluate(
     return tally, sheet
 
 
+EFFECTS: list[tuple[str, str, str, str]] = [  # (what, prompt, negative prompt, colour measured)
+    ("weight (red:1.5)", "a (red:1.5) circle, white background", "", "red"),
+    ("weight (red:1.0)", "a red circle, white background", "", "red"),
+    ("weight (red:0.5)", "a (red:0.5) circle, white background", "", "red"),
+    ("no negative prompt", "a circle, white background", "", "red"),
+    ("negative prompt 'red'", "a circle, white background", "red", "red"),
+    ("red square", "a red square, white background", "", "blue"),
+    ("editing [red:blue:0.3]", "a [red:blue:0.3] square, white background", "", "blue"),
+    ("editing [red:blue:0.6]", "a [red:blue:0.6] square, white background", "", "blue"),
+    ("blue square", "a blue square, white background", "", "blue"),
+    ("AND: red left", "a red circle on the left, white background", "", "red"),
+    (
+        "AND: + blue right",
+        "a red circle on the left AND a blue circle on the right, white background",
+        "",
+        "blue",
+    ),
+]
+
+
+def prompt_effects(model: SDModel, seeds: int) -> list[tuple[str, str, float, list[Image.Image]]]:
+    """(what, colour, its mean share of the pixels over `seeds` images, the images) for each of EFFECTS."""
+    out = []
+    for what, prompt, negative, colour in EFFECTS:
+        images = draw(model, [prompt] * seeds, list(range(seeds)), negative=negative)
+        share = sum(colour_shares(image)[colour] for image in images) / seeds
+        out.append((what, colour, share, images))
+    return out
+
+
 def contact_sheet(images: list[Image.Image], columns: int = 10) -> Image.Image:
     rows = (len(images) + columns - 1) // columns
     sheet = Image.new("RGB", (columns * IMAGE_SIDE, rows * IMAGE_SIDE), "white")
@@ -115,6 +145,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prompts", type=int, default=40)
     parser.add_argument("--sheet", type=Path, help="write one image per prompt here (PNG)")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument(
+        "--effects", type=Path, help="measure the prompt language's effects; their sheet here"
+    )
     args = parser.parse_args(argv)
     model = load_checkpoint(args.model)
     scenes = prompt_grid(args.prompts)
@@ -128,6 +161,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name:10s} {shares[name]:.1%}   ({per})")
     if args.sheet:
         contact_sheet(sheet).save(args.sheet)
+    effects = []
+    if args.effects:
+        effects = prompt_effects(model, args.seeds)
+        for what, colour, share, _ in effects:
+            print(f"{what:28s} {colour} {share:.1%}")
+        contact_sheet([image for *_, images in effects for image in images[:5]], columns=5).save(args.effects)
     if args.json:
         figures = {
             "images": tally.images,

@@ -97,3 +97,13 @@ def _largest_region(mask: np.ndarray) -> np.ndarray | None:
 
 def _nearest_position(x: float, y: float) -> str:
     return min(POSITIONS, key=lambda name: (POSITIONS[name][0] - x) ** 2 + (POSITIONS[name][1] - y) ** 2)
+
+
+def colour_shares(image: Image.Image) -> dict[str, float]:
+    """The share of the image's pixels nearest to each named colour (sums to 1)."""
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float32).reshape(-1, 3)
+    names = list(COLOURS)
+    table = np.array([COLOURS[n] for n in names], dtype=np.float32)
+    nearest = np.argmin(((pixels[:, None, :] - table[None]) ** 2).sum(axis=2), axis=1)
+    counts = np.bincount(nearest, minlength=len(names))
+    return {name: float(counts[i]) / len(pixels) for i, name in enumerate(names)}

@@ -130,8 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="the .safetensors file to write")
     parser.add_argument("--work", type=Path, default=Path("outputs/demo-model-training"))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--vae-steps", type=int, default=1500)
-    parser.add_argument("--steps", type=int, default=3500, help="UNet and text encoder steps")
+    parser.add_argument("--vae-steps", type=int, default=1200)
+    parser.add_argument("--steps", type=int, default=3000, help="UNet and text encoder steps")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument(
         "--learn-rate", default="5e-4:0.7, 2e-4:0.9, 5e-5", help="rate:fraction of the run, ..."

@@ -261,9 +261,10 @@ def tiny(family: str, **kwargs: Any) -> Components:
 
 
 def demo_sd1(seed: int = 0) -> Components:
-    """The demo checkpoint's SD1 model: 32/64-wide UNet with attention only at the coarser level, a
+    """The random-weight SD1 model the demo checkpoint was before Sumi trained one (tests and benches use
+    it as a small model of real proportions): 32/64-wide UNet with attention only at the coarser level, a
     four-level 32-wide VAE and a 64-wide two-layer CLIP-L, all from one seed (transformers' and
-    diffusers' initial weights, not jittered). Changing this changes every demo image."""
+    diffusers' initial weights, not jittered)."""
     torch.manual_seed(seed)
     model = unet(
         in_channels=4,

@@ -91,7 +91,7 @@ def build_ui(app: App) -> gr.Blocks:
         _connect_paste_buttons(app)
         ui_config = _apply_ui_config(app, tabs)
         sizes = [(tab.controls["width"], tab.controls["height"]) for tab in (txt2img, img2img)]
-        wire_native_size(app, demo, quick.checkpoint, sizes)
+        wire_native_size(app, demo, quick, sizes)
         demo.load(
             partial(page_load, app),
             outputs=[quick.checkpoint, quick.notices],

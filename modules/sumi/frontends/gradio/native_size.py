@@ -15,6 +15,7 @@ from typing import Any
 import gradio as gr
 
 from modules.sumi.app import App
+from modules.sumi.frontends.gradio.quicksettings import QuickSettings
 from modules.sumi.services.models.native_size import DEFAULT_SIZE, native_size
 
 SizePair = tuple[gr.components.Component, gr.components.Component]
@@ -36,7 +37,10 @@ def follow_size(app: App, title: str | None, last: Sequence[int] | None, *sizes:
     return [*out, list(new)]
 
 
-def wire_native_size(app: App, blocks: gr.Blocks, checkpoint: gr.Dropdown, pairs: Sequence[SizePair]) -> None:
+def wire_native_size(app: App, blocks: gr.Blocks, quick: QuickSettings, pairs: Sequence[SizePair]) -> None:
+    """On page load, and after the user picked a checkpoint (the dropdown then shows the model in use,
+    the previous one when the pick failed to load)."""
+    checkpoint = quick.checkpoint
     followed = gr.State(list(DEFAULT_SIZE))
     sliders = [slider for pair in pairs for slider in pair]
     event = {
@@ -48,4 +52,4 @@ def wire_native_size(app: App, blocks: gr.Blocks, checkpoint: gr.Dropdown, pairs
     }
     # the page script (and browser tests) can tell the sliders have their first values
     blocks.load(**event).then(fn=None, js="() => { window.sumiSizesFollowed = true; }")
-    checkpoint.change(**event)
+    quick.picked.then(**event)

@@ -92,6 +92,7 @@ class QuickSettings:
     checkpoint: gr.Dropdown
     refresh: gr.Button
     notices: gr.HTML
+    picked: Any = None  # the event of the user picking a checkpoint (others chain `.then` on it)
 
 
 def create_quicksettings(app: App) -> QuickSettings:
@@ -124,7 +125,7 @@ def _wire(app: App, q: QuickSettings) -> None:
     q.refresh.click(
         partial(refresh_checkpoints, app), show_progress="hidden", concurrency_limit=None, **common
     )
-    q.checkpoint.input(
+    q.picked = q.checkpoint.input(
         partial(select_checkpoint, app),
         inputs=q.checkpoint,
         show_progress="full",

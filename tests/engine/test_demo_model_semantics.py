@@ -1,0 +1,59 @@
+"""What the shipped demo model draws, read from the pictures (tools/demo_model/reading.py), not compared
+pixel by pixel: the prompt's colour, shape and place; and what the prompt language does to it: weights,
+prompt editing and the negative prompt."""
+
+from __future__ import annotations
+
+import pytest
+
+from modules.sumi.engine.checkpoint import load_checkpoint
+from modules.sumi.services.models.demo import SHIPPED_DEMO
+from tools.demo_model.evaluate import draw
+from tools.demo_model.reading import colour_shares, read_image
+
+SEEDS = list(range(4))
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return load_checkpoint(SHIPPED_DEMO)
+
+
+def _mean_share(images, colour: str) -> float:
+    return sum(colour_shares(image)[colour] for image in images) / len(images)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "colour", "shape", "position"),
+    [
+        ("a red circle on the left, blue background", "red", "circle", "left"),
+        ("a yellow square on the right, black background", "yellow", "square", "right"),
+        ("a white star on the top, green background", "white", "star", "top"),
+        ("a blue triangle in the center, orange background", "blue", "triangle", "center"),
+    ],
+)
+def test_the_demo_draws_the_colour_shape_and_place_the_prompt_names(demo, prompt, colour, shape, position):
+    readings = [read_image(image) for image in draw(demo, [prompt] * len(SEEDS), SEEDS)]
+    assert sum(r.colour == colour for r in readings) >= 3, readings
+    assert sum(r.position == position for r in readings) >= 3, readings
+    assert sum(r.shape == shape for r in readings) >= 2, readings
+
+
+def test_a_heavier_weight_gives_more_of_that_colour(demo):
+    heavy = draw(demo, ["a (red:1.5) circle, white background"] * 4, SEEDS)
+    light = draw(demo, ["a (red:0.5) circle, white background"] * 4, SEEDS)
+    assert _mean_share(heavy, "red") > _mean_share(light, "red")
+
+
+def test_the_negative_prompt_red_lowers_red(demo):
+    prompt = ["a circle, white background"] * 8
+    plain = draw(demo, prompt, list(range(8)))
+    against = draw(demo, prompt, list(range(8)), negative="red")
+    assert _mean_share(against, "red") < _mean_share(plain, "red")
+
+
+def test_prompt_editing_from_red_to_blue_ends_bluer_than_red_alone(demo):
+    edited = draw(demo, ["a [red:blue:0.3] square, white background"] * 4, SEEDS)
+    red = draw(demo, ["a red square, white background"] * 4, SEEDS)
+    assert _mean_share(edited, "blue") > _mean_share(red, "blue")
+    assert _mean_share(edited, "red") < _mean_share(red, "red")
