@@ -154,10 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     tally, sheet = evaluate(model, scenes, args.seeds)
     shares = tally.shares()
     for name in ATTRIBUTES:
-        per = ", ".join(
-            f"{v} {n / (tally.images / len(tally.per_value[name]) or 1):.0%}"
-            for v, n in tally.per_value[name].items()
-        )
+        per = ", ".join(f"{value} {share:.0%}" for value, share in tally.shares_by_value(name).items())
         print(f"{name:10s} {shares[name]:.1%}   ({per})")
     if args.sheet:
         contact_sheet(sheet).save(args.sheet)
