@@ -245,3 +245,14 @@ def concrete_path(template: str) -> str:
     import re
 
     return re.sub(r"\{[^}]+\}", "x", template)
+
+
+def with_random_weight_model(data_dir: Path | str) -> Path:
+    """Put the random-weight SD1 model (engine.tiny_models.demo_sd1) in `data_dir`'s checkpoint folder, so
+    the App uses it instead of installing the trained demo: for tests whose measurements need pictures
+    with texture everywhere (noise-like images: seams, face detection, colour statistics)."""
+    from modules.sumi.engine.tiny_models import demo_sd1, write_checkpoint
+
+    folder = Path(data_dir) / "models" / "Stable-diffusion"
+    folder.mkdir(parents=True, exist_ok=True)
+    return write_checkpoint(folder / "random-weights.safetensors", demo_sd1(0))

@@ -17,14 +17,16 @@ import pytest
 from PIL import Image
 
 from modules.sumi.services.jobs.infotext import parse_infotext
-from tests.app_support import post_txt2img
+from tests.app_support import post_txt2img, with_random_weight_model
 
 BASE = {"steps": 3, "width": 64, "height": 64, "seed": 4321, "sampler_name": "Euler", "cfg_scale": 7}
 
 
 @pytest.fixture(scope="module")
 def app(make_module_app, tmp_path_factory):
-    app = make_module_app(tmp_path_factory.mktemp("data"), "--api", "--nowebui")
+    data = tmp_path_factory.mktemp("data")
+    with_random_weight_model(data)
+    app = make_module_app(data, "--api", "--nowebui")
     app.options.set("samples_save", False)
     app.options.set("grid_save", False)
     return app

@@ -16,6 +16,7 @@ from modules.sumi.services.jobs.processing import (
     StableDiffusionProcessingImg2Img,
     StableDiffusionProcessingTxt2Img,
 )
+from tests.app_support import with_random_weight_model
 from tests.fixtures.tiny_faces import install_face_files, write_bright_spot_detector
 
 SIZE = 64
@@ -24,6 +25,7 @@ SIZE = 64
 @pytest.fixture(scope="module")
 def app(make_module_app, tmp_path_factory, face_files):
     data = tmp_path_factory.mktemp("data")
+    with_random_weight_model(data)
     install_face_files(data, face_files, ("GFPGAN", "CodeFormer"))
     # a detector that needs a brighter spot than the session's, so a noisy tiny-model picture has few
     write_bright_spot_detector(data / "models" / "GFPGAN" / "detection_Resnet50_Final.pth", threshold=120.0)

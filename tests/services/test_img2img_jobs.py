@@ -17,13 +17,16 @@ from modules.sumi.services.images import masking
 from modules.sumi.services.jobs import img2img
 from modules.sumi.services.jobs.infotext import parse_infotext
 from modules.sumi.services.jobs.processing import StableDiffusionProcessingImg2Img
+from tests.app_support import with_random_weight_model
 
 SIZE = 64
 
 
 @pytest.fixture(scope="module")
 def app(make_module_app, tmp_path_factory):
-    return make_module_app(tmp_path_factory.mktemp("data"), loaded=True)
+    data = tmp_path_factory.mktemp("data")
+    with_random_weight_model(data)
+    return make_module_app(data, loaded=True)
 
 
 def picture(size: tuple[int, int] = (SIZE, SIZE)) -> Image.Image:

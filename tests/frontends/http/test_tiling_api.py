@@ -19,6 +19,7 @@ from modules.sumi.engine.extensions import Extension, HookPoint, StepContext, ho
 from modules.sumi.services.controlnet.units import ControlNetUnit
 from modules.sumi.services.jobs.infotext import parse_infotext
 from modules.sumi.services.jobs.processing import StableDiffusionProcessingTxt2Img
+from tests.app_support import with_random_weight_model
 from tests.fixtures.tiny_controlnets import shapes_image, write_lllyasviel
 from tests.fixtures.tiny_models import jitter
 
@@ -28,7 +29,9 @@ SEEDS = (11, 12, 13, 14)
 
 @pytest.fixture(scope="module")
 def app(make_module_app, tmp_path_factory):
-    app = make_module_app(tmp_path_factory.mktemp("data"), "--api", "--nowebui", loaded=True)
+    data = tmp_path_factory.mktemp("data")
+    with_random_weight_model(data)
+    app = make_module_app(data, "--api", "--nowebui", loaded=True)
     demo = app.checkpoints.list()[0].filename
     controlnet = jitter(ControlNetModel.from_unet(load_checkpoint(demo).unet), 5)
     app.paths.controlnet_dir.mkdir(parents=True, exist_ok=True)
