@@ -60,7 +60,9 @@ def train_autoencoder(
         if on_step is not None:
             on_step(step)
 
-    settings = LoopSettings(steps, LearnRateSchedule.parse(_absolute(learn_rate, steps), steps), seed=seed)
+    settings = LoopSettings(
+        steps, LearnRateSchedule.parse(fractions_to_steps(learn_rate, steps), steps), seed=seed
+    )
     optimizer = torch.optim.AdamW(autoencoder.parameters(), lr=1e-3, weight_decay=0.0)
     autoencoder.train()
     run_loop(autoencoder.parameters(), optimizer, settings, loss_for, on_step=report)
@@ -78,7 +80,7 @@ def crops(images: Tensor, count: int, generator: torch.Generator) -> Tensor:
     )
 
 
-def _absolute(schedule: str, steps: int) -> str:
+def fractions_to_steps(schedule: str, steps: int) -> str:
     """'1e-3:0.8, 3e-4' with fractions of the run turned into step numbers."""
     parts = []
     for part in schedule.split(","):

@@ -19,6 +19,7 @@ while it trains.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import time
@@ -45,7 +46,7 @@ from modules.sumi.engine.training.lr_schedule import LearnRateSchedule
 from modules.sumi.engine.training.objective import ObjectiveSettings
 
 from .architecture import IMAGE_SIDE, SCALING_FACTOR, demo_components
-from .autoencoder import _absolute, encoder_means, fit_latent_scale, train_autoencoder
+from .autoencoder import encoder_means, fit_latent_scale, fractions_to_steps, train_autoencoder
 from .scenes import Scene, every_scene, render
 
 DESCRIPTION = (
@@ -105,7 +106,7 @@ def load_untrained(components: dict, work: Path) -> SDModel:
 
 
 def finetune_settings(args: argparse.Namespace) -> FinetuneTrainSettings:
-    schedule = LearnRateSchedule.parse(_absolute(args.learn_rate, args.steps), args.steps)
+    schedule = LearnRateSchedule.parse(fractions_to_steps(args.learn_rate, args.steps), args.steps)
     return FinetuneTrainSettings(
         loop=LoopSettings(args.steps, schedule, seed=args.seed),
         objective=ObjectiveSettings(min_snr_gamma=5.0),
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
         on_step=on_step,
         on_start=session.append,
     )
-    metadata = finetune_metadata(model, settings, FinetuneFileInfo(**{**info.__dict__, "steps": result.step}))
+    metadata = finetune_metadata(model, settings, dataclasses.replace(info, steps=result.step))
     metadata |= {"sumi_demo": "true", "description": DESCRIPTION, "modelspec.resolution": "128x128"}
     save_finetuned(args.out, model, metadata)
     (args.work / "losses.json").write_text(json.dumps({"vae": vae_losses, "unet+te": result.losses}))
