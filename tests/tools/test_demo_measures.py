@@ -1,0 +1,76 @@
+"""The learning tests' pictures and readers: each reader gives the figure it promises on rendered
+pictures (stripes, a ring, a hue turn, brightness), so a learning test's figures are the model's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from tools.demo_model.measures import (
+    hole_share,
+    hue_shift,
+    mean_brightness,
+    shape_hue,
+    shape_overlap,
+    stripe_energy,
+)
+from tools.demo_model.reading import read_image
+from tools.demo_model.scenes import COLOURS, SHAPES, Scene, render
+from tools.demo_model.variants import (
+    new_shape_mask,
+    render_new_shape,
+    rotate_colours,
+    scaled_brightness,
+    striped,
+)
+
+BRIGHT_SCENES = [Scene(c, s, "center", "large", "white") for c, s in (("red", "circle"), ("blue", "star"))]
+
+
+def test_stripes_have_a_large_stripe_energy_and_plain_scenes_a_small_one():
+    for seed in range(40):
+        plain = render(Scene.from_seed(seed))
+        assert stripe_energy(plain) < 12, seed
+    for scene in BRIGHT_SCENES:
+        assert stripe_energy(striped(render(scene))) > 80
+        blurred = striped(render(scene)).filter(ImageFilter.GaussianBlur(2))
+        assert stripe_energy(blurred) > 60  # a model's soft stripes still count
+    assert stripe_energy(striped(render(BRIGHT_SCENES[0])).rotate(90)) < 12  # vertical stripes do not
+
+
+def test_a_ring_shows_a_hole_and_the_known_shapes_none():
+    ring = render_new_shape("ring", "red", "white")
+    assert hole_share(ring) == pytest.approx(0.25, abs=0.04)
+    for shape in SHAPES:
+        assert hole_share(render(Scene("red", shape, "center", "large", "white"))) < 0.01, shape
+    assert hole_share(Image.new("RGB", (128, 128), COLOURS["white"])) == 0.0
+
+
+def test_shape_overlap_compares_outlines_wherever_the_shape_is():
+    cross = new_shape_mask("cross")
+    assert shape_overlap(render_new_shape("cross", "blue", "yellow"), cross) > 0.95
+    assert shape_overlap(render_new_shape("cross", "blue", "yellow", position="left"), cross) > 0.95
+    circle = render(Scene("blue", "circle", "right", "large", "yellow"))
+    assert shape_overlap(circle, cross) < 0.75
+    assert shape_overlap(Image.new("RGB", (128, 128), COLOURS["white"]), cross) == 0.0
+
+
+def test_rotated_colours_turn_the_shape_hue_by_120_degrees():
+    for colour, turned in (("red", "green"), ("green", "blue"), ("blue", "red")):
+        image = render(Scene(colour, "square", "center", "large", "white"))
+        rotated = rotate_colours(image)
+        assert read_image(rotated).colour == turned
+        before, after = shape_hue(image), shape_hue(rotated)
+        assert before is not None and after is not None
+        assert hue_shift(before, after) == pytest.approx(120, abs=15), colour
+    assert shape_hue(render(Scene("white", "square", "center", "large", "black"))) is None
+    assert hue_shift(350, 10) == 20 and hue_shift(10, 350) == -20
+
+
+def test_brightness_follows_the_scale():
+    image = render(Scene("red", "circle", "center", "large", "blue"))
+    base = mean_brightness(image)
+    assert mean_brightness(scaled_brightness(image, 0.2)) < base * 0.25
+    assert mean_brightness(scaled_brightness(image, 1.8)) > base + 0.7 * (255 - base)
+    assert mean_brightness(Image.fromarray(np.zeros((128, 128, 3), np.uint8))) == 0.0

@@ -1,0 +1,100 @@
+"""Figures read from a demo-model picture beyond `reading.read_image`, for the learning tests:
+
+    stripe_energy(image)            # how strongly rows alternate at the stripe period (0 for none)
+    mean_brightness(image)          # the mean grey level, 0..255
+    shape_overlap(image, mask)      # IoU of the drawn shape with `mask`, moved onto the shape
+
+Each is checked against rendered pictures in tests/tools/test_demo_measures.py.
+"""
+
+from __future__ import annotations
+
+import colorsys
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from .reading import DIFFERENCE, MIN_AREA_FRACTION, _border, _core_colour, _largest_region
+from .variants import STRIPE_PERIOD
+
+
+def _grey(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("L"), dtype=np.float32)
+
+
+def stripe_energy(image: Image.Image, period: int = STRIPE_PERIOD) -> float:
+    """The amplitude (grey levels) of the rows' mean brightness at `period` pixels: the Fourier
+    component of the row profile at side/period cycles. Horizontal stripes give a large figure; a
+    plain scene a small one (its shape changes the row profile only slowly)."""
+    profile = _grey(image).mean(axis=1)
+    profile = profile - profile.mean()
+    spectrum = np.fft.rfft(profile)
+    cycles = round(len(profile) / period)
+    return float(2 * np.abs(spectrum[cycles]) / len(profile))
+
+
+def mean_brightness(image: Image.Image) -> float:
+    """The picture's mean grey level (0 black .. 255 white)."""
+    return float(_grey(image).mean())
+
+
+def foreground(image: Image.Image) -> np.ndarray | None:
+    """The largest region that differs from the border's median colour (what read_image calls the
+    shape), as a bool mask; None when nothing differs."""
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
+    background = np.median(_border(pixels), axis=0)
+    mask = (np.linalg.norm(pixels - background, axis=2) > DIFFERENCE).astype(np.uint8)
+    region = _largest_region(mask)
+    return None if region is None else region.astype(bool)
+
+
+def shape_overlap(image: Image.Image, mask: np.ndarray) -> float:
+    """Intersection over union of the drawn shape with `mask` after moving the mask's centre onto the
+    shape's (the demo does not follow positions, so only the outline is compared). 0 for no shape."""
+    region = foreground(image)
+    if region is None or not mask.any():
+        return 0.0
+    dy, dx = (np.round(_centre(region) - _centre(mask))).astype(int)
+    moved = np.roll(mask, (dy, dx), axis=(0, 1))
+    union = np.logical_or(region, moved).sum()
+    return float(np.logical_and(region, moved).sum() / union)
+
+
+def _centre(mask: np.ndarray) -> np.ndarray:
+    ys, xs = np.nonzero(mask)
+    return np.array([ys.mean(), xs.mean()])
+
+
+def hole_share(image: Image.Image) -> float:
+    """The share of the drawn shape's outline that is a hole (background inside it): 0 for the
+    dataset's solid shapes, 0.25 for variants' ring; 0 for no shape."""
+    region = foreground(image)
+    if region is None:
+        return 0.0
+    contours, _ = cv2.findContours(region.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    filled = np.zeros(region.shape, dtype=np.uint8)
+    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
+    inside = filled.astype(bool)
+    return float((inside & ~region).sum() / max(int(inside.sum()), 1))
+
+
+def shape_hue(image: Image.Image) -> float | None:
+    """The hue (degrees, 0 red, 120 green, 240 blue) of the drawn shape's core colour (what read_image
+    names), or None without a shape or for a grey one."""
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
+    region = foreground(image)
+    if region is None or region.sum() < MIN_AREA_FRACTION * region.size:
+        return None
+    background = np.median(_border(pixels), axis=0)
+    r, g, b = _core_colour(pixels, region, background) / 255.0
+    high, low = max(r, g, b), min(r, g, b)
+    if high - low < 0.1:
+        return None
+    hue, _, _ = colorsys.rgb_to_hsv(r, g, b)
+    return float(hue * 360.0)
+
+
+def hue_shift(before: float, after: float) -> float:
+    """`after - before` in degrees, the short way round (-180, 180]."""
+    return float((after - before + 180.0) % 360.0 - 180.0)
