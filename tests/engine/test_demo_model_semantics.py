@@ -1,8 +1,10 @@
 """What the shipped demo model draws, read from the pictures (tools/demo_model/reading.py), not compared
-pixel by pixel: the prompt's colour and shape (not yet its place, see docs/demo-model.md); and what the prompt language does to it: weights,
+pixel by pixel: the prompt's colour, shape and place; and what the prompt language does to it: weights,
 prompt editing and the negative prompt."""
 
 from __future__ import annotations
+
+from collections import Counter
 
 import pytest
 
@@ -45,7 +47,17 @@ def test_the_demo_draws_the_colour_the_prompt_names(readings, prompt, colour, sh
 
 def test_the_demo_draws_the_shape_the_prompt_names_most_of_the_time(readings):
     right = sum(r.shape == shape for prompt, _, shape in PROMPTS for r in readings[prompt])
-    assert right >= 10, readings  # of 16 (docs/demo-model.md: 73 % over 800 images)
+    assert right >= 8, readings  # of 16 (docs/demo-model.md: 62 % over 800 images; chance is 25 %)
+
+
+def test_the_demo_draws_the_shape_where_the_prompt_says(readings):
+    words = {"left": "on the left", "right": "on the right", "top": "on the top", "center": "in the center"}
+    right = sum(
+        r.position == next(place for place, said in words.items() if said in prompt)
+        for prompt, *_ in PROMPTS
+        for r in readings[prompt]
+    )
+    assert right >= 11, readings  # of 16 (docs/demo-model.md: 87 % over 800 images; chance is 20 %)
 
 
 def test_a_heavier_weight_gives_more_of_that_colour(demo):
@@ -54,11 +66,13 @@ def test_a_heavier_weight_gives_more_of_that_colour(demo):
     assert _mean_share(heavy, "red") > _mean_share(light, "red")
 
 
-def test_the_negative_prompt_red_lowers_red(demo):
-    prompt = ["a circle, white background"] * 8
+def test_the_negative_prompt_takes_away_the_colour_it_names(demo):
+    prompt = ["a circle, white background"] * 8  # no colour named: the model picks one, mostly the same
     plain = draw(demo, prompt, list(range(8)))
-    against = draw(demo, prompt, list(range(8)), negative="red")
-    assert _mean_share(against, "red") < _mean_share(plain, "red")
+    picked = Counter(read_image(i).colour for i in plain).most_common(1)[0][0]
+    against = draw(demo, prompt, list(range(8)), negative=picked)
+    before, after = _mean_share(plain, picked), _mean_share(against, picked)
+    assert after < before / 2, (picked, before, after)
 
 
 def test_prompt_editing_from_red_to_blue_ends_bluer_than_red_alone(demo):

@@ -109,8 +109,9 @@ def finetune_settings(args: argparse.Namespace) -> FinetuneTrainSettings:
     schedule = LearnRateSchedule.parse(fractions_to_steps(args.learn_rate, args.steps), args.steps)
     return FinetuneTrainSettings(
         loop=LoopSettings(args.steps, schedule, seed=args.seed),
-        objective=ObjectiveSettings(min_snr_gamma=5.0),
+        objective=ObjectiveSettings(min_snr_gamma=5.0, debiased_estimation=True),
         train_text_encoder=True,
+        text_encoder_lr=args.text_encoder_lr,
         ema_decay=args.ema,
     )
 
@@ -136,6 +137,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument(
         "--learn-rate", default="5e-4:0.7, 2e-4:0.9, 5e-5", help="rate:fraction of the run, ..."
+    )
+    parser.add_argument(
+        "--text-encoder-lr",
+        type=float,
+        default=2e-5,
+        help="the text encoder's first rate (its schedule has the UNet's shape). Far below the UNet's: at "
+        "the UNet's rate the encoder learns colour words first and merges the position words before the "
+        "UNet can use them ('left' and 'right' end nearly equal)",
     )
     parser.add_argument("--ema", type=float, default=0.998)
     parser.add_argument("--snapshot-every", type=int, default=500)

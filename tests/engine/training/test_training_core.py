@@ -90,6 +90,24 @@ def test_min_snr_weights_low_noise_steps_down_to_gamma_over_snr():
     assert weights[1].item() == pytest.approx(1.0)
 
 
+def test_debiased_estimation_weights_noisy_steps_up_by_one_over_root_snr_and_multiplies_with_min_snr():
+    t = torch.tensor([0, 500, 999])
+    alphas = DiffusionObjective(SD_SCHEDULE, "epsilon").scheduler.alphas_cumprod[t]
+    snr = (alphas / (1 - alphas)).double()
+    debiased = DiffusionObjective(SD_SCHEDULE, "epsilon", ObjectiveSettings(debiased_estimation=True))
+    torch.testing.assert_close(
+        debiased.snr_weights(t).double(), 1 / snr.clamp(max=1000).sqrt(), rtol=1e-5, atol=0
+    )
+    assert debiased.snr_weights(t)[2] > 10 > 1 > debiased.snr_weights(t)[0]
+    both = DiffusionObjective(
+        SD_SCHEDULE, "epsilon", ObjectiveSettings(min_snr_gamma=5.0, debiased_estimation=True)
+    )
+    expected = snr.clamp(max=5.0) / snr / snr.clamp(max=1000).sqrt()
+    torch.testing.assert_close(both.snr_weights(t).double(), expected, rtol=1e-5, atol=0)
+    v = DiffusionObjective(SD_SCHEDULE, "v_prediction", ObjectiveSettings(debiased_estimation=True))
+    torch.testing.assert_close(v.snr_weights(t).double(), 1 / (snr.clamp(max=1000) + 1), rtol=1e-5, atol=0)
+
+
 def test_a_pixel_weight_of_zero_removes_those_pixels_from_the_loss():
     objective = DiffusionObjective(SD_SCHEDULE, "epsilon")
     latents = torch.randn(1, 4, 4, 4)

@@ -8,6 +8,9 @@ loss = mean over images of  w_snr(t) * mean_pixels( m * (prediction - target)^2 
 - **offset noise** adds `strength * N(0, 1)` per image and channel (constant over the pixels) to the
   noise, which lets a model learn much darker and brighter images (the usual strength is 0.05-0.1);
 - **min-SNR** (Hang et al. 2023) weights each image by min(SNR, gamma) / SNR (/ (SNR + 1) for v);
+- **debiased estimation** (kohya's `--debiased_estimation_loss`) weights each image by 1 / sqrt(SNR)
+  (1 / (SNR + 1) for v), SNR capped at 1000: the noisiest steps, where the picture's layout is decided
+  and the noise loss barely sees it, count more. It multiplies with min-SNR when both are on;
 - `m` is an optional per-pixel weight at latent size (A1111's "use PNG alpha channel as loss weight").
 
 Randomness comes only from the generator passed in, so a run is reproducible and a resumed run draws
@@ -33,6 +36,7 @@ Predict = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 class ObjectiveSettings:
     offset_noise: float = 0.0
     min_snr_gamma: float | None = None
+    debiased_estimation: bool = False
     timestep_min: int = 0
     timestep_max: int | None = None  # None: the schedule's number of training steps
 
@@ -81,13 +85,20 @@ class DiffusionObjective:
         return noise
 
     def snr_weights(self, timesteps: torch.Tensor) -> torch.Tensor | None:
+        """Each image's loss weight from its step's signal-to-noise ratio; None when nothing weights."""
         gamma = self.settings.min_snr_gamma
-        if gamma is None:
+        if gamma is None and not self.settings.debiased_estimation:
             return None
         alphas = self.scheduler.alphas_cumprod.to(timesteps.device)[timesteps].float()
         snr = alphas / (1 - alphas)
-        clipped = torch.clamp(snr, max=gamma)
-        return clipped / (snr + 1) if self.prediction_type == "v_prediction" else clipped / snr
+        v = self.prediction_type == "v_prediction"
+        weights = torch.ones_like(snr)
+        if gamma is not None:
+            weights = torch.clamp(snr, max=gamma) / (snr + 1 if v else snr)
+        if self.settings.debiased_estimation:
+            capped = torch.clamp(snr, max=1000.0)
+            weights = weights / (capped + 1 if v else capped.sqrt())
+        return weights
 
     def loss(
         self,

@@ -80,6 +80,7 @@ def controlnet_metadata(
         "ss_clip_skip": str(training.clip_skip),
         "ss_noise_offset": str(training.objective.offset_noise or "None"),
         "ss_min_snr_gamma": str(training.objective.min_snr_gamma),
+        "ss_debiased_estimation": str(training.objective.debiased_estimation),
         "ss_caption_dropout_rate": str(training.proportion_empty_prompts),
         "ss_num_train_images": str(info.num_train_images),
         "ss_sd_model_name": info.sd_model_name,

@@ -82,6 +82,7 @@ def finetune_metadata(
         "ss_clip_skip": str(training.clip_skip),
         "ss_noise_offset": str(training.objective.offset_noise or "None"),
         "ss_min_snr_gamma": str(training.objective.min_snr_gamma),
+        "ss_debiased_estimation": str(training.objective.debiased_estimation),
         "ss_ema": str(training.ema_decay is not None),
         "ss_ema_decay": str(training.ema_decay) if training.ema_decay is not None else "None",
         "ss_num_train_images": str(info.num_train_images),
