@@ -29,6 +29,7 @@ from modules.sumi.services.training.a1111_settings import (
 from modules.sumi.services.training.dataset import FolderSettings, list_templates, read_folder, read_template
 from modules.sumi.services.training.service import TrainingService
 from modules.sumi.services.training.textual_inversion import create_embedding_file
+from tests.app_support import with_random_weight_model
 
 BODY = {"steps": 2, "width": 64, "height": 64, "seed": 5, "sampler_name": "Euler"}
 SHIPPED = {
@@ -43,7 +44,9 @@ SHIPPED = {
 
 @pytest.fixture(scope="module")
 def app(make_module_app, tmp_path_factory):
-    app = make_module_app(tmp_path_factory.mktemp("train"), "--nowebui", loaded=True)
+    data = tmp_path_factory.mktemp("train")
+    with_random_weight_model(data)  # the trainers' mechanics at 64x64, a size the trained demo never saw
+    app = make_module_app(data, "--nowebui", loaded=True)
     _write_dataset(app.paths.data_dir / "dataset")
     return app
 
