@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
+from safetensors import safe_open
 
 from tests.app_support import decode_pixels, local_client, post_txt2img
 
@@ -59,6 +60,7 @@ def test_train_controlnet_answers_when_done_and_a_txt2img_unit_uses_it_at_once(a
     run = client.get(f"/sdapi/v1/training/runs/{body['run']}").json()
     assert run["kind"] == "controlnet" and run["status"] == "done"
     assert [p["step"] for p in run["losses"]] == [1, 2]
+    assert _metadata(path)["ss_debiased_estimation"] == "False"
     [name] = [
         n for n in client.get("/controlnet/model_list").json()["model_list"] if n.startswith("api-canny")
     ]
@@ -73,10 +75,14 @@ def test_train_controlnet_answers_when_done_and_a_txt2img_unit_uses_it_at_once(a
     assert len(answer["images"]) == 2  # the image and the detected map
 
 
-def test_submit_answers_at_once_with_a_run_to_poll(app, client):
-    r = client.post(
-        "/sdapi/v1/train/controlnet/submit", json={**TRAIN, "output_name": "api-polled", "steps": 1}
-    )
+def _metadata(path) -> dict[str, str]:
+    with safe_open(str(path), "pt") as f:
+        return dict(f.metadata() or {})
+
+
+def test_submit_answers_at_once_with_a_run_to_poll_and_debiased_estimation_reaches_the_file(app, client):
+    body = {**TRAIN, "output_name": "api-polled", "steps": 1, "debiased_estimation": True}
+    r = client.post("/sdapi/v1/train/controlnet/submit", json=body)
     assert r.status_code == 200, r.text
     run_id = r.json()["run"]
     deadline = time.monotonic() + 120
@@ -85,6 +91,7 @@ def test_submit_answers_at_once_with_a_run_to_poll(app, client):
         time.sleep(0.1)
     assert run["status"] == "done", run
     assert run["files"] == ["models/ControlNet/api-polled.safetensors"]
+    assert _metadata(app.paths.controlnet_dir / "api-polled.safetensors")["ss_debiased_estimation"] == "True"
 
 
 @pytest.mark.parametrize(
@@ -95,6 +102,7 @@ def test_submit_answers_at_once_with_a_run_to_poll(app, client):
         ({**TRAIN, "preprocessor": "openpose"}, "preprocessor"),
         ({**TRAIN, "colour": "red"}, "colour"),
         ({**TRAIN, "steps": "many"}, "steps"),
+        ({**TRAIN, "debiased_estimation": "yes"}, "debiased_estimation"),
         ({**TRAIN, "output_name": "a/b"}, "output_name"),
         ({**TRAIN, "save_precision": "fp8"}, "save_precision"),
         ({**TRAIN, "proportion_empty_prompts": 2}, "proportion_empty_prompts"),

@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
+from safetensors import safe_open
 
 from tests.app_support import local_client
 
@@ -44,12 +45,17 @@ def test_train_finetune_answers_when_done_and_the_checkpoint_is_listed(app, clie
     assert [p["step"] for p in run["losses"]] == [1, 2]
     titles = {m["title"] for m in client.get("/sdapi/v1/sd-models").json()}
     assert any(t.startswith("api-tuned.safetensors") for t in titles)
+    assert _metadata(path)["ss_debiased_estimation"] == "False"
 
 
-def test_submit_answers_at_once_with_a_run_to_poll(app, client):
-    r = client.post(
-        "/sdapi/v1/train/finetune/submit", json={**TRAIN, "output_name": "api-polled", "steps": 1}
-    )
+def _metadata(path) -> dict[str, str]:
+    with safe_open(str(path), "pt") as f:
+        return dict(f.metadata() or {})
+
+
+def test_submit_answers_at_once_with_a_run_to_poll_and_debiased_estimation_reaches_the_file(app, client):
+    body = {**TRAIN, "output_name": "api-polled", "steps": 1, "debiased_estimation": True}
+    r = client.post("/sdapi/v1/train/finetune/submit", json=body)
     assert r.status_code == 200, r.text
     run_id = r.json()["run"]
     deadline = time.monotonic() + 120
@@ -58,6 +64,7 @@ def test_submit_answers_at_once_with_a_run_to_poll(app, client):
         time.sleep(0.1)
     assert run["status"] == "done", run
     assert run["files"] == ["models/Stable-diffusion/api-polled.safetensors"]
+    assert _metadata(app.paths.ckpt_dirs[0] / "api-polled.safetensors")["ss_debiased_estimation"] == "True"
 
 
 @pytest.mark.parametrize(
@@ -68,6 +75,7 @@ def test_submit_answers_at_once_with_a_run_to_poll(app, client):
         ({**TRAIN, "class_prompt": "a tile"}, "class_prompt"),
         ({**TRAIN, "colour": "red"}, "colour"),
         ({**TRAIN, "steps": "many"}, "steps"),
+        ({**TRAIN, "debiased_estimation": "yes"}, "debiased_estimation"),
         ({**TRAIN, "output_name": "a/b"}, "output_name"),
         ({**TRAIN, "save_precision": "fp8"}, "save_precision"),
         ({**TRAIN, "ema_decay": 2}, "ema_decay"),

@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
+from safetensors import safe_open
 
 from tests.app_support import local_client
 
@@ -42,10 +43,17 @@ def test_train_lora_answers_when_done_and_the_file_is_listed(app, client):
     run = client.get(f"/sdapi/v1/training/runs/{body['run']}").json()
     assert run["kind"] == "lora" and run["status"] == "done" and [p["step"] for p in run["losses"]] == [1, 2]
     assert "api-lora" in {item["name"] for item in client.get("/sdapi/v1/loras").json()}
+    assert _metadata(path)["ss_debiased_estimation"] == "False"
 
 
-def test_submit_answers_at_once_with_a_run_to_poll(app, client):
-    r = client.post("/sdapi/v1/train/lora/submit", json={**TRAIN, "output_name": "api-polled"})
+def _metadata(path) -> dict[str, str]:
+    with safe_open(str(path), "pt") as f:
+        return dict(f.metadata() or {})
+
+
+def test_submit_answers_at_once_with_a_run_to_poll_and_debiased_estimation_reaches_the_file(app, client):
+    body = {**TRAIN, "output_name": "api-polled", "debiased_estimation": True}
+    r = client.post("/sdapi/v1/train/lora/submit", json=body)
     assert r.status_code == 200, r.text
     run_id = r.json()["run"]
     deadline = time.monotonic() + 120
@@ -54,6 +62,7 @@ def test_submit_answers_at_once_with_a_run_to_poll(app, client):
         time.sleep(0.1)
     assert run["status"] == "done", run
     assert run["files"] == ["models/Lora/api-polled.safetensors"]
+    assert _metadata(app.paths.lora_dir / "api-polled.safetensors")["ss_debiased_estimation"] == "True"
 
 
 @pytest.mark.parametrize(
@@ -63,6 +72,7 @@ def test_submit_answers_at_once_with_a_run_to_poll(app, client):
         ({**TRAIN, "algo": "dora"}, "algo"),
         ({**TRAIN, "colour": "red"}, "colour"),
         ({**TRAIN, "steps": "many"}, "steps"),
+        ({**TRAIN, "debiased_estimation": "yes"}, "debiased_estimation"),
         ({**TRAIN, "output_name": "a/b"}, "output_name"),
         ({**TRAIN, "save_precision": "fp8"}, "save_precision"),
     ],

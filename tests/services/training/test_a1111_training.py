@@ -8,6 +8,7 @@ import base64
 import io
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from modules.sumi.engine.networks.hypernetwork import load_hypernetwork
 from modules.sumi.engine.text.encoder import encode_prompts
 from modules.sumi.engine.training.errors import TrainingError
 from modules.sumi.engine.training.model_io import encode_images, unet_predictor
-from modules.sumi.engine.training.objective import DiffusionObjective
+from modules.sumi.engine.training.objective import DiffusionObjective, ObjectiveSettings
 from modules.sumi.services.training.a1111 import A1111Training
 from modules.sumi.services.training.a1111_settings import (
     EmbeddingTrainingSettings,
@@ -262,6 +263,30 @@ def test_an_interrupted_run_resumed_from_its_file_and_optimizer_state_ends_like_
         app.options.save_optimizer_state = False
 
 
+def test_debiased_estimation_weights_the_loss_by_one_over_the_square_root_of_the_snr(app):
+    """The same first step (same seed, same fresh embedding) with and without the API's
+    `debiased_estimation`: the loss is multiplied by the 1/sqrt(SNR) of one of the schedule's steps."""
+    first_losses = []
+    for debiased in (False, True):
+        app.a1111_training.create_embedding("debiased", 1, overwrite_old=True, init_text="square")
+        args = {"embedding_name": "debiased", "data_root": "dataset", "training_width": 64}
+        args |= {"training_height": 64, "steps": 1, "save_embedding_every": 0, "create_image_every": 0}
+        settings = EmbeddingTrainingSettings.from_args({**args, "seed": 3, "debiased_estimation": debiased})
+        assert settings.debiased_estimation is debiased
+        view = app.a1111_training.train_embedding(settings).view()
+        assert view.status == "done", view.message
+        first_losses.append(view.losses[0].loss)
+    model = app.models.get().sd
+    debiased = ObjectiveSettings(debiased_estimation=True)
+    weights = DiffusionObjective(model.scheduler_config, model.prediction_type, debiased).snr_weights(
+        torch.arange(1000)
+    )
+    assert weights is not None
+    ratio = first_losses[1] / first_losses[0]
+    assert abs(ratio - 1) > 1e-3
+    assert ((weights - ratio).abs() / ratio).min().item() < 1e-4, (ratio, weights)
+
+
 def test_bad_training_settings_are_refused_before_anything_is_queued(app):
     with pytest.raises(TrainingError, match="data_root"):
         app.a1111_training.submit_embedding(_embedding_settings("learnme", data_root="nowhere"))
@@ -372,7 +397,7 @@ def test_a_hypernetwork_resumed_with_its_optimizer_state_ends_like_an_uninterrup
         "hn-resume", [dim], use_dropout=True, dropout_structure="0, 0.2, 0"
     )
     fresh = path.read_bytes()
-    settings = dict(
+    settings: dict[str, Any] = dict(
         hypernetwork_name="hn-resume",
         data_root="dataset",
         training_width=64,
@@ -382,7 +407,7 @@ def test_a_hypernetwork_resumed_with_its_optimizer_state_ends_like_an_uninterrup
         save_hypernetwork_every=0,
         template_filename="hypernetwork.txt",
     )
-    preview = dict(
+    preview: dict[str, Any] = dict(
         create_image_every=2,
         preview_from_txt2img=True,
         preview_prompt="x",

@@ -157,7 +157,11 @@ class A1111Trainer:
         objective = DiffusionObjective(
             model.scheduler_config,
             model.prediction_type,
-            ObjectiveSettings(settings.offset_noise, settings.min_snr_gamma),
+            ObjectiveSettings(
+                offset_noise=settings.offset_noise,
+                min_snr_gamma=settings.min_snr_gamma,
+                debiased_estimation=settings.debiased_estimation,
+            ),
         )
         optimizer = make_optimizer("AdamW", trainee.parameters)
         if trainee.optimizer_state is not None:

@@ -3,8 +3,8 @@
 `EmbeddingTrainingSettings` holds `train_embedding`'s arguments, `HypernetworkTrainingSettings`
 `train_hypernetwork`'s (both after `id_task`, which is accepted and unused). `from_args(dict)` reads
 them as A1111's API passes them (`**args`): an unknown key or a value of the wrong type is a
-TrainingError naming the field, never a crash. Sumi's extras (seed, offset noise, min-SNR, mixed
-precision) have defaults that train exactly as A1111 does.
+TrainingError naming the field, never a crash. Sumi's extras (seed, offset noise, min-SNR,
+debiased estimation, mixed precision) have defaults that train exactly as A1111 does.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ class A1111TrainingSettings:
     seed: int = 0
     offset_noise: float = 0.0
     min_snr_gamma: float | None = None
+    debiased_estimation: bool = False
     mixed_precision: str = "no"
 
     def __post_init__(self) -> None:

@@ -225,7 +225,11 @@ class ControlNetTrainer:
         )
         return ControlNetTrainSettings(
             loop=loop,
-            objective=ObjectiveSettings(settings.offset_noise, settings.min_snr_gamma),
+            objective=ObjectiveSettings(
+                offset_noise=settings.offset_noise,
+                min_snr_gamma=settings.min_snr_gamma,
+                debiased_estimation=settings.debiased_estimation,
+            ),
             optimizer=settings.optimizer,
             mixed_precision=settings.mixed_precision,
             gradient_checkpointing=settings.gradient_checkpointing,

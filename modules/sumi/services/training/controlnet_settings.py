@@ -53,6 +53,7 @@ class ControlNetTrainingSettings:
     proportion_empty_prompts: float = 0.0
     offset_noise: float = 0.0
     min_snr_gamma: float | None = None
+    debiased_estimation: bool = False
     mixed_precision: str = "no"
     gradient_checkpointing: bool = False
     save_every: int = 0

@@ -235,7 +235,11 @@ class FinetuneTrainer:
         )
         return FinetuneTrainSettings(
             loop=loop,
-            objective=ObjectiveSettings(settings.offset_noise, settings.min_snr_gamma),
+            objective=ObjectiveSettings(
+                offset_noise=settings.offset_noise,
+                min_snr_gamma=settings.min_snr_gamma,
+                debiased_estimation=settings.debiased_estimation,
+            ),
             optimizer=settings.optimizer,
             unet_lr=settings.unet_lr,
             train_text_encoder=settings.train_text_encoder,

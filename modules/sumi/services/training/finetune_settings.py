@@ -61,6 +61,7 @@ class FinetuneTrainingSettings:
     ema_decay: float = 0.9999
     offset_noise: float = 0.0
     min_snr_gamma: float | None = None
+    debiased_estimation: bool = False
     mixed_precision: str = "no"
     gradient_checkpointing: bool = False
     save_every: int = 0

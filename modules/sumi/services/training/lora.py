@@ -163,7 +163,11 @@ class LoraTrainer:
         )
         return LoraTrainSettings(
             loop=loop,
-            objective=ObjectiveSettings(settings.offset_noise, settings.min_snr_gamma),
+            objective=ObjectiveSettings(
+                offset_noise=settings.offset_noise,
+                min_snr_gamma=settings.min_snr_gamma,
+                debiased_estimation=settings.debiased_estimation,
+            ),
             optimizer=settings.optimizer,
             unet_lr=settings.unet_lr,
             text_encoder_lr=settings.text_encoder_lr,
