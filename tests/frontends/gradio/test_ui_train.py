@@ -1,4 +1,5 @@
-"""The Train tab's run display: the status line, the loss plot's rows, the files and errors shown."""
+"""The Train tab's run display: the status line, the loss plot's rows, the files and errors shown; the
+LoRA panel's values becoming settings."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import gradio as gr
 from PIL import Image
 
 from modules.sumi.frontends.gradio.train_monitor import loss_frame, outcome_html, sample_gallery, status_text
@@ -60,3 +62,20 @@ def test_panel_values_become_settings_by_their_field_types():
     assert (settings.output_name, settings.data_root, settings.steps) == ("my-lora", "sets/a", 12)
     assert isinstance(settings.steps, int) and settings.alpha == 4.0 and settings.unet_lr is None
     assert settings.preview_prompt == "" and settings.flip is True
+
+
+def test_the_lora_panels_debiased_estimation_checkbox_reaches_the_settings():
+    from modules.sumi.frontends.gradio.train_lora_ui import create_lora_panel, settings_from_ui
+
+    with gr.Blocks(), gr.Tabs():
+        panel = create_lora_panel(SimpleNamespace())  # type: ignore[arg-type]
+    fields = panel.controls["fields"]
+    box = fields["debiased_estimation"]
+    assert isinstance(box, gr.Checkbox) and box.elem_id == "train_lora_debiased_estimation"
+    assert box.label == "Debiased estimation loss" and box.value is False
+    names = list(fields)
+    changes = {"output_name": "mine", "data_root": "set"}
+    values = tuple(changes.get(n, fields[n].value) for n in names)
+    assert settings_from_ui(names, values).debiased_estimation is False
+    ticked = tuple(True if n == "debiased_estimation" else v for n, v in zip(names, values, strict=True))
+    assert settings_from_ui(names, ticked).debiased_estimation is True

@@ -55,6 +55,7 @@ def test_the_panel_has_its_ids_and_the_training_preprocessors(app):
         "train_controlnet_data_root",
         "train_controlnet_conditioning_data_root",
         "train_controlnet_proportion_empty_prompts",
+        "train_controlnet_debiased_estimation",
         "train_controlnet_preview_conditioning",
         "train_controlnet_train",
         "train_controlnet_interrupt",
@@ -65,12 +66,14 @@ def test_the_panel_has_its_ids_and_the_training_preprocessors(app):
     assert dropdown["value"] == FOLDER_CHOICE and choices == preprocessor_choices()
     assert "canny" in choices and "depth_midas" not in choices and "none" not in choices
     assert props["train_controlnet_save_precision"]["value"] == "fp16"
+    assert props["train_controlnet_debiased_estimation"]["value"] is False
 
 
 def test_the_panel_values_become_settings(panel):
     defaults = settings_from_ui(*values(panel, output_name=" mine ", data_root=" shapes "))
     assert defaults.output_name == "mine" and defaults.data_root == "shapes"
     assert defaults.preprocessor == "" and defaults.min_snr_gamma is None and defaults.steps == 5000
+    assert defaults.debiased_estimation is False
     changed = settings_from_ui(
         *values(
             panel,
@@ -79,11 +82,13 @@ def test_the_panel_values_become_settings(panel):
             preprocessor_threshold_a=50,
             steps=3.0,
             min_snr_gamma=5,
+            debiased_estimation=True,
             proportion_empty_prompts=0.5,
         )
     )
     assert changed.preprocessor == "canny" and changed.preprocessor_threshold_a == 50.0
     assert changed.steps == 3 and changed.min_snr_gamma == 5.0 and changed.proportion_empty_prompts == 0.5
+    assert changed.debiased_estimation is True
 
 
 def test_the_train_button_trains_and_the_model_is_offered_to_the_units_at_once(app, panel):

@@ -51,6 +51,7 @@ def test_the_panels_values_become_settings_with_zero_meaning_off(panel):
         train_text_encoder=True,
         text_encoder_lr=2e-6,
         min_snr_gamma=0,
+        debiased_estimation=True,
         ema=True,
     )
     settings = settings_from_ui(names, values)
@@ -62,6 +63,9 @@ def test_the_panels_values_become_settings_with_zero_meaning_off(panel):
     assert settings.num_class_images == 12 and settings.steps == 40
     assert settings.unet_lr is None and settings.min_snr_gamma is None and settings.text_encoder_lr == 2e-6
     assert settings.prior_preservation and settings.ema and settings.ema_decay == 0.9999
+    assert settings.debiased_estimation is True
+    box = panel.controls["fields"]["debiased_estimation"]
+    assert isinstance(box, gr.Checkbox) and box.label == "Debiased estimation loss" and box.value is False
     assert settings.learn_rate == "5e-6" and settings.save_precision == "fp16"
 
 

@@ -176,6 +176,11 @@ def _training_rows(f: dict[str, Any], d: SimpleNamespace) -> None:
         f["min_snr_gamma"] = gr.Number(
             label="Min-SNR gamma (0 = off)", value=0, elem_id="train_controlnet_min_snr_gamma"
         )
+        f["debiased_estimation"] = gr.Checkbox(
+            label="Debiased estimation loss",
+            value=d.debiased_estimation,
+            elem_id="train_controlnet_debiased_estimation",
+        )
     with gr.Row():
         f["mixed_precision"] = gr.Dropdown(
             label="Mixed precision",

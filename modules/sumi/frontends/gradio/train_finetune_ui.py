@@ -195,6 +195,9 @@ def _training_options(f: dict[str, Any], d: SimpleNamespace) -> None:
             0, 0.3, step=0.01, value=d.offset_noise, label="Offset noise", elem_id=_id("offset_noise")
         )
         f["min_snr_gamma"] = gr.Number(label="Min-SNR gamma (0 = off)", value=0, elem_id=_id("min_snr_gamma"))
+        f["debiased_estimation"] = gr.Checkbox(
+            label="Debiased estimation loss", value=d.debiased_estimation, elem_id=_id("debiased_estimation")
+        )
     with gr.Row():
         f["mixed_precision"] = gr.Dropdown(
             label="Mixed precision",

@@ -156,6 +156,11 @@ def create_lora_panel(app: App) -> LoraPanel:
             f["min_snr_gamma"] = gr.Number(
                 label="Min-SNR gamma (0 = off)", value=0, elem_id="train_lora_min_snr_gamma"
             )
+            f["debiased_estimation"] = gr.Checkbox(
+                label="Debiased estimation loss",
+                value=d.debiased_estimation,
+                elem_id="train_lora_debiased_estimation",
+            )
             f["mixed_precision"] = gr.Dropdown(
                 label="Mixed precision",
                 choices=list(PRECISIONS),

@@ -376,7 +376,9 @@ def _train_panel(app: App) -> dict[str, Any]:
         )
         with (
             gr.Accordion(
-                "Sumi: seed, offset noise, min-SNR, precision", open=False, elem_id="train_sumi_extras"
+                "Sumi: seed, offset noise, min-SNR, debiased estimation, precision",
+                open=False,
+                elem_id="train_sumi_extras",
             ),
             gr.Row(),
         ):
@@ -391,6 +393,9 @@ def _train_panel(app: App) -> dict[str, Any]:
             )
             c["min_snr_gamma"] = gr.Number(
                 label="Min-SNR gamma (0 = off)", value=0, elem_id="train_min_snr_gamma"
+            )
+            c["debiased_estimation"] = gr.Checkbox(
+                label="Debiased estimation loss", value=False, elem_id="train_debiased_estimation"
             )
             c["mixed_precision"] = gr.Dropdown(
                 label="Mixed precision",
@@ -431,6 +436,7 @@ COMMON = (
     "seed",
     "offset_noise",
     "min_snr_gamma",
+    "debiased_estimation",
     "mixed_precision",
 )
 
@@ -531,6 +537,7 @@ def _a1111_settings(
         "seed": int(f["seed"] or 0),
         "offset_noise": float(f["offset_noise"] or 0),
         "min_snr_gamma": float(f["min_snr_gamma"]) if f["min_snr_gamma"] else None,
+        "debiased_estimation": bool(f["debiased_estimation"]),
         "mixed_precision": f["mixed_precision"],
         **_preview_fields(preview),
     }
