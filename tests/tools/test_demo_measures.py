@@ -8,6 +8,7 @@ import pytest
 from PIL import Image, ImageFilter
 
 from tools.demo_model.measures import (
+    colour_centre,
     hole_share,
     hue_shift,
     mean_brightness,
@@ -16,7 +17,7 @@ from tools.demo_model.measures import (
     stripe_energy,
 )
 from tools.demo_model.reading import read_image
-from tools.demo_model.scenes import COLOURS, SHAPES, Scene, render
+from tools.demo_model.scenes import COLOURS, POSITIONS, SHAPES, Scene, render
 from tools.demo_model.variants import (
     new_shape_mask,
     render_new_shape,
@@ -74,3 +75,11 @@ def test_brightness_follows_the_scale():
     assert mean_brightness(scaled_brightness(image, 0.2)) < base * 0.25
     assert mean_brightness(scaled_brightness(image, 1.8)) > base + 0.7 * (255 - base)
     assert mean_brightness(Image.fromarray(np.zeros((128, 128, 3), np.uint8))) == 0.0
+
+
+def test_the_colour_centre_is_where_the_scene_put_the_shape_of_that_colour():
+    for position, (fx, fy) in POSITIONS.items():
+        for size in ("large", "small"):  # a large one touches the border
+            x, y = colour_centre(render(Scene("red", "square", position, size, "white")), "red")  # type: ignore[misc]
+            assert abs(x - fx * 128) < 2 and abs(y - fy * 128) < 2, (position, size)
+    assert colour_centre(render(Scene("red", "square", "left", "large", "white")), "blue") is None

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from .reading import DIFFERENCE, MIN_AREA_FRACTION, _border, _core_colour, _largest_region
+from .scenes import COLOURS
 from .variants import STRIPE_PERIOD
 
 
@@ -47,6 +48,20 @@ def foreground(image: Image.Image) -> np.ndarray | None:
     mask = (np.linalg.norm(pixels - background, axis=2) > DIFFERENCE).astype(np.uint8)
     region = _largest_region(mask)
     return None if region is None else region.astype(bool)
+
+
+def colour_centre(image: Image.Image, colour: str) -> tuple[float, float] | None:
+    """The centre (x, y) in pixels of the pixels nearest to the named colour (where a shape of that
+    colour is drawn, also when it touches the border); None when under 1 % of the picture has it."""
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
+    names = list(COLOURS)
+    table = np.array([COLOURS[n] for n in names], dtype=np.float32)
+    nearest = np.argmin(((pixels[:, :, None, :] - table) ** 2).sum(axis=3), axis=2)
+    mask = nearest == names.index(colour)
+    if mask.sum() < 0.01 * mask.size:
+        return None
+    y, x = _centre(mask)
+    return float(x), float(y)
 
 
 def shape_overlap(image: Image.Image, mask: np.ndarray) -> float:
