@@ -9,6 +9,7 @@ from PIL import Image, ImageFilter
 
 from tools.demo_model.measures import (
     colour_centre,
+    colour_hue,
     hole_share,
     hue_shift,
     mean_brightness,
@@ -67,6 +68,19 @@ def test_rotated_colours_turn_the_shape_hue_by_120_degrees():
         assert hue_shift(before, after) == pytest.approx(120, abs=15), colour
     assert shape_hue(render(Scene("white", "square", "center", "large", "black"))) is None
     assert hue_shift(350, 10) == 20 and hue_shift(10, 350) == -20
+
+
+def test_colour_hue_reads_the_shape_on_a_neutral_background_even_with_a_tinted_frame():
+    for colour, hue in (("red", 0), ("yellow", 54), ("green", 124), ("blue", 233), ("purple", 283)):
+        image = render(Scene(colour, "circle", "left", "small", "white"))
+        assert hue_shift(hue, colour_hue(image) or -1.0) == pytest.approx(0, abs=6), colour
+        framed = np.asarray(image).copy()
+        framed[[0, -1], :] = framed[:, [0, -1]] = (200, 165, 120)  # a drawing's tinted edge
+        framed[1:-1, 1:-1] = np.clip(framed[1:-1, 1:-1].astype(int) + 10, 0, 255)
+        assert hue_shift(hue, colour_hue(Image.fromarray(framed)) or -1.0) == pytest.approx(0, abs=6), colour
+    turned = colour_hue(rotate_colours(render(Scene("red", "star", "center", "large", "black"))))
+    assert hue_shift(0, turned or -1.0) == pytest.approx(120, abs=8)
+    assert colour_hue(render(Scene("white", "square", "center", "large", "black"))) is None
 
 
 def test_brightness_follows_the_scale():

@@ -3,6 +3,7 @@
     stripe_energy(image)            # how strongly rows alternate at the stripe period (0 for none)
     mean_brightness(image)          # the mean grey level, 0..255
     shape_overlap(image, mask)      # IoU of the drawn shape with `mask`, moved onto the shape
+    colour_hue(image)               # the mean hue of the saturated pixels (no segmentation)
 
 Each is checked against rendered pictures in tests/tools/test_demo_measures.py.
 """
@@ -108,6 +109,21 @@ def shape_hue(image: Image.Image) -> float | None:
         return None
     hue, _, _ = colorsys.rgb_to_hsv(r, g, b)
     return float(hue * 360.0)
+
+
+def colour_hue(
+    image: Image.Image, min_saturation: float = 0.5, min_value: float = 0.3, min_share: float = 0.01
+) -> float | None:
+    """The circular mean hue (degrees, 0 red, 120 green, 240 blue) of the picture's saturated pixels,
+    or None when they cover less than `min_share` of it. On a white, black or grey background this is
+    the shape's hue without finding the shape: the demo's drawings often have a tinted one-pixel frame,
+    which makes `shape_hue`'s border-based segmentation take the whole picture for the shape."""
+    hsv = np.asarray(image.convert("RGB").convert("HSV"), dtype=np.float32) / 255.0
+    keep = (hsv[..., 1] >= min_saturation) & (hsv[..., 2] >= min_value)
+    if keep.sum() < min_share * keep.size:
+        return None
+    angle = hsv[..., 0][keep] * 2 * np.pi
+    return float(np.degrees(np.arctan2(np.sin(angle).mean(), np.cos(angle).mean())) % 360.0)
 
 
 def hue_shift(before: float, after: float) -> float:
