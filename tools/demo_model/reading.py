@@ -2,7 +2,7 @@
 
     read_image(image)   # Reading(colour="red", shape="circle", position="left", background="blue")
 
-The background is the median colour of the border; the shape is the largest connected region that
+The background is the median colour of the border (two pixels in); the shape is the largest connected region that
 differs from it, its colour that of its pixels farthest from the background. Colours are the nearest of the dataset's named colours; the position is the nearest
 named position of the region's centroid; the kind is the nearest of the shapes' prototype features
 (solidity: area / convex hull; extent: area / minimum bounding rectangle; circularity 4πA/P²). Any
@@ -22,6 +22,7 @@ from PIL import Image
 from .scenes import COLOURS, POSITIONS
 
 MIN_AREA_FRACTION = 0.01  # a region smaller than this share of the image is not a shape
+FRAME = 2  # the border's pixels that are skipped (see _border)
 DIFFERENCE = 60.0  # RGB distance from the background that counts as foreground
 # (solidity, extent, circularity) of each shape as rendered; the nearest one names a region
 PROTOTYPES: dict[str, tuple[float, float, float]] = {
@@ -84,7 +85,10 @@ def _core_colour(pixels: np.ndarray, region: np.ndarray, background: np.ndarray)
 
 
 def _border(pixels: np.ndarray) -> np.ndarray:
-    return np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    """The ring of pixels FRAME in from the edge: the demo's VAE draws a tinted frame one pixel wide,
+    which on a white background is far enough from white to make the background read as the shape."""
+    inner = pixels[FRAME:-FRAME, FRAME:-FRAME]
+    return np.concatenate([inner[0], inner[-1], inner[:, 0], inner[:, -1]])
 
 
 def _largest_region(mask: np.ndarray) -> np.ndarray | None:
