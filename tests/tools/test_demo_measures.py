@@ -11,6 +11,7 @@ from tools.demo_model.measures import (
     colour_centre,
     colour_hue,
     hole_share,
+    hollow_share,
     hue_shift,
     mean_brightness,
     shape_hue,
@@ -47,6 +48,25 @@ def test_a_ring_shows_a_hole_and_the_known_shapes_none():
     for shape in SHAPES:
         assert hole_share(render(Scene("red", shape, "center", "large", "white"))) < 0.01, shape
     assert hole_share(Image.new("RGB", (128, 128), COLOURS["white"])) == 0.0
+
+
+def test_a_soft_ring_shows_a_hollow_and_the_known_shapes_none():
+    ring = render_new_shape("ring", "red", "white")
+    assert hollow_share(ring) == pytest.approx(0.25, abs=0.04)
+    assert hollow_share(ring.filter(ImageFilter.GaussianBlur(3))) > 0.15  # a model's soft hole still counts
+    muddy = np.asarray(ring, dtype=np.float32).copy()  # a hole half-way between background and ring,
+    ys, xs = np.mgrid[:128, :128]  # as the demo draws one: hole_share counts it as shape
+    hole = (ys - 63.5) ** 2 + (xs - 63.5) ** 2 < 19.5**2  # the whole hole
+    muddy[hole] = np.array(COLOURS["white"]) * 0.6 + np.array(COLOURS["red"]) * 0.4
+    muddy_ring = Image.fromarray(muddy.round().astype(np.uint8))
+    assert hollow_share(muddy_ring) > 0.15 and hole_share(muddy_ring) < 0.01
+    for seed in range(40):
+        assert hollow_share(render(Scene.from_seed(seed))) < 0.01, seed
+    framed = np.asarray(render(Scene("red", "circle", "center", "large", "white"))).copy()
+    framed[:2], framed[-2:], framed[:, :2], framed[:, -2:] = 255, 255, 255, 255  # the demo's thin frame
+    framed[:2, :, 2] = 0  # a yellow top edge shifts the edge median, not the background read inside it
+    assert hollow_share(Image.fromarray(framed)) < 0.01
+    assert hollow_share(Image.new("RGB", (128, 128), COLOURS["white"])) == 0.0
 
 
 def test_shape_overlap_compares_outlines_wherever_the_shape_is():

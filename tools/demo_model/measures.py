@@ -4,6 +4,8 @@
     mean_brightness(image)          # the mean grey level, 0..255
     shape_overlap(image, mask)      # IoU of the drawn shape with `mask`, moved onto the shape
     colour_hue(image)               # the mean hue of the saturated pixels (no segmentation)
+    hollow_share(image)             # share of the outline nearer the background than the shape (a soft hole)
+    colour_centre(image, colour)    # where the pixels of a named colour are (x, y)
 
 Each is checked against rendered pictures in tests/tools/test_demo_measures.py.
 """
@@ -19,6 +21,8 @@ from PIL import Image
 from .reading import DIFFERENCE, MIN_AREA_FRACTION, _border, _core_colour, _largest_region
 from .scenes import COLOURS
 from .variants import STRIPE_PERIOD
+
+FRAME = 4  # pixels in from the edge where hollow_share reads the background
 
 
 def _grey(image: Image.Image) -> np.ndarray:
@@ -129,3 +133,24 @@ def colour_hue(
 def hue_shift(before: float, after: float) -> float:
     """`after - before` in degrees, the short way round (-180, 180]."""
     return float((after - before + 180.0) % 360.0 - 180.0)
+
+
+def hollow_share(image: Image.Image) -> float:
+    """The share of the drawn shape's filled outline whose pixels are nearer the background colour than
+    the shape's core colour: `hole_share` for a model's soft holes, whose muddy middle differs from
+    both colours (0.25 for variants' ring, 0 for the dataset's solid shapes and for no shape). The
+    background is read a few pixels in from the edge, where the demo sometimes draws a thin frame."""
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
+    background = np.median(_border(pixels[FRAME:-FRAME, FRAME:-FRAME]), axis=0)
+    mask = (np.linalg.norm(pixels - background, axis=2) > DIFFERENCE).astype(np.uint8)
+    region = _largest_region(mask)
+    if region is None or region.sum() < MIN_AREA_FRACTION * region.size:
+        return 0.0
+    core = _core_colour(pixels, region.astype(bool), background)
+    contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    filled = np.zeros(region.shape, dtype=np.uint8)
+    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
+    # the outline's anti-aliased rim is half-way too: only pixels away from the edge count
+    interior = cv2.erode(filled, np.ones((5, 5), np.uint8)).astype(bool)
+    near_background = np.linalg.norm(pixels - background, axis=2) < np.linalg.norm(pixels - core, axis=2)
+    return float((interior & near_background).sum() / max(int(filled.sum()), 1))
