@@ -375,7 +375,9 @@ class App:
         if found and not demo.is_only_the_old_demo([Path(c.filename) for c in found]):
             return
         path = demo.create_demo_checkpoint(self.paths.ckpt_dirs[0])
+        controlnet = demo.create_demo_controlnet(self.paths.controlnet_dir)
         self.checkpoints.refresh()
+        self.controlnet.models.refresh()
         info = self.checkpoints.match(path.name)
         current = self.checkpoints.match(self.options.sd_model_checkpoint)
         if info is not None and (current is None or current.name == demo.OLD_RANDOM_DEMO):
@@ -383,7 +385,8 @@ class App:
         self.notice(
             f"No checkpoint was found, so Sumi installed its demo model ({path.name}), which it trained itself: "
             f"it draws one coloured shape at {demo.DEMO_SIZE}x{demo.DEMO_SIZE}, for example "
-            f"'{demo.EXAMPLE_PROMPT}'. Put real .safetensors/.ckpt checkpoints in {self.paths.ckpt_dirs[0]} "
+            f"'{demo.EXAMPLE_PROMPT}'; its canny ControlNet ({controlnet.stem}) draws the shape along an "
+            f"edge map. Put real .safetensors/.ckpt checkpoints in {self.paths.ckpt_dirs[0]} "
             "and press the refresh button next to the checkpoint list."
         )
 
