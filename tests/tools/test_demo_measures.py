@@ -10,6 +10,7 @@ from PIL import Image, ImageFilter
 from tools.demo_model.measures import (
     colour_centre,
     colour_hue,
+    elongation,
     hole_share,
     hollow_share,
     hue_shift,
@@ -117,3 +118,11 @@ def test_the_colour_centre_is_where_the_scene_put_the_shape_of_that_colour():
             x, y = colour_centre(render(Scene("red", "square", position, size, "white")), "red")  # type: ignore[misc]
             assert abs(x - fx * 128) < 2 and abs(y - fy * 128) < 2, (position, size)
     assert colour_centre(render(Scene("red", "square", "left", "large", "white")), "blue") is None
+
+
+def test_a_bar_is_elongated_and_the_known_shapes_are_not():
+    for size in ("large", "small"):
+        assert elongation(render_new_shape("bar", "red", "white", size=size)) > 3  # type: ignore[operator]
+    for shape in SHAPES:
+        assert 0.8 < elongation(render(Scene("blue", shape, "center", "large", "white"))) < 1.25, shape  # type: ignore[operator]
+    assert elongation(Image.new("RGB", (128, 128), "white")) is None

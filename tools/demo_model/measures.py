@@ -6,6 +6,7 @@
     colour_hue(image)               # the mean hue of the saturated pixels (no segmentation)
     hollow_share(image)             # share of the outline nearer the background than the shape (a soft hole)
     colour_centre(image, colour)    # where the pixels of a named colour are (x, y)
+    elongation(image)               # how much wider than high the drawn shape is (1 round, ~3.3 a bar)
 
 Each is checked against rendered pictures in tests/tools/test_demo_measures.py.
 """
@@ -53,6 +54,16 @@ def foreground(image: Image.Image) -> np.ndarray | None:
     mask = (np.linalg.norm(pixels - background, axis=2) > DIFFERENCE).astype(np.uint8)
     region = _largest_region(mask)
     return None if region is None else region.astype(bool)
+
+
+def elongation(image: Image.Image) -> float | None:
+    """How much wider than high the drawn shape is: the spread of its pixels across over their spread
+    down (1 for the demo's shapes, about 3.3 for a bar); None when nothing is drawn."""
+    region = foreground(image)
+    if region is None:
+        return None
+    ys, xs = np.nonzero(region)
+    return float(xs.std() / max(float(ys.std()), 1e-3))
 
 
 def colour_centre(image: Image.Image, colour: str) -> tuple[float, float] | None:

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 
 from .scenes import COLOURS, POSITIONS, SIZES, SUPERSAMPLE
 
-NEW_SHAPES = ("ring", "cross")
+NEW_SHAPES = ("ring", "cross", "bar")
 STRIPE_PERIOD = 32  # pixels from one dark band to the next (4 bands over 128 pixels)
 STRIPE_DARKNESS = 0.25  # a dark band keeps this share of the picture's brightness
 ROTATED = {"red": "green", "green": "blue", "blue": "red"}  # what rotate_colours makes of each colour
@@ -63,6 +63,8 @@ def _draw(draw: ImageDraw.ImageDraw, kind: str, cx: float, cy: float, r: float, 
         arm = r / 3
         draw.rectangle((cx - r, cy - arm, cx + r, cy + arm), fill=fill)
         draw.rectangle((cx - arm, cy - r, cx + arm, cy + r), fill=fill)
+    elif kind == "bar":  # a horizontal bar, as wide as the shape and 0.3 of that high
+        draw.rectangle((cx - r, cy - r * 0.3, cx + r, cy + r * 0.3), fill=fill)
     else:
         raise ValueError(f"unknown new shape {kind!r}; expected one of {', '.join(NEW_SHAPES)}")
 
