@@ -205,6 +205,16 @@ def post_txt2img(client, body: dict, status: int = 200) -> dict:
     return response.json()
 
 
+def encode_png(image) -> str:
+    """A PIL image as the base64 PNG the API takes (init_images, mask, ControlNet images)."""
+    import base64
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
 def decode_pixels(data: str):
     """A base64 image from an API response as an RGB uint8 array."""
     import base64

@@ -66,14 +66,18 @@ def elongation(image: Image.Image) -> float | None:
     return float(xs.std() / max(float(ys.std()), 1e-3))
 
 
-def colour_centre(image: Image.Image, colour: str) -> tuple[float, float] | None:
-    """The centre (x, y) in pixels of the pixels nearest to the named colour (where a shape of that
-    colour is drawn, also when it touches the border); None when under 1 % of the picture has it."""
+def colour_mask(image: Image.Image, colour: str) -> np.ndarray:
+    """Where the picture's pixels are nearest to the named colour (bool [H, W])."""
     pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
     names = list(COLOURS)
     table = np.array([COLOURS[n] for n in names], dtype=np.float32)
-    nearest = np.argmin(((pixels[:, :, None, :] - table) ** 2).sum(axis=3), axis=2)
-    mask = nearest == names.index(colour)
+    return np.argmin(((pixels[:, :, None, :] - table) ** 2).sum(axis=3), axis=2) == names.index(colour)
+
+
+def colour_centre(image: Image.Image, colour: str) -> tuple[float, float] | None:
+    """The centre (x, y) in pixels of the pixels nearest to the named colour (where a shape of that
+    colour is drawn, also when it touches the border); None when under 1 % of the picture has it."""
+    mask = colour_mask(image, colour)
     if mask.sum() < 0.01 * mask.size:
         return None
     y, x = _centre(mask)

@@ -4,8 +4,6 @@ where the edge map has it, for a prompt that names only a colour and a shape."""
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 import os
 import shutil
@@ -16,9 +14,9 @@ import pytest
 from PIL import Image
 
 from modules.sumi.services.models.demo import DEMO_CONTROLNET_NAME
-from tests.app_support import decode_pixels
-from tools.demo_model.measures import colour_centre
-from tools.demo_model.scenes import COLOURS, POSITIONS, Scene, render
+from tests.app_support import decode_pixels, encode_png, post_txt2img
+from tools.demo_model.measures import colour_centre, colour_mask
+from tools.demo_model.scenes import POSITIONS, Scene, render
 from tools.demo_model.train_controlnet import canny_edges
 
 CANDIDATE = os.environ.get("SUMI_DEMO_CONTROLNET")  # another file to measure in its place (training)
@@ -30,19 +28,13 @@ def app(make_module_app, tmp_path_factory):
     return make_module_app(tmp_path_factory.mktemp("data"), "--api", "--nowebui", loaded=True)  # the demo
 
 
-def _b64(image: Image.Image) -> str:
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return base64.b64encode(buffer.getvalue()).decode()
-
-
 def _draw(client, prompt: str, control: Image.Image | None, seed: int, module: str = "none") -> Image.Image:
     """txt2img at the demo's size; with `control`, one unit of the demo ControlNet (`module` its
     preprocessor: "none" for an edge map, "canny" for a picture)."""
     units = []
     if control is not None:
         model = Path(DEMO_CONTROLNET_NAME).stem
-        units = [{"enabled": True, "module": module, "model": model, "image": _b64(control)}]
+        units = [{"enabled": True, "module": module, "model": model, "image": encode_png(control)}]
     body = {
         "prompt": prompt,
         "width": 128,
@@ -53,9 +45,7 @@ def _draw(client, prompt: str, control: Image.Image | None, seed: int, module: s
         "seed": seed,
         "alwayson_scripts": {"controlnet": {"args": units}},
     }
-    response = client.post("/sdapi/v1/txt2img", json=body)
-    assert response.status_code == 200, response.text
-    return Image.fromarray(decode_pixels(response.json()["images"][0]))
+    return Image.fromarray(decode_pixels(post_txt2img(client, body)["images"][0]))
 
 
 def _distance(image: Image.Image, place: str) -> float:
@@ -70,19 +60,12 @@ def _distance(image: Image.Image, place: str) -> float:
 
 def _filled(scene: Scene) -> np.ndarray:
     """Where the scene's shape is (its pixels nearest the shape's colour), as a bool mask."""
-    return _colour_mask(render(scene), scene.colour)
-
-
-def _colour_mask(image: Image.Image, colour: str) -> np.ndarray:
-    pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
-    names = list(COLOURS)
-    table = np.array([COLOURS[n] for n in names], dtype=np.float32)
-    return np.argmin(((pixels[:, :, None, :] - table) ** 2).sum(axis=3), axis=2) == names.index(colour)
+    return colour_mask(render(scene), scene.colour)
 
 
 def _iou(image: Image.Image, target: np.ndarray) -> float:
     """Intersection over union of the image's red pixels with `target`, where they stand."""
-    drawn = _colour_mask(image, "red")
+    drawn = colour_mask(image, "red")
     return float((drawn & target).sum() / max(1, (drawn | target).sum()))
 
 

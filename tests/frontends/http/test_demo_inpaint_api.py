@@ -3,14 +3,11 @@ square given the prompt "green" turns green, and the rest of the picture stays a
 
 from __future__ import annotations
 
-import base64
-import io
-
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.app_support import decode_pixels
+from tests.app_support import decode_pixels, encode_png
 from tools.demo_model.reading import nearest_colour
 from tools.demo_model.scenes import Scene, render
 
@@ -21,12 +18,6 @@ BLUR = 4
 @pytest.fixture(scope="module")
 def app(make_module_app, tmp_path_factory):
     return make_module_app(tmp_path_factory.mktemp("data"), "--api", "--nowebui", loaded=True)  # the demo
-
-
-def _b64(image: Image.Image) -> str:
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return base64.b64encode(buffer.getvalue()).decode()
 
 
 def _mask() -> Image.Image:
@@ -45,8 +36,8 @@ def inpainted(client):
     picture = render(Scene("red", "circle", "left", "large", "white"))
     body = {
         "prompt": "a large green square",
-        "init_images": [_b64(picture)],
-        "mask": _b64(_mask()),
+        "init_images": [encode_png(picture)],
+        "mask": encode_png(_mask()),
         "mask_blur": BLUR,
         "inpainting_fill": 1,  # original
         "inpaint_full_res": True,  # "only masked": the square is drawn at the model's size
