@@ -10,6 +10,7 @@ from PIL import Image, ImageFilter
 from tools.demo_model.measures import (
     colour_centre,
     colour_hue,
+    coolness,
     elongation,
     hole_share,
     hollow_share,
@@ -22,6 +23,7 @@ from tools.demo_model.measures import (
 from tools.demo_model.reading import read_image
 from tools.demo_model.scenes import COLOURS, POSITIONS, SHAPES, Scene, render
 from tools.demo_model.variants import (
+    graded,
     new_shape_mask,
     render_new_shape,
     rotate_colours,
@@ -110,6 +112,16 @@ def test_brightness_follows_the_scale():
     assert mean_brightness(scaled_brightness(image, 0.2)) < base * 0.25
     assert mean_brightness(scaled_brightness(image, 1.8)) > base + 0.7 * (255 - base)
     assert mean_brightness(Image.fromarray(np.zeros((128, 128, 3), np.uint8))) == 0.0
+
+
+def test_a_cool_grade_makes_every_scene_cooler_and_a_warm_grade_warmer():
+    """Each grade moves a picture's coolness 40 % of the way to its tint's (cool 215, warm -255)."""
+    for seed in range(40):
+        image = render(Scene.from_seed(seed))
+        plain, cool, warm = coolness(image), coolness(graded(image, "cool")), coolness(graded(image, "warm"))
+        assert cool == pytest.approx(plain + 0.4 * (215 - plain), abs=1), (seed, plain, cool)
+        assert warm == pytest.approx(plain + 0.4 * (-255 - plain), abs=1), (seed, plain, warm)
+    assert coolness(Image.new("RGB", (8, 8), (10, 20, 250))) == 240.0
 
 
 def test_the_colour_centre_is_where_the_scene_put_the_shape_of_that_colour():

@@ -2,6 +2,7 @@
 
     stripe_energy(image)            # how strongly rows alternate at the stripe period (0 for none)
     mean_brightness(image)          # the mean grey level, 0..255
+    coolness(image)                 # mean blue minus mean red, -255..255 (a cool grade raises it)
     shape_overlap(image, mask)      # IoU of the drawn shape with `mask`, moved onto the shape
     colour_hue(image)               # the mean hue of the saturated pixels (no segmentation)
     hollow_share(image)             # share of the outline nearer the background than the shape (a soft hole)
@@ -44,6 +45,13 @@ def stripe_energy(image: Image.Image, period: int = STRIPE_PERIOD) -> float:
 def mean_brightness(image: Image.Image) -> float:
     """The picture's mean grey level (0 black .. 255 white)."""
     return float(_grey(image).mean())
+
+
+def coolness(image: Image.Image) -> float:
+    """The picture's mean blue level minus its mean red level: higher for a cooler (bluer) picture,
+    lower for a warmer one, whatever it shows."""
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
+    return float(pixels[..., 2].mean() - pixels[..., 0].mean())
 
 
 def foreground(image: Image.Image) -> np.ndarray | None:

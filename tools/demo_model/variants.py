@@ -4,6 +4,7 @@ a new shape, stripes over a scene, rotated colours, darker or brighter scenes.
     render_new_shape("ring", "white", "black")   # a shape outside SHAPES, drawn like scenes.render
     striped(render(scene))                        # horizontal dark bands across the whole picture
     rotate_colours(render(scene))                 # red -> green -> blue -> red (a channel rotation)
+    graded(render(scene), "cool")                 # a colour grade: every pixel moved towards a tint
 
 Each is deterministic, so the tests' datasets are the same on every machine.
 """
@@ -19,6 +20,8 @@ NEW_SHAPES = ("ring", "cross", "bar")
 STRIPE_PERIOD = 32  # pixels from one dark band to the next (4 bands over 128 pixels)
 STRIPE_DARKNESS = 0.25  # a dark band keeps this share of the picture's brightness
 ROTATED = {"red": "green", "green": "blue", "blue": "red"}  # what rotate_colours makes of each colour
+GRADES: dict[str, tuple[int, int, int]] = {"cool": (40, 90, 255), "warm": (255, 120, 0)}  # graded's tints
+GRADE_AMOUNT = 0.4  # how far graded moves each pixel towards its tint
 
 
 def new_shape_mask(kind: str, side: int = 128, size: str = "large", position: str = "center") -> np.ndarray:
@@ -93,3 +96,9 @@ def scaled_brightness(image: Image.Image, factor: float) -> Image.Image:
     else:
         out = pixels + (255 - pixels) * min(factor - 1, 1.0)
     return Image.fromarray(out.round().clip(0, 255).astype(np.uint8))
+
+
+def graded(image: Image.Image, grade: str, amount: float = GRADE_AMOUNT) -> Image.Image:
+    """A colour grade as photographers apply one: every pixel moved `amount` of the way towards the
+    grade's tint (GRADES: "cool" a light blue, "warm" an orange), the whole picture bluer or warmer."""
+    return Image.blend(image.convert("RGB"), Image.new("RGB", image.size, GRADES[grade]), amount)

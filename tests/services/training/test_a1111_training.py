@@ -287,6 +287,27 @@ def test_debiased_estimation_weights_the_loss_by_one_over_the_square_root_of_the
     assert ((weights - ratio).abs() / ratio).min().item() < 1e-4, (ratio, weights)
 
 
+def test_an_embedding_trains_through_a_filewords_template_when_its_captions_name_it(app):
+    """A1111 fills a template's [filewords] before its [name], so captions may carry [name] and a
+    [filewords] template (hypernetwork.txt has no [name]) trains the embedding; without [name] in the
+    captions it is refused, since nothing would train."""
+    folder = app.paths.data_dir / "named"
+    _write_dataset(folder)
+    (folder / "000-square, bright.txt").write_text("[name], red square\n", encoding="utf-8")
+    (folder / "001-square, bright.txt").write_text("[name], blue square\n", encoding="utf-8")
+    path = app.a1111_training.create_embedding("captioned", 1, init_text="square")
+    before = torch.load(path, weights_only=True)["string_to_param"]["*"]
+    settings = _embedding_settings("captioned", data_root="named", template_filename="hypernetwork.txt")
+    run = app.a1111_training.train_embedding(settings)
+    assert run.view().status == "done", run.view().message
+    trained = torch.load(path, weights_only=True)
+    assert trained["step"] == 4 and not torch.equal(trained["string_to_param"]["*"], before)
+    (folder / "000-square, bright.txt").write_text("red square\n", encoding="utf-8")
+    (folder / "001-square, bright.txt").write_text("blue square\n", encoding="utf-8")
+    with pytest.raises(TrainingError, match=r"never uses \[name\]"):
+        app.a1111_training.submit_embedding(settings)
+
+
 def test_bad_training_settings_are_refused_before_anything_is_queued(app):
     with pytest.raises(TrainingError, match="data_root"):
         app.a1111_training.submit_embedding(_embedding_settings("learnme", data_root="nowhere"))

@@ -123,6 +123,19 @@ def check_folder(data_root: Path) -> list[Path]:
     return candidates
 
 
+def captions_hold(data_root: Path, placeholder: str) -> bool:
+    """Whether a caption of the folder's images (its .txt, else the file name) holds `placeholder`. A1111
+    fills a template's [filewords] before its [name], so captions may name what is trained."""
+    for image in check_folder(data_root):
+        try:
+            caption = _caption(image, FolderSettings(data_root))
+        except ValueError:
+            continue
+        if placeholder in caption:
+            return True
+    return False
+
+
 def read_folder(settings: FolderSettings, interrupted: Callable[[], bool] = lambda: False) -> FolderContents:
     """Every readable image of the folder with its caption; unreadable files are listed in `skipped`."""
     contents = FolderContents()

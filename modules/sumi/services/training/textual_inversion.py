@@ -32,7 +32,7 @@ from modules.sumi.services.settings.options import Options
 from modules.sumi.services.settings.paths import DataPaths
 from modules.sumi.services.training.a1111_run import A1111Trainer, RunFolders, Trainee
 from modules.sumi.services.training.a1111_settings import EmbeddingTrainingSettings
-from modules.sumi.services.training.dataset import read_template
+from modules.sumi.services.training.dataset import captions_hold, read_template
 from modules.sumi.services.training.service import TrainingContext
 
 
@@ -68,7 +68,7 @@ class EmbeddingTrainer(A1111Trainer):
         self.embeddings = embeddings
 
     def prepare(self, context: TrainingContext, settings: EmbeddingTrainingSettings) -> Trainee:
-        self.check_template(settings.template_filename)
+        self.check_template(settings.template_filename, self.dataset_folder(settings))
         found = self._find(context.model, settings.embedding_name)
         vectors = ti.trainable(found.vectors)
         suffix = ti.embedding_suffix(vectors)
@@ -90,13 +90,19 @@ class EmbeddingTrainer(A1111Trainer):
             {"embedding": training},
         )
 
-    def check_template(self, filename: str) -> None:
-        """An embedding trains only through prompts that name it."""
-        if not any("[name]" in line for line in read_template(self.paths.templates_dir, filename)):
-            raise TrainingError(
-                f"template_filename: {filename} never uses [name], so the embedding would not train; "
-                "choose a template with [name] (style, subject, ...)"
-            )
+    def check_template(self, filename: str, data_root: Path) -> None:
+        """An embedding trains only through prompts that name it: the template's [name], or (as A1111,
+        which fills [filewords] first) a [name] in the captions a [filewords] template brings in."""
+        lines = read_template(self.paths.templates_dir, filename)
+        if any("[name]" in line for line in lines):
+            return
+        if any("[filewords]" in line for line in lines) and captions_hold(data_root, "[name]"):
+            return
+        raise TrainingError(
+            f"template_filename: {filename} never uses [name] (nor does any caption its [filewords] "
+            "brings in), so the embedding would not train; choose a template with [name] (style, "
+            "subject, ...) or write [name] into the captions"
+        )
 
     def _find(self, model: SDModel, name: str) -> Embedding:
         self.embeddings.refresh()
@@ -109,7 +115,7 @@ class EmbeddingTrainer(A1111Trainer):
 
     def check(self, settings: Any) -> None:
         super().check(settings)
-        self.check_template(settings.template_filename)
+        self.check_template(settings.template_filename, self.dataset_folder(settings))
         if settings.embedding_name not in self.embeddings.embeddings:
             self.embeddings.refresh()
             if settings.embedding_name not in self.embeddings.embeddings:
