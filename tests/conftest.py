@@ -18,6 +18,13 @@ from tests.app_support import app_factory, local_client
 from tests.fixtures.tiny_models import SD2_V_YAML, write_tiny_checkpoint
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files marked `long_file` first, the rest in their order: under the README's `--dist loadfile`
+    a worker takes whole files in collection order, so a file of several minutes collected last (the
+    training tests are under tests/services) runs alone at the end while the other worker waits."""
+    items.sort(key=lambda item: item.get_closest_marker("long_file") is None)
+
+
 def _share_cores_between_workers() -> None:
     """Under pytest-xdist (the README's `-n 2`) each worker takes its share of the cores, so two workers
     do not run twice as many torch threads as there are cores."""

@@ -15,7 +15,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.timeout(600)  # three processes start (about 60 CPU-seconds); the fixture counts here
+pytestmark = [
+    pytest.mark.timeout(600),
+    pytest.mark.long_file,
+]  # three processes start (about 60 CPU-seconds); the fixture counts here
 
 
 @pytest.fixture(scope="module")

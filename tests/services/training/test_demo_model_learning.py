@@ -34,6 +34,7 @@ TEMPLATES = {
     "colour_name.txt": "a [filewords] [name], white background\n",  # the demo's caption order
 }
 SIDE = IMAGE_SIDE
+pytestmark = pytest.mark.long_file  # about five minutes: started first (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
