@@ -232,3 +232,28 @@ def test_under_lowvram_a_unit_gives_the_same_image(client, app):
     finally:
         app.models.set_offload(None)
     assert np.array_equal(_decode(offloaded["images"][0]), _decode(normal["images"][0]))
+
+
+def test_a_hed_preprocessor_runs_from_the_users_weight_file_in_detect_and_in_a_unit(client, app):
+    from modules.sumi.engine.controlnet.preprocessors import get_preprocessor
+    from tests.fixtures.tiny_annotators import write_hed
+
+    image = shapes_image(128)
+    body = {"controlnet_module": "softedge_hed", "controlnet_input_images": [_png_b64(image)]}
+    missing = client.post("/controlnet/detect", json={**body, "controlnet_processor_res": 128})
+    assert missing.status_code == 400 and "hed/ControlNetHED.pth" in missing.json()["detail"]
+    path = write_hed(app.controlnet.annotator_dirs[0])
+    try:
+        r = client.post("/controlnet/detect", json={**body, "controlnet_processor_res": 128})
+        assert r.status_code == 200, r.text
+        expected = get_preprocessor("softedge_hed").run(image, 128, annotator_dir=path.parent.parent)
+        np.testing.assert_array_equal(_decode(r.json()["images"][0]), expected)
+        assert len(np.unique(expected)) > 20
+        controlled = _txt2img(client, _unit(module="softedge_hed", image=_png_b64(image)))
+        detected = _decode(controlled["images"][1])
+        shown = get_preprocessor("softedge_hed").run(image, 64, annotator_dir=path.parent.parent)
+        assert detected.shape == (SIZE, SIZE, 3)
+        np.testing.assert_array_equal(detected, cv2.resize(shown, (SIZE, SIZE), interpolation=cv2.INTER_AREA))
+        assert "Module: hed, " in json.loads(controlled["info"])["infotexts"][0]
+    finally:
+        path.unlink()

@@ -3,8 +3,8 @@
 Every preprocessor of the extension (v1.1.455) that turns an image into a control map is registered
 here with its label, its sliders and the weight files it needs, in the order the extension lists them.
 The model-free ones run (and give the extension's maps pixel for pixel); the ones that need a network
-check their weight files and say which file is missing and where to download it. Their networks are
-not implemented yet, so with the files present they raise a clear error too.
+check their weight files and say which file is missing and where to download it. With the files present
+the networks Sumi implements run (`annotators/`: HED); the others raise a clear error.
 
 Slider values follow the extension's unit rules: a value outside the slider's range (the API's -1
 included) means the slider's default.
@@ -19,6 +19,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from modules.sumi.engine.controlnet.annotators import detectors
+from modules.sumi.engine.controlnet.annotators.runtime import AnnotatorFiles, AnnotatorRuntime
+from modules.sumi.engine.controlnet.detect_args import DetectArgs
 from modules.sumi.engine.controlnet.image_fit import (
     MAX_SIDE,
     PreprocessorError,
@@ -78,17 +81,8 @@ class AnnotatorFile:
         return None
 
 
-@dataclass(frozen=True)
-class DetectArgs:
-    """Resolved inputs of a detector: sliders already defaulted."""
-
-    resolution: int
-    threshold_a: float
-    threshold_b: float
-    seed: int
-
-
 Detector = Callable[[np.ndarray, DetectArgs], np.ndarray]
+NetworkDetector = Callable[[np.ndarray, DetectArgs, AnnotatorFiles], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -98,6 +92,7 @@ class Preprocessor:
     name: str
     label: str
     detect: Detector | None = field(default=None, repr=False, compare=False)
+    network: NetworkDetector | None = field(default=None, repr=False, compare=False)
     resolution: Slider | None = RESOLUTION
     threshold_a: Slider | None = None
     threshold_b: Slider | None = None
@@ -140,19 +135,24 @@ class Preprocessor:
         annotator_dir: Path | None = None,
         seed: int = 0,
         exact_resolution: bool = False,
+        runtime: AnnotatorRuntime | None = None,
     ) -> np.ndarray:
         """The control map (HxWx3 uint8) for an RGB(A)/gray uint8 image.
 
         `exact_resolution` takes `resolution` as given (pixel perfect: the extension computes it after
         its range check, so it may lie outside 64..2048). `seed` drives the random preprocessors
         (shuffle): the extension seeds numpy with `(seed + subseed) & 0xFFFFFFFF`; pass that value to get
-        its exact map.
+        its exact map. `runtime` says where a network preprocessor runs (default: the CPU, shared cache).
         """
         rgb = to_rgb(image)
         args = replace(self.resolve(resolution, threshold_a, threshold_b), seed=int(seed) & 0xFFFFFFFF)
         if exact_resolution:
             args = replace(args, resolution=_exact_resolution(resolution))
         self.check_files(annotator_dir)
+        if self.network is not None and annotator_dir is not None:
+            paths = tuple(f.find(Path(annotator_dir)) for f in self.annotator_files)
+            files = AnnotatorFiles(self.label, tuple(p for p in paths if p), runtime or AnnotatorRuntime())
+            return to_rgb(self.network(rgb, args, files), "detected map")
         if self.detect is None and self.uses_mask:  # inpaint_only+lama: LaMa runs in the job
             raise PreprocessorError(
                 f"{self.label} fills the masked part with LaMa inside a generation, where the unit's "
@@ -439,6 +439,11 @@ def _annotator(name: str, label: str, files: tuple[AnnotatorFile, ...], *tags: s
     return Preprocessor(name, label, annotator_files=files, tags=tags, **kw)
 
 
+def _network(name: str, label: str, files: tuple[AnnotatorFile, ...], network: NetworkDetector, *tags: str):
+    """A preprocessor whose network Sumi runs (see `annotators.detectors`)."""
+    return Preprocessor(name, label, annotator_files=files, tags=tags, network=network)
+
+
 def _depth_and_normal() -> tuple[Preprocessor, ...]:
     leres_boost = (*_LERES, _file("leres", "latest_net_G.pth"))
     return (
@@ -519,8 +524,8 @@ def _edges_and_lines() -> tuple[Preprocessor, ...]:
         ),
     )
     return (
-        _annotator("hed", "softedge_hed", _HED, "SoftEdge"),
-        _annotator("hed_safe", "softedge_hedsafe", _HED, "SoftEdge"),
+        _network("hed", "softedge_hed", _HED, detectors.hed, "SoftEdge"),
+        _network("hed_safe", "softedge_hedsafe", _HED, detectors.hed_safe, "SoftEdge"),
         _annotator("pidinet", "softedge_pidinet", _PIDINET, "SoftEdge", priority=100),
         _annotator("pidinet_safe", "softedge_pidisafe", _PIDINET, "SoftEdge"),
         _annotator("softedge_teed", "softedge_teed", teed, "SoftEdge", threshold_a=_SAFE_STEPS),
@@ -532,7 +537,7 @@ def _edges_and_lines() -> tuple[Preprocessor, ...]:
             resolution=Slider("Resolution", 64, 2048, 1280, 8),
             threshold_a=_SAFE_STEPS,
         ),
-        _annotator("scribble_hed", "scribble_hed", _HED, "Scribble", "SparseCtrl"),
+        _network("scribble_hed", "scribble_hed", _HED, detectors.scribble_hed, "Scribble", "SparseCtrl"),
         _annotator("pidinet_scribble", "scribble_pidinet", _PIDINET, "Scribble", "SparseCtrl", priority=100),
         _annotator("pidinet_sketch", "t2ia_sketch_pidi", _PIDINET, "T2I-Adapter"),
         _annotator("lineart", "lineart_realistic", (_file("lineart", "sk_model.pth"),), "Lineart"),

@@ -177,15 +177,9 @@ def detect_preview(
         return app.controlnet.detect(module, [image], processor_res, threshold_a, threshold_b)[0]
     width, height = target
     resolution = pixel_perfect_resolution(image.shape[:2], (int(height), int(width)), resize_mode)
-    preprocessor = get_preprocessor(module or "none")
-    return preprocessor.run(
-        image,
-        resolution,
-        threshold_a,
-        threshold_b,
-        annotator_dir=app.controlnet.annotator_dir,
-        exact_resolution=True,
-    )
+    return app.controlnet.detect(
+        module, [image], resolution, threshold_a, threshold_b, exact_resolution=True
+    )[0]
 
 
 def run_preview(

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from modules.sumi.engine.controlnet.annotators.runtime import AnnotatorRuntime, NetworkCache
 from modules.sumi.engine.controlnet.control import ControlUnit
 from modules.sumi.engine.controlnet.image_fit import (
     fit_to_target,
@@ -93,6 +94,8 @@ class ControlNetService:
         self.options = options
         self.annotator_dirs = [Path(d) for d in annotator_dirs]
         self.lama = LamaFill(lambda: self.annotator_dir, models.allow_unsafe_pickle)
+        # annotator networks kept as the ControlNet models are (the extension's cache size setting)
+        self.annotator_cache = NetworkCache(lambda: int(self.options.control_net_model_cache_size))
 
     @property
     def annotator_dir(self) -> Path:
@@ -127,7 +130,7 @@ class ControlNetService:
                 preprocessor, unit, masks, (target.width, target.height), sd.device
             )
             detector = _preprocessor("inpaint_only", where)
-        maps = [self.detect_for_target(detector, unit, image, target) for image in images]
+        maps = [self.detect_for_target(detector, unit, image, target, sd.device) for image in images]
         if preprocessor.name == LAMA_PREPROCESSOR:
             prepared.noise_x0 = latents_of(sd, maps)
         loaded = self.models.load(file, sd)
@@ -192,8 +195,19 @@ class ControlNetService:
         ):
             prepared.detected_maps.extend(Image.fromarray(m) for m in maps)
 
+    def annotator_runtime(self, device: torch.device | str | None = None) -> AnnotatorRuntime:
+        """Where annotator networks run: the job's device, else (previews) the GPU when there is one."""
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        return AnnotatorRuntime(torch.device(device), self.annotator_cache, self.models.allow_unsafe_pickle)
+
     def detect_for_target(
-        self, preprocessor: Preprocessor, unit: ControlNetUnit, image: np.ndarray, target: Target
+        self,
+        preprocessor: Preprocessor,
+        unit: ControlNetUnit,
+        image: np.ndarray,
+        target: Target,
+        device: torch.device | None = None,
     ) -> np.ndarray:
         """The unit's control map at the generation size."""
         resolution, exact = unit.processor_res, False
@@ -209,6 +223,7 @@ class ControlNetService:
             annotator_dir=self.annotator_dir,
             seed=target.seed,
             exact_resolution=exact,
+            runtime=self.annotator_runtime(device),
         )
         return fit_to_target(detected, target.width, target.height, unit.resize_mode)
 
@@ -219,11 +234,22 @@ class ControlNetService:
         processor_res: float = -1,
         threshold_a: float = -1,
         threshold_b: float = -1,
+        exact_resolution: bool = False,
     ) -> list[np.ndarray]:
-        """Run a preprocessor on images at their own size (`/controlnet/detect`, the UI preview)."""
+        """Run a preprocessor on images at their own size (`/controlnet/detect`, the UI preview);
+        `exact_resolution` takes a pixel-perfect resolution as given."""
         preprocessor = _preprocessor(module, "ControlNet detect")
+        runtime = self.annotator_runtime()
         return [
-            preprocessor.run(image, processor_res, threshold_a, threshold_b, annotator_dir=self.annotator_dir)
+            preprocessor.run(
+                image,
+                processor_res,
+                threshold_a,
+                threshold_b,
+                annotator_dir=self.annotator_dir,
+                exact_resolution=exact_resolution,
+                runtime=runtime,
+            )
             for image in images
         ]
 

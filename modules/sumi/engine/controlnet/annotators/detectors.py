@@ -1,0 +1,39 @@
+"""The network preprocessors' detectors: each scales the image to the processor resolution as the
+extension does (short side, edge-padded to multiples of 64), runs its network and post-processing, and
+cuts the padding off again."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from modules.sumi.engine.controlnet.annotators.edges import scribble
+from modules.sumi.engine.controlnet.annotators.hed import HedNetwork, load_hed, soft_edges
+from modules.sumi.engine.controlnet.annotators.runtime import AnnotatorFiles
+from modules.sumi.engine.controlnet.detect_args import DetectArgs
+from modules.sumi.engine.controlnet.image_fit import resize_with_pad
+
+
+def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
+    return np.repeat(gray[:, :, None], 3, axis=2)
+
+
+def _hed_edges(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles, safe: bool) -> np.ndarray:
+    padded = resize_with_pad(image, args.resolution)
+    network = files.network(load_hed)
+    assert isinstance(network, HedNetwork)
+    return padded.unpad(soft_edges(network, padded.image, files.device, safe=safe))
+
+
+def hed(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:
+    """softedge_hed: HED's edge strength."""
+    return _gray_to_rgb(_hed_edges(image, args, files, safe=False))
+
+
+def hed_safe(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:
+    """softedge_hedsafe: HED's edges cut to three levels."""
+    return _gray_to_rgb(_hed_edges(image, args, files, safe=True))
+
+
+def scribble_hed(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:
+    """scribble_hed: bold lines along HED's strongest edges."""
+    return _gray_to_rgb(scribble(_hed_edges(image, args, files, safe=False)))

@@ -1,0 +1,104 @@
+"""Annotator networks run from the user's weight files and give controlnet-aux's maps (the library
+sd-webui-controlnet's annotators were published as), through the preprocessors' own sizing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from modules.sumi.engine.controlnet.annotators.runtime import AnnotatorRuntime, NetworkCache
+from modules.sumi.engine.controlnet.image_fit import PreprocessorError
+from modules.sumi.engine.controlnet.preprocessors import get_preprocessor
+from tests.engine.aux_reference import aux_module
+from tests.fixtures.tiny_annotators import write_hed
+
+
+def _photo(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A smooth random picture with a dark line and a light ring, so edge detectors find something."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (height // 8 + 2, width // 8 + 2, 3), dtype=np.uint8)
+    image = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+    cv2.line(image, (0, 0), (width - 1, height - 1), (0, 0, 0), 2)
+    cv2.circle(image, (width // 2, height // 2), min(height, width) // 4, (255, 255, 255), 3)
+    return image
+
+
+@pytest.fixture(scope="module")
+def annotators(tmp_path_factory) -> Path:
+    """An annotator folder holding ControlNetHED.pth with random weights in lllyasviel's layout."""
+    folder = tmp_path_factory.mktemp("annotators")
+    write_hed(folder)
+    return folder
+
+
+def _reference_hed(folder: Path):
+    module = aux_module("hed")
+    network = module.ControlNetHED_Apache2()
+    network.load_state_dict(torch.load(folder / "hed" / "ControlNetHED.pth", weights_only=True))
+    return module.HEDdetector(network.float().eval())
+
+
+@pytest.mark.parametrize("safe", [False, True])
+def test_hed_soft_edges_equal_controlnet_aux_on_an_image_the_size_of_the_resolution(annotators, safe):
+    image = _photo(128, 192)
+    label = "softedge_hedsafe" if safe else "softedge_hed"
+    ours = get_preprocessor(label).run(image, 128, annotator_dir=annotators)
+    theirs = _reference_hed(annotators)(image, 128, 128, safe=safe, output_type="np")
+    assert len(np.unique(ours)) > (2 if safe else 40)  # the random weights draw a real map
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_hed_pads_to_multiples_of_64_and_cuts_the_padding_off_as_the_extension(annotators):
+    image = _photo(100, 150)
+    padded = np.pad(image, [(0, 28), (0, 42), (0, 0)], mode="edge")
+    theirs = _reference_hed(annotators)(padded, 128, 128, output_type="np")[:100, :150]
+    np.testing.assert_array_equal(
+        get_preprocessor("softedge_hed").run(image, 100, annotator_dir=annotators), theirs
+    )
+
+
+def test_scribble_hed_is_controlnet_aux_nms_of_the_soft_edges_blurred_and_thresholded(annotators):
+    image = _photo(100, 150)
+    soft = get_preprocessor("softedge_hed").run(image, 100, annotator_dir=annotators)[:, :, 0]
+    lines = cv2.GaussianBlur(aux_module("util").nms(soft, 127, 3.0), (0, 0), 3.0)
+    expected = np.where(lines > 4, 255, 0).astype(np.uint8)
+    ours = get_preprocessor("scribble_hed").run(image, 100, annotator_dir=annotators)
+    assert 0 < (ours == 255).mean() < 0.9
+    np.testing.assert_array_equal(ours[:, :, 0], expected)
+
+
+def test_a_network_is_loaded_once_and_again_when_its_file_changes(annotators, tmp_path):
+    cache = NetworkCache()
+    runtime = AnnotatorRuntime(cache=cache)
+    first = get_preprocessor("softedge_hed").run(
+        _photo(64, 64), 64, annotator_dir=annotators, runtime=runtime
+    )
+    get_preprocessor("softedge_hedsafe").run(_photo(64, 64), 64, annotator_dir=annotators, runtime=runtime)
+    assert len(cache) == 1
+    copy = tmp_path / "hed"
+    copy.mkdir()
+    state = torch.load(annotators / "hed" / "ControlNetHED.pth", weights_only=True)
+    state["block1.projection.bias"] += 3.0
+    torch.save(state, copy / "ControlNetHED.pth")
+    changed = get_preprocessor("softedge_hed").run(
+        _photo(64, 64), 64, annotator_dir=tmp_path, runtime=runtime
+    )
+    assert len(cache) == 2 and not np.array_equal(first, changed)
+
+
+def test_a_file_that_is_not_the_network_is_refused_naming_it_and_its_keys(tmp_path):
+    (tmp_path / "hed").mkdir()
+    torch.save({"conv.weight": torch.zeros(3, 3)}, tmp_path / "hed" / "ControlNetHED.pth")
+    with pytest.raises(PreprocessorError, match=r"'softedge_hed' cannot use ControlNetHED.pth: .*missing"):
+        get_preprocessor("softedge_hed").run(_photo(64, 64), annotator_dir=tmp_path)
+
+
+def test_a_pickle_that_runs_code_is_refused(tmp_path):
+    (tmp_path / "hed").mkdir()
+    torch.save({"weights": torch.zeros(1), "hook": Path("x")}, tmp_path / "hed" / "ControlNetHED.pth")
+    with pytest.raises(PreprocessorError, match="cannot use ControlNetHED.pth"):
+        get_preprocessor("softedge_hed").run(_photo(64, 64), annotator_dir=tmp_path)
