@@ -14,7 +14,7 @@ from modules.sumi.engine.controlnet.annotators.runtime import AnnotatorRuntime, 
 from modules.sumi.engine.controlnet.image_fit import PreprocessorError
 from modules.sumi.engine.controlnet.preprocessors import get_preprocessor
 from tests.engine.aux_reference import aux_module
-from tests.fixtures.tiny_annotators import write_hed
+from tests.fixtures.tiny_annotators import write_hed, write_lineart, write_lineart_anime
 
 
 def _photo(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -29,9 +29,13 @@ def _photo(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def annotators(tmp_path_factory) -> Path:
-    """An annotator folder holding ControlNetHED.pth with random weights in lllyasviel's layout."""
+    """An annotator folder holding HED, both lineart files and the anime U-Net, random weights in the
+    published layouts."""
     folder = tmp_path_factory.mktemp("annotators")
     write_hed(folder)
+    write_lineart(folder, "sk_model.pth", seed=1)
+    write_lineart(folder, "sk_model2.pth", seed=2)
+    write_lineart_anime(folder, seed=3)
     return folder
 
 
@@ -102,3 +106,57 @@ def test_a_pickle_that_runs_code_is_refused(tmp_path):
     torch.save({"weights": torch.zeros(1), "hook": Path("x")}, tmp_path / "hed" / "ControlNetHED.pth")
     with pytest.raises(PreprocessorError, match="cannot use ControlNetHED.pth"):
         get_preprocessor("softedge_hed").run(_photo(64, 64), annotator_dir=tmp_path)
+
+
+def _reference_lineart(folder: Path):
+    module = aux_module("lineart")
+    networks = []
+    for name in ("sk_model.pth", "sk_model2.pth"):
+        network = module.Generator(3, 1, 3)
+        network.load_state_dict(torch.load(folder / "lineart" / name, weights_only=True))
+        networks.append(network.eval())
+    return module.LineartDetector(*networks)
+
+
+@pytest.mark.parametrize("coarse", [False, True])
+def test_lineart_equals_controlnet_aux_and_coarse_uses_its_own_file(annotators, coarse):
+    image = _photo(128, 192)
+    ours = get_preprocessor("lineart_coarse" if coarse else "lineart_realistic").run(
+        image, 128, annotator_dir=annotators
+    )
+    theirs = _reference_lineart(annotators)(
+        image, coarse=coarse, detect_resolution=128, image_resolution=128, output_type="np"
+    )
+    assert len(np.unique(ours)) > 40
+    np.testing.assert_array_equal(ours, theirs)
+    other = get_preprocessor("lineart_realistic" if coarse else "lineart_coarse").run(
+        image, 128, annotator_dir=annotators
+    )
+    assert not np.array_equal(ours, other)
+
+
+def test_lineart_pads_to_multiples_of_64_and_cuts_the_padding_off(annotators):
+    image = _photo(100, 150)
+    padded = np.pad(image, [(0, 28), (0, 42), (0, 0)], mode="edge")
+    theirs = _reference_lineart(annotators)(
+        padded, detect_resolution=128, image_resolution=128, output_type="np"
+    )
+    ours = get_preprocessor("lineart_realistic").run(image, 100, annotator_dir=annotators)
+    np.testing.assert_array_equal(ours, theirs[:100, :150])
+
+
+def test_lineart_anime_equals_controlnet_aux_at_a_size_it_scales_to_256(annotators):
+    import functools
+
+    module = aux_module("lineart_anime")
+    norm = functools.partial(torch.nn.InstanceNorm2d, affine=False, track_running_stats=False)
+    network = module.UnetGenerator(3, 1, 8, 64, norm_layer=norm, use_dropout=False)
+    state = torch.load(annotators / "lineart_anime" / "netG.pth", weights_only=True)
+    network.load_state_dict({k.replace("module.", ""): v for k, v in state.items()})
+    image = _photo(128, 192)
+    theirs = module.LineartAnimeDetector(network.eval())(
+        image, detect_resolution=128, image_resolution=128, output_type="np"
+    )
+    ours = get_preprocessor("lineart_anime").run(image, 128, annotator_dir=annotators)
+    assert len(np.unique(ours)) > 40
+    np.testing.assert_array_equal(ours, theirs)

@@ -4,7 +4,7 @@ Every preprocessor of the extension (v1.1.455) that turns an image into a contro
 here with its label, its sliders and the weight files it needs, in the order the extension lists them.
 The model-free ones run (and give the extension's maps pixel for pixel); the ones that need a network
 check their weight files and say which file is missing and where to download it. With the files present
-the networks Sumi implements run (`annotators/`: HED); the others raise a clear error.
+the networks Sumi implements run (`annotators/`: HED, lineart, lineart_anime); the others raise a clear error.
 
 Slider values follow the extension's unit rules: a value outside the slider's range (the API's -1
 included) means the slider's default.
@@ -540,9 +540,23 @@ def _edges_and_lines() -> tuple[Preprocessor, ...]:
         _network("scribble_hed", "scribble_hed", _HED, detectors.scribble_hed, "Scribble", "SparseCtrl"),
         _annotator("pidinet_scribble", "scribble_pidinet", _PIDINET, "Scribble", "SparseCtrl", priority=100),
         _annotator("pidinet_sketch", "t2ia_sketch_pidi", _PIDINET, "T2I-Adapter"),
-        _annotator("lineart", "lineart_realistic", (_file("lineart", "sk_model.pth"),), "Lineart"),
-        _annotator("lineart_coarse", "lineart_coarse", (_file("lineart", "sk_model2.pth"),), "Lineart"),
-        _annotator("lineart_anime", "lineart_anime", (_file("lineart_anime", "netG.pth"),), "Lineart"),
+        _network(
+            "lineart", "lineart_realistic", (_file("lineart", "sk_model.pth"),), detectors.lineart, "Lineart"
+        ),
+        _network(
+            "lineart_coarse",
+            "lineart_coarse",
+            (_file("lineart", "sk_model2.pth"),),
+            detectors.lineart,
+            "Lineart",
+        ),
+        _network(
+            "lineart_anime",
+            "lineart_anime",
+            (_file("lineart_anime", "netG.pth"),),
+            detectors.lineart_anime,
+            "Lineart",
+        ),
         _annotator(
             "lineart_anime_denoise", "lineart_anime_denoise", (_file("manga_line", "erika.pth"),), "Lineart"
         ),

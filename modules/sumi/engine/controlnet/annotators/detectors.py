@@ -8,6 +8,12 @@ import numpy as np
 
 from modules.sumi.engine.controlnet.annotators.edges import scribble
 from modules.sumi.engine.controlnet.annotators.hed import HedNetwork, load_hed, soft_edges
+from modules.sumi.engine.controlnet.annotators.lineart import LineartNetwork, line_drawing, load_lineart
+from modules.sumi.engine.controlnet.annotators.lineart_anime import (
+    LineartAnimeNetwork,
+    anime_line_drawing,
+    load_lineart_anime,
+)
 from modules.sumi.engine.controlnet.annotators.runtime import AnnotatorFiles
 from modules.sumi.engine.controlnet.detect_args import DetectArgs
 from modules.sumi.engine.controlnet.image_fit import resize_with_pad
@@ -37,3 +43,19 @@ def hed_safe(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.n
 def scribble_hed(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:
     """scribble_hed: bold lines along HED's strongest edges."""
     return _gray_to_rgb(scribble(_hed_edges(image, args, files, safe=False)))
+
+
+def lineart(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:
+    """lineart_realistic / lineart_coarse (the same network, the file differs): white lines on black."""
+    padded = resize_with_pad(image, args.resolution)
+    network = files.network(load_lineart)
+    assert isinstance(network, LineartNetwork)
+    return _gray_to_rgb(padded.unpad(line_drawing(network, padded.image, files.device)))
+
+
+def lineart_anime(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:
+    """lineart_anime: white lines on black from the anime U-Net."""
+    padded = resize_with_pad(image, args.resolution)
+    network = files.network(load_lineart_anime)
+    assert isinstance(network, LineartAnimeNetwork)
+    return _gray_to_rgb(padded.unpad(anime_line_drawing(network, padded.image, files.device)))
