@@ -14,7 +14,7 @@ from modules.sumi.engine.controlnet.annotators.runtime import AnnotatorRuntime, 
 from modules.sumi.engine.controlnet.image_fit import PreprocessorError
 from modules.sumi.engine.controlnet.preprocessors import get_preprocessor
 from tests.engine.aux_reference import aux_module
-from tests.fixtures.tiny_annotators import write_hed, write_lineart, write_lineart_anime
+from tests.fixtures.tiny_annotators import write_hed, write_lineart, write_lineart_anime, write_pidinet
 
 
 def _photo(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -29,13 +29,14 @@ def _photo(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def annotators(tmp_path_factory) -> Path:
-    """An annotator folder holding HED, both lineart files and the anime U-Net, random weights in the
-    published layouts."""
+    """An annotator folder holding HED, PiDiNet, both lineart files and the anime U-Net, random weights
+    in the published layouts."""
     folder = tmp_path_factory.mktemp("annotators")
     write_hed(folder)
     write_lineart(folder, "sk_model.pth", seed=1)
     write_lineart(folder, "sk_model2.pth", seed=2)
     write_lineart_anime(folder, seed=3)
+    write_pidinet(folder, seed=4)
     return folder
 
 
@@ -159,4 +160,25 @@ def test_lineart_anime_equals_controlnet_aux_at_a_size_it_scales_to_256(annotato
     )
     ours = get_preprocessor("lineart_anime").run(image, 128, annotator_dir=annotators)
     assert len(np.unique(ours)) > 40
+    np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize(
+    ("label", "options"),
+    [
+        ("softedge_pidinet", {}),
+        ("softedge_pidisafe", {"safe": True}),
+        ("scribble_pidinet", {"scribble": True}),
+        ("t2ia_sketch_pidi", {"apply_filter": True}),
+    ],
+)
+def test_pidinet_preprocessors_equal_controlnet_aux(annotators, label, options):
+    module = aux_module("pidi")
+    network = module.pidinet()
+    state = torch.load(annotators / "pidinet" / "table5_pidinet.pth", weights_only=True)["state_dict"]
+    network.load_state_dict({k.replace("module.", ""): v for k, v in state.items()})
+    image = _photo(128, 192)
+    theirs = module.PidiNetDetector(network.eval())(image, 128, 128, output_type="np", **options)
+    ours = get_preprocessor(label).run(image, 128, annotator_dir=annotators)
+    assert len(np.unique(ours)) > (40 if not options else 1)  # a real map, not one grey
     np.testing.assert_array_equal(ours, theirs)

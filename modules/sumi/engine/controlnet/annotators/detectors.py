@@ -14,6 +14,7 @@ from modules.sumi.engine.controlnet.annotators.lineart_anime import (
     anime_line_drawing,
     load_lineart_anime,
 )
+from modules.sumi.engine.controlnet.annotators.pidinet import PiDiNetwork, load_pidinet, pidinet_edges
 from modules.sumi.engine.controlnet.annotators.runtime import AnnotatorFiles
 from modules.sumi.engine.controlnet.detect_args import DetectArgs
 from modules.sumi.engine.controlnet.image_fit import resize_with_pad
@@ -59,3 +60,30 @@ def lineart_anime(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) ->
     network = files.network(load_lineart_anime)
     assert isinstance(network, LineartAnimeNetwork)
     return _gray_to_rgb(padded.unpad(anime_line_drawing(network, padded.image, files.device)))
+
+
+def _pidinet_edges(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles, **kind: bool) -> np.ndarray:
+    padded = resize_with_pad(image, args.resolution)
+    network = files.network(load_pidinet)
+    assert isinstance(network, PiDiNetwork)
+    return padded.unpad(pidinet_edges(network, padded.image, files.device, **kind))
+
+
+def pidinet(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:
+    """softedge_pidinet: PiDiNet's edge strength."""
+    return _gray_to_rgb(_pidinet_edges(image, args, files))
+
+
+def pidinet_safe(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:
+    """softedge_pidisafe: PiDiNet's edges cut to three levels."""
+    return _gray_to_rgb(_pidinet_edges(image, args, files, safe=True))
+
+
+def pidinet_scribble(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:
+    """scribble_pidinet: bold lines along PiDiNet's strongest edges."""
+    return _gray_to_rgb(scribble(_pidinet_edges(image, args, files)))
+
+
+def pidinet_sketch(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:
+    """t2ia_sketch_pidi: PiDiNet's edges over one half, white on black (the T2I-Adapter sketch)."""
+    return _gray_to_rgb(_pidinet_edges(image, args, files, binary=True))
