@@ -111,7 +111,8 @@ class _DilatedContext(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.conv1(F.relu(x))
-        return sum((getattr(self, f"conv2_{i}")(x) for i in range(2, 5)), self.conv2_1(x))
+        x1, x2, x3, x4 = (getattr(self, f"conv2_{i}")(x) for i in range(1, 5))
+        return x1 + x2 + x3 + x4
 
 
 class _SpatialAttention(nn.Module):
