@@ -14,7 +14,13 @@ from modules.sumi.engine.controlnet.annotators.runtime import AnnotatorRuntime, 
 from modules.sumi.engine.controlnet.image_fit import PreprocessorError
 from modules.sumi.engine.controlnet.preprocessors import get_preprocessor
 from tests.engine.aux_reference import aux_module
-from tests.fixtures.tiny_annotators import write_hed, write_lineart, write_lineart_anime, write_pidinet
+from tests.fixtures.tiny_annotators import (
+    write_hed,
+    write_lineart,
+    write_lineart_anime,
+    write_pidinet,
+    write_teed,
+)
 
 
 def _photo(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -29,14 +35,15 @@ def _photo(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def annotators(tmp_path_factory) -> Path:
-    """An annotator folder holding HED, PiDiNet, both lineart files and the anime U-Net, random weights
-    in the published layouts."""
+    """An annotator folder holding HED, PiDiNet, TEED, both lineart files and the anime U-Net, random
+    weights in the published layouts."""
     folder = tmp_path_factory.mktemp("annotators")
     write_hed(folder)
     write_lineart(folder, "sk_model.pth", seed=1)
     write_lineart(folder, "sk_model2.pth", seed=2)
     write_lineart_anime(folder, seed=3)
     write_pidinet(folder, seed=4)
+    write_teed(folder, seed=5)
     return folder
 
 
@@ -181,4 +188,16 @@ def test_pidinet_preprocessors_equal_controlnet_aux(annotators, label, options):
     theirs = module.PidiNetDetector(network.eval())(image, 128, 128, output_type="np", **options)
     ours = get_preprocessor(label).run(image, 128, annotator_dir=annotators)
     assert len(np.unique(ours)) > (40 if not options else 1)  # a real map, not one grey
+    np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("safe_steps", [0, 5, 10])
+def test_teed_equals_controlnet_aux_with_its_safe_steps(annotators, safe_steps):
+    module = aux_module("teed")
+    network = module.TED()
+    network.load_state_dict(torch.load(annotators / "TEED" / "7_model.pth", weights_only=True))
+    image = _photo(128, 192)
+    theirs = module.TEEDdetector(network.eval())(image, 128, safe_steps=safe_steps, output_type="np")
+    ours = get_preprocessor("softedge_teed").run(image, 128, safe_steps, annotator_dir=annotators)
+    assert len(np.unique(ours)) > (40 if safe_steps == 0 else 1)  # a real map, not one grey
     np.testing.assert_array_equal(ours, theirs)

@@ -4,7 +4,7 @@ Every preprocessor of the extension (v1.1.455) that turns an image into a contro
 here with its label, its sliders and the weight files it needs, in the order the extension lists them.
 The model-free ones run (and give the extension's maps pixel for pixel); the ones that need a network
 check their weight files and say which file is missing and where to download it. With the files present
-the networks Sumi implements run (`annotators/`: HED, PiDiNet, lineart, lineart_anime); the others raise a clear error.
+the networks Sumi implements run (`annotators/`: HED, PiDiNet, TEED, lineart, lineart_anime); the others raise a clear error.
 
 Slider values follow the extension's unit rules: a value outside the slider's range (the API's -1
 included) means the slider's default.
@@ -440,15 +440,10 @@ def _annotator(name: str, label: str, files: tuple[AnnotatorFile, ...], *tags: s
 
 
 def _network(
-    name: str,
-    label: str,
-    files: tuple[AnnotatorFile, ...],
-    network: NetworkDetector,
-    *tags: str,
-    priority: int = 0,
+    name: str, label: str, files: tuple[AnnotatorFile, ...], network: NetworkDetector, *tags: str, **kw
 ) -> Preprocessor:
     """A preprocessor whose network Sumi runs (see `annotators.detectors`)."""
-    return Preprocessor(name, label, annotator_files=files, tags=tags, network=network, priority=priority)
+    return Preprocessor(name, label, annotator_files=files, tags=tags, network=network, **kw)
 
 
 def _depth_and_normal() -> tuple[Preprocessor, ...]:
@@ -535,7 +530,7 @@ def _edges_and_lines() -> tuple[Preprocessor, ...]:
         _network("hed_safe", "softedge_hedsafe", _HED, detectors.hed_safe, "SoftEdge"),
         _network("pidinet", "softedge_pidinet", _PIDINET, detectors.pidinet, "SoftEdge", priority=100),
         _network("pidinet_safe", "softedge_pidisafe", _PIDINET, detectors.pidinet_safe, "SoftEdge"),
-        _annotator("softedge_teed", "softedge_teed", teed, "SoftEdge", threshold_a=_SAFE_STEPS),
+        _network("softedge_teed", "softedge_teed", teed, detectors.teed, "SoftEdge", threshold_a=_SAFE_STEPS),
         _annotator(
             "softedge_anyline",
             "softedge_anyline",

@@ -16,6 +16,7 @@ from modules.sumi.engine.controlnet.annotators.lineart_anime import (
 )
 from modules.sumi.engine.controlnet.annotators.pidinet import PiDiNetwork, load_pidinet, pidinet_edges
 from modules.sumi.engine.controlnet.annotators.runtime import AnnotatorFiles
+from modules.sumi.engine.controlnet.annotators.teed import TeedNetwork, load_teed, teed_edges
 from modules.sumi.engine.controlnet.detect_args import DetectArgs
 from modules.sumi.engine.controlnet.image_fit import resize_with_pad
 
@@ -87,3 +88,11 @@ def pidinet_scribble(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles)
 def pidinet_sketch(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:
     """t2ia_sketch_pidi: PiDiNet's edges over one half, white on black (the T2I-Adapter sketch)."""
     return _gray_to_rgb(_pidinet_edges(image, args, files, binary=True))
+
+
+def teed(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:
+    """softedge_teed: TEED's edge strength, cut to `threshold_a` + 1 levels ("Safe Steps"; 0: not)."""
+    padded = resize_with_pad(image, args.resolution)
+    network = files.network(load_teed)
+    assert isinstance(network, TeedNetwork)
+    return _gray_to_rgb(padded.unpad(teed_edges(network, padded.image, files.device, int(args.threshold_a))))
