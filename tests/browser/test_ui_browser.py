@@ -110,6 +110,10 @@ def test_size_sliders_follow_the_picked_checkpoints_trained_size(page, server, t
     page.wait_for_function(f"() => document.querySelector('{img_width}').value === '512'")
     assert page.input_value(txt_width) == "512"
     set_number(page, "txt2img_height", 256)  # a size the user chose stays when the model changes
+    # the slider has taken the typed value (its range handle moved) before the next pick reads it
+    page.wait_for_function(
+        "() => document.querySelector('#txt2img_height input[type=range]').value === '256'"
+    )
     choose_checkpoint(page, "sumi-demo-shapes.safetensors")
     page.wait_for_function(f"() => document.querySelector('{img_width}').value === '128'")
     assert page.input_value(txt_width) == "512"
