@@ -15,22 +15,13 @@ from modules.sumi.engine.controlnet.image_fit import PreprocessorError
 from modules.sumi.engine.controlnet.preprocessors import get_preprocessor
 from tests.engine.aux_reference import aux_module
 from tests.fixtures.tiny_annotators import (
+    edge_photo,
     write_hed,
     write_lineart,
     write_lineart_anime,
     write_pidinet,
     write_teed,
 )
-
-
-def _photo(height: int, width: int, seed: int = 0) -> np.ndarray:
-    """A smooth random picture with a dark line and a light ring, so edge detectors find something."""
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(0, 256, (height // 8 + 2, width // 8 + 2, 3), dtype=np.uint8)
-    image = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
-    cv2.line(image, (0, 0), (width - 1, height - 1), (0, 0, 0), 2)
-    cv2.circle(image, (width // 2, height // 2), min(height, width) // 4, (255, 255, 255), 3)
-    return image
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +47,7 @@ def _reference_hed(folder: Path):
 
 @pytest.mark.parametrize("safe", [False, True])
 def test_hed_soft_edges_equal_controlnet_aux_on_an_image_the_size_of_the_resolution(annotators, safe):
-    image = _photo(128, 192)
+    image = edge_photo(128, 192)
     label = "softedge_hedsafe" if safe else "softedge_hed"
     ours = get_preprocessor(label).run(image, 128, annotator_dir=annotators)
     theirs = _reference_hed(annotators)(image, 128, 128, safe=safe, output_type="np")
@@ -65,7 +56,7 @@ def test_hed_soft_edges_equal_controlnet_aux_on_an_image_the_size_of_the_resolut
 
 
 def test_hed_pads_to_multiples_of_64_and_cuts_the_padding_off_as_the_extension(annotators):
-    image = _photo(100, 150)
+    image = edge_photo(100, 150)
     padded = np.pad(image, [(0, 28), (0, 42), (0, 0)], mode="edge")
     theirs = _reference_hed(annotators)(padded, 128, 128, output_type="np")[:100, :150]
     np.testing.assert_array_equal(
@@ -74,7 +65,7 @@ def test_hed_pads_to_multiples_of_64_and_cuts_the_padding_off_as_the_extension(a
 
 
 def test_scribble_hed_is_controlnet_aux_nms_of_the_soft_edges_blurred_and_thresholded(annotators):
-    image = _photo(100, 150)
+    image = edge_photo(100, 150)
     soft = get_preprocessor("softedge_hed").run(image, 100, annotator_dir=annotators)[:, :, 0]
     lines = cv2.GaussianBlur(aux_module("util").nms(soft, 127, 3.0), (0, 0), 3.0)
     expected = np.where(lines > 4, 255, 0).astype(np.uint8)
@@ -87,9 +78,11 @@ def test_a_network_is_loaded_once_and_again_when_its_file_changes(annotators, tm
     cache = NetworkCache()
     runtime = AnnotatorRuntime(cache=cache)
     first = get_preprocessor("softedge_hed").run(
-        _photo(64, 64), 64, annotator_dir=annotators, runtime=runtime
+        edge_photo(64, 64), 64, annotator_dir=annotators, runtime=runtime
     )
-    get_preprocessor("softedge_hedsafe").run(_photo(64, 64), 64, annotator_dir=annotators, runtime=runtime)
+    get_preprocessor("softedge_hedsafe").run(
+        edge_photo(64, 64), 64, annotator_dir=annotators, runtime=runtime
+    )
     assert len(cache) == 1
     copy = tmp_path / "hed"
     copy.mkdir()
@@ -97,7 +90,7 @@ def test_a_network_is_loaded_once_and_again_when_its_file_changes(annotators, tm
     state["block1.projection.bias"] += 3.0
     torch.save(state, copy / "ControlNetHED.pth")
     changed = get_preprocessor("softedge_hed").run(
-        _photo(64, 64), 64, annotator_dir=tmp_path, runtime=runtime
+        edge_photo(64, 64), 64, annotator_dir=tmp_path, runtime=runtime
     )
     assert len(cache) == 2 and not np.array_equal(first, changed)
 
@@ -106,14 +99,14 @@ def test_a_file_that_is_not_the_network_is_refused_naming_it_and_its_keys(tmp_pa
     (tmp_path / "hed").mkdir()
     torch.save({"conv.weight": torch.zeros(3, 3)}, tmp_path / "hed" / "ControlNetHED.pth")
     with pytest.raises(PreprocessorError, match=r"'softedge_hed' cannot use ControlNetHED.pth: .*missing"):
-        get_preprocessor("softedge_hed").run(_photo(64, 64), annotator_dir=tmp_path)
+        get_preprocessor("softedge_hed").run(edge_photo(64, 64), annotator_dir=tmp_path)
 
 
 def test_a_pickle_that_runs_code_is_refused(tmp_path):
     (tmp_path / "hed").mkdir()
     torch.save({"weights": torch.zeros(1), "hook": Path("x")}, tmp_path / "hed" / "ControlNetHED.pth")
     with pytest.raises(PreprocessorError, match="cannot use ControlNetHED.pth"):
-        get_preprocessor("softedge_hed").run(_photo(64, 64), annotator_dir=tmp_path)
+        get_preprocessor("softedge_hed").run(edge_photo(64, 64), annotator_dir=tmp_path)
 
 
 def _reference_lineart(folder: Path):
@@ -128,7 +121,7 @@ def _reference_lineart(folder: Path):
 
 @pytest.mark.parametrize("coarse", [False, True])
 def test_lineart_equals_controlnet_aux_and_coarse_uses_its_own_file(annotators, coarse):
-    image = _photo(128, 192)
+    image = edge_photo(128, 192)
     ours = get_preprocessor("lineart_coarse" if coarse else "lineart_realistic").run(
         image, 128, annotator_dir=annotators
     )
@@ -144,7 +137,7 @@ def test_lineart_equals_controlnet_aux_and_coarse_uses_its_own_file(annotators, 
 
 
 def test_lineart_pads_to_multiples_of_64_and_cuts_the_padding_off(annotators):
-    image = _photo(100, 150)
+    image = edge_photo(100, 150)
     padded = np.pad(image, [(0, 28), (0, 42), (0, 0)], mode="edge")
     theirs = _reference_lineart(annotators)(
         padded, detect_resolution=128, image_resolution=128, output_type="np"
@@ -161,7 +154,7 @@ def test_lineart_anime_equals_controlnet_aux_at_a_size_it_scales_to_256(annotato
     network = module.UnetGenerator(3, 1, 8, 64, norm_layer=norm, use_dropout=False)
     state = torch.load(annotators / "lineart_anime" / "netG.pth", weights_only=True)
     network.load_state_dict({k.replace("module.", ""): v for k, v in state.items()})
-    image = _photo(128, 192)
+    image = edge_photo(128, 192)
     theirs = module.LineartAnimeDetector(network.eval())(
         image, detect_resolution=128, image_resolution=128, output_type="np"
     )
@@ -184,7 +177,7 @@ def test_pidinet_preprocessors_equal_controlnet_aux(annotators, label, options):
     network = module.pidinet()
     state = torch.load(annotators / "pidinet" / "table5_pidinet.pth", weights_only=True)["state_dict"]
     network.load_state_dict({k.replace("module.", ""): v for k, v in state.items()})
-    image = _photo(128, 192)
+    image = edge_photo(128, 192)
     theirs = module.PidiNetDetector(network.eval())(image, 128, 128, output_type="np", **options)
     ours = get_preprocessor(label).run(image, 128, annotator_dir=annotators)
     assert len(np.unique(ours)) > (40 if not options else 1)  # a real map, not one grey
@@ -196,7 +189,7 @@ def test_teed_equals_controlnet_aux_with_its_safe_steps(annotators, safe_steps):
     module = aux_module("teed")
     network = module.TED()
     network.load_state_dict(torch.load(annotators / "TEED" / "7_model.pth", weights_only=True))
-    image = _photo(128, 192)
+    image = edge_photo(128, 192)
     theirs = module.TEEDdetector(network.eval())(image, 128, safe_steps=safe_steps, output_type="np")
     ours = get_preprocessor("softedge_teed").run(image, 128, safe_steps, annotator_dir=annotators)
     assert len(np.unique(ours)) > (40 if safe_steps == 0 else 1)  # a real map, not one grey

@@ -22,16 +22,7 @@ from modules.sumi.engine.controlnet.image_fit import (
 )
 from modules.sumi.engine.controlnet.preprocessors import get_preprocessor, list_preprocessors
 from modules.sumi.engine.errors import InvalidRequestError
-
-
-def _photo(height: int, width: int, seed: int = 0) -> np.ndarray:
-    """A smooth random picture with a dark line and a light ring, so edge detectors find something."""
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(0, 256, (height // 8 + 2, width // 8 + 2, 3), dtype=np.uint8)
-    image = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
-    cv2.line(image, (0, 0), (width - 1, height - 1), (0, 0, 0), 2)
-    cv2.circle(image, (width // 2, height // 2), min(height, width) // 4, (255, 255, 255), 3)
-    return image
+from tests.fixtures.tiny_annotators import edge_photo
 
 
 def _scaled_size(height: int, width: int, resolution: int) -> tuple[int, int]:
@@ -44,7 +35,7 @@ def _scaled_size(height: int, width: int, resolution: int) -> tuple[int, int]:
 
 @pytest.mark.parametrize("resolution", [100, 320])
 def test_canny_equals_cv2_canny_on_the_image_scaled_and_padded_to_the_processor_resolution(resolution):
-    image = _photo(200, 300)
+    image = edge_photo(200, 300)
     height, width = _scaled_size(200, 300, resolution)
     interpolation = cv2.INTER_CUBIC if resolution > 200 else cv2.INTER_AREA
     scaled = cv2.resize(image, (width, height), interpolation=interpolation)
@@ -59,17 +50,17 @@ def test_canny_equals_cv2_canny_on_the_image_scaled_and_padded_to_the_processor_
 
 
 def test_none_returns_the_input_unchanged():
-    image = _photo(40, 56)
+    image = edge_photo(40, 56)
     np.testing.assert_array_equal(get_preprocessor("none").run(image), image)
 
 
 def test_invert_is_255_minus_the_image():
-    image = _photo(40, 56)
+    image = edge_photo(40, 56)
     np.testing.assert_array_equal(get_preprocessor("invert").run(image), 255 - image)
 
 
 def test_threshold_gives_only_black_and_white_by_the_darkest_channel():
-    image = _photo(64, 64)
+    image = edge_photo(64, 64)
     result = get_preprocessor("threshold").run(image, 64, 100)
     assert set(np.unique(result)) <= {0, 255}
     np.testing.assert_array_equal(result[:, :, 0] == 255, image.min(axis=2) > 100)
@@ -85,7 +76,7 @@ def test_scribble_xdog_and_lineart_standard_find_the_drawn_line():
 
 
 def test_shuffle_is_deterministic_for_a_seed_and_varies_between_seeds():
-    image = _photo(80, 120)
+    image = edge_photo(80, 120)
     shuffle = get_preprocessor("shuffle")
     first = shuffle.run(image, seed=7)
     np.testing.assert_array_equal(first, shuffle.run(image, seed=7))
@@ -93,14 +84,14 @@ def test_shuffle_is_deterministic_for_a_seed_and_varies_between_seeds():
 
 
 def test_tile_resample_down_samples_by_the_rate_and_keeps_the_image_below_1_1():
-    image = _photo(100, 150)
+    image = edge_photo(100, 150)
     tile = get_preprocessor("tile_resample")
     assert tile.run(image, -1, 2.0).shape == (50, 75, 3)
     np.testing.assert_array_equal(tile.run(image, -1, 1.05), image)
 
 
 def test_blur_gaussian_blurs_the_scaled_image():
-    image = _photo(64, 64)
+    image = edge_photo(64, 64)
     expected = cv2.GaussianBlur(image, (0, 0), 4.0)
     np.testing.assert_array_equal(get_preprocessor("blur_gaussian").run(image, 64, 4.0), expected)
 
@@ -126,7 +117,7 @@ def _expected_size(name: str, height: int, width: int) -> tuple[int, int]:
 
 @pytest.mark.parametrize("name", _MODEL_FREE)
 def test_each_model_free_preprocessor_returns_uint8_rgb_of_the_expected_size(name):
-    result = get_preprocessor(name).run(_photo(90, 150), 192)
+    result = get_preprocessor(name).run(edge_photo(90, 150), 192)
     assert result.dtype == np.uint8
     assert result.shape == (*_expected_size(name, 90, 150), 3)
 
@@ -182,15 +173,15 @@ def test_sliders_out_of_range_or_minus_one_fall_back_to_their_defaults():
     assert (args.resolution, args.threshold_a, args.threshold_b) == (512, 100, 200)
     assert canny.resolve(5000, 0, 256).resolution == 512
     assert canny.resolve(640, 30, 90).threshold_b == 90
-    image = _photo(100, 100)
+    image = edge_photo(100, 100)
     np.testing.assert_array_equal(canny.run(image, 64, -1, 1000), canny.run(image, 64, 100, 200))
     assert get_preprocessor("threshold").resolve(-1, float("nan")).threshold_a == 127
 
 
 def test_exact_resolution_keeps_a_pixel_perfect_value_outside_the_slider_range():
     canny = get_preprocessor("canny")
-    assert canny.run(_photo(100, 100), 40).shape == (512, 512, 3)
-    assert canny.run(_photo(100, 100), 40, exact_resolution=True).shape == (40, 40, 3)
+    assert canny.run(edge_photo(100, 100), 40).shape == (512, 512, 3)
+    assert canny.run(edge_photo(100, 100), 40, exact_resolution=True).shape == (40, 40, 3)
 
 
 # --- annotator weights ----------------------------------------------------------------------------
@@ -198,7 +189,7 @@ def test_exact_resolution_keeps_a_pixel_perfect_value_outside_the_slider_range()
 
 def test_an_annotator_without_its_weights_names_the_file_the_folder_and_the_download(tmp_path):
     with pytest.raises(PreprocessorError) as info:
-        get_preprocessor("depth_midas").run(_photo(64, 64), annotator_dir=tmp_path)
+        get_preprocessor("depth_midas").run(edge_photo(64, 64), annotator_dir=tmp_path)
     message = str(info.value)
     assert message.startswith(
         f"Preprocessor 'depth_midas' needs midas/dpt_hybrid-midas-501f0c75.pt in {tmp_path}; it is not there."
@@ -210,7 +201,7 @@ def test_an_annotator_needing_several_files_lists_each_missing_one(tmp_path):
     (tmp_path / "openpose").mkdir()
     (tmp_path / "openpose" / "yolox_l.onnx").write_bytes(b"x")
     with pytest.raises(PreprocessorError, match="needs openpose/dw-ll_ucoco_384.onnx in") as info:
-        get_preprocessor("dw_openpose_full").run(_photo(64, 64), annotator_dir=tmp_path)
+        get_preprocessor("dw_openpose_full").run(edge_photo(64, 64), annotator_dir=tmp_path)
     assert "yolox_l.onnx" not in str(info.value)
 
 
@@ -218,13 +209,13 @@ def test_an_annotator_without_a_folder_says_none_was_set():
     with pytest.raises(
         PreprocessorError, match=r"needs hed/ControlNetHED.pth in the annotator folder \(none was set\)"
     ):
-        get_preprocessor("softedge_hed").run(_photo(64, 64))
+        get_preprocessor("softedge_hed").run(edge_photo(64, 64))
 
 
 def test_an_annotator_with_its_weights_says_the_network_is_not_available(tmp_path):
     (tmp_path / "dpt_hybrid-midas-501f0c75.pt").write_bytes(b"x")
     with pytest.raises(PreprocessorError, match="needs a network that Sumi does not run yet"):
-        get_preprocessor("depth").run(_photo(64, 64), annotator_dir=tmp_path)
+        get_preprocessor("depth").run(edge_photo(64, 64), annotator_dir=tmp_path)
 
 
 def test_every_preprocessor_either_runs_here_or_names_its_weight_files():
@@ -336,7 +327,7 @@ def test_few_colour_maps_keep_their_palette_and_binary_edges_stay_binary():
     upscaled = high_quality_resize(segments, 101, 67)
     palette = {tuple(c) for c in segments.reshape(-1, 3)}
     assert {tuple(c) for c in upscaled.reshape(-1, 3)} <= palette
-    edges = get_preprocessor("canny").run(_photo(120, 160), 120)
+    edges = get_preprocessor("canny").run(edge_photo(120, 160), 120)
     bigger = high_quality_resize(edges, 320, 240)
     assert set(np.unique(bigger)) <= {0, 255}
     assert np.count_nonzero(bigger) < 3 * np.count_nonzero(edges)  # thinned: lines do not double in width

@@ -18,6 +18,17 @@ _LINES = [
 ]
 
 
+def fused_strength(side_outputs: list[np.ndarray], height: int, width: int, steps: int = 0) -> np.ndarray:
+    """Edge strength (HxW uint8) from a network's side outputs (float32 logits at any size): each brought
+    to `height` x `width` (bilinear), averaged, squashed with a sigmoid, and cut to `steps` + 1 levels
+    when `steps` is not 0 (the HED family's fusion)."""
+    resized = [cv2.resize(side, (width, height), interpolation=cv2.INTER_LINEAR) for side in side_outputs]
+    strength = 1 / (1 + np.exp(-np.mean(np.stack(resized, axis=2), axis=2).astype(np.float64)))
+    if steps:
+        strength = quantised(strength, steps)
+    return (strength * 255.0).clip(0, 255).astype(np.uint8)
+
+
 def quantised(edges: np.ndarray, steps: int = 2) -> np.ndarray:
     """Edge strengths in 0..1 cut to `steps` + 1 levels ("safe" edges: no faint gradients for the
     ControlNet to read as texture); float32, as the extension computes them."""

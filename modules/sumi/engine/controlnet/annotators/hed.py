@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from modules.sumi.engine.controlnet.annotators.edges import quantised
-from modules.sumi.engine.files import check_weights, load_weights, read_state_dict
+from modules.sumi.engine.controlnet.annotators.edges import fused_strength
+from modules.sumi.engine.controlnet.annotators.weights import load_network
 
 # (input channels, width, convolutions) of each stage; the file's keys are block1..block5
 STAGES = ((3, 64, 2), (64, 128, 2), (128, 256, 3), (256, 512, 3), (512, 512, 3))
@@ -58,11 +57,7 @@ class HedNetwork(nn.Module):
 
 def load_hed(path: Path, allow_unsafe_pickle: bool = False) -> HedNetwork:
     """ControlNetHED.pth (or a .safetensors of it); ModelLoadError naming the keys when it is another net."""
-    state = read_state_dict(path, allow_unsafe_pickle=allow_unsafe_pickle)
-    check_weights(state, "HED", path)
-    with torch.device("meta"):
-        network = HedNetwork()
-    return load_weights(network, state, "HED annotator", path, torch.float32)
+    return load_network(path, HedNetwork, "HED", allow_unsafe_pickle)
 
 
 @torch.no_grad()
@@ -70,11 +65,6 @@ def soft_edges(
     network: HedNetwork, image: np.ndarray, device: torch.device, safe: bool = False
 ) -> np.ndarray:
     """Edge strength (HxW uint8) of an HxWx3 uint8 RGB image; `safe` cuts it to three levels."""
-    height, width = image.shape[:2]
     pixels = torch.from_numpy(np.ascontiguousarray(image)).to(device, torch.float32).permute(2, 0, 1)[None]
     sides = [side[0, 0].float().cpu().numpy() for side in network(pixels)]
-    resized = [cv2.resize(side, (width, height), interpolation=cv2.INTER_LINEAR) for side in sides]
-    strength = 1 / (1 + np.exp(-np.mean(np.stack(resized, axis=2), axis=2).astype(np.float64)))
-    if safe:
-        strength = quantised(strength)
-    return (strength * 255.0).clip(0, 255).astype(np.uint8)
+    return fused_strength(sides, *image.shape[:2], steps=2 if safe else 0)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from modules.sumi.engine.files import check_weights, load_weights, read_state_dict
+from modules.sumi.engine.controlnet.annotators.weights import load_network
 
 STEM, RESIDUAL_BLOCKS = 64, 3
 
@@ -67,11 +67,7 @@ class LineartNetwork(nn.Module):
 
 def load_lineart(path: Path, allow_unsafe_pickle: bool = False) -> LineartNetwork:
     """sk_model.pth / sk_model2.pth (or a .safetensors of either)."""
-    state = read_state_dict(path, allow_unsafe_pickle=allow_unsafe_pickle)
-    check_weights(state, "lineart", path)
-    with torch.device("meta"):
-        network = LineartNetwork()
-    return load_weights(network, state, "lineart annotator", path, torch.float32)
+    return load_network(path, LineartNetwork, "lineart", allow_unsafe_pickle)
 
 
 @torch.no_grad()

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from modules.sumi.engine.files import check_weights, load_weights, read_state_dict
+from modules.sumi.engine.controlnet.annotators.weights import load_network
 
 STEM, LEVELS, SIDE_STEP = 64, 8, 256
 
@@ -63,12 +63,7 @@ class LineartAnimeNetwork(nn.Module):
 
 def load_lineart_anime(path: Path, allow_unsafe_pickle: bool = False) -> LineartAnimeNetwork:
     """netG.pth (or a .safetensors of it); a DataParallel `module.` prefix is dropped."""
-    state = read_state_dict(path, allow_unsafe_pickle=allow_unsafe_pickle)
-    state = {key.replace("module.", ""): value for key, value in state.items()}
-    check_weights(state, "lineart_anime", path)
-    with torch.device("meta"):
-        network = LineartAnimeNetwork()
-    return load_weights(network, state, "lineart_anime annotator", path, torch.float32)
+    return load_network(path, LineartAnimeNetwork, "lineart_anime", allow_unsafe_pickle, strip="module.")
 
 
 @torch.no_grad()

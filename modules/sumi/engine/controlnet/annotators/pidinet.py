@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from modules.sumi.engine.controlnet.annotators.edges import quantised
-from modules.sumi.engine.files import check_weights, load_weights, read_state_dict
+from modules.sumi.engine.controlnet.annotators.weights import load_network
 
 WIDTH, DILATION_WIDTH = 60, 24
 KINDS = ("central", "angular", "radial", "vanilla") * 4  # layer i uses KINDS[i]
@@ -174,12 +174,7 @@ class PiDiNetwork(nn.Module):
 
 def load_pidinet(path: Path, allow_unsafe_pickle: bool = False) -> PiDiNetwork:
     """table5_pidinet.pth (or a .safetensors of it)."""
-    state = read_state_dict(path, allow_unsafe_pickle=allow_unsafe_pickle)
-    state = {key.removeprefix("module."): value for key, value in state.items()}
-    check_weights(state, "PiDiNet", path)
-    with torch.device("meta"):
-        network = PiDiNetwork()
-    return load_weights(network, state, "PiDiNet annotator", path, torch.float32)
+    return load_network(path, PiDiNetwork, "PiDiNet", allow_unsafe_pickle, strip="module.")
 
 
 @torch.no_grad()

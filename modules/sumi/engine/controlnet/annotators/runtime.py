@@ -14,12 +14,14 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar, cast
 
 import torch
 
 from modules.sumi.engine.controlnet.image_fit import PreprocessorError
 from modules.sumi.engine.errors import ModelLoadError, UnsafeFileError
 
+NetworkT = TypeVar("NetworkT", bound=torch.nn.Module)
 NetworkLoader = Callable[[Path, bool], torch.nn.Module]  # (file, allow_unsafe_pickle) -> network on the CPU
 DEFAULT_CAPACITY = 2
 
@@ -72,10 +74,11 @@ class AnnotatorFiles:
     def device(self) -> torch.device:
         return self.runtime.device
 
-    def network(self, loader: NetworkLoader, index: int = 0) -> torch.nn.Module:
+    def network(self, loader: Callable[[Path, bool], NetworkT], index: int = 0) -> NetworkT:
         """The network in file `index`, loaded once; a file that is not that network is a clear error."""
         path = self.paths[index]
         try:
-            return self.runtime.cache.get(path, self.device, loader, self.runtime.allow_unsafe_pickle)
+            network = self.runtime.cache.get(path, self.device, loader, self.runtime.allow_unsafe_pickle)
+            return cast(NetworkT, network)
         except (ModelLoadError, UnsafeFileError) as exc:
             raise PreprocessorError(f"Preprocessor '{self.label}' cannot use {path.name}: {exc}") from exc

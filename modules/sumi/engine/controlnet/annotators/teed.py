@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from modules.sumi.engine.controlnet.annotators.edges import quantised
-from modules.sumi.engine.files import check_weights, load_weights, read_state_dict
+from modules.sumi.engine.controlnet.annotators.edges import fused_strength
+from modules.sumi.engine.controlnet.annotators.weights import load_network
 
 
 def smish(x: Tensor) -> Tensor:
@@ -134,21 +133,12 @@ class TeedNetwork(nn.Module):
 
 def load_teed(path: Path, allow_unsafe_pickle: bool = False) -> TeedNetwork:
     """7_model.pth (or a .safetensors of it)."""
-    state = read_state_dict(path, allow_unsafe_pickle=allow_unsafe_pickle)
-    check_weights(state, "TEED", path)
-    with torch.device("meta"):
-        network = TeedNetwork()
-    return load_weights(network, state, "TEED annotator", path, torch.float32)
+    return load_network(path, TeedNetwork, "TEED", allow_unsafe_pickle)
 
 
 @torch.no_grad()
 def teed_edges(network: TeedNetwork, image: np.ndarray, device: torch.device, safe_steps: int) -> np.ndarray:
     """Edge strength (HxW uint8) of an HxWx3 uint8 RGB image, cut to `safe_steps` + 1 levels (0: not)."""
-    height, width = image.shape[:2]
     pixels = torch.from_numpy(np.ascontiguousarray(image)).to(device, torch.float32).permute(2, 0, 1)[None]
     maps = [edge[0, 0].float().cpu().numpy() for edge in network(pixels)]
-    resized = [cv2.resize(edge, (width, height), interpolation=cv2.INTER_LINEAR) for edge in maps]
-    strength = 1 / (1 + np.exp(-np.mean(np.stack(resized, axis=2), axis=2).astype(np.float64)))
-    if safe_steps:
-        strength = quantised(strength, safe_steps)
-    return (strength * 255.0).clip(0, 255).astype(np.uint8)
+    return fused_strength(maps, *image.shape[:2], steps=safe_steps)
