@@ -19,6 +19,7 @@ from tests.fixtures.tiny_annotators import (
     write_hed,
     write_lineart,
     write_lineart_anime,
+    write_mlsd,
     write_pidinet,
     write_teed,
 )
@@ -26,7 +27,7 @@ from tests.fixtures.tiny_annotators import (
 
 @pytest.fixture(scope="module")
 def annotators(tmp_path_factory) -> Path:
-    """An annotator folder holding HED, PiDiNet, TEED, both lineart files and the anime U-Net, random
+    """An annotator folder holding HED, PiDiNet, TEED, M-LSD, both lineart files and the anime U-Net, random
     weights in the published layouts."""
     folder = tmp_path_factory.mktemp("annotators")
     write_hed(folder)
@@ -35,6 +36,7 @@ def annotators(tmp_path_factory) -> Path:
     write_lineart_anime(folder, seed=3)
     write_pidinet(folder, seed=4)
     write_teed(folder, seed=5)
+    write_mlsd(folder, seed=6)
     return folder
 
 
@@ -194,3 +196,30 @@ def test_teed_equals_controlnet_aux_with_its_safe_steps(annotators, safe_steps):
     ours = get_preprocessor("softedge_teed").run(image, 128, safe_steps, annotator_dir=annotators)
     assert len(np.unique(ours)) > (40 if safe_steps == 0 else 1)  # a real map, not one grey
     np.testing.assert_array_equal(ours, theirs)
+
+
+def _reference_mlsd(folder: Path):
+    module = aux_module("mlsd")
+    network = module.MobileV2_MLSD_Large()
+    network.load_state_dict(torch.load(folder / "mlsd" / "mlsd_large_512_fp32.pth", weights_only=True))
+    return module.MLSDdetector(network.eval())
+
+
+@pytest.mark.parametrize(("value", "distance"), [(0.1, 0.1), (0.1, 15.0), (0.7, 0.1), (0.95, 0.1)])
+def test_mlsd_segments_equal_controlnet_aux_with_its_value_and_distance_thresholds(
+    annotators, value, distance
+):
+    image = edge_photo(128, 192)
+    theirs = _reference_mlsd(annotators)(image, value, distance, 128, 128, output_type="np")
+    ours = get_preprocessor("mlsd").run(image, 128, value, distance, annotator_dir=annotators)
+    np.testing.assert_array_equal(ours, theirs)
+    loosest = get_preprocessor("mlsd").run(image, 128, 0.1, 0.1, annotator_dir=annotators)
+    assert 0.05 < (loosest == 255).mean() < 0.5  # random weights draw segments, not a blank or a fill
+    assert (ours <= loosest).all()  # a stricter threshold only removes segments
+
+
+def test_mlsd_pads_to_multiples_of_64_and_cuts_the_padding_off(annotators):
+    image = edge_photo(100, 150)
+    padded = np.pad(image, [(0, 28), (0, 42), (0, 0)], mode="edge")
+    theirs = _reference_mlsd(annotators)(padded, 0.1, 0.1, 128, 128, output_type="np")[:100, :150]
+    np.testing.assert_array_equal(get_preprocessor("mlsd").run(image, 100, annotator_dir=annotators), theirs)

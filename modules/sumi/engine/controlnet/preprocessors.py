@@ -570,10 +570,11 @@ def _edges_and_lines() -> tuple[Preprocessor, ...]:
         _annotator(
             "lineart_anime_denoise", "lineart_anime_denoise", (_file("manga_line", "erika.pth"),), "Lineart"
         ),
-        _annotator(
+        _network(
             "mlsd",
             "mlsd",
             (_file("mlsd", "mlsd_large_512_fp32.pth", _CKPTS),),
+            detectors.mlsd,
             "MLSD",
             priority=100,
             threshold_a=Slider("MLSD Value Threshold", 0.01, 2.0, 0.1),

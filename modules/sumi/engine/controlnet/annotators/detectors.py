@@ -12,6 +12,7 @@ from modules.sumi.engine.controlnet.annotators.edges import scribble
 from modules.sumi.engine.controlnet.annotators.hed import load_hed, soft_edges
 from modules.sumi.engine.controlnet.annotators.lineart import line_drawing, load_lineart
 from modules.sumi.engine.controlnet.annotators.lineart_anime import anime_line_drawing, load_lineart_anime
+from modules.sumi.engine.controlnet.annotators.mlsd import line_segments, load_mlsd
 from modules.sumi.engine.controlnet.annotators.pidinet import load_pidinet, pidinet_edges
 from modules.sumi.engine.controlnet.annotators.runtime import AnnotatorFiles
 from modules.sumi.engine.controlnet.annotators.teed import load_teed, teed_edges
@@ -80,3 +81,14 @@ def teed(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarr
     """softedge_teed: TEED's edge strength, cut to `threshold_a` + 1 levels ("Safe Steps"; 0: not)."""
     steps = int(args.threshold_a)
     return _padded(image, args, lambda x: teed_edges(files.network(load_teed), x, files.device, steps))
+
+
+def mlsd(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:
+    """mlsd: M-LSD's straight segments scoring above `threshold_a`, longer than `threshold_b`."""
+    return _padded(
+        image,
+        args,
+        lambda x: line_segments(
+            files.network(load_mlsd), x, files.device, args.threshold_a, args.threshold_b
+        ),
+    )
