@@ -4,6 +4,7 @@ mediapipe...). controlnet-aux comes from requirements-test-nodeps.txt (installed
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import sys
@@ -26,3 +27,28 @@ def aux_module(name: str) -> types.ModuleType:
         package.__path__ = list(spec.submodule_search_locations)
         sys.modules[PACKAGE] = package
     return importlib.import_module(f"{PACKAGE}.{name}")
+
+
+@contextlib.contextmanager
+def _torchvision_stand_in():
+    """controlnet-aux's openpose face module imports torchvision's ToTensor/ToPILImage at import time
+    and never calls them; PyPI's torchvision does not load against the CPU torch, so a bare stand-in
+    answers that import and is removed again at once (nothing else sees it)."""
+    if importlib.util.find_spec("torchvision") is not None:
+        yield
+        return
+    vision, transforms = types.ModuleType("torchvision"), types.ModuleType("torchvision.transforms")
+    transforms.ToTensor = transforms.ToPILImage = object  # type: ignore[attr-defined]
+    vision.transforms = transforms  # type: ignore[attr-defined]
+    sys.modules.update({"torchvision": vision, "torchvision.transforms": transforms})
+    try:
+        yield
+    finally:
+        del sys.modules["torchvision"], sys.modules["torchvision.transforms"]
+
+
+@cache
+def aux_openpose() -> types.ModuleType:
+    """`controlnet_aux.open_pose` (OpenposeDetector, Body, Hand, Face)."""
+    with _torchvision_stand_in():
+        return aux_module("open_pose")

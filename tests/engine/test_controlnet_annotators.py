@@ -13,13 +13,16 @@ import torch
 from modules.sumi.engine.controlnet.annotators.runtime import AnnotatorRuntime, NetworkCache
 from modules.sumi.engine.controlnet.image_fit import PreprocessorError
 from modules.sumi.engine.controlnet.preprocessors import get_preprocessor
-from tests.engine.aux_reference import aux_module
+from tests.engine.aux_reference import aux_module, aux_openpose
 from tests.fixtures.tiny_annotators import (
+    POSE_PARTS,
     edge_photo,
+    pose_picture,
     write_hed,
     write_lineart,
     write_lineart_anime,
     write_mlsd,
+    write_openpose,
     write_pidinet,
     write_teed,
 )
@@ -223,3 +226,115 @@ def test_mlsd_pads_to_multiples_of_64_and_cuts_the_padding_off(annotators):
     padded = np.pad(image, [(0, 28), (0, 42), (0, 0)], mode="edge")
     theirs = _reference_mlsd(annotators)(padded, 0.1, 0.1, 128, 128, output_type="np")[:100, :150]
     np.testing.assert_array_equal(get_preprocessor("mlsd").run(image, 100, annotator_dir=annotators), theirs)
+
+
+@pytest.fixture(scope="module")
+def openpose_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("openpose_annotators")
+    write_openpose(folder)
+    return folder
+
+
+def _reference_openpose(folder: Path):
+    module = aux_openpose()
+    files = folder / "openpose"
+    return module.OpenposeDetector(
+        module.Body(str(files / "body_pose_model.pth")),
+        module.Hand(str(files / "hand_pose_model.pth")),
+        module.Face(str(files / "facenet.pth")),
+    )
+
+
+@pytest.fixture(scope="module")
+def full_pose(openpose_dir):
+    """openpose_full on the dot person, Sumi's and controlnet-aux's (hands run the hand network at four
+    scales each: the slow part, done once)."""
+    ours = get_preprocessor("openpose_full").analyse(pose_picture(), 384, annotator_dir=openpose_dir)
+    (theirs,) = _reference_openpose(openpose_dir).detect_poses(pose_picture(), True, True)
+    return ours, theirs
+
+
+def _count(drawing: np.ndarray, colour: tuple[int, int, int]) -> int:
+    return int((drawing == colour).all(axis=-1).sum())
+
+
+@pytest.mark.parametrize(
+    ("label", "options"),
+    [
+        ("openpose", {}),
+        ("openpose_face", {"include_face": True}),
+        ("openpose_faceonly", {"include_body": False, "include_face": True}),
+    ],
+)
+def test_openpose_body_and_face_variants_draw_controlnet_aux_s_figure_pixel_for_pixel(
+    openpose_dir, label, options
+):
+    image = pose_picture()
+    theirs = _reference_openpose(openpose_dir)(image, 384, 384, output_type="np", **options)
+    ours = get_preprocessor(label).run(image, 384, annotator_dir=openpose_dir)
+    np.testing.assert_array_equal(ours, theirs)
+    assert (_count(ours, (255, 0, 0)) > 0) == options.get("include_body", True)  # the nose's dot
+    assert (_count(ours, (255, 255, 255)) > 0) == ("include_face" in options)  # face landmarks
+
+
+def test_openpose_full_draws_controlnet_aux_s_body_hands_and_face(full_pose):
+    ours, theirs = full_pose
+    expected = aux_openpose().draw_poses([theirs], 384, 384)
+    np.testing.assert_array_equal(ours.map, expected)
+    body_only = aux_openpose().draw_poses([theirs], 384, 384, draw_hand=False, draw_face=False)
+    assert _count(ours.map, (0, 0, 255)) > _count(body_only, (0, 0, 255))  # hand joints
+    assert _count(ours.map, (255, 255, 255)) > 0  # face landmarks
+
+
+def test_openpose_hand_reads_the_hand_of_each_whole_arm(openpose_dir):
+    image = pose_picture(missing=(7,))  # no left wrist: only the right hand is looked for
+    theirs = _reference_openpose(openpose_dir)(image, 384, 384, output_type="np", include_hand=True)
+    ours = get_preprocessor("openpose_hand").analyse(image, 384, annotator_dir=openpose_dir)
+    np.testing.assert_array_equal(ours.map, theirs)
+    (person,) = ours.pose["people"]
+    assert person["hand_left_keypoints_2d"] is None and len(person["hand_right_keypoints_2d"]) == 21 * 3
+
+
+def test_openpose_reads_the_person_in_the_picture_and_returns_openpose_json(full_pose):
+    ours, theirs = full_pose
+    assert ours.pose is not None
+    assert (ours.pose["canvas_width"], ours.pose["canvas_height"]) == (384, 384)
+    (person,) = ours.pose["people"]
+    body = np.array(person["pose_keypoints_2d"]).reshape(18, 3)
+    assert (body[:, 2] == 1.0).all()
+    np.testing.assert_allclose(body[:, :2] * 384, POSE_PARTS, atol=8)  # every part, within a few pixels
+    assert len(person["hand_left_keypoints_2d"]) == len(person["hand_right_keypoints_2d"]) == 21 * 3
+    for key, points in (
+        ("pose_keypoints_2d", theirs.body.keypoints),
+        ("hand_left_keypoints_2d", theirs.left_hand),
+        ("hand_right_keypoints_2d", theirs.right_hand),
+        ("face_keypoints_2d", theirs.face),
+    ):
+        assert person[key] == [v for p in points for v in (float(p.x), float(p.y), 1.0)], key
+
+
+def test_openpose_json_of_a_picture_without_people_is_empty(openpose_dir):
+    found = get_preprocessor("openpose").analyse(
+        np.zeros((128, 192, 3), np.uint8), 128, annotator_dir=openpose_dir
+    )
+    assert found.pose == {"people": [], "animals": [], "canvas_height": 128, "canvas_width": 192}
+    assert not found.map.any()
+
+
+def test_openpose_pads_to_multiples_of_64_and_cuts_the_padding_off(openpose_dir):
+    image = pose_picture()[:, 20:350]  # 384 x 330
+    padded = np.pad(image, [(0, 0), (0, 54), (0, 0)], mode="edge")
+    theirs = _reference_openpose(openpose_dir)(padded, 384, 384, output_type="np", include_face=True)
+    ours = get_preprocessor("openpose_face").run(image, 330, annotator_dir=openpose_dir)
+    np.testing.assert_array_equal(ours, theirs[:, :330])
+
+
+def test_openpose_needs_only_the_files_of_what_it_reads(openpose_dir, tmp_path):
+    (tmp_path / "openpose").mkdir()
+    body = (openpose_dir / "openpose" / "body_pose_model.pth").read_bytes()
+    (tmp_path / "openpose" / "body_pose_model.pth").write_bytes(body)
+    assert get_preprocessor("openpose").run(pose_picture(), 384, annotator_dir=tmp_path).any()
+    with pytest.raises(PreprocessorError, match=r"needs openpose/facenet.pth in .*Download it from"):
+        get_preprocessor("openpose_face").run(pose_picture(), 384, annotator_dir=tmp_path)
+    with pytest.raises(PreprocessorError, match=r"needs openpose/hand_pose_model.pth, openpose/facenet.pth"):
+        get_preprocessor("openpose_full").run(pose_picture(), 384, annotator_dir=tmp_path)

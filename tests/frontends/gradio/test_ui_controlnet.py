@@ -204,7 +204,7 @@ def preview(app, **kw):
 
 def test_preview_equals_the_detect_service(app):
     shown, allow, group, message = preview(app)
-    expected = app.controlnet.detect("canny", [shapes_image()], 64, 100, 200)[0]
+    expected = app.controlnet.detect("canny", [shapes_image()], 64, 100, 200)[0].map
     assert np.array_equal(shown["value"], expected) and message == ""
     assert allow is True and group["visible"] is True
     assert np.array_equal(expected[:, :, 0], cv2.Canny(shapes_image(), 100, 200))

@@ -257,3 +257,27 @@ def test_a_hed_preprocessor_runs_from_the_users_weight_file_in_detect_and_in_a_u
         assert "Module: hed, " in json.loads(controlled["info"])["infotexts"][0]
     finally:
         path.unlink()
+
+
+def test_detect_with_openpose_returns_the_people_read_as_openpose_json(client, app):
+    import shutil
+
+    from tests.fixtures.tiny_annotators import POSE_PARTS, pose_picture, write_openpose
+
+    body = {"controlnet_module": "openpose", "controlnet_input_images": [_png_b64(pose_picture())]}
+    folder = write_openpose(app.controlnet.annotator_dirs[0])
+    try:
+        r = client.post("/controlnet/detect", json={**body, "controlnet_processor_res": 384})
+        assert r.status_code == 200, r.text
+        (pose,) = r.json()["poses"]
+        assert (pose["canvas_width"], pose["canvas_height"], pose["animals"]) == (384, 384, [])
+        (person,) = pose["people"]
+        keypoints = np.array(person["pose_keypoints_2d"]).reshape(18, 3)
+        np.testing.assert_allclose(keypoints[:, :2] * 384, POSE_PARTS, atol=8)
+        assert person["hand_left_keypoints_2d"] is None and person["face_keypoints_2d"] is None
+        drawing = _decode(r.json()["images"][0])
+        assert drawing.shape == (384, 384, 3) and (drawing == (255, 0, 0)).all(axis=-1).any()  # the nose
+        canny = client.post("/controlnet/detect", json={**body, "controlnet_module": "canny"})
+        assert "poses" not in canny.json()
+    finally:
+        shutil.rmtree(folder)

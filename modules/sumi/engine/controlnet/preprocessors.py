@@ -20,8 +20,9 @@ import cv2
 import numpy as np
 
 from modules.sumi.engine.controlnet.annotators import detectors
+from modules.sumi.engine.controlnet.annotators.detectors import NetworkDetector
 from modules.sumi.engine.controlnet.annotators.runtime import AnnotatorFiles, AnnotatorRuntime
-from modules.sumi.engine.controlnet.detect_args import DetectArgs
+from modules.sumi.engine.controlnet.detect_args import DetectArgs, Detection
 from modules.sumi.engine.controlnet.image_fit import (
     MAX_SIDE,
     PreprocessorError,
@@ -82,7 +83,6 @@ class AnnotatorFile:
 
 
 Detector = Callable[[np.ndarray, DetectArgs], np.ndarray]
-NetworkDetector = Callable[[np.ndarray, DetectArgs, AnnotatorFiles], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -144,6 +144,30 @@ class Preprocessor:
         (shuffle): the extension seeds numpy with `(seed + subseed) & 0xFFFFFFFF`; pass that value to get
         its exact map. `runtime` says where a network preprocessor runs (default: the CPU, shared cache).
         """
+        return self.analyse(
+            image,
+            resolution,
+            threshold_a,
+            threshold_b,
+            annotator_dir=annotator_dir,
+            seed=seed,
+            exact_resolution=exact_resolution,
+            runtime=runtime,
+        ).map
+
+    def analyse(
+        self,
+        image: np.ndarray,
+        resolution: float = -1,
+        threshold_a: float = -1,
+        threshold_b: float = -1,
+        *,
+        annotator_dir: Path | None = None,
+        seed: int = 0,
+        exact_resolution: bool = False,
+        runtime: AnnotatorRuntime | None = None,
+    ) -> Detection:
+        """`run`'s map with what the detector read beside it (the OpenPose JSON for pose preprocessors)."""
         rgb = to_rgb(image)
         args = replace(self.resolve(resolution, threshold_a, threshold_b), seed=int(seed) & 0xFFFFFFFF)
         if exact_resolution:
@@ -152,7 +176,10 @@ class Preprocessor:
         if self.network is not None and annotator_dir is not None:
             paths = tuple(f.find(Path(annotator_dir)) for f in self.annotator_files)
             files = AnnotatorFiles(self.label, tuple(p for p in paths if p), runtime or AnnotatorRuntime())
-            return to_rgb(self.network(rgb, args, files), "detected map")
+            found = self.network(rgb, args, files)
+            if isinstance(found, Detection):
+                return replace(found, map=to_rgb(found.map, "detected map"))
+            return Detection(to_rgb(found, "detected map"))
         if self.detect is None and self.uses_mask:  # inpaint_only+lama: LaMa runs in the job
             raise PreprocessorError(
                 f"{self.label} fills the masked part with LaMa inside a generation, where the unit's "
@@ -163,7 +190,7 @@ class Preprocessor:
                 f"Preprocessor '{self.label}' needs a network that Sumi does not run yet; "
                 "choose a model-free preprocessor or 'none' with a ready-made control image"
             )
-        return to_rgb(self.detect(rgb, args), "detected map")
+        return Detection(to_rgb(self.detect(rgb, args), "detected map"))
 
     def check_files(self, annotator_dir: Path | None) -> None:
         """A clear refusal naming each missing weight file, its folder and where to download it."""
@@ -505,12 +532,24 @@ def _depth_and_normal() -> tuple[Preprocessor, ...]:
 
 
 def _poses() -> tuple[Preprocessor, ...]:
+    """OpenPose needs only the files of what it reads: the body network always, the hand and face
+    networks for the variants that read hands or faces (the extension downloads all three)."""
+    body, hand, face = _OPENPOSE
     return (
-        _annotator("openpose", "openpose", _OPENPOSE, "OpenPose"),
-        _annotator("openpose_face", "openpose_face", _OPENPOSE, "OpenPose"),
-        _annotator("openpose_faceonly", "openpose_faceonly", _OPENPOSE, "OpenPose"),
-        _annotator("openpose_full", "openpose_full", _OPENPOSE, "OpenPose", priority=100),
-        _annotator("openpose_hand", "openpose_hand", _OPENPOSE, "OpenPose"),
+        _network("openpose", "openpose", (body,), detectors.openpose, "OpenPose"),
+        _network("openpose_face", "openpose_face", (body, face), detectors.openpose_face, "OpenPose"),
+        _network(
+            "openpose_faceonly", "openpose_faceonly", (body, face), detectors.openpose_faceonly, "OpenPose"
+        ),
+        _network(
+            "openpose_full",
+            "openpose_full",
+            (body, hand, face),
+            detectors.openpose_full,
+            "OpenPose",
+            priority=100,
+        ),
+        _network("openpose_hand", "openpose_hand", (body, hand), detectors.openpose_hand, "OpenPose"),
         _annotator("dw_openpose_full", "dw_openpose_full", (_YOLOX, _DW_POSE), "OpenPose"),
         _annotator("animal_openpose", "animal_openpose", (_YOLOX, _ANIMAL_POSE), "OpenPose"),
         _annotator("densepose", "densepose (pruple bg & purple torso)", (_DENSEPOSE,), "OpenPose"),

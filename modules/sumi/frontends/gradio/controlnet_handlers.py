@@ -174,12 +174,12 @@ def detect_preview(
     """The preprocessor's map for one image, as sd-webui-controlnet's 💥 computes it: at the unit's
     resolution, or under Pixel Perfect at the resolution that fits the generation size `target` (w, h)."""
     if not pixel_perfect or target is None:
-        return app.controlnet.detect(module, [image], processor_res, threshold_a, threshold_b)[0]
+        return app.controlnet.detect(module, [image], processor_res, threshold_a, threshold_b)[0].map
     width, height = target
     resolution = pixel_perfect_resolution(image.shape[:2], (int(height), int(width)), resize_mode)
     return app.controlnet.detect(
         module, [image], resolution, threshold_a, threshold_b, exact_resolution=True
-    )[0]
+    )[0].map
 
 
 def run_preview(

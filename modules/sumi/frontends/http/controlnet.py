@@ -60,14 +60,18 @@ def create_controlnet_router(app: App) -> APIRouter:
             decode_image(text, f"controlnet_input_images[{i}]")
             for i, text in enumerate(req.controlnet_input_images)
         ]
-        maps = app.controlnet.detect(
+        found = app.controlnet.detect(
             req.controlnet_module,
             images,
             req.controlnet_processor_res,
             req.controlnet_threshold_a,
             req.controlnet_threshold_b,
         )
-        return {"images": [encode_png_base64(Image.fromarray(m)) for m in maps], "info": "Success"}
+        response: dict[str, Any] = {"info": "Success"}
+        if any(d.pose is not None for d in found):  # OpenPose: the people read, as the extension
+            response["poses"] = [d.pose for d in found]
+        response["images"] = [encode_png_base64(Image.fromarray(d.map)) for d in found]
+        return response
 
     return router
 

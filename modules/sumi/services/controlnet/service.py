@@ -18,6 +18,7 @@ from PIL import Image
 
 from modules.sumi.engine.controlnet.annotators.runtime import AnnotatorRuntime, NetworkCache
 from modules.sumi.engine.controlnet.control import ControlUnit
+from modules.sumi.engine.controlnet.detect_args import Detection
 from modules.sumi.engine.controlnet.image_fit import (
     fit_to_target,
     inpaint_blend_mask,
@@ -235,13 +236,14 @@ class ControlNetService:
         threshold_a: float = -1,
         threshold_b: float = -1,
         exact_resolution: bool = False,
-    ) -> list[np.ndarray]:
-        """Run a preprocessor on images at their own size (`/controlnet/detect`, the UI preview);
-        `exact_resolution` takes a pixel-perfect resolution as given."""
+    ) -> list[Detection]:
+        """Run a preprocessor on images at their own size (`/controlnet/detect`, the UI preview): each
+        map, with the OpenPose JSON for pose preprocessors; `exact_resolution` takes a pixel-perfect
+        resolution as given."""
         preprocessor = _preprocessor(module, "ControlNet detect")
         runtime = self.annotator_runtime()
         return [
-            preprocessor.run(
+            preprocessor.analyse(
                 image,
                 processor_res,
                 threshold_a,

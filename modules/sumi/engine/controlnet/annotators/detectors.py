@@ -1,6 +1,7 @@
 """The network preprocessors' detectors: each scales the image to the processor resolution as the
 extension does (short side, edge-padded to multiples of 64), runs its network and post-processing, and
-cuts the padding off again. They return gray maps; `Preprocessor.run` makes them RGB."""
+cuts the padding off again. They return gray maps (`Preprocessor.run` makes them RGB), or a `Detection`
+holding the map and the pose read (OpenPose)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,20 @@ from modules.sumi.engine.controlnet.annotators.hed import load_hed, soft_edges
 from modules.sumi.engine.controlnet.annotators.lineart import line_drawing, load_lineart
 from modules.sumi.engine.controlnet.annotators.lineart_anime import anime_line_drawing, load_lineart_anime
 from modules.sumi.engine.controlnet.annotators.mlsd import line_segments, load_mlsd
+from modules.sumi.engine.controlnet.annotators.openpose import (
+    PoseNetworks,
+    draw_people,
+    pose_json,
+    read_people,
+)
 from modules.sumi.engine.controlnet.annotators.pidinet import load_pidinet, pidinet_edges
+from modules.sumi.engine.controlnet.annotators.pose_networks import load_body, load_face, load_hand
 from modules.sumi.engine.controlnet.annotators.runtime import AnnotatorFiles
 from modules.sumi.engine.controlnet.annotators.teed import load_teed, teed_edges
-from modules.sumi.engine.controlnet.detect_args import DetectArgs
+from modules.sumi.engine.controlnet.detect_args import DetectArgs, Detection
 from modules.sumi.engine.controlnet.image_fit import resize_with_pad
+
+NetworkDetector = Callable[[np.ndarray, DetectArgs, AnnotatorFiles], np.ndarray | Detection]
 
 
 def _padded(image: np.ndarray, args: DetectArgs, detect: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
@@ -92,3 +102,28 @@ def mlsd(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarr
             files.network(load_mlsd), x, files.device, args.threshold_a, args.threshold_b
         ),
     )
+
+
+def _openpose(hands: bool = False, face: bool = False, draw_body: bool = True) -> NetworkDetector:
+    """An OpenPose preprocessor: bodies from file 0, hands and faces from the next files when read."""
+
+    def detect(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> Detection:
+        padded = resize_with_pad(image, args.resolution)
+        networks = PoseNetworks(
+            files.network(load_body, 0),
+            files.network(load_hand, 1) if hands else None,
+            files.network(load_face, 2 if hands else 1) if face else None,
+        )
+        people = read_people(networks, padded.image, files.device)
+        height, width = padded.image.shape[:2]
+        drawing = draw_people(people, height, width, body=draw_body, hands=hands, face=face)
+        return Detection(padded.unpad(drawing), pose_json(people, height, width))
+
+    return detect
+
+
+openpose = _openpose()
+openpose_hand = _openpose(hands=True)
+openpose_face = _openpose(face=True)
+openpose_faceonly = _openpose(face=True, draw_body=False)
+openpose_full = _openpose(hands=True, face=True)
