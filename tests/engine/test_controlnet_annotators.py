@@ -17,6 +17,7 @@ from tests.engine.aux_reference import aux_module, aux_openpose
 from tests.fixtures.tiny_annotators import (
     POSE_PARTS,
     edge_photo,
+    faint_drawing,
     pose_picture,
     write_hed,
     write_lineart,
@@ -338,3 +339,32 @@ def test_openpose_needs_only_the_files_of_what_it_reads(openpose_dir, tmp_path):
         get_preprocessor("openpose_face").run(pose_picture(), 384, annotator_dir=tmp_path)
     with pytest.raises(PreprocessorError, match=r"needs openpose/hand_pose_model.pth, openpose/facenet.pth"):
         get_preprocessor("openpose_full").run(pose_picture(), 384, annotator_dir=tmp_path)
+
+
+@pytest.mark.parametrize("safe_steps", [0, 2])
+def test_anyline_is_mteed_edges_with_the_extension_s_lineart_layer_of_the_same_picture(tmp_path, safe_steps):
+    from skimage import morphology
+
+    write_teed(tmp_path, seed=7, name="MTEED.pth")
+    module = aux_module("teed")
+    network = module.TED()
+    network.load_state_dict(torch.load(tmp_path / "TEED" / "MTEED.pth", weights_only=True))
+    image = faint_drawing()
+    edges = module.TEEDdetector(network.eval())(image, 128, safe_steps=safe_steps, output_type="np")
+    # sd-webui-controlnet's Anyline, step by step: lineart_standard of the same picture, its pixels at
+    # 0..1 as a 3-channel mask, specks under 36 (3-D, 6-connected) removed, "screen"-blended in uint8.
+    lineart = get_preprocessor("lineart_standard").run(image, 128)
+    layer = np.where((lineart >= 0) & (lineart <= 1), lineart, 0)
+    layer = layer * morphology.remove_small_objects(layer.astype(bool), min_size=36, connectivity=1)
+    mask = layer.astype(bool)
+    expected = edges * (~mask) + (1 - (1 - layer) * (1 - edges)) * mask
+    ours = get_preprocessor("softedge_anyline").run(image, 128, safe_steps, annotator_dir=tmp_path)
+    np.testing.assert_array_equal(ours, expected)
+    assert (ours[:, :, 0] == 1).sum() == 171  # the faint line; its six dots are specks and dropped
+
+
+def test_anyline_at_a_resolution_that_is_not_a_multiple_of_64_still_gives_a_map(tmp_path):
+    """The extension fails there (its two layers come out at different sizes); Sumi fits them."""
+    write_teed(tmp_path, seed=7, name="MTEED.pth")
+    ours = get_preprocessor("softedge_anyline").run(faint_drawing(), 100, annotator_dir=tmp_path)
+    assert ours.shape == (100, 150, 3)

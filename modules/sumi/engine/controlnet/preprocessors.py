@@ -21,6 +21,7 @@ import numpy as np
 
 from modules.sumi.engine.controlnet.annotators import detectors
 from modules.sumi.engine.controlnet.annotators.detectors import NetworkDetector
+from modules.sumi.engine.controlnet.annotators.edges import dark_lines
 from modules.sumi.engine.controlnet.annotators.runtime import AnnotatorFiles, AnnotatorRuntime
 from modules.sumi.engine.controlnet.detect_args import DetectArgs, Detection
 from modules.sumi.engine.controlnet.image_fit import (
@@ -261,13 +262,7 @@ def _scribble_xdog(image: np.ndarray, args: DetectArgs) -> np.ndarray:
 
 def _lineart_standard(image: np.ndarray, args: DetectArgs) -> np.ndarray:
     """Dark lines on a light background: how much darker each pixel is than its blurred surroundings."""
-    padded = resize_with_pad(image, args.resolution)
-    pixels = padded.image.astype(np.float32)
-    darkness = np.min(cv2.GaussianBlur(pixels, (0, 0), 6.0) - pixels, axis=2).clip(0, 255)
-    lines = darkness[darkness > 8]
-    darkness /= max(16.0, float(np.median(lines))) if lines.size else 16.0
-    darkness *= 127
-    return padded.unpad(_gray_to_rgb(darkness.clip(0, 255).astype(np.uint8)))
+    return _gray_to_rgb(dark_lines(image, args.resolution))
 
 
 def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
@@ -570,10 +565,11 @@ def _edges_and_lines() -> tuple[Preprocessor, ...]:
         _network("pidinet", "softedge_pidinet", _PIDINET, detectors.pidinet, "SoftEdge", priority=100),
         _network("pidinet_safe", "softedge_pidisafe", _PIDINET, detectors.pidinet_safe, "SoftEdge"),
         _network("softedge_teed", "softedge_teed", teed, detectors.teed, "SoftEdge", threshold_a=_SAFE_STEPS),
-        _annotator(
+        _network(
             "softedge_anyline",
             "softedge_anyline",
             mteed,
+            detectors.anyline,
             "SoftEdge",
             resolution=Slider("Resolution", 64, 2048, 1280, 8),
             threshold_a=_SAFE_STEPS,

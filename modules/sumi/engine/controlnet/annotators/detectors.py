@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import cv2
 import numpy as np
 
-from modules.sumi.engine.controlnet.annotators.edges import scribble
+from modules.sumi.engine.controlnet.annotators.edges import dark_lines, scribble, without_small_specks
 from modules.sumi.engine.controlnet.annotators.hed import load_hed, soft_edges
 from modules.sumi.engine.controlnet.annotators.lineart import line_drawing, load_lineart
 from modules.sumi.engine.controlnet.annotators.lineart_anime import anime_line_drawing, load_lineart_anime
@@ -91,6 +92,26 @@ def teed(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarr
     """softedge_teed: TEED's edge strength, cut to `threshold_a` + 1 levels ("Safe Steps"; 0: not)."""
     steps = int(args.threshold_a)
     return _padded(image, args, lambda x: teed_edges(files.network(load_teed), x, files.device, steps))
+
+
+ANYLINE_MIN_SPECK = 12  # the extension drops specks under 36 pixels of its 3-channel mask: 12 per channel
+
+
+def anyline(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:
+    """softedge_anyline as sd-webui-controlnet makes it: MTEED's edges (`TEED/MTEED.pth`, TEED's network,
+    `threshold_a` Safe Steps), where lineart_standard of the same picture is exactly 1 (specks under 12
+    pixels aside) set to 1. The extension's uint8 "screen" blend of the two layers comes to that."""
+    steps = int(args.threshold_a)
+
+    def detect(padded: np.ndarray) -> np.ndarray:
+        edges = teed_edges(files.network(load_teed), padded, files.device, steps)
+        lines = dark_lines(padded, args.resolution)
+        if lines.shape != edges.shape:  # a resolution that is not a multiple of 64 (the extension fails)
+            lines = cv2.resize(lines, edges.shape[::-1], interpolation=cv2.INTER_NEAREST)
+        faint = without_small_specks(lines == 1, ANYLINE_MIN_SPECK)
+        return np.where(faint, 1, edges).astype(np.uint8)
+
+    return _padded(image, args, detect)
 
 
 def mlsd(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:

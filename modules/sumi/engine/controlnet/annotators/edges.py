@@ -1,10 +1,12 @@
-"""Post-processing shared by the soft-edge annotators (HED, PiDiNet): quantised "safe" edges and the
-thin scribble lines made from soft edges."""
+"""Post-processing shared by the soft-edge annotators (HED, PiDiNet, TEED): quantised "safe" edges, the
+thin scribble lines made from soft edges, and the dark lines of a drawing (lineart_standard, Anyline)."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
+
+from modules.sumi.engine.controlnet.image_fit import resize_with_pad
 
 # 3x3 lines through the centre: horizontal, vertical and both diagonals
 _LINES = [
@@ -51,3 +53,24 @@ def scribble(soft_edges: np.ndarray) -> np.ndarray:
     every pixel over 4 made white."""
     lines = cv2.GaussianBlur(ridge_lines(soft_edges, 127, 3.0), (0, 0), 3.0)
     return np.where(lines > 4, 255, 0).astype(np.uint8)
+
+
+def dark_lines(image: np.ndarray, resolution: int) -> np.ndarray:
+    """Dark lines on a light background (HxW uint8, white lines): how much darker each pixel is than its
+    blurred surroundings, scaled by the median line's darkness; at the processor resolution, padded
+    to multiples of 64 and cut back (lineart_standard)."""
+    padded = resize_with_pad(image, resolution)
+    pixels = padded.image.astype(np.float32)
+    darkness = np.min(cv2.GaussianBlur(pixels, (0, 0), 6.0) - pixels, axis=2).clip(0, 255)
+    lines = darkness[darkness > 8]
+    darkness /= max(16.0, float(np.median(lines))) if lines.size else 16.0
+    darkness *= 127
+    return padded.unpad(darkness.clip(0, 255).astype(np.uint8))
+
+
+def without_small_specks(mask: np.ndarray, min_pixels: int) -> np.ndarray:
+    """`mask` (HxW bool) without its 4-connected parts of fewer than `min_pixels` pixels."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=4)
+    large = stats[:, cv2.CC_STAT_AREA] >= min_pixels
+    large[0] = False  # the background
+    return large[np.asarray(labels)]
