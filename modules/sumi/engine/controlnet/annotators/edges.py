@@ -70,7 +70,7 @@ def dark_lines(image: np.ndarray, resolution: int) -> np.ndarray:
 
 def without_small_specks(mask: np.ndarray, min_pixels: int) -> np.ndarray:
     """`mask` (HxW bool) without its 4-connected parts of fewer than `min_pixels` pixels."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=4)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=4)
     large = stats[:, cv2.CC_STAT_AREA] >= min_pixels
     large[0] = False  # the background
-    return large[np.asarray(labels)]
+    return np.take(large, np.asarray(labels, dtype=np.intp))
