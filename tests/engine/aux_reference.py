@@ -31,9 +31,9 @@ def aux_module(name: str) -> types.ModuleType:
 
 @contextlib.contextmanager
 def _torchvision_stand_in():
-    """controlnet-aux's openpose face module imports torchvision's ToTensor/ToPILImage at import time
-    and never calls them; PyPI's torchvision does not load against the CPU torch, so a bare stand-in
-    answers that import and is removed again at once (nothing else sees it)."""
+    """controlnet-aux's openpose face and normalbae modules import torchvision's transforms at import
+    time and their networks never call them; PyPI's torchvision does not load against the CPU torch, so
+    a bare stand-in answers that import and is removed again at once (nothing else sees it)."""
     if importlib.util.find_spec("torchvision") is not None:
         yield
         return
@@ -48,7 +48,12 @@ def _torchvision_stand_in():
 
 
 @cache
+def aux_module_without_torchvision(name: str) -> types.ModuleType:
+    """`controlnet_aux.<name>` for modules that import torchvision but whose networks do not use it."""
+    with _torchvision_stand_in():
+        return aux_module(name)
+
+
 def aux_openpose() -> types.ModuleType:
     """`controlnet_aux.open_pose` (OpenposeDetector, Body, Hand, Face)."""
-    with _torchvision_stand_in():
-        return aux_module("open_pose")
+    return aux_module_without_torchvision("open_pose")

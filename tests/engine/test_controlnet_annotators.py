@@ -13,7 +13,7 @@ import torch
 from modules.sumi.engine.controlnet.annotators.runtime import AnnotatorRuntime, NetworkCache
 from modules.sumi.engine.controlnet.image_fit import PreprocessorError
 from modules.sumi.engine.controlnet.preprocessors import get_preprocessor
-from tests.engine.aux_reference import aux_module, aux_openpose
+from tests.engine.aux_reference import aux_module, aux_module_without_torchvision, aux_openpose
 from tests.fixtures.tiny_annotators import (
     POSE_PARTS,
     edge_photo,
@@ -23,6 +23,7 @@ from tests.fixtures.tiny_annotators import (
     write_lineart,
     write_lineart_anime,
     write_mlsd,
+    write_normal_bae,
     write_openpose,
     write_pidinet,
     write_teed,
@@ -368,3 +369,29 @@ def test_anyline_at_a_resolution_that_is_not_a_multiple_of_64_still_gives_a_map(
     write_teed(tmp_path, seed=7, name="MTEED.pth")
     ours = get_preprocessor("softedge_anyline").run(faint_drawing(), 100, annotator_dir=tmp_path)
     assert ours.shape == (100, 150, 3)
+
+
+def test_normal_bae_equals_controlnet_aux_s_network_through_the_extension_s_steps(tmp_path):
+    import types
+
+    path = write_normal_bae(tmp_path, seed=8)
+    network_module = aux_module_without_torchvision("normalbae.nets.NNET")
+    args = types.SimpleNamespace(architecture="BN", sampling_ratio=0.4, importance_ratio=0.7)
+    network = network_module.NNET(args)
+    state = torch.load(path, weights_only=True)["model"]
+    network.load_state_dict({k.removeprefix("module."): v for k, v in state.items()})
+    image = edge_photo(100, 150)
+    padded = np.pad(image, [(0, 28), (0, 42), (0, 0)], mode="edge")
+    # sd-webui-controlnet's NormalBaeDetector.__call__ on the padded picture (torchvision's Normalize
+    # written out), then the padding cut off.
+    pixels = torch.from_numpy(padded).float() / 255.0
+    pixels = pixels.permute(2, 0, 1)[None]
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        normal = network.eval()((pixels - mean) / std)[0][-1][:, :3]
+    normal = ((normal + 1) * 0.5).clip(0, 1)[0].permute(1, 2, 0).numpy()
+    expected = (normal * 255.0).clip(0, 255).astype(np.uint8)[:100, :150]
+    ours = get_preprocessor("normal_bae").run(image, 100, annotator_dir=tmp_path)
+    np.testing.assert_array_equal(ours, expected)
+    assert len(np.unique(ours.reshape(-1, 3), axis=0)) > 100  # a real map, not one colour

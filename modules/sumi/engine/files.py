@@ -47,7 +47,7 @@ MAX_NAMED_KEYS = 10
 def read_state_dict(path: str | Path, *, allow_unsafe_pickle: bool = False) -> StateDict:
     """All tensors of a model file, on the CPU, in the dtype they were saved in.
 
-    A top-level `{"state_dict": {...}}` wrapper (LDM/A1111 .ckpt) is unwrapped; non-tensor entries
+    A top-level `{"state_dict": {...}}` or `{"model": {...}}` wrapper is unwrapped; non-tensor entries
     (epoch counters, training metadata) are dropped.
     """
     path = Path(path)
@@ -222,8 +222,10 @@ def _short_reason(exc: Exception) -> str:
 
 
 def _tensors_only(data: object, path: Path) -> StateDict:
-    if isinstance(data, Mapping) and isinstance(data.get("state_dict"), Mapping):
-        data = data["state_dict"]
+    for wrapper in ("state_dict", "model"):  # LDM/A1111 .ckpt; training checkpoints such as normal_bae's
+        if isinstance(data, Mapping) and isinstance(data.get(wrapper), Mapping):
+            data = data[wrapper]
+            break
     if not isinstance(data, Mapping):
         raise ModelLoadError(f"{path}: holds a {type(data).__name__}, not a dictionary of weights")
     tensors = {str(k): v for k, v in data.items() if isinstance(v, Tensor)}

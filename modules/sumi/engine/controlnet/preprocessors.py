@@ -520,8 +520,13 @@ def _depth_and_normal() -> tuple[Preprocessor, ...]:
             "NormalMap",
             threshold_a=Slider("Normal Background Threshold", 0.0, 1.0, 0.4),
         ),
-        _annotator(
-            "normal_bae", "normal_bae", (_file("normal_bae", "scannet.pt"),), "NormalMap", priority=100
+        _network(
+            "normal_bae",
+            "normal_bae",
+            (_file("normal_bae", "scannet.pt"),),
+            detectors.normal_bae,
+            "NormalMap",
+            priority=100,
         ),
     )
 

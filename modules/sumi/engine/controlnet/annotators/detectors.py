@@ -15,6 +15,7 @@ from modules.sumi.engine.controlnet.annotators.hed import load_hed, soft_edges
 from modules.sumi.engine.controlnet.annotators.lineart import line_drawing, load_lineart
 from modules.sumi.engine.controlnet.annotators.lineart_anime import anime_line_drawing, load_lineart_anime
 from modules.sumi.engine.controlnet.annotators.mlsd import line_segments, load_mlsd
+from modules.sumi.engine.controlnet.annotators.normal_bae import load_normal_bae, surface_normals
 from modules.sumi.engine.controlnet.annotators.openpose import (
     PoseNetworks,
     draw_people,
@@ -148,3 +149,8 @@ openpose_hand = _openpose(hands=True)
 openpose_face = _openpose(face=True)
 openpose_faceonly = _openpose(face=True, draw_body=False)
 openpose_full = _openpose(hands=True, face=True)
+
+
+def normal_bae(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:
+    """normal_bae: surface normals as colours (x to red, y to green, z to blue)."""
+    return _padded(image, args, lambda x: surface_normals(files.network(load_normal_bae), x, files.device))
