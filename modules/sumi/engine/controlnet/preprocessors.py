@@ -489,7 +489,7 @@ def _depth_and_normal() -> tuple[Preprocessor, ...]:
             threshold_b=_REMOVE_BACKGROUND,
         ),
         _annotator("depth_zoe", "depth_zoe", (_file("zoedepth", "ZoeD_M12_N.pt"),), "Depth"),
-        _annotator(
+        _network(
             "depth_anything",
             "depth_anything",
             (
@@ -499,9 +499,10 @@ def _depth_and_normal() -> tuple[Preprocessor, ...]:
                     "depth_anything_vitl14.pth",
                 ),
             ),
+            detectors.depth_anything,
             "Depth",
         ),
-        _annotator(
+        _network(
             "depth_anything_v2",
             "depth_anything_v2",
             (
@@ -511,6 +512,7 @@ def _depth_and_normal() -> tuple[Preprocessor, ...]:
                     "depth_anything_v2_vitl.safetensors",
                 ),
             ),
+            detectors.depth_anything_v2,
             "Depth",
         ),
         _annotator(

@@ -10,6 +10,11 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from modules.sumi.engine.controlnet.annotators.depth_anything import (
+    load_depth_anything_v1,
+    load_depth_anything_v2,
+    relative_depth,
+)
 from modules.sumi.engine.controlnet.annotators.edges import dark_lines, scribble, without_small_specks
 from modules.sumi.engine.controlnet.annotators.hed import load_hed, soft_edges
 from modules.sumi.engine.controlnet.annotators.lineart import line_drawing, load_lineart
@@ -154,3 +159,17 @@ openpose_full = _openpose(hands=True, face=True)
 def normal_bae(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:
     """normal_bae: surface normals as colours (x to red, y to green, z to blue)."""
     return _padded(image, args, lambda x: surface_normals(files.network(load_normal_bae), x, files.device))
+
+
+def depth_anything(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:
+    """depth_anything: Depth Anything's relative depth, near = white."""
+    return _padded(
+        image, args, lambda x: relative_depth(files.network(load_depth_anything_v1), x, files.device)
+    )
+
+
+def depth_anything_v2(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:
+    """depth_anything_v2: Depth Anything V2's relative depth, near = white."""
+    return _padded(
+        image, args, lambda x: relative_depth(files.network(load_depth_anything_v2), x, files.device)
+    )
