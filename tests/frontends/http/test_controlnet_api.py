@@ -281,3 +281,20 @@ def test_detect_with_openpose_returns_the_people_read_as_openpose_json(client, a
         assert "poses" not in canny.json()
     finally:
         shutil.rmtree(folder)
+
+
+def test_a_picture_is_detected_once_for_jobs_that_differ_only_in_weight_or_seed(client, app):
+    """X/Y/Z cells over ControlNet weight (or seed) reuse the map; new settings detect again."""
+    cache = app.controlnet.detections
+    cache.clear()
+    misses, hits = cache.misses, cache.hits
+    image = _png_b64(shapes_image(96))
+    first = _txt2img(client, _unit(image=image, weight=0.5))
+    second = _txt2img(client, _unit(image=image, weight=1.0), seed=11)
+    assert (cache.misses - misses, cache.hits - hits) == (1, 1)
+    np.testing.assert_array_equal(_decode(first["images"][1]), _decode(second["images"][1]))  # the same map
+    _txt2img(client, _unit(image=image, threshold_a=50))
+    assert (cache.misses - misses, cache.hits - hits) == (2, 1)
+    for seed in (1, 2):  # shuffle is random: its map follows the seed
+        _txt2img(client, _unit(image=image, module="shuffle", model="control_tiny_shuffle"), seed=seed)
+    assert (cache.misses - misses, cache.hits - hits) == (4, 1)

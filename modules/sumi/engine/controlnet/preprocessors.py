@@ -101,6 +101,7 @@ class Preprocessor:
     priority: int = 0
     tags: tuple[str, ...] = ()
     uses_mask: bool = False  # inpaint family: the map travels with a mask (masked hint pixels are -1)
+    random: bool = False  # the map depends on the job's seed (shuffle)
     post_blend: bool = (
         False  # inpaint_only: the result is blended back with the control image outside the mask
     )
@@ -120,6 +121,13 @@ class Preprocessor:
         return DetectArgs(
             int(res), _resolve(self.threshold_a, threshold_a), _resolve(self.threshold_b, threshold_b), 0
         )
+
+    def weight_files(self, annotator_dir: Path | None) -> tuple[Path, ...]:
+        """The weight files found for this preprocessor (those that are there)."""
+        if annotator_dir is None:
+            return ()
+        found = (f.find(Path(annotator_dir)) for f in self.annotator_files)
+        return tuple(p for p in found if p is not None)
 
     def missing_files(self, annotator_dir: Path | None) -> tuple[AnnotatorFile, ...]:
         if annotator_dir is None:
@@ -435,7 +443,7 @@ def _model_free() -> tuple[Preprocessor, ...]:
             threshold_a=Slider("Sigma", 0.01, 64.0, 9.0),
         ),
         # The extension hides shuffle's resolution slider and always uses 512.
-        Preprocessor("shuffle", "shuffle", _shuffle, resolution=None, tags=("Shuffle",)),
+        Preprocessor("shuffle", "shuffle", _shuffle, resolution=None, tags=("Shuffle",), random=True),
         Preprocessor("color", "t2ia_color_grid", _color_grid, tags=("T2I-Adapter",)),
         Preprocessor(
             "recolor_luminance",

@@ -29,6 +29,7 @@ from modules.sumi.engine.controlnet.image_fit import (
 from modules.sumi.engine.controlnet.preprocessors import Preprocessor, get_preprocessor
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.model import SDModel
+from modules.sumi.services.controlnet.detections import DetectionCache, picture_key
 from modules.sumi.services.controlnet.lama import LAMA_PREPROCESSOR, LamaFill, latents_of
 from modules.sumi.services.controlnet.models import ControlNetModels
 from modules.sumi.services.controlnet.units import ControlNetUnit
@@ -97,6 +98,7 @@ class ControlNetService:
         self.lama = LamaFill(lambda: self.annotator_dir, models.allow_unsafe_pickle)
         # annotator networks kept as the ControlNet models are (the extension's cache size setting)
         self.annotator_cache = NetworkCache(lambda: int(self.options.control_net_model_cache_size))
+        self.detections = DetectionCache()
 
     @property
     def annotator_dir(self) -> Path:
@@ -216,17 +218,44 @@ class ControlNetService:
             raw = (image.shape[0], image.shape[1])
             resolution = pixel_perfect_resolution(raw, (target.height, target.width), unit.resize_mode)
             exact = True
-        detected = preprocessor.run(
-            image,
-            resolution,
-            unit.threshold_a,
-            unit.threshold_b,
-            annotator_dir=self.annotator_dir,
-            seed=target.seed,
-            exact_resolution=exact,
-            runtime=self.annotator_runtime(device),
-        )
+        runtime = self.annotator_runtime(device)
+        settings = (resolution, unit.threshold_a, unit.threshold_b, exact, target.seed)
+        detected = self._analyse(preprocessor, image, settings, runtime).map
         return fit_to_target(detected, target.width, target.height, unit.resize_mode)
+
+    def _analyse(
+        self,
+        preprocessor: Preprocessor,
+        image: np.ndarray,
+        settings: tuple[float, float, float, bool, int],
+        runtime: AnnotatorRuntime,
+    ) -> Detection:
+        """The preprocessor's detection, from the cache when this picture went through it with the same
+        settings, weight files and device (the seed counts only for random preprocessors)."""
+        resolution, threshold_a, threshold_b, exact, seed = settings
+        files = tuple((str(p), p.stat().st_mtime_ns) for p in preprocessor.weight_files(self.annotator_dir))
+        args = preprocessor.resolve(resolution, threshold_a, threshold_b)
+        key = (
+            picture_key(image),
+            preprocessor.name,
+            (args.resolution, args.threshold_a, args.threshold_b, resolution if exact else None),
+            seed if preprocessor.random else None,
+            files,
+            str(runtime.device),
+        )
+        return self.detections.get_or_detect(
+            key,
+            lambda: preprocessor.analyse(
+                image,
+                resolution,
+                threshold_a,
+                threshold_b,
+                annotator_dir=self.annotator_dir,
+                seed=seed,
+                exact_resolution=exact,
+                runtime=runtime,
+            ),
+        )
 
     def detect(
         self,
@@ -242,18 +271,8 @@ class ControlNetService:
         resolution as given."""
         preprocessor = _preprocessor(module, "ControlNet detect")
         runtime = self.annotator_runtime()
-        return [
-            preprocessor.analyse(
-                image,
-                processor_res,
-                threshold_a,
-                threshold_b,
-                annotator_dir=self.annotator_dir,
-                exact_resolution=exact_resolution,
-                runtime=runtime,
-            )
-            for image in images
-        ]
+        settings = (processor_res, threshold_a, threshold_b, exact_resolution, 0)
+        return [self._analyse(preprocessor, image, settings, runtime) for image in images]
 
 
 def _shown(maps: list[np.ndarray], masks: list[np.ndarray]) -> list[np.ndarray]:
