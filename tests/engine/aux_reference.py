@@ -29,16 +29,53 @@ def aux_module(name: str) -> types.ModuleType:
     return importlib.import_module(f"{PACKAGE}.{name}")
 
 
+class _ToTensor:
+    """torchvision's ToTensor for an HxWxC array: CHW, uint8 scaled to 0..1, floats as they are."""
+
+    def __call__(self, picture):
+        import torch
+
+        tensor = torch.from_numpy(picture.transpose((2, 0, 1))).contiguous()
+        return tensor.float().div(255) if tensor.dtype == torch.uint8 else tensor
+
+
+class _Normalize:
+    """torchvision's Normalize: (x - mean) / std per channel, in the tensor's type."""
+
+    def __init__(self, mean, std) -> None:
+        self.mean, self.std = mean, std
+
+    def __call__(self, tensor):
+        import torch
+
+        mean = torch.as_tensor(self.mean, dtype=tensor.dtype).view(-1, 1, 1)
+        std = torch.as_tensor(self.std, dtype=tensor.dtype).view(-1, 1, 1)
+        return tensor.clone().sub_(mean).div_(std)
+
+
+class _Compose:
+    def __init__(self, steps) -> None:
+        self.steps = steps
+
+    def __call__(self, value):
+        for step in self.steps:
+            value = step(value)
+        return value
+
+
 @contextlib.contextmanager
 def _torchvision_stand_in():
-    """controlnet-aux's openpose face and normalbae modules import torchvision's transforms at import
-    time and their networks never call them; PyPI's torchvision does not load against the CPU torch, so
-    a bare stand-in answers that import and is removed again at once (nothing else sees it)."""
+    """controlnet-aux's openpose face, normalbae and leres modules import torchvision's transforms at
+    import time (only LeReS calls them: ToTensor and Normalize, whose exact steps the stand-ins take);
+    PyPI's torchvision does not load against the CPU torch, so a stand-in answers that import and is
+    removed again at once (nothing else sees it)."""
     if importlib.util.find_spec("torchvision") is not None:
         yield
         return
     vision, transforms = types.ModuleType("torchvision"), types.ModuleType("torchvision.transforms")
-    transforms.ToTensor = transforms.ToPILImage = object  # type: ignore[attr-defined]
+    transforms.ToPILImage = object  # type: ignore[attr-defined]
+    transforms.ToTensor, transforms.Normalize, transforms.Compose = _ToTensor, _Normalize, _Compose  # type: ignore[attr-defined]
+    transforms.transforms = transforms  # type: ignore[attr-defined]  # `from torchvision.transforms import transforms`
     vision.transforms = transforms  # type: ignore[attr-defined]
     sys.modules.update({"torchvision": vision, "torchvision.transforms": transforms})
     try:

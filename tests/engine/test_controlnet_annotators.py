@@ -20,6 +20,7 @@ from tests.fixtures.tiny_annotators import (
     faint_drawing,
     pose_picture,
     write_hed,
+    write_leres,
     write_lineart,
     write_lineart_anime,
     write_mlsd,
@@ -395,3 +396,28 @@ def test_normal_bae_equals_controlnet_aux_s_network_through_the_extension_s_step
     ours = get_preprocessor("normal_bae").run(image, 100, annotator_dir=tmp_path)
     np.testing.assert_array_equal(ours, expected)
     assert len(np.unique(ours.reshape(-1, 3), axis=0)) > 100  # a real map, not one colour
+
+
+@pytest.fixture(scope="module")
+def leres_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("leres")
+    write_leres(folder, seed=9)
+    return folder
+
+
+@pytest.mark.parametrize(("near", "background"), [(0, 0), (30, 0), (0, 40), (20, 30)])
+def test_depth_leres_equals_controlnet_aux_with_its_near_and_background_cuts(leres_dir, near, background):
+    module = aux_module_without_torchvision("leres")
+    network = aux_module_without_torchvision("leres.leres.multi_depth_model_woauxi").RelDepthModel(
+        "resnext101"
+    )
+    state = torch.load(leres_dir / "leres" / "res101.pth", weights_only=True)["depth_model"]
+    network.load_state_dict({k.removeprefix("module."): v for k, v in state.items()})
+    image = edge_photo(100, 150)
+    padded = np.pad(image, [(0, 28), (0, 42), (0, 0)], mode="edge")
+    theirs = module.LeresDetector(network.eval(), None)(
+        padded, near, background, False, 128, 128, output_type="np"
+    )
+    ours = get_preprocessor("depth_leres").run(image, 100, near, background, annotator_dir=leres_dir)
+    np.testing.assert_array_equal(ours, theirs[:100, :150])
+    assert len(np.unique(ours)) > (40 if near == background == 0 else 5)

@@ -47,7 +47,8 @@ MAX_NAMED_KEYS = 10
 def read_state_dict(path: str | Path, *, allow_unsafe_pickle: bool = False) -> StateDict:
     """All tensors of a model file, on the CPU, in the dtype they were saved in.
 
-    A top-level `{"state_dict": {...}}` or `{"model": {...}}` wrapper is unwrapped; non-tensor entries
+    A top-level `{"state_dict": {...}}`, `{"model": {...}}` or `{"depth_model": {...}}` wrapper is
+    unwrapped; non-tensor entries
     (epoch counters, training metadata) are dropped.
     """
     path = Path(path)
@@ -222,7 +223,7 @@ def _short_reason(exc: Exception) -> str:
 
 
 def _tensors_only(data: object, path: Path) -> StateDict:
-    for wrapper in ("state_dict", "model"):  # LDM/A1111 .ckpt; training checkpoints such as normal_bae's
+    for wrapper in ("state_dict", "model", "depth_model"):  # LDM/A1111 .ckpt; normal_bae's, LeReS's
         if isinstance(data, Mapping) and isinstance(data.get(wrapper), Mapping):
             data = data[wrapper]
             break

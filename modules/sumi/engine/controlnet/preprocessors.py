@@ -480,10 +480,11 @@ def _depth_and_normal() -> tuple[Preprocessor, ...]:
     leres_boost = (*_LERES, _file("leres", "latest_net_G.pth"))
     return (
         _annotator("depth", "depth_midas", _MIDAS, "Depth", priority=100),
-        _annotator(
+        _network(
             "depth_leres",
             "depth_leres",
             _LERES,
+            detectors.leres,
             "Depth",
             threshold_a=_REMOVE_NEAR,
             threshold_b=_REMOVE_BACKGROUND,

@@ -17,6 +17,7 @@ from modules.sumi.engine.controlnet.annotators.depth_anything import (
 )
 from modules.sumi.engine.controlnet.annotators.edges import dark_lines, scribble, without_small_specks
 from modules.sumi.engine.controlnet.annotators.hed import load_hed, soft_edges
+from modules.sumi.engine.controlnet.annotators.leres import leres_depth, load_leres
 from modules.sumi.engine.controlnet.annotators.lineart import line_drawing, load_lineart
 from modules.sumi.engine.controlnet.annotators.lineart_anime import anime_line_drawing, load_lineart_anime
 from modules.sumi.engine.controlnet.annotators.mlsd import line_segments, load_mlsd
@@ -172,4 +173,14 @@ def depth_anything_v2(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles
     """depth_anything_v2: Depth Anything V2's relative depth, near = white."""
     return _padded(
         image, args, lambda x: relative_depth(files.network(load_depth_anything_v2), x, files.device)
+    )
+
+
+def leres(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:
+    """depth_leres: LeReS depth, near = white; `threshold_a` removes the nearest, `threshold_b` the
+    background (percent of the grey range)."""
+    return _padded(
+        image,
+        args,
+        lambda x: leres_depth(files.network(load_leres), x, files.device, args.threshold_a, args.threshold_b),
     )
