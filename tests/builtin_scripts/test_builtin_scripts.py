@@ -22,6 +22,7 @@ from modules.sumi.services.images.saving import image_grid
 from modules.sumi.services.jobs.infotext import parse_infotext
 from modules.sumi.services.jobs.processing import StableDiffusionProcessingTxt2Img
 from modules.sumi.services.jobs.script_jobs import with_params
+from modules.sumi.services.jobs.xyz_controlnet import CONTROLNET_AXES
 from modules.sumi.services.jobs.xyz_plot import (
     TXT2IMG_AXES,
     expand_values,
@@ -131,7 +132,8 @@ def test_count_ranges_have_the_count_and_both_ends(start, end, count):
 
 
 def test_axis_types_are_a1111_indices():
-    assert [axis.label for axis in TXT2IMG_AXES] == A1111_TXT2IMG_AXES
+    controlnet = [axis.label for axis in CONTROLNET_AXES]  # sd-webui-controlnet appends its axes
+    assert [axis.label for axis in TXT2IMG_AXES] == A1111_TXT2IMG_AXES + controlnet
     assert (
         find_axis(4).label == "Steps" and find_axis(6).label == "CFG Scale" and find_axis("29").label == "VAE"
     )
@@ -141,12 +143,12 @@ def test_axis_types_are_a1111_indices():
         "Nothing", "Seed", "Var. seed", "Var. strength", "Steps", "CFG Scale", "Prompt S/R", "Prompt order",
         "Sampler", "Checkpoint name", "Schedule type", "Eta", "Clip skip", "VAE", "Styles", "RNG source", "Size",
         "Hires steps", "Hires sampler", "Denoising", "Hires upscaler",
-        "Refiner checkpoint", "Refiner switch at",
+        "Refiner checkpoint", "Refiner switch at", *controlnet,
     }  # fmt: skip
     with pytest.raises(InvalidRequestError, match="'Negative Guidance minimum sigma' is not supported"):
         find_axis(12)
     with pytest.raises(InvalidRequestError, match="out of range"):
-        find_axis(99)
+        find_axis(len(TXT2IMG_AXES))
 
 
 def test_the_costliest_axis_is_iterated_outermost():

@@ -21,6 +21,7 @@ from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.services.images.grids import split_grid
 from modules.sumi.services.jobs.infotext import parse_infotext
 from modules.sumi.services.jobs.processing import StableDiffusionProcessingImg2Img
+from modules.sumi.services.jobs.xyz_controlnet import CONTROLNET_AXES
 from modules.sumi.services.jobs.xyz_plot import IMG2IMG_AXES, TXT2IMG_AXES, find_axis
 from tests.app_support import decode_pixels
 from tests.fixtures.tiny_captioners import write_deepdanbooru
@@ -189,7 +190,8 @@ def test_sd_upscale_always_offers_none_lanczos_and_nearest():
 
 
 def test_xyz_img2img_tab_has_a1111s_axis_list_with_its_img2img_axes():
-    assert [axis.label for axis in IMG2IMG_AXES] == A1111_IMG2IMG_AXES
+    controlnet = [axis.label for axis in CONTROLNET_AXES]  # sd-webui-controlnet appends its axes
+    assert [axis.label for axis in IMG2IMG_AXES] == A1111_IMG2IMG_AXES + controlnet
     assert "Image CFG Scale" not in [axis.label for axis in TXT2IMG_AXES]
     denoising = find_axis(24, is_img2img=True)
     assert denoising.label == "Denoising" and find_axis(6, is_img2img=True).label == "Image CFG Scale"

@@ -298,3 +298,86 @@ def test_a_picture_is_detected_once_for_jobs_that_differ_only_in_weight_or_seed(
     for seed in (1, 2):  # shuffle is random: its map follows the seed
         _txt2img(client, _unit(image=image, module="shuffle", model="control_tiny_shuffle"), seed=seed)
     assert (cache.misses - misses, cache.hits - hits) == (4, 1)
+
+
+def _xyz_args(x_type: int, x_values: str) -> list:
+    """X/Y/Z plot's 18 script args: one X axis, legends, the cells returned too."""
+    return [
+        x_type,
+        x_values,
+        None,
+        0,
+        "",
+        None,
+        0,
+        "",
+        None,
+        True,
+        True,
+        False,
+        False,
+        False,
+        False,
+        False,
+        0,
+        False,
+    ]
+
+
+def test_xyz_plot_has_the_extension_s_controlnet_axes_after_a1111_s(client):
+    from modules.sumi.services.jobs.xyz_plot import TXT2IMG_AXES, axis_index
+
+    labels = [axis.label for axis in TXT2IMG_AXES]
+    after = labels[labels.index("Size") + 1 :]
+    assert after == [
+        "[ControlNet] Enabled",
+        "[ControlNet] Model",
+        "[ControlNet] Weight",
+        "[ControlNet] Guidance Start",
+        "[ControlNet] Guidance End",
+        "[ControlNet] Control Mode",
+        "[ControlNet] Resize Mode",
+        "[ControlNet] Preprocessor",
+        "[ControlNet] Pre Resolution",
+        "[ControlNet] Pre Threshold A",
+        "[ControlNet] Pre Threshold B",
+    ]
+    info = {s["name"]: s for s in client.get("/sdapi/v1/script-info").json()}
+    assert "[ControlNet] Weight" in info["x/y/z plot"]["args"][0]["choices"]
+    assert axis_index("[controlnet] weight") == labels.index("[ControlNet] Weight")
+
+
+def test_xyz_plot_over_controlnet_weight_draws_each_cell_with_its_weight_from_one_detection(client, app):
+    from modules.sumi.services.jobs.xyz_plot import axis_index
+
+    cache = app.controlnet.detections
+    cache.clear()
+    misses, hits = cache.misses, cache.hits
+    unit = _unit(image=_png_b64(shapes_image(80)))
+    args = _xyz_args(axis_index("[ControlNet] Weight"), "0, 2")
+    body = _txt2img(client, unit, script_name="X/Y/Z plot", script_args=args)
+    infotexts = json.loads(body["info"])["infotexts"]
+    cells = [_decode(image) for image in body["images"][1:3]]
+    assert "Weight: 0.0," in infotexts[1] and "Weight: 2.0," in infotexts[2]
+    assert not np.array_equal(cells[0], cells[1])  # the weight changed the picture
+    plain = _decode(_txt2img(client, _unit(image=unit["image"], weight=0.0))["images"][0])
+    np.testing.assert_array_equal(cells[0], plain)  # the weight-0 cell is the job with weight 0
+    assert (cache.misses - misses, cache.hits - hits) == (1, 2)  # one detection for three jobs
+
+
+def test_xyz_plot_controlnet_values_are_checked_before_the_first_image(client):
+    from modules.sumi.services.jobs.xyz_plot import axis_index
+
+    unit = _unit()
+    model = _xyz_args(axis_index("[ControlNet] Model"), "control_tiny_canny, no_such_model")
+    detail = _txt2img(client, unit, status=400, script_name="X/Y/Z plot", script_args=model)["detail"]
+    assert "[ControlNet] Model" in detail and "no_such_model" in detail
+    modes = _xyz_args(axis_index("[ControlNet] Control Mode"), "Balanced, Loudest")
+    assert (
+        "Loudest" in _txt2img(client, unit, status=400, script_name="X/Y/Z plot", script_args=modes)["detail"]
+    )
+    weights = _xyz_args(axis_index("[ControlNet] Weight"), "0.5, 1")
+    detail = post_txt2img(client, {**BODY, "script_name": "X/Y/Z plot", "script_args": weights}, 400)[
+        "detail"
+    ]
+    assert "no ControlNet unit" in detail

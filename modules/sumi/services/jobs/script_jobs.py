@@ -53,6 +53,7 @@ def job_copy(p: StableDiffusionProcessing, **changes: Any) -> StableDiffusionPro
     job.extra_generation_params = dict(p.extra_generation_params)
     job.comments = dict(p.comments)
     job.engine_extensions = dict(p.engine_extensions)
+    job.controlnet_units = [copy.copy(unit) for unit in p.controlnet_units]  # a job fills in unit fields
     job.warnings = []
     for name, value in changes.items():
         setattr(job, name, value)

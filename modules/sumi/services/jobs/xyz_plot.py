@@ -43,6 +43,7 @@ from modules.sumi.services.jobs.script_jobs import (
     validate_jobs,
     with_params,
 )
+from modules.sumi.services.jobs.xyz_controlnet import CONTROLNET_AXES
 
 TITLE = "X/Y/Z plot"
 MAX_AXIS_VALUES = 1000
@@ -453,6 +454,11 @@ AXES: tuple[AxisOption, ...] = (  # A1111's list of both tabs, in its order
     ),
     _unsupported("FP8 mode"),
     AxisOption("Size", str, _apply_size, confirm=_confirm_sizes),
+    # sd-webui-controlnet appends its axes after A1111's
+    *(
+        AxisOption(a.label, a.type, a.apply, confirm=a.confirm, choices=a.choices, cost=a.cost)
+        for a in CONTROLNET_AXES
+    ),
 )
 TXT2IMG_AXES = tuple(axis for axis in AXES if axis.listed_on(False))
 IMG2IMG_AXES = tuple(axis for axis in AXES if axis.listed_on(True))
