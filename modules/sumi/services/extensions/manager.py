@@ -118,6 +118,9 @@ class ExtensionManager:
                     problems.append(metadata.problem)
                 ext = Extension(path.name, path, builtin, path.name not in disabled, metadata)
                 other = seen.get(ext.canonical_name)
+                if other is not None and other.is_builtin:
+                    problems.append(f'"{ext.name}" in {folder} is not loaded: Sumi has it built in.')
+                    continue
                 if other is not None:
                     problems.append(
                         f'Duplicate canonical name "{ext.canonical_name}" found in extensions '
