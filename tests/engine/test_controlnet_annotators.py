@@ -289,13 +289,22 @@ def test_openpose_full_draws_controlnet_aux_s_body_hands_and_face(full_pose):
     assert _count(ours.map, (255, 255, 255)) > 0  # face landmarks
 
 
-def test_openpose_hand_reads_the_hand_of_each_whole_arm(openpose_dir):
-    image = pose_picture(missing=(7,))  # no left wrist: only the right hand is looked for
-    theirs = _reference_openpose(openpose_dir)(image, 384, 384, output_type="np", include_hand=True)
-    ours = get_preprocessor("openpose_hand").analyse(image, 384, annotator_dir=openpose_dir)
-    np.testing.assert_array_equal(ours.map, theirs)
+def test_openpose_hand_draws_the_body_and_hands_without_reading_the_face(openpose_dir, full_pose):
+    _, theirs = full_pose  # controlnet-aux's hands do not depend on the face
+    ours = get_preprocessor("openpose_hand").analyse(pose_picture(), 384, annotator_dir=openpose_dir)
+    np.testing.assert_array_equal(ours.map, aux_openpose().draw_poses([theirs], 384, 384, draw_face=False))
     (person,) = ours.pose["people"]
-    assert person["hand_left_keypoints_2d"] is None and len(person["hand_right_keypoints_2d"]) == 21 * 3
+    assert person["face_keypoints_2d"] is None
+    assert person["hand_left_keypoints_2d"] == [
+        v for p in theirs.left_hand for v in (float(p.x), float(p.y), 1.0)
+    ]
+
+
+def test_a_part_missing_from_the_picture_is_zero_in_the_json_and_the_rest_is_read(openpose_dir):
+    found = get_preprocessor("openpose").analyse(pose_picture(missing=(7,)), 384, annotator_dir=openpose_dir)
+    (person,) = found.pose["people"]
+    body = np.array(person["pose_keypoints_2d"]).reshape(18, 3)
+    assert (body[7] == 0).all() and (np.delete(body, 7, axis=0)[:, 2] == 1.0).all()
 
 
 def test_openpose_reads_the_person_in_the_picture_and_returns_openpose_json(full_pose):

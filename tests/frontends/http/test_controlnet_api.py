@@ -381,3 +381,32 @@ def test_xyz_plot_controlnet_values_are_checked_before_the_first_image(client):
         "detail"
     ]
     assert "no ControlNet unit" in detail
+
+
+def test_a_t2i_adapter_file_in_the_controlnet_folder_works_as_a_unit(client, app):
+    from safetensors.torch import save_file
+
+    from tests.engine.test_t2i_adapter import _diffusers_adapter, _tencentarc_layout
+
+    unet = load_checkpoint(app.checkpoints.list()[0].filename).unet
+    adapter = _diffusers_adapter("full_adapter", unet.config.block_out_channels, seed=4)
+    with torch.no_grad():
+        for value in adapter.parameters():
+            value.mul_(4.0)
+    path = app.paths.controlnet_dir / "t2iadapter_canny_tiny.safetensors"
+    save_file({k: v.contiguous() for k, v in _tencentarc_layout(adapter).items()}, path)
+    app.controlnet.models.refresh()
+    try:
+        names = client.get("/controlnet/model_list").json()["model_list"]
+        assert any(name.startswith("t2iadapter_canny_tiny [") for name in names)
+        unit = _unit(model="t2iadapter_canny_tiny", image=_png_b64(shapes_image(64)))
+        controlled = _txt2img(client, unit)
+        plain = _txt2img(client)
+        assert not np.array_equal(_decode(controlled["images"][0]), _decode(plain["images"][0]))
+        info = json.loads(controlled["info"])["infotexts"][0]
+        assert "Model: t2iadapter_canny_tiny [" in info and "Module: canny" in info
+        softer = _txt2img(client, _unit(model="t2iadapter_canny_tiny", image=unit["image"], weight=0.0))
+        np.testing.assert_array_equal(_decode(softer["images"][0]), _decode(plain["images"][0]))
+    finally:
+        path.unlink()
+        app.controlnet.models.refresh()

@@ -17,11 +17,12 @@ Residuals of several units add up. A `low_vram` unit stays on the CPU between us
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from diffusers import ControlNetModel
 
+from modules.sumi.engine.controlnet.t2i_adapter import SOFT_SCALES, T2IAdapterNetwork, fitted, level_sizes
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.extensions import Extension, HookPoint, UNetBatch, hook
 
@@ -37,7 +38,7 @@ class ControlUnit:
     batch) or the batch size (one control image per image).
     """
 
-    model: ControlNetModel
+    model: ControlNetModel | T2IAdapterNetwork
     image: torch.Tensor
     weight: float = 1.0
     guidance_start: float = 0.0
@@ -45,6 +46,11 @@ class ControlUnit:
     control_mode: str = "Balanced"
     global_average_pooling: bool = False
     low_vram: bool = False
+    down_block_types: tuple[str, ...] = ()  # the UNet's (where a T2I-Adapter's features go); () = SD1/SDXL
+    # a T2I-Adapter's features, computed at the first step: ((device, dtype), features)
+    adapter_cache: tuple[tuple[torch.device, torch.dtype], list[torch.Tensor]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if self.control_mode not in CONTROL_MODES:
@@ -91,16 +97,55 @@ class ControlNetExtension(Extension):
 
 
 def control_kwargs(units: Sequence[ControlUnit], batch: UNetBatch) -> dict | None:
-    """The UNet keyword arguments of the units active at the batch's step (None: none is active)."""
+    """The UNet keyword arguments of the units active at the batch's step (None: none is active):
+    ControlNet residuals, and T2I-Adapter features (`down_intrablock_additional_residuals`)."""
     total: list[torch.Tensor] | None = None
+    features: list[torch.Tensor] | None = None
     for unit in units:
         if not unit.active_at(batch.step, batch.total_steps):
             continue
+        if isinstance(unit.model, T2IAdapterNetwork):
+            found = adapter_features(unit, batch)
+            features = found if features is None else [a + b for a, b in zip(features, found, strict=True)]
+            continue
         residuals = unit_residuals(unit, batch)
         total = residuals if total is None else [a + b for a, b in zip(total, residuals, strict=True)]
-    if total is None:
+    if total is None and features is None:
         return None
-    return residual_kwargs(total)
+    kwargs = residual_kwargs(total) if total is not None else {}
+    if features is not None:
+        kwargs["down_intrablock_additional_residuals"] = features  # diffusers pops them: a fresh list
+    return kwargs
+
+
+@torch.no_grad()
+def adapter_features(unit: ControlUnit, batch: UNetBatch) -> list[torch.Tensor]:
+    """A T2I-Adapter unit's features for the batch's rows, at the UNet's sizes, scaled: weight at every
+    level ("Balanced"), or weight x 0.25 / 0.62 / 0.825 / 1 shallowest first (the other two modes, the
+    extension's soft injection); "ControlNet is more important" gives the uncond rows none. The adapter
+    runs once per unit (its control image is the same at every step)."""
+    adapter = unit.model
+    assert isinstance(adapter, T2IAdapterNetwork)
+    device, dtype = batch.x.device, batch.x.dtype
+    key = (device, dtype)
+    if unit.adapter_cache is None or unit.adapter_cache[0] != key:
+        if unit.low_vram:
+            adapter.to(device)
+        try:
+            hint = unit.image.to(device=device, dtype=next(adapter.parameters()).dtype)
+            found = [f.to(dtype) for f in adapter(hint)]
+        finally:
+            if unit.low_vram:
+                adapter.to("cpu")
+        unit.adapter_cache = (key, found)
+    found = unit.adapter_cache[1]
+    sizes = level_sizes(
+        batch.x.shape[-2], batch.x.shape[-1], len(found), adapter.shape.sdxl, unit.down_block_types
+    )
+    rows = [f[batch.images % f.shape[0]] for f in fitted(found, sizes)]
+    scales = [unit.weight * s for s in SOFT_SCALES] if unit.soft_injection else [unit.weight] * len(rows)
+    mask = batch.is_cond.to(dtype).view(-1, 1, 1, 1) if unit.cond_only else None
+    return [r * s if mask is None else r * s * mask for r, s in zip(rows, scales, strict=False)]
 
 
 def residual_kwargs(residuals: Sequence[torch.Tensor]) -> dict:
@@ -152,7 +197,9 @@ def _forward(
     added = None
     if batch.context.pooled is not None:
         added = {"text_embeds": batch.context.pooled, "time_ids": batch.time_ids}
-    *down, mid = controlnet_residuals(unit.model, batch.x, batch.timestep, batch.context.context, hint, added)
+    model = unit.model
+    assert not isinstance(model, T2IAdapterNetwork)  # adapters go through adapter_features
+    *down, mid = controlnet_residuals(model, batch.x, batch.timestep, batch.context.context, hint, added)
     return tuple(down), mid
 
 

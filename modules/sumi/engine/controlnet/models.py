@@ -33,6 +33,12 @@ from modules.sumi.engine.controlnet.keys import (
     file_names,
     parse_controlnet_file,
 )
+from modules.sumi.engine.controlnet.t2i_adapter import (
+    T2IAdapterNetwork,
+    adapter_family_of,
+    build_t2i_adapter,
+    is_t2i_adapter,
+)
 from modules.sumi.engine.errors import ModelLoadError
 from modules.sumi.engine.families import get_family
 from modules.sumi.engine.families.base import norm_groups
@@ -58,7 +64,7 @@ class LoadedControlNet:
     channels of the control image; `global_average_pooling` marks shuffle models.
     """
 
-    model: ControlNetModel
+    model: ControlNetModel | T2IAdapterNetwork
     family: str
     source: str
     hint_channels: int
@@ -73,6 +79,8 @@ def detect_controlnet_family(state_dict: Mapping[str, Tensor], source: str = "")
 
     ModelLoadError (saying what the file looks like instead) if it is not a ControlNet.
     """
+    if is_t2i_adapter(state_dict):
+        return adapter_family_of(state_dict, source or "this file")
     return _family(parse_controlnet_file(state_dict, source or "this file").ldm)
 
 
@@ -96,9 +104,10 @@ def load_controlnet(
         model, family = _load_folder(path, dtype, allow_unsafe_pickle)
         _check_family(path, family, expected_family)
     else:
-        file = parse_controlnet_file(
-            read_state_dict(path, allow_unsafe_pickle=allow_unsafe_pickle), str(path)
-        )
+        state = read_state_dict(path, allow_unsafe_pickle=allow_unsafe_pickle)
+        if is_t2i_adapter(state):
+            return _load_adapter(state, path, dtype, device, expected_family)
+        file = parse_controlnet_file(state, str(path))
         _check_family(path, _family(file.ldm), expected_family)
         model, family = _load_file(file, str(path), dtype, base_unet)
     pooling = "shuffle" in path.stem.lower() or bool(model.config["global_pool_conditions"])
@@ -114,9 +123,27 @@ def load_controlnet(
     )
 
 
+def _load_adapter(
+    state: dict[str, Tensor], path: Path, dtype: torch.dtype, device: torch.device | str, expected: str | None
+) -> LoadedControlNet:
+    adapter = build_t2i_adapter(state, str(path))
+    family = "SDXL" if adapter.shape.sdxl else "SD1"
+    if expected == "SD2" and family == "SD1":
+        family = "SD2"  # the SD1 adapters' features fit SD2's encoder widths as well
+    _check_family(path, family, expected)
+    adapter.to(device=device, dtype=dtype)
+    return LoadedControlNet(
+        model=adapter, family=family, source=str(path), hint_channels=adapter.shape.in_channels
+    )
+
+
 def check_compatible(controlnet: LoadedControlNet, model_family: str, context_dim: int) -> None:
     """ModelLoadError unless the ControlNet fits a checkpoint of `model_family` with `context_dim` text width."""
     name = Path(controlnet.source).name
+    if isinstance(controlnet.model, T2IAdapterNetwork):
+        if controlnet.family != model_family and {controlnet.family, model_family} != {"SD1", "SD2"}:
+            _check_family(Path(controlnet.source), controlnet.family, model_family)
+        return
     _check_family(Path(controlnet.source), controlnet.family, model_family)
     width = int(controlnet.model.config["cross_attention_dim"])
     if _has_cross_attention(controlnet.model) and width != context_dim:

@@ -155,6 +155,7 @@ class ControlNetService:
                 control_mode=unit.control_mode,
                 global_average_pooling=loaded.global_average_pooling,
                 low_vram=unit.low_vram or sd.offloaded,  # follows --medvram
+                down_block_types=tuple(sd.unet.config["down_block_types"]),
             )
         )
         unit.model = file.name
