@@ -378,3 +378,53 @@ def test_a_lent_controlnet_is_found_and_loaded_by_name_only_while_lent(tmp_path)
     sdxl = LoadedControlNet(original, "SDXL", "sdxl (training)", 3)
     with models.lend("sdxl", sdxl) as other, pytest.raises(ModelLoadError, match="SDXL"):
         models.load(models.find(other) or models.list()[0], sd)
+
+
+# -- Control-LoRA --------------------------------------------------------------------------------------
+
+
+def _control_lora(controlnet: ControlNetModel, unet, rank: int | None = None) -> dict[str, torch.Tensor]:
+    """Stability AI's Control-LoRA layout for `controlnet`: its weights that differ from the UNet's as
+    `<layer>.up` / `<layer>.down` (an SVD of the difference; `rank` None keeps it exact), everything the
+    UNet lacks (hint block, zero convolutions) and the biases and norms as full tensors, the
+    `lora_controlnet` marker, no prefix."""
+    cn = lllyasviel_state_dict(controlnet, prefix="")
+    base = unet_to_ldm(unet.state_dict(), unet.config, prefix="")
+    state = {"lora_controlnet": torch.tensor([])}
+    for key, value in cn.items():
+        shared = key in base and key.endswith(".weight") and value.ndim in (2, 4)
+        if not shared:
+            state[key] = value
+            continue
+        delta = (value - base[key]).float().flatten(1)
+        u, s, vh = torch.linalg.svd(delta, full_matrices=False)
+        keep = len(s) if rank is None else rank
+        layer = key.removesuffix(".weight")
+        state[f"{layer}.up"] = (u[:, :keep] * s[:keep]).reshape(
+            value.shape[0], keep, *([1] * (value.ndim - 2))
+        )
+        state[f"{layer}.down"] = vh[:keep].reshape(keep, *value.shape[1:]).contiguous()
+    return {k: v.contiguous() for k, v in state.items()}
+
+
+def test_a_control_lora_loads_onto_the_checkpoint_s_unet_as_the_controlnet_it_encodes(tmp_path):
+    original, unet = made("SDXL")["controlnet"], made("SDXL")["unet"]
+    path = tmp_path / "control-lora-canny-rank128.safetensors"
+    save_file(_control_lora(original, unet), path)
+    loaded = load_controlnet(path, base_unet=unet, expected_family="SDXL")
+    assert loaded.family == "SDXL"
+    assert_same_residuals(loaded.model, original, atol=1e-4)  # SVD round trip: float error only
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        header = {k: torch.empty(f.get_slice(k).get_shape(), device="meta") for k in f.keys()}  # noqa: SIM118
+    assert detect_controlnet_family(header) == "SDXL"  # listed with its family from the header alone
+
+
+def test_a_control_lora_needs_the_checkpoint_and_a_fitting_one(tmp_path):
+    path = tmp_path / "control-lora.safetensors"
+    save_file(_control_lora(made("SDXL")["controlnet"], made("SDXL")["unet"], rank=2), path)
+    with pytest.raises(ModelLoadError, match="Control-LoRA: it holds only changes"):
+        load_controlnet(path)
+    with pytest.raises(ModelLoadError, match="is for SDXL|does not fit"):
+        load_controlnet(path, base_unet=made("SD1")["unet"], expected_family="SD1")

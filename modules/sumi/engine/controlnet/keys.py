@@ -92,14 +92,9 @@ def file_names(model_keys: list[str], config: Mapping, file: ControlNetFile) -> 
 
 # What a file that is not a ControlNet looks like: (test on the keys, what to tell the user).
 _LOOKALIKES = (
-    (lambda keys: "lora_controlnet" in keys, "it is a Control-LoRA, which Sumi cannot load yet"),
     (
         lambda keys: "control_add_embedding.linear_1.bias" in keys or "task_embedding" in keys,
         "it is a ControlNet Union model, which Sumi cannot load yet",
-    ),
-    (
-        lambda keys: any(k.startswith(("adapter.", "body.")) or k == "style_embedding" for k in keys),
-        "it looks like a T2I-Adapter, which Sumi cannot load yet",
     ),
     (
         lambda keys: any(k.startswith(("ip_adapter.", "image_proj.")) for k in keys),

@@ -81,7 +81,24 @@ def detect_controlnet_family(state_dict: Mapping[str, Tensor], source: str = "")
     """
     if is_t2i_adapter(state_dict):
         return adapter_family_of(state_dict, source or "this file")
+    if CONTROL_LORA_KEY in state_dict:
+        return _control_lora_family(state_dict, source or "this file")
     return _family(parse_controlnet_file(state_dict, source or "this file").ldm)
+
+
+def _control_lora_family(state_dict: Mapping[str, Tensor], source: str) -> str:
+    """A Control-LoRA's family from its size conditioning or its text width (the `attn2.to_k` LoRA)."""
+    if any(k.startswith("label_emb.") for k in state_dict):
+        return "SDXL"
+    widths = {
+        int(v.shape[1])
+        for k, v in state_dict.items()
+        if k.endswith("attn2.to_k.down") or k.endswith("attn2.to_k.weight")
+    }
+    for family, width in CONTEXT_DIMS.items():
+        if width in widths:
+            return family
+    raise ModelLoadError(f"{source}: a Control-LoRA whose model family cannot be told from its weights")
 
 
 def load_controlnet(
@@ -107,6 +124,9 @@ def load_controlnet(
         state = read_state_dict(path, allow_unsafe_pickle=allow_unsafe_pickle)
         if is_t2i_adapter(state):
             return _load_adapter(state, path, dtype, device, expected_family)
+        if CONTROL_LORA_KEY in state:
+            _check_family(path, _control_lora_family(state, str(path)), expected_family)
+            state = control_lora_weights(state, base_unet, str(path))
         file = parse_controlnet_file(state, str(path))
         _check_family(path, _family(file.ldm), expected_family)
         model, family = _load_file(file, str(path), dtype, base_unet)
@@ -135,6 +155,49 @@ def _load_adapter(
     return LoadedControlNet(
         model=adapter, family=family, source=str(path), hint_channels=adapter.shape.in_channels
     )
+
+
+CONTROL_LORA_KEY = "lora_controlnet"
+_UNET_PARTS = ("input_blocks.", "middle_block.", "time_embed.", "label_emb.")
+
+
+def control_lora_weights(
+    state: Mapping[str, Tensor], base_unet: UNet2DConditionModel | None, source: str
+) -> dict[str, Tensor]:
+    """A Control-LoRA (Stability AI's `control-lora-*-rank*.safetensors`) as a whole ControlNet in
+    lllyasviel names: the loaded checkpoint's UNet encoder, the file's full tensors over it (hint block,
+    zero convolutions, norms, ...), and each `<layer>.up` / `<layer>.down` pair added to that layer's
+    weight as `up @ down` (ComfyUI's and sd-webui-controlnet's reading)."""
+    if base_unet is None:
+        raise ModelLoadError(
+            f"{source}: this is a Control-LoRA: it holds only changes to a Stable Diffusion UNet, so it can "
+            "only be loaded together with a checkpoint"
+        )
+    base = ldm_export.unet_to_ldm(base_unet.state_dict(), base_unet.config, prefix="")
+    weights = {k: v.detach().to("cpu", torch.float32) for k, v in base.items() if k.startswith(_UNET_PARTS)}
+    pairs: dict[str, dict[str, Tensor]] = {}
+    for key, value in state.items():
+        if key == CONTROL_LORA_KEY:
+            continue
+        layer, _, part = key.rpartition(".")
+        if part in ("up", "down"):
+            pairs.setdefault(layer, {})[part] = value
+        else:
+            weights[key] = value
+    for layer, pair in pairs.items():
+        target = f"{layer}.weight"
+        if set(pair) != {"up", "down"} or target not in weights:
+            raise ModelLoadError(
+                f"{source}: Control-LoRA layer {layer!r} has no matching UNet weight or misses up/down"
+            )
+        delta = pair["up"].float().flatten(1) @ pair["down"].float().flatten(1)
+        if delta.numel() != weights[target].numel():
+            raise ModelLoadError(
+                f"{source}: Control-LoRA layer {layer!r} does not fit the loaded checkpoint's UNet "
+                f"({tuple(delta.shape)} against {tuple(weights[target].shape)}); is it for another model family?"
+            )
+        weights[target] = weights[target].float() + delta.reshape(weights[target].shape)
+    return weights
 
 
 def check_compatible(controlnet: LoadedControlNet, model_family: str, context_dim: int) -> None:
