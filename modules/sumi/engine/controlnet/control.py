@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
-from diffusers import ControlNetModel
+from diffusers import ControlNetModel, ControlNetUnionModel
 
 from modules.sumi.engine.controlnet.t2i_adapter import SOFT_SCALES, T2IAdapterNetwork, fitted, level_sizes
 from modules.sumi.engine.errors import InvalidRequestError
@@ -38,7 +38,7 @@ class ControlUnit:
     batch) or the batch size (one control image per image).
     """
 
-    model: ControlNetModel | T2IAdapterNetwork
+    model: ControlNetModel | ControlNetUnionModel | T2IAdapterNetwork
     image: torch.Tensor
     weight: float = 1.0
     guidance_start: float = 0.0
@@ -47,6 +47,7 @@ class ControlUnit:
     global_average_pooling: bool = False
     low_vram: bool = False
     down_block_types: tuple[str, ...] = ()  # the UNet's (where a T2I-Adapter's features go); () = SD1/SDXL
+    union_type: int | None = None  # a ControlNet Union model's control type (index into its task embedding)
     # a T2I-Adapter's features, computed at the first step: ((device, dtype), features)
     adapter_cache: tuple[tuple[torch.device, torch.dtype], list[torch.Tensor]] | None = field(
         default=None, repr=False, compare=False
@@ -199,22 +200,46 @@ def _forward(
         added = {"text_embeds": batch.context.pooled, "time_ids": batch.time_ids}
     model = unit.model
     assert not isinstance(model, T2IAdapterNetwork)  # adapters go through adapter_features
-    *down, mid = controlnet_residuals(model, batch.x, batch.timestep, batch.context.context, hint, added)
+    *down, mid = controlnet_residuals(
+        model, batch.x, batch.timestep, batch.context.context, hint, added, unit.union_type
+    )
     return tuple(down), mid
 
 
 def controlnet_residuals(
-    model: ControlNetModel,
+    model: ControlNetModel | ControlNetUnionModel,
     x: torch.Tensor,
     timestep: torch.Tensor,
     context: torch.Tensor,
     hint: torch.Tensor,
     added: dict | None = None,
+    union_type: int | None = None,
 ) -> list[torch.Tensor]:
     """One ControlNet forward, unscaled: its residuals, shallowest first, the middle block's last.
 
-    `hint` is the control image [B, C, H, W] in 0..1; `added` SDXL's text_embeds / time_ids. Gradients
-    flow when the caller has them on (training), so inference wraps this in no_grad itself."""
+    `hint` is the control image [B, C, H, W] in 0..1; `added` SDXL's text_embeds / time_ids; `union_type`
+    a Union model's control type. Gradients flow when the caller has them on (training), so inference
+    wraps this in no_grad itself."""
+    if isinstance(model, ControlNetUnionModel):
+        if union_type is None or not 0 <= union_type < model.config["num_control_type"]:
+            raise InvalidRequestError(
+                f"this ControlNet Union model takes control types 0..{model.config['num_control_type'] - 1}; "
+                f"got {union_type}"
+            )
+        kinds = torch.zeros(x.shape[0], model.config["num_control_type"], device=x.device, dtype=x.dtype)
+        kinds[:, union_type] = 1
+        down, mid = model(
+            x,
+            timestep,
+            encoder_hidden_states=context,
+            controlnet_cond=[hint],
+            control_type=kinds,
+            control_type_idx=[union_type],
+            conditioning_scale=1.0,
+            added_cond_kwargs=added,
+            return_dict=False,
+        )
+        return [*down, mid]
     down, mid = model(
         x,
         timestep,

@@ -94,7 +94,7 @@ def file_names(model_keys: list[str], config: Mapping, file: ControlNetFile) -> 
 _LOOKALIKES = (
     (
         lambda keys: "control_add_embedding.linear_1.bias" in keys or "task_embedding" in keys,
-        "it is a ControlNet Union model, which Sumi cannot load yet",
+        "it is a ControlNet Union model in a layout Sumi does not read (diffusers' layout is read)",
     ),
     (
         lambda keys: any(k.startswith(("ip_adapter.", "image_proj.")) for k in keys),

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from diffusers import ControlNetModel, UNet2DConditionModel
+from diffusers import ControlNetModel, ControlNetUnionModel, UNet2DConditionModel
 from torch import Tensor
 
 from modules.sumi.engine import ldm_export
@@ -64,7 +64,7 @@ class LoadedControlNet:
     channels of the control image; `global_average_pooling` marks shuffle models.
     """
 
-    model: ControlNetModel | T2IAdapterNetwork
+    model: ControlNetModel | ControlNetUnionModel | T2IAdapterNetwork
     family: str
     source: str
     hint_channels: int
@@ -226,9 +226,37 @@ def _check_family(path: Path, family: str, expected: str | None) -> None:
 # -- single files -----------------------------------------------------------------------------------
 
 
+UNION_KEY = "task_embedding"  # xinsir's ControlNet Union (++ / promax), diffusers layout
+
+
+def _load_union(
+    file: ControlNetFile, source: str, dtype: torch.dtype, base_unet: UNet2DConditionModel | None
+) -> tuple[ControlNetUnionModel, str]:
+    """A ControlNet Union file into diffusers' `ControlNetUnionModel` (SDXL: its control types are
+    embedded with the size conditioning's projection)."""
+    family = _family(file.ldm)
+    if family != "SDXL":
+        raise ModelLoadError(f"{source}: a ControlNet Union model for {family}; only SDXL ones are supported")
+    config = infer_controlnet_config(file.ldm, family, source, base_unet)
+    tasks = file.weights[UNION_KEY]
+    config.update(
+        num_control_type=int(tasks.shape[0]),
+        num_trans_channel=int(tasks.shape[1]),
+        num_trans_layer=count(file.weights, r"transformer_layes\.(\d+)\."),
+        num_proj_channel=int(file.weights["spatial_ch_projs.weight"].shape[0]),
+    )
+    config.pop("mid_block_type", None)
+    with torch.device("meta"):
+        model = from_config(ControlNetUnionModel, config)
+    load_weights(model, file.weights, "ControlNet Union", source, dtype)
+    return model, family
+
+
 def _load_file(
     file: ControlNetFile, source: str, dtype: torch.dtype, base_unet: UNet2DConditionModel | None
 ) -> tuple[ControlNetModel, str]:
+    if UNION_KEY in file.weights:
+        return _load_union(file, source, dtype, base_unet)  # type: ignore[return-value]
     family = _family(file.ldm)
     config = infer_controlnet_config(file.ldm, family, source, base_unet)
     with torch.device("meta"):  # this thread only, unlike accelerate's init_empty_weights
@@ -370,7 +398,7 @@ def _sdxl_config(ldm: Mapping[str, Tensor], source: str, base_unet: UNet2DCondit
     }
 
 
-def _has_cross_attention(model: ControlNetModel) -> bool:
+def _has_cross_attention(model: torch.nn.Module) -> bool:
     return any(name.endswith("attn2") for name, _ in model.named_modules())
 
 

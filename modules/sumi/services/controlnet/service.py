@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from diffusers import ControlNetUnionModel
 from PIL import Image
 
 from modules.sumi.engine.controlnet.annotators.runtime import AnnotatorRuntime, NetworkCache
@@ -32,7 +33,7 @@ from modules.sumi.engine.model import SDModel
 from modules.sumi.services.controlnet.detections import DetectionCache, picture_key
 from modules.sumi.services.controlnet.lama import LAMA_PREPROCESSOR, LamaFill, latents_of
 from modules.sumi.services.controlnet.models import ControlNetModels
-from modules.sumi.services.controlnet.units import ControlNetUnit
+from modules.sumi.services.controlnet.units import UNION_CONTROL_TYPES, ControlNetUnit, union_type_index
 from modules.sumi.services.settings.options import Options
 
 
@@ -137,6 +138,21 @@ class ControlNetService:
         if preprocessor.name == LAMA_PREPROCESSOR:
             prepared.noise_x0 = latents_of(sd, maps)
         loaded = self.models.load(file, sd)
+        union_type = None
+        if isinstance(loaded.model, ControlNetUnionModel):
+            union_type = union_type_index(unit.union_control_type, preprocessor.tags)
+            if union_type is None:
+                raise InvalidRequestError(
+                    f"{where}: '{file.name}' is a ControlNet Union model; set union_control_type "
+                    f"({', '.join(UNION_CONTROL_TYPES)}) or pick a preprocessor of one of those kinds"
+                )
+            kinds = int(loaded.model.config["num_control_type"])
+            if union_type >= kinds:
+                raise InvalidRequestError(
+                    f"{where}: '{file.name}' takes control types 0..{kinds - 1} "
+                    f"({', '.join(UNION_CONTROL_TYPES[:kinds])}); {UNION_CONTROL_TYPES[union_type]} needs a "
+                    "promax model"
+                )
         if masks:
             masks = [self._fit_mask(mask, unit, image, target) for mask, image in _pairs(masks, images)]
             tensors = [to_inpaint_tensor(m, k, sd.device, sd.dtype) for m, k in _pairs(maps, masks)]
@@ -156,6 +172,7 @@ class ControlNetService:
                 global_average_pooling=loaded.global_average_pooling,
                 low_vram=unit.low_vram or sd.offloaded,  # follows --medvram
                 down_block_types=tuple(sd.unet.config["down_block_types"]),
+                union_type=union_type,
             )
         )
         unit.model = file.name

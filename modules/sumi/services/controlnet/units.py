@@ -57,6 +57,7 @@ class ControlNetUnit:
     control_mode: str = "Balanced"
     save_detected_map: bool = True
     hr_option: str = "Both"  # with Hires. fix: "Both", "Low res only" or "High res only" pass
+    union_control_type: str = "Unknown"  # for ControlNet Union models; "Unknown": from the preprocessor
 
     def infotext(self) -> str | None:
         """`Module: canny, Model: ..., Weight: 1.0, ...`; None when a value holds `,` or `:` (as the
@@ -116,6 +117,8 @@ def _coerce(name: str, value: Any, index: int) -> Any:
         return _control_mode(value, where)
     if name == "hr_option":
         return _hr_option(value, where)
+    if name == "union_control_type":
+        return union_control_type(value, where)
     if not isinstance(value, str):
         raise InvalidRequestError(f"{where} must be a string, got {value!r}")
     return value
@@ -258,3 +261,49 @@ def _cast(value: str) -> Any:
         except ValueError:
             pass
     return value
+
+
+# sd-webui-controlnet's ControlNetUnionControlType, in its order (the index is the model's control type).
+UNION_CONTROL_TYPES = (
+    "OpenPose", "Depth", "Soft Edge", "Hard Edge", "Normal Map", "Segmentation", "Tile", "Inpaint",
+)  # fmt: skip
+_UNION_BY_TAG = {
+    "openpose": "OpenPose",
+    "depth": "Depth",
+    "softedge": "Soft Edge",
+    "scribble": "Soft Edge",
+    "canny": "Hard Edge",
+    "lineart": "Hard Edge",
+    "mlsd": "Hard Edge",
+    "normalmap": "Normal Map",
+    "segmentation": "Segmentation",
+    "tile": "Tile",
+    "blur": "Tile",
+    "inpaint": "Inpaint",
+}
+
+
+def union_control_type(value: Any, where: str) -> str:
+    """A union control type by its name (any case) or the extension's tag names; "Unknown" allowed."""
+    if isinstance(value, str):
+        text = value.strip()
+        for name in (*UNION_CONTROL_TYPES, "Unknown"):
+            if name.lower() == text.lower():
+                return name
+        if text.lower().replace(" ", "") in _UNION_BY_TAG:
+            return _UNION_BY_TAG[text.lower().replace(" ", "")]
+    raise InvalidRequestError(
+        f"{where} must be one of: {', '.join(UNION_CONTROL_TYPES)}, Unknown; got {value!r}"
+    )
+
+
+def union_type_index(unit_type: str, tags: tuple[str, ...]) -> int | None:
+    """The control type index for a unit: its own type, else the first of the preprocessor's tags that
+    names one (the extension's UI sets it from the tag); None when neither says."""
+    if unit_type != "Unknown":
+        return UNION_CONTROL_TYPES.index(unit_type)
+    for tag in tags:
+        name = _UNION_BY_TAG.get(tag.lower().replace(" ", ""))
+        if name is not None:
+            return UNION_CONTROL_TYPES.index(name)
+    return None

@@ -74,6 +74,7 @@ class ControlNetUnit:
     control_mode: Any = ControlMode.BALANCED
     save_detected_map: bool = True
     hr_option: Any = HiResFixOption.BOTH
+    union_control_type: Any = "Unknown"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ControlNetUnit:
@@ -124,6 +125,7 @@ def _from_sumi(unit: _SumiUnit) -> ControlNetUnit:
         control_mode=ControlMode(unit.control_mode),
         save_detected_map=unit.save_detected_map,
         hr_option=HiResFixOption(unit.hr_option),
+        union_control_type=unit.union_control_type,
     )
 
 
