@@ -161,6 +161,12 @@ def test_hidden_sliders_become_the_api_default():
     assert (unit.processor_res, unit.threshold_a, unit.threshold_b) == (-1, -1, -1)
 
 
+def test_the_union_control_type_dropdown_reaches_the_unit():
+    assert h.unit_from_values(0, h.UnitValues()).union_control_type == "Unknown"
+    unit = h.unit_from_values(0, h.UnitValues(module="canny", union_control_type="Depth"))
+    assert unit.union_control_type == "Depth"
+
+
 def test_the_canvas_tab_gives_the_drawing_and_transparency_is_white():
     drawing = np.zeros((32, 48, 4), np.uint8)  # transparent, one opaque black line
     drawing[10, :, 3] = 255

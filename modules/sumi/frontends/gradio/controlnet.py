@@ -16,7 +16,8 @@ One tab per unit (opt `control_net_unit_count`, default 3). Element ids follow t
 - `P_controlnet_control_weight_slider`, `P_controlnet_start_control_step_slider`,
   `P_controlnet_ending_control_step_slider`, `P_controlnet_preprocessor_resolution_slider`,
   `P_controlnet_threshold_A_slider`, `P_controlnet_threshold_B_slider`
-- `P_controlnet_resize_mode_radio`, `P_controlnet_control_mode_radio`, `P_controlnet_hr_option_radio` (txt2img)
+- `P_controlnet_resize_mode_radio`, `P_controlnet_control_mode_radio`, `P_controlnet_hr_option_radio` (txt2img),
+  `P_controlnet_union_control_type_dropdown`
 
 Handlers live in `controlnet_handlers`; this module only builds and wires.
 """
@@ -32,7 +33,7 @@ import gradio as gr
 from modules.sumi.engine.controlnet.control import CONTROL_MODES
 from modules.sumi.engine.controlnet.preprocessors import RESOLUTION, Slider
 from modules.sumi.frontends.gradio import controlnet_handlers as h
-from modules.sumi.services.controlnet.units import HR_OPTIONS
+from modules.sumi.services.controlnet.units import HR_OPTIONS, UNION_CONTROL_TYPES
 
 if TYPE_CHECKING:
     from modules.sumi.app import App
@@ -250,6 +251,14 @@ def _radio_rows(unit: UnitUI) -> None:
         label="Hires-Fix Option",
         elem_id=f"{prefix}_controlnet_hr_option_radio",
         visible=prefix.startswith("txt2img"),
+    )
+    # The extension sets this (hidden) from its control-type filter; here the preprocessor's kind does
+    # that while it says "Unknown", and the dropdown can override it.
+    v["union_control_type"] = gr.Dropdown(
+        ["Unknown", *UNION_CONTROL_TYPES],
+        value="Unknown",
+        label="Union Control Type (ControlNet Union models; Unknown: from the preprocessor)",
+        elem_id=f"{prefix}_controlnet_union_control_type_dropdown",
     )
 
 

@@ -62,6 +62,7 @@ class UnitValues:
     resize_mode: str = DEFAULT_RESIZE_MODE
     control_mode: str = DEFAULT_CONTROL_MODE
     hr_option: str = "Both"  # sd-webui-controlnet's "Hires-Fix Option" (txt2img)
+    union_control_type: str = "Unknown"  # ControlNet Union models; "Unknown": the preprocessor's kind
 
 
 UNIT_INPUTS = tuple(f.name for f in fields(UnitValues))
