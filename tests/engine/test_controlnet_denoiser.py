@@ -19,10 +19,8 @@ from modules.sumi.engine.extensions import (
     UNetBatch,
     hook,
 )
-from modules.sumi.engine.sampling.noise import make_generators
-from modules.sumi.engine.sampling.samplers import build_scheduler
 from modules.sumi.engine.text.encoder import Conditioning
-from modules.sumi.engine.text.schedule import pick, stack_rows
+from tests.engine.pipeline_reference import pipeline_call, pipeline_modules
 
 SIZE = 64
 
@@ -74,35 +72,10 @@ def _latents(model, request, **kw) -> torch.Tensor:
 
 
 def _diffusers_latents(model, request, controlnet, image) -> torch.Tensor:
-    jc = engine.conditioning(model, request).conditioning
-    cond = stack_rows([pick(c.parts[0][1], 0).cond for c in jc.conds])
-    uncond = stack_rows([pick(u, 0).cond for u in jc.unconds])
-    built = build_scheduler(request.sampler, request.schedule, model.scheduler_config, seed=request.seeds[0])
-    spec = model.text_encoders[0]
-    pipe = StableDiffusionControlNetPipeline(
-        vae=model.vae,
-        text_encoder=spec.model,
-        tokenizer=spec.tokenizer,
-        unet=model.unet,
-        controlnet=controlnet,
-        scheduler=built.scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    pipe = StableDiffusionControlNetPipeline(**pipeline_modules(model, request), controlnet=controlnet)
     pipe.set_progress_bar_config(disable=True)
-    return pipe(
-        prompt_embeds=cond.context,
-        negative_prompt_embeds=uncond.context,
-        image=image,
-        num_inference_steps=request.steps,
-        guidance_scale=request.cfg_scale,
-        width=request.width,
-        height=request.height,
-        generator=make_generators(request.seeds),
-        controlnet_conditioning_scale=1.0,
-        output_type="latent",
-    ).images
+    call = pipeline_call(model, request)
+    return pipe(**call, image=image, controlnet_conditioning_scale=1.0).images
 
 
 @pytest.mark.parametrize("sampler", ["Euler a", "DPM++ 2M"])

@@ -41,6 +41,19 @@ def _theirs(model: ControlNetUnionModel, inputs: dict, kind: int) -> list[torch.
     return [*down, mid]
 
 
+def _ours(model, inputs: dict, kind: int) -> list[torch.Tensor]:
+    with torch.no_grad():
+        return controlnet_residuals(
+            model,
+            inputs["sample"],
+            inputs["timestep"],
+            inputs["encoder_hidden_states"],
+            inputs["controlnet_cond"],
+            inputs["added_cond_kwargs"],
+            union_type=kind,
+        )
+
+
 def test_a_union_file_loads_and_gives_diffusers_residuals_for_each_control_type(union):
     model, unet, path = union
     loaded = load_controlnet(path, base_unet=unet, expected_family="SDXL")
@@ -48,16 +61,7 @@ def test_a_union_file_loads_and_gives_diffusers_residuals_for_each_control_type(
     inputs = controlnet_inputs(model)
     found = {}
     for kind in (0, 3):
-        with torch.no_grad():
-            ours = controlnet_residuals(
-                loaded.model,
-                inputs["sample"],
-                inputs["timestep"],
-                inputs["encoder_hidden_states"],
-                inputs["controlnet_cond"],
-                inputs["added_cond_kwargs"],
-                union_type=kind,
-            )
+        ours = _ours(loaded.model, inputs, kind)
         for a, b in zip(ours, _theirs(model, inputs, kind), strict=True):
             torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
         found[kind] = ours
@@ -71,15 +75,7 @@ def test_a_union_model_refuses_a_control_type_it_does_not_have(union):
     loaded = load_controlnet(path, base_unet=unet)
     inputs = controlnet_inputs(model)
     with pytest.raises(InvalidRequestError, match="control types 0..5"):
-        controlnet_residuals(
-            loaded.model,
-            inputs["sample"],
-            inputs["timestep"],
-            inputs["encoder_hidden_states"],
-            inputs["controlnet_cond"],
-            inputs["added_cond_kwargs"],
-            union_type=7,
-        )
+        _ours(loaded.model, inputs, 7)
 
 
 def test_an_sd1_union_file_is_refused_with_a_message(tmp_path):

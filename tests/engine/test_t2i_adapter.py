@@ -16,9 +16,7 @@ from modules.sumi.engine.controlnet.control import ControlUnit, adapter_features
 from modules.sumi.engine.controlnet.models import detect_controlnet_family, load_controlnet
 from modules.sumi.engine.controlnet.t2i_adapter import build_t2i_adapter, level_sizes
 from modules.sumi.engine.errors import ModelLoadError
-from modules.sumi.engine.sampling.noise import make_generators
-from modules.sumi.engine.sampling.samplers import build_scheduler
-from modules.sumi.engine.text.schedule import pick, stack_rows
+from tests.engine.pipeline_reference import pipeline_call, pipeline_modules
 
 SIZE = 64
 
@@ -135,35 +133,10 @@ def _latents(model, request) -> torch.Tensor:
 
 
 def _pipeline_latents(model, request, adapter, image) -> torch.Tensor:
-    jc = engine.conditioning(model, request).conditioning
-    cond = stack_rows([pick(c.parts[0][1], 0).cond for c in jc.conds])
-    uncond = stack_rows([pick(u, 0).cond for u in jc.unconds])
-    built = build_scheduler(request.sampler, request.schedule, model.scheduler_config, seed=request.seeds[0])
-    spec = model.text_encoders[0]
-    pipe = StableDiffusionAdapterPipeline(
-        vae=model.vae,
-        text_encoder=spec.model,
-        tokenizer=spec.tokenizer,
-        unet=model.unet,
-        adapter=adapter,
-        scheduler=built.scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    pipe = StableDiffusionAdapterPipeline(**pipeline_modules(model, request), adapter=adapter)
     pipe.set_progress_bar_config(disable=True)
-    return pipe(
-        prompt_embeds=cond.context,
-        negative_prompt_embeds=uncond.context,
-        image=image,
-        num_inference_steps=request.steps,
-        guidance_scale=request.cfg_scale,
-        width=request.width,
-        height=request.height,
-        generator=make_generators(request.seeds),
-        adapter_conditioning_scale=1.0,
-        output_type="latent",
-    ).images
+    call = pipeline_call(model, request)
+    return pipe(**call, image=image, adapter_conditioning_scale=1.0).images
 
 
 def _hint(seed: int = 1) -> torch.Tensor:

@@ -229,6 +229,12 @@ def _check_family(path: Path, family: str, expected: str | None) -> None:
 UNION_KEY = "task_embedding"  # xinsir's ControlNet Union (++ / promax), diffusers layout
 
 
+def union_control_types(controlnet: LoadedControlNet) -> int | None:
+    """How many control types a Union model takes; None for any other ControlNet."""
+    model = controlnet.model
+    return int(model.config["num_control_type"]) if isinstance(model, ControlNetUnionModel) else None
+
+
 def _load_union(
     file: ControlNetFile, source: str, dtype: torch.dtype, base_unet: UNet2DConditionModel | None
 ) -> tuple[ControlNetUnionModel, str]:

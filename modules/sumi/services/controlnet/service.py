@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import ControlNetUnionModel
 from PIL import Image
 
 from modules.sumi.engine.controlnet.annotators.runtime import AnnotatorRuntime, NetworkCache
@@ -27,6 +26,7 @@ from modules.sumi.engine.controlnet.image_fit import (
     to_control_tensor,
     to_inpaint_tensor,
 )
+from modules.sumi.engine.controlnet.models import union_control_types
 from modules.sumi.engine.controlnet.preprocessors import Preprocessor, get_preprocessor
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.model import SDModel
@@ -139,14 +139,14 @@ class ControlNetService:
             prepared.noise_x0 = latents_of(sd, maps)
         loaded = self.models.load(file, sd)
         union_type = None
-        if isinstance(loaded.model, ControlNetUnionModel):
+        kinds = union_control_types(loaded)
+        if kinds is not None:
             union_type = union_type_index(unit.union_control_type, preprocessor.tags)
             if union_type is None:
                 raise InvalidRequestError(
                     f"{where}: '{file.name}' is a ControlNet Union model; set union_control_type "
                     f"({', '.join(UNION_CONTROL_TYPES)}) or pick a preprocessor of one of those kinds"
                 )
-            kinds = int(loaded.model.config["num_control_type"])
             if union_type >= kinds:
                 raise InvalidRequestError(
                     f"{where}: '{file.name}' takes control types 0..{kinds - 1} "
