@@ -8,7 +8,18 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
+
+# Each test process keeps Gradio's file cache to itself (set before anything imports gradio, which reads
+# it at import): two workers caching the same picture (the same content hash, the same path) at once
+# made one of them read a half-written PNG.
+os.environ.setdefault(
+    "GRADIO_TEMP_DIR",
+    os.path.join(
+        tempfile.gettempdir(), f"gradio-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"
+    ),
+)
 
 import pytest
 import torch
