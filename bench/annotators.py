@@ -56,6 +56,21 @@ def _write_all(folder: Path) -> None:
     from safetensors.torch import save_file
 
     save_file({k: v.contiguous() for k, v in DepthAnythingNetwork(vitl).state_dict().items()}, path)
+    _write_midas(folder)
+
+
+def _write_midas(folder: Path) -> None:
+    """dpt_hybrid-midas-501f0c75.pt's layout needs timm's ViT-R50 to build (a test-only package)."""
+    try:
+        from tests.engine.aux_reference import aux_midas_network
+    except ImportError:
+        return
+    try:
+        network = aux_midas_network()
+    except ImportError:  # no timm: depth_midas says its file is missing
+        return
+    (folder / "midas").mkdir(parents=True, exist_ok=True)
+    torch.save(network.state_dict(), folder / "midas" / "dpt_hybrid-midas-501f0c75.pt")
 
 
 def _aux_detectors(folder: Path) -> dict[str, Callable[[np.ndarray], object]]:
@@ -86,7 +101,19 @@ def _aux_detectors(folder: Path) -> dict[str, Callable[[np.ndarray], object]]:
         pose.Face(str(pose_files / "facenet.pth")),
     )
     leres_network = loaded(rel_depth("resnext101"), folder / "leres" / "res101.pth", "depth_model", "module.")
-    return {
+    midas = {}
+    if (folder / "midas" / "dpt_hybrid-midas-501f0c75.pt").is_file():
+        from tests.engine.aux_reference import aux_midas_detector, aux_midas_network
+
+        network = aux_midas_network()
+        network.load_state_dict(
+            torch.load(folder / "midas" / "dpt_hybrid-midas-501f0c75.pt", weights_only=True)
+        )
+        detector = aux_midas_detector(network)
+        midas["depth_midas"] = lambda x: detector(
+            x, detect_resolution=SIZE, image_resolution=SIZE, output_type="np"
+        )
+    return midas | {
         "softedge_hed": lambda x: hed_detector(x, SIZE, SIZE, output_type="np"),
         "softedge_pidinet": lambda x: pidi.PidiNetDetector(pidi_network)(x, SIZE, SIZE, output_type="np"),
         "softedge_teed": lambda x: teed.TEEDdetector(loaded(teed.TED(), folder / "TEED" / "7_model.pth"))(
@@ -126,6 +153,7 @@ LABELS = (
     "openpose_full",
     "normal_bae",
     "depth_leres",
+    "depth_midas",
     "depth_anything_v2",
 )
 

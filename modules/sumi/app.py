@@ -299,7 +299,8 @@ class App:
             allow_unsafe_pickle=bool(self.args.disable_safe_unpickle),
         )
         annotators = [self.paths.controlnet_dir / "annotators", extension / "annotator" / "downloads"]
-        return ControlNetService(models, self.options, annotators)
+        clip_vision = [self.paths.models_dir / "clip_vision"]  # ComfyUI's and Forge's folder
+        return ControlNetService(models, self.options, annotators, clip_vision)
 
     def _model_loaded_callbacks(self, loaded) -> None:
         """Extensions' `on_model_loaded(sd_model)` get what they see as `shared.sd_model` (A1111)."""

@@ -165,6 +165,11 @@ def test_external_code_converts_units_both_ways(app):
     assert [u.module for u in back] == ["canny", "none"] and [u.enabled for u in back] == [True, False]
     assert back[0].resize_mode is cn.ResizeMode.OUTER_FIT and back[1].control_mode is cn.ControlMode.CONTROL
     assert "canny" in cn.get_modules() and "control_tiny_canny" in " ".join(cn.get_models())
+    cn.update_cn_script_in_processing(
+        job, [cn.ControlNetUnit(module="reference_only", input_mode=cn.InputMode.BATCH, batch_images="refs")]
+    )
+    (batch,) = cn.get_all_units_in_processing(job)
+    assert batch.input_mode is cn.InputMode.BATCH and batch.batch_images == "refs"
     assert cn.get_max_models_num() == 3
 
 
@@ -177,3 +182,17 @@ def test_a_users_copy_of_the_extension_is_not_loaded_over_the_built_in_one(tmp_p
     found = [e for e in manager.list(refresh=True) if e.name == "sd-webui-controlnet"]
     assert len(found) == 1 and found[0].is_builtin
     assert any("is not loaded: Sumi has it built in" in problem for problem in manager.problems)
+
+
+def test_update_cn_script_says_once_that_units_go_on_the_job(caplog):
+    import importlib
+    import logging
+
+    cn = importlib.import_module("extensions.sd-webui-controlnet.scripts.external_code")
+    cn._warned.clear()  # noqa: SLF001
+    args = (1, 2, 3)
+    with caplog.at_level(logging.WARNING):
+        assert cn.update_cn_script(None, args, [cn.ControlNetUnit(module="canny")]) is args
+        cn.update_cn_script(None, args, [cn.ControlNetUnit(module="canny")])
+    said = [r.getMessage() for r in caplog.records if "update_cn_script_in_processing" in r.getMessage()]
+    assert len(said) == 1

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import sys
 import types
@@ -94,3 +96,89 @@ def aux_module_without_torchvision(name: str) -> types.ModuleType:
 def aux_openpose() -> types.ModuleType:
     """`controlnet_aux.open_pose` (OpenposeDetector, Body, Hand, Face)."""
     return aux_module_without_torchvision("open_pose")
+
+
+class _Anything:
+    """Whatever timm's import-time code asks of torchvision (names, enum members, base classes)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> _Anything:
+        return _Anything()
+
+    def __call__(self, *args, **kwargs) -> _Anything:
+        return _Anything()
+
+    def __iter__(self):
+        return iter(())
+
+    def __mro_entries__(self, bases):
+        return (object,)
+
+
+class _AnyModule(types.ModuleType):
+    def __getattr__(self, name: str) -> _Anything:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _Anything()
+
+
+class _TorchvisionFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Answers `import torchvision...` with permissive stand-in modules."""
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname == "torchvision" or fullname.startswith("torchvision."):
+            return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
+        return None
+
+    def create_module(self, spec):
+        module = _AnyModule(spec.name)
+        module.__path__ = []
+        return module
+
+    def exec_module(self, module) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _permissive_torchvision():
+    """timm imports much of torchvision at import time (transforms, ops) but its ViT-R50 never calls it;
+    while the block runs, any torchvision name is a stand-in. transformers is imported first and the
+    stand-ins are removed after, so nothing else believes torchvision is installed."""
+    import transformers  # noqa: F401  (it checks for torchvision once, at import)
+
+    if importlib.util.find_spec("torchvision") is not None:
+        yield
+        return
+    finder = _TorchvisionFinder()
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
+        for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
+            del sys.modules[name]
+
+
+def aux_midas_network(seed: int = 0):
+    """controlnet-aux's MiDaS DPT-Hybrid (`DPTDepthModel`, timm's ViT-R50 inside), random weights."""
+    import torch
+
+    with _permissive_torchvision():
+        dpt = aux_module("midas.midas.dpt_depth")
+        torch.manual_seed(seed)
+        network = dpt.DPTDepthModel(path=None, backbone="vitb_rn50_384", non_negative=True).eval()
+    with torch.no_grad():
+        for value in network.parameters():
+            value.add_(torch.randn_like(value) * 0.02)  # no all-zero layers: every path matters
+    return network
+
+
+def aux_midas_detector(network):
+    """controlnet-aux's MidasDetector around `network` (its map steps: depth and normals)."""
+    with _permissive_torchvision():
+        midas = aux_module("midas")
+    detector = midas.MidasDetector.__new__(midas.MidasDetector)
+    detector.model = network
+    return detector

@@ -229,10 +229,26 @@ def _tensors_only(data: object, path: Path) -> StateDict:
             break
     if not isinstance(data, Mapping):
         raise ModelLoadError(f"{path}: holds a {type(data).__name__}, not a dictionary of weights")
+    data = flat_parts(data)
     tensors = {str(k): v for k, v in data.items() if isinstance(v, Tensor)}
     if not tensors:
         raise ModelLoadError(f"{path}: contains no weights (no tensors found)")
     return tensors
+
+
+# Files saved as {part: {name: tensor}} (IP-Adapter .bin: image_proj, ip_adapter), read as "part.name".
+_NESTED_PARTS = ("image_proj", "ip_adapter")
+
+
+def flat_parts(data: Mapping) -> Mapping:
+    if not any(isinstance(data.get(part), Mapping) for part in _NESTED_PARTS):
+        return data
+    flat = dict(data)
+    for part in _NESTED_PARTS:
+        inner = flat.pop(part, None)
+        if isinstance(inner, Mapping):
+            flat.update({f"{part}.{k}": v for k, v in inner.items()})
+    return flat
 
 
 def read_safetensors_metadata(path: str | Path) -> dict[str, str]:

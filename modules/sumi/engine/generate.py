@@ -18,7 +18,10 @@ from modules.sumi.engine import vae as vae_ops
 from modules.sumi.engine.accel import compiled
 from modules.sumi.engine.accel.tiled_vae import Tiled, TilingPolicy
 from modules.sumi.engine.controlnet.control import ControlNetExtension, ControlUnit, validate_units
+from modules.sumi.engine.controlnet.ip_adapter import ImagePromptExtension, ImagePromptUnit
 from modules.sumi.engine.controlnet.lama import lama_noise
+from modules.sumi.engine.controlnet.reference import ReferenceExtension, ReferenceUnit, training_alphas
+from modules.sumi.engine.controlnet.style_adapter import StyleTokensExtension, StyleTokensUnit
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.extensions import Extension, ExtensionManager
 from modules.sumi.engine.families.sdxl_refiner import NAME as SDXL_REFINER
@@ -64,7 +67,10 @@ class BatchRequest:
     use_old_scheduling: bool = False
     pad_cond_uncond: bool = False
     token_override: TokenOverride | None = None  # textual-inversion embeddings for this job
-    control_units: list[ControlUnit] = field(default_factory=list)  # enabled ControlNet units
+    # enabled ControlNet units (T2I-Adapters among them), IP-Adapter, reference and style adapter units
+    control_units: list[ControlUnit | ImagePromptUnit | ReferenceUnit | StyleTokensUnit] = field(
+        default_factory=list
+    )
     init: img2img.InitLatents | None = None  # img2img/inpainting: what the batch starts from; None: txt2img
     first_pass_steps: int | None = (
         None  # hires fix's second pass: the first pass's model calls (prompt edits)
@@ -100,7 +106,8 @@ def validate(request: BatchRequest, scale: int = 8) -> None:
         raise InvalidRequestError(f"steps must be at least 1, got {request.steps}")
     if not (len(request.prompts) == len(request.negative_prompts) == len(request.seeds) >= 1):
         raise InvalidRequestError("prompts, negative prompts and seeds must be given for every image")
-    validate_units(request.control_units, request.width, request.height, request.batch_size)
+    controls = [u for u in request.control_units if isinstance(u, ControlUnit)]
+    validate_units(controls, request.width, request.height, request.batch_size)
 
 
 def _validate_init(model: SDModel, request: BatchRequest) -> None:
@@ -176,7 +183,7 @@ def generate(
     )
     filled = None if init is None else _filled_init(model, request, init)
     manager = ExtensionManager(
-        _batch_extensions(request, extensions, _mask_blend(model, built, filled, init, extensions))
+        _batch_extensions(model, request, extensions, _mask_blend(model, built, filled, init, extensions))
     )
     with manager.patched(model) as scope:
         guidance = conditioning(
@@ -282,10 +289,25 @@ def _decode(
 
 
 def _batch_extensions(
-    request: BatchRequest, extensions: Sequence[Extension], mask_blend: Extension | None = None
+    model: SDModel,
+    request: BatchRequest,
+    extensions: Sequence[Extension],
+    mask_blend: Extension | None = None,
 ) -> list[Extension]:
-    """The request's own extensions (ControlNet, the img2img mask blend) first, then the caller's."""
-    own: list[Extension] = [ControlNetExtension(request.control_units)] if request.control_units else []
+    """The request's own extensions (ControlNet, IP-Adapter, reference, the img2img mask blend) first,
+    then the caller's."""
+    controls = [u for u in request.control_units if isinstance(u, ControlUnit)]
+    prompts = [u for u in request.control_units if isinstance(u, ImagePromptUnit)]
+    references = [u for u in request.control_units if isinstance(u, ReferenceUnit)]
+    styles = [u for u in request.control_units if isinstance(u, StyleTokensUnit)]
+    own: list[Extension] = [StyleTokensExtension(styles)] if styles else []
+    if controls:
+        own.append(ControlNetExtension(controls))
+    if prompts:
+        own.append(ImagePromptExtension(prompts))
+    if references:
+        alphas = training_alphas(model.scheduler_config)
+        own.append(ReferenceExtension(references, alphas, model.is_sdxl, request.seeds[0]))
     if mask_blend is not None:
         own.append(mask_blend)
     return [*own, *extensions]

@@ -20,11 +20,18 @@ from tests.fixtures.tiny_controlnets import (
     write_diffusers_file,
     write_lllyasviel,
 )
+from tests.fixtures.tiny_ip_adapter import (
+    ip_adapter_state,
+    tiny_clip_vision,
+    write_clip_vision,
+    write_ip_adapter,
+)
 from tests.fixtures.tiny_models import jitter
 
 SIZE = 64
 CANNY = "control_tiny_canny"
 XL = "control_xl_only"
+IP = "ip-adapter_sd15"
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +41,8 @@ def app(make_module_app, tmp_path_factory):
     folder = app.paths.controlnet_dir
     write_lllyasviel(folder / f"{CANNY}.safetensors", jitter(ControlNetModel.from_unet(demo.unet), 5))
     write_lllyasviel(folder / f"{XL}.safetensors", tiny_controlnet("SDXL")["controlnet"])
+    write_ip_adapter(folder / f"{IP}.safetensors", ip_adapter_state(demo.unet, "plain", 1))
+    write_clip_vision(folder / "annotators" / "clip_vision" / "clip_h.pth", tiny_clip_vision(4))
     app.controlnet.models.refresh()
     app.queue.run("load model", app.models.get)  # the demo checkpoint (SD1) is the active model
     return app
@@ -261,6 +270,83 @@ def test_generate_with_a_unit_gives_the_image_and_the_map(app):
     assert 'ControlNet 0: "Module: canny, Model: control_tiny_canny [' in out["info_state"]["infotexts"][0]
 
 
+def test_generate_with_an_ip_adapter_unit_steers_the_image_without_a_map(app):
+    plain = run(app, h.UnitValues())["gallery"]["value"]
+    unit = h.UnitValues(enabled=True, image=shapes_image(), module="ip-adapter-auto", model=name_of(app, IP))
+    out = run(app, unit)
+    assert len(out["gallery"]["value"]) == 1  # the picture is a prompt: no detected map
+    shown, before = out["gallery"]["value"][0].convert("RGB"), plain[0].convert("RGB")
+    assert not np.array_equal(np.asarray(shown), np.asarray(before))
+    assert (
+        'ControlNet 0: "Module: ip-adapter-auto, Model: ip-adapter_sd15 ['
+        in out["info_state"]["infotexts"][0]
+    )
+    *_, message = preview(app, module="ip-adapter-auto")
+    assert "nothing to preview" in message
+
+
+def test_the_control_type_narrows_the_lists_and_picks_the_defaults(app):
+    module, model = h.control_type_changed(app, "IP-Adapter")
+    assert module["value"] == "ip-adapter-auto" and "canny" not in module["choices"]
+    assert model["value"] == name_of(app, IP) and model["choices"] == ["None", name_of(app, IP)]
+    module, model = h.control_type_changed(app, "Canny")
+    assert (
+        module["value"] == "canny" and "canny" in model["value"] and name_of(app, CANNY) in model["choices"]
+    )
+    assert not any(m.startswith(IP) for m in model["choices"])
+    module, model = h.control_type_changed(app, "Reference")
+    assert module["value"] == "reference_only" and model["value"] == "None"
+    module, model = h.control_type_changed(app, "All")
+    assert module["value"] == "none" and module["choices"] == h.preprocessor_labels()
+    assert model["choices"] == h.model_choices(app)
+
+
+def test_the_batch_tab_runs_one_job_per_picture_of_its_folder(app):
+    folder = app.paths.data_dir / "ui-batch"
+    folder.mkdir(exist_ok=True)
+    for i in range(2):
+        cv2.imwrite(str(folder / f"{i}.png"), np.full((64, 64, 3), 60 + 120 * i, np.uint8))
+    unit = h.UnitValues(
+        enabled=True,
+        source=h.BATCH,
+        module="reference_only",
+        batch_images="ui-batch",
+        output_dir="ui-batch-out",
+    )
+    out = run(app, unit)
+    assert not out["error"] and len(out["gallery"]["value"]) == 2
+    assert sorted(p.name for p in (app.paths.data_dir / "ui-batch-out").iterdir()) == ["0.png", "1.png"]
+
+
+def test_the_multi_inputs_tab_sends_its_pictures_together(app, tmp_path):
+    files = []
+    for i in range(2):
+        path = tmp_path / f"{i}.png"
+        cv2.imwrite(str(path), np.full((64, 64, 3), 40 + 150 * i, np.uint8))
+        files.append(str(path))
+    values = h.UnitValues(
+        enabled=True, source=h.MERGE, merge_files=files, module="ip-adapter-auto", model=name_of(app, IP)
+    )
+    unit = h.unit_from_values(0, values)
+    assert unit.input_mode == "merge" and len(unit.images) == 2
+    out = run(app, values)
+    assert not out["error"] and len(out["gallery"]["value"]) == 1
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not a picture")
+    failed = run(app, h.UnitValues(**{**values.__dict__, "merge_files": [str(bad)]}))
+    assert "not a picture" in failed["error"]
+
+
+def test_generate_with_a_reference_unit_needs_no_model(app):
+    plain = run(app, h.UnitValues())["gallery"]["value"][0].convert("RGB")
+    unit = h.UnitValues(enabled=True, image=shapes_image(), module="reference_only", model="None")
+    out = run(app, unit)
+    assert not out["error"]
+    shown = out["gallery"]["value"][0].convert("RGB")
+    assert not np.array_equal(np.asarray(shown), np.asarray(plain))
+    assert 'ControlNet 0: "Module: reference_only, Model: None' in out["info_state"]["infotexts"][0]
+
+
 @pytest.mark.parametrize(
     ("unit", "text"),
     [
@@ -288,6 +374,7 @@ UNIT_IDS = (
     "controlnet_low_vram_checkbox",
     "controlnet_pixel_perfect_checkbox",
     "controlnet_preprocessor_preview_checkbox",
+    "controlnet_type_filter_radio",
     "controlnet_preprocessor_dropdown",
     "controlnet_trigger_preprocessor",
     "controlnet_model_dropdown",

@@ -58,14 +58,10 @@ class ControlUnit:
             raise InvalidRequestError(
                 f"unknown control mode {self.control_mode!r}; use one of: {', '.join(CONTROL_MODES)}"
             )
-        if self.guidance_start > self.guidance_end:
-            raise InvalidRequestError(
-                f"ControlNet guidance start ({self.guidance_start}) is after guidance end ({self.guidance_end})"
-            )
+        check_window(self.guidance_start, self.guidance_end, "ControlNet")
 
     def active_at(self, step: int, total_steps: int) -> bool:
-        fraction = step / max(total_steps, 1)
-        return self.weight != 0 and self.guidance_start <= fraction <= self.guidance_end
+        return self.weight != 0 and in_window(step, total_steps, self.guidance_start, self.guidance_end)
 
     @property
     def soft_injection(self) -> bool:
@@ -74,6 +70,18 @@ class ControlUnit:
     @property
     def cond_only(self) -> bool:
         return self.control_mode == "ControlNet is more important"
+
+
+def check_window(start: float, end: float, what: str) -> None:
+    """InvalidRequestError when a unit's guidance window starts after it ends."""
+    if start > end:
+        raise InvalidRequestError(f"{what} guidance start ({start}) is after guidance end ({end})")
+
+
+def in_window(step: int, total_steps: int, start: float, end: float) -> bool:
+    """Whether model call `step` of `total_steps` lies in the guidance window (the extension's rule)."""
+    fraction = step / max(total_steps, 1)
+    return start <= fraction <= end
 
 
 def level_scales(unit: ControlUnit, count: int) -> list[float]:

@@ -26,12 +26,23 @@ from diffusers import ControlNetModel, ControlNetUnionModel, UNet2DConditionMode
 from torch import Tensor
 
 from modules.sumi.engine import ldm_export
+from modules.sumi.engine.controlnet.ip_adapter import (
+    IPAdapterNetwork,
+    build_ip_adapter,
+    ip_adapter_shape,
+    is_ip_adapter,
+)
 from modules.sumi.engine.controlnet.keys import (
     HINT_KEY,
     ControlNetFile,
     count,
     file_names,
     parse_controlnet_file,
+)
+from modules.sumi.engine.controlnet.style_adapter import (
+    StyleAdapterNetwork,
+    build_style_adapter,
+    is_style_adapter,
 )
 from modules.sumi.engine.controlnet.t2i_adapter import (
     T2IAdapterNetwork,
@@ -64,7 +75,7 @@ class LoadedControlNet:
     channels of the control image; `global_average_pooling` marks shuffle models.
     """
 
-    model: ControlNetModel | ControlNetUnionModel | T2IAdapterNetwork
+    model: ControlNetModel | ControlNetUnionModel | T2IAdapterNetwork | IPAdapterNetwork | StyleAdapterNetwork
     family: str
     source: str
     hint_channels: int
@@ -79,8 +90,15 @@ def detect_controlnet_family(state_dict: Mapping[str, Tensor], source: str = "")
 
     ModelLoadError (saying what the file looks like instead) if it is not a ControlNet.
     """
+    if is_style_adapter(state_dict):
+        return _context_family(int(state_dict["proj"].shape[1]), "SD1")
     if is_t2i_adapter(state_dict):
         return adapter_family_of(state_dict, source or "this file")
+    if is_ip_adapter(state_dict):
+        shape = ip_adapter_shape(state_dict, source or "this file")
+        if shape.family is None:
+            raise ModelLoadError(f"{source}: an IP-Adapter for {shape.context_dim}-wide text embeddings")
+        return shape.family
     if CONTROL_LORA_KEY in state_dict:
         return _control_lora_family(state_dict, source or "this file")
     return _family(parse_controlnet_file(state_dict, source or "this file").ldm)
@@ -122,8 +140,12 @@ def load_controlnet(
         _check_family(path, family, expected_family)
     else:
         state = read_state_dict(path, allow_unsafe_pickle=allow_unsafe_pickle)
+        if is_style_adapter(state):
+            return _load_style_adapter(state, path, dtype, device, expected_family)
         if is_t2i_adapter(state):
             return _load_adapter(state, path, dtype, device, expected_family)
+        if is_ip_adapter(state):
+            return _load_ip_adapter(state, path, dtype, device, expected_family)
         if CONTROL_LORA_KEY in state:
             _check_family(path, _control_lora_family(state, str(path)), expected_family)
             state = control_lora_weights(state, base_unet, str(path))
@@ -155,6 +177,34 @@ def _load_adapter(
     return LoadedControlNet(
         model=adapter, family=family, source=str(path), hint_channels=adapter.shape.in_channels
     )
+
+
+def _load_ip_adapter(
+    state: dict[str, Tensor], path: Path, dtype: torch.dtype, device: torch.device | str, expected: str | None
+) -> LoadedControlNet:
+    """An IP-Adapter; its family is its text width's (a width no released model has fits by its layers,
+    checked against the UNet when a unit uses it)."""
+    adapter = build_ip_adapter(state, str(path))
+    family = adapter.shape.family or expected or "SD1"
+    _check_family(path, family, expected)
+    adapter.to(device=device, dtype=dtype)
+    return LoadedControlNet(model=adapter, family=family, source=str(path), hint_channels=3)
+
+
+def _context_family(width: int, default: str) -> str:
+    """The family whose text embeddings are `width` wide (a width no released model has: `default`)."""
+    return next((family for family, w in CONTEXT_DIMS.items() if w == width), default)
+
+
+def _load_style_adapter(
+    state: dict[str, Tensor], path: Path, dtype: torch.dtype, device: torch.device | str, expected: str | None
+) -> LoadedControlNet:
+    """The T2I style adapter: its tokens are as wide as the text it joins (checked against the UNet)."""
+    adapter = build_style_adapter(state, str(path))
+    family = _context_family(adapter.context_dim, expected or "SD1")
+    _check_family(path, family, expected)
+    adapter.to(device=device, dtype=dtype)
+    return LoadedControlNet(model=adapter, family=family, source=str(path), hint_channels=3)
 
 
 CONTROL_LORA_KEY = "lora_controlnet"
@@ -203,6 +253,21 @@ def control_lora_weights(
 def check_compatible(controlnet: LoadedControlNet, model_family: str, context_dim: int) -> None:
     """ModelLoadError unless the ControlNet fits a checkpoint of `model_family` with `context_dim` text width."""
     name = Path(controlnet.source).name
+    if isinstance(controlnet.model, StyleAdapterNetwork):
+        if controlnet.model.context_dim != context_dim:
+            raise ModelLoadError(
+                f"T2I style adapter '{name}' makes {controlnet.model.context_dim}-wide tokens; the loaded "
+                f"checkpoint's text is {context_dim} wide"
+            )
+        return
+    if isinstance(controlnet.model, IPAdapterNetwork):
+        _check_family(Path(controlnet.source), controlnet.family, model_family)
+        if controlnet.model.shape.context_dim != context_dim:
+            raise ModelLoadError(
+                f"IP-Adapter '{name}' expects {controlnet.model.shape.context_dim}-wide text embeddings; "
+                f"the loaded checkpoint gives {context_dim}"
+            )
+        return
     if isinstance(controlnet.model, T2IAdapterNetwork):
         if controlnet.family != model_family and {controlnet.family, model_family} != {"SD1", "SD2"}:
             _check_family(Path(controlnet.source), controlnet.family, model_family)

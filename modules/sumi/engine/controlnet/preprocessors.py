@@ -105,6 +105,8 @@ class Preprocessor:
     post_blend: bool = (
         False  # inpaint_only: the result is blended back with the control image outside the mask
     )
+    image_encoder: str | None = None  # IP-Adapter: the CLIP vision encoder it runs ("auto": the model's)
+    reference: bool = False  # reference_only / _adain / _adain+attn: no model; the picture steers the UNet
 
     @property
     def uses_resolution(self) -> bool:
@@ -113,7 +115,7 @@ class Preprocessor:
 
     @property
     def model_free(self) -> bool:
-        return not self.annotator_files
+        return not self.annotator_files and self.image_encoder is None
 
     def resolve(self, resolution: float = -1, threshold_a: float = -1, threshold_b: float = -1) -> DetectArgs:
         """Apply the extension's defaulting to a unit's processor_res / threshold_a / threshold_b."""
@@ -177,6 +179,11 @@ class Preprocessor:
         runtime: AnnotatorRuntime | None = None,
     ) -> Detection:
         """`run`'s map with what the detector read beside it (the OpenPose JSON for pose preprocessors)."""
+        if self.image_encoder is not None:
+            raise PreprocessorError(
+                f"{self.label} turns the picture into CLIP image features (for an IP-Adapter or the T2I "
+                "style adapter), not into a map: there is nothing to preview; the picture is used as it is"
+            )
         rgb = to_rgb(image)
         args = replace(self.resolve(resolution, threshold_a, threshold_b), seed=int(seed) & 0xFFFFFFFF)
         if exact_resolution:
@@ -479,7 +486,7 @@ def _network(
 def _depth_and_normal() -> tuple[Preprocessor, ...]:
     leres_boost = (*_LERES, _file("leres", "latest_net_G.pth"))
     return (
-        _annotator("depth", "depth_midas", _MIDAS, "Depth", priority=100),
+        _network("depth", "depth_midas", _MIDAS, detectors.depth_midas, "Depth", priority=100),
         _network(
             "depth_leres",
             "depth_leres",
@@ -524,10 +531,11 @@ def _depth_and_normal() -> tuple[Preprocessor, ...]:
             detectors.depth_anything_v2,
             "Depth",
         ),
-        _annotator(
+        _network(
             "normal_map",
             "normal_midas",
             _MIDAS,
+            detectors.normal_midas,
             "NormalMap",
             threshold_a=Slider("Normal Background Threshold", 0.0, 1.0, 0.4),
         ),
@@ -691,8 +699,61 @@ def _inpaint() -> tuple[Preprocessor, ...]:
     )
 
 
+CLIP_H = _file(
+    "clip_vision", "clip_h.pth", "https://huggingface.co/h94/IP-Adapter/resolve/main/models/image_encoder/"
+)
+CLIP_H = replace(CLIP_H, url=CLIP_H.url + "pytorch_model.bin")  # the extension saves it as clip_h.pth
+CLIP_G = _file("clip_vision", "clip_g.pth")
+CLIP_VITL = AnnotatorFile(  # the extension saves OpenAI's whole CLIP model as clip_vitl.pth
+    "clip_vision/clip_vitl.pth",
+    "https://huggingface.co/openai/clip-vit-large-patch14/resolve/main/pytorch_model.bin",
+)
+CLIP_ENCODER_FILES = {"clip_h": CLIP_H, "clip_g": CLIP_G, "clip_vitl": CLIP_VITL}
+
+
+def _ip_adapter() -> tuple[Preprocessor, ...]:
+    """The extension's IP-Adapter preprocessors: a CLIP vision encoder's features of the picture (no map).
+    `ip-adapter-auto` runs the encoder the chosen model reads. The encoder files are looked for by the
+    ControlNet service (also in models/clip_vision), so they are not `annotator_files` here."""
+    ip = {"resolution": None, "tags": ("IP-Adapter",)}
+    return (
+        Preprocessor("ip-adapter-auto", "ip-adapter-auto", priority=1000, image_encoder="auto", **ip),
+        Preprocessor("ip-adapter_clip_sd15", "ip-adapter_clip_h", priority=100, image_encoder="clip_h", **ip),
+        Preprocessor("ip-adapter_clip_sdxl", "ip-adapter_clip_g", image_encoder="clip_g", **ip),
+        Preprocessor(
+            "ip-adapter_clip_sdxl_plus_vith", "ip-adapter_clip_sdxl_plus_vith", image_encoder="clip_h", **ip
+        ),
+        # The T2I style adapter's: CLIP ViT-L/14's last hidden states (the style adapter turns them to tokens)
+        Preprocessor(
+            "t2ia_style_clipvision",
+            "t2ia_style_clipvision",
+            resolution=None,
+            tags=("T2I-Adapter",),
+            image_encoder="clip_vitl",
+        ),
+    )
+
+
+def _reference() -> tuple[Preprocessor, ...]:
+    """The extension's reference modes: no model; the map is the picture (its latents steer the UNet)."""
+    fidelity = Slider("Style Fidelity (only for Balanced mode)", 0.0, 1.0, 0.5)
+    ref = {"resolution": None, "tags": ("Reference",), "threshold_a": fidelity, "reference": True}
+    return (
+        Preprocessor("reference_only", "reference_only", _identity, priority=100, **ref),
+        Preprocessor("reference_adain", "reference_adain", _identity, **ref),
+        Preprocessor("reference_adain+attn", "reference_adain+attn", _identity, **ref),
+    )
+
+
 _ALL = _sorted(
-    _model_free() + _depth_and_normal() + _poses() + _edges_and_lines() + _segmentation() + _inpaint()
+    _reference()
+    + _model_free()
+    + _depth_and_normal()
+    + _poses()
+    + _edges_and_lines()
+    + _segmentation()
+    + _inpaint()
+    + _ip_adapter()
 )
 
 # Names from older versions of the extension that saved infotexts and API scripts may still use.

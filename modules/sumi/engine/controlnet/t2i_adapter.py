@@ -9,7 +9,7 @@ Layouts read:
   halve once, at the third level.
 - the "light" adapter (`t2iadapter_color_sd14v1.pth`): per level `in_conv`, `body.<r>` blocks, `out_conv`.
 - diffusers' layout (`adapter.conv_in`, `adapter.body.<i>.resnets.<r>`; the SDXL adapters), renamed.
-The style adapter (CLIP vision tokens) is refused with a message.
+The style adapter (CLIP vision tokens) is `style_adapter`'s.
 
 What the adapter gives at each level is added to the UNet's encoder at the end of that level (SDXL: the
 last feature after the middle block), as diffusers' `down_intrablock_additional_residuals` does, once

@@ -68,7 +68,8 @@ class DenoiserCall:
 @dataclass
 class UNetBatch:
     """UNET_FORWARD: one UNet forward, with per row the image index and whether it is a cond row.
-    Hooks add UNet keyword arguments with `add_unet_kwargs` (several extensions' residuals add up)."""
+    Hooks add UNet keyword arguments with `add_unet_kwargs` (several extensions' residuals add up), and
+    may replace `context` with a longer one (extra tokens for every row); later hooks see it."""
 
     x: torch.Tensor
     timestep: torch.Tensor

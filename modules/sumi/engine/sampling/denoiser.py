@@ -314,6 +314,8 @@ def _unet(
         )
         extensions.run(HookPoint.UNET_FORWARD, batch)
         kwargs = batch.unet_kwargs
+        if batch.context is not rows.context:  # a hook lengthened the text (the T2I style adapter's tokens)
+            context = batch.context.context.to(dtype)
     if rows.image_conditioning is not None:
         x = torch.cat([x, rows.image_conditioning.to(x.dtype)], dim=1)
     out = unet(

@@ -4,13 +4,16 @@ One tab per unit (opt `control_net_unit_count`, default 3). Element ids follow t
 `P = "{tab}_controlnet_ControlNet-{i}"` (tab: "txt2img"):
 
 - `{tab}_controlnet` (the accordion), `{tab}_controlnet_tabs`, `P` (unit i's tab)
-- input: `P_input_tabs` with the tabs "Single Image" (`P_input_image`, a gr.Image) and "Canvas"
-  (`P_canvas`, a Sketchpad); `P_generated_image` (the preview, in `P_generated_image_group`)
+- input: `P_input_tabs` with the tabs "Single Image" (`P_input_image`, a gr.Image), "Canvas"
+  (`P_canvas`, a Sketchpad), "Batch" (`P_batch_image_dir`, `P_batch_output_dir`: a folder of
+  pictures, one job each) and "Multi-Inputs" (`P_merge_files`: pictures used together);
+  `P_generated_image` (the preview, in `P_generated_image_group`)
 - new canvas: `P_controlnet_open_new_canvas_button` (📝) opens `P_controlnet_new_canvas_group` with
   `P_controlnet_canvas_width`, `P_controlnet_canvas_height`, `P_controlnet_canvas_create_button`,
   `P_controlnet_canvas_cancel_button`
 - `P_controlnet_enable_checkbox`, `P_controlnet_low_vram_checkbox`,
   `P_controlnet_pixel_perfect_checkbox`, `P_controlnet_preprocessor_preview_checkbox`
+- `P_controlnet_type_filter_radio` (Control Type: narrows the two dropdowns below and picks defaults)
 - `P_controlnet_preprocessor_dropdown`, `P_controlnet_trigger_preprocessor` (💥),
   `P_controlnet_model_dropdown`, `P_controlnet_refresh_models` (🔄)
 - `P_controlnet_control_weight_slider`, `P_controlnet_start_control_step_slider`,
@@ -33,6 +36,7 @@ import gradio as gr
 from modules.sumi.engine.controlnet.control import CONTROL_MODES
 from modules.sumi.engine.controlnet.preprocessors import RESOLUTION, Slider
 from modules.sumi.frontends.gradio import controlnet_handlers as h
+from modules.sumi.services.controlnet.control_types import ALL, control_type_names
 from modules.sumi.services.controlnet.units import HR_OPTIONS, UNION_CONTROL_TYPES
 
 if TYPE_CHECKING:
@@ -95,6 +99,7 @@ def _unit_tab(base: str, index: int, model_choices: list[str]) -> UnitUI:
         _input_row(unit)
         _canvas_row(unit)
         _checkbox_row(unit)
+        _control_type_row(unit)
         _dropdown_row(unit, model_choices)
         _slider_rows(unit)
         _radio_rows(unit)
@@ -135,6 +140,24 @@ def _input_tabs(unit: UnitUI) -> None:
                 height=320,
                 brush=gr.Brush(default_size=4, colors=["#000000", "#ffffff"], default_color="#000000"),
                 layers=False,
+            )
+        with gr.Tab("Batch", id=h.BATCH, elem_id=f"{prefix}_batch_tab") as p["batch_tab"]:
+            v["batch_images"] = gr.Textbox(
+                label="Input Directory",
+                placeholder="A folder inside the data folder: one job per picture, in name order",
+                elem_id=f"{prefix}_batch_image_dir",
+            )
+            v["output_dir"] = gr.Textbox(
+                label="Output Directory",
+                placeholder="Leave blank to save as usual; else the results are named after the pictures",
+                elem_id=f"{prefix}_batch_output_dir",
+            )
+        with gr.Tab("Multi-Inputs", id=h.MERGE, elem_id=f"{prefix}_merge_tab") as p["merge_tab"]:
+            v["merge_files"] = gr.File(
+                label="Pictures used together (IP-Adapter: averaged; others: weight shared)",
+                file_count="multiple",
+                file_types=["image"],
+                elem_id=f"{prefix}_merge_files",
             )
 
 
@@ -182,6 +205,18 @@ def _checkbox_row(unit: UnitUI) -> None:
         p["allow_preview"] = gr.Checkbox(
             label="Allow Preview", elem_id=f"{prefix}_controlnet_preprocessor_preview_checkbox"
         )
+
+
+def _control_type_row(unit: UnitUI) -> None:
+    """The extension's Control Type filter: a type narrows the preprocessor and model lists and picks
+    their defaults (it is not sent with the unit)."""
+    unit.parts["control_type"] = gr.Radio(
+        control_type_names(),
+        value=ALL,
+        label="Control Type",
+        elem_id=f"{unit.prefix}_controlnet_type_filter_radio",
+        elem_classes=["controlnet_control_type_filter_group"],
+    )
 
 
 def _dropdown_row(unit: UnitUI, model_choices: list[str]) -> None:
@@ -272,6 +307,12 @@ def wire_controlnet(app: App, ui: ControlNetUI, width: Any, height: Any, message
         unit.parts["refresh_models"].click(
             partial(h.refresh_model_dropdowns, app, rescan=True), inputs=dropdowns, outputs=dropdowns, **QUICK
         )
+        unit.parts["control_type"].change(
+            partial(h.control_type_changed, app),
+            inputs=unit.parts["control_type"],
+            outputs=[unit.values["module"], unit.values["model"]],
+            **QUICK,
+        )
         _wire_sliders(unit)
         _wire_canvas(unit)
         _wire_preview(app, unit, width, height, message)
@@ -295,6 +336,8 @@ def _wire_canvas(unit: UnitUI) -> None:
     v, p = unit.values, unit.parts
     p["image_tab"].select(lambda: h.IMAGE, outputs=v["source"], **QUICK)
     p["canvas_tab"].select(lambda: h.CANVAS, outputs=v["source"], **QUICK)
+    p["batch_tab"].select(lambda: h.BATCH, outputs=v["source"], **QUICK)
+    p["merge_tab"].select(lambda: h.MERGE, outputs=v["source"], **QUICK)
     p["open_canvas"].click(lambda: gr.update(visible=True), outputs=p["canvas_group"], **QUICK)
     p["cancel_canvas"].click(lambda: gr.update(visible=False), outputs=p["canvas_group"], **QUICK)
     p["create_canvas"].click(

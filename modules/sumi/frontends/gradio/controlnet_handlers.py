@@ -25,13 +25,15 @@ from modules.sumi.engine.controlnet.preprocessors import (
 )
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.frontends.gradio import results
+from modules.sumi.services.controlnet.control_types import ALL, select_control_type
 from modules.sumi.services.controlnet.models import NONE
 from modules.sumi.services.controlnet.units import ControlNetUnit, decode_image, unit_from_dict
 
 if TYPE_CHECKING:
     from modules.sumi.app import App
 
-IMAGE, CANVAS = "image", "canvas"  # where a unit's control image comes from (its input tabs' ids)
+# where a unit's control image comes from (the input tabs' ids)
+IMAGE, CANVAS, BATCH, MERGE = "image", "canvas", "batch", "merge"
 RESIZE_MODES = tuple(m.value for m in ResizeMode)
 DEFAULT_RESIZE_MODE = ResizeMode.CROP_AND_RESIZE.value
 DEFAULT_CONTROL_MODE = CONTROL_MODES[0]
@@ -63,6 +65,9 @@ class UnitValues:
     control_mode: str = DEFAULT_CONTROL_MODE
     hr_option: str = "Both"  # sd-webui-controlnet's "Hires-Fix Option" (txt2img)
     union_control_type: str = "Unknown"  # ControlNet Union models; "Unknown": the preprocessor's kind
+    batch_images: str = ""  # the Batch tab: a folder of pictures, one job each (inside the data folder)
+    output_dir: str = ""  # the Batch tab: where the results go ("": saved as usual)
+    merge_files: list[Any] | None = None  # the Multi-Inputs tab: uploaded pictures used together
 
 
 UNIT_INPUTS = tuple(f.name for f in fields(UnitValues))
@@ -95,6 +100,16 @@ def refresh_model_dropdowns(
     choices = model_choices(app)
     updates = tuple(gr.update(choices=choices, value=c if c in choices else NONE) for c in current)
     return updates if len(updates) != 1 else updates[0]
+
+
+def control_type_changed(app: App, control_type: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Control Type → (preprocessor dropdown, model dropdown): the type's choices and defaults, the
+    models limited to the loaded checkpoint's family as the Model list always is."""
+    found = select_control_type(control_type or ALL, model_choices(app))
+    return (
+        gr.update(choices=found.module_list, value=found.default_option),
+        gr.update(choices=found.model_list, value=found.default_model),
+    )
 
 
 # -- preprocessor sliders ------------------------------------------------------------------------------
@@ -145,6 +160,8 @@ def control_image(source: str, image: Any, canvas: Any) -> Any:
     """The unit's image: the uploaded one, or the canvas drawing (its composite) on the Canvas tab."""
     if source == CANVAS:
         return canvas.get("composite") if isinstance(canvas, dict) else None
+    if source in (BATCH, MERGE):
+        return None  # the pictures are read from the folder (one per job) or the uploads (together)
     return image
 
 
@@ -228,11 +245,31 @@ def run_preview(
 def unit_from_values(index: int, v: UnitValues) -> ControlNetUnit:
     """A unit as the API would build it from the same values (InvalidRequestError for a bad one).
     A disabled unit's image is not read."""
-    data = {name: getattr(v, name) for name in UNIT_INPUTS if name not in ("source", "image", "canvas")}
+    skipped = ("source", "image", "canvas", "batch_images", "output_dir", "merge_files")
+    data = {name: getattr(v, name) for name in UNIT_INPUTS if name not in skipped}
     data["image"] = control_image(v.source, v.image, v.canvas) if v.enabled else None
+    if v.source == BATCH:
+        data.update(input_mode="batch", batch_images=v.batch_images or "", output_dir=v.output_dir or "")
+    if v.source == MERGE:
+        pictures = [_uploaded(f, index) for f in (v.merge_files or [])] if v.enabled else []
+        data.update(input_mode="merge", image=[{"image": p} for p in pictures] or None)
     data["processor_res"] = int(v.processor_res) if v.processor_res is not None else -1
     data.update(_unused_sliders(v.module))
     return unit_from_dict(data, index)
+
+
+def _uploaded(file: Any, index: int) -> np.ndarray:
+    """A Multi-Inputs upload (Gradio's temporary file) as an RGB picture."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = file if isinstance(file, str) else getattr(file, "name", None) or getattr(file, "path", "")
+    try:
+        with Image.open(path) as image:
+            return decode_image(image.convert("RGBA"), f"ControlNet unit {index}: Multi-Inputs picture")
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InvalidRequestError(
+            f"ControlNet unit {index}: a Multi-Inputs file is not a picture ({exc})"
+        ) from exc
 
 
 def _unused_sliders(module: str) -> dict[str, int]:

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from modules.sumi.app import App
 from modules.sumi.engine.controlnet.preprocessors import list_preprocessors
 from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.services.controlnet.control_types import control_types
+from modules.sumi.services.controlnet.models import NONE
 from modules.sumi.services.controlnet.units import decode_image
 from modules.sumi.services.images.saving import encode_png_base64
 
@@ -47,6 +49,11 @@ def create_controlnet_router(app: App) -> APIRouter:
         preprocessors = list_preprocessors()
         names = [p.label if alias_names else p.name for p in preprocessors]
         return {"module_list": names, "module_detail": {p.name: _detail(p) for p in preprocessors}}
+
+    @router.get("/control_types")
+    def control_types_route() -> dict[str, Any]:
+        names = [NONE, *(f.name for f in app.controlnet.models.list())]
+        return {"control_types": control_types(names)}
 
     @router.get("/settings")
     def settings() -> dict[str, int]:

@@ -46,6 +46,7 @@ _RUNTIME_FIELDS = {
     "sampler_index",
     "script_args",
     "controlnet_units",
+    "controlnet_batch_index",
     "engine_extensions",
     "scripts",
     "prompts",

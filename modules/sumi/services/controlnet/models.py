@@ -28,7 +28,7 @@ from modules.sumi.engine.controlnet.models import (
 )
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.extensions import release_residents
-from modules.sumi.engine.files import read_state_dict
+from modules.sumi.engine.files import flat_parts, read_state_dict
 from modules.sumi.engine.model import SDModel
 from modules.sumi.services.models.checkpoints import natural_sort_key, walk_files
 from modules.sumi.services.models.hashing import legacy_model_hash
@@ -226,6 +226,7 @@ def _pickle_tensors(path: Path, allow_unsafe_pickle: bool) -> dict[str, torch.Te
         data = data["state_dict"]
     if not isinstance(data, dict):
         return {}
+    data = flat_parts(data)  # IP-Adapter .bin: {"image_proj": {...}, "ip_adapter": {...}}
     return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
 
 

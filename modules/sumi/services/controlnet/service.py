@@ -8,6 +8,7 @@ checked before sampling starts, so a bad unit fails the job without touching the
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,13 +27,17 @@ from modules.sumi.engine.controlnet.image_fit import (
     to_control_tensor,
     to_inpaint_tensor,
 )
+from modules.sumi.engine.controlnet.ip_adapter import ImagePromptUnit, IPAdapterNetwork, check_fits
 from modules.sumi.engine.controlnet.models import union_control_types
 from modules.sumi.engine.controlnet.preprocessors import Preprocessor, get_preprocessor
+from modules.sumi.engine.controlnet.reference import ReferenceUnit
+from modules.sumi.engine.controlnet.style_adapter import StyleAdapterNetwork, StyleTokensUnit
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.model import SDModel
 from modules.sumi.services.controlnet.detections import DetectionCache, picture_key
+from modules.sumi.services.controlnet.image_prompt import ImagePrompts
 from modules.sumi.services.controlnet.lama import LAMA_PREPROCESSOR, LamaFill, latents_of
-from modules.sumi.services.controlnet.models import ControlNetModels
+from modules.sumi.services.controlnet.models import ControlNetFile, ControlNetModels
 from modules.sumi.services.controlnet.units import UNION_CONTROL_TYPES, ControlNetUnit, union_type_index
 from modules.sumi.services.settings.options import Options
 
@@ -60,7 +65,7 @@ class InpaintBlend:
 
 @dataclass
 class PreparedControl:
-    units: list[ControlUnit] = field(default_factory=list)
+    units: list[ControlUnit | ImagePromptUnit | ReferenceUnit | StyleTokensUnit] = field(default_factory=list)
     detected_maps: list[Image.Image] = field(default_factory=list)  # appended to the job's images
     infotext: dict[str, str] = field(default_factory=dict)
     blends: list[InpaintBlend] = field(default_factory=list)  # inpaint_only units, in unit order
@@ -89,10 +94,17 @@ class Target:
     height: int
     batch_size: int
     seed: int = 0
+    hires_pass: bool = False  # the second pass of a hires-fix job (reference units: style fidelity 0)
 
 
 class ControlNetService:
-    def __init__(self, models: ControlNetModels, options: Options, annotator_dirs: Sequence[Path]):
+    def __init__(
+        self,
+        models: ControlNetModels,
+        options: Options,
+        annotator_dirs: Sequence[Path],
+        clip_vision_dirs: Sequence[Path] = (),
+    ):
         self.models = models
         self.options = options
         self.annotator_dirs = [Path(d) for d in annotator_dirs]
@@ -100,6 +112,12 @@ class ControlNetService:
         # annotator networks kept as the ControlNet models are (the extension's cache size setting)
         self.annotator_cache = NetworkCache(lambda: int(self.options.control_net_model_cache_size))
         self.detections = DetectionCache()
+        self.image_prompts = ImagePrompts(
+            lambda: self.annotator_dir,
+            clip_vision_dirs,
+            self.annotator_cache,
+            lambda: models.allow_unsafe_pickle,
+        )
 
     @property
     def annotator_dir(self) -> Path:
@@ -110,7 +128,8 @@ class ControlNetService:
         prepared = PreparedControl()
         for index, unit in enumerate(units):
             if unit.enabled:
-                self._prepare_unit(index, unit, sd, target, prepared)
+                for part in _unfolded(unit, index):
+                    self._prepare_unit(index, part, sd, target, prepared)
         return prepared
 
     def _prepare_unit(
@@ -119,14 +138,20 @@ class ControlNetService:
         where = f"ControlNet unit {index}"
         if not unit.images:
             raise InvalidRequestError(f"{where} is enabled but has no image; upload one or disable the unit")
-        if len(unit.images) not in (1, target.batch_size):
+        if len(unit.images) not in (1, target.batch_size) and unit.input_mode != "merge":
             raise InvalidRequestError(
                 f"{where}: {len(unit.images)} images for a batch of {target.batch_size}; give 1 or {target.batch_size}"
             )
+        preprocessor = _preprocessor(unit.module, where)
+        if preprocessor.reference:  # no model: the extension ignores the unit's model for these
+            self._prepare_reference(index, unit, preprocessor, sd, target, prepared)
+            return
         file = self.models.find(unit.model)
         if file is None:
             raise InvalidRequestError(f"{where} is enabled but no model is selected")
-        preprocessor = _preprocessor(unit.module, where)
+        if preprocessor.image_encoder is not None:
+            self._prepare_image_prompt(index, unit, preprocessor, file, sd, prepared)
+            return
         masks = self._masks(preprocessor, unit, where)
         images, detector = unit.images, preprocessor
         if preprocessor.name == LAMA_PREPROCESSOR:  # LaMa fills the masked part, then inpaint_only
@@ -138,6 +163,16 @@ class ControlNetService:
         if preprocessor.name == LAMA_PREPROCESSOR:
             prepared.noise_x0 = latents_of(sd, maps)
         loaded = self.models.load(file, sd)
+        if isinstance(loaded.model, IPAdapterNetwork):
+            raise InvalidRequestError(
+                f"{where}: '{file.name}' is an IP-Adapter; it reads the picture through a CLIP vision "
+                "preprocessor: choose ip-adapter-auto (or ip-adapter_clip_h / ip-adapter_clip_g)"
+            )
+        if isinstance(loaded.model, StyleAdapterNetwork):
+            raise InvalidRequestError(
+                f"{where}: '{file.name}' is the T2I style adapter; it reads the picture through "
+                "t2ia_style_clipvision (CLIP ViT-L/14)"
+            )
         union_type = None
         kinds = union_control_types(loaded)
         if kinds is not None:
@@ -178,6 +213,70 @@ class ControlNetService:
         unit.model = file.name
         unit.module = preprocessor.name
         self._describe(index, unit, preprocessor, _shown(maps, masks), prepared)
+
+    def _prepare_reference(
+        self,
+        index: int,
+        unit: ControlNetUnit,
+        preprocessor: Preprocessor,
+        sd: SDModel,
+        target: Target,
+        prepared: PreparedControl,
+    ) -> None:
+        """A reference unit: its picture at the generation size (by the resize mode), as VAE latents,
+        and the style fidelity as the extension applies it."""
+        maps = [self.detect_for_target(preprocessor, unit, image, target, sd.device) for image in unit.images]
+        fidelity = min(1.0, max(0.0, preprocessor.resolve(-1, unit.threshold_a).threshold_a))
+        if sd.is_sdxl:
+            fidelity = fidelity**3.0  # the extension: SDXL's attention steering is unstable
+        if unit.control_mode == "ControlNet is more important":
+            fidelity = 1.0
+        elif unit.control_mode == "My prompt is more important" or target.hires_pass:
+            fidelity = 0.0
+        prepared.units.append(
+            ReferenceUnit(
+                latents_of(sd, maps),
+                preprocessor.name,
+                weight=unit.weight,
+                style_fidelity=fidelity,
+                guidance_start=unit.guidance_start,
+                guidance_end=unit.guidance_end,
+            )
+        )
+        unit.module = preprocessor.name
+        self._describe(index, unit, preprocessor, maps, prepared)
+
+    def _prepare_image_prompt(
+        self,
+        index: int,
+        unit: ControlNetUnit,
+        preprocessor: Preprocessor,
+        file: ControlNetFile,
+        sd: SDModel,
+        prepared: PreparedControl,
+    ) -> None:
+        """An IP-Adapter unit: the adapter, checked against the UNet, and its picture's image tokens."""
+        where = f"ControlNet unit {index}"
+        loaded = self.models.load(file, sd)
+        adapter = loaded.model
+        if isinstance(adapter, StyleAdapterNetwork):
+            prepared.units.append(
+                self.image_prompts.style_unit(unit, preprocessor, adapter, sd.device, where)
+            )
+        elif isinstance(adapter, IPAdapterNetwork):
+            try:
+                check_fits(adapter, sd.unet, file.name)
+            except InvalidRequestError as exc:
+                raise InvalidRequestError(f"{where}: {exc}") from exc
+            prepared.units.append(self.image_prompts.unit(unit, preprocessor, adapter, sd.device, where))
+        else:
+            raise InvalidRequestError(
+                f"{where}: '{preprocessor.label}' makes CLIP image features for an IP-Adapter or the T2I style "
+                f"adapter; '{file.name}' is neither"
+            )
+        unit.model = file.name
+        unit.module = preprocessor.name
+        self._describe(index, unit, preprocessor, [], prepared)
 
     @staticmethod
     def _masks(preprocessor: Preprocessor, unit: ControlNetUnit, where: str) -> list[np.ndarray]:
@@ -291,6 +390,28 @@ class ControlNetService:
         runtime = self.annotator_runtime()
         settings = (processor_res, threshold_a, threshold_b, exact_resolution, 0)
         return [self._analyse(preprocessor, image, settings, runtime) for image in images]
+
+
+def _unfolded(unit: ControlNetUnit, index: int) -> list[ControlNetUnit]:
+    """The extension's Multi-Inputs ("merge"): an IP-Adapter unit keeps its pictures (their image
+    tokens are averaged); any other unit becomes one unit per picture, each with weight / n."""
+    if unit.input_mode != "merge" or len(unit.images) < 2:
+        return [dataclasses.replace(unit, input_mode="simple")] if unit.input_mode == "merge" else [unit]
+    preprocessor = _preprocessor(unit.module, f"ControlNet unit {index}")
+    if preprocessor.image_encoder in ("auto", "clip_h", "clip_g"):
+        return [unit]
+    share = unit.weight / len(unit.images)
+    masks = unit.masks
+    return [
+        dataclasses.replace(
+            unit,
+            images=[image],
+            masks=[masks[min(i, len(masks) - 1)]] if masks else [],
+            weight=share,
+            input_mode="simple",
+        )
+        for i, image in enumerate(unit.images)
+    ]
 
 
 def _shown(maps: list[np.ndarray], masks: list[np.ndarray]) -> list[np.ndarray]:

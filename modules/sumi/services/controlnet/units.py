@@ -58,6 +58,10 @@ class ControlNetUnit:
     save_detected_map: bool = True
     hr_option: str = "Both"  # with Hires. fix: "Both", "Low res only" or "High res only" pass
     union_control_type: str = "Unknown"  # for ControlNet Union models; "Unknown": from the preprocessor
+    input_mode: str = "simple"  # "batch": one job per picture of `batch_images` (the extension's Batch tab);
+    # "merge": the pictures of `image` together (Multi-Inputs: IP-Adapters average them, others split the weight)
+    batch_images: str | list = ""  # a folder (inside the data folder) or a list of base64 pictures
+    output_dir: str = ""  # batch mode: where the results go, named after the pictures ("": as usual)
 
     def infotext(self) -> str | None:
         """`Module: canny, Model: ..., Weight: 1.0, ...`; None when a value holds `,` or `:` (as the
@@ -119,6 +123,16 @@ def _coerce(name: str, value: Any, index: int) -> Any:
         return _hr_option(value, where)
     if name == "union_control_type":
         return union_control_type(value, where)
+    if name == "input_mode":
+        return _input_mode(value, where)
+    if name == "batch_images":
+        if isinstance(value, str) or (
+            isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+        ):
+            return value if isinstance(value, str) else list(value)
+        raise InvalidRequestError(
+            f"{where} must be a folder or a list of base64 pictures, got {type(value).__name__}"
+        )
     if not isinstance(value, str):
         raise InvalidRequestError(f"{where} must be a string, got {value!r}")
     return value
@@ -133,6 +147,15 @@ def _control_mode(value: Any, where: str) -> str:
 
 
 HR_OPTIONS = ("Both", "Low res only", "High res only")
+INPUT_MODES = ("simple", "batch", "merge")  # sd-webui-controlnet's InputMode values
+
+
+def _input_mode(value: Any, where: str) -> str:
+    """`simple` / `batch` / `merge` (also the enum's `InputMode.MERGE` spelling)."""
+    text = value.strip().lower().removeprefix("inputmode.") if isinstance(value, str) else None
+    if text not in INPUT_MODES:
+        raise InvalidRequestError(f"{where} must be one of: {', '.join(INPUT_MODES)}; got {value!r}")
+    return text
 
 
 def _hr_option(value: Any, where: str) -> str:

@@ -26,6 +26,7 @@ from modules.sumi.engine.networks.embeddings import partition
 from modules.sumi.engine.placement import precision_infotext
 from modules.sumi.engine.sampling.loop import StepInfo
 from modules.sumi.engine.sampling.samplers import find_sampler
+from modules.sumi.services.controlnet.batch import control_batch
 from modules.sumi.services.controlnet.service import ControlNetService, PreparedControl, Target
 from modules.sumi.services.controlnet.units import ControlNetUnit, decode_image
 from modules.sumi.services.faces.registry import FaceRestorers
@@ -41,6 +42,7 @@ from modules.sumi.services.jobs import (
     tiling,
     vae_tiling,
 )
+from modules.sumi.services.jobs.controlnet_batch import run_control_batch
 from modules.sumi.services.jobs.hooks import JobContext, a1111_cfg, postprocess_batch, select_batch
 from modules.sumi.services.jobs.infotext import build_infotext
 from modules.sumi.services.jobs.live_preview import BatchPreview, PreviewWorker, interrupt_decoder
@@ -121,7 +123,28 @@ class GenerationService:
         self.preview_problems.append(text)
 
     def process(self, p: StableDiffusionProcessing) -> Processed:
-        """Run every batch of `p` on the active model (call from the job worker).
+        """Run every batch of `p` on the active model (call from the job worker); with ControlNet units
+        in batch input mode, once per picture (`jobs.controlnet_batch`)."""
+        batch = control_batch(p.controlnet_units, self.paths.confine) if self.controlnet is not None else None
+        if batch is None:
+            return self._process_one(p)
+        output_dir = None
+        if batch.output_dir.strip():
+            try:
+                output_dir = self.paths.confine(batch.output_dir.strip())
+            except ValueError as exc:
+                raise InvalidRequestError(f"ControlNet batch output folder: {exc}") from exc
+        return run_control_batch(
+            p,
+            batch,
+            self._process_one,
+            interrupted=lambda: self.state.interrupted,
+            output_dir=output_dir,
+            samples_format=str(self.options.samples_format),
+        )
+
+    def _process_one(self, p: StableDiffusionProcessing) -> Processed:
+        """One job of `p` (call from the job worker).
 
         Always-on scripts (`p.scripts`) get A1111's hooks: before_process, process, then per batch
         before_process_batch, after_extra_networks_activate, process_batch, postprocess_batch(_list),

@@ -445,6 +445,7 @@ class HiresFix:
                 latents.shape[-2] * scale,
                 latents.shape[0],
                 p.seed + max(p.subseed, 0),
+                hires_pass=True,
             )
             control = service.controlnet.prepare(units, loaded.sd, target)
         return JobContext(embeddings, control, cache)

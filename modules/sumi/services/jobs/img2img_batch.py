@@ -77,9 +77,10 @@ def run_batch(
     images: list[Any] = []
     infotexts: list[str] = []
     warnings: list[str] = []
-    for path in files:
+    for position, path in enumerate(files):
         if interrupted():
             break
+        p.controlnet_batch_index = position  # a ControlNet batch unit's picture for this image
         try:
             img = ImageOps.exif_transpose(Image.open(path))
         except (UnidentifiedImageError, OSError) as exc:
@@ -101,7 +102,7 @@ def run_batch(
         for n, (image, text) in enumerate(zip(processed.images, processed.infotexts, strict=False)):
             if output_dir is not None:
                 name = path.stem + (f"-{n}" if n else "")
-                _write(
+                write_result(
                     output_dir / path.parent.relative_to(_root(folders.input_dir, path)),
                     name,
                     image,
@@ -111,6 +112,7 @@ def run_batch(
             images.append(image)
             infotexts.append(text)
         warnings.extend(w for w in processed.warnings if w not in warnings)
+    p.controlnet_batch_index = None
     return Processed(
         p, images, p.seed, infotexts[0] if infotexts else "", infotexts=infotexts, warnings=warnings
     )
@@ -164,7 +166,8 @@ def _apply_png_info(
     p.sampler_name = params.get("Sampler", sampler)
 
 
-def _write(directory: Path, name: str, image: Any, infotext: str, extension: str) -> None:
+def write_result(directory: Path, name: str, image: Any, infotext: str, extension: str) -> None:
+    """`<directory>/<name>.<extension>` with the infotext, atomically (RGBA saved as RGB)."""
     directory.mkdir(parents=True, exist_ok=True)
     if image.mode == "RGBA":
         image = image.convert("RGB")

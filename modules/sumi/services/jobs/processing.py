@@ -80,6 +80,8 @@ class StableDiffusionProcessing:
     # Sumi: the job's ControlNet units (modules.sumi.services.controlnet.units.ControlNetUnit), from the API's
     # `alwayson_scripts.controlnet` or the UI's ControlNet accordion.
     controlnet_units: list[Any] = field(default_factory=list)
+    # Sumi: in img2img's Batch tab, the input image's place (a ControlNet batch unit's picture to pair it with)
+    controlnet_batch_index: int | None = None
     # Sumi: engine extensions (modules.sumi.engine.extensions.Extension) every batch of the job runs with, by
     # name. The extra-network handlers put theirs here on activate ("lora", "hypernet"); scripts may too.
     engine_extensions: dict[str, Any] = field(default_factory=dict)

@@ -92,7 +92,7 @@ class ControlNetTrainingSettings:
             found = get_preprocessor(self.preprocessor)
         except InvalidRequestError as exc:
             raise TrainingError(f"preprocessor: {exc}") from exc
-        if not found.model_free or found.detect is None or found.uses_mask:
+        if not found.model_free or found.detect is None or found.uses_mask or found.reference:
             raise TrainingError(
                 f"preprocessor {self.preprocessor!r} needs a network or a mask; training can use the "
                 f"model-free ones: {', '.join(model_free_preprocessors())}"
@@ -164,4 +164,8 @@ class ControlNetTrainingSettings:
 
 def model_free_preprocessors() -> list[str]:
     """The preprocessors training can run: no network, no mask (names as the API takes them)."""
-    return [p.name for p in list_preprocessors() if p.model_free and p.detect is not None and not p.uses_mask]
+    return [
+        p.name
+        for p in list_preprocessors()
+        if p.model_free and p.detect is not None and not p.uses_mask and not p.reference
+    ]

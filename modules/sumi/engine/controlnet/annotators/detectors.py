@@ -20,6 +20,7 @@ from modules.sumi.engine.controlnet.annotators.hed import load_hed, soft_edges
 from modules.sumi.engine.controlnet.annotators.leres import leres_depth, load_leres
 from modules.sumi.engine.controlnet.annotators.lineart import line_drawing, load_lineart
 from modules.sumi.engine.controlnet.annotators.lineart_anime import anime_line_drawing, load_lineart_anime
+from modules.sumi.engine.controlnet.annotators.midas import depth_map, load_midas, midas_depth, normal_map
 from modules.sumi.engine.controlnet.annotators.mlsd import line_segments, load_mlsd
 from modules.sumi.engine.controlnet.annotators.normal_bae import load_normal_bae, surface_normals
 from modules.sumi.engine.controlnet.annotators.openpose import (
@@ -173,6 +174,20 @@ def depth_anything_v2(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles
     """depth_anything_v2: Depth Anything V2's relative depth, near = white."""
     return _padded(
         image, args, lambda x: relative_depth(files.network(load_depth_anything_v2), x, files.device)
+    )
+
+
+def depth_midas(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:
+    """depth_midas: MiDaS DPT-Hybrid's relative depth, near = white."""
+    return _padded(image, args, lambda x: depth_map(midas_depth(files.network(load_midas), x, files.device)))
+
+
+def normal_midas(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:
+    """normal_midas: normals from MiDaS's depth; `threshold_a` is the background threshold."""
+    return _padded(
+        image,
+        args,
+        lambda x: normal_map(midas_depth(files.network(load_midas), x, files.device), args.threshold_a),
     )
 
 

@@ -16,6 +16,7 @@ unit without an image in an img2img job takes the job's image (and mask), as the
 
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import dataclass, fields
 from enum import Enum
@@ -28,6 +29,8 @@ from modules.sumi.engine.controlnet.image_fit import parse_resize_mode, pixel_pe
 from modules.sumi.engine.controlnet.preprocessors import list_preprocessors
 from modules.sumi.services.controlnet.units import ControlNetUnit as _SumiUnit
 from modules.sumi.services.controlnet.units import decode_image, unit_from_dict
+
+log = logging.getLogger(__name__)
 
 EXTENSION = "sd-webui-controlnet"
 
@@ -53,6 +56,12 @@ class HiResFixOption(Enum):
     HIGH_RES_ONLY = "High res only"
 
 
+class InputMode(Enum):
+    SIMPLE = "simple"  # one picture (or one per image of the batch)
+    BATCH = "batch"  # one job per picture of `batch_images` (a folder inside the data folder)
+    MERGE = "merge"  # the pictures of `image` together (Multi-Inputs)
+
+
 @dataclass
 class ControlNetUnit:
     """The extension's unit, with its field names and defaults (enabled by default, as there)."""
@@ -75,6 +84,9 @@ class ControlNetUnit:
     save_detected_map: bool = True
     hr_option: Any = HiResFixOption.BOTH
     union_control_type: Any = "Unknown"
+    input_mode: Any = InputMode.SIMPLE
+    batch_images: Any = ""
+    output_dir: str = ""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ControlNetUnit:
@@ -126,6 +138,9 @@ def _from_sumi(unit: _SumiUnit) -> ControlNetUnit:
         save_detected_map=unit.save_detected_map,
         hr_option=HiResFixOption(unit.hr_option),
         union_control_type=unit.union_control_type,
+        input_mode=InputMode(unit.input_mode),
+        batch_images=unit.batch_images,
+        output_dir=unit.output_dir,
     )
 
 
@@ -205,7 +220,21 @@ def get_all_units(script_runner: Any, script_args: Any) -> list[ControlNetUnit]:
 
 
 def update_cn_script(script_runner: Any, script_args: Any, cn_units: list[Any]) -> Any:
+    """The extension writes `cn_units` into the ControlNet script's slots of `script_args`. Sumi's
+    ControlNet has no script slots (units live on the job), so the args come back unchanged, and the
+    caller is told once how to reach the job instead."""
+    if cn_units and not _warned.get("update_cn_script"):
+        _warned["update_cn_script"] = True
+        log.warning(
+            "An extension called external_code.update_cn_script(...); Sumi's built-in ControlNet keeps "
+            "units on the job, not in script args, so those %d unit(s) were not applied: call "
+            "external_code.update_cn_script_in_processing(p, units) instead",
+            len(cn_units),
+        )
     return script_args
+
+
+_warned: dict[str, bool] = {}
 
 
 def _register_import_names() -> None:

@@ -1,0 +1,330 @@
+"""IP-Adapter: a picture as a prompt, through extra key/value projections in every cross-attention.
+
+A file (h94's `ip-adapter_sd15.safetensors`, `ip-adapter-plus_sd15`, `ip-adapter-full-face_sd15`,
+`ip-adapter_sdxl_vit-h`, `ip-adapter-plus_sdxl_vit-h`, ... or their `.bin` twins) holds two parts:
+- `image_proj.*`: turns CLIP vision features into a few context tokens. Plain adapters read the image
+  embedding (4 tokens), Plus ones the penultimate hidden states through a resampler (16 tokens), Full
+  ones every hidden state through an MLP (257 tokens). The modules are diffusers' own classes.
+- `ip_adapter.<i>.to_k_ip` / `to_v_ip`: per cross-attention layer, `i` being the layer's place among
+  all the UNet's attention layers in diffusers' order (down, up, then middle blocks; odd numbers).
+
+In each cross-attention the query also attends to the image tokens, and `weight x` that result is added
+to the text attention before the output projection (the extension's and diffusers' formula). The
+negative rows attend to the tokens of the negative image instead: the projection of a zero embedding
+(plain) or of the encoder's hidden states for a zero input (Plus, Full), as diffusers computes them.
+FaceID, InstantID and PuLID adapters need InsightFace face embeddings, which Sumi does not compute:
+they are refused with a message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from diffusers.loaders.unet import UNet2DConditionLoadersMixin
+from diffusers.models.embeddings import ImageProjection
+from torch import Tensor
+
+from modules.sumi.engine.controlnet.clip_vision import ClipImageFeatures
+from modules.sumi.engine.controlnet.control import check_window, in_window
+from modules.sumi.engine.errors import InvalidRequestError, ModelLoadError
+from modules.sumi.engine.extensions import Extension, HookPoint, PatchScope, UNetBatch, hook
+
+IMAGE_PROJ, IP_LAYERS = "image_proj.", "ip_adapter."
+CONTEXT_FAMILIES = {768: "SD1", 1024: "SD2", 2048: "SDXL"}
+_FACE_NAMES = ("faceid", "instant_id", "instantid", "pulid", "portrait")
+
+
+def is_ip_adapter(state_dict: Mapping[str, Any]) -> bool:
+    keys = list(state_dict)
+    return any(k.startswith(IMAGE_PROJ) for k in keys) and any(k.startswith(IP_LAYERS) for k in keys)
+
+
+@dataclass(frozen=True)
+class IPAdapterShape:
+    """`kind`: "plain", "plus" or "full"; `clip_width`: the CLIP feature width it reads (the image
+    embedding's for plain adapters, the hidden states' for the others); `context_dim`: the UNet's text
+    width; `layers`: the attention indices it has projections for."""
+
+    kind: str
+    clip_width: int
+    context_dim: int
+    layers: tuple[int, ...]
+
+    @property
+    def reads_hidden_states(self) -> bool:
+        return self.kind != "plain"
+
+    @property
+    def family(self) -> str | None:
+        """The model family its text width belongs to; None for widths no released model has."""
+        return CONTEXT_FAMILIES.get(self.context_dim)
+
+
+def ip_adapter_shape(state_dict: Mapping[str, Tensor], source: str) -> IPAdapterShape:
+    """The adapter's kind and sizes; FaceID-family files (told by their projection, or by their name as the
+    extension tells them) are refused."""
+    if any(name in Path(source).name.lower() for name in _FACE_NAMES):
+        raise ModelLoadError(_face_refusal(source))
+    proj = _part(state_dict, IMAGE_PROJ)
+    layers = sorted({int(k.split(".")[1]) for k in state_dict if k.startswith(IP_LAYERS) and "to_k_ip" in k})
+    if not layers:
+        raise ModelLoadError(f"{source}: an IP-Adapter without ip_adapter.<n>.to_k_ip weights")
+    context_dim = int(state_dict[f"{IP_LAYERS}{layers[0]}.to_k_ip.weight"].shape[1])
+    if "proj.weight" in proj:
+        return IPAdapterShape("plain", int(proj["proj.weight"].shape[1]), context_dim, tuple(layers))
+    if "proj.3.weight" in proj:
+        return IPAdapterShape("full", int(proj["proj.0.weight"].shape[1]), context_dim, tuple(layers))
+    if "perceiver_resampler.proj_in.weight" in proj or "norm.weight" in proj:  # FaceID Plus / FaceID
+        raise ModelLoadError(_face_refusal(source))
+    if "latents" in proj and "proj_in.weight" in proj:
+        return IPAdapterShape("plus", int(proj["proj_in.weight"].shape[1]), context_dim, tuple(layers))
+    raise ModelLoadError(
+        f"{source}: an IP-Adapter image projection Sumi does not know (keys: {sorted(proj)[:6]})"
+    )
+
+
+def _face_refusal(source: str) -> str:
+    return (
+        f"{source}: a FaceID / InstantID / PuLID adapter; it reads InsightFace face embeddings, which Sumi "
+        "does not compute. Use a CLIP-vision IP-Adapter (ip-adapter_sd15, ip-adapter-plus-face_sd15, "
+        "ip-adapter-full-face_sd15, ...)"
+    )
+
+
+def _part(state_dict: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    return {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
+
+
+class IPAdapterNetwork(torch.nn.Module):
+    """The image projection and the per-layer key/value projections of one IP-Adapter file."""
+
+    def __init__(self, shape: IPAdapterShape, image_proj: torch.nn.Module, layers: Mapping[str, Tensor]):
+        super().__init__()
+        self.shape = shape
+        self.image_proj = image_proj
+        self.to_k_ip = torch.nn.ModuleDict()
+        self.to_v_ip = torch.nn.ModuleDict()
+        for index in shape.layers:
+            for name, target in (("to_k_ip", self.to_k_ip), ("to_v_ip", self.to_v_ip)):
+                weight = layers[f"{index}.{name}.weight"]
+                linear = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False)
+                linear.weight = torch.nn.Parameter(weight.clone(), requires_grad=False)
+                target[str(index)] = linear
+        self.eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def tokens(self, features: ClipImageFeatures) -> tuple[Tensor, Tensor]:
+        """(image tokens [N, T, C] per picture, negative tokens [1, T, C]) in the adapter's dtype."""
+        parameter = next(self.parameters())
+        if self.shape.reads_hidden_states:
+            cond, uncond = features.penultimate, features.zero_penultimate
+        else:
+            cond, uncond = features.image_embeds, features.zero_image_embeds
+        width = int(cond.shape[-1])
+        if width != self.shape.clip_width:
+            raise InvalidRequestError(
+                f"this IP-Adapter reads {self.shape.clip_width}-wide CLIP features; the image encoder gives "
+                f"{width}: choose the preprocessor of its encoder (ip-adapter_clip_h for ViT-H adapters, "
+                "ip-adapter_clip_g for ViT-bigG ones) or ip-adapter-auto"
+            )
+        both = torch.cat([cond, uncond]).to(device=parameter.device, dtype=parameter.dtype)
+        projected = self.image_proj(both)
+        return projected[:-1], projected[-1:]
+
+
+def build_ip_adapter(state_dict: Mapping[str, Tensor], source: str) -> IPAdapterNetwork:
+    """An IP-Adapter from its flat state dict (`image_proj.*`, `ip_adapter.*`), on the CPU, fp32."""
+    shape = ip_adapter_shape(state_dict, source)
+    proj = {k: v.float() for k, v in _part(state_dict, IMAGE_PROJ).items()}
+    layers = {k: v.float() for k, v in _part(state_dict, IP_LAYERS).items()}
+    try:
+        image_proj = _plain_projection(proj, shape) if shape.kind == "plain" else _diffusers_projection(proj)
+    except (RuntimeError, KeyError, IndexError) as exc:
+        raise ModelLoadError(f"{source}: the IP-Adapter image projection does not load ({exc})") from exc
+    missing = [
+        f"{i}.{n}.weight"
+        for i in shape.layers
+        for n in ("to_k_ip", "to_v_ip")
+        if f"{i}.{n}.weight" not in layers
+    ]
+    if missing:
+        raise ModelLoadError(
+            f"{source}: IP-Adapter weights missing: {', '.join(IP_LAYERS + m for m in missing[:6])}"
+        )
+    return IPAdapterNetwork(shape, image_proj, layers)
+
+
+def _plain_projection(proj: Mapping[str, Tensor], shape: IPAdapterShape) -> ImageProjection:
+    """diffusers' ImageProjection with the file's token count (the extension's: rows / text width)."""
+    tokens = int(proj["proj.weight"].shape[0]) // shape.context_dim
+    module = ImageProjection(
+        image_embed_dim=shape.clip_width, cross_attention_dim=shape.context_dim, num_image_text_embeds=tokens
+    )
+    renamed = {
+        k.replace("proj.", "image_embeds.", 1) if k.startswith("proj.") else k: v for k, v in proj.items()
+    }
+    module.load_state_dict(renamed, strict=True)
+    return module
+
+
+def _diffusers_projection(proj: Mapping[str, Tensor]) -> torch.nn.Module:
+    """Plus and Full projections, built and renamed by diffusers' own converter (it uses nothing of the
+    UNet it is defined on when asked not to save memory)."""
+    convert = UNet2DConditionLoadersMixin._convert_ip_adapter_image_proj_to_diffusers
+    return convert(None, dict(proj), low_cpu_mem_usage=False)  # pyright: ignore[reportArgumentType]
+
+
+# -- in the UNet -------------------------------------------------------------------------------------
+
+
+def cross_attention_layers(unet: torch.nn.Module) -> dict[int, torch.nn.Module]:
+    """{index among all attention layers (diffusers' `attn_processors` order): cross-attention module}."""
+    names = list(getattr(unet, "attn_processors", {}))
+    return {
+        index: unet.get_submodule(name.removesuffix(".processor"))
+        for index, name in enumerate(names)
+        if not name.endswith("attn1.processor")
+    }
+
+
+def check_fits(adapter: IPAdapterNetwork, unet: torch.nn.Module, name: str) -> None:
+    """InvalidRequestError unless the adapter has projections for exactly the UNet's cross-attentions."""
+    layers = cross_attention_layers(unet)
+    width = int(getattr(unet, "config", {}).get("cross_attention_dim", adapter.shape.context_dim))
+    if width != adapter.shape.context_dim:
+        raise InvalidRequestError(
+            f"IP-Adapter '{name}' expects {adapter.shape.context_dim}-wide text embeddings; the loaded "
+            f"checkpoint gives {width}"
+        )
+    if set(layers) != set(adapter.shape.layers):
+        raise InvalidRequestError(
+            f"IP-Adapter '{name}' has projections for {len(adapter.shape.layers)} cross-attention layers; "
+            f"the loaded checkpoint has {len(layers)}: it is for another model"
+        )
+
+
+@dataclass
+class ImagePromptUnit:
+    """One enabled IP-Adapter unit: its adapter, the tokens of its picture(s) and its settings.
+    `tokens` is [N, T, C] (N = 1, shared by the batch, or one per image); `negative` is [1, T, C]."""
+
+    adapter: IPAdapterNetwork
+    tokens: Tensor
+    negative: Tensor
+    weight: float = 1.0
+    guidance_start: float = 0.0
+    guidance_end: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_window(self.guidance_start, self.guidance_end, "IP-Adapter")
+
+    @property
+    def model(self) -> IPAdapterNetwork:
+        return self.adapter
+
+    def active_at(self, step: int, total_steps: int) -> bool:
+        return self.weight != 0 and in_window(step, total_steps, self.guidance_start, self.guidance_end)
+
+
+@dataclass
+class _Rows:
+    """The image tokens of the active units for the rows of the current UNet forward."""
+
+    rows: int = 0
+    active: list[tuple[IPAdapterNetwork, Tensor, float]] = field(default_factory=list)
+
+
+class ImagePromptAttention:
+    """Wraps one cross-attention's processor: its output plus every active unit's image attention."""
+
+    def __init__(self, wrapped: Any, index: int, current: _Rows) -> None:
+        self.wrapped = wrapped
+        self.index = index
+        self.current = current
+
+    def __call__(
+        self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs
+    ) -> Tensor:
+        out = self.wrapped(attn, hidden_states, encoder_hidden_states, attention_mask, temb, **kwargs)
+        current = self.current
+        if not current.active or hidden_states.ndim != 3 or hidden_states.shape[0] != current.rows:
+            return out
+        return out + image_attention(attn, hidden_states, self.index, current.active)
+
+
+def image_attention(
+    attn: Any, hidden_states: Tensor, index: int, active: Sequence[tuple[IPAdapterNetwork, Tensor, float]]
+) -> Tensor:
+    """sum(weight x attention(query, image keys, image values)) through the output projection's weight
+    (its bias is already in the text attention's output)."""
+    query = attn.to_q(hidden_states)
+    if getattr(attn, "norm_q", None) is not None:
+        query = attn.norm_q(query)
+    rows, _, inner = query.shape
+    heads = int(attn.heads)
+    q = query.view(rows, -1, heads, inner // heads).transpose(1, 2)
+    total: Tensor | None = None
+    for adapter, tokens, weight in active:
+        k = adapter.to_k_ip[str(index)](tokens).view(rows, -1, heads, inner // heads).transpose(1, 2)
+        v = adapter.to_v_ip[str(index)](tokens).view(rows, -1, heads, inner // heads).transpose(1, 2)
+        found = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype)) * weight
+        total = found if total is None else total + found
+    assert total is not None
+    mixed = total.transpose(1, 2).reshape(rows, -1, inner)
+    return F.linear(mixed, attn.to_out[0].weight) / attn.rescale_output_factor
+
+
+class ImagePromptExtension(Extension):
+    """IP-Adapter units: wraps the UNet's cross-attention processors for the scope, and before each
+    UNet forward picks the image tokens of the units active at that model call, row by row."""
+
+    def __init__(self, units: Sequence[ImagePromptUnit]) -> None:
+        super().__init__()
+        self.units = list(units)
+        self.current = _Rows()
+
+    def patch(self, scope: PatchScope):
+        return self._wrapped(scope.model.unet, scope.model.device)
+
+    @contextmanager
+    def _wrapped(self, unet: torch.nn.Module, device: torch.device) -> Iterator[None]:
+        """Wrap the processors, with the adapters where the UNet computes (under --medvram they wait on
+        the CPU between jobs, as ControlNets do)."""
+        layers = cross_attention_layers(unet)
+        originals = {index: module.processor for index, module in layers.items()}
+        homes = {id(u.adapter): (u.adapter, next(u.adapter.parameters()).device) for u in self.units}
+        try:
+            for adapter, _ in homes.values():
+                adapter.to(device)
+            for index, module in layers.items():
+                module.processor = ImagePromptAttention(originals[index], index, self.current)  # pyright: ignore[reportArgumentType]
+            yield
+        finally:
+            for index, module in layers.items():
+                module.processor = originals[index]
+            for adapter, home in homes.values():
+                adapter.to(home)
+            self.current.active = []
+
+    @hook(HookPoint.UNET_FORWARD)
+    def pick_tokens(self, batch: UNetBatch) -> None:
+        self.current.rows = int(batch.x.shape[0])
+        self.current.active = [
+            (unit.adapter, row_tokens(unit, batch), unit.weight)
+            for unit in self.units
+            if unit.active_at(batch.step, batch.total_steps)
+        ]
+
+
+def row_tokens(unit: ImagePromptUnit, batch: UNetBatch) -> Tensor:
+    """Per row of the forward: its image's tokens on cond rows, the negative image's on uncond rows."""
+    device = batch.x.device
+    tokens = unit.tokens.to(device)[batch.images.to(device) % unit.tokens.shape[0]]
+    negative = unit.negative.to(device).expand_as(tokens)
+    return torch.where(batch.is_cond.to(device).view(-1, 1, 1), tokens, negative)

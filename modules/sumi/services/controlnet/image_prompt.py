@@ -1,0 +1,234 @@
+"""IP-Adapter units for a job: find and load the CLIP vision encoder, encode the unit's picture, and
+hand the engine the adapter's image tokens.
+
+Encoders are looked for where sd-webui-controlnet keeps them (`<annotator folder>/clip_vision/clip_h.pth`
+and `clip_g.pth`, also directly in the annotator folder) and in `models/clip_vision` (ComfyUI's and
+Forge's folder), where a file is told by its name: `clip_h`, `vit-h`, `vith` for ViT-H/14, `clip_g`,
+`bigg`, `vit-g` for ViT-bigG/14 (any case; ComfyUI's `CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors`).
+`ip-adapter-auto` runs the encoder the adapter reads: by the feature width it expects (1024 / 1280
+image embeddings, 1280 / 1664 hidden states), else the first encoder found whose width fits.
+Loaded encoders share the annotator networks' cache; features of the last pictures are kept, so X/Y/Z
+cells and repeated jobs encode a picture once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from pathlib import Path
+from typing import cast
+
+import cv2
+import numpy as np
+import torch
+from transformers import CLIPVisionModelWithProjection
+
+from modules.sumi.engine.controlnet.annotators.runtime import NetworkCache
+from modules.sumi.engine.controlnet.clip_vision import ClipImageFeatures, encode_pictures, load_clip_vision
+from modules.sumi.engine.controlnet.ip_adapter import ImagePromptUnit, IPAdapterNetwork, IPAdapterShape
+from modules.sumi.engine.controlnet.preprocessors import CLIP_ENCODER_FILES, Preprocessor
+from modules.sumi.engine.controlnet.style_adapter import StyleAdapterNetwork, StyleTokensUnit
+from modules.sumi.engine.errors import InvalidRequestError, ModelLoadError, UnsafeFileError
+from modules.sumi.services.controlnet.detections import picture_key
+from modules.sumi.services.controlnet.units import ControlNetUnit
+
+ENCODER_NAMES = {
+    "clip_h": ("clip_h", "vit-h", "vith"),
+    "clip_g": ("clip_g", "bigg", "vit-g"),
+    "clip_vitl": ("clip_vitl", "vit-l", "vitl"),
+}
+ENCODER_LABELS = {"clip_h": "CLIP ViT-H/14", "clip_g": "CLIP ViT-bigG/14", "clip_vitl": "CLIP ViT-L/14"}
+# The encoder a released adapter reads, by the width of the features it takes in.
+_PLAIN_WIDTHS = {1024: "clip_h", 1280: "clip_g"}  # image embeddings (projection width)
+_HIDDEN_WIDTHS = {1280: "clip_h", 1664: "clip_g"}  # hidden states
+_MODEL_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
+FEATURE_CACHE_SIZE = 8
+
+
+class ImagePrompts:
+    """Turns an enabled unit with an IP-Adapter model into the engine's `ImagePromptUnit`."""
+
+    def __init__(
+        self,
+        annotator_dir: Callable[[], Path],
+        clip_vision_dirs: Sequence[Path],
+        cache: NetworkCache,
+        allow_unsafe_pickle: Callable[[], bool],
+    ) -> None:
+        self.annotator_dir = annotator_dir
+        self.clip_vision_dirs = [Path(d) for d in clip_vision_dirs]
+        self.cache = cache
+        self.allow_unsafe_pickle = allow_unsafe_pickle
+        self._features: OrderedDict[Hashable, ClipImageFeatures] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def unit(
+        self,
+        unit: ControlNetUnit,
+        preprocessor: Preprocessor,
+        adapter: IPAdapterNetwork,
+        device: torch.device,
+        where: str,
+    ) -> ImagePromptUnit:
+        encoder_path = self.encoder_for(preprocessor, adapter.shape, device, where)
+        features = self.features(encoder_path, unit, device, where)
+        try:
+            tokens, negative = adapter.tokens(features)
+        except InvalidRequestError as exc:
+            raise InvalidRequestError(f"{where}: {exc}") from exc
+        if unit.input_mode == "merge":  # Multi-Inputs: one prompt from every picture (the extension's mean)
+            tokens = tokens.mean(dim=0, keepdim=True)
+        return ImagePromptUnit(
+            adapter,
+            tokens,
+            negative,
+            weight=unit.weight,
+            guidance_start=unit.guidance_start,
+            guidance_end=unit.guidance_end,
+        )
+
+    def style_unit(
+        self,
+        unit: ControlNetUnit,
+        preprocessor: Preprocessor,
+        adapter: StyleAdapterNetwork,
+        device: torch.device,
+        where: str,
+    ) -> StyleTokensUnit:
+        """A T2I style adapter unit: its picture's CLIP ViT-L last hidden states through the adapter."""
+        if preprocessor.image_encoder not in ENCODER_NAMES:
+            raise InvalidRequestError(f"{where}: the T2I style adapter takes t2ia_style_clipvision")
+        path = self.encoder_for(preprocessor, None, device, where)
+        features = self.features(path, unit, device, where)
+        hidden = features.last_hidden
+        assert hidden is not None
+        if hidden.shape[-1] != adapter.width:
+            raise InvalidRequestError(
+                f"{where}: the T2I style adapter reads {adapter.width}-wide CLIP states; {path.name} gives "
+                f"{hidden.shape[-1]}: use t2ia_style_clipvision with CLIP ViT-L/14 (clip_vitl.pth)"
+            )
+        parameter = next(adapter.parameters())
+        with torch.no_grad():
+            tokens = adapter(hidden.to(device=parameter.device, dtype=parameter.dtype))
+        return StyleTokensUnit(
+            adapter,
+            tokens,
+            weight=unit.weight,
+            guidance_start=unit.guidance_start,
+            guidance_end=unit.guidance_end,
+        )
+
+    # -- the encoder -----------------------------------------------------------------------------------
+
+    def candidates(self, kind: str) -> list[Path]:
+        """The files that hold the `kind` encoder ("clip_h" / "clip_g"), in the order they are preferred."""
+        found: list[Path] = []
+        extension_file = CLIP_ENCODER_FILES[kind]
+        located = extension_file.find(self.annotator_dir())
+        if located is not None:
+            found.append(located)
+        for folder in self.clip_vision_dirs:
+            if not folder.is_dir():
+                continue
+            for path in sorted(folder.rglob("*")):
+                name = path.name.lower()
+                if (
+                    path.is_file()
+                    and name.endswith(_MODEL_SUFFIXES)
+                    and any(n in name for n in ENCODER_NAMES[kind])
+                ):
+                    found.append(path)
+        return found
+
+    def encoder_for(
+        self, preprocessor: Preprocessor, shape: IPAdapterShape | None, device: torch.device, where: str
+    ) -> Path:
+        kind = preprocessor.image_encoder
+        if kind in ENCODER_NAMES or shape is None:  # a chosen encoder that does not fit is refused later
+            kind = kind if kind in ENCODER_NAMES else "clip_h"
+            found = self.candidates(kind)
+            if not found:
+                raise InvalidRequestError(self._missing([kind], where))
+            return found[0]
+        kinds = _auto_order(shape)
+        tried: list[str] = []
+        for candidate_kind in kinds:
+            for path in self.candidates(candidate_kind):
+                config = self._load(path, device, where).config
+                width = int(config.hidden_size if shape.reads_hidden_states else config.projection_dim)
+                if width == shape.clip_width:
+                    return path
+                tried.append(f"{path.name} ({width} wide)")
+        if tried:
+            raise InvalidRequestError(
+                f"{where}: the IP-Adapter reads {shape.clip_width}-wide CLIP features; no image encoder found "
+                f"gives them (tried {', '.join(tried)})"
+            )
+        raise InvalidRequestError(self._missing(kinds, where))
+
+    def _missing(self, kinds: list[str], where: str) -> str:
+        wanted = " or ".join(f"{ENCODER_LABELS[k]} ({CLIP_ENCODER_FILES[k].name})" for k in kinds)
+        urls = ", ".join(CLIP_ENCODER_FILES[k].url for k in kinds)
+        folders = [str(self.annotator_dir() / "clip_vision"), *(str(d) for d in self.clip_vision_dirs)]
+        return (
+            f"{where}: the IP-Adapter needs the {wanted} image encoder in {' or '.join(folders)}; it is not "
+            f"there. Download it from {urls} (save it as {CLIP_ENCODER_FILES[kinds[0]].name})"
+        )
+
+    def _load(self, path: Path, device: torch.device, where: str) -> CLIPVisionModelWithProjection:
+        try:
+            encoder = self.cache.get(path, device, _load_encoder, self.allow_unsafe_pickle())
+            return cast(CLIPVisionModelWithProjection, encoder)
+        except (ModelLoadError, UnsafeFileError) as exc:
+            raise InvalidRequestError(f"{where}: cannot use the image encoder {path.name}: {exc}") from exc
+
+    # -- the features ----------------------------------------------------------------------------------
+
+    def features(self, encoder_path: Path, unit: ControlNetUnit, device: torch.device, where: str):
+        masks: list[np.ndarray | None] = [_sized(m, p) for m, p in _mask_pairs(unit)] or [None] * len(
+            unit.images
+        )
+        key = (
+            tuple(picture_key(p) for p in unit.images),
+            tuple(None if m is None else picture_key(m) for m in masks),
+            str(encoder_path),
+            encoder_path.stat().st_mtime_ns,
+            str(device),
+        )
+        with self._lock:
+            found = self._features.pop(key, None)
+            if found is not None:
+                self._features[key] = found
+                return found
+        encoder = self._load(encoder_path, device, where)
+        found = encode_pictures(encoder, list(unit.images), masks)
+        with self._lock:
+            self._features[key] = found
+            while len(self._features) > FEATURE_CACHE_SIZE:
+                self._features.popitem(last=False)
+        return found
+
+
+def _load_encoder(path: Path, allow_unsafe_pickle: bool) -> torch.nn.Module:
+    return load_clip_vision(path, allow_unsafe_pickle=allow_unsafe_pickle)
+
+
+def _auto_order(shape: IPAdapterShape) -> list[str]:
+    widths = _HIDDEN_WIDTHS if shape.reads_hidden_states else _PLAIN_WIDTHS
+    preferred = widths.get(shape.clip_width)
+    return [preferred] if preferred else ["clip_h", "clip_g"]
+
+
+def _mask_pairs(unit: ControlNetUnit) -> list[tuple[np.ndarray, np.ndarray]]:
+    if not unit.masks:
+        return []
+    return [(unit.masks[min(i, len(unit.masks) - 1)], image) for i, image in enumerate(unit.images)]
+
+
+def _sized(mask: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """The mask (HxW, white = left out of the picture) at its picture's size."""
+    gray = mask if mask.ndim == 2 else mask[:, :, 0]
+    if gray.shape[:2] != image.shape[:2]:
+        gray = cv2.resize(gray, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_AREA)
+    return gray

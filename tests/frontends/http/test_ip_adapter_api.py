@@ -1,0 +1,201 @@
+"""IP-Adapter through the A1111 API: h94's files in models/ControlNet, the CLIP vision encoder where the
+extension keeps it (or in models/clip_vision), the extension's preprocessor names; the picture steers
+the image, weight 0 does nothing, and whatever is missing or mismatched is a 400 saying what to do."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.app_support import decode_pixels, encode_png, post_txt2img
+from tests.fixtures.tiny_ip_adapter import (
+    ip_adapter_state,
+    style_state,
+    tiny_clip_vision,
+    write_clip_vision,
+    write_ip_adapter,
+)
+from tests.fixtures.tiny_models import write_tiny_checkpoint
+
+BODY = {"prompt": "a fox", "steps": 3, "width": 64, "height": 64, "seed": 3, "sampler_name": "Euler"}
+
+
+@pytest.fixture(scope="module")
+def app(make_module_app, tmp_path_factory):
+    data = tmp_path_factory.mktemp("ipadapter")
+    app = make_module_app(data, "--nowebui")
+    components = write_tiny_checkpoint(app.paths.ckpt_dirs[0] / "tiny_ip.safetensors", "SD1", seed=2)
+    app.checkpoints.refresh()
+    unet = components["unet"]
+    write_ip_adapter(
+        app.paths.controlnet_dir / "ip-adapter_sd15.safetensors", ip_adapter_state(unet, "plain", 1)
+    )
+    write_ip_adapter(app.paths.controlnet_dir / "ip-adapter-plus_sd15.bin", ip_adapter_state(unet, "plus", 2))
+    write_clip_vision(
+        app.paths.controlnet_dir / "annotators" / "clip_vision" / "clip_h.pth", tiny_clip_vision(4)
+    )
+    torch.save(style_state(context=32), app.paths.controlnet_dir / "t2iadapter_style_sd14v1.pth")
+    app.controlnet.models.refresh()
+    return app
+
+
+def _png(array: np.ndarray) -> str:
+    return encode_png(Image.fromarray(array))
+
+
+def _picture(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.kron(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8), np.ones((24, 24, 1), np.uint8))
+
+
+_pixels = decode_pixels
+
+
+def _job(client, status: int = 200, picture: int = 0, **unit) -> dict:
+    body = {**BODY, "override_settings": {"sd_model_checkpoint": "tiny_ip"}}
+    if unit:
+        base = {
+            "enabled": True,
+            "module": "ip-adapter-auto",
+            "model": "ip-adapter_sd15",
+            "image": _png(_picture(picture)),
+        }
+        body["alwayson_scripts"] = {"controlnet": {"args": [{**base, **unit}]}}
+    return post_txt2img(client, body, status)
+
+
+@pytest.mark.parametrize("model", ["ip-adapter_sd15", "ip-adapter-plus_sd15"])
+def test_the_picture_steers_the_image_and_weight_zero_does_nothing(client, model):
+    plain = _pixels(_job(client)["images"][0])
+    result = _job(client, model=model, weight=1.0)
+    assert len(result["images"]) == 1  # no detected map: IP-Adapter preprocessors make none
+    first = _pixels(result["images"][0])
+    other = _pixels(_job(client, model=model, picture=1)["images"][0])
+    assert not np.array_equal(first, plain)
+    assert not np.array_equal(first, other)  # another picture, another image
+    np.testing.assert_array_equal(_pixels(_job(client, model=model, weight=0.0)["images"][0]), plain)
+    info = json.loads(result["info"])["infotexts"][0]
+    assert f'ControlNet 0: "Module: ip-adapter-auto, Model: {model} [' in info
+
+
+def test_the_encoder_can_be_named_and_the_guidance_window_applies(client):
+    auto = _pixels(_job(client, weight=1.0)["images"][0])
+    named = _pixels(_job(client, module="ip-adapter_clip_h", weight=1.0)["images"][0])
+    np.testing.assert_array_equal(named, auto)  # auto picked the same ViT-H file
+    late = _pixels(_job(client, guidance_start=0.5)["images"][0])
+    assert not np.array_equal(late, auto)
+
+
+def test_a_missing_encoder_names_the_file_the_folders_and_the_download(client):
+    detail = _job(client, 400, module="ip-adapter_clip_g")["detail"]
+    assert "clip_g.pth" in detail and "clip_vision" in detail and "huggingface.co" in detail
+
+
+def test_mismatched_preprocessors_and_previews_say_what_to_use(client):
+    assert "ip-adapter-auto" in _job(client, 400, module="canny")["detail"]
+    response = client.post(
+        "/controlnet/detect",
+        json={"controlnet_module": "ip-adapter_clip_h", "controlnet_input_images": [_png(_picture(0))]},
+    )
+    assert response.status_code == 400 and "nothing to preview" in response.json()["detail"]
+
+
+def test_control_types_list_each_type_s_preprocessors_models_and_defaults(client):
+    types = client.get("/controlnet/control_types").json()["control_types"]
+    assert list(types)[0] == "All" and types["All"]["default_option"] == "none"
+    ip = types["IP-Adapter"]
+    assert ip["default_option"] == "ip-adapter-auto" and ip["module_list"][0] == "none"
+    assert [m.split(" [")[0] for m in ip["model_list"]] == ["None", "ip-adapter-plus_sd15", "ip-adapter_sd15"]
+    assert types["T2I-Adapter"]["default_model"].startswith("t2iadapter_style_sd14v1 [")
+    assert types["Reference"] == {
+        "module_list": ["none", "reference_only", "reference_adain+attn", "reference_adain"],
+        "model_list": ["None"],
+        "default_option": "reference_only",
+        "default_model": "None",
+    }
+
+
+def test_ip_adapters_and_their_preprocessors_are_listed(client):
+    models = client.get("/controlnet/model_list").json()["model_list"]
+    assert any(m.startswith("ip-adapter_sd15 [") for m in models)
+    assert any(m.startswith("ip-adapter-plus_sd15 [") for m in models)
+    modules = client.get("/controlnet/module_list?alias_names=true").json()["module_list"]
+    assert {"ip-adapter-auto", "ip-adapter_clip_h", "ip-adapter_clip_g"} <= set(modules)
+
+
+def test_an_encoder_in_models_clip_vision_is_found_by_its_name(app, client):
+    folder = app.paths.models_dir / "clip_vision"
+    path = write_clip_vision(folder / "CLIP-ViT-bigG-14-laion2B-39B-b160k.safetensors", tiny_clip_vision(4))
+    try:
+        named = _pixels(_job(client, module="ip-adapter_clip_g", weight=1.0)["images"][0])
+        np.testing.assert_array_equal(named, _pixels(_job(client, weight=1.0)["images"][0]))  # same weights
+    finally:
+        path.unlink()
+
+
+def test_hires_fix_and_img2img_take_ip_adapter_units(client):
+    unit = {
+        "enabled": True,
+        "module": "ip-adapter-auto",
+        "model": "ip-adapter_sd15",
+        "image": _png(_picture(0)),
+    }
+    scripts = {"controlnet": {"args": [unit]}}
+    hires = {**BODY, "enable_hr": True, "hr_scale": 1.5, "hr_upscaler": "Latent", "denoising_strength": 0.5}
+    body = {**hires, "override_settings": {"sd_model_checkpoint": "tiny_ip"}}
+    plain = _pixels(post_txt2img(client, body)["images"][0])
+    steered = _pixels(post_txt2img(client, {**body, "alwayson_scripts": scripts})["images"][0])
+    assert steered.shape == (96, 96, 3) and not np.array_equal(steered, plain)
+    init = {**BODY, "init_images": [_png(_picture(2))], "denoising_strength": 0.6}
+    init["override_settings"] = {"sd_model_checkpoint": "tiny_ip"}
+    without_image = {k: v for k, v in unit.items() if k != "image"}  # the init image is the picture
+    response = client.post(
+        "/sdapi/v1/img2img", json={**init, "alwayson_scripts": {"controlnet": {"args": [without_image]}}}
+    )
+    assert response.status_code == 200, response.text
+    plain_i2i = client.post("/sdapi/v1/img2img", json=init).json()["images"][0]
+    assert not np.array_equal(_pixels(response.json()["images"][0]), _pixels(plain_i2i))
+
+
+def test_a_unit_mask_hides_parts_of_the_picture_from_clip(client):
+    whole = _pixels(_job(client, weight=1.0)["images"][0])
+    black = np.zeros((96, 96), np.uint8)  # nothing hidden
+    np.testing.assert_array_equal(_pixels(_job(client, weight=1.0, mask=_png(black))["images"][0]), whole)
+    half = black.copy()
+    half[:, :48] = 255
+    assert not np.array_equal(_pixels(_job(client, weight=1.0, mask=_png(half))["images"][0]), whole)
+
+
+def test_the_t2i_style_adapter_reads_clip_vit_l_and_steers_the_image(app, client):
+    style = {"model": "t2iadapter_style_sd14v1", "module": "t2ia_style_clipvision"}
+    detail = _job(client, 400, **style)["detail"]
+    assert "clip_vitl.pth" in detail and "openai/clip-vit-large-patch14" in detail
+    write_clip_vision(
+        app.paths.controlnet_dir / "annotators" / "clip_vision" / "clip_vitl.pth", tiny_clip_vision(5)
+    )
+    plain = _pixels(_job(client)["images"][0])
+    steered = _job(client, **style)
+    assert len(steered["images"]) == 1  # no detected map
+    first = _pixels(steered["images"][0])
+    assert not np.array_equal(first, plain)
+    assert not np.array_equal(first, _pixels(_job(client, picture=1, **style)["images"][0]))
+    assert (
+        "t2ia_style_clipvision"
+        in _job(client, 400, model="t2iadapter_style_sd14v1", module="canny")["detail"]
+    )
+
+
+def test_merge_averages_the_pictures_of_an_ip_adapter_unit(client):
+    def merged(*seeds: int) -> np.ndarray:
+        pictures = [{"image": _png(_picture(s))} for s in seeds]
+        return _pixels(_job(client, weight=1.0, input_mode="merge", image=pictures)["images"][0])
+
+    single = _pixels(_job(client, weight=1.0)["images"][0])
+    np.testing.assert_array_equal(merged(0, 0), single)  # the mean of one picture twice is that picture
+    both = merged(0, 1)
+    assert not np.array_equal(both, single)
+    assert not np.array_equal(both, _pixels(_job(client, weight=1.0, picture=1)["images"][0]))
