@@ -9,7 +9,12 @@ from diffusers import ControlNetModel, StableDiffusionControlNetPipeline
 
 from modules.sumi.engine import generate as engine
 from modules.sumi.engine.checkpoint import load_checkpoint
-from modules.sumi.engine.controlnet.control import ControlNetExtension, ControlUnit, level_scales
+from modules.sumi.engine.controlnet.control import (
+    ControlNetExtension,
+    ControlUnit,
+    control_levels,
+    level_scales,
+)
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.extensions import (
     DenoiserCall,
@@ -211,3 +216,49 @@ def test_bad_unit_settings_are_refused(controlnets):
         ControlUnit(controlnets[0], _control_image(1), guidance_start=0.8, guidance_end=0.2)
     with pytest.raises(InvalidRequestError, match="unknown control mode"):
         ControlUnit(controlnets[0], _control_image(1), control_mode="Loud")
+
+
+def test_advanced_weighting_replaces_the_weight_and_the_soft_levels(model, controlnets):
+    batch = _batch(model)
+    image = _control_image(12)
+    plain = _residuals([ControlUnit(controlnets[0], image)], batch)
+    weights = tuple(0.1 * i for i in range(len(plain)))
+    for mode in ("Balanced", "My prompt is more important"):
+        unit = ControlUnit(controlnets[0], image, 1.7, control_mode=mode, advanced_weighting=weights)
+        for residual, raw, w in zip(_residuals([unit], batch), plain, weights, strict=True):
+            torch.testing.assert_close(residual, raw * w)
+
+
+def test_advanced_weighting_needs_one_weight_per_residual(model, controlnets):
+    levels = control_levels(controlnets[0])
+    assert levels == len(_residuals([ControlUnit(controlnets[0], _control_image(1))], _batch(model)))
+    with pytest.raises(InvalidRequestError, match=rf"has {levels} levels.*give {levels} weights, got 2"):
+        ControlUnit(controlnets[0], _control_image(1), advanced_weighting=(1.0, 0.5))
+
+
+def test_all_zero_advanced_weights_leave_the_job_unchanged(model, controlnets):
+    plain = _latents(model, _request())
+    zero = ControlUnit(
+        controlnets[0], _control_image(2), advanced_weighting=(0.0,) * control_levels(controlnets[0])
+    )
+    assert torch.equal(_latents(model, _request([zero])), plain)
+
+
+def test_an_effective_region_mask_limits_each_residual_to_its_region(model, controlnets):
+    """Each scaled residual x the mask resized (bilinear) to it, as sd-webui-controlnet computes it."""
+    batch = _batch(model)
+    image = _control_image(13)
+    mask = torch.zeros(1, 1, SIZE, SIZE)
+    mask[..., :, SIZE // 4 :] = 1.0  # the right three quarters
+    plain = _residuals([ControlUnit(controlnets[0], image, 0.6)], batch)
+    masked = _residuals([ControlUnit(controlnets[0], image, 0.6, region_mask=mask)], batch)
+    for raw, limited in zip(plain, masked, strict=True):
+        resized = torch.nn.functional.interpolate(mask, size=raw.shape[-2:], mode="bilinear")
+        torch.testing.assert_close(limited, raw * resized)
+        columns = raw.shape[-1]
+        if columns >= 8:  # the left eighth lies wholly outside the region: nothing there
+            assert limited[..., : columns // 8].abs().max() == 0
+            assert limited[..., columns // 2 :].abs().max() > 0
+    full = _residuals([ControlUnit(controlnets[0], image, 0.6, region_mask=torch.ones(1, 1, 9, 7))], batch)
+    for raw, same in zip(plain, full, strict=True):
+        torch.testing.assert_close(same, raw)

@@ -23,11 +23,16 @@ from modules.sumi.engine.controlnet.clip_vision import (
     load_clip_vision,
 )
 from modules.sumi.engine.controlnet.ip_adapter import (
+    ImagePromptAttention,
     ImagePromptExtension,
     ImagePromptUnit,
     build_ip_adapter,
+    check_block_weights,
     check_fits,
+    cross_attention_layers,
     ip_adapter_shape,
+    token_mask,
+    transformer_blocks,
 )
 from modules.sumi.engine.controlnet.models import load_controlnet
 from modules.sumi.engine.errors import InvalidRequestError, ModelLoadError
@@ -94,7 +99,7 @@ def _diffusers_embeds(kind: str, features: ClipImageFeatures, batch: int) -> tor
     return torch.cat([neg, pos])
 
 
-def _pipeline_latents(model, request, state, kind, features, scale: float) -> torch.Tensor:
+def _pipeline_latents(model, request, state, kind, features, scale: float | dict) -> torch.Tensor:
     modules = pipeline_modules(model, request)
     modules["unet"] = copy.deepcopy(model.unet)  # load_ip_adapter rewires the UNet it is given
     pipe = StableDiffusionPipeline(**modules, image_encoder=None)
@@ -156,8 +161,9 @@ def test_cond_rows_attend_to_the_picture_and_uncond_rows_to_the_negative_image(m
         total_steps=4,
     )
     extension.pick_tokens(batch)
-    (_, rows, weight), *_ = extension.current.active
-    assert weight == 0.5
+    (active,) = extension.current.active
+    rows = active.tokens
+    assert active.unit.weight == 0.5
     assert (
         torch.equal(rows[0], tokens[1])
         and torch.equal(rows[1], tokens[0])
@@ -302,3 +308,125 @@ def test_hypernetworks_and_an_ip_adapter_chain_their_processors(model, tmp_path)
     both, ip_only, hn_only = run(True, True), run(True, False), run(False, True)
     assert (both - ip_only).abs().max() > 1e-4 and (both - hn_only).abs().max() > 1e-4
     assert all(a is b for a, b in zip(before, model.unet.attn_processors.values(), strict=True))
+
+
+# -- advanced weighting and the effective region mask ---------------------------------------------------
+
+
+def _layout_unet(down: list[str], up: list[str], layers: tuple[int, ...]):
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=8,
+        block_out_channels=(32,) * len(down),
+        down_block_types=down,
+        up_block_types=up,
+        layers_per_block=2,
+        transformer_layers_per_block=layers,
+        cross_attention_dim=32,
+        attention_head_dim=8,
+        norm_num_groups=8,
+    )
+
+
+def test_transformer_blocks_are_numbered_as_the_extension_numbers_them():
+    """SD1: 6 down, the middle (6), 9 up = 16; SDXL: 4 down, the middle (4), 6 up = 11, every layer of a
+    block (SDXL's 2 and 10) under one number."""
+    sd1 = _layout_unet(
+        ["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"], ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3, (1,) * 4
+    )
+    names = {i: n.split(".transformer_blocks")[0] for i, n in enumerate(sd1.attn_processors)}
+    blocks = transformer_blocks(sd1)
+    by_name = {names[i]: b for i, b in blocks.items()}
+    assert sorted(set(blocks.values())) == list(range(16))
+    assert by_name["down_blocks.0.attentions.0"] == 0 and by_name["down_blocks.2.attentions.1"] == 5
+    assert by_name["mid_block.attentions.0"] == 6
+    assert by_name["up_blocks.1.attentions.0"] == 7 and by_name["up_blocks.3.attentions.2"] == 15
+    sdxl = _layout_unet(
+        ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+        ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+        (1, 2, 10),
+    )
+    blocks = transformer_blocks(sdxl)
+    names = {i: n.split(".transformer_blocks")[0] for i, n in enumerate(sdxl.attn_processors)}
+    assert sorted(set(blocks.values())) == list(range(11))
+    assert {b for i, b in blocks.items() if names[i] == "down_blocks.1.attentions.0"} == {0}
+    assert [b for i, b in blocks.items() if names[i] == "mid_block.attentions.0"] == [4] * 10
+    assert {b for i, b in blocks.items() if names[i] == "up_blocks.0.attentions.0"} == {5}
+    with pytest.raises(InvalidRequestError, match="11 transformer blocks.*got 16"):
+        check_block_weights([1.0] * 16, sdxl)
+
+
+def test_block_weights_equal_diffusers_per_block_ip_adapter_scales(model):
+    """The tiny UNet's blocks: down_blocks.0 (0), the middle (1), up_blocks.1's two (2, 3)."""
+    state = ip_adapter_state(model.unet, "plain", seed=3)
+    adapter = build_ip_adapter(state, "ip-adapter_sd15.safetensors")
+    features = _features()
+    tokens, negative = adapter.tokens(features)
+    weights = (0.9, 0.0, 0.3, 1.2)
+    check_block_weights(weights, model.unet)
+    unit = ImagePromptUnit(adapter, tokens, negative, weight=0.1, block_weights=weights)
+    ours = _latents(model, _request([unit]))
+    scale = {"down": {"block_0": [0.9]}, "mid": 0.0, "up": {"block_1": [0.3, 1.2]}}
+    expected = _pipeline_latents(model, _request(), state, "plain", features, scale=scale)
+    torch.testing.assert_close(ours, expected, rtol=1e-4, atol=5e-4)
+    same = ImagePromptUnit(adapter, tokens, negative, weight=0.7, block_weights=(0.7,) * 4)
+    assert torch.equal(
+        _latents(model, _request([same])), _latents(model, _request([_with_weight(unit, 0.7)]))
+    )
+    off = ImagePromptUnit(adapter, tokens, negative, block_weights=(0.0,) * 4)
+    assert torch.equal(_latents(model, _request([off])), _latents(model, _request()))
+
+
+def _with_weight(unit: ImagePromptUnit, weight: float) -> ImagePromptUnit:
+    return ImagePromptUnit(unit.adapter, unit.tokens, unit.negative, weight=weight)
+
+
+def test_an_effective_region_mask_limits_the_image_attention_to_its_tokens(model):
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    from modules.sumi.engine.extensions import UNetBatch
+    from modules.sumi.engine.text.encoder import Conditioning
+
+    adapter = build_ip_adapter(ip_adapter_state(model.unet, "plain", seed=4), "ip-adapter_sd15.safetensors")
+    tokens, negative = adapter.tokens(_features())
+    index, attn = next(iter(cross_attention_layers(model.unet).items()))
+    mask = torch.zeros(1, 1, 40, 40)
+    mask[..., 10:, 20:] = 1.0
+    latent = (8, 8)
+    hidden = torch.randn(2, 64, attn.to_q.in_features, generator=torch.Generator().manual_seed(1))
+    context = torch.randn(2, 77, 32, generator=torch.Generator().manual_seed(2))
+    outputs = []
+    for region in (None, mask):
+        extension = ImagePromptExtension(
+            [ImagePromptUnit(adapter, tokens, negative, 0.8, region_mask=region)]
+        )
+        extension.pick_tokens(
+            UNetBatch(
+                x=torch.zeros(2, 4, *latent),
+                timestep=torch.tensor(1.0),
+                context=Conditioning(context=context),
+                time_ids=None,
+                images=torch.tensor([0, 0]),
+                is_cond=torch.tensor([True, False]),
+                step=0,
+                total_steps=4,
+            )
+        )
+        processor = ImagePromptAttention(AttnProcessor2_0(), index, 0, extension.current)
+        with torch.no_grad():
+            outputs.append(processor(attn, hidden, context))
+    with torch.no_grad():
+        text = AttnProcessor2_0()(attn, hidden, context)
+    per_token = torch.nn.functional.interpolate(mask, size=latent, mode="bilinear").reshape(1, 64, 1)
+    torch.testing.assert_close(outputs[1] - text, (outputs[0] - text) * per_token, rtol=1e-5, atol=1e-6)
+    assert (outputs[0] - text).abs().max() > 1e-3
+
+
+def test_region_masks_follow_the_unets_levels_on_odd_latent_sizes():
+    mask = torch.ones(1, 1, 16, 16)
+    assert token_mask(mask, (9, 7), 9 * 7, torch.float32).shape == (1, 63, 1, 1)
+    assert token_mask(mask, (9, 7), 5 * 4, torch.float32).shape == (1, 20, 1, 1)
+    assert token_mask(mask, (9, 7), 3 * 2, torch.float32).shape == (1, 6, 1, 1)
+    with pytest.raises(InvalidRequestError, match="does not match"):
+        token_mask(mask, (9, 7), 7, torch.float32)

@@ -12,10 +12,10 @@ from diffusers import StableDiffusionAdapterPipeline, T2IAdapter
 
 from modules.sumi.engine import generate as engine
 from modules.sumi.engine.checkpoint import load_checkpoint
-from modules.sumi.engine.controlnet.control import ControlUnit, adapter_features
+from modules.sumi.engine.controlnet.control import ControlUnit, adapter_features, control_levels
 from modules.sumi.engine.controlnet.models import detect_controlnet_family, load_controlnet
 from modules.sumi.engine.controlnet.t2i_adapter import build_t2i_adapter, level_sizes
-from modules.sumi.engine.errors import ModelLoadError
+from modules.sumi.engine.errors import InvalidRequestError, ModelLoadError
 from tests.engine.pipeline_reference import pipeline_call, pipeline_modules
 
 SIZE = 64
@@ -189,3 +189,35 @@ def test_modes_scale_the_levels_and_cfg_injection_spares_the_uncond_rows(model, 
         ControlUnit(loaded.model, image, control_mode="ControlNet is more important"), batch
     )
     assert all(f[2:].abs().max() == 0 and f[:2].abs().max() > 0 for f in control)
+
+
+def test_advanced_weighting_scales_each_level_and_takes_the_extensions_extra_weight(model, adapter):
+    _, loaded = adapter
+    image = _hint(4)
+    batch = _batch()
+    raw = adapter_features(ControlUnit(loaded.model, image), batch)
+    levels = control_levels(loaded.model)
+    assert levels == len(raw)
+    steps = tuple(0.5 * i for i in range(levels))
+    for weights in (steps, (*steps, 9.0)):  # one more is accepted: the extension documents 5 for SD1's 4
+        unit = ControlUnit(
+            loaded.model, image, 0.3, control_mode="My prompt is more important", advanced_weighting=weights
+        )
+        for level, (r, f) in enumerate(zip(raw, adapter_features(unit, batch), strict=True)):
+            torch.testing.assert_close(f, r * weights[level])
+    with pytest.raises(InvalidRequestError, match=f"has {levels} levels"):
+        ControlUnit(loaded.model, image, advanced_weighting=(1.0,) * 13)
+
+
+def test_an_effective_region_mask_limits_the_adapter_features(model, adapter):
+    _, loaded = adapter
+    image = _hint(5)
+    batch = _batch()
+    mask = torch.zeros(1, 1, SIZE, SIZE)
+    mask[..., : SIZE // 2, :] = 1.0  # the top half
+    raw = adapter_features(ControlUnit(loaded.model, image), batch)
+    limited = adapter_features(ControlUnit(loaded.model, image, region_mask=mask), batch)
+    for r, f in zip(raw, limited, strict=True):
+        torch.testing.assert_close(
+            f, r * torch.nn.functional.interpolate(mask, size=r.shape[-2:], mode="bilinear")
+        )

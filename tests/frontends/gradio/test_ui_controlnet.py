@@ -252,7 +252,8 @@ def test_missing_annotator_names_the_file(app):
 
 # -- Generate ------------------------------------------------------------------------------------------
 def txt2img_values(**changes) -> list:
-    v = ui.Txt2ImgValues(prompt="a fox", steps=2.0, width=64.0, height=64.0, sampler_name="Euler")
+    base = {"prompt": "a fox", "steps": 2.0, "width": 64.0, "height": 64.0, "sampler_name": "Euler"}
+    v = ui.Txt2ImgValues(**{**base, **changes})
     return [getattr(v, name) for name in ui.INPUT_NAMES]
 
 
@@ -391,6 +392,13 @@ UNIT_IDS = (
     "controlnet_canvas_width",
     "controlnet_canvas_height",
     "controlnet_canvas_create_button",
+    "controlnet_mask_upload_checkbox",
+    "mask_image",
+    "controlnet_advanced_weighting",
+    "controlnet_weight_type",
+    "controlnet_weight_composition",
+    "controlnet_advanced_weights",
+    "controlnet_weight_plot",
 )
 
 
@@ -453,3 +461,39 @@ def test_paste_restores_a_unit_from_its_infotext_entry(app):
         for value in skipped
     )
     assert all(value == gr.skip() for value in skipped)  # unit 0 has no entry: left as it is
+
+
+def test_weight_types_fill_an_ip_adapter_units_weights_and_the_plot_shows_them(app):
+    filled = h.weight_type_weights(app, "ip-adapter-auto", "style transfer", 0.8, 1.0)["value"]
+    weights = h.parse_weights(filled, 0)
+    assert weights is not None and len(weights) == 16  # the demo checkpoint is SD1
+    assert [i for i, w in enumerate(weights) if w] == [0, 1, 2, 3, 9, 10, 11, 12, 13, 14, 15]
+    assert h.weight_type_weights(app, "ip-adapter-auto", "normal", 0.8, 1.0)["value"] == ""
+    assert "value" not in h.weight_type_weights(app, "canny", "ease in", 0.8, 1.0)  # typed weights stay
+    plot = h.weights_plot(app, "ip-adapter-auto", filled)
+    assert plot["visible"] is True and plot["value"]["part"].tolist()[5:8] == ["input", "middle", "output"]
+    assert h.weights_plot(app, "canny", "")["visible"] is False
+    assert h.parse_weights("1, 0.5 2", 0) == [1.0, 0.5, 2.0] and h.parse_weights("[1, 0]", 0) == [1.0, 0.0]
+    with pytest.raises(InvalidRequestError, match="ControlNet unit 2: Weights must be numbers"):
+        h.parse_weights("strong", 2)
+
+
+def test_generate_with_weights_and_a_region_mask_from_the_ui(app):
+    from modules.sumi.engine.controlnet.ip_adapter import transformer_blocks
+
+    def first(*units) -> np.ndarray:
+        outs = list(ui.generate(app, *txt2img_values(seed=7.0), *flat(*units)))
+        gallery = dict(zip(ui.OUTPUTS, outs[-1], strict=True))["gallery"]
+        return np.asarray(gallery["value"][0].convert("RGB"))
+
+    plain = first(h.UnitValues())
+    blocks = len(set(transformer_blocks(app.models.active.sd.unet).values()))
+    ip = {"enabled": True, "image": shapes_image(), "module": "ip-adapter-auto", "model": name_of(app, IP)}
+    steered = first(h.UnitValues(**ip))
+    assert not np.array_equal(steered, plain)
+    np.testing.assert_array_equal(first(h.UnitValues(**ip, advanced_weighting=str([0] * blocks))), plain)
+    np.testing.assert_array_equal(first(h.UnitValues(**ip, advanced_weighting=str([1] * blocks))), steered)
+    black = np.zeros((SIZE, SIZE, 3), np.uint8)
+    np.testing.assert_array_equal(first(h.UnitValues(**ip, effective_region_mask=black)), plain)
+    canny = {"enabled": True, "image": shapes_image(), "module": "canny", "model": name_of(app, CANNY)}
+    np.testing.assert_array_equal(first(h.UnitValues(**canny, effective_region_mask=black)), plain)

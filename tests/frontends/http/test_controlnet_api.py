@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 
 import cv2
 import numpy as np
@@ -138,6 +139,10 @@ def test_two_units_and_the_extension_field_aliases(client):
         ({"image": base64.b64encode(b"not an image").decode()}, 400, "not a readable image"),
         ({"guidance_start": 0.9, "guidance_end": 0.1}, 400, "guidance_start"),
         ({"weight": "heavy"}, 400, "weight must be a number"),
+        ({"advanced_weighting": "strong"}, 400, "advanced_weighting must be a list of numbers"),
+        ({"advanced_weighting": [1, 99]}, 400, "each weight must be from -10 to 10"),
+        ({"advanced_weighting": [1.0, 0.5]}, 400, "unit 0: advanced_weighting: this ControlNet has"),
+        ({"effective_region_mask": base64.b64encode(b"no").decode()}, 400, "effective_region_mask"),
         ({"resize_mode": "Stretch it"}, 400, "resize mode"),
         ({"module": "depth_midas"}, 400, "needs midas/dpt_hybrid-midas-501f0c75.pt"),
     ],
@@ -410,3 +415,22 @@ def test_a_t2i_adapter_file_in_the_controlnet_folder_works_as_a_unit(client, app
     finally:
         path.unlink()
         app.controlnet.models.refresh()
+
+
+def test_advanced_weighting_and_an_effective_region_mask_set_how_strongly_and_where_a_unit_acts(client):
+    def first(*units, **body) -> np.ndarray:
+        return _decode(_txt2img(client, *units, **body)["images"][0])
+
+    plain = first()
+    unit = first(_unit(weight=0.8))
+    detail = _txt2img(client, _unit(advanced_weighting=[1.0]), status=400)["detail"]
+    levels = int(re.search(r"give (\d+) weights", detail).group(1))  # pyright: ignore[reportOptionalMemberAccess]
+    np.testing.assert_array_equal(first(_unit(weight=1.7, advanced_weighting=[0.8] * levels)), unit)
+    np.testing.assert_array_equal(first(_unit(advanced_weighting=[0] * levels)), plain)
+    white, black = np.full((32, 32), 255, np.uint8), np.zeros((32, 32, 3), np.uint8)
+    np.testing.assert_array_equal(first(_unit(weight=0.8, effective_region_mask=_png_b64(white))), unit)
+    np.testing.assert_array_equal(first(_unit(weight=0.8, effective_region_mask=_png_b64(black))), plain)
+    half = black.copy()
+    half[:, 16:, 0] = 255  # the right half, in the red channel the extension reads
+    right = first(_unit(weight=0.8, effective_region_mask=_png_b64(half)))
+    assert not np.array_equal(right, unit) and not np.array_equal(right, plain)

@@ -199,3 +199,35 @@ def test_merge_averages_the_pictures_of_an_ip_adapter_unit(client):
     both = merged(0, 1)
     assert not np.array_equal(both, single)
     assert not np.array_equal(both, _pixels(_job(client, weight=1.0, picture=1)["images"][0]))
+
+
+def test_block_weights_and_a_region_mask_limit_the_picture_and_bad_ones_are_a_400(client):
+    """The tiny UNet has 4 transformer blocks (down, middle, two up)."""
+    full = _pixels(_job(client, weight=0.9)["images"][0])
+    plain = _pixels(_job(client)["images"][0])
+    np.testing.assert_array_equal(
+        _pixels(_job(client, weight=0.2, advanced_weighting=[0.9] * 4)["images"][0]), full
+    )
+    np.testing.assert_array_equal(_pixels(_job(client, advanced_weighting=[0, 0, 0, 0])["images"][0]), plain)
+    some = _pixels(_job(client, advanced_weighting=[0, 0, 0.9, 0.9])["images"][0])
+    assert not np.array_equal(some, full) and not np.array_equal(some, plain)
+    assert "4 transformer blocks" in _job(client, 400, advanced_weighting=[1.0] * 16)["detail"]
+    assert "weights from 0" in _job(client, 400, advanced_weighting=[1, -1, 1, 1])["detail"]
+    black = np.zeros((16, 16, 3), np.uint8)
+    np.testing.assert_array_equal(
+        _pixels(_job(client, weight=0.9, effective_region_mask=_png(black))["images"][0]), plain
+    )
+    top = black.copy()
+    top[:8] = 255
+    limited = _pixels(_job(client, weight=0.9, effective_region_mask=_png(top))["images"][0])
+    assert not np.array_equal(limited, full) and not np.array_equal(limited, plain)
+
+
+def test_reference_and_style_units_refuse_level_weights_and_region_masks(client):
+    white = _png(np.full((16, 16, 3), 255, np.uint8))
+    reference = _job(client, 400, module="reference_only", model="None", effective_region_mask=white)
+    assert "effective_region_mask works with ControlNets" in reference["detail"]
+    style = _job(
+        client, 400, module="t2ia_style_clipvision", model="t2iadapter_style_sd14v1", advanced_weighting=[1.0]
+    )
+    assert "advanced_weighting works with ControlNets" in style["detail"]

@@ -10,7 +10,10 @@ Semantics follow sd-webui-controlnet:
   weight * 0.825 ** (n - 1 - i), so the shallow levels fade out;
 - "ControlNet is more important": soft injection, and the control acts on the cond rows only
   (uncond rows get none: "cfg injection"), which makes CFG push toward the control;
-- shuffle models average their residuals over space (global average pooling).
+- `advanced_weighting` (one multiplier per residual, the middle block last) replaces those multipliers;
+- an effective region mask ([1, 1, H, W] in 0..1) multiplies each scaled residual, resized to it
+  (bilinear), so the unit acts only there;
+- shuffle models average their residuals over space (global average pooling), after the mask.
 Residuals of several units add up. A `low_vram` unit stays on the CPU between uses.
 """
 
@@ -20,12 +23,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from diffusers import ControlNetModel, ControlNetUnionModel
 
 from modules.sumi.engine.controlnet.t2i_adapter import SOFT_SCALES, T2IAdapterNetwork, fitted, level_sizes
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.extensions import Extension, HookPoint, UNetBatch, hook
 
+ControlModel = ControlNetModel | ControlNetUnionModel | T2IAdapterNetwork  # what a map-fed unit runs
 CONTROL_MODES = ("Balanced", "My prompt is more important", "ControlNet is more important")
 SOFT_INJECTION_BASE = 0.825
 
@@ -38,7 +43,7 @@ class ControlUnit:
     batch) or the batch size (one control image per image).
     """
 
-    model: ControlNetModel | ControlNetUnionModel | T2IAdapterNetwork
+    model: ControlModel
     image: torch.Tensor
     weight: float = 1.0
     guidance_start: float = 0.0
@@ -48,6 +53,8 @@ class ControlUnit:
     low_vram: bool = False
     down_block_types: tuple[str, ...] = ()  # the UNet's (where a T2I-Adapter's features go); () = SD1/SDXL
     union_type: int | None = None  # a ControlNet Union model's control type (index into its task embedding)
+    advanced_weighting: tuple[float, ...] | None = None  # one multiplier per level, shallowest first
+    region_mask: torch.Tensor | None = None  # [1, 1, H, W] in 0..1: where the unit acts (None: everywhere)
     # a T2I-Adapter's features, computed at the first step: ((device, dtype), features)
     adapter_cache: tuple[tuple[torch.device, torch.dtype], list[torch.Tensor]] | None = field(
         default=None, repr=False, compare=False
@@ -59,9 +66,15 @@ class ControlUnit:
                 f"unknown control mode {self.control_mode!r}; use one of: {', '.join(CONTROL_MODES)}"
             )
         check_window(self.guidance_start, self.guidance_end, "ControlNet")
+        if self.advanced_weighting is not None:
+            check_level_weights(self.advanced_weighting, self.model)
 
     def active_at(self, step: int, total_steps: int) -> bool:
-        return self.weight != 0 and in_window(step, total_steps, self.guidance_start, self.guidance_end)
+        if self.advanced_weighting is not None:
+            acts = any(w != 0 for w in self.advanced_weighting)
+        else:
+            acts = self.weight != 0
+        return acts and in_window(step, total_steps, self.guidance_start, self.guidance_end)
 
     @property
     def soft_injection(self) -> bool:
@@ -84,8 +97,42 @@ def in_window(step: int, total_steps: int, start: float, end: float) -> bool:
     return start <= fraction <= end
 
 
+def control_levels(model: ControlModel) -> int:
+    """How many feature maps the model gives: a ControlNet's residuals (the middle block's included: 13
+    for SD1, 10 for SDXL), a T2I-Adapter's levels (4)."""
+    if isinstance(model, T2IAdapterNetwork):
+        return len(model.shape.channels)
+    return len(model.controlnet_down_blocks) + 1
+
+
+def check_level_weights(weights: Sequence[float], model: ControlModel) -> None:
+    """InvalidRequestError unless `weights` has one number per level of the model. A T2I-Adapter also
+    takes one more (sd-webui-controlnet documents 5 for SD1's 4 levels; the last is unused there too)."""
+    levels = control_levels(model)
+    adapter = isinstance(model, T2IAdapterNetwork)
+    allowed = (levels, levels + 1) if adapter else (levels,)
+    if len(weights) not in allowed:
+        kind = "T2I-Adapter" if adapter else "ControlNet"
+        raise InvalidRequestError(
+            f"advanced_weighting: this {kind} has {levels} levels (shallowest first"
+            f"{'' if adapter else ', the middle block last'}); give {levels} weights, got {len(weights)}"
+        )
+
+
+def region_masked(tensor: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """`tensor` x the effective region mask resized (bilinear) to its height and width."""
+    if mask is None:
+        return tensor
+    resized = F.interpolate(
+        mask.to(device=tensor.device, dtype=tensor.dtype), size=tensor.shape[-2:], mode="bilinear"
+    )
+    return tensor * resized
+
+
 def level_scales(unit: ControlUnit, count: int) -> list[float]:
     """The multiplier of each residual, shallowest first (the middle block last)."""
+    if unit.advanced_weighting is not None:
+        return list(unit.advanced_weighting[:count])
     if not unit.soft_injection:
         return [unit.weight] * count
     return [unit.weight * SOFT_INJECTION_BASE ** (count - 1 - i) for i in range(count)]
@@ -152,9 +199,22 @@ def adapter_features(unit: ControlUnit, batch: UNetBatch) -> list[torch.Tensor]:
         batch.x.shape[-2], batch.x.shape[-1], len(found), adapter.shape.sdxl, unit.down_block_types
     )
     rows = [f[batch.images % f.shape[0]] for f in fitted(found, sizes)]
-    scales = [unit.weight * s for s in SOFT_SCALES] if unit.soft_injection else [unit.weight] * len(rows)
-    mask = batch.is_cond.to(dtype).view(-1, 1, 1, 1) if unit.cond_only else None
-    return [r * s if mask is None else r * s * mask for r, s in zip(rows, scales, strict=False)]
+    if unit.advanced_weighting is not None:
+        scales = list(unit.advanced_weighting)
+    elif unit.soft_injection:
+        scales = [unit.weight * s for s in SOFT_SCALES]
+    else:
+        scales = [unit.weight] * len(rows)
+    scaled = [region_masked(r * s, unit.region_mask) for r, s in zip(rows, scales, strict=False)]
+    return _cond_rows_only(scaled, unit, batch)
+
+
+def _cond_rows_only(levels: list[torch.Tensor], unit: ControlUnit, batch: UNetBatch) -> list[torch.Tensor]:
+    """ "ControlNet is more important": the uncond rows get none of the unit's control."""
+    if not unit.cond_only:
+        return levels
+    mask = batch.is_cond.to(levels[0].dtype).view(-1, 1, 1, 1)
+    return [level * mask for level in levels]
 
 
 def residual_kwargs(residuals: Sequence[torch.Tensor]) -> dict:
@@ -191,11 +251,11 @@ def unit_residuals(unit: ControlUnit, batch: UNetBatch) -> list[torch.Tensor]:
         if unit.low_vram:
             unit.model.to("cpu")  # pyright: ignore[reportArgumentType]
     residuals = [*down, mid]
-    if unit.global_average_pooling:
-        residuals = [r.mean(dim=(2, 3), keepdim=True) for r in residuals]
     scales = level_scales(unit, len(residuals))
-    mask = batch.is_cond.to(dtype).view(-1, 1, 1, 1) if unit.cond_only else None
-    return [r * s if mask is None else r * s * mask for r, s in zip(residuals, scales, strict=True)]
+    scaled = [region_masked(r * s, unit.region_mask) for r, s in zip(residuals, scales, strict=True)]
+    if unit.global_average_pooling:
+        scaled = [r.mean(dim=(2, 3), keepdim=True) for r in scaled]
+    return _cond_rows_only(scaled, unit, batch)
 
 
 def _forward(

@@ -9,7 +9,10 @@ A file (h94's `ip-adapter_sd15.safetensors`, `ip-adapter-plus_sd15`, `ip-adapter
   all the UNet's attention layers in diffusers' order (down, up, then middle blocks; odd numbers).
 
 In each cross-attention the query also attends to the image tokens, and `weight x` that result is added
-to the text attention before the output projection (the extension's and diffusers' formula). The
+to the text attention before the output projection (the extension's and diffusers' formula). With
+`block_weights` (the extension's advanced weighting) each transformer block has its own weight, blocks
+numbered down, middle, then up (16 for SD1, 11 for SDXL); an effective region mask limits the image's
+effect to part of the picture (each token x the mask at the attention's resolution). The
 negative rows attend to the tokens of the negative image instead: the projection of a zero embedding
 (plain) or of the encoder's hidden states for a zero input (Plus, Full), as diffusers computes them.
 FaceID, InstantID and PuLID adapters need InsightFace face embeddings, which Sumi does not compute:
@@ -31,7 +34,7 @@ from diffusers.models.embeddings import ImageProjection
 from torch import Tensor
 
 from modules.sumi.engine.controlnet.clip_vision import ClipImageFeatures
-from modules.sumi.engine.controlnet.control import check_window, in_window
+from modules.sumi.engine.controlnet.control import check_window, in_window, region_masked
 from modules.sumi.engine.errors import InvalidRequestError, ModelLoadError
 from modules.sumi.engine.extensions import Extension, HookPoint, PatchScope, UNetBatch, hook
 
@@ -193,6 +196,37 @@ def cross_attention_layers(unet: torch.nn.Module) -> dict[int, torch.nn.Module]:
     }
 
 
+def transformer_blocks(unet: torch.nn.Module) -> dict[int, int]:
+    """{cross-attention index: the place of its transformer block}: down blocks first, then the middle
+    block, then the up blocks (sd-webui-controlnet's transformer index, which advanced weights follow)."""
+    names = {index: _block_name(name) for index, name in enumerate(getattr(unet, "attn_processors", {}))}
+    layers = cross_attention_layers(unet)
+    part = {"down_blocks": 0, "mid_block": 1, "up_blocks": 2}
+    order = sorted(
+        dict.fromkeys(names[i] for i in layers), key=lambda n: (part.get(n.split(".")[0], 3), _numbers(n))
+    )
+    return {index: order.index(names[index]) for index in layers}
+
+
+def _block_name(processor: str) -> str:
+    """`down_blocks.1.attentions.0.transformer_blocks.1.attn2.processor` → `down_blocks.1.attentions.0`."""
+    return processor.split(".transformer_blocks.")[0]
+
+
+def _numbers(name: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in name.split(".") if part.isdigit())
+
+
+def check_block_weights(weights: Sequence[float], unet: torch.nn.Module) -> None:
+    """InvalidRequestError unless there is one weight per transformer block of the UNet."""
+    blocks = len(set(transformer_blocks(unet).values()))
+    if len(weights) != blocks:
+        raise InvalidRequestError(
+            f"advanced_weighting: this checkpoint's UNet has {blocks} transformer blocks (down, middle, up); "
+            f"an IP-Adapter takes one weight per block, got {len(weights)}"
+        )
+
+
 def check_fits(adapter: IPAdapterNetwork, unet: torch.nn.Module, name: str) -> None:
     """InvalidRequestError unless the adapter has projections for exactly the UNet's cross-attentions."""
     layers = cross_attention_layers(unet)
@@ -220,6 +254,8 @@ class ImagePromptUnit:
     weight: float = 1.0
     guidance_start: float = 0.0
     guidance_end: float = 1.0
+    block_weights: tuple[float, ...] | None = None  # one per transformer block (down, middle, up)
+    region_mask: Tensor | None = None  # [1, 1, H, W] in 0..1: where the picture acts (None: everywhere)
 
     def __post_init__(self) -> None:
         check_window(self.guidance_start, self.guidance_end, "IP-Adapter")
@@ -229,23 +265,39 @@ class ImagePromptUnit:
         return self.adapter
 
     def active_at(self, step: int, total_steps: int) -> bool:
-        return self.weight != 0 and in_window(step, total_steps, self.guidance_start, self.guidance_end)
+        acts = any(w != 0 for w in self.block_weights) if self.block_weights is not None else self.weight != 0
+        return acts and in_window(step, total_steps, self.guidance_start, self.guidance_end)
+
+    def weight_in(self, block: int) -> float:
+        """The weight in transformer block `block`."""
+        return self.block_weights[block] if self.block_weights is not None else self.weight
+
+
+@dataclass
+class _Active:
+    """One active unit at this forward: its tokens for the forward's rows."""
+
+    unit: ImagePromptUnit
+    tokens: Tensor
 
 
 @dataclass
 class _Rows:
-    """The image tokens of the active units for the rows of the current UNet forward."""
+    """The image tokens of the active units for the rows of the current UNet forward, and its latent
+    height and width (where an effective region mask is resized to)."""
 
     rows: int = 0
-    active: list[tuple[IPAdapterNetwork, Tensor, float]] = field(default_factory=list)
+    latent_size: tuple[int, int] = (0, 0)
+    active: list[_Active] = field(default_factory=list)
 
 
 class ImagePromptAttention:
     """Wraps one cross-attention's processor: its output plus every active unit's image attention."""
 
-    def __init__(self, wrapped: Any, index: int, current: _Rows) -> None:
+    def __init__(self, wrapped: Any, index: int, block: int, current: _Rows) -> None:
         self.wrapped = wrapped
         self.index = index
+        self.block = block
         self.current = current
 
     def __call__(
@@ -255,29 +307,57 @@ class ImagePromptAttention:
         current = self.current
         if not current.active or hidden_states.ndim != 3 or hidden_states.shape[0] != current.rows:
             return out
-        return out + image_attention(attn, hidden_states, self.index, current.active)
+        weighted = [(a, a.unit.weight_in(self.block)) for a in current.active]
+        weighted = [(a, w) for a, w in weighted if w != 0]
+        if not weighted:
+            return out
+        return out + image_attention(attn, hidden_states, self.index, weighted, current.latent_size)
 
 
 def image_attention(
-    attn: Any, hidden_states: Tensor, index: int, active: Sequence[tuple[IPAdapterNetwork, Tensor, float]]
+    attn: Any,
+    hidden_states: Tensor,
+    index: int,
+    active: Sequence[tuple[_Active, float]],
+    latent_size: tuple[int, int],
 ) -> Tensor:
-    """sum(weight x attention(query, image keys, image values)) through the output projection's weight
-    (its bias is already in the text attention's output)."""
+    """sum(weight x attention(query, image keys, image values), masked per unit by its effective region)
+    through the output projection's weight (its bias is already in the text attention's output)."""
     query = attn.to_q(hidden_states)
     if getattr(attn, "norm_q", None) is not None:
         query = attn.norm_q(query)
-    rows, _, inner = query.shape
+    rows, tokens_in, inner = query.shape
     heads = int(attn.heads)
     q = query.view(rows, -1, heads, inner // heads).transpose(1, 2)
     total: Tensor | None = None
-    for adapter, tokens, weight in active:
-        k = adapter.to_k_ip[str(index)](tokens).view(rows, -1, heads, inner // heads).transpose(1, 2)
-        v = adapter.to_v_ip[str(index)](tokens).view(rows, -1, heads, inner // heads).transpose(1, 2)
-        found = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype)) * weight
+    for entry, weight in active:
+        adapter = entry.unit.adapter
+        k = adapter.to_k_ip[str(index)](entry.tokens).view(rows, -1, heads, inner // heads).transpose(1, 2)
+        v = adapter.to_v_ip[str(index)](entry.tokens).view(rows, -1, heads, inner // heads).transpose(1, 2)
+        found = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype)).transpose(1, 2) * weight
+        if entry.unit.region_mask is not None:
+            found = found * token_mask(entry.unit.region_mask, latent_size, tokens_in, q.dtype)
         total = found if total is None else total + found
     assert total is not None
-    mixed = total.transpose(1, 2).reshape(rows, -1, inner)
+    mixed = total.reshape(rows, -1, inner)
     return F.linear(mixed, attn.to_out[0].weight) / attn.rescale_output_factor
+
+
+def token_mask(mask: Tensor, latent_size: tuple[int, int], tokens: int, dtype: torch.dtype) -> Tensor:
+    """The region mask per token of an attention at one of the UNet's levels: [1, tokens, 1, 1].
+
+    The level's grid is the latent's halved (rounding up, as the UNet's strided convolutions do) until
+    it has `tokens` cells."""
+    height, width = latent_size
+    while height * width > tokens and height > 1:
+        height, width = (height + 1) // 2, (width + 1) // 2
+    if height * width != tokens:
+        raise InvalidRequestError(
+            f"IP-Adapter effective region mask: an attention over {tokens} tokens does not match the "
+            f"{latent_size[0]}x{latent_size[1]} latent"
+        )
+    grid = region_masked(torch.ones(1, 1, height, width, device=mask.device, dtype=dtype), mask)
+    return grid.reshape(1, tokens, 1, 1)
 
 
 class ImagePromptExtension(Extension):
@@ -297,13 +377,14 @@ class ImagePromptExtension(Extension):
         """Wrap the processors, with the adapters where the UNet computes (under --medvram they wait on
         the CPU between jobs, as ControlNets do)."""
         layers = cross_attention_layers(unet)
+        blocks = transformer_blocks(unet)
         originals = {index: module.processor for index, module in layers.items()}
         homes = {id(u.adapter): (u.adapter, next(u.adapter.parameters()).device) for u in self.units}
         try:
             for adapter, _ in homes.values():
                 adapter.to(device)
             for index, module in layers.items():
-                module.processor = ImagePromptAttention(originals[index], index, self.current)  # pyright: ignore[reportArgumentType]
+                module.processor = ImagePromptAttention(originals[index], index, blocks[index], self.current)  # pyright: ignore[reportArgumentType]
             yield
         finally:
             for index, module in layers.items():
@@ -315,8 +396,9 @@ class ImagePromptExtension(Extension):
     @hook(HookPoint.UNET_FORWARD)
     def pick_tokens(self, batch: UNetBatch) -> None:
         self.current.rows = int(batch.x.shape[0])
+        self.current.latent_size = (int(batch.x.shape[-2]), int(batch.x.shape[-1]))
         self.current.active = [
-            (unit.adapter, row_tokens(unit, batch), unit.weight)
+            _Active(unit, row_tokens(unit, batch))
             for unit in self.units
             if unit.active_at(batch.step, batch.total_steps)
         ]

@@ -569,8 +569,16 @@ def _poses() -> tuple[Preprocessor, ...]:
             priority=100,
         ),
         _network("openpose_hand", "openpose_hand", (body, hand), detectors.openpose_hand, "OpenPose"),
-        _annotator("dw_openpose_full", "dw_openpose_full", (_YOLOX, _DW_POSE), "OpenPose"),
-        _annotator("animal_openpose", "animal_openpose", (_YOLOX, _ANIMAL_POSE), "OpenPose"),
+        _network(
+            "dw_openpose_full", "dw_openpose_full", (_YOLOX, _DW_POSE), detectors.dw_openpose_full, "OpenPose"
+        ),
+        _network(
+            "animal_openpose",
+            "animal_openpose",
+            (_YOLOX, _ANIMAL_POSE),
+            detectors.animal_openpose,
+            "OpenPose",
+        ),
         _annotator("densepose", "densepose (pruple bg & purple torso)", (_DENSEPOSE,), "OpenPose"),
         _annotator("densepose_parula", "densepose_parula (black bg & blue torso)", (_DENSEPOSE,), "OpenPose"),
     )

@@ -21,6 +21,11 @@ One tab per unit (opt `control_net_unit_count`, default 3). Element ids follow t
   `P_controlnet_threshold_A_slider`, `P_controlnet_threshold_B_slider`
 - `P_controlnet_resize_mode_radio`, `P_controlnet_control_mode_radio`, `P_controlnet_hr_option_radio` (txt2img),
   `P_controlnet_union_control_type_dropdown`
+- `P_controlnet_mask_upload_checkbox` ("Effective Region Mask") shows `P_mask_image` (white: where the
+  unit acts)
+- the "Advanced Weighting" accordion `P_controlnet_advanced_weighting`: `P_controlnet_weight_type`
+  (IP-Adapter curves), `P_controlnet_weight_composition`, `P_controlnet_advanced_weights` (one weight per
+  level; empty: off) and `P_controlnet_weight_plot`
 
 Handlers live in `controlnet_handlers`; this module only builds and wires.
 """
@@ -38,6 +43,7 @@ from modules.sumi.engine.controlnet.preprocessors import RESOLUTION, Slider
 from modules.sumi.frontends.gradio import controlnet_handlers as h
 from modules.sumi.services.controlnet.control_types import ALL, control_type_names
 from modules.sumi.services.controlnet.units import HR_OPTIONS, UNION_CONTROL_TYPES
+from modules.sumi.services.controlnet.weight_types import COMPOSITION_TYPES, WEIGHT_TYPES
 
 if TYPE_CHECKING:
     from modules.sumi.app import App
@@ -103,6 +109,7 @@ def _unit_tab(base: str, index: int, model_choices: list[str]) -> UnitUI:
         _dropdown_row(unit, model_choices)
         _slider_rows(unit)
         _radio_rows(unit)
+        _advanced_weighting(unit)
     return unit
 
 
@@ -112,6 +119,22 @@ def _input_row(unit: UnitUI) -> None:
     with gr.Row(equal_height=False, elem_id=f"{unit.prefix}_input_row"):
         _input_tabs(unit)
         _preview_column(unit)
+    _region_mask(unit)
+
+
+def _region_mask(unit: UnitUI) -> None:
+    """The effective region mask (shown by its checkbox): the unit acts where it is white."""
+    v, p, prefix = unit.values, unit.parts, unit.prefix
+    with gr.Group(visible=False, elem_id=f"{prefix}_mask_image_group") as p["region_group"]:
+        v["effective_region_mask"] = gr.Image(
+            label="Effective Region Mask (white: where the unit acts)",
+            elem_id=f"{prefix}_mask_image",
+            type="numpy",
+            image_mode="RGB",
+            sources=["upload", "clipboard"],
+            format="png",
+            height=240,
+        )
 
 
 def _input_tabs(unit: UnitUI) -> None:
@@ -205,6 +228,9 @@ def _checkbox_row(unit: UnitUI) -> None:
         p["allow_preview"] = gr.Checkbox(
             label="Allow Preview", elem_id=f"{prefix}_controlnet_preprocessor_preview_checkbox"
         )
+        p["region_toggle"] = gr.Checkbox(
+            label="Effective Region Mask", elem_id=f"{prefix}_controlnet_mask_upload_checkbox"
+        )
 
 
 def _control_type_row(unit: UnitUI) -> None:
@@ -297,6 +323,43 @@ def _radio_rows(unit: UnitUI) -> None:
     )
 
 
+def _advanced_weighting(unit: UnitUI) -> None:
+    """One weight per level instead of the weight slider; IP-Adapter curves fill it from a weight type."""
+    v, p, prefix = unit.values, unit.parts, unit.prefix
+    with gr.Accordion("Advanced Weighting", open=False, elem_id=f"{prefix}_controlnet_advanced_weighting"):
+        with gr.Row():
+            p["weight_type"] = gr.Dropdown(
+                list(WEIGHT_TYPES),
+                value=WEIGHT_TYPES[0],
+                label="Weight Type (IP-Adapter: fills the weights from the Control Weight)",
+                elem_id=f"{prefix}_controlnet_weight_type",
+            )
+            p["weight_composition"] = gr.Slider(
+                0.0,
+                2.0,
+                value=1.0,
+                step=0.01,
+                label="Composition Weight",
+                visible=False,
+                elem_id=f"{prefix}_controlnet_weight_composition",
+            )
+        v["advanced_weighting"] = gr.Textbox(
+            label="Weights",
+            placeholder=h.WEIGHTS_HINT,
+            elem_id=f"{prefix}_controlnet_advanced_weights",
+        )
+        p["weight_plot"] = gr.BarPlot(
+            value=h.weights_frame([]),
+            x="level",
+            y="weight",
+            color="part",
+            title="Weight per level",
+            visible=False,
+            height=220,
+            elem_id=f"{prefix}_controlnet_weight_plot",
+        )
+
+
 # -- events --------------------------------------------------------------------------------------------
 def wire_controlnet(app: App, ui: ControlNetUI, width: Any, height: Any, message: gr.HTML) -> None:
     """Connect every unit; `width`/`height` are the generation size (for Pixel Perfect previews) and
@@ -316,6 +379,7 @@ def wire_controlnet(app: App, ui: ControlNetUI, width: Any, height: Any, message
         _wire_sliders(unit)
         _wire_canvas(unit)
         _wire_preview(app, unit, width, height, message)
+        _wire_region_and_weights(app, unit)
 
 
 def _wire_sliders(unit: UnitUI) -> None:
@@ -372,4 +436,33 @@ def _wire_preview(app: App, unit: UnitUI, width: Any, height: Any, message: gr.H
         concurrency_limit=None,
         show_progress="minimal",
         api_visibility="undocumented",
+    )
+
+
+def _wire_region_and_weights(app: App, unit: UnitUI) -> None:
+    v, p = unit.values, unit.parts
+    p["region_toggle"].change(  # unchecked: the mask is cleared (the extension's rule)
+        lambda on: (gr.update(visible=bool(on)), gr.update() if on else None),
+        inputs=p["region_toggle"],
+        outputs=[p["region_group"], v["effective_region_mask"]],
+        **QUICK,
+    )
+    p["weight_type"].change(
+        lambda kind: gr.update(visible=kind in COMPOSITION_TYPES),
+        inputs=p["weight_type"],
+        outputs=p["weight_composition"],
+        **QUICK,
+    )
+    for trigger in (p["weight_type"], v["weight"], p["weight_composition"]):
+        trigger.change(
+            partial(h.weight_type_weights, app),
+            inputs=[v["module"], p["weight_type"], v["weight"], p["weight_composition"]],
+            outputs=v["advanced_weighting"],
+            **QUICK,
+        )
+    v["advanced_weighting"].change(
+        partial(h.weights_plot, app),
+        inputs=[v["module"], v["advanced_weighting"]],
+        outputs=p["weight_plot"],
+        **QUICK,
     )

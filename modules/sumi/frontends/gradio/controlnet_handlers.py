@@ -8,12 +8,14 @@ the API accept and refuse the same things).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 import numpy as np
+import pandas as pd
 
 from modules.sumi.engine.controlnet.control import CONTROL_MODES
 from modules.sumi.engine.controlnet.image_fit import ResizeMode, pixel_perfect_resolution
@@ -28,6 +30,11 @@ from modules.sumi.frontends.gradio import results
 from modules.sumi.services.controlnet.control_types import ALL, select_control_type
 from modules.sumi.services.controlnet.models import NONE
 from modules.sumi.services.controlnet.units import ControlNetUnit, decode_image, unit_from_dict
+from modules.sumi.services.controlnet.weight_types import (
+    WEIGHT_TYPES,
+    block_parts,
+    block_weights,
+)
 
 if TYPE_CHECKING:
     from modules.sumi.app import App
@@ -68,6 +75,8 @@ class UnitValues:
     batch_images: str = ""  # the Batch tab: a folder of pictures, one job each (inside the data folder)
     output_dir: str = ""  # the Batch tab: where the results go ("": saved as usual)
     merge_files: list[Any] | None = None  # the Multi-Inputs tab: uploaded pictures used together
+    effective_region_mask: np.ndarray | None = None  # white: where the unit acts (None: everywhere)
+    advanced_weighting: str = ""  # "Weights": one per level, e.g. "[1, 0.5, ...]" ("": the weight slider)
 
 
 UNIT_INPUTS = tuple(f.name for f in fields(UnitValues))
@@ -241,12 +250,76 @@ def run_preview(
     return gr.update(value=detected), True, gr.update(visible=True), ""
 
 
+# -- advanced weighting --------------------------------------------------------------------------------
+WEIGHTS_HINT = (
+    "Empty: the Control Weight. Else one weight per level, e.g. [1, 0.8, ...]: a ControlNet's residuals "
+    "(SD1 13, SDXL 10), a T2I-Adapter's levels (4), an IP-Adapter's transformer blocks (SD1 16, SDXL 11)"
+)
+
+
+def parse_weights(text: str | None, index: int) -> list[float] | None:
+    """The Weights box: "[1, 0.5]", "1, 0.5" or "1 0.5"; None when empty."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        values = json.loads(text if text.startswith("[") else f"[{','.join(text.replace(',', ' ').split())}]")
+    except json.JSONDecodeError:
+        values = None
+    if not isinstance(values, list) or not all(isinstance(x, (int, float)) for x in values):
+        raise InvalidRequestError(
+            f"ControlNet unit {index}: Weights must be numbers, e.g. [1, 0.5, 0.5], got {text!r}"
+        )
+    return [float(x) for x in values]
+
+
+def _reads_clip_features(module: str | None) -> bool:
+    try:
+        return get_preprocessor(module or "none").image_encoder in ("auto", "clip_h", "clip_g")
+    except InvalidRequestError:
+        return False
+
+
+def weight_type_weights(
+    app: App, module: str, weight_type: str, weight: float, composition: float
+) -> dict[str, Any]:
+    """An IP-Adapter unit's Weights from the Weight Type ("normal": empty, the weight slider as it is);
+    other units keep what the user typed."""
+    if not _reads_clip_features(module):
+        return gr.skip()
+    if weight_type == WEIGHT_TYPES[0]:
+        return gr.update(value="")
+    weights = block_weights(weight_type, float(weight), active_family(app), float(composition))
+    return gr.update(value=json.dumps([round(w, 3) for w in weights]))
+
+
+def weights_frame(weights: Sequence[float], parts: Sequence[str] | None = None) -> pd.DataFrame:
+    """The plot's rows: level, weight, part (input / middle / output for IP-Adapter blocks)."""
+    labels = parts or ["level"] * len(weights)
+    return pd.DataFrame({"level": list(range(len(weights))), "weight": list(weights), "part": list(labels)})
+
+
+def weights_plot(app: App, module: str, text: str) -> dict[str, Any]:
+    """The Weights as bars (hidden while empty or not numbers)."""
+    try:
+        weights = parse_weights(text, 0)
+    except InvalidRequestError:
+        weights = None
+    if not weights:
+        return gr.update(visible=False)
+    parts = block_parts(active_family(app)) if _reads_clip_features(module) else None
+    if parts is not None and len(parts) != len(weights):
+        parts = None
+    return gr.update(value=weights_frame(weights, parts), visible=True)
+
+
 # -- Generate ------------------------------------------------------------------------------------------
 def unit_from_values(index: int, v: UnitValues) -> ControlNetUnit:
     """A unit as the API would build it from the same values (InvalidRequestError for a bad one).
     A disabled unit's image is not read."""
-    skipped = ("source", "image", "canvas", "batch_images", "output_dir", "merge_files")
+    skipped = ("source", "image", "canvas", "batch_images", "output_dir", "merge_files", "advanced_weighting")
     data = {name: getattr(v, name) for name in UNIT_INPUTS if name not in skipped}
+    data["advanced_weighting"] = parse_weights(v.advanced_weighting, index)
     data["image"] = control_image(v.source, v.image, v.canvas) if v.enabled else None
     if v.source == BATCH:
         data.update(input_mode="batch", batch_images=v.batch_images or "", output_dir=v.output_dir or "")

@@ -70,6 +70,7 @@ class ImagePrompts:
         adapter: IPAdapterNetwork,
         device: torch.device,
         where: str,
+        region_mask: torch.Tensor | None = None,
     ) -> ImagePromptUnit:
         encoder_path = self.encoder_for(preprocessor, adapter.shape, device, where)
         features = self.features(encoder_path, unit, device, where)
@@ -86,6 +87,8 @@ class ImagePrompts:
             weight=unit.weight,
             guidance_start=unit.guidance_start,
             guidance_end=unit.guidance_end,
+            block_weights=tuple(unit.advanced_weighting) if unit.advanced_weighting else None,
+            region_mask=region_mask,
         )
 
     def style_unit(

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from modules.sumi.engine.controlnet.annotators.runtime import AnnotatorRuntime, NetworkCache
-from modules.sumi.engine.controlnet.control import ControlUnit
+from modules.sumi.engine.controlnet.control import ControlModel, ControlUnit
 from modules.sumi.engine.controlnet.detect_args import Detection
 from modules.sumi.engine.controlnet.image_fit import (
     fit_to_target,
@@ -27,8 +27,13 @@ from modules.sumi.engine.controlnet.image_fit import (
     to_control_tensor,
     to_inpaint_tensor,
 )
-from modules.sumi.engine.controlnet.ip_adapter import ImagePromptUnit, IPAdapterNetwork, check_fits
-from modules.sumi.engine.controlnet.models import union_control_types
+from modules.sumi.engine.controlnet.ip_adapter import (
+    ImagePromptUnit,
+    IPAdapterNetwork,
+    check_block_weights,
+    check_fits,
+)
+from modules.sumi.engine.controlnet.models import LoadedControlNet, union_control_types
 from modules.sumi.engine.controlnet.preprocessors import Preprocessor, get_preprocessor
 from modules.sumi.engine.controlnet.reference import ReferenceUnit
 from modules.sumi.engine.controlnet.style_adapter import StyleAdapterNetwork, StyleTokensUnit
@@ -144,6 +149,7 @@ class ControlNetService:
             )
         preprocessor = _preprocessor(unit.module, where)
         if preprocessor.reference:  # no model: the extension ignores the unit's model for these
+            _refuse_level_settings(unit, f"{where} ({preprocessor.name})")
             self._prepare_reference(index, unit, preprocessor, sd, target, prepared)
             return
         file = self.models.find(unit.model)
@@ -163,31 +169,8 @@ class ControlNetService:
         if preprocessor.name == LAMA_PREPROCESSOR:
             prepared.noise_x0 = latents_of(sd, maps)
         loaded = self.models.load(file, sd)
-        if isinstance(loaded.model, IPAdapterNetwork):
-            raise InvalidRequestError(
-                f"{where}: '{file.name}' is an IP-Adapter; it reads the picture through a CLIP vision "
-                "preprocessor: choose ip-adapter-auto (or ip-adapter_clip_h / ip-adapter_clip_g)"
-            )
-        if isinstance(loaded.model, StyleAdapterNetwork):
-            raise InvalidRequestError(
-                f"{where}: '{file.name}' is the T2I style adapter; it reads the picture through "
-                "t2ia_style_clipvision (CLIP ViT-L/14)"
-            )
-        union_type = None
-        kinds = union_control_types(loaded)
-        if kinds is not None:
-            union_type = union_type_index(unit.union_control_type, preprocessor.tags)
-            if union_type is None:
-                raise InvalidRequestError(
-                    f"{where}: '{file.name}' is a ControlNet Union model; set union_control_type "
-                    f"({', '.join(UNION_CONTROL_TYPES)}) or pick a preprocessor of one of those kinds"
-                )
-            if union_type >= kinds:
-                raise InvalidRequestError(
-                    f"{where}: '{file.name}' takes control types 0..{kinds - 1} "
-                    f"({', '.join(UNION_CONTROL_TYPES[:kinds])}); {UNION_CONTROL_TYPES[union_type]} needs a "
-                    "promax model"
-                )
+        model = _control_model(loaded, file.name, where)
+        union_type = _union_type(loaded, unit, preprocessor, file.name, where)
         if masks:
             masks = [self._fit_mask(mask, unit, image, target) for mask, image in _pairs(masks, images)]
             tensors = [to_inpaint_tensor(m, k, sd.device, sd.dtype) for m, k in _pairs(maps, masks)]
@@ -196,9 +179,9 @@ class ControlNetService:
                 prepared.blends.append(InpaintBlend(maps, [inpaint_blend_mask(k, sigma) for k in masks]))
         else:
             tensors = [to_control_tensor(m, sd.device, sd.dtype) for m in maps]
-        prepared.units.append(
-            ControlUnit(
-                loaded.model,
+        try:
+            engine_unit = ControlUnit(
+                model,
                 torch.cat(tensors),
                 weight=unit.weight,
                 guidance_start=unit.guidance_start,
@@ -208,8 +191,12 @@ class ControlNetService:
                 low_vram=unit.low_vram or sd.offloaded,  # follows --medvram
                 down_block_types=tuple(sd.unet.config["down_block_types"]),
                 union_type=union_type,
+                advanced_weighting=tuple(unit.advanced_weighting) if unit.advanced_weighting else None,
+                region_mask=region_mask_tensor(unit.effective_region_mask, sd.device),
             )
-        )
+        except InvalidRequestError as exc:
+            raise InvalidRequestError(f"{where}: {exc}") from exc
+        prepared.units.append(engine_unit)
         unit.model = file.name
         unit.module = preprocessor.name
         self._describe(index, unit, preprocessor, _shown(maps, masks), prepared)
@@ -260,15 +247,26 @@ class ControlNetService:
         loaded = self.models.load(file, sd)
         adapter = loaded.model
         if isinstance(adapter, StyleAdapterNetwork):
+            _refuse_level_settings(unit, f"{where} (the T2I style adapter)")
             prepared.units.append(
                 self.image_prompts.style_unit(unit, preprocessor, adapter, sd.device, where)
             )
         elif isinstance(adapter, IPAdapterNetwork):
             try:
                 check_fits(adapter, sd.unet, file.name)
+                if unit.advanced_weighting:
+                    check_block_weights(unit.advanced_weighting, sd.unet)
             except InvalidRequestError as exc:
                 raise InvalidRequestError(f"{where}: {exc}") from exc
-            prepared.units.append(self.image_prompts.unit(unit, preprocessor, adapter, sd.device, where))
+            if unit.advanced_weighting and min(unit.advanced_weighting) < 0:
+                raise InvalidRequestError(
+                    f"{where}: an IP-Adapter's advanced_weighting takes weights from 0 (the extension drops "
+                    "negative ones); use 0 to leave a block out"
+                )
+            region = region_mask_tensor(unit.effective_region_mask, sd.device)
+            prepared.units.append(
+                self.image_prompts.unit(unit, preprocessor, adapter, sd.device, where, region)
+            )
         else:
             raise InvalidRequestError(
                 f"{where}: '{preprocessor.label}' makes CLIP image features for an IP-Adapter or the T2I style "
@@ -390,6 +388,66 @@ class ControlNetService:
         runtime = self.annotator_runtime()
         settings = (processor_res, threshold_a, threshold_b, exact_resolution, 0)
         return [self._analyse(preprocessor, image, settings, runtime) for image in images]
+
+
+def _control_model(loaded: LoadedControlNet, name: str, where: str) -> ControlModel:
+    """The model of a unit fed by a control map; IP-Adapters and the style adapter read CLIP features
+    instead, which a map preprocessor cannot give them."""
+    model = loaded.model
+    if isinstance(model, IPAdapterNetwork):
+        raise InvalidRequestError(
+            f"{where}: '{name}' is an IP-Adapter; it reads the picture through a CLIP vision "
+            "preprocessor: choose ip-adapter-auto (or ip-adapter_clip_h / ip-adapter_clip_g)"
+        )
+    if isinstance(model, StyleAdapterNetwork):
+        raise InvalidRequestError(
+            f"{where}: '{name}' is the T2I style adapter; it reads the picture through "
+            "t2ia_style_clipvision (CLIP ViT-L/14)"
+        )
+    return model
+
+
+def _union_type(
+    loaded: LoadedControlNet, unit: ControlNetUnit, preprocessor: Preprocessor, name: str, where: str
+) -> int | None:
+    """A ControlNet Union model's control type for the unit (None for other models)."""
+    kinds = union_control_types(loaded)
+    if kinds is None:
+        return None
+    union_type = union_type_index(unit.union_control_type, preprocessor.tags)
+    if union_type is None:
+        raise InvalidRequestError(
+            f"{where}: '{name}' is a ControlNet Union model; set union_control_type "
+            f"({', '.join(UNION_CONTROL_TYPES)}) or pick a preprocessor of one of those kinds"
+        )
+    if union_type >= kinds:
+        raise InvalidRequestError(
+            f"{where}: '{name}' takes control types 0..{kinds - 1} "
+            f"({', '.join(UNION_CONTROL_TYPES[:kinds])}); {UNION_CONTROL_TYPES[union_type]} needs a "
+            "promax model"
+        )
+    return union_type
+
+
+def region_mask_tensor(mask: np.ndarray | None, device: torch.device) -> torch.Tensor | None:
+    """An effective region mask (HxW uint8) as [1, 1, H, W] in 0..1 on the device, float32 (as the
+    extension keeps it); None for none."""
+    if mask is None:
+        return None
+    return torch.tensor(mask, dtype=torch.float32, device=device)[None, None] / 255.0
+
+
+def _refuse_level_settings(unit: ControlNetUnit, what: str) -> None:
+    """Reference and style units have no levels to weight and no region to limit (the extension
+    refuses a region mask for them too): a clear error instead of a setting that does nothing."""
+    if unit.advanced_weighting:
+        raise InvalidRequestError(
+            f"{what}: advanced_weighting works with ControlNets, T2I-Adapters and IP-Adapters"
+        )
+    if unit.effective_region_mask is not None:
+        raise InvalidRequestError(
+            f"{what}: effective_region_mask works with ControlNets, T2I-Adapters and IP-Adapters"
+        )
 
 
 def _unfolded(unit: ControlNetUnit, index: int) -> list[ControlNetUnit]:

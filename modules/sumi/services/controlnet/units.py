@@ -62,6 +62,12 @@ class ControlNetUnit:
     # "merge": the pictures of `image` together (Multi-Inputs: IP-Adapters average them, others split the weight)
     batch_images: str | list = ""  # a folder (inside the data folder) or a list of base64 pictures
     output_dir: str = ""  # batch mode: where the results go, named after the pictures ("": as usual)
+    # one weight per level (ControlNet: residuals, middle last; T2I-Adapter: levels; IP-Adapter: transformer
+    # blocks down, middle, up), replacing `weight` and the control mode's soft weights
+    advanced_weighting: list[float] | None = None
+    effective_region_mask: np.ndarray | None = (
+        None  # HxW uint8: where the unit acts (white), None: everywhere
+    )
 
     def infotext(self) -> str | None:
         """`Module: canny, Model: ..., Weight: 1.0, ...`; None when a value holds `,` or `:` (as the
@@ -75,6 +81,7 @@ class ControlNetUnit:
 _BOOL_FIELDS = {"enabled", "low_vram", "pixel_perfect", "save_detected_map"}
 _FLOAT_FIELDS = {"weight", "threshold_a", "threshold_b", "guidance_start", "guidance_end"}
 _KNOWN = ({f.name for f in fields(ControlNetUnit)} - {"images", "masks"}) | {"image", "mask"}
+MAX_LEVEL_WEIGHT = 10.0
 
 
 def unit_from_dict(data: Mapping[str, Any], index: int = 0) -> ControlNetUnit:
@@ -95,6 +102,12 @@ def unit_from_dict(data: Mapping[str, Any], index: int = 0) -> ControlNetUnit:
             unit.masks = unit.masks or decode_masks(value, index)
         elif name == "mask":  # the unit's own mask (`mask` / `mask_image`) wins over one inside `image`
             unit.masks = decode_masks([None, value], index) or unit.masks
+        elif name == "effective_region_mask":
+            unit.effective_region_mask = decode_region_mask(
+                value, f"ControlNet unit {index}: effective_region_mask"
+            )
+        elif name == "advanced_weighting":
+            unit.advanced_weighting = _level_weights(value, f"ControlNet unit {index}: advanced_weighting")
         else:
             setattr(unit, name, _coerce(name, value, index))
     _check_ranges(unit, index)
@@ -136,6 +149,18 @@ def _coerce(name: str, value: Any, index: int) -> Any:
     if not isinstance(value, str):
         raise InvalidRequestError(f"{where} must be a string, got {value!r}")
     return value
+
+
+def _level_weights(value: Any, where: str) -> list[float] | None:
+    """A list of numbers, each from -10 to 10 (None and [] mean: no advanced weighting)."""
+    if isinstance(value, (list, tuple)) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+    ):
+        weights = [float(v) for v in value]
+        if not all(abs(w) <= MAX_LEVEL_WEIGHT for w in weights):  # also refuses NaN
+            raise InvalidRequestError(f"{where}: each weight must be from -10 to 10, got {value!r}")
+        return weights or None
+    raise InvalidRequestError(f"{where} must be a list of numbers (one per level), got {value!r}")
 
 
 def _control_mode(value: Any, where: str) -> str:
@@ -216,6 +241,21 @@ def decode_mask(value: Any, what: str = "ControlNet mask") -> np.ndarray:
     """A mask as HxW uint8 (white = redraw); a transparent mask counts as black where it is clear."""
     image = _flattened(_read_image(value, what), (0, 0, 0, 255))
     return np.ascontiguousarray(np.asarray(image.convert("L")))
+
+
+def decode_region_mask(value: Any, what: str = "effective region mask") -> np.ndarray | None:
+    """An effective region mask as HxW uint8: a grey picture as it is, a colour one's red channel (the
+    extension reads the first channel); None for an empty value."""
+    if value is None or (isinstance(value, str) and not value):
+        return None
+    if isinstance(value, Mapping):  # the UI's {"image", "mask"} / editor dicts
+        value = value.get("image", value.get("background"))
+        if value is None:
+            return None
+    image = _read_image(value, what)
+    if image.mode in ("L", "LA", "I", "I;16", "F", "1"):
+        return np.ascontiguousarray(np.asarray(image.convert("L")))
+    return np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, 0])
 
 
 def decode_image(value: Any, what: str = "ControlNet image") -> np.ndarray:

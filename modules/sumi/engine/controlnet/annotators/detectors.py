@@ -15,6 +15,12 @@ from modules.sumi.engine.controlnet.annotators.depth_anything import (
     load_depth_anything_v2,
     relative_depth,
 )
+from modules.sumi.engine.controlnet.annotators.dwpose import (
+    draw_animals,
+    load_onnx,
+    read_animals,
+    read_wholebody,
+)
 from modules.sumi.engine.controlnet.annotators.edges import dark_lines, scribble, without_small_specks
 from modules.sumi.engine.controlnet.annotators.hed import load_hed, soft_edges
 from modules.sumi.engine.controlnet.annotators.leres import leres_depth, load_leres
@@ -156,6 +162,26 @@ openpose_hand = _openpose(hands=True)
 openpose_face = _openpose(face=True)
 openpose_faceonly = _openpose(face=True, draw_body=False)
 openpose_full = _openpose(hands=True, face=True)
+
+
+def dw_openpose_full(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> Detection:
+    """DW Pose: people found by YOLOX (file 0), whole-body keypoints by RTMPose (file 1), drawn as
+    openpose_full draws them; the JSON keeps pixels, as the extension's does."""
+    padded = resize_with_pad(image, args.resolution)
+    people = read_wholebody(files.network(load_onnx, 0), files.network(load_onnx, 1), padded.image)
+    height, width = padded.image.shape[:2]
+    drawing = draw_people(people, height, width, body=True, hands=True, face=True)
+    return Detection(padded.unpad(drawing), pose_json(people, height, width))
+
+
+def animal_openpose(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> Detection:
+    """Animal pose: animals found by YOLOX (file 0), 17 AP10k keypoints by RTMPose (file 1), drawn as
+    coloured limbs; the JSON lists them under "animals"."""
+    padded = resize_with_pad(image, args.resolution)
+    animals = read_animals(files.network(load_onnx, 0), files.network(load_onnx, 1), padded.image)
+    height, width = padded.image.shape[:2]
+    points = [[(x, y) for x, y, _ in animal] for animal in animals]
+    return Detection(padded.unpad(draw_animals(animals, height, width)), pose_json([], height, width, points))
 
 
 def normal_bae(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:

@@ -62,10 +62,10 @@ Point = tuple[Any, Any]  # (x, y): float64 for bodies, float32 for hands and fac
 class Person:
     """One person: 18 body keypoints (None where not found) and hands and face when read."""
 
-    body: list[Point | None]
-    left_hand: list[Point] | None = None
-    right_hand: list[Point] | None = None
-    face: list[Point] | None = None
+    body: Sequence[Point | None]
+    left_hand: Sequence[Point | None] | None = None
+    right_hand: Sequence[Point | None] | None = None
+    face: Sequence[Point | None] | None = None
 
 
 # --- resizing as the original code does -------------------------------------------------------------
@@ -334,8 +334,17 @@ def read_people(networks: PoseNetworks, rgb: np.ndarray, device: torch.device) -
 # --- drawing and JSON ---------------------------------------------------------------------------------
 
 
-def _draw_body(canvas: np.ndarray, body: list[Point | None]) -> None:
-    height, width = canvas.shape[:2]
+def _scale(canvas: np.ndarray, points: Sequence[Point | None]) -> tuple[float, float]:
+    """(height, width) to multiply keypoints by: the canvas size for fractions, 1 for pixels (DW Pose
+    keeps pixels); the extension tells them apart by every point lying within 0..1 (in absolute value)."""
+    found = [p for p in points if p is not None]
+    if found and all(abs(p[0]) <= 1 and abs(p[1]) <= 1 for p in found):
+        return float(canvas.shape[0]), float(canvas.shape[1])
+    return 1.0, 1.0
+
+
+def _draw_body(canvas: np.ndarray, body: Sequence[Point | None]) -> None:
+    height, width = _scale(canvas, body)
     for (a, b), colour in zip(LIMBS[:DRAWN_LIMBS], COLOURS, strict=False):
         if body[a] is None or body[b] is None:
             continue
@@ -351,25 +360,32 @@ def _draw_body(canvas: np.ndarray, body: list[Point | None]) -> None:
             cv2.circle(canvas, (int(point[0] * width), int(point[1] * height)), 4, colour, thickness=-1)
 
 
-def _draw_hand(canvas: np.ndarray, hand: list[Point] | None) -> None:
+def _draw_hand(canvas: np.ndarray, hand: Sequence[Point | None] | None) -> None:
     if not hand:
         return
-    height, width = canvas.shape[:2]
-    pixels = [(int(x * width), int(y * height)) for x, y in hand]
+    height, width = _scale(canvas, hand)
+    pixels = [None if p is None else (int(p[0] * width), int(p[1] * height)) for p in hand]
     for bone, (a, b) in enumerate(HAND_BONES):
-        (x1, y1), (x2, y2) = pixels[a], pixels[b]
+        first, second = pixels[a], pixels[b]
+        if first is None or second is None:
+            continue
+        (x1, y1), (x2, y2) = first, second
         if x1 > EPS and y1 > EPS and x2 > EPS and y2 > EPS:
             colour = [c * 255 for c in colorsys.hsv_to_rgb(bone / float(len(HAND_BONES)), 1.0, 1.0)]
             cv2.line(canvas, (x1, y1), (x2, y2), colour, thickness=2)
-    for x, y in pixels:
-        if x > EPS and y > EPS:
-            cv2.circle(canvas, (x, y), 4, (0, 0, 255), thickness=-1)
+    for point in pixels:
+        if point is not None and point[0] > EPS and point[1] > EPS:
+            cv2.circle(canvas, point, 4, (0, 0, 255), thickness=-1)
 
 
-def _draw_face(canvas: np.ndarray, face: list[Point] | None) -> None:
-    height, width = canvas.shape[:2]
-    for x, y in face or ():
-        x, y = int(x * width), int(y * height)
+def _draw_face(canvas: np.ndarray, face: Sequence[Point | None] | None) -> None:
+    if not face:
+        return
+    height, width = _scale(canvas, face)
+    for point in face:
+        if point is None:
+            continue
+        x, y = int(point[0] * width), int(point[1] * height)
         if x > EPS and y > EPS:
             cv2.circle(canvas, (x, y), 3, (255, 255, 255), thickness=-1)
 
@@ -396,8 +412,11 @@ def _flat(points: Sequence[Point | None] | None) -> list[float] | None:
     return [v for p in points for v in ((0.0, 0.0, 0.0) if p is None else (float(p[0]), float(p[1]), 1.0))]
 
 
-def pose_json(people: list[Person], height: int, width: int) -> dict[str, Any]:
-    """OpenPose's JSON as the extension writes it: keypoints as flat (x, y, confidence) fractions."""
+def pose_json(
+    people: list[Person], height: int, width: int, animals: Sequence[Sequence[Point]] = ()
+) -> dict[str, Any]:
+    """OpenPose's JSON as the extension writes it: keypoints as flat (x, y, confidence) triples (fractions
+    for OpenPose, pixels for DW Pose and animals)."""
     return {
         "people": [
             {
@@ -408,7 +427,7 @@ def pose_json(people: list[Person], height: int, width: int) -> dict[str, Any]:
             }
             for person in people
         ],
-        "animals": [],
+        "animals": [_flat(animal) for animal in animals],
         "canvas_height": height,
         "canvas_width": width,
     }

@@ -87,6 +87,8 @@ class ControlNetUnit:
     input_mode: Any = InputMode.SIMPLE
     batch_images: Any = ""
     output_dir: str = ""
+    advanced_weighting: list[float] | None = None
+    effective_region_mask: Any = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ControlNetUnit:
@@ -141,6 +143,8 @@ def _from_sumi(unit: _SumiUnit) -> ControlNetUnit:
         input_mode=InputMode(unit.input_mode),
         batch_images=unit.batch_images,
         output_dir=unit.output_dir,
+        advanced_weighting=list(unit.advanced_weighting) if unit.advanced_weighting else None,
+        effective_region_mask=unit.effective_region_mask,
     )
 
 
