@@ -434,3 +434,29 @@ def test_advanced_weighting_and_an_effective_region_mask_set_how_strongly_and_wh
     half[:, 16:, 0] = 255  # the right half, in the red channel the extension reads
     right = first(_unit(weight=0.8, effective_region_mask=_png_b64(half)))
     assert not np.array_equal(right, unit) and not np.array_equal(right, plain)
+
+
+def test_dw_openpose_detects_people_and_a_unit_draws_with_their_pose(client, app):
+    import shutil
+
+    from tests.fixtures.tiny_dwpose import bright_figures, write_dwpose
+
+    picture = _png_b64(bright_figures())
+    folder = write_dwpose(app.controlnet.annotator_dirs[0])
+    try:
+        body = {"controlnet_module": "dw_openpose_full", "controlnet_input_images": [picture]}
+        r = client.post("/controlnet/detect", json={**body, "controlnet_processor_res": 256})
+        assert r.status_code == 200, r.text
+        (pose,) = r.json()["poses"]
+        assert (pose["canvas_width"], pose["canvas_height"]) == (320, 256) and pose["people"]
+        assert len(pose["people"][0]["pose_keypoints_2d"]) == 18 * 3
+        assert _decode(r.json()["images"][0]).any()
+        unit = _unit(module="dw_openpose_full", image=picture, processor_res=256)
+        result = _txt2img(client, unit)
+        assert len(result["images"]) == 2  # the image and the detected pose
+        assert (
+            "Module: dw_openpose_full, Model: control_tiny_canny ["
+            in json.loads(result["info"])["infotexts"][0]
+        )
+    finally:
+        shutil.rmtree(folder)
