@@ -143,6 +143,7 @@ def test_two_units_and_the_extension_field_aliases(client):
         ({"advanced_weighting": [1, 99]}, 400, "each weight must be from -10 to 10"),
         ({"advanced_weighting": [1.0, 0.5]}, 400, "unit 0: advanced_weighting: this ControlNet has"),
         ({"effective_region_mask": base64.b64encode(b"no").decode()}, 400, "effective_region_mask"),
+        ({"ipadapter_input": ["gASVAAAAAAAAAAA="]}, 400, "ipadapter_input (the extension's pickled"),
         ({"resize_mode": "Stretch it"}, 400, "resize mode"),
         ({"module": "depth_midas"}, 400, "needs midas/dpt_hybrid-midas-501f0c75.pt"),
     ],

@@ -88,6 +88,11 @@ def unit_from_dict(data: Mapping[str, Any], index: int = 0) -> ControlNetUnit:
     """Build a unit from an API/UI dict; unknown keys are ignored, aliases accepted."""
     if not isinstance(data, Mapping):
         raise InvalidRequestError(f"ControlNet unit {index}: expected an object, got {type(data).__name__}")
+    if data.get("ipadapter_input") not in (None, "", []):
+        raise InvalidRequestError(
+            f"ControlNet unit {index}: ipadapter_input (the extension's pickled encoder output) is not accepted: "
+            "Sumi never unpickles what a request sends; send the picture as `image` with an ip-adapter preprocessor"
+        )
     values: dict[str, Any] = {}
     for key, value in data.items():
         name = ALIASES.get(key, key)
