@@ -129,3 +129,29 @@ def test_a_blank_canvas_to_draw_on_and_preview(page):
         }"""
     )
     assert 0 < white < 0.2  # inverted: the drawn stroke is white on black
+
+
+def test_a_region_mask_and_per_level_weights_reach_the_unit(page, tmp_path):
+    """Unit 0 (canny, enabled by the first test): a wrong number of weights is an error naming the
+    count; that many weights, with a region mask, make an image, and the weights show as a plot."""
+    open_accordion(page)
+    page.click(f"#{UNIT0}-button")
+    assert not page.locator(f"#{UNIT0}_mask_image").is_visible()
+    page.check(f"#{UNIT0}_controlnet_mask_upload_checkbox input")
+    page.wait_for_selector(f"#{UNIT0}_mask_image", state="visible")
+    mask = tmp_path / "mask.png"
+    Image.fromarray(np.tile(np.array([0, 255], np.uint8).repeat(32), (64, 1))).save(mask)
+    page.locator(f"#{UNIT0}_mask_image input[type=file]").set_input_files(str(mask))
+    page.wait_for_selector(f"#{UNIT0}_mask_image img")
+    page.click(f"#{UNIT0}_controlnet_advanced_weighting > button")
+    weights = page.locator(f"#{UNIT0}_controlnet_advanced_weights textarea")
+    weights.fill("[1, 0.5]")
+    message = generate_and_wait(page, "weights, got 2")
+    levels = int(message.split("give ")[1].split(" weights")[0])
+    weights.fill(", ".join(["0.5"] * levels))
+    page.wait_for_selector(f"#{UNIT0}_controlnet_weight_plot", state="visible")
+    page.fill("#txt2img_prompt textarea", "a masked fox")
+    info = generate_and_wait(page, "a masked fox")
+    assert 'ControlNet 0: "Module: canny' in info and page.inner_text("#txt2img_error").strip() == ""
+    page.uncheck(f"#{UNIT0}_controlnet_mask_upload_checkbox input")
+    page.wait_for_selector(f"#{UNIT0}_mask_image", state="hidden")

@@ -296,7 +296,8 @@ def weight_type_weights(
 def weights_frame(weights: Sequence[float], parts: Sequence[str] | None = None) -> pd.DataFrame:
     """The plot's rows: level, weight, part (input / middle / output for IP-Adapter blocks)."""
     labels = parts or ["level"] * len(weights)
-    return pd.DataFrame({"level": list(range(len(weights))), "weight": list(weights), "part": list(labels)})
+    levels = [f"{i:02d}" for i in range(len(weights))]  # text: one bar per level, in order
+    return pd.DataFrame({"level": levels, "weight": list(weights), "part": list(labels)})
 
 
 def weights_plot(app: App, module: str, text: str) -> dict[str, Any]:
