@@ -634,8 +634,12 @@ def _edges_and_lines() -> tuple[Preprocessor, ...]:
             detectors.lineart_anime,
             "Lineart",
         ),
-        _annotator(
-            "lineart_anime_denoise", "lineart_anime_denoise", (_file("manga_line", "erika.pth"),), "Lineart"
+        _network(
+            "lineart_anime_denoise",
+            "lineart_anime_denoise",
+            (_file("manga_line", "erika.pth"),),
+            detectors.lineart_anime_denoise,
+            "Lineart",
         ),
         _network(
             "mlsd",

@@ -26,6 +26,7 @@ from modules.sumi.engine.controlnet.annotators.hed import load_hed, soft_edges
 from modules.sumi.engine.controlnet.annotators.leres import leres_depth, load_leres
 from modules.sumi.engine.controlnet.annotators.lineart import line_drawing, load_lineart
 from modules.sumi.engine.controlnet.annotators.lineart_anime import anime_line_drawing, load_lineart_anime
+from modules.sumi.engine.controlnet.annotators.manga_line import load_manga_line, manga_lines
 from modules.sumi.engine.controlnet.annotators.midas import depth_map, load_midas, midas_depth, normal_map
 from modules.sumi.engine.controlnet.annotators.mlsd import line_segments, load_mlsd
 from modules.sumi.engine.controlnet.annotators.normal_bae import load_normal_bae, surface_normals
@@ -76,6 +77,12 @@ def lineart_anime(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) ->
     return _padded(
         image, args, lambda x: anime_line_drawing(files.network(load_lineart_anime), x, files.device)
     )
+
+
+def lineart_anime_denoise(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:
+    """lineart_anime_denoise: white lines on black from the manga line network (speckles and screen
+    tones left out)."""
+    return _padded(image, args, lambda x: manga_lines(files.network(load_manga_line), x, files.device))
 
 
 def _pidinet(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles, **kind: bool) -> np.ndarray:
