@@ -182,3 +182,47 @@ def aux_midas_detector(network):
     detector = midas.MidasDetector.__new__(midas.MidasDetector)
     detector.model = network
     return detector
+
+
+def aux_zoe_network(seed: int = 0, width: int = 32, heads: int = 2):
+    """controlnet-aux's ZoeDepth (ZoeD_N, the extension's depth_zoe network: MiDaS' BEiT-L/16 under the
+    metric-bins head) with a narrow BEiT (`width` wide, `heads` heads, BEiT-L's 24 blocks for its hooks),
+    random weights. Its MiDaS normalisation is torchvision's Normalize: the stand-in's exact steps."""
+    import os
+
+    import torch
+
+    with _permissive_torchvision():
+        import timm
+
+        midas_repo = os.path.join(
+            os.path.dirname(importlib.util.find_spec(PACKAGE).origin or ""),  # type: ignore[union-attr]
+            "zoe/zoedepth/models/base_models/midas_repo",
+        )
+        if midas_repo not in sys.path:
+            sys.path.insert(0, midas_repo)
+        blocks = importlib.import_module("midas.blocks")
+        beit = importlib.import_module("midas.backbones.beit")
+
+        def narrow_beit_large(pretrained, use_readout="ignore", hooks=None, enable_attention_hooks=False):
+            model = timm.create_model(
+                "beit_large_patch16_384", pretrained_cfg=None, embed_dim=width, num_heads=heads
+            )
+            return beit._make_beit_backbone(
+                model,
+                features=[256, 512, 1024, 1024],
+                hooks=[5, 11, 17, 23],
+                vit_features=width,
+                use_readout=use_readout,
+            )
+
+        blocks._make_pretrained_beitl16_384 = narrow_beit_large
+        zoe = aux_module("zoe.zoedepth.models.zoedepth.zoedepth_v1")
+        aux_module("zoe.zoedepth.models.base_models.midas").Normalize = _Normalize
+        config = aux_module("zoe.zoedepth.utils.config").get_config("zoedepth", "infer")
+        torch.manual_seed(seed)
+        network = zoe.ZoeDepth.build_from_config(config).eval()
+    with torch.no_grad():
+        for value in network.parameters():
+            value.add_(torch.randn_like(value) * 0.02)
+    return network

@@ -504,7 +504,9 @@ def _depth_and_normal() -> tuple[Preprocessor, ...]:
             threshold_a=_REMOVE_NEAR,
             threshold_b=_REMOVE_BACKGROUND,
         ),
-        _annotator("depth_zoe", "depth_zoe", (_file("zoedepth", "ZoeD_M12_N.pt"),), "Depth"),
+        _network(
+            "depth_zoe", "depth_zoe", (_file("zoedepth", "ZoeD_M12_N.pt"),), detectors.depth_zoe, "Depth"
+        ),
         _network(
             "depth_anything",
             "depth_anything",

@@ -40,6 +40,7 @@ from modules.sumi.engine.controlnet.annotators.pidinet import load_pidinet, pidi
 from modules.sumi.engine.controlnet.annotators.pose_networks import load_body, load_face, load_hand
 from modules.sumi.engine.controlnet.annotators.runtime import AnnotatorFiles
 from modules.sumi.engine.controlnet.annotators.teed import load_teed, teed_edges
+from modules.sumi.engine.controlnet.annotators.zoe import load_zoe, zoe_depth
 from modules.sumi.engine.controlnet.detect_args import DetectArgs, Detection
 from modules.sumi.engine.controlnet.image_fit import resize_with_pad
 
@@ -189,6 +190,11 @@ def animal_openpose(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) 
     height, width = padded.image.shape[:2]
     points = [[(x, y) for x, y, _ in animal] for animal in animals]
     return Detection(padded.unpad(draw_animals(animals, height, width)), pose_json([], height, width, points))
+
+
+def depth_zoe(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:
+    """depth_zoe: ZoeDepth's metric depth, as 8-bit grey between its 2nd and 85th percentiles, near white."""
+    return _padded(image, args, lambda x: zoe_depth(files.network(load_zoe), x, files.device))
 
 
 def normal_bae(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:
