@@ -57,6 +57,8 @@ def _write_all(folder: Path) -> None:
 
     save_file({k: v.contiguous() for k, v in DepthAnythingNetwork(vitl).state_dict().items()}, path)
     _write_midas(folder)
+    _write_zoe(folder)
+    files.write_manga_line(folder)
 
 
 def _write_midas(folder: Path) -> None:
@@ -71,6 +73,37 @@ def _write_midas(folder: Path) -> None:
         return
     (folder / "midas").mkdir(parents=True, exist_ok=True)
     torch.save(network.state_dict(), folder / "midas" / "dpt_hybrid-midas-501f0c75.pt")
+
+
+def _write_zoe(folder: Path) -> None:
+    """ZoeD_M12_N.pt at its real size (BEiT-L/16: 1024 wide, 16 heads), built by controlnet-aux's code
+    (timm's BEiT, a test-only package)."""
+    try:
+        from tests.engine.aux_reference import aux_zoe_network
+
+        network = aux_zoe_network(width=1024, heads=16)
+    except ImportError:  # no timm: depth_zoe says its file is missing
+        return
+    (folder / "zoedepth").mkdir(parents=True, exist_ok=True)
+    torch.save({"model": network.state_dict()}, folder / "zoedepth" / "ZoeD_M12_N.pt")
+
+
+def _aux_zoe(folder: Path) -> dict[str, Callable[[np.ndarray], object]]:
+    """controlnet-aux's ZoeDepth on the same file, with the extension's map steps."""
+    path = folder / "zoedepth" / "ZoeD_M12_N.pt"
+    if not path.is_file():
+        return {}
+    from tests.engine.aux_reference import aux_zoe_network
+
+    network = aux_zoe_network(width=1024, heads=16)
+    network.load_state_dict(torch.load(path, weights_only=True)["model"])
+
+    def detect(picture: np.ndarray) -> np.ndarray:
+        depth = network.infer(torch.from_numpy(picture).float().permute(2, 0, 1)[None] / 255.0)[0, 0].numpy()
+        low, high = np.percentile(depth, 2), np.percentile(depth, 85)
+        return (((1.0 - (depth - low) / (high - low)) * 255.0).clip(0, 255)).astype(np.uint8)
+
+    return {"depth_zoe": detect}
 
 
 def _aux_detectors(folder: Path) -> dict[str, Callable[[np.ndarray], object]]:
@@ -113,26 +146,30 @@ def _aux_detectors(folder: Path) -> dict[str, Callable[[np.ndarray], object]]:
         midas["depth_midas"] = lambda x: detector(
             x, detect_resolution=SIZE, image_resolution=SIZE, output_type="np"
         )
-    return midas | {
-        "softedge_hed": lambda x: hed_detector(x, SIZE, SIZE, output_type="np"),
-        "softedge_pidinet": lambda x: pidi.PidiNetDetector(pidi_network)(x, SIZE, SIZE, output_type="np"),
-        "softedge_teed": lambda x: teed.TEEDdetector(loaded(teed.TED(), folder / "TEED" / "7_model.pth"))(
-            x, SIZE, output_type="np"
-        ),
-        "lineart_realistic": lambda x: lineart.LineartDetector(line_network, line_network)(
-            x, detect_resolution=SIZE, image_resolution=SIZE, output_type="np"
-        ),
-        "mlsd": lambda x: mlsd.MLSDdetector(
-            loaded(mlsd.MobileV2_MLSD_Large(), folder / "mlsd" / "mlsd_large_512_fp32.pth")
-        )(x, 0.1, 0.1, SIZE, SIZE, output_type="np"),
-        "openpose": lambda x: openpose(x, SIZE, SIZE, output_type="np"),
-        "openpose_full": lambda x: openpose(
-            x, SIZE, SIZE, include_hand=True, include_face=True, output_type="np"
-        ),
-        "depth_leres": lambda x: leres.LeresDetector(leres_network, None)(
-            x, 0, 0, False, SIZE, SIZE, output_type="np"
-        ),
-    }
+    return (
+        midas
+        | _aux_zoe(folder)
+        | {
+            "softedge_hed": lambda x: hed_detector(x, SIZE, SIZE, output_type="np"),
+            "softedge_pidinet": lambda x: pidi.PidiNetDetector(pidi_network)(x, SIZE, SIZE, output_type="np"),
+            "softedge_teed": lambda x: teed.TEEDdetector(loaded(teed.TED(), folder / "TEED" / "7_model.pth"))(
+                x, SIZE, output_type="np"
+            ),
+            "lineart_realistic": lambda x: lineart.LineartDetector(line_network, line_network)(
+                x, detect_resolution=SIZE, image_resolution=SIZE, output_type="np"
+            ),
+            "mlsd": lambda x: mlsd.MLSDdetector(
+                loaded(mlsd.MobileV2_MLSD_Large(), folder / "mlsd" / "mlsd_large_512_fp32.pth")
+            )(x, 0.1, 0.1, SIZE, SIZE, output_type="np"),
+            "openpose": lambda x: openpose(x, SIZE, SIZE, output_type="np"),
+            "openpose_full": lambda x: openpose(
+                x, SIZE, SIZE, include_hand=True, include_face=True, output_type="np"
+            ),
+            "depth_leres": lambda x: leres.LeresDetector(leres_network, None)(
+                x, 0, 0, False, SIZE, SIZE, output_type="np"
+            ),
+        }
+    )
 
 
 def _picture(label: str) -> np.ndarray:
@@ -148,6 +185,7 @@ LABELS = (
     "softedge_anyline",
     "lineart_realistic",
     "lineart_anime",
+    "lineart_anime_denoise",
     "mlsd",
     "openpose",
     "openpose_full",
@@ -155,6 +193,7 @@ LABELS = (
     "depth_leres",
     "depth_midas",
     "depth_anything_v2",
+    "depth_zoe",
 )
 
 

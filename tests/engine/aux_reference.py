@@ -195,9 +195,9 @@ def aux_zoe_network(seed: int = 0, width: int = 32, heads: int = 2):
     with _permissive_torchvision():
         import timm
 
+        aux_module("util")  # the stand-in package, whose path is controlnet-aux's folder
         midas_repo = os.path.join(
-            os.path.dirname(importlib.util.find_spec(PACKAGE).origin or ""),  # type: ignore[union-attr]
-            "zoe/zoedepth/models/base_models/midas_repo",
+            sys.modules[PACKAGE].__path__[0], "zoe/zoedepth/models/base_models/midas_repo"
         )
         if midas_repo not in sys.path:
             sys.path.insert(0, midas_repo)
