@@ -20,6 +20,7 @@ from modules.sumi.engine.accel.tiled_vae import Tiled, TilingPolicy
 from modules.sumi.engine.controlnet.control import ControlNetExtension, ControlUnit, validate_units
 from modules.sumi.engine.controlnet.ip_adapter import ImagePromptExtension, ImagePromptUnit
 from modules.sumi.engine.controlnet.lama import lama_noise
+from modules.sumi.engine.controlnet.lllite import LLLiteExtension, LLLiteUnit
 from modules.sumi.engine.controlnet.reference import ReferenceExtension, ReferenceUnit, training_alphas
 from modules.sumi.engine.controlnet.style_adapter import StyleTokensExtension, StyleTokensUnit
 from modules.sumi.engine.errors import InvalidRequestError
@@ -68,7 +69,7 @@ class BatchRequest:
     pad_cond_uncond: bool = False
     token_override: TokenOverride | None = None  # textual-inversion embeddings for this job
     # enabled ControlNet units (T2I-Adapters among them), IP-Adapter, reference and style adapter units
-    control_units: list[ControlUnit | ImagePromptUnit | ReferenceUnit | StyleTokensUnit] = field(
+    control_units: list[ControlUnit | ImagePromptUnit | ReferenceUnit | StyleTokensUnit | LLLiteUnit] = field(
         default_factory=list
     )
     init: img2img.InitLatents | None = None  # img2img/inpainting: what the batch starts from; None: txt2img
@@ -300,9 +301,12 @@ def _batch_extensions(
     prompts = [u for u in request.control_units if isinstance(u, ImagePromptUnit)]
     references = [u for u in request.control_units if isinstance(u, ReferenceUnit)]
     styles = [u for u in request.control_units if isinstance(u, StyleTokensUnit)]
+    lllites = [u for u in request.control_units if isinstance(u, LLLiteUnit)]
     own: list[Extension] = [StyleTokensExtension(styles)] if styles else []
     if controls:
         own.append(ControlNetExtension(controls))
+    if lllites:
+        own.append(LLLiteExtension(lllites))
     if prompts:
         own.append(ImagePromptExtension(prompts))
     if references:

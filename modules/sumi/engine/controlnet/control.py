@@ -119,6 +119,19 @@ def check_level_weights(weights: Sequence[float], model: ControlModel) -> None:
         )
 
 
+def level_grid(latent: tuple[int, int], tokens: int) -> tuple[int, int]:
+    """The (height, width) of the UNet level whose attention sees `tokens` positions: the latent's,
+    halved (rounding up, as the UNet's strided convolutions do) until it has that many cells."""
+    height, width = latent
+    while height * width > tokens and height > 1:
+        height, width = (height + 1) // 2, (width + 1) // 2
+    if height * width != tokens:
+        raise InvalidRequestError(
+            f"an attention over {tokens} positions does not match the {latent[0]}x{latent[1]} latent"
+        )
+    return height, width
+
+
 def region_masked(tensor: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """`tensor` x the effective region mask resized (bilinear) to its height and width."""
     if mask is None:

@@ -34,7 +34,7 @@ from diffusers.models.embeddings import ImageProjection
 from torch import Tensor
 
 from modules.sumi.engine.controlnet.clip_vision import ClipImageFeatures
-from modules.sumi.engine.controlnet.control import check_window, in_window, region_masked
+from modules.sumi.engine.controlnet.control import check_window, in_window, level_grid, region_masked
 from modules.sumi.engine.errors import InvalidRequestError, ModelLoadError
 from modules.sumi.engine.extensions import Extension, HookPoint, PatchScope, UNetBatch, hook
 
@@ -344,18 +344,11 @@ def image_attention(
 
 
 def token_mask(mask: Tensor, latent_size: tuple[int, int], tokens: int, dtype: torch.dtype) -> Tensor:
-    """The region mask per token of an attention at one of the UNet's levels: [1, tokens, 1, 1].
-
-    The level's grid is the latent's halved (rounding up, as the UNet's strided convolutions do) until
-    it has `tokens` cells."""
-    height, width = latent_size
-    while height * width > tokens and height > 1:
-        height, width = (height + 1) // 2, (width + 1) // 2
-    if height * width != tokens:
-        raise InvalidRequestError(
-            f"IP-Adapter effective region mask: an attention over {tokens} tokens does not match the "
-            f"{latent_size[0]}x{latent_size[1]} latent"
-        )
+    """The region mask per token of an attention at one of the UNet's levels: [1, tokens, 1, 1]."""
+    try:
+        height, width = level_grid(latent_size, tokens)
+    except InvalidRequestError as exc:
+        raise InvalidRequestError(f"IP-Adapter effective region mask: {exc}") from exc
     grid = region_masked(torch.ones(1, 1, height, width, device=mask.device, dtype=dtype), mask)
     return grid.reshape(1, tokens, 1, 1)
 

@@ -100,7 +100,6 @@ _LOOKALIKES = (
         lambda keys: any(k.startswith(("ip_adapter.", "image_proj.")) for k in keys),
         "it looks like part of an IP-Adapter; a whole one has both image_proj and ip_adapter weights",
     ),
-    (lambda keys: any("lllite" in k for k in keys), "it looks like a ControlNet-LLLite, not supported yet"),
     (
         lambda keys: any(k.startswith("lora_") or ".lora_" in k for k in keys),
         "it looks like a LoRA: put it in models/Lora",

@@ -39,6 +39,7 @@ from modules.sumi.engine.controlnet.keys import (
     file_names,
     parse_controlnet_file,
 )
+from modules.sumi.engine.controlnet.lllite import LLLiteNetwork, build_lllite, is_lllite
 from modules.sumi.engine.controlnet.style_adapter import (
     StyleAdapterNetwork,
     build_style_adapter,
@@ -75,7 +76,14 @@ class LoadedControlNet:
     channels of the control image; `global_average_pooling` marks shuffle models.
     """
 
-    model: ControlNetModel | ControlNetUnionModel | T2IAdapterNetwork | IPAdapterNetwork | StyleAdapterNetwork
+    model: (
+        ControlNetModel
+        | ControlNetUnionModel
+        | T2IAdapterNetwork
+        | IPAdapterNetwork
+        | StyleAdapterNetwork
+        | LLLiteNetwork
+    )
     family: str
     source: str
     hint_channels: int
@@ -92,6 +100,8 @@ def detect_controlnet_family(state_dict: Mapping[str, Tensor], source: str = "")
     """
     if is_style_adapter(state_dict):
         return _context_family(int(state_dict["proj"].shape[1]), "SD1")
+    if is_lllite(state_dict):
+        return build_lllite(state_dict, source or "this file").family
     if is_t2i_adapter(state_dict):
         return adapter_family_of(state_dict, source or "this file")
     if is_ip_adapter(state_dict):
@@ -142,6 +152,8 @@ def load_controlnet(
         state = read_state_dict(path, allow_unsafe_pickle=allow_unsafe_pickle)
         if is_style_adapter(state):
             return _load_style_adapter(state, path, dtype, device, expected_family)
+        if is_lllite(state):
+            return _load_lllite(state, path, dtype, device, expected_family)
         if is_t2i_adapter(state):
             return _load_adapter(state, path, dtype, device, expected_family)
         if is_ip_adapter(state):
@@ -189,6 +201,19 @@ def _load_ip_adapter(
     _check_family(path, family, expected)
     adapter.to(device=device, dtype=dtype)
     return LoadedControlNet(model=adapter, family=family, source=str(path), hint_channels=3)
+
+
+def _load_lllite(
+    state: dict[str, Tensor], path: Path, dtype: torch.dtype, device: torch.device | str, expected: str | None
+) -> LoadedControlNet:
+    """A ControlNet-LLLite; an SD1 one fits SD2 as well (it patches only attention inputs)."""
+    network = build_lllite(state, str(path))
+    family = network.family
+    if expected == "SD2" and family == "SD1":
+        family = "SD2"
+    _check_family(path, family, expected)
+    network.to(device=device, dtype=dtype)
+    return LoadedControlNet(model=network, family=family, source=str(path), hint_channels=3)
 
 
 def _context_family(width: int, default: str) -> str:
@@ -268,7 +293,7 @@ def check_compatible(controlnet: LoadedControlNet, model_family: str, context_di
                 f"the loaded checkpoint gives {context_dim}"
             )
         return
-    if isinstance(controlnet.model, T2IAdapterNetwork):
+    if isinstance(controlnet.model, (T2IAdapterNetwork, LLLiteNetwork)):
         if controlnet.family != model_family and {controlnet.family, model_family} != {"SD1", "SD2"}:
             _check_family(Path(controlnet.source), controlnet.family, model_family)
         return

@@ -33,6 +33,7 @@ from modules.sumi.engine.controlnet.ip_adapter import (
     check_block_weights,
     check_fits,
 )
+from modules.sumi.engine.controlnet.lllite import LLLiteNetwork, LLLiteUnit, check_lllite_fits
 from modules.sumi.engine.controlnet.models import LoadedControlNet, union_control_types
 from modules.sumi.engine.controlnet.preprocessors import Preprocessor, get_preprocessor
 from modules.sumi.engine.controlnet.reference import ReferenceUnit
@@ -70,7 +71,9 @@ class InpaintBlend:
 
 @dataclass
 class PreparedControl:
-    units: list[ControlUnit | ImagePromptUnit | ReferenceUnit | StyleTokensUnit] = field(default_factory=list)
+    units: list[ControlUnit | ImagePromptUnit | ReferenceUnit | StyleTokensUnit | LLLiteUnit] = field(
+        default_factory=list
+    )
     detected_maps: list[Image.Image] = field(default_factory=list)  # appended to the job's images
     infotext: dict[str, str] = field(default_factory=dict)
     blends: list[InpaintBlend] = field(default_factory=list)  # inpaint_only units, in unit order
@@ -169,6 +172,11 @@ class ControlNetService:
         if preprocessor.name == LAMA_PREPROCESSOR:
             prepared.noise_x0 = latents_of(sd, maps)
         loaded = self.models.load(file, sd)
+        if isinstance(loaded.model, LLLiteNetwork):
+            self._prepare_lllite(
+                index, unit, preprocessor, loaded.model, file.name, maps, sd, target, prepared
+            )
+            return
         model = _control_model(loaded, file.name, where)
         union_type = _union_type(loaded, unit, preprocessor, file.name, where)
         if masks:
@@ -200,6 +208,35 @@ class ControlNetService:
         unit.model = file.name
         unit.module = preprocessor.name
         self._describe(index, unit, preprocessor, _shown(maps, masks), prepared)
+
+    def _prepare_lllite(
+        self,
+        index: int,
+        unit: ControlNetUnit,
+        preprocessor: Preprocessor,
+        network: LLLiteNetwork,
+        name: str,
+        maps: list[np.ndarray],
+        sd: SDModel,
+        target: Target,
+        prepared: PreparedControl,
+    ) -> None:
+        """A ControlNet-LLLite unit: checked against the UNet; left out of a hires pass (the extension
+        does not run LLLite there)."""
+        where = f"ControlNet unit {index}"
+        _refuse_level_settings(unit, f"{where} (ControlNet-LLLite)")
+        try:
+            check_lllite_fits(network, sd.unet, name)
+        except InvalidRequestError as exc:
+            raise InvalidRequestError(f"{where}: {exc}") from exc
+        if not target.hires_pass:
+            image = torch.cat([to_control_tensor(m, sd.device, sd.dtype) for m in maps])
+            prepared.units.append(
+                LLLiteUnit(network, image, unit.weight, unit.guidance_start, unit.guidance_end)
+            )
+        unit.model = name
+        unit.module = preprocessor.name
+        self._describe(index, unit, preprocessor, maps, prepared)
 
     def _prepare_reference(
         self,
@@ -404,6 +441,7 @@ def _control_model(loaded: LoadedControlNet, name: str, where: str) -> ControlMo
             f"{where}: '{name}' is the T2I style adapter; it reads the picture through "
             "t2ia_style_clipvision (CLIP ViT-L/14)"
         )
+    assert not isinstance(model, LLLiteNetwork)  # LLLite units are prepared on their own path
     return model
 
 
