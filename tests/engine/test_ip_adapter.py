@@ -189,20 +189,33 @@ def test_files_in_both_layouts_load_and_their_family_is_read_from_the_text_width
     assert (shape.family, shape.kind, shape.clip_width) == ("SDXL", "plain", 1280)
 
 
-def test_faceid_adapters_are_refused_naming_what_they_need(model):
+def test_faceid_loads_and_faceid_plus_instantid_and_pulid_are_refused_naming_what_runs(model):
     layers = {k: v for k, v in ip_adapter_state(model.unet, "plain").items() if k.startswith("ip_adapter.")}
     faceid = {  # MLPProjModelFaceId: proj.0, proj.2, norm
-        "image_proj.proj.0.weight": torch.zeros(64, 512),
-        "image_proj.proj.2.weight": torch.zeros(128, 64),
+        "image_proj.proj.0.weight": torch.zeros(1024, 512),
+        "image_proj.proj.0.bias": torch.zeros(1024),
+        "image_proj.proj.2.weight": torch.zeros(128, 1024),
+        "image_proj.proj.2.bias": torch.zeros(128),
         "image_proj.norm.weight": torch.ones(32),
+        "image_proj.norm.bias": torch.zeros(32),
         **layers,
     }
+    assert build_ip_adapter(faceid, "ip-adapter-faceid_sd15.bin").shape.kind == "faceid"
+    odd = {
+        **faceid,
+        "image_proj.proj.0.weight": torch.zeros(64, 512),
+        "image_proj.proj.2.weight": torch.zeros(128, 64),
+    }
+    with pytest.raises(ModelLoadError, match="does not widen the face embedding by a whole factor"):
+        build_ip_adapter(odd, "odd.bin")
     plus = {"image_proj.perceiver_resampler.proj_in.weight": torch.zeros(64, 64), **faceid}
-    for state in (faceid, plus):
-        with pytest.raises(ModelLoadError, match="InsightFace"):
-            build_ip_adapter(state, "my_adapter.bin")
-    with pytest.raises(ModelLoadError, match="InsightFace"):  # the extension tells them by name too
-        build_ip_adapter(ip_adapter_state(model.unet, "plain"), "ip-adapter-faceid-portrait_sd15.safetensors")
+    with pytest.raises(ModelLoadError, match="FaceID Plus / InstantID / PuLID"):
+        build_ip_adapter(plus, "my_adapter.bin")
+    for name in ("ip-adapter_instant_id_sdxl.bin", "ip-adapter_pulid_sdxl_fp16.safetensors"):
+        with pytest.raises(
+            ModelLoadError, match="FaceID and FaceID Portrait do run"
+        ):  # told by name, as the extension
+            build_ip_adapter(ip_adapter_state(model.unet, "plain"), name)
 
 
 def test_an_adapter_for_another_unet_is_refused(model):

@@ -231,3 +231,33 @@ def test_reference_and_style_units_refuse_level_weights_and_region_masks(client)
         client, 400, module="t2ia_style_clipvision", model="t2iadapter_style_sd14v1", advanced_weighting=[1.0]
     )
     assert "advanced_weighting works with ControlNets" in style["detail"]
+
+
+def test_faceid_reads_the_largest_face_with_insightface_models_from_the_annotator_folder(client, app):
+    from tests.fixtures.tiny_insightface import face_picture, write_buffalo_l
+    from tests.fixtures.tiny_models import tiny
+
+    unet = tiny("SD1", seed=2)["unet"]  # the tiny_ip checkpoint's layout
+    write_ip_adapter(
+        app.paths.controlnet_dir / "ip-adapter-faceid_sd15.bin", ip_adapter_state(unet, "faceid", 6)
+    )
+    app.controlnet.models.refresh()
+    unit = {"module": "ip-adapter_face_id", "model": "ip-adapter-faceid_sd15", "image": _png(face_picture())}
+    missing = _job(client, 400, **unit)["detail"]
+    assert "det_10g.onnx, w600k_r50.onnx" in missing and "buffalo_l.zip" in missing
+    write_buffalo_l(app.paths.controlnet_dir / "annotators")
+    plain = _pixels(_job(client)["images"][0])
+    result = _job(client, **unit)
+    assert not np.array_equal(_pixels(result["images"][0]), plain)
+    assert (
+        'ControlNet 0: "Module: ip-adapter_face_id, Model: ip-adapter-faceid_sd15 ['
+        in json.loads(result["info"])["infotexts"][0]
+    )
+    faceless = _job(client, 400, **{**unit, "image": _png(np.full((96, 96, 3), 20, np.uint8))})
+    assert "found no face" in faceless["detail"]
+    auto = _pixels(_job(client, **{**unit, "module": "ip-adapter-auto"})["images"][0])  # auto: what it reads
+    np.testing.assert_array_equal(auto, _pixels(result["images"][0]))
+    clip = _job(client, 400, **{**unit, "module": "ip-adapter_clip_h"})
+    assert "FaceID IP-Adapter" in clip["detail"] and "ip-adapter_face_id" in clip["detail"]
+    wrong = _job(client, 400, module="ip-adapter_face_id", image=_png(face_picture()))
+    assert "reads CLIP image features, not face embeddings" in wrong["detail"]

@@ -40,7 +40,7 @@ from modules.sumi.engine.extensions import Extension, HookPoint, PatchScope, UNe
 
 IMAGE_PROJ, IP_LAYERS = "image_proj.", "ip_adapter."
 CONTEXT_FAMILIES = {768: "SD1", 1024: "SD2", 2048: "SDXL"}
-_FACE_NAMES = ("faceid", "instant_id", "instantid", "pulid", "portrait")
+_FACE_NAMES = ("instant_id", "instantid", "pulid")
 
 
 def is_ip_adapter(state_dict: Mapping[str, Any]) -> bool:
@@ -61,7 +61,12 @@ class IPAdapterShape:
 
     @property
     def reads_hidden_states(self) -> bool:
-        return self.kind != "plain"
+        return self.kind in ("plus", "full")
+
+    @property
+    def reads_faces(self) -> bool:
+        """FaceID (and FaceID Portrait): InsightFace identity embeddings instead of CLIP features."""
+        return self.kind == "faceid"
 
     @property
     def family(self) -> str | None:
@@ -83,8 +88,16 @@ def ip_adapter_shape(state_dict: Mapping[str, Tensor], source: str) -> IPAdapter
         return IPAdapterShape("plain", int(proj["proj.weight"].shape[1]), context_dim, tuple(layers))
     if "proj.3.weight" in proj:
         return IPAdapterShape("full", int(proj["proj.0.weight"].shape[1]), context_dim, tuple(layers))
-    if "perceiver_resampler.proj_in.weight" in proj or "norm.weight" in proj:  # FaceID Plus / FaceID
+    if "perceiver_resampler.proj_in.weight" in proj:  # FaceID Plus / Plus v2
         raise ModelLoadError(_face_refusal(source))
+    if "norm.weight" in proj and "proj.0.weight" in proj and "proj.2.weight" in proj:
+        rows, columns = (int(n) for n in proj["proj.0.weight"].shape)
+        if rows % columns:
+            raise ModelLoadError(
+                f"{source}: a FaceID projection whose first layer ({columns} -> {rows}) does not widen the face "
+                "embedding by a whole factor, as released FaceID adapters do"
+            )
+        return IPAdapterShape("faceid", columns, context_dim, tuple(layers))
     if "latents" in proj and "proj_in.weight" in proj:
         return IPAdapterShape("plus", int(proj["proj_in.weight"].shape[1]), context_dim, tuple(layers))
     raise ModelLoadError(
@@ -94,9 +107,9 @@ def ip_adapter_shape(state_dict: Mapping[str, Tensor], source: str) -> IPAdapter
 
 def _face_refusal(source: str) -> str:
     return (
-        f"{source}: a FaceID / InstantID / PuLID adapter; it reads InsightFace face embeddings, which Sumi "
-        "does not compute. Use a CLIP-vision IP-Adapter (ip-adapter_sd15, ip-adapter-plus-face_sd15, "
-        "ip-adapter-full-face_sd15, ...)"
+        f"{source}: a FaceID Plus / InstantID / PuLID adapter, which Sumi does not run yet (FaceID and FaceID "
+        "Portrait do run). Use ip-adapter-faceid_sd15 / _sdxl with ip-adapter_face_id, or a CLIP-vision "
+        "IP-Adapter (ip-adapter-plus-face_sd15, ip-adapter-full-face_sd15, ...)"
     )
 
 
@@ -125,6 +138,11 @@ class IPAdapterNetwork(torch.nn.Module):
     def tokens(self, features: ClipImageFeatures) -> tuple[Tensor, Tensor]:
         """(image tokens [N, T, C] per picture, negative tokens [1, T, C]) in the adapter's dtype."""
         parameter = next(self.parameters())
+        if self.shape.reads_faces:
+            raise InvalidRequestError(
+                "this is a FaceID IP-Adapter: it reads InsightFace face embeddings; choose the ip-adapter_face_id "
+                "preprocessor"
+            )
         if self.shape.reads_hidden_states:
             cond, uncond = features.penultimate, features.zero_penultimate
         else:
@@ -139,6 +157,28 @@ class IPAdapterNetwork(torch.nn.Module):
         both = torch.cat([cond, uncond]).to(device=parameter.device, dtype=parameter.dtype)
         projected = self.image_proj(both)
         return projected[:-1], projected[-1:]
+
+
+@torch.no_grad()
+def face_tokens(adapter: IPAdapterNetwork, embeddings: Tensor) -> tuple[Tensor, Tensor]:
+    """A FaceID adapter's (tokens [N, T, C] per face embedding [N, 512], negative tokens [1, T, C]: the
+    projection of a zero embedding, as the extension and diffusers take it)."""
+    if not adapter.shape.reads_faces:
+        raise InvalidRequestError(
+            "this IP-Adapter reads CLIP image features, not face embeddings: choose ip-adapter-auto (or the "
+            "CLIP preprocessor of its encoder)"
+        )
+    if int(embeddings.shape[-1]) != adapter.shape.clip_width:
+        raise InvalidRequestError(
+            f"this FaceID adapter reads {adapter.shape.clip_width}-number face embeddings; the face model gives "
+            f"{int(embeddings.shape[-1])}"
+        )
+    parameter = next(adapter.parameters())
+    both = torch.cat([embeddings, torch.zeros_like(embeddings[:1])]).to(
+        device=parameter.device, dtype=parameter.dtype
+    )
+    projected = adapter.image_proj(both)
+    return projected[:-1], projected[-1:]
 
 
 def build_ip_adapter(state_dict: Mapping[str, Tensor], source: str) -> IPAdapterNetwork:

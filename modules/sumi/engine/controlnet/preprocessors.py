@@ -677,10 +677,11 @@ def _segmentation() -> tuple[Preprocessor, ...]:
             (_file("uniformer", "upernet_global_small.pth", _CKPTS),),
             "Segmentation",
         ),
-        _annotator(
+        _network(
             "anime_face_segment",
             "seg_anime_face",
             (_file("anime_face_segment", "UNet.pth", _QINGLONG),),
+            detectors.anime_face_segment,
             "Segmentation",
         ),
     )
@@ -737,6 +738,8 @@ def _ip_adapter() -> tuple[Preprocessor, ...]:
         Preprocessor(
             "ip-adapter_clip_sdxl_plus_vith", "ip-adapter_clip_sdxl_plus_vith", image_encoder="clip_h", **ip
         ),
+        # FaceID: the largest face's InsightFace identity (buffalo_l, looked for by the ControlNet service)
+        Preprocessor("ip-adapter_face_id", "ip-adapter_face_id", image_encoder="insightface", **ip),
         # The T2I style adapter's: CLIP ViT-L/14's last hidden states (the style adapter turns them to tokens)
         Preprocessor(
             "t2ia_style_clipvision",

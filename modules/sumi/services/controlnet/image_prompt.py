@@ -24,9 +24,16 @@ import numpy as np
 import torch
 from transformers import CLIPVisionModelWithProjection
 
+from modules.sumi.engine.controlnet.annotators.dwpose import OnnxNetwork, load_onnx
 from modules.sumi.engine.controlnet.annotators.runtime import NetworkCache
 from modules.sumi.engine.controlnet.clip_vision import ClipImageFeatures, encode_pictures, load_clip_vision
-from modules.sumi.engine.controlnet.ip_adapter import ImagePromptUnit, IPAdapterNetwork, IPAdapterShape
+from modules.sumi.engine.controlnet.insightface import largest_face_embedding
+from modules.sumi.engine.controlnet.ip_adapter import (
+    ImagePromptUnit,
+    IPAdapterNetwork,
+    IPAdapterShape,
+    face_tokens,
+)
 from modules.sumi.engine.controlnet.preprocessors import CLIP_ENCODER_FILES, Preprocessor
 from modules.sumi.engine.controlnet.style_adapter import StyleAdapterNetwork, StyleTokensUnit
 from modules.sumi.engine.errors import InvalidRequestError, ModelLoadError, UnsafeFileError
@@ -44,6 +51,10 @@ _PLAIN_WIDTHS = {1024: "clip_h", 1280: "clip_g"}  # image embeddings (projection
 _HIDDEN_WIDTHS = {1280: "clip_h", 1664: "clip_g"}  # hidden states
 _MODEL_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
 FEATURE_CACHE_SIZE = 8
+INSIGHTFACE = "insightface"  # the FaceID preprocessor's encoder: InsightFace's face identity
+BUFFALO_L = Path("insightface") / "models" / "buffalo_l"
+BUFFALO_L_FILES = ("det_10g.onnx", "w600k_r50.onnx")
+BUFFALO_L_URL = "https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip"
 
 
 class ImagePrompts:
@@ -61,6 +72,7 @@ class ImagePrompts:
         self.cache = cache
         self.allow_unsafe_pickle = allow_unsafe_pickle
         self._features: OrderedDict[Hashable, ClipImageFeatures] = OrderedDict()
+        self._faces: OrderedDict[Hashable, torch.Tensor] = OrderedDict()
         self._lock = threading.Lock()
 
     def unit(
@@ -72,12 +84,17 @@ class ImagePrompts:
         where: str,
         region_mask: torch.Tensor | None = None,
     ) -> ImagePromptUnit:
-        encoder_path = self.encoder_for(preprocessor, adapter.shape, device, where)
-        features = self.features(encoder_path, unit, device, where)
         try:
-            tokens, negative = adapter.tokens(features)
+            kind = preprocessor.image_encoder
+            if kind == INSIGHTFACE or (kind == "auto" and adapter.shape.reads_faces):  # auto: what it reads
+                tokens, negative = face_tokens(adapter, self.face_embeddings(unit, where))
+            else:
+                encoder_path = self.encoder_for(preprocessor, adapter.shape, device, where)
+                tokens, negative = adapter.tokens(self.features(encoder_path, unit, device, where))
         except InvalidRequestError as exc:
-            raise InvalidRequestError(f"{where}: {exc}") from exc
+            raise InvalidRequestError(
+                exc.args[0] if str(exc).startswith(where) else f"{where}: {exc}"
+            ) from exc
         if unit.input_mode == "merge":  # Multi-Inputs: one prompt from every picture (the extension's mean)
             tokens = tokens.mean(dim=0, keepdim=True)
         return ImagePromptUnit(
@@ -121,6 +138,50 @@ class ImagePrompts:
             guidance_start=unit.guidance_start,
             guidance_end=unit.guidance_end,
         )
+
+    # -- faces (FaceID) --------------------------------------------------------------------------------
+
+    def face_model_files(self, where: str) -> tuple[Path, Path]:
+        """InsightFace's buffalo_l detector and recognizer: where the extension keeps them
+        (`<annotator folder>/insightface/models/buffalo_l/`) or ComfyUI's / Forge's `models/insightface`."""
+        folders = [self.annotator_dir() / BUFFALO_L, *(d.parent / BUFFALO_L for d in self.clip_vision_dirs)]
+        for folder in folders:
+            paths = tuple(folder / name for name in BUFFALO_L_FILES)
+            if all(p.is_file() for p in paths):
+                return paths[0], paths[1]
+        raise InvalidRequestError(
+            f"{where}: FaceID needs InsightFace's buffalo_l models ({', '.join(BUFFALO_L_FILES)}) in "
+            f"{' or '.join(str(f) for f in folders)}; they are not there. Download {BUFFALO_L_URL} and unzip it there"
+        )
+
+    def face_embeddings(self, unit: ControlNetUnit, where: str) -> torch.Tensor:
+        """The largest face's identity in each of the unit's pictures [N, 512] (cached per picture)."""
+        detector_path, recognizer_path = self.face_model_files(where)
+        embeddings = []
+        for picture in unit.images:
+            key = ("face", picture_key(picture), str(detector_path), detector_path.stat().st_mtime_ns,
+                   str(recognizer_path), recognizer_path.stat().st_mtime_ns)  # fmt: skip
+            with self._lock:
+                found = self._faces.pop(key, None)
+            if found is None:
+                detector = self._onnx(detector_path, where)
+                recognizer = self._onnx(recognizer_path, where)
+                try:
+                    found = torch.from_numpy(largest_face_embedding(detector, recognizer, picture))
+                except InvalidRequestError as exc:
+                    raise InvalidRequestError(f"{where}: {exc}") from exc
+            with self._lock:
+                self._faces[key] = found
+                while len(self._faces) > FEATURE_CACHE_SIZE:
+                    self._faces.popitem(last=False)
+            embeddings.append(found)
+        return torch.stack(embeddings)
+
+    def _onnx(self, path: Path, where: str) -> OnnxNetwork:
+        try:
+            return cast(OnnxNetwork, self.cache.get(path, torch.device("cpu"), load_onnx, False))
+        except ModelLoadError as exc:
+            raise InvalidRequestError(f"{where}: cannot use {path.name}: {exc}") from exc
 
     # -- the encoder -----------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from modules.sumi.engine.controlnet.annotators.anime_face import anime_face_segments, load_anime_face
 from modules.sumi.engine.controlnet.annotators.depth_anything import (
     load_depth_anything_v1,
     load_depth_anything_v2,
@@ -195,6 +196,15 @@ def animal_openpose(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) 
 def depth_zoe(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:
     """depth_zoe: ZoeDepth's metric depth, as 8-bit grey between its 2nd and 85th percentiles, near white."""
     return _padded(image, args, lambda x: zoe_depth(files.network(load_zoe), x, files.device))
+
+
+def anime_face_segment(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:
+    """seg_anime_face: hair, eyes, mouth, face, skin and clothes in the extension's seven colours; the
+    network reads the padded picture with its short side at 512 and the padding is cut from that (the
+    extension's steps, so other resolutions keep its framing)."""
+    return _padded(
+        image, args, lambda x: anime_face_segments(files.network(load_anime_face), x, files.device)
+    )
 
 
 def normal_bae(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:

@@ -1,0 +1,130 @@
+"""Face identity for IP-Adapter FaceID: InsightFace's buffalo_l ONNX files run with OpenCV and give the
+boxes, landmarks, aligned crop and embedding insightface itself gives on the same files (its SCRFD,
+norm_crop and ArcFaceONNX, through onnxruntime); a FaceID adapter's job equals diffusers' load_ip_adapter
+with the same face embedding."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from diffusers import StableDiffusionPipeline
+
+from modules.sumi.engine import generate as engine
+from modules.sumi.engine.checkpoint import load_checkpoint
+from modules.sumi.engine.controlnet.annotators.dwpose import load_onnx
+from modules.sumi.engine.controlnet.insightface import (
+    aligned_face,
+    detect_faces,
+    face_embedding,
+    largest_face_embedding,
+)
+from modules.sumi.engine.controlnet.ip_adapter import ImagePromptUnit, build_ip_adapter, face_tokens
+from modules.sumi.engine.errors import InvalidRequestError
+from tests.engine.pipeline_reference import pipeline_call, pipeline_modules
+from tests.fixtures.tiny_insightface import face_picture, write_buffalo_l
+from tests.fixtures.tiny_ip_adapter import ip_adapter_state, nested
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def buffalo(tmp_path_factory):
+    return write_buffalo_l(tmp_path_factory.mktemp("insightface"))
+
+
+def _reference(buffalo):
+    pytest.importorskip("onnxruntime")
+    from insightface.model_zoo.arcface_onnx import ArcFaceONNX
+    from insightface.model_zoo.scrfd import SCRFD
+    from insightface.utils import face_align
+
+    return (
+        SCRFD(model_file=str(buffalo / "det_10g.onnx")),
+        ArcFaceONNX(model_file=str(buffalo / "w600k_r50.onnx")),
+        face_align,
+    )
+
+
+def test_faces_landmarks_crops_and_embeddings_equal_insightface(buffalo):
+    scrfd, arcface, face_align = _reference(buffalo)
+    bgr = np.ascontiguousarray(face_picture()[:, :, ::-1])
+    boxes, landmarks = detect_faces(load_onnx(buffalo / "det_10g.onnx"), bgr)
+    expected_boxes, expected_landmarks = scrfd.detect(bgr, input_size=(640, 640))
+    assert len(boxes) >= 2
+    np.testing.assert_allclose(boxes, expected_boxes, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(landmarks, expected_landmarks, rtol=1e-5, atol=1e-3)
+    recognizer = load_onnx(buffalo / "w600k_r50.onnx")
+    for points in landmarks[:3]:
+        crop = aligned_face(bgr, points)
+        expected_crop = face_align.norm_crop(bgr, landmark=points, image_size=112)
+        assert np.abs(crop.astype(int) - expected_crop.astype(int)).max() <= 1
+        embedding = face_embedding(recognizer, expected_crop)
+        reference = arcface.get_feat(expected_crop).reshape(-1)
+        np.testing.assert_allclose(embedding, reference / np.linalg.norm(reference), rtol=1e-4, atol=1e-5)
+        assert abs(float(np.linalg.norm(embedding)) - 1.0) < 1e-5
+
+
+def test_the_largest_face_is_described_and_no_face_is_a_clear_error(buffalo):
+    detector, recognizer = load_onnx(buffalo / "det_10g.onnx"), load_onnx(buffalo / "w600k_r50.onnx")
+    picture = face_picture()
+    boxes, landmarks = detect_faces(detector, np.ascontiguousarray(picture[:, :, ::-1]))
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    largest = int(np.argmax(areas))
+    expected = face_embedding(
+        recognizer, aligned_face(np.ascontiguousarray(picture[:, :, ::-1]), landmarks[largest])
+    )
+    np.testing.assert_array_equal(largest_face_embedding(detector, recognizer, picture), expected)
+    dark = np.full((128, 128, 3), 20, np.uint8)
+    with pytest.raises(InvalidRequestError, match="found no face"):
+        largest_face_embedding(detector, recognizer, dark)
+
+
+@pytest.fixture(scope="module")
+def model(tiny_sd1_ckpt):
+    model = load_checkpoint(tiny_sd1_ckpt[0])
+    for module in model.modules():
+        module.eval()
+    return model
+
+
+def _request(units=()) -> engine.BatchRequest:
+    return engine.BatchRequest(
+        prompts=["a red fox", "a blue house"],
+        negative_prompts=["blurry", ""],
+        seeds=[7, 8],
+        width=SIZE,
+        height=SIZE,
+        steps=4,
+        cfg_scale=6.0,
+        sampler="Euler a",
+        control_units=list(units),
+    )
+
+
+def test_a_faceid_job_equals_diffusers_load_ip_adapter_with_the_same_face(model):
+    state = ip_adapter_state(model.unet, "faceid", seed=5)
+    adapter = build_ip_adapter(state, "ip-adapter-faceid_sd15.bin")
+    assert adapter.shape.kind == "faceid" and adapter.shape.reads_faces
+    face = torch.nn.functional.normalize(
+        torch.randn(1, 512, generator=torch.Generator().manual_seed(3)), dim=-1
+    )
+    tokens, negative = face_tokens(adapter, face)
+    ours = engine.generate(
+        model, _request([ImagePromptUnit(adapter, tokens, negative, weight=0.8)]), progress_bar=False
+    ).latents
+    modules = pipeline_modules(model, _request())
+    modules["unet"] = copy.deepcopy(model.unet)
+    pipe = StableDiffusionPipeline(**modules, image_encoder=None)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.load_ip_adapter(nested(state), subfolder=None, weight_name=None, image_encoder_folder=None)
+    pipe.set_ip_adapter_scale(0.8)
+    embeds = torch.cat([torch.zeros(2, 1, 512), face.expand(2, 512)[:, None]])  # negative rows, then positive
+    expected = pipe(**pipeline_call(model, _request()), ip_adapter_image_embeds=[embeds]).images
+    torch.testing.assert_close(ours, expected, rtol=1e-4, atol=5e-4)
+    plain = engine.generate(model, _request(), progress_bar=False).latents
+    assert (ours - plain).abs().max() > 1e-3
+    with pytest.raises(InvalidRequestError, match="choose the ip-adapter_face_id preprocessor"):
+        adapter.tokens(None)  # pyright: ignore[reportArgumentType]
