@@ -128,3 +128,11 @@ def test_a_faceid_job_equals_diffusers_load_ip_adapter_with_the_same_face(model)
     assert (ours - plain).abs().max() > 1e-3
     with pytest.raises(InvalidRequestError, match="choose the ip-adapter_face_id preprocessor"):
         adapter.tokens(None)  # pyright: ignore[reportArgumentType]
+
+
+def test_the_faceid_preprocessor_has_no_map_to_preview():
+    from modules.sumi.engine.controlnet.image_fit import PreprocessorError
+    from modules.sumi.engine.controlnet.preprocessors import get_preprocessor
+
+    with pytest.raises(PreprocessorError, match="into a face identity .* nothing to preview"):
+        get_preprocessor("ip-adapter_face_id").analyse(face_picture())

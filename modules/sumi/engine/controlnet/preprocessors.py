@@ -180,9 +180,14 @@ class Preprocessor:
     ) -> Detection:
         """`run`'s map with what the detector read beside it (the OpenPose JSON for pose preprocessors)."""
         if self.image_encoder is not None:
+            features = (
+                "a face identity (for a FaceID IP-Adapter)"
+                if self.image_encoder == "insightface"
+                else "CLIP image features (for an IP-Adapter or the T2I style adapter)"
+            )
             raise PreprocessorError(
-                f"{self.label} turns the picture into CLIP image features (for an IP-Adapter or the T2I "
-                "style adapter), not into a map: there is nothing to preview; the picture is used as it is"
+                f"{self.label} turns the picture into {features}, not into a map: there is nothing to preview; "
+                "the picture is used as it is"
             )
         rgb = to_rgb(image)
         args = replace(self.resolve(resolution, threshold_a, threshold_b), seed=int(seed) & 0xFFFFFFFF)
