@@ -12,14 +12,16 @@ import tempfile
 from pathlib import Path
 
 # Each test process keeps Gradio's file cache to itself (set before anything imports gradio, which reads
-# it at import): two workers caching the same picture (the same content hash, the same path) at once
-# made one of them read a half-written PNG.
-os.environ.setdefault(
-    "GRADIO_TEMP_DIR",
-    os.path.join(
-        tempfile.gettempdir(), f"gradio-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"
-    ),
+# it at import): two workers caching the same picture (the same content hash, the same path; Gradio
+# rewrites the file in place) at once made one of them read a half-written PNG. A worker overrides what
+# it inherits from the pytest-xdist controller, which ran this file first and set its own.
+_GRADIO_CACHE = os.path.join(
+    tempfile.gettempdir(), f"gradio-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"
 )
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ["GRADIO_TEMP_DIR"] = _GRADIO_CACHE
+else:
+    os.environ.setdefault("GRADIO_TEMP_DIR", _GRADIO_CACHE)
 
 import pytest
 import torch
