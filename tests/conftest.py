@@ -15,13 +15,13 @@ from pathlib import Path
 # it at import): two workers caching the same picture (the same content hash, the same path; Gradio
 # rewrites the file in place) at once made one of them read a half-written PNG. A worker overrides what
 # it inherits from the pytest-xdist controller, which ran this file first and set its own.
-_GRADIO_CACHE = os.path.join(
-    tempfile.gettempdir(), f"gradio-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"
+os.environ["GRADIO_TEMP_DIR"] = (
+    os.path.join(
+        tempfile.gettempdir(), f"gradio-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"
+    )
+    if "PYTEST_XDIST_WORKER" in os.environ or "GRADIO_TEMP_DIR" not in os.environ
+    else os.environ["GRADIO_TEMP_DIR"]
 )
-if "PYTEST_XDIST_WORKER" in os.environ:
-    os.environ["GRADIO_TEMP_DIR"] = _GRADIO_CACHE
-else:
-    os.environ.setdefault("GRADIO_TEMP_DIR", _GRADIO_CACHE)
 
 import pytest
 import torch
