@@ -15,7 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from modules.sumi.engine.controlnet.annotators.dwpose import OnnxNetwork
+from modules.sumi.engine.controlnet.annotators.dwpose import OnnxNetwork, non_max_suppression
 from modules.sumi.engine.errors import InvalidRequestError
 
 DETECT_SIZE = 640
@@ -52,22 +52,6 @@ def _anchor_centres(stride: int) -> np.ndarray:
     return np.repeat(centres, ANCHORS, axis=0)
 
 
-def _suppressed(boxes: np.ndarray) -> list[int]:
-    """Greedy NMS over [x1, y1, x2, y2, score] rows sorted best first (whole-pixel areas, +1 per side)."""
-    x1, y1, x2, y2 = boxes[:, :4].T
-    areas = (x2 - x1 + 1) * (y2 - y1 + 1)
-    order = np.arange(len(boxes))
-    keep: list[int] = []
-    while order.size:
-        best, rest = order[0], order[1:]
-        keep.append(int(best))
-        width = np.maximum(0.0, np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]) + 1)
-        height = np.maximum(0.0, np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]) + 1)
-        overlap = width * height
-        order = rest[overlap / (areas[best] + areas[rest] - overlap) <= FACE_IOU]
-    return keep
-
-
 def detect_faces(detector: OnnxNetwork, bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Faces in a BGR picture: boxes [n, 5] (x1, y1, x2, y2, score) best first and landmarks [n, 5, 2]."""
     canvas, scale = _letterboxed(bgr)
@@ -97,7 +81,7 @@ def detect_faces(detector: OnnxNetwork, bgr: np.ndarray) -> tuple[np.ndarray, np
     landmarks = np.concatenate(points) / scale
     order = np.argsort(-found[:, 4], kind="stable")
     found, landmarks = found[order], landmarks[order]
-    keep = _suppressed(found)
+    keep = non_max_suppression(found, np.arange(len(found)), FACE_IOU)
     return found[keep], landmarks[keep]
 
 

@@ -101,11 +101,11 @@ def _decoded(raw: np.ndarray) -> np.ndarray:
     return out
 
 
-def _suppressed(boxes: np.ndarray, scores: np.ndarray) -> list[int]:
-    """Greedy non-maximum suppression, best first (areas counted in whole pixels, +1 per side)."""
-    x1, y1, x2, y2 = boxes.T
+def non_max_suppression(boxes: np.ndarray, order: np.ndarray, iou: float) -> list[int]:
+    """Greedy non-maximum suppression of boxes [n, >=4] (x1, y1, x2, y2 first), taken in `order` (best
+    first); areas in whole pixels, +1 per side, as the DWPose and InsightFace code count them."""
+    x1, y1, x2, y2 = boxes[:, :4].T
     areas = (x2 - x1 + 1) * (y2 - y1 + 1)
-    order = scores.argsort()[::-1]
     keep: list[int] = []
     while order.size:
         best, rest = order[0], order[1:]
@@ -113,7 +113,7 @@ def _suppressed(boxes: np.ndarray, scores: np.ndarray) -> list[int]:
         width = np.maximum(0.0, np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]) + 1)
         height = np.maximum(0.0, np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]) + 1)
         overlap = width * height
-        order = rest[overlap / (areas[best] + areas[rest] - overlap) <= NMS_IOU]
+        order = rest[overlap / (areas[best] + areas[rest] - overlap) <= iou]
     return keep
 
 
@@ -132,7 +132,9 @@ def detect_boxes(detector: OnnxNetwork, rgb: np.ndarray, classes: tuple[int, ...
         candidates = np.flatnonzero(scores[:, cls] > CANDIDATE_SCORE)
         if candidates.size == 0:
             continue
-        kept = candidates[_suppressed(boxes[candidates], scores[candidates, cls])]
+        kept = candidates[
+            non_max_suppression(boxes[candidates], scores[candidates, cls].argsort()[::-1], NMS_IOU)
+        ]
         found.extend(boxes[i] for i in kept if scores[i, cls] > BOX_SCORE)
     return np.array(found).reshape(-1, 4)
 
