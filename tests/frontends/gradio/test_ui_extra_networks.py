@@ -339,3 +339,22 @@ def test_a_failing_notice_never_hides_the_cards(tmp_path: Path, caplog):
     page = en.render_tab(app, "textual_inversion")
     assert 'data-name="good"' in page and "sumi-extra-notice" not in page
     assert "notice not shown" in caplog.text
+
+
+def test_a_refresh_clicked_during_a_rescan_rescans_again_afterwards(tmp_path, make_app):
+    """A user drops a file while a 🔄 is running and clicks again: the second click must not be
+    dropped (Gradio's default trigger mode), or the page keeps the listing from before the file."""
+    from modules.sumi.frontends.gradio import build_ui
+
+    demo = build_ui(make_app(tmp_path, start=False))
+    ids = {block_id: block.elem_id or "" for block_id, block in demo.blocks.items()}
+    refreshes = [
+        fn
+        for fn in demo.fns.values()
+        if any(ids.get(block_id, "").endswith("_extra_refresh") for block_id, _ in fn.targets)
+    ]
+    kinds = {"lora", "textual_inversion", "hypernetworks", "checkpoints"}
+    assert {f"{tab}_{kind}_extra_refresh" for tab in ("txt2img", "img2img") for kind in kinds} <= {
+        ids[block_id] for fn in refreshes for block_id, _ in fn.targets
+    }
+    assert all(fn.trigger_mode == "always_last" for fn in refreshes)

@@ -772,6 +772,9 @@ def _wire(app: App, panel: ExtraNetworksPanel, tabname: str) -> None:
             partial(_refresh_with_names, app, kind, tabname=tabname),
             inputs=view,
             outputs=[out, editor.card],
+            # a click while a rescan runs (a file dropped in meanwhile) rescans again afterwards;
+            # Gradio's default ("once") would drop it and leave the older listing on the page
+            trigger_mode="always_last",
             **quick,
         )
         render = partial(_render_view, app, kind, tabname)
