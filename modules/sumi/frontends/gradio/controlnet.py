@@ -368,7 +368,11 @@ def wire_controlnet(app: App, ui: ControlNetUI, width: Any, height: Any, message
     ui.accordion.expand(partial(h.refresh_model_dropdowns, app), inputs=dropdowns, outputs=dropdowns, **QUICK)
     for unit in ui.units:
         unit.parts["refresh_models"].click(
-            partial(h.refresh_model_dropdowns, app, rescan=True), inputs=dropdowns, outputs=dropdowns, **QUICK
+            partial(h.refresh_model_dropdowns, app, rescan=True),
+            inputs=dropdowns,
+            outputs=dropdowns,
+            trigger_mode="always_last",
+            **QUICK,
         )
         unit.parts["control_type"].change(
             partial(h.control_type_changed, app),

@@ -238,7 +238,9 @@ def create_backup_tab(app: App, demo: gr.Blocks, installed_table: gr.HTML, reloa
     tab = BackupTab(saved, refresh, restore_button, name, save_button, info, details, confirmed)
     quiet: dict[str, Any] = {"api_visibility": "undocumented", "show_progress": "hidden"}
     saved.input(partial(show, app), inputs=saved, outputs=details, **quiet)
-    refresh.click(partial(refresh_choices, app), inputs=saved, outputs=saved, **quiet)
+    refresh.click(
+        partial(refresh_choices, app), inputs=saved, outputs=saved, trigger_mode="always_last", **quiet
+    )
     save_button.click(
         partial(save, app),
         inputs=name,

@@ -123,7 +123,11 @@ def create_quicksettings(app: App) -> QuickSettings:
 def _wire(app: App, q: QuickSettings) -> None:
     common = {"outputs": [q.checkpoint, q.notices], "api_visibility": "undocumented"}
     q.refresh.click(
-        partial(refresh_checkpoints, app), show_progress="hidden", concurrency_limit=None, **common
+        partial(refresh_checkpoints, app),
+        show_progress="hidden",
+        concurrency_limit=None,
+        trigger_mode="always_last",
+        **common,
     )
     q.picked = q.checkpoint.input(
         partial(select_checkpoint, app),

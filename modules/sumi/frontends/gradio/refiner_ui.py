@@ -60,6 +60,7 @@ def create_refiner(app: App, c: dict[str, Any], mk: Any, tab: str = "txt2img") -
     refresh.click(
         partial(_refresh, app),
         outputs=c["refiner_checkpoint"],
+        trigger_mode="always_last",
         show_progress="hidden",
         concurrency_limit=None,
         api_visibility="undocumented",

@@ -124,7 +124,11 @@ def create_styles_row(
 def _wire(styles: StyleDatabase, row: StylesRow, prompt: gr.Textbox, negative_prompt: gr.Textbox) -> None:
     quick = {"concurrency_limit": None, "show_progress": "hidden", "api_visibility": "undocumented"}
     row.refresh.click(
-        partial(refresh_styles, styles), inputs=row.dropdown, outputs=[row.dropdown, row.status], **quick
+        partial(refresh_styles, styles),
+        inputs=row.dropdown,
+        outputs=[row.dropdown, row.status],
+        trigger_mode="always_last",
+        **quick,
     )
     row.apply.click(
         partial(apply_styles, styles),

@@ -474,16 +474,19 @@ def _wire_train(app: App, c: dict[str, Any], monitor: Monitor, txt2img: dict[str
     c["refresh_embedding"].click(
         lambda: gr.update(choices=_embedding_names(app, refresh=True)),
         outputs=c["embedding"],
+        trigger_mode="always_last",
         api_visibility="undocumented",
     )
     c["refresh_hypernetwork"].click(
         lambda: gr.update(choices=_hypernetwork_names(app, refresh=True)),
         outputs=c["hypernetwork"],
+        trigger_mode="always_last",
         api_visibility="undocumented",
     )
     c["refresh_templates"].click(
         lambda: gr.update(choices=app.a1111_training.templates()),
         outputs=c["template"],
+        trigger_mode="always_last",
         api_visibility="undocumented",
     )
 
