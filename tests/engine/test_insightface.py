@@ -1,7 +1,7 @@
 """Face identity for IP-Adapter FaceID: InsightFace's buffalo_l ONNX files run with OpenCV and give the
 boxes, landmarks, aligned crop and embedding insightface itself gives on the same files (its SCRFD,
 norm_crop and ArcFaceONNX, through onnxruntime); a FaceID adapter's job equals diffusers' load_ip_adapter
-with the same face embedding."""
+with the same face embedding, a FaceID Plus one with the same face and CLIP hidden states."""
 
 from __future__ import annotations
 
@@ -15,17 +15,23 @@ from diffusers import StableDiffusionPipeline
 from modules.sumi.engine import generate as engine
 from modules.sumi.engine.checkpoint import load_checkpoint
 from modules.sumi.engine.controlnet.annotators.dwpose import load_onnx
+from modules.sumi.engine.controlnet.clip_vision import ClipImageFeatures
 from modules.sumi.engine.controlnet.insightface import (
     aligned_face,
     detect_faces,
     face_embedding,
     largest_face_embedding,
 )
-from modules.sumi.engine.controlnet.ip_adapter import ImagePromptUnit, build_ip_adapter, face_tokens
+from modules.sumi.engine.controlnet.ip_adapter import (
+    ImagePromptUnit,
+    build_ip_adapter,
+    face_plus_tokens,
+    face_tokens,
+)
 from modules.sumi.engine.errors import InvalidRequestError
 from tests.engine.pipeline_reference import pipeline_call, pipeline_modules
 from tests.fixtures.tiny_insightface import face_picture, write_buffalo_l
-from tests.fixtures.tiny_ip_adapter import ip_adapter_state, nested
+from tests.fixtures.tiny_ip_adapter import CLIP_PROJECTION, CLIP_WIDTH, _projection, ip_adapter_state, nested
 
 SIZE = 64
 
@@ -130,9 +136,100 @@ def test_a_faceid_job_equals_diffusers_load_ip_adapter_with_the_same_face(model)
         adapter.tokens(None)  # pyright: ignore[reportArgumentType]
 
 
+def _face(seed: int = 3) -> torch.Tensor:
+    return torch.nn.functional.normalize(
+        torch.randn(1, 512, generator=torch.Generator().manual_seed(seed)), dim=-1
+    )
+
+
+def _clip_states(seed: int = 4, width: int = CLIP_WIDTH) -> ClipImageFeatures:
+    g = torch.Generator().manual_seed(seed)
+    return ClipImageFeatures(
+        image_embeds=torch.randn(1, CLIP_PROJECTION, generator=g),
+        penultimate=torch.randn(1, 257, width, generator=g),
+        zero_image_embeds=torch.zeros(1, CLIP_PROJECTION),
+        zero_penultimate=torch.randn(1, 257, width, generator=g),
+    )
+
+
+def test_a_faceid_plus_job_equals_diffusers_with_the_same_face_and_clip_states(model):
+    state = ip_adapter_state(model.unet, "faceid_plus", seed=6)
+    adapter = build_ip_adapter(state, "ip-adapter-faceid-plus_sd15.bin")
+    assert adapter.shape.kind == "faceid_plus" and not adapter.shape.shortcut
+    face, clip = _face(), _clip_states()
+    tokens, negative = face_plus_tokens(adapter, face, clip)
+    ours = engine.generate(
+        model, _request([ImagePromptUnit(adapter, tokens, negative, weight=0.7)]), progress_bar=False
+    ).latents
+    modules = pipeline_modules(model, _request())
+    modules["unet"] = copy.deepcopy(model.unet)
+    pipe = StableDiffusionPipeline(**modules, image_encoder=None)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.load_ip_adapter(nested(state), subfolder=None, weight_name=None, image_encoder_folder=None)
+    pipe.set_ip_adapter_scale(0.7)
+    projection = pipe.unet.encoder_hid_proj.image_projection_layers[0]  # diffusers' documented recipe
+    states = [clip.zero_penultimate] * 2 + [clip.penultimate] * 2  # negative rows, then positive
+    projection.clip_embeds = torch.cat(states)[:, None]
+    projection.shortcut = False
+    embeds = torch.cat([torch.zeros(1, 1, 512), face[:, None]])  # per prompt: the pipeline repeats it
+    expected = pipe(**pipeline_call(model, _request()), ip_adapter_image_embeds=[embeds]).images
+    torch.testing.assert_close(ours, expected, rtol=1e-4, atol=5e-4)
+    other = face_plus_tokens(adapter, face, _clip_states(seed=9))[0]
+    assert (other - tokens).abs().max() > 1e-3  # the picture's CLIP states count, not only the face
+    with pytest.raises(InvalidRequestError, match="choose the ip-adapter_face_id_plus preprocessor"):
+        face_tokens(adapter, face)
+    with pytest.raises(InvalidRequestError, match="choose the ip-adapter_face_id_plus preprocessor"):
+        adapter.tokens(clip)
+    plain_faceid = build_ip_adapter(ip_adapter_state(model.unet, "faceid", 1), "ip-adapter-faceid_sd15.bin")
+    with pytest.raises(InvalidRequestError, match="ip-adapter_face_id_plus is for FaceID Plus"):
+        face_plus_tokens(plain_faceid, face, clip)
+
+
+def test_faceid_plus_v2_adds_the_face_tokens_to_the_resampler_output():
+    """v2 (told by "v2" in the name, as the extension) is ProjModelFaceIdPlus with shortcut: the face
+    MLP's normalised tokens plus the resampler's output; released files have both as wide as the text."""
+    width = 64
+    state = {
+        f"image_proj.{k}": v
+        for k, v in _projection(
+            "faceid_plus", width, 4, torch.Generator().manual_seed(2), CLIP_WIDTH, CLIP_PROJECTION, width
+        ).items()
+    }
+    state["ip_adapter.1.to_k_ip.weight"] = state["ip_adapter.1.to_v_ip.weight"] = torch.zeros(width, width)
+    v1 = build_ip_adapter(state, "ip-adapter-faceid-plus_sd15.bin")
+    v2 = build_ip_adapter(state, "ip-adapter-faceid-plusv2_sd15.bin")
+    assert v2.shape.shortcut and not v1.shape.shortcut
+    faces = torch.cat([_face(1), _face(2)])
+    clip = _clip_states()
+    clip = ClipImageFeatures(
+        image_embeds=clip.image_embeds.expand(2, -1),
+        penultimate=torch.cat([clip.penultimate, clip.penultimate.flip(1)]),
+        zero_image_embeds=clip.zero_image_embeds,
+        zero_penultimate=clip.zero_penultimate,
+    )
+    tokens_v1, negative_v1 = face_plus_tokens(v1, faces, clip)
+    tokens_v2, negative_v2 = face_plus_tokens(v2, faces, clip)
+    projection = v1.image_proj
+    with torch.no_grad():
+        face_tokens_ = projection.norm(
+            projection.proj(torch.cat([faces, torch.zeros(1, 512)])).reshape(-1, 4, width)
+        )
+    torch.testing.assert_close(tokens_v2, tokens_v1 + face_tokens_[:2])
+    torch.testing.assert_close(negative_v2, negative_v1 + face_tokens_[2:])
+    assert tokens_v1.shape == (2, 4, width)
+    with pytest.raises(InvalidRequestError, match="one face per picture"):
+        face_plus_tokens(v1, faces[:1], clip)
+    with pytest.raises(InvalidRequestError, match="64-wide CLIP hidden states; the image encoder gives 32"):
+        face_plus_tokens(v1, faces, _clip_states(width=32))
+
+
 def test_the_faceid_preprocessor_has_no_map_to_preview():
     from modules.sumi.engine.controlnet.image_fit import PreprocessorError
     from modules.sumi.engine.controlnet.preprocessors import get_preprocessor
 
     with pytest.raises(PreprocessorError, match="into a face identity .* nothing to preview"):
         get_preprocessor("ip-adapter_face_id").analyse(face_picture())
+    with pytest.raises(
+        PreprocessorError, match="face identity and CLIP image features .* nothing to preview"
+    ):
+        get_preprocessor("ip-adapter_face_id_plus").analyse(face_picture())

@@ -189,7 +189,7 @@ def test_files_in_both_layouts_load_and_their_family_is_read_from_the_text_width
     assert (shape.family, shape.kind, shape.clip_width) == ("SDXL", "plain", 1280)
 
 
-def test_faceid_loads_and_faceid_plus_instantid_and_pulid_are_refused_naming_what_runs(model):
+def test_faceid_and_faceid_plus_load_and_instantid_and_pulid_are_refused_naming_what_runs(model):
     layers = {k: v for k, v in ip_adapter_state(model.unet, "plain").items() if k.startswith("ip_adapter.")}
     faceid = {  # MLPProjModelFaceId: proj.0, proj.2, norm
         "image_proj.proj.0.weight": torch.zeros(1024, 512),
@@ -208,12 +208,11 @@ def test_faceid_loads_and_faceid_plus_instantid_and_pulid_are_refused_naming_wha
     }
     with pytest.raises(ModelLoadError, match="does not widen the face embedding by a whole factor"):
         build_ip_adapter(odd, "odd.bin")
-    plus = {"image_proj.perceiver_resampler.proj_in.weight": torch.zeros(64, 64), **faceid}
-    with pytest.raises(ModelLoadError, match="FaceID Plus / InstantID / PuLID"):
-        build_ip_adapter(plus, "my_adapter.bin")
+    plus = ip_adapter_state(model.unet, "faceid_plus")  # told by its face resampler
+    assert build_ip_adapter(plus, "my_adapter.bin").shape.kind == "faceid_plus"
     for name in ("ip-adapter_instant_id_sdxl.bin", "ip-adapter_pulid_sdxl_fp16.safetensors"):
         with pytest.raises(
-            ModelLoadError, match="FaceID and FaceID Portrait do run"
+            ModelLoadError, match="FaceID, FaceID Portrait and FaceID Plus / Plus v2 do run"
         ):  # told by name, as the extension
             build_ip_adapter(ip_adapter_state(model.unet, "plain"), name)
 

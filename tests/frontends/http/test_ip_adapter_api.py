@@ -261,3 +261,38 @@ def test_faceid_reads_the_largest_face_with_insightface_models_from_the_annotato
     assert "FaceID IP-Adapter" in clip["detail"] and "ip-adapter_face_id" in clip["detail"]
     wrong = _job(client, 400, module="ip-adapter_face_id", image=_png(face_picture()))
     assert "reads CLIP image features, not face embeddings" in wrong["detail"]
+
+
+def test_faceid_plus_reads_the_face_and_the_pictures_clip_states(client, app):
+    from tests.fixtures.tiny_insightface import face_picture, write_buffalo_l
+    from tests.fixtures.tiny_models import tiny
+
+    unet = tiny("SD1", seed=2)["unet"]
+    for name, seed in (("ip-adapter-faceid-plus_sd15.bin", 7), ("ip-adapter-faceid-plusv2_sd15.bin", 7)):
+        write_ip_adapter(app.paths.controlnet_dir / name, ip_adapter_state(unet, "faceid_plus", seed))
+    write_buffalo_l(app.paths.controlnet_dir / "annotators")
+    app.controlnet.models.refresh()
+    face = face_picture()
+    unit = {"module": "ip-adapter_face_id_plus", "model": "ip-adapter-faceid-plus_sd15", "image": _png(face)}
+    plain = _pixels(_job(client)["images"][0])
+    result = _job(client, **unit)
+    first = _pixels(result["images"][0])
+    assert not np.array_equal(first, plain)
+    assert "Module: ip-adapter_face_id_plus" in json.loads(result["info"])["infotexts"][0]
+    # the whole picture's CLIP states count: the same face on another background draws another image
+    framed = face.copy()
+    framed[:8] = 255 - framed[:8]
+    assert not np.array_equal(_pixels(_job(client, **{**unit, "image": _png(framed)})["images"][0]), first)
+    # v2 (told by its name) adds the face tokens to the output: this tiny file's widths differ (64 / 32)
+    v2 = _job(client, 400, **{**unit, "model": "ip-adapter-faceid-plusv2_sd15"})["detail"]
+    assert "v2's shortcut cannot add them" in v2
+    auto = _pixels(_job(client, **{**unit, "module": "ip-adapter-auto"})["images"][0])
+    np.testing.assert_array_equal(auto, first)
+    face_only = _job(client, 400, **{**unit, "module": "ip-adapter_face_id"})["detail"]
+    assert "FaceID Plus IP-Adapter" in face_only and "ip-adapter_face_id_plus" in face_only
+    clip = _job(client, 400, **{**unit, "module": "ip-adapter_clip_h"})["detail"]
+    assert "ip-adapter_face_id_plus" in clip
+    wrong = _job(client, 400, **{**unit, "model": "ip-adapter_sd15"})["detail"]
+    assert "ip-adapter_face_id_plus is for FaceID Plus" in wrong
+    faceless = _job(client, 400, **{**unit, "image": _png(np.full((96, 96, 3), 20, np.uint8))})
+    assert "found no face" in faceless["detail"]

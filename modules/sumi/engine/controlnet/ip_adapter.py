@@ -15,12 +15,15 @@ numbered down, middle, then up (16 for SD1, 11 for SDXL); an effective region ma
 effect to part of the picture (each token x the mask at the attention's resolution). The
 negative rows attend to the tokens of the negative image instead: the projection of a zero embedding
 (plain) or of the encoder's hidden states for a zero input (Plus, Full), as diffusers computes them.
-FaceID, InstantID and PuLID adapters need InsightFace face embeddings, which Sumi does not compute:
-they are refused with a message.
+FaceID adapters read InsightFace face embeddings through an MLP (4 tokens; Portrait 16); FaceID Plus
+ones read the face embedding and the picture's CLIP ViT-H hidden states through a face resampler
+(diffusers' IPAdapterFaceIDPlusImageProjection), v2 adding the face tokens to its output. InstantID and
+PuLID adapters are refused with a message.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -41,6 +44,7 @@ from modules.sumi.engine.extensions import Extension, HookPoint, PatchScope, UNe
 IMAGE_PROJ, IP_LAYERS = "image_proj.", "ip_adapter."
 CONTEXT_FAMILIES = {768: "SD1", 1024: "SD2", 2048: "SDXL"}
 _FACE_NAMES = ("instant_id", "instantid", "pulid")
+_FACE_PLUS_INPUTS = threading.Lock()
 
 
 def is_ip_adapter(state_dict: Mapping[str, Any]) -> bool:
@@ -50,23 +54,32 @@ def is_ip_adapter(state_dict: Mapping[str, Any]) -> bool:
 
 @dataclass(frozen=True)
 class IPAdapterShape:
-    """`kind`: "plain", "plus" or "full"; `clip_width`: the CLIP feature width it reads (the image
-    embedding's for plain adapters, the hidden states' for the others); `context_dim`: the UNet's text
-    width; `layers`: the attention indices it has projections for."""
+    """`kind`: "plain", "plus", "full", "faceid" or "faceid_plus"; `clip_width`: the CLIP feature width it
+    reads (the image embedding's for plain adapters, the hidden states' for Plus, Full and FaceID Plus, the
+    face embedding's for FaceID); `context_dim`: the UNet's text width; `layers`: the attention indices it
+    has projections for; `shortcut`: FaceID Plus v2 adds the face tokens to the resampler's output (the
+    extension tells v2 by "v2" in the file name)."""
 
     kind: str
     clip_width: int
     context_dim: int
     layers: tuple[int, ...]
+    shortcut: bool = False
+    face_width: int = 0
 
     @property
     def reads_hidden_states(self) -> bool:
-        return self.kind in ("plus", "full")
+        return self.kind in ("plus", "full", "faceid_plus")
 
     @property
     def reads_faces(self) -> bool:
-        """FaceID (and FaceID Portrait): InsightFace identity embeddings instead of CLIP features."""
-        return self.kind == "faceid"
+        """FaceID (and FaceID Portrait, FaceID Plus): InsightFace identity embeddings."""
+        return self.kind in ("faceid", "faceid_plus")
+
+    @property
+    def reads_clip(self) -> bool:
+        """CLIP image features of the picture (FaceID Plus reads them beside the face)."""
+        return self.kind != "faceid"
 
     @property
     def family(self) -> str | None:
@@ -88,8 +101,19 @@ def ip_adapter_shape(state_dict: Mapping[str, Tensor], source: str) -> IPAdapter
         return IPAdapterShape("plain", int(proj["proj.weight"].shape[1]), context_dim, tuple(layers))
     if "proj.3.weight" in proj:
         return IPAdapterShape("full", int(proj["proj.0.weight"].shape[1]), context_dim, tuple(layers))
-    if "perceiver_resampler.proj_in.weight" in proj:  # FaceID Plus / Plus v2
-        raise ModelLoadError(_face_refusal(source))
+    if "perceiver_resampler.proj_in.weight" in proj:  # FaceID Plus / Plus v2 (ProjModelFaceIdPlus)
+        width = int(proj["perceiver_resampler.proj_in.weight"].shape[1])
+        shortcut = "v2" in Path(source).name
+        face_width = int(proj["proj.0.weight"].shape[1]) if "proj.0.weight" in proj else 0
+        tokens_width = int(proj["norm.weight"].shape[0]) if "norm.weight" in proj else 0
+        output_width = int(proj.get("perceiver_resampler.proj_out.weight", torch.empty(0, 0)).shape[0])
+        if shortcut and tokens_width != output_width:
+            raise ModelLoadError(
+                f"{source}: a FaceID Plus v2 adapter whose face tokens ({tokens_width} wide) and resampler "
+                f"output ({output_width} wide) differ, so v2's shortcut cannot add them (released files have "
+                "both as wide as the text)"
+            )
+        return IPAdapterShape("faceid_plus", width, context_dim, tuple(layers), shortcut, face_width)
     if "norm.weight" in proj and "proj.0.weight" in proj and "proj.2.weight" in proj:
         rows, columns = (int(n) for n in proj["proj.0.weight"].shape)
         if rows % columns:
@@ -97,7 +121,7 @@ def ip_adapter_shape(state_dict: Mapping[str, Tensor], source: str) -> IPAdapter
                 f"{source}: a FaceID projection whose first layer ({columns} -> {rows}) does not widen the face "
                 "embedding by a whole factor, as released FaceID adapters do"
             )
-        return IPAdapterShape("faceid", columns, context_dim, tuple(layers))
+        return IPAdapterShape("faceid", columns, context_dim, tuple(layers), face_width=columns)
     if "latents" in proj and "proj_in.weight" in proj:
         return IPAdapterShape("plus", int(proj["proj_in.weight"].shape[1]), context_dim, tuple(layers))
     raise ModelLoadError(
@@ -107,9 +131,9 @@ def ip_adapter_shape(state_dict: Mapping[str, Tensor], source: str) -> IPAdapter
 
 def _face_refusal(source: str) -> str:
     return (
-        f"{source}: a FaceID Plus / InstantID / PuLID adapter, which Sumi does not run yet (FaceID and FaceID "
-        "Portrait do run). Use ip-adapter-faceid_sd15 / _sdxl with ip-adapter_face_id, or a CLIP-vision "
-        "IP-Adapter (ip-adapter-plus-face_sd15, ip-adapter-full-face_sd15, ...)"
+        f"{source}: an InstantID / PuLID adapter, which Sumi does not run yet (FaceID, FaceID Portrait and "
+        "FaceID Plus / Plus v2 do run). Use an ip-adapter-faceid* model with ip-adapter_face_id / "
+        "ip-adapter_face_id_plus, or a CLIP-vision IP-Adapter (ip-adapter-plus-face_sd15, ...)"
     )
 
 
@@ -139,9 +163,10 @@ class IPAdapterNetwork(torch.nn.Module):
         """(image tokens [N, T, C] per picture, negative tokens [1, T, C]) in the adapter's dtype."""
         parameter = next(self.parameters())
         if self.shape.reads_faces:
+            preprocessor = "ip-adapter_face_id_plus" if self.shape.reads_clip else "ip-adapter_face_id"
             raise InvalidRequestError(
-                "this is a FaceID IP-Adapter: it reads InsightFace face embeddings; choose the ip-adapter_face_id "
-                "preprocessor"
+                "this is a FaceID IP-Adapter: it reads InsightFace face embeddings; choose the "
+                f"{preprocessor} preprocessor"
             )
         if self.shape.reads_hidden_states:
             cond, uncond = features.penultimate, features.zero_penultimate
@@ -168,17 +193,65 @@ def face_tokens(adapter: IPAdapterNetwork, embeddings: Tensor) -> tuple[Tensor, 
             "this IP-Adapter reads CLIP image features, not face embeddings: choose ip-adapter-auto (or the "
             "CLIP preprocessor of its encoder)"
         )
-    if int(embeddings.shape[-1]) != adapter.shape.clip_width:
+    if adapter.shape.reads_clip:
         raise InvalidRequestError(
-            f"this FaceID adapter reads {adapter.shape.clip_width}-number face embeddings; the face model gives "
+            "this is a FaceID Plus IP-Adapter: it reads the face and CLIP ViT-H features of the picture; choose "
+            "the ip-adapter_face_id_plus preprocessor (or ip-adapter-auto)"
+        )
+    both = _with_zero_face(adapter, embeddings)
+    projected = adapter.image_proj(both)
+    return projected[:-1], projected[-1:]
+
+
+def check_face_plus(adapter: IPAdapterNetwork) -> None:
+    """Refuse the FaceID Plus preprocessor for an adapter of another kind (before any face is looked for)."""
+    if adapter.shape.kind != "faceid_plus":
+        raise InvalidRequestError(
+            "ip-adapter_face_id_plus is for FaceID Plus / Plus v2 adapters; choose ip-adapter_face_id for "
+            "FaceID and FaceID Portrait, or a CLIP preprocessor for the others"
+        )
+
+
+@torch.no_grad()
+def face_plus_tokens(
+    adapter: IPAdapterNetwork, embeddings: Tensor, features: ClipImageFeatures
+) -> tuple[Tensor, Tensor]:
+    """A FaceID Plus adapter's (tokens [N, T, C], negative tokens [1, T, C]) from each picture's face
+    embedding [N, 512] and its CLIP hidden states; the negative is a zero face with the empty picture's
+    states (the extension's and diffusers' unconditional input). v2 adds the face tokens (shortcut)."""
+    check_face_plus(adapter)
+    width = int(features.penultimate.shape[-1])
+    if width != adapter.shape.clip_width:
+        raise InvalidRequestError(
+            f"this FaceID Plus adapter reads {adapter.shape.clip_width}-wide CLIP hidden states; the image "
+            f"encoder gives {width}: it needs CLIP ViT-H/14 (clip_h.pth)"
+        )
+    if int(features.penultimate.shape[0]) != int(embeddings.shape[0]):
+        raise InvalidRequestError("FaceID Plus needs one face per picture")
+    faces = _with_zero_face(adapter, embeddings)
+    states = torch.cat([features.penultimate, features.zero_penultimate]).to(faces)
+    projection: Any = adapter.image_proj
+    with _FACE_PLUS_INPUTS:  # diffusers' module reads the CLIP states from an attribute
+        projection.clip_embeds = states.unsqueeze(1)  # [rows, images, tokens, width]
+        try:
+            projected = projection(faces)
+        finally:
+            projection.clip_embeds = None
+    return projected[:-1], projected[-1:]
+
+
+def _with_zero_face(adapter: IPAdapterNetwork, embeddings: Tensor) -> Tensor:
+    """The face embeddings and a zero one after them, checked and in the adapter's device and dtype."""
+    face_width = adapter.shape.face_width
+    if int(embeddings.shape[-1]) != face_width:
+        raise InvalidRequestError(
+            f"this FaceID adapter reads {face_width}-number face embeddings; the face model gives "
             f"{int(embeddings.shape[-1])}"
         )
     parameter = next(adapter.parameters())
-    both = torch.cat([embeddings, torch.zeros_like(embeddings[:1])]).to(
+    return torch.cat([embeddings, torch.zeros_like(embeddings[:1])]).to(
         device=parameter.device, dtype=parameter.dtype
     )
-    projected = adapter.image_proj(both)
-    return projected[:-1], projected[-1:]
 
 
 def build_ip_adapter(state_dict: Mapping[str, Tensor], source: str) -> IPAdapterNetwork:
@@ -187,7 +260,11 @@ def build_ip_adapter(state_dict: Mapping[str, Tensor], source: str) -> IPAdapter
     proj = {k: v.float() for k, v in _part(state_dict, IMAGE_PROJ).items()}
     layers = {k: v.float() for k, v in _part(state_dict, IP_LAYERS).items()}
     try:
-        image_proj = _plain_projection(proj, shape) if shape.kind == "plain" else _diffusers_projection(proj)
+        image_proj: Any = (
+            _plain_projection(proj, shape) if shape.kind == "plain" else _diffusers_projection(proj)
+        )
+        if shape.kind == "faceid_plus":
+            image_proj.shortcut = shape.shortcut  # v2: face tokens + resampler output
     except (RuntimeError, KeyError, IndexError) as exc:
         raise ModelLoadError(f"{source}: the IP-Adapter image projection does not load ({exc})") from exc
     missing = [

@@ -117,6 +117,11 @@ class Preprocessor:
     def model_free(self) -> bool:
         return not self.annotator_files and self.image_encoder is None
 
+    @property
+    def feeds_ip_adapter(self) -> bool:
+        """An IP-Adapter preprocessor (CLIP features and/or a face identity, not a map)."""
+        return self.image_encoder in IP_ADAPTER_ENCODERS
+
     def resolve(self, resolution: float = -1, threshold_a: float = -1, threshold_b: float = -1) -> DetectArgs:
         """Apply the extension's defaulting to a unit's processor_res / threshold_a / threshold_b."""
         res = self.resolution.resolve(resolution) if self.resolution else RESOLUTION.default
@@ -180,11 +185,10 @@ class Preprocessor:
     ) -> Detection:
         """`run`'s map with what the detector read beside it (the OpenPose JSON for pose preprocessors)."""
         if self.image_encoder is not None:
-            features = (
-                "a face identity (for a FaceID IP-Adapter)"
-                if self.image_encoder == "insightface"
-                else "CLIP image features (for an IP-Adapter or the T2I style adapter)"
-            )
+            features = {
+                "insightface": "a face identity (for a FaceID IP-Adapter)",
+                "insightface_clip_h": "a face identity and CLIP image features (for a FaceID Plus IP-Adapter)",
+            }.get(self.image_encoder, "CLIP image features (for an IP-Adapter or the T2I style adapter)")
             raise PreprocessorError(
                 f"{self.label} turns the picture into {features}, not into a map: there is nothing to preview; "
                 "the picture is used as it is"
@@ -729,6 +733,9 @@ CLIP_VITL = AnnotatorFile(  # the extension saves OpenAI's whole CLIP model as c
     "https://huggingface.co/openai/clip-vit-large-patch14/resolve/main/pytorch_model.bin",
 )
 CLIP_ENCODER_FILES = {"clip_h": CLIP_H, "clip_g": CLIP_G, "clip_vitl": CLIP_VITL}
+# What IP-Adapter preprocessors run: "auto" (what the model reads), a CLIP encoder, InsightFace (FaceID),
+# or both (FaceID Plus). The style adapter's clip_vitl is not among them.
+IP_ADAPTER_ENCODERS = ("auto", "clip_h", "clip_g", "insightface", "insightface_clip_h")
 
 
 def _ip_adapter() -> tuple[Preprocessor, ...]:
@@ -745,6 +752,10 @@ def _ip_adapter() -> tuple[Preprocessor, ...]:
         ),
         # FaceID: the largest face's InsightFace identity (buffalo_l, looked for by the ControlNet service)
         Preprocessor("ip-adapter_face_id", "ip-adapter_face_id", image_encoder="insightface", **ip),
+        # FaceID Plus / v2: that face identity and CLIP ViT-H's hidden states of the whole picture
+        Preprocessor(
+            "ip-adapter_face_id_plus", "ip-adapter_face_id_plus", image_encoder="insightface_clip_h", **ip
+        ),
         # The T2I style adapter's: CLIP ViT-L/14's last hidden states (the style adapter turns them to tokens)
         Preprocessor(
             "t2ia_style_clipvision",

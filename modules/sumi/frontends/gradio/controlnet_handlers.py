@@ -275,7 +275,7 @@ def parse_weights(text: str | None, index: int) -> list[float] | None:
 
 def _reads_clip_features(module: str | None) -> bool:
     try:
-        return get_preprocessor(module or "none").image_encoder in ("auto", "clip_h", "clip_g", "insightface")
+        return get_preprocessor(module or "none").feeds_ip_adapter
     except InvalidRequestError:
         return False
 

@@ -32,9 +32,11 @@ from modules.sumi.engine.controlnet.ip_adapter import (
     ImagePromptUnit,
     IPAdapterNetwork,
     IPAdapterShape,
+    check_face_plus,
+    face_plus_tokens,
     face_tokens,
 )
-from modules.sumi.engine.controlnet.preprocessors import CLIP_ENCODER_FILES, Preprocessor
+from modules.sumi.engine.controlnet.preprocessors import CLIP_ENCODER_FILES, Preprocessor, get_preprocessor
 from modules.sumi.engine.controlnet.style_adapter import StyleAdapterNetwork, StyleTokensUnit
 from modules.sumi.engine.errors import InvalidRequestError, ModelLoadError, UnsafeFileError
 from modules.sumi.services.controlnet.detections import picture_key
@@ -51,7 +53,9 @@ _PLAIN_WIDTHS = {1024: "clip_h", 1280: "clip_g"}  # image embeddings (projection
 _HIDDEN_WIDTHS = {1280: "clip_h", 1664: "clip_g"}  # hidden states
 _MODEL_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
 FEATURE_CACHE_SIZE = 8
+_CLIP_H_READER = get_preprocessor("ip-adapter_clip_h")  # FaceID Plus's picture features: CLIP ViT-H
 INSIGHTFACE = "insightface"  # the FaceID preprocessor's encoder: InsightFace's face identity
+INSIGHTFACE_CLIP_H = "insightface_clip_h"  # FaceID Plus: the face identity and CLIP ViT-H hidden states
 BUFFALO_L = Path("insightface") / "models" / "buffalo_l"
 BUFFALO_L_FILES = ("det_10g.onnx", "w600k_r50.onnx")
 BUFFALO_L_URL = "https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip"
@@ -85,12 +89,7 @@ class ImagePrompts:
         region_mask: torch.Tensor | None = None,
     ) -> ImagePromptUnit:
         try:
-            kind = preprocessor.image_encoder
-            if kind == INSIGHTFACE or (kind == "auto" and adapter.shape.reads_faces):  # auto: what it reads
-                tokens, negative = face_tokens(adapter, self.face_embeddings(unit, where))
-            else:
-                encoder_path = self.encoder_for(preprocessor, adapter.shape, device, where)
-                tokens, negative = adapter.tokens(self.features(encoder_path, unit, device, where))
+            tokens, negative = self._tokens(unit, preprocessor, adapter, device, where)
         except InvalidRequestError as exc:
             raise InvalidRequestError(
                 exc.args[0] if str(exc).startswith(where) else f"{where}: {exc}"
@@ -107,6 +106,27 @@ class ImagePrompts:
             block_weights=tuple(unit.advanced_weighting) if unit.advanced_weighting else None,
             region_mask=region_mask,
         )
+
+    def _tokens(
+        self,
+        unit: ControlNetUnit,
+        preprocessor: Preprocessor,
+        adapter: IPAdapterNetwork,
+        device: torch.device,
+        where: str,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The adapter's image tokens and negative tokens from what its preprocessor reads ("auto": what
+        the adapter reads)."""
+        kind, shape = preprocessor.image_encoder, adapter.shape
+        if kind == INSIGHTFACE_CLIP_H or (kind == "auto" and shape.kind == "faceid_plus"):
+            check_face_plus(adapter)  # before the face search: a model that cannot use it is refused at once
+            faces = self.face_embeddings(unit, where)
+            encoder_path = self.encoder_for(_CLIP_H_READER, shape, device, where)
+            return face_plus_tokens(adapter, faces, self.features(encoder_path, unit, device, where))
+        if kind == INSIGHTFACE or (kind == "auto" and shape.reads_faces):
+            return face_tokens(adapter, self.face_embeddings(unit, where))
+        encoder_path = self.encoder_for(preprocessor, shape, device, where)
+        return adapter.tokens(self.features(encoder_path, unit, device, where))
 
     def style_unit(
         self,

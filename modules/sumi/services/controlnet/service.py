@@ -494,7 +494,7 @@ def _unfolded(unit: ControlNetUnit, index: int) -> list[ControlNetUnit]:
     if unit.input_mode != "merge" or len(unit.images) < 2:
         return [dataclasses.replace(unit, input_mode="simple")] if unit.input_mode == "merge" else [unit]
     preprocessor = _preprocessor(unit.module, f"ControlNet unit {index}")
-    if preprocessor.image_encoder in ("auto", "clip_h", "clip_g", "insightface"):
+    if preprocessor.feeds_ip_adapter:
         return [unit]
     share = unit.weight / len(unit.images)
     masks = unit.masks
