@@ -189,7 +189,7 @@ def test_files_in_both_layouts_load_and_their_family_is_read_from_the_text_width
     assert (shape.family, shape.kind, shape.clip_width) == ("SDXL", "plain", 1280)
 
 
-def test_faceid_and_faceid_plus_load_and_instantid_and_pulid_are_refused_naming_what_runs(model):
+def test_face_adapters_load_by_their_projection_or_name_and_pulid_is_refused_naming_what_runs(model):
     layers = {k: v for k, v in ip_adapter_state(model.unet, "plain").items() if k.startswith("ip_adapter.")}
     faceid = {  # MLPProjModelFaceId: proj.0, proj.2, norm
         "image_proj.proj.0.weight": torch.zeros(1024, 512),
@@ -210,11 +210,12 @@ def test_faceid_and_faceid_plus_load_and_instantid_and_pulid_are_refused_naming_
         build_ip_adapter(odd, "odd.bin")
     plus = ip_adapter_state(model.unet, "faceid_plus")  # told by its face resampler
     assert build_ip_adapter(plus, "my_adapter.bin").shape.kind == "faceid_plus"
-    for name in ("ip-adapter_instant_id_sdxl.bin", "ip-adapter_pulid_sdxl_fp16.safetensors"):
-        with pytest.raises(
-            ModelLoadError, match="FaceID, FaceID Portrait and FaceID Plus / Plus v2 do run"
-        ):  # told by name, as the extension
-            build_ip_adapter(ip_adapter_state(model.unet, "plain"), name)
+    instant = build_ip_adapter(ip_adapter_state(model.unet, "instantid"), "ip-adapter_instant_id_sdxl.bin")
+    assert instant.shape.kind == "instantid"  # told by name, as the extension
+    with pytest.raises(ModelLoadError, match="InstantID IP-Adapter without its resampler"):
+        build_ip_adapter(ip_adapter_state(model.unet, "plain"), "ip-adapter_instant_id_sdxl.bin")
+    with pytest.raises(ModelLoadError, match="FaceID Plus / Plus v2 and InstantID do run"):
+        build_ip_adapter(ip_adapter_state(model.unet, "plain"), "ip-adapter_pulid_sdxl_fp16.safetensors")
 
 
 def test_an_adapter_for_another_unet_is_refused(model):

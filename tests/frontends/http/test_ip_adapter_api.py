@@ -296,3 +296,61 @@ def test_faceid_plus_reads_the_face_and_the_pictures_clip_states(client, app):
     assert "ip-adapter_face_id_plus is for FaceID Plus" in wrong
     faceless = _job(client, 400, **{**unit, "image": _png(np.full((96, 96, 3), 20, np.uint8))})
     assert "found no face" in faceless["detail"]
+
+
+def test_instant_id_runs_as_the_extensions_two_units_and_refuses_them_apart(client, app):
+    """Unit 0: instant_id_face_embedding with InstantID's IP-Adapter; unit 1: instant_id_face_keypoints
+    with its ControlNet, which reads unit 0's face tokens as its text (the extension's pairing)."""
+    from tests.fixtures.tiny_controlnets import tiny_controlnet, write_lllyasviel
+    from tests.fixtures.tiny_insightface import face_picture, write_antelopev2
+    from tests.fixtures.tiny_models import tiny
+
+    unet = tiny("SD1", seed=2)["unet"]
+    folder = app.paths.controlnet_dir
+    write_ip_adapter(folder / "ip-adapter_instant_id_tiny.bin", ip_adapter_state(unet, "instantid", 9))
+    write_lllyasviel(
+        folder / "control_instant_id_tiny.safetensors", tiny_controlnet("SD1", seed=2)["controlnet"]
+    )
+    app.controlnet.models.refresh()
+    face = _png(face_picture())
+    embedding = {"module": "instant_id_face_embedding", "model": "ip-adapter_instant_id_tiny", "image": face}
+    keypoints = {"module": "instant_id_face_keypoints", "model": "control_instant_id_tiny", "image": face}
+
+    def job(status, *units):
+        body = {**BODY, "override_settings": {"sd_model_checkpoint": "tiny_ip"}}
+        body["alwayson_scripts"] = {"controlnet": {"args": [{"enabled": True, **u} for u in units]}}
+        return post_txt2img(client, body, status)
+
+    missing = job(400, embedding, keypoints)["detail"]
+    assert "InstantID needs InsightFace's antelopev2 models (scrfd_10g_bnkps.onnx, glintr100.onnx)" in missing
+    write_antelopev2(folder / "annotators")
+    plain = _pixels(_job(client)["images"][0])
+    result = job(200, embedding, keypoints)
+    assert len(result["images"]) == 2  # the image and unit 1's keypoint map
+    first = _pixels(result["images"][0])
+    assert not np.array_equal(first, plain)
+    drawn = _pixels(result["images"][1])
+    assert drawn.max() == 255 and (drawn == 0).all(axis=-1).mean() > 0.9  # discs on black
+    infotext = json.loads(result["info"])["infotexts"][0]
+    assert "Module: instant_id_face_keypoints, Model: control_instant_id_tiny" in infotext
+    assert not np.array_equal(_pixels(job(200, embedding)["images"][0]), first)  # the ControlNet counts
+    assert "must come right before it" in job(400, keypoints, embedding)["detail"]
+    assert "must come right before it" in job(400, keypoints)["detail"]
+    wrong_module = job(400, {**embedding, "module": "ip-adapter_face_id"}, keypoints)["detail"]
+    assert "choose the instant_id_face_embedding preprocessor" in wrong_module
+    wrong_model = job(400, {**embedding, "model": "ip-adapter_sd15"})["detail"]
+    assert "instant_id_face_embedding is for InstantID's IP-Adapter" in wrong_model
+    auto = job(200, {**embedding, "module": "ip-adapter-auto"}, keypoints)
+    np.testing.assert_array_equal(_pixels(auto["images"][0]), first)
+    detect = client.post(
+        "/controlnet/detect",
+        json={"controlnet_module": "instant_id_face_keypoints", "controlnet_input_images": [face]},
+    )
+    assert detect.status_code == 200, detect.text
+    assert (
+        "nothing to preview"
+        in client.post(
+            "/controlnet/detect",
+            json={"controlnet_module": "instant_id_face_embedding", "controlnet_input_images": [face]},
+        ).json()["detail"]
+    )

@@ -55,6 +55,9 @@ class ControlUnit:
     union_type: int | None = None  # a ControlNet Union model's control type (index into its task embedding)
     advanced_weighting: tuple[float, ...] | None = None  # one multiplier per level, shallowest first
     region_mask: torch.Tensor | None = None  # [1, 1, H, W] in 0..1: where the unit acts (None: everywhere)
+    # InstantID: the ControlNet reads its IP-Adapter unit's image tokens instead of the text,
+    # (tokens [N, T, C] per image, negative tokens [1, T, C] for the uncond rows)
+    context_tokens: tuple[torch.Tensor, torch.Tensor] | None = None
     # a T2I-Adapter's features, computed at the first step: ((device, dtype), features)
     adapter_cache: tuple[tuple[torch.device, torch.dtype], list[torch.Tensor]] | None = field(
         default=None, repr=False, compare=False
@@ -281,10 +284,18 @@ def _forward(
         added = {"text_embeds": batch.context.pooled, "time_ids": batch.time_ids}
     model = unit.model
     assert not isinstance(model, T2IAdapterNetwork)  # adapters go through adapter_features
-    *down, mid = controlnet_residuals(
-        model, batch.x, batch.timestep, batch.context.context, hint, added, unit.union_type
-    )
+    context = batch.context.context
+    if unit.context_tokens is not None:
+        context = tokens_per_row(*unit.context_tokens, batch).to(dtype=dtype)
+    *down, mid = controlnet_residuals(model, batch.x, batch.timestep, context, hint, added, unit.union_type)
     return tuple(down), mid
+
+
+def tokens_per_row(tokens: torch.Tensor, negative: torch.Tensor, batch: UNetBatch) -> torch.Tensor:
+    """Per row of the forward: its image's tokens on cond rows, the negative ones on uncond rows."""
+    device = batch.x.device
+    tokens = tokens.to(device)[batch.images.to(device) % tokens.shape[0]]
+    return torch.where(batch.is_cond.to(device).view(-1, 1, 1), tokens, negative.to(device).expand_as(tokens))
 
 
 def controlnet_residuals(

@@ -108,21 +108,36 @@ def aligned_face(bgr: np.ndarray, landmarks: np.ndarray, size: int = FACE_SIZE) 
     return cv2.warpAffine(bgr, matrix, (size, size), borderValue=0.0)
 
 
-def face_embedding(recognizer: OnnxNetwork, face: np.ndarray) -> np.ndarray:
-    """The 512-number identity of an aligned 112x112 BGR face, of length 1."""
-    blob = cv2.dnn.blobFromImage(
-        face, 1.0 / RECOGNIZE_STD, (FACE_SIZE, FACE_SIZE), (RECOGNIZE_MEAN,) * 3, swapRB=True
-    )
+def recognizer_normalisation(recognizer: OnnxNetwork) -> tuple[float, float]:
+    """(mean, std) the recognizer's input wants: MXNet-converted ArcFace files subtract and scale inside
+    the network (a Sub and a Mul among their first layers: raw pixels in), the others take
+    (x - 127.5) / 127.5 (insightface's rule)."""
+    names = list(recognizer.net.getLayerNames()[:8])  # the ONNX node names (OpenCV skips constants)
+    subtracts = any(n.startswith(("Sub", "_minus")) for n in names)
+    multiplies = any(n.startswith(("Mul", "_mul")) for n in names)
+    return (0.0, 1.0) if subtracts and multiplies else (RECOGNIZE_MEAN, RECOGNIZE_STD)
+
+
+def face_embedding(recognizer: OnnxNetwork, face: np.ndarray, *, normalised: bool = True) -> np.ndarray:
+    """The 512-number identity of an aligned 112x112 BGR face, of length 1 (`normalised`, FaceID's) or as
+    the network gives it (InstantID's)."""
+    mean, std = recognizer_normalisation(recognizer)
+    blob = cv2.dnn.blobFromImage(face, 1.0 / std, (FACE_SIZE, FACE_SIZE), (mean,) * 3, swapRB=True)
     embedding = recognizer.run(blob)[0].reshape(-1).astype(np.float32)
-    return embedding / np.linalg.norm(embedding)
+    return embedding / np.linalg.norm(embedding) if normalised else embedding
+
+
+def largest_face(detector: OnnxNetwork, bgr: np.ndarray, purpose: str = "FaceID") -> np.ndarray:
+    """The five landmarks [5, 2] of the largest face in a BGR picture (the extension's rule: largest box);
+    InvalidRequestError when there is none."""
+    boxes, landmarks = detect_faces(detector, bgr)
+    if not len(boxes):
+        raise InvalidRequestError(f"InsightFace found no face in the picture; {purpose} needs one")
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return landmarks[int(np.argsort(areas, kind="stable")[-1])]
 
 
 def largest_face_embedding(detector: OnnxNetwork, recognizer: OnnxNetwork, rgb: np.ndarray) -> np.ndarray:
     """The identity of the largest face in an RGB picture; InvalidRequestError when there is none."""
     bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-    boxes, landmarks = detect_faces(detector, bgr)
-    if not len(boxes):
-        raise InvalidRequestError("InsightFace found no face in the picture; FaceID needs one")
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    largest = int(np.argsort(areas, kind="stable")[-1])
-    return face_embedding(recognizer, aligned_face(bgr, landmarks[largest]))
+    return face_embedding(recognizer, aligned_face(bgr, largest_face(detector, bgr)))

@@ -17,8 +17,10 @@ negative rows attend to the tokens of the negative image instead: the projection
 (plain) or of the encoder's hidden states for a zero input (Plus, Full), as diffusers computes them.
 FaceID adapters read InsightFace face embeddings through an MLP (4 tokens; Portrait 16); FaceID Plus
 ones read the face embedding and the picture's CLIP ViT-H hidden states through a face resampler
-(diffusers' IPAdapterFaceIDPlusImageProjection), v2 adding the face tokens to its output. InstantID and
-PuLID adapters are refused with a message.
+(diffusers' IPAdapterFaceIDPlusImageProjection), v2 adding the face tokens to its output. InstantID's
+(told by its name, as the extension) reads antelopev2's unnormalised identity as one token through a
+Plus resampler (16 tokens); its ControlNet reads those tokens as its text. PuLID adapters are refused
+with a message.
 """
 
 from __future__ import annotations
@@ -37,13 +39,26 @@ from diffusers.models.embeddings import ImageProjection
 from torch import Tensor
 
 from modules.sumi.engine.controlnet.clip_vision import ClipImageFeatures
-from modules.sumi.engine.controlnet.control import check_window, in_window, level_grid, region_masked
+from modules.sumi.engine.controlnet.control import (
+    check_window,
+    in_window,
+    level_grid,
+    region_masked,
+    tokens_per_row,
+)
 from modules.sumi.engine.errors import InvalidRequestError, ModelLoadError
 from modules.sumi.engine.extensions import Extension, HookPoint, PatchScope, UNetBatch, hook
 
 IMAGE_PROJ, IP_LAYERS = "image_proj.", "ip_adapter."
 CONTEXT_FAMILIES = {768: "SD1", 1024: "SD2", 2048: "SDXL"}
-_FACE_NAMES = ("instant_id", "instantid", "pulid")
+INSTANT_ID_NAMES = ("instant_id", "instantid")  # the extension tells InstantID's adapter by its name
+_FACE_NAMES = ("pulid",)
+# the preprocessor each face-reading adapter kind takes
+FACE_PREPROCESSORS = {
+    "faceid": "ip-adapter_face_id",
+    "faceid_plus": "ip-adapter_face_id_plus",
+    "instantid": "instant_id_face_embedding",
+}
 _FACE_PLUS_INPUTS = threading.Lock()
 
 
@@ -73,13 +88,13 @@ class IPAdapterShape:
 
     @property
     def reads_faces(self) -> bool:
-        """FaceID (and FaceID Portrait, FaceID Plus): InsightFace identity embeddings."""
-        return self.kind in ("faceid", "faceid_plus")
+        """FaceID (and FaceID Portrait, FaceID Plus), InstantID: InsightFace identity embeddings."""
+        return self.kind in FACE_PREPROCESSORS
 
     @property
     def reads_clip(self) -> bool:
         """CLIP image features of the picture (FaceID Plus reads them beside the face)."""
-        return self.kind != "faceid"
+        return self.kind not in ("faceid", "instantid")
 
     @property
     def family(self) -> str | None:
@@ -90,13 +105,21 @@ class IPAdapterShape:
 def ip_adapter_shape(state_dict: Mapping[str, Tensor], source: str) -> IPAdapterShape:
     """The adapter's kind and sizes; FaceID-family files (told by their projection, or by their name as the
     extension tells them) are refused."""
-    if any(name in Path(source).name.lower() for name in _FACE_NAMES):
+    name = Path(source).name.lower()
+    if any(n in name for n in _FACE_NAMES):
         raise ModelLoadError(_face_refusal(source))
     proj = _part(state_dict, IMAGE_PROJ)
     layers = sorted({int(k.split(".")[1]) for k in state_dict if k.startswith(IP_LAYERS) and "to_k_ip" in k})
     if not layers:
         raise ModelLoadError(f"{source}: an IP-Adapter without ip_adapter.<n>.to_k_ip weights")
     context_dim = int(state_dict[f"{IP_LAYERS}{layers[0]}.to_k_ip.weight"].shape[1])
+    if any(n in name for n in INSTANT_ID_NAMES):  # a resampler over the face identity (as one token)
+        if "latents" not in proj or "proj_in.weight" not in proj:
+            raise ModelLoadError(
+                f"{source}: an InstantID IP-Adapter without its resampler (image_proj.latents)"
+            )
+        width = int(proj["proj_in.weight"].shape[1])
+        return IPAdapterShape("instantid", width, context_dim, tuple(layers), face_width=width)
     if "proj.weight" in proj:
         return IPAdapterShape("plain", int(proj["proj.weight"].shape[1]), context_dim, tuple(layers))
     if "proj.3.weight" in proj:
@@ -131,9 +154,9 @@ def ip_adapter_shape(state_dict: Mapping[str, Tensor], source: str) -> IPAdapter
 
 def _face_refusal(source: str) -> str:
     return (
-        f"{source}: an InstantID / PuLID adapter, which Sumi does not run yet (FaceID, FaceID Portrait and "
-        "FaceID Plus / Plus v2 do run). Use an ip-adapter-faceid* model with ip-adapter_face_id / "
-        "ip-adapter_face_id_plus, or a CLIP-vision IP-Adapter (ip-adapter-plus-face_sd15, ...)"
+        f"{source}: a PuLID adapter, which Sumi does not run yet (FaceID, FaceID Portrait, FaceID Plus / Plus v2 "
+        "and InstantID do run). Use an ip-adapter-faceid* model with ip-adapter_face_id / "
+        "ip-adapter_face_id_plus, InstantID, or a CLIP-vision IP-Adapter (ip-adapter-plus-face_sd15, ...)"
     )
 
 
@@ -163,7 +186,7 @@ class IPAdapterNetwork(torch.nn.Module):
         """(image tokens [N, T, C] per picture, negative tokens [1, T, C]) in the adapter's dtype."""
         parameter = next(self.parameters())
         if self.shape.reads_faces:
-            preprocessor = "ip-adapter_face_id_plus" if self.shape.reads_clip else "ip-adapter_face_id"
+            preprocessor = FACE_PREPROCESSORS[self.shape.kind]
             raise InvalidRequestError(
                 "this is a FaceID IP-Adapter: it reads InsightFace face embeddings; choose the "
                 f"{preprocessor} preprocessor"
@@ -186,8 +209,8 @@ class IPAdapterNetwork(torch.nn.Module):
 
 @torch.no_grad()
 def face_tokens(adapter: IPAdapterNetwork, embeddings: Tensor) -> tuple[Tensor, Tensor]:
-    """A FaceID adapter's (tokens [N, T, C] per face embedding [N, 512], negative tokens [1, T, C]: the
-    projection of a zero embedding, as the extension and diffusers take it)."""
+    """A FaceID or InstantID adapter's (tokens [N, T, C] per face embedding [N, 512], negative tokens
+    [1, T, C]: the projection of a zero embedding, as the extension and diffusers take it)."""
     if not adapter.shape.reads_faces:
         raise InvalidRequestError(
             "this IP-Adapter reads CLIP image features, not face embeddings: choose ip-adapter-auto (or the "
@@ -199,6 +222,8 @@ def face_tokens(adapter: IPAdapterNetwork, embeddings: Tensor) -> tuple[Tensor, 
             "the ip-adapter_face_id_plus preprocessor (or ip-adapter-auto)"
         )
     both = _with_zero_face(adapter, embeddings)
+    if adapter.shape.kind == "instantid":  # its resampler reads the identity as one 512-wide token
+        both = both[:, None, :]
     projected = adapter.image_proj(both)
     return projected[:-1], projected[-1:]
 
@@ -516,7 +541,4 @@ class ImagePromptExtension(Extension):
 
 def row_tokens(unit: ImagePromptUnit, batch: UNetBatch) -> Tensor:
     """Per row of the forward: its image's tokens on cond rows, the negative image's on uncond rows."""
-    device = batch.x.device
-    tokens = unit.tokens.to(device)[batch.images.to(device) % unit.tokens.shape[0]]
-    negative = unit.negative.to(device).expand_as(tokens)
-    return torch.where(batch.is_cond.to(device).view(-1, 1, 1), tokens, negative)
+    return tokens_per_row(unit.tokens, unit.negative, batch)

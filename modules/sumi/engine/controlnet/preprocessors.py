@@ -31,6 +31,7 @@ from modules.sumi.engine.controlnet.image_fit import (
     resize_with_pad,
     to_rgb,
 )
+from modules.sumi.engine.controlnet.instant_id import face_keypoints
 
 __all__ = [
     "RESOLUTION",
@@ -188,6 +189,7 @@ class Preprocessor:
             features = {
                 "insightface": "a face identity (for a FaceID IP-Adapter)",
                 "insightface_clip_h": "a face identity and CLIP image features (for a FaceID Plus IP-Adapter)",
+                "antelopev2": "a face identity (for InstantID's IP-Adapter; instant_id_face_keypoints draws the map)",
             }.get(self.image_encoder, "CLIP image features (for an IP-Adapter or the T2I style adapter)")
             raise PreprocessorError(
                 f"{self.label} turns the picture into {features}, not into a map: there is nothing to preview; "
@@ -733,9 +735,16 @@ CLIP_VITL = AnnotatorFile(  # the extension saves OpenAI's whole CLIP model as c
     "https://huggingface.co/openai/clip-vit-large-patch14/resolve/main/pytorch_model.bin",
 )
 CLIP_ENCODER_FILES = {"clip_h": CLIP_H, "clip_g": CLIP_G, "clip_vitl": CLIP_VITL}
+# InsightFace's antelopev2 pack (InstantID), where the extension unpacks it in its annotator folder
+ANTELOPEV2 = "insightface/models/antelopev2"
+_ANTELOPEV2_URL = "https://huggingface.co/DIAMONIK7777/antelopev2/resolve/main/"
+ANTELOPEV2_DETECTOR = AnnotatorFile(
+    f"{ANTELOPEV2}/scrfd_10g_bnkps.onnx", _ANTELOPEV2_URL + "scrfd_10g_bnkps.onnx"
+)
+ANTELOPEV2_RECOGNIZER = AnnotatorFile(f"{ANTELOPEV2}/glintr100.onnx", _ANTELOPEV2_URL + "glintr100.onnx")
 # What IP-Adapter preprocessors run: "auto" (what the model reads), a CLIP encoder, InsightFace (FaceID),
 # or both (FaceID Plus). The style adapter's clip_vitl is not among them.
-IP_ADAPTER_ENCODERS = ("auto", "clip_h", "clip_g", "insightface", "insightface_clip_h")
+IP_ADAPTER_ENCODERS = ("auto", "clip_h", "clip_g", "insightface", "insightface_clip_h", "antelopev2")
 
 
 def _ip_adapter() -> tuple[Preprocessor, ...]:
@@ -755,6 +764,23 @@ def _ip_adapter() -> tuple[Preprocessor, ...]:
         # FaceID Plus / v2: that face identity and CLIP ViT-H's hidden states of the whole picture
         Preprocessor(
             "ip-adapter_face_id_plus", "ip-adapter_face_id_plus", image_encoder="insightface_clip_h", **ip
+        ),
+        # InstantID: the largest face's antelopev2 identity for its IP-Adapter unit, and its landmarks drawn
+        # for its ControlNet unit (which reads the IP-Adapter unit's tokens as its text)
+        Preprocessor(
+            "instant_id_face_embedding",
+            "instant_id_face_embedding",
+            resolution=None,
+            tags=("Instant-ID",),
+            image_encoder="antelopev2",
+        ),
+        _network(
+            "instant_id_face_keypoints",
+            "instant_id_face_keypoints",
+            (ANTELOPEV2_DETECTOR,),
+            face_keypoints,
+            "Instant-ID",
+            resolution=None,
         ),
         # The T2I style adapter's: CLIP ViT-L/14's last hidden states (the style adapter turns them to tokens)
         Preprocessor(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
@@ -28,7 +29,9 @@ from modules.sumi.engine.controlnet.annotators.dwpose import OnnxNetwork, load_o
 from modules.sumi.engine.controlnet.annotators.runtime import NetworkCache
 from modules.sumi.engine.controlnet.clip_vision import ClipImageFeatures, encode_pictures, load_clip_vision
 from modules.sumi.engine.controlnet.insightface import largest_face_embedding
+from modules.sumi.engine.controlnet.instant_id import instant_id_embedding
 from modules.sumi.engine.controlnet.ip_adapter import (
+    FACE_PREPROCESSORS,
     ImagePromptUnit,
     IPAdapterNetwork,
     IPAdapterShape,
@@ -36,7 +39,13 @@ from modules.sumi.engine.controlnet.ip_adapter import (
     face_plus_tokens,
     face_tokens,
 )
-from modules.sumi.engine.controlnet.preprocessors import CLIP_ENCODER_FILES, Preprocessor, get_preprocessor
+from modules.sumi.engine.controlnet.preprocessors import (
+    ANTELOPEV2_DETECTOR,
+    ANTELOPEV2_RECOGNIZER,
+    CLIP_ENCODER_FILES,
+    Preprocessor,
+    get_preprocessor,
+)
 from modules.sumi.engine.controlnet.style_adapter import StyleAdapterNetwork, StyleTokensUnit
 from modules.sumi.engine.errors import InvalidRequestError, ModelLoadError, UnsafeFileError
 from modules.sumi.services.controlnet.detections import picture_key
@@ -56,9 +65,38 @@ FEATURE_CACHE_SIZE = 8
 _CLIP_H_READER = get_preprocessor("ip-adapter_clip_h")  # FaceID Plus's picture features: CLIP ViT-H
 INSIGHTFACE = "insightface"  # the FaceID preprocessor's encoder: InsightFace's face identity
 INSIGHTFACE_CLIP_H = "insightface_clip_h"  # FaceID Plus: the face identity and CLIP ViT-H hidden states
-BUFFALO_L = Path("insightface") / "models" / "buffalo_l"
-BUFFALO_L_FILES = ("det_10g.onnx", "w600k_r50.onnx")
-BUFFALO_L_URL = "https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip"
+ANTELOPEV2 = "antelopev2"  # InstantID: antelopev2's unnormalised face identity
+# what ip-adapter-auto runs for each face-reading adapter kind
+_AUTO_FACE_ENCODERS = {"faceid": INSIGHTFACE, "faceid_plus": INSIGHTFACE_CLIP_H, "instantid": ANTELOPEV2}
+
+
+@dataclass(frozen=True)
+class FacePack:
+    """An InsightFace model pack: its folder (under the annotator folder, or beside models/clip_vision as
+    `models/insightface/...`), its detector and recognizer files, where to get them, and how a picture's
+    identity is read with them."""
+
+    folder: Path
+    files: tuple[str, str]
+    url: str
+    purpose: str
+    embed: Callable[[OnnxNetwork, OnnxNetwork, np.ndarray], np.ndarray]
+
+
+BUFFALO_L = FacePack(
+    Path("insightface") / "models" / "buffalo_l",
+    ("det_10g.onnx", "w600k_r50.onnx"),
+    "https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip (unzip it there)",
+    "FaceID",
+    largest_face_embedding,
+)
+ANTELOPEV2_PACK = FacePack(
+    Path(ANTELOPEV2_DETECTOR.path).parent,
+    (Path(ANTELOPEV2_DETECTOR.path).name, Path(ANTELOPEV2_RECOGNIZER.path).name),
+    f"{ANTELOPEV2_DETECTOR.url} and {ANTELOPEV2_RECOGNIZER.url}",
+    "InstantID",
+    instant_id_embedding,
+)
 
 
 class ImagePrompts:
@@ -118,12 +156,17 @@ class ImagePrompts:
         """The adapter's image tokens and negative tokens from what its preprocessor reads ("auto": what
         the adapter reads)."""
         kind, shape = preprocessor.image_encoder, adapter.shape
-        if kind == INSIGHTFACE_CLIP_H or (kind == "auto" and shape.kind == "faceid_plus"):
+        if kind == "auto":
+            kind = _AUTO_FACE_ENCODERS.get(shape.kind, kind)
+        if kind == ANTELOPEV2 or shape.kind == "instantid":
+            _check_instant_id(preprocessor, shape)
+            return face_tokens(adapter, self.face_embeddings(unit, where, ANTELOPEV2_PACK))
+        if kind == INSIGHTFACE_CLIP_H:
             check_face_plus(adapter)  # before the face search: a model that cannot use it is refused at once
             faces = self.face_embeddings(unit, where)
             encoder_path = self.encoder_for(_CLIP_H_READER, shape, device, where)
             return face_plus_tokens(adapter, faces, self.features(encoder_path, unit, device, where))
-        if kind == INSIGHTFACE or (kind == "auto" and shape.reads_faces):
+        if kind == INSIGHTFACE:
             return face_tokens(adapter, self.face_embeddings(unit, where))
         encoder_path = self.encoder_for(preprocessor, shape, device, where)
         return adapter.tokens(self.features(encoder_path, unit, device, where))
@@ -161,33 +204,36 @@ class ImagePrompts:
 
     # -- faces (FaceID) --------------------------------------------------------------------------------
 
-    def face_model_files(self, where: str) -> tuple[Path, Path]:
-        """InsightFace's buffalo_l detector and recognizer: where the extension keeps them
-        (`<annotator folder>/insightface/models/buffalo_l/`) or ComfyUI's / Forge's `models/insightface`."""
-        folders = [self.annotator_dir() / BUFFALO_L, *(d.parent / BUFFALO_L for d in self.clip_vision_dirs)]
+    def face_model_files(self, where: str, pack: FacePack = BUFFALO_L) -> tuple[Path, Path]:
+        """An InsightFace pack's detector and recognizer: where the extension keeps them
+        (`<annotator folder>/insightface/models/<pack>/`) or ComfyUI's / Forge's `models/insightface`."""
+        folders = [
+            self.annotator_dir() / pack.folder,
+            *(d.parent / pack.folder for d in self.clip_vision_dirs),
+        ]
         for folder in folders:
-            paths = tuple(folder / name for name in BUFFALO_L_FILES)
+            paths = tuple(folder / name for name in pack.files)
             if all(p.is_file() for p in paths):
                 return paths[0], paths[1]
         raise InvalidRequestError(
-            f"{where}: FaceID needs InsightFace's buffalo_l models ({', '.join(BUFFALO_L_FILES)}) in "
-            f"{' or '.join(str(f) for f in folders)}; they are not there. Download {BUFFALO_L_URL} and unzip it there"
+            f"{where}: {pack.purpose} needs InsightFace's {pack.folder.name} models ({', '.join(pack.files)}) in "
+            f"{' or '.join(str(f) for f in folders)}; they are not there. Download {pack.url}"
         )
 
-    def face_embeddings(self, unit: ControlNetUnit, where: str) -> torch.Tensor:
+    def face_embeddings(self, unit: ControlNetUnit, where: str, pack: FacePack = BUFFALO_L) -> torch.Tensor:
         """The largest face's identity in each of the unit's pictures [N, 512] (cached per picture)."""
-        detector_path, recognizer_path = self.face_model_files(where)
+        detector_path, recognizer_path = self.face_model_files(where, pack)
         embeddings = []
         for picture in unit.images:
-            key = ("face", picture_key(picture), str(detector_path), detector_path.stat().st_mtime_ns,
-                   str(recognizer_path), recognizer_path.stat().st_mtime_ns)  # fmt: skip
+            key = ("face", pack.folder.name, picture_key(picture), str(detector_path),
+                   detector_path.stat().st_mtime_ns, str(recognizer_path), recognizer_path.stat().st_mtime_ns)  # fmt: skip
             with self._lock:
                 found = self._faces.pop(key, None)
             if found is None:
                 detector = self._onnx(detector_path, where)
                 recognizer = self._onnx(recognizer_path, where)
                 try:
-                    found = torch.from_numpy(largest_face_embedding(detector, recognizer, picture))
+                    found = torch.from_numpy(pack.embed(detector, recognizer, picture))
                 except InvalidRequestError as exc:
                     raise InvalidRequestError(f"{where}: {exc}") from exc
             with self._lock:
@@ -292,6 +338,20 @@ class ImagePrompts:
             while len(self._features) > FEATURE_CACHE_SIZE:
                 self._features.popitem(last=False)
         return found
+
+
+def _check_instant_id(preprocessor: Preprocessor, shape: IPAdapterShape) -> None:
+    """InstantID's adapter and its embedding preprocessor only go together."""
+    if shape.kind != "instantid":
+        raise InvalidRequestError(
+            f"{preprocessor.label} is for InstantID's IP-Adapter (ip-adapter_instant_id_sdxl); choose "
+            f"{FACE_PREPROCESSORS.get(shape.kind, 'ip-adapter-auto')} for this model"
+        )
+    if preprocessor.image_encoder not in (ANTELOPEV2, "auto"):
+        raise InvalidRequestError(
+            "this is InstantID's IP-Adapter: it reads antelopev2's face identity; choose the "
+            "instant_id_face_embedding preprocessor (or ip-adapter-auto)"
+        )
 
 
 def _load_encoder(path: Path, allow_unsafe_pickle: bool) -> torch.nn.Module:
