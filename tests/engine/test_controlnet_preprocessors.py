@@ -106,6 +106,8 @@ def _expected_size(name: str, height: int, width: int) -> tuple[int, int]:
         "recolor_luminance",
         "recolor_intensity",
         "tile_resample",
+        "tile_colorfix",
+        "tile_colorfix+sharp",
         "inpaint",
         "inpaint_only",
         "reference_only",

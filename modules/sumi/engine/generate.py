@@ -17,6 +17,7 @@ from modules.sumi.engine import nan_check as nans
 from modules.sumi.engine import vae as vae_ops
 from modules.sumi.engine.accel import compiled
 from modules.sumi.engine.accel.tiled_vae import Tiled, TilingPolicy
+from modules.sumi.engine.controlnet.colorfix import ColorFixExtension, ColorFixUnit
 from modules.sumi.engine.controlnet.control import ControlNetExtension, ControlUnit, validate_units
 from modules.sumi.engine.controlnet.ip_adapter import ImagePromptExtension, ImagePromptUnit
 from modules.sumi.engine.controlnet.lama import lama_noise
@@ -40,6 +41,9 @@ VAE_REVERTED = (
     "The VAE produced NaN values in {dtype}, so it was switched to 32-bit floats and the images decoded "
     "again (setting 'Automatically revert VAE to 32-bit floats'); --no-half-vae starts it in 32-bit floats."
 )
+
+
+ControlUnitKind = ControlUnit | ImagePromptUnit | ReferenceUnit | StyleTokensUnit | LLLiteUnit | ColorFixUnit
 
 
 @dataclass
@@ -69,9 +73,7 @@ class BatchRequest:
     pad_cond_uncond: bool = False
     token_override: TokenOverride | None = None  # textual-inversion embeddings for this job
     # enabled ControlNet units (T2I-Adapters among them), IP-Adapter, reference and style adapter units
-    control_units: list[ControlUnit | ImagePromptUnit | ReferenceUnit | StyleTokensUnit | LLLiteUnit] = field(
-        default_factory=list
-    )
+    control_units: list[ControlUnitKind] = field(default_factory=list)
     init: img2img.InitLatents | None = None  # img2img/inpainting: what the batch starts from; None: txt2img
     first_pass_steps: int | None = (
         None  # hires fix's second pass: the first pass's model calls (prompt edits)
@@ -302,6 +304,7 @@ def _batch_extensions(
     references = [u for u in request.control_units if isinstance(u, ReferenceUnit)]
     styles = [u for u in request.control_units if isinstance(u, StyleTokensUnit)]
     lllites = [u for u in request.control_units if isinstance(u, LLLiteUnit)]
+    color_fixes = [u for u in request.control_units if isinstance(u, ColorFixUnit)]
     own: list[Extension] = [StyleTokensExtension(styles)] if styles else []
     if controls:
         own.append(ControlNetExtension(controls))
@@ -312,6 +315,9 @@ def _batch_extensions(
     if references:
         alphas = training_alphas(model.scheduler_config)
         own.append(ReferenceExtension(references, alphas, model.is_sdxl, request.seeds[0]))
+    if color_fixes:
+        v_prediction = model.prediction_type == "v_prediction"
+        own.append(ColorFixExtension(color_fixes, training_alphas(model.scheduler_config), v_prediction))
     if mask_blend is not None:
         own.append(mask_blend)
     return [*own, *extensions]

@@ -461,3 +461,32 @@ def test_dw_openpose_detects_people_and_a_unit_draws_with_their_pose(client, app
         )
     finally:
         shutil.rmtree(folder)
+
+
+def test_tile_colorfix_pulls_the_colours_to_the_pictures_and_sharp_and_hires_work(client):
+    """The demo model draws a shape on a light background; with tile_colorfix and a dark red picture
+    its colours move to the picture's (the same tile model with tile_resample does not do that)."""
+    red = np.zeros((SIZE, SIZE, 3), np.uint8)
+    red[..., 0] = 150
+    picture = _png_b64(red)
+    tile = {"model": "control_tiny_canny", "image": picture}
+    resample = _decode(_txt2img(client, _unit(module="tile_resample", **tile))["images"][0]).astype(float)
+    fixed = _txt2img(client, _unit(module="tile_colorfix", threshold_a=3, **tile))
+    colour = _decode(fixed["images"][0]).astype(float)
+    distance = lambda image: float(np.abs(image.mean(axis=(0, 1)) - (150, 0, 0)).mean())  # noqa: E731
+    assert distance(colour) < 0.6 * distance(resample), (distance(colour), distance(resample))
+    infotext = json.loads(fixed["info"])["infotexts"][0]
+    assert "Module: tile_colorfix, Model: control_tiny_canny" in infotext
+    sharp = {
+        s: _decode(
+            _txt2img(client, _unit(module="tile_colorfix+sharp", threshold_a=3, threshold_b=s, **tile))[
+                "images"
+            ][0]
+        )
+        for s in (0.0, 2.0)
+    }
+    assert not np.array_equal(sharp[0.0], sharp[2.0])
+    np.testing.assert_array_equal(sharp[0.0], colour)  # sharpness 0: the plain colour fix
+    hires = {"enable_hr": True, "hr_upscaler": "Nearest", "denoising_strength": 0.6}
+    big = _decode(_txt2img(client, _unit(module="tile_colorfix", **tile), **hires)["images"][0])
+    assert big.shape[:2] == (2 * SIZE, 2 * SIZE)

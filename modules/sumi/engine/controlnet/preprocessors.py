@@ -108,6 +108,7 @@ class Preprocessor:
     )
     image_encoder: str | None = None  # IP-Adapter: the CLIP vision encoder it runs ("auto": the model's)
     reference: bool = False  # reference_only / _adain / _adain+attn: no model; the picture steers the UNet
+    color_fix: bool = False  # tile_colorfix(+sharp): the prediction's colours are pulled to the picture's
 
     @property
     def uses_resolution(self) -> bool:
@@ -248,6 +249,9 @@ def _exact_resolution(resolution: float) -> int:
 
 
 # --- model-free detectors ---------------------------------------------------------------------------
+
+
+_VARIATION = Slider("Variation", 3.0, 32.0, 8.0, 1.0)  # tile_colorfix's blur radius in latent pixels
 
 
 def _identity(image: np.ndarray, args: DetectArgs) -> np.ndarray:
@@ -452,6 +456,27 @@ def _model_free() -> tuple[Preprocessor, ...]:
             priority=100,
             tags=("Tile",),
             threshold_a=Slider("Down Sampling Rate", 1.0, 8.0, 1.0, 0.01),
+        ),
+        # the picture as it is for the tile model; each prediction's low frequencies then become the
+        # picture's (engine.controlnet.colorfix), +sharp also sharpens against a blurred negative
+        Preprocessor(
+            "tile_colorfix",
+            "tile_colorfix",
+            _identity,
+            resolution=None,
+            tags=("Tile",),
+            threshold_a=_VARIATION,
+            color_fix=True,
+        ),
+        Preprocessor(
+            "tile_colorfix+sharp",
+            "tile_colorfix+sharp",
+            _identity,
+            resolution=None,
+            tags=("Tile",),
+            threshold_a=_VARIATION,
+            threshold_b=Slider("Sharpness", 0.0, 2.0, 1.0, 0.01),
+            color_fix=True,
         ),
         Preprocessor(
             "blur_gaussian",

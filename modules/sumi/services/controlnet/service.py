@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from modules.sumi.engine.controlnet.annotators.runtime import AnnotatorRuntime, NetworkCache
+from modules.sumi.engine.controlnet.colorfix import ColorFixUnit
 from modules.sumi.engine.controlnet.control import ControlModel, ControlUnit
 from modules.sumi.engine.controlnet.detect_args import Detection
 from modules.sumi.engine.controlnet.image_fit import (
@@ -38,8 +39,9 @@ from modules.sumi.engine.controlnet.lllite import LLLiteNetwork, LLLiteUnit, che
 from modules.sumi.engine.controlnet.models import LoadedControlNet, union_control_types
 from modules.sumi.engine.controlnet.preprocessors import Preprocessor, get_preprocessor
 from modules.sumi.engine.controlnet.reference import ReferenceUnit
-from modules.sumi.engine.controlnet.style_adapter import StyleAdapterNetwork, StyleTokensUnit
+from modules.sumi.engine.controlnet.style_adapter import StyleAdapterNetwork
 from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.engine.generate import ControlUnitKind
 from modules.sumi.engine.model import SDModel
 from modules.sumi.services.controlnet.detections import DetectionCache, picture_key
 from modules.sumi.services.controlnet.image_prompt import ImagePrompts
@@ -72,9 +74,7 @@ class InpaintBlend:
 
 @dataclass
 class PreparedControl:
-    units: list[ControlUnit | ImagePromptUnit | ReferenceUnit | StyleTokensUnit | LLLiteUnit] = field(
-        default_factory=list
-    )
+    units: list[ControlUnitKind] = field(default_factory=list)
     detected_maps: list[Image.Image] = field(default_factory=list)  # appended to the job's images
     infotext: dict[str, str] = field(default_factory=dict)
     blends: list[InpaintBlend] = field(default_factory=list)  # inpaint_only units, in unit order
@@ -207,6 +207,8 @@ class ControlNetService:
         except InvalidRequestError as exc:
             raise InvalidRequestError(f"{where}: {exc}") from exc
         prepared.units.append(engine_unit)
+        if preprocessor.color_fix:
+            prepared.units.append(_color_fix_unit(unit, preprocessor, latents_of(sd, maps), target))
         unit.model = file.name
         unit.module = preprocessor.name
         self._describe(index, unit, preprocessor, _shown(maps, masks), prepared)
@@ -488,6 +490,23 @@ def _refuse_level_settings(unit: ControlNetUnit, what: str) -> None:
         raise InvalidRequestError(
             f"{what}: effective_region_mask works with ControlNets, T2I-Adapters and IP-Adapters"
         )
+
+
+def _color_fix_unit(
+    unit: ControlNetUnit, preprocessor: Preprocessor, latents: torch.Tensor, target: Target
+) -> ColorFixUnit:
+    """tile_colorfix(+sharp)'s colour fix beside its ControlNet: Variation (threshold_a, doubled in a hires
+    pass as the extension) and Sharpness (threshold_b) with the extension's defaulting."""
+    args = preprocessor.resolve(-1, unit.threshold_a, unit.threshold_b)
+    variation = int(args.threshold_a) * (2 if target.hires_pass else 1)
+    return ColorFixUnit(
+        latents,
+        variation,
+        weight=unit.weight,
+        sharpness=args.threshold_b if preprocessor.threshold_b is not None else None,
+        guidance_start=unit.guidance_start,
+        guidance_end=unit.guidance_end,
+    )
 
 
 def _instant_id_tokens(
