@@ -23,6 +23,7 @@ from modules.sumi.engine.controlnet.ip_adapter import ImagePromptExtension, Imag
 from modules.sumi.engine.controlnet.lama import lama_noise
 from modules.sumi.engine.controlnet.lllite import LLLiteExtension, LLLiteUnit
 from modules.sumi.engine.controlnet.reference import ReferenceExtension, ReferenceUnit, training_alphas
+from modules.sumi.engine.controlnet.revision import RevisionExtension, RevisionUnit
 from modules.sumi.engine.controlnet.style_adapter import StyleTokensExtension, StyleTokensUnit
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.extensions import Extension, ExtensionManager
@@ -43,7 +44,9 @@ VAE_REVERTED = (
 )
 
 
-ControlUnitKind = ControlUnit | ImagePromptUnit | ReferenceUnit | StyleTokensUnit | LLLiteUnit | ColorFixUnit
+ControlUnitKind = (
+    ControlUnit | ImagePromptUnit | ReferenceUnit | StyleTokensUnit | LLLiteUnit | ColorFixUnit | RevisionUnit
+)
 
 
 @dataclass
@@ -305,7 +308,11 @@ def _batch_extensions(
     styles = [u for u in request.control_units if isinstance(u, StyleTokensUnit)]
     lllites = [u for u in request.control_units if isinstance(u, LLLiteUnit)]
     color_fixes = [u for u in request.control_units if isinstance(u, ColorFixUnit)]
+    revisions = [u for u in request.control_units if isinstance(u, RevisionUnit)]
     own: list[Extension] = [StyleTokensExtension(styles)] if styles else []
+    if revisions:  # the extension zeroes the text when asked to, or when there is no text at all
+        no_text = not any(request.prompts) and not any(request.negative_prompts)
+        own.append(RevisionExtension(revisions, any(u.ignore_prompt for u in revisions) or no_text))
     if controls:
         own.append(ControlNetExtension(controls))
     if lllites:

@@ -354,3 +354,43 @@ def test_instant_id_runs_as_the_extensions_two_units_and_refuses_them_apart(clie
             json={"controlnet_module": "instant_id_face_embedding", "controlnet_input_images": [face]},
         ).json()["detail"]
     )
+
+
+def test_revision_takes_the_pictures_clip_g_embedding_on_sdxl_and_ignore_prompt_drops_the_text(client, app):
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    components = write_tiny_checkpoint(app.paths.ckpt_dirs[0] / "tiny_xl_rev.safetensors", "SDXL", seed=3)
+    app.checkpoints.refresh()
+    pooled_width = components["text_encoders"][1].config.projection_dim
+    config = CLIPVisionConfig(
+        hidden_size=64, intermediate_size=128, projection_dim=pooled_width, num_hidden_layers=2,
+        num_attention_heads=1, image_size=224, patch_size=14, hidden_act="gelu", layer_norm_eps=1e-5,
+    )  # fmt: skip
+    torch.manual_seed(1)
+    write_clip_vision(
+        app.paths.controlnet_dir / "annotators" / "clip_vision" / "clip_g.pth",
+        CLIPVisionModelWithProjection(config).eval(),
+    )
+
+    def job(status=200, prompt="a fox", **unit):
+        body = {**BODY, "prompt": prompt, "override_settings": {"sd_model_checkpoint": "tiny_xl_rev"}}
+        if unit:
+            unit = {"enabled": True, "model": "None", "image": _png(_picture(0)), **unit}
+            body["alwayson_scripts"] = {"controlnet": {"args": [unit]}}
+        return post_txt2img(client, body, status)
+
+    plain = _pixels(job()["images"][0])
+    np.testing.assert_array_equal(_pixels(job()["images"][0]), plain)
+    revised = job(module="revision_clipvision")
+    assert not np.array_equal(_pixels(revised["images"][0]), plain)
+    assert "Module: revision_clipvision" in json.loads(revised["info"])["infotexts"][0]
+    again = _pixels(job(module="revision_clipvision")["images"][0])
+    np.testing.assert_array_equal(again, _pixels(revised["images"][0]))  # the augmentation noise is seeded
+    ignoring = [
+        _pixels(job(prompt=p, module="revision_ignore_prompt")["images"][0]) for p in ("a fox", "a ship")
+    ]
+    np.testing.assert_array_equal(ignoring[0], ignoring[1])  # the prompt no longer counts
+    noisy = _pixels(job(module="revision_clipvision", threshold_a=0.9)["images"][0])
+    assert not np.array_equal(noisy, _pixels(revised["images"][0]))
+    sd1 = _job(client, 400, module="revision_clipvision", model="None")["detail"]
+    assert "only supports SDXL" in sd1

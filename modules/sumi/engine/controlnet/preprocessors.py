@@ -109,6 +109,7 @@ class Preprocessor:
     image_encoder: str | None = None  # IP-Adapter: the CLIP vision encoder it runs ("auto": the model's)
     reference: bool = False  # reference_only / _adain / _adain+attn: no model; the picture steers the UNet
     color_fix: bool = False  # tile_colorfix(+sharp): the prediction's colours are pulled to the picture's
+    revision: bool = False  # revision_*: the picture's CLIP-G embedding replaces SDXL's pooled prompt
 
     @property
     def uses_resolution(self) -> bool:
@@ -122,7 +123,7 @@ class Preprocessor:
     @property
     def feeds_ip_adapter(self) -> bool:
         """An IP-Adapter preprocessor (CLIP features and/or a face identity, not a map)."""
-        return self.image_encoder in IP_ADAPTER_ENCODERS
+        return self.image_encoder in IP_ADAPTER_ENCODERS and not self.revision
 
     def resolve(self, resolution: float = -1, threshold_a: float = -1, threshold_b: float = -1) -> DetectArgs:
         """Apply the extension's defaulting to a unit's processor_res / threshold_a / threshold_b."""
@@ -806,6 +807,21 @@ def _ip_adapter() -> tuple[Preprocessor, ...]:
             face_keypoints,
             "Instant-ID",
             resolution=None,
+        ),
+        # SDXL Revision (no model): CLIP ViT-bigG's image embedding as the pooled prompt; ignore_prompt
+        # also zeroes the text
+        *(
+            Preprocessor(
+                name,
+                name,
+                resolution=None,
+                priority=100 if name == "revision_clipvision" else 0,
+                tags=("Revision",),
+                threshold_a=Slider("Noise Augmentation", 0.0, 1.0, 0.0, 0.01),
+                image_encoder="clip_g",
+                revision=True,
+            )
+            for name in ("revision_clipvision", "revision_ignore_prompt")
         ),
         # The T2I style adapter's: CLIP ViT-L/14's last hidden states (the style adapter turns them to tokens)
         Preprocessor(

@@ -314,8 +314,10 @@ def _unet(
         )
         extensions.run(HookPoint.UNET_FORWARD, batch)
         kwargs = batch.unet_kwargs
-        if batch.context is not rows.context:  # a hook lengthened the text (the T2I style adapter's tokens)
-            context = batch.context.context.to(dtype)
+        if batch.context is not rows.context:  # a hook replaced the text (the T2I style adapter's tokens,
+            context = batch.context.context.to(dtype)  # Revision's pooled picture embedding)
+            if added is not None and batch.context.pooled is not None:
+                added = {**added, "text_embeds": batch.context.pooled.to(dtype)}
     if rows.image_conditioning is not None:
         x = torch.cat([x, rows.image_conditioning.to(x.dtype)], dim=1)
     out = unet(

@@ -39,6 +39,7 @@ from modules.sumi.engine.controlnet.lllite import LLLiteNetwork, LLLiteUnit, che
 from modules.sumi.engine.controlnet.models import LoadedControlNet, union_control_types
 from modules.sumi.engine.controlnet.preprocessors import Preprocessor, get_preprocessor
 from modules.sumi.engine.controlnet.reference import ReferenceUnit
+from modules.sumi.engine.controlnet.revision import RevisionUnit, noise_augmented
 from modules.sumi.engine.controlnet.style_adapter import StyleAdapterNetwork
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.generate import ControlUnitKind
@@ -104,6 +105,7 @@ class Target:
     batch_size: int
     seed: int = 0
     hires_pass: bool = False  # the second pass of a hires-fix job (reference units: style fidelity 0)
+    image_seed: int = 0  # the job's seed alone (the picture depends on it; `seed` adds the subseed)
 
 
 class ControlNetService:
@@ -155,6 +157,10 @@ class ControlNetService:
         if preprocessor.reference:  # no model: the extension ignores the unit's model for these
             _refuse_level_settings(unit, f"{where} ({preprocessor.name})")
             self._prepare_reference(index, unit, preprocessor, sd, target, prepared)
+            return
+        if preprocessor.revision:  # no model either
+            _refuse_level_settings(unit, f"{where} ({preprocessor.name})")
+            self._prepare_revision(index, unit, preprocessor, sd, target, prepared)
             return
         file = self.models.find(unit.model)
         if file is None:
@@ -273,6 +279,39 @@ class ControlNetService:
         )
         unit.module = preprocessor.name
         self._describe(index, unit, preprocessor, maps, prepared)
+
+    def _prepare_revision(
+        self,
+        index: int,
+        unit: ControlNetUnit,
+        preprocessor: Preprocessor,
+        sd: SDModel,
+        target: Target,
+        prepared: PreparedControl,
+    ) -> None:
+        """A Revision unit: its pictures' CLIP ViT-bigG image embeddings, noise-augmented with the job's seed."""
+        where = f"ControlNet unit {index}"
+        if not sd.is_sdxl:
+            raise InvalidRequestError(
+                f"{where}: preprocessor '{preprocessor.label}' only supports SDXL; the loaded model is {sd.family}"
+            )
+        path = self.image_prompts.encoder_for(preprocessor, None, sd.device, where)
+        embeds = self.image_prompts.features(path, unit, sd.device, where).image_embeds.cpu()
+        if unit.input_mode == "merge":
+            embeds = embeds.mean(dim=0, keepdim=True)
+        level = preprocessor.resolve(-1, unit.threshold_a).threshold_a
+        generator = torch.Generator().manual_seed(target.image_seed & 0xFFFFFFFF)
+        prepared.units.append(
+            RevisionUnit(
+                noise_augmented(embeds, level, generator),
+                weight=unit.weight,
+                ignore_prompt=preprocessor.name == "revision_ignore_prompt",
+                guidance_start=unit.guidance_start,
+                guidance_end=unit.guidance_end,
+            )
+        )
+        unit.module = preprocessor.name
+        self._describe(index, unit, preprocessor, [], prepared)
 
     def _prepare_image_prompt(
         self,

@@ -385,7 +385,7 @@ class GenerationService:
         if img2img.is_img2img(p) and p.init_images:
             units = [_img2img_unit(p, u) if u.enabled else u for u in units]
         units = hires.first_pass_units(p, units)
-        target = Target(p.width, p.height, p.batch_size, p.seed + max(p.subseed, 0))
+        target = Target(p.width, p.height, p.batch_size, p.seed + max(p.subseed, 0), image_seed=p.seed)
         control = self.controlnet.prepare(units, loaded.sd, target)
         p.extra_generation_params.update(control.infotext)
         return control

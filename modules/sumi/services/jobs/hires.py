@@ -446,6 +446,7 @@ class HiresFix:
                 latents.shape[0],
                 p.seed + max(p.subseed, 0),
                 hires_pass=True,
+                image_seed=p.seed,
             )
             control = service.controlnet.prepare(units, loaded.sd, target)
         return JobContext(embeddings, control, cache)
