@@ -10,9 +10,9 @@ import torch
 from modules.sumi.engine import generate as engine
 from modules.sumi.engine import img2img
 from modules.sumi.engine.checkpoint import load_checkpoint
+from modules.sumi.engine.sampling.training_noise import training_sigmas
 from modules.sumi.services.jobs.a1111_sampler import CFGDenoiser, create_sampler
 from modules.sumi.services.jobs.cfg_bridge import A1111Denoiser
-from modules.sumi.services.jobs.hooks import training_sigmas
 from modules.sumi.services.scripts.callbacks import CallbackRegistry
 from tests.fixtures.tiny_models import write_tiny_checkpoint
 

@@ -22,7 +22,7 @@ from modules.sumi.engine.controlnet.control import ControlNetExtension, ControlU
 from modules.sumi.engine.controlnet.ip_adapter import ImagePromptExtension, ImagePromptUnit
 from modules.sumi.engine.controlnet.lama import lama_noise
 from modules.sumi.engine.controlnet.lllite import LLLiteExtension, LLLiteUnit
-from modules.sumi.engine.controlnet.reference import ReferenceExtension, ReferenceUnit, training_alphas
+from modules.sumi.engine.controlnet.reference import ReferenceExtension, ReferenceUnit
 from modules.sumi.engine.controlnet.revision import RevisionExtension, RevisionUnit
 from modules.sumi.engine.controlnet.style_adapter import StyleTokensExtension, StyleTokensUnit
 from modules.sumi.engine.errors import InvalidRequestError
@@ -34,6 +34,7 @@ from modules.sumi.engine.sampling.denoiser import CFGDenoiser, Guidance
 from modules.sumi.engine.sampling.model_switch import ModelSwitch, switch_test
 from modules.sumi.engine.sampling.noise import image_noise, make_generators
 from modules.sumi.engine.sampling.samplers import BuiltScheduler, build_scheduler, call_sigma
+from modules.sumi.engine.sampling.training_noise import training_alphas
 from modules.sumi.engine.text import schedule
 from modules.sumi.engine.text.encoder import TokenOverride
 from modules.sumi.engine.text.schedule import PromptOptions

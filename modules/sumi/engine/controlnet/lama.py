@@ -17,6 +17,8 @@ import cv2
 import numpy as np
 import torch
 
+from modules.sumi.engine.sampling.training_noise import training_alphas
+
 LAMA_RESOLUTION = 256  # LaMa is trained at 256 pixels; the extension always runs it there
 LAMA_FILE = "lama/ControlNetLama.pth"
 
@@ -67,12 +69,8 @@ def lama_noise(noise: torch.Tensor, x0: torch.Tensor, scheduler_config: dict) ->
     """sd-webui-controlnet's initial-noise change for `+lama` units: the starting noise becomes
     `q_sample(x0, t=999, noise)`, x0 being the latents of the LaMa-filled control image, so the colours
     LaMa painted show through from the first step. Noise of another size is left as it is."""
-    from diffusers import DDPMScheduler
-
     if noise.shape[-2:] != x0.shape[-2:]:
         return noise
-    scheduler: Any = DDPMScheduler.from_config(scheduler_config)
-    alphas = scheduler.alphas_cumprod
-    last = alphas[-1].to(device=noise.device, dtype=torch.float32)
+    last = training_alphas(scheduler_config)[-1].to(device=noise.device, dtype=torch.float32)
     x0 = x0.to(device=noise.device, dtype=torch.float32).expand(noise.shape[0], -1, -1, -1)
     return (last.sqrt() * x0 + (1 - last).sqrt() * noise.float()).to(noise.dtype)

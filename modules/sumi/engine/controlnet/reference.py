@@ -241,15 +241,6 @@ def adain_layers(unet: Any, sdxl: bool) -> list[tuple[torch.nn.Module, float]]:
 # -- the extension ----------------------------------------------------------------------------------
 
 
-def training_alphas(scheduler_config: dict) -> Tensor:
-    """The model's 1000 training `alphas_cumprod` (what `q_sample` noises with)."""
-    from diffusers import DDPMScheduler
-
-    keys = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas")
-    config = {k: v for k, v in (scheduler_config or {}).items() if k in keys}
-    return DDPMScheduler(**config).alphas_cumprod
-
-
 class ReferenceExtension(Extension):
     """Reference units: patches the UNet for the scope; before each UNet forward, runs the write passes
     of the units active at that model call, then lets the real forward read."""

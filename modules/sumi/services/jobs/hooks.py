@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from modules.sumi.engine.extensions import Extension
+from modules.sumi.engine.sampling.training_noise import training_sigmas
 from modules.sumi.services.controlnet.service import PreparedControl
 from modules.sumi.services.jobs.a1111_sampler import sampler_for_batch
 from modules.sumi.services.jobs.cfg_bridge import A1111Denoiser, needs_a1111_denoiser
@@ -73,16 +74,6 @@ def postprocess_batch(
 def _as_tensor(images: list[Any]) -> torch.Tensor:
     arrays = [np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0 for image in images]
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
-
-
-def training_sigmas(scheduler_config: dict) -> torch.Tensor:
-    """The model's 1000 training noise levels, sigma = sqrt((1 - alphas_cumprod) / alphas_cumprod)."""
-    from diffusers import DDPMScheduler
-
-    keys = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas")
-    config = {k: v for k, v in (scheduler_config or {}).items() if k in keys}
-    alphas = DDPMScheduler(**config).alphas_cumprod.double()
-    return ((1 - alphas) / alphas).sqrt()
 
 
 def a1111_cfg(callbacks: CallbackRegistry | None, p: Any, loaded: LoadedModel) -> Extension | None:
