@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from modules.sumi.engine import generate as engine
-from modules.sumi.engine.checkpoint import load_checkpoint
 from modules.sumi.engine.controlnet.colorfix import ColorFixUnit, box_blur, color_fixed
 from modules.sumi.engine.errors import InvalidRequestError
 
@@ -75,14 +74,6 @@ def test_weights_are_clamped_and_a_window_must_be_in_order():
     assert ColorFixUnit(picture, 3, weight=1.8).weight == 1.0
     with pytest.raises(InvalidRequestError):
         ColorFixUnit(picture, 3, guidance_start=0.8, guidance_end=0.2)
-
-
-@pytest.fixture(scope="module")
-def model(tiny_sd1_ckpt):
-    model = load_checkpoint(tiny_sd1_ckpt[0])
-    for module in model.modules():
-        module.eval()
-    return model
 
 
 def _request(units=()) -> engine.BatchRequest:

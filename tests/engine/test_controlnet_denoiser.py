@@ -8,7 +8,6 @@ import torch
 from diffusers import ControlNetModel, StableDiffusionControlNetPipeline
 
 from modules.sumi.engine import generate as engine
-from modules.sumi.engine.checkpoint import load_checkpoint
 from modules.sumi.engine.controlnet.control import (
     ControlNetExtension,
     ControlUnit,
@@ -42,14 +41,6 @@ def _jittered_controlnet(unet, seed: int) -> ControlNetModel:
 
 def _control_image(seed: int, count: int = 1) -> torch.Tensor:
     return torch.rand(count, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(seed))
-
-
-@pytest.fixture(scope="module")
-def model(tiny_sd1_ckpt):
-    model = load_checkpoint(tiny_sd1_ckpt[0])
-    for module in model.modules():
-        module.eval()
-    return model
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ import torch
 from diffusers import StableDiffusionPipeline
 
 from modules.sumi.engine import generate as engine
-from modules.sumi.engine.checkpoint import load_checkpoint
 from modules.sumi.engine.controlnet.annotators.dwpose import load_onnx
 from modules.sumi.engine.controlnet.clip_vision import ClipImageFeatures
 from modules.sumi.engine.controlnet.insightface import (
@@ -86,14 +85,6 @@ def test_the_largest_face_is_described_and_no_face_is_a_clear_error(buffalo):
     dark = np.full((128, 128, 3), 20, np.uint8)
     with pytest.raises(InvalidRequestError, match="found no face"):
         largest_face_embedding(detector, recognizer, dark)
-
-
-@pytest.fixture(scope="module")
-def model(tiny_sd1_ckpt):
-    model = load_checkpoint(tiny_sd1_ckpt[0])
-    for module in model.modules():
-        module.eval()
-    return model
 
 
 def _request(units=()) -> engine.BatchRequest:

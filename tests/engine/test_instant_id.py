@@ -14,7 +14,6 @@ import torch
 from diffusers import ControlNetModel, StableDiffusionControlNetPipeline
 
 from modules.sumi.engine import generate as engine
-from modules.sumi.engine.checkpoint import load_checkpoint
 from modules.sumi.engine.controlnet.annotators.dwpose import load_onnx
 from modules.sumi.engine.controlnet.annotators.runtime import AnnotatorFiles, AnnotatorRuntime
 from modules.sumi.engine.controlnet.control import ControlUnit
@@ -39,14 +38,6 @@ SIZE = 64
 @pytest.fixture(scope="module")
 def antelopev2(tmp_path_factory):
     return write_antelopev2(tmp_path_factory.mktemp("antelopev2"))
-
-
-@pytest.fixture(scope="module")
-def model(tiny_sd1_ckpt):
-    model = load_checkpoint(tiny_sd1_ckpt[0])
-    for module in model.modules():
-        module.eval()
-    return model
 
 
 def _padded_bgr(picture: np.ndarray) -> np.ndarray:

@@ -14,7 +14,6 @@ from diffusers import StableDiffusionPipeline
 from transformers import CLIPImageProcessor
 
 from modules.sumi.engine import generate as engine
-from modules.sumi.engine.checkpoint import load_checkpoint
 from modules.sumi.engine.controlnet.clip_vision import (
     ClipImageFeatures,
     clip_pixels,
@@ -49,14 +48,6 @@ from tests.fixtures.tiny_ip_adapter import (
 )
 
 SIZE = 64
-
-
-@pytest.fixture(scope="module")
-def model(tiny_sd1_ckpt):
-    model = load_checkpoint(tiny_sd1_ckpt[0])
-    for module in model.modules():
-        module.eval()
-    return model
 
 
 def _features(seed: int = 5) -> ClipImageFeatures:

@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 
 from modules.sumi.engine import generate as engine
-from modules.sumi.engine.checkpoint import load_checkpoint
 from modules.sumi.engine.controlnet.lllite import (
     LLLiteExtension,
     LLLiteUnit,
@@ -24,14 +23,6 @@ from modules.sumi.engine.text.encoder import Conditioning
 from tests.fixtures.tiny_lllite import lllite_module_state, tiny_lllite_state, write_lllite
 
 SIZE = 64
-
-
-@pytest.fixture(scope="module")
-def model(tiny_sd1_ckpt):
-    model = load_checkpoint(tiny_sd1_ckpt[0])
-    for module in model.modules():
-        module.eval()
-    return model
 
 
 def _request(units=(), **kw) -> engine.BatchRequest:

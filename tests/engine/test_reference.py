@@ -115,14 +115,6 @@ def test_adain_gives_cond_rows_the_reference_statistics():
 # --- in a job ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def model(tiny_sd1_ckpt):
-    model = load_checkpoint(tiny_sd1_ckpt[0])
-    for module in model.modules():
-        module.eval()
-    return model
-
-
 def _request(units=(), seed: int = 7) -> engine.BatchRequest:
     return engine.BatchRequest(
         prompts=["a red fox", "a blue house"],

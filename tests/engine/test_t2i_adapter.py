@@ -11,7 +11,6 @@ import torch
 from diffusers import StableDiffusionAdapterPipeline, T2IAdapter
 
 from modules.sumi.engine import generate as engine
-from modules.sumi.engine.checkpoint import load_checkpoint
 from modules.sumi.engine.controlnet.control import ControlUnit, adapter_features, control_levels
 from modules.sumi.engine.controlnet.models import detect_controlnet_family, load_controlnet
 from modules.sumi.engine.controlnet.t2i_adapter import build_t2i_adapter, level_sizes
@@ -89,14 +88,6 @@ def test_features_are_placed_where_the_unet_adds_them():
 
 
 # --- in a job ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def model(tiny_sd1_ckpt):
-    model = load_checkpoint(tiny_sd1_ckpt[0])
-    for module in model.modules():
-        module.eval()
-    return model
 
 
 @pytest.fixture(scope="module")
