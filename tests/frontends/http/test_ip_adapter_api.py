@@ -334,7 +334,11 @@ def test_instant_id_runs_as_the_extensions_two_units_and_refuses_them_apart(clie
     infotext = json.loads(result["info"])["infotexts"][0]
     assert "Module: instant_id_face_keypoints, Model: control_instant_id_tiny" in infotext
     assert not np.array_equal(_pixels(job(200, embedding)["images"][0]), first)  # the ControlNet counts
-    assert "must come right before it" in job(400, keypoints, embedding)["detail"]
+    out_of_order = job(400, keypoints, embedding)["detail"]
+    assert (
+        out_of_order.startswith("ControlNet unit 0: control_instant_id_tiny")
+        and "right before it" in out_of_order
+    )
     assert "must come right before it" in job(400, keypoints)["detail"]
     wrong_module = job(400, {**embedding, "module": "ip-adapter_face_id"}, keypoints)["detail"]
     assert "choose the instant_id_face_embedding preprocessor" in wrong_module
@@ -342,6 +346,14 @@ def test_instant_id_runs_as_the_extensions_two_units_and_refuses_them_apart(clie
     assert "instant_id_face_embedding is for InstantID's IP-Adapter" in wrong_model
     auto = job(200, {**embedding, "module": "ip-adapter-auto"}, keypoints)
     np.testing.assert_array_equal(_pixels(auto["images"][0]), first)
+    # hires: the IP-Adapter unit "Low res only", its ControlNet in both passes: the ControlNet still reads
+    # the face tokens in the hires pass (the extension's behaviour), the adapter itself sits it out
+    hires = {"enable_hr": True, "hr_upscaler": "Nearest", "denoising_strength": 0.5}
+    body = {**BODY, **hires, "override_settings": {"sd_model_checkpoint": "tiny_ip"}}
+    for option in ("Low res only", "High res only", "Both"):
+        units = [{"enabled": True, **embedding, "hr_option": option}, {"enabled": True, **keypoints}]
+        body["alwayson_scripts"] = {"controlnet": {"args": units}}
+        assert len(post_txt2img(client, body, 200)["images"]) == 2
     detect = client.post(
         "/controlnet/detect",
         json={"controlnet_module": "instant_id_face_keypoints", "controlnet_input_images": [face]},

@@ -208,7 +208,7 @@ class ControlNetService:
                 union_type=union_type,
                 advanced_weighting=tuple(unit.advanced_weighting) if unit.advanced_weighting else None,
                 region_mask=region_mask_tensor(unit.effective_region_mask, sd.device),
-                context_tokens=_instant_id_tokens(file.name, prepared, where),
+                context_tokens=_instant_id_tokens(file.name, prepared),
             )
         except InvalidRequestError as exc:
             raise InvalidRequestError(f"{where}: {exc}") from exc
@@ -548,9 +548,7 @@ def _color_fix_unit(
     )
 
 
-def _instant_id_tokens(
-    name: str, prepared: PreparedControl, where: str
-) -> tuple[torch.Tensor, torch.Tensor] | None:
+def _instant_id_tokens(name: str, prepared: PreparedControl) -> tuple[torch.Tensor, torch.Tensor] | None:
     """InstantID's ControlNet (told by its name, as the extension tells it) reads the face tokens of the
     InstantID IP-Adapter unit just before it instead of the prompt; None for other ControlNets."""
     if not any(n in name.lower() for n in INSTANT_ID_NAMES):
@@ -558,7 +556,7 @@ def _instant_id_tokens(
     previous = prepared.units[-1] if prepared.units else None
     if not isinstance(previous, ImagePromptUnit) or previous.adapter.shape.kind != "instantid":
         raise InvalidRequestError(
-            f"{where}: {name} is InstantID's ControlNet; it reads the face tokens of an InstantID IP-Adapter "
+            f"{name} is InstantID's ControlNet; it reads the face tokens of an InstantID IP-Adapter "
             "unit, which must come right before it (unit n: instant_id_face_embedding with "
             "ip-adapter_instant_id_sdxl, unit n+1: instant_id_face_keypoints with this model)"
         )

@@ -238,7 +238,38 @@ def first_pass_units(p: Any, units: list[Any]) -> list[Any]:
     """ControlNet units of the first pass: with Hires. fix on, "High res only" units sit it out."""
     if not is_enabled(p):
         return units
-    return [dataclasses.replace(u, enabled=False) if _hr_option(u) == HR_HIGH_RES_ONLY else u for u in units]
+    return pass_units(units, HR_HIGH_RES_ONLY)
+
+
+def pass_units(units: list[Any], sitting_out: str) -> list[Any]:
+    """The units of one pass of a hires job: those whose option is `sitting_out` are disabled, except
+    InstantID's IP-Adapter unit right before an InstantID ControlNet that takes part: its ControlNet reads
+    its face tokens (as the extension's does whatever the pass), so it stays, with weight 0."""
+    out = []
+    for i, unit in enumerate(units):
+        if _hr_option(unit) != sitting_out:
+            out.append(unit)
+            continue
+        following = units[i + 1] if i + 1 < len(units) else None
+        feeds_instant_id = (
+            unit.enabled
+            and following is not None
+            and following.enabled
+            and _hr_option(following) != sitting_out
+            and _is_instant_id(unit)
+            and _is_instant_id(following)
+        )
+        out.append(
+            dataclasses.replace(unit, weight=0.0)
+            if feeds_instant_id
+            else dataclasses.replace(unit, enabled=False)
+        )
+    return out
+
+
+def _is_instant_id(unit: Any) -> bool:
+    model = str(getattr(unit, "model", "") or "").lower()
+    return "instant_id" in model or "instantid" in model
 
 
 def _hr_option(unit: Any) -> str:
@@ -437,7 +468,7 @@ class HiresFix:
         embeddings = self.job.embeddings if same_model else service._embedding_hook(loaded)  # noqa: SLF001
         cache = self.job.conditioning_cache if same_model else {}
         control = PreparedControl()
-        units = [u for u in p.controlnet_units if u.enabled and _hr_option(u) != HR_LOW_RES_ONLY]
+        units = [u for u in pass_units(list(p.controlnet_units), HR_LOW_RES_ONLY) if u.enabled]
         if units and service.controlnet is not None:
             scale = loaded.sd.vae_scale
             target = Target(
