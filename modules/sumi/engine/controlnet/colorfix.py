@@ -88,8 +88,10 @@ class ColorFixExtension(Extension):
         self.v_prediction = v_prediction
 
     def _alpha(self, timestep: Tensor, rows: int, like: Tensor) -> Tensor:
+        if self.alphas_cumprod.device != timestep.device:  # once: indexing stays on the device (no sync)
+            self.alphas_cumprod = self.alphas_cumprod.to(timestep.device)
         index = timestep.float().round().long().clamp(0, len(self.alphas_cumprod) - 1).reshape(-1)
-        alpha = self.alphas_cumprod[index.cpu()].to(device=like.device, dtype=torch.float32)
+        alpha = self.alphas_cumprod[index].to(device=like.device, dtype=torch.float32)
         return alpha.expand(rows).reshape(rows, 1, 1, 1) if alpha.numel() == 1 else alpha.view(-1, 1, 1, 1)
 
     @hook(HookPoint.PRE_CFG)
