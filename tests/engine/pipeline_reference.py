@@ -42,3 +42,39 @@ def pipeline_call(model, request: engine.BatchRequest) -> dict[str, Any]:
         "generator": make_generators(request.seeds),
         "output_type": "latent",
     }
+
+
+def two_image_request(units=(), **overrides: Any) -> engine.BatchRequest:
+    """The engine tests' usual job: two prompts (one negative empty), seeds 7 and 8, 64x64, 4 steps of
+    Euler a at CFG 6, with `units` as its control units; `overrides` replace any field."""
+    fields: dict[str, Any] = {
+        "prompts": ["a red fox", "a blue house"],
+        "negative_prompts": ["blurry", ""],
+        "seeds": [7, 8],
+        "width": 64,
+        "height": 64,
+        "steps": 4,
+        "cfg_scale": 6.0,
+        "sampler": "Euler a",
+    }
+    return engine.BatchRequest(**{**fields, **overrides}, control_units=list(units))
+
+
+def ip_adapter_pipeline(model, request: engine.BatchRequest, state: dict, scale: float | dict, pipeline=None):
+    """A diffusers SD1 pipeline (`StableDiffusionPipeline` unless `pipeline`, a class, and its extra
+    constructor arguments as `(cls, kwargs)`) on a copy of the model's UNet with the IP-Adapter `state`
+    (flat, h94's layout) loaded by `load_ip_adapter` at `scale`."""
+    import copy
+
+    from diffusers import StableDiffusionPipeline
+
+    from tests.fixtures.tiny_ip_adapter import nested
+
+    cls, extra = pipeline or (StableDiffusionPipeline, {})
+    modules = pipeline_modules(model, request)
+    modules["unet"] = copy.deepcopy(model.unet)  # load_ip_adapter rewires the UNet it is given
+    pipe = cls(**modules, **extra, image_encoder=None)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.load_ip_adapter(nested(state), subfolder=None, weight_name=None, image_encoder_folder=None)
+    pipe.set_ip_adapter_scale(scale)
+    return pipe

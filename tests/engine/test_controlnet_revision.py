@@ -15,6 +15,7 @@ from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.sampling.noise import make_generators
 from modules.sumi.engine.sampling.samplers import build_scheduler
 from modules.sumi.engine.text.schedule import pick, stack_rows
+from tests.engine.pipeline_reference import two_image_request
 
 SIZE = 64
 
@@ -28,17 +29,7 @@ def model(tiny_sdxl_ckpt):
 
 
 def _request(units=(), prompts=("a red fox", "a blue house")) -> engine.BatchRequest:
-    return engine.BatchRequest(
-        prompts=list(prompts),
-        negative_prompts=["blurry", ""],
-        seeds=[7, 8],
-        width=SIZE,
-        height=SIZE,
-        steps=4,
-        cfg_scale=6.0,
-        sampler="Euler",
-        control_units=list(units),
-    )
+    return two_image_request(units, prompts=list(prompts), sampler="Euler")
 
 
 def _diffusers(model, request, pooled: torch.Tensor, zero_text: bool, negative_pooled=None) -> torch.Tensor:

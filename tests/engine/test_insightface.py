@@ -5,12 +5,9 @@ with the same face embedding, a FaceID Plus one with the same face and CLIP hidd
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
 import torch
-from diffusers import StableDiffusionPipeline
 
 from modules.sumi.engine import generate as engine
 from modules.sumi.engine.controlnet.annotators.dwpose import load_onnx
@@ -28,11 +25,9 @@ from modules.sumi.engine.controlnet.ip_adapter import (
     face_tokens,
 )
 from modules.sumi.engine.errors import InvalidRequestError
-from tests.engine.pipeline_reference import pipeline_call, pipeline_modules
+from tests.engine.pipeline_reference import ip_adapter_pipeline, pipeline_call, two_image_request
 from tests.fixtures.tiny_insightface import face_picture, write_buffalo_l
-from tests.fixtures.tiny_ip_adapter import CLIP_PROJECTION, CLIP_WIDTH, _projection, ip_adapter_state, nested
-
-SIZE = 64
+from tests.fixtures.tiny_ip_adapter import CLIP_PROJECTION, CLIP_WIDTH, _projection, ip_adapter_state
 
 
 @pytest.fixture(scope="module")
@@ -87,18 +82,7 @@ def test_the_largest_face_is_described_and_no_face_is_a_clear_error(buffalo):
         largest_face_embedding(detector, recognizer, dark)
 
 
-def _request(units=()) -> engine.BatchRequest:
-    return engine.BatchRequest(
-        prompts=["a red fox", "a blue house"],
-        negative_prompts=["blurry", ""],
-        seeds=[7, 8],
-        width=SIZE,
-        height=SIZE,
-        steps=4,
-        cfg_scale=6.0,
-        sampler="Euler a",
-        control_units=list(units),
-    )
+_request = two_image_request
 
 
 def test_a_faceid_job_equals_diffusers_load_ip_adapter_with_the_same_face(model):
@@ -112,12 +96,7 @@ def test_a_faceid_job_equals_diffusers_load_ip_adapter_with_the_same_face(model)
     ours = engine.generate(
         model, _request([ImagePromptUnit(adapter, tokens, negative, weight=0.8)]), progress_bar=False
     ).latents
-    modules = pipeline_modules(model, _request())
-    modules["unet"] = copy.deepcopy(model.unet)
-    pipe = StableDiffusionPipeline(**modules, image_encoder=None)
-    pipe.set_progress_bar_config(disable=True)
-    pipe.load_ip_adapter(nested(state), subfolder=None, weight_name=None, image_encoder_folder=None)
-    pipe.set_ip_adapter_scale(0.8)
+    pipe = ip_adapter_pipeline(model, _request(), state, 0.8)
     embeds = torch.cat([torch.zeros(2, 1, 512), face.expand(2, 512)[:, None]])  # negative rows, then positive
     expected = pipe(**pipeline_call(model, _request()), ip_adapter_image_embeds=[embeds]).images
     torch.testing.assert_close(ours, expected, rtol=1e-4, atol=5e-4)
@@ -152,12 +131,7 @@ def test_a_faceid_plus_job_equals_diffusers_with_the_same_face_and_clip_states(m
     ours = engine.generate(
         model, _request([ImagePromptUnit(adapter, tokens, negative, weight=0.7)]), progress_bar=False
     ).latents
-    modules = pipeline_modules(model, _request())
-    modules["unet"] = copy.deepcopy(model.unet)
-    pipe = StableDiffusionPipeline(**modules, image_encoder=None)
-    pipe.set_progress_bar_config(disable=True)
-    pipe.load_ip_adapter(nested(state), subfolder=None, weight_name=None, image_encoder_folder=None)
-    pipe.set_ip_adapter_scale(0.7)
+    pipe = ip_adapter_pipeline(model, _request(), state, 0.7)
     projection = pipe.unet.encoder_hid_proj.image_projection_layers[0]  # diffusers' documented recipe
     states = [clip.zero_penultimate] * 2 + [clip.penultimate] * 2  # negative rows, then positive
     projection.clip_embeds = torch.cat(states)[:, None]

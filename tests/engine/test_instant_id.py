@@ -6,8 +6,6 @@ those tokens (what InstantID's own pipeline does)."""
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
 import torch
@@ -28,9 +26,10 @@ from modules.sumi.engine.controlnet.instant_id import (
 )
 from modules.sumi.engine.controlnet.ip_adapter import ImagePromptUnit, build_ip_adapter, face_tokens
 from modules.sumi.engine.errors import InvalidRequestError
-from tests.engine.pipeline_reference import pipeline_call, pipeline_modules
+from tests.engine.pipeline_reference import ip_adapter_pipeline, pipeline_call, two_image_request
 from tests.fixtures.tiny_insightface import face_picture, write_antelopev2
-from tests.fixtures.tiny_ip_adapter import ip_adapter_state, nested
+from tests.fixtures.tiny_ip_adapter import ip_adapter_state
+from tests.fixtures.tiny_models import jitter
 
 SIZE = 64
 
@@ -89,28 +88,7 @@ def test_limbs_join_the_eyes_and_mouth_corners_to_the_nose_at_60_percent():
     assert draw_face_keypoints(landmarks - 1000, 64, 64).max() == 0  # off the picture: nothing, no error
 
 
-def _jittered_controlnet(unet, seed: int) -> ControlNetModel:
-    torch.manual_seed(seed)
-    controlnet = ControlNetModel.from_unet(unet)
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for param in controlnet.parameters():
-            param.add_(torch.randn(param.shape, generator=generator) * 0.05)
-    return controlnet.eval()
-
-
-def _request(units=()) -> engine.BatchRequest:
-    return engine.BatchRequest(
-        prompts=["a red fox", "a blue house"],
-        negative_prompts=["blurry", ""],
-        seeds=[7, 8],
-        width=SIZE,
-        height=SIZE,
-        steps=4,
-        cfg_scale=6.0,
-        sampler="Euler a",
-        control_units=list(units),
-    )
+_request = two_image_request
 
 
 def test_an_instant_id_job_equals_diffusers_with_the_controlnet_reading_the_face_tokens(model):
@@ -120,7 +98,7 @@ def test_an_instant_id_job_equals_diffusers_with_the_controlnet_reading_the_face
     identity = torch.randn(1, 512, generator=torch.Generator().manual_seed(5)) * 20  # unnormalised
     tokens, negative = face_tokens(adapter, identity)
     assert tokens.shape == (1, 16, 32)
-    controlnet = _jittered_controlnet(model.unet, 3)
+    controlnet = jitter(ControlNetModel.from_unet(model.unet), 3).eval()
     keypoints = torch.rand(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(2))
     units = [
         ImagePromptUnit(adapter, tokens, negative, weight=0.8),
@@ -128,12 +106,8 @@ def test_an_instant_id_job_equals_diffusers_with_the_controlnet_reading_the_face
     ]
     ours = engine.generate(model, _request(units), progress_bar=False).latents
 
-    modules = pipeline_modules(model, _request())
-    modules["unet"] = copy.deepcopy(model.unet)
-    pipe = StableDiffusionControlNetPipeline(**modules, controlnet=controlnet, image_encoder=None)
-    pipe.set_progress_bar_config(disable=True)
-    pipe.load_ip_adapter(nested(state), subfolder=None, weight_name=None, image_encoder_folder=None)
-    pipe.set_ip_adapter_scale(0.8)
+    pipeline = (StableDiffusionControlNetPipeline, {"controlnet": controlnet})
+    pipe = ip_adapter_pipeline(model, _request(), state, 0.8, pipeline)
     face_rows = torch.cat([negative, negative, tokens, tokens])  # diffusers: negative rows first
 
     def face_tokens_as_text(module, args, kwargs):

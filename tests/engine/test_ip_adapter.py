@@ -4,13 +4,10 @@ weight and guidance window; CLIP vision encoders read from their files."""
 
 from __future__ import annotations
 
-import copy
-
 import cv2
 import numpy as np
 import pytest
 import torch
-from diffusers import StableDiffusionPipeline
 from transformers import CLIPImageProcessor
 
 from modules.sumi.engine import generate as engine
@@ -36,12 +33,11 @@ from modules.sumi.engine.controlnet.ip_adapter import (
 from modules.sumi.engine.controlnet.models import load_controlnet
 from modules.sumi.engine.errors import InvalidRequestError, ModelLoadError
 from modules.sumi.engine.files import read_state_dict
-from tests.engine.pipeline_reference import pipeline_call, pipeline_modules
+from tests.engine.pipeline_reference import ip_adapter_pipeline, pipeline_call
 from tests.fixtures.tiny_ip_adapter import (
     CLIP_PROJECTION,
     CLIP_WIDTH,
     ip_adapter_state,
-    nested,
     tiny_clip_vision,
     write_clip_vision,
     write_ip_adapter,
@@ -91,12 +87,7 @@ def _diffusers_embeds(kind: str, features: ClipImageFeatures, batch: int) -> tor
 
 
 def _pipeline_latents(model, request, state, kind, features, scale: float | dict) -> torch.Tensor:
-    modules = pipeline_modules(model, request)
-    modules["unet"] = copy.deepcopy(model.unet)  # load_ip_adapter rewires the UNet it is given
-    pipe = StableDiffusionPipeline(**modules, image_encoder=None)
-    pipe.set_progress_bar_config(disable=True)
-    pipe.load_ip_adapter(nested(state), subfolder=None, weight_name=None, image_encoder_folder=None)
-    pipe.set_ip_adapter_scale(scale)
+    pipe = ip_adapter_pipeline(model, request, state, scale)
     embeds = _diffusers_embeds(kind, features, len(request.prompts))
     return pipe(**pipeline_call(model, request), ip_adapter_image_embeds=[embeds]).images
 

@@ -66,8 +66,10 @@ _CLIP_H_READER = get_preprocessor("ip-adapter_clip_h")  # FaceID Plus's picture 
 INSIGHTFACE = "insightface"  # the FaceID preprocessor's encoder: InsightFace's face identity
 INSIGHTFACE_CLIP_H = "insightface_clip_h"  # FaceID Plus: the face identity and CLIP ViT-H hidden states
 ANTELOPEV2 = "antelopev2"  # InstantID: antelopev2's unnormalised face identity
-# what ip-adapter-auto runs for each face-reading adapter kind
-_AUTO_FACE_ENCODERS = {"faceid": INSIGHTFACE, "faceid_plus": INSIGHTFACE_CLIP_H, "instantid": ANTELOPEV2}
+# what ip-adapter-auto runs for each face-reading adapter kind: what that kind's own preprocessor runs
+_AUTO_FACE_ENCODERS = {
+    kind: get_preprocessor(name).image_encoder for kind, name in FACE_PREPROCESSORS.items()
+}
 
 
 @dataclass(frozen=True)
