@@ -49,6 +49,7 @@ def _write_all(folder: Path) -> None:
     files.write_openpose(folder)
     files.write_normal_bae(folder)
     files.write_leres(folder)
+    files.write_depth_merge(folder, width=64)
     torch.manual_seed(0)
     vitl = DepthAnythingShape(1024, 24, 37 * 37, 256, (256, 512, 1024, 1024), (4, 11, 17, 23))
     path = folder / "depth_anything_v2" / "depth_anything_v2_vitl.safetensors"
@@ -108,7 +109,12 @@ def _aux_zoe(folder: Path) -> dict[str, Callable[[np.ndarray], object]]:
 
 def _aux_detectors(folder: Path) -> dict[str, Callable[[np.ndarray], object]]:
     """controlnet-aux's detectors on the same files, called as the extension sizes pictures."""
-    from tests.engine.aux_reference import aux_module, aux_module_without_torchvision, aux_openpose
+    from tests.engine.aux_reference import (
+        aux_depth_merger,
+        aux_module,
+        aux_module_without_torchvision,
+        aux_openpose,
+    )
 
     def loaded(network, path: Path, key: str | None = None, strip: str = ""):
         state = torch.load(path, weights_only=True)
@@ -134,6 +140,7 @@ def _aux_detectors(folder: Path) -> dict[str, Callable[[np.ndarray], object]]:
         pose.Face(str(pose_files / "facenet.pth")),
     )
     leres_network = loaded(rel_depth("resnext101"), folder / "leres" / "res101.pth", "depth_model", "module.")
+    merger = aux_depth_merger(torch.load(folder / "leres" / "latest_net_G.pth", weights_only=True))
     midas = {}
     if (folder / "midas" / "dpt_hybrid-midas-501f0c75.pt").is_file():
         from tests.engine.aux_reference import aux_midas_detector, aux_midas_network
@@ -168,6 +175,9 @@ def _aux_detectors(folder: Path) -> dict[str, Callable[[np.ndarray], object]]:
             "depth_leres": lambda x: leres.LeresDetector(leres_network, None)(
                 x, 0, 0, False, SIZE, SIZE, output_type="np"
             ),
+            "depth_leres++": lambda x: leres.LeresDetector(leres_network, merger)(
+                x, 0, 0, True, SIZE, SIZE, output_type="np"
+            ),
         }
     )
 
@@ -191,6 +201,7 @@ LABELS = (
     "openpose_full",
     "normal_bae",
     "depth_leres",
+    "depth_leres++",
     "depth_midas",
     "depth_anything_v2",
     "depth_zoe",

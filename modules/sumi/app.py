@@ -149,9 +149,16 @@ class App:
         self.hypernetworks = NetworkFileRegistry(
             hypernetwork_dirs, HYPERNETWORK_EXTENSIONS, read_metadata=False
         )
-        self.extra_networks.register(
-            LoraNetwork(self.loras, allow_unsafe_pickle=bool(args.disable_safe_unpickle)), "lyco"
+        block_weight_presets = [
+            self.paths.lora_dir / "lbwpresets.txt",
+            self.paths.extensions_dir / "sd-webui-lora-block-weight" / "scripts" / "lbwpresets.txt",
+        ]
+        lora = LoraNetwork(
+            self.loras,
+            allow_unsafe_pickle=bool(args.disable_safe_unpickle),
+            block_weight_presets=block_weight_presets,
         )
+        self.extra_networks.register(lora, "lyco")
         self.extra_networks.register(
             HypernetworkHandler(self.hypernetworks, allow_unsafe_pickle=bool(args.disable_safe_unpickle))
         )

@@ -226,3 +226,21 @@ def aux_zoe_network(seed: int = 0, width: int = 32, heads: int = 2):
         for value in network.parameters():
             value.add_(torch.randn_like(value) * 0.02)
     return network
+
+
+def aux_depth_merger(state: dict):
+    """controlnet-aux's Pix2Pix4DepthModel (depth_leres++'s merging network) holding `state`, on the CPU;
+    its options parser reads the command line, so the model is assembled without it."""
+    import torch
+
+    networks = aux_module_without_torchvision("leres.pix2pix.models.networks")
+    model_class = aux_module_without_torchvision(
+        "leres.pix2pix.models.pix2pix4depth_model"
+    ).Pix2Pix4DepthModel
+    model = model_class.__new__(model_class)
+    width = state["model.model.0.weight"].shape[0]
+    model.netG = networks.UnetGenerator(2, 1, 10, width, norm_layer=networks.get_norm_layer("none"))
+    model.netG.load_state_dict(state)
+    model.netG.eval()
+    model.device, model.visual_names = torch.device("cpu"), ["fake_B"]
+    return model

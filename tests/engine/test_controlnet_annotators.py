@@ -13,12 +13,19 @@ import torch
 from modules.sumi.engine.controlnet.annotators.runtime import AnnotatorRuntime, NetworkCache
 from modules.sumi.engine.controlnet.image_fit import PreprocessorError
 from modules.sumi.engine.controlnet.preprocessors import get_preprocessor
-from tests.engine.aux_reference import aux_module, aux_module_without_torchvision, aux_openpose
+from tests.engine.aux_reference import (
+    aux_depth_merger,
+    aux_module,
+    aux_module_without_torchvision,
+    aux_openpose,
+)
 from tests.fixtures.tiny_annotators import (
     POSE_PARTS,
     edge_photo,
     faint_drawing,
+    flat_scene,
     pose_picture,
+    write_depth_merge,
     write_hed,
     write_leres,
     write_lineart,
@@ -411,6 +418,7 @@ def test_normal_bae_equals_controlnet_aux_s_network_through_the_extension_s_step
 def leres_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("leres")
     write_leres(folder, seed=9)
+    write_depth_merge(folder, width=8, seed=4)
     return folder
 
 
@@ -430,3 +438,28 @@ def test_depth_leres_equals_controlnet_aux_with_its_near_and_background_cuts(ler
     ours = get_preprocessor("depth_leres").run(image, 100, near, background, annotator_dir=leres_dir)
     np.testing.assert_array_equal(ours, theirs[:100, :150])
     assert len(np.unique(ours)) > (40 if near == background == 0 else 5)
+
+
+def test_depth_leres_plus_plus_equals_controlnet_aux_boost_from_the_published_files(leres_dir):
+    module = aux_module_without_torchvision("leres")
+    network = aux_module_without_torchvision("leres.leres.multi_depth_model_woauxi").RelDepthModel(
+        "resnext101"
+    )
+    state = torch.load(leres_dir / "leres" / "res101.pth", weights_only=True)["depth_model"]
+    network.load_state_dict({k.removeprefix("module."): v for k, v in state.items()})
+    merger = aux_depth_merger(torch.load(leres_dir / "leres" / "latest_net_G.pth", weights_only=True))
+    image = flat_scene(192, 300, seed=2)
+    padded = np.pad(image, [(0, 0), (0, 20), (0, 0)], mode="edge")
+    theirs = module.LeresDetector(network.eval(), merger)(padded, 20, 30, True, 192, 192, output_type="np")
+    ours = get_preprocessor("depth_leres++").run(image, 192, 20, 30, annotator_dir=leres_dir)
+    np.testing.assert_array_equal(ours, theirs[:, :300])
+    assert len(np.unique(ours)) > 5
+    plain = get_preprocessor("depth_leres").run(image, 192, 20, 30, annotator_dir=leres_dir)
+    assert np.abs(ours.astype(int) - plain).mean() > 5  # the boost is not plain LeReS
+
+
+def test_depth_leres_plus_plus_names_the_merging_network_when_only_leres_is_there(tmp_path):
+    (tmp_path / "leres").mkdir()
+    (tmp_path / "leres" / "res101.pth").write_bytes(b"x")
+    with pytest.raises(PreprocessorError, match=r"needs leres/latest_net_G.pth in"):
+        get_preprocessor("depth_leres++").run(edge_photo(64, 64), annotator_dir=tmp_path)

@@ -533,10 +533,11 @@ def _depth_and_normal() -> tuple[Preprocessor, ...]:
             threshold_a=_REMOVE_NEAR,
             threshold_b=_REMOVE_BACKGROUND,
         ),
-        _annotator(
+        _network(
             "depth_leres++",
             "depth_leres++",
             leres_boost,
+            detectors.leres_boost,
             "Depth",
             threshold_a=_REMOVE_NEAR,
             threshold_b=_REMOVE_BACKGROUND,

@@ -20,6 +20,7 @@ import torch
 
 from ..ldm_export import unet_key
 from ..model import SDModel
+from ..unet_blocks import diffusers_block
 
 PATCHABLE = (torch.nn.Linear, torch.nn.Conv2d, torch.nn.LayerNorm, torch.nn.GroupNorm)
 
@@ -93,3 +94,13 @@ def build_index(model: SDModel) -> dict[str, Target]:
                 for alias in _text_names(name, i, count):
                     index.setdefault(alias, target)
     return index
+
+
+def target_block(model: SDModel, target: Target) -> str | None:
+    """The block-weight block of a layer: "BASE" for the text encoders, "IN04" / "M00" / "OUT11" for the
+    UNet's blocks, None for UNet layers outside them."""
+    if target.is_text_encoder:
+        return "BASE"
+    config = model.unet.config
+    up_attention = ["CrossAttn" in t for t in config["up_block_types"]]
+    return diffusers_block(target.name, int(config["layers_per_block"]), up_attention)

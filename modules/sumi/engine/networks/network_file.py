@@ -12,7 +12,7 @@ tuning, A1111 1.7+): they become `NetworkFile.embeddings`, usable in the prompt 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from torch import Tensor
@@ -21,6 +21,7 @@ from ..errors import EngineError, ModelLoadError
 from ..files import check_finite, read_safetensors_metadata, read_state_dict
 from ..model import SDModel
 from .adapters import Adapter, adapter_for
+from .block_weights import BlockWeights
 from .embeddings import Embedding, embedding_from_data
 from .keys import Target, build_index
 
@@ -67,10 +68,15 @@ class NetworkFile:
     identity: tuple = ()
     embeddings: dict[str, Embedding] = field(default_factory=dict)  # bundled, by name
     bundle_errors: list[str] = field(default_factory=list)  # bundled embeddings that could not be read
+    block_weights: BlockWeights | None = None  # a ratio per UNet block (`lbw=`); None: 1 everywhere
 
     def __post_init__(self):
         self.alias = self.alias or self.name
         self.identity = self.identity or (self.path or self.name, id(self))
+
+    def with_block_weights(self, weights: BlockWeights) -> NetworkFile:
+        """This network (the same tensors) with a ratio per block; its identity tells it apart."""
+        return replace(self, block_weights=weights, identity=(*self.identity, weights))
 
     @property
     def key_count(self) -> int:

@@ -35,7 +35,7 @@ from modules.sumi.engine.extensions import WeightBackups
 from modules.sumi.engine.model import SDModel
 
 from ..files import weight_problem
-from .keys import Target, build_index
+from .keys import Target, build_index, target_block
 from .network_file import MAX_EXAMPLES, MatchResult, NetworkError, NetworkFile, Patch, match
 
 NetworkSpec = tuple[NetworkFile, float, float]  # (network, te multiplier, unet multiplier)
@@ -60,6 +60,7 @@ class NetworkPatcher:
         self.backup_device = backup_device
         self._index: dict[str, Target] | None = None
         self._targets: dict[str, Target] = {}
+        self._blocks: dict[str, str | None] = {}
         self._backups = WeightBackups(backup_device)
         self._applied: dict[str, tuple] = {}
         self.results: list[MatchResult] = []
@@ -128,11 +129,18 @@ class NetworkPatcher:
         for (network, te_mult, unet_mult), result in zip(networks, results, strict=True):
             for patch in result.patches:
                 multiplier = float(te_mult if patch.target.is_text_encoder else unet_mult)
+                if network.block_weights is not None:
+                    multiplier *= network.block_weights.ratio(self._block(patch.target))
                 if multiplier == 0.0:
                     continue
                 self._targets[patch.target.key] = patch.target
                 wanted.setdefault(patch.target.key, []).append(_Use(network, multiplier, patch))
         return wanted
+
+    def _block(self, target: Target) -> str | None:
+        if target.key not in self._blocks:
+            self._blocks[target.key] = target_block(self.model, target)
+        return self._blocks[target.key]
 
     def _original(self, key: str, name: str) -> Tensor | None:
         """The layer's pristine `name` in fp32: the backup once patched, else the live tensor. A weight

@@ -25,6 +25,13 @@ from modules.sumi.engine.networks import (
     drop_refused,
     load_network,
 )
+from modules.sumi.engine.networks.block_weights import (
+    DEFAULT_PRESETS,
+    BlockWeights,
+    is_block_weight_list,
+    parse_block_weights,
+    read_presets,
+)
 from modules.sumi.engine.networks.embeddings import Embedding
 from modules.sumi.engine.networks.extensions import REFUSED
 from modules.sumi.services.networks.files import NetworkFileInfo, NetworkFileRegistry
@@ -53,11 +60,39 @@ def addnet_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def multipliers(params: ExtraNetworkParams) -> tuple[float, float]:
-    """(te, unet) from `<lora:name:te:unet>` and named `te=`/`unet=` (unet defaults to te), as A1111."""
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def block_weight_spec(params: ExtraNetworkParams, presets: dict[str, str]) -> str | None:
+    """sd-webui-lora-block-weight's `lbw=` (or `w=`), or its older third positional item when that is a
+    preset name or a block list rather than the unet multiplier (`<lora:name:1:OUTD>`)."""
+    named = params.named.get("lbw", params.named.get("w"))
+    if named is not None:
+        return named
+    pos = params.positional
+    if len(pos) > 2 and not _is_number(pos[2]) and is_block_weight_list(pos[2], presets):
+        return pos[2]
+    return None
+
+
+def multipliers(params: ExtraNetworkParams, presets: dict[str, str] | None = None) -> tuple[float, float]:
+    """(te, unet) from `<lora:name:te:unet>` and named `te=`/`unet=` (unet defaults to te), as A1111; a
+    third item that is block weights (see `block_weight_spec`) leaves unet at te."""
     pos, named = params.positional, params.named
     te = float(named.get("te", pos[1] if len(pos) > 1 else 1.0))
-    unet = float(named.get("unet", pos[2] if len(pos) > 2 else te))
+    third = pos[2] if len(pos) > 2 else None
+    if (
+        third is not None
+        and not _is_number(third)
+        and is_block_weight_list(third, presets or DEFAULT_PRESETS)
+    ):
+        third = None
+    unet = float(named.get("unet", third if third is not None else te))
     return te, unet
 
 
@@ -69,11 +104,19 @@ class ActiveLora:
     info: NetworkFileInfo
     te_multiplier: float
     unet_multiplier: float
+    block_weights: BlockWeights | None = None
 
 
 class LoraNetwork(ExtraNetwork):
-    def __init__(self, files: NetworkFileRegistry, *, allow_unsafe_pickle: bool = False) -> None:
+    def __init__(
+        self,
+        files: NetworkFileRegistry,
+        *,
+        allow_unsafe_pickle: bool = False,
+        block_weight_presets: list[Path] | None = None,
+    ) -> None:
         super().__init__("lora")
+        self.block_weight_presets = list(block_weight_presets or [])  # lbwpresets.txt files, first wins
         self.active: list[ActiveLora] = []  # replaced (never changed in place) by each activation
         self.bundled: dict[str, Embedding] = {}  # the active networks' bundled embeddings
         self.files = files
@@ -98,7 +141,9 @@ class LoraNetwork(ExtraNetwork):
                 mentioned[id(spec[0])] = (name, cast(NetworkFileInfo, self.files.find(name)))
         patcher = _patcher(model)
         wanted, results, refusals = drop_refused(patcher.check, wanted)
-        self.active = [ActiveLora(*mentioned[id(net)], te, unet) for net, te, unet in wanted]
+        self.active = [
+            ActiveLora(*mentioned[id(net)], te, unet, net.block_weights) for net, te, unet in wanted
+        ]
         self.bundled = self._bundled(p, [network for network, _, _ in wanted])
         p.warnings.extend(REFUSED + message for message in refusals)
         for (network, _, _), result in zip(wanted, results, strict=True):
@@ -136,11 +181,38 @@ class LoraNetwork(ExtraNetwork):
             p.warnings.append(f"Lora not found: {name} (put it in models/Lora and press refresh)")
             return None
         try:
-            te, unet = multipliers(params)
-            return self._load(info), te, unet
+            presets = self.presets()
+            te, unet = multipliers(params, presets)
+            network = self._load(info)
+            spec = block_weight_spec(params, presets)
+            if spec is not None:
+                network = network.with_block_weights(self._block_weights(p, params, spec, presets))
+            return network, te, unet
         except (ValueError, NetworkError) as exc:
             p.warnings.append(f"Lora {name}: {exc}")
             return None
+
+    def presets(self) -> dict[str, str]:
+        """Block-weight presets: the extension's built-in ones, overridden by the presets files (read
+        on each use, so an edit applies to the next job); an unreadable file is skipped with a log line."""
+        presets = dict(DEFAULT_PRESETS)
+        for path in reversed(self.block_weight_presets):
+            try:
+                presets.update(read_presets(path.read_text(encoding="utf-8")))
+            except FileNotFoundError:
+                continue
+            except (OSError, UnicodeDecodeError) as exc:
+                log.warning("LoRA block weight presets %s cannot be read: %s", path, exc)
+        return presets
+
+    @staticmethod
+    def _block_weights(
+        p: Any, params: ExtraNetworkParams, spec: str, presets: dict[str, str]
+    ) -> BlockWeights:
+        pos = params.positional
+        inherited = float(params.named.get("x", pos[3] if len(pos) > 3 else 1.0))
+        seeds = getattr(p, "all_seeds", None) or [getattr(p, "seed", 0)]
+        return parse_block_weights(spec, presets, inherited=inherited, seed=int(seeds[0]))
 
     def _load(self, info: NetworkFileInfo) -> NetworkFile:
         return self._parsed.get(

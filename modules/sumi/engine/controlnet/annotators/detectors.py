@@ -16,6 +16,8 @@ from modules.sumi.engine.controlnet.annotators.depth_anything import (
     load_depth_anything_v2,
     relative_depth,
 )
+from modules.sumi.engine.controlnet.annotators.depth_boost import boosted_depth
+from modules.sumi.engine.controlnet.annotators.depth_merge import load_depth_merge, merge_depths
 from modules.sumi.engine.controlnet.annotators.dwpose import (
     draw_animals,
     load_onnx,
@@ -24,7 +26,12 @@ from modules.sumi.engine.controlnet.annotators.dwpose import (
 )
 from modules.sumi.engine.controlnet.annotators.edges import dark_lines, scribble, without_small_specks
 from modules.sumi.engine.controlnet.annotators.hed import load_hed, soft_edges
-from modules.sumi.engine.controlnet.annotators.leres import leres_depth, load_leres
+from modules.sumi.engine.controlnet.annotators.leres import (
+    depth_gray,
+    leres_depth,
+    leres_prediction,
+    load_leres,
+)
 from modules.sumi.engine.controlnet.annotators.lineart import line_drawing, load_lineart
 from modules.sumi.engine.controlnet.annotators.lineart_anime import anime_line_drawing, load_lineart_anime
 from modules.sumi.engine.controlnet.annotators.manga_line import load_manga_line, manga_lines
@@ -248,3 +255,20 @@ def leres(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndar
         args,
         lambda x: leres_depth(files.network(load_leres), x, files.device, args.threshold_a, args.threshold_b),
     )
+
+
+def leres_boost(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:
+    """depth_leres++: LeReS boosted by double estimation and patch merging (`annotators.depth_boost`),
+    the same map and thresholds as depth_leres."""
+
+    def detect(picture: np.ndarray) -> np.ndarray:
+        leres, merger, device = files.network(load_leres), files.network(load_depth_merge, 1), files.device
+        depth = boosted_depth(
+            picture,
+            lambda x, side: leres_prediction(leres, x, device, side),
+            lambda coarse, detailed: merge_depths(merger, coarse, detailed, device),
+            max(picture.shape[:2]),
+        )
+        return depth_gray(depth, args.threshold_a, args.threshold_b)
+
+    return _padded(image, args, detect)

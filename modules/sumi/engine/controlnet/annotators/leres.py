@@ -166,21 +166,33 @@ def load_leres(path: Path, allow_unsafe_pickle: bool = False) -> LeresNetwork:
     return load_network(path, LeresNetwork, "LeReS", allow_unsafe_pickle, strip="module.")
 
 
-@torch.no_grad()
-def leres_depth(
-    network: LeresNetwork,
-    image: np.ndarray,
-    device: torch.device,
-    remove_near: float,
-    remove_background: float,
-) -> np.ndarray:
-    """The extension's LeReS map (HxW uint8, near = white) of an HxWx3 uint8 RGB picture; the two
-    thresholds in percent (0: off)."""
-    # As the extension: the picture reversed to BGR, and normalised without first dividing by 255.
-    pixels = torch.from_numpy(np.ascontiguousarray(image[:, :, ::-1].astype(np.float32))).permute(2, 0, 1)
+def _network_input(bgr: np.ndarray) -> Tensor:
+    """As the extension: normalised without first dividing by 255; [1, 3, H, W]."""
+    pixels = torch.from_numpy(np.ascontiguousarray(bgr.astype(np.float32))).permute(2, 0, 1)
     mean, std = torch.tensor(MEAN).view(3, 1, 1), torch.tensor(STD).view(3, 1, 1)
-    batch = ((pixels - mean) / std)[None].to(device)
-    depth = network(batch).float().squeeze().cpu().numpy()
+    return ((pixels - mean) / std)[None]
+
+
+@torch.no_grad()
+def leres_prediction(
+    network: LeresNetwork, image: np.ndarray, device: torch.device, side: int = 0
+) -> np.ndarray:
+    """LeReS's raw depth (HxW float32, far is large) of an HxWx3 uint8 RGB picture, reversed to BGR as
+    the extension does; with `side` the network sees the picture scaled to a side x side square (the
+    boost's fixed sizes, a multiple of 32) and its depth comes back to the picture's size."""
+    bgr = image[:, :, ::-1]
+    if side:
+        bgr = cv2.resize(np.ascontiguousarray(bgr), (side, side))
+    depth = network(_network_input(bgr).to(device)).float().squeeze().cpu().numpy()
+    if side:
+        depth = cv2.resize(depth, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_CUBIC)
+    return depth
+
+
+def depth_gray(depth: np.ndarray, remove_near: float, remove_background: float) -> np.ndarray:
+    """The extension's LeReS map (HxW uint8, near = white) of a raw depth: stretched to 16 bits then
+    8, the nearest cut ("Remove Near %") before inverting, the background ("Remove Background %") after;
+    both in percent of the grey range (0: off)."""
     low, high = depth.min(), depth.max()
     if high - low > np.finfo("float").eps:
         wide = (65535 * (depth - low) / (high - low)).astype(np.uint16)
@@ -193,3 +205,15 @@ def leres_depth(
     if remove_background != 0:
         gray = cv2.threshold(gray, remove_background / 100 * 255, 255, cv2.THRESH_TOZERO)[1]
     return gray
+
+
+def leres_depth(
+    network: LeresNetwork,
+    image: np.ndarray,
+    device: torch.device,
+    remove_near: float,
+    remove_background: float,
+) -> np.ndarray:
+    """depth_leres's map (HxW uint8, near = white) of an HxWx3 uint8 RGB picture whose sides are
+    multiples of 32; the two thresholds in percent (0: off)."""
+    return depth_gray(leres_prediction(network, image, device), remove_near, remove_background)
