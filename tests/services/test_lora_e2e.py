@@ -140,3 +140,54 @@ def test_embeddings_bundled_in_a_lora_file_work_while_it_is_in_the_prompt(app, c
     folder_wins, _ = _generate(client, "a fox clashing <lora:bundled:0>")
     assert folder_wins == _generate(client, "a fox clashing <lora:style_a:0>")[0]
     assert _generate(client, "a fox pivot")[0] == plain  # gone with the LoRA
+
+
+def test_block_weights_scale_each_block_of_the_lora(app, client):
+    plain, _ = _generate(client, "a fox")
+    lora, _ = _generate(client, "a fox <lora:style_a:1>")
+    te_only, _ = _generate(client, "a fox <lora:style_a:1:0>")
+    ones, base_only = ",".join(["1"] * 26), ",".join(["1"] + ["0"] * 25)
+    assert _generate(client, f"a fox <lora:style_a:1:lbw={ones}>")[0] == lora
+    assert _generate(client, "a fox <lora:style_a:1:lbw=NONE>")[0] == plain
+    assert _generate(client, f"a fox <lora:style_a:1:w={base_only}>")[0] == te_only  # BASE: the text encoder
+    out_only, info = _generate(
+        client, "a fox <lora:style_a:1:lbw=" + ",".join(["1"] + ["0"] * 13 + ["1"] * 12) + ">"
+    )
+    assert out_only not in (plain, lora, te_only)
+    assert "lbw=" in info["infotexts"][0] and 'Lora hashes: "style_a: ' in info["infotexts"][0]
+
+
+def test_block_weight_presets_come_from_lbwpresets_txt_and_the_older_positional_form_works(app, client):
+    out_only = ",".join(["1"] + ["0"] * 13 + ["1"] * 12)
+    (app.paths.lora_dir / "lbwpresets.txt").write_text(f"# mine\nOUTONLY:{out_only}\n", encoding="utf-8")
+    listed, _ = _generate(client, f"a fox <lora:style_a:1:lbw={out_only}>")
+    assert _generate(client, "a fox <lora:style_a:1:lbw=OUTONLY>")[0] == listed
+    assert (
+        _generate(client, "a fox <lora:style_a:1:OUTONLY>")[0] == listed
+    )  # sd-webui-lora-block-weight's old form
+
+
+def test_bad_block_weights_warn_and_leave_the_lora_out(app, client):
+    plain, _ = _generate(client, "a fox")
+    image, info = _generate(client, "a fox <lora:style_a:1:lbw=1,2,3>")
+    assert image == plain
+    assert any("style_a" in w and "block weights '1,2,3'" in w for w in info["warnings"])
+
+
+def test_start_and_stop_limit_the_unet_deltas_to_those_steps_and_keep_the_text_encoders(app, client):
+    lora, _ = _generate(client, "a fox <lora:style_a:1>")
+    te_only, _ = _generate(client, "a fox <lora:style_a:1:0>")
+    assert _generate(client, "a fox <lora:style_a:1:stop=1>")[0] == te_only  # 2 steps: none before step 1
+    assert _generate(client, "a fox <lora:style_a:1:start=3>")[0] == te_only
+    assert _generate(client, "a fox <lora:style_a:1:step=1-3>")[0] == lora
+    second_only, _ = _generate(client, "a fox <lora:style_a:1:start=2>")
+    first_only, _ = _generate(client, "a fox <lora:style_a:1:stop=2>")
+    assert len({second_only, first_only, lora, te_only}) == 4
+    assert _generate(client, "a fox <lora:style_a:1>")[0] == lora  # nothing left over
+
+
+@pytest.mark.parametrize("tag", ["start=0", "stop=x", "step=3", "start=3:stop=2"])
+def test_bad_step_windows_warn_and_leave_the_lora_out(app, client, tag):
+    plain, _ = _generate(client, "a fox")
+    image, info = _generate(client, f"a fox <lora:style_a:1:{tag}>")
+    assert image == plain and any(w.startswith("Lora style_a:") for w in info["warnings"])

@@ -18,9 +18,9 @@ from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
-from modules.sumi.engine.extensions import Extension, PatchScope, claim_resident
+from modules.sumi.engine.extensions import Extension, HookPoint, PatchScope, StepContext, claim_resident, hook
 from modules.sumi.engine.networks.hypernetwork import Hypernetwork, apply_hypernetworks, remove_hypernetworks
-from modules.sumi.engine.networks.network_file import NetworkError
+from modules.sumi.engine.networks.network_file import NetworkError, NetworkFile
 from modules.sumi.engine.networks.patcher import NetworkPatcher, NetworkSpec
 
 T = TypeVar("T")
@@ -43,6 +43,11 @@ def drop_refused(
             kept = [spec for spec in kept if spec not in bad] if bad else []
 
 
+def _text_ratio(network: NetworkFile) -> float:
+    weights = network.block_weights
+    return 1.0 if weights is None else weights.ratio("BASE")
+
+
 class NetworkPatch(Extension):
     """Makes exactly `networks` active on the patcher's model for the scope (see the module docstring).
     A network the model refuses is dropped, with a warning in `warnings`."""
@@ -56,10 +61,16 @@ class NetworkPatch(Extension):
         self.patcher = patcher
         self.networks = list(networks)
         self.resident = resident
+        self._kept: list[NetworkSpec] = []  # the networks the model took
+        self._applied: tuple = ()
 
     def conditioning_key(self) -> Hashable | None:
-        """Text-encoder deltas change the encoded prompts; UNet-only networks do not."""
-        key = tuple((network.identity, float(te)) for network, te, _ in self.networks if te)
+        """Text-encoder deltas change the encoded prompts; UNet-only networks do not (nor do block
+        weights that zero the text encoder: BASE 0)."""
+        key = tuple(
+            (network.identity, float(te) * _text_ratio(network)) for network, te, _ in self.networks if te
+        )
+        key = tuple(entry for entry in key if entry[1])
         return key or None
 
     @contextmanager
@@ -68,7 +79,8 @@ class NetworkPatch(Extension):
             raise ValueError("NetworkPatch: the patcher belongs to another model than the scope's")
         claim_resident(scope.model, RESIDENT_KEY)
         try:
-            _, _, refusals = drop_refused(self.patcher.apply, self.networks)
+            self._kept, _, refusals = drop_refused(self.patcher.apply, self.networks)
+            self._applied = _signature(self._kept)
             self.warnings.extend(REFUSED + message for message in refusals)
             yield
         finally:
@@ -76,6 +88,22 @@ class NetworkPatch(Extension):
                 scope.keep_resident(RESIDENT_KEY, self.patcher.restore)
             else:
                 self.patcher.restore()
+
+    @hook(HookPoint.PRE_STEP)
+    def _step_window(self, step: StepContext) -> None:
+        """Networks limited to some steps (`start=`/`stop=`) take their UNet deltas in and out; the
+        patcher rewrites only their layers."""
+        if not any(network.steps for network, _, _ in self._kept):
+            return
+        wanted = [(n, te, unet if n.acts_at(step.step) else 0.0) for n, te, unet in self._kept]
+        signature = _signature(wanted)
+        if signature != self._applied:
+            self.patcher.apply(wanted)
+            self._applied = signature
+
+
+def _signature(networks: Sequence[NetworkSpec]) -> tuple:
+    return tuple((id(network), float(te), float(unet)) for network, te, unet in networks)
 
 
 class HypernetworkPatch(Extension):

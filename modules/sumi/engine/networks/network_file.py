@@ -69,14 +69,28 @@ class NetworkFile:
     embeddings: dict[str, Embedding] = field(default_factory=dict)  # bundled, by name
     bundle_errors: list[str] = field(default_factory=list)  # bundled embeddings that could not be read
     block_weights: BlockWeights | None = None  # a ratio per UNet block (`lbw=`); None: 1 everywhere
+    steps: tuple[int, int | None] | None = None  # (start, stop): UNet deltas only in steps start..stop-1
 
     def __post_init__(self):
         self.alias = self.alias or self.name
         self.identity = self.identity or (self.path or self.name, id(self))
 
     def with_block_weights(self, weights: BlockWeights) -> NetworkFile:
-        """This network (the same tensors) with a ratio per block; its identity tells it apart."""
-        return replace(self, block_weights=weights, identity=(*self.identity, weights))
+        """This network (the same tensors, the same identity) with a ratio per block; the patcher tells
+        the layers apart by their multipliers, which the ratios scale."""
+        return replace(self, block_weights=weights, identity=self.identity)
+
+    def with_steps(self, start: int, stop: int | None) -> NetworkFile:
+        """This network with its UNet deltas only from sampling step `start` to before step `stop`
+        (counted from 1, as sd-webui-lora-block-weight's `start=`/`stop=`); the text encoder's stay."""
+        return replace(self, steps=(start, stop), identity=self.identity)
+
+    def acts_at(self, step: int) -> bool:
+        """Whether the UNet deltas apply at sampling step `step` (counted from 0)."""
+        if self.steps is None:
+            return True
+        start, stop = self.steps
+        return start - 1 <= step and (stop is None or step < stop - 1)
 
     @property
     def key_count(self) -> int:

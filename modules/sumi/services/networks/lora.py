@@ -80,6 +80,35 @@ def block_weight_spec(params: ExtraNetworkParams, presets: dict[str, str]) -> st
     return None
 
 
+def _step(name: str, value: str) -> int:
+    try:
+        step = int(value)
+    except ValueError:
+        raise ValueError(f"{name}={value} is not a step number") from None
+    if step < 1:
+        raise ValueError(f"{name}={value}: steps count from 1")
+    return step
+
+
+def step_window(params: ExtraNetworkParams) -> tuple[int, int | None] | None:
+    """sd-webui-lora-block-weight's `start=N`, `stop=M` or `step=N-M`: the UNet deltas act from sampling
+    step N to before step M (counted from 1); None when the tag limits nothing."""
+    named = params.named
+    start, stop = named.get("start"), named.get("stop")
+    if "step" in named:
+        first, dash, last = named["step"].partition("-")
+        if not dash:
+            raise ValueError(f"step={named['step']} is not N-M (from step N to before step M)")
+        start, stop = first, last
+    if start is None and stop is None:
+        return None
+    first = _step("start", start) if start is not None else 1
+    last = _step("stop", stop) if stop is not None else None
+    if start is not None and last is not None and last <= first:
+        raise ValueError(f"stop={last} must come after start={first}")
+    return first, last
+
+
 def multipliers(params: ExtraNetworkParams, presets: dict[str, str] | None = None) -> tuple[float, float]:
     """(te, unet) from `<lora:name:te:unet>` and named `te=`/`unet=` (unet defaults to te), as A1111; a
     third item that is block weights (see `block_weight_spec`) leaves unet at te."""
@@ -187,6 +216,9 @@ class LoraNetwork(ExtraNetwork):
             spec = block_weight_spec(params, presets)
             if spec is not None:
                 network = network.with_block_weights(self._block_weights(p, params, spec, presets))
+            window = step_window(params)
+            if window is not None:
+                network = network.with_steps(*window)
             return network, te, unet
         except (ValueError, NetworkError) as exc:
             p.warnings.append(f"Lora {name}: {exc}")
