@@ -33,6 +33,7 @@ from modules.sumi.services.models.a1111_view import model_view
 from modules.sumi.services.models.checkpoints import CheckpointRegistry, VaeRegistry
 from modules.sumi.services.models.hashing import HashCache
 from modules.sumi.services.models.manager import ModelManager
+from modules.sumi.services.models.merger import CheckpointMerger
 from modules.sumi.services.networks.embeddings import EmbeddingDatabase
 from modules.sumi.services.networks.files import HYPERNETWORK_EXTENSIONS, LORA_EXTENSIONS, NetworkFileRegistry
 from modules.sumi.services.networks.hypernetworks import HypernetworkHandler
@@ -112,6 +113,8 @@ class App:
             forced_path=self.paths.vae_file,
             hash_cache=None if no_hashing else self.hash_cache,
         )
+        # Merges go where A1111 puts them: --ckpt-dir when given, else models/Stable-diffusion.
+        self.merger = CheckpointMerger(self.checkpoints, self.vaes, self.paths.ckpt_dirs[-1])
         self.devices = self._select_device()
         self.state = JobState()
         self.queue = JobQueue(self.state)

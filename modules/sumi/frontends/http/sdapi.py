@@ -22,6 +22,7 @@ from modules.sumi.frontends.http import models as m
 from modules.sumi.frontends.http.controlnet import create_controlnet_router
 from modules.sumi.frontends.http.extras import create_extras_router
 from modules.sumi.frontends.http.interrogate import create_interrogate_router
+from modules.sumi.frontends.http.merger import create_merger_router
 from modules.sumi.frontends.http.training import create_training_router
 from modules.sumi.frontends.http.training_controlnet import create_training_controlnet_router
 from modules.sumi.frontends.http.training_finetune import create_training_finetune_router
@@ -500,6 +501,7 @@ def mount(fastapi_app: FastAPI, app: App) -> None:
     fastapi_app.include_router(create_interrogate_router(app))
     fastapi_app.include_router(create_training_router(app))
     fastapi_app.include_router(create_training_lora_router(app))
+    fastapi_app.include_router(create_merger_router(app))
     fastapi_app.include_router(create_training_controlnet_router(app))
     fastapi_app.include_router(create_training_finetune_router(app))
 
