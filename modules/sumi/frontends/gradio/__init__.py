@@ -30,6 +30,7 @@ from modules.sumi.frontends.gradio.img2img import (
     image_cfg_visible,
     wire_send_to,
 )
+from modules.sumi.frontends.gradio.merger_ui import create_merger_tab
 from modules.sumi.frontends.gradio.native_size import wire_native_size
 from modules.sumi.frontends.gradio.paste_buttons import REGISTRY as PASTE_BUTTONS
 from modules.sumi.frontends.gradio.paste_buttons import announcing_parser, readable_roots
@@ -80,6 +81,7 @@ def build_ui(app: App) -> gr.Blocks:
             img2img = _img2img_tab(app)
             extras = _extras_tab(app)
             _pnginfo_tab()
+            _merger_tab(app)
             _train_tab(app, txt2img)
             for tab in extension_tabs:
                 _extension_tab(app, tab)
@@ -258,6 +260,11 @@ def _connect_paste_buttons(app: App) -> None:
         )
     except Exception as exc:  # an extension's button wired to something odd must not stop the page
         _problem(app, f"Could not connect an extension's paste button ({type(exc).__name__}: {exc})")
+
+
+def _merger_tab(app: App) -> None:
+    with gr.Tab("Checkpoint Merger", id="modelmerger", elem_id="tab_modelmerger"):
+        create_merger_tab(app)
 
 
 def _train_tab(app: App, txt2img: Txt2ImgTab) -> None:
