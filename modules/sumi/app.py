@@ -38,6 +38,7 @@ from modules.sumi.services.networks.embeddings import EmbeddingDatabase
 from modules.sumi.services.networks.files import HYPERNETWORK_EXTENSIONS, LORA_EXTENSIONS, NetworkFileRegistry
 from modules.sumi.services.networks.hypernetworks import HypernetworkHandler
 from modules.sumi.services.networks.lora import LoraNetwork
+from modules.sumi.services.networks.lora_tools import LoraTools
 from modules.sumi.services.networks.registry import ExtraNetworkRegistry
 from modules.sumi.services.postprocessing.service import ExtrasService
 from modules.sumi.services.scripts.callbacks import CallbackRegistry
@@ -162,6 +163,14 @@ class App:
             block_weight_presets=block_weight_presets,
         )
         self.extra_networks.register(lora, "lyco")
+        self.lora_tools = LoraTools(
+            self.checkpoints,
+            self.loras,
+            lora,
+            self.paths.ckpt_dirs[-1],
+            self.paths.lora_dir,
+            allow_unsafe_pickle=bool(args.disable_safe_unpickle),
+        )
         self.extra_networks.register(
             HypernetworkHandler(self.hypernetworks, allow_unsafe_pickle=bool(args.disable_safe_unpickle))
         )

@@ -111,3 +111,7 @@ class WeightBackups:
     def restore_all(self) -> None:
         for key in list(self._saved):
             self.restore(key)
+
+    def forget_all(self) -> None:
+        """Drop every backup: the current tensors become the originals."""
+        self._saved.clear()

@@ -106,6 +106,12 @@ class NetworkPatcher:
                 self._restore_layer(key)
         self._applied = {}
 
+    def commit(self) -> None:
+        """Keep the applied deltas as the model's own weights (baking a LoRA into a model): the backups
+        are dropped, so `restore()` no longer undoes them."""
+        self._backups.forget_all()
+        self._applied = {}
+
     # -- steps ------------------------------------------------------------------------------------
 
     def _match(self, network: NetworkFile) -> MatchResult:

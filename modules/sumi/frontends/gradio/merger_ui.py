@@ -19,6 +19,7 @@ from modules.sumi.engine.merging import (
     merge_layout,
     parse_merge_weights,
 )
+from modules.sumi.frontends.gradio.lora_tools_ui import create_lora_tools
 from modules.sumi.services.models.merger import CONFIG_SOURCES, MergeError, MergeRequest
 
 NO_PRESET = "(type the weights)"
@@ -138,101 +139,111 @@ def create_merger_tab(app: App) -> dict[str, Any]:
     """Lay out the tab (inside a `gr.Tab`) and wire it."""
     c: dict[str, Any] = {}
     titles = _titles(app)
-    with gr.Row(equal_height=False):
-        with gr.Column(variant="compact"):
-            gr.HTML(
-                "<p>A merger of two or three checkpoints; the result is saved in the checkpoint folder and "
-                "listed at once. Tensors are read one at a time, so a merge needs about one model's RAM.</p>"
-            )
-            with gr.Row():
-                for key, label in (
-                    ("primary", "Primary model (A)"),
-                    ("secondary", "Secondary model (B)"),
-                    ("tertiary", "Tertiary model (C)"),
-                ):
-                    c[key] = gr.Dropdown(
-                        titles,
-                        label=label,
-                        elem_id=f"modelmerger_{key}_model_name",
-                        value=None,
-                        allow_custom_value=True,  # a title gains its hash once hashed; any alias resolves
+    with gr.Tabs(elem_id="modelmerger_tabs"):
+        with gr.Tab("Checkpoints", id="modelmerger_checkpoints"), gr.Row(equal_height=False):
+            with gr.Column(variant="compact"):
+                gr.HTML(
+                    "<p>A merger of two or three checkpoints; the result is saved in the checkpoint folder and "
+                    "listed at once. Tensors are read one at a time, so a merge needs about one model's RAM.</p>"
+                )
+                with gr.Row():
+                    for key, label in (
+                        ("primary", "Primary model (A)"),
+                        ("secondary", "Secondary model (B)"),
+                        ("tertiary", "Tertiary model (C)"),
+                    ):
+                        c[key] = gr.Dropdown(
+                            titles,
+                            label=label,
+                            elem_id=f"modelmerger_{key}_model_name",
+                            value=None,
+                            allow_custom_value=True,  # a title gains its hash once hashed; any alias resolves
+                        )
+                    c["refresh"] = _tool("🔄", "modelmerger_refresh_checkpoint_names")
+                c["custom_name"] = gr.Textbox(
+                    label="Custom Name (Optional)", elem_id="modelmerger_custom_name"
+                )
+                c["multiplier"] = gr.Slider(
+                    0.0,
+                    1.0,
+                    step=0.05,
+                    value=0.3,
+                    label="Multiplier (M) - set to 0 to get model A",
+                    elem_id="modelmerger_interp_amount",
+                )
+                c["method"] = gr.Radio(
+                    list(METHODS),
+                    value="Weighted sum",
+                    label="Interpolation Method",
+                    elem_id="modelmerger_interp_method",
+                )
+                with gr.Row():
+                    c["format"] = gr.Radio(
+                        ["ckpt", "safetensors"],
+                        value="safetensors",
+                        label="Checkpoint format",
+                        elem_id="modelmerger_checkpoint_format",
                     )
-                c["refresh"] = _tool("🔄", "modelmerger_refresh_checkpoint_names")
-            c["custom_name"] = gr.Textbox(label="Custom Name (Optional)", elem_id="modelmerger_custom_name")
-            c["multiplier"] = gr.Slider(
-                0.0,
-                1.0,
-                step=0.05,
-                value=0.3,
-                label="Multiplier (M) - set to 0 to get model A",
-                elem_id="modelmerger_interp_amount",
-            )
-            c["method"] = gr.Radio(
-                list(METHODS),
-                value="Weighted sum",
-                label="Interpolation Method",
-                elem_id="modelmerger_interp_method",
-            )
-            with gr.Row():
-                c["format"] = gr.Radio(
-                    ["ckpt", "safetensors"],
-                    value="safetensors",
-                    label="Checkpoint format",
-                    elem_id="modelmerger_checkpoint_format",
+                    c["half"] = gr.Checkbox(
+                        False, label="Save as float16", elem_id="modelmerger_save_as_half"
+                    )
+                with gr.Accordion("Block weights", open=False, elem_id="modelmerger_block_weights_accordion"):
+                    c["preset"] = gr.Dropdown(
+                        [NO_PRESET, *MERGE_PRESETS],
+                        value=NO_PRESET,
+                        label="Preset",
+                        elem_id="modelmerger_block_preset",
+                    )
+                    layout_sd, layout_xl = merge_layout(sdxl=False), merge_layout(sdxl=True)
+                    c["block_weights"] = gr.Textbox(
+                        label=f"Block weights: {len(layout_sd)} values for SD1/SD2 ({', '.join(layout_sd[:2])} ... {layout_sd[-1]}), "
+                        f"{len(layout_xl)} for SDXL (... {layout_xl[-1]}); without BASE, BASE is the multiplier",
+                        elem_id="modelmerger_block_weights",
+                        lines=2,
+                    )
+                    c["curve"] = gr.HTML(preview(app, None, "", 0.3), elem_id="modelmerger_block_curve_panel")
+                with gr.Row():
+                    c["config"] = gr.Radio(
+                        list(CONFIG_SOURCES),
+                        value=CONFIG_SOURCES[0],
+                        type="index",
+                        label="Copy config from",
+                        elem_id="modelmerger_config_method",
+                    )
+                    c["vae"] = gr.Dropdown(
+                        _vae_choices(app),
+                        value="None",
+                        label="Bake in VAE",
+                        elem_id="modelmerger_bake_in_vae",
+                    )
+                    c["refresh_vae"] = _tool("🔄", "modelmerger_refresh_bake_in_vae")
+                c["merge_vae"] = gr.Checkbox(
+                    False,
+                    label="Merge the VAE too (otherwise it is the primary's)",
+                    elem_id="modelmerger_merge_vae",
                 )
-                c["half"] = gr.Checkbox(False, label="Save as float16", elem_id="modelmerger_save_as_half")
-            with gr.Accordion("Block weights", open=False, elem_id="modelmerger_block_weights_accordion"):
-                c["preset"] = gr.Dropdown(
-                    [NO_PRESET, *MERGE_PRESETS],
-                    value=NO_PRESET,
-                    label="Preset",
-                    elem_id="modelmerger_block_preset",
+                c["discard"] = gr.Textbox(
+                    label="Discard weights with matching name (regular expression)",
+                    elem_id="modelmerger_discard_weights",
                 )
-                layout_sd, layout_xl = merge_layout(sdxl=False), merge_layout(sdxl=True)
-                c["block_weights"] = gr.Textbox(
-                    label=f"Block weights: {len(layout_sd)} values for SD1/SD2 ({', '.join(layout_sd[:2])} ... {layout_sd[-1]}), "
-                    f"{len(layout_xl)} for SDXL (... {layout_xl[-1]}); without BASE, BASE is the multiplier",
-                    elem_id="modelmerger_block_weights",
-                    lines=2,
-                )
-                c["curve"] = gr.HTML(preview(app, None, "", 0.3), elem_id="modelmerger_block_curve_panel")
-            with gr.Row():
-                c["config"] = gr.Radio(
-                    list(CONFIG_SOURCES),
-                    value=CONFIG_SOURCES[0],
-                    type="index",
-                    label="Copy config from",
-                    elem_id="modelmerger_config_method",
-                )
-                c["vae"] = gr.Dropdown(
-                    _vae_choices(app), value="None", label="Bake in VAE", elem_id="modelmerger_bake_in_vae"
-                )
-                c["refresh_vae"] = _tool("🔄", "modelmerger_refresh_bake_in_vae")
-            c["merge_vae"] = gr.Checkbox(
-                False,
-                label="Merge the VAE too (otherwise it is the primary's)",
-                elem_id="modelmerger_merge_vae",
-            )
-            c["discard"] = gr.Textbox(
-                label="Discard weights with matching name (regular expression)",
-                elem_id="modelmerger_discard_weights",
-            )
-            with gr.Accordion("Metadata", open=False):
-                c["save_metadata"] = gr.Checkbox(
-                    True, label="Save metadata", elem_id="modelmerger_save_metadata"
-                )
-                c["add_recipe"] = gr.Checkbox(
-                    True, label="Add merge recipe metadata", elem_id="modelmerger_add_recipe"
-                )
-                c["copy_metadata"] = gr.Checkbox(
-                    True, label="Copy metadata from merged models", elem_id="modelmerger_copy_metadata"
-                )
-                c["metadata_json"] = gr.Textbox(
-                    "", label="Metadata in JSON format", lines=3, elem_id="modelmerger_metadata_json"
-                )
-            c["merge"] = gr.Button("Merge", variant="primary", elem_id="modelmerger_merge")
-        with gr.Column(variant="compact"):
-            c["result"] = gr.HTML(elem_id="modelmerger_result")
+                with gr.Accordion("Metadata", open=False):
+                    c["save_metadata"] = gr.Checkbox(
+                        True, label="Save metadata", elem_id="modelmerger_save_metadata"
+                    )
+                    c["add_recipe"] = gr.Checkbox(
+                        True, label="Add merge recipe metadata", elem_id="modelmerger_add_recipe"
+                    )
+                    c["copy_metadata"] = gr.Checkbox(
+                        True, label="Copy metadata from merged models", elem_id="modelmerger_copy_metadata"
+                    )
+                    c["metadata_json"] = gr.Textbox(
+                        "", label="Metadata in JSON format", lines=3, elem_id="modelmerger_metadata_json"
+                    )
+                c["merge"] = gr.Button("Merge", variant="primary", elem_id="modelmerger_merge")
+            with gr.Column(variant="compact"):
+                c["result"] = gr.HTML(elem_id="modelmerger_result")
+        with gr.Tab("LoRA", id="modelmerger_lora"):
+            c["lora_tools"] = create_lora_tools(app, titles)
     _wire(app, c)
     return c
 

@@ -1,6 +1,7 @@
 """`POST /sdapi/v1/merge-checkpoints`: the Checkpoint Merger over HTTP (A1111 has the tab but no route;
-the body uses the names of A1111's `run_modelmerger` arguments). A merge that cannot be done is a 400
-with the reason; nothing is written then."""
+the body uses the names of A1111's `run_modelmerger` arguments). `POST /sdapi/v1/lora/merge-into-checkpoint`,
+`/sdapi/v1/lora/extract`, `/sdapi/v1/lora/resize`: the LoRA tools. A request that cannot be done is a
+400 with the reason; nothing is written then."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from modules.sumi.app import App
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.merging import METHODS
 from modules.sumi.services.models.merger import MergeError, MergeRequest
+from modules.sumi.services.networks.lora_tools import ToolError, ToolResult
 
 
 class MergeBody(BaseModel):
@@ -39,6 +41,45 @@ class MergeBody(BaseModel):
     merge_vae: bool = Field(False, description="Blend the VAE too (by default it is the primary's).")
 
 
+class LoraMergeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    checkpoint: str = Field(description="The checkpoint to bake the LoRAs into.")
+    loras: str = Field(
+        max_length=5000, description="LoRA tags as in a prompt: <lora:a:0.8> <lora:b:1:lbw=OUTD>."
+    )
+    custom_name: str = Field("", max_length=200)
+    save_as_half: bool = False
+
+
+class LoraExtractBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tuned_model: str = Field(description="The fine-tuned checkpoint.")
+    base_model: str = Field(description="The checkpoint it was tuned from.")
+    rank: int = Field(32, ge=1, le=1024)
+    conv_rank: int = Field(
+        0, ge=0, le=1024, description="Rank of the 3x3 convolutions (LoCon); 0 leaves them out."
+    )
+    custom_name: str = Field("", max_length=200)
+    save_as_half: bool = True
+
+
+class LoraResizeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lora: str = Field(description="A LoRA/LoCon file in models/Lora (its name or alias).")
+    rank: int = Field(ge=1, le=1024)
+    custom_name: str = Field("", max_length=200)
+    save_as_half: bool = True
+
+
+class ToolResponse(BaseModel):
+    info: str
+    filename: str
+    warnings: list[str]
+
+
 class MergeResponse(BaseModel):
     info: str
     title: str | None = Field(description="The new checkpoint's title in GET /sdapi/v1/sd-models.")
@@ -56,5 +97,40 @@ def create_merger_router(app: App) -> APIRouter:
             raise InvalidRequestError(str(exc)) from exc
         title = result.checkpoint.title if result.checkpoint is not None else None
         return MergeResponse(info=result.message, title=title, filename=result.path.name)
+
+    def tool(run) -> ToolResponse:
+        try:
+            result: ToolResult = run()
+        except ToolError as exc:
+            raise InvalidRequestError(str(exc)) from exc
+        return ToolResponse(info=result.message, filename=result.path.name, warnings=list(result.warnings))
+
+    @router.post("/lora/merge-into-checkpoint", response_model=ToolResponse)
+    def lora_merge(body: LoraMergeBody) -> ToolResponse:
+        tools = app.lora_tools
+        return tool(
+            lambda: tools.merge_into_checkpoint(
+                body.checkpoint, body.loras, body.custom_name, body.save_as_half
+            )
+        )
+
+    @router.post("/lora/extract", response_model=ToolResponse)
+    def lora_extract(body: LoraExtractBody) -> ToolResponse:
+        tools = app.lora_tools
+        return tool(
+            lambda: tools.extract(
+                body.tuned_model,
+                body.base_model,
+                body.rank,
+                body.conv_rank,
+                body.custom_name,
+                body.save_as_half,
+            )
+        )
+
+    @router.post("/lora/resize", response_model=ToolResponse)
+    def lora_resize(body: LoraResizeBody) -> ToolResponse:
+        tools = app.lora_tools
+        return tool(lambda: tools.resize(body.lora, body.rank, body.custom_name, body.save_as_half))
 
     return router

@@ -203,6 +203,18 @@ class LoraNetwork(ExtraNetwork):
                     found[name] = replace(embedding, filename=network.path, sha256=self._hash(network))
         return found
 
+    def resolve(self, tags: str, seed: int = 0) -> tuple[list[tuple[NetworkFile, float, float]], list[str]]:
+        """The networks `<lora:...>` / `<lyco:...>` tags in `tags` name, as a job would apply them (block
+        weights and all), and the warnings for those that cannot be used."""
+        from types import SimpleNamespace
+
+        from modules.sumi.services.networks.registry import parse_prompt
+
+        job = SimpleNamespace(warnings=[], all_seeds=[seed])
+        _, found = parse_prompt(tags)
+        specs = [self._spec(job, params) for kind in ("lora", "lyco") for params in found.get(kind, [])]
+        return [spec for spec in specs if spec is not None], job.warnings
+
     def _spec(self, p: Any, params: ExtraNetworkParams) -> tuple[NetworkFile, float, float] | None:
         name = params.positional[0] if params.positional else ""
         info = self.files.find_or_refresh(name)
