@@ -1,0 +1,215 @@
+"""Tiled Diffusion: the UNet run on overlapping latent tiles whose predictions are blended, so an image
+larger than the model's training size is drawn tile by tile (memory of one tile batch) and stays one
+image (every step blends the overlaps).
+
+- MultiDiffusion (Bar-Tal et al., 2023): each latent pixel's prediction is the plain mean of the tiles
+  covering it.
+- Mixture of Diffusers (Jiménez, 2023): the mean weighted by a Gaussian centred on each tile, so tile
+  edges count less.
+
+Both are linear in the prediction, so blending the UNet's raw output (noise, or v) equals blending the
+denoised latents. The tiles follow the multidiffusion-upscaler extension's grid (`tile_boxes`): as few
+tiles as cover the latent with at least `overlap` pixels shared, spread evenly. A latent no larger than a
+tile is one tile: the job is then exactly a plain job.
+
+`TiledDiffusion` is an engine extension: its patch wraps the UNet's forward for the scope, so every
+UNet call of the job (each hires pass too, any sampler, AND, LoRA) is tiled. The ControlNet / T2I-Adapter
+residuals a call carries are cut to each tile at their own resolution; other per-call inputs (text, SDXL
+size embeddings, IP-Adapter tokens) are repeated for the tiles of a batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from modules.sumi.engine.extensions import Extension, PatchScope
+
+METHODS = ("MultiDiffusion", "Mixture of Diffusers")
+# UNet keyword arguments whose tensors are spatial (cut per tile) and those repeated per tile.
+_SPATIAL_LISTS = ("down_block_additional_residuals", "down_intrablock_additional_residuals")
+_SPATIAL = ("mid_block_additional_residual",)
+_KNOWN = {
+    "encoder_hidden_states",
+    "added_cond_kwargs",
+    "return_dict",
+    "timestep_cond",
+    *_SPATIAL_LISTS,
+    *_SPATIAL,
+}
+
+
+@dataclass(frozen=True)
+class Box:
+    x: int
+    y: int
+    width: int
+    height: int
+
+    def window(self, scale: int = 1) -> tuple[slice, slice]:
+        """(rows, columns) of this box in a map `scale` times smaller than the latent."""
+        return (
+            slice(self.y // scale, (self.y + self.height) // scale),
+            slice(self.x // scale, (self.x + self.width) // scale),
+        )
+
+
+def tile_boxes(width: int, height: int, tile_width: int, tile_height: int, overlap: int) -> list[Box]:
+    """The extension's grid over a width x height latent: ceil((size − overlap) / (tile − overlap)) tiles
+    per side, spread evenly (the last one flush with the edge), row by row. A tile larger than the latent
+    is cut to it; an overlap of a tile or more is cut to the smaller tile side − 4, as the extension does."""
+    tile_width, tile_height = min(tile_width, width), min(tile_height, height)
+    if overlap >= min(tile_width, tile_height):
+        overlap = max(min(tile_width, tile_height) - 4, 0)
+    columns = math.ceil((width - overlap) / (tile_width - overlap))
+    rows = math.ceil((height - overlap) / (tile_height - overlap))
+    dx = (width - tile_width) / (columns - 1) if columns > 1 else 0
+    dy = (height - tile_height) / (rows - 1) if rows > 1 else 0
+    return [
+        Box(
+            min(int(column * dx), width - tile_width),
+            min(int(row * dy), height - tile_height),
+            tile_width,
+            tile_height,
+        )
+        for row in range(rows)
+        for column in range(columns)
+    ]
+
+
+def gaussian_weights(tile_width: int, tile_height: int) -> Tensor:
+    """Mixture of Diffusers' tile weights (its published form, which scales both axes by the width)."""
+
+    def bell(position: float, middle: float, variance: float = 0.01) -> float:
+        return math.exp(-((position - middle) ** 2) / (tile_width * tile_width) / (2 * variance)) / math.sqrt(
+            2 * math.pi * variance
+        )
+
+    across = torch.tensor([bell(x, (tile_width - 1) / 2) for x in range(tile_width)], dtype=torch.float64)
+    down = torch.tensor([bell(y, tile_height / 2) for y in range(tile_height)], dtype=torch.float64)
+    return torch.outer(down, across).float()
+
+
+@dataclass(frozen=True)
+class TileSettings:
+    method: str = "MultiDiffusion"
+    tile_width: int = 96  # latent pixels (x8 in the image)
+    tile_height: int = 96
+    overlap: int = 48
+    batch_size: int = 4  # tiles per UNet call
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"Tiled Diffusion method '{self.method}' is not one of {', '.join(METHODS)}")
+        if min(self.tile_width, self.tile_height) < 8 or self.overlap < 0 or self.batch_size < 1:
+            raise ValueError(
+                "Tiled Diffusion needs tiles of at least 8 latent pixels, overlap ≥ 0, batch ≥ 1"
+            )
+
+
+def _repeat(value: Any, times: int) -> Any:
+    """A per-row input for `times` tiles of the same rows (tensors along the batch, lists item by item)."""
+    if times == 1:
+        return value
+    if isinstance(value, Tensor) and value.ndim > 0:
+        return value.repeat(times, *[1] * (value.ndim - 1))
+    if isinstance(value, (list, tuple)):
+        return type(value)(_repeat(v, times) for v in value)
+    if isinstance(value, dict):
+        return {k: _repeat(v, times) for k, v in value.items()}
+    return value
+
+
+def _cut(tensor: Tensor, box: Box, latent_height: int) -> Tensor:
+    return tensor[(..., *box.window(latent_height // tensor.shape[-2]))]
+
+
+class TiledForward:
+    """A UNet forward that runs `settings`' tiles through `forward` and blends them."""
+
+    def __init__(self, forward: Callable[..., Any], settings: TileSettings) -> None:
+        self.forward, self.settings = forward, settings
+        self._weights: dict[tuple[int, int, str], Tensor] = {}
+
+    def __call__(self, sample: Tensor, timestep: Any, *args: Any, **kwargs: Any) -> Any:
+        height, width = sample.shape[-2:]
+        s = self.settings
+        boxes = tile_boxes(width, height, s.tile_width, s.tile_height, s.overlap)
+        if len(boxes) == 1 or args:
+            return self.forward(sample, timestep, *args, **kwargs)
+        return_dict = kwargs.pop("return_dict", True)
+        # Unknown inputs may hold per-row state: their tiles go one at a time, so the rows stay as they are.
+        per_call = s.batch_size if set(kwargs) <= _KNOWN else 1
+        total = torch.zeros_like(sample, dtype=torch.float32)
+        weight = self._weight(boxes, height, width, sample.device)
+        tile_weight = self._tile_weight(boxes[0], sample.device)
+        for start in range(0, len(boxes), per_call):
+            group = boxes[start : start + per_call]
+            out = self._run(sample, timestep, kwargs, group, height)
+            for index, box in enumerate(group):
+                rows = out[index * sample.shape[0] : (index + 1) * sample.shape[0]]
+                total[(..., *box.window())] += rows.float() * tile_weight
+        blended = (total / weight).to(sample.dtype)
+        return (blended,) if not return_dict else _Output(blended)
+
+    def _run(self, sample: Tensor, timestep: Any, kwargs: dict, group: list[Box], height: int) -> Tensor:
+        tiles = torch.cat([sample[(..., *box.window())] for box in group])
+        call = {k: v for k, v in kwargs.items() if k not in (*_SPATIAL_LISTS, *_SPATIAL)}
+        call = _repeat(call, len(group))
+        for name in _SPATIAL_LISTS:
+            if kwargs.get(name) is not None:
+                call[name] = [torch.cat([_cut(r, b, height) for b in group]) for r in kwargs[name]]
+        for name in _SPATIAL:
+            if kwargs.get(name) is not None:
+                call[name] = torch.cat([_cut(kwargs[name], b, height) for b in group])
+        step = _repeat(timestep, len(group)) if isinstance(timestep, Tensor) and timestep.ndim else timestep
+        return self.forward(tiles, step, return_dict=False, **call)[0]
+
+    def _tile_weight(self, box: Box, device: torch.device) -> Tensor | float:
+        if self.settings.method == "MultiDiffusion":
+            return 1.0
+        return gaussian_weights(box.width, box.height).to(device)
+
+    def _weight(self, boxes: list[Box], height: int, width: int, device: torch.device) -> Tensor:
+        key = (height, width, str(device))
+        if key not in self._weights:
+            weight = torch.zeros((height, width), device=device)
+            for box in boxes:
+                weight[box.window()] += self._tile_weight(box, device)
+            self._weights[key] = weight
+        return self._weights[key]
+
+
+@dataclass
+class _Output:
+    sample: Tensor
+
+    def __getitem__(self, index: int) -> Tensor:
+        return (self.sample,)[index]
+
+
+class TiledDiffusion(Extension):
+    """Tiles every UNet call of the scope (see the module docstring)."""
+
+    def __init__(self, settings: TileSettings) -> None:
+        super().__init__()
+        self.settings = settings
+
+    @contextmanager
+    def patch(self, scope: PatchScope) -> Iterator[None]:
+        unet = scope.model.unet
+        own = vars(unet).get("forward")  # an instance-level forward (an offload hook's) is kept and restored
+        setattr(unet, "forward", TiledForward(unet.forward, self.settings))  # noqa: B010
+        try:
+            yield
+        finally:
+            if own is not None:
+                setattr(unet, "forward", own)  # noqa: B010
+            else:
+                delattr(unet, "forward")
