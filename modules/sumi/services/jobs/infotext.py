@@ -52,7 +52,11 @@ TRAILING_KEYS: list[str] = ["Version", "User"]
 
 NEGATIVE_PREFIX = "Negative prompt:"
 
-RE_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+# A value is a quoted string, a flat JSON object (what A1111 writes for a dict, e.g. Tiled Diffusion's
+# settings), or anything up to the next comma.
+RE_PARAM = re.compile(
+    r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|\{(?:[^{}"]|"(?:\\.|[^\\"])*")*\}|[^,]*)(?:,|$)'
+)
 RE_IMAGESIZE = re.compile(r"^(\d+)x(\d+)$")
 RE_VERSION = re.compile(r"v?(\d+)\.(\d+)(?:\.(\d+))?(?:-(\d+))?")
 
@@ -86,7 +90,10 @@ PARSE_DEFAULTS: dict[str, str] = {
 
 
 def quote(value: object) -> str:
-    """A value as written after `Key: `: JSON-quoted when it would otherwise not parse back."""
+    """A value as written after `Key: `: JSON-quoted when it would otherwise not parse back; a dict or
+    list as JSON (A1111's quote dumps the value itself)."""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
     text = str(value)
     if "," in text or ":" in text or "\n" in text or text != text.strip() or text.startswith('"'):
         return json.dumps(text, ensure_ascii=False)

@@ -254,6 +254,8 @@ class ScriptRunner:
             try:
                 getattr(script, hook)(p, *args, *script_args, **kwargs)
             except Exception as exc:
+                if isinstance(exc, InvalidRequestError) and not getattr(script, "_sumi_extension", None):
+                    raise  # a built-in script refusing the job's settings: the request is at fault (400)
                 failed.add(id(script))
                 self.errors.report(script.filename or self._title(script), hook, exc)
                 p.warnings.append(

@@ -1,0 +1,92 @@
+"""Tiled Diffusion through the A1111 API under the extension's script name and args: the job is tiled,
+its settings are in the infotext (and paste back), one tile is a plain job, and what is not built is a
+400, never ignored."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.app_support import generate
+
+BODY = {"steps": 2, "width": 128, "height": 96, "seed": 4, "sampler_name": "Euler", "prompt": "a red star"}
+
+
+@pytest.fixture(scope="module")
+def app(make_module_app, tmp_path_factory):
+    return make_module_app(tmp_path_factory.mktemp("tiled"), "--nowebui")
+
+
+def _args(method="MultiDiffusion", tile=8, overlap=4, batch=2, **kw) -> list:
+    args = [True, method, kw.get("overwrite", False), True, kw.get("width", 1024), kw.get("height", 1024)]
+    return args + [tile, tile, overlap, batch, "None", 2.0] + kw.get("later", [])
+
+
+def _tiled(client, args: list, status: int = 200, **body):
+    r = client.post(
+        "/sdapi/v1/txt2img", json={**BODY, **body, "alwayson_scripts": {"Tiled Diffusion": {"args": args}}}
+    )
+    assert r.status_code == status, r.text
+    return r.json()
+
+
+def test_a_tiled_job_draws_and_writes_its_settings(client):
+    plain, _ = generate(client, BODY, BODY["prompt"])
+    out = _tiled(client, _args())
+    infotext = json.loads(out["info"])["infotexts"][0]
+    assert (
+        'Tiled Diffusion: {"Method": "MultiDiffusion", "Tile tile width": 8, "Tile tile height": 8, "Tile Overlap": 4, "Tile batch size": 2}'
+        in infotext
+    )
+    import base64
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(base64.b64decode(out["images"][0])))
+    assert image.size == (128, 96) and image.tobytes() != plain
+
+
+def test_one_tile_is_a_plain_job(client):
+    plain, _ = generate(client, BODY, BODY["prompt"])
+    import base64
+    import io
+
+    from PIL import Image
+
+    out = _tiled(client, _args(tile=64, overlap=0))
+    assert Image.open(io.BytesIO(base64.b64decode(out["images"][0]))).tobytes() == plain
+
+
+def test_mixture_of_diffusers_and_overwritten_size(client):
+    out = _tiled(client, _args("Mixture of Diffusers", overwrite=True, width=192, height=64))
+    info = json.loads(out["info"])
+    assert info["width"] == 192 and info["height"] == 64
+    assert '"Method": "Mixture of Diffusers"' in info["infotexts"][0]
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (_args("Tiles"), "not one of"),
+        (_args(tile=4), "at least 8"),
+        (_args(later=[True]), "Noise Inversion is not available"),
+        (_args(later=[False, 10, 1, 1, 64, False, True]), "Region Prompt Control is not available"),
+    ],
+)
+def test_what_cannot_be_done_is_a_400(client, args, reason):
+    out = _tiled(client, args, 400)
+    assert reason in json.dumps(out)
+
+
+def test_the_settings_paste_back_from_the_infotext():
+    from modules.sumi.builtin_scripts.tilediffusion import _from_infotext
+    from modules.sumi.services.jobs.infotext import parse_infotext
+
+    out = parse_infotext(
+        'a star\nSteps: 2, Tiled Diffusion: {"Method": "Mixture of Diffusers", "Tile tile width": 64, "Tile Overlap": 16}, Seed: 3'
+    )
+    assert _from_infotext("Method", "")(out) == "Mixture of Diffusers"
+    assert _from_infotext("Tile tile width", 96)(out) == 64 and _from_infotext("Tile batch size", 4)(out) == 4
+    assert out["Seed"] == "3"
