@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,3 +88,22 @@ def write_unique(directory: Path, names: Sequence[str], data: bytes, *, overwrit
     finally:
         tmp.unlink(missing_ok=True)
     raise FileExistsError(f"no free file name in {directory} (tried {names[0]} to {names[-1]})")
+
+
+def save_atomic(target: str | Path, save: Callable[[Path], object]) -> Path:
+    """`save(path)` writes a file at a temp path beside `target` (named `.<target>.<random>.tmp<suffix>`,
+    for writers that choose the format by suffix), which is then renamed into place; on any error
+    (a full disk) the temp file is removed and `target` was never touched."""
+    target = Path(target)
+    with temp_beside(target, suffix=f".tmp{target.suffix}") as tmp:
+        save(tmp)
+        os.replace(tmp, target)
+    return target
+
+
+_NOT_IN_FILE_NAMES = re.compile(r"[\\/:*?\"<>|\x00-\x1f]")
+
+
+def is_plain_file_name(name: str) -> bool:
+    """A name that stays in its folder on every OS: no separators, no reserved characters, no leading dot."""
+    return bool(name) and not _NOT_IN_FILE_NAMES.search(name) and not name.startswith(".")

@@ -28,12 +28,11 @@ from modules.sumi.engine.merging import METHODS, CheckpointTensors, MergeRecipe,
 from modules.sumi.engine.merging.blocks import VAE_PREFIX, parse_merge_weights
 from modules.sumi.engine.merging.merge import INPUT_CONV, NEEDS
 from modules.sumi.services.models.checkpoints import CheckpointInfo, CheckpointRegistry, VaeRegistry
-from modules.sumi.util.atomic import temp_beside
+from modules.sumi.util.atomic import is_plain_file_name, save_atomic
 
 log = logging.getLogger(__name__)
 FORMATS = ("safetensors", "ckpt")
 CONFIG_SOURCES = ("A, B or C", "B", "C", "Don't")
-_BAD_NAME = re.compile(r"[\\/:*?\"<>|\x00-\x1f]")
 
 
 class MergeError(ValueError):
@@ -141,7 +140,7 @@ class CheckpointMerger:
 
     def _target(self, request: MergeRequest, infos: list[CheckpointInfo], sources) -> Path:
         name = request.custom_name.strip() or _default_name(request, infos)
-        if _BAD_NAME.search(name) or name.startswith(".") or name != os.path.basename(name):
+        if not is_plain_file_name(name):
             raise MergeError(f"the name '{name}' cannot be a file name (no folders, no \\ / : * ? \" < > |)")
         if (
             INPUT_CONV in sources[0]
@@ -295,9 +294,7 @@ def _metadata(request: MergeRequest, infos: list[CheckpointInfo], sources: list[
 def _write(target: Path, merged: dict[str, Tensor], metadata: dict[str, str]) -> None:
     """Written beside the target and renamed into place: a full disk leaves no partial file."""
     try:
-        with temp_beside(target, suffix=f".tmp{target.suffix}") as tmp:
-            save_checkpoint(tmp, merged, metadata if target.suffix == ".safetensors" else None)
-            os.replace(tmp, target)
+        save_atomic(target, lambda tmp: save_checkpoint(tmp, merged, metadata if target.suffix == ".safetensors" else None))
     except OSError as exc:
         raise MergeError(f"could not write {target.name} ({exc.strerror or exc}); nothing was saved") from exc
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import re
 import shutil
 import threading
 from collections.abc import Callable
@@ -31,11 +29,10 @@ from modules.sumi.engine.networks.network_file import BUNDLE_PREFIX
 from modules.sumi.services.models.checkpoints import CheckpointInfo, CheckpointRegistry
 from modules.sumi.services.networks.files import NetworkFileRegistry
 from modules.sumi.services.networks.lora import LoraNetwork
-from modules.sumi.util.atomic import temp_beside
+from modules.sumi.util.atomic import is_plain_file_name, save_atomic
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None] | None
-_BAD_NAME = re.compile(r"[\\/:*?\"<>|\x00-\x1f]")
 _BASE_VERSION = {
     "SD1": "sd_v1",
     "SD2": "sd_v2",
@@ -197,7 +194,7 @@ class LoraTools:
 
     @staticmethod
     def _target(folder: Path, name: str, suffix: str) -> Path:
-        if _BAD_NAME.search(name) or name.startswith(".") or name != os.path.basename(name):
+        if not is_plain_file_name(name):
             raise ToolError(f"the name '{name}' cannot be a file name (no folders, no \\ / : * ? \" < > |)")
         target = folder / f"{name}{suffix}"
         if target.exists():
@@ -239,9 +236,7 @@ def _bundled(path: Path, allow_unsafe_pickle: bool) -> dict[str, Tensor]:
 def _write(target: Path, save: Callable[[Path], object]) -> None:
     """Written beside the target and renamed into place: a full disk leaves no partial file."""
     try:
-        with temp_beside(target, suffix=f".tmp{target.suffix}") as tmp:
-            save(tmp)
-            os.replace(tmp, target)
+        save_atomic(target, save)
     except OSError as exc:
         raise ToolError(f"could not write {target.name} ({exc.strerror or exc}); nothing was saved") from exc
     log.info("Saved %s", target)
