@@ -90,3 +90,66 @@ def test_the_settings_paste_back_from_the_infotext():
     assert _from_infotext("Method", "")(out) == "Mixture of Diffusers"
     assert _from_infotext("Tile tile width", 96)(out) == 64 and _from_infotext("Tile batch size", 4)(out) == 4
     assert out["Seed"] == "3"
+
+
+def test_a_tiled_hires_job_tiles_both_passes(client):
+    out = _tiled(
+        client,
+        _args(tile=8, overlap=4),
+        width=64,
+        height=64,
+        enable_hr=True,
+        hr_scale=2,
+        hr_upscaler="Latent",
+        denoising_strength=0.5,
+    )
+    infotext = json.loads(out["info"])["infotexts"][0]
+    assert "Tiled Diffusion: " in infotext and "Hires upscale: 2" in infotext
+    from tests.app_support import decode_pixels
+
+    assert decode_pixels(out["images"][0]).shape[:2] == (128, 128)
+
+
+def test_a_tiled_job_follows_the_demo_controlnet_across_its_tiles(app, client):
+    """The demo's canny ControlNet on 2x2 overlapping tiles (96 of its 128 pixels each): the red circle is
+    drawn where the picture's blue one is (the residuals reach every tile where they belong)."""
+    from pathlib import Path
+
+    from modules.sumi.services.models.demo import DEMO_CONTROLNET_NAME
+    from tests.app_support import decode_pixels, encode_png
+    from tools.demo_model.measures import colour_centre
+    from tools.demo_model.scenes import POSITIONS, Scene, render
+
+    distances = {}
+    for label, units in (("with", True), ("without", False)):
+        picture = render(Scene("blue", "circle", "left", "large", "yellow"))
+        unit = {
+            "enabled": True,
+            "module": "canny",
+            "model": Path(DEMO_CONTROLNET_NAME).stem,
+            "image": encode_png(picture),
+        }
+        body = {
+            **BODY,
+            "prompt": "a red circle, white background",
+            "width": 128,
+            "height": 128,
+            "steps": 20,
+            "sampler_name": "Euler a",
+            "seed": 1,
+        }
+        body["alwayson_scripts"] = {
+            "Tiled Diffusion": {"args": _args(tile=12, overlap=8, batch=4)},
+            "controlnet": {"args": [unit] if units else []},
+        }
+        r = client.post("/sdapi/v1/txt2img", json=body)
+        assert r.status_code == 200, r.text
+        from PIL import Image
+
+        centre = colour_centre(Image.fromarray(decode_pixels(r.json()["images"][0])), "red")
+        fx, fy = POSITIONS["left"]
+        distances[label] = (
+            128.0 if centre is None else ((centre[0] - fx * 128) ** 2 + (centre[1] - fy * 128) ** 2) ** 0.5
+        )
+    # measured: 1.5 px from the circle's place with the ControlNet, nothing red drawn without it
+    assert distances["with"] < 8 and distances["with"] < distances["without"], distances

@@ -287,7 +287,9 @@ def test_generate_splits_controlnet_and_script_values(script_app, monkeypatch):
 def test_extension_tabs_come_before_settings_and_bad_ones_are_reported(built):
     tabs = _by_elem_id(built.demo, "tabs")
     labels = [getattr(child, "label", None) for child in tabs.children]
-    assert labels == ["txt2img", "img2img", "Extras", "PNG Info", "Train", "Good", "Settings", "Extensions"]
+    assert labels == [
+        "txt2img", "img2img", "Extras", "PNG Info", "Checkpoint Merger", "Train", "Good", "Settings", "Extensions"
+    ]  # fmt: skip
     problems = "\n".join(built.app.settings.extension_problems)
     assert "on_ui_tabs failed (RuntimeError: tabs exploded)" in problems
     assert "the title 'Settings' already exists" in problems

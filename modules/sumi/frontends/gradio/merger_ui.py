@@ -191,7 +191,7 @@ def create_merger_tab(app: App) -> dict[str, Any]:
                     c["preset"] = gr.Dropdown(
                         [NO_PRESET, *MERGE_PRESETS],
                         value=NO_PRESET,
-                        label="Preset",
+                        label="Block weight preset",
                         elem_id="modelmerger_block_preset",
                     )
                     layout_sd, layout_xl = merge_layout(sdxl=False), merge_layout(sdxl=True)

@@ -1,0 +1,27 @@
+"""The Tiled Diffusion accordion in Chromium: tick it, pick small tiles, Generate, and the infotext carries
+the extension's settings line; ↙️ on that infotext restores the method and the tile size."""
+
+from __future__ import annotations
+
+from tests.browser_support import generate, open_page, set_number, small_job, wait_value
+
+
+def test_tiled_diffusion_accordion_generates_and_pastes_back(demo_server, chromium):
+    with open_page(chromium, demo_server.url) as page:
+        small_job(page, "a red star", steps=2, size=128)
+        page.click("#MD-t2i-enabled > button")
+        page.check("#MD-t2i-enabled-checkbox input")
+        page.click("#MD-t2i-method input")
+        page.get_by_role("option", name="Mixture of Diffusers").click()
+        set_number(page, "MD-t2i-latent-tile-width", 48)
+        set_number(page, "MD-t2i-latent-tile-height", 48)
+        set_number(page, "MD-t2i-latent-tile-overlap", 16)
+        info = generate(page, 'Tiled Diffusion: {"Method": "Mixture of Diffusers", "Tile tile width": 48')
+        assert '"Tile Overlap": 16' in info
+        set_number(page, "MD-t2i-latent-tile-width", 96)
+        page.click("#MD-t2i-enabled > button")  # closing the accordion turns it off
+        page.wait_for_function("() => !document.querySelector('#MD-t2i-enabled-checkbox input').checked")
+        page.fill("#txt2img_prompt textarea", "")
+        page.click("#paste")  # the last generation's params.txt
+        wait_value(page, "#MD-t2i-latent-tile-width input[type=number]", "48")
+        assert page.is_checked("#MD-t2i-enabled-checkbox input")
