@@ -53,13 +53,27 @@ class TilingPolicy:
     estimate_norms: bool = False
     stats_size: int | None = None
     free_memory: FreeMemory | None = None  # None: accel.memory.free_bytes
+    # The encoder's own tile size and statistics choice (the Tiled VAE extension sets them apart);
+    # None: as the decoder's.
+    encode_tile: int | None = None
+    encode_estimate_norms: bool | None = None
+
+    def tile_for(self, stage: Stage) -> int:
+        return self.encode_tile if stage == "encode" and self.encode_tile else self.tile
+
+    def estimates_norms(self, stage: Stage) -> bool:
+        if stage == "encode" and self.encode_estimate_norms is not None:
+            return self.encode_estimate_norms
+        return self.estimate_norms
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"tiled VAE mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.tile < 8:
             raise ValueError(f"tiled VAE tile size must be at least 8 latent pixels, got {self.tile}")
-        if not 0 <= self.overlap <= self.tile // 2:
+        if self.encode_tile is not None and self.encode_tile < 8:
+            raise ValueError(f"tiled VAE encoder tile size must be at least 8 latent pixels, got {self.encode_tile}")
+        if not 0 <= self.overlap <= min(self.tile, self.encode_tile or self.tile) // 2:
             raise ValueError(
                 f"tiled VAE overlap must be between 0 and half the tile size ({self.tile // 2}), "
                 f"got {self.overlap}"
@@ -111,7 +125,7 @@ def run(
     if policy is None or policy.mode == "Never":
         return fn(x)
     grid = _grid(x, stage, scale)
-    fits_one_tile = max(grid) <= policy.tile
+    fits_one_tile = max(grid) <= policy.tile_for(stage)
     if policy.mode == "Always" and not fits_one_tile:
         return _tiled(stage, fn, x, policy, vae, scale, "always", events)
     if policy.mode == "Auto" and not fits_one_tile:
@@ -145,7 +159,7 @@ def _tiled(
     reason: str,
     events: list[Tiled] | None,
 ) -> torch.Tensor:
-    event = Tiled(stage, reason, policy.tile, policy.overlap)
+    event = Tiled(stage, reason, policy.tile_for(stage), policy.overlap)
     log.info("%s", event.message())
     if events is not None:
         events.append(event)
@@ -154,9 +168,9 @@ def _tiled(
         x,
         scale_in=1 if stage == "decode" else scale,
         scale_out=scale if stage == "decode" else 1,
-        tile=policy.tile,
+        tile=policy.tile_for(stage),
         overlap=policy.overlap,
-        norms=vae if policy.estimate_norms else None,
+        norms=vae if policy.estimates_norms(stage) else None,
         stats_size=policy.stats_size,
     )
 

@@ -538,7 +538,7 @@ class GenerationService:
             init=img2img.init_latents(p, o) if img2img.is_img2img(p) else None,
             aesthetic_score=float(o.sdxl_refiner_high_aesthetic_score),
             negative_aesthetic_score=float(o.sdxl_refiner_low_aesthetic_score),
-            vae_tiling=vae_tiling.policy(o),
+            vae_tiling=vae_tiling.policy(o, p),
         )
 
     def _embedding_hook(self, loaded: LoadedModel):

@@ -294,7 +294,7 @@ class HiresFix:
         self.p = p
         self.loaded = loaded
         self.job = job
-        self.tiling = vae_tiling.policy(service.options)
+        self.tiling = vae_tiling.policy(service.options, p)
 
     def sample(self, request: engine.BatchRequest) -> engine.BatchResult:
         service, p = self.service, self.p

@@ -141,7 +141,7 @@ def prepare(
     if model is None:
         return
     batch = torch.from_numpy(pixels).to(device=model.device, dtype=model.vae.dtype) * 2 - 1
-    tiling, tiled = vae_tiling.policy(options), []
+    tiling, tiled = vae_tiling.policy(options, p), []
     latents = engine_img2img.encode(model, batch, tiling, tiled)
     vae_tiling.record(p, tiled)
     if p.resize_mode == LATENT_UPSCALE:
@@ -314,7 +314,7 @@ def _image_conditioning(
             p.warnings.append(IMAGE_CFG_UNUSED.format(value=p.image_cfg_scale))
         p.image_cfg_scale = None  # A1111: only instruct-pix2pix models use it
     if kind == "pix2pix":
-        return engine_img2img.pix2pix_conditioning(model, pixels, vae_tiling.policy(options))
+        return engine_img2img.pix2pix_conditioning(model, pixels, vae_tiling.policy(options, p))
     if kind != "inpaint":
         return None
     mask = None
@@ -326,7 +326,7 @@ def _image_conditioning(
     p.is_using_inpainting_conditioning = True
     p.extra_generation_params["Conditional mask weight"] = weight
     return engine_img2img.inpaint_conditioning(
-        model, pixels, mask, mask_weight=weight, round_mask=p.mask_round, tiling=vae_tiling.policy(options)
+        model, pixels, mask, mask_weight=weight, round_mask=p.mask_round, tiling=vae_tiling.policy(options, p)
     )
 
 

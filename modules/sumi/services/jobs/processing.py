@@ -85,6 +85,9 @@ class StableDiffusionProcessing:
     # Sumi: engine extensions (modules.sumi.engine.extensions.Extension) every batch of the job runs with, by
     # name. The extra-network handlers put theirs here on activate ("lora", "hypernet"); scripts may too.
     engine_extensions: dict[str, Any] = field(default_factory=dict)
+    # Sumi: the job's own tiled-VAE policy (engine.accel.tiled_vae.TilingPolicy; the Tiled VAE script sets
+    # it); None: Settings > VAE decide.
+    vae_tiling: Any = None
     # A1111: the tab's ScriptRunner (always-on script hooks) and the current batch's values.
     scripts: Any = None
     is_api: bool = field(default=False, init=False)  # set by the API routes: scripts run without a UI

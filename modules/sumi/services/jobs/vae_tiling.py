@@ -11,8 +11,12 @@ from modules.sumi.engine.errors import InvalidRequestError
 INFOTEXT_KEY = "Tiled VAE"
 
 
-def policy(options: Any) -> TilingPolicy:
-    """`sumi_tiled_vae` ("Auto", "Always", "Never"), `sumi_tiled_vae_tile_size`, `sumi_tiled_vae_overlap`."""
+def policy(options: Any, p: Any = None) -> TilingPolicy:
+    """`sumi_tiled_vae` ("Auto", "Always", "Never"), `sumi_tiled_vae_tile_size`, `sumi_tiled_vae_overlap`;
+    a job's own policy (`p.vae_tiling`, set by the Tiled VAE script) wins."""
+    override = getattr(p, "vae_tiling", None)
+    if isinstance(override, TilingPolicy):
+        return override
     try:
         return TilingPolicy(
             mode=str(options.sumi_tiled_vae),
