@@ -193,3 +193,26 @@ def test_the_same_block_weights_rewrite_nothing_and_other_ones_rewrite_the_chang
     patcher.apply([(network.with_block_weights(parse_block_weights("OUTS", DEFAULT_PRESETS)), 1.0, 1.0)])
     assert touched and all(key.startswith("unet:") for key in touched)  # BASE is 1 in both
     patcher.restore()
+
+
+def test_an_sdxl_lora_takes_the_twelve_block_layout():
+    from tests.fixtures.tiny_models import tiny_sdxl
+
+    components = tiny_sdxl()
+    specs = [TextEncoderSpec(model=m, tokenizer=None) for m in components["text_encoders"]]
+    model = SDModel(components["family"], components["unet"], components["vae"], specs, scheduler_config={})
+    network = network_from_state_dict(tn.lora_state_dict(components), "xl")
+    weights = parse_block_weights("0,1,1,1,1,1,0,0,0,0,0,0", {})  # BASE 0; IN04-IN08 and M00 1; OUT 0
+    patcher = NetworkPatcher(model)
+    patcher.apply([(network.with_block_weights(weights), 1.0, 1.0)])
+    blocks = {target_block(model, p.target) for p in patcher.results[0].patches}
+    touched = {key.split(":")[0] for key in patcher.patched_layers}
+    patched_blocks = {
+        target_block(model, p.target)
+        for p in patcher.results[0].patches
+        if p.target.key in patcher.patched_layers
+    }
+    patcher.restore()
+    assert touched == {"unet"}  # BASE 0: neither text encoder
+    assert patched_blocks <= {"IN04", "IN05", "IN07", "IN08", "M00", None} and patched_blocks
+    assert blocks - patched_blocks  # the up blocks' layers were there and left alone

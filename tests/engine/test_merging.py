@@ -144,3 +144,23 @@ def test_the_files_are_read_a_key_at_a_time(models):
         key = "model.diffusion_model.input_blocks.0.0.weight"
         assert a.shape(key) == tuple(a[key].shape)
         assert key in a and "missing" not in a and len(a) == len(list(a))
+
+
+def test_an_sdxl_block_merge_uses_sdxls_twenty_blocks(tmp_path):
+    a_path, b_path = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    write_tiny_checkpoint(a_path, "SDXL", seed=1)
+    write_tiny_checkpoint(b_path, "SDXL", seed=2)
+    ratios = {block: (i + 1) / 25 for i, block in enumerate(merge_layout(sdxl=True))}
+    with CheckpointTensors(a_path) as a, CheckpointTensors(b_path) as b:
+        merged = merge_checkpoints(a, b, None, MergeRecipe("Weighted sum", 0.5, ratios, sdxl=True))
+        seen = set()
+        for key, value in merged.items():
+            block = merge_block(key, sdxl=True)
+            if block in ratios and not key.endswith("position_ids") and value.is_floating_point():
+                r = ratios[block]
+                assert torch.equal(value, (a[key].float() * (1 - r) + b[key].float() * r).to(a[key].dtype)), (
+                    key
+                )
+                seen.add(block)
+    assert "BASE" in seen and "OUT08" in seen and "IN00" in seen  # both text encoders, the output layers
+    assert any(k.startswith("conditioner.embedders.1.") for k in merged)
