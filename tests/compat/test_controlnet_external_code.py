@@ -184,6 +184,20 @@ def test_a_users_copy_of_the_extension_is_not_loaded_over_the_built_in_one(tmp_p
     assert any("is not loaded: Sumi has it built in" in problem for problem in manager.problems)
 
 
+@pytest.mark.parametrize("name", ["multidiffusion-upscaler-for-automatic1111", "sd-webui-lora-block-weight"])
+def test_extensions_sumi_has_built_in_are_not_loaded_from_the_users_folder(tmp_path, app, name):
+    from modules.sumi.services.extensions.manager import ExtensionManager
+
+    user = tmp_path / "extensions"
+    write_files(user / name, {"scripts/main.py": "raise RuntimeError('not me')\n"})
+    manager = ExtensionManager(user, app.paths.extensions_builtin_dir, app.options, None, data_dir=tmp_path)
+    found = [e for e in manager.list(refresh=True) if e.name == name]
+    assert len(found) == 1 and found[0].is_builtin
+    assert any(
+        f'"{name}" in' in problem and "Sumi has it built in" in problem for problem in manager.problems
+    )
+
+
 def test_update_cn_script_says_once_that_units_go_on_the_job(caplog):
     import importlib
     import logging
