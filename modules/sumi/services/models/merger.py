@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
 import threading
@@ -294,7 +293,10 @@ def _metadata(request: MergeRequest, infos: list[CheckpointInfo], sources: list[
 def _write(target: Path, merged: dict[str, Tensor], metadata: dict[str, str]) -> None:
     """Written beside the target and renamed into place: a full disk leaves no partial file."""
     try:
-        save_atomic(target, lambda tmp: save_checkpoint(tmp, merged, metadata if target.suffix == ".safetensors" else None))
+        save_atomic(
+            target,
+            lambda tmp: save_checkpoint(tmp, merged, metadata if target.suffix == ".safetensors" else None),
+        )
     except OSError as exc:
         raise MergeError(f"could not write {target.name} ({exc.strerror or exc}); nothing was saved") from exc
 
