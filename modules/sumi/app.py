@@ -114,8 +114,6 @@ class App:
             forced_path=self.paths.vae_file,
             hash_cache=None if no_hashing else self.hash_cache,
         )
-        # Merges go where A1111 puts them: --ckpt-dir when given, else models/Stable-diffusion.
-        self.merger = CheckpointMerger(self.checkpoints, self.vaes, self.paths.ckpt_dirs[-1])
         self.devices = self._select_device()
         self.state = JobState()
         self.queue = JobQueue(self.state)
@@ -130,6 +128,8 @@ class App:
             compile_flag=bool(getattr(args, "compile", False)),
             compile_notify=self.state.set_textinfo,
         )
+        # Merges go where A1111 puts them: --ckpt-dir when given, else models/Stable-diffusion.
+        self.merger = CheckpointMerger(self.checkpoints, self.vaes, self.paths.ckpt_dirs[-1], self.models)
         self.callbacks = CallbackRegistry()
         self.models.on_model_loaded.append(self._model_loaded_callbacks)
         self.settings = SettingsService(

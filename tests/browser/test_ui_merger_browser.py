@@ -53,6 +53,12 @@ def test_a_block_weighted_merge_from_the_tab_is_saved_and_listed(server, chromiu
         assert any(title.startswith("mixed.safetensors") for title in server.app.checkpoints.titles())
         page.click("#modelmerger_primary_model_name input")
         assert page.get_by_role("option", name="mixed.safetensors").count() == 1
+        page.keyboard.press("Escape")
+        page.fill("#modelmerger_custom_name input, #modelmerger_custom_name textarea", "trial")
+        page.click("#modelmerger_try")
+        wait_text(page, "#modelmerger_result", "Loaded 'trial (in memory)' for trying")
+        assert not (server.data_dir / "models" / "Stable-diffusion" / "trial.safetensors").exists()
+        assert server.app.models.active.checkpoint.title == "trial (in memory)"
 
 
 def test_the_lora_tools_bake_and_resize_from_the_tab(server, chromium):

@@ -157,3 +157,33 @@ def test_a_full_disk_leaves_no_partial_file(app, client, monkeypatch):
     out = _merge(client, 400, primary_model_name="alpha", secondary_model_name="beta", custom_name="full")
     assert "No space left on device" in json.dumps(out) and "nothing was saved" in json.dumps(out)
     assert sorted(p.name for p in app.paths.ckpt_dirs[0].iterdir()) == before
+
+
+def test_a_merge_tried_in_memory_draws_what_the_saved_merge_draws_and_writes_nothing(app, client):
+    body = {
+        "primary_model_name": "alpha",
+        "secondary_model_name": "gamma",
+        "multiplier": 0.6,
+        "block_weights": "GRAD_V",
+    }
+    before = sorted(p.name for p in app.paths.ckpt_dirs[0].iterdir())
+    tried = _merge(client, **body, in_memory=True, custom_name="trial")
+    assert tried["title"] == "trial (in memory)" and "nothing was written" in tried["info"]
+    assert sorted(p.name for p in app.paths.ckpt_dirs[0].iterdir()) == before
+    assert "trial (in memory)" in [m["title"] for m in client.get("/sdapi/v1/sd-models").json()]
+    job = {"prompt": "a fox", "steps": 1, "width": 64, "height": 64, "seed": 2}
+    r = client.post(
+        "/sdapi/v1/txt2img", json={**job, "override_settings": {"sd_model_checkpoint": "trial (in memory)"}}
+    )
+    assert r.status_code == 200, r.text
+    assert "Model: trial (in memory)" in json.loads(r.json()["info"])["infotexts"][0]
+    in_memory_image = r.json()["images"][0]
+    saved = _merge(client, **body, custom_name="trial-saved")
+    r = client.post(
+        "/sdapi/v1/txt2img", json={**job, "override_settings": {"sd_model_checkpoint": saved["title"]}}
+    )
+    from tests.app_support import decode_pixels
+
+    assert (decode_pixels(r.json()["images"][0]) == decode_pixels(in_memory_image)).all()  # the same weights
+    # another model took its place: the tried merge is gone from the list, and asking for it says why
+    assert "trial (in memory)" not in [m["title"] for m in client.get("/sdapi/v1/sd-models").json()]

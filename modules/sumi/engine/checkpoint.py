@@ -40,8 +40,24 @@ def load_checkpoint(
     overrides everything. Raises ModelLoadError (or UnsafeFileError) for any problem.
     """
     path = Path(path)
-    state_dict = normalize_checkpoint_keys(read_state_dict(path, allow_unsafe_pickle=allow_unsafe_pickle))
-    hints = _hints_for(path, config_yaml)
+    state_dict = read_state_dict(path, allow_unsafe_pickle=allow_unsafe_pickle)
+    return model_from_state_dict(
+        state_dict, path, hints=_hints_for(path, config_yaml), dtype=dtype, prediction_type=prediction_type
+    )
+
+
+def model_from_state_dict(
+    state_dict: dict,
+    path: Path,
+    *,
+    hints: ConfigHints | None = None,
+    dtype: torch.dtype = torch.float32,
+    prediction_type: str | None = None,
+) -> SDModel:
+    """An SDModel from a single-file state dict already in memory (a merge being tried); `path` names it
+    in messages; `hints` as a `<stem>.yaml` gives them (`read_config_yaml`)."""
+    state_dict = normalize_checkpoint_keys(state_dict)
+    hints = hints or ConfigHints()
     if hints.family:
         family = get_family(hints.family)
         if not family.matches(state_dict):

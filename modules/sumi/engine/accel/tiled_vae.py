@@ -72,7 +72,9 @@ class TilingPolicy:
         if self.tile < 8:
             raise ValueError(f"tiled VAE tile size must be at least 8 latent pixels, got {self.tile}")
         if self.encode_tile is not None and self.encode_tile < 8:
-            raise ValueError(f"tiled VAE encoder tile size must be at least 8 latent pixels, got {self.encode_tile}")
+            raise ValueError(
+                f"tiled VAE encoder tile size must be at least 8 latent pixels, got {self.encode_tile}"
+            )
         if not 0 <= self.overlap <= min(self.tile, self.encode_tile or self.tile) // 2:
             raise ValueError(
                 f"tiled VAE overlap must be between 0 and half the tile size ({self.tile // 2}), "

@@ -100,7 +100,7 @@ def _preset_text(name: str) -> Any:
     return ",".join(f"{v:.4g}" for v in MERGE_PRESETS[name]) if name in MERGE_PRESETS else gr.skip()
 
 
-def _merge(app: App, *values: Any, progress=gr.Progress()) -> tuple:
+def _merge(app: App, *values: Any, progress=gr.Progress(), in_memory: bool = False) -> tuple:
     (primary, secondary, tertiary, method, multiplier, half, name, fmt, config, vae, discard) = values[:11]
     (save_metadata, add_recipe, copy_metadata, metadata_json, block_weights, merge_vae) = values[11:]
     request = MergeRequest(
@@ -127,7 +127,7 @@ def _merge(app: App, *values: Any, progress=gr.Progress()) -> tuple:
         def report(done: int, total: int) -> None:
             progress((done, total), desc="Merging")
 
-        result = app.merger.merge(request, report)
+        result = app.merger.merge(request, report, in_memory=in_memory)
         message = f"<p>{html.escape(result.message)}</p>"
     except MergeError as exc:
         message = f'<p class="error">Not merged: {html.escape(str(exc))}</p>'
@@ -239,7 +239,9 @@ def create_merger_tab(app: App) -> dict[str, Any]:
                     c["metadata_json"] = gr.Textbox(
                         "", label="Metadata in JSON format", lines=3, elem_id="modelmerger_metadata_json"
                     )
-                c["merge"] = gr.Button("Merge", variant="primary", elem_id="modelmerger_merge")
+                with gr.Row():
+                    c["merge"] = gr.Button("Merge", variant="primary", elem_id="modelmerger_merge")
+                    c["try"] = gr.Button("Merge in memory and try", elem_id="modelmerger_try")
             with gr.Column(variant="compact"):
                 c["result"] = gr.HTML(elem_id="modelmerger_result")
         with gr.Tab("LoRA", id="modelmerger_lora"):
@@ -281,9 +283,12 @@ def _wire(app: App, c: dict[str, Any]) -> None:
             "block_weights", "merge_vae",
         )
     ]  # fmt: skip
-    c["merge"].click(
-        lambda *values, progress=gr.Progress(): _merge(app, *values, progress=progress),
-        inputs=inputs,
-        outputs=[c["primary"], c["secondary"], c["tertiary"], c["result"]],
-        api_visibility="undocumented",
-    )
+    for button, in_memory in ((c["merge"], False), (c["try"], True)):
+        button.click(
+            lambda *values, progress=gr.Progress(), in_memory=in_memory: _merge(
+                app, *values, progress=progress, in_memory=in_memory
+            ),
+            inputs=inputs,
+            outputs=[c["primary"], c["secondary"], c["tertiary"], c["result"]],
+            api_visibility="undocumented",
+        )

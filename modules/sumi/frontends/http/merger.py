@@ -39,6 +39,10 @@ class MergeBody(BaseModel):
         "", max_length=2000, description="A preset (GRAD_V, ...) or 26 (SD1/SD2) / 20 (SDXL) block ratios."
     )
     merge_vae: bool = Field(False, description="Blend the VAE too (by default it is the primary's).")
+    in_memory: bool = Field(
+        False,
+        description="Load the result as the active model without writing a file (merge in memory and try).",
+    )
 
 
 class LoraMergeBody(BaseModel):
@@ -92,7 +96,9 @@ def create_merger_router(app: App) -> APIRouter:
     @router.post("/merge-checkpoints", response_model=MergeResponse)
     def merge_checkpoints(body: MergeBody) -> MergeResponse:
         try:
-            result = app.merger.merge(MergeRequest(**body.model_dump()))
+            fields = body.model_dump()
+            in_memory = fields.pop("in_memory")
+            result = app.merger.merge(MergeRequest(**fields), in_memory=in_memory)
         except MergeError as exc:
             raise InvalidRequestError(str(exc)) from exc
         title = result.checkpoint.title if result.checkpoint is not None else None

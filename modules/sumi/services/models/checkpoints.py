@@ -67,6 +67,13 @@ def _relative_name(path: Path, folders: Sequence[Path]) -> str:
     return path.name
 
 
+IN_MEMORY = "memory:"  # the `filename` of a model with no file (see CheckpointRegistry.add_in_memory)
+
+
+def is_in_memory(info: CheckpointInfo) -> bool:
+    return info.filename.startswith(IN_MEMORY)
+
+
 class CheckpointInfo:
     """One checkpoint file and the names it answers to."""
 
@@ -163,6 +170,7 @@ class CheckpointRegistry:
         self.include_hidden = include_hidden
         self._lock = threading.Lock()
         self._infos: list[CheckpointInfo] = []
+        self._in_memory: list[CheckpointInfo] = []  # merges being tried: listed, with no file
         self.refresh()
 
     def _scan(self) -> Iterator[Path]:
@@ -189,7 +197,18 @@ class CheckpointRegistry:
         ordered = sorted(infos.values(), key=lambda i: natural_sort_key(i.name))
         with self._lock:
             self._infos = ordered
-        return list(ordered)
+            return [*ordered, *self._in_memory]
+
+    def add_in_memory(self, name: str) -> CheckpointInfo:
+        """List a model that lives only in memory (a merge being tried) as `<name> (in memory)`."""
+        info = CheckpointInfo(f"{IN_MEMORY}{name}", f"{name} (in memory)", no_hashing=True)
+        with self._lock:
+            self._in_memory = [i for i in self._in_memory if i.name != info.name] + [info]
+        return info
+
+    def remove_in_memory(self, info: CheckpointInfo) -> None:
+        with self._lock:
+            self._in_memory = [i for i in self._in_memory if i is not info]
 
     def add_file(self, path: str | Path) -> CheckpointInfo | None:
         """Add a checkpoint file from outside the folders (`--ckpt`); returns its entry, None if no such file."""
@@ -204,7 +223,7 @@ class CheckpointRegistry:
 
     def list(self) -> list[CheckpointInfo]:
         with self._lock:
-            return list(self._infos)
+            return [*self._infos, *self._in_memory]
 
     def titles(self) -> list[str]:
         return [info.title for info in self.list()]

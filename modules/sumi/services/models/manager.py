@@ -31,7 +31,8 @@ import torch
 from modules.sumi.engine.accel import compiled, fp8, offload
 from modules.sumi.engine.accel.compiled import CompileConfig
 from modules.sumi.engine.accel.offload import OffloadFlags
-from modules.sumi.engine.checkpoint import load_checkpoint
+from modules.sumi.engine.checkpoint import load_checkpoint, model_from_state_dict
+from modules.sumi.engine.checkpoint_layout import read_config_yaml
 from modules.sumi.engine.devices import DeviceConfig
 from modules.sumi.engine.errors import ModelLoadError
 from modules.sumi.engine.model import SDModel
@@ -42,6 +43,7 @@ from modules.sumi.services.models.checkpoints import (
     CheckpointInfo,
     CheckpointRegistry,
     VaeRegistry,
+    is_in_memory,
 )
 from modules.sumi.services.settings.options import Options
 
@@ -238,7 +240,35 @@ class ModelManager:
             callback(loaded)
         return loaded
 
+    def try_state_dict(self, name: str, state_dict: dict, config_yaml: Path | None = None) -> LoadedModel:
+        """Build a model from a single-file state dict in memory (a merge being tried), list it as
+        `<name> (in memory)` and make it the active model; nothing is written. It stays until another
+        model takes its place in the cache (then it is gone from the list)."""
+        hints = read_config_yaml(config_yaml) if config_yaml is not None else None
+        sd = model_from_state_dict(state_dict, Path(name), hints=hints, dtype=load_dtype(self.devices))
+        return self.adopt(self.checkpoints.add_in_memory(name), sd)
+
+    def adopt(self, info: CheckpointInfo, sd: SDModel) -> LoadedModel:
+        """Make `sd`, a model built in memory (a merge being tried, `info` from
+        `CheckpointRegistry.add_in_memory`), the active model, as loading a file would."""
+
+        def run() -> LoadedModel:
+            with self._lock:
+                for module in (sd.unet, sd.vae, *(spec.model for spec in sd.text_encoders)):
+                    module.eval()
+                loaded = self._activate(info, loaded=LoadedModel(sd, info, baked_vae_state(sd)))
+                self._ensure_vae(loaded)
+                self._configure_compile(loaded)
+                return loaded
+
+        return self.executor.call("load model", run)
+
     def _read(self, info: CheckpointInfo) -> LoadedModel:
+        if is_in_memory(info):
+            self.checkpoints.remove_in_memory(info)
+            raise ModelLoadError(
+                f"{info.name} was a merge tried in memory and has been unloaded since; merge it again"
+            )
         start = time.perf_counter()
         sd = load_checkpoint(
             Path(info.filename),
@@ -269,7 +299,7 @@ class ModelManager:
         """fp8-rounded weights cannot go back: leaving fp8, or wanting the fp16 cache it lacks, reads
         the file again."""
         sd = loaded.sd
-        if not fp8.is_fp8(sd.unet):
+        if not fp8.is_fp8(sd.unet) or is_in_memory(loaded.checkpoint):  # no file to read again
             return False
         _, use_fp8, cache = self._placement(sd)
         return not use_fp8 or cache != fp8.has_fp16_cache(sd.unet)
@@ -334,6 +364,8 @@ class ModelManager:
         while len(self._loaded) > (limit if keep_in_cpu else 1):
             key, dropped = self._loaded.popitem(last=False)
             compiled.forget(dropped.sd)
+            if is_in_memory(dropped.checkpoint):  # nothing to load it from again
+                self.checkpoints.remove_in_memory(dropped.checkpoint)
             log.info("Unloaded %s from the model cache", dropped.checkpoint.title)
 
     def unload_all(self) -> None:

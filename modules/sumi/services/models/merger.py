@@ -27,6 +27,7 @@ from modules.sumi.engine.merging import METHODS, CheckpointTensors, MergeRecipe,
 from modules.sumi.engine.merging.blocks import VAE_PREFIX, parse_merge_weights
 from modules.sumi.engine.merging.merge import INPUT_CONV, NEEDS
 from modules.sumi.services.models.checkpoints import CheckpointInfo, CheckpointRegistry, VaeRegistry
+from modules.sumi.services.models.manager import ModelManager
 from modules.sumi.util.atomic import is_plain_file_name, save_atomic
 
 log = logging.getLogger(__name__)
@@ -70,19 +71,34 @@ class MergeResult:
 
 
 class CheckpointMerger:
-    def __init__(self, checkpoints: CheckpointRegistry, vaes: VaeRegistry, output_dir: Path) -> None:
+    def __init__(
+        self,
+        checkpoints: CheckpointRegistry,
+        vaes: VaeRegistry,
+        output_dir: Path,
+        models: ModelManager | None = None,
+    ) -> None:
         self.checkpoints = checkpoints
         self.vaes = vaes
         self.output_dir = Path(output_dir)
+        self.models = models  # for merges tried in memory
         self._lock = threading.Lock()  # one merge at a time: each holds a model's worth of RAM
 
-    def merge(self, request: MergeRequest, progress: Callable[[int, int], None] | None = None) -> MergeResult:
+    def merge(
+        self,
+        request: MergeRequest,
+        progress: Callable[[int, int], None] | None = None,
+        *,
+        in_memory: bool = False,
+    ) -> MergeResult:
+        """Merge and save (or, `in_memory`, load the result as the active model without writing a file:
+        "merge in memory and try"; it needs a `models` manager)."""
         _check_request(request)
         infos = self._models(request)
         with self._lock:
             sources = [CheckpointTensors(info.filename) for info in infos]
             try:
-                return self._merge(request, infos, sources, progress)
+                return self._merge(request, infos, sources, progress, in_memory)
             finally:
                 for source in sources:
                     source.close()
@@ -110,6 +126,7 @@ class CheckpointMerger:
         infos: list[CheckpointInfo],
         sources: list[CheckpointTensors],
         progress: Callable[[int, int], None] | None,
+        in_memory: bool = False,
     ) -> MergeResult:
         families = [_family(source, info) for source, info in zip(sources, infos, strict=True)]
         if len(set(families)) > 1:
@@ -120,11 +137,13 @@ class CheckpointMerger:
         sdxl = families[0].startswith("SDXL")
         _check_inpainting(sources)
         recipe = _recipe(request, sdxl)
-        target = self._target(request, infos, sources)
+        target = self._target(request, infos, sources, in_memory)
         others = [*sources[1:], None, None]
         merged = merge_checkpoints(sources[0], others[0], others[1], recipe, progress)
         if request.bake_in_vae and request.bake_in_vae != "None":
             self._bake_vae(merged, request)
+        if in_memory:
+            return self._try(target.stem, merged, infos[0])
         metadata = _metadata(request, infos, sources) if request.save_metadata else {}
         _write(target, merged, metadata)
         self._copy_config(request, infos, target)
@@ -137,7 +156,20 @@ class CheckpointMerger:
         log.info("Checkpoint merged and saved to %s", target)
         return MergeResult(target, listed, f"Checkpoint saved to {target}")
 
-    def _target(self, request: MergeRequest, infos: list[CheckpointInfo], sources) -> Path:
+    def _try(self, name: str, merged: dict[str, Tensor], primary: CheckpointInfo) -> MergeResult:
+        if self.models is None:
+            raise MergeError("merging in memory needs the model manager; save the merge instead")
+        config = CheckpointRegistry.config_yaml_for(primary)
+        try:
+            loaded = self.models.try_state_dict(name, merged, config)
+        except EngineError as exc:
+            raise MergeError(f"the merge cannot be loaded: {exc}") from exc
+        message = f"Loaded '{loaded.checkpoint.title}' for trying; nothing was written (Merge saves it)"
+        return MergeResult(Path(loaded.checkpoint.filename), loaded.checkpoint, message)
+
+    def _target(
+        self, request: MergeRequest, infos: list[CheckpointInfo], sources, in_memory: bool = False
+    ) -> Path:
         name = request.custom_name.strip() or _default_name(request, infos)
         if not is_plain_file_name(name):
             raise MergeError(f"the name '{name}' cannot be a file name (no folders, no \\ / : * ? \" < > |)")
@@ -148,7 +180,7 @@ class CheckpointMerger:
         ):
             name += ".inpainting"
         target = self.output_dir / f"{name}.{request.checkpoint_format}"
-        if target.exists():
+        if target.exists() and not in_memory:
             raise MergeError(f"{target.name} already exists in {self.output_dir}; choose another name")
         return target
 
