@@ -191,3 +191,10 @@ def test_bad_step_windows_warn_and_leave_the_lora_out(app, client, tag):
     plain, _ = _generate(client, "a fox")
     image, info = _generate(client, f"a fox <lora:style_a:1:{tag}>")
     assert image == plain and any(w.startswith("Lora style_a:") for w in info["warnings"])
+
+
+def test_element_weights_are_said_to_be_left_out(app, client):
+    lora, _ = _generate(client, "a fox <lora:style_a:1>")
+    image, info = _generate(client, "a fox <lora:style_a:1:lbwe=ATTNDEEPON>")
+    assert image == lora
+    assert any("element weights (lbwe=) are not built" in w for w in info["warnings"])

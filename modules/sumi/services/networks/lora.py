@@ -231,6 +231,10 @@ class LoraNetwork(ExtraNetwork):
             window = step_window(params)
             if window is not None:
                 network = network.with_steps(*window)
+            if "lbwe" in params.named:
+                p.warnings.append(
+                    f"Lora {name}: element weights (lbwe=) are not built in Sumi; the LoRA is applied without them"
+                )
             return network, te, unet
         except (ValueError, NetworkError) as exc:
             p.warnings.append(f"Lora {name}: {exc}")
