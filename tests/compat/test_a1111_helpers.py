@@ -207,7 +207,8 @@ def test_scripts_helpers(app):
 
     assert scripts.script_callbacks.on_ui_settings
     runner = scripts.scripts_img2img
-    assert [s.title() for s in runner.alwayson_scripts] == ["Soft Inpainting"] and runner.is_img2img
+    titles = [s.title() for s in runner.alwayson_scripts]
+    assert titles == ["Soft Inpainting", "Tiled Diffusion", "Tiled VAE"] and runner.is_img2img
     assert all(s.is_img2img for s in runner.scripts) and not any(
         s.is_img2img for s in scripts.scripts_txt2img.scripts
     )
@@ -229,6 +230,8 @@ def test_scripts_helpers(app):
         "prompts_from_file.py",
         "sd_upscale.py",
         "soft_inpainting.py",
+        "tilediffusion.py",
+        "tilevae.py",
         "xyz_grid.py",
     ]
     assert builtin[0].basedir == str(app.paths.repo_root) and builtin[0].path.endswith("__init__.py")
