@@ -61,18 +61,21 @@ def _train_difference(a: Tensor, b: Tensor, c: Tensor, ratio: float) -> Tensor:
 
 
 def merge_tensor(method: str, ratio: float, a: Tensor, b: Tensor | None, c: Tensor | None) -> Tensor:
-    """One key's merged value in fp32; a missing B (or C) keeps A."""
-    a = a.float()
+    """One key's merged value in fp32; a missing B (or C) keeps A. Few full-size temporaries: the
+    inputs come one key at a time and the allocator keeps what it frees."""
     if method == "No interpolation" or b is None or (NEEDS[method] == 3 and c is None):
-        return a
-    b = b.float()
-    if method == "Weighted sum":
-        return a * (1 - ratio) + b * ratio
+        return a.float()
+    if method == "Weighted sum":  # the same operations as A·(1−r) + B·r, on two fp32 buffers
+        return _fp32_copy(a).mul_(1 - ratio).add_(_fp32_copy(b).mul_(ratio))
     assert c is not None
-    c = c.float()
-    if method == "Add difference":
-        return a + (b - c) * ratio
-    return _train_difference(a, b, c, ratio)
+    if method == "Add difference":  # A + (B − C)·r
+        return _fp32_copy(a).add_(_fp32_copy(b).sub_(c.float()).mul_(ratio))
+    return _train_difference(a.float(), b.float(), c.float(), ratio)
+
+
+def _fp32_copy(tensor: Tensor) -> Tensor:
+    """A writable fp32 copy (never the input itself, which may be a read-only view of the file)."""
+    return tensor.to(torch.float32, copy=True)
 
 
 def _fits(a: Tensor, other: Tensor | None) -> Tensor | None:
