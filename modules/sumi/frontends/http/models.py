@@ -48,6 +48,7 @@ _RUNTIME_FIELDS = {
     "controlnet_units",
     "controlnet_batch_index",
     "engine_extensions",
+    "vae_tiling",
     "scripts",
     "prompts",
     "negative_prompts",
