@@ -178,6 +178,8 @@ def test_a_merge_tried_in_memory_draws_what_the_saved_merge_draws_and_writes_not
     assert r.status_code == 200, r.text
     assert "Model: trial (in memory)" in json.loads(r.json()["info"])["infotexts"][0]
     in_memory_image = r.json()["images"][0]
+    again = _merge(client, 400, primary_model_name="trial (in memory)", secondary_model_name="beta")
+    assert "is a merge tried in memory; save it" in json.dumps(again)
     saved = _merge(client, **body, custom_name="trial-saved")
     r = client.post(
         "/sdapi/v1/txt2img", json={**job, "override_settings": {"sd_model_checkpoint": saved["title"]}}

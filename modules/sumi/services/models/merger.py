@@ -26,7 +26,12 @@ from modules.sumi.engine.ldm_export import save_checkpoint
 from modules.sumi.engine.merging import METHODS, CheckpointTensors, MergeRecipe, merge_checkpoints
 from modules.sumi.engine.merging.blocks import VAE_PREFIX, parse_merge_weights
 from modules.sumi.engine.merging.merge import INPUT_CONV, NEEDS
-from modules.sumi.services.models.checkpoints import CheckpointInfo, CheckpointRegistry, VaeRegistry
+from modules.sumi.services.models.checkpoints import (
+    CheckpointInfo,
+    CheckpointRegistry,
+    VaeRegistry,
+    is_in_memory,
+)
 from modules.sumi.services.models.manager import ModelManager
 from modules.sumi.util.atomic import is_plain_file_name, save_atomic
 
@@ -116,6 +121,10 @@ class CheckpointMerger:
             if info is None:
                 raise MergeError(
                     f"{role}: no checkpoint called '{name}' (press refresh if you just added it)"
+                )
+            if is_in_memory(info):
+                raise MergeError(
+                    f"{role}: {info.name} is a merge tried in memory; save it (Merge) to merge it again"
                 )
             infos.append(info)
         return infos
