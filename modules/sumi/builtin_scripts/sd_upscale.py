@@ -19,7 +19,14 @@ from PIL import Image
 import modules.scripts as scripts
 from modules import shared
 from modules.images import combine_grid, flatten, split_grid
-from modules.sumi.builtin_scripts.support.img2img import assembled, init_image, number, slider, whole
+from modules.sumi.builtin_scripts.support.img2img import (
+    assembled,
+    init_image,
+    number,
+    slider,
+    upscaler_named,
+    whole,
+)
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.services.jobs.processing import Processed
 from modules.sumi.services.jobs.script_jobs import fix_seed, generated, job_copy, validate_jobs
@@ -41,11 +48,7 @@ def upscalers() -> list[UpscalerData]:
 def find_upscaler(value: Any, choices: list[UpscalerData]) -> UpscalerData:
     """A1111's `upscaler_index` (the radio is type="index"), or an upscaler's name as A1111 also accepts."""
     if isinstance(value, str) and not value.strip().isdigit():
-        for data in choices:
-            if data.name.lower() == value.strip().lower():
-                return data
-        names = ", ".join(data.name for data in choices)
-        raise InvalidRequestError(f"{TITLE}: upscaler {value!r} not found; choose from {names}")
+        return upscaler_named(value, choices, TITLE)
     return choices[whole(value, "Upscaler", TITLE, 0, len(choices) - 1)]
 
 

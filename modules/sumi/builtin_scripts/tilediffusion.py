@@ -21,27 +21,13 @@ import gradio as gr
 
 import modules.scripts as scripts
 from modules import shared
+from modules.sumi.builtin_scripts.support.img2img import number, switched_on, upscaler_named, whole
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.tiled_diffusion import METHODS, TiledDiffusion, TileSettings, tile_boxes
 
 TITLE = "Tiled Diffusion"
 INFOTEXT_KEY = "Tiled Diffusion"
 _NOT_YET = {12: "Noise Inversion", 18: "Region Prompt Control"}  # arg index -> feature not built yet
-
-
-def _number(value: Any, name: str, kind: type = int) -> Any:
-    try:
-        return kind(value)
-    except (TypeError, ValueError):
-        raise InvalidRequestError(f"{TITLE}: {name} must be a number, not {value!r}") from None
-
-
-def _upscaler(name: str) -> Any:
-    for data in shared.sd_upscalers:
-        if data.name.lower() == str(name).strip().lower():
-            return data
-    names = ", ".join(data.name for data in shared.sd_upscalers)
-    raise InvalidRequestError(f"{TITLE}: upscaler {name!r} not found; choose from {names}")
 
 
 def _from_infotext(key: str, default: Any) -> Any:
@@ -153,7 +139,7 @@ class Script(scripts.Script):
             return
         values = [enabled, *args]
         for index, feature in _NOT_YET.items():
-            if len(values) > index and values[index] not in (False, None, 0, "false", "False"):
+            if len(values) > index and switched_on(values[index]):
                 raise InvalidRequestError(f"{TITLE}: {feature} is not available in Sumi yet; leave it off")
         defaults = [True, METHODS[0], False, True, 1024, 1024, 96, 96, 48, 4, "None", 2.0]
         values += defaults[len(values) :]
@@ -173,8 +159,8 @@ class Script(scripts.Script):
         ) = values[:12]
         try:
             settings = TileSettings(
-                str(method), _number(tile_w, "tile width"), _number(tile_h, "tile height"),
-                _number(overlap, "overlap"), _number(batch, "tile batch size"),
+                str(method), whole(tile_w, "tile width", TITLE, 1, 4096), whole(tile_h, "tile height", TITLE, 1, 4096),
+                whole(overlap, "overlap", TITLE, 0, 4096), whole(batch, "tile batch size", TITLE, 1, 64),
             )  # fmt: skip
         except ValueError as exc:
             raise InvalidRequestError(f"{TITLE}: {exc}") from None
@@ -187,10 +173,11 @@ class Script(scripts.Script):
         }
         if getattr(p, "init_images", None):
             self._canvas_img2img(
-                p, info, str(upscaler), _number(scale, "scale factor", float), bool(keep_input_size)
+                p, info, str(upscaler), number(scale, "scale factor", TITLE, 1.0, 8.0), bool(keep_input_size)
             )
         elif overwrite_size:
-            p.width, p.height = _number(width, "image width"), _number(height, "image height")
+            p.width = whole(width, "image width", TITLE, 64, 16384)
+            p.height = whole(height, "image height", TITLE, 64, 16384)
         p.engine_extensions["tiled_diffusion"] = TiledDiffusion(settings)
         p.extra_generation_params[INFOTEXT_KEY] = info
         tiles = len(
@@ -206,7 +193,7 @@ class Script(scripts.Script):
     def _canvas_img2img(p: Any, info: dict, upscaler: str, scale: float, keep_input_size: bool) -> None:
         """The extension's img2img canvas: the picture upscaled first (when an upscaler is chosen), and the
         job drawn at the picture's size (keep input size) or the job's size times the scale."""
-        data = _upscaler(upscaler)
+        data = upscaler_named(upscaler, shared.sd_upscalers, TITLE)
         if data.name != "None" and data.scaler is not None:
             upscaled = data.scaler.upscale(p.init_images[0], scale, data.data_path)
             p.init_images = [upscaled for _ in p.init_images]

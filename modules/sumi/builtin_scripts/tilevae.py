@@ -18,6 +18,7 @@ from typing import Any
 import gradio as gr
 
 import modules.scripts as scripts
+from modules.sumi.builtin_scripts.support.img2img import switched_on, whole
 from modules.sumi.engine.accel.tiled_vae import TilingPolicy
 from modules.sumi.engine.errors import InvalidRequestError
 
@@ -25,18 +26,11 @@ TITLE = "Tiled VAE"
 OVERLAP = 16  # latent pixels of context and blending between tiles
 
 
-def _whole(value: Any, name: str) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise InvalidRequestError(f"{TITLE}: {name} must be a number, not {value!r}") from None
-
-
 def job_policy(encoder_tile: Any, decoder_tile: Any, fast_decoder: Any, fast_encoder: Any) -> TilingPolicy:
     """The extension's settings as Sumi's policy: tiles always, the encoder's from image to latent pixels."""
     decoder, encoder = (
-        _whole(decoder_tile, "decoder tile size"),
-        _whole(encoder_tile, "encoder tile size") // 8,
+        whole(decoder_tile, "decoder tile size", TITLE, 1, 4096),
+        whole(encoder_tile, "encoder tile size", TITLE, 8, 32768) // 8,
     )
     try:
         return TilingPolicy(
@@ -82,7 +76,7 @@ class Script(scripts.Script):
             return
         values = [*args, *[1024, 96, True, True, True, False][len(args) :]]
         encoder_tile, decoder_tile, _vae_to_gpu, fast_decoder, fast_encoder, color_fix = values[:6]
-        if color_fix not in (False, None, 0, "false", "False"):
+        if switched_on(color_fix):
             raise InvalidRequestError(
                 f"{TITLE}: the fast encoder colour fix is not available in Sumi yet; leave it off"
             )

@@ -24,6 +24,7 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import torch
@@ -83,8 +84,10 @@ def tile_boxes(width: int, height: int, tile_width: int, tile_height: int, overl
     ]
 
 
+@cache
 def gaussian_weights(tile_width: int, tile_height: int) -> Tensor:
-    """Mixture of Diffusers' tile weights (its published form, which scales both axes by the width)."""
+    """Mixture of Diffusers' tile weights (its published form, which scales both axes by the width); built
+    once per tile size (read-only: callers copy it to their device)."""
 
     def bell(position: float, middle: float, variance: float = 0.01) -> float:
         return math.exp(-((position - middle) ** 2) / (tile_width * tile_width) / (2 * variance)) / math.sqrt(

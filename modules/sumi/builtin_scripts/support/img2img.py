@@ -214,3 +214,18 @@ def assembled(
         if app.options.return_grid:
             grids.append((grid, info))
     return result.processed(p, grids)
+
+
+def upscaler_named(name: str, choices: Iterable[Any], title: str) -> Any:
+    """The upscaler called `name` (any case) among `choices` (`shared.sd_upscalers`), else a 400 listing them."""
+    choices = list(choices)
+    for data in choices:
+        if data.name.lower() == str(name).strip().lower():
+            return data
+    names = ", ".join(data.name for data in choices)
+    raise InvalidRequestError(f"{title}: upscaler {name!r} not found; choose from {names}")
+
+
+def switched_on(value: Any) -> bool:
+    """A checkbox arg as the API may send it (true, "true", 1)."""
+    return value not in (False, None, 0, "", "false", "False")
