@@ -26,7 +26,7 @@ from modules.sumi.engine.controlnet.reference import ReferenceExtension, Referen
 from modules.sumi.engine.controlnet.revision import RevisionExtension, RevisionUnit
 from modules.sumi.engine.controlnet.style_adapter import StyleTokensExtension, StyleTokensUnit
 from modules.sumi.engine.errors import InvalidRequestError
-from modules.sumi.engine.extensions import Extension, ExtensionManager
+from modules.sumi.engine.extensions import Extension, ExtensionManager, PromptEncoder
 from modules.sumi.engine.families.sdxl_refiner import NAME as SDXL_REFINER
 from modules.sumi.engine.model import SDModel
 from modules.sumi.engine.sampling import loop
@@ -37,7 +37,7 @@ from modules.sumi.engine.sampling.samplers import BuiltScheduler, build_schedule
 from modules.sumi.engine.sampling.training_noise import training_alphas
 from modules.sumi.engine.text import schedule
 from modules.sumi.engine.text.encoder import TokenOverride
-from modules.sumi.engine.text.schedule import PromptOptions
+from modules.sumi.engine.text.schedule import JobConditioning, PromptOptions
 
 VAE_REVERTED = (
     "The VAE produced NaN values in {dtype}, so it was switched to 32-bit floats and the images decoded "
@@ -196,6 +196,11 @@ def generate(
         guidance = conditioning(
             model, request, schedule_steps, conditioning_cache, manager.conditioning_key()
         )
+        manager.encode_prompts(
+            request.prompts,
+            request.negative_prompts,
+            _prompt_encoder(model, request, schedule_steps, conditioning_cache, manager.conditioning_key()),
+        )
         image_conditioning = (
             img2img.txt2img_conditioning(
                 model, request.batch_size, request.height, request.width, request.vae_tiling
@@ -217,6 +222,7 @@ def generate(
             image_cfg_scale=None if init is None else init.image_cfg_scale,
         )
         generators, noise = initial_noise(model, request)
+        noise = manager.starting_noise(noise)
         start = None
         if init is not None and plan is not None and filled is not None:
             start = img2img.plan_start(init, filled, noise, plan)
@@ -393,6 +399,18 @@ def conditioning(
     return Guidance(cache[key] if cache is not None else jc, request.cfg_scale, time_ids, uncond_time_ids)
 
 
+def _prompt_encoder(
+    model: SDModel, request: BatchRequest, schedule_steps: int, cache: dict | None, patches: tuple
+) -> PromptEncoder:
+    """Encodes other prompts the way `conditioning` encoded the batch's (for `Extension.encode_prompts`)."""
+
+    def encode(prompts: Sequence[str], negative_prompts: Sequence[str]) -> JobConditioning:
+        other = replace(request, prompts=list(prompts), negative_prompts=list(negative_prompts))
+        return conditioning(model, other, schedule_steps, cache, patches).conditioning
+
+    return encode
+
+
 def _refiner_time_ids(model: SDModel, request: BatchRequest) -> tuple[torch.Tensor, torch.Tensor]:
     """(h, w, crop top, crop left, aesthetic score) per image: the high score for the prompt, the low
     one for the negative prompt (sgm's aesthetic_score embedder; diffusers' requires_aesthetics_score)."""
@@ -487,6 +505,11 @@ def _continue_on(
     with ext.patched(other) as scope:
         key = (*ext.conditioning_key(), ("model", id(other)))
         guidance = conditioning(other, request, stage.schedule_steps, conditioning_cache, key)
+        ext.encode_prompts(
+            request.prompts,
+            request.negative_prompts,
+            _prompt_encoder(other, request, stage.schedule_steps, conditioning_cache, key),
+        )
         extra = int(other.unet.config["in_channels"]) - other.latent_channels
         image = stage.image_conditioning
         if image is None or image.shape[1] != extra:

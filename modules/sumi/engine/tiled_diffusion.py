@@ -21,7 +21,7 @@ size embeddings, IP-Adapter tokens) are repeated for the tiles of a batch.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -30,7 +30,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from modules.sumi.engine.extensions import Extension, PatchScope
+from modules.sumi.engine.extensions import Extension, HookPoint, PatchScope, PromptEncoder, UNetBatch, hook
+from modules.sumi.engine.text.schedule import JobConditioning
+from modules.sumi.engine.tiled_regions import (
+    Region,
+    RowRoles,
+    feather_mask,
+    region_noise,
+    row_conditioning,
+    row_groups,
+    with_addition,
+)
 
 METHODS = ("MultiDiffusion", "Mixture of Diffusers")
 # UNet keyword arguments whose tensors are spatial (cut per tile) and those repeated per tile.
@@ -133,24 +143,64 @@ def _cut(tensor: Tensor, box: Box, latent_height: int) -> Tensor:
     return tensor[(..., *box.window(latent_height // tensor.shape[-2]))]
 
 
-class TiledForward:
-    """A UNet forward that runs `settings`' tiles through `forward` and blends them."""
+@dataclass
+class RegionPass:
+    """One region at one latent size: where it lies, its encoded texts, and how it blends."""
 
-    def __init__(self, forward: Callable[..., Any], settings: TileSettings) -> None:
+    region: Region
+    box: Box
+    texts: JobConditioning
+    weight: Tensor | float  # Background: its weight among the tiles
+    feather: Tensor | None  # Foreground: its feather mask
+
+
+class TiledForward:
+    """A UNet forward that runs `settings`' tiles (and the regions) through `forward` and blends them.
+    Regions need `rows` (who each row of the forward is), set by the extension's UNET_FORWARD hook."""
+
+    def __init__(
+        self,
+        forward: Callable[..., Any],
+        settings: TileSettings,
+        regions: Sequence[tuple[Region, JobConditioning]] = (),
+        draw_background: bool = True,
+    ) -> None:
         self.forward, self.settings = forward, settings
+        self.regions, self.draw_background = list(regions), draw_background
+        self.rows: RowRoles | None = None
         self._weights: dict[tuple[int, int, str], Tensor] = {}
 
     def __call__(self, sample: Tensor, timestep: Any, *args: Any, **kwargs: Any) -> Any:
         height, width = sample.shape[-2:]
         s = self.settings
-        boxes = tile_boxes(width, height, s.tile_width, s.tile_height, s.overlap)
-        if len(boxes) == 1 or args:
+        draw = self.draw_background or not self.regions
+        boxes = tile_boxes(width, height, s.tile_width, s.tile_height, s.overlap) if draw else []
+        if (len(boxes) == 1 and not self.regions) or args:
             return self.forward(sample, timestep, *args, **kwargs)
         return_dict = kwargs.pop("return_dict", True)
-        # Unknown inputs may hold per-row state: their tiles go one at a time, so the rows stay as they are.
-        per_call = s.batch_size if set(kwargs) <= _KNOWN else 1
+        passes = self._region_passes(height, width, sample.device)
         total = torch.zeros_like(sample, dtype=torch.float32)
-        weight = self._weight(boxes, height, width, sample.device)
+        if boxes:
+            self._grid(sample, timestep, kwargs, boxes, total)
+        front = _Layer.empty(sample) if any(r.feather is not None for r in passes) else None
+        for plan in passes:
+            out = self._run_region(sample, timestep, kwargs, plan, height).float()
+            if plan.feather is None:
+                total[(..., *plan.box.window())] += out * plan.weight
+            else:
+                assert front is not None
+                front.add(plan.box, out, plan.feather)
+        weight = self._weight(boxes, passes, height, width, sample.device)
+        blended = total / torch.where(weight > 0, weight, 1.0)
+        if front is not None:
+            blended = front.over(blended)
+        blended = blended.to(sample.dtype)
+        return (blended,) if not return_dict else _Output(blended)
+
+    def _grid(self, sample: Tensor, timestep: Any, kwargs: dict, boxes: list[Box], total: Tensor) -> None:
+        height = sample.shape[-2]
+        # Unknown inputs may hold per-row state: their tiles go one at a time, so the rows stay as they are.
+        per_call = self.settings.batch_size if set(kwargs) <= _KNOWN else 1
         tile_weight = self._tile_weight(boxes[0], sample.device)
         for start in range(0, len(boxes), per_call):
             group = boxes[start : start + per_call]
@@ -158,8 +208,6 @@ class TiledForward:
             for index, box in enumerate(group):
                 rows = out[index * sample.shape[0] : (index + 1) * sample.shape[0]]
                 total[(..., *box.window())] += rows.float() * tile_weight
-        blended = (total / weight).to(sample.dtype)
-        return (blended,) if not return_dict else _Output(blended)
 
     def _run(self, sample: Tensor, timestep: Any, kwargs: dict, group: list[Box], height: int) -> Tensor:
         tiles = torch.cat([sample[(..., *box.window())] for box in group])
@@ -174,19 +222,115 @@ class TiledForward:
         step = _repeat(timestep, len(group)) if isinstance(timestep, Tensor) and timestep.ndim else timestep
         return self.forward(tiles, step, return_dict=False, **call)[0]
 
+    def _run_region(
+        self, sample: Tensor, timestep: Any, kwargs: dict, plan: RegionPass, height: int
+    ) -> Tensor:
+        """The region's rows with its own texts: one UNet batch, or cond and uncond apart when their
+        token lengths differ."""
+        roles = self.rows
+        if roles is None or len(roles.images) != sample.shape[0]:
+            raise RuntimeError(
+                "Tiled Diffusion regions need the rows of each UNet call (its UNET_FORWARD hook)"
+            )
+        tile = sample[(..., *plan.box.window())]
+        out = torch.empty_like(tile)
+        for index, context in row_groups(row_conditioning(plan.texts, roles), roles):
+            call = _rows_of(kwargs, index, sample.shape[0])
+            for name in _SPATIAL_LISTS:
+                if call.get(name) is not None:
+                    call[name] = [_cut(r, plan.box, height) for r in call[name]]
+            for name in _SPATIAL:
+                if call.get(name) is not None:
+                    call[name] = _cut(call[name], plan.box, height)
+            hidden = kwargs["encoder_hidden_states"]
+            call["encoder_hidden_states"] = context.context.to(hidden.device, hidden.dtype)
+            added = call.get("added_cond_kwargs")
+            if added is not None and context.pooled is not None:
+                embeds = added["text_embeds"]
+                call["added_cond_kwargs"] = {
+                    **added,
+                    "text_embeds": context.pooled.to(embeds.device, embeds.dtype),
+                }
+            step = timestep[index] if isinstance(timestep, Tensor) and timestep.ndim else timestep
+            out[index] = self.forward(tile[index], step, return_dict=False, **call)[0]
+        return out
+
+    def _region_passes(self, height: int, width: int, device: torch.device) -> list[RegionPass]:
+        passes = []
+        for region, texts in self.regions:
+            span = region.span(width, height)
+            if span is None:
+                continue
+            box = Box(*span)
+            feather = (
+                feather_mask(box.width, box.height, region.feather).to(device) if region.foreground else None
+            )
+            passes.append(RegionPass(region, box, texts, self._tile_weight(box, device), feather))
+        return passes
+
     def _tile_weight(self, box: Box, device: torch.device) -> Tensor | float:
         if self.settings.method == "MultiDiffusion":
             return 1.0
         return gaussian_weights(box.width, box.height).to(device)
 
-    def _weight(self, boxes: list[Box], height: int, width: int, device: torch.device) -> Tensor:
+    def _weight(
+        self, boxes: list[Box], passes: list[RegionPass], height: int, width: int, device: torch.device
+    ) -> Tensor:
+        """How much of each latent pixel the tiles and background regions drew (cached per size)."""
         key = (height, width, str(device))
         if key not in self._weights:
             weight = torch.zeros((height, width), device=device)
             for box in boxes:
                 weight[box.window()] += self._tile_weight(box, device)
+            for plan in passes:
+                if plan.feather is None:
+                    weight[plan.box.window()] += plan.weight
             self._weights[key] = weight
         return self._weights[key]
+
+
+def _rows_of(kwargs: dict, index: list[int], rows: int) -> dict:
+    """The UNet arguments for the rows `index` of a forward of `rows` rows (all of them: as they are)."""
+    call = {k: v for k, v in kwargs.items() if k != "encoder_hidden_states"}
+    if len(index) == rows:
+        return call
+    return {k: _select(v, index, rows) for k, v in call.items()}
+
+
+def _select(value: Any, index: list[int], rows: int) -> Any:
+    if isinstance(value, Tensor) and value.ndim > 0 and value.shape[0] == rows:
+        return value[index]
+    if isinstance(value, (list, tuple)):
+        return type(value)(_select(v, index, rows) for v in value)
+    if isinstance(value, dict):
+        return {k: _select(v, index, rows) for k, v in value.items()}
+    return value
+
+
+@dataclass
+class _Layer:
+    """The foreground regions of one forward: their predictions, feather masks and how many overlap."""
+
+    total: Tensor
+    mask: Tensor
+    count: Tensor
+
+    @classmethod
+    def empty(cls, sample: Tensor) -> _Layer:
+        height, width = sample.shape[-2:]
+        plane = torch.zeros((height, width), device=sample.device)
+        return cls(torch.zeros_like(sample, dtype=torch.float32), plane, plane.clone())
+
+    def add(self, box: Box, out: Tensor, feather: Tensor) -> None:
+        self.total[(..., *box.window())] += out
+        self.mask[box.window()] += feather
+        self.count[box.window()] += 1
+
+    def over(self, below: Tensor) -> Tensor:
+        """Overlapping foregrounds averaged, then laid over `below` through their mean feather mask."""
+        count = self.count.clamp_min(1)
+        front, mask = self.total / count, self.mask / count
+        return torch.where(self.count > 0, below * (1 - mask) + front * mask, below)
 
 
 @dataclass
@@ -198,20 +342,52 @@ class _Output:
 
 
 class TiledDiffusion(Extension):
-    """Tiles every UNet call of the scope (see the module docstring)."""
+    """Tiles every UNet call of the scope and draws the regions (see the module docstring and
+    `engine.tiled_regions`)."""
 
-    def __init__(self, settings: TileSettings) -> None:
+    def __init__(
+        self, settings: TileSettings, regions: Sequence[Region] = (), draw_background: bool = True
+    ) -> None:
         super().__init__()
-        self.settings = settings
+        self.settings, self.regions, self.draw_background = settings, list(regions), draw_background
+        self._texts: list[JobConditioning] = []
+        self._forward: TiledForward | None = None
+
+    def encode_prompts(
+        self, prompts: Sequence[str], negative_prompts: Sequence[str], encode: PromptEncoder
+    ) -> None:
+        self._texts = [
+            encode(with_addition(prompts, r.prompt), with_addition(negative_prompts, r.negative_prompt))
+            for r in self.regions
+        ]
+        if self._forward is not None:
+            self._forward.regions = list(zip(self.regions, self._texts, strict=True))
+
+    def starting_noise(self, noise: Tensor) -> Tensor:
+        return region_noise(noise, self.regions) if self.regions else noise
+
+    @hook(HookPoint.UNET_FORWARD, order=1000)
+    def _note_rows(self, batch: UNetBatch) -> None:
+        if self._forward is not None and self.regions:
+            self._forward.rows = RowRoles(
+                tuple(batch.images.tolist()), tuple(batch.is_cond.tolist()), batch.step
+            )
 
     @contextmanager
     def patch(self, scope: PatchScope) -> Iterator[None]:
         unet = scope.model.unet
         own = vars(unet).get("forward")  # an instance-level forward (an offload hook's) is kept and restored
-        setattr(unet, "forward", TiledForward(unet.forward, self.settings))  # noqa: B010
+        self._forward = TiledForward(
+            unet.forward,
+            self.settings,
+            (),
+            self.draw_background,  # regions come with their texts
+        )
+        setattr(unet, "forward", self._forward)  # noqa: B010
         try:
             yield
         finally:
+            self._forward = None
             if own is not None:
                 setattr(unet, "forward", own)  # noqa: B010
             else:

@@ -40,7 +40,7 @@ from modules.sumi.engine.extensions.contexts import (
     UNetBatch,
     merge_unet_kwargs,
 )
-from modules.sumi.engine.extensions.hooks import Extension, HookPoint, HookSpec, hook
+from modules.sumi.engine.extensions.hooks import Extension, HookPoint, HookSpec, PromptEncoder, hook
 from modules.sumi.engine.extensions.manager import ExtensionManager
 from modules.sumi.engine.extensions.patches import (
     PatchScope,
@@ -60,6 +60,7 @@ __all__ = [
     "HookSpec",
     "LoopContext",
     "PatchScope",
+    "PromptEncoder",
     "RowOutputs",
     "StepContext",
     "UNetBatch",

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 if TYPE_CHECKING:
+    import torch
+
     from modules.sumi.engine.extensions.patches import PatchScope
+    from modules.sumi.engine.text.schedule import JobConditioning
+
+# Encodes (prompts, negative prompts), one of each per image of the batch, exactly as the batch's own
+# prompts were encoded: the same text encoders and their patches, options and prompt-editing steps.
+PromptEncoder = Callable[[Sequence[str], Sequence[str]], "JobConditioning"]
 
 
 class HookPoint(enum.Enum):
@@ -80,6 +87,17 @@ class Extension:
     def patch(self, scope: PatchScope) -> AbstractContextManager[None]:
         """Change the model for the scope's duration; the default changes nothing."""
         return nullcontext()
+
+    def encode_prompts(
+        self, prompts: Sequence[str], negative_prompts: Sequence[str], encode: PromptEncoder
+    ) -> None:
+        """Called once the batch's `prompts` are encoded (inside the patch scope), with the encoder that did
+        it; an extension that needs other texts encoded the same way (regional prompts) does it here."""
+
+    def starting_noise(self, noise: torch.Tensor) -> torch.Tensor:
+        """The batch's starting noise [B, C, h, w] as drawn from its seeds; an extension may reshape it
+        (regional seeds). The sampler's own noise later in the loop is not affected."""
+        return noise
 
     def conditioning_key(self) -> Hashable | None:
         """What this extension changes about the text conditioning (None: nothing). Batches whose keys

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from modules.sumi.engine.extensions.hooks import Extension, HookPoint
+import torch
+
+from modules.sumi.engine.extensions.hooks import Extension, HookPoint, PromptEncoder
 from modules.sumi.engine.extensions.patches import PatchScope, release_residents
 from modules.sumi.engine.model import SDModel
 
@@ -63,6 +65,19 @@ class ExtensionManager:
             for extension in self._extensions:
                 stack.enter_context(extension.patch(scope))
             yield scope
+
+    def encode_prompts(
+        self, prompts: Sequence[str], negative_prompts: Sequence[str], encode: PromptEncoder
+    ) -> None:
+        """Give every extension the batch's prompts and their encoder (`Extension.encode_prompts`)."""
+        for extension in self._extensions:
+            extension.encode_prompts(prompts, negative_prompts, encode)
+
+    def starting_noise(self, noise: torch.Tensor) -> torch.Tensor:
+        """The starting noise after every extension's `starting_noise`, in the order they were added."""
+        for extension in self._extensions:
+            noise = extension.starting_noise(noise)
+        return noise
 
     def conditioning_key(self) -> tuple[Hashable, ...]:
         """The extensions' `conditioning_key`s that are not None (part of a prompt cache key)."""
