@@ -25,3 +25,25 @@ def test_tiled_diffusion_accordion_generates_and_pastes_back(demo_server, chromi
         page.click("#paste")  # the last generation's params.txt
         wait_value(page, "#MD-t2i-latent-tile-width input[type=number]", "48")
         assert page.is_checked("#MD-t2i-enabled-checkbox input")
+
+
+def test_a_region_drawn_in_the_accordion_shows_over_the_canvas_and_reaches_the_job(demo_server, chromium):
+    with open_page(chromium, demo_server.url) as page:
+        small_job(page, "a red circle in the center, blue background", steps=2, size=128)
+        page.click("#MD-t2i-enabled > button")
+        page.check("#MD-t2i-enabled-checkbox input")
+        page.click("#MD-bbox-control-t2i > button")
+        page.check("#MD-t2i-enable-bbox-control input")
+        page.click("#MD-accordion-t2i-0 > button")
+        page.check("#MD-bbox-t2i-0-enable input")
+        set_number(page, "MD-t2i-0-w", 0.5)
+        page.fill("#MD-t2i-0-prompt textarea", "green background")
+        page.wait_for_selector("#MD-t2i-region-preview svg rect[stroke='#e6194b']")
+        width = page.get_attribute("#MD-t2i-region-preview svg rect[stroke='#e6194b']", "width")
+        assert abs(float(width or 0) - 240) < 1  # half of the 480-wide picture
+        info = generate(page, '"Region control": {"Region 1": {"enable": true')
+        assert '"prompt": "green background"' in info and '"w": 0.5' in info
+        page.fill("#MD-t2i-0-prompt textarea", "")
+        page.fill("#txt2img_prompt textarea", "")
+        page.click("#paste")
+        wait_value(page, "#MD-t2i-0-prompt textarea", "green background")

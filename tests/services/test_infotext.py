@@ -179,3 +179,25 @@ def test_parse_never_fails(text):
     res = parse_infotext(text)
     assert isinstance(res["Prompt"], str) and all(isinstance(v, str) for v in res.values())
     split_infotext(text)
+
+
+json_values = st.recursive(
+    st.one_of(st.text(max_size=12), st.integers(), st.booleans(), st.none()),
+    lambda inner: st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=st.dictionaries(st.text(max_size=8), json_values, min_size=1, max_size=3))
+def test_a_dict_nested_up_to_four_levels_comes_back_whole(value):
+    """Tiled Diffusion writes its regions as {"Region control": {"Region 1": {...}}}: written as JSON, the
+    value reads back whole, commas and braces inside it included."""
+    import json
+
+    def depth(item) -> int:
+        return 1 + max((depth(v) for v in item.values()), default=0) if isinstance(item, dict) else 0
+
+    assume(depth(value) <= 4)
+    res = parse_infotext(build_infotext("a cat", "", {"Steps": 2, "Tiled Diffusion": value, "Seed": 3}))
+    assert json.loads(res["Tiled Diffusion"]) == value and res["Seed"] == "3"

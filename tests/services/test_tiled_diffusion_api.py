@@ -23,6 +23,15 @@ def _args(method="MultiDiffusion", tile=8, overlap=4, batch=2, **kw) -> list:
     return args + [tile, tile, overlap, batch, "None", 2.0] + kw.get("later", [])
 
 
+_REGIONS_ON = [False, 10, 1, 1, 64, False, True, False, False]  # noise inversion off, region control on
+
+
+def _region(
+    enable=True, x=0.0, y=0.0, w=1.0, h=1.0, prompt="", negative="", mode="Background", feather=0.2, seed=-1
+):
+    return [enable, x, y, w, h, prompt, negative, mode, feather, seed]
+
+
 def _tiled(client, args: list, status: int = 200, **body):
     r = client.post(
         "/sdapi/v1/txt2img", json={**BODY, **body, "alwayson_scripts": {"Tiled Diffusion": {"args": args}}}
@@ -72,7 +81,11 @@ def test_mixture_of_diffusers_and_overwritten_size(client):
         (_args("Tiles"), "not one of"),
         (_args(tile=4), "at least 8"),
         (_args(later=[True]), "Noise Inversion is not available"),
-        (_args(later=[False, 10, 1, 1, 64, False, True]), "Region Prompt Control is not available"),
+        (_args(later=[*_REGIONS_ON, *_region(w=0)]), "Region 1 lies outside the canvas"),
+        (_args(later=[*_REGIONS_ON, *_region(), *_region(prompt="<lora:x:1>")]), "Region 2: extra networks"),
+        (_args(later=[*_REGIONS_ON, *_region(prompt="a AND b")]), "cannot use AND"),
+        (_args(later=[*_REGIONS_ON, *_region(mode="Middle")]), "type 'Middle' is not one of"),
+        (_args(later=[*_REGIONS_ON, *_region(seed="soon")]), "seed must be a whole number"),
     ],
 )
 def test_what_cannot_be_done_is_a_400(client, args, reason):
@@ -153,3 +166,60 @@ def test_a_tiled_job_follows_the_demo_controlnet_across_its_tiles(app, client):
         )
     # measured: 1.5 px from the circle's place with the ControlNet, nothing red drawn without it
     assert distances["with"] < 8 and distances["with"] < distances["without"], distances
+
+
+def test_regions_draw_with_their_seeds_written_in_the_infotext(client):
+    regions = [
+        *_region(w=0.5, prompt="a blue circle", seed=-1),
+        *_region(False),
+        *_region(x=0.5, w=0.5, mode="Foreground", seed=7),
+    ]
+    out = _tiled(client, _args(later=[*_REGIONS_ON, *regions]))
+    from modules.sumi.services.jobs.infotext import parse_infotext
+
+    written = json.loads(parse_infotext(json.loads(out["info"])["infotexts"][0])["Tiled Diffusion"])
+    control = written["Region control"]
+    assert list(control) == ["Region 1", "Region 3"]  # region 2 is off
+    assert control["Region 1"]["prompt"] == "a blue circle" and control["Region 1"]["seed"] >= 0
+    assert control["Region 3"] == {
+        "enable": True, "x": 0.5, "y": 0.0, "w": 0.5, "h": 1.0, "prompt": "", "neg_prompt": "",
+        "blend_mode": "Foreground", "feather_ratio": 0.2, "seed": 7,
+    }  # fmt: skip
+    assert written["Draw background"] is False
+
+
+def test_one_region_over_the_canvas_with_the_jobs_seed_is_the_plain_job(client):
+    plain, _ = generate(client, BODY, BODY["prompt"])
+    import base64
+    import io
+
+    from PIL import Image
+
+    out = _tiled(client, _args(later=[*_REGIONS_ON, *_region(seed=BODY["seed"])]))
+    assert Image.open(io.BytesIO(base64.b64decode(out["images"][0]))).tobytes() == plain
+    other = _tiled(
+        client, _args(later=[*_REGIONS_ON, *_region(seed=BODY["seed"], prompt="green background")])
+    )
+    assert Image.open(io.BytesIO(base64.b64decode(other["images"][0]))).tobytes() != plain
+
+
+def test_region_control_on_with_no_region_enabled_is_plain_tiling(client):
+    tiled = _tiled(client, _args())
+    empty = _tiled(client, _args(later=[*_REGIONS_ON, *_region(False)]))
+    assert tiled["images"] == empty["images"]
+    assert "Region control" not in json.loads(empty["info"])["infotexts"][0]
+
+
+def test_the_regions_paste_back_from_the_infotext():
+    from modules.sumi.builtin_scripts.tilediffusion import _region_control, _region_field
+    from modules.sumi.services.jobs.infotext import parse_infotext
+
+    out = parse_infotext(
+        'a star\nSteps: 2, Tiled Diffusion: {"Method": "MultiDiffusion", "Region control": {"Region 2": '
+        '{"enable": true, "x": 0.5, "prompt": "a cat, hat", "seed": 9}}, "Draw background": true}, Seed: 3'
+    )
+    assert _region_control(out) is not None
+    assert _region_field(2, 0)(out) is True and _region_field(2, 1)(out) == 0.5
+    assert _region_field(2, 5)(out) == "a cat, hat" and _region_field(2, 9)(out) == 9
+    assert _region_field(2, 3)(out) == 0.2  # not written: the default
+    assert _region_field(1, 0)(out) is False  # region 1 was off

@@ -7,9 +7,10 @@ Its args are the extension's, in the extension's order, so `alwayson_scripts: {"
 extension: enabled, method, overwrite size (txt2img), keep input size (img2img), image width and height,
 latent tile width, height, overlap and batch size, upscaler and scale factor (img2img), then noise
 inversion (enabled, steps, retouch, renoise strength, kernel), ControlNet tensors on the CPU, region
-control (enabled, draw background, causal layers) and the regions. Noise inversion and region control are
-not built yet: asking for them is a clear error, never ignored. The settings go into the infotext as the
-extension writes them (`Tiled Diffusion: {"Method": ..., "Tile tile width": ...}`) and paste back.
+control (enabled, draw background, causal layers) and then the regions, ten args each (enable, x, y, w, h,
+prompt, negative prompt, type, feather, seed; `support.tiled_regions`). Noise inversion is not built yet:
+asking for it is a clear error, never ignored. The settings go into the infotext as the extension writes
+them (`Tiled Diffusion: {"Method": ..., "Tile tile width": ..., "Region control": {...}}`) and paste back.
 """
 
 from __future__ import annotations
@@ -21,13 +22,16 @@ import gradio as gr
 
 import modules.scripts as scripts
 from modules import shared
+from modules.sumi.builtin_scripts.support import tiled_regions
 from modules.sumi.builtin_scripts.support.img2img import number, switched_on, upscaler_named, whole
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.tiled_diffusion import METHODS, TiledDiffusion, TileSettings, tile_boxes
+from modules.sumi.engine.tiled_regions import BLEND_MODES
 
 TITLE = "Tiled Diffusion"
 INFOTEXT_KEY = "Tiled Diffusion"
-_NOT_YET = {12: "Noise Inversion", 18: "Region Prompt Control"}  # arg index -> feature not built yet
+_NOT_YET = {12: "Noise Inversion"}  # arg index -> feature not built yet
+REGION_CONTROL = 18  # the arg index of "Enable Control"; the regions' groups start 3 later
 
 
 def _from_infotext(key: str, default: Any) -> Any:
@@ -38,6 +42,62 @@ def _from_infotext(key: str, default: Any) -> Any:
             return gr.skip()
 
     return read
+
+
+def _region_control(d: dict) -> dict | None:
+    try:
+        found = json.loads(d[INFOTEXT_KEY]).get("Region control")
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _region_field(number_: int, field: int) -> Any:
+    """Pastes one field of region `number_` from the infotext (the default when the region is absent)."""
+    name, default = tiled_regions.FIELDS[field], tiled_regions.DEFAULT[field]
+
+    def read(d: dict) -> Any:
+        found = _region_control(d)
+        if found is None:
+            return gr.skip()
+        region = found.get(f"Region {number_}")
+        return region.get(name, default) if isinstance(region, dict) else default
+
+    return read
+
+
+def _one_region(tab: str, i: int) -> list[Any]:
+    """Region i's ten controls in the extension's order and with its element ids."""
+    enable_, x0, y0, w0, h0, _, _, mode, feather0, seed0 = tiled_regions.DEFAULT
+    with gr.Accordion(f"Region {i + 1}", open=False, elem_id=f"MD-accordion-{tab}-{i}"):
+        with gr.Row():
+            enable = gr.Checkbox(enable_, label=f"Enable Region {i + 1}", elem_id=f"MD-bbox-{tab}-{i}-enable")
+            blend = gr.Dropdown(
+                list(BLEND_MODES), value=mode, label="Type", elem_id=f"MD-{tab}-{i}-blend-mode"
+            )
+            feather = gr.Slider(
+                0, 1, step=0.05, value=feather0, label="Feather", elem_id=f"MD-{tab}-{i}-feather"
+            )
+        with gr.Row():
+            x = gr.Slider(0.0, 1.0, step=0.0001, value=x0, label="x", elem_id=f"MD-{tab}-{i}-x")
+            y = gr.Slider(0.0, 1.0, step=0.0001, value=y0, label="y", elem_id=f"MD-{tab}-{i}-y")
+        with gr.Row():
+            w = gr.Slider(0.0, 1.0, step=0.0001, value=w0, label="w", elem_id=f"MD-{tab}-{i}-w")
+            h = gr.Slider(0.0, 1.0, step=0.0001, value=h0, label="h", elem_id=f"MD-{tab}-{i}-h")
+        prompt = gr.Textbox(
+            show_label=False,
+            placeholder="Prompt, appended to the main prompt",
+            max_lines=2,
+            elem_id=f"MD-{tab}-{i}-prompt",
+        )
+        negative = gr.Textbox(
+            show_label=False,
+            placeholder="Negative prompt, appended to the main one",
+            max_lines=1,
+            elem_id=f"MD-{tab}-{i}-neg-prompt",
+        )
+        seed = gr.Number(seed0, label="Seed (-1: random)", precision=0, elem_id=f"MD-{tab}-{i}-seed")
+    return [enable, x, y, w, h, prompt, negative, blend, feather, seed]
 
 
 class Script(scripts.Script):
@@ -118,8 +178,9 @@ class Script(scripts.Script):
                 scale_factor = gr.Slider(
                     1.0, 8.0, step=0.05, value=2.0, label="Scale Factor", elem_id=uid("upscaler-factor")
                 )
-            # The extension's later args (noise inversion, region control) keep their places, off.
-            later = [gr.State(value) for value in (False, 10, 1.0, 1.0, 64, False, False, False, False)]
+            # The extension's noise inversion and ControlNet-on-CPU args keep their places, off.
+            later = [gr.State(value) for value in (False, 10, 1.0, 1.0, 64, False)]
+            region_control, region_fields = self._region_ui(tab, image_width, image_height)
         self.infotext_fields = [
             (enabled, lambda d: INFOTEXT_KEY in d),
             (method, _from_infotext("Method", METHODS[0])),
@@ -128,11 +189,62 @@ class Script(scripts.Script):
             (overlap, _from_infotext("Tile Overlap", 48)),
             (batch_size, _from_infotext("Tile batch size", 4)),
         ]
+        self.infotext_fields += [
+            (region_control[0], lambda d: _region_control(d) is not None),
+            (region_control[1], _from_infotext("Draw background", False)),
+        ]
+        for index, component in enumerate(region_fields):
+            number_, field = divmod(index, len(tiled_regions.FIELDS))
+            self.infotext_fields.append((component, _region_field(number_ + 1, field)))
         self.paste_field_names = [INFOTEXT_KEY]
         return [
             enabled, method, overwrite_size, keep_input_size, image_width, image_height,
             tile_width, tile_height, overlap, batch_size, upscaler, scale_factor, *later,
+            *region_control, *region_fields,
         ]  # fmt: skip
+
+    def _region_ui(self, tab: str, image_width: Any, image_height: Any) -> tuple[list[Any], list[Any]]:
+        """The extension's Region Prompt Control: enable, draw background, and `MAX_REGIONS` regions, with
+        a picture of the enabled regions over the canvas (the job's size, or the overwritten size)."""
+        with gr.Accordion("Region Prompt Control", open=False, elem_id=f"MD-bbox-control-{tab}"):
+            with gr.Row():
+                enable = gr.Checkbox(False, label="Enable Control", elem_id=f"MD-{tab}-enable-bbox-control")
+                background = gr.Checkbox(
+                    False, label="Draw full canvas background", elem_id=f"MD-{tab}-draw-background"
+                )
+                causal = gr.State(False)  # the extension's hidden "Causalize layers" (unused there too)
+            preview = gr.HTML(tiled_regions.preview_svg([], 1024, 1024), elem_id=f"MD-{tab}-region-preview")
+            fields: list[Any] = []
+            for i in range(tiled_regions.MAX_REGIONS):
+                fields += _one_region(tab, i)
+        size = list(self._size.get(tab) or (image_width, image_height))
+        for component in [*fields, *size]:
+            component.change(
+                lambda *v: tiled_regions.preview_svg(list(v[2:]), v[0], v[1]),
+                inputs=[*size, *fields],
+                outputs=preview,
+                show_progress="hidden",
+            )
+        return [enable, background, causal], fields
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._size: dict[str, tuple[Any, Any]] = {}
+        self._pending: dict[str, Any] = {}
+        for tab in ("txt2img", "img2img"):
+            for side in ("width", "height"):
+                self.on_after_component(self._note_size(tab, side), elem_id=f"{tab}_{side}")
+
+    def _note_size(self, tab: str, side: str) -> Any:
+        """Keeps the tab's width/height sliders, so the region picture has the canvas' shape."""
+
+        def note(event: Any) -> None:
+            key = "t2i" if tab == "txt2img" else "i2i"
+            self._pending[f"{key}-{side}"] = event.component
+            if f"{key}-width" in self._pending and f"{key}-height" in self._pending:
+                self._size[key] = (self._pending[f"{key}-width"], self._pending[f"{key}-height"])
+
+        return note
 
     def process(self, p: Any, enabled: Any = False, *args: Any) -> None:
         if not enabled:
@@ -178,7 +290,12 @@ class Script(scripts.Script):
         elif overwrite_size:
             p.width = whole(width, "image width", TITLE, 64, 16384)
             p.height = whole(height, "image height", TITLE, 64, 16384)
-        p.engine_extensions["tiled_diffusion"] = TiledDiffusion(settings)
+        regions, draw_background = self._regions(values)
+        if regions:
+            info.update(tiled_regions.infotext(regions, draw_background))
+        p.engine_extensions["tiled_diffusion"] = TiledDiffusion(
+            settings, [r for _, r in regions], draw_background
+        )
         p.extra_generation_params[INFOTEXT_KEY] = info
         tiles = len(
             tile_boxes(
@@ -188,6 +305,16 @@ class Script(scripts.Script):
         print(
             f"[{TITLE}] {settings.method}: {tiles} tile(s) of {settings.tile_width}x{settings.tile_height} latent pixels"
         )
+
+    @staticmethod
+    def _regions(values: list[Any]) -> tuple[list[tuple[int, Any]], bool]:
+        """The enabled regions when region control is on (none: plain tiling), and whether the grid draws
+        the background under them."""
+        if len(values) <= REGION_CONTROL or not switched_on(values[REGION_CONTROL]):
+            return [], True
+        draw_background = len(values) > REGION_CONTROL + 1 and switched_on(values[REGION_CONTROL + 1])
+        regions = tiled_regions.read_regions(list(values[REGION_CONTROL + 3 :]), TITLE)
+        return regions, draw_background or not regions
 
     @staticmethod
     def _canvas_img2img(p: Any, info: dict, upscaler: str, scale: float, keep_input_size: bool) -> None:

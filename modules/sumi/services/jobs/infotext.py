@@ -52,11 +52,19 @@ TRAILING_KEYS: list[str] = ["Version", "User"]
 
 NEGATIVE_PREFIX = "Negative prompt:"
 
-# A value is a quoted string, a flat JSON object (what A1111 writes for a dict, e.g. Tiled Diffusion's
-# settings), or anything up to the next comma.
-RE_PARAM = re.compile(
-    r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|\{(?:[^{}"]|"(?:\\.|[^\\"])*")*\}|[^,]*)(?:,|$)'
-)
+
+def _json_object(depth: int) -> str:
+    """A JSON object holding objects up to `depth` levels deep (Python's re has no recursion)."""
+    inner = r'(?:[^{}"]|"(?:\\.|[^\\"])*")'
+    pattern = rf"\{{{inner}*\}}"
+    for _ in range(depth - 1):
+        pattern = rf"\{{(?:{inner}|{pattern})*\}}"
+    return pattern
+
+
+# A value is a quoted string, a JSON object (what A1111 writes for a dict, e.g. Tiled Diffusion's settings
+# with its regions, three levels deep), or anything up to the next comma.
+RE_PARAM = re.compile(rf'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|{_json_object(4)}|[^,]*)(?:,|$)')
 RE_IMAGESIZE = re.compile(r"^(\d+)x(\d+)$")
 RE_VERSION = re.compile(r"v?(\d+)\.(\d+)(?:\.(\d+))?(?:-(\d+))?")
 

@@ -1,0 +1,124 @@
+"""Tiled Diffusion's region prompt control as the extension's args carry it: after its 21 args come
+`MAX_REGIONS` groups of ten (enable, x, y, w, h, prompt, negative prompt, type, feather, seed); reading
+them into engine regions with clear errors, writing them into the infotext as the extension does, and
+the picture of the regions over the canvas the UI shows.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from modules.sumi.builtin_scripts.support.img2img import number, switched_on
+from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.engine.tiled_regions import BLEND_MODES, Region
+from modules.sumi.services.jobs.processing import get_fixed_seed
+from modules.sumi.services.networks.registry import parse_prompt
+
+MAX_REGIONS = 8  # the extension's default (--md-max-regions)
+FIELDS = ("enable", "x", "y", "w", "h", "prompt", "neg_prompt", "blend_mode", "feather_ratio", "seed")
+DEFAULT = (False, 0.4, 0.4, 0.2, 0.2, "", "", "Background", 0.2, -1)
+COLOURS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45")
+
+
+def read_regions(values: list[Any], title: str) -> list[tuple[int, Region]]:
+    """The enabled regions (number from 1, region) of the args' groups; seeds of -1 drawn now."""
+    found = []
+    for start in range(0, len(values) - len(values) % len(FIELDS), len(FIELDS)):
+        group = dict(zip(FIELDS, values[start : start + len(FIELDS)], strict=True))
+        if switched_on(group["enable"]):
+            number_ = start // len(FIELDS) + 1
+            found.append((number_, _region(group, f"{title}: Region {number_}")))
+    return found
+
+
+def _region(group: dict[str, Any], where: str) -> Region:
+    x, y = number(group["x"], "x", where, 0.0, 1.0), number(group["y"], "y", where, 0.0, 1.0)
+    w, h = number(group["w"], "w", where, 0.0, 1.0), number(group["h"], "h", where, 0.0, 1.0)
+    if w <= 0 or h <= 0 or x >= 1 or y >= 1:
+        raise InvalidRequestError(
+            f"{where} lies outside the canvas or has no size (x={x}, y={y}, w={w}, h={h})"
+        )
+    texts = [str(group[key] or "") for key in ("prompt", "neg_prompt")]
+    for text in texts:
+        _check_text(text, where)
+    mode = str(group["blend_mode"] or "Background")
+    if mode not in BLEND_MODES:
+        raise InvalidRequestError(f"{where}: type {mode!r} is not one of {', '.join(BLEND_MODES)}")
+    feather = number(
+        group["feather_ratio"] if group["feather_ratio"] is not None else 0.2, "feather", where, 0, 1
+    )
+    try:
+        seed = int(float(group["seed"])) if group["seed"] not in (None, "") else -1
+    except (TypeError, ValueError):
+        raise InvalidRequestError(f"{where}: seed must be a whole number, got {group['seed']!r}") from None
+    return Region(x, y, w, h, texts[0], texts[1], mode, feather, get_fixed_seed(seed))
+
+
+def _check_text(text: str, where: str) -> None:
+    """Region texts are appended to the batch's encoded prompts: networks and AND cannot act there."""
+    stripped, networks = parse_prompt(text)
+    if any(networks.values()):
+        raise InvalidRequestError(
+            f"{where}: extra networks (<lora:...>, <hypernet:...>) cannot act on one region; "
+            "put them in the main prompt"
+        )
+    if " AND " in f" {stripped} ":
+        raise InvalidRequestError(
+            f"{where}: a region prompt cannot use AND; the main prompt's AND parts carry it"
+        )
+
+
+def infotext(regions: list[tuple[int, Region]], draw_background: bool) -> dict[str, Any]:
+    """The extension's "Region control" entry (with the seeds drawn), and whether the background is drawn."""
+    return {
+        "Region control": {
+            f"Region {number_}": {
+                "enable": True,
+                "x": r.x,
+                "y": r.y,
+                "w": r.width,
+                "h": r.height,
+                "prompt": r.prompt,
+                "neg_prompt": r.negative_prompt,
+                "blend_mode": r.blend_mode,
+                "feather_ratio": r.feather,
+                "seed": r.seed,
+            }
+            for number_, r in regions
+        },
+        "Draw background": draw_background,
+    }
+
+
+def preview_svg(values: list[Any], width: float, height: float) -> str:
+    """The enabled regions of the UI's groups as numbered boxes over a width x height canvas (dashed:
+    foreground); a region that cannot be read is named instead."""
+    width, height = max(float(width or 0), 8.0), max(float(height or 0), 8.0)
+    view_w = 480.0
+    view_h = view_w * height / width
+    shapes = []
+    for start in range(0, len(values) - len(values) % len(FIELDS), len(FIELDS)):
+        group = dict(zip(FIELDS, values[start : start + len(FIELDS)], strict=True))
+        if not switched_on(group["enable"]):
+            continue
+        index = start // len(FIELDS)
+        try:
+            region = _region({**group, "seed": 0}, f"Region {index + 1}")
+        except InvalidRequestError as exc:
+            return f'<p class="error">{html.escape(str(exc))}</p>'
+        colour = COLOURS[index % len(COLOURS)]
+        dash = ' stroke-dasharray="6 4"' if region.foreground else ""
+        x, y = region.x * view_w, region.y * view_h
+        w, h = min(region.width * view_w, view_w - x), min(region.height * view_h, view_h - y)
+        label = html.escape(f"{index + 1}: {region.prompt or '(main prompt)'}"[:60])
+        shapes.append(
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" fill="{colour}33" '
+            f'stroke="{colour}" stroke-width="2"{dash}><title>{label}</title></rect>'
+            f'<text x="{x + 4:.1f}" y="{y + 14:.1f}" font-size="12" fill="{colour}">{index + 1}</text>'
+        )
+    return (
+        f'<svg class="md-region-preview" viewBox="0 0 {view_w:.0f} {view_h:.0f}" width="100%" role="img" '
+        f'aria-label="regions over the canvas" style="max-height:360px">'
+        f'<rect width="{view_w:.0f}" height="{view_h:.0f}" fill="#8882" stroke="#888" />{"".join(shapes)}</svg>'
+    )
