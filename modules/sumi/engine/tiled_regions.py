@@ -143,7 +143,7 @@ def row_groups(rows: list[Conditioning], roles: RowRoles) -> list[tuple[list[int
         order = stacks[0][0] + stacks[1][0]
         back = sorted(range(len(order)), key=order.__getitem__)
         context = torch.cat([stacks[0][1].context, stacks[1][1].context])[back]
-        pooled = [s.pooled for _, s in stacks]
-        joined = None if pooled[0] is None or pooled[1] is None else torch.cat(pooled)[back]
+        first, second = (s.pooled for _, s in stacks)
+        joined = None if first is None or second is None else torch.cat([first, second])[back]
         return [(list(range(len(rows))), Conditioning(context, joined))]
     return stacks

@@ -16,7 +16,18 @@ from modules.sumi.services.jobs.processing import get_fixed_seed
 from modules.sumi.services.networks.registry import parse_prompt
 
 MAX_REGIONS = 8  # the extension's default (--md-max-regions)
-FIELDS = ("enable", "x", "y", "w", "h", "prompt", "neg_prompt", "blend_mode", "feather_ratio", "seed")
+FIELDS: tuple[str, ...] = (
+    "enable",
+    "x",
+    "y",
+    "w",
+    "h",
+    "prompt",
+    "neg_prompt",
+    "blend_mode",
+    "feather_ratio",
+    "seed",
+)
 DEFAULT = (False, 0.4, 0.4, 0.2, 0.2, "", "", "Background", 0.2, -1)
 COLOURS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45")
 
