@@ -80,7 +80,6 @@ def test_mixture_of_diffusers_and_overwritten_size(client):
     [
         (_args("Tiles"), "not one of"),
         (_args(tile=4), "at least 8"),
-        (_args(later=[True]), "Noise Inversion is not available"),
         (_args(later=[*_REGIONS_ON, *_region(w=0)]), "Region 1 lies outside the canvas"),
         (_args(later=[*_REGIONS_ON, *_region(), *_region(prompt="<lora:x:1>")]), "Region 2: extra networks"),
         (_args(later=[*_REGIONS_ON, *_region(prompt="a AND b")]), "cannot use AND"),
@@ -223,3 +222,90 @@ def test_the_regions_paste_back_from_the_infotext():
     assert _region_field(2, 5)(out) == "a cat, hat" and _region_field(2, 9)(out) == 9
     assert _region_field(2, 3)(out) == 0.2  # not written: the default
     assert _region_field(1, 0)(out) is False  # region 1 was off
+
+
+def _inversion(on=True, steps=10, retouch=1.0, strength=0.0, kernel=64) -> list:
+    return [on, steps, retouch, strength, kernel]
+
+
+def _redraw(client, picture: str, args: list, status: int = 200, **body):
+    r = client.post(
+        "/sdapi/v1/img2img",
+        json={
+            "init_images": [picture], "prompt": "", "steps": 12, "width": 128, "height": 128, "seed": 5,
+            "sampler_name": "Euler a", "denoising_strength": 1.0,
+            "alwayson_scripts": {"Tiled Diffusion": {"args": args}}, **body,
+        },
+    )  # fmt: skip
+    assert r.status_code == status, r.text
+    return r.json()
+
+
+@pytest.fixture(scope="module")
+def picture(client):
+    body = {**BODY, "prompt": "a yellow square on the right, green background", "width": 128, "height": 128}
+    return client.post("/sdapi/v1/txt2img", json={**body, "steps": 12, "seed": 1}).json()["images"][0]
+
+
+def test_noise_inversion_keeps_the_picture_where_random_noise_redraws_it(client, picture):
+    """Redrawn in full with an empty prompt, the picture comes back from its inverted noise (the demo
+    model's yellow square), where random noise draws something else."""
+    from tests.app_support import decode_pixels
+
+    original = decode_pixels(picture).astype(float)
+    plain = _redraw(client, picture, _args(tile=16, overlap=8))
+    inverted = _redraw(client, picture, _args(tile=16, overlap=8, later=_inversion()))
+    error = {
+        name: ((decode_pixels(out["images"][0]) - original) ** 2).mean()
+        for name, out in (("plain", plain), ("inverted", inverted))
+    }
+    assert error["inverted"] < error["plain"] / 4, error
+    info = json.loads(inverted["info"])
+    assert info["sampler_name"] == "Euler"  # the inversion's sampler, as the extension switches to it
+    assert '"NoiseInv": true, "NoiseInv Steps": 10, "NoiseInv Retouch": 1.0' in info["infotexts"][0]
+
+
+def test_the_inversion_is_reused_for_the_same_picture_and_redone_for_another_retouch(client, picture, caplog):
+    def reused() -> int:
+        return sum("reusing its noise" in r.getMessage() for r in caplog.records)
+
+    caplog.set_level("INFO", logger="modules.sumi.engine.noise_inversion")
+    first = _redraw(client, picture, _args(tile=16, overlap=8, later=_inversion(strength=1.0)))
+    before = reused()
+    again = _redraw(client, picture, _args(tile=16, overlap=8, later=_inversion(strength=1.0)))
+    assert reused() == before + 1 and again["images"] == first["images"]
+    other = _redraw(client, picture, _args(tile=16, overlap=8, later=_inversion(retouch=2.0, strength=1.0)))
+    assert reused() == before + 1 and other["images"] != first["images"]
+
+
+@pytest.mark.parametrize(
+    ("later", "reason"),
+    [
+        (_inversion(steps=0), "inversion steps must be a whole number from 1 to 200"),
+        (_inversion(retouch=0.5), "retouch must be from 1 to 100"),
+        (_inversion(strength=3), "renoise strength must be from 0 to 2"),
+    ],
+)
+def test_noise_inversion_settings_out_of_range_are_a_400(client, picture, later, reason):
+    out = _redraw(client, picture, _args(tile=16, overlap=8, later=later), 400)
+    assert reason in json.dumps(out)
+
+
+def test_noise_inversion_in_txt2img_is_a_400(client):
+    out = _tiled(client, _args(later=_inversion()), 400)
+    assert "Noise Inversion redraws an img2img picture" in json.dumps(out)
+
+
+def test_noise_inversion_runs_with_regions_and_a_tiled_grid(client, picture):
+    regions = [
+        True,
+        False,
+        False,
+        *_region(w=0.5, prompt="green background"),
+        *_region(x=0.5, w=0.5, mode="Foreground"),
+    ]
+    out = _redraw(
+        client, picture, _args(tile=8, overlap=4, later=[*_inversion(strength=0.5), False, *regions])
+    )
+    info = json.loads(out["info"])["infotexts"][0]
+    assert '"NoiseInv Renoise strength": 0.5' in info and '"Region 2": {"enable": true, "x": 0.5' in info

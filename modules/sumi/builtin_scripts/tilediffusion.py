@@ -8,9 +8,10 @@ extension: enabled, method, overwrite size (txt2img), keep input size (img2img),
 latent tile width, height, overlap and batch size, upscaler and scale factor (img2img), then noise
 inversion (enabled, steps, retouch, renoise strength, kernel), ControlNet tensors on the CPU, region
 control (enabled, draw background, causal layers) and then the regions, ten args each (enable, x, y, w, h,
-prompt, negative prompt, type, feather, seed; `support.tiled_regions`). Noise inversion is not built yet:
-asking for it is a clear error, never ignored. The settings go into the infotext as the extension writes
-them (`Tiled Diffusion: {"Method": ..., "Tile tile width": ..., "Region control": {...}}`) and paste back.
+prompt, negative prompt, type, feather, seed; `support.tiled_regions`). Noise inversion (img2img) starts
+the redraw from the picture's own inverted noise (engine.noise_inversion), with the Euler sampler as the
+extension switches to. The settings go into the infotext as the extension writes them (`Tiled Diffusion:
+{"Method": ..., "Tile tile width": ..., "NoiseInv": true, ..., "Region control": {...}}`) and paste back.
 """
 
 from __future__ import annotations
@@ -19,18 +20,27 @@ import json
 from typing import Any
 
 import gradio as gr
+import numpy as np
 
 import modules.scripts as scripts
 from modules import shared
 from modules.sumi.builtin_scripts.support import tiled_regions
 from modules.sumi.builtin_scripts.support.img2img import number, switched_on, upscaler_named, whole
 from modules.sumi.engine.errors import InvalidRequestError
-from modules.sumi.engine.tiled_diffusion import METHODS, TiledDiffusion, TileSettings, tile_boxes
+from modules.sumi.engine.noise_inversion import InversionCache, InversionSettings, retouch_mask
+from modules.sumi.engine.tiled_diffusion import (
+    METHODS,
+    NoiseInversion,
+    TiledDiffusion,
+    TileSettings,
+    tile_boxes,
+)
 from modules.sumi.engine.tiled_regions import BLEND_MODES
 
 TITLE = "Tiled Diffusion"
 INFOTEXT_KEY = "Tiled Diffusion"
-_NOT_YET = {12: "Noise Inversion"}  # arg index -> feature not built yet
+NOISE_INVERSION = 12  # the arg index of "Enable Noise Inversion"; its four settings follow
+_INVERSIONS = InversionCache()  # the last inversion, for the next job on the same picture (both tabs)
 REGION_CONTROL = 18  # the arg index of "Enable Control"; the regions' groups start 3 later
 
 
@@ -64,6 +74,41 @@ def _region_field(number_: int, field: int) -> Any:
         return region.get(name, default) if isinstance(region, dict) else default
 
     return read
+
+
+def _inversion_ui(uid: Any, is_img2img: bool) -> list[Any]:
+    """The extension's Noise Inversion accordion (img2img): enable, steps, retouch, renoise strength and
+    kernel, with its element ids."""
+    with gr.Accordion("Noise Inversion", open=True, visible=is_img2img, elem_id=uid("noise-inversion")):
+        with gr.Row():
+            enable = gr.Checkbox(False, label="Enable Noise Inversion", elem_id=uid("noise-inverse"))
+            steps = gr.Slider(
+                1, 200, step=1, value=10, label="Inversion steps", elem_id=uid("noise-inverse-steps")
+            )
+        gr.HTML(
+            "<p>Try it on a small picture first: the defaults want a denoising strength of 0.6 or less.</p>"
+        )
+        with gr.Row():
+            retouch = gr.Slider(
+                1, 100, step=0.1, value=1, label="Retouch", elem_id=uid("noise-inverse-retouch")
+            )
+            strength = gr.Slider(
+                0,
+                2,
+                step=0.01,
+                value=1,
+                label="Renoise strength",
+                elem_id=uid("noise-inverse-renoise-strength"),
+            )
+            kernel = gr.Slider(
+                2,
+                512,
+                step=1,
+                value=64,
+                label="Renoise kernel size",
+                elem_id=uid("noise-inverse-renoise-kernel"),
+            )
+    return [enable, steps, retouch, strength, kernel]
 
 
 def _one_region(tab: str, i: int) -> list[Any]:
@@ -178,8 +223,8 @@ class Script(scripts.Script):
                 scale_factor = gr.Slider(
                     1.0, 8.0, step=0.05, value=2.0, label="Scale Factor", elem_id=uid("upscaler-factor")
                 )
-            # The extension's noise inversion and ControlNet-on-CPU args keep their places, off.
-            later = [gr.State(value) for value in (False, 10, 1.0, 1.0, 64, False)]
+            inversion = _inversion_ui(uid, is_img2img)
+            later = [*inversion, gr.State(False)]  # the extension's "ControlNet tensors on the CPU"
             region_control, region_fields = self._region_ui(tab, image_width, image_height)
         self.infotext_fields = [
             (enabled, lambda d: INFOTEXT_KEY in d),
@@ -190,6 +235,11 @@ class Script(scripts.Script):
             (batch_size, _from_infotext("Tile batch size", 4)),
         ]
         self.infotext_fields += [
+            (inversion[0], _from_infotext("NoiseInv", False)),
+            (inversion[1], _from_infotext("NoiseInv Steps", 10)),
+            (inversion[2], _from_infotext("NoiseInv Retouch", 1.0)),
+            (inversion[3], _from_infotext("NoiseInv Renoise strength", 1.0)),
+            (inversion[4], _from_infotext("NoiseInv Kernel size", 64)),
             (region_control[0], lambda d: _region_control(d) is not None),
             (region_control[1], _from_infotext("Draw background", False)),
         ]
@@ -250,9 +300,6 @@ class Script(scripts.Script):
         if not enabled:
             return
         values = [enabled, *args]
-        for index, feature in _NOT_YET.items():
-            if len(values) > index and switched_on(values[index]):
-                raise InvalidRequestError(f"{TITLE}: {feature} is not available in Sumi yet; leave it off")
         defaults = [True, METHODS[0], False, True, 1024, 1024, 96, 96, 48, 4, "None", 2.0]
         values += defaults[len(values) :]
         (
@@ -293,8 +340,9 @@ class Script(scripts.Script):
         regions, draw_background = self._regions(values)
         if regions:
             info.update(tiled_regions.infotext(regions, draw_background))
+        inversion = self._inversion(p, values, info)
         p.engine_extensions["tiled_diffusion"] = TiledDiffusion(
-            settings, [r for _, r in regions], draw_background
+            settings, [r for _, r in regions], draw_background, inversion
         )
         p.extra_generation_params[INFOTEXT_KEY] = info
         tiles = len(
@@ -305,6 +353,44 @@ class Script(scripts.Script):
         print(
             f"[{TITLE}] {settings.method}: {tiles} tile(s) of {settings.tile_width}x{settings.tile_height} latent pixels"
         )
+
+    @staticmethod
+    def _inversion(p: Any, values: list[Any], info: dict[str, Any]) -> NoiseInversion | None:
+        """The extension's noise inversion (img2img only): its settings, the picture's detail map for
+        renoising, and the Euler sampler it needs."""
+        if len(values) <= NOISE_INVERSION or not switched_on(values[NOISE_INVERSION]):
+            return None
+        if not getattr(p, "init_images", None):
+            raise InvalidRequestError(
+                f"{TITLE}: Noise Inversion redraws an img2img picture; turn it off in txt2img"
+            )
+        steps, retouch, strength, kernel = [
+            *values[NOISE_INVERSION + 1 : NOISE_INVERSION + 5],
+            10,
+            1.0,
+            1.0,
+            64,
+        ][:4]
+        settings = InversionSettings(
+            whole(steps, "inversion steps", TITLE, 1, 200), number(retouch, "retouch", TITLE, 1, 100),
+            number(strength, "renoise strength", TITLE, 0, 2), whole(kernel, "renoise kernel size", TITLE, 2, 512),
+        )  # fmt: skip
+        detail = None
+        if settings.renoise_strength > 0:
+            detail = retouch_mask(np.asarray(p.init_images[0].convert("L")), settings.renoise_kernel)
+        if p.sampler_name != "Euler":
+            print(f"[{TITLE}] Noise Inversion samples with Euler (the job asked for {p.sampler_name})")
+            p.sampler_name = "Euler"
+        info.update({
+            "NoiseInv": True, "NoiseInv Steps": settings.steps, "NoiseInv Retouch": settings.retouch,
+            "NoiseInv Renoise strength": settings.renoise_strength, "NoiseInv Kernel size": settings.renoise_kernel,
+        })  # fmt: skip
+        key = (
+            p.sd_model_hash,
+            getattr(p, "sd_model_name", None),
+            tuple(getattr(p, "all_prompts", None) or []),
+        )
+        return NoiseInversion(settings, detail, _INVERSIONS, key)
 
     @staticmethod
     def _regions(values: list[Any]) -> tuple[list[tuple[int, Any]], bool]:

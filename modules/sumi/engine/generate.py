@@ -26,7 +26,7 @@ from modules.sumi.engine.controlnet.reference import ReferenceExtension, Referen
 from modules.sumi.engine.controlnet.revision import RevisionExtension, RevisionUnit
 from modules.sumi.engine.controlnet.style_adapter import StyleTokensExtension, StyleTokensUnit
 from modules.sumi.engine.errors import InvalidRequestError
-from modules.sumi.engine.extensions import Extension, ExtensionManager, PromptEncoder
+from modules.sumi.engine.extensions import Extension, ExtensionManager, PromptEncoder, StartingNoise
 from modules.sumi.engine.families.sdxl_refiner import NAME as SDXL_REFINER
 from modules.sumi.engine.model import SDModel
 from modules.sumi.engine.sampling import loop
@@ -222,7 +222,7 @@ def generate(
             image_cfg_scale=None if init is None else init.image_cfg_scale,
         )
         generators, noise = initial_noise(model, request)
-        noise = manager.starting_noise(noise)
+        noise = manager.starting_noise(StartingNoise(noise, filled, guidance.time_ids))
         start = None
         if init is not None and plan is not None and filled is not None:
             start = img2img.plan_start(init, filled, noise, plan)

@@ -16,6 +16,10 @@ tile is one tile: the job is then exactly a plain job.
 UNet call of the job (each hires pass too, any sampler, AND, LoRA) is tiled. The ControlNet / T2I-Adapter
 residuals a call carries are cut to each tile at their own resolution; other per-call inputs (text, SDXL
 size embeddings, IP-Adapter tokens) are repeated for the tiles of a batch.
+
+The same extension draws regions with their own prompts and seeds over (or instead of) the grid
+(`engine.tiled_regions`), and for img2img may start from the picture's inverted noise
+(`engine.noise_inversion`), computed with the tiled UNet before the loop.
 """
 
 from __future__ import annotations
@@ -23,15 +27,35 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from modules.sumi.engine.extensions import Extension, HookPoint, PatchScope, PromptEncoder, UNetBatch, hook
-from modules.sumi.engine.text.schedule import JobConditioning
+from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.engine.extensions import (
+    Extension,
+    HookPoint,
+    PatchScope,
+    PromptEncoder,
+    StartingNoise,
+    UNetBatch,
+    hook,
+)
+from modules.sumi.engine.model import SDModel, compute_dtype
+from modules.sumi.engine.noise_inversion import (
+    CondForward,
+    InversionCache,
+    InversionSettings,
+    invert,
+    renoise_weights,
+    starting_noise,
+)
+from modules.sumi.engine.sampling.schedules import ModelSigmas
+from modules.sumi.engine.text.schedule import JobConditioning, pick, stack_rows
 from modules.sumi.engine.tiled_regions import (
     Region,
     RowRoles,
@@ -341,21 +365,42 @@ class _Output:
         return (self.sample,)[index]
 
 
+@dataclass
+class NoiseInversion:
+    """Noise inversion for a Tiled Diffusion img2img job (`engine.noise_inversion`): its settings, the
+    picture's detail map for renoising (None: no renoise), and the cache it shares with other jobs under
+    `key` (what besides the picture and the batch's prompts decides the result: model, networks)."""
+
+    settings: InversionSettings
+    detail: np.ndarray | None = None
+    cache: InversionCache = field(default_factory=InversionCache)
+    key: tuple = ()
+
+
 class TiledDiffusion(Extension):
-    """Tiles every UNet call of the scope and draws the regions (see the module docstring and
-    `engine.tiled_regions`)."""
+    """Tiles every UNet call of the scope, draws the regions and inverts the img2img noise (see the module
+    docstring, `engine.tiled_regions` and `engine.noise_inversion`)."""
 
     def __init__(
-        self, settings: TileSettings, regions: Sequence[Region] = (), draw_background: bool = True
+        self,
+        settings: TileSettings,
+        regions: Sequence[Region] = (),
+        draw_background: bool = True,
+        inversion: NoiseInversion | None = None,
     ) -> None:
         super().__init__()
         self.settings, self.regions, self.draw_background = settings, list(regions), draw_background
+        self.inversion = inversion
         self._texts: list[JobConditioning] = []
+        self._job: tuple[tuple[str, ...], JobConditioning] | None = None
         self._forward: TiledForward | None = None
+        self._model: SDModel | None = None
 
     def encode_prompts(
         self, prompts: Sequence[str], negative_prompts: Sequence[str], encode: PromptEncoder
     ) -> None:
+        if self.inversion is not None:
+            self._job = (tuple(prompts), encode(prompts, negative_prompts))
         self._texts = [
             encode(with_addition(prompts, r.prompt), with_addition(negative_prompts, r.negative_prompt))
             for r in self.regions
@@ -363,8 +408,58 @@ class TiledDiffusion(Extension):
         if self._forward is not None:
             self._forward.regions = list(zip(self.regions, self._texts, strict=True))
 
-    def starting_noise(self, noise: Tensor) -> Tensor:
-        return region_noise(noise, self.regions) if self.regions else noise
+    def starting_noise(self, start: StartingNoise) -> None:
+        if self.regions:
+            start.noise = region_noise(start.noise, self.regions)
+        if self.inversion is not None and start.init is not None:
+            start.noise = self._inverted_noise(self.inversion, start, start.init)
+
+    def _inverted_noise(self, inversion: NoiseInversion, start: StartingNoise, init: Tensor) -> Tensor:
+        model, job = self._model, self._job
+        assert model is not None and job is not None, "noise inversion runs inside the patch scope"
+        if int(model.unet.config["in_channels"]) != init.shape[1]:
+            raise InvalidRequestError(
+                "Noise inversion needs a model whose UNet takes the latents alone (not an inpainting or "
+                "instruct-pix2pix model)"
+            )
+        sigmas = ModelSigmas.from_config(model.scheduler_config)
+        s = inversion.settings
+        key = (inversion.key, job[0], s.steps, s.retouch)
+        inverted = inversion.cache.get(key, init)
+        if inverted is None:
+            prediction = str(model.scheduler_config.get("prediction_type", "epsilon"))
+            forward = self._cond_forward(model, job[1], start.time_ids)
+            inverted = invert(forward, init, sigmas, s.steps, s.retouch, prediction)
+            inversion.cache.put(key, init, inverted)
+        renoise = None
+        if inversion.detail is not None and s.renoise_strength > 0:
+            renoise = renoise_weights(inversion.detail, s.renoise_strength, *init.shape[-2:])
+        return starting_noise(inverted, init, sigmas.sigma_max, start.noise, renoise)
+
+    def _cond_forward(self, model: SDModel, texts: JobConditioning, time_ids: Tensor | None) -> CondForward:
+        """The (tiled) UNet on the batch's cond rows alone, as the inversion calls it."""
+        unet = model.unet
+        dtype = compute_dtype(unet)
+        images = len(texts.conds)
+
+        def forward(x: Tensor, t: Tensor, step: int) -> Tensor:
+            context = stack_rows([pick(c.parts[0][1], step).cond for c in texts.conds])
+            if self._forward is not None:
+                self._forward.rows = RowRoles(tuple(range(images)), (True,) * images, step)
+            added = (
+                None
+                if context.pooled is None
+                else {"text_embeds": context.pooled.to(dtype), "time_ids": time_ids}
+            )
+            return unet(
+                x.to(dtype),
+                t.reshape(()),
+                encoder_hidden_states=context.context.to(x.device, dtype),
+                added_cond_kwargs=added,
+                return_dict=False,
+            )[0]
+
+        return forward
 
     @hook(HookPoint.UNET_FORWARD, order=1000)
     def _note_rows(self, batch: UNetBatch) -> None:
@@ -375,6 +470,7 @@ class TiledDiffusion(Extension):
 
     @contextmanager
     def patch(self, scope: PatchScope) -> Iterator[None]:
+        self._model = scope.model
         unet = scope.model.unet
         own = vars(unet).get("forward")  # an instance-level forward (an offload hook's) is kept and restored
         self._forward = TiledForward(
@@ -387,7 +483,7 @@ class TiledDiffusion(Extension):
         try:
             yield
         finally:
-            self._forward = None
+            self._forward = self._model = None
             if own is not None:
                 setattr(unet, "forward", own)  # noqa: B010
             else:

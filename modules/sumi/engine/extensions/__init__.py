@@ -40,7 +40,14 @@ from modules.sumi.engine.extensions.contexts import (
     UNetBatch,
     merge_unet_kwargs,
 )
-from modules.sumi.engine.extensions.hooks import Extension, HookPoint, HookSpec, PromptEncoder, hook
+from modules.sumi.engine.extensions.hooks import (
+    Extension,
+    HookPoint,
+    HookSpec,
+    PromptEncoder,
+    StartingNoise,
+    hook,
+)
 from modules.sumi.engine.extensions.manager import ExtensionManager
 from modules.sumi.engine.extensions.patches import (
     PatchScope,
@@ -62,6 +69,7 @@ __all__ = [
     "PatchScope",
     "PromptEncoder",
     "RowOutputs",
+    "StartingNoise",
     "StepContext",
     "UNetBatch",
     "WeightBackups",

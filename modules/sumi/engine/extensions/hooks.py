@@ -36,6 +36,16 @@ class HookPoint(enum.Enum):
     POST_LOOP = "post_loop"  # LoopContext: once, the final latents (may replace them)
 
 
+@dataclass
+class StartingNoise:
+    """The batch's starting noise as drawn from its seeds, before the loop mixes it in, and what an
+    extension may derive other noise from (`Extension.starting_noise` may replace `noise`)."""
+
+    noise: torch.Tensor  # [B, C, h, w]
+    init: torch.Tensor | None = None  # img2img: the latents the batch starts from; None: txt2img
+    time_ids: torch.Tensor | None = None  # SDXL's size conditioning per image
+
+
 @dataclass(frozen=True)
 class HookSpec:
     point: HookPoint
@@ -94,10 +104,9 @@ class Extension:
         """Called once the batch's `prompts` are encoded (inside the patch scope), with the encoder that did
         it; an extension that needs other texts encoded the same way (regional prompts) does it here."""
 
-    def starting_noise(self, noise: torch.Tensor) -> torch.Tensor:
-        """The batch's starting noise [B, C, h, w] as drawn from its seeds; an extension may reshape it
-        (regional seeds). The sampler's own noise later in the loop is not affected."""
-        return noise
+    def starting_noise(self, start: StartingNoise) -> None:
+        """Change the batch's starting noise by assigning `start.noise` (regional seeds, noise inversion).
+        The sampler's own noise later in the loop is not affected."""
 
     def conditioning_key(self) -> Hashable | None:
         """What this extension changes about the text conditioning (None: nothing). Batches whose keys

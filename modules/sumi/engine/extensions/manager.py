@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from modules.sumi.engine.extensions.hooks import Extension, HookPoint, PromptEncoder
+from modules.sumi.engine.extensions.hooks import Extension, HookPoint, PromptEncoder, StartingNoise
 from modules.sumi.engine.extensions.patches import PatchScope, release_residents
 from modules.sumi.engine.model import SDModel
 
@@ -73,11 +73,11 @@ class ExtensionManager:
         for extension in self._extensions:
             extension.encode_prompts(prompts, negative_prompts, encode)
 
-    def starting_noise(self, noise: torch.Tensor) -> torch.Tensor:
+    def starting_noise(self, start: StartingNoise) -> torch.Tensor:
         """The starting noise after every extension's `starting_noise`, in the order they were added."""
         for extension in self._extensions:
-            noise = extension.starting_noise(noise)
-        return noise
+            extension.starting_noise(start)
+        return start.noise
 
     def conditioning_key(self) -> tuple[Hashable, ...]:
         """The extensions' `conditioning_key`s that are not None (part of a prompt cache key)."""
