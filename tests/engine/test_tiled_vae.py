@@ -75,6 +75,37 @@ def test_tiled_encode_equals_the_plain_encode_with_the_whole_images_statistics(c
     assert (tiled - plain).abs().max() < EXACT
 
 
+@torch.no_grad()
+def test_the_colour_fix_keeps_the_estimate_for_the_full_resolution_norms_only(conv_vae):
+    pixels = torch.tanh(_decoder(conv_vae)(_latents(40, 56)))
+    encode = lambda x: conv_vae.encode(x).latent_dist.mode()  # noqa: E731
+    every = tiled_vae._estimate_stats(encode, pixels, conv_vae, 128)
+    full = tiled_vae._estimate_stats(encode, pixels, conv_vae, 128, full_resolution_only=True)
+    sizes = []
+    handles = [
+        m.register_forward_hook(lambda m, a, o: sizes.append(a[0].shape[2:]))
+        for m in tiled_vae._group_norms(conv_vae)
+    ]
+    encode(pixels)
+    for handle in handles:
+        handle.remove()
+    kept = [size == sizes[0] for size in sizes]
+    assert any(kept) and not all(kept)  # the encoder downsamples: some norms run on smaller maps
+    assert [entry is not None for entry in full] == kept
+    for entry, reference, keep in zip(full, every, kept, strict=True):
+        if keep:
+            assert entry is not None and reference is not None and torch.equal(entry[0], reference[0])
+    fixed = tiled_vae.tiled(
+        encode, pixels, scale_in=2, scale_out=1, tile=24, overlap=12, norms=conv_vae, stats_size=64,
+        full_resolution_norms_only=True,
+    )  # fmt: skip
+    per_tile = tiled_vae.tiled(encode, pixels, scale_in=2, scale_out=1, tile=24, overlap=12)
+    estimated = tiled_vae.tiled(
+        encode, pixels, scale_in=2, scale_out=1, tile=24, overlap=12, norms=conv_vae, stats_size=64
+    )
+    assert not torch.equal(fixed, per_tile) and not torch.equal(fixed, estimated)
+
+
 def test_spans_cover_the_length_and_share_the_overlap():
     assert tiled_vae.spans(10, 16, 4) == [(0, 10)]
     spans = tiled_vae.spans(40, 16, 4)

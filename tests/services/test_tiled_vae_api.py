@@ -1,6 +1,6 @@
 """Tiled VAE through the A1111 API under the extension's script name and args: the job's encode and decode
-run in the extension's tile sizes (the infotext says so), the picture stays close to the plain one, and
-what is not built is a 400."""
+run in the extension's tile sizes (the infotext says so), the picture stays close to the plain one, and the
+fast encoder's colour fix reaches the policy."""
 
 from __future__ import annotations
 
@@ -52,12 +52,14 @@ def test_tiled_vae_and_tiled_diffusion_together(client):
     assert "Tiled VAE: decode" in infotext and "Tiled Diffusion: " in infotext
 
 
-def test_the_colour_fix_is_a_400(client):
-    r = client.post(
-        "/sdapi/v1/txt2img",
-        json={**BODY, "alwayson_scripts": {"Tiled VAE": {"args": _vae_args(color_fix=True)}}},
-    )
-    assert r.status_code == 400 and "colour fix is not available" in r.text
+def test_the_colour_fix_encodes_and_reaches_the_policy(client):
+    picture = Image.fromarray(decode_pixels(post_txt2img(client, BODY)["images"][0]))
+    body = {**BODY, "init_images": [encode_png(picture)], "denoising_strength": 0.3}
+    body["alwayson_scripts"] = {"Tiled VAE": {"args": _vae_args(encoder=64, decoder=8, color_fix=True)}}
+    r = client.post("/sdapi/v1/img2img", json=body)
+    assert r.status_code == 200, r.text
+    assert job_policy(1536, 96, True, True, True).encode_color_fix
+    assert not job_policy(1536, 96, True, False, True).encode_color_fix  # a fix of the fast encoder only
 
 
 def test_the_policy_keeps_the_encoder_and_decoder_sizes_apart():

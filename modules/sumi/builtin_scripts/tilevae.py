@@ -7,8 +7,9 @@ decoder tile size (latent pixels), move the VAE to the GPU, fast decoder, fast e
 fix. "Fast" is the extension's GroupNorm estimation: every tile normalised with statistics taken from the
 whole picture shrunk to one tile, so tiles have no seams. Sumi places the VAE itself (on the model's
 device; --medvram/--lowvram move it), so the GPU switch is a hint, as in the extension ("if possible").
-The colour fix is not built: asking for it is a clear error. Without this script, Settings > VAE > Tiled
-VAE decides (Auto tiles only what would not fit).
+The colour fix limits the fast encoder's estimate to the GroupNorms before the encoder's first downsample
+(the deeper ones take each tile's own statistics). Without this script, Settings > VAE > Tiled VAE decides
+(Auto tiles only what would not fit).
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ TITLE = "Tiled VAE"
 OVERLAP = 16  # latent pixels of context and blending between tiles
 
 
-def job_policy(encoder_tile: Any, decoder_tile: Any, fast_decoder: Any, fast_encoder: Any) -> TilingPolicy:
+def job_policy(
+    encoder_tile: Any, decoder_tile: Any, fast_decoder: Any, fast_encoder: Any, color_fix: Any = False
+) -> TilingPolicy:
     """The extension's settings as Sumi's policy: tiles always, the encoder's from image to latent pixels."""
     decoder, encoder = (
         whole(decoder_tile, "decoder tile size", TITLE, 1, 4096),
@@ -40,6 +43,7 @@ def job_policy(encoder_tile: Any, decoder_tile: Any, fast_decoder: Any, fast_enc
             estimate_norms=bool(fast_decoder),
             encode_tile=encoder,
             encode_estimate_norms=bool(fast_encoder),
+            encode_color_fix=bool(fast_encoder) and switched_on(color_fix),
         )
     except ValueError as exc:
         raise InvalidRequestError(f"{TITLE}: {exc}") from None
@@ -68,7 +72,9 @@ class Script(scripts.Script):
             with gr.Row():
                 fast_encoder = gr.Checkbox(True, label="Fast Encoder", elem_id=f"MD-{tab}-fastenc")
                 fast_decoder = gr.Checkbox(True, label="Fast Decoder", elem_id=f"MD-{tab}-fastdec")
-            color_fix = gr.State(False)  # the extension's colour fix keeps its place, off
+                color_fix = gr.Checkbox(
+                    False, label="Fast Encoder Color Fix", elem_id=f"MD-{tab}-fastenc-colorfix"
+                )
         return [enabled, encoder_tile, decoder_tile, vae_to_gpu, fast_decoder, fast_encoder, color_fix]
 
     def process(self, p: Any, enabled: Any = False, *args: Any) -> None:
@@ -76,8 +82,4 @@ class Script(scripts.Script):
             return
         values = [*args, *[1024, 96, True, True, True, False][len(args) :]]
         encoder_tile, decoder_tile, _vae_to_gpu, fast_decoder, fast_encoder, color_fix = values[:6]
-        if switched_on(color_fix):
-            raise InvalidRequestError(
-                f"{TITLE}: the fast encoder colour fix is not available in Sumi yet; leave it off"
-            )
-        p.vae_tiling = job_policy(encoder_tile, decoder_tile, fast_decoder, fast_encoder)
+        p.vae_tiling = job_policy(encoder_tile, decoder_tile, fast_decoder, fast_encoder, color_fix)

@@ -57,6 +57,9 @@ class TilingPolicy:
     # None: as the decoder's.
     encode_tile: int | None = None
     encode_estimate_norms: bool | None = None
+    # The extension's "fast encoder colour fix": the encoder's estimate reaches only the GroupNorms before
+    # its first downsample (full resolution); the deeper ones take each tile's own statistics.
+    encode_color_fix: bool = False
 
     def tile_for(self, stage: Stage) -> int:
         return self.encode_tile if stage == "encode" and self.encode_tile else self.tile
@@ -174,6 +177,7 @@ def _tiled(
         overlap=policy.overlap,
         norms=vae if policy.estimates_norms(stage) else None,
         stats_size=policy.stats_size,
+        full_resolution_norms_only=stage == "encode" and policy.encode_color_fix,
     )
 
 
@@ -190,16 +194,22 @@ def tiled(
     overlap: int,
     norms: nn.Module | None = None,
     stats_size: int | None = None,
+    full_resolution_norms_only: bool = False,
 ) -> torch.Tensor:
     """`fn` over overlapping tiles of `x`, blended. Tiles are laid on a grid of cells (latent pixels):
     a cell is `scale_in` input pixels and `scale_out` output pixels. Neighbouring tiles share `overlap`
     cells, blended linearly, and each tile is run with `overlap` more cells of context on every side
     (cut off afterwards), so the convolutions near its edges see what the plain pass sees. With `norms`,
     the GroupNorm layers in that module use statistics estimated on the whole input shrunk to
-    `stats_size` cells a side (default: one tile)."""
+    `stats_size` cells a side (default: one tile); with `full_resolution_norms_only` only those that run
+    at the input's resolution, the rest with each tile's own."""
     grid = (x.shape[-2] // scale_in, x.shape[-1] // scale_in)
     rows, cols = spans(grid[0], tile, overlap), spans(grid[1], tile, overlap)
-    stats = None if norms is None else _estimate_stats(fn, x, norms, (stats_size or tile) * scale_in)
+    stats = (
+        None
+        if norms is None
+        else _estimate_stats(fn, x, norms, (stats_size or tile) * scale_in, full_resolution_norms_only)
+    )
     out: torch.Tensor | None = None
     total: torch.Tensor | None = None
     with _normalised_by(norms, stats) as before_tile:
@@ -281,13 +291,19 @@ def _weights(
 
 # -- GroupNorm statistics shared by every tile -----------------------------------------------------------
 
-Stats = list[tuple[torch.Tensor, torch.Tensor]]  # per GroupNorm call, in call order: (mean, var) (B, G)
+# per GroupNorm call, in call order: (mean, var) (B, G); None: that call uses its tile's own statistics
+Stats = list[tuple[torch.Tensor, torch.Tensor] | None]
 
 
 def _estimate_stats(
-    fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, module: nn.Module, size: int
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    module: nn.Module,
+    size: int,
+    full_resolution_only: bool = False,
 ) -> Stats:
-    """Run `fn` once on `x` shrunk to fit `size` pixels a side and record every GroupNorm's statistics."""
+    """Run `fn` once on `x` shrunk to fit `size` pixels a side and record every GroupNorm's statistics
+    (with `full_resolution_only`, those of calls on a smaller map than the first call's are left out)."""
     height, width = x.shape[-2:]
     factor = min(1.0, size / max(height, width))
     small = x
@@ -297,11 +313,13 @@ def _estimate_stats(
             x, size=shape, mode="nearest-exact"
         )  # keeps the values' spread; "area" would shrink it
     stats: Stats = []
+    sizes: list[tuple[int, ...]] = []
 
     def record(module: nn.Module, args: tuple[Any, ...], _output: Any) -> None:
         groups = cast(nn.GroupNorm, module).num_groups
         flat = args[0].float().reshape(args[0].shape[0], groups, -1)
         var, mean = torch.var_mean(flat, dim=-1, unbiased=False)
+        sizes.append(tuple(args[0].shape[2:]))
         stats.append((mean, var))
 
     handles = [m.register_forward_hook(record) for m in _group_norms(module)]
@@ -310,6 +328,8 @@ def _estimate_stats(
     finally:
         for handle in handles:
             handle.remove()
+    if full_resolution_only and sizes:
+        return [entry if size == sizes[0] else None for entry, size in zip(stats, sizes, strict=True)]
     return stats
 
 
@@ -326,9 +346,10 @@ def _normalised_by(module: nn.Module | None, stats: Stats | None) -> Iterator[Ca
         norm = cast(nn.GroupNorm, module)
         index = calls[0]
         calls[0] += 1
-        if index >= len(stats):  # a module the estimate did not see: its own statistics
+        entry = stats[index] if index < len(stats) else None
+        if entry is None:  # a call the estimate did not see, or left out: its own statistics
             return output
-        mean, var = stats[index]
+        mean, var = entry
         x = args[0]
         flat = x.float().reshape(x.shape[0], norm.num_groups, -1)
         normed = ((flat - mean[..., None]) * torch.rsqrt(var[..., None] + norm.eps)).reshape(x.shape)
