@@ -47,3 +47,35 @@ def test_a_region_drawn_in_the_accordion_shows_over_the_canvas_and_reaches_the_j
         page.fill("#txt2img_prompt textarea", "")
         page.click("#paste")
         wait_value(page, "#MD-t2i-0-prompt textarea", "green background")
+
+
+def test_dragging_on_the_canvas_places_the_chosen_region(demo_server, chromium):
+    with open_page(chromium, demo_server.url) as page:
+        page.click("#MD-t2i-enabled > button")
+        page.click("#MD-bbox-control-t2i > button")
+        page.wait_for_selector("#MD-t2i-draw-region")
+        page.locator("#MD-t2i-draw-region label", has_text="2").first.click()
+        page.fill("#txt2img_width input[type=number]", "1024")  # a wide canvas: the picture follows
+        page.press("#txt2img_width input[type=number]", "Tab")
+        page.wait_for_function(
+            "() => parseFloat(document.querySelector('#MD-t2i-region-preview svg').getAttribute('viewBox').split(' ')[3]) < 300"
+        )
+        canvas = page.locator("#MD-t2i-region-preview svg > rect").first  # the canvas, letterboxed in the SVG
+        canvas.scroll_into_view_if_needed()
+        box = canvas.bounding_box()
+        assert box is not None
+        page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.5)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.7, steps=4)
+        page.mouse.move(box["x"] + box["width"] * 0.75, box["y"] + box["height"] * 0.9, steps=4)
+        page.mouse.up()
+        page.wait_for_selector("#MD-t2i-1-x input[type=number]")  # the region's accordion opens
+        page.wait_for_function(
+            "() => Math.abs(parseFloat(document.querySelector('#MD-t2i-1-x input[type=number]').value) - 0.25) < 0.01"
+        )
+        assert page.is_checked("#MD-bbox-t2i-1-enable input") and page.is_checked(
+            "#MD-t2i-enable-bbox-control input"
+        )
+        assert abs(float(page.input_value("#MD-t2i-1-w input[type=number]")) - 0.5) < 0.01
+        assert abs(float(page.input_value("#MD-t2i-1-h input[type=number]")) - 0.4) < 0.01
+        page.wait_for_selector("#MD-t2i-region-preview svg rect[stroke='#3cb44b']")  # region 2's colour

@@ -263,6 +263,14 @@ class Script(scripts.Script):
                     False, label="Draw full canvas background", elem_id=f"MD-{tab}-draw-background"
                 )
                 causal = gr.State(False)  # the extension's hidden "Causalize layers" (unused there too)
+            gr.Markdown("Drag on the canvas to place the chosen region, or set its sliders below.")
+            gr.Radio(  # read by tiledRegions.js only: not a job arg
+                [str(i + 1) for i in range(tiled_regions.MAX_REGIONS)],
+                value="1",
+                label="Region to draw",
+                interactive=True,
+                elem_id=f"MD-{tab}-draw-region",
+            )
             preview = gr.HTML(tiled_regions.preview_svg([], 1024, 1024), elem_id=f"MD-{tab}-region-preview")
             fields: list[Any] = []
             for i in range(tiled_regions.MAX_REGIONS):

@@ -130,6 +130,6 @@ def preview_svg(values: list[Any], width: float, height: float) -> str:
         )
     return (
         f'<svg class="md-region-preview" viewBox="0 0 {view_w:.0f} {view_h:.0f}" width="100%" role="img" '
-        f'aria-label="regions over the canvas" style="max-height:360px">'
+        f'aria-label="regions over the canvas" style="max-height:360px;cursor:crosshair;touch-action:none">'
         f'<rect width="{view_w:.0f}" height="{view_h:.0f}" fill="#8882" stroke="#888" />{"".join(shapes)}</svg>'
     )
