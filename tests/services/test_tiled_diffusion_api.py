@@ -309,3 +309,27 @@ def test_noise_inversion_runs_with_regions_and_a_tiled_grid(client, picture):
     )
     info = json.loads(out["info"])["infotexts"][0]
     assert '"NoiseInv Renoise strength": 0.5' in info and '"Region 2": {"enable": true, "x": 0.5' in info
+
+
+def test_the_upscale_recipe_upscaler_then_noise_inversion_then_tiles_doubles_the_picture(client, picture):
+    from tests.app_support import decode_pixels
+
+    args = [
+        True,
+        "Mixture of Diffusers",
+        False,
+        True,
+        1024,
+        1024,
+        16,
+        16,
+        8,
+        4,
+        "Lanczos",
+        2.0,
+        *_inversion(),
+    ]
+    out = _redraw(client, picture, args, denoising_strength=0.4)
+    assert decode_pixels(out["images"][0]).shape[:2] == (256, 256)
+    info = json.loads(out["info"])["infotexts"][0]
+    assert '"Upscaler": "Lanczos", "Upscale factor": 2.0' in info and '"NoiseInv": true' in info
