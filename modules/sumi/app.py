@@ -161,6 +161,7 @@ class App:
             self.loras,
             allow_unsafe_pickle=bool(args.disable_safe_unpickle),
             block_weight_presets=block_weight_presets,
+            element_presets=[path.with_name("elempresets.txt") for path in block_weight_presets],
         )
         self.extra_networks.register(lora, "lyco")
         self.lora_tools = LoraTools(

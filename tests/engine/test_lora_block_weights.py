@@ -14,9 +14,11 @@ from modules.sumi.engine.networks.block_weights import (
     DEFAULT_PRESETS,
     LAYOUTS,
     parse_block_weights,
+    parse_elements,
+    read_element_presets,
     read_presets,
 )
-from modules.sumi.engine.networks.keys import target_block
+from modules.sumi.engine.networks.keys import a1111_layer_name, target_block
 from modules.sumi.engine.unet_blocks import diffusers_block, ldm_block
 from tests.fixtures import tiny_networks as tn
 from tests.fixtures.tiny_models import tiny_sd1
@@ -216,3 +218,118 @@ def test_an_sdxl_lora_takes_the_twelve_block_layout():
     assert touched == {"unet"}  # BASE 0: neither text encoder
     assert patched_blocks <= {"IN04", "IN05", "IN07", "IN08", "M00", None} and patched_blocks
     assert blocks - patched_blocks  # the up blocks' layers were there and left alone
+
+
+# -- element weights (lbwe=) ---------------------------------------------------------------------------
+
+
+def _extension_ratio(name: str, block: str, base: float, directives: str) -> float:
+    """sd-webui-lora-block-weight's ratiodealer for one layer, step by step (its flag logic)."""
+    ratio, key = base, name + block
+    for d in directives.replace("\n", ",").split(","):
+        if d.count(":") != 2:
+            continue
+        blocks_text, elements_text, value = d.split(":")
+        dbs, dws = _expand_ranges(blocks_text).split(" "), elements_text.split(" ")
+        dbn, dbs = (True, dbs[1:]) if dbs[0] == "NOT" else (False, dbs)
+        dwn, dws = (True, dws[1:]) if dws[0] == "NOT" else (False, dws)
+        flag = dbn
+        for db in dbs:
+            if db in key:
+                flag = not dbn
+        if not flag:
+            continue
+        flag = dwn
+        for dw in dws:
+            if dw in key:
+                flag = not dwn
+        if flag:
+            ratio = float(value)
+    return ratio
+
+
+def _expand_ranges(text: str) -> str:
+    from modules.sumi.engine.networks.block_weights import BLOCK_ORDER
+
+    items = text.split(" ")
+    for i, item in enumerate(items):
+        if "-" in item:
+            a, b = (BLOCK_ORDER.index(x) for x in item.split("-"))
+            items[i] = " ".join(BLOCK_ORDER[min(a, b) : max(a, b) + 1])
+    return " ".join(items)
+
+
+LAYERS = [
+    ("diffusion_model_input_blocks_4_1_transformer_blocks_0_attn1_to_q", "IN04"),
+    ("diffusion_model_input_blocks_7_1_transformer_blocks_0_attn2_to_k", "IN07"),
+    ("diffusion_model_input_blocks_7_1_proj_in", "IN07"),
+    ("diffusion_model_middle_block_1_transformer_blocks_0_ff_net_0_proj", "M00"),
+    ("diffusion_model_output_blocks_5_1_transformer_blocks_0_attn1_to_out_0", "OUT05"),
+    ("diffusion_model_output_blocks_9_0_in_layers_2", "OUT09"),
+    ("transformer_text_model_encoder_layers_0_self_attn_q_proj", "BASE"),
+]
+DIRECTIVES = [
+    "IN05-OUT05:attn:0",
+    "OUT05-IN05:attn2:0.5",
+    ":attn1:0.25\nNOT M00:NOT proj:0.75",
+    "NOT:NOT:0.1",
+    "IN04 IN07::2,BASE:self_attn:0",
+    "::1",
+    "broken,IN04:attn:x1",
+]
+
+
+@pytest.mark.parametrize("directives", DIRECTIVES[:-1])
+def test_element_rules_give_each_layer_the_ratio_the_extension_would(directives):
+    weights = parse_block_weights(_every_block_its_own_ratio(), {}).with_elements(parse_elements(directives))
+    for name, block in LAYERS:
+        expected = _extension_ratio(name, block, weights.ratio(block), directives)
+        assert weights.layer_ratio(block, name) == expected, (name, directives)
+
+
+def test_a_bad_element_ratio_says_which_directive():
+    with pytest.raises(ValueError, match="'IN04:attn:x1'"):
+        parse_elements(DIRECTIVES[-1])
+
+
+def test_element_presets_are_paragraphs_of_name_and_directives():
+    text = "ATTNON:IN05-OUT05:attn:1\n\nMINE:IN04:attn1:0,\nOUT03:proj:0.5\n\n# no colon here"
+    presets = read_element_presets(text)
+    assert presets == {"ATTNON": "IN05-OUT05:attn:1", "MINE": "IN04:attn1:0,\nOUT03:proj:0.5"}
+    assert len(parse_elements(presets["MINE"])) == 2
+
+
+def test_layers_are_named_as_a1111_names_them(sd1):
+    components, model = sd1
+    network = network_from_state_dict(tn.lora_state_dict(components), "names")
+    patcher = NetworkPatcher(model)
+    names = {a1111_layer_name(model, p.target) for p in patcher.check([(network, 1.0, 1.0)])[0].patches}
+    assert any(n.startswith("diffusion_model_input_blocks_") and "_attn1_to_q" in n for n in names)
+    assert any(n.startswith("transformer_text_model_encoder_layers_") for n in names)
+
+
+def test_element_weights_scale_the_layers_they_reach_and_leave_the_rest_at_the_block_ratio(sd1):
+    components, model = sd1
+    network = network_from_state_dict(tn.lora_state_dict(components, locon=True), "elements")
+    patcher = NetworkPatcher(model)
+    before = _weights(model)
+    patcher.apply([(network, 1.0, 1.0)])
+    full = {key: value - before[key] for key, value in _weights(model).items()}
+    weights = parse_block_weights(",".join(["1"] * 26), {}).with_elements(
+        parse_elements(":attn1:0,:proj_in:0.5")
+    )
+    patcher.apply([(network.with_block_weights(weights), 1.0, 1.0)])
+    after = _weights(model)
+    patcher.restore()
+    seen = {}
+    for target in {p.target.key: p.target for p in patcher.results[0].patches}.values():
+        name = a1111_layer_name(model, target)
+        ratio = 0.0 if "attn1" in name else 0.5 if "proj_in" in name else 1.0
+        seen[ratio] = seen.get(ratio, 0) + 1
+        if ratio == 0:
+            assert torch.equal(after[target.key], before[target.key]), name
+        else:
+            torch.testing.assert_close(
+                after[target.key] - before[target.key], ratio * full[target.key], rtol=1e-4, atol=1e-6
+            )
+    assert set(seen) == {0.0, 0.5, 1.0}, seen

@@ -193,8 +193,25 @@ def test_bad_step_windows_warn_and_leave_the_lora_out(app, client, tag):
     assert image == plain and any(w.startswith("Lora style_a:") for w in info["warnings"])
 
 
-def test_element_weights_are_said_to_be_left_out(app, client):
+def test_element_weights_set_the_layers_they_name(app, client):
     lora, _ = _generate(client, "a fox <lora:style_a:1>")
-    image, info = _generate(client, "a fox <lora:style_a:1:lbwe=ATTNDEEPON>")
+    te_only, _ = _generate(client, "a fox <lora:style_a:1:0>")
+    (app.paths.lora_dir / "elempresets.txt").write_text(
+        "UNETOFF:NOT BASE::0\n\nALLON:::1\n\nNOATTN1::attn1:0", encoding="utf-8"
+    )
+    assert _generate(client, "a fox <lora:style_a:1:lbwe=ALLON>")[0] == lora
+    assert _generate(client, "a fox <lora:style_a:1:lbwe=UNETOFF>")[0] == te_only  # every UNet layer off
+    assert (
+        _generate(client, "a fox <lora:style_a:1:lbw=NONE:lbwe=ALLON>")[0] == lora
+    )  # lbwe= comes after lbw=
+    no_attn1, _ = _generate(client, "a fox <lora:style_a:1:lbwe=NOATTN1>")
+    assert no_attn1 not in (lora, te_only)
+    deep, _ = _generate(client, "a fox <lora:style_a:1:lbwe=ATTNDEEPOFF>")  # the extension's built-in preset
+    assert deep != lora
+
+
+def test_an_unknown_element_preset_warns_and_applies_the_lora_without_it(app, client):
+    lora, _ = _generate(client, "a fox <lora:style_a:1>")
+    image, info = _generate(client, "a fox <lora:style_a:1:lbwe=NOSUCH>")
     assert image == lora
-    assert any("element weights (lbwe=) are not built" in w for w in info["warnings"])
+    assert any("element weight preset 'NOSUCH' is not in elempresets.txt" in w for w in info["warnings"])

@@ -8,6 +8,11 @@ embedding, conv_out) keep 1, as the extension does. A ratio multiplies the netwo
 block on top of the te/unet multipliers. Values may be numbers, `R` (random in 0..1), `U` (random in
 -0.5..1.5) or `X`, `X+0.5`, `X-0.2` (the `x=` value, or 1, plus or minus an offset); random values are
 drawn from the job's seed, so a seed redraws the same image (the extension's are unseeded).
+
+Element weights (`lbwe=NAME`, a preset of the extension's elempresets.txt) then set the ratio of single
+layers: each directive `blocks:elements:ratio` (blocks as ids or ranges, `IN05-OUT05`, elements as parts
+of the layer's A1111 name, `attn` / `attn1` / `proj`; either list may start with NOT; empty matches all)
+gives its ratio to the layers of those blocks whose name holds one of the elements; later directives win.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 BASE = "BASE"
 _IN, _OUT = [f"IN{i:02d}" for i in range(12)], [f"OUT{i:02d}" for i in range(12)]
@@ -41,18 +46,116 @@ DEFAULT_PRESETS = {
 _INHERITED = re.compile(r"X(?:([+-])(\d+(?:\.\d*)?|\.\d+))?")
 
 
+BLOCK_ORDER = LAYOUTS[26]  # the order ranges like IN05-OUT05 follow (SDXL's ids are among them)
+ALL_ONES = ",".join(["1"] * 26)
+# The extension's built-in element presets (its ELEMPRESETS): NAME:directives, one entry per paragraph.
+DEFAULT_ELEMENT_PRESETS = {
+    "ATTNDEEPON": "IN05-OUT05:attn:1",
+    "ATTNDEEPOFF": "IN05-OUT05:attn:0",
+    "PROJDEEPOFF": "IN05-OUT05:proj:0",
+    "XYZ": "::1",
+}
+
+
+@dataclass(frozen=True)
+class ElementRule:
+    """One `blocks:elements:ratio` directive of an element preset."""
+
+    blocks: tuple[str, ...]
+    elements: tuple[str, ...]
+    ratio: float
+    not_blocks: bool = False
+    not_elements: bool = False
+
+    def matches(self, name: str) -> bool:
+        """Whether the rule reaches a layer; `name` is its A1111 network name followed by its block id
+        ("diffusion_model_input_blocks_4_1_transformer_blocks_0_attn1_to_qIN04"), matched by parts."""
+        in_blocks = any(block in name for block in self.blocks)
+        if in_blocks == self.not_blocks:
+            return False
+        in_elements = any(element in name for element in self.elements)
+        return in_elements != self.not_elements
+
+
 @dataclass(frozen=True)
 class BlockWeights:
-    """One ratio per block (by id: "BASE", "IN04", "M00", "OUT11"); `spec` is what the prompt said."""
+    """One ratio per block (by id: "BASE", "IN04", "M00", "OUT11"), then the element rules that set
+    single layers' ratios; `spec` is what the prompt said."""
 
     ratios: tuple[tuple[str, float], ...]
     spec: str = ""
+    elements: tuple[ElementRule, ...] = ()
 
     def ratio(self, block: str | None) -> float:
         """The ratio of a layer in `block`; None (outside every block) keeps 1."""
         if block is None:
             return 1.0
         return dict(self.ratios).get(block, 0.0)
+
+    def layer_ratio(self, block: str | None, name: str) -> float:
+        """The ratio of the layer `name` (its A1111 network name) in `block`: the block's, unless an
+        element rule reaches it (the last one that does)."""
+        ratio = self.ratio(block)
+        labelled = name + (block or "")
+        for rule in self.elements:
+            if rule.matches(labelled):
+                ratio = rule.ratio
+        return ratio
+
+    def with_elements(self, rules: tuple[ElementRule, ...]) -> BlockWeights:
+        return replace(self, elements=rules)
+
+
+def read_element_presets(text: str) -> dict[str, str]:
+    """The extension's elempresets.txt: entries separated by a blank line, each `NAME:directives`."""
+    presets = {}
+    for entry in text.replace("\r\n", "\n").split("\n\n"):
+        name, colon, directives = entry.strip().partition(":")
+        if colon and name.strip():
+            presets[name.strip()] = directives.strip()
+    return presets
+
+
+def _expand_ranges(text: str) -> list[str]:
+    """Block ids, with `IN05-OUT05` ranges spelled out in BLOCK_ORDER (either direction)."""
+    blocks = []
+    for item in text.split():
+        first, dash, last = item.partition("-")
+        if dash and first in BLOCK_ORDER and last in BLOCK_ORDER:
+            a, b = sorted((BLOCK_ORDER.index(first), BLOCK_ORDER.index(last)))
+            blocks.extend(BLOCK_ORDER[a : b + 1])
+        else:
+            blocks.append(item)
+    return blocks
+
+
+def parse_elements(directives: str) -> tuple[ElementRule, ...]:
+    """`blocks:elements:ratio` directives separated by commas or new lines (others are skipped, as the
+    extension skips them); ValueError for a ratio that is not a number."""
+    rules = []
+    for directive in directives.replace("\n", ",").split(","):
+        if directive.count(":") != 2:
+            continue
+        blocks_text, elements_text, ratio_text = directive.split(":")
+        blocks = _expand_ranges(blocks_text) or [""]
+        elements = elements_text.split() or [""]
+        not_blocks, not_elements = blocks[0] == "NOT", elements[0] == "NOT"
+        try:
+            ratio = float(ratio_text)
+        except ValueError:
+            raise ValueError(
+                f"element weight '{directive.strip()}': '{ratio_text}' is not a number"
+            ) from None
+        rules.append(
+            ElementRule(
+                tuple(blocks[1:] if not_blocks else blocks),
+                tuple(elements[1:] if not_elements else elements),
+                ratio,
+                not_blocks,
+                not_elements,
+            )
+        )
+    return tuple(rules)
 
 
 def read_presets(text: str) -> dict[str, str]:

@@ -48,6 +48,12 @@ def _text_ratio(network: NetworkFile) -> float:
     return 1.0 if weights is None else weights.ratio("BASE")
 
 
+def _text_elements(network: NetworkFile) -> tuple:
+    """Element rules may give text-encoder layers their own ratios (even with BASE 0)."""
+    weights = network.block_weights
+    return () if weights is None else weights.elements
+
+
 class NetworkPatch(Extension):
     """Makes exactly `networks` active on the patcher's model for the scope (see the module docstring).
     A network the model refuses is dropped, with a warning in `warnings`."""
@@ -68,9 +74,11 @@ class NetworkPatch(Extension):
         """Text-encoder deltas change the encoded prompts; UNet-only networks do not (nor do block
         weights that zero the text encoder: BASE 0)."""
         key = tuple(
-            (network.identity, float(te) * _text_ratio(network)) for network, te, _ in self.networks if te
+            (network.identity, float(te) * _text_ratio(network), _text_elements(network))
+            for network, te, _ in self.networks
+            if te
         )
-        key = tuple(entry for entry in key if entry[1])
+        key = tuple(entry for entry in key if entry[1] or entry[2])
         return key or None
 
     @contextmanager

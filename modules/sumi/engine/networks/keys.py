@@ -104,3 +104,22 @@ def target_block(model: SDModel, target: Target) -> str | None:
     config = model.unet.config
     up_attention = ["CrossAttn" in t for t in config["up_block_types"]]
     return diffusers_block(target.name, int(config["layers_per_block"]), up_attention)
+
+
+def a1111_layer_name(model: SDModel, target: Target) -> str:
+    """The layer's name as A1111's networks call it, which element weights match parts of: the LDM key
+    with underscores (`diffusion_model_input_blocks_4_1_transformer_blocks_0_attn1_to_q`), or for a text
+    encoder its CLIP path under `transformer_` (`transformer_text_model_encoder_layers_0_self_attn_q_proj`,
+    SDXL's second encoder prefixed `1_`)."""
+    if target.is_text_encoder:
+        index = int(target.component.removeprefix("te") or 0)
+        prefix = f"{index}_" if len(model.text_encoders) > 1 else ""
+        path = target.name if target.name.startswith("text_model.") else f"text_model.{target.name}"
+        return f"{prefix}transformer_{path.replace('.', '_')}"
+    config = model.unet.config
+    up_attention = ["CrossAttn" in t for t in config["up_block_types"]]
+    try:
+        ldm = unet_key(target.name + ".weight", int(config["layers_per_block"]), up_attention)
+    except ValueError:
+        return f"diffusion_model_{target.name.replace('.', '_')}"
+    return "diffusion_model_" + ldm.removesuffix(".weight").replace(".", "_")

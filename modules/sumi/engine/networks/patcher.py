@@ -35,7 +35,8 @@ from modules.sumi.engine.extensions import WeightBackups
 from modules.sumi.engine.model import SDModel
 
 from ..files import weight_problem
-from .keys import Target, build_index, target_block
+from .block_weights import BlockWeights
+from .keys import Target, a1111_layer_name, build_index, target_block
 from .network_file import MAX_EXAMPLES, MatchResult, NetworkError, NetworkFile, Patch, match
 
 NetworkSpec = tuple[NetworkFile, float, float]  # (network, te multiplier, unet multiplier)
@@ -61,6 +62,7 @@ class NetworkPatcher:
         self._index: dict[str, Target] | None = None
         self._targets: dict[str, Target] = {}
         self._blocks: dict[str, str | None] = {}
+        self._names: dict[str, str] = {}  # layer key -> its A1111 name (element weights)
         self._backups = WeightBackups(backup_device)
         self._applied: dict[str, tuple] = {}
         self.results: list[MatchResult] = []
@@ -136,7 +138,7 @@ class NetworkPatcher:
             for patch in result.patches:
                 multiplier = float(te_mult if patch.target.is_text_encoder else unet_mult)
                 if network.block_weights is not None:
-                    multiplier *= network.block_weights.ratio(self._block(patch.target))
+                    multiplier *= self._ratio(network.block_weights, patch.target)
                 if multiplier == 0.0:
                     continue
                 self._targets[patch.target.key] = patch.target
@@ -147,6 +149,15 @@ class NetworkPatcher:
         if target.key not in self._blocks:
             self._blocks[target.key] = target_block(self.model, target)
         return self._blocks[target.key]
+
+    def _ratio(self, weights: BlockWeights, target: Target) -> float:
+        """The layer's block weight, or its element weight when the weights have element rules."""
+        block = self._block(target)
+        if not weights.elements:
+            return weights.ratio(block)
+        if target.key not in self._names:
+            self._names[target.key] = a1111_layer_name(self.model, target)
+        return weights.layer_ratio(block, self._names[target.key])
 
     def _original(self, key: str, name: str) -> Tensor | None:
         """The layer's pristine `name` in fp32: the backup once patched, else the live tensor. A weight

@@ -26,10 +26,14 @@ from modules.sumi.engine.networks import (
     load_network,
 )
 from modules.sumi.engine.networks.block_weights import (
+    ALL_ONES,
+    DEFAULT_ELEMENT_PRESETS,
     DEFAULT_PRESETS,
     BlockWeights,
     is_block_weight_list,
     parse_block_weights,
+    parse_elements,
+    read_element_presets,
     read_presets,
 )
 from modules.sumi.engine.networks.embeddings import Embedding
@@ -143,9 +147,11 @@ class LoraNetwork(ExtraNetwork):
         *,
         allow_unsafe_pickle: bool = False,
         block_weight_presets: list[Path] | None = None,
+        element_presets: list[Path] | None = None,
     ) -> None:
         super().__init__("lora")
         self.block_weight_presets = list(block_weight_presets or [])  # lbwpresets.txt files, first wins
+        self.element_preset_files = list(element_presets or [])  # elempresets.txt files, first wins
         self.active: list[ActiveLora] = []  # replaced (never changed in place) by each activation
         self.bundled: dict[str, Embedding] = {}  # the active networks' bundled embeddings
         self.files = files
@@ -232,9 +238,7 @@ class LoraNetwork(ExtraNetwork):
             if window is not None:
                 network = network.with_steps(*window)
             if "lbwe" in params.named:
-                p.warnings.append(
-                    f"Lora {name}: element weights (lbwe=) are not built in Sumi; the LoRA is applied without them"
-                )
+                network = self._with_elements(p, name, network, params.named["lbwe"])
             return network, te, unet
         except (ValueError, NetworkError) as exc:
             p.warnings.append(f"Lora {name}: {exc}")
@@ -252,6 +256,33 @@ class LoraNetwork(ExtraNetwork):
             except (OSError, UnicodeDecodeError) as exc:
                 log.warning("LoRA block weight presets %s cannot be read: %s", path, exc)
         return presets
+
+    def element_presets(self) -> dict[str, str]:
+        """Element-weight presets: the extension's built-in ones, overridden by the elempresets.txt files
+        (read on each use, like the block-weight presets)."""
+        presets = dict(DEFAULT_ELEMENT_PRESETS)
+        for path in reversed(self.element_preset_files):
+            try:
+                presets.update(read_element_presets(path.read_text(encoding="utf-8")))
+            except FileNotFoundError:
+                continue
+            except (OSError, UnicodeDecodeError) as exc:
+                log.warning("LoRA element weight presets %s cannot be read: %s", path, exc)
+        return presets
+
+    def _with_elements(self, p: Any, name: str, network: NetworkFile, preset: str) -> NetworkFile:
+        """`lbwe=NAME`: the preset's element rules on top of the block weights (all 1 without lbw=)."""
+        presets = self.element_presets()
+        if preset.strip() not in presets:
+            known = ", ".join(sorted(presets))
+            p.warnings.append(
+                f"Lora {name}: element weight preset '{preset}' is not in elempresets.txt (known: {known}); "
+                "the LoRA is applied without element weights"
+            )
+            return network
+        rules = parse_elements(presets[preset.strip()])
+        weights = network.block_weights or parse_block_weights(ALL_ONES, {})
+        return network.with_block_weights(replace(weights, elements=rules))
 
     @staticmethod
     def _block_weights(
