@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
@@ -247,28 +248,14 @@ class LoraNetwork(ExtraNetwork):
     def presets(self) -> dict[str, str]:
         """Block-weight presets: the extension's built-in ones, overridden by the presets files (read
         on each use, so an edit applies to the next job); an unreadable file is skipped with a log line."""
-        presets = dict(DEFAULT_PRESETS)
-        for path in reversed(self.block_weight_presets):
-            try:
-                presets.update(read_presets(path.read_text(encoding="utf-8")))
-            except FileNotFoundError:
-                continue
-            except (OSError, UnicodeDecodeError) as exc:
-                log.warning("LoRA block weight presets %s cannot be read: %s", path, exc)
-        return presets
+        return _presets(DEFAULT_PRESETS, self.block_weight_presets, read_presets, "block weight")
 
     def element_presets(self) -> dict[str, str]:
         """Element-weight presets: the extension's built-in ones, overridden by the elempresets.txt files
         (read on each use, like the block-weight presets)."""
-        presets = dict(DEFAULT_ELEMENT_PRESETS)
-        for path in reversed(self.element_preset_files):
-            try:
-                presets.update(read_element_presets(path.read_text(encoding="utf-8")))
-            except FileNotFoundError:
-                continue
-            except (OSError, UnicodeDecodeError) as exc:
-                log.warning("LoRA element weight presets %s cannot be read: %s", path, exc)
-        return presets
+        return _presets(
+            DEFAULT_ELEMENT_PRESETS, self.element_preset_files, read_element_presets, "element weight"
+        )
 
     def _with_elements(self, p: Any, name: str, network: NetworkFile, preset: str) -> NetworkFile:
         """`lbwe=NAME`: the preset's element rules on top of the block weights (all 1 without lbw=)."""
@@ -303,6 +290,22 @@ class LoraNetwork(ExtraNetwork):
         if key not in self._hashes:
             self._hashes[key] = addnet_hash(Path(network.path))
         return self._hashes[key]
+
+
+def _presets(
+    built_in: dict[str, str], files: list[Path], read: Callable[[str], dict[str, str]], kind: str
+) -> dict[str, str]:
+    """`built_in` overridden by the preset files, the first file winning; a missing file is skipped,
+    an unreadable one with a log line."""
+    presets = dict(built_in)
+    for path in reversed(files):
+        try:
+            presets.update(read(path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            continue
+        except (OSError, UnicodeDecodeError) as exc:
+            log.warning("LoRA %s presets %s cannot be read: %s", kind, path, exc)
+    return presets
 
 
 def _patcher(model: SDModel) -> NetworkPatcher:
