@@ -42,6 +42,7 @@ INFOTEXT_KEY = "Tiled Diffusion"
 NOISE_INVERSION = 12  # the arg index of "Enable Noise Inversion"; its four settings follow
 _INVERSIONS = InversionCache()  # the last inversion, for the next job on the same picture (both tabs)
 REGION_CONTROL = 18  # the arg index of "Enable Control"; the regions' groups start 3 later
+_DRAWN = {"enable", "x", "y", "w", "h", "blend_mode"}  # the region fields the canvas picture shows
 
 
 def _from_infotext(key: str, default: Any) -> Any:
@@ -276,13 +277,15 @@ class Script(scripts.Script):
             for i in range(tiled_regions.MAX_REGIONS):
                 fields += _one_region(tab, i)
         size = list(self._size.get(tab) or (image_width, image_height))
-        for component in [*fields, *size]:
-            component.change(
-                lambda *v: tiled_regions.preview_svg(list(v[2:]), v[0], v[1]),
-                inputs=[*size, *fields],
-                outputs=preview,
-                show_progress="hidden",
-            )
+        per_region = len(tiled_regions.FIELDS)
+        drawn = [c for i, c in enumerate(fields) if tiled_regions.FIELDS[i % per_region] in _DRAWN]
+        gr.on(  # one event for every control the picture shows (not per keystroke of the prompts)
+            [c.change for c in [*drawn, *size]],
+            lambda *v: tiled_regions.preview_svg(list(v[2:]), v[0], v[1]),
+            inputs=[*size, *fields],
+            outputs=preview,
+            show_progress="hidden",
+        )
         return [enable, background, causal], fields
 
     def __init__(self) -> None:
