@@ -85,6 +85,8 @@ def test_mixture_of_diffusers_and_overwritten_size(client):
         (_args(later=[*_REGIONS_ON, *_region(prompt="a AND b")]), "cannot use AND"),
         (_args(later=[*_REGIONS_ON, *_region(mode="Middle")]), "type 'Middle' is not one of"),
         (_args(later=[*_REGIONS_ON, *_region(seed="soon")]), "seed must be a whole number"),
+        (_args(later=[*_REGIONS_ON, *_region(seed=2**70)]), "seed must be -1 (random) or from 0"),
+        (_args(later=[*_REGIONS_ON, *_region(x="nan")]), "x must be from 0 to 1"),
     ],
 )
 def test_what_cannot_be_done_is_a_400(client, args, reason):
@@ -333,3 +335,20 @@ def test_the_upscale_recipe_upscaler_then_noise_inversion_then_tiles_doubles_the
     assert decode_pixels(out["images"][0]).shape[:2] == (256, 256)
     info = json.loads(out["info"])["infotexts"][0]
     assert '"Upscaler": "Lanczos", "Upscale factor": 2.0' in info and '"NoiseInv": true' in info
+
+
+def test_regions_beyond_the_eight_the_script_has_are_named_as_ignored(client):
+    out = _tiled(client, _args(later=[*_REGIONS_ON, *(_region(w=0.5) * 9)]))
+    warnings = json.loads(out["info"])["warnings"]
+    assert any(
+        "Tiled Diffusion: the script takes 101 args; the 10 after them were ignored" in w for w in warnings
+    )
+
+
+def test_more_than_sixteen_enabled_regions_are_refused_by_the_reader():
+    from modules.sumi.builtin_scripts.support.tiled_regions import read_regions
+    from modules.sumi.engine.errors import InvalidRequestError
+
+    assert len(read_regions(_region() * 16, "T")) == 16
+    with pytest.raises(InvalidRequestError, match="at most 16 regions"):
+        read_regions(_region() * 17, "T")

@@ -14,8 +14,10 @@ from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.tiled_regions import BLEND_MODES, Region
 from modules.sumi.services.jobs.processing import get_fixed_seed
 from modules.sumi.services.networks.registry import parse_prompt
+from modules.sumi.services.settings.limits import MAX_SEED
 
-MAX_REGIONS = 8  # the extension's default (--md-max-regions)
+MAX_REGIONS = 8  # the regions the UI shows: the extension's default (--md-max-regions)
+MOST_REGIONS = 16  # enabled regions a job may have: the extension's ceiling
 FIELDS: tuple[str, ...] = (
     "enable",
     "x",
@@ -33,13 +35,16 @@ COLOURS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f
 
 
 def read_regions(values: list[Any], title: str) -> list[tuple[int, Region]]:
-    """The enabled regions (number from 1, region) of the args' groups; seeds of -1 drawn now."""
+    """The enabled regions (number from 1, region) of the args' groups; seeds of -1 drawn now. More
+    than `MOST_REGIONS` enabled is refused (each costs a UNet call per step)."""
     found = []
     for start in range(0, len(values) - len(values) % len(FIELDS), len(FIELDS)):
         group = dict(zip(FIELDS, values[start : start + len(FIELDS)], strict=True))
         if switched_on(group["enable"]):
             number_ = start // len(FIELDS) + 1
             found.append((number_, _region(group, f"{title}: Region {number_}")))
+            if len(found) > MOST_REGIONS:
+                raise InvalidRequestError(f"{title}: at most {MOST_REGIONS} regions can be enabled")
     return found
 
 
@@ -61,8 +66,10 @@ def _region(group: dict[str, Any], where: str) -> Region:
     )
     try:
         seed = int(float(group["seed"])) if group["seed"] not in (None, "") else -1
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InvalidRequestError(f"{where}: seed must be a whole number, got {group['seed']!r}") from None
+    if not -1 <= seed <= MAX_SEED:
+        raise InvalidRequestError(f"{where}: seed must be -1 (random) or from 0 to {MAX_SEED}, got {seed}")
     return Region(x, y, w, h, texts[0], texts[1], mode, feather, get_fixed_seed(seed))
 
 

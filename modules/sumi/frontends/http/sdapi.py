@@ -139,6 +139,7 @@ def run_img2img(app: App, req: m.Img2ImgRequest) -> m.ImagesResponse:
     p.script_args = runner.script_args_for(
         req.script_name, req.script_args, req.alwayson_scripts, skip=(SCRIPT_TITLE, refiner.SCRIPT_TITLE)
     )
+    p.warnings.extend(p.script_args.surplus)
     processed = app.runner.img2img(p, job_id=req.force_task_id or None)
     images = (
         [
@@ -218,6 +219,7 @@ def run_txt2img(app: App, req: m.Txt2ImgRequest) -> m.ImagesResponse:
     p.script_args = runner.script_args_for(
         req.script_name, req.script_args, req.alwayson_scripts, skip=(SCRIPT_TITLE, refiner.SCRIPT_TITLE)
     )
+    p.warnings.extend(p.script_args.surplus)
     processed = app.runner.txt2img(p, job_id=req.force_task_id or None)
     images = (
         [

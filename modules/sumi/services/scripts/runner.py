@@ -93,6 +93,7 @@ class ScriptArgs(list):
     def __init__(self, values: Sequence[Any] = ()) -> None:
         super().__init__(values)
         self.passthrough: dict[int, list[Any]] = {}
+        self.surplus: list[str] = []  # API args beyond a script's controls, which no hook receives
 
 
 def args_of(p: Any, script: Any) -> list[Any]:
@@ -360,7 +361,7 @@ class ScriptRunner:
             if script is None or script not in self.selectable_scripts:
                 raise InvalidRequestError(f"Script not found: {script_name!r}")
             args[0] = self.selectable_scripts.index(script) + 1
-            _place(args, script, list(script_args))
+            _place(args, script, list(script_args), script_name)
         for title, entry in (alwayson or {}).items():
             if title.lower() in skip:
                 continue
@@ -368,12 +369,18 @@ class ScriptRunner:
             if script is None or not script.alwayson:
                 raise InvalidRequestError(f"always on script {title} not found")
             values = entry.get("args", []) if isinstance(entry, dict) else []
-            _place(args, script, list(values))
+            _place(args, script, list(values), title)
         return args
 
 
-def _place(args: ScriptArgs, script: Any, values: list[Any]) -> None:
-    if getattr(script, "ui_failed", False) and values:
+def _place(args: ScriptArgs, script: Any, values: list[Any], title: str) -> None:
+    passed_through = getattr(script, "ui_failed", False) and values
+    if passed_through:
         args.passthrough[id(script)] = values
-    for i, value in enumerate(values[: script.args_to - script.args_from]):
+    room = script.args_to - script.args_from
+    for i, value in enumerate(values[:room]):
         args[script.args_from + i] = value
+    if len(values) > room and not passed_through:  # A1111 drops them without a word
+        args.surplus.append(
+            f"{title}: the script takes {room} args; the {len(values) - room} after them were ignored"
+        )
