@@ -113,3 +113,20 @@ def test_settings_out_of_range_are_refused():
         InversionSettings(retouch=0.5)
     with pytest.raises(ValueError, match="kernel"):
         InversionSettings(renoise_kernel=1)
+
+
+def test_the_inversion_reports_each_step_and_stops_when_asked():
+    init = torch.randn(1, 4, 4, 4)
+    calls, seen = [], []
+
+    def forward(x, t, step):
+        calls.append(step)
+        return torch.zeros_like(x)
+
+    out = invert(
+        forward, init, SIGMAS, 4, 1.0, progress_bar=False, progress=lambda i, n, x: seen.append((i, n))
+    )
+    assert out is not None and seen == [(0, 4), (1, 4), (2, 4), (3, 4)]
+    calls.clear()
+    stopped = invert(forward, init, SIGMAS, 4, 1.0, progress_bar=False, should_stop=lambda: len(calls) >= 2)
+    assert stopped is None and len(calls) == 2  # asked between steps: no third UNet call

@@ -222,7 +222,15 @@ def generate(
             image_cfg_scale=None if init is None else init.image_cfg_scale,
         )
         generators, noise = initial_noise(model, request)
-        noise = manager.starting_noise(StartingNoise(noise, filled, guidance.time_ids))
+        noise = manager.starting_noise(
+            StartingNoise(
+                noise,
+                filled,
+                guidance.time_ids,
+                None if callback is None else lambda i, n, x: callback(loop.StepInfo(i, n, x, None)),
+                None if control is None else lambda: control.should_stop,
+            )
+        )
         start = None
         if init is not None and plan is not None and filled is not None:
             start = img2img.plan_start(init, filled, noise, plan)

@@ -59,12 +59,17 @@ def invert(
     retouch: float,
     prediction_type: str = "epsilon",
     progress_bar: bool = True,
-) -> Tensor:
+    progress: Callable[[int, int, Tensor], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Tensor | None:
     """The noise the picture `init` came from: Euler steps from sigma 0 up the model's uniform schedule of
-    `steps` levels (the extension's `find_noise_for_image_sigma_adjustment`), divided by the top level."""
+    `steps` levels (the extension's `find_noise_for_image_sigma_adjustment`), divided by the top level.
+    `progress(step, steps, x)` after each step; None when `should_stop` says so between steps."""
     levels = uniform(ScheduleArgs(steps, sigmas.sigma_min, sigmas.sigma_max, sigmas)).flip(0)
     x = init.float()
     for i in tqdm(range(1, len(levels)), desc="Noise Inversion", disable=not progress_bar, leave=False):
+        if should_stop is not None and should_stop():
+            return None
         sigma = levels[i]
         scaled = x / (sigma**2 + 1) ** 0.5
         t = sigmas.sigma_to_t(sigma.reshape(1)) / retouch
@@ -74,6 +79,8 @@ def invert(
         else:
             slope = (x - predicted_original(out, x, float(sigma), prediction_type)) / sigma
         x = x + slope * (sigma - levels[i - 1])
+        if progress is not None:
+            progress(i - 1, steps, x.to(init.dtype))
     return (x / levels[-1]).to(init.dtype)
 
 

@@ -429,7 +429,12 @@ class TiledDiffusion(Extension):
         if inverted is None:
             prediction = str(model.scheduler_config.get("prediction_type", "epsilon"))
             forward = self._cond_forward(model, job[1], start.time_ids)
-            inverted = invert(forward, init, sigmas, s.steps, s.retouch, prediction)
+            inverted = invert(
+                forward, init, sigmas, s.steps, s.retouch, prediction,
+                progress=start.progress, should_stop=start.should_stop,
+            )  # fmt: skip
+            if inverted is None:  # interrupted or skipped: the loop stops before its first step
+                return start.noise
             inversion.cache.put(key, init, inverted)
         renoise = None
         if inversion.detail is not None and s.renoise_strength > 0:

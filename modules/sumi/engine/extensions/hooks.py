@@ -44,6 +44,10 @@ class StartingNoise:
     noise: torch.Tensor  # [B, C, h, w]
     init: torch.Tensor | None = None  # img2img: the latents the batch starts from; None: txt2img
     time_ids: torch.Tensor | None = None  # SDXL's size conditioning per image
+    # Work done here (noise inversion runs the UNet) reports progress (step, total, latents) and stops
+    # when asked, as the sampling loop does.
+    progress: Callable[[int, int, torch.Tensor], None] | None = None
+    should_stop: Callable[[], bool] | None = None
 
 
 @dataclass(frozen=True)
