@@ -130,3 +130,31 @@ def test_the_inversion_reports_each_step_and_stops_when_asked():
     calls.clear()
     stopped = invert(forward, init, SIGMAS, 4, 1.0, progress_bar=False, should_stop=lambda: len(calls) >= 2)
     assert stopped is None and len(calls) == 2  # asked between steps: no third UNet call
+
+
+def test_the_inversion_runs_the_batchs_unet_hooks_so_controlnet_reaches_it(model):
+    """A job's UNET_FORWARD hooks (ControlNet's residuals) see the inversion's calls too: cond rows only,
+    counted against the inversion's steps."""
+    from modules.sumi.engine import generate as engine
+    from modules.sumi.engine import img2img
+    from modules.sumi.engine.extensions import Extension, HookPoint, hook
+    from modules.sumi.engine.tiled_diffusion import NoiseInversion, TiledDiffusion, TileSettings
+    from tests.engine.pipeline_reference import two_image_request
+
+    class Recorder(Extension):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[tuple[int, bool, int]] = []
+
+        @hook(HookPoint.UNET_FORWARD)
+        def note(self, batch) -> None:
+            self.calls.append((batch.x.shape[0], bool(batch.is_cond.all()), batch.total_steps))
+
+    init = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(5)) * 0.5
+    request = two_image_request(init=img2img.InitLatents(init, 0.5), sampler="Euler")
+    recorder = Recorder()
+    inversion = NoiseInversion(InversionSettings(steps=3, renoise_strength=0.0))
+    tiled = TiledDiffusion(TileSettings(tile_width=64, tile_height=64), inversion=inversion)
+    engine.generate(model, request, progress_bar=False, extensions=[tiled, recorder])
+    assert recorder.calls[:3] == [(2, True, 3)] * 3  # the inversion: two images' cond rows, 3 steps
+    assert all(rows == 4 and not cond for rows, cond, _ in recorder.calls[3:])  # then the sampler's

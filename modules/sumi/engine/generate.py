@@ -26,7 +26,13 @@ from modules.sumi.engine.controlnet.reference import ReferenceExtension, Referen
 from modules.sumi.engine.controlnet.revision import RevisionExtension, RevisionUnit
 from modules.sumi.engine.controlnet.style_adapter import StyleTokensExtension, StyleTokensUnit
 from modules.sumi.engine.errors import InvalidRequestError
-from modules.sumi.engine.extensions import Extension, ExtensionManager, PromptEncoder, StartingNoise
+from modules.sumi.engine.extensions import (
+    Extension,
+    ExtensionManager,
+    HookPoint,
+    PromptEncoder,
+    StartingNoise,
+)
 from modules.sumi.engine.families.sdxl_refiner import NAME as SDXL_REFINER
 from modules.sumi.engine.model import SDModel
 from modules.sumi.engine.sampling import loop
@@ -229,6 +235,7 @@ def generate(
                 guidance.time_ids,
                 None if callback is None else lambda i, n, x: callback(loop.StepInfo(i, n, x, None)),
                 None if control is None else lambda: control.should_stop,
+                lambda batch: manager.run(HookPoint.UNET_FORWARD, batch),
             )
         )
         start = None

@@ -428,7 +428,7 @@ class TiledDiffusion(Extension):
         inverted = inversion.cache.get(key, init)
         if inverted is None:
             prediction = str(model.scheduler_config.get("prediction_type", "epsilon"))
-            forward = self._cond_forward(model, job[1], start.time_ids)
+            forward = self._cond_forward(model, job[1], start, s.steps)
             inverted = invert(
                 forward, init, sigmas, s.steps, s.retouch, prediction,
                 progress=start.progress, should_stop=start.should_stop,
@@ -441,27 +441,38 @@ class TiledDiffusion(Extension):
             renoise = renoise_weights(inversion.detail, s.renoise_strength, *init.shape[-2:])
         return starting_noise(inverted, init, sigmas.sigma_max, start.noise, renoise)
 
-    def _cond_forward(self, model: SDModel, texts: JobConditioning, time_ids: Tensor | None) -> CondForward:
-        """The (tiled) UNet on the batch's cond rows alone, as the inversion calls it."""
+    def _cond_forward(
+        self, model: SDModel, texts: JobConditioning, start: StartingNoise, steps: int
+    ) -> CondForward:
+        """The (tiled) UNet on the batch's cond rows alone, as the inversion calls it, with the batch's
+        UNET_FORWARD hooks (ControlNet residuals) as the sampler's calls have them."""
         unet = model.unet
         dtype = compute_dtype(unet)
         images = len(texts.conds)
 
         def forward(x: Tensor, t: Tensor, step: int) -> Tensor:
             context = stack_rows([pick(c.parts[0][1], step).cond for c in texts.conds])
-            if self._forward is not None:
-                self._forward.rows = RowRoles(tuple(range(images)), (True,) * images, step)
+            rows = torch.arange(images, device=x.device)
+            batch = UNetBatch(
+                x.to(dtype), t.reshape(()), context, start.time_ids, rows,
+                torch.ones(images, dtype=torch.bool, device=x.device), step, steps, {},
+            )  # fmt: skip
+            if start.unet_hooks is not None:
+                start.unet_hooks(batch)
+            else:
+                self._note_rows(batch)
             added = (
                 None
-                if context.pooled is None
-                else {"text_embeds": context.pooled.to(dtype), "time_ids": time_ids}
+                if batch.context.pooled is None
+                else {"text_embeds": batch.context.pooled.to(dtype), "time_ids": start.time_ids}
             )
             return unet(
-                x.to(dtype),
-                t.reshape(()),
-                encoder_hidden_states=context.context.to(x.device, dtype),
+                batch.x,
+                batch.timestep,
+                encoder_hidden_states=batch.context.context.to(x.device, dtype),
                 added_cond_kwargs=added,
                 return_dict=False,
+                **batch.unet_kwargs,
             )[0]
 
         return forward

@@ -48,6 +48,7 @@ class StartingNoise:
     # when asked, as the sampling loop does.
     progress: Callable[[int, int, torch.Tensor], None] | None = None
     should_stop: Callable[[], bool] | None = None
+    unet_hooks: Callable[[Any], None] | None = None  # runs the batch's UNET_FORWARD hooks on a UNetBatch
 
 
 @dataclass(frozen=True)
