@@ -79,3 +79,12 @@ def test_dragging_on_the_canvas_places_the_chosen_region(demo_server, chromium):
         assert abs(float(page.input_value("#MD-t2i-1-w input[type=number]")) - 0.5) < 0.01
         assert abs(float(page.input_value("#MD-t2i-1-h input[type=number]")) - 0.4) < 0.01
         page.wait_for_selector("#MD-t2i-region-preview svg rect[stroke='#3cb44b']")  # region 2's colour
+
+
+def test_the_image_size_sliders_show_only_while_overwrite_is_ticked(demo_server, chromium):
+    with open_page(chromium, demo_server.url) as page:
+        page.click("#MD-t2i-enabled > button")
+        page.wait_for_selector("#MD-t2i-overwrite-image-size")
+        assert not page.is_visible("#MD-overwrite-width-t2i")
+        page.check("#MD-t2i-overwrite-image-size input")
+        page.wait_for_selector("#MD-overwrite-width-t2i", state="visible")

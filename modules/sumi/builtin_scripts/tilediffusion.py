@@ -172,7 +172,7 @@ class Script(scripts.Script):
                 keep_input_size = gr.Checkbox(
                     True, label="Keep input image size", visible=is_img2img, elem_id=uid("keep-input-size")
                 )
-            with gr.Row():
+            with gr.Row(visible=False) as size_row:  # shown while "Overwrite image size" is ticked
                 image_width = gr.Slider(
                     256, 16384, step=16, value=1024, label="Image width", elem_id=f"MD-overwrite-width-{tab}"
                 )
@@ -184,6 +184,9 @@ class Script(scripts.Script):
                     label="Image height",
                     elem_id=f"MD-overwrite-height-{tab}",
                 )
+            overwrite_size.change(
+                lambda on: gr.update(visible=bool(on)), overwrite_size, size_row, show_progress="hidden"
+            )
             method = gr.Dropdown(
                 list(METHODS),
                 value=METHODS[1] if is_img2img else METHODS[0],
