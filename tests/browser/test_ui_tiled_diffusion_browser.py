@@ -88,3 +88,18 @@ def test_the_image_size_sliders_show_only_while_overwrite_is_ticked(demo_server,
         assert not page.is_visible("#MD-overwrite-width-t2i")
         page.check("#MD-t2i-overwrite-image-size input")
         page.wait_for_selector("#MD-overwrite-width-t2i", state="visible")
+
+
+def test_img2img_regions_are_drawn_over_the_picture_in_its_shape(demo_server, chromium, tmp_path):
+    from PIL import Image
+
+    png = tmp_path / "wide.png"
+    Image.new("RGB", (320, 160), (200, 40, 40)).save(png)
+    with open_page(chromium, demo_server.url) as page:
+        page.get_by_role("tab", name="img2img").first.click()
+        page.locator("#img2img_image input[type=file]").set_input_files(str(png))
+        page.click("#MD-i2i-enabled > button")
+        page.click("#MD-bbox-control-i2i > button")
+        page.wait_for_selector("#MD-i2i-region-preview svg image")  # the picture beneath the regions
+        view = page.get_attribute("#MD-i2i-region-preview svg", "viewBox")
+        assert view == "0 0 480 240"  # the picture's 2:1

@@ -282,10 +282,14 @@ class Script(scripts.Script):
         size = list(self._size.get(tab) or (image_width, image_height))
         per_region = len(tiled_regions.FIELDS)
         drawn = [c for i, c in enumerate(fields) if tiled_regions.FIELDS[i % per_region] in _DRAWN]
+        picture = self._picture if tab == "i2i" else None
+        sources = [*size, *([picture] if picture is not None else [])]
         gr.on(  # one event for every control the picture shows (not per keystroke of the prompts)
-            [c.change for c in [*drawn, *size]],
-            lambda *v: tiled_regions.preview_svg(list(v[2:]), v[0], v[1]),
-            inputs=[*size, *fields],
+            [c.change for c in [*drawn, *sources]],
+            lambda *v: tiled_regions.preview_svg(
+                list(v[len(sources) :]), v[0], v[1], v[2] if len(sources) == 3 else None
+            ),
+            inputs=[*sources, *fields],
             outputs=preview,
             show_progress="hidden",
         )
@@ -295,9 +299,14 @@ class Script(scripts.Script):
         super().__init__()
         self._size: dict[str, tuple[Any, Any]] = {}
         self._pending: dict[str, Any] = {}
+        self._picture: Any = None  # img2img's picture: the region preview draws over it
+        self.on_after_component(self._note_picture, elem_id="img2img_image")
         for tab in ("txt2img", "img2img"):
             for side in ("width", "height"):
                 self.on_after_component(self._note_size(tab, side), elem_id=f"{tab}_{side}")
+
+    def _note_picture(self, event: Any) -> None:
+        self._picture = event.component
 
     def _note_size(self, tab: str, side: str) -> Any:
         """Keeps the tab's width/height sliders, so the region picture has the canvas' shape."""

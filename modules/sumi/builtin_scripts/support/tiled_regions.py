@@ -6,8 +6,12 @@ the picture of the regions over the canvas the UI shows.
 
 from __future__ import annotations
 
+import base64
 import html
+import io
 from typing import Any
+
+from PIL import Image
 
 from modules.sumi.builtin_scripts.support.img2img import number, switched_on
 from modules.sumi.engine.errors import InvalidRequestError
@@ -87,6 +91,19 @@ def _check_text(text: str, where: str) -> None:
         )
 
 
+def _backdrop(picture: Image.Image, width: float, height: float) -> str:
+    """The picture, shrunk to the preview, as an SVG image (JPEG data URL)."""
+    small = picture.convert("RGB")
+    small.thumbnail((int(width), int(height) + 1))
+    buffer = io.BytesIO()
+    small.save(buffer, format="JPEG", quality=75)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return (
+        f'<image href="data:image/jpeg;base64,{data}" width="{width:.0f}" height="{height:.0f}" '
+        'preserveAspectRatio="none" opacity="0.8" />'
+    )
+
+
 def infotext(regions: list[tuple[int, Region]], draw_background: bool) -> dict[str, Any]:
     """The extension's "Region control" entry (with the seeds drawn), and whether the background is drawn."""
     return {
@@ -109,13 +126,16 @@ def infotext(regions: list[tuple[int, Region]], draw_background: bool) -> dict[s
     }
 
 
-def preview_svg(values: list[Any], width: float, height: float) -> str:
+def preview_svg(values: list[Any], width: float, height: float, picture: Image.Image | None = None) -> str:
     """The enabled regions of the UI's groups as numbered boxes over a width x height canvas (dashed:
-    foreground); a region that cannot be read is named instead."""
+    foreground), or over `picture` (img2img: its shape, and the picture itself beneath); a region that
+    cannot be read is named instead."""
+    if picture is not None:
+        width, height = picture.size
     width, height = max(float(width or 0), 8.0), max(float(height or 0), 8.0)
     view_w = 480.0
     view_h = view_w * height / width
-    shapes = []
+    shapes = [] if picture is None else [_backdrop(picture, view_w, view_h)]
     for start in range(0, len(values) - len(values) % len(FIELDS), len(FIELDS)):
         group = dict(zip(FIELDS, values[start : start + len(FIELDS)], strict=True))
         if not switched_on(group["enable"]):

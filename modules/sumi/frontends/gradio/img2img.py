@@ -361,6 +361,16 @@ def _upload_source(app: App, c: dict[str, Any]) -> None:
     )
 
 
+_CANVASES = (
+    "init_img",
+    "sketch",
+    "init_img_with_mask",
+    "inpaint_color_sketch",
+    "init_img_inpaint",
+    "init_mask_inpaint",
+)
+
+
 def _source_tabs(app: App, c: dict[str, Any]) -> tuple[gr.Tabs, list[gr.Tab]]:
     """The sub-tabs (MODES, in A1111's order) with their canvases or folder fields."""
     makers = (
@@ -513,6 +523,8 @@ def create_img2img_tab(app: App) -> Img2ImgTab:
         with gr.Column(scale=1, elem_id="img2img_settings"):
             c["mode"] = gr.Number(value=0, visible=False, precision=0, elem_id="img2img_selected_tab")
             mode_tabs, mode_tab_list = _source_tabs(app, c)
+            for key in _CANVASES:  # A1111 calls after-component callbacks for them too (extensions hook
+                hooks.after(c[key], elem_id=c[key].elem_id)  # img2img_image, img2maskimg, ...)
             c["resize_mode"] = mk(
                 gr.Radio, list(RESIZE_MODES), value=RESIZE_MODES[0], type="index", label="Resize mode",
                 elem_id="resize_mode",
