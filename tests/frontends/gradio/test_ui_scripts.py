@@ -171,6 +171,11 @@ def test_after_component_callbacks_see_sumi_and_script_components(built):
     assert order.index(next(c for c in order if _inside(button, c))) == order.index(width.parent) + 1
 
 
+def test_after_component_sees_the_img2img_canvases_extensions_hook(built):
+    canvases = {"img2img_image", "img2img_sketch", "img2maskimg", "inpaint_sketch", "img_inpaint_base"}
+    assert canvases | {"img_inpaint_mask"} <= set(built.seen)
+
+
 def test_after_component_sees_the_hidden_generation_info_button_at_the_end_of_the_results(built):
     assert {"txt2img_generation_info_button", "img2img_generation_info_button"} <= set(built.seen)
     results = _by_elem_id(built.demo, "txt2img_results")
