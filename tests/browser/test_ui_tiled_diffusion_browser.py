@@ -1,7 +1,11 @@
 """The Tiled Diffusion accordion in Chromium: tick it, pick small tiles, Generate, and the infotext carries
-the extension's settings line; ↙️ on that infotext restores the method and the tile size."""
+the extension's settings line; ↙️ on that infotext restores the method and the tile size. Regions set with
+the sliders or dragged on the canvas picture reach the job and paste back; in img2img the picture shows
+under them."""
 
 from __future__ import annotations
+
+import re
 
 from tests.browser_support import generate, open_page, set_number, small_job, wait_value
 
@@ -11,6 +15,11 @@ def test_tiled_diffusion_accordion_generates_and_pastes_back(demo_server, chromi
         small_job(page, "a red star", steps=2, size=128)
         page.click("#MD-t2i-enabled > button")
         page.check("#MD-t2i-enabled-checkbox input")
+        assert not page.is_visible("#MD-overwrite-width-t2i")  # the size sliders follow "Overwrite"
+        page.check("#MD-t2i-overwrite-image-size input")
+        page.wait_for_selector("#MD-overwrite-width-t2i", state="visible")
+        page.uncheck("#MD-t2i-overwrite-image-size input")
+        page.wait_for_selector("#MD-overwrite-width-t2i", state="hidden")
         page.click("#MD-t2i-method input")
         page.get_by_role("option", name="Mixture of Diffusers").click()
         set_number(page, "MD-t2i-latent-tile-width", 48)
@@ -41,53 +50,15 @@ def test_a_region_drawn_in_the_accordion_shows_over_the_canvas_and_reaches_the_j
         page.wait_for_selector("#MD-t2i-region-preview svg rect[stroke='#e6194b']")
         width = page.get_attribute("#MD-t2i-region-preview svg rect[stroke='#e6194b']", "width")
         assert abs(float(width or 0) - 240) < 1  # half of the 480-wide picture
+        _drag_region_two(page)
         info = generate(page, '"Region control": {"Region 1": {"enable": true')
+        dragged = re.search(r'"Region 2": \{"enable": true, "x": ([0-9.]+), "y": ([0-9.]+)', info)
+        assert dragged and abs(float(dragged[1]) - 0.25) < 0.01 and abs(float(dragged[2]) - 0.5) < 0.01, info
         assert '"prompt": "green background"' in info and '"w": 0.5' in info
         page.fill("#MD-t2i-0-prompt textarea", "")
         page.fill("#txt2img_prompt textarea", "")
         page.click("#paste")
         wait_value(page, "#MD-t2i-0-prompt textarea", "green background")
-
-
-def test_dragging_on_the_canvas_places_the_chosen_region(demo_server, chromium):
-    with open_page(chromium, demo_server.url) as page:
-        page.click("#MD-t2i-enabled > button")
-        page.click("#MD-bbox-control-t2i > button")
-        page.wait_for_selector("#MD-t2i-draw-region")
-        page.locator("#MD-t2i-draw-region label", has_text="2").first.click()
-        page.fill("#txt2img_width input[type=number]", "1024")  # a wide canvas: the picture follows
-        page.press("#txt2img_width input[type=number]", "Tab")
-        page.wait_for_function(
-            "() => parseFloat(document.querySelector('#MD-t2i-region-preview svg').getAttribute('viewBox').split(' ')[3]) < 300"
-        )
-        canvas = page.locator("#MD-t2i-region-preview svg > rect").first  # the canvas, letterboxed in the SVG
-        canvas.scroll_into_view_if_needed()
-        box = canvas.bounding_box()
-        assert box is not None
-        page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.5)
-        page.mouse.down()
-        page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.7, steps=4)
-        page.mouse.move(box["x"] + box["width"] * 0.75, box["y"] + box["height"] * 0.9, steps=4)
-        page.mouse.up()
-        page.wait_for_selector("#MD-t2i-1-x input[type=number]")  # the region's accordion opens
-        page.wait_for_function(
-            "() => Math.abs(parseFloat(document.querySelector('#MD-t2i-1-x input[type=number]').value) - 0.25) < 0.01"
-        )
-        assert page.is_checked("#MD-bbox-t2i-1-enable input") and page.is_checked(
-            "#MD-t2i-enable-bbox-control input"
-        )
-        assert abs(float(page.input_value("#MD-t2i-1-w input[type=number]")) - 0.5) < 0.01
-        assert abs(float(page.input_value("#MD-t2i-1-h input[type=number]")) - 0.4) < 0.01
-        page.wait_for_selector("#MD-t2i-region-preview svg rect[stroke='#3cb44b']")  # region 2's colour
-
-
-def test_the_image_size_sliders_show_only_while_overwrite_is_ticked(demo_server, chromium):
-    with open_page(chromium, demo_server.url) as page:
-        page.click("#MD-t2i-enabled > button")
-        page.wait_for_selector("#MD-t2i-overwrite-image-size")
-        assert not page.is_visible("#MD-overwrite-width-t2i")
-        page.check("#MD-t2i-overwrite-image-size input")
-        page.wait_for_selector("#MD-overwrite-width-t2i", state="visible")
 
 
 def test_img2img_regions_are_drawn_over_the_picture_in_its_shape(demo_server, chromium, tmp_path):
@@ -103,3 +74,28 @@ def test_img2img_regions_are_drawn_over_the_picture_in_its_shape(demo_server, ch
         page.wait_for_selector("#MD-i2i-region-preview svg image")  # the picture beneath the regions
         view = page.get_attribute("#MD-i2i-region-preview svg", "viewBox")
         assert view == "0 0 480 240"  # the picture's 2:1
+
+
+def _drag_region_two(page) -> None:
+    """Choose region 2 and drag a box from (0.25, 0.5) to (0.75, 0.9) of the canvas picture: its sliders
+    follow, it and region control are on, and the picture shows it in its colour."""
+    page.locator("#MD-t2i-draw-region label", has_text="2").first.click()
+    canvas = page.locator("#MD-t2i-region-preview svg > rect").first  # the canvas, letterboxed in the SVG
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.5)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.7, steps=4)
+    page.mouse.move(box["x"] + box["width"] * 0.75, box["y"] + box["height"] * 0.9, steps=4)
+    page.mouse.up()
+    page.wait_for_selector("#MD-t2i-1-x input[type=number]")  # the region's accordion opens
+    page.wait_for_function(
+        "() => Math.abs(parseFloat(document.querySelector('#MD-t2i-1-x input[type=number]').value) - 0.25) < 0.01"
+    )
+    assert page.is_checked("#MD-bbox-t2i-1-enable input") and page.is_checked(
+        "#MD-t2i-enable-bbox-control input"
+    )
+    assert abs(float(page.input_value("#MD-t2i-1-w input[type=number]")) - 0.5) < 0.01
+    assert abs(float(page.input_value("#MD-t2i-1-h input[type=number]")) - 0.4) < 0.01
+    page.wait_for_selector("#MD-t2i-region-preview svg rect[stroke='#3cb44b']")  # region 2's colour
