@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from tests.browser_support import generate, open_page, set_number, small_job, wait_value
+from tests.browser_support import generate, open_page, set_number, small_job, wait_text, wait_value
 
 
 def test_tiled_diffusion_accordion_generates_and_pastes_back(demo_server, chromium):
@@ -59,6 +59,13 @@ def test_a_region_drawn_in_the_accordion_shows_over_the_canvas_and_reaches_the_j
         page.fill("#txt2img_prompt textarea", "")
         page.click("#paste")
         wait_value(page, "#MD-t2i-0-prompt textarea", "green background")
+        page.fill("#MD-t2i-cfg-name textarea", "two-halves")  # the extension's Save / Load of a config
+        page.click("#MD-t2i-cfg-save")
+        wait_text(page, "#MD-t2i-cfg-tip", "Saved 2 region(s) to two-halves.json")
+        page.fill("#MD-t2i-0-prompt textarea", "something else")
+        page.click("#MD-t2i-cfg-load")
+        wait_value(page, "#MD-t2i-0-prompt textarea", "green background")
+        wait_text(page, "#MD-t2i-cfg-tip", "Loaded 2 region(s)")
 
 
 def test_img2img_regions_are_drawn_over_the_picture_in_its_shape(demo_server, chromium, tmp_path):

@@ -352,3 +352,42 @@ def test_more_than_sixteen_enabled_regions_are_refused_by_the_reader():
     assert len(read_regions(_region() * 16, "T")) == 16
     with pytest.raises(InvalidRequestError, match="at most 16 regions"):
         read_regions(_region() * 17, "T")
+
+
+def test_region_configs_save_the_enabled_regions_and_load_them_in_order(tmp_path):
+    from modules.sumi.builtin_scripts.support.tiled_regions import DEFAULT, load_config, save_config
+
+    groups = [
+        *_region(w=0.5, prompt="a cat"),
+        *_region(False),
+        *_region(x=0.5, w=0.5, mode="Foreground", seed=7),
+    ]
+    assert save_config(tmp_path, "mine", groups) == "Saved 2 region(s) to mine.json"
+    saved = json.loads((tmp_path / "mine.json").read_text(encoding="utf-8"))["bbox_controls"]
+    assert [r["prompt"] for r in saved] == ["a cat", ""] and saved[1]["blend_mode"] == "Foreground"
+    values, message = load_config([tmp_path / "absent", tmp_path], "mine.json")
+    assert message.startswith("Loaded 2 region(s) from") and len(values) == 80
+    assert values[:10] == _region(w=0.5, prompt="a cat") and values[10:20] == _region(
+        x=0.5, w=0.5, mode="Foreground", seed=7
+    )
+    assert values[20:30] == list(DEFAULT)
+
+
+def test_a_config_saved_by_the_extension_loads_and_bad_ones_say_why(tmp_path):
+    from modules.sumi.builtin_scripts.support.tiled_regions import load_config, save_config
+
+    extension_file = {"bbox_controls": [{"enable": True, "x": 0.1, "y": 0.2, "w": 0.3, "h": 0.4, "prompt": "sky",
+                                         "neg_prompt": "", "blend_mode": "Background", "feather_ratio": 0.2, "seed": -1}]}  # fmt: skip
+    (tmp_path / "config.json").write_text(json.dumps(extension_file), encoding="utf-8")
+    values, _ = load_config([tmp_path], "config.json")
+    assert values[:6] == [True, 0.1, 0.2, 0.3, 0.4, "sky"]
+    (tmp_path / "broken.json").write_text("{not json", encoding="utf-8")
+    for name, reason in (
+        ("broken.json", "is not a region config"),
+        ("nothing.json", "no region config"),
+        ("../up", "not a plain file name"),
+    ):
+        with pytest.raises(ValueError, match=reason):
+            load_config([tmp_path], name)
+    with pytest.raises(ValueError, match="not a plain file name"):
+        save_config(tmp_path, "../escape", _region())

@@ -16,7 +16,9 @@ extension switches to. The settings go into the infotext as the extension writes
 
 from __future__ import annotations
 
+import html
 import json
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -75,6 +77,31 @@ def _region_field(number_: int, field: int) -> Any:
         return region.get(name, default) if isinstance(region, dict) else default
 
     return read
+
+
+def _config_folders() -> list[Path]:
+    """Where region configs are saved (the data folder's region_configs/) and also read from (the
+    extension's own folder, for configs saved under A1111)."""
+    from modules.paths import a1111_paths
+
+    folders = a1111_paths()
+    extension = folders.extensions_dir / "multidiffusion-upscaler-for-automatic1111" / "region_configs"
+    return [folders.data_dir / "region_configs", extension]
+
+
+def _save_regions(name: str, *fields: Any) -> str:
+    try:
+        return html.escape(tiled_regions.save_config(_config_folders()[0], name, list(fields)))
+    except (ValueError, InvalidRequestError, OSError) as exc:
+        return f'<span class="error">{html.escape(str(exc))}</span>'
+
+
+def _load_regions(name: str, *fields: Any) -> list[Any]:
+    try:
+        values, message = tiled_regions.load_config(_config_folders(), name)
+    except ValueError as exc:
+        return [*fields, f'<span class="error">{html.escape(str(exc))}</span>']
+    return [*values, html.escape(message)]
 
 
 def _inversion_ui(uid: Any, is_img2img: bool) -> list[Any]:
@@ -276,9 +303,18 @@ class Script(scripts.Script):
                 elem_id=f"MD-{tab}-draw-region",
             )
             preview = gr.HTML(tiled_regions.preview_svg([], 1024, 1024), elem_id=f"MD-{tab}-region-preview")
+            with gr.Row():
+                config_name = gr.Textbox(
+                    "config.json", label="Custom Config File", elem_id=f"MD-{tab}-cfg-name"
+                )
+                save = gr.Button("💾 Save", elem_id=f"MD-{tab}-cfg-save")
+                load = gr.Button("⚙️ Load", elem_id=f"MD-{tab}-cfg-load")
+            config_tip = gr.HTML("", elem_id=f"MD-{tab}-cfg-tip")
             fields: list[Any] = []
             for i in range(tiled_regions.MAX_REGIONS):
                 fields += _one_region(tab, i)
+        save.click(_save_regions, [config_name, *fields], config_tip, show_progress="hidden")
+        load.click(_load_regions, [config_name, *fields], [*fields, config_tip], show_progress="hidden")
         size = list(self._size.get(tab) or (image_width, image_height))
         per_region = len(tiled_regions.FIELDS)
         drawn = [c for i, c in enumerate(fields) if tiled_regions.FIELDS[i % per_region] in _DRAWN]

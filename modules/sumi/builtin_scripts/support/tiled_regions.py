@@ -1,7 +1,8 @@
 """Tiled Diffusion's region prompt control as the extension's args carry it: after its 21 args come
 `MAX_REGIONS` groups of ten (enable, x, y, w, h, prompt, negative prompt, type, feather, seed); reading
-them into engine regions with clear errors, writing them into the infotext as the extension does, and
-the picture of the regions over the canvas the UI shows.
+them into engine regions with clear errors, writing them into the infotext as the extension does, the
+picture of the regions over the canvas the UI shows, and the extension's region config files
+(`region_configs/NAME.json`: `{"bbox_controls": [{...}, ...]}`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -19,6 +22,7 @@ from modules.sumi.engine.tiled_regions import BLEND_MODES, Region
 from modules.sumi.services.jobs.processing import get_fixed_seed
 from modules.sumi.services.networks.registry import parse_prompt
 from modules.sumi.services.settings.limits import MAX_SEED
+from modules.sumi.util.atomic import is_plain_file_name, save_atomic
 
 MAX_REGIONS = 8  # the regions the UI shows: the extension's default (--md-max-regions)
 MOST_REGIONS = 16  # enabled regions a job may have: the extension's ceiling
@@ -160,3 +164,53 @@ def preview_svg(values: list[Any], width: float, height: float, picture: Image.I
         f'aria-label="regions over the canvas" style="max-height:360px;cursor:crosshair;touch-action:none">'
         f'<rect width="{view_w:.0f}" height="{view_h:.0f}" fill="#8882" stroke="#888" />{"".join(shapes)}</svg>'
     )
+
+
+def save_config(folder: Path, name: str, values: list[Any]) -> str:
+    """The enabled regions of the UI's groups into `folder/name` as the extension's JSON; what happened."""
+    path = _config_path(folder, name)
+    groups = [
+        dict(zip(FIELDS, values[i : i + len(FIELDS)], strict=True))
+        for i in range(0, len(values), len(FIELDS))
+    ]
+    kept = [g for g in groups if switched_on(g["enable"])]
+    for number_, group in enumerate(kept, 1):
+        _region({**group, "seed": 0}, f"Region {number_}")  # refuse what a job would refuse
+    text = json.dumps({"bbox_controls": kept}, indent=2, ensure_ascii=False)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_atomic(path, lambda target: Path(target).write_text(text, encoding="utf-8"))
+    return f"Saved {len(kept)} region(s) to {path.name}"
+
+
+def load_config(folders: list[Path], name: str) -> tuple[list[Any], str]:
+    """The UI's groups from the first `folder/name` that exists: its regions in order, the rest default
+    (the extension's Load), and what happened; ValueError saying what is wrong."""
+    for folder in folders:
+        path = _config_path(folder, name)
+        if path.is_file():
+            break
+    else:
+        raise ValueError(f"no region config {name!r} in {', '.join(str(f) for f in folders)}")
+    try:
+        regions = json.loads(path.read_text(encoding="utf-8"))["bbox_controls"]
+        if not isinstance(regions, list) or not all(isinstance(r, dict) for r in regions):
+            raise TypeError("bbox_controls is not a list of regions")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path.name} is not a region config: {exc}") from None
+    values: list[Any] = []
+    for index in range(MAX_REGIONS):
+        region = regions[index] if index < len(regions) else {}
+        values += [region.get(field, default) for field, default in zip(FIELDS, DEFAULT, strict=True)]
+    left = (
+        f"; the {len(regions) - MAX_REGIONS} after the first {MAX_REGIONS} were left out"
+        if len(regions) > MAX_REGIONS
+        else ""
+    )
+    return values, f"Loaded {min(len(regions), MAX_REGIONS)} region(s) from {path}{left}"
+
+
+def _config_path(folder: Path, name: str) -> Path:
+    name = (name or "").strip()
+    if not is_plain_file_name(name):
+        raise ValueError(f"{name!r} is not a plain file name")
+    return folder / (name if name.lower().endswith(".json") else name + ".json")
