@@ -246,3 +246,18 @@ def test_a_foreground_region_changes_its_half_and_leaves_the_other(demo, seed):
 
 def _with(region: Region, prompt: str) -> Region:
     return replace(region, prompt=prompt)
+
+
+def test_a_unet_call_whose_rows_are_unknown_is_tiled_without_the_regions():
+    """A call the sampler did not announce (an extension's own UNet call) cannot give rows their region
+    texts: it is tiled plainly rather than failing."""
+    sample = torch.randn(3, 4, 8, 16)
+    forward = TiledForward(
+        _context_forward,
+        TileSettings(tile_width=8, tile_height=8, overlap=0),
+        [(Region(0.0, 0.0, 0.5, 1.0), _texts({"cond": 1.0, "uncond": 2.0}))],
+        draw_background=False,
+    )
+    forward.rows = _roles()  # four rows announced, three come
+    out = forward(sample, torch.tensor(1), encoder_hidden_states=torch.zeros(3, 77, 8), return_dict=False)[0]
+    torch.testing.assert_close(out, sample)  # the grid with the call's own (zero) text

@@ -192,17 +192,19 @@ class TiledForward:
         self.forward, self.settings = forward, settings
         self.regions, self.draw_background = list(regions), draw_background
         self.rows: RowRoles | None = None
-        self._weights: dict[tuple[int, int, str], Tensor] = {}
+        self._weights: dict[tuple[int, int, str, int], Tensor] = {}
 
     def __call__(self, sample: Tensor, timestep: Any, *args: Any, **kwargs: Any) -> Any:
         height, width = sample.shape[-2:]
         s = self.settings
-        draw = self.draw_background or not self.regions
+        # Regions need to know who each row is (the sampler's calls); another UNet call is tiled plainly.
+        regions = self.regions if self.rows is not None and len(self.rows.images) == sample.shape[0] else []
+        draw = self.draw_background or not regions
         boxes = tile_boxes(width, height, s.tile_width, s.tile_height, s.overlap) if draw else []
-        if (len(boxes) == 1 and not self.regions) or args:
+        if (len(boxes) == 1 and not regions) or args:
             return self.forward(sample, timestep, *args, **kwargs)
         return_dict = kwargs.pop("return_dict", True)
-        passes = self._region_passes(height, width, sample.device)
+        passes = self._region_passes(regions, height, width, sample.device)
         total = torch.zeros_like(sample, dtype=torch.float32)
         if boxes:
             self._grid(sample, timestep, kwargs, boxes, total)
@@ -252,10 +254,7 @@ class TiledForward:
         """The region's rows with its own texts: one UNet batch, or cond and uncond apart when their
         token lengths differ."""
         roles = self.rows
-        if roles is None or len(roles.images) != sample.shape[0]:
-            raise RuntimeError(
-                "Tiled Diffusion regions need the rows of each UNet call (its UNET_FORWARD hook)"
-            )
+        assert roles is not None, "regions run only on calls whose rows are known"
         tile = sample[(..., *plan.box.window())]
         out = torch.empty_like(tile)
         for index, context in row_groups(row_conditioning(plan.texts, roles), roles):
@@ -279,9 +278,11 @@ class TiledForward:
             out[index] = self.forward(tile[index], step, return_dict=False, **call)[0]
         return out
 
-    def _region_passes(self, height: int, width: int, device: torch.device) -> list[RegionPass]:
+    def _region_passes(
+        self, regions: list[tuple[Region, JobConditioning]], height: int, width: int, device: torch.device
+    ) -> list[RegionPass]:
         passes = []
-        for region, texts in self.regions:
+        for region, texts in regions:
             span = region.span(width, height)
             if span is None:
                 continue
@@ -301,7 +302,7 @@ class TiledForward:
         self, boxes: list[Box], passes: list[RegionPass], height: int, width: int, device: torch.device
     ) -> Tensor:
         """How much of each latent pixel the tiles and background regions drew (cached per size)."""
-        key = (height, width, str(device))
+        key = (height, width, str(device), len(passes))
         if key not in self._weights:
             weight = torch.zeros((height, width), device=device)
             for box in boxes:
