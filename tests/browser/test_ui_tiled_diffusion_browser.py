@@ -47,9 +47,10 @@ def test_a_region_drawn_in_the_accordion_shows_over_the_canvas_and_reaches_the_j
         page.check("#MD-bbox-t2i-0-enable input")
         set_number(page, "MD-t2i-0-w", 0.5)
         page.fill("#MD-t2i-0-prompt textarea", "green background")
-        page.wait_for_selector("#MD-t2i-region-preview svg rect[stroke='#e6194b']")
-        width = page.get_attribute("#MD-t2i-region-preview svg rect[stroke='#e6194b']", "width")
-        assert abs(float(width or 0) - 240) < 1  # half of the 480-wide picture
+        page.wait_for_function(  # region 1 drawn half as wide as the 480-wide picture
+            "() => { const r = document.querySelector(\"#MD-t2i-region-preview svg rect[stroke='#e6194b']\");"
+            " return r !== null && Math.abs(parseFloat(r.getAttribute('width')) - 240) < 1; }"
+        )
         _drag_region_two(page)
         info = generate(page, '"Region control": {"Region 1": {"enable": true')
         dragged = re.search(r'"Region 2": \{"enable": true, "x": ([0-9.]+), "y": ([0-9.]+)', info)
