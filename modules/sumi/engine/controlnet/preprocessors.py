@@ -709,10 +709,11 @@ def _segmentation() -> tuple[Preprocessor, ...]:
             (_file("oneformer", "150_16_swin_l_oneformer_coco_100ep.pth"),),
             "Segmentation",
         ),
-        _annotator(
+        _network(
             "segmentation",
             "seg_ufade20k",
             (_file("uniformer", "upernet_global_small.pth", _CKPTS),),
+            detectors.uniformer_segmentation,
             "Segmentation",
         ),
         _network(

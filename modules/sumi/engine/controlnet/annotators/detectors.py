@@ -48,6 +48,7 @@ from modules.sumi.engine.controlnet.annotators.pidinet import load_pidinet, pidi
 from modules.sumi.engine.controlnet.annotators.pose_networks import load_body, load_face, load_hand
 from modules.sumi.engine.controlnet.annotators.runtime import AnnotatorFiles
 from modules.sumi.engine.controlnet.annotators.teed import load_teed, teed_edges
+from modules.sumi.engine.controlnet.annotators.uniformer import ade20k_segments, load_uniformer
 from modules.sumi.engine.controlnet.annotators.zoe import load_zoe, zoe_depth
 from modules.sumi.engine.controlnet.detect_args import DetectArgs, Detection
 from modules.sumi.engine.controlnet.image_fit import resize_with_pad
@@ -212,6 +213,11 @@ def anime_face_segment(image: np.ndarray, args: DetectArgs, files: AnnotatorFile
     return _padded(
         image, args, lambda x: anime_face_segments(files.network(load_anime_face), x, files.device)
     )
+
+
+def uniformer_segmentation(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:
+    """seg_ufade20k: each pixel in its ADE20K class's colour (UniFormer + UPerNet)."""
+    return _padded(image, args, lambda x: ade20k_segments(files.network(load_uniformer), x, files.device))
 
 
 def normal_bae(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:
