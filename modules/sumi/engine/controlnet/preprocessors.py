@@ -696,17 +696,19 @@ def _edges_and_lines() -> tuple[Preprocessor, ...]:
 
 def _segmentation() -> tuple[Preprocessor, ...]:
     return (
-        _annotator(
+        _network(
             "oneformer_ade20k",
             "seg_ofade20k",
             (_file("oneformer", "250_16_swin_l_oneformer_ade20k_160k.pth"),),
+            detectors.oneformer_ade20k,
             "Segmentation",
             priority=100,
         ),
-        _annotator(
+        _network(
             "oneformer_coco",
             "seg_ofcoco",
             (_file("oneformer", "150_16_swin_l_oneformer_coco_100ep.pth"),),
+            detectors.oneformer_coco,
             "Segmentation",
         ),
         _network(

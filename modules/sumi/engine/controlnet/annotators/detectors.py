@@ -38,6 +38,12 @@ from modules.sumi.engine.controlnet.annotators.manga_line import load_manga_line
 from modules.sumi.engine.controlnet.annotators.midas import depth_map, load_midas, midas_depth, normal_map
 from modules.sumi.engine.controlnet.annotators.mlsd import line_segments, load_mlsd
 from modules.sumi.engine.controlnet.annotators.normal_bae import load_normal_bae, surface_normals
+from modules.sumi.engine.controlnet.annotators.oneformer import (
+    ADE20K,
+    COCO,
+    load_oneformer,
+    semantic_segments,
+)
 from modules.sumi.engine.controlnet.annotators.openpose import (
     PoseNetworks,
     draw_people,
@@ -218,6 +224,20 @@ def anime_face_segment(image: np.ndarray, args: DetectArgs, files: AnnotatorFile
 def uniformer_segmentation(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:
     """seg_ufade20k: each pixel in its ADE20K class's colour (UniFormer + UPerNet)."""
     return _padded(image, args, lambda x: ade20k_segments(files.network(load_uniformer), x, files.device))
+
+
+def oneformer_ade20k(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:
+    """seg_ofade20k: each pixel in its ADE20K class's colour (OneFormer, Swin-L)."""
+    return _padded(
+        image, args, lambda x: semantic_segments(files.network(load_oneformer), x, files.device, ADE20K)
+    )
+
+
+def oneformer_coco(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:
+    """seg_ofcoco: each pixel in its COCO panoptic class's colour (OneFormer, Swin-L)."""
+    return _padded(
+        image, args, lambda x: semantic_segments(files.network(load_oneformer), x, files.device, COCO)
+    )
 
 
 def normal_bae(image: np.ndarray, args: DetectArgs, files: AnnotatorFiles) -> np.ndarray:

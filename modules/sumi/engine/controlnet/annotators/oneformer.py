@@ -7,9 +7,10 @@ pixel decoder, a query decoder conditioned on a task token); the network is tran
 (`oneformer_keys`). As the extension runs it: the picture's short side is scaled (bilinear) to the
 dataset's test size (ADE20K 640, at most 2560 long; COCO 800, at most 1333), normalised with ImageNet's
 statistics in 0..255, padded to a multiple of 32; the task is "The task is semantic" in CLIP's BPE
-tokens (padded with zeros to the file's 77). Each pixel's class scores are the queries' mask
-probabilities weighted by their class probabilities, taken at the padded size, cropped and resized back
-to the picture; each pixel gets its best class's colour (ADE20K's palette, or COCO panoptic's). The
+tokens (padded with zeros to the file's 77). The queries' mask logits are brought to the picture
+(upsampled to the padded size, cropped, resized), and each class's score at a pixel is the sum of the
+queries' mask probabilities weighted by their class probabilities; each pixel gets its best class's
+colour (ADE20K's palette, or COCO panoptic's). The
 extension draws the classes as matplotlib polygons with light outlines; Sumi fills them flat, the
 colours the segmentation ControlNets were trained on.
 """
@@ -20,6 +21,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -39,6 +41,7 @@ TASK = "The task is semantic"
 MEAN = (123.675, 116.28, 103.53)
 STD = (58.395, 57.12, 57.375)
 SIZE_DIVISIBILITY = 32
+_CLASSES = "model.transformer_module.decoder.class_embed.bias"
 HEADS = 8  # the decoders' attention heads: not in the weights; every published OneFormer uses 8
 
 
@@ -68,16 +71,17 @@ def _swin_config(state: dict[str, Tensor]) -> SwinConfig:
     tables = [state[f"backbone.layers.{i}.blocks.0.attn.relative_position_bias_table"] for i in range(stages)]
     window = (math.isqrt(tables[0].shape[0]) + 1) // 2  # the table holds (2 * window - 1)^2 offsets
     fc1 = state["backbone.layers.0.blocks.0.mlp.fc1.weight"]
-    return SwinConfig(
-        embed_dim=embed.shape[0],
-        patch_size=embed.shape[2],
-        depths=depths,
-        num_heads=[table.shape[1] for table in tables],
-        window_size=window,
-        mlp_ratio=fc1.shape[0] / fc1.shape[1],
-        drop_path_rate=0.0,
-        out_features=[f"stage{i + 1}" for i in range(stages)],
-    )
+    settings: dict[str, Any] = {
+        "embed_dim": embed.shape[0],
+        "patch_size": embed.shape[2],
+        "depths": depths,
+        "num_heads": [table.shape[1] for table in tables],
+        "window_size": window,
+        "mlp_ratio": fc1.shape[0] / fc1.shape[1],
+        "drop_path_rate": 0.0,
+        "out_features": [f"stage{i + 1}" for i in range(stages)],
+    }
+    return SwinConfig(**settings)
 
 
 def oneformer_config(state: dict[str, Tensor], path: Path) -> OneFormerConfig:
@@ -86,22 +90,26 @@ def oneformer_config(state: dict[str, Tensor], path: Path) -> OneFormerConfig:
     encoder = "sem_seg_head.pixel_decoder.transformer.encoder.layers."
     try:
         queries = state[head + "query_embed.weight"]
-        return OneFormerConfig(
-            backbone_config=_swin_config(state),
-            num_queries=queries.shape[0],
-            hidden_dim=queries.shape[1],
-            num_labels=state[head + "class_embed.weight"].shape[0] - 1,
-            decoder_layers=_count(state, re.escape(head) + r"transformer_ffn_layers\.(\d+)\.") + 1,
-            query_dec_layers=_count(state, re.escape(head) + r"class_transformer\.decoder\.layers\.(\d+)\."),
-            dim_feedforward=state[head + "transformer_ffn_layers.0.linear1.weight"].shape[0],
-            encoder_layers=_count(state, re.escape(encoder) + r"(\d+)\."),
-            encoder_feedforward_dim=state[encoder + "0.linear1.weight"].shape[0],
-            conv_dim=state["sem_seg_head.pixel_decoder.mask_features.weight"].shape[1],
-            mask_dim=state["sem_seg_head.pixel_decoder.mask_features.weight"].shape[0],
-            task_seq_len=state["task_mlp.layers.0.weight"].shape[1],
-            num_attention_heads=HEADS,
-            is_training=False,
-        )
+        mask_features = state["sem_seg_head.pixel_decoder.mask_features.weight"]
+        settings: dict[str, Any] = {
+            "backbone_config": _swin_config(state),
+            "num_queries": queries.shape[0],
+            "hidden_dim": queries.shape[1],
+            "num_labels": state[head + "class_embed.weight"].shape[0] - 1,
+            "decoder_layers": _count(state, re.escape(head) + r"transformer_ffn_layers\.(\d+)\.") + 1,
+            "query_dec_layers": _count(
+                state, re.escape(head) + r"class_transformer\.decoder\.layers\.(\d+)\."
+            ),
+            "dim_feedforward": state[head + "transformer_ffn_layers.0.linear1.weight"].shape[0],
+            "encoder_layers": _count(state, re.escape(encoder) + r"(\d+)\."),
+            "encoder_feedforward_dim": state[encoder + "0.linear1.weight"].shape[0],
+            "conv_dim": mask_features.shape[1],
+            "mask_dim": mask_features.shape[0],
+            "task_seq_len": state["task_mlp.layers.0.weight"].shape[1],
+            "num_attention_heads": HEADS,
+            "is_training": False,
+        }
+        return OneFormerConfig(**settings)
     except (KeyError, IndexError) as exc:
         raise ModelLoadError(f"{path}: not a OneFormer (Swin) checkpoint: no {exc}") from exc
 
@@ -122,11 +130,12 @@ def _rebuild_index_buffers(network: torch.nn.Module, window: int) -> None:
             )
 
 
-def _unused_by_inference(config: OneFormerConfig) -> dict[str, Tensor]:
+def _unused_by_inference(config: OneFormerConfig, outcomes: int) -> dict[str, Tensor]:
     """Tensors transformers' model holds that the detectron2 file has no use for (training's criterion,
     the backbone's unused last norm): neutral values so the load stays strict."""
-    width = config.backbone_config.embed_dim * 2 ** (len(config.backbone_config.depths) - 1)
-    empty_weight = torch.ones(config.num_labels + 1)
+    swin = cast(SwinConfig, config.backbone_config)
+    width = swin.embed_dim * 2 ** (len(swin.depths) - 1)
+    empty_weight = torch.ones(outcomes)  # the classes and "no object"
     empty_weight[-1] = config.no_object_weight
     return {
         "model.pixel_level_module.encoder.swin.layernorm.weight": torch.ones(width),
@@ -148,8 +157,14 @@ def load_oneformer(path: Path, allow_unsafe_pickle: bool = False) -> OneFormerFo
         )
     with torch.device("meta"):
         network = OneFormerForUniversalSegmentation(config)
-    _rebuild_index_buffers(network, config.backbone_config.window_size)
-    return load_weights(network, converted | _unused_by_inference(config), "OneFormer", path, torch.float32)
+    _rebuild_index_buffers(network, cast(SwinConfig, config.backbone_config).window_size)
+    return load_weights(
+        network,
+        converted | _unused_by_inference(config, len(converted[_CLASSES])),
+        "OneFormer",
+        path,
+        torch.float32,
+    )
 
 
 def task_tokens(length: int) -> Tensor:
@@ -178,7 +193,7 @@ def _network_input(
     image: np.ndarray, dataset: Dataset, device: torch.device
 ) -> tuple[Tensor, tuple[int, int]]:
     """The normalised picture at the test size, zero-padded to a multiple of 32, and its unpadded size."""
-    height, width = test_size(*image.shape[:2], dataset)
+    height, width = test_size(image.shape[0], image.shape[1], dataset)
     if (height, width) != image.shape[:2]:
         image = np.array(Image.fromarray(image).resize((width, height), Image.Resampling.BILINEAR))
     pixels = torch.from_numpy(np.ascontiguousarray(image)).to(device, torch.float32).permute(2, 0, 1)

@@ -239,7 +239,7 @@ def _test_scale(image: np.ndarray) -> np.ndarray:
 
 def _normalised(image: np.ndarray, device: torch.device) -> Tensor:
     reversed_channels = np.ascontiguousarray(image[..., ::-1], dtype=np.float32)
-    pixels = (reversed_channels - np.float32(MEAN)) / np.float32(STD)
+    pixels = (reversed_channels - np.asarray(MEAN, np.float32)) / np.asarray(STD, np.float32)
     return torch.from_numpy(pixels).to(device).permute(2, 0, 1)[None]
 
 
