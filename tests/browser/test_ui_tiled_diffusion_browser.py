@@ -52,9 +52,13 @@ def test_a_region_drawn_in_the_accordion_shows_over_the_canvas_and_reaches_the_j
             " return r !== null && Math.abs(parseFloat(r.getAttribute('width')) - 240) < 1; }"
         )
         _drag_region_two(page)
+        _click_drag_and_resize_regions(page)
         info = generate(page, '"Region control": {"Region 1": {"enable": true')
-        dragged = re.search(r'"Region 2": \{"enable": true, "x": ([0-9.]+), "y": ([0-9.]+)', info)
-        assert dragged and abs(float(dragged[1]) - 0.25) < 0.01 and abs(float(dragged[2]) - 0.5) < 0.01, info
+        dragged = re.search(
+            r'"Region 2": \{"enable": true, "x": ([0-9.]+), "y": ([0-9.]+), "w": ([0-9.]+)', info
+        )
+        assert dragged and abs(float(dragged[1]) - 0.15) < 0.01 and abs(float(dragged[2]) - 0.4) < 0.01, info
+        assert abs(float(dragged[3]) - 0.7) < 0.01, info
         assert '"prompt": "green background"' in info and '"w": 0.5' in info
         page.fill("#MD-t2i-0-prompt textarea", "")
         page.fill("#txt2img_prompt textarea", "")
@@ -82,6 +86,47 @@ def test_img2img_regions_are_drawn_over_the_picture_in_its_shape(demo_server, ch
         page.wait_for_selector("#MD-i2i-region-preview svg image")  # the picture beneath the regions
         view = page.get_attribute("#MD-i2i-region-preview svg", "viewBox")
         assert view == "0 0 480 240"  # the picture's 2:1
+
+
+def _canvas_point(page, x: float, y: float) -> tuple[float, float]:
+    box = page.locator("#MD-t2i-region-preview svg > rect").first.bounding_box()
+    assert box is not None
+    return box["x"] + box["width"] * x, box["y"] + box["height"] * y
+
+
+def _drag(page, start: tuple[float, float], end: tuple[float, float]) -> None:
+    page.mouse.move(*_canvas_point(page, *start))
+    page.mouse.down()
+    page.mouse.move(*_canvas_point(page, (start[0] + end[0]) / 2, (start[1] + end[1]) / 2), steps=3)
+    page.mouse.move(*_canvas_point(page, *end), steps=3)
+    page.mouse.up()
+
+
+def _wait_number(page, field: str, value: float) -> None:
+    page.wait_for_function(
+        f"() => Math.abs(parseFloat(document.querySelector('#MD-t2i-{field} input[type=number]').value) - {value})"
+        " < 0.01"
+    )
+
+
+def _click_drag_and_resize_regions(page) -> None:
+    """Region 1 spans (0.4..0.9, 0.4..0.6), region 2 (0.25..0.75, 0.5..0.9): a click on region 1 chooses it
+    for drawing; region 2 dragged by its inside moves by the drag (0.1 left, 0.1 up), and by its
+    bottom-right corner grows (0.2 wider, 0.15 taller)."""
+    page.mouse.click(*_canvas_point(page, 0.8, 0.45))
+    page.wait_for_function("() => document.querySelector('#MD-t2i-draw-region input[value=\"1\"]').checked")
+    _drag(page, (0.5, 0.8), (0.4, 0.7))
+    _wait_number(page, "1-x", 0.15)
+    _wait_number(page, "1-y", 0.4)
+    _wait_number(page, "1-w", 0.5)  # moving keeps the size
+    page.wait_for_function(  # the picture follows: region 2 (green) starts at 0.15 of the 480-wide view
+        "() => { const r = document.querySelector(\"#MD-t2i-region-preview svg rect[stroke='#3cb44b']\");"
+        " return r !== null && Math.abs(parseFloat(r.getAttribute('x')) - 72) < 2; }"
+    )
+    _drag(page, (0.65, 0.8), (0.85, 0.95))
+    _wait_number(page, "1-w", 0.7)
+    _wait_number(page, "1-h", 0.55)
+    _wait_number(page, "1-x", 0.15)  # the top-left corner stays
 
 
 def _drag_region_two(page) -> None:

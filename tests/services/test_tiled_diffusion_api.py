@@ -391,3 +391,13 @@ def test_a_config_saved_by_the_extension_loads_and_bad_ones_say_why(tmp_path):
             load_config([tmp_path], name)
     with pytest.raises(ValueError, match="not a plain file name"):
         save_config(tmp_path, "../escape", _region())
+
+
+def test_the_canvas_picture_carries_each_regions_own_box_for_dragging():
+    from modules.sumi.builtin_scripts.support.tiled_regions import preview_svg
+
+    svg = preview_svg([*_region(False), *_region(x=0.75, w=0.5, prompt="a <cat>")], 1024, 512)
+    assert svg.count('class="md-region"') == 1  # disabled regions are not drawn
+    assert 'data-region="1" data-x="0.7500" data-y="0.0000" data-w="0.5000" data-h="1.0000"' in svg
+    assert 'width="120.0"' in svg  # clipped to the canvas; the data keeps the region's own width
+    assert "a &lt;cat&gt;" in svg and 'pointer-events="none"' in svg

@@ -154,10 +154,15 @@ def preview_svg(values: list[Any], width: float, height: float, picture: Image.I
         x, y = region.x * view_w, region.y * view_h
         w, h = min(region.width * view_w, view_w - x), min(region.height * view_h, view_h - y)
         label = html.escape(f"{index + 1}: {region.prompt or '(main prompt)'}"[:60])
+        where = (  # the region's own fractions, for moving and resizing it by drag (tiledRegions.js)
+            f'data-region="{index}" data-x="{region.x:.4f}" data-y="{region.y:.4f}" '
+            f'data-w="{region.width:.4f}" data-h="{region.height:.4f}"'
+        )
         shapes.append(
-            f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" fill="{colour}33" '
-            f'stroke="{colour}" stroke-width="2"{dash}><title>{label}</title></rect>'
-            f'<text x="{x + 4:.1f}" y="{y + 14:.1f}" font-size="12" fill="{colour}">{index + 1}</text>'
+            f'<rect class="md-region" {where} x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" '
+            f'fill="{colour}33" stroke="{colour}" stroke-width="2"{dash}><title>{label}</title></rect>'
+            f'<text x="{x + 4:.1f}" y="{y + 14:.1f}" font-size="12" fill="{colour}" pointer-events="none">'
+            f"{index + 1}</text>"
         )
     return (
         f'<svg class="md-region-preview" viewBox="0 0 {view_w:.0f} {view_h:.0f}" width="100%" role="img" '
