@@ -211,6 +211,7 @@ def test_every_hook_point_fires_at_its_step_with_its_context(model):
         assert isinstance(ctx, HOOK_CONTEXTS[point])
     forward = next(ctx for point, _, ctx in recorder.events if point is HookPoint.UNET_FORWARD)
     assert forward.images.tolist() == [0, 1, 0, 1] and forward.is_cond.tolist() == [False, False, True, True]
+    assert forward.rows_on_host == ((0, 1, 0, 1), (False, False, True, True))  # the same, read without a sync
     assert forward.x.shape == (4, 4, 4, 4) and forward.total_steps == STEPS
     call = next(ctx for point, _, ctx in recorder.events if point is HookPoint.PRE_MODEL_CALL)
     assert call.conditioning.texts_at(0)[0] == ["a red fox"] and call.cfg_scale == 6.0
@@ -218,6 +219,21 @@ def test_every_hook_point_fires_at_its_step_with_its_context(model):
     assert last.stopped is False and torch.equal(last.latents, result.latents)
     post_step = [ctx for point, _, ctx in recorder.events if point is HookPoint.POST_STEP]
     assert [c.total_steps for c in post_step] == [STEPS] * STEPS and post_step[-1].denoised is not None
+
+
+@pytest.mark.parametrize(
+    ("prompts", "negatives"),
+    [(["a red fox AND a hat", "a blue house"], ["blurry", ""]), (["a fox AND a hat AND snow"], ["x " * 90])],
+)
+def test_the_rows_roles_reach_hooks_on_the_host_as_the_tensors_hold_them(model, prompts, negatives):
+    """AND parts add cond rows to their image; a negative prompt of another length runs apart."""
+    recorder = _Recorder()
+    _generate(model, recorder, prompts=prompts, negative_prompts=negatives, seeds=[7] * len(prompts), steps=1)
+    forwards = [ctx for point, _, ctx in recorder.events if point is HookPoint.UNET_FORWARD]
+    assert forwards
+    for forward in forwards:
+        assert forward.rows_on_host == (tuple(forward.images.tolist()), tuple(forward.is_cond.tolist()))
+        assert forward.row_roles() == forward.rows_on_host
 
 
 def test_hooks_that_change_nothing_change_no_pixel(model):

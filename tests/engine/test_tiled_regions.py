@@ -261,3 +261,27 @@ def test_a_unet_call_whose_rows_are_unknown_is_tiled_without_the_regions():
     forward.rows = _roles()  # four rows announced, three come
     out = forward(sample, torch.tensor(1), encoder_hidden_states=torch.zeros(3, 77, 8), return_dict=False)[0]
     torch.testing.assert_close(out, sample)  # the grid with the call's own (zero) text
+
+
+def test_region_texts_and_passes_are_built_once_while_rows_and_step_texts_stay_the_same(monkeypatch):
+    from modules.sumi.engine import tiled_diffusion
+
+    stacked = []
+    real_groups = tiled_diffusion.row_groups
+    monkeypatch.setattr(
+        tiled_diffusion, "row_groups", lambda rows, roles: stacked.append(1) or real_groups(rows, roles)
+    )
+    sample = torch.randn(4, 4, 16, 32, generator=torch.Generator().manual_seed(2))
+    main = torch.tensor([0.0, 0.0, 1.0, 1.0]).view(4, 1, 1).expand(4, 77, 8).contiguous()
+    region = Region(0.25, 0.0, 0.5, 1.0, "b", blend_mode="Foreground", feather=0.5)
+    forward = TiledForward(_context_forward, TileSettings(tile_width=16, tile_height=16, overlap=0),
+                           [(region, _texts({"cond": 10.0, "uncond": 20.0}))])  # fmt: skip
+    forward.rows = _roles()
+    first = forward(sample, torch.tensor(1), encoder_hidden_states=main, return_dict=False)[0]
+    passes = forward._passes
+    again = forward(sample, torch.tensor(1), encoder_hidden_states=main, return_dict=False)[0]
+    assert len(stacked) == 1 and forward._passes is passes  # the second forward reused both
+    torch.testing.assert_close(again, first)
+    forward.rows = RowRoles((0, 1), (True, True), 1)  # other rows: stacked anew
+    forward(sample[2:], torch.tensor(1), encoder_hidden_states=main[2:], return_dict=False)
+    assert len(stacked) == 2

@@ -55,6 +55,7 @@ from modules.sumi.engine.noise_inversion import (
     starting_noise,
 )
 from modules.sumi.engine.sampling.schedules import ModelSigmas
+from modules.sumi.engine.text.encoder import Conditioning
 from modules.sumi.engine.text.schedule import JobConditioning, pick, stack_rows
 from modules.sumi.engine.tiled_regions import (
     Region,
@@ -193,6 +194,10 @@ class TiledForward:
         self.regions, self.draw_background = list(regions), draw_background
         self.rows: RowRoles | None = None
         self._weights: dict[tuple[int, int, str, int], Tensor] = {}
+        # per forward these would be rebuilt: the region passes per (size, device, regions), and each
+        # region's stacked row texts per (its texts, the rows, the texts picked at the step, device, dtype)
+        self._passes: dict[tuple[int, int, str, int], list[RegionPass]] = {}
+        self._region_rows: dict[int, tuple[tuple, list[tuple[list[int], Conditioning]]]] = {}
 
     def __call__(self, sample: Tensor, timestep: Any, *args: Any, **kwargs: Any) -> Any:
         height, width = sample.shape[-2:]
@@ -257,7 +262,8 @@ class TiledForward:
         assert roles is not None, "regions run only on calls whose rows are known"
         tile = sample[(..., *plan.box.window())]
         out = torch.empty_like(tile)
-        for index, context in row_groups(row_conditioning(plan.texts, roles), roles):
+        hidden = kwargs["encoder_hidden_states"]
+        for index, context in self._row_texts(plan, roles, hidden):
             call = _rows_of(kwargs, index, sample.shape[0])
             for name in _SPATIAL_LISTS:
                 if call.get(name) is not None:
@@ -265,8 +271,7 @@ class TiledForward:
             for name in _SPATIAL:
                 if call.get(name) is not None:
                     call[name] = _cut(call[name], plan.box, height)
-            hidden = kwargs["encoder_hidden_states"]
-            call["encoder_hidden_states"] = context.context.to(hidden.device, hidden.dtype)
+            call["encoder_hidden_states"] = context.context
             added = call.get("added_cond_kwargs")
             if added is not None and context.pooled is not None:
                 embeds = added["text_embeds"]
@@ -278,7 +283,33 @@ class TiledForward:
             out[index] = self.forward(tile[index], step, return_dict=False, **call)[0]
         return out
 
+    def _row_texts(
+        self, plan: RegionPass, roles: RowRoles, hidden: Tensor
+    ) -> list[tuple[list[int], Conditioning]]:
+        """The region's texts for the rows as UNet batches (`row_groups`), on the UNet's device and dtype;
+        kept while the rows and the texts scheduled for the step stay the same."""
+        rows = row_conditioning(plan.texts, roles)
+        key = (roles.images, roles.is_cond, tuple(map(id, rows)), hidden.device, hidden.dtype)
+        cached = self._region_rows.get(id(plan.texts))
+        if cached is None or cached[0] != key:
+            groups = [
+                (index, Conditioning(context.context.to(hidden.device, hidden.dtype), context.pooled))
+                for index, context in row_groups(rows, roles)
+            ]
+            cached = self._region_rows[id(plan.texts)] = (key, groups)
+        return cached[1]
+
     def _region_passes(
+        self, regions: list[tuple[Region, JobConditioning]], height: int, width: int, device: torch.device
+    ) -> list[RegionPass]:
+        if not regions:
+            return []
+        key = (height, width, str(device), id(regions))
+        if key not in self._passes:
+            self._passes = {key: self._build_passes(regions, height, width, device)}  # one set at a time
+        return self._passes[key]
+
+    def _build_passes(
         self, regions: list[tuple[Region, JobConditioning]], height: int, width: int, device: torch.device
     ) -> list[RegionPass]:
         passes = []
@@ -457,6 +488,7 @@ class TiledDiffusion(Extension):
             batch = UNetBatch(
                 x.to(dtype), t.reshape(()), context, start.time_ids, rows,
                 torch.ones(images, dtype=torch.bool, device=x.device), step, steps, {},
+                (tuple(range(images)), (True,) * images),
             )  # fmt: skip
             if start.unet_hooks is not None:
                 start.unet_hooks(batch)
@@ -481,9 +513,8 @@ class TiledDiffusion(Extension):
     @hook(HookPoint.UNET_FORWARD, order=1000)
     def _note_rows(self, batch: UNetBatch) -> None:
         if self._forward is not None and self.regions:
-            self._forward.rows = RowRoles(
-                tuple(batch.images.tolist()), tuple(batch.is_cond.tolist()), batch.step
-            )
+            images, is_cond = batch.row_roles()  # host tuples from the denoiser: no wait for the GPU
+            self._forward.rows = RowRoles(images, is_cond, batch.step)
 
     @contextmanager
     def patch(self, scope: PatchScope) -> Iterator[None]:

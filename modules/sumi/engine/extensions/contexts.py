@@ -65,6 +65,9 @@ class DenoiserCall:
     # then one zero-image uncond row per image); None: each row takes its image's `x`
 
 
+RowsOnHost = tuple[tuple[int, ...], tuple[bool, ...]]  # (image of each row, is it a cond row) on the host
+
+
 @dataclass
 class UNetBatch:
     """UNET_FORWARD: one UNet forward, with per row the image index and whether it is a cond row.
@@ -80,6 +83,14 @@ class UNetBatch:
     step: int
     total_steps: int
     unet_kwargs: dict[str, Any] = field(default_factory=dict)
+    rows_on_host: RowsOnHost | None = None  # `images` and `is_cond` as tuples when the caller has them
+
+    def row_roles(self) -> RowsOnHost:
+        """`images` and `is_cond` as host tuples; read from the tensors (a wait for the GPU) only when the
+        caller did not give them."""
+        if self.rows_on_host is not None:
+            return self.rows_on_host
+        return tuple(self.images.tolist()), tuple(self.is_cond.tolist())
 
     def add_unet_kwargs(self, extra: Mapping[str, Any]) -> None:
         self.unet_kwargs = merge_unet_kwargs(self.unet_kwargs, extra)

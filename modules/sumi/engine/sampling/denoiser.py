@@ -33,6 +33,7 @@ from modules.sumi.engine.extensions import (
     ExtensionManager,
     HookPoint,
     RowOutputs,
+    RowsOnHost,
     UNetBatch,
 )
 from modules.sumi.engine.model import compute_dtype
@@ -130,6 +131,7 @@ def guided(
         owners,
         True,
         None if image is None else image[owners],
+        (tuple(i for i, count in enumerate(counts) for _ in range(count)), (True,) * n_cond),
     )
     if _is_edit(call):
         return _edit_guided(unet, call, cond_rows, extensions)
@@ -142,7 +144,7 @@ def guided(
     images = torch.arange(call.x.shape[0], device=call.x.device)
     uncond_ids = call.time_ids if call.uncond_time_ids is None else call.uncond_time_ids
     uncond_x = call.x if call.rows_x is None else call.rows_x[n_cond : n_cond + len(counts)]
-    uncond_rows = _Rows(uncond_x, uncond, uncond_ids, images, False, image)
+    uncond_rows = _Rows(uncond_x, uncond, uncond_ids, images, False, image, _uncond_roles(len(counts)))
     uncond_out, cond_out = _forward_both(unet, call, uncond_rows, cond_rows, extensions)
     if rows_hook:
         assert extensions is not None
@@ -172,6 +174,7 @@ class _Rows:
     images: torch.Tensor
     is_cond: bool
     image_conditioning: torch.Tensor | None = None  # per row, concatenated to x for the UNet
+    roles: RowsOnHost = ((), ())  # `images` and each row's cond flag as host tuples (no device read)
 
     def flags(self) -> torch.Tensor:
         return torch.full((self.x.shape[0],), self.is_cond, dtype=torch.bool, device=self.x.device)
@@ -202,7 +205,7 @@ def _edit_guided(
     images = torch.arange(call.x.shape[0], device=call.x.device)
     n, n_cond = call.x.shape[0], cond.x.shape[0]
     img_x = call.x if call.rows_x is None else call.rows_x[n_cond : n_cond + n]
-    img_rows = _Rows(img_x, uncond, call.time_ids, images, False, image)
+    img_rows = _Rows(img_x, uncond, call.time_ids, images, False, image, _uncond_roles(n))
     plain_x = call.x if call.rows_x is None else call.rows_x[n_cond + n : n_cond + 2 * n]
     plain_rows = replace(img_rows, x=plain_x, image_conditioning=torch.zeros_like(image))
     groups = (cond, img_rows, plain_rows)
@@ -242,7 +245,16 @@ def _cat_rows(groups: tuple[_Rows, ...]) -> _Rows:
         None
         if any(g.image_conditioning is None for g in groups)
         else torch.cat([g.image_conditioning for g in groups]),  # pyright: ignore[reportArgumentType]
+        _joined_roles(groups),
     )
+
+
+def _uncond_roles(images: int) -> RowsOnHost:
+    return tuple(range(images)), (False,) * images
+
+
+def _joined_roles(groups: tuple[_Rows, ...]) -> RowsOnHost:
+    return sum((g.roles[0] for g in groups), ()), sum((g.roles[1] for g in groups), ())
 
 
 def _only_cond_needed(call: DenoiserCall) -> bool:
@@ -271,6 +283,7 @@ def _forward_both(
         torch.cat([uncond.images, cond.images]),
         False,
         _cat_present(uncond.image_conditioning, cond.image_conditioning),
+        _joined_roles((uncond, cond)),
     )
     flags = torch.cat([uncond.flags(), cond.flags()])
     out = _unet(unet, call, both, extensions, flags)
@@ -311,6 +324,7 @@ def _unet(
             call.step,
             call.total_steps,
             kwargs,
+            rows.roles if len(rows.roles[0]) == rows.x.shape[0] else None,
         )
         extensions.run(HookPoint.UNET_FORWARD, batch)
         kwargs = batch.unet_kwargs
