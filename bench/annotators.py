@@ -34,6 +34,7 @@ from modules.sumi.engine.controlnet.annotators.depth_anything import DepthAnythi
 from modules.sumi.engine.controlnet.annotators.runtime import AnnotatorRuntime, NetworkCache  # noqa: E402
 from modules.sumi.engine.controlnet.preprocessors import get_preprocessor  # noqa: E402
 from tests.fixtures import tiny_annotators as files  # noqa: E402
+from tests.fixtures.tiny_oneformer import PUBLISHED_LAYOUT, write_tiny_oneformer  # noqa: E402
 
 SIZE = 512
 
@@ -60,6 +61,8 @@ def _write_all(folder: Path) -> None:
     _write_midas(folder)
     _write_zoe(folder)
     files.write_manga_line(folder)
+    files.write_uniformer(folder, widths=(64, 128, 320, 512), depths=(3, 4, 8, 3), channels=512)
+    write_tiny_oneformer(folder, PUBLISHED_LAYOUT)  # the published Swin-L size
 
 
 def _write_midas(folder: Path) -> None:
@@ -205,6 +208,8 @@ LABELS = (
     "depth_midas",
     "depth_anything_v2",
     "depth_zoe",
+    "seg_ufade20k",
+    "seg_ofade20k",
 )
 
 

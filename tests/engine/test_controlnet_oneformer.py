@@ -17,7 +17,14 @@ from modules.sumi.engine.controlnet.annotators.oneformer_keys import to_transfor
 from modules.sumi.engine.controlnet.image_fit import PreprocessorError
 from modules.sumi.engine.controlnet.preprocessors import get_preprocessor
 from tests.fixtures.tiny_annotators import edge_photo
-from tests.fixtures.tiny_oneformer import EXPECTED, fill, picture, read_layout, write_tiny_oneformer
+from tests.fixtures.tiny_oneformer import (
+    EXPECTED,
+    PUBLISHED_LAYOUT,
+    fill,
+    picture,
+    read_layout,
+    write_tiny_oneformer,
+)
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +62,34 @@ def test_every_tensor_of_the_published_layout_finds_its_place(tiny_network):
         "criterion.logit_scale",
         "criterion.empty_weight",
     }  # the backbone's unused last norm and training's loss weights
+
+
+def test_the_published_swin_l_layout_maps_onto_transformers_model_of_its_shape():
+    layout = {
+        name: torch.empty(shape, device="meta") for name, (shape, _) in read_layout(PUBLISHED_LAYOUT).items()
+    }
+    config = oneformer.oneformer_config(layout, PUBLISHED_LAYOUT)
+    swin = config.backbone_config
+    assert (swin.embed_dim, swin.depths, swin.num_heads, swin.window_size) == (
+        192,
+        [2, 2, 18, 2],
+        [6, 12, 24, 48],
+        12,
+    )
+    assert (config.num_queries, config.num_labels, config.decoder_layers, config.query_dec_layers) == (
+        250,
+        150,
+        10,
+        2,
+    )
+    with torch.device("meta"):
+        expected = OneFormerForUniversalSegmentation(config).state_dict()
+    converted, unknown = to_transformers(layout)
+    assert unknown == [] and set(converted) <= set(expected)
+    assert {name: tuple(t.shape) for name, t in converted.items()} == {
+        name: tuple(expected[name].shape) for name in converted
+    }
+    assert len(set(expected) - set(converted)) == 4  # the unused norm and training's two tensors, as above
 
 
 def test_the_network_is_built_from_the_files_shapes(tiny_network):

@@ -15,8 +15,8 @@ sd-webui-controlnet's main: ADE20K 0.0008 of 179, COCO 0.0006 of 150 (float32 ro
     python tools/annotator_reference/oneformer.py fixture /path/to/copy-of-sd-webui-controlnet
 
 writes the fixture `tests/engine/test_controlnet_oneformer.py` reads (see `tests/fixtures/tiny_oneformer.py`):
-the small ADE20K-shaped network's tensor layout as the extension builds it, and the extension's class map
-and best scores for the test's picture with the seeded values.
+the small ADE20K-shaped network's tensor layout as the extension builds it, the extension's class map and
+best scores for the test's picture with the seeded values, and the published Swin-L network's layout.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ SUMI = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(SUMI))
 
 from tests.fixtures.tiny_annotators import edge_photo  # noqa: E402
-from tests.fixtures.tiny_oneformer import EXPECTED, LAYOUT, fill, picture  # noqa: E402
+from tests.fixtures.tiny_oneformer import EXPECTED, LAYOUT, PUBLISHED_LAYOUT, fill, picture  # noqa: E402
 
 CONFIGS = {
     "ade20k": "ade20k/oneformer_swin_large_IN21k_384_bs16_160k.yaml",
@@ -155,11 +155,18 @@ def compare(extension: Path, dataset: str, scratch: Path) -> None:
         )
 
 
+def _layout(model) -> dict[str, list]:
+    return {name: [list(value.shape), str(value.dtype)] for name, value in model.state_dict().items()}
+
+
 def fixture(extension: Path) -> None:
-    """The small network's layout and the extension's answer for the test's picture (tests/fixtures/reference)."""
+    """The small network's layout and the extension's answer for the test's picture, and the published
+    Swin-L network's layout (tests/fixtures/reference)."""
+    published, _ = _extension_model(extension, "ade20k", {})
+    PUBLISHED_LAYOUT.write_text(json.dumps(_layout(published), indent=0) + "\n")
+    del published
     model, predictor = _extension_model(extension, "ade20k", TINY)
-    layout = {name: [list(value.shape), str(value.dtype)] for name, value in model.state_dict().items()}
-    LAYOUT.write_text(json.dumps(layout, indent=0) + "\n")
+    LAYOUT.write_text(json.dumps(_layout(model), indent=0) + "\n")
     theirs = _their_scores(predictor, picture())
     best, classes = theirs.max(dim=0)
     np.savez_compressed(EXPECTED, classes=classes.numpy().astype(np.uint8), best=best.numpy())
