@@ -265,6 +265,27 @@ def test_a_hed_preprocessor_runs_from_the_users_weight_file_in_detect_and_in_a_u
         path.unlink()
 
 
+@pytest.mark.parametrize("module", ["seg_ofade20k", "seg_ufade20k"])
+def test_detect_with_a_segmentation_network_draws_ade20k_colours(client, app, module):
+    import shutil
+
+    from modules.sumi.engine.controlnet.annotators.ade20k import PALETTE
+    from tests.fixtures.tiny_annotators import write_uniformer
+    from tests.fixtures.tiny_oneformer import write_tiny_oneformer
+
+    write = write_tiny_oneformer if module == "seg_ofade20k" else write_uniformer
+    folder = write(app.controlnet.annotator_dirs[0]).parent
+    body = {"controlnet_module": module, "controlnet_input_images": [_png_b64(shapes_image(96))]}
+    try:
+        r = client.post("/controlnet/detect", json={**body, "controlnet_processor_res": 128})
+        assert r.status_code == 200, r.text
+        drawn = _decode(r.json()["images"][0])
+        assert drawn.shape == (128, 128, 3)
+        assert {tuple(c) for c in drawn.reshape(-1, 3)} <= {tuple(c) for c in PALETTE}
+    finally:
+        shutil.rmtree(folder)
+
+
 def test_detect_with_openpose_returns_the_people_read_as_openpose_json(client, app):
     import shutil
 
