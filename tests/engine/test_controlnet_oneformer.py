@@ -16,6 +16,7 @@ from modules.sumi.engine.controlnet.annotators import ade20k, coco_panoptic, one
 from modules.sumi.engine.controlnet.annotators.oneformer_keys import to_transformers
 from modules.sumi.engine.controlnet.image_fit import PreprocessorError
 from modules.sumi.engine.controlnet.preprocessors import get_preprocessor
+from modules.sumi.engine.errors import ModelLoadError
 from tests.fixtures.tiny_annotators import edge_photo
 from tests.fixtures.tiny_oneformer import (
     EXPECTED,
@@ -160,3 +161,13 @@ def test_another_network_in_the_files_place_is_a_clear_error(tmp_path):
         PreprocessorError, match="cannot use 250_16_swin_l_oneformer_ade20k_160k.pth: .*OneFormer"
     ):
         get_preprocessor("seg_ofade20k").run(edge_photo(64, 64), annotator_dir=tmp_path)
+
+
+def test_a_file_whose_widths_the_heads_cannot_split_is_refused_before_any_picture(tmp_path):
+    state = fill(read_layout())
+    for name in [n for n in state if n.endswith("layers.0.blocks.0.attn.relative_position_bias_table")]:
+        state[name] = torch.zeros(state[name].shape[0], 3)  # 3 heads for a 16-wide stage
+    path = tmp_path / "oneformer.pth"
+    torch.save({"model": state}, path)
+    with pytest.raises(ModelLoadError, match="16 wide with 3 heads"):
+        oneformer.load_oneformer(path)

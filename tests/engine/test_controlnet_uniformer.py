@@ -102,3 +102,9 @@ def test_another_network_in_the_files_place_is_a_clear_error(tmp_path):
     torch.save({"state_dict": {"conv.weight": torch.zeros(4, 3, 3, 3)}}, path)
     with pytest.raises(PreprocessorError, match="cannot use upernet_global_small.pth: .*not a UniFormer"):
         get_preprocessor("seg_ufade20k").run(edge_photo(64, 64), annotator_dir=tmp_path)
+
+
+def test_a_file_whose_widths_the_heads_cannot_split_is_refused_before_any_picture(tmp_path):
+    write_uniformer(tmp_path, widths=(64, 64, 129, 128))
+    with pytest.raises(PreprocessorError, match=r"widths \[64, 64, 129, 128\] do not split into 64-wide"):
+        get_preprocessor("seg_ufade20k").run(edge_photo(64, 64), annotator_dir=tmp_path)

@@ -155,6 +155,7 @@ def load_oneformer(path: Path, allow_unsafe_pickle: bool = False) -> OneFormerFo
         raise ModelLoadError(
             f"{path}: not a OneFormer (Swin) checkpoint: unexpected {', '.join(unknown[:5])}"
         )
+    _check_divisible(config, path)
     with torch.device("meta"):
         network = OneFormerForUniversalSegmentation(config)
     _rebuild_index_buffers(network, cast(SwinConfig, config.backbone_config).window_size)
@@ -165,6 +166,22 @@ def load_oneformer(path: Path, allow_unsafe_pickle: bool = False) -> OneFormerFo
         path,
         torch.float32,
     )
+
+
+def _check_divisible(config: OneFormerConfig, path: Path) -> None:
+    """Widths the network's heads and group norms split evenly, or a ModelLoadError (a file of other
+    shapes would otherwise fail inside the first picture's forward)."""
+    swin = cast(SwinConfig, config.backbone_config)
+    widths = [swin.embed_dim * 2**i for i in range(len(swin.depths))]
+    problems = [f"{w} wide with {h} heads" for w, h in zip(widths, swin.num_heads, strict=True) if w % h]
+    if config.hidden_dim % HEADS or config.conv_dim % HEADS:
+        problems.append(
+            f"decoder {config.hidden_dim} / pixel decoder {config.conv_dim} wide with {HEADS} heads"
+        )
+    if config.conv_dim % 32:
+        problems.append(f"pixel decoder {config.conv_dim} wide: not a multiple of its 32 norm groups")
+    if problems:
+        raise ModelLoadError(f"{path}: not a OneFormer this network can run: {'; '.join(problems)}")
 
 
 def task_tokens(length: int) -> Tensor:

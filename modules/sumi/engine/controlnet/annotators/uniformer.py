@@ -208,6 +208,10 @@ def _shape(state: dict[str, Tensor], path: Path) -> tuple[tuple[int, ...], tuple
         raise ModelLoadError(f"{path}: not a UniFormer + UPerNet segmentation file (no {exc})") from exc
     if len(widths) != 4:
         raise ModelLoadError(f"{path}: not a UniFormer + UPerNet segmentation file ({len(widths)} stages)")
+    if any(width % max(1, width // HEAD_DIM) for width in widths[2:]):
+        raise ModelLoadError(
+            f"{path}: stage widths {widths} do not split into {HEAD_DIM}-wide attention heads"
+        )
     if classes > ade20k.CLASSES:
         raise ModelLoadError(f"{path}: segments {classes} classes; ADE20K's colours cover {ade20k.CLASSES}")
     return tuple(widths), tuple(depths), int(channels), int(classes)
