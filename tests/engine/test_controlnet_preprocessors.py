@@ -150,6 +150,12 @@ def test_unknown_preprocessor_is_a_clear_invalid_request_naming_it_and_the_known
         get_preprocessor("cany")
 
 
+@pytest.mark.parametrize(("name", "why"), [("mediapipe_face", "numpy 1"), ("normal_dsine", "use normal_bae")])
+def test_the_extensions_preprocessors_sumi_lacks_say_why_instead_of_unknown(name, why):
+    with pytest.raises(InvalidRequestError, match=rf"'{name}' is not available in Sumi: .*{why}"):
+        get_preprocessor(name)
+
+
 def test_list_starts_with_none_then_follows_the_extensions_priority_order():
     labels = [p.label for p in list_preprocessors()]
     assert labels[0] == "none"

@@ -885,6 +885,19 @@ def list_preprocessors() -> tuple[Preprocessor, ...]:
     return _ALL
 
 
+# the extension's preprocessors Sumi does not offer, and why (said instead of "unknown")
+NOT_OFFERED = {
+    "mediapipe_face": (
+        "it needs mediapipe's face mesh with its bundled models, which only mediapipe 0.10.21 and older have, "
+        "and those wheels need numpy 1 (Sumi runs numpy 2); newer mediapipe has no bundled face model"
+    ),
+    "depth_hand_refiner": "its MeshGraphormer hand reconstruction needs mediapipe and the graphormer package",
+    "ip-adapter_pulid": "PuLID needs EVA-CLIP, facexlib and insightface's antelopev2 together, not built yet",
+    "mobile_sam": "MobileSAM's automatic mask generator is not built yet",
+    "normal_dsine": "the DSINE normal estimator is not built yet; use normal_bae",
+}
+
+
 def get_preprocessor(name_or_label: str) -> Preprocessor:
     """Look up by label, then internal name (exact, then any case), then an old name."""
     if isinstance(name_or_label, str):
@@ -892,5 +905,9 @@ def get_preprocessor(name_or_label: str) -> Preprocessor:
         found = _BY_LABEL.get(key) or _BY_NAME.get(key) or _BY_KEY.get(key.lower())
         if found is not None:
             return found
+        if key.lower() in NOT_OFFERED:
+            raise PreprocessorError(
+                f"ControlNet preprocessor {key!r} is not available in Sumi: {NOT_OFFERED[key.lower()]}"
+            )
     known = ", ".join(p.label for p in _ALL)
     raise PreprocessorError(f"Unknown ControlNet preprocessor {name_or_label!r}; known: {known}")
