@@ -5,6 +5,7 @@
     python bench/server_bench.py --server-args="--compile" --option sumi_compile_unet=true
     python bench/server_bench.py --preset cpu         # full-size SD1.5 512², 4 steps, txt2img only
     python bench/server_bench.py --preset tiny        # the demo model, 64², 2 steps (what the test runs)
+    python bench/server_bench.py --only sd15 --cases tiled_diffusion   # issue 19: 4096² tiled, 4x upscale
 
 Sumi side: `webui.py --nowebui` started as a subprocess on a fresh data folder (the checkpoint linked
 into models/Stable-diffusion), jobs through POST /sdapi/v1/txt2img, Euler a, CFG 7, batch 1.
@@ -46,7 +47,17 @@ from timing import its_from_step_counts  # noqa: E402
 from modules.sumi.services.settings.flags import build_parser, startup_notices  # noqa: E402
 
 SIZES = {"sd15": 512, "sdxl": 1024, "tiny": 64}
-ALL_CASES = ("txt2img", "switch", "lora", "controlnet", "medvram", "lowvram", "fp8", "tiled")
+ALL_CASES = (
+    "txt2img",
+    "switch",
+    "lora",
+    "controlnet",
+    "medvram",
+    "lowvram",
+    "fp8",
+    "tiled",
+    "tiled_diffusion",
+)
 # Each low-memory mode is its own server (peak memory since start is that mode's own).
 MEMORY_MODES: dict[str, tuple[list[str], dict[str, Any]]] = {
     "medvram": (["--medvram"], {}),
@@ -56,6 +67,10 @@ MEMORY_MODES: dict[str, tuple[list[str], dict[str, Any]]] = {
 SDXL_MEMORY_MODES = {"medvram": (["--medvram-sdxl"], {})}  # the SDXL target is --medvram-sdxl
 TILED_SIZE = 2048  # a decode of 256x256 latents
 TILED_SETTINGS = {"sumi_tiled_vae": True}
+# Tiled Diffusion (issue 19): a plain job at the base size, then 4x the base size drawn in tiles, and a
+# base-size picture upscaled 4x (Lanczos, noise inversion, tiles); each on its own server (its own peak)
+TD_BASE = {"sd15": 1024, "sdxl": 1024, "tiny": 64}
+TD_SCALE = 4
 PRESETS: dict[str, dict[str, Any]] = {
     "gpu": {"models": ["sd15", "sdxl"], "steps": 20, "runs": 5, "one_step_runs": 3, "cases": list(ALL_CASES)},
     "cpu": {"models": ["sd15"], "steps": 4, "runs": 2, "one_step_runs": 1, "cases": ["txt2img"]},
@@ -64,7 +79,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "steps": 2,
         "runs": 1,
         "one_step_runs": 1,
-        "cases": ["txt2img", "switch", "lora", "controlnet"],
+        "cases": ["txt2img", "switch", "lora", "controlnet", "tiled_diffusion"],
     },
 }
 PROMPT = "a photograph of an astronaut riding a horse"
@@ -268,6 +283,66 @@ def sumi_tiled(kind: str, files: BenchFiles, cfg: Config, root: Path) -> Row:
         )
 
 
+def _tiled_diffusion_args(base: int, upscale: bool) -> list:
+    """The extension's script args: MultiDiffusion, its 96-latent tiles (at most half the big picture's
+    latents), half a tile of overlap, 4 tiles a batch; for the upscale, Lanczos x4 and 10 steps of noise
+    inversion."""
+    tile = max(8, min(96, base * TD_SCALE // 16))
+    args = [True, "MultiDiffusion", False, True, 1024, 1024, tile, tile, tile // 2, 4]
+    args += ["Lanczos", float(TD_SCALE)] if upscale else ["None", 1.0]
+    if upscale:
+        args += [True, 10, 1.0, 1.0, 64]  # noise inversion: steps, retouch, renoise strength, kernel
+    return args
+
+
+def _tiled_diffusion_jobs(kind: str, cfg: Config) -> list[tuple[str, str, dict]]:
+    base = TD_BASE[kind]
+    big = base * TD_SCALE
+    scripts = {"Tiled Diffusion": {"args": _tiled_diffusion_args(base, upscale=False)}}
+    upscale = {"Tiled Diffusion": {"args": _tiled_diffusion_args(base, upscale=True)}}
+    tile = _tiled_diffusion_args(base, upscale=False)[6] * 8
+    return [
+        (f"plain {base}²", "txt2img", _job(kind, cfg, width=base, height=base)),
+        (
+            f"Tiled Diffusion {big}² (MultiDiffusion, {tile}² tiles, tiled VAE)",
+            "txt2img",
+            _job(kind, cfg, width=big, height=big, alwayson_scripts=scripts),
+        ),
+        (
+            f"{TD_SCALE}x upscale {base}² -> {big}² (Lanczos, noise inversion, tiles)",
+            "img2img",
+            _job(kind, cfg, width=base, height=base, alwayson_scripts=upscale)
+            | {"init_images": [png_base64(base, base)], "denoising_strength": 0.4},
+        ),
+    ]
+
+
+def sumi_tiled_diffusion(kind: str, files: BenchFiles, cfg: Config, root: Path) -> list[Row]:
+    """Each job on its own server with tiled VAE on, so each peak is that job's own (the tiny preset runs
+    them on one server: its figures only keep the harness honest)."""
+    flags = list(cfg.server_args)
+    settings = {**cfg.options, **TILED_SETTINGS}
+    rows: list[Row] = []
+    shared = kind == "tiny"
+    jobs = _tiled_diffusion_jobs(kind, cfg)
+    groups = [jobs] if shared else [[job] for job in jobs]
+    for number, group in enumerate(groups):
+        data, name, _ = _data_dir(root, f"sumi-{kind}-tiled-diffusion-{number}", files)
+        with SumiServer(data, flags, {"sd_model_checkpoint": name, **settings}) as server:
+            for case, route, body in group:
+                call = server.img2img if route == "img2img" else server.txt2img
+                tiled = "alwayson_scripts" in body
+                seconds = _clock(
+                    lambda c=call, b=body, t=tiled, w=case: _expect(c(b), "Tiled Diffusion", w) if t else c(b)
+                )
+                note = "peaks since the server started (shared server)" if shared else _notes(server, flags)
+                rows.append(
+                    Row(kind, case, "Sumi", seconds=seconds, vram_mib=server.peak_vram_mib(),
+                        rss_mib=server.peak_rss_mib(), note=note)
+                )  # fmt: skip
+    return rows
+
+
 def diffusers_rows(kind: str, files: BenchFiles, cfg: Config) -> list[Row]:
     spec = {
         "checkpoint": str(files.checkpoint),
@@ -320,6 +395,10 @@ def run(cfg: Config, cache: Path) -> list[Row]:
                     )
             if "tiled" in cfg.cases:
                 steps.append(("tiled", lambda k=kind, f=files: [sumi_tiled(k, f, cfg, root)]))
+            if "tiled_diffusion" in cfg.cases:
+                steps.append(
+                    ("tiled_diffusion", lambda k=kind, f=files: sumi_tiled_diffusion(k, f, cfg, root))
+                )
             for name, step in steps:
                 print(f"[{kind}] {name} ...", flush=True)
                 try:

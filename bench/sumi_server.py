@@ -137,6 +137,9 @@ class SumiServer:
     def txt2img(self, body: dict) -> dict:
         return self._call("POST", "/txt2img", body)
 
+    def img2img(self, body: dict) -> dict:
+        return self._call("POST", "/img2img", body)
+
     def options(self) -> dict:
         return self._call("GET", "/options")
 

@@ -64,6 +64,9 @@ def test_every_tiny_case_produces_a_measured_row(report: tuple[dict, str]) -> No
         ("LoRA, next job (applied)", "Sumi"),
         ("LoRA removed, first job (restore)", "Sumi"),
         ("ControlNet (1 unit)", "Sumi"),
+        ("plain 64²", "Sumi"),  # issue 19's Tiled Diffusion case: 4x the size in tiles, and a 4x upscale
+        ("Tiled Diffusion 256² (MultiDiffusion, 128² tiles, tiled VAE)", "Sumi"),
+        ("4x upscale 64² -> 256² (Lanczos, noise inversion, tiles)", "Sumi"),
     }
     assert set(rows) == expected
     for side in ("Sumi", "diffusers"):
