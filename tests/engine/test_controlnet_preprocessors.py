@@ -139,6 +139,7 @@ def test_lookup_by_label_by_internal_name_by_old_name_and_in_any_case():
     assert get_preprocessor("segmentation").label == "seg_ufade20k"
     assert get_preprocessor("normal_map").label == "normal_midas"
     assert get_preprocessor("fake_scribble").label == "scribble_hed"
+    assert get_preprocessor("clip_vision").label == "t2ia_style_clipvision"  # the extension's name for it
     assert get_preprocessor("  CANNY ").name == "canny"
     assert get_preprocessor("None").name == "none"
 

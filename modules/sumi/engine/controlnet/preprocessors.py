@@ -829,7 +829,7 @@ def _ip_adapter() -> tuple[Preprocessor, ...]:
         ),
         # The T2I style adapter's: CLIP ViT-L/14's last hidden states (the style adapter turns them to tokens)
         Preprocessor(
-            "t2ia_style_clipvision",
+            "clip_vision",  # the extension's internal name (its API's module_list and infotexts say it)
             "t2ia_style_clipvision",
             resolution=None,
             tags=("T2I-Adapter",),
