@@ -302,7 +302,11 @@ class ReferenceExtension(Extension):
         for unit in active:
             self._write_pass(unit, batch)
         self.machine.mode = READ
-        self.machine.uncond_rows = torch.nonzero(~batch.is_cond.to(batch.x.device)).flatten()
+        _, is_cond = batch.row_roles()  # host tuples from the sampler: no wait for the GPU
+        uncond = [row for row, cond in enumerate(is_cond) if not cond]
+        self.machine.uncond_rows = torch.tensor(uncond, dtype=torch.long).to(
+            batch.x.device, non_blocking=True
+        )
 
     @torch.no_grad()
     def _write_pass(self, unit: ReferenceUnit, batch: UNetBatch) -> None:
