@@ -132,14 +132,19 @@ def test_background_regions_weigh_in_with_the_tiles_and_foregrounds_lie_over_the
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-4)
 
 
-def test_without_the_background_only_the_regions_draw_and_the_rest_gets_no_prediction():
-    sample = torch.randn(2, 4, 8, 16)
-    forward = TiledForward(
+def _left_half_region_alone() -> TiledForward:
+    """8x8 tiles, no background, one region over the left half (cond text 1, uncond text 2)."""
+    return TiledForward(
         _context_forward,
         TileSettings(tile_width=8, tile_height=8, overlap=0),
         [(Region(0.0, 0.0, 0.5, 1.0), _texts({"cond": 1.0, "uncond": 2.0}))],
         draw_background=False,
     )
+
+
+def test_without_the_background_only_the_regions_draw_and_the_rest_gets_no_prediction():
+    sample = torch.randn(2, 4, 8, 16)
+    forward = _left_half_region_alone()
     forward.rows = RowRoles((0, 0), (False, True), 0)
     out = forward(sample, torch.tensor(1), encoder_hidden_states=torch.zeros(2, 77, 8), return_dict=False)[0]
     torch.testing.assert_close(out[..., :8], sample[..., :8] + torch.tensor([2.0, 1.0]).view(2, 1, 1, 1))
@@ -252,12 +257,7 @@ def test_a_unet_call_whose_rows_are_unknown_is_tiled_without_the_regions():
     """A call the sampler did not announce (an extension's own UNet call) cannot give rows their region
     texts: it is tiled plainly rather than failing."""
     sample = torch.randn(3, 4, 8, 16)
-    forward = TiledForward(
-        _context_forward,
-        TileSettings(tile_width=8, tile_height=8, overlap=0),
-        [(Region(0.0, 0.0, 0.5, 1.0), _texts({"cond": 1.0, "uncond": 2.0}))],
-        draw_background=False,
-    )
+    forward = _left_half_region_alone()
     forward.rows = _roles()  # four rows announced, three come
     out = forward(sample, torch.tensor(1), encoder_hidden_states=torch.zeros(3, 77, 8), return_dict=False)[0]
     torch.testing.assert_close(out, sample)  # the grid with the call's own (zero) text

@@ -22,5 +22,12 @@ _HEX = (
     " 00ccff 1400ff ffff00 0099ff 0029ff 00ffcc 2900ff 29ff00 ad00ff 00f5ff"
     " 4700ff 7a00ff 00ffb8 005cff b8ff00 0085ff ffd600 19c2c2 66ff00 5c00ff"
 )
-PALETTE = np.frombuffer(bytes.fromhex(_HEX.replace(" ", "")), dtype=np.uint8).reshape(-1, 3)
+
+
+def palette(hex_colours: str) -> np.ndarray:
+    """A [classes, 3] uint8 table from space-separated RRGGBB colours."""
+    return np.frombuffer(bytes.fromhex(hex_colours.replace(" ", "")), dtype=np.uint8).reshape(-1, 3)
+
+
+PALETTE = palette(_HEX)
 CLASSES = len(PALETTE)  # 150

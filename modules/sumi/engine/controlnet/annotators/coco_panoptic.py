@@ -3,7 +3,7 @@ sd-webui-controlnet's seg_ofcoco draws (person dc143c, bicycle 770b20, car 00008
 
 from __future__ import annotations
 
-import numpy as np
+from modules.sumi.engine.controlnet.annotators.ade20k import palette
 
 _HEX = (
     "dc143c 770b20 00008e 0000e6 6a00e4 003c64 005064 000046 0000c0 faaa1e"
@@ -21,5 +21,5 @@ _HEX = (
     " 86c79c d1e28c 60246c 606060 40aa40 98fb98 d0e5e4 cebaab 98a140 747000"
     " 00728f 66669c fa8dff"
 )
-PALETTE = np.frombuffer(bytes.fromhex(_HEX.replace(" ", "")), dtype=np.uint8).reshape(-1, 3)
+PALETTE = palette(_HEX)
 CLASSES = len(PALETTE)  # 133
