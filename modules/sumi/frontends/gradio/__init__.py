@@ -22,6 +22,7 @@ import gradio as gr
 
 from modules.sumi.frontends.gradio import hires_ui
 from modules.sumi.frontends.gradio.assets import CSS, JS
+from modules.sumi.frontends.gradio.direct_page_loads import answer_page_loads_directly
 from modules.sumi.frontends.gradio.extensions_tab import create_extensions_tab, source_label
 from modules.sumi.frontends.gradio.extras import ExtrasTab, create_extras_tab, wire_send_to_extras
 from modules.sumi.frontends.gradio.img2img import (
@@ -101,6 +102,7 @@ def build_ui(app: App) -> gr.Blocks:
             api_visibility="undocumented",
         )
     sliders_never_null(demo)
+    answer_page_loads_directly(demo)
     ui_config.dump_defaults()
     demo.ui_loadsave = ui_config  # type: ignore[attr-defined]  # A1111's name
     return demo
