@@ -73,6 +73,7 @@ def build_server(app):
 
     from modules.sumi.frontends.http import internal
     from modules.sumi.frontends.http import sdapi as api
+    from modules.sumi.frontends.http.compression import compress_responses
     from modules.sumi.frontends.http.guard import AccessGuard
 
     server = FastAPI(title="Sumi", docs_url="/docs", redoc_url="/redoc")
@@ -105,6 +106,7 @@ def build_server(app):
     app.callbacks.call("app_started", started, server)
     _mounts_last(server)
     server.add_middleware(AccessGuard, policy=_access_policy(app, server))
+    compress_responses(server)  # outermost: what the gate answers is compressed too
     return server
 
 

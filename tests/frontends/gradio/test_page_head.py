@@ -64,9 +64,10 @@ def client(app):
 
 @pytest.fixture(scope="module")
 def page(client) -> str:
-    response = client.get("/")
+    response = client.get("/", headers={"Accept-Encoding": "identity"})  # the rewrite's own length
     assert response.status_code == 200
     assert int(response.headers["content-length"]) == len(response.content)
+    assert client.get("/").text == response.text  # and gzip-compressed (the client's default), the same
     return response.text
 
 
