@@ -16,14 +16,13 @@ import argparse
 import json
 import platform
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from timing import median_seconds  # noqa: E402
 
 from modules.sumi.engine.accel.cpu import bf16_flags, cpu_flags  # noqa: E402
 
@@ -39,15 +38,7 @@ CONVOLUTIONS = [
 # (tokens, head size, heads, key tokens): the UNet's self-attention at 64² and 32² latents, cross-attention
 ATTENTION = [(4096, 40, 8, 4096), (1024, 80, 8, 1024), (4096, 40, 8, 77)]
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-
-
-def seconds(fn: Callable[[], object], runs: int) -> float:
-    """Mean seconds of `runs` calls after one warm-up call."""
-    fn()
-    start = time.perf_counter()
-    for _ in range(runs):
-        fn()
-    return (time.perf_counter() - start) / runs
+CPU = torch.device("cpu")
 
 
 def conv_row(cin: int, cout: int, side: int, runs: int) -> dict:
@@ -57,7 +48,9 @@ def conv_row(cin: int, cout: int, side: int, runs: int) -> dict:
         x = torch.randn(2 if side <= 64 else 1, cin, side, side, dtype=dtype)
         x = x.contiguous(memory_format=torch.channels_last)
         w = torch.randn(cout, cin, 3, 3, dtype=dtype).contiguous(memory_format=torch.channels_last)
-        row[name] = round(flop * x.shape[0] / seconds(lambda x=x, w=w: F.conv2d(x, w, padding=1), runs) / 1e9)
+        row[name] = round(
+            flop * x.shape[0] / median_seconds(lambda x=x, w=w: F.conv2d(x, w, padding=1), CPU, runs) / 1e9
+        )
     return row
 
 
@@ -68,7 +61,9 @@ def attention_row(tokens: int, head: int, heads: int, keys: int, runs: int) -> d
         q = torch.randn(2, heads, tokens, head, dtype=dtype)
         kv = torch.randn(2, heads, keys, head, dtype=dtype)
         row[name] = round(
-            flop / seconds(lambda q=q, kv=kv: F.scaled_dot_product_attention(q, kv, kv), runs) / 1e9
+            flop
+            / median_seconds(lambda q=q, kv=kv: F.scaled_dot_product_attention(q, kv, kv), CPU, runs)
+            / 1e9
         )
     return row
 

@@ -11,11 +11,10 @@ a generator (a stream) always stays on the queue, which is the only way Gradio c
 from __future__ import annotations
 
 import functools
-import inspect
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable
 
 import gradio as gr
+from gradio.block_function import BlockFunction
 
 SUMI_PACKAGE = "modules.sumi."
 
@@ -23,33 +22,19 @@ SUMI_PACKAGE = "modules.sumi."
 def answer_page_loads_directly(demo: gr.Blocks) -> int:
     """Take Sumi's non-streaming load events of `demo` off the queue; how many were."""
     count = 0
-    for function in _block_functions(demo):
-        if _is_page_load(function) and _is_sumi_code(function.fn) and not _streams(function.fn):
+    for function in demo.fns.values():
+        # types_generator: Gradio's own test (generators and async generators, through partials)
+        if _is_page_load(function) and _is_sumi_code(function.fn) and not function.types_generator:
             function.queue = False
             count += 1
     return count
 
 
-def _block_functions(demo: gr.Blocks) -> Iterable[Any]:
-    fns = demo.fns
-    return fns.values() if isinstance(fns, dict) else fns
-
-
-def _is_page_load(function: Any) -> bool:
+def _is_page_load(function: BlockFunction) -> bool:
     return any(event == "load" for _, event in function.targets)
 
 
-def _unwrapped(fn: Callable | None) -> Callable | None:
+def _is_sumi_code(fn: Callable | None) -> bool:
     while isinstance(fn, functools.partial):
         fn = fn.func
-    return fn
-
-
-def _is_sumi_code(fn: Callable | None) -> bool:
-    module = getattr(_unwrapped(fn), "__module__", None) or ""
-    return module.startswith(SUMI_PACKAGE)
-
-
-def _streams(fn: Callable | None) -> bool:
-    inner = _unwrapped(fn)
-    return inspect.isgeneratorfunction(inner) or inspect.isasyncgenfunction(inner)
+    return (getattr(fn, "__module__", None) or "").startswith(SUMI_PACKAGE)
