@@ -27,13 +27,16 @@ def checkpoint_size(app: App, title: str | None) -> tuple[int, int]:
 
 
 def follow_size(app: App, title: str | None, last: Sequence[int] | None, *sizes: Any) -> list[Any]:
-    """New slider values (width, height per pair, then the size now followed) for checkpoint `title`."""
+    """New slider values (width, height per pair, then the size now followed) for checkpoint `title`.
+
+    A pair the user changed is left alone (`gr.skip()`), not sent back: an echo of the values read when
+    the event started would undo a number the user typed while the model loaded."""
     new = checkpoint_size(app, title)
     before = tuple(int(v) for v in last) if last else DEFAULT_SIZE
     out: list[Any] = []
     for width, height in zip(sizes[::2], sizes[1::2], strict=True):
         shown = (int(width), int(height)) if width is not None and height is not None else None
-        out += list(new) if shown == before else [width, height]
+        out += list(new) if shown == before else [gr.skip(), gr.skip()]
     return [*out, list(new)]
 
 
