@@ -471,13 +471,58 @@ def _converter_ui(ctx: Context) -> tuple[bool | None, str]:
     return shown, "tab shown" if shown else "tab missing"
 
 
+# A preset a user saved with the extension's save button: sampler, steps, CFG scale and size.
+PRESET = "Sumi check"
+PRESET_FIELDS = {
+    "txt2img_sampling": "DPM++ 2M",
+    "txt2img_steps": 13,
+    "txt2img_cfg_scale": 4.5,
+    "txt2img_width": 384,
+    "txt2img_height": 448,
+}
+
+
+@prepare_for("Config-Presets")
+def _presets_file(ext_dir: Path, data_dir: Path) -> None:
+    presets = {"None": {}, PRESET: PRESET_FIELDS}
+    (ext_dir / "config-txt2img.json").write_text(json.dumps(presets, indent=4))
+
+
 @ui("Config-Presets")
 def _presets_ui(ctx: Context) -> tuple[bool | None, str]:
+    wrapper = ctx.page.locator("#config_preset_wrapper_txt2img")  # strict: one element, as in A1111
     try:
-        ctx.page.locator("#config_preset_wrapper_txt2img").wait_for(state="visible")
-        return True, "preset dropdown shown"
-    except Exception:
-        return False, "#config_preset_wrapper_txt2img missing"
+        wrapper.wait_for(state="visible")
+    except Exception as exc:
+        return False, f"#config_preset_wrapper_txt2img missing ({str(exc).splitlines()[0][:120]})"
+    inside = wrapper.evaluate("e => e.closest('#txt2img_results') !== null")
+    return inside, "preset dropdown shown" if inside else "preset box outside #txt2img_results"
+
+
+@core("Config-Presets")
+def _presets_core(ctx: Context) -> tuple[bool | None, str]:
+    """Choosing the saved preset writes its values into txt2img's fields (a page of its own: the shared
+    page keeps its values for the other checks)."""
+    page = ctx.new_page()
+    try:
+        page.locator("#config_preset_txt2img_dropdown input").click()
+        page.get_by_role("option", name=PRESET).click()
+        numbers = {k: str(v) for k, v in PRESET_FIELDS.items() if k != "txt2img_sampling"}
+        read = (
+            "(ids) => Object.fromEntries(ids.map(id => "
+            "[id, document.querySelector(`#${id} input[type=number]`)?.value]))"
+        )
+        deadline = time.monotonic() + 15
+        shown: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            shown = page.evaluate(read, list(numbers))
+            shown["txt2img_sampling"] = page.input_value("#txt2img_sampling input")
+            if shown == {**numbers, "txt2img_sampling": PRESET_FIELDS["txt2img_sampling"]}:
+                return True, f"preset {PRESET!r} set steps, CFG, size and sampler"
+            time.sleep(0.5)
+        return False, f"after choosing {PRESET!r} the fields show {shown}"
+    finally:
+        page.context.close()
 
 
 @ui("sd-webui-cleaner")

@@ -10,7 +10,12 @@ from modules.sumi.frontends.gradio import asset_patches
 
 
 def asset_of(patch: asset_patches.AssetPatch) -> str:
-    names = [p.name for p in asset_patches.assets_dir().iterdir() if patch.asset.match(p.name)]
+    """The one file a patch is for (of those its pattern names, the one with its marker)."""
+    names = [
+        p.name
+        for p in asset_patches.assets_dir().iterdir()
+        if patch.asset.match(p.name) and (patch.marker is None or patch.marker in p.read_bytes())
+    ]
     assert len(names) == 1, names
     return names[0]
 
@@ -29,6 +34,15 @@ def test_the_installed_gradio_has_the_piece_each_patch_replaces(patch):
 )
 def test_other_names_are_not_patched(name):
     assert asset_patches.patched_asset(name) is None
+
+
+def test_files_a_patch_pattern_names_without_its_marker_are_not_patched(caplog):
+    # GROUP_ID_ONCE's pattern names every component's Index-<hash>.js; only the Group's is its file
+    group = asset_of(asset_patches.GROUP_ID_ONCE)
+    others = [p.name for p in asset_patches.assets_dir().glob("Index-*.js") if p.name != group]
+    assert others
+    assert all(asset_patches.patched_asset(name) is None for name in others)
+    assert "changed" not in caplog.text
 
 
 @pytest.fixture(scope="module")

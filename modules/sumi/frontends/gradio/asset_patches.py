@@ -18,6 +18,14 @@ the others, and tests/frontends/gradio/test_asset_patches.py fails so the change
   them all at once, hidden, and A1111's extensions look up elements of tabs not opened yet when the page
   loads (img2img's size inputs and images, their own tab's container) and fail on a missing element.
   Patched: every tab is drawn when the page loads (hidden until chosen, as Gradio shows tabs anyway).
+- `GROUP_ID_ONCE`: Gradio 6's `Group` (Gradio 3's `Box`) draws two nested divs that both carry its
+  `elem_id` and `elem_classes`; Gradio 3 drew one. Two elements with one id broke what extensions and
+  their users do with it: `querySelectorAll('#id')` and Playwright-style strict lookups found two, CSS
+  on the id or a class applied twice (Config-Presets' `#config_preset_wrapper_txt2img` margin).
+  Patched: the inner div is a plain styled div, so the id and the classes are on one element again.
+
+A patch whose `asset` pattern names many files (Gradio's components are all `Index-<hash>.js`) has a
+`marker`: it applies to the one file that contains the marker, and the others are not its file.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ class AssetPatch:
     asset: re.Pattern[str]  # the built file's name (Gradio's build gives it a hash)
     original: bytes
     patched: bytes
+    marker: bytes | None = None  # when `asset` matches several files: the one this patch is for has it
 
 
 STATUS_PUSH = AssetPatch(
@@ -66,7 +75,18 @@ EVERY_TAB_DRAWN = AssetPatch(
     patched=b",e}",
 )
 
-PATCHES = (STATUS_PUSH, EVERY_TAB_DRAWN)
+GROUP_ID_ONCE = AssetPatch(
+    "GROUP_ID_ONCE",
+    re.compile(r"^Index-[A-Za-z0-9_-]+\.js$"),
+    original=(
+        b"d(b,`id`,_.shared.elem_id),x=l(b,1,`gr-group ${t??``}`,`svelte-1p9262q`,x,"
+        b"{hide:_.shared.visible===`hidden`})"
+    ),
+    patched=b"x=l(b,1,``,`svelte-1p9262q`,x,{hide:_.shared.visible===`hidden`})",
+    marker=b"`gr-group ",
+)
+
+PATCHES = (STATUS_PUSH, EVERY_TAB_DRAWN, GROUP_ID_ONCE)
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_-]+\.js$")
 
 
@@ -89,6 +109,8 @@ def patched_asset(name: str) -> bytes | None:
         return None
     applied = 0
     for patch in patches:
+        if patch.marker is not None and patch.marker not in body:
+            continue  # another of the files its pattern names
         if body.count(patch.original) != 1:
             log.warning("%s.%s: Gradio's %s changed; served without this patch", __name__, patch.name, name)
             continue
