@@ -37,6 +37,14 @@ document.addEventListener("DOMContentLoaded", () => {
         window.pageExt.uiLoaded = !!gradioApp().querySelector("#txt2img_prompt");
         window.pageExt.missingAtUiLoaded = %s.filter((id) => !gradioApp().querySelector("#" + id));
         window.pageExt.optsOnUiLoaded = opts.page_ext_flag;
+        // sd-webui-oldsix-prompt's way of following the tab in use: a panel whose display became "block"
+        window.pageExt.shownTabs = [];
+        for (const id of ["tab_txt2img", "tab_img2img"]) {
+            const panel = gradioApp().querySelector("#" + id);
+            new MutationObserver(() => {
+                if (getComputedStyle(panel).display === "block") window.pageExt.shownTabs.push(id);
+            }).observe(panel, {attributes: true, attributeFilter: ["style"]});
+        }
     });
     onAfterUiUpdate(() => { window.pageExt.afterUpdate = true; });
 });
@@ -196,6 +204,28 @@ def test_a1111_element_ids_on_both_tabs(page):
     finally:  # the module's other tests start on txt2img
         page.evaluate("() => switch_to_txt2img()")
         page.locator("#txt2img_prompt").wait_for()
+
+
+def test_a_shown_tab_panel_is_display_block_as_in_gradio3(page):
+    """Gradio 3 showed the selected tab's panel with the inline style `display: block` (Gradio 6: flex) and
+    hid the others with `display: none`; page scripts follow the tab in use by watching for "block"."""
+    panels = """(ids) => ids.map((id) => document.getElementById(id).style.display)"""
+    top = ["tab_txt2img", "tab_img2img"]
+    assert page.evaluate(panels, top) == ["block", "none"]
+    page.evaluate("() => switch_to_img2img()")
+    try:
+        page.wait_for_function("() => window.pageExt.shownTabs.includes('tab_img2img')")
+        assert page.evaluate(panels, top) == ["none", "block"]
+        page.locator("#mode_img2img").get_by_role("tab", name="Inpaint", exact=True).click()
+        page.wait_for_function(
+            "() => document.getElementById('img2img_inpaint_tab').style.display === 'block'"
+        )
+        assert page.evaluate(panels, ["img2img_img2img_tab", "img2img_inpaint_tab"]) == ["none", "block"]
+    finally:  # the module's other tests start on txt2img
+        page.evaluate("() => switch_to_txt2img()")
+        page.locator("#txt2img_prompt").wait_for()
+    page.wait_for_function("() => window.pageExt.shownTabs.at(-1) === 'tab_txt2img'")
+    assert page.evaluate(panels, top) == ["block", "none"]
 
 
 def test_clear_prompt_asks_then_empties_both_prompts(page):

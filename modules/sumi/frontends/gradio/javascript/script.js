@@ -80,6 +80,29 @@ function sumiTextareasWhereGradio3HadThem() {
     }
 }
 
+// Gradio 3 showed the selected tab's panel (`.tabitem`, e.g. #tab_img2img) with the inline style
+// `display: block`, Gradio 6 with `display: flex`; hidden ones are `display: none` in both. Page scripts
+// test for "block" (sd-webui-oldsix-prompt watches #tab_txt2img and #tab_img2img for a computed display
+// of "block" to know which prompt box its picker writes to), so a shown panel gets `block` back each time
+// Gradio shows it. One observer, made before any extension's: it runs first on each change.
+var sumiTabPanels = new WeakSet();
+var sumiTabPanelObserver = new MutationObserver(function (records) {
+    for (const record of records) sumiTabPanelAsGradio3(record.target);
+});
+
+function sumiTabPanelAsGradio3(panel) {
+    if (panel.style.display === "flex") panel.style.display = "block";
+}
+
+function sumiTabPanelsAsGradio3() {
+    for (const panel of gradioApp().querySelectorAll(".tabitem")) {
+        if (sumiTabPanels.has(panel)) continue;
+        sumiTabPanels.add(panel);
+        sumiTabPanelAsGradio3(panel);
+        sumiTabPanelObserver.observe(panel, { attributes: true, attributeFilter: ["style"] });
+    }
+}
+
 // Gradio 3 drew the whole page at once; Gradio 6 draws it in waves, one component type after another
 // (a type's code is fetched on first use: text boxes, then sliders, ..., buttons and galleries a second
 // or more after the prompt). A1111 fills `opts` and runs onUiLoaded only when its page is there, and
@@ -127,6 +150,7 @@ function sumiPageLoaded() {
 
 function sumiOnPageMutation(mutations) {
     sumiTextareasWhereGradio3HadThem();
+    sumiTabPanelsAsGradio3();
     if (!executedOnLoaded && sumiPageDrawn()) {
         sumiPageLoaded();
     } else if (!executedOnLoaded && !sumiLoadFallback && gradioApp().querySelector("#txt2img_prompt")) {
