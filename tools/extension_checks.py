@@ -10,6 +10,7 @@ run after all others.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import re
@@ -356,13 +357,49 @@ def _oldsix_ui(ctx: Context) -> tuple[bool | None, str]:
         return False, "#six_god_k (its Vue app) not mounted"
 
 
+def _oldsix_pick(ctx: Context, tab: str) -> tuple[str, str]:
+    """Open its picker on the tab on screen, click its first prompt, close it: the prompt clicked, and what
+    `tab`'s prompt box holds then (it writes there through A1111's updateInput half a second later)."""
+    page = ctx.page
+    box = f"#{tab}_prompt textarea"
+    page.fill(box, "")
+    page.locator("#six_god_k .float").click()
+    home = page.locator("#six_god_k .home").filter(visible=True).first
+    item = home.locator("[data-en]").filter(visible=True).first
+    text = item.get_attribute("data-en") or ""
+    item.click()
+    with contextlib.suppress(Exception):  # the caller names what the box holds instead
+        page.wait_for_function(
+            "([box, text]) => document.querySelector(box).value.includes(text)", arg=[box, text]
+        )
+    value = page.input_value(box)
+    home.locator(".onoff").click()
+    page.fill(box, "")
+    return text, value
+
+
 @core("sd-webui-oldsix-prompt")
 def _oldsix_core(ctx: Context) -> tuple[bool | None, str]:
     response = ctx.http.get("/api/sixgod/getJsonFiles")
     if response.status_code != 200:
         return False, f"getJsonFiles answered {response.status_code}"
     groups = json.loads(response.json())
-    return len(groups) > 0, f"{len(groups)} prompt groups served"
+    if not groups:
+        return False, "no prompt groups served"
+    text, value = _oldsix_pick(ctx, "txt2img")
+    if text not in value:
+        return False, f"its picker did not put {text[:40]!r} into txt2img's prompt (it holds {value[:60]!r})"
+    ctx.tab("img2img", "img2img")  # it follows the tab shown (#tab_img2img's display turning "block")
+    try:
+        text, value = _oldsix_pick(ctx, "img2img")
+    finally:
+        ctx.back_to_txt2img()
+    if text not in value:
+        return False, f"on img2img its picker did not put {text[:40]!r} into img2img's prompt"
+    return (
+        True,
+        f"{len(groups)} prompt groups served; its picker puts a prompt into txt2img's prompt, img2img's on img2img",
+    )
 
 
 # -- C: tabs, page scripts, tools -------------------------------------------------------------------------
@@ -426,7 +463,11 @@ def _civitai_core(ctx: Context) -> tuple[bool | None, str]:
 
 @ui("canvas-zoom")
 def _canvas_zoom_ui(ctx: Context) -> tuple[bool | None, str]:
-    loaded = ctx.page.evaluate("() => [...document.scripts].some(s => (s.src || '').includes('canvas-zoom'))")
+    # inlined in the page head, named by their sourceURL (A1111 links them: src)
+    loaded = ctx.page.evaluate(
+        """() => [...document.scripts].some(s => (s.src || '').includes('/canvas-zoom/')
+            || s.text.includes('sourceURL=extensions/canvas-zoom/'))"""
+    )
     return loaded, "its page scripts are in the page" if loaded else "its page scripts are not in the page"
 
 

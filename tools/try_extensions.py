@@ -78,6 +78,7 @@ class Entry:
     commit: str
     category: str
     broken_on_a1111: str | None = None  # how it fails on A1111 1.10 itself, with the upstream report
+    gradio3_only: str | None = None  # why it cannot run on a Gradio 4+ WebUI at all, with the evidence
 
 
 @dataclass
@@ -510,6 +511,8 @@ def judge_causes(results: dict[str, Result], entries: list[Entry]) -> None:
         result.not_tried_here = why_not_tried_here(result, MISSING.get(result.name, []))
         if entry.broken_on_a1111 and not result.works and result.not_tried_here is None:
             result.not_tried_here = f"fails on A1111 1.10 too: {entry.broken_on_a1111}"
+        if entry.gradio3_only and not result.works and result.not_tried_here is None:
+            result.not_tried_here = f"made for Gradio 3 only: {entry.gradio3_only}"
 
 
 def classify(result: Result) -> list[str]:
