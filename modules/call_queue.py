@@ -90,9 +90,9 @@ def _elapsed(seconds: float) -> str:
 
 
 class QueueLock:
-    """A1111's `queue_lock`: while a thread holds it, the GPU worker runs nothing else.
-
-    Re-entrant per thread; a no-op inside a job (the worker is already this thread's)."""
+    """A1111's `queue_lock`: while a thread holds it, the GPU worker runs nothing but the jobs that
+    thread submits (A1111 generates in the holder's thread: `with queue_lock: txt2img(...)` runs the
+    job). Re-entrant per thread; a no-op inside a job (the worker is already this thread's)."""
 
     def __init__(self) -> None:
         self._local = threading.local()
@@ -100,12 +100,8 @@ class QueueLock:
     def acquire(self) -> bool:
         depth = getattr(self._local, "depth", 0)
         self._local.depth = depth + 1
-        queue = shared.app().queue
-        if depth == 0 and not queue.on_worker():
-            started, release = threading.Event(), threading.Event()
-            self._local.release = release
-            queue.submit("extension (queue_lock)", lambda: (started.set(), release.wait()))
-            started.wait()
+        if depth == 0:
+            self._local.release = shared.app().queue.hold("extension (queue_lock)")
         return True
 
     def release(self) -> None:
@@ -113,7 +109,7 @@ class QueueLock:
         release = getattr(self._local, "release", None)
         if self._local.depth == 0 and release is not None:
             self._local.release = None
-            release.set()
+            release()
 
     def __enter__(self) -> QueueLock:
         self.acquire()

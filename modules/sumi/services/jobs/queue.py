@@ -2,6 +2,11 @@
 
 Jobs run one at a time so two requests never share a model's patched weights. A failing job reports
 its exception to its submitter and the worker goes on with the next one.
+
+`hold()` is A1111's `queue_lock` for code outside the queue: the worker then serves only the holding
+thread, running the jobs that thread submits (in order, still on the worker thread) until it lets go;
+everyone else's jobs wait. An extension that runs its own queue and calls `modules.txt2img.txt2img`
+inside `with queue_lock:` (agent-scheduler) gets its job run, not a worker waiting on itself.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ class JobQueue:
         self._pending: list[str] = []
         self._lock = threading.Lock()
         self.current: Job | None = None
+        self._held: dict[threading.Thread, queue.Queue[Job | None]] = {}  # holder -> its jobs (hold())
         self.tasks = TaskBook()  # A1111's task ids: waiting, running, finished (for /internal/progress)
 
     def start(self) -> None:
@@ -59,9 +65,37 @@ class JobQueue:
         job = Job(job_id or f"task({next(self._ids)})", name, run)
         with self._lock:
             self._pending.append(job.id)
+            inbox = self._held.get(threading.current_thread())
         self.tasks.add(job.id)
-        self._queue.put(job)
+        (inbox or self._queue).put(job)
         return job
+
+    def hold(self, name: str = "hold") -> Callable[[], None]:
+        """Keep the worker for the calling thread (A1111's `queue_lock`) once the jobs queued before
+        have run; returns `release`. Until then the worker runs only the jobs this thread submits, in
+        order; other threads' jobs wait. Called on the worker itself, it holds nothing."""
+        if self.on_worker():
+            return lambda: None
+        holder, inbox, serving = threading.current_thread(), queue.Queue(), threading.Event()
+
+        def serve() -> None:
+            with self._lock:
+                self._held[holder] = inbox
+            serving.set()
+            outer = self.current
+            while (job := inbox.get()) is not None:
+                self.current = job
+                self._run(job)
+            self.current = outer
+
+        def release() -> None:
+            with self._lock:
+                self._held.pop(holder, None)
+            inbox.put(None)
+
+        self.submit(name, serve)
+        serving.wait()
+        return release
 
     def run(self, name: str, run: Callable[[], Any], timeout: float | None = None) -> Any:
         """Submit and wait; exceptions from the job are raised here."""
@@ -83,14 +117,17 @@ class JobQueue:
 
     def _work(self) -> None:
         while (job := self._queue.get()) is not None:
-            with self._lock:
-                self._pending.remove(job.id)
             self.current = job
-            if job.future.set_running_or_notify_cancel():
-                self._execute(job)
-            else:  # cancelled while it waited: a page polling for it stops waiting
-                self.tasks.finish(job.id)
+            self._run(job)
             self.current = None
+
+    def _run(self, job: Job) -> None:
+        with self._lock:
+            self._pending.remove(job.id)
+        if job.future.set_running_or_notify_cancel():
+            self._execute(job)
+        else:  # cancelled while it waited: a page polling for it stops waiting
+            self.tasks.finish(job.id)
 
     def _execute(self, job: Job) -> None:
         self.state.reset_control()
