@@ -11,6 +11,8 @@ script, 1-based, then every script's slice). A1111 1.10 takes steps, sampler, sc
 its built-in "Sampler" and "Seed" always-on scripts' slices; Sumi has no such scripts, so the job keeps
 `StableDiffusionProcessingImg2Img`'s defaults for them, or the values given as keyword arguments
 (Sumi's addition: any field of the job by A1111's name, e.g. `steps=20, sampler_name="Euler a", seed=1`).
+The values of the tab's Generate as Gradio 3 code finds it in `demo.dependencies` (see `modules.txt2img`)
+make the job the tab's Generate makes from them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 from modules import shared
 from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.frontends.gradio.a1111_generate import IMG2IMG_ARGS, img2img_job, split_tab_values
 from modules.sumi.frontends.gradio.a1111_submit import check_job_fields, tab_outputs, with_scripts
 from modules.sumi.services.jobs.img2img import scaled_by
 from modules.sumi.services.jobs.img2img_batch import PNG_INFO_PROPS, BatchFolders
@@ -31,6 +34,7 @@ from modules.sumi.services.jobs.processing import (
 
 MODE_NAMES = ("img2img", "Sketch", "Inpaint", "Inpaint sketch", "Inpaint upload", "Batch")
 MODE_BATCH = 5
+IMG2IMG_NAMES = frozenset(name for name, _ in IMG2IMG_ARGS)
 
 
 def img2img(
@@ -80,62 +84,24 @@ def img2img(
     and return (images, generation info JSON, info HTML, comments HTML)."""
     from modules.infotext_utils import create_override_settings_dict
 
-    mode = int(mode or 0)
-    is_batch = mode == MODE_BATCH
-    image, mask = source_images(
-        mode,
-        init_img,
-        sketch,
-        init_img_with_mask,
-        inpaint_color_sketch,
-        inpaint_color_sketch_orig,
-        init_img_inpaint,
-        init_mask_inpaint,
-        mask_blur,
-        mask_alpha,
-    )
-    if not is_batch:
-        if not 0 <= mode < MODE_BATCH:
-            raise InvalidRequestError(f"img2img mode {mode} is not one of 0..5")
-        if image is None:
-            raise InvalidRequestError(f"{MODE_NAMES[mode]}: no input image")
-        if mode == 4 and mask is None:
-            raise InvalidRequestError("Inpaint upload: no mask image")
-    if int(selected_scale_tab or 0) == 1 and not is_batch:
-        assert image is not None
-        width, height = scaled_by(image, scale_by)
-    if not 0.0 <= float(denoising_strength) <= 1.0:
-        raise InvalidRequestError("can only work with strength in [0.0, 1.0]")
     check_job_fields(StableDiffusionProcessingImg2Img, job, "img2img")
-    values: dict[str, Any] = {
-        "prompt": prompt,
-        "negative_prompt": negative_prompt,
-        "styles": list(prompt_styles or []),
-        "batch_size": int(batch_size),
-        "n_iter": int(n_iter),
-        "cfg_scale": float(cfg_scale),
-        "width": int(width),
-        "height": int(height),
-        "init_images": [image] if image is not None else [],
-        "mask": mask,
-        "mask_blur": int(mask_blur),
-        "inpainting_fill": int(inpainting_fill),
-        "resize_mode": int(resize_mode),
-        "denoising_strength": float(denoising_strength),
-        "image_cfg_scale": float(image_cfg_scale),
-        "inpaint_full_res": bool(inpaint_full_res),
-        "inpaint_full_res_padding": int(inpaint_full_res_padding),
-        "inpainting_mask_invert": int(inpainting_mask_invert),
-        "override_settings": create_override_settings_dict(override_settings_texts or []),
-    }
     app = shared.app()
-    p = StableDiffusionProcessingImg2Img(**{**values, **job})
-    with_scripts(p, app.scripts.img2img, args, request, "img2img", app.options)
+    script_args, tab = split_tab_values(args, len(app.scripts.img2img.inputs))
+    named = {name: value for name, value in locals().items() if name in IMG2IMG_NAMES}
+    is_batch = int(mode or 0) == MODE_BATCH
+    job = {"override_settings": create_override_settings_dict(override_settings_texts or []), **job}
+    if tab is not None:  # the values of Sumi's Generate as Gradio 3 code reads it (a1111_generate)
+        p = img2img_job(named, tab)
+        for name, value in job.items():
+            setattr(p, name, value)
+    else:
+        p = _processing(named, job)
+    with_scripts(p, app.scripts.img2img, script_args, request, "img2img", app.options)
     with closing(p):
         if is_batch:
             processed = _run_batch(
                 p,
-                args,
+                script_args,
                 img2img_batch_source_type,
                 img2img_batch_upload,
                 (img2img_batch_input_dir, img2img_batch_output_dir, img2img_batch_inpaint_mask_dir),
@@ -149,6 +115,57 @@ def img2img(
             task = id_task if isinstance(id_task, str) and id_task else None
             processed = app.runner.img2img(p, task)
     return tab_outputs(processed, app.options)
+
+
+def _processing(a: dict[str, Any], job: dict[str, Any]) -> StableDiffusionProcessingImg2Img:
+    """The job of A1111's img2img arguments `a` (by name) and Sumi's job fields `job`."""
+    mode = int(a["mode"] or 0)
+    is_batch = mode == MODE_BATCH
+    image, mask = source_images(
+        mode,
+        a["init_img"],
+        a["sketch"],
+        a["init_img_with_mask"],
+        a["inpaint_color_sketch"],
+        a["inpaint_color_sketch_orig"],
+        a["init_img_inpaint"],
+        a["init_mask_inpaint"],
+        a["mask_blur"],
+        a["mask_alpha"],
+    )
+    width, height = a["width"], a["height"]
+    if not is_batch:
+        if not 0 <= mode < MODE_BATCH:
+            raise InvalidRequestError(f"img2img mode {mode} is not one of 0..5")
+        if image is None:
+            raise InvalidRequestError(f"{MODE_NAMES[mode]}: no input image")
+        if mode == 4 and mask is None:
+            raise InvalidRequestError("Inpaint upload: no mask image")
+        if int(a["selected_scale_tab"] or 0) == 1:
+            width, height = scaled_by(image, a["scale_by"])
+    if not 0.0 <= float(a["denoising_strength"]) <= 1.0:
+        raise InvalidRequestError("can only work with strength in [0.0, 1.0]")
+    values: dict[str, Any] = {
+        "prompt": a["prompt"],
+        "negative_prompt": a["negative_prompt"],
+        "styles": list(a["prompt_styles"] or []),
+        "batch_size": int(a["batch_size"]),
+        "n_iter": int(a["n_iter"]),
+        "cfg_scale": float(a["cfg_scale"]),
+        "width": int(width),
+        "height": int(height),
+        "init_images": [image] if image is not None else [],
+        "mask": mask,
+        "mask_blur": int(a["mask_blur"]),
+        "inpainting_fill": int(a["inpainting_fill"]),
+        "resize_mode": int(a["resize_mode"]),
+        "denoising_strength": float(a["denoising_strength"]),
+        "image_cfg_scale": float(a["image_cfg_scale"]),
+        "inpaint_full_res": bool(a["inpaint_full_res"]),
+        "inpaint_full_res_padding": int(a["inpaint_full_res_padding"]),
+        "inpainting_mask_invert": int(a["inpainting_mask_invert"]),
+    }
+    return StableDiffusionProcessingImg2Img(**{**values, **job})
 
 
 def _run_batch(

@@ -12,6 +12,11 @@ script, 1-based, then every script's slice). A1111 1.10 takes steps, sampler, sc
 its built-in "Sampler" and "Seed" always-on scripts' slices; Sumi has no such scripts, so the job keeps
 `StableDiffusionProcessingTxt2Img`'s defaults for them, or the values given as keyword arguments
 (Sumi's addition: any field of the job by A1111's name, e.g. `steps=20, sampler_name="Euler a", seed=1`).
+
+The values of the tab's Generate as Gradio 3 code finds it in `demo.dependencies` (A1111's arguments,
+the script args, then a marker and the tab's other values: `modules.sumi.frontends.gradio.a1111_generate`)
+make the job the tab's Generate makes from them, with those sampler, steps, seeds and ControlNet units:
+agent-scheduler's Enqueue replays them here.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any
 
 from modules import shared
 from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.frontends.gradio.a1111_generate import TXT2IMG_ARGS, split_tab_values, txt2img_job
 from modules.sumi.frontends.gradio.a1111_submit import (
     check_job_fields,
     plaintext_to_html,
@@ -31,6 +37,7 @@ from modules.sumi.frontends.gradio.a1111_submit import (
 from modules.sumi.frontends.gradio.hires_ui import replaced, upscale_job
 from modules.sumi.services.jobs.processing import StableDiffusionProcessingTxt2Img
 
+TXT2IMG_NAMES = frozenset(name for name, _ in TXT2IMG_ARGS)
 # A1111's "same as the first pass" choices of the Hires. fix dropdowns
 SAME = {
     "hr_checkpoint_name": "Use same checkpoint",
@@ -71,6 +78,16 @@ def txt2img_create_processing(
     from modules.infotext_utils import create_override_settings_dict
 
     check_job_fields(StableDiffusionProcessingTxt2Img, job, "txt2img")
+    app = shared.app()
+    script_args, tab = split_tab_values(args, len(app.scripts.txt2img.inputs))
+    if tab is not None:  # the values of Sumi's Generate as Gradio 3 code reads it (a1111_generate)
+        named = {name: value for name, value in locals().items() if name in TXT2IMG_NAMES}
+        p = txt2img_job(named, tab)
+        p.enable_hr = p.enable_hr or force_enable_hr
+        job = {"override_settings": create_override_settings_dict(override_settings_texts or []), **job}
+        for name, value in job.items():
+            setattr(p, name, value)
+        return with_scripts(p, app.scripts.txt2img, script_args, request, "txt2img", app.options)
     hires = {"hr_checkpoint_name": hr_checkpoint_name, "hr_sampler_name": hr_sampler_name}
     hires["hr_scheduler"] = hr_scheduler
     values: dict[str, Any] = {
@@ -95,8 +112,7 @@ def txt2img_create_processing(
         "override_settings": create_override_settings_dict(override_settings_texts or []),
     }
     p = StableDiffusionProcessingTxt2Img(**{**values, **job})
-    app = shared.app()
-    return with_scripts(p, app.scripts.txt2img, args, request, "txt2img", app.options)
+    return with_scripts(p, app.scripts.txt2img, script_args, request, "txt2img", app.options)
 
 
 def txt2img(id_task: str, request: Any, *args: Any, **job: Any) -> tuple[list[Any], str, str, str]:

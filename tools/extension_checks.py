@@ -45,6 +45,7 @@ class Context:
         self._page: Any = None
         self.page_problem = "no browser"  # why there is no page, while there is none
         self.page_errors: list[str] = []  # uncaught script errors and failed requests, with their URLs
+        self.memo: dict[str, Any] = {}  # what a ui check leaves for its core check
 
     # -- the API -------------------------------------------------------------------------------------
     def txt2img(self, **payload: Any) -> tuple[list[str], dict[str, Any]]:
@@ -257,31 +258,85 @@ def _obp_core(ctx: Context) -> tuple[bool | None, str]:
     return len(prompt.split()) >= 3, f"generated prompt {prompt[:80]!r}"
 
 
+AGENT_PAGE_PROMPT = "enqueued from the page"
+
+
 @ui("sd-webui-agent-scheduler")
 def _agent_ui(ctx: Context) -> tuple[bool | None, str]:
     shown = ctx.tab("agent_scheduler", "Agent Scheduler").is_visible()
-    button = ctx.page.locator("#txt2img_enqueue").count() > 0
     ctx.back_to_txt2img()
-    return (
-        shown and button,
-        f"tab {'shown' if shown else 'missing'}, Enqueue button {'present' if button else 'missing'}",
-    )
+    button = ctx.page.locator("#txt2img_enqueue")
+    if not (shown and button.count()):
+        return (
+            False,
+            f"tab {'shown' if shown else 'missing'}, Enqueue button {'present' if button.count() else 'missing'}",
+        )
+    # Enqueue from the page: the typed prompt and settings become a queued task (the core check waits
+    # for it to run)
+    _small_page_job(ctx, AGENT_PAGE_PROMPT, seed=4321)
+    button.click()
+    task = None
+    deadline = time.monotonic() + 30
+    while task is None and time.monotonic() < deadline:
+        pending = ctx.http.get("/agent-scheduler/v1/queue").json().get("pending_tasks", [])
+        history = ctx.http.get("/agent-scheduler/v1/history").json().get("tasks", [])
+        task = next(
+            (t for t in pending + history if (t.get("params") or {}).get("prompt") == AGENT_PAGE_PROMPT), None
+        )
+        time.sleep(0.5)
+    if task is None:
+        return False, "tab shown, Enqueue button present; clicking it queued no task with the typed prompt"
+    ctx.memo["agent_page_task"] = task["id"]
+    return True, "tab shown; Enqueue with a typed prompt queued a task"
 
 
-@core("sd-webui-agent-scheduler")
-def _agent_core(ctx: Context) -> tuple[bool | None, str]:
-    response = ctx.http.post("/agent-scheduler/v1/queue/txt2img", json={**SMALL, "prompt": "queued green"})
-    if response.status_code != 200:
-        return False, f"queue/txt2img answered {response.status_code}: {response.text[:200]}"
-    task_id = response.json()["task_id"]
-    deadline = time.monotonic() + 90
+def _agent_task_end(ctx: Context, task_id: str, seconds: float = 120) -> str | None:
+    deadline = time.monotonic() + seconds
     status = None
     while time.monotonic() < deadline:
         status = ctx.http.get(f"/agent-scheduler/v1/task/{task_id}").json().get("data", {}).get("status")
         if status in ("done", "failed", "interrupted"):
             break
         time.sleep(1)
-    return status == "done", f"queued task ended {status!r}"
+    return status
+
+
+@core("sd-webui-agent-scheduler")
+def _agent_core(ctx: Context) -> tuple[bool | None, str]:
+    detail = ""
+    page_ok = False
+    page_task = ctx.memo.get("agent_page_task")
+    if page_task is None:
+        detail = "no task was queued from the page"
+    else:
+        page_status = _agent_task_end(ctx, page_task)
+        results = ctx.http.get(f"/agent-scheduler/v1/task/{page_task}/results").json()
+        infotexts = [item.get("infotext") or "" for item in results.get("data") or []]
+        wanted = (AGENT_PAGE_PROMPT, "Steps: 2", "Seed: 4321", "Size: 64x64")
+        page_ok = page_status == "done" and bool(infotexts) and all(w in infotexts[0] for w in wanted)
+        detail = f"page task ended {page_status!r} with {len(infotexts)} image(s)"
+        detail += ", the typed prompt, steps, seed and size" if page_ok else f", infotext {infotexts[:1]!r}"
+        # its runner thread idles a second after the queue empties and does not see a task queued then
+        # (in A1111 too): queue the next one after that
+        time.sleep(2.5)
+    response = ctx.http.post("/agent-scheduler/v1/queue/txt2img", json={**SMALL, "prompt": "queued green"})
+    if response.status_code != 200:
+        return False, f"{detail}; queue/txt2img answered {response.status_code}: {response.text[:200]}"
+    status = _agent_task_end(ctx, response.json()["task_id"])
+    return page_ok and status == "done", f"{detail}; API task ended {status!r}"
+
+
+def _small_page_job(ctx: Context, prompt: str, seed: int) -> None:
+    """Type `prompt` and a small job (2 steps, 64x64, `seed`) into the txt2img tab."""
+    page = ctx.page
+    page.fill("#txt2img_prompt textarea", prompt)
+    for elem_id, value in (("txt2img_steps", 2), ("txt2img_width", 64), ("txt2img_height", 64)):
+        number = page.locator(f"#{elem_id} input[type=number]").first
+        number.fill(str(value))
+        number.press("Enter")
+    seed_box = page.locator("#txt2img_seed input").first
+    seed_box.fill(str(seed))
+    seed_box.press("Tab")
 
 
 @ui("stable-diffusion-webui-two-shot")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from modules.sumi.frontends.gradio import hires_ui
+from modules.sumi.frontends.gradio.a1111_generate import describe_generate
 from modules.sumi.frontends.gradio.assets import CSS, JS
 from modules.sumi.frontends.gradio.direct_page_loads import answer_page_loads_directly
 from modules.sumi.frontends.gradio.extensions_tab import create_extensions_tab, source_label
@@ -92,6 +93,8 @@ def build_ui(app: App) -> gr.Blocks:
             wire_send_to(app, tabs, source, img2img)
             wire_send_to_extras(app, tabs, source, extras)
         _connect_paste_buttons(app)
+        describe_generate(demo, txt2img, "txt2img")  # A1111's Generate wiring, for Gradio 3 code
+        describe_generate(demo, img2img, "img2img")
         ui_config = _apply_ui_config(app, tabs)
         sizes = [(tab.controls["width"], tab.controls["height"]) for tab in (txt2img, img2img)]
         wire_native_size(app, demo, quick, sizes)

@@ -29,6 +29,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -560,30 +561,95 @@ def _compat() -> Any:
     return module
 
 
+@dataclass(eq=False)
+class Gradio3Event:
+    """An event as Gradio 3 code reads it in `demo.dependencies` / `demo.fns` that the page does not run:
+    how A1111 wires a control Sumi wires its own way (`a1111_generate`: the Generate buttons). Its
+    attributes are Gradio 3's `BlockFunction`'s (`fn`, `inputs`, `outputs`, ...), `dependency()` its
+    entry of `demo.dependencies`. Components an extension binds from it are the page's own."""
+
+    targets: list[Block]
+    trigger: str
+    inputs: list[Block]
+    outputs: list[Block]
+    fn: Callable[..., Any] | None = None
+    js: str | None = None
+    api_name: str | None = None
+    preprocess: bool = True
+    postprocess: bool = True
+    inputs_as_dict: bool = False
+    batch: bool = False
+    max_batch_size: int = 4
+    queue: bool | None = None
+    total_runtime: float = 0
+    total_runs: int = 0
+
+    @property
+    def name(self) -> str:
+        return getattr(self.fn, "__name__", "fn")
+
+    def dependency(self) -> dict[str, Any]:
+        """Gradio 3.41's dict of this event."""
+        return {
+            "targets": [t._id for t in self.targets],
+            "trigger": self.trigger,
+            "inputs": [c._id for c in self.inputs],
+            "outputs": [c._id for c in self.outputs],
+            "backend_fn": self.fn is not None,
+            "js": self.js,
+            "queue": self.queue,
+            "api_name": self.api_name,
+            "scroll_to_output": False,
+            "show_progress": "full",
+            "every": None,
+            "batch": self.batch,
+            "max_batch_size": self.max_batch_size,
+            "cancels": [],
+            "types": {"continuous": False, "generator": False},
+            "collects_event_data": False,
+            "trigger_after": None,
+            "trigger_only_on_success": False,
+        }
+
+
+_DESCRIBED = "_sumi_gradio3_events"  # the page's list of described events
+
+
+def describe_event(page: gr.Blocks, event: Gradio3Event) -> None:
+    """Show `event` to Gradio 3 code reading `page` (`blocks_view`), after the page's own events."""
+    setattr(page, _DESCRIBED, [*getattr(page, _DESCRIBED, []), event])
+
+
 class Gradio3BlocksView(gr.Blocks):
     """The page's Blocks as Gradio 3 code reads it in `on_app_started(demo, app)`: the same object (one
     shared `__dict__`, so children, ids and config are the page's), but `.dependencies` is Gradio 3's list
     of event dicts (`{"targets": [ids], "trigger": "click", "inputs": [ids], "outputs": [ids], ...}`) and
-    `.fns` the list of BlockFunctions; `with demo:` enters the page's Blocks itself, so events an
-    extension adds there land on the page (agent-scheduler finds the Generate button's event this way)."""
+    `.fns` the list of functions at the same places (Gradio 6 BlockFunctions, then the `Gradio3Event`s
+    of `describe_event`: A1111's Generate wiring, which agent-scheduler binds its Enqueue button to);
+    `with demo:` enters the page's Blocks itself, so events an extension adds there land on the page."""
 
     _page: gr.Blocks  # set on the per-page subclass `blocks_view` makes
 
-    @property
-    def dependencies(self) -> list[dict[str, Any]]:
-        deps = []
+    def _events(self) -> list[tuple[dict[str, Any], Any]]:
+        """(dependency, function) pairs: one per event name of each page function, then the described."""
+        pairs = []
         for fn in self._page.fns.values():
             config = fn.get_config()
             by_event: dict[str, list[int]] = {}
             for target, event in config.get("targets") or []:
                 by_event.setdefault(event, []).append(target)
             for event, targets in by_event.items():
-                deps.append({**config, "targets": targets, "trigger": event})
-        return deps
+                pairs.append(({**config, "targets": targets, "trigger": event}, fn))
+        described = getattr(self._page, _DESCRIBED, [])
+        return pairs + [(event.dependency(), event) for event in described]
+
+    @property
+    def dependencies(self) -> list[dict[str, Any]]:
+        return [dependency for dependency, _ in self._events()]
 
     @property
     def fns(self) -> list[Any]:  # type: ignore[override]
-        return list(self._page.fns.values())
+        return [fn for _, fn in self._events()]
 
     def __enter__(self) -> Any:
         self._page.__enter__()

@@ -192,7 +192,8 @@ def generate(app: App, *values: Any, layout: GenerateInputs | None = None) -> It
 TAB_INPUT_NAMES = INPUT_NAMES + hires_ui.HIRES_FIELDS
 
 
-def _with_hires(main: Sequence[Any], units: list) -> StableDiffusionProcessingTxt2Img:
+def tab_processing(main: Sequence[Any], units: list) -> StableDiffusionProcessingTxt2Img:
+    """The job of the tab's Generate: `main` holds the TAB_INPUT_NAMES values, `units` ControlNet's."""
     k = len(INPUT_NAMES)
     return hires_ui.apply_values(
         build_processing(Txt2ImgValues(*main[:k]), units), hires_ui.HiresValues(*main[k:])
@@ -203,7 +204,7 @@ def generate_with_hires(
     app: App, *values: Any, layout: GenerateInputs | None = None
 ) -> Iterator[tuple[Any, ...]]:
     """Generate on the tab: TAB_INPUT_NAMES (the controls and the Hires. fix accordion), then as `generate`."""
-    yield from run_generate(app, _with_hires, len(TAB_INPUT_NAMES), values, layout)
+    yield from run_generate(app, tab_processing, len(TAB_INPUT_NAMES), values, layout)
 
 
 def upscale(app: App, *values: Any, layout: GenerateInputs | None = None) -> Iterator[tuple[Any, ...]]:
@@ -221,7 +222,7 @@ def upscale(app: App, *values: Any, layout: GenerateInputs | None = None) -> Ite
         n = len(TAB_INPUT_NAMES)
         k = layout.controlnet if layout is not None else len(inputs) - n
         main, control, scripts = inputs[:n], inputs[n : n + k], inputs[n + k :]
-        p = hires_ui.upscale_job(_with_hires(main, units_from_values(control)), image, text)
+        p = hires_ui.upscale_job(tab_processing(main, units_from_values(control)), image, text)
         if layout is not None and layout.scripts is not None:
             p.scripts, p.script_args = layout.scripts, script_args(scripts)
         job = app.runner.submit(p)
