@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from modules import script_callbacks, shared  # noqa: F401  (A1111 extensions reach `scripts.script_callbacks`)
+from modules.sumi.frontends.gradio.scripts_ui import SectionedScriptsUI
+from modules.sumi.services.scripts import runner as _runner
 from modules.sumi.services.scripts.base import OnComponent, Script, ScriptBuiltinUI
 from modules.sumi.services.scripts.runner import (
     AlwaysVisible,
@@ -19,8 +21,47 @@ from modules.sumi.services.scripts.runner import (
     PostProcessMaskOverlayArgs,
     PostSampleArgs,
     ScriptClassData,
-    ScriptRunner,
 )
+
+
+class ScriptRunner(_runner.ScriptRunner):
+    """A1111's `ScriptRunner`, also as extensions make their own for a tab they build (mov2mov):
+    `initialize_scripts(is_img2img)` makes one instance of every script (as the txt2img / img2img tab
+    has), and `prepare_ui()`, `setup_ui_for_section(section)`, `setup_ui()` make their controls where
+    they are called (see `SectionedScriptsUI`); `setup_ui()` returns the inputs (`[dropdown, *controls]`,
+    A1111's `script_args`), laid out as `scripts_img2img`'s (or `scripts_txt2img`'s) are. `run(p, *args)`
+    runs the selected script, and the always-on scripts' hooks run for a job whose `p.scripts` it is."""
+
+    def __init__(self, tabname: str = "txt2img", errors: _runner.ScriptErrors | None = None) -> None:
+        app = shared.running_app()
+        super().__init__(tabname, errors or (app.scripts.errors if app is not None else None))
+        self._ui: SectionedScriptsUI | None = None
+
+    def initialize_scripts(self, is_img2img: Any = False) -> None:
+        """A1111's `initialize_scripts(is_img2img)`; Sumi's own callers pass the script classes' data."""
+        if isinstance(is_img2img, bool):
+            self.tabname, self.is_img2img = ("img2img" if is_img2img else "txt2img"), is_img2img
+            super().initialize_scripts(shared.app().scripts.ui_scripts_data)
+        else:
+            super().initialize_scripts(is_img2img)
+
+    def prepare_ui(self) -> None:
+        self.inputs = [None]
+        self._ui = SectionedScriptsUI(self, shared.app().callbacks)
+
+    def setup_ui_for_section(self, section: str | None, scriptlist: list[Any] | None = None) -> None:
+        if self._ui is None:
+            self.prepare_ui()
+        assert self._ui is not None
+        self._ui.section(section, scriptlist)
+
+    def setup_ui(self) -> list[Any]:
+        if self._ui is None:
+            self.prepare_ui()
+        assert self._ui is not None
+        self.inputs = self._ui.finish()
+        self._ui = None
+        return self.inputs
 
 
 def basedir() -> str:

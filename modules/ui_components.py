@@ -57,6 +57,16 @@ class _AsGradio:
     def get_block_name(self) -> str:
         return _gradio_class(type(self)).__name__.lower()
 
+    def get_config(self, *args: Any) -> dict[str, Any]:
+        # Gradio reads the props from `type(self).__init__`'s signature: keep it the Gradio class's even
+        # when an extension replaced this class's `__init__` (mov2mov wraps `InputAccordion.__init__` to
+        # rename repeated elem_ids), else the page would get none of its props (elem_id, value, visible)
+        init = type(self).__init__
+        if getattr(init, "__signature__", None) is None:
+            with contextlib.suppress(AttributeError, TypeError):
+                init.__signature__ = inspect.signature(_gradio_class(type(self)).__init__)  # type: ignore[attr-defined]
+        return super().get_config(*args)  # type: ignore[misc]
+
     def get_block_class(self) -> str:
         return self.get_block_name()
 

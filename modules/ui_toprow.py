@@ -1,16 +1,20 @@
-"""A1111's `modules.ui_toprow`: the prompt row of A1111's txt2img/img2img tabs. Extensions that rebuild
-a whole generation tab from it (mov2mov) need A1111's tab internals, which Sumi's UI does not have:
-making a `Toprow` raises a clear error, so the extension's tab is reported and left out."""
+"""A1111's `modules.ui_toprow`: the prompt row of a generation tab, for extensions that build their own
+tab from it (mov2mov). `Toprow(is_img2img, is_compact=False, id_part=None)` lays it out where it is made;
+see `modules.sumi.frontends.gradio.toprow` for its components and element ids."""
 
 from __future__ import annotations
 
-from modules.sumi.util.unsupported import not_supported
+from modules import shared
+from modules.sumi.frontends.gradio import toprow
 
 
-class Toprow:
+class Toprow(toprow.Toprow):
+    __doc__ = toprow.Toprow.__doc__
+
     def __init__(
         self, is_img2img: bool = False, is_compact: bool = False, id_part: str | None = None
     ) -> None:
-        not_supported(
-            "ui_toprow.Toprow (A1111's prompt row)", "extensions cannot rebuild a generation tab from it"
-        )
+        super().__init__(shared.app(), is_img2img, is_compact, id_part)
+
+
+__all__ = ["Toprow"]

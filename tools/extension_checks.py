@@ -460,6 +460,86 @@ def _oldsix_core(ctx: Context) -> tuple[bool | None, str]:
 # -- C: tabs, page scripts, tools -------------------------------------------------------------------------
 
 
+@ui("sd-webui-mov2mov")
+def _m2m_ui(ctx: Context) -> tuple[bool | None, str]:
+    content = ctx.tab("mov2mov", "mov2mov")
+    try:
+        for part in ("#mov2mov_prompt textarea", "#mov2mov_generate", "#mov2mov_styles", "#mov2mov_mov"):
+            content.locator(part).first.wait_for(state="visible")
+        return True, "tab shown with A1111's prompt row (ui_toprow.Toprow) and its video box"
+    except Exception as exc:
+        return False, f"its tab lacks a part ({str(exc).splitlines()[0][:120]})"
+    finally:
+        ctx.back_to_txt2img()
+
+
+def _tiny_video(path: Path, frames: int = 4, size: int = 64, fps: int = 10) -> Path:
+    """A clip of `frames` frames (a square moving right) written with OpenCV, as mov2mov reads one."""
+    import cv2
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (size, size))
+    for i in range(frames):
+        frame = np.full((size, size, 3), 40, np.uint8)
+        frame[20:40, 8 + 8 * i : 28 + 8 * i] = (30, 30, 220)  # BGR: red
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def _video_frames(path: Path) -> tuple[int, int, int]:
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    size = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    capture.release()
+    return count, *size
+
+
+@core("sd-webui-mov2mov")
+def _m2m_core(ctx: Context) -> tuple[bool | None, str]:
+    clip = _tiny_video(ctx.data_dir / "tmp" / "mov2mov-input.mp4")
+    videos = ctx.data_dir / "outputs" / "mov2mov-videos"  # its setting's default, under the working folder
+    before = set(videos.glob("*.mp4"))
+    page = ctx.page
+    content = ctx.tab("mov2mov", "mov2mov")
+    try:
+        content.locator("#mov2mov_mov input[type=file]").set_input_files(str(clip))
+        content.locator("#mov2mov_mov video").first.wait_for(state="attached")
+        content.locator("#mov2mov_prompt textarea").fill("a red square")
+        for elem_id, value in (
+            ("mov2mov_width", 64),
+            ("mov2mov_height", 64),
+            ("mov2mov_denoising_strength", 0.3),
+            ("mov2mov_movie_frames", 10),
+            ("mov2mov_max_frames", 2),
+        ):
+            number = content.locator(f"#{elem_id} input[type=number]").first
+            number.fill(str(value))
+            number.press("Enter")
+        page.click("#mov2mov_generate")
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not set(videos.glob("*.mp4")) - before:
+            time.sleep(1)
+        made = sorted(set(videos.glob("*.mp4")) - before)
+        if not made:
+            log = content.locator("#html_log_mov2mov").inner_text()
+            return False, f"no video in {videos} after Generate; log: {log[:200]!r}"
+        time.sleep(2)  # written at the end of the job; let the writer close it
+        count, width, height = _video_frames(made[-1])
+        ok = count == 2 and (width, height) == (64, 64)
+        return (
+            ok,
+            f"a 4-frame clip gave {made[-1].name}: {count} frames of {width}x{height} (asked: 2 of 64x64)",
+        )
+    finally:
+        ctx.back_to_txt2img()
+
+
 @ui("stable-diffusion-webui-images-browser")
 def _ib_ui(ctx: Context) -> tuple[bool | None, str]:
     shown = ctx.tab("image_browser", "Image Browser").is_visible()

@@ -172,10 +172,7 @@ def test_masking():
 def test_stand_ins_fail_only_when_called(app, tmp_path):
     from modules import modelloader
     from modules.textual_inversion import autocrop
-    from modules.ui_toprow import Toprow
 
-    with pytest.raises(NotSupportedInSumi, match="not supported in Sumi"):
-        Toprow()
     with pytest.raises(NotSupportedInSumi, match=r"download https://example.com/m.pth yourself"):
         modelloader.load_file_from_url("https://example.com/m.pth", model_dir=str(tmp_path))
     (tmp_path / "m.pth").write_bytes(b"x")

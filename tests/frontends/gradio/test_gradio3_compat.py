@@ -174,6 +174,40 @@ def test_dropdown_value_outside_its_choices_is_kept():
     assert index.preprocess("b") == 1 and index.preprocess("gone") is None
 
 
+def test_a_hidden_label_takes_a_plain_value_as_an_input():
+    # A1111's `dummy_component = gr.Label(visible=False)`: a page function puts the task id there
+    with gr.Blocks():
+        dummy = g.Label(visible=False)
+    payload = dummy.data_model.model_validate("task(abc)", context={"validate_meta": True})
+    assert (
+        dummy.preprocess(payload) == "task(abc)" and dummy.preprocess(dummy.data_model.model_validate(2)) == 2
+    )
+    assert dummy.data_model.model_validate({"label": "cat", "confidences": None}).label == "cat"
+
+
+def test_a_slider_with_an_empty_range_is_made_as_in_gradio3():
+    # mov2mov's frame slider: `maximum=0, minimum=0` until a video is loaded (Gradio 6 refuses it)
+    with gr.Blocks() as demo:
+        frame = g.Slider(label="Frame number", step=1, maximum=0, minimum=0)
+    assert (frame.minimum, frame.maximum, frame.value) == (0, 0, 0)
+    assert _config(demo, frame)["props"]["maximum"] == 0
+
+
+def test_gradio3_blocks_gives_sumis_components_gradio3_events():
+    from modules.sumi.frontends.gradio.gradio3_compat import gradio3_blocks
+
+    with gr.Blocks() as demo:
+        with gradio3_blocks():
+            button = gr.Button("Go", elem_id="made_by_sumi")
+            box = gr.Textbox()
+        button.click(lambda x: x, _js="submit", inputs=[box], outputs=[box], show_progress=False)
+        gr.on([box.change], lambda x: x, inputs=[box], outputs=[box])
+    assert isinstance(button, gr.Button) and type(button).__name__ == "Button"
+    dep = _dependencies(demo)[0]
+    assert dep["js"] == "submit" and dep["show_progress"] == "hidden"
+    assert _config(demo, button)["props"]["elem_id"] == "made_by_sumi"
+
+
 # -- .style() and .update() ------------------------------------------------------------------------------------
 def test_style_sets_what_still_exists_and_ignores_the_rest():
     with gr.Blocks() as demo:

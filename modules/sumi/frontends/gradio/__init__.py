@@ -19,6 +19,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
+from gradio.context import set_render_context
 
 from modules.sumi.frontends.gradio import hires_ui
 from modules.sumi.frontends.gradio.a1111_generate import describe_generate
@@ -89,6 +90,7 @@ def build_ui(app: App) -> gr.Blocks:
                 _extension_tab(app, tab)
             _settings_tab(app, demo)
             _extensions_tab(app, demo)
+        _left(tabs, demo)
         for source in (txt2img.results, img2img.results, extras.results):
             wire_send_to(app, tabs, source, img2img)
             wire_send_to_extras(app, tabs, source, extras)
@@ -109,6 +111,19 @@ def build_ui(app: App) -> gr.Blocks:
     ui_config.dump_defaults()
     demo.ui_loadsave = ui_config  # type: ignore[attr-defined]  # A1111's name
     return demo
+
+
+def _left(tabs: gr.Tabs, demo: gr.Blocks) -> None:
+    """After the tab bar's `with`: the page again, whatever an extension did to the tab bar meanwhile.
+
+    An extension may add its tab from inside the making of another tab (mov2mov patches Gradio's
+    `BlockContext.__init__` and, for the tab `tab_img2img`, enters `tab.parent` - the tab bar, already
+    open - to add its own tab next to it, as in A1111). Entering an open layout makes it its own parent
+    in Gradio (3 and 6), so leaving the tab bar would leave the page inside it: the components and
+    events made after the tabs would land in the tab bar."""
+    if tabs.parent is not demo:
+        tabs.parent = demo
+        set_render_context(demo)
 
 
 def sliders_never_null(demo: gr.Blocks) -> None:

@@ -38,7 +38,9 @@ import numpy as np
 from gradio import component_meta
 from gradio.blocks import Block
 from gradio.blocks_events import BLOCKS_EVENTS
+from gradio.components.label import LabelData
 from gradio.events import Dependency
+from pydantic import model_validator
 
 from modules.sumi.services.scripts.extension_imports import extension_of
 
@@ -264,6 +266,9 @@ def _event_method(real: type, event: str) -> Callable[..., Any]:
         return _wrap_dependency(original(self, *args, **kw))
 
     method.__name__ = event
+    for name in ("event_name", "has_trigger", "callback", "connection", "event_specific_args"):
+        if hasattr(original, name):  # what `gr.on([component.change], ...)` reads of a trigger
+            setattr(method, name, getattr(original, name))
     return method
 
 
@@ -276,6 +281,38 @@ def with_gradio3_events(cls: type) -> type:
     for event in events:
         setattr(cls, event, _event_method(real, event))
     return cls
+
+
+@contextmanager
+def gradio3_blocks() -> Iterator[None]:
+    """Every component and layout made in the `with` block (by Sumi, for extension code: the parts of
+    `ui_toprow.Toprow`) behaves as extension code expects of Gradio 3 objects: its class becomes the
+    compat class of its Gradio class (`.click(..., _js=...)`, `show_progress=False`, `.update`, `.style`).
+    It renders, serializes and passes `isinstance` checks as before."""
+    from gradio.context import get_blocks_context
+
+    context = get_blocks_context()
+    before = set(context.blocks) if context is not None else set()
+    yield
+    if context is None:
+        return
+    for block_id, block in list(context.blocks.items()):
+        if block_id not in before and type(block).__module__.startswith("gradio."):
+            block.__class__ = _gradio3_events_class(type(block))
+
+
+@functools.cache
+def _gradio3_events_class(real: type) -> type:
+    """`real` with Gradio 3's event arguments, `.update` and `.style` (a plain subclass: an object of
+    `real` can take it as its class)."""
+    attrs: dict[str, Any] = {"__module__": __name__, "__qualname__": real.__name__}
+    attrs["update"] = staticmethod(functools.partial(_update, real))
+    attrs["style"] = _style
+    events = [getattr(e, "event_name", e) for e in getattr(real, "EVENTS", None) or []]
+    for event in events:
+        attrs[event] = _event_method(real, event)
+    with _no_pyi_stubs():
+        return type(real)(real.__name__, (real,), attrs)
 
 
 # -- the classes ------------------------------------------------------------------------------------------
@@ -344,6 +381,8 @@ def _make_class(real: type, name: str) -> type:
     attrs["update"] = staticmethod(functools.partial(_update, real))
     if issubclass(real, gr.Dropdown):
         attrs["preprocess"] = _dropdown_preprocess
+    if issubclass(real, gr.Label):
+        attrs["data_model"] = _Gradio3LabelData
     cls = _metaclass(type(real))(name, (Gradio3Component, real), attrs)
     # events after creation: Gradio's metaclasses put their own listeners on every class they make
     events = [getattr(e, "event_name", e) for e in getattr(real, "EVENTS", None) or []]
@@ -363,9 +402,36 @@ def _make_init(real: type, name: str) -> Callable[..., None]:
             and "visible" in _params(real.__init__)
         ):
             kw["visible"] = "hidden"  # Gradio 3 drew an invisible component, hidden; page scripts look it up
+        empty_range = _empty_slider_range(real, kw)
         real.__init__(self, **_keep_known(real, kw, f"{name}()"))
+        if empty_range is not None:
+            self.maximum = empty_range
 
     return __init__
+
+
+def _empty_slider_range(real: type, kw: dict[str, Any]) -> Any:
+    """Gradio 3 took a slider whose range is empty (`minimum=0, maximum=0` until a video is loaded, as
+    mov2mov's frame slider); Gradio 6 refuses one. It is made with a range of one step, then given its
+    own maximum back; the maximum it is given (None when the range is not empty)."""
+    if not issubclass(real, gr.Slider):
+        return None
+    low, high = kw.get("minimum", 0), kw.get("maximum", 100)
+    if not isinstance(low, (int, float)) or not isinstance(high, (int, float)) or low < high:
+        return None
+    kw["maximum"] = low + (kw.get("step") or 1)
+    return high
+
+
+class _Gradio3LabelData(LabelData):
+    """Gradio 3's Label took any value as an input: A1111's hidden `dummy_component = gr.Label(visible=False)`
+    carries what a page function put there (`submit`'s task id, a tab index); Gradio 6 accepts only its
+    `{label, confidences}` dict. A plain value is read as the label, which `preprocess` passes on."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_value(cls, value: Any) -> Any:
+        return {"label": value} if isinstance(value, (str, int, float)) else value
 
 
 def _dropdown_preprocess(self: Any, payload: Any) -> Any:

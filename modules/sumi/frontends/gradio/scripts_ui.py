@@ -186,15 +186,7 @@ def create_scripts(app: App, hooks: ComponentHooks, tab: str = "txt2img") -> Scr
     def build(script: Any) -> list[Any]:
         if not script.alwayson and area.dropdown is None:
             area.dropdown = script_dropdown(runner, tab)
-        if not script.create_group:
-            script.group = None
-            controls = _script_ui(runner, hooks, script)
-        else:
-            with gr.Group(visible=script.alwayson) as group:
-                controls = _script_ui(runner, hooks, script)
-            if not group.children:  # e.g. an always-on script without controls: no empty box
-                group.visible = False
-            script.group = group
+        controls = _grouped_script_ui(runner, hooks, script)
         if not script.alwayson:
             area.groups.append(script.group)
         return controls
@@ -204,6 +196,25 @@ def create_scripts(app: App, hooks: ComponentHooks, tab: str = "txt2img") -> Scr
         if area.dropdown is None:
             area.dropdown = script_dropdown(runner, tab)
     app.scripts.ready[runner.tabname] = True
+    _wire_dropdown(area)
+    return area
+
+
+def _grouped_script_ui(runner: ScriptRunner, hooks: ComponentHooks, script: Any) -> list[Any]:
+    """A script's controls here, in a `gr.Group` (its `script.group`, shown for always-on scripts) when
+    `create_group`."""
+    if not script.create_group:
+        script.group = None
+        return _script_ui(runner, hooks, script)
+    with gr.Group(visible=script.alwayson) as group:
+        controls = _script_ui(runner, hooks, script)
+    if not group.children:  # e.g. an always-on script without controls: no empty box
+        group.visible = False
+    script.group = group
+    return controls
+
+
+def _wire_dropdown(area: ScriptsUI) -> None:
     groups = [g for g in area.groups if g is not None]
     if groups:
         area.dropdown.change(
@@ -212,7 +223,42 @@ def create_scripts(app: App, hooks: ComponentHooks, tab: str = "txt2img") -> Scr
             outputs=groups,
             **QUICK,
         )
-    return area
+
+
+class SectionedScriptsUI:
+    """A1111's ScriptRunner UI calls for a runner an extension made for its own tab (mov2mov rebuilds an
+    img2img tab with `ScriptRunner()`, `initialize_scripts(is_img2img=True)`, `prepare_ui()`,
+    `setup_ui_for_section(category)` for each of `ordered_ui_categories()`, then `setup_ui()`).
+
+    `section(name)` makes, where it is called, the controls of the always-on scripts whose `section` is
+    `name` (None: those without one); `finish()` makes the rest of the always-on scripts, the "Script"
+    dropdown and the selectable scripts' controls (each shown when chosen), and returns A1111's inputs:
+    `[dropdown, *controls]`. The controls are laid out in `script_args` in the runner's script order,
+    as Sumi's own tabs lay theirs out, so a job given `scripts_img2img` and this tab's values
+    (`p.scripts = scripts_img2img; p.script_args = args`, as mov2mov does) gives every script its own."""
+
+    def __init__(self, runner: ScriptRunner, callbacks: CallbackRegistry | None) -> None:
+        self.runner = runner
+        self.hooks = ComponentHooks(callbacks, runner)
+        self.built: dict[int, list[Any]] = {}
+
+    def section(self, name: str | None, scripts: Sequence[Any] | None = None) -> None:
+        for script in self.runner.alwayson_scripts if scripts is None else scripts:
+            if (script.alwayson and getattr(script, "section", None) != name) or id(script) in self.built:
+                continue
+            self.built[id(script)] = _grouped_script_ui(self.runner, self.hooks, script)
+
+    def finish(self) -> list[Any]:
+        runner = self.runner
+        self.section(None)
+        area = ScriptsUI(runner, script_dropdown(runner, runner.tabname))
+        for script in runner.selectable_scripts:
+            if id(script) not in self.built:
+                self.built[id(script)] = _grouped_script_ui(runner, self.hooks, script)
+            area.groups.append(script.group)
+        runner.create_inputs(lambda script: self.built.get(id(script), []))
+        _wire_dropdown(area)
+        return area.inputs
 
 
 def select_script(has_group: list[bool], index: Any) -> list[Any]:

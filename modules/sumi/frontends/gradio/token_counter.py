@@ -62,17 +62,22 @@ def wire_token_counters(
     app: App,
     prompt: gr.Textbox,
     negative: gr.Textbox,
-    steps: gr.Slider,
+    steps: gr.Slider | None,
     counters: tuple[gr.HTML, gr.HTML],
+    buttons: tuple[gr.Button, gr.Button] | None = None,
 ) -> None:
     """Recount a prompt whenever it changes (typing, Ctrl+Up/Down, values set by handlers) or the steps
     change. One event per badge with both triggers, so `always_last` also orders a steps change against
-    an edit: a slow count of the old text can never overwrite the count of the new one."""
-    for box, counter, is_negative in zip((prompt, negative), counters, (False, True), strict=True):
+    an edit: a slow count of the old text can never overwrite the count of the new one. Without a steps
+    slider (an extension's tab built with `ui_toprow.Toprow`) the count is for 20 steps; `buttons` (A1111's
+    hidden `{tab}_token_button`s, which page scripts click to ask for a recount) trigger it too."""
+    pairs = zip((prompt, negative), counters, (False, True), buttons or (None, None), strict=True)
+    for box, counter, is_negative, button in pairs:
+        triggers = [box.change] + ([steps.change] if steps is not None else [])
         gr.on(
-            [box.change, steps.change],
+            triggers + ([button.click] if button is not None else []),
             partial(count, app, negative=is_negative),
-            inputs=[box, steps],
+            inputs=[box] + ([steps] if steps is not None else []),
             outputs=counter,
             **EVENT,
         )

@@ -345,32 +345,42 @@ def tool_button(text: str, elem_id: str, mk: Any = None) -> gr.Button:
     return mk(gr.Button, text, **kwargs) if mk is not None else gr.Button(text, **kwargs)
 
 
+def prompt_boxes(c: dict[str, Any], mk: Any, tabname: str, elem_classes: Sequence[str] = ()) -> gr.Column:
+    """A1111's prompt column (`{tabname}_prompt_container`): the prompt and negative prompt boxes, each in
+    its `.prompt-row` with its token counter badge (`c`: "prompt", "negative_prompt", "token_counter",
+    "negative_token_counter"). Shared by Sumi's tabs and `ui_toprow.Toprow` (extensions' tabs)."""
+    with gr.Column(scale=6, elem_id=f"{tabname}_prompt_container", elem_classes=list(elem_classes)) as column:
+        with gr.Column(elem_id=f"{tabname}_prompt_row", elem_classes=["prompt-row"]):
+            c["token_counter"] = create_token_counter(f"{tabname}_token_counter")
+            c["prompt"] = mk(
+                gr.Textbox,
+                label="Prompt",
+                elem_id=f"{tabname}_prompt",
+                elem_classes=["prompt"],
+                lines=3,
+                show_label=False,
+                placeholder="Prompt (press Ctrl+Enter to generate)",
+            )
+        with gr.Column(elem_id=f"{tabname}_neg_prompt_row", elem_classes=["prompt-row"]):
+            c["negative_token_counter"] = create_token_counter(f"{tabname}_negative_token_counter")
+            c["negative_prompt"] = mk(
+                gr.Textbox,
+                label="Negative prompt",
+                elem_id=f"{tabname}_neg_prompt",
+                elem_classes=["prompt"],
+                lines=3,
+                show_label=False,
+                placeholder="Negative prompt",
+            )
+    return column
+
+
 def prompt_row(
     app: App, c: dict[str, Any], b: dict[str, gr.Button], mk: Any, tabname: str = "txt2img"
 ) -> None:
     """A1111's top row: prompts with token counters, Generate/Interrupt/Skip, ↙️ and styles."""
     with gr.Row(elem_id=f"{tabname}_toprow", equal_height=False):
-        with gr.Column(scale=6, elem_id=f"{tabname}_prompt_container"):
-            with gr.Column(elem_id=f"{tabname}_prompt_row", elem_classes=["prompt-row"]):
-                c["token_counter"] = create_token_counter(f"{tabname}_token_counter")
-                c["prompt"] = mk(
-                    gr.Textbox,
-                    label="Prompt",
-                    elem_id=f"{tabname}_prompt",
-                    lines=3,
-                    show_label=False,
-                    placeholder="Prompt (press Ctrl+Enter to generate)",
-                )
-            with gr.Column(elem_id=f"{tabname}_neg_prompt_row", elem_classes=["prompt-row"]):
-                c["negative_token_counter"] = create_token_counter(f"{tabname}_negative_token_counter")
-                c["negative_prompt"] = mk(
-                    gr.Textbox,
-                    label="Negative prompt",
-                    elem_id=f"{tabname}_neg_prompt",
-                    lines=3,
-                    show_label=False,
-                    placeholder="Negative prompt",
-                )
+        prompt_boxes(c, mk, tabname)
         with gr.Column(scale=1, min_width=180, elem_id=f"{tabname}_actions_column"):
             with gr.Column(elem_id=f"{tabname}_generate_box", elem_classes=["generate-box"]):
                 b["generate"] = mk(

@@ -46,6 +46,8 @@ class ScriptService:
         self.current_basedir = self.repo_root
         self.errors = ScriptErrors()
         self.scripts_data: list[ScriptClassData] = []
+        # what the tabs' runners are made from: scripts_data and the Extras scripts shown in the main UI
+        self.ui_scripts_data: list[ScriptClassData] = []
         self.txt2img = ScriptRunner("txt2img", self.errors)
         self.img2img = ScriptRunner("img2img", self.errors)  # A1111's `scripts_img2img`
         # the Extras tab's scripts (ScriptPostprocessing subclasses): A1111's `scripts_postproc`
@@ -79,8 +81,9 @@ class ScriptService:
         # opt postprocessing_enable_in_main_ui: those Extras scripts as always-on scripts too (A1111)
         names = getattr(self.postproc.options, "postprocessing_enable_in_main_ui", None) or []
         main_ui = main_ui_scripts_data([str(n) for n in names], self.postprocessing_data)
-        self.txt2img.initialize_scripts([*self.scripts_data, *main_ui])
-        self.img2img.initialize_scripts([*self.scripts_data, *main_ui])
+        self.ui_scripts_data = [*self.scripts_data, *main_ui]
+        self.txt2img.initialize_scripts(self.ui_scripts_data)
+        self.img2img.initialize_scripts(self.ui_scripts_data)
         self.postproc.initialize_scripts(self.postprocessing_data)
 
     def builtin_files(self) -> list[tuple[Path, Path]]:

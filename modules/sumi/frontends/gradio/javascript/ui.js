@@ -90,6 +90,32 @@ function get_img2img_tab_index() {
     return res;
 }
 
+// The generate box of a tab built with `ui_toprow.Toprow` (an extension's tab): Interrupt and Skip are
+// shown while its job runs, "Interrupting..." after Interrupt was pressed (A1111's functions, which the
+// extension's submit function calls). A tab without them is left alone.
+function setSubmitButtonsVisibility(tabname, showInterrupt, showSkip, showInterrupting) {
+    const show = (id, on) => {
+        const el = gradioApp().getElementById(tabname + id);
+        if (el) el.style.display = on ? "block" : "none";
+    };
+    show("_interrupt", showInterrupt);
+    show("_skip", showSkip);
+    show("_interrupting", showInterrupting);
+}
+
+function showSubmitButtons(tabname, show) {
+    setSubmitButtonsVisibility(tabname, !show, !show, false);
+}
+
+function showSubmitInterruptingPlaceholder(tabname) {
+    setSubmitButtonsVisibility(tabname, false, true, true);
+}
+
+function showRestoreProgressButton(tabname, show) {
+    const button = gradioApp().getElementById(tabname + "_restore_progress");
+    if (button) button.style.setProperty("display", show ? "flex" : "none", "important");
+}
+
 // A1111 leaves out the gallery that Gradio 3 sent back with the inputs (third from the end).
 function create_submit_args(args) {
     const res = Array.from(args);
