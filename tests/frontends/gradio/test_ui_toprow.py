@@ -160,3 +160,43 @@ def test_an_input_accordion_whose_init_an_extension_wrapped_keeps_its_props():
     assert (
         config["elem_id"] == "editor_1-checkbox" and config["value"] is True and config["visible"] == "hidden"
     )
+
+
+def test_compact_toprow_places_its_parts_where_the_extension_asks(make_app, tmp_path):
+    from modules.ui_toprow import Toprow
+
+    make_app(tmp_path / "data", start=False)
+    with gr.Blocks() as demo, gr.Row():
+        toprow = Toprow(is_img2img=False, is_compact=True, id_part="cmp")  # opt compact_prompt_box
+        with gr.Column(elem_id="cmp_settings"):
+            toprow.create_inline_toprow_prompts()
+        with gr.Column(elem_id="cmp_results"):
+            toprow.create_inline_toprow_image()
+    assert toprow.submit_box.parent is _by_elem_id(demo, "cmp_results")
+    assert toprow.prompt.elem_id == "cmp_prompt" and _inside(toprow.prompt, _by_elem_id(demo, "cmp_settings"))
+    assert _inside(_by_elem_id(demo, "cmp_styles"), _by_elem_id(demo, "cmp_settings"))
+    demo.get_config_file()
+
+
+def _inside(block, container) -> bool:
+    while block is not None:
+        if block is container:
+            return True
+        block = block.parent
+    return False
+
+
+def test_a_picture_dropped_on_the_prompt_gives_its_infotext():
+    import io
+
+    from PIL import Image, PngImagePlugin
+
+    from modules.sumi.frontends.gradio.toprow import image_data
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a red square\nSteps: 2, Seed: 1")
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(png, "PNG", pnginfo=info)
+    assert image_data(png.getvalue()) == ("a red square\nSteps: 2, Seed: 1", None)
+    assert image_data(b"just text") == ("just text", None)
+    assert image_data(None)[1] is None
