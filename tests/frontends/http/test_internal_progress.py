@@ -84,6 +84,16 @@ def test_a_running_task_reports_progress_text_and_its_preview_once(app, client):
     assert done["completed"] and not done["active"] and not done["queued"]
 
 
+def test_sdapi_progress_has_no_job_left_once_a_job_ends(app, client):
+    """A1111's `state.end()` sets `job_count` to 0: webuiapi's `util_wait_for_ready` and SillyTavern's
+    model switch wait for `progress == 0 and job_count == 0`, which a stale count would never give."""
+    with held_job(app, "task(wait)"):
+        state = client.get("/sdapi/v1/progress").json()
+        assert state["state"]["job_count"] == 1 and state["progress"] == 0.5
+    idle = client.get("/sdapi/v1/progress").json()
+    assert idle["progress"] == 0 and idle["state"]["job_count"] == 0 and idle["current_task"] is None
+
+
 def test_a_task_behind_another_is_queued_with_its_place(app, client):
     with held_job(app, "task(first)") as release:
         second = app.queue.submit("second", lambda: "ok", job_id="task(second)")

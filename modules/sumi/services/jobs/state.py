@@ -115,8 +115,10 @@ class JobState:
             self.job_timestamp = time.strftime("%Y%m%d%H%M%S")
 
     def end(self) -> None:
+        """The job is over. As A1111's `state.end()`, `job_count` drops to 0: clients wait for
+        `progress == 0 and job_count == 0` (webuiapi's `util_wait_for_ready`, SillyTavern's model switch)."""
         with self._lock:
-            self.job = ""
+            self.job, self.job_count = "", 0
             self.time_start = None
             self.current_image = None
 
