@@ -66,8 +66,8 @@ def test_groups_follow_section_order_with_other_last_and_skip_the_checkpoint():
     assert "sd_model_checkpoint" not in keys and "samples_save" in keys
     hidden = [k for k, info in labels.items() if info.section and info.section[0] is None]
     # A1111's hidden options, then A1111 settings Sumi has no feature for (readable by extensions)
-    assert hidden[:2] == ["disabled_extensions", "disable_all_extensions"]
-    assert hidden[2:] == list(_a1111_only())
+    assert hidden[:3] == ["disabled_extensions", "disable_all_extensions", "sd_checkpoint_hash"]
+    assert hidden[3:] == list(_a1111_only())
     assert len(keys) == len(set(keys)) == len(labels) - 1 - len(hidden)
 
 

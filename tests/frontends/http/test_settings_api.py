@@ -49,6 +49,22 @@ def test_a_bad_setting_is_a_400_naming_it_and_nothing_changes(app, client, value
     assert client.get("/sdapi/v1/options").json() == before and config_json(app) == on_disk
 
 
+def test_all_of_get_options_posted_back_with_one_change_is_stored(app, client):
+    """Open WebUI switches models so: GET /options, change `sd_model_checkpoint`, POST all of it back.
+    Values equal to those held are skipped unchecked (A1111's `opts.set`), keys from an A1111
+    config.json that no Sumi setting claims included; a changed unknown key is still a 400."""
+    app.options.global_data()["a1111_only_leftover"] = 3  # as config.json gave it
+    options = client.get("/sdapi/v1/options").json()
+    assert options["a1111_only_leftover"] == 3
+    assert options["sd_checkpoint_hash"] == app.models.active.checkpoint.sha256  # A1111's hidden setting
+    r = client.post("/sdapi/v1/options", json={**options, "n_rows": 3})
+    assert r.status_code == 200, r.text
+    assert client.get("/sdapi/v1/options").json()["n_rows"] == 3 and config_json(app)["n_rows"] == 3
+    r = client.post("/sdapi/v1/options", json={**options, "a1111_only_leftover": 4})
+    assert r.status_code == 400 and "Unknown setting: 'a1111_only_leftover'" in r.json()["detail"]
+    assert client.post("/sdapi/v1/options", json={"n_rows": -1}).status_code == 200
+
+
 @pytest.mark.parametrize(
     "override",
     [

@@ -236,6 +236,7 @@ class ModelManager:
         self._evict()
         if remember:  # the setting then holds the hashed title, as A1111's does (`name [hash]`)
             self.options.data["sd_model_checkpoint"] = loaded.checkpoint.title
+            self.options.data["sd_checkpoint_hash"] = loaded.checkpoint.sha256  # None with --no-hashing
         for callback in self.on_model_loaded:
             callback(loaded)
         return loaded

@@ -1210,6 +1210,14 @@ def _extensions() -> dict[str, OptionInfo]:
     )
 
 
+def _current_checkpoint() -> dict[str, OptionInfo]:
+    """Written when a checkpoint loads, hidden in Settings (A1111's key; API clients read it from
+    /sdapi/v1/options to find the loaded model in /sdapi/v1/sd-models by its sha256)."""
+    return options_section(
+        HIDDEN, {"sd_checkpoint_hash": OptionInfo("", "SHA256 hash of the current checkpoint")}
+    )
+
+
 def builtin_options() -> dict[str, OptionInfo]:
     """A fresh dict of the built-in options (new objects each call, so no two Options share state)."""
     labels: dict[str, OptionInfo] = {}
@@ -1231,6 +1239,7 @@ def builtin_options() -> dict[str, OptionInfo]:
         _controlnet,
         _face_restoration,
         _extensions,
+        _current_checkpoint,
         _refiner,
         _compile,
         _training,

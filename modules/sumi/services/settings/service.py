@@ -93,13 +93,13 @@ class SettingsService:
     def set(self, values: dict[str, Any], *, is_api: bool = False) -> None:
         """Check, apply and persist settings; switching `sd_model_checkpoint` or `sd_vae` loads the model now.
 
-        Every value is checked first (known key, type, range, choices, paths inside the data dir, the
-        --freeze-settings/--hide-ui-dir-config locks): one bad value refuses them all with an
-        InvalidRequestError and nothing changes. A model that fails to load, or a config.json that
+        Values equal to those held are left out (`_changes`); every other value is checked first (known
+        key, type, range, choices, paths inside the data dir, the --freeze-settings/--hide-ui-dir-config
+        locks): one bad value refuses them all with an InvalidRequestError and nothing changes. A model that fails to load, or a config.json that
         cannot be written (SettingsNotSaved), puts the old values back in memory."""
         with self.options.outside_job_view():
             with self._writing:
-                values = self.checked(values, is_api=is_api)
+                values = self.checked(self._changes(values), is_api=is_api)
                 data = self.options.global_data()
                 previous = {key: data.get(key, self.options.get_default(key)) for key in values}
                 self._applied(previous, lambda: [self._set_option(k, v) for k, v in values.items()])
@@ -134,6 +134,15 @@ class SettingsService:
                 self.options.set(key, value)
             except Exception:  # a value that no longer passes the checks (or an onchange that fails)
                 data[key] = value
+
+    def _changes(self, values: Any) -> Any:
+        """`values` less those equal to the value held, known setting or not: A1111's `opts.set` returns
+        early for them, unchecked. Clients post back all of GET /sdapi/v1/options with one value changed
+        (Open WebUI's model switch), config.json keys no option claims included."""
+        if not isinstance(values, dict):
+            return values  # `checked` refuses it
+        current = self.options.global_data()
+        return {key: value for key, value in values.items() if not _same(current.get(key), value)}
 
     def checked(self, values: dict[str, Any], *, is_api: bool = False) -> dict[str, Any]:
         """`values` as they would be stored (the checkpoint as its title, 3.0 as 3 for an int option);
