@@ -107,6 +107,12 @@ def picture(api) -> Image.Image:
     return api.txt2img(prompt="a red circle", seed=3, **TINY).image
 
 
+def _add_second_checkpoint(server) -> None:
+    folder = server.data_dir / "models" / "Stable-diffusion"
+    if not (folder / SECOND).exists():
+        shutil.copy(folder / DEMO_NAME, folder / SECOND)
+
+
 def _png(b64: str) -> Image.Image:
     return Image.open(io.BytesIO(base64.b64decode(b64)))
 
@@ -178,8 +184,7 @@ def test_webuiapi_options_round_trip(api, server):
 
 
 def test_webuiapi_switches_checkpoints(api, server):
-    folder = server.data_dir / "models" / "Stable-diffusion"
-    shutil.copy(folder / DEMO_NAME, folder / SECOND)
+    _add_second_checkpoint(server)
     first = api.util_get_current_model()
     try:
         assert api.refresh_checkpoints() == {}
@@ -329,12 +334,16 @@ def test_webuiapi_controlnet(api, picture):
     assert "canny" in api.controlnet_module_list()
 
     unit = webuiapi.ControlNetUnit(image=picture, module="canny", model=models[0], weight=0.8)
-    result = api.txt2img(prompt="a red circle", seed=9, controlnet_units=[unit], **TINY)
+    # A fresh alwayson_scripts each time: webuiapi adds the units to the dict it is given, and its default
+    # is one shared dict (every later call would carry them).
+    result = api.txt2img(prompt="a red circle", seed=9, controlnet_units=[unit], alwayson_scripts={}, **TINY)
     assert len(result.images) == 2  # the picture, then the detected map (as the extension returns it)
     assert result.images[1].size == (64, 64)
     assert "Module: canny" in result.info["extra_generation_params"]["ControlNet 0"]
 
-    img = api.img2img(images=[picture], prompt="a red circle", seed=9, controlnet_units=[unit], **TINY)
+    img = api.img2img(
+        images=[picture], prompt="a red circle", seed=9, controlnet_units=[unit], alwayson_scripts={}, **TINY
+    )
     assert len(img.images) == 2
 
     # webuiapi 0.9.17's controlnet_detect sends `controlnet_images`; the extension's route reads
@@ -394,8 +403,7 @@ def test_open_webui_verify_list_pick_and_generate(http, server):
     assert Path(DEMO_NAME).stem in {m["name"] for m in models}
 
     # set_image_model: the whole options dict is read, the checkpoint changed, and all of it posted back
-    folder = server.data_dir / "models" / "Stable-diffusion"
-    shutil.copy(folder / DEMO_NAME, folder / SECOND)
+    _add_second_checkpoint(server)
     http.post("/sdapi/v1/refresh-checkpoints")
     second = next(m["title"] for m in http.get("/sdapi/v1/sd-models").json() if m["title"].startswith(SECOND))
     options = http.get("/sdapi/v1/options").json()
