@@ -272,6 +272,9 @@ def test_the_scripts_are_listed_with_a1111_args(client):
     names = client.get("/sdapi/v1/scripts").json()["txt2img"]
     builtin = ["prompt matrix", "prompts from file or textbox", "x/y/z plot"]
     assert [name for name in names if name in builtin] == builtin
+    # the always-on scripts Sumi has built in, under A1111's names: clients look for them before sending them
+    scripts = client.get("/sdapi/v1/scripts").json()
+    assert {"controlnet", "refiner"} <= set(scripts["txt2img"]) & set(scripts["img2img"])
     info = {s["name"]: s for s in client.get("/sdapi/v1/script-info").json()}
     assert len(info["x/y/z plot"]["args"]) == 18
     assert info["x/y/z plot"]["args"][0]["value"] == 1  # Seed, A1111's default X type

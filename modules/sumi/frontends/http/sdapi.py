@@ -398,12 +398,22 @@ def _script_layout():
     return gr.Blocks()
 
 
+# `alwayson_scripts` keys Sumi runs natively rather than as Script objects (A1111's script names, lowercase)
+BUILT_IN_ALWAYSON = (SCRIPT_TITLE, refiner.SCRIPT_TITLE)
+
+
 def _script_routes(router: APIRouter, app: App) -> None:
     @router.get("/scripts")
     def scripts() -> dict[str, list[str]]:
+        """A1111's lists (every script with a name, always-on ones included), then the always-on scripts
+        Sumi has built in that A1111 lists too (the ControlNet extension's, A1111's Refiner): clients
+        look for "controlnet" here before they send `alwayson_scripts.controlnet`."""
         tabs = ("txt2img", "img2img")
         runners = {tab: app.scripts.ensure_inputs(_script_layout, tab=tab) for tab in tabs}
-        return {tab: [s.name for s in runner.scripts if s.name] for tab, runner in runners.items()}
+        listed = {tab: [s.name for s in runner.scripts if s.name] for tab, runner in runners.items()}
+        return {
+            tab: names + [b for b in BUILT_IN_ALWAYSON if b not in names] for tab, names in listed.items()
+        }
 
     @router.get("/extensions")
     def extensions() -> list[dict[str, Any]]:
