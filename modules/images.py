@@ -15,6 +15,7 @@ from PIL import Image
 from modules import shared
 from modules.sumi.services.images import a1111_save
 from modules.sumi.services.images import resize as _resize
+from modules.sumi.services.images import saving as _saving
 from modules.sumi.services.images.a1111_save import FilenameGenerator
 from modules.sumi.services.images.grids import (
     Grid,
@@ -37,7 +38,6 @@ from modules.sumi.services.images.saving import (
     encode_png_base64,
     exif_with_comment,
     grid_rows,
-    image_grid,
     next_sequence_number,
     prompt_words,
     read_info_from_image,
@@ -98,6 +98,18 @@ def save_image(
     return a1111_save.save_image(
         app.options, app.paths, app.callbacks, image, path, basename, *args, **kwargs
     )
+
+
+def image_grid(imgs: Any, batch_size: int = 1, rows: int | None = None, **kwargs: Any) -> Image.Image:
+    """A1111's `images.image_grid(imgs, batch_size=1, rows=None)`: without `rows`, the row count of the
+    settings `n_rows` and `grid_prevent_empty_spots`."""
+    app = shared.running_app()
+    if rows is None and app is not None and not kwargs:
+        kwargs = {
+            "n_rows": int(app.options.n_rows),
+            "prevent_empty_spots": bool(app.options.grid_prevent_empty_spots),
+        }
+    return _saving.image_grid(imgs, batch_size, rows, **kwargs)
 
 
 def resize_image(

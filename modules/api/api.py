@@ -13,7 +13,7 @@ from PIL import Image
 from modules import shared
 from modules.api import models
 from modules.sumi.frontends.http.sdapi import run_img2img, run_txt2img
-from modules.sumi.services.images.saving import encode_image_base64
+from modules.sumi.services.images.saving import SaveSettings, encode_image_base64
 from modules.sumi.util.b64images import decode_base64_image
 
 __all__ = ["Api", "decode_base64_to_image", "encode_pil_to_base64"]
@@ -28,11 +28,15 @@ def decode_base64_to_image(encoding: str) -> Image.Image:
 
 
 def encode_pil_to_base64(image: Image.Image) -> bytes:
-    """A1111: the image as base64 *bytes*, in the `samples_format` setting's format, with its infotext."""
+    """A1111: the image as base64 *bytes*, in the `samples_format` setting's format (with the settings
+    `jpeg_quality` and `webp_lossless`), with its infotext."""
     app = shared.running_app()
     extension = str(app.options.samples_format) if app is not None else "png"
+    settings = SaveSettings.from_options(app.options) if app is not None else SaveSettings()
     infotext = image.info.get("parameters") if isinstance(image.info.get("parameters"), str) else None
-    return encode_image_base64(image, infotext, extension).encode("ascii")
+    return encode_image_base64(image, infotext, extension, settings.quality, settings.webp_lossless).encode(
+        "ascii"
+    )
 
 
 class Api:

@@ -5,6 +5,7 @@ A1111's zip name) reached from A1111's generation info JSON and selected index."
 from __future__ import annotations
 
 import csv
+import io
 import json
 import zipfile
 
@@ -87,3 +88,21 @@ def test_the_panels_save_button_runs_the_shared_save(app, gallery):
     assert update["value"][0].endswith("-5.png") and "Saved:" in note
     folder = next(f for f in demo.fns.values() if (ids["myext_open_folder"], "click") in f.targets)
     assert folder.fn is not None and str(app.paths.resolve("outputs/ext")) in folder.fn()
+
+
+def test_save_files_follows_the_log_csv_and_quality_settings(app, gallery):
+    from modules import ui_common
+
+    log = app.paths.resolve(app.options.outdir_save) / "log.csv"
+    before = log.read_text(encoding="utf8") if log.exists() else ""
+    app.settings.set({"save_write_log_csv": False, "samples_format": "jpg", "jpeg_quality": 30})
+    try:
+        update, _ = ui_common.save_files(generation_info(), gallery, False, 0)
+    finally:
+        app.settings.set({"save_write_log_csv": True, "samples_format": "png", "jpeg_quality": 80})
+    (saved,) = update["value"]
+    reference = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(reference, "JPEG", quality=30)
+    with Image.open(saved) as image, Image.open(reference) as expected:
+        assert image.format == "JPEG" and image.quantization == expected.quantization
+    assert (log.read_text(encoding="utf8") if log.exists() else "") == before  # no row written

@@ -123,6 +123,17 @@ def test_page_has_a1111_settings_components_with_unique_elem_ids(tmp_path, make_
     assert comps["setting_eta_noise_seed_delta"]["type"] == "number"
     assert comps["setting_samples_format"]["type"] == "textbox"
     assert comps["setting_ext_broken"]["type"] == "textbox"  # bad component_args: a plain field
+    # A1111 1.10's saving settings, with its components (FormColorPicker: a colour picker)
+    quality = comps["setting_jpeg_quality"]
+    assert quality["type"] == "slider" and (quality["props"]["minimum"], quality["props"]["maximum"]) == (
+        1,
+        100,
+    )
+    assert comps["setting_webp_lossless"]["type"] == comps["setting_export_for_4chan"]["type"] == "checkbox"
+    assert comps["setting_img_max_size_mp"]["type"] == comps["setting_target_side_length"]["type"] == "number"
+    assert comps["setting_save_images_replace_action"]["type"] == "radio"
+    assert comps["setting_grid_background_color"]["type"] == "colorpicker"
+    assert comps["setting_grid_background_color"]["props"]["value"] == "#ffffff"
 
 
 def test_hide_ui_dir_config_leaves_the_folder_settings_off_the_page(tmp_path, make_app):

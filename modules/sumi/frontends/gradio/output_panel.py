@@ -160,7 +160,7 @@ def save_files(
     app: App, images: Any, info: dict[str, Any] | None, make_zip: bool = False
 ) -> tuple[list[Path], str]:
     """A1111's `save_files`: the gallery's images (or only the selected one) into opt `outdir_save`,
-    a row in its `log.csv`, and with `make_zip` a zip of them. Returns the files to download and a note."""
+    a row in its `log.csv` (opt `save_write_log_csv`), and with `make_zip` a zip of them. Returns the files to download and a note."""
     items = list(images or [])
     texts = list((info or {}).get("infotexts") or [])
     if not items or not texts:
@@ -196,7 +196,8 @@ def save_files(
         names.append(os.path.relpath(fullfn, path))
         if txt:
             saved.append(Path(txt))
-    _log_row(path / "log.csv", parsed[0], params, names[0])
+    if bool(o.data.get("save_write_log_csv", True)):
+        _log_row(path / "log.csv", parsed[0], params, names[0])
     if make_zip:  # A1111: the zip first, then the files themselves
         zip_seeds = seeds or [d.get("Seed") for d in parsed]
         saved.insert(0, _zip(app, path, saved, params, parsed[0], zip_seeds, prompts))

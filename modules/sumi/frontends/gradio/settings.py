@@ -36,6 +36,7 @@ COMPONENTS: dict[str, type[gr.components.Component]] = {
     "radio": gr.Radio,
     "dropdown": gr.Dropdown,
     "textbox": gr.Textbox,
+    "color": gr.ColorPicker,  # A1111's FormColorPicker settings (the grid colours)
 }
 _TAG = re.compile(r"<[^>]*>")
 

@@ -12,7 +12,6 @@ Caption, extensions' scripts), checked against their controls.
 
 from __future__ import annotations
 
-import base64
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
@@ -20,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from modules.sumi.app import App
 from modules.sumi.engine.errors import InvalidRequestError
-from modules.sumi.services.images.saving import encode_image
+from modules.sumi.services.images.saving import SaveSettings, encode_api_image
 from modules.sumi.services.postprocessing.a1111_args import run_extras_scripts_args, run_order
 from modules.sumi.services.postprocessing.named_args import checked_script_args
 from modules.sumi.services.postprocessing.service import BATCH, SINGLE, BatchImage, ExtrasRequest
@@ -149,9 +148,11 @@ def _decoded(text: str, what: str):
         raise InvalidRequestError(f"{what}: {exc}") from exc
 
 
-def _encoded(image) -> str:
-    """Base64 PNG keeping the image's text chunks (its original parameters and `postprocessing`)."""
-    return base64.b64encode(encode_image(image, "png", None, existing_info=image.info)).decode("ascii")
+def _encoded(app: App, image) -> str:
+    """Base64 in opt `samples_format` as A1111 (a PNG keeps the image's text chunks: its original
+    parameters and `postprocessing`)."""
+    o = app.options
+    return encode_api_image(image, None, str(o.samples_format), SaveSettings.from_options(o), image.info)
 
 
 def create_extras_router(app: App) -> APIRouter:
@@ -162,7 +163,7 @@ def create_extras_router(app: App) -> APIRouter:
         image = _decoded(req.image, "image")
         args, order = scripts_args(app, req)
         result = app.extras.run(ExtrasRequest(mode=SINGLE, image=image, args=args, order=order, save=False))
-        shown = _encoded(result.images[0]) if req.show_extras_results and result.images else None
+        shown = _encoded(app, result.images[0]) if req.show_extras_results and result.images else None
         return ExtrasSingleImageResponse(html_info=result.html_info, image=shown)
 
     @router.post("/extra-batch-images", response_model=ExtrasBatchImagesResponse)
@@ -175,7 +176,7 @@ def create_extras_router(app: App) -> APIRouter:
         ]
         args, order = scripts_args(app, req)
         result = app.extras.run(ExtrasRequest(mode=BATCH, images=images, args=args, order=order, save=False))
-        shown = [_encoded(image) for image in result.images] if req.show_extras_results else []
+        shown = [_encoded(app, image) for image in result.images] if req.show_extras_results else []
         return ExtrasBatchImagesResponse(html_info=result.html_info, images=shown)
 
     return router

@@ -30,7 +30,8 @@ from modules.sumi.frontends.http.training_lora import create_training_lora_route
 from modules.sumi.frontends.http.training_runs import create_training_runs_router
 from modules.sumi.services.controlnet.units import SCRIPT_TITLE, units_from_alwayson
 from modules.sumi.services.images.saving import (
-    encode_png_base64,
+    SaveSettings,
+    encode_api_image,
     read_infotext_from_image,
 )
 from modules.sumi.services.jobs import infotext_request, refiner
@@ -128,6 +129,17 @@ def _echo(req: Any) -> dict[str, Any]:
     return req.model_dump(exclude=set(req.model_extra or {}))
 
 
+def api_images(app: App, images: list[Any], infotexts: list[str]) -> list[str]:
+    """The job's images as A1111's API returns them: base64 in opt `samples_format` (png, jpg or
+    webp; with opts `jpeg_quality` and `webp_lossless`), each with its infotext."""
+    o = app.options
+    settings = SaveSettings.from_options(o)
+    return [
+        encode_api_image(image, info, str(o.samples_format), settings)
+        for image, info in zip(images, infotexts, strict=True)
+    ]
+
+
 def run_img2img(app: App, req: m.Img2ImgRequest) -> m.ImagesResponse:
     """What POST /sdapi/v1/img2img does: the img2img job with the img2img tab's scripts, queued, and its
     images as base64 (the request echoed without its images unless `include_init_images`)."""
@@ -141,14 +153,7 @@ def run_img2img(app: App, req: m.Img2ImgRequest) -> m.ImagesResponse:
     )
     p.warnings.extend(p.script_args.surplus)
     processed = app.runner.img2img(p, job_id=req.force_task_id or None)
-    images = (
-        [
-            encode_png_base64(img, info)
-            for img, info in zip(processed.images, processed.infotexts, strict=True)
-        ]
-        if req.send_images
-        else []
-    )
+    images = api_images(app, processed.images, processed.infotexts) if req.send_images else []
     parameters = _echo(req)
     if not req.include_init_images:
         parameters["init_images"] = parameters["mask"] = parameters["latent_mask"] = None
@@ -221,14 +226,7 @@ def run_txt2img(app: App, req: m.Txt2ImgRequest) -> m.ImagesResponse:
     )
     p.warnings.extend(p.script_args.surplus)
     processed = app.runner.txt2img(p, job_id=req.force_task_id or None)
-    images = (
-        [
-            encode_png_base64(img, info)
-            for img, info in zip(processed.images, processed.infotexts, strict=True)
-        ]
-        if req.send_images
-        else []
-    )
+    images = api_images(app, processed.images, processed.infotexts) if req.send_images else []
     return m.ImagesResponse(images=images, parameters=_echo(req), info=processed.js())
 
 
@@ -479,7 +477,9 @@ def progress_response(app: App, with_image: bool = True) -> m.ProgressResponse:
     snap = app.state.snapshot()
     image = None
     if with_image and snap.preview is not None:
-        image = encode_png_base64(snap.preview)
+        image = encode_api_image(
+            snap.preview, None, str(app.options.samples_format), SaveSettings.from_options(app.options)
+        )  # A1111: in opt samples_format, as the job's images
     state = m.ProgressState(
         skipped=snap.skipped,
         interrupted=snap.interrupted,

@@ -2,8 +2,9 @@
 
 `save_image` follows A1111's naming (folder pattern, `NNNNN-<pattern><suffix>.<ext>`, `basename-NNNN`
 for grids, `forced_filename`) with the running App's settings, runs the `on_before_image_saved` and
-`on_image_saved` callbacks, and writes through Sumi's own `images.save_image_file`. Relative folders
-are under the data folder, like Sumi's output settings.
+`on_image_saved` callbacks, and writes through Sumi's own `images.save_image_file` with the saving
+settings (`SaveSettings`: quality, lossless webp, the .jpg copy of large images, replace or number a
+file of the same name). Relative folders are under the data folder, like Sumi's output settings.
 """
 
 from __future__ import annotations
@@ -58,14 +59,16 @@ def save_image(
     callbacks.call("before_image_saved", params)
     infotext = params.pnginfo.get(pnginfo_section_name)
     others = {k: v for k, v in params.pnginfo.items() if k != pnginfo_section_name}
+    settings = image_files.SaveSettings.from_options(o)
     if forced_filename is not None:
-        target = Path(directory) / f"{forced_filename}.{extension}"
-        data = image_files.encode_image(
-            params.image, extension, infotext if o.enable_pnginfo else None, existing_info=others
-        )
-        saved = write_atomic(target, data)
+        ext = image_files.fitting_extension(params.image, extension)
+        text = infotext if o.enable_pnginfo else None
+        data = image_files.encode_image(params.image, ext, text, existing_info=others, **settings.encoding())
+        target = Path(directory) / forced_filename  # A1111 allows sub-folders in the name
+        saved = image_files.write_named(target.parent, target.name, ext, data, settings.replace)
+        image_files.save_jpg_copy(params.image, saved, len(data), text, settings)
         if o.save_txt and infotext:
-            write_atomic(target.with_suffix(".txt"), infotext.encode("utf-8"))
+            write_atomic(saved.with_suffix(".txt"), infotext.encode("utf-8"))
     else:
         named = not short_filename and seed is not None
         pattern = o.samples_filename_pattern or ("[seed]" if o.save_to_dirs else "[seed]-[prompt_spaces]")
@@ -84,6 +87,7 @@ def save_image(
             pattern=decoration,
             add_number=o.save_images_add_number,
             existing_info=others,
+            settings=settings,
         )
     params.filename = str(saved)
     callbacks.call("image_saved", params)

@@ -14,6 +14,7 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -60,9 +61,10 @@ def _color(value: Any, default: RGB) -> RGB:
 
 @functools.lru_cache(maxsize=32)
 def get_font(size: int, path: str = "") -> Font:
-    """The font at `size` px: the file at `path` if it loads, else PIL's built-in font."""
+    """The font at `size` px: the file at `path` if it loads (a regular file: never a device or a
+    pipe that would block), else PIL's built-in font."""
     size = max(1, int(size))
-    if path:
+    if path and Path(path).is_file():
         try:
             return ImageFont.truetype(path, size)
         except OSError:

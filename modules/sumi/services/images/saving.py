@@ -12,16 +12,21 @@ import base64
 import datetime as dt
 import io
 import json
+import logging
 import math
 import os
 import re
 import string
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import ExifTags, Image, PngImagePlugin
 
 from modules.sumi.util.atomic import write_atomic, write_unique
+
+log = logging.getLogger(__name__)
 
 INVALID_FILENAME_CHARS = '#<>:"/\\|?*\n\r\t'
 MAX_FILENAME_PART_LENGTH = 128
@@ -33,6 +38,9 @@ RE_PATTERN = re.compile(r"(.*?)(?:\[([^\[\]]+)\]|\Z)", re.DOTALL)
 EXIF_UNICODE_PREFIX = b"UNICODE\x00"
 EXIF_ASCII_PREFIX = b"ASCII\x00\x00\x00"
 FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "gif": "GIF", "avif": "AVIF"}
+MAX_SIDE = {"JPEG": 65535, "WEBP": 16383}  # larger pictures are saved as PNG, as A1111
+REPLACE, ADD_NUMBER_SUFFIX = "Replace", "Add number suffix"  # opt save_images_replace_action
+MAX_NUMBER_SUFFIX = 500
 IGNORED_INFO_KEYS = {
     "jfif",
     "jfif_version",
@@ -62,6 +70,47 @@ NOVELAI_SAMPLERS = {
     "k_dpmpp_2s_a": "DPM++ 2S a",
     "ddim": "DDIM",
 }
+
+
+# --- settings ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SaveSettings:
+    """How image files are encoded and what else is written beside them (A1111's saving settings).
+
+    The defaults are those of a file written without the App's settings; `from_options` reads the
+    settings (where A1111's `export_for_4chan` is on by default)."""
+
+    quality: int = 80  # opt jpeg_quality: jpg, lossy webp and avif
+    webp_lossless: bool = False  # opt webp_lossless
+    jpg_copy: bool = False  # opt export_for_4chan: a .jpg copy of a large image...
+    jpg_copy_over_mb: float = 4.0  # opt img_downscale_threshold: ...when the file is larger (MB)...
+    jpg_copy_side: int = 4000  # opt target_side_length: ...or a side is longer, then scaled down to it
+    replace: bool = True  # opt save_images_replace_action: replace a file of the same name, or add -1, -2
+
+    @classmethod
+    def from_options(cls, options: Any) -> SaveSettings:
+        """The settings of `options` (the App's, or a job's view); missing or odd values keep A1111's."""
+
+        def read(key: str, default: Any, kind: type) -> Any:
+            try:
+                return kind(getattr(options, key, default))
+            except (TypeError, ValueError):
+                return default
+
+        return cls(
+            quality=min(100, max(1, read("jpeg_quality", 80, int))),
+            webp_lossless=read("webp_lossless", False, bool),
+            jpg_copy=read("export_for_4chan", True, bool),
+            jpg_copy_over_mb=max(0.0, read("img_downscale_threshold", 4.0, float)),
+            jpg_copy_side=max(1, read("target_side_length", 4000, int)),
+            replace=str(getattr(options, "save_images_replace_action", REPLACE)) != ADD_NUMBER_SUFFIX,
+        )
+
+    def encoding(self) -> dict[str, Any]:
+        """`encode_image`'s keyword arguments for these settings."""
+        return {"quality": self.quality, "lossless": self.webp_lossless}
 
 
 # --- file names ------------------------------------------------------------------------------------
@@ -153,11 +202,26 @@ def _truncate_bytes(text: str, limit: int) -> str:
     return encoded[:limit].decode("utf-8", errors="ignore").rstrip(" .")
 
 
+def same_name_candidates(stem: str, ext: str, replace: bool = True) -> list[str]:
+    """The names a file called `stem` may take: itself (replaced), or with opt
+    `save_images_replace_action` "Add number suffix" the first free of `stem`, `stem-1`, `stem-2`..."""
+    if replace:
+        return [f"{stem}.{ext}"]
+    return [f"{stem}.{ext}", *(f"{stem}-{n}.{ext}" for n in range(1, MAX_NUMBER_SUFFIX))]
+
+
+def write_named(directory: Path, stem: str, ext: str, data: bytes, replace: bool = True) -> Path:
+    """Write `data` as `directory/stem.ext`, replacing a file of that name or, with `replace` False,
+    under the first free numbered name (A1111's `save_images_replace_action`)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return write_unique(directory, same_name_candidates(stem, ext, replace), data, overwrite=replace)
+
+
 def _candidate_names(
-    directory: Path, basename: str, decoration: str, ext: str, add_number: bool
+    directory: Path, basename: str, decoration: str, ext: str, add_number: bool, replace: bool = True
 ) -> list[str]:
     if not add_number and decoration:
-        return [f"{decoration}.{ext}"]
+        return same_name_candidates(decoration, ext, replace)
     start = next_sequence_number(directory, basename)
     suffix = f"-{decoration}" if decoration else ""
     counters = (f"{n:05}" if not basename else f"{basename}-{n:04}" for n in range(start, start + 500))
@@ -210,7 +274,10 @@ def encode_image(
     quality: int = 80,
     lossless: bool = False,
 ) -> bytes:
-    """The image file's bytes, with the infotext as PNG text `parameters` or EXIF UserComment (jpg/webp)."""
+    """The image file's bytes, with the infotext as PNG text `parameters` or EXIF UserComment (jpg/webp/avif).
+
+    `quality` (opt `jpeg_quality`, 1-100) is that of jpg, avif and lossy webp; `lossless` (opt
+    `webp_lossless`) makes webp lossless, as A1111."""
     ext, fmt = _format_for(extension)
     buf = io.BytesIO()
     if fmt == "PNG":
@@ -218,8 +285,10 @@ def encode_image(
     elif fmt in ("JPEG", "WEBP", "AVIF"):
         if image.mode not in ("RGB", "L"):
             image = image.convert("RGB")
-        kwargs = {"exif": exif_with_comment(infotext)} if infotext else {}
-        image.save(buf, format=fmt, quality=quality, lossless=lossless, **kwargs)
+        kwargs: dict[str, Any] = {"exif": exif_with_comment(infotext)} if infotext else {}
+        if fmt == "WEBP":
+            kwargs["lossless"] = bool(lossless)
+        image.save(buf, format=fmt, quality=min(100, max(1, int(quality))), **kwargs)
     elif fmt == "GIF":
         image.save(buf, format=fmt, comment=infotext or "")
     else:
@@ -228,10 +297,37 @@ def encode_image(
 
 
 def encode_image_base64(
-    image: Image.Image, infotext: str | None = None, extension: str = "png", quality: int = 80
+    image: Image.Image,
+    infotext: str | None = None,
+    extension: str = "png",
+    quality: int = 80,
+    lossless: bool = False,
 ) -> str:
     """Base64 text (no `data:` prefix, as A1111's API returns) of the encoded image."""
-    return base64.b64encode(encode_image(image, extension, infotext, quality=quality)).decode("ascii")
+    data = encode_image(image, extension, infotext, quality=quality, lossless=lossless)
+    return base64.b64encode(data).decode("ascii")
+
+
+API_FORMATS = ("png", "jpg", "jpeg", "webp")  # what A1111's API encodes in (opt samples_format)
+
+
+def encode_api_image(
+    image: Image.Image,
+    infotext: str | None,
+    samples_format: str,
+    settings: SaveSettings,
+    existing_info: Mapping[str, object] | None = None,
+) -> str:
+    """An image as A1111's API returns it (`api.encode_pil_to_base64`): base64 in opt `samples_format`
+    when that is png, jpg or webp (with opts `jpeg_quality` and `webp_lossless`), else PNG (A1111
+    answers those with an error). A PNG keeps the text items of `existing_info`; jpg and webp hold
+    the infotext (or that item's `parameters`) in EXIF."""
+    ext = str(samples_format or "png").lower().lstrip(".")
+    ext = ext if ext in API_FORMATS else "png"
+    if infotext is None and ext != "png" and isinstance((existing_info or {}).get("parameters"), str):
+        infotext = str((existing_info or {})["parameters"])
+    data = encode_image(image, ext, infotext, existing_info=existing_info, **settings.encoding())
+    return base64.b64encode(data).decode("ascii")
 
 
 def encode_png_base64(image: Image.Image, infotext: str | None = None) -> str:
@@ -256,7 +352,7 @@ def save_image_file(
     fields: Mapping[str, object] | None = None,
     add_number: bool = True,
     existing_info: Mapping[str, object] | None = None,
-    quality: int = 80,
+    settings: SaveSettings | None = None,
     when: dt.datetime | None = None,
     suffix: str = "",
 ) -> Path:
@@ -265,13 +361,15 @@ def save_image_file(
     `pattern` defaults to `[seed]-[prompt_spaces]`; with `seed=None` the name is the counter alone.
     `basename_prefix` gives `prefix-NNNN-...` as A1111 does for grids. The infotext is embedded when
     `pnginfo_enabled` (opt `enable_pnginfo`) and also written to a `.txt` beside it with `save_txt`.
+    `settings` give the quality, the name taken when `add_number` is off, and the .jpg copy of a large
+    image (`SaveSettings`).
     """
+    settings = settings or SaveSettings()
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    ext, _ = _format_for(extension)
-    data = encode_image(
-        image, ext, infotext if pnginfo_enabled else None, existing_info=existing_info, quality=quality
-    )
+    ext = fitting_extension(image, extension)
+    text = infotext if pnginfo_enabled else None
+    data = encode_image(image, ext, text, existing_info=existing_info, **settings.encoding())
     decoration = (
         ""
         if seed is None
@@ -281,11 +379,47 @@ def save_image_file(
     )
     room = MAX_FILENAME_BYTES - len(basename_prefix.encode()) - len(suffix.encode()) - 16
     decoration = _truncate_bytes(decoration, room) + sanitize_path_text(suffix)
-    names = _candidate_names(directory, sanitize_path_text(basename_prefix), decoration, ext, add_number)
-    path = write_unique(directory, names, data, overwrite=not add_number and bool(decoration))
+    prefix = sanitize_path_text(basename_prefix)
+    names = _candidate_names(directory, prefix, decoration, ext, add_number, settings.replace)
+    overwrite = not add_number and bool(decoration) and settings.replace
+    path = write_unique(directory, names, data, overwrite=overwrite)
+    save_jpg_copy(image, path, len(data), text, settings)
     if save_txt and infotext:
         write_atomic(path.with_suffix(".txt"), infotext.encode("utf-8"))
     return path
+
+
+def fitting_extension(image: Image.Image, extension: str) -> str:
+    """`extension`, or png for a picture wider or taller than jpg (65535) or webp (16383) can hold."""
+    ext, fmt = _format_for(extension)
+    limit = MAX_SIDE.get(fmt)
+    if limit is not None and max(image.size) > limit:
+        log.warning("%dx%d is too large for %s; saving as PNG", image.width, image.height, ext)
+        return "png"
+    return ext
+
+
+def save_jpg_copy(
+    image: Image.Image, saved: Path, size: int, infotext: str | None, settings: SaveSettings
+) -> Path | None:
+    """A1111's `export_for_4chan`: when the file just saved is larger than `jpg_copy_over_mb` or a side
+    is longer than `jpg_copy_side`, a .jpg copy beside it (scaled down to that side, infotext in its
+    EXIF). A file that is a jpg already gets none (A1111 would write over it). Returns the copy's path."""
+    if not settings.jpg_copy or saved.suffix.lower() in (".jpg", ".jpeg"):
+        return None
+    side = settings.jpg_copy_side
+    oversize = max(image.size) > side
+    if not oversize and size <= settings.jpg_copy_over_mb * 1024 * 1024:
+        return None
+    if oversize:
+        scale = side / max(image.size)
+        target = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        try:
+            image = image.resize(target, Image.Resampling.LANCZOS)
+        except ValueError:  # modes LANCZOS cannot resample (I;16)
+            image = image.resize(target)
+    data = encode_image(image, "jpg", infotext, quality=settings.quality)
+    return write_named(saved.parent, saved.stem, "jpg", data, settings.replace)
 
 
 # --- grids -----------------------------------------------------------------------------------------

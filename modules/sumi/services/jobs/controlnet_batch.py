@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from modules.sumi.services.controlnet.batch import ControlBatch
+from modules.sumi.services.images.saving import SaveSettings
 from modules.sumi.services.jobs.img2img_batch import write_result
 from modules.sumi.services.jobs.processing import Processed, StableDiffusionProcessing, fix_seed
 
@@ -26,6 +27,7 @@ def run_control_batch(
     interrupted: Callable[[], bool],
     output_dir: Path | None,
     samples_format: str = "png",
+    settings: SaveSettings | None = None,
 ) -> Processed:
     """Run `p` once per picture (or for the picture of `p.controlnet_batch_index`), collecting results."""
     index = getattr(p, BATCH_INDEX, None)
@@ -48,9 +50,8 @@ def run_control_batch(
             first = done.index_of_first_image
             for n, (image, text) in enumerate(zip(done.images[first:], done.infotexts[first:], strict=False)):
                 if output_dir is not None:
-                    write_result(
-                        output_dir, batch.names[k] + (f"-{n}" if n else ""), image, text, samples_format
-                    )
+                    name = batch.names[k] + (f"-{n}" if n else "")
+                    write_result(output_dir, name, image, text, samples_format, settings)
                 images.append(image)
                 infotexts.append(text)
             warnings.extend(w for w in done.warnings if w not in warnings)

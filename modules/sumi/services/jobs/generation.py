@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
+import math
 import random
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -141,6 +142,7 @@ class GenerationService:
             interrupted=lambda: self.state.interrupted,
             output_dir=output_dir,
             samples_format=str(self.options.samples_format),
+            settings=image_files.SaveSettings.from_options(self.options),
         )
 
     def _process_one(self, p: StableDiffusionProcessing) -> Processed:
@@ -332,12 +334,13 @@ class GenerationService:
                     infotexts.append(infotext)
             self.state.nextjob()
         first = 0
-        if len(images) > 1 and self.options.return_grid and not p.do_not_save_grid:  # A1111
-            grid = image_files.image_grid(images, batch_size=p.batch_size)
+        grid = self._grid(p, images)
+        if grid is not None:
             self._save_grid(p, grid, infotexts[0])
-            images.insert(0, grid)
-            infotexts.insert(0, infotexts[0])
-            first = 1
+            if self.options.return_grid:
+                images.insert(0, grid)
+                infotexts.insert(0, infotexts[0])
+                first = 1
         images.extend(job.control.detected_maps)
         infotexts.extend("" for _ in job.control.detected_maps)
         return Processed(
@@ -668,10 +671,32 @@ class GenerationService:
         )
         return base / datetime.now().strftime("%Y-%m-%d") if dated else base
 
+    def _grid(self, p: StableDiffusionProcessing, images: list[Any]) -> Any:
+        """A1111's grid of the job's images, when it is shown (opt `return_grid`) or saved (`grid_save`):
+        not for one image (opt `grid_only_if_multiple`), nor when larger than opt `img_max_size_mp`."""
+        o = self.options
+        if not images or p.do_not_save_grid or not (o.return_grid or o.grid_save):
+            return None
+        if len(images) < 2 and o.grid_only_if_multiple:
+            return None
+        rows = image_files.grid_rows(
+            len(images), p.batch_size, int(o.n_rows), bool(o.grid_prevent_empty_spots)
+        )
+        cols = math.ceil(len(images) / rows)
+        width, height = max(i.width for i in images), max(i.height for i in images)
+        megapixels, limit = cols * width * rows * height / 1_000_000, float(o.img_max_size_mp)
+        if megapixels > limit:
+            note = f"No grid: it would be {megapixels:g} megapixels, more than the limit of {limit:g}"
+            self._warn(p, [f"{note} (setting img_max_size_mp)"])
+            return None
+        return image_files.image_grid(images, p.batch_size, rows)
+
     def _save(self, p: StableDiffusionProcessing, image, index: int, infotext: str, suffix: str = "") -> None:
         o = self.options
         if p.do_not_save_samples or not o.samples_save:
             return
+        if (self.state.interrupted or self.state.skipped) and not o.save_incomplete_images:
+            return  # A1111: an interrupted or skipped batch is shown, not saved
         directory = self._outdir(
             "outdir_samples", f"outdir_{job_kind(p)}_samples", p.outpath_samples, o.save_to_dirs
         )
@@ -694,6 +719,8 @@ class GenerationService:
                 save_txt=o.save_txt,
                 pattern=decoration,
                 suffix=suffix,
+                add_number=o.save_images_add_number,
+                settings=image_files.SaveSettings.from_options(o),
             )
             if self.callbacks is not None:
                 params.filename = str(path)
@@ -717,16 +744,22 @@ class GenerationService:
         directory = self._outdir(
             "outdir_grids", f"outdir_{job_kind(p)}_grids", p.outpath_grids, o.grid_save_to_dirs
         )
+        decoration = ""
+        if o.grid_extended_filename:  # A1111: grid-NNNN-<the samples' pattern>, else grid-NNNN
+            pattern = image_files.default_filename_pattern(o.samples_filename_pattern, o.save_to_dirs)
+            decoration = image_file_decoration(p, 0, p.all_seeds[0], p.all_prompts[0], grid, pattern)
         with self._saving(p, "the grid", directory):
-            image_files.save_image_file(  # seed=None: A1111's short grid names, grid-NNNN.png
+            image_files.save_image_file(
                 grid,
                 directory,
-                seed=None,
+                seed=0 if decoration else None,  # None: the counter alone
                 prompt=p.all_prompts[0],
                 infotext=infotext,
                 extension=o.grid_format,
                 pnginfo_enabled=o.enable_pnginfo,
                 basename_prefix="grid",
+                pattern=decoration,
+                settings=image_files.SaveSettings.from_options(o),
             )
 
     def _write_params_txt(self, p: StableDiffusionProcessing, infotext: str) -> None:

@@ -10,6 +10,7 @@ with --gradio-allowed-path), as every path setting.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,13 @@ from typing import Any
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from modules.sumi.engine.errors import InvalidRequestError
-from modules.sumi.services.images.saving import encode_image, read_infotext_from_image
+from modules.sumi.services.images.saving import (
+    SaveSettings,
+    encode_image,
+    fitting_extension,
+    read_infotext_from_image,
+    save_jpg_copy,
+)
 from modules.sumi.services.jobs.infotext import parse_infotext
 from modules.sumi.services.jobs.processing import Processed, StableDiffusionProcessingImg2Img, fix_seed
 from modules.sumi.util.atomic import write_atomic
@@ -62,6 +69,7 @@ def run_batch(
     confine: Callable[[str], Path],
     interrupted: Callable[[], bool],
     samples_format: str = "png",
+    settings: SaveSettings | None = None,
 ) -> Processed:
     """Run `p` once per input image (on the job worker); returns all results in one Processed.
 
@@ -108,6 +116,7 @@ def run_batch(
                     image,
                     text,
                     samples_format,
+                    settings,
                 )
             images.append(image)
             infotexts.append(text)
@@ -166,10 +175,21 @@ def _apply_png_info(
     p.sampler_name = params.get("Sampler", sampler)
 
 
-def write_result(directory: Path, name: str, image: Any, infotext: str, extension: str) -> None:
-    """`<directory>/<name>.<extension>` with the infotext, atomically (RGBA saved as RGB)."""
+def write_result(
+    directory: Path,
+    name: str,
+    image: Any,
+    infotext: str,
+    extension: str,
+    settings: SaveSettings | None = None,
+) -> None:
+    """`<directory>/<name>.<extension>` with the infotext, atomically (RGBA saved as RGB), encoded with
+    the saving `settings`; a file of that name is replaced (A1111 does so in batch folders)."""
+    settings = dataclasses.replace(settings or SaveSettings(), replace=True)
     directory.mkdir(parents=True, exist_ok=True)
     if image.mode == "RGBA":
         image = image.convert("RGB")
-    data = encode_image(image, extension, infotext)
-    write_atomic(directory / f"{name}.{extension}", data)
+    ext = fitting_extension(image, extension)
+    data = encode_image(image, ext, infotext, **settings.encoding())
+    path = write_atomic(directory / f"{name}.{ext}", data)
+    save_jpg_copy(image, path, len(data), infotext, settings)

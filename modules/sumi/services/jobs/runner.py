@@ -17,6 +17,7 @@ from typing import Any
 
 from modules.sumi.engine.accel.memory import PeakTracker
 from modules.sumi.engine.errors import InvalidRequestError
+from modules.sumi.services.images.saving import SaveSettings
 from modules.sumi.services.jobs.generation import GenerationService, job_kind
 from modules.sumi.services.jobs.img2img_batch import BatchFolders, run_batch
 from modules.sumi.services.jobs.processing import JobPerformance, Processed, StableDiffusionProcessing
@@ -85,6 +86,7 @@ class JobRunner:
                 confine=self._confined,
                 interrupted=lambda: self.generation.state.interrupted,
                 samples_format=str(options.samples_format),
+                settings=SaveSettings.from_options(options),
             )
         limit = int(options.img2img_batch_show_results_limit)  # A1111: what the UI gets back
         if limit >= 0:

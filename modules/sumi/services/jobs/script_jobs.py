@@ -148,6 +148,7 @@ def save_grid(
             extension=o.grid_format,
             pnginfo_enabled=o.enable_pnginfo,
             basename_prefix=prefix,
+            settings=image_files.SaveSettings.from_options(o),
         )
     except Exception as exc:
         message = (

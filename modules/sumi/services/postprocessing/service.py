@@ -18,7 +18,7 @@ from typing import Any
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from modules.sumi.engine.errors import InvalidRequestError
-from modules.sumi.services.images.saving import read_info_from_image
+from modules.sumi.services.images.saving import SaveSettings, read_info_from_image
 from modules.sumi.services.jobs.infotext import quote
 from modules.sumi.services.jobs.queue import Job, JobQueue
 from modules.sumi.services.jobs.state import JobState
@@ -238,6 +238,7 @@ class ExtrasService:
                 forced_basename=forced,
                 suffix=suffix,
                 add_number=bool(o.save_images_add_number),
+                settings=SaveSettings.from_options(o),
             )
         except (OSError, ValueError) as exc:  # the image is still shown
             result.warnings.append(

@@ -536,6 +536,8 @@ HIDDEN: tuple[None, str] = (None, "Hidden options")  # A1111: a section id of No
 
 # What `samples_format`/`grid_format` may name: the formats Sumi writes with their infotext.
 IMAGE_FORMATS = ["png", "jpg", "jpeg", "webp", "avif", "gif"]
+# Opt `save_images_replace_action` (A1111's values; `services.images.saving.SaveSettings` reads them).
+REPLACE_ACTIONS = ["Replace", "Add number suffix"]
 MAX_ENSD = 2**32 - 1  # the noise seed is seed + ENSD; torch takes seeds below 2**64
 
 
@@ -553,8 +555,18 @@ def _saving_images() -> dict[str, OptionInfo]:
                 "empty = [seed], or [seed]-[prompt_spaces] when not saving to a subdirectory"
             ),
             "save_images_add_number": OptionInfo(True, "Add number to filename when saving"),
+            "save_images_replace_action": OptionInfo(
+                REPLACE_ACTIONS[0],
+                "Saving the image to an existing file",
+                "radio",
+                {"choices": list(REPLACE_ACTIONS)},
+            ),
             "grid_save": OptionInfo(True, "Always save all generated image grids"),
             "grid_format": OptionInfo("png", "File format for grids").one_of(IMAGE_FORMATS),
+            "grid_extended_filename": OptionInfo(
+                False, "Add extended info (seed, prompt) to filename when saving grid"
+            ),
+            "grid_only_if_multiple": OptionInfo(True, "Do not save grids consisting of one picture"),
             "n_rows": OptionInfo(
                 -1,
                 "Grid row count; use -1 for autodetect and 0 for it to be same as batch size",
@@ -564,13 +576,38 @@ def _saving_images() -> dict[str, OptionInfo]:
             "grid_prevent_empty_spots": OptionInfo(
                 False, "Prevent empty spots in grid (when set to autodetect)"
             ),
+            "font": OptionInfo("", "Font for image grids that have text").info(
+                "a .ttf/.otf/.ttc file; empty = the built-in font"
+            ),
+            "grid_text_active_color": OptionInfo("#000000", "Text color for image grids", "color"),
+            "grid_text_inactive_color": OptionInfo("#999999", "Inactive text color for image grids", "color"),
+            "grid_background_color": OptionInfo("#ffffff", "Background color for image grids", "color"),
             "enable_pnginfo": OptionInfo(
                 True, "Save text information about generation parameters as chunks to png files"
             ),
             "save_txt": OptionInfo(False, "Create a text file with infotext next to every generated image"),
+            "jpeg_quality": OptionInfo(
+                80, "Quality for saved jpeg and avif images", "slider", _slider(1, 100, 1)
+            )
+            .bounds(1, 100)
+            .info("also for webp unless lossless"),
+            "webp_lossless": OptionInfo(False, "Use lossless compression for webp images"),
+            "export_for_4chan": OptionInfo(True, "Save copy of large images as JPG").info(
+                "if the file size is above the limit, or either width or height are above the limit"
+            ),
+            "img_downscale_threshold": OptionInfo(
+                4.0, "File size limit for the above option, MB", "number"
+            ).bounds(0, None),
+            "target_side_length": OptionInfo(
+                4000, "Width/height limit for the above option, in pixels", "number"
+            ).bounds(1, 65535),
+            "img_max_size_mp": OptionInfo(200, "Maximum image size", "number")
+            .bounds(1, None)
+            .info("in megapixels; grids larger than this are not made"),
             "save_selected_only": OptionInfo(
                 True, "When using 'Save' button, only save a single selected image"
             ),
+            "save_write_log_csv": OptionInfo(True, "Write log.csv when saving images using 'Save' button"),
             "grid_zip_filename_pattern": OptionInfo("", "Archive filename pattern").info(
                 "empty = [datetime]_[[model_name]]_[seed]-[seed_last]"
             ),
@@ -587,6 +624,10 @@ def _saving_images() -> dict[str, OptionInfo]:
                 False, "For inpainting, include masked composite in results for web"
             ),
             "save_init_img": OptionInfo(False, "Save init images when using img2img"),
+            "save_incomplete_images": OptionInfo(False, "Save incomplete images").info(
+                "save images that have been interrupted or skipped in mid-generation; even if not "
+                "saved, they will still show up in the output"
+            ),
             "open_dir_button_choice": OptionInfo(
                 "Subdirectory",
                 "What directory the [📂] button opens",
@@ -1176,9 +1217,13 @@ def _a1111_only() -> dict[str, OptionInfo]:
             "temp_dir": OptionInfo(
                 "", "Directory for temporary images; leave empty for default"
             ).path_setting(),
-            "grid_extended_filename": OptionInfo(
-                False, "Add extended info (seed, prompt) to grid file names"
+            "clean_temp_dir_at_start": OptionInfo(
+                False, "Cleanup non-default temporary directory when starting webui"
             ),
+            "notification_audio": OptionInfo(True, "Play notification sound after image generation"),
+            "notification_volume": OptionInfo(
+                100, "Notification sound volume", "slider", _slider(0, 100, 1)
+            ).bounds(0, 100),
             "enable_console_prompts": OptionInfo(False, "Print prompts to console"),
             "samples_log_stdout": OptionInfo(False, "Always print all generation info to standard output"),
             "multiple_tqdm": OptionInfo(True, "Second console progress bar for the whole job"),

@@ -1,5 +1,5 @@
-"""A1111's settings for the Extras tab and its scripts (section "Postprocessing"), keys and defaults
-as A1111 1.10. The choices of the script lists are the loaded Extras scripts' names (`offer_script_choices`,
+"""A1111's settings for the Extras tab and its scripts (section "Postprocessing", and the two file-name
+settings A1111 shows under "Saving images/grids"), keys and defaults as A1111 1.10. The choices of the script lists are the loaded Extras scripts' names (`offer_script_choices`,
 called once the scripts are loaded); other names are accepted too (an extension not loaded yet)."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from functools import partial
 from typing import Any
 
 POSTPROCESSING = ("postprocessing", "Postprocessing", "postprocessing")
+SAVING_IMAGES = ("saving-images", "Saving images/grids")
 _NAMES = {"choices": [], "multiselect": True, "allow_custom_value": True}
 
 
@@ -43,14 +44,18 @@ def postprocessing_options(option: Any, section: Any) -> dict[str, Any]:
                 "when generating captions using postprocessing; Ignore = use generated; Keep = use original; "
                 "Prepend/Append = combine both"
             ),
+            "set_scale_by_when_changing_upscaler": option(
+                False, "Automatically set the Scale by factor based on the name of the selected Upscaler."
+            ),
+        },
+    ) | section(
+        SAVING_IMAGES,  # A1111 shows these two under "Saving images/grids"
+        {
             "use_original_name_batch": option(
                 True, "Use original name for output filename during batch process in extras tab"
             ),
             "use_upscaler_name_as_suffix": option(
                 False, "Use upscaler name as filename suffix in the extras tab"
-            ),
-            "set_scale_by_when_changing_upscaler": option(
-                False, "Automatically set the Scale by factor based on the name of the selected Upscaler."
             ),
         },
     )
