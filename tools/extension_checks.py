@@ -791,6 +791,61 @@ def _paio_core(ctx: Context) -> tuple[bool | None, str]:
     return "token_count" in response.text, f"token_counter: {response.text[:100]}"
 
 
+# A short 2D animation as a Deforum user saves one (its Run/Keyframes/Prompts/Output tabs), read back with
+# "Load All Settings" from the settings file the tab names by default (relative to the webui folder).
+DEFORUM_BATCH = "sumi_try_check"
+DEFORUM_FRAMES = 3
+DEFORUM_SETTINGS = {
+    "W": 128, "H": 128, "steps": 4, "sampler": "Euler", "seed": 1234, "animation_mode": "2D",
+    "max_frames": DEFORUM_FRAMES, "diffusion_cadence": 1, "batch_name": DEFORUM_BATCH,
+    "prompts": {"0": "a red circle on the left, blue background"},
+    "animation_prompts_positive": "", "animation_prompts_negative": "",
+    "zoom": "0: (1.02)", "translation_x": "0: (1)", "color_coherence": "None", "noise_type": "uniform",
+    "use_depth_warping": False, "skip_video_creation": False,
+}  # fmt: skip
+
+
+@prepare_for("sd-webui-deforum")
+def _deforum_settings(ext_dir: Path, data_dir: Path) -> None:
+    defaults = json.loads((ext_dir / "scripts" / "default_settings.txt").read_text(encoding="utf-8"))
+    (data_dir / "deforum_settings.txt").write_text(json.dumps({**defaults, **DEFORUM_SETTINGS}, indent=1))
+
+
+@ui("sd-webui-deforum")
+def _deforum_ui(ctx: Context) -> tuple[bool | None, str]:
+    content = ctx.tab("deforum_interface", "Deforum")
+    shown = content.is_visible() and content.locator("#deforum_generate").count() == 1
+    ctx.back_to_txt2img()
+    return shown, "tab with its Generate button shown" if shown else "tab or its Generate button missing"
+
+
+@core("sd-webui-deforum")
+def _deforum_core(ctx: Context) -> tuple[bool | None, str]:
+    """Load the saved settings, press the tab's Generate: the frames are rendered through Sumi's txt2img
+    (first frame) and img2img (the warped ones) and written to the img2img outputs folder."""
+    page = ctx.page
+    content = ctx.tab("deforum_interface", "Deforum")
+    try:
+        content.locator("#deforum_load_settings_btn").click()
+        page.wait_for_function(
+            "(batch) => [...document.querySelectorAll('#tab_deforum_interface input, #tab_deforum_interface textarea')]"
+            ".some(e => e.value === batch)",
+            arg=DEFORUM_BATCH,
+        )
+        content.locator("#deforum_generate").click()
+        info = page.locator("#html_info_deforum").get_by_text("The animation is stored in", exact=False)
+        info.wait_for(timeout=300_000)
+    except Exception as exc:
+        return False, f"no animation after Generate ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+    finally:
+        ctx.back_to_txt2img()
+    folder = ctx.data_dir / "outputs" / "img2img-images" / DEFORUM_BATCH
+    frames = sorted(folder.glob("*.png")) if folder.is_dir() else []
+    videos = sorted(folder.glob("*.mp4")) if folder.is_dir() else []
+    video = f", video {videos[0].name}" if videos else ", no video (ffmpeg not found)"
+    return len(frames) == DEFORUM_FRAMES, f"{len(frames)} of {DEFORUM_FRAMES} frames in {folder.name}/{video}"
+
+
 # -- B-deep named in the issue ------------------------------------------------------------------------------
 
 

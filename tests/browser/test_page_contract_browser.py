@@ -59,6 +59,8 @@ A1111_GLOBALS = [
     "confirm_clear_prompt", "ask_for_style_name", "args_to_array", "dimensionChange", "titles", "opts",
     "localization", "localSet", "localGet", "onEdit", "setRandomSeed", "switchWidthHeight",
     "getTranslation", "localizeWholePage", "dumpTranslations", "request", "requestProgress", "formatTime",
+    "randomId", "rememberGallerySelection", "getGallerySelectedIndex", "showSubmitButtons",
+    "setSubmitButtonsVisibility", "showSubmitInterruptingPlaceholder", "showRestoreProgressButton",
 ]  # fmt: skip
 # What extensions look up in onUiLoaded (canvas-zoom: the quicksettings button, the send-to buttons). Gradio 6
 # draws the page one component type at a time, buttons and galleries well after the prompt.

@@ -80,6 +80,11 @@ def test_the_panels_save_button_runs_the_shared_save(app, gallery):
     assert panel.html_log.elem_id == "html_log_myext" and panel.infotext.elem_id == "html_info_myext"
     ids = {block.elem_id: block._id for block in demo.blocks.values() if getattr(block, "elem_id", None)}
     assert {"save_myext", "save_zip_myext", "myext_open_folder"} <= set(ids)
+    # A1111's group around the gallery: page scripts put the progress bar there (requestProgress)
+    container = next(
+        b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "myext_gallery_container"
+    )
+    assert isinstance(container, gr.Group) and panel.gallery in container.children
     assert "myext_send_to_img2img" not in ids  # send-to buttons are for Sumi's own tabs only
     save = next(f for f in demo.fns.values() if (ids["save_myext"], "click") in f.targets)
     assert [c._id for c in save.inputs[:2]] == [panel.generation_info._id, panel.gallery._id]

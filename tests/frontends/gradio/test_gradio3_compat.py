@@ -4,6 +4,7 @@ its script in a job (also when its `ui()` failed), named in the notices when it 
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import logging
@@ -206,6 +207,24 @@ def test_gradio3_blocks_gives_sumis_components_gradio3_events():
     dep = _dependencies(demo)[0]
     assert dep["js"] == "submit" and dep["show_progress"] == "hidden"
     assert _config(demo, button)["props"]["elem_id"] == "made_by_sumi"
+
+
+def test_hidden_label_input_takes_a_task_id_as_gradio3():
+    """A1111 extensions' Generate buttons (Deforum) take a hidden `gr.Label` first, which their page script
+    fills with the task id: the function gets that text, as in Gradio 3."""
+    with gr.Blocks() as demo:
+        dummy = g.Label(visible=False)
+        prompt = g.Textbox("a cat")
+        out = g.Textbox()
+        g.Button("Generate").click(lambda task, p: f"{task}: {p}", inputs=[dummy, prompt], outputs=[out])
+    fn = demo.fns[0]
+
+    assert asyncio.run(demo.preprocess_data(fn, ["task(abc123)", "a cat"], state=None)) == [
+        "task(abc123)",
+        "a cat",
+    ]
+    assert dummy.preprocess(dummy.data_model.model_validate(7)) == 7
+    assert dummy.preprocess(dummy.data_model.model_validate({"label": "cat", "confidences": None})) == "cat"
 
 
 # -- .style() and .update() ------------------------------------------------------------------------------------

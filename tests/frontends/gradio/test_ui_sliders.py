@@ -7,6 +7,7 @@ import asyncio
 import gradio as gr
 
 from modules.sumi.frontends.gradio import sliders_never_null
+from modules.sumi.frontends.gradio.gradio3_compat import compat_gradio
 
 
 def test_a_null_slider_value_reads_as_the_sliders_value_and_a_number_passes_unchanged():
@@ -32,3 +33,21 @@ def test_a_null_slider_value_runs_the_event_with_the_sliders_value():
     fn = demo.fns[0]
 
     assert asyncio.run(demo.preprocess_data(fn, [None], state=None)) == [512]
+
+
+def test_a_text_value_reaches_the_function_as_it_is():
+    """Gradio 3 handed a slider's value over unchecked: an extension that gave its slider a text value
+    (Deforum's `gr.Slider(0, 50, step=1, value='0')`) got that text back, which Gradio 6 compared with the
+    bounds and failed the whole event on."""
+    g = compat_gradio()  # the `gradio` extension code imports
+    with gr.Blocks() as demo:
+        with g.Blocks() as extension_tab:
+            redo = g.Slider(minimum=0, maximum=50, step=1, value="0", label="Redo generation")
+            out = g.Textbox()
+            redo.change(lambda r: f"{r!r} {int(r) + 1}", inputs=[redo], outputs=[out])
+        extension_tab.render()
+    sliders_never_null(demo)
+    fn = demo.fns[0]
+
+    assert asyncio.run(demo.preprocess_data(fn, ["0"], state=None)) == ["0"]
+    assert asyncio.run(demo.preprocess_data(fn, [3], state=None)) == [3]

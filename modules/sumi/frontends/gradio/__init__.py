@@ -127,12 +127,18 @@ def _left(tabs: gr.Tabs, demo: gr.Blocks) -> None:
 
 
 def sliders_never_null(demo: gr.Blocks) -> None:
-    """Every slider of the page (Sumi's and the extensions') reads a missing value as its own value.
+    """Every slider of the page (Sumi's and the extensions') reads a missing value as its own value, and
+    passes a text value on as it is.
 
     Page scripts of A1111 extensions set a slider's number and range boxes themselves (value, min, max)
     and fire `input` events; in some orders Gradio 6's slider sends `null` for that value. Gradio would
     then fail the whole event ("Could not preprocess input component ... Expected a float"), so the
-    Generate of a page with such an extension never ran. Gradio 3 always had a number there."""
+    Generate of a page with such an extension never ran. Gradio 3 always had a number there.
+
+    An extension may also give a slider a text value (Deforum: `gr.Slider(0, 50, value='0')`); the page
+    sends it back as that text until the user moves the slider. Gradio 3's slider handed its value to the
+    function unchecked, so the extension got '0' (and reads it with `int()`); Gradio 6 compares it with
+    the bounds and fails the whole event ("'<' not supported between instances of 'str' and 'int'")."""
     for block in demo.blocks.values():
         if isinstance(block, gr.Slider) and "preprocess" not in vars(block):
             block.preprocess = partial(_slider_preprocess, block, block.preprocess)  # type: ignore[method-assign]
@@ -141,6 +147,8 @@ def sliders_never_null(demo: gr.Blocks) -> None:
 def _slider_preprocess(slider: gr.Slider, original: Any, payload: Any) -> Any:
     if payload is None:
         payload = slider.value if isinstance(slider.value, int | float) else slider.minimum
+    if isinstance(payload, str):
+        return payload
     return original(payload)
 
 

@@ -231,10 +231,13 @@ def save_json_update(app: App, js_data: str, images: Any, make_zip: bool, index:
 def create_extension_panel(app: App, tabname: str, outdir: str) -> dict[str, Any]:
     """A1111's `create_output_panel` for an extension's tab: the gallery, the same 📂 💾 🗜️ buttons as
     Sumi's tabs (📂 opens `outdir`; no send-to buttons), A1111's hidden `generation_info` textbox (the
-    JSON the extension's handler returns), the infotext and the log."""
+    JSON the extension's handler returns), the infotext and the log. The gallery sits in A1111's
+    `<tabname>_gallery_container` group, which page scripts hand to `requestProgress` as the place of the
+    progress bar (Deforum's `submit_deforum`)."""
     hide = bool(getattr(app.args, "hide_ui_dir_config", False))
     with gr.Column(elem_id=f"{tabname}_results"):
-        gallery = gr.Gallery(label="Output", show_label=False, elem_id=f"{tabname}_gallery", columns=4)
+        with gr.Group(elem_id=f"{tabname}_gallery_container"):
+            gallery = gr.Gallery(label="Output", show_label=False, elem_id=f"{tabname}_gallery", columns=4)
         b = create_buttons(tabname, hide_dirs=hide, send_to=False)
         info = gr.Textbox(visible=False, elem_id=f"generation_info_{tabname}")
         infotext = gr.HTML(elem_id=f"html_info_{tabname}", elem_classes="infotext")

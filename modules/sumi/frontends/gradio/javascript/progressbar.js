@@ -2,6 +2,12 @@
 // and draws a progress bar (and live previews over a gallery) until the task is done. Sumi's own
 // Generate buttons stream their progress; extensions that run their own tasks (agent-scheduler) call this.
 
+// A1111 keeps these two as empty functions (the gallery keeps its selection by itself); extensions' submit
+// functions still call them (Deforum's submit_deforum: rememberGallerySelection('deforum_gallery')).
+function rememberGallerySelection() {}
+
+function getGallerySelectedIndex() {}
+
 // POST `data` as JSON to `url` (relative to the page); `handler(json)` on success, else `errorHandler()`.
 function request(url, data, handler, errorHandler) {
     fetch(url, {

@@ -90,9 +90,10 @@ function get_img2img_tab_index() {
     return res;
 }
 
-// The generate box of a tab built with `ui_toprow.Toprow` (an extension's tab): Interrupt and Skip are
-// shown while its job runs, "Interrupting..." after Interrupt was pressed (A1111's functions, which the
-// extension's submit function calls). A tab without them is left alone.
+// The generate box of a tab built with `ui_toprow.Toprow` or by an extension itself (A1111's names:
+// `<tabname>_interrupt`, `_skip`, `_interrupting`): Interrupt and Skip are shown while its job runs,
+// "Interrupting..." after Interrupt was pressed (A1111's functions, which the extension's submit function
+// calls: showSubmitButtons('deforum', false)). A button that is not on the page is passed over.
 function setSubmitButtonsVisibility(tabname, showInterrupt, showSkip, showInterrupting) {
     const show = (id, on) => {
         const el = gradioApp().getElementById(tabname + id);
