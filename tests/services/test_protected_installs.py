@@ -345,3 +345,13 @@ def test_an_install_py_that_reads_versions_through_pkg_resources_runs(tmp_path):
     )
     out, code = install.run_python_script(script, tmp_path, extension="pkg-ext")
     assert (code, out.strip().splitlines()[-1]) == (0, "installed True"), out
+
+
+def test_requirements_keep_a1111s_pandas():
+    # A1111 1.10's gradio 3.41.2 asks for pandas<3.0; Deforum's schedule parsing (a text value set into a
+    # float Series, `series[i] = "0"`) raises TypeError on pandas 3 and only warns on pandas 2
+    from packaging.requirements import Requirement
+
+    lines = (Path(__file__).resolve().parents[2] / "requirements.txt").read_text().splitlines()
+    (pandas,) = [Requirement(line.split("#")[0]) for line in lines if line.startswith("pandas")]
+    assert pandas.specifier.contains("2.3.3") and not pandas.specifier.contains("3.0.0")
