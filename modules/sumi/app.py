@@ -66,7 +66,7 @@ from modules.sumi.services.training.finetune import FinetuneTraining
 from modules.sumi.services.training.lora import LoraTraining
 from modules.sumi.services.training.service import TrainingService
 from modules.sumi.services.upscalers.registry import UpscalerRegistry
-from modules.sumi.util.package_guard import guard_optional_packages
+from modules.sumi.util.package_guard import guard_optional_packages, missing_package_hint
 
 log = logging.getLogger(__name__)
 # Where a script's failure is an App notice: while it is imported, created, or its UI built.
@@ -437,6 +437,9 @@ class App:
         name = Path(error.script).name if Path(error.script).suffix == ".py" else error.script
         what = "failed to load" if error.where == "import" else f"failed in {error.where}()"
         text = f"{who}: {name} {what}: {error.message}"
+        hint = missing_package_hint(error.message)
+        if hint:
+            text += f". {hint}"
         if self.redact(text) not in self.notices:  # each tab builds the scripts' UI: one notice
             self.notice(text)
 

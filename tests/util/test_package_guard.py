@@ -118,3 +118,32 @@ def test_without_a_broken_package_nothing_is_blocked(tmp_path):
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("sumi_broken_probe", None)
+
+
+def test_an_extension_that_needs_torchvision_is_told_how_to_install_it(tmp_path, make_app, monkeypatch):
+    """Deforum imports torchvision at load, which every A1111 install has and Sumi's does not: the notice
+    names the build made for the running torch (a plain `pip install torchvision` can bring a CUDA build
+    that does not load next to a CPU torch)."""
+    from modules.sumi.util import package_guard
+
+    versions = {"torch": "2.13.0+cpu"}
+    monkeypatch.setattr(package_guard, "_version", lambda name: versions.get(name, ""))
+    write_files(
+        tmp_path / "extensions" / "anim-ext",
+        {
+            "scripts/anim.py": "raise ModuleNotFoundError(\"No module named 'torchvision'\", name='torchvision')\n"
+        },
+    )
+    app = make_app(tmp_path, "--skip-install")
+
+    [notice] = [n for n in app.notices if "anim-ext" in n]
+    assert notice == (
+        "Extension anim-ext: anim.py failed to load: No module named 'torchvision'. torchvision comes with "
+        "A1111's install, not with Sumi's; to install it: pip install torchvision==0.28.0+cpu --index-url "
+        "https://download.pytorch.org/whl/cpu (the build made for torch 2.13.0+cpu)."
+    )
+    versions["torch"] = "2.13.1"  # PyPI's Linux torch (a CUDA build): PyPI's torchvision matches it
+    assert package_guard.missing_package_hint("No module named 'torchvision.transforms'").endswith(
+        "to install it: pip install torchvision==0.28.1 (the build made for torch 2.13.1)."
+    )
+    assert package_guard.missing_package_hint("No module named 'kornia'") == ""

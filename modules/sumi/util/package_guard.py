@@ -60,16 +60,37 @@ class BrokenPackage:
 def repair_hint(name: str) -> str:
     """How to get a working build of `name` back (or remove it)."""
     torch_version = _version("torch")
-    if name == "torchvision" and torch_version:
-        wanted = torchvision_for_torch(torch_version)
-        if wanted:
-            label = wanted.partition("+")[2]
-            index = f" --index-url https://download.pytorch.org/whl/{label}" if label else ""
-            return (
-                f"To repair: pip install torchvision=={wanted}{index} (the build made for torch "
-                f"{torch_version}), or pip uninstall torchvision."
-            )
+    command = _torchvision_install() if name == "torchvision" else None
+    if command:
+        return f"To repair: {command}, or pip uninstall torchvision."
     return f"To repair: reinstall {name} built for torch {torch_version or '(unknown)'}, or pip uninstall {name}."
+
+
+def missing_package_hint(message: str) -> str:
+    """For an extension script that stopped with "No module named 'torchvision'": A1111's install always
+    has torchvision (its launcher installs it with torch), Sumi's does not, and a plain `pip install
+    torchvision` may bring a build that does not load next to this torch: the command for the right one.
+    "" for any other message."""
+    if not message.startswith(("No module named 'torchvision'", "No module named 'torchvision.")):
+        return ""
+    command = _torchvision_install()
+    if command is None:
+        return (
+            "torchvision comes with A1111's install, not with Sumi's: install the build made for this torch."
+        )
+    return f"torchvision comes with A1111's install, not with Sumi's; to install it: {command}."
+
+
+def _torchvision_install() -> str | None:
+    """`pip install torchvision==X` of the build made for the installed torch (from PyTorch's index for a
+    build with a local label such as +cpu), with the torch named; None when no torch or none is known."""
+    torch_version = _version("torch")
+    wanted = torchvision_for_torch(torch_version) if torch_version else None
+    if not wanted:
+        return None
+    label = wanted.partition("+")[2]
+    index = f" --index-url https://download.pytorch.org/whl/{label}" if label else ""
+    return f"pip install torchvision=={wanted}{index} (the build made for torch {torch_version})"
 
 
 def _version(distribution: str) -> str:
