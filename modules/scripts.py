@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from modules import script_callbacks, shared  # noqa: F401  (A1111 extensions reach `scripts.script_callbacks`)
-from modules.sumi.frontends.gradio.scripts_ui import SectionedScriptsUI
+from modules.sumi.frontends.gradio.scripts_ui import SectionedScriptsUI, outside_the_page
 from modules.sumi.services.scripts import runner as _runner
 from modules.sumi.services.scripts.base import OnComponent, Script, ScriptBuiltinUI
 from modules.sumi.services.scripts.runner import (
@@ -39,11 +39,12 @@ class ScriptRunner(_runner.ScriptRunner):
 
     def initialize_scripts(self, is_img2img: Any = False) -> None:
         """A1111's `initialize_scripts(is_img2img)`; Sumi's own callers pass the script classes' data."""
-        if isinstance(is_img2img, bool):
-            self.tabname, self.is_img2img = ("img2img" if is_img2img else "txt2img"), is_img2img
-            super().initialize_scripts(shared.app().scripts.ui_scripts_data)
-        else:
-            super().initialize_scripts(is_img2img)
+        with outside_the_page():  # as A1111, which makes them before a tab's Blocks (mov2mov: inside a tab)
+            if isinstance(is_img2img, bool):
+                self.tabname, self.is_img2img = ("img2img" if is_img2img else "txt2img"), is_img2img
+                super().initialize_scripts(shared.app().scripts.ui_scripts_data)
+            else:
+                super().initialize_scripts(is_img2img)
 
     def prepare_ui(self) -> None:
         self.inputs = [None]

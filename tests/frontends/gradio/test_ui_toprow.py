@@ -51,6 +51,13 @@ def test_toprow_has_a1111s_elements_in_the_extension_tab(built):
     assert "generate-box-interrupt" in interrupt.elem_classes  # hidden until the page's submit shows it
 
 
+def test_a_script_that_makes_its_controls_before_ui_places_them_in_the_extensions_tab_too(built):
+    # A1111 makes script instances outside any Blocks, so controls made then are placed by `ui()` alone
+    labels = [b for b in built.demo.blocks.values() if getattr(b, "label", None) == "Prebuilt"]
+    assert len(labels) == 3  # txt2img, img2img and the extension's own tab
+    assert not [e for e in built.app.scripts.errors.items if e.where == "ui"]
+
+
 def test_interrupt_and_skip_reach_the_job_state(built):
     state = built.app.state
     state.reset_control()

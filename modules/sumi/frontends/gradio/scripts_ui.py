@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
+from gradio.context import Context
 
 from modules.sumi.frontends.gradio import results
 from modules.sumi.services.scripts.base import OnComponent
@@ -39,6 +41,20 @@ QUICK = {"concurrency_limit": None, "show_progress": "hidden", "api_visibility":
 
 
 # -- component callbacks --------------------------------------------------------------------------------
+@contextmanager
+def outside_the_page() -> Iterator[None]:
+    """Components made here are not placed anywhere until their `.render()`, as components A1111 made
+    outside any Blocks: A1111 makes script instances before it opens a tab's Blocks, and some scripts make
+    their controls in the constructor (or when `is_img2img` is set) and `.render()` them in `ui()`.
+    Made inside the page instead, they would be on it already and that `.render()` would fail."""
+    block, root = Context.block, Context.root_block
+    Context.block = Context.root_block = None
+    try:
+        yield
+    finally:
+        Context.block, Context.root_block = block, root
+
+
 class ComponentHooks:
     """A1111's before/after component callbacks around the components Sumi creates."""
 
