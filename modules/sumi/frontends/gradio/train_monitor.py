@@ -58,14 +58,11 @@ def outcome_html(app: App, view: RunView) -> str:
 
 def loss_frame(view: RunView) -> pd.DataFrame:
     """step / loss rows for the plot (the plot's y axis is the loss)."""
-    return pd.DataFrame(
-        {"step": [p.step for p in view.losses], "loss": [p.loss for p in view.losses]},
-        columns=["step", "loss"],
-    )
+    return pd.DataFrame({"step": [p.step for p in view.losses], "loss": [p.loss for p in view.losses]})
 
 
 def loss_frame_empty() -> pd.DataFrame:
-    return pd.DataFrame({"step": [], "loss": []}, columns=["step", "loss"])
+    return pd.DataFrame({"step": [], "loss": []})
 
 
 def sample_gallery(view: RunView) -> list[tuple[Image.Image, str]]:
