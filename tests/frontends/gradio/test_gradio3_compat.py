@@ -474,3 +474,10 @@ def test_an_invisible_component_is_drawn_hidden_as_gradio3_did():
     assert _config(demo, row)["props"]["visible"] == "hidden"
     assert _config(demo, tab)["props"]["visible"] is False  # a Gradio 3 tab hidden so has no button
     assert _config(demo, shown)["props"]["visible"] is True
+
+
+def test_an_extensions_tabs_wrap_their_buttons_as_in_gradio3():
+    # Gradio 6 would hide the buttons that do not fit in a "..." menu, where page scripts do not find them
+    with gr.Blocks() as demo, g.Tabs(elem_id="ext_tabs") as tabs, g.Tab("One"):
+        g.Textbox()
+    assert _config(demo, tabs)["props"]["overflow_behavior"] == "wrap"

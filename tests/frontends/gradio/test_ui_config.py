@@ -114,3 +114,8 @@ def test_an_unreadable_file_is_named_and_left_alone(app):
     assert _by_id(demo, "txt2img_steps").value == 20
     assert path.read_text(encoding="utf-8") == "{broken"
     assert any(str(path) in notice and "UI defaults" in notice for notice in app.notices)
+
+
+def test_the_main_tab_row_wraps_so_every_extension_tab_button_is_shown(app):
+    # as A1111's (Gradio 3) row: not Gradio 6's "..." menu, where users and `#tabs button` lookups miss them
+    assert _by_id(_build(app), "tabs").overflow_behavior == "wrap"

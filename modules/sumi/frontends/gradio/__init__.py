@@ -79,7 +79,10 @@ def build_ui(app: App) -> gr.Blocks:
     extension_tabs = collect_extension_tabs(app)
     with gr.Blocks(title="Sumi", analytics_enabled=False) as demo:
         quick = create_quicksettings(app)
-        with gr.Tabs(elem_id="tabs") as tabs:
+        # every tab's button in the row (wrapping, as A1111's Gradio 3 drew it): with many extension tabs,
+        # Gradio 6's default hides the last ones in a "..." menu, where users and page scripts
+        # (`#tabs button` lookups) do not find them
+        with gr.Tabs(elem_id="tabs", overflow_behavior="wrap") as tabs:
             txt2img = _txt2img_tab(app)
             img2img = _img2img_tab(app)
             extras = _extras_tab(app)

@@ -402,6 +402,8 @@ def _make_init(real: type, name: str) -> Callable[..., None]:
             and "visible" in _params(real.__init__)
         ):
             kw["visible"] = "hidden"  # Gradio 3 drew an invisible component, hidden; page scripts look it up
+        if issubclass(real, gr.Tabs):  # Gradio 3 wrapped a long tab row; Gradio 6 hides the rest in a menu
+            kw.setdefault("overflow_behavior", "wrap")
         empty_range = _empty_slider_range(real, kw)
         real.__init__(self, **_keep_known(real, kw, f"{name}()"))
         if empty_range is not None:
