@@ -148,11 +148,16 @@ class SumiServer:
 
     def refused_settings(self) -> list[str]:
         """The settings given at start that this server refuses, with its reason: unknown to it (a
-        stream not merged yet) or a value out of its choices. Each is set again through POST /options,
-        which checks it (config.json keeps unknown keys quietly, as A1111's does)."""
+        stream not merged yet) or a value out of its choices. config.json keeps unknown keys quietly, and
+        POST /options skips a value equal to the one held unchecked (both as A1111), so each key is first
+        probed with a value no setting takes (the answer says whether the key is known), then set again."""
         refused = []
         for key, value in self.settings.items():
             if key == "sd_model_checkpoint":  # checked by every job's infotext instead
+                continue
+            probe = self.client.post("/options", json={key: {"sumi-bench-probe": True}})
+            if "Unknown setting" in probe.text:
+                refused.append(f"{key} ({probe.text[:160]})")
                 continue
             response = self.client.post("/options", json={key: value})
             if response.status_code != 200:
