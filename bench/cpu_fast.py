@@ -2,6 +2,7 @@
 
     python bench/cpu_fast.py --size sd15 --runs 3     # full-size SD1.5 (random weights), 512x512, 4 steps
     python bench/cpu_fast.py --size tiny --runs 5     # the demo model
+    python bench/cpu_fast.py --size sd15 --separate --sides fp32,fast,openvino   # + OpenVINO (pip install openvino)
 
 Prints, as medians of interleaved runs (the two sides alternate, so a busy machine hurts both alike):
 - the UNet step alone (batch 2: CFG's cond and uncond rows), fp32 vs the fast path;
@@ -9,6 +10,10 @@ Prints, as medians of interleaved runs (the two sides alternate, so a busy machi
 - one image end to end (text encoding, `--steps` Euler a steps at CFG 7, VAE decode): Sumi's engine with
   the precision `select_device()` picks on this machine vs plain diffusers' StableDiffusionPipeline in
   fp32 on the same weights, and how far the two images are apart (0-255 pixel values).
+
+The "openvino" side (`--separate` only) is the fast path's placement with the setting "OpenVINO: UNet +
+VAE decode": the UNet and VAE decode run as OpenVINO graphs; the first call of each (tracing and
+compiling) is timed apart as `first_call_s`.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ from pipelines import diffusers_pipeline  # noqa: E402
 
 from modules.sumi.engine import generate as engine  # noqa: E402
 from modules.sumi.engine import tiny_models  # noqa: E402
+from modules.sumi.engine.accel import compiled  # noqa: E402
+from modules.sumi.engine.accel.compiled import CompileConfig  # noqa: E402
 from modules.sumi.engine.accel.cpu import bf16_flags, cpu_flags  # noqa: E402
 from modules.sumi.engine.checkpoint import load_checkpoint  # noqa: E402
 from modules.sumi.engine.devices import select_device  # noqa: E402
@@ -71,6 +78,30 @@ def unet_step(model: SDModel, size: int) -> Callable[[], object]:
 def vae_decode(model: SDModel, size: int) -> Callable[[], object]:
     z = torch.randn(1, 4, size // 8, size // 8).to(model.vae.dtype)
     return lambda: model.vae.decode(z, return_dict=False)  # pyright: ignore[reportArgumentType]
+
+
+def compiled_unet_step(model: SDModel, cache: compiled.CompileCache, size: int) -> Callable[[], object]:
+    """The UNet step as the job's denoiser runs it with the compiled path on (fp32 timestep)."""
+    dtype = model.dtype
+    x = torch.randn(2, 4, size // 8, size // 8).to(dtype)
+    context = torch.randn(2, 77, int(model.unet.config["cross_attention_dim"])).to(dtype)
+    unet = compiled.CompiledUNet(model.unet, cache)
+    return lambda: unet(x, torch.tensor(500.0), context)
+
+
+def compiled_vae_decode(model: SDModel, cache: compiled.CompileCache, size: int) -> Callable[[], object]:
+    z = torch.randn(1, 4, size // 8, size // 8).to(model.vae.dtype)
+    return lambda: cache.vae_decode(model.vae, z)
+
+
+def _first_calls(model: SDModel, cache: compiled.CompileCache, size: int) -> dict[str, float]:
+    """Seconds of the first UNet call and the first VAE decode (tracing and compiling included)."""
+    times = {}
+    for name, make in (("unet", compiled_unet_step), ("vae", compiled_vae_decode)):
+        start = time.perf_counter()
+        make(model, cache, size)()
+        times[name] = round(time.perf_counter() - start, 1)
+    return times
 
 
 def sumi_image(model: SDModel, size: int, steps: int, out: list) -> Callable[[], object]:
@@ -111,21 +142,37 @@ def pixel_gap(a, b) -> dict[str, float]:
 
 
 def run_side(args) -> dict:
-    """One side in this process: "fp32" (plain diffusers on fp32 weights, and the fp32 UNet and VAE) or
-    "fast" (Sumi's engine on the weights placed as `select_device()` chooses)."""
+    """One side in this process: "fp32" (plain diffusers on fp32 weights, and the fp32 UNet and VAE),
+    "fast" (Sumi's engine on the weights placed as `select_device()` chooses) or "openvino" (as "fast",
+    with the UNet and VAE decode as OpenVINO graphs)."""
     model = load_checkpoint(args.checkpoint, dtype=torch.float32)
     config = select_device(use_cpu=True)
     row: dict = {"side": args.side}
-    if args.side == "fast":
+    if args.side in ("fast", "openvino"):
         row["placed"] = place(model, config, size_rule=not args.no_size_rule)
+    cache = None
+    if args.side == "openvino":
+        cache = compiled.configure(model, CompileConfig.from_choice("OpenVINO: UNet + VAE decode"))
     parts = set(args.parts.split(","))
     runs = max(args.runs, 1)
     out: list = []
     with torch.inference_mode():
+        if cache is not None:
+            row["first_call_s"] = _first_calls(model, cache, args.pixels)
         if "unet" in parts:
-            row["unet_step_s"] = interleaved({"x": unet_step(model, args.pixels)}, runs)["x"]
+            step = (
+                unet_step(model, args.pixels)
+                if cache is None
+                else compiled_unet_step(model, cache, args.pixels)
+            )
+            row["unet_step_s"] = interleaved({"x": step}, runs)["x"]
         if "vae" in parts:
-            row["vae_decode_s"] = interleaved({"x": vae_decode(model, args.pixels)}, runs)["x"]
+            decode = (
+                vae_decode(model, args.pixels)
+                if cache is None
+                else compiled_vae_decode(model, cache, args.pixels)
+            )
+            row["vae_decode_s"] = interleaved({"x": decode}, runs)["x"]
         if "image" in parts:
             make = diffusers_image if args.side == "fp32" else sumi_image
             row["image_s"] = interleaved({"x": make(model, args.pixels, args.steps, out)}, runs)["x"]
@@ -149,8 +196,11 @@ def main() -> None:
         "--separate", action="store_true", help="each side in its own process, one after the other "
         "(half the peak memory of the full-size model; not interleaved)"
     )  # fmt: skip
+    parser.add_argument(
+        "--sides", default="fp32,fast", help="with --separate: comma-separated fp32, fast, openvino"
+    )
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--side", choices=["fp32", "fast"], help=argparse.SUPPRESS)
+    parser.add_argument("--side", choices=["fp32", "fast", "openvino"], help=argparse.SUPPRESS)
     parser.add_argument("--checkpoint", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
@@ -179,9 +229,10 @@ def main() -> None:
         else:
             report.update(_together(args, path, config))
     for key in ("unet_step_s", "vae_decode_s", "image_s"):
-        if key in report:
-            values = list(report[key].values())
-            report[key.removesuffix("_s") + "_speedup"] = round(values[0] / values[1], 2)
+        if key in report and len(report[key]) > 1:
+            (base, base_s), *others = report[key].items()
+            speedups = {f"{name}_vs_{base}": round(base_s / seconds, 2) for name, seconds in others}
+            report[key.removesuffix("_s") + "_speedup"] = speedups
     print(json.dumps(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
@@ -191,25 +242,34 @@ def _separate(args, path: Path) -> dict:
     import subprocess
 
     rows = {}
-    for side in ("fp32", "fast"):
+    for side in args.sides.split(","):
         cmd = [sys.executable, __file__, "--side", side, "--checkpoint", str(path), "--size", args.size]
         cmd += ["--pixels", str(args.pixels), "--steps", str(args.steps), "--runs", str(args.runs)]
         cmd += ["--parts", args.parts] + (["--no-size-rule"] if args.no_size_rule else [])
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         rows[side] = json.loads(out.strip().splitlines()[-1])
         print(side, rows[side], flush=True)
-    result: dict = {"fast_path": rows["fast"].get("placed")}
+    result: dict = {"fast_path": rows.get("fast", rows.get("openvino", {})).get("placed")}
+    if "openvino" in rows:
+        result["openvino_first_call_s"] = rows["openvino"].get("first_call_s")
     for key in ("unet_step_s", "vae_decode_s", "image_s"):
-        if key in rows["fp32"]:
-            names = ("diffusers_fp32", "sumi_fast") if key == "image_s" else ("fp32", "fast")
-            result[key] = {names[0]: rows["fp32"][key], names[1]: rows["fast"][key]}
-    if "image_s" in result:
+        named = {_side_name(side, key): row[key] for side, row in rows.items() if key in row}
+        if named:
+            result[key] = named
+    if "image_s" in result and "fp32" in rows:
         from PIL import Image
 
-        result["pixel_gap_vs_diffusers_fp32"] = pixel_gap(
-            Image.open(path.with_name("fast.png")), Image.open(path.with_name("fp32.png"))
-        )
+        reference = Image.open(path.with_name("fp32.png"))
+        for side in rows.keys() - {"fp32"}:
+            gap = pixel_gap(Image.open(path.with_name(f"{side}.png")), reference)
+            result["pixel_gap_vs_diffusers_fp32" + ("" if side == "fast" else f"_{side}")] = gap
     return result
+
+
+def _side_name(side: str, key: str) -> str:
+    if key != "image_s":
+        return side
+    return {"fp32": "diffusers_fp32", "fast": "sumi_fast"}.get(side, f"sumi_{side}")
 
 
 def _together(args, path: Path, config) -> dict:

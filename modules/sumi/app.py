@@ -126,6 +126,7 @@ class App:
             executor=self.queue,
             offload_flags=self._offload_flags(),
             compile_flag=bool(getattr(args, "compile", False)),
+            openvino_flag=bool(getattr(args, "use_openvino", False)),
             compile_notify=self.state.set_textinfo,
         )
         # Merges go where A1111 puts them: --ckpt-dir when given, else models/Stable-diffusion.

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from modules.sumi.engine.accel import compiled
+from modules.sumi.engine.accel import compiled, openvino_graph
 from modules.sumi.engine.accel.compiled import CompileConfig
 
 SMALL = {
@@ -103,3 +103,35 @@ def test_the_compile_flag_turns_the_unet_on(app, client, make_app, tmp_path, tin
     cache = compiled.cache_of(flagged.models.active.sd)
     assert cache is not None and cache.compiles == 1
     assert np.abs(image - eager).max() <= 2
+
+
+@pytest.mark.skipif(not openvino_graph.available(), reason="needs openvino (requirements-test)")
+def test_the_openvino_choice_gives_the_eager_image_and_traces_once_per_part(app, client):
+    eager = _pixels(client.post("/sdapi/v1/txt2img", json=SMALL))
+    choice = "OpenVINO: UNet + VAE decode"
+    assert client.post("/sdapi/v1/options", json={"sumi_compile_unet": choice}).status_code == 200
+    try:
+        first, seen = _txt2img_watching_progress(client)
+        cache = compiled.cache_of(app.models.active.sd)
+        assert cache is not None and cache.config.backend == "openvino"
+        assert cache.compiles == 2  # the UNet's graph and the VAE decode's
+        assert any(t.startswith("compiling (once): UNet for 8x8 latents, batch 2") for t in seen), seen
+        assert np.abs(first - eager).max() <= 3  # the demo VAE runs bf16 on this CPU: OpenVINO's bf16 kernels
+        second, seen = _txt2img_watching_progress(client)
+        assert cache.compiles == 2 and not any("compiling" in t for t in seen)
+        assert np.array_equal(second, first)
+    finally:
+        client.post("/sdapi/v1/options", json={"sumi_compile_unet": "Off"})
+
+
+def test_the_openvino_choice_is_refused_with_the_install_command_when_it_is_missing(client, monkeypatch):
+    monkeypatch.setattr(openvino_graph, "available", lambda: False)
+    response = client.post("/sdapi/v1/options", json={"sumi_compile_unet": "OpenVINO: UNet"})
+    assert response.status_code == 400
+    assert "pip install openvino" in response.text
+    assert client.get("/sdapi/v1/options").json()["sumi_compile_unet"] == "Off"
+
+
+def test_the_use_openvino_flag_turns_openvino_on_for_the_unet_and_vae_decode(make_app, tmp_path):
+    flagged = make_app(tmp_path, "--api", "--nowebui", "--use-openvino")
+    assert flagged.models.compile_config() == CompileConfig(vae_decode=True, backend="openvino")

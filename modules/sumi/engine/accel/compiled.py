@@ -7,7 +7,8 @@ resolution and batch, cached on the model and reused across jobs.
 - Weights are graph inputs, not constants (inductor's freezing stays off): LoRA deltas that Sumi patches
   in place into the same weight storage are seen by the compiled code, with no recompile.
 - CUDA: inductor with CUDA graphs (torch.compile's `mode="reduce-overhead"`): one UNet call is one graph
-  replay. CPU: inductor's C++ backend.
+  replay. CPU: inductor's C++ backend, or OpenVINO's CPU plugin ("OpenVINO: ..." choices,
+  `openvino_graph`: weights are constants there, compiled again when they change).
 - The eager path is taken, per job, when the UNet is not the plain diffusers one: hypernetworks (they
   replace attention processors), extensions that add UNet inputs (ControlNet residuals, UNET_FORWARD
   hooks), `--lowvram` streaming (`extra["offload"] == "low"`); and per call when extra UNet keyword
@@ -31,13 +32,21 @@ from typing import Any
 
 import torch
 
+from modules.sumi.engine.accel.openvino_graph import OpenVINOGraph
 from modules.sumi.engine.extensions import ExtensionManager, HookPoint
 from modules.sumi.engine.model import SDModel, compute_dtype
 
 log = logging.getLogger(__name__)
 
 CACHE_KEY = "compile"
-CHOICES = ("Off", "UNet", "UNet + VAE decode")  # the `sumi_compile_unet` setting
+CHOICES = (  # the `sumi_compile_unet` setting
+    "Off",
+    "UNet",
+    "UNet + VAE decode",
+    "OpenVINO: UNet",
+    "OpenVINO: UNet + VAE decode",
+)
+OPENVINO_PREFIX = "OpenVINO: "
 COMPILING = "compiling (once)"  # in the progress text while a new shape compiles
 
 
@@ -45,7 +54,8 @@ COMPILING = "compiling (once)"  # in the progress text while a new shape compile
 class CompileConfig:
     """What to compile and how. `cuda_graphs` None: on when the module runs on CUDA. `backend`: a
     torch.compile backend name; "inductor" is the fast path (others, e.g. "aot_eager", trace the same
-    graphs without code generation)."""
+    graphs without code generation); "openvino" is OpenVINO's CPU plugin (`openvino_graph`), not
+    through torch.compile."""
 
     unet: bool = True
     vae_decode: bool = False
@@ -59,6 +69,9 @@ class CompileConfig:
             raise ValueError(f"unknown compile choice {choice!r}; one of {', '.join(CHOICES)}")
         if choice == "Off":
             return None
+        if choice.startswith(OPENVINO_PREFIX):
+            kwargs.setdefault("backend", "openvino")
+            choice = choice.removeprefix(OPENVINO_PREFIX)
         return cls(unet=True, vae_decode=choice == "UNet + VAE decode", **kwargs)
 
 
@@ -72,6 +85,7 @@ class Entry:
     compiles: int = 0
     calls: int = 0
     failed: str | None = None  # why it fell back to eager for good
+    openvino: OpenVINOGraph | None = None  # the OpenVINO backend's graph (its recompiles counted there)
 
 
 def _unet_forward(unet, x, t, context, text_embeds, time_ids):  # compiled; one code object per entry
@@ -143,16 +157,31 @@ class CompileCache:
 
     # -- internals -----------------------------------------------------------------------------------
     def _new_entry(self, key: tuple, function: Callable, label: str, device: torch.device) -> Entry:
-        graphs = self.config.cuda_graphs if self.config.cuda_graphs is not None else device.type == "cuda"
         entry = Entry(key, function, label)
+        self.entries[key] = entry
+        if self.config.backend == "openvino":
+            entry.fn = self._openvino(entry, function)
+            return entry
+        graphs = self.config.cuda_graphs if self.config.cuda_graphs is not None else device.type == "cuda"
         entry.fn = torch.compile(
             _fresh(function, len(self.entries)),
             backend=self._backend(entry, graphs),
             dynamic=False,
             fullgraph=True,
         )
-        self.entries[key] = entry
         return entry
+
+    @staticmethod
+    def _openvino(entry: Entry, function: Callable) -> Callable[..., torch.Tensor]:
+        graph = entry.openvino = OpenVINOGraph(function)
+
+        def run(*args: Any) -> torch.Tensor:
+            try:
+                return graph(*args)
+            finally:
+                entry.compiles = graph.conversions
+
+        return run
 
     def _backend(self, entry: Entry, cuda_graphs: bool) -> Callable:
         name = self.config.backend

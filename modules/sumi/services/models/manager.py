@@ -94,6 +94,7 @@ class ModelManager:
         executor: Executor | None = None,
         offload_flags: OffloadFlags | None = None,
         compile_flag: bool = False,
+        openvino_flag: bool = False,
         compile_notify: Callable[[str], None] | None = None,
     ) -> None:
         self.checkpoints = checkpoints
@@ -108,6 +109,7 @@ class ModelManager:
         self._lock = threading.RLock()
         self.active: LoadedModel | None = None
         self.compile_flag = compile_flag  # --compile: the UNet at least, whatever the setting says
+        self.openvino_flag = openvino_flag  # --use-openvino: OpenVINO for the UNet and VAE decode
         self.compile_notify = compile_notify  # "compiling (once)" into the progress text
 
     # -- choosing ------------------------------------------------------------------------------------
@@ -340,7 +342,9 @@ class ModelManager:
     def compile_config(self) -> CompileConfig | None:
         """The compiled fast path the settings (`sumi_compile_unet`) and `--compile` ask for; None: off."""
         choice = str(self.options.sumi_compile_unet)
-        if choice == "Off" and self.compile_flag:
+        if choice == "Off" and self.openvino_flag:
+            choice = "OpenVINO: UNet + VAE decode"
+        elif choice == "Off" and self.compile_flag:
             choice = "UNet"
         return CompileConfig.from_choice(choice)
 

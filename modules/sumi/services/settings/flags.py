@@ -275,6 +275,11 @@ def _add_device_args(parser: argparse.ArgumentParser) -> None:
         "Sumi: torch.compile the UNet (CUDA graphs on a GPU), once per resolution and batch; the "
         "setting 'Compile the UNet' can add the VAE decode",
     )
+    switch(
+        "--use-openvino",
+        "Sumi (SD.Next's flag): run the UNet and the VAE decode with OpenVINO on the CPU (pip install "
+        "openvino), as the setting 'Compile the UNet' choice 'OpenVINO: UNet + VAE decode'",
+    )
 
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:

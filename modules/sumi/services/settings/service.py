@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from modules.sumi.engine.accel import openvino_graph
+from modules.sumi.engine.accel.compiled import OPENVINO_PREFIX
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.services.settings.options import OptionInfo, Options
 from modules.sumi.services.settings.paths import DataPaths
@@ -214,6 +216,12 @@ class SettingsService:
             return title
         if key == "sd_vae":
             self._check_vae_name(value)
+        if (
+            key == "sumi_compile_unet"
+            and str(value).startswith(OPENVINO_PREFIX)
+            and not openvino_graph.available()
+        ):
+            raise InvalidRequestError(f"Setting 'sumi_compile_unet': {openvino_graph.INSTALL_HINT}")
         try:
             value = self.options.checked_value(key, value)
         except (ValueError, KeyError, TypeError) as exc:
