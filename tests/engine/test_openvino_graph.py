@@ -19,7 +19,7 @@ from modules.sumi.engine.accel.compiled import CompileCache, CompileConfig
 from modules.sumi.engine.networks import NetworkPatcher, network_from_state_dict
 from tests.engine.test_compiled import _eager, _inputs, _model
 from tests.fixtures import tiny_networks as tn
-from tests.fixtures.tiny_models import tiny_sd1
+from tests.fixtures.tiny_models import tiny_sd1, tiny_sdxl
 
 pytestmark = pytest.mark.skipif(not openvino_graph.available(), reason="needs openvino (requirements-test)")
 
@@ -127,6 +127,22 @@ def test_a_bf16_channels_last_unet_runs_in_bf16_within_tolerance():
     assert out.dtype == torch.bfloat16
     eager = _eager(model.unet, x, t, ctx).float()
     assert (out.float() - eager).abs().max() <= 0.05 * (eager.max() - eager.min())
+
+
+@torch.no_grad()
+def test_sdxl_added_inputs_are_graph_inputs_not_constants():
+    components = tiny_sdxl()
+    unet = components["unet"]
+    cache = CompileCache(CompileConfig.from_choice("OpenVINO: UNet"))  # pyright: ignore[reportArgumentType]
+    x, ctx = _inputs(width=unet.config["cross_attention_dim"])
+    proj = unet.config["projection_class_embeddings_input_dim"] - 6 * unet.config["addition_time_embed_dim"]
+    added = {"text_embeds": torch.randn(2, proj), "time_ids": torch.tensor([[64.0, 64, 0, 0, 64, 64]] * 2)}
+    out = cache.unet(unet, x, torch.tensor(300.0), ctx, added)
+    assert (out - _eager(unet, x, torch.tensor(300.0), ctx, added)).abs().max() <= TOL
+    other = {"text_embeds": added["text_embeds"] * 2, "time_ids": added["time_ids"] + 8}
+    out = cache.unet(unet, x, torch.tensor(300.0), ctx, other)  # new values, same shapes: same graph
+    assert (out - _eager(unet, x, torch.tensor(300.0), ctx, other)).abs().max() <= TOL
+    assert cache.compiles == 1
 
 
 @torch.no_grad()
