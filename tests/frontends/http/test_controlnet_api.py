@@ -286,7 +286,9 @@ def test_detect_with_a_segmentation_network_draws_ade20k_colours(client, app, mo
         shutil.rmtree(folder)
 
 
-def test_detect_with_openpose_returns_the_people_read_as_openpose_json(client, app):
+def test_detect_with_openpose_returns_the_people_read_as_openpose_json_which_renders_back_the_same(
+    client, app
+):
     import shutil
 
     from tests.fixtures.tiny_annotators import POSE_PARTS, pose_picture, write_openpose
@@ -304,6 +306,10 @@ def test_detect_with_openpose_returns_the_people_read_as_openpose_json(client, a
         assert person["hand_left_keypoints_2d"] is None and person["face_keypoints_2d"] is None
         drawing = _decode(r.json()["images"][0])
         assert drawing.shape == (384, 384, 3) and (drawing == (255, 0, 0)).all(axis=-1).any()  # the nose
+        rendered = client.post("/controlnet/render_openpose_json", json=[pose])  # the openpose editor's way
+        assert rendered.status_code == 200, rendered.text
+        assert rendered.json()["info"] == "Success"
+        assert np.array_equal(_decode(rendered.json()["images"][0]), drawing)
         canny = client.post("/controlnet/detect", json={**body, "controlnet_module": "canny"})
         assert "poses" not in canny.json()
     finally:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Body
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from modules.sumi.app import App
+from modules.sumi.engine.controlnet.annotators.pose_render import MAX_CANVAS, render_pose
 from modules.sumi.engine.controlnet.preprocessors import list_preprocessors
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.services.controlnet.control_types import control_types
@@ -29,6 +30,28 @@ class DetectRequest(BaseModel):
     controlnet_threshold_a: float = -1
     controlnet_threshold_b: float = -1
     low_vram: bool = False
+
+
+class PosePerson(BaseModel):
+    """One person of an OpenPose JSON: flat (x, y, confidence) triples."""
+
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+
+    pose_keypoints_2d: list[float]
+    hand_right_keypoints_2d: list[float] | None = None
+    hand_left_keypoints_2d: list[float] | None = None
+    face_keypoints_2d: list[float] | None = None
+
+
+class PoseData(BaseModel):
+    """One pose to draw (what `/controlnet/detect` returns under `poses`, or the openpose editor saves)."""
+
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+
+    people: list[PosePerson]
+    canvas_width: int
+    canvas_height: int
+    animals: list[list[float]] = Field(default_factory=list)
 
 
 def create_controlnet_router(app: App) -> APIRouter:
@@ -79,6 +102,18 @@ def create_controlnet_router(app: App) -> APIRouter:
             response["poses"] = [d.pose for d in found]
         response["images"] = [encode_png_base64(Image.fromarray(d.map)) for d in found]
         return response
+
+    @router.post("/render_openpose_json")
+    def render_openpose_json(pose_data: list[PoseData] = Body(default_factory=list)) -> dict[str, Any]:
+        if not pose_data:
+            return {"info": "No pose data detected."}
+        area = sum(max(p.canvas_width, 0) * max(p.canvas_height, 0) for p in pose_data)
+        if area > MAX_CANVAS * MAX_CANVAS:
+            raise InvalidRequestError(
+                f"At most {MAX_CANVAS}x{MAX_CANVAS} pixels of canvas per request; got {area}"
+            )
+        pictures = [render_pose(p.model_dump(), f"pose_data[{i}]") for i, p in enumerate(pose_data)]
+        return {"images": [encode_png_base64(Image.fromarray(p)) for p in pictures], "info": "Success"}
 
     return router
 
