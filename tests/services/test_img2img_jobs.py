@@ -432,6 +432,22 @@ def test_save_init_img_saves_the_init_image_named_by_its_md5(app):
     assert np.array_equal(pixels(Image.open(saved)), pixels(init))
 
 
+def test_save_init_img_uses_the_samples_format_and_quality(app):
+    import hashlib
+
+    init = picture()
+    app.settings.set({"save_init_img": True, "samples_format": "jpg", "jpeg_quality": 20})
+    try:
+        p = job(init_images=[init])
+        app.runner.img2img(p)
+    finally:
+        app.settings.set({"save_init_img": False, "samples_format": "png", "jpeg_quality": 80})
+    digest = hashlib.md5(init.tobytes()).hexdigest()
+    saved = app.paths.resolve(app.options.outdir_init_images) / f"{digest}.jpg"
+    assert saved.is_file() and Image.open(saved).format == "JPEG"
+    assert np.abs(pixels(Image.open(saved)).astype(int) - pixels(init).astype(int)).max() > 0  # quality 20: lossy
+
+
 def test_outdir_init_images_is_a_confined_path_setting(app):
     with pytest.raises(Exception, match="(?i)outside|allowed|path"):
         app.settings.set({"outdir_init_images": "/etc"})

@@ -728,14 +728,17 @@ class GenerationService:
 
     def _save_init_image(self, p: StableDiffusionProcessingImg2Img, image) -> None:
         """A1111 (opt `save_init_img`): the init image as given, named by the MD5 of its pixels, in
-        `outdir_init_images`; its own PNG info is kept. `p.init_img_hash` is that name."""
+        `outdir_init_images`, in the samples' format and quality (`samples_format`, `jpeg_quality`,
+        `webp_lossless`); its own PNG info is kept. `p.init_img_hash` is that name."""
         digest = hashlib.md5(image.tobytes()).hexdigest()  # noqa: S324 (a file name, as A1111's)
         p.init_img_hash = digest
         directory = self.paths.resolve(self.options.outdir_init_images)
+        settings = image_files.SaveSettings.from_options(self.options)
+        ext = image_files.fitting_extension(image, str(self.options.samples_format))
         with self._saving(p, "the init image", directory):
             directory.mkdir(parents=True, exist_ok=True)
-            data = image_files.encode_image(image, "png", None, existing_info=image.info)
-            write_atomic(directory / f"{digest}.png", data)
+            data = image_files.encode_image(image, ext, None, existing_info=image.info, **settings.encoding())
+            write_atomic(directory / f"{digest}.{ext}", data)
 
     def _save_grid(self, p: StableDiffusionProcessing, grid, infotext: str) -> None:
         o = self.options
