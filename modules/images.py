@@ -47,6 +47,7 @@ from modules.sumi.services.images.saving import (
     save_image_file,
     write_atomic,
 )
+from modules.sumi.services.scripts.callbacks import grid_layout
 from modules.sumi.util.b64images import decode_base64_image
 
 __all__ = [
@@ -109,6 +110,8 @@ def image_grid(imgs: Any, batch_size: int = 1, rows: int | None = None, **kwargs
             "n_rows": int(app.options.n_rows),
             "prevent_empty_spots": bool(app.options.grid_prevent_empty_spots),
         }
+    if app is not None and "layout" not in kwargs:  # A1111 runs the on_image_grid callbacks here
+        kwargs["layout"] = grid_layout(app.callbacks)
     return _saving.image_grid(imgs, batch_size, rows, **kwargs)
 
 

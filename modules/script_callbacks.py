@@ -16,6 +16,7 @@ from modules.sumi.services.scripts.callbacks import (
     CallbackRegistry,
     CFGDenoisedParams,
     CFGDenoiserParams,
+    ImageGridLoopParams,
     ImageSaveParams,
     UiTrainTabParams,
 )
@@ -26,13 +27,6 @@ class ExtraNoiseParams:
     noise: Any
     x: Any
     xi: Any
-
-
-@dataclass
-class ImageGridLoopParams:
-    imgs: list
-    cols: int
-    rows: int
 
 
 @dataclass

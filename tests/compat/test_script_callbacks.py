@@ -83,3 +83,33 @@ def test_bad_registrations_are_refused():
         registry.add("no_such_thing", lambda: None)
     with pytest.raises(TypeError, match="must be callable"):
         registry.add("app_started", "not a function")
+
+
+def test_image_grid_runs_the_on_image_grid_callbacks_which_may_change_its_pictures_and_shape(app):
+    from PIL import Image
+
+    from modules import images
+
+    pictures = [Image.new("RGB", (8, 8), colour) for colour in ("red", "green", "blue", "white")]
+
+    def reversed_in_one_row(params: sc.ImageGridLoopParams) -> None:
+        params.imgs = list(reversed(params.imgs))
+        params.cols, params.rows = 4, 1
+
+    sc.on_image_grid(reversed_in_one_row)
+    grid = images.image_grid(pictures, rows=2)
+    assert grid.size == (32, 8)
+    assert grid.getpixel((0, 0)) == (255, 255, 255) and grid.getpixel((31, 0)) == (255, 0, 0)
+
+
+def test_an_on_image_grid_callback_that_leaves_no_usable_shape_is_ignored(app):
+    from PIL import Image
+
+    from modules import images
+
+    def broken(params: sc.ImageGridLoopParams) -> None:
+        params.cols = 0
+
+    sc.on_image_grid(broken)
+    grid = images.image_grid([Image.new("RGB", (8, 8), "red")] * 4, rows=2)
+    assert grid.size == (16, 16)

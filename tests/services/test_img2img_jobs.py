@@ -445,7 +445,9 @@ def test_save_init_img_uses_the_samples_format_and_quality(app):
     digest = hashlib.md5(init.tobytes()).hexdigest()
     saved = app.paths.resolve(app.options.outdir_init_images) / f"{digest}.jpg"
     assert saved.is_file() and Image.open(saved).format == "JPEG"
-    assert np.abs(pixels(Image.open(saved)).astype(int) - pixels(init).astype(int)).max() > 0  # quality 20: lossy
+    assert (
+        np.abs(pixels(Image.open(saved)).astype(int) - pixels(init).astype(int)).max() > 0
+    )  # quality 20: lossy
 
 
 def test_outdir_init_images_is_a_confined_path_setting(app):

@@ -182,6 +182,24 @@ def test_grid_settings_decide_which_grids_are_made_and_their_names(app):
     assert grid.name == "grid-0000-11.png"  # A1111: grid-NNNN-<samples pattern> ([seed] in date folders)
 
 
+def test_on_image_grid_callbacks_shape_the_job_grid(app):
+    """A1111 runs `on_image_grid` callbacks on every grid before it is drawn: here one column."""
+    seen = []
+
+    def one_column(params) -> None:
+        seen.append((len(params.imgs), params.cols, params.rows))
+        params.cols, params.rows = 1, len(params.imgs)
+
+    app.callbacks.add("image_grid", one_column)
+    try:
+        processed, _, grids = txt2img(app, "grid-callback", batch_size=2)
+    finally:
+        app.callbacks.clear()
+    assert seen == [(2, 2, 1)]  # A1111's layout for 2 pictures: one row of two
+    (grid,) = files(grids)
+    assert Image.open(grid).size == (64, 128) and processed.images[0].size == (64, 128)
+
+
 def test_a_batch_grid_larger_than_img_max_size_mp_is_not_made(app):
     app.settings.set({"img_max_size_mp": 1})
     processed, _, grids = txt2img(app, "huge", width=512, height=512, batch_size=4)

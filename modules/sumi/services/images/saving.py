@@ -17,7 +17,7 @@ import math
 import os
 import re
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -448,8 +448,11 @@ def image_grid(
     n_rows: int = -1,
     prevent_empty_spots: bool = False,
     background: str | tuple[int, int, int] = "black",
+    layout: Callable[[list, int, int], tuple[list, int, int]] | None = None,
 ) -> Image.Image:
-    """Images laid out row by row in cells of the largest image's size; smaller ones are centred."""
+    """Images laid out row by row in cells of the largest image's size; smaller ones are centred.
+    `layout(imgs, cols, rows)` may change the pictures and the grid's shape first (A1111's
+    `on_image_grid` callbacks; `scripts.callbacks.grid_layout`)."""
     if not imgs:
         raise ValueError("image_grid needs at least one image")
     rows = (
@@ -458,6 +461,8 @@ def image_grid(
         else max(1, min(rows, len(imgs)))
     )
     cols = math.ceil(len(imgs) / rows)
+    if layout is not None:
+        imgs, cols, rows = _checked_layout(layout, list(imgs), cols, rows)
     w = max(img.width for img in imgs)
     h = max(img.height for img in imgs)
     grid = Image.new("RGB", (cols * w, rows * h), color=background)
@@ -466,6 +471,27 @@ def image_grid(
         y = i // cols * h + (h - img.height) // 2
         grid.paste(img, (x, y))
     return grid
+
+
+def _checked_layout(
+    layout: Callable[[list, int, int], tuple[list, int, int]], imgs: list, cols: int, rows: int
+) -> tuple[list, int, int]:
+    """The layout's pictures and shape, or the given ones where it left nothing usable (no picture, a
+    count under 1 or one that is not a number)."""
+    new_imgs, new_cols, new_rows = layout(imgs, cols, rows)
+    pictures = [i for i in new_imgs if isinstance(i, Image.Image)]
+    try:
+        new_cols, new_rows = int(new_cols), int(new_rows)
+    except (TypeError, ValueError):
+        new_cols, new_rows = cols, rows
+    if not pictures or new_cols < 1 or new_rows < 1 or new_cols * new_rows > 65536:
+        log.warning(
+            "An on_image_grid callback left no usable grid (%s x %s); the grid is drawn as it was",
+            new_cols,
+            new_rows,
+        )
+        return imgs, cols, rows
+    return pictures, new_cols, new_rows
 
 
 # --- reading ---------------------------------------------------------------------------------------

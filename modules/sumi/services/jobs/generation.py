@@ -56,7 +56,7 @@ from modules.sumi.services.jobs.state import JobState
 from modules.sumi.services.models.manager import LoadedModel, ModelManager
 from modules.sumi.services.networks.embeddings import EmbeddingDatabase
 from modules.sumi.services.networks.registry import ExtraNetworkRegistry, parse_prompts
-from modules.sumi.services.scripts.callbacks import CallbackRegistry, ImageSaveParams
+from modules.sumi.services.scripts.callbacks import CallbackRegistry, ImageSaveParams, grid_layout
 from modules.sumi.services.scripts.runner import PostSampleArgs
 from modules.sumi.services.settings import limits as hard_limits
 from modules.sumi.services.settings.options import Options
@@ -689,7 +689,7 @@ class GenerationService:
             note = f"No grid: it would be {megapixels:g} megapixels, more than the limit of {limit:g}"
             self._warn(p, [f"{note} (setting img_max_size_mp)"])
             return None
-        return image_files.image_grid(images, p.batch_size, rows)
+        return image_files.image_grid(images, p.batch_size, rows, layout=grid_layout(self.callbacks))
 
     def _save(self, p: StableDiffusionProcessing, image, index: int, infotext: str, suffix: str = "") -> None:
         o = self.options

@@ -52,6 +52,32 @@ class UiTrainTabParams:
 
 
 @dataclass
+class ImageGridLoopParams:
+    """A1111's `script_callbacks.ImageGridLoopParams`: `on_image_grid` callbacks may change a grid's
+    pictures, columns and rows before it is drawn."""
+
+    imgs: list
+    cols: int
+    rows: int
+
+
+GridLayout = Callable[[list, int, int], tuple[list, int, int]]
+
+
+def grid_layout(registry: CallbackRegistry | None) -> GridLayout | None:
+    """The `image_grid` callbacks of `registry` as a layout step for `images.saving.image_grid`."""
+    if registry is None or not registry.has("image_grid"):
+        return None
+
+    def layout(imgs: list, cols: int, rows: int) -> tuple[list, int, int]:
+        params = ImageGridLoopParams(imgs, cols, rows)
+        registry.call("image_grid", params)
+        return list(params.imgs), params.cols, params.rows
+
+    return layout
+
+
+@dataclass
 class ImageSaveParams:
     """A1111's `script_callbacks.ImageSaveParams` (before/after an image is written)."""
 
