@@ -86,3 +86,19 @@ def test_a_scripts_grid_that_cannot_be_saved_is_returned_with_a_warning(app):
     job = saving_job(outpath_grids=str(blocker / "grids"))
     assert save_grid(app, job, Image.new("RGB", (8, 8)), "info", "xyz_grid", warnings) is None
     assert len(warnings) == 1 and warnings[0].startswith("Could not save the grid")
+
+
+def test_a_scripts_grid_takes_the_samples_pattern_with_grid_extended_filename(app):
+    from PIL import Image
+
+    from modules.sumi.services.jobs.script_jobs import save_grid
+
+    folder = app.paths.data_dir / "script-grids"
+    job = saving_job(outpath_grids=str(folder))
+    assert save_grid(app, job, Image.new("RGB", (8, 8)), "info", "xyz_grid").name == "xyz_grid-0000.png"  # pyright: ignore[reportOptionalMemberAccess]
+    app.settings.set({"grid_extended_filename": True})
+    try:
+        named = save_grid(app, job, Image.new("RGB", (8, 8)), "info", "xyz_grid")
+    finally:
+        app.settings.set({"grid_extended_filename": False})
+    assert named is not None and named.name == "xyz_grid-0001-5.png"  # A1111's [seed] in date folders

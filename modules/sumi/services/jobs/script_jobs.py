@@ -21,6 +21,7 @@ from PIL import Image
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.services.images import saving as image_files
 from modules.sumi.services.images.grids import GridStyle
+from modules.sumi.services.images.namegen import image_file_decoration
 from modules.sumi.services.jobs.generation import job_kind
 from modules.sumi.services.jobs.infotext import params_line, split_infotext
 from modules.sumi.services.jobs.processing import Processed, StableDiffusionProcessing
@@ -128,7 +129,9 @@ def save_grid(
     prefix: str,
     warnings: list[str] | None = None,
 ) -> Path | None:
-    """Save a script's grid as `<prefix>-NNNN.<grid_format>` in the grids folder (opt `grid_save`).
+    """Save a script's grid as `<prefix>-NNNN.<grid_format>` in the grids folder (opt `grid_save`), or
+    `<prefix>-NNNN-<the samples' filename pattern>` with `grid_extended_filename`, as A1111's
+    `save_image(..., grid=True)` names X/Y/Z plot and Prompt matrix grids.
 
     A grid that cannot be written (full disk, no permission...) is not lost: the job still returns
     it, and the reason is logged and added to `warnings`."""
@@ -138,16 +141,18 @@ def save_grid(
     per_tab = getattr(o, f"outdir_{job_kind(p)}_grids")  # txt2img-grids or img2img-grids, as A1111
     base = app.paths.resolve(p.outpath_grids or o.outdir_grids or per_tab)
     directory = base / datetime.now().strftime("%Y-%m-%d") if o.grid_save_to_dirs else base
+    decoration = _grid_decoration(o, p, grid) if o.grid_extended_filename else ""
     try:
         return image_files.save_image_file(
             grid,
             directory,
-            seed=None,
+            seed=0 if decoration else None,  # None: the counter alone
             prompt=p.main_prompt,
             infotext=infotext,
             extension=o.grid_format,
             pnginfo_enabled=o.enable_pnginfo,
             basename_prefix=prefix,
+            pattern=decoration,
             settings=image_files.SaveSettings.from_options(o),
         )
     except Exception as exc:
@@ -158,6 +163,14 @@ def save_grid(
         if warnings is not None and message not in warnings:
             warnings.append(message)
         return None
+
+
+def _grid_decoration(o: Any, p: StableDiffusionProcessing, grid: Image.Image) -> str:
+    """The samples' filename pattern for a script's grid: the job's first seed and prompt."""
+    pattern = image_files.default_filename_pattern(o.samples_filename_pattern, o.save_to_dirs)
+    seed = (getattr(p, "all_seeds", None) or [p.seed])[0]
+    prompt = (getattr(p, "all_prompts", None) or [p.main_prompt])[0]
+    return image_file_decoration(p, 0, seed, prompt, grid, pattern)
 
 
 @dataclass
