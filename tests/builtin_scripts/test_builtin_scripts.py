@@ -537,9 +537,9 @@ def test_prompts_from_file_bad_lines_are_clear_4xx_errors(client):
     args = [False, False, "start", "a cat\n--stepz 3"]
     body = _post(client, 400, script_name="prompts from file or textbox", script_args=args)
     assert "line 2 ('--stepz 3'): unknown option '--stepz'" in body["detail"]
-    args = [False, False, "start", "--steps 3 --width 100"]
+    args = [False, False, "start", "--steps 3 --width 40"]
     assert (
-        "width must be a multiple of 8"
+        "width must be an integer from 64"
         in _post(client, 400, script_name="prompts from file or textbox", script_args=args)["detail"]
     )
     args = [False, False, "start", "--sd_model nothing-like-this"]

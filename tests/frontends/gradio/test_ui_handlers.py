@@ -117,9 +117,9 @@ def test_outputs_rejects_unknown_names():
 
 # -- Generate ----------------------------------------------------------------------------------------
 def test_generate_bad_input_is_a_message_and_nothing_is_queued(fake_app):
-    updates = run_generate(fake_app, width=100.0)
+    updates = run_generate(fake_app, width=40.0)
     assert len(updates) == 1
-    assert "width must be a multiple of 8, got 100" in updates[0]["error"]
+    assert "width must be an integer from 64" in updates[0]["error"]
     assert fake_app.generation.jobs == []
 
 

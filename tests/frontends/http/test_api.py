@@ -66,10 +66,20 @@ def test_random_seed_is_reported(client):
     assert 0 <= info["seed"] < 2**32 and info["seed"] != -1
 
 
+def test_a_size_that_is_not_a_multiple_of_8_is_rounded_down_with_a_warning_as_a1111(client):
+    """A1111's latents are width // 8 by height // 8: a 100x75 request gives a 96x72 image (an Open WebUI
+    user typing "100x75" gets a picture, not an error); Sumi says so and writes the real size."""
+    body = client.post("/sdapi/v1/txt2img", json={**SMALL, "width": 100, "height": 75}).json()
+    assert decode(body["images"][0]).size == (96, 72)
+    info = json.loads(body["info"])
+    assert (info["width"], info["height"]) == (96, 72) and "Size: 96x72" in info["infotexts"][0]
+    assert any("width 100 is not a multiple of 8: the image is 96 px wide" in w for w in info["warnings"])
+
+
 @pytest.mark.parametrize(
     ("change", "status", "words"),
     [
-        ({"width": 100}, 422, "multiple of 8"),  # outside the schema's bounds: 422
+        ({"width": 40}, 422, "width"),  # outside the schema's bounds: 422
         ({"height": 0}, 422, "height"),
         ({"steps": 0}, 422, "steps"),
         ({"steps": 100000}, 422, "steps"),

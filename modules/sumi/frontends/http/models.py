@@ -120,8 +120,8 @@ _SETTING = "; the live limit is the {} setting"
 _SIDE = {
     "ge": limits.MIN_IMAGE_SIDE,
     "le": limits.IMAGE_SIDE_CEILING,
-    "multiple_of": 8,
-    "description": "pixels, a multiple of 8" + _SETTING.format("max_image_size"),
+    "description": "pixels; not a multiple of 8: rounded down to one, as A1111 (the job warns)"
+    + _SETTING.format("max_image_size"),
 }
 _SEED = {"ge": -1, "le": limits.MAX_SEED, "description": "-1: a random seed"}
 _SEED_RESIZE = {

@@ -188,9 +188,7 @@ class GenerationService:
         for name, value, low, high in limits:
             if not isinstance(value, int) or not low <= value <= high:
                 raise InvalidRequestError(f"{name} must be an integer from {low} to {high}, got {value!r}")
-        for name in ("width", "height"):
-            if getattr(p, name) % 8:
-                raise InvalidRequestError(f"{name} must be a multiple of 8, got {getattr(p, name)}")
+        self._round_sizes_down(p)
         if not 0 <= p.cfg_scale <= hard_limits.CFG_SCALE_MAX:
             raise InvalidRequestError(
                 f"cfg_scale must be from 0 to {hard_limits.CFG_SCALE_MAX:g}, got {p.cfg_scale}"
@@ -569,6 +567,20 @@ class GenerationService:
         usable, _ = partition(bundled, loaded.sd.family, loaded.sd.text_encoders)
         for name in job.embeddings.set_bundled(usable):
             log.warning("Skip bundled embedding %r: the embeddings folder has one of that name", name)
+
+    def _round_sizes_down(self, p: StableDiffusionProcessing) -> None:
+        """A size that is not a multiple of 8 is rounded down to one, as A1111 makes its image (its
+        latents are width // 8 by height // 8); the job says so, and the infotext has the real size."""
+        for name, side in (("width", "wide"), ("height", "high")):
+            value = getattr(p, name)
+            if value % 8:
+                setattr(p, name, value - value % 8)
+                self._warn(
+                    p,
+                    [
+                        f"{name} {value} is not a multiple of 8: the image is {value - value % 8} px {side}, as A1111's"
+                    ],
+                )
 
     @staticmethod
     def _warn(p: StableDiffusionProcessing, warnings: list[str]) -> None:
