@@ -135,3 +135,12 @@ def test_the_openvino_choice_is_refused_with_the_install_command_when_it_is_miss
 def test_the_use_openvino_flag_turns_openvino_on_for_the_unet_and_vae_decode(make_app, tmp_path):
     flagged = make_app(tmp_path, "--api", "--nowebui", "--use-openvino")
     assert flagged.models.compile_config() == CompileConfig(vae_decode=True, backend="openvino")
+
+
+def test_the_use_openvino_flag_without_the_package_says_how_to_install_it(
+    make_app, tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setattr(openvino_graph, "available", lambda: False)
+    with caplog.at_level("WARNING"):
+        make_app(tmp_path, "--api", "--nowebui", "--use-openvino")
+    assert any("--use-openvino" in r.message and "pip install openvino" in r.message for r in caplog.records)

@@ -28,7 +28,7 @@ from typing import Protocol, TypeVar
 
 import torch
 
-from modules.sumi.engine.accel import compiled, fp8, offload
+from modules.sumi.engine.accel import compiled, fp8, offload, openvino_graph
 from modules.sumi.engine.accel.compiled import CompileConfig
 from modules.sumi.engine.accel.offload import OffloadFlags
 from modules.sumi.engine.checkpoint import load_checkpoint, model_from_state_dict
@@ -111,6 +111,10 @@ class ModelManager:
         self.compile_flag = compile_flag  # --compile: the UNet at least, whatever the setting says
         self.openvino_flag = openvino_flag  # --use-openvino: OpenVINO for the UNet and VAE decode
         self.compile_notify = compile_notify  # "compiling (once)" into the progress text
+        if openvino_flag and not openvino_graph.available():
+            log.warning(
+                "--use-openvino: %s; until then every job runs without it", openvino_graph.INSTALL_HINT
+            )
 
     # -- choosing ------------------------------------------------------------------------------------
     def selected_checkpoint(self) -> CheckpointInfo:
