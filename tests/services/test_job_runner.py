@@ -66,7 +66,7 @@ def test_txt2img_runs_on_the_worker_and_a_bad_job_is_refused_before_it_is_queued
     assert isinstance(r.txt2img(job()), Processed)
     assert calls == [("process", WORKER)]
     with pytest.raises(InvalidRequestError, match="width"):
-        r.txt2img(job(width=100))
+        r.txt2img(job(width=40))
     with pytest.raises(InvalidRequestError, match="steps"):
         r.submit(job(steps=0))
     assert r.queue.pending() == [] and calls == [("process", WORKER)]

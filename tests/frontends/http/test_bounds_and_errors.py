@@ -177,7 +177,8 @@ def test_the_openapi_schema_states_the_bounds(client):
         return next(choice for choice in props[name]["anyOf"] if choice.get("type") != "null")
 
     assert bounds("seed")["minimum"] == -1 and bounds("seed")["maximum"] == float(2**64 - 1)  # JSON numbers
-    assert bounds("width")["multipleOf"] == 8 and bounds("width")["maximum"] >= 2048
+    assert bounds("width")["minimum"] == 64 and bounds("width")["maximum"] >= 2048
+    assert "multipleOf" not in bounds("width")  # not a multiple of 8: rounded down, as A1111
     assert bounds("seed_resize_from_h")["maximum"] == bounds("height")["maximum"]
     for name in ("steps", "batch_size", "n_iter", "cfg_scale"):
         assert "minimum" in bounds(name) and "maximum" in bounds(name), name
