@@ -37,10 +37,12 @@ from modules.sumi.engine.families.sdxl_refiner import NAME as SDXL_REFINER
 from modules.sumi.engine.model import SDModel
 from modules.sumi.engine.sampling import loop
 from modules.sumi.engine.sampling.denoiser import CFGDenoiser, Guidance
+from modules.sumi.engine.sampling.loop_types import ExtraNoiseHook
 from modules.sumi.engine.sampling.model_switch import ModelSwitch, switch_test
 from modules.sumi.engine.sampling.noise import image_noise, make_generators
 from modules.sumi.engine.sampling.samplers import BuiltScheduler, build_scheduler, call_sigma
 from modules.sumi.engine.sampling.training_noise import training_alphas
+from modules.sumi.engine.sampling.tuning import SamplerTuning
 from modules.sumi.engine.text import schedule
 from modules.sumi.engine.text.encoder import TokenOverride
 from modules.sumi.engine.text.schedule import JobConditioning, PromptOptions
@@ -92,6 +94,8 @@ class BatchRequest:
     aesthetic_score: float = 6.0  # SDXL refiner: the prompt's (A1111's sdxl_refiner_high_aesthetic_score)
     negative_aesthetic_score: float = 2.5  # and the negative prompt's (sdxl_refiner_low_aesthetic_score)
     vae_tiling: TilingPolicy | None = None  # tiled VAE (engine.accel.tiled_vae); None: plain passes
+    tuning: SamplerTuning = field(default_factory=SamplerTuning)  # A1111's sampler parameters
+    extra_noise_hook: ExtraNoiseHook | None = None  # img2img extra noise: A1111's on_extra_noise
 
     @property
     def batch_size(self) -> int:
@@ -108,6 +112,8 @@ class BatchResult:
     warnings: list[str] = field(default_factory=list)  # non-fatal problems the extensions met
     switched: bool = False  # the request's ModelSwitch happened: the last steps and decoding ran on its model
     vae_tiled: list[Tiled] = field(default_factory=list)  # VAE passes that ran in tiles, and why
+    tuning: SamplerTuning = field(default_factory=SamplerTuning)  # the sampler parameters that applied
+    uncond_skipped: frozenset[str] = frozenset()  # calls without the negative prompt: "early", "ngms"
 
 
 def validate(request: BatchRequest, scale: int = 8) -> None:
@@ -186,6 +192,7 @@ def generate(
         seed=request.seeds[0],
         seeds=request.seeds,
         is_sdxl=model.is_sdxl,
+        tuning=request.tuning,
     )
     schedule_steps = request.steps * 2 if built.spec.second_order else request.steps
     init = request.init
@@ -226,6 +233,7 @@ def generate(
                 request.batch_size, -1, -1, -1
             ),
             image_cfg_scale=None if init is None else init.image_cfg_scale,
+            skipping=built.tuning.skipping,
         )
         generators, noise = initial_noise(model, request)
         noise = manager.starting_noise(
@@ -241,6 +249,7 @@ def generate(
         start = None
         if init is not None and plan is not None and filled is not None:
             start = img2img.plan_start(init, filled, noise, plan)
+            start.extra_noise, start.extra_noise_hook = built.tuning.extra_noise, request.extra_noise_hook
         pause = None if switch is None else loop.Pause(switch_test(switch, built))
         latents = loop.sample(
             denoiser,
@@ -274,10 +283,14 @@ def generate(
                 stopped,
                 [*manager.warnings(), *warnings],
                 vae_tiled=tiled,
+                tuning=built.tuning,
+                uncond_skipped=frozenset(denoiser.skipped),
             )
     # The switch: the main model's patches are off again (its scope did not complete); the rest runs on
     # the other model.
-    stage = _Stage(request, built, generators, schedule_steps, image_conditioning, init, pause)
+    stage = _Stage(
+        request, built, generators, schedule_steps, image_conditioning, init, pause, denoiser.skipped
+    )
     other = switch.load() if switch is not None else model
     return _continue_on(
         other,
@@ -484,6 +497,7 @@ class _Stage:
     image_conditioning: torch.Tensor | None
     init: img2img.InitLatents | None
     pause: loop.Pause
+    skipped: set[str]  # the first model's denoiser's record of calls without the negative prompt
 
 
 def _continue_on(
@@ -541,7 +555,9 @@ def _continue_on(
             if image is None
             else image.to(device=other.device, dtype=other.dtype).expand(request.batch_size, -1, -1, -1),
             image_cfg_scale=None if stage.init is None else stage.init.image_cfg_scale,
+            skipping=built.tuning.skipping,
         )
+        denoiser.skipped = stage.skipped
         latents = loop.sample(
             denoiser,
             built,
@@ -563,7 +579,16 @@ def _continue_on(
         scope.completed = not stopped
     found = dict.fromkeys([*manager.warnings(), *ext.warnings(), *warnings, *decoded])
     return BatchResult(
-        images, latents, built.spec.name, built.schedule.label, stopped, list(found), True, tiled
+        images,
+        latents,
+        built.spec.name,
+        built.schedule.label,
+        stopped,
+        list(found),
+        True,
+        tiled,
+        built.tuning,
+        frozenset(denoiser.skipped),
     )
 
 

@@ -63,6 +63,7 @@ class DenoiserCall:
     rows_x: torch.Tensor | None = None  # set: the UNet input of every row, A1111's x_in layout (the cond
     # rows, one per AND part of each image in order, then one uncond row per image; instruct-pix2pix:
     # then one zero-image uncond row per image); None: each row takes its image's `x`
+    skip_uncond: bool = False  # this call runs without the negative prompt (NGMS, skip early CFG)
 
 
 RowsOnHost = tuple[tuple[int, ...], tuple[bool, ...]]  # (image of each row, is it a cond row) on the host

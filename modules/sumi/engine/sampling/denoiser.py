@@ -37,6 +37,7 @@ from modules.sumi.engine.extensions import (
     UNetBatch,
 )
 from modules.sumi.engine.model import compute_dtype
+from modules.sumi.engine.sampling.tuning import UncondSkipping
 from modules.sumi.engine.text.encoder import Conditioning, pad_to_same_length
 from modules.sumi.engine.text.schedule import JobConditioning, pick, stack_rows
 
@@ -64,8 +65,11 @@ class CFGDenoiser:
         sigma_of: Callable[[torch.Tensor], float] | None = None,
         image_conditioning: torch.Tensor | None = None,
         image_cfg_scale: float | None = None,
+        skipping: UncondSkipping | None = None,
     ) -> None:
         self.unet = unet
+        self.skipping = skipping or UncondSkipping()
+        self.skipped: set[str] = set()  # why calls ran without the negative prompt ("early", "ngms")
         self.guidance = guidance
         self.total_steps = total_steps
         self.extensions = extensions if extensions is not None else ExtensionManager()
@@ -91,6 +95,11 @@ class CFGDenoiser:
         jc = self.guidance.conditioning
         conds = [[(weight, pick(schedule, step).cond) for weight, schedule in c.parts] for c in jc.conds]
         unconds = [pick(schedule, step).cond for schedule in jc.unconds]
+        sigma = None if self.sigma_of is None else self.sigma_of(timestep)
+        edit = self.image_conditioning is not None and self.image_cfg_scale not in (None, 1.0)
+        skip = None if edit else self.skipping.reason(step, self.total_steps, sigma)
+        if skip is not None:
+            self.skipped.add(skip)
         return DenoiserCall(
             x,
             timestep,
@@ -102,11 +111,12 @@ class CFGDenoiser:
             self.guidance.time_ids,
             conditioning=jc,
             denoiser=self,
-            sigma=None if self.sigma_of is None else self.sigma_of(timestep),
+            sigma=sigma,
             image_conditioning=self.image_conditioning,
             image_cfg_scale=self.image_cfg_scale,
             keep_uncond=self.keep_uncond,
             uncond_time_ids=self.guidance.uncond_time_ids,
+            skip_uncond=skip is not None,
         )
 
 
@@ -138,14 +148,15 @@ def guided(
     rows_hook = extensions is not None and extensions.has(HookPoint.PRE_CFG)
     if _only_cond_needed(call) and not call.keep_uncond and not rows_hook:
         return _unet(unet, call, cond_rows, extensions)
-    uncond = stack_rows(call.unconds)
-    if call.empty is not None and cond.context.shape[1] != uncond.context.shape[1]:
-        cond_rows.context, uncond = pad_to_same_length(cond, uncond, call.empty)
-    images = torch.arange(call.x.shape[0], device=call.x.device)
-    uncond_ids = call.time_ids if call.uncond_time_ids is None else call.uncond_time_ids
-    uncond_x = call.x if call.rows_x is None else call.rows_x[n_cond : n_cond + len(counts)]
-    uncond_rows = _Rows(uncond_x, uncond, uncond_ids, images, False, image, _uncond_roles(len(counts)))
-    uncond_out, cond_out = _forward_both(unet, call, uncond_rows, cond_rows, extensions)
+    cfg_scale = call.cfg_scale
+    if call.skip_uncond:
+        # A1111: the prompt's prediction stands in for the negative prompt's (each image's first AND
+        # part), and the parts are combined with scale 1: one plain part gives the prompt's prediction
+        cond_out = _unet(unet, call, cond_rows, extensions)
+        firsts = torch.tensor([sum(counts[:i]) for i in range(len(counts))]).to(device, non_blocking=True)
+        uncond_out, cfg_scale = cond_out[firsts], 1.0
+    else:
+        uncond_out, cond_out = _uncond_and_cond(unet, call, cond_rows, extensions)
     if rows_hook:
         assert extensions is not None
         rows = RowOutputs(call, cond_out, uncond_out, owners)
@@ -157,11 +168,29 @@ def guided(
             return rows.output
     if call.keep_uncond:
         call.uncond_output = uncond_out
-    weights = torch.tensor([w * call.cfg_scale for parts in call.conds for w, _ in parts]).to(
+    weights = torch.tensor([w * cfg_scale for parts in call.conds for w, _ in parts]).to(
         device, non_blocking=True
     )
     diffs = (cond_out - uncond_out[owners]) * weights.view(-1, 1, 1, 1).to(cond_out.dtype)
     return uncond_out.index_add(0, owners, diffs)
+
+
+def _uncond_and_cond(
+    unet: UNet2DConditionModel, call: DenoiserCall, cond_rows: _Rows, extensions: ExtensionManager | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The UNet's predictions for the negative prompts (one row per image) and the prompts' rows."""
+    images = len(call.conds)
+    uncond = stack_rows(call.unconds)
+    if call.empty is not None and cond_rows.context.context.shape[1] != uncond.context.shape[1]:
+        cond_rows.context, uncond = pad_to_same_length(cond_rows.context, uncond, call.empty)
+    n_cond = cond_rows.x.shape[0]
+    image_ids = torch.arange(call.x.shape[0], device=call.x.device)
+    uncond_ids = call.time_ids if call.uncond_time_ids is None else call.uncond_time_ids
+    uncond_x = call.x if call.rows_x is None else call.rows_x[n_cond : n_cond + images]
+    uncond_rows = _Rows(
+        uncond_x, uncond, uncond_ids, image_ids, False, call.image_conditioning, _uncond_roles(images)
+    )
+    return _forward_both(unet, call, uncond_rows, cond_rows, extensions)
 
 
 @dataclass

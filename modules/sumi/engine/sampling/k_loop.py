@@ -22,9 +22,10 @@ from tqdm.auto import tqdm
 from modules.sumi.engine.extensions import ExtensionManager, HookPoint, LoopContext, StepContext
 from modules.sumi.engine.sampling import cfgpp, dpm_solver, k_samplers, restart
 from modules.sumi.engine.sampling.ancestral import predicted_original
-from modules.sumi.engine.sampling.loop_types import PartialStart, SamplingControl, StepInfo
+from modules.sumi.engine.sampling.loop_types import PartialStart, SamplingControl, StepInfo, add_extra_noise
 from modules.sumi.engine.sampling.noise_sources import BrownianNoise, GeneratorNoise, NoiseSource
 from modules.sumi.engine.sampling.schedules import ModelSigmas, ddim_timesteps, schedule_sigmas
+from modules.sumi.engine.sampling.tuning import ScheduleTuning, schedule_rho
 
 FUNCTIONS: dict[str, Callable[..., torch.Tensor]] = {
     "euler": k_samplers.euler,
@@ -62,6 +63,8 @@ class KSampler:
     seeds: tuple[int, ...] = ()
     is_sdxl: bool = False
     current_sigma: float | None = None
+    tuning: ScheduleTuning = field(default_factory=ScheduleTuning)
+    sgm_noise_multiplier: bool = False  # start from noise * sqrt(1 + sigma^2), not noise * sigma
 
     @property
     def alphas_cumprod(self) -> torch.Tensor:
@@ -72,13 +75,22 @@ class KSampler:
         return self.function in TIMESTEP_FUNCTIONS
 
     def sigmas(self, steps: int) -> torch.Tensor:
+        t = self.tuning
         return schedule_sigmas(
             self.schedule,
             steps,
             self.model,
-            discard_penultimate=self.discard_penultimate,
+            discard_penultimate=self.discard_penultimate or t.always_discard_penultimate,
             is_sdxl=self.is_sdxl,
+            rho=schedule_rho(self.schedule, t.rho),
+            sigma_min=t.sigma_min or None,
+            sigma_max=t.sigma_max or None,
+            beta=(t.beta_alpha, t.beta_beta),
         )
+
+    def noise_scale(self, sigma: torch.Tensor) -> torch.Tensor:
+        """What the starting noise is multiplied by at noise level `sigma`."""
+        return (1 + sigma**2) ** 0.5 if self.sgm_noise_multiplier else sigma
 
 
 class _Stopped(Exception):
@@ -296,13 +308,16 @@ def _sigma_start(
     img2img from init + noise * sigma at the first step run, with the range of the steps run."""
     steps = len(sigmas) - 1
     if start is None:
-        return sigmas, noise.to(torch.float32) * sigmas[0], (run.model.sigma_min, run.model.sigma_max)
+        first = noise.to(torch.float32) * run.noise_scale(sigmas[0])
+        return sigmas, first, (run.model.sigma_min, run.model.sigma_max)
     run_steps = min(max(start.run_steps, 0), steps)
     if run_steps == 0:
         return sigmas[-1:], start.init, (run.model.sigma_min, run.model.sigma_max)
     sched = sigmas[steps - run_steps :]
     noised_at = max(steps - run_steps - start.noise_back, 0)
-    first = start.init.to(torch.float32) + start.noise.to(torch.float32) * sigmas[noised_at]
+    init, start_noise = start.init.to(torch.float32), start.noise.to(torch.float32)
+    first = init + start_noise * run.noise_scale(sigmas[noised_at])
+    first = add_extra_noise(start, init, first, 1.0)
     return sched, first, (float(sched[-2]), float(sched[0]))
 
 
@@ -320,5 +335,6 @@ def _timestep_start(
         return timesteps[:0], start.init, unused
     level = int(timesteps[min(run_steps - 1 + start.noise_back, len(timesteps) - 1)])
     a = run.alphas_cumprod[level].to(noise.device)
-    first = start.init.to(torch.float32) * a.sqrt() + start.noise.to(torch.float32) * (1 - a).sqrt()
-    return timesteps[:run_steps], first, unused
+    init = start.init.to(torch.float32)
+    first = init * a.sqrt() + start.noise.to(torch.float32) * (1 - a).sqrt()
+    return timesteps[:run_steps], add_extra_noise(start, init, first, a.sqrt()), unused

@@ -13,6 +13,7 @@ Each function is the same update as the k-diffusion function of the same name (k
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 import torch
@@ -53,11 +54,47 @@ def _sigma(t: torch.Tensor) -> torch.Tensor:
     return t.neg().exp()
 
 
-def euler(model: Model, x, sigmas, steps: Steps, noise: NoiseSource) -> torch.Tensor:
+@dataclass(frozen=True)
+class _Churn:
+    """Karras et al.'s churn (Algorithm 2): k-diffusion's `s_churn`, `s_tmin`, `s_tmax`, `s_noise`."""
+
+    churn: float = 0.0
+    tmin: float = 0.0
+    tmax: float = float("inf")
+    noise_scale: float = 1.0
+
+    def raise_level(self, x, sigmas, i: int, noise: NoiseSource) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x, sigma_hat): x with fresh noise raising its level from sigmas[i] to sigma_hat. Without churn
+        nothing is drawn; with it a draw is made at every step, as k-diffusion does (so the noise of each
+        step is the one A1111 gives it), and used where sigmas[i] is within [tmin, tmax]."""
+        sigma = sigmas[i]
+        if self.churn <= 0:
+            return x, sigma
+        gamma = min(self.churn / (len(sigmas) - 1), 2**0.5 - 1) if self.tmin <= sigma <= self.tmax else 0.0
+        eps = noise(sigma, sigmas[i + 1]) * self.noise_scale
+        sigma_hat = sigma * (gamma + 1)
+        if gamma > 0:
+            x = x + eps * (sigma_hat**2 - sigma**2) ** 0.5
+        return x, sigma_hat
+
+
+def euler(
+    model: Model,
+    x,
+    sigmas,
+    steps: Steps,
+    noise: NoiseSource,
+    s_churn: float = 0.0,
+    s_tmin: float = 0.0,
+    s_tmax: float = float("inf"),
+    s_noise: float = 1.0,
+) -> torch.Tensor:
+    churn = _Churn(s_churn, s_tmin, s_tmax, s_noise)
     x = steps.start(x, len(sigmas) - 1)
     for i in range(len(sigmas) - 1):
-        denoised = model(x, sigmas[i])
-        x = x + to_d(x, sigmas[i], denoised) * (sigmas[i + 1] - sigmas[i])
+        x, sigma_hat = churn.raise_level(x, sigmas, i, noise)
+        denoised = model(x, sigma_hat)
+        x = x + to_d(x, sigma_hat, denoised) * (sigmas[i + 1] - sigma_hat)
         x = steps.done(x, denoised, last=i == len(sigmas) - 2)
     return x
 
@@ -76,12 +113,24 @@ def euler_ancestral(
     return x
 
 
-def heun(model: Model, x, sigmas, steps: Steps, noise: NoiseSource) -> torch.Tensor:
+def heun(
+    model: Model,
+    x,
+    sigmas,
+    steps: Steps,
+    noise: NoiseSource,
+    s_churn: float = 0.0,
+    s_tmin: float = 0.0,
+    s_tmax: float = float("inf"),
+    s_noise: float = 1.0,
+) -> torch.Tensor:
+    churn = _Churn(s_churn, s_tmin, s_tmax, s_noise)
     x = steps.start(x, len(sigmas) - 1)
     for i in range(len(sigmas) - 1):
-        denoised = model(x, sigmas[i])
-        d = to_d(x, sigmas[i], denoised)
-        dt = sigmas[i + 1] - sigmas[i]
+        x, sigma_hat = churn.raise_level(x, sigmas, i, noise)
+        denoised = model(x, sigma_hat)
+        d = to_d(x, sigma_hat, denoised)
+        dt = sigmas[i + 1] - sigma_hat
         if sigmas[i + 1] == 0:
             x = x + d * dt
         else:
@@ -99,15 +148,27 @@ def _dpm_2_update(model: Model, x, sigma, sigma_to, d) -> torch.Tensor:
     return x + to_d(x_2, mid, model(x_2, mid)) * (sigma_to - sigma)
 
 
-def dpm_2(model: Model, x, sigmas, steps: Steps, noise: NoiseSource) -> torch.Tensor:
+def dpm_2(
+    model: Model,
+    x,
+    sigmas,
+    steps: Steps,
+    noise: NoiseSource,
+    s_churn: float = 0.0,
+    s_tmin: float = 0.0,
+    s_tmax: float = float("inf"),
+    s_noise: float = 1.0,
+) -> torch.Tensor:
+    churn = _Churn(s_churn, s_tmin, s_tmax, s_noise)
     x = steps.start(x, len(sigmas) - 1)
     for i in range(len(sigmas) - 1):
-        denoised = model(x, sigmas[i])
-        d = to_d(x, sigmas[i], denoised)
+        x, sigma_hat = churn.raise_level(x, sigmas, i, noise)
+        denoised = model(x, sigma_hat)
+        d = to_d(x, sigma_hat, denoised)
         if sigmas[i + 1] == 0:
-            x = x + d * (sigmas[i + 1] - sigmas[i])
+            x = x + d * (sigmas[i + 1] - sigma_hat)
         else:
-            x = _dpm_2_update(model, x, sigmas[i], sigmas[i + 1], d)
+            x = _dpm_2_update(model, x, sigma_hat, sigmas[i + 1], d)
         x = steps.done(x, denoised, last=i == len(sigmas) - 2)
     return x
 

@@ -20,7 +20,13 @@ from tqdm.auto import tqdm
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.extensions import ExtensionManager, HookPoint, LoopContext, StepContext
 from modules.sumi.engine.sampling.k_loop import KSampler, sample_k
-from modules.sumi.engine.sampling.loop_types import Denoise, PartialStart, SamplingControl, StepInfo
+from modules.sumi.engine.sampling.loop_types import (
+    Denoise,
+    PartialStart,
+    SamplingControl,
+    StepInfo,
+    add_extra_noise,
+)
 from modules.sumi.engine.sampling.samplers import BuiltScheduler
 
 
@@ -135,6 +141,9 @@ def _partial_start(scheduler: Any, steps: int, start: PartialStart) -> tuple[tor
     _set_begin_index(scheduler, noised_at)
     level = scheduler.timesteps[noised_at : noised_at + 1]
     latents = scheduler.add_noise(start.init, start.noise, level)
+    if start.extra_noise > 0:  # in the scheduler's scaling: what an init of ones keeps at this level
+        scale = scheduler.add_noise(torch.ones_like(start.init[:1]), torch.zeros_like(start.init[:1]), level)
+        latents = add_extra_noise(start, start.init, latents, scale)
     _set_begin_index(scheduler, first)
     return scheduler.timesteps[first:], latents
 

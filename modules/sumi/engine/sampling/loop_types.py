@@ -42,3 +42,22 @@ class PartialStart:
     noise: torch.Tensor
     run_steps: int
     noise_back: int = 0
+    extra_noise: float = 0.0  # A1111's img2img_extra_noise: this much more noise on the noised init
+    extra_noise_hook: ExtraNoiseHook | None = None  # may replace the extra noise (A1111's on_extra_noise)
+
+
+ExtraNoiseHook = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (noise, init, noised)
+
+
+def add_extra_noise(
+    start: PartialStart, init: torch.Tensor, noised: torch.Tensor, scale: torch.Tensor | float
+) -> torch.Tensor:
+    """`noised` plus `start.extra_noise` times the noise (the hook's, when it gives other noise), times
+    `scale`: 1 for latents in sigma scaling (k-diffusion), sqrt(alpha_bar) at the start level for
+    latents in variance-preserving scaling (DDIM-style), which is the same amount of noise."""
+    if start.extra_noise <= 0:
+        return noised
+    noise = start.noise.to(noised.dtype)
+    if start.extra_noise_hook is not None:
+        noise = start.extra_noise_hook(noise, init, noised).to(device=noised.device, dtype=noised.dtype)
+    return noised + noise * start.extra_noise * scale

@@ -32,6 +32,7 @@ from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.sampling.ancestral import DPMPP2SAncestralScheduler, EulerAncestralEtaScheduler
 from modules.sumi.engine.sampling.k_loop import KSampler
 from modules.sumi.engine.sampling.schedules import ModelSigmas
+from modules.sumi.engine.sampling.tuning import SamplerTuning, effective
 
 SIGMA_FLAGS = ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas")
 
@@ -309,6 +310,7 @@ class BuiltScheduler:
     spec: SamplerSpec
     schedule: ScheduleType
     step_kwargs: dict[str, Any]
+    tuning: SamplerTuning = field(default_factory=SamplerTuning)  # the sampler parameters that apply
 
     @property
     def stepping(self) -> SteppingScheduler:
@@ -326,16 +328,19 @@ def build_scheduler(
     seed: int = 0,
     seeds: Sequence[int] = (),
     is_sdxl: bool = False,
+    tuning: SamplerTuning | None = None,
 ) -> BuiltScheduler:
     """A fresh scheduler for one job. `model_config` holds the model's betas and prediction type;
     `seeds` (the batch's image seeds) seed the Brownian noise of the SDE samplers Sumi runs itself,
-    `is_sdxl` picks the Align Your Steps table."""
+    `is_sdxl` picks the Align Your Steps table. `tuning` (A1111's sampler parameters): those that
+    apply to the sampler; churn, a changed schedule or the SGM multiplier run it in Sumi's own loop."""
     spec, requested = find_sampler(sampler, schedule)
     stype = resolved_schedule(spec, requested)
-    if runs_k_diffusion(spec, stype):
+    tuned = effective(tuning or SamplerTuning(), spec.k_function, spec.timestep_sampler)
+    if runs_k_diffusion(spec, stype) or (spec.k_function is not None and tuned.needs_k_diffusion()):
         eta = eta_ddim if spec.uses_eta == "ddim" else eta_ancestral
-        run = _k_sampler(spec, stype, model_config, eta, tuple(seeds) or (seed,), is_sdxl)
-        return BuiltScheduler(run, spec, stype, {})
+        run = _k_sampler(spec, stype, model_config, eta, tuple(seeds) or (seed,), is_sdxl, tuned)
+        return BuiltScheduler(run, spec, stype, {}, tuned)
     if spec.scheduler_class is None:
         raise InvalidRequestError(f"{spec.name} cannot run with schedule type {stype.label}")
     config = {**model_config, **spec.config, **(stype.config or {})}
@@ -345,7 +350,7 @@ def build_scheduler(
         config["noise_sampler_seed"] = seed
     scheduler = _from_config(spec.scheduler_class, _supported(spec.scheduler_class, config))
     step_kwargs = {"eta": eta_ddim} if spec.uses_eta == "ddim" else {}
-    return BuiltScheduler(scheduler, spec, stype, step_kwargs)
+    return BuiltScheduler(scheduler, spec, stype, step_kwargs, tuned)
 
 
 def _k_sampler(
@@ -355,11 +360,14 @@ def _k_sampler(
     eta: float,
     seeds: tuple[int, ...],
     is_sdxl: bool,
+    tuning: SamplerTuning,
 ) -> KSampler:
     assert spec.k_function is not None
     options: dict[str, Any] = {"eta": eta}
     if spec.solver_type is not None:
         options["solver_type"] = spec.solver_type
+    if tuning.churn.active:
+        options.update(tuning.churn.options())
     try:
         model = ModelSigmas.from_config(model_config)
     except ValueError as error:
@@ -374,6 +382,8 @@ def _k_sampler(
         discard_penultimate=spec.discard_next_to_last_sigma,
         seeds=seeds,
         is_sdxl=is_sdxl,
+        tuning=tuning.schedule,
+        sgm_noise_multiplier=tuning.sgm_noise_multiplier,
     )
 
 

@@ -196,12 +196,26 @@ def schedule_sigmas(
     discard_penultimate: bool = False,
     is_sdxl: bool = False,
     rho: float | None = None,
+    sigma_min: float | None = None,
+    sigma_max: float | None = None,
+    beta: tuple[float, float] = (0.6, 0.6),
 ) -> torch.Tensor:
     """`steps + 1` sigmas of schedule `name` (a `ScheduleType.name`) between the model's smallest and
-    largest sigma. `discard_penultimate` (A1111's DPM2 and DPM++ 3M SDE): one step more is built and its
-    next-to-last level dropped."""
+    largest sigma, or `sigma_min`/`sigma_max` where given (A1111's "Schedule min/max sigma"; schedules
+    that follow the model's own levels ignore them, as in A1111). `discard_penultimate` (A1111's DPM2
+    and DPM++ 3M SDE): one step more is built and its next-to-last level dropped. `beta`: the Beta
+    schedule's (alpha, beta)."""
     n = steps + 1 if discard_penultimate else steps
-    args = ScheduleArgs(n, model.sigma_min, model.sigma_max, model, rho=rho, is_sdxl=is_sdxl)
+    args = ScheduleArgs(
+        n,
+        model.sigma_min if sigma_min is None else sigma_min,
+        model.sigma_max if sigma_max is None else sigma_max,
+        model,
+        rho=rho,
+        is_sdxl=is_sdxl,
+        beta_alpha=beta[0],
+        beta_beta=beta[1],
+    )
     sigmas = SCHEDULE_FUNCTIONS[name](args).to(torch.float32)
     if discard_penultimate:
         sigmas = torch.cat([sigmas[:-2], sigmas[-1:]])

@@ -1147,7 +1147,7 @@ def _compile() -> dict[str, OptionInfo]:
         {
             "sumi_compile_unet": OptionInfo(
                 "Off",
-                "Compile the UNet (torch.compile; CUDA graphs on a GPU)",
+                "Compile the UNet (torch.compile, CUDA graphs on a GPU; or OpenVINO on a CPU)",
                 "radio",
                 {"choices": list(COMPILE_CHOICES)},
             ).info(
