@@ -16,17 +16,11 @@ from modules.sumi.services.scripts.callbacks import (
     CallbackRegistry,
     CFGDenoisedParams,
     CFGDenoiserParams,
+    ExtraNoiseParams,
     ImageGridLoopParams,
     ImageSaveParams,
     UiTrainTabParams,
 )
-
-
-@dataclass
-class ExtraNoiseParams:
-    noise: Any
-    x: Any
-    xi: Any
 
 
 @dataclass
@@ -149,6 +143,10 @@ def image_grid_callback(params: ImageGridLoopParams) -> None:
     _registry().call("image_grid", params)
 
 
+def extra_noise_callback(params: ExtraNoiseParams) -> None:
+    _registry().call("extra_noise", params)
+
+
 def infotext_pasted_callback(infotext: str, params: dict) -> None:
     _registry().call("infotext_pasted", infotext, params)
 
@@ -167,6 +165,7 @@ __all__ = [
     "CFGDenoisedParams",
     "CFGDenoiserParams",
     "ExtraNoiseParams",
+    "extra_noise_callback",
     "ImageGridLoopParams",
     "ImageSaveParams",
     "UiTrainTabParams",

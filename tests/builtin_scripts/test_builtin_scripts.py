@@ -143,10 +143,13 @@ def test_axis_types_are_a1111_indices():
         "Nothing", "Seed", "Var. seed", "Var. strength", "Steps", "CFG Scale", "Prompt S/R", "Prompt order",
         "Sampler", "Checkpoint name", "Schedule type", "Eta", "Clip skip", "VAE", "Styles", "RNG source", "Size",
         "Hires steps", "Hires sampler", "Denoising", "Hires upscaler",
-        "Refiner checkpoint", "Refiner switch at", *controlnet,
+        "Refiner checkpoint", "Refiner switch at", "Negative Guidance minimum sigma", "Sigma Churn",
+        "Sigma min", "Sigma max", "Sigma noise", "Schedule min sigma", "Schedule max sigma", "Schedule rho",
+        "Beta schedule alpha", "Beta schedule beta", "Extra noise", "Face restore",
+        "Always discard next-to-last sigma", "SGM noise multiplier", "FP8 mode", *controlnet,
     }  # fmt: skip
-    with pytest.raises(InvalidRequestError, match="'Negative Guidance minimum sigma' is not supported"):
-        find_axis(12)
+    with pytest.raises(InvalidRequestError, match="'Token merging ratio' is not supported"):
+        find_axis(33)
     with pytest.raises(InvalidRequestError, match="out of range"):
         find_axis(len(TXT2IMG_AXES))
 
@@ -459,6 +462,22 @@ def test_xyz_hires_axes_vary_the_hires_pass(client):
     ]
 
 
+def test_xyz_sampler_parameter_axes_reach_the_sampler_and_the_infotext(client, app):
+    args = {"x_type": 13, "x_values": "0, 3", "y_type": 36, "y_values": "False, True"}
+    body = _xyz(client, args={**args, "include_lone_images": True}, sampler_name="Euler", steps=3)
+    infotexts = json.loads(body["info"])["infotexts"][1:]
+    assert [("Sigma churn: 3" in t, "SGM noise multiplier: True" in t) for t in infotexts] == [
+        (False, False),
+        (True, False),
+        (False, True),
+        (True, True),
+    ]
+    churned = _single(client, sampler_name="Euler", steps=3, s_churn=3)
+    assert np.array_equal(decode_pixels(body["images"][2]), churned)
+    assert not np.array_equal(churned, _single(client, sampler_name="Euler", steps=3))
+    assert app.options.sgm_noise_multiplier is False  # the setting axis is restored
+
+
 @pytest.mark.parametrize(
     ("args", "status", "message"),
     [
@@ -467,7 +486,8 @@ def test_xyz_hires_axes_vary_the_hires_pass(client):
         ({"x_type": 11, "x_values": "no-such-model"}, 400, "Checkpoint not found: 'no-such-model'"),
         ({"x_type": 29, "x_values": "missing.pt"}, 400, "VAE not found: 'missing.pt'"),
         ({"x_type": 30, "x_values": "no style"}, 400, "Style not found: 'no style'"),
-        ({"x_type": 12, "x_values": "1, 2"}, 400, "'Negative Guidance minimum sigma' is not supported"),
+        ({"x_type": 33, "x_values": "0.1, 0.2"}, 400, "'Token merging ratio' is not supported"),
+        ({"x_type": 36, "x_values": "True, maybe"}, 400, "takes True or False, got 'maybe'"),
         ({"x_type": 28, "x_values": "Latent, R-ESRGAN 9x"}, 400, "upscaler 'R-ESRGAN 9x' not found"),
         ({"x_type": 4, "x_values": "1, two"}, 400, "X axis (Steps): 'two' is not a whole number"),
         ({"x_type": 4, "x_values": "1-500 (+100)"}, 400, "steps must be an integer from 1 to"),

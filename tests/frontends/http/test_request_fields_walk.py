@@ -200,6 +200,8 @@ class Walk:
 
 
 Probe = Callable[[Walk], Any]
+_EULER = {"sampler_name": "Euler"}  # churn is for Euler, Heun and DPM2 only
+_CHURN = _EULER | {"s_churn": 2.0}
 
 
 _RUNS = iter(range(1_000_000))
@@ -299,11 +301,16 @@ COMMON: dict[str, Probe] = {
     and w.differs({"sampler_name": "DDIM", "eta": 0.9}, {"sampler_name": "DDIM"}),
     "denoising_strength": lambda w: w.param({"denoising_strength": 0.3}, "Denoising strength", "0.3")
     and w.differs({"denoising_strength": 0.3}),
-    "s_min_uncond": lambda w: w.reported({"s_min_uncond": 1.0}, "s_min_uncond"),
-    "s_churn": lambda w: w.reported({"s_churn": 0.5}, "s_churn"),
-    "s_tmax": lambda w: w.reported({"s_tmax": 5.0}, "s_tmax"),
-    "s_tmin": lambda w: w.reported({"s_tmin": 0.1}, "s_tmin"),
-    "s_noise": lambda w: w.reported({"s_noise": 0.9}, "s_noise"),
+    "s_min_uncond": lambda w: w.param({"s_min_uncond": 100.0}, "NGMS", "100.0")
+    and w.differs({"s_min_uncond": 100.0}),
+    "s_churn": lambda w: w.param(_EULER | {"s_churn": 0.5}, "Sigma churn", "0.5")
+    and w.differs(_EULER | {"s_churn": 0.5}, _EULER),
+    "s_tmax": lambda w: w.param(_CHURN | {"s_tmax": 0.5}, "Sigma tmax", "0.5")
+    and w.differs(_CHURN | {"s_tmax": 0.5}, _CHURN),
+    "s_tmin": lambda w: w.param(_CHURN | {"s_tmin": 1.0}, "Sigma tmin", "1.0")
+    and w.differs(_CHURN | {"s_tmin": 1.0}, _CHURN),
+    "s_noise": lambda w: w.param(_CHURN | {"s_noise": 0.9}, "Sigma noise", "0.9")
+    and w.differs(_CHURN | {"s_noise": 0.9}, _CHURN),
     "override_settings": lambda w: w.param({"override_settings": {"CLIP_stop_at_last_layers": 2}}, "Clip skip", "2"),
     "override_settings_restore_afterwards": _restore_afterwards,
     "refiner_checkpoint": lambda w: w.post({"refiner_checkpoint": REFINER, "refiner_switch_at": 0.5})

@@ -179,6 +179,12 @@ FIELD_BOUNDS: dict[str, dict[str, Any]] = {
     "inpaint_full_res_padding": {"ge": 0, "le": limits.IMAGE_SIDE_CEILING},
     "inpainting_mask_invert": {"ge": 0, "le": 1},
     "initial_noise_multiplier": {"ge": 0.0, "le": 10.0},
+    # sampler parameters (null: the setting of the same name)
+    "s_min_uncond": {"ge": 0.0, "le": 1000.0, "description": "NGMS; 0 off (setting s_min_uncond)"},
+    "s_churn": {"ge": 0.0, "le": 1000.0, "description": "Euler, Heun, DPM2: churn; 0 off"},
+    "s_tmin": {"ge": 0.0, "le": 1000.0},
+    "s_tmax": {"ge": 0.0, "description": "0: no upper bound"},
+    "s_noise": {"ge": 0.0, "le": 10.0},
 }
 
 _PromptText = Annotated[str, StringConstraints(max_length=limits.PROMPT_LENGTH_CEILING)]

@@ -40,6 +40,7 @@ from modules.sumi.services.jobs import (
     ignored_fields,
     img2img,
     refiner,
+    sampler_params,
     tiling,
     vae_tiling,
 )
@@ -471,7 +472,7 @@ class GenerationService:
         preview = self._batch_preview(loaded)
         extensions = self._extensions(p, loaded)
         try:
-            return engine.generate(
+            result = engine.generate(
                 loaded.sd,
                 request,
                 callback=self._step_callback(preview),
@@ -488,6 +489,11 @@ class GenerationService:
                 preview.close()  # also when the batch failed before its POST_LOOP
             problems, self.preview_problems = self.preview_problems, []
             self._warn(p, problems)
+        spec, _ = find_sampler(result.sampler)
+        sampler_params.record(
+            p, result, img2img=request.init is not None, discards_already=spec.discard_next_to_last_sigma
+        )
+        return result
 
     def _composite(
         self, p: StableDiffusionProcessing, record: dict[int, img2img.Composited] | None = None
@@ -540,6 +546,8 @@ class GenerationService:
             aesthetic_score=float(o.sdxl_refiner_high_aesthetic_score),
             negative_aesthetic_score=float(o.sdxl_refiner_low_aesthetic_score),
             vae_tiling=vae_tiling.policy(o, p),
+            tuning=sampler_params.sampler_tuning(p, o),
+            extra_noise_hook=sampler_params.extra_noise_hook(self.callbacks),
         )
 
     def _embedding_hook(self, loaded: LoadedModel):

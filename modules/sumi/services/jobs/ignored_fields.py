@@ -12,7 +12,6 @@ keys), and the API lists them in one warning (`unknown_fields_warning`).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -27,42 +26,13 @@ class IgnoredField:
     harmless: Callable[[Any], bool]
 
 
-def _none_or(*values: float) -> Callable[[Any], bool]:
-    """None, or a number equal to one of `values` (A1111's setting default: nothing changes)."""
-
-    def check(value: Any) -> bool:
-        if value is None:
-            return True
-        try:
-            return any(math.isclose(float(value), v) or float(value) == v for v in values)
-        except (TypeError, ValueError):
-            return False
-
-    return check
-
-
 def _empty(value: Any) -> bool:
     return not value
 
 
-_CHURN = (
-    "k-diffusion's churn ('{name}', A1111's Euler/Heun/DPM2 extra noise) is not in Sumi's samplers yet; "
-    "the sampler ran without it"
-)
-
 IGNORED_FIELDS: dict[str, IgnoredField] = {
     entry.name: entry
     for entry in (
-        IgnoredField("s_churn", _CHURN.format(name="s_churn"), _none_or(0.0)),
-        IgnoredField("s_tmin", _CHURN.format(name="s_tmin"), _none_or(0.0)),
-        IgnoredField("s_tmax", _CHURN.format(name="s_tmax"), _none_or(0.0, math.inf)),
-        IgnoredField("s_noise", _CHURN.format(name="s_noise"), _none_or(1.0)),
-        IgnoredField(
-            "s_min_uncond",
-            "negative guidance minimum sigma (NGMS, 's_min_uncond') is not implemented yet; every step used "
-            "the negative prompt",
-            _none_or(0.0),
-        ),
         IgnoredField(
             "comments",
             "A1111 clears 'comments' when the job is made (scripts add comments while it runs); it is not "

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from modules.sumi.engine.accel.fp8 import SETTING_CHOICES as FP8_SETTING_CHOICES
 from modules.sumi.engine.errors import EngineError, Interrupted, InvalidRequestError
 from modules.sumi.engine.sampling.samplers import SAMPLERS, SCHEDULE_TYPES, find_sampler, find_schedule_type
 from modules.sumi.services.images.grids import GridAnnotation, draw_grid_annotations
@@ -50,6 +51,7 @@ MAX_AXIS_VALUES = 1000
 PERMUTATIONS = "permutations"
 SEED_AXES = ("Seed", "Var. seed")
 RNG_SOURCES = ("GPU", "CPU")
+FP8_MODES = FP8_SETTING_CHOICES
 
 # --- values ----------------------------------------------------------------------------------------
 
@@ -359,6 +361,46 @@ def _sampler_axis(tab: str) -> AxisOption:
     )
 
 
+def _switch_setting(label: str, key: str) -> AxisOption:
+    """A boolean setting as an axis ("True"/"False", A1111's `apply_override(..., boolean=True)`)."""
+    return AxisOption(
+        label, str, _setting_switch(key), confirm=_confirm_switch, choices=lambda app: ["True", "False"]
+    )
+
+
+def _setting_switch(key: str) -> Apply:
+    def apply(p: StableDiffusionProcessing, value: Any, values: list) -> None:
+        p.override_settings[key] = str(value).strip().lower() == "true"
+
+    return apply
+
+
+def _confirm_switch(app: Any, p: Any, values: list) -> list:
+    for value in values:
+        if str(value).strip().lower() not in ("true", "false"):
+            raise InvalidRequestError(f"this axis takes True or False, got {value!r}")
+    return values
+
+
+def _apply_face_restore(p: StableDiffusionProcessing, value: Any, values: list) -> None:
+    """A1111's: a restorer's name turns face restoration on with that restorer; true/yes/y/1 turn it on
+    with the setting's restorer; anything else turns it off."""
+    wanted = str(value).strip().lower()
+    models = {"codeformer": "CodeFormer", "gfpgan": "GFPGAN"}
+    if wanted in models:
+        p.restore_faces = True
+        p.override_settings["face_restoration_model"] = models[wanted]
+    else:
+        p.restore_faces = wanted in ("true", "yes", "y", "1")
+
+
+def _confirm_fp8(app: Any, p: Any, values: list) -> list:
+    for value in values:
+        if value not in FP8_MODES:
+            raise InvalidRequestError(f"FP8 mode must be one of {', '.join(FP8_MODES)}, got {value!r}")
+    return values
+
+
 def _in_img2img(label: str, name: str) -> AxisOption:
     """An axis on both tabs that only img2img jobs have a field for in Sumi (txt2img's is the hires pass)."""
     return AxisOption(label, float, _field(name), img2img_only=True)
@@ -394,11 +436,11 @@ AXES: tuple[AxisOption, ...] = (  # A1111's list of both tabs, in its order
         cost=1.0,
         choices=lambda app: sorted(app.checkpoints.titles(), key=str.casefold),
     ),
-    _unsupported("Negative Guidance minimum sigma"),
-    _unsupported("Sigma Churn"),
-    _unsupported("Sigma min"),
-    _unsupported("Sigma max"),
-    _unsupported("Sigma noise"),
+    AxisOption("Negative Guidance minimum sigma", float, _field("s_min_uncond")),
+    AxisOption("Sigma Churn", float, _field("s_churn")),
+    AxisOption("Sigma min", float, _field("s_tmin")),
+    AxisOption("Sigma max", float, _field("s_tmax")),
+    AxisOption("Sigma noise", float, _field("s_noise")),
     AxisOption(
         "Schedule type",
         str,
@@ -406,16 +448,16 @@ AXES: tuple[AxisOption, ...] = (  # A1111's list of both tabs, in its order
         confirm=_confirm_schedules,
         choices=lambda app: [t.label for t in SCHEDULE_TYPES],
     ),
-    _unsupported("Schedule min sigma"),
-    _unsupported("Schedule max sigma"),
-    _unsupported("Schedule rho"),
-    _unsupported("Beta schedule alpha"),
-    _unsupported("Beta schedule beta"),
+    AxisOption("Schedule min sigma", float, _setting("sigma_min")),
+    AxisOption("Schedule max sigma", float, _setting("sigma_max")),
+    AxisOption("Schedule rho", float, _setting("rho")),
+    AxisOption("Beta schedule alpha", float, _setting("beta_dist_alpha")),
+    AxisOption("Beta schedule beta", float, _setting("beta_dist_beta")),
     AxisOption("Eta", float, _field("eta")),
     AxisOption("Clip skip", int, _setting("CLIP_stop_at_last_layers"), confirm=_confirm_clip_skip),
     AxisOption("Denoising", float, _field("denoising_strength")),  # txt2img: the hires pass's
     _in_img2img("Initial noise multiplier", "initial_noise_multiplier"),
-    _unsupported("Extra noise"),
+    AxisOption("Extra noise", float, _setting("img2img_extra_noise")),
     AxisOption(
         "Hires upscaler",
         str,
@@ -430,11 +472,17 @@ AXES: tuple[AxisOption, ...] = (  # A1111's list of both tabs, in its order
     ),
     AxisOption("Styles", str, _apply_styles, confirm=_confirm_styles, choices=lambda app: app.styles.names()),
     _unsupported("UniPC Order"),
-    _unsupported("Face restore"),
+    AxisOption(
+        "Face restore",
+        str,
+        _apply_face_restore,
+        format_value=_value_only,
+        choices=lambda app: ["True", "False", "CodeFormer", "GFPGAN"],
+    ),
     _unsupported("Token merging ratio"),
     _unsupported("Token merging ratio high-res"),
-    _unsupported("Always discard next-to-last sigma"),
-    _unsupported("SGM noise multiplier"),
+    _switch_setting("Always discard next-to-last sigma", "always_discard_next_to_last_sigma"),
+    _switch_setting("SGM noise multiplier", "sgm_noise_multiplier"),
     AxisOption(
         "Refiner checkpoint",
         str,
@@ -452,7 +500,14 @@ AXES: tuple[AxisOption, ...] = (  # A1111's list of both tabs, in its order
         confirm=_confirm_rng,
         choices=lambda app: list(RNG_SOURCES),
     ),
-    _unsupported("FP8 mode"),
+    AxisOption(
+        "FP8 mode",
+        str,
+        _setting("fp8_storage"),
+        confirm=_confirm_fp8,
+        cost=0.9,
+        choices=lambda app: list(FP8_MODES),
+    ),
     AxisOption("Size", str, _apply_size, confirm=_confirm_sizes),
     # sd-webui-controlnet appends its axes after A1111's
     *(

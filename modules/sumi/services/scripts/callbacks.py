@@ -52,6 +52,16 @@ class UiTrainTabParams:
 
 
 @dataclass
+class ExtraNoiseParams:
+    """A1111's `script_callbacks.ExtraNoiseParams`: `on_extra_noise` callbacks get img2img's noise, the
+    init latents and the noised init, and may replace `noise` (the extra noise added)."""
+
+    noise: Any
+    x: Any
+    xi: Any
+
+
+@dataclass
 class ImageGridLoopParams:
     """A1111's `script_callbacks.ImageGridLoopParams`: `on_image_grid` callbacks may change a grid's
     pictures, columns and rows before it is drawn."""

@@ -706,6 +706,15 @@ def _img2img() -> dict[str, OptionInfo]:
                 _slider(0.0, 1.5, 0.001),
                 infotext="Noise multiplier",
             ).bounds(0.0, 1.5),
+            "img2img_extra_noise": OptionInfo(
+                0.0,
+                "Extra noise multiplier for img2img and hires fix",
+                "slider",
+                _slider(0.0, 1.0, 0.01),
+                infotext="Extra noise",
+            )
+            .bounds(0.0, 1.0)
+            .info("0 = disabled (default); should be lower than denoising strength"),
             "img2img_color_correction": OptionInfo(
                 False, "Apply color correction to img2img results to match original colors."
             ),
@@ -1026,6 +1035,96 @@ def _sampler_params() -> dict[str, OptionInfo]:
             .info(
                 "ENSD; does not improve anything, just produces different results for ancestral samplers - only useful for reproducing images"
             ),
+            **_churn_options(),
+            **_schedule_options(),
+            "skip_early_cond": OptionInfo(
+                0.0,
+                "Ignore negative prompt during early sampling",
+                "slider",
+                _slider(0.0, 1.0, 0.01),
+                infotext="Skip Early CFG",
+            )
+            .bounds(0.0, 1.0)
+            .info(
+                "disables CFG on a proportion of steps at the beginning of generation; 0=skip none; 1=skip all; "
+                "can both improve sample diversity/quality and speed up sampling"
+            ),
+        },
+    )
+
+
+def _churn_options() -> dict[str, OptionInfo]:
+    """k-diffusion's churn for Euler, Heun and DPM2 (engine.sampling.tuning.Churn)."""
+    only = "; only applies to Euler, Heun, and DPM2"
+    return {
+        "s_churn": OptionInfo(0.0, "sigma churn", "slider", _slider(0.0, 100.0, 0.01), infotext="Sigma churn")
+        .bounds(0.0, 100.0)
+        .info("amount of stochasticity" + only),
+        "s_tmin": OptionInfo(0.0, "sigma tmin", "slider", _slider(0.0, 10.0, 0.01), infotext="Sigma tmin")
+        .bounds(0.0, 10.0)
+        .info("enable stochasticity; start value of the sigma range" + only),
+        "s_tmax": OptionInfo(0.0, "sigma tmax", "slider", _slider(0.0, 999.0, 0.01), infotext="Sigma tmax")
+        .bounds(0.0, 999.0)
+        .info("0 = inf; end value of the sigma range" + only),
+        "s_noise": OptionInfo(1.0, "sigma noise", "slider", _slider(0.0, 1.1, 0.001), infotext="Sigma noise")
+        .bounds(0.0, 1.1)
+        .info("amount of additional noise to counteract loss of detail during sampling" + only),
+    }
+
+
+def _schedule_options() -> dict[str, OptionInfo]:
+    """The k-diffusion samplers' schedule (engine.sampling.tuning.ScheduleTuning)."""
+    return {
+        "sigma_min": OptionInfo(0.0, "sigma min", "number", infotext="Schedule min sigma")
+        .bounds(0.0, 1000.0)
+        .info("0 = default (~0.03); minimum noise strength for k-diffusion noise scheduler"),
+        "sigma_max": OptionInfo(0.0, "sigma max", "number", infotext="Schedule max sigma")
+        .bounds(0.0, 1000.0)
+        .info("0 = default (~14.6); maximum noise strength for k-diffusion noise scheduler"),
+        "rho": OptionInfo(0.0, "rho", "number", infotext="Schedule rho")
+        .bounds(0.0, 100.0)
+        .info(
+            "0 = default (7 for karras, 1 for polyexponential); higher values result in a steeper noise "
+            "schedule (decreases faster)"
+        ),
+        "always_discard_next_to_last_sigma": OptionInfo(
+            False, "Always discard next-to-last sigma", infotext="Discard penultimate sigma"
+        ),
+        "sgm_noise_multiplier": OptionInfo(
+            False, "SGM noise multiplier", infotext="SGM noise multiplier"
+        ).info("Match initial noise to official SDXL implementation - only useful for reproducing images"),
+        "beta_dist_alpha": OptionInfo(
+            0.6, "Beta scheduler - alpha", "slider", _slider(0.01, 1.0, 0.01), infotext="Beta schedule alpha"
+        )
+        .bounds(0.01, 1.0)
+        .info("Default = 0.6; the alpha parameter of the beta distribution used in Beta sampling"),
+        "beta_dist_beta": OptionInfo(
+            0.6, "Beta scheduler - beta", "slider", _slider(0.01, 1.0, 0.01), infotext="Beta schedule beta"
+        )
+        .bounds(0.01, 1.0)
+        .info("Default = 0.6; the beta parameter of the beta distribution used in Beta sampling"),
+    }
+
+
+def _negative_guidance() -> dict[str, OptionInfo]:
+    """NGMS (Optimizations): CFG without the negative prompt late in sampling (engine.sampling.tuning)."""
+    return options_section(
+        OPTIMIZATIONS,
+        {
+            "s_min_uncond": OptionInfo(
+                0.0,
+                "Negative Guidance minimum sigma",
+                "slider",
+                _slider(0.0, 15.0, 0.01),
+                infotext="NGMS",
+            )
+            .bounds(0.0, 15.0)
+            .info(
+                "skip negative prompt for some steps when the image is almost ready; 0=disable, higher=faster"
+            ),
+            "s_min_uncond_all": OptionInfo(
+                False, "Negative Guidance minimum sigma all steps", infotext="NGMS all steps"
+            ).info("By default, NGMS above skips every other step; this makes it skip all steps"),
         },
     )
 
@@ -1278,6 +1377,7 @@ def builtin_options() -> dict[str, OptionInfo]:
         _upscaling,
         _vae,
         _fp8_weights,
+        _negative_guidance,
         _infotext,
         _user_interface,
         _live_previews,
