@@ -233,7 +233,13 @@ def main(argv: list[str] | None = None) -> None:
         _end_ui_streams(server)
         uvicorn_server.should_exit = True
 
+    def stop_server(force: bool) -> None:
+        _end_ui_streams(server)
+        uvicorn_server.should_exit = True
+        uvicorn_server.force_exit = force  # server-kill: open connections are not waited for
+
     app.restart_handler = stop_for_restart
+    app.stop_handler = stop_server
     print(f"Sumi is running on http://{host}:{port}", flush=True)
     try:
         uvicorn_server.run()

@@ -98,6 +98,7 @@ class App:
         self.boot_id = uuid.uuid4().hex  # tells a page waiting for a restart that the server is new
         self.restart_handler: Callable[[], None] | None = None  # set by webui.main
         self.restart_requested = False
+        self.stop_handler: Callable[[bool], None] | None = None  # set by webui.main; True: no grace period
         self.paths = DataPaths.from_args(args, repo_root)
         self.paths.ensure()
         self._publish_path_flags()
@@ -468,6 +469,19 @@ class App:
         self.restart_requested = True
         self.state.interrupt()
         timer = threading.Timer(delay, self.restart_handler)
+        timer.daemon = True
+        timer.start()
+        return True
+
+    def request_stop(self, *, force: bool = False, delay: float = 0.5) -> bool:
+        """Ask the server process to end (A1111's /sdapi/v1/server-stop, or server-kill with `force`:
+        no grace period for open connections). The running job is interrupted first. False when
+        nothing can stop this process (the App is embedded)."""
+        handler = self.stop_handler
+        if handler is None:
+            return False
+        self.state.interrupt()
+        timer = threading.Timer(delay, handler, args=(force,))
         timer.daemon = True
         timer.start()
         return True

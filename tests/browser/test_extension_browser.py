@@ -105,6 +105,7 @@ def test_disable_in_the_extensions_tab_then_restart_leaves_it_out(tmp_path, data
         "--port",
         str(port),
         "--api",
+        "--api-server-stop",
         "--test-ext-flag",
     ]
     log = (tmp_path / "webui.log").open("w")
@@ -137,6 +138,10 @@ def test_disable_in_the_extensions_tab_then_restart_leaves_it_out(tmp_path, data
         assert json.loads((data / "config.json").read_text())["disabled_extensions"] == [EXT]
         with urllib.request.urlopen(url + "/sdapi/v1/scripts") as response:
             assert "test rewrite" not in json.loads(response.read())["txt2img"]
+        stop = urllib.request.Request(url + "/sdapi/v1/server-stop", method="POST")
+        with urllib.request.urlopen(stop) as response:
+            assert response.read() == b"Stopping."
+        assert proc.wait(timeout=60) == 0  # A1111's --api-server-stop: the server ends itself
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)

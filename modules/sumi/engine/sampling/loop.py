@@ -69,7 +69,9 @@ def sample(
             raise InvalidRequestError(
                 "the refiner switch needs a sampler and schedule type that diffusers runs (Euler, Euler a, "
                 "DPM++ 2M, DPM++ SDE, UniPC, ... with Automatic, Karras, Exponential, ...); Sumi's own "
-                "k-diffusion samplers and schedules cannot hand over to another model yet"
+                "k-diffusion samplers and schedules cannot hand over to another model yet (nor can a "
+                "sampler with sigma churn, a changed schedule min/max sigma or rho, or the SGM noise "
+                "multiplier, which run there)"
             )
         gens = [generators] if isinstance(generators, torch.Generator) else generators
         return sample_k(

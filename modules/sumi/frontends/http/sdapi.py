@@ -23,6 +23,7 @@ from modules.sumi.frontends.http.controlnet import create_controlnet_router
 from modules.sumi.frontends.http.extras import create_extras_router
 from modules.sumi.frontends.http.interrogate import create_interrogate_router
 from modules.sumi.frontends.http.merger import create_merger_router
+from modules.sumi.frontends.http.server_control import add_server_control_routes
 from modules.sumi.frontends.http.training import create_training_router
 from modules.sumi.frontends.http.training_controlnet import create_training_controlnet_router
 from modules.sumi.frontends.http.training_finetune import create_training_finetune_router
@@ -173,6 +174,7 @@ def create_router(app: App) -> APIRouter:
         _progress_routes,
         _info_routes,
         _script_routes,
+        add_server_control_routes,
     ):
         add_routes(router, app)
     return router

@@ -68,7 +68,6 @@ NOT_YET_IMPLEMENTED = (
             "use_textbox_seed",
             "ui_debug_mode",
             "disable_tls_verify",
-            "api_server_stop",
             "timeout_keep_alive",
             "skip_load_model_at_start",
             "unix_filenames_sanitization",
@@ -353,10 +352,15 @@ def _add_a1111_more_args(group: argparse._ArgumentGroup) -> None:
         "f", "test_server", "log_startup", "dump_sysinfo", "no_progressbar_hiding", "lowram", "unload_gfpgan",
         "force_enable_xformers", "xformers_flash_attention", "deepdanbooru", "use_ipex",
         "disable_model_loading_ram_optimization", "show_negative_prompt", "use_textbox_seed",
-        "enable_console_prompts", "ui_debug_mode", "gradio_queue", "add_stop_route", "api_server_stop",
+        "enable_console_prompts", "ui_debug_mode", "gradio_queue", "add_stop_route",
         "skip_load_model_at_start", "unix_filenames_sanitization",
     ):  # fmt: skip
         add("-f" if dest == "f" else flag_name(dest), action="store_true", help=_no_effect_help(dest))
+    add(
+        "--api-server-stop",
+        action="store_true",
+        help="add the API routes /sdapi/v1/server-stop, server-restart and server-kill (behind the API login)",
+    )
     for dest in (
         "loglevel",
         "gfpgan_dir",
