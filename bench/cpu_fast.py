@@ -13,12 +13,14 @@ Prints, as medians of interleaved runs (the two sides alternate, so a busy machi
 
 The "openvino" side (`--separate` only) is the fast path's placement with the setting "OpenVINO: UNet +
 VAE decode": the UNet and VAE decode run as OpenVINO graphs; the first call of each (tracing and
-compiling) is timed apart as `first_call_s`.
+compiling) is timed apart as `first_call_s`. The "tome" side is the fast path with A1111's token merging at
+ratio 0.5 (tomesd): faster, at some cost in detail (its pixel gap is the price).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import os
@@ -43,6 +45,7 @@ from modules.sumi.engine import generate as engine  # noqa: E402
 from modules.sumi.engine import tiny_models  # noqa: E402
 from modules.sumi.engine.accel import compiled  # noqa: E402
 from modules.sumi.engine.accel.compiled import CompileConfig  # noqa: E402
+from modules.sumi.engine.accel.token_merging import token_merging  # noqa: E402
 from modules.sumi.engine.accel.cpu import bf16_flags, cpu_flags  # noqa: E402
 from modules.sumi.engine.checkpoint import load_checkpoint  # noqa: E402
 from modules.sumi.engine.devices import select_device  # noqa: E402
@@ -52,6 +55,7 @@ from modules.sumi.engine.sampling.noise import make_generators  # noqa: E402
 from modules.sumi.engine.sampling.samplers import build_scheduler  # noqa: E402
 
 PROMPT = "a photograph of an astronaut riding a horse"
+TOME_RATIO = 0.5
 
 
 def interleaved(sides: dict[str, Callable[[], object]], runs: int) -> dict[str, float]:
@@ -104,9 +108,17 @@ def _first_calls(model: SDModel, cache: compiled.CompileCache, size: int) -> dic
     return times
 
 
-def sumi_image(model: SDModel, size: int, steps: int, out: list) -> Callable[[], object]:
+def sumi_image(
+    model: SDModel, size: int, steps: int, out: list, token_merging_ratio: float = 0.0
+) -> Callable[[], object]:
     request = engine.BatchRequest(
-        prompts=[PROMPT], negative_prompts=[""], seeds=[1], width=size, height=size, steps=steps
+        prompts=[PROMPT],
+        negative_prompts=[""],
+        seeds=[1],
+        width=size,
+        height=size,
+        steps=steps,
+        token_merging_ratio=token_merging_ratio,
     )
 
     def run() -> None:
@@ -148,8 +160,9 @@ def run_side(args) -> dict:
     model = load_checkpoint(args.checkpoint, dtype=torch.float32)
     config = select_device(use_cpu=True)
     row: dict = {"side": args.side}
-    if args.side in ("fast", "openvino"):
+    if args.side in ("fast", "openvino", "tome"):
         row["placed"] = place(model, config, size_rule=not args.no_size_rule)
+    tome = TOME_RATIO if args.side == "tome" else 0.0
     cache = None
     if args.side == "openvino":
         cache = compiled.configure(model, CompileConfig.from_choice("OpenVINO: UNet + VAE decode"))
@@ -165,7 +178,8 @@ def run_side(args) -> dict:
                 if cache is None
                 else compiled_unet_step(model, cache, args.pixels)
             )
-            row["unet_step_s"] = interleaved({"x": step}, runs)["x"]
+            with token_merging(model.unet, tome) if tome else contextlib.nullcontext():
+                row["unet_step_s"] = interleaved({"x": step}, runs)["x"]
         if "vae" in parts:
             decode = (
                 vae_decode(model, args.pixels)
@@ -174,8 +188,12 @@ def run_side(args) -> dict:
             )
             row["vae_decode_s"] = interleaved({"x": decode}, runs)["x"]
         if "image" in parts:
-            make = diffusers_image if args.side == "fp32" else sumi_image
-            row["image_s"] = interleaved({"x": make(model, args.pixels, args.steps, out)}, runs)["x"]
+            run = (
+                diffusers_image(model, args.pixels, args.steps, out)
+                if args.side == "fp32"
+                else sumi_image(model, args.pixels, args.steps, out, tome)
+            )
+            row["image_s"] = interleaved({"x": run}, runs)["x"]
             out[0].save(args.checkpoint.with_name(f"{args.side}.png"))
     return row
 
@@ -197,10 +215,10 @@ def main() -> None:
         "(half the peak memory of the full-size model; not interleaved)"
     )  # fmt: skip
     parser.add_argument(
-        "--sides", default="fp32,fast", help="with --separate: comma-separated fp32, fast, openvino"
+        "--sides", default="fp32,fast", help="with --separate: comma-separated fp32, fast, openvino, tome"
     )
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--side", choices=["fp32", "fast", "openvino"], help=argparse.SUPPRESS)
+    parser.add_argument("--side", choices=["fp32", "fast", "openvino", "tome"], help=argparse.SUPPRESS)
     parser.add_argument("--checkpoint", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:

@@ -17,6 +17,7 @@ from modules.sumi.engine import nan_check as nans
 from modules.sumi.engine import vae as vae_ops
 from modules.sumi.engine.accel import compiled
 from modules.sumi.engine.accel.tiled_vae import Tiled, TilingPolicy
+from modules.sumi.engine.accel.token_merging import TokenMerging
 from modules.sumi.engine.controlnet.colorfix import ColorFixExtension, ColorFixUnit
 from modules.sumi.engine.controlnet.control import ControlNetExtension, ControlUnit, validate_units
 from modules.sumi.engine.controlnet.ip_adapter import ImagePromptExtension, ImagePromptUnit
@@ -95,6 +96,7 @@ class BatchRequest:
     negative_aesthetic_score: float = 2.5  # and the negative prompt's (sdxl_refiner_low_aesthetic_score)
     vae_tiling: TilingPolicy | None = None  # tiled VAE (engine.accel.tiled_vae); None: plain passes
     tuning: SamplerTuning = field(default_factory=SamplerTuning)  # A1111's sampler parameters
+    token_merging_ratio: float = 0.0  # ToMe on the UNet for the batch (accel.token_merging); 0 off
     extra_noise_hook: ExtraNoiseHook | None = None  # img2img extra noise: A1111's on_extra_noise
 
     @property
@@ -362,6 +364,8 @@ def _batch_extensions(
         own.append(ColorFixExtension(color_fixes, training_alphas(model.scheduler_config), v_prediction))
     if mask_blend is not None:
         own.append(mask_blend)
+    if request.token_merging_ratio > 0:
+        own.append(TokenMerging(request.token_merging_ratio))
     return [*own, *extensions]
 
 

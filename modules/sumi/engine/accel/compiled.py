@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from modules.sumi.engine.accel import token_merging
 from modules.sumi.engine.accel.openvino_graph import OpenVINOGraph
 from modules.sumi.engine.extensions import ExtensionManager, HookPoint
 from modules.sumi.engine.model import SDModel, compute_dtype
@@ -310,6 +311,8 @@ def eager_reason(model: SDModel, extensions: ExtensionManager | None = None) -> 
         return "--medvram/--lowvram move the model's parts between devices during the job"
     if extensions is not None and extensions.has(HookPoint.UNET_FORWARD):
         return "an extension adds UNet inputs (ControlNet or a UNET_FORWARD hook)"
+    if token_merging.is_merging(model.unet):
+        return "token merging is on"
     processors = getattr(model.unet, "attn_processors", {})
     if any(not type(p).__module__.startswith("diffusers.") for p in processors.values()):
         return "attention processors are replaced (hypernetworks or an extension)"

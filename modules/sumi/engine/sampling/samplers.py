@@ -337,7 +337,7 @@ def build_scheduler(
     spec, requested = find_sampler(sampler, schedule)
     stype = resolved_schedule(spec, requested)
     tuned = effective(tuning or SamplerTuning(), spec.k_function, spec.timestep_sampler)
-    if runs_k_diffusion(spec, stype) or (spec.k_function is not None and tuned.needs_k_diffusion()):
+    if runs_k_diffusion(spec, stype) or (spec.k_function is not None and tuned.needs_k_diffusion(stype.name)):
         eta = eta_ddim if spec.uses_eta == "ddim" else eta_ancestral
         run = _k_sampler(spec, stype, model_config, eta, tuple(seeds) or (seed,), is_sdxl, tuned)
         return BuiltScheduler(run, spec, stype, {}, tuned)

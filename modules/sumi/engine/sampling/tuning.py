@@ -55,8 +55,10 @@ class ScheduleTuning:
     beta_beta: float = 0.6
     always_discard_penultimate: bool = False
 
-    def changes_sigmas(self) -> bool:
-        return bool(self.sigma_min or self.sigma_max or self.rho or self.always_discard_penultimate)
+    def changes_sigmas(self, schedule: str) -> bool:
+        """Whether the sigmas of `schedule` (a ScheduleType name) differ from its defaults."""
+        beta = schedule == "beta" and (self.beta_alpha, self.beta_beta) != (0.6, 0.6)
+        return bool(self.sigma_min or self.sigma_max or self.rho or self.always_discard_penultimate or beta)
 
 
 @dataclass(frozen=True)
@@ -85,9 +87,9 @@ class SamplerTuning:
     extra_noise: float = 0.0  # img2img only
     skipping: UncondSkipping = field(default_factory=UncondSkipping)
 
-    def needs_k_diffusion(self) -> bool:
+    def needs_k_diffusion(self, schedule: str) -> bool:
         """Only Sumi's own k-diffusion loop runs these (diffusers' schedulers have no place for them)."""
-        return self.churn.active or self.schedule.changes_sigmas() or self.sgm_noise_multiplier
+        return self.churn.active or self.schedule.changes_sigmas(schedule) or self.sgm_noise_multiplier
 
 
 def effective(tuning: SamplerTuning, k_function: str | None, timestep_sampler: bool) -> SamplerTuning:

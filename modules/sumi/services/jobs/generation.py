@@ -42,6 +42,7 @@ from modules.sumi.services.jobs import (
     refiner,
     sampler_params,
     tiling,
+    token_merging,
     vae_tiling,
 )
 from modules.sumi.services.jobs.controlnet_batch import run_control_batch
@@ -547,6 +548,7 @@ class GenerationService:
             negative_aesthetic_score=float(o.sdxl_refiner_low_aesthetic_score),
             vae_tiling=vae_tiling.policy(o, p),
             tuning=sampler_params.sampler_tuning(p, o),
+            token_merging_ratio=token_merging.ratio(p, o),
             extra_noise_hook=sampler_params.extra_noise_hook(self.callbacks),
         )
 
@@ -673,6 +675,7 @@ class GenerationService:
             "Conditional mask weight": p.extra_generation_params.get("Conditional mask weight"),
             "Clip skip": p.clip_skip if p.clip_skip > 1 else None,
             "ENSD": o.eta_noise_seed_delta if o.eta_noise_seed_delta and _uses_ensd(p.sampler_name) else None,
+            **token_merging.infotext(p, o),
             "RNG": o.randn_source if o.randn_source != "GPU" else None,
             "Tiling": tiling.infotext_value(p),
             "Emphasis": o.emphasis if o.emphasis != "Original" and _uses_brackets(p, index) else None,

@@ -39,7 +39,7 @@ from modules.sumi.engine.extensions.circular import model_modules
 from modules.sumi.engine.sampling.samplers import find_sampler
 from modules.sumi.engine.upscalers.latent import DEFAULT_LATENT_MODE, LATENT_MODES, upscale_latents
 from modules.sumi.services.controlnet.service import PreparedControl, Target
-from modules.sumi.services.jobs import refiner, vae_tiling
+from modules.sumi.services.jobs import refiner, token_merging, vae_tiling
 from modules.sumi.services.jobs.hooks import JobContext
 from modules.sumi.services.jobs.model_switch import switched_model
 from modules.sumi.services.jobs.processing import (
@@ -381,6 +381,7 @@ class HiresFix:
                 token_override=job.embeddings,
                 control_units=job.control.units,
                 first_pass_steps=_model_calls(request.sampler, request.steps),
+                token_merging_ratio=token_merging.ratio(p, service.options, hires_pass=True),
                 init=engine_img2img.InitLatents(
                     latents=latents,
                     strength=float(p.denoising_strength or 0.0),

@@ -466,7 +466,7 @@ AXES: tuple[AxisOption, ...] = (  # A1111's list of both tabs, in its order
         choices=lambda app: [*app.upscalers.latent_modes(), *app.upscalers.names()],
         tab="txt2img",
     ),
-    AxisOption("Cond. Image Mask Weight", tab="img2img"),
+    AxisOption("Cond. Image Mask Weight", float, _setting("inpainting_mask_weight"), tab="img2img"),
     AxisOption(
         "VAE", str, _setting("sd_vae"), confirm=_confirm_vaes, cost=0.7, choices=lambda app: app.vaes.names()
     ),
@@ -479,8 +479,8 @@ AXES: tuple[AxisOption, ...] = (  # A1111's list of both tabs, in its order
         format_value=_value_only,
         choices=lambda app: ["True", "False", "CodeFormer", "GFPGAN"],
     ),
-    _unsupported("Token merging ratio"),
-    _unsupported("Token merging ratio high-res"),
+    AxisOption("Token merging ratio", float, _setting("token_merging_ratio")),
+    AxisOption("Token merging ratio high-res", float, _setting("token_merging_ratio_hr")),
     _switch_setting("Always discard next-to-last sigma", "always_discard_next_to_last_sigma"),
     _switch_setting("SGM noise multiplier", "sgm_noise_multiplier"),
     AxisOption(

@@ -1106,6 +1106,11 @@ def _schedule_options() -> dict[str, OptionInfo]:
     }
 
 
+def _token_merging(label: str, infotext: str | None) -> OptionInfo:
+    """A token merging ratio (engine/accel/token_merging.py): A1111's slider, 0 to 0.9."""
+    return OptionInfo(0.0, label, "slider", _slider(0.0, 0.9, 0.1), infotext=infotext).bounds(0.0, 0.9)
+
+
 def _negative_guidance() -> dict[str, OptionInfo]:
     """NGMS (Optimizations): CFG without the negative prompt late in sampling (engine.sampling.tuning)."""
     return options_section(
@@ -1125,6 +1130,15 @@ def _negative_guidance() -> dict[str, OptionInfo]:
             "s_min_uncond_all": OptionInfo(
                 False, "Negative Guidance minimum sigma all steps", infotext="NGMS all steps"
             ).info("By default, NGMS above skips every other step; this makes it skip all steps"),
+            "token_merging_ratio": _token_merging("Token merging ratio", "Token merging ratio").info(
+                "0=disable, higher=faster"
+            ),
+            "token_merging_ratio_img2img": _token_merging("Token merging ratio for img2img", None).info(
+                "only applies if non-zero and overrides above"
+            ),
+            "token_merging_ratio_hr": _token_merging(
+                "Token merging ratio for high-res pass", "Token merging ratio hr"
+            ).info("only applies if non-zero and overrides above"),
         },
     )
 
