@@ -45,8 +45,8 @@ from modules.sumi.engine import generate as engine  # noqa: E402
 from modules.sumi.engine import tiny_models  # noqa: E402
 from modules.sumi.engine.accel import compiled  # noqa: E402
 from modules.sumi.engine.accel.compiled import CompileConfig  # noqa: E402
-from modules.sumi.engine.accel.token_merging import token_merging  # noqa: E402
 from modules.sumi.engine.accel.cpu import bf16_flags, cpu_flags  # noqa: E402
+from modules.sumi.engine.accel.token_merging import token_merging  # noqa: E402
 from modules.sumi.engine.checkpoint import load_checkpoint  # noqa: E402
 from modules.sumi.engine.devices import select_device  # noqa: E402
 from modules.sumi.engine.model import SDModel  # noqa: E402
