@@ -119,3 +119,12 @@ def test_an_unreadable_file_is_named_and_left_alone(app):
 def test_the_main_tab_row_wraps_so_every_extension_tab_button_is_shown(app):
     # as A1111's (Gradio 3) row: not Gradio 6's "..." menu, where users and `#tabs button` lookups miss them
     assert _by_id(_build(app), "tabs").overflow_behavior == "wrap"
+
+
+def test_use_textbox_seed_makes_both_seeds_text_boxes(tmp_path, make_app):
+    plain = build_ui(make_app(tmp_path / "plain", start=False))
+    assert isinstance(_by_id(plain, "txt2img_seed"), gr.Number)
+    demo = build_ui(make_app(tmp_path / "text", "--use-textbox-seed", start=False))
+    assert isinstance(_by_id(demo, "txt2img_seed"), gr.Textbox) and _by_id(demo, "txt2img_seed").value == "-1"
+    assert isinstance(_by_id(demo, "img2img_seed"), gr.Textbox)
+    assert isinstance(_by_id(demo, "txt2img_subseed"), gr.Number)  # A1111: the main seed only

@@ -104,6 +104,14 @@ def test_empty_seed_means_random(seed):
     assert ui.build_processing(ui.Txt2ImgValues(*values(seed=seed))).seed == -1
 
 
+def test_a_typed_seed_keeps_every_digit_and_a_word_is_refused():
+    big = "18446744073709551557"  # above 2**53: a float would round it
+    assert ui.build_processing(ui.Txt2ImgValues(*values(seed=f" {big} "))).seed == int(big)
+    assert ui.build_processing(ui.Txt2ImgValues(*values(seed="12.0"))).seed == 12
+    with pytest.raises(ValueError, match="whole number"):
+        ui.build_processing(ui.Txt2ImgValues(*values(seed="seven")))
+
+
 def test_fractional_values_are_left_for_validation_to_reject():
     p = ui.build_processing(ui.Txt2ImgValues(*values(width=100.5)))
     with pytest.raises(InvalidRequestError, match="width"):

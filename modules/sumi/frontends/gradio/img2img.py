@@ -534,7 +534,7 @@ def create_img2img_tab(app: App) -> Img2ImgTab:
                 value=0, visible=False, precision=0, elem_id="img2img_selected_scale_tab"
             )
             scale_tabs = _size_rows(c, b, mk)
-            extras = t2i.seed_rows(c, b, mk, TAB)
+            extras = t2i.seed_rows(c, b, mk, TAB, textbox=t2i.textbox_seed(app))
             restore_faces_checkbox(app, c, mk, TAB)
             create_tiling(app, c, mk, TAB)
             refiner_ui.create_refiner(app, c, mk, TAB)

@@ -123,12 +123,25 @@ def build_processing(
 
 
 def _seed(value: Any) -> int:
-    if value is None or value == "":
+    if value is None or (isinstance(value, str) and not value.strip()):
         return -1
-    number = float(value)
+    if isinstance(value, str):  # --use-textbox-seed: every digit counts
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"seed must be a whole number, got {value!r}") from None
     if not number.is_integer():
         raise ValueError(f"seed must be a whole number, got {value!r}")
     return int(number)
+
+
+def textbox_seed(app: Any) -> bool:
+    """A1111's --use-textbox-seed."""
+    return bool(getattr(app.args, "use_textbox_seed", False))
 
 
 # -- Generate ------------------------------------------------------------------------------------------
@@ -448,10 +461,23 @@ def _size_rows(c: dict[str, Any], b: dict[str, gr.Button], mk: Any) -> None:
     )
 
 
-def seed_rows(c: dict[str, Any], b: dict[str, gr.Button], mk: Any, tabname: str = "txt2img") -> gr.Group:
+def seed_rows(
+    c: dict[str, Any], b: dict[str, gr.Button], mk: Any, tabname: str = "txt2img", *, textbox: bool = False
+) -> gr.Group:
+    """The seed, its 🎲/♻️ buttons and the variation seed extras; `textbox` (A1111's --use-textbox-seed):
+    the seed is typed as text, so seeds above 2**53 keep every digit (a number field rounds them)."""
+    seed_field = (
+        {"component": gr.Textbox, "value": "-1"} if textbox else {"component": gr.Number, "value": -1}
+    )
     with gr.Row(elem_id=f"{tabname}_seed_row", equal_height=True):
         c["seed"] = mk(
-            gr.Number, label="Seed", value=-1, precision=0, elem_id=f"{tabname}_seed", min_width=100, scale=4
+            seed_field["component"],
+            label="Seed",
+            value=seed_field["value"],
+            **({} if textbox else {"precision": 0}),
+            elem_id=f"{tabname}_seed",
+            min_width=100,
+            scale=4,
         )
         b["random_seed"] = tool_button("🎲", f"{tabname}_random_seed", mk)
         b["reuse_seed"] = tool_button("♻️", f"{tabname}_reuse_seed", mk)
@@ -584,7 +610,7 @@ def create_txt2img_tab(app: App) -> Txt2ImgTab:
             sampler_rows(c, mk)
             hires_final = hires_ui.create_hires(app, c, mk)  # the Hires. fix accordion
             _size_rows(c, b, mk)
-            extras = seed_rows(c, b, mk)
+            extras = seed_rows(c, b, mk, textbox=textbox_seed(app))
             restore_faces_checkbox(app, c, mk, "txt2img")
             create_tiling(app, c, mk, "txt2img")
             refiner_ui.create_refiner(app, c, mk, "txt2img")

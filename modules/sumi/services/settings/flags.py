@@ -65,7 +65,6 @@ NOT_YET_IMPLEMENTED = (
             "xformers_flash_attention",
             "use_ipex",
             "disable_model_loading_ram_optimization",
-            "use_textbox_seed",
             "ui_debug_mode",
             "disable_tls_verify",
             "timeout_keep_alive",
@@ -351,11 +350,16 @@ def _add_a1111_more_args(group: argparse._ArgumentGroup) -> None:
     for dest in (
         "f", "test_server", "log_startup", "dump_sysinfo", "no_progressbar_hiding", "lowram", "unload_gfpgan",
         "force_enable_xformers", "xformers_flash_attention", "deepdanbooru", "use_ipex",
-        "disable_model_loading_ram_optimization", "show_negative_prompt", "use_textbox_seed",
+        "disable_model_loading_ram_optimization", "show_negative_prompt",
         "enable_console_prompts", "ui_debug_mode", "gradio_queue", "add_stop_route",
         "skip_load_model_at_start", "unix_filenames_sanitization",
     ):  # fmt: skip
         add("-f" if dest == "f" else flag_name(dest), action="store_true", help=_no_effect_help(dest))
+    add(
+        "--use-textbox-seed",
+        action="store_true",
+        help="the seed fields of txt2img and img2img are text boxes, so seeds above 2**53 keep every digit",
+    )
     add(
         "--api-server-stop",
         action="store_true",
