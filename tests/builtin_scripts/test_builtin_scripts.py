@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -153,6 +154,23 @@ def test_axis_types_are_a1111_indices():
         find_axis(31)
     with pytest.raises(InvalidRequestError, match="out of range"):
         find_axis(len(TXT2IMG_AXES))
+
+
+@pytest.mark.parametrize(
+    ("value", "restore", "model"),
+    [
+        ("CodeFormer", True, "CodeFormer"),
+        ("gfpgan", True, "GFPGAN"),
+        ("Yes", True, None),
+        ("False", False, None),
+    ],
+)
+def test_the_face_restore_axis_turns_restoration_on_or_picks_the_restorer(value, restore, model):
+    p = SimpleNamespace(restore_faces=None, override_settings={})
+    axis = find_axis(32)
+    assert axis.label == "Face restore" and axis.apply is not None
+    axis.apply(p, value, [value])
+    assert p.restore_faces is restore and p.override_settings.get("face_restoration_model") == model
 
 
 def test_the_costliest_axis_is_iterated_outermost():
