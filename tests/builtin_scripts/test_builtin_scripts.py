@@ -148,10 +148,8 @@ def test_axis_types_are_a1111_indices():
         "Sigma min", "Sigma max", "Sigma noise", "Schedule min sigma", "Schedule max sigma", "Schedule rho",
         "Beta schedule alpha", "Beta schedule beta", "Extra noise", "Face restore",
         "Always discard next-to-last sigma", "SGM noise multiplier", "FP8 mode", "Token merging ratio",
-        "Token merging ratio high-res", *controlnet,
+        "Token merging ratio high-res", "UniPC Order", *controlnet,
     }  # fmt: skip
-    with pytest.raises(InvalidRequestError, match="'UniPC Order' is not supported"):
-        find_axis(31)
     with pytest.raises(InvalidRequestError, match="out of range"):
         find_axis(len(TXT2IMG_AXES))
 
@@ -505,7 +503,6 @@ def test_xyz_sampler_parameter_axes_reach_the_sampler_and_the_infotext(client, a
         ({"x_type": 11, "x_values": "no-such-model"}, 400, "Checkpoint not found: 'no-such-model'"),
         ({"x_type": 29, "x_values": "missing.pt"}, 400, "VAE not found: 'missing.pt'"),
         ({"x_type": 30, "x_values": "no style"}, 400, "Style not found: 'no style'"),
-        ({"x_type": 31, "x_values": "1, 2"}, 400, "'UniPC Order' is not supported"),
         ({"x_type": 36, "x_values": "True, maybe"}, 400, "takes True or False, got 'maybe'"),
         ({"x_type": 28, "x_values": "Latent, R-ESRGAN 9x"}, 400, "upscaler 'R-ESRGAN 9x' not found"),
         ({"x_type": 4, "x_values": "1, two"}, 400, "X axis (Steps): 'two' is not a whole number"),

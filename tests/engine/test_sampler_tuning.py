@@ -31,6 +31,7 @@ from modules.sumi.engine.sampling.tuning import (
     SamplerTuning,
     ScheduleTuning,
     UncondSkipping,
+    UniPCTuning,
 )
 from tests.engine.k_reference import Gaussian, k_sampling
 from tests.engine.test_k_samplers import Draws, Recorder, _close, _start
@@ -263,3 +264,9 @@ def test_churn_in_a_job_changes_the_image_reproducibly(model):
     assert first.images[0].tobytes() == again.images[0].tobytes()
     assert first.images[0].tobytes() != plain.images[0].tobytes()
     assert first.tuning.churn.churn == 2.0
+
+
+def test_unipc_settings_are_diffusers_unipc_arguments():
+    tuning = SamplerTuning(unipc=UniPCTuning(order=2, lower_order_final=False))
+    config = build_scheduler("UniPC", "Automatic", CONFIG, tuning=tuning).scheduler.config  # pyright: ignore[reportAttributeAccessIssue]
+    assert (config.solver_type, config.solver_order, config.lower_order_final) == ("bh2", 2, False)

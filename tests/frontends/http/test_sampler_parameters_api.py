@@ -105,3 +105,9 @@ def test_token_merging_ratios_for_txt2img_img2img_and_the_hires_pass(client):
     hires = {"enable_hr": True, "hr_scale": 2, "hr_upscaler": "Latent", "denoising_strength": 0.5}
     _, info = _post(client, **hires, override_settings={"token_merging_ratio_hr": 0.3})
     assert info["Token merging ratio hr"] == "0.3" and "Token merging ratio" not in info
+
+
+def test_unipc_order_changes_the_picture(client):
+    plain, _ = _post(client, sampler_name="UniPC", steps=4)
+    second, _ = _post(client, sampler_name="UniPC", steps=4, override_settings={"uni_pc_order": 1})
+    assert np.abs(second.astype(int) - plain.astype(int)).max() > 0

@@ -344,6 +344,8 @@ def build_scheduler(
     if spec.scheduler_class is None:
         raise InvalidRequestError(f"{spec.name} cannot run with schedule type {stype.label}")
     config = {**model_config, **spec.config, **(stype.config or {})}
+    if spec.scheduler_class is UniPCMultistepScheduler:
+        config.update(tuned.unipc.config())
     if spec.uses_eta == "ancestral":
         config["eta"] = eta_ancestral
     if spec.scheduler_class is DPMSolverSDEScheduler:

@@ -8,6 +8,7 @@
   sigma".
 - `sgm_noise_multiplier`: the starting noise is scaled by sqrt(1 + sigma^2) instead of sigma (SGM).
 - `extra_noise` (img2img, A1111's `img2img_extra_noise`): more noise added to the noised init image.
+- `UniPCTuning`: A1111's UniPC order and lower-order-final.
 - `UncondSkipping`: CFG without the negative prompt at some model calls: every call while
   `call / total <= early` (A1111's `skip_early_cond`), and every other call (every call with `all_steps`)
   whose sigma is under `min_sigma` (NGMS, `s_min_uncond`). A skipped call's result is the prompt's
@@ -80,12 +81,27 @@ class UncondSkipping:
 
 
 @dataclass(frozen=True)
+class UniPCTuning:
+    """A1111's UniPC order and lower-order-final. Sumi's UniPC is diffusers' UniPCMultistepScheduler with
+    its bh2 solver and uniform time steps: A1111's variant and skip type settings are not offered
+    (diffusers' bh1 divides by zero on the last step, down to no noise)."""
+
+    order: int = 3
+    lower_order_final: bool = True
+
+    def config(self) -> dict[str, object]:
+        """diffusers' UniPCMultistepScheduler arguments."""
+        return {"solver_order": max(int(self.order), 1), "lower_order_final": self.lower_order_final}
+
+
+@dataclass(frozen=True)
 class SamplerTuning:
     churn: Churn = field(default_factory=Churn)
     schedule: ScheduleTuning = field(default_factory=ScheduleTuning)
     sgm_noise_multiplier: bool = False
     extra_noise: float = 0.0  # img2img only
     skipping: UncondSkipping = field(default_factory=UncondSkipping)
+    unipc: UniPCTuning = field(default_factory=UniPCTuning)
 
     def needs_k_diffusion(self, schedule: str) -> bool:
         """Only Sumi's own k-diffusion loop runs these (diffusers' schedulers have no place for them)."""

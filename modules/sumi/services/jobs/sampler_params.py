@@ -16,7 +16,13 @@ import torch
 
 from modules.sumi.engine import generate as engine
 from modules.sumi.engine.errors import InvalidRequestError
-from modules.sumi.engine.sampling.tuning import Churn, SamplerTuning, ScheduleTuning, UncondSkipping
+from modules.sumi.engine.sampling.tuning import (
+    Churn,
+    SamplerTuning,
+    ScheduleTuning,
+    UncondSkipping,
+    UniPCTuning,
+)
 from modules.sumi.services.scripts.callbacks import CallbackRegistry, ExtraNoiseParams
 
 # the infotext keys of the settings (A1111's writer); paste reads them through the options' infotext
@@ -56,6 +62,7 @@ def sampler_tuning(p: Any, options: Any) -> SamplerTuning:
             all_steps=bool(o.s_min_uncond_all),
             early=float(o.skip_early_cond),
         ),
+        unipc=UniPCTuning(order=int(o.uni_pc_order), lower_order_final=bool(o.uni_pc_lower_order_final)),
     )
 
 

@@ -382,6 +382,11 @@ def _confirm_switch(app: Any, p: Any, values: list) -> list:
     return values
 
 
+def _apply_unipc_order(p: StableDiffusionProcessing, value: Any, values: list) -> None:
+    """A1111's: the order, kept under the job's steps."""
+    p.override_settings["uni_pc_order"] = max(min(int(value), p.steps - 1), 1)
+
+
 def _apply_face_restore(p: StableDiffusionProcessing, value: Any, values: list) -> None:
     """A1111's: a restorer's name turns face restoration on with that restorer; true/yes/y/1 turn it on
     with the setting's restorer; anything else turns it off."""
@@ -471,7 +476,7 @@ AXES: tuple[AxisOption, ...] = (  # A1111's list of both tabs, in its order
         "VAE", str, _setting("sd_vae"), confirm=_confirm_vaes, cost=0.7, choices=lambda app: app.vaes.names()
     ),
     AxisOption("Styles", str, _apply_styles, confirm=_confirm_styles, choices=lambda app: app.styles.names()),
-    _unsupported("UniPC Order"),
+    AxisOption("UniPC Order", int, _apply_unipc_order, cost=0.5),
     AxisOption(
         "Face restore",
         str,

@@ -1037,6 +1037,7 @@ def _sampler_params() -> dict[str, OptionInfo]:
             ),
             **_churn_options(),
             **_schedule_options(),
+            **_unipc_options(),
             "skip_early_cond": OptionInfo(
                 0.0,
                 "Ignore negative prompt during early sampling",
@@ -1069,6 +1070,19 @@ def _churn_options() -> dict[str, OptionInfo]:
         "s_noise": OptionInfo(1.0, "sigma noise", "slider", _slider(0.0, 1.1, 0.001), infotext="Sigma noise")
         .bounds(0.0, 1.1)
         .info("amount of additional noise to counteract loss of detail during sampling" + only),
+    }
+
+
+def _unipc_options() -> dict[str, OptionInfo]:
+    """A1111's UniPC order settings (engine.sampling.tuning.UniPCTuning; A1111's variant and skip type
+    are not offered: Sumi's UniPC is diffusers' bh2 with uniform time steps)."""
+    return {
+        "uni_pc_order": OptionInfo(3, "UniPC order", "slider", _slider(1, 50, 1), infotext="UniPC order")
+        .bounds(1, 50)
+        .info("must be < sampling steps"),
+        "uni_pc_lower_order_final": OptionInfo(
+            True, "UniPC lower order final", infotext="UniPC lower order final"
+        ),
     }
 
 
