@@ -344,11 +344,6 @@ def _joined(axis: AxisOption, value: Any) -> str:
     return ", ".join(value)
 
 
-def _unsupported(label: str) -> AxisOption:
-    """An A1111 axis that needs a feature Sumi lacks: it keeps its index and is refused by name."""
-    return AxisOption(label)
-
-
 def _sampler_axis(tab: str) -> AxisOption:
     return AxisOption(
         "Sampler",
