@@ -242,6 +242,7 @@ class GenerationService:
         p.all_subseeds = _seed_list(p.subseed, total, 1 if use_variation else 0)
         p.seed, p.subseed = p.all_seeds[0], p.all_subseeds[0]
         p.clip_skip = int(self.options.CLIP_stop_at_last_layers)
+        sampler_params.fill_fields(p, self.options)
         p.sd_model = self.model_view(loaded)
         p.sd_model_name = loaded.checkpoint.name_for_extra
         p.sd_model_hash = loaded.checkpoint.hash

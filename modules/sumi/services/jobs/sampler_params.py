@@ -66,6 +66,16 @@ def sampler_tuning(p: Any, options: Any) -> SamplerTuning:
     )
 
 
+def fill_fields(p: Any, options: Any) -> None:
+    """The fields a request left null take their settings, as A1111's processing object does when it
+    is made (scripts read `p.s_churn`, ...; A1111's `s_tmax` 0 is infinity there too)."""
+    for name in ("s_min_uncond", "s_churn", "s_tmin", "s_noise"):
+        if getattr(p, name, None) is None:
+            setattr(p, name, float(getattr(options, name)))
+    if getattr(p, "s_tmax", None) is None:
+        p.s_tmax = float(options.s_tmax) or math.inf
+
+
 def record(p: Any, result: engine.BatchResult, *, img2img: bool, discards_already: bool) -> None:
     """The infotext keys A1111 writes for what applied to the batch (`discards_already`: the sampler
     drops the next-to-last sigma by itself, so the setting changed nothing)."""
