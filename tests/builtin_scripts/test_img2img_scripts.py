@@ -208,8 +208,10 @@ def test_xyz_img2img_tab_has_a1111s_axis_list_with_its_img2img_axes():
         apply(p, value, [value])
         assert getattr(p, field) == value
     assert find_axis("Denoising").label == "Denoising"  # txt2img: the hires pass's denoising strength
-    with pytest.raises(InvalidRequestError, match="'Cond. Image Mask Weight' is not supported"):
-        find_axis(27, is_img2img=True)
+    mask_weight = find_axis(27, is_img2img=True)
+    assert mask_weight.label == "Cond. Image Mask Weight" and mask_weight.apply is not None
+    mask_weight.apply(p, 0.4, [0.4])
+    assert p.override_settings["inpainting_mask_weight"] == 0.4
 
 
 # --- the scripts in the img2img runner ---------------------------------------------------------------
