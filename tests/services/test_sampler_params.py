@@ -37,3 +37,16 @@ def test_a_set_field_wins_over_the_setting():
 def test_a_field_that_is_not_a_number_is_a_clear_error():
     with pytest.raises(InvalidRequestError, match="s_noise is not a number"):
         sampler_params.sampler_tuning(_p(s_noise=float("nan")), Options())
+
+
+def test_a_scripts_own_token_merging_ratio_wins_as_in_a1111():
+    from modules.sumi.services.jobs import token_merging
+    from modules.sumi.services.jobs.processing import StableDiffusionProcessingTxt2Img
+
+    options = Options()
+    options.set("token_merging_ratio", 0.3)
+    p = StableDiffusionProcessingTxt2Img(enable_hr=True)
+    assert token_merging.ratio(p, options) == 0.3 and token_merging.ratio(p, options, hires_pass=True) == 0.3
+    p.token_merging_ratio = 0.6  # what a script may set, as on A1111's processing object
+    assert token_merging.ratio(p, options) == 0.6
+    assert token_merging.infotext(p, options) == {"Token merging ratio": 0.6, "Token merging ratio hr": 0.6}

@@ -105,6 +105,9 @@ class StableDiffusionProcessing:
     batch_index: int = field(default=0, init=False)
     is_hr_pass: bool = field(default=False, init=False)  # A1111: True while the hires pass samples
     refiner_checkpoint_info: Any = field(default=None, init=False)  # A1111: set once the job starts
+    # A1111: a script may set the job's own token merging ratios (0: the settings'; jobs/token_merging.py)
+    token_merging_ratio: float = field(default=0.0, init=False)
+    token_merging_ratio_hr: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
         self.extra_generation_params = dict(self.extra_generation_params or {})
