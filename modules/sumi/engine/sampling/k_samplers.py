@@ -13,13 +13,13 @@ Each function is the same update as the k-diffusion function of the same name (k
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 from scipy import integrate
 
 from modules.sumi.engine.sampling.noise_sources import NoiseSource
+from modules.sumi.engine.sampling.tuning import Churn
 
 Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -54,30 +54,6 @@ def _sigma(t: torch.Tensor) -> torch.Tensor:
     return t.neg().exp()
 
 
-@dataclass(frozen=True)
-class _Churn:
-    """Karras et al.'s churn (Algorithm 2): k-diffusion's `s_churn`, `s_tmin`, `s_tmax`, `s_noise`."""
-
-    churn: float = 0.0
-    tmin: float = 0.0
-    tmax: float = float("inf")
-    noise_scale: float = 1.0
-
-    def raise_level(self, x, sigmas, i: int, noise: NoiseSource) -> tuple[torch.Tensor, torch.Tensor]:
-        """(x, sigma_hat): x with fresh noise raising its level from sigmas[i] to sigma_hat. Without churn
-        nothing is drawn; with it a draw is made at every step, as k-diffusion does (so the noise of each
-        step is the one A1111 gives it), and used where sigmas[i] is within [tmin, tmax]."""
-        sigma = sigmas[i]
-        if self.churn <= 0:
-            return x, sigma
-        gamma = min(self.churn / (len(sigmas) - 1), 2**0.5 - 1) if self.tmin <= sigma <= self.tmax else 0.0
-        eps = noise(sigma, sigmas[i + 1]) * self.noise_scale
-        sigma_hat = sigma * (gamma + 1)
-        if gamma > 0:
-            x = x + eps * (sigma_hat**2 - sigma**2) ** 0.5
-        return x, sigma_hat
-
-
 def euler(
     model: Model,
     x,
@@ -89,7 +65,7 @@ def euler(
     s_tmax: float = float("inf"),
     s_noise: float = 1.0,
 ) -> torch.Tensor:
-    churn = _Churn(s_churn, s_tmin, s_tmax, s_noise)
+    churn = Churn(s_churn, s_tmin, s_tmax, s_noise)
     x = steps.start(x, len(sigmas) - 1)
     for i in range(len(sigmas) - 1):
         x, sigma_hat = churn.raise_level(x, sigmas, i, noise)
@@ -124,7 +100,7 @@ def heun(
     s_tmax: float = float("inf"),
     s_noise: float = 1.0,
 ) -> torch.Tensor:
-    churn = _Churn(s_churn, s_tmin, s_tmax, s_noise)
+    churn = Churn(s_churn, s_tmin, s_tmax, s_noise)
     x = steps.start(x, len(sigmas) - 1)
     for i in range(len(sigmas) - 1):
         x, sigma_hat = churn.raise_level(x, sigmas, i, noise)
@@ -159,7 +135,7 @@ def dpm_2(
     s_tmax: float = float("inf"),
     s_noise: float = 1.0,
 ) -> torch.Tensor:
-    churn = _Churn(s_churn, s_tmin, s_tmax, s_noise)
+    churn = Churn(s_churn, s_tmin, s_tmax, s_noise)
     x = steps.start(x, len(sigmas) - 1)
     for i in range(len(sigmas) - 1):
         x, sigma_hat = churn.raise_level(x, sigmas, i, noise)

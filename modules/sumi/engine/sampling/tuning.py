@@ -21,7 +21,9 @@ choice between diffusers' scheduler and Sumi's own k-diffusion loop see only wha
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 CHURN_FUNCTIONS = ("euler", "heun", "dpm_2")  # k-diffusion's samplers that take s_churn (A1111's list)
 KARRAS_RHO, POLYEXPONENTIAL_RHO = 7.0, 1.0
@@ -45,6 +47,21 @@ class Churn:
     def options(self) -> dict[str, float]:
         """The k-diffusion sampler keyword arguments."""
         return {"s_churn": self.churn, "s_tmin": self.tmin, "s_tmax": self.tmax, "s_noise": self.noise}
+
+    def raise_level(self, x: Any, sigmas: Any, i: int, noise: Callable[[Any, Any], Any]) -> tuple[Any, Any]:
+        """(x, sigma_hat) for step `i` of a churn sampler: x with fresh noise raising its level from
+        sigmas[i] to sigma_hat. Without churn nothing is drawn; with it a draw is made at every step, as
+        k-diffusion does (so each step's noise is the one A1111 gives it), and used where sigmas[i] is
+        within [tmin, tmax]."""
+        sigma = sigmas[i]
+        if not self.active:
+            return x, sigma
+        gamma = min(self.churn / (len(sigmas) - 1), 2**0.5 - 1) if self.tmin <= sigma <= self.tmax else 0.0
+        eps = noise(sigma, sigmas[i + 1]) * self.noise
+        sigma_hat = sigma * (gamma + 1)
+        if gamma > 0:
+            x = x + eps * (sigma_hat**2 - sigma**2) ** 0.5
+        return x, sigma_hat
 
 
 @dataclass(frozen=True)
