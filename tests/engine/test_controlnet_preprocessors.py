@@ -151,7 +151,9 @@ def test_unknown_preprocessor_is_a_clear_invalid_request_naming_it_and_the_known
         get_preprocessor("cany")
 
 
-@pytest.mark.parametrize(("name", "why"), [("mediapipe_face", "numpy 1"), ("normal_dsine", "use normal_bae")])
+@pytest.mark.parametrize(
+    ("name", "why"), [("depth_hand_refiner", "graphormer"), ("normal_dsine", "use normal_bae")]
+)
 def test_the_extensions_preprocessors_sumi_lacks_say_why_instead_of_unknown(name, why):
     with pytest.raises(InvalidRequestError, match=rf"'{name}' is not available in Sumi: .*{why}"):
         get_preprocessor(name)
@@ -230,9 +232,10 @@ def test_an_annotator_with_its_weights_says_the_network_is_not_available(tmp_pat
         get_preprocessor("densepose").run(edge_photo(64, 64), annotator_dir=tmp_path)
 
 
-def test_every_preprocessor_either_runs_here_or_names_its_weight_files():
+def test_every_preprocessor_either_runs_here_or_names_its_weight_files_or_package():
     for p in list_preprocessors():
-        assert (p.detect is not None) == p.model_free or p.network is not None, p.name
+        runs_here = p.model_free or p.package is not None
+        assert (p.detect is not None) == runs_here or p.network is not None, p.name
         assert all(f.url.startswith("https://") and f.url.endswith(f.name) for f in p.annotator_files), p.name
 
 

@@ -4,6 +4,7 @@ txt2img, the `/controlnet/...` routes, the infotext, detected maps, and clear 4x
 from __future__ import annotations
 
 import base64
+import importlib.util
 import io
 import json
 import re
@@ -517,3 +518,26 @@ def test_tile_colorfix_pulls_the_colours_to_the_pictures_and_sharp_and_hires_wor
     hires = {"enable_hr": True, "hr_upscaler": "Nearest", "denoising_strength": 0.6}
     big = _decode(_txt2img(client, _unit(module="tile_colorfix", **tile), **hires)["images"][0])
     assert big.shape[:2] == (2 * SIZE, 2 * SIZE)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mediapipe") is None, reason="mediapipe is not installed")
+def test_mediapipe_face_detects_a_real_face_and_a_unit_draws_with_its_mesh(client):
+    """mediapipe_face runs when the mediapipe package is installed (CI installs it; Sumi does not need it)."""
+    skimage = pytest.importorskip("skimage")
+    from pathlib import Path
+
+    from modules.sumi.engine.controlnet.preprocessors import get_preprocessor
+
+    face = np.asarray(Image.open(Path(skimage.__file__).parent / "data" / "astronaut.png").convert("RGB"))
+    body = {"controlnet_module": "mediapipe_face", "controlnet_input_images": [_png_b64(face)]}
+    r = client.post("/controlnet/detect", json={**body, "controlnet_processor_res": 512})
+    assert r.status_code == 200, r.text
+    drawn = _decode(r.json()["images"][0])
+    np.testing.assert_array_equal(drawn, get_preprocessor("mediapipe_face").run(face, 512))
+    assert drawn.any(axis=2).mean() > 0.005
+    detail = client.get("/controlnet/module_list").json()["module_detail"]["mediapipe_face"]
+    assert [s["name"] for s in detail["sliders"]] == ["Resolution", "Max Faces", "Min Face Confidence"]
+
+    controlled = _txt2img(client, _unit(module="mediapipe_face", image=_png_b64(face), processor_res=512))
+    assert _decode(controlled["images"][1]).any()
+    assert "Module: mediapipe_face, " in json.loads(controlled["info"])["infotexts"][0]

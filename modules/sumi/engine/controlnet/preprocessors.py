@@ -22,6 +22,7 @@ import numpy as np
 from modules.sumi.engine.controlnet.annotators import detectors
 from modules.sumi.engine.controlnet.annotators.detectors import NetworkDetector
 from modules.sumi.engine.controlnet.annotators.edges import dark_lines
+from modules.sumi.engine.controlnet.annotators.mediapipe_face import face_mesh_map
 from modules.sumi.engine.controlnet.annotators.runtime import AnnotatorFiles, AnnotatorRuntime
 from modules.sumi.engine.controlnet.detect_args import DetectArgs, Detection
 from modules.sumi.engine.controlnet.image_fit import (
@@ -110,6 +111,7 @@ class Preprocessor:
     reference: bool = False  # reference_only / _adain / _adain+attn: no model; the picture steers the UNet
     color_fix: bool = False  # tile_colorfix(+sharp): the prediction's colours are pulled to the picture's
     revision: bool = False  # revision_*: the picture's CLIP-G embedding replaces SDXL's pooled prompt
+    package: str | None = None  # a Python package the detector needs that Sumi does not require (mediapipe)
 
     @property
     def uses_resolution(self) -> bool:
@@ -118,7 +120,7 @@ class Preprocessor:
 
     @property
     def model_free(self) -> bool:
-        return not self.annotator_files and self.image_encoder is None
+        return not self.annotator_files and self.image_encoder is None and self.package is None
 
     @property
     def feeds_ip_adapter(self) -> bool:
@@ -735,6 +737,25 @@ def _sorted(preprocessors: tuple[Preprocessor, ...]) -> tuple[Preprocessor, ...]
     return (next(p for p in preprocessors if p.name == "none"), *rest)
 
 
+def _mediapipe_face(image: np.ndarray, args: DetectArgs) -> np.ndarray:
+    padded = resize_with_pad(image, args.resolution)
+    return padded.unpad(face_mesh_map(padded.image, int(args.threshold_a), args.threshold_b))
+
+
+def _face_mesh() -> tuple[Preprocessor, ...]:
+    """MediaPipe's face mesh; its model files come with the mediapipe package (see annotators.mediapipe_face)."""
+    return (
+        Preprocessor(
+            "mediapipe_face",
+            "mediapipe_face",
+            _mediapipe_face,
+            threshold_a=Slider("Max Faces", 1, 10, 1, 1),
+            threshold_b=Slider("Min Face Confidence", 0.01, 1.0, 0.5),
+            package="mediapipe",
+        ),
+    )
+
+
 def _inpaint() -> tuple[Preprocessor, ...]:
     """The extension's inpaint family: the map is the image itself; the mask goes with it (see
     `inpaint_hint`). `inpaint_only+lama` first fills the masked part with the LaMa network (see
@@ -854,6 +875,7 @@ _ALL = _sorted(
     + _model_free()
     + _depth_and_normal()
     + _poses()
+    + _face_mesh()
     + _edges_and_lines()
     + _segmentation()
     + _inpaint()
@@ -887,10 +909,6 @@ def list_preprocessors() -> tuple[Preprocessor, ...]:
 
 # the extension's preprocessors Sumi does not offer, and why (said instead of "unknown")
 NOT_OFFERED = {
-    "mediapipe_face": (
-        "it needs mediapipe's face mesh with its bundled models, which only mediapipe 0.10.21 and older have, "
-        "and those wheels need numpy 1 (Sumi runs numpy 2); newer mediapipe has no bundled face model"
-    ),
     "depth_hand_refiner": "its MeshGraphormer hand reconstruction needs mediapipe and the graphormer package",
     "ip-adapter_pulid": "PuLID needs EVA-CLIP, facexlib and insightface's antelopev2 together, not built yet",
     "mobile_sam": "MobileSAM's automatic mask generator is not built yet",
