@@ -159,6 +159,7 @@ def _aux_detectors(folder: Path) -> dict[str, Callable[[np.ndarray], object]]:
     return (
         midas
         | _aux_zoe(folder)
+        | _aux_mediapipe_face()
         | {
             "softedge_hed": lambda x: hed_detector(x, SIZE, SIZE, output_type="np"),
             "softedge_pidinet": lambda x: pidi.PidiNetDetector(pidi_network)(x, SIZE, SIZE, output_type="np"),
@@ -185,7 +186,32 @@ def _aux_detectors(folder: Path) -> dict[str, Callable[[np.ndarray], object]]:
     )
 
 
+def _aux_mediapipe_face() -> dict[str, Callable[[np.ndarray], object]]:
+    """The extension's mediapipe_face annotator (controlnet-aux's copy), when mediapipe is installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("mediapipe") is None:
+        return {}
+    from modules.sumi.engine.controlnet.annotators.mediapipe_face import find_faces
+    from modules.sumi.engine.controlnet.image_fit import resize_with_pad
+    from tests.engine.aux_reference import aux_module
+
+    find_faces(np.zeros((64, 64, 3), np.uint8), 1, 0.5)  # imports mediapipe as Sumi does
+    annotate = aux_module("mediapipe_face.mediapipe_face_common").generate_annotation
+
+    def detect(picture: np.ndarray) -> np.ndarray:
+        padded = resize_with_pad(picture, SIZE)
+        return padded.unpad(annotate(padded.image, 1, 0.5))
+
+    return {"mediapipe_face": detect}
+
+
 def _picture(label: str) -> np.ndarray:
+    if label == "mediapipe_face":  # a real face: scikit-image's bundled astronaut photograph
+        import skimage
+        from PIL import Image
+
+        return np.asarray(Image.open(Path(skimage.__file__).parent / "data" / "astronaut.png").convert("RGB"))
     if label.startswith("openpose"):
         return cv2.resize(files.pose_picture(), (SIZE, SIZE), interpolation=cv2.INTER_NEAREST)
     return files.edge_photo(SIZE, SIZE)
@@ -210,6 +236,7 @@ LABELS = (
     "depth_zoe",
     "seg_ufade20k",
     "seg_ofade20k",
+    "mediapipe_face",
 )
 
 
