@@ -4,8 +4,6 @@ equals diffusers' StableDiffusionAdapterPipeline; sd-webui-controlnet's weights 
 
 from __future__ import annotations
 
-import re
-
 import pytest
 import torch
 from diffusers import StableDiffusionAdapterPipeline, T2IAdapter
@@ -16,6 +14,7 @@ from modules.sumi.engine.controlnet.models import detect_controlnet_family, load
 from modules.sumi.engine.controlnet.t2i_adapter import build_t2i_adapter, level_sizes
 from modules.sumi.engine.errors import InvalidRequestError, ModelLoadError
 from tests.engine.pipeline_reference import pipeline_call, pipeline_modules
+from tests.fixtures.tiny_controlnets import tencentarc_adapter_state
 
 SIZE = 64
 
@@ -37,22 +36,6 @@ def _diffusers_adapter(kind: str, channels, in_channels: int = 3, seed: int = 0)
     return adapter.eval()
 
 
-def _tencentarc_layout(adapter: T2IAdapter) -> dict[str, torch.Tensor]:
-    """diffusers' full/light adapter keys in the layout of TencentARC's files, written out by hand."""
-    light = any(".out_conv." in k for k in adapter.state_dict())
-    state = {}
-    for key, value in adapter.state_dict().items():
-        name = key.removeprefix("adapter.")
-        if light:
-            name = re.sub(r"^body\.(\d+)\.resnets\.(\d+)\.", r"body.\1.body.\2.", name)
-        elif match := re.match(r"^body\.(\d+)\.resnets\.(\d+)\.(.*)$", name):
-            name = f"body.{int(match[1]) * 2 + int(match[2])}.{match[3]}"
-        elif match := re.match(r"^body\.(\d+)\.in_conv\.(.*)$", name):
-            name = f"body.{int(match[1]) * 2}.in_conv.{match[2]}"
-        state[name] = value.clone()
-    return state
-
-
 @pytest.mark.parametrize(
     ("kind", "channels", "in_channels", "layout"),
     [
@@ -64,7 +47,7 @@ def _tencentarc_layout(adapter: T2IAdapter) -> dict[str, torch.Tensor]:
 )
 def test_adapter_files_load_and_equal_diffusers_t2i_adapter(kind, channels, in_channels, layout):
     theirs = _diffusers_adapter(kind, channels, in_channels)
-    state = _tencentarc_layout(theirs) if layout == "tencentarc" else dict(theirs.state_dict())
+    state = tencentarc_adapter_state(theirs) if layout == "tencentarc" else dict(theirs.state_dict())
     ours = build_t2i_adapter(state, "adapter.safetensors")
     hint = torch.rand(2, 3, 128, 192)
     with torch.no_grad():
@@ -100,7 +83,7 @@ def adapter(model, tmp_path_factory):
         for value in theirs.parameters():
             value.mul_(4.0)  # features strong enough to move the tiny model's picture
     path = tmp_path_factory.mktemp("adapters") / "t2iadapter_canny_sd15v2.safetensors"
-    save_file({k: v.contiguous() for k, v in _tencentarc_layout(theirs).items()}, path)
+    save_file({k: v.contiguous() for k, v in tencentarc_adapter_state(theirs).items()}, path)
     return theirs, load_controlnet(path, expected_family="SD1")
 
 
