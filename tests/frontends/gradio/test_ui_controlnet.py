@@ -3,10 +3,15 @@ preprocessor sliders, the preview, a blank canvas, UI values -> units, and bad u
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 from diffusers import ControlNetModel
+from PIL import Image
 
 from modules.sumi.engine.checkpoint import load_checkpoint
 from modules.sumi.engine.errors import InvalidRequestError
@@ -248,6 +253,24 @@ def test_preview_problems_are_messages(app, kw, text):
 def test_missing_annotator_names_the_file(app):
     *_, message = preview(app, module="depth_midas")
     assert "dpt_hybrid-midas-501f0c75.pt" in message and str(app.controlnet.annotator_dir) in message
+
+
+def test_mediapipe_face_preview_draws_the_mesh_or_says_what_to_install(app, monkeypatch):
+    skimage = pytest.importorskip("skimage")
+    face = np.asarray(Image.open(Path(skimage.__file__).parent / "data" / "astronaut.png").convert("RGB"))
+    kw = {
+        "module": "mediapipe_face",
+        "image": face,
+        "processor_res": 512.0,
+        "threshold_a": 1.0,
+        "threshold_b": 0.5,
+    }
+    if importlib.util.find_spec("mediapipe") is not None:
+        shown, _allow, _group, message = preview(app, **kw)
+        assert message == "" and shown["value"].any(axis=2).mean() > 0.005
+    monkeypatch.setitem(sys.modules, "mediapipe.python.solutions.face_mesh", None)
+    *_, message = preview(app, **{**kw, "threshold_b": 0.6})  # not the detection kept above
+    assert 'class="sumi-error"' in message and "pip install --no-deps mediapipe" in message
 
 
 # -- Generate ------------------------------------------------------------------------------------------
