@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from diffusers import StableDiffusionAdapterPipeline, T2IAdapter
+from diffusers import StableDiffusionAdapterPipeline
 
 from modules.sumi.engine import generate as engine
 from modules.sumi.engine.controlnet.control import ControlUnit, adapter_features, control_levels
@@ -14,26 +14,9 @@ from modules.sumi.engine.controlnet.models import detect_controlnet_family, load
 from modules.sumi.engine.controlnet.t2i_adapter import build_t2i_adapter, level_sizes
 from modules.sumi.engine.errors import InvalidRequestError, ModelLoadError
 from tests.engine.pipeline_reference import pipeline_call, pipeline_modules
-from tests.fixtures.tiny_controlnets import tencentarc_adapter_state
+from tests.fixtures.tiny_controlnets import random_t2i_adapter, tencentarc_adapter_state
 
 SIZE = 64
-
-
-def _diffusers_adapter(kind: str, channels, in_channels: int = 3, seed: int = 0) -> T2IAdapter:
-    torch.manual_seed(seed)
-    factor = 16 if kind == "full_adapter_xl" else 8
-    blocks = 4 if kind == "light_adapter" else 2
-    adapter = T2IAdapter(
-        in_channels=in_channels,
-        channels=list(channels),
-        num_res_blocks=blocks,
-        downscale_factor=factor,
-        adapter_type=kind,
-    )
-    with torch.no_grad():
-        for value in adapter.parameters():
-            value.add_(torch.randn_like(value) * 0.05)
-    return adapter.eval()
 
 
 @pytest.mark.parametrize(
@@ -46,7 +29,7 @@ def _diffusers_adapter(kind: str, channels, in_channels: int = 3, seed: int = 0)
     ],
 )
 def test_adapter_files_load_and_equal_diffusers_t2i_adapter(kind, channels, in_channels, layout):
-    theirs = _diffusers_adapter(kind, channels, in_channels)
+    theirs = random_t2i_adapter(kind, channels, in_channels)
     state = tencentarc_adapter_state(theirs) if layout == "tencentarc" else dict(theirs.state_dict())
     ours = build_t2i_adapter(state, "adapter.safetensors")
     hint = torch.rand(2, 3, 128, 192)
@@ -78,7 +61,7 @@ def adapter(model, tmp_path_factory):
     """A TencentARC-layout adapter file sized for the tiny UNet, loaded through Sumi's ControlNet loader."""
     from safetensors.torch import save_file
 
-    theirs = _diffusers_adapter("full_adapter", model.unet.config.block_out_channels, seed=3)
+    theirs = random_t2i_adapter("full_adapter", model.unet.config.block_out_channels, seed=3)
     with torch.no_grad():
         for value in theirs.parameters():
             value.mul_(4.0)  # features strong enough to move the tiny model's picture

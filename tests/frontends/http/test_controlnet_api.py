@@ -420,15 +420,15 @@ def test_xyz_plot_controlnet_values_are_checked_before_the_first_image(client):
 def test_a_t2i_adapter_file_in_the_controlnet_folder_works_as_a_unit(client, app):
     from safetensors.torch import save_file
 
-    from tests.engine.test_t2i_adapter import _diffusers_adapter, _tencentarc_layout
+    from tests.fixtures.tiny_controlnets import random_t2i_adapter, tencentarc_adapter_state
 
     unet = load_checkpoint(app.checkpoints.list()[0].filename).unet
-    adapter = _diffusers_adapter("full_adapter", unet.config.block_out_channels, seed=4)
+    adapter = random_t2i_adapter("full_adapter", unet.config.block_out_channels, seed=4)
     with torch.no_grad():
         for value in adapter.parameters():
             value.mul_(4.0)
     path = app.paths.controlnet_dir / "t2iadapter_canny_tiny.safetensors"
-    save_file({k: v.contiguous() for k, v in _tencentarc_layout(adapter).items()}, path)
+    save_file({k: v.contiguous() for k, v in tencentarc_adapter_state(adapter).items()}, path)
     app.controlnet.models.refresh()
     try:
         names = client.get("/controlnet/model_list").json()["model_list"]
