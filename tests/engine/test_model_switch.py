@@ -56,7 +56,23 @@ def request(sampler: str, steps: int = 6) -> engine.BatchRequest:
     )
 
 
-@pytest.mark.parametrize("sampler", [*SAMPLERS, "DPM++ 2M SDE", "DPM++ SDE", "UniPC"])
+def test_a_unipc_job_with_a_refiner_runs_diffusers_unipc_which_can_hand_over(sd1_pair):
+    """Sumi's A1111 UniPC cannot pause mid-run: with a refiner switch the job runs diffusers' UniPC, and
+    switching there to the same model is bit for bit a run that never switches."""
+    model = sd1_pair[0]
+    never = engine.generate(
+        model, request("UniPC"), progress_bar=False, switch=ModelSwitch(1.0, lambda: model)
+    )
+    switched = engine.generate(
+        model, request("UniPC"), progress_bar=False, switch=ModelSwitch(0.5, lambda: model, by_steps=True)
+    )
+    plain = engine.generate(model, request("UniPC"), progress_bar=False)
+    assert switched.switched and not never.switched
+    assert torch.equal(never.latents, switched.latents)
+    assert not torch.equal(plain.latents, never.latents)  # A1111's UniPC (bh1) is another solver
+
+
+@pytest.mark.parametrize("sampler", [*SAMPLERS, "DPM++ 2M SDE", "DPM++ SDE"])
 def test_switching_to_the_same_model_is_bit_for_bit_no_switch(sd1_pair, sampler):
     model = sd1_pair[0]
     plain = engine.generate(model, request(sampler), progress_bar=False)

@@ -195,6 +195,7 @@ def generate(
         seeds=request.seeds,
         is_sdxl=model.is_sdxl,
         tuning=request.tuning,
+        resumable=switch is not None,
     )
     schedule_steps = request.steps * 2 if built.spec.second_order else request.steps
     init = request.init

@@ -107,6 +107,30 @@ def test_token_merging_ratios_for_txt2img_img2img_and_the_hires_pass(client):
     assert info["Token merging ratio hr"] == "0.3" and "Token merging ratio" not in info
 
 
+@pytest.mark.parametrize(
+    ("route", "override"),
+    [
+        ("txt2img", {"uni_pc_variant": "bh2"}),
+        ("txt2img", {"uni_pc_variant": "vary_coeff"}),
+        ("txt2img", {"uni_pc_skip_type": "logSNR"}),
+        ("img2img", {"uni_pc_variant": "bh2"}),
+    ],
+)
+def test_unipc_variant_and_skip_type_change_the_picture(client, route, override):
+    extra = {"init_images": [_init_image()], "denoising_strength": 0.6} if route == "img2img" else {}
+    plain, _ = _post(client, route, sampler_name="UniPC", steps=6, **extra)
+    changed, _ = _post(client, route, sampler_name="UniPC", steps=6, override_settings=override, **extra)
+    assert np.abs(changed.astype(int) - plain.astype(int)).max() > 0
+
+
+def test_an_unknown_unipc_variant_is_refused(client):
+    reply = client.post(
+        "/sdapi/v1/txt2img",
+        json={**SMALL, "sampler_name": "UniPC", "override_settings": {"uni_pc_variant": "bh9"}},
+    )
+    assert reply.status_code in (400, 422) and "bh9" in reply.text
+
+
 def test_unipc_order_changes_the_picture(client):
     plain, _ = _post(client, sampler_name="UniPC", steps=4)
     second, _ = _post(client, sampler_name="UniPC", steps=4, override_settings={"uni_pc_order": 1})

@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from modules.sumi.engine.extensions import ExtensionManager, HookPoint, LoopContext, StepContext
-from modules.sumi.engine.sampling import cfgpp, dpm_solver, k_samplers, restart
+from modules.sumi.engine.sampling import cfgpp, dpm_solver, k_samplers, restart, unipc
 from modules.sumi.engine.sampling.ancestral import predicted_original
 from modules.sumi.engine.sampling.loop_types import PartialStart, SamplingControl, StepInfo, add_extra_noise
 from modules.sumi.engine.sampling.noise_sources import BrownianNoise, GeneratorNoise, NoiseSource
@@ -43,8 +43,9 @@ FUNCTIONS: dict[str, Callable[..., torch.Tensor]] = {
     "dpm_adaptive": dpm_solver.dpm_adaptive,
     "restart": restart.restart,
     "ddim_cfgpp": cfgpp.ddim_cfgpp,
+    "unipc": unipc.unipc,
 }
-TIMESTEP_FUNCTIONS = ("ddim_cfgpp",)  # run on DDIM timesteps in variance-preserving latents
+TIMESTEP_FUNCTIONS = ("ddim_cfgpp", "unipc")  # run on DDIM timesteps in variance-preserving latents
 BOUNDS_FUNCTIONS = ("dpm_fast", "dpm_adaptive")  # take (sigma_min, sigma_max, n), not the sigmas
 
 
@@ -202,6 +203,14 @@ class _Denoiser:
             raise RuntimeError("the CFG denoiser kept no unconditional prediction for DDIM CFG++")
         return self._to_eps(out, x, a), self._to_eps(uncond.to(torch.float32), x, a)
 
+    def eps_at(self, x: torch.Tensor, timestep: float) -> torch.Tensor:
+        """The guided noise prediction at a training timestep that may lie between two (UniPC); a
+        v-prediction is turned into noise with the alpha of the timestep below, as A1111."""
+        a = float(self.run.alphas_cumprod[int(timestep)])
+        self.run.current_sigma = ((1 - a) / a) ** 0.5
+        out = self._call(x, torch.tensor(float(timestep), device=x.device))
+        return self._to_eps(out, x, a)
+
     def _to_eps(self, out: torch.Tensor, x: torch.Tensor, a: float) -> torch.Tensor:
         if self.run.prediction_type == "v_prediction":
             return a**0.5 * out + (1 - a) ** 0.5 * x
@@ -243,7 +252,7 @@ def sample_k(
     if run.timestep_sampler:
         schedule = ddim_timesteps(steps)
         levels, first, bounds = _timestep_start(run, schedule, noise, start)
-        timesteps = levels[1:].flip(0).to(torch.float32)  # the ones the model is called at
+        timesteps = _timestep_calls(run, levels, partial=start is not None)
     else:
         schedule = run.sigmas(steps).to(noise.device)
         levels, first, bounds = _sigma_start(run, schedule, noise, start)
@@ -258,7 +267,7 @@ def sample_k(
         reporter = _Reporter(ext, callback, control, out_dtype, progress_bar)
         model = _Denoiser(denoise, run, out_dtype, reporter)
         try:
-            x = _run(run, model, x, levels, bounds, reporter, generators)
+            x = _run(run, model, x, levels, bounds, reporter, generators, partial=start is not None)
         except _Stopped as stop:
             x, stopped = stop.latents, True
         reporter.finish(completed=not stopped)
@@ -276,10 +285,16 @@ def _run(
     bounds: tuple[float, float],
     reporter: _Reporter,
     generators: Sequence[torch.Generator] | None,
+    *,
+    partial: bool = False,
 ) -> torch.Tensor:
     function = FUNCTIONS[run.function]
     accepted = inspect.signature(function).parameters
     options = {k: v for k, v in run.options.items() if k in accepted}
+    if "is_img2img" in accepted:
+        options["is_img2img"] = partial
+    if run.function == "unipc":
+        return function(model.eps_at, x, levels, run.alphas_cumprod, reporter, None, **options)
     if run.timestep_sampler:
         model.guided = _use_cfgpp(model.denoise)
         noise = _noise_source(run, x, torch.ones(1), generators)
@@ -288,6 +303,15 @@ def _run(
     if run.function in BOUNDS_FUNCTIONS:
         return function(model, x, bounds[0], bounds[1], len(levels) - 1, reporter, noise, **options)
     return function(model, x, levels, reporter, noise, **options)
+
+
+def _timestep_calls(run: KSampler, levels: torch.Tensor, *, partial: bool) -> torch.Tensor:
+    """The timesteps a timestep sampler calls the model at, highest first: DDIM's are its levels but the
+    lowest; UniPC's lie on its own time grid (one per level)."""
+    if run.function == "unipc":
+        skip_type = str(run.options.get("skip_type", "time_uniform"))
+        return unipc.model_timesteps(levels, run.alphas_cumprod, partial, skip_type).to(levels.device)
+    return levels[1:].flip(0).to(torch.float32)
 
 
 def _use_cfgpp(denoise: Any) -> bool:

@@ -8,7 +8,7 @@
   sigma".
 - `sgm_noise_multiplier`: the starting noise is scaled by sqrt(1 + sigma^2) instead of sigma (SGM).
 - `extra_noise` (img2img, A1111's `img2img_extra_noise`): more noise added to the noised init image.
-- `UniPCTuning`: A1111's UniPC order and lower-order-final.
+- `UniPCTuning`: A1111's UniPC variant, skip type, order and lower-order-final.
 - `UncondSkipping`: CFG without the negative prompt at some model calls: every call while
   `call / total <= early` (A1111's `skip_early_cond`), and every other call (every call with `all_steps`)
   whose sigma is under `min_sigma` (NGMS, `s_min_uncond`). A skipped call's result is the prompt's
@@ -99,15 +99,25 @@ class UncondSkipping:
 
 @dataclass(frozen=True)
 class UniPCTuning:
-    """A1111's UniPC order and lower-order-final. Sumi's UniPC is diffusers' UniPCMultistepScheduler with
-    its bh2 solver and uniform time steps: A1111's variant and skip type settings are not offered
-    (diffusers' bh1 divides by zero on the last step, down to no noise)."""
+    """A1111's UniPC settings: variant (bh1, bh2, vary_coeff), skip type (time_uniform, time_quadratic,
+    logSNR), order and lower-order-final (see sampling/unipc.py)."""
 
+    variant: str = "bh1"
+    skip_type: str = "time_uniform"
     order: int = 3
     lower_order_final: bool = True
 
-    def config(self) -> dict[str, object]:
-        """diffusers' UniPCMultistepScheduler arguments."""
+    def options(self) -> dict[str, object]:
+        """The UniPC sampler's keyword arguments."""
+        return {
+            "variant": self.variant,
+            "skip_type": self.skip_type,
+            "order": max(int(self.order), 1),
+            "lower_order_final": self.lower_order_final,
+        }
+
+    def diffusers_config(self) -> dict[str, object]:
+        """diffusers' UniPCMultistepScheduler arguments (its bh2 solver; what a refiner job runs)."""
         return {"solver_order": max(int(self.order), 1), "lower_order_final": self.lower_order_final}
 
 

@@ -62,7 +62,12 @@ def sampler_tuning(p: Any, options: Any) -> SamplerTuning:
             all_steps=bool(o.s_min_uncond_all),
             early=float(o.skip_early_cond),
         ),
-        unipc=UniPCTuning(order=int(o.uni_pc_order), lower_order_final=bool(o.uni_pc_lower_order_final)),
+        unipc=UniPCTuning(
+            variant=str(o.uni_pc_variant),
+            skip_type=str(o.uni_pc_skip_type),
+            order=int(o.uni_pc_order),
+            lower_order_final=bool(o.uni_pc_lower_order_final),
+        ),
     )
 
 

@@ -1074,9 +1074,22 @@ def _churn_options() -> dict[str, OptionInfo]:
 
 
 def _unipc_options() -> dict[str, OptionInfo]:
-    """A1111's UniPC order settings (engine.sampling.tuning.UniPCTuning; A1111's variant and skip type
-    are not offered: Sumi's UniPC is diffusers' bh2 with uniform time steps)."""
+    """A1111's UniPC settings (engine.sampling.unipc; engine.sampling.tuning.UniPCTuning)."""
     return {
+        "uni_pc_variant": OptionInfo(
+            "bh1",
+            "UniPC variant",
+            "radio",
+            {"choices": ["bh1", "bh2", "vary_coeff"]},
+            infotext="UniPC variant",
+        ),
+        "uni_pc_skip_type": OptionInfo(
+            "time_uniform",
+            "UniPC skip type",
+            "radio",
+            {"choices": ["time_uniform", "time_quadratic", "logSNR"]},
+            infotext="UniPC skip type",
+        ),
         "uni_pc_order": OptionInfo(3, "UniPC order", "slider", _slider(1, 50, 1), infotext="UniPC order")
         .bounds(1, 50)
         .info("must be < sampling steps"),
