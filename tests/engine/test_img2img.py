@@ -370,6 +370,8 @@ def test_pix2pix_img2img_runs_through_generate(sd1_pix2pix):
         (10, 0.04, False, "Euler", 1),  # t_enc 0: one step
         (20, 0.75, False, "DDIM", 15),  # timestep samplers run t_enc
         (20, 0.75, True, "DDIM", 19),
+        (20, 0.75, False, "UniPC", 15),  # A1111's UniPC: t_enc steps, one model call each
+        (10, 0.04, False, "UniPC", 0),  # t_enc 0: nothing runs
         (8, 0.5, False, "Heun", 2 * 5 - 1),  # 5 steps, two model calls each but the last
     ],
 )
@@ -417,7 +419,7 @@ def test_ddim_start_is_a1111s_one_step_above_the_first_run_step(sd1):
     assert recorder.timesteps == [401.0, 301.0, 201.0, 101.0, 1.0]
 
 
-@pytest.mark.parametrize("sampler", ["Euler a", "DDIM", "Heun"])
+@pytest.mark.parametrize("sampler", ["Euler a", "DDIM", "Heun", "UniPC"])
 def test_strength_zero_returns_the_init_latents_exactly(sd1, sampler):
     init = img2img.encode(sd1, _pixels())
     mask = torch.rand((2, 1, 8, 8))

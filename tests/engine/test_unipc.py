@@ -72,3 +72,8 @@ def test_an_order_above_the_steps_runs_at_the_steps_order():
 def test_an_unknown_variant_or_skip_type_is_refused(name, value):
     with pytest.raises(ValueError, match=value):
         unipc(toy_eps, start_latents(), a1111_timesteps(10), ALPHAS, Recorder(), None, **{name: value})
+
+
+def test_no_steps_means_no_model_calls():
+    """img2img at a denoising strength too low for one step runs nothing."""
+    assert model_timesteps(a1111_timesteps(20)[:0], ALPHAS, True, "time_uniform").shape == (0,)

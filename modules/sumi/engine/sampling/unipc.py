@@ -93,7 +93,10 @@ def start_time(levels: torch.Tensor, is_img2img: bool) -> float | torch.Tensor:
 def model_timesteps(
     levels: torch.Tensor, alphas_cumprod: torch.Tensor, is_img2img: bool, skip_type: str
 ) -> torch.Tensor:
-    """The training timesteps the model is called at, one per step, highest first."""
+    """The training timesteps the model is called at, one per step, highest first (none for no steps:
+    img2img at a denoising strength too low for one step)."""
+    if len(levels) == 0:
+        return torch.zeros(0)
     vp = DiscreteVP(alphas_cumprod)
     times = time_grid(vp, skip_type, start_time(levels, is_img2img), 1.0 / vp.total, len(levels))
     return vp.model_timestep(times[:-1])
