@@ -218,3 +218,15 @@ def test_page_load_reads_the_stored_values_and_fresh_choices():
     assert updates[0]["value"] is False and "choices" not in updates[0]
     assert updates[1]["value"] == "kl-f8.safetensors" and updates[1]["choices"][-1] == "new.pt"
     assert updates[2]["choices"] == ["None", "Ignore", "Original", "No norm"]
+
+
+@pytest.mark.parametrize(
+    ("comment", "shown"),
+    [
+        ("<span class='info'>(must be < sampling steps)</span>", "(must be < sampling steps)"),
+        ("<span class='info'>(a <b>bold</b> word &amp; 1 < 2 > 0)</span>", "(a bold word & 1 < 2 > 0)"),
+    ],
+)
+def test_a_settings_hint_keeps_its_text_and_loses_only_its_tags(comment, shown):
+    """A1111's "UniPC order" hint is "(must be < sampling steps)": a "<" that starts no tag is text."""
+    assert ui.plain_text(comment) == shown

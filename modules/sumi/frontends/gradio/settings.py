@@ -38,7 +38,7 @@ COMPONENTS: dict[str, type[gr.components.Component]] = {
     "textbox": gr.Textbox,
     "color": gr.ColorPicker,  # A1111's FormColorPicker settings (the grid colours)
 }
-_TAG = re.compile(r"<[^>]*>")
+_TAG = re.compile(r"</?[A-Za-z][^>]*>")  # a tag, as HTML reads one: "<" then a letter or "/"
 
 
 # -- pure helpers -------------------------------------------------------------------------------------
