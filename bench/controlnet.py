@@ -67,13 +67,12 @@ def _request(size: int, steps: int, units: list[ControlUnit]) -> engine.BatchReq
     )
 
 
-def _diffusers(model: SDModel, controlnet: ControlNetModel, size: int, steps: int, image: torch.Tensor):
+def _diffusers(pipeline_class: type, model: SDModel, size: int, steps: int, image: torch.Tensor, **control):
+    """diffusers' `pipeline_class` (ControlNet or adapter pipeline) with `control` (controlnet= or adapter=)."""
     pipe = diffusers_pipeline(
-        StableDiffusionControlNetPipeline,
-        model,
-        EulerDiscreteScheduler.from_config(model.scheduler_config),
-        controlnet=controlnet,
+        pipeline_class, model, EulerDiscreteScheduler.from_config(model.scheduler_config), **control
     )
+    extra = {"adapter_conditioning_scale": 1.0} if "adapter" in control else {}
     return lambda: pipe(
         "a house by a lake",
         image=image,
@@ -82,25 +81,7 @@ def _diffusers(model: SDModel, controlnet: ControlNetModel, size: int, steps: in
         height=size,
         generator=make_generators([1]),
         output_type="pil",  # decoded, like a Sumi job
-    )
-
-
-def _diffusers_adapter(model: SDModel, adapter: T2IAdapter, size: int, steps: int, image: torch.Tensor):
-    pipe = diffusers_pipeline(
-        StableDiffusionAdapterPipeline,
-        model,
-        EulerDiscreteScheduler.from_config(model.scheduler_config),
-        adapter=adapter,
-    )
-    return lambda: pipe(
-        "a house by a lake",
-        image=image,
-        num_inference_steps=steps,
-        width=size,
-        height=size,
-        generator=make_generators([1]),
-        adapter_conditioning_scale=1.0,
-        output_type="pil",
+        **extra,
     )
 
 
@@ -134,11 +115,13 @@ def main() -> None:
     sumi(())()  # warm up
     plain_s = median_seconds(sumi([]), device, 3, warmup=False)
     control_s = median_seconds(sumi([unit]), device, 3, warmup=False)
-    theirs = _diffusers(model, loaded.model, size, steps, image)
+    theirs = _diffusers(StableDiffusionControlNetPipeline, model, size, steps, image, controlnet=loaded.model)
     diffusers_s = median_seconds(theirs, device, 3)
     adapter_s = median_seconds(sumi([ControlUnit(our_adapter.model, image.to(device, dtype))]), device, 3)
     diffusers_adapter_s = median_seconds(
-        _diffusers_adapter(model, their_adapter, size, steps, image), device, 3
+        _diffusers(StableDiffusionAdapterPipeline, model, size, steps, image, adapter=their_adapter),
+        device,
+        3,
     )
     name = torch.cuda.get_device_name() if devices.is_cuda else "CPU"
     print(

@@ -11,25 +11,11 @@ import torch
 
 from modules.sumi.engine.sampling.schedules import ModelSigmas
 from modules.sumi.engine.sampling.unipc import model_timesteps, unipc
+from tests.engine.test_k_samplers import Recorder
 from tests.engine.unipc_cases import CASES, a1111_timesteps, start_latents, toy_eps
 
 REFERENCE = json.loads((Path(__file__).parents[1] / "fixtures" / "reference" / "unipc.json").read_text())
 ALPHAS = ModelSigmas.from_config({}).alphas_cumprod
-
-
-class Recorder:
-    """The loop's side of a sampler: counts steps and keeps each step's x0 estimate."""
-
-    def __init__(self) -> None:
-        self.total, self.denoised = 0, []
-
-    def start(self, x: torch.Tensor, total: int) -> torch.Tensor:
-        self.total = total
-        return x
-
-    def done(self, x: torch.Tensor, denoised: torch.Tensor, *, last: bool) -> torch.Tensor:
-        self.denoised.append(denoised)
-        return x
 
 
 def _label(case: dict) -> str:
@@ -56,7 +42,7 @@ def test_trajectory_equals_the_unipc_authors_solver(case):
         torch.tensor(calls), torch.tensor(expected["model_timesteps"]), rtol=0, atol=1e-3
     )
     torch.testing.assert_close(x.reshape(-1), torch.tensor(expected["result"]), rtol=1e-6, atol=1e-6)
-    assert recorder.total == len(levels) == len(calls) == len(recorder.denoised)
+    assert recorder.total == len(levels) == len(calls) == len(recorder.done_steps)
     predicted = model_timesteps(levels, ALPHAS, "run_steps" in case, case["skip_type"])
     torch.testing.assert_close(predicted, torch.tensor(calls))
 
