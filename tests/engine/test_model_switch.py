@@ -5,6 +5,8 @@ the step."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 
@@ -14,12 +16,15 @@ from modules.sumi.engine.checkpoint import load_checkpoint
 from modules.sumi.engine.extensions import ExtensionManager
 from modules.sumi.engine.sampling import loop
 from modules.sumi.engine.sampling.denoiser import CFGDenoiser
+from modules.sumi.engine.sampling.k_loop import KSampler
 from modules.sumi.engine.sampling.model_switch import ModelSwitch, completed_ratio, training_sigmas
 from modules.sumi.engine.sampling.samplers import build_scheduler, call_sigma
 from tests.fixtures.tiny_models import write_tiny_checkpoint
 
 SIZE = 64
 SAMPLERS = ("Euler a", "DPM++ 2M", "Heun", "DDIM")
+# Sumi runs these itself (`k_loop`): the switch stops the sampler at a model call and resumes it
+OWN_SAMPLERS = ("UniPC", "Restart", "DPM adaptive", "DDIM CFG++", "DPM++ 3M SDE", "DPM fast")
 
 
 def _load(path):
@@ -56,23 +61,7 @@ def request(sampler: str, steps: int = 6) -> engine.BatchRequest:
     )
 
 
-def test_a_unipc_job_with_a_refiner_runs_diffusers_unipc_which_can_hand_over(sd1_pair):
-    """Sumi's A1111 UniPC cannot pause mid-run: with a refiner switch the job runs diffusers' UniPC, and
-    switching there to the same model is bit for bit a run that never switches."""
-    model = sd1_pair[0]
-    never = engine.generate(
-        model, request("UniPC"), progress_bar=False, switch=ModelSwitch(1.0, lambda: model)
-    )
-    switched = engine.generate(
-        model, request("UniPC"), progress_bar=False, switch=ModelSwitch(0.5, lambda: model, by_steps=True)
-    )
-    plain = engine.generate(model, request("UniPC"), progress_bar=False)
-    assert switched.switched and not never.switched
-    assert torch.equal(never.latents, switched.latents)
-    assert not torch.equal(plain.latents, never.latents)  # A1111's UniPC (bh1) is another solver
-
-
-@pytest.mark.parametrize("sampler", [*SAMPLERS, "DPM++ 2M SDE", "DPM++ SDE"])
+@pytest.mark.parametrize("sampler", [*SAMPLERS, "DPM++ 2M SDE", "DPM++ SDE", *OWN_SAMPLERS])
 def test_switching_to_the_same_model_is_bit_for_bit_no_switch(sd1_pair, sampler):
     model = sd1_pair[0]
     plain = engine.generate(model, request(sampler), progress_bar=False)
@@ -111,6 +100,109 @@ def test_switch_equals_one_loop_whose_denoiser_changes_model_at_that_step(sd1_pa
     assert [i.tobytes() for i in result.images] == [i.tobytes() for i in by_hand]
 
 
+@pytest.mark.parametrize("sampler", OWN_SAMPLERS)
+def test_sumis_own_samplers_switch_mid_run_as_one_loop_whose_denoiser_changes_model(sd1_pair, sampler):
+    """A1111's `apply_refiner` swaps the model inside the denoiser: the sampler's state (multistep
+    history, Brownian tree, DPM adaptive's step control) goes on. Sumi's own samplers do the same."""
+    a, b = sd1_pair
+    req = request(sampler)
+    result = engine.generate(a, req, progress_bar=False, switch=ModelSwitch(0.5, lambda: b, by_steps=True))
+
+    built = build_scheduler(req.sampler, req.schedule, a.scheduler_config, seed=req.seeds[0], seeds=req.seeds)
+    assert isinstance(built.scheduler, KSampler)
+    calls = req.steps * 2 if built.spec.second_order else req.steps
+    sigma_of = lambda t: call_sigma(built.scheduler, t)  # noqa: E731
+    none = ExtensionManager()
+    on_a = CFGDenoiser(a.unet, engine.conditioning(a, req, calls), calls, none, sigma_of=sigma_of)
+    on_b = CFGDenoiser(b.unet, engine.conditioning(b, req, calls), calls, none, sigma_of=sigma_of)
+    progress = {"done": 0, "total": req.steps}
+    used: list[str] = []
+
+    def report(info):
+        progress.update(done=info.step + 1, total=info.total)
+
+    class Switching:  # one denoiser for the whole loop; CFG++ asks it for its unconditional prediction
+        cfg_multiplier, keep_uncond = 1.0, False
+
+        def __call__(self, x, t, i):
+            use_b = progress["done"] / progress["total"] >= 0.5  # by sampling steps, as the switch
+            used.append("b" if use_b else "a")
+            for denoiser in (on_a, on_b):
+                denoiser.cfg_multiplier, denoiser.keep_uncond = self.cfg_multiplier, self.keep_uncond
+            out = (on_b if use_b else on_a)(x, t, i)
+            self.last_uncond = (on_b if use_b else on_a).last_uncond
+            return out
+
+    generators, noise = engine.initial_noise(a, req)
+    latents = loop.sample(
+        Switching(), built, noise, req.steps, generators=generators, callback=report, progress_bar=False
+    )
+    assert result.switched and "a" in used and "b" in used and used == sorted(used)
+    torch.testing.assert_close(result.latents, latents, rtol=0, atol=1e-5)
+
+
+def test_by_noise_level_restart_hands_over_once_and_reports_every_step_once(sd1_pair):
+    """A1111's rule checks every model call, so the switch may fall between the two evaluations of one
+    of Restart's Heun steps (or inside a restart segment, where the noise rises again): the refiner
+    loads once, and the steps go on being reported once each, in order."""
+    a, b = sd1_pair
+    seen: list[int] = []
+    loaded: list[int] = []
+
+    def load():
+        loaded.append(len(seen))
+        return b
+
+    result = engine.generate(
+        a,
+        request("Restart", steps=10),
+        progress_bar=False,
+        callback=lambda info: seen.append(info.step),
+        switch=ModelSwitch(0.4, load),
+    )
+    assert result.switched and len(loaded) == 1 and 0 < loaded[0] < 10
+    assert seen == sorted(set(seen)) and seen[-1] == max(seen)
+
+
+def test_a_refiner_that_fails_to_load_leaves_no_sampler_thread_behind(sd1_pair):
+    def load():
+        raise FileNotFoundError("refiner.safetensors is gone")
+
+    with pytest.raises(FileNotFoundError, match="gone"):
+        engine.generate(
+            sd1_pair[0], request("UniPC"), progress_bar=False, switch=ModelSwitch(0.5, load, by_steps=True)
+        )
+    assert not [t for t in threading.enumerate() if t.name == "sumi-sampler"]
+
+
+def test_an_interrupt_after_the_switch_stops_sumis_sampler_on_the_refiner(sd1_pair):
+    a, b = sd1_pair
+    control = loop.SamplingControl()
+    switched: list[int] = []
+    steps: list[int] = []
+
+    def load():
+        switched.append(1)
+        return b
+
+    def callback(info):
+        steps.append(info.step)
+        if switched:
+            control.interrupted = True
+
+    result = engine.generate(
+        a,
+        request("DPM++ 3M SDE", steps=8),
+        progress_bar=False,
+        callback=callback,
+        control=control,
+        switch=ModelSwitch(0.5, load, by_steps=True),
+    )
+    assert result.switched and result.stopped_early
+    assert len(steps) < 8 and len(result.images) == 2
+    assert not [t for t in threading.enumerate() if t.name == "sumi-sampler"]
+
+
 def test_a_switch_at_one_never_happens(sd1_pair):
     a, b = sd1_pair
     loaded: list[int] = []
@@ -144,7 +236,7 @@ def test_by_noise_level_the_switch_is_at_a1111s_completed_ratio(sd1_pair, sample
         if built.spec.timestep_sampler:
             k = int(t)
         else:
-            sigma = float(built.scheduler.sigmas[i])  # pyright: ignore[reportAttributeAccessIssue]
+            sigma = float(built.scheduler.sigmas[i])  # pyright: ignore[reportAttributeAccessIssue, reportIndexIssue]
             k = int(torch.argmin(torch.abs(table - sigma)))
         if (999 - k) / 1000 >= at:
             expected = i

@@ -195,7 +195,6 @@ def generate(
         seeds=request.seeds,
         is_sdxl=model.is_sdxl,
         tuning=request.tuning,
-        resumable=switch is not None,
     )
     schedule_steps = request.steps * 2 if built.spec.second_order else request.steps
     init = request.init
@@ -294,20 +293,23 @@ def generate(
     stage = _Stage(
         request, built, generators, schedule_steps, image_conditioning, init, pause, denoiser.skipped
     )
-    other = switch.load() if switch is not None else model
-    return _continue_on(
-        other,
-        model,
-        stage,
-        latents,
-        manager,
-        callback=callback,
-        control=control,
-        progress_bar=progress_bar,
-        conditioning_cache=conditioning_cache,
-        nan_check=nan_check,
-        vae_fallback=vae_fallback,
-    )
+    try:
+        other = switch.load() if switch is not None else model
+        return _continue_on(
+            other,
+            model,
+            stage,
+            latents,
+            manager,
+            callback=callback,
+            control=control,
+            progress_bar=progress_bar,
+            conditioning_cache=conditioning_cache,
+            nan_check=nan_check,
+            vae_fallback=vae_fallback,
+        )
+    finally:
+        pause.close()  # a sampler run stopped at the switch ends here if it was not resumed
 
 
 def _decode(

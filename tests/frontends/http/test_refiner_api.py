@@ -130,10 +130,17 @@ def test_img2img_takes_the_refiner_too(client, app):
     assert app.models.active.checkpoint.name == "base.safetensors"
 
 
-def test_a_sumi_k_sampler_with_a_mid_schedule_refiner_is_a_400_before_any_step(client, app):
-    body = {**BODY, "sampler_name": "DPM++ 3M SDE", "refiner_checkpoint": "fine", "refiner_switch_at": 0.5}
-    response = client.post("/sdapi/v1/txt2img", json=body)
-    assert response.status_code == 400, response.text
-    assert "refiner" in response.json()["detail"] and "DPM++ 2M" in response.json()["detail"]
+@pytest.mark.parametrize("sampler", ["DPM++ 3M SDE", "UniPC", "Restart"])
+def test_samplers_sumi_runs_itself_hand_over_to_the_refiner_mid_run(client, app, sampler):
+    """A1111 switches inside its denoiser for every sampler; so does Sumi for the samplers it runs
+    itself: switching at 0 is the refiner alone, at 0.5 a mix, written in the infotext."""
+    body = {**BODY, "sampler_name": sampler}
+    only_fine = post_txt2img(client, {**body, "override_settings": {"sd_model_checkpoint": "fine"}})
+    plain = post_txt2img(client, body)
+    half = post_txt2img(client, {**body, "refiner_checkpoint": "fine", "refiner_switch_at": 0.5})
+    whole = post_txt2img(client, {**body, "refiner_checkpoint": "fine", "refiner_switch_at": 0.0})
+    assert "Refiner: fine" in infotext(half) and f"Sampler: {sampler}" in infotext(half)
+    assert (decode_pixels(whole["images"][0]) == decode_pixels(only_fine["images"][0])).all()
+    for other in (plain, only_fine):
+        assert (decode_pixels(half["images"][0]) != decode_pixels(other["images"][0])).any()
     assert app.models.active.checkpoint.name == "base.safetensors"
-    assert post_txt2img(client, {**BODY, "sampler_name": "DPM++ 3M SDE"})["images"]  # without it: fine

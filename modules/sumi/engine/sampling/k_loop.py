@@ -22,9 +22,16 @@ from tqdm.auto import tqdm
 from modules.sumi.engine.extensions import ExtensionManager, HookPoint, LoopContext, StepContext
 from modules.sumi.engine.sampling import cfgpp, dpm_solver, k_samplers, restart, unipc
 from modules.sumi.engine.sampling.ancestral import predicted_original
-from modules.sumi.engine.sampling.loop_types import PartialStart, SamplingControl, StepInfo, add_extra_noise
+from modules.sumi.engine.sampling.loop_types import (
+    PartialStart,
+    Pause,
+    SamplingControl,
+    StepInfo,
+    add_extra_noise,
+)
 from modules.sumi.engine.sampling.noise_sources import BrownianNoise, GeneratorNoise, NoiseSource
 from modules.sumi.engine.sampling.schedules import ModelSigmas, ddim_timesteps, schedule_sigmas
+from modules.sumi.engine.sampling.suspendable import OutwardCall, SuspendableRun
 from modules.sumi.engine.sampling.tuning import ScheduleTuning, schedule_rho
 
 FUNCTIONS: dict[str, Callable[..., torch.Tensor]] = {
@@ -174,16 +181,22 @@ class _Denoiser:
 
     def __init__(self, denoise: Callable, run: KSampler, dtype: torch.dtype, reporter: _Reporter) -> None:
         self.denoise, self.run, self.dtype, self.reporter = denoise, run, dtype, reporter
+        self.device: torch.device | None = None  # the model's, when it is not the latents' (after a switch)
+        self._call: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = self.call_model
         self.calls = 0
         self.seen_step = -1
         self.guided = False  # CFG++: the denoiser keeps its unconditional prediction (`_use_cfgpp`)
 
-    def _call(self, model_input: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+    def call_model(self, model_input: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+        """One model call (its progress and hooks included); `_call` runs it, or hands it to the thread
+        serving a suspendable run."""
         self.reporter.model_call(timestep, self.reporter.index != self.seen_step)
         self.seen_step = self.reporter.index
-        out = self.denoise(model_input.to(self.dtype), timestep, self.calls)
+        device = model_input.device
+        on = self.device or device
+        out = self.denoise(model_input.to(device=on, dtype=self.dtype), timestep.to(on), self.calls)
         self.calls += 1
-        return out.to(torch.float32)
+        return out.to(device=device, dtype=torch.float32)
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
         s = float(sigma)
@@ -245,9 +258,16 @@ def sample_k(
     progress_bar: bool = True,
     extensions: ExtensionManager | None = None,
     start: PartialStart | None = None,
+    pause: Pause | None = None,
+    resume: Pause | None = None,
 ) -> torch.Tensor:
-    """`loop.sample` for a `KSampler` (same arguments and result)."""
+    """`loop.sample` for a `KSampler` (same arguments and result). With `pause`, the run may stop at a
+    model call (`Pause.suspended` keeps it); with `resume`, it goes on with `denoise`."""
     ext = extensions if extensions is not None else ExtensionManager()
+    if resume is not None:
+        if not isinstance(resume.suspended, SuspendedK):
+            raise ValueError("resume needs a Pause the loop stopped at")
+        return resume.suspended.resume(denoise, noise, ext, callback, control)
     out_dtype = noise.dtype
     if run.timestep_sampler:
         schedule = ddim_timesteps(steps)
@@ -266,15 +286,125 @@ def sample_k(
     if total > 0:
         reporter = _Reporter(ext, callback, control, out_dtype, progress_bar)
         model = _Denoiser(denoise, run, out_dtype, reporter)
-        try:
-            x = _run(run, model, x, levels, bounds, reporter, generators, partial=start is not None)
-        except _Stopped as stop:
-            x, stopped = stop.latents, True
-        reporter.finish(completed=not stopped)
+        partial = start is not None
+        if pause is not None:
+            suspended = SuspendedK(run, model, timesteps, x, levels, bounds, generators, partial)
+            if not suspended.serve(pause):
+                return suspended.latents.to(out_dtype)
+            x, stopped = suspended.result
+        else:
+            try:
+                x = _run(run, model, x, levels, bounds, reporter, generators, partial=partial)
+            except _Stopped as stop:
+                x, stopped = stop.latents, True
+            reporter.finish(completed=not stopped)
+    return _end_loop(run, ext, x.to(out_dtype), timesteps, total, stopped)
+
+
+def _end_loop(
+    run: KSampler, ext: ExtensionManager, x: torch.Tensor, timesteps: torch.Tensor, total: int, stopped: bool
+) -> torch.Tensor:
     run.current_sigma = None
-    context = LoopContext(x.to(out_dtype), timesteps, total, stopped)
+    context = LoopContext(x, timesteps, total, stopped)
     ext.run(HookPoint.POST_LOOP, context)
     return context.latents
+
+
+class _RelayedSteps:
+    """The reporter as a suspendable run's worker sees it: each report runs on the serving thread."""
+
+    def __init__(self, reporter: _Reporter, relay: SuspendableRun) -> None:
+        self.start = relay.outward(reporter.start)
+        self.done = relay.outward(reporter.done)
+
+
+class SuspendedK:
+    """A k-loop run that can stop at a model call (the refiner switch, `Pause`) and go on with another
+    denoiser (`resume`): the sampler runs as a `SuspendableRun`, its model calls and reports on the
+    caller's thread."""
+
+    def __init__(
+        self,
+        run: KSampler,
+        model: _Denoiser,
+        timesteps: torch.Tensor,
+        x: torch.Tensor,
+        levels: torch.Tensor,
+        bounds: tuple[float, float],
+        generators: Sequence[torch.Generator] | None,
+        partial: bool,
+    ) -> None:
+        self.run, self.model, self.timesteps = run, model, timesteps
+        self.latents = x  # the latents when the run stopped (the last step's, or the start's)
+        self.result: tuple[torch.Tensor, bool] = (x, False)
+        steps = _RelayedSteps(model.reporter, relay := SuspendableRun(self._body))
+        model._call = relay.outward(model.call_model, "model")
+        self.relay, self._steps = relay, steps
+        self._args = (levels, bounds, generators, partial)
+
+    def _body(self) -> torch.Tensor:
+        levels, bounds, generators, partial = self._args
+        return _run(
+            self.run, self.model, self.latents, levels, bounds, self._steps, generators, partial=partial
+        )
+
+    def serve(self, pause: Pause | None) -> bool:
+        """Run until the sampler finishes (True; `result` holds the latents and whether it was stopped)
+        or until `pause.before` is true for a model call (False; `pause` records where)."""
+        reporter = self.model.reporter
+
+        def stop_before(call: OutwardCall) -> bool:
+            if pause is None or call.tag != "model":
+                return False
+            return bool(pause.before(reporter.index, reporter.total, call.args[1]))
+
+        try:
+            x = self.relay.serve(stop_before)
+        except _Stopped as stop:
+            self.result = (stop.latents, True)
+        else:
+            if pause is not None and not self.relay.finished:
+                if reporter.last is not None:
+                    self.latents = reporter.last[0]
+                pause.index, pause.timesteps, pause.suspended = reporter.index, self.timesteps, self
+                return False
+            self.result = (x, False)
+        reporter.finish(completed=not self.result[1])
+        return True
+
+    def resume(
+        self,
+        denoise: Callable,
+        noise: torch.Tensor,
+        ext: ExtensionManager,
+        callback: Callable[[StepInfo], None] | None,
+        control: SamplingControl | None,
+    ) -> torch.Tensor:
+        """Go on from the stopped model call with `denoise` (`noise`: the latents `sample_k` returned at
+        the pause, moved to the new model's device and dtype); the loop's end as `sample_k`'s."""
+        model, reporter = self.model, self.model.reporter
+        model.denoise, model.dtype, model.device = denoise, noise.dtype, noise.device
+        if model.guided:
+            _use_cfgpp(denoise)
+        reporter.ext, reporter.callback, reporter.control, reporter.out_dtype = (
+            ext,
+            callback,
+            control,
+            noise.dtype,
+        )
+        self.serve(None)
+        x, stopped = self.result
+        return _end_loop(
+            self.run,
+            ext,
+            x.to(device=noise.device, dtype=noise.dtype),
+            self.timesteps,
+            reporter.total,
+            stopped,
+        )
+
+    def close(self) -> None:
+        self.relay.close()
 
 
 def _run(
@@ -283,7 +413,7 @@ def _run(
     x: torch.Tensor,
     levels: torch.Tensor,
     bounds: tuple[float, float],
-    reporter: _Reporter,
+    reporter: k_samplers.Steps,
     generators: Sequence[torch.Generator] | None,
     *,
     partial: bool = False,

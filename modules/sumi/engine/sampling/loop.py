@@ -11,38 +11,22 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.extensions import ExtensionManager, HookPoint, LoopContext, StepContext
 from modules.sumi.engine.sampling.k_loop import KSampler, sample_k
 from modules.sumi.engine.sampling.loop_types import (
     Denoise,
     PartialStart,
+    Pause,
     SamplingControl,
     StepInfo,
     add_extra_noise,
 )
 from modules.sumi.engine.sampling.samplers import BuiltScheduler
-
-
-@dataclass
-class Pause:
-    """Stop the loop before the first step for which `before(step, total, timestep)` is true (the refiner's
-    switch), leaving the scheduler mid-schedule: `resume=` with the same BuiltScheduler, generators and
-    these fields goes on exactly where it stopped. `index` stays None when the loop ran to the end."""
-
-    before: Callable[[int, int, torch.Tensor], bool]
-    index: int | None = None  # the step the loop stopped before
-    timesteps: torch.Tensor | None = None  # the timesteps the loop was running
-
-    @property
-    def stopped(self) -> bool:
-        return self.index is not None
 
 
 def sample(
@@ -65,14 +49,6 @@ def sample(
     With `pause`, the loop may stop early (see Pause; POST_LOOP then waits for the resumed run); with
     `resume` (a stopped Pause), `noise` is the latents it stopped with and the schedule goes on."""
     if isinstance(built.scheduler, KSampler):
-        if pause is not None or resume is not None:
-            raise InvalidRequestError(
-                "the refiner switch needs a sampler and schedule type that diffusers runs (Euler, Euler a, "
-                "DPM++ 2M, DPM++ SDE, UniPC, ... with Automatic, Karras, Exponential, ...); Sumi's own "
-                "k-diffusion samplers and schedules cannot hand over to another model yet (nor can a "
-                "sampler with sigma churn, a changed schedule min/max sigma or rho, or the SGM noise "
-                "multiplier, which run there)"
-            )
         gens = [generators] if isinstance(generators, torch.Generator) else generators
         return sample_k(
             denoise,
@@ -85,6 +61,8 @@ def sample(
             progress_bar=progress_bar,
             extensions=extensions,
             start=start,
+            pause=pause,
+            resume=resume,
         )
     ext = extensions if extensions is not None else ExtensionManager()
     scheduler = built.stepping

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -29,6 +30,29 @@ class SamplingControl:
 
 
 Denoise = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
+
+
+@dataclass
+class Pause:
+    """Stop the loop before the first model call for which `before(step, total, timestep)` is true (the
+    refiner's switch), leaving the sampler mid-schedule: `resume=` with the same BuiltScheduler,
+    generators and these fields goes on exactly where it stopped. `index` stays None when the loop ran to
+    the end. A diffusers scheduler stops between steps; Sumi's own samplers stop at the model call itself
+    (mid-step for a second-order sampler, as A1111) and keep their run in `suspended`. `close()` ends a
+    suspended run that will not be resumed."""
+
+    before: Callable[[int, int, torch.Tensor], bool]
+    index: int | None = None  # the step the loop stopped before (or in)
+    timesteps: torch.Tensor | None = None  # the timesteps the loop was running
+    suspended: Any = None  # k_loop's stopped run (a SuspendedK)
+
+    @property
+    def stopped(self) -> bool:
+        return self.index is not None
+
+    def close(self) -> None:
+        if self.suspended is not None:
+            self.suspended.close()
 
 
 @dataclass

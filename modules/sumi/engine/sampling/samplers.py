@@ -24,7 +24,6 @@ from diffusers import (
     LCMScheduler,
     LMSDiscreteScheduler,
     PNDMScheduler,
-    UniPCMultistepScheduler,
 )
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
@@ -90,8 +89,6 @@ class SamplerSpec:
     brownian_noise: bool = False  # A1111's per-seed Brownian tree noise
     discard_next_to_last_sigma: bool = False
     solver_type: str | None = None  # DPM++ 2M SDE's "midpoint" (default) or "heun"
-    # its k_function runs it, and the diffusers scheduler only where a job must pause and resume (refiner)
-    k_preferred: bool = False
 
     @property
     def options(self) -> dict[str, Any]:
@@ -234,13 +231,12 @@ SAMPLERS: tuple[SamplerSpec, ...] = (
     ),
     SamplerSpec(  # A1111's UniPC (sampling/unipc.py); the schedule type is ignored, as in A1111
         "UniPC",
-        UniPCMultistepScheduler,
+        None,
         ("unipc",),
-        {**K_SPACING, "solver_order": 3},
+        {},
         schedules=False,
         timestep_sampler=True,
         k_function="unipc",
-        k_preferred=True,
     ),
     SamplerSpec("LCM", LCMScheduler, ("k_lcm", "lcm"), {"timestep_spacing": "leading"}, schedules=False),
 )
@@ -338,20 +334,15 @@ def build_scheduler(
     seeds: Sequence[int] = (),
     is_sdxl: bool = False,
     tuning: SamplerTuning | None = None,
-    resumable: bool = False,
 ) -> BuiltScheduler:
     """A fresh scheduler for one job. `model_config` holds the model's betas and prediction type;
     `seeds` (the batch's image seeds) seed the Brownian noise of the SDE samplers Sumi runs itself,
     `is_sdxl` picks the Align Your Steps table. `tuning` (A1111's sampler parameters): those that
-    apply to the sampler; churn, a changed schedule or the SGM multiplier run it in Sumi's own loop.
-    `resumable`: the job pauses and resumes the schedule (the refiner switch), which only diffusers'
-    schedulers can: a sampler Sumi prefers to run itself (UniPC) then runs on its diffusers scheduler."""
+    apply to the sampler; churn, a changed schedule or the SGM multiplier run it in Sumi's own loop."""
     spec, requested = find_sampler(sampler, schedule)
     stype = resolved_schedule(spec, requested)
     tuned = effective(tuning or SamplerTuning(), spec.k_function, spec.timestep_sampler)
-    k_wanted = spec.k_function is not None and (
-        tuned.needs_k_diffusion(stype.name) or (spec.k_preferred and not resumable)
-    )
+    k_wanted = spec.k_function is not None and tuned.needs_k_diffusion(stype.name)
     if runs_k_diffusion(spec, stype) or k_wanted:
         eta = eta_ddim if spec.uses_eta == "ddim" else eta_ancestral
         run = _k_sampler(spec, stype, model_config, eta, tuple(seeds) or (seed,), is_sdxl, tuned)
@@ -359,8 +350,6 @@ def build_scheduler(
     if spec.scheduler_class is None:
         raise InvalidRequestError(f"{spec.name} cannot run with schedule type {stype.label}")
     config = {**model_config, **spec.config, **(stype.config or {})}
-    if spec.scheduler_class is UniPCMultistepScheduler:
-        config.update(tuned.unipc.diffusers_config())
     if spec.uses_eta == "ancestral":
         config["eta"] = eta_ancestral
     if spec.scheduler_class is DPMSolverSDEScheduler:

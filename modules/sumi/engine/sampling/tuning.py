@@ -116,10 +116,6 @@ class UniPCTuning:
             "lower_order_final": self.lower_order_final,
         }
 
-    def diffusers_config(self) -> dict[str, object]:
-        """diffusers' UniPCMultistepScheduler arguments (its bh2 solver; what a refiner job runs)."""
-        return {"solver_order": max(int(self.order), 1), "lower_order_final": self.lower_order_final}
-
 
 @dataclass(frozen=True)
 class SamplerTuning:
