@@ -108,3 +108,13 @@ def test_the_sampler_arithmetic_runs_in_the_callers_grad_and_inference_modes():
         model = relay.outward(lambda x: x + 1)
         out = relay.serve()
     assert modes == [(False, True)] and out.tolist() == [2.0, 2.0]
+
+
+def test_a_stop_test_that_fails_ends_the_run_and_its_thread():
+    def stop_before(call):
+        raise ValueError("bad switch point")
+
+    relay = _counting_run(lambda i: i, [])
+    with pytest.raises(ValueError, match="bad switch point"):
+        relay.serve(stop_before)
+    assert relay.finished and not [t for t in threading.enumerate() if t.name == "sumi-sampler"]

@@ -80,7 +80,13 @@ class SuspendableRun:
             self.pending = None
             if isinstance(request, _Finished):
                 return self._end(request)
-            if stop_before is not None and stop_before(request):
+            try:
+                stop = stop_before is not None and stop_before(request)
+            except BaseException:
+                self.pending = request
+                self.close()  # nobody would resume it: the sampler unwinds and its thread ends
+                raise
+            if stop:
                 self.pending = request
                 return None
             try:
