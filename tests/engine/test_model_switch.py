@@ -256,3 +256,51 @@ def test_any_four_channel_model_may_refine_another(sd1_pair, sdxl):
         switch=ModelSwitch(0.5, lambda: sdxl, by_steps=True),
     )
     assert result.switched and [i.size for i in result.images] == [(SIZE, SIZE)] * 2
+
+
+@pytest.mark.parametrize(("sampler", "at"), [("DPM++ 3M SDE", 0.5), ("UniPC", 0.6), ("Restart", 0.3)])
+def test_sumis_own_samplers_switch_at_the_first_model_call_past_a1111s_ratio(sd1_pair, sampler, at):
+    """The noise-level rule for the samplers Sumi runs itself: each model call's sigma (UniPC: its
+    timestep) gives the ratio, and the refiner loads before the first call that reaches `at`."""
+    a, b = sd1_pair
+    req = request(sampler, steps=10)
+    seen: list[int] = []
+    switched_after: list[int] = []
+
+    def load():
+        switched_after.append(len(seen))
+        return b
+
+    engine.generate(
+        a, req, progress_bar=False, callback=lambda info: seen.append(info.step), switch=ModelSwitch(at, load)
+    )
+
+    # A plain run of the same sampler, recording each model call's ratio and the steps done before it
+    built = build_scheduler(req.sampler, req.schedule, a.scheduler_config, seed=req.seeds[0], seeds=req.seeds)
+    table, done, ratios = training_sigmas(built), [0], []
+    calls = req.steps * 2 if built.spec.second_order else req.steps
+    on_a = CFGDenoiser(
+        a.unet,
+        engine.conditioning(a, req, calls),
+        calls,
+        ExtensionManager(),
+        sigma_of=lambda t: call_sigma(built.scheduler, t),
+    )
+
+    def denoise(x, t, i):
+        ratios.append((completed_ratio(built, done[0], req.steps, t, False, table), done[0]))
+        return on_a(x, t, i)
+
+    generators, noise = engine.initial_noise(a, req)
+    loop.sample(
+        denoise,
+        built,
+        noise,
+        req.steps,
+        generators=generators,
+        callback=lambda info: done.__setitem__(0, info.step + 1),
+        progress_bar=False,
+    )
+    expected = next(steps_done for ratio, steps_done in ratios if ratio >= at)
+    assert 0 < expected < req.steps and switched_after == [expected]
+    assert seen == list(range(req.steps))
