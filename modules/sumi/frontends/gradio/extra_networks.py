@@ -16,13 +16,16 @@ embeddings skipped for the loaded model (wrong vector width); it is redrawn with
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import html
 import io
 import json
 import logging
 import os
 import re
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -65,10 +68,68 @@ class Card:
     skipped: str = ""  # why the loaded model cannot use this embedding ("48 ≠ 64"), else ""
 
 
+# -- one directory listing per render ----------------------------------------------------------------
+class _DirectoryNames:
+    """The file names of each folder, listed once: a tab's cards look up about a dozen sidecar and
+    preview names per file, so a library of 10,000 LoRAs cost 130,000 stat calls per search (1-2 s)."""
+
+    def __init__(self) -> None:
+        self._names: dict[str, frozenset[str]] = {}
+
+    def has(self, folder: str, name: str) -> bool:
+        names = self._names.get(folder)
+        if names is None:
+            try:
+                names = frozenset(os.listdir(folder or "."))
+            except OSError:
+                names = frozenset()
+            self._names[folder] = names
+        if name in names:
+            return True
+        # a case-insensitive file system finds "x.PNG" for "x.png", as A1111's isfile does there
+        return not _CASE_SENSITIVE_NAMES and os.path.isfile(os.path.join(folder, name))
+
+
+_CASE_SENSITIVE_NAMES = sys.platform.startswith("linux")
+_listing: contextvars.ContextVar[_DirectoryNames | None] = contextvars.ContextVar(
+    "sumi_listing", default=None
+)
+
+
+@contextlib.contextmanager
+def _one_listing() -> Iterator[None]:
+    """Within it, files are looked up in one listing of their folder, made on first use."""
+    token = _listing.set(_listing.get() or _DirectoryNames())
+    try:
+        yield
+    finally:
+        _listing.reset(token)
+
+
+def _beside(path: str | Path) -> tuple[str, str, str]:
+    """(folder, file name, file name without its last extension)."""
+    folder, file = os.path.split(os.fspath(path))
+    return folder, file, os.path.splitext(file)[0]
+
+
+def _may_exist(folder: str, name: str) -> bool:
+    """False only when the file is surely not there (outside `_one_listing`: always True)."""
+    listing = _listing.get()
+    return listing is None or listing.has(folder, name)
+
+
+def _is_file(folder: str, name: str) -> bool:
+    listing = _listing.get()
+    return listing.has(folder, name) if listing is not None else os.path.isfile(os.path.join(folder, name))
+
+
 # -- sidecar metadata ------------------------------------------------------------------------------
 def read_user_metadata(path: str | Path) -> dict[str, Any]:
     """The sidecar `<path-without-ext>.json` (A1111's user metadata); {} when missing or unreadable."""
     if not path:
+        return {}
+    folder, _, stem = _beside(path)
+    if not _may_exist(folder, stem + ".json"):
         return {}
     sidecar = Path(path).with_suffix(".json")
     try:
@@ -88,8 +149,11 @@ def description_of(path: str | Path, meta: dict[str, Any]) -> str:
         return text.strip()
     if not path:
         return ""
-    base = Path(path).with_suffix("")
-    for candidate in (base.with_name(base.name + ".txt"), base.with_name(base.name + ".description.txt")):
+    folder, _, stem = _beside(path)
+    for name in (stem + ".txt", stem + ".description.txt"):
+        if not _may_exist(folder, name):
+            continue
+        candidate = Path(folder, name)
         try:
             return candidate.read_text(encoding="utf-8", errors="replace").strip()
         except OSError:
@@ -161,11 +225,11 @@ def find_preview(path: str | Path) -> Path | None:
     """A1111's lookup, first hit wins: `<base>.<e>` then `<base>.preview.<e>`."""
     if not path:
         return None
-    base = Path(path).with_suffix("")
+    folder, file, stem = _beside(path)
     for ext in PREVIEW_EXTENSIONS:
-        for candidate in (base.with_name(f"{base.name}.{ext}"), base.with_name(f"{base.name}.preview.{ext}")):
-            if candidate.is_file() and candidate != Path(path):
-                return candidate
+        for name in (f"{stem}.{ext}", f"{stem}.preview.{ext}"):
+            if name != file and _is_file(folder, name):
+                return Path(folder, name)
     return None
 
 
@@ -418,7 +482,9 @@ def render_tab(
     app: App, kind: str, search: str | None = None, tabname: str = "txt2img", sort: str | None = None
 ) -> str:
     try:
-        page = cards_html(CARD_SOURCES[kind](app), search, tabname, sort)
+        with _one_listing():
+            cards = CARD_SOURCES[kind](app)
+        page = cards_html(cards, search, tabname, sort)
     except Exception as exc:
         log.exception("extra networks tab %s failed", kind)
         page = results.error_html(f"Could not list {kind}: {exc}")
@@ -497,7 +563,8 @@ def save_preview(path: str | Path, image: Any) -> Path:
 
 def card_names(app: App, kind: str) -> list[str]:
     try:
-        return sorted((c.name for c in CARD_SOURCES[kind](app)), key=str.lower)
+        with _one_listing():
+            return sorted((c.name for c in CARD_SOURCES[kind](app)), key=str.lower)
     except Exception as exc:
         log.warning("extra networks %s not listed: %s", kind, exc)
         return []
@@ -778,8 +845,10 @@ def _wire(app: App, panel: ExtraNetworksPanel, tabname: str) -> None:
             **quick,
         )
         render = partial(_render_view, app, kind, tabname)
-        panel.search[kind].input(render, inputs=view, outputs=out, **quick)
-        panel.sort[kind].change(render, inputs=view, outputs=out, **quick)
+        # typing while a search runs (a big library takes a moment) searches again for the text typed
+        # last; Gradio's default for input events ("once") dropped it and left older cards shown
+        panel.search[kind].input(render, inputs=view, outputs=out, trigger_mode="always_last", **quick)
+        panel.sort[kind].change(render, inputs=view, outputs=out, trigger_mode="always_last", **quick)
         if editor.accordion is not None:
             editor.accordion.expand(partial(_card_choices, app, kind), outputs=editor.card, **quick)
         fields = [editor.description, editor.activation, editor.weight, editor.notes]
