@@ -402,3 +402,18 @@ def test_a_tab_looks_up_previews_and_sidecars_in_one_listing_per_folder(tmp_path
     assert len(cards) == 32 and cards["extra_07"].description == "seven"
     assert cards["extra_09"].preview.startswith("data:image/jpeg") and cards["a_char"].preview
     assert page == en.render_tab(app, "lora")
+
+
+def test_a_search_makes_thumbnails_only_for_the_cards_it_shows(tmp_path: Path, monkeypatch):
+    app = _fake_app(tmp_path)
+    for i in range(6):
+        save_file({"w": torch.zeros(1)}, str(tmp_path / "Lora" / f"pic_{i}.safetensors"))
+        Image.new("RGB", (8, 8), "green").save(tmp_path / "Lora" / f"pic_{i}.png")
+    app.loras.refresh()
+    en._thumbnails.clear()
+    made: list[str] = []
+    real = en._thumbnail_url
+    monkeypatch.setattr(en, "_thumbnail_url", lambda path: made.append(path.name) or real(path))
+    page = en.render_tab(app, "lora", "pic_3")
+    assert made == ["pic_3.png"] and page.count("data:image/jpeg") == 1
+    assert en.render_tab(app, "lora").count("data:image/jpeg") == 7  # every preview when all are shown

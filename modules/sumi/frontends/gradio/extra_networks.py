@@ -26,7 +26,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,11 +61,19 @@ class Card:
     path: str  # file path ("" when unknown)
     prompt: str = ""  # what a click inserts ("" for checkpoints)
     description: str = ""
-    preview: str = ""  # a data URL, or ""
     checkpoint: str = ""  # checkpoint title to switch to
     negative: bool = False  # embeddings may go to the negative prompt (the box focused last)
     search_terms: str = ""
     skipped: str = ""  # why the loaded model cannot use this embedding ("48 ≠ 64"), else ""
+    found_preview: str | None = field(default=None, repr=False)  # None: not looked up yet
+
+    @property
+    def preview(self) -> str:
+        """The preview as a small data URL, or "". Looked up when first asked for: a search shows a
+        few cards of a big library, and only their thumbnails are made."""
+        if self.found_preview is None:
+            self.found_preview = preview_data_url(self.path)
+        return self.found_preview
 
 
 # -- one directory listing per render ----------------------------------------------------------------
@@ -269,7 +277,6 @@ def _card(kind: str, name: str, path: str, **kw: Any) -> Card:
         name=name,
         path=path,
         description=description_of(path, meta),
-        preview=preview_data_url(path),
         search_terms=f"{name} {path}".lower(),
         **kw,
     )
@@ -483,8 +490,7 @@ def render_tab(
 ) -> str:
     try:
         with _one_listing():
-            cards = CARD_SOURCES[kind](app)
-        page = cards_html(cards, search, tabname, sort)
+            page = cards_html(CARD_SOURCES[kind](app), search, tabname, sort)
     except Exception as exc:
         log.exception("extra networks tab %s failed", kind)
         page = results.error_html(f"Could not list {kind}: {exc}")
