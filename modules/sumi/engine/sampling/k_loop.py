@@ -337,16 +337,11 @@ class SuspendedK:
         self.run, self.model, self.timesteps = run, model, timesteps
         self.latents = x  # the latents when the run stopped (the last step's, or the start's)
         self.result: tuple[torch.Tensor, bool] = (x, False)
-        steps = _RelayedSteps(model.reporter, relay := SuspendableRun(self._body))
-        model._call = relay.outward(model.call_model, "model")
-        self.relay, self._steps = relay, steps
-        self._args = (levels, bounds, generators, partial)
-
-    def _body(self) -> torch.Tensor:
-        levels, bounds, generators, partial = self._args
-        return _run(
-            self.run, self.model, self.latents, levels, bounds, self._steps, generators, partial=partial
+        self.relay = SuspendableRun(
+            lambda: _run(run, model, x, levels, bounds, steps, generators, partial=partial)
         )
+        steps = _RelayedSteps(model.reporter, self.relay)
+        model._call = self.relay.outward(model.call_model, "model")
 
     def serve(self, pause: Pause | None) -> bool:
         """Run until the sampler finishes (True; `result` holds the latents and whether it was stopped)
