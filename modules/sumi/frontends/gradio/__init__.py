@@ -5,18 +5,22 @@ mounting needs no extra arguments; `CSS` and `JS` are exported for callers that 
 to `gr.mount_gradio_app(..., css=CSS)` themselves.
 
 Extensions take part as in A1111: their `on_ui_settings` options are registered before the Settings
-tab is built; their `on_ui_tabs` tabs are built before the page (each callback makes its own
-`gr.Blocks`) and placed after txt2img, img2img, Extras and PNG Info, before Settings and Extensions; their `javascript/*.js` and
-`style.css` are added to the served page by `page_head` (webui.py installs it). A callback that raises, a tab that is not a
-`(gr.Blocks, title, elem_id)` or whose id or title is taken is reported (notices, Extensions tab)
-and left out; the rest of the page is built.
+tab is built. Each mode's page (txt2img, img2img, Extras, PNG Info, Checkpoint Merger, Train) is built in
+its own Blocks and then placed in its tab, and the `on_ui_tabs` callbacks run after those pages and outside
+the page (each makes its own `gr.Blocks`), as A1111 does: their tabs can wire to the prompts they caught
+in `on_after_component`. Their tabs are placed after Train, before Settings and Extensions; their
+`javascript/*.js` and `style.css` are added to the served page by `page_head` (webui.py installs it). A
+callback that raises, a tab that is not a `(gr.Blocks, title, elem_id)` or whose id or title is taken,
+and an event wired to something that is not a component are reported (notices, Extensions tab) and left
+out; the rest of the page is built.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import gradio as gr
 from gradio.context import set_render_context
@@ -25,6 +29,7 @@ from modules.sumi.frontends.gradio import hires_ui
 from modules.sumi.frontends.gradio.a1111_generate import describe_generate
 from modules.sumi.frontends.gradio.assets import CSS, JS
 from modules.sumi.frontends.gradio.direct_page_loads import answer_page_loads_directly
+from modules.sumi.frontends.gradio.event_guard import drop_broken_events
 from modules.sumi.frontends.gradio.extensions_tab import create_extensions_tab, source_label
 from modules.sumi.frontends.gradio.extras import ExtrasTab, create_extras_tab, wire_send_to_extras
 from modules.sumi.frontends.gradio.img2img import (
@@ -35,10 +40,12 @@ from modules.sumi.frontends.gradio.img2img import (
 )
 from modules.sumi.frontends.gradio.merger_ui import create_merger_tab
 from modules.sumi.frontends.gradio.native_size import wire_native_size
+from modules.sumi.frontends.gradio.page_section import PageSection
 from modules.sumi.frontends.gradio.paste_buttons import REGISTRY as PASTE_BUTTONS
 from modules.sumi.frontends.gradio.paste_buttons import announcing_parser, readable_roots
 from modules.sumi.frontends.gradio.pnginfo import create_pnginfo_tab
 from modules.sumi.frontends.gradio.quicksettings import create_quicksettings, page_load
+from modules.sumi.frontends.gradio.scripts_ui import outside_the_page
 from modules.sumi.frontends.gradio.settings import create_settings_tab
 from modules.sumi.frontends.gradio.train_ui import create_train_tab
 from modules.sumi.frontends.gradio.txt2img import Txt2ImgTab, create_txt2img_tab
@@ -48,6 +55,8 @@ if TYPE_CHECKING:
     from modules.sumi.app import App
 
 __all__ = ["CSS", "JS", "build_ui"]
+
+T = TypeVar("T")
 
 # Sumi's own tabs: (id, title). Extension tabs may not reuse either.
 SUMI_TABS = (
@@ -76,7 +85,6 @@ def build_ui(app: App) -> gr.Blocks:
     """The whole page: quick settings and notices on top, then one tab per mode."""
     app.settings.add_extension_options()
     PASTE_BUTTONS.reset()  # extensions register "send to txt2img" buttons while their tabs are made
-    extension_tabs = collect_extension_tabs(app)
     with gr.Blocks(title="Sumi", analytics_enabled=False) as demo:
         quick = create_quicksettings(app)
         # every tab's button in the row (wrapping, as A1111's Gradio 3 drew it): with many extension tabs,
@@ -89,6 +97,8 @@ def build_ui(app: App) -> gr.Blocks:
             _pnginfo_tab()
             _merger_tab(app)
             _train_tab(app, txt2img)
+            with outside_the_page():  # A1111 calls them here: the mode tabs' components exist
+                extension_tabs = collect_extension_tabs(app)
             for tab in extension_tabs:
                 _extension_tab(app, tab)
             _settings_tab(app, demo)
@@ -109,6 +119,7 @@ def build_ui(app: App) -> gr.Blocks:
             show_progress="hidden",
             api_visibility="undocumented",
         )
+        drop_broken_events(demo.fns, partial(_problem, app))  # before Gradio writes the page's config
     sliders_never_null(demo)
     answer_page_loads_directly(demo)
     ui_config.dump_defaults()
@@ -218,17 +229,28 @@ def _extension_tab(app: App, tab: ExtensionTab) -> None:
             )
 
 
+def _mode_tab(title: str, tab_id: str, build: Callable[[], T]) -> tuple[gr.Tab, T]:
+    """A mode's page built as A1111 builds it: in its own Blocks, which is then placed in its tab.
+
+    An extension that acts when a tab is made finds the mode's components already made, as in A1111:
+    mov2mov adds its tab when `tab_img2img` is made and wires its scripts (neutral-prompt's "Apply to
+    prompt") to img2img's prompt, which it caught in `on_after_component`."""
+    with outside_the_page(), PageSection(analytics_enabled=False) as interface:
+        built = build()
+    with gr.Tab(title, id=tab_id, elem_id=f"tab_{tab_id}") as tab:
+        interface.render()
+    return tab, built
+
+
 def _txt2img_tab(app: App) -> Txt2ImgTab:
-    with gr.Tab("txt2img", id="txt2img", elem_id="tab_txt2img"):
-        tab = create_txt2img_tab(app)
+    _, tab = _mode_tab("txt2img", "txt2img", partial(create_txt2img_tab, app))
     fields = paste_fields(tab.controls) + hires_ui.paste_fields(tab.controls)  # with the Hires. fix accordion
     PASTE_BUTTONS.add_paste_fields("txt2img", None, fields)
     return tab
 
 
 def _img2img_tab(app: App) -> Img2ImgTab:
-    with gr.Tab("img2img", id="img2img", elem_id="tab_img2img") as top:
-        tab = create_img2img_tab(app)
+    top, tab = _mode_tab("img2img", "img2img", partial(create_img2img_tab, app))
     top.select(
         partial(image_cfg_visible, app), outputs=tab.controls["image_cfg_scale"], show_progress="hidden"
     )
@@ -239,15 +261,13 @@ def _img2img_tab(app: App) -> Img2ImgTab:
 
 
 def _extras_tab(app: App) -> ExtrasTab:
-    with gr.Tab("Extras", id="extras", elem_id="tab_extras"):
-        tab = create_extras_tab(app)
+    _, tab = _mode_tab("Extras", "extras", partial(create_extras_tab, app))
     PASTE_BUTTONS.add_paste_fields("extras", tab.controls["image"], None)
     return tab
 
 
 def _pnginfo_tab() -> None:
-    with gr.Tab("PNG Info", id="pnginfo", elem_id="tab_pnginfo"):
-        create_pnginfo_tab()
+    _mode_tab("PNG Info", "pnginfo", create_pnginfo_tab)
 
 
 def paste_fields(c: dict[str, Any]) -> list[tuple[Any, Any]]:
@@ -294,13 +314,11 @@ def _connect_paste_buttons(app: App) -> None:
 
 
 def _merger_tab(app: App) -> None:
-    with gr.Tab("Checkpoint Merger", id="modelmerger", elem_id="tab_modelmerger"):
-        create_merger_tab(app)
+    _mode_tab("Checkpoint Merger", "modelmerger", partial(create_merger_tab, app))
 
 
 def _train_tab(app: App, txt2img: Txt2ImgTab) -> None:
-    with gr.Tab("Train", id="train", elem_id="tab_train"):
-        create_train_tab(app, txt2img.controls)
+    _mode_tab("Train", "train", partial(create_train_tab, app, txt2img.controls))
 
 
 def _settings_tab(app: App, demo: gr.Blocks) -> None:

@@ -29,6 +29,7 @@ import gradio as gr
 from gradio.context import Context
 
 from modules.sumi.frontends.gradio import results
+from modules.sumi.frontends.gradio.event_guard import drop_broken_events_since, event_ids
 from modules.sumi.services.scripts.base import OnComponent
 
 if TYPE_CHECKING:
@@ -173,10 +174,11 @@ def _valid_controls(runner: ScriptRunner, script: Any, controls: Any) -> list[An
 
 def _script_ui(runner: ScriptRunner, hooks: ComponentHooks, script: Any) -> list[Any]:
     """Call `script.ui(False)` here; a failure is recorded and shown in place of the controls."""
-    before = _block_ids()
+    before, events_before = _block_ids(), event_ids()
     try:
         controls = _valid_controls(runner, script, script.ui(runner.is_img2img))
     except Exception as exc:  # an extension's bug must not stop the page from building
+        drop_broken_events_since(events_before)  # an event it left half-made would stop the whole page
         script.ui_failed = True  # its API args still reach it (ScriptArgs.passthrough)
         runner.errors.report(script.filename or "script", "ui", exc)
         gr.HTML(results.error_html(f"{_title(script)}: ui() failed: {exc}"), js_on_load=None)
