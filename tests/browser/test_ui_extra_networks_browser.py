@@ -147,8 +147,9 @@ def test_save_preview_writes_the_selected_image_and_the_card_shows_it(page, serv
     page.wait_for_selector(PROMPT)
     open_tab(page, "Lora")
     page.click("#txt2img_lora_extra_refresh")
-    src = card(page, "lora", "prevlora").locator("img.sumi-card-preview").get_attribute("src")
-    assert src and src.startswith("data:image/jpeg;base64,")
+    image = card(page, "lora", "prevlora").locator("img.sumi-card-preview")
+    assert (image.get_attribute("src") or "").startswith("./sd_extra_networks/thumb?filename=")
+    page.wait_for_function("img => img.complete && img.naturalWidth === 64", arg=image.element_handle())
 
 
 # -- the token counter after a card click ------------------------------------------------------------

@@ -4,6 +4,7 @@ the Textual Inversion notice. The browser tests are in test_ui_extra_networks_br
 from __future__ import annotations
 
 import json
+import urllib.parse
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -97,12 +98,16 @@ def test_lora_cards_and_html(tmp_path: Path):
     assert set(cards) == {"a_char", "b_style"}
     assert cards["a_char"].prompt == "<lora:a_char:0.8> charname"
     assert cards["a_char"].description == "A <char>"
-    assert cards["a_char"].preview.startswith("data:image/jpeg;base64,")
+    preview = urllib.parse.quote(str(tmp_path / "Lora" / "a_char.preview.png"))
+    assert cards["a_char"].preview.startswith(f"./sd_extra_networks/thumb?filename={preview}&mtime=")
     assert cards["b_style"].prompt == "<lora:b_style:1>" and cards["b_style"].preview == ""
     page = en.cards_html(list(cards.values()))
     assert page.index("a_char") < page.index("b_style")  # sorted by name
     assert "A &lt;char&gt;" in page and 'data-prompt="&lt;lora:a_char:0.8&gt; charname"' in page
     assert "no preview" in page
+    assert (
+        f'src="./sd_extra_networks/thumb?filename={preview}&amp;mtime=' in page and 'loading="lazy"' in page
+    )
     assert [c.name for c in en.filter_cards(list(cards.values()), "STY")] == ["b_style"]
     assert "Nothing matches" in en.cards_html(list(cards.values()), "zzz")
 
@@ -400,20 +405,21 @@ def test_a_tab_looks_up_previews_and_sidecars_in_one_listing_per_folder(tmp_path
     monkeypatch.undo()
     cards = {c.name: c for c in en.lora_cards(app)}  # outside a render: looked up one by one
     assert len(cards) == 32 and cards["extra_07"].description == "seven"
-    assert cards["extra_09"].preview.startswith("data:image/jpeg") and cards["a_char"].preview
+    assert cards["extra_09"].preview.startswith("./sd_extra_networks/thumb") and cards["a_char"].preview
     assert page == en.render_tab(app, "lora")
 
 
-def test_a_search_makes_thumbnails_only_for_the_cards_it_shows(tmp_path: Path, monkeypatch):
+def test_a_search_looks_up_previews_only_for_the_cards_it_shows(tmp_path: Path, monkeypatch):
     app = _fake_app(tmp_path)
     for i in range(6):
         save_file({"w": torch.zeros(1)}, str(tmp_path / "Lora" / f"pic_{i}.safetensors"))
         Image.new("RGB", (8, 8), "green").save(tmp_path / "Lora" / f"pic_{i}.png")
     app.loras.refresh()
-    en._thumbnails.clear()
-    made: list[str] = []
-    real = en._thumbnail_url
-    monkeypatch.setattr(en, "_thumbnail_url", lambda path: made.append(path.name) or real(path))
+    looked_up: list[str] = []
+    real = en.find_preview
+    monkeypatch.setattr(en, "find_preview", lambda path: looked_up.append(Path(path).name) or real(path))
     page = en.render_tab(app, "lora", "pic_3")
-    assert made == ["pic_3.png"] and page.count("data:image/jpeg") == 1
-    assert en.render_tab(app, "lora").count("data:image/jpeg") == 7  # every preview when all are shown
+    assert looked_up == ["pic_3.safetensors"] and page.count("sd_extra_networks/thumb") == 1
+    assert (
+        en.render_tab(app, "lora").count("sd_extra_networks/thumb") == 7
+    )  # every preview when all are shown

@@ -1,12 +1,17 @@
 """A1111's `/file=PATH` on the server webui.py builds: extension files, outputs and allowed folders are
-served (GET and HEAD) behind the login; everything else is 403, a missing allowed file 404."""
+served (GET and HEAD) behind the login; everything else is 403, a missing allowed file 404. And A1111's
+`/sd_extra_networks/thumb`: the cards' preview pictures in the model folders, as small JPEGs."""
 
 from __future__ import annotations
 
+import io
+import os
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
+from modules.sumi.frontends.gradio.extra_networks import preview_url
 from tests.app_support import local_client
 from webui import build_server
 
@@ -117,3 +122,66 @@ def test_the_route_is_not_in_the_api_schema(site):
 
 def test_the_secret_settings_file_is_never_served_even_by_absolute_path(site):
     assert site["client"].get(f"/file={Path(site['data']) / 'config.json'}").status_code == 403
+
+
+# -- the cards' preview thumbnails (A1111's /sd_extra_networks/thumb) ------------------------------------
+def _lora_with_preview(site, name: str, size=(900, 600), colour="red") -> Path:
+    lora_dir = Path(site["app"].paths.lora_dir)
+    lora_dir.mkdir(parents=True, exist_ok=True)
+    (lora_dir / f"{name}.safetensors").write_bytes(b"")
+    preview = lora_dir / f"{name}.preview.png"
+    Image.new("RGB", size, colour).save(preview)
+    return preview
+
+
+def test_a_card_s_url_gets_a_small_jpeg_of_its_preview_behind_the_login(site):
+    preview = _lora_with_preview(site, "thumbed")
+    url = preview_url(preview.with_name("thumbed.safetensors"))
+    assert url.startswith("./sd_extra_networks/thumb?filename=") and "&mtime=" in url
+    r = site["client"].get(url[1:])
+    assert (r.status_code, r.headers["content-type"]) == (200, "image/jpeg")
+    assert "max-age" in r.headers["cache-control"] and r.headers["x-content-type-options"] == "nosniff"
+    with Image.open(io.BytesIO(r.content)) as thumb:
+        assert thumb.size == (256, 171) and thumb.convert("RGB").getpixel((128, 85))[0] > 240
+    anonymous = local_client(site["client"].app)
+    refused = anonymous.get(url[1:])
+    assert refused.status_code == 401 and "www-authenticate" not in refused.headers
+
+
+def test_a_changed_preview_gets_a_new_url_and_a_new_thumbnail(site):
+    preview = _lora_with_preview(site, "changing", (64, 64), "red")
+    card = preview.with_name("changing.safetensors")
+    first = preview_url(card)
+    Image.new("RGB", (64, 64), "blue").save(preview)
+    os.utime(preview, (preview.stat().st_atime, preview.stat().st_mtime + 5))
+    second = preview_url(card)
+    assert second != first
+    with Image.open(io.BytesIO(site["client"].get(second[1:]).content)) as thumb:
+        assert thumb.convert("RGB").getpixel((32, 32))[2] > 200  # blue now
+
+
+@pytest.mark.parametrize(
+    "filename",
+    [
+        "config.json",
+        "extensions/tag-lists/tags/danbooru.csv",  # served by /file=, but not a model folder's preview
+        "outputs/txt2img-images/00000-1.png",  # an output picture: not a card's preview
+        "/etc/passwd",
+        "models/Lora/../../config.json",
+        "models/Lora/thumbed.safetensors",  # the model itself: not a picture type
+    ],
+)
+def test_only_pictures_in_the_model_folders_are_thumbnailed(site, filename):
+    _lora_with_preview(site, "thumbed")
+    r = site["client"].get("/sd_extra_networks/thumb", params={"filename": filename})
+    assert r.status_code == 403, (filename, r.text)
+
+
+def test_a_missing_or_broken_preview_is_404(site):
+    preview = _lora_with_preview(site, "broken")
+    preview.write_bytes(b"not a png")
+    client = site["client"]
+    assert client.get("/sd_extra_networks/thumb", params={"filename": str(preview)}).status_code == 404
+    missing = preview.with_name("gone.png")
+    assert client.get("/sd_extra_networks/thumb", params={"filename": str(missing)}).status_code == 404
+    assert client.get("/sd_extra_networks/thumb").status_code == 400

@@ -1,7 +1,8 @@
 """The extra networks panel under the prompt: A1111's Textual Inversion, Hypernetworks, Checkpoints and
 Lora tabs of cards.
 
-Each card shows a preview (`<path-without-ext>.png` / `.preview.png` ..., sent as a small data URL),
+Each card shows a preview (`<path-without-ext>.png` / `.preview.png` ..., a thumbnail the page loads
+from `/sd_extra_networks/thumb` when the card scrolls into view),
 the name and the description (sidecar `<path-without-ext>.json` "description", else `.txt`). Clicking a
 card toggles its text in the prompt box that had focus last (script.js `sumiExtraNetworkClick`; the
 same rule as `toggle_prompt_text` here): `<lora:NAME:W>` + activation text, `<hypernet:NAME:1>`, or the
@@ -19,12 +20,12 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import html
-import io
 import json
 import logging
 import os
 import re
 import sys
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -35,8 +36,6 @@ import gradio as gr
 
 from modules.sumi.frontends.gradio import results
 from modules.sumi.util.atomic import temp_beside, write_json_atomic
-from modules.sumi.util.b64images import data_url
-from modules.sumi.util.cache import FileCache
 
 if TYPE_CHECKING:
     from modules.sumi.app import App
@@ -44,7 +43,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PREVIEW_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "gif")
-THUMB_SIZE = 256
 SEPARATOR = " "  # A1111's opt extra_networks_add_text_separator
 TABS = (
     ("textual_inversion", "Textual Inversion"),
@@ -69,10 +67,10 @@ class Card:
 
     @property
     def preview(self) -> str:
-        """The preview as a small data URL, or "". Looked up when first asked for: a search shows a
-        few cards of a big library, and only their thumbnails are made."""
+        """The preview thumbnail's URL, or "". Looked up when first asked for: a search shows a few
+        cards of a big library, and only their previews are looked up."""
         if self.found_preview is None:
-            self.found_preview = preview_data_url(self.path)
+            self.found_preview = preview_url(self.path)
         return self.found_preview
 
 
@@ -226,9 +224,6 @@ def _remove(prompt: str, text: str, separator: str) -> str | None:
 
 
 # -- previews --------------------------------------------------------------------------------------
-_thumbnails: FileCache[str] = FileCache(max_items=4096)  # data URLs, a few KB each
-
-
 def find_preview(path: str | Path) -> Path | None:
     """A1111's lookup, first hit wins: `<base>.<e>` then `<base>.preview.<e>`."""
     if not path:
@@ -241,30 +236,18 @@ def find_preview(path: str | Path) -> Path | None:
     return None
 
 
-def preview_data_url(path: str | Path) -> str:
-    """A small JPEG thumbnail of the card's preview as a data URL ("" when none or unreadable)."""
+def preview_url(path: str | Path) -> str:
+    """The URL of the card's preview thumbnail, relative to the page (A1111's `link_preview`:
+    `./sd_extra_networks/thumb?filename=...&mtime=...`), or "" when it has none. The browser loads it
+    when the card scrolls into view; the server makes the thumbnail then."""
     image_path = find_preview(path)
     if image_path is None:
         return ""
     try:
-        return _thumbnails.get(image_path, lambda: _thumbnail_url(image_path))
+        mtime = os.path.getmtime(image_path)
     except OSError:  # the preview went away meanwhile
         return ""
-
-
-def _thumbnail_url(image_path: Path) -> str:
-    try:
-        from PIL import Image
-
-        with Image.open(image_path) as image:
-            image = image.convert("RGB")
-            image.thumbnail((THUMB_SIZE, THUMB_SIZE))
-            buffer = io.BytesIO()
-            image.save(buffer, format="JPEG", quality=85)
-    except Exception as exc:  # a broken image: no preview, never a broken panel
-        log.warning("preview %s not shown: %s", image_path, exc)
-        return ""
-    return data_url(buffer.getvalue(), "image/jpeg")
+    return f"./sd_extra_networks/thumb?filename={urllib.parse.quote(str(image_path))}&mtime={mtime}"
 
 
 # -- cards per tab ---------------------------------------------------------------------------------
@@ -459,7 +442,7 @@ def filter_cards(cards: list[Card], search: str | None, sort: str | None = None)
 def card_html(card: Card, tabname: str = "txt2img") -> str:
     e = partial(html.escape, quote=True)
     if card.preview:
-        image = f'<img class="sumi-card-preview" src="{card.preview}" alt="" loading="lazy">'
+        image = f'<img class="sumi-card-preview" src="{e(card.preview)}" alt="" loading="lazy">'
     else:
         image = '<div class="sumi-card-preview sumi-card-noimage">no preview</div>'
     description = (

@@ -1,4 +1,6 @@
-"""A1111's `/file=PATH` route (GET and HEAD): the files of the allow-list in `services/files/allowlist.py`.
+"""A1111's `/file=PATH` route (GET and HEAD): the files of the allow-list in `services/files/allowlist.py`;
+and A1111's `/sd_extra_networks/thumb?filename=PATH&mtime=N`, the cards' preview pictures (only those in
+the model folders), sent as small JPEG thumbnails.
 
 Extensions' page scripts load their data this way (tagcomplete's tag lists, bilingual-localization's
 JSON, images-browser's pictures): `fetch("file=extensions/x/tags/danbooru.csv?123")`, relative to the
@@ -16,17 +18,21 @@ from fastapi.responses import FileResponse, JSONResponse
 from starlette.responses import Response
 
 from modules.sumi.services.files.allowlist import FileAllowList, allow_list
+from modules.sumi.services.files.thumbnails import thumbnail_jpeg
 
 if TYPE_CHECKING:
     from modules.sumi.app import App
 
 PREFIX = "/file="
 ROUTE = PREFIX + "{name:path}"
+THUMB_ROUTE = "/sd_extra_networks/thumb"  # the URL carries the mtime: a changed picture is a new URL
+THUMB_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=86400"}
 
 
 def is_file_route(path: str) -> bool:
-    """The request path is one of `/file=`'s (the page's files, behind the UI's login)."""
-    return path.startswith(PREFIX)
+    """The request path is one of `/file=`'s or the cards' thumbnails (the page's files, behind the UI's
+    login)."""
+    return path.startswith(PREFIX) or path == THUMB_ROUTE
 
 
 def file_response(rules: FileAllowList, name: str) -> Response:
@@ -45,12 +51,31 @@ def file_response(rules: FileAllowList, name: str) -> Response:
     return FileResponse(verdict.path, media_type=verdict.media_type, headers=headers)
 
 
+def thumbnail_response(previews: FileAllowList, filename: str) -> Response:
+    """The thumbnail of the preview picture `filename` names, or the refusal (403 outside the model
+    folders or not a picture type, 404 missing or unreadable)."""
+    verdict = previews.check(filename)
+    if verdict.status != 200 or verdict.path is None:
+        return JSONResponse({"detail": verdict.reason}, status_code=verdict.status)
+    data = thumbnail_jpeg(verdict.path)
+    if not data:
+        return JSONResponse({"detail": f"Not a readable picture: {filename}."}, status_code=404)
+    return Response(data, media_type="image/jpeg", headers=THUMB_HEADERS)
+
+
 def mount(server: FastAPI, app: App) -> FileAllowList:
-    """Add `/file=` to `server` with the App's allow-list (its settings and extensions read per request)."""
-    rules = allow_list(app.paths, app.options, app.args, lambda: [e.path for e in app.extensions.active()])
+    """Add `/file=` and the cards' thumbnails to `server` with the App's allow-list (its settings and
+    extensions read per request)."""
+    extensions = lambda: [e.path for e in app.extensions.active()]  # noqa: E731
+    rules = allow_list(app.paths, app.options, app.args, extensions)
+    previews = allow_list(app.paths, app.options, app.args, extensions, kinds=frozenset({"previews"}))
 
     @server.api_route(ROUTE, methods=["GET", "HEAD"], include_in_schema=False)
     def serve_file(name: str) -> Response:
         return file_response(rules, name)
+
+    @server.api_route(THUMB_ROUTE, methods=["GET", "HEAD"], include_in_schema=False)
+    def serve_thumbnail(filename: str = "") -> Response:
+        return thumbnail_response(previews, filename)
 
     return rules

@@ -231,13 +231,19 @@ def allow_list(
     args: Any,
     extension_dirs: Callable[[], Iterable[Path]],
     cwd: Path | None = None,
+    kinds: frozenset[str] | None = None,
 ) -> FileAllowList:
     """The `/file=` rules of a running App (relative names: the data dir, the app folder, then the
-    working folder, `cwd` or the process's)."""
+    working folder, `cwd` or the process's); with `kinds`, only the roots of those kinds."""
     here = Path(cwd) if cwd is not None else Path.cwd()
     bases = list(dict.fromkeys([Path(paths.data_dir), Path(paths.repo_root), here]))
+
+    def roots() -> list[Root]:
+        every = app_roots(paths, options, args, extension_dirs, here)
+        return every if kinds is None else [r for r in every if r.kind in kinds]
+
     return FileAllowList(
-        lambda: app_roots(paths, options, args, extension_dirs, here),
+        roots,
         lambda: app_blocked(paths, args),
         bases,
     )
