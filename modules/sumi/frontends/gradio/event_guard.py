@@ -58,8 +58,8 @@ def _odd_items(fn: BlockFunction) -> str:
 def _source(fn: BlockFunction) -> str:
     target: Any = fn.fn
     try:
-        return inspect.getsourcefile(inspect.unwrap(target)) or fn.name
-    except TypeError:
+        return inspect.getsourcefile(inspect.unwrap(target)) or str(fn.name)
+    except TypeError:  # no function (a JavaScript-only event) or a built-in
         return str(fn.name)
 
 
