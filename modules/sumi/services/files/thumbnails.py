@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import threading
 from pathlib import Path
 
 from modules.sumi.util.cache import FileCache
@@ -17,6 +19,9 @@ log = logging.getLogger(__name__)
 
 THUMB_SIZE = 256
 _thumbnails: FileCache[bytes] = FileCache(max_items=4096)  # 5-20 KB each
+# A page asks for a screenful of thumbnails at once and the server answers on many threads: a few
+# decodes at a time keep the memory of big pictures (a 6000x8000 preview decodes to 144 MB) bounded.
+_decoding = threading.BoundedSemaphore(max(2, min(4, os.cpu_count() or 2)))
 
 
 def thumbnail_jpeg(image_path: str | Path) -> bytes:
@@ -33,6 +38,11 @@ def clear_thumbnails() -> None:
 
 
 def _make(path: Path) -> bytes:
+    with _decoding:
+        return _shrunk(path)
+
+
+def _shrunk(path: Path) -> bytes:
     from PIL import Image
 
     try:
