@@ -538,3 +538,27 @@ def test_install_across_file_systems_and_a_hanging_install_py(tmp_path, monkeypa
     assert not m.tmp_dir.exists()
     with pytest.raises(InstallScriptError, match="stopped after 1 s"):
         m.run_install_script(m.list(refresh=True)[0], timeout=1)
+
+
+PIP_LIKE_FAILURE = """
+import sys
+for i in range(60):
+    print(f"pkg 1.{i} depends on numpy<=2.1.1")
+print("The user requested (constraint) numpy==2.4.6")
+print("ERROR: ResolutionImpossible: for help visit https://pip.pypa.io/", file=sys.stderr)
+sys.exit(1)
+"""
+
+
+def test_a_pip_failure_at_start_is_named_by_pip_s_reason_and_logged_whole(tmp_path, caplog):
+    folder(tmp_path, "resolver", {"install.py": PIP_LIKE_FAILURE})
+    m = make_manager(tmp_path)
+    with caplog.at_level("ERROR"):
+        (failure,) = m.run_install_scripts_at_start()
+    assert failure.splitlines() == [
+        "install.py of extension resolver failed (exit code 1):",
+        "ERROR: ResolutionImpossible: for help visit https://pip.pypa.io/",
+        "The user requested (constraint) numpy==2.4.6",
+    ]
+    logged = caplog.text
+    assert "pkg 1.0 depends on numpy<=2.1.1" in logged and "pkg 1.59 depends on numpy<=2.1.1" in logged

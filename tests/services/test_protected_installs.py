@@ -214,6 +214,11 @@ def test_a_dependency_that_needs_another_core_version_fails_in_pip_and_is_report
     with pytest.raises(InstallScriptError) as failed:
         m.run_install_script(m.list(refresh=True)[0])
     assert "conflicting dependencies" in failed.value.output
+    shown = str(failed.value).splitlines()  # the notice: pip's reason, not its resolver's whole story
+    assert shown[0] == "install.py of extension dep-ext failed (exit code 1):"
+    assert any(line.startswith("ERROR:") and "conflicting dependencies" in line for line in shown), shown
+    assert "RuntimeError: Couldn't install dynprompts." in shown
+    assert any(f"transformers=={TRANSFORMERS}" in line for line in shown) and len(shown) <= 14, shown
     assert _installed(sandbox) == {}
     assert m.conflicts() == [
         Conflict(

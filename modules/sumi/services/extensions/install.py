@@ -61,6 +61,9 @@ GIT = os.environ.get("GIT", "git")
 GIT_TIMEOUT = 600.0
 INSTALL_TIMEOUT = 600.0
 TAIL_LINES = 40
+SUMMARY_ERRORS = 6  # pip's ERROR: lines shown in a failure's message
+_PIP_ERROR = re.compile(r"^(?:std(?:err|out): )?(ERROR: .*)")  # launch.run_pip prefixes pip's streams
+_EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception): ")
 RECORD_SECTION = "sumi-extension-installers"
 CONFLICTS_SECTION = "sumi-extension-conflicts"
 _PATH_FLAGS = frozenset({"ckpt", "lyco_dir_backcompat"})
@@ -454,6 +457,20 @@ def tail(output: str, lines: int = TAIL_LINES) -> str:
     return "\n".join(output.rstrip().splitlines()[-lines:])
 
 
+def failure_summary(output: str) -> str:
+    """What a failed install.py's message shows of its output when pip said why: the script's exception,
+    pip's `ERROR:` lines and the pins it could not meet ("The user requested (constraint) ..."); else the
+    last TAIL_LINES lines. A pip resolution failure is otherwise dozens of "X depends on Y" lines that hide
+    its reason."""
+    lines = [line.rstrip() for line in output.rstrip().splitlines()]
+    errors = [m.group(1) for m in map(_PIP_ERROR.match, lines) if m]
+    if not errors:
+        return tail(output)
+    raised = [line for line in lines if _EXCEPTION.match(line)][:1]
+    pins = [line.strip() for line in lines if "The user requested (constraint)" in line]
+    return "\n".join(dict.fromkeys(raised + errors[:SUMMARY_ERRORS] + pins[:SUMMARY_ERRORS]))
+
+
 def run_python_script(
     script: Path,
     cwd: Path,
@@ -526,7 +543,7 @@ def run_installer(ext: Extension, cache_file: Path, args: Any, timeout: float = 
         records.put(ext.key, None)
         why = f"exit code {code}" if code is not None else f"stopped after {timeout:.0f} s"
         raise InstallScriptError(
-            f"install.py of extension {ext.name} failed ({why}):\n{tail(output)}",
+            f"install.py of extension {ext.name} failed ({why}):\n{failure_summary(output)}",
             output=output,
             extension=ext.name,
         )
@@ -602,6 +619,9 @@ def run_installers_at_start(
             output = run_installer(ext, cache_file, args)
             if output.strip():
                 log.info("install.py of extension %s:\n%s", ext.name, output.rstrip())
+        except InstallScriptError as e:
+            log.error("%s\nThe whole output of its install.py:\n%s", e, e.output.rstrip())
+            failures.append(str(e))
         except ExtensionError as e:
             log.error("%s", e)
             failures.append(str(e))
