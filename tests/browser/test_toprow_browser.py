@@ -25,6 +25,17 @@ def served(tmp_path_factory, make_module_app, chromium):
         yield page, app, jobs
 
 
+WATCH_INTERRUPTING = """() => {
+    window.sawInterrupting = false;
+    const shown = () => {
+        const button = document.querySelector("#fake_interrupting");
+        if (button && getComputedStyle(button).display !== "none" && button.offsetParent !== null)
+            window.sawInterrupting = true;
+    };
+    new MutationObserver(shown).observe(document.body, {attributes: true, childList: true, subtree: true});
+}"""
+
+
 def _steps(page, value: int) -> None:
     number = page.locator("#fake_steps input[type=number]")
     number.fill(str(value))
@@ -43,8 +54,10 @@ def test_interrupt_shows_while_the_job_runs_and_stops_it(served):
     deadline = time.monotonic() + 60
     while app.state.sampling_step < 1 and time.monotonic() < deadline:  # the job is sampling
         time.sleep(0.1)
+    page.evaluate(WATCH_INTERRUPTING)
     page.click("#fake_interrupt")
-    page.locator("#fake_interrupting").wait_for(state="visible")
+    # shown until the job ends, which can be one step (a few ms) after the interrupt: recorded when shown
+    page.wait_for_function("() => window.sawInterrupting === true")
     page.locator("#fake_interrupting").wait_for(state="hidden", timeout=120_000)  # the job ended
     assert not page.locator("#fake_interrupt").is_visible()
     assert len(jobs) == done + 1 and jobs[-1][2] == "a blue circle"
