@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from PIL import Image  # noqa: E402
 
 from modules.sumi.frontends.gradio import extra_networks as en  # noqa: E402
+from modules.sumi.services.files import thumbnails  # noqa: E402
 from modules.sumi.services.networks.files import LORA_EXTENSIONS, NetworkFileRegistry  # noqa: E402
 
 FOLDERS = 20
@@ -43,21 +44,6 @@ def write_library(root: Path, count: int, side: int) -> NetworkFileRegistry:
     return registry
 
 
-def clear_caches() -> None:
-    for owner in (en, _thumbnails_module()):
-        cache = getattr(owner, "_thumbnails", None)
-        if cache is not None:
-            cache.clear()
-
-
-def _thumbnails_module():
-    try:
-        from modules.sumi.services.files import thumbnails
-    except ImportError:  # before thumbnails were served
-        return None
-    return thumbnails
-
-
 def timed(fn):
     start = time.perf_counter()
     value = fn()
@@ -71,18 +57,16 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         app = SimpleNamespace(loras=write_library(Path(folder), args.loras, args.side))
-        clear_caches()
+        thumbnails.clear_thumbnails()
         page, cold = timed(lambda: en.render_tab(app, "lora"))
         again, warm = timed(lambda: en.render_tab(app, "lora"))
         print(f"{args.loras} LoRAs with {args.side}x{args.side * 4 // 3} previews, empty search")
         print(f"  cards, first time: {cold:.2f} s; again: {warm:.2f} s; HTML {len(page) / 1e6:.1f} MB")
-        thumbnails = _thumbnails_module()
-        if thumbnails is not None and "sd_extra_networks/thumb" in page:
-            shown = [info.path for info in app.loras.list()[:FIRST_SCREEN]]
-            previews = [en.find_preview(p) for p in shown]
-            sent, made = timed(lambda: [thumbnails.thumbnail_jpeg(p) for p in previews if p is not None])
-            size = sum(map(len, sent)) / 1e3
-            print(f"  first screen: {len(sent)} thumbnails made in {made:.2f} s, {size:.0f} KB sent")
+        shown = [info.path for info in app.loras.list()[:FIRST_SCREEN]]
+        previews = [en.find_preview(p) for p in shown]
+        sent, made = timed(lambda: [thumbnails.thumbnail_jpeg(p) for p in previews if p is not None])
+        size = sum(map(len, sent)) / 1e3
+        print(f"  first screen: {len(sent)} thumbnails made in {made:.2f} s, {size:.0f} KB sent")
 
 
 if __name__ == "__main__":
