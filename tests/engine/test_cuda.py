@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from modules.sumi.engine import generate as engine
 from modules.sumi.engine.checkpoint import load_checkpoint
+from modules.sumi.engine.extensions import Extension, HookPoint, hook
 
 pytestmark = [
     pytest.mark.cuda,
@@ -51,3 +54,30 @@ def test_cpu_noise_is_the_same_on_cuda(cuda_model, tiny_sd1_ckpt):
 def test_gpu_noise_source_runs(cuda_model):
     result = engine.generate(cuda_model, _request(noise_device="gpu"), progress_bar=False)
     assert result.images[0].size == (64, 64)
+
+
+class SyncsAreErrorsInTheLoop(Extension):
+    """From the first step to the last, any host sync on the GPU raises (`set_sync_debug_mode`)."""
+
+    @hook(HookPoint.PRE_LOOP)
+    def begin(self, context) -> None:
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+
+    @hook(HookPoint.POST_LOOP)
+    def end(self, context) -> None:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.parametrize(
+    "sampler", ["DPM++ 2M", "Euler a", "DPM++ 2M SDE", "DPM++ 3M SDE", "DDIM", "UniPC", "LCM"]
+)
+def test_the_loop_never_waits_for_the_gpu(cuda_model, sampler):
+    request = replace(_request(eta_ddim=0.5), sampler=sampler, prompts=["a [cat:dog:2] AND a fox"])
+    try:
+        result = engine.generate(
+            cuda_model, request, extensions=[SyncsAreErrorsInTheLoop()], progress_bar=False
+        )
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert result.images and not result.stopped_early

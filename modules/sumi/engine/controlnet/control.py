@@ -29,6 +29,7 @@ from diffusers import ControlNetModel, ControlNetUnionModel
 from modules.sumi.engine.controlnet.t2i_adapter import SOFT_SCALES, T2IAdapterNetwork, fitted, level_sizes
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.extensions import Extension, HookPoint, UNetBatch, hook
+from modules.sumi.engine.host_values import send
 
 ControlModel = ControlNetModel | ControlNetUnionModel | T2IAdapterNetwork  # what a map-fed unit runs
 CONTROL_MODES = ("Balanced", "My prompt is more important", "ControlNet is more important")
@@ -63,6 +64,11 @@ class ControlUnit:
         default=None, repr=False, compare=False
     )
 
+    # the control image and region mask on the device, sent once per job: {(name, device, dtype): tensor}
+    placed: dict[tuple[str, torch.device, torch.dtype], torch.Tensor] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
     def __post_init__(self) -> None:
         if self.control_mode not in CONTROL_MODES:
             raise InvalidRequestError(
@@ -78,6 +84,14 @@ class ControlUnit:
         else:
             acts = self.weight != 0
         return acts and in_window(step, total_steps, self.guidance_start, self.guidance_end)
+
+    def on_device(self, name: str, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """The unit's `image` or `region_mask` on `device` in `dtype`, sent at its first use only (a
+        copy at every model call would wait for the device each time)."""
+        key = (name, device, dtype)
+        if key not in self.placed:
+            self.placed[key] = send(getattr(self, name), device, dtype)
+        return self.placed[key]
 
     @property
     def soft_injection(self) -> bool:
@@ -221,7 +235,8 @@ def adapter_features(unit: ControlUnit, batch: UNetBatch) -> list[torch.Tensor]:
         scales = [unit.weight * s for s in SOFT_SCALES]
     else:
         scales = [unit.weight] * len(rows)
-    scaled = [region_masked(r * s, unit.region_mask) for r, s in zip(rows, scales, strict=False)]
+    mask = None if unit.region_mask is None else unit.on_device("region_mask", device, dtype)
+    scaled = [region_masked(r * s, mask) for r, s in zip(rows, scales, strict=False)]
     return _cond_rows_only(scaled, unit, batch)
 
 
@@ -268,7 +283,8 @@ def unit_residuals(unit: ControlUnit, batch: UNetBatch) -> list[torch.Tensor]:
             unit.model.to("cpu")  # pyright: ignore[reportArgumentType]
     residuals = [*down, mid]
     scales = level_scales(unit, len(residuals))
-    scaled = [region_masked(r * s, unit.region_mask) for r, s in zip(residuals, scales, strict=True)]
+    mask = None if unit.region_mask is None else unit.on_device("region_mask", device, residuals[0].dtype)
+    scaled = [region_masked(r * s, mask) for r, s in zip(residuals, scales, strict=True)]
     if unit.global_average_pooling:
         scaled = [r.mean(dim=(2, 3), keepdim=True) for r in scaled]
     return _cond_rows_only(scaled, unit, batch)
@@ -277,7 +293,7 @@ def unit_residuals(unit: ControlUnit, batch: UNetBatch) -> list[torch.Tensor]:
 def _forward(
     unit: ControlUnit, batch: UNetBatch, device: torch.device, dtype: torch.dtype
 ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
-    image = unit.image.to(device=device, dtype=dtype)
+    image = unit.on_device("image", device, dtype)
     hint = image[batch.images % image.shape[0]]
     added = None
     if batch.context.pooled is not None:

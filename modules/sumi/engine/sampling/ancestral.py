@@ -14,7 +14,8 @@ import torch
 from diffusers import EulerAncestralDiscreteScheduler, EulerDiscreteScheduler, KDPM2AncestralDiscreteScheduler
 from diffusers.configuration_utils import register_to_config
 from diffusers.schedulers.scheduling_euler_ancestral_discrete import EulerAncestralDiscreteSchedulerOutput
-from diffusers.utils.torch_utils import randn_tensor
+
+from modules.sumi.engine.sampling.noise_sources import randn_on
 
 
 def ancestral_step(
@@ -106,12 +107,37 @@ class EulerAncestralEtaScheduler(EulerAncestralDiscreteScheduler):
         sigma_down, sigma_up = ancestral_step(sigma, sigma_next, self.config["eta"])
         prev = sample + (sample - denoised) / sigma * (sigma_down - sigma)
         if sigma_up > 0:
-            noise = randn_tensor(
-                model_output.shape, dtype=model_output.dtype, device=model_output.device, generator=generator
-            )
+            noise = randn_on(model_output.shape, generator, model_output.device, model_output.dtype)
             prev = prev + noise * sigma_up
         self._step_index = index + 1
         prev = prev.to(model_output.dtype)
+        if not return_dict:
+            return prev, denoised
+        return EulerAncestralDiscreteSchedulerOutput(prev_sample=prev, pred_original_sample=denoised)
+
+
+class DPM2AncestralScheduler(KDPM2AncestralDiscreteScheduler):
+    """DPM2 a (k-diffusion `sample_dpm_2_ancestral`) as diffusers' KDPM2 ancestral scheduler steps it, with
+    the second evaluation's noise drawn by `randn_on` (the same draws, sent to the device without
+    waiting for it). Its first evaluation draws no noise and is diffusers' own step."""
+
+    def step(self, model_output, timestep, sample, generator=None, return_dict: bool = True):
+        if self.step_index is None:
+            self._init_step_index(timestep)
+        if self.state_in_first_order:
+            return super().step(model_output, timestep, sample, generator=generator, return_dict=return_dict)
+        model_output, sample = cast(torch.Tensor, model_output), cast(torch.Tensor, sample)
+        index = cast(int, self.step_index)
+        sigma, sigma_mid = self.sigmas[index - 1], self.sigmas_interpol[index - 1]
+        sigma_up, sigma_down = self.sigmas_up[index - 1], self.sigmas_down[index - 1]
+        denoised = predicted_original(model_output, sample, sigma_mid, self.config["prediction_type"])
+        derivative = (sample - denoised) / sigma_mid
+        start = cast(torch.Tensor, self.sample)
+        self.sample = None
+        prev = start + derivative * (sigma_down - sigma)
+        noise = randn_on(model_output.shape, generator, model_output.device, model_output.dtype)
+        prev = prev + noise * sigma_up
+        self._step_index = index + 1
         if not return_dict:
             return prev, denoised
         return EulerAncestralDiscreteSchedulerOutput(prev_sample=prev, pred_original_sample=denoised)
@@ -143,9 +169,7 @@ class DPMPP2SAncestralScheduler(KDPM2AncestralDiscreteScheduler):
         start = cast(torch.Tensor, self.sample)
         self.sample = None
         prev = (sigma_down / sigma) * start + (1 - sigma_down / sigma) * denoised_mid
-        noise = randn_tensor(
-            model_output.shape, dtype=model_output.dtype, device=model_output.device, generator=generator
-        )
+        noise = randn_on(model_output.shape, generator, model_output.device, model_output.dtype)
         prev = prev + noise * sigma_up
         self._step_index = index + 1
         if not return_dict:

@@ -36,6 +36,7 @@ from modules.sumi.engine.extensions import (
     RowsOnHost,
     UNetBatch,
 )
+from modules.sumi.engine.host_values import scalar_on
 from modules.sumi.engine.model import compute_dtype
 from modules.sumi.engine.sampling.tuning import UncondSkipping
 from modules.sumi.engine.text.encoder import Conditioning, pad_to_same_length
@@ -95,7 +96,8 @@ class CFGDenoiser:
         jc = self.guidance.conditioning
         conds = [[(weight, pick(schedule, step).cond) for weight, schedule in c.parts] for c in jc.conds]
         unconds = [pick(schedule, step).cond for schedule in jc.unconds]
-        sigma = None if self.sigma_of is None else self.sigma_of(timestep)
+        sigma = None if self.sigma_of is None else self.sigma_of(timestep)  # the loops give a host timestep
+        timestep = scalar_on(timestep, x.device)
         edit = self.image_conditioning is not None and self.image_cfg_scale not in (None, 1.0)
         skip = None if edit else self.skipping.reason(step, self.total_steps, sigma)
         if skip is not None:

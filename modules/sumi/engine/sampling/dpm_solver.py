@@ -91,14 +91,14 @@ def dpm_fast(
         raise ValueError("sigma_min and sigma_max must not be 0")
     t_start, t_end = _t(torch.tensor(sigma_max)), _t(torch.tensor(sigma_min))
     m = math.floor(n / 3) + 1
-    ts = torch.linspace(float(t_start), float(t_end), m + 1, device=x.device)
+    ts = torch.linspace(float(t_start), float(t_end), m + 1)  # on the host: no sync per step
     orders = [3] * (m - 2) + [2, 1] if n % 3 == 0 else [3] * (m - 1) + [n % 3]
     x = steps.start(x, len(orders))
     solver = _Solver(model)
     for i, order in enumerate(orders):
         solver.cache = {}
         t, t_next = ts[i], ts[i + 1]
-        target, su = _noise_target(t, t_next, t_end.to(ts.device), eta)
+        target, su = _noise_target(t, t_next, t_end, eta)
         denoised = x - _sigma(t) * solver.eps("eps", x, t)
         step = {1: solver.step_1, 2: solver.step_2, 3: solver.step_3}[order]
         x = step(x, t, target)

@@ -194,14 +194,14 @@ class _Denoiser:
         self.seen_step = self.reporter.index
         device = model_input.device
         on = self.device or device
-        out = self.denoise(model_input.to(device=on, dtype=self.dtype), timestep.to(on), self.calls)
+        out = self.denoise(model_input.to(device=on, dtype=self.dtype), timestep, self.calls)
         self.calls += 1
         return out.to(device=device, dtype=torch.float32)
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
         s = float(sigma)
         self.run.current_sigma = s
-        t = self.run.model.sigma_to_t(torch.tensor(s)).to(x.device)
+        t = self.run.model.sigma_to_t(torch.tensor(s))  # on the host, as the schedule
         out = self._call(x / (s**2 + 1) ** 0.5, t)
         return predicted_original(out, x, s, self.run.prediction_type)
 
@@ -209,7 +209,7 @@ class _Denoiser:
         """CFG++: guided and unconditional noise predictions at a training timestep (x is VP)."""
         a = float(self.run.alphas_cumprod[timestep])
         self.run.current_sigma = ((1 - a) / a) ** 0.5
-        out = self._call(x, torch.tensor(float(timestep), device=x.device))
+        out = self._call(x, torch.tensor(float(timestep)))
         # a denoiser without guidance (no `keep_uncond`) is its own unconditional prediction
         uncond = getattr(self.denoise, "last_uncond", None) if self.guided else out
         if uncond is None:
@@ -221,7 +221,7 @@ class _Denoiser:
         v-prediction is turned into noise with the alpha of the timestep below, as A1111."""
         a = float(self.run.alphas_cumprod[int(timestep)])
         self.run.current_sigma = ((1 - a) / a) ** 0.5
-        out = self._call(x, torch.tensor(float(timestep), device=x.device))
+        out = self._call(x, torch.tensor(float(timestep)))
         return self._to_eps(out, x, a)
 
     def _to_eps(self, out: torch.Tensor, x: torch.Tensor, a: float) -> torch.Tensor:
@@ -274,10 +274,10 @@ def sample_k(
         levels, first, bounds = _timestep_start(run, schedule, noise, start)
         timesteps = _timestep_calls(run, levels, partial=start is not None)
     else:
-        schedule = run.sigmas(steps).to(noise.device)
+        schedule = run.sigmas(steps)
         levels, first, bounds = _sigma_start(run, schedule, noise, start)
-        called = levels[:-1].cpu()
-        timesteps = (run.model.sigma_to_t(called) if len(called) else called).to(noise.device)
+        called = levels[:-1]
+        timesteps = run.model.sigma_to_t(called) if len(called) else called
     total = len(timesteps)
     context = LoopContext(first, timesteps, total)
     ext.run(HookPoint.PRE_LOOP, context)
@@ -423,7 +423,7 @@ def _run(
     if run.timestep_sampler:
         model.guided = _use_cfgpp(model.denoise)
         noise = _noise_source(run, x, torch.ones(1), generators)
-        return function(model.eps, x, levels, run.alphas_cumprod.to(x.device), reporter, noise, **options)
+        return function(model.eps, x, levels, run.alphas_cumprod, reporter, noise, **options)
     noise = _noise_source(run, x, levels, generators)
     if run.function in BOUNDS_FUNCTIONS:
         return function(model, x, bounds[0], bounds[1], len(levels) - 1, reporter, noise, **options)
@@ -435,7 +435,7 @@ def _timestep_calls(run: KSampler, levels: torch.Tensor, *, partial: bool) -> to
     lowest; UniPC's lie on its own time grid (one per level)."""
     if run.function == "unipc":
         skip_type = str(run.options.get("skip_type", "time_uniform"))
-        return unipc.model_timesteps(levels, run.alphas_cumprod, partial, skip_type).to(levels.device)
+        return unipc.model_timesteps(levels, run.alphas_cumprod, partial, skip_type)
     return levels[1:].flip(0).to(torch.float32)
 
 

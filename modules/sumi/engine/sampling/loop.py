@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from diffusers import DDIMScheduler
 from tqdm.auto import tqdm
 
 from modules.sumi.engine.extensions import ExtensionManager, HookPoint, LoopContext, StepContext
@@ -26,6 +27,7 @@ from modules.sumi.engine.sampling.loop_types import (
     StepInfo,
     add_extra_noise,
 )
+from modules.sumi.engine.sampling.noise_sources import randn_on
 from modules.sumi.engine.sampling.samplers import BuiltScheduler
 
 
@@ -71,7 +73,7 @@ def sample(
             raise ValueError("resume needs a Pause the loop stopped at")
         timesteps, begin, latents = resume.timesteps, resume.index, noise
     else:
-        scheduler.set_timesteps(steps, device=noise.device)
+        scheduler.set_timesteps(steps, device="cpu")
         if start is None:
             _set_begin_index(scheduler, 0)
             timesteps = scheduler.timesteps
@@ -95,7 +97,8 @@ def sample(
         latents = _step_hook(ext, HookPoint.PRE_STEP, StepContext(i, total, t, latents))
         model_input = scheduler.scale_model_input(latents, t)
         model_output = denoise(model_input, t, i)
-        result = scheduler.step(model_output, t, latents, return_dict=True, **step_kwargs)
+        noise_kwargs = _variance_noise(scheduler, step_kwargs, model_output)
+        result = scheduler.step(model_output, t, latents, return_dict=True, **noise_kwargs)
         denoised = getattr(result, "pred_original_sample", None)
         latents = _step_hook(ext, HookPoint.POST_STEP, StepContext(i, total, t, result.prev_sample, denoised))
         if callback is not None:
@@ -120,12 +123,24 @@ def _partial_start(scheduler: Any, steps: int, start: PartialStart) -> tuple[tor
     noised_at = max(first - start.noise_back * order, 0)
     _set_begin_index(scheduler, noised_at)
     level = scheduler.timesteps[noised_at : noised_at + 1]
-    latents = scheduler.add_noise(start.init, start.noise, level)
+    latents = _add_noise(scheduler, start.init, start.noise, level)
     if start.extra_noise > 0:  # in the scheduler's scaling: what an init of ones keeps at this level
-        scale = scheduler.add_noise(torch.ones_like(start.init[:1]), torch.zeros_like(start.init[:1]), level)
+        ones, zeros = torch.ones_like(start.init[:1]), torch.zeros_like(start.init[:1])
+        scale = _add_noise(scheduler, ones, zeros, level)
         latents = add_extra_noise(start, start.init, latents, scale)
     _set_begin_index(scheduler, first)
     return scheduler.timesteps[first:], latents
+
+
+def _add_noise(scheduler: Any, init: torch.Tensor, noise: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+    """`scheduler.add_noise`, with the scheduler's tables left on the host: diffusers moves
+    `alphas_cumprod` to the latents' device there, and the steps would then read it back every step."""
+    alphas = getattr(scheduler, "alphas_cumprod", None)
+    try:
+        return scheduler.add_noise(init, noise, level)
+    finally:
+        if isinstance(alphas, torch.Tensor):
+            scheduler.alphas_cumprod = alphas
 
 
 def _loop_hook(ext: ExtensionManager, point: HookPoint, context: LoopContext) -> torch.Tensor:
@@ -137,6 +152,23 @@ def _step_hook(ext: ExtensionManager, point: HookPoint, context: StepContext) ->
     if ext.has(point):
         ext.run(point, context)
     return context.latents
+
+
+def _variance_noise(scheduler: Any, kwargs: dict, model_output: torch.Tensor) -> dict:
+    """The step's kwargs with the fresh noise of a step that takes it (DPM++ 2M SDE, DDIM with eta) drawn
+    here: the same draws from the same generators, sent without blocking (diffusers copies them blocking)."""
+    generator = kwargs.get("generator")
+    if generator is None or "variance_noise" not in inspect.signature(scheduler.step).parameters:
+        return kwargs
+    config = scheduler.config
+    if str(config.get("algorithm_type", "")).startswith("sde-"):
+        dtype = torch.float32
+    elif isinstance(scheduler, DDIMScheduler) and kwargs.get("eta", 0.0) > 0:
+        dtype = model_output.dtype
+    else:
+        return kwargs
+    noise = randn_on(model_output.shape, generator, model_output.device, dtype)
+    return {**{k: v for k, v in kwargs.items() if k != "generator"}, "variance_noise": noise}
 
 
 def _step_kwargs(scheduler: Any, extra: dict, generators: list[torch.Generator] | None) -> dict:

@@ -16,6 +16,8 @@ from typing import cast
 import torch
 import torchsde
 
+from modules.sumi.engine.host_values import send
+
 NoiseSource = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 # torchsde warns when a query hits the tree's ends to within float rounding (A1111's console shows it
@@ -35,7 +37,24 @@ class GeneratorNoise:
     def __call__(self, sigma: torch.Tensor, sigma_next: torch.Tensor) -> torch.Tensor:
         shape = tuple(self.like.shape[1:])
         draws = [torch.randn(shape, generator=g, device=g.device) for g in self.generators]
-        return torch.stack(draws).to(device=self.like.device, dtype=self.like.dtype)
+        return send(torch.stack(draws), self.like.device, self.like.dtype)
+
+
+def randn_on(
+    shape: Sequence[int],
+    generator: torch.Generator | list[torch.Generator] | None,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """The draws diffusers' `randn_tensor` makes (one generator for all rows, or one per row, each on
+    its own device), sent to `device` without blocking (`randn_tensor` copies host draws blocking)."""
+    if isinstance(generator, list) and len(generator) == 1:
+        generator = generator[0]
+    if isinstance(generator, list):
+        rows = [torch.randn((1, *shape[1:]), generator=g, device=g.device, dtype=dtype) for g in generator]
+        return send(torch.cat(rows), device)
+    rand_device = device if generator is None else generator.device
+    return send(torch.randn(tuple(shape), generator=generator, device=rand_device, dtype=dtype), device)
 
 
 class BrownianNoise:
@@ -53,4 +72,4 @@ class BrownianNoise:
         a, b = torch.as_tensor(float(sigma)), torch.as_tensor(float(sigma_next))
         low, high, sign = (a, b, 1) if a < b else (b, a, -1)
         w = torch.stack([cast(torch.Tensor, tree(low, high)) for tree in self.trees]) * sign
-        return (w / (b - a).abs().sqrt()).to(device=self.like.device, dtype=self.like.dtype)
+        return send(w / (b - a).abs().sqrt(), self.like.device, self.like.dtype)

@@ -19,17 +19,20 @@ from diffusers import (
     DPMSolverSDEScheduler,
     EulerDiscreteScheduler,
     HeunDiscreteScheduler,
-    KDPM2AncestralDiscreteScheduler,
     KDPM2DiscreteScheduler,
-    LCMScheduler,
     LMSDiscreteScheduler,
     PNDMScheduler,
 )
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from modules.sumi.engine.errors import InvalidRequestError
-from modules.sumi.engine.sampling.ancestral import DPMPP2SAncestralScheduler, EulerAncestralEtaScheduler
+from modules.sumi.engine.sampling.ancestral import (
+    DPM2AncestralScheduler,
+    DPMPP2SAncestralScheduler,
+    EulerAncestralEtaScheduler,
+)
 from modules.sumi.engine.sampling.k_loop import KSampler
+from modules.sumi.engine.sampling.lcm import LCMHostNoiseScheduler
 from modules.sumi.engine.sampling.schedules import ModelSigmas
 from modules.sumi.engine.sampling.tuning import SamplerTuning, effective
 
@@ -186,7 +189,7 @@ SAMPLERS: tuple[SamplerSpec, ...] = (
     ),
     SamplerSpec(
         "DPM2 a",
-        KDPM2AncestralDiscreteScheduler,
+        DPM2AncestralScheduler,
         ("k_dpm_2_a",),
         K_SPACING,
         "karras",
@@ -238,7 +241,9 @@ SAMPLERS: tuple[SamplerSpec, ...] = (
         timestep_sampler=True,
         k_function="unipc",
     ),
-    SamplerSpec("LCM", LCMScheduler, ("k_lcm", "lcm"), {"timestep_spacing": "leading"}, schedules=False),
+    SamplerSpec(
+        "LCM", LCMHostNoiseScheduler, ("k_lcm", "lcm"), {"timestep_spacing": "leading"}, schedules=False
+    ),
 )
 
 _SAMPLER_LOOKUP = {key.lower(): s for s in SAMPLERS for key in (s.name, *s.aliases)}

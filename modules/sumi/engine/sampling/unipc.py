@@ -17,6 +17,7 @@ from typing import Protocol
 
 import torch
 
+from modules.sumi.engine.host_values import scalar_on
 from modules.sumi.engine.sampling.k_samplers import Steps
 from modules.sumi.engine.sampling.noise_sources import NoiseSource
 
@@ -112,7 +113,7 @@ class _Solver:
 
     def data_prediction(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         eps = self.model(x, float(self.vp.model_timestep(t)))
-        return (x - self.vp.std(t).to(x.device) * eps) / self.vp.alpha(t).to(x.device)
+        return (x - scalar_on(self.vp.std(t), x.device) * eps) / scalar_on(self.vp.alpha(t), x.device)
 
     def step(
         self,
@@ -137,12 +138,14 @@ class _Solver:
         for i in range(1, order):
             ratio = (vp.half_log_snr(times[-(i + 1)]) - lambda_prev) / h
             ratios.append(ratio)
-            differences.append((previous[-(i + 1)] - previous[-1]) / ratio.to(previous[-1].device))
+            differences.append((previous[-(i + 1)] - previous[-1]) / scalar_on(ratio, previous[-1].device))
         return h, ratios, differences
 
     def _base(self, x: torch.Tensor, x0: torch.Tensor, t_prev: torch.Tensor, t: torch.Tensor, h_phi_1):
         vp, device = self.vp, x.device
-        return (vp.std(t) / vp.std(t_prev)).to(device) * x - (vp.alpha(t) * h_phi_1).to(device) * x0
+        return (
+            scalar_on(vp.std(t) / vp.std(t_prev), device) * x - scalar_on(vp.alpha(t) * h_phi_1, device) * x0
+        )
 
     def _bh(self, x, previous, times, t, order, correct):
         h, ratios, differences = self._differences(previous, times, t, order)
@@ -158,7 +161,7 @@ class _Solver:
             factorial *= i + 1
             h_phi_k = h_phi_k / hh - 1 / factorial
         r_matrix, b_vector = torch.stack(rows), torch.tensor(b)
-        scale = (self.vp.alpha(t) * b_h).to(x.device)
+        scale = scalar_on(self.vp.alpha(t) * b_h, x.device)
         base = self._base(x, previous[-1], times[-1], t, h_phi_1)
         x_t = base
         if differences:
@@ -195,16 +198,16 @@ class _Solver:
         if differences:
             a_p = torch.linalg.inv(c_matrix[:-1, :-1])
             for k in range(count - 1):
-                x_t = x_t - (alpha_t * h_phis[k + 1]).to(x.device) * _weighted(a_p[k], differences)
+                x_t = x_t - scalar_on(alpha_t * h_phis[k + 1], x.device) * _weighted(a_p[k], differences)
         if not correct:
             return x_t, None
         a_c = torch.linalg.inv(c_matrix)
         model_t = self.data_prediction(x_t, t)
         x_t, row = base, 0
         for row in range(count - 1):
-            x_t = x_t - (alpha_t * h_phis[row + 1]).to(x.device) * _weighted(a_c[row][:-1], differences)
+            x_t = x_t - scalar_on(alpha_t * h_phis[row + 1], x.device) * _weighted(a_c[row][:-1], differences)
         # the authors' code weighs the new prediction with the last row its loop reached (kept for equal pictures)
-        last = (alpha_t * h_phis[count]).to(x.device) * float(a_c[row][-1])
+        last = scalar_on(alpha_t * h_phis[count], x.device) * float(a_c[row][-1])
         return x_t - last * (model_t - previous[-1]), model_t
 
 

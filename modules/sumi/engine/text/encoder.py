@@ -179,7 +179,7 @@ def _encode_with(
     prompt_count, count = len(grid), len(grid[0])
     rows = [grid[p][c] for c in range(count) for p in range(prompt_count)]  # chunk-major
     hidden, pooled = _run_encoder(spec, rows, clip_skip, grad)
-    weights = torch.tensor([row.weights for row in rows], dtype=torch.float32, device=hidden.device)
+    weights = torch.tensor([row.weights for row in rows], dtype=torch.float32)  # on the host: read there
     per_chunk = [
         apply_emphasis(z, w, emphasis)
         for z, w in zip(hidden.split(prompt_count), weights.split(prompt_count), strict=True)
@@ -200,9 +200,8 @@ def apply_emphasis(z: torch.Tensor, weights: torch.Tensor, emphasis: str) -> tor
     original = z.float()
     weighted = original * weights.to(original.device)[..., None]
     if emphasis == "Original":
-        new_mean = weighted.mean()
-        if new_mean != 0:
-            weighted = weighted * (original.mean() / new_mean)
+        new_mean = weighted.mean()  # kept on the device: no host sync (a zero mean leaves the scale)
+        weighted = weighted * torch.where(new_mean != 0, original.mean() / new_mean, new_mean.new_ones(()))
     return weighted.to(z.dtype)
 
 

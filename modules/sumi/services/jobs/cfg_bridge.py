@@ -159,11 +159,11 @@ class A1111Denoiser(Extension):
 
 def call_sigmas(call: DenoiserCall, training_sigmas: torch.Tensor) -> torch.Tensor:
     """The call's noise level per image [B] (float32, on the latents' device)."""
-    if call.sigma is not None:
-        value = torch.tensor(float(call.sigma))
-    else:
-        value = sigma_at(training_sigmas, call.timestep)
-    return value.float().reshape(1).to(call.x.device).expand(call.x.shape[0])
+    images = call.x.shape[0]
+    if call.sigma is not None:  # a host number: made on the device by a fill (a copy would wait for it)
+        return torch.full((images,), float(call.sigma), dtype=torch.float32, device=call.x.device)
+    value = sigma_at(training_sigmas, call.timestep)
+    return value.float().reshape(1).to(call.x.device).expand(images)
 
 
 def sigma_at(sigmas: torch.Tensor, timestep: torch.Tensor | float) -> torch.Tensor:

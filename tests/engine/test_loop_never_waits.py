@@ -1,0 +1,143 @@
+"""The sampling loop never waits for the device: between the first and the last step nothing reads a
+device value on the host and every host-to-device copy is non-blocking.
+
+On a GPU, `float(sigma)` or a blocking `tensor.to("cuda")` once per step makes the CPU wait until the GPU
+has run the step, so it cannot queue the next step meanwhile. Here the model runs on PyTorch's "meta"
+device, which has shapes but no values: any read of a device value raises, and a watch records every
+blocking copy from the host to it. The whole engine runs (prompt editing, AND, CFG, ControlNet, img2img
+with a mask) with every sampler but two that must read the device: DPM adaptive decides each step from
+its error estimate, and DPM++ SDE's Brownian tree lives on the latents' device (meta cannot draw).
+"""
+
+from __future__ import annotations
+
+import traceback
+
+import pytest
+import torch
+from diffusers import ControlNetModel
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from modules.sumi.engine import generate as engine
+from modules.sumi.engine import img2img
+from modules.sumi.engine.checkpoint import load_checkpoint
+from modules.sumi.engine.controlnet.control import ControlUnit
+from modules.sumi.engine.extensions import Extension, HookPoint, LoopContext, hook
+from modules.sumi.engine.sampling.samplers import SAMPLERS
+
+META = torch.device("meta")
+MUST_READ = {"DPM adaptive", "DPM++ SDE"}
+SAMPLER_NAMES = [spec.name for spec in SAMPLERS if spec.name not in MUST_READ]
+
+
+class BlockingCopies(TorchDispatchMode):
+    """Records (with where they were made) the blocking host-to-meta copies made while `on`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on = False
+        self.seen: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if self.on and self._blocking_copy(func, args, kwargs):
+            self.seen.append("".join(traceback.format_stack(limit=6)[:-1]))
+        return func(*args, **kwargs)
+
+    @staticmethod
+    def _blocking_copy(func, args, kwargs) -> bool:
+        if func is torch.ops.aten._to_copy.default:
+            device = kwargs.get("device")
+            to_meta = device is not None and torch.device(device).type == "meta"
+            return to_meta and args[0].device.type == "cpu" and not kwargs.get("non_blocking", False)
+        if func is torch.ops.aten.copy_.default:
+            non_blocking = args[2] if len(args) > 2 else kwargs.get("non_blocking", False)
+            return args[0].device.type == "meta" and args[1].device.type == "cpu" and not non_blocking
+        return False
+
+
+class _LoopEnded(Exception):
+    """Raised at the end of the loop: the meta latents cannot be decoded into pictures."""
+
+    def __init__(self, latents: torch.Tensor) -> None:
+        super().__init__("loop ended")
+        self.latents = latents
+
+
+class WatchTheLoop(Extension):
+    def __init__(self, watch: BlockingCopies) -> None:
+        self.watch = watch
+
+    @hook(HookPoint.PRE_LOOP)
+    def begin(self, context: LoopContext) -> None:
+        self.watch.on = True
+
+    @hook(HookPoint.POST_LOOP)
+    def end(self, context: LoopContext) -> None:
+        self.watch.on = False
+        raise _LoopEnded(context.latents)
+
+
+@pytest.fixture(scope="module")
+def meta_model(tiny_sd1_ckpt):
+    model = load_checkpoint(tiny_sd1_ckpt[0])
+    controlnet = ControlNetModel.from_unet(model.unet).eval().to(META)
+    for module in (model.unet, model.vae, *(spec.model for spec in model.text_encoders)):
+        module.eval().to(META)
+    return model, controlnet
+
+
+def _request(sampler: str, **kw) -> engine.BatchRequest:
+    return engine.BatchRequest(
+        prompts=["a (red:1.3) fox AND a [cat:dog:2] :0.6"] * 2,
+        negative_prompts=["blurry", ""],
+        seeds=[5, 6],
+        width=64,
+        height=64,
+        steps=5,
+        cfg_scale=6.0,
+        sampler=sampler,
+        eta_ddim=0.7,  # DDIM's fresh noise on
+        **kw,
+    )
+
+
+def _run_loop(model, request: engine.BatchRequest) -> list[str]:
+    watch = BlockingCopies()
+    with watch, pytest.raises(_LoopEnded) as ended:
+        engine.generate(model, request, extensions=[WatchTheLoop(watch)], progress_bar=False, nan_check=False)
+    assert ended.value.latents.device == META and ended.value.latents.shape == (2, 4, 8, 8)
+    return watch.seen
+
+
+@pytest.mark.parametrize("sampler", SAMPLER_NAMES)
+def test_txt2img_steps_never_wait_for_the_device(meta_model, sampler):
+    assert _run_loop(meta_model[0], _request(sampler)) == []
+
+
+@pytest.mark.parametrize("sampler", ["Euler a", "DPM++ 2M", "DPM++ 2M SDE Heun", "DDIM", "LCM", "UniPC"])
+def test_inpainting_steps_never_wait_for_the_device(meta_model, sampler):
+    init = img2img.InitLatents(
+        latents=torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(1)),
+        strength=0.6,
+        mask=(torch.arange(64).reshape(1, 1, 8, 8) % 3 == 0).float(),
+        fill="latent noise",
+    )
+    assert _run_loop(meta_model[0], _request(sampler, init=init)) == []
+
+
+def test_controlnet_steps_never_wait_for_the_device(meta_model):
+    model, controlnet = meta_model
+    unit = ControlUnit(controlnet, torch.rand(1, 3, 64, 64), guidance_start=0.2, guidance_end=0.8)
+    assert _run_loop(model, _request("DPM++ 2M", control_units=[unit])) == []
+
+
+def test_the_watch_sees_a_blocking_copy_and_meta_refuses_a_read():
+    watch = BlockingCopies()
+    with watch:
+        watch.on = True
+        on_meta = torch.ones(3).to(META)
+        torch.ones(3).to(META, non_blocking=True)
+    assert len(watch.seen) == 1 and "torch.ones(3).to(META)" in watch.seen[0]
+    with pytest.raises(RuntimeError, match="meta"):
+        float(on_meta.sum())
