@@ -4,14 +4,16 @@ device value on the host and every host-to-device copy is non-blocking.
 On a GPU, `float(sigma)` or a blocking `tensor.to("cuda")` once per step makes the CPU wait until the GPU
 has run the step, so it cannot queue the next step meanwhile. Here the model runs on PyTorch's "meta"
 device, which has shapes but no values: any read of a device value raises, and a watch records every
-blocking copy from the host to it. The whole engine runs (prompt editing, AND, CFG, ControlNet, img2img
-with a mask) with every sampler but two that must read the device: DPM adaptive decides each step from
-its error estimate, and DPM++ SDE's Brownian tree lives on the latents' device (meta cannot draw).
+blocking copy from the host to it. The whole engine runs (prompt editing, AND, CFG, ControlNet,
+reference-only, Tiled Diffusion with a region, img2img with a mask, SD1 and SDXL) with every sampler but
+two that must read the device: DPM adaptive decides each step from its error estimate, and DPM++ SDE's
+Brownian tree lives on the latents' device (meta cannot draw).
 """
 
 from __future__ import annotations
 
 import traceback
+from dataclasses import replace
 
 import pytest
 import torch
@@ -22,8 +24,12 @@ from modules.sumi.engine import generate as engine
 from modules.sumi.engine import img2img
 from modules.sumi.engine.checkpoint import load_checkpoint
 from modules.sumi.engine.controlnet.control import ControlUnit
+from modules.sumi.engine.controlnet.reference import ReferenceUnit
 from modules.sumi.engine.extensions import Extension, HookPoint, LoopContext, hook
+from modules.sumi.engine.model import SDModel
 from modules.sumi.engine.sampling.samplers import SAMPLERS
+from modules.sumi.engine.tiled_diffusion import TiledDiffusion, TileSettings
+from modules.sumi.engine.tiled_regions import Region
 
 META = torch.device("meta")
 MUST_READ = {"DPM adaptive", "DPM++ SDE"}
@@ -78,13 +84,18 @@ class WatchTheLoop(Extension):
         raise _LoopEnded(context.latents)
 
 
+def _on_meta(path) -> SDModel:
+    model = load_checkpoint(path)
+    for module in (model.unet, model.vae, *(spec.model for spec in model.text_encoders)):
+        module.eval().to(META)
+    return model
+
+
 @pytest.fixture(scope="module")
 def meta_model(tiny_sd1_ckpt):
     model = load_checkpoint(tiny_sd1_ckpt[0])
     controlnet = ControlNetModel.from_unet(model.unet).eval().to(META)
-    for module in (model.unet, model.vae, *(spec.model for spec in model.text_encoders)):
-        module.eval().to(META)
-    return model, controlnet
+    return _on_meta(tiny_sd1_ckpt[0]), controlnet
 
 
 def _request(sampler: str, **kw) -> engine.BatchRequest:
@@ -102,11 +113,17 @@ def _request(sampler: str, **kw) -> engine.BatchRequest:
     )
 
 
-def _run_loop(model, request: engine.BatchRequest) -> list[str]:
+def _run_loop(model, request: engine.BatchRequest, extensions=(), side: int = 8) -> list[str]:
     watch = BlockingCopies()
     with watch, pytest.raises(_LoopEnded) as ended:
-        engine.generate(model, request, extensions=[WatchTheLoop(watch)], progress_bar=False, nan_check=False)
-    assert ended.value.latents.device == META and ended.value.latents.shape == (2, 4, 8, 8)
+        engine.generate(
+            model,
+            request,
+            extensions=[*extensions, WatchTheLoop(watch)],
+            progress_bar=False,
+            nan_check=False,
+        )
+    assert ended.value.latents.device == META and ended.value.latents.shape == (2, 4, side, side)
     return watch.seen
 
 
@@ -141,3 +158,18 @@ def test_the_watch_sees_a_blocking_copy_and_meta_refuses_a_read():
     assert len(watch.seen) == 1 and "torch.ones(3).to(META)" in watch.seen[0]
     with pytest.raises(RuntimeError, match="meta"):
         float(on_meta.sum())
+
+
+def test_tiled_diffusion_regions_and_reference_steps_never_wait_for_the_device(meta_model):
+    model = meta_model[0]
+    request = replace(_request("Euler a"), width=128, height=128)
+    settings = TileSettings(tile_width=8, tile_height=8, overlap=4)
+    region = Region(0.0, 0.0, 0.5, 1.0, "a red hat", seed=3)
+    assert _run_loop(model, request, [TiledDiffusion(settings, [region], True)], side=16) == []
+    reference = ReferenceUnit(torch.randn(1, 4, 8, 8), "reference_adain+attn")
+    assert _run_loop(model, replace(_request("Euler a"), control_units=[reference])) == []
+
+
+@pytest.mark.parametrize("sampler", ["DPM++ 2M", "Euler a", "DPM++ 3M SDE"])
+def test_sdxl_steps_never_wait_for_the_device(tiny_sdxl_ckpt, sampler):
+    assert _run_loop(_on_meta(tiny_sdxl_ckpt[0]), _request(sampler)) == []
