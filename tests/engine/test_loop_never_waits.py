@@ -5,9 +5,9 @@ On a GPU, `float(sigma)` or a blocking `tensor.to("cuda")` once per step makes t
 has run the step, so it cannot queue the next step meanwhile. Here the model runs on PyTorch's "meta"
 device, which has shapes but no values: any read of a device value raises, and a watch records every
 blocking copy from the host to it. The whole engine runs (prompt editing, AND, CFG, ControlNet,
-reference-only, Tiled Diffusion with a region, img2img with a mask, SD1 and SDXL) with every sampler but
-two that must read the device: DPM adaptive decides each step from its error estimate, and DPM++ SDE's
-Brownian tree lives on the latents' device (meta cannot draw).
+reference-only, Tiled Diffusion with a region, img2img with a mask, SD1, SDXL and its refiner switch)
+with every sampler but two that must read the device: DPM adaptive decides each step from its error
+estimate, and DPM++ SDE's Brownian tree lives on the latents' device (meta cannot draw).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from modules.sumi.engine.controlnet.control import ControlUnit
 from modules.sumi.engine.controlnet.reference import ReferenceUnit
 from modules.sumi.engine.extensions import Extension, HookPoint, LoopContext, hook
 from modules.sumi.engine.model import SDModel
+from modules.sumi.engine.sampling.model_switch import ModelSwitch
 from modules.sumi.engine.sampling.samplers import SAMPLERS
 from modules.sumi.engine.tiled_diffusion import TiledDiffusion, TileSettings
 from modules.sumi.engine.tiled_regions import Region
@@ -173,3 +174,20 @@ def test_tiled_diffusion_regions_and_reference_steps_never_wait_for_the_device(m
 @pytest.mark.parametrize("sampler", ["DPM++ 2M", "Euler a", "DPM++ 3M SDE"])
 def test_sdxl_steps_never_wait_for_the_device(tiny_sdxl_ckpt, sampler):
     assert _run_loop(_on_meta(tiny_sdxl_ckpt[0]), _request(sampler)) == []
+
+
+@pytest.mark.parametrize("sampler", ["DPM++ 2M", "Euler a"])
+def test_a_refiner_switch_never_waits_for_the_device(tiny_sdxl_ckpt, sampler):
+    base, refiner = _on_meta(tiny_sdxl_ckpt[0]), _on_meta(tiny_sdxl_ckpt[0])
+    watch = BlockingCopies()
+    switch = ModelSwitch(0.5, lambda: refiner, by_steps=True)
+    with watch, pytest.raises(_LoopEnded):
+        engine.generate(
+            base,
+            _request(sampler),
+            extensions=[WatchTheLoop(watch)],
+            progress_bar=False,
+            nan_check=False,
+            switch=switch,
+        )
+    assert watch.seen == []

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from modules.sumi.engine.host_values import send
 from modules.sumi.engine.model import TextEncoderSpec
 from modules.sumi.engine.text.chunks import (
     CHUNK_TOKENS,
@@ -198,7 +199,7 @@ def apply_emphasis(z: torch.Tensor, weights: torch.Tensor, emphasis: str) -> tor
     if emphasis in ("Ignore", "None") or bool((weights == 1).all()):
         return z
     original = z.float()
-    weighted = original * weights.to(original.device)[..., None]
+    weighted = original * send(weights, original.device)[..., None]
     if emphasis == "Original":
         new_mean = weighted.mean()  # kept on the device: no host sync (a zero mean leaves the scale)
         weighted = weighted * torch.where(new_mean != 0, original.mean() / new_mean, new_mean.new_ones(()))
