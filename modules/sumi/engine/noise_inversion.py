@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
+from modules.sumi.engine.host_values import scalar_on
 from modules.sumi.engine.sampling.ancestral import predicted_original
 from modules.sumi.engine.sampling.schedules import ModelSigmas, ScheduleArgs, uniform
 
@@ -73,7 +74,7 @@ def invert(
         sigma = levels[i]
         scaled = x / (sigma**2 + 1) ** 0.5
         t = sigmas.sigma_to_t(sigma.reshape(1)) / retouch
-        out = forward(scaled.to(init.dtype), t.to(init.device), steps - i).float()
+        out = forward(scaled.to(init.dtype), scalar_on(t, init.device), steps - i).float()
         if prediction_type == "epsilon":
             slope = out  # (x - denoised) / sigma, exactly
         else:
