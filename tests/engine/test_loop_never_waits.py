@@ -17,7 +17,13 @@ from dataclasses import replace
 
 import pytest
 import torch
-from diffusers import ControlNetModel
+from diffusers import (
+    ControlNetModel,
+    DDIMScheduler,
+    DPMSolverMultistepScheduler,
+    KDPM2AncestralDiscreteScheduler,
+    LCMScheduler,
+)
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from modules.sumi.engine import generate as engine
@@ -26,8 +32,12 @@ from modules.sumi.engine.checkpoint import load_checkpoint
 from modules.sumi.engine.controlnet.control import ControlUnit
 from modules.sumi.engine.controlnet.reference import ReferenceUnit
 from modules.sumi.engine.extensions import Extension, HookPoint, LoopContext, hook
+from modules.sumi.engine.families.base import scheduler_config
 from modules.sumi.engine.model import SDModel
+from modules.sumi.engine.sampling.ancestral import DPM2AncestralScheduler
+from modules.sumi.engine.sampling.lcm import LCMHostNoiseScheduler
 from modules.sumi.engine.sampling.model_switch import ModelSwitch
+from modules.sumi.engine.sampling.noise_sources import randn_on
 from modules.sumi.engine.sampling.samplers import SAMPLERS
 from modules.sumi.engine.tiled_diffusion import TiledDiffusion, TileSettings
 from modules.sumi.engine.tiled_regions import Region
@@ -191,3 +201,36 @@ def test_a_refiner_switch_never_waits_for_the_device(tiny_sdxl_ckpt, sampler):
             switch=switch,
         )
     assert watch.seen == []
+
+
+def _stepped(scheduler, steps: int, noise_given: bool, **step_kw) -> torch.Tensor:
+    """Latents after `steps` steps of `scheduler` on a fixed toy model, with per-image CPU generators;
+    `noise_given`: the step's fresh noise drawn by `randn_on` and passed as `variance_noise`."""
+    scheduler.set_timesteps(steps)
+    x = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0)) * scheduler.init_noise_sigma
+    generators = [torch.Generator().manual_seed(5), torch.Generator().manual_seed(6)]
+    for t in scheduler.timesteps:
+        out = torch.tanh(scheduler.scale_model_input(x, t)) * 0.3 + t.float() / 1e4
+        if noise_given:
+            dtype = torch.float32 if "eta" not in step_kw else out.dtype
+            noise = randn_on(out.shape, generators, out.device, dtype)
+            x = scheduler.step(out, t, x, variance_noise=noise, **step_kw).prev_sample
+        else:
+            x = scheduler.step(out, t, x, generator=generators, **step_kw).prev_sample
+    return x
+
+
+@pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
+def test_the_schedulers_that_send_their_noise_step_as_diffusers_bit_for_bit(prediction):
+    config = {**scheduler_config(prediction), "prediction_type": prediction}
+    for diffusers_class, ours, steps in (
+        (KDPM2AncestralDiscreteScheduler, DPM2AncestralScheduler, 5),
+        (LCMScheduler, LCMHostNoiseScheduler, 4),
+    ):
+        theirs = _stepped(diffusers_class.from_config(config), steps, False)
+        assert torch.equal(_stepped(ours.from_config(config), steps, False), theirs), ours.__name__
+    sde = {**config, "algorithm_type": "sde-dpmsolver++"}
+    drawn = _stepped(DPMSolverMultistepScheduler.from_config(sde), 6, False)
+    assert torch.equal(_stepped(DPMSolverMultistepScheduler.from_config(sde), 6, True), drawn)
+    drawn = _stepped(DDIMScheduler.from_config(config), 6, False, eta=0.7)
+    assert torch.equal(_stepped(DDIMScheduler.from_config(config), 6, True, eta=0.7), drawn)
