@@ -33,6 +33,7 @@ from modules.sumi.engine.controlnet.control import ControlUnit
 from modules.sumi.engine.controlnet.reference import ReferenceUnit
 from modules.sumi.engine.extensions import Extension, HookPoint, LoopContext, hook
 from modules.sumi.engine.families.base import scheduler_config
+from modules.sumi.engine.host_values import scalar_on, send
 from modules.sumi.engine.model import SDModel
 from modules.sumi.engine.sampling.ancestral import DPM2AncestralScheduler
 from modules.sumi.engine.sampling.lcm import LCMHostNoiseScheduler
@@ -234,3 +235,18 @@ def test_the_schedulers_that_send_their_noise_step_as_diffusers_bit_for_bit(pred
     assert torch.equal(_stepped(DPMSolverMultistepScheduler.from_config(sde), 6, True), drawn)
     drawn = _stepped(DDIMScheduler.from_config(config), 6, False, eta=0.7)
     assert torch.equal(_stepped(DDIMScheduler.from_config(config), 6, True, eta=0.7), drawn)
+
+
+def test_host_values_reach_the_device_without_a_blocking_copy():
+    watch = BlockingCopies()
+    with watch:
+        watch.on = True
+        timestep = scalar_on(torch.tensor(981.5), META)
+        row = scalar_on(torch.tensor([3.0], dtype=torch.float64), META)
+        number = scalar_on(0.25, META, torch.float16)
+        noise = send(torch.randn(2, 4, 8, 8), META, torch.float16)
+    assert watch.seen == []
+    assert (timestep.shape, timestep.dtype, timestep.device) == (torch.Size(()), torch.float32, META)
+    assert (row.shape, row.dtype) == (torch.Size([1]), torch.float64)
+    assert (number.dtype, noise.dtype, noise.shape) == (torch.float16, torch.float16, (2, 4, 8, 8))
+    assert scalar_on(torch.tensor(2.0), torch.device("cpu")).item() == 2.0  # same device: as it is

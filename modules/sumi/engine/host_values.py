@@ -34,5 +34,8 @@ def send(tensor: torch.Tensor, device: torch.device, dtype: torch.dtype | None =
     if tensor.device == device:
         return tensor if dtype is None else tensor.to(dtype)
     if tensor.device.type == "cpu" and device.type == "cuda":
-        tensor = tensor.pin_memory()
+        try:
+            tensor = tensor.pin_memory()
+        except RuntimeError:  # no pinned memory left: a plain copy (it waits, but the job goes on)
+            return tensor.to(device=device, dtype=dtype)
     return tensor.to(device=device, dtype=dtype, non_blocking=True)
