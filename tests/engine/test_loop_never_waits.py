@@ -175,9 +175,10 @@ def test_the_watch_sees_a_blocking_copy_and_meta_refuses_a_read():
 def test_tiled_diffusion_regions_and_reference_steps_never_wait_for_the_device(meta_model):
     model = meta_model[0]
     request = replace(_request("Euler a"), width=128, height=128)
-    settings = TileSettings(tile_width=8, tile_height=8, overlap=4)
-    region = Region(0.0, 0.0, 0.5, 1.0, "a red hat", seed=3)
-    assert _run_loop(model, request, [TiledDiffusion(settings, [region], True)], side=16) == []
+    for method, blend in (("MultiDiffusion", "Background"), ("Mixture of Diffusers", "Foreground")):
+        settings = TileSettings(method, tile_width=8, tile_height=8, overlap=4)
+        region = Region(0.0, 0.0, 0.5, 1.0, "a red hat", blend_mode=blend, seed=3)
+        assert _run_loop(model, request, [TiledDiffusion(settings, [region], True)], side=16) == []
     reference = ReferenceUnit(torch.randn(1, 4, 8, 8), "reference_adain+attn")
     assert _run_loop(model, replace(_request("Euler a"), control_units=[reference])) == []
 

@@ -45,6 +45,7 @@ from modules.sumi.engine.extensions import (
     UNetBatch,
     hook,
 )
+from modules.sumi.engine.host_values import send
 from modules.sumi.engine.model import SDModel, compute_dtype
 from modules.sumi.engine.noise_inversion import (
     CondForward,
@@ -319,7 +320,9 @@ class TiledForward:
                 continue
             box = Box(*span)
             feather = (
-                feather_mask(box.width, box.height, region.feather).to(device) if region.foreground else None
+                send(feather_mask(box.width, box.height, region.feather), device)
+                if region.foreground
+                else None
             )
             passes.append(RegionPass(region, box, texts, self._tile_weight(box, device), feather))
         return passes
@@ -327,7 +330,7 @@ class TiledForward:
     def _tile_weight(self, box: Box, device: torch.device) -> Tensor | float:
         if self.settings.method == "MultiDiffusion":
             return 1.0
-        return gaussian_weights(box.width, box.height).to(device)
+        return send(gaussian_weights(box.width, box.height), device)
 
     def _weight(
         self, boxes: list[Box], passes: list[RegionPass], height: int, width: int, device: torch.device
