@@ -5,7 +5,7 @@ On a GPU, `float(sigma)` or a blocking `tensor.to("cuda")` once per step makes t
 has run the step, so it cannot queue the next step meanwhile. Here the model runs on PyTorch's "meta"
 device, which has shapes but no values: any read of a device value raises, and a watch records every
 blocking copy from the host to it. The whole engine runs (prompt editing, AND, CFG, ControlNet,
-reference-only, Tiled Diffusion with a region, img2img with a mask, SD1, SDXL and its refiner switch)
+IP-Adapter, reference-only, Tiled Diffusion with a region, img2img with a mask, SD1, SDXL and its refiner switch)
 with every sampler but two that must read the device: DPM adaptive decides each step from its error
 estimate, and DPM++ SDE's Brownian tree lives on the latents' device (meta cannot draw).
 """
@@ -29,7 +29,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from modules.sumi.engine import generate as engine
 from modules.sumi.engine import img2img
 from modules.sumi.engine.checkpoint import load_checkpoint
+from modules.sumi.engine.controlnet.clip_vision import ClipImageFeatures
 from modules.sumi.engine.controlnet.control import ControlUnit
+from modules.sumi.engine.controlnet.ip_adapter import ImagePromptUnit, build_ip_adapter
 from modules.sumi.engine.controlnet.reference import ReferenceUnit
 from modules.sumi.engine.extensions import Extension, HookPoint, LoopContext, hook
 from modules.sumi.engine.families.base import scheduler_config
@@ -42,6 +44,7 @@ from modules.sumi.engine.sampling.noise_sources import randn_on
 from modules.sumi.engine.sampling.samplers import SAMPLERS
 from modules.sumi.engine.tiled_diffusion import TiledDiffusion, TileSettings
 from modules.sumi.engine.tiled_regions import Region
+from tests.fixtures.tiny_ip_adapter import CLIP_PROJECTION, CLIP_WIDTH, ip_adapter_state
 
 META = torch.device("meta")
 MUST_READ = {"DPM adaptive", "DPM++ SDE"}
@@ -251,3 +254,19 @@ def test_host_values_reach_the_device_without_a_blocking_copy():
     assert (row.shape, row.dtype) == (torch.Size([1]), torch.float64)
     assert (number.dtype, noise.dtype, noise.shape) == (torch.float16, torch.float16, (2, 4, 8, 8))
     assert scalar_on(torch.tensor(2.0), torch.device("cpu")).item() == 2.0  # same device: as it is
+
+
+@pytest.mark.parametrize("kind", ["plain", "plus"])
+def test_ip_adapter_steps_never_wait_for_the_device(tiny_sd1_ckpt, kind):
+    model = load_checkpoint(tiny_sd1_ckpt[0])
+    name = "ip-adapter_sd15.safetensors" if kind == "plain" else "ip-adapter-plus_sd15.safetensors"
+    adapter = build_ip_adapter(ip_adapter_state(model.unet, kind, seed=4), name)
+    features = ClipImageFeatures(
+        image_embeds=torch.randn(1, CLIP_PROJECTION),
+        penultimate=torch.randn(1, 257, CLIP_WIDTH),
+        zero_image_embeds=torch.zeros(1, CLIP_PROJECTION),
+        zero_penultimate=torch.randn(1, 257, CLIP_WIDTH),
+    )
+    tokens, negative = adapter.tokens(features)  # made on the host: sent once, at the first call
+    unit = ImagePromptUnit(adapter.to(META), tokens, negative, weight=0.8, guidance_start=0.2)
+    assert _run_loop(_on_meta(tiny_sd1_ckpt[0]), replace(_request("Euler a"), control_units=[unit])) == []

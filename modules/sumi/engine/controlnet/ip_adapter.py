@@ -48,6 +48,7 @@ from modules.sumi.engine.controlnet.control import (
 )
 from modules.sumi.engine.errors import InvalidRequestError, ModelLoadError
 from modules.sumi.engine.extensions import Extension, HookPoint, PatchScope, UNetBatch, hook
+from modules.sumi.engine.host_values import send
 
 IMAGE_PROJ, IP_LAYERS = "image_proj.", "ip_adapter."
 CONTEXT_FAMILIES = {768: "SD1", 1024: "SD2", 2048: "SDXL"}
@@ -541,4 +542,7 @@ class ImagePromptExtension(Extension):
 
 def row_tokens(unit: ImagePromptUnit, batch: UNetBatch) -> Tensor:
     """Per row of the forward: its image's tokens on cond rows, the negative image's on uncond rows."""
+    device = batch.x.device
+    if unit.tokens.device != device or unit.negative.device != device:  # sent once, not at every call
+        unit.tokens, unit.negative = send(unit.tokens, device), send(unit.negative, device)
     return tokens_per_row(unit.tokens, unit.negative, batch)
