@@ -5,9 +5,9 @@ On a GPU, `float(sigma)` or a blocking `tensor.to("cuda")` once per step makes t
 has run the step, so it cannot queue the next step meanwhile. Here the model runs on PyTorch's "meta"
 device, which has shapes but no values: any read of a device value raises, and a watch records every
 blocking copy from the host to it. The whole engine runs (prompt editing, AND, CFG, ControlNet,
-IP-Adapter, reference-only, Tiled Diffusion with a region, img2img with a mask, SD1, SDXL and its refiner switch)
-with every sampler but two that must read the device: DPM adaptive decides each step from its error
-estimate, and DPM++ SDE's Brownian tree lives on the latents' device (meta cannot draw).
+IP-Adapter, reference-only, Tiled Diffusion with a region, img2img with a mask, SD1, SDXL and its refiner
+switch) with every sampler but two that must read the device: DPM adaptive decides each step from its
+error estimate, and DPM++ SDE's Brownian tree lives on the latents' device (meta cannot draw).
 """
 
 from __future__ import annotations
