@@ -126,24 +126,29 @@ class DPM2AncestralScheduler(KDPM2AncestralDiscreteScheduler):
             self._init_step_index(timestep)
         if self.state_in_first_order:
             return super().step(model_output, timestep, sample, generator=generator, return_dict=return_dict)
+        # diffusers types these for numpy too and the index/stored sample as optional; here they are
+        # the loop's tensors, the index is set above and the first-order step stored the sample
         model_output, sample = cast(torch.Tensor, model_output), cast(torch.Tensor, sample)
         index = cast(int, self.step_index)
         sigma, sigma_mid = self.sigmas[index - 1], self.sigmas_interpol[index - 1]
         sigma_up, sigma_down = self.sigmas_up[index - 1], self.sigmas_down[index - 1]
-        denoised = predicted_original(model_output, sample, sigma_mid, self.config["prediction_type"])
-        derivative = (sample - denoised) / sigma_mid
+        denoised_mid = predicted_original(model_output, sample, sigma_mid, self.config["prediction_type"])
         start = cast(torch.Tensor, self.sample)
         self.sample = None
-        prev = start + derivative * (sigma_down - sigma)
+        prev = self._second_update(start, sample, denoised_mid, sigma, sigma_mid, sigma_down)
         noise = randn_on(model_output.shape, generator, model_output.device, model_output.dtype)
         prev = prev + noise * sigma_up
         self._step_index = index + 1
         if not return_dict:
-            return prev, denoised
-        return EulerAncestralDiscreteSchedulerOutput(prev_sample=prev, pred_original_sample=denoised)
+            return prev, denoised_mid
+        return EulerAncestralDiscreteSchedulerOutput(prev_sample=prev, pred_original_sample=denoised_mid)
+
+    def _second_update(self, start, sample, denoised_mid, sigma, sigma_mid, sigma_down) -> torch.Tensor:
+        """DPM-Solver-2: the derivative at the midpoint over the whole step from the stored sample."""
+        return start + (sample - denoised_mid) / sigma_mid * (sigma_down - sigma)
 
 
-class DPMPP2SAncestralScheduler(KDPM2AncestralDiscreteScheduler):
+class DPMPP2SAncestralScheduler(DPM2AncestralScheduler):
     """DPM++ 2S a (k-diffusion `sample_dpmpp_2s_ancestral`, r = 1/2).
 
     It evaluates the model at the same two noise levels as DPM2 a (sigma, then the log-midpoint
@@ -152,26 +157,5 @@ class DPMPP2SAncestralScheduler(KDPM2AncestralDiscreteScheduler):
     Ancestral noise is always eta = 1 (A1111's default); other etas apply to Euler a and DDIM only.
     """
 
-    def step(self, model_output, timestep, sample, generator=None, return_dict: bool = True):
-        if self.step_index is None:
-            self._init_step_index(timestep)
-        if self.state_in_first_order:
-            return super().step(model_output, timestep, sample, generator=generator, return_dict=return_dict)
-        # diffusers types these for numpy too and the index/stored sample as optional; here they are
-        # the loop's tensors, the index is set above and the first-order step stored the sample
-        model_output, sample = cast(torch.Tensor, model_output), cast(torch.Tensor, sample)
-        index = cast(int, self.step_index)
-        sigma = self.sigmas[index - 1]
-        sigma_mid = self.sigmas_interpol[index - 1]
-        sigma_up = self.sigmas_up[index - 1]
-        sigma_down = self.sigmas_down[index - 1]
-        denoised_mid = predicted_original(model_output, sample, sigma_mid, self.config["prediction_type"])
-        start = cast(torch.Tensor, self.sample)
-        self.sample = None
-        prev = (sigma_down / sigma) * start + (1 - sigma_down / sigma) * denoised_mid
-        noise = randn_on(model_output.shape, generator, model_output.device, model_output.dtype)
-        prev = prev + noise * sigma_up
-        self._step_index = index + 1
-        if not return_dict:
-            return prev, denoised_mid
-        return EulerAncestralDiscreteSchedulerOutput(prev_sample=prev, pred_original_sample=denoised_mid)
+    def _second_update(self, start, sample, denoised_mid, sigma, sigma_mid, sigma_down) -> torch.Tensor:
+        return (sigma_down / sigma) * start + (1 - sigma_down / sigma) * denoised_mid
