@@ -306,9 +306,7 @@ class ReferenceExtension(Extension):
         self.machine.mode = READ
         _, is_cond = batch.row_roles()  # host tuples from the sampler: no wait for the GPU
         uncond = [row for row, cond in enumerate(is_cond) if not cond]
-        self.machine.uncond_rows = torch.tensor(uncond, dtype=torch.long).to(
-            batch.x.device, non_blocking=True
-        )
+        self.machine.uncond_rows = send(torch.tensor(uncond, dtype=torch.long), batch.x.device)
 
     @torch.no_grad()
     def _write_pass(self, unit: ReferenceUnit, batch: UNetBatch) -> None:

@@ -36,7 +36,7 @@ from modules.sumi.engine.extensions import (
     RowsOnHost,
     UNetBatch,
 )
-from modules.sumi.engine.host_values import scalar_on
+from modules.sumi.engine.host_values import scalar_on, send
 from modules.sumi.engine.model import compute_dtype
 from modules.sumi.engine.sampling.tuning import UncondSkipping
 from modules.sumi.engine.text.encoder import Conditioning, pad_to_same_length
@@ -128,11 +128,9 @@ def guided(
     """The guided prediction for one call: the UNet on its cond and uncond rows, then CFG."""
     counts = [len(parts) for parts in call.conds]
     device = call.x.device
-    # Small host lists reach the device with non-blocking copies: `torch.tensor(..., device=cuda)`
-    # would wait for the GPU to drain its queue at every model call.
-    owners = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts)).to(
-        device, non_blocking=True
-    )
+    # Small host lists reach the device through pinned memory without blocking (`send`):
+    # `torch.tensor(..., device=cuda)` would wait for the GPU to drain its queue at every model call.
+    owners = send(torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts)), device)
     cond = stack_rows([row for parts in call.conds for _, row in parts])
     image = call.image_conditioning
     n_cond = sum(counts)
@@ -155,7 +153,7 @@ def guided(
         # A1111: the prompt's prediction stands in for the negative prompt's (each image's first AND
         # part), and the parts are combined with scale 1: one plain part gives the prompt's prediction
         cond_out = _unet(unet, call, cond_rows, extensions)
-        firsts = torch.tensor([sum(counts[:i]) for i in range(len(counts))]).to(device, non_blocking=True)
+        firsts = send(torch.tensor([sum(counts[:i]) for i in range(len(counts))]), device)
         uncond_out, cfg_scale = cond_out[firsts], 1.0
     else:
         uncond_out, cond_out = _uncond_and_cond(unet, call, cond_rows, extensions)
@@ -170,9 +168,7 @@ def guided(
             return rows.output
     if call.keep_uncond:
         call.uncond_output = uncond_out
-    weights = torch.tensor([w * cfg_scale for parts in call.conds for w, _ in parts]).to(
-        device, non_blocking=True
-    )
+    weights = send(torch.tensor([w * cfg_scale for parts in call.conds for w, _ in parts]), device)
     diffs = (cond_out - uncond_out[owners]) * weights.view(-1, 1, 1, 1).to(cond_out.dtype)
     return uncond_out.index_add(0, owners, diffs)
 
