@@ -10,6 +10,8 @@ travels as a kernel argument), a tensor through pinned memory with a non-blockin
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 import torch
 
 
@@ -39,3 +41,19 @@ def send(tensor: torch.Tensor, device: torch.device, dtype: torch.dtype | None =
         except RuntimeError:  # no pinned memory left: a plain copy (it waits, but the job goes on)
             return tensor.to(device=device, dtype=dtype)
     return tensor.to(device=device, dtype=dtype, non_blocking=True)
+
+
+class SentOnce:
+    """Host tensors sent to a device at their first use and kept there (a unit's control image, a
+    reference's latents): a copy at every model call would wait for the device each time."""
+
+    def __init__(self) -> None:
+        self._sent: dict[tuple[Hashable, torch.device, torch.dtype | None], torch.Tensor] = {}
+
+    def get(
+        self, name: Hashable, tensor: torch.Tensor, device: torch.device, dtype: torch.dtype | None = None
+    ) -> torch.Tensor:
+        key = (name, device, dtype)
+        if key not in self._sent:
+            self._sent[key] = send(tensor, device, dtype)
+        return self._sent[key]

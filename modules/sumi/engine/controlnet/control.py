@@ -29,7 +29,7 @@ from diffusers import ControlNetModel, ControlNetUnionModel
 from modules.sumi.engine.controlnet.t2i_adapter import SOFT_SCALES, T2IAdapterNetwork, fitted, level_sizes
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.extensions import Extension, HookPoint, UNetBatch, hook
-from modules.sumi.engine.host_values import send
+from modules.sumi.engine.host_values import SentOnce
 
 ControlModel = ControlNetModel | ControlNetUnionModel | T2IAdapterNetwork  # what a map-fed unit runs
 CONTROL_MODES = ("Balanced", "My prompt is more important", "ControlNet is more important")
@@ -64,10 +64,8 @@ class ControlUnit:
         default=None, repr=False, compare=False
     )
 
-    # the control image and region mask on the device, sent once per job: {(name, device, dtype): tensor}
-    placed: dict[tuple[str, torch.device, torch.dtype], torch.Tensor] = field(
-        default_factory=dict, repr=False, compare=False
-    )
+    # the control image and region mask on the device, sent once per job
+    placed: SentOnce = field(default_factory=SentOnce, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.control_mode not in CONTROL_MODES:
@@ -88,10 +86,7 @@ class ControlUnit:
     def on_device(self, name: str, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         """The unit's `image` or `region_mask` on `device` in `dtype`, sent at its first use only (a
         copy at every model call would wait for the device each time)."""
-        key = (name, device, dtype)
-        if key not in self.placed:
-            self.placed[key] = send(getattr(self, name), device, dtype)
-        return self.placed[key]
+        return self.placed.get(name, getattr(self, name), device, dtype)
 
     @property
     def soft_injection(self) -> bool:

@@ -35,7 +35,7 @@ from torch import Tensor
 from modules.sumi.engine.controlnet.control import check_window, in_window
 from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.extensions import Extension, HookPoint, PatchScope, UNetBatch, hook
-from modules.sumi.engine.host_values import send
+from modules.sumi.engine.host_values import SentOnce, send
 
 REFERENCE_MODES = ("reference_only", "reference_adain", "reference_adain+attn")
 _ADAIN_INPUTS = {False: (4, 5, 7, 8, 10, 11), True: (4, 5, 7, 8)}
@@ -255,8 +255,8 @@ class ReferenceExtension(Extension):
     ) -> None:
         super().__init__()
         self.units = list(units)
-        self.alphas_cumprod = alphas_cumprod.double().float()  # float32 (as used) on every device, MPS too
-        self._latents: dict[tuple[int, torch.device], Tensor] = {}  # each unit's latents on the device
+        self.alphas_cumprod = alphas_cumprod.float()  # float32 (as used) on every device, MPS too
+        self._sent = SentOnce()  # each unit's latents and the alpha table on the device
         self.sdxl = sdxl
         self.machine = _Machine()
         self.generator = torch.Generator().manual_seed(int(seed) & 0xFFFFFFFFFFFF)
@@ -327,16 +327,12 @@ class ReferenceExtension(Extension):
         """The reference latents of each row at the forward's timestep (`q_sample`, fresh noise from the
         job's seed); for a 9-channel inpainting UNet with an empty mask and the latents as its image."""
         x = batch.x
-        key = (id(unit), x.device)
-        if key not in self._latents:  # sent once per job: a copy per model call would wait for the device
-            self._latents[key] = send(unit.latents, x.device, torch.float32)
-        latents = self._latents[key]
+        latents = self._sent.get(id(unit), unit.latents, x.device, torch.float32)
         rows = latents[batch.images.to(x.device) % latents.shape[0]]
         t = torch.as_tensor(batch.timestep).float().flatten()
-        if self.alphas_cumprod.device != t.device:  # once: the timestep's table is indexed where it is
-            self.alphas_cumprod = send(self.alphas_cumprod, t.device)
-        index = t.round().long().clamp(0, len(self.alphas_cumprod) - 1)
-        alpha = self.alphas_cumprod[index].to(x.device).view(-1, 1, 1, 1)
+        alphas = self._sent.get("alphas", self.alphas_cumprod, t.device)  # indexed where the timestep is
+        index = t.round().long().clamp(0, len(alphas) - 1)
+        alpha = alphas[index].to(x.device).view(-1, 1, 1, 1)
         noise = send(torch.randn(rows.shape, generator=self.generator), x.device)
         noised = alpha.sqrt() * rows + (1 - alpha).sqrt() * noise
         channels = int(getattr(getattr(self._unet, "config", None), "in_channels", x.shape[1]))

@@ -84,6 +84,7 @@ def sample(
         latents = _loop_hook(ext, HookPoint.PRE_LOOP, LoopContext(first, timesteps, len(timesteps)))
     total = len(timesteps)
     step_kwargs = _step_kwargs(scheduler, built.step_kwargs, generators)
+    noise_of = _variance_noise_dtype(scheduler, step_kwargs)  # decided once, not per step
     stopped = False
     steps_left = timesteps[begin:]
     bar = tqdm(steps_left, disable=not progress_bar, desc="Sampling", leave=False)
@@ -97,8 +98,10 @@ def sample(
         latents = _step_hook(ext, HookPoint.PRE_STEP, StepContext(i, total, t, latents))
         model_input = scheduler.scale_model_input(latents, t)
         model_output = denoise(model_input, t, i)
-        noise_kwargs = _variance_noise(scheduler, step_kwargs, model_output)
-        result = scheduler.step(model_output, t, latents, return_dict=True, **noise_kwargs)
+        kwargs = (
+            step_kwargs if noise_of is None else _with_variance_noise(step_kwargs, model_output, noise_of)
+        )
+        result = scheduler.step(model_output, t, latents, return_dict=True, **kwargs)
         denoised = getattr(result, "pred_original_sample", None)
         latents = _step_hook(ext, HookPoint.POST_STEP, StepContext(i, total, t, result.prev_sample, denoised))
         if callback is not None:
@@ -154,20 +157,27 @@ def _step_hook(ext: ExtensionManager, point: HookPoint, context: StepContext) ->
     return context.latents
 
 
-def _variance_noise(scheduler: Any, kwargs: dict, model_output: torch.Tensor) -> dict:
-    """The step's kwargs with the fresh noise of a step that takes it (DPM++ 2M SDE, DDIM with eta) drawn
-    here: the same draws from the same generators, sent without blocking (diffusers copies them blocking)."""
-    generator = kwargs.get("generator")
-    if generator is None or "variance_noise" not in inspect.signature(scheduler.step).parameters:
-        return kwargs
-    config = scheduler.config
-    if str(config.get("algorithm_type", "")).startswith("sde-"):
-        dtype = torch.float32
-    elif isinstance(scheduler, DDIMScheduler) and kwargs.get("eta", 0.0) > 0:
-        dtype = model_output.dtype
-    else:
-        return kwargs
-    noise = randn_on(model_output.shape, generator, model_output.device, dtype)
+def _variance_noise_dtype(scheduler: Any, kwargs: dict) -> Callable[[torch.Tensor], torch.dtype] | None:
+    """For a step that takes `variance_noise`, the dtype of its fresh noise from the model output (DPM++ 2M
+    SDE: float32, DDIM with eta: the output's, as diffusers draws them); None: Sumi draws none for it."""
+    if (
+        kwargs.get("generator") is None
+        or "variance_noise" not in inspect.signature(scheduler.step).parameters
+    ):
+        return None
+    if str(scheduler.config.get("algorithm_type", "")).startswith("sde-"):
+        return lambda model_output: torch.float32
+    if isinstance(scheduler, DDIMScheduler) and kwargs.get("eta", 0.0) > 0:
+        return lambda model_output: model_output.dtype
+    return None
+
+
+def _with_variance_noise(
+    kwargs: dict, model_output: torch.Tensor, dtype_of: Callable[[torch.Tensor], torch.dtype]
+) -> dict:
+    """The step's kwargs with its fresh noise drawn here: the same draws from the same generators as
+    diffusers', sent without blocking (diffusers copies them blocking)."""
+    noise = randn_on(model_output.shape, kwargs["generator"], model_output.device, dtype_of(model_output))
     return {**{k: v for k, v in kwargs.items() if k != "generator"}, "variance_noise": noise}
 
 
