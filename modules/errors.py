@@ -12,6 +12,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from modules.sumi.util.logs import remember_exception
+
 exception_records: list[dict[str, Any]] = []
 already_displayed: dict[str, int] = {}
 MAX_RECORDS = 5
@@ -29,6 +31,7 @@ def record_exception() -> None:
     _, e, tb = sys.exc_info()
     if e is None:
         return
+    remember_exception(e)  # Sumi's own record, shown in the system info
     if exception_records and exception_records[-1]["exception"] == str(e):
         return
     exception_records.append(format_exception(e, tb))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from typing import Any
 from modules.sumi.engine.accel.offload import OffloadFlags
 from modules.sumi.engine.devices import DeviceConfig, select_device, xformers_available
 from modules.sumi.engine.errors import EngineError
+from modules.sumi.services import sysinfo
 from modules.sumi.services.captioning.service import CaptionService
 from modules.sumi.services.controlnet.models import ControlNetModels
 from modules.sumi.services.controlnet.service import ControlNetService
@@ -54,6 +56,7 @@ from modules.sumi.services.settings.secrets import (
     Credentials,
     Redactor,
     install_log_redaction,
+    redacted_options,
     secret_option_values,
     secret_values,
 )
@@ -371,6 +374,21 @@ class App:
         (the CPU size rule may keep a small model in fp32)."""
         active = self.models.active
         return {**self.devices.summary(), "model": active.sd.extra.get("precision") if active else None}
+
+    def sysinfo(self) -> str:
+        """A1111's "Download system info" text (services.sysinfo): redacted, with its checksum."""
+        sources = sysinfo.SysinfoSources(
+            repo_root=self.paths.repo_root,
+            data_dir=self.paths.data_dir,
+            extensions_dir=self.paths.extensions_dir,
+            argv=sys.argv,
+            config=redacted_options(self.options.as_dict()),
+            extensions=self.extensions.list(with_repo_info=True),
+            device=self.precision_summary(),
+            loaded_models=self.models.loaded_titles(),
+            notices=self.notices,
+        )
+        return sysinfo.sysinfo_text(sysinfo.sysinfo_dict(sources), self.redact)
 
     def notice(self, text: str) -> None:
         text = self.redact(text)

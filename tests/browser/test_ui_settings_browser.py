@@ -1,18 +1,35 @@
 """The Settings tab in Chromium: a changed setting is applied, stored in config.json and shown after a
-reload."""
+reload; the Actions section unloads, loads and hashes checkpoints; the Sysinfo section downloads the
+system information and checks a report for edits."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
+
+import pytest
 
 from tests.app_support import running_server
 from tests.browser_support import open_page
 
 
-def test_settings_tab_applies_persists_and_shows_values_after_reload(tmp_path, chromium):
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, tiny_sd1_ckpt):
+    """A server with a checkpoint loaded at start (so hashed) and a second one not hashed yet."""
+    data_dir = tmp_path_factory.mktemp("settings")
+    models = data_dir / "models" / "Stable-diffusion"
+    models.mkdir(parents=True)
+    shutil.copy(tiny_sd1_ckpt[0], models / "model.safetensors")
+    shutil.copy(tiny_sd1_ckpt[0], models / "unhashed.safetensors")
+    with running_server(data_dir, ["--api"]) as running:
+        yield running
+
+
+def test_settings_tab_applies_persists_and_shows_values_after_reload(server, chromium):
     from playwright.sync_api import expect
 
-    with running_server(tmp_path) as server, open_page(chromium, server.url) as page:
+    with open_page(chromium, server.url) as page:
         page.get_by_role("tab", name="Settings").click()
         box = page.locator("#setting_samples_save input[type=checkbox]")
         expect(box).to_be_checked()
@@ -24,3 +41,37 @@ def test_settings_tab_applies_persists_and_shows_values_after_reload(tmp_path, c
         page.reload()
         page.get_by_role("tab", name="Settings").click()
         expect(page.locator("#setting_samples_save input[type=checkbox]")).not_to_be_checked()
+
+
+def test_actions_unload_load_and_hash_checkpoints_and_sysinfo_downloads_and_checks_valid(
+    server, chromium, tmp_path
+):
+    from playwright.sync_api import expect
+
+    app = server.app
+    loaded = app.models.active.checkpoint.title
+    with open_page(chromium, server.url) as page:
+        page.get_by_role("tab", name="Settings").click()
+        result = page.locator("#settings_result")
+        assert app.checkpoints.get("unhashed.safetensors").hash is None
+        page.click("#calculate_all_checkpoint_hash")
+        sha256 = hashlib.sha256(
+            (server.data_dir / "models/Stable-diffusion/unhashed.safetensors").read_bytes()
+        )
+        expect(result).to_have_text(f"Hashed 1 checkpoint: unhashed.safetensors [{sha256.hexdigest()[:10]}].")
+        assert app.checkpoints.get("unhashed.safetensors").sha256 == sha256.hexdigest()
+        page.click("#sett_unload_sd_model")
+        expect(result).to_have_text(f"{loaded} computes on the CPU: it stays in RAM.")
+        app.models.unload_all()  # nothing loaded: Load reads the selected checkpoint again
+        page.click("#sett_reload_sd_model")
+        expect(result).to_have_text(f"{loaded} is loaded on cpu.")
+        assert app.models.active is not None and app.models.active.checkpoint.title == loaded
+
+        with page.expect_download() as download:
+            page.get_by_text("Download system info").click()
+        report = tmp_path / "sysinfo.json"
+        download.value.save_as(report)
+        assert download.value.suggested_filename.startswith("sysinfo-")
+        assert json.loads(report.read_text(encoding="utf-8"))["Loaded models"] == [loaded]
+        page.locator("#sysinfo_check_file input[type=file]").set_input_files(str(report))
+        expect(page.locator("#sysinfo_validity")).to_have_text("Valid")  # an edited one: tests/frontends

@@ -2,7 +2,8 @@
 
 - `report_exception` logs an error with its traceback once and marks the exception, so a layer
   further up (the HTTP API's error handler, the UI) logs one line for it instead of a second
-  traceback (`was_reported`).
+  traceback (`was_reported`); the last few reported errors are kept for the system info
+  (`recent_exceptions`).
 - `RepeatFilter` bounds what repeats cost: the same kind of record (logger, level, message template,
   exception type and where it was raised) shows its traceback only the first time, and after
   `every_line` occurrences only every power of ten is written, with a count. A fuzzer sending
@@ -18,8 +19,10 @@ import contextlib
 import logging
 import logging.handlers
 import threading
-from collections import OrderedDict
+import traceback
+from collections import OrderedDict, deque
 from pathlib import Path
+from typing import Any
 
 _REPORTED = "_sumi_reported"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -27,10 +30,34 @@ LOG_FILE_BYTES = 10 * 1024 * 1024
 LOG_FILE_BACKUPS = 5  # at most 60 MB of log on disk: the live file and five rotated ones
 
 
+MAX_RECENT_EXCEPTIONS = 5
+_recent: deque[dict[str, Any]] = deque(maxlen=MAX_RECENT_EXCEPTIONS)
+_recent_lock = threading.Lock()
+
+
 def report_exception(logger: logging.Logger, message: str, exc: BaseException, *args: object) -> None:
     """Log `message` with `exc`'s traceback and remember that it was logged."""
     logger.error(message, *args, exc_info=(type(exc), exc, exc.__traceback__))
     mark_reported(exc)
+    remember_exception(exc)
+
+
+def remember_exception(exc: BaseException) -> None:
+    """Keep `exc` among the last few errors (A1111's `exception_records`, shown in the system info);
+    the same error twice in a row is kept once."""
+    record = {
+        "exception": f"{type(exc).__name__}: {exc}",
+        "traceback": [list(frame) for frame in traceback.extract_tb(exc.__traceback__)],
+    }
+    with _recent_lock:
+        if not _recent or _recent[-1]["exception"] != record["exception"]:
+            _recent.append(record)
+
+
+def recent_exceptions() -> list[dict[str, Any]]:
+    """The errors `remember_exception` kept, newest first."""
+    with _recent_lock:
+        return list(reversed(_recent))
 
 
 def mark_reported(exc: BaseException) -> None:

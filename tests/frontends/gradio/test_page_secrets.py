@@ -24,3 +24,11 @@ def test_settings_tab_masks_a_secret_setting_and_keeps_it_when_applied_unchanged
     assert current_values(app, ["civitai_api_key"])[0]["value"] == MASK
     assert apply_settings(app, ["civitai_api_key"], MASK) == "0 settings changed."
     assert app.options.civitai_api_key == "Tab-Secret-Key-3571"
+
+
+def test_the_extensions_tab_shows_a_remote_without_its_token():
+    from modules.sumi.frontends.gradio.extensions_tab import _remote_link
+
+    link = _remote_link("https://someone:Remote-Token-4242@example.invalid/me/ext.git")
+    assert "Remote-Token-4242" not in link and "someone" not in link
+    assert 'href="https://example.invalid/me/ext.git"' in link

@@ -40,6 +40,7 @@ from modules.sumi.frontends.gradio.extensions_backup import commit_link, config_
 from modules.sumi.services.extensions.config_states import PRE_UPDATE_NAME
 from modules.sumi.services.extensions.manager import DISABLE_MODES
 from modules.sumi.services.extensions.model import ExtensionError
+from modules.sumi.services.settings.secrets import without_userinfo
 
 if TYPE_CHECKING:
     from modules.sumi.app import App
@@ -90,6 +91,7 @@ def format_date(timestamp: int | None) -> str:
 
 
 def _remote_link(remote: str | None) -> str:
+    remote = without_userinfo(remote)  # a token in the URL stays off the page
     if not remote:
         return ""
     if remote.startswith(("https://", "http://")):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 import gradio as gr
 
 from modules.sumi.frontends.gradio import results
+from modules.sumi.frontends.gradio.settings_actions import create_actions_and_sysinfo
 from modules.sumi.services.settings.secrets import is_secret_name, redacted_options
 
 if TYPE_CHECKING:
@@ -228,6 +229,7 @@ def create_settings_tab(app: App, demo: gr.Blocks) -> SettingsTab:
     tab = SettingsTab([], [], submit, result)
     for section, keys in group_by_section(app.options.data_labels, SKIPPED_KEYS | hidden_keys(app)):
         _section(app, section, keys, tab)
+    create_actions_and_sysinfo(app, result)
     _wire(app, tab, demo)
     return tab
 

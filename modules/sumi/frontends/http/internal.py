@@ -3,14 +3,17 @@
 `/internal/progress` is what A1111's `requestProgress()` polls: whether a task id waits, runs or is done,
 its progress and ETA, and a live preview when it changed since the one the page has. Extensions that
 queue their own tasks (agent-scheduler) show their progress bars this way. `/internal/pending-tasks`
-lists the waiting ids; `/internal/ping` tells a restarting page whether the server is back.
+lists the waiting ids; `/internal/ping` tells a restarting page whether the server is back;
+`/internal/sysinfo` (and `-download`) is the system information the Settings tab links to.
 """
 
 from __future__ import annotations
 
+import datetime
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field, StrictBool, StrictInt
 
 from modules.sumi.services.images.saving import encode_image_base64
@@ -82,3 +85,19 @@ def mount(server: FastAPI, app: App) -> None:
     def pending_tasks() -> dict[str, int | list[str]]:
         waiting = app.queue.tasks.waiting()
         return {"size": len(waiting), "tasks": waiting}
+
+    @server.get("/internal/sysinfo", response_class=PlainTextResponse)
+    def sysinfo(attachment: bool = False) -> PlainTextResponse:
+        """A1111's system information for bug reports (JSON text, secrets masked); `attachment`:
+        the browser saves it as a file."""
+        return sysinfo_response(app, attachment)
+
+    @server.get("/internal/sysinfo-download", response_class=PlainTextResponse)
+    def sysinfo_download() -> PlainTextResponse:
+        return sysinfo_response(app, attachment=True)
+
+
+def sysinfo_response(app: App, attachment: bool) -> PlainTextResponse:
+    name = f"sysinfo-{datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d-%H-%M')}.json"
+    disposition = f'{"attachment" if attachment else "inline"}; filename="{name}"'
+    return PlainTextResponse(app.sysinfo(), headers={"Content-Disposition": disposition})

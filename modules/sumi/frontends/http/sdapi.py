@@ -46,6 +46,7 @@ from modules.sumi.services.settings.secrets import (
     redacted_flags,
     redacted_options,
     without_masked,
+    without_userinfo,
 )
 from modules.sumi.util.b64images import decode_base64_image
 
@@ -262,6 +263,19 @@ def _model_routes(router: APIRouter, app: App) -> None:
         app.models.refresh()
         return {}
 
+    @router.post("/unload-checkpoint")
+    def unload_checkpoint() -> dict:
+        """A1111's: the active model leaves the GPU (parked in RAM, pinned on CUDA; under --medvram or
+        --lowvram every part goes back to RAM). The next job, or reload-checkpoint, brings it back."""
+        app.models.offload()
+        return {}
+
+    @router.post("/reload-checkpoint")
+    def reload_checkpoint() -> dict:
+        """A1111's: the selected checkpoint back on the GPU; loaded from its file if nothing is loaded."""
+        app.models.load()
+        return {}
+
     @router.get("/sd-vae", response_model=list[m.VaeItem])
     def sd_vae() -> list[m.VaeItem]:
         return [m.VaeItem(model_name=name, filename=str(path)) for name, path in app.vaes.files().items()]
@@ -427,7 +441,7 @@ def _script_routes(router: APIRouter, app: App) -> None:
         return [
             {
                 "name": e.name,
-                "remote": e.remote,
+                "remote": without_userinfo(e.remote),
                 "branch": e.branch,
                 "commit_hash": e.commit_hash,
                 "version": e.version,

@@ -12,6 +12,7 @@ import os
 import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from modules.sumi.services.models.hashing import HashCache, legacy_model_hash
@@ -227,6 +228,28 @@ class CheckpointRegistry:
 
     def titles(self) -> list[str]:
         return [info.title for info in self.list()]
+
+    def calculate_all_hashes(self, threads: int = 1) -> tuple[list[str], list[str]]:
+        """The sha256 of every checkpoint file not hashed yet (A1111's "Calculate hash for all
+        checkpoint"), `threads` files at a time: (titles hashed, "title: why" for those that failed)."""
+        if self.no_hashing or self.hash_cache is None:
+            raise ValueError("Checkpoint hashing is turned off (--no-hashing)")
+        todo = [info for info in self.list() if not is_in_memory(info) and info.sha256 is None]
+        hashed: list[str] = []
+        failed: list[str] = []
+
+        def one(info: CheckpointInfo) -> None:
+            name = info.name
+            try:
+                info.calculate_hash()
+            except OSError as exc:
+                failed.append(f"{name}: {exc.strerror or exc}")
+                return
+            hashed.append(info.title)
+
+        with ThreadPoolExecutor(max_workers=max(1, int(threads))) as pool:
+            list(pool.map(one, todo))
+        return hashed, failed
 
     def get(self, title: str) -> CheckpointInfo | None:
         """The checkpoint with exactly this title (or name), else None."""

@@ -20,6 +20,7 @@ import hmac
 import logging
 import re
 import threading
+import urllib.parse
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -60,6 +61,16 @@ def redacted_options(options: Mapping[str, Any]) -> dict[str, Any]:
 def without_masked(values: Mapping[str, Any]) -> dict[str, Any]:
     """`values` less the secret settings sent back as MASK (they keep what they hold)."""
     return {k: v for k, v in values.items() if not (is_secret_name(k) and v == MASK)}
+
+
+def without_userinfo(url: str | None) -> str | None:
+    """A git remote as it may be shown: "https://user:token@host/x" reads "https://host/x"."""
+    if not url or "@" not in url:
+        return url
+    parts = urllib.parse.urlsplit(url)
+    if not parts.netloc or "@" not in parts.netloc:
+        return url  # scp-like "git@host:x": a user name, no secret
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 # -- logins -------------------------------------------------------------------------------------------

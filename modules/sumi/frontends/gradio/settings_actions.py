@@ -1,0 +1,118 @@
+"""The Settings tab's "Actions" and "Sysinfo" sections, with A1111's element ids (extensions and user
+scripts click `#sett_unload_sd_model` by id).
+
+Actions: unload the checkpoint to RAM and load it back (the API's unload-checkpoint and
+reload-checkpoint), and hash every checkpoint file. Sysinfo: download the system information for a bug
+report (`/internal/sysinfo-download`) or open it as text, and check that a report was not edited.
+Each action says what it did in the tab's result line; a failure is shown there, never raised.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING
+
+import gradio as gr
+
+from modules.sumi.frontends.gradio import results
+from modules.sumi.services import sysinfo
+
+if TYPE_CHECKING:
+    from modules.sumi.app import App
+
+SYSINFO_LINKS = (
+    '<a href="./internal/sysinfo-download" class="sysinfo_big_link" download>Download system info</a><br />'
+    '<a href="./internal/sysinfo" target="_blank">(or open as text in a new page)</a>'
+)
+
+
+def unload_checkpoint(app: App) -> str:
+    active = app.models.active
+    if active is None:
+        return "No checkpoint is loaded."
+    try:
+        app.models.offload()
+    except Exception as exc:
+        return results.error_html(results.error_message(exc))
+    if not app.devices.is_cuda:
+        return html.escape(f"{active.checkpoint.title} computes on the CPU: it stays in RAM.")
+    return html.escape(f"{active.checkpoint.title} moved to RAM; the next job, or Load, brings it back.")
+
+
+def reload_checkpoint(app: App) -> str:
+    try:
+        loaded = app.models.load()
+    except Exception as exc:
+        return results.error_html(results.error_message(exc))
+    return html.escape(f"{loaded.checkpoint.title} is loaded on {app.devices.device}.")
+
+
+def calculate_all_hashes(app: App, threads: float | None) -> str:
+    try:
+        hashed, failed = app.checkpoints.calculate_all_hashes(int(threads or 1))
+    except Exception as exc:
+        return results.error_html(results.error_message(exc))
+    text = f"Hashed {len(hashed)} checkpoint{'' if len(hashed) == 1 else 's'}"
+    text += f": {', '.join(hashed)}." if hashed else " (every checkpoint already had its hash)."
+    if failed:
+        return html.escape(text) + results.error_html("Could not read " + "; ".join(failed))
+    return html.escape(text)
+
+
+def check_sysinfo_file(data: bytes | None) -> str:
+    """A1111's validity check of a downloaded system info file: "Valid" or "Invalid"."""
+    if data is None:
+        return ""
+    return "Valid" if sysinfo.check(data.decode("utf-8", errors="ignore")) else "Invalid"
+
+
+def create_actions_and_sysinfo(app: App, result: gr.HTML) -> None:
+    """Both sections (call inside the Settings tab); their messages go to `result`."""
+    with gr.Accordion("Actions", open=True, elem_id="settings_tab_actions"):
+        with gr.Row():
+            unload = gr.Button("Unload SD checkpoint to RAM", elem_id="sett_unload_sd_model")
+            reload = gr.Button("Load SD checkpoint to VRAM from RAM", elem_id="sett_reload_sd_model")
+        with gr.Row():
+            hash_all = gr.Button("Calculate hash for all checkpoint", elem_id="calculate_all_checkpoint_hash")
+            threads = gr.Number(
+                value=1,
+                label="Number of parallel calculations",
+                elem_id="calculate_all_checkpoint_hash_threads",
+                precision=0,
+                minimum=1,
+            )
+    with gr.Accordion("Sysinfo", open=True, elem_id="settings_tab_sysinfo"):
+        gr.HTML(SYSINFO_LINKS, elem_id="sysinfo_download", js_on_load=None)
+        with gr.Row():
+            check_file = gr.File(
+                label="Check system info for validity", type="binary", elem_id="sysinfo_check_file"
+            )
+            validity = gr.HTML("", elem_id="sysinfo_validity", js_on_load=None)
+    unload.click(
+        lambda: unload_checkpoint(app),
+        outputs=result,
+        concurrency_id="sumi_checkpoint",
+        show_progress="minimal",
+        api_visibility="undocumented",
+    )
+    reload.click(
+        lambda: reload_checkpoint(app),
+        outputs=result,
+        concurrency_id="sumi_checkpoint",
+        show_progress="minimal",
+        api_visibility="undocumented",
+    )
+    hash_all.click(
+        lambda n: calculate_all_hashes(app, n),
+        inputs=threads,
+        outputs=result,
+        show_progress="minimal",
+        api_visibility="undocumented",
+    )
+    check_file.change(
+        check_sysinfo_file,
+        inputs=check_file,
+        outputs=validity,
+        show_progress="hidden",
+        api_visibility="undocumented",
+    )
