@@ -75,3 +75,25 @@ def test_actions_unload_load_and_hash_checkpoints_and_sysinfo_downloads_and_chec
         assert json.loads(report.read_text(encoding="utf-8"))["Loaded models"] == [loaded]
         page.locator("#sysinfo_check_file input[type=file]").set_input_files(str(report))
         expect(page.locator("#sysinfo_validity")).to_have_text("Valid")  # an edited one: tests/frontends
+
+
+def test_search_shows_only_the_matching_settings_and_reload_ui_says_how_to_restart_here(server, chromium):
+    from playwright.sync_api import expect
+
+    with open_page(chromium, server.url) as page:
+        page.get_by_role("tab", name="Settings").click()
+        search = page.locator("#settings_search textarea")
+        search.fill("clip skip")
+        expect(page.locator("#setting_CLIP_stop_at_last_layers")).to_be_visible()
+        expect(page.locator("#setting_samples_save")).to_be_hidden()
+        expect(page.locator("#settings_tab_actions")).to_be_hidden()
+        search.fill("unload")
+        expect(page.locator("#sett_unload_sd_model")).to_be_visible()
+        expect(page.locator("#setting_CLIP_stop_at_last_layers")).to_be_hidden()
+        search.fill("")
+        expect(page.locator("#setting_samples_save")).to_be_visible()
+        expect(page.locator("#setting_CLIP_stop_at_last_layers")).to_be_visible()
+        page.click("#settings_restart_gradio")  # an App inside the test process: nothing can restart it
+        expect(page.locator("#settings_result")).to_have_text(
+            "Sumi runs inside another program here: restart that program to reload the UI."
+        )

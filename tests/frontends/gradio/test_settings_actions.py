@@ -29,3 +29,14 @@ def test_an_edited_or_foreign_report_is_invalid_and_no_file_says_nothing(make_ap
     assert actions.check_sysinfo_file(report.replace('"Python": "', '"Python": "2').encode()) == "Invalid"
     assert actions.check_sysinfo_file(b"\xff\xfe not json") == "Invalid"
     assert actions.check_sysinfo_file(None) == ""
+
+
+def test_reload_ui_restarts_sumi_and_leaves_the_marker_the_page_waits_on(make_app, tmp_path):
+    import threading
+
+    app = make_app(tmp_path, start=False)
+    restarted = threading.Event()
+    app.restart_handler = restarted.set  # what webui.main sets: stop the server, run the command again
+    text = actions.reload_ui(app)
+    assert f'data-sumi-restart="{app.boot_id}"' in text and "Restarting" in text
+    assert restarted.wait(10)

@@ -37,6 +37,7 @@ from modules.sumi.frontends.gradio import results
 from modules.sumi.frontends.gradio.extension_conflicts import create_packages_area, refresh_packages_after
 from modules.sumi.frontends.gradio.extensions_available import create_available_tab
 from modules.sumi.frontends.gradio.extensions_backup import commit_link, config_states, create_backup_tab
+from modules.sumi.frontends.gradio.restart import RELOAD_JS, restarting_html
 from modules.sumi.services.extensions.config_states import PRE_UPDATE_NAME
 from modules.sumi.services.extensions.manager import DISABLE_MODES
 from modules.sumi.services.extensions.model import ExtensionError
@@ -58,26 +59,6 @@ APPLY_JS = """(disabled, updates, disableAll) => {
     const off = boxes.filter(b => b.dataset.role === 'enable' && !b.checked).map(b => b.dataset.extension);
     const update = boxes.filter(b => b.dataset.role === 'update' && b.checked).map(b => b.dataset.extension);
     return [JSON.stringify(off), JSON.stringify(update), disableAll];
-}"""
-# After Apply: when a restart was started, wait for a server with another boot id, then reload.
-RELOAD_JS = """(result) => {
-    const found = /data-sumi-restart="([0-9a-f]+)"/.exec(result || '');
-    if (!found) return;
-    const old = found[1];
-    const started = Date.now();
-    const later = () => {
-        if (Date.now() - started > 120000) {
-            const box = document.querySelector('#extensions_result');
-            if (box) box.innerText = 'Sumi has not come back after 2 minutes; look at its console.';
-            return;
-        }
-        setTimeout(poll, 500);
-    };
-    const poll = () => fetch('./internal/ping', {cache: 'no-store'})
-        .then(r => r.ok ? r.json() : null)
-        .then(d => { if (d && d.boot_id && d.boot_id !== old) location.reload(); else later(); })
-        .catch(later);
-    later();
 }"""
 
 
@@ -274,12 +255,7 @@ def apply_changes(app: App, disabled_json: str, update_json: str, disable_all: s
 
 def restart_html(app: App) -> str:
     """Ask the App to restart: "Restarting…" (RELOAD_JS reloads the page) or, embedded, how to restart."""
-    if app.request_restart():
-        return (
-            f'<div class="sumi-note" data-sumi-restart="{_esc(app.boot_id)}">'
-            "Restarting… the page reloads when Sumi is back.</div>"
-        )
-    return _note(RESTART_NOTE)
+    return restarting_html(app) or _note(RESTART_NOTE)
 
 
 def check_updates(app: App) -> tuple[str, str]:

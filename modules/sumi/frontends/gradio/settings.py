@@ -18,7 +18,11 @@ from typing import TYPE_CHECKING, Any, cast
 import gradio as gr
 
 from modules.sumi.frontends.gradio import results
-from modules.sumi.frontends.gradio.settings_actions import create_actions_and_sysinfo
+from modules.sumi.frontends.gradio.settings_actions import (
+    SEARCH_JS,
+    create_actions_and_sysinfo,
+    wire_reload_ui,
+)
 from modules.sumi.services.settings.secrets import is_secret_name, redacted_options
 
 if TYPE_CHECKING:
@@ -203,7 +207,9 @@ def make_component(app: App, key: str, info: OptionInfo) -> gr.components.Compon
 
 
 def _section(app: App, section: Section, keys: list[str], tab: SettingsTab) -> None:
-    with gr.Accordion(section[1], open=True, elem_id=f"settings_{section[0]}"):
+    with gr.Accordion(
+        section[1], open=True, elem_id=f"settings_{section[0]}", elem_classes=["settings-section"]
+    ):
         for key in keys:
             info = app.options.data_labels[key]
             if component_kind(info) == "html":
@@ -225,12 +231,18 @@ def create_settings_tab(app: App, demo: gr.Blocks) -> SettingsTab:
     """Lay out the tab (call inside a `gr.Tab`) and wire Apply and the page-load refresh of the values."""
     with gr.Row(elem_id="settings_top_row"):
         submit = gr.Button("Apply settings", elem_id="settings_submit", variant="primary")
+        reload_ui = gr.Button("Reload UI", elem_id="settings_restart_gradio", variant="primary")
+    search = gr.Textbox(
+        label="Search", elem_id="settings_search", placeholder="Find a setting by its name or label"
+    )
     result = gr.HTML("", elem_id="settings_result", js_on_load=None)
     tab = SettingsTab([], [], submit, result)
     for section, keys in group_by_section(app.options.data_labels, SKIPPED_KEYS | hidden_keys(app)):
         _section(app, section, keys, tab)
     create_actions_and_sysinfo(app, result)
     _wire(app, tab, demo)
+    wire_reload_ui(app, reload_ui, result)
+    search.change(None, inputs=search, js=SEARCH_JS, api_visibility="undocumented")
     return tab
 
 

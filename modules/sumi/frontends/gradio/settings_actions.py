@@ -5,6 +5,8 @@ Actions: unload the checkpoint to RAM and load it back (the API's unload-checkpo
 reload-checkpoint), and hash every checkpoint file. Sysinfo: download the system information for a bug
 report (`/internal/sysinfo-download`) or open it as text, and check that a report was not edited.
 Each action says what it did in the tab's result line; a failure is shown there, never raised.
+The top row's "Reload UI" restarts Sumi (settings marked "requires Reload UI" then apply) and reloads the
+page; the search box shows only the settings whose label or key holds the words typed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 from modules.sumi.frontends.gradio import results
+from modules.sumi.frontends.gradio.restart import RELOAD_JS, restarting_html
 from modules.sumi.services import sysinfo
 
 if TYPE_CHECKING:
@@ -24,6 +27,35 @@ SYSINFO_LINKS = (
     '<a href="./internal/sysinfo-download" class="sysinfo_big_link" download>Download system info</a><br />'
     '<a href="./internal/sysinfo" target="_blank">(or open as text in a new page)</a>'
 )
+RELOAD_UI_EMBEDDED = "Sumi runs inside another program here: restart that program to reload the UI."
+# Show the settings (and the sections holding them) whose label or key contains every word typed; a
+# section of buttons (Actions, Sysinfo) shows when its text does.
+SEARCH_JS = """(query) => {
+    const words = (query || '').toLowerCase().split(/\\s+/).filter(Boolean);
+    const root = document.querySelector('#tab_settings') || document;
+    for (const field of root.querySelectorAll('[id^="setting_"]')) {
+        const text = (field.id.slice(8) + ' ' + field.innerText).toLowerCase();
+        field.style.display = words.every(w => text.includes(w)) ? '' : 'none';
+    }
+    for (const section of root.querySelectorAll('.settings-section')) {
+        const fields = Array.from(section.querySelectorAll('[id^="setting_"]'));
+        const shown = fields.length
+            ? fields.some(f => f.style.display !== 'none')
+            : words.every(w => section.innerText.toLowerCase().includes(w));
+        section.style.display = shown ? '' : 'none';
+    }
+    return [];
+}"""
+
+
+def reload_ui(app: App) -> str:
+    return restarting_html(app) or html.escape(RELOAD_UI_EMBEDDED)
+
+
+def wire_reload_ui(app: App, button: gr.Button, result: gr.HTML) -> None:
+    button.click(lambda: reload_ui(app), outputs=result, api_visibility="undocumented").then(
+        None, js=RELOAD_JS, inputs=result, api_visibility="undocumented"
+    )
 
 
 def unload_checkpoint(app: App) -> str:
@@ -68,7 +100,9 @@ def check_sysinfo_file(data: bytes | None) -> str:
 
 def create_actions_and_sysinfo(app: App, result: gr.HTML) -> None:
     """Both sections (call inside the Settings tab); their messages go to `result`."""
-    with gr.Accordion("Actions", open=True, elem_id="settings_tab_actions"):
+    with gr.Accordion(
+        "Actions", open=True, elem_id="settings_tab_actions", elem_classes=["settings-section"]
+    ):
         with gr.Row():
             unload = gr.Button("Unload SD checkpoint to RAM", elem_id="sett_unload_sd_model")
             reload = gr.Button("Load SD checkpoint to VRAM from RAM", elem_id="sett_reload_sd_model")
@@ -81,7 +115,9 @@ def create_actions_and_sysinfo(app: App, result: gr.HTML) -> None:
                 precision=0,
                 minimum=1,
             )
-    with gr.Accordion("Sysinfo", open=True, elem_id="settings_tab_sysinfo"):
+    with gr.Accordion(
+        "Sysinfo", open=True, elem_id="settings_tab_sysinfo", elem_classes=["settings-section"]
+    ):
         gr.HTML(SYSINFO_LINKS, elem_id="sysinfo_download", js_on_load=None)
         with gr.Row():
             check_file = gr.File(
