@@ -97,3 +97,25 @@ def test_search_shows_only_the_matching_settings_and_reload_ui_says_how_to_resta
         expect(page.locator("#settings_result")).to_have_text(
             "Sumi runs inside another program here: restart that program to reload the UI."
         )
+
+
+def test_defaults_lists_the_changed_inputs_and_apply_writes_them_to_ui_config(server, chromium):
+    from playwright.sync_api import expect
+
+    with open_page(chromium, server.url) as page:
+        page.get_by_role("tab", name="Settings").click()
+        review = page.locator("#ui_defaults_review")
+        page.click("#ui_defaults_view")
+        expect(review).to_have_text("No changes")  # the sizes the page set to the model's are not changes
+        page.get_by_role("tab", name="txt2img").click()
+        steps = page.locator("#txt2img_steps input[type=number]")
+        steps.fill("33")
+        steps.press("Enter")
+        page.get_by_role("tab", name="Settings").click()
+        page.click("#ui_defaults_view")
+        expect(review.locator("tbody tr")).to_have_count(1)
+        expect(review.locator("tbody tr td")).to_have_text(["txt2img/Sampling steps/value", "20", "33"])
+        page.click("#ui_defaults_apply")
+        expect(review).to_have_text("Wrote 1 changes.")
+    saved = json.loads((server.data_dir / "ui-config.json").read_text(encoding="utf-8"))
+    assert saved["txt2img/Sampling steps/value"] == 33

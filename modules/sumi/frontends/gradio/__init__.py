@@ -39,17 +39,18 @@ from modules.sumi.frontends.gradio.img2img import (
     wire_send_to,
 )
 from modules.sumi.frontends.gradio.merger_ui import create_merger_tab
-from modules.sumi.frontends.gradio.native_size import wire_native_size
+from modules.sumi.frontends.gradio.native_size import loaded_model_size, wire_native_size
 from modules.sumi.frontends.gradio.page_section import PageSection
 from modules.sumi.frontends.gradio.paste_buttons import REGISTRY as PASTE_BUTTONS
 from modules.sumi.frontends.gradio.paste_buttons import announcing_parser, readable_roots
 from modules.sumi.frontends.gradio.pnginfo import create_pnginfo_tab
 from modules.sumi.frontends.gradio.quicksettings import create_quicksettings, page_load
 from modules.sumi.frontends.gradio.scripts_ui import outside_the_page
-from modules.sumi.frontends.gradio.settings import create_settings_tab
+from modules.sumi.frontends.gradio.settings import SettingsTab, create_settings_tab
 from modules.sumi.frontends.gradio.train_ui import create_train_tab
 from modules.sumi.frontends.gradio.txt2img import Txt2ImgTab, create_txt2img_tab
 from modules.sumi.frontends.gradio.ui_config import UiConfig, apply_to_tabs
+from modules.sumi.frontends.gradio.ui_defaults import wire_defaults
 
 if TYPE_CHECKING:
     from modules.sumi.app import App
@@ -101,7 +102,7 @@ def build_ui(app: App) -> gr.Blocks:
                 extension_tabs = collect_extension_tabs(app)
             for tab in extension_tabs:
                 _extension_tab(app, tab)
-            _settings_tab(app, demo)
+            settings = _settings_tab(app, demo)
             _extensions_tab(app, demo)
         _left(tabs, demo)
         for source in (txt2img.results, img2img.results, extras.results):
@@ -112,6 +113,8 @@ def build_ui(app: App) -> gr.Blocks:
         describe_generate(demo, img2img, "img2img")
         ui_config = _apply_ui_config(app, tabs)
         sizes = [(tab.controls["width"], tab.controls["height"]) for tab in (txt2img, img2img)]
+        if settings.defaults is not None:
+            wire_defaults(settings.defaults, ui_config, sizes, partial(loaded_model_size, app))
         wire_native_size(app, demo, quick, sizes)
         demo.load(
             partial(page_load, app),
@@ -321,9 +324,9 @@ def _train_tab(app: App, txt2img: Txt2ImgTab) -> None:
     _mode_tab("Train", "train", partial(create_train_tab, app, txt2img.controls))
 
 
-def _settings_tab(app: App, demo: gr.Blocks) -> None:
+def _settings_tab(app: App, demo: gr.Blocks) -> SettingsTab:
     with gr.Tab("Settings", id="settings", elem_id="tab_settings"):
-        create_settings_tab(app, demo)
+        return create_settings_tab(app, demo)
 
 
 def _extensions_tab(app: App, demo: gr.Blocks) -> None:

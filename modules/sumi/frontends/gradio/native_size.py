@@ -26,6 +26,12 @@ def checkpoint_size(app: App, title: str | None) -> tuple[int, int]:
     return native_size(info.filename if info is not None else None)
 
 
+def loaded_model_size(app: App) -> tuple[int, int] | None:
+    """The trained size of the loaded checkpoint (None when none is loaded)."""
+    active = app.models.active
+    return native_size(active.checkpoint.filename) if active is not None else None
+
+
 def follow_size(app: App, title: str | None, last: Sequence[int] | None, *sizes: Any) -> list[Any]:
     """New slider values (width, height per pair, then the size now followed) for checkpoint `title`.
 

@@ -23,6 +23,7 @@ from modules.sumi.frontends.gradio.settings_actions import (
     create_actions_and_sysinfo,
     wire_reload_ui,
 )
+from modules.sumi.frontends.gradio.ui_defaults import DefaultsSection, create_defaults_section
 from modules.sumi.services.settings.secrets import is_secret_name, redacted_options
 
 if TYPE_CHECKING:
@@ -179,6 +180,7 @@ class SettingsTab:
     components: list[gr.components.Component]
     submit: gr.Button
     result: gr.HTML
+    defaults: DefaultsSection | None = None  # wired once the other tabs' inputs are known
 
 
 def _component_args(app: App, key: str, info: OptionInfo, kind: str, value: Any) -> dict[str, Any]:
@@ -239,6 +241,7 @@ def create_settings_tab(app: App, demo: gr.Blocks) -> SettingsTab:
     tab = SettingsTab([], [], submit, result)
     for section, keys in group_by_section(app.options.data_labels, SKIPPED_KEYS | hidden_keys(app)):
         _section(app, section, keys, tab)
+    tab.defaults = create_defaults_section()
     create_actions_and_sysinfo(app, result)
     _wire(app, tab, demo)
     wire_reload_ui(app, reload_ui, result)

@@ -9,7 +9,8 @@ Extensions, extensions' tabs included. A value in the file replaces the componen
 page is built (a radio or dropdown value that is not one of its choices is ignored, as in A1111); a
 component the file does not have yet is added with its default, and the file is written when that
 changed something, unless the file could not be read (it is then left alone, and a notice says why).
-"Reload UI" and a restart build the page again, so an edited file applies then.
+"Reload UI" and a restart build the page again, so an edited file applies then. Settings > Defaults
+(ui_defaults.py) writes the page's current values into it.
 """
 
 from __future__ import annotations
