@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import urllib.request
 
 import pytest
 
@@ -22,6 +23,7 @@ def server(tmp_path_factory, tiny_sd1_ckpt):
     models.mkdir(parents=True)
     shutil.copy(tiny_sd1_ckpt[0], models / "model.safetensors")
     shutil.copy(tiny_sd1_ckpt[0], models / "unhashed.safetensors")
+    (data_dir / "notification.mp3").write_bytes(b"ID3 not really a song")
     with running_server(data_dir, ["--api"]) as running:
         yield running
 
@@ -119,3 +121,48 @@ def test_defaults_lists_the_changed_inputs_and_apply_writes_them_to_ui_config(se
         expect(review).to_have_text("Wrote 1 changes.")
     saved = json.loads((server.data_dir / "ui-config.json").read_text(encoding="utf-8"))
     assert saved["txt2img/Sampling steps/value"] == 33
+
+
+SPIES = """() => {
+    window.sumiSeen = {notes: [], played: []};
+    window.Notification = class {
+        constructor(title, options) { window.sumiSeen.notes.push([title, options.body]); }
+        static get permission() { return "granted"; }
+        static requestPermission() { window.sumiSeen.asked = true; return Promise.resolve("granted"); }
+    };
+    document.hasFocus = () => false;
+    HTMLMediaElement.prototype.play = function () {
+        window.sumiSeen.played.push([this.src, this.volume]);
+        return Promise.resolve();
+    };
+}"""
+
+
+def test_a_finished_job_plays_notification_mp3_and_notifies_while_the_page_is_in_the_background(
+    server, chromium
+):
+    """The browser's Notification and audio playback are watched (headless Chromium has no desktop or
+    speakers); the page's own code decides when to call them."""
+    from playwright.sync_api import expect
+
+    server.app.options.data["notification_volume"] = 50
+    with open_page(chromium, server.url) as page:
+        page.evaluate(SPIES)
+        page.get_by_role("tab", name="Settings").click()
+        page.click("#request_notifications")
+        page.get_by_role("tab", name="txt2img").click()
+        steps = page.locator("#txt2img_steps input[type=number]")
+        steps.fill("2")
+        steps.press("Enter")
+        page.click("#txt2img_generate")
+        expect(page.locator("#txt2img_gallery img").first).to_be_visible(timeout=60_000)
+        page.wait_for_function("window.sumiSeen.notes.length > 0")
+        page.wait_for_timeout(500)  # a second notification would come with the next page update
+        seen = page.evaluate("window.sumiSeen")
+    assert seen["asked"] is True
+    assert seen["notes"] == [["Sumi", "Generated 1 image"]]
+    assert len(seen["played"]) == 1
+    source, volume = seen["played"][0]
+    assert source.endswith("/sumi/notification.mp3") and volume == 0.5
+    response = urllib.request.urlopen(server.url + "/sumi/notification.mp3")
+    assert response.headers["content-type"] == "audio/mpeg" and response.read() == b"ID3 not really a song"

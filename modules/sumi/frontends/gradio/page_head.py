@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from modules.sumi.app import App
 
 log = logging.getLogger(__name__)
+NOTIFICATION_SOUND_URL = "./sumi/notification.mp3"  # served by frontends/http/files.py
 
 HELPERS_DIR = Path(__file__).parent / "javascript"
 # A1111 loads script.js, then its javascript/ folder sorted by name.
@@ -130,14 +131,17 @@ def page_styles(app: App) -> str:
 
 
 def settings_scripts(app: App) -> str:
-    """`window.localization` (the "Localization" setting's files) and `window.sumiPageOpts` (the settings,
-    without secrets), for the page being served now. script.js copies the settings into `opts` once the
+    """`window.localization` (the "Localization" setting's files), `window.sumiPageOpts` (the settings,
+    without secrets) and `window.sumiNotificationSound` (notification.mp3's URL, or null), for the page
+    being served now. script.js copies the settings into `opts` once the
     page is drawn, as A1111 fills `opts` only then: extensions wait for an option to be set as their sign
     that the elements they move exist (aspect-ratio-helper)."""
     localization = app.localizations.data(str(getattr(app.options, "localization", "None") or "None"))
     opts = redacted_options(app.options.as_dict())
+    sound = NOTIFICATION_SOUND_URL if app.paths.notification_sound() is not None else None
     return _script(
-        f"window.localization = {_json(localization)};\nwindow.sumiPageOpts = {_json(opts)};",
+        f"window.localization = {_json(localization)};\nwindow.sumiPageOpts = {_json(opts)};\n"
+        f"window.sumiNotificationSound = {_json(sound)};",
         "sumi/settings.js",
     )
 

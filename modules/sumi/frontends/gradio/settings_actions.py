@@ -1,7 +1,8 @@
 """The Settings tab's "Actions" and "Sysinfo" sections, with A1111's element ids (extensions and user
 scripts click `#sett_unload_sd_model` by id).
 
-Actions: unload the checkpoint to RAM and load it back (the API's unload-checkpoint and
+Actions: ask the browser for notifications (shown when a job ends while the page is in the background;
+notification.js), unload the checkpoint to RAM and load it back (the API's unload-checkpoint and
 reload-checkpoint), and hash every checkpoint file. Sysinfo: download the system information for a bug
 report (`/internal/sysinfo-download`) or open it as text, and check that a report was not edited.
 Each action says what it did in the tab's result line; a failure is shown there, never raised.
@@ -103,6 +104,7 @@ def create_actions_and_sysinfo(app: App, result: gr.HTML) -> None:
     with gr.Accordion(
         "Actions", open=True, elem_id="settings_tab_actions", elem_classes=["settings-section"]
     ):
+        gr.Button("Request browser notifications", elem_id="request_notifications")  # notification.js
         with gr.Row():
             unload = gr.Button("Unload SD checkpoint to RAM", elem_id="sett_unload_sd_model")
             reload = gr.Button("Load SD checkpoint to VRAM from RAM", elem_id="sett_reload_sd_model")

@@ -1,6 +1,7 @@
 """A1111's `/file=PATH` route (GET and HEAD): the files of the allow-list in `services/files/allowlist.py`;
 and A1111's `/sd_extra_networks/thumb?filename=PATH&mtime=N`, the cards' preview pictures (only those in
-the model folders), sent as small JPEG thumbnails.
+the model folders), sent as small JPEG thumbnails; and `notification.mp3` (the data folder's, else Sumi's
+own folder's, as A1111 reads it), the sound the page plays when a job's images arrive.
 
 Extensions' page scripts load their data this way (tagcomplete's tag lists, bilingual-localization's
 JSON, images-browser's pictures): `fetch("file=extensions/x/tags/danbooru.csv?123")`, relative to the
@@ -27,12 +28,13 @@ PREFIX = "/file="
 ROUTE = PREFIX + "{name:path}"
 THUMB_ROUTE = "/sd_extra_networks/thumb"  # the URL carries the mtime: a changed picture is a new URL
 THUMB_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=86400"}
+SOUND_ROUTE = "/sumi/notification.mp3"
 
 
 def is_file_route(path: str) -> bool:
     """The request path is one of `/file=`'s or the cards' thumbnails (the page's files, behind the UI's
     login)."""
-    return path.startswith(PREFIX) or path == THUMB_ROUTE
+    return path.startswith(PREFIX) or path in (THUMB_ROUTE, SOUND_ROUTE)
 
 
 def file_response(rules: FileAllowList, name: str) -> Response:
@@ -77,5 +79,13 @@ def mount(server: FastAPI, app: App) -> FileAllowList:
     @server.api_route(THUMB_ROUTE, methods=["GET", "HEAD"], include_in_schema=False)
     def serve_thumbnail(filename: str = "") -> Response:
         return thumbnail_response(previews, filename)
+
+    @server.api_route(SOUND_ROUTE, methods=["GET", "HEAD"], include_in_schema=False)
+    def serve_notification_sound() -> Response:
+        """The sound the page plays when a job's images arrive (notification.js)."""
+        path = app.paths.notification_sound()
+        if path is None:
+            return JSONResponse({"detail": "No notification.mp3 in the data folder."}, status_code=404)
+        return FileResponse(path, media_type="audio/mpeg", headers={"X-Content-Type-Options": "nosniff"})
 
     return rules

@@ -65,6 +65,14 @@ class DataPaths:
     # (default: the folder shipped with Sumi, in the repo as A1111 has it)
     textual_inversion_templates_dir: Path | None = None
 
+    def notification_sound(self) -> Path | None:
+        """A1111's `notification.mp3`, played when a job's images arrive: the data folder's, else the one
+        in Sumi's own folder (where A1111 reads it)."""
+        for folder in (self.data_dir, self.repo_root):
+            if (folder / "notification.mp3").is_file():
+                return folder / "notification.mp3"
+        return None
+
     @classmethod
     def from_args(cls, ns: argparse.Namespace, repo_root: Path | str) -> DataPaths:
         """Apply A1111's rules: --data-dir moves everything, --models-dir moves models, the rest override one folder."""
