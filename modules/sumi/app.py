@@ -111,12 +111,16 @@ class App:
             self.notice(warning)
         self.hash_cache = HashCache(self.paths.cache_file)
         no_hashing = bool(getattr(args, "no_hashing", False))
-        self.checkpoints = CheckpointRegistry(self.paths.ckpt_dirs, self.hash_cache, no_hashing=no_hashing)
+        hidden = self._list_hidden_files  # A1111's "Load models/files in hidden directories", at each scan
+        self.checkpoints = CheckpointRegistry(
+            self.paths.ckpt_dirs, self.hash_cache, no_hashing=no_hashing, include_hidden=hidden
+        )
         self.vaes = VaeRegistry(
             self.paths.vae_dirs,
             self.paths.ckpt_dirs,
             forced_path=self.paths.vae_file,
             hash_cache=None if no_hashing else self.hash_cache,
+            include_hidden=hidden,
         )
         self.devices = self._select_device()
         self.state = JobState()
@@ -150,13 +154,15 @@ class App:
         self.embeddings = EmbeddingDatabase(
             [self.paths.embeddings_dir], allow_unsafe_pickle=bool(args.disable_safe_unpickle)
         )
-        self.loras = NetworkFileRegistry([self.paths.lora_dir, self.paths.lycoris_dir], LORA_EXTENSIONS)
+        self.loras = NetworkFileRegistry(
+            [self.paths.lora_dir, self.paths.lycoris_dir], LORA_EXTENSIONS, include_hidden=hidden
+        )
         # <data>/hypernetworks (Sumi's layout) and models/hypernetworks (A1111's default) are both read.
         hypernetwork_dirs = dict.fromkeys(
             [self.paths.hypernetwork_dir, self.paths.data_dir / "hypernetworks"]
         )
         self.hypernetworks = NetworkFileRegistry(
-            hypernetwork_dirs, HYPERNETWORK_EXTENSIONS, read_metadata=False
+            hypernetwork_dirs, HYPERNETWORK_EXTENSIONS, read_metadata=False, include_hidden=hidden
         )
         block_weight_presets = [
             self.paths.lora_dir / "lbwpresets.txt",
@@ -206,6 +212,7 @@ class App:
             settings=self.settings,
             upscalers=self.upscalers,
             faces=self.faces,
+            console_progress=not getattr(self.args, "disable_console_progressbars", False),
         )
         self.runner = JobRunner(self.queue, self.generation)
         self.extras = ExtrasService(
@@ -315,6 +322,9 @@ class App:
         registry.attach_choices(self.options.data_labels)
         return registry
 
+    def _list_hidden_files(self) -> bool:
+        return bool(getattr(self.options, "list_hidden_files", True))
+
     def _controlnet_service(self) -> ControlNetService:
         """models/ControlNet plus sd-webui-controlnet's own folders, for people moving from A1111."""
         extension = self.paths.extensions_dir / "sd-webui-controlnet"
@@ -322,6 +332,7 @@ class App:
             [self.paths.controlnet_dir, extension / "models"],
             cache_size=lambda: int(self.options.control_net_model_cache_size),
             allow_unsafe_pickle=bool(self.args.disable_safe_unpickle),
+            include_hidden=self._list_hidden_files,
         )
         annotators = [self.paths.controlnet_dir / "annotators", extension / "annotator" / "downloads"]
         clip_vision = [self.paths.models_dir / "clip_vision"]  # ComfyUI's and Forge's folder

@@ -1,6 +1,7 @@
 import hashlib
 import json
 import os
+import shutil
 import threading
 from pathlib import Path
 
@@ -254,3 +255,34 @@ def test_vae_short_hash(tmp_path):
     path = write(tmp_path / "v.pt", b"vae")
     vaes = VaeRegistry([tmp_path], hash_cache=HashCache(tmp_path / "cache.json"))
     assert vaes.short_hash(path) == hashlib.sha256(b"vae").hexdigest()[:10]
+
+
+def test_list_hidden_files_decides_at_each_scan_whether_dot_folders_are_read(
+    make_app, tmp_path, tiny_sd1_ckpt
+):
+    """A1111's "Load models/files in hidden directories": checkpoints, VAEs, LoRAs, hypernetworks and
+    ControlNets in a folder (or file) whose name starts with "." are listed only while it is on."""
+    models = tmp_path / "models"
+    for place in ("Stable-diffusion/.old/hidden.safetensors", "Stable-diffusion/shown.safetensors"):
+        (models / place).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(tiny_sd1_ckpt[0], models / place)
+    for place in (
+        "Lora/.wip/secret_lora.safetensors",
+        "VAE/.x/hidden_vae.safetensors",
+        "ControlNet/.x/cn.pth",
+    ):
+        (models / place).parent.mkdir(parents=True, exist_ok=True)
+        (models / place).write_bytes(b"not read here")
+    app = make_app(tmp_path, start=False)
+    assert {i.name for i in app.checkpoints.list()} == {".old/hidden.safetensors", "shown.safetensors"}
+    assert "secret_lora" in _names(app.loras) and "hidden_vae.safetensors" in app.vaes.names()
+    assert [f for f in app.controlnet.models.list() if "cn" in f.name]
+    app.options.data["list_hidden_files"] = False
+    app.models.refresh(), app.loras.refresh(), app.controlnet.models.refresh()
+    assert [i.name for i in app.checkpoints.list()] == ["shown.safetensors"]
+    assert "secret_lora" not in _names(app.loras) and "hidden_vae.safetensors" not in app.vaes.names()
+    assert not [f for f in app.controlnet.models.list() if "cn" in f.name]
+
+
+def _names(registry) -> list[str]:
+    return [info.name for info in registry.list()]

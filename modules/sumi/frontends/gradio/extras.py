@@ -81,7 +81,7 @@ def create_extras_tab(app: App) -> ExtrasTab:
                 c["generate"] = gr.Button("Generate", elem_id="extras_generate", variant="primary", size="lg")
                 c["interrupt"] = gr.Button("Interrupt", elem_id="extras_interrupt", size="sm", min_width=60)
                 c["skip"] = gr.Button("Skip", elem_id="extras_skip", size="sm", min_width=60)
-            r = t2i.results_column(TAB, hide_dirs)
+            r = t2i.results_column(TAB, hide_dirs, height=t2i.gallery_height(app.options))
     for index, tab in enumerate((single, batch, folder)):
         tab.select(lambda i=index: i, outputs=c["mode"], **QUICK)
     output_panel.wire_buttons(app, TAB, r, r["buttons"])

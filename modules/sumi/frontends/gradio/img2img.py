@@ -541,7 +541,9 @@ def create_img2img_tab(app: App) -> Img2ImgTab:
             inpaint = _inpaint_controls(c)
             controlnet = create_controlnet(app, TAB)
             scripts = create_scripts(app, hooks, TAB)
-        r = t2i.results_column(TAB, bool(getattr(app.args, "hide_ui_dir_config", False)), mk)
+        r = t2i.results_column(
+            TAB, bool(getattr(app.args, "hide_ui_dir_config", False)), mk, t2i.gallery_height(app.options)
+        )
     wire_gallery(app, networks, r["gallery"], TAB)
     output_panel.wire_buttons(app, TAB, r, r["buttons"])
     tab = Img2ImgTab(c, r, b, controlnet, scripts, mode_tabs, inpaint)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from functools import partial
@@ -82,6 +83,9 @@ class Txt2ImgValues:
 
 
 INPUT_NAMES = tuple(f.name for f in fields(Txt2ImgValues))
+
+
+_CSS_LENGTH = re.compile(r"\d+(?:\.\d+)?(?:px|em|rem|vh|%)")
 
 
 def _int(value: Any) -> Any:
@@ -528,7 +532,16 @@ def seed_rows(
     return extras
 
 
-def results_column(tabname: str = "txt2img", hide_dirs: bool = False, mk: Any = None) -> dict[str, Any]:
+def gallery_height(options: Any) -> str:
+    """The results galleries' height from A1111's "Gallery height" setting (a CSS length such as 768px or
+    20em); anything else (empty, or not a plain length) is "auto"."""
+    value = str(getattr(options, "gallery_height", "") or "").strip()
+    return value if _CSS_LENGTH.fullmatch(value) else "auto"
+
+
+def results_column(
+    tabname: str = "txt2img", hide_dirs: bool = False, mk: Any = None, height: str = "auto"
+) -> dict[str, Any]:
     """The gallery side. `mk` (ComponentHooks.make) makes A1111's hidden generation-info pair, so the
     extensions' `after_component` callbacks see them: Config-Presets places its presets box after
     `txt2img_generation_info_button`, the last element of A1111's results column."""
@@ -556,7 +569,7 @@ def results_column(tabname: str = "txt2img", hide_dirs: bool = False, mk: Any = 
             type="pil",
             columns=4,
             object_fit="contain",
-            height="auto",
+            height=height,
             preview=True,
             interactive=False,
             show_label=False,
@@ -616,7 +629,9 @@ def create_txt2img_tab(app: App) -> Txt2ImgTab:
             refiner_ui.create_refiner(app, c, mk, "txt2img")
             controlnet = create_controlnet(app, "txt2img")  # A1111: alwayson scripts under the seed
             scripts = create_scripts(app, hooks, "txt2img")
-        r = results_column("txt2img", bool(getattr(app.args, "hide_ui_dir_config", False)), mk)
+        r = results_column(
+            "txt2img", bool(getattr(app.args, "hide_ui_dir_config", False)), mk, gallery_height(app.options)
+        )
     wire_gallery(app, networks, r["gallery"], "txt2img")
     output_panel.wire_buttons(app, "txt2img", r, r["buttons"])
     tab = Txt2ImgTab(c, r, b, controlnet, scripts)

@@ -30,7 +30,7 @@ from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.extensions import release_residents
 from modules.sumi.engine.files import flat_parts, read_state_dict
 from modules.sumi.engine.model import SDModel
-from modules.sumi.services.models.checkpoints import natural_sort_key, walk_files
+from modules.sumi.services.models.checkpoints import HiddenRule, natural_sort_key, walk_files
 from modules.sumi.services.models.hashing import legacy_model_hash
 from modules.sumi.util.cache import FileCache
 
@@ -76,8 +76,10 @@ class ControlNetModels:
         folders: Iterable[Path],
         cache_size: Callable[[], int] = lambda: 2,
         allow_unsafe_pickle: bool = False,
+        include_hidden: HiddenRule = True,
     ) -> None:
         self.folders = [Path(f) for f in folders]
+        self.include_hidden = include_hidden
         self.cache_size = cache_size
         self.allow_unsafe_pickle = allow_unsafe_pickle
         self._lock = threading.Lock()
@@ -90,7 +92,7 @@ class ControlNetModels:
     def refresh(self) -> list[ControlNetFile]:
         found: dict[str, ControlNetFile] = {}
         for folder in self.folders:
-            for item in _scan(folder):
+            for item in _scan(folder, self.include_hidden):
                 found.setdefault(str(item.resolve()), ControlNetFile(item))
         files = sorted(found.values(), key=lambda f: natural_sort_key(f.stem))
         with self._lock:
@@ -230,11 +232,11 @@ def _pickle_tensors(path: Path, allow_unsafe_pickle: bool) -> dict[str, torch.Te
     return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
 
 
-def _scan(folder: Path) -> list[Path]:
+def _scan(folder: Path, include_hidden: HiddenRule = True) -> list[Path]:
     """Model files and diffusers model folders under `folder` (recursively)."""
     items: list[Path] = []
     diffusers_dirs: set[Path] = set()
-    for path in walk_files(folder, CONTROLNET_EXTENSIONS, True):
+    for path in walk_files(folder, CONTROLNET_EXTENSIONS, include_hidden):
         if path.name in DIFFUSERS_WEIGHTS and (path.parent / "config.json").is_file():
             diffusers_dirs.add(path.parent)
         else:

@@ -55,6 +55,7 @@ from modules.sumi.services.jobs.processing import (
     StableDiffusionProcessingImg2Img,
 )
 from modules.sumi.services.jobs.state import JobState
+from modules.sumi.services.jobs.total_progress import TotalProgress
 from modules.sumi.services.models.manager import LoadedModel, ModelManager
 from modules.sumi.services.networks.embeddings import EmbeddingDatabase
 from modules.sumi.services.networks.registry import ExtraNetworkRegistry, parse_prompts
@@ -91,7 +92,10 @@ class GenerationService:
         nan_check: bool = True,
         upscalers: UpscalerRegistry | None = None,
         faces: FaceRestorers | None = None,
+        console_progress: bool = True,
     ) -> None:
+        self.console_progress = console_progress  # False: --disable-console-progressbars
+        self.total_progress = TotalProgress(False)
         self.models = models
         self.options = options
         self.paths = paths
@@ -306,6 +310,15 @@ class GenerationService:
         self, p: StableDiffusionProcessing, loaded: LoadedModel, tiles: tiling.JobTiling | None = None
     ) -> Processed:
         self.state.begin(job_kind(p), hires.job_count(p))
+        self.total_progress = TotalProgress(self.console_progress and bool(self.options.multiple_tqdm))
+        try:
+            return self._run_iterations(p, loaded, tiles)
+        finally:
+            self.total_progress.close()
+
+    def _run_iterations(
+        self, p: StableDiffusionProcessing, loaded: LoadedModel, tiles: tiling.JobTiling | None
+    ) -> Processed:
         images, infotexts = [], []
         job = JobContext(self._embedding_hook(loaded), self._prepare_control(p, loaded), tiles=tiles)
         if tiles is not None:
@@ -485,6 +498,7 @@ class GenerationService:
                 vae_fallback=bool(self.options.auto_vae_precision),
                 switch=switch,
                 interrupt_decode=self._interrupt_decode(loaded, request),
+                progress_bar=self.console_progress,
             )
         finally:
             if preview is not None:
@@ -641,6 +655,7 @@ class GenerationService:
 
         def on_step(info: StepInfo) -> None:
             self.state.set_step(info.step + 1, info.total)
+            self.total_progress.step(self.state.job_no, self.state.job_count, info.step + 1, info.total)
             if preview is not None and ((info.step + 1) % every == 0 or info.step + 1 == info.total):
                 preview.on_step(info)
 

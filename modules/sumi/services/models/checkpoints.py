@@ -11,7 +11,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -32,8 +32,13 @@ def natural_sort_key(text: str) -> list[int | str]:
     return [int(part) if part.isdigit() else part.lower() for part in RE_NATURAL_SPLIT.split(text)]
 
 
-def walk_files(root: Path, extensions: Sequence[str], include_hidden: bool = True) -> Iterator[Path]:
-    """Files under `root` (recursively, following links once) whose name ends with one of `extensions`."""
+HiddenRule = bool | Callable[[], bool]  # A1111's `list_hidden_files` setting, read at each scan
+
+
+def walk_files(root: Path, extensions: Sequence[str], include_hidden: HiddenRule = True) -> Iterator[Path]:
+    """Files under `root` (recursively, following links once) whose name ends with one of `extensions`;
+    files and folders whose name starts with "." only when `include_hidden` says so."""
+    include_hidden = include_hidden() if callable(include_hidden) else include_hidden
     seen: set[str] = set()
     stack = [root]
     while stack:
@@ -162,7 +167,7 @@ class CheckpointRegistry:
         hash_cache: HashCache | None = None,
         no_hashing: bool = False,
         extra_files: Iterable[str | Path] = (),
-        include_hidden: bool = True,
+        include_hidden: HiddenRule = True,
     ) -> None:
         self.ckpt_dirs = [Path(d).resolve() for d in ckpt_dirs]
         self.extra_files = [Path(f).resolve() for f in extra_files]
@@ -321,7 +326,7 @@ class VaeRegistry:
         ckpt_dirs: Sequence[str | Path] = (),
         forced_path: str | Path | None = None,
         hash_cache: HashCache | None = None,
-        include_hidden: bool = True,
+        include_hidden: HiddenRule = True,
     ) -> None:
         self.vae_dirs = [Path(d).resolve() for d in vae_dirs]
         self.ckpt_dirs = [Path(d).resolve() for d in ckpt_dirs]

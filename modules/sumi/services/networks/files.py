@@ -13,7 +13,7 @@ from pathlib import Path
 
 from modules.sumi.engine.errors import ModelLoadError
 from modules.sumi.engine.files import read_safetensors_metadata
-from modules.sumi.services.models.checkpoints import natural_sort_key, walk_files
+from modules.sumi.services.models.checkpoints import HiddenRule, natural_sort_key, walk_files
 
 LORA_EXTENSIONS = (".safetensors", ".pt", ".ckpt")
 HYPERNETWORK_EXTENSIONS = (".pt", ".safetensors")
@@ -30,8 +30,15 @@ class NetworkFileInfo:
 class NetworkFileRegistry:
     """Recursive listing of one kind of network file across folders; refresh without restart."""
 
-    def __init__(self, folders: Iterable[Path], extensions: tuple[str, ...], read_metadata: bool = True):
+    def __init__(
+        self,
+        folders: Iterable[Path],
+        extensions: tuple[str, ...],
+        read_metadata: bool = True,
+        include_hidden: HiddenRule = True,
+    ):
         self.folders = [Path(f) for f in folders]
+        self.include_hidden = include_hidden
         self.extensions = extensions
         self.read_metadata = read_metadata
         self._lock = threading.Lock()
@@ -42,7 +49,7 @@ class NetworkFileRegistry:
     def refresh(self) -> list[NetworkFileInfo]:
         items: dict[str, NetworkFileInfo] = {}
         for folder in self.folders:
-            for path in walk_files(folder, self.extensions, True):
+            for path in walk_files(folder, self.extensions, self.include_hidden):
                 items.setdefault(path.stem, self._info(path))
         ordered = dict(sorted(items.items(), key=lambda kv: natural_sort_key(kv[0])))
         aliases = _unique_aliases(ordered.values())

@@ -31,7 +31,6 @@ NOT_YET_IMPLEMENTED = (
             "allow_code",
             "no_gradio_queue",
             "gradio_debug",
-            "disable_console_progressbars",
             "always_batch_cond_uncond",
             "sub_quad_q_chunk_size",
             "sub_quad_kv_chunk_size",
@@ -190,6 +189,7 @@ def _add_server_args(parser: argparse.ArgumentParser) -> None:
     text("--api-auth", 'HTTP Basic credentials for the API, "user:password" or "u1:p1,u2:p2"')
     switch("--api-log", "log every API request")
     text("--log-file", "also write the log to this file, rotated at 10 MB with 5 old files kept (Sumi)")
+    switch("--disable-console-progressbars", "no progress bars in the console for generation jobs")
     add(
         "--max-request-body-mb",
         type=float,
@@ -319,7 +319,7 @@ def _add_a1111_accepted_args(parser: argparse.ArgumentParser) -> None:
     add = group.add_argument
     for dest in (
         "allow_code", "no_gradio_queue",
-        "gradio_debug", "disable_console_progressbars",
+        "gradio_debug",
         "always_batch_cond_uncond",
         "administrator", "no_prompt_history", "update_check", "update_all_extensions",
         "reinstall_xformers", "reinstall_torch",

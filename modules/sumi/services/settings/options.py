@@ -971,6 +971,16 @@ def _user_interface() -> dict[str, OptionInfo]:
             ).info(
                 "localizations/<name>.json of the data folder and of extensions; applies when the page is loaded"
             ),
+            "gallery_height": OptionInfo("", "Gallery height")
+            .info("a CSS length for the results galleries, for example 768px or 20em; empty: fit the images")
+            .needs_reload_ui(),
+            "notification_audio": OptionInfo(True, "Play notification sound after image generation").info(
+                "notification.mp3 in the data folder or Sumi's folder"
+            ),
+            "notification_volume": OptionInfo(
+                100, "Notification sound volume", "slider", _slider(0, 100, 1)
+            ).bounds(0, 100),
+            "multiple_tqdm": OptionInfo(True, "Second console progress bar for the whole job"),
         },
     )
 
@@ -1362,16 +1372,10 @@ def _a1111_only() -> dict[str, OptionInfo]:
             "clean_temp_dir_at_start": OptionInfo(
                 False, "Cleanup non-default temporary directory when starting webui"
             ),
-            "notification_audio": OptionInfo(True, "Play notification sound after image generation"),
-            "notification_volume": OptionInfo(
-                100, "Notification sound volume", "slider", _slider(0, 100, 1)
-            ).bounds(0, 100),
             "enable_console_prompts": OptionInfo(False, "Print prompts to console"),
             "samples_log_stdout": OptionInfo(False, "Always print all generation info to standard output"),
-            "multiple_tqdm": OptionInfo(True, "Second console progress bar for the whole job"),
             "compact_prompt_box": OptionInfo(False, "Compact prompt layout"),
             "do_not_show_images": OptionInfo(False, "Do not show any images in gallery"),
-            "gallery_height": OptionInfo("", "Gallery height"),
         },
     )
 
