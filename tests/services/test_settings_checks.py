@@ -144,9 +144,10 @@ def test_every_path_setting_is_found(data_dir):
         "outdir_txt2img_samples",
         "outdir_grids",
         "temp_dir",
+        "control_net_detectedmap_dir",
         EXTENSION_PATH_KEY,
     } <= set(keys)
-    assert "outdir_init_images" in keys and len(keys) == 11
+    assert "outdir_init_images" in keys and len(keys) == 12
 
 
 @pytest.mark.parametrize("value", OUTSIDE)

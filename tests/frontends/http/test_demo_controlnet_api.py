@@ -106,3 +106,23 @@ def test_the_demo_canny_controlnet_draws_the_outline_of_the_edges(app, client):
         without.append(round(_iou(b, target), 2))
     # measured (the shipped file): 0.68-0.89, mean 0.81, against 0.12-0.89, mean 0.37 without
     assert min(with_edges) > 0.5 and np.mean(with_edges) > np.mean(without) + 0.25, (with_edges, without)
+
+
+def test_detectmap_autosaving_writes_each_units_map_under_its_preprocessor(app, client):
+    """sd-webui-controlnet's "Allow detectmap auto saving": the canny map (the one the job returns after
+    its image) is written to <samples folder>/detected_maps/canny/, and nothing is written while it is off."""
+    picture = render(Scene("blue", "circle", "left", "large", "yellow"))
+    model = Path(DEMO_CONTROLNET_NAME).stem
+    unit = {"enabled": True, "module": "canny", "model": model, "image": encode_png(picture)}
+    body = {"prompt": "a red circle", "width": 128, "height": 128, "steps": 2, "seed": 3, "save_images": True}
+    body["alwayson_scripts"] = {"controlnet": {"args": [unit]}}
+    folder = app.paths.resolve(app.options.outdir_txt2img_samples) / "detected_maps" / "canny"
+    post_txt2img(client, body)
+    assert not folder.exists()
+    app.options.data["control_net_detectmap_autosaving"] = True
+    try:
+        returned = post_txt2img(client, body)["images"]
+    finally:
+        app.options.data["control_net_detectmap_autosaving"] = False
+    (saved,) = sorted(folder.glob("*-canny.png"))
+    assert np.array_equal(np.asarray(Image.open(saved).convert("RGB")), decode_pixels(returned[-1]))

@@ -77,6 +77,8 @@ class InpaintBlend:
 class PreparedControl:
     units: list[ControlUnitKind] = field(default_factory=list)
     detected_maps: list[Image.Image] = field(default_factory=list)  # appended to the job's images
+    # (preprocessor, map) to write into the detected-maps folder (`control_net_detectmap_autosaving`)
+    maps_to_save: list[tuple[str, Image.Image]] = field(default_factory=list)
     infotext: dict[str, str] = field(default_factory=dict)
     blends: list[InpaintBlend] = field(default_factory=list)  # inpaint_only units, in unit order
     noise_x0: torch.Tensor | None = None  # inpaint_only+lama: the filled image's latents (the last unit's)
@@ -386,12 +388,13 @@ class ControlNetService:
         text = unit.infotext()
         if text is not None:
             prepared.infotext[f"ControlNet {index}"] = text
-        if (
-            unit.save_detected_map
-            and preprocessor.name != "none"
-            and not self.options.control_net_no_detectmap
-        ):
-            prepared.detected_maps.extend(Image.fromarray(m) for m in maps)
+        if not unit.save_detected_map or preprocessor.name == "none":
+            return
+        pictures = [Image.fromarray(m) for m in maps]
+        if not self.options.control_net_no_detectmap:
+            prepared.detected_maps.extend(pictures)
+        if self.options.control_net_detectmap_autosaving:
+            prepared.maps_to_save.extend((preprocessor.name, picture) for picture in pictures)
 
     def annotator_runtime(self, device: torch.device | str | None = None) -> AnnotatorRuntime:
         """Where annotator networks run: the job's device, else (previews) the GPU when there is one."""

@@ -355,6 +355,7 @@ class GenerationService:
                 images.insert(0, grid)
                 infotexts.insert(0, infotexts[0])
                 first = 1
+        self._save_detected_maps(p, job.control.maps_to_save)
         images.extend(job.control.detected_maps)
         infotexts.extend("" for _ in job.control.detected_maps)
         return Processed(
@@ -803,6 +804,20 @@ class GenerationService:
                 pattern=decoration,
                 settings=image_files.SaveSettings.from_options(o),
             )
+
+    def _save_detected_maps(self, p: StableDiffusionProcessing, maps: list[tuple[str, Any]]) -> None:
+        """sd-webui-controlnet's autosave: each map as NNNNN-<preprocessor>.png in
+        `control_net_detectedmap_dir`/<preprocessor>/, relative to the job's image folder."""
+        if not maps:
+            return
+        samples = self._outdir("outdir_samples", f"outdir_{job_kind(p)}_samples", p.outpath_samples, False)
+        base = samples / str(self.options.control_net_detectedmap_dir or "detected_maps")
+        for name, picture in maps:
+            folder = base / name
+            with self._saving(p, "a detected map", folder):
+                image_files.save_image_file(
+                    picture, folder, seed=None, prompt="", infotext=None, suffix=f"-{name}"
+                )
 
     def _write_params_txt(self, p: StableDiffusionProcessing, infotext: str) -> None:
         """`<data>/params.txt` holds the last job's first infotext (A1111's paste button reads it)."""

@@ -1225,7 +1225,14 @@ def _controlnet() -> dict[str, OptionInfo]:
                 7, "ControlNet inpainting Gaussian blur sigma", "slider", _slider(0, 64, 1)
             ),
             "control_net_no_detectmap": OptionInfo(False, "Do not append detectmap to output"),
-            "control_net_detectmap_autosaving": OptionInfo(False, "Allow detectmap auto saving"),
+            "control_net_detectmap_autosaving": OptionInfo(False, "Allow detectmap auto saving").info(
+                "each unit's detected map is written to <the directory below>/<preprocessor>/"
+            ),
+            "control_net_detectedmap_dir": OptionInfo(
+                "detected_maps", "Directory for detected maps auto saving"
+            )
+            .info("relative to the job's image folder")
+            .path_setting(),
         },
     )
 
