@@ -190,6 +190,34 @@ def _restart_process() -> None:
     os.execv(command[0], command)
 
 
+def server_config(server: Any, args: argparse.Namespace, host: str, port: int) -> Any:
+    """uvicorn's settings for the server: the host and port, a grace period at shutdown, and
+    --timeout-keep-alive (A1111's default, 30 s)."""
+    import uvicorn
+
+    return uvicorn.Config(
+        server,
+        host=host,
+        port=port,
+        log_level="warning",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+        timeout_keep_alive=max(1, int(getattr(args, "timeout_keep_alive", None) or 30)),
+    )
+
+
+def log_level(name: str | None) -> tuple[int, str | None]:
+    """--loglevel as a logging level (A1111 takes the names), and a note when the name is not one."""
+    if not name:
+        return logging.INFO, None
+    level = logging.getLevelName(name.strip().upper())
+    if isinstance(level, int):
+        return level, None
+    return (
+        logging.INFO,
+        f"--loglevel {name!r} is not a log level (DEBUG, INFO, WARNING, ERROR, CRITICAL); INFO is used",
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     from modules.sumi.util.logs import configure_logging
     from modules.sumi.util.package_guard import guard_optional_packages
@@ -199,7 +227,10 @@ def main(argv: list[str] | None = None) -> None:
     guard_optional_packages()
     restarted = os.environ.pop(RESTARTED_ENV, None) == "1"
     args, notes = parse_args(sys.argv[1:] if argv is None else argv, lenient=restarted)
-    configure_logging(args.log_file)  # a flood of one error costs a few lines, its traceback is written once
+    level, level_note = log_level(args.loglevel)
+    configure_logging(args.log_file, level)  # a flood of one error costs a few lines, its traceback once
+    if level_note:
+        notes.append(level_note)
     from modules import shared
     from modules.sumi.app import App
     from modules.sumi.services.settings.flags import server_host, server_port
@@ -224,10 +255,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import uvicorn
 
-    config = uvicorn.Config(
-        server, host=host, port=port, log_level="warning", timeout_graceful_shutdown=SHUTDOWN_GRACE_S
-    )
-    uvicorn_server = uvicorn.Server(config)
+    uvicorn_server = uvicorn.Server(server_config(server, args, host, port))
 
     def stop_for_restart() -> None:
         _end_ui_streams(server)

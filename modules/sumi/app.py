@@ -416,7 +416,8 @@ class App:
         self._offer_demo_model()
         self._load_extensions()
         self.queue.start()
-        self.queue.submit("load model", self._initial_load)
+        if not getattr(self.args, "skip_load_model_at_start", False):  # else: at the first job
+            self.queue.submit("load model", self._initial_load)
 
     def _offer_demo_model(self) -> None:
         """With no checkpoint (or only the random-weight demo an older Sumi made), install the demo model

@@ -54,7 +54,6 @@ NOT_YET_IMPLEMENTED = (
     | frozenset(
         # A1111 1.10 flags that would change something there and do nothing here yet.
         {
-            "loglevel",
             "gfpgan_dir",
             "gfpgan_model",
             "no_progressbar_hiding",
@@ -66,8 +65,6 @@ NOT_YET_IMPLEMENTED = (
             "disable_model_loading_ram_optimization",
             "ui_debug_mode",
             "disable_tls_verify",
-            "timeout_keep_alive",
-            "skip_load_model_at_start",
             "unix_filenames_sanitization",
             "filenames_max_length",
         }
@@ -352,7 +349,7 @@ def _add_a1111_more_args(group: argparse._ArgumentGroup) -> None:
         "force_enable_xformers", "xformers_flash_attention", "deepdanbooru", "use_ipex",
         "disable_model_loading_ram_optimization", "show_negative_prompt",
         "enable_console_prompts", "ui_debug_mode", "gradio_queue", "add_stop_route",
-        "skip_load_model_at_start", "unix_filenames_sanitization",
+        "unix_filenames_sanitization",
     ):  # fmt: skip
         add("-f" if dest == "f" else flag_name(dest), action="store_true", help=_no_effect_help(dest))
     add(
@@ -365,8 +362,24 @@ def _add_a1111_more_args(group: argparse._ArgumentGroup) -> None:
         action="store_true",
         help="add the API routes /sdapi/v1/server-stop, server-restart and server-kill (behind the API login)",
     )
+    add(
+        "--skip-load-model-at-start",
+        action="store_true",
+        help="do not load the checkpoint when the server starts; the first job loads it",
+    )
+    add(
+        "--loglevel",
+        type=str,
+        default=None,
+        help="log level: DEBUG, INFO, WARNING, ERROR or CRITICAL (default INFO)",
+    )
+    add(
+        "--timeout-keep-alive",
+        type=int,
+        default=30,
+        help="seconds an idle HTTP keep-alive connection stays open (A1111's default, 30)",
+    )
     for dest in (
-        "loglevel",
         "gfpgan_dir",
         "gfpgan_model",
         "ngrok_region",
@@ -374,7 +387,7 @@ def _add_a1111_more_args(group: argparse._ArgumentGroup) -> None:
         "gradio_inpaint_tool",
     ):
         add(flag_name(dest), type=str, default=None, help=_no_effect_help(dest))
-    for dest in ("max_batch_count", "timeout_keep_alive", "filenames_max_length"):
+    for dest in ("max_batch_count", "filenames_max_length"):
         add(flag_name(dest), type=int, default=None, help=_no_effect_help(dest))
     add("--ngrok-options", type=json.loads, default=None, help=_no_effect_help("ngrok_options"))
     add(
