@@ -423,3 +423,19 @@ def test_a_search_looks_up_previews_only_for_the_cards_it_shows(tmp_path: Path, 
     assert (
         en.render_tab(app, "lora").count("sd_extra_networks/thumb") == 7
     )  # every preview when all are shown
+
+
+def test_the_lora_editor_shows_the_file_and_its_training_tags_escaped(tmp_path: Path):
+    lora_dir = tmp_path / "Lora"
+    lora_dir.mkdir()
+    tags = {"1_x": {"<b>zxc</b>": 9, "smiling": 4}}
+    metadata = {"ss_sd_model_name": "base.ckpt", "ss_tag_frequency": json.dumps(tags)}
+    save_file({"w": torch.zeros(1)}, str(lora_dir / "trained.safetensors"), metadata=metadata)
+    save_file({"w": torch.zeros(1)}, str(lora_dir / "plain.safetensors"))
+    app = SimpleNamespace(loras=NetworkFileRegistry([lora_dir], LORA_EXTENSIONS))
+    text = en.lora_file_info(app, "trained")
+    assert "trained.safetensors" in text and "<td>base.ckpt</td>" in text
+    assert "&lt;b&gt;zxc&lt;/b&gt; <small>(9)</small>" in text and "<b>zxc</b>" not in text
+    assert text.index("zxc") < text.index("smiling")
+    assert "records no training tags" in en.lora_file_info(app, "plain")
+    assert en.lora_file_info(app, None) == "" and en.lora_file_info(app, "gone") == ""

@@ -185,3 +185,24 @@ def test_a_missing_or_broken_preview_is_404(site):
     missing = preview.with_name("gone.png")
     assert client.get("/sd_extra_networks/thumb", params={"filename": str(missing)}).status_code == 404
     assert client.get("/sd_extra_networks/thumb").status_code == 400
+
+
+# -- a card's file metadata (A1111's /sd_extra_networks/metadata) --------------------------------------
+def test_a_lora_card_s_metadata_is_a1111_s_json_text_and_unknown_cards_give_nothing(site):
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    app, client = site["app"], site["client"]
+    tags = json.dumps({"10_zxc": {"zxc person": 3}})
+    save_file(
+        {"w": torch.zeros(1)}, str(app.paths.lora_dir / "meta_lora.safetensors"), {"ss_tag_frequency": tags}
+    )
+    app.loras.refresh()
+    r = client.get("/sd_extra_networks/metadata", params={"page": "lora", "item": "meta_lora"})
+    assert r.status_code == 200
+    assert json.loads(r.json()["metadata"]) == {"ss_tag_frequency": {"10_zxc": {"zxc person": 3}}}
+    for page, item in (("lora", "no_such_lora"), ("textual inversion", "x"), ("nonsense", "meta_lora")):
+        assert client.get("/sd_extra_networks/metadata", params={"page": page, "item": item}).json() == {}
+    assert local_client(build_server(app)).get("/sd_extra_networks/metadata").status_code == 401

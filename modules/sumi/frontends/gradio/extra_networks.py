@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import sys
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from modules.sumi.frontends.gradio import results
+from modules.sumi.services.networks.training_info import dataset_tags, training_summary
 from modules.sumi.util.atomic import temp_beside, write_json_atomic
 
 if TYPE_CHECKING:
@@ -588,6 +590,34 @@ def load_edit_fields(app: App, kind: str, name: str | None) -> tuple[str, str, f
     return text("description"), text("activation text"), weight, text("notes")
 
 
+def lora_file_info(app: App, name: str | None) -> str:
+    """The LoRA's file (size, date) and what its metadata says about its training, with the tags of its
+    training captions and their counts (where its trigger words are found), as A1111's LoRA editor."""
+    info = app.loras.find(name) if name else None
+    if info is None:
+        return ""
+    try:
+        stat = os.stat(info.path)
+    except OSError as exc:
+        return _note(f"{info.path.name}: {exc.strerror or exc}", error=True)
+    rows = [
+        ("File", info.path.name),
+        ("Size", f"{stat.st_size / 1024 / 1024:.1f} MB"),
+        ("Modified", time.strftime("%Y-%m-%d %H:%M", time.localtime(stat.st_mtime))),
+        *training_summary(info.metadata),
+    ]
+    table = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    tags = dataset_tags(info.metadata)
+    listed = ", ".join(
+        f'<span class="sumi-training-tag">{html.escape(tag)} <small>({count})</small></span>'
+        for tag, count in tags
+    )
+    tag_part = (
+        f"<p><b>Training tags</b>: {listed}</p>" if tags else "<p>The file records no training tags.</p>"
+    )
+    return f'<table class="sumi-file-info">{table}</table>{tag_part}'
+
+
 def _note(text: str, error: bool = False) -> str:
     if error:
         return results.error_html(text)
@@ -689,6 +719,7 @@ class CardEditor:
     save: gr.Button
     status: gr.HTML
     accordion: gr.Accordion | None = None
+    file_info: gr.HTML | None = None  # LoRA: what the file says about its training
 
 
 @dataclass
@@ -731,8 +762,9 @@ def _editor(app: App, kind: str, tabname: str) -> CardEditor:
         notes = gr.Textbox(label="Notes", lines=2, elem_id=f"{prefix}_notes")
         save = gr.Button("Save", elem_id=f"{prefix}_save", size="sm")
         status = gr.HTML("", elem_id=f"{prefix}_status", js_on_load=None)
+        file_info = gr.HTML("", elem_id=f"{prefix}_file_info", js_on_load=None) if kind == "lora" else None
     return CardEditor(
-        card, save_preview_button, description, activation, weight, notes, save, status, accordion
+        card, save_preview_button, description, activation, weight, notes, save, status, accordion, file_info
     )
 
 
@@ -842,6 +874,10 @@ def _wire(app: App, panel: ExtraNetworksPanel, tabname: str) -> None:
             editor.accordion.expand(partial(_card_choices, app, kind), outputs=editor.card, **quick)
         fields = [editor.description, editor.activation, editor.weight, editor.notes]
         editor.card.change(partial(load_edit_fields, app, kind), inputs=editor.card, outputs=fields, **quick)
+        if editor.file_info is not None:
+            editor.card.change(
+                partial(lora_file_info, app), inputs=editor.card, outputs=editor.file_info, **quick
+            )
         editor.save.click(
             partial(save_edit, app, kind, tabname=tabname),
             inputs=[editor.card, *fields, *view],

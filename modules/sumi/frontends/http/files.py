@@ -1,7 +1,8 @@
 """A1111's `/file=PATH` route (GET and HEAD): the files of the allow-list in `services/files/allowlist.py`;
 and A1111's `/sd_extra_networks/thumb?filename=PATH&mtime=N`, the cards' preview pictures (only those in
 the model folders), sent as small JPEG thumbnails; and `notification.mp3` (the data folder's, else Sumi's
-own folder's, as A1111 reads it), the sound the page plays when a job's images arrive.
+own folder's, as A1111 reads it), the sound the page plays when a job's images arrive; and A1111's
+`/sd_extra_networks/metadata?page=lora&item=NAME`, the metadata of a card's .safetensors file.
 
 Extensions' page scripts load their data this way (tagcomplete's tag lists, bilingual-localization's
 JSON, images-browser's pictures): `fetch("file=extensions/x/tags/danbooru.csv?123")`, relative to the
@@ -12,6 +13,8 @@ statuses (403 not allowed, 404 allowed but missing) and `{"detail": ...}` bodies
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
@@ -20,6 +23,7 @@ from starlette.responses import Response
 
 from modules.sumi.services.files.allowlist import FileAllowList, allow_list
 from modules.sumi.services.files.thumbnails import thumbnail_jpeg
+from modules.sumi.services.networks.training_info import file_metadata, parsed_metadata
 
 if TYPE_CHECKING:
     from modules.sumi.app import App
@@ -29,6 +33,7 @@ ROUTE = PREFIX + "{name:path}"
 THUMB_ROUTE = "/sd_extra_networks/thumb"  # the URL carries the mtime: a changed picture is a new URL
 THUMB_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=86400"}
 SOUND_ROUTE = "/sumi/notification.mp3"
+METADATA_ROUTE = "/sd_extra_networks/metadata"
 
 
 def is_file_route(path: str) -> bool:
@@ -51,6 +56,20 @@ def file_response(rules: FileAllowList, name: str) -> Response:
             headers=headers,
         )
     return FileResponse(verdict.path, media_type=verdict.media_type, headers=headers)
+
+
+def network_file(app: App, page: str, item: str) -> Path | None:
+    """The file of card `item` on extra-networks page `page` (A1111's page names), or None."""
+    if page == "lora":
+        found = app.loras.find(item)
+        return found.path if found is not None else None
+    if page == "hypernetworks":
+        found = app.hypernetworks.find(item)
+        return found.path if found is not None else None
+    if page == "checkpoints":
+        info = app.checkpoints.lookup(item)
+        return Path(info.filename) if info is not None else None
+    return None
 
 
 def thumbnail_response(previews: FileAllowList, filename: str) -> Response:
@@ -79,6 +98,15 @@ def mount(server: FastAPI, app: App) -> FileAllowList:
     @server.api_route(THUMB_ROUTE, methods=["GET", "HEAD"], include_in_schema=False)
     def serve_thumbnail(filename: str = "") -> Response:
         return thumbnail_response(previews, filename)
+
+    @server.get(METADATA_ROUTE, include_in_schema=False)
+    def extra_network_metadata(page: str = "", item: str = "") -> JSONResponse:
+        """A1111's: the metadata of a card's file ({"metadata": JSON text}), {} when it has none."""
+        path = network_file(app, page, item)
+        metadata = parsed_metadata(file_metadata(path)) if path is not None else {}
+        if not metadata:
+            return JSONResponse({})
+        return JSONResponse({"metadata": json.dumps(metadata, indent=4, ensure_ascii=False)})
 
     @server.api_route(SOUND_ROUTE, methods=["GET", "HEAD"], include_in_schema=False)
     def serve_notification_sound() -> Response:
