@@ -121,8 +121,9 @@ class ScriptPostprocessingUpscale(scripts_postprocessing.ScriptPostprocessing):
             outputs=[upscaling_resize_w, upscaling_resize_h],
             show_progress="hidden",
         )
-        tab_scale_by.select(fn=lambda: 0, inputs=[], outputs=[selected_tab])
-        tab_scale_to.select(fn=lambda: 1, inputs=[], outputs=[selected_tab])
+        # set in the page, no round trip: a Generate clicked right after the tab reads the new mode
+        tab_scale_by.select(fn=None, js="() => 0", inputs=[], outputs=[selected_tab])
+        tab_scale_to.select(fn=None, js="() => 1", inputs=[], outputs=[selected_tab])
         upscaler_1.change(
             scale_from_name, inputs=[upscaler_1], outputs=[upscaling_resize], show_progress="hidden"
         )

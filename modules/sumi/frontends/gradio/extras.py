@@ -44,7 +44,8 @@ def create_extras_tab(app: App) -> ExtrasTab:
     hide_dirs = bool(getattr(app.args, "hide_ui_dir_config", False))
     with gr.Row(equal_height=False, elem_id="extras_row"):
         with gr.Column(scale=1, elem_id="extras_settings"):
-            c["mode"] = gr.State(0)
+            # which sub-tab is open, set in the page (no round trip): Generate right after reads it
+            c["mode"] = gr.Number(value=0, precision=0, visible=False)
             with gr.Tabs(elem_id="mode_extras") as mode_tabs:
                 with gr.Tab("Single Image", id=MODE_TABS[0], elem_id=MODE_TABS[0]) as single:
                     c["image"] = gr.Image(
@@ -83,7 +84,7 @@ def create_extras_tab(app: App) -> ExtrasTab:
                 c["skip"] = gr.Button("Skip", elem_id="extras_skip", size="sm", min_width=60)
             r = t2i.results_column(TAB, hide_dirs, height=t2i.gallery_height(app.options))
     for index, tab in enumerate((single, batch, folder)):
-        tab.select(lambda i=index: i, outputs=c["mode"], **QUICK)
+        tab.select(None, js=f"() => {index}", outputs=c["mode"], api_visibility="undocumented")
     output_panel.wire_buttons(app, TAB, r, r["buttons"])
     tab = ExtrasTab(c, r, mode_tabs, script_inputs)
     _wire(app, tab)
