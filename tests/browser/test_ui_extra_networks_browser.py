@@ -30,8 +30,9 @@ def server(tmp_path_factory):
     lora_dir, emb_dir = data / "models" / "Lora", data / "embeddings"
     lora_dir.mkdir(parents=True)
     emb_dir.mkdir(parents=True)
-    for name in ("edlora", "prevlora"):
-        save_file({"w": torch.zeros(1)}, str(lora_dir / f"{name}.safetensors"))
+    trained = {"ss_sd_model_name": "base-v1.safetensors", "ss_tag_frequency": json.dumps({"5_x": {"zxc": 7}})}
+    save_file({"w": torch.zeros(1)}, str(lora_dir / "edlora.safetensors"), metadata=trained)
+    save_file({"w": torch.zeros(1)}, str(lora_dir / "prevlora.safetensors"))
     (lora_dir / "edlora.json").write_text(
         json.dumps({"sd version": "SD1", "description": "old words"}), encoding="utf-8"
     )
@@ -78,6 +79,8 @@ def card(page, kind: str, name: str):
 
 # -- the card editor ---------------------------------------------------------------------------------
 def test_card_editor_writes_the_sidecar_and_the_card_uses_it(page, server):
+    from playwright.sync_api import expect
+
     lora_dir = server.app.paths.lora_dir
     page.fill(PROMPT, "a cat")
     open_tab(page, "Lora")
@@ -96,6 +99,10 @@ def test_card_editor_writes_the_sidecar_and_the_card_uses_it(page, server):
     page.wait_for_function(  # choosing the card loads its sidecar into the fields
         "el => el.value === 'old words'", arg=description.element_handle()
     )
+    info = page.locator(f"{edit}_file_info")  # and what the file says about its training
+    expect(info).to_contain_text("edlora.safetensors")
+    expect(info).to_contain_text("base-v1.safetensors")
+    expect(info).to_contain_text("Training tags: zxc (7)")
     description.fill("A <b>bold</b> style")
     field(page, f"{edit}_activation_text").fill("red hat")
     set_number(page, f"{edit.lstrip('#')}_preferred_weight", 0.7)
