@@ -13,6 +13,7 @@ page; the search box shows only the settings whose label or key holds the words 
 from __future__ import annotations
 
 import html
+from functools import partial
 from typing import TYPE_CHECKING
 
 import gradio as gr
@@ -126,20 +127,14 @@ def create_actions_and_sysinfo(app: App, result: gr.HTML) -> None:
                 label="Check system info for validity", type="binary", elem_id="sysinfo_check_file"
             )
             validity = gr.HTML("", elem_id="sysinfo_validity", js_on_load=None)
-    unload.click(
-        lambda: unload_checkpoint(app),
-        outputs=result,
-        concurrency_id="sumi_checkpoint",
-        show_progress="minimal",
-        api_visibility="undocumented",
-    )
-    reload.click(
-        lambda: reload_checkpoint(app),
-        outputs=result,
-        concurrency_id="sumi_checkpoint",
-        show_progress="minimal",
-        api_visibility="undocumented",
-    )
+    for button, action in ((unload, unload_checkpoint), (reload, reload_checkpoint)):
+        button.click(
+            partial(action, app),
+            outputs=result,
+            concurrency_id="sumi_checkpoint",  # model changes one at a time, as the quick settings'
+            show_progress="minimal",
+            api_visibility="undocumented",
+        )
     hash_all.click(
         lambda n: calculate_all_hashes(app, n),
         inputs=threads,

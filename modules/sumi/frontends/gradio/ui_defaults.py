@@ -17,6 +17,7 @@ import html
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
@@ -139,19 +140,12 @@ def wire_defaults(
     pairs = [(index[id(w)], index[id(h)]) for w, h in size_pairs if id(w) in index and id(h) in index]
     page = PageInputs([path for path, _ in tracked], pairs, model_size)
     inputs = [c for _, c in tracked]
-    section.view.click(
-        lambda *values: view_changes(config, page, *values),
-        inputs=inputs,
-        outputs=section.review,
-        preprocess=False,
-        show_progress="minimal",
-        api_visibility="undocumented",
-    )
-    section.apply.click(
-        lambda *values: apply_changes(config, page, *values),
-        inputs=inputs,
-        outputs=section.review,
-        preprocess=False,
-        show_progress="minimal",
-        api_visibility="undocumented",
-    )
+    for button, action in ((section.view, view_changes), (section.apply, apply_changes)):
+        button.click(
+            partial(action, config, page),
+            inputs=inputs,
+            outputs=section.review,
+            preprocess=False,
+            show_progress="minimal",
+            api_visibility="undocumented",
+        )
