@@ -178,7 +178,10 @@ def line_segments(
     """White 1-pixel segments on black (HxW uint8) for an HxWx3 uint8 RGB image (H, W even)."""
     pixels = torch.from_numpy(np.ascontiguousarray(image)).to(device, torch.float32)
     constant = torch.full_like(pixels[..., :1], 1.0)
-    batch = (torch.cat([pixels, constant], dim=-1).permute(2, 0, 1)[None] / 127.5) - 1.0
+    # Channels-last with a full batch stride, the layout controlnet-aux's numpy transpose gives: another
+    # layout picks other convolution kernels, whose rounding flipped a centre across the score threshold
+    # on an AMD CPU (a segment more than the extension draws).
+    batch = (torch.cat([pixels, constant], dim=-1)[None].permute(0, 3, 1, 2) / 127.5) - 1.0
     drawing = np.zeros(image.shape[:2], np.uint8)
     for x0, y0, x1, y1 in (2 * _segments(network(batch).float(), min_score, min_length)).astype(np.int64):
         cv2.line(drawing, (int(x0), int(y0)), (int(x1), int(y1)), 255, 1)
