@@ -291,9 +291,9 @@ def image_cfg_visible(app: App) -> dict[str, Any]:
     return gr.update(visible=channels == 8)
 
 
-def select_mode(mode: int) -> tuple[Any, Any, Any]:
-    """(mode number, inpaint controls, mask transparency) for the chosen sub-tab."""
-    return mode, gr.update(visible=mode in INPAINT_MODES), gr.update(visible=mode == MODE_INPAINT_SKETCH)
+def inpaint_visibility(mode: int) -> tuple[Any, Any]:
+    """(inpaint controls, mask transparency) shown or hidden for the chosen sub-tab."""
+    return gr.update(visible=mode in INPAINT_MODES), gr.update(visible=mode == MODE_INPAINT_SKETCH)
 
 
 # -- layout ----------------------------------------------------------------------------------------------
@@ -549,10 +549,14 @@ def create_img2img_tab(app: App) -> Img2ImgTab:
     tab = Img2ImgTab(c, r, b, controlnet, scripts, mode_tabs, inpaint)
     _wire(app, tab, extras)
     quick = {"concurrency_limit": None, "show_progress": "hidden", "api_visibility": "undocumented"}
+    # The mode and scale numbers are set in the page, so a Generate clicked right after a sub-tab reads
+    # the new choice (a server round trip could still be in flight); only the inpaint controls'
+    # visibility goes through the server.
     for i, mode_tab in enumerate(mode_tab_list):
-        mode_tab.select(partial(select_mode, i), outputs=[c["mode"], inpaint, c["mask_alpha"]], **quick)
+        mode_tab.select(None, js=f"() => {i}", outputs=c["mode"], api_visibility="undocumented")
+        mode_tab.select(partial(inpaint_visibility, i), outputs=[inpaint, c["mask_alpha"]], **quick)
     for i, scale_tab in enumerate(scale_tabs):
-        scale_tab.select(lambda i=i: i, outputs=c["scale_tab"], **quick)
+        scale_tab.select(None, js=f"() => {i}", outputs=c["scale_tab"], api_visibility="undocumented")
     wire_controlnet(app, controlnet, c["width"], c["height"], r["error"])
     return tab
 
