@@ -12,6 +12,7 @@ the text with the checksum itself replaced by a placeholder (`check` recomputes 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -128,8 +129,12 @@ def git_commit(repo_root: Path) -> str:
     return "<none>"
 
 
+@functools.cache
 def torch_env_info() -> dict[str, Any] | str:
-    """PyTorch's own environment report (versions, CUDA, cuDNN, GPUs, CPU), multi-line values as lists."""
+    """PyTorch's own environment report (versions, CUDA, cuDNN, GPUs, CPU), multi-line values as lists.
+
+    Read once per process: it runs pip, lscpu and nvidia-smi (seconds), and none of it changes while the
+    server runs."""
     try:
         import torch.utils.collect_env as collect_env
 
