@@ -27,6 +27,9 @@ def page(server, chromium):
 def test_generate_shows_images_and_infotext_and_saves_pngs(page, server):
     assert "demo model" in page.inner_text("#sumi_notices")
     assert page.input_value("#setting_sd_model_checkpoint input").startswith("sumi-demo-shapes")
+    versions = page.inner_text("#footer .versions")  # A1111's footer, below the tabs
+    assert "version: sumi-" in versions and "torch: " in versions and "checkpoint: " in versions
+    assert page.is_visible("#footer a:text('Reload UI')")
     for size in ("txt2img_width", "txt2img_height", "img2img_width", "img2img_height"):  # the demo's own size
         assert page.input_value(f"#{size} input[type=number]") == "128"
     small_job(page, "a lighthouse at dusk")

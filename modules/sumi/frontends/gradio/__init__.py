@@ -32,6 +32,7 @@ from modules.sumi.frontends.gradio.direct_page_loads import answer_page_loads_di
 from modules.sumi.frontends.gradio.event_guard import drop_broken_events
 from modules.sumi.frontends.gradio.extensions_tab import create_extensions_tab, source_label
 from modules.sumi.frontends.gradio.extras import ExtrasTab, create_extras_tab, wire_send_to_extras
+from modules.sumi.frontends.gradio.footer import create_footer
 from modules.sumi.frontends.gradio.img2img import (
     Img2ImgTab,
     create_img2img_tab,
@@ -105,6 +106,7 @@ def build_ui(app: App) -> gr.Blocks:
             settings = _settings_tab(app, demo)
             _extensions_tab(app, demo)
         _left(tabs, demo)
+        create_footer(app)
         for source in (txt2img.results, img2img.results, extras.results):
             wire_send_to(app, tabs, source, img2img)
             wire_send_to_extras(app, tabs, source, extras)
