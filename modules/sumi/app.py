@@ -26,6 +26,7 @@ from modules.sumi.services.controlnet.models import ControlNetModels
 from modules.sumi.services.controlnet.service import ControlNetService
 from modules.sumi.services.extensions.manager import ExtensionManager
 from modules.sumi.services.faces.registry import FaceRestorers
+from modules.sumi.services.images.saving import MAX_FILENAME_PART_LENGTH, FilenameRules, use_filename_rules
 from modules.sumi.services.jobs.generation import GenerationService
 from modules.sumi.services.jobs.processing import StableDiffusionProcessingTxt2Img
 from modules.sumi.services.jobs.queue import JobQueue
@@ -98,6 +99,7 @@ class App:
         for broken in self.broken_packages:
             self.notice(broken.message())
         self.demo: Any = None  # the gradio page once built (A1111's shared.demo)
+        use_filename_rules(self._filename_rules())
         self.boot_id = uuid.uuid4().hex  # tells a page waiting for a restart that the server is new
         self.restart_handler: Callable[[], None] | None = None  # set by webui.main
         self.restart_requested = False
@@ -516,11 +518,22 @@ class App:
         timer.start()
         return True
 
+    def _filename_rules(self) -> FilenameRules:
+        """--unix-filenames-sanitization and --filenames-max-length; a length under 1 is named and the
+        default (128) kept."""
+        unix = bool(getattr(self.args, "unix_filenames_sanitization", False))
+        try:
+            return FilenameRules.from_flags(unix, getattr(self.args, "filenames_max_length", None))
+        except ValueError as exc:
+            self.notice(f"{exc}; using {MAX_FILENAME_PART_LENGTH}")
+            return FilenameRules.from_flags(unix)
+
     def shutdown(self) -> None:
         self.queue.stop()
         self.generation.close()
         self.scripts.close()
         self._stop_log_redaction()
+        use_filename_rules(FilenameRules())
 
 
 def preload_extensions(parser: argparse.ArgumentParser, argv: list[str], repo_root: Path | str) -> list[str]:

@@ -116,16 +116,40 @@ class SaveSettings:
 # --- file names ------------------------------------------------------------------------------------
 
 
-def sanitize_filename_part(
-    text: str, replace_spaces: bool = True, max_length: int = MAX_FILENAME_PART_LENGTH
-) -> str:
-    """Text made safe for a file name on any OS: no path separators, reserved or control characters."""
+@dataclass(frozen=True)
+class FilenameRules:
+    """What a file-name part may hold: A1111's `--unix-filenames-sanitization` (only `/` is replaced,
+    so `:`, `?`, `*`, `|`, `"` ... stay, as Linux allows) and `--filenames-max-length` (of each part taken
+    from the job: the prompt, a field). Control characters are always replaced."""
+
+    invalid_chars: str = INVALID_FILENAME_CHARS
+    max_part_length: int = MAX_FILENAME_PART_LENGTH
+
+    @classmethod
+    def from_flags(cls, unix: bool = False, max_length: int | None = None) -> FilenameRules:
+        if max_length is not None and max_length < 1:
+            raise ValueError(f"--filenames-max-length must be at least 1, not {max_length}")
+        return cls("/" if unix else INVALID_FILENAME_CHARS, max_length or MAX_FILENAME_PART_LENGTH)
+
+
+# Process-wide, as the A1111 flags they come from: extensions calling `modules.images` get them too.
+_rules = FilenameRules()
+
+
+def use_filename_rules(rules: FilenameRules) -> None:
+    """Set by the App from its flags at start, and back to the defaults when it shuts down."""
+    global _rules
+    _rules = rules
+
+
+def sanitize_filename_part(text: str, replace_spaces: bool = True, max_length: int | None = None) -> str:
+    """Text made safe for a file name: no path separators, reserved (unless --unix-filenames-sanitization)
+    or control characters, at most `max_length` (--filenames-max-length, 128) characters."""
+    rules = _rules
     if replace_spaces:
         text = text.replace(" ", "_")
-    text = "".join(
-        "_" if ch in INVALID_FILENAME_CHARS or ord(ch) < 32 or ord(ch) == 127 else ch for ch in text
-    )
-    return text.lstrip(" ")[:max_length].rstrip(" .")
+    text = "".join("_" if ch in rules.invalid_chars or ord(ch) < 32 or ord(ch) == 127 else ch for ch in text)
+    return text.lstrip(" ")[: max_length or rules.max_part_length].rstrip(" .")
 
 
 def prompt_words(prompt: str, max_words: int = MAX_PROMPT_WORDS) -> str:

@@ -65,8 +65,6 @@ NOT_YET_IMPLEMENTED = (
             "disable_model_loading_ram_optimization",
             "ui_debug_mode",
             "disable_tls_verify",
-            "unix_filenames_sanitization",
-            "filenames_max_length",
         }
     )
 )
@@ -349,7 +347,6 @@ def _add_a1111_more_args(group: argparse._ArgumentGroup) -> None:
         "force_enable_xformers", "xformers_flash_attention", "deepdanbooru", "use_ipex",
         "disable_model_loading_ram_optimization", "show_negative_prompt",
         "enable_console_prompts", "ui_debug_mode", "gradio_queue", "add_stop_route",
-        "unix_filenames_sanitization",
     ):  # fmt: skip
         add("-f" if dest == "f" else flag_name(dest), action="store_true", help=_no_effect_help(dest))
     add(
@@ -387,8 +384,19 @@ def _add_a1111_more_args(group: argparse._ArgumentGroup) -> None:
         "gradio_inpaint_tool",
     ):
         add(flag_name(dest), type=str, default=None, help=_no_effect_help(dest))
-    for dest in ("max_batch_count", "filenames_max_length"):
-        add(flag_name(dest), type=int, default=None, help=_no_effect_help(dest))
+    add(flag_name("max_batch_count"), type=int, default=None, help=_no_effect_help("max_batch_count"))
+    add(
+        "--unix-filenames-sanitization",
+        action="store_true",
+        help="file names of saved images keep every character Linux allows (only / is replaced)",
+    )
+    add(
+        "--filenames-max-length",
+        type=int,
+        default=None,
+        help="the longest a part of a saved image's file name taken from the job (the prompt, ...) may be "
+        "(default 128)",
+    )
     add("--ngrok-options", type=json.loads, default=None, help=_no_effect_help("ngrok_options"))
     add(
         "--disable-tls-verify", action="store_false", default=None, help=_no_effect_help("disable_tls_verify")
