@@ -127,7 +127,7 @@ def test_an_extension_that_needs_torchvision_is_told_how_to_install_it(tmp_path,
     from modules.sumi.util import package_guard
 
     versions = {"torch": "2.13.0+cpu"}
-    monkeypatch.setattr(package_guard, "_version", lambda name: versions.get(name, ""))
+    monkeypatch.setattr(package_guard, "installed_version", versions.get)
     write_files(
         tmp_path / "extensions" / "anim-ext",
         {

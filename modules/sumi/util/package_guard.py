@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import importlib.metadata
 import importlib.util
 import sys
 import threading
@@ -27,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from modules.sumi.util.torch_companions import torchvision_for_torch
+from modules.sumi.util.version import installed_version
 
 
 def _torchvision_ops(module: object) -> None:
@@ -59,7 +59,7 @@ class BrokenPackage:
 
 def repair_hint(name: str) -> str:
     """How to get a working build of `name` back (or remove it)."""
-    torch_version = _version("torch")
+    torch_version = installed_version("torch") or ""
     command = _torchvision_install() if name == "torchvision" else None
     if command:
         return f"To repair: {command}, or pip uninstall torchvision."
@@ -84,20 +84,13 @@ def missing_package_hint(message: str) -> str:
 def _torchvision_install() -> str | None:
     """`pip install torchvision==X` of the build made for the installed torch (from PyTorch's index for a
     build with a local label such as +cpu), with the torch named; None when no torch or none is known."""
-    torch_version = _version("torch")
+    torch_version = installed_version("torch") or ""
     wanted = torchvision_for_torch(torch_version) if torch_version else None
     if not wanted:
         return None
     label = wanted.partition("+")[2]
     index = f" --index-url https://download.pytorch.org/whl/{label}" if label else ""
     return f"pip install torchvision=={wanted}{index} (the build made for torch {torch_version})"
-
-
-def _version(distribution: str) -> str:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return ""
 
 
 def is_blocked(name: str) -> bool:
@@ -149,7 +142,7 @@ def guard_optional_packages(
             error = probe(name, check)
             if error is None:
                 continue
-            broken.append(BrokenPackage(name, _version(name) or "(unknown version)", error))
+            broken.append(BrokenPackage(name, installed_version(name) or "(unknown version)", error))
             with contextlib.suppress(Exception):
                 block(name)
         if packages is None:

@@ -8,13 +8,12 @@ is HTML-escaped: a checkpoint's file name is the user's text."""
 from __future__ import annotations
 
 import html
-import importlib.metadata
 import platform
 from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from modules.sumi.util.version import VERSION
+from modules.sumi.util.version import VERSION, installed_version
 
 if TYPE_CHECKING:
     from modules.sumi.app import App
@@ -44,7 +43,7 @@ def versions_html(app: App) -> str:
     parts = [
         f"version: {html.escape(VERSION)}",
         f"python: {html.escape(platform.python_version())}",
-        f"torch: {html.escape(_package_version('torch'))} ({html.escape(device)})",
+        f"torch: {html.escape(installed_version('torch') or 'N/A')} ({html.escape(device)})",
         f"gradio: {html.escape(gr.__version__)}",
         f"checkpoint: {_checkpoint_link(app)}",
     ]
@@ -58,10 +57,3 @@ def _checkpoint_link(app: App) -> str:
     short = info.shorthash or "N/A"
     title = html.escape(f"{info.title}\n{info.sha256 or 'not hashed yet'}", quote=True)
     return f'<a id="sd_checkpoint_hash" title="{title}">{html.escape(short)}</a>'
-
-
-def _package_version(name: str) -> str:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return "N/A"

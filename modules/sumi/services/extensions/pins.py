@@ -10,24 +10,16 @@ known for, torchvision cannot be installed (`torchvision<0`).
 
 from __future__ import annotations
 
-import importlib.metadata
-
 from packaging.utils import canonicalize_name
 
 from modules.sumi.util.torch_companions import torchvision_for_torch
+from modules.sumi.util.version import installed_version
 
 PROTECTED_PACKAGES = (
     "torch", "torchvision", "torchaudio", "xformers", "numpy", "diffusers", "transformers",
     "gradio", "gradio_client", "fastapi", "pydantic", "safetensors",
 )  # fmt: skip
 NO_RELEASE = "<0"  # a specifier no version satisfies
-
-
-def installed_version(name: str) -> str | None:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 def core_pins() -> dict[str, str]:
