@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
+from modules.sumi.frontends.gradio.quicksettings import current_checkpoint
 from modules.sumi.util.version import VERSION, installed_version
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ def versions_html(app: App) -> str:
 
 
 def _checkpoint_link(app: App) -> str:
-    info = app.checkpoints.match(app.options.sd_model_checkpoint) or app.checkpoints.first()
+    info = current_checkpoint(app)
     if info is None:
         return '<a id="sd_checkpoint_hash">N/A</a>'
     short = info.shorthash or "N/A"
