@@ -7,6 +7,8 @@ Each test opens a fresh page; the files the server finds at start are written by
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import re
 import shutil
@@ -33,6 +35,10 @@ def server(tmp_path_factory):
     trained = {"ss_sd_model_name": "base-v1.safetensors", "ss_tag_frequency": json.dumps({"5_x": {"zxc": 7}})}
     save_file({"w": torch.zeros(1)}, str(lora_dir / "edlora.safetensors"), metadata=trained)
     save_file({"w": torch.zeros(1)}, str(lora_dir / "prevlora.safetensors"))
+    cover = io.BytesIO()
+    Image.new("RGB", (600, 400), "red").save(cover, format="PNG")
+    covers = json.dumps([base64.b64encode(cover.getvalue()).decode()])  # a cover stored in the file
+    save_file({"w": torch.zeros(1)}, str(lora_dir / "gcoverlora.safetensors"), {"ssmd_cover_images": covers})
     (lora_dir / "edlora.json").write_text(
         json.dumps({"sd version": "SD1", "description": "old words"}), encoding="utf-8"
     )
@@ -141,6 +147,9 @@ def test_save_preview_writes_the_selected_image_and_the_card_shows_it(page, serv
     wait_text(page, "#html_info_txt2img", f"Seed: {seed},")  # the infotext follows: the second image
     open_tab(page, "Lora")
     assert card(page, "lora", "prevlora").locator("img").count() == 0
+    embedded = card(page, "lora", "gcoverlora").locator("img.sumi-card-preview")
+    assert (embedded.get_attribute("src") or "").startswith("./sd_extra_networks/cover-images?page=lora")
+    page.wait_for_function("img => img.complete && img.naturalWidth === 256", arg=embedded.element_handle())
     open_editor(page, "lora", "prevlora")
     page.click("#txt2img_lora_extra_save_preview")
     wait_text(page, "#txt2img_lora_extra_edit_status", "Saved prevlora.preview.png.")

@@ -2,8 +2,8 @@
 Lora tabs of cards.
 
 Each card shows a preview (`<path-without-ext>.png` / `.preview.png` ..., a thumbnail the page loads
-from `/sd_extra_networks/thumb` when the card scrolls into view),
-the name and the description (sidecar `<path-without-ext>.json` "description", else `.txt`). Clicking a
+from `/sd_extra_networks/thumb` when the card scrolls into view; without one, the first cover picture
+stored in a .safetensors file's metadata, from `/sd_extra_networks/cover-images`), the name and the description (sidecar `<path-without-ext>.json` "description", else `.txt`). Clicking a
 card toggles its text in the prompt box that had focus last (script.js `sumiExtraNetworkClick`; the
 same rule as `toggle_prompt_text` here): `<lora:NAME:W>` + activation text, `<hypernet:NAME:1>`, or the
 embedding name. A checkpoint card switches the model through `app.settings.set`. Search filters by name
@@ -27,6 +27,7 @@ import re
 import sys
 import time
 import urllib.parse
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from modules.sumi.frontends.gradio import results
+from modules.sumi.services.files.cover_images import covers_in, embedded_covers
 from modules.sumi.services.networks.training_info import dataset_tags, training_summary
 from modules.sumi.util.atomic import temp_beside, write_json_atomic
 
@@ -66,14 +68,20 @@ class Card:
     search_terms: str = ""
     skipped: str = ""  # why the loaded model cannot use this embedding ("48 ≠ 64"), else ""
     found_preview: str | None = field(default=None, repr=False)  # None: not looked up yet
+    covers: tuple[str, ...] | None = field(default=None, repr=False)  # embedded; None: read from the file
 
     @property
     def preview(self) -> str:
         """The preview thumbnail's URL, or "". Looked up when first asked for: a search shows a few
         cards of a big library, and only their previews are looked up."""
         if self.found_preview is None:
-            self.found_preview = preview_url(self.path)
+            self.found_preview = preview_url(self.path) or self._cover_url()
         return self.found_preview
+
+    def _cover_url(self) -> str:
+        if self.covers is None:
+            self.covers = embedded_covers(self.path) if self.path else ()
+        return embedded_cover_url(self.kind, self.name, self.covers)
 
 
 # -- one directory listing per render ----------------------------------------------------------------
@@ -252,6 +260,17 @@ def preview_url(path: str | Path) -> str:
     return f"./sd_extra_networks/thumb?filename={urllib.parse.quote(str(image_path))}&mtime={mtime}"
 
 
+def embedded_cover_url(kind: str, name: str, covers: tuple[str, ...]) -> str:
+    """The URL of the first of a card's `covers` (pictures stored in its .safetensors file's metadata:
+    A1111's `find_embedded_preview`, for every kind of card), or "" when it has none. A checksum of the
+    picture is in the URL, so a changed cover is a new URL."""
+    if not covers:
+        return ""
+    version = zlib.crc32(covers[0].encode())
+    query = urllib.parse.urlencode({"page": kind, "item": name, "thumbnail": 1, "v": version})
+    return f"./sd_extra_networks/cover-images?{query}"
+
+
 # -- cards per tab ---------------------------------------------------------------------------------
 def _card(kind: str, name: str, path: str, **kw: Any) -> Card:
     meta = kw.pop("meta", None)
@@ -271,7 +290,9 @@ def lora_cards(app: App) -> list[Card]:
     cards = []
     for info in app.loras.list():
         meta = read_user_metadata(info.path)
-        cards.append(_card("lora", info.name, str(info.path), meta=meta, prompt=lora_prompt(info.name, meta)))
+        prompt = lora_prompt(info.name, meta)
+        covers = covers_in(info.metadata)  # read with the list, as A1111: no file opened per card
+        cards.append(_card("lora", info.name, str(info.path), meta=meta, prompt=prompt, covers=covers))
     return cards
 
 

@@ -2,7 +2,8 @@
 and A1111's `/sd_extra_networks/thumb?filename=PATH&mtime=N`, the cards' preview pictures (only those in
 the model folders), sent as small JPEG thumbnails; and `notification.mp3` (the data folder's, else Sumi's
 own folder's, as A1111 reads it), the sound the page plays when a job's images arrive; and A1111's
-`/sd_extra_networks/metadata?page=lora&item=NAME`, the metadata of a card's .safetensors file.
+`/sd_extra_networks/metadata?page=lora&item=NAME`, the metadata of a card's .safetensors file; and
+`/sd_extra_networks/cover-images?page=lora&item=NAME&index=0`, a cover picture stored in that metadata.
 
 Extensions' page scripts load their data this way (tagcomplete's tag lists, bilingual-localization's
 JSON, images-browser's pictures): `fetch("file=extensions/x/tags/danbooru.csv?123")`, relative to the
@@ -22,6 +23,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from starlette.responses import Response
 
 from modules.sumi.services.files.allowlist import FileAllowList, allow_list
+from modules.sumi.services.files.cover_images import CoverImageError, cover_picture
 from modules.sumi.services.files.thumbnails import thumbnail_jpeg
 from modules.sumi.services.networks.training_info import file_metadata, parsed_metadata
 
@@ -34,12 +36,13 @@ THUMB_ROUTE = "/sd_extra_networks/thumb"  # the URL carries the mtime: a changed
 THUMB_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=86400"}
 SOUND_ROUTE = "/sumi/notification.mp3"
 METADATA_ROUTE = "/sd_extra_networks/metadata"
+COVER_ROUTE = "/sd_extra_networks/cover-images"
 
 
 def is_file_route(path: str) -> bool:
     """The request path is one of `/file=`'s or the cards' thumbnails (the page's files, behind the UI's
     login)."""
-    return path.startswith(PREFIX) or path in (THUMB_ROUTE, SOUND_ROUTE)
+    return path.startswith(PREFIX) or path in (THUMB_ROUTE, COVER_ROUTE, SOUND_ROUTE)
 
 
 def file_response(rules: FileAllowList, name: str) -> Response:
@@ -69,7 +72,23 @@ def network_file(app: App, page: str, item: str) -> Path | None:
     if page == "checkpoints":
         info = app.checkpoints.lookup(item)
         return Path(info.filename) if info is not None else None
+    if page == "textual_inversion":
+        embedding = app.embeddings.embeddings.get(item)
+        return Path(embedding.filename) if embedding is not None and embedding.filename else None
     return None
+
+
+def cover_response(app: App, page: str, item: str, index: int, thumbnail: bool) -> Response:
+    """Cover picture `index` stored in the metadata of card `item`'s file (A1111's route; 404 when the
+    card, the file or the picture is not there, or it cannot be read)."""
+    path = network_file(app, page, item)
+    if path is None:
+        return JSONResponse({"detail": f"No {page or 'extra network'} card named {item!r}."}, status_code=404)
+    try:
+        data, media_type = cover_picture(path, index, thumbnail=thumbnail)
+    except CoverImageError as exc:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+    return Response(data, media_type=media_type, headers=THUMB_HEADERS)
 
 
 def thumbnail_response(previews: FileAllowList, filename: str) -> Response:
@@ -107,6 +126,17 @@ def mount(server: FastAPI, app: App) -> FileAllowList:
         if not metadata:
             return JSONResponse({})
         return JSONResponse({"metadata": json.dumps(metadata, indent=4, ensure_ascii=False)})
+
+    @server.api_route(COVER_ROUTE, methods=["GET", "HEAD"], include_in_schema=False)
+    def serve_cover_image(
+        page: str = "",
+        item: str = "",
+        index: int = 0,
+        extra_networks_tabname: str = "",
+        thumbnail: bool = False,
+    ) -> Response:
+        """A1111's (`page`, or `extra_networks_tabname` as its later versions name it)."""
+        return cover_response(app, page or extra_networks_tabname, item, index, thumbnail)
 
     @server.api_route(SOUND_ROUTE, methods=["GET", "HEAD"], include_in_schema=False)
     def serve_notification_sound() -> Response:
