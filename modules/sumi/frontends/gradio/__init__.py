@@ -39,6 +39,7 @@ from modules.sumi.frontends.gradio.img2img import (
     image_cfg_visible,
     wire_send_to,
 )
+from modules.sumi.frontends.gradio.login import current_login
 from modules.sumi.frontends.gradio.merger_ui import create_merger_tab
 from modules.sumi.frontends.gradio.native_size import loaded_model_size, wire_native_size
 from modules.sumi.frontends.gradio.page_section import PageSection
@@ -86,6 +87,7 @@ class ExtensionTab:
 def build_ui(app: App) -> gr.Blocks:
     """The whole page: quick settings and notices on top, then one tab per mode."""
     app.settings.add_extension_options()
+    app.queue.owner_of = current_login  # each job remembers the login that asked for it
     PASTE_BUTTONS.reset()  # extensions register "send to txt2img" buttons while their tabs are made
     with gr.Blocks(title="Sumi", analytics_enabled=False) as demo:
         quick = create_quicksettings(app)

@@ -51,3 +51,12 @@ def drop_cors(gradio_app: Any) -> None:
     gradio_app.user_middleware = [
         m for m in gradio_app.user_middleware if "CORS" not in getattr(m.cls, "__name__", "")
     ]
+
+
+def current_login() -> str | None:
+    """The login of the page whose event is being handled: None without logins, or outside an event
+    (the job queue reads it to know whose job it queues, an Interrupt to know who pressed it)."""
+    from gradio.context import LocalContext
+
+    request = LocalContext.request.get(None)
+    return getattr(request, "username", None) or None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import logging
+from concurrent.futures import CancelledError
 from typing import Any
 
 import torch
@@ -24,12 +25,15 @@ log = logging.getLogger(__name__)
 OOM_MESSAGE = (
     "Out of GPU memory: try a smaller size or batch size, or start Sumi with --medvram or --lowvram."
 )
+LEFT_QUEUE_MESSAGE = "Interrupted before it started: the job left the queue."
 
 
 def error_message(exc: BaseException) -> str:
     """A message a user can act on; unexpected errors keep their type name and are logged in full."""
     if isinstance(exc, torch.OutOfMemoryError):
         return OOM_MESSAGE
+    if isinstance(exc, CancelledError):  # Interrupt took it out of the queue before it started
+        return LEFT_QUEUE_MESSAGE
     if isinstance(exc, (EngineError, ValueError, ExtensionScriptError)):  # the message says it all
         return redact_text(str(exc) or type(exc).__name__)
     if was_reported(exc):  # the job queue logged its traceback already: one line here

@@ -20,6 +20,7 @@ from modules.sumi.engine.training.loop import OPTIMIZERS
 from modules.sumi.engine.training.model_io import PRECISIONS
 from modules.sumi.frontends.gradio import train_monitor
 from modules.sumi.frontends.gradio.train_panel_values import settings_from_panel
+from modules.sumi.frontends.gradio.txt2img import interrupt
 from modules.sumi.services.training.controlnet_settings import (
     SAVE_PRECISIONS,
     ControlNetTrainingSettings,
@@ -48,7 +49,7 @@ class ControlNetPanel:
             concurrency_limit=None,
         )
         self.controls["interrupt"].click(
-            lambda: self.app.state.interrupt(), api_visibility="undocumented", concurrency_limit=None
+            partial(interrupt, self.app), api_visibility="undocumented", concurrency_limit=None
         )
 
 

@@ -26,6 +26,7 @@ from modules.sumi.frontends.gradio.train_controlnet_ui import create_controlnet_
 from modules.sumi.frontends.gradio.train_dataset_ui import create_dataset_panel
 from modules.sumi.frontends.gradio.train_finetune_ui import create_finetune_panel
 from modules.sumi.frontends.gradio.train_lora_ui import create_lora_panel
+from modules.sumi.frontends.gradio.txt2img import interrupt
 from modules.sumi.services.scripts.callbacks import UiTrainTabParams
 from modules.sumi.services.training.a1111_settings import (
     EmbeddingTrainingSettings,
@@ -470,7 +471,7 @@ def _wire_train(app: App, c: dict[str, Any], monitor: Monitor, txt2img: dict[str
         api_visibility="undocumented",
         concurrency_limit=None,
     )
-    c["interrupt"].click(lambda: app.state.interrupt(), api_visibility="undocumented", concurrency_limit=None)
+    c["interrupt"].click(partial(interrupt, app), api_visibility="undocumented", concurrency_limit=None)
     c["refresh_embedding"].click(
         lambda: gr.update(choices=_embedding_names(app, refresh=True)),
         outputs=c["embedding"],

@@ -32,6 +32,7 @@ from modules.sumi.frontends.gradio.controlnet_handlers import paste_fields as co
 from modules.sumi.frontends.gradio.controlnet_handlers import units_from_values
 from modules.sumi.frontends.gradio.extra_networks import create_extra_networks, wire_gallery
 from modules.sumi.frontends.gradio.faces_ui import restore_faces_checkbox
+from modules.sumi.frontends.gradio.login import current_login
 from modules.sumi.frontends.gradio.paste_buttons import image_from_url_text, readable_roots
 from modules.sumi.frontends.gradio.progress import PROGRESS_CSS, refresh_seconds, watch_job
 from modules.sumi.frontends.gradio.scripts_ui import ComponentHooks, ScriptsUI, create_scripts, script_args
@@ -321,6 +322,9 @@ def preview_file(image: Any, options: Any) -> str:
 
 
 def finish(job: Job) -> tuple[Any, ...]:
+    if job.future.cancelled():  # Interrupt took it out of the queue before it started
+        note = f'<div class="sumi-note">{results.LEFT_QUEUE_MESSAGE}</div>'
+        return outputs(gallery=gr.update(visible=True), **_end_of_run(), error=note)
     try:
         return finished(job.future.result())
     except Exception as exc:
@@ -339,11 +343,18 @@ def select_image(info: dict[str, Any] | None, evt: gr.SelectData) -> tuple[str, 
 
 
 def interrupt(app: App) -> None:
-    app.state.interrupt()
+    """Interrupt: the running job, unless it is another login's (then this login's waiting jobs leave
+    the queue, and a message says so)."""
+    note = app.queue.interrupt_for(current_login())
+    if note:
+        gr.Warning(note)
 
 
 def skip(app: App) -> None:
-    app.state.skip()
+    """Skip: the running job's current image, unless the job is another login's."""
+    note = app.queue.skip_for(current_login())
+    if note:
+        gr.Warning(note)
 
 
 # -- layout -------------------------------------------------------------------------------------------

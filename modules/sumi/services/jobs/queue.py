@@ -3,6 +3,12 @@
 Jobs run one at a time so two requests never share a model's patched weights. A failing job reports
 its exception to its submitter and the worker goes on with the next one.
 
+Each job remembers who asked for it (`owner`: the web UI's login, read through `owner_of`, which the web
+UI sets; None for the API, extensions and scripts). With several logins, a page's Interrupt and Skip
+(`interrupt_for`, `skip_for`) stop only a job of the same login, or one nobody owns; pressed while
+another login's job runs, Interrupt takes the presser's own waiting jobs out of the queue instead
+(A1111 stops whatever runs, so anyone could stop anyone's job).
+
 `hold()` is A1111's `queue_lock` for code outside the queue: the worker then serves only the holding
 thread, running the jobs that thread submits (in order, still on the worker thread) until it lets go;
 everyone else's jobs wait. An extension that runs its own queue and calls `modules.txt2img.txt2img`
@@ -35,6 +41,7 @@ class Job:
     name: str
     run: Callable[[], Any]
     future: Future = field(default_factory=Future)
+    owner: str | None = None  # the web UI login that asked for it; None: the API, an extension, a script
 
 
 class JobQueue:
@@ -48,6 +55,8 @@ class JobQueue:
         self.current: Job | None = None
         self._held: dict[threading.Thread, queue.Queue[Job | None]] = {}  # holder -> its jobs (hold())
         self.tasks = TaskBook()  # A1111's task ids: waiting, running, finished (for /internal/progress)
+        self._waiting: dict[int, Job] = {}  # by identity: two jobs may carry one task id
+        self.owner_of: Callable[[], str | None] = lambda: None  # who is submitting (the web UI sets it)
 
     def start(self) -> None:
         if self._thread is None:
@@ -62,9 +71,10 @@ class JobQueue:
 
     def submit(self, name: str, run: Callable[[], Any], job_id: str | None = None) -> Job:
         self.start()
-        job = Job(job_id or f"task({next(self._ids)})", name, run)
+        job = Job(job_id or f"task({next(self._ids)})", name, run, owner=self.owner_of())
         with self._lock:
             self._pending.append(job.id)
+            self._waiting[id(job)] = job
             inbox = self._held.get(threading.current_thread())
         self.tasks.add(job.id)
         (inbox or self._queue).put(job)
@@ -115,15 +125,56 @@ class JobQueue:
         with self._lock:
             return list(self._pending)
 
+    # -- a page's Interrupt and Skip ---------------------------------------------------------------
+    def may_stop(self, user: str | None) -> bool:
+        """Whether `user` (a web UI login, None without logins) may stop the running job: one of theirs,
+        one nobody owns, or any job when there are no logins."""
+        current = self.current
+        return user is None or current is None or current.owner in (None, user)
+
+    def interrupt_for(self, user: str | None) -> str:
+        """A page's Interrupt: the running job stops when `user` may stop it (""); otherwise `user`'s
+        waiting jobs leave the queue, and the message says so."""
+        if self.may_stop(user):
+            self.state.interrupt()
+            return ""
+        with self._lock:
+            theirs = [job for job in self._waiting.values() if job.owner == user]
+        cancelled = sum(self._cancel_waiting(job) for job in theirs)
+        if cancelled:
+            jobs = "job" if cancelled == 1 else f"{cancelled} jobs"
+            return f"Your waiting {jobs} left the queue; the running job is another user's and goes on."
+        return "The running job is another user's: only they can interrupt it."
+
+    def skip_for(self, user: str | None) -> str:
+        """A page's Skip: the running job skips its image when `user` may stop it (""), else a message."""
+        if self.may_stop(user):
+            self.state.skip()
+            return ""
+        return "The running job is another user's: only they can skip its image."
+
     def _work(self) -> None:
         while (job := self._queue.get()) is not None:
             self.current = job
             self._run(job)
             self.current = None
 
-    def _run(self, job: Job) -> None:
+    def _cancel_waiting(self, job: Job) -> bool:
+        """Take a job that has not started out of the queue now (its page sees it finished); False when
+        it started meanwhile. The worker skips it when it comes to it."""
+        if not job.future.cancel():
+            return False
+        self._forget_waiting(job)
+        self.tasks.finish(job.id)
+        return True
+
+    def _forget_waiting(self, job: Job) -> None:
         with self._lock:
-            self._pending.remove(job.id)
+            if self._waiting.pop(id(job), None) is not None:
+                self._pending.remove(job.id)
+
+    def _run(self, job: Job) -> None:
+        self._forget_waiting(job)
         if job.future.set_running_or_notify_cancel():
             self._execute(job)
         else:  # cancelled while it waited: a page polling for it stops waiting
