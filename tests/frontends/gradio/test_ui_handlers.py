@@ -406,3 +406,35 @@ def test_a_checkpoint_that_fails_to_load_does_not_stay_selected():
     assert loads == ["b.safetensors", "a.safetensors [0123456789]"]
     assert app.options.sd_model_checkpoint == "a.safetensors [0123456789]"
     assert update["value"] == "a.safetensors" and "file is gone" in notices
+
+
+# -- ↪️ restore progress -------------------------------------------------------------------------------
+def test_generate_gives_the_page_its_job_s_task_id_first_and_clears_it_at_the_end(fake_app):
+    shown = run_generate(fake_app)
+    task_id = shown[0]["task_id"]
+    assert task_id.startswith("task(") and len(task_id) > 12  # random: nobody guesses another's
+    assert shown[-1]["task_id"] == ""
+
+
+def test_restore_shows_a_job_that_ended_while_no_page_watched_it(fake_app):
+    gen = ui.generate(fake_app, *values())
+    task_id = as_dict(next(gen))["task_id"]
+    fake_app.queue.run("after", lambda: None)  # the job has ended...
+    gen.close()  # ...and its page went away (a reload) before showing it
+    restored = [as_dict(out) for out in ui.restore_progress(fake_app, task_id)]
+    assert "Steps: 2" in restored[-1]["info_html"] and restored[-1]["task_id"] == ""
+
+
+def test_restore_of_an_unknown_or_another_login_s_job_says_it_cannot(fake_app):
+    for task_id in ("task(unknown)", "", None):
+        (note,) = [as_dict(out) for out in ui.restore_progress(fake_app, task_id)]
+        assert "Couldn't restore" in note["error"] and note["task_id"] == ""
+    release = threading.Event()
+    fake_app.queue.owner_of = lambda: "alice"
+    alices = fake_app.queue.submit("alice's", lambda: release.wait(10))
+    fake_app.queue.owner_of = lambda: None
+    try:
+        (note,) = [as_dict(out) for out in ui.restore_progress(fake_app, alices.id)]
+        assert "Couldn't restore" in note["error"]  # no login here: not alice
+    finally:
+        release.set()

@@ -46,13 +46,16 @@ from modules.sumi.services.jobs.processing import (
 )
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from modules.sumi.app import App
     from modules.sumi.services.jobs.queue import Job
+    from modules.sumi.services.jobs.tasks import TaskBook
 
 DEFAULT_SAMPLER = "DPM++ 2M"
 DEFAULT_SCHEDULE = "Automatic"
 # Generate's outputs, in the order the handler yields them.
-OUTPUTS = ("gallery", "preview", "progress", "info_html", "error", "info_state", "generation_info")
+OUTPUTS = ("gallery", "preview", "progress", "info_html", "error", "info_state", "generation_info", "task_id")
 
 
 @dataclass
@@ -159,8 +162,9 @@ def outputs(**values: Any) -> tuple[Any, ...]:
 
 
 def _end_of_run() -> dict[str, Any]:
-    """While a job runs its live preview takes the gallery's place (as in A1111); this undoes it."""
-    return {"preview": gr.update(visible=False, value=None), "progress": ""}
+    """While a job runs its live preview takes the gallery's place (as in A1111); this undoes it. The
+    page forgets the job's task id (nothing left to restore)."""
+    return {"preview": gr.update(visible=False, value=None), "progress": "", "task_id": ""}
 
 
 def failed(exc: BaseException) -> tuple[Any, ...]:
@@ -289,12 +293,42 @@ def run_generate(
     except Exception as exc:  # a bad value: say so now, before anything is queued
         yield failed(exc)
         return
+    job.future.add_done_callback(partial(_record_result, app.queue.tasks, job.id))
     try:
-        yield outputs(error="")
+        yield outputs(error="", task_id=job.id)  # the page keeps it: a reload can restore the job
         yield from stream_progress(app, job)
     finally:
         job.future.cancel()  # succeeds only for a job still waiting, when the page went away
     yield finish(job)
+
+
+def _record_result(tasks: TaskBook, task_id: str, future: Future) -> None:
+    """A1111's `record_results`: a finished job's result is kept by its task id (the last two), so a
+    page opened again while it ran shows its images (↪️, `restore_progress`)."""
+    if not future.cancelled() and future.exception() is None:
+        tasks.record(task_id, future.result())
+
+
+def restore_progress(app: App, task_id: str | None) -> Iterator[tuple[Any, ...]]:
+    """↪️ (A1111's restore progress): the progress, then the images, of the job this browser started
+    last on the tab, found by the task id the page kept (a reload or a closed tab loses the page, not
+    the job). Another login's job is not shown."""
+    task_id = (task_id or "").strip()
+    job = app.queue.find(task_id) if task_id else None
+    if job is not None and job.owner in (None, current_login()):
+        yield outputs(error="", task_id=task_id)
+        yield from stream_progress(app, job)
+        yield finish(job)
+        return
+    processed = app.queue.tasks.result(task_id) if task_id else None
+    if processed is not None and job is None:
+        yield finished(processed)
+        return
+    note = (
+        "Couldn't restore the job's progress: it finished before the last two jobs, or the server "
+        "restarted since (its images are in the outputs folder)."
+    )
+    yield outputs(**_end_of_run(), error=f'<div class="sumi-note">{note}</div>')
 
 
 def stream_progress(app: App, job: Job) -> Iterator[tuple[Any, ...]]:
@@ -424,6 +458,17 @@ def prompt_row(
                     "↙️", "paste" if tabname == "txt2img" else f"{tabname}_paste", mk
                 )  # read infotext
                 b["clear_prompt"] = tool_button("🗑️", f"{tabname}_clear_prompt", mk)
+                # A1111's ↪️: shown by the page when it kept the task id of a job it did not see end
+                b["restore_progress"] = mk(
+                    gr.Button,
+                    "↪️",
+                    elem_id=f"{tabname}_restore_progress",
+                    elem_classes=["tool"],
+                    size="sm",
+                    min_width=40,
+                    scale=0,
+                    visible="hidden",
+                )
                 if tabname == "img2img":  # A1111: 📎 Interrogate CLIP, 📦 Interrogate DeepBooru
                     b["interrogate"] = tool_button("📎", "interrogate", mk)
                     b["deepbooru"] = tool_button("📦", "deepbooru", mk)
@@ -588,6 +633,16 @@ def results_column(
         r["buttons"] = output_panel.create_buttons(tabname, hide_dirs)
         r["info_html"] = gr.HTML("", elem_id=f"html_info_{tabname}", js_on_load=None)
         r["info_state"] = gr.State(None)
+        # the running job's task id, which the page keeps (localStorage) until the job's end, so a page
+        # opened again offers ↪️ (restore progress); "" at the end of a job
+        r["task_id"] = gr.Textbox("", visible="hidden", elem_id=f"{tabname}_task_id", show_label=False)
+        r["task_id"].change(
+            None,
+            js=f"(id) => sumiRememberTask({json.dumps(tabname)}, id)",
+            inputs=r["task_id"],
+            show_progress="hidden",
+            api_visibility="undocumented",
+        )
         # A1111's hidden pair that extensions read and click: the last job's info JSON (Processed.js()),
         # and a button that shows the infotext of the gallery image selected (selected_gallery_index()).
         r["generation_info"] = mk(
@@ -710,6 +765,16 @@ def wire_tab(
         "api_name": tabname,
     }
     b["generate"].click(**gen)
+    if "restore_progress" in b:
+        b["restore_progress"].click(
+            partial(restore_progress, app),
+            js=f"() => [sumiRestoreTask({json.dumps(tabname)})]",
+            inputs=r["task_id"],
+            outputs=gen["outputs"],
+            show_progress="hidden",
+            concurrency_limit=None,
+            api_visibility="undocumented",
+        )
     b["interrupt"].click(partial(interrupt, app), **quick)
     b["skip"].click(partial(skip, app), **quick)
     b["random_seed"].click(None, js="() => -1", outputs=c["seed"], **quick)

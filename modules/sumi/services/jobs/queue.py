@@ -17,9 +17,9 @@ inside `with queue_lock:` (agent-scheduler) gets its job run, not a worker waiti
 
 from __future__ import annotations
 
-import itertools
 import logging
 import queue
+import secrets
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -44,11 +44,16 @@ class Job:
     owner: str | None = None  # the web UI login that asked for it; None: the API, an extension, a script
 
 
+def new_task_id() -> str:
+    """A task id as A1111's page makes them (`task(...)`), random: a page that kept one can find its job
+    again (restore progress), and nobody can guess another's."""
+    return f"task({secrets.token_hex(8)})"
+
+
 class JobQueue:
     def __init__(self, state: JobState) -> None:
         self.state = state
         self._queue: queue.Queue[Job | None] = queue.Queue()
-        self._ids = itertools.count(1)
         self._thread: threading.Thread | None = None
         self._pending: list[str] = []
         self._lock = threading.Lock()
@@ -71,7 +76,7 @@ class JobQueue:
 
     def submit(self, name: str, run: Callable[[], Any], job_id: str | None = None) -> Job:
         self.start()
-        job = Job(job_id or f"task({next(self._ids)})", name, run, owner=self.owner_of())
+        job = Job(job_id or new_task_id(), name, run, owner=self.owner_of())
         with self._lock:
             self._pending.append(job.id)
             self._waiting[id(job)] = job
@@ -124,6 +129,14 @@ class JobQueue:
     def pending(self) -> list[str]:
         with self._lock:
             return list(self._pending)
+
+    def find(self, task_id: str) -> Job | None:
+        """The running or waiting job with id `task_id`, else None (finished, cancelled or unknown)."""
+        current = self.current
+        if current is not None and current.id == task_id:
+            return current
+        with self._lock:
+            return next((job for job in self._waiting.values() if job.id == task_id), None)
 
     # -- a page's Interrupt and Skip ---------------------------------------------------------------
     def may_stop(self, user: str | None) -> bool:

@@ -61,6 +61,11 @@ class TaskBook:
             self.recorded.append((task_id, result))
             del self.recorded[:-RESULTS_KEPT]
 
+    def result(self, task_id: str) -> Any:
+        """The recorded result of task `task_id` (one of the last RESULTS_KEPT), else None."""
+        with self._lock:
+            return next((result for tid, result in reversed(self.recorded) if tid == task_id), None)
+
     def waiting(self) -> list[str]:
         """The waiting task ids, oldest first."""
         with self._lock:

@@ -117,6 +117,35 @@ function showRestoreProgressButton(tabname, show) {
     if (button) button.style.setProperty("display", show ? "flex" : "none", "important");
 }
 
+// A1111's ↪️ restore progress: the page keeps the task id of the job it runs (`<tab>_task_id` in
+// localStorage, as A1111's) until the job's end is shown, so a page opened again (a reload, a closed tab)
+// offers ↪️, which shows that job's progress and then its images.
+function sumiRememberTask(tabname, id) {
+    if (id) localSet(tabname + "_task_id", id);
+    else localRemove(tabname + "_task_id");
+    showRestoreProgressButton(tabname, false);
+}
+
+// The id is forgotten here and kept again when the server finds the job still running.
+function sumiRestoreTask(tabname) {
+    showRestoreProgressButton(tabname, false);
+    const id = localGet(tabname + "_task_id") || "";
+    localRemove(tabname + "_task_id");
+    return id;
+}
+
+function restoreProgressTxt2img() {
+    return sumiRestoreTask("txt2img");
+}
+
+function restoreProgressImg2img() {
+    return sumiRestoreTask("img2img");
+}
+
+onUiLoaded(function() {
+    for (const tabname of ["txt2img", "img2img"]) showRestoreProgressButton(tabname, !!localGet(tabname + "_task_id"));
+});
+
 // A1111 leaves out the gallery that Gradio 3 sent back with the inputs (third from the end).
 function create_submit_args(args) {
     const res = Array.from(args);
