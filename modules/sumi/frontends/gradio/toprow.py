@@ -32,7 +32,13 @@ from PIL import Image
 from modules.sumi.frontends.gradio.gradio3_compat import gradio3_blocks
 from modules.sumi.frontends.gradio.styles import StylesRow, create_styles_row
 from modules.sumi.frontends.gradio.token_counter import wire_token_counters
-from modules.sumi.frontends.gradio.txt2img import interrupt, prompt_boxes, skip, tool_button
+from modules.sumi.frontends.gradio.txt2img import (
+    interrupt,
+    prompt_boxes,
+    restore_progress_button,
+    skip,
+    tool_button,
+)
 from modules.sumi.services.images.saving import read_info_from_image
 
 if TYPE_CHECKING:
@@ -188,15 +194,7 @@ class Toprow:
                 self.button_deepbooru = tool_button(
                     "📦", "deepbooru" if tab == "img2img" else f"{tab}_deepbooru"
                 )
-            self.restore_progress_button = gr.Button(
-                "↪️",
-                elem_id=f"{tab}_restore_progress",
-                elem_classes=["tool"],
-                size="sm",
-                min_width=40,
-                scale=0,
-                visible="hidden",
-            )
+            self.restore_progress_button = restore_progress_button(tab)
             self.token_button = gr.Button(visible="hidden", elem_id=f"{tab}_token_button")
             self.negative_token_button = gr.Button(visible="hidden", elem_id=f"{tab}_negative_token_button")
         self.clear_prompt_button.click(

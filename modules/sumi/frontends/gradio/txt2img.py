@@ -401,6 +401,14 @@ class Txt2ImgTab:
     scripts: ScriptsUI | None = None
 
 
+def restore_progress_button(tabname: str, mk: Any = None) -> gr.Button:
+    """A1111's ↪️ (`<tab>_restore_progress`), drawn hidden: the page shows it when it kept the task id of
+    a job whose end it did not show (ui.js)."""
+    mk = mk or (lambda cls, *args, **kwargs: cls(*args, **kwargs))
+    kwargs = {"elem_classes": ["tool"], "size": "sm", "min_width": 40, "scale": 0, "visible": "hidden"}
+    return mk(gr.Button, "↪️", elem_id=f"{tabname}_restore_progress", **kwargs)
+
+
 def tool_button(text: str, elem_id: str, mk: Any = None) -> gr.Button:
     """A1111's small square buttons next to a field (🎲, ♻️, ⇅); `mk` is ComponentHooks.make."""
     kwargs = {"elem_id": elem_id, "elem_classes": ["tool"], "size": "sm", "min_width": 40, "scale": 0}
@@ -459,16 +467,7 @@ def prompt_row(
                 )  # read infotext
                 b["clear_prompt"] = tool_button("🗑️", f"{tabname}_clear_prompt", mk)
                 # A1111's ↪️: shown by the page when it kept the task id of a job it did not see end
-                b["restore_progress"] = mk(
-                    gr.Button,
-                    "↪️",
-                    elem_id=f"{tabname}_restore_progress",
-                    elem_classes=["tool"],
-                    size="sm",
-                    min_width=40,
-                    scale=0,
-                    visible="hidden",
-                )
+                b["restore_progress"] = restore_progress_button(tabname, mk)
                 if tabname == "img2img":  # A1111: 📎 Interrogate CLIP, 📦 Interrogate DeepBooru
                     b["interrogate"] = tool_button("📎", "interrogate", mk)
                     b["deepbooru"] = tool_button("📦", "deepbooru", mk)
