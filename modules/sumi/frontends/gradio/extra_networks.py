@@ -28,7 +28,7 @@ import sys
 import time
 import urllib.parse
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -68,7 +68,8 @@ class Card:
     search_terms: str = ""
     skipped: str = ""  # why the loaded model cannot use this embedding ("48 ≠ 64"), else ""
     found_preview: str | None = field(default=None, repr=False)  # None: not looked up yet
-    covers: tuple[str, ...] | None = field(default=None, repr=False)  # embedded; None: read from the file
+    # the file's metadata when the list read it (LoRAs, as A1111); None: read from the file if needed
+    file_metadata: Mapping[str, str] | None = field(default=None, repr=False)
 
     @property
     def preview(self) -> str:
@@ -79,9 +80,12 @@ class Card:
         return self.found_preview
 
     def _cover_url(self) -> str:
-        if self.covers is None:
-            self.covers = embedded_covers(self.path) if self.path else ()
-        return embedded_cover_url(self.kind, self.name, self.covers)
+        """The first cover stored in the file, looked up only for a card shown without a preview file."""
+        if self.file_metadata is not None:
+            covers = covers_in(self.file_metadata)
+        else:
+            covers = embedded_covers(self.path) if self.path else ()
+        return embedded_cover_url(self.kind, self.name, covers)
 
 
 # -- one directory listing per render ----------------------------------------------------------------
@@ -291,8 +295,9 @@ def lora_cards(app: App) -> list[Card]:
     for info in app.loras.list():
         meta = read_user_metadata(info.path)
         prompt = lora_prompt(info.name, meta)
-        covers = covers_in(info.metadata)  # read with the list, as A1111: no file opened per card
-        cards.append(_card("lora", info.name, str(info.path), meta=meta, prompt=prompt, covers=covers))
+        card = _card("lora", info.name, str(info.path), meta=meta, prompt=prompt)
+        card.file_metadata = info.metadata  # read with the list, as A1111: no file opened per card
+        cards.append(card)
     return cards
 
 

@@ -14,15 +14,13 @@ import base64
 import binascii
 import io
 import json
-import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 from modules.sumi.engine.errors import ModelLoadError
 from modules.sumi.engine.files import read_safetensors_metadata
 from modules.sumi.services.files.thumbnails import THUMB_SIZE
 from modules.sumi.util.cache import FileCache
-
-log = logging.getLogger(__name__)
 
 COVER_LIST_KEY = "ssmd_cover_images"
 THUMBNAIL_KEY = "modelspec.thumbnail"
@@ -47,7 +45,7 @@ def embedded_covers(path: str | Path) -> tuple[str, ...]:
         return ()
 
 
-def covers_in(metadata: dict[str, str]) -> tuple[str, ...]:
+def covers_in(metadata: Mapping[str, str]) -> tuple[str, ...]:
     """The non-empty base64 pictures that `metadata` embeds (see the module's docstring)."""
     found: list[str] = []
     listed = metadata.get(COVER_LIST_KEY)
