@@ -3,9 +3,9 @@ Lora tabs of cards.
 
 Each card shows a preview (`<path-without-ext>.png` / `.preview.png` ..., a thumbnail the page loads
 from `/sd_extra_networks/thumb` when the card scrolls into view; without one, the first cover picture
-stored in a .safetensors file's metadata, from `/sd_extra_networks/cover-images`), the name and the description (sidecar `<path-without-ext>.json` "description", else `.txt`). Clicking a
-card toggles its text in the prompt box that had focus last (script.js `sumiExtraNetworkClick`; the
-same rule as `toggle_prompt_text` here): `<lora:NAME:W>` + activation text, `<hypernet:NAME:1>`, or the
+stored in a .safetensors file's metadata, from `/sd_extra_networks/cover-images`), the name and the
+description (sidecar `<path-without-ext>.json` "description", else `.txt`). Clicking a card toggles its
+text in the prompt box that had focus last (script.js `sumiExtraNetworkClick`; the same rule as `toggle_prompt_text` here): `<lora:NAME:W>` + activation text, `<hypernet:NAME:1>`, or the
 embedding name. A checkpoint card switches the model through `app.settings.set`. Search filters by name
 and path, the sort menu orders by name or date modified (server-side, like search); 🔄 rescans the
 folders. Under the cards, "Edit card" picks a card by name: 🖼️ saves the selected txt2img gallery

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from modules.sumi.engine.errors import ModelLoadError
 from modules.sumi.engine.files import read_safetensors_metadata
-from modules.sumi.services.files.thumbnails import THUMB_SIZE
+from modules.sumi.services.files.thumbnails import jpeg_thumbnail
 from modules.sumi.util.cache import FileCache
 
 COVER_LIST_KEY = "ssmd_cover_images"
@@ -92,16 +92,13 @@ def _encoded(data: bytes, thumbnail: bool) -> tuple[bytes, str]:
             if not thumbnail and image.format in SERVED_FORMATS:
                 image.verify()  # the bytes are what the browser gets: checked, not re-encoded
                 return data, SERVED_FORMATS[str(image.format)]
-            image.draft("RGB", (THUMB_SIZE, THUMB_SIZE))
-            picture = image.convert("RGB" if thumbnail else "RGBA")
+            if thumbnail:
+                return jpeg_thumbnail(image), "image/jpeg"
+            picture = image.convert("RGBA")  # a format the browser may not show: sent as PNG
     except CoverImageError:
         raise
     except Exception as exc:  # any decoder error: not a picture
         raise CoverImageError(f"The cover picture is not a readable picture ({exc}).") from exc
     buffer = io.BytesIO()
-    if thumbnail:
-        picture.thumbnail((THUMB_SIZE, THUMB_SIZE))
-        picture.save(buffer, format="JPEG", quality=85)
-        return buffer.getvalue(), "image/jpeg"
     picture.save(buffer, format="PNG")
     return buffer.getvalue(), "image/png"

@@ -12,8 +12,12 @@ import logging
 import os
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modules.sumi.util.cache import FileCache
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +51,17 @@ def _shrunk(path: Path) -> bytes:
 
     try:
         with Image.open(path) as image:
-            image.draft("RGB", (THUMB_SIZE, THUMB_SIZE))  # JPEG: decode at a fraction of its size
-            picture = image.convert("RGB")
-        picture.thumbnail((THUMB_SIZE, THUMB_SIZE))
-        buffer = io.BytesIO()
-        picture.save(buffer, format="JPEG", quality=85)
+            return jpeg_thumbnail(image)
     except Exception as exc:  # a broken picture: no preview, never a broken panel
         log.warning("preview %s not shown: %s", path, exc)
         return b""
+
+
+def jpeg_thumbnail(image: Image.Image) -> bytes:
+    """An opened picture shrunk to fit THUMB_SIZE pixels, as JPEG bytes (decoder errors propagate)."""
+    image.draft("RGB", (THUMB_SIZE, THUMB_SIZE))  # JPEG: decode at a fraction of its size
+    picture = image.convert("RGB")
+    picture.thumbnail((THUMB_SIZE, THUMB_SIZE))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="JPEG", quality=85)
     return buffer.getvalue()
