@@ -1,19 +1,19 @@
 """The extra networks panel under the prompt: A1111's Textual Inversion, Hypernetworks, Checkpoints and
 Lora tabs of cards.
 
-Each card shows a preview (`<path-without-ext>.png` / `.preview.png` ..., a thumbnail the page loads
-from `/sd_extra_networks/thumb` when the card scrolls into view; without one, the first cover picture
-stored in a .safetensors file's metadata, from `/sd_extra_networks/cover-images`), the name and the
-description (sidecar `<path-without-ext>.json` "description", else `.txt`). Clicking a card toggles its
-text in the prompt box that had focus last (script.js `sumiExtraNetworkClick`; the same rule as `toggle_prompt_text` here): `<lora:NAME:W>` + activation text, `<hypernet:NAME:1>`, or the
-embedding name. A checkpoint card switches the model through `app.settings.set`. Search filters by name
-and path, the sort menu orders by name or date modified (server-side, like search); 🔄 rescans the
-folders. Under the cards, "Edit card" picks a card by name: 🖼️ saves the selected txt2img gallery
-image as `<path-without-ext>.preview.png`, and the sidecar editor writes description, activation text,
-preferred weight and notes to `<path-without-ext>.json` (other keys kept, written atomically).
-Above the Textual Inversion cards a notice lists the embedding files that could not be loaded and the
-embeddings skipped for the loaded model (wrong vector width); it is redrawn with the cards (🔄 too).
-"""
+Each card shows a preview (`<path-without-ext>.png` / `.preview.png` ..., a thumbnail the page loads from
+`/sd_extra_networks/thumb` when the card scrolls into view; without one, the first cover picture stored in a
+.safetensors file's metadata, from `/sd_extra_networks/cover-images`), the name and the description (sidecar
+`<path-without-ext>.json` "description", else `.txt`). Clicking a card toggles its text in the prompt box
+that had focus last (script.js `sumiExtraNetworkClick`; the same rule as `toggle_prompt_text` here):
+`<lora:NAME:W>` + activation text, `<hypernet:NAME:1>`, or the embedding name. A checkpoint card switches
+the model through `app.settings.set`. Search filters by name and path, the sort menu orders by name or date
+modified (server-side, like search); 🔄 rescans the folders. Under the cards, "Edit card" picks a card by
+name: 🖼️ saves the selected txt2img gallery image as `<path-without-ext>.preview.png`, and the sidecar
+editor writes description, activation text, preferred weight and notes to `<path-without-ext>.json` (other
+keys kept, written atomically). Above the Textual Inversion cards a notice lists the embedding files that
+could not be loaded and the embeddings skipped for the loaded model (wrong vector width); it is redrawn with
+the cards (🔄 too)."""
 
 from __future__ import annotations
 
