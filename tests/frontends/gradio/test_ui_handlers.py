@@ -174,17 +174,21 @@ def test_a_saving_failure_is_shown_and_the_gallery_keeps_the_images():
     assert "No space left on device" in shown["error"] and len(shown["gallery"]["value"]) == 2
 
 
-def test_closing_the_page_cancels_a_job_still_waiting(fake_app):
+def test_a_job_still_waiting_when_its_page_closes_runs_and_a_reopened_page_restores_it(fake_app):
     release = threading.Event()
     fake_app.queue.submit("blocker", release.wait)
     gen = ui.generate(fake_app, *values())
-    next(gen)  # submitted; waiting behind the blocker
+    task_id = as_dict(next(gen))["task_id"]  # submitted; waiting behind the blocker
     waiting = as_dict(next(gen))
     assert "Waiting in queue (1 ahead)" in waiting["progress"]
-    gen.close()
+    gen.close()  # the page went away (closed, reloaded): A1111 runs the job anyway
+    restored = ui.restore_progress(fake_app, task_id)
+    assert as_dict(next(restored))["task_id"] == task_id
+    assert "Waiting in queue (1 ahead)" in as_dict(next(restored))["progress"]
     release.set()
-    fake_app.queue.run("after", lambda: None, timeout=10)
-    assert fake_app.generation.jobs == []
+    shown = [as_dict(out) for out in restored]
+    assert len(fake_app.generation.jobs) == 1
+    assert "Steps: 2" in shown[-1]["info_html"] and shown[-1]["task_id"] == ""
 
 
 # -- progress ----------------------------------------------------------------------------------------

@@ -155,11 +155,8 @@ def generate(
     except Exception as exc:  # a bad value: said now, nothing queued
         yield t2i.failed(exc)
         return
-    try:
-        yield t2i.outputs(error="")
-        yield from t2i.stream_progress(app, job)
-    finally:
-        job.future.cancel()
+    yield t2i.outputs(error="")
+    yield from t2i.stream_progress(app, job)  # a page that goes away leaves the job queued, as A1111
     yield from _finish(job)
 
 

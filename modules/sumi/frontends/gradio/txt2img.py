@@ -251,11 +251,8 @@ def upscale(app: App, *values: Any, layout: GenerateInputs | None = None) -> Ite
     except Exception as exc:
         yield failed(exc)
         return
-    try:
-        yield outputs(error="")
-        yield from stream_progress(app, job)
-    finally:
-        job.future.cancel()
+    yield outputs(error="")
+    yield from stream_progress(app, job)  # a page that goes away leaves the job queued (run_generate)
     try:
         processed = job.future.result()
     except Exception as exc:
@@ -294,11 +291,10 @@ def run_generate(
         yield failed(exc)
         return
     job.future.add_done_callback(partial(_record_result, app.queue.tasks, job.id))
-    try:
-        yield outputs(error="", task_id=job.id)  # the page keeps it: a reload can restore the job
-        yield from stream_progress(app, job)
-    finally:
-        job.future.cancel()  # succeeds only for a job still waiting, when the page went away
+    # A page closed or reloaded leaves its job queued, as A1111 does: it runs, its images are saved,
+    # and ↪️ on the page opened again shows it (the page kept the task id). Only Interrupt stops it.
+    yield outputs(error="", task_id=job.id)
+    yield from stream_progress(app, job)
     yield finish(job)
 
 
