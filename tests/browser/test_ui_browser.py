@@ -18,8 +18,17 @@ def server(tmp_path_factory):
         yield srv
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def page(server, chromium):
+    """One page for the module (a page load is 6-15 s): the tests run in file order, the first reads the
+    fresh page, and each waits for text its own job makes (its prompt, size or step count)."""
+    with open_page(chromium, server.url) as page:
+        yield page
+
+
+@pytest.fixture
+def fresh_page(server, chromium):
+    """A page of its own, for a test that needs sizes nobody has typed yet."""
     with open_page(chromium, server.url) as page:
         yield page
 
@@ -103,7 +112,8 @@ def test_checkpoint_refresh_select_and_load_failure(page, server):
     )
 
 
-def test_size_sliders_follow_the_picked_checkpoints_trained_size(page, server, tiny_sd1_ckpt):
+def test_size_sliders_follow_the_picked_checkpoints_trained_size(fresh_page, server, tiny_sd1_ckpt):
+    page = fresh_page
     models = server.data_dir / "models" / "Stable-diffusion"
     shutil.copy(tiny_sd1_ckpt[0], models / "plain-sd1.safetensors")  # says no size: A1111's 512x512
     page.click("#refresh_sd_model_checkpoint")
