@@ -104,3 +104,28 @@ def test_with_nothing_of_theirs_waiting_the_presser_is_told_whose_job_runs(queue
     assert queue.interrupt_for("bob") == "The running job is another user's: only they can interrupt it."
     release.set()
     job.future.result(10)
+
+
+@pytest.mark.parametrize(("owner", "presser"), [(None, None), ("bob", "bob"), (None, "bob")])
+def test_a_page_s_interrupt_while_its_own_job_waits_takes_out_only_that_job(queue, logins, owner, presser):
+    running, release, seen = blocking(queue, logins, "alice" if presser else None)
+    own = logins.submit(queue, owner, lambda: "own")
+    other = logins.submit(queue, owner, lambda: "another tab's")
+    assert queue.cancel_waiting(own.id, presser)
+    assert queue.pending() == [other.id] and queue.tasks.status(own.id).completed
+    release.set()
+    assert running.future.result(10) == "done" and seen == [False]  # the running job went on
+    assert other.future.result(10) == "another tab's"
+    with pytest.raises(CancelledError):
+        own.future.result(10)
+
+
+def test_a_job_that_runs_or_is_another_login_s_is_not_taken_out_by_its_task_id(queue, logins):
+    running, release, _ = blocking(queue, logins, "alice")
+    alices = logins.submit(queue, "alice", lambda: "alice's")
+    assert not queue.cancel_waiting(running.id, "alice")  # running: Interrupt's business
+    assert not queue.cancel_waiting(alices.id, "bob")
+    assert not queue.cancel_waiting("task(unknown)", None)
+    assert queue.pending() == [alices.id]
+    release.set()
+    assert alices.future.result(10) == "alice's"

@@ -420,6 +420,20 @@ def test_generate_gives_the_page_its_job_s_task_id_first_and_clears_it_at_the_en
     assert shown[-1]["task_id"] == ""
 
 
+def test_interrupt_on_a_page_whose_job_waits_takes_out_that_job_and_leaves_the_running_one(fake_app):
+    release = threading.Event()
+    blocker = fake_app.queue.submit("another tab's batch", lambda: release.wait(10))
+    gen = ui.generate(fake_app, *values())
+    task_id = as_dict(next(gen))["task_id"]
+    assert "Waiting in queue" in as_dict(next(gen))["progress"]
+    ui.interrupt(fake_app, task_id)
+    last = [as_dict(out) for out in gen][-1]
+    assert "Interrupted before it started" in last["error"] and last["task_id"] == ""
+    assert not fake_app.state.interrupted and not blocker.future.done()
+    release.set()
+    assert blocker.future.result(10) is True and fake_app.generation.jobs == []
+
+
 def test_restore_shows_a_job_that_ended_while_no_page_watched_it(fake_app):
     gen = ui.generate(fake_app, *values())
     task_id = as_dict(next(gen))["task_id"]

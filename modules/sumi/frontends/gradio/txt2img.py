@@ -372,10 +372,15 @@ def select_image(info: dict[str, Any] | None, evt: gr.SelectData) -> tuple[str, 
     return results.infotext_html(chosen), chosen
 
 
-def interrupt(app: App) -> None:
-    """Interrupt: the running job, unless it is another login's (then this login's waiting jobs leave
-    the queue, and a message says so)."""
-    note = app.queue.interrupt_for(current_login())
+def interrupt(app: App, task_id: str | None = None) -> None:
+    """Interrupt: the page's own job (`task_id`, the one it shows) leaves the queue when it has not
+    started, and nothing else stops (A1111 would stop whichever job runs, perhaps another tab's long
+    batch); otherwise the running job, unless it is another login's (then this login's waiting jobs
+    leave the queue, and a message says so)."""
+    user = current_login()
+    if task_id and app.queue.cancel_waiting(task_id.strip(), user):
+        return
+    note = app.queue.interrupt_for(user)
     if note:
         gr.Warning(note)
 
@@ -770,7 +775,7 @@ def wire_tab(
             concurrency_limit=None,
             api_visibility="undocumented",
         )
-    b["interrupt"].click(partial(interrupt, app), **quick)
+    b["interrupt"].click(partial(interrupt, app), inputs=r["task_id"], **quick)
     b["skip"].click(partial(skip, app), **quick)
     b["random_seed"].click(None, js="() => -1", outputs=c["seed"], **quick)
     b["random_subseed"].click(None, js="() => -1", outputs=c["subseed"], **quick)

@@ -159,6 +159,16 @@ class JobQueue:
             return f"Your waiting {jobs} left the queue; the running job is another user's and goes on."
         return "The running job is another user's: only they can interrupt it."
 
+    def cancel_waiting(self, task_id: str, user: str | None) -> bool:
+        """Take the waiting job `task_id` out of the queue when `user` may (their own, or nobody's; any
+        without logins): a page's Interrupt while its own job still waits. False when that job is not
+        waiting (running, finished, unknown) or is another login's: nothing changes."""
+        with self._lock:
+            job = next((j for j in self._waiting.values() if j.id == task_id), None)
+        if job is None or (user is not None and job.owner not in (None, user)):
+            return False
+        return self._cancel_waiting(job)
+
     def skip_for(self, user: str | None) -> str:
         """A page's Skip: the running job skips its image when `user` may stop it (""), else a message."""
         if self.may_stop(user):
