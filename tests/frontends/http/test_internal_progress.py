@@ -142,3 +142,12 @@ def test_a_bad_progress_request_is_a_422_not_a_500(client):
 def test_a_number_for_live_preview_is_a_422_as_the_schema_says(client):
     r = client.post("/internal/progress", json={"id_task": "x", "live_preview": 0})
     assert r.status_code == 422
+
+
+def test_quicksettings_hint_names_every_setting_with_its_label(app, client):
+    hint = client.get("/internal/quicksettings-hint").json()
+    names = [row["name"] for row in hint]
+    assert names == list(app.options.data_labels) and len(names) == len(set(names))
+    labels = {row["name"]: row["label"] for row in hint}
+    assert labels["sd_model_checkpoint"] == str(app.options.data_labels["sd_model_checkpoint"].label)
+    assert labels["CLIP_stop_at_last_layers"] and all(isinstance(v, str) for v in labels.values())

@@ -4,7 +4,8 @@
 its progress and ETA, and a live preview when it changed since the one the page has. Extensions that
 queue their own tasks (agent-scheduler) show their progress bars this way. `/internal/pending-tasks`
 lists the waiting ids; `/internal/ping` tells a restarting page whether the server is back;
-`/internal/sysinfo` (and `-download`) is the system information the Settings tab links to.
+`/internal/sysinfo` (and `-download`) is the system information the Settings tab links to;
+`/internal/quicksettings-hint` names every setting with its label.
 """
 
 from __future__ import annotations
@@ -85,6 +86,12 @@ def mount(server: FastAPI, app: App) -> None:
     def pending_tasks() -> dict[str, int | list[str]]:
         waiting = app.queue.tasks.waiting()
         return {"size": len(waiting), "tasks": waiting}
+
+    @server.get("/internal/quicksettings-hint")
+    def quicksettings_hint() -> list[dict[str, str]]:
+        """A1111's: every setting's name and label (its Settings page lists them beside the
+        quicksettings list, and extensions' pages read them to name settings)."""
+        return [{"name": key, "label": str(info.label)} for key, info in app.options.data_labels.items()]
 
     @server.get("/internal/sysinfo", response_class=PlainTextResponse)
     def sysinfo(attachment: bool = False) -> PlainTextResponse:
