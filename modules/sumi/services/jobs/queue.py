@@ -50,6 +50,12 @@ def new_task_id() -> str:
     return f"task({secrets.token_hex(8)})"
 
 
+def _stoppable_by(job: Job, user: str | None) -> bool:
+    """`user` (a web UI login, None without logins) may stop `job`: one of theirs, one nobody owns, or
+    any job when there are no logins."""
+    return user is None or job.owner in (None, user)
+
+
 class JobQueue:
     def __init__(self, state: JobState) -> None:
         self.state = state
@@ -135,6 +141,9 @@ class JobQueue:
         current = self.current
         if current is not None and current.id == task_id:
             return current
+        return self._waiting_job(task_id)
+
+    def _waiting_job(self, task_id: str) -> Job | None:
         with self._lock:
             return next((job for job in self._waiting.values() if job.id == task_id), None)
 
@@ -143,7 +152,7 @@ class JobQueue:
         """Whether `user` (a web UI login, None without logins) may stop the running job: one of theirs,
         one nobody owns, or any job when there are no logins."""
         current = self.current
-        return user is None or current is None or current.owner in (None, user)
+        return current is None or _stoppable_by(current, user)
 
     def interrupt_for(self, user: str | None) -> str:
         """A page's Interrupt: the running job stops when `user` may stop it (""); otherwise `user`'s
@@ -163,11 +172,8 @@ class JobQueue:
         """Take the waiting job `task_id` out of the queue when `user` may (their own, or nobody's; any
         without logins): a page's Interrupt while its own job still waits. False when that job is not
         waiting (running, finished, unknown) or is another login's: nothing changes."""
-        with self._lock:
-            job = next((j for j in self._waiting.values() if j.id == task_id), None)
-        if job is None or (user is not None and job.owner not in (None, user)):
-            return False
-        return self._cancel_waiting(job)
+        job = self._waiting_job(task_id)
+        return job is not None and _stoppable_by(job, user) and self._cancel_waiting(job)
 
     def skip_for(self, user: str | None) -> str:
         """A page's Skip: the running job skips its image when `user` may stop it (""), else a message."""
