@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 
 from modules.sumi.engine.errors import InvalidRequestError, ModelLoadError
-from modules.sumi.frontends.gradio import progress, quicksettings, results
+from modules.sumi.frontends.gradio import extras as extras_ui
+from modules.sumi.frontends.gradio import hires_ui, progress, quicksettings, results
 from modules.sumi.frontends.gradio import txt2img as ui
 from modules.sumi.services.jobs.generation import GenerationService
 from modules.sumi.services.jobs.processing import Processed, StableDiffusionProcessingTxt2Img
@@ -432,6 +433,57 @@ def test_interrupt_on_a_page_whose_job_waits_takes_out_that_job_and_leaves_the_r
     assert not fake_app.state.interrupted and not blocker.future.done()
     release.set()
     assert blocker.future.result(10) is True and fake_app.generation.jobs == []
+
+
+def test_interrupt_while_an_upscale_waits_takes_out_that_upscale_only(fake_app, tmp_path):
+    """✨ Upscale's job has the page's task id too: its Interrupt takes it out while it waits."""
+    fake_app.paths = SimpleNamespace(outputs_dir=tmp_path)
+    release = threading.Event()
+    blocker = fake_app.queue.submit("another tab's batch", lambda: release.wait(10))
+    hires = [getattr(hires_ui.HiresValues(), name) for name in hires_ui.HIRES_FIELDS]
+    info = {"selected": 0, "infotexts": ["a fox\nSteps: 2, Seed: 5"]}
+    gen = ui.upscale(fake_app, *values(), *hires, [Image.new("RGB", (64, 64))], info)
+    task_id = as_dict(next(gen))["task_id"]
+    assert task_id and "Waiting in queue" in as_dict(next(gen))["progress"]
+    ui.interrupt(fake_app, task_id)
+    last = [as_dict(out) for out in gen][-1]
+    assert "Interrupted before it started" in last["error"] and last["task_id"] == ""
+    release.set()
+    assert blocker.future.result(10) is True and fake_app.generation.jobs == []
+
+
+def test_interrupt_while_an_extras_job_waits_takes_out_that_job_only(fake_app):
+    """The Extras tab's Generate keeps its job's task id in the page, as txt2img's does."""
+    done = []
+    fake_app.extras = SimpleNamespace(
+        submit=lambda request: fake_app.queue.submit("extras", lambda: done.append(request))
+    )
+    release = threading.Event()
+    blocker = fake_app.queue.submit("another tab's batch", lambda: release.wait(10))
+    gen = extras_ui.generate(fake_app, 0, Image.new("RGB", (8, 8)), None, "", "", True)
+    task_id = as_dict(next(gen))["task_id"]
+    assert task_id and "Waiting in queue" in as_dict(next(gen))["progress"]
+    ui.interrupt(fake_app, task_id)
+    last = [as_dict(out) for out in gen][-1]
+    assert "Interrupted before it started" in last["error"] and last["task_id"] == ""
+    release.set()
+    assert blocker.future.result(10) is True and done == []
+
+
+def test_every_interrupt_button_sends_its_tab_s_task_id(tmp_path, make_app):
+    """The page's Interrupt passes the task id of the job that page shows (txt2img, img2img, Extras)."""
+    from modules.sumi.frontends.gradio import build_ui
+
+    demo = build_ui(make_app(tmp_path, start=False))
+    by_id = {block_id: block.elem_id for block_id, block in demo.blocks.items() if block.elem_id}
+    sent = {
+        by_id.get(target): [getattr(c, "elem_id", None) for c in fn.inputs]
+        for fn in demo.fns.values()
+        for target, _ in fn.targets
+        if str(by_id.get(target, "")).endswith("_interrupt")
+    }
+    for tab in ("txt2img", "img2img", "extras"):
+        assert sent[f"{tab}_interrupt"] == [f"{tab}_task_id"], tab
 
 
 def test_restore_shows_a_job_that_ended_while_no_page_watched_it(fake_app):

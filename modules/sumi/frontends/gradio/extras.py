@@ -109,7 +109,7 @@ def _wire(app: App, tab: ExtrasTab) -> None:
         concurrency_limit=None,
         api_name="extras",
     )
-    c["interrupt"].click(partial(t2i.interrupt, app), **QUICK)
+    c["interrupt"].click(partial(t2i.interrupt, app), inputs=r["task_id"], **QUICK)
     c["skip"].click(partial(t2i.skip, app), **QUICK)
     c["image"].change(lambda: app.scripts.postproc.image_changed(), **QUICK)
     r["gallery"].select(_select, inputs=r["info_state"], outputs=r["info_state"], **QUICK)
@@ -155,12 +155,15 @@ def generate(
     except Exception as exc:  # a bad value: said now, nothing queued
         yield t2i.failed(exc)
         return
-    yield t2i.outputs(error="")
+    yield t2i.outputs(error="", task_id=job.id)  # Interrupt on this page takes it out while it waits
     yield from t2i.stream_progress(app, job)  # a page that goes away leaves the job queued, as A1111
     yield from _finish(job)
 
 
 def _finish(job: Any) -> Iterator[tuple[Any, ...]]:
+    if job.future.cancelled():
+        yield t2i.left_queue()
+        return
     try:
         result: ExtrasResult = job.future.result()
     except Exception as exc:
@@ -179,6 +182,7 @@ def _finish(job: Any) -> Iterator[tuple[Any, ...]]:
         gallery=gr.update(visible=True, value=list(result.images)),
         preview=gr.update(visible=False, value=None),
         progress="",
+        task_id="",
         info_html=result.html_info,
         error="",
         info_state=info,

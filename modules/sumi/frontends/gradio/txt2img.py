@@ -251,8 +251,11 @@ def upscale(app: App, *values: Any, layout: GenerateInputs | None = None) -> Ite
     except Exception as exc:
         yield failed(exc)
         return
-    yield outputs(error="")
+    yield outputs(error="", task_id=job.id)  # Interrupt on this page takes it out while it waits
     yield from stream_progress(app, job)  # a page that goes away leaves the job queued (run_generate)
+    if job.future.cancelled():
+        yield left_queue()
+        return
     try:
         processed = job.future.result()
     except Exception as exc:
@@ -351,10 +354,15 @@ def preview_file(image: Any, options: Any) -> str:
     return processing_utils.save_pil_to_cache(image, cache_dir=get_upload_folder(), format=fmt)
 
 
+def left_queue() -> tuple[Any, ...]:
+    """The end of a job that Interrupt took out of the queue before it started."""
+    note = f'<div class="sumi-note">{results.LEFT_QUEUE_MESSAGE}</div>'
+    return outputs(gallery=gr.update(visible=True), **_end_of_run(), error=note)
+
+
 def finish(job: Job) -> tuple[Any, ...]:
-    if job.future.cancelled():  # Interrupt took it out of the queue before it started
-        note = f'<div class="sumi-note">{results.LEFT_QUEUE_MESSAGE}</div>'
-        return outputs(gallery=gr.update(visible=True), **_end_of_run(), error=note)
+    if job.future.cancelled():
+        return left_queue()
     try:
         return finished(job.future.result())
     except Exception as exc:
