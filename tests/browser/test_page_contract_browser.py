@@ -141,6 +141,8 @@ def page(tmp_path_factory, make_module_app, chromium):
         "import { part } from './part.mjs';\nwindow.pageExtModule = part;"
     )
     (ext / "javascript" / "part.mjs").write_text("export const part = 'imported';")
+    # a minified bundle's globals (lobe-theme's main.js has a global `ce`)
+    (ext / "javascript" / "zz_bundle.js").write_text("var ce = 'the bundle\\'s', ae = 1; function de() {}")
     (ext / "localizations" / "xx.json").write_text(json.dumps({"Sampling steps": "XX steps"}))
     (data / "config.json").write_text(json.dumps({"localization": "xx"}))
     app = make_module_app(data)
@@ -149,6 +151,7 @@ def page(tmp_path_factory, make_module_app, chromium):
         page.wait_for_function(
             "() => window.pageExt && window.pageExt.uiLoaded === true", timeout=PAGE_LOAD_TIMEOUT_MS
         )
+        page.script_errors = errors  # what the page's scripts threw, from the start
         yield page
         assert errors == []
 
@@ -163,6 +166,12 @@ def test_extension_script_runs_before_domcontentloaded_with_a1111_globals(page):
     assert ext["optsOnUiLoaded"] == "flag-value"
     page.wait_for_function("() => window.pageExt.swapButtonParent !== undefined")
     page.wait_for_function("() => window.pageExt.afterUpdate === true")
+
+
+def test_an_extension_s_global_names_do_not_clash_with_the_page_s_own_scripts(page):
+    """Gradio 6's page ends with a script declaring `const ce`; an extension's global `ce` made it throw."""
+    assert page.evaluate("() => window.ce") == "the bundle's"
+    assert [e for e in page.script_errors if "already been declared" in e] == []
 
 
 def test_an_extensions_module_script_runs_with_its_relative_import(page):

@@ -190,3 +190,17 @@ def test_relative_urls_in_an_extensions_css_point_at_its_files(page, client, dat
     assert client.get(url[1:]).content == b"\x89PNG-bytes"
     for kept in ("url('data:image/png;base64,AAAA')", 'url("https://example.com/x.png")', "url(#blur)"):
         assert kept in css
+
+
+def test_gradio_s_own_scripts_after_the_app_element_keep_their_names_to_themselves():
+    page = (
+        b"<head><script>var ce = 1;</script></head><body><gradio-app></gradio-app>"
+        b'<script>\nconst ce = document.getElementsByTagName("gradio-app");\n</script>'
+        b'<script type="module" src="x.js"></script></body>'
+    )
+    scoped = page_head.scoped_tail_scripts(page)
+    assert scoped.startswith(b"<head><script>var ce = 1;</script>")  # the head's scripts are untouched
+    assert b'<script>{\nconst ce = document.getElementsByTagName("gradio-app");\n}</script>' in scoped
+    assert b'<script type="module" src="x.js"></script>' in scoped  # not an inline classic script
+    assert page_head.scoped_tail_scripts(scoped) == scoped
+    assert page_head.scoped_tail_scripts(b"<html>no app</html>") == b"<html>no app</html>"

@@ -156,8 +156,27 @@ class PageHead:
 
     def rewrite(self, page: bytes) -> bytes:
         head = (settings_scripts(self.app) + self.scripts).encode("utf-8")
-        page = page.replace(b"</head>", head + b"</head>", 1)
+        page = scoped_tail_scripts(page.replace(b"</head>", head + b"</head>", 1))
         return page.replace(b"</body>", self.styles.encode("utf-8") + b"</body>", 1)
+
+
+# An inline classic script after Gradio's <gradio-app> element (Gradio 6's index page ends with one that
+# declares `const ce`): its body, to be put in a block.
+_TAIL_SCRIPT = re.compile(rb"<script>(?!\s*\{)(.*?)</script>", re.S)
+
+
+def scoped_tail_scripts(page: bytes) -> bytes:
+    """Gradio's own inline scripts at the end of the page, each in a block, so their `const`s are theirs.
+
+    Classic scripts share one global scope: Gradio 6's `const ce = ...` (which sets the body's padding)
+    failed with "Identifier 'ce' has already been declared" whenever an extension's minified bundle in the
+    head had a global `ce` (lobe-theme's main.js does); Gradio 3, which A1111 extensions were written for,
+    declared no such global."""
+    cut = page.find(b"</gradio-app>")
+    if cut < 0:
+        return page
+    head, tail = page[:cut], page[cut:]
+    return head + _TAIL_SCRIPT.sub(lambda m: b"<script>{" + m.group(1) + b"}</script>", tail)
 
 
 class PageHeadMiddleware:
