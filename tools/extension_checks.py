@@ -959,3 +959,38 @@ def _bl_core(ctx: Context) -> tuple[bool | None, str]:
     text = ctx.page.inner_text("#txt2img_generate")
     both = "生成" in text and re.search("generate", text, re.I) is not None
     return both, f"Generate button reads {text.strip()!r}"
+
+
+@ui("sd-webui-lobe-theme")
+def _lobe_ui(ctx: Context) -> tuple[bool | None, str]:
+    """Its own page, with its start-up request to api.github.com (the latest release) answered as an
+    online browser's would be: offline it waits on that request forever ("initializing, please wait"),
+    as on A1111 (lobehub/sd-webui-lobe-theme#524). Then A1111 1.6+'s layout as the theme arranges it:
+    the generation settings in the middle, the extra networks in its right sidebar."""
+    page = ctx.new_page()
+    try:
+        page.route(
+            re.compile(r"https://api\.github\.com/.*"),
+            lambda route: route.fulfill(
+                status=200, content_type="application/json", body='{"tag_name": "v3.5.4"}'
+            ),
+        )
+        page.reload()
+        page.get_by_text("Quick Setting").first.wait_for(state="visible", timeout=60_000)
+        placed = page.evaluate(
+            """() => {
+                const settings = document.querySelector('#txt2img_settings');
+                return settings ? (settings.closest('#tab_txt2img') ? 'main' : 'moved') : 'missing';
+            }"""
+        )
+        if placed != "main":
+            return False, (
+                "its frame and quick settings are drawn, but its Extra Network sidebar took #txt2img_extra_tabs "
+                "with Sumi's generation settings in it (A1111 1.6+: the Tabs of Generation and the network "
+                "tabs, whose Generation tab the theme moves back to the middle)"
+            )
+        return True, "its frame, quick settings and the generation settings in the middle"
+    except Exception as exc:
+        return False, f"the theme did not draw ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+    finally:
+        page.context.close()
