@@ -14,6 +14,7 @@ import contextlib
 import io
 import json
 import re
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,7 @@ Check = Callable[["Context"], "tuple[bool | None, str]"]
 UI: dict[str, Check] = {}
 CORE: dict[str, Check] = {}
 PREPARE: dict[str, Callable[[Path, Path], None]] = {}
+SERVER_PYTHON: Path | None = None  # the Python the server runs with (its packages: what install.py installed)
 LATE = {"stable-diffusion-webui-localization-zh_CN", "sd-webui-bilingual-localization"}
 TIMEOUT_MS = 20_000
 PAGE_LOAD_TIMEOUT_MS = 180_000  # the whole UI with every extension, on a busy 2-core machine
@@ -994,3 +996,100 @@ def _lobe_ui(ctx: Context) -> tuple[bool | None, str]:
         return False, f"the theme did not draw ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
     finally:
         page.context.close()
+
+
+# A YOLOv8 detector that finds a "face" at every place, all of one size (a random backbone, its head's last
+# layers set): ADetailer's detection, crop, inpainting and paste-back run without downloading a model.
+EVERYWHERE_YOLO = """
+import sys, torch
+from ultralytics import YOLO
+m = YOLO("yolov8n.yaml")
+head = m.model.model[-1]
+with torch.no_grad():
+    for seq in head.cv3:
+        seq[-1].weight.zero_()
+        seq[-1].bias.fill_(8.0)
+    for seq in head.cv2:
+        seq[-1].weight.zero_()
+        bins = torch.full((4, head.reg_max), -8.0)
+        bins[:, 3] = 8.0
+        seq[-1].bias.copy_(bins.flatten())
+m.model.names = {0: "face"}
+m.save(sys.argv[1])
+"""
+YOLO_NAME = "sumi_everywhere.pt"
+
+
+@prepare_for("adetailer")
+def _adetailer_model(ext_dir: Path, data_dir: Path) -> None:
+    """Its detector file in models/adetailer, made with the server's ultralytics (installed by its
+    install.py on an earlier run; without it the core check says so)."""
+    if SERVER_PYTHON is None:
+        return
+    folder = data_dir / "models" / "adetailer"
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [str(SERVER_PYTHON), "-c", EVERYWHERE_YOLO, str(folder / YOLO_NAME)],
+        cwd=folder,
+        capture_output=True,
+        timeout=300,
+    )
+
+
+@ui("adetailer")
+def _adetailer_ui(ctx: Context) -> tuple[bool | None, str]:
+    return _accordion(ctx, "ADetailer")
+
+
+@core("adetailer")
+def _adetailer_core(ctx: Context) -> tuple[bool | None, str]:
+    """A job with ADetailer on (the API's alwayson_scripts, as its README shows): it must run and write its
+    parameters. Whether it finds and redraws a face needs its detectors: YOLO files from Hugging Face
+    (network) or mediapipe's bundled ones."""
+    models = ctx.http.get("/adetailer/v1/ad_model").json().get("ad_model", [])
+    if YOLO_NAME in models:
+        return _adetailer_redraws_one_region(ctx)
+    if not models:
+        return None, "no detection model (its YOLO files are downloaded at start)"
+    scripts = {"ADetailer": {"args": [True, False, {"ad_model": models[0]}]}}
+    _, info = ctx.txt2img(prompt="a red circle, white background", alwayson_scripts=scripts)
+    text = info["infotexts"][0]
+    if "ADetailer model" not in text:
+        return False, f"a job with ADetailer on ({models[0]}) wrote no ADetailer parameters: {text[-200:]!r}"
+    return None, (
+        f"a job with ADetailer on ({models[0]}, the only kind here) ran and wrote its parameters; finding and "
+        "redrawing a face needs a YOLO file from Hugging Face (network) or a working mediapipe"
+    )
+
+
+def _adetailer_redraws_one_region(ctx: Context) -> tuple[bool | None, str]:
+    """The same job without and with ADetailer (the "everywhere" detector, the largest region under a fifth
+    of the picture kept, redrawn with a prompt of its own): the picture changes there, and only there."""
+    import numpy as np
+    from PIL import Image
+
+    job = {"prompt": "a red circle, white background", "width": 128, "height": 128, "steps": 4}
+    plain, _ = ctx.txt2img(**job)
+    unit = {
+        "ad_model": YOLO_NAME,
+        "ad_mask_k": 1,
+        "ad_mask_max_ratio": 0.2,
+        "ad_denoising_strength": 1.0,
+        "ad_prompt": "a blue square, black background",  # its own prompt for the region: a visible change
+    }
+    fixed, info = ctx.txt2img(**job, alwayson_scripts={"ADetailer": {"args": [True, False, unit]}})
+
+    def pixels(b64: str) -> Any:
+        return np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGB"), dtype=np.int16)
+
+    changed = np.abs(pixels(fixed[0]) - pixels(plain[0])).max(axis=2) > 24
+    if "ADetailer model" not in info["infotexts"][0]:
+        return False, "no ADetailer parameters in the infotext"
+    if not changed.any():
+        return False, "ADetailer on and a region found: the picture did not change"
+    rows, cols = np.nonzero(changed)
+    box = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1) / changed.size
+    return bool(box < 0.5), (
+        f"one region redrawn: {int(changed.sum())} pixels changed, within a box of {box:.0%} of the picture "
+        "(a detector made here that finds a 'face' everywhere; its Hugging Face models need the network)"
+    )

@@ -679,6 +679,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             sources[entry.name] = source
     python = make_venv(args.venv or work / "venv")
+    checks.SERVER_PYTHON = python  # a check that prepares files with the extension's own packages
     base_before = {n: _version(n) for n in CORE_PACKAGES}
     active, stoppers = list(entries), {}
     while True:  # an extension that stops Sumi from starting is named, left out, and the rest tried again
