@@ -175,6 +175,18 @@ def test_dropdown_value_outside_its_choices_is_kept():
     assert index.preprocess("b") == 1 and index.preprocess("gone") is None
 
 
+def test_checkbox_group_takes_gradio_3_values_and_passes_what_the_page_sends():
+    # regional-prompter: gr.CheckboxGroup(value=False, choices=OPTIONLIST); Generate failed "not in the choices"
+    with gr.Blocks():
+        options = g.CheckboxGroup(value=False, label="Options", choices=["a", "b"], interactive=True)
+        one = g.CheckboxGroup(["a", "b"], value="a")
+        index = g.CheckboxGroup(["a", "b"], value=["b"], type="index")
+    assert (options.value, one.value, index.value) == ([], ["a"], ["b"])
+    assert options.preprocess(False) == [] and options.preprocess(["a", "later"]) == ["a", "later"]
+    assert index.preprocess(["b", "gone"]) == [1]
+    assert g.CheckboxGroup.update(value=False)["value"] == []
+
+
 def test_a_hidden_label_takes_a_plain_value_as_an_input():
     # A1111's `dummy_component = gr.Label(visible=False)`: a page function puts the task id there
     with gr.Blocks():

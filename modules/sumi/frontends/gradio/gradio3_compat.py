@@ -177,6 +177,8 @@ def _map_arguments(real: type, kwargs: dict[str, Any]) -> dict[str, Any]:
         choices = _choice_values(kw.get("choices"))
         if any(v is not None and v not in choices for v in values):
             kw["allow_custom_value"] = True
+    if issubclass(real, gr.CheckboxGroup) and "value" in kw:
+        kw["value"] = _checkbox_group_value(kw["value"])
     if issubclass(real, gr.Image) and not issubclass(real, gr.ImageEditor):
         kw.pop("tool", None)  # "editor"/"select": the plain image's own tools
     mirror = kw.pop("mirror_webcam", None)
@@ -381,6 +383,8 @@ def _make_class(real: type, name: str) -> type:
     attrs["update"] = staticmethod(functools.partial(_update, real))
     if issubclass(real, gr.Dropdown):
         attrs["preprocess"] = _dropdown_preprocess
+    if issubclass(real, gr.CheckboxGroup):
+        attrs["preprocess"] = _checkbox_group_preprocess
     if issubclass(real, gr.Label):
         attrs["data_model"] = _Gradio3LabelData
     cls = _metaclass(type(real))(name, (Gradio3Component, real), attrs)
@@ -442,6 +446,25 @@ def _dropdown_preprocess(self: Any, payload: Any) -> Any:
         return _gradio_class(type(self)).preprocess(self, payload)
     except gr.Error:
         return payload if self.type == "value" else None
+
+
+def _checkbox_group_value(value: Any) -> Any:
+    """Gradio 3 took one value for a list of one, and `False` (regional-prompter's) or "" for none."""
+    if value is None or callable(value) or isinstance(value, (list, tuple)):
+        return value
+    return [] if value in (False, "") else [value]
+
+
+def _checkbox_group_preprocess(self: Any, payload: Any) -> Any:
+    """Gradio 3 passed what the page sent through, unchecked (a value outside the choices, or not a list)."""
+    values = payload if isinstance(payload, list) else _checkbox_group_value(payload) or []
+    try:
+        return _gradio_class(type(self)).preprocess(self, values)
+    except gr.Error:
+        if self.type == "value":
+            return values
+        known = _choice_values(self.choices)
+        return [known.index(v) for v in values if v in known]
 
 
 def _to_array(image: Any) -> Any:
