@@ -452,6 +452,18 @@ def test_interrupt_while_an_upscale_waits_takes_out_that_upscale_only(fake_app, 
     assert blocker.future.result(10) is True and fake_app.generation.jobs == []
 
 
+def test_an_upscale_whose_page_went_away_is_restored_from_its_task_id(fake_app, tmp_path):
+    fake_app.paths = SimpleNamespace(outputs_dir=tmp_path)
+    hires = [getattr(hires_ui.HiresValues(), name) for name in hires_ui.HIRES_FIELDS]
+    info = {"selected": 0, "infotexts": ["a fox\nSteps: 2, Seed: 5"]}
+    gen = ui.upscale(fake_app, *values(), *hires, [Image.new("RGB", (64, 64))], info)
+    task_id = as_dict(next(gen))["task_id"]
+    fake_app.queue.run("after", lambda: None)  # the upscale has ended...
+    gen.close()  # ...and its page went away before showing it
+    restored = [as_dict(out) for out in ui.restore_progress(fake_app, task_id)]
+    assert "Steps: 2" in restored[-1]["info_html"] and restored[-1]["task_id"] == ""
+
+
 def test_interrupt_while_an_extras_job_waits_takes_out_that_job_only(fake_app):
     """The Extras tab's Generate keeps its job's task id in the page, as txt2img's does."""
     done = []

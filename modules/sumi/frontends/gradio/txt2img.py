@@ -251,6 +251,7 @@ def upscale(app: App, *values: Any, layout: GenerateInputs | None = None) -> Ite
     except Exception as exc:
         yield failed(exc)
         return
+    job.future.add_done_callback(partial(_record_result, app.queue.tasks, job.id))  # for ↪️, as Generate's
     yield outputs(error="", task_id=job.id)  # Interrupt on this page takes it out while it waits
     yield from stream_progress(app, job)  # a page that goes away leaves the job queued (run_generate)
     if job.future.cancelled():
