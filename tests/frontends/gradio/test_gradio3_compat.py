@@ -175,6 +175,14 @@ def test_dropdown_value_outside_its_choices_is_kept():
     assert index.preprocess("b") == 1 and index.preprocess("gone") is None
 
 
+def test_radio_value_outside_its_choices_is_passed_through():
+    with gr.Blocks():
+        mode = g.Radio(["Matrix", "Mask"], value="Prompt", label="Divide mode")
+        index = g.Radio(["a", "b"], value="a", type="index")
+    assert mode.preprocess("Prompt") == "Prompt" and mode.preprocess("Mask") == "Mask"
+    assert index.preprocess("b") == 1 and index.preprocess("gone") is None
+
+
 def test_checkbox_group_takes_gradio_3_values_and_passes_what_the_page_sends():
     # regional-prompter: gr.CheckboxGroup(value=False, choices=OPTIONLIST); Generate failed "not in the choices"
     with gr.Blocks():

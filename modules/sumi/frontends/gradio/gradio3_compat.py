@@ -381,8 +381,8 @@ class Gradio3Component:
 def _make_class(real: type, name: str) -> type:
     attrs: dict[str, Any] = {"__module__": __name__, "__qualname__": name, "_gradio3_real": real}
     attrs["update"] = staticmethod(functools.partial(_update, real))
-    if issubclass(real, gr.Dropdown):
-        attrs["preprocess"] = _dropdown_preprocess
+    if issubclass(real, (gr.Dropdown, gr.Radio)):
+        attrs["preprocess"] = _choice_preprocess
     if issubclass(real, gr.CheckboxGroup):
         attrs["preprocess"] = _checkbox_group_preprocess
     if issubclass(real, gr.Label):
@@ -440,8 +440,9 @@ class _Gradio3LabelData(LabelData):
         return {"label": value} if isinstance(value, (str, int, float)) else value
 
 
-def _dropdown_preprocess(self: Any, payload: Any) -> Any:
-    """Gradio 3 passed a value outside the choices through (choices are often filled in later)."""
+def _choice_preprocess(self: Any, payload: Any) -> Any:
+    """A Dropdown's or Radio's value: Gradio 3 passed one outside the choices through (choices are often
+    filled in later, or renamed in a new version of the extension); Gradio 6 fails the whole event."""
     try:
         return _gradio_class(type(self)).preprocess(self, payload)
     except gr.Error:
