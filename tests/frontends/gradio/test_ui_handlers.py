@@ -421,42 +421,45 @@ def test_generate_gives_the_page_its_job_s_task_id_first_and_clears_it_at_the_en
     assert shown[-1]["task_id"] == ""
 
 
-def test_interrupt_on_a_page_whose_job_waits_takes_out_that_job_and_leaves_the_running_one(fake_app):
+def interrupted_while_waiting(app, start) -> dict:
+    """Start a page's job (`start()`: its handler's generator) behind another tab's running job and press
+    that page's Interrupt while it waits; the page's last update. The other job runs on to its end."""
     release = threading.Event()
-    blocker = fake_app.queue.submit("another tab's batch", lambda: release.wait(10))
-    gen = ui.generate(fake_app, *values())
+    blocker = app.queue.submit("another tab's batch", lambda: release.wait(10))
+    gen = start()
     task_id = as_dict(next(gen))["task_id"]
-    assert "Waiting in queue" in as_dict(next(gen))["progress"]
-    ui.interrupt(fake_app, task_id)
+    assert task_id and "Waiting in queue" in as_dict(next(gen))["progress"]
+    ui.interrupt(app, task_id)
     last = [as_dict(out) for out in gen][-1]
-    assert "Interrupted before it started" in last["error"] and last["task_id"] == ""
-    assert not fake_app.state.interrupted and not blocker.future.done()
+    assert not app.state.interrupted and not blocker.future.done()
     release.set()
-    assert blocker.future.result(10) is True and fake_app.generation.jobs == []
+    assert blocker.future.result(10) is True
+    return last
+
+
+def start_upscale(app, tmp_path):
+    """✨ Upscale of one 64x64 gallery image with the tab's values (Hires. fix defaults)."""
+    app.paths = SimpleNamespace(outputs_dir=tmp_path)
+    hires = [getattr(hires_ui.HiresValues(), name) for name in hires_ui.HIRES_FIELDS]
+    info = {"selected": 0, "infotexts": ["a fox\nSteps: 2, Seed: 5"]}
+    return ui.upscale(app, *values(), *hires, [Image.new("RGB", (64, 64))], info)
+
+
+def test_interrupt_on_a_page_whose_job_waits_takes_out_that_job_and_leaves_the_running_one(fake_app):
+    last = interrupted_while_waiting(fake_app, lambda: ui.generate(fake_app, *values()))
+    assert "Interrupted before it started" in last["error"] and last["task_id"] == ""
+    assert fake_app.generation.jobs == []
 
 
 def test_interrupt_while_an_upscale_waits_takes_out_that_upscale_only(fake_app, tmp_path):
     """✨ Upscale's job has the page's task id too: its Interrupt takes it out while it waits."""
-    fake_app.paths = SimpleNamespace(outputs_dir=tmp_path)
-    release = threading.Event()
-    blocker = fake_app.queue.submit("another tab's batch", lambda: release.wait(10))
-    hires = [getattr(hires_ui.HiresValues(), name) for name in hires_ui.HIRES_FIELDS]
-    info = {"selected": 0, "infotexts": ["a fox\nSteps: 2, Seed: 5"]}
-    gen = ui.upscale(fake_app, *values(), *hires, [Image.new("RGB", (64, 64))], info)
-    task_id = as_dict(next(gen))["task_id"]
-    assert task_id and "Waiting in queue" in as_dict(next(gen))["progress"]
-    ui.interrupt(fake_app, task_id)
-    last = [as_dict(out) for out in gen][-1]
+    last = interrupted_while_waiting(fake_app, lambda: start_upscale(fake_app, tmp_path))
     assert "Interrupted before it started" in last["error"] and last["task_id"] == ""
-    release.set()
-    assert blocker.future.result(10) is True and fake_app.generation.jobs == []
+    assert fake_app.generation.jobs == []
 
 
 def test_an_upscale_whose_page_went_away_is_restored_from_its_task_id(fake_app, tmp_path):
-    fake_app.paths = SimpleNamespace(outputs_dir=tmp_path)
-    hires = [getattr(hires_ui.HiresValues(), name) for name in hires_ui.HIRES_FIELDS]
-    info = {"selected": 0, "infotexts": ["a fox\nSteps: 2, Seed: 5"]}
-    gen = ui.upscale(fake_app, *values(), *hires, [Image.new("RGB", (64, 64))], info)
+    gen = start_upscale(fake_app, tmp_path)
     task_id = as_dict(next(gen))["task_id"]
     fake_app.queue.run("after", lambda: None)  # the upscale has ended...
     gen.close()  # ...and its page went away before showing it
@@ -470,16 +473,12 @@ def test_interrupt_while_an_extras_job_waits_takes_out_that_job_only(fake_app):
     fake_app.extras = SimpleNamespace(
         submit=lambda request: fake_app.queue.submit("extras", lambda: done.append(request))
     )
-    release = threading.Event()
-    blocker = fake_app.queue.submit("another tab's batch", lambda: release.wait(10))
-    gen = extras_ui.generate(fake_app, 0, Image.new("RGB", (8, 8)), None, "", "", True)
-    task_id = as_dict(next(gen))["task_id"]
-    assert task_id and "Waiting in queue" in as_dict(next(gen))["progress"]
-    ui.interrupt(fake_app, task_id)
-    last = [as_dict(out) for out in gen][-1]
+    image = Image.new("RGB", (8, 8))
+    last = interrupted_while_waiting(
+        fake_app, lambda: extras_ui.generate(fake_app, 0, image, None, "", "", True)
+    )
     assert "Interrupted before it started" in last["error"] and last["task_id"] == ""
-    release.set()
-    assert blocker.future.result(10) is True and done == []
+    assert done == []
 
 
 def test_every_interrupt_button_sends_its_tab_s_task_id(tmp_path, make_app):
