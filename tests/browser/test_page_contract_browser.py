@@ -104,7 +104,8 @@ TXT2IMG_IDS = [
     "txt2img_results", "txt2img_gallery", "image_buttons_txt2img", "txt2img_open_folder", "save_txt2img",
     "save_zip_txt2img", "txt2img_send_to_img2img", "txt2img_send_to_inpaint", "txt2img_send_to_extras",
     "txt2img_upscale", "html_info_txt2img", "html_log_txt2img", "generation_info_txt2img",
-    "txt2img_generation_info_button",
+    "txt2img_generation_info_button", "txt2img_textual_inversion", "txt2img_hypernetworks",
+    "txt2img_checkpoints", "txt2img_lora", "txt2img_lora_cards",
 ]  # fmt: skip
 IMG2IMG_IDS = [
     "tab_img2img", "img2img_prompt", "img2img_neg_prompt", "img2img_generate_box", "img2img_generate",
@@ -114,7 +115,8 @@ IMG2IMG_IDS = [
     "img2img_tab_resize_to", "img2img_width", "img2img_height", "img2img_res_switch_btn",
     "img2img_batch_count", "img2img_batch_size", "img2img_cfg_scale", "img2img_denoising_strength",
     "img2img_sampling", "img2img_steps", "img2img_seed", "img2img_script_container", "img2img_gallery",
-    "html_info_img2img", "generation_info_img2img", "img2img_generation_info_button",
+    "html_info_img2img", "generation_info_img2img", "img2img_generation_info_button", "img2img_extra_tabs",
+    "img2img_lora", "img2img_checkpoints",
 ]  # fmt: skip
 # img2img's sub-tabs (button text) and the ids each shows
 IMG2IMG_MODES = {
@@ -215,6 +217,36 @@ def test_a1111_element_ids_on_both_tabs(page):
     finally:  # the module's other tests start on txt2img
         page.evaluate("() => switch_to_txt2img()")
         page.locator("#txt2img_prompt").wait_for()
+
+
+def test_extra_networks_are_tabs_beside_generation_with_a1111_s_names(page):
+    """A1111 1.6+'s layout, as themes and extensions find it: the tab names in `.tab-nav` (img2img's has
+    its mode tabs' own `.tab-nav` inside, as in A1111), the pages as
+    `.tabitem.gradio-tabitem` children, the settings in a `.resize-handle-row`, A1111's class names."""
+    names = "(id) => [...document.querySelectorAll(`#${id} > * > .tab-nav > button`)].map((b) => b.textContent.trim())"
+    for tabname in ("txt2img", "img2img"):
+        tabs = f"{tabname}_extra_tabs"
+        assert page.evaluate(names, tabs) == [
+            "Generation",
+            "Textual Inversion",
+            "Hypernetworks",
+            "Checkpoints",
+            "Lora",
+        ]
+        assert page.locator(f"#{tabs} > .tabitem.gradio-tabitem").count() == 5
+        assert page.locator(f"#{tabs} .resize-handle-row > #{tabname}_settings").count() == 1
+    assert page.evaluate("() => document.querySelector('#tabs').classList.contains('gradio-tabs')")
+    for selector in ("#txt2img_generate.gradio-button", "#txt2img_prompt.gradio-textbox",
+                     "#txt2img_sampling.gradio-dropdown", "#txt2img_steps.gradio-slider", "#tab_txt2img.gradio-tabitem"):  # fmt: skip
+        assert page.locator(selector).count() == 1, selector
+    lora = page.locator("#txt2img_extra_tabs .tab-nav").get_by_role("tab", name="Lora", exact=True)
+    lora.click()  # the cards take the place of the settings and the results
+    page.locator("#txt2img_lora_cards").wait_for()
+    assert not page.locator("#txt2img_settings").is_visible()
+    assert not page.locator("#txt2img_gallery").is_visible()
+    page.locator("#txt2img_extra_tabs .tab-nav").get_by_role("tab", name="Generation").click()
+    page.locator("#txt2img_settings").wait_for()
+    assert not page.locator("#txt2img_lora_cards").is_visible()
 
 
 def test_a_shown_tab_panel_is_display_block_as_in_gradio3(page):

@@ -60,10 +60,8 @@ def page(chromium, server):
 
 # -- helpers -----------------------------------------------------------------------------------------
 def open_tab(page, label: str) -> None:
-    """Open the Extra networks accordion (closed on a fresh page) and one of its tabs."""
-    if not page.locator("#txt2img_extra_tabs_networks").is_visible():
-        page.click("#txt2img_extra_networks > .label-wrap")
-    page.get_by_role("tab", name=label).click()
+    """Open one of the card tabs beside txt2img's "Generation" tab."""
+    page.locator("#txt2img_extra_tabs").get_by_role("tab", name=label, exact=True).click()
 
 
 def open_editor(page, kind: str, card: str) -> str:
@@ -180,8 +178,10 @@ def test_embedding_card_recounts_tokens_and_generate_sends_the_new_prompt(page, 
     wait_value(page, PROMPT, "a cat tinyemb")
     wait_text(page, "#txt2img_token_counter", f"{2 + EMB_VECTORS}/75")  # an embedding counts its vectors
     assert "a cat tinyemb" in seen
+    open_tab(page, "Generation")  # the results are in the Generation tab
     wait_text(page, "#html_info_txt2img", "TI hashes")
     assert page.inner_text("#html_info_txt2img").startswith("a cat tinyemb\n")
+    open_tab(page, "Textual Inversion")
     emb.focus()  # Enter on a focused card clicks it: the embedding goes again
     page.keyboard.press("Enter")
     wait_value(page, PROMPT, "a cat")

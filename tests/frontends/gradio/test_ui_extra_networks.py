@@ -315,7 +315,7 @@ def test_textual_inversion_tab_shows_the_notice_above_the_cards(tmp_path: Path):
     errors = {str(folder / "bad.pt"): f"{folder / 'bad.pt'}: broken"}
     app, _ = _fake_embedding_app(tmp_path, errors, {"wide": "48 ≠ 64"})
     page = en.render_tab(app, "textual_inversion")
-    assert page.index("sumi-extra-notice") < page.index('class="sumi-cards"')
+    assert page.index("sumi-extra-notice") < page.index('class="sumi-cards extra-network-cards"')
     assert "bad.pt (broken)" in page and "wide (48 ≠ 64)" in page
     cards = {c.name: c for c in en.embedding_cards(app)}
     assert cards["wide"].skipped == "48 ≠ 64" and "(48 ≠ 64)" in cards["wide"].description

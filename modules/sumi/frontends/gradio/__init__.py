@@ -26,6 +26,7 @@ import gradio as gr
 from gradio.context import set_render_context
 
 from modules.sumi.frontends.gradio import hires_ui
+from modules.sumi.frontends.gradio.a1111_classes import add_a1111_classes
 from modules.sumi.frontends.gradio.a1111_generate import describe_generate
 from modules.sumi.frontends.gradio.assets import CSS, JS
 from modules.sumi.frontends.gradio.direct_page_loads import answer_page_loads_directly
@@ -127,6 +128,9 @@ def build_ui(app: App) -> gr.Blocks:
             api_visibility="undocumented",
         )
         drop_broken_events(demo.fns, partial(_problem, app))  # before Gradio writes the page's config
+    add_a1111_classes(
+        demo
+    )  # after the `with`: Gradio adds its Forms then (mount_gradio_app writes the config)
     sliders_never_null(demo)
     answer_page_loads_directly(demo)
     ui_config.dump_defaults()

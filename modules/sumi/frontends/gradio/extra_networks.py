@@ -1,5 +1,7 @@
-"""The extra networks panel under the prompt: A1111's Textual Inversion, Hypernetworks, Checkpoints and
-Lora tabs of cards.
+"""The extra networks under the prompt: A1111 1.6+'s Textual Inversion, Hypernetworks, Checkpoints and
+Lora tabs of cards, beside the "Generation" tab in `txt2img_extra_tabs` / `img2img_extra_tabs` (the ids,
+classes and card markup A1111's extensions and themes look up: `.extra-page`, `.extra-network-cards`,
+`.card[data-name]`, `span.name`).
 
 Each card shows a preview (`<path-without-ext>.png` / `.preview.png` ..., a thumbnail the page loads from
 `/sd_extra_networks/thumb` when the card scrolls into view; without one, the first cover picture stored in a
@@ -474,7 +476,9 @@ def card_html(card: Card, tabname: str = "txt2img") -> str:
     else:
         image = '<div class="sumi-card-preview sumi-card-noimage">no preview</div>'
     description = (
-        f'<div class="sumi-card-description">{e(card.description)}</div>' if card.description else ""
+        f'<span class="sumi-card-description description">{e(card.description)}</span>'
+        if card.description
+        else ""
     )
     classes = "card sumi-card sumi-card-skipped" if card.skipped else "card sumi-card"
     return (
@@ -482,7 +486,7 @@ def card_html(card: Card, tabname: str = "txt2img") -> str:
         f' data-name="{e(card.name)}" data-prompt="{e(card.prompt)}" data-checkpoint="{e(card.checkpoint)}"'
         f' data-negative="{"1" if card.negative else ""}" data-tabname="{e(tabname)}"'
         f' title="{e(card.path)}">'
-        f'{image}<div class="sumi-card-name">{e(card.name)}</div>{description}</div>'
+        f'{image}<span class="sumi-card-name name">{e(card.name)}</span>{description}</div>'
     )
 
 
@@ -492,8 +496,12 @@ def cards_html(
     shown = filter_cards(cards, search, sort)
     if not shown:
         what = "Nothing matches the search." if (search or "").strip() else "Nothing here yet."
-        return f'<div class="sumi-cards sumi-cards-empty"><div class="sumi-note">{what}</div></div>'
-    return '<div class="sumi-cards">' + "".join(card_html(c, tabname) for c in shown) + "</div>"
+        return f'<div class="sumi-cards extra-network-cards sumi-cards-empty"><div class="sumi-note">{what}</div></div>'
+    return (
+        '<div class="sumi-cards extra-network-cards">'
+        + "".join(card_html(c, tabname) for c in shown)
+        + "</div>"
+    )
 
 
 def render_tab(
@@ -750,7 +758,7 @@ class CardEditor:
 
 @dataclass
 class ExtraNetworksPanel:
-    accordion: gr.Accordion
+    tabs: dict[str, gr.Tab]  # one per kind, in `{tabname}_extra_tabs` after "Generation"
     cards: dict[str, gr.HTML]
     search: dict[str, gr.Textbox]
     refresh: dict[str, gr.Button]
@@ -759,7 +767,6 @@ class ExtraNetworksPanel:
     status: gr.HTML
     sort: dict[str, gr.Dropdown]
     editors: dict[str, CardEditor]
-    gallery_index: gr.State
 
 
 def _editor(app: App, kind: str, tabname: str) -> CardEditor:
@@ -794,68 +801,75 @@ def _editor(app: App, kind: str, tabname: str) -> CardEditor:
     )
 
 
+def _card_tools(tabname: str, kind: str) -> tuple[gr.Textbox, gr.Dropdown, gr.Button]:
+    """Search, sort and 🔄 above a tab's cards."""
+    with gr.Row(equal_height=True, elem_id=f"{tabname}_{kind}_controls", elem_classes=["sumi-extra-tools"]):
+        search = gr.Textbox(
+            show_label=False,
+            label="Search",
+            placeholder="Search...",
+            container=False,
+            lines=1,
+            max_lines=1,
+            elem_id=f"{tabname}_{kind}_extra_search",
+            elem_classes=["search"],
+            scale=1,
+        )
+        sort = gr.Dropdown(
+            choices=list(SORT_CHOICES),
+            value=DEFAULT_SORT,
+            show_label=False,
+            label="Sort",
+            container=False,
+            elem_id=f"{tabname}_{kind}_extra_sort",
+            elem_classes=["sumi-extra-sort"],
+            scale=0,
+            min_width=180,
+        )
+        refresh = gr.Button(
+            "🔄",
+            elem_id=f"{tabname}_{kind}_extra_refresh",
+            elem_classes=["tool"],
+            size="sm",
+            min_width=40,
+            scale=0,
+        )
+    return search, sort, refresh
+
+
+def _checkpoint_switch(tabname: str) -> tuple[gr.HTML, gr.Textbox, gr.Button]:
+    """What a checkpoint card's click says, and the hidden pair script.js fills and clicks."""
+    status = gr.HTML("", elem_id=f"{tabname}_extra_networks_status", js_on_load=None)
+    choice = gr.Textbox(visible="hidden", elem_id=f"{tabname}_extra_checkpoint_choice", label="Checkpoint")
+    button = gr.Button(visible="hidden", elem_id=f"{tabname}_extra_checkpoint_switch")
+    return status, choice, button
+
+
 def create_extra_networks(app: App, tabname: str = "txt2img") -> ExtraNetworksPanel:
-    """Lay out the panel (an accordion, closed; A1111's `txt2img_extra_networks` toggle) and wire it.
-    Call `wire_gallery` once the results gallery exists to enable 🖼️ Save preview."""
+    """Lay out one tab per kind of card (call inside the tab's `{tabname}_extra_tabs` Tabs, after its
+    "Generation" tab, as A1111 1.6+ does) and wire them. Call `wire_gallery` once the results gallery
+    exists to enable 🖼️ Save preview."""
+    tabs: dict[str, gr.Tab] = {}
     cards: dict[str, gr.HTML] = {}
     search: dict[str, gr.Textbox] = {}
     refresh: dict[str, gr.Button] = {}
     sort: dict[str, gr.Dropdown] = {}
     editors: dict[str, CardEditor] = {}
-    with gr.Accordion(
-        "Extra networks",
-        open=False,
-        elem_id=f"{tabname}_extra_networks",
-        elem_classes=["sumi-extra-networks"],
-    ) as accordion:
-        with gr.Tabs(elem_id=f"{tabname}_extra_tabs_networks"):
-            for kind, label in TABS:
-                with gr.Tab(label, id=f"{tabname}_{kind}", elem_id=f"{tabname}_{kind}_tab"):
-                    with gr.Row(equal_height=True, elem_classes=["sumi-extra-tools"]):
-                        search[kind] = gr.Textbox(
-                            show_label=False,
-                            label="Search",
-                            placeholder="Search...",
-                            container=False,
-                            lines=1,
-                            max_lines=1,
-                            elem_id=f"{tabname}_{kind}_extra_search",
-                            scale=1,
-                        )
-                        sort[kind] = gr.Dropdown(
-                            choices=list(SORT_CHOICES),
-                            value=DEFAULT_SORT,
-                            show_label=False,
-                            label="Sort",
-                            container=False,
-                            elem_id=f"{tabname}_{kind}_extra_sort",
-                            elem_classes=["sumi-extra-sort"],
-                            scale=0,
-                            min_width=180,
-                        )
-                        refresh[kind] = gr.Button(
-                            "🔄",
-                            elem_id=f"{tabname}_{kind}_extra_refresh",
-                            elem_classes=["tool"],
-                            size="sm",
-                            min_width=40,
-                            scale=0,
-                        )
-                    cards[kind] = gr.HTML(
-                        partial(render_tab, app, kind, None, tabname),
-                        elem_id=f"{tabname}_{kind}_cards",
-                        js_on_load=None,
-                    )
-                    editors[kind] = _editor(app, kind, tabname)
-        status = gr.HTML("", elem_id=f"{tabname}_extra_networks_status", js_on_load=None)
-        choice = gr.Textbox(
-            visible="hidden", elem_id=f"{tabname}_extra_checkpoint_choice", label="Checkpoint"
-        )
-        button = gr.Button(visible="hidden", elem_id=f"{tabname}_extra_checkpoint_switch")
-        gallery_index = gr.State(0)
-    panel = ExtraNetworksPanel(
-        accordion, cards, search, refresh, choice, button, status, sort, editors, gallery_index
-    )
+    for kind, label in TABS:
+        with gr.Tab(
+            label, id=f"{tabname}_{kind}", elem_id=f"{tabname}_{kind}", elem_classes=["extra-page"]
+        ) as tabs[kind]:
+            search[kind], sort[kind], refresh[kind] = _card_tools(tabname, kind)
+            cards[kind] = gr.HTML(
+                partial(render_tab, app, kind, None, tabname),
+                elem_id=f"{tabname}_{kind}_cards",
+                elem_classes=["extra-network-pane"],
+                js_on_load=None,
+            )
+            editors[kind] = _editor(app, kind, tabname)
+            if kind == "checkpoints":
+                status, choice, button = _checkpoint_switch(tabname)
+    panel = ExtraNetworksPanel(tabs, cards, search, refresh, choice, button, status, sort, editors)
     _wire(app, panel, tabname)
     return panel
 
@@ -929,11 +943,12 @@ def _gallery_selected(evt: gr.SelectData) -> int:
 def wire_gallery(app: App, panel: ExtraNetworksPanel, gallery: gr.Gallery, tabname: str = "txt2img") -> None:
     """Track the gallery's selected image and let each tab's 🖼️ save it as a card preview."""
     quick = {"concurrency_limit": None, "show_progress": "hidden", "api_visibility": "undocumented"}
-    gallery.select(_gallery_selected, outputs=panel.gallery_index, **quick)
+    gallery_index = gr.State(0)
+    gallery.select(_gallery_selected, outputs=gallery_index, **quick)
     for kind, editor in panel.editors.items():
         editor.save_preview.click(
             partial(save_preview_action, app, kind, tabname=tabname),
-            inputs=[editor.card, gallery, panel.gallery_index, panel.search[kind], panel.sort[kind]],
+            inputs=[editor.card, gallery, gallery_index, panel.search[kind], panel.sort[kind]],
             outputs=[editor.status, panel.cards[kind]],
             **quick,
         )

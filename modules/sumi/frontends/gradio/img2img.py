@@ -33,6 +33,7 @@ from modules.sumi.frontends.gradio import txt2img as t2i
 from modules.sumi.frontends.gradio.controlnet import create_controlnet, wire_controlnet
 from modules.sumi.frontends.gradio.extra_networks import create_extra_networks, wire_gallery
 from modules.sumi.frontends.gradio.faces_ui import restore_faces_checkbox
+from modules.sumi.frontends.gradio.generation_tabs import generation_tab, generation_tabs
 from modules.sumi.frontends.gradio.interrogate_ui import wire_interrogate
 from modules.sumi.frontends.gradio.paste import INPAINT_AREAS, MASK_MODES
 from modules.sumi.frontends.gradio.paste_buttons import image_from_url_text, readable_roots
@@ -518,32 +519,33 @@ def create_img2img_tab(app: App) -> Img2ImgTab:
     hooks = ComponentHooks(app.callbacks, app.scripts.img2img)
     mk = hooks.make
     t2i.prompt_row(app, c, b, mk, TAB)
-    networks = create_extra_networks(app, TAB)
-    with gr.Row(elem_id="img2img_extra_tabs", equal_height=False):
-        with gr.Column(scale=1, elem_id="img2img_settings"):
-            c["mode"] = gr.Number(value=0, visible=False, precision=0, elem_id="img2img_selected_tab")
-            mode_tabs, mode_tab_list = _source_tabs(app, c)
-            for key in _CANVASES:  # A1111 calls after-component callbacks for them too (extensions hook
-                hooks.after(c[key], elem_id=c[key].elem_id)  # img2img_image, img2maskimg, ...)
-            c["resize_mode"] = mk(
-                gr.Radio, list(RESIZE_MODES), value=RESIZE_MODES[0], type="index", label="Resize mode",
-                elem_id="resize_mode",
-            )  # fmt: skip
-            t2i.sampler_rows(c, mk, TAB)
-            c["scale_tab"] = gr.Number(
-                value=0, visible=False, precision=0, elem_id="img2img_selected_scale_tab"
+    with generation_tabs(TAB):
+        with generation_tab(TAB):
+            with gr.Column(scale=1, elem_id="img2img_settings"):
+                c["mode"] = gr.Number(value=0, visible=False, precision=0, elem_id="img2img_selected_tab")
+                mode_tabs, mode_tab_list = _source_tabs(app, c)
+                for key in _CANVASES:  # A1111 calls after-component callbacks for them too (extensions hook
+                    hooks.after(c[key], elem_id=c[key].elem_id)  # img2img_image, img2maskimg, ...)
+                c["resize_mode"] = mk(
+                    gr.Radio, list(RESIZE_MODES), value=RESIZE_MODES[0], type="index", label="Resize mode",
+                    elem_id="resize_mode",
+                )  # fmt: skip
+                t2i.sampler_rows(c, mk, TAB)
+                c["scale_tab"] = gr.Number(
+                    value=0, visible=False, precision=0, elem_id="img2img_selected_scale_tab"
+                )
+                scale_tabs = _size_rows(c, b, mk)
+                extras = t2i.seed_rows(c, b, mk, TAB, textbox=t2i.textbox_seed(app))
+                restore_faces_checkbox(app, c, mk, TAB)
+                create_tiling(app, c, mk, TAB)
+                refiner_ui.create_refiner(app, c, mk, TAB)
+                inpaint = _inpaint_controls(c)
+                controlnet = create_controlnet(app, TAB)
+                scripts = create_scripts(app, hooks, TAB)
+            r = t2i.results_column(
+                TAB, bool(getattr(app.args, "hide_ui_dir_config", False)), mk, t2i.gallery_height(app.options)
             )
-            scale_tabs = _size_rows(c, b, mk)
-            extras = t2i.seed_rows(c, b, mk, TAB, textbox=t2i.textbox_seed(app))
-            restore_faces_checkbox(app, c, mk, TAB)
-            create_tiling(app, c, mk, TAB)
-            refiner_ui.create_refiner(app, c, mk, TAB)
-            inpaint = _inpaint_controls(c)
-            controlnet = create_controlnet(app, TAB)
-            scripts = create_scripts(app, hooks, TAB)
-        r = t2i.results_column(
-            TAB, bool(getattr(app.args, "hide_ui_dir_config", False)), mk, t2i.gallery_height(app.options)
-        )
+        networks = create_extra_networks(app, TAB)
     wire_gallery(app, networks, r["gallery"], TAB)
     output_panel.wire_buttons(app, TAB, r, r["buttons"])
     tab = Img2ImgTab(c, r, b, controlnet, scripts, mode_tabs, inpaint)

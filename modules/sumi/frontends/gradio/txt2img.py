@@ -32,6 +32,7 @@ from modules.sumi.frontends.gradio.controlnet_handlers import paste_fields as co
 from modules.sumi.frontends.gradio.controlnet_handlers import units_from_values
 from modules.sumi.frontends.gradio.extra_networks import create_extra_networks, wire_gallery
 from modules.sumi.frontends.gradio.faces_ui import restore_faces_checkbox
+from modules.sumi.frontends.gradio.generation_tabs import generation_tab, generation_tabs
 from modules.sumi.frontends.gradio.login import current_login
 from modules.sumi.frontends.gradio.paste_buttons import image_from_url_text, readable_roots
 from modules.sumi.frontends.gradio.progress import PROGRESS_CSS, refresh_seconds, watch_job
@@ -692,21 +693,25 @@ def create_txt2img_tab(app: App) -> Txt2ImgTab:
     hooks = ComponentHooks(app.callbacks, app.scripts.txt2img)
     mk = hooks.make
     prompt_row(app, c, b, mk)
-    networks = create_extra_networks(app, "txt2img")
-    with gr.Row(elem_id="txt2img_extra_tabs", equal_height=False):
-        with gr.Column(scale=1, elem_id="txt2img_settings"):
-            sampler_rows(c, mk)
-            hires_final = hires_ui.create_hires(app, c, mk)  # the Hires. fix accordion
-            _size_rows(c, b, mk)
-            extras = seed_rows(c, b, mk, textbox=textbox_seed(app))
-            restore_faces_checkbox(app, c, mk, "txt2img")
-            create_tiling(app, c, mk, "txt2img")
-            refiner_ui.create_refiner(app, c, mk, "txt2img")
-            controlnet = create_controlnet(app, "txt2img")  # A1111: alwayson scripts under the seed
-            scripts = create_scripts(app, hooks, "txt2img")
-        r = results_column(
-            "txt2img", bool(getattr(app.args, "hide_ui_dir_config", False)), mk, gallery_height(app.options)
-        )
+    with generation_tabs("txt2img"):
+        with generation_tab("txt2img"):
+            with gr.Column(scale=1, elem_id="txt2img_settings"):
+                sampler_rows(c, mk)
+                hires_final = hires_ui.create_hires(app, c, mk)  # the Hires. fix accordion
+                _size_rows(c, b, mk)
+                extras = seed_rows(c, b, mk, textbox=textbox_seed(app))
+                restore_faces_checkbox(app, c, mk, "txt2img")
+                create_tiling(app, c, mk, "txt2img")
+                refiner_ui.create_refiner(app, c, mk, "txt2img")
+                controlnet = create_controlnet(app, "txt2img")  # A1111: alwayson scripts under the seed
+                scripts = create_scripts(app, hooks, "txt2img")
+            r = results_column(
+                "txt2img",
+                bool(getattr(app.args, "hide_ui_dir_config", False)),
+                mk,
+                gallery_height(app.options),
+            )
+        networks = create_extra_networks(app, "txt2img")
     wire_gallery(app, networks, r["gallery"], "txt2img")
     output_panel.wire_buttons(app, "txt2img", r, r["buttons"])
     tab = Txt2ImgTab(c, r, b, controlnet, scripts)

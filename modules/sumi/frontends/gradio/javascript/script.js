@@ -151,6 +151,7 @@ function sumiPageLoaded() {
 function sumiOnPageMutation(mutations) {
     sumiTextareasWhereGradio3HadThem();
     sumiTabPanelsAsGradio3();
+    sumiTabNavsAsGradio3();
     if (!executedOnLoaded && sumiPageDrawn()) {
         sumiPageLoaded();
     } else if (!executedOnLoaded && !sumiLoadFallback && gradioApp().querySelector("#txt2img_prompt")) {
@@ -162,6 +163,15 @@ function sumiOnPageMutation(mutations) {
     if (newTab && newTab !== uiCurrentTab) {
         uiCurrentTab = newTab;
         executeCallbacks(uiTabChangeCallbacks);
+    }
+}
+
+// Gradio 3 drew a Tabs' buttons in `div.tab-nav`; page scripts and themes look them up so
+// (`#txt2img_extra_tabs .tab-nav button`). Gradio 6's button row is `div.tab-container[role=tablist]`:
+// it gets A1111's class names too (the components themselves get theirs from a1111_classes.py).
+function sumiTabNavsAsGradio3() {
+    for (const nav of gradioApp().querySelectorAll(".tab-container[role=tablist]:not(.tab-nav)")) {
+        nav.classList.add("tab-nav", "scroll-hide");
     }
 }
 
