@@ -16,7 +16,11 @@ import gradio as gr
 
 @contextlib.contextmanager
 def generation_tabs(tabname: str) -> Iterator[gr.Tabs]:
-    with gr.Tabs(elem_id=f"{tabname}_extra_tabs", elem_classes=["extra-networks"]) as tabs:
+    """The Tabs; every tab's name in its row, wrapping as Gradio 3's did (Gradio 6's default hides those
+    that do not fit in a "..." menu: in a narrow column, or a theme's sidebar, only "Generation" showed)."""
+    with gr.Tabs(
+        elem_id=f"{tabname}_extra_tabs", elem_classes=["extra-networks"], overflow_behavior="wrap"
+    ) as tabs:
         yield tabs
 
 
