@@ -37,6 +37,7 @@ def ancestors(block) -> list:
 def test_network_tabs_sit_beside_the_generation_tab_as_in_a1111(demo, tabname):
     tabs = by_elem_id(demo, f"{tabname}_extra_tabs")
     assert isinstance(tabs, gr.Tabs) and "extra-networks" in tabs.elem_classes
+    assert tabs.overflow_behavior == "wrap"  # every name in its row, never in a "..." menu
     assert [t.label for t in tabs.children] == ["Generation", *NETWORK_TABS]
     assert [t.elem_id for t in tabs.children] == [
         f"{tabname}_generation_tab",
