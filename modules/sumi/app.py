@@ -177,6 +177,7 @@ class App:
             element_presets=[path.with_name("elempresets.txt") for path in block_weight_presets],
         )
         self.extra_networks.register(lora, "lyco")
+        self.options.data_labels["sd_lora"].component_args = self._lora_setting_choices
         self.lora_tools = LoraTools(
             self.checkpoints,
             self.loras,
@@ -273,6 +274,10 @@ class App:
         )
         self.options.data_labels["interrogate_blip_model"].component_args = captioning.blip_choices
         return captioning
+
+    def _lora_setting_choices(self) -> dict[str, Any]:
+        """The choices of "Add network to prompt": None and the LoRAs found, as A1111."""
+        return {"choices": ["None", *(info.name for info in self.loras.list())]}
 
     def _face_restorers(self) -> FaceRestorers:
         """GFPGAN / CodeFormer from their folders, on the app's device (`--use-cpu gfpgan codeformer`

@@ -241,6 +241,12 @@ def test_lora_card_toggles_tag_in_prompt_and_checkpoint_cards_switch(page, serve
         wait_value(page, PROMPT, "a cat <lora:zzlora:1>")
         lora.click()
         wait_value(page, PROMPT, "a cat")
+        # Settings > Extra Networks > "Extra networks separator" (A1111's opt, read by the page's `opts`)
+        page.evaluate("() => { opts.extra_networks_add_text_separator = ', '; }")
+        lora.click()
+        wait_value(page, PROMPT, "a cat, <lora:zzlora:1>")
+        lora.click()
+        wait_value(page, PROMPT, "a cat")
     finally:
         (paths.lora_dir / "zzlora.safetensors").unlink()
         server.app.loras.refresh()

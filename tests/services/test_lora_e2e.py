@@ -215,3 +215,33 @@ def test_an_unknown_element_preset_warns_and_applies_the_lora_without_it(app, cl
     image, info = _generate(client, "a fox <lora:style_a:1:lbwe=NOSUCH>")
     assert image == lora
     assert any("element weight preset 'NOSUCH' is not in elempresets.txt" in w for w in info["warnings"])
+
+
+def _with_settings(client, prompt: str, **settings) -> tuple[bytes, dict]:
+    return generate(client, {**BODY, "override_settings": settings}, prompt)
+
+
+def test_add_network_to_prompt_applies_the_lora_to_every_job_at_the_default_multiplier(app, client):
+    """A1111's Settings > Extra Networks > "Add network to prompt" (opt sd_lora)."""
+    plain, _ = _generate(client, "a fox")
+    tagged, _ = _generate(client, "a fox <lora:style_a:0.5>")
+    added, info = _with_settings(client, "a fox", sd_lora="style_a", extra_networks_default_multiplier=0.5)
+    assert added == tagged != plain
+    assert info["infotexts"][0].startswith("a fox<lora:style_a:0.5>\n")  # the infotext says what ran
+    assert 'Lora hashes: "style_a: ' in info["infotexts"][0]
+    # a prompt that names it keeps its own weight; an unknown name or "None" adds nothing
+    own, info = _with_settings(client, "a fox <lora:style_a:0.5>", sd_lora="style_a")
+    assert own == tagged and info["infotexts"][0].count("<lora:style_a") == 1
+    for name in ("nothing_of_that_name", "None"):
+        same, info = _with_settings(client, "a fox", sd_lora=name)
+        assert same == plain and "<lora:" not in info["infotexts"][0]
+    # a prompt may turn it off for one job the way A1111's does: disable_extra_networks
+    body = {
+        **BODY,
+        "prompt": "a fox",
+        "override_settings": {"sd_lora": "style_a"},
+        "disable_extra_networks": True,
+    }
+    assert client.post("/sdapi/v1/txt2img", json=body).status_code == 200
+    after, _ = _generate(client, "a fox")
+    assert after == plain

@@ -89,7 +89,7 @@ def _fake_app(tmp_path: Path) -> SimpleNamespace:
     Image.new("RGB", (600, 400), "red").save(lora_dir / "a_char.preview.png")
     loras = NetworkFileRegistry([lora_dir], LORA_EXTENSIONS)
     loras.refresh()
-    return SimpleNamespace(loras=loras)
+    return SimpleNamespace(loras=loras, options=SimpleNamespace())
 
 
 def test_lora_cards_and_html(tmp_path: Path):
@@ -161,6 +161,53 @@ def test_render_tab_applies_sort(tmp_path: Path):
     app = _fake_app(tmp_path)
     page = en.render_tab(app, "lora", None, sort="Name (desc)")
     assert page.index("b_style") < page.index("a_char")
+
+
+# -- A1111's Extra Networks settings -----------------------------------------------------------------
+def test_cards_follow_the_extra_networks_settings(tmp_path: Path):
+    app = _fake_app(tmp_path)
+    save_file(
+        {"w": torch.zeros(1)}, str(tmp_path / "Lora" / "c_file.safetensors"), {"ss_output_name": "aliased"}
+    )
+    app.loras.refresh()
+    app.options = SimpleNamespace(
+        extra_networks_default_multiplier=0.65,
+        extra_networks_card_width=180,
+        extra_networks_card_height=0,
+        extra_networks_card_text_scale=1.5,
+        extra_networks_card_show_desc=False,
+        extra_networks_card_order_field="Name",
+        extra_networks_card_order="Descending",
+    )
+    cards = {c.name: c for c in en.lora_cards(app)}
+    assert cards["b_style"].prompt == "<lora:b_style:0.65>"  # no preferred weight: the default multiplier
+    assert cards["a_char"].prompt == "<lora:a_char:0.8> charname"  # its own preferred weight wins
+    assert cards["c_file"].prompt == "<lora:aliased:0.65>"  # "Alias from file", A1111's default
+    app.options.lora_preferred_name = "Filename"
+    assert {c.name: c.prompt for c in en.lora_cards(app)}["c_file"] == "<lora:c_file:0.65>"
+    page = en.render_tab(app, "lora")
+    assert page.index("c_file") < page.index("b_style") < page.index("a_char")  # Name, Descending
+    assert page.count('style="width: 180px; font-size: 1.5em"') == 3
+    assert "A &lt;char&gt;" not in page  # descriptions hidden
+    app.options.extra_networks_card_order_field = "Date Modified"
+    assert en.default_sort(app.options) == "Date modified (desc)"
+    assert en.default_sort(SimpleNamespace()) == "Name"  # A1111's defaults: Path, Ascending
+    (tmp_path / "plain").mkdir()
+    assert 'style="' not in en.render_tab(_fake_app(tmp_path / "plain"), "lora")  # defaults: the stylesheet's
+
+
+@pytest.mark.parametrize(
+    ("order", "expected"),
+    [
+        ("", ["Textual Inversion", "Hypernetworks", "Checkpoints", "Lora"]),
+        ("lora", ["Lora", "Textual Inversion", "Hypernetworks", "Checkpoints"]),
+        ("Lora, checkpoints, nothing", ["Lora", "Checkpoints", "Textual Inversion", "Hypernetworks"]),
+        ("inversion,hyper", ["Textual Inversion", "Hypernetworks", "Checkpoints", "Lora"]),
+    ],
+)
+def test_tab_order_follows_ui_extra_networks_tab_reorder(order, expected):
+    options = SimpleNamespace(ui_extra_networks_tab_reorder=order)
+    assert [label for _, label in en.ordered_tabs(options)] == expected
 
 
 # -- sidecar writing -----------------------------------------------------------------------------------
@@ -274,7 +321,9 @@ def _fake_embedding_app(tmp_path: Path, errors: dict[str, str], skipped: dict[st
         for_model=lambda sd: SimpleNamespace(skipped=skipped),
     )
     active = SimpleNamespace(sd=object()) if loaded else None
-    return SimpleNamespace(embeddings=database, models=SimpleNamespace(active=active)), folder
+    return SimpleNamespace(
+        embeddings=database, models=SimpleNamespace(active=active), options=SimpleNamespace()
+    ), folder
 
 
 def test_embedding_notice_lists_unreadable_files_escaped_and_relative(tmp_path: Path):
@@ -432,7 +481,7 @@ def test_the_lora_editor_shows_the_file_and_its_training_tags_escaped(tmp_path: 
     metadata = {"ss_sd_model_name": "base.ckpt", "ss_tag_frequency": json.dumps(tags)}
     save_file({"w": torch.zeros(1)}, str(lora_dir / "trained.safetensors"), metadata=metadata)
     save_file({"w": torch.zeros(1)}, str(lora_dir / "plain.safetensors"))
-    app = SimpleNamespace(loras=NetworkFileRegistry([lora_dir], LORA_EXTENSIONS))
+    app = SimpleNamespace(loras=NetworkFileRegistry([lora_dir], LORA_EXTENSIONS), options=SimpleNamespace())
     text = en.lora_file_info(app, "trained")
     assert "trained.safetensors" in text and "<td>base.ckpt</td>" in text
     assert "&lt;b&gt;zxc&lt;/b&gt; <small>(9)</small>" in text and "<b>zxc</b>" not in text

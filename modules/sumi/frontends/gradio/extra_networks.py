@@ -196,9 +196,17 @@ def format_weight(weight: float) -> str:
     return f"{weight:g}"
 
 
-def lora_prompt(name: str, meta: dict[str, Any]) -> str:
+def default_multiplier(options: Any) -> float:
+    """Opt `extra_networks_default_multiplier`: a card's weight when it has no preferred weight."""
+    try:
+        return float(getattr(options, "extra_networks_default_multiplier", 1.0))
+    except (TypeError, ValueError):
+        return 1.0
+
+
+def lora_prompt(name: str, meta: dict[str, Any], default: float = 1.0) -> str:
     """`<lora:NAME:W>` then " " + activation text, as A1111's Lora card."""
-    text = f"<lora:{name}:{format_weight(preferred_weight(meta))}>"
+    text = f"<lora:{name}:{format_weight(preferred_weight(meta, default))}>"
     activation = meta.get("activation text")
     if isinstance(activation, str) and activation.strip():
         text += " " + activation.strip()
@@ -292,11 +300,20 @@ def _card(kind: str, name: str, path: str, **kw: Any) -> Card:
     )
 
 
+def lora_prompt_name(app: App, info: Any) -> str:
+    """The name a LoRA card writes: its alias (`ss_output_name`) when no other file answers to it,
+    unless opt `lora_preferred_name` is "Filename" (A1111)."""
+    if str(getattr(app.options, "lora_preferred_name", "Alias from file")) == "Filename":
+        return info.name
+    return info.alias if info.alias and app.loras.find(info.alias) is info else info.name
+
+
 def lora_cards(app: App) -> list[Card]:
     cards = []
+    default = default_multiplier(app.options)
     for info in app.loras.list():
         meta = read_user_metadata(info.path)
-        prompt = lora_prompt(info.name, meta)
+        prompt = lora_prompt(lora_prompt_name(app, info), meta, default)
         card = _card("lora", info.name, str(info.path), meta=meta, prompt=prompt)
         card.file_metadata = info.metadata  # read with the list, as A1111: no file opened per card
         cards.append(card)
@@ -305,9 +322,10 @@ def lora_cards(app: App) -> list[Card]:
 
 def hypernetwork_cards(app: App) -> list[Card]:
     cards = []
+    default = default_multiplier(app.options)
     for info in app.hypernetworks.list():
         meta = read_user_metadata(info.path)
-        weight = format_weight(preferred_weight(meta))
+        weight = format_weight(preferred_weight(meta, default))
         cards.append(
             _card(
                 "hypernetworks",
@@ -447,6 +465,15 @@ SORT_CHOICES = ("Name", "Name (desc)", "Date modified", "Date modified (desc)")
 DEFAULT_SORT = SORT_CHOICES[0]
 
 
+def default_sort(options: Any) -> str:
+    """The sort a tab starts with, from A1111's opts `extra_networks_card_order_field` (Path and Name
+    sort by name, Date Created and Date Modified by the file's date) and `extra_networks_card_order`."""
+    field_name = str(getattr(options, "extra_networks_card_order_field", "Path"))
+    sort = "Date modified" if field_name.startswith("Date") else "Name"
+    descending = str(getattr(options, "extra_networks_card_order", "Ascending")) == "Descending"
+    return f"{sort} (desc)" if descending else sort
+
+
 def _mtime(card: Card) -> float:
     try:
         return Path(card.path).stat().st_mtime if card.path else 0.0
@@ -469,7 +496,41 @@ def filter_cards(cards: list[Card], search: str | None, sort: str | None = None)
 
 
 # -- HTML ------------------------------------------------------------------------------------------
-def card_html(card: Card, tabname: str = "txt2img") -> str:
+@dataclass(frozen=True)
+class CardLook:
+    """How cards are drawn, from A1111's Extra Networks settings."""
+
+    width: int = 0  # px; 0 = the stylesheet's
+    height: int = 0
+    text_scale: float = 1.0
+    show_description: bool = True
+
+    @classmethod
+    def from_options(cls, options: Any) -> CardLook:
+        def number(key: str, default: float) -> float:
+            try:
+                value = float(getattr(options, key, default))
+            except (TypeError, ValueError):
+                return default
+            return value if value == value and value >= 0 else default
+
+        return cls(
+            width=int(number("extra_networks_card_width", 0)),
+            height=int(number("extra_networks_card_height", 0)),
+            text_scale=number("extra_networks_card_text_scale", 1.0),
+            show_description=bool(getattr(options, "extra_networks_card_show_desc", True)),
+        )
+
+    def style(self) -> str:
+        parts = [
+            f"width: {self.width}px" if self.width else "",
+            f"height: {self.height}px" if self.height else "",
+        ]
+        parts.append(f"font-size: {self.text_scale:g}em" if self.text_scale != 1 else "")
+        return "; ".join(p for p in parts if p)
+
+
+def card_html(card: Card, tabname: str = "txt2img", look: CardLook = CardLook()) -> str:
     e = partial(html.escape, quote=True)
     if card.preview:
         image = f'<img class="sumi-card-preview" src="{e(card.preview)}" alt="" loading="lazy">'
@@ -477,21 +538,26 @@ def card_html(card: Card, tabname: str = "txt2img") -> str:
         image = '<div class="sumi-card-preview sumi-card-noimage">no preview</div>'
     description = (
         f'<span class="sumi-card-description description">{e(card.description)}</span>'
-        if card.description
+        if card.description and look.show_description
         else ""
     )
+    style = f' style="{e(look.style())}"' if look.style() else ""
     classes = "card sumi-card sumi-card-skipped" if card.skipped else "card sumi-card"
     return (
         f'<div class="{classes}" tabindex="0" role="button" data-kind="{e(card.kind)}"'
         f' data-name="{e(card.name)}" data-prompt="{e(card.prompt)}" data-checkpoint="{e(card.checkpoint)}"'
         f' data-negative="{"1" if card.negative else ""}" data-tabname="{e(tabname)}"'
-        f' title="{e(card.path)}">'
+        f' title="{e(card.path)}"{style}>'
         f'{image}<span class="sumi-card-name name">{e(card.name)}</span>{description}</div>'
     )
 
 
 def cards_html(
-    cards: list[Card], search: str | None = None, tabname: str = "txt2img", sort: str | None = None
+    cards: list[Card],
+    search: str | None = None,
+    tabname: str = "txt2img",
+    sort: str | None = None,
+    look: CardLook = CardLook(),
 ) -> str:
     shown = filter_cards(cards, search, sort)
     if not shown:
@@ -499,7 +565,7 @@ def cards_html(
         return f'<div class="sumi-cards extra-network-cards sumi-cards-empty"><div class="sumi-note">{what}</div></div>'
     return (
         '<div class="sumi-cards extra-network-cards">'
-        + "".join(card_html(c, tabname) for c in shown)
+        + "".join(card_html(c, tabname, look) for c in shown)
         + "</div>"
     )
 
@@ -509,7 +575,9 @@ def render_tab(
 ) -> str:
     try:
         with _one_listing():
-            page = cards_html(CARD_SOURCES[kind](app), search, tabname, sort)
+            cards = CARD_SOURCES[kind](app)
+            look = CardLook.from_options(app.options)
+            page = cards_html(cards, search, tabname, sort or default_sort(app.options), look)
     except Exception as exc:
         log.exception("extra networks tab %s failed", kind)
         page = results.error_html(f"Could not list {kind}: {exc}")
@@ -801,7 +869,21 @@ def _editor(app: App, kind: str, tabname: str) -> CardEditor:
     )
 
 
-def _card_tools(tabname: str, kind: str) -> tuple[gr.Textbox, gr.Dropdown, gr.Button]:
+def ordered_tabs(options: Any) -> list[tuple[str, str]]:
+    """TABS in the order of opt `ui_extra_networks_tab_reorder` (A1111: comma-separated names; a tab
+    goes by the first entry its lowercased title contains, the others keep their order after them)."""
+    wanted = [
+        part.lower().strip() for part in str(getattr(options, "ui_extra_networks_tab_reorder", "")).split(",")
+    ]
+
+    def rank(tab: tuple[str, str]) -> int:
+        title = tab[1].lower()
+        return next((i for i, part in enumerate(wanted) if part in title), len(wanted))
+
+    return sorted(TABS, key=rank)
+
+
+def _card_tools(tabname: str, kind: str, sort_value: str) -> tuple[gr.Textbox, gr.Dropdown, gr.Button]:
     """Search, sort and 🔄 above a tab's cards."""
     with gr.Row(equal_height=True, elem_id=f"{tabname}_{kind}_controls", elem_classes=["sumi-extra-tools"]):
         search = gr.Textbox(
@@ -817,7 +899,7 @@ def _card_tools(tabname: str, kind: str) -> tuple[gr.Textbox, gr.Dropdown, gr.Bu
         )
         sort = gr.Dropdown(
             choices=list(SORT_CHOICES),
-            value=DEFAULT_SORT,
+            value=sort_value,
             show_label=False,
             label="Sort",
             container=False,
@@ -855,11 +937,11 @@ def create_extra_networks(app: App, tabname: str = "txt2img") -> ExtraNetworksPa
     refresh: dict[str, gr.Button] = {}
     sort: dict[str, gr.Dropdown] = {}
     editors: dict[str, CardEditor] = {}
-    for kind, label in TABS:
+    for kind, label in ordered_tabs(app.options):
         with gr.Tab(
             label, id=f"{tabname}_{kind}", elem_id=f"{tabname}_{kind}", elem_classes=["extra-page"]
         ) as tabs[kind]:
-            search[kind], sort[kind], refresh[kind] = _card_tools(tabname, kind)
+            search[kind], sort[kind], refresh[kind] = _card_tools(tabname, kind, default_sort(app.options))
             cards[kind] = gr.HTML(
                 partial(render_tab, app, kind, None, tabname),
                 elem_id=f"{tabname}_{kind}_cards",

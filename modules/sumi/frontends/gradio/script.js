@@ -40,6 +40,11 @@ function sumiToggleText(prompt, text, sep = " ") {
     return prompt.trim() ? prompt + sep + text : text;
 }
 window.sumiToggleText = sumiToggleText;
+// A1111's opt extra_networks_add_text_separator: what goes before a card's text added to a prompt.
+function sumiSeparator() {
+    const sep = typeof opts !== "undefined" && opts ? opts.extra_networks_add_text_separator : undefined;
+    return typeof sep === "string" ? sep : " ";
+}
 // Writing textarea.value does not tell Gradio (its Textbox state, and so Generate and the token counter's
 // change event, follow "input" events only): the `input` event below is what makes both see the new text.
 function sumiExtraNetworkClick(card) {
@@ -53,7 +58,7 @@ function sumiExtraNetworkClick(card) {
     const boxId = d.negative && window.sumiLastPromptBox === `${tab}_neg_prompt` ? `${tab}_neg_prompt` : `${tab}_prompt`;
     const textarea = document.querySelector(`#${boxId} textarea`);
     if (!textarea || !d.prompt) return;
-    textarea.value = sumiToggleText(textarea.value, d.prompt);
+    textarea.value = sumiToggleText(textarea.value, d.prompt, sumiSeparator());
     textarea.dispatchEvent(new Event("input", { bubbles: true }));
 }
 document.addEventListener("click", (e) => {

@@ -57,6 +57,7 @@ from modules.sumi.services.jobs.processing import (
 from modules.sumi.services.jobs.state import JobState
 from modules.sumi.services.jobs.total_progress import TotalProgress
 from modules.sumi.services.models.manager import LoadedModel, ModelManager
+from modules.sumi.services.networks.added_network import add_network_to_prompt
 from modules.sumi.services.networks.embeddings import EmbeddingDatabase
 from modules.sumi.services.networks.registry import ExtraNetworkRegistry, parse_prompts
 from modules.sumi.services.scripts.callbacks import CallbackRegistry, ImageSaveParams, grid_layout
@@ -580,8 +581,14 @@ class GenerationService:
         stripped, data = parse_prompts(prompts)
         p.extra_network_data = data
         if not p.disable_extra_networks:
+            add_network_to_prompt(p, data, self.options, self.known_lora)
             self._warn(p, self.extra_networks.activate(p, data))
         return stripped
+
+    def known_lora(self, name: str) -> bool:
+        """A LoRA file of that name (or alias) is in the LoRA folders."""
+        files = getattr(self.extra_networks.lookup("lora"), "files", None)
+        return files is not None and files.find(name) is not None
 
     def _use_bundled_embeddings(
         self, p: StableDiffusionProcessing, loaded: LoadedModel, job: JobContext

@@ -50,6 +50,7 @@ from modules.sumi.services.jobs.processing import (
     target_size,
 )
 from modules.sumi.services.models.manager import LoadedModel, ModelManager
+from modules.sumi.services.networks.added_network import add_network_to_prompt
 from modules.sumi.services.networks.registry import parse_prompts
 from modules.sumi.services.settings import limits as hard_limits
 
@@ -458,6 +459,7 @@ class HiresFix:
         stripped, data = parse_prompts(p.hr_prompts)
         p.hr_extra_network_data = data
         if not p.disable_extra_networks:
+            add_network_to_prompt(p, data, service.options, service.known_lora, write_prompts=False)
             service._warn(p, service.extra_networks.activate(p, data))  # noqa: SLF001
         return stripped
 

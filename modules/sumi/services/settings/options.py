@@ -27,6 +27,7 @@ from typing import Any
 
 from modules.sumi.engine.accel.compiled import CHOICES as COMPILE_CHOICES
 from modules.sumi.services.settings import limits
+from modules.sumi.services.settings.extra_networks_options import extra_networks_options
 from modules.sumi.services.settings.interrogate_options import interrogate_options
 from modules.sumi.services.settings.postprocessing_options import postprocessing_options
 from modules.sumi.services.upscalers.model_files import DAT_KNOWN, REALESRGAN_KNOWN
@@ -1447,4 +1448,5 @@ def builtin_options() -> dict[str, OptionInfo]:
         labels.update(group())
     labels.update(postprocessing_options(OptionInfo, options_section))
     labels.update(interrogate_options(OptionInfo, options_section))
+    labels.update(extra_networks_options(OptionInfo, options_section))
     return labels

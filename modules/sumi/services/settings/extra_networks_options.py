@@ -1,0 +1,65 @@
+"""A1111's "Extra Networks" settings (section `extra_networks`), keys, labels and defaults as A1111 1.10,
+for the card tabs beside "Generation" and the prompt: what a card click writes (default multiplier,
+separator, LoRA name), how the cards look and are ordered, the tabs' order, and "Add network to prompt"
+(`sd_lora`, a LoRA added to every job's prompt). A1111's tree view and hidden-directory display are not
+here: Sumi's cards have no tree view."""
+
+from __future__ import annotations
+
+from typing import Any
+
+EXTRA_NETWORKS = ("extra_networks", "Extra Networks", "sd")
+
+CARD_ORDER_FIELDS = ["Path", "Name", "Date Created", "Date Modified"]
+CARD_ORDERS = ["Ascending", "Descending"]
+LORA_NAMES = ["Alias from file", "Filename"]
+
+
+def extra_networks_options(option: Any, section: Any) -> dict[str, Any]:
+    """The options, built with `option` (OptionInfo) and placed with `section` (options_section)."""
+    return section(
+        EXTRA_NETWORKS,
+        {
+            "extra_networks_default_multiplier": option(
+                1.0,
+                "Default multiplier for extra networks",
+                "slider",
+                {"minimum": 0.0, "maximum": 2.0, "step": 0.01},
+            )
+            .bounds(0.0, 2.0)
+            .info("the weight a LoRA or hypernetwork card writes when its card has no preferred weight"),
+            "extra_networks_card_width": option(0, "Card width for Extra Networks")
+            .bounds(0, 2048)
+            .info("in pixels; 0 = the default"),
+            "extra_networks_card_height": option(0, "Card height for Extra Networks")
+            .bounds(0, 2048)
+            .info("in pixels; 0 = the default"),
+            "extra_networks_card_text_scale": option(
+                1.0, "Card text scale", "slider", {"minimum": 0.0, "maximum": 3.0, "step": 0.01}
+            )
+            .bounds(0.0, 3.0)
+            .info("1 = original size"),
+            "extra_networks_card_show_desc": option(True, "Show description on card"),
+            "extra_networks_card_order_field": option(
+                "Path",
+                "Default order field for Extra Networks cards",
+                "dropdown",
+                {"choices": CARD_ORDER_FIELDS},
+            ),
+            "extra_networks_card_order": option(
+                "Ascending", "Default order for Extra Networks cards", "dropdown", {"choices": CARD_ORDERS}
+            ),
+            "extra_networks_add_text_separator": option(" ", "Extra networks separator").info(
+                "extra text to add before <...> when adding extra network to prompt"
+            ),
+            "ui_extra_networks_tab_reorder": option("", "Extra networks tab order")
+            .info("names of the tabs, comma-separated, the ones to show first")
+            .needs_reload_ui(),
+            "sd_lora": option("None", "Add network to prompt", "dropdown", {"choices": ["None"]}).info(
+                "a LoRA added to the prompt of every job, at the default multiplier, unless the prompt has it"
+            ),
+            "lora_preferred_name": option(
+                "Alias from file", "When adding to prompt, refer to Lora by", "radio", {"choices": LORA_NAMES}
+            ),
+        },
+    )
