@@ -2,8 +2,8 @@
 (`extra_pages`, each with `name`, `title` and `list_items()`), and `register_page`.
 
 `extra_pages` holds one page per Sumi card tab (Textual Inversion, Hypernetworks, Checkpoints, Lora),
-listing what the panel shows, then the pages extensions registered. Sumi's panel draws only its own
-tabs: a registered page is listed here but gets no tab.
+listing what the panel shows, then the pages extensions registered, each drawn as a card tab after
+Sumi's (frontends/gradio/extension_card_pages.py).
 """
 
 from __future__ import annotations
@@ -38,6 +38,50 @@ class ExtraNetworksPage:
 
     def create_item(self, name: str, index: int | None = None) -> dict[str, Any] | None:
         return None
+
+    # A1111's helpers that pages call while they list their items
+    def link_preview(self, filename: str) -> str:
+        """The URL of a preview picture (served when it lies in a model folder)."""
+        from modules.sumi.frontends.gradio.extra_networks import thumb_url
+
+        return thumb_url(filename)
+
+    def find_preview(self, path: str) -> str | None:
+        """The preview beside `path` (`<path-without-ext>.png`, `.preview.png`, ...) as a URL, or None."""
+        from modules.sumi.frontends.gradio.extra_networks import preview_url
+
+        return preview_url(path) or None
+
+    def find_description(self, path: str) -> str | None:
+        """`<path-without-ext>.txt` or `.description.txt`, or None."""
+        from modules.sumi.frontends.gradio.extra_networks import description_of
+
+        return description_of(path, {}) or None
+
+    def search_terms_from_path(self, filename: str, possible_directories: Any = None) -> str:
+        return str(filename).replace("\\", "/")
+
+    def read_user_metadata(self, item: dict[str, Any], use_cache: bool = True) -> dict[str, Any]:
+        from modules.sumi.frontends.gradio.extra_networks import read_user_metadata
+
+        filename = item.get("filename")
+        item["user_metadata"] = read_user_metadata(filename) if filename else {}
+        return item["user_metadata"]
+
+    def get_sort_keys(self, path: str) -> dict[str, Any]:
+        import os
+
+        try:
+            stat = os.stat(path)
+            dates = {"date_created": int(stat.st_ctime), "date_modified": int(stat.st_mtime)}
+        except OSError:
+            dates = {"date_created": 0, "date_modified": 0}
+        return {**dates, "name": os.path.basename(str(path)).lower(), "path": str(path).lower()}
+
+
+def quote_js(s: str) -> str:
+    """A JavaScript string literal of `s` (A1111's, for an item's `prompt`)."""
+    return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 class _SumiPage(ExtraNetworksPage):
@@ -75,17 +119,25 @@ class _SumiPage(ExtraNetworksPage):
         return items
 
 
-_registered: list[ExtraNetworksPage] = []
+_registered: list[ExtraNetworksPage] = []  # before an App runs
+
+
+def _pages() -> list[Any]:
+    app = shared.running_app()
+    return app.card_pages if app is not None else _registered
 
 
 def register_page(page: ExtraNetworksPage) -> None:
-    """Add an extension's page to `extra_pages` (A1111); Sumi's panel does not draw it."""
-    _registered.append(page)
+    """Add an extension's page (A1111): it gets a card tab after Sumi's, on txt2img and img2img. A page
+    registered again under the same title (a UI reload runs `on_before_ui` again) replaces the first."""
+    pages = _pages()
+    pages[:] = [p for p in pages if getattr(p, "title", None) != getattr(page, "title", None)]
+    pages.append(page)
 
 
 def __getattr__(name: str) -> Any:
     if name == "extra_pages":
         from modules.sumi.frontends.gradio.extra_networks import TABS
 
-        return [*(_SumiPage(kind, title) for kind, title in TABS), *_registered]
+        return [*(_SumiPage(kind, title) for kind, title in TABS), *_pages()]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -153,6 +153,7 @@ class App:
         for warning in self.styles.warnings:
             self.notice(warning)
         self.extra_networks = ExtraNetworkRegistry()
+        self.card_pages: list[Any] = []  # A1111 ExtraNetworksPage objects extensions registered
         self.embeddings = EmbeddingDatabase(
             [self.paths.embeddings_dir], allow_unsafe_pickle=bool(args.disable_safe_unpickle)
         )

@@ -67,6 +67,19 @@ def test_tab_script_setting_and_extensions_tab_in_the_browser(page, data_dir):
     page.get_by_role("tab", name="txt2img").click()
 
 
+def test_an_extension_s_extra_networks_page_is_a_card_tab_whose_cards_write_the_prompt(page):
+    page.fill("#txt2img_prompt textarea", "a cat")
+    page.locator("#txt2img_extra_tabs").get_by_role("tab", name="Test Cards", exact=True).click()
+    card = page.locator("#txt2img_ext_test_cards_cards .card[data-name='sunset card']")
+    card.click()
+    page.wait_for_function(
+        "() => document.querySelector('#txt2img_prompt textarea').value === 'a cat golden sunset'"
+    )
+    card.click()  # again: taken out, as A1111's cards do
+    page.wait_for_function("() => document.querySelector('#txt2img_prompt textarea').value === 'a cat'")
+    page.locator("#txt2img_extra_tabs").get_by_role("tab", name="Generation", exact=True).click()
+
+
 def test_generate_with_the_always_on_and_a_selected_script(page):
     small_job(page, "a lighthouse")
     tab = page.locator("#tab_txt2img")  # img2img has the same controls, hidden

@@ -260,18 +260,21 @@ def find_preview(path: str | Path) -> Path | None:
     return None
 
 
+def thumb_url(image_path: str | Path) -> str:
+    """`./sd_extra_networks/thumb?filename=...&mtime=...` for a picture, or "" when it is not there."""
+    try:
+        mtime = os.path.getmtime(image_path)
+    except OSError:
+        return ""
+    return f"./sd_extra_networks/thumb?filename={urllib.parse.quote(str(image_path))}&mtime={mtime}"
+
+
 def preview_url(path: str | Path) -> str:
     """The URL of the card's preview thumbnail, relative to the page (A1111's `link_preview`:
     `./sd_extra_networks/thumb?filename=...&mtime=...`), or "" when it has none. The browser loads it
     when the card scrolls into view; the server makes the thumbnail then."""
     image_path = find_preview(path)
-    if image_path is None:
-        return ""
-    try:
-        mtime = os.path.getmtime(image_path)
-    except OSError:  # the preview went away meanwhile
-        return ""
-    return f"./sd_extra_networks/thumb?filename={urllib.parse.quote(str(image_path))}&mtime={mtime}"
+    return "" if image_path is None else thumb_url(image_path)  # "": the preview went away meanwhile
 
 
 def embedded_cover_url(kind: str, name: str, covers: tuple[str, ...]) -> str:
@@ -883,7 +886,7 @@ def ordered_tabs(options: Any) -> list[tuple[str, str]]:
     return sorted(TABS, key=rank)
 
 
-def _card_tools(tabname: str, kind: str, sort_value: str) -> tuple[gr.Textbox, gr.Dropdown, gr.Button]:
+def card_tools(tabname: str, kind: str, sort_value: str) -> tuple[gr.Textbox, gr.Dropdown, gr.Button]:
     """Search, sort and 🔄 above a tab's cards."""
     with gr.Row(equal_height=True, elem_id=f"{tabname}_{kind}_controls", elem_classes=["sumi-extra-tools"]):
         search = gr.Textbox(
@@ -941,7 +944,7 @@ def create_extra_networks(app: App, tabname: str = "txt2img") -> ExtraNetworksPa
         with gr.Tab(
             label, id=f"{tabname}_{kind}", elem_id=f"{tabname}_{kind}", elem_classes=["extra-page"]
         ) as tabs[kind]:
-            search[kind], sort[kind], refresh[kind] = _card_tools(tabname, kind, default_sort(app.options))
+            search[kind], sort[kind], refresh[kind] = card_tools(tabname, kind, default_sort(app.options))
             cards[kind] = gr.HTML(
                 partial(render_tab, app, kind, None, tabname),
                 elem_id=f"{tabname}_{kind}_cards",

@@ -31,6 +31,7 @@ from PIL import Image, ImageOps
 from modules.sumi.frontends.gradio import output_panel, paste, refiner_ui
 from modules.sumi.frontends.gradio import txt2img as t2i
 from modules.sumi.frontends.gradio.controlnet import create_controlnet, wire_controlnet
+from modules.sumi.frontends.gradio.extension_card_pages import create_page_tabs
 from modules.sumi.frontends.gradio.extra_networks import create_extra_networks, wire_gallery
 from modules.sumi.frontends.gradio.faces_ui import restore_faces_checkbox
 from modules.sumi.frontends.gradio.generation_tabs import generation_tab, generation_tabs
@@ -546,6 +547,7 @@ def create_img2img_tab(app: App) -> Img2ImgTab:
                 TAB, bool(getattr(app.args, "hide_ui_dir_config", False)), mk, t2i.gallery_height(app.options)
             )
         networks = create_extra_networks(app, TAB)
+        create_page_tabs(app, TAB)  # the pages extensions registered
     wire_gallery(app, networks, r["gallery"], TAB)
     output_panel.wire_buttons(app, TAB, r, r["buttons"])
     tab = Img2ImgTab(c, r, b, controlnet, scripts, mode_tabs, inpaint)

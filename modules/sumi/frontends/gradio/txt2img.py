@@ -30,6 +30,7 @@ from modules.sumi.frontends.gradio import hires_ui, output_panel, paste, refiner
 from modules.sumi.frontends.gradio.controlnet import ControlNetUI, create_controlnet, wire_controlnet
 from modules.sumi.frontends.gradio.controlnet_handlers import paste_fields as controlnet_paste_fields
 from modules.sumi.frontends.gradio.controlnet_handlers import units_from_values
+from modules.sumi.frontends.gradio.extension_card_pages import create_page_tabs
 from modules.sumi.frontends.gradio.extra_networks import create_extra_networks, wire_gallery
 from modules.sumi.frontends.gradio.faces_ui import restore_faces_checkbox
 from modules.sumi.frontends.gradio.generation_tabs import generation_tab, generation_tabs
@@ -712,6 +713,7 @@ def create_txt2img_tab(app: App) -> Txt2ImgTab:
                 gallery_height(app.options),
             )
         networks = create_extra_networks(app, "txt2img")
+        create_page_tabs(app, "txt2img")  # the pages extensions registered
     wire_gallery(app, networks, r["gallery"], "txt2img")
     output_panel.wire_buttons(app, "txt2img", r, r["buttons"])
     tab = Txt2ImgTab(c, r, b, controlnet, scripts)

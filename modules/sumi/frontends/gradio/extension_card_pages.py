@@ -1,0 +1,146 @@
+"""Card tabs of the extra networks pages extensions register (A1111's `ui_extra_networks.register_page`,
+`ExtraNetworksPage` subclasses: prompt cards, tag lists, their own kinds of models), after Sumi's card
+tabs beside "Generation".
+
+A page lists its cards with `list_items()`: A1111 item dicts (`name`, `filename`, `preview`,
+`description`, `search_term(s)`, `prompt`). A1111 writes `prompt` as a JavaScript expression for its
+page's `onclick`; Sumi never runs it: string literals joined by `+` with `opts.<setting>` are read (what
+A1111's own pages and the extensions' write), anything else inserts the card's name. 🔄 calls the page's
+`refresh()`. A page that fails says so in its tab; the other tabs are not affected."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+
+from modules.sumi.frontends.gradio import results
+from modules.sumi.frontends.gradio.extra_networks import Card, CardLook, card_tools, cards_html, default_sort
+
+if TYPE_CHECKING:
+    from modules.sumi.app import App
+
+log = logging.getLogger(__name__)
+
+_STRING = r'"(?:[^"\\]|\\.)*"' + r"|'(?:[^'\\]|\\.)*'"
+_PART = re.compile(rf"\s*(?:(?P<string>{_STRING})|opts\.(?P<opt>[A-Za-z_][A-Za-z0-9_]*))\s*")
+
+
+def prompt_text(expression: Any, options: Any) -> str | None:
+    """The text an A1111 card's JS `prompt` expression stands for (`"<lora:x:" + opts.m + ">"`), or
+    None for anything else (Sumi runs no page-supplied script)."""
+    if not isinstance(expression, str) or not expression.strip():
+        return None
+    parts: list[str] = []
+    for index, chunk in enumerate(_split_plus(expression)):
+        m = _PART.fullmatch(chunk)
+        if m is None or (index == 0 and not chunk.strip()):
+            return None
+        if m.group("opt"):
+            value = getattr(options, m.group("opt"), None)
+            if value is None:
+                return None
+            parts.append(f"{value:g}" if isinstance(value, float) else str(value))
+        else:
+            parts.append(_string_value(m.group("string")))
+    return "".join(parts)
+
+
+def _split_plus(expression: str) -> list[str]:
+    """Split at the `+` signs outside string literals."""
+    chunks, start = [], 0
+    for m in re.finditer(rf"{_STRING}|\+", expression):
+        if m.group(0) == "+":
+            chunks.append(expression[start : m.start()])
+            start = m.end()
+    chunks.append(expression[start:])
+    return chunks
+
+
+def _string_value(literal: str) -> str:
+    if literal.startswith("'"):  # a JS single-quoted string: the same escapes as JSON's, but for quotes
+        literal = '"' + literal[1:-1].replace('\\"', '"').replace('"', '\\"').replace("\\'", "'") + '"'
+    try:
+        return str(json.loads(literal, strict=False))  # A1111's quote_js leaves line breaks as they are
+    except ValueError:
+        return literal[1:-1]
+
+
+def page_kind(page: Any) -> str:
+    """The page's id in element ids (A1111's `extra_networks_tabname`), safe for an HTML id."""
+    raw = str(getattr(page, "extra_networks_tabname", "") or getattr(page, "title", "page"))
+    return "ext_" + (re.sub(r"[^A-Za-z0-9_-]", "_", raw.lower()) or "page")
+
+
+def item_card(page: Any, kind: str, item: dict[str, Any], options: Any) -> Card:
+    name = str(item.get("name") or "")
+    terms = item.get("search_terms") or item.get("search_term") or ""
+    terms = " ".join(map(str, terms)) if isinstance(terms, list | tuple) else str(terms)
+    card = Card(
+        kind=kind,
+        name=name,
+        path=str(item.get("filename") or ""),
+        prompt=prompt_text(item.get("prompt"), options) or name,
+        description=str(item.get("description") or ""),
+        negative=bool(getattr(page, "allow_negative_prompt", False)),
+        search_terms=f"{name} {item.get('filename') or ''} {terms}".lower(),
+    )
+    preview = item.get("preview")
+    card.found_preview = preview if isinstance(preview, str) else ""
+    return card
+
+
+def page_cards(page: Any, kind: str, options: Any) -> list[Card]:
+    items = page.list_items()
+    return [item_card(page, kind, dict(item), options) for item in items if isinstance(item, dict)]
+
+
+def render_page(
+    app: App,
+    page: Any,
+    tabname: str,
+    search: str | None = None,
+    sort: str | None = None,
+    refresh: bool = False,
+) -> str:
+    kind = page_kind(page)
+    try:
+        if refresh:
+            page.refresh()
+        cards = page_cards(page, kind, app.options)
+        return cards_html(
+            cards, search, tabname, sort or default_sort(app.options), CardLook.from_options(app.options)
+        )
+    except Exception as exc:
+        log.exception("the extra networks page %r failed", getattr(page, "title", page))
+        return results.error_html(f"{getattr(page, 'title', 'This page')} could not list its cards: {exc}")
+
+
+def create_page_tabs(app: App, tabname: str) -> None:
+    """One tab per page extensions registered (call inside `{tabname}_extra_tabs`), wired."""
+    quick = {"concurrency_limit": None, "show_progress": "hidden", "api_visibility": "undocumented"}
+    for page in list(getattr(app, "card_pages", [])):
+        kind = page_kind(page)
+        with gr.Tab(
+            str(getattr(page, "title", kind)), id=f"{tabname}_{kind}", elem_id=f"{tabname}_{kind}",
+            elem_classes=["extra-page"],
+        ):  # fmt: skip
+            search, sort, refresh = card_tools(tabname, kind, default_sort(app.options))
+            cards = gr.HTML(
+                partial(render_page, app, page, tabname), elem_id=f"{tabname}_{kind}_cards", js_on_load=None
+            )
+        view = [search, sort]
+        render = partial(render_page, app, page, tabname)
+        search.input(render, inputs=view, outputs=cards, trigger_mode="always_last", **quick)
+        sort.change(render, inputs=view, outputs=cards, trigger_mode="always_last", **quick)
+        refresh.click(
+            partial(render_page, app, page, tabname, refresh=True),
+            inputs=view,
+            outputs=cards,
+            trigger_mode="always_last",
+            **quick,
+        )

@@ -1,0 +1,101 @@
+"""Card tabs of the extra networks pages extensions register (A1111's `ui_extra_networks.register_page`)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import gradio as gr
+import pytest
+
+from modules.sumi.frontends.gradio import extension_card_pages as pages
+
+OPTIONS = SimpleNamespace(extra_networks_default_multiplier=0.75, some_text="hi")
+
+
+@pytest.mark.parametrize(
+    ("expression", "text"),
+    [
+        ('"golden sunset"', "golden sunset"),  # quote_js(text), what most pages write
+        ('"a \\"quoted\\" word \\\\ done"', 'a "quoted" word \\ done'),
+        ("'single' + 'quotes'", "singlequotes"),
+        ('"<lora:x:" + opts.extra_networks_default_multiplier + ">"', "<lora:x:0.75>"),  # A1111's Lora page
+        ('"a" + opts.some_text', "ahi"),
+        ('"two\nlines"', "two\nlines"),  # quote_js leaves a line break as it is
+        ('"a + b"', "a + b"),  # a plus inside a string
+    ],
+)
+def test_prompt_expressions_a1111_pages_write_are_read(expression, text):
+    assert pages.prompt_text(expression, OPTIONS) == text
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["alert(1)", '"a" + fetch("x")', "opts.missing_setting", '"a" +', "", None, 3, '"unclosed'],
+)
+def test_any_other_expression_is_never_run(expression):
+    assert pages.prompt_text(expression, OPTIONS) is None
+
+
+class Page:
+    """An A1111 page as extensions write them."""
+
+    title = "Prompt Cards"
+    extra_networks_tabname = "prompt_cards"
+    allow_negative_prompt = True
+
+    def __init__(self, items=None, fail=False):
+        self.items, self.fail, self.refreshed = items or [], fail, 0
+
+    def refresh(self):
+        self.refreshed += 1
+
+    def list_items(self):
+        if self.fail:
+            raise RuntimeError("its folder is gone")
+        yield from self.items
+
+
+ITEMS = [
+    {"name": "sunset", "filename": "", "description": "an <b>evening</b> sky", "search_term": "sky",
+     "prompt": '"golden sunset"', "preview": "data:image/png;base64,AAAA"},
+    {"name": "forest", "filename": "/x/forest.txt", "search_terms": ["trees", "green"], "prompt": "evil()"},
+    "not a dict",
+]  # fmt: skip
+
+
+def app_with(*registered):
+    return SimpleNamespace(options=OPTIONS, card_pages=list(registered))
+
+
+def test_a_page_s_items_become_cards_with_their_text_search_and_preview():
+    page = Page(ITEMS)
+    cards = {c.name: c for c in pages.page_cards(page, "ext_prompt_cards", OPTIONS)}
+    assert set(cards) == {"sunset", "forest"}
+    assert cards["sunset"].prompt == "golden sunset" and cards["sunset"].negative
+    assert cards["forest"].prompt == "forest"  # an expression Sumi does not run: the card's name
+    assert "trees" in cards["forest"].search_terms and "sky" in cards["sunset"].search_terms
+    html = pages.render_page(app_with(page), page, "txt2img")
+    assert 'data-prompt="golden sunset"' in html and 'src="data:image/png;base64,AAAA"' in html
+    assert "an &lt;b&gt;evening&lt;/b&gt; sky" in html  # escaped
+    assert 'data-tabname="txt2img"' in html
+    searched = pages.render_page(app_with(page), page, "txt2img", search="green")
+    assert 'data-name="forest"' in searched and 'data-name="sunset"' not in searched
+    pages.render_page(app_with(page), page, "txt2img", refresh=True)
+    assert page.refreshed == 1
+
+
+def test_a_failing_page_says_so_in_its_tab():
+    page = Page(fail=True)
+    html = pages.render_page(app_with(page), page, "img2img")
+    assert "Prompt Cards could not list its cards: its folder is gone" in html
+
+
+def test_each_registered_page_gets_a_tab_with_a1111_s_ids():
+    page = Page(ITEMS)
+    with gr.Blocks() as demo, gr.Tabs():
+        pages.create_page_tabs(app_with(page), "txt2img")
+    ids = {b.elem_id for b in demo.blocks.values()}
+    assert {"txt2img_ext_prompt_cards", "txt2img_ext_prompt_cards_cards"} <= ids
+    assert {"txt2img_ext_prompt_cards_extra_search", "txt2img_ext_prompt_cards_extra_refresh"} <= ids
+    [tab] = [b for b in demo.blocks.values() if isinstance(b, gr.Tab)]
+    assert tab.label == "Prompt Cards" and "extra-page" in tab.elem_classes
