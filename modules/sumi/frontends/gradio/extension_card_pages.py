@@ -36,9 +36,9 @@ def prompt_text(expression: Any, options: Any) -> str | None:
     if not isinstance(expression, str) or not expression.strip():
         return None
     parts: list[str] = []
-    for index, chunk in enumerate(_split_plus(expression)):
+    for chunk in _split_plus(expression):
         m = _PART.fullmatch(chunk)
-        if m is None or (index == 0 and not chunk.strip()):
+        if m is None:
             return None
         if m.group("opt"):
             value = getattr(options, m.group("opt"), None)
