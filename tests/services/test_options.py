@@ -44,6 +44,24 @@ A1111_DEFAULTS = {
     "emphasis": "Original",
     "comma_padding_backtrack": 20,
     "auto_vae_precision": True,
+    # Extra Networks (A1111 1.10)
+    "extra_networks_default_multiplier": 1.0,
+    "extra_networks_card_width": 0,
+    "extra_networks_card_height": 0,
+    "extra_networks_card_text_scale": 1.0,
+    "extra_networks_card_show_desc": True,
+    "extra_networks_card_order_field": "Path",
+    "extra_networks_card_order": "Ascending",
+    "extra_networks_add_text_separator": " ",
+    "ui_extra_networks_tab_reorder": "",
+    "sd_lora": "None",
+    "lora_preferred_name": "Alias from file",
+    # prompt editing keys (User interface)
+    "keyedit_precision_attention": 0.1,
+    "keyedit_precision_extra": 0.05,
+    "keyedit_delimiters": ".,\\/!?%^*;:{}=`~() ",
+    "keyedit_delimiters_whitespace": ["Tab", "Carriage Return", "Line Feed"],
+    "keyedit_move": True,
 }
 SUMI_DEFAULTS = {
     "randn_source": "CPU",

@@ -982,8 +982,37 @@ def _user_interface() -> dict[str, OptionInfo]:
                 100, "Notification sound volume", "slider", _slider(0, 100, 1)
             ).bounds(0, 100),
             "multiple_tqdm": OptionInfo(True, "Second console progress bar for the whole job"),
+            **_prompt_editing(),
         },
     )
+
+
+def _prompt_editing() -> dict[str, OptionInfo]:
+    """A1111's keys for Ctrl+Up/Down and Alt+Left/Right in the prompt boxes (edit_attention.js reads them)."""
+    return {
+        "keyedit_precision_attention": OptionInfo(
+            0.1,
+            "Precision for (attention:1.1) when editing the prompt with Ctrl+up/down",
+            "slider",
+            _slider(0.01, 0.2, 0.001),
+        ).bounds(0.01, 0.2),
+        "keyedit_precision_extra": OptionInfo(
+            0.05,
+            "Precision for <extra networks:0.9> when editing the prompt with Ctrl+up/down",
+            "slider",
+            _slider(0.01, 0.2, 0.001),
+        ).bounds(0.01, 0.2),
+        "keyedit_delimiters": OptionInfo(
+            r".,\/!?%^*;:{}=`~() ", "Word delimiters when editing the prompt with Ctrl+up/down"
+        ),
+        "keyedit_delimiters_whitespace": OptionInfo(
+            ["Tab", "Carriage Return", "Line Feed"],
+            "Ctrl+up/down whitespace delimiters",
+            "dropdown",
+            {"choices": ["Tab", "Carriage Return", "Line Feed"], "multiselect": True},
+        ),
+        "keyedit_move": OptionInfo(True, "Alt+left/right moves prompt elements"),
+    }
 
 
 def _live_previews() -> dict[str, OptionInfo]:
