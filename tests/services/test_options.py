@@ -56,6 +56,8 @@ A1111_DEFAULTS = {
     "ui_extra_networks_tab_reorder": "",
     "sd_lora": "None",
     "lora_preferred_name": "Alias from file",
+    "lora_show_all": False,
+    "lora_hide_unknown_for_versions": [],
     # prompt editing keys (User interface)
     "keyedit_precision_attention": 0.1,
     "keyedit_precision_extra": 0.05,

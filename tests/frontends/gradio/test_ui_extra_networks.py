@@ -196,6 +196,35 @@ def test_cards_follow_the_extra_networks_settings(tmp_path: Path):
     assert 'style="' not in en.render_tab(_fake_app(tmp_path / "plain"), "lora")  # defaults: the stylesheet's
 
 
+def test_lora_cards_for_another_model_version_are_hidden_as_on_a1111(tmp_path: Path):
+    lora_dir = tmp_path / "Lora"
+    lora_dir.mkdir()
+    for name, metadata in {
+        "xl": {"ss_base_model_version": "sdxl_base_v1-0"},
+        "v2": {"ss_v2": "True"},
+        "v1": {"ss_network_dim": "4"},
+        "plain": None,  # no metadata: Unknown
+    }.items():
+        save_file({"w": torch.zeros(1)}, str(lora_dir / f"{name}.safetensors"), metadata)
+    (lora_dir / "v2.json").write_text(
+        json.dumps({"sd version": "SDXL"}), encoding="utf-8"
+    )  # the sidecar wins
+    loras = NetworkFileRegistry([lora_dir], LORA_EXTENSIONS)
+    model = SimpleNamespace(active=SimpleNamespace(sd=SimpleNamespace(family="SDXL")))
+    app = SimpleNamespace(loras=loras, models=model, options=SimpleNamespace(lora_show_all=False))
+    names = lambda: sorted(c.name for c in en.lora_cards(app))  # noqa: E731
+    assert names() == ["plain", "v2", "xl"]
+    app.options.lora_hide_unknown_for_versions = ["SDXL"]
+    assert names() == ["v2", "xl"]
+    model.active.sd.family = "SD1"
+    assert names() == ["plain", "v1"]
+    model.active = None  # no model loaded: all
+    assert names() == ["plain", "v1", "v2", "xl"]
+    model.active = SimpleNamespace(sd=SimpleNamespace(family="SDXL"))
+    app.options.lora_show_all = True
+    assert names() == ["plain", "v1", "v2", "xl"]
+
+
 @pytest.mark.parametrize(
     ("order", "expected"),
     [

@@ -311,11 +311,43 @@ def lora_prompt_name(app: App, info: Any) -> str:
     return info.alias if info.alias and app.loras.find(info.alias) is info else info.name
 
 
+def lora_version(info: Any, meta: dict[str, Any]) -> str:
+    """The model version a LoRA is for (A1111): its sidecar's "sd version" when set, else from its kohya
+    metadata (`ss_base_model_version` sdxl_... -> SDXL, `ss_v2` -> SD2, any other metadata -> SD1), else
+    "Unknown"."""
+    chosen = meta.get("sd version")
+    if chosen in ("SD1", "SD2", "SDXL", "Unknown"):
+        return str(chosen)
+    metadata = getattr(info, "metadata", None) or {}
+    if str(metadata.get("ss_base_model_version", "")).startswith("sdxl_"):
+        return "SDXL"
+    if str(metadata.get("ss_v2", "")) == "True":
+        return "SD2"
+    return "SD1" if metadata else "Unknown"
+
+
+def lora_shown(app: App, version: str) -> bool:
+    """A LoRA card is listed unless it is for another version than the loaded model's (A1111's Lora page;
+    opt `lora_show_all` lists all; "Unknown" ones are hidden only for the versions in opt
+    `lora_hide_unknown_for_versions`)."""
+    if getattr(app.options, "lora_show_all", True):
+        return True
+    active = getattr(getattr(app, "models", None), "active", None)
+    family = str(getattr(getattr(active, "sd", None), "family", "") or "").removesuffix("-refiner")
+    if family not in ("SD1", "SD2", "SDXL"):
+        return True
+    if version == "Unknown":
+        return family not in (getattr(app.options, "lora_hide_unknown_for_versions", None) or [])
+    return version == family
+
+
 def lora_cards(app: App) -> list[Card]:
     cards = []
     default = default_multiplier(app.options)
     for info in app.loras.list():
         meta = read_user_metadata(info.path)
+        if not lora_shown(app, lora_version(info, meta)):
+            continue
         prompt = lora_prompt(lora_prompt_name(app, info), meta, default)
         card = _card("lora", info.name, str(info.path), meta=meta, prompt=prompt)
         card.file_metadata = info.metadata  # read with the list, as A1111: no file opened per card

@@ -13,6 +13,7 @@ EXTRA_NETWORKS = ("extra_networks", "Extra Networks", "sd")
 CARD_ORDER_FIELDS = ["Path", "Name", "Date Created", "Date Modified"]
 CARD_ORDERS = ["Ascending", "Descending"]
 LORA_NAMES = ["Alias from file", "Filename"]
+MODEL_VERSIONS = ("SD1", "SD2", "SDXL")
 
 
 def extra_networks_options(option: Any, section: Any) -> dict[str, Any]:
@@ -60,6 +61,15 @@ def extra_networks_options(option: Any, section: Any) -> dict[str, Any]:
             ),
             "lora_preferred_name": option(
                 "Alias from file", "When adding to prompt, refer to Lora by", "radio", {"choices": LORA_NAMES}
+            ),
+            "lora_show_all": option(False, "Always show all networks on the Lora page").info(
+                "otherwise, those detected as for an incompatible version of Stable Diffusion will be hidden"
+            ),
+            "lora_hide_unknown_for_versions": option(
+                [],
+                "Hide networks of unknown versions for model versions",
+                "dropdown",
+                {"choices": list(MODEL_VERSIONS), "multiselect": True},
             ),
         },
     )
