@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from PIL import Image
@@ -185,6 +186,24 @@ def test_a_missing_or_broken_preview_is_404(site):
     missing = preview.with_name("gone.png")
     assert client.get("/sd_extra_networks/thumb", params={"filename": str(missing)}).status_code == 404
     assert client.get("/sd_extra_networks/thumb").status_code == 400
+
+
+def test_an_extension_page_s_preview_folders_are_thumbnailed_while_it_is_registered(site, tmp_path):
+    """A1111's `allowed_directories_for_previews()` of the pages extensions register."""
+    folder = tmp_path / "cards"
+    folder.mkdir()
+    Image.new("RGB", (32, 32), "green").save(folder / "card.png")
+    page = SimpleNamespace(allowed_directories_for_previews=lambda: [str(folder)])
+    broken = SimpleNamespace(allowed_directories_for_previews=lambda: 1 / 0)
+    client, pages = site["client"], site["app"].card_pages
+    ask = lambda: client.get("/sd_extra_networks/thumb", params={"filename": str(folder / "card.png")})  # noqa: E731
+    assert ask().status_code == 403
+    pages[:] = [broken, page]
+    try:
+        assert ask().status_code == 200  # a page that fails names no folder; the others still count
+    finally:
+        pages[:] = []
+    assert ask().status_code == 403
 
 
 # -- a card's file metadata (A1111's /sd_extra_networks/metadata) --------------------------------------

@@ -15,6 +15,8 @@ statuses (403 not allowed, 404 allowed but missing) and `{"detail": ...}` bodies
 from __future__ import annotations
 
 import json
+import logging
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +31,8 @@ from modules.sumi.services.networks.training_info import file_metadata, parsed_m
 
 if TYPE_CHECKING:
     from modules.sumi.app import App
+
+log = logging.getLogger(__name__)
 
 PREFIX = "/file="
 ROUTE = PREFIX + "{name:path}"
@@ -103,12 +107,33 @@ def thumbnail_response(previews: FileAllowList, filename: str) -> Response:
     return Response(data, media_type="image/jpeg", headers=THUMB_HEADERS)
 
 
+def page_preview_dirs(app: App) -> list[Path]:
+    """The folders the extensions' extra networks pages keep their previews in (A1111's
+    `allowed_directories_for_previews()`, read per request); a page that fails names none."""
+    folders: list[Path] = []
+    for page in list(getattr(app, "card_pages", [])):
+        try:
+            folders += [Path(str(f)) for f in page.allowed_directories_for_previews() or [] if f]
+        except Exception:
+            log.warning(
+                "extra networks page %r: allowed_directories_for_previews() failed", page, exc_info=True
+            )
+    return folders
+
+
 def mount(server: FastAPI, app: App) -> FileAllowList:
     """Add `/file=` and the cards' thumbnails to `server` with the App's allow-list (its settings and
     extensions read per request)."""
     extensions = lambda: [e.path for e in app.extensions.active()]  # noqa: E731
     rules = allow_list(app.paths, app.options, app.args, extensions)
-    previews = allow_list(app.paths, app.options, app.args, extensions, kinds=frozenset({"previews"}))
+    previews = allow_list(
+        app.paths,
+        app.options,
+        app.args,
+        extensions,
+        kinds=frozenset({"previews"}),
+        preview_dirs=partial(page_preview_dirs, app),
+    )
 
     @server.api_route(ROUTE, methods=["GET", "HEAD"], include_in_schema=False)
     def serve_file(name: str) -> Response:

@@ -183,9 +183,15 @@ def gradio_temp_dir() -> Path:
 
 
 def app_roots(
-    paths: Any, options: Any, args: Any, extensions: Callable[[], Iterable[Path]], cwd: Path | None = None
+    paths: Any,
+    options: Any,
+    args: Any,
+    extensions: Callable[[], Iterable[Path]],
+    cwd: Path | None = None,
+    preview_dirs: Callable[[], Iterable[Path]] = tuple,
 ) -> list[Root]:
-    """The roots of a running App: its `DataPaths`, settings (`Options`), flags and enabled extensions."""
+    """The roots of a running App: its `DataPaths`, settings (`Options`), flags and enabled extensions;
+    `preview_dirs`: more folders of card previews (the extensions' extra networks pages name theirs)."""
     roots = [Root(Path(p), "extension") for p in extensions()]
     repo, data = Path(paths.repo_root), Path(paths.data_dir)
     assets = [repo / "javascript", repo / "html", repo / "localizations", data / "localizations"]
@@ -215,6 +221,7 @@ def app_roots(
         value = getattr(paths, field)
         for folder in value if isinstance(value, tuple) else (value,):
             roots.append(Root(Path(folder), "previews"))
+    roots += [Root(Path(folder), "previews") for folder in preview_dirs()]
     return roots
 
 
@@ -232,6 +239,7 @@ def allow_list(
     extension_dirs: Callable[[], Iterable[Path]],
     cwd: Path | None = None,
     kinds: frozenset[str] | None = None,
+    preview_dirs: Callable[[], Iterable[Path]] = tuple,
 ) -> FileAllowList:
     """The `/file=` rules of a running App (relative names: the data dir, the app folder, then the
     working folder, `cwd` or the process's); with `kinds`, only the roots of those kinds."""
@@ -239,7 +247,7 @@ def allow_list(
     bases = list(dict.fromkeys([Path(paths.data_dir), Path(paths.repo_root), here]))
 
     def roots() -> list[Root]:
-        every = app_roots(paths, options, args, extension_dirs, here)
+        every = app_roots(paths, options, args, extension_dirs, here, preview_dirs)
         return every if kinds is None else [r for r in every if r.kind in kinds]
 
     return FileAllowList(
