@@ -105,6 +105,10 @@ def test_lora_cards_and_html(tmp_path: Path):
     assert page.index("a_char") < page.index("b_style")  # sorted by name
     assert "A &lt;char&gt;" in page and 'data-prompt="&lt;lora:a_char:0.8&gt; charname"' in page
     assert "no preview" in page
+    # A1111's card parts, where extensions add their buttons and read the file
+    path = str(tmp_path / "Lora" / "b_style.safetensors")
+    assert f'<div class="additional"><span class="search_term" hidden>{path}</span><ul></ul></div>' in page
+    assert page.count('<div class="button-row"></div><div class="actions">') == 2
     assert (
         f'src="./sd_extra_networks/thumb?filename={preview}&amp;mtime=' in page and 'loading="lazy"' in page
     )

@@ -566,6 +566,8 @@ class CardLook:
 
 
 def card_html(card: Card, tabname: str = "txt2img", look: CardLook = CardLook()) -> str:
+    """A card in A1111's markup (`.card` > `.button-row`, `.actions` > `.additional` (`.search_term`, `ul`),
+    `span.name`, `span.description`), which extensions that add buttons to cards look up."""
     e = partial(html.escape, quote=True)
     if card.preview:
         image = f'<img class="sumi-card-preview" src="{e(card.preview)}" alt="" loading="lazy">'
@@ -583,7 +585,9 @@ def card_html(card: Card, tabname: str = "txt2img", look: CardLook = CardLook())
         f' data-name="{e(card.name)}" data-prompt="{e(card.prompt)}" data-checkpoint="{e(card.checkpoint)}"'
         f' data-negative="{"1" if card.negative else ""}" data-tabname="{e(tabname)}"'
         f' title="{e(card.path)}"{style}>'
-        f'{image}<span class="sumi-card-name name">{e(card.name)}</span>{description}</div>'
+        f'{image}<div class="button-row"></div><div class="actions">'
+        f'<div class="additional"><span class="search_term" hidden>{e(card.path or card.name)}</span><ul></ul></div>'
+        f'<span class="sumi-card-name name">{e(card.name)}</span>{description}</div></div>'
     )
 
 
