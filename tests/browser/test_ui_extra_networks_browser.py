@@ -197,7 +197,7 @@ def test_embedding_card_recounts_tokens_and_generate_sends_the_new_prompt(page, 
 # -- problems with embedding files -------------------------------------------------------------------
 def test_unreadable_and_skipped_embeddings_are_listed_above_the_cards(page, server):
     emb_dir = server.app.paths.embeddings_dir
-    notice = "#txt2img_textual_inversion_cards .sumi-extra-notice"
+    notice = "#txt2img_textual_inversion_cards_html .sumi-extra-notice"
     open_tab(page, "Textual Inversion")
     page.click("#txt2img_textual_inversion_extra_refresh")
     wait_text(page, notice, "Could not load 1 embedding file:")

@@ -95,7 +95,7 @@ def test_each_registered_page_gets_a_tab_with_a1111_s_ids():
     with gr.Blocks() as demo, gr.Tabs():
         pages.create_page_tabs(app_with(page), "txt2img")
     ids = {b.elem_id for b in demo.blocks.values()}
-    assert {"txt2img_ext_prompt_cards", "txt2img_ext_prompt_cards_cards"} <= ids
+    assert {"txt2img_ext_prompt_cards", "txt2img_ext_prompt_cards_cards_html"} <= ids
     assert {"txt2img_ext_prompt_cards_extra_search", "txt2img_ext_prompt_cards_extra_refresh"} <= ids
     [tab] = [b for b in demo.blocks.values() if isinstance(b, gr.Tab)]
     assert tab.label == "Prompt Cards" and "extra-page" in tab.elem_classes

@@ -52,7 +52,7 @@ def test_network_tabs_sit_beside_the_generation_tab_as_in_a1111(demo, tabname):
     assert isinstance(row, gr.Row) and "resize-handle-row" in row.elem_classes
     assert [c.elem_id for c in row.children] == [f"{tabname}_settings", f"{tabname}_results"]
     for kind in NETWORK_KINDS:  # each tab holds its own cards, search and sort
-        for part in ("cards", "extra_search", "extra_sort", "extra_refresh"):
+        for part in ("cards_html", "extra_search", "extra_sort", "extra_refresh"):
             assert tabs.children[1 + NETWORK_KINDS.index(kind)] in ancestors(
                 by_elem_id(demo, f"{tabname}_{kind}_{part}")
             )

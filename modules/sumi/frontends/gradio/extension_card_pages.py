@@ -112,8 +112,9 @@ def render_page(
         if refresh:
             page.refresh()
         cards = page_cards(page, kind, app.options)
+        look = CardLook.from_options(app.options)
         return cards_html(
-            cards, search, tabname, sort or default_sort(app.options), CardLook.from_options(app.options)
+            cards, search, tabname, sort or default_sort(app.options), look, f"{tabname}_{kind}_cards"
         )
     except Exception as exc:
         log.exception("the extra networks page %r failed", getattr(page, "title", page))
@@ -131,7 +132,9 @@ def create_page_tabs(app: App, tabname: str) -> None:
         ):  # fmt: skip
             search, sort, refresh = card_tools(tabname, kind, default_sort(app.options))
             cards = gr.HTML(
-                partial(render_page, app, page, tabname), elem_id=f"{tabname}_{kind}_cards", js_on_load=None
+                partial(render_page, app, page, tabname),
+                elem_id=f"{tabname}_{kind}_cards_html",
+                js_on_load=None,
             )
         view = [search, sort]
         render = partial(render_page, app, page, tabname)

@@ -597,13 +597,16 @@ def cards_html(
     tabname: str = "txt2img",
     sort: str | None = None,
     look: CardLook = CardLook(),
+    cards_id: str = "",
 ) -> str:
+    """The cards in A1111's `div.extra-network-cards` (with the id `{tabname}_{kind}_cards`, as A1111)."""
     shown = filter_cards(cards, search, sort)
+    id_attr = f' id="{html.escape(cards_id, quote=True)}"' if cards_id else ""
     if not shown:
         what = "Nothing matches the search." if (search or "").strip() else "Nothing here yet."
-        return f'<div class="sumi-cards extra-network-cards sumi-cards-empty"><div class="sumi-note">{what}</div></div>'
+        return f'<div class="sumi-cards extra-network-cards sumi-cards-empty"{id_attr}><div class="sumi-note">{what}</div></div>'
     return (
-        '<div class="sumi-cards extra-network-cards">'
+        f'<div class="sumi-cards extra-network-cards"{id_attr}>'
         + "".join(card_html(c, tabname, look) for c in shown)
         + "</div>"
     )
@@ -616,7 +619,9 @@ def render_tab(
         with _one_listing():
             cards = CARD_SOURCES[kind](app)
             look = CardLook.from_options(app.options)
-            page = cards_html(cards, search, tabname, sort or default_sort(app.options), look)
+            page = cards_html(
+                cards, search, tabname, sort or default_sort(app.options), look, f"{tabname}_{kind}_cards"
+            )
     except Exception as exc:
         log.exception("extra networks tab %s failed", kind)
         page = results.error_html(f"Could not list {kind}: {exc}")
@@ -983,7 +988,7 @@ def create_extra_networks(app: App, tabname: str = "txt2img") -> ExtraNetworksPa
             search[kind], sort[kind], refresh[kind] = card_tools(tabname, kind, default_sort(app.options))
             cards[kind] = gr.HTML(
                 partial(render_tab, app, kind, None, tabname),
-                elem_id=f"{tabname}_{kind}_cards",
+                elem_id=f"{tabname}_{kind}_cards_html",  # A1111's; `{tabname}_{kind}_cards` is the cards' div
                 elem_classes=["extra-network-pane"],
                 js_on_load=None,
             )
