@@ -979,12 +979,14 @@ def _lobe_ui(ctx: Context) -> tuple[bool | None, str]:
         )
         page.reload()
         page.get_by_text("Quick Setting").first.wait_for(state="visible", timeout=60_000)
-        placed = page.evaluate(
-            """() => {
-                const settings = document.querySelector('#txt2img_settings');
-                return settings ? (settings.closest('#tab_txt2img') ? 'main' : 'moved') : 'missing';
-            }"""
-        )
+        where = """() => {
+            const settings = document.querySelector('#txt2img_settings');
+            return settings ? (settings.closest('#tab_txt2img') ? 'main' : 'moved') : 'missing';
+        }"""
+        # the theme moves the Generation tab back to the middle after it has drawn its sidebars
+        with contextlib.suppress(Exception):
+            page.wait_for_function(f"() => ({where})() === 'main'", timeout=20_000)
+        placed = page.evaluate(where)
         if placed != "main":
             return False, (
                 "its frame and quick settings are drawn, but its Extra Network sidebar took #txt2img_extra_tabs "
