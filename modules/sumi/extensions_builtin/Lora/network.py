@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 from modules import hashes, sd_models, shared
+from modules.sumi.services.networks.training_info import model_version
 
 METADATA_TAGS_ORDER = {
     "ss_sd_model_name": 1,
@@ -48,11 +49,7 @@ class NetworkOnDisk:
         self.sd_version = self.detect_version()
 
     def detect_version(self) -> SdVersion:
-        if str(self.metadata.get("ss_base_model_version", "")).startswith("sdxl_"):
-            return SdVersion.SDXL
-        if str(self.metadata.get("ss_v2", "")) == "True":
-            return SdVersion.SD2
-        return SdVersion.SD1 if self.metadata else SdVersion.Unknown
+        return SdVersion[model_version(self.metadata)]
 
     def set_hash(self, value: str | None) -> None:
         self.hash = value or ""

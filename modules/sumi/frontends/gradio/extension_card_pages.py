@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from modules.sumi.frontends.gradio import results
-from modules.sumi.frontends.gradio.extra_networks import Card, CardLook, card_tools, cards_html, default_sort
+from modules.sumi.frontends.gradio.extra_networks import (
+    Card,
+    CardLook,
+    card_tools,
+    cards_html,
+    default_sort,
+    wire_search_and_sort,
+)
 
 if TYPE_CHECKING:
     from modules.sumi.app import App
@@ -136,13 +143,10 @@ def create_page_tabs(app: App, tabname: str) -> None:
                 elem_id=f"{tabname}_{kind}_cards_html",
                 js_on_load=None,
             )
-        view = [search, sort]
-        render = partial(render_page, app, page, tabname)
-        search.input(render, inputs=view, outputs=cards, trigger_mode="always_last", **quick)
-        sort.change(render, inputs=view, outputs=cards, trigger_mode="always_last", **quick)
+        wire_search_and_sort(search, sort, cards, partial(render_page, app, page, tabname))
         refresh.click(
             partial(render_page, app, page, tabname, refresh=True),
-            inputs=view,
+            inputs=[search, sort],
             outputs=cards,
             trigger_mode="always_last",
             **quick,

@@ -40,7 +40,7 @@ import gradio as gr
 
 from modules.sumi.frontends.gradio import results
 from modules.sumi.services.files.cover_images import covers_in, embedded_covers
-from modules.sumi.services.networks.training_info import dataset_tags, training_summary
+from modules.sumi.services.networks.training_info import dataset_tags, model_version, training_summary
 from modules.sumi.util.atomic import temp_beside, write_json_atomic
 
 if TYPE_CHECKING:
@@ -318,12 +318,7 @@ def lora_version(info: Any, meta: dict[str, Any]) -> str:
     chosen = meta.get("sd version")
     if chosen in ("SD1", "SD2", "SDXL", "Unknown"):
         return str(chosen)
-    metadata = getattr(info, "metadata", None) or {}
-    if str(metadata.get("ss_base_model_version", "")).startswith("sdxl_"):
-        return "SDXL"
-    if str(metadata.get("ss_v2", "")) == "True":
-        return "SD2"
-    return "SD1" if metadata else "Unknown"
+    return model_version(getattr(info, "metadata", None) or {})
 
 
 def lora_shown(app: App, version: str) -> bool:
@@ -1016,6 +1011,18 @@ def _render_view(app: App, kind: str, tabname: str, search: str | None, sort: st
     return render_tab(app, kind, search, tabname, sort)
 
 
+def wire_search_and_sort(
+    search: gr.Textbox, sort: gr.Dropdown, cards: gr.HTML, render: Callable[..., str]
+) -> None:
+    """Typing in `search` or choosing a `sort` redraws `cards` with `render(search, sort)`. Typing while
+    a search runs (a big library takes a moment) searches again for the text typed last; Gradio's
+    default for input events ("once") dropped it and left older cards shown."""
+    quick = {"concurrency_limit": None, "show_progress": "hidden", "api_visibility": "undocumented"}
+    view = [search, sort]
+    search.input(render, inputs=view, outputs=cards, trigger_mode="always_last", **quick)
+    sort.change(render, inputs=view, outputs=cards, trigger_mode="always_last", **quick)
+
+
 def _wire(app: App, panel: ExtraNetworksPanel, tabname: str) -> None:
     quick = {"concurrency_limit": None, "show_progress": "hidden", "api_visibility": "undocumented"}
     for kind in panel.cards:
@@ -1031,11 +1038,9 @@ def _wire(app: App, panel: ExtraNetworksPanel, tabname: str) -> None:
             trigger_mode="always_last",
             **quick,
         )
-        render = partial(_render_view, app, kind, tabname)
-        # typing while a search runs (a big library takes a moment) searches again for the text typed
-        # last; Gradio's default for input events ("once") dropped it and left older cards shown
-        panel.search[kind].input(render, inputs=view, outputs=out, trigger_mode="always_last", **quick)
-        panel.sort[kind].change(render, inputs=view, outputs=out, trigger_mode="always_last", **quick)
+        wire_search_and_sort(
+            panel.search[kind], panel.sort[kind], out, partial(_render_view, app, kind, tabname)
+        )
         if editor.accordion is not None:
             editor.accordion.expand(partial(_card_choices, app, kind), outputs=editor.card, **quick)
         fields = [editor.description, editor.activation, editor.weight, editor.notes]

@@ -30,6 +30,17 @@ SUMMARY_KEYS = (
 )
 
 
+def model_version(metadata: Mapping[str, Any]) -> str:
+    """The model version a network file was trained for, from its kohya metadata (A1111's rule):
+    `ss_base_model_version` sdxl_... -> "SDXL", `ss_v2` -> "SD2", any other metadata -> "SD1", none ->
+    "Unknown"."""
+    if str(metadata.get("ss_base_model_version", "")).startswith("sdxl_"):
+        return "SDXL"
+    if str(metadata.get("ss_v2", "")) == "True":
+        return "SD2"
+    return "SD1" if metadata else "Unknown"
+
+
 def file_metadata(path: str | Path) -> dict[str, str]:
     """A .safetensors file's metadata ({} for other formats, or a file that cannot be read)."""
     if not str(path).lower().endswith(".safetensors"):
