@@ -39,6 +39,9 @@ def server(tmp_path_factory):
     Image.new("RGB", (600, 400), "red").save(cover, format="PNG")
     covers = json.dumps([base64.b64encode(cover.getvalue()).decode()])  # a cover stored in the file
     save_file({"w": torch.zeros(1)}, str(lora_dir / "gcoverlora.safetensors"), {"ssmd_cover_images": covers})
+    for folder, name in (("chars/anime", "foldlora"), (".old", "hidlora")):  # a sub-folder, a hidden one
+        (lora_dir / folder).mkdir(parents=True)
+        save_file({"w": torch.zeros(1)}, str(lora_dir / folder / f"{name}.safetensors"))
     (lora_dir / "edlora.json").write_text(
         json.dumps({"sd version": "SD1", "description": "old words"}), encoding="utf-8"
     )
@@ -227,10 +230,26 @@ def test_lora_card_toggles_tag_in_prompt_and_checkpoint_cards_switch(page, serve
     paths = server.app.paths
     page.fill(PROMPT, "a cat")
     open_tab(page, "Lora")
+    # the folder buttons: a click shows that folder's cards, a second click all again; a hidden folder's
+    # cards show only while searched for (A1111's "When searched")
+    cards = "#txt2img_lora_cards .sumi-card"
+    shown = f"() => [...document.querySelectorAll('{cards}')].map(c => c.dataset.name).join(',')"
+    everything = "edlora,foldlora,gcoverlora,prevlora"
+    assert page.evaluate(shown) == everything
+    dirs = page.locator("#txt2img_lora_dirs button.sumi-dir")
+    assert dirs.all_inner_texts() == ["all", ".old", "chars", "chars/anime"]
+    dirs.filter(has_text="chars/anime").click()
+    page.wait_for_function(f"() => ({shown})() === 'foldlora'")
+    assert field(page, "#txt2img_lora_extra_search").input_value() == "chars/anime"
+    page.locator("#txt2img_lora_dirs button.sumi-dir.selected").click()
+    page.wait_for_function(f"() => ({shown})() === '{everything}'")
+    page.locator("#txt2img_lora_dirs button.sumi-dir", has_text=".old").click()
+    page.wait_for_function(f"() => ({shown})() === 'hidlora'")
+    page.locator("#txt2img_lora_dirs button.search-all").click()
+    page.wait_for_function(f"() => ({shown})() === '{everything}'")
     save_file({"w": torch.zeros(1)}, str(paths.lora_dir / "zzlora.safetensors"))
     try:
         page.click("#txt2img_lora_extra_refresh")
-        cards = "#txt2img_lora_cards .sumi-card"
         page.wait_for_selector(f"{cards}[data-name=zzlora]")
         assert page.locator(cards).first.get_attribute("data-name") == "edlora"
         page.locator("#txt2img_lora_extra_sort input").click()

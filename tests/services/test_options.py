@@ -45,6 +45,9 @@ A1111_DEFAULTS = {
     "comma_padding_backtrack": 20,
     "auto_vae_precision": True,
     # Extra Networks (A1111 1.10)
+    "extra_networks_show_hidden_directories": True,
+    "extra_networks_dir_button_function": False,
+    "extra_networks_hidden_models": "When searched",
     "extra_networks_default_multiplier": 1.0,
     "extra_networks_card_width": 0,
     "extra_networks_card_height": 0,

@@ -9,7 +9,8 @@ Each card shows a preview (`<path-without-ext>.png` / `.preview.png` ..., a thum
 `<path-without-ext>.json` "description", else `.txt`). Clicking a card toggles its text in the prompt box
 that had focus last (script.js `sumiExtraNetworkClick`; the same rule as `toggle_prompt_text` here):
 `<lora:NAME:W>` + activation text, `<hypernet:NAME:1>`, or the embedding name. A checkpoint card switches
-the model through `app.settings.set`. Search filters by name and path, the sort menu orders by name or date
+the model through `app.settings.set`. Search filters by name and path under the model folder, the folder
+buttons above the cards search for a sub-folder (card_folders), the sort menu orders by name or date
 modified (server-side, like search); 🔄 rescans the folders. Under the cards, "Edit card" picks a card by
 name: 🖼️ saves the selected txt2img gallery image as `<path-without-ext>.preview.png`, and the sidecar
 editor writes description, activation text, preferred weight and notes to `<path-without-ext>.json` (other
@@ -30,7 +31,7 @@ import sys
 import time
 import urllib.parse
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -38,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from modules.sumi.frontends.gradio import results
+from modules.sumi.frontends.gradio import card_folders, results
 from modules.sumi.services.files.cover_images import covers_in, embedded_covers
 from modules.sumi.services.networks.training_info import dataset_tags, model_version, training_summary
 from modules.sumi.util.atomic import temp_beside, write_json_atomic
@@ -68,6 +69,8 @@ class Card:
     checkpoint: str = ""  # checkpoint title to switch to
     negative: bool = False  # embeddings may go to the negative prompt (the box focused last)
     search_terms: str = ""
+    folder: str = ""  # "/"-separated, under the folder the file was found in ("" directly in it)
+    hidden: bool = False  # in a folder whose name starts with "." (A1111's hidden directories)
     skipped: str = ""  # why the loaded model cannot use this embedding ("48 ≠ 64"), else ""
     found_preview: str | None = field(default=None, repr=False)  # None: not looked up yet
     # the file's metadata when the list read it (LoRAs, as A1111); None: read from the file if needed
@@ -289,16 +292,20 @@ def embedded_cover_url(kind: str, name: str, covers: tuple[str, ...]) -> str:
 
 
 # -- cards per tab ---------------------------------------------------------------------------------
-def _card(kind: str, name: str, path: str, **kw: Any) -> Card:
+def _card(kind: str, name: str, path: str, roots: Sequence[Path] = (), **kw: Any) -> Card:
     meta = kw.pop("meta", None)
     if meta is None:
         meta = read_user_metadata(path)
+    relative = card_folders.relative_path(path, roots)
+    folder = card_folders.folder_of(relative)
     return Card(
         kind=kind,
         name=name,
         path=path,
         description=description_of(path, meta),
-        search_terms=f"{name} {path}".lower(),
+        search_terms=card_folders.search_terms(name, relative, path),
+        folder=folder,
+        hidden=card_folders.is_hidden(folder),
         **kw,
     )
 
@@ -339,12 +346,13 @@ def lora_shown(app: App, version: str) -> bool:
 def lora_cards(app: App) -> list[Card]:
     cards = []
     default = default_multiplier(app.options)
+    roots = card_folders.card_roots(app, "lora")
     for info in app.loras.list():
         meta = read_user_metadata(info.path)
         if not lora_shown(app, lora_version(info, meta)):
             continue
         prompt = lora_prompt(lora_prompt_name(app, info), meta, default)
-        card = _card("lora", info.name, str(info.path), meta=meta, prompt=prompt)
+        card = _card("lora", info.name, str(info.path), roots, meta=meta, prompt=prompt)
         card.file_metadata = info.metadata  # read with the list, as A1111: no file opened per card
         cards.append(card)
     return cards
@@ -353,6 +361,7 @@ def lora_cards(app: App) -> list[Card]:
 def hypernetwork_cards(app: App) -> list[Card]:
     cards = []
     default = default_multiplier(app.options)
+    roots = card_folders.card_roots(app, "hypernetworks")
     for info in app.hypernetworks.list():
         meta = read_user_metadata(info.path)
         weight = format_weight(preferred_weight(meta, default))
@@ -361,6 +370,7 @@ def hypernetwork_cards(app: App) -> list[Card]:
                 "hypernetworks",
                 info.name,
                 str(info.path),
+                roots,
                 meta=meta,
                 prompt=f"<hypernet:{info.name}:{weight}>",
             )
@@ -383,9 +393,10 @@ def skipped_embeddings(app: App) -> dict[str, str]:
 def embedding_cards(app: App) -> list[Card]:
     embeddings = app.embeddings.embeddings
     skipped = skipped_embeddings(app)
+    roots = card_folders.card_roots(app, "textual_inversion")
     cards = []
     for name, embedding in embeddings.items():
-        card = _card("textual_inversion", name, embedding.filename, prompt=name, negative=True)
+        card = _card("textual_inversion", name, embedding.filename, roots, prompt=name, negative=True)
         if name in skipped:
             card.skipped = skipped[name]
             note = f"Not usable with the loaded model ({skipped[name]})."
@@ -395,8 +406,9 @@ def embedding_cards(app: App) -> list[Card]:
 
 
 def checkpoint_cards(app: App) -> list[Card]:
+    roots = card_folders.card_roots(app, "checkpoints")
     return [
-        _card("checkpoints", info.name, info.filename, checkpoint=info.title)
+        _card("checkpoints", info.name, info.filename, roots, checkpoint=info.title)
         for info in app.checkpoints.list()
     ]
 
@@ -614,13 +626,36 @@ def render_tab(
         with _one_listing():
             cards = CARD_SOURCES[kind](app)
             look = CardLook.from_options(app.options)
-            page = cards_html(
-                cards, search, tabname, sort or default_sort(app.options), look, f"{tabname}_{kind}_cards"
+            page = folder_buttons(app, cards, search, tabname, kind) + cards_html(
+                shown_cards(app, cards, search),
+                search,
+                tabname,
+                sort or default_sort(app.options),
+                look,
+                f"{tabname}_{kind}_cards",
             )
     except Exception as exc:
         log.exception("extra networks tab %s failed", kind)
         page = results.error_html(f"Could not list {kind}: {exc}")
     return tab_notice(app, kind) + page
+
+
+def shown_cards(app: App, cards: list[Card], search: str | None) -> list[Card]:
+    """The cards a search may show: those in hidden folders by opt `extra_networks_hidden_models`."""
+    rule = str(getattr(app.options, "extra_networks_hidden_models", "When searched"))
+    return [c for c in cards if card_folders.hidden_card_shown(c.hidden, rule, search)]
+
+
+def folder_buttons(app: App, cards: list[Card], search: str | None, tabname: str, kind: str) -> str:
+    """The tab's folder buttons (card_folders), from the folders its cards sit in."""
+    return card_folders.buttons_html(
+        (c.folder for c in cards if c.folder),
+        search,
+        tabname,
+        kind,
+        slash_first=bool(getattr(app.options, "extra_networks_dir_button_function", False)),
+        show_hidden=bool(getattr(app.options, "extra_networks_show_hidden_directories", True)),
+    )
 
 
 def refresh_tab(
@@ -1014,12 +1049,14 @@ def _render_view(app: App, kind: str, tabname: str, search: str | None, sort: st
 def wire_search_and_sort(
     search: gr.Textbox, sort: gr.Dropdown, cards: gr.HTML, render: Callable[..., str]
 ) -> None:
-    """Typing in `search` or choosing a `sort` redraws `cards` with `render(search, sort)`. Typing while
+    """A new text in `search` or choosing a `sort` redraws `cards` with `render(search, sort)`. Typing while
     a search runs (a big library takes a moment) searches again for the text typed last; Gradio's
-    default for input events ("once") dropped it and left older cards shown."""
+    default for input events ("once") dropped it and left older cards shown. `change`, not `input`:
+    Gradio 6 raises a Textbox's `input` on key presses only, so text pasted with the mouse or written by
+    a folder button (card_folders) would not search."""
     quick = {"concurrency_limit": None, "show_progress": "hidden", "api_visibility": "undocumented"}
     view = [search, sort]
-    search.input(render, inputs=view, outputs=cards, trigger_mode="always_last", **quick)
+    search.change(render, inputs=view, outputs=cards, trigger_mode="always_last", **quick)
     sort.change(render, inputs=view, outputs=cards, trigger_mode="always_last", **quick)
 
 

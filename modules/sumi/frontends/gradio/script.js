@@ -65,6 +65,21 @@ document.addEventListener("click", (e) => {
     const card = e.target.closest && e.target.closest(".sumi-card");
     if (card) sumiExtraNetworkClick(card);
 });
+// Folder buttons above the cards (card_folders.py): a click writes the folder into the tab's search box,
+// a click on the chosen one clears it; the `input` event makes the server draw the cards again.
+function sumiFolderClick(button) {
+    const d = button.dataset;
+    const search = document.querySelector(`#${d.tabname}_${d.kind}_extra_search`);
+    const box = search && search.querySelector("textarea, input");
+    if (!box) return;
+    box.value = "selected" in d ? "" : d.path;
+    box.dispatchEvent(new Event("input", { bubbles: true }));
+}
+window.sumiFolderClick = sumiFolderClick;
+document.addEventListener("click", (e) => {
+    const button = e.target.closest && e.target.closest("button.sumi-dir");
+    if (button) sumiFolderClick(button);
+});
 // Cards are focusable buttons: Enter or Space does what a click does.
 document.addEventListener("keydown", (e) => {
     if ((e.key !== "Enter" && e.key !== " ") || e.ctrlKey || e.metaKey || e.altKey) return;

@@ -1,8 +1,9 @@
 """A1111's "Extra Networks" settings (section `extra_networks`), keys, labels and defaults as A1111 1.10,
 for the card tabs beside "Generation" and the prompt: what a card click writes (default multiplier,
 separator, LoRA name), how the cards look and are ordered, the tabs' order, and "Add network to prompt"
-(`sd_lora`, a LoRA added to every job's prompt). A1111's tree view and hidden-directory display are not
-here: Sumi's cards have no tree view."""
+(`sd_lora`, a LoRA added to every job's prompt), and the folder buttons above the cards (A1111's "Dirs"
+view) with its hidden-directory display. A1111's "Tree" view is not here: Sumi's tabs show folders as
+buttons only."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ EXTRA_NETWORKS = ("extra_networks", "Extra Networks", "sd")
 CARD_ORDER_FIELDS = ["Path", "Name", "Date Created", "Date Modified"]
 CARD_ORDERS = ["Ascending", "Descending"]
 LORA_NAMES = ["Alias from file", "Filename"]
+HIDDEN_MODELS = ["Always", "When searched", "Never"]
 MODEL_VERSIONS = ("SD1", "SD2", "SDXL")
 
 
@@ -21,6 +23,18 @@ def extra_networks_options(option: Any, section: Any) -> dict[str, Any]:
     return section(
         EXTRA_NETWORKS,
         {
+            "extra_networks_show_hidden_directories": option(True, "Show hidden directories").info(
+                'a folder is hidden if its name starts with "."; its button is left out otherwise'
+            ),
+            "extra_networks_dir_button_function": option(
+                False, "Add a '/' to the beginning of directory buttons"
+            ).info("a folder's button then finds what is in that folder, not every name containing its name"),
+            "extra_networks_hidden_models": option(
+                "When searched",
+                "Show cards for models in hidden directories",
+                "radio",
+                {"choices": HIDDEN_MODELS},
+            ).info('"When searched" shows them only while the search has 4 characters or more'),
             "extra_networks_default_multiplier": option(
                 1.0,
                 "Default multiplier for extra networks",
