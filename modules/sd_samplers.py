@@ -43,10 +43,11 @@ def set_samplers() -> None:
 
 
 def find_sampler_config(name: str | None) -> SamplerData | None:
-    """The sampler named `name` (display name or alias), the first sampler for None, else None."""
+    """The sampler named `name` (display name or alias; an entry an extension put in `all_samplers_map`
+    by its exact name, as A1111 looks them up), the first sampler for None, else None."""
     if name is None:
         return all_samplers[0]
-    return all_samplers_map.get(samplers_map.get(str(name).lower(), ""))
+    return all_samplers_map.get(name) or all_samplers_map.get(samplers_map.get(str(name).lower(), ""))
 
 
 def visible_sampler_names() -> list[str]:

@@ -31,6 +31,8 @@ A1111_MODULES_NOT_IN_SURFACE = {
     "modules.face_restoration_utils",
     "modules.postprocessing",
     "modules.sd_samplers_cfg_denoiser",  # B-deep CFG extensions (neutral-prompt, EasyPhoto)
+    "modules.sd_samplers_kdiffusion",  # its CFG denoiser class (sd-dynamic-thresholding)
+    "modules.sd_samplers_compvis",  # a class sd-dynamic-thresholding subclasses when it loads
     "modules.textual_inversion.textual_inversion",  # B-deep lycoris, supermerger; A1111's Train tab
     "modules.interrogate",  # the class of shared.interrogator (ebsynth_utility, sd-webui-mov2mov)
 }

@@ -918,6 +918,32 @@ def _freeu_core(ctx: Context) -> tuple[bool | None, str]:
     )
 
 
+@ui("sd-dynamic-thresholding")
+def _dynthres_ui(ctx: Context) -> tuple[bool | None, str]:
+    return _accordion(ctx, "Dynamic Thresholding (CFG Scale Fix)")
+
+
+DYNTHRES_ARGS = [True, 7.0, 100.0, "Constant", 0.0, "Constant", 0.0, 4.0, True, "MEAN", "AD", 1.0]
+
+
+@core("sd-dynamic-thresholding")
+def _dynthres_core(ctx: Context) -> tuple[bool | None, str]:
+    """At CFG 20 its "Mimic CFG Scale" 7 must change the picture, and the infotext must name the user's
+    sampler (it runs the batch under a sampler of its own it registers, then names the real one)."""
+    job = {"prompt": "a red circle", "cfg_scale": 20, "sampler_name": "Euler a"}
+    plain, _ = ctx.txt2img(**job)
+    scripts = {"Dynamic Thresholding (CFG Scale Fix)": {"args": DYNTHRES_ARGS}}
+    fixed, info = ctx.txt2img(**job, alwayson_scripts=scripts)
+    infotext = info["infotexts"][0]
+    marked = "Dynamic thresholding enabled: True" in infotext and "Mimic scale: 7" in infotext
+    named = "Sampler: Euler a," in infotext
+    return fixed[0] != plain[0] and marked and named, (
+        f"mimic scale 7 at CFG 20 {'changed' if fixed[0] != plain[0] else 'did not change'} the image; "
+        f"infotext {'has' if marked else 'lacks'} its parameters, "
+        f"{'names' if named else 'does not name'} the sampler Euler a"
+    )
+
+
 # -- late: the UI language ---------------------------------------------------------------------------------------
 
 

@@ -156,6 +156,21 @@ def sampler_for_batch(name: str, model: Any) -> Any:
     return factory(name, model)
 
 
+def engine_sampler_name(name: str, model: Any) -> str:
+    """The Sumi sampler that runs a batch whose `p.sampler_name` is `name`: itself when Sumi knows it, else
+    the one behind a sampler entry an extension registered (sd-dynamic-thresholding runs each batch under
+    "Euler a_dynthres1", whose constructor wraps Euler a's), read from the sampler object it makes. An
+    unknown name is returned as it is, for the engine to name in its error."""
+    if find_spec(name) is not None:
+        return name
+    try:
+        sampler = sampler_for_batch(name, model)
+    except Exception:
+        return name
+    spec = getattr(sampler, "spec", None)
+    return spec.name if isinstance(spec, SamplerSpec) else name
+
+
 # --- prompt_parser.get_multicond_prompt_list as a wrap point ---------------------------------------
 
 PromptLister = Callable[[list[str]], Any]

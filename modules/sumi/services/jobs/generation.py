@@ -546,7 +546,7 @@ class GenerationService:
             height=p.height,
             steps=p.steps,
             cfg_scale=p.cfg_scale,
-            sampler=p.sampler_name,
+            sampler=a1111_sampler.engine_sampler_name(p.sampler_name, p.sd_model),
             schedule=p.scheduler,
             clip_skip=p.clip_skip,
             eta_ancestral=p.eta if p.eta is not None else o.eta_ancestral,

@@ -39,7 +39,6 @@ A1111_MODULES = {
     "modules.sd_hijack_xlmr": "A1111's XLM-R text-encoder hijack",
     "modules.sd_hijack_ip2p": "A1111's instruct-pix2pix LDM hijack",
     "modules.sd_unet": "A1111's UNet replacement API (sd_unet.SdUnet)",
-    "modules.sd_samplers_kdiffusion": "A1111's k-diffusion sampler wrappers",
     "modules.sd_samplers_timesteps": "A1111's DDIM/PLMS/UniPC sampler wrappers",
     "modules.sd_samplers_timesteps_impl": "A1111's DDIM/PLMS/UniPC implementations",
     "modules.sd_samplers_extra": "A1111's extra k-diffusion samplers",
