@@ -937,10 +937,14 @@ def _dynthres_core(ctx: Context) -> tuple[bool | None, str]:
     infotext = info["infotexts"][0]
     marked = "Dynamic thresholding enabled: True" in infotext and "Mimic scale: 7" in infotext
     named = "Sampler: Euler a," in infotext
-    return fixed[0] != plain[0] and marked and named, (
+    info = {s["name"]: s for s in ctx.http.get("/sdapi/v1/script-info").json() if not s["is_img2img"]}
+    axes = info.get("x/y/z plot", {}).get("args", [{}])[0].get("choices") or []
+    plotted = "[DynThres] Mimic Scale" in axes
+    return fixed[0] != plain[0] and marked and named and plotted, (
         f"mimic scale 7 at CFG 20 {'changed' if fixed[0] != plain[0] else 'did not change'} the image; "
         f"infotext {'has' if marked else 'lacks'} its parameters, "
-        f"{'names' if named else 'does not name'} the sampler Euler a"
+        f"{'names' if named else 'does not name'} the sampler Euler a; its X/Y/Z axes "
+        f"{'listed' if plotted else 'not listed'}"
     )
 
 

@@ -15,7 +15,22 @@ from typing import Any, NamedTuple
 import modules.scripts as scripts
 from modules import shared
 from modules.sumi.services.jobs.processing import Processed, StableDiffusionProcessing
+from modules.sumi.services.jobs.xyz_extension_axes import (
+    A1111AxisOption as AxisOption,
+)
+from modules.sumi.services.jobs.xyz_extension_axes import (
+    AxisOptionImg2Img,
+    AxisOptionTxt2Img,
+    apply_field,
+    boolean_choice,
+    do_nothing,
+    format_nothing,
+    format_value,
+    format_value_add_label,
+    format_value_join_list,
+)
 from modules.sumi.services.jobs.xyz_plot import (
+    AXES,
     TITLE,
     AxisSpec,
     PlotSettings,
@@ -24,6 +39,23 @@ from modules.sumi.services.jobs.xyz_plot import (
     run_plot,
     split_csv,
     to_csv,
+)
+
+# A1111's `axis_options`: Sumi's axes, then those extensions append (they find this module in
+# `scripts.scripts_data` by its A1111 name, "xyz_grid.py"). Made again each time the scripts load.
+axis_options: list[Any] = list(AXES)
+# A1111's names extensions make their axes with (xyz_extension_axes)
+A1111_AXIS_NAMES = (
+    AxisOption,
+    AxisOptionImg2Img,
+    AxisOptionTxt2Img,
+    apply_field,
+    boolean_choice,
+    do_nothing,
+    format_nothing,
+    format_value,
+    format_value_add_label,
+    format_value_join_list,
 )
 
 
@@ -75,6 +107,7 @@ class Script(scripts.Script):
             margin_size=int(margin_size or 0),
             csv_mode=bool(csv_mode),
             is_img2img=bool(self.is_img2img),
+            axis_options=tuple(axis_options),
         )
         return run_plot(shared.app(), p, settings)
 
@@ -101,7 +134,9 @@ def build_ui(script: Script) -> list[Any]:
 
     is_img2img = bool(script.is_img2img)
     offered = [
-        (axis.label, i) for i, axis in enumerate(axes_for(is_img2img)) if axis.supported_on(is_img2img)
+        (axis.label, i)
+        for i, axis in enumerate(axes_for(is_img2img, axis_options))
+        if axis.supported_on(is_img2img)
     ]
     axes = {}
     for name, default in (("x", 1), ("y", 0), ("z", 0)):
@@ -160,7 +195,10 @@ def build_ui(script: Script) -> list[Any]:
 def _paste_fields(name: str, controls: AxisControls, is_img2img: bool = False) -> list[tuple[Any, Any]]:
     """Reading an X/Y/Z infotext back into the controls (the type is stored by label)."""
     return [
-        (controls.kind, lambda params: axis_index(str(params.get(f"{name} Type", "")), is_img2img)),
+        (
+            controls.kind,
+            lambda params: axis_index(str(params.get(f"{name} Type", "")), is_img2img, axis_options),
+        ),
         (controls.values, f"{name} Values"),
         (controls.dropdown, lambda params: split_csv(str(params.get(f"{name} Values", "")))),
     ]
@@ -168,7 +206,7 @@ def _paste_fields(name: str, controls: AxisControls, is_img2img: bool = False) -
 
 def _choices(kind: Any, is_img2img: bool = False) -> list[str] | None:
     try:
-        axis = axes_for(is_img2img)[int(kind)]
+        axis = axes_for(is_img2img, axis_options)[int(kind)]
     except (TypeError, ValueError, IndexError):
         return None
     return axis.choices(shared.app()) if axis.choices is not None else None

@@ -45,6 +45,7 @@ from modules.sumi.services.jobs.script_jobs import (
     with_params,
 )
 from modules.sumi.services.jobs.xyz_controlnet import CONTROLNET_AXES
+from modules.sumi.services.jobs.xyz_extension_axes import sumi_axis
 
 TITLE = "X/Y/Z plot"
 MAX_AXIS_VALUES = 1000
@@ -519,24 +520,45 @@ TXT2IMG_AXES = tuple(axis for axis in AXES if axis.listed_on(False))
 IMG2IMG_AXES = tuple(axis for axis in AXES if axis.listed_on(True))
 
 
-def axes_for(is_img2img: bool) -> tuple[AxisOption, ...]:
-    """The tab's axis list: its index is the tab's `x_type` (A1111's `current_axis_options`)."""
-    return IMG2IMG_AXES if is_img2img else TXT2IMG_AXES
+AxisList = Sequence[Any]  # AxisOption, or A1111-style options extensions appended (xyz_extension_axes)
+_converted: dict[int, tuple[Any, AxisOption]] = {}
 
 
-def axis_index(label: str, is_img2img: bool = False) -> int | None:
+def _as_axis(option: Any) -> AxisOption:
+    """Sumi's AxisOption for an entry of the built-in script's `axis_options` list."""
+    if isinstance(option, AxisOption):
+        return option
+    known = _converted.get(id(option))
+    if known is None or known[0] is not option:
+        known = (option, sumi_axis(option, AxisOption))
+        _converted[id(option)] = known
+    return known[1]
+
+
+def axes_for(is_img2img: bool, options: AxisList | None = None) -> tuple[AxisOption, ...]:
+    """The tab's axis list: its index is the tab's `x_type` (A1111's `current_axis_options`). `options` is
+    the built-in script's `axis_options` (Sumi's axes, then those extensions appended); None: Sumi's."""
+    if options is None:
+        return IMG2IMG_AXES if is_img2img else TXT2IMG_AXES
+    return tuple(axis for axis in map(_as_axis, options) if axis.listed_on(is_img2img))
+
+
+def axis_index(label: str, is_img2img: bool = False, options: AxisList | None = None) -> int | None:
     """The tab's index of the axis called `label` (any case), None for none."""
     wanted = str(label).strip().lower()
-    return next((i for i, axis in enumerate(axes_for(is_img2img)) if axis.label.lower() == wanted), None)
+    axes = axes_for(is_img2img, options)
+    return next((i for i, axis in enumerate(axes) if axis.label.lower() == wanted), None)
 
 
 AXIS_INDEX = {axis.label.lower(): i for i, axis in enumerate(TXT2IMG_AXES)}
 
 
-def find_axis(kind: Any, name: str = "X", is_img2img: bool = False) -> AxisOption:
+def find_axis(
+    kind: Any, name: str = "X", is_img2img: bool = False, options: AxisList | None = None
+) -> AxisOption:
     """The tab's axis for an A1111 index (or its label); a clear error for unknown or unsupported ones."""
-    axes = axes_for(is_img2img)
-    index = axis_index(kind, is_img2img) if isinstance(kind, str) else None
+    axes = axes_for(is_img2img, options)
+    index = axis_index(kind, is_img2img, options) if isinstance(kind, str) else None
     if index is None:
         try:
             index = int(kind)
@@ -589,8 +611,9 @@ def build_axis(
     csv_mode: bool,
     keep_random: bool,
     is_img2img: bool = False,
+    options: AxisList | None = None,
 ) -> PlotAxis:
-    option = find_axis(kind, name, is_img2img)
+    option = find_axis(kind, name, is_img2img, options)
     if option.label == "Nothing":
         return PlotAxis(name, option, [0], "")
     if isinstance(dropdown, str):
@@ -704,6 +727,7 @@ class PlotSettings:
     margin_size: int = 0
     csv_mode: bool = False
     is_img2img: bool = False  # which tab's axis list the types index
+    axis_options: AxisList | None = None  # the built-in script's list, with extensions' axes; None: Sumi's
 
 
 def run_plot(app: Any, p: StableDiffusionProcessing, settings: PlotSettings) -> Processed:
@@ -715,7 +739,18 @@ def run_plot(app: Any, p: StableDiffusionProcessing, settings: PlotSettings) -> 
         p.batch_size = 1
     specs = (("X", s.x), ("Y", s.y), ("Z", s.z))
     x, y, z = (
-        build_axis(app, p, name, a.kind, a.text, a.dropdown, s.csv_mode, s.no_fixed_seeds, s.is_img2img)
+        build_axis(
+            app,
+            p,
+            name,
+            a.kind,
+            a.text,
+            a.dropdown,
+            s.csv_mode,
+            s.no_fixed_seeds,
+            s.is_img2img,
+            s.axis_options,
+        )
         for name, a in specs
     )
     axes = (x, y, z)

@@ -31,7 +31,10 @@ BUILTIN_SCRIPTS_DIR = Path(__file__).resolve().parents[2] / "builtin_scripts"
 
 
 def _module_name(path: Path) -> str:
-    """A unique module name per script file, so files called alike in two extensions do not clash."""
+    """A unique module name per script file, so files called alike in two extensions do not clash. Sumi's
+    built-in scripts keep A1111's name, the file name ("xyz_grid.py"): extensions look them up by it."""
+    if path.parent.resolve() == BUILTIN_SCRIPTS_DIR.resolve():
+        return path.name
     digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
     stem = re.sub(r"\W", "_", path.stem)
     return f"sumi_script_{digest}_{stem}"
