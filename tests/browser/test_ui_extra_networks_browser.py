@@ -100,8 +100,20 @@ def test_card_editor_writes_the_sidecar_and_the_card_uses_it(page, server):
         late.unlink()
         server.app.loras.refresh()
     edit = "#txt2img_lora_extra_edit"
-    page.click(f"{edit}_card input")
-    page.get_by_role("option", name="edlora", exact=True).click()
+    # the card's own buttons (A1111 1.6+), shown on hover; none of them toggles the card's text
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    card(page, "lora", "edlora").hover()
+    card(page, "lora", "edlora").locator(".copy-path-button").click()
+    copied = page.evaluate("() => navigator.clipboard.readText()")
+    assert copied == str(lora_dir / "edlora.safetensors")
+    card(page, "lora", "edlora").locator(".metadata-button").click()  # the file's metadata in a popup
+    expect(page.locator(".global-popup")).to_contain_text("base-v1.safetensors")
+    expect(page.locator(".global-popup")).to_contain_text("ss_sd_model_name")
+    page.keyboard.press("Escape")
+    expect(page.locator(".global-popup")).to_be_hidden()
+    card(page, "lora", "edlora").hover()
+    card(page, "lora", "edlora").locator(".edit-button").click()  # the editor opens on this card
+    assert page.locator(PROMPT).input_value() == "a cat"
     description = field(page, f"{edit}_description")
     page.wait_for_function(  # choosing the card loads its sidecar into the fields
         "el => el.value === 'old words'", arg=description.element_handle()

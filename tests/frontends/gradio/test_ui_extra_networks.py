@@ -108,7 +108,14 @@ def test_lora_cards_and_html(tmp_path: Path):
     # A1111's card parts, where extensions add their buttons and read the file
     path = str(tmp_path / "Lora" / "b_style.safetensors")
     assert f'<div class="additional"><span class="search_term" hidden>{path}</span><ul></ul></div>' in page
-    assert page.count('<div class="button-row"></div><div class="actions">') == 2
+    assert page.count('<div class="button-row"><div class="copy-path-button card-button"') == 2
+    # A1111 1.6+'s buttons on the card: copy the path, show the file's metadata, edit the card
+    assert f'data-clipboard-text="{path}"' in page
+    assert (
+        page.count('class="metadata-button card-button"') == 2
+        and page.count('class="edit-button card-button"') == 2
+    )
+    assert '</div></div><div class="actions">' in page
     assert (
         f'src="./sd_extra_networks/thumb?filename={preview}&amp;mtime=' in page and 'loading="lazy"' in page
     )

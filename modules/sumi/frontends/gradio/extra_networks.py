@@ -587,15 +587,36 @@ def card_html(card: Card, tabname: str = "txt2img", look: CardLook = CardLook())
     )
     style = f' style="{e(look.style())}"' if look.style() else ""
     classes = "card sumi-card sumi-card-skipped" if card.skipped else "card sumi-card"
+    buttons = card_buttons(card)
     return (
         f'<div class="{classes}" tabindex="0" role="button" data-kind="{e(card.kind)}"'
         f' data-name="{e(card.name)}" data-prompt="{e(card.prompt)}" data-checkpoint="{e(card.checkpoint)}"'
         f' data-negative="{"1" if card.negative else ""}" data-tabname="{e(tabname)}"'
         f' title="{e(card.path)}"{style}>'
-        f'{image}<div class="button-row"></div><div class="actions">'
+        f'{image}<div class="button-row">{buttons}</div><div class="actions">'
         f'<div class="additional"><span class="search_term" hidden>{e(card.path or card.name)}</span><ul></ul></div>'
         f'<span class="sumi-card-name name">{e(card.name)}</span>{description}</div></div>'
     )
+
+
+METADATA_KINDS = ("lora", "checkpoints", "hypernetworks")  # files whose metadata A1111 shows (ⓘ)
+
+
+def card_buttons(card: Card) -> str:
+    """A1111 1.6+'s buttons on a card (shown on hover; script.js acts on them, a click on them never
+    toggles the card's text): copy the file's path, show the file's metadata, edit the card."""
+    e = partial(html.escape, quote=True)
+    parts = []
+    if card.path:
+        parts.append(
+            f'<div class="copy-path-button card-button" title="Copy path to clipboard"'
+            f' data-clipboard-text="{e(card.path)}"></div>'
+        )
+    if card.kind in METADATA_KINDS and card.path:
+        parts.append('<div class="metadata-button card-button" title="Show internal metadata"></div>')
+    if card.kind in CARD_SOURCES:
+        parts.append('<div class="edit-button card-button" title="Edit metadata"></div>')
+    return "".join(parts)
 
 
 def cards_html(
@@ -896,6 +917,9 @@ class CardEditor:
     status: gr.HTML
     accordion: gr.Accordion | None = None
     file_info: gr.HTML | None = None  # LoRA: what the file says about its training
+    # a card's 🛠 button: script.js writes the card's name and clicks the hidden button, which opens the
+    # editor on that card (outside the accordion, whose contents Gradio draws only once it is opened)
+    open_button: gr.Button | None = None
 
 
 @dataclass
@@ -938,8 +962,19 @@ def _editor(app: App, kind: str, tabname: str) -> CardEditor:
         save = gr.Button("Save", elem_id=f"{prefix}_save", size="sm")
         status = gr.HTML("", elem_id=f"{prefix}_status", js_on_load=None)
         file_info = gr.HTML("", elem_id=f"{prefix}_file_info", js_on_load=None) if kind == "lora" else None
+    open_button = gr.Button(visible="hidden", elem_id=f"{prefix}_open")
     return CardEditor(
-        card, save_preview_button, description, activation, weight, notes, save, status, accordion, file_info
+        card,
+        save_preview_button,
+        description,
+        activation,
+        weight,
+        notes,
+        save,
+        status,
+        accordion,
+        file_info,
+        open_button,
     )
 
 
@@ -1037,6 +1072,13 @@ def _refresh_with_names(
     return page, gr.update(choices=card_names(app, kind))
 
 
+def _open_editor(app: App, kind: str, name: str | None) -> tuple[Any, Any]:
+    """A card's 🛠: the "Edit card" accordion opens with that card chosen (its fields then load)."""
+    names = card_names(app, kind)
+    chosen = name if name in names else None
+    return gr.update(open=True), gr.update(choices=names, value=chosen)
+
+
 def _card_choices(app: App, kind: str) -> Any:
     """The editor's card list as the tab lists it now (the page may be older than the last 🔄)."""
     return gr.update(choices=card_names(app, kind))
@@ -1080,6 +1122,14 @@ def _wire(app: App, panel: ExtraNetworksPanel, tabname: str) -> None:
         )
         if editor.accordion is not None:
             editor.accordion.expand(partial(_card_choices, app, kind), outputs=editor.card, **quick)
+        if editor.open_button is not None and editor.accordion is not None:
+            editor.open_button.click(
+                partial(_open_editor, app, kind),
+                inputs=editor.card,
+                outputs=[editor.accordion, editor.card],
+                js="(x) => window.sumiEditCardName || ''",
+                **quick,
+            )
         fields = [editor.description, editor.activation, editor.weight, editor.notes]
         editor.card.change(partial(load_edit_fields, app, kind), inputs=editor.card, outputs=fields, **quick)
         if editor.file_info is not None:

@@ -61,9 +61,20 @@ function sumiExtraNetworkClick(card) {
     textarea.value = sumiToggleText(textarea.value, d.prompt, sumiSeparator());
     textarea.dispatchEvent(new Event("input", { bubbles: true }));
 }
+// The buttons on a card (copy path, metadata, edit: javascript/extraNetworks.js) act on their own; a click
+// on any button of the card's row (extensions add theirs) never toggles the card's text.
+function sumiCardButton(e, card, button) {
+    const d = card.dataset;
+    if (button.classList.contains("copy-path-button")) window.extraNetworksCopyCardPath?.(e);
+    else if (button.classList.contains("metadata-button")) window.extraNetworksRequestMetadata?.(e, d.kind, d.name);
+    else if (button.classList.contains("edit-button")) window.extraNetworksEditUserMetadata?.(e, d.tabname, d.kind, d.name);
+}
 document.addEventListener("click", (e) => {
     const card = e.target.closest && e.target.closest(".sumi-card");
-    if (card) sumiExtraNetworkClick(card);
+    if (!card) return;
+    const button = e.target.closest(".card-button");
+    if (button) sumiCardButton(e, card, button);
+    else if (!e.target.closest(".button-row")) sumiExtraNetworkClick(card);
 });
 // Folder buttons above the cards (card_folders.py): a click writes the folder into the tab's search box,
 // a click on the chosen one clears it; the `input` event makes the server draw the cards again.
