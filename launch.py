@@ -39,8 +39,8 @@ if script_path not in sys.path:
     sys.path.insert(0, script_path)
 
 from modules.sumi.services.settings import flags as cmd_args  # noqa: E402  (after making the Sumi root importable)
+from modules.sumi.util.version import A1111_API_VERSION  # noqa: E402
 
-A1111_API_VERSION = "v1.10.1"
 python = sys.executable
 git = os.environ.get("GIT", "git")
 index_url = os.environ.get("INDEX_URL", "")

@@ -6,6 +6,8 @@ from `modules.ui_common` and `modules.call_queue`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from modules.call_queue import wrap_gradio_call, wrap_gradio_gpu_call, wrap_queued_call
 from modules.ui_common import (
     create_output_panel,
@@ -35,3 +37,14 @@ __all__ = [
     "wrap_gradio_gpu_call",
     "wrap_queued_call",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """`txt2img_paste_fields` / `img2img_paste_fields`, which A1111's create_ui left at module level in
+    its older versions (Civitai Helper takes the prompt boxes from them): the (component, infotext key)
+    pairs the tab registered, prompt and negative prompt first; empty before the page is built."""
+    if name in ("txt2img_paste_fields", "img2img_paste_fields"):
+        from modules import infotext_utils
+
+        return list(infotext_utils.paste_fields.get(name.split("_")[0], {}).get("fields", []))
+    raise AttributeError(f"module 'modules.ui' has no attribute {name!r}")

@@ -586,6 +586,82 @@ def _arh_core(ctx: Context) -> tuple[bool | None, str]:
     return abs(w / h - 16 / 9) < 0.1, f"16:9 picked, width 512 -> height {h:g}"
 
 
+@ui("sd-webui-ar")
+def _ar_ui(ctx: Context) -> tuple[bool | None, str]:
+    shown = ctx.page.locator("#txt2img_row_aspect_ratio button", has_text="1:1").first.is_visible()
+    return (
+        shown,
+        "aspect ratio buttons under width/height" if shown else "#txt2img_row_aspect_ratio 1:1 missing",
+    )
+
+
+@core("sd-webui-ar")
+def _ar_core(ctx: Context) -> tuple[bool | None, str]:
+    """Its 1:1 button sets both sides to the shorter one (its buttons are wired to the width and height
+    sliders it caught in `after_component`)."""
+    page = ctx.page
+    for side, value in (("width", "512"), ("height", "768")):
+        box = page.locator(f"#txt2img_{side} input[type=number]").first
+        box.fill(value)
+        box.press("Enter")
+    page.locator("#txt2img_row_aspect_ratio button", has_text="1:1").first.click()
+    time.sleep(1.0)
+    w = float(page.input_value("#txt2img_width input[type=number]"))
+    h = float(page.input_value("#txt2img_height input[type=number]"))
+    return (w, h) == (512, 512), f"512x768, then 1:1 -> {w:g}x{h:g}"
+
+
+@ui("Stable-Diffusion-Webui-Civitai-Helper")
+def _civitai_helper_ui(ctx: Context) -> tuple[bool | None, str]:
+    shown = ctx.page.locator("button[role=tab]", has_text="Civitai Helper").first.is_visible()
+    return shown, "tab shown" if shown else "tab missing"
+
+
+@core("Stable-Diffusion-Webui-Civitai-Helper")
+def _civitai_helper_core(ctx: Context) -> tuple[bool | None, str]:
+    """Offline, from a model's `.civitai.info` beside it (what its scan downloads): its 🔁 adds its buttons
+    to the Lora cards (A1111 1.8+'s toolbar, read from the page's version link), and its 💡 writes the
+    model's trained words into the prompt through its hidden Gradio textbox and button."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    lora_dir = ctx.data_dir / "models" / "Lora"
+    lora_dir.mkdir(parents=True, exist_ok=True)
+    save_file({"w": torch.zeros(1)}, str(lora_dir / "chtest.safetensors"))
+    info = {"modelId": 1, "trainedWords": ["sumiword"], "images": []}
+    (lora_dir / "chtest.civitai.info").write_text(json.dumps(info), encoding="utf-8")
+    ctx.http.post("/sdapi/v1/refresh-loras")
+    page = ctx.page
+    page.fill("#txt2img_prompt textarea", "a cat")
+    page.locator("#txt2img_extra_tabs").get_by_role("tab", name="Lora", exact=True).click()
+    page.click("#txt2img_lora_extra_refresh")
+    card = page.locator("#txt2img_lora_cards .card[data-name=chtest]")
+    card.wait_for(state="attached")
+    page.locator('#txt2img_lora_controls button[title^="Refresh Civitai Helper"]').click()
+    words = card.locator('.button-row a[title="Add trigger words to prompt"]')
+    try:
+        words.wait_for(state="attached", timeout=10000)
+    except Exception:
+        return False, "its 🔁 added no buttons to the Lora card"
+    card.hover()
+    words.click()
+    try:
+        page.wait_for_function(
+            "() => document.querySelector('#txt2img_prompt textarea').value.includes('sumiword')",
+            timeout=10000,
+        )
+    except Exception:
+        return False, "💡 on the card did not add the trained words to the prompt"
+    finally:
+        ctx.back_to_txt2img()
+    return (
+        True,
+        "its buttons on a Lora card; 💡 added the trained word from chtest.civitai.info to the prompt",
+    )
+
+
 @ui("sd-civitai-browser-plus")
 def _civitai_ui(ctx: Context) -> tuple[bool | None, str]:
     shown = ctx.tab("civitai_interface", "CivitAI Browser+").is_visible()

@@ -120,3 +120,10 @@ def test_relative_paths_follow_the_first_root_holding_the_file(tmp_path: Path):
     assert cf.relative_path(str(tmp_path / "elsewhere.pt"), [a, b]) is None
     assert cf.folder_of("s/t/x.pt") == "s/t" and cf.folder_of("x.pt") == "" and cf.folder_of(None) == ""
     assert cf.is_hidden(".a/b") and cf.is_hidden("a/.b") and not cf.is_hidden("a.b/c")
+
+
+def test_a_card_s_search_term_is_a1111_s_path_from_above_the_model_folder(tmp_path: Path):
+    app = _library_app(tmp_path)
+    page = en.render_tab(app, "lora", "girl")
+    assert '<span class="search_term search_terms" hidden>Lora/chars/anime/girl.safetensors</span>' in page
+    assert cf.a1111_search_term(str(tmp_path / "x.pt"), [tmp_path / "Lora"]) == str(tmp_path / "x.pt")

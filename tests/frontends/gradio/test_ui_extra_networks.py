@@ -107,7 +107,11 @@ def test_lora_cards_and_html(tmp_path: Path):
     assert "no preview" in page
     # A1111's card parts, where extensions add their buttons and read the file
     path = str(tmp_path / "Lora" / "b_style.safetensors")
-    assert f'<div class="additional"><span class="search_term" hidden>{path}</span><ul></ul></div>' in page
+    # A1111 1.8+'s search term: the path from above the model folder (Civitai Helper finds sidecars by it)
+    assert (
+        '<div class="additional"><span class="search_term search_terms" hidden>Lora/b_style.safetensors</span><ul></ul></div>'
+        in page
+    )
     assert page.count('<div class="button-row"><div class="copy-path-button card-button"') == 2
     # A1111 1.6+'s buttons on the card: copy the path, show the file's metadata, edit the card
     assert f'data-clipboard-text="{path}"' in page

@@ -4,6 +4,7 @@ with the selected checkpoint's short hash in `#sd_checkpoint_hash`, made again a
 from __future__ import annotations
 
 import platform
+import re
 import shutil
 
 import gradio as gr
@@ -31,6 +32,9 @@ def test_the_footer_names_the_versions_device_and_the_checkpoint_hash_and_escape
     assert f"gradio: {gr.__version__}" in before and "(cpu, fp32)" in before  # --no-half on the CPU
     assert '<a id="sd_checkpoint_hash" title=' in before and ">N/A</a>" in before  # not hashed yet
     assert "<img" not in before and "&lt;img" in before  # the file's name is text, not markup
+    # the first link of `.versions` is where extensions read the A1111 version (Civitai Helper: 1.8+)
+    versions = before.split("class='versions'>", 1)[1]
+    assert re.search(r"<a [^>]*>([^<]*)</a>", versions).group(1) == "v1.10.1"
 
     info = app.checkpoints.first()
     short = info.calculate_hash()

@@ -41,6 +41,17 @@ def relative_path(path: str, roots: Sequence[str | Path]) -> str | None:
     return None
 
 
+def a1111_search_term(path: str, roots: Sequence[str | Path]) -> str:
+    """A1111 1.8+'s `search_terms_from_path`: the path from the folder above the model folder holding it
+    ("Lora/characters/x.safetensors"), which card scripts (Civitai Helper) read from `span.search_term` to
+    find the file's sidecars; the path as it is for a file outside every model folder."""
+    for root in roots:
+        relative = relative_path(path, [root])
+        if relative is not None:
+            return f"{Path(root).name}/{relative}"
+    return path
+
+
 def _resolved(path: Path) -> Path:
     try:
         return path.resolve()

@@ -70,6 +70,7 @@ class Card:
     negative: bool = False  # embeddings may go to the negative prompt (the box focused last)
     search_terms: str = ""
     folder: str = ""  # "/"-separated, under the folder the file was found in ("" directly in it)
+    search_term: str = ""  # A1111's: "Lora/<folder>/<file>" (card_folders.a1111_search_term)
     hidden: bool = False  # in a folder whose name starts with "." (A1111's hidden directories)
     skipped: str = ""  # why the loaded model cannot use this embedding ("48 ≠ 64"), else ""
     found_preview: str | None = field(default=None, repr=False)  # None: not looked up yet
@@ -305,6 +306,7 @@ def _card(kind: str, name: str, path: str, roots: Sequence[Path] = (), **kw: Any
         description=description_of(path, meta),
         search_terms=card_folders.search_terms(name, relative, path),
         folder=folder,
+        search_term=card_folders.a1111_search_term(path, roots),
         hidden=card_folders.is_hidden(folder),
         **kw,
     )
@@ -594,7 +596,9 @@ def card_html(card: Card, tabname: str = "txt2img", look: CardLook = CardLook())
         f' data-negative="{"1" if card.negative else ""}" data-tabname="{e(tabname)}"'
         f' title="{e(card.path)}"{style}>'
         f'{image}<div class="button-row">{buttons}</div><div class="actions">'
-        f'<div class="additional"><span class="search_term" hidden>{e(card.path or card.name)}</span><ul></ul></div>'
+        f'<div class="additional"><span class="search_term search_terms" hidden>'
+        f"{e(card.search_term or card.path or card.name)}</span>"
+        f"<ul></ul></div>"
         f'<span class="sumi-card-name name">{e(card.name)}</span>{description}</div></div>'
     )
 

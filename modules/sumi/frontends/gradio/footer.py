@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 from modules.sumi.frontends.gradio.quicksettings import current_checkpoint
-from modules.sumi.util.version import VERSION, installed_version
+from modules.sumi.util.version import A1111_API_VERSION, VERSION, installed_version
 
 if TYPE_CHECKING:
     from modules.sumi.app import App
@@ -42,13 +42,21 @@ def versions_html(app: App) -> str:
     summary = app.devices.summary()
     device = f"{summary['device']}, {summary['unet']}"
     parts = [
-        f"version: {html.escape(VERSION)}",
+        f"version: {html.escape(VERSION)} (A1111 {_a1111_link()} extension API)",
         f"python: {html.escape(platform.python_version())}",
         f"torch: {html.escape(installed_version('torch') or 'N/A')} ({html.escape(device)})",
         f"gradio: {html.escape(gr.__version__)}",
         f"checkpoint: {_checkpoint_link(app)}",
     ]
     return SEPARATOR.join(parts)
+
+
+def _a1111_link() -> str:
+    """The A1111 version Sumi's extension API follows, as the first link of `.versions`, where A1111 has
+    its own version: extensions read it there (Civitai Helper takes the 1.8+ path for "v1.10.1")."""
+    tag = html.escape(A1111_API_VERSION)
+    url = f"https://github.com/AUTOMATIC1111/stable-diffusion-webui/releases/tag/{tag}"
+    return f'<a href="{url}" target="_blank" rel="noopener">{tag}</a>'
 
 
 def _checkpoint_link(app: App) -> str:
