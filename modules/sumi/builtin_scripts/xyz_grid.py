@@ -15,20 +15,7 @@ from typing import Any, NamedTuple
 import modules.scripts as scripts
 from modules import shared
 from modules.sumi.services.jobs.processing import Processed, StableDiffusionProcessing
-from modules.sumi.services.jobs.xyz_extension_axes import (
-    A1111AxisOption as AxisOption,
-)
-from modules.sumi.services.jobs.xyz_extension_axes import (
-    AxisOptionImg2Img,
-    AxisOptionTxt2Img,
-    apply_field,
-    boolean_choice,
-    do_nothing,
-    format_nothing,
-    format_value,
-    format_value_add_label,
-    format_value_join_list,
-)
+from modules.sumi.services.jobs.xyz_extension_axes import *  # noqa: F403  (A1111's names, for extensions)
 from modules.sumi.services.jobs.xyz_plot import (
     AXES,
     TITLE,
@@ -44,19 +31,6 @@ from modules.sumi.services.jobs.xyz_plot import (
 # A1111's `axis_options`: Sumi's axes, then those extensions append (they find this module in
 # `scripts.scripts_data` by its A1111 name, "xyz_grid.py"). Made again each time the scripts load.
 axis_options: list[Any] = list(AXES)
-# A1111's names extensions make their axes with (xyz_extension_axes)
-A1111_AXIS_NAMES = (
-    AxisOption,
-    AxisOptionImg2Img,
-    AxisOptionTxt2Img,
-    apply_field,
-    boolean_choice,
-    do_nothing,
-    format_nothing,
-    format_value,
-    format_value_add_label,
-    format_value_join_list,
-)
 
 
 class AxisControls(NamedTuple):

@@ -44,6 +44,9 @@ class A1111AxisOption:
         self.choices = choices
 
 
+AxisOption = A1111AxisOption  # the name extensions use
+
+
 class AxisOptionImg2Img(A1111AxisOption):
     is_img2img = True
 
@@ -87,6 +90,21 @@ def do_nothing(p: Any, x: Any, xs: list) -> None:
 
 def boolean_choice(reverse: bool = False) -> Callable[[], list[str]]:
     return (lambda: ["False", "True"]) if reverse else (lambda: ["True", "False"])
+
+
+# what the built-in script's module offers extensions under A1111's names (`from ... import *` there)
+__all__ = [
+    "AxisOption",
+    "AxisOptionImg2Img",
+    "AxisOptionTxt2Img",
+    "apply_field",
+    "boolean_choice",
+    "do_nothing",
+    "format_nothing",
+    "format_value",
+    "format_value_add_label",
+    "format_value_join_list",
+]
 
 
 def sumi_axis(option: Any, axis_class: Callable[..., Any]) -> Any:
