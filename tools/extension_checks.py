@@ -586,6 +586,48 @@ def _arh_core(ctx: Context) -> tuple[bool | None, str]:
     return abs(w / h - 16 / 9) < 0.1, f"16:9 picked, width 512 -> height {h:g}"
 
 
+@ui("sd-webui-diffusion-cg")
+def _cg_ui(ctx: Context) -> tuple[bool | None, str]:
+    return _accordion(ctx, "Diffusion CG")
+
+
+@core("sd-webui-diffusion-cg")
+def _cg_core(ctx: Context) -> tuple[bool | None, str]:
+    """Its `on_cfg_after_cfg` recentres and stretches the guided latents: the picture changes, and the
+    infotext carries its two strengths."""
+    plain, _ = ctx.txt2img(prompt="a red circle", steps=6)
+    graded, info = ctx.txt2img(
+        prompt="a red circle", steps=6, alwayson_scripts={"Diffusion CG": {"args": [True, 1.0, 1.0]}}
+    )
+    infotext = info["infotexts"][0]
+    noted = "CG Recenter: 1" in infotext and "CG Normalization: 1" in infotext
+    return graded[0] != plain[0] and noted, (
+        f"recenter and normalization 1.0 {'changed' if graded[0] != plain[0] else 'did not change'} the "
+        f"image; infotext {'has' if noted else 'lacks'} them"
+    )
+
+
+@ui("sd-webui-vectorscope-cc")
+def _vec_cc_ui(ctx: Context) -> tuple[bool | None, str]:
+    return _accordion(ctx, "Vectorscope CC")
+
+
+@core("sd-webui-vectorscope-cc")
+def _vec_cc_core(ctx: Context) -> tuple[bool | None, str]:
+    """It replaces `KDiffusionSampler.callback_state` and offsets the latents at every step: brightness +2
+    must change the picture, and the infotext must say so."""
+    args = [True, False, 2.0, 0.0, 1.0, 0.0, 0.0, 0.0, False, False, False, "Straight Abs.", "Flat"]
+    job = {"prompt": "a red circle", "steps": 6, "sampler_name": "Euler a"}
+    plain, _ = ctx.txt2img(**job)
+    brighter, info = ctx.txt2img(**job, alwayson_scripts={"Vectorscope CC": {"args": args}})
+    infotext = info["infotexts"][0]
+    noted = "Vec CC Enabled: True" in infotext and "Vec CC Brightness: 2" in infotext
+    return brighter[0] != plain[0] and noted, (
+        f"brightness 2 {'changed' if brighter[0] != plain[0] else 'did not change'} the image; infotext "
+        f"{'has' if noted else 'lacks'} its parameters"
+    )
+
+
 @ui("sd-webui-ar")
 def _ar_ui(ctx: Context) -> tuple[bool | None, str]:
     shown = ctx.page.locator("#txt2img_row_aspect_ratio button", has_text="1:1").first.is_visible()

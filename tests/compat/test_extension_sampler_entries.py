@@ -116,8 +116,8 @@ def test_a1111s_sampler_internals_sumi_lacks_are_named_when_asked_for(app, caplo
     from modules import sd_samplers_compvis, sd_samplers_kdiffusion
 
     with caplog.at_level(logging.ERROR), pytest.raises(ImportError):
-        from modules.sd_samplers_kdiffusion import KDiffusionSampler  # noqa: F401
-    assert "KDiffusionSampler is A1111's k-diffusion sampler code" in caplog.text
+        from modules.sd_samplers_kdiffusion import k_diffusion_samplers_map  # noqa: F401
+    assert "k_diffusion_samplers_map is A1111's k-diffusion sampler code" in caplog.text
     assert not hasattr(sd_samplers_kdiffusion, "__wrapped__")  # dunder probes stay quiet errors
     with pytest.raises(NotImplementedError, match="run in Sumi's own loop"):
         sd_samplers_compvis.VanillaStableDiffusionSampler(None, None)

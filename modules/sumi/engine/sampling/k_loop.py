@@ -73,6 +73,7 @@ class KSampler:
     current_sigma: float | None = None
     tuning: ScheduleTuning = field(default_factory=ScheduleTuning)
     sgm_noise_multiplier: bool = False  # start from noise * sqrt(1 + sigma^2), not noise * sigma
+    step_state: Callable[[dict[str, Any]], None] | None = None  # SamplerTuning.step_state
 
     @property
     def alphas_cumprod(self) -> torch.Tensor:
@@ -185,6 +186,7 @@ class _Denoiser:
         self._call: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = self.call_model
         self.calls = 0
         self.seen_step = -1
+        self.state_step = -1  # the last step `run.step_state` was called for
         self.guided = False  # CFG++: the denoiser keeps its unconditional prediction (`_use_cfgpp`)
 
     def call_model(self, model_input: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
@@ -203,7 +205,19 @@ class _Denoiser:
         self.run.current_sigma = s
         t = self.run.model.sigma_to_t(torch.tensor(s))  # on the host, as the schedule
         out = self._call(x / (s**2 + 1) ** 0.5, t)
-        return predicted_original(out, x, s, self.run.prediction_type)
+        denoised = predicted_original(out, x, s, self.run.prediction_type)
+        if self.run.step_state is not None and self.reporter.index != self.state_step:
+            self.state_step = self.reporter.index
+            level = torch.tensor(s)
+            state = {
+                "x": x,
+                "i": self.reporter.index,
+                "sigma": level,
+                "sigma_hat": level,
+                "denoised": denoised,
+            }
+            self.run.step_state(state)  # edits x and denoised in place, as on k-diffusion's callback
+        return denoised
 
     def eps(self, x: torch.Tensor, timestep: int) -> tuple[torch.Tensor, torch.Tensor]:
         """CFG++: guided and unconditional noise predictions at a training timestep (x is VP)."""

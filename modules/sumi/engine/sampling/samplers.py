@@ -397,6 +397,7 @@ def _k_sampler(
         is_sdxl=is_sdxl,
         tuning=tuning.schedule,
         sgm_noise_multiplier=tuning.sgm_noise_multiplier,
+        step_state=tuning.step_state,
     )
 
 

@@ -125,10 +125,19 @@ class SamplerTuning:
     extra_noise: float = 0.0  # img2img only
     skipping: UncondSkipping = field(default_factory=UncondSkipping)
     unipc: UniPCTuning = field(default_factory=UniPCTuning)
+    # A1111's `KDiffusionSampler.callback_state` as an extension replaced it (vectorscope-cc): called once
+    # per step of a k-diffusion sampler, after its model call and before its update, with k-diffusion's
+    # dict {"x", "i", "sigma", "sigma_hat", "denoised"}; edits to those tensors carry on into the step
+    step_state: Callable[[dict[str, Any]], None] | None = None
 
     def needs_k_diffusion(self, schedule: str) -> bool:
         """Only Sumi's own k-diffusion loop runs these (diffusers' schedulers have no place for them)."""
-        return self.churn.active or self.schedule.changes_sigmas(schedule) or self.sgm_noise_multiplier
+        return (
+            self.churn.active
+            or self.schedule.changes_sigmas(schedule)
+            or self.sgm_noise_multiplier
+            or self.step_state is not None
+        )
 
 
 def effective(tuning: SamplerTuning, k_function: str | None, timestep_sampler: bool) -> SamplerTuning:
@@ -144,6 +153,7 @@ def effective(tuning: SamplerTuning, k_function: str | None, timestep_sampler: b
         else Churn(),
         schedule=tuning.schedule if on_sigmas else ScheduleTuning(),
         sgm_noise_multiplier=tuning.sgm_noise_multiplier and on_sigmas,
+        step_state=tuning.step_state if on_sigmas else None,
     )
 
 

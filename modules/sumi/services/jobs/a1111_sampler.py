@@ -122,6 +122,30 @@ class A1111Sampler:
         self.model_wrap_cfg = CFGDenoiser(self)
         self.p: Any = None
 
+    def callback_state(self, d: dict[str, Any]) -> None:
+        """A1111's per-step callback of k-diffusion samplers (`d`: "x", "i", "sigma", "sigma_hat",
+        "denoised"). Sumi reports progress elsewhere; extensions replace it on the class (vectorscope-cc,
+        resharpen) to edit `d["x"]` / `d["denoised"]` in place, which the step then goes on with."""
+
+
+_BUILTIN_STATE = A1111Sampler.callback_state
+
+
+def step_state_for(p: Any) -> Callable[[dict[str, Any]], None] | None:
+    """The engine's per-step callback for a job when an extension replaced `callback_state` on A1111's
+    sampler class (`sd_samplers_kdiffusion.KDiffusionSampler`): it calls the batch's sampler object
+    (`p.sampler`, made when the batch starts) as A1111's k-diffusion samplers call theirs. None (Sumi's
+    samplers as they are) otherwise."""
+    if A1111Sampler.callback_state is _BUILTIN_STATE:
+        return None
+
+    def call(d: dict[str, Any]) -> None:
+        sampler = getattr(p, "sampler", None)
+        if sampler is not None:
+            sampler.callback_state(d)
+
+    return call
+
 
 def find_spec(name: str) -> SamplerSpec | None:
     """The sampler named `name` (display name or alias, any case)."""

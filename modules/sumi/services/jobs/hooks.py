@@ -82,6 +82,8 @@ def a1111_cfg(callbacks: CallbackRegistry | None, p: Any, loaded: LoadedModel) -
     callbacks; None (no cost) when neither a callback nor a `combine_denoised` override needs it."""
     sampler = sampler_for_batch(p.sampler_name, p.sd_model)
     p.sampler = sampler
+    if hasattr(sampler, "p"):
+        sampler.p = p  # A1111's sampler knows its job (per-step callbacks read `self.p`)
     denoiser = getattr(sampler, "model_wrap_cfg", None)
     if denoiser is not None:
         denoiser.p = p

@@ -23,6 +23,7 @@ from modules.sumi.engine.sampling.tuning import (
     UncondSkipping,
     UniPCTuning,
 )
+from modules.sumi.services.jobs import a1111_sampler
 from modules.sumi.services.scripts.callbacks import CallbackRegistry, ExtraNoiseParams
 
 # the infotext keys of the settings (A1111's writer); paste reads them through the options' infotext
@@ -68,6 +69,7 @@ def sampler_tuning(p: Any, options: Any) -> SamplerTuning:
             order=int(o.uni_pc_order),
             lower_order_final=bool(o.uni_pc_lower_order_final),
         ),
+        step_state=a1111_sampler.step_state_for(p),
     )
 
 
