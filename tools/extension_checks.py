@@ -628,6 +628,27 @@ def _vec_cc_core(ctx: Context) -> tuple[bool | None, str]:
     )
 
 
+@ui("sd-webui-resharpen")
+def _resharpen_ui(ctx: Context) -> tuple[bool | None, str]:
+    return _accordion(ctx, "ReSharpen")
+
+
+@core("sd-webui-resharpen")
+def _resharpen_core(ctx: Context) -> tuple[bool | None, str]:
+    """It replaces `KDiffusionSampler.callback_state` and pushes each step's latents further along their
+    change from the step before: sharpness 1 with Euler must change the picture, and say so."""
+    job = {"prompt": "a red circle", "steps": 6, "sampler_name": "Euler"}
+    plain, _ = ctx.txt2img(**job)
+    scripts = {"ReSharpen": {"args": [True, 1.0, "Flat", 0.0, "Flat"]}}
+    sharper, info = ctx.txt2img(**job, alwayson_scripts=scripts)
+    infotext = info["infotexts"][0]
+    noted = "Resharpen Enabled: True" in infotext and "Resharpen Sharpness: 1" in infotext
+    return sharper[0] != plain[0] and noted, (
+        f"sharpness 1 {'changed' if sharper[0] != plain[0] else 'did not change'} the image; infotext "
+        f"{'has' if noted else 'lacks'} its parameters"
+    )
+
+
 @ui("sd-webui-ar")
 def _ar_ui(ctx: Context) -> tuple[bool | None, str]:
     shown = ctx.page.locator("#txt2img_row_aspect_ratio button", has_text="1:1").first.is_visible()

@@ -32,8 +32,10 @@ EXTENSION = {
             KDiffusionSampler.seen.append(
                 {"i": d["i"], "sigma": float(d["sigma"]), "keys": sorted(d), "sdxl": self.p.sd_model.is_sdxl}
             )
-            if KDiffusionSampler.shift:
+            if KDiffusionSampler.shift > 0:
                 d["denoised"][:, 0] += KDiffusionSampler.shift  # vectorscope-cc's "denoised" mode
+            elif KDiffusionSampler.shift < 0:
+                d["x"][:, 0] -= KDiffusionSampler.shift  # its "x" mode
             return original(self, d)
 
 
@@ -92,6 +94,14 @@ def test_the_callback_runs_once_per_step_with_k_diffusions_dict(client, app, sam
 def test_what_the_callback_does_to_the_tensors_is_what_the_step_goes_on_with(client, app):
     plain, shifted = _job(client, "Euler a"), _job(client, "Euler a", shift=1.5)
     assert np.abs(plain - shifted).max() > 8
+
+
+def test_euler_calls_it_after_the_derivative_as_k_diffusion_does(client, app):
+    """Euler, Heun, DPM2 and LMS call k-diffusion's callback after the step's derivative: an edit of
+    `denoised` then changes nothing, an edit of `x` moves the step (Euler a calls it before)."""
+    plain = _job(client, "Euler")
+    assert np.abs(_job(client, "Euler", shift=1.5) - plain).max() <= 1
+    assert np.abs(_job(client, "Euler", shift=-1.5) - plain).max() > 8
 
 
 def test_a_pass_through_callback_leaves_the_picture_as_sumis_own_sampler_makes_it(client, app):

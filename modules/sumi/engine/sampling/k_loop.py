@@ -127,6 +127,18 @@ class _Reporter:
         self.timestep = torch.tensor(0.0)  # of the step's first model call
         self.last: tuple[torch.Tensor, torch.Tensor] | None = None
         self.bar: Any = None
+        self.step_state: Callable[[dict[str, Any]], None] | None = None  # KSampler.step_state
+        self.state_step = -1  # the last step it was called for
+
+    def state(self, x: torch.Tensor, sigma: Any, sigma_hat: Any, denoised: torch.Tensor) -> None:
+        """k-diffusion's per-step callback (A1111's `callback_state`), once per step: its edits to `x`
+        and `denoised` (in place) carry on into the step."""
+        if self.step_state is None or self.index == self.state_step:
+            return
+        self.state_step = self.index
+        level = torch.as_tensor(sigma)
+        hat = torch.as_tensor(sigma_hat)
+        self.step_state({"x": x, "i": self.index, "sigma": level, "sigma_hat": hat, "denoised": denoised})
 
     def model_call(self, timestep: torch.Tensor, first_of_step: bool) -> None:
         if first_of_step:
@@ -186,7 +198,6 @@ class _Denoiser:
         self._call: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = self.call_model
         self.calls = 0
         self.seen_step = -1
-        self.state_step = -1  # the last step `run.step_state` was called for
         self.guided = False  # CFG++: the denoiser keeps its unconditional prediction (`_use_cfgpp`)
 
     def call_model(self, model_input: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
@@ -206,17 +217,9 @@ class _Denoiser:
         t = self.run.model.sigma_to_t(torch.tensor(s))  # on the host, as the schedule
         out = self._call(x / (s**2 + 1) ** 0.5, t)
         denoised = predicted_original(out, x, s, self.run.prediction_type)
-        if self.run.step_state is not None and self.reporter.index != self.state_step:
-            self.state_step = self.reporter.index
+        if self.run.function not in k_samplers.STATE_AFTER_DERIVATIVE:  # those report it themselves
             level = torch.tensor(s)
-            state = {
-                "x": x,
-                "i": self.reporter.index,
-                "sigma": level,
-                "sigma_hat": level,
-                "denoised": denoised,
-            }
-            self.run.step_state(state)  # edits x and denoised in place, as on k-diffusion's callback
+            self.reporter.state(x, level, level, denoised)
         return denoised
 
     def eps(self, x: torch.Tensor, timestep: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -299,6 +302,7 @@ def sample_k(
     stopped = False
     if total > 0:
         reporter = _Reporter(ext, callback, control, out_dtype, progress_bar)
+        reporter.step_state = run.step_state
         model = _Denoiser(denoise, run, out_dtype, reporter)
         partial = start is not None
         if pause is not None:

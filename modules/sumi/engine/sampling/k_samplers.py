@@ -13,7 +13,7 @@ Each function is the same update as the k-diffusion function of the same name (k
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from scipy import integrate
@@ -31,6 +31,19 @@ class Steps(Protocol):
     def start(self, x: torch.Tensor, total: int) -> torch.Tensor: ...
 
     def done(self, x: torch.Tensor, denoised: torch.Tensor, *, last: bool) -> torch.Tensor: ...
+
+
+# k-diffusion calls its per-step callback after the step's derivative in these samplers (edits to the
+# callback's `x` then move the step's result, edits to `denoised` do not); the others call it right after
+# the model call, which the loop's denoiser does for them (k_loop)
+STATE_AFTER_DERIVATIVE = frozenset({"euler", "heun", "dpm_2", "lms"})
+
+
+def report_state(steps: Steps, x: torch.Tensor, sigma: Any, sigma_hat: Any, denoised: torch.Tensor) -> None:
+    """The loop's per-step state callback (A1111's `callback_state`), when the loop has one."""
+    state = getattr(steps, "state", None)
+    if state is not None:
+        state(x, sigma, sigma_hat, denoised)
 
 
 def to_d(x: torch.Tensor, sigma: torch.Tensor, denoised: torch.Tensor) -> torch.Tensor:
@@ -70,7 +83,9 @@ def euler(
     for i in range(len(sigmas) - 1):
         x, sigma_hat = churn.raise_level(x, sigmas, i, noise)
         denoised = model(x, sigma_hat)
-        x = x + to_d(x, sigma_hat, denoised) * (sigmas[i + 1] - sigma_hat)
+        d = to_d(x, sigma_hat, denoised)
+        report_state(steps, x, sigmas[i], sigma_hat, denoised)
+        x = x + d * (sigmas[i + 1] - sigma_hat)
         x = steps.done(x, denoised, last=i == len(sigmas) - 2)
     return x
 
@@ -106,6 +121,7 @@ def heun(
         x, sigma_hat = churn.raise_level(x, sigmas, i, noise)
         denoised = model(x, sigma_hat)
         d = to_d(x, sigma_hat, denoised)
+        report_state(steps, x, sigmas[i], sigma_hat, denoised)
         dt = sigmas[i + 1] - sigma_hat
         if sigmas[i + 1] == 0:
             x = x + d * dt
@@ -141,6 +157,7 @@ def dpm_2(
         x, sigma_hat = churn.raise_level(x, sigmas, i, noise)
         denoised = model(x, sigma_hat)
         d = to_d(x, sigma_hat, denoised)
+        report_state(steps, x, sigmas[i], sigma_hat, denoised)
         if sigmas[i + 1] == 0:
             x = x + d * (sigmas[i + 1] - sigma_hat)
         else:
@@ -184,6 +201,7 @@ def lms(model: Model, x, sigmas, steps: Steps, noise: NoiseSource, order: int = 
     for i in range(len(sigmas) - 1):
         denoised = model(x, sigmas[i])
         ds = [*ds, to_d(x, sigmas[i], denoised)][-order:]
+        report_state(steps, x, sigmas[i], sigmas[i], denoised)
         cur = min(i + 1, order)
         coeffs = [_lms_coefficient(cur, sigmas_cpu, i, j) for j in range(cur)]
         x = x + sum(c * d for c, d in zip(coeffs, reversed(ds), strict=False))
