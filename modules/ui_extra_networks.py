@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from modules import shared
+from modules.util import MassFileLister
 
 
 class ExtraNetworksPage:
@@ -26,6 +27,8 @@ class ExtraNetworksPage:
         self.allow_prompt = True
         self.allow_negative_prompt = False
         self.items: dict[str, dict[str, Any]] = {}
+        self.metadata: dict[str, Any] = {}  # A1111's: item name -> its file's metadata, which pages fill
+        self.lister = MassFileLister()
 
     def refresh(self) -> None:
         pass

@@ -43,3 +43,46 @@ def open_folder(path: str | os.PathLike[str]) -> None:
         subprocess.Popen(["open", path])
     else:
         subprocess.Popen(["xdg-open", path])
+
+
+class MassFileLister:
+    """A1111's: answers whether files exist and their dates, from one listing per folder (kept until
+    `reset()`); extra networks pages keep one as `self.lister`."""
+
+    def __init__(self) -> None:
+        self.cached: dict[str, dict[str, os.stat_result]] = {}
+
+    def _folder(self, folder: str) -> dict[str, os.stat_result]:
+        if folder not in self.cached:
+            entries: dict[str, os.stat_result] = {}
+            try:
+                for entry in os.scandir(folder or "."):
+                    try:
+                        entries[entry.name.lower()] = entry.stat()
+                    except OSError:
+                        continue
+            except OSError:
+                pass
+            self.cached[folder] = entries
+        return self.cached[folder]
+
+    def exists(self, path: str) -> bool:
+        folder, name = os.path.split(path)
+        return name.lower() in self._folder(folder)
+
+    def mctime(self, path: str) -> tuple[float, float]:
+        """(modified, created) times of `path`, (0, 0) when it is not there."""
+        folder, name = os.path.split(path)
+        found = self._folder(folder).get(name.lower())
+        return (found.st_mtime, found.st_ctime) if found is not None else (0.0, 0.0)
+
+    def update_file_entry(self, path: str) -> None:
+        folder, name = os.path.split(path)
+        if folder in self.cached:
+            try:
+                self.cached[folder][name.lower()] = os.stat(path)
+            except OSError:
+                self.cached[folder].pop(name.lower(), None)
+
+    def reset(self) -> None:
+        self.cached.clear()

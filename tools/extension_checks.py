@@ -649,6 +649,39 @@ def _resharpen_core(ctx: Context) -> tuple[bool | None, str]:
     )
 
 
+@ui("sd-webui-easy-tag-insert")
+def _ez_ui(ctx: Context) -> tuple[bool | None, str]:
+    shown = (
+        ctx.page.locator("#txt2img_extra_tabs").get_by_role("tab", name="EZ-Tags", exact=True).is_visible()
+    )
+    return shown, "its EZ-Tags card tab beside Generation" if shown else "no EZ-Tags card tab"
+
+
+@core("sd-webui-easy-tag-insert")
+def _ez_core(ctx: Context) -> tuple[bool | None, str]:
+    """Its cards (one per .tag file of its examples) insert their tags; its page script groups them by
+    folder, looking its tab up by A1111's ids and the cards' `data-sort-*` keys."""
+    page = ctx.page
+    page.fill("#txt2img_prompt textarea", "")
+    page.locator("#txt2img_extra_tabs").get_by_role("tab", name="EZ-Tags", exact=True).click()
+    card = page.locator("#txt2img_ez-tags_cards .card[data-name='Anime']")
+    try:
+        card.wait_for(state="visible", timeout=10000)
+        card.click()
+        page.wait_for_function(
+            "() => document.querySelector('#txt2img_prompt textarea').value.includes('official_art')",
+            timeout=10000,
+        )
+        page.locator("#txt2img_ez-tags_cards_html .style-bracket").first.wait_for(
+            state="attached", timeout=10000
+        )
+    except Exception as exc:
+        return False, f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+    finally:
+        ctx.back_to_txt2img()
+    return True, "the Anime card inserted its tags; its script grouped the cards by folder"
+
+
 @ui("sd-webui-ar")
 def _ar_ui(ctx: Context) -> tuple[bool | None, str]:
     shown = ctx.page.locator("#txt2img_row_aspect_ratio button", has_text="1:1").first.is_visible()

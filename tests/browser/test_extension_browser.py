@@ -70,7 +70,7 @@ def test_tab_script_setting_and_extensions_tab_in_the_browser(page, data_dir):
 def test_an_extension_s_extra_networks_page_is_a_card_tab_whose_cards_write_the_prompt(page):
     page.fill("#txt2img_prompt textarea", "a cat")
     page.locator("#txt2img_extra_tabs").get_by_role("tab", name="Test Cards", exact=True).click()
-    card = page.locator("#txt2img_ext_test_cards_cards .card[data-name='sunset card']")
+    card = page.locator("#txt2img_test_cards_cards .card[data-name='sunset card']")
     card.click()
     page.wait_for_function(
         "() => document.querySelector('#txt2img_prompt textarea').value === 'a cat golden sunset'"

@@ -69,7 +69,7 @@ def app_with(*registered):
 
 def test_a_page_s_items_become_cards_with_their_text_search_and_preview():
     page = Page(ITEMS)
-    cards = {c.name: c for c in pages.page_cards(page, "ext_prompt_cards", OPTIONS)}
+    cards = {c.name: c for c in pages.page_cards(page, "prompt_cards", OPTIONS)}
     assert set(cards) == {"sunset", "forest"}
     assert cards["sunset"].prompt == "golden sunset" and cards["sunset"].negative
     assert cards["forest"].prompt == "forest"  # an expression Sumi does not run: the card's name
@@ -84,6 +84,28 @@ def test_a_page_s_items_become_cards_with_their_text_search_and_preview():
     assert page.refreshed == 1
 
 
+def test_a_page_takes_a1111_s_ids_unless_they_are_sumi_s():
+    """Pages' scripts find their tab by A1111's ids (`#txt2img_ez-tags_cards_html` for "EZ-Tags"); a page
+    that would take an id of Sumi's tab gets "ext_" before its own."""
+
+    def titled(title: str) -> Page:
+        page = Page(ITEMS)
+        page.title, page.extra_networks_tabname = title, title.lower().replace(" ", "_")
+        return page
+
+    assert pages.page_kind(titled("EZ-Tags")) == "ez-tags"
+    assert pages.page_kind(titled("Lora")) == "ext_lora"  # one of Sumi's card tabs
+    assert pages.page_kind(titled("Settings"), {"txt2img_settings"}) == "ext_settings"
+    assert pages.page_kind(titled("Settings"), {"img2img_settings"}, "txt2img") == "settings"
+    assert pages.page_kind(titled("Odd <name>")) == "odd__name_"  # safe in an HTML id
+
+
+def test_an_item_s_sort_keys_are_on_its_card():
+    page = Page([{"name": "a", "prompt": '"a"', "sort_keys": {"date_modified": "Style-007", "bad key": 1}}])
+    html = pages.render_page(app_with(page), page, "txt2img")
+    assert 'data-sort-date_modified="Style-007"' in html and 'data-sort-bad_key="1"' in html
+
+
 def test_a_failing_page_says_so_in_its_tab():
     page = Page(fail=True)
     html = pages.render_page(app_with(page), page, "img2img")
@@ -95,7 +117,28 @@ def test_each_registered_page_gets_a_tab_with_a1111_s_ids():
     with gr.Blocks() as demo, gr.Tabs():
         pages.create_page_tabs(app_with(page), "txt2img")
     ids = {b.elem_id for b in demo.blocks.values()}
-    assert {"txt2img_ext_prompt_cards", "txt2img_ext_prompt_cards_cards_html"} <= ids
-    assert {"txt2img_ext_prompt_cards_extra_search", "txt2img_ext_prompt_cards_extra_refresh"} <= ids
+    assert {"txt2img_prompt_cards", "txt2img_prompt_cards_cards_html"} <= ids
+    assert {"txt2img_prompt_cards_extra_search", "txt2img_prompt_cards_extra_refresh"} <= ids
     [tab] = [b for b in demo.blocks.values() if isinstance(b, gr.Tab)]
     assert tab.label == "Prompt Cards" and "extra-page" in tab.elem_classes
+
+
+def test_a_page_has_a1111_s_attributes_while_it_is_made(tmp_path):
+    """EZ-Tags clears `self.metadata` in its `__init__`; the dynamic-prompts page resets `self.lister`."""
+    from modules.ui_extra_networks import ExtraNetworksPage
+
+    (tmp_path / "card.tag").write_text("tags", encoding="utf-8")
+
+    class Tags(ExtraNetworksPage):
+        def __init__(self):
+            super().__init__("EZ-Tags")
+            self.metadata.clear()
+            self.lister.reset()
+
+    page = Tags()
+    assert page.extra_networks_tabname == "ez-tags" and page.items == {} and page.metadata == {}
+    assert page.lister.exists(str(tmp_path / "card.tag")) and not page.lister.exists(str(tmp_path / "x.tag"))
+    assert (
+        page.lister.mctime(str(tmp_path / "card.tag"))[0] > 0
+        and page.lister.mctime(str(tmp_path / "x"))[0] == 0
+    )

@@ -20,6 +20,7 @@ import gradio as gr
 
 from modules.sumi.frontends.gradio import results
 from modules.sumi.frontends.gradio.extra_networks import (
+    TABS,
     Card,
     CardLook,
     card_tools,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from modules.sumi.app import App
 
 log = logging.getLogger(__name__)
+SUMI_KINDS = frozenset(kind for kind, _ in TABS)
 
 _STRING = r'"(?:[^"\\]|\\.)*"' + r"|'(?:[^'\\]|\\.)*'"
 _PART = re.compile(rf"\s*(?:(?P<string>{_STRING})|opts\.(?P<opt>[A-Za-z_][A-Za-z0-9_]*))\s*")
@@ -77,10 +79,19 @@ def _string_value(literal: str) -> str:
         return literal[1:-1]
 
 
-def page_kind(page: Any) -> str:
-    """The page's id in element ids (A1111's `extra_networks_tabname`), safe for an HTML id."""
+def page_kind(page: Any, taken: frozenset[str] | set[str] = frozenset(), tabname: str = "txt2img") -> str:
+    """The page's id in element ids: A1111's `extra_networks_tabname` ("EZ-Tags" -> "ez-tags"), which the
+    pages' own scripts look their tab up by (`#txt2img_ez-tags_cards_html`), safe for an HTML id. A page
+    whose id is one of Sumi's kinds, or would give an element id the tab already has (`taken`: a page
+    called "Settings" and `#txt2img_settings`), gets "ext_" before it."""
     raw = str(getattr(page, "extra_networks_tabname", "") or getattr(page, "title", "page"))
-    return "ext_" + (re.sub(r"[^A-Za-z0-9_-]", "_", raw.lower()) or "page")
+    kind = re.sub(r"[^A-Za-z0-9_-]", "_", raw.lower()) or "page"
+    ids = {
+        f"{tabname}_{kind}{suffix}" for suffix in ("", "_cards", "_cards_html", "_controls", "_extra_search")
+    }
+    if kind in SUMI_KINDS or ids & set(taken):
+        return f"ext_{kind}"
+    return kind
 
 
 def item_card(page: Any, kind: str, item: dict[str, Any], options: Any) -> Card:
@@ -95,10 +106,19 @@ def item_card(page: Any, kind: str, item: dict[str, Any], options: Any) -> Card:
         description=str(item.get("description") or ""),
         negative=bool(getattr(page, "allow_negative_prompt", False)),
         search_terms=f"{name} {item.get('filename') or ''} {terms}".lower(),
+        sort_keys=_sort_keys(item.get("sort_keys")),
     )
     preview = item.get("preview")
     card.found_preview = preview if isinstance(preview, str) else ""
     return card
+
+
+def _sort_keys(keys: Any) -> dict[str, str]:
+    """A1111's `sort_keys` of an item, written on its card as `data-sort-<key>` (pages' scripts group and
+    order their cards by them)."""
+    if not isinstance(keys, dict):
+        return {}
+    return {re.sub(r"[^A-Za-z0-9_-]", "_", str(k)): str(v) for k, v in keys.items()}
 
 
 def page_cards(page: Any, kind: str, options: Any) -> list[Card]:
@@ -113,8 +133,9 @@ def render_page(
     search: str | None = None,
     sort: str | None = None,
     refresh: bool = False,
+    kind: str | None = None,
 ) -> str:
-    kind = page_kind(page)
+    kind = kind or page_kind(page, tabname=tabname)
     try:
         if refresh:
             page.refresh()
@@ -132,22 +153,31 @@ def create_page_tabs(app: App, tabname: str) -> None:
     """One tab per page extensions registered (call inside `{tabname}_extra_tabs`), wired."""
     quick = {"concurrency_limit": None, "show_progress": "hidden", "api_visibility": "undocumented"}
     for page in list(getattr(app, "card_pages", [])):
-        kind = page_kind(page)
+        kind = page_kind(page, _ids_so_far(), tabname)
         with gr.Tab(
             str(getattr(page, "title", kind)), id=f"{tabname}_{kind}", elem_id=f"{tabname}_{kind}",
             elem_classes=["extra-page"],
         ):  # fmt: skip
             search, sort, refresh = card_tools(tabname, kind, default_sort(app.options))
             cards = gr.HTML(
-                partial(render_page, app, page, tabname),
+                partial(render_page, app, page, tabname, kind=kind),
                 elem_id=f"{tabname}_{kind}_cards_html",
                 js_on_load=None,
             )
-        wire_search_and_sort(search, sort, cards, partial(render_page, app, page, tabname))
+        wire_search_and_sort(search, sort, cards, partial(render_page, app, page, tabname, kind=kind))
         refresh.click(
-            partial(render_page, app, page, tabname, refresh=True),
+            partial(render_page, app, page, tabname, refresh=True, kind=kind),
             inputs=[search, sort],
             outputs=cards,
             trigger_mode="always_last",
             **quick,
         )
+
+
+def _ids_so_far() -> set[str]:
+    """The element ids of the page being built (its blocks so far)."""
+    from gradio.context import get_blocks_context
+
+    context = get_blocks_context()
+    blocks = getattr(context, "blocks", {}) if context is not None else {}
+    return {str(b.elem_id) for b in blocks.values() if getattr(b, "elem_id", None)}

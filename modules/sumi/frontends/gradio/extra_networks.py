@@ -73,6 +73,7 @@ class Card:
     search_term: str = ""  # A1111's: "Lora/<folder>/<file>" (card_folders.a1111_search_term)
     hidden: bool = False  # in a folder whose name starts with "." (A1111's hidden directories)
     skipped: str = ""  # why the loaded model cannot use this embedding ("48 ≠ 64"), else ""
+    sort_keys: dict[str, str] = field(default_factory=dict)  # an extension page's: `data-sort-<key>`
     found_preview: str | None = field(default=None, repr=False)  # None: not looked up yet
     # the file's metadata when the list read it (LoRAs, as A1111); None: read from the file if needed
     file_metadata: Mapping[str, str] | None = field(default=None, repr=False)
@@ -590,10 +591,11 @@ def card_html(card: Card, tabname: str = "txt2img", look: CardLook = CardLook())
     style = f' style="{e(look.style())}"' if look.style() else ""
     classes = "card sumi-card sumi-card-skipped" if card.skipped else "card sumi-card"
     buttons = card_buttons(card)
+    sort_attrs = "".join(f' data-sort-{e(key)}="{e(value)}"' for key, value in card.sort_keys.items())
     return (
         f'<div class="{classes}" tabindex="0" role="button" data-kind="{e(card.kind)}"'
         f' data-name="{e(card.name)}" data-prompt="{e(card.prompt)}" data-checkpoint="{e(card.checkpoint)}"'
-        f' data-negative="{"1" if card.negative else ""}" data-tabname="{e(tabname)}"'
+        f' data-negative="{"1" if card.negative else ""}" data-tabname="{e(tabname)}"{sort_attrs}'
         f' title="{e(card.path)}"{style}>'
         f'{image}<div class="button-row">{buttons}</div><div class="actions">'
         f'<div class="additional"><span class="search_term search_terms" hidden>'
