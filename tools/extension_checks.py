@@ -122,7 +122,13 @@ class Context:
         return content
 
     def back_to_txt2img(self) -> None:
+        """txt2img, with its "Generation" tab (not a card tab a check opened) in front."""
         self.page.locator("#tabs button[role=tab]", has_text="txt2img").first.click()
+        generation = self.page.locator("#txt2img_extra_tabs").get_by_role(
+            "tab", name="Generation", exact=True
+        )
+        if generation.count():
+            generation.first.click()
 
     def text_visible(self, where: str, text: str) -> bool:
         # the first visible one: a hidden element can carry the same text (InputAccordion's checkbox label)
