@@ -597,19 +597,28 @@ def _cg_ui(ctx: Context) -> tuple[bool | None, str]:
     return _accordion(ctx, "Diffusion CG")
 
 
+def _script_changes_the_image(
+    ctx: Context, job: dict[str, Any], script: str, args: list[Any], marks: tuple[str, ...], what: str
+) -> tuple[bool, str]:
+    """A job with the always-on `script` at `args` against the same job without it: the picture must
+    change and the infotext carry `marks`."""
+    plain, _ = ctx.txt2img(**job)
+    changed, info = ctx.txt2img(**job, alwayson_scripts={script: {"args": args}})
+    infotext = info["infotexts"][0]
+    noted = all(mark in infotext for mark in marks)
+    return changed[0] != plain[0] and noted, (
+        f"{what} {'changed' if changed[0] != plain[0] else 'did not change'} the image; infotext "
+        f"{'has' if noted else 'lacks'} its parameters"
+    )
+
+
 @core("sd-webui-diffusion-cg")
 def _cg_core(ctx: Context) -> tuple[bool | None, str]:
-    """Its `on_cfg_after_cfg` recentres and stretches the guided latents: the picture changes, and the
-    infotext carries its two strengths."""
-    plain, _ = ctx.txt2img(prompt="a red circle", steps=6)
-    graded, info = ctx.txt2img(
-        prompt="a red circle", steps=6, alwayson_scripts={"Diffusion CG": {"args": [True, 1.0, 1.0]}}
-    )
-    infotext = info["infotexts"][0]
-    noted = "CG Recenter: 1" in infotext and "CG Normalization: 1" in infotext
-    return graded[0] != plain[0] and noted, (
-        f"recenter and normalization 1.0 {'changed' if graded[0] != plain[0] else 'did not change'} the "
-        f"image; infotext {'has' if noted else 'lacks'} them"
+    """Its `on_cfg_after_cfg` recentres and stretches the guided latents."""
+    job = {"prompt": "a red circle", "steps": 6}
+    marks = ("CG Recenter: 1", "CG Normalization: 1")
+    return _script_changes_the_image(
+        ctx, job, "Diffusion CG", [True, 1.0, 1.0], marks, "recenter and normalization 1"
     )
 
 
@@ -620,18 +629,11 @@ def _vec_cc_ui(ctx: Context) -> tuple[bool | None, str]:
 
 @core("sd-webui-vectorscope-cc")
 def _vec_cc_core(ctx: Context) -> tuple[bool | None, str]:
-    """It replaces `KDiffusionSampler.callback_state` and offsets the latents at every step: brightness +2
-    must change the picture, and the infotext must say so."""
+    """It replaces `KDiffusionSampler.callback_state` and offsets the latents at every step."""
     args = [True, False, 2.0, 0.0, 1.0, 0.0, 0.0, 0.0, False, False, False, "Straight Abs.", "Flat"]
     job = {"prompt": "a red circle", "steps": 6, "sampler_name": "Euler a"}
-    plain, _ = ctx.txt2img(**job)
-    brighter, info = ctx.txt2img(**job, alwayson_scripts={"Vectorscope CC": {"args": args}})
-    infotext = info["infotexts"][0]
-    noted = "Vec CC Enabled: True" in infotext and "Vec CC Brightness: 2" in infotext
-    return brighter[0] != plain[0] and noted, (
-        f"brightness 2 {'changed' if brighter[0] != plain[0] else 'did not change'} the image; infotext "
-        f"{'has' if noted else 'lacks'} its parameters"
-    )
+    marks = ("Vec CC Enabled: True", "Vec CC Brightness: 2")
+    return _script_changes_the_image(ctx, job, "Vectorscope CC", args, marks, "brightness 2")
 
 
 @ui("sd-webui-resharpen")
@@ -642,17 +644,11 @@ def _resharpen_ui(ctx: Context) -> tuple[bool | None, str]:
 @core("sd-webui-resharpen")
 def _resharpen_core(ctx: Context) -> tuple[bool | None, str]:
     """It replaces `KDiffusionSampler.callback_state` and pushes each step's latents further along their
-    change from the step before: sharpness 1 with Euler must change the picture, and say so."""
+    change from the step before (with Euler)."""
     job = {"prompt": "a red circle", "steps": 6, "sampler_name": "Euler"}
-    plain, _ = ctx.txt2img(**job)
-    scripts = {"ReSharpen": {"args": [True, 1.0, "Flat", 0.0, "Flat"]}}
-    sharper, info = ctx.txt2img(**job, alwayson_scripts=scripts)
-    infotext = info["infotexts"][0]
-    noted = "Resharpen Enabled: True" in infotext and "Resharpen Sharpness: 1" in infotext
-    return sharper[0] != plain[0] and noted, (
-        f"sharpness 1 {'changed' if sharper[0] != plain[0] else 'did not change'} the image; infotext "
-        f"{'has' if noted else 'lacks'} its parameters"
-    )
+    marks = ("Resharpen Enabled: True", "Resharpen Sharpness: 1")
+    args = [True, 1.0, "Flat", 0.0, "Flat"]
+    return _script_changes_the_image(ctx, job, "ReSharpen", args, marks, "sharpness 1")
 
 
 @ui("sd-webui-easy-tag-insert")
