@@ -217,8 +217,11 @@ class _Denoiser:
         t = self.run.model.sigma_to_t(torch.tensor(s))  # on the host, as the schedule
         out = self._call(x / (s**2 + 1) ** 0.5, t)
         denoised = predicted_original(out, x, s, self.run.prediction_type)
-        if self.run.function not in k_samplers.STATE_AFTER_DERIVATIVE:  # those report it themselves
-            level = torch.tensor(s)
+        if (
+            self.reporter.step_state is not None
+            and self.run.function not in k_samplers.STATE_AFTER_DERIVATIVE
+        ):
+            level = torch.tensor(s)  # (the samplers in STATE_AFTER_DERIVATIVE report it themselves)
             self.reporter.state(x, level, level, denoised)
         return denoised
 

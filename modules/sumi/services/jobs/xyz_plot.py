@@ -521,18 +521,11 @@ IMG2IMG_AXES = tuple(axis for axis in AXES if axis.listed_on(True))
 
 
 AxisList = Sequence[Any]  # AxisOption, or A1111-style options extensions appended (xyz_extension_axes)
-_converted: dict[int, tuple[Any, AxisOption]] = {}
 
 
 def _as_axis(option: Any) -> AxisOption:
     """Sumi's AxisOption for an entry of the built-in script's `axis_options` list."""
-    if isinstance(option, AxisOption):
-        return option
-    known = _converted.get(id(option))
-    if known is None or known[0] is not option:
-        known = (option, sumi_axis(option, AxisOption))
-        _converted[id(option)] = known
-    return known[1]
+    return option if isinstance(option, AxisOption) else sumi_axis(option, AxisOption)
 
 
 def axes_for(is_img2img: bool, options: AxisList | None = None) -> tuple[AxisOption, ...]:
