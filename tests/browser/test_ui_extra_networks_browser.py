@@ -84,6 +84,58 @@ def card(page, kind: str, name: str):
     return page.locator(f"#txt2img_{kind}_cards .sumi-card[data-name='{name}']")
 
 
+# -- A1111's tree view ----------------------------------------------------------------------------------
+def test_the_tree_view_chooses_folders_inserts_files_and_keeps_what_the_user_opened_or_hid(page, server):
+    """Settings > Extra Networks > "Tree": the folders and files beside the cards. A folder's row shows its
+    cards (the row of the chosen, open folder all again), its chevron only closes or opens it, a file's
+    row toggles its tag in the prompt, and what the user closed or hid stays so when the cards are drawn
+    again (a search)."""
+    server.app.settings.set({"extra_networks_tree_view_style": "Tree"})
+    try:
+        page.fill(PROMPT, "a cat")
+        open_tab(page, "Lora")
+        page.click("#txt2img_lora_extra_refresh")
+        tree = "#txt2img_lora_tree"
+        page.wait_for_selector(tree)
+        cards = "#txt2img_lora_cards .sumi-card"
+        shown = f"() => [...document.querySelectorAll('{cards}')].map(c => c.dataset.name).join(',')"
+        everything = "edlora,foldlora,gcoverlora,prevlora"
+        assert page.evaluate(shown) == everything
+        labels = page.locator(f"{tree} .tree-list-item-label")
+        assert labels.all_inner_texts()[:2] == ["Lora", "chars"]  # .old: its file waits for a search
+        row = page.locator(f"{tree} .sumi-tree-dir[data-folder='chars']")
+        anime = page.locator(f"{tree} .sumi-tree-dir[data-folder='chars/anime']")
+        assert not anime.is_visible()
+        row.locator(".tree-list-item-label").click()
+        page.wait_for_function(f"() => ({shown})() === 'foldlora'")
+        assert field(page, "#txt2img_lora_extra_search").input_value() == "chars"
+        assert anime.is_visible() and row.get_attribute("data-selected") == ""
+        row.locator(".tree-list-item-label").click()  # the chosen, open folder: all the cards again
+        page.wait_for_function(f"() => ({shown})() === '{everything}'")
+        anime.locator(".tree-list-item-label").click()  # drawn again open down to the chosen folder
+        page.wait_for_function(f"() => ({shown})() === 'foldlora'")
+        file = page.locator(f"{tree} .sumi-tree-file[data-name='foldlora']")
+        file.click()
+        wait_value(page, PROMPT, "a cat <lora:foldlora:1>")
+        file.click()
+        wait_value(page, PROMPT, "a cat")
+        row.locator(".tree-list-item-action-chevron").click()  # closed by the user: its search stays
+        assert not anime.is_visible()
+        assert field(page, "#txt2img_lora_extra_search").input_value() == "chars/anime"
+        page.locator(f"{tree} .sumi-tree-dir[data-folder='']").click()  # the model folder: every card
+        page.wait_for_function(f"() => ({shown})() === '{everything}'")
+        assert not anime.is_visible()  # drawn again, still closed as the user left it
+        page.click("#txt2img_lora .sumi-folders-toggle")
+        assert not page.locator(tree).is_visible()
+        field(page, "#txt2img_lora_extra_search").fill("edl")
+        page.wait_for_function(f"() => ({shown})() === 'edlora'")
+        assert page.locator(tree).count() == 1 and not page.locator(tree).is_visible()
+        page.click("#txt2img_lora .sumi-folders-toggle")
+        assert page.locator(tree).is_visible()
+    finally:
+        server.app.settings.set({"extra_networks_tree_view_style": "Dirs"})
+
+
 # -- the card editor ---------------------------------------------------------------------------------
 def test_card_editor_writes_the_sidecar_and_the_card_uses_it(page, server):
     from playwright.sync_api import expect

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from modules.sumi.frontends.gradio import card_folders, results
+from modules.sumi.frontends.gradio import card_folders, card_tree, results
 from modules.sumi.services.files.cover_images import covers_in, embedded_covers
 from modules.sumi.services.networks.training_info import dataset_tags, model_version, training_summary
 from modules.sumi.util.atomic import temp_beside, write_json_atomic
@@ -653,13 +653,15 @@ def render_tab(
         with _one_listing():
             cards = CARD_SOURCES[kind](app)
             look = CardLook.from_options(app.options)
-            page = folder_buttons(app, cards, search, tabname, kind) + cards_html(
-                shown_cards(app, cards, search),
-                search,
+            shown = shown_cards(app, cards, search)
+            page = card_pane(
+                app,
+                folder_view(app, cards, search, tabname, kind),
+                cards_html(
+                    shown, search, tabname, sort or default_sort(app.options), look, f"{tabname}_{kind}_cards"
+                ),
                 tabname,
-                sort or default_sort(app.options),
-                look,
-                f"{tabname}_{kind}_cards",
+                kind,
             )
     except Exception as exc:
         log.exception("extra networks tab %s failed", kind)
@@ -683,6 +685,58 @@ def folder_buttons(app: App, cards: list[Card], search: str | None, tabname: str
         slash_first=bool(getattr(app.options, "extra_networks_dir_button_function", False)),
         show_hidden=bool(getattr(app.options, "extra_networks_show_hidden_directories", True)),
     )
+
+
+def folder_view(app: App, cards: list[Card], search: str | None, tabname: str, kind: str) -> str:
+    """The tab's folders as A1111's opt `extra_networks_tree_view_style` asks: a tree of its folders and
+    files (card_tree; the files a search may show, by `extra_networks_hidden_models`), or a row of folder
+    buttons (card_folders)."""
+    if str(getattr(app.options, "extra_networks_tree_view_style", "Dirs")) != "Tree":
+        return folder_buttons(app, cards, search, tabname, kind)
+    if not cards:
+        return ""
+    roots = card_folders.card_roots(app, kind)
+    return card_tree.tree_html(
+        shown_cards(app, cards, search),
+        search,
+        tabname,
+        kind,
+        root_label=roots[0].name if roots else kind,
+        slash_first=bool(getattr(app.options, "extra_networks_dir_button_function", False)),
+        show_hidden=bool(getattr(app.options, "extra_networks_show_hidden_directories", True)),
+    )
+
+
+def card_pane(app: App, folders: str, cards: str, tabname: str, kind: str) -> str:
+    """The folders (when there are any) beside or above the cards, with the button that shows or hides
+    them; shown at first by A1111's opt `extra_networks_tree_view_default_enabled` (script.js keeps what
+    the user chose across redraws), the tree `extra_networks_tree_view_default_width` pixels wide."""
+    if not folders:
+        return cards
+    tree = str(getattr(app.options, "extra_networks_tree_view_style", "Dirs")) == "Tree"
+    shown = bool(getattr(app.options, "extra_networks_tree_view_default_enabled", True))
+    width = _tree_width(getattr(app.options, "extra_networks_tree_view_default_width", 180))
+    classes = "sumi-card-pane " + ("sumi-pane-tree" if tree else "sumi-pane-dirs")
+    if not shown:
+        classes += " extra-network-dirs-hidden"
+    e = partial(html.escape, quote=True)
+    toggle = (
+        f'<button type="button" class="sumi-folders-toggle extra-network-control--tree-view"'
+        f' data-tabname="{e(tabname)}" data-kind="{e(kind)}" title="Show or hide the folders"'
+        f' aria-label="Show or hide the folders">{card_tree.FOLDER_ICON}</button>'
+    )
+    return (
+        f'<div class="{classes}" data-tabname="{e(tabname)}" data-kind="{e(kind)}"'
+        f' style="--sumi-tree-width: {width}px">{toggle}'
+        f'<div class="sumi-pane-folders">{folders}</div><div class="sumi-pane-cards">{cards}</div></div>'
+    )
+
+
+def _tree_width(value: Any) -> int:
+    try:
+        return min(2048, max(10, int(float(value))))
+    except (TypeError, ValueError):
+        return 180
 
 
 def refresh_tab(

@@ -91,12 +91,70 @@ document.addEventListener("click", (e) => {
     const button = e.target.closest && e.target.closest("button.sumi-dir");
     if (button) sumiFolderClick(button);
 });
-// Cards are focusable buttons: Enter or Space does what a click does.
+// A1111's "Tree" view (card_tree.py). The server draws the tree again with the cards on every search;
+// what the user changed on the page (folders opened or closed with their chevron, the folders shown or
+// hidden with the pane's button) is kept per tab here and put back on each new drawing.
+const sumiTreeOpened = {};  // "<tabname>_<kind>" -> {folder: true (opened) | false (closed)}
+const sumiFoldersShown = {};  // "<tabname>_<kind>" -> whether the user shows the folders
+function sumiPaneKey(el) {
+    return `${el.dataset.tabname}_${el.dataset.kind}`;
+}
+function sumiTreeSetOpen(row, open) {
+    const list = row.nextElementSibling;
+    if (!list) return;
+    list.hidden = !open;
+    if (open) row.dataset.expanded = "";
+    else delete row.dataset.expanded;
+}
+function sumiTreeDirClick(e, row) {
+    const key = sumiPaneKey(row);
+    const open = "expanded" in row.dataset;
+    if (e.target.closest(".tree-list-item-action--leading")) {  // the chevron: open or close only
+        sumiTreeSetOpen(row, !open);
+        (sumiTreeOpened[key] = sumiTreeOpened[key] || {})[row.dataset.folder] = !open;
+        return;
+    }
+    const chosen = "selected" in row.dataset;
+    (sumiTreeOpened[key] = sumiTreeOpened[key] || {})[row.dataset.folder] = true;
+    // A1111: the chosen, open folder is let go (the search cleared); any other is opened and chosen
+    sumiFolderClick({dataset: {tabname: row.dataset.tabname, kind: row.dataset.kind, path: row.dataset.path,
+        ...(chosen && open ? {selected: ""} : {})}});
+    if (!open) sumiTreeSetOpen(row, true);
+}
+function sumiRestorePane(pane) {
+    const key = sumiPaneKey(pane);
+    if (key in sumiFoldersShown) pane.classList.toggle("extra-network-dirs-hidden", !sumiFoldersShown[key]);
+    const opened = sumiTreeOpened[key] || {};
+    pane.querySelectorAll(".sumi-tree-dir").forEach((row) => {
+        const folder = row.dataset.folder;
+        if (folder in opened && !("selected" in row.dataset)) sumiTreeSetOpen(row, opened[folder]);
+    });
+    pane.dataset.restored = "";
+}
+function sumiRestorePanes() {
+    document.querySelectorAll(".sumi-card-pane:not([data-restored])").forEach(sumiRestorePane);
+}
+if (typeof onUiUpdate === "function") onUiUpdate(sumiRestorePanes);  // A1111's page-change callbacks
+else new MutationObserver(sumiRestorePanes).observe(document.documentElement, {childList: true, subtree: true});
+document.addEventListener("click", (e) => {
+    if (!e.target.closest) return;
+    const row = e.target.closest(".sumi-tree-dir");
+    if (row) return sumiTreeDirClick(e, row);
+    const file = e.target.closest(".sumi-tree-file");
+    if (file) return sumiExtraNetworkClick(file);
+    const toggle = e.target.closest(".sumi-folders-toggle");
+    if (!toggle) return;
+    const pane = toggle.closest(".sumi-card-pane");
+    const hidden = pane.classList.toggle("extra-network-dirs-hidden");
+    sumiFoldersShown[sumiPaneKey(pane)] = !hidden;
+});
+// Cards, tree rows and files are focusable buttons: Enter or Space does what a click does.
 document.addEventListener("keydown", (e) => {
     if ((e.key !== "Enter" && e.key !== " ") || e.ctrlKey || e.metaKey || e.altKey) return;
-    const card = e.target.classList && e.target.classList.contains("sumi-card") ? e.target : null;
-    if (!card) return;
+    const cl = e.target.classList;
+    if (!cl || !(cl.contains("sumi-card") || cl.contains("sumi-tree-file") || cl.contains("sumi-tree-dir"))) return;
     e.preventDefault();
-    sumiExtraNetworkClick(card);
+    if (cl.contains("sumi-tree-dir")) sumiTreeDirClick(e, e.target);
+    else sumiExtraNetworkClick(e.target);
 });
 })();

@@ -1,9 +1,8 @@
 """A1111's "Extra Networks" settings (section `extra_networks`), keys, labels and defaults as A1111 1.10,
 for the card tabs beside "Generation" and the prompt: what a card click writes (default multiplier,
 separator, LoRA name), how the cards look and are ordered, the tabs' order, and "Add network to prompt"
-(`sd_lora`, a LoRA added to every job's prompt), and the folder buttons above the cards (A1111's "Dirs"
-view) with its hidden-directory display. A1111's "Tree" view is not here: Sumi's tabs show folders as
-buttons only."""
+(`sd_lora`, a LoRA added to every job's prompt), and how the folders show: A1111's "Dirs" view (buttons
+above the cards) or its "Tree" view (a folder tree beside them), with the hidden-directory display."""
 
 from __future__ import annotations
 
@@ -15,6 +14,7 @@ CARD_ORDER_FIELDS = ["Path", "Name", "Date Created", "Date Modified"]
 CARD_ORDERS = ["Ascending", "Descending"]
 LORA_NAMES = ["Alias from file", "Filename"]
 HIDDEN_MODELS = ["Always", "When searched", "Never"]
+TREE_VIEW_STYLES = ["Tree", "Dirs"]
 MODEL_VERSIONS = ("SD1", "SD2", "SDXL")
 
 
@@ -35,6 +35,19 @@ def extra_networks_options(option: Any, section: Any) -> dict[str, Any]:
                 "radio",
                 {"choices": HIDDEN_MODELS},
             ).info('"When searched" shows them only while the search has 4 characters or more'),
+            "extra_networks_tree_view_style": option(
+                "Dirs", "Extra Networks directory view style", "radio", {"choices": TREE_VIEW_STYLES}
+            ).info(
+                "Dirs: a button per folder above the cards; Tree: a folder tree, with the files, beside them"
+            ),
+            "extra_networks_tree_view_default_enabled": option(
+                True, "Show the Extra Networks directory view by default"
+            ).info("the folder buttons or the tree; the tab's folder button shows or hides them"),
+            "extra_networks_tree_view_default_width": option(
+                180, "Default width for the Extra Networks directory tree view"
+            )
+            .bounds(10, 2048)
+            .info("in pixels"),
             "extra_networks_default_multiplier": option(
                 1.0,
                 "Default multiplier for extra networks",
