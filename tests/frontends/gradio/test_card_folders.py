@@ -15,6 +15,7 @@ from safetensors.torch import save_file
 from modules.sumi.frontends.gradio import card_folders as cf
 from modules.sumi.frontends.gradio import extra_networks as en
 from modules.sumi.services.networks.files import LORA_EXTENSIONS, NetworkFileRegistry
+from tests.fixtures.lora_library import library_app
 
 LIBRARY = {
     "": ["plain", "chars_at_root"],
@@ -27,14 +28,7 @@ LIBRARY = {
 
 
 def _library_app(tmp_path: Path, **options) -> SimpleNamespace:
-    root = tmp_path / "models" / "Lora"
-    for folder, names in LIBRARY.items():
-        (root / folder).mkdir(parents=True, exist_ok=True)
-        for name in names:
-            save_file({"w": torch.zeros(1)}, str(root / folder / f"{name}.safetensors"))
-    loras = NetworkFileRegistry([root], LORA_EXTENSIONS)
-    loras.refresh()
-    return SimpleNamespace(loras=loras, options=SimpleNamespace(lora_show_all=True, **options))
+    return library_app(tmp_path, LIBRARY, **options)
 
 
 def _names(page: str) -> list[str]:
