@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 
 import gradio as gr
@@ -142,3 +143,47 @@ def test_a_page_has_a1111_s_attributes_while_it_is_made(tmp_path):
         page.lister.mctime(str(tmp_path / "card.tag"))[0] > 0
         and page.lister.mctime(str(tmp_path / "x"))[0] == 0
     )
+
+
+class FolderPage(Page):
+    """A page whose files sit in category folders under the folder it names (EZ-Tags' layout)."""
+
+    def __init__(self, folder, items):
+        super().__init__(items)
+        self.folder = folder
+
+    def allowed_directories_for_previews(self):
+        return [str(self.folder)]
+
+
+def _tag_items(folder):
+    files = {"Style/2D/Anime": "anime", "Style/3D/Digital": "3d", "Subject/1 girl": "1girl", "Plain": "x"}
+    return [
+        {"name": path.rsplit("/", 1)[-1], "filename": str(folder / f"{path}.tag"), "prompt": f'"{text}"'}
+        for path, text in files.items()
+    ]
+
+
+def test_a_page_s_sub_folders_get_the_folder_buttons_and_a_folder_s_search_shows_its_cards(tmp_path):
+    page = FolderPage(tmp_path / "cards", _tag_items(tmp_path / "cards"))
+    options = SimpleNamespace(**vars(OPTIONS), extra_networks_tree_view_default_enabled=True)
+    app = SimpleNamespace(options=options)
+    html = pages.render_page(app, page, "txt2img")
+    assert 'id="txt2img_prompt_cards_dirs"' in html
+    assert re.findall(r'data-path="([^"]*)"', html) == ["", "Style", "Style/2D", "Style/3D", "Subject"]
+    shown = pages.render_page(app, page, "txt2img", search="Style/2D")
+    assert re.findall(r'data-name="([^"]+)"', shown) == ["Anime"]
+
+
+def test_a_page_s_tree_lists_its_folders_and_files_under_the_page_s_folder(tmp_path):
+    page = FolderPage(tmp_path / "cards", _tag_items(tmp_path / "cards"))
+    app = SimpleNamespace(options=SimpleNamespace(**vars(OPTIONS), extra_networks_tree_view_style="Tree"))
+    html = pages.render_page(app, page, "txt2img", search="Subject")
+    assert 'id="txt2img_prompt_cards_tree"' in html
+    labels = re.findall(r'tree-list-item-label[^"]*">([^<]*)<', html)
+    assert labels == ["cards", "Style", "2D", "Anime", "3D", "Digital", "Subject", "1 girl", "Plain"]
+    assert re.findall(r'data-folder="([^"]*)" data-selected=""', html) == ["Subject"]
+    files = dict(re.findall(r'sumi-tree-file"[^>]*data-name="([^"]+)" data-prompt="([^"]*)"', html))
+    assert files["1 girl"] == "1girl"
+    # a page without folders, or whose listing of them fails, has its cards only
+    assert "sumi-card-pane" not in pages.render_page(app, Page(ITEMS), "txt2img")

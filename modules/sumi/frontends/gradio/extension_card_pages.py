@@ -3,7 +3,8 @@
 tabs beside "Generation".
 
 A page lists its cards with `list_items()`: A1111 item dicts (`name`, `filename`, `preview`,
-`description`, `search_term(s)`, `prompt`). A1111 writes `prompt` as a JavaScript expression for its
+`description`, `search_term(s)`, `prompt`); their files' sub-folders under the page's
+`allowed_directories_for_previews()` get the folder buttons or tree Sumi's tabs have. A1111 writes `prompt` as a JavaScript expression for its
 page's `onclick`; Sumi never runs it: string literals joined by `+` with `opts.<setting>` are read (what
 A1111's own pages and the extensions' write), anything else inserts the card's name. 🔄 calls the page's
 `refresh()`. A page that fails says so in its tab; the other tabs are not affected."""
@@ -12,20 +13,26 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+from collections.abc import Sequence
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from modules.sumi.frontends.gradio import results
+from modules.sumi.frontends.gradio import card_folders, results
 from modules.sumi.frontends.gradio.extra_networks import (
     TABS,
     Card,
     CardLook,
+    card_pane,
     card_tools,
     cards_html,
     default_sort,
+    folder_view,
+    shown_cards,
     wire_search_and_sort,
 )
 
@@ -94,7 +101,9 @@ def page_kind(page: Any, taken: frozenset[str] | set[str] = frozenset(), tabname
     return kind
 
 
-def item_card(page: Any, kind: str, item: dict[str, Any], options: Any) -> Card:
+def item_card(page: Any, kind: str, item: dict[str, Any], options: Any, roots: Sequence[Path] = ()) -> Card:
+    """An item of the page as a card; its folder is its file's under the first of `roots` (the page's
+    `allowed_directories_for_previews()`) holding it, for the tab's folder buttons or tree."""
     name = str(item.get("name") or "")
     terms = item.get("search_terms") or item.get("search_term") or ""
     terms = " ".join(map(str, terms)) if isinstance(terms, list | tuple) else str(terms)
@@ -108,6 +117,8 @@ def item_card(page: Any, kind: str, item: dict[str, Any], options: Any) -> Card:
         search_terms=f"{name} {item.get('filename') or ''} {terms}".lower(),
         sort_keys=_sort_keys(item.get("sort_keys")),
     )
+    card.folder = card_folders.folder_of(card_folders.relative_path(card.path, roots))
+    card.hidden = card_folders.is_hidden(card.folder)
     preview = item.get("preview")
     card.found_preview = preview if isinstance(preview, str) else ""
     return card
@@ -121,9 +132,23 @@ def _sort_keys(keys: Any) -> dict[str, str]:
     return {re.sub(r"[^A-Za-z0-9_-]", "_", str(k)): str(v) for k, v in keys.items()}
 
 
-def page_cards(page: Any, kind: str, options: Any) -> list[Card]:
+def page_cards(page: Any, kind: str, options: Any, roots: Sequence[Path] = ()) -> list[Card]:
     items = page.list_items()
-    return [item_card(page, kind, dict(item), options) for item in items if isinstance(item, dict)]
+    return [item_card(page, kind, dict(item), options, roots) for item in items if isinstance(item, dict)]
+
+
+def page_roots(page: Any) -> list[Path]:
+    """The page's `allowed_directories_for_previews()`, the folders its files are under ([] when it
+    names none or fails: its cards then have no folders)."""
+    listed = getattr(page, "allowed_directories_for_previews", None)
+    if not callable(listed):
+        return []
+    try:
+        folders = listed() or []
+        return [Path(os.fspath(folder)) for folder in folders if folder]
+    except Exception:
+        log.exception("the extra networks page %r could not name its folders", getattr(page, "title", page))
+        return []
 
 
 def render_page(
@@ -139,11 +164,18 @@ def render_page(
     try:
         if refresh:
             page.refresh()
-        cards = page_cards(page, kind, app.options)
+        roots = page_roots(page)
+        cards = page_cards(page, kind, app.options, roots)
         look = CardLook.from_options(app.options)
-        return cards_html(
-            cards, search, tabname, sort or default_sort(app.options), look, f"{tabname}_{kind}_cards"
+        shown = cards_html(
+            shown_cards(app, cards, search),
+            search,
+            tabname,
+            sort or default_sort(app.options),
+            look,
+            f"{tabname}_{kind}_cards",
         )
+        return card_pane(app, folder_view(app, cards, search, tabname, kind, roots), shown, tabname, kind)
     except Exception as exc:
         log.exception("the extra networks page %r failed", getattr(page, "title", page))
         return results.error_html(f"{getattr(page, 'title', 'This page')} could not list its cards: {exc}")

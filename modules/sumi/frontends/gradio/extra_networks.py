@@ -687,21 +687,28 @@ def folder_buttons(app: App, cards: list[Card], search: str | None, tabname: str
     )
 
 
-def folder_view(app: App, cards: list[Card], search: str | None, tabname: str, kind: str) -> str:
+def folder_view(
+    app: App,
+    cards: list[Card],
+    search: str | None,
+    tabname: str,
+    kind: str,
+    roots: Sequence[Path] | None = None,
+) -> str:
     """The tab's folders as A1111's opt `extra_networks_tree_view_style` asks: a tree of its folders and
     files (card_tree; the files a search may show, by `extra_networks_hidden_models`), or a row of folder
-    buttons (card_folders)."""
+    buttons (card_folders). `roots`: the folders the cards were found in (the kind's, by default)."""
     if str(getattr(app.options, "extra_networks_tree_view_style", "Dirs")) != "Tree":
         return folder_buttons(app, cards, search, tabname, kind)
-    if not cards:
+    roots = card_folders.card_roots(app, kind) if roots is None else roots
+    if not cards or not roots:  # A1111: a page naming no folder has no tree
         return ""
-    roots = card_folders.card_roots(app, kind)
     return card_tree.tree_html(
         shown_cards(app, cards, search),
         search,
         tabname,
         kind,
-        root_label=roots[0].name if roots else kind,
+        root_label=roots[0].name,
         slash_first=bool(getattr(app.options, "extra_networks_dir_button_function", False)),
         show_hidden=bool(getattr(app.options, "extra_networks_show_hidden_directories", True)),
     )
