@@ -125,6 +125,9 @@ def test_the_tree_view_chooses_folders_inserts_files_and_keeps_what_the_user_ope
         page.locator(f"{tree} .sumi-tree-dir[data-folder='']").click()  # the model folder: every card
         page.wait_for_function(f"() => ({shown})() === '{everything}'")
         assert not anime.is_visible()  # drawn again, still closed as the user left it
+        field(page, "#txt2img_lora_extra_search").fill("chars/anime")
+        page.wait_for_function(f"() => ({shown})() === 'foldlora'")
+        assert anime.is_visible()  # a chosen folder stays in view, though the user closed the one above
         page.click("#txt2img_lora .sumi-folders-toggle")
         assert not page.locator(tree).is_visible()
         field(page, "#txt2img_lora_extra_search").fill("edl")

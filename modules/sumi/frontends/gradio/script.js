@@ -127,7 +127,8 @@ function sumiRestorePane(pane) {
     const opened = sumiTreeOpened[key] || {};
     pane.querySelectorAll(".sumi-tree-dir").forEach((row) => {
         const folder = row.dataset.folder;
-        if (folder in opened && !("selected" in row.dataset)) sumiTreeSetOpen(row, opened[folder]);
+        const leadsToChoice = "selected" in row.dataset || row.nextElementSibling?.querySelector("[data-selected]");
+        if (folder in opened && !leadsToChoice) sumiTreeSetOpen(row, opened[folder]);  // the choice stays in view
     });
     pane.dataset.restored = "";
 }
