@@ -187,3 +187,22 @@ def test_a_page_s_tree_lists_its_folders_and_files_under_the_page_s_folder(tmp_p
     assert files["1 girl"] == "1girl"
     # a page without folders, or whose listing of them fails, has its cards only
     assert "sumi-card-pane" not in pages.render_page(app, Page(ITEMS), "txt2img")
+
+
+def test_a_page_naming_one_folder_as_a_string_or_failing_to_name_them_still_renders(tmp_path):
+    class OneFolder(FolderPage):
+        def allowed_directories_for_previews(self):
+            return str(self.folder)  # not a list: one folder, not its characters
+
+    class Broken(FolderPage):
+        def allowed_directories_for_previews(self):
+            raise OSError("gone")
+
+    app = SimpleNamespace(options=OPTIONS)
+    items = _tag_items(tmp_path / "cards")
+    assert pages.page_roots(OneFolder(tmp_path / "cards", items)) == [tmp_path / "cards"]
+    assert 'id="txt2img_prompt_cards_dirs"' in pages.render_page(
+        app, OneFolder(tmp_path / "cards", items), "txt2img"
+    )
+    html = pages.render_page(app, Broken(tmp_path / "cards", items), "txt2img")
+    assert "sumi-card-pane" not in html and html.count('class="card sumi-card"') == 4

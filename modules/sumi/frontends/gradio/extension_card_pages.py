@@ -144,7 +144,9 @@ def page_roots(page: Any) -> list[Path]:
     if not callable(listed):
         return []
     try:
-        folders = listed() or []
+        folders: Any = listed() or []
+        if isinstance(folders, str | os.PathLike):  # one folder, not a list of them
+            folders = [folders]
         return [Path(os.fspath(folder)) for folder in folders if folder]
     except Exception:
         log.exception("the extra networks page %r could not name its folders", getattr(page, "title", page))
