@@ -169,9 +169,10 @@ def test_a_tab_without_sub_folders_in_dirs_style_has_no_pane_and_a_bad_width_fal
     app = SimpleNamespace(loras=loras, options=SimpleNamespace(lora_show_all=True))
     assert "sumi-card-pane" not in en.render_tab(app, "lora")
     app.options.extra_networks_tree_view_style = "Tree"
-    app.options.extra_networks_tree_view_default_width = "wide"
-    page = en.render_tab(app, "lora")
-    assert "--sumi-tree-width: 180px" in page
+    for width in ("wide", float("inf"), float("nan")):
+        app.options.extra_networks_tree_view_default_width = width
+        page = en.render_tab(app, "lora")
+        assert "--sumi-tree-width: 180px" in page, width
     assert re.search(r'class="tree-list-item-label[^"]*">flat<', page)
 
 

@@ -742,7 +742,7 @@ def card_pane(app: App, folders: str, cards: str, tabname: str, kind: str) -> st
 def _tree_width(value: Any) -> int:
     try:
         return min(2048, max(10, int(float(value))))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # not a number, NaN, infinity (a hand-edited config)
         return 180
 
 
