@@ -698,7 +698,7 @@ def folder_view(
     """The tab's folders as A1111's opt `extra_networks_tree_view_style` asks: a tree of its folders and
     files (card_tree; the files a search may show, by `extra_networks_hidden_models`), or a row of folder
     buttons (card_folders). `roots`: the folders the cards were found in (the kind's, by default)."""
-    if str(getattr(app.options, "extra_networks_tree_view_style", "Dirs")) != "Tree":
+    if not tree_style(app):
         return folder_buttons(app, cards, search, tabname, kind)
     roots = card_folders.card_roots(app, kind) if roots is None else roots
     if not cards or not roots:  # A1111: a page naming no folder has no tree
@@ -714,16 +714,20 @@ def folder_view(
     )
 
 
+def tree_style(app: App) -> bool:
+    """Whether A1111's opt `extra_networks_tree_view_style` asks for the tree (else the folder buttons)."""
+    return str(getattr(app.options, "extra_networks_tree_view_style", "Dirs")) == "Tree"
+
+
 def card_pane(app: App, folders: str, cards: str, tabname: str, kind: str) -> str:
     """The folders (when there are any) beside or above the cards, with the button that shows or hides
     them; shown at first by A1111's opt `extra_networks_tree_view_default_enabled` (script.js keeps what
     the user chose across redraws), the tree `extra_networks_tree_view_default_width` pixels wide."""
     if not folders:
         return cards
-    tree = str(getattr(app.options, "extra_networks_tree_view_style", "Dirs")) == "Tree"
     shown = bool(getattr(app.options, "extra_networks_tree_view_default_enabled", True))
     width = _tree_width(getattr(app.options, "extra_networks_tree_view_default_width", 180))
-    classes = "sumi-card-pane " + ("sumi-pane-tree" if tree else "sumi-pane-dirs")
+    classes = "sumi-card-pane " + ("sumi-pane-tree" if tree_style(app) else "sumi-pane-dirs")
     if not shown:
         classes += " extra-network-dirs-hidden"
     e = partial(html.escape, quote=True)

@@ -78,13 +78,16 @@ document.addEventListener("click", (e) => {
 });
 // Folder buttons above the cards (card_folders.py): a click writes the folder into the tab's search box,
 // a click on the chosen one clears it; the `input` event makes the server draw the cards again.
-function sumiFolderClick(button) {
-    const d = button.dataset;
-    const search = document.querySelector(`#${d.tabname}_${d.kind}_extra_search`);
+function sumiSearchCards(tabname, kind, text) {
+    const search = document.querySelector(`#${tabname}_${kind}_extra_search`);
     const box = search && search.querySelector("textarea, input");
     if (!box) return;
-    box.value = "selected" in d ? "" : d.path;
+    box.value = text;
     box.dispatchEvent(new Event("input", { bubbles: true }));
+}
+function sumiFolderClick(button) {
+    const d = button.dataset;
+    sumiSearchCards(d.tabname, d.kind, "selected" in d ? "" : d.path);
 }
 window.sumiFolderClick = sumiFolderClick;
 document.addEventListener("click", (e) => {
@@ -117,8 +120,7 @@ function sumiTreeDirClick(e, row) {
     const chosen = "selected" in row.dataset;
     (sumiTreeOpened[key] = sumiTreeOpened[key] || {})[row.dataset.folder] = true;
     // A1111: the chosen, open folder is let go (the search cleared); any other is opened and chosen
-    sumiFolderClick({dataset: {tabname: row.dataset.tabname, kind: row.dataset.kind, path: row.dataset.path,
-        ...(chosen && open ? {selected: ""} : {})}});
+    sumiSearchCards(row.dataset.tabname, row.dataset.kind, chosen && open ? "" : row.dataset.path);
     if (!open) sumiTreeSetOpen(row, true);
 }
 function sumiRestorePane(pane) {
