@@ -76,6 +76,7 @@ def build_server(app):
     from modules.sumi.frontends.http.compression import compress_responses
     from modules.sumi.frontends.http.guard import AccessGuard
 
+    timer = app.startup_timer
     server = FastAPI(title="Sumi", docs_url="/docs", redoc_url="/redoc")
 
     internal.mount(server, app)  # A1111's /internal/ping, /internal/progress, /internal/pending-tasks
@@ -85,13 +86,16 @@ def build_server(app):
     api.protect(server, app)
     if app.args.api or app.args.nowebui:
         api.mount(server, app)
+    timer.record("add APIs")
     if not app.args.nowebui:
         import gradio as gr
 
         from modules.sumi.frontends.gradio import asset_patches, build_ui, gradio3_compat, page_head
         from modules.sumi.frontends.gradio.login import drop_cors
 
-        demo = build_ui(app)
+        timer.record("import gradio")
+        with timer.subcategory("create ui"):
+            demo = build_ui(app)
         app.demo = demo  # A1111's shared.demo
         from modules.sumi.frontends.http import files
 
@@ -103,10 +107,13 @@ def build_server(app):
         page_head.install(_ui_app(server), app)  # A1111's scripts in the page <head>, before DOMContentLoaded
         asset_patches.install(_ui_app(server))  # Gradio 3's page behaviour where extensions rely on it
         started = gradio3_compat.blocks_view(demo)  # Gradio 3's `demo.dependencies` and `demo.fns`
-    app.callbacks.call("app_started", started, server)
+        timer.record("mount the page")
+    with timer.subcategory("app_started_callback"):
+        app.callbacks.call_timed("app_started", lambda s: timer.record(app.script_label(s)), started, server)
     _mounts_last(server)
     server.add_middleware(AccessGuard, policy=_access_policy(app, server))
     compress_responses(server)  # outermost: what the gate answers is compressed too
+    app.startup_record = timer.dump()  # A1111's timer.startup_record (/internal/profile-startup)
     return server
 
 
@@ -219,6 +226,9 @@ def log_level(name: str | None) -> tuple[int, str | None]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from modules.sumi.util.timer import Timer
+
+    timer = Timer()  # the start-up profile (A1111's startup_timer) from the first line on
     from modules.sumi.util.logs import configure_logging
     from modules.sumi.util.package_guard import guard_optional_packages
 
@@ -231,6 +241,7 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging(args.log_file, level)  # a flood of one error costs a few lines, its traceback once
     if level_note:
         notes.append(level_note)
+    timer.record("prepare environment")
     from modules import shared
     from modules.sumi.app import App
     from modules.sumi.services.settings.flags import server_host, server_port
@@ -240,7 +251,8 @@ def main(argv: list[str] | None = None) -> None:
         Credentials.from_args(args)  # a malformed login stops the start, with a message, not a traceback
     except ValueError as exc:
         sys.exit(f"Sumi cannot start: {exc}")
-    app = App(args, REPO_ROOT)
+    timer.record("import torch and Sumi")
+    app = App(args, REPO_ROOT, startup_timer=timer)
     from modules.sumi.frontends.gradio import gradio3_compat
     from modules.sumi.frontends.http import pydantic1_compat
 
@@ -251,6 +263,7 @@ def main(argv: list[str] | None = None) -> None:
     shared.set_app(app)
     app.startup()
     server = build_server(app)
+    print(f"Startup time: {timer.summary()}.", flush=True)
     host, port = server_host(args), server_port(args)
 
     import uvicorn

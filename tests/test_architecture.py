@@ -35,6 +35,7 @@ A1111_MODULES_NOT_IN_SURFACE = {
     "modules.sd_samplers_compvis",  # a class sd-dynamic-thresholding subclasses when it loads
     "modules.textual_inversion.textual_inversion",  # B-deep lycoris, supermerger; A1111's Train tab
     "modules.interrogate",  # the class of shared.interrogator (ebsynth_utility, sd-webui-mov2mov)
+    "modules.timer",  # startup_timer (EasyPhoto, supermerger; A1111's own scripts record into it)
 }
 MAX_FACADE_LINES = 250
 

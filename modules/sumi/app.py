@@ -71,6 +71,7 @@ from modules.sumi.services.training.lora import LoraTraining
 from modules.sumi.services.training.service import TrainingService
 from modules.sumi.services.upscalers.registry import UpscalerRegistry
 from modules.sumi.util.package_guard import guard_optional_packages, missing_package_hint
+from modules.sumi.util.timer import Timer
 
 log = logging.getLogger(__name__)
 # Where a script's failure is an App notice: while it is imported, created, or its UI built.
@@ -81,8 +82,13 @@ class App:
     """Builds the services (each an attribute) and starts and stops them; the front ends call the
     services directly: `runner` (jobs), `settings`, `models`, `text`, `scripts`, `extensions`, ..."""
 
-    def __init__(self, args: argparse.Namespace, repo_root: Path | str) -> None:
+    def __init__(
+        self, args: argparse.Namespace, repo_root: Path | str, startup_timer: Timer | None = None
+    ) -> None:
         self.args = args
+        # where the start's time goes (A1111's `timer.startup_timer`; webui.main starts it first thing)
+        self.startup_timer = startup_timer or Timer()
+        self.startup_record: dict[str, object] | None = None  # its dump once the server is built
         # the logins (--api-auth, --gradio-auth, --gradio-auth-path); a malformed one stops the start
         self.credentials = Credentials.from_args(args)
         # secrets never leave the process: notices and every log record pass through the redactor
@@ -246,6 +252,7 @@ class App:
         self.finetune_training = FinetuneTraining(
             self.training, self.paths, self.options, self.checkpoints.refresh
         )
+        self.startup_timer.record("initialize services")
 
     def _training_model(self) -> tuple[Any, str, str]:
         """The selected checkpoint for a training job: (SDModel, model name, short hash)."""
@@ -416,12 +423,15 @@ class App:
 
     # -- start-up ----------------------------------------------------------------------------------
     def startup(self) -> None:
+        timer = self.startup_timer
         for note in startup_notices(self.args):  # flags that do nothing here, each named
             self.notice(note)
         self.checkpoints.refresh()
         if self.paths.ckpt_file is not None:
             self._pick_cli_checkpoint(self.paths.ckpt_file)
+        timer.record("list SD models")
         self._offer_demo_model()
+        timer.record("demo model")
         self._load_extensions()
         self.queue.start()
         if not getattr(self.args, "skip_load_model_at_start", False):  # else: at the first job
@@ -455,17 +465,27 @@ class App:
         """Run new or changed install.py files (unless --skip-install), then import every script."""
         for problem in self.extensions.problems:
             self.notice(f"Extensions: {problem}")
+        timer = self.startup_timer
         if not self.args.skip_install:
             for failure in self.extensions.run_install_scripts_at_start():
                 self.notice(failure)
         for conflict in self.extensions.conflicts():
             self.notice(f"Extensions: {conflict.message()}")
+        timer.record("extensions' install.py")
         root = self.scripts.repo_root
         extension_files = [
             (f.path, f.extension.path if f.extension else root) for f in self.extensions.script_files()
         ]
-        self.scripts.load(self.scripts.builtin_files() + extension_files)
+        with timer.subcategory("load scripts"):
+            files = self.scripts.builtin_files() + extension_files
+            self.scripts.load(files, loaded=lambda path: timer.record(self.script_label(str(path))))
         offer_script_choices(self.options, self.scripts.postprocessing_data)
+
+    def script_label(self, path: str) -> str:
+        """A script file as the start-up profile names it: "<extension folder>/<file>" for an
+        extension's, the file name for Sumi's own."""
+        owner = self.scripts.extension_name(path)
+        return f"{owner}/{Path(path).name}" if owner else Path(path).name
 
     def _script_setup_notice(self, error: ScriptError) -> None:
         """A script that failed while it was imported, created or its UI built: named, with its

@@ -127,6 +127,10 @@ def test_disable_in_the_extensions_tab_then_restart_leaves_it_out(tmp_path, data
     )
     try:
         first = wait_until_up(url, lambda: proc.poll() is None)["boot_id"]
+        with urllib.request.urlopen(url + "/internal/profile-startup") as response:
+            records = json.loads(response.read())["records"]  # A1111's startup profile of this start
+        assert {"prepare environment", "import torch and Sumi", "load scripts", "create ui"} <= set(records)
+        assert f"load scripts/{EXT}/test_ext.py" in records
         context = chromium.new_context()
         try:
             page = context.new_page()
@@ -155,6 +159,7 @@ def test_disable_in_the_extensions_tab_then_restart_leaves_it_out(tmp_path, data
         with urllib.request.urlopen(stop) as response:
             assert response.read() == b"Stopping."
         assert proc.wait(timeout=60) == 0  # A1111's --api-server-stop: the server ends itself
+        assert (tmp_path / "webui.log").read_text().count("Startup time: ") == 2  # both starts said it
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)

@@ -1,6 +1,6 @@
 """The Settings tab in Chromium: a changed setting is applied, stored in config.json and shown after a
 reload; the Actions section unloads, loads and hashes checkpoints; the Sysinfo section downloads the
-system information and checks a report for edits."""
+system information and checks a report for edits; the Startup profile lists where the start went."""
 
 from __future__ import annotations
 
@@ -77,6 +77,12 @@ def test_actions_unload_load_and_hash_checkpoints_and_sysinfo_downloads_and_chec
         assert json.loads(report.read_text(encoding="utf-8"))["Loaded models"] == [loaded]
         page.locator("#sysinfo_check_file input[type=file]").set_input_files(str(report))
         expect(page.locator("#sysinfo_validity")).to_have_text("Valid")  # an edited one: tests/frontends
+
+        page.click("#settings_tab_startup_profile > .label-wrap")  # Startup profile: filled when opened
+        expect(page.locator("#startup_profile table")).to_contain_text("load scripts")
+        rows = page.locator("#startup_profile tr.sumi-profile-depth-1").all_inner_texts()
+        assert any(r.startswith("xyz_grid.py") for r in rows) and any(r.startswith("txt2img") for r in rows)
+        assert page.locator("#startup_profile tr.sumi-profile-total").inner_text().startswith("Total")
 
 
 def test_search_shows_only_the_matching_settings_and_reload_ui_says_how_to_restart_here(server, chromium):

@@ -113,8 +113,9 @@ def test_a_lora_trained_on_striped_pictures_draws_stripes_at_weight_1_and_none_a
         return [round(stripe_energy(i), 1) for i in images]
 
     off, on = energy(0), energy(1)
-    # measured: 32.0 at :1 against 3.5 at :0 (grey levels at the stripe period; the pictures: 50-98)
-    assert np.mean(on) > np.mean(off) + 12 and np.mean(on) > 3 * np.mean(off), (on, off)
+    # measured (grey levels at the stripe period; the pictures: 50-98) on the retrained demo: 14.8 at :1
+    # against 2.5 at :0 (training seeds 2 and 3: 12.1 and 14.6; the first demo drew 32.0 against 3.5)
+    assert np.mean(on) > np.mean(off) + 6 and np.mean(on) > 3 * np.mean(off), (on, off)
 
 
 # -- offset noise -------------------------------------------------------------------------------------------

@@ -90,23 +90,30 @@ def build_ui(app: App) -> gr.Blocks:
     app.settings.add_extension_options()
     app.queue.owner_of = current_login  # each job remembers the login that asked for it
     PASTE_BUTTONS.reset()  # extensions register "send to txt2img" buttons while their tabs are made
+    timed = app.startup_timer.record  # the start-up profile's "create ui/<part>" rows
     with gr.Blocks(title="Sumi", analytics_enabled=False) as demo:
         quick = create_quicksettings(app)
         # every tab's button in the row (wrapping, as A1111's Gradio 3 drew it): with many extension tabs,
         # Gradio 6's default hides the last ones in a "..." menu, where users and page scripts
         # (`#tabs button` lookups) do not find them
         with gr.Tabs(elem_id="tabs", overflow_behavior="wrap") as tabs:
+            timed("quicksettings")
             txt2img = _txt2img_tab(app)
+            timed("txt2img")
             img2img = _img2img_tab(app)
+            timed("img2img")
             extras = _extras_tab(app)
             _pnginfo_tab()
             _merger_tab(app)
+            timed("extras, PNG Info, merger")
             _train_tab(app, txt2img)
-            with outside_the_page():  # A1111 calls them here: the mode tabs' components exist
-                extension_tabs = collect_extension_tabs(app)
+            timed("train")
+            with outside_the_page(), app.startup_timer.subcategory("extension tabs"):
+                extension_tabs = collect_extension_tabs(app)  # A1111 calls them here: the tabs above exist
             for tab in extension_tabs:
                 _extension_tab(app, tab)
             settings = _settings_tab(app, demo)
+            timed("settings")
             _extensions_tab(app, demo)
         _left(tabs, demo)
         create_footer(app)
@@ -135,6 +142,7 @@ def build_ui(app: App) -> gr.Blocks:
     answer_page_loads_directly(demo)
     ui_config.dump_defaults()
     demo.ui_loadsave = ui_config  # type: ignore[attr-defined]  # A1111's name
+    timed("wiring")
     return demo
 
 
@@ -203,6 +211,8 @@ def collect_extension_tabs(app: App) -> list[ExtensionTab]:
             registry.report("ui_tabs", entry, exc)
             _problem(app, f"{source}: on_ui_tabs failed ({type(exc).__name__}: {exc}); its tab is left out")
             continue
+        finally:
+            app.startup_timer.record(app.script_label(entry.script))
         for item in given or []:
             tab = _checked_tab(app, item, source, taken_ids, taken_titles)
             if tab is not None:

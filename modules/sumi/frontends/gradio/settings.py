@@ -23,6 +23,7 @@ from modules.sumi.frontends.gradio.settings_actions import (
     create_actions_and_sysinfo,
     wire_reload_ui,
 )
+from modules.sumi.frontends.gradio.startup_profile import create_startup_profile
 from modules.sumi.frontends.gradio.ui_defaults import DefaultsSection, create_defaults_section
 from modules.sumi.services.settings.secrets import is_secret_name, redacted_options
 
@@ -243,6 +244,7 @@ def create_settings_tab(app: App, demo: gr.Blocks) -> SettingsTab:
         _section(app, section, keys, tab)
     tab.defaults = create_defaults_section()
     create_actions_and_sysinfo(app, result)
+    create_startup_profile(app)
     _wire(app, tab, demo)
     wire_reload_ui(app, reload_ui, result)
     search.change(None, inputs=search, js=SEARCH_JS, api_visibility="undocumented")

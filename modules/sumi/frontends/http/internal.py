@@ -72,7 +72,19 @@ def progress_of(app: App, req: ProgressRequest) -> ProgressResponse:
     )
 
 
+class StartupProfile(BaseModel):
+    """A1111's `timer.startup_record`: seconds in all and per category ("load scripts/<file>"...)."""
+
+    total: float
+    records: dict[str, float]
+
+
 def mount(server: FastAPI, app: App) -> None:
+    @server.get("/internal/profile-startup", response_model=StartupProfile | None)
+    def profile_startup() -> dict[str, object] | None:
+        """Where the start's time went (null until the server is built), as A1111's route."""
+        return app.startup_record
+
     @server.get("/internal/ping", include_in_schema=False)
     def ping() -> dict[str, str]:
         """A1111's liveness check; `boot_id` changes with every start (a restarting page waits for it)."""

@@ -76,11 +76,18 @@ class ScriptService:
         """The ScriptRunner of "txt2img" or "img2img"."""
         return self.img2img if tab == "img2img" else self.txt2img
 
-    def load(self, files: Sequence[tuple[Path | str, Path | str]]) -> None:
+    def load(
+        self,
+        files: Sequence[tuple[Path | str, Path | str]],
+        loaded: Callable[[Path], None] | None = None,
+    ) -> None:
         """Import `(script path, extension folder)` pairs in order and set up both tabs' runners (every
-        hook of the img2img runner's scripts sees `is_img2img=True`)."""
+        hook of the img2img runner's scripts sees `is_img2img=True`). `loaded(path)` runs after each
+        file (the start-up profile times them)."""
         for path, basedir in files:
             self.scripts_data.extend(self.load_file(Path(path), str(basedir)))
+            if loaded is not None:
+                loaded(Path(path))
         # opt postprocessing_enable_in_main_ui: those Extras scripts as always-on scripts too (A1111)
         names = getattr(self.postproc.options, "postprocessing_enable_in_main_ui", None) or []
         main_ui = main_ui_scripts_data([str(n) for n in names], self.postprocessing_data)
