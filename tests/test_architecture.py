@@ -36,6 +36,8 @@ A1111_MODULES_NOT_IN_SURFACE = {
     "modules.textual_inversion.textual_inversion",  # B-deep lycoris, supermerger; A1111's Train tab
     "modules.interrogate",  # the class of shared.interrogator (ebsynth_utility, sd-webui-mov2mov)
     "modules.timer",  # startup_timer (EasyPhoto, supermerger; A1111's own scripts record into it)
+    "modules.cache",  # cache.json sections (lycoris, supermerger, EasyPhoto)
+    "modules.patches",  # per-caller monkeypatching (lycoris, supermerger)
 }
 MAX_FACADE_LINES = 250
 
