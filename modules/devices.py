@@ -122,22 +122,35 @@ def first_time_calculation() -> None:
     """A1111 warms up cuDNN here; Sumi's first job does that."""
 
 
-def randn(seed: int, shape: Any, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Noise for `seed` drawn on the CPU (Sumi's default source), moved to `device`."""
-    gen = generator or torch.Generator("cpu").manual_seed(int(seed))
-    return torch.randn(shape, generator=gen).to(_device())
+def randn(seed: int, shape: Any, generator: Any = None) -> torch.Tensor:
+    """Noise for `seed` from the configured source (A1111 sets this to `modules.rng.randn`)."""
+    from modules import rng
+
+    return rng.randn(seed, shape, generator)
 
 
 def randn_local(seed: int, shape: Any) -> torch.Tensor:
-    return randn(seed, shape)
+    from modules import rng
+
+    return rng.randn_local(seed, shape)
 
 
 def randn_like(x: torch.Tensor) -> torch.Tensor:
-    return torch.randn(x.shape, dtype=x.dtype).to(x.device)
+    from modules import rng
+
+    return rng.randn_like(x)
 
 
-def randn_without_seed(shape: Any, generator: torch.Generator | None = None) -> torch.Tensor:
-    return torch.randn(shape, generator=generator).to(_device())
+def randn_without_seed(shape: Any, generator: Any = None) -> torch.Tensor:
+    from modules import rng
+
+    return rng.randn_without_seed(shape, generator)
+
+
+def manual_seed(seed: int) -> None:
+    from modules import rng
+
+    rng.manual_seed(seed)
 
 
 def _device() -> torch.device:

@@ -38,6 +38,7 @@ A1111_MODULES_NOT_IN_SURFACE = {
     "modules.timer",  # startup_timer (EasyPhoto, supermerger; A1111's own scripts record into it)
     "modules.cache",  # cache.json sections (lycoris, supermerger, EasyPhoto)
     "modules.patches",  # per-caller monkeypatching (lycoris, supermerger)
+    "modules.rng",  # seeded noise and ImageRNG (multidiffusion, seed scripts)
 }
 MAX_FACADE_LINES = 250
 

@@ -450,6 +450,15 @@ def test_xyz_settings_axes_are_restored_and_sizes_mix(client, app):
     assert shapes[1:] == [(64, 64), (128, 64)] and shapes[0][0] >= 128
 
 
+def test_xyz_rng_source_axis_draws_each_source_and_restores_the_setting(client, app):
+    rng_axis = A1111_TXT2IMG_AXES.index("RNG source")
+    args = {"x_type": rng_axis, "x_values": "CPU, NV", "include_lone_images": True}
+    done = _xyz(client, args=args, steps=1)
+    infotexts = json.loads(done["info"])["infotexts"]
+    assert "RNG: CPU" in infotexts[1] and "RNG: NV" in infotexts[2]
+    assert done["images"][1] != done["images"][2] and app.options.randn_source == "CPU"
+
+
 def test_xyz_hires_axes_vary_the_hires_pass(client):
     args = {
         "x_type": 5,

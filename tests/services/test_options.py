@@ -128,7 +128,7 @@ def test_set_checks_type_and_choices():
     with pytest.raises(ValueError, match="expects a bool"):
         opts.set("samples_save", "yes")
     with pytest.raises(ValueError, match="one of"):
-        opts.set("randn_source", "NV")
+        opts.set("randn_source", "AMD")
     with pytest.raises(KeyError):
         opts.set("no_such_option", 1)
     assert opts.set("eta_ancestral", 1)  # int is fine for a float

@@ -55,7 +55,7 @@ class Slider:  # what an extension passes as its component: a gradio class (only
         ("eta_ancestral", 1.5, "must be from 0 to 1"),
         ("n_rows", 17, "must be from -1 to 16"),
         ("emphasis", "Loud", "must be one of"),
-        ("randn_source", "NV", "must be one of"),
+        ("randn_source", "AMD", "must be one of"),
         ("samples_save", "yes", "expects a bool"),
         ("max_batch_size", True, "expects a int"),
         ("ext_slider", 11, "must be from 0 to 10"),

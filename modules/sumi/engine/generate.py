@@ -40,7 +40,7 @@ from modules.sumi.engine.sampling import loop
 from modules.sumi.engine.sampling.denoiser import CFGDenoiser, Guidance
 from modules.sumi.engine.sampling.loop_types import ExtraNoiseHook
 from modules.sumi.engine.sampling.model_switch import ModelSwitch, switch_test
-from modules.sumi.engine.sampling.noise import image_noise, make_generators
+from modules.sumi.engine.sampling.noise import Generator, image_noise, make_generators, noise_device
 from modules.sumi.engine.sampling.samplers import BuiltScheduler, build_scheduler, call_sigma
 from modules.sumi.engine.sampling.training_noise import training_alphas
 from modules.sumi.engine.sampling.tuning import SamplerTuning
@@ -79,7 +79,7 @@ class BatchRequest:
     eta_ancestral: float = 1.0
     eta_ddim: float = 0.0
     eta_noise_seed_delta: int = 0
-    noise_device: str = "cpu"  # "cpu" (reproducible everywhere) or "gpu"
+    noise_device: str = "cpu"  # "cpu" (reproducible everywhere), "gpu", or "nv" (A1111's NV: CUDA's numbers)
     emphasis: str = "Original"
     comma_padding_backtrack: int = 20
     use_old_scheduling: bool = False
@@ -374,8 +374,7 @@ def _batch_extensions(
 
 def _filled_init(model: SDModel, request: BatchRequest, init: img2img.InitLatents) -> torch.Tensor:
     """The init latents on the model's device, after the masked-content fill."""
-    noise_device = model.device if request.noise_device == "gpu" else torch.device("cpu")
-    filled = img2img.filled_init(init, request.seeds, noise_device)
+    filled = img2img.filled_init(init, request.seeds, noise_device(request.noise_device, model.device))
     return filled.to(device=model.device, dtype=model.latent_dtype)
 
 
@@ -467,10 +466,10 @@ def _sdxl_time_ids(model: SDModel, request: BatchRequest) -> torch.Tensor | None
     return time_ids.repeat(request.batch_size, 1)
 
 
-def initial_noise(model: SDModel, request: BatchRequest) -> tuple[list[torch.Generator], torch.Tensor]:
+def initial_noise(model: SDModel, request: BatchRequest) -> tuple[list[Generator], torch.Tensor]:
     """Per-image generators (they continue into the sampler's noise) and the starting noise."""
-    noise_device = model.device if request.noise_device == "gpu" else torch.device("cpu")
-    generators = make_generators(request.seeds, noise_device)
+    source = noise_device(request.noise_device, model.device)
+    generators = make_generators(request.seeds, source)
     scale = model.vae_scale
     shape = (model.latent_channels, request.height // scale, request.width // scale)
     resize = None
@@ -486,7 +485,7 @@ def initial_noise(model: SDModel, request: BatchRequest) -> tuple[list[torch.Gen
     if request.noise_x0 is not None:
         noise = lama_noise(noise, request.noise_x0, model.scheduler_config)
     if request.eta_noise_seed_delta:
-        generators = make_generators([s + request.eta_noise_seed_delta for s in request.seeds], noise_device)
+        generators = make_generators([s + request.eta_noise_seed_delta for s in request.seeds], source)
     return generators, noise.to(device=model.device, dtype=model.latent_dtype)
 
 
@@ -499,7 +498,7 @@ class _Stage:
 
     request: BatchRequest
     built: BuiltScheduler
-    generators: list[torch.Generator]
+    generators: list[Generator]
     schedule_steps: int
     image_conditioning: torch.Tensor | None
     init: img2img.InitLatents | None

@@ -130,7 +130,7 @@ def validate_init(init: InitLatents, batch_size: int, latent_shape: tuple[int, i
         )
 
 
-def filled_init(init: InitLatents, seeds: Sequence[int], noise_device: torch.device) -> torch.Tensor:
+def filled_init(init: InitLatents, seeds: Sequence[int], noise_device: torch.device | str) -> torch.Tensor:
     """The init latents after the masked-content fill (A1111: "latent noise" is the seeds' plain noise,
     without variation seeds; "latent nothing" is zeros)."""
     latents = init.latents

@@ -90,7 +90,7 @@ def test_choices_come_from_the_registries_and_keep_the_current_value():
     assert ui.choices_for(app, "sd_model_checkpoint", labels["sd_model_checkpoint"]) == [
         "a.safetensors [0123456789]"
     ]
-    assert ui.choices_for(app, "randn_source", labels["randn_source"]) == ["GPU", "CPU"]
+    assert ui.choices_for(app, "randn_source", labels["randn_source"]) == ["GPU", "CPU", "NV"]
     dynamic = OptionInfo("b", "x", "dropdown", lambda: {"choices": ["a", "b"]})
     assert ui.choices_for(app, "dyn", dynamic) == ["a", "b"]
 

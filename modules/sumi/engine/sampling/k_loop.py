@@ -29,6 +29,7 @@ from modules.sumi.engine.sampling.loop_types import (
     StepInfo,
     add_extra_noise,
 )
+from modules.sumi.engine.sampling.noise import Generator
 from modules.sumi.engine.sampling.noise_sources import BrownianNoise, GeneratorNoise, NoiseSource
 from modules.sumi.engine.sampling.schedules import ModelSigmas, ddim_timesteps, schedule_sigmas
 from modules.sumi.engine.sampling.suspendable import OutwardCall, SuspendableRun
@@ -251,7 +252,7 @@ class _Denoiser:
 
 
 def _noise_source(
-    run: KSampler, x: torch.Tensor, sigmas: torch.Tensor, generators: Sequence[torch.Generator] | None
+    run: KSampler, x: torch.Tensor, sigmas: torch.Tensor, generators: Sequence[Generator] | None
 ) -> NoiseSource:
     if run.brownian:
         seeds = list(run.seeds)
@@ -272,7 +273,7 @@ def sample_k(
     noise: torch.Tensor,
     steps: int,
     *,
-    generators: Sequence[torch.Generator] | None = None,
+    generators: Sequence[Generator] | None = None,
     callback: Callable[[StepInfo], None] | None = None,
     control: SamplingControl | None = None,
     progress_bar: bool = True,
@@ -352,7 +353,7 @@ class SuspendedK:
         x: torch.Tensor,
         levels: torch.Tensor,
         bounds: tuple[float, float],
-        generators: Sequence[torch.Generator] | None,
+        generators: Sequence[Generator] | None,
         partial: bool,
     ) -> None:
         self.run, self.model, self.timesteps = run, model, timesteps
@@ -430,7 +431,7 @@ def _run(
     levels: torch.Tensor,
     bounds: tuple[float, float],
     reporter: k_samplers.Steps,
-    generators: Sequence[torch.Generator] | None,
+    generators: Sequence[Generator] | None,
     *,
     partial: bool = False,
 ) -> torch.Tensor:

@@ -27,7 +27,9 @@ from modules.sumi.engine.sampling.loop_types import (
     StepInfo,
     add_extra_noise,
 )
+from modules.sumi.engine.sampling.noise import Generator
 from modules.sumi.engine.sampling.noise_sources import randn_on
+from modules.sumi.engine.sampling.philox import PhiloxGenerator
 from modules.sumi.engine.sampling.samplers import BuiltScheduler
 
 
@@ -37,7 +39,7 @@ def sample(
     noise: torch.Tensor,
     steps: int,
     *,
-    generators: list[torch.Generator] | None = None,
+    generators: list[Generator] | None = None,
     callback: Callable[[StepInfo], None] | None = None,
     control: SamplingControl | None = None,
     progress_bar: bool = True,
@@ -51,7 +53,7 @@ def sample(
     With `pause`, the loop may stop early (see Pause; POST_LOOP then waits for the resumed run); with
     `resume` (a stopped Pause), `noise` is the latents it stopped with and the schedule goes on."""
     if isinstance(built.scheduler, KSampler):
-        gens = [generators] if isinstance(generators, torch.Generator) else generators
+        gens = [generators] if isinstance(generators, (torch.Generator, PhiloxGenerator)) else generators
         return sample_k(
             denoise,
             built.scheduler,
@@ -181,12 +183,24 @@ def _with_variance_noise(
     return {**{k: v for k, v in kwargs.items() if k != "generator"}, "variance_noise": noise}
 
 
-def _step_kwargs(scheduler: Any, extra: dict, generators: list[torch.Generator] | None) -> dict:
+def _step_kwargs(scheduler: Any, extra: dict, generators: list[Generator] | None) -> dict:
     accepted = inspect.signature(scheduler.step).parameters
     kwargs = {k: v for k, v in extra.items() if k in accepted}
     if generators is not None and "generator" in accepted:
-        kwargs["generator"] = generators
+        kwargs["generator"] = _torch_generators(generators, "variance_noise" in accepted)
     return kwargs
+
+
+def _torch_generators(generators: list[Generator], noise_drawn_here: bool) -> list[Generator]:
+    """NV generators for a diffusers step that draws its own noise (no `variance_noise`): torch CPU
+    generators of the same seeds, as diffusers cannot draw from anything else; Sumi draws the rest."""
+    if noise_drawn_here or not isinstance(generators, list):  # one torch generator for every row
+        return generators
+    if not any(isinstance(g, PhiloxGenerator) for g in generators):
+        return generators
+    return [
+        torch.Generator().manual_seed(g.seed) if isinstance(g, PhiloxGenerator) else g for g in generators
+    ]
 
 
 __all__ = ["Denoise", "PartialStart", "Pause", "SamplingControl", "StepInfo", "sample"]

@@ -17,6 +17,7 @@ import torch
 import torchsde
 
 from modules.sumi.engine.host_values import send
+from modules.sumi.engine.sampling.noise import Generator, draw
 
 NoiseSource = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -28,7 +29,7 @@ warnings.filterwarnings("ignore", message=r"Should have (ta>=t0|tb<=t1)", module
 class GeneratorNoise:
     """randn per image from its generator, on the generator's device, then on the latents' device."""
 
-    def __init__(self, like: torch.Tensor, generators: Sequence[torch.Generator]) -> None:
+    def __init__(self, like: torch.Tensor, generators: Sequence[Generator]) -> None:
         if len(generators) != like.shape[0]:
             raise ValueError(f"{len(generators)} generators for a batch of {like.shape[0]}")
         self.like = like
@@ -36,13 +37,13 @@ class GeneratorNoise:
 
     def __call__(self, sigma: torch.Tensor, sigma_next: torch.Tensor) -> torch.Tensor:
         shape = tuple(self.like.shape[1:])
-        draws = [torch.randn(shape, generator=g, device=g.device) for g in self.generators]
+        draws = [draw(shape, g) for g in self.generators]
         return send(torch.stack(draws), self.like.device, self.like.dtype)
 
 
 def randn_on(
     shape: Sequence[int],
-    generator: torch.Generator | list[torch.Generator] | None,
+    generator: Generator | list[Generator] | None,
     device: torch.device,
     dtype: torch.dtype,
 ) -> torch.Tensor:
@@ -51,10 +52,11 @@ def randn_on(
     if isinstance(generator, list) and len(generator) == 1:
         generator = generator[0]
     if isinstance(generator, list):
-        rows = [torch.randn((1, *shape[1:]), generator=g, device=g.device, dtype=dtype) for g in generator]
+        rows = [draw((1, *shape[1:]), g, dtype) for g in generator]
         return send(torch.cat(rows), device)
-    rand_device = device if generator is None else generator.device
-    return send(torch.randn(tuple(shape), generator=generator, device=rand_device, dtype=dtype), device)
+    if generator is None:
+        return send(torch.randn(tuple(shape), device=device, dtype=dtype), device)
+    return send(draw(shape, generator, dtype), device)
 
 
 class BrownianNoise:

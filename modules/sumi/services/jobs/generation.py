@@ -955,7 +955,8 @@ def _offloaded(loaded: LoadedModel) -> bool:
 
 
 def _noise_device(randn_source: str) -> str:
-    return "gpu" if str(randn_source).upper() == "GPU" else "cpu"
+    """A1111's "Random number generator source" as the engine names it: GPU, NV (Philox), else CPU."""
+    return {"GPU": "gpu", "NV": "nv"}.get(str(randn_source).upper(), "cpu")
 
 
 def _uses_ensd(sampler: str | None) -> bool:

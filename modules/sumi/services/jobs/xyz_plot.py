@@ -51,7 +51,7 @@ TITLE = "X/Y/Z plot"
 MAX_AXIS_VALUES = 1000
 PERMUTATIONS = "permutations"
 SEED_AXES = ("Seed", "Var. seed")
-RNG_SOURCES = ("GPU", "CPU")
+RNG_SOURCES = ("GPU", "CPU", "NV")
 FP8_MODES = FP8_SETTING_CHOICES
 
 # --- values ----------------------------------------------------------------------------------------

@@ -870,9 +870,14 @@ def _stable_diffusion() -> dict[str, OptionInfo]:
                 "for [red:green:N]; old: a number below 1 is a fraction of steps, else steps; new: a fraction has a dot"
             ),
             "randn_source": OptionInfo(
-                "CPU", "Random number generator source", "radio", {"choices": ["GPU", "CPU"]}, infotext="RNG"
+                "CPU",
+                "Random number generator source",
+                "radio",
+                {"choices": ["GPU", "CPU", "NV"]},
+                infotext="RNG",
             ).info(
-                "changes seeds drastically; Sumi defaults to CPU so a seed gives the same picture on any hardware"
+                "changes seeds drastically; Sumi defaults to CPU so a seed gives the same picture on any hardware; "
+                "NV gives the noise an NVIDIA GPU draws (A1111's NV) on any machine"
             ),
             "disable_weights_auto_swap": OptionInfo(
                 True, "Do not change the checkpoint when pasting an infotext"

@@ -1,0 +1,136 @@
+"""A1111's `modules.rng`: seeded noise from the source Settings > "Random number generator source"
+names (CPU, GPU or NV, Philox: an NVIDIA GPU's numbers on any machine), and `ImageRNG`, the per-image
+noise of a batch (first noise with variation seeds and "resize seed from", then the sampler's draws).
+
+Sumi's jobs make their noise the same way (engine/sampling/noise.py); these are the names extensions
+call. `randn(seed, ...)` and `manual_seed` set the global generator that `randn_like` and
+`randn_without_seed` (without a generator) go on drawing from, as A1111.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from modules import devices, shared
+from modules.sumi.engine.sampling.noise import NV, draw, image_noise, make_generators, slerp
+from modules.sumi.engine.sampling.philox import PhiloxGenerator
+
+_nv_global = PhiloxGenerator(0)  # A1111's `nv_rng`: what NV draws come from without a generator
+
+
+def _source() -> str:
+    app = shared.running_app()
+    name = str(getattr(app.options, "randn_source", "CPU")).upper() if app is not None else "CPU"
+    return {"GPU": "gpu", "NV": NV}.get(name, "cpu")
+
+
+def _generator_device() -> torch.device | str:
+    source = _source()
+    if source == NV:
+        return NV
+    device = devices.device
+    return device if source == "gpu" and device.type != "mps" else torch.device("cpu")
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the global generator of the current source."""
+    global _nv_global
+    if _source() == NV:
+        _nv_global = PhiloxGenerator(int(seed))
+        return
+    torch.manual_seed(int(seed))
+
+
+def create_generator(seed: int) -> Any:
+    """A generator of the current source seeded with `seed` (a torch.Generator, or Sumi's NV one)."""
+    return make_generators([int(seed)], _generator_device())[0]
+
+
+def randn_without_seed(shape: Sequence[int], generator: Any = None) -> torch.Tensor:
+    """The next draws of `generator` (else the global generator), on the device."""
+    where = _generator_device()
+    if generator is not None:
+        return draw(shape, generator).to(devices.device)
+    if where == NV:
+        return _nv_global.randn(shape).to(devices.device)
+    return torch.randn(tuple(shape), device=where).to(devices.device)
+
+
+def randn(seed: int, shape: Sequence[int], generator: Any = None) -> torch.Tensor:
+    """Noise for `seed` (the global generator is seeded with it first)."""
+    manual_seed(seed)
+    return randn_without_seed(shape, generator)
+
+
+def randn_local(seed: int, shape: Sequence[int]) -> torch.Tensor:
+    """The seed's first draws, leaving the global generator alone."""
+    return draw(shape, create_generator(seed)).to(devices.device)
+
+
+def randn_like(x: torch.Tensor) -> torch.Tensor:
+    """Global-generator draws shaped like `x`, on its device and in its dtype."""
+    where = _generator_device()
+    if where == NV:
+        return _nv_global.randn(x.shape).to(device=x.device, dtype=x.dtype)
+    return torch.randn(x.shape, device=where, dtype=x.dtype).to(x.device)
+
+
+class ImageRNG:
+    """The noise of a batch, one generator per seed: `first()` (or the first `next()`) is the starting
+    noise, each later `next()` the generators' next draws (the sampler's noise). With an ENSD setting the
+    generators after `first()` are those of seed + ENSD, as A1111's."""
+
+    def __init__(
+        self,
+        shape: Sequence[int],
+        seeds: Sequence[int],
+        subseeds: Sequence[int] | None = None,
+        subseed_strength: float = 0.0,
+        seed_resize_from_h: int = 0,
+        seed_resize_from_w: int = 0,
+    ) -> None:
+        self.shape = tuple(shape)
+        self.seeds = list(seeds)
+        self.subseeds = subseeds
+        self.subseed_strength = subseed_strength
+        self.seed_resize_from_h = seed_resize_from_h
+        self.seed_resize_from_w = seed_resize_from_w
+        self.generators = [create_generator(seed) for seed in self.seeds]
+        self.is_first = True
+
+    def first(self) -> torch.Tensor:
+        resize = None
+        if self.seed_resize_from_h > 0 and self.seed_resize_from_w > 0:
+            resize = (int(self.seed_resize_from_h) // 8, int(self.seed_resize_from_w) // 8)
+        noise = image_noise(
+            self.shape,  # type: ignore[arg-type]
+            self.generators,
+            subseeds=list(self.subseeds) if self.subseeds is not None else [],
+            subseed_strength=self.subseed_strength if self.subseeds is not None else 0.0,
+            seed_resize_from=resize,
+        )
+        delta = int(getattr(shared.opts, "eta_noise_seed_delta", 0) or 0)
+        if delta:
+            self.generators = [create_generator(seed + delta) for seed in self.seeds]
+        return noise.to(devices.device)
+
+    def next(self) -> torch.Tensor:
+        if self.is_first:
+            self.is_first = False
+            return self.first()
+        return torch.stack([draw(self.shape, g) for g in self.generators]).to(devices.device)
+
+
+__all__ = [
+    "ImageRNG",
+    "create_generator",
+    "manual_seed",
+    "randn",
+    "randn_like",
+    "randn_local",
+    "randn_without_seed",
+    "slerp",
+]
