@@ -47,9 +47,6 @@ class CheckpointInfo(checkpoints.CheckpointInfo):
         """Add the file to the checkpoint list (it stays listed after a refresh)."""
         shared.app().checkpoints.add_file(self.filename)
 
-    def calculate_shorthash(self) -> str | None:
-        return self.calculate_hash()
-
 
 class ModelData:
     """A1111's `sd_models.model_data`."""
@@ -150,7 +147,12 @@ def reload_model_weights(sd_model: Any = None, info: Any = None, forced_reload: 
 
 
 def load_model(checkpoint_info: Any = None, already_loaded_state_dict: Any = None) -> ModelFacade:
-    return reload_model_weights(info=checkpoint_info)
+    """Load `checkpoint_info`; with `already_loaded_state_dict` (a single-file state dict, as a merge
+    makes it), that model instead, listed as "<name> (in memory)" and active, with no file written."""
+    if already_loaded_state_dict is None:
+        return reload_model_weights(info=checkpoint_info)
+    name = getattr(checkpoint_info, "name_for_extra", None) or "merged"
+    return model_view(shared.app().models.try_state_dict(str(name), dict(already_loaded_state_dict)))
 
 
 def unload_model_weights(sd_model: Any = None, info: Any = None) -> Any:

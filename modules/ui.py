@@ -33,10 +33,19 @@ __all__ = [
     "plaintext_to_html",
     "resize_from_to_html",
     "switch_values_symbol",
+    "versions_html",
     "wrap_gradio_call",
     "wrap_gradio_gpu_call",
     "wrap_queued_call",
 ]
+
+
+def versions_html() -> str:
+    """A1111's footer versions line (version, python, torch, gradio, checkpoint hash), as the page's."""
+    from modules import shared
+    from modules.sumi.frontends.gradio.footer import versions_html as footer_versions
+
+    return footer_versions(shared.app())
 
 
 def __getattr__(name: str) -> Any:

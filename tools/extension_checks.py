@@ -760,6 +760,38 @@ def _civitai_helper_core(ctx: Context) -> tuple[bool | None, str]:
     )
 
 
+@ui("sd-webui-supermerger")
+def _supermerger_ui(ctx: Context) -> tuple[bool | None, str]:
+    shown = ctx.page.locator("#tabs button[role=tab]", has_text="SuperMerger").first.is_visible()
+    return shown, "its SuperMerger tab shown" if shown else "no SuperMerger tab"
+
+
+@core("sd-webui-supermerger")
+def _supermerger_core(ctx: Context) -> tuple[bool | None, str]:
+    """Merge&Gen: it merges model A and B by weight sum in its own code (state dicts from the files),
+    loads the merge with `sd_models.load_model(info, already_loaded_state_dict=...)` (Sumi's in-memory
+    model) and generates with the txt2img tab's values, which it finds among A1111's Generate inputs."""
+    page = ctx.page
+    page.fill("#txt2img_prompt textarea", "a red circle")
+    page.locator("#tabs button[role=tab]", has_text="SuperMerger").first.click()
+    try:
+        page.get_by_role("button", name="Merge&Gen").first.click()
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('textarea, input')].some(e => "
+            "(e.value || '').startsWith('Merged model loaded'))",
+            timeout=120000,
+        )
+        page.get_by_text("Steps: ", exact=False).first.wait_for(timeout=120000)
+        info = page.get_by_text("Steps: ", exact=False).first.inner_text()
+    except Exception as exc:
+        return False, f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+    finally:
+        ctx.back_to_txt2img()
+    merged = "x 0.5 +" in info
+    ctx.http.post("/sdapi/v1/reload-checkpoint")  # the next checks on the demo model again
+    return merged, f"Merge&Gen: merged in memory, generated with it ({info.splitlines()[-1][:120]!r})"
+
+
 @ui("sd-civitai-browser-plus")
 def _civitai_ui(ctx: Context) -> tuple[bool | None, str]:
     shown = ctx.tab("civitai_interface", "CivitAI Browser+").is_visible()

@@ -79,6 +79,7 @@ class Entry:
     category: str
     broken_on_a1111: str | None = None  # how it fails on A1111 1.10 itself, with the upstream report
     gradio3_only: str | None = None  # why it cannot run on a Gradio 4+ WebUI at all, with the evidence
+    pinned: str | None = None  # why the pin is an older commit than the repository's newest
 
 
 @dataclass
@@ -384,6 +385,9 @@ def run_round(
     root = work / label
     shutil.rmtree(root, ignore_errors=True)
     results = {e.name: Result(e.name, e.repo, e.commit, e.category) for e in entries}
+    for e in entries:
+        if e.pinned:
+            results[e.name].details.append(f"pinned: {e.pinned}")
     dirs = prepare_data_dir(copy_sumi(root / "sumi"), entries, sources)
     for name in dirs:
         results[name].cloned = True

@@ -4,6 +4,7 @@ call_queue, ui_components, infotext_utils, ...), driven by extension-style code 
 from __future__ import annotations
 
 import base64
+import copy
 import importlib
 import io
 import shutil
@@ -184,6 +185,8 @@ def test_sd_models_functions(app):
     info = app.checkpoints.list()[0]
     assert sd_models.get_closet_checkpoint_match(info.name_for_extra) is info
     assert sd_models.checkpoint_aliases[info.name] is info
+    # supermerger hashes the infos it is given before it writes a merge's metadata
+    assert sd_models.checkpoints_list[info.title].calculate_shorthash() == info.shorthash
     assert sd_models.select_checkpoint() is info
     assert sd_models.checkpoint_tiles() == [info.title]
     assert sd_models.model_hash(info.filename) == info.legacy_hash
@@ -191,6 +194,27 @@ def test_sd_models_functions(app):
     assert sd_models.model_path == str(app.paths.ckpt_dirs[0])
     assert sd_models.reload_model_weights().sd_checkpoint_info is info
     assert sd_models.CheckpointInfo(info.filename).name == info.name
+
+
+def test_a_merge_loaded_from_a_state_dict_as_supermerger_does_becomes_the_in_memory_model(app):
+    """supermerger deep-copies a CheckpointInfo, renames the copy and loads its merged state dict with
+    `load_model(info, already_loaded_state_dict=...)`: the merge is the active model, in memory."""
+    from modules import sd_models
+
+    first = app.checkpoints.list()[0]
+    fake = copy.deepcopy(first)
+    fake.name_for_extra, fake.sha256 = "merge_a_b", "ab" * 32
+    fake.title = "merge_a_b.safetensors [abababab]"
+    fake.ids = ["merge_a_b"]  # a list where Sumi has a method: the copy only
+    assert first.title != fake.title and callable(first.ids) and first.sha256 != fake.sha256
+    state = sd_models.read_state_dict(first.filename)
+    try:
+        model = sd_models.load_model(fake, already_loaded_state_dict=state)
+        assert model.sd_checkpoint_info.name == "merge_a_b (in memory)"
+        assert app.models.active.checkpoint.name == "merge_a_b (in memory)"
+        assert _txt2img(app).images
+    finally:
+        sd_models.reload_model_weights(info=first)
 
 
 def test_reloading_another_checkpoint_switches_to_it(app, tmp_path):

@@ -65,6 +65,9 @@ def test_the_generate_click_reads_as_a1111s(app):
     names = [getattr(c, "elem_id", None) for c in fn.inputs]
     assert names[1:4] == ["txt2img_prompt", "txt2img_neg_prompt", "txt2img_styles"]
     assert names[7:9] == ["txt2img_height", "txt2img_width"]  # A1111's order: height first
+    labels = [getattr(c, "label", None) for c in fn.inputs]
+    # supermerger takes the scripts' inputs as those after the input labelled "Override settings"
+    assert labels.index("Override settings") == len(ag.TXT2IMG_ARGS)
     scripts_end = 1 + len(ag.TXT2IMG_ARGS) + len(app.scripts.txt2img.inputs)
     marker = fn.inputs[scripts_end]  # then ControlNet's inputs and the tab's other values
     assert isinstance(marker, gr.State) and marker.value == ag.MARKER

@@ -21,6 +21,7 @@ from modules.processing import process_images
 from scripts.suffix_default import SUFFIX  # an extension importing its own module, as A1111 allows
 
 LOADED_FROM = scripts.basedir()
+PACKAGE = __package__  # A1111 names the module "test_script.py": its package is "test_script"
 
 
 class PromptSuffix(scripts.Script):
@@ -137,6 +138,11 @@ def test_a_failing_script_is_named_skipped_and_the_job_still_finishes(client, ap
     assert any(
         e.where == "process" and "boom from an extension" in e.message for e in app.scripts.errors.items
     )
+
+
+def test_a_script_module_s_package_is_its_file_stem_as_in_a1111(app):
+    (module,) = {d.module for d in app.scripts.scripts_data if d.path.endswith("test_script.py")}
+    assert module.PACKAGE == "test_script"  # supermerger registers its tab only when this holds
 
 
 def test_a_script_file_that_does_not_import_is_reported_and_the_others_load(app):

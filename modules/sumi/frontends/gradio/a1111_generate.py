@@ -125,6 +125,18 @@ PLACEHOLDERS: dict[str, Any] = {
     "img2img_batch_upload": [],
 }
 
+# A1111's labels of the components a placeholder stands for: extensions find the Generate inputs by label
+# (supermerger takes the scripts' inputs as those after "Override settings")
+PLACEHOLDER_LABELS = {"override_settings_texts": "Override settings"}
+
+
+def _placeholder(name: str) -> gr.State:
+    state = gr.State(PLACEHOLDERS.get(name))
+    if name in PLACEHOLDER_LABELS:
+        state.label = PLACEHOLDER_LABELS[name]  # type: ignore[attr-defined]  # gr.State has no label of its own
+    return state
+
+
 # The tab values after the marker and the ControlNet inputs. Plain values come last: A1111's
 # `create_submit_args` (the `submit` functions extensions call) empties the third value from the end
 # when it is a list (Gradio 3's gallery output).
@@ -158,7 +170,7 @@ def describe_generate(page: gr.Blocks, tab: Txt2ImgTab, tabname: str) -> Gradio3
         else (TXT2IMG_ARGS, TXT2IMG_TAIL, "txt2img")
     )
     id_task = gr.Textbox(visible=False, elem_id=f"{tabname}_a1111_id_task", show_label=False)
-    a1111 = [c[sumi] if sumi else gr.State(PLACEHOLDERS.get(name)) for name, sumi in named]
+    a1111 = [c[sumi] if sumi else _placeholder(name) for name, sumi in named]
     scripts = tab.scripts.inputs if tab.scripts else []
     control = tab.controlnet.inputs if tab.controlnet else []
     inputs = [id_task, *a1111, *scripts, gr.State(MARKER), *control, *(c[n] for n in tail)]

@@ -321,7 +321,8 @@ class GenerationService:
         self, p: StableDiffusionProcessing, loaded: LoadedModel, tiles: tiling.JobTiling | None
     ) -> Processed:
         images, infotexts = [], []
-        job = JobContext(self._embedding_hook(loaded), self._prepare_control(p, loaded), tiles=tiles)
+        hook = self._embedding_hook(loaded, reload=not p.do_not_reload_embeddings)
+        job = JobContext(hook, self._prepare_control(p, loaded), tiles=tiles)
         if tiles is not None:
             tiles.include(*(unit.model for unit in job.control.units))
         for n in range(p.n_iter):
@@ -569,11 +570,13 @@ class GenerationService:
             extra_noise_hook=sampler_params.extra_noise_hook(self.callbacks),
         )
 
-    def _embedding_hook(self, loaded: LoadedModel):
-        """This job's textual-inversion hook; changed embedding files are picked up here (A1111)."""
+    def _embedding_hook(self, loaded: LoadedModel, reload: bool = True):
+        """This job's textual-inversion hook; changed embedding files are picked up here unless the job
+        says `do_not_reload_embeddings` (A1111)."""
         if self.embeddings is None:
             return None
-        self.embeddings.refresh()
+        if reload:
+            self.embeddings.refresh()
         return self.embeddings.for_model(loaded.sd).hook()
 
     def _activate_networks(self, p: StableDiffusionProcessing, prompts: list[str]) -> list[str]:

@@ -25,6 +25,7 @@ class StableDiffusionProcessing:
     outpath_samples: str | None = None
     outpath_grids: str | None = None
     prompt: str | list[str] = ""
+    prompt_for_display: str | None = None  # A1111 keeps it for scripts; nothing of Sumi's reads it
     negative_prompt: str | list[str] = ""
     styles: list[str] = field(default_factory=list)
     seed: int = -1
@@ -48,6 +49,8 @@ class StableDiffusionProcessing:
     extra_generation_params: dict[str, Any] = field(default_factory=dict)
     overlay_images: list[Any] | None = None  # A1111: the originals pasted over the result outside the mask
     eta: float | None = None
+    # False (A1111's default): changed embedding files are read again before the job
+    do_not_reload_embeddings: bool = False
     denoising_strength: float | None = None
     s_min_uncond: float | None = None
     s_churn: float | None = None
@@ -58,6 +61,7 @@ class StableDiffusionProcessing:
     override_settings_restore_afterwards: bool = True
     sampler_index: int | None = None
     disable_extra_networks: bool = False
+    force_task_id: str | None = None  # the job's id in the queue and progress reports (A1111's, both tabs)
     comments: dict[str, Any] = field(default_factory=dict)
     script_args: list[Any] = field(default_factory=list)
     # A1111 1.6+: the refiner checkpoint (title or name; None, "" or "None": no refiner) and the completed
@@ -239,7 +243,6 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
     inpainting_mask_invert: int = 0
     initial_noise_multiplier: float | None = None
     latent_mask: Any = None
-    force_task_id: str | None = None
     # Filled while the job is prepared (A1111 names).
     image_mask: Any = field(default=None, init=False)
     nmask: Any = field(default=None, init=False)

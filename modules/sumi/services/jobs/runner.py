@@ -38,7 +38,7 @@ class JobRunner:
         (by the type of `p`); the job's future holds the result. What the UI does, so it can show
         progress while waiting."""
         self.validate(p)
-        return self.queue.submit(job_kind(p), lambda: self.run_job(p), job_id)
+        return self.queue.submit(job_kind(p), lambda: self.run_job(p), job_id or p.force_task_id or None)
 
     def txt2img(self, p: StableDiffusionProcessing, job_id: str | None = None) -> Processed:
         """Check `p`, run it as a txt2img job with its scripts on the worker, and wait for it.

@@ -7,6 +7,7 @@ forward slashes), `title` is `name [shorthash]` once the sha256 is known, and an
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import re
@@ -94,9 +95,19 @@ class CheckpointInfo:
         self._hash_cache = hash_cache
         self._no_hashing = no_hashing
         self._legacy_hash: str | None = None
+        self._title: str | None = None  # set by an extension that renames a copy (supermerger)
         self.sha256: str | None = None
         if hash_cache is not None and not no_hashing:
             self.sha256 = hash_cache.cached(self.filename, self.cache_key)
+
+    def __deepcopy__(self, memo: dict) -> CheckpointInfo:
+        """A copy sharing the hash cache (A1111's infos are plain objects extensions deep-copy and
+        rename: supermerger names its merge that way)."""
+        clone = copy.copy(self)
+        clone.__dict__ = {
+            k: (v if k == "_hash_cache" else copy.deepcopy(v, memo)) for k, v in vars(self).items()
+        }
+        return clone
 
     @property
     def cache_key(self) -> str:
@@ -121,7 +132,13 @@ class CheckpointInfo:
 
     @property
     def title(self) -> str:
+        if self._title is not None:
+            return self._title
         return self.name if self.hash is None else f"{self.name} [{self.hash}]"
+
+    @title.setter
+    def title(self, value: str) -> None:
+        self._title = str(value)
 
     @property
     def short_title(self) -> str:
@@ -133,6 +150,8 @@ class CheckpointInfo:
             return None
         self.sha256 = self._hash_cache.sha256(self.filename, self.cache_key)
         return self.hash
+
+    calculate_shorthash = calculate_hash  # A1111's name: extensions call it on the infos they are given
 
     def ids(self) -> list[str]:
         """Every alias A1111 accepts for this checkpoint, most specific first."""

@@ -135,6 +135,9 @@ class ScriptService:
             if spec is None or spec.loader is None:
                 raise ImportError(f"cannot import {path}")
             module = importlib.util.module_from_spec(spec)
+            # A1111 names a script's module after its file ("supermerger.py"), so its __package__ is the
+            # file's stem; scripts test it (supermerger registers its tab only when it is "supermerger")
+            module.__package__ = path.stem
             if basedir != self.repo_root:
                 self.imports.add_extension_dir(basedir)
                 self.imports.prepare(module, Path(basedir).name)

@@ -1418,6 +1418,9 @@ def _a1111_only() -> dict[str, OptionInfo]:
             "samples_log_stdout": OptionInfo(False, "Always print all generation info to standard output"),
             "compact_prompt_box": OptionInfo(False, "Compact prompt layout"),
             "do_not_show_images": OptionInfo(False, "Do not show any images in gallery"),
+            # obsolete in A1111 1.10 too ("set to 0 and use the two settings above"); supermerger sets it
+            # to 0 while it merges and puts it back. Sumi's model cache is sd_checkpoints_limit
+            "sd_checkpoint_cache": OptionInfo(0, "Checkpoints to cache in RAM", "slider", _slider(0, 10, 1)),
         },
     )
 
