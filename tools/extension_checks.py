@@ -775,7 +775,10 @@ def _supermerger_core(ctx: Context) -> tuple[bool | None, str]:
     page.fill("#txt2img_prompt textarea", "a red circle")
     page.locator("#tabs button[role=tab]", has_text="SuperMerger").first.click()
     try:
-        page.get_by_role("button", name="Merge&Gen").first.click()
+        button = page.get_by_role("button", name="Merge&Gen").first
+        button.wait_for(state="visible", timeout=30000)
+        time.sleep(2.0)  # a tab's controls are drawn when it is first opened: a user sees them first
+        button.click()
         page.wait_for_function(
             "() => [...document.querySelectorAll('textarea, input')].some(e => "
             "(e.value || '').startsWith('Merged model loaded'))",

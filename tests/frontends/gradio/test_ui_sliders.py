@@ -6,7 +6,7 @@ import asyncio
 
 import gradio as gr
 
-from modules.sumi.frontends.gradio import sliders_never_null
+from modules.sumi.frontends.gradio import sliders_never_null, textboxes_never_null
 from modules.sumi.frontends.gradio.gradio3_compat import compat_gradio
 
 
@@ -51,3 +51,20 @@ def test_a_text_value_reaches_the_function_as_it_is():
 
     assert asyncio.run(demo.preprocess_data(fn, ["0"], state=None)) == ["0"]
     assert asyncio.run(demo.preprocess_data(fn, [3], state=None)) == [3]
+
+
+def test_an_empty_text_box_hands_over_an_empty_text_not_none():
+    """Gradio 6 starts `gr.Textbox()` at None and the page sends null until the user types; Gradio 3 gave
+    "" (supermerger splits its empty "Elements" box)."""
+    with gr.Blocks() as demo:
+        with gr.Blocks() as extension_tab:
+            elements = gr.Textbox(label="Elements")
+            out = gr.Textbox()
+            elements.change(lambda text: f"{len(text.split(','))} parts", inputs=[elements], outputs=[out])
+        extension_tab.render()
+    textboxes_never_null(demo)
+    textboxes_never_null(demo)  # twice: still one wrapper
+    fn = demo.fns[0]
+
+    assert asyncio.run(demo.preprocess_data(fn, [None], state=None)) == [""]
+    assert asyncio.run(demo.preprocess_data(fn, ["a,b"], state=None)) == ["a,b"]

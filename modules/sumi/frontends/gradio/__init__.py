@@ -139,6 +139,7 @@ def build_ui(app: App) -> gr.Blocks:
         demo
     )  # after the `with`: Gradio adds its Forms then (mount_gradio_app writes the config)
     sliders_never_null(demo)
+    textboxes_never_null(demo)
     answer_page_loads_directly(demo)
     ui_config.dump_defaults()
     demo.ui_loadsave = ui_config  # type: ignore[attr-defined]  # A1111's name
@@ -175,6 +176,21 @@ def sliders_never_null(demo: gr.Blocks) -> None:
     for block in demo.blocks.values():
         if isinstance(block, gr.Slider) and "preprocess" not in vars(block):
             block.preprocess = partial(_slider_preprocess, block, block.preprocess)  # type: ignore[method-assign]
+
+
+def textboxes_never_null(demo: gr.Blocks) -> None:
+    """Every text box of the page hands an empty text, not None, to the functions it feeds.
+
+    Gradio 6 makes a `gr.Textbox()` without a value with the value None and the page sends null for it
+    until the user types; Gradio 3 (A1111) always gave "". Extensions split and strip those values
+    (supermerger's merge failed on `None.split` for its empty "Elements" box on a first start)."""
+    for block in demo.blocks.values():
+        if isinstance(block, gr.Textbox) and "preprocess" not in vars(block):
+            block.preprocess = partial(_textbox_preprocess, block.preprocess)  # type: ignore[method-assign]
+
+
+def _textbox_preprocess(original: Any, payload: Any) -> Any:
+    return original("" if payload is None else payload)
 
 
 def _slider_preprocess(slider: gr.Slider, original: Any, payload: Any) -> Any:

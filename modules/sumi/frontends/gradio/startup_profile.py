@@ -92,4 +92,10 @@ def create_startup_profile(app: App) -> None:
         return profile_html(app.startup_record)
 
     for event in (section.expand, refresh.click):
-        event(fill, outputs=table, show_progress="hidden", api_visibility="undocumented")
+        event(
+            fill,
+            outputs=table,
+            show_progress="hidden",
+            api_visibility="undocumented",
+            trigger_mode="always_last",
+        )
