@@ -784,13 +784,16 @@ def _supermerger_core(ctx: Context) -> tuple[bool | None, str]:
             "(e.value || '').startsWith('Merged model loaded'))",
             timeout=120000,
         )
-        page.get_by_text("Steps: ", exact=False).first.wait_for(timeout=120000)
-        info = page.get_by_text("Steps: ", exact=False).first.inner_text()
+        info = page.wait_for_function(  # the merge's infotext under its output image (not txt2img's)
+            "() => [...document.querySelectorAll('p, div')].filter(e => e.offsetParent !== null"
+            " && e.innerText.includes('Steps: ') && e.innerText.includes(' x 0.5')).pop()?.innerText",
+            timeout=120000,
+        ).json_value()
     except Exception as exc:
         return False, f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
     finally:
         ctx.back_to_txt2img()
-    merged = "x 0.5 +" in info
+    merged = " x 0.5" in info
     ctx.http.post("/sdapi/v1/reload-checkpoint")  # the next checks on the demo model again
     return merged, f"Merge&Gen: merged in memory, generated with it ({info.splitlines()[-1][:120]!r})"
 
