@@ -81,7 +81,7 @@ def test_actions_unload_load_and_hash_checkpoints_and_sysinfo_downloads_and_chec
         page.click("#settings_tab_startup_profile > .label-wrap")  # Startup profile: filled when opened
         expect(page.locator("#startup_profile table")).to_contain_text("load scripts")
         rows = page.locator("#startup_profile tr.sumi-profile-depth-1").all_inner_texts()
-        assert any(r.startswith("xyz_grid.py") for r in rows) and any(r.startswith("txt2img") for r in rows)
+        assert any(r.startswith("txt2img") for r in rows)  # create ui's parts (script imports may be < 5 ms)
         assert page.locator("#startup_profile tr.sumi-profile-total").inner_text().startswith("Total")
 
 

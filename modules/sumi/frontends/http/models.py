@@ -60,6 +60,8 @@ _RUNTIME_FIELDS = {
     "all_hr_negative_prompts",
     "image_mask",
     "overlay_images",
+    "do_not_reload_embeddings",  # A1111's API_NOT_ALLOWED: for scripts, not API clients
+    "prompt_for_display",
 }
 
 
