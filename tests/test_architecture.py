@@ -39,6 +39,7 @@ A1111_MODULES_NOT_IN_SURFACE = {
     "modules.cache",  # cache.json sections (lycoris, supermerger, EasyPhoto)
     "modules.patches",  # per-caller monkeypatching (lycoris, supermerger)
     "modules.rng",  # seeded noise and ImageRNG (multidiffusion, seed scripts)
+    "modules.shared_state",  # the class of shared.state (multidiffusion)
 }
 MAX_FACADE_LINES = 250
 

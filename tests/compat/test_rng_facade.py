@@ -75,6 +75,12 @@ def test_image_rng_first_is_the_job_s_first_noise_and_next_the_generators_draws(
     assert torch.equal(with_ensd.next()[0], first_draw(source, 3 + 31337, shape))
 
 
+def test_shared_state_is_the_class_of_shared_state(app):
+    from modules import shared, shared_state
+
+    assert isinstance(shared.state, shared_state.State) and shared.State is shared_state.State
+
+
 def test_slerp_is_a1111_s():
     low, high = torch.ones(2, 4), torch.ones(2, 4) * 2  # parallel: A1111's reversed linear fallback
     torch.testing.assert_close(rng.slerp(0.25, low, high), low * 0.25 + high * 0.75)
