@@ -15,7 +15,15 @@ from typing import Any
 import torch
 
 from modules import devices, shared
-from modules.sumi.engine.sampling.noise import NV, draw, image_noise, make_generators, slerp
+from modules.sumi.engine.sampling.noise import (
+    NV,
+    draw,
+    image_noise,
+    make_generators,
+    noise_device,
+    slerp,
+    source_of_setting,
+)
 from modules.sumi.engine.sampling.philox import PhiloxGenerator
 
 _nv_global = PhiloxGenerator(0)  # A1111's `nv_rng`: what NV draws come from without a generator
@@ -23,16 +31,11 @@ _nv_global = PhiloxGenerator(0)  # A1111's `nv_rng`: what NV draws come from wit
 
 def _source() -> str:
     app = shared.running_app()
-    name = str(getattr(app.options, "randn_source", "CPU")).upper() if app is not None else "CPU"
-    return {"GPU": "gpu", "NV": NV}.get(name, "cpu")
+    return source_of_setting(getattr(app.options, "randn_source", "CPU") if app is not None else "CPU")
 
 
 def _generator_device() -> torch.device | str:
-    source = _source()
-    if source == NV:
-        return NV
-    device = devices.device
-    return device if source == "gpu" and device.type != "mps" else torch.device("cpu")
+    return noise_device(_source(), devices.device)
 
 
 def manual_seed(seed: int) -> None:

@@ -10,7 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from modules.sumi.engine.sampling.noise import draw, fresh_generator, image_noise, make_generators, slerp
+from modules.sumi.engine.sampling.noise import (
+    NV,
+    draw,
+    fresh_generator,
+    image_noise,
+    make_generators,
+    noise_device,
+    slerp,
+    source_of_setting,
+)
 from modules.sumi.engine.sampling.philox import PhiloxGenerator, philox4x32
 
 # Random123's known-answer vectors for Philox4x32-10: (counter, key) -> output
@@ -124,3 +133,23 @@ def test_resize_seed_from_pastes_the_seed_s_noise_at_the_old_size_into_the_gener
     after_one = make_generators([7], source)[0]
     draw(shape, after_one)
     assert torch.equal(draw(shape, generators[0]), draw(shape, after_one))  # one draw at the new size so far
+
+
+def test_the_setting_names_its_source_in_any_case_and_unknown_values_keep_the_cpu():
+    assert [source_of_setting(v) for v in ("GPU", "gpu", "NV", "nv", "CPU", "", None, "TPU")] == [
+        "gpu",
+        "gpu",
+        NV,
+        NV,
+        "cpu",
+        "cpu",
+        "cpu",
+        "cpu",
+    ]
+
+
+def test_gpu_noise_draws_on_the_model_s_device_except_apple_s_mps_which_draws_on_the_cpu():
+    assert noise_device("gpu", torch.device("cuda", 1)) == torch.device("cuda", 1)
+    assert noise_device("gpu", torch.device("mps")) == torch.device("cpu")
+    assert noise_device("cpu", torch.device("cuda")) == torch.device("cpu")
+    assert noise_device(NV, torch.device("cuda")) == NV

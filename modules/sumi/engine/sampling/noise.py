@@ -28,9 +28,16 @@ Generator = torch.Generator | PhiloxGenerator  # a torch generator ("CPU"/"GPU" 
 NV = "nv"  # the noise source A1111 calls "NV": Philox on the CPU, CUDA's numbers on any machine
 
 
+def source_of_setting(randn_source: object) -> str:
+    """A1111's "Random number generator source" setting ("GPU", "CPU", "NV", any case) as the engine
+    names it: "gpu", "nv", else "cpu" (an unknown value keeps A1111's default, the CPU)."""
+    return {"GPU": "gpu", "NV": NV}.get(str(randn_source).upper(), "cpu")
+
+
 def noise_device(source: str, model_device: torch.device) -> torch.device | str:
-    """Where a job's generators draw: "gpu" -> the model's device, "nv" -> NV, else the CPU."""
-    if source == "gpu":
+    """Where a job's generators draw: "gpu" -> the model's device (the CPU on Apple's mps, as A1111:
+    its generators are not reproducible there), "nv" -> NV, else the CPU."""
+    if source == "gpu" and model_device.type != "mps":
         return model_device
     return NV if source == NV else torch.device("cpu")
 

@@ -26,6 +26,7 @@ from modules.sumi.engine.extensions import Extension
 from modules.sumi.engine.networks.embeddings import partition
 from modules.sumi.engine.placement import precision_infotext
 from modules.sumi.engine.sampling.loop import StepInfo
+from modules.sumi.engine.sampling.noise import source_of_setting
 from modules.sumi.engine.sampling.samplers import find_sampler
 from modules.sumi.services.controlnet.batch import control_batch
 from modules.sumi.services.controlnet.service import ControlNetService, PreparedControl, Target
@@ -553,7 +554,7 @@ class GenerationService:
             eta_ancestral=p.eta if p.eta is not None else o.eta_ancestral,
             eta_ddim=p.eta if p.eta is not None else o.eta_ddim,  # A1111: `eta` is DDIM's too
             eta_noise_seed_delta=int(o.eta_noise_seed_delta),
-            noise_device=_noise_device(o.randn_source),
+            noise_device=source_of_setting(o.randn_source),
             emphasis=o.emphasis,
             comma_padding_backtrack=int(o.comma_padding_backtrack),
             use_old_scheduling=bool(o.use_old_scheduling),
@@ -955,11 +956,6 @@ def _known_module(module: str) -> bool:
 def _offloaded(loaded: LoadedModel) -> bool:
     """The model runs with --medvram/--lowvram offloading (`SDModel.extra["offload"]`, issue 14)."""
     return loaded.sd.offloaded
-
-
-def _noise_device(randn_source: str) -> str:
-    """A1111's "Random number generator source" as the engine names it: GPU, NV (Philox), else CPU."""
-    return {"GPU": "gpu", "NV": "nv"}.get(str(randn_source).upper(), "cpu")
 
 
 def _uses_ensd(sampler: str | None) -> bool:
