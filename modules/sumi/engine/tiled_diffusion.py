@@ -44,6 +44,7 @@ from modules.sumi.engine.extensions import (
     StartingNoise,
     UNetBatch,
     hook,
+    ldm_blocks,
 )
 from modules.sumi.engine.host_values import send
 from modules.sumi.engine.model import SDModel, compute_dtype
@@ -502,7 +503,7 @@ class TiledDiffusion(Extension):
                 if batch.context.pooled is None
                 else {"text_embeds": batch.context.pooled.to(dtype), "time_ids": start.time_ids}
             )
-            return unet(
+            return ldm_blocks.forward_of(unet)(
                 batch.x,
                 batch.timestep,
                 encoder_hidden_states=batch.context.context.to(x.device, dtype),

@@ -35,6 +35,7 @@ from modules.sumi.engine.extensions import (
     RowOutputs,
     RowsOnHost,
     UNetBatch,
+    ldm_blocks,
 )
 from modules.sumi.engine.host_values import scalar_on, send
 from modules.sumi.engine.model import compute_dtype
@@ -361,7 +362,7 @@ def _unet(
                 added = {**added, "text_embeds": batch.context.pooled.to(dtype)}
     if rows.image_conditioning is not None:
         x = torch.cat([x, rows.image_conditioning.to(x.dtype)], dim=1)
-    out = unet(
+    out = ldm_blocks.forward_of(unet)(
         x,
         call.timestep,
         encoder_hidden_states=context,

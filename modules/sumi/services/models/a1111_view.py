@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from modules.sumi.engine.accel.offload import offloader_of
+from modules.sumi.engine.extensions import ldm_blocks
 from modules.sumi.services.models import checkpoints
 
 if TYPE_CHECKING:
@@ -27,6 +28,9 @@ class _DiffusionWrapper(torch.nn.Module):
 
     def __init__(self, unet: torch.nn.Module) -> None:
         super().__init__()
+        ldm_blocks.attach(
+            unet
+        )  # A1111's input_blocks, middle_block, output_blocks, out (extensions edit them)
         self.diffusion_model = unet
 
 
