@@ -6,6 +6,7 @@ Every `on_*` function adds to the running App's `CallbackRegistry` (modules/call
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,9 +36,17 @@ def _registry() -> CallbackRegistry:
     return shared.app().callbacks
 
 
+def _caller_file(depth: int = 2) -> str:
+    """The file of the code that called into this module (A1111 files a callback under it)."""
+    frame = sys._getframe(depth)
+    while frame is not None and frame.f_code.co_filename == __file__:
+        frame = frame.f_back
+    return frame.f_code.co_filename if frame is not None else ""
+
+
 def _adder(category: str) -> Callable[..., None]:
     def add(callback: Callable[..., Any], *, name: str | None = None) -> None:
-        _registry().add(category, callback, name)
+        _registry().add(category, callback, name, filename=_caller_file())
 
     add.__name__ = f"on_{category}"
     add.__doc__ = f"Register a `{category}` callback (A1111's script_callbacks.on_{category})."
@@ -78,9 +87,13 @@ def on_after_component(callback: Callable[..., Any], *, name: str | None = None)
 
 
 def remove_current_script_callbacks() -> None:
+    """Remove the callbacks registered by the calling file (as A1111: at import, or from a script's
+    `process` to drop the callbacks an earlier job's `process` registered)."""
     registry = _registry()
-    if registry.current_script:
+    if registry.current_script:  # a script file being imported: what it registered
         registry.remove_script(registry.current_script)
+    else:
+        registry.remove_registered_by(_caller_file())
 
 
 def remove_callbacks_for_function(callback: Callable[..., Any]) -> None:

@@ -1130,6 +1130,32 @@ def _freeu_core(ctx: Context) -> tuple[bool | None, str]:
     )
 
 
+@ui("sd-webui-kohya-hiresfix")
+def _kohya_hiresfix_ui(ctx: Context) -> tuple[bool | None, str]:
+    return _accordion(ctx, "Kohya Hires.fix")
+
+
+KOHYA_ARGS = [True, True, 3, 4, 0.15, 0.3, "bicubic", 0.5, 2.0, True, False]
+
+
+@core("sd-webui-kohya-hiresfix")
+def _kohya_hiresfix_core(ctx: Context) -> tuple[bool | None, str]:
+    """Deep Shrink replaces items of `diffusion_model.input_blocks` / `output_blocks` for the first steps:
+    the picture must change, the infotext carry its parameters, and the next plain job (its
+    `postprocess` put the blocks back) draw the first plain picture again."""
+    job = {"prompt": "a red circle", "steps": 8, "width": 128, "height": 128}
+    plain, _ = ctx.txt2img(**job)
+    shrunk, info = ctx.txt2img(**job, alwayson_scripts={"Kohya Hires.fix": {"args": KOHYA_ARGS}})
+    again, _ = ctx.txt2img(**job)
+    infotext = info["infotexts"][0]
+    marked = "DSHF_s1: 0.15" in infotext and "DSHF_d1: 3" in infotext
+    return shrunk[0] != plain[0] and marked and again[0] == plain[0], (
+        f"Deep Shrink {'changed' if shrunk[0] != plain[0] else 'did not change'} the image; infotext "
+        f"{'has' if marked else 'lacks'} its parameters; the next plain job "
+        f"{'draws the plain image again' if again[0] == plain[0] else 'differs from the first'}"
+    )
+
+
 @ui("sd-dynamic-thresholding")
 def _dynthres_ui(ctx: Context) -> tuple[bool | None, str]:
     return _accordion(ctx, "Dynamic Thresholding (CFG Scale Fix)")

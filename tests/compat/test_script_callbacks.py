@@ -113,3 +113,39 @@ def test_an_on_image_grid_callback_that_leaves_no_usable_shape_is_ignored(app):
     sc.on_image_grid(broken)
     grid = images.image_grid([Image.new("RGB", (8, 8), "red")] * 4, rows=2)
     assert grid.size == (16, 16)
+
+
+SCRIPT_REGISTERING_IN_PROCESS = """
+from modules import script_callbacks
+
+def process(enable):
+    if not enable:
+        script_callbacks.remove_current_script_callbacks()
+        return
+    script_callbacks.on_cfg_denoiser(lambda params: None)
+"""
+
+
+def _load(path, source):
+    import importlib.util
+
+    path.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_remove_current_script_callbacks_from_process_drops_what_that_file_registered_at_run_time(
+    app, tmp_path
+):
+    """Kohya's Deep Shrink registers an on_cfg_denoiser callback in `process` and, in a later job with
+    it off, removes it with `remove_current_script_callbacks()`: A1111 removes by the calling file."""
+    deep_shrink = _load(tmp_path / "khrfix.py", SCRIPT_REGISTERING_IN_PROCESS)
+    other = _load(tmp_path / "other.py", SCRIPT_REGISTERING_IN_PROCESS)
+    deep_shrink.process(True)
+    deep_shrink.process(True)
+    other.process(True)
+    assert len(app.callbacks.entries["cfg_denoiser"]) == 3
+    deep_shrink.process(False)
+    assert [e.filename for e in app.callbacks.entries["cfg_denoiser"]] == [str(tmp_path / "other.py")]

@@ -131,8 +131,9 @@ class AfterCFGCallbackParams:
 @dataclass
 class CallbackEntry:
     callback: Callable[..., Any]
-    script: str  # the file that registered it ("" for Sumi's own)
+    script: str  # the script file being imported when it was registered ("" for Sumi's own, or at run time)
     name: str
+    filename: str = ""  # the file whose code registered it (A1111's `ScriptCallback.script`)
 
 
 @dataclass
@@ -151,7 +152,9 @@ class CallbackRegistry:
     current_script: str = ""  # set while a script file is being imported
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, category: str, callback: Callable[..., Any], name: str | None = None) -> None:
+    def add(
+        self, category: str, callback: Callable[..., Any], name: str | None = None, filename: str = ""
+    ) -> None:
         if category not in self.entries:
             raise ValueError(f"unknown callback category {category!r}")
         if not callable(callback):
@@ -160,7 +163,9 @@ class CallbackRegistry:
             name or f"{self.current_script or 'sumi'}/{category}/{getattr(callback, '__name__', 'callback')}"
         )
         with self._lock:
-            self.entries[category].append(CallbackEntry(callback, self.current_script, label))
+            self.entries[category].append(
+                CallbackEntry(callback, self.current_script, label, filename or self.current_script)
+            )
 
     def has(self, category: str) -> bool:
         return bool(self.entries.get(category))
@@ -195,6 +200,13 @@ class CallbackRegistry:
         with self._lock:
             for category, entries in self.entries.items():
                 self.entries[category] = [e for e in entries if e.script != script]
+
+    def remove_registered_by(self, filename: str) -> None:
+        """Remove the callbacks whose registering code is in `filename` (A1111's
+        `remove_current_script_callbacks`, which a script calls from `process` as often as at import)."""
+        with self._lock:
+            for category, entries in self.entries.items():
+                self.entries[category] = [e for e in entries if e.filename != filename]
 
     def remove_function(self, callback: Callable[..., Any]) -> None:
         with self._lock:
