@@ -89,14 +89,14 @@ class _BlockList(list):
     """`input_blocks` / `output_blocks`: a list whose items an extension may replace (`[i] = module`)."""
 
 
-def _transformers(module: torch.nn.Module) -> list[torch.nn.Module]:
+def _transformers(module: Any) -> list[torch.nn.Module]:
     """The block's cross-attention transformers (none in a block without cross-attention)."""
     if not getattr(module, "has_cross_attention", False):
         return []
     return list(module.attentions)
 
 
-def _supported(unet: torch.nn.Module) -> bool:
+def _supported(unet: Any) -> bool:
     """Diffusers' 2D-condition UNet whose blocks hold resnets, cross-attention transformers and
     resamplers only (every SD1, SD2 and SDXL UNet)."""
     if not all(
@@ -121,7 +121,7 @@ def _mark(transformer: torch.nn.Module) -> torch.nn.Module:
     return transformer
 
 
-def _down_layers(block: torch.nn.Module) -> Iterator[tuple[list[torch.nn.Module], bool]]:
+def _down_layers(block: Any) -> Iterator[tuple[list[torch.nn.Module], bool]]:
     """Each LDM input block of a diffusers down block, and whether it is where a T2I-Adapter residual
     is added (diffusers: after the last resnet/transformer pair of a block with cross-attention, after
     the block's last layer otherwise)."""
@@ -136,7 +136,7 @@ def _down_layers(block: torch.nn.Module) -> Iterator[tuple[list[torch.nn.Module]
         yield [downsampler], not attentions
 
 
-def _up_layers(block: torch.nn.Module) -> Iterator[list[torch.nn.Module]]:
+def _up_layers(block: Any) -> Iterator[list[torch.nn.Module]]:
     attentions = _transformers(block)
     resnets = list(block.resnets)
     upsamplers = list(getattr(block, "upsamplers", None) or [])
@@ -147,7 +147,7 @@ def _up_layers(block: torch.nn.Module) -> Iterator[list[torch.nn.Module]]:
         yield layers
 
 
-def _mid_layers(block: torch.nn.Module) -> list[torch.nn.Module]:
+def _mid_layers(block: Any) -> list[torch.nn.Module]:
     resnets = list(block.resnets)
     layers: list[torch.nn.Module] = [resnets[0]]
     for attention, resnet in zip(_transformers(block), resnets[1:], strict=True):
@@ -162,8 +162,8 @@ class _Out(torch.nn.Sequential):
 class LdmBlocks:
     """A1111's block lists of one diffusers UNet, and the LDM-order forward that honours changes to them."""
 
-    def __init__(self, unet: torch.nn.Module) -> None:
-        self.unet = unet
+    def __init__(self, unet: Any) -> None:
+        self.unet: Any = unet  # diffusers' UNet2DConditionModel (Any: its submodules by name)
         inputs: list[LdmBlock] = [LdmBlock(unet.conv_in)]
         self.adapter_points: set[int] = set()
         for block in unet.down_blocks:

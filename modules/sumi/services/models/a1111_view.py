@@ -4,8 +4,10 @@ It has A1111's metadata (`sd_checkpoint_info`, `sd_model_hash`, `is_sdxl`, ...) 
 Its LDM-named parts are stand-ins holding Sumi's diffusers/transformers modules:
 `model.diffusion_model` is the diffusers UNet, `first_stage_model` the diffusers VAE,
 `cond_stage_model` (and `conditioner` on SDXL) the CLIP text encoders. Moving them (`.to()`,
-`.cpu()`) or reading their parameters works; code that expects LDM classes, block names or
-forward signatures does not. A model moved off the GPU is moved back before the next job.
+`.cpu()`) or reading their parameters works, and the UNet has A1111's block lists (`input_blocks`,
+`output_blocks`, ...: engine/extensions/ldm_blocks.py) for extensions that replace or hook blocks; code
+that expects LDM's classes or their forward signatures does not work. A model moved off the GPU is moved
+back before the next job.
 """
 
 from __future__ import annotations
