@@ -1,5 +1,5 @@
 """A1111 processing fields scripts pass: `do_not_reload_embeddings` (supermerger's jobs), `force_task_id`
-set on the object (not only through the API), `prompt_for_display`."""
+set on the object (not only through the API), `prompt_for_display`, `ddim_discretize`."""
 
 from __future__ import annotations
 
@@ -53,3 +53,16 @@ def test_force_task_id_on_the_object_names_the_queued_job(make_app, tmp_path):
 
 def test_prompt_for_display_is_kept_for_scripts():
     assert job(prompt_for_display="shown").prompt_for_display == "shown"
+
+
+def test_ddim_discretize_is_the_setting_s_and_ddim_draws_the_same_picture_either_way(make_app, tmp_path):
+    """A1111 1.6+ keeps `ddim_discretize` (setting and field) but its DDIM takes uniform timesteps."""
+    import numpy as np
+
+    app = make_app(tmp_path / "data", "--nowebui", loaded=True)
+    assert app.options.ddim_discretize == "uniform"
+    p = job(sampler_name="DDIM", steps=3)
+    uniform = np.asarray(app.runner.txt2img(p).images[0])
+    assert p.ddim_discretize == "uniform"
+    quad = np.asarray(app.runner.txt2img(job(sampler_name="DDIM", steps=3, ddim_discretize="quad")).images[0])
+    assert np.array_equal(uniform, quad)

@@ -62,6 +62,7 @@ _RUNTIME_FIELDS = {
     "overlay_images",
     "do_not_reload_embeddings",  # A1111's API_NOT_ALLOWED: for scripts, not API clients
     "prompt_for_display",
+    "ddim_discretize",  # in API_NOT_ALLOWED too (A1111 1.6+ reads it nowhere)
 }
 
 

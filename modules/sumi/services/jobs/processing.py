@@ -57,6 +57,7 @@ class StableDiffusionProcessing:
     s_tmax: float | None = None
     s_tmin: float | None = None
     s_noise: float | None = None
+    ddim_discretize: str | None = None  # A1111 1.6+ keeps it and reads it nowhere (setting ddim_discretize)
     override_settings: dict[str, Any] = field(default_factory=dict)
     override_settings_restore_afterwards: bool = True
     sampler_index: int | None = None

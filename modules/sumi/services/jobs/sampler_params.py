@@ -81,6 +81,8 @@ def fill_fields(p: Any, options: Any) -> None:
             setattr(p, name, float(getattr(options, name)))
     if getattr(p, "s_tmax", None) is None:
         p.s_tmax = float(options.s_tmax) or math.inf
+    if not getattr(p, "ddim_discretize", None):
+        p.ddim_discretize = options.ddim_discretize
 
 
 def record(p: Any, result: engine.BatchResult, *, img2img: bool, discards_already: bool) -> None:

@@ -1421,6 +1421,11 @@ def _a1111_only() -> dict[str, OptionInfo]:
             # obsolete in A1111 1.10 too ("set to 0 and use the two settings above"); supermerger sets it
             # to 0 while it merges and puts it back. Sumi's model cache is sd_checkpoints_limit
             "sd_checkpoint_cache": OptionInfo(0, "Checkpoints to cache in RAM", "slider", _slider(0, 10, 1)),
+            # A1111 1.6+ keeps it (and `p.ddim_discretize`), but its DDIM takes uniform timesteps and reads
+            # it nowhere; Sumi's DDIM does the same, so images match A1111 1.10's whatever it says
+            "ddim_discretize": OptionInfo(
+                "uniform", "img2img DDIM discretize", "radio", {"choices": ["uniform", "quad"]}
+            ),
         },
     )
 
