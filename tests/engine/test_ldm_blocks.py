@@ -189,3 +189,26 @@ def test_the_skip_joins_go_through_a1111_s_replaceable_concatenation(unet):
 
 def test_a_unet_without_diffusers_blocks_gets_no_lists():
     assert ldm_blocks.attach(torch.nn.Linear(2, 2)) is None
+
+
+def test_an_unloaded_unet_is_freed_at_once_and_a_copy_gets_its_own_lists():
+    import copy
+    import gc
+    import weakref
+
+    model = tiny("SD1")["unet"].eval()
+    ldm_blocks.attach(model)
+    model.input_blocks[1] = Wrapper(model.input_blocks[1])
+    twin = copy.deepcopy(model)
+    assert ldm_blocks.forward_of(twin) is twin  # the original's lists are not the copy's
+    blocks = ldm_blocks.attach(twin)
+    assert (
+        blocks is not None and blocks.unet is twin and twin.input_blocks[1].__class__.__name__ == "LdmBlock"
+    )
+    gone = weakref.ref(model)
+    gc.disable()
+    try:
+        del model
+        assert gone() is None  # no reference cycle through the lists: freed without the collector
+    finally:
+        gc.enable()

@@ -25,6 +25,7 @@ The lists are kept in the UNet's `__dict__`, not as registered submodules, so `s
 from __future__ import annotations
 
 import contextvars
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -163,7 +164,8 @@ class LdmBlocks:
     """A1111's block lists of one diffusers UNet, and the LDM-order forward that honours changes to them."""
 
     def __init__(self, unet: Any) -> None:
-        self.unet: Any = unet  # diffusers' UNet2DConditionModel (Any: its submodules by name)
+        # weakly: the UNet holds this object, and a cycle would keep an unloaded model until gc runs
+        self._unet = weakref.ref(unet)
         inputs: list[LdmBlock] = [LdmBlock(unet.conv_in)]
         self.adapter_points: set[int] = set()
         for block in unet.down_blocks:
@@ -180,6 +182,19 @@ class LdmBlocks:
         self.time_embed: torch.nn.Module = unet.time_embedding
         self.label_emb: torch.nn.Module | None = getattr(unet, "add_embedding", None)
         self._originals = (tuple(inputs), tuple(outputs), self.middle_block, self.out, self.time_embed)
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        """A copied or pickled UNet gets no lists object (`attach` makes its own): this one is of the
+        original UNet, which it holds weakly."""
+        return _none, ()
+
+    @property
+    def unet(self) -> Any:
+        """The diffusers UNet2DConditionModel these lists are of (Any: its submodules by name)."""
+        unet = self._unet()
+        if unet is None:
+            raise RuntimeError("the UNet of these block lists was unloaded")
+        return unet
 
     # -- what changed ------------------------------------------------------------------------------------
     def current(
@@ -312,6 +327,10 @@ class LdmBlocks:
         if unet.time_embed_act is not None:
             emb = unet.time_embed_act(emb)
         return emb
+
+
+def _none() -> None:
+    return None
 
 
 def _customised(module: torch.nn.Module) -> bool:
