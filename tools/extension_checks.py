@@ -1156,6 +1156,48 @@ def _kohya_hiresfix_core(ctx: Context) -> tuple[bool | None, str]:
     )
 
 
+@ui("sd-webui-regional-prompter")
+def _regional_prompter_ui(ctx: Context) -> tuple[bool | None, str]:
+    return _accordion(ctx, "Regional Prompter")
+
+
+# active, debug, tab, Matrix submode, Mask submode, Prompt submode, ratios, base ratios, use base, use common,
+# use negative common, calc mode, options, LoRA te/unet ratios, threshold, mask, LoRA stop steps, flip
+REGIONAL_ARGS = [True, False, "Matrix", "Columns", "Mask", "Prompt", "1,1", "0", False, False, False]
+REGIONAL_ARGS += ["Attention", False, "0", "0", "0.4", "", "0", "0", False]
+
+
+def _mean_rgb(image_b64: str, box: tuple[int, int, int, int]) -> tuple[float, float, float]:
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    picture = Image.open(io.BytesIO(base64.b64decode(image_b64))).convert("RGB").crop(box)
+    r, g, b = np.asarray(picture, dtype=np.float64).reshape(-1, 3).mean(axis=0)
+    return float(r), float(g), float(b)
+
+
+@core("sd-webui-regional-prompter")
+def _regional_prompter_core(ctx: Context) -> tuple[bool | None, str]:
+    """Attention mode, two columns: the left half follows the first region's prompt (a red circle), the
+    right half the second's (a blue square); without regions the demo model draws one shape anywhere."""
+    prompt = "a red circle, white background BREAK a blue square, white background"
+    job = {"prompt": prompt, "steps": 12, "width": 128, "height": 128, "seed": 2}
+    job["sampler_name"] = "Euler a"
+    plain, _ = ctx.txt2img(**job)
+    regional, info = ctx.txt2img(**job, alwayson_scripts={"Regional Prompter": {"args": REGIONAL_ARGS}})
+    left, right = _mean_rgb(regional[0], (0, 0, 48, 128)), _mean_rgb(regional[0], (80, 0, 128, 128))
+    red_left = left[0] - left[2] > right[0] - right[2] + 40
+    marked = "RP Active: True" in info["infotexts"][0]
+    return regional[0] != plain[0] and red_left and marked, (
+        f"regions {'changed' if regional[0] != plain[0] else 'did not change'} the image; left half "
+        f"(r,g,b) {tuple(round(v) for v in left)}, right half {tuple(round(v) for v in right)}; infotext "
+        f"{'has' if marked else 'lacks'} its parameters"
+    )
+
+
 @ui("sd-dynamic-thresholding")
 def _dynthres_ui(ctx: Context) -> tuple[bool | None, str]:
     return _accordion(ctx, "Dynamic Thresholding (CFG Scale Fix)")

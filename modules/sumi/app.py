@@ -13,6 +13,7 @@ import logging
 import sys
 import threading
 import uuid
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from modules.sumi.services.jobs.processing import StableDiffusionProcessingTxt2I
 from modules.sumi.services.jobs.queue import JobQueue
 from modules.sumi.services.jobs.runner import JobRunner
 from modules.sumi.services.jobs.state import JobState
-from modules.sumi.services.models.a1111_view import model_view
+from modules.sumi.services.models.a1111_view import model_view, use_line_tokenizer
 from modules.sumi.services.models.checkpoints import CheckpointRegistry, VaeRegistry
 from modules.sumi.services.models.hashing import HashCache
 from modules.sumi.services.models.manager import ModelManager
@@ -234,6 +235,7 @@ class App:
             hide_dirs=lambda: bool(getattr(self.args, "hide_ui_dir_config", False)),
         )
         self.text = TextService(self.models, self.embeddings, self.options)
+        use_line_tokenizer(_weak_line_tokenizer(self.text))  # `cond_stage_model.tokenize_line`
         self.captioning = self._caption_service()
         self.training = TrainingService(self.queue, self.state, self._training_model, self._training_sample)
         self.a1111_training = A1111Training(
@@ -569,6 +571,19 @@ def preload_extensions(parser: argparse.ArgumentParser, argv: list[str], repo_ro
     options = Options()
     options.load(paths.config_file)
     return ExtensionManager.from_paths(paths, options, early).preload(parser)
+
+
+def _weak_line_tokenizer(text: TextService) -> Callable[[Any, str], Any]:
+    """`text.tokenize_line` without keeping the app alive (the facade's hook is process-wide)."""
+    method = weakref.WeakMethod(text.tokenize_line)
+
+    def tokenize(model: Any, line: str) -> Any:
+        bound = method()
+        if bound is None:
+            raise RuntimeError("the app that tokenized prompts has stopped")
+        return bound(line, model)
+
+    return tokenize
 
 
 def _a1111_model_view(loaded: Any) -> Any:

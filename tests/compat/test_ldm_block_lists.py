@@ -1,7 +1,8 @@
 """Extensions that edit A1111's UNet block lists (`p.sd_model.model.diffusion_model.input_blocks`,
 `output_blocks`) during a job, the way Kohya's Deep Shrink (sd-webui-kohya-hiresfix) does: from an
 `on_cfg_denoiser` callback registered in `process`, put back in `postprocess`. What they put there runs,
-a pass-through changes nothing, and the blocks put back give the plain picture again."""
+a pass-through changes nothing, and the blocks put back give the plain picture again. Also the
+cross-attention layers by A1111's name (`CrossAttention`, LDM's forward), as Regional Prompter hooks them."""
 
 from __future__ import annotations
 
@@ -75,6 +76,51 @@ EXTENSION = {
                             blocks[i] = block.block
     """,
 }
+EXTENSION["scripts/attention_hook.py"] = """
+        import gradio as gr
+        import torch
+
+        from modules import scripts
+
+
+        class Script(scripts.Script):
+            hooked = []
+
+            def title(self):
+                return "Attention hook"
+
+            def show(self, is_img2img):
+                return scripts.AlwaysVisible
+
+            def ui(self, is_img2img):
+                return [gr.Number(value=0, label="Gain")]
+
+            def process(self, p, gain):
+                if not gain:
+                    return
+                root = p.sd_model.model.diffusion_model
+                for name, module in root.named_modules():  # Regional Prompter's walk
+                    if "attn2" in name and module.__class__.__name__ == "CrossAttention":
+                        module.forward = self.forward_of(module, float(gain))
+                        Script.hooked.append(name)
+
+            @staticmethod
+            def forward_of(module, gain):
+                def forward(x, context=None, mask=None, additional_tokens=None):
+                    h = module.heads
+                    q, k, v = module.to_q(x), module.to_k(context) * gain, module.to_v(context)
+                    b, n, _ = q.shape
+                    q, k, v = (t.reshape(t.shape[0], t.shape[1], h, -1).transpose(1, 2) for t in (q, k, v))
+                    out = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+                    return module.to_out(out.transpose(1, 2).reshape(b, n, -1))
+
+                return forward
+
+            def postprocess(self, p, processed, gain):
+                for module in p.sd_model.model.diffusion_model.modules():
+                    if module.__class__.__name__ == "CrossAttention" and "forward" in vars(module):
+                        del module.forward
+"""
 BODY = {"prompt": "a red circle", "steps": 4, "width": 128, "height": 128, "seed": 5, "sampler_name": "Euler"}
 
 
@@ -92,18 +138,23 @@ def client(app):
     return local_client(webui.build_server(app))
 
 
-def _job(client, mode: int) -> np.ndarray:
-    body = post_txt2img(client, {**BODY, "alwayson_scripts": {"Shrink": {"args": [mode]}}})
+def _job(client, mode: int, gain: float = 0) -> np.ndarray:
+    scripts = {"Shrink": {"args": [mode]}, "Attention hook": {"args": [gain]}}
+    body = post_txt2img(client, {**BODY, "alwayson_scripts": scripts})
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(body["images"][0]))), dtype=np.int16)
 
 
-def _seen():
+def _script(title: str):
     from modules import scripts
 
     for script in scripts.scripts_txt2img.alwayson_scripts:
-        if script.title() == "Shrink":
-            return type(script).seen
-    raise AssertionError("the Shrink script is not loaded")
+        if script.title() == title:
+            return type(script)
+    raise AssertionError(f"the {title} script is not loaded")
+
+
+def _seen():
+    return _script("Shrink").seen
 
 
 def test_a_pass_through_wrapper_in_the_lists_leaves_the_picture_as_it_was(client):
@@ -119,3 +170,15 @@ def test_deep_shrink_changes_the_picture_and_the_next_plain_job_draws_the_plain_
     shrunk = _job(client, 2)
     assert np.abs(shrunk - plain).mean() > 1
     assert np.array_equal(_job(client, 0), plain)  # its callback removed, its blocks put back
+
+
+def test_cross_attention_layers_hooked_by_name_run_the_extension_s_ldm_style_forward(client):
+    """Regional Prompter's way: `module.forward = f(x, context, mask)` on every `attn2` layer whose class
+    is named `CrossAttention`; its own attention at gain 1 is the layer's, a gain changes the picture."""
+    plain = _job(client, 0)
+    same = _job(client, 0, gain=1.0)
+    assert _script("Attention hook").hooked  # it found the layers by A1111's name
+    assert np.abs(same - plain).max() <= 2
+    sharper = _job(client, 0, gain=4.0)
+    assert np.abs(sharper - plain).mean() > 1
+    assert np.array_equal(_job(client, 0), plain)  # its forwards deleted: the layers' own again

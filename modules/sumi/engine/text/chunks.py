@@ -93,6 +93,11 @@ class PromptChunk:
     weights: list[float]
     fixes: list[tuple[int, EmbeddingMatch]] = field(default_factory=list)
 
+    @property
+    def multipliers(self) -> list[float]:
+        """A1111's name for the weights (its `PromptChunk.multipliers`)."""
+        return self.weights
+
 
 @dataclass
 class ChunkedPrompt:

@@ -13,16 +13,27 @@ back before the next job.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from modules.sumi.engine.accel.offload import offloader_of
-from modules.sumi.engine.extensions import ldm_blocks
+from modules.sumi.engine.extensions import ldm_attention, ldm_blocks
 from modules.sumi.services.models import checkpoints
 
 if TYPE_CHECKING:
     from modules.sumi.services.models.manager import LoadedModel
+
+
+# (model, line) -> the line's ChunkedPrompt; the app gives its text service's (`use_line_tokenizer`)
+_line_tokenizer: Callable[[Any, str], Any] | None = None
+
+
+def use_line_tokenizer(tokenize: Callable[[Any, str], Any] | None) -> None:
+    """What `cond_stage_model.tokenize_line` asks: the running app's (its settings, its embeddings)."""
+    global _line_tokenizer
+    _line_tokenizer = tokenize
 
 
 class _DiffusionWrapper(torch.nn.Module):
@@ -30,9 +41,10 @@ class _DiffusionWrapper(torch.nn.Module):
 
     def __init__(self, unet: torch.nn.Module) -> None:
         super().__init__()
-        ldm_blocks.attach(
-            unet
-        )  # A1111's input_blocks, middle_block, output_blocks, out (extensions edit them)
+        # A1111's input_blocks, middle_block, output_blocks, out, and attn2 layers as `CrossAttention`:
+        # extensions replace and hook them
+        ldm_blocks.attach(unet)
+        ldm_attention.name_cross_attention(unet)
         self.diffusion_model = unet
 
 
@@ -40,27 +52,58 @@ class _TextEncoders(torch.nn.ModuleList):
     """Stand-in for `cond_stage_model` / `conditioner`: the CLIP text encoders (SDXL: both).
     `transformer` and `tokenizer` are the first encoder's, as on A1111's SD1 `FrozenCLIPEmbedder`."""
 
-    def __init__(self, specs: list[Any]) -> None:
+    def __init__(self, specs: list[Any], model: Any = None) -> None:
         super().__init__([spec.model for spec in specs])
         object.__setattr__(self, "tokenizer", specs[0].tokenizer if specs else None)
+        object.__setattr__(self, "_model", weakref.ref(model) if model is not None else lambda: None)
 
     @property
     def transformer(self) -> torch.nn.Module:
         return self[0]
 
+    def tokenize_line(self, line: str) -> tuple[list[Any], int]:
+        """A1111's `FrozenCLIPEmbedderWithCustomWords.tokenize_line`: (chunks of 77 tokens with
+        `tokens`, `multipliers`, `fixes`; A1111's token count). Regional Prompter counts each region's
+        tokens with it."""
+        model_of: Callable[[], Any] = self.__dict__["_model"]
+        model = model_of()
+        if _line_tokenizer is None or model is None:
+            raise RuntimeError("tokenize_line needs the running app and its loaded model")
+        chunked = _line_tokenizer(model, line)
+        return chunked.chunks, chunked.token_count
+
     @property
-    def embedders(self) -> _TextEncoders:
-        return self
+    def embedders(self) -> list[_Embedder]:
+        """SDXL's `conditioner.embedders`: each text encoder with A1111's `transformer`, `tokenizer`
+        and `tokenize_line` (anything else is the encoder's own)."""
+        return [_Embedder(model, self) for model in self]
+
+
+class _Embedder:
+    """One text encoder as an item of A1111's `conditioner.embedders` (a view, not a registered module)."""
+
+    def __init__(self, model: torch.nn.Module, owner: _TextEncoders) -> None:
+        self.transformer = model
+        self._owner = owner
+
+    def tokenize_line(self, line: str) -> tuple[list[Any], int]:
+        return self._owner.tokenize_line(line)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.transformer(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transformer, name)
 
 
 class _LdmLayout(torch.nn.Module):
     """A1111's top-level layout of an LDM model, for parameters()/named_modules()."""
 
-    def __init__(self, unet: torch.nn.Module, vae: torch.nn.Module, text_encoders: list[Any]) -> None:
+    def __init__(self, sd: Any) -> None:
         super().__init__()
-        self.model = _DiffusionWrapper(unet)
-        self.first_stage_model = vae
-        self.cond_stage_model = _TextEncoders(text_encoders)
+        self.model = _DiffusionWrapper(sd.unet)
+        self.first_stage_model = sd.vae
+        self.cond_stage_model = _TextEncoders(sd.text_encoders, sd)
 
 
 class ModelFacade:
@@ -74,7 +117,7 @@ class ModelFacade:
         self._ref = weakref.ref(loaded)  # the facade lives as long as the model manager keeps the model
         sd = loaded.sd
         self._sd_id = id(sd)  # the weights read again (fp8 turned off) make a new SDModel: a new view
-        self._parts = _LdmLayout(sd.unet, sd.vae, sd.text_encoders)
+        self._parts = _LdmLayout(sd)
 
     @property
     def _loaded(self) -> LoadedModel:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from modules.sumi.engine.text.chunks import ChunkedPrompt, chunk_prompt, no_parse
+from modules.sumi.engine.text.prompt_syntax import attention_fragments
 from modules.sumi.engine.text.token_count import count_tokens
 from modules.sumi.engine.text.tokenizer import get_tokenizer
 from modules.sumi.services.models.manager import ModelManager
@@ -36,6 +38,19 @@ class TextService:
             emphasis=o.emphasis,
             is_positive=not negative,
             find_embedding=self._embedding_finder(active.sd) if active else None,
+        )
+
+    def tokenize_line(self, line: str, model: Any) -> ChunkedPrompt:
+        """A1111's `tokenize_line` for `model`'s first tokenizer: the chunks of one prompt line as the
+        text encoder gets them (emphasis parsed, BREAK and comma back-tracking applied, embeddings as
+        their vectors) and A1111's token count (75 per chunk before the last, then its tokens)."""
+        o = self.options
+        return chunk_prompt(
+            model.text_encoders[0].tokenizer,
+            line,
+            parse=no_parse if o.emphasis == "None" else attention_fragments,
+            comma_padding_backtrack=int(o.comma_padding_backtrack),
+            find_embedding=self._embedding_finder(model),
         )
 
     def _embedding_finder(self, model: Any) -> Any:

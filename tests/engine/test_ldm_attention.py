@@ -1,0 +1,95 @@
+"""The UNet's cross-attention layers by A1111's name: `CrossAttention` layers under `*attn2`, whose
+`forward` an extension replaces with LDM's `forward(x, context=None, mask=None)` (Regional Prompter)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from einops import rearrange
+
+from modules.sumi.engine.extensions.ldm_attention import name_cross_attention
+from modules.sumi.engine.tiny_models import tiny
+
+
+@pytest.fixture(scope="module", params=["SD1", "SDXL"])
+def unet(request):
+    model = tiny(request.param)["unet"].eval()
+    keys = list(model.state_dict())
+    assert name_cross_attention(model) > 0
+    assert list(model.state_dict()) == keys
+    return model
+
+
+def inputs(unet, batch: int = 2):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 4, 8, 8, generator=g)
+    kwargs = {"encoder_hidden_states": torch.randn(batch, 77, unet.config.cross_attention_dim, generator=g)}
+    if unet.config.addition_embed_type == "text_time":
+        pooled = unet.add_embedding.linear_1.in_features - 6 * unet.config.addition_time_embed_dim
+        kwargs["added_cond_kwargs"] = {
+            "text_embeds": torch.randn(batch, pooled, generator=g),
+            "time_ids": torch.tensor([[64.0, 64, 0, 0, 64, 64]] * batch),
+        }
+    return x, torch.tensor(500.0), kwargs
+
+
+def ldm_forward(module, calls):
+    """Regional Prompter's plain path: attention computed from the layer's parts, LDM style."""
+
+    def forward(x, context=None, mask=None, additional_tokens=None, n_times_crossframe_attn_in_self=0):
+        calls.append(tuple(context.shape))
+        h = module.heads
+        q, k, v = module.to_q(x), module.to_k(context), module.to_v(context)
+        q, k, v = (rearrange(t, "b n (h d) -> (b h) n d", h=h) for t in (q, k, v))
+        attention = (torch.einsum("b i d, b j d -> b i j", q, k) * q.shape[-1] ** -0.5).softmax(dim=-1)
+        out = rearrange(torch.einsum("b i j, b j d -> b i d", attention, v), "(b h) n d -> b n (h d)", h=h)
+        return module.to_out(out)
+
+    return forward
+
+
+def cross_attention_layers(unet):
+    return [
+        m for name, m in unet.named_modules() if "attn2" in name and m.__class__.__name__ == "CrossAttention"
+    ]
+
+
+@torch.no_grad()
+def test_an_ldm_style_forward_set_on_every_layer_gives_the_same_prediction_and_del_puts_it_back(unet):
+    x, t, kwargs = inputs(unet)
+    plain = unet(x, t, return_dict=False, **kwargs)[0]
+    layers = cross_attention_layers(unet)
+    assert layers and all(isinstance(m, torch.nn.Module) for m in layers)
+    calls: list[tuple[int, ...]] = []
+    for module in layers:
+        module.forward = ldm_forward(module, calls)
+    try:
+        hooked = unet(x, t, return_dict=False, **kwargs)[0]
+    finally:
+        for module in layers:
+            del module.forward
+    assert len(calls) == len(layers) and all(shape[1] == 77 for shape in calls)
+    torch.testing.assert_close(hooked, plain, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(unet(x, t, return_dict=False, **kwargs)[0], plain)
+
+
+@torch.no_grad()
+def test_what_the_replaced_forward_returns_is_what_the_unet_goes_on_with(unet):
+    x, t, kwargs = inputs(unet)
+    plain = unet(x, t, return_dict=False, **kwargs)[0]
+    layers = cross_attention_layers(unet)
+    for module in layers:
+        module.forward = lambda x, context=None, mask=None: torch.zeros_like(x)
+    try:
+        silenced = unet(x, t, return_dict=False, **kwargs)[0]
+    finally:
+        for module in layers:
+            del module.forward
+    assert not torch.allclose(silenced, plain)
+
+
+def test_naming_twice_changes_nothing_and_self_attention_keeps_its_class(unet):
+    before = [type(m) for m in cross_attention_layers(unet)]
+    name_cross_attention(unet)
+    assert [type(m) for m in cross_attention_layers(unet)] == before
+    assert all(type(m).__name__ != "CrossAttention" for n, m in unet.named_modules() if n.endswith("attn1"))
