@@ -9,6 +9,7 @@ from einops import rearrange
 
 from modules.sumi.engine.extensions.ldm_attention import name_cross_attention
 from modules.sumi.engine.tiny_models import tiny
+from tests.fixtures.tiny_models import unet_call
 
 
 @pytest.fixture(scope="module", params=["SD1", "SDXL"])
@@ -18,19 +19,6 @@ def unet(request):
     assert name_cross_attention(model) > 0
     assert list(model.state_dict()) == keys
     return model
-
-
-def inputs(unet, batch: int = 2):
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(batch, 4, 8, 8, generator=g)
-    kwargs = {"encoder_hidden_states": torch.randn(batch, 77, unet.config.cross_attention_dim, generator=g)}
-    if unet.config.addition_embed_type == "text_time":
-        pooled = unet.add_embedding.linear_1.in_features - 6 * unet.config.addition_time_embed_dim
-        kwargs["added_cond_kwargs"] = {
-            "text_embeds": torch.randn(batch, pooled, generator=g),
-            "time_ids": torch.tensor([[64.0, 64, 0, 0, 64, 64]] * batch),
-        }
-    return x, torch.tensor(500.0), kwargs
 
 
 def ldm_forward(module, calls):
@@ -56,7 +44,7 @@ def cross_attention_layers(unet):
 
 @torch.no_grad()
 def test_an_ldm_style_forward_set_on_every_layer_gives_the_same_prediction_and_del_puts_it_back(unet):
-    x, t, kwargs = inputs(unet)
+    x, t, kwargs = unet_call(unet)
     plain = unet(x, t, return_dict=False, **kwargs)[0]
     layers = cross_attention_layers(unet)
     assert layers and all(isinstance(m, torch.nn.Module) for m in layers)
@@ -75,7 +63,7 @@ def test_an_ldm_style_forward_set_on_every_layer_gives_the_same_prediction_and_d
 
 @torch.no_grad()
 def test_what_the_replaced_forward_returns_is_what_the_unet_goes_on_with(unet):
-    x, t, kwargs = inputs(unet)
+    x, t, kwargs = unet_call(unet)
     plain = unet(x, t, return_dict=False, **kwargs)[0]
     layers = cross_attention_layers(unet)
     for module in layers:

@@ -10,6 +10,7 @@ import torch
 from modules.sumi.engine.extensions import ldm_blocks
 from modules.sumi.engine.extensions.skip_concat import set_skip_concat
 from modules.sumi.engine.tiny_models import tiny
+from tests.fixtures.tiny_models import unet_call
 
 FAMILIES = ["SD1", "SD2", "SDXL"]
 
@@ -40,18 +41,8 @@ def unet(request):
     model.output_blocks[:] = blocks._originals[1]
 
 
-def inputs(unet, height: int = 8, width: int = 8, batch: int = 2, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch, unet.config.in_channels, height, width, generator=g)
-    context = torch.randn(batch, 5, unet.config.cross_attention_dim, generator=g)
-    kwargs = {"encoder_hidden_states": context}
-    if unet.config.addition_embed_type == "text_time":
-        pooled = unet.add_embedding.linear_1.in_features - 6 * unet.config.addition_time_embed_dim
-        kwargs["added_cond_kwargs"] = {
-            "text_embeds": torch.randn(batch, pooled, generator=g),
-            "time_ids": torch.tensor([[64.0, 64, 0, 0, 64, 64]] * batch),
-        }
-    return x, torch.tensor(500.0), kwargs
+def inputs(unet, height: int = 8, width: int = 8):
+    return unet_call(unet, height, width, tokens=5)
 
 
 def skip_shapes(unet, x, t, kwargs) -> list[torch.Size]:
