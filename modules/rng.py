@@ -15,10 +15,10 @@ from typing import Any
 import torch
 
 from modules import devices, shared
+from modules.sumi.engine.sampling.image_rng import ImageRNG as _EngineImageRNG
 from modules.sumi.engine.sampling.noise import (
     NV,
     draw,
-    image_noise,
     make_generators,
     noise_device,
     slerp,
@@ -81,10 +81,9 @@ def randn_like(x: torch.Tensor) -> torch.Tensor:
     return torch.randn(x.shape, device=where, dtype=x.dtype).to(x.device)
 
 
-class ImageRNG:
-    """The noise of a batch, one generator per seed: `first()` (or the first `next()`) is the starting
-    noise, each later `next()` the generators' next draws (the sampler's noise). With an ENSD setting the
-    generators after `first()` are those of seed + ENSD, as A1111's."""
+class ImageRNG(_EngineImageRNG):
+    """A1111's ImageRNG: a batch's noise from the source and ENSD of the settings (the engine's class,
+    which a job puts on `p.rng`)."""
 
     def __init__(
         self,
@@ -95,36 +94,17 @@ class ImageRNG:
         seed_resize_from_h: int = 0,
         seed_resize_from_w: int = 0,
     ) -> None:
-        self.shape = tuple(shape)
-        self.seeds = list(seeds)
-        self.subseeds = subseeds
-        self.subseed_strength = subseed_strength
-        self.seed_resize_from_h = seed_resize_from_h
-        self.seed_resize_from_w = seed_resize_from_w
-        self.generators = [create_generator(seed) for seed in self.seeds]
-        self.is_first = True
-
-    def first(self) -> torch.Tensor:
-        resize = None
-        if self.seed_resize_from_h > 0 and self.seed_resize_from_w > 0:
-            resize = (int(self.seed_resize_from_h) // 8, int(self.seed_resize_from_w) // 8)
-        noise = image_noise(
-            self.shape,  # type: ignore[arg-type]
-            self.generators,
-            subseeds=list(self.subseeds) if self.subseeds is not None else [],
-            subseed_strength=self.subseed_strength if self.subseeds is not None else 0.0,
-            seed_resize_from=resize,
+        super().__init__(
+            shape,
+            seeds,
+            subseeds,
+            subseed_strength,
+            seed_resize_from_h,
+            seed_resize_from_w,
+            source=_generator_device(),
+            eta_noise_seed_delta=int(getattr(shared.opts, "eta_noise_seed_delta", 0) or 0),
+            device=devices.device,
         )
-        delta = int(getattr(shared.opts, "eta_noise_seed_delta", 0) or 0)
-        if delta:
-            self.generators = [create_generator(seed + delta) for seed in self.seeds]
-        return noise.to(devices.device)
-
-    def next(self) -> torch.Tensor:
-        if self.is_first:
-            self.is_first = False
-            return self.first()
-        return torch.stack([draw(self.shape, g) for g in self.generators]).to(devices.device)
 
 
 __all__ = [

@@ -38,6 +38,7 @@ from modules.sumi.engine.families.sdxl_refiner import NAME as SDXL_REFINER
 from modules.sumi.engine.model import SDModel
 from modules.sumi.engine.sampling import loop
 from modules.sumi.engine.sampling.denoiser import CFGDenoiser, Guidance
+from modules.sumi.engine.sampling.image_rng import NoiseSource
 from modules.sumi.engine.sampling.loop_types import ExtraNoiseHook
 from modules.sumi.engine.sampling.model_switch import ModelSwitch, switch_test
 from modules.sumi.engine.sampling.noise import Generator, image_noise, make_generators, noise_device
@@ -98,6 +99,9 @@ class BatchRequest:
     tuning: SamplerTuning = field(default_factory=SamplerTuning)  # A1111's sampler parameters
     token_merging_ratio: float = 0.0  # ToMe on the UNet for the batch (accel.token_merging); 0 off
     extra_noise_hook: ExtraNoiseHook | None = None  # img2img extra noise: A1111's on_extra_noise
+    # a script's own `p.rng` (an ImageRNG, or anything with A1111's `next()`): the starting noise is its
+    # next() and the sampler's noise its `generators`' draws (the seeds' when it has none); None: the seeds'
+    noise_rng: NoiseSource | None = None
 
     @property
     def batch_size(self) -> int:
@@ -469,6 +473,8 @@ def _sdxl_time_ids(model: SDModel, request: BatchRequest) -> torch.Tensor | None
 def initial_noise(model: SDModel, request: BatchRequest) -> tuple[list[Generator], torch.Tensor]:
     """Per-image generators (they continue into the sampler's noise) and the starting noise."""
     source = noise_device(request.noise_device, model.device)
+    if request.noise_rng is not None:
+        return _script_noise(model, request, source)
     generators = make_generators(request.seeds, source)
     scale = model.vae_scale
     shape = (model.latent_channels, request.height // scale, request.width // scale)
@@ -486,6 +492,30 @@ def initial_noise(model: SDModel, request: BatchRequest) -> tuple[list[Generator
         noise = lama_noise(noise, request.noise_x0, model.scheduler_config)
     if request.eta_noise_seed_delta:
         generators = make_generators([s + request.eta_noise_seed_delta for s in request.seeds], source)
+    return generators, noise.to(device=model.device, dtype=model.latent_dtype)
+
+
+def _script_noise(
+    model: SDModel, request: BatchRequest, source: torch.device | str
+) -> tuple[list[Generator], torch.Tensor]:
+    """The starting noise and generators of a script's `p.rng` (BatchRequest.noise_rng)."""
+    rng = request.noise_rng
+    assert rng is not None
+    scale = model.vae_scale
+    expected = (request.batch_size, model.latent_channels, request.height // scale, request.width // scale)
+    noise = rng.next()
+    if not isinstance(noise, torch.Tensor) or tuple(noise.shape) != expected:
+        got = tuple(noise.shape) if isinstance(noise, torch.Tensor) else type(noise).__name__
+        raise InvalidRequestError(
+            f"a script's p.rng gave noise of shape {got}; this batch's latents are {expected} "
+            "(make it with the batch's seeds and the latent size: height // 8, width // 8)"
+        )
+    if request.noise_x0 is not None:
+        noise = lama_noise(noise, request.noise_x0, model.scheduler_config)
+    generators = getattr(rng, "generators", None)
+    if not isinstance(generators, list) or len(generators) != request.batch_size:
+        seeds = [s + request.eta_noise_seed_delta for s in request.seeds]
+        generators = make_generators(seeds, source)
     return generators, noise.to(device=model.device, dtype=model.latent_dtype)
 
 

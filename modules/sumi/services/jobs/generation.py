@@ -25,8 +25,9 @@ from modules.sumi.engine.errors import InvalidRequestError
 from modules.sumi.engine.extensions import Extension
 from modules.sumi.engine.networks.embeddings import partition
 from modules.sumi.engine.placement import precision_infotext
+from modules.sumi.engine.sampling.image_rng import ImageRNG
 from modules.sumi.engine.sampling.loop import StepInfo
-from modules.sumi.engine.sampling.noise import source_of_setting
+from modules.sumi.engine.sampling.noise import noise_device, source_of_setting
 from modules.sumi.engine.sampling.samplers import find_sampler
 from modules.sumi.services.controlnet.batch import control_batch
 from modules.sumi.services.controlnet.service import ControlNetService, PreparedControl, Target
@@ -422,6 +423,8 @@ class GenerationService:
         """One batch with the scripts' batch hooks around it; returns its images and schedule label
         (img2img's composite of each image leaves its masks in `composited`)."""
         select_batch(p, n)
+        scale = loaded.sd.vae_scale
+        batch_rng = p.rng = self.batch_rng(p, loaded, (p.height // scale, p.width // scale))
         batch = {"batch_number": n, "prompts": p.prompts, "seeds": p.seeds, "subseeds": p.subseeds}
         if p.scripts is not None:
             p.scripts.before_process_batch(p, **batch)
@@ -431,6 +434,8 @@ class GenerationService:
             p.scripts.after_extra_networks_activate(p, **batch, extra_network_data=p.extra_network_data)
             p.scripts.process_batch(p, **batch)
         request = self._request(p, a1111_sampler.prompts_for_batch(prompts), job)
+        if p.rng is not batch_rng or not batch_rng.is_first:  # a script replaced p.rng or drew from it
+            request.noise_rng = p.rng
         if p.scripts is not None and not hires.skips_first_pass(p):  # A1111: x is the init latents (txt2img:
             # None, the engine makes the noise); ✨ Upscale (firstpass_image) has no first pass
             init = getattr(p, "init_latent", None) if img2img.is_img2img(p) else None
@@ -569,6 +574,22 @@ class GenerationService:
             tuning=sampler_params.sampler_tuning(p, o),
             token_merging_ratio=token_merging.ratio(p, o),
             extra_noise_hook=sampler_params.extra_noise_hook(self.callbacks),
+        )
+
+    def batch_rng(self, p: StableDiffusionProcessing, loaded: LoadedModel, size: tuple[int, int]) -> ImageRNG:
+        """A1111's `p.rng` for a batch: the noise of its seeds at the latent `size` (h, w), from the
+        source and ENSD of the settings (what the engine draws unless a script changes it)."""
+        o, model, extras = self.options, loaded.sd, p.seed_enable_extras
+        return ImageRNG(
+            (model.latent_channels, *size),
+            p.seeds,
+            subseeds=p.subseeds,
+            subseed_strength=p.subseed_strength if extras else 0.0,
+            seed_resize_from_h=p.seed_resize_from_h if extras else 0,
+            seed_resize_from_w=p.seed_resize_from_w if extras else 0,
+            source=noise_device(source_of_setting(o.randn_source), model.device),
+            eta_noise_seed_delta=int(o.eta_noise_seed_delta),
+            device=model.device,
         )
 
     def _embedding_hook(self, loaded: LoadedModel, reload: bool = True):

@@ -366,6 +366,9 @@ class HiresFix:
                 _truncated(latents, p.truncate_x, p.truncate_y),
                 _truncated(conditioning, p.truncate_x, p.truncate_y),
             )
+            p.rng = service.batch_rng(
+                p, loaded, (latents.shape[-2], latents.shape[-1])
+            )  # A1111's hires p.rng
             prompts = self._activate_networks()
             job = self._job(loaded, latents)
             scale = loaded.sd.vae_scale
@@ -381,6 +384,7 @@ class HiresFix:
                 schedule=p.hr_scheduler or request.schedule,
                 token_override=job.embeddings,
                 control_units=job.control.units,
+                noise_rng=None,  # a script's p.rng is the first pass's
                 first_pass_steps=_model_calls(request.sampler, request.steps),
                 token_merging_ratio=token_merging.ratio(p, service.options, hires_pass=True),
                 init=engine_img2img.InitLatents(

@@ -102,6 +102,8 @@ class StableDiffusionProcessing:
     subseeds: list[int] = field(default_factory=list)
     extra_network_data: dict[str, Any] = field(default_factory=dict)
     sampler: Any = None  # A1111: the running batch's sampler object (sd_samplers.create_sampler)
+    # A1111: the running batch's noise (engine.sampling.image_rng.ImageRNG); a script may replace it
+    rng: Any = field(default=None, init=False)
     # A1111 runtime fields: where an "only masked" crop goes back (x, y, w, h), and whether the model
     # took 9-channel inpainting conditioning.
     paste_to: tuple[int, int, int, int] | None = field(default=None, init=False)
