@@ -81,3 +81,39 @@ def test_naming_twice_changes_nothing_and_self_attention_keeps_its_class(unet):
     name_cross_attention(unet)
     assert [type(m) for m in cross_attention_layers(unet)] == before
     assert all(type(m).__name__ != "CrossAttention" for n, m in unet.named_modules() if n.endswith("attn1"))
+
+
+@torch.no_grad()
+def test_a_forward_saved_and_set_back_runs_as_it_did(unet):
+    """Extensions that keep `module.forward` to restore it later (their own hook, or the layer's own)."""
+    x, t, kwargs = unet_call(unet)
+    plain = unet(x, t, return_dict=False, **kwargs)[0]
+    layers = cross_attention_layers(unet)
+    originals = [module.forward for module in layers]  # the layers' own bound forward
+    calls: list[tuple[int, ...]] = []
+    for module in layers:
+        module.forward = ldm_forward(module, calls)
+    hooks = [module.forward for module in layers]
+    for module, original in zip(layers, originals, strict=True):
+        module.forward = original
+    assert all("forward" not in module.__dict__ for module in layers)
+    torch.testing.assert_close(unet(x, t, return_dict=False, **kwargs)[0], plain)
+    for module, hook in zip(layers, hooks, strict=True):
+        module.forward = hook  # a saved hook set again: called as before, not wrapped twice
+    try:
+        torch.testing.assert_close(unet(x, t, return_dict=False, **kwargs)[0], plain, rtol=1e-4, atol=1e-4)
+    finally:
+        for module in layers:
+            del module.forward
+    assert len(calls) == len(layers)
+
+
+@torch.no_grad()
+def test_named_layers_compile_without_a_graph_break(unet):
+    """The name is all that changes: torch.compile traces the UNet in one graph, as before naming."""
+    import torch._dynamo
+
+    x, t, kwargs = unet_call(unet)
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(unet)(x, t, return_dict=False, **kwargs)
+    assert explained.graph_break_count == 0, explained.break_reasons

@@ -11,8 +11,8 @@ diffusers UNet has the same layers (diffusers' `Attention`, whose `to_out` is a 
 `name_cross_attention(unet)` gives each `attn2` layer a subclass of its class named `CrossAttention`
 (nothing else of it changes: weights, processors, `state_dict()` keys) and makes its `to_out` callable
 (its layers in order, as LDM's `Sequential`). While a layer has no `forward` of its own it runs as
-before; once an extension sets one, the layer calls it with LDM's arguments (and `del module.forward`
-puts it back).
+before; a `forward` an extension sets is called with LDM's arguments (it is kept wrapped, the
+extension's function as `module.forward.__wrapped__`), and `del module.forward` puts diffusers' back.
 """
 
 from __future__ import annotations
@@ -33,28 +33,44 @@ class _LayersInOrder(torch.nn.ModuleList):
         return x
 
 
-def _cross_attention_class(base: type) -> type:
-    named = _NAMED.get(base)
-    if named is not None:
-        return named
+def _ldm_call(forward: Any) -> Any:
+    """An extension's LDM-style `forward(x, context=None, mask=None)` as the layer's forward, which
+    diffusers calls with `(hidden_states, encoder_hidden_states=, attention_mask=)`."""
 
-    def __call__(  # noqa: N807 - the class's call
-        self: Any,
+    def called_by_diffusers(
         hidden_states: torch.Tensor,
         encoder_hidden_states: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         *args: Any,
         **kwargs: Any,
     ) -> Any:
-        own = self.__dict__.get("forward")
-        if own is None:
-            return base.__call__(self, hidden_states, encoder_hidden_states, attention_mask, *args, **kwargs)
-        return own(hidden_states, context=encoder_hidden_states, mask=attention_mask)
+        return forward(hidden_states, context=encoder_hidden_states, mask=attention_mask)
 
+    called_by_diffusers.__wrapped__ = forward  # type: ignore[attr-defined]
+    called_by_diffusers._sumi_ldm_call = True  # type: ignore[attr-defined]  # saved and set again: as is
+    return called_by_diffusers
+
+
+def _cross_attention_class(base: type) -> type:
+    named = _NAMED.get(base)
+    if named is not None:
+        return named
+
+    def __setattr__(self: Any, name: str, value: Any) -> None:  # noqa: N807 - the class's setattr
+        if name == "forward" and callable(value):
+            if getattr(value, "__func__", None) is base.forward and getattr(value, "__self__", None) is self:
+                self.__dict__.pop("forward", None)  # its own forward saved earlier and put back
+                return
+            if not getattr(value, "_sumi_ldm_call", False):
+                value = _ldm_call(value)
+        base.__setattr__(self, name, value)
+
+    # Only setting `forward` is changed: the class's own call and forward stay diffusers' (torch.compile
+    # traces them as before); `del module.forward` goes back to them.
     named = type(
         "CrossAttention",
         (base,),
-        {"__call__": __call__, "__module__": __name__, "__doc__": f"{base.__name__}, by A1111's name."},
+        {"__setattr__": __setattr__, "__module__": __name__, "__doc__": f"{base.__name__}, by A1111's name."},
     )
     _NAMED[base] = named
     return named
