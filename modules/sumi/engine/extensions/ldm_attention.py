@@ -63,7 +63,7 @@ def _cross_attention_class(base: type) -> type:
                 return
             if not getattr(value, "_sumi_ldm_call", False):
                 value = _ldm_call(value)
-        base.__setattr__(self, name, value)
+        torch.nn.Module.__setattr__(self, name, value)
 
     # Only setting `forward` is changed: the class's own call and forward stay diffusers' (torch.compile
     # traces them as before); `del module.forward` goes back to them.
