@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 _NAMED: dict[type, type] = {}
+_module_setattr: Any = torch.nn.Module.__setattr__  # (typed for tensors and modules only)
 
 
 class _LayersInOrder(torch.nn.ModuleList):
@@ -63,7 +64,7 @@ def _cross_attention_class(base: type) -> type:
                 return
             if not getattr(value, "_sumi_ldm_call", False):
                 value = _ldm_call(value)
-        torch.nn.Module.__setattr__(self, name, value)
+        _module_setattr(self, name, value)
 
     # Only setting `forward` is changed: the class's own call and forward stay diffusers' (torch.compile
     # traces them as before); `del module.forward` goes back to them.
