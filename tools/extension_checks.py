@@ -1405,3 +1405,59 @@ def _adetailer_redraws_one_region(ctx: Context) -> tuple[bool | None, str]:
         f"one region redrawn: {int(changed.sum())} pixels changed, within a box of {box:.0%} of the picture "
         "(a detector made here that finds a 'face' everywhere; its Hugging Face models need the network)"
     )
+
+
+PHOTOSHOP = "/sdapi/auto-photoshop-sd"
+# the A1111 routes its Photoshop panel reads when it connects (sdapi_py_re.js, typescripts/)
+PHOTOSHOP_READS = [
+    "/config",
+    "/sdapi/v1/options",
+    "/sdapi/v1/sd-models",
+    "/sdapi/v1/samplers",
+    "/sdapi/v1/upscalers",
+    "/sdapi/v1/scripts",
+    "/sdapi/v1/loras",
+    "/sdapi/v1/embeddings",
+    "/sdapi/v1/progress?skip_current_image=false",
+    "/controlnet/version",
+    "/controlnet/settings",
+    "/controlnet/model_list",
+    "/controlnet/module_list?alias_names=true",
+]
+
+
+@ui("Auto-Photoshop-SD-Plugin")
+def _photoshop_ui(ctx: Context) -> tuple[bool | None, str]:
+    """Its panel lives in Photoshop; here, what it mounts (with --api) and the A1111 routes it reads."""
+    version = ctx.http.get(f"{PHOTOSHOP}/version")
+    if version.status_code != 200:
+        return False, f"its routes are not mounted: {PHOTOSHOP}/version answered {version.status_code}"
+    failed = [
+        f"{path} {r.status_code}" for path in PHOTOSHOP_READS if (r := ctx.http.get(path)).status_code != 200
+    ]
+    if failed:
+        return False, f"routes its panel reads failed: {', '.join(failed)}"
+    return (
+        True,
+        f"{PHOTOSHOP}/version answered {version.json()}; the {len(PHOTOSHOP_READS)} A1111 routes its panel reads answer",
+    )
+
+
+@core("Auto-Photoshop-SD-Plugin")
+def _photoshop_core(ctx: Context) -> tuple[bool | None, str]:
+    """Its mask expansion (inpainting from a Photoshop selection): a 16x16 square in a 64x64 mask, grown
+    by 3 max-filter passes."""
+    import numpy as np
+    from PIL import Image
+
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (24, 24, 40, 40))
+    buffer = io.BytesIO()
+    mask.convert("RGB").save(buffer, "PNG")
+    payload = {"mask": base64.b64encode(buffer.getvalue()).decode(), "mask_expansion": 3, "blur": 0}
+    response = ctx.http.post(f"{PHOTOSHOP}/mask/expansion/", json=payload)
+    if response.status_code != 200:
+        return False, f"mask expansion answered {response.status_code}: {response.text[:200]}"
+    grown = Image.open(io.BytesIO(base64.b64decode(response.json()["mask"]))).convert("L")
+    before, after = int((np.asarray(mask) > 127).sum()), int((np.asarray(grown) > 127).sum())
+    return after > before, f"mask expansion grew a {before}-pixel selection to {after} pixels"
