@@ -174,6 +174,29 @@ class _UNetInputs(Extension):
         batch.unet_kwargs["down_block_additional_residuals"] = None
 
 
+def test_a_layer_an_extension_rewired_sends_the_job_eager():
+    """A captured graph would run without them: a forward set on a layer (Regional Prompter's
+    cross-attention, a replaced block's forward) or a forward hook on one; removed, the compiled path is back."""
+    model = _model(tiny_sd1())
+    compiled.configure(model, CompileConfig(backend="eager"))
+    attn2 = next(m for name, m in model.unet.named_modules() if name.endswith("attn2"))
+    attn2.forward = lambda x, context=None, mask=None: x
+    try:
+        reason = compiled.eager_reason(model)
+        assert reason is not None and "attn2 has a forward of its own" in reason
+        assert compiled.unet_for_job(model) is model.unet
+    finally:
+        del attn2.forward
+    handle = model.unet.mid_block.register_forward_hook(lambda module, args, out: out)
+    try:
+        assert "mid_block" in (compiled.eager_reason(model) or "")
+    finally:
+        handle.remove()
+    assert compiled.eager_reason(model) is None
+    assert isinstance(compiled.unet_for_job(model), CompiledUNet)
+    compiled.configure(model, None)
+
+
 def test_the_job_gets_the_compiled_unet_unless_something_needs_eager(sd1, tmp_path):
     model = _model(tiny_sd1())
     assert compiled.unet_for_job(model) is model.unet  # off

@@ -316,6 +316,21 @@ def eager_reason(model: SDModel, extensions: ExtensionManager | None = None) -> 
     processors = getattr(model.unet, "attn_processors", {})
     if any(not type(p).__module__.startswith("diffusers.") for p in processors.values()):
         return "attention processors are replaced (hypernetworks or an extension)"
+    layer = _customised_layer(model.unet)
+    if layer is not None:
+        return (
+            f"{layer} has a forward of its own or forward hooks (an extension's, or a ControlNet adapter's)"
+        )
+    return None
+
+
+def _customised_layer(unet: torch.nn.Module) -> str | None:
+    """The first layer whose `forward` was replaced on the object (A1111 extensions do so: Regional
+    Prompter's cross-attention, block replacements) or that has forward hooks: a captured graph would
+    run without them. A scan of the UNet's modules, once per job."""
+    for name, module in unet.named_modules():
+        if "forward" in vars(module) or module._forward_hooks or module._forward_pre_hooks:
+            return name or "the UNet"
     return None
 
 
