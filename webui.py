@@ -91,7 +91,7 @@ def build_server(app):
         import gradio as gr
 
         from modules.sumi.frontends.gradio import asset_patches, build_ui, gradio3_compat, page_head
-        from modules.sumi.frontends.gradio.login import drop_cors
+        from modules.sumi.frontends.gradio.login import drop_cors, mount_gradio3_session_routes
 
         timer.record("import gradio")
         with timer.subcategory("create ui"):
@@ -104,6 +104,7 @@ def build_server(app):
         # run_history off: its routes reach the Hugging Face hub (no network use behind the user's back)
         server = gr.mount_gradio_app(server, demo, path="/", auth=logins or None, run_history=False)
         drop_cors(_ui_app(server))
+        mount_gradio3_session_routes(server, _ui_app(server))  # A1111's clients ask /user at the root
         page_head.install(_ui_app(server), app)  # A1111's scripts in the page <head>, before DOMContentLoaded
         asset_patches.install(_ui_app(server))  # Gradio 3's page behaviour where extensions rely on it
         started = gradio3_compat.blocks_view(demo)  # Gradio 3's `demo.dependencies` and `demo.fns`

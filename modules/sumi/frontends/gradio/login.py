@@ -16,6 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
 _PAGE_METHODS = frozenset({"GET", "HEAD"})
 _LOGIN_FILES = ("/assets/", "/static/", "/svelte/", "/pwa_icon")
 _LOGIN_PAGES = frozenset(
@@ -60,3 +63,23 @@ def current_login() -> str | None:
 
     request = LocalContext.request.get(None)
     return getattr(request, "username", None) or None
+
+
+def mount_gradio3_session_routes(server: Any, gradio_app: Any) -> None:
+    """Gradio 3's `GET /user` and `GET /login_check` at the server's root, where A1111's clients ask
+    them (Gradio 6 answers them under `/gradio_api/`): `/user` is the session's login name or null,
+    `/login_check` null once logged in (or without logins), else 401 "Not authenticated"."""
+    user = session_checker(gradio_app)
+
+    def current_user(request: Request) -> str | None:
+        return user(request.cookies)
+
+    def login_check(request: Request) -> JSONResponse | None:
+        if getattr(gradio_app, "auth", None) is None or user(request.cookies) is not None:
+            return None
+        return JSONResponse({"detail": {"error": "Not authenticated"}}, status_code=401)
+
+    for path in ("/user", "/user/"):
+        server.add_api_route(path, current_user, methods=["GET"], include_in_schema=False)
+    for path in ("/login_check", "/login_check/"):
+        server.add_api_route(path, login_check, methods=["GET"], include_in_schema=False, response_model=None)
