@@ -41,6 +41,8 @@ EXTENSION = {
                     p.rng = rng.ImageRNG((c, p.height // 8, p.width // 8), p.seeds)
                 elif mode == "wrong shape":
                     p.rng = rng.ImageRNG((4, 3, 3), p.seeds)
+                elif mode == "not an rng":
+                    p.rng = "noise"
 
             def process_batch(self, p, mode, **kwargs):
                 if mode == "draw":
@@ -103,3 +105,8 @@ def test_an_rng_of_the_wrong_size_is_a_clear_error(client):
     assert response.status_code == 400
     assert "p.rng gave noise of shape (1, 4, 3, 3)" in response.text
     assert client.post("/sdapi/v1/txt2img", json=BODY).status_code == 200  # the server goes on
+
+
+def test_something_that_is_not_an_rng_is_a_clear_error(client):
+    response = client.post("/sdapi/v1/txt2img", json={**BODY, **_probe("not an rng")})
+    assert response.status_code == 400 and "p.rng to a str, which has no next()" in response.text

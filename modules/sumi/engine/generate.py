@@ -503,6 +503,10 @@ def _script_noise(
     assert rng is not None
     scale = model.vae_scale
     expected = (request.batch_size, model.latent_channels, request.height // scale, request.width // scale)
+    if not callable(getattr(rng, "next", None)):
+        raise InvalidRequestError(
+            f"a script set p.rng to a {type(rng).__name__}, which has no next() to draw noise"
+        )
     noise = rng.next()
     if not isinstance(noise, torch.Tensor) or tuple(noise.shape) != expected:
         got = tuple(noise.shape) if isinstance(noise, torch.Tensor) else type(noise).__name__
