@@ -110,3 +110,20 @@ def test_an_rng_of_the_wrong_size_is_a_clear_error(client):
 def test_something_that_is_not_an_rng_is_a_clear_error(client):
     response = client.post("/sdapi/v1/txt2img", json={**BODY, **_probe("not an rng")})
     assert response.status_code == 400 and "p.rng to a str, which has no next()" in response.text
+
+
+def test_img2img_noise_comes_from_it_too(client):
+    from PIL import Image
+
+    from tests.app_support import encode_png
+
+    picture = encode_png(Image.new("RGB", (96, 64), (200, 40, 40)))
+    body = {**BODY, "init_images": [picture], "denoising_strength": 0.8}
+
+    def job(extra: dict) -> np.ndarray:
+        result = client.post("/sdapi/v1/img2img", json={**body, **extra})
+        assert result.status_code == 200, result.text
+        return decode_pixels(result.json()["images"][0]).astype(np.int16)
+
+    assert np.array_equal(job(_probe("reseed")), job({"seed": 10}))
+    assert not np.array_equal(job(_probe("reseed")), job({}))
