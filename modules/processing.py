@@ -7,9 +7,14 @@ through `modules.shared`, as every A1111 module-level function does.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
-from modules import shared
+import torch
+
+from modules import devices, rng, shared
+from modules.rng import slerp
+from modules.sd_samplers_common import images_tensor_to_samples, samples_to_images_tensor
 from modules.sumi.services.images.colors import apply_color_correction, setup_color_correction
 from modules.sumi.services.jobs.processing import (
     Processed,
@@ -32,9 +37,15 @@ __all__ = [
     "StableDiffusionProcessing",
     "StableDiffusionProcessingImg2Img",
     "StableDiffusionProcessingTxt2Img",
+    "DecodedSamples",
     "apply_overlay",
     "create_binary_mask",
     "create_infotext",
+    "create_random_tensors",
+    "decode_first_stage",
+    "decode_latent_batch",
+    "images_tensor_to_samples",
+    "slerp",
     "fix_seed",
     "get_fixed_seed",
     "old_hires_fix_first_pass_dimensions",
@@ -57,6 +68,46 @@ def process_images(p: StableDiffusionProcessing) -> Processed:
 
 # A1111 calls the job body `process_images_inner`; in Sumi patching it changes nothing.
 process_images_inner = process_images
+
+
+def create_random_tensors(
+    shape: Sequence[int],
+    seeds: Sequence[int],
+    subseeds: Sequence[int] | None = None,
+    subseed_strength: float = 0.0,
+    seed_resize_from_h: int = 0,
+    seed_resize_from_w: int = 0,
+    p: Any = None,
+) -> torch.Tensor:
+    """The first noise of `seeds` (one (C, H, W) draw each), as a job makes it (A1111: `ImageRNG.next()`)."""
+    return rng.ImageRNG(
+        shape, seeds, subseeds, subseed_strength, seed_resize_from_h, seed_resize_from_w
+    ).next()
+
+
+def decode_first_stage(model: Any, x: torch.Tensor) -> torch.Tensor:
+    """Latents to pixels in about [-1, 1] with the model's VAE (A1111's full decode)."""
+    return samples_to_images_tensor(x, None, model)
+
+
+class DecodedSamples(list):
+    """A list of decoded images (A1111 marks it so a sampler's result is not decoded twice)."""
+
+    already_decoded = True
+
+
+def decode_latent_batch(
+    model: Any, batch: torch.Tensor, target_device: Any = None, check_for_nans: bool = False
+) -> DecodedSamples:
+    """Each latent of `batch` decoded alone (pixels in about [-1, 1]), moved to `target_device`; with
+    `check_for_nans` a picture that is all NaN raises A1111's NansException."""
+    samples = DecodedSamples()
+    for i in range(batch.shape[0]):
+        sample = decode_first_stage(model, batch[i : i + 1])[0]
+        if check_for_nans:
+            devices.test_for_nans(sample, "vae")
+        samples.append(sample.to(target_device) if target_device is not None else sample)
+    return samples
 
 
 def create_infotext(

@@ -49,6 +49,17 @@ def decode(
     return (pixels / 2 + 0.5).clamp(0, 1).float().cpu()
 
 
+@torch.no_grad()
+def decode_raw(model: SDModel, latents: torch.Tensor) -> torch.Tensor:
+    """The VAE's output for sampler-scaled latents, about [-1, 1], on the model's device in the VAE's
+    dtype and not clamped (A1111's `decode_first_stage`); a half VAE that overflows decodes in fp32."""
+    pixels = _decode_once(model, latents)
+    if model.vae.dtype != torch.float32 and nans.bad_images(pixels) and not nans.bad_images(latents):
+        torch.nn.Module.to(model.vae, torch.float32)
+        pixels = _decode_once(model, latents)
+    return pixels
+
+
 def _decode_once(
     model: SDModel,
     latents: torch.Tensor,

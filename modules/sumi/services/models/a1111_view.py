@@ -6,8 +6,9 @@ Its LDM-named parts are stand-ins holding Sumi's diffusers/transformers modules:
 `cond_stage_model` (and `conditioner` on SDXL) the CLIP text encoders. Moving them (`.to()`,
 `.cpu()`) or reading their parameters works, and the UNet has A1111's block lists (`input_blocks`,
 `output_blocks`, ...: engine/extensions/ldm_blocks.py) for extensions that replace or hook blocks; code
-that expects LDM's classes or their forward signatures does not work. A model moved off the GPU is moved
-back before the next job.
+that expects LDM's classes or their forward signatures does not work. The VAE methods of LDM's model
+are there too (`decode_first_stage`, `encode_first_stage`, `get_first_stage_encoding`, `scale_factor`).
+A model moved off the GPU is moved back before the next job.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from modules.sumi.engine import vae as vae_ops
 from modules.sumi.engine.accel.offload import offloader_of
 from modules.sumi.engine.extensions import ldm_attention, ldm_blocks
 from modules.sumi.services.models import checkpoints
@@ -187,6 +189,34 @@ class ModelFacade:
         if not self.is_sdxl:
             raise AttributeError("conditioner: only SDXL models have one (A1111)")
         return self._parts.cond_stage_model
+
+    # the VAE, as LDM's model calls it
+    @property
+    def scale_factor(self) -> float:
+        """The latents' scale (SD1/SD2 0.18215, SDXL 0.13025)."""
+        return float(self._loaded.sd.vae_scaling_factor)
+
+    @torch.no_grad()
+    def decode_first_stage(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents (scaled as the sampler's) to pixels in about [-1, 1], not clamped (A1111)."""
+        return vae_ops.decode_raw(self._loaded.sd, z)
+
+    @torch.no_grad()
+    def encode_first_stage(self, x: torch.Tensor) -> Any:
+        """Pixels in [-1, 1] to the VAE's posterior (`sample()`, `mode()`, `mean`, `std`), as LDM's."""
+        vae = self._loaded.sd.vae
+        return vae.encode(x.to(device=vae.device, dtype=vae.dtype)).latent_dist  # pyright: ignore[reportAttributeAccessIssue]
+
+    def get_first_stage_encoding(self, encoder_posterior: Any) -> torch.Tensor:
+        """A posterior's mean (or a tensor as it is) scaled for the sampler. LDM samples the posterior;
+        Sumi takes its mean, as its own img2img encoding does, so encoding is deterministic (a real VAE's
+        spread is ~1e-3 of the latents; the demo model's VAE is much wider)."""
+        z = encoder_posterior
+        if not isinstance(z, torch.Tensor) and callable(getattr(z, "mode", None)):
+            z = z.mode()
+        if not isinstance(z, torch.Tensor):
+            raise TypeError(f"get_first_stage_encoding: a posterior or a tensor, not {type(z).__name__}")
+        return self.scale_factor * z
 
     def parameters(self, recurse: bool = True):
         return self._parts.parameters(recurse)
