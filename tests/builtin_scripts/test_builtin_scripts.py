@@ -318,6 +318,11 @@ def test_the_controls_build_inside_a_page(app):
     assert xyz_ui._fill(9, True)[0]["value"].startswith("DPM++ 2M,")
     paste = dict((id(c), key) for c, key in scripts["X/Y/Z plot"].infotext_fields)
     assert paste[id(xyz[0])]({"X Type": "CFG Scale"}) == 6 and paste[id(xyz[1])] == "X Values"
+    # A1111's ScriptRunner.infotext_fields: every script's pairs (the built-in Lora's paste callback and
+    # extensions look through `scripts.scripts_txt2img.infotext_fields`)
+    runner_fields = app.scripts.txt2img.infotext_fields
+    assert all(pair in runner_fields for pair in scripts["X/Y/Z plot"].infotext_fields)
+    assert [key for _, key in runner_fields].count("X Values") == 1
 
 
 def test_prompt_matrix_cells_are_single_generations(client):

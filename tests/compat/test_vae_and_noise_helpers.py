@@ -70,3 +70,10 @@ def test_ldm_encoding_scales_a_posterior_mean_or_a_tensor(app):
     assert torch.equal(encoded, posterior.mode() * model.scale_factor)
     with pytest.raises(TypeError, match="a posterior or a tensor"):
         model.get_first_stage_encoding("latents")
+
+
+def test_alphas_cumprod_is_the_training_schedule(app):
+    alphas = shared.sd_model.alphas_cumprod
+    assert alphas.shape == (1000,) and alphas[0] > alphas[-1] > 0
+    betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=torch.float64) ** 2  # SD's scaled_linear
+    torch.testing.assert_close(alphas.cpu().double(), torch.cumprod(1 - betas, 0), atol=1e-6, rtol=0)

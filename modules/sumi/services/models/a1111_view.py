@@ -22,6 +22,7 @@ import torch
 from modules.sumi.engine import vae as vae_ops
 from modules.sumi.engine.accel.offload import offloader_of
 from modules.sumi.engine.extensions import ldm_attention, ldm_blocks
+from modules.sumi.engine.sampling.training_noise import training_alphas
 from modules.sumi.services.models import checkpoints
 
 if TYPE_CHECKING:
@@ -189,6 +190,12 @@ class ModelFacade:
         if not self.is_sdxl:
             raise AttributeError("conditioner: only SDXL models have one (A1111)")
         return self._parts.cond_stage_model
+
+    @property
+    def alphas_cumprod(self) -> torch.Tensor:
+        """LDM's training schedule: the 1000 cumulative alphas, on the model's device."""
+        sd = self._loaded.sd
+        return training_alphas(sd.scheduler_config).to(sd.device)
 
     # the VAE, as LDM's model calls it
     @property

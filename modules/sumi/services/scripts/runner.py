@@ -172,6 +172,12 @@ class ScriptRunner:
         self.inputs: list[Any] = [None]
         self.paste_field_names: list[str] = []  # A1111: infotext fields the tab's scripts paste into
 
+    @property
+    def infotext_fields(self) -> list[Any]:
+        """A1111: the `(component, infotext key)` pairs of the tab's scripts (their `infotext_fields`,
+        set when their UI is made), which the tab's paste reads and extensions look through."""
+        return [pair for script in self.scripts for pair in (getattr(script, "infotext_fields", None) or [])]
+
     # -- set-up ------------------------------------------------------------------------------------
     def initialize_scripts(self, scripts_data: Sequence[ScriptClassData]) -> None:
         self.scripts, self.selectable_scripts, self.alwayson_scripts = [], [], []
