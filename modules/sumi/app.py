@@ -33,7 +33,7 @@ from modules.sumi.services.jobs.processing import StableDiffusionProcessingTxt2I
 from modules.sumi.services.jobs.queue import JobQueue
 from modules.sumi.services.jobs.runner import JobRunner
 from modules.sumi.services.jobs.state import JobState
-from modules.sumi.services.models.a1111_view import model_view, use_line_tokenizer
+from modules.sumi.services.models.a1111_view import model_view, use_line_tokenizer, use_text_encoder
 from modules.sumi.services.models.checkpoints import CheckpointRegistry, VaeRegistry
 from modules.sumi.services.models.hashing import HashCache
 from modules.sumi.services.models.manager import ModelManager
@@ -236,6 +236,7 @@ class App:
         )
         self.text = TextService(self.models, self.embeddings, self.options)
         use_line_tokenizer(_weak_line_tokenizer(self.text))  # `cond_stage_model.tokenize_line`
+        use_text_encoder(_weak_text_encoder(self.text))  # `sd_model.get_learned_conditioning`
         self.captioning = self._caption_service()
         self.training = TrainingService(self.queue, self.state, self._training_model, self._training_sample)
         self.a1111_training = A1111Training(
@@ -584,6 +585,19 @@ def _weak_line_tokenizer(text: TextService) -> Callable[[Any, str], Any]:
         return bound(line, model)
 
     return tokenize
+
+
+def _weak_text_encoder(text: TextService) -> Callable[[Any, list[str]], Any]:
+    """`text.learned_conditioning` without keeping the app alive (the facade's hook is process-wide)."""
+    method = weakref.WeakMethod(text.learned_conditioning)
+
+    def encode(model: Any, texts: list[str]) -> Any:
+        bound = method()
+        if bound is None:
+            raise RuntimeError("the app that encoded prompts has stopped")
+        return bound(texts, model)
+
+    return encode
 
 
 def _a1111_model_view(loaded: Any) -> Any:

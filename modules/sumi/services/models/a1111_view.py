@@ -33,6 +33,16 @@ if TYPE_CHECKING:
 _line_tokenizer: Callable[[Any, str], Any] | None = None
 
 
+# (model, texts) -> their Conditioning; the app gives its text service's (`use_text_encoder`)
+_text_encoder: Callable[[Any, list[str]], Any] | None = None
+
+
+def use_text_encoder(encode: Callable[[Any, list[str]], Any] | None) -> None:
+    """What `sd_model.get_learned_conditioning` asks: the running app's (its settings, its embeddings)."""
+    global _text_encoder
+    _text_encoder = encode
+
+
 def use_line_tokenizer(tokenize: Callable[[Any, str], Any] | None) -> None:
     """What `cond_stage_model.tokenize_line` asks: the running app's (its settings, its embeddings)."""
     global _line_tokenizer
@@ -190,6 +200,20 @@ class ModelFacade:
         if not self.is_sdxl:
             raise AttributeError("conditioner: only SDXL models have one (A1111)")
         return self._parts.cond_stage_model
+
+    @torch.no_grad()
+    def get_learned_conditioning(self, texts: Any) -> Any:
+        """LDM's text conditioning of `texts` (a list of prompts, an `SdConditioning`): the token
+        vectors (B, 77*k, D); SDXL {"crossattn", "vector"}, where "vector" is the pooled text embedding
+        (A1111's also holds the size embeddings; Sumi's cfg callbacks show the same)."""
+        if _text_encoder is None:
+            raise RuntimeError("get_learned_conditioning needs the running app")
+        if isinstance(texts, str):
+            texts = [texts]
+        conditioning = _text_encoder(self._loaded.sd, [str(t) for t in texts])
+        if not self.is_sdxl:
+            return conditioning.context
+        return {"crossattn": conditioning.context, "vector": conditioning.pooled}
 
     @property
     def alphas_cumprod(self) -> torch.Tensor:

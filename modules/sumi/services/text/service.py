@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from modules.sumi.engine.text.chunks import ChunkedPrompt, chunk_prompt, no_parse
+from modules.sumi.engine.text.encoder import Conditioning, encode_prompts
 from modules.sumi.engine.text.prompt_syntax import attention_fragments
 from modules.sumi.engine.text.token_count import count_tokens
 from modules.sumi.engine.text.tokenizer import get_tokenizer
@@ -51,6 +52,20 @@ class TextService:
             parse=no_parse if o.emphasis == "None" else attention_fragments,
             comma_padding_backtrack=int(o.comma_padding_backtrack),
             find_embedding=self._embedding_finder(model),
+        )
+
+    def learned_conditioning(self, texts: list[str], model: Any) -> Conditioning:
+        """LDM's `get_learned_conditioning`: `texts` encoded by `model`'s text encoders as a job encodes
+        its prompts (emphasis, clip skip, BREAK, comma back-tracking, the embeddings)."""
+        o = self.options
+        return encode_prompts(
+            model.text_encoders,
+            list(texts),
+            max(1, int(getattr(o, "CLIP_stop_at_last_layers", 1) or 1)),
+            emphasis=o.emphasis,
+            parse=attention_fragments,
+            comma_padding_backtrack=int(o.comma_padding_backtrack),
+            token_override=self.embeddings.for_model(model).hook(),
         )
 
     def _embedding_finder(self, model: Any) -> Any:
