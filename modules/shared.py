@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import types
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from modules.interrogate import InterrogateModels
@@ -154,6 +155,7 @@ def __getattr__(name: str) -> Any:
         "State": _state_class,
         "log": lambda a: logging.getLogger("sd"),
         "face_restorers": _face_restorers,
+        "mem_mon": _mem_mon,
     }
     if name == "sd_upscalers":  # also before the App runs: the built-in ones
         from modules import upscaler
@@ -162,6 +164,19 @@ def __getattr__(name: str) -> Any:
     if name in resolvers:
         return resolvers[name](app())
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+_mem_mons: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _mem_mon(a: App) -> Any:
+    """A1111's VRAM monitor of the App's device (one per App; disabled without CUDA)."""
+    monitor = _mem_mons.get(a)
+    if monitor is None:
+        from modules.memmon import MemUsageMonitor
+
+        monitor = _mem_mons[a] = MemUsageMonitor("MemMon", a.devices.device, a.options)
+    return monitor
 
 
 def _face_restorers(a: App) -> list:

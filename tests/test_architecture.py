@@ -40,6 +40,7 @@ A1111_MODULES_NOT_IN_SURFACE = {
     "modules.patches",  # per-caller monkeypatching (lycoris, supermerger)
     "modules.rng",  # seeded noise and ImageRNG (multidiffusion, seed scripts)
     "modules.shared_state",  # the class of shared.state (multidiffusion)
+    "modules.memmon",  # the class of shared.mem_mon (multidiffusion)
 }
 MAX_FACADE_LINES = 250
 
