@@ -35,14 +35,9 @@ def decode(
     it by `model.vae.dtype`. With `nan_check`, pixels that are still not finite raise NansException
     ("...produced in VAE.", naming the `seeds` of the images) instead of becoming black.
     """
-    pixels = _decode_once(model, latents, tiling, tiled)
-    if (
-        nan_fallback
-        and model.vae.dtype != torch.float32
-        and nans.bad_images(pixels)
-        and not nans.bad_images(latents)  # fp32 cannot mend latents that are already NaN
-    ):
-        torch.nn.Module.to(model.vae, torch.float32)  # without diffusers' keep-in-fp32 warning
+    if nan_fallback:
+        pixels = decode_raw(model, latents, tiling=tiling, tiled=tiled)
+    else:
         pixels = _decode_once(model, latents, tiling, tiled)
     if nan_check:
         nans.check_output(pixels, "vae", model.vae.dtype, seeds)
@@ -50,13 +45,24 @@ def decode(
 
 
 @torch.no_grad()
-def decode_raw(model: SDModel, latents: torch.Tensor) -> torch.Tensor:
+def decode_raw(
+    model: SDModel,
+    latents: torch.Tensor,
+    *,
+    tiling: tiled_vae.TilingPolicy | None = None,
+    tiled: list[tiled_vae.Tiled] | None = None,
+) -> torch.Tensor:
     """The VAE's output for sampler-scaled latents, about [-1, 1], on the model's device in the VAE's
-    dtype and not clamped (A1111's `decode_first_stage`); a half VAE that overflows decodes in fp32."""
-    pixels = _decode_once(model, latents)
-    if model.vae.dtype != torch.float32 and nans.bad_images(pixels) and not nans.bad_images(latents):
-        torch.nn.Module.to(model.vae, torch.float32)
-        pixels = _decode_once(model, latents)
+    dtype and not clamped (A1111's `decode_first_stage`). A half VAE that gives NaN or infinity decodes
+    again in fp32 and stays in fp32 (`decode`'s `nan_fallback`)."""
+    pixels = _decode_once(model, latents, tiling, tiled)
+    if (
+        model.vae.dtype != torch.float32
+        and nans.bad_images(pixels)
+        and not nans.bad_images(latents)  # fp32 cannot mend latents that are already NaN
+    ):
+        torch.nn.Module.to(model.vae, torch.float32)  # without diffusers' keep-in-fp32 warning
+        pixels = _decode_once(model, latents, tiling, tiled)
     return pixels
 
 

@@ -61,7 +61,7 @@ class TextService:
         return encode_prompts(
             model.text_encoders,
             list(texts),
-            max(1, int(getattr(o, "CLIP_stop_at_last_layers", 1) or 1)),
+            int(o.CLIP_stop_at_last_layers),  # as a job reads it
             emphasis=o.emphasis,
             parse=attention_fragments,
             comma_padding_backtrack=int(o.comma_padding_backtrack),
